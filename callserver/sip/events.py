@@ -1,0 +1,104 @@
+"""Events and actions that cross the sans-IO SIP core's boundary (STYLE.md §3).
+
+Inputs are past tense (``RequestReceived``), actions imperative (``Transmit``). Every event
+that a datagram triggered carries ``rtime``, the monotonic time that datagram arrived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from callserver.sip.message import Request, Response
+
+__all__ = [
+    "Peer",
+    "Transmit",
+    "MessageDropped",
+    "RequestReceived",
+    "ResponseReceived",
+    "TransactionTimedOut",
+    "TransactionTerminated",
+    "TransportFailed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a message came from or goes to.
+
+    ``transport`` is ``"udp"``, ``"tcp"`` or ``"tls"``; ``conn_id`` names the stream connection
+    a message arrived on (None for datagrams), so responses go back over the same connection
+    (RFC 3261 §18.2.2).
+    """
+
+    transport: str
+    host: str
+    port: int
+    conn_id: int | None = None
+
+    @property
+    def reliable(self) -> bool:
+        """True for stream transports, where the transaction layer does not retransmit."""
+        return self.transport != "udp"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transmit:
+    """Action: send these bytes to ``peer`` (already serialised, so retransmits are cheap)."""
+
+    data: bytes
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageDropped:
+    """Input could not be answered (no usable Via/From/To/Call-ID/CSeq) and was discarded."""
+
+    reason: str
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestReceived:
+    """A new request for the transaction user; ``key`` names its server transaction.
+
+    ``key`` is None for an ACK to a 2xx, which has no transaction of its own (RFC 3261 §17.1.1.3).
+    """
+
+    request: Request
+    peer: Peer
+    key: object | None
+    rtime: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseReceived:
+    """A response for the transaction user; ``key`` names the client transaction (None if stray)."""
+
+    response: Response
+    peer: Peer
+    key: object | None
+    rtime: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionTimedOut:
+    """Timer B, F or H fired (RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1); the TU treats it as 408."""
+
+    key: object
+    request: Request
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionTerminated:
+    """A transaction reached Terminated and was forgotten (Kamailio's TransactionDeleted)."""
+
+    key: object
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransportFailed:
+    """The transport could not deliver to ``peer`` (RFC 3261 §17.1.4, §18.4)."""
+
+    peer: Peer
+    reason: str
