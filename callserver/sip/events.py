@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from callserver.sip.message import Request, Response
 
 __all__ = [
+    "CloseConnection",
+    "DialogConfirmed",
+    "DialogTerminated",
+    "InviteCancelled",
     "Peer",
     "Transmit",
     "MessageDropped",
@@ -101,4 +105,41 @@ class TransportFailed:
     """The transport could not deliver to ``peer`` (RFC 3261 §17.1.4, §18.4)."""
 
     peer: Peer
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InviteCancelled:
+    """A CANCEL matched a pending INVITE; the endpoint already answered 200 and 487 (§9.2)."""
+
+    key: object
+    rtime: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialogConfirmed:
+    """The dialog is up: the ACK for our 2xx arrived (UAS) or a 2xx arrived (UAC).
+
+    ``rtime`` is when that ACK or 2xx arrived: the answer time billing uses.
+    """
+
+    dialog_id: object
+    rtime: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialogTerminated:
+    """The dialog ended; ``reason`` says why (``bye_received``, ``bye_sent``, ``ack_timeout``,
+    ``session_expired``, ``refresh_failed``)."""
+
+    dialog_id: object
+    reason: str
+    rtime: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseConnection:
+    """Action: the peer on this stream sent something we will not parse; close it."""
+
+    conn_id: int
     reason: str

@@ -1,0 +1,56 @@
+# callserver — two commands on a fresh Debian machine:
+#   make run    set up .venv and start the server on config/callserver.yaml (foreground)
+#   make test   set up .venv (+ SIPp), then lint, type checks and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: install run test lint typecheck imports unit e2e sipp bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "python3 -m venv failed: on Debian run 'apt-get install python3-venv' (as root)"; exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/callserver run --config config/callserver.yaml
+
+# SIPp is the real peer of the end-to-end tests (Debian package sip-tester).
+sipp:
+	@command -v sipp >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester) >/dev/null; \
+	  else echo "sipp is missing: run 'sudo apt-get install sip-tester'"; exit 1; fi; }
+	@sipp -v 2>/dev/null | grep -m1 SIPp || true
+
+lint: install
+	$(BIN)/ruff check callserver tests bench
+	$(BIN)/ruff format --check callserver tests bench
+
+typecheck: install
+	$(BIN)/mypy --strict callserver/sip callserver/transport
+	$(BIN)/mypy callserver
+
+imports: install
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not e2e"
+
+e2e: install sipp
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m e2e
+
+test: install sipp lint typecheck imports
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
+
+bench: install sipp
+	$(BIN)/python bench/sip_cps.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,7 @@
+"""``python -m callserver`` runs the ``callserver`` command."""
+
+import sys
+
+from callserver.cli import main
+
+sys.exit(main())

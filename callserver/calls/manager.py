@@ -1,0 +1,198 @@
+"""Calls: what the server does with each INVITE the SIP endpoint delivers.
+
+Until the dialplan engine takes over, every INVITE gets the built-in behaviour: the SDP offer
+is answered (operator codec order, telephone-event when offered), the call is answered with
+200 OK, and the server hangs up with BYE after ``calls.answer_hangup_after`` seconds unless the
+caller hangs up first. Re-INVITEs (hold/unhold, session refresh) get the matching SDP answer;
+INFO gets 200. While draining (SIGTERM) new INVITEs get 503 with Retry-After.
+
+Every call is one ``Call`` record from INVITE to teardown, removed on every path: caller BYE,
+our BYE, CANCEL, ACK timeout, session expiry, transaction timeout, shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from callserver.config import Settings
+from callserver.sip.dialog import DialogId
+from callserver.sip.endpoint import SipEndpoint
+from callserver.sip.events import (
+    DialogConfirmed,
+    DialogTerminated,
+    InviteCancelled,
+    MessageDropped,
+    RequestReceived,
+    TransactionTimedOut,
+)
+from callserver.sip.session_description import SdpError, parse_sdp
+from callserver.sip.sdp import AnswerConfig, NoCommonCodec, answer_offer
+
+__all__ = ["Call", "CallManager"]
+
+log = structlog.get_logger("callserver.calls")
+
+
+@dataclass(slots=True)
+class Call:
+    """One inbound call from INVITE to teardown."""
+
+    call_id: str
+    key: object
+    offered_at: float
+    dialog_id: DialogId | None = None
+    answered_at: float | None = None
+    hangup: asyncio.TimerHandle | None = None
+    rtp_port: int = 0
+    sdp_version: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class _PortCycle:
+    """Hands out even RTP port numbers from the configured range, round robin."""
+
+    def __init__(self, low: int, high: int) -> None:
+        start = low + (low % 2)
+        self._ports = itertools.cycle(range(start, high - 1, 2))
+
+    def next(self) -> int:
+        return next(self._ports)
+
+
+class CallManager:
+    """Answers INVITEs with the built-in behaviour and tracks every call until it ends."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        settings: Settings,
+        *,
+        media_host: str,
+        loop: asyncio.AbstractEventLoop,
+        wake: Callable[[], None],
+    ) -> None:
+        self.endpoint = endpoint
+        self.settings = settings
+        self.media_host = media_host
+        self._loop = loop
+        self._wake = wake
+        self.calls: dict[object, Call] = {}
+        self._by_dialog: dict[DialogId, Call] = {}
+        self._ports = _PortCycle(settings.media.rtp_port_min, settings.media.rtp_port_max)
+        self._session_ids = itertools.count(1)
+        self.draining = False
+        self.calls_total = 0
+
+    def handle_event(self, event: object, now: float) -> None:
+        """React to one endpoint event (see the module docstring)."""
+        if isinstance(event, RequestReceived):
+            self._on_request(event, now)
+        elif isinstance(event, DialogConfirmed):
+            call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
+            if call is not None and call.answered_at is None:
+                call.answered_at = event.rtime
+        elif isinstance(event, DialogTerminated):
+            call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
+            if call is not None:
+                self._end(call, event.reason)
+        elif isinstance(event, InviteCancelled):
+            call = self.calls.get(event.key)
+            if call is not None:
+                self._end(call, "cancelled")
+        elif isinstance(event, TransactionTimedOut):
+            call = self.calls.get(event.key)
+            if call is not None and call.dialog_id is None:
+                self._end(call, "timeout")
+        elif isinstance(event, MessageDropped):
+            log.info("sip.message_dropped", reason=event.reason, peer=event.peer.host)
+
+    def _on_request(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        if request.method == "INVITE" and request.to().tag is None:
+            self._on_invite(event, now)
+        elif request.method == "INVITE":
+            self._on_reinvite(event, now)
+        elif event.key is not None:
+            self.endpoint.respond(event.key, 200, now)
+
+    def _on_invite(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        if self.draining or len(self.calls) >= self.settings.calls.max_calls:
+            self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "30"),))
+            return
+        call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
+        call.rtp_port = self._ports.next()
+        body = self._answer(call, request.body)
+        if body is None:
+            self.endpoint.respond(event.key, 488, now)
+            return
+        self.calls[event.key] = call
+        self.calls_total += 1
+        dialog_id = self.endpoint.respond(event.key, 200, now, body=body)
+        if dialog_id is None:
+            self._end(call, "respond_failed")
+            return
+        call.dialog_id = dialog_id
+        self._by_dialog[dialog_id] = call
+        delay = self.settings.calls.answer_hangup_after
+        call.hangup = self._loop.call_at(self._loop.time() + delay, self._hang_up, dialog_id)
+        log.debug("call.answered", call_id=call.call_id)
+
+    def _answer(self, call: Call, offer_body: bytes) -> bytes | None:
+        config = AnswerConfig(
+            codecs=tuple(self.settings.media.codecs),
+            address=self.media_host,
+            port=call.rtp_port,
+            session_id=next(self._session_ids),
+            session_version=call.sdp_version,
+            ptime=self.settings.media.ptime,
+        )
+        try:
+            return str(answer_offer(parse_sdp(offer_body), config).sdp).encode()
+        except NoCommonCodec:
+            return None
+        except SdpError as exc:
+            log.info("call.bad_sdp", call_id=call.call_id, error=str(exc))
+            return None
+
+    def _on_reinvite(self, event: RequestReceived, now: float) -> None:
+        call = self._by_dialog.get(_dialog_of(event))
+        if call is None or event.key is None:
+            if event.key is not None:
+                self.endpoint.respond(event.key, 481, now)
+            return
+        call.sdp_version += 1
+        body = self._answer(call, event.request.body) if event.request.body else None
+        if event.request.body and body is None:
+            self.endpoint.respond(event.key, 488, now)
+            return
+        self.endpoint.respond(event.key, 200, now, body=body or b"")
+
+    def _hang_up(self, dialog_id: DialogId) -> None:
+        self.endpoint.bye(dialog_id, self._loop.time())
+        self._wake()
+
+    def _end(self, call: Call, reason: str) -> None:
+        self.calls.pop(call.key, None)
+        if call.dialog_id is not None:
+            self._by_dialog.pop(call.dialog_id, None)
+        if call.hangup is not None:
+            call.hangup.cancel()
+        log.debug("call.ended", call_id=call.call_id, reason=reason)
+
+    def hang_up_all(self) -> None:
+        """Send BYE on every answered call (shutdown after the drain timeout)."""
+        now = self._loop.time()
+        for dialog_id in list(self._by_dialog):
+            self.endpoint.bye(dialog_id, now)
+        self._wake()
+
+
+def _dialog_of(event: RequestReceived) -> DialogId:
+    request = event.request
+    return DialogId(request.call_id(), request.to().tag or "", request.from_().tag or "")

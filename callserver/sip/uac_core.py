@@ -1,0 +1,262 @@
+"""The UAC half of the endpoint: placing INVITEs, ACK for 2xx, CANCEL, digest retries (RFC 3261 §13.2).
+
+Theory of operation
+-------------------
+``invite`` starts a client INVITE transaction and returns its key, which stays the call's
+handle even when a 401/407 makes us retry with credentials (the retry's key is an alias).
+Provisional responses with a To tag create early dialogs (§12.1.2); the 2xx confirms the
+dialog and the core sends the ACK itself (§13.2.2.4), keeping its bytes to answer any
+retransmitted 2xx, which reaches us with no transaction (key None). A CANCEL asked for
+before any provisional response waits for one (§9.1: "a CANCEL ... SHOULD NOT be sent" until
+a provisional response arrives). A 2xx that races our CANCEL is ACKed and then ended with BYE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from secrets import token_hex
+from typing import TYPE_CHECKING
+
+from callserver.sip.dialog import Dialog, DialogId, DialogState
+from callserver.sip.events import (
+    DialogConfirmed,
+    Peer,
+    ResponseReceived,
+    TransactionTimedOut,
+    Transmit,
+)
+from callserver.sip.headers import Address
+from callserver.sip.message import Request, Response
+from callserver.sip.uac import Credentials, build_ack_for_2xx, build_cancel, build_request, with_authorization
+from callserver.sip.uri import SipUri, Uri
+
+if TYPE_CHECKING:
+    from callserver.sip.endpoint import SipEndpoint
+
+__all__ = ["UacCore"]
+
+
+@dataclass(slots=True)
+class _ClientInvite:
+    handle: object
+    request: Request
+    peer: Peer
+    credentials: Credentials | None
+    provisional_seen: bool = False
+    cancel_wanted: bool = False
+    auth_tried: bool = False
+
+
+class UacCore:
+    """Client-side INVITE handling for ``SipEndpoint`` (RFC 3261 §13.2, §9.1, §22.2)."""
+
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self._endpoint = endpoint
+        self._invites: dict[object, _ClientInvite] = {}
+        self._acks: dict[DialogId, Transmit] = {}
+
+    def invite(
+        self,
+        uri: Uri,
+        *,
+        from_addr: Address,
+        to_addr: Address,
+        peer: Peer,
+        now: float,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: tuple[tuple[str, str], ...] = (),
+        credentials: Credentials | None = None,
+    ) -> object:
+        """Send an INVITE (§13.2.1); returns the handle its responses will carry as ``key``."""
+        from callserver.sip.endpoint import new_branch, new_tag
+
+        config = self._endpoint.config
+        request = build_request(
+            "INVITE", uri,
+            via=config.via(peer.transport, new_branch()),
+            from_addr=from_addr if from_addr.tag else from_addr.with_tag(new_tag()),
+            to_addr=to_addr, call_id=f"{token_hex(12)}@callserver", cseq=1,
+            contact=config.contact(peer.transport),
+            extra=(("Allow", ", ".join(sorted(config.policy.allowed_methods))),
+                   ("Supported", "timer"), ("User-Agent", config.user_agent), *headers),
+        )
+        if body:
+            request.headers.add("Content-Type", content_type)
+            request.body = body
+        key = self._endpoint.send_transaction(request, peer, now)
+        self._invites[key] = _ClientInvite(key, request, peer, credentials)
+        return key
+
+    def cancel(self, handle: object, now: float) -> None:
+        """Cancel a pending INVITE (§9.1); sent once a provisional response has arrived."""
+        for key, pending in self._invites.items():
+            if pending.handle == handle:
+                pending.cancel_wanted = True
+                if pending.provisional_seen:
+                    self._send_cancel(key, pending, now)
+
+    def _send_cancel(self, key: object, pending: _ClientInvite, now: float) -> None:
+        self._endpoint.send_transaction(build_cancel(pending.request), pending.peer, now)
+
+    def on_response(self, event: ResponseReceived, now: float) -> None:
+        """Route a response from the transaction layer (ours, or a stray 2xx)."""
+        if event.key is None:
+            self._stray(event.response)
+            return
+        if self._endpoint.dialog_timers.is_refresh(event.key):
+            if event.response.status >= 200:
+                self._ack_if_invite(event, now)
+                self._endpoint.dialog_timers.refresh_answered(event.key, event.response, now)
+            return
+        pending = self._invites.get(event.key)
+        if pending is None:
+            self._ack_if_invite(event, now)
+            self._endpoint.emit(event)
+            return
+        if self._on_invite_response(event.key, pending, event, now):
+            self._endpoint.emit(
+                ResponseReceived(response=event.response, peer=event.peer,
+                                 key=pending.handle, rtime=event.rtime)
+            )
+
+    def _on_invite_response(
+        self, key: object, pending: _ClientInvite, event: ResponseReceived, now: float
+    ) -> bool:
+        response = event.response
+        status = response.status
+        if status < 200:
+            self._provisional(key, pending, response, now)
+        elif status < 300:
+            dialog = self._confirm(pending, response, event.peer, now)
+            self._endpoint.emit(DialogConfirmed(dialog_id=dialog.id, rtime=event.rtime))
+            if pending.cancel_wanted:
+                self._endpoint.bye(dialog.id, now)
+        elif status in (401, 407) and pending.credentials and not pending.auth_tried:
+            return not self._retry_with_auth(key, pending, response, now)
+        else:
+            self._drop_early(pending.request)
+        return True
+
+    def _provisional(
+        self, key: object, pending: _ClientInvite, response: Response, now: float
+    ) -> None:
+        if response.to().tag is not None and response.status > 100:
+            dialog_id = _uac_dialog_id(pending.request, response)
+            if dialog_id not in self._endpoint.dialogs:
+                dialog = Dialog.as_uac(pending.request, response, pending.peer)
+                self._endpoint.dialogs[dialog.id] = dialog
+        if not pending.provisional_seen:
+            pending.provisional_seen = True
+            if pending.cancel_wanted:
+                self._send_cancel(key, pending, now)
+
+    def _confirm(self, pending: _ClientInvite, response: Response, peer: Peer, now: float) -> Dialog:
+        dialog = self._endpoint.dialogs.get(_uac_dialog_id(pending.request, response))
+        if dialog is None:
+            dialog = Dialog.as_uac(pending.request, response, pending.peer)
+            self._endpoint.dialogs[dialog.id] = dialog
+        dialog.confirm(response)
+        dialog.local_sdp = pending.request.body
+        dialog.remote_sdp = response.body
+        self._send_ack(dialog, pending.request, now)
+        return dialog
+
+    def _send_ack(self, dialog: Dialog, invite: Request, now: float) -> None:
+        from callserver.sip.endpoint import new_branch
+
+        target = self.peer_for_dialog(dialog)
+        ack = build_ack_for_2xx(dialog, invite, self._endpoint.config.via(target.transport, new_branch()))
+        transmit = Transmit(data=ack.serialize(), peer=target)
+        self._acks[dialog.id] = transmit
+        self._endpoint.emit_transmit(transmit)
+
+    def _ack_if_invite(self, event: ResponseReceived, now: float) -> None:
+        response = event.response
+        if response.cseq().method != "INVITE" or not 200 <= response.status < 300:
+            return
+        dialog = self._endpoint.dialogs.get(_dialog_id_of_response(response))
+        if dialog is not None:
+            invite = dialog.create_request("INVITE", "", cseq=response.cseq().seq)
+            self._send_ack(dialog, invite, now)
+
+    def _stray(self, response: Response) -> None:
+        """A retransmitted 2xx: answer with the same ACK again (§13.2.2.4)."""
+        if response.cseq().method != "INVITE" or not 200 <= response.status < 300:
+            return
+        transmit = self._acks.get(_dialog_id_of_response(response))
+        if transmit is not None:
+            self._endpoint.emit_transmit(transmit)
+
+    def _retry_with_auth(
+        self, key: object, pending: _ClientInvite, response: Response, now: float
+    ) -> bool:
+        from callserver.sip.endpoint import new_branch
+
+        assert pending.credentials is not None
+        retry = with_authorization(
+            pending.request, response, pending.credentials,
+            via=self._endpoint.config.via(pending.peer.transport, new_branch()),
+            cnonce=token_hex(8),
+        )
+        if retry is None:
+            return False
+        new_key = self._endpoint.send_transaction(retry, pending.peer, now)
+        self._invites[new_key] = _ClientInvite(
+            pending.handle, retry, pending.peer, pending.credentials,
+            cancel_wanted=pending.cancel_wanted, auth_tried=True,
+        )
+        return True
+
+    def _drop_early(self, invite: Request) -> None:
+        call_id, local_tag = invite.call_id(), invite.from_().tag
+        for dialog_id in [d for d in self._endpoint.dialogs if d.call_id == call_id]:
+            dialog = self._endpoint.dialogs[dialog_id]
+            if dialog_id.local_tag == local_tag and dialog.state is DialogState.EARLY:
+                del self._endpoint.dialogs[dialog_id]
+
+    def on_timeout(self, event: TransactionTimedOut, now: float) -> None:
+        """Timer B/F/H: a refresh fails; an INVITE of ours reports as 408 to the application."""
+        if self._endpoint.dialog_timers.is_refresh(event.key):
+            self._endpoint.dialog_timers.refresh_timed_out(event.key, now)
+            return
+        pending = self._invites.get(event.key)
+        if pending is not None:
+            self._drop_early(pending.request)
+            self._endpoint.emit(TransactionTimedOut(key=pending.handle, request=event.request))
+        elif event.request.method != "INVITE":
+            self._endpoint.emit(event)
+
+    def forget(self, key: object) -> None:
+        """A client transaction ended: drop our record of it."""
+        self._invites.pop(key, None)
+
+    def dialog_ended(self, dialog_id: DialogId) -> None:
+        """Forget the cached ACK of a dialog that is gone."""
+        self._acks.pop(dialog_id, None)
+
+    def peer_for_dialog(self, dialog: Dialog) -> Peer:
+        """Where in-dialog requests go: the next hop's numeric host, else the dialog's peer."""
+        uri = dialog.next_hop()
+        peer = dialog.peer
+        if not isinstance(uri, SipUri) or not _numeric(uri.host):
+            return peer
+        host = uri.host.strip("[]")
+        port = uri.port or (5061 if uri.scheme == "sips" else 5060)
+        transport = uri.transport or peer.transport
+        if (host, port, transport) == (peer.host, peer.port, peer.transport):
+            return peer
+        return Peer(transport, host, port)
+
+
+def _numeric(host: str) -> bool:
+    stripped = host.strip("[]")
+    return ":" in stripped or stripped.replace(".", "").isdigit()
+
+
+def _uac_dialog_id(invite: Request, response: Response) -> DialogId:
+    return DialogId(invite.call_id(), invite.from_().tag or "", response.to().tag or "")
+
+
+def _dialog_id_of_response(response: Response) -> DialogId:
+    return DialogId(response.call_id(), response.from_().tag or "", response.to().tag or "")

@@ -1,0 +1,128 @@
+"""UAS core helpers: building responses (RFC 3261 §8.2.6) and RFC 4028 session-timer answers.
+
+Pure functions; the endpoint decides when to call them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from callserver.sip.dialog import SessionTimer
+from callserver.sip.errors import SipParseError
+from callserver.sip.events import Peer
+from callserver.sip.headers import parse_params
+from callserver.sip.message import Headers, Request, Response, reason_phrase
+
+__all__ = [
+    "SessionTimerAnswer",
+    "build_response",
+    "negotiate_session_timer",
+    "response_peer",
+]
+
+_COPIED = ("Via", "From", "Call-ID", "CSeq")
+
+
+def build_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+) -> Response:
+    """Build a response to ``request`` (RFC 3261 §8.2.6.2).
+
+    "The From field of the response MUST equal the From header field of the request. The
+    Call-ID ... MUST equal ... The CSeq ... MUST equal ... The Via header field values in the
+    response MUST equal the Via header field values in the request and MUST maintain the same
+    ordering." A To tag is added when the request had none and ``to_tag`` is given; a 100
+    (Trying) copies Timestamp (§8.2.6.1).
+    """
+    headers = Headers()
+    for name, value in request.headers:
+        if name in _COPIED:
+            headers.add(name, value)
+    to_value = request.headers.get("To") or ""
+    if to_tag is not None and status != 100 and request.to().tag is None:
+        to_value = f"{to_value};tag={to_tag}"
+    headers.add("To", to_value)
+    if status == 100:
+        timestamp = request.headers.get("Timestamp")
+        if timestamp is not None:
+            headers.add("Timestamp", timestamp)
+    return Response(status=status, reason=reason or reason_phrase(status), headers=headers)
+
+
+def response_peer(request: Request, peer: Peer) -> Peer:
+    """Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4).
+
+    Streams answer on the connection the request came in on. For UDP with ``rport`` the
+    response goes to the source address and port; otherwise to ``received`` (the source
+    address) and the port in the top Via's sent-by (5060 when absent).
+    """
+    if peer.reliable:
+        return peer
+    via = request.top_via()
+    if via.has_rport or via.rport is not None:
+        return peer
+    if via.maddr is not None:
+        return Peer("udp", via.maddr, via.port or 5060)
+    return Peer("udp", peer.host, via.port or 5060)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimerAnswer:
+    """The outcome of RFC 4028 §9 for an INVITE: reject with 422, or the timer to use."""
+
+    reject_min_se: int | None
+    timer: SessionTimer | None
+    headers: tuple[tuple[str, str], ...]
+
+
+def negotiate_session_timer(request: Request, *, default: int, min_se: int) -> SessionTimerAnswer:
+    """Decide the session timer for an INVITE or UPDATE we answer (RFC 4028 §9).
+
+    - Session-Expires below our Min-SE: 422 with our Min-SE ("MUST reject ... with a 422").
+    - UAC supports "timer": we keep its interval (or ours, raised to its Min-SE) and its
+      refresher choice, defaulting to the UAC, and answer with Require: timer.
+    - UAC does not: we are the refresher (refresher=uas) and send no Require.
+
+    Raises:
+        SipParseError: Session-Expires or Min-SE is not a number.
+    """
+    offered, refresher = _session_expires(request)
+    their_min = _delta(request.headers.get("Min-SE"), "Min-SE") or 90
+    if offered is not None and offered < min_se:
+        return SessionTimerAnswer(min_se, None, (("Min-SE", str(min_se)),))
+    supported = {v.strip().lower() for v in request.headers.values("Supported")}
+    supported |= {v.strip().lower() for v in request.headers.values("Require")}
+    interval = offered if offered is not None else max(default, their_min, min_se)
+    if "timer" in supported:
+        chosen = refresher or "uac"
+        timer = SessionTimer(interval=interval, refresher=chosen, we_refresh=chosen == "uas")
+        headers = (("Session-Expires", f"{interval};refresher={chosen}"), ("Require", "timer"))
+    else:
+        timer = SessionTimer(interval=interval, refresher="uas", we_refresh=True)
+        headers = (("Session-Expires", f"{interval};refresher=uas"),)
+    return SessionTimerAnswer(None, timer, headers)
+
+
+def _session_expires(request: Request) -> tuple[int | None, str | None]:
+    value = request.headers.get("Session-Expires")
+    if value is None:
+        return None, None
+    delta, _, params = value.partition(";")
+    refresher = None
+    for name, param in parse_params(";" + params) if params else ():
+        if name.lower() == "refresher" and param is not None and param.lower() in ("uac", "uas"):
+            refresher = param.lower()
+    return _delta(delta, "Session-Expires"), refresher
+
+
+def _delta(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    text = value.split(";", 1)[0].strip()
+    if not text.isdigit() or len(text) > 10:
+        raise SipParseError(f"{name} is not a delta-seconds value", 400)
+    return int(text)
