@@ -72,8 +72,11 @@ class Server:
             endpoint_config(settings, _advertised(settings, first), first.port)
         )
         self.calls = CallManager(
-            self.endpoint, settings, media_host=_advertised(settings, first),
-            loop=self._loop, wake=self.pump,
+            self.endpoint,
+            settings,
+            media_host=_advertised(settings, first),
+            loop=self._loop,
+            wake=self.pump,
         )
 
     async def start(self) -> None:
@@ -82,17 +85,22 @@ class Server:
             if listen.transport == "udp":
                 self._udp.append(await UdpTransport.open(listen.host, listen.port, self))
             else:
-                self._tcp.append(await TcpTransport.open(
-                    listen.host, listen.port, self,
-                    idle_timeout=self.settings.sip.tcp_idle_timeout,
-                    max_connections=self.settings.sip.tcp_max_connections,
-                ))
-        bound = (self._udp or self._tcp)[0].local_address  # type: ignore[attr-defined]
+                self._tcp.append(
+                    await TcpTransport.open(
+                        listen.host,
+                        listen.port,
+                        self,
+                        idle_timeout=self.settings.sip.tcp_idle_timeout,
+                        max_connections=self.settings.sip.tcp_max_connections,
+                    )
+                )
+        sockets: list[UdpTransport | TcpTransport] = [*self._udp, *self._tcp]
+        bound = sockets[0].local_address
         first = self.settings.sip.listen[0]
         self.endpoint.config = endpoint_config(
             self.settings, _advertised(self.settings, first), bound[1]
         )
-        log.info("server.listening", addresses=[self._describe(t) for t in (*self._udp, *self._tcp)])
+        log.info("server.listening", addresses=[self._describe(t) for t in sockets])
 
     @staticmethod
     def _describe(transport: UdpTransport | TcpTransport) -> str:
@@ -183,8 +191,9 @@ class Server:
             return
         if settings.sip.listen != self.settings.sip.listen:
             log.warning("config.listen_change_needs_restart")
-        self.settings = settings.model_copy(update={"sip": settings.sip.model_copy(
-            update={"listen": self.settings.sip.listen})})
+        self.settings = settings.model_copy(
+            update={"sip": settings.sip.model_copy(update={"listen": self.settings.sip.listen})}
+        )
         self.calls.settings = self.settings
         log.info("config.reloaded", path=str(self.config_path))
 
@@ -211,10 +220,10 @@ class Server:
         await self.close()
         log.info("server.stopped", calls_total=self.calls.calls_total)
 
-    async def _wait_calls(self, timeout: float) -> None:
-        deadline = self._loop.time() + timeout
-        while self.calls.calls and self._loop.time() < deadline:
-            await asyncio.sleep(0.05)
+    async def _wait_calls(self, limit: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await self.calls.idle.wait()
 
     async def close(self) -> None:
         """Close every socket."""

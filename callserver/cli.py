@@ -20,8 +20,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the server in the foreground")
     run.add_argument("--config", type=Path, help="settings file (default config/callserver.yaml)")
-    run.add_argument("--sip-listen", action="append", metavar="[udp:|tcp:]HOST:PORT",
-                     help="listen here instead of the configured addresses (repeatable)")
+    run.add_argument(
+        "--sip-listen",
+        action="append",
+        metavar="[udp:|tcp:]HOST:PORT",
+        help="listen here instead of the configured addresses (repeatable)",
+    )
     run.add_argument("--dialplans", type=Path, help="dialplan directory")
     run.add_argument("--data-dir", type=Path, help="data directory (CDRs, voicemail, recordings)")
     run.add_argument("--no-uvloop", action="store_true", help="use the plain asyncio loop")
@@ -54,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     configure_logging(settings.log_level, settings.log_format)
     runner = _event_loop_runner(use_uvloop=not args.no_uvloop)
-    return runner(_serve(settings, args.config))
+    return int(runner(_serve(settings, args.config)))
 
 
 def _event_loop_runner(*, use_uvloop: bool) -> Any:

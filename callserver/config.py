@@ -121,13 +121,17 @@ class SipSettings(BaseModel):
         return self
 
 
+Codec = Literal["PCMA", "PCMU"]
+_DEFAULT_CODECS: tuple[Codec, ...] = ("PCMA", "PCMU")
+
+
 class MediaSettings(BaseModel):
     """Media: RTP port range and the codecs we answer with, in the operator's preference order."""
 
     model_config = ConfigDict(extra="forbid")
     rtp_port_min: int = Field(20000, ge=1024, le=65534)
     rtp_port_max: int = Field(30000, ge=1025, le=65535)
-    codecs: list[Literal["PCMA", "PCMU"]] = Field(default_factory=lambda: ["PCMA", "PCMU"])
+    codecs: list[Codec] = Field(default_factory=lambda: list(_DEFAULT_CODECS))
     ptime: int = Field(20, ge=10, le=60)
 
     @model_validator(mode="after")
@@ -143,6 +147,7 @@ class CallsSettings(BaseModel):
     """Call handling defaults: the built-in answer behaviour and shutdown drain."""
 
     model_config = ConfigDict(extra="forbid")
+    answer_after: float = Field(0.0, ge=0, description="built-in answer: ring this long first")
     answer_hangup_after: float = Field(30.0, gt=0, description="built-in answer: BYE after s")
     drain_timeout: float = Field(10.0, ge=0)
     max_calls: int = Field(10000, ge=1)
@@ -178,21 +183,21 @@ class Settings(BaseSettings):
         return self.sip.advertised_address or fallback
 
 
-_file_values: ContextVar[dict[str, Any]] = ContextVar("callserver_config_file", default={})
+_file_values: ContextVar[dict[str, Any] | None] = ContextVar("callserver_config_file", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
     """The YAML file's values, below the environment in precedence."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _file_values.get().get(field_name), field_name, False
+        return (_file_values.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_file_values.get())
+        return dict(_file_values.get() or {})
 
 
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Load settings from ``path`` (default config/callserver.yaml if it exists), env and ``overrides``.
+    """Load settings from ``path`` (default config/callserver.yaml), env and ``overrides``.
 
     Raises:
         ConfigError: the file is unreadable or a value is invalid; every error is listed.
@@ -231,7 +236,9 @@ def _read_yaml(source: Path) -> tuple[dict[str, Any], dict[tuple[str | int, ...]
     return data, lines
 
 
-def _check_address(settings: Settings, source: Path, lines: dict[tuple[str | int, ...], int]) -> None:
+def _check_address(
+    settings: Settings, source: Path, lines: dict[tuple[str | int, ...], int]
+) -> None:
     address = settings.sip.advertised_address
     if address is None:
         return
@@ -241,5 +248,5 @@ def _check_address(settings: Settings, source: Path, lines: dict[tuple[str | int
         if not all(part.isalnum() or "-" in part for part in address.split(".")):
             line = line_of(lines, ("sip", "advertised_address"))
             raise ConfigError(
-                [f"{source}:{line}: sip.advertised_address: {address!r} is no IP address or host name"]
+                [f"{source}:{line}: sip.advertised_address: {address!r} is no address or host"]
             ) from None

@@ -2,9 +2,10 @@
 
 Until the dialplan engine takes over, every INVITE gets the built-in behaviour: the SDP offer
 is answered (operator codec order, telephone-event when offered), the call is answered with
-200 OK, and the server hangs up with BYE after ``calls.answer_hangup_after`` seconds unless the
-caller hangs up first. Re-INVITEs (hold/unhold, session refresh) get the matching SDP answer;
-INFO gets 200. While draining (SIGTERM) new INVITEs get 503 with Retry-After.
+200 OK (after ``calls.answer_after`` seconds of 180 Ringing when that is set), and the server
+hangs up with BYE after ``calls.answer_hangup_after`` seconds unless the caller hangs up first.
+Re-INVITEs (hold/unhold, session refresh) get the matching SDP answer; INFO gets 200.
+While draining (SIGTERM) new INVITEs get 503 with Retry-After.
 
 Every call is one ``Call`` record from INVITE to teardown, removed on every path: caller BYE,
 our BYE, CANCEL, ACK timeout, session expiry, transaction timeout, shutdown.
@@ -30,8 +31,8 @@ from callserver.sip.events import (
     RequestReceived,
     TransactionTimedOut,
 )
-from callserver.sip.session_description import SdpError, parse_sdp
 from callserver.sip.sdp import AnswerConfig, NoCommonCodec, answer_offer
+from callserver.sip.session_description import SdpError, parse_sdp
 
 __all__ = ["Call", "CallManager"]
 
@@ -87,6 +88,8 @@ class CallManager:
         self._session_ids = itertools.count(1)
         self.draining = False
         self.calls_total = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     def handle_event(self, event: object, now: float) -> None:
         """React to one endpoint event (see the module docstring)."""
@@ -106,7 +109,7 @@ class CallManager:
                 self._end(call, "cancelled")
         elif isinstance(event, TransactionTimedOut):
             call = self.calls.get(event.key)
-            if call is not None and call.dialog_id is None:
+            if call is not None and call.answered_at is None:
                 self._end(call, "timeout")
         elif isinstance(event, MessageDropped):
             log.info("sip.message_dropped", reason=event.reason, peer=event.peer.host)
@@ -133,7 +136,21 @@ class CallManager:
             return
         self.calls[event.key] = call
         self.calls_total += 1
-        dialog_id = self.endpoint.respond(event.key, 200, now, body=body)
+        self.idle.clear()
+        ring = self.settings.calls.answer_after
+        if ring <= 0:
+            self._answer_call(call, body, now)
+            return
+        self.endpoint.respond(event.key, 180, now)
+        call.hangup = self._loop.call_at(self._loop.time() + ring, self._answer_later, call, body)
+
+    def _answer_later(self, call: Call, body: bytes) -> None:
+        if self.calls.get(call.key) is call and self.endpoint.is_pending_invite(call.key):
+            self._answer_call(call, body, self._loop.time())
+            self._wake()
+
+    def _answer_call(self, call: Call, body: bytes, now: float) -> None:
+        dialog_id = self.endpoint.respond(call.key, 200, now, body=body)
         if dialog_id is None:
             self._end(call, "respond_failed")
             return
@@ -141,7 +158,7 @@ class CallManager:
         self._by_dialog[dialog_id] = call
         delay = self.settings.calls.answer_hangup_after
         call.hangup = self._loop.call_at(self._loop.time() + delay, self._hang_up, dialog_id)
-        log.debug("call.answered", call_id=call.call_id)
+        log.info("call.answered", call_id=call.call_id)
 
     def _answer(self, call: Call, offer_body: bytes) -> bytes | None:
         config = AnswerConfig(
@@ -179,11 +196,13 @@ class CallManager:
 
     def _end(self, call: Call, reason: str) -> None:
         self.calls.pop(call.key, None)
+        if not self.calls:
+            self.idle.set()
         if call.dialog_id is not None:
             self._by_dialog.pop(call.dialog_id, None)
         if call.hangup is not None:
             call.hangup.cancel()
-        log.debug("call.ended", call_id=call.call_id, reason=reason)
+        log.info("call.ended", call_id=call.call_id, reason=reason)
 
     def hang_up_all(self) -> None:
         """Send BYE on every answered call (shutdown after the drain timeout)."""

@@ -1,4 +1,4 @@
-"""Dialogs: the peer-to-peer relationship an INVITE's 2xx (or 1xx with a tag) creates (RFC 3261 §12).
+"""Dialogs: the peer-to-peer relation an INVITE's 2xx or tagged 1xx creates (RFC 3261 §12).
 
 Theory of operation
 -------------------

@@ -67,8 +67,10 @@ class DialogTimers:
         if timer is None:
             return
         role = dialog.role
-        headers = (("Session-Expires", f"{timer.interval};refresher={role}"),
-                   ("Supported", "timer"))
+        headers = (
+            ("Session-Expires", f"{timer.interval};refresher={role}"),
+            ("Supported", "timer"),
+        )
         if "UPDATE" in dialog.remote_allow or not dialog.local_sdp:
             key = self._endpoint.send_in_dialog(dialog, "UPDATE", now, headers=headers)
         else:

@@ -41,8 +41,7 @@ from callserver.sip.events import (
 from callserver.sip.framing import ReceiveBuffer
 from callserver.sip.message import Request, Response
 from callserver.sip.parser import ParseLimits, parse_message
-from callserver.sip.schedule import Deadlines
-from callserver.sip.timers import SipTimers
+from callserver.sip.timers import SipTimers, TimerHeap
 from callserver.sip.transaction import TransactionLayer
 from callserver.sip.uas import build_response, negotiate_session_timer, response_peer
 from callserver.sip.validate import UasPolicy, check_request
@@ -105,7 +104,7 @@ class SipEndpoint:
         self._server: dict[object, _ServerInvite] = {}
         self._merge: dict[tuple[str, str, int], object] = {}
         self._merge_of: dict[object, tuple[str, str, int]] = {}
-        self._timers: Deadlines[TimerKey] = Deadlines()
+        self._timers: TimerHeap[TimerKey] = TimerHeap()
         self._pending_2xx: dict[DialogId, _Pending2xx] = {}
         self._received = 0
         self._dropped = 0
@@ -161,7 +160,7 @@ class SipEndpoint:
     def handle_timer(self, now: float) -> None:
         """Fire every transaction and dialog timer due at ``now``."""
         self._apply(self._tx.handle_timer(now), now)
-        for key in self._timers.pop_due(now):
+        while (key := self._timers.pop_due(now)) is not None:
             kind, ident = key
             if kind == "2xx":
                 self._retransmit_2xx(ident, now)  # type: ignore[arg-type]
@@ -226,7 +225,7 @@ class SipEndpoint:
         if body:
             response.headers.add("Content-Type", content_type)
             response.body = body
-        if server is not None and 100 < status:
+        if server is not None and status > 100:
             server.final_sent = status >= 200
         self._apply(self._tx.send_response(key, response, now), now)
         if server is None or status == 100 or status >= 300:
@@ -239,9 +238,11 @@ class SipEndpoint:
         response.headers.add("Server", self.config.user_agent)
         if request.method in ("INVITE", "UPDATE", "OPTIONS") and 100 < status < 300:
             response.headers.add("Contact", self.config.contact(self._transport_of(request)))
-        if request.method in ("INVITE", "OPTIONS") and 200 <= status < 300 or status == 405:
+        if (request.method in ("INVITE", "OPTIONS") and 200 <= status < 300) or status == 405:
             response.headers.add("Allow", ", ".join(sorted(self.config.policy.allowed_methods)))
-            response.headers.add("Supported", ", ".join(sorted(self.config.policy.supported_extensions)))
+            response.headers.add(
+                "Supported", ", ".join(sorted(self.config.policy.supported_extensions))
+            )
         for name, value in extra:
             response.headers.add(name, value)
 
@@ -272,8 +273,14 @@ class SipEndpoint:
         self._terminate(dialog, "bye_sent", now)
 
     def send_in_dialog(
-        self, dialog: Dialog, method: str, now: float, *, body: bytes = b"",
-        content_type: str = "application/sdp", headers: tuple[tuple[str, str], ...] = (),
+        self,
+        dialog: Dialog,
+        method: str,
+        now: float,
+        *,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> object:
         """Send a request inside ``dialog`` (§12.2.1); returns its client transaction key."""
         peer = self.uac.peer_for_dialog(dialog)
@@ -320,8 +327,9 @@ class SipEndpoint:
             return
         rejection = check_request(request, self.config.policy)
         if rejection is not None:
-            self._reply(event, rejection.status, now, reason=rejection.reason,
-                        headers=rejection.headers)
+            self._reply(
+                event, rejection.status, now, reason=rejection.reason, headers=rejection.headers
+            )
             return
         if request.to().tag is not None:
             self._in_dialog(event, now)
@@ -332,15 +340,26 @@ class SipEndpoint:
         elif request.method == "INVITE":
             self._on_invite(event, now)
         elif request.method == "OPTIONS":
-            self._reply(event, 200, now, headers=(("Accept", ", ".join(
-                sorted(self.config.policy.accepted_types))),))
+            self._reply(
+                event,
+                200,
+                now,
+                headers=(("Accept", ", ".join(sorted(self.config.policy.accepted_types))),),
+            )
         elif request.method in ("BYE", "INFO", "UPDATE", "PRACK"):
             self._reply(event, 481, now)
         else:
             self._events.append(event)
 
-    def _reply(self, event: RequestReceived, status: int, now: float, *,
-               reason: str | None = None, headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def _reply(
+        self,
+        event: RequestReceived,
+        status: int,
+        now: float,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         if event.key is not None:
             self.respond(event.key, status, now, reason=reason, headers=headers)
 
@@ -365,8 +384,10 @@ class SipEndpoint:
             self._reply(event, exc.status_hint, now)
             return
         self._server[event.key] = _ServerInvite(
-            tag=new_tag(), peer=response_peer(event.request, event.peer),
-            session_timer=timer.timer, session_headers=timer.headers,
+            tag=new_tag(),
+            peer=response_peer(event.request, event.peer),
+            session_timer=timer.timer,
+            session_headers=timer.headers,
         )
         if timer.reject_min_se is not None:
             self.respond(event.key, 422, now, headers=timer.headers)
@@ -404,8 +425,10 @@ class SipEndpoint:
         else:
             if request.method == "INVITE":
                 self._server[event.key] = _ServerInvite(
-                    tag=dialog.id.local_tag, peer=response_peer(request, event.peer),
-                    dialog_id=dialog.id, session_timer=dialog.session_timer,
+                    tag=dialog.id.local_tag,
+                    peer=response_peer(request, event.peer),
+                    dialog_id=dialog.id,
+                    session_timer=dialog.session_timer,
                 )
             self._events.append(event)
 
@@ -415,7 +438,7 @@ class SipEndpoint:
         if pending is None or pending.cseq != event.request.cseq().seq:
             return  # retransmitted ACK, or ACK of a dialog we no longer know
         del self._pending_2xx[dialog_id]
-        self._timers.disarm(("2xx", dialog_id))
+        self._timers.schedule(("2xx", dialog_id), None)
         dialog = self.dialogs.get(dialog_id)
         if dialog is not None:
             if event.request.body:
@@ -428,12 +451,15 @@ class SipEndpoint:
     def _start_2xx(self, dialog_id: DialogId, response: Response, peer: Peer, now: float) -> None:
         timers = self.config.timers
         pending = _Pending2xx(
-            data=response.serialize(), peer=peer, cseq=response.cseq().seq,
-            interval=timers.t1, give_up=now + 64 * timers.t1,
+            data=response.serialize(),
+            peer=peer,
+            cseq=response.cseq().seq,
+            interval=timers.t1,
+            give_up=now + 64 * timers.t1,
         )
         self._pending_2xx[dialog_id] = pending
         first = now + (timers.t1 if not peer.reliable else 64 * timers.t1)
-        self._timers.arm(("2xx", dialog_id), first)
+        self._timers.schedule(("2xx", dialog_id), first)
 
     def _retransmit_2xx(self, dialog_id: DialogId, now: float) -> None:
         pending = self._pending_2xx.get(dialog_id)
@@ -450,7 +476,7 @@ class SipEndpoint:
             return
         self._out.append(Transmit(data=pending.data, peer=pending.peer))
         pending.interval = min(2 * pending.interval, self.config.timers.t2)
-        self._timers.arm(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
+        self._timers.schedule(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
 
     # -- teardown --------------------------------------------------------------------------
 
@@ -458,7 +484,7 @@ class SipEndpoint:
         dialog.state = DialogState.TERMINATED
         self.dialogs.pop(dialog.id, None)
         self._pending_2xx.pop(dialog.id, None)
-        self._timers.disarm(("2xx", dialog.id))
+        self._timers.schedule(("2xx", dialog.id), None)
         self.dialog_timers.stop(dialog)
         self.uac.dialog_ended(dialog.id)
         self._events.append(DialogTerminated(dialog_id=dialog.id, reason=reason, rtime=rtime))
@@ -474,19 +500,26 @@ class SipEndpoint:
             self._merge.pop(triple, None)
 
     def _reject_unparsed(self, exc: SipParseError, peer: Peer, now: float) -> None:
-        """Answer a malformed request with its status hint if it can be answered; else drop."""
+        """Answer a malformed request with its status hint if it can be answered; else drop.
+
+        It can be answered when its top Via parses (the response must be routed) and From,
+        To, Call-ID and CSeq are present, copied as they came (RFC 3261 §8.2.6.2).
+        """
         partial = exc.partial
         if not isinstance(partial, Request) or partial.method == "ACK":
             self._drop(str(exc), peer)
             return
+        headers = partial.headers
         try:
-            response = build_response(partial, exc.status_hint, to_tag=new_tag())
             partial.top_via()
-            partial.cseq()
             target = response_peer(partial, peer)
         except SipParseError:
             self._drop(str(exc), peer)
             return
+        if not all(name in headers for name in ("From", "To", "Call-ID", "CSeq")):
+            self._drop(str(exc), peer)
+            return
+        response = build_response(partial, exc.status_hint, to_tag=new_tag())
         response.headers.add("Server", self.config.user_agent)
         response.headers.add("Warning", f'399 callserver "{_warning_text(str(exc))}"')
         self._answered_errors += 1
@@ -504,11 +537,11 @@ class SipEndpoint:
 
     def arm(self, key: TimerKey, deadline: float) -> None:
         """Arm one of the endpoint's own timers (the dialog-timer half uses this)."""
-        self._timers.arm(key, deadline)
+        self._timers.schedule(key, deadline)
 
     def disarm(self, key: TimerKey) -> None:
         """Disarm one of the endpoint's own timers."""
-        self._timers.disarm(key)
+        self._timers.schedule(key, None)
 
     def emit(self, event: Event) -> None:
         """Queue an event for the application."""

@@ -15,13 +15,13 @@ __all__ = [
     "DialogConfirmed",
     "DialogTerminated",
     "InviteCancelled",
-    "Peer",
-    "Transmit",
     "MessageDropped",
+    "Peer",
     "RequestReceived",
     "ResponseReceived",
-    "TransactionTimedOut",
     "TransactionTerminated",
+    "TransactionTimedOut",
+    "Transmit",
     "TransportFailed",
 ]
 

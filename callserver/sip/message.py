@@ -61,44 +61,133 @@ COMPACT_FORMS: dict[str, str] = {
 _CANONICAL: dict[str, str] = {
     name.lower(): name
     for name in (
-        "Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Allow-Events",
-        "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
-        "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
-        "Content-Type", "CSeq", "Date", "Error-Info", "Event", "Expires", "From", "In-Reply-To",
-        "Max-Forwards", "Min-Expires", "Min-SE", "MIME-Version", "Organization",
-        "P-Asserted-Identity", "Priority", "Privacy", "Proxy-Authenticate",
-        "Proxy-Authorization", "Proxy-Require", "RAck", "Reason", "Record-Route", "Refer-To",
-        "Referred-By", "Reply-To", "Require", "Retry-After", "Route", "RSeq", "Server",
-        "Session-Expires", "Subject", "Supported", "Timestamp", "To", "Unsupported",
-        "User-Agent", "Via", "Warning", "WWW-Authenticate",
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Alert-Info",
+        "Allow",
+        "Allow-Events",
+        "Authentication-Info",
+        "Authorization",
+        "Call-ID",
+        "Call-Info",
+        "Contact",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Content-Length",
+        "Content-Type",
+        "CSeq",
+        "Date",
+        "Error-Info",
+        "Event",
+        "Expires",
+        "From",
+        "In-Reply-To",
+        "Max-Forwards",
+        "Min-Expires",
+        "Min-SE",
+        "MIME-Version",
+        "Organization",
+        "P-Asserted-Identity",
+        "Priority",
+        "Privacy",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Require",
+        "RAck",
+        "Reason",
+        "Record-Route",
+        "Refer-To",
+        "Referred-By",
+        "Reply-To",
+        "Require",
+        "Retry-After",
+        "Route",
+        "RSeq",
+        "Server",
+        "Session-Expires",
+        "Subject",
+        "Supported",
+        "Timestamp",
+        "To",
+        "Unsupported",
+        "User-Agent",
+        "Via",
+        "Warning",
+        "WWW-Authenticate",
     )
 }
+
+_CANONICAL_FORMS: frozenset[str] = frozenset(_CANONICAL.values())
 
 # Header fields whose values are comma-separated lists (RFC 3261 §7.3.1). Fields with
 # comma-bearing values (Authorization, Date, ...) are never split.
 LIST_HEADERS: frozenset[str] = frozenset(
     {
-        "Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Allow-Events",
-        "Call-Info", "Contact", "Content-Encoding", "Content-Language", "Error-Info",
-        "In-Reply-To", "Proxy-Require", "Reason", "Record-Route", "Require", "Route",
-        "Supported", "Unsupported", "Via", "Warning",
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Alert-Info",
+        "Allow",
+        "Allow-Events",
+        "Call-Info",
+        "Contact",
+        "Content-Encoding",
+        "Content-Language",
+        "Error-Info",
+        "In-Reply-To",
+        "Proxy-Require",
+        "Reason",
+        "Record-Route",
+        "Require",
+        "Route",
+        "Supported",
+        "Unsupported",
+        "Via",
+        "Warning",
     }
 )
 
 _REASONS: dict[int, str] = {
-    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
-    183: "Session Progress", 200: "OK", 202: "Accepted", 400: "Bad Request",
-    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    407: "Proxy Authentication Required", 408: "Request Timeout",
-    413: "Request Entity Too Large", 414: "Request-URI Too Long",
-    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
-    422: "Session Interval Too Small", 480: "Temporarily Unavailable",
-    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
-    486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
-    491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
-    503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
-    513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline",
-    604: "Does Not Exist Anywhere", 606: "Not Acceptable",
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    422: "Session Interval Too Small",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
 }
 
 
@@ -108,6 +197,8 @@ def canonical_name(name: str) -> str:
     Compact forms expand (``v`` -> ``Via``); known names get their registered spelling;
     unknown names keep the case they arrived in (comparison is case-insensitive anyway).
     """
+    if name in _CANONICAL_FORMS:
+        return name
     lower = name.lower()
     if len(lower) == 1 and lower in COMPACT_FORMS:
         return COMPACT_FORMS[lower]
@@ -233,6 +324,13 @@ class Headers:
             result = parser(self.values(name))
             self._cache[name] = result
             return result
+
+    def prime(self, name: str, value: object) -> None:
+        """Cache ``value`` as what ``parsed(name, ...)`` returns until the field changes.
+
+        For the message parser, which has already parsed the field while checking it.
+        """
+        self._cache[canonical_name(name)] = value
 
 
 def _single(values: list[str], name: str) -> str:

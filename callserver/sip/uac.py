@@ -11,7 +11,13 @@ from callserver.sip.headers import Address
 from callserver.sip.message import Headers, Request, Response
 from callserver.sip.uri import Uri
 
-__all__ = ["Credentials", "build_ack_for_2xx", "build_cancel", "build_request", "with_authorization"]
+__all__ = [
+    "Credentials",
+    "build_ack_for_2xx",
+    "build_cancel",
+    "build_request",
+    "with_authorization",
+]
 
 Credentials = tuple[str, str]  # (username, password)
 

@@ -1,4 +1,4 @@
-"""The UAC half of the endpoint: placing INVITEs, ACK for 2xx, CANCEL, digest retries (RFC 3261 §13.2).
+"""The UAC half of the endpoint: INVITE, ACK for 2xx, CANCEL, digest retries (RFC 3261 §13.2).
 
 Theory of operation
 -------------------
@@ -27,7 +27,14 @@ from callserver.sip.events import (
 )
 from callserver.sip.headers import Address
 from callserver.sip.message import Request, Response
-from callserver.sip.uac import Credentials, build_ack_for_2xx, build_cancel, build_request, with_authorization
+from callserver.sip.uac import (
+    Credentials,
+    build_ack_for_2xx,
+    build_cancel,
+    build_request,
+    with_authorization,
+)
+from callserver.sip.uas import session_timer_of_answer
 from callserver.sip.uri import SipUri, Uri
 
 if TYPE_CHECKING:
@@ -73,13 +80,20 @@ class UacCore:
 
         config = self._endpoint.config
         request = build_request(
-            "INVITE", uri,
+            "INVITE",
+            uri,
             via=config.via(peer.transport, new_branch()),
             from_addr=from_addr if from_addr.tag else from_addr.with_tag(new_tag()),
-            to_addr=to_addr, call_id=f"{token_hex(12)}@callserver", cseq=1,
+            to_addr=to_addr,
+            call_id=f"{token_hex(12)}@callserver",
+            cseq=1,
             contact=config.contact(peer.transport),
-            extra=(("Allow", ", ".join(sorted(config.policy.allowed_methods))),
-                   ("Supported", "timer"), ("User-Agent", config.user_agent), *headers),
+            extra=(
+                ("Allow", ", ".join(sorted(config.policy.allowed_methods))),
+                ("Supported", "timer"),
+                ("User-Agent", config.user_agent),
+                *headers,
+            ),
         )
         if body:
             request.headers.add("Content-Type", content_type)
@@ -116,8 +130,9 @@ class UacCore:
             return
         if self._on_invite_response(event.key, pending, event, now):
             self._endpoint.emit(
-                ResponseReceived(response=event.response, peer=event.peer,
-                                 key=pending.handle, rtime=event.rtime)
+                ResponseReceived(
+                    response=event.response, peer=event.peer, key=pending.handle, rtime=event.rtime
+                )
             )
 
     def _on_invite_response(
@@ -128,6 +143,12 @@ class UacCore:
         if status < 200:
             self._provisional(key, pending, response, now)
         elif status < 300:
+            retransmitted = self._acks.get(_uac_dialog_id(pending.request, response))
+            if retransmitted is not None:
+                # RFC 6026: a retransmitted 2xx comes up through the Accepted client
+                # transaction; answer it with the same ACK, tell nobody.
+                self._endpoint.emit_transmit(retransmitted)
+                return False
             dialog = self._confirm(pending, response, event.peer, now)
             self._endpoint.emit(DialogConfirmed(dialog_id=dialog.id, rtime=event.rtime))
             if pending.cancel_wanted:
@@ -151,7 +172,9 @@ class UacCore:
             if pending.cancel_wanted:
                 self._send_cancel(key, pending, now)
 
-    def _confirm(self, pending: _ClientInvite, response: Response, peer: Peer, now: float) -> Dialog:
+    def _confirm(
+        self, pending: _ClientInvite, response: Response, peer: Peer, now: float
+    ) -> Dialog:
         dialog = self._endpoint.dialogs.get(_uac_dialog_id(pending.request, response))
         if dialog is None:
             dialog = Dialog.as_uac(pending.request, response, pending.peer)
@@ -160,13 +183,17 @@ class UacCore:
         dialog.local_sdp = pending.request.body
         dialog.remote_sdp = response.body
         self._send_ack(dialog, pending.request, now)
+        dialog.session_timer = session_timer_of_answer(response)
+        self._endpoint.dialog_timers.start(dialog, now)
         return dialog
 
     def _send_ack(self, dialog: Dialog, invite: Request, now: float) -> None:
         from callserver.sip.endpoint import new_branch
 
         target = self.peer_for_dialog(dialog)
-        ack = build_ack_for_2xx(dialog, invite, self._endpoint.config.via(target.transport, new_branch()))
+        ack = build_ack_for_2xx(
+            dialog, invite, self._endpoint.config.via(target.transport, new_branch())
+        )
         transmit = Transmit(data=ack.serialize(), peer=target)
         self._acks[dialog.id] = transmit
         self._endpoint.emit_transmit(transmit)
@@ -195,7 +222,9 @@ class UacCore:
 
         assert pending.credentials is not None
         retry = with_authorization(
-            pending.request, response, pending.credentials,
+            pending.request,
+            response,
+            pending.credentials,
             via=self._endpoint.config.via(pending.peer.transport, new_branch()),
             cnonce=token_hex(8),
         )
@@ -203,8 +232,12 @@ class UacCore:
             return False
         new_key = self._endpoint.send_transaction(retry, pending.peer, now)
         self._invites[new_key] = _ClientInvite(
-            pending.handle, retry, pending.peer, pending.credentials,
-            cancel_wanted=pending.cancel_wanted, auth_tried=True,
+            pending.handle,
+            retry,
+            pending.peer,
+            pending.credentials,
+            cancel_wanted=pending.cancel_wanted,
+            auth_tried=True,
         )
         return True
 

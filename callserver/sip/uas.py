@@ -18,6 +18,7 @@ __all__ = [
     "build_response",
     "negotiate_session_timer",
     "response_peer",
+    "session_timer_of_answer",
 ]
 
 _COPIED = ("Via", "From", "Call-ID", "CSeq")
@@ -43,7 +44,7 @@ def build_response(
         if name in _COPIED:
             headers.add(name, value)
     to_value = request.headers.get("To") or ""
-    if to_tag is not None and status != 100 and request.to().tag is None:
+    if to_tag is not None and status != 100 and _to_tag(request) is None:
         to_value = f"{to_value};tag={to_tag}"
     headers.add("To", to_value)
     if status == 100:
@@ -51,6 +52,14 @@ def build_response(
         if timestamp is not None:
             headers.add("Timestamp", timestamp)
     return Response(status=status, reason=reason or reason_phrase(status), headers=headers)
+
+
+def _to_tag(request: Request) -> str | None:
+    """The To tag; a To that does not parse (a 400 being built for it) counts as untagged."""
+    try:
+        return request.to().tag
+    except SipParseError:
+        return None
 
 
 def response_peer(request: Request, peer: Peer) -> Peer:
@@ -97,6 +106,7 @@ def negotiate_session_timer(request: Request, *, default: int, min_se: int) -> S
     supported = {v.strip().lower() for v in request.headers.values("Supported")}
     supported |= {v.strip().lower() for v in request.headers.values("Require")}
     interval = offered if offered is not None else max(default, their_min, min_se)
+    headers: tuple[tuple[str, str], ...]
     if "timer" in supported:
         chosen = refresher or "uac"
         timer = SessionTimer(interval=interval, refresher=chosen, we_refresh=chosen == "uas")
@@ -107,8 +117,20 @@ def negotiate_session_timer(request: Request, *, default: int, min_se: int) -> S
     return SessionTimerAnswer(None, timer, headers)
 
 
-def _session_expires(request: Request) -> tuple[int | None, str | None]:
-    value = request.headers.get("Session-Expires")
+def session_timer_of_answer(response: Response) -> SessionTimer | None:
+    """The session timer a 2xx to our INVITE or UPDATE set up (RFC 4028 §7.2), if any.
+
+    We (the UAC of that transaction) refresh when the answer says ``refresher=uac``.
+    """
+    interval, refresher = _session_expires(response)
+    if interval is None:
+        return None
+    chosen = refresher or "uac"
+    return SessionTimer(interval=interval, refresher=chosen, we_refresh=chosen == "uac")
+
+
+def _session_expires(message: Request | Response) -> tuple[int | None, str | None]:
+    value = message.headers.get("Session-Expires")
     if value is None:
         return None, None
     delta, _, params = value.partition(";")

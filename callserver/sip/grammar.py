@@ -1,0 +1,164 @@
+"""Lexical building blocks of the SIP grammar (RFC 3261 §25.1).
+
+Theory of operation
+-------------------
+Header values reach these helpers already unfolded (the parser turns ``CRLF 1*WSP`` into a
+single space, RFC 3261 §7.3.1), so linear white space is just SP and HT here. The helpers split
+values at separators that sit outside quoted strings and angle brackets, check tokens, and
+quote or unquote strings. They raise only :class:`SipParseError` with status 400.
+
+They sit on the hot path (every Via, From, To and CSeq of every message goes through them),
+so each takes a fast path when the value holds no quote or bracket.
+"""
+
+from __future__ import annotations
+
+from callserver.sip.errors import SipParseError
+
+__all__ = [
+    "LWS",
+    "TOKEN_CHARS",
+    "close_quote",
+    "is_digits",
+    "is_token",
+    "parse_port",
+    "quote",
+    "split_commas",
+    "split_quoted",
+    "unquote",
+]
+
+LWS = " \t"
+"""Linear white space once folding is undone (RFC 3261 §25.1 ``LWS``)."""
+
+TOKEN_CHARS: frozenset[str] = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+"""The characters of an RFC 3261 §25.1 ``token``."""
+
+
+def is_token(text: str) -> bool:
+    """Return True if ``text`` is a non-empty ``token`` (RFC 3261 §25.1)."""
+    return bool(text) and TOKEN_CHARS.issuperset(text)
+
+
+def is_digits(text: str) -> bool:
+    """Return True if ``text`` is ``1*DIGIT`` in ASCII (``str.isdigit`` accepts too much)."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
+def parse_port(text: str) -> int:
+    """Parse a ``port`` (RFC 3261 §25.1) into 0..65535.
+
+    Raises:
+        SipParseError: (400) when ``text`` is not 1..5 digits or is out of range.
+    """
+    if not is_digits(text) or len(text) > 5 or int(text) > 65535:
+        raise SipParseError(f"invalid port {text!r}", 400)
+    return int(text)
+
+
+def close_quote(text: str, start: int) -> int:
+    """Return the index of the DQUOTE closing the quoted string opened at ``text[start]``.
+
+    Raises:
+        SipParseError: (400) when the quoted string is not terminated (RFC 3261 §25.1).
+    """
+    i = start + 1
+    end = len(text)
+    while i < end:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            return i
+        i += 1
+    raise SipParseError("unterminated quoted string", 400)
+
+
+def split_quoted(text: str, sep: str) -> list[str]:
+    """Split ``text`` at every ``sep`` outside quoted strings and ``<...>``.
+
+    Pieces are returned as written (not stripped). A quote left open raises.
+
+    Raises:
+        SipParseError: (400) on an unterminated quoted string.
+    """
+    if '"' not in text and "<" not in text:
+        return text.split(sep)
+    pieces: list[str] = []
+    start = 0
+    depth = 0
+    i = 0
+    end = len(text)
+    while i < end:
+        ch = text[i]
+        if ch == '"':
+            i = close_quote(text, i)
+        elif ch == "<":
+            depth += 1
+        elif ch == ">" and depth:
+            depth -= 1
+        elif ch == sep and not depth:
+            pieces.append(text[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(text[start:])
+    return pieces
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a list-valued header field at its top-level commas (RFC 3261 §7.3.1).
+
+    Commas inside quoted strings (with backslash escapes) and inside ``<...>`` do not split.
+    Each element is stripped of LWS; empty elements are dropped.
+
+    Raises:
+        SipParseError: (400) on an unterminated quoted string.
+    """
+    return [piece for raw in split_quoted(value, ",") if (piece := raw.strip(LWS))]
+
+
+def unquote(text: str) -> str:
+    """Return the content of a ``quoted-string`` with its ``quoted-pair``\\ s resolved.
+
+    ``text`` must start and end with DQUOTE (surrounding LWS already stripped).
+    See RFC 3261 §25.1 (``quoted-string``, ``quoted-pair``).
+
+    Raises:
+        SipParseError: (400) when ``text`` is not exactly one well-formed quoted string.
+    """
+    if len(text) < 2 or text[0] != '"' or close_quote(text, 0) != len(text) - 1:
+        raise SipParseError(f"malformed quoted string {text!r}", 400)
+    inner = text[1:-1]
+    if "\\" not in inner:
+        return inner
+    out: list[str] = []
+    i = 0
+    while i < len(inner):
+        if inner[i] == "\\":
+            i += 1
+            if inner[i] in "\r\n":
+                raise SipParseError("CR or LF in a quoted-pair", 400)
+        out.append(inner[i])
+        i += 1
+    return "".join(out)
+
+
+def quote(text: str) -> str:
+    """Return ``text`` as a ``quoted-string`` (RFC 3261 §25.1).
+
+    Backslash, DQUOTE and control characters are escaped as ``quoted-pair``; CR and LF,
+    which no quoted-pair may carry, become spaces so a header line can never be split.
+    """
+    out: list[str] = ['"']
+    for ch in text:
+        if ch in "\r\n":
+            out.append(" ")
+        elif ch in '"\\' or (ord(ch) < 0x20 and ch != "\t") or ch == "\x7f":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)

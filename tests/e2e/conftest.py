@@ -1,0 +1,191 @@
+"""End-to-end fixtures: a real ``callserver run`` process and the SIPp binary, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+HOST = "127.0.0.1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e carries the e2e marker."""
+    for item in items:
+        if "tests/e2e" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+def free_port(*, both: bool = True) -> int:
+    """A port free for UDP (and TCP when ``both``) on 127.0.0.1, left unbound."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((HOST, 0))
+            port = udp.getsockname()[1]
+            if not both:
+                return int(port)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((HOST, port))
+                except OSError:
+                    continue
+                return int(port)
+    raise RuntimeError("no free port pair found")
+
+
+@pytest.fixture(scope="session")
+def sipp() -> str:
+    """Path of the sipp binary (installed by `make test` from Debian's sip-tester)."""
+    path = shutil.which("sipp")
+    if path is None:
+        pytest.fail(
+            "sipp not found: run `make test` (installs sip-tester) or apt-get install sip-tester"
+        )
+    return path
+
+
+@dataclass
+class ServerProcess:
+    """A running `callserver run` with its log lines collected."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    data_dir: Path
+    lines: list[dict[str, object]] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        """Log lines whose event is ``name``."""
+        return [line for line in self.lines if line.get("event") == name]
+
+    def wait_for(self, name: str, timeout: float = 10.0) -> dict[str, object]:
+        """Block until a log line with event ``name`` appears."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if found:
+                return found[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no {name!r} log line; server output:\n" + "\n".join(self.raw[-40:]))
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+def _reader(server: ServerProcess) -> None:
+    assert server.proc.stdout is not None
+    for text in server.proc.stdout:
+        server.raw.append(text.rstrip())
+        with contextlib.suppress(json.JSONDecodeError):
+            server.lines.append(json.loads(text))
+
+
+def start_server(tmp_path: Path, **calls: object) -> ServerProcess:
+    """Start `callserver run` on a free port with ``calls`` settings; wait until it listens."""
+    port = free_port()
+    config = {
+        "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": 0.5},
+        "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
+        "data_dir": str(tmp_path / "var"),
+        "log_format": "json",
+        "log_level": "info",
+    }
+    path = tmp_path / "callserver.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callserver", "run", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    server = ServerProcess(proc=proc, port=port, data_dir=tmp_path / "var")
+    threading.Thread(target=_reader, args=(server,), daemon=True).start()
+    server.wait_for("server.listening")
+    return server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """`callserver run` with the built-in behaviour (answer at once, BYE after 30 s)."""
+    proc = start_server(tmp_path)
+    yield proc
+    if proc.proc.poll() is None:
+        proc.stop()
+
+
+@dataclass
+class SippResult:
+    """What a SIPp run returned: exit code (0 = every call succeeded) and its output."""
+
+    returncode: int
+    output: str
+    stats: str
+
+
+def run_sipp(
+    sipp: str,
+    tmp_path: Path,
+    target_port: int,
+    *args: str,
+    timeout: float = 60.0,
+    transport: str = "u1",
+) -> SippResult:
+    """Run SIPp against 127.0.0.1:``target_port`` from a free local port; bounded in time."""
+    local = free_port(both=transport.startswith("t"))
+    media = free_port(both=False)
+    stat_file = tmp_path / f"sipp-{local}.csv"
+    cmd = [
+        sipp,
+        f"{HOST}:{target_port}",
+        "-i",
+        HOST,
+        "-p",
+        str(local),
+        "-mp",
+        str(media),
+        "-t",
+        transport,
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-trace_stat",
+        "-stf",
+        str(stat_file),
+        "-trace_err",
+        "-error_file",
+        str(tmp_path / f"sipp-{local}-errors.log"),
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=tmp_path)
+    stats = stat_file.read_text() if stat_file.exists() else ""
+    return SippResult(proc.returncode, proc.stdout + proc.stderr, stats)
+
+
+def stat_value(result: SippResult, column: str) -> int:
+    """The last row's value of ``column`` in SIPp's -trace_stat CSV."""
+    rows = [row.split(";") for row in result.stats.strip().splitlines()]
+    assert len(rows) >= 2, f"no SIPp statistics:\n{result.output[-2000:]}"
+    header = rows[0]
+    return int(rows[-1][header.index(column)])

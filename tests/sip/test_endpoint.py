@@ -1,0 +1,270 @@
+"""UAC <-> UAS endpoint pair tests: set-up, teardown, CANCEL, 2xx retransmission, UAS checks."""
+
+from __future__ import annotations
+
+from callserver.sip.events import (
+    DialogConfirmed,
+    DialogTerminated,
+    InviteCancelled,
+    RequestReceived,
+    ResponseReceived,
+)
+from callserver.sip.message import Request, Response
+from tests.sip.pair import ALICE, BOB, Pair
+
+ANSWER = (
+    b"v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 20000 RTP/AVP 8\r\n"
+)
+
+
+def _invite_event(pair: Pair) -> RequestReceived:
+    (event,) = pair.take("bob", RequestReceived)
+    assert isinstance(event, RequestReceived)
+    return event
+
+
+def _statuses(pair: Pair, name: str) -> list[int]:
+    return [e.response.status for e in pair.take(name, ResponseReceived)]  # type: ignore[attr-defined]
+
+
+def _answered_pair() -> tuple[Pair, object]:
+    pair = Pair.create()
+    pair.invite()
+    event = _invite_event(pair)
+    dialog_id = pair.bob.respond(event.key, 200, pair.now, body=ANSWER)
+    pair.flush()
+    return pair, dialog_id
+
+
+def test_invite_answer_ack_and_caller_bye() -> None:
+    """A full call: INVITE, 100, 200 with SDP, ACK confirms both sides, caller BYE ends both."""
+    pair, dialog_id = _answered_pair()
+    assert _statuses(pair, "alice") == [100, 200]
+    assert len(pair.take("alice", DialogConfirmed)) == 1
+    (confirmed,) = pair.take("bob", DialogConfirmed)
+    assert confirmed.dialog_id == dialog_id  # type: ignore[attr-defined]
+    assert pair.sent("bob", lambda m: isinstance(m, Response) and m.status == 100)
+    (alice_dialog,) = pair.alice.dialogs
+    pair.alice.bye(alice_dialog, pair.now)
+    pair.flush()
+    (ended,) = pair.take("bob", DialogTerminated)
+    assert ended.reason == "bye_received"  # type: ignore[attr-defined]
+    assert not pair.bob.dialogs and not pair.alice.dialogs
+
+
+def test_server_bye_ends_the_caller_dialog() -> None:
+    """The UAS sends BYE; the UAC answers 200 and reports the dialog ended."""
+    pair, dialog_id = _answered_pair()
+    pair.bob.bye(dialog_id, pair.now)  # type: ignore[arg-type]
+    pair.flush()
+    (ended,) = pair.take("alice", DialogTerminated)
+    assert ended.reason == "bye_received"  # type: ignore[attr-defined]
+    assert pair.sent("alice", lambda m: isinstance(m, Response) and m.cseq().method == "BYE")
+
+
+def test_cancel_gets_200_and_invite_487() -> None:
+    """CANCEL after 180: 200 for the CANCEL, 487 for the INVITE, the UAS told (RFC 3261 §9.2)."""
+    pair = Pair.create()
+    handle = pair.invite()
+    event = _invite_event(pair)
+    pair.bob.respond(event.key, 180, pair.now)
+    pair.flush()
+    pair.alice.uac.cancel(handle, pair.now)
+    pair.flush()
+    assert pair.take("bob", InviteCancelled)
+    assert 487 in _statuses(pair, "alice")
+    ack = pair.sent("alice", lambda m: isinstance(m, Request) and m.method == "ACK")
+    assert ack, "the non-2xx final must be ACKed by the client transaction"
+
+
+def test_2xx_retransmitted_until_ack_then_bye_after_64_t1() -> None:
+    """Without an ACK the 200 is resent at T1, 2T1, ... capped at T2; after 64*T1 comes BYE."""
+    pair = Pair.create()
+    pair.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    pair.invite()
+    event = _invite_event(pair)
+    pair.bob.respond(event.key, 200, pair.now, body=ANSWER)
+    pair.flush()
+    pair.advance(33.0)
+    oks = pair.sent("bob", lambda m: isinstance(m, Response) and m.status == 200)
+    # 0, 0.5, 1.5, 3.5, 7.5, 11.5, ... every 4 s up to 32 s: 1 + 3 + 7 (doubling then T2 steps)
+    assert 9 <= len(oks) <= 12
+    (ended,) = pair.take("bob", DialogTerminated)
+    assert ended.reason == "ack_timeout"  # type: ignore[attr-defined]
+    assert pair.sent("bob", lambda m: isinstance(m, Request) and m.method == "BYE")
+
+
+def test_retransmitted_invite_gets_the_same_response() -> None:
+    """A lost 200 is recovered: the INVITE retransmission is absorbed and answered again."""
+    pair = Pair.create()
+    pair.drop = lambda m: isinstance(m, Response) and m.status == 100
+    pair.invite()
+    _invite_event(pair)
+    pair.advance(0.6)
+    assert not pair.take("bob", RequestReceived), "a retransmission must not reach the TU"
+    invites = pair.sent("alice", lambda m: isinstance(m, Request) and m.method == "INVITE")
+    assert len(invites) == 2
+
+
+def test_merged_request_gets_482() -> None:
+    """The same INVITE arriving over a second path (new branch) is answered 482 (§8.2.2.2)."""
+    pair = Pair.create()
+    pair.invite()
+    event = _invite_event(pair)
+    copy = Request(
+        event.request.method, event.request.uri, event.request.headers.copy(), event.request.body
+    )
+    copy.headers.set("Via", "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-other-path")
+    pair.bob.receive_datagram(copy.serialize(), ALICE, pair.now)
+    out = pair.bob.datagrams_to_send()
+    assert any(b"SIP/2.0 482" in a.data for a in out)  # type: ignore[union-attr]
+
+
+def test_bye_for_unknown_dialog_gets_481() -> None:
+    """A BYE naming no dialog we know is answered 481."""
+    pair = Pair.create()
+    pair.bob.receive_datagram(
+        b"BYE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-x1\r\n"
+        b"From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>;tag=2\r\nCall-ID: nope\r\nCSeq: 2 BYE\r\n"
+        b"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        BOB,
+        pair.now,
+    )
+    assert any(b"SIP/2.0 481" in a.data for a in pair.bob.datagrams_to_send())  # type: ignore[union-attr]
+
+
+def _answer_to(pair: Pair, raw: bytes) -> bytes:
+    pair.bob.receive_datagram(raw, BOB, pair.now)
+    (first, *_) = [a for a in pair.bob.datagrams_to_send() if not a.data.startswith(b"SIP/2.0 100")]  # type: ignore[union-attr]
+    return first.data  # type: ignore[union-attr]
+
+
+def _request(method: str, *extra: str, uri: str = "sip:bob@127.0.0.1") -> bytes:
+    lines = [
+        f"{method} {uri} SIP/2.0",
+        "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-u1",
+        "From: <sip:a@127.0.0.1>;tag=1",
+        "To: <sip:b@127.0.0.1>",
+        "Call-ID: c1",
+        f"CSeq: 1 {method}",
+        "Max-Forwards: 70",
+        *extra,
+        "Content-Length: 0",
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def test_options_gets_200_with_allow_accept_supported() -> None:
+    """OPTIONS outside a dialog is answered 200 with Allow, Accept and Supported."""
+    data = _answer_to(Pair.create(), _request("OPTIONS"))
+    assert data.startswith(b"SIP/2.0 200")
+    for name in (b"Allow: ", b"Accept: ", b"Supported: "):
+        assert name in data
+
+
+def test_uas_policy_answers() -> None:
+    """Unknown method 405+Allow, unknown Require 420+Unsupported, Max-Forwards 0 -> 483."""
+    assert _answer_to(Pair.create(), _request("FROB")).startswith(b"SIP/2.0 405")
+    data = _answer_to(Pair.create(), _request("INVITE", "Require: foo"))
+    assert data.startswith(b"SIP/2.0 420") and b"Unsupported: foo" in data
+    raw = _request("INVITE").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    assert _answer_to(Pair.create(), raw).startswith(b"SIP/2.0 483")
+
+
+def test_session_interval_too_small_gets_422() -> None:
+    """Session-Expires below our Min-SE is answered 422 with Min-SE (RFC 4028 §9)."""
+    data = _answer_to(Pair.create(), _request("INVITE", "Session-Expires: 30", "Supported: timer"))
+    assert data.startswith(b"SIP/2.0 422") and b"Min-SE: 90" in data
+
+
+def test_session_timer_refreshed_by_the_uac_keeps_the_call() -> None:
+    """With refresher=uac the caller refreshes at half the interval and the call stays up."""
+    pair = Pair.create(session_expires=120)
+    pair.invite()
+    event = _invite_event(pair)
+    pair.bob.respond(event.key, 200, pair.now, body=ANSWER)
+    pair.flush()
+    pair.advance(130.0, step=1.0)
+    updates = pair.sent("alice", lambda m: isinstance(m, Request) and m.method == "UPDATE")
+    assert len(updates) == 2, "refreshes at 60 s and 120 s"
+    assert pair.bob.dialogs and pair.alice.dialogs
+    assert not pair.take("bob", DialogTerminated)
+
+
+def test_session_expiry_without_refresh_sends_bye() -> None:
+    """If the refresher stays silent, the other side sends BYE before the session expires."""
+    pair = Pair.create(session_expires=120)
+    pair.drop = lambda m: isinstance(m, Request) and m.method == "UPDATE"
+    pair.invite()
+    event = _invite_event(pair)
+    pair.bob.respond(event.key, 200, pair.now, body=ANSWER)
+    pair.flush()
+    pair.advance(89.0, step=1.0)
+    (ended,) = pair.take("bob", DialogTerminated)
+    assert ended.reason == "session_expired"  # type: ignore[attr-defined]
+    assert pair.sent("bob", lambda m: isinstance(m, Request) and m.method == "BYE")
+
+
+def test_session_timer_without_uac_support_makes_us_refresher() -> None:
+    """A caller without Supported: timer gets refresher=uas, and we refresh at half the interval."""
+    pair = Pair.create(session_expires=120)
+    raw = _request("INVITE", "Contact: <sip:a@127.0.0.1:5061>", "Allow: INVITE, ACK, BYE, UPDATE")
+    pair.bob.receive_datagram(raw, ALICE, pair.now)
+    pair.bob.datagrams_to_send()
+    (event,) = [e for e in iter(pair.bob.next_event, None) if isinstance(e, RequestReceived)]
+    pair.bob.respond(event.key, 200, pair.now, body=ANSWER)
+    (ok,) = [a for a in pair.bob.datagrams_to_send() if a.data.startswith(b"SIP/2.0 200")]  # type: ignore[union-attr]
+    assert b"Session-Expires: 120;refresher=uas" in ok.data  # type: ignore[union-attr]
+    assert b"Require: timer" not in ok.data  # type: ignore[union-attr]
+    ack = _request("ACK").replace(
+        b"To: <sip:b@127.0.0.1>",
+        b"To: <sip:b@127.0.0.1>;tag=" + next(iter(pair.bob.dialogs)).local_tag.encode(),
+    )
+    pair.bob.receive_datagram(ack, ALICE, pair.now)
+    pair.bob.handle_timer(pair.now + 60.5)
+    sent = [a.data for a in pair.bob.datagrams_to_send()]  # type: ignore[union-attr]
+    assert any(d.startswith(b"UPDATE sip:a@127.0.0.1:5061") for d in sent)
+
+
+def test_out_of_order_cseq_gets_500() -> None:
+    """An in-dialog request with a CSeq below the last one is answered 500 (§12.2.2)."""
+    pair, _ = _answered_pair()
+    (alice_dialog,) = pair.alice.dialogs.values()
+    alice_dialog.local_cseq = 10
+    pair.alice.send_in_dialog(alice_dialog, "INFO", pair.now)
+    pair.flush()
+    alice_dialog.local_cseq = 3
+    pair.alice.send_in_dialog(alice_dialog, "INFO", pair.now)
+    pair.flush()
+    assert any(r.status == 500 for r in pair.sent("bob", lambda m: isinstance(m, Response)))  # type: ignore[attr-defined]
+
+
+def test_digest_challenge_is_answered_once() -> None:
+    """A 401 with a SHA-256 challenge is answered by a retry carrying Authorization."""
+    pair = Pair.create()
+    handle = pair.invite(credentials=("alice", "secret"))
+    event = _invite_event(pair)
+    pair.bob.respond(
+        event.key,
+        401,
+        pair.now,
+        headers=(
+            (
+                "WWW-Authenticate",
+                'Digest realm="callserver", nonce="abc", algorithm=SHA-256, qop="auth"',
+            ),
+        ),
+    )
+    pair.flush()
+    retry = _invite_event(pair)
+    assert "algorithm=SHA-256" in (retry.request.headers.get("Authorization") or "")
+    assert retry.request.cseq().seq == 2
+    pair.bob.respond(retry.key, 200, pair.now, body=ANSWER)
+    pair.flush()
+    finals = [e for e in pair.take("alice", ResponseReceived) if e.response.status >= 200]  # type: ignore[attr-defined]
+    assert [e.response.status for e in finals] == [200]  # type: ignore[attr-defined]
+    statuses = finals
+    assert statuses[0].key == handle  # type: ignore[attr-defined]
