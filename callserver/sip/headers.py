@@ -168,7 +168,7 @@ def _join_sent_by(text: str) -> str:
 # accepts a superset: LWS around separators, other protocol names).
 _FAST_VIA = re.compile(
     r"SIP/2\.0/([A-Za-z]+) "
-    r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(?=;|$)"
+    r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*|\[[0-9A-Fa-f:.]{2,}\])(?::([0-9]{1,5}))?(?=;|$)"
 )
 
 
@@ -183,6 +183,10 @@ def parse_via(value: str) -> Via:
         params = parse_params(value[match.end() :])
         port = int(match[3]) if match[3] is not None else None
         return Via(match[1].upper(), match[2], port, params)
+    return _parse_via_general(value)
+
+
+def _parse_via_general(value: str) -> Via:
     head, semi, param_text = value.partition(";")
     name, slash1, rest = head.partition("/")
     version, slash2, rest = rest.partition("/")
@@ -283,6 +287,10 @@ def parse_address(value: str) -> Address:
     if match is not None:
         display = match[1] if match[1] is not None else match[2]
         return Address(parse_uri(match[3]), display, parse_params(value[match.end() :]))
+    return _parse_address_general(value)
+
+
+def _parse_address_general(value: str) -> Address:
     if value.startswith('"'):
         end = close_quote(value, 0) + 1
         lt = value.find("<", end)

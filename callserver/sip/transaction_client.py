@@ -179,7 +179,9 @@ class ClientInviteTransaction(_ClientTransaction):
         self.state = S.COMPLETED
         self.timer_a = self.timer_b = None
         self._ack_bytes = build_ack(self.request, as_response(inp)).serialize()
-        out: list[object] = [self._pass_up(inp, now), self._transmit(self._ack_bytes)]
+        # The ACK goes out before the TU sees the response, so a retry the TU sends at once
+        # (a digest challenge answered) reaches the peer after the ACK, not before it.
+        out: list[object] = [self._transmit(self._ack_bytes), self._pass_up(inp, now)]
         self._wait("timer_d", now, self.timers.timer_d_for(self.reliable))
         return out
 

@@ -139,7 +139,7 @@ def _check_host(host: str) -> None:
         if len(host) < 4 or not host.endswith("]") or not _IPV6_CHARS.issuperset(host[1:-1]):
             raise SipParseError(f"invalid IPv6 reference {host!r}", 400)
         return
-    if not host or not _HOST_CHARS.issuperset(host) or ".." in host:
+    if not host or not _HOST_CHARS.issuperset(host) or ".." in host or host[0] == ".":
         raise SipParseError(f"invalid host {host!r}", 400)
 
 
@@ -212,12 +212,12 @@ def _parse_sip(scheme: str, rest: str) -> SipUri:
 
 
 # The common shape (no escapes, no headers, lower-case scheme) in one C-level match; anything
-# else, valid or not, takes the general path below, which accepts a superset of this.
+# else, valid or not, takes the general path (``_parse_sip``), which accepts a superset of it.
 _PCHAR = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+"
 _FAST_SIP = re.compile(
     r"(sips?):"
     r"(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*))?@)?"
-    r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*\.?|\[[0-9A-Fa-f:.]+\])"
+    r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*\.?|\[[0-9A-Fa-f:.]{2,}\])"
     r"(?::([0-9]{1,5}))?"
     rf"((?:;{_PCHAR}(?:={_PCHAR})?)*)"
 )

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callserver.sip.errors import SipParseError
 from callserver.sip.framing import ReceiveBuffer
 from callserver.sip.grammar import TOKEN_CHARS
-from callserver.sip.headers import Address, Via
+from callserver.sip.headers import (
+    Address,
+    Via,
+    _parse_address_general,
+    _parse_via_general,
+    parse_address,
+    parse_via,
+)
 from callserver.sip.message import Headers, Request, Response
 from callserver.sip.parser import parse_message
-from callserver.sip.uri import SipUri, parse_uri
+from callserver.sip.uri import SipUri, _fast_sip, _parse_sip, parse_uri
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -47,7 +56,7 @@ def sip_uris(draw: st.DrawFn) -> SipUri:
 
 header_params = st.lists(st.tuples(tokens, st.one_of(st.none(), tokens)), max_size=3).map(tuple)
 display_names = st.one_of(
-    st.none(), st.text(st.characters(blacklist_categories=("Cs",)), max_size=15)
+    st.none(), st.text(st.characters(blacklist_categories=("Cs", "Co")), max_size=15)
 )
 
 
@@ -125,6 +134,44 @@ def assert_parses_or_refuses(data: bytes) -> None:
 def test_uri_round_trip(uri: SipUri) -> None:
     """A SIP URI built from valid parts survives str() and parse_uri()."""
     assert parse_uri(str(uri)) == uri
+
+
+def same_outcome(fast: Callable[[], object], general: Callable[[], object]) -> None:
+    """Both callables return equal values, or both raise SipParseError."""
+    try:
+        expected = general()
+    except SipParseError:
+        with pytest.raises(SipParseError):
+            fast()
+    else:
+        assert fast() == expected
+
+
+uri_ish = st.text(alphabet="abAB01.-_@:;=?&[]%/+$,!~*'() \"<>", max_size=24)
+
+
+@SETTINGS
+@given(st.one_of(uri_ish, sip_uris().map(str).map(lambda u: u.partition(":")[2])))
+def test_uri_fast_path_agrees_with_general_path(rest: str) -> None:
+    """Whatever the one-match fast path accepts, the general parser reads the same way."""
+    fast = _fast_sip("sip:" + rest)
+    if fast is not None:
+        assert _parse_sip("sip", rest) == fast
+
+
+@SETTINGS
+@given(st.one_of(vias(), uri_ish.map(lambda t: "SIP/2.0/UDP " + t)))
+def test_via_fast_path_agrees_with_general_path(value: str) -> None:
+    """parse_via's fast path and its general path agree on every input."""
+    same_outcome(lambda: parse_via(value), lambda: _parse_via_general(value))
+
+
+@SETTINGS
+@given(st.one_of(addresses(), st.tuples(uri_ish, uri_ish).map(lambda t: f"{t[0]}<sip:{t[1]}>")))
+def test_address_fast_path_agrees_with_general_path(value: str) -> None:
+    """parse_address's fast path and its general path agree on every input."""
+    stripped = value.strip(" \t")
+    same_outcome(lambda: parse_address(value), lambda: _parse_address_general(stripped))
 
 
 @SETTINGS

@@ -35,7 +35,7 @@ def test_tcp_client_invite_never_retransmits_and_timer_d_is_zero(sip, clock) -> 
     assert layer.get_timer() == clock.now + 32
     assert layer.handle_timer(clock.now + 31.9) == []
     out = layer.receive_response(sip.response(invite, 486), sip.tcp, clock.advance(1))
-    assert [type(a) for a in out] == [ResponseReceived, Transmit, TransactionTerminated]
+    assert [type(a) for a in out] == [Transmit, ResponseReceived, TransactionTerminated]
     assert out[1].peer == sip.tcp and len(layer) == 0
 
 

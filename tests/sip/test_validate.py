@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -246,7 +247,7 @@ def test_checks_run_in_rfc_order() -> None:
         "SUBSCRIBE", "Require: foo", "Call-ID: dup", uri="mailto:a@b", body=b"x", content_type="a/b"
     )
     msg.headers.set("Max-Forwards", "0")
-    steps = [
+    steps: list[dict[str, Any]] = [
         {},
         {"allowed_methods": frozenset({"SUBSCRIBE"})},
         {"uri_schemes": frozenset({"mailto"})},
