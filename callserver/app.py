@@ -12,11 +12,12 @@ import contextlib
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from callserver.calls.manager import CallManager
-from callserver.config import ConfigError, ListenAddress, Settings, load_settings
+from callserver.config import DEFAULT_CONFIG, ConfigError, ListenAddress, Settings, load_settings
 from callserver.sip.endpoint import EndpointConfig, SipEndpoint
 from callserver.sip.events import CloseConnection, Peer, Transmit
 from callserver.sip.parser import ParseLimits
@@ -50,20 +51,93 @@ def endpoint_config(settings: Settings, host: str, port: int) -> EndpointConfig:
 def _advertised(settings: Settings, listen: ListenAddress) -> str:
     if settings.sip.advertised_address:
         return settings.sip.advertised_address
-    if listen.host in ("0.0.0.0", "::", ""):
+    if listen.host in ("0.0.0.0", ""):
         return "127.0.0.1"
+    if listen.host == "::":
+        return "::1"
     return listen.host
+
+
+# Settings read only at start-up (sockets, transaction timers, the RTP port pool, logging):
+# SIGHUP keeps their running values and logs that a restart is needed to change them.
+_STARTUP_ONLY = {
+    "sip": (
+        "listen",
+        "advertised_address",
+        "t1",
+        "t2",
+        "t4",
+        "tcp_idle_timeout",
+        "tcp_max_connections",
+    ),
+    "media": ("rtp_port_min", "rtp_port_max"),
+}
+_STARTUP_ONLY_TOP = ("log_level", "log_format")
+
+
+def _keep_startup_values(running: Settings, loaded: Settings) -> tuple[Settings, list[str]]:
+    """``loaded`` with the start-up-only settings as ``running`` has them, and which differed."""
+    changed: list[str] = []
+    update: dict[str, Any] = {}
+    for section, names in _STARTUP_ONLY.items():
+        old, new = getattr(running, section), getattr(loaded, section)
+        keep = {name: getattr(old, name) for name in names}
+        changed += [f"{section}.{name}" for name in names if getattr(new, name) != keep[name]]
+        update[section] = new.model_copy(update=keep)
+    for name in _STARTUP_ONLY_TOP:
+        if getattr(loaded, name) != getattr(running, name):
+            changed.append(name)
+        update[name] = getattr(running, name)
+    return loaded.model_copy(update=update), changed
+
+
+class _Listener:
+    """One of ``count`` TCP listeners, reporting its connections under server-wide ids.
+
+    Each ``TcpTransport`` numbers its connections from 1, so with several listeners (IPv4 and
+    IPv6, say) listener ``index`` reports its connection ``c`` as ``c * count + index``: the
+    endpoint's framing buffers and ``CloseConnection`` then never mix two listeners' streams.
+    """
+
+    __slots__ = ("count", "index", "server")
+
+    def __init__(self, server: Server, index: int, count: int) -> None:
+        self.server = server
+        self.index = index
+        self.count = count
+
+    def stream_data_received(self, data: bytes, peer: Peer) -> None:
+        """Bytes arrived on one of this listener's connections."""
+        self.server.stream_data_received(data, self._outward(peer))
+
+    def stream_closed(self, peer: Peer) -> None:
+        """One of this listener's connections closed (or a connect from it failed)."""
+        self.server.stream_closed(self._outward(peer))
+
+    def _outward(self, peer: Peer) -> Peer:
+        if peer.conn_id is None:
+            return peer
+        return Peer(peer.transport, peer.host, peer.port, peer.conn_id * self.count + self.index)
 
 
 class Server:
     """One callserver process: its sockets, its endpoint, its calls."""
 
-    def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        """Wire a server for ``settings``; ``overrides`` (the flags) also win on reload."""
         self.settings = settings
         self.config_path = config_path
+        self.overrides = overrides or {}
         self._loop = asyncio.get_running_loop()
         self._udp: list[UdpTransport] = []
         self._tcp: list[TcpTransport] = []
+        self._udp_by_family: dict[bool, UdpTransport] = {}  # is IPv6 -> first such socket
+        self._tcp_by_family: dict[bool, TcpTransport] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
         self._stopped = asyncio.Event()
@@ -81,19 +155,15 @@ class Server:
 
     async def start(self) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0."""
-        for listen in self.settings.sip.listen:
-            if listen.transport == "udp":
-                self._udp.append(await UdpTransport.open(listen.host, listen.port, self))
+        listen = self.settings.sip.listen
+        streams = [a for a in listen if a.transport == "tcp"]
+        for address in listen:
+            if address.transport == "udp":
+                self._udp.append(await UdpTransport.open(address.host, address.port, self))
             else:
-                self._tcp.append(
-                    await TcpTransport.open(
-                        listen.host,
-                        listen.port,
-                        self,
-                        idle_timeout=self.settings.sip.tcp_idle_timeout,
-                        max_connections=self.settings.sip.tcp_max_connections,
-                    )
-                )
+                self._tcp.append(await self._open_tcp(address, len(streams)))
+        self._udp_by_family = {":" in t.local_address[0]: t for t in reversed(self._udp)}
+        self._tcp_by_family = {":" in t.local_address[0]: t for t in reversed(self._tcp)}
         sockets: list[UdpTransport | TcpTransport] = [*self._udp, *self._tcp]
         bound = sockets[0].local_address
         first = self.settings.sip.listen[0]
@@ -102,11 +172,21 @@ class Server:
         )
         log.info("server.listening", addresses=[self._describe(t) for t in sockets])
 
+    async def _open_tcp(self, address: ListenAddress, count: int) -> TcpTransport:
+        handler = self if count == 1 else _Listener(self, len(self._tcp), count)
+        return await TcpTransport.open(
+            address.host,
+            address.port,
+            handler,
+            idle_timeout=self.settings.sip.tcp_idle_timeout,
+            max_connections=self.settings.sip.tcp_max_connections,
+        )
+
     @staticmethod
     def _describe(transport: UdpTransport | TcpTransport) -> str:
         kind = "udp" if isinstance(transport, UdpTransport) else "tcp"
         host, port = transport.local_address
-        return f"{kind}:{host}:{port}"
+        return str(ListenAddress(transport=kind, host=host, port=port))
 
     # -- transport callbacks (asyncio names) ------------------------------------------------
 
@@ -146,15 +226,30 @@ class Server:
 
     def _send(self, action: Transmit | CloseConnection) -> None:
         if isinstance(action, CloseConnection):
-            for tcp in self._tcp:
-                tcp.close_connection(action.conn_id)
+            if self._tcp:
+                tcp, local = self._tcp_for(Peer("tcp", "", 0, action.conn_id))
+                tcp.close_connection(action.conn_id if local.conn_id is None else local.conn_id)
             log.info("sip.connection_closed", conn_id=action.conn_id, reason=action.reason)
             return
-        if action.peer.transport == "udp":
-            if self._udp:
-                self._udp[0].send(action.data, action.peer)
+        peer = action.peer
+        if peer.transport == "udp":
+            if len(self._udp) == 1:
+                self._udp[0].send(action.data, peer)
+            elif self._udp:
+                self._udp_by_family.get(":" in peer.host, self._udp[0]).send(action.data, peer)
         elif self._tcp:
-            self._tcp[0].send(action.data, action.peer)
+            tcp, peer = self._tcp_for(peer)
+            tcp.send(action.data, peer)
+
+    def _tcp_for(self, peer: Peer) -> tuple[TcpTransport, Peer]:
+        """The listener a stream peer belongs to, and the peer under that listener's own id."""
+        count = len(self._tcp)
+        if count == 1:
+            return self._tcp[0], peer
+        if peer.conn_id is None:
+            return self._tcp_by_family.get(":" in peer.host, self._tcp[0]), peer
+        local = Peer(peer.transport, peer.host, peer.port, peer.conn_id // count)
+        return self._tcp[peer.conn_id % count], local
 
     def _arm_timer(self) -> None:
         deadline = self.endpoint.get_timer()
@@ -183,19 +278,25 @@ class Server:
         self._loop.add_signal_handler(signal.SIGHUP, self.reload)
 
     def reload(self) -> None:
-        """Re-read the config file; a bad file is logged and the running settings stay."""
+        """Re-read the config file (flags still win); a bad file leaves the running settings.
+
+        New calls get the new values; start-up-only settings (listen addresses, SIP timers,
+        the RTP port range, logging) keep their running values and are logged as needing a
+        restart.
+        """
+        path = str(self.config_path or DEFAULT_CONFIG)
         try:
-            settings = load_settings(self.config_path)
+            loaded = load_settings(self.config_path, self.overrides)
         except ConfigError as exc:
-            log.error("config.reload_failed", errors=exc.errors)
+            log.error("config.reload_failed", path=path, errors=exc.errors)
             return
-        if settings.sip.listen != self.settings.sip.listen:
-            log.warning("config.listen_change_needs_restart")
-        self.settings = settings.model_copy(
-            update={"sip": settings.sip.model_copy(update={"listen": self.settings.sip.listen})}
-        )
+        self.settings, restart = _keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
-        log.info("config.reloaded", path=str(self.config_path))
+        current = self.endpoint.config
+        self.endpoint.config = endpoint_config(self.settings, current.host, current.port)
+        if restart:
+            log.warning("config.restart_needed", settings=restart)
+        log.info("config.reloaded", path=path)
 
     def stop(self) -> None:
         """Ask ``serve_forever`` to drain and return."""

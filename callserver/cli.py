@@ -29,8 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dialplans", type=Path, help="dialplan directory")
     run.add_argument("--data-dir", type=Path, help="data directory (CDRs, voicemail, recordings)")
     run.add_argument("--no-uvloop", action="store_true", help="use the plain asyncio loop")
-    check = sub.add_parser("check", help="validate settings (and dialplans); exit 1 on errors")
-    check.add_argument("paths", nargs="*", type=Path, help="files to check (default: the config)")
+    check = sub.add_parser("check", help="validate settings files; exit 1 on errors")
+    check.add_argument("paths", nargs="*", type=Path, help="settings files (default: the config)")
     check.add_argument("--config", type=Path, help="settings file")
     sub.add_parser("version", help="print the version")
     return parser
@@ -58,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     configure_logging(settings.log_level, settings.log_format)
     runner = _event_loop_runner(use_uvloop=not args.no_uvloop)
-    return int(runner(_serve(settings, args.config)))
+    return int(runner(_serve(settings, args.config, _overrides(args))))
 
 
 def _event_loop_runner(*, use_uvloop: bool) -> Any:
@@ -72,10 +72,11 @@ def _event_loop_runner(*, use_uvloop: bool) -> Any:
     return asyncio.run
 
 
-async def _serve(settings: Settings, config_path: Path | None) -> int:
+async def _serve(settings: Settings, config_path: Path | None, overrides: dict[str, Any]) -> int:
     from callserver.app import Server
 
-    server = Server(settings, config_path)
+    # The flags keep their precedence over the file when SIGHUP reloads it.
+    server = Server(settings, config_path, overrides)
     server.install_signal_handlers()
     await server.serve_forever()
     return 0
@@ -83,8 +84,9 @@ async def _serve(settings: Settings, config_path: Path | None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     errors: list[str] = []
-    configs = [p for p in args.paths if p.suffix in (".yaml", ".yml")] or [args.config]
-    for path in configs:
+    # Every path named is checked: a typo must not fall back to checking the default file.
+    configs: list[Path | None] = [p for p in (args.config, *args.paths) if p is not None]
+    for path in configs or [None]:
         try:
             load_settings(path)
         except ConfigError as exc:

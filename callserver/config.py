@@ -8,16 +8,30 @@ error names the file, the line and the field (``config/callserver.yaml:7: sip.t1
 from __future__ import annotations
 
 import ipaddress
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-from callserver.yamlpos import describe_errors, line_of, load_yaml_with_lines
+from callserver.yamlpos import Origin, describe_errors, load_yaml_with_lines
 
 __all__ = [
     "CallsSettings",
@@ -31,6 +45,20 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG = Path("config/callserver.yaml")
+ENV_PREFIX = "CALLSERVER_"
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _check_host(host: str) -> str:
+    """``host`` if it is an IP literal or a DNS name (RFC 1123 §2.1 labels), else ValueError."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"{host!r} is no IP address or host name")
+    return host
 
 
 class ConfigError(Exception):
@@ -57,6 +85,8 @@ class ListenAddress(BaseModel):
 def parse_listen(text: str) -> list[ListenAddress]:
     """Parse ``[udp:|tcp:]HOST:PORT``; without a transport prefix both UDP and TCP listen.
 
+    An IPv6 host goes in brackets (``tcp:[::1]:5060``), as in a SIP URI (RFC 3261 §19.1.1).
+
     Raises:
         ValueError: the text is not of that form.
     """
@@ -69,10 +99,23 @@ def parse_listen(text: str) -> list[ListenAddress]:
     host, sep, port = rest.rpartition(":")
     if not sep or not port.isdigit():
         raise ValueError(f"listen address {text!r} is not [udp:|tcp:]HOST:PORT")
-    host = host.strip("[]")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not _is_ipv6(host):
+            raise ValueError(f"listen address {text!r}: only IPv6 addresses go in brackets")
+    elif ":" in host or "[" in host or "]" in host:
+        raise ValueError(f"listen address {text!r}: put an IPv6 host in brackets, [::1]:5060")
     if not host:
         raise ValueError(f"listen address {text!r} has no host")
+    host = _check_host(host)
     return [ListenAddress(transport=t, host=host, port=int(port)) for t in transports]
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 class SipSettings(BaseModel):
@@ -85,7 +128,7 @@ class SipSettings(BaseModel):
     advertised_address: str | None = None
     user_agent: str = "callserver"
     t1: float = Field(0.5, gt=0, le=10)
-    t2: float = Field(4.0, gt=0, le=64)
+    t2: float = Field(4.0, gt=0, le=64, validate_default=True)  # checked against t1
     t4: float = Field(5.0, gt=0, le=64)
     max_message_bytes: int = Field(65535, ge=1024, le=1 << 20)
     max_headers: int = Field(100, ge=10, le=1000)
@@ -112,13 +155,15 @@ class SipSettings(BaseModel):
     def _address(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("advertised_address must not be empty")
-        return value
+        return None if value is None else _check_host(value.strip())
 
-    @model_validator(mode="after")
-    def _t2_not_below_t1(self) -> SipSettings:
-        if self.t2 < self.t1:
+    @field_validator("t2")
+    @classmethod
+    def _t2_not_below_t1(cls, value: float, info: ValidationInfo) -> float:
+        # RFC 3261 §17.1.2.2: T2 caps the retransmit interval that starts at T1.
+        if value < info.data.get("t1", 0):
             raise ValueError("t2 must not be smaller than t1")
-        return self
+        return value
 
 
 Codec = Literal["PCMA", "PCMU"]
@@ -130,17 +175,23 @@ class MediaSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     rtp_port_min: int = Field(20000, ge=1024, le=65534)
-    rtp_port_max: int = Field(30000, ge=1025, le=65535)
+    rtp_port_max: int = Field(30000, ge=1025, le=65535, validate_default=True)
     codecs: list[Codec] = Field(default_factory=lambda: list(_DEFAULT_CODECS))
     ptime: int = Field(20, ge=10, le=60)
 
-    @model_validator(mode="after")
-    def _range(self) -> MediaSettings:
-        if self.rtp_port_max <= self.rtp_port_min:
+    @field_validator("rtp_port_max")
+    @classmethod
+    def _range(cls, value: int, info: ValidationInfo) -> int:
+        if value <= info.data.get("rtp_port_min", 0):
             raise ValueError("rtp_port_max must be above rtp_port_min")
-        if not self.codecs:
+        return value
+
+    @field_validator("codecs")
+    @classmethod
+    def _some_codec(cls, value: list[Codec]) -> list[Codec]:
+        if not value:
             raise ValueError("codecs must list at least one codec")
-        return self
+        return value
 
 
 class CallsSettings(BaseModel):
@@ -157,7 +208,7 @@ class Settings(BaseSettings):
     """All server settings (the schema of config/callserver.yaml)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="CALLSERVER_", env_nested_delimiter="__", extra="forbid"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
     )
     sip: SipSettings = Field(default_factory=SipSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
@@ -200,7 +251,9 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     """Load settings from ``path`` (default config/callserver.yaml), env and ``overrides``.
 
     Raises:
-        ConfigError: the file is unreadable or a value is invalid; every error is listed.
+        ConfigError: the file is unreadable or a value is invalid; every error is listed, each
+            naming where its value came from: ``file:line``, the environment variable, or the
+            command line.
     """
     file_values: dict[str, Any] = {}
     lines: dict[tuple[str | int, ...], int] = {}
@@ -209,13 +262,39 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         file_values, lines = _read_yaml(source)
     token = _file_values.set(file_values)
     try:
-        settings = Settings(**(overrides or {}))
+        return Settings(**(overrides or {}))
+    except SettingsError as exc:
+        raise ConfigError([f"environment: {exc}: {exc.__cause__ or 'invalid value'}"]) from exc
     except ValidationError as exc:
-        raise ConfigError(describe_errors(str(source), exc, lines)) from exc
+        origin = _origin(overrides or {}, EnvSettingsSource(Settings)())
+        raise ConfigError(describe_errors(str(source), exc, lines, origin)) from exc
     finally:
         _file_values.reset(token)
-    _check_address(settings, source, lines)
-    return settings
+
+
+def _origin(overrides: dict[str, Any], env: dict[str, Any]) -> Origin:
+    """Name the source of a value set by a flag or a variable; None means the file."""
+
+    def origin(loc: tuple[str | int, ...]) -> str | None:
+        if _depth_of_leaf(overrides, loc):
+            return "command line"
+        depth = _depth_of_leaf(env, loc)
+        if depth:
+            return "environment " + ENV_PREFIX + "__".join(str(p) for p in loc[:depth]).upper()
+        return None
+
+    return origin
+
+
+def _depth_of_leaf(values: Any, loc: tuple[str | int, ...]) -> int:
+    """How many keys of ``loc`` lead to a non-mapping value in ``values`` (0: none does)."""
+    for depth, part in enumerate(loc):
+        if not isinstance(values, dict):
+            return depth
+        if part not in values:
+            return 0
+        values = values[part]
+    return 0 if isinstance(values, dict) else len(loc)
 
 
 def _read_yaml(source: Path) -> tuple[dict[str, Any], dict[tuple[str | int, ...], int]]:
@@ -223,12 +302,12 @@ def _read_yaml(source: Path) -> tuple[dict[str, Any], dict[tuple[str | int, ...]
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{source}: cannot read: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{source}: not UTF-8 text: {exc.reason}"]) from exc
     try:
         data, lines = load_yaml_with_lines(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"{source}{where}: not valid YAML: {exc}"]) from exc
+        raise ConfigError([_yaml_error(source, exc)]) from exc
     if data is None:
         return {}, lines
     if not isinstance(data, dict):
@@ -236,17 +315,13 @@ def _read_yaml(source: Path) -> tuple[dict[str, Any], dict[tuple[str | int, ...]
     return data, lines
 
 
-def _check_address(
-    settings: Settings, source: Path, lines: dict[tuple[str | int, ...], int]
-) -> None:
-    address = settings.sip.advertised_address
-    if address is None:
-        return
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        if not all(part.isalnum() or "-" in part for part in address.split(".")):
-            line = line_of(lines, ("sip", "advertised_address"))
-            raise ConfigError(
-                [f"{source}:{line}: sip.advertised_address: {address!r} is no address or host"]
-            ) from None
+def _yaml_error(source: Path, exc: yaml.YAMLError) -> str:
+    """One line: ``file:line: not valid YAML: problem (context at line N)``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f":{mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        problem += f" ({context} at line {context_mark.line + 1})"
+    return f"{source}{where}: not valid YAML: {problem}"

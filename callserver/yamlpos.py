@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-__all__ = ["describe_errors", "line_of", "load_yaml_with_lines"]
+__all__ = ["Origin", "describe_errors", "line_of", "load_yaml_with_lines"]
 
 Path_ = tuple[str | int, ...]
+Origin = Callable[[Path_], str | None]
+"""Where the value at a path came from when not from the file (``None``: the file)."""
 
 
 def load_yaml_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
@@ -47,12 +50,21 @@ def line_of(lines: dict[Path_, int], path: Path_) -> int:
     return lines.get((), 1)
 
 
-def describe_errors(source: str, exc: ValidationError, lines: dict[Path_, int]) -> list[str]:
-    """Turn a pydantic error into ``source:line: dotted.field: message`` lines, one per error."""
-    out = []
+def describe_errors(
+    source: str, exc: ValidationError, lines: dict[Path_, int], origin: Origin | None = None
+) -> list[str]:
+    """Turn a pydantic error into ``source:line: dotted.field: message`` lines, one per error.
+
+    ``origin`` names values that came from elsewhere (an environment variable, a flag); those
+    errors start with its answer instead of ``source:line``. Those come first, then the file's
+    errors in line order.
+    """
+    out: list[tuple[int, str]] = []
     for error in exc.errors():
         loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
         field = ".".join(str(part) for part in loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
-        out.append(f"{source}:{line_of(lines, loc)}: {field}: {message}")
-    return out
+        where = origin(loc) if origin is not None else None
+        line = 0 if where else line_of(lines, loc)
+        out.append((line, f"{where or f'{source}:{line}'}: {field}: {message}"))
+    return [text for _, text in sorted(out, key=lambda item: item[0])]

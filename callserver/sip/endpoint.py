@@ -115,6 +115,20 @@ class SipEndpoint:
         self.uac = UacCore(self)
         self.dialog_timers = DialogTimers(self)
 
+    @property
+    def config(self) -> EndpointConfig:
+        """Our address, identity, timers and limits (replaceable, e.g. once a port is bound)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: EndpointConfig) -> None:
+        self._config = config
+        # Fields every response of a kind carries, formatted once rather than per message.
+        self._allow = ", ".join(sorted(config.policy.allowed_methods))
+        self._supported = ", ".join(sorted(config.policy.supported_extensions))
+        self._accept = ", ".join(sorted(config.policy.accepted_types))
+        self._contacts = {t: config.contact(t) for t in ("udp", "tcp", "tls")}
+
     # -- input -----------------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, peer: Peer, now: float) -> None:
@@ -227,22 +241,24 @@ class SipEndpoint:
             response.body = body
         if server is not None and status > 100:
             server.final_sent = status >= 200
-        self._apply(self._tx.send_response(key, response, now), now)
+        actions = self._tx.send_response(key, response, now)
+        self._apply(actions, now)
         if server is None or status == 100 or status >= 300:
             return None
-        return self._uas_dialog(key, server, request, response, now)
+        sent = next((a.data for a in actions if isinstance(a, Transmit)), None)
+        return self._uas_dialog(server, request, response, sent, now)
 
     def _decorate(
         self, response: Response, request: Request, status: int, extra: tuple[tuple[str, str], ...]
     ) -> None:
-        response.headers.add("Server", self.config.user_agent)
+        response.headers.add("Server", self._config.user_agent)
         if request.method in ("INVITE", "UPDATE", "OPTIONS") and 100 < status < 300:
-            response.headers.add("Contact", self.config.contact(self._transport_of(request)))
+            transport = self._transport_of(request)
+            contact = self._contacts.get(transport) or self._config.contact(transport)
+            response.headers.add("Contact", contact)
         if (request.method in ("INVITE", "OPTIONS") and 200 <= status < 300) or status == 405:
-            response.headers.add("Allow", ", ".join(sorted(self.config.policy.allowed_methods)))
-            response.headers.add(
-                "Supported", ", ".join(sorted(self.config.policy.supported_extensions))
-            )
+            response.headers.add("Allow", self._allow)
+            response.headers.add("Supported", self._supported)
         for name, value in extra:
             response.headers.add(name, value)
 
@@ -250,7 +266,12 @@ class SipEndpoint:
         return request.top_via().transport.lower()
 
     def _uas_dialog(
-        self, key: object, server: _ServerInvite, request: Request, response: Response, now: float
+        self,
+        server: _ServerInvite,
+        request: Request,
+        response: Response,
+        sent: bytes | None,
+        now: float,
     ) -> DialogId:
         dialog = self.dialogs.get(server.dialog_id) if server.dialog_id else None
         if dialog is None:
@@ -261,7 +282,7 @@ class SipEndpoint:
             dialog.state = DialogState.CONFIRMED
             dialog.local_sdp = response.body or dialog.local_sdp
             dialog.session_timer = server.session_timer
-            self._start_2xx(dialog.id, response, server.peer, now)
+            self._start_2xx(dialog.id, response, sent or response.serialize(), server.peer, now)
         return dialog.id
 
     def bye(self, dialog_id: DialogId, now: float) -> None:
@@ -344,7 +365,7 @@ class SipEndpoint:
                 event,
                 200,
                 now,
-                headers=(("Accept", ", ".join(sorted(self.config.policy.accepted_types))),),
+                headers=(("Accept", self._accept),),
             )
         elif request.method in ("BYE", "INFO", "UPDATE", "PRACK"):
             self._reply(event, 481, now)
@@ -448,10 +469,12 @@ class SipEndpoint:
 
     # -- 2xx retransmission (RFC 3261 §13.3.1.4) --------------------------------------------
 
-    def _start_2xx(self, dialog_id: DialogId, response: Response, peer: Peer, now: float) -> None:
+    def _start_2xx(
+        self, dialog_id: DialogId, response: Response, data: bytes, peer: Peer, now: float
+    ) -> None:
         timers = self.config.timers
         pending = _Pending2xx(
-            data=response.serialize(),
+            data=data,
             peer=peer,
             cseq=response.cseq().seq,
             interval=timers.t1,

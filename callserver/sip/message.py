@@ -213,18 +213,46 @@ def reason_phrase(status: int) -> str:
     return _REASONS.get(status - status % 100, "Unknown")
 
 
+_LOWER: dict[str, str] = {}
+
+
+def _key(name: str) -> str:
+    """The index key of a header name: its canonical form, lower-cased (memoised)."""
+    key = _LOWER.get(name)
+    if key is None:
+        key = canonical_name(name).lower()
+        if len(_LOWER) < 4096:
+            _LOWER[name] = key
+    return key
+
+
 class Headers:
     """An ordered, case-insensitive multi-map of header fields with a parse cache.
 
     Names are stored in canonical form. ``get_all`` returns each field line's raw value;
     ``values`` also splits list-valued fields at top-level commas (RFC 3261 §7.3.1).
+    Lookups go through an index by lower-case name, built on first use and dropped on any
+    change, so a lookup costs one dict access however many fields the message has.
     """
 
-    __slots__ = ("_cache", "_items")
+    __slots__ = ("_cache", "_index", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+        self._index: dict[str, list[str]] | None = None
         self._cache: dict[str, object] = {}
+
+    @classmethod
+    def from_parsed(cls, items: list[tuple[str, str]], index: dict[str, list[str]]) -> Headers:
+        """Adopt ``items`` (names already canonical) and their index by lower-case name.
+
+        For the message parser, which builds both in one pass; no copy is made.
+        """
+        new = cls.__new__(cls)
+        new._items = items
+        new._index = index
+        new._cache = {}
+        return new
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -242,59 +270,84 @@ class Headers:
 
     def copy(self) -> Headers:
         """Return an independent copy (the parse cache is not shared)."""
-        new = Headers()
-        new._items = list(self._items)
-        return new
+        return Headers.from_parsed(list(self._items), {})._reindexed()
+
+    def _reindexed(self) -> Headers:
+        self._index = None
+        return self
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._items:
+                key = _key(name)
+                values = index.get(key)
+                if values is None:
+                    index[key] = [value]
+                else:
+                    values.append(value)
+            self._index = index
+        return index
+
+    def _changed(self, name: str) -> None:
+        self._index = None
+        self._cache.pop(name, None)
+        self._cache.pop("+" + name, None)
 
     def get(self, name: str) -> str | None:
         """Return the first raw value of ``name``, or None."""
-        name = canonical_name(name)
-        for n, v in self._items:
-            if n == name or n.lower() == name.lower():
-                return v
-        return None
+        values = self._lookup().get(_key(name))
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         """Return the raw value of every field line named ``name``, in order."""
-        name = canonical_name(name)
-        lower = name.lower()
-        return [v for n, v in self._items if n == name or n.lower() == lower]
+        return list(self._lookup().get(_key(name), ()))
 
     def values(self, name: str) -> list[str]:
         """Return all values of ``name``, list-valued fields split at top-level commas."""
+        raw = self._lookup().get(_key(name))
+        if not raw:
+            return []
+        if canonical_name(name) not in LIST_HEADERS:
+            return list(raw)
         from callserver.sip.grammar import split_commas
 
-        raw = self.get_all(name)
-        if canonical_name(name) not in LIST_HEADERS:
-            return raw
         out: list[str] = []
         for value in raw:
-            out.extend(split_commas(value))
+            if "," in value:
+                out.extend(split_commas(value))
+            else:
+                out.append(value.strip())
         return out
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and _key(name) in self._lookup()
 
     def add(self, name: str, value: str) -> None:
         """Append a field line."""
-        name = canonical_name(name)
+        if name not in _CANONICAL_FORMS:
+            name = canonical_name(name)
         self._items.append((name, value))
+        index = self._index
+        if index is not None:
+            index.setdefault(_key(name), []).append(value)
         self._cache.pop(name, None)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a field line before all others (used for Via and Record-Route)."""
         name = canonical_name(name)
         self._items.insert(0, (name, value))
-        self._cache.pop(name, None)
+        self._changed(name)
 
     def set(self, name: str, value: str) -> None:
         """Replace every field line named ``name`` with one, kept at the first one's place."""
         name = canonical_name(name)
-        lower = name.lower()
+        key = _key(name)
         out: list[tuple[str, str]] = []
         placed = False
         for n, v in self._items:
-            if n.lower() == lower:
+            if _key(n) == key:
                 if not placed:
                     out.append((name, value))
                     placed = True
@@ -303,21 +356,22 @@ class Headers:
         if not placed:
             out.append((name, value))
         self._items = out
-        self._cache.pop(name, None)
+        self._changed(name)
 
     def remove(self, name: str) -> None:
         """Remove every field line named ``name``."""
-        lower = canonical_name(name).lower()
-        self._items = [(n, v) for n, v in self._items if n.lower() != lower]
-        self._cache.pop(canonical_name(name), None)
+        key = _key(name)
+        self._items = [(n, v) for n, v in self._items if _key(n) != key]
+        self._changed(canonical_name(name))
 
     def parsed(self, name: str, parser: Callable[[list[str]], T]) -> T:
         """Return ``parser(values(name))``, cached until the field changes.
 
+        ``name`` must be the canonical name (``"Via"``, not ``"v"``), as in ``prime``.
+
         Raises:
             SipParseError: from ``parser`` when the field is malformed (not cached).
         """
-        name = canonical_name(name)
         try:
             return self._cache[name]  # type: ignore[return-value]
         except KeyError:
@@ -328,9 +382,14 @@ class Headers:
     def prime(self, name: str, value: object) -> None:
         """Cache ``value`` as what ``parsed(name, ...)`` returns until the field changes.
 
-        For the message parser, which has already parsed the field while checking it.
+        For the message parser, which has already parsed the field while checking it, and
+        for responses, which copy fields a request has parsed already.
         """
-        self._cache[canonical_name(name)] = value
+        self._cache[name] = value
+
+    def primed(self, name: str) -> object | None:
+        """The cached parse of ``name``, if there is one (see ``prime``)."""
+        return self._cache.get(name)
 
 
 def _single(values: list[str], name: str) -> str:
@@ -343,6 +402,22 @@ def _single(values: list[str], name: str) -> str:
     return values[0]
 
 
+def _parse_from(values: list[str]) -> Address:
+    return parse_address(_single(values, "From"))
+
+
+def _parse_to(values: list[str]) -> Address:
+    return parse_address(_single(values, "To"))
+
+
+def _parse_call_id(values: list[str]) -> str:
+    return _single(values, "Call-ID").strip()
+
+
+def _parse_cseq(values: list[str]) -> CSeq:
+    return parse_cseq(_single(values, "CSeq"))
+
+
 class _MessageBase(ABC):
     """Accessors shared by requests and responses; each parses once and caches."""
 
@@ -350,34 +425,42 @@ class _MessageBase(ABC):
     headers: Headers
     body: bytes
 
+    # Each accessor looks in the parse cache first (the parser primes it for the five
+    # fields below), so the common case is one dict lookup and no parse at all.
+
     def vias(self) -> list[Via]:
         """All Via values, topmost first (RFC 3261 §8.1.1.7)."""
-        return self.headers.parsed("Via", parse_vias)
+        cached = self.headers._cache.get("Via")
+        return cached if cached is not None else self.headers.parsed("Via", parse_vias)  # type: ignore[return-value]
 
     def top_via(self) -> Via:
         """The topmost Via. Raises SipParseError when there is none."""
-        from callserver.sip.errors import SipParseError
-
         vias = self.vias()
         if not vias:
+            from callserver.sip.errors import SipParseError
+
             raise SipParseError("missing Via header field", 400)
         return vias[0]
 
     def from_(self) -> Address:
         """The From address (RFC 3261 §8.1.1.3)."""
-        return self.headers.parsed("From", lambda v: parse_address(_single(v, "From")))
+        cached = self.headers._cache.get("From")
+        return cached if cached is not None else self.headers.parsed("From", _parse_from)  # type: ignore[return-value]
 
     def to(self) -> Address:
         """The To address (RFC 3261 §8.1.1.2)."""
-        return self.headers.parsed("To", lambda v: parse_address(_single(v, "To")))
+        cached = self.headers._cache.get("To")
+        return cached if cached is not None else self.headers.parsed("To", _parse_to)  # type: ignore[return-value]
 
     def call_id(self) -> str:
         """The Call-ID value (RFC 3261 §8.1.1.4)."""
-        return self.headers.parsed("Call-ID", lambda v: _single(v, "Call-ID").strip())
+        cached = self.headers._cache.get("Call-ID")
+        return cached if cached is not None else self.headers.parsed("Call-ID", _parse_call_id)  # type: ignore[return-value]
 
     def cseq(self) -> CSeq:
         """The CSeq (RFC 3261 §8.1.1.5)."""
-        return self.headers.parsed("CSeq", lambda v: parse_cseq(_single(v, "CSeq")))
+        cached = self.headers._cache.get("CSeq")
+        return cached if cached is not None else self.headers.parsed("CSeq", _parse_cseq)  # type: ignore[return-value]
 
     def serialize(self) -> bytes:
         """Return the wire form, with a Content-Length matching the body."""

@@ -265,9 +265,9 @@ def parse_message(
     error: SipParseError | None = None
     message: Request | Response
     if lines[0][:4].upper() == "SIP/":
-        message = _start_response(lines[0], Headers(items))
+        message = _start_response(lines[0], Headers.from_parsed(items, index))
     else:
-        message, error = _start_request(lines[0], Headers(items))
+        message, error = _start_request(lines[0], Headers.from_parsed(items, index))
     try:
         if error is not None:
             raise error

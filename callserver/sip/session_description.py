@@ -16,7 +16,7 @@ The offer/answer rules (RFC 3264) that use these values live in :mod:`callserver
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 __all__ = [
     "DIRECTIONS",
@@ -37,6 +37,7 @@ DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _RTPMAP = re.compile(r"(\d+)\s+([^/\s]+)/(\d+)(?:/(\d+))?")
 _FMTP = re.compile(r"(\d+)\s+(.*)")
 _PTIME = re.compile(r"(\d{1,5})(?:\.\d*)?")
+_TYPED_LINE = re.compile(r"[a-z]=")
 # Extra line types, split by where RFC 4566 §5 places them around the c=, b= and t= lines.
 _SESSION_HEAD, _SESSION_TAIL, _MEDIA_HEAD, _MEDIA_TAIL = "iuep", "rzk", "i", "k"
 
@@ -273,7 +274,7 @@ def _split_lines(data: bytes | str) -> list[tuple[int, str]]:
             raise SdpError("SDP body is not valid UTF-8 (RFC 4566 §5)") from exc
     lines = [(n, raw.rstrip()) for n, raw in enumerate(data.split("\n"), start=1)]
     for number, line in lines:
-        if line and not re.fullmatch(r"[a-z]=.*", line, re.DOTALL):
+        if line and not _TYPED_LINE.match(line):
             raise SdpError(f"line {number}: {line[:40]!r} is not a '<type>=<value>' line")
     return [(n, line) for n, line in lines if line]
 
@@ -362,8 +363,12 @@ def _finish_media(
             f"line {number}: m={media.media} has no c= line and the session has none "
             "either (RFC 4566 §5.7)"
         )
-    return replace(
-        media,
+    return MediaDescription(
+        media=media.media,
+        port=media.port,
+        proto=media.proto,
+        formats=media.formats,
+        port_count=media.port_count,
         connection=section.connection,
         attributes=tuple(section.attributes),
         bandwidth=tuple(section.bandwidth),

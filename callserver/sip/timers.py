@@ -53,6 +53,16 @@ class SipTimers:
             raise ValueError("T2 must not be smaller than T1")
 
     @property
+    def timer_trying(self) -> float:
+        """How long an INVITE server transaction waits for the TU before sending 100 (Trying).
+
+        RFC 3261 §17.2.1: "the server transaction MUST generate a 100 (Trying) response
+        unless it knows that the TU will generate a provisional or final response within
+        200 ms". Waiting those 200 ms spares the 100 when the TU answers at once.
+        """
+        return 0.2
+
+    @property
     def timer_a(self) -> float:
         """Initial INVITE retransmit interval, doubling each time (RFC 3261 §17.1.1.2)."""
         return self.t1

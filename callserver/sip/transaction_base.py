@@ -85,6 +85,7 @@ class InputKind(Enum):
     TIMER_K = "timer_k"
     TIMER_L = "timer_l"
     TIMER_M = "timer_m"
+    TIMER_TRYING = "timer_trying"
     TRANSPORT_ERROR = "transport_error"
 
     @property

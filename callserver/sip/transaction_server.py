@@ -7,8 +7,9 @@ A server transaction owns one request we received. The TU answers through ``hand
 one's bytes are kept, so a retransmitted request (``RECV_REQUEST``) is answered by sending
 those bytes again: the latest provisional while Proceeding, the final once Completed.
 
-The INVITE machine starts in Proceeding and sends 100 (Trying) at once: the RFC requires it
-unless the TU is known to answer within 200 ms, and sending it immediately is always correct.
+The INVITE machine starts in Proceeding and sends 100 (Trying) after 200 ms unless the TU has
+answered by then, or at once when the INVITE is retransmitted first: the RFC requires it unless
+the TU answers within 200 ms, and a TU that answers at once spares a message per call.
 After a 3xx-6xx it retransmits the final on Timer G (doubling, capped at T2) until the ACK
 arrives (Confirmed, then Timer I) or Timer H gives up. After a 2xx it enters RFC 6026
 "Accepted": retransmitted INVITEs are absorbed, further 2xx from the TU (the UAS core's 2xx
@@ -176,10 +177,11 @@ class _ServerTransaction(TransactionMachine):
 class ServerInviteTransaction(_ServerTransaction):
     """The INVITE server transaction (RFC 3261 §17.2.1 Figure 7, RFC 6026 §8.7 Figure 7)."""
 
-    __slots__ = ("_g_interval", "timer_g", "timer_h", "timer_i", "timer_l")
+    __slots__ = ("_g_interval", "timer_g", "timer_h", "timer_i", "timer_l", "timer_trying")
 
     INITIAL = S.PROCEEDING
     TIMERS = (
+        ("timer_trying", K.TIMER_TRYING),
         ("timer_g", K.TIMER_G),
         ("timer_h", K.TIMER_H),
         ("timer_i", K.TIMER_I),
@@ -192,6 +194,7 @@ class ServerInviteTransaction(_ServerTransaction):
         self.timer_h: float | None = None
         self.timer_i: float | None = None
         self.timer_l: float | None = None
+        self.timer_trying: float | None = None
         self._g_interval = timers.timer_g
 
     def transition_table(self) -> Mapping[tuple[S, K], _InviteHandler]:
@@ -199,12 +202,29 @@ class ServerInviteTransaction(_ServerTransaction):
         return _INVITE_TABLE
 
     def start(self, now: float) -> list[object]:
-        """Send 100 (Trying) (RFC 3261 §17.2.1: it "MUST generate a 100 (Trying) response"
-        unless the TU answers within 200 ms, which the layer cannot know)."""
+        """Give the TU 200 ms to answer before sending 100 (Trying) (RFC 3261 §17.2.1)."""
+        self.timer_trying = now + self.timers.timer_trying
+        return []
+
+    def _send_trying(self, inp: TransactionInput, now: float) -> list[object]:
+        # The TU has not answered within 200 ms: "the server transaction MUST generate a
+        # 100 (Trying) response".
         return self._send(build_trying(self.request))
+
+    def _resend_or_trying(self, inp: TransactionInput, now: float) -> list[object]:
+        # A retransmitted INVITE before the TU said anything: the 100 (Trying) is due now.
+        if self._last_bytes:
+            return self._resend(inp, now)
+        self.timer_trying = None
+        return self._send(build_trying(self.request))
+
+    def _send_tu(self, inp: TransactionInput, now: float) -> list[object]:
+        self.timer_trying = None
+        return super()._send_tu(inp, now)
 
     def _on_2xx(self, inp: TransactionInput, now: float) -> list[object]:
         # RFC 6026 §8.5: send it (the TU retransmits 2xx), move to "Accepted", start Timer L.
+        self.timer_trying = None
         self.state = S.ACCEPTED
         self.timer_l = now + self.timers.timer_l
         return self._send(as_response(inp))
@@ -214,6 +234,7 @@ class ServerInviteTransaction(_ServerTransaction):
         # to the transport layer for transmission"; Timer G only for unreliable transports,
         # Timer H "to fire in 64*T1 seconds for all transports".
         self.state = S.COMPLETED
+        self.timer_trying = None
         if not self.reliable:
             self.timer_g = now + self._g_interval
         self.timer_h = now + self.timers.timer_h
@@ -283,7 +304,8 @@ _INVITE_TABLE: Final[dict[tuple[S, K], _InviteHandler]] = {
     # "If a request retransmission is received while in the "Proceeding" state, the most
     # recent provisional response that was received from the TU MUST be passed to the
     # transport layer for retransmission."
-    (S.PROCEEDING, K.RECV_REQUEST): _SI._resend,
+    (S.PROCEEDING, K.RECV_REQUEST): _SI._resend_or_trying,
+    (S.PROCEEDING, K.TIMER_TRYING): _SI._send_trying,
     (S.PROCEEDING, K.SEND_1XX): _SI._send_tu,
     (S.PROCEEDING, K.SEND_2XX): _SI._on_2xx,
     (S.PROCEEDING, K.SEND_3XX_6XX): _SI._on_final_error,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from callserver.sip.dialog import SessionTimer
 from callserver.sip.errors import SipParseError
 from callserver.sip.events import Peer
-from callserver.sip.headers import parse_params
+from callserver.sip.headers import Address, parse_params
 from callserver.sip.message import Headers, Request, Response, reason_phrase
 
 __all__ = [
@@ -40,15 +40,24 @@ def build_response(
     (Trying) copies Timestamp (§8.2.6.1).
     """
     headers = Headers()
-    for name, value in request.headers:
+    source = request.headers
+    for name, value in source:
         if name in _COPIED:
             headers.add(name, value)
-    to_value = request.headers.get("To") or ""
+    for name in _COPIED:
+        parsed = source.primed(name)
+        if parsed is not None:
+            headers.prime(name, parsed)  # the same immutable values: no second parse
+    to_value = source.get("To") or ""
+    to_parsed = source.primed("To")
     if to_tag is not None and status != 100 and _to_tag(request) is None:
         to_value = f"{to_value};tag={to_tag}"
+        to_parsed = to_parsed.with_tag(to_tag) if isinstance(to_parsed, Address) else None
     headers.add("To", to_value)
+    if to_parsed is not None:
+        headers.prime("To", to_parsed)
     if status == 100:
-        timestamp = request.headers.get("Timestamp")
+        timestamp = source.get("Timestamp")
         if timestamp is not None:
             headers.add("Timestamp", timestamp)
     return Response(status=status, reason=reason or reason_phrase(status), headers=headers)

@@ -23,9 +23,26 @@ OFFER = (
 def _start_uas(sipp: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
     port = free_port(both=False)
     proc = subprocess.Popen(
-        [sipp, "-i", HOST, "-p", str(port), "-mp", str(free_port(both=False)), "-m", "1",
-         "-nostdin", "-timeout", "30s", "-timeout_error", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        [
+            sipp,
+            "-i",
+            HOST,
+            "-p",
+            str(port),
+            "-mp",
+            str(free_port(both=False)),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
     )
     return proc, port
 
@@ -38,7 +55,10 @@ async def _call(driver: UacDriver, port: int, **kwargs: object) -> None:
         parse_uri(f"sip:service@{HOST}:{port}"),
         from_addr=parse_address(f"<sip:callserver@{HOST}>"),
         to_addr=parse_address(f"<sip:service@{HOST}:{port}>"),
-        peer=Peer("udp", HOST, port), now=loop_now(), body=OFFER, **kwargs,  # type: ignore[arg-type]
+        peer=Peer("udp", HOST, port),
+        now=loop_now(),
+        body=OFFER,
+        **kwargs,  # type: ignore[arg-type]
     )
     driver.pump()
     ok = await driver.wait_for(
@@ -60,7 +80,9 @@ async def _call(driver: UacDriver, port: int, **kwargs: object) -> None:
 async def test_our_uac_calls_sipp(sipp: str, tmp_path: Path, scenario: str) -> None:
     """INVITE, 200, ACK, BYE against SIPp's uas; with digest, the 401 is answered (MD5)."""
     if scenario == "digest":
-        proc, port = _start_uas(sipp, tmp_path, "-sf", str(SCENARIOS / "uas-expect-digest-auth.xml"))
+        proc, port = _start_uas(
+            sipp, tmp_path, "-sf", str(SCENARIOS / "uas-expect-digest-auth.xml")
+        )
         kwargs: dict[str, object] = {"credentials": ("alice", "secret")}
     else:
         proc, port = _start_uas(sipp, tmp_path, "-sn", "uas")

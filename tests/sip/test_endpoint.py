@@ -38,19 +38,29 @@ def _answered_pair() -> tuple[Pair, object]:
 
 
 def test_invite_answer_ack_and_caller_bye() -> None:
-    """A full call: INVITE, 100, 200 with SDP, ACK confirms both sides, caller BYE ends both."""
+    """A full call: INVITE, 200 with SDP, ACK confirms both sides, caller BYE ends both."""
     pair, dialog_id = _answered_pair()
-    assert _statuses(pair, "alice") == [100, 200]
+    assert _statuses(pair, "alice") == [200], "answered at once: no 100 Trying needed"
     assert len(pair.take("alice", DialogConfirmed)) == 1
     (confirmed,) = pair.take("bob", DialogConfirmed)
     assert confirmed.dialog_id == dialog_id  # type: ignore[attr-defined]
-    assert pair.sent("bob", lambda m: isinstance(m, Response) and m.status == 100)
     (alice_dialog,) = pair.alice.dialogs
     pair.alice.bye(alice_dialog, pair.now)
     pair.flush()
     (ended,) = pair.take("bob", DialogTerminated)
     assert ended.reason == "bye_received"  # type: ignore[attr-defined]
     assert not pair.bob.dialogs and not pair.alice.dialogs
+
+
+def test_100_trying_after_200ms_when_the_tu_is_silent() -> None:
+    """A TU that has not answered within 200 ms makes the transaction send 100 (§17.2.1)."""
+    pair = Pair.create()
+    pair.invite()
+    _invite_event(pair)
+    pair.advance(0.15)
+    assert not pair.sent("bob", lambda m: isinstance(m, Response))
+    pair.advance(0.1)
+    assert pair.sent("bob", lambda m: isinstance(m, Response) and m.status == 100)
 
 
 def test_server_bye_ends_the_caller_dialog() -> None:
@@ -96,7 +106,7 @@ def test_2xx_retransmitted_until_ack_then_bye_after_64_t1() -> None:
 
 
 def test_retransmitted_invite_gets_the_same_response() -> None:
-    """A lost 200 is recovered: the INVITE retransmission is absorbed and answered again."""
+    """A lost 100 is recovered: the INVITE retransmission is absorbed and answered again."""
     pair = Pair.create()
     pair.drop = lambda m: isinstance(m, Response) and m.status == 100
     pair.invite()
@@ -105,6 +115,8 @@ def test_retransmitted_invite_gets_the_same_response() -> None:
     assert not pair.take("bob", RequestReceived), "a retransmission must not reach the TU"
     invites = pair.sent("alice", lambda m: isinstance(m, Request) and m.method == "INVITE")
     assert len(invites) == 2
+    trying = pair.sent("bob", lambda m: isinstance(m, Response) and m.status == 100)
+    assert len(trying) == 2, "one after 200 ms, one for the retransmission"
 
 
 def test_merged_request_gets_482() -> None:

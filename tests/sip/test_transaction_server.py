@@ -34,12 +34,16 @@ def _times(fired: list[tuple[float, object]], cls: type, start: float) -> list[f
 
 
 def test_new_invite_reaches_tu_and_gets_100_trying(sip, clock) -> None:
-    """A new INVITE yields RequestReceived (with rtime) and then a 100 built per §8.2.6."""
+    """A new INVITE yields RequestReceived (with rtime); 200 ms of TU silence bring a 100 (§8.2.6)."""
     layer, invite = _layer(), sip.request("INVITE", extra=[("Timestamp", "54")])
     out = layer.receive_request(invite, sip.udp, clock.now)
-    assert out[0] == RequestReceived(request=invite, peer=sip.udp, key=out[0].key, rtime=clock.now)
-    assert isinstance(out[0].key, ServerKey) and out[1].peer == sip.udp
-    trying = parse_message(out[1].data)
+    assert out == [RequestReceived(request=invite, peer=sip.udp, key=out[0].key, rtime=clock.now)]
+    assert isinstance(out[0].key, ServerKey)
+    assert layer.get_timer() == clock.now + 0.2
+    assert layer.handle_timer(clock.now + 0.19) == []
+    (sent,) = layer.handle_timer(clock.advance(0.2))
+    assert sent.peer == sip.udp
+    trying = parse_message(sent.data)
     assert trying.status == 100 and trying.to().tag is None
     for name in ("Via", "From", "To", "Call-ID", "CSeq", "Timestamp"):
         assert trying.headers.get_all(name) == invite.headers.get_all(name)
@@ -198,7 +202,8 @@ def test_rfc2543_request_without_cookie_matches_on_the_legacy_key(sip, clock) ->
     out = layer.receive_request(invite, sip.udp, clock.now)
     key = out[0].key
     assert isinstance(key, LegacyServerKey) and key.to_tag == ""
-    assert layer.receive_request(invite, sip.udp, clock.now) == out[1:]
+    (trying,) = layer.receive_request(invite, sip.udp, clock.now)
+    assert trying.data.startswith(b"SIP/2.0 100"), "the retransmission is absorbed"
     reply = sip.response(invite, 404, to_tag="srv")
     layer.send_response(key, reply, clock.now)
     wrong = sip.ack(invite, "<sip:bob@example.com>;tag=other")

@@ -95,6 +95,7 @@ EXPECTED: dict[type[TransactionMachine], dict[tuple[TransactionState, InputKind]
     },
     ServerInviteTransaction: {
         (S.PROCEEDING, K.RECV_REQUEST): S.PROCEEDING,
+        (S.PROCEEDING, K.TIMER_TRYING): S.PROCEEDING,
         (S.PROCEEDING, K.SEND_1XX): S.PROCEEDING,
         (S.PROCEEDING, K.SEND_2XX): S.ACCEPTED,
         (S.PROCEEDING, K.SEND_3XX_6XX): S.COMPLETED,
