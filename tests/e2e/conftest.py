@@ -189,3 +189,42 @@ def stat_value(result: SippResult, column: str) -> int:
     assert len(rows) >= 2, f"no SIPp statistics:\n{result.output[-2000:]}"
     header = rows[0]
     return int(rows[-1][header.index(column)])
+
+
+def launch(args: list[str], port: int, data_dir: Path, *, cwd: Path | None = None) -> ServerProcess:
+    """Start ``python -m callserver ARGS`` without CALLSERVER_* variables; wait until it listens."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callserver", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+    server = ServerProcess(proc=proc, port=port, data_dir=data_dir)
+    threading.Thread(target=_reader, args=(server,), daemon=True).start()
+    try:
+        server.wait_for("server.listening")
+    except AssertionError:
+        server.stop()
+        raise
+    return server
+
+
+def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> ServerProcess:
+    """Start `callserver run` listening on ``listen`` (``udp:[::1]:5062`` ...) with ``calls``.
+
+    ``ServerProcess.port`` is the first address's port.
+    """
+    config = {
+        "sip": {"listen": listen, "t1": 0.5},
+        "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
+        "data_dir": str(tmp_path / "var"),
+        "log_format": "json",
+        "log_level": "info",
+    }
+    path = tmp_path / "callserver.yaml"
+    path.write_text(yaml.safe_dump(config))
+    port = int(listen[0].rpartition(":")[2])
+    return launch(["run", "--config", str(path)], port, tmp_path / "var")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callserver.sip.endpoint import EndpointConfig, SipEndpoint
@@ -58,13 +59,12 @@ class UacDriver:
         self.endpoint.handle_timer(asyncio.get_running_loop().time())
         self.pump()
 
-    async def wait_for(self, predicate: object, timeout: float = 10.0) -> object:
-        """Wait until an event satisfying ``predicate`` arrived; return it."""
-        check = predicate  # a callable taking an event
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, predicate: Callable[[object], bool]) -> object:
+        """Wait (at most 10 s) until an event satisfying ``predicate`` arrived; return it."""
+        async with asyncio.timeout(10.0):
             while True:
                 for event in self.events:
-                    if check(event):  # type: ignore[operator]
+                    if predicate(event):
                         self.events.remove(event)
                         return event
                 self.changed.clear()

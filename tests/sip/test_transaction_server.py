@@ -34,7 +34,7 @@ def _times(fired: list[tuple[float, object]], cls: type, start: float) -> list[f
 
 
 def test_new_invite_reaches_tu_and_gets_100_trying(sip, clock) -> None:
-    """A new INVITE yields RequestReceived (with rtime); 200 ms of TU silence bring a 100 (§8.2.6)."""
+    """A new INVITE reaches the TU (with rtime); 200 ms of TU silence bring a 100 (§8.2.6)."""
     layer, invite = _layer(), sip.request("INVITE", extra=[("Timestamp", "54")])
     out = layer.receive_request(invite, sip.udp, clock.now)
     assert out == [RequestReceived(request=invite, peer=sip.udp, key=out[0].key, rtime=clock.now)]
