@@ -20,6 +20,7 @@ back on the way out, so the core sees one spelling per peer whatever the bind ad
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -118,7 +119,13 @@ class UdpTransport:
 
     @classmethod
     async def open(
-        cls, host: str, port: int, handler: DatagramHandler, *, max_write_buffer: int = 1 << 20
+        cls,
+        host: str,
+        port: int,
+        handler: DatagramHandler,
+        *,
+        max_write_buffer: int = 1 << 20,
+        receive_buffer: int = 4 << 20,
     ) -> UdpTransport:
         """Bind a UDP socket and start delivering datagrams to ``handler``.
 
@@ -128,6 +135,8 @@ class UdpTransport:
             handler: receives every datagram with its sender as a ``Peer``.
             max_write_buffer: bytes the socket may queue in user space when the kernel pushes
                 back; datagrams beyond it are dropped and counted (SIP retransmits over UDP).
+            receive_buffer: SO_RCVBUF asked of the kernel (capped by net.core.rmem_max), so a
+                burst of requests waits in the kernel instead of being dropped.
 
         Returns:
             The open transport.
@@ -141,6 +150,10 @@ class UdpTransport:
         transport, protocol = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(handler), local_addr=(host, port)
         )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         self = cls(transport, protocol, max_write_buffer)
         _log.info("transport.listening", transport="udp", address=self.local_address)
         return self
