@@ -317,7 +317,10 @@ class Server:
         await self._wait_calls(self.settings.calls.drain_timeout)
         if self.calls.calls:
             self.calls.hang_up_all()
-            await self._wait_calls(4 * self.settings.sip.t1 + 1.0)
+            # BYE retransmits at T1, 2*T1, ...: a few tries before the sockets close.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(8 * self.settings.sip.t1):
+                    await self.calls.byes_answered.wait()
         await self.close()
         log.info("server.stopped", calls_total=self.calls.calls_total)
 

@@ -29,6 +29,7 @@ from callserver.sip.events import (
     InviteCancelled,
     MessageDropped,
     RequestReceived,
+    ResponseReceived,
     TransactionTimedOut,
 )
 from callserver.sip.sdp import AnswerConfig, NoCommonCodec, answer_offer
@@ -90,6 +91,9 @@ class CallManager:
         self.calls_total = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self._byes: set[object] = set()
+        self.byes_answered = asyncio.Event()
+        self.byes_answered.set()
 
     def handle_event(self, event: object, now: float) -> None:
         """React to one endpoint event (see the module docstring)."""
@@ -107,7 +111,11 @@ class CallManager:
             call = self.calls.get(event.key)
             if call is not None:
                 self._end(call, "cancelled")
+        elif isinstance(event, ResponseReceived):
+            if event.response.status >= 200:
+                self._bye_done(event.key)
         elif isinstance(event, TransactionTimedOut):
+            self._bye_done(event.key)
             call = self.calls.get(event.key)
             if call is not None and call.answered_at is None:
                 self._end(call, "timeout")
@@ -205,11 +213,23 @@ class CallManager:
         log.info("call.ended", call_id=call.call_id, reason=reason)
 
     def hang_up_all(self) -> None:
-        """Send BYE on every answered call (shutdown after the drain timeout)."""
+        """Shutdown after the drain timeout: BYE every answered call, 503 every ringing one."""
         now = self._loop.time()
-        for dialog_id in list(self._by_dialog):
-            self.endpoint.bye(dialog_id, now)
+        for call in list(self.calls.values()):
+            if call.dialog_id is not None:
+                key = self.endpoint.bye(call.dialog_id, now)
+                if key is not None:
+                    self._byes.add(key)
+                    self.byes_answered.clear()
+            elif self.endpoint.is_pending_invite(call.key):
+                self.endpoint.respond(call.key, 503, now, headers=(("Retry-After", "30"),))
+                self._end(call, "shutdown")
         self._wake()
+
+    def _bye_done(self, key: object) -> None:
+        self._byes.discard(key)
+        if not self._byes:
+            self.byes_answered.set()
 
 
 def _dialog_of(event: RequestReceived) -> DialogId:

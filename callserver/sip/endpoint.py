@@ -285,13 +285,23 @@ class SipEndpoint:
             self._start_2xx(dialog.id, response, sent or response.serialize(), server.peer, now)
         return dialog.id
 
-    def bye(self, dialog_id: DialogId, now: float) -> None:
-        """End a dialog with BYE (RFC 3261 §15.1.1); a no-op for a dialog already gone."""
+    def bye(self, dialog_id: DialogId, now: float) -> object | None:
+        """End a dialog with BYE (RFC 3261 §15.1.1); returns the BYE's transaction key.
+
+        A no-op returning None for a dialog already gone.
+        """
         dialog = self.dialogs.get(dialog_id)
         if dialog is None or dialog.state is DialogState.TERMINATED:
-            return
-        self.send_in_dialog(dialog, "BYE", now)
+            return None
+        pending = self._pending_2xx.get(dialog_id)
+        if pending is not None:
+            # §15: "the callee's UA MUST NOT send a BYE on a confirmed dialog until it has
+            # received an ACK for its 2xx response or until the server transaction times out."
+            pending.bye_wanted = True
+            return None
+        key = self.send_in_dialog(dialog, "BYE", now)
         self._terminate(dialog, "bye_sent", now)
+        return key
 
     def send_in_dialog(
         self,
@@ -461,11 +471,15 @@ class SipEndpoint:
         del self._pending_2xx[dialog_id]
         self._timers.schedule(("2xx", dialog_id), None)
         dialog = self.dialogs.get(dialog_id)
-        if dialog is not None:
-            if event.request.body:
-                dialog.remote_sdp = event.request.body
+        if dialog is None:
+            return
+        if event.request.body:
+            dialog.remote_sdp = event.request.body
+        self._events.append(DialogConfirmed(dialog_id=dialog_id, rtime=event.rtime))
+        if pending.bye_wanted:
+            self.bye(dialog_id, now)  # asked for before the ACK came (§15)
+        else:
             self.dialog_timers.start(dialog, now)
-            self._events.append(DialogConfirmed(dialog_id=dialog_id, rtime=event.rtime))
 
     # -- 2xx retransmission (RFC 3261 §13.3.1.4) --------------------------------------------
 
@@ -597,6 +611,7 @@ class _Pending2xx:
     cseq: int
     interval: float
     give_up: float
+    bye_wanted: bool = False
 
 
 def _dialog_id_of(request: Request) -> DialogId:

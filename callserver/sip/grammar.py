@@ -23,6 +23,7 @@ __all__ = [
     "is_token",
     "parse_port",
     "quote",
+    "split_checked_params",
     "split_commas",
     "split_quoted",
     "unquote",
@@ -45,6 +46,19 @@ def is_token(text: str) -> bool:
 def is_digits(text: str) -> bool:
     """Return True if ``text`` is ``1*DIGIT`` in ASCII (``str.isdigit`` accepts too much)."""
     return bool(text) and text.isascii() and text.isdigit()
+
+
+def split_checked_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """Split ``;a=b;c`` into ``(("a", "b"), ("c", None))`` without checking anything.
+
+    For the parsers' fast paths, whose regular expression has already matched ``text`` as
+    ``1*( SEMI token [ EQUAL value ] )`` with no LWS, quotes or empty values (RFC 3261 §25.1).
+    """
+    out: list[tuple[str, str | None]] = []
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        out.append((name, value if eq else None))
+    return tuple(out)
 
 
 def parse_port(text: str) -> int:

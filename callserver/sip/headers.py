@@ -25,10 +25,11 @@ from callserver.sip.grammar import (
     is_digits,
     is_token,
     quote,
+    split_checked_params,
     split_quoted,
 )
 from callserver.sip.grammar import unquote as _unquote
-from callserver.sip.uri import Params, Uri, parse_uri, split_hostport
+from callserver.sip.uri import Params, Uri, parse_uri, slot_setters, split_hostport
 
 __all__ = [
     "Address",
@@ -44,6 +45,18 @@ __all__ = [
 
 _MAX_SEQ = 2**31 - 1
 _VALUE_CHARS = TOKEN_CHARS | frozenset(":[]")
+
+# ``*( SEMI token [ EQUAL value ] )`` without LWS, quotes or empty values: the shape nearly
+# every parameter list has, checked in one C-level match (``parse_params`` accepts a superset).
+_TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_PARAMS_RE = rf"(?:;{_TOKEN_RE}(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*"
+_FAST_PARAMS = re.compile(_PARAMS_RE)
+
+# Memo tables keyed by the exact value: the results are immutable, and addresses and CSeq
+# values come back in message after message (the called number's To, a dialog's From and
+# To). Each is emptied when full, so ever-new values cost one refill, never unbounded memory.
+_MEMO_MAX = 1024
+_new = object.__new__
 
 
 def _get_param(params: Params, name: str) -> str | None:
@@ -86,6 +99,8 @@ def parse_params(text: str) -> Params:
     text = text.strip(LWS)
     if not text:
         return ()
+    if _FAST_PARAMS.fullmatch(text):
+        return split_checked_params(text)
     if text[0] != ";":
         raise SipParseError(f"parameters must start with ';': {text!r}", 400)
     out: list[tuple[str, str | None]] = []
@@ -164,12 +179,14 @@ def _join_sent_by(text: str) -> str:
     return "".join(parts)
 
 
-# The common ``SIP/2.0/UDP host[:port]`` shape in one C-level match (the general path below
-# accepts a superset: LWS around separators, other protocol names).
+# The common ``SIP/2.0/UDP host[:port];params`` shape in one C-level match (the general path
+# below accepts a superset: LWS around separators, other protocol names, quoted values).
 _FAST_VIA = re.compile(
     r"SIP/2\.0/([A-Za-z]+) "
-    r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*|\[[0-9A-Fa-f:.]{2,}\])(?::([0-9]{1,5}))?(?=;|$)"
+    r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*|\[[0-9A-Fa-f:.]{2,}\])(?::([0-9]{1,5}))?"
+    rf"({_PARAMS_RE})"
 )
+_SET_TRANSPORT, _SET_VIA_HOST, _SET_VIA_PORT, _SET_VIA_PARAMS, _SET_PROTOCOL = slot_setters(Via)
 
 
 def parse_via(value: str) -> Via:
@@ -178,12 +195,22 @@ def parse_via(value: str) -> Via:
     Raises:
         SipParseError: (400) when the value is malformed.
     """
-    match = _FAST_VIA.match(value)
-    if match is not None and (match[3] is None or int(match[3]) <= 65535):
-        params = parse_params(value[match.end() :])
-        port = int(match[3]) if match[3] is not None else None
-        return Via(match[1].upper(), match[2], port, params)
-    return _parse_via_general(value)
+    match = _FAST_VIA.fullmatch(value)
+    if match is None:
+        return _parse_via_general(value)
+    transport, host, port_text, param_text = match.groups()
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return _parse_via_general(value)
+    via: Via = _new(Via)
+    _SET_TRANSPORT(via, transport.upper())
+    _SET_VIA_HOST(via, host)
+    _SET_VIA_PORT(via, port)
+    _SET_VIA_PARAMS(via, split_checked_params(param_text) if param_text else ())
+    _SET_PROTOCOL(via, "SIP/2.0")
+    return via
 
 
 def _parse_via_general(value: str) -> Via:
@@ -265,11 +292,13 @@ def _addr_spec_uri(text: str) -> Uri:
     return parse_uri(text)
 
 
-# ``"Name" <uri>``, ``Name <uri>`` or ``<uri>`` without escapes or odd LWS, in one match.
+# ``"Name" <uri>;params``, ``Name <uri>;params`` or ``<uri>;params`` without escapes, odd LWS or
+# quoted parameter values, in one match.
 _FAST_NAME_ADDR = re.compile(
-    r'(?:"([^"\\]*)"|([A-Za-z0-9\-.!%*_+`\'~]+(?: [A-Za-z0-9\-.!%*_+`\'~]+)*))?'
-    r'[ \t]*<([^<>"\s]+)>'
+    rf'(?:"([^"\\]*)"|({_TOKEN_RE}(?: {_TOKEN_RE})*))?[ \t]*<([^<>"\s]+)>({_PARAMS_RE})'
 )
+_SET_URI, _SET_DISPLAY_NAME, _SET_ADDRESS_PARAMS = slot_setters(Address)
+_ADDRESSES: dict[str, Address] = {}
 
 
 def parse_address(value: str) -> Address:
@@ -282,12 +311,25 @@ def parse_address(value: str) -> Address:
     Raises:
         SipParseError: (400) when the value is malformed.
     """
-    value = value.strip(LWS)
-    match = _FAST_NAME_ADDR.match(value)
-    if match is not None:
-        display = match[1] if match[1] is not None else match[2]
-        return Address(parse_uri(match[3]), display, parse_params(value[match.end() :]))
-    return _parse_address_general(value)
+    address = _ADDRESSES.get(value)
+    if address is None:
+        address = _parse_address(value.strip(LWS))
+        if len(_ADDRESSES) >= _MEMO_MAX:
+            _ADDRESSES.clear()
+        _ADDRESSES[value] = address
+    return address
+
+
+def _parse_address(value: str) -> Address:
+    match = _FAST_NAME_ADDR.fullmatch(value)
+    if match is None:
+        return _parse_address_general(value)
+    quoted, words, uri_text, param_text = match.groups()
+    address: Address = _new(Address)
+    _SET_URI(address, parse_uri(uri_text))
+    _SET_DISPLAY_NAME(address, quoted if quoted is not None else words)
+    _SET_ADDRESS_PARAMS(address, split_checked_params(param_text) if param_text else ())
+    return address
 
 
 def _parse_address_general(value: str) -> Address:
@@ -335,6 +377,19 @@ def parse_cseq(value: str) -> CSeq:
     Raises:
         SipParseError: (400) when malformed or out of range.
     """
+    cseq = _CSEQS.get(value)
+    if cseq is None:
+        cseq = _parse_cseq(value)
+        if len(_CSEQS) >= _MEMO_MAX:
+            _CSEQS.clear()
+        _CSEQS[value] = cseq
+    return cseq
+
+
+_CSEQS: dict[str, CSeq] = {}
+
+
+def _parse_cseq(value: str) -> CSeq:
     parts = value.split()
     if len(parts) != 2 or not is_digits(parts[0]) or not is_token(parts[1]):
         raise SipParseError(f"malformed CSeq {value!r}", 400)

@@ -15,10 +15,15 @@ The user part is split from the host at the first ``@``: the user may hold ``;``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from callserver.sip.errors import SipParseError
-from callserver.sip.grammar import parse_port
+from callserver.sip.grammar import parse_port, split_checked_params
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["AbsoluteUri", "Params", "SipUri", "Uri", "parse_uri", "split_hostport", "unescape"]
 
@@ -222,22 +227,72 @@ _FAST_SIP = re.compile(
     rf"((?:;{_PCHAR}(?:={_PCHAR})?)*)"
 )
 
+Setter = Callable[[object, object], None]
+
+
+def slot_setters(cls: type[DataclassInstance]) -> tuple[Setter, ...]:
+    """The ``__set__`` of each field's slot of the slotted dataclass ``cls``, in field order.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, which
+    looks the name up every time; the parsers' hot paths fill fresh instances (made with
+    ``object.__new__``) through these setters instead, at half the cost.
+    """
+    return tuple(getattr(cls, field.name).__set__ for field in fields(cls))
+
+
+_new = object.__new__
+_SET_SCHEME, _SET_HOST, _SET_USER, _SET_PASSWORD, _SET_PORT, _SET_PARAMS, _SET_HEADERS = (
+    slot_setters(SipUri)
+)
+
+
+def _sip_uri(
+    scheme: str, host: str, user: str | None, password: str | None, port: int | None, params: Params
+) -> SipUri:
+    """``SipUri(scheme, host, user, password, port, params)`` without ``__init__``'s cost."""
+    uri: SipUri = _new(SipUri)
+    _SET_SCHEME(uri, scheme)
+    _SET_HOST(uri, host)
+    _SET_USER(uri, user)
+    _SET_PASSWORD(uri, password)
+    _SET_PORT(uri, port)
+    _SET_PARAMS(uri, params)
+    _SET_HEADERS(uri, ())
+    return uri
+
+
+# Memo tables keyed by the exact text: the results are immutable, and the same Request-URIs,
+# Contacts and parameter lists come back in message after message. Each is emptied when full,
+# so a peer sending ever-new strings costs one refill, never unbounded memory.
+_MEMO_MAX = 1024
+_URIS: dict[str, Uri] = {}
+_URI_PARAMS: dict[str, Params] = {}
+
+
+def _split_params(text: str) -> Params:
+    """Split ``;a=b;c`` (already checked by ``_FAST_SIP``) into ``(("a", "b"), ("c", None))``."""
+    params = _URI_PARAMS.get(text)
+    if params is None:
+        params = split_checked_params(text)
+        if len(_URI_PARAMS) >= _MEMO_MAX:
+            _URI_PARAMS.clear()
+        _URI_PARAMS[text] = params
+    return params
+
 
 def _fast_sip(text: str) -> SipUri | None:
     match = _FAST_SIP.fullmatch(text)
     if match is None:
         return None
     scheme, user, password, host, port_text, param_text = match.groups()
-    port = int(port_text) if port_text is not None else None
-    if port is not None and port > 65535:
-        return None
-    params: Params = ()
-    if param_text:
-        params = tuple(
-            (name, value if eq else None)
-            for name, eq, value in (item.partition("=") for item in param_text[1:].split(";"))
-        )
-    return SipUri(scheme, host, user, password, port, params)
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return None
+    return _sip_uri(
+        scheme, host, user, password, port, _split_params(param_text) if param_text else ()
+    )
 
 
 def parse_uri(text: str) -> Uri:
@@ -250,9 +305,16 @@ def parse_uri(text: str) -> Uri:
     Raises:
         SipParseError: (400) when ``text`` is not a URI.
     """
-    fast = _fast_sip(text)
-    if fast is not None:
-        return fast
+    uri = _URIS.get(text)
+    if uri is None:
+        uri = _fast_sip(text) or _parse_general(text)
+        if len(_URIS) >= _MEMO_MAX:
+            _URIS.clear()
+        _URIS[text] = uri
+    return uri
+
+
+def _parse_general(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or not rest or not scheme[:1].isalpha():
         raise SipParseError(f"not a URI: {text!r}", 400)

@@ -280,3 +280,21 @@ def test_digest_challenge_is_answered_once() -> None:
     assert [e.response.status for e in finals] == [200]  # type: ignore[attr-defined]
     statuses = finals
     assert statuses[0].key == handle  # type: ignore[attr-defined]
+
+
+def test_bye_before_the_ack_waits_for_it() -> None:
+    """A BYE asked for before the ACK arrived goes out only once it has (RFC 3261 §15)."""
+    pair = Pair.create()
+    pair.drop = lambda m: isinstance(m, Request) and m.method == "ACK"
+    pair.invite()
+    event = _invite_event(pair)
+    dialog_id = pair.bob.respond(event.key, 200, pair.now, body=ANSWER)
+    pair.flush()
+    assert pair.bob.bye(dialog_id, pair.now) is None  # type: ignore[arg-type]
+    pair.flush()
+    assert not pair.sent("bob", lambda m: isinstance(m, Request) and m.method == "BYE")
+    pair.drop = lambda m: False
+    pair.advance(1.0)  # the 2xx retransmission draws the ACK again
+    assert pair.sent("bob", lambda m: isinstance(m, Request) and m.method == "BYE")
+    (ended,) = pair.take("bob", DialogTerminated)
+    assert ended.reason == "bye_sent"  # type: ignore[attr-defined]
