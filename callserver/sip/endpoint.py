@@ -43,7 +43,7 @@ from callserver.sip.message import Request, Response
 from callserver.sip.parser import ParseLimits, parse_message
 from callserver.sip.timers import SipTimers, TimerHeap
 from callserver.sip.transaction import TransactionLayer
-from callserver.sip.uas import build_response, negotiate_session_timer, response_peer
+from callserver.sip.uas import build_response, negotiate_session_timer, response_peer, stamp_via
 from callserver.sip.validate import UasPolicy, check_request
 
 __all__ = ["EndpointConfig", "EndpointStatistics", "SipEndpoint"]
@@ -331,6 +331,7 @@ class SipEndpoint:
 
     def _dispatch(self, message: Request | Response, peer: Peer, now: float) -> None:
         if isinstance(message, Request):
+            stamp_via(message, peer)
             self._apply(self._tx.receive_request(message, peer, now), now)
         else:
             self._apply(self._tx.receive_response(message, peer, now), now)

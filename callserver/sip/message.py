@@ -358,6 +358,22 @@ class Headers:
         self._items = out
         self._changed(name)
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first value of list field ``name`` (the top Via), keeping the rest.
+
+        The other values of the same field line stay on it, after ``value``.
+        """
+        from callserver.sip.grammar import split_commas
+
+        key = _key(name)
+        for position, (n, line) in enumerate(self._items):
+            if _key(n) == key:
+                rest = split_commas(line)[1:] if "," in line else []
+                self._items[position] = (n, ", ".join([value, *rest]))
+                self._changed(n)
+                return
+        self.add(name, value)
+
     def remove(self, name: str) -> None:
         """Remove every field line named ``name``."""
         key = _key(name)

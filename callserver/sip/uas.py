@@ -19,6 +19,7 @@ __all__ = [
     "negotiate_session_timer",
     "response_peer",
     "session_timer_of_answer",
+    "stamp_via",
 ]
 
 _COPIED = ("Via", "From", "Call-ID", "CSeq")
@@ -69,6 +70,25 @@ def _to_tag(request: Request) -> str | None:
         return request.to().tag
     except SipParseError:
         return None
+
+
+def stamp_via(request: Request, peer: Peer) -> None:
+    """Record where ``request`` really came from in its top Via (RFC 3261 §18.2.1, RFC 3581 §4).
+
+    "the server MUST add a 'received' parameter" when the sent-by host differs from the
+    source address; with an empty ``rport`` "the server MUST insert a received parameter
+    containing the source IP address ... and an rport parameter with the source port".
+    """
+    vias = request.vias()
+    via = vias[0]
+    wants_port = via.has_rport and via.rport is None
+    if not wants_port and via.host.strip("[]") == peer.host:
+        return
+    stamped = via.with_param("received", peer.host)
+    if wants_port:
+        stamped = stamped.with_param("rport", str(peer.port))
+    request.headers.replace_first("Via", str(stamped))
+    request.headers.prime("Via", [stamped, *vias[1:]])
 
 
 def response_peer(request: Request, peer: Peer) -> Peer:

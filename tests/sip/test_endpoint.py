@@ -6,10 +6,13 @@ from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
     InviteCancelled,
+    Peer,
     RequestReceived,
     ResponseReceived,
+    Transmit,
 )
 from callserver.sip.message import Request, Response
+from callserver.sip.parser import parse_message
 from tests.sip.pair import ALICE, BOB, Pair
 
 ANSWER = (
@@ -298,3 +301,21 @@ def test_bye_before_the_ack_waits_for_it() -> None:
     assert pair.sent("bob", lambda m: isinstance(m, Request) and m.method == "BYE")
     (ended,) = pair.take("bob", DialogTerminated)
     assert ended.reason == "bye_sent"  # type: ignore[attr-defined]
+
+
+def test_response_goes_back_per_rport_with_received_stamped() -> None:
+    """A request from behind NAT (rport) is answered to its source with received/rport set."""
+    pair = Pair.create()
+    raw = _request("OPTIONS").replace(
+        b"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-u1",
+        b"Via: SIP/2.0/UDP 10.1.2.3:5060;branch=z9hG4bK-u1;rport, "
+        b"SIP/2.0/UDP 10.9.9.9;branch=z9hG4bK-0",
+    )
+    nat = Peer("udp", "198.51.100.7", 40123)
+    pair.bob.receive_datagram(raw, nat, pair.now)
+    (sent,) = pair.bob.datagrams_to_send()
+    assert isinstance(sent, Transmit) and sent.peer == nat
+    response = parse_message(sent.data)
+    top, second = response.vias()
+    assert (top.received, top.rport) == ("198.51.100.7", 40123)
+    assert second.host == "10.9.9.9"
