@@ -158,10 +158,14 @@ class Server:
         listen = self.settings.sip.listen
         streams = [a for a in listen if a.transport == "tcp"]
         for address in listen:
-            if address.transport == "udp":
-                self._udp.append(await UdpTransport.open(address.host, address.port, self))
-            else:
-                self._tcp.append(await self._open_tcp(address, len(streams)))
+            try:
+                if address.transport == "udp":
+                    self._udp.append(await UdpTransport.open(address.host, address.port, self))
+                else:
+                    self._tcp.append(await self._open_tcp(address, len(streams)))
+            except OSError as exc:
+                await self.close()
+                raise OSError(exc.errno, f"cannot listen on {address}: {exc.strerror}") from exc
         self._udp_by_family = {":" in t.local_address[0]: t for t in reversed(self._udp)}
         self._tcp_by_family = {":" in t.local_address[0]: t for t in reversed(self._tcp)}
         sockets: list[UdpTransport | TcpTransport] = [*self._udp, *self._tcp]

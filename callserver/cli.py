@@ -58,7 +58,11 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     configure_logging(settings.log_level, settings.log_format)
     runner = _event_loop_runner(use_uvloop=not args.no_uvloop)
-    return int(runner(_serve(settings, args.config, _overrides(args))))
+    try:
+        return int(runner(_serve(settings, args.config, _overrides(args))))
+    except OSError as exc:  # a listen address that cannot be bound
+        print(f"callserver: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def _event_loop_runner(*, use_uvloop: bool) -> Any:

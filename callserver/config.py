@@ -123,7 +123,8 @@ class SipSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     listen: list[ListenAddress] = Field(
-        default_factory=lambda: parse_listen("udp:0.0.0.0:5060") + parse_listen("tcp:0.0.0.0:5060")
+        default_factory=lambda: parse_listen("udp:0.0.0.0:5060") + parse_listen("tcp:0.0.0.0:5060"),
+        min_length=1,
     )
     advertised_address: str | None = None
     user_agent: str = "callserver"
@@ -136,7 +137,7 @@ class SipSettings(BaseModel):
     tcp_idle_timeout: float = Field(300.0, gt=0)
     tcp_max_connections: int = Field(1024, ge=1)
     session_expires: int = Field(1800, ge=90)
-    min_se: int = Field(90, ge=90)
+    min_se: int = Field(90, ge=90, validate_default=True)  # checked against session_expires
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -163,6 +164,14 @@ class SipSettings(BaseModel):
         # RFC 3261 §17.1.2.2: T2 caps the retransmit interval that starts at T1.
         if value < info.data.get("t1", 0):
             raise ValueError("t2 must not be smaller than t1")
+        return value
+
+    @field_validator("min_se")
+    @classmethod
+    def _min_se_not_above_session_expires(cls, value: int, info: ValidationInfo) -> int:
+        # RFC 4028 §4: the Session-Expires we ask for MUST NOT be below our Min-SE.
+        if value > info.data.get("session_expires", value):
+            raise ValueError("min_se must not exceed session_expires")
         return value
 
 

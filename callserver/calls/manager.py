@@ -51,6 +51,7 @@ class Call:
     answered_at: float | None = None
     hangup: asyncio.TimerHandle | None = None
     rtp_port: int = 0
+    sdp_session: int = 0
     sdp_version: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -138,6 +139,7 @@ class CallManager:
             return
         call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
         call.rtp_port = self._ports.next()
+        call.sdp_session = next(self._session_ids)
         body = self._answer(call, request.body)
         if body is None:
             self.endpoint.respond(event.key, 488, now)
@@ -173,7 +175,7 @@ class CallManager:
             codecs=tuple(self.settings.media.codecs),
             address=self.media_host,
             port=call.rtp_port,
-            session_id=next(self._session_ids),
+            session_id=call.sdp_session,  # RFC 3264 §8: same o= session, version + 1
             session_version=call.sdp_version,
             ptime=self.settings.media.ptime,
         )

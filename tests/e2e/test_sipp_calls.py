@@ -147,3 +147,17 @@ def test_sigterm_drains_and_hangs_up_active_calls(sipp: str, tmp_path: Path) -> 
     finally:
         if server.proc.poll() is None:
             server.stop()
+
+
+def test_hold_unhold_and_in_dialog_requests(
+    sipp: str, server: ServerProcess, tmp_path: Path
+) -> None:
+    """Re-INVITEs with sendonly/inactive/sendrecv get recvonly/inactive/sendrecv; INFO, OPTIONS
+    and UPDATE inside the dialog get 200."""
+    scenario = str(SCENARIOS / "uac-hold-unhold-in-dialog-requests.xml")
+    for transport in ("u1", "t1"):
+        result = run_sipp(
+            sipp, tmp_path, server.port, "-sf", scenario, "-m", "2", "-r", "2", transport=transport
+        )
+        assert result.returncode == 0, result.output[-3000:]
+        assert stat_value(result, "SuccessfulCall(C)") == 2

@@ -1,0 +1,236 @@
+"""The ``callserver`` command (check, version, run's start-up errors) and SIGHUP reload rules."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from callserver import __version__
+from callserver.app import Server
+from callserver.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "config" / "callserver.yaml"
+
+BAD = """\
+sip:
+  t1: -1
+media:
+  codecs: [G729]
+calls:
+  unknown_key: 1
+"""
+
+
+def callserver(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m callserver ARGS`` in the repository root, without CALLSERVER_* variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "callserver", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+    )
+
+
+def test_check_shipped_config_is_ok() -> None:
+    """`callserver check config/callserver.yaml` prints ok and exits 0."""
+    result = callserver("check", "config/callserver.yaml")
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "ok", "")
+
+
+def test_check_without_paths_checks_the_default_config() -> None:
+    """`callserver check` alone checks config/callserver.yaml in the working directory."""
+    result = callserver("check")
+    assert (result.returncode, result.stdout.strip()) == (0, "ok")
+
+
+def test_check_bad_file_lists_every_error(tmp_path: Path) -> None:
+    """A file with three mistakes exits 1 with all three on stderr, each as file:line: field."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    result = callserver("check", str(path))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{path}:2: sip.t1: ")
+    assert lines[1].startswith(f"{path}:4: media.codecs.0: ")
+    assert lines[2].startswith(f"{path}:6: calls.unknown_key: ")
+    assert lines[3:] == ["3 error(s)"]
+
+
+def test_check_several_files_reports_each(tmp_path: Path) -> None:
+    """Every path given is checked; errors of all bad files are listed, good ones add none."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    worse = tmp_path / "worse.yaml"
+    worse.write_text("- not a mapping\n")
+    result = callserver("check", str(SHIPPED), str(bad), str(worse))
+    assert result.returncode == 1
+    assert f"{worse}:1: the file must hold a mapping of settings" in result.stderr
+    assert result.stderr.count(str(bad)) == 3
+    assert result.stderr.rstrip().endswith("4 error(s)")
+
+
+def test_check_path_with_other_suffix_is_not_skipped(tmp_path: Path) -> None:
+    """A named file is checked whatever its suffix, never swapped for the default config."""
+    missing = tmp_path / "callserver.yaml.bak"
+    result = callserver("check", str(missing))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{missing}: cannot read: ")
+    assert "ok" not in result.stdout
+
+
+def test_check_invalid_yaml_is_one_line(tmp_path: Path) -> None:
+    """Invalid YAML is one error line with the file and line, then the count."""
+    path = tmp_path / "broken.yaml"
+    path.write_text("sip:\n  user_agent: [unclosed\n")
+    result = callserver("check", str(path))
+    assert result.returncode == 1
+    first, count = result.stderr.splitlines()
+    assert first.startswith(f"{path}:3: not valid YAML: ")
+    assert count == "1 error(s)"
+
+
+def test_check_names_a_bad_environment_variable() -> None:
+    """A bad CALLSERVER_* value fails the check, blamed on the variable, without a traceback."""
+    result = callserver("check", "config/callserver.yaml", env={"CALLSERVER_SIP__T1": "soon"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("environment CALLSERVER_SIP__T1: sip.t1: ")
+    result = callserver("check", "config/callserver.yaml", env={"CALLSERVER_SIP__LISTEN": "[x"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("environment: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_version_prints_the_package_version() -> None:
+    """`callserver version` prints the version the package and its metadata carry."""
+    result = callserver("version")
+    assert result.returncode == 0
+    assert result.stdout == f"callserver {__version__}\n"
+    assert __version__ == importlib.metadata.version("callserver")
+
+
+def test_run_with_bad_config_exits_1_listing_errors(tmp_path: Path) -> None:
+    """`callserver run` on an invalid file exits 1 before binding, with every error on stderr."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    result = callserver("run", "--config", str(path))
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 3
+    assert all(line.startswith(f"{path}:") for line in result.stderr.splitlines())
+
+
+def test_run_with_bad_listen_flag_exits_1() -> None:
+    """A malformed --sip-listen is refused with a message, not a traceback."""
+    result = callserver("run", "--config", str(SHIPPED), "--sip-listen", "::1:5060")
+    assert result.returncode == 1
+    assert "put an IPv6 host in brackets" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_command_exits_2() -> None:
+    """argparse rejects an unknown subcommand with exit code 2."""
+    assert callserver("serve").returncode == 2
+
+
+# -- SIGHUP reload, in-process ---------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CALLSERVER_* variable of the caller's shell reaches in-process settings loads."""
+    for name in list(os.environ):
+        if name.upper().startswith("CALLSERVER_"):
+            monkeypatch.delenv(name)
+
+
+def settings_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "callserver.yaml"
+    path.write_text(text)
+    return path
+
+
+async def test_reload_keeps_flag_overrides(tmp_path: Path) -> None:
+    """After SIGHUP, values given as flags still beat the re-read file."""
+    path = settings_file(tmp_path, "data_dir: from-file\ncalls:\n  answer_hangup_after: 30\n")
+    overrides = {"data_dir": tmp_path / "flag", "sip": {"listen": ["udp:127.0.0.1:0"]}}
+    server = Server(load_settings(path, overrides), path, overrides)
+    settings_file(tmp_path, "data_dir: changed\ncalls:\n  answer_hangup_after: 2\n")
+    with capture_logs() as logs:
+        server.reload()
+    assert server.settings.data_dir == tmp_path / "flag"
+    assert server.settings.calls.answer_hangup_after == 2
+    assert server.calls.settings is server.settings
+    assert [entry["event"] for entry in logs] == ["config.reloaded"]
+
+
+async def test_reload_applies_endpoint_settings(tmp_path: Path) -> None:
+    """User-Agent, parser limits and session timers from the new file reach the endpoint."""
+    path = settings_file(tmp_path, "sip:\n  listen: ['udp:127.0.0.1:0']\n")
+    server = Server(load_settings(path), path)
+    settings_file(
+        tmp_path,
+        "sip:\n  listen: ['udp:127.0.0.1:0']\n  user_agent: pbx-2\n  max_headers: 50\n"
+        "  session_expires: 600\n",
+    )
+    server.reload()
+    config = server.endpoint.config
+    assert config.user_agent == "pbx-2"
+    assert config.limits.max_headers == 50
+    assert config.session_expires == 600
+
+
+async def test_reload_keeps_start_up_settings_and_says_so(tmp_path: Path) -> None:
+    """Listen addresses, SIP timers, RTP range and logging stay as running; a warning names them."""
+    path = settings_file(tmp_path, "sip:\n  listen: ['udp:127.0.0.1:0']\n")
+    server = Server(load_settings(path), path)
+    settings_file(
+        tmp_path,
+        "sip:\n  listen: ['udp:127.0.0.1:1']\n  t1: 0.25\n"
+        "media:\n  rtp_port_min: 40000\n  rtp_port_max: 41000\n  ptime: 30\n"
+        "log_level: debug\n",
+    )
+    with capture_logs() as logs:
+        server.reload()
+    running = server.settings
+    assert [str(a) for a in running.sip.listen] == ["udp:127.0.0.1:0"]
+    assert running.sip.t1 == 0.5
+    assert (running.media.rtp_port_min, running.media.rtp_port_max) == (20000, 30000)
+    assert running.media.ptime == 30
+    assert running.log_level == "info"
+    assert server.endpoint.config.timers.t1 == 0.5
+    warning = next(entry for entry in logs if entry["event"] == "config.restart_needed")
+    assert warning["settings"] == [
+        "sip.listen",
+        "sip.t1",
+        "media.rtp_port_min",
+        "media.rtp_port_max",
+        "log_level",
+    ]
+
+
+async def test_reload_of_a_bad_file_keeps_the_running_settings(tmp_path: Path) -> None:
+    """A bad file on SIGHUP logs every error and changes nothing."""
+    path = settings_file(tmp_path, "sip:\n  listen: ['udp:127.0.0.1:0']\n")
+    server = Server(load_settings(path), path)
+    before = server.settings
+    settings_file(tmp_path, "calls:\n  answer_hangup_after: -1\n  max_calls: 0\n")
+    with capture_logs() as logs:
+        server.reload()
+    assert server.settings is before
+    (entry,) = logs
+    assert entry["event"] == "config.reload_failed"
+    assert entry["log_level"] == "error"
+    assert [e.split(": ")[1] for e in entry["errors"]] == [
+        "calls.answer_hangup_after",
+        "calls.max_calls",
+    ]
