@@ -41,15 +41,15 @@ class DialogTimers:
         if timer is None or dialog.state is not DialogState.CONFIRMED:
             return
         if timer.we_refresh:
-            self._endpoint.arm(("refresh", dialog.id), now + timer.interval / 2)
+            self._endpoint.arm_timer(("refresh", dialog.id), now + timer.interval / 2)
         else:
             margin = min(32.0, timer.interval / 3)
-            self._endpoint.arm(("expire", dialog.id), now + timer.interval - margin)
+            self._endpoint.arm_timer(("expire", dialog.id), now + timer.interval - margin)
 
     def stop(self, dialog: Dialog) -> None:
         """Disarm the dialog's session-timer deadlines."""
-        self._endpoint.disarm(("refresh", dialog.id))
-        self._endpoint.disarm(("expire", dialog.id))
+        self._endpoint.arm_timer(("refresh", dialog.id), None)
+        self._endpoint.arm_timer(("expire", dialog.id), None)
 
     def fire(self, kind: str, ident: object, now: float) -> None:
         """A ``refresh`` or ``expire`` deadline came due."""

@@ -26,6 +26,7 @@ from callserver.sip.events import (
     Transmit,
 )
 from callserver.sip.headers import Address
+from callserver.sip.ids import new_branch, new_call_id, new_tag
 from callserver.sip.message import Request, Response
 from callserver.sip.uac import (
     Credentials,
@@ -76,8 +77,6 @@ class UacCore:
         credentials: Credentials | None = None,
     ) -> object:
         """Send an INVITE (§13.2.1); returns the handle its responses will carry as ``key``."""
-        from callserver.sip.endpoint import new_branch, new_tag
-
         config = self._endpoint.config
         request = build_request(
             "INVITE",
@@ -85,7 +84,7 @@ class UacCore:
             via=config.via(peer.transport, new_branch()),
             from_addr=from_addr if from_addr.tag else from_addr.with_tag(new_tag()),
             to_addr=to_addr,
-            call_id=f"{token_hex(12)}@callserver",
+            call_id=new_call_id(),
             cseq=1,
             contact=config.contact(peer.transport),
             extra=(
@@ -188,8 +187,6 @@ class UacCore:
         return dialog
 
     def _send_ack(self, dialog: Dialog, invite: Request, now: float) -> None:
-        from callserver.sip.endpoint import new_branch
-
         target = self.peer_for_dialog(dialog)
         ack = build_ack_for_2xx(
             dialog, invite, self._endpoint.config.via(target.transport, new_branch())
@@ -218,8 +215,6 @@ class UacCore:
     def _retry_with_auth(
         self, key: object, pending: _ClientInvite, response: Response, now: float
     ) -> bool:
-        from callserver.sip.endpoint import new_branch
-
         assert pending.credentials is not None
         retry = with_authorization(
             pending.request,

@@ -1,0 +1,377 @@
+"""The UAS half of the endpoint: what happens to each request (RFC 3261 §8.2, §9.2, §12-§15).
+
+Theory of operation
+-------------------
+``on_request`` takes every request the transaction layer delivers and either answers it
+itself or hands it to the application as an event. In order: an ACK confirms its dialog
+(and stops the 2xx retransmission); the RFC 3261 §8.2 checks of ``validate`` may reject it;
+a request with a To tag goes to its dialog (481 without one, 500 for a CSeq out of order,
+200 for BYE and OPTIONS, a refresh for a bodiless UPDATE); a CANCEL finds its INVITE (200,
+then 487 if the INVITE has no final response yet); a merged request gets 482; an INVITE
+passes the RFC 4028 checks (422) before the application sees it; OPTIONS is answered here.
+
+``respond`` builds every response the application or this core sends (§8.2.6) and, for a
+2xx to an INVITE, creates the dialog and retransmits the 2xx until the ACK arrives
+(§13.3.1.4), sending BYE after 64*T1 without one. A BYE asked for before the ACK waits for it
+(§15). The UAC half is ``uac_core``, the session timers ``dialog_timers``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from callserver.sip.dialog import Dialog, DialogId, DialogState, SessionTimer
+from callserver.sip.errors import SipParseError
+from callserver.sip.events import (
+    DialogConfirmed,
+    InviteCancelled,
+    Peer,
+    RequestReceived,
+    Transmit,
+)
+from callserver.sip.ids import new_tag
+from callserver.sip.message import Request, Response
+from callserver.sip.uas import build_response, negotiate_session_timer, response_peer
+from callserver.sip.validate import check_request
+
+if TYPE_CHECKING:
+    from callserver.sip.endpoint import SipEndpoint
+
+__all__ = ["UasCore"]
+
+
+class UasCore:
+    """Server-side request handling for ``SipEndpoint`` (RFC 3261 §8.2, §13.3, §15)."""
+
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self._endpoint = endpoint
+        self._server: dict[object, _ServerInvite] = {}
+        self._merge: dict[tuple[str, str, int], object] = {}
+        self._merge_of: dict[object, tuple[str, str, int]] = {}
+        self._pending_2xx: dict[DialogId, _Pending2xx] = {}
+        self.errors_answered = 0
+
+    def respond(
+        self,
+        key: object,
+        status: int,
+        now: float,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+    ) -> DialogId | None:
+        """Answer the request of server transaction ``key``; returns the dialog a 1xx/2xx made.
+
+        A 2xx to an INVITE creates the dialog and is retransmitted until the ACK arrives
+        (RFC 3261 §13.3.1.4); after 64*T1 without ACK the dialog gets a BYE.
+
+        Raises:
+            LocalProtocolError: ``key`` names no live transaction, or its state forbids this.
+        """
+        request = self._endpoint.transactions.request_for(key)
+        server = self._server.get(key)
+        response = build_response(request, status, reason, to_tag=server.tag if server else None)
+        if server is not None and 200 <= status < 300:
+            headers = server.session_headers + headers
+        self._decorate(response, request, status, headers)
+        if body:
+            response.headers.add("Content-Type", content_type)
+            response.body = body
+        if server is not None and status > 100:
+            server.final_sent = status >= 200
+        actions = self._endpoint.transactions.send_response(key, response, now)
+        self._endpoint.apply(actions, now)
+        if server is None or status == 100 or status >= 300:
+            return None
+        sent = next((a.data for a in actions if isinstance(a, Transmit)), None)
+        return self._uas_dialog(server, request, response, sent, now)
+
+    def _decorate(
+        self, response: Response, request: Request, status: int, extra: tuple[tuple[str, str], ...]
+    ) -> None:
+        response.headers.add("Server", self._endpoint.config.user_agent)
+        if request.method in ("INVITE", "UPDATE", "OPTIONS") and 100 < status < 300:
+            transport = self._transport_of(request)
+            contact = self._endpoint.fields.contacts.get(
+                transport
+            ) or self._endpoint.config.contact(transport)
+            response.headers.add("Contact", contact)
+        if (request.method in ("INVITE", "OPTIONS") and 200 <= status < 300) or status == 405:
+            response.headers.add("Allow", self._endpoint.fields.allow)
+            response.headers.add("Supported", self._endpoint.fields.supported)
+        for name, value in extra:
+            response.headers.add(name, value)
+
+    def _transport_of(self, request: Request) -> str:
+        return request.top_via().transport.lower()
+
+    def _uas_dialog(
+        self,
+        server: _ServerInvite,
+        request: Request,
+        response: Response,
+        sent: bytes | None,
+        now: float,
+    ) -> DialogId:
+        dialog = self._endpoint.dialogs.get(server.dialog_id) if server.dialog_id else None
+        if dialog is None:
+            dialog = Dialog.as_uas(request, response, server.peer)
+            self._endpoint.dialogs[dialog.id] = dialog
+            server.dialog_id = dialog.id
+        if response.status >= 200:
+            dialog.state = DialogState.CONFIRMED
+            dialog.local_sdp = response.body or dialog.local_sdp
+            dialog.session_timer = server.session_timer
+            self._start_2xx(dialog.id, response, sent or response.serialize(), server.peer, now)
+        return dialog.id
+
+    def on_request(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        if request.method == "ACK":
+            self._on_ack(event, now)
+            return
+        rejection = check_request(request, self._endpoint.config.policy)
+        if rejection is not None:
+            self._reply(
+                event, rejection.status, now, reason=rejection.reason, headers=rejection.headers
+            )
+            return
+        if request.to().tag is not None:
+            self._in_dialog(event, now)
+        elif request.method == "CANCEL":
+            self._on_cancel(event, now)
+        elif self._is_merged(event):
+            self._reply(event, 482, now)
+        elif request.method == "INVITE":
+            self._on_invite(event, now)
+        elif request.method == "OPTIONS":
+            self._reply(
+                event,
+                200,
+                now,
+                headers=(("Accept", self._endpoint.fields.accept),),
+            )
+        elif request.method in ("BYE", "INFO", "UPDATE", "PRACK"):
+            self._reply(event, 481, now)
+        else:
+            self._endpoint.emit(event)
+
+    def _reply(
+        self,
+        event: RequestReceived,
+        status: int,
+        now: float,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        if event.key is not None:
+            self.respond(event.key, status, now, reason=reason, headers=headers)
+
+    def _is_merged(self, event: RequestReceived) -> bool:
+        """RFC 3261 §8.2.2.2: same From tag, Call-ID and CSeq as a pending request, other branch."""
+        request = event.request
+        triple = (request.from_().tag or "", request.call_id(), request.cseq().seq)
+        owner = self._merge.get(triple)
+        if owner is not None and owner != event.key:
+            return True
+        if request.method == "INVITE" and event.key is not None:
+            self._merge[triple] = event.key
+            self._merge_of[event.key] = triple
+        return False
+
+    def _on_invite(self, event: RequestReceived, now: float) -> None:
+        try:
+            timer = negotiate_session_timer(
+                event.request,
+                default=self._endpoint.config.session_expires,
+                min_se=self._endpoint.config.min_se,
+            )
+        except SipParseError as exc:
+            self._reply(event, exc.status_hint, now)
+            return
+        self._server[event.key] = _ServerInvite(
+            tag=new_tag(),
+            peer=response_peer(event.request, event.peer),
+            session_timer=timer.timer,
+            session_headers=timer.headers,
+        )
+        if timer.reject_min_se is not None:
+            self.respond(event.key, 422, now, headers=timer.headers)
+            return
+        self._endpoint.emit(event)
+
+    def _on_cancel(self, event: RequestReceived, now: float) -> None:
+        """RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE if it has no final yet."""
+        invite_key = self._endpoint.transactions.find_invite_for_cancel(event.request)
+        if invite_key is None:
+            self._reply(event, 481, now)
+            return
+        self._reply(event, 200, now)
+        server = self._server.get(invite_key)
+        if server is not None and not server.final_sent:
+            self.respond(invite_key, 487, now)
+            self._endpoint.emit(InviteCancelled(key=invite_key, rtime=event.rtime))
+
+    def _in_dialog(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        dialog = self._endpoint.dialogs.get(_dialog_id_of(request))
+        if dialog is None or dialog.state is DialogState.TERMINATED:
+            self._reply(event, 481, now)
+            return
+        if not dialog.accept_remote_cseq(request):
+            self._reply(event, 500, now, reason="Out of Order CSeq")
+            return
+        if request.method == "BYE":
+            self._reply(event, 200, now)
+            self._endpoint.terminate_dialog(dialog, "bye_received", event.rtime)
+        elif request.method == "OPTIONS":
+            self._reply(event, 200, now)
+        elif request.method == "UPDATE" and not request.body:
+            self._endpoint.dialog_timers.refreshed_by_peer(dialog, event, now)
+        else:
+            if request.method == "INVITE":
+                self._server[event.key] = _ServerInvite(
+                    tag=dialog.id.local_tag,
+                    peer=response_peer(request, event.peer),
+                    dialog_id=dialog.id,
+                    session_timer=dialog.session_timer,
+                )
+            self._endpoint.emit(event)
+
+    def _on_ack(self, event: RequestReceived, now: float) -> None:
+        dialog_id = _dialog_id_of(event.request)
+        pending = self._pending_2xx.get(dialog_id)
+        if pending is None or pending.cseq != event.request.cseq().seq:
+            return  # retransmitted ACK, or ACK of a dialog we no longer know
+        del self._pending_2xx[dialog_id]
+        self._endpoint.arm_timer(("2xx", dialog_id), None)
+        dialog = self._endpoint.dialogs.get(dialog_id)
+        if dialog is None:
+            return
+        if event.request.body:
+            dialog.remote_sdp = event.request.body
+        self._endpoint.emit(DialogConfirmed(dialog_id=dialog_id, rtime=event.rtime))
+        if pending.bye_wanted:
+            self._endpoint.bye(dialog_id, now)  # asked for before the ACK came (§15)
+        else:
+            self._endpoint.dialog_timers.start(dialog, now)
+
+    # -- 2xx retransmission (RFC 3261 §13.3.1.4) --------------------------------------------
+
+    def _start_2xx(
+        self, dialog_id: DialogId, response: Response, data: bytes, peer: Peer, now: float
+    ) -> None:
+        timers = self._endpoint.config.timers
+        pending = _Pending2xx(
+            data=data,
+            peer=peer,
+            cseq=response.cseq().seq,
+            interval=timers.t1,
+            give_up=now + 64 * timers.t1,
+        )
+        self._pending_2xx[dialog_id] = pending
+        first = now + (timers.t1 if not peer.reliable else 64 * timers.t1)
+        self._endpoint.arm_timer(("2xx", dialog_id), first)
+
+    def retransmit_2xx(self, dialog_id: DialogId, now: float) -> None:
+        pending = self._pending_2xx.get(dialog_id)
+        if pending is None:
+            return
+        if now >= pending.give_up:
+            # "If the server retransmits the 2xx response for 64*T1 seconds without receiving
+            # an ACK, the dialog is confirmed, but the session SHOULD be terminated."
+            del self._pending_2xx[dialog_id]
+            dialog = self._endpoint.dialogs.get(dialog_id)
+            if dialog is not None:
+                self._endpoint.send_in_dialog(dialog, "BYE", now)
+                self._endpoint.terminate_dialog(dialog, "ack_timeout", now)
+            return
+        self._endpoint.emit_transmit(Transmit(data=pending.data, peer=pending.peer))
+        pending.interval = min(2 * pending.interval, self._endpoint.config.timers.t2)
+        self._endpoint.arm_timer(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
+
+    def forget(self, key: object) -> None:
+        self._server.pop(key, None)
+        triple = self._merge_of.pop(key, None)
+        if triple is not None:
+            self._merge.pop(triple, None)
+
+    def reject_unparsed(self, exc: SipParseError, peer: Peer, now: float) -> None:
+        """Answer a malformed request with its status hint if it can be answered; else drop.
+
+        It can be answered when its top Via parses (the response must be routed) and From,
+        To, Call-ID and CSeq are present, copied as they came (RFC 3261 §8.2.6.2).
+        """
+        partial = exc.partial
+        if not isinstance(partial, Request) or partial.method == "ACK":
+            self._endpoint.drop(str(exc), peer)
+            return
+        headers = partial.headers
+        try:
+            partial.top_via()
+            target = response_peer(partial, peer)
+        except SipParseError:
+            self._endpoint.drop(str(exc), peer)
+            return
+        if not all(name in headers for name in ("From", "To", "Call-ID", "CSeq")):
+            self._endpoint.drop(str(exc), peer)
+            return
+        response = build_response(partial, exc.status_hint, to_tag=new_tag())
+        response.headers.add("Server", self._endpoint.config.user_agent)
+        response.headers.add("Warning", f'399 callserver "{_warning_text(str(exc))}"')
+        self.errors_answered += 1
+        self._endpoint.emit_transmit(Transmit(data=response.serialize(), peer=target))
+
+    def is_pending_invite(self, key: object) -> bool:
+        """True while INVITE server transaction ``key`` has had no final response."""
+        server = self._server.get(key)
+        return server is not None and not server.final_sent
+
+    def defer_bye(self, dialog_id: DialogId) -> bool:
+        """Hold a BYE for a dialog whose 2xx is not ACKed yet; True when it was held (§15).
+
+        "the callee's UA MUST NOT send a BYE on a confirmed dialog until it has received an
+        ACK for its 2xx response or until the server transaction times out."
+        """
+        pending = self._pending_2xx.get(dialog_id)
+        if pending is None:
+            return False
+        pending.bye_wanted = True
+        return True
+
+    def dialog_ended(self, dialog_id: DialogId) -> None:
+        """Stop retransmitting the 2xx of a dialog that is gone."""
+        if self._pending_2xx.pop(dialog_id, None) is not None:
+            self._endpoint.arm_timer(("2xx", dialog_id), None)
+
+
+@dataclass(slots=True)
+class _ServerInvite:
+    tag: str
+    peer: Peer
+    session_timer: SessionTimer | None = None
+    session_headers: tuple[tuple[str, str], ...] = ()
+    dialog_id: DialogId | None = None
+    final_sent: bool = False
+
+
+@dataclass(slots=True)
+class _Pending2xx:
+    data: bytes
+    peer: Peer
+    cseq: int
+    interval: float
+    give_up: float
+    bye_wanted: bool = False
+
+
+def _dialog_id_of(request: Request) -> DialogId:
+    return DialogId(request.call_id(), request.to().tag or "", request.from_().tag or "")
+
+
+def _warning_text(text: str) -> str:
+    return "".join(c for c in text if c.isprintable() and c not in '"\\')[:120]
