@@ -37,7 +37,6 @@ DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _RTPMAP = re.compile(r"(\d+)\s+([^/\s]+)/(\d+)(?:/(\d+))?")
 _FMTP = re.compile(r"(\d+)\s+(.*)")
 _PTIME = re.compile(r"(\d{1,5})(?:\.\d*)?")
-_TYPED_LINE = re.compile(r"[a-z]=")
 # Extra line types, split by where RFC 4566 §5 places them around the c=, b= and t= lines.
 _SESSION_HEAD, _SESSION_TAIL, _MEDIA_HEAD, _MEDIA_TAIL = "iuep", "rzk", "i", "k"
 
@@ -272,11 +271,15 @@ def _split_lines(data: bytes | str) -> list[tuple[int, str]]:
             data = data.decode()
         except UnicodeDecodeError as exc:
             raise SdpError("SDP body is not valid UTF-8 (RFC 4566 §5)") from exc
-    lines = [(n, raw.rstrip()) for n, raw in enumerate(data.split("\n"), start=1)]
-    for number, line in lines:
-        if line and not _TYPED_LINE.match(line):
+    out: list[tuple[int, str]] = []
+    for number, raw in enumerate(data.split("\n"), start=1):
+        line = raw.rstrip()
+        if not line:
+            continue
+        if line[1:2] != "=" or not "a" <= line[0] <= "z":
             raise SdpError(f"line {number}: {line[:40]!r} is not a '<type>=<value>' line")
-    return [(n, line) for n, line in lines if line]
+        out.append((number, line))
+    return out
 
 
 def _parse_line(section: _Section, kind: str, value: str, number: int) -> None:

@@ -185,8 +185,12 @@ class TransactionMachine(ABC):
     @property
     def deadline(self) -> float | None:
         """The earliest armed timer's deadline, or None when no timer is armed."""
-        armed = [d for d in (getattr(self, name) for name, _ in self.TIMERS) if d is not None]
-        return min(armed, default=None)
+        best: float | None = None
+        for name, _ in self.TIMERS:
+            at: float | None = getattr(self, name)
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
 
     def fire_due(self, now: float) -> list[object]:
         """Fire every timer due at ``now``, earliest first; return what they produced."""
