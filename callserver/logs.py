@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["bind_call", "configure_logging"]
+__all__ = ["configure_logging"]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -21,8 +21,8 @@ _LEVELS = {
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Route structlog to stdout, one JSON object a line (or console output on a TTY).
 
-    ``call_id``/``uuid``/``trunk`` bound with :func:`bind_call` appear on every line the
-    call's code logs, through structlog's contextvars.
+    Context bound with ``structlog.contextvars`` and fields bound to a logger (a call's
+    logger carries its ``call_id``) appear on every line.
     """
     use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
     renderer: Any = (
@@ -40,8 +40,3 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )
-
-
-def bind_call(call_id: str, **extra: str) -> None:
-    """Bind ``call_id`` (and e.g. ``trunk``) to every log line of the current task."""
-    structlog.contextvars.bind_contextvars(call_id=call_id, **extra)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -53,7 +54,7 @@ class Call:
     rtp_port: int = 0
     sdp_session: int = 0
     sdp_version: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
+    log: Any = None  # structlog logger bound to this call's call_id
 
 
 class _PortCycle:
@@ -138,6 +139,7 @@ class CallManager:
             self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "30"),))
             return
         call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
+        call.log = log.bind(call_id=call.call_id)
         call.rtp_port = self._ports.next()
         call.sdp_session = next(self._session_ids)
         body = self._answer(call, request.body)
@@ -168,7 +170,7 @@ class CallManager:
         self._by_dialog[dialog_id] = call
         delay = self.settings.calls.answer_hangup_after
         call.hangup = self._loop.call_at(self._loop.time() + delay, self._hang_up, dialog_id)
-        log.info("call.answered", call_id=call.call_id)
+        call.log.info("call.answered")
 
     def _answer(self, call: Call, offer_body: bytes) -> bytes | None:
         config = AnswerConfig(
@@ -184,7 +186,7 @@ class CallManager:
         except NoCommonCodec:
             return None
         except SdpError as exc:
-            log.info("call.bad_sdp", call_id=call.call_id, error=str(exc))
+            call.log.info("call.bad_sdp", error=str(exc))
             return None
 
     def _on_reinvite(self, event: RequestReceived, now: float) -> None:
@@ -212,7 +214,7 @@ class CallManager:
             self._by_dialog.pop(call.dialog_id, None)
         if call.hangup is not None:
             call.hangup.cancel()
-        log.info("call.ended", call_id=call.call_id, reason=reason)
+        call.log.info("call.ended", reason=reason)
 
     def hang_up_all(self) -> None:
         """Shutdown after the drain timeout: BYE every answered call, 503 every ringing one."""
