@@ -33,6 +33,8 @@ def test_builtin_uac_calls_all_succeed(
     assert result.returncode == 0, result.output[-3000:]
     assert stat_value(result, "SuccessfulCall(C)") == 50
     assert stat_value(result, "FailedCall(C)") == 0
+    answered = server.wait_for("call.answered") and server.events("call.answered")
+    assert len(answered) == 50 and all(line.get("call_id") for line in answered)
 
 
 def test_cancel_before_answer_gets_487(sipp: str, tmp_path: Path) -> None:
