@@ -13,14 +13,18 @@ so each takes a fast path when the value holds no quote or bracket.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from callserver.sip.errors import SipParseError
 
 __all__ = [
     "LWS",
+    "MEMO_MAX",
     "TOKEN_CHARS",
     "close_quote",
     "is_digits",
     "is_token",
+    "memo_put",
     "parse_port",
     "quote",
     "split_checked_params",
@@ -28,6 +32,8 @@ __all__ = [
     "split_quoted",
     "unquote",
 ]
+
+T = TypeVar("T")
 
 LWS = " \t"
 """Linear white space once folding is undone (RFC 3261 §25.1 ``LWS``)."""
@@ -46,6 +52,22 @@ def is_token(text: str) -> bool:
 def is_digits(text: str) -> bool:
     """Return True if ``text`` is ``1*DIGIT`` in ASCII (``str.isdigit`` accepts too much)."""
     return bool(text) and text.isascii() and text.isdigit()
+
+
+MEMO_MAX = 1024
+"""Entries a parser's memo table holds before ``memo_put`` empties it."""
+
+
+def memo_put(table: dict[str, T], key: str, value: T) -> None:
+    """Store ``value`` under ``key`` in a parser's memo table, emptying a full table first.
+
+    The parsers memoise immutable results by the exact text they came from, since start
+    lines, URIs, addresses and parameter lists recur from message to message. Emptying the
+    table when full bounds its memory whatever a peer sends, at the cost of one refill.
+    """
+    if len(table) >= MEMO_MAX:
+        table.clear()
+    table[key] = value
 
 
 def split_checked_params(text: str) -> tuple[tuple[str, str | None], ...]:

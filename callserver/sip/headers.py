@@ -24,12 +24,21 @@ from callserver.sip.grammar import (
     close_quote,
     is_digits,
     is_token,
+    memo_put,
     quote,
     split_checked_params,
     split_quoted,
 )
 from callserver.sip.grammar import unquote as _unquote
-from callserver.sip.uri import Params, Uri, parse_uri, slot_setters, split_hostport
+from callserver.sip.uri import (
+    FAST_SIP_PATTERN,
+    Params,
+    Uri,
+    parse_uri,
+    sip_uri_from_parts,
+    slot_setters,
+    split_hostport,
+)
 
 __all__ = [
     "Address",
@@ -49,14 +58,20 @@ _VALUE_CHARS = TOKEN_CHARS | frozenset(":[]")
 # ``*( SEMI token [ EQUAL value ] )`` without LWS, quotes or empty values: the shape nearly
 # every parameter list has, checked in one C-level match (``parse_params`` accepts a superset).
 _TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_PARAMS_RE = rf"(?:;{_TOKEN_RE}(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*"
-_FAST_PARAMS = re.compile(_PARAMS_RE)
-
-# Memo tables keyed by the exact value: the results are immutable, and addresses and CSeq
-# values come back in message after message (the called number's To, a dialog's From and
-# To). Each is emptied when full, so ever-new values cost one refill, never unbounded memory.
-_MEMO_MAX = 1024
+_VALUE_RE = r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+"
+_FAST_PARAMS = re.compile(rf"(?:;{_TOKEN_RE}(?:={_VALUE_RE})?)*")
+# ``prefix;name=value;rest``: the part of a Via or a name-addr that recurs (the sent-by, or the
+# ``display <uri`` before its ``>``), the first parameter, and the rest of the parameters.
+_FIRST_PARAM_RE = rf"(?:;({_TOKEN_RE})(?:=({_VALUE_RE}))?(;.*)?)?"
+_VIA_SHAPE = re.compile(rf"([^;]*){_FIRST_PARAM_RE}", re.DOTALL)
+_ADDRESS_SHAPE = re.compile(rf"([^>]*)>{_FIRST_PARAM_RE}", re.DOTALL)
 _new = object.__new__
+# Memo tables (see ``grammar.memo_put``). Values change from call to call only in a part:
+# the branch of a Via, the tag of a From or To. So besides whole addresses and CSeq values,
+# what comes before that part (sent-by, ``display <uri``) and after it is memoised.
+_PARAM_TAILS: dict[str, Params] = {}
+_SENT_BYS: dict[str, tuple[str, str, int | None]] = {}
+_NAME_ADDRS: dict[str, tuple[Uri, str | None]] = {}
 
 
 def _get_param(params: Params, name: str) -> str | None:
@@ -121,6 +136,26 @@ def parse_params(text: str) -> Params:
     return tuple(out)
 
 
+def _param_list(name: str | None, value: str | None, rest: str | None) -> Params | None:
+    """The parameters of a ``_VIA_SHAPE`` or ``_ADDRESS_SHAPE`` match, or None if unusual.
+
+    ``name`` and ``value`` are the first parameter's, the one that changes from message to
+    message (a branch, a tag); ``rest`` (from its ``;`` on) is memoised.
+    """
+    if name is None:
+        return ()
+    if rest is None:
+        return ((name, value),)
+    tail = _PARAM_TAILS.get(rest)
+    if tail is None:
+        try:
+            tail = parse_params(rest)
+        except SipParseError:
+            return None
+        memo_put(_PARAM_TAILS, rest, tail)
+    return ((name, value), *tail)
+
+
 @dataclass(frozen=True, slots=True)
 class Via:
     """One Via header field value (RFC 3261 §20.42, §18.2.1; RFC 3581 ``rport``)."""
@@ -179,14 +214,26 @@ def _join_sent_by(text: str) -> str:
     return "".join(parts)
 
 
-# The common ``SIP/2.0/UDP host[:port];params`` shape in one C-level match (the general path
-# below accepts a superset: LWS around separators, other protocol names, quoted values).
-_FAST_VIA = re.compile(
-    r"SIP/2\.0/([A-Za-z]+) "
-    r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*|\[[0-9A-Fa-f:.]{2,}\])(?::([0-9]{1,5}))?"
-    rf"({_PARAMS_RE})"
+# The common ``SIP/2.0/UDP host[:port]`` sent-by in one C-level match (the general path below
+# accepts a superset: LWS around separators, other protocol names).
+_FAST_SENT_BY = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]{2,}\])(?::([0-9]{1,5}))?"
 )
 _SET_TRANSPORT, _SET_VIA_HOST, _SET_VIA_PORT, _SET_VIA_PARAMS, _SET_PROTOCOL = slot_setters(Via)
+
+
+def _sent_by(text: str) -> tuple[str, str, int | None] | None:
+    """Transport, host and port of ``SIP/2.0/UDP host:port`` (memoised); None if unusual."""
+    match = _FAST_SENT_BY.fullmatch(text)
+    if match is None:
+        return None
+    transport, host, port_text = match.groups()
+    port = None if port_text is None else int(port_text)
+    if ".." in host or host[0] == "." or (port is not None and port > 65535):
+        return None
+    sent = (transport.upper(), host, port)
+    memo_put(_SENT_BYS, text, sent)
+    return sent
 
 
 def parse_via(value: str) -> Via:
@@ -195,20 +242,19 @@ def parse_via(value: str) -> Via:
     Raises:
         SipParseError: (400) when the value is malformed.
     """
-    match = _FAST_VIA.fullmatch(value)
+    match = _VIA_SHAPE.fullmatch(value)
     if match is None:
         return _parse_via_general(value)
-    transport, host, port_text, param_text = match.groups()
-    port = None
-    if port_text is not None:
-        port = int(port_text)
-        if port > 65535:
-            return _parse_via_general(value)
-    via: Via = _new(Via)
-    _SET_TRANSPORT(via, transport.upper())
-    _SET_VIA_HOST(via, host)
-    _SET_VIA_PORT(via, port)
-    _SET_VIA_PARAMS(via, split_checked_params(param_text) if param_text else ())
+    head, name, param, rest = match.groups()
+    sent = _SENT_BYS.get(head) or _sent_by(head)
+    params = _param_list(name, param, rest)
+    if sent is None or params is None:
+        return _parse_via_general(value)
+    via: Via = _new(Via)  # Via(transport, host, port, params, "SIP/2.0")
+    _SET_TRANSPORT(via, sent[0])
+    _SET_VIA_HOST(via, sent[1])
+    _SET_VIA_PORT(via, sent[2])
+    _SET_VIA_PARAMS(via, params)
     _SET_PROTOCOL(via, "SIP/2.0")
     return via
 
@@ -292,13 +338,35 @@ def _addr_spec_uri(text: str) -> Uri:
     return parse_uri(text)
 
 
-# ``"Name" <uri>;params``, ``Name <uri>;params`` or ``<uri>;params`` without escapes, odd LWS or
-# quoted parameter values, in one match.
-_FAST_NAME_ADDR = re.compile(
-    rf'(?:"([^"\\]*)"|({_TOKEN_RE}(?: {_TOKEN_RE})*))?[ \t]*<([^<>"\s]+)>({_PARAMS_RE})'
-)
+# What comes before the ``>`` of ``"Name" <uri>``, ``Name <uri>`` or ``<uri>``, without escapes
+# or odd LWS: with a SIP URI of the common shape (one match for all of it), or any other.
+_DISPLAY_RE = rf'(?:"([^"\\]*)"|({_TOKEN_RE}(?: {_TOKEN_RE})*))?[ \t]*<'
+_FAST_NAME_SIP = re.compile(_DISPLAY_RE + FAST_SIP_PATTERN)
+_FAST_NAME_ADDR = re.compile(_DISPLAY_RE + r'([^<>"\s]+)')
 _SET_URI, _SET_DISPLAY_NAME, _SET_ADDRESS_PARAMS = slot_setters(Address)
 _ADDRESSES: dict[str, Address] = {}
+
+
+def _name_addr(text: str) -> tuple[Uri, str | None] | None:
+    """URI and display name of ``"Name" <uri`` (memoised); None if unusual.
+
+    Raises:
+        SipParseError: (400) when the URI is malformed.
+    """
+    match = _FAST_NAME_SIP.fullmatch(text)
+    uri: Uri | None = None
+    if match is not None:
+        quoted, words, *parts = match.groups()
+        uri = sip_uri_from_parts(*parts)
+    if uri is None:
+        match = _FAST_NAME_ADDR.fullmatch(text)
+        if match is None:
+            return None
+        quoted, words, uri_text = match.groups()
+        uri = parse_uri(uri_text)
+    known = (uri, quoted if quoted is not None else words)
+    memo_put(_NAME_ADDRS, text, known)
+    return known
 
 
 def parse_address(value: str) -> Address:
@@ -312,23 +380,23 @@ def parse_address(value: str) -> Address:
         SipParseError: (400) when the value is malformed.
     """
     address = _ADDRESSES.get(value)
-    if address is None:
-        address = _parse_address(value.strip(LWS))
-        if len(_ADDRESSES) >= _MEMO_MAX:
-            _ADDRESSES.clear()
-        _ADDRESSES[value] = address
-    return address
-
-
-def _parse_address(value: str) -> Address:
-    match = _FAST_NAME_ADDR.fullmatch(value)
-    if match is None:
-        return _parse_address_general(value)
-    quoted, words, uri_text, param_text = match.groups()
-    address: Address = _new(Address)
-    _SET_URI(address, parse_uri(uri_text))
-    _SET_DISPLAY_NAME(address, quoted if quoted is not None else words)
-    _SET_ADDRESS_PARAMS(address, split_checked_params(param_text) if param_text else ())
+    if address is not None:
+        return address
+    stripped = value.strip(LWS)
+    match = _ADDRESS_SHAPE.fullmatch(stripped)
+    known = params = None
+    if match is not None:
+        head, name, param, rest = match.groups()
+        known = _NAME_ADDRS.get(head) or _name_addr(head)
+        params = _param_list(name, param, rest)
+    if known is None or params is None:
+        address = _parse_address_general(stripped)
+    else:
+        address = _new(Address)  # Address(uri, display name, params)
+        _SET_URI(address, known[0])
+        _SET_DISPLAY_NAME(address, known[1])
+        _SET_ADDRESS_PARAMS(address, params)
+    memo_put(_ADDRESSES, value, address)
     return address
 
 
@@ -380,9 +448,7 @@ def parse_cseq(value: str) -> CSeq:
     cseq = _CSEQS.get(value)
     if cseq is None:
         cseq = _parse_cseq(value)
-        if len(_CSEQS) >= _MEMO_MAX:
-            _CSEQS.clear()
-        _CSEQS[value] = cseq
+        memo_put(_CSEQS, value, cseq)
     return cseq
 
 

@@ -15,6 +15,12 @@ Every failure is a :class:`SipParseError` whose ``status_hint`` says what to ans
 header block did, so the endpoint can still build that answer from Via, From, To, Call-ID and
 CSeq. ``partial`` is None when even the start line or the header block could not be read.
 
+Two paths produce the same result. ``_parse_common`` reads a message of the common shape in
+one pass (no folding, no leading CRLF, no duplicated core field, every line short) and leans on
+memo tables keyed by exact text, since most lines, start lines, URIs, addresses and CSeq values
+recur from message to message; on anything else it gives up, and ``_parse_any``, the general
+path, parses (or refuses) the message from scratch. Tests check both agree on every input.
+
 Over a datagram the datagram is the message: with no Content-Length the body is the rest of it,
 and octets beyond Content-Length are ignored (RFC 3261 §18.3, RFC 4475 §3.1.1.8). Stream
 transports go through ``framing.ReceiveBuffer``, which hands over exactly one message.
@@ -26,7 +32,7 @@ import re
 from dataclasses import dataclass
 
 from callserver.sip.errors import SipParseError
-from callserver.sip.grammar import LWS, is_digits, is_token, split_commas
+from callserver.sip.grammar import LWS, is_digits, is_token, memo_put, split_commas
 from callserver.sip.headers import parse_address, parse_cseq, parse_via
 from callserver.sip.message import Headers, Request, Response, canonical_name
 from callserver.sip.uri import AbsoluteUri, SipUri, Uri, parse_uri
@@ -239,6 +245,176 @@ def _check_core(message: Request | Response, index: dict[str, list[str]]) -> Non
     _check_scalar(index, "expires", _MAX_EXPIRES)
 
 
+# -- The common shape, in one pass (see the module docstring) ---------------------------------
+
+# Memo tables (see ``grammar.memo_put``). Header lines are memoised only up to _MEMO_LINE
+# characters, and not at all for fields that change from call to call or request to request
+# (a new Call-ID, From tag or branch), so that the table keeps what recurs.
+_MEMO_LINE = 256
+_UNIQUE = frozenset({"via", "call-id", "from"})
+# A header line -> ((canonical name, stripped value), index key).
+_FIELD_LINES: dict[str, tuple[tuple[str, str], str]] = {}
+# A well-formed SIP/2.0 start line -> (method, Request-URI) or (status code, reason phrase).
+_REQUEST_LINES: dict[str, tuple[str, Uri]] = {}
+_STATUS_LINES: dict[str, tuple[int, str]] = {}
+# Max-Forwards values as usually written; any other spelling gets the full check.
+_HOP_COUNTS = frozenset(str(hops) for hops in range(256))
+
+
+def _split_field(line: str) -> tuple[tuple[str, str], str]:
+    """Split a header line not met before into ``((name, value), index key)``; memoise it."""
+    raw, colon, value = line.partition(":")
+    if not colon or "\r" in line or "\n" in line:
+        raise SipParseError(f"malformed header field line {line[:40]!r}", 400)
+    name, key = _NAMES.get(raw) or _field_name(raw)
+    field = ((name, value.strip(LWS)), key)
+    if key not in _UNIQUE and len(line) <= _MEMO_LINE:
+        memo_put(_FIELD_LINES, line, field)
+    return field
+
+
+def _start_message(line: str, headers: Headers, body: bytes) -> Request | Response:
+    """Build the message of a start line not met before, memoising it once it is known good.
+
+    Raises:
+        SipParseError: for a start line with any fault, which the general path reports.
+    """
+    if "\r" in line or "\n" in line:
+        raise SipParseError("bare CR or LF in the start line", 400)
+    if line[:4].upper() == "SIP/":
+        response = _start_response(line, headers)
+        memo_put(_STATUS_LINES, line, (response.status, response.reason))
+        return Response(response.status, response.reason, headers, body, "SIP/2.0")
+    request, error = _start_request(line, headers)
+    if error is not None:
+        raise error
+    memo_put(_REQUEST_LINES, line, (request.method, request.uri))
+    return Request(request.method, request.uri, headers, body, "SIP/2.0")
+
+
+def _parse_common(data: bytes, limits: ParseLimits, datagram: bool) -> Request | Response | None:
+    """Parse a message of the common shape in one pass; None sends it down the general path.
+
+    The general path's steps, fused: a line, start line or value met before is a dict lookup,
+    and whatever would need a precise error (folding, a bare CR or LF, a limit, a malformed
+    or duplicated core field) gives up rather than deciding here. Folding and bare CR or LF
+    need no search of the whole head: a line with either is never memoised, and on a miss
+    ``_split_field`` refuses it (a continuation line's leading LWS is no field name).
+    """
+    data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    if end == -1:
+        return None
+    head = data[:end].decode("utf-8", "surrogateescape")
+    if len(head) > limits.max_header_line:
+        return None
+    lines = head.split("\r\n")
+    if len(lines) - 1 > limits.max_headers:
+        return None
+    try:
+        fields = iter(lines)
+        start = next(fields)
+        get = _FIELD_LINES.get
+        items: list[tuple[str, str]] = []
+        index: dict[str, list[str]] = {}
+        for line in fields:
+            item, key = get(line) or _split_field(line)
+            items.append(item)
+            index[key] = [item[1]]
+        if len(index) < len(items):  # a repeated name: group its values, in order
+            index = {}
+            for name, value in items:
+                index.setdefault(name.lower(), []).append(value)
+        lengths = index.get("content-length")
+        if lengths is None:
+            body = data[end + 4 :] if datagram else b""
+        else:
+            text = lengths[0]
+            if len(lengths) == 1 and len(text) <= 10 and text.isdigit() and text.isascii():
+                length = int(text)
+            else:
+                length = parse_content_length(lengths) or 0
+            if end + 4 + length > len(data):
+                return None
+            body = data[end + 4 : end + 4 + length]
+        headers = Headers.from_parsed(items, index)
+        request_line = _REQUEST_LINES.get(start)
+        message: Request | Response
+        if request_line is not None:
+            message = Request(request_line[0], request_line[1], headers, body, "SIP/2.0")
+        else:
+            status_line = _STATUS_LINES.get(start)
+            if status_line is not None:
+                message = Response(status_line[0], status_line[1], headers, body, "SIP/2.0")
+            else:
+                message = _start_message(start, headers, body)
+        return message if _check_common(message, index) else None
+    except SipParseError:
+        return None
+
+
+def _check_common(message: Request | Response, index: dict[str, list[str]]) -> bool:
+    """``_check_core`` for a message with one From, To, Call-ID and CSeq; False gives up.
+
+    Raises:
+        SipParseError: when a value is malformed (the general path then reports it).
+    """
+    try:
+        vias = index["via"]
+        (from_text,) = index["from"]
+        (to_text,) = index["to"]
+        (call_id,) = index["call-id"]
+        (cseq_text,) = index["cseq"]
+    except (KeyError, ValueError):
+        return False
+    if len(vias) == 1 and "," not in vias[0]:
+        parsed = [parse_via(vias[0])]
+    else:
+        parsed = [parse_via(value) for line in vias for value in split_commas(line)]
+    from_ = parse_address(from_text)
+    to = parse_address(to_text)
+    cseq = parse_cseq(cseq_text)
+    if not call_id or " " in call_id or "\t" in call_id or not parsed:
+        return False
+    if type(message) is Request and cseq.method != message.method:
+        return False
+    forwards = index.get("max-forwards")
+    if forwards is not None and not (len(forwards) == 1 and forwards[0] in _HOP_COUNTS):
+        _check_scalar(index, "max-forwards", 255)
+    if "expires" in index:
+        _check_scalar(index, "expires", _MAX_EXPIRES)
+    headers = message.headers
+    headers.prime("Via", parsed)
+    headers.prime("From", from_)
+    headers.prime("To", to)
+    headers.prime("CSeq", cseq)
+    headers.prime("Call-ID", call_id)
+    return True
+
+
+def _parse_any(data: bytes, limits: ParseLimits, datagram: bool) -> Request | Response:
+    """The general path: any message, every error with its hint and partial message."""
+    head, rest, terminated = _split_head(data)
+    lines = _header_lines(head, limits)
+    items, index = _parse_fields(lines[1:])
+    error: SipParseError | None = None
+    message: Request | Response
+    if lines[0][:4].upper() == "SIP/":
+        message = _start_response(lines[0], Headers.from_parsed(items, index))
+    else:
+        message, error = _start_request(lines[0], Headers.from_parsed(items, index))
+    try:
+        if error is not None:
+            raise error
+        message.body = _body(rest, parse_content_length(index.get("content-length", [])), datagram)
+        _check_core(message, index)
+        if not terminated:
+            raise SipParseError("no empty line after the header fields", 400)
+    except SipParseError as exc:
+        raise SipParseError(str(exc), exc.status_hint, message) from None
+    return message
+
+
 def parse_message(
     data: bytes, limits: ParseLimits = _DEFAULT_LIMITS, *, datagram: bool = True
 ) -> Request | Response:
@@ -259,22 +435,7 @@ def parse_message(
     """
     if len(data) > limits.max_message_bytes:
         raise SipParseError(f"message larger than {limits.max_message_bytes} octets", 413)
-    head, rest, terminated = _split_head(data)
-    lines = _header_lines(head, limits)
-    items, index = _parse_fields(lines[1:])
-    error: SipParseError | None = None
-    message: Request | Response
-    if lines[0][:4].upper() == "SIP/":
-        message = _start_response(lines[0], Headers.from_parsed(items, index))
-    else:
-        message, error = _start_request(lines[0], Headers.from_parsed(items, index))
-    try:
-        if error is not None:
-            raise error
-        message.body = _body(rest, parse_content_length(index.get("content-length", [])), datagram)
-        _check_core(message, index)
-        if not terminated:
-            raise SipParseError("no empty line after the header fields", 400)
-    except SipParseError as exc:
-        raise SipParseError(str(exc), exc.status_hint, message) from None
+    message = _parse_common(data, limits, datagram)
+    if message is None:
+        message = _parse_any(data, limits, datagram)
     return message

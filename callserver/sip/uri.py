@@ -20,12 +20,23 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from callserver.sip.errors import SipParseError
-from callserver.sip.grammar import parse_port, split_checked_params
+from callserver.sip.grammar import memo_put, parse_port
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["AbsoluteUri", "Params", "SipUri", "Uri", "parse_uri", "split_hostport", "unescape"]
+__all__ = [
+    "FAST_SIP_PATTERN",
+    "AbsoluteUri",
+    "Params",
+    "SipUri",
+    "Uri",
+    "parse_uri",
+    "sip_uri_from_parts",
+    "slot_setters",
+    "split_hostport",
+    "unescape",
+]
 
 Params = tuple[tuple[str, str | None], ...]
 """Parameters in order: (name as written, value or None when valueless)."""
@@ -218,14 +229,17 @@ def _parse_sip(scheme: str, rest: str) -> SipUri:
 
 # The common shape (no escapes, no headers, lower-case scheme) in one C-level match; anything
 # else, valid or not, takes the general path (``_parse_sip``), which accepts a superset of it.
-_PCHAR = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+"
-_FAST_SIP = re.compile(
+# Each part is one flat character class, which the regex engine runs fastest; what a class
+# cannot say (no empty label in a host, the grammar of the parameters) is checked after it.
+FAST_SIP_PATTERN = (
     r"(sips?):"
     r"(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*))?@)?"
-    r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*\.?|\[[0-9A-Fa-f:.]{2,}\])"
+    r"([A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]{2,}\])"
     r"(?::([0-9]{1,5}))?"
-    rf"((?:;{_PCHAR}(?:={_PCHAR})?)*)"
+    r"(;[A-Za-z0-9\-_.!~*'()\[\]/:&+$;=]*)?"
 )
+"""The common ``sip:user@host:port;params`` shape as six groups, for ``sip_uri_from_parts``."""
+_FAST_SIP = re.compile(FAST_SIP_PATTERN)
 
 Setter = Callable[[object, object], None]
 
@@ -246,11 +260,41 @@ _SET_SCHEME, _SET_HOST, _SET_USER, _SET_PASSWORD, _SET_PORT, _SET_PARAMS, _SET_H
 )
 
 
-def _sip_uri(
-    scheme: str, host: str, user: str | None, password: str | None, port: int | None, params: Params
-) -> SipUri:
-    """``SipUri(scheme, host, user, password, port, params)`` without ``__init__``'s cost."""
-    uri: SipUri = _new(SipUri)
+# Memo tables (see ``grammar.memo_put``): the same Request-URIs, Contacts and parameter
+# lists come back in message after message.
+_URIS: dict[str, Uri] = {}
+_URI_PARAMS: dict[str, Params] = {}
+
+
+def _fast_sip(text: str) -> SipUri | None:
+    match = _FAST_SIP.fullmatch(text)
+    return None if match is None else sip_uri_from_parts(*match.groups())
+
+
+def sip_uri_from_parts(
+    scheme: str,
+    user: str | None,
+    password: str | None,
+    host: str,
+    port_text: str | None,
+    param_text: str | None,
+) -> SipUri | None:
+    """The SipUri of the groups ``FAST_SIP_PATTERN`` matched, or None if it is unusual.
+
+    Finishes the checks the pattern leaves (host labels, port range, parameter grammar); a
+    None sends the caller to its general path, which decides. See RFC 3261 §19.1.1, §25.1.
+    """
+    if ".." in host or host[0] == ".":
+        return None
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return None
+    params = _uri_params(param_text) if param_text is not None else ()
+    if params is None:
+        return None
+    uri: SipUri = _new(SipUri)  # SipUri(scheme, host, user, password, port, params)
     _SET_SCHEME(uri, scheme)
     _SET_HOST(uri, host)
     _SET_USER(uri, user)
@@ -261,38 +305,16 @@ def _sip_uri(
     return uri
 
 
-# Memo tables keyed by the exact text: the results are immutable, and the same Request-URIs,
-# Contacts and parameter lists come back in message after message. Each is emptied when full,
-# so a peer sending ever-new strings costs one refill, never unbounded memory.
-_MEMO_MAX = 1024
-_URIS: dict[str, Uri] = {}
-_URI_PARAMS: dict[str, Params] = {}
-
-
-def _split_params(text: str) -> Params:
-    """Split ``;a=b;c`` (already checked by ``_FAST_SIP``) into ``(("a", "b"), ("c", None))``."""
+def _uri_params(text: str) -> Params | None:
+    """The parameters ``;a=b;c`` of a URI on the fast path (memoised); None if malformed."""
     params = _URI_PARAMS.get(text)
     if params is None:
-        params = split_checked_params(text)
-        if len(_URI_PARAMS) >= _MEMO_MAX:
-            _URI_PARAMS.clear()
-        _URI_PARAMS[text] = params
-    return params
-
-
-def _fast_sip(text: str) -> SipUri | None:
-    match = _FAST_SIP.fullmatch(text)
-    if match is None:
-        return None
-    scheme, user, password, host, port_text, param_text = match.groups()
-    port = None
-    if port_text is not None:
-        port = int(port_text)
-        if port > 65535:
+        try:
+            params = _parse_uri_params(text[1:])
+        except SipParseError:
             return None
-    return _sip_uri(
-        scheme, host, user, password, port, _split_params(param_text) if param_text else ()
-    )
+        memo_put(_URI_PARAMS, text, params)
+    return params
 
 
 def parse_uri(text: str) -> Uri:
@@ -308,9 +330,7 @@ def parse_uri(text: str) -> Uri:
     uri = _URIS.get(text)
     if uri is None:
         uri = _fast_sip(text) or _parse_general(text)
-        if len(_URIS) >= _MEMO_MAX:
-            _URIS.clear()
-        _URIS[text] = uri
+        memo_put(_URIS, text, uri)
     return uri
 
 

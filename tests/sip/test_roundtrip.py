@@ -21,7 +21,7 @@ from callserver.sip.headers import (
     parse_via,
 )
 from callserver.sip.message import Headers, Request, Response
-from callserver.sip.parser import parse_message
+from callserver.sip.parser import ParseLimits, _parse_any, _parse_common, parse_message
 from callserver.sip.uri import SipUri, _fast_sip, _parse_sip, parse_uri
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -172,6 +172,73 @@ def test_address_fast_path_agrees_with_general_path(value: str) -> None:
     """parse_address's fast path and its general path agree on every input."""
     stripped = value.strip(" \t")
     same_outcome(lambda: parse_address(value), lambda: _parse_address_general(stripped))
+
+
+CORE_FIELDS = ("Via", "From", "To", "CSeq", "Call-ID")
+
+
+def assert_paths_agree(
+    data: bytes, datagram: bool = True, limits: ParseLimits | None = None
+) -> bool:
+    """The one-pass parse of ``data`` gives up or builds exactly what the general path builds.
+
+    Returns whether the one-pass parse took the message.
+    """
+    limits = limits or ParseLimits()
+    fast = _parse_common(data, limits, datagram)
+    try:
+        general = _parse_any(data, limits, datagram)
+    except SipParseError:
+        assert fast is None
+        return False
+    if fast is None:
+        return False
+    assert type(fast) is type(general)
+    assert fast == general
+    for name in CORE_FIELDS:
+        assert fast.headers.primed(name) == general.headers.primed(name)
+    for name, _ in general.headers:
+        assert fast.headers.get_all(name) == general.headers.get_all(name)
+    return True
+
+
+@SETTINGS
+@given(messages, st.booleans())
+def test_message_fast_path_takes_valid_messages(
+    message: Request | Response, datagram: bool
+) -> None:
+    """A valid message with single core fields goes through the one-pass parse, identically."""
+    data = message.serialize()
+    assert assert_paths_agree(data, datagram)
+    assert assert_paths_agree(data, datagram)  # again, now that every memo table knows it
+
+
+@SETTINGS
+@given(messages, st.data())
+def test_message_fast_path_agrees_on_mutants(
+    message: Request | Response, data: st.DataObject
+) -> None:
+    """On octets replaced, inserted or deleted, the one-pass parse agrees or gives up."""
+    raw = bytearray(message.serialize())
+    for _ in range(data.draw(st.integers(1, 6))):
+        position = data.draw(st.integers(0, len(raw)))
+        octet = data.draw(st.sampled_from([*b'\r\n\t :;,<>"\\%@=/\x00\xffA0']))
+        if data.draw(st.booleans()):
+            raw.insert(position, octet)
+        elif position < len(raw):
+            raw[position] = octet
+    limits = data.draw(
+        st.sampled_from([ParseLimits(), ParseLimits(max_headers=6, max_header_line=60)])
+    )
+    assert_paths_agree(bytes(raw), data.draw(st.booleans()), limits)
+
+
+@SETTINGS
+@given(st.binary(max_size=400))
+def test_message_fast_path_agrees_on_arbitrary_bytes(data: bytes) -> None:
+    """On arbitrary octets, the one-pass parse agrees with the general path or gives up."""
+    assert_paths_agree(data)
+    assert_paths_agree(b"INVITE sip:a@b SIP/2.0\r\n" + data)
 
 
 @SETTINGS
