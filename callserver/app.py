@@ -20,7 +20,8 @@ import structlog
 from callserver.calls.manager import CallManager
 from callserver.config import DEFAULT_CONFIG, ConfigError, ListenAddress, Settings, load_settings
 from callserver.sip.endpoint import EndpointConfig, SipEndpoint
-from callserver.sip.events import CloseConnection, Peer, Transmit
+from callserver.sip.errors import LocalProtocolError
+from callserver.sip.events import CloseConnection, Peer, RequestReceived, Transmit
 from callserver.sip.parser import ParseLimits
 from callserver.sip.timers import SipTimers
 from callserver.transport.tcp import TcpTransport
@@ -240,7 +241,12 @@ class Server:
         try:
             self.calls.handle_event(event, self._loop.time())
         except Exception:
-            log.exception("calls.event_failed", event=type(event).__name__)
+            # A bug in call handling stays with that call (STYLE.md §4): log it, and answer
+            # the request that triggered it with 500 if nothing answered it yet.
+            log.exception("calls.event_failed", kind=type(event).__name__)
+            if isinstance(event, RequestReceived) and event.key is not None:
+                with contextlib.suppress(LocalProtocolError):
+                    self.endpoint.respond(event.key, 500, self._loop.time())
 
     def _send(self, action: Transmit | CloseConnection) -> None:
         if isinstance(action, CloseConnection):

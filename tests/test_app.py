@@ -1,0 +1,43 @@
+"""The asyncio wiring: a failure in call handling is logged and answered 500, never fatal."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from callserver.app import Server
+from callserver.config import load_settings
+from callserver.sip.events import Peer
+
+INVITE = (
+    b"INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-app-1\r\n"
+    b"From: <sip:a@127.0.0.1:6000>;tag=1\r\nTo: <sip:service@127.0.0.1:5060>\r\n"
+    b"Call-ID: app-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+class _Sink:
+    local_address = ("127.0.0.1", 5060)
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, peer: Peer) -> None:
+        self.sent.append(data)
+
+
+async def test_call_handling_error_is_answered_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception while handling an INVITE is logged and the INVITE gets 500."""
+    server = Server(load_settings(None, {"sip": {"listen": ["udp:127.0.0.1:5060"]}}))
+    sink = _Sink()
+    server._udp.append(sink)  # type: ignore[arg-type]
+
+    def broken(event: object, now: float) -> None:
+        raise RuntimeError("bug in a call handler")
+
+    monkeypatch.setattr(server.calls, "handle_event", broken)
+    with capture_logs() as logs:
+        server.datagram_received(INVITE, Peer("udp", "127.0.0.1", 6000))
+    assert any(d.startswith(b"SIP/2.0 500") for d in sink.sent)
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["calls.event_failed"]
