@@ -23,15 +23,46 @@ framing error leaves the stream unusable and the connection should be closed.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from callserver.sip.errors import SipParseError
-from callserver.sip.parser import ParseLimits, parse_content_length
+from callserver.sip.grammar import LWS, is_digits
 
-__all__ = ["ReceiveBuffer"]
+__all__ = ["ParseLimits", "ReceiveBuffer", "parse_content_length"]
 
 _FOLD = re.compile(rb"[ \t]*\r\n[ \t]+")
 _END_OF_HEAD = b"\r\n\r\n"
 _PING = b"\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Size limits applied to every incoming message (STYLE.md §4)."""
+
+    max_message_bytes: int = 65535
+    max_headers: int = 100
+    max_header_line: int = 8192
+
+
+def parse_content_length(values: list[str]) -> int | None:
+    """Return the Content-Length from its field values, None if there is none (RFC 3261 §20.14).
+
+    Repeated identical values are tolerated; differing ones cannot frame the message.
+
+    Raises:
+        SipParseError: (400) for a non-numeric, negative or conflicting value.
+    """
+    if not values:
+        return None
+    first = values[0].strip(LWS)
+    for value in values:
+        if value.strip(LWS) != first:
+            raise SipParseError("conflicting Content-Length values", 400)
+    if not is_digits(first) or len(first.lstrip("0")) > 10:
+        raise SipParseError(f"invalid Content-Length {first!r}", 400)
+    return int(first)
+
+
 _DEFAULT_LIMITS = ParseLimits()
 
 

@@ -8,26 +8,33 @@ values at separators that sit outside quoted strings and angle brackets, check t
 quote or unquote strings. They raise only :class:`SipParseError` with status 400.
 
 They sit on the hot path (every Via, From, To and CSeq of every message goes through them),
-so each takes a fast path when the value holds no quote or bracket.
+so each takes a fast path when the value holds no quote or bracket. The parsers' memo tables
+(``memo_put``) and the parameter-list shapes they share (``param_list``) live here too.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 from callserver.sip.errors import SipParseError
 
 __all__ = [
+    "FIRST_PARAM_PATTERN",
     "LWS",
+    "MEMO_KEY_MAX",
     "MEMO_MAX",
     "TOKEN_CHARS",
+    "TOKEN_PATTERN",
+    "Params",
     "close_quote",
     "is_digits",
     "is_token",
     "memo_put",
+    "param_list",
+    "parse_params",
     "parse_port",
     "quote",
-    "split_checked_params",
     "split_commas",
     "split_quoted",
     "unquote",
@@ -43,6 +50,21 @@ TOKEN_CHARS: frozenset[str] = frozenset(
 )
 """The characters of an RFC 3261 §25.1 ``token``."""
 
+Params = tuple[tuple[str, str | None], ...]
+"""Parameters in order: (name as written, value or None when valueless)."""
+
+TOKEN_PATTERN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+"""A ``token`` as a regular expression."""
+_VALUE_PATTERN = r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+"
+_VALUE_CHARS = TOKEN_CHARS | frozenset(":[]")
+# ``*( SEMI token [ EQUAL value ] )`` without LWS, quotes or empty values: the shape nearly
+# every parameter list has, checked in one C-level match (``parse_params`` accepts a superset).
+_FAST_PARAMS = re.compile(rf"(?:;{TOKEN_PATTERN}(?:={_VALUE_PATTERN})?)*")
+FIRST_PARAM_PATTERN = rf"(?:;({TOKEN_PATTERN})(?:=({_VALUE_PATTERN}))?(;.*)?)?"
+"""An optional first parameter of the fast shape, as groups name, value, rest (see
+``param_list``): what follows the part of a value that recurs from message to message."""
+_PARAM_TAILS: dict[str, Params] = {}
+
 
 def is_token(text: str) -> bool:
     """Return True if ``text`` is a non-empty ``token`` (RFC 3261 §25.1)."""
@@ -56,31 +78,21 @@ def is_digits(text: str) -> bool:
 
 MEMO_MAX = 1024
 """Entries a parser's memo table holds before ``memo_put`` empties it."""
+MEMO_KEY_MAX = 256
+"""Longest text a memo table keeps: longer ones are parsed every time they come."""
 
 
 def memo_put(table: dict[str, T], key: str, value: T) -> None:
     """Store ``value`` under ``key`` in a parser's memo table, emptying a full table first.
 
-    The parsers memoise immutable results by the exact text they came from, since start
-    lines, URIs, addresses and parameter lists recur from message to message. Emptying the
-    table when full bounds its memory whatever a peer sends, at the cost of one refill.
+    The parsers memoise immutable results by the exact text they came from, since lines,
+    start lines, URIs, addresses and parameter lists recur from message to message. Bounds
+    on entries and on key length cap each table's memory whatever a peer sends.
     """
-    if len(table) >= MEMO_MAX:
-        table.clear()
-    table[key] = value
-
-
-def split_checked_params(text: str) -> tuple[tuple[str, str | None], ...]:
-    """Split ``;a=b;c`` into ``(("a", "b"), ("c", None))`` without checking anything.
-
-    For the parsers' fast paths, whose regular expression has already matched ``text`` as
-    ``1*( SEMI token [ EQUAL value ] )`` with no LWS, quotes or empty values (RFC 3261 §25.1).
-    """
-    out: list[tuple[str, str | None]] = []
-    for item in text[1:].split(";"):
-        name, eq, value = item.partition("=")
-        out.append((name, value if eq else None))
-    return tuple(out)
+    if len(key) <= MEMO_KEY_MAX:
+        if len(table) >= MEMO_MAX:
+            table.clear()
+        table[key] = value
 
 
 def parse_port(text: str) -> int:
@@ -198,3 +210,74 @@ def quote(text: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def _split_checked(text: str) -> Params:
+    """Split ``;a=b;c``, which ``_FAST_PARAMS`` matched, into ``(("a", "b"), ("c", None))``."""
+    out: list[tuple[str, str | None]] = []
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        out.append((name, value if eq else None))
+    return tuple(out)
+
+
+def parse_params(text: str) -> Params:
+    """Parse ``*( SEMI generic-param )`` (RFC 3261 §25.1), e.g. ``";a=b;c"``.
+
+    LWS around ``;`` and ``=`` is allowed; a value is a token, a host or a quoted-string
+    (kept with its quotes).
+
+    Returns:
+        ``(("a", "b"), ("c", None))`` for ``";a=b;c"``; ``()`` for empty text.
+
+    Raises:
+        SipParseError: (400) on an empty or non-token name or a malformed value.
+    """
+    text = text.strip(LWS)
+    if not text:
+        return ()
+    if _FAST_PARAMS.fullmatch(text):
+        return _split_checked(text)
+    return _parse_params_general(text)
+
+
+def _parse_params_general(text: str) -> Params:
+    if text[0] != ";":
+        raise SipParseError(f"parameters must start with ';': {text!r}", 400)
+    out: list[tuple[str, str | None]] = []
+    for item in split_quoted(text[1:], ";"):
+        name, eq, value = item.partition("=")
+        name = name.strip(LWS)
+        if not is_token(name):
+            raise SipParseError(f"invalid parameter name {name!r}", 400)
+        if not eq:
+            out.append((name, None))
+            continue
+        value = value.strip(LWS)
+        if value.startswith('"'):
+            unquote(value)
+        elif not value or not _VALUE_CHARS.issuperset(value):
+            raise SipParseError(f"invalid value for parameter {name!r}: {value!r}", 400)
+        out.append((name, value))
+    return tuple(out)
+
+
+def param_list(name: str | None, value: str | None, rest: str | None) -> Params | None:
+    """The parameters matched by ``FIRST_PARAM_PATTERN``, or None if they are unusual.
+
+    ``name`` and ``value`` are the first parameter's, the one that changes from message to
+    message (the branch of a Via, the tag of a From or To); ``rest``, from its ``;`` on, is
+    what recurs, so its parse is memoised. None sends the caller to its general path.
+    """
+    if name is None:
+        return ()
+    if rest is None:
+        return ((name, value),)
+    tail = _PARAM_TAILS.get(rest)
+    if tail is None:
+        try:
+            tail = parse_params(rest)
+        except SipParseError:
+            return None
+        memo_put(_PARAM_TAILS, rest, tail)
+    return ((name, value), *tail)

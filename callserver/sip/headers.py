@@ -9,6 +9,9 @@ wire form. Parsing accepts the LWS the grammar allows (around ``/`` and ``:`` in
 
 Parameters keep their names as written and their values as written (a quoted value keeps its
 quotes), so nothing is lost between a parse and a re-serialisation.
+
+Each parser first tries the common shape (one regular expression, results memoised by exact
+text) and leaves anything else to its general path, the reference that tests compare it with.
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ from itertools import pairwise
 
 from callserver.sip.errors import SipParseError
 from callserver.sip.grammar import (
+    FIRST_PARAM_PATTERN,
     LWS,
-    TOKEN_CHARS,
+    TOKEN_PATTERN,
     close_quote,
     is_digits,
     is_token,
     memo_put,
+    param_list,
+    parse_params,
     quote,
-    split_checked_params,
-    split_quoted,
 )
 from callserver.sip.grammar import unquote as _unquote
 from callserver.sip.uri import (
@@ -53,23 +57,12 @@ __all__ = [
 ]
 
 _MAX_SEQ = 2**31 - 1
-_VALUE_CHARS = TOKEN_CHARS | frozenset(":[]")
-
-# ``*( SEMI token [ EQUAL value ] )`` without LWS, quotes or empty values: the shape nearly
-# every parameter list has, checked in one C-level match (``parse_params`` accepts a superset).
-_TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_VALUE_RE = r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+"
-_FAST_PARAMS = re.compile(rf"(?:;{_TOKEN_RE}(?:={_VALUE_RE})?)*")
-# ``prefix;name=value;rest``: the part of a Via or a name-addr that recurs (the sent-by, or the
-# ``display <uri`` before its ``>``), the first parameter, and the rest of the parameters.
-_FIRST_PARAM_RE = rf"(?:;({_TOKEN_RE})(?:=({_VALUE_RE}))?(;.*)?)?"
-_VIA_SHAPE = re.compile(rf"([^;]*){_FIRST_PARAM_RE}", re.DOTALL)
-_ADDRESS_SHAPE = re.compile(rf"([^>]*)>{_FIRST_PARAM_RE}", re.DOTALL)
+# A Via or name-addr changes from call to call only in its first parameter (branch, tag): the
+# shapes split off what comes before it (sent-by, ``display <uri``), memoised here besides
+# whole addresses and CSeq values, and what comes after it, memoised by ``param_list``.
+_VIA_SHAPE = re.compile(rf"([^;]*){FIRST_PARAM_PATTERN}", re.DOTALL)
+_ADDRESS_SHAPE = re.compile(rf"([^>]*)>{FIRST_PARAM_PATTERN}", re.DOTALL)
 _new = object.__new__
-# Memo tables (see ``grammar.memo_put``). Values change from call to call only in a part:
-# the branch of a Via, the tag of a From or To. So besides whole addresses and CSeq values,
-# what comes before that part (sent-by, ``display <uri``) and after it is memoised.
-_PARAM_TAILS: dict[str, Params] = {}
 _SENT_BYS: dict[str, tuple[str, str, int | None]] = {}
 _NAME_ADDRS: dict[str, tuple[Uri, str | None]] = {}
 
@@ -97,63 +90,6 @@ def _set_param(params: Params, name: str, value: str | None) -> Params:
 
 def _format_params(params: Params) -> str:
     return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
-
-
-def parse_params(text: str) -> Params:
-    """Parse ``*( SEMI generic-param )`` (RFC 3261 §25.1), e.g. ``";a=b;c"``.
-
-    LWS around ``;`` and ``=`` is allowed; a value is a token, a host or a quoted-string
-    (kept with its quotes).
-
-    Returns:
-        ``(("a", "b"), ("c", None))`` for ``";a=b;c"``; ``()`` for empty text.
-
-    Raises:
-        SipParseError: (400) on an empty or non-token name or a malformed value.
-    """
-    text = text.strip(LWS)
-    if not text:
-        return ()
-    if _FAST_PARAMS.fullmatch(text):
-        return split_checked_params(text)
-    if text[0] != ";":
-        raise SipParseError(f"parameters must start with ';': {text!r}", 400)
-    out: list[tuple[str, str | None]] = []
-    for item in split_quoted(text[1:], ";"):
-        name, eq, value = item.partition("=")
-        name = name.strip(LWS)
-        if not is_token(name):
-            raise SipParseError(f"invalid parameter name {name!r}", 400)
-        if not eq:
-            out.append((name, None))
-            continue
-        value = value.strip(LWS)
-        if value.startswith('"'):
-            _unquote(value)
-        elif not value or not _VALUE_CHARS.issuperset(value):
-            raise SipParseError(f"invalid value for parameter {name!r}: {value!r}", 400)
-        out.append((name, value))
-    return tuple(out)
-
-
-def _param_list(name: str | None, value: str | None, rest: str | None) -> Params | None:
-    """The parameters of a ``_VIA_SHAPE`` or ``_ADDRESS_SHAPE`` match, or None if unusual.
-
-    ``name`` and ``value`` are the first parameter's, the one that changes from message to
-    message (a branch, a tag); ``rest`` (from its ``;`` on) is memoised.
-    """
-    if name is None:
-        return ()
-    if rest is None:
-        return ((name, value),)
-    tail = _PARAM_TAILS.get(rest)
-    if tail is None:
-        try:
-            tail = parse_params(rest)
-        except SipParseError:
-            return None
-        memo_put(_PARAM_TAILS, rest, tail)
-    return ((name, value), *tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +150,7 @@ def _join_sent_by(text: str) -> str:
     return "".join(parts)
 
 
-# The common ``SIP/2.0/UDP host[:port]`` sent-by in one C-level match (the general path below
-# accepts a superset: LWS around separators, other protocol names).
+# ``SIP/2.0/UDP host[:port]`` in one C-level match (the general path accepts a superset).
 _FAST_SENT_BY = re.compile(
     r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]{2,}\])(?::([0-9]{1,5}))?"
 )
@@ -247,7 +182,7 @@ def parse_via(value: str) -> Via:
         return _parse_via_general(value)
     head, name, param, rest = match.groups()
     sent = _SENT_BYS.get(head) or _sent_by(head)
-    params = _param_list(name, param, rest)
+    params = param_list(name, param, rest)
     if sent is None or params is None:
         return _parse_via_general(value)
     via: Via = _new(Via)  # Via(transport, host, port, params, "SIP/2.0")
@@ -340,7 +275,7 @@ def _addr_spec_uri(text: str) -> Uri:
 
 # What comes before the ``>`` of ``"Name" <uri>``, ``Name <uri>`` or ``<uri>``, without escapes
 # or odd LWS: with a SIP URI of the common shape (one match for all of it), or any other.
-_DISPLAY_RE = rf'(?:"([^"\\]*)"|({_TOKEN_RE}(?: {_TOKEN_RE})*))?[ \t]*<'
+_DISPLAY_RE = rf'(?:"([^"\\]*)"|({TOKEN_PATTERN}(?: {TOKEN_PATTERN})*))?[ \t]*<'
 _FAST_NAME_SIP = re.compile(_DISPLAY_RE + FAST_SIP_PATTERN)
 _FAST_NAME_ADDR = re.compile(_DISPLAY_RE + r'([^<>"\s]+)')
 _SET_URI, _SET_DISPLAY_NAME, _SET_ADDRESS_PARAMS = slot_setters(Address)
@@ -356,8 +291,9 @@ def _name_addr(text: str) -> tuple[Uri, str | None] | None:
     match = _FAST_NAME_SIP.fullmatch(text)
     uri: Uri | None = None
     if match is not None:
-        quoted, words, *parts = match.groups()
-        uri = sip_uri_from_parts(*parts)
+        groups = match.groups()
+        quoted, words = groups[:2]
+        uri = sip_uri_from_parts(*groups[2:])
     if uri is None:
         match = _FAST_NAME_ADDR.fullmatch(text)
         if match is None:
@@ -382,15 +318,14 @@ def parse_address(value: str) -> Address:
     address = _ADDRESSES.get(value)
     if address is not None:
         return address
-    stripped = value.strip(LWS)
-    match = _ADDRESS_SHAPE.fullmatch(stripped)
+    match = _ADDRESS_SHAPE.fullmatch(value)  # surrounding LWS: no match, general path
     known = params = None
     if match is not None:
         head, name, param, rest = match.groups()
         known = _NAME_ADDRS.get(head) or _name_addr(head)
-        params = _param_list(name, param, rest)
+        params = param_list(name, param, rest)
     if known is None or params is None:
-        address = _parse_address_general(stripped)
+        address = _parse_address_general(value.strip(LWS))
     else:
         address = _new(Address)  # Address(uri, display name, params)
         _SET_URI(address, known[0])

@@ -15,11 +15,10 @@ Every failure is a :class:`SipParseError` whose ``status_hint`` says what to ans
 header block did, so the endpoint can still build that answer from Via, From, To, Call-ID and
 CSeq. ``partial`` is None when even the start line or the header block could not be read.
 
-Two paths produce the same result. ``_parse_common`` reads a message of the common shape in
-one pass (no folding, no leading CRLF, no duplicated core field, every line short) and leans on
-memo tables keyed by exact text, since most lines, start lines, URIs, addresses and CSeq values
-recur from message to message; on anything else it gives up, and ``_parse_any``, the general
-path, parses (or refuses) the message from scratch. Tests check both agree on every input.
+Two paths give the same result. ``_parse_common`` reads the common shape in one pass, with
+memo tables keyed by exact text (lines, start lines, URIs, addresses and CSeq values recur
+from message to message); on anything unusual it gives up and ``_parse_any``, the general
+path, parses or refuses the message from scratch. Tests check both agree on every input.
 
 Over a datagram the datagram is the message: with no Content-Length the body is the rest of it,
 and octets beyond Content-Length are ignored (RFC 3261 §18.3, RFC 4475 §3.1.1.8). Stream
@@ -29,9 +28,9 @@ transports go through ``framing.ReceiveBuffer``, which hands over exactly one me
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from callserver.sip.errors import SipParseError
+from callserver.sip.framing import ParseLimits, parse_content_length
 from callserver.sip.grammar import LWS, is_digits, is_token, memo_put, split_commas
 from callserver.sip.headers import parse_address, parse_cseq, parse_via
 from callserver.sip.message import Headers, Request, Response, canonical_name
@@ -42,37 +41,7 @@ __all__ = ["ParseLimits", "parse_content_length", "parse_message"]
 _FOLD = re.compile(r"[ \t]*\r\n[ \t]+")
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 _MAX_EXPIRES = 2**32 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class ParseLimits:
-    """Size limits applied to every incoming message (STYLE.md §4)."""
-
-    max_message_bytes: int = 65535
-    max_headers: int = 100
-    max_header_line: int = 8192
-
-
 _DEFAULT_LIMITS = ParseLimits()
-
-
-def parse_content_length(values: list[str]) -> int | None:
-    """Return the Content-Length from its field values, None if there is none (RFC 3261 §20.14).
-
-    Repeated identical values are tolerated; differing ones cannot frame the message.
-
-    Raises:
-        SipParseError: (400) for a non-numeric, negative or conflicting value.
-    """
-    if not values:
-        return None
-    first = values[0].strip(LWS)
-    for value in values:
-        if value.strip(LWS) != first:
-            raise SipParseError("conflicting Content-Length values", 400)
-    if not is_digits(first) or len(first.lstrip("0")) > 10:
-        raise SipParseError(f"invalid Content-Length {first!r}", 400)
-    return int(first)
 
 
 def _split_head(data: bytes) -> tuple[str, bytes, bool]:
@@ -100,9 +69,8 @@ def _header_lines(head: str, limits: ParseLimits) -> list[str]:
     return lines
 
 
-# Raw field name as written -> (canonical name, its lower case). Names repeat across messages,
-# so the token check and canonicalisation run once per spelling; the size bound keeps a peer
-# inventing names from growing it without limit.
+# Raw field name as written -> (canonical name, its lower case), checked once per spelling;
+# the size bound keeps a peer inventing names from growing it without limit.
 _NAMES: dict[str, tuple[str, str]] = {}
 _NAMES_MAX = 2048
 
@@ -137,14 +105,6 @@ def _parse_fields(lines: list[str]) -> tuple[list[tuple[str, str]], dict[str, li
     return items, index
 
 
-def _request_uri(text: str) -> Uri:
-    uri = parse_uri(text)
-    if isinstance(uri, SipUri) and uri.headers:
-        # RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI.
-        raise SipParseError("headers in the Request-URI", 400)
-    return uri
-
-
 def _lenient_request_line(line: str) -> tuple[str, Uri, str]:
     """Read a malformed Request-Line as liberally as possible, only to build ``partial``."""
     parts = line.split()
@@ -165,7 +125,10 @@ def _start_request(line: str, headers: Headers) -> tuple[Request, SipParseError 
     if len(parts) == 3 and is_token(parts[0]):
         method, uri_text, version = parts
         try:
-            uri = _request_uri(uri_text)
+            uri = parse_uri(uri_text)
+            if isinstance(uri, SipUri) and uri.headers:
+                # RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI.
+                raise SipParseError("headers in the Request-URI", 400)
         except SipParseError as exc:
             method, uri, version = _lenient_request_line(line)
             error = exc
@@ -247,14 +210,11 @@ def _check_core(message: Request | Response, index: dict[str, list[str]]) -> Non
 
 # -- The common shape, in one pass (see the module docstring) ---------------------------------
 
-# Memo tables (see ``grammar.memo_put``). Header lines are memoised only up to _MEMO_LINE
-# characters, and not at all for fields that change from call to call or request to request
-# (a new Call-ID, From tag or branch), so that the table keeps what recurs.
-_MEMO_LINE = 256
+# Memo tables (see ``grammar.memo_put``): a header line -> ((canonical name, stripped value),
+# index key), but not for fields that change from call to call (Call-ID, From tag, branch);
+# a good SIP/2.0 start line -> (method, Request-URI) or (status code, reason phrase).
 _UNIQUE = frozenset({"via", "call-id", "from"})
-# A header line -> ((canonical name, stripped value), index key).
 _FIELD_LINES: dict[str, tuple[tuple[str, str], str]] = {}
-# A well-formed SIP/2.0 start line -> (method, Request-URI) or (status code, reason phrase).
 _REQUEST_LINES: dict[str, tuple[str, Uri]] = {}
 _STATUS_LINES: dict[str, tuple[int, str]] = {}
 # Max-Forwards values as usually written; any other spelling gets the full check.
@@ -268,16 +228,16 @@ def _split_field(line: str) -> tuple[tuple[str, str], str]:
         raise SipParseError(f"malformed header field line {line[:40]!r}", 400)
     name, key = _NAMES.get(raw) or _field_name(raw)
     field = ((name, value.strip(LWS)), key)
-    if key not in _UNIQUE and len(line) <= _MEMO_LINE:
+    if key not in _UNIQUE:
         memo_put(_FIELD_LINES, line, field)
     return field
 
 
 def _start_message(line: str, headers: Headers, body: bytes) -> Request | Response:
-    """Build the message of a start line not met before, memoising it once it is known good.
+    """Build the message of a start line not met before; memoise the line once it is good.
 
     Raises:
-        SipParseError: for a start line with any fault, which the general path reports.
+        SipParseError: for a start line with any fault (the general path reports it).
     """
     if "\r" in line or "\n" in line:
         raise SipParseError("bare CR or LF in the start line", 400)
@@ -295,11 +255,9 @@ def _start_message(line: str, headers: Headers, body: bytes) -> Request | Respon
 def _parse_common(data: bytes, limits: ParseLimits, datagram: bool) -> Request | Response | None:
     """Parse a message of the common shape in one pass; None sends it down the general path.
 
-    The general path's steps, fused: a line, start line or value met before is a dict lookup,
-    and whatever would need a precise error (folding, a bare CR or LF, a limit, a malformed
-    or duplicated core field) gives up rather than deciding here. Folding and bare CR or LF
-    need no search of the whole head: a line with either is never memoised, and on a miss
-    ``_split_field`` refuses it (a continuation line's leading LWS is no field name).
+    Whatever needs a precise error (folding, a bare CR or LF, a limit, a malformed or repeated
+    core field) gives up here. Folding and bare CR or LF need no search of the whole head: a
+    line holding either is never memoised, and ``_split_field`` refuses it.
     """
     data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
@@ -338,16 +296,13 @@ def _parse_common(data: bytes, limits: ParseLimits, datagram: bool) -> Request |
                 return None
             body = data[end + 4 : end + 4 + length]
         headers = Headers.from_parsed(items, index)
-        request_line = _REQUEST_LINES.get(start)
         message: Request | Response
-        if request_line is not None:
+        if (request_line := _REQUEST_LINES.get(start)) is not None:
             message = Request(request_line[0], request_line[1], headers, body, "SIP/2.0")
+        elif (status_line := _STATUS_LINES.get(start)) is not None:
+            message = Response(status_line[0], status_line[1], headers, body, "SIP/2.0")
         else:
-            status_line = _STATUS_LINES.get(start)
-            if status_line is not None:
-                message = Response(status_line[0], status_line[1], headers, body, "SIP/2.0")
-            else:
-                message = _start_message(start, headers, body)
+            message = _start_message(start, headers, body)
         return message if _check_common(message, index) else None
     except SipParseError:
         return None

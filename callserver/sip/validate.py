@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 
 from callserver.sip.errors import SipParseError
 from callserver.sip.grammar import LWS, unquote
@@ -38,6 +39,7 @@ __all__ = ["Rejection", "UasPolicy", "check_request"]
 _DEFAULT_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE"})
 _METHOD_ORDER = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK")
 _ANSWER_TYPE = "application/sdp"
+_NAME = itemgetter(0)
 
 # Fields that may appear at most once (RFC 3261 §7.3.1: only list-valued fields may repeat).
 _SINGLE_VALUE = frozenset(
@@ -98,9 +100,12 @@ def _check_scheme(request: Request, policy: UasPolicy) -> Rejection | None:
 
 def _check_require(request: Request, policy: UasPolicy) -> Rejection | None:
     # RFC 3261 §8.2.2.3: unknown Require option tags get 420 listing them in Unsupported.
+    tags = request.headers.values("Require")
+    if not tags:
+        return None
     supported = {tag.lower() for tag in policy.supported_extensions}
     unknown: list[str] = []
-    for tag in request.headers.values("Require"):
+    for tag in tags:
         if tag.lower() not in supported and tag not in unknown:
             unknown.append(tag)
     if not unknown:
@@ -197,8 +202,10 @@ def _check_max_forwards(request: Request, policy: UasPolicy) -> Rejection | None
 
 
 def _check_duplicates(request: Request, policy: UasPolicy) -> Rejection | None:
-    counts = Counter(name for name, _ in request.headers if name in _SINGLE_VALUE)
-    for name, count in counts.items():
+    names = list(map(_NAME, request.headers))
+    if len(set(names)) == len(names):
+        return None  # no name repeats at all: the common case, decided without a loop
+    for name, count in Counter(n for n in names if n in _SINGLE_VALUE).items():
         if count > 1:
             # RFC 3261 §21.4.1: the reason phrase SHOULD identify the problem.
             return Rejection(400, f"Duplicate {name} header field")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from callserver.sip import framing, parser
 from callserver.sip.errors import SipParseError
 from callserver.sip.framing import ReceiveBuffer
 from callserver.sip.message import Request
@@ -165,3 +166,10 @@ def test_byte_by_byte_is_linear() -> None:
         if (msg := buffer.next_message()) is not None:
             out.append(msg)
     assert out == [data]
+
+
+def test_limits_and_content_length_are_shared_with_the_parser() -> None:
+    """The parser re-exports the framing layer's ParseLimits and Content-Length reader."""
+    assert parser.ParseLimits is framing.ParseLimits
+    assert parser.parse_content_length is framing.parse_content_length
+    assert framing.parse_content_length(["007", " 007 "]) == 7

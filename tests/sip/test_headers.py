@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callserver.sip.errors import SipParseError
-from callserver.sip.grammar import is_token, quote, split_commas, unquote
+from callserver.sip.grammar import (
+    FIRST_PARAM_PATTERN,
+    MEMO_KEY_MAX,
+    MEMO_MAX,
+    TOKEN_CHARS,
+    _parse_params_general,
+    is_token,
+    memo_put,
+    param_list,
+    quote,
+    split_commas,
+    unquote,
+)
 from callserver.sip.headers import (
     Address,
     CSeq,
     Via,
+    _parse_address_general,
+    _parse_via_general,
     parse_address,
     parse_addresses,
     parse_cseq,
@@ -260,3 +279,104 @@ def test_is_token() -> None:
     assert is_token("!interesting-Method0123456789_*+`.%indeed'~")
     assert not is_token("")
     assert not is_token("a,b")
+
+
+param_text = st.lists(
+    st.tuples(
+        st.text(alphabet=[*sorted(TOKEN_CHARS), " ", "\t", '"', ";", "=", ":", "<"], max_size=6),
+        st.one_of(
+            st.none(), st.text(alphabet=[*sorted(TOKEN_CHARS), " ", '"', ";", "[", "]"], max_size=6)
+        ),
+    ),
+    max_size=4,
+).map(lambda items: "".join(f";{n}" if v is None else f";{n}={v}" for n, v in items))
+
+
+def same_outcome(fast: Callable[[], object], general: Callable[[], object]) -> None:
+    """Both callables return equal values, or both raise SipParseError."""
+    try:
+        expected = general()
+    except SipParseError:
+        with pytest.raises(SipParseError):
+            fast()
+    else:
+        assert fast() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(param_text)
+def test_parse_params_fast_path_agrees_with_general_path(text: str) -> None:
+    """The one-match shape of parse_params reads every list as the general loop does."""
+    stripped = text.strip(" \t")
+    same_outcome(
+        lambda: parse_params(text), lambda: _parse_params_general(stripped) if stripped else ()
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(param_text)
+def test_param_list_agrees_with_parse_params(text: str) -> None:
+    """A first parameter and a memoised rest make the list parse_params makes, or give up."""
+    match = re.fullmatch(FIRST_PARAM_PATTERN, text, re.DOTALL)
+    if match is None:
+        return
+    for _ in range(2):  # the second time the rest comes from the memo table
+        params = param_list(*match.groups())
+        if params is not None:
+            assert params == parse_params(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "SIP/2.0/UDP host.example.com.;branch=z9hG4bK1",
+        "SIP/2.0/UDP host..example.com;branch=z9hG4bK1",
+        "SIP/2.0/UDP .example.com;branch=z9hG4bK1",
+        "SIP/2.0/UDP example.com:65536;branch=z9hG4bK1",
+        "SIP/2.0/UDP example.com:5060 ;branch=z9hG4bK1",
+        "SIP/2.0/UDP example.com;branch=z9hG4bK1;",
+        "SIP/2.0/UDP example.com;branch=;rport",
+        'SIP/2.0/UDP example.com;branch=z9hG4bK1;x="a;b"',
+        "SIP/2.0/UDP [2001:db8::1]:5060;rport;branch=z9hG4bK1",
+    ],
+)
+def test_via_shapes_agree_with_general_path(value: str) -> None:
+    """Edge shapes of sent-by and parameters parse (or fail) as the general grammar says."""
+    for _ in range(2):
+        same_outcome(lambda: parse_via(value), lambda: _parse_via_general(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ' "Alice" <sip:alice@example.com>;tag=1 ',
+        '"a>b" <sip:alice@example.com>',
+        "<sip:alice@example.com> ;tag=1",
+        "<sip:alice@example.com>;tag=1;",
+        "<sip:alice@example.com>;tag",
+        "<sip:al%41ice@example.com;maddr=[::1]>;tag=x;expires=60",
+        "<tel:+385123>;tag=1",
+        "<sip:a@b..c>;tag=1",
+    ],
+)
+def test_address_shapes_agree_with_general_path(value: str) -> None:
+    """Edge shapes of name-addr parse (or fail) as the general grammar says, twice over."""
+    for _ in range(2):
+        same_outcome(lambda: parse_address(value), lambda: _parse_address_general(value.strip()))
+
+
+def test_memo_put_empties_a_full_table() -> None:
+    """A memo table never holds more than MEMO_MAX entries."""
+    table: dict[str, int] = {}
+    for n in range(MEMO_MAX * 2 + 1):
+        memo_put(table, str(n), n)
+        assert len(table) <= MEMO_MAX
+    assert table[str(MEMO_MAX * 2)] == MEMO_MAX * 2
+
+
+def test_memo_put_skips_long_keys() -> None:
+    """Text longer than MEMO_KEY_MAX is never kept, so a table's memory stays small."""
+    table: dict[str, int] = {}
+    memo_put(table, "x" * (MEMO_KEY_MAX + 1), 1)
+    memo_put(table, "x" * MEMO_KEY_MAX, 2)
+    assert list(table.values()) == [2]

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from callserver.sip import headers, parser, uri
 from callserver.sip.errors import SipParseError
+from callserver.sip.grammar import MEMO_MAX
 from callserver.sip.headers import CSeq
 from callserver.sip.message import Request, Response
-from callserver.sip.parser import ParseLimits, parse_content_length, parse_message
+from callserver.sip.parser import (
+    ParseLimits,
+    _parse_any,
+    _parse_common,
+    parse_content_length,
+    parse_message,
+)
 from callserver.sip.uri import SipUri
 
 SDP = (
@@ -311,3 +319,100 @@ def test_non_utf8_octets_survive() -> None:
     data = invite().replace(b"Max-Forwards: 70", b"X-Raw: \xff\xfe\r\nMax-Forwards: 70")
     msg = parse_message(data)
     assert msg.serialize() == data
+
+
+# -- The one-pass path and its memo tables (parser._parse_common) ----------------------------
+
+
+def fast(data: bytes, limits: ParseLimits | None = None) -> Request | Response | None:
+    """Run only the one-pass parse; None means it gave the message to the general path."""
+    return _parse_common(data, limits or ParseLimits(), True)
+
+
+def test_common_messages_take_the_one_pass_path() -> None:
+    """A usual INVITE and 200 OK parse in one pass, to what the general path builds."""
+    for data in (
+        invite(),
+        OK_200,
+        invite("Record-Route: <sip:p1;lr>", "Record-Route: <sip:p2;lr>"),
+    ):
+        for _ in range(2):  # the second time every line and value comes from a memo table
+            msg = fast(data)
+            assert msg is not None
+            assert msg == parse_message(data) == _parse_any(data, ParseLimits(), True)
+
+
+def test_repeated_fields_are_grouped_in_order() -> None:
+    """Repeated names, Via lines among them, keep every value in order in the index."""
+    data = invite("Via: SIP/2.0/UDP 192.0.2.20;branch=z9hG4bK2", "Route: <sip:a;lr>, <sip:b;lr>")
+    msg = fast(data)
+    assert msg is not None
+    assert [via.host for via in msg.vias()] == ["192.0.2.10", "192.0.2.20"]
+    assert msg.headers.values("Route") == ["<sip:a;lr>", "<sip:b;lr>"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        invite("Subject: first\r\n second"),  # folding
+        invite().replace(b"Max-Forwards: 70", b"Max-Forwards: 70\nX: y"),  # bare LF
+        invite().replace(b"CSeq: 1 INVITE", b"CSeq: 1 INVITE\r"),  # bare CR in a known line
+        invite().replace(
+            b"INVITE sip:bob@example.com SIP/2.0", b"INVITE sip:bob@example.com\r SIP/2.0"
+        ),
+        invite("From: <sip:other@example.net>;tag=2"),  # a repeated core field
+        invite().replace(b"Via: ", b"Via : "),
+        b"\r\n\r\n" + invite(),
+        invite("Max-Forwards: 0070"),
+    ],
+)
+def test_unusual_messages_get_the_general_paths_answer(data: bytes) -> None:
+    """Whatever the one-pass parse does not take, the general path decides as it always did."""
+    parse_message(invite())  # let the memo tables know the usual lines first
+    message = fast(data)
+    try:
+        expected = _parse_any(data, ParseLimits(), True)
+    except SipParseError as exc:
+        assert message is None
+        assert parse_error(data).args == exc.args
+        return
+    assert message is None or message == expected
+    assert parse_message(data) == expected
+
+
+def test_limits_apply_to_memoised_lines_too() -> None:
+    """A message within the default limits is still refused under tighter ones."""
+    parse_message(invite())
+    assert parse_error(invite(), ParseLimits(max_headers=5)).status_hint == 400
+    assert parse_error(invite(), ParseLimits(max_header_line=40)).status_hint == 400
+
+
+def test_bad_start_lines_are_never_memoised() -> None:
+    """A refused start line is refused again, with the same answer, however often it comes."""
+    data = invite(first="INVITE sip:bob@example.com SIP/3.0")
+    assert [parse_error(data).status_hint for _ in range(3)] == [505, 505, 505]
+    assert "INVITE sip:bob@example.com SIP/3.0" not in parser._REQUEST_LINES
+
+
+def test_memo_tables_stay_bounded() -> None:
+    """Ever-new lines, start lines and addresses never grow a table past its bound."""
+    for n in range(MEMO_MAX + 50):
+        parse_message(
+            invite(
+                f"X-Id: {n}",
+                f"Reply-To: <sip:r{n}@example.net>",
+                first=f"INVITE sip:u{n}@h SIP/2.0",
+            )
+        )
+    for table in (parser._FIELD_LINES, parser._REQUEST_LINES, headers._ADDRESSES, uri._URIS):
+        assert 0 < len(table) <= MEMO_MAX
+
+
+def test_memoised_lines_do_not_share_mutable_state() -> None:
+    """Changing one parsed message's fields leaves the next parse of the same octets alone."""
+    first = parse_message(invite())
+    first.headers.add("Max-Forwards", "1")
+    first.headers.set("Content-Type", "text/plain")
+    second = parse_message(invite())
+    assert second.headers.get_all("Max-Forwards") == ["70"]
+    assert second.headers.get("Content-Type") == "application/sdp"

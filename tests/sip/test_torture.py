@@ -13,6 +13,7 @@ from callserver.sip.message import Request, Response
 from callserver.sip.parser import parse_message
 from callserver.sip.uri import AbsoluteUri, SipUri, unescape
 from callserver.sip.validate import Rejection, UasPolicy, check_request
+from tests.sip.test_roundtrip import assert_paths_agree
 
 VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "rfc4475"
 
@@ -131,6 +132,14 @@ def test_vector_outcome(name: str) -> None:
     if isinstance(msg, Request) and (hint is None or expected.check is not None):
         rejection = check_request(msg, UAS)
         assert (rejection.status if rejection else None) == expected.check
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_vector_one_pass_parse_agrees(name: str) -> None:
+    """The one-pass parse gives each vector up or builds exactly what the general path does."""
+    for datagram in (True, False):
+        assert_paths_agree(load(name), datagram)
+        assert_paths_agree(load(name), datagram)  # again, with every memo table primed
 
 
 def test_wsinv_folding_and_whitespace() -> None:

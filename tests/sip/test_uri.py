@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from callserver.sip.errors import SipParseError
-from callserver.sip.uri import AbsoluteUri, SipUri, parse_uri, split_hostport, unescape
+from callserver.sip.uri import (
+    AbsoluteUri,
+    SipUri,
+    parse_uri,
+    sip_uri_from_parts,
+    split_hostport,
+    unescape,
+)
 
 
 def test_simple_sip_uri() -> None:
@@ -160,3 +167,39 @@ def test_str_writes_every_part() -> None:
         headers=(("h", "1"), ("k", "2")),
     )
     assert str(uri) == "sip:a:p@example.com:5060;lr;transport=tcp?h=1&k=2"
+
+
+@pytest.mark.parametrize(
+    ("parts", "text"),
+    [
+        (("sip", "a", None, "h..example.com", None, None), "sip:a@h..example.com"),
+        (("sip", "a", None, ".example.com", None, None), "sip:a@.example.com"),
+        (("sip", None, None, "example.com", "65536", None), "sip:example.com:65536"),
+        (("sip", None, None, "example.com", None, ";a=b=c"), "sip:example.com;a=b=c"),
+        (("sip", None, None, "example.com", None, ";;lr"), "sip:example.com;;lr"),
+    ],
+)
+def test_unusual_parts_go_to_the_general_path(
+    parts: tuple[str, str | None, str | None, str, str | None, str | None], text: str
+) -> None:
+    """What the one-match shape cannot vouch for gets None, and the general parser decides."""
+    assert sip_uri_from_parts(*parts) is None
+    with pytest.raises(SipParseError):
+        parse_uri(text)
+
+
+def test_trailing_dot_host_takes_the_fast_path() -> None:
+    """A fully qualified host with its final dot is fine (RFC 3261 §25.1 ``hostname``)."""
+    parts = ("sip", "a", None, "example.com.", "5060", ";lr")
+    assert sip_uri_from_parts(*parts) == SipUri(
+        "sip", "example.com.", "a", None, 5060, (("lr", None),)
+    )
+    assert parse_uri("sip:a@example.com.:5060;lr") == sip_uri_from_parts(*parts)
+
+
+def test_parses_are_memoised_but_errors_are_not() -> None:
+    """The same text gives the same (immutable) URI object; a bad one fails every time."""
+    assert parse_uri("sip:memo@example.com;lr") is parse_uri("sip:memo@example.com;lr")
+    for _ in range(2):
+        with pytest.raises(SipParseError):
+            parse_uri("sip:memo@exa mple.com")

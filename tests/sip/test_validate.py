@@ -208,6 +208,23 @@ def test_duplicated_single_value_field_is_400(extra: str) -> None:
     assert rejection == Rejection(400, f"Duplicate {name} header field")
 
 
+def test_first_duplicated_name_is_the_one_named() -> None:
+    """With several fields duplicated, the reason names the first of them in the message."""
+    msg = request("OPTIONS", "Subject: a", "Subject: b", "Call-ID: other")
+    assert check_request(msg, POLICY) == Rejection(400, "Duplicate Call-ID header field")
+
+
+def test_repeated_list_fields_are_no_duplicates() -> None:
+    """Via, Route and other list-valued fields may repeat (RFC 3261 §7.3.1)."""
+    msg = request(
+        "OPTIONS",
+        "Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKw",
+        "Route: <sip:a;lr>",
+        "Route: <sip:b;lr>",
+    )
+    assert check_request(msg, POLICY) is None
+
+
 def test_malformed_contact_is_400() -> None:
     """A Contact that does not parse gets 400 (RFC 4475 §3.1.2.13)."""
     msg = request("OPTIONS", "Contact: sip:a@b?Route=%3Csip:x%3E")
