@@ -50,6 +50,8 @@ test: install sipp lint typecheck imports
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 bench: install sipp
+	$(BIN)/python bench/parse_bench.py
+	$(BIN)/python bench/call_path.py
 	$(BIN)/python bench/sip_cps.py
 
 clean:
