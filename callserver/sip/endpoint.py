@@ -297,6 +297,7 @@ class SipEndpoint:
             self.apply(self._tx.receive_response(message, peer, now), now)
 
     def apply(self, actions: list[object], now: float) -> None:
+        """Carry out what the transaction layer returned: send, dispatch, forget."""
         for action in actions:
             if isinstance(action, Transmit):
                 self._out.append(action)

@@ -95,9 +95,8 @@ class UasCore:
         response.headers.add("Server", self._endpoint.config.user_agent)
         if request.method in ("INVITE", "UPDATE", "OPTIONS") and 100 < status < 300:
             transport = self._transport_of(request)
-            contact = self._endpoint.fields.contacts.get(
-                transport
-            ) or self._endpoint.config.contact(transport)
+            contacts = self._endpoint.fields.contacts
+            contact = contacts.get(transport) or self._endpoint.config.contact(transport)
             response.headers.add("Contact", contact)
         if (request.method in ("INVITE", "OPTIONS") and 200 <= status < 300) or status == 405:
             response.headers.add("Allow", self._endpoint.fields.allow)
@@ -129,6 +128,7 @@ class UasCore:
         return dialog.id
 
     def on_request(self, event: RequestReceived, now: float) -> None:
+        """Answer ``event``'s request here, or pass it on to the application (module doc)."""
         request = event.request
         if request.method == "ACK":
             self._on_ack(event, now)
@@ -278,6 +278,7 @@ class UasCore:
         self._endpoint.arm_timer(("2xx", dialog_id), first)
 
     def retransmit_2xx(self, dialog_id: DialogId, now: float) -> None:
+        """Timer of the 2xx for ``dialog_id``: resend it, or give up and BYE (§13.3.1.4)."""
         pending = self._pending_2xx.get(dialog_id)
         if pending is None:
             return
@@ -295,6 +296,7 @@ class UasCore:
         self._endpoint.arm_timer(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
 
     def forget(self, key: object) -> None:
+        """Transaction ``key`` ended: drop its INVITE state and merge-detection entry."""
         self._server.pop(key, None)
         triple = self._merge_of.pop(key, None)
         if triple is not None:
