@@ -41,3 +41,14 @@ async def test_call_handling_error_is_answered_500(monkeypatch: pytest.MonkeyPat
         server.datagram_received(INVITE, Peer("udp", "127.0.0.1", 6000))
     assert any(d.startswith(b"SIP/2.0 500") for d in sink.sent)
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["calls.event_failed"]
+
+
+async def test_scheduled_full_collection_is_logged_and_rescheduled() -> None:
+    """The scheduled full GC pass logs its pause and arms the next one."""
+    server = Server(load_settings(None, {"sip": {"listen": ["udp:127.0.0.1:5060"]}}))
+    with capture_logs() as logs:
+        server._full_gc()
+    (line,) = [e for e in logs if e["event"] == "gc.full_collection"]
+    assert line["pause_ms"] >= 0 and line["unreachable"] >= 0
+    assert server._gc_timer is not None
+    server._gc_timer.cancel()
