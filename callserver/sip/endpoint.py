@@ -145,7 +145,7 @@ class SipEndpoint:
     def receive_datagram(self, data: bytes, peer: Peer, now: float) -> None:
         """Feed one UDP datagram that arrived at ``now`` (RFC 3261 §18.1.2, §18.2.1)."""
         self._received += 1
-        if not data.strip(b"\r\n"):
+        if not data or (data[:1] in (b"\r", b"\n") and not data.strip(b"\r\n")):
             return  # keepalive CRLF (RFC 5626 §3.5.1)
         try:
             message = parse_message(data, self.config.limits, datagram=True)

@@ -100,11 +100,9 @@ class Headers:
 
     def copy(self) -> Headers:
         """Return an independent copy (the parse cache is not shared)."""
-        return Headers.from_parsed(list(self._items), {})._reindexed()
-
-    def _reindexed(self) -> Headers:
-        self._index = None
-        return self
+        new = Headers.from_parsed(list(self._items), {})
+        new._index = None  # rebuilt on first lookup
+        return new
 
     def _lookup(self) -> dict[str, list[str]]:
         index = self._index

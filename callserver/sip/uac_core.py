@@ -200,9 +200,9 @@ class UacCore:
         if response.cseq().method != "INVITE" or not 200 <= response.status < 300:
             return
         dialog = self._endpoint.dialogs.get(_dialog_id_of_response(response))
-        if dialog is not None:
-            invite = dialog.create_request("INVITE", "", cseq=response.cseq().seq)
-            self._send_ack(dialog, invite, now)
+        if dialog is not None and event.key is not None:
+            # RFC 6026: the client transaction is still there (Accepted) when its 2xx arrives.
+            self._send_ack(dialog, self._endpoint.transactions.request_for(event.key), now)
 
     def _stray(self, response: Response) -> None:
         """A retransmitted 2xx: answer with the same ACK again (§13.2.2.4)."""
