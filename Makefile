@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint typecheck imports unit e2e sipp bench clean
+.PHONY: install run test lint typecheck imports unit e2e sipp espeak bench clean
 
 install: $(STAMP)
 
@@ -29,24 +29,31 @@ sipp:
 	  else echo "sipp is missing: run 'sudo apt-get install sip-tester'"; exit 1; fi; }
 	@sipp -v 2>/dev/null | grep -m1 SIPp || true
 
+# espeak-ng synthesises the shipped prompts (`callserver prompts synth`); one test runs it.
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng) >/dev/null; \
+	  else echo "espeak-ng is missing: run 'sudo apt-get install espeak-ng'"; exit 1; fi; }
+
 lint: install
 	$(BIN)/ruff check callserver tests bench
 	$(BIN)/ruff format --check callserver tests bench
 
 typecheck: install
-	$(BIN)/mypy --strict callserver/sip callserver/transport
+	$(BIN)/mypy --strict callserver/sip callserver/transport callserver/media
 	$(BIN)/mypy callserver
 
 imports: install
 	$(BIN)/lint-imports
 
-unit: install
+unit: install espeak
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not e2e"
 
-e2e: install sipp
+e2e: install sipp espeak
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m e2e
 
-test: install sipp lint typecheck imports
+test: install sipp espeak lint typecheck imports
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 bench: install sipp

@@ -1,4 +1,4 @@
-"""Wiring: settings -> transports -> SIP endpoint -> calls, plus signals (DESIGN.md).
+"""Wiring: settings -> transports -> SIP endpoint -> calls <- media engine, plus signals.
 
 The ``Server`` is the asyncio adapter around the sans-IO endpoint (STYLE.md §5, aioquic's
 pattern): after every datagram, stream chunk or timer it drains the endpoint's output and
@@ -19,6 +19,9 @@ import structlog
 
 from callserver.calls.manager import CallManager
 from callserver.config import DEFAULT_CONFIG, ConfigError, ListenAddress, Settings, load_settings
+from callserver.media.engine import MediaEngine
+from callserver.media.events import MediaEvent
+from callserver.media.prompts import PromptStore
 from callserver.sip.endpoint import EndpointConfig, SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, Transmit
@@ -89,7 +92,7 @@ _STARTUP_ONLY = {
         "tcp_idle_timeout",
         "tcp_max_connections",
     ),
-    "media": ("rtp_port_min", "rtp_port_max"),
+    "media": ("rtp_port_min", "rtp_port_max", "ptime", "symmetric_rtp", "reorder_packets"),
 }
 _STARTUP_ONLY_TOP = ("log_level", "log_format")
 
@@ -165,10 +168,14 @@ class Server:
         self.endpoint = SipEndpoint(
             endpoint_config(settings, _advertised(settings, first), first.port)
         )
+        self.media = MediaEngine(settings.media, bind_host=first.host, sink=self._on_media)
+        self.prompts = PromptStore(settings.media.prompts_dir, settings.media.language_chain)
         self.calls = CallManager(
             self.endpoint,
             settings,
             media_host=_advertised(settings, first),
+            media=self.media,
+            prompts=self.prompts,
             loop=self._loop,
             wake=self.pump,
         )
@@ -194,6 +201,7 @@ class Server:
         self.endpoint.config = endpoint_config(
             self.settings, _advertised(self.settings, first), bound[1]
         )
+        await self.media.start()
         log.info("server.listening", addresses=[self._describe(t) for t in sockets])
 
     async def _open_tcp(self, address: ListenAddress, count: int) -> TcpTransport:
@@ -252,6 +260,12 @@ class Server:
             if isinstance(event, RequestReceived) and event.key is not None:
                 with contextlib.suppress(LocalProtocolError):
                     self.endpoint.respond(event.key, 500, self._loop.time())
+
+    def _on_media(self, event: MediaEvent) -> None:
+        try:
+            self.calls.handle_media_event(event)
+        except Exception:
+            log.exception("calls.media_event_failed", kind=type(event).__name__)
 
     def _send(self, action: Transmit | CloseConnection) -> None:
         if isinstance(action, CloseConnection):
@@ -321,6 +335,9 @@ class Server:
             return
         self.settings, restart = _keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
+        self.media.reconfigure(self.settings.media)
+        media = self.settings.media
+        self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, media.language_chain)
         current = self.endpoint.config
         self.endpoint.config = endpoint_config(self.settings, current.host, current.port)
         if restart:
@@ -374,6 +391,7 @@ class Server:
             self._timer.cancel()
         if self._gc_timer is not None:
             self._gc_timer.cancel()
+        await self.media.stop()
         for udp in self._udp:
             udp.close()
         for tcp in self._tcp:

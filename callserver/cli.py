@@ -1,4 +1,4 @@
-"""The ``callserver`` command: run, check, version (DESIGN.md "Contracts other tools rely on")."""
+"""The ``callserver`` command: run, check, version, prompts synth (DESIGN.md "Contracts")."""
 
 from __future__ import annotations
 
@@ -29,11 +29,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dialplans", type=Path, help="dialplan directory")
     run.add_argument("--data-dir", type=Path, help="data directory (CDRs, voicemail, recordings)")
     run.add_argument("--no-uvloop", action="store_true", help="use the plain asyncio loop")
-    check = sub.add_parser("check", help="validate settings files; exit 1 on errors")
+    check = sub.add_parser("check", help="validate settings files and prompts; exit 1 on errors")
     check.add_argument("paths", nargs="*", type=Path, help="settings files (default: the config)")
     check.add_argument("--config", type=Path, help="settings file")
     sub.add_parser("version", help="print the version")
+    _add_prompts_parser(sub)
     return parser
+
+
+def _add_prompts_parser(sub: Any) -> None:
+    prompts = sub.add_parser("prompts", help="prompt tools")
+    tools = prompts.add_subparsers(dest="prompts_command", required=True)
+    synth = tools.add_parser(
+        "synth", help="speak prompts/<lang>.txt into prompts/<lang>/*.wav with espeak-ng"
+    )
+    synth.add_argument("--prompts-dir", type=Path, default=Path("prompts"), metavar="DIR")
+    synth.add_argument("--lang", action="extend", nargs="+", metavar="LANG", dest="languages")
+    synth.add_argument("--only", action="extend", nargs="+", metavar="NAME", default=[])
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,20 +99,42 @@ async def _serve(settings: Settings, config_path: Path | None, overrides: dict[s
 
 
 def _check(args: argparse.Namespace) -> int:
+    from callserver.media.prompts import check_prompts
+
     errors: list[str] = []
+    prompts_dirs: list[Path] = []
     # Every path named is checked: a typo must not fall back to checking the default file.
     configs: list[Path | None] = [p for p in (args.config, *args.paths) if p is not None]
     for path in configs or [None]:
         try:
-            load_settings(path)
+            prompts_dirs.append(load_settings(path).media.prompts_dir)
         except ConfigError as exc:
             errors.extend(exc.errors)
+    for prompts_dir in dict.fromkeys(prompts_dirs):
+        errors.extend(check_prompts(prompts_dir))
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
         print(f"{len(errors)} error(s)", file=sys.stderr)
         return 1
     print("ok")
+    return 0
+
+
+def _prompts_synth(args: argparse.Namespace) -> int:
+    from callserver.media.synth import SynthError, synth_language, text_languages
+
+    languages = args.languages or text_languages(args.prompts_dir)
+    if not languages:
+        print(f"{args.prompts_dir}: no <lang>.txt prompt texts", file=sys.stderr)
+        return 1
+    try:
+        for language in languages:
+            for path, seconds in synth_language(args.prompts_dir, language, args.only):
+                print(f"{path} {seconds:.2f} s")
+    except SynthError as exc:
+        print(f"callserver: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -112,4 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check":
         return _check(args)
+    if args.command == "prompts":
+        return _prompts_synth(args)
     return _run(args)

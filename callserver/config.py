@@ -31,6 +31,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.yamlpos import Origin, describe_errors, load_yaml_with_lines
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "ListenAddress",
     "MediaSettings",
+    "RecordingSettings",
     "Settings",
     "SipSettings",
     "load_settings",
@@ -175,34 +177,6 @@ class SipSettings(BaseModel):
         return value
 
 
-Codec = Literal["PCMA", "PCMU"]
-_DEFAULT_CODECS: tuple[Codec, ...] = ("PCMA", "PCMU")
-
-
-class MediaSettings(BaseModel):
-    """Media: RTP port range and the codecs we answer with, in the operator's preference order."""
-
-    model_config = ConfigDict(extra="forbid")
-    rtp_port_min: int = Field(20000, ge=1024, le=65534)
-    rtp_port_max: int = Field(30000, ge=1025, le=65535, validate_default=True)
-    codecs: list[Codec] = Field(default_factory=lambda: list(_DEFAULT_CODECS))
-    ptime: int = Field(20, ge=10, le=60)
-
-    @field_validator("rtp_port_max")
-    @classmethod
-    def _range(cls, value: int, info: ValidationInfo) -> int:
-        if value <= info.data.get("rtp_port_min", 0):
-            raise ValueError("rtp_port_max must be above rtp_port_min")
-        return value
-
-    @field_validator("codecs")
-    @classmethod
-    def _some_codec(cls, value: list[Codec]) -> list[Codec]:
-        if not value:
-            raise ValueError("codecs must list at least one codec")
-        return value
-
-
 class CallsSettings(BaseModel):
     """Call handling defaults: the built-in answer behaviour and shutdown drain."""
 
@@ -211,6 +185,8 @@ class CallsSettings(BaseModel):
     answer_hangup_after: float = Field(30.0, gt=0, description="built-in answer: BYE after s")
     drain_timeout: float = Field(10.0, ge=0)
     max_calls: int = Field(10000, ge=1)
+    answer_prompt: str | None = Field("greeting", description="built-in answer: play this prompt")
+    answer_prompt_loop: bool = False
 
 
 class Settings(BaseSettings):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
@@ -190,13 +193,14 @@ async def test_reload_applies_endpoint_settings(tmp_path: Path) -> None:
 
 
 async def test_reload_keeps_start_up_settings_and_says_so(tmp_path: Path) -> None:
-    """Listen addresses, SIP timers, RTP range and logging stay as running; a warning names them."""
+    """Listen addresses, SIP timers, RTP range, the media clock's ptime and logging stay as
+    running; a warning names them, and other media settings (rtp_timeout) take effect."""
     path = settings_file(tmp_path, "sip:\n  listen: ['udp:127.0.0.1:0']\n")
     server = Server(load_settings(path), path)
     settings_file(
         tmp_path,
         "sip:\n  listen: ['udp:127.0.0.1:1']\n  t1: 0.25\n"
-        "media:\n  rtp_port_min: 40000\n  rtp_port_max: 41000\n  ptime: 30\n"
+        "media:\n  rtp_port_min: 40000\n  rtp_port_max: 41000\n  ptime: 30\n  rtp_timeout: 9\n"
         "log_level: debug\n",
     )
     with capture_logs() as logs:
@@ -205,7 +209,8 @@ async def test_reload_keeps_start_up_settings_and_says_so(tmp_path: Path) -> Non
     assert [str(a) for a in running.sip.listen] == ["udp:127.0.0.1:0"]
     assert running.sip.t1 == 0.5
     assert (running.media.rtp_port_min, running.media.rtp_port_max) == (20000, 30000)
-    assert running.media.ptime == 30
+    assert running.media.ptime == 20
+    assert running.media.rtp_timeout == 9 and server.media.settings.rtp_timeout == 9
     assert running.log_level == "info"
     assert server.endpoint.config.timers.t1 == 0.5
     warning = next(entry for entry in logs if entry["event"] == "config.restart_needed")
@@ -214,6 +219,7 @@ async def test_reload_keeps_start_up_settings_and_says_so(tmp_path: Path) -> Non
         "sip.t1",
         "media.rtp_port_min",
         "media.rtp_port_max",
+        "media.ptime",
         "log_level",
     ]
 
@@ -234,3 +240,67 @@ async def test_reload_of_a_bad_file_keeps_the_running_settings(tmp_path: Path) -
         "calls.answer_hangup_after",
         "calls.max_calls",
     ]
+
+
+# -- prompts: `check` covers the prompts directory, `prompts synth` speaks the texts -----------
+
+
+def test_check_lists_prompt_errors_and_exits_1(tmp_path: Path) -> None:
+    """`callserver check` decodes the configured prompts and lists each bad or missing one."""
+    prompts = tmp_path / "prompts"
+    (prompts / "en").mkdir(parents=True)
+    (prompts / "en" / "greeting.wav").write_bytes(b"")
+    config = settings_file(tmp_path, f"media:\n  prompts_dir: {prompts}\n")
+    result = callserver("check", str(config))
+    assert (result.returncode, result.stdout) == (1, "")
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"{prompts / 'en' / 'greeting.wav'}: empty file"
+    assert f"{prompts / 'en'}: missing prompt 'goodbye'" in lines
+    assert f"{prompts / 'en'}: missing prompt 'greeting'" not in lines
+    assert lines[-1] == f"{len(lines) - 1} error(s)"
+
+
+def test_prompts_synth_writes_an_8k_mono_wav(tmp_path: Path) -> None:
+    """`callserver prompts synth` speaks a text file into an 8 kHz mono 16-bit WAV at -3 dBFS."""
+    assert shutil.which("espeak-ng"), "espeak-ng is missing: apt-get install espeak-ng"
+    (tmp_path / "en.txt").write_text("# test\nhello: Hello, and welcome.\n")
+    args = ("prompts", "synth", "--prompts-dir", str(tmp_path), "--lang", "en", "--only", "hello")
+    result = callserver(*args)
+    assert (result.returncode, result.stderr) == (0, "")
+    path = tmp_path / "en" / "hello.wav"
+    assert result.stdout.startswith(f"{path} ")
+    with wave.open(str(path)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    assert 0.5 < len(samples) / 8000 < 5
+    assert 20 * np.log10(np.abs(samples.astype(np.int32)).max() / 32768) == pytest.approx(
+        -3, abs=0.1
+    )
+    assert [p.name for p in (tmp_path / "en").iterdir()] == ["hello.wav"]  # no temporary left
+
+
+def test_prompts_synth_without_espeak_says_how_to_install_it(tmp_path: Path) -> None:
+    """With espeak-ng not on PATH, synth exits 1 with the apt-get command that installs it."""
+    (tmp_path / "en.txt").write_text("hello: Hello.\n")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = callserver(
+        "prompts", "synth", "--prompts-dir", str(tmp_path), env={"PATH": str(empty)}
+    )
+    assert result.returncode == 1
+    assert "apt-get install espeak-ng" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_prompts_synth_bad_text_file_names_the_line(tmp_path: Path) -> None:
+    """A malformed text line fails synth with file:line, before anything is spoken."""
+    (tmp_path / "de.txt").write_text("greeting Willkommen.\n")
+    result = callserver("prompts", "synth", "--prompts-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"callserver: {tmp_path / 'de.txt'}:1: expected 'name: text'")
+    assert not (tmp_path / "de").exists()
+
+
+def test_prompts_without_a_tool_exits_2() -> None:
+    """`callserver prompts` needs a subcommand; argparse exits 2."""
+    assert callserver("prompts").returncode == 2

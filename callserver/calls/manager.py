@@ -1,11 +1,16 @@
 """Calls: what the server does with each INVITE the SIP endpoint delivers.
 
-Until the dialplan engine takes over, every INVITE gets the built-in behaviour: the SDP offer
-is answered (operator codec order, telephone-event when offered), the call is answered with
-200 OK (after ``calls.answer_after`` seconds of 180 Ringing when that is set), and the server
-hangs up with BYE after ``calls.answer_hangup_after`` seconds unless the caller hangs up first.
-Re-INVITEs (hold/unhold, session refresh) get the matching SDP answer; INFO gets 200.
-While draining (SIGTERM) new INVITEs get 503 with Retry-After.
+Until the dialplan engine takes over, every INVITE gets the built-in behaviour: an RTP port
+pair is opened on the media engine, the SDP offer is answered (operator codec order,
+telephone-event when offered), the call is answered with 200 OK (after ``calls.answer_after``
+seconds of 180 Ringing when that is set) and hears ``calls.answer_prompt`` in the default
+language (looped with ``answer_prompt_loop``; a DTMF digit stops it). Digits are logged as
+``call.dtmf`` whichever way they come (RFC 4733, SIP INFO, in-band). The server hangs up with
+BYE after ``calls.answer_hangup_after`` seconds, or when no RTP arrives for
+``media.rtp_timeout`` seconds, unless the caller hangs up first. Re-INVITEs (hold/unhold,
+session refresh) get the matching SDP answer and re-direct the stream; INFO gets 200.
+While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an INVITE when every
+RTP port is in use.
 
 Every call is one ``Call`` record from INVITE to teardown, removed on every path: caller BYE,
 our BYE, CANCEL, ACK timeout, session expiry, transaction timeout, shutdown.
@@ -22,6 +27,12 @@ from typing import Any
 import structlog
 
 from callserver.config import Settings
+from callserver.media.dtmf import parse_dtmf_info
+from callserver.media.engine import MediaEngine, PortsExhausted
+from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
+from callserver.media.negotiated import StreamConfig
+from callserver.media.prompts import Play, PromptStore
+from callserver.media.stream import MediaStream
 from callserver.sip.dialog import DialogId
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.events import (
@@ -33,7 +44,7 @@ from callserver.sip.events import (
     ResponseReceived,
     TransactionTimedOut,
 )
-from callserver.sip.sdp import AnswerConfig, NoCommonCodec, answer_offer
+from callserver.sip.sdp import AnswerConfig, NegotiatedMedia, NoCommonCodec, answer_offer
 from callserver.sip.session_description import SdpError, parse_sdp
 
 __all__ = ["Call", "CallManager"]
@@ -51,21 +62,11 @@ class Call:
     dialog_id: DialogId | None = None
     answered_at: float | None = None
     hangup: asyncio.TimerHandle | None = None
-    rtp_port: int = 0
+    stream: MediaStream | None = None
+    cause: str | None = None  # why we ended the call, when we did (e.g. rtp_timeout)
     sdp_session: int = 0
     sdp_version: int = 1
     log: Any = None  # structlog logger bound to this call's call_id
-
-
-class _PortCycle:
-    """Hands out even RTP port numbers from the configured range, round robin."""
-
-    def __init__(self, low: int, high: int) -> None:
-        start = low + (low % 2)
-        self._ports = itertools.cycle(range(start, high - 1, 2))
-
-    def next(self) -> int:
-        return next(self._ports)
 
 
 class CallManager:
@@ -77,17 +78,21 @@ class CallManager:
         settings: Settings,
         *,
         media_host: str,
+        media: MediaEngine,
+        prompts: PromptStore,
         loop: asyncio.AbstractEventLoop,
         wake: Callable[[], None],
     ) -> None:
         self.endpoint = endpoint
         self.settings = settings
         self.media_host = media_host
+        self.media = media
+        self.prompts = prompts
         self._loop = loop
         self._wake = wake
         self.calls: dict[object, Call] = {}
         self._by_dialog: dict[DialogId, Call] = {}
-        self._ports = _PortCycle(settings.media.rtp_port_min, settings.media.rtp_port_max)
+        self._by_stream: dict[int, Call] = {}
         self._session_ids = itertools.count(1)
         self.draining = False
         self.calls_total = 0
@@ -131,6 +136,8 @@ class CallManager:
         elif request.method == "INVITE":
             self._on_reinvite(event, now)
         elif event.key is not None:
+            if request.method == "INFO":
+                self._on_info(event)
             self.endpoint.respond(event.key, 200, now)
 
     def _on_invite(self, event: RequestReceived, now: float) -> None:
@@ -140,28 +147,38 @@ class CallManager:
             return
         call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
         call.log = log.bind(call_id=call.call_id)
-        call.rtp_port = self._ports.next()
+        try:
+            call.stream = self.media.open_stream()
+        except (PortsExhausted, OSError) as exc:
+            call.log.error("call.no_rtp_port", error=str(exc))
+            self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "5"),))
+            return
         call.sdp_session = next(self._session_ids)
-        body = self._answer(call, request.body)
-        if body is None:
+        answer = self._answer(call, request.body)
+        if answer is None:
+            self.media.close_stream(call.stream)
             self.endpoint.respond(event.key, 488, now)
             return
         self.calls[event.key] = call
+        self._by_stream[call.stream.stream_id] = call
         self.calls_total += 1
         self.idle.clear()
         ring = self.settings.calls.answer_after
         if ring <= 0:
-            self._answer_call(call, body, now)
+            self._answer_call(call, answer, now)
             return
         self.endpoint.respond(event.key, 180, now)
-        call.hangup = self._loop.call_at(self._loop.time() + ring, self._answer_later, call, body)
+        call.hangup = self._loop.call_at(self._loop.time() + ring, self._answer_later, call, answer)
 
-    def _answer_later(self, call: Call, body: bytes) -> None:
+    def _answer_later(self, call: Call, answer: tuple[bytes, StreamConfig]) -> None:
         if self.calls.get(call.key) is call and self.endpoint.is_pending_invite(call.key):
-            self._answer_call(call, body, self._loop.time())
+            self._answer_call(call, answer, self._loop.time())
             self._wake()
 
-    def _answer_call(self, call: Call, body: bytes, now: float) -> None:
+    def _answer_call(self, call: Call, answer: tuple[bytes, StreamConfig], now: float) -> None:
+        body, config = answer
+        assert call.stream is not None
+        self.media.configure(call.stream, config)  # before the 200: early RTP is accepted
         dialog_id = self.endpoint.respond(call.key, 200, now, body=body)
         if dialog_id is None:
             self._end(call, "respond_failed")
@@ -170,24 +187,36 @@ class CallManager:
         self._by_dialog[dialog_id] = call
         delay = self.settings.calls.answer_hangup_after
         call.hangup = self._loop.call_at(self._loop.time() + delay, self._hang_up, dialog_id)
-        call.log.info("call.answered")
+        call.log.info("call.answered", rtp_port=call.stream.port, codec=config.codec)
+        self._play_greeting(call.stream)
 
-    def _answer(self, call: Call, offer_body: bytes) -> bytes | None:
+    def _play_greeting(self, stream: MediaStream) -> None:
+        name = self.settings.calls.answer_prompt
+        if name is None:
+            return
+        language = self.settings.media.default_language
+        payload = self.prompts.render([Play(name)], language, stream.codec)
+        loop = self.settings.calls.answer_prompt_loop
+        self.media.play(stream, payload, loop=loop and bool(payload), barge_in=True)
+
+    def _answer(self, call: Call, offer_body: bytes) -> tuple[bytes, StreamConfig] | None:
+        assert call.stream is not None
         config = AnswerConfig(
             codecs=tuple(self.settings.media.codecs),
             address=self.media_host,
-            port=call.rtp_port,
+            port=call.stream.port,
             session_id=call.sdp_session,  # RFC 3264 §8: same o= session, version + 1
             session_version=call.sdp_version,
             ptime=self.settings.media.ptime,
         )
         try:
-            return str(answer_offer(parse_sdp(offer_body), config).sdp).encode()
+            answer = answer_offer(parse_sdp(offer_body), config)
         except NoCommonCodec:
             return None
         except SdpError as exc:
             call.log.info("call.bad_sdp", error=str(exc))
             return None
+        return str(answer.sdp).encode(), _stream_config(answer.media)
 
     def _on_reinvite(self, event: RequestReceived, now: float) -> None:
         call = self._by_dialog.get(_dialog_of(event))
@@ -196,11 +225,35 @@ class CallManager:
                 self.endpoint.respond(event.key, 481, now)
             return
         call.sdp_version += 1
-        body = self._answer(call, event.request.body) if event.request.body else None
-        if event.request.body and body is None:
+        answer = self._answer(call, event.request.body) if event.request.body else None
+        if event.request.body and answer is None:
             self.endpoint.respond(event.key, 488, now)
             return
-        self.endpoint.respond(event.key, 200, now, body=body or b"")
+        if answer is not None and call.stream is not None:
+            self.media.configure(call.stream, answer[1])  # hold/unhold, new address or codec
+            call.log.info("call.media_updated", direction=answer[1].direction)
+        self.endpoint.respond(event.key, 200, now, body=answer[0] if answer else b"")
+
+    def _on_info(self, event: RequestReceived) -> None:
+        call = self._by_dialog.get(_dialog_of(event))
+        request = event.request
+        found = parse_dtmf_info(request.headers.get("Content-Type") or "", request.body)
+        if call is not None and call.stream is not None and found is not None:
+            self.media.report_digit(call.stream, found[0], "info")
+
+    def handle_media_event(self, event: MediaEvent) -> None:
+        """React to the media engine: log digits, hang up a call whose RTP stopped."""
+        call = self._by_stream.get(event.stream_id)
+        if call is None:
+            return
+        if isinstance(event, DtmfReceived):
+            call.log.info("call.dtmf", digit=event.digit, source=event.source)
+        elif isinstance(event, RtpTimedOut):
+            call.log.warning("call.rtp_timeout", idle=round(event.idle, 1))
+            call.cause = "rtp_timeout"
+            if call.dialog_id is not None:
+                self.endpoint.bye(call.dialog_id, self._loop.time())
+                self._wake()
 
     def _hang_up(self, dialog_id: DialogId) -> None:
         self.endpoint.bye(dialog_id, self._loop.time())
@@ -214,7 +267,10 @@ class CallManager:
             self._by_dialog.pop(call.dialog_id, None)
         if call.hangup is not None:
             call.hangup.cancel()
-        call.log.info("call.ended", reason=reason)
+        if call.stream is not None:
+            self._by_stream.pop(call.stream.stream_id, None)
+            self.media.close_stream(call.stream)
+        call.log.info("call.ended", reason=call.cause or reason)
 
     def hang_up_all(self) -> None:
         """Shutdown after the drain timeout: BYE every answered call, 503 every ringing one."""
@@ -239,3 +295,16 @@ class CallManager:
 def _dialog_of(event: RequestReceived) -> DialogId:
     request = event.request
     return DialogId(request.call_id(), request.to().tag or "", request.from_().tag or "")
+
+
+def _stream_config(media: NegotiatedMedia) -> StreamConfig:
+    te = media.telephone_event
+    return StreamConfig(
+        codec=media.codec.name.upper(),
+        payload_type=media.codec.payload_type,
+        telephone_event_pt=None if te is None else te.payload_type,
+        remote_host=media.remote_address,
+        remote_port=media.remote_port,
+        direction=media.direction,
+        rtcp_mux=media.rtcp_mux,
+    )

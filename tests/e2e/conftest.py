@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+PROMPTS = Path(__file__).parents[2] / "prompts"
 HOST = "127.0.0.1"
 
 
@@ -99,11 +100,14 @@ def _reader(server: ServerProcess) -> None:
             server.lines.append(json.loads(text))
 
 
-def start_server(tmp_path: Path, **calls: object) -> ServerProcess:
-    """Start `callserver run` on a free port with ``calls`` settings; wait until it listens."""
+def start_server(
+    tmp_path: Path, *, media: dict[str, object] | None = None, **calls: object
+) -> ServerProcess:
+    """Start `callserver run` on a free port with ``calls`` (and ``media``) settings."""
     port = free_port()
     config = {
         "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": 0.5},
+        "media": {"prompts_dir": str(PROMPTS), **(media or {})},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
         "data_dir": str(tmp_path / "var"),
         "log_format": "json",
@@ -219,6 +223,7 @@ def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> Serve
     """
     config = {
         "sip": {"listen": listen, "t1": 0.5},
+        "media": {"prompts_dir": str(PROMPTS)},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
         "data_dir": str(tmp_path / "var"),
         "log_format": "json",

@@ -1,0 +1,111 @@
+"""The one shared media clock: a single task that ticks every ptime on absolute deadlines.
+
+Tick ``n`` is due at ``t0 + n * period``; the deadline never accumulates the error of the
+sleeps before it (FreeSWITCH's timer matrix, not a sleep loop per call). After a stall longer
+than a period (a GC pause, a slow callback) the clock resynchronises: it skips the ticks that
+are already past instead of firing them in a burst, and logs ``media.tick_late``. The tick
+number jumps by the skipped count, so RTP timestamps derived from it stay true to wall time.
+
+The clock measures itself: each tick's lateness (wake-up time minus deadline) and duration
+(time spent in the callback) go into ring buffers whose percentiles ``statistics()`` reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+__all__ = ["ClockStatistics", "MediaClock"]
+
+log = structlog.get_logger("callserver.media")
+_WINDOW = 3000  # ticks kept for the percentiles: one minute at 20 ms
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockStatistics:
+    """The clock's own timing over the last minute of ticks (seconds)."""
+
+    ticks: int
+    resyncs: int
+    skipped_ticks: int
+    tick_p50: float
+    tick_p99: float
+    tick_max: float
+    lateness_p50: float
+    lateness_p99: float
+    lateness_max: float
+
+
+class MediaClock:
+    """Calls ``on_tick(n, now)`` every ``period`` seconds; see the module docstring."""
+
+    def __init__(
+        self,
+        period: float,
+        on_tick: Callable[[int, float], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.period = period
+        self._on_tick = on_tick
+        self._clock = clock
+        self._durations = np.zeros(_WINDOW)
+        self._lateness = np.zeros(_WINDOW)
+        self.ticks = 0
+        self.resyncs = 0
+        self.skipped = 0
+
+    async def run(self) -> None:
+        """Tick until cancelled."""
+        period, clock = self.period, self._clock
+        t0 = clock()
+        n = 0
+        while True:
+            n += 1
+            deadline = t0 + n * period
+            delay = deadline - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = clock()
+            late = now - deadline
+            if late >= period:
+                n = self._resync(n, late)
+            self._on_tick(n, now)
+            self._record(clock() - now, late)
+
+    def _resync(self, n: int, late: float) -> int:
+        skipped = int(late // self.period)
+        self.resyncs += 1
+        self.skipped += skipped
+        log.warning("media.tick_late", late_ms=round(late * 1000, 1), skipped_ticks=skipped)
+        return n + skipped
+
+    def _record(self, duration: float, late: float) -> None:
+        slot = self.ticks % _WINDOW
+        self._durations[slot] = duration
+        self._lateness[slot] = late
+        self.ticks += 1
+
+    def statistics(self) -> ClockStatistics:
+        """Percentiles of tick duration and lateness over the last ``_WINDOW`` ticks."""
+        count = min(self.ticks, _WINDOW)
+        durations = self._durations[:count] if count else np.zeros(1)
+        lateness = self._lateness[:count] if count else np.zeros(1)
+        d50, d99 = np.percentile(durations, [50, 99])
+        l50, l99 = np.percentile(lateness, [50, 99])
+        return ClockStatistics(
+            ticks=self.ticks,
+            resyncs=self.resyncs,
+            skipped_ticks=self.skipped,
+            tick_p50=float(d50),
+            tick_p99=float(d99),
+            tick_max=float(durations.max()),
+            lateness_p50=float(l50),
+            lateness_p99=float(l99),
+            lateness_max=float(lateness.max()),
+        )

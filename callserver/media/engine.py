@@ -1,0 +1,372 @@
+"""The media engine: RTP sockets, the shared clock, and every stream served in one batch per tick.
+
+The engine is the I/O half of ``media``. It owns one UDP socket per stream (RTP, used to send
+and receive, so symmetric RTP works through NAT) plus the RTCP socket on port + 1, watches them
+with ``loop.add_reader`` (every datagram waiting is read in one wake-up), and runs the one
+``MediaClock``. On each tick it asks every stream for its next packet and sends it, then runs
+in-band DTMF detection and recording for the streams that need them (``AudioCapture``), and
+once a second the per-stream housekeeping: RTP inactivity, RTCP reports, DTMF expiry.
+
+What a stream reports (``MediaEvent``) goes to the ``sink`` callback given by the calls layer,
+synchronously, after the packet or tick that caused it. Nothing here raises because of what a
+peer sends: bad packets are counted in ``statistics().drops``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from callserver.media.capture import AudioCapture
+from callserver.media.clock import ClockStatistics, MediaClock
+from callserver.media.events import DtmfSource, MediaEvent
+from callserver.media.negotiated import StreamConfig
+from callserver.media.ports import PortsExhausted, RtpPortAllocator
+from callserver.media.recording import RecordingResult
+from callserver.media.settings import MediaSettings
+from callserver.media.stream import MediaStream
+
+__all__ = ["MediaEngine", "MediaStatistics", "PortsExhausted"]
+
+log = structlog.get_logger("callserver.media")
+_READS_PER_WAKEUP = 32
+_RECEIVE_BYTES = 2048  # larger datagrams arrive truncated and are dropped as oversized
+_BIND_ATTEMPTS = 64
+_HOUSEKEEPING_SECONDS = 1.0
+_RTCP_INTERVAL = 5.0  # RFC 3550 §6.2: the recommended minimum interval
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaStatistics:
+    """Engine counters and the clock's timing (``statistics()``)."""
+
+    streams: int
+    ports_in_use: int
+    packets_sent: int
+    packets_received: int
+    send_errors: int
+    drops: dict[str, int]
+    clock: ClockStatistics
+
+
+class _Entry:
+    __slots__ = ("next_rtcp", "rtcp", "rtp", "stream")
+
+    def __init__(self, stream: MediaStream, rtp: socket.socket, rtcp: socket.socket) -> None:
+        self.stream = stream
+        self.rtp = rtp
+        self.rtcp = rtcp
+        self.next_rtcp = 0.0
+
+
+class MediaEngine:
+    """Serves every RTP stream of the process from one clock; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: MediaSettings,
+        *,
+        bind_host: str,
+        sink: Callable[[MediaEvent], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.bind_host = bind_host
+        self._sink = sink
+        self._now = clock
+        self._family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        self._ports = RtpPortAllocator(settings.rtp_port_min, settings.rtp_port_max)
+        self._ports.rotate(random.randrange(self._ports.capacity or 1))
+        self._entries: dict[int, _Entry] = {}
+        self._ids = 0
+        self._random = random.SystemRandom()
+        self._clock = MediaClock(settings.ptime / 1000, self._tick, clock=clock)
+        self._capture = AudioCapture(settings)
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._every = max(1, round(_HOUSEKEEPING_SECONDS * 1000 / settings.ptime))
+        self.send_errors = 0
+        self._closed_sent = self._closed_received = 0
+        self._closed_drops: dict[str, int] = {}
+        self._next_statistics = clock() + settings.statistics_interval
+
+    async def start(self) -> None:
+        """Start the clock on the running loop."""
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._clock.run(), name="media-clock")
+
+    async def stop(self) -> None:
+        """Stop the clock and close every stream (recordings are finished, not lost)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for entry in list(self._entries.values()):
+            self.close_stream(entry.stream)
+
+    def reconfigure(self, settings: MediaSettings) -> None:
+        """Take reloaded settings (timeouts, DTMF, recording); ports and ptime stay as started."""
+        self.settings = settings
+        self._capture.settings = settings
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def open_stream(self) -> MediaStream:
+        """Allocate an even RTP port (RTCP on + 1), bind both sockets and start reading them.
+
+        Raises:
+            PortsExhausted: no free port pair in the configured range could be bound.
+        """
+        for _ in range(_BIND_ATTEMPTS):
+            port = self._ports.allocate()
+            try:
+                rtp, rtcp = self._bind(port), self._bind(port + 1)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    self._ports.release(port)
+                    raise
+                self._ports.refused(port)
+                continue
+            return self._register(port, rtp, rtcp)
+        raise PortsExhausted(f"no bindable RTP port pair after {_BIND_ATTEMPTS} attempts")
+
+    def _bind(self, port: int) -> socket.socket:
+        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.bind_host, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _register(self, port: int, rtp: socket.socket, rtcp: socket.socket) -> MediaStream:
+        self._ids += 1
+        rng = self._random
+        stream = MediaStream(
+            self._ids,
+            port,
+            ssrc=rng.getrandbits(32),  # RFC 3550 §8.1: random SSRC, sequence and timestamp
+            sequence=rng.getrandbits(16),
+            timestamp=rng.getrandbits(32),
+            ptime=self.settings.ptime,
+            symmetric=self.settings.symmetric_rtp,
+            reorder_depth=self.settings.reorder_packets,
+        )
+        entry = _Entry(stream, rtp, rtcp)
+        self._entries[stream.stream_id] = entry
+        loop = self._loop or asyncio.get_running_loop()
+        loop.add_reader(rtp.fileno(), self._readable, entry)
+        loop.add_reader(rtcp.fileno(), self._rtcp_readable, entry)
+        return stream
+
+    def configure(self, stream: MediaStream, config: StreamConfig) -> None:
+        """Apply the negotiated stream (answer or re-INVITE); in-band DTMF per the settings."""
+        stream.configure(config, self._now())
+        mode = self.settings.inband_dtmf
+        inband = mode == "always" or (mode == "auto" and config.telephone_event_pt is None)
+        self._capture.set_inband(stream, inband)
+
+    def close_stream(self, stream: MediaStream) -> RecordingResult | None:
+        """Stop the stream, close its sockets, release its port; returns a recording's result."""
+        entry = self._entries.pop(stream.stream_id, None)
+        if entry is None:
+            return None
+        self.unbridge(stream)
+        result = self._capture.stop_recording(stream, self._now())
+        self._capture.set_inband(stream, False)
+        loop = self._loop or asyncio.get_running_loop()
+        for sock in (entry.rtp, entry.rtcp):
+            loop.remove_reader(sock.fileno())
+            sock.close()
+        self._ports.release(stream.port)
+        self._closed_sent += stream.packets_sent
+        self._closed_received += stream.packets_received
+        for reason, count in stream.drops.items():
+            self._closed_drops[reason] = self._closed_drops.get(reason, 0) + count
+        self._flush(stream)
+        return result
+
+    # -- what the calls layer asks for -----------------------------------------------------------
+
+    def play(
+        self, stream: MediaStream, payload: bytes, *, loop: bool = False, barge_in: bool = False
+    ) -> None:
+        """Play pre-encoded ``payload`` (in the stream's codec) from the next tick."""
+        stream.play(payload, self._now(), loop=loop, barge_in=barge_in)
+        self._flush(stream)
+
+    def stop_playback(self, stream: MediaStream) -> None:
+        """Stop the stream's playback; ``PlaybackFinished(interrupted=True)`` follows."""
+        stream.stop_playback(self._now())
+        self._flush(stream)
+
+    def send_digit(self, stream: MediaStream, digit: str, duration_ms: int = 100) -> None:
+        """Send a DTMF digit in the form the stream negotiated (RFC 4733, else in-band)."""
+        stream.send_digit(digit, duration_ms)
+
+    def report_digit(self, stream: MediaStream, digit: str, source: DtmfSource) -> None:
+        """Report a digit that arrived outside RTP (SIP INFO) through the stream's events."""
+        stream.report_digit(digit, source, self._now())
+        self._flush(stream)
+
+    def record(self, stream: MediaStream, path: Path, *, both: bool = False) -> None:
+        """Record what the stream receives (``both``: mixed with the other direction) to WAV."""
+        self._capture.start_recording(stream, path, both=both)
+
+    def stop_recording(self, stream: MediaStream) -> RecordingResult | None:
+        """Finish the stream's recording now; ``RecordingFinished`` is also reported."""
+        result = self._capture.stop_recording(stream, self._now())
+        self._flush(stream)
+        return result
+
+    def bridge(self, a: MediaStream, b: MediaStream) -> None:
+        """Relay media between ``a`` and ``b`` (transcoding, DTMF in each side's form)."""
+        self.unbridge(a)
+        self.unbridge(b)
+        a.stop_playback(self._now())
+        b.stop_playback(self._now())
+        a.peer, b.peer = b, a
+
+    def unbridge(self, stream: MediaStream) -> None:
+        """End the stream's bridge; both sides go back to sending silence or playback."""
+        peer = stream.peer
+        stream.peer = None
+        if peer is not None:
+            peer.peer = None
+
+    def statistics(self) -> MediaStatistics:
+        """Counters over all streams, open and closed, and the clock's timing."""
+        drops = dict(self._closed_drops)
+        for entry in self._entries.values():
+            for reason, count in entry.stream.drops.items():
+                drops[reason] = drops.get(reason, 0) + count
+        streams = [e.stream for e in self._entries.values()]
+        return MediaStatistics(
+            streams=len(streams),
+            ports_in_use=self._ports.in_use,
+            packets_sent=self._closed_sent + sum(s.packets_sent for s in streams),
+            packets_received=self._closed_received + sum(s.packets_received for s in streams),
+            send_errors=self.send_errors,
+            drops=drops,
+            clock=self._clock.statistics(),
+        )
+
+    # -- I/O ---------------------------------------------------------------------------------------
+
+    def _readable(self, entry: _Entry) -> None:
+        stream, sock = entry.stream, entry.rtp
+        now = self._now()
+        for _ in range(_READS_PER_WAKEUP):
+            try:
+                data, addr = sock.recvfrom(_RECEIVE_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # e.g. ECONNREFUSED from an ICMP error for an earlier send
+                stream.drops["socket_error"] = stream.drops.get("socket_error", 0) + 1
+                continue
+            relay = stream.receive(data, addr, now)
+            if relay is not None:
+                self._send(*relay)
+        if stream.events:
+            self._flush(stream)
+
+    def _rtcp_readable(self, entry: _Entry) -> None:
+        now = self._now()
+        for _ in range(_READS_PER_WAKEUP):
+            try:
+                data = entry.rtcp.recv(_RECEIVE_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue
+            entry.stream.receive_rtcp(data, now)
+
+    def _send(self, stream: MediaStream, packet: bytes) -> None:
+        entry = self._entries.get(stream.stream_id)
+        if entry is not None and stream.remote is not None:
+            try:
+                entry.rtp.sendto(packet, stream.remote)
+            except OSError:
+                self.send_errors += 1
+
+    def _tick(self, n: int, now: float) -> None:
+        errors = 0
+        for entry in self._entries.values():
+            stream = entry.stream
+            packet = stream.next_packet(n, now)
+            if packet is not None:
+                try:
+                    entry.rtp.sendto(packet, stream.remote)  # type: ignore[arg-type]
+                except OSError:
+                    errors += 1
+        self.send_errors += errors
+        self._capture.tick(now)
+        if n % self._every == 0:
+            self._housekeeping(now)
+        for entry in self._entries.values():
+            if entry.stream.events:
+                self._flush(entry.stream)
+
+    def _housekeeping(self, now: float) -> None:
+        interval = self.settings.statistics_interval
+        if interval and now >= self._next_statistics:
+            self._next_statistics = now + interval
+            self._log_statistics()
+        timeout = self.settings.rtp_timeout
+        for entry in list(self._entries.values()):
+            stream = entry.stream
+            stream.check_timeout(now, timeout)
+            stream.expire_dtmf(now)
+            if now >= entry.next_rtcp and stream.remote is not None:
+                entry.next_rtcp = now + _RTCP_INTERVAL * (0.5 + self._random.random())
+                self._send_rtcp(entry, now)
+
+    def _log_statistics(self) -> None:
+        stats = self.statistics()
+        clock = stats.clock
+        log.info(
+            "media.statistics",
+            streams=stats.streams,
+            packets_sent=stats.packets_sent,
+            packets_received=stats.packets_received,
+            send_errors=stats.send_errors,
+            drops=stats.drops,
+            ticks=clock.ticks,
+            resyncs=clock.resyncs,
+            tick_p50_ms=round(clock.tick_p50 * 1000, 3),
+            tick_p99_ms=round(clock.tick_p99 * 1000, 3),
+            tick_max_ms=round(clock.tick_max * 1000, 3),
+            lateness_p50_ms=round(clock.lateness_p50 * 1000, 3),
+            lateness_p99_ms=round(clock.lateness_p99 * 1000, 3),
+        )
+
+    def _send_rtcp(self, entry: _Entry, now: float) -> None:
+        stream = entry.stream
+        config, remote = stream.config, stream.remote
+        if config is None or remote is None or not config.sends:
+            return
+        packet = stream.rtcp_report(now, time.time())
+        sock, port = (entry.rtp, remote[1]) if config.rtcp_mux else (entry.rtcp, remote[1] + 1)
+        try:
+            sock.sendto(packet, (remote[0], port))
+        except OSError:
+            self.send_errors += 1
+
+    def _flush(self, stream: MediaStream) -> None:
+        events, stream.events = stream.events, []
+        for event in events:
+            try:
+                self._sink(event)
+            except Exception:
+                log.exception("media.sink_failed", stream_id=stream.stream_id)

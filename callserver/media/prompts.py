@@ -1,0 +1,400 @@
+"""Prompts: audio files decoded once to 8 kHz mono, pre-encoded to G.711, played by slicing bytes.
+
+Theory of operation
+-------------------
+A prompt is ``<root>/<language>/<name>.<ext>`` in any format pydub reads: PCM WAV natively, the
+rest through ffmpeg (when ffmpeg is missing, the error names the file and says so). On first use
+a file is converted once to 8 kHz mono int16 (ITU-T G.711 §1; a 3.6 kHz low-pass filter runs
+before downsampling so content above the new Nyquist frequency is removed, not folded into the
+band) and encoded to PCMU and PCMA (RFC 3551 §4.5.14). The result is cached by path while the
+file's mtime (ns) and size stay the same. Nothing here runs on the 20 ms media tick: the engine
+plays a prompt by slicing its pre-encoded bytes.
+
+Languages fall back along a chain (``MediaSettings.language_chain``: hr -> bs -> en). A missing
+or broken file logs ``media.prompt_failed`` and the next language is tried; when none has it the
+caller plays silence. A playlist (``Play``, ``Silence``, ``SayDigits``, ``SayNumber``) renders to
+one byte string, each item falling back on its own: one bad prompt never ends a call.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from callserver.media import g711, say
+
+with warnings.catch_warnings():
+    # pydub warns when ffmpeg is missing: WAV needs none, other files get an error of their own.
+    warnings.filterwarnings("ignore", message="Couldn't find ff", category=RuntimeWarning)
+    warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
+    from pydub import AudioSegment
+    from pydub.exceptions import CouldntDecodeError
+
+__all__ = [
+    "BYTES_PER_MS",
+    "REQUIRED_PROMPTS",
+    "SAMPLE_RATE",
+    "Play",
+    "PlaylistItem",
+    "Prompt",
+    "PromptError",
+    "PromptStore",
+    "SayDigits",
+    "SayNumber",
+    "Silence",
+    "check_prompts",
+    "decode_file",
+    "required_prompts",
+]
+
+SAMPLE_RATE = 8000  # ITU-T G.711: 8000 samples per second
+BYTES_PER_MS = SAMPLE_RATE // 1000  # one G.711 octet per sample
+# The prompts every language directory ships; say.number_prompts adds the number words.
+REQUIRED_PROMPTS = (
+    "greeting",
+    "menu",
+    "invalid_choice",
+    "no_input",
+    "closed",
+    "voicemail_greeting",
+    "beep",
+    "goodbye",
+    "channel_limit",
+    "time_limit",
+)
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+_CUTOFF_HZ = 3600.0  # anti-alias: under 4 kHz, above the 300-3400 Hz telephone band
+_FILTER_SECONDS = 0.010  # FIR length; Blackman transition about 5.5 / 10 ms = 550 Hz wide
+_MAX_RATE = 384_000
+_log = structlog.get_logger("callserver.media")
+
+
+class PromptError(Exception):
+    """A prompt file missing, empty, not audio or undecodable; the message starts with its path."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A decoded prompt: 8 kHz mono int16 samples and their PCMU and PCMA encodings."""
+
+    name: str
+    language: str
+    path: Path
+    samples: npt.NDArray[np.int16] = field(repr=False, compare=False)
+    pcmu: bytes = field(repr=False)
+    pcma: bytes = field(repr=False)
+
+    def encoded(self, codec: str) -> bytes:
+        """The payload in ``codec``, one octet per sample (RFC 3551 §4.5.14).
+
+        Raises:
+            ValueError: ``codec`` is not "PCMU" or "PCMA".
+        """
+        if codec == "PCMU":
+            return self.pcmu
+        if codec == "PCMA":
+            return self.pcma
+        raise ValueError(f"codec {codec!r} is not G.711: expected 'PCMU' or 'PCMA'")
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Playlist item: the prompt ``name`` in the call's language (or a fallback)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Playlist item: ``ms`` milliseconds of silence. Raises ValueError if ``ms`` < 0."""
+
+    ms: int
+
+    def __post_init__(self) -> None:
+        if self.ms < 0:
+            raise ValueError(f"silence of {self.ms} ms: must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class SayDigits:
+    """Playlist item: ``text`` read digit by digit; ValueError unless digits, spaces, dashes."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        say.say_digits(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class SayNumber:
+    """Playlist item: ``value`` said as a number; ValueError unless 0 <= value <= 999 999."""
+
+    value: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.value <= say.MAX_NUMBER:
+            raise ValueError(f"cannot say {self.value}: numbers from 0 to {say.MAX_NUMBER} only")
+
+
+PlaylistItem = Play | Silence | SayDigits | SayNumber
+
+
+class _Segment(Protocol):
+    """The part of ``pydub.AudioSegment`` used here (pydub ships no type hints)."""
+
+    frame_rate: int
+    raw_data: bytes
+
+    def set_frame_rate(self, frame_rate: int) -> _Segment: ...
+    def set_channels(self, channels: int) -> _Segment: ...
+    def set_sample_width(self, sample_width: int) -> _Segment: ...
+
+
+def decode_file(path: Path) -> npt.NDArray[np.int16]:
+    """Read an audio file and convert it to 8 kHz mono int16 (ITU-T G.711 §1 sampling).
+
+    Raises:
+        PromptError: the file is missing, empty, not audio, undecodable, or needs ffmpeg that
+            is not installed.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PromptError(path, f"cannot read: {exc.strerror or exc}") from None
+    if not data:
+        raise PromptError(path, "empty file")
+    is_wav = data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    segment = _read_wav(path, data) if is_wav else _read_with_ffmpeg(path)
+    try:
+        samples = _to_telephone(segment)
+    except Exception as exc:  # malformed sample data (audioop.error: not a whole number of frames)
+        raise PromptError(path, f"not valid audio: {exc}") from None
+    if samples.size == 0:
+        raise PromptError(path, "holds no audio")
+    return samples
+
+
+def _read_wav(path: Path, data: bytes) -> _Segment:
+    try:
+        segment: _Segment = AudioSegment(data=data)
+    except Exception as exc:  # pydub raises CouldntDecodeError, struct.error, audioop.error...
+        if _ffmpeg() is not None:
+            return _read_with_ffmpeg(path)
+        if "Unknown audio format" in str(exc):  # not PCM: A-law, float, ADPCM...
+            raise PromptError(
+                path, f"needs ffmpeg to decode it: {exc} (apt-get install ffmpeg)"
+            ) from None
+        raise PromptError(path, f"not a valid WAV file: {exc}") from None
+    return segment
+
+
+def _read_with_ffmpeg(path: Path) -> _Segment:
+    if _ffmpeg() is None:
+        if path.suffix.lower() == ".wav":
+            raise PromptError(path, "not audio: no RIFF/WAVE header")
+        kind = path.suffix.lower() or "this file"
+        raise PromptError(path, f"needs ffmpeg to decode {kind} (apt-get install ffmpeg)")
+    try:
+        segment: _Segment = AudioSegment.from_file(path)
+    except CouldntDecodeError as exc:
+        reason = str(exc).strip().splitlines()[-1:] or ["unknown format"]
+        raise PromptError(path, f"not audio ffmpeg can decode: {reason[0]}") from None
+    except OSError as exc:
+        raise PromptError(path, f"cannot decode: {exc}") from None
+    return segment
+
+
+def _ffmpeg() -> str | None:
+    """The converter pydub runs (ffmpeg or avconv), if it is on PATH now."""
+    return shutil.which(str(AudioSegment.converter))
+
+
+def _to_telephone(segment: _Segment) -> npt.NDArray[np.int16]:
+    rate = segment.frame_rate
+    if not 1000 <= rate <= _MAX_RATE:  # a corrupt header; the filter would grow with the rate
+        raise ValueError(f"a sample rate of {rate} Hz is out of range")
+    mono = segment.set_channels(1).set_sample_width(2)
+    if rate > SAMPLE_RATE:
+        filtered = _lowpass(np.frombuffer(mono.raw_data, dtype="<i2"), rate)
+        mono = AudioSegment(data=filtered.tobytes(), sample_width=2, frame_rate=rate, channels=1)
+    resampled = mono.set_frame_rate(SAMPLE_RATE)
+    return np.frombuffer(resampled.raw_data, dtype="<i2").astype(np.int16)
+
+
+def _lowpass(samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
+    """Windowed-sinc FIR low-pass at ``_CUTOFF_HZ``, applied by FFT convolution, zero delay."""
+    taps = int(rate * _FILTER_SECONDS) | 1
+    offsets = np.arange(taps) - taps // 2
+    kernel = np.sinc(2 * _CUTOFF_HZ / rate * offsets) * np.blackman(taps)
+    kernel /= kernel.sum()
+    size = 1 << (len(samples) + taps - 2).bit_length()
+    spectrum = np.fft.rfft(samples, size) * np.fft.rfft(kernel, size)
+    filtered = np.fft.irfft(spectrum, size)[taps // 2 : taps // 2 + len(samples)]
+    return np.clip(np.rint(filtered), -32768, 32767).astype(np.int16)
+
+
+def required_prompts(language: str) -> frozenset[str]:
+    """The prompt names a language directory must hold: ``REQUIRED_PROMPTS`` and the number
+    words ``say_number``/``say_digits`` use in ``language``."""
+    return frozenset(REQUIRED_PROMPTS) | say.number_prompts(language)
+
+
+class PromptStore:
+    """Prompts under ``root``, decoded and encoded once, looked up along a language chain.
+
+    Args:
+        root: the prompts directory, holding one subdirectory per language.
+        chain: maps a language to the languages to try, in order, starting with itself
+            (the server passes ``settings.media.language_chain``).
+    """
+
+    def __init__(self, root: Path, chain: Callable[[str], list[str]]) -> None:
+        self.root = root
+        self._chain = chain
+        self._cache: dict[Path, tuple[tuple[int, int], Prompt]] = {}
+
+    def languages(self) -> list[str]:
+        """The language subdirectories present, sorted."""
+        return [folder.name for folder in _language_dirs(self.root)]
+
+    def load(self, name: str, language: str) -> Prompt:
+        """The prompt ``name`` in exactly ``language``, decoded on first use or after a change.
+
+        Raises:
+            PromptError: the file is missing, empty, not audio or undecodable.
+        """
+        path = self._locate(name, language)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise PromptError(path, f"cannot read: {exc.strerror or exc}") from None
+        version = (stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        self._cache.pop(path, None)
+        samples = decode_file(path)
+        samples.flags.writeable = False  # shared by every call that plays it
+        pcmu, pcma = g711.encode("PCMU", samples), g711.encode("PCMA", samples)
+        prompt = Prompt(name, language, path, samples, pcmu, pcma)
+        self._cache[path] = (version, prompt)
+        return prompt
+
+    def find(self, name: str, language: str) -> Prompt | None:
+        """The prompt ``name`` in the first language of ``language``'s chain that has it.
+
+        Each language whose file is missing or bad logs ``media.prompt_failed`` (with ``path``
+        and ``error``) and the next is tried. Returns None when none works: play silence.
+        """
+        for candidate in self._chain(language):
+            try:
+                return self.load(name, candidate)
+            except PromptError as exc:
+                _log.error("media.prompt_failed", path=str(exc.path), error=exc.message)
+        return None
+
+    def render(self, items: Iterable[PlaylistItem], language: str, codec: str) -> bytes:
+        """The playlist as one ``codec`` payload (8 octets a millisecond) to play by slicing.
+
+        Prompts that cannot be found in any language of the chain add nothing (logged by
+        ``find``). Silence is the codec's code for linear zero (ITU-T G.711).
+
+        Raises:
+            ValueError: ``codec`` is not "PCMU" or "PCMA".
+        """
+        if codec not in g711.SILENCE_BYTE:
+            raise ValueError(f"codec {codec!r} is not G.711: expected 'PCMU' or 'PCMA'")
+        silence = bytes([g711.SILENCE_BYTE[codec]])
+        parts: list[bytes] = []
+        for item in items:
+            if isinstance(item, Silence):
+                parts.append(silence * (item.ms * BYTES_PER_MS))
+                continue
+            for name, word_language in self._words(item, language):
+                prompt = self.find(name, word_language)
+                if prompt is not None:
+                    parts.append(prompt.encoded(codec))
+        return b"".join(parts)
+
+    def _words(self, item: Play | SayDigits | SayNumber, language: str) -> list[tuple[str, str]]:
+        if isinstance(item, Play):
+            return [(item.name, language)]
+        if isinstance(item, SayDigits):
+            return [(name, language) for name in say.say_digits(item.text)]
+        # Numbers follow the grammar of the first language in the chain that has one.
+        chain = self._chain(language)
+        grammar = next((lang for lang in chain if lang in say.NUMBER_LANGUAGES), None)
+        if grammar is None:
+            _log.error("media.say_failed", value=item.value, language=language)
+            return []
+        return [(name, grammar) for name in say.say_number(item.value, grammar)]
+
+    def _locate(self, name: str, language: str) -> Path:
+        folder = self.root / language
+        if not (_NAME.fullmatch(name) and _NAME.fullmatch(language)):
+            raise PromptError(folder / name, "not a prompt name (letters, digits, _ and -)")
+        wav = folder / f"{name}.wav"
+        if wav.is_file():
+            return wav
+        others = sorted(folder.glob(f"{name}.*")) if folder.is_dir() else []
+        found = [path for path in others if path.is_file()]
+        if not found:
+            raise PromptError(folder / name, f"no such prompt (no {name}.* in {folder})")
+        return found[0]
+
+
+def check_prompts(root: Path) -> list[str]:
+    """Every problem in the prompts directory ``root``, as ``path: message`` lines.
+
+    Each file of each language directory is decoded (empty, not audio, undecodable, or needing
+    a missing ffmpeg), and each language must hold ``required_prompts(language)``
+    (``prompts/de: missing prompt 'goodbye'``).
+    """
+    if not root.is_dir():
+        return [f"{root}: no such prompts directory"]
+    errors: list[str] = []
+    for folder in _language_dirs(root):
+        errors += _check_language(folder)
+    return errors
+
+
+def _check_language(folder: Path) -> list[str]:
+    errors: list[str] = []
+    files: dict[str, list[str]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        files.setdefault(path.stem, []).append(path.name)
+        try:
+            decode_file(path)
+        except PromptError as exc:
+            errors.append(str(exc))
+    for stem, names in files.items():
+        if len(names) > 1:
+            errors.append(f"{folder}: prompt {stem!r} has {len(names)} files: {', '.join(names)}")
+    missing = sorted(required_prompts(folder.name) - files.keys())
+    return errors + [f"{folder}: missing prompt {name!r}" for name in missing]
+
+
+def _language_dirs(root: Path) -> list[Path]:
+    folders = root.iterdir() if root.is_dir() else iter(())
+    return sorted(p for p in folders if p.is_dir() and not p.name.startswith("."))

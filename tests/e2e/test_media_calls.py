@@ -1,0 +1,193 @@
+"""Media end to end: SIPp calls `callserver run` and real RTP flows over loopback."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import struct
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callserver.media import g711
+from tests.e2e.conftest import (
+    HOST,
+    PROMPTS,
+    SCENARIOS,
+    ServerProcess,
+    run_sipp,
+    start_server,
+    stat_value,
+)
+
+_RTP = struct.Struct("!BBHII")
+
+
+class RtpSink:
+    """A UDP socket on 127.0.0.1 that keeps every RTP packet sent to it, with arrival times."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
+        self.packets: list[tuple[float, bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(2048)
+            except TimeoutError:
+                continue
+            self.packets.append((time.monotonic(), data))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+    def audio(self, payload_type: int) -> bytes:
+        """The payloads of ``payload_type`` packets in sequence order (RFC 3550 §5.1)."""
+        rows = []
+        for _, data in self.packets:
+            _b0, b1, seq, _ts, _ssrc = _RTP.unpack_from(data)
+            if b1 & 0x7F == payload_type:
+                rows.append((seq, data[12:]))
+        first = rows[0][0]
+        rows.sort(key=lambda row: (row[0] - first) & 0xFFFF)
+        return b"".join(payload for _, payload in rows)
+
+
+def _wav_samples(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+
+
+def _snr_db(reference: np.ndarray, received: np.ndarray) -> float:
+    ref = reference.astype(np.float64)
+    noise = ref - received.astype(np.float64)
+    return float(10 * np.log10(np.sum(ref**2) / max(np.sum(noise**2), 1e-9)))
+
+
+@pytest.mark.parametrize(("codec", "payload_type"), [("PCMU", 0), ("PCMA", 8)])
+def test_caller_hears_the_shipped_greeting(
+    sipp: str, tmp_path: Path, codec: str, payload_type: int
+) -> None:
+    """The RTP a SIPp caller receives decodes to the samples of prompts/en/greeting.wav."""
+    server = start_server(tmp_path)
+    sink = RtpSink()
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", "1"),
+            *("-set", "rtp_port", str(sink.port), "-set", "codec", str(payload_type)),
+            *("-d", "2500"),
+        )
+    finally:
+        sink.close()
+        server.stop()
+    assert result.returncode == 0, result.output[-2000:]
+    received = g711.decode(codec, sink.audio(payload_type))
+    expected = _wav_samples(PROMPTS / "en" / "greeting.wav")
+    n = min(len(received), len(expected))
+    assert n >= 8000 * 2, f"only {n} samples of the greeting arrived"
+    # G.711 quantisation keeps the SNR of speech near 35 dB; anything else would be far lower.
+    assert _snr_db(expected[:n], received[:n]) > 30
+    answered = server.events("call.answered")
+    assert answered and answered[0]["codec"] == codec
+
+
+def test_packets_leave_every_20_ms(sipp: str, tmp_path: Path) -> None:
+    """The server sends one packet per 20 ms with timestamps 160 apart and one SSRC."""
+    server = start_server(tmp_path)
+    sink = RtpSink()
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", "1"),
+            *("-set", "rtp_port", str(sink.port), "-set", "codec", "0"),
+            *("-d", "1500"),
+        )
+    finally:
+        sink.close()
+        server.stop()
+    assert result.returncode == 0, result.output[-2000:]
+    headers = [_RTP.unpack_from(data) for _, data in sink.packets]
+    assert len(headers) >= 50
+    assert len({ssrc for *_, ssrc in headers}) == 1
+    assert headers[0][1] & 0x80, "the first packet carries the marker bit"
+    steps = {(b[3] - a[3]) & 0xFFFFFFFF for a, b in itertools.pairwise(headers)}
+    seqs = {(b[2] - a[2]) & 0xFFFF for a, b in itertools.pairwise(headers)}
+    assert steps == {160} and seqs == {1}
+
+
+def _digits(server: ServerProcess) -> list[tuple[object, object]]:
+    return [(line["digit"], line["source"]) for line in server.events("call.dtmf")]
+
+
+def test_rfc4733_digits_from_sipp_captures(sipp: str, tmp_path: Path) -> None:
+    """SIPp replays its dtmf_2833 captures into a call; the server reports 1 5 9 0 * # once each."""
+    server = start_server(tmp_path)
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-sends-rfc4733-digits.xml"), "-m", "1"),
+        )
+        server.wait_for("call.ended")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.output[-2000:]
+    assert stat_value(result, "SuccessfulCall(C)") == 1
+    assert _digits(server) == [(d, "rfc4733") for d in "1590*#"]
+
+
+def test_info_digit_and_hold(sipp: str, tmp_path: Path) -> None:
+    """A SIP INFO dtmf-relay digit is reported; hold and unhold re-direct the stream."""
+    server = start_server(tmp_path)
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-hold-unhold-in-dialog-requests.xml"), "-m", "1"),
+        )
+        server.wait_for("call.ended")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.output[-2000:]
+    assert _digits(server) == [("5", "info")]
+    directions = [line["direction"] for line in server.events("call.media_updated")]
+    assert "sendonly" in directions or "inactive" in directions
+    assert directions[-1] == "sendrecv"
+
+
+def test_rtp_inactivity_ends_the_call(sipp: str, tmp_path: Path) -> None:
+    """A caller that sends no RTP is hung up after media.rtp_timeout with the cause recorded."""
+    server = start_server(tmp_path, media={"rtp_timeout": 1})
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-m", "1"),
+        )
+        ended = server.wait_for("call.ended")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.output[-2000:]
+    assert server.events("call.rtp_timeout")
+    assert ended["reason"] == "rtp_timeout"
