@@ -77,6 +77,8 @@ class AudioCapture:
             return None
         result = recording.recorder.stop(now)
         self._update_capture(stream)
+        if recording.both and stream.peer is not None:
+            self._update_capture(stream.peer)  # its audio was captured only for this mix
         path = None if result.path is None else str(result.path)
         stream.events.append(
             RecordingFinished(

@@ -68,9 +68,8 @@ class MediaClock:
         while True:
             n += 1
             deadline = t0 + n * period
-            delay = deadline - clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # Await even when late: an overrunning tick must not starve the sockets and SIP.
+            await asyncio.sleep(max(deadline - clock(), 0.0))
             now = clock()
             late = now - deadline
             if late >= period:

@@ -94,6 +94,7 @@ class MediaEngine:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._every = max(1, round(_HOUSEKEEPING_SECONDS * 1000 / settings.ptime))
+        self._next_housekeeping = 0
         self.send_errors = 0
         self._closed_sent = self._closed_received = 0
         self._closed_drops: dict[str, int] = {}
@@ -130,7 +131,12 @@ class MediaEngine:
         for _ in range(_BIND_ATTEMPTS):
             port = self._ports.allocate()
             try:
-                rtp, rtcp = self._bind(port), self._bind(port + 1)
+                rtp = self._bind(port)
+                try:
+                    rtcp = self._bind(port + 1)
+                except OSError:
+                    rtp.close()
+                    raise
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
                     self._ports.release(port)
@@ -312,7 +318,8 @@ class MediaEngine:
                     errors += 1
         self.send_errors += errors
         self._capture.tick(now)
-        if n % self._every == 0:
+        if n >= self._next_housekeeping:  # not n % k: a resync may jump past a multiple
+            self._next_housekeeping = n + self._every
             self._housekeeping(now)
         for entry in self._entries.values():
             if entry.stream.events:

@@ -26,9 +26,9 @@ class SourceLatch:
     """The accepted source address and SSRC of one stream; see the module docstring."""
 
     __slots__ = (
-        "_candidate",
         "_count",
         "address",
+        "candidate",
         "latches",
         "sdp",
         "ssrc",
@@ -43,7 +43,7 @@ class SourceLatch:
         self.ssrc: int | None = None
         self.latches = 0
         self.ssrc_changes = 0
-        self._candidate: int | None = None
+        self.candidate: int | None = None
         self._count = 0
 
     def expect(self, host: str, port: int) -> None:
@@ -62,6 +62,10 @@ class SourceLatch:
         self.latches += 1
         return True
 
+    def keep_current(self) -> None:
+        """A packet of the current SSRC arrived: a candidate's run of packets is broken."""
+        self.candidate, self._count = None, 0
+
     def accept_ssrc(self, ssrc: int, now: float, last_rx: float) -> bool | None:
         """Whether a packet of ``ssrc`` (not the current SSRC) is accepted.
 
@@ -71,12 +75,12 @@ class SourceLatch:
         if self.ssrc is None:
             self.ssrc = ssrc
             return True
-        if ssrc == self._candidate:
+        if ssrc == self.candidate:
             self._count += 1
         else:
-            self._candidate, self._count = ssrc, 1
+            self.candidate, self._count = ssrc, 1
         if self._count < SSRC_SWITCH_PACKETS and now - last_rx < SSRC_QUIET:
             return False
-        self.ssrc, self._candidate, self._count = ssrc, None, 0
+        self.ssrc, self.candidate, self._count = ssrc, None, 0
         self.ssrc_changes += 1
         return None

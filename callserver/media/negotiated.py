@@ -11,14 +11,15 @@ from dataclasses import dataclass
 __all__ = ["StreamConfig"]
 
 _SENDING = frozenset({"sendrecv", "sendonly"})
-_RECEIVING = frozenset({"sendrecv", "recvonly"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamConfig:
     """The negotiated stream (RFC 3264): codec, DTMF payload type, peer address, direction.
 
-    ``direction`` is ours: ``sendonly`` means we send and expect nothing (the peer holds us).
+    ``direction`` is ours, as in our answer: ``recvonly`` when the peer holds us with
+    ``sendonly`` (it may send music on hold, or nothing), ``sendonly`` when it offered
+    ``recvonly``, ``inactive`` when neither side sends (RFC 3264 §6.1, §8.4).
     """
 
     codec: str
@@ -35,6 +36,9 @@ class StreamConfig:
         return self.direction in _SENDING and self.remote_port != 0
 
     @property
-    def receives(self) -> bool:
-        """Whether we expect RTP: the inactivity timeout is suspended when we do not (hold)."""
-        return self.direction in _RECEIVING
+    def on_hold(self) -> bool:
+        """Whether either side holds the stream (any direction but sendrecv).
+
+        A holding peer may send nothing at all, so the RTP inactivity timeout is suspended.
+        """
+        return self.direction != "sendrecv"

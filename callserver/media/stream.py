@@ -88,7 +88,7 @@ class MediaStream:
         self._ts0 = timestamp
         self._tick = 0
         self._sends = False
-        self._receives = False
+        self._on_hold = False
         self._pt = 0
         self._te_pt: int | None = None
         self._codec = "PCMU"
@@ -119,14 +119,14 @@ class MediaStream:
         self._te_pt = config.telephone_event_pt
         self._silence = bytes([g711.SILENCE_BYTE[config.codec]]) * self._frame
         self._sends = config.sends
-        self._receives = config.receives
+        self._on_hold = config.on_hold
         if old is None or (old.remote_host, old.remote_port) != (
             config.remote_host,
             config.remote_port,
         ):
             self.remote = (config.remote_host, config.remote_port)
             self.latch.expect(config.remote_host, config.remote_port)
-        if old is None or not old.receives:
+        if old is None or old.on_hold:
             self.last_rx = now  # the inactivity timer starts (again) now
         self._timed_out = False
 
@@ -250,15 +250,21 @@ class MediaStream:
         if 192 <= data[1] <= 223:  # RFC 5761 §4: RTCP multiplexed on the RTP port
             self.receive_rtcp(data, now)
             return None
+        pt = data[1] & 0x7F
+        if pt != self._pt and pt != self._te_pt and pt != COMFORT_NOISE_PT:
+            self._drop("payload_type")
+            return None
         latch = self.latch
         if addr != latch.address and not self._accept_address(addr, now):
             self._drop("source")
             return None
-        pt = data[1] & 0x7F
         seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
-        if ssrc != latch.ssrc and not self._accept_ssrc(ssrc, now):
-            self._drop("ssrc")
-            return None
+        if ssrc != latch.ssrc:
+            if not self._accept_ssrc(ssrc, now):
+                self._drop("ssrc")
+                return None
+        elif latch.candidate is not None:
+            latch.keep_current()  # the switch needs consecutive packets of the new SSRC
         payload = data[12:]
         if data[0] & 0x3F:  # padding, extension or CSRCs: take the slow, checked path
             try:
@@ -273,10 +279,7 @@ class MediaStream:
             return self._audio(seq, ts, ssrc, payload)
         if pt == self._te_pt:
             return self._telephone_event(seq, ts, ssrc, payload, data[1] & 0x80 != 0, now)
-        if pt == COMFORT_NOISE_PT:
-            return None
-        self._drop("payload_type")
-        return None
+        return None  # comfort noise (RFC 3389): the peer is there, silent
 
     def _drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
@@ -409,9 +412,9 @@ class MediaStream:
     def check_timeout(self, now: float, timeout: float) -> None:
         """Report ``RtpTimedOut`` once when nothing arrived for ``timeout`` s (0: never).
 
-        Suspended while we expect no RTP (the peer put us on hold with sendonly/inactive).
+        Suspended while the stream is on hold (any direction but sendrecv, RFC 3264 §8.4).
         """
-        if timeout <= 0 or not self._receives or self._timed_out or self.config is None:
+        if timeout <= 0 or self._on_hold or self._timed_out or self.config is None:
             return
         idle = now - self.last_rx
         if idle >= timeout:

@@ -1,0 +1,392 @@
+"""Tests for the media engine (callserver.media.engine) on real UDP sockets on 127.0.0.1.
+
+Each test starts an engine on a random RTP port range below the kernel's ephemeral range
+(the engine skips ports already taken, as tests run in parallel) and talks to it from plain
+test sockets. Every wait is bounded by ``asyncio.timeout``; assertions are on counts and
+contents, never on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gc
+import random
+import socket
+import warnings
+import wave
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from callserver.media import g711
+from callserver.media.engine import MediaEngine, PortsExhausted
+from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RtpTimedOut
+from callserver.media.negotiated import StreamConfig
+from callserver.media.rtp import RtpPacket
+from callserver.media.settings import MediaSettings
+from callserver.media.stream import MediaStream
+from callserver.media.tones import dtmf_tone, sine
+
+HOST = "127.0.0.1"
+WAIT = 5.0
+
+
+class Sink:
+    """Collects the engine's events and lets a test wait for one kind."""
+
+    def __init__(self) -> None:
+        self.events: list[MediaEvent] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: MediaEvent) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    def of(self, kind: type) -> list[MediaEvent]:
+        """The events of ``kind`` so far."""
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(self, kind: type) -> MediaEvent:
+        """The first event of ``kind``, waiting for it if need be."""
+        while not self.of(kind):
+            self._changed.clear()
+            await self._changed.wait()
+        return self.of(kind)[0]
+
+
+class Peer:
+    """A test socket playing the far end of a stream."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.setblocking(False)
+        self.address: tuple[str, int] = self.sock.getsockname()
+        self.seq = 0
+
+    def config(self, codec: str = "PCMU", te: int | None = 101) -> StreamConfig:
+        """The negotiated stream towards this socket."""
+        return StreamConfig(
+            codec=codec,
+            payload_type=g711.PAYLOAD_TYPES[codec],
+            telephone_event_pt=te,
+            remote_host=HOST,
+            remote_port=self.address[1],
+        )
+
+    def send(self, stream: MediaStream, payload: bytes, pt: int = 0) -> None:
+        """One RTP packet carrying ``payload`` to the stream's port."""
+        self.seq += 1
+        packet = RtpPacket(
+            payload_type=pt, sequence_number=self.seq, timestamp=160 * self.seq, ssrc=0x1234,
+            payload=payload,
+        )  # fmt: skip
+        self.sock.sendto(packet.serialize(), (HOST, stream.port))
+
+    async def send_paced(self, stream: MediaStream, payload: bytes, pt: int = 0) -> None:
+        """``payload`` in 20 ms packets, one every 20 ms as a phone would send them."""
+        for at in range(0, len(payload), 160):
+            self.send(stream, payload[at : at + 160], pt)
+            await asyncio.sleep(0.02)
+
+    async def receive(self) -> RtpPacket:
+        """The next RTP packet that arrives (RTCP is sent to port + 1, never here)."""
+        data = await asyncio.get_running_loop().sock_recv(self.sock, 2048)
+        return RtpPacket.parse(data)
+
+    async def receive_until(self, done: Callable[[list[RtpPacket]], bool]) -> list[RtpPacket]:
+        """Packets until ``done(packets)`` holds."""
+        packets: list[RtpPacket] = []
+        while not done(packets):
+            packets.append(await self.receive())
+        return packets
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+
+def port_range(span: int = 200) -> tuple[int, int]:
+    """A random even-started range of ``span`` ports below the ephemeral range."""
+    low = random.randrange(12000, 32000 - span, 2)
+    return low, low + span
+
+
+def free_port_pair() -> int:
+    """An even port that, with the next one, can be bound now."""
+    while True:
+        port = random.randrange(12000, 32000, 2)
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        try:
+            for offset, sock in enumerate(socks):
+                sock.bind((HOST, port + offset))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def settings_for(low: int, high: int, **overrides: object) -> MediaSettings:
+    """Media settings with the given port range (ptime 20)."""
+    return MediaSettings(rtp_port_min=low, rtp_port_max=high, ptime=20, **overrides)
+
+
+def can_bind(port: int) -> bool:
+    """Whether the test can bind ``port`` on 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            assert exc.errno == errno.EADDRINUSE
+            return False
+        return True
+
+
+@pytest.fixture
+def sink() -> Sink:
+    """The engine's event sink."""
+    return Sink()
+
+
+@pytest.fixture
+async def engine(sink: Sink) -> AsyncIterator[MediaEngine]:
+    """A started engine on a random port range; stopped afterwards."""
+    media = MediaEngine(settings_for(*port_range()), bind_host=HOST, sink=sink)
+    await media.start()
+    yield media
+    await media.stop()
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    """A test peer socket."""
+    far = Peer()
+    yield far
+    far.close()
+
+
+def tone(hz: float, ms: int, codec: str = "PCMU") -> bytes:
+    """A sine encoded with ``codec``."""
+    return g711.encode(codec, sine(hz, ms))
+
+
+def peak_hz(samples: npt.NDArray[np.int16]) -> float:
+    """The frequency of the strongest FFT bin at 8 kHz."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    return float(np.fft.rfftfreq(len(samples), 1 / 8000)[spectrum.argmax()])
+
+
+async def wait_until(check: Callable[[], bool]) -> None:
+    """Poll ``check`` every 10 ms until it holds (the caller bounds the wait)."""
+    while True:
+        if check():
+            return
+        await asyncio.sleep(0.01)
+
+
+# -- streams and ports ---------------------------------------------------------------------------
+
+
+async def test_open_stream_binds_an_even_port_and_the_next(engine: MediaEngine) -> None:
+    """open_stream holds an even RTP port in the range and the RTCP port after it."""
+    stream = engine.open_stream()
+    low, high = engine.settings.rtp_port_min, engine.settings.rtp_port_max
+    assert stream.port % 2 == 0
+    assert low <= stream.port < stream.port + 1 <= high
+    assert not can_bind(stream.port)
+    assert not can_bind(stream.port + 1)
+    stats = engine.statistics()
+    assert (stats.streams, stats.ports_in_use) == (1, 1)
+
+
+async def test_close_stream_releases_the_ports(engine: MediaEngine) -> None:
+    """After close_stream both ports can be bound again and the counters drop to zero."""
+    stream = engine.open_stream()
+    engine.close_stream(stream)
+    assert can_bind(stream.port)
+    assert can_bind(stream.port + 1)
+    stats = engine.statistics()
+    assert (stats.streams, stats.ports_in_use) == (0, 0)
+    assert engine.close_stream(stream) is None  # twice is harmless
+
+
+async def test_ports_exhausted_with_a_two_port_range(sink: Sink) -> None:
+    """A two-port range serves one stream; the second raises PortsExhausted until it closes."""
+    port = free_port_pair()
+    media = MediaEngine(settings_for(port, port + 1), bind_host=HOST, sink=sink)
+    await media.start()
+    try:
+        stream = media.open_stream()
+        assert stream.port == port
+        with pytest.raises(PortsExhausted):
+            media.open_stream()
+        media.close_stream(stream)
+        assert media.open_stream().port == port
+    finally:
+        await media.stop()
+
+
+async def test_refused_rtcp_port_closes_the_rtp_socket(sink: Sink) -> None:
+    """When port + 1 is taken, the RTP socket already bound for the pair is closed, not leaked."""
+    port = free_port_pair()
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind((HOST, port + 1))
+    media = MediaEngine(settings_for(port, port + 1), bind_host=HOST, sink=sink)
+    await media.start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(PortsExhausted):
+                media.open_stream()
+            gc.collect()
+        leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        assert leaked == []
+        assert can_bind(port)
+    finally:
+        blocker.close()
+        await media.stop()
+
+
+async def test_closing_a_bridged_stream_unbridges_its_peer(engine: MediaEngine) -> None:
+    """Closing one side of a bridge leaves the other unbridged, sending on its own again."""
+    a, b = engine.open_stream(), engine.open_stream()
+    engine.bridge(a, b)
+    engine.close_stream(a)
+    assert (a.peer, b.peer) == (None, None)
+
+
+# -- sending ------------------------------------------------------------------------------------
+
+
+async def test_playback_reaches_the_peer(engine: MediaEngine, sink: Sink, peer: Peer) -> None:
+    """A configured stream sends 20 ms packets to the peer carrying the played payload."""
+    stream = engine.open_stream()
+    engine.configure(stream, peer.config())
+    payload = bytes(range(1, 161)) * 3 + bytes(range(1, 101))  # 3.625 frames
+    last = payload[480:] + b"\xff" * 60  # padded with PCMU silence
+    async with asyncio.timeout(WAIT):
+        await peer.receive()  # silence is flowing
+        engine.play(stream, payload)
+        packets = await peer.receive_until(lambda got: bool(got) and got[-1].payload == last)
+        await sink.wait_for(PlaybackFinished)
+    assert {(len(p.payload), p.payload_type, p.ssrc) for p in packets} == {(160, 0, stream.ssrc)}
+    joined = b"".join(p.payload for p in packets)
+    assert joined.endswith(payload + b"\xff" * 60)
+    assert [p.sequence_number - packets[0].sequence_number for p in packets] == list(
+        range(len(packets))
+    )
+    (finished,) = sink.of(PlaybackFinished)
+    assert isinstance(finished, PlaybackFinished)
+    assert (finished.stream_id, finished.interrupted) == (stream.stream_id, False)
+    stats = engine.statistics()
+    assert stats.packets_sent >= len(packets) + 1
+    assert stats.clock.ticks >= len(packets) + 1
+
+
+async def test_malformed_packets_are_counted_and_harmless(engine: MediaEngine, peer: Peer) -> None:
+    """Short, wrong-version and oversized datagrams are counted as drops; RTP still flows."""
+    stream = engine.open_stream()
+    engine.configure(stream, peer.config())
+    target = (HOST, stream.port)
+    peer.sock.sendto(b"\x80\x00\x01", target)
+    peer.sock.sendto(b"\x40" + bytes(171), target)
+    peer.sock.sendto(b"\x80" + bytes(1600), target)
+    async with asyncio.timeout(WAIT):
+        await wait_until(lambda: sum(engine.statistics().drops.values()) == 3)
+        peer.send(stream, b"\xff" * 160)
+        await wait_until(lambda: engine.statistics().packets_received == 1)
+        packets = await peer.receive_until(lambda got: len(got) == 3)
+    assert engine.statistics().drops == {"short": 1, "version": 1, "oversized": 1}
+    assert {p.ssrc for p in packets} == {stream.ssrc}
+    assert stream.remote == peer.address
+
+
+async def test_bridge_relays_transcoded_audio(engine: MediaEngine) -> None:
+    """Audio sent by peer A to stream A (PCMU) arrives at peer B from stream B as PCMA."""
+    peer_a, peer_b = Peer(), Peer()
+    try:
+        a, b = engine.open_stream(), engine.open_stream()
+        engine.configure(a, peer_a.config("PCMU"))
+        engine.configure(b, peer_b.config("PCMA"))
+        engine.bridge(a, b)
+        payload = tone(440.0, 200)
+        expected = [
+            g711.transcode(payload[at : at + 160], "PCMU", "PCMA") for at in range(0, 1600, 160)
+        ]
+        async with asyncio.timeout(WAIT):
+            for at in range(0, len(payload), 160):
+                peer_a.send(a, payload[at : at + 160])
+            silence = g711.encode("PCMA", np.zeros(160, dtype=np.int16))
+
+            def relayed(got: list[RtpPacket]) -> list[RtpPacket]:
+                return [p for p in got if p.payload != silence]
+
+            packets = relayed(await peer_b.receive_until(lambda got: len(relayed(got)) == 10))
+        assert [p.payload for p in packets] == expected
+        assert {(p.ssrc, p.payload_type) for p in packets} == {(b.ssrc, 8)}
+        assert [(p.timestamp - packets[0].timestamp) % 2**32 for p in packets] == list(
+            range(0, 1600, 160)
+        )
+    finally:
+        peer_a.close()
+        peer_b.close()
+
+
+# -- receiving ----------------------------------------------------------------------------------
+
+
+async def test_rtp_timeout_reaches_the_sink(sink: Sink, peer: Peer) -> None:
+    """With rtp_timeout 0.3 s and nothing received, RtpTimedOut reaches the sink once."""
+    media = MediaEngine(settings_for(*port_range(), rtp_timeout=0.3), bind_host=HOST, sink=sink)
+    await media.start()
+    try:
+        stream = media.open_stream()
+        media.configure(stream, peer.config())
+        async with asyncio.timeout(WAIT):
+            event = await sink.wait_for(RtpTimedOut)
+        assert isinstance(event, RtpTimedOut)
+        assert event.stream_id == stream.stream_id
+        assert event.idle >= 0.3
+    finally:
+        await media.stop()
+
+
+async def test_recording_a_tone(engine: MediaEngine, peer: Peer, tmp_path: Path) -> None:
+    """1.5 s of a 1 kHz tone from the peer is recorded to an 8 kHz mono 16-bit WAV."""
+    stream = engine.open_stream()
+    engine.configure(stream, peer.config())
+    path = tmp_path / "rec" / "tone.wav"
+    engine.record(stream, path)
+    async with asyncio.timeout(WAIT + 2):
+        await peer.send_paced(stream, tone(1000.0, 1500))
+        await wait_until(lambda: engine.statistics().packets_received == 75)
+        ticks = engine.statistics().clock.ticks
+        await wait_until(lambda: engine.statistics().clock.ticks >= ticks + 3)  # decode the rest
+    result = engine.stop_recording(stream)
+    assert result is not None and result.path == path and path.exists()
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    assert len(samples) >= 1.5 * 8000
+    assert abs(peak_hz(samples) - 1000) <= 5
+
+
+async def test_inband_dtmf_reported_once(engine: MediaEngine, sink: Sink, peer: Peer) -> None:
+    """Without telephone-event, a DTMF tone in the audio gives one DtmfReceived(inband)."""
+    stream = engine.open_stream()
+    engine.configure(stream, peer.config(te=None))
+    audio = np.concatenate([dtmf_tone("7", 120), np.zeros(1600 * 2, dtype=np.int16)])
+    async with asyncio.timeout(WAIT):
+        await peer.send_paced(stream, g711.encode("PCMU", audio))
+        await sink.wait_for(DtmfReceived)
+        ticks = engine.statistics().clock.ticks
+        await wait_until(lambda: engine.statistics().clock.ticks >= ticks + 10)
+    (digit,) = sink.of(DtmfReceived)
+    assert isinstance(digit, DtmfReceived)
+    assert (digit.stream_id, digit.digit, digit.source) == (stream.stream_id, "7", "inband")

@@ -1,0 +1,593 @@
+"""Tests for one RTP stream's sans-IO state (callserver.media.stream; RFC 3550, 4733, 4961).
+
+No sockets: streams are built directly and driven with ``configure``, ``next_packet`` and
+``receive`` at fake ``now`` values.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callserver.media import g711
+from callserver.media.dtmf import DIGITS
+from callserver.media.events import DtmfReceived, PlaybackFinished, RtpTimedOut
+from callserver.media.negotiated import StreamConfig
+from callserver.media.rtcp import (
+    ReceiverReport,
+    SenderReport,
+    build_compound,
+    ntp_middle32,
+    ntp_timestamp,
+    parse_compound,
+)
+from callserver.media.rtp import RtpPacket
+from callserver.media.stream import MediaStream
+from callserver.media.tones import DTMF_FREQUENCIES
+
+OUR_SSRC = 0x0A0B0C0D
+PEER = ("192.0.2.10", 40000)
+PEER_SSRC = 0x55667788
+PT = {"PCMU": 0, "PCMA": 8}
+TE = 101
+
+
+def make_stream(
+    codec: str = "PCMU", te: int | None = TE, *, direction: str = "sendrecv",
+    symmetric: bool = True, timestamp: int = 0xFFFFFF00,
+) -> MediaStream:  # fmt: skip
+    """Stream 1 configured at now=0 towards PEER (sequence and timestamp about to wrap)."""
+    stream = MediaStream(
+        1, 20000, ssrc=OUR_SSRC, sequence=65534, timestamp=timestamp, symmetric=symmetric
+    )
+    stream.configure(config(codec, te, direction=direction), 0.0)
+    return stream
+
+
+def config(
+    codec: str = "PCMU", te: int | None = TE, *, direction: str = "sendrecv"
+) -> StreamConfig:
+    """The negotiated stream towards PEER."""
+    return StreamConfig(
+        codec=codec, payload_type=PT[codec], telephone_event_pt=te,
+        remote_host=PEER[0], remote_port=PEER[1], direction=direction,
+    )  # fmt: skip
+
+
+def rtp(
+    seq: int, ts: int, *, pt: int = 0, ssrc: int = PEER_SSRC, payload: bytes = b"\xff" * 160
+) -> bytes:
+    """An RTP packet from the peer."""
+    return RtpPacket(
+        payload_type=pt, sequence_number=seq, timestamp=ts, ssrc=ssrc, payload=payload
+    ).serialize()
+
+
+def event_payload(digit: str, duration: int, *, end: bool = False) -> bytes:
+    """A telephone-event payload (RFC 4733 §2.3) built by hand."""
+    return struct.pack("!BBH", DIGITS.index(digit), (0x80 if end else 0) | 10, duration)
+
+
+def key_press(digit: str, seq: int, ts: int) -> list[bytes]:
+    """One key press: three updates, then the end packet three times (RFC 4733 §2.5.1.4)."""
+    durations = [(160, False), (320, False), (480, False), (640, True), (640, True), (640, True)]
+    return [
+        rtp(seq + i, ts, pt=TE, payload=event_payload(digit, d, end=e))
+        for i, (d, e) in enumerate(durations)
+    ]
+
+
+def sent(stream: MediaStream, ticks: range | list[int], now: float = 0.0) -> list[RtpPacket]:
+    """The packets the stream sends on ``ticks``, parsed (every tick must send one)."""
+    out = []
+    for tick in ticks:
+        data = stream.next_packet(tick, now + tick * 0.02)
+        assert data is not None
+        out.append(RtpPacket.parse(data))
+    return out
+
+
+def feed(stream: MediaStream, packets: list[bytes], *, start: float = 1.0) -> float:
+    """Deliver ``packets`` from PEER 20 ms apart; returns the last ``now``."""
+    now = start
+    for data in packets:
+        now += 0.02
+        assert stream.receive(data, PEER, now) is None
+    return now
+
+
+def dominant_frequencies(samples: np.ndarray) -> tuple[float, float]:
+    """The strongest frequency below and above 1100 Hz (FFT, 8 kHz)."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    freqs = np.fft.rfftfreq(len(samples), 1 / 8000)
+    low = freqs < 1100
+    return float(freqs[low][spectrum[low].argmax()]), float(freqs[~low][spectrum[~low].argmax()])
+
+
+# -- sending ------------------------------------------------------------------------------------
+
+
+def test_sent_headers() -> None:
+    """Version 2, the codec's PT, marker on the first only, seq + 1 and ts + 160 across the wrap."""
+    stream = make_stream()
+    raw = [stream.next_packet(tick, tick * 0.02) for tick in range(5)]
+    assert all(data is not None and data[0] == 0x80 for data in raw)  # V=2, no P/X/CC
+    packets = [RtpPacket.parse(data) for data in raw if data is not None]
+    assert [p.marker for p in packets] == [True, False, False, False, False]
+    assert {p.payload_type for p in packets} == {0}
+    assert {p.ssrc for p in packets} == {OUR_SSRC}
+    assert [p.sequence_number for p in packets] == [65534, 65535, 0, 1, 2]
+    assert [p.timestamp for p in packets] == [(0xFFFFFF00 + 160 * i) % 2**32 for i in range(5)]
+
+
+def test_tick_gap_is_a_timestamp_gap() -> None:
+    """Skipped ticks leave a timestamp gap of 160 per tick but no sequence gap."""
+    packets = sent(make_stream(timestamp=1000), [3, 4, 9])
+    assert [p.timestamp for p in packets] == [1000 + 480, 1000 + 640, 1000 + 1440]
+    assert [p.sequence_number for p in packets] == [65534, 65535, 0]
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_idle_stream_sends_silence(codec: str) -> None:
+    """With nothing to play, each packet carries 160 samples of the codec's encoded zero."""
+    packets = sent(make_stream(codec), range(3))
+    silence = g711.encode(codec, np.zeros(160, dtype=np.int16))
+    assert [p.payload for p in packets] == [silence] * 3
+    assert {p.payload_type for p in packets} == {PT[codec]}
+
+
+def test_not_configured_sends_nothing() -> None:
+    """A stream that has not been configured sends no packet."""
+    stream = MediaStream(1, 20000, ssrc=1, sequence=0, timestamp=0)
+    assert stream.next_packet(1, 0.02) is None
+
+
+# -- playback -----------------------------------------------------------------------------------
+
+
+def test_playback_frames_and_one_finished_event() -> None:
+    """Frames are the payload's slices, the last padded; PlaybackFinished comes once, on time."""
+    stream = make_stream()
+    payload = bytes(range(200)) * 2
+    stream.play(payload, 0.0)
+    packets = sent(stream, range(1, 6))
+    assert [p.payload for p in packets] == [
+        payload[:160],
+        payload[160:320],
+        payload[320:] + b"\xff" * 80,
+        b"\xff" * 160,
+        b"\xff" * 160,
+    ]
+    assert stream.events == [PlaybackFinished(stream_id=1, interrupted=False, rtime=0.06)]
+    assert not stream.playing
+
+
+def test_looped_playback_wraps() -> None:
+    """A looped playback wraps round, including a payload shorter than one frame."""
+    stream = make_stream()
+    stream.play(b"\x01\x02\x03" * 20, 0.0, loop=True)  # 60 bytes
+    payloads = b"".join(p.payload for p in sent(stream, range(1, 6)))
+    assert payloads == (b"\x01\x02\x03" * 20 * 14)[:800]
+    assert stream.events == []
+    assert stream.playing
+
+
+def test_play_while_playing_interrupts() -> None:
+    """A new playback ends the current one with PlaybackFinished(interrupted=True)."""
+    stream = make_stream()
+    stream.play(b"\x11" * 1600, 0.0)
+    sent(stream, [1])
+    stream.play(b"\x22" * 160, 0.5)
+    assert stream.events == [PlaybackFinished(stream_id=1, interrupted=True, rtime=0.5)]
+    assert sent(stream, [2])[0].payload == b"\x22" * 160
+
+
+def test_stop_playback() -> None:
+    """stop_playback reports an interrupted playback; with none playing it reports nothing."""
+    stream = make_stream()
+    stream.stop_playback(0.1)
+    stream.play(b"\x11" * 1600, 0.2)
+    stream.stop_playback(0.3)
+    assert stream.events == [PlaybackFinished(stream_id=1, interrupted=True, rtime=0.3)]
+    assert sent(stream, [1])[0].payload == b"\xff" * 160
+
+
+@pytest.mark.parametrize("barge_in", [True, False])
+def test_barge_in(barge_in: bool) -> None:
+    """An RFC 4733 digit stops a barge-in playback and leaves a plain one playing."""
+    stream = make_stream()
+    payload = bytes(range(160)) * 10
+    stream.play(payload, 0.0, barge_in=barge_in)
+    sent(stream, [1])
+    now = feed(stream, key_press("7", 100, 8000))
+    kinds = [type(e) for e in stream.events]
+    frame = sent(stream, [2], now)[0].payload
+    if barge_in:
+        assert kinds == [PlaybackFinished, DtmfReceived]
+        finished, digit = stream.events
+        assert finished == PlaybackFinished(stream_id=1, interrupted=True, rtime=digit.rtime)
+        assert digit.rtime == pytest.approx(1.08)  # on the first end packet
+        assert frame == b"\xff" * 160
+    else:
+        assert kinds == [DtmfReceived]
+        assert frame == payload[160:320]
+
+
+def test_info_digit_barges_in() -> None:
+    """A digit reported from SIP INFO stops a barge-in playback too."""
+    stream = make_stream()
+    stream.play(b"\x11" * 1600, 0.0, barge_in=True)
+    stream.report_digit("#", "info", 0.5)
+    assert stream.events == [
+        PlaybackFinished(stream_id=1, interrupted=True, rtime=0.5),
+        DtmfReceived(stream_id=1, digit="#", source="info", rtime=0.5),
+    ]
+
+
+# -- DTMF out ------------------------------------------------------------------------------------
+
+
+def test_send_digit_as_rfc4733_events() -> None:
+    """A digit goes out as telephone-events: te PT, one timestamp, marker first, E on the last 3."""
+    stream = make_stream(timestamp=5000)
+    sent(stream, [0])
+    stream.send_digit("9", duration_ms=100)
+    events = sent(stream, range(1, 8))
+    assert {p.payload_type for p in events} == {TE}
+    assert {p.timestamp for p in events} == {5000 + 160}
+    assert [p.marker for p in events] == [True] + [False] * 6
+    fields = [struct.unpack("!BBH", p.payload) for p in events]
+    assert {code for code, _, _ in fields} == {9}
+    assert [bool(flags & 0x80) for _, flags, _ in fields] == [False] * 4 + [True] * 3
+    assert [duration for _, _, duration in fields] == [160, 320, 480, 640, 800, 800, 800]
+    assert [p.sequence_number for p in events] == [65535, 0, 1, 2, 3, 4, 5]
+    after = sent(stream, [8])[0]
+    assert (after.payload_type, after.timestamp, after.marker) == (0, 5000 + 8 * 160, False)
+
+
+@pytest.mark.parametrize(("codec", "digit"), [("PCMU", "1"), ("PCMA", "#"), ("PCMU", "D")])
+def test_send_digit_in_band_without_telephone_event(codec: str, digit: str) -> None:
+    """Without telephone-event a digit is a Q.23 tone in the audio PT, then 40 ms of silence."""
+    stream = make_stream(codec, te=None)
+    stream.send_digit(digit, duration_ms=100)
+    packets = sent(stream, range(1, 9))
+    assert {p.payload_type for p in packets} == {PT[codec]}
+    samples = g711.decode(codec, b"".join(p.payload for p in packets[:5]))
+    low, high = dominant_frequencies(samples)
+    want_low, want_high = DTMF_FREQUENCIES[digit]
+    assert abs(low - want_low) <= 10
+    assert abs(high - want_high) <= 10
+    silence = g711.encode(codec, np.zeros(160, dtype=np.int16))
+    assert [p.payload for p in packets[5:]] == [silence] * 3
+
+
+def test_send_digit_rejects_a_non_key() -> None:
+    """send_digit raises ValueError for something that is not a DTMF key."""
+    with pytest.raises(ValueError):
+        make_stream(te=None).send_digit("x")
+
+
+# -- hold and inactivity ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("direction", "sends", "times_out"),
+    [
+        ("sendrecv", True, True),
+        ("sendonly", True, False),
+        ("recvonly", False, False),
+        ("inactive", False, False),
+    ],
+)
+def test_direction(direction: str, sends: bool, times_out: bool) -> None:
+    """Our direction decides whether we send; the RTP timeout runs only off hold (sendrecv)."""
+    stream = make_stream(direction=direction)
+    assert (stream.next_packet(1, 0.02) is not None) is sends
+    stream.check_timeout(100.0, 30.0)
+    assert stream.events == (
+        [RtpTimedOut(stream_id=1, idle=100.0, rtime=100.0)] if times_out else []
+    )
+
+
+def test_timeout_fires_once_and_received_audio_defers_it() -> None:
+    """Received RTP refreshes the timer; the timeout is reported once; 0 disables it."""
+    stream = make_stream()
+    assert stream.receive(rtp(1, 160), PEER, 10.0) is None
+    stream.check_timeout(10.0 + 29.9, 30.0)
+    stream.check_timeout(100.0, 0.0)
+    assert stream.events == []
+    stream.check_timeout(40.0, 30.0)
+    stream.check_timeout(41.0, 30.0)
+    assert stream.events == [RtpTimedOut(stream_id=1, idle=30.0, rtime=40.0)]
+
+
+def test_unhold_restarts_the_timer() -> None:
+    """Back from hold the inactivity timer counts from the re-INVITE, not the last packet."""
+    stream = make_stream()
+    stream.configure(config(direction="inactive"), 10.0)
+    assert stream.next_packet(1, 10.02) is None
+    stream.check_timeout(500.0, 30.0)
+    stream.configure(config(direction="sendrecv"), 500.0)
+    assert stream.next_packet(2, 500.02) is not None
+    stream.check_timeout(529.0, 30.0)
+    assert stream.events == []
+    stream.check_timeout(530.0, 30.0)
+    assert stream.events == [RtpTimedOut(stream_id=1, idle=30.0, rtime=530.0)]
+
+
+# -- receiving ------------------------------------------------------------------------------------
+
+OTHER = ("203.0.113.9", 5004)
+
+
+def receive_after_live_source(stream: MediaStream, data: bytes, addr: tuple[str, int]) -> None:
+    """Latch PEER with one packet at now=1.0, then deliver ``data`` from ``addr`` 20 ms later."""
+    assert stream.receive(rtp(1, 160), PEER, 1.0) is None
+    assert stream.receive(data, addr, 1.02) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x80\x00" + bytes(9), "short"),
+        (rtp(2, 320, payload=bytes(1489)), "oversized"),
+        (b"\x40" + rtp(2, 320)[1:], "version"),
+        (rtp(2, 320, pt=18), "payload_type"),
+        (rtp(2, 320, ssrc=0xDEAD), "ssrc"),
+        (b"\x8f" + rtp(2, 320, payload=bytes(8))[1:], "malformed"),  # 15 CSRCs, 8 bytes left
+        (rtp(2, 320, pt=TE, payload=b"\x01\x0a"), "malformed"),  # telephone-event too short
+    ],
+)
+def test_drop_reasons(data: bytes, reason: str) -> None:
+    """Each kind of bad packet is dropped and counted under its reason, and reports nothing."""
+    stream = make_stream()
+    receive_after_live_source(stream, data, PEER)
+    assert stream.drops == {reason: 1}
+    assert stream.events == []
+
+
+def test_oversized_limit_is_1500_bytes() -> None:
+    """A 1500-byte packet is taken; 1501 bytes is oversized."""
+    stream = make_stream()
+    receive_after_live_source(stream, rtp(2, 320, payload=bytes(1488)), PEER)
+    stream.receive(rtp(3, 480, payload=bytes(1489)), PEER, 1.04)
+    assert stream.drops == {"oversized": 1}
+    assert stream.packets_received == 2
+
+
+def test_rfc4733_one_digit_per_key_press() -> None:
+    """Two key presses with triple end packets give exactly two DtmfReceived events."""
+    stream = make_stream()
+    now = feed(stream, key_press("5", 10, 8000) + key_press("5", 16, 8800))
+    assert [(e.digit, e.source) for e in stream.events] == [("5", "rfc4733")] * 2  # type: ignore[union-attr]
+    stream.expire_dtmf(now + 5.0)
+    assert len(stream.events) == 2
+    assert stream.drops == {}
+
+
+def test_rfc4733_lost_end_is_reported_on_expiry() -> None:
+    """A key press whose end packets were all lost is reported by expire_dtmf."""
+    stream = make_stream()
+    now = feed(stream, key_press("3", 10, 8000)[:3])
+    stream.expire_dtmf(now + 0.01)
+    assert stream.events == []
+    stream.expire_dtmf(now + 0.5)
+    assert stream.events == [
+        DtmfReceived(stream_id=1, digit="3", source="rfc4733", rtime=now + 0.5)
+    ]
+
+
+def test_comfort_noise_is_accepted_silently() -> None:
+    """Comfort noise (PT 13, RFC 3389) is neither dropped nor reported, and refreshes the timer."""
+    stream = make_stream()
+    stream.receive(rtp(1, 160, pt=13, payload=b"\x40"), PEER, 7.0)
+    assert stream.drops == {}
+    assert stream.events == []
+    assert stream.last_rx == 7.0
+
+
+# -- RTCP -----------------------------------------------------------------------------------------
+
+
+def peer_sr(ntp: int = 0xE1234567_89ABCDEF) -> bytes:
+    """A compound SR + SDES from the peer's SSRC."""
+    report = SenderReport(
+        ssrc=PEER_SSRC, ntp_timestamp=ntp, rtp_timestamp=0, packet_count=5, octet_count=800
+    )
+    return build_compound(report, "peer@example")
+
+
+def test_rtcp_multiplexed_on_the_rtp_port() -> None:
+    """An RTCP packet (PT 200) on the RTP path goes to the RTCP side, not the audio path."""
+    stream = make_stream()
+    receive_after_live_source(stream, peer_sr(), PEER)
+    assert stream.rtcp.received == 1
+    assert stream.packets_received == 1
+    assert stream.drops == {}
+    stream.receive(b"\x80\xc8\x00\x09" + bytes(12), PEER, 1.1)  # SR claiming 40 bytes, has 16
+    assert stream.drops == {"rtcp_malformed": 1}
+
+
+def test_rtcp_report_rr_before_sending_then_sr() -> None:
+    """Before we send the report is an RR without blocks; after sending, an SR with our counts."""
+    stream = make_stream(timestamp=1000)
+    (rr,) = parse_compound(stream.rtcp_report(1.0, 1_700_000_000.0))
+    assert rr == ReceiverReport(ssrc=OUR_SSRC)
+    sent(stream, range(1, 4))
+    (sr,) = parse_compound(stream.rtcp_report(1.0, 1_700_000_000.0))
+    assert isinstance(sr, SenderReport)
+    assert (sr.ssrc, sr.packet_count, sr.octet_count) == (OUR_SSRC, 3, 480)
+    assert sr.rtp_timestamp == 1000 + 3 * 160
+    assert sr.ntp_timestamp == ntp_timestamp(1_700_000_000.0)
+    assert sr.reports == ()
+
+
+def test_rtcp_report_block_after_receiving() -> None:
+    """Once packets arrived the report has a block on the peer: highest seq, loss, LSR/DLSR."""
+    stream = make_stream()
+    now = feed(stream, [rtp(seq, 160 * seq) for seq in range(10) if seq != 5])
+    stream.receive_rtcp(peer_sr(), now)
+    (rr,) = parse_compound(stream.rtcp_report(now + 0.5, 1_700_000_000.0))
+    assert isinstance(rr, ReceiverReport)
+    (block,) = rr.reports
+    assert (block.ssrc, block.highest_sequence, block.cumulative_lost) == (PEER_SSRC, 9, 1)
+    assert block.last_sr == ntp_middle32(0xE1234567_89ABCDEF)
+    assert block.delay_since_last_sr == 32768  # 0.5 s in 1/65536 s
+
+
+# -- bridging -------------------------------------------------------------------------------------
+
+PEER_B = ("192.0.2.20", 42000)
+B_SSRC = 0x0B0B0B0B
+
+
+def bridged(b_te: int | None = 96) -> tuple[MediaStream, MediaStream]:
+    """A (PCMU, te 101) and B (PCMA) bridged, both having sent two packets of their own."""
+    a = make_stream("PCMU", TE, timestamp=1000)
+    b = MediaStream(2, 20002, ssrc=B_SSRC, sequence=300, timestamp=70000)
+    b.configure(replace(config("PCMA", b_te), remote_host=PEER_B[0], remote_port=PEER_B[1]), 0.0)
+    sent(a, [1, 2])
+    sent(b, [1, 2])
+    a.peer, b.peer = b, a
+    return a, b
+
+
+def relay(a: MediaStream, packets: list[bytes], start: float = 1.0) -> list[RtpPacket]:
+    """Deliver ``packets`` to A from PEER; return what A relays, all on B's socket, parsed."""
+    out = []
+    for i, data in enumerate(packets):
+        result = a.receive(data, PEER, start + 0.02 * i)
+        assert result is not None and result[0] is a.peer
+        out.append(RtpPacket.parse(result[1]))
+    return out
+
+
+def test_bridged_streams_do_not_send_their_own_packets() -> None:
+    """While bridged neither side sends on its own tick; unbridged, B sends again."""
+    a, b = bridged()
+    assert a.next_packet(3, 0.06) is None
+    assert b.next_packet(3, 0.06) is None
+    a.peer = b.peer = None
+    assert b.next_packet(4, 0.08) is not None
+
+
+def test_bridged_audio_is_transcoded_and_restamped() -> None:
+    """A's PCMU audio leaves on B as PCMA with B's SSRC, PT, sequence and a fixed ts offset."""
+    a, b = bridged()
+    a.next_packet(5, 0.1)
+    b.next_packet(5, 0.1)
+    payloads = [bytes((i * 37 + k) % 256 for k in range(160)) for i in range(4)]
+    src_ts = [0xFFFFFF00 + 160 * i for i in range(4)]
+    out = relay(a, [rtp(50 + i, src_ts[i] % 2**32, payload=p) for i, p in enumerate(payloads)])
+    assert [p.payload for p in out] == [g711.transcode(p, "PCMU", "PCMA") for p in payloads]
+    assert {(p.ssrc, p.payload_type) for p in out} == {(B_SSRC, 8)}
+    assert [p.marker for p in out] == [True, False, False, False]
+    assert [p.sequence_number for p in out] == [302, 303, 304, 305]
+    assert out[0].timestamp == b.timestamp(5)
+    assert [(p.timestamp - out[0].timestamp) % 2**32 for p in out] == [0, 160, 320, 480]
+
+
+def test_bridged_audio_back_from_b_to_a() -> None:
+    """B's PCMA audio reaches A as PCMU."""
+    a, b = bridged()
+    payload = bytes(range(160))
+    result = b.receive(rtp(7, 700, pt=8, payload=payload), PEER_B, 1.0)
+    assert result is not None and result[0] is a
+    packet = RtpPacket.parse(result[1])
+    assert (packet.ssrc, packet.payload_type) == (OUR_SSRC, 0)
+    assert packet.payload == g711.transcode(payload, "PCMA", "PCMU")
+
+
+def test_telephone_event_relayed_with_b_payload_type() -> None:
+    """A's RFC 4733 key press leaves on B with B's te PT; A reports the digit once."""
+    a, b = bridged(b_te=96)
+    out = relay(a, key_press("4", 30, 9000))
+    assert {p.payload_type for p in out} == {96}
+    assert [p.payload for p in out] == [
+        p.payload for p in map(RtpPacket.parse, key_press("4", 30, 9000))
+    ]
+    assert len({p.timestamp for p in out}) == 1
+    assert [e.digit for e in a.events] == ["4"]  # type: ignore[union-attr]
+    assert b.events == []
+
+
+def test_telephone_event_becomes_a_tone_when_b_has_none() -> None:
+    """Without telephone-event on B, A's key press is played to B as a Q.23 tone, once."""
+    a, b = bridged(b_te=None)
+    for i, data in enumerate(key_press("6", 30, 9000)):
+        assert a.receive(data, PEER, 1.0 + 0.02 * i) is None
+    packets = sent(b, range(3, 8))
+    assert {p.payload_type for p in packets} == {8}
+    low, high = dominant_frequencies(g711.decode("PCMA", b"".join(p.payload for p in packets)))
+    assert abs(low - 770) <= 10
+    assert abs(high - 1477) <= 10
+    sent(b, [8, 9])  # the 40 ms pause
+    assert b.next_packet(10, 0.2) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "b_te", "b_sends"),
+    [
+        ("inband", 96, "events"),
+        ("inband", None, None),
+        ("info", 96, "events"),
+        ("info", None, "tone"),
+    ],
+)
+def test_reported_digit_reaches_b(source: str, b_te: int | None, b_sends: str | None) -> None:
+    """An in-band or INFO digit on A is sent by B as RFC 4733 if B negotiated it, INFO as a tone."""
+    a, b = bridged(b_te=b_te)
+    a.report_digit("2", source, 1.0)  # type: ignore[arg-type]
+    packet = b.next_packet(3, 1.02)
+    if b_sends is None:
+        assert packet is None
+        return
+    assert packet is not None
+    parsed = RtpPacket.parse(packet)
+    if b_sends == "events":
+        assert (parsed.payload_type, parsed.marker, parsed.payload[0]) == (96, True, 2)
+    else:
+        assert parsed.payload_type == 8
+
+
+# -- robustness -----------------------------------------------------------------------------------
+
+ADDRESSES = st.one_of(
+    st.just(PEER),
+    st.sampled_from([OTHER, ("::1", 5004, 0, 0)]),
+    st.tuples(st.text(max_size=20), st.integers(0, 65535)),
+)
+DROP_REASONS = {"short", "oversized", "version", "source", "ssrc", "payload_type", "malformed"}
+HEADERS = st.builds(
+    lambda first, second, seq_ts, ssrc, payload: bytes([first, second]) + seq_ts + ssrc + payload,
+    st.sampled_from([0x80, 0x80, 0x81, 0x8F, 0x90, 0xA0, 0xB3, 0x40]),
+    st.sampled_from([0, 8, 13, TE, TE | 0x80, 0x80, 200, 201, 127]),
+    st.binary(min_size=6, max_size=6),
+    st.sampled_from([PEER_SSRC.to_bytes(4, "big"), b"\x00\x00\xbe\xef"]),
+    st.one_of(st.binary(max_size=8), st.binary(min_size=20, max_size=200)),
+)
+
+
+DATAGRAMS = st.tuples(st.one_of(st.binary(max_size=1600), HEADERS), ADDRESSES, st.floats(0.0, 1.5))
+
+
+@given(datagrams=st.lists(DATAGRAMS, min_size=1, max_size=30), bridge=st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_receive_never_raises(
+    datagrams: list[tuple[bytes, tuple[str, int], float]], bridge: bool
+) -> None:
+    """Arbitrary datagrams from arbitrary sources at any pace are taken or dropped, never raised."""
+    a, b = bridged() if bridge else (make_stream(), None)
+    now = 1.0
+    for data, addr, gap in datagrams:
+        now += gap
+        result = a.receive(data, addr, now)
+        assert result is None or (result[0] is b and isinstance(result[1], bytes))
+        a.expire_dtmf(now)
+        a.check_timeout(now, 1.0)
+    assert set(a.drops) <= DROP_REASONS | {"rtcp_malformed"}
