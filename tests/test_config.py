@@ -50,6 +50,10 @@ def test_shipped_config_loads_with_the_values_it_states() -> None:
             loaded = getattr(model, key)
             if key == "listen":
                 loaded = [str(address) for address in loaded]
+            elif isinstance(loaded, Path):
+                loaded = str(loaded)
+            elif hasattr(loaded, "model_dump"):
+                loaded = loaded.model_dump()
             assert loaded == value, f"{section}.{key}"
     for key in ("log_level", "log_format"):
         assert getattr(settings, key) == raw[key]

@@ -47,6 +47,7 @@ __all__ = ["MediaStream"]
 COMFORT_NOISE_PT = 13  # RFC 3389
 _MASK32 = 0xFFFFFFFF
 _SEQ_TS_SSRC = struct.Struct("!HII")
+_pack_header = HEADER.pack
 _DTMF_MUTE = 1.0  # seconds after a telephone-event during which in-band detection is muted
 
 
@@ -151,6 +152,31 @@ class MediaStream:
         self._tick = tick
         if not self._sends:
             return None
+        if self._dtmf_out or self._tone is not None or self.peer is not None or self.capture_tx:
+            return self._next_special_packet(tick, now)
+        # The common case, inline because the tick runs it for every stream 50 times a
+        # second: the next slice of the playback (or silence), header, done.
+        payload = self._silence
+        play = self._play
+        if play is not None:
+            end = play.position + self._frame
+            if end < len(play.payload):
+                payload = play.payload[play.position : end]
+                play.position = end
+            else:
+                payload = self._next_frame(now)
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        self.packets_sent += 1
+        self.octets_sent += self._frame
+        pt = self._pt
+        if self._marker:  # RFC 3551 §4.1: the first packet of a talkspurt
+            self._marker = False
+            pt |= 0x80
+        ts = (self._ts0 + tick * self._samples) & _MASK32
+        return _pack_header(0x80, pt, seq, ts, self.ssrc) + payload
+
+    def _next_special_packet(self, tick: int, now: float) -> bytes | None:
         if self._dtmf_out:
             packet = self._next_event_packet(tick)
             if packet is not None:
