@@ -9,9 +9,9 @@ carry one). Sans-IO: ``now`` and the wall clock come in as arguments.
 
 from __future__ import annotations
 
+from callserver.media.reception import ReceptionStats
 from callserver.media.rtcp import (
     ReceiverReport,
-    ReceptionStats,
     ReportBlock,
     SenderReport,
     build_compound,

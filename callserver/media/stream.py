@@ -82,6 +82,7 @@ class MediaStream:
         self.last_rx = 0.0
         self.packets_sent = self.octets_sent = self.packets_received = 0
         self.rtcp = RtcpSession(f"callserver-{stream_id}")
+        self._stats = self.rtcp.stats
         self.dtmf_rx = TelephoneEventReceiver()
         self._samples = 8 * ptime
         self._frame = self._samples  # G.711: one byte per sample
@@ -291,7 +292,7 @@ class MediaStream:
                 return None
         elif latch.candidate is not None:
             latch.keep_current()  # the switch needs consecutive packets of the new SSRC
-        payload = data[12:]
+        payload: bytes | None = None
         if data[0] & 0x3F:  # padding, extension or CSRCs: take the slow, checked path
             try:
                 payload = RtpPacket.parse(data).payload
@@ -300,10 +301,13 @@ class MediaStream:
                 return None
         self.packets_received += 1
         self.last_rx = now
-        self.rtcp.stats.update(seq, ts, int(now * 8000) & _MASK32)
+        self._stats.update(seq, ts, int(now * 8000) & _MASK32)
         if pt == self._pt:
-            return self._audio(seq, ts, ssrc, payload)
+            if not self.capture_rx and self.peer is None:
+                return None  # most streams: the caller's audio only proves it is there
+            return self._audio(seq, ts, ssrc, data[12:] if payload is None else payload)
         if pt == self._te_pt:
+            payload = data[12:] if payload is None else payload
             return self._telephone_event(seq, ts, ssrc, payload, data[1] & 0x80 != 0, now)
         return None  # comfort noise (RFC 3389): the peer is there, silent
 
@@ -319,7 +323,7 @@ class MediaStream:
     def _accept_ssrc(self, ssrc: int, now: float) -> bool:
         accepted = self.latch.accept_ssrc(ssrc, now, self.last_rx)
         if accepted is None:  # a new SSRC: a new source as far as statistics go
-            self.rtcp.reset()
+            self.rtcp.reset()  # resets the same ReceptionStats object in place
             self.rx_audio.extend(self._reorder.flush())
             self._reorder = ReorderBuffer(self._reorder_depth)
             return True

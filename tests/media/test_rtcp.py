@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callserver.media.reception import ReceptionStats
 from callserver.media.rtcp import (
     ReceiverReport,
-    ReceptionStats,
     ReportBlock,
     SenderReport,
     build_compound,
