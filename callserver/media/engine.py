@@ -198,7 +198,7 @@ class MediaEngine:
         self._ports.release(stream.port)
         self._closed_sent += stream.packets_sent
         self._closed_received += stream.packets_received
-        for reason, count in stream.drops.items():
+        for reason, count in _drops_of(stream).items():
             self._closed_drops[reason] = self._closed_drops.get(reason, 0) + count
         self._flush(stream)
         return result
@@ -255,7 +255,7 @@ class MediaEngine:
         """Counters over all streams, open and closed, and the clock's timing."""
         drops = dict(self._closed_drops)
         for entry in self._entries.values():
-            for reason, count in entry.stream.drops.items():
+            for reason, count in _drops_of(entry.stream).items():
                 drops[reason] = drops.get(reason, 0) + count
         streams = [e.stream for e in self._entries.values()]
         return MediaStatistics(
@@ -377,3 +377,9 @@ class MediaEngine:
                 self._sink(event)
             except Exception:
                 log.exception("media.sink_failed", stream_id=stream.stream_id)
+
+
+def _drops_of(stream: MediaStream) -> dict[str, int]:
+    """The stream's dropped packets by reason, with those too late for the reorder buffer."""
+    late = stream.late_packets
+    return {**stream.drops, "late": late} if late else stream.drops

@@ -99,7 +99,6 @@ class MediaStream:
         self.latch = SourceLatch(symmetric=symmetric)
         self._timed_out = False
         self._reorder = ReorderBuffer(reorder_depth)
-        self._reorder_depth = reorder_depth
         self._play: Playback | None = None
         self._dtmf_out: deque[TelephoneEventSender] = deque()
         self._dtmf_ts = 0
@@ -311,6 +310,11 @@ class MediaStream:
             return self._telephone_event(seq, ts, ssrc, payload, data[1] & 0x80 != 0, now)
         return None  # comfort noise (RFC 3389): the peer is there, silent
 
+    @property
+    def late_packets(self) -> int:
+        """Packets that came too late for the reorder buffer and were dropped (recording)."""
+        return self._reorder.late
+
     def _drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
 
@@ -325,7 +329,7 @@ class MediaStream:
         if accepted is None:  # a new SSRC: a new source as far as statistics go
             self.rtcp.reset()  # resets the same ReceptionStats object in place
             self.rx_audio.extend(self._reorder.flush())
-            self._reorder = ReorderBuffer(self._reorder_depth)
+            self._reorder.reset()
             return True
         return accepted
 

@@ -591,3 +591,14 @@ def test_receive_never_raises(
         a.expire_dtmf(now)
         a.check_timeout(now, 1.0)
     assert set(a.drops) <= DROP_REASONS | {"rtcp_malformed"}
+
+
+def test_reorder_buffer_puts_audio_in_order_and_counts_late_packets() -> None:
+    """Captured audio comes out in sequence order; a packet older than the buffer is counted."""
+    stream = make_stream()
+    stream.capture_rx = True
+    order = [1, 3, 2, *range(4, 20), 0]
+    for n, seq in enumerate(order):
+        stream.receive(rtp(100 + seq, 160 * seq, payload=bytes([seq]) * 160), PEER, 0.02 * n)
+    assert [frame[0] for frame in stream.rx_audio] == list(range(1, 20))
+    assert stream.late_packets == 1
