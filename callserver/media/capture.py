@@ -12,6 +12,7 @@ direction: the bridged peer's audio, or what we played to the caller.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,19 +165,20 @@ class AudioCapture:
 
 
 def _take_rx(stream: MediaStream) -> npt.NDArray[np.int16]:
-    if not stream.rx_audio:
-        return _EMPTY
-    payload = b"".join(stream.rx_audio)
-    stream.rx_audio.clear()
-    return g711.decode(stream.codec, payload)
+    return _take(stream.rx_audio, stream.codec)
 
 
 def _take_tx(stream: MediaStream) -> npt.NDArray[np.int16]:
-    if not stream.tx_audio:
+    return _take(stream.tx_audio, stream.codec)
+
+
+def _take(queue: deque[bytes], codec: str) -> npt.NDArray[np.int16]:
+    """Empty ``queue`` of payloads and return them decoded as one array."""
+    if not queue:
         return _EMPTY
-    payload = b"".join(stream.tx_audio)
-    stream.tx_audio.clear()
-    return g711.decode(stream.codec, payload)
+    payload = b"".join(queue)
+    queue.clear()
+    return g711.decode(codec, payload)
 
 
 def _mix_padded(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:

@@ -77,11 +77,8 @@ def _snr_db(reference: np.ndarray, received: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(ref**2) / max(np.sum(noise**2), 1e-9)))
 
 
-@pytest.mark.parametrize(("codec", "payload_type"), [("PCMU", 0), ("PCMA", 8)])
-def test_caller_hears_the_shipped_greeting(
-    sipp: str, tmp_path: Path, codec: str, payload_type: int
-) -> None:
-    """The RTP a SIPp caller receives decodes to the samples of prompts/en/greeting.wav."""
+def _listen(sipp: str, tmp_path: Path, payload_type: int, ms: int) -> tuple[RtpSink, ServerProcess]:
+    """One SIPp call offering ``payload_type`` whose RTP goes to a sink for ``ms``, then BYE."""
     server = start_server(tmp_path)
     sink = RtpSink()
     try:
@@ -89,14 +86,22 @@ def test_caller_hears_the_shipped_greeting(
             sipp,
             tmp_path,
             server.port,
-            *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", "1"),
+            *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", "1", "-d", str(ms)),
             *("-set", "rtp_port", str(sink.port), "-set", "codec", str(payload_type)),
-            *("-d", "2500"),
         )
     finally:
         sink.close()
         server.stop()
     assert result.returncode == 0, result.output[-2000:]
+    return sink, server
+
+
+@pytest.mark.parametrize(("codec", "payload_type"), [("PCMU", 0), ("PCMA", 8)])
+def test_caller_hears_the_shipped_greeting(
+    sipp: str, tmp_path: Path, codec: str, payload_type: int
+) -> None:
+    """The RTP a SIPp caller receives decodes to the samples of prompts/en/greeting.wav."""
+    sink, server = _listen(sipp, tmp_path, payload_type, 2500)
     received = g711.decode(codec, sink.audio(payload_type))
     expected = _wav_samples(PROMPTS / "en" / "greeting.wav")
     n = min(len(received), len(expected))
@@ -108,29 +113,20 @@ def test_caller_hears_the_shipped_greeting(
 
 
 def test_packets_leave_every_20_ms(sipp: str, tmp_path: Path) -> None:
-    """The server sends one packet per 20 ms with timestamps 160 apart and one SSRC."""
-    server = start_server(tmp_path)
-    sink = RtpSink()
-    try:
-        result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", "1"),
-            *("-set", "rtp_port", str(sink.port), "-set", "codec", "0"),
-            *("-d", "1500"),
-        )
-    finally:
-        sink.close()
-        server.stop()
-    assert result.returncode == 0, result.output[-2000:]
+    """One SSRC, sequence numbers +1, timestamps in steps of 160 samples (20 ms packets).
+
+    A step of a multiple of 160 is a tick the clock skipped after a stall (it resyncs rather
+    than bursting), which a loaded test machine may cause; sequence numbers never skip.
+    """
+    sink, _ = _listen(sipp, tmp_path, 0, 1500)
     headers = [_RTP.unpack_from(data) for _, data in sink.packets]
     assert len(headers) >= 50
     assert len({ssrc for *_, ssrc in headers}) == 1
     assert headers[0][1] & 0x80, "the first packet carries the marker bit"
     steps = {(b[3] - a[3]) & 0xFFFFFFFF for a, b in itertools.pairwise(headers)}
     seqs = {(b[2] - a[2]) & 0xFFFF for a, b in itertools.pairwise(headers)}
-    assert steps == {160} and seqs == {1}
+    assert seqs == {1}
+    assert 160 in steps and all(step % 160 == 0 for step in steps)
 
 
 def _digits(server: ServerProcess) -> list[tuple[object, object]]:
