@@ -101,10 +101,13 @@ class AudioCapture:
         if not stream.capture_rx:
             stream.rx_audio.clear()
 
-    def tick(self, now: float) -> None:
-        """Decode what arrived since the last tick, detect DTMF, write recordings."""
+    def tick(self, now: float) -> list[MediaStream]:
+        """Decode what arrived since the last tick, detect DTMF, write recordings.
+
+        Returns the streams that have events to report (digits, finished recordings).
+        """
         if not self._inband and not self._recordings:
-            return
+            return []
         decoded: dict[int, npt.NDArray[np.int16]] = {}
         for stream, _slot in self._inband.values():
             decoded[stream.stream_id] = _take_rx(stream)
@@ -112,10 +115,13 @@ class AudioCapture:
             for leg in (recording.stream, recording.stream.peer):
                 if leg is not None and leg.stream_id not in decoded:
                     decoded[leg.stream_id] = _take_rx(leg)
+        streams = [stream for stream, _slot in self._inband.values()]
+        streams += [recording.stream for recording in self._recordings.values()]
         if self._inband:
             self._detect(decoded, now)
         if self._recordings:
             self._record(decoded, now)
+        return [stream for stream in streams if stream.events]
 
     def _detect(self, decoded: dict[int, npt.NDArray[np.int16]], now: float) -> None:
         frames: list[list[npt.NDArray[np.int16]]] = []
