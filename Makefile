@@ -60,6 +60,7 @@ bench: install sipp
 	$(BIN)/python bench/parse_bench.py
 	$(BIN)/python bench/call_path.py
 	$(BIN)/python bench/sip_cps.py
+	$(BIN)/python bench/media_capacity.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
