@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     PROMPTS,
     SCENARIOS,
     ServerProcess,
+    SippResult,
     run_sipp,
     start_server,
     stat_value,
@@ -133,38 +134,32 @@ def _digits(server: ServerProcess) -> list[tuple[object, object]]:
     return [(line["digit"], line["source"]) for line in server.events("call.dtmf")]
 
 
-def test_rfc4733_digits_from_sipp_captures(sipp: str, tmp_path: Path) -> None:
-    """SIPp replays its dtmf_2833 captures into a call; the server reports 1 5 9 0 * # once each."""
-    server = start_server(tmp_path)
+def _one_call(
+    sipp: str, tmp_path: Path, scenario: str, media: dict[str, object] | None = None
+) -> tuple[SippResult, ServerProcess, dict[str, object]]:
+    """One SIPp call of ``scenario``; returns SIPp's result, the server and its call.ended line."""
+    server = start_server(tmp_path, media=media)
     try:
         result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-sends-rfc4733-digits.xml"), "-m", "1"),
+            sipp, tmp_path, server.port, *("-sf", str(SCENARIOS / scenario), "-m", "1")
         )
-        server.wait_for("call.ended")
+        ended = server.wait_for("call.ended")
     finally:
         server.stop()
     assert result.returncode == 0, result.output[-2000:]
+    return result, server, ended
+
+
+def test_rfc4733_digits_from_sipp_captures(sipp: str, tmp_path: Path) -> None:
+    """SIPp replays its dtmf_2833 captures into a call; the server reports 1 5 9 0 * # once each."""
+    result, server, _ = _one_call(sipp, tmp_path, "uac-sends-rfc4733-digits.xml")
     assert stat_value(result, "SuccessfulCall(C)") == 1
     assert _digits(server) == [(d, "rfc4733") for d in "1590*#"]
 
 
 def test_info_digit_and_hold(sipp: str, tmp_path: Path) -> None:
     """A SIP INFO dtmf-relay digit is reported; hold and unhold re-direct the stream."""
-    server = start_server(tmp_path)
-    try:
-        result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-hold-unhold-in-dialog-requests.xml"), "-m", "1"),
-        )
-        server.wait_for("call.ended")
-    finally:
-        server.stop()
-    assert result.returncode == 0, result.output[-2000:]
+    _, server, _ = _one_call(sipp, tmp_path, "uac-hold-unhold-in-dialog-requests.xml")
     assert _digits(server) == [("5", "info")]
     directions = [line["direction"] for line in server.events("call.media_updated")]
     assert "sendonly" in directions or "inactive" in directions
@@ -173,17 +168,8 @@ def test_info_digit_and_hold(sipp: str, tmp_path: Path) -> None:
 
 def test_rtp_inactivity_ends_the_call(sipp: str, tmp_path: Path) -> None:
     """A caller that sends no RTP is hung up after media.rtp_timeout with the cause recorded."""
-    server = start_server(tmp_path, media={"rtp_timeout": 1})
-    try:
-        result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-m", "1"),
-        )
-        ended = server.wait_for("call.ended")
-    finally:
-        server.stop()
-    assert result.returncode == 0, result.output[-2000:]
+    _, server, ended = _one_call(
+        sipp, tmp_path, "uac-expect-server-bye.xml", media={"rtp_timeout": 1}
+    )
     assert server.events("call.rtp_timeout")
     assert ended["reason"] == "rtp_timeout"
