@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callserver.media.prompts import SAMPLE_RATE, PromptError, decode_file
+from callserver.media.tones import sine
 
 __all__ = [
     "PEAK_DBFS",
@@ -38,7 +39,6 @@ __all__ = [
     "speak",
     "synth_language",
     "text_languages",
-    "tone",
     "write_wav",
 ]
 
@@ -117,17 +117,11 @@ def synth_language(
     written = []
     voice = VOICES.get(language, language)
     for name in wanted:
-        samples = tone(*TONES[name]) if name in TONES else speak(texts[name], voice)
+        samples = _tone(*TONES[name]) if name in TONES else speak(texts[name], voice)
         path = folder / f"{name}.wav"
         write_wav(path, samples)
         written.append((path, len(samples) / SAMPLE_RATE))
     return written
-
-
-def tone(frequency: float, ms: int, dbfs: float = PEAK_DBFS) -> npt.NDArray[np.int16]:
-    """A sine tone at 8 kHz with a ``dbfs`` peak, starting at a zero crossing."""
-    t = np.arange(SAMPLE_RATE * ms // 1000) / SAMPLE_RATE
-    return _at_peak(np.sin(2 * np.pi * frequency * t), dbfs)
 
 
 def speak(text: str, voice: str, speed: int = SPEED_WPM) -> npt.NDArray[np.int16]:
@@ -183,3 +177,7 @@ def write_wav(path: Path, samples: npt.NDArray[np.int16]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _tone(frequency: float, ms: int, dbfs: float) -> npt.NDArray[np.int16]:
+    return sine(frequency, ms, dbfs=dbfs, rate=SAMPLE_RATE)
