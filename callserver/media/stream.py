@@ -2,11 +2,10 @@
 
 Theory of operation
 -------------------
-The engine owns the socket and the clock; a ``MediaStream`` owns everything else. On each
-tick of the shared clock the engine asks ``next_packet(tick, now)`` for the packet to send:
-the next slice of the pre-encoded playback (or silence), or a telephone-event packet while a
-digit is being sent. The RTP timestamp is derived from the tick number, so a stalled tick
-shows up as a timestamp gap at the receiver instead of compressed time.
+The engine owns the socket and the clock; a ``MediaStream`` owns everything else. What it
+sends on each tick of the shared clock (``next_packet``: playback or silence, DTMF, relayed
+packets while bridged) is its ``sender.RtpSender`` half; this module is the receiving half,
+the negotiated configuration, RTCP and the timers.
 
 Every datagram from the stream's socket goes to ``receive(data, addr, now)``. It never
 raises: short, oversized, wrong-version, wrong-source, wrong-SSRC and unknown-payload packets
@@ -25,33 +24,28 @@ from __future__ import annotations
 import struct
 from collections import deque
 
-from callserver.media import g711
-from callserver.media.dtmf import TelephoneEventReceiver, TelephoneEventSender
+from callserver.media.dtmf import TelephoneEventReceiver
 from callserver.media.events import (
     DtmfReceived,
     DtmfSource,
-    MediaEvent,
-    PlaybackFinished,
     RtpTimedOut,
 )
 from callserver.media.jitter import ReorderBuffer
 from callserver.media.latch import Address, SourceLatch
 from callserver.media.negotiated import StreamConfig
-from callserver.media.playback import Playback
 from callserver.media.rtcp_session import RtcpSession
-from callserver.media.rtp import HEADER, MAX_PACKET_BYTES, RtpPacket
-from callserver.media.tones import dtmf_tone
+from callserver.media.rtp import MAX_PACKET_BYTES, RtpPacket
+from callserver.media.sender import RtpSender
 
 __all__ = ["MediaStream"]
 
 COMFORT_NOISE_PT = 13  # RFC 3389
 _MASK32 = 0xFFFFFFFF
 _SEQ_TS_SSRC = struct.Struct("!HII")
-_pack_header = HEADER.pack
 _DTMF_MUTE = 1.0  # seconds after a telephone-event during which in-band detection is muted
 
 
-class MediaStream:
+class MediaStream(RtpSender):
     """The state of one RTP stream; see the module docstring."""
 
     def __init__(
@@ -66,45 +60,24 @@ class MediaStream:
         symmetric: bool = True,
         reorder_depth: int = 8,
     ) -> None:
-        self.stream_id = stream_id
+        super().__init__(stream_id, ssrc=ssrc, sequence=sequence, timestamp=timestamp, ptime=ptime)
         self.port = port
-        self.ssrc = ssrc
+        self.peer: MediaStream | None = None
         self.config: StreamConfig | None = None
         self.remote: Address | None = None
-        self.peer: MediaStream | None = None
-        self.events: list[MediaEvent] = []
         self.drops: dict[str, int] = {}
         self.capture_rx = False
-        self.capture_tx = False
-        self.tx_audio: deque[bytes] = deque(maxlen=50)
         self.inband = False
         self.rx_audio: deque[bytes] = deque(maxlen=50)
         self.last_rx = 0.0
-        self.packets_sent = self.octets_sent = self.packets_received = 0
+        self.packets_received = 0
         self.rtcp = RtcpSession(f"callserver-{stream_id}")
         self._stats = self.rtcp.stats
         self.dtmf_rx = TelephoneEventReceiver()
-        self._samples = 8 * ptime
-        self._frame = self._samples  # G.711: one byte per sample
-        self._seq = sequence
-        self._ts0 = timestamp
-        self._tick = 0
-        self._sends = False
         self._on_hold = False
-        self._pt = 0
-        self._te_pt: int | None = None
-        self._codec = "PCMU"
-        self._silence = b""
-        self._marker = True
         self.latch = SourceLatch(symmetric=symmetric)
         self._timed_out = False
         self._reorder = ReorderBuffer(reorder_depth)
-        self._play: Playback | None = None
-        self._dtmf_out: deque[TelephoneEventSender] = deque()
-        self._dtmf_ts = 0
-        self._tone: bytes | None = None
-        self._relay_ssrc: int | None = None
-        self._relay_offset = 0
 
     # -- negotiation ---------------------------------------------------------------------
 
@@ -115,11 +88,7 @@ class MediaStream:
         """
         old = self.config
         self.config = config
-        self._codec = config.codec
-        self._pt = config.payload_type
-        self._te_pt = config.telephone_event_pt
-        self._silence = bytes([g711.SILENCE_BYTE[config.codec]]) * self._frame
-        self._sends = config.sends
+        self._set_format(config.codec, config.payload_type, config.telephone_event_pt, config.sends)
         self._on_hold = config.on_hold
         if old is None or (old.remote_host, old.remote_port) != (
             config.remote_host,
@@ -130,137 +99,6 @@ class MediaStream:
         if old is None or old.on_hold:
             self.last_rx = now  # the inactivity timer starts (again) now
         self._timed_out = False
-
-    @property
-    def codec(self) -> str:
-        """The negotiated codec name (PCMU or PCMA)."""
-        return self._codec
-
-    @property
-    def telephone_event_pt(self) -> int | None:
-        """The negotiated RFC 4733 payload type, None when the peer offered none."""
-        return self._te_pt
-
-    # -- sending ---------------------------------------------------------------------------
-
-    def timestamp(self, tick: int) -> int:
-        """The RTP timestamp of ``tick`` (RFC 3550 §5.1: advances with the sampling clock)."""
-        return (self._ts0 + tick * self._samples) & _MASK32
-
-    def next_packet(self, tick: int, now: float) -> bytes | None:
-        """The packet to send on ``tick``, or None (not sending, or bridged and idle)."""
-        self._tick = tick
-        if not self._sends:
-            return None
-        if self._dtmf_out or self._tone is not None or self.peer is not None or self.capture_tx:
-            return self._next_special_packet(tick, now)
-        # The common case, inline because the tick runs it for every stream 50 times a
-        # second: the next slice of the playback (or silence), header, done.
-        payload = self._silence
-        play = self._play
-        if play is not None:
-            end = play.position + self._frame
-            if end < len(play.payload):
-                payload = play.payload[play.position : end]
-                play.position = end
-            else:
-                payload = self._next_frame(now)
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
-        self.packets_sent += 1
-        self.octets_sent += self._frame
-        pt = self._pt
-        if self._marker:  # RFC 3551 §4.1: the first packet of a talkspurt
-            self._marker = False
-            pt |= 0x80
-        ts = (self._ts0 + tick * self._samples) & _MASK32
-        return _pack_header(0x80, pt, seq, ts, self.ssrc) + payload
-
-    def _next_special_packet(self, tick: int, now: float) -> bytes | None:
-        if self._dtmf_out:
-            packet = self._next_event_packet(tick)
-            if packet is not None:
-                return packet
-        if self._tone is not None:
-            payload = self._tone[: self._frame]
-            self._tone = self._tone[self._frame :] or None
-            payload = payload.ljust(self._frame, self._silence[:1])
-            return self._packet(self._pt, False, self.timestamp(tick), payload)
-        if self.peer is not None:
-            return None  # bridged: the peer's packets are relayed as they arrive
-        marker = self._marker
-        self._marker = False
-        payload = self._next_frame(now)
-        if self.capture_tx:
-            self.tx_audio.append(payload)
-        return self._packet(self._pt, marker, self.timestamp(tick), payload)
-
-    def _next_event_packet(self, tick: int) -> bytes | None:
-        sender = self._dtmf_out[0]
-        step = sender.next_payload()
-        if step is None:
-            self._dtmf_out.popleft()
-            return None
-        marker, payload = step
-        if marker:
-            self._dtmf_ts = self.timestamp(tick)  # RFC 4733 §2.5.1.2: one timestamp per event
-        assert self._te_pt is not None
-        return self._packet(self._te_pt, marker, self._dtmf_ts, payload)
-
-    def _next_frame(self, now: float) -> bytes:
-        play = self._play
-        if play is None:
-            return self._silence
-        frame, ended = play.next_frame(self._silence)
-        if ended:
-            self._finish_playback(now, interrupted=False)
-        return frame
-
-    def _packet(self, pt: int, marker: bool, ts: int, payload: bytes) -> bytes:
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
-        self.packets_sent += 1
-        self.octets_sent += len(payload)
-        return HEADER.pack(0x80, pt | 0x80 if marker else pt, seq, ts, self.ssrc) + payload
-
-    # -- playback and DTMF out ------------------------------------------------------------------
-
-    def play(
-        self, payload: bytes, now: float, *, loop: bool = False, barge_in: bool = False
-    ) -> None:
-        """Start playing pre-encoded ``payload`` (in this stream's codec); ends any playback."""
-        if self._play is not None:
-            self._finish_playback(now, interrupted=True)
-        self._play = Playback(payload, self._frame, loop=loop, barge_in=barge_in)
-
-    def stop_playback(self, now: float) -> None:
-        """Stop the current playback (reported as interrupted); silence follows."""
-        if self._play is not None:
-            self._finish_playback(now, interrupted=True)
-
-    @property
-    def playing(self) -> bool:
-        """Whether a playback is in progress."""
-        return self._play is not None
-
-    def _finish_playback(self, now: float, *, interrupted: bool) -> None:
-        self._play = None
-        self.events.append(
-            PlaybackFinished(stream_id=self.stream_id, interrupted=interrupted, rtime=now)
-        )
-
-    def send_digit(self, digit: str, duration_ms: int = 100) -> None:
-        """Send ``digit`` as RFC 4733 events, or as an in-band tone when none was negotiated.
-
-        Raises:
-            ValueError: ``digit`` is not a DTMF key.
-        """
-        if self._te_pt is not None:
-            self._dtmf_out.append(TelephoneEventSender(digit, duration_ms=duration_ms))
-        else:
-            samples = dtmf_tone(digit, duration_ms)
-            tone = g711.encode(self._codec, samples) + self._silence * 2  # 40 ms pause after
-            self._tone = (self._tone or b"") + tone
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -388,32 +226,6 @@ class MediaStream:
         """Whether in-band detection runs now: enabled, and no telephone-event lately."""
         last = self.dtmf_rx.last_event_at
         return self.inband and (last is None or now - last > _DTMF_MUTE)
-
-    # -- bridging -----------------------------------------------------------------------------
-
-    def relay_audio(self, payload: bytes, codec: str, src_ts: int, src_ssrc: int) -> bytes | None:
-        """Re-stamp a bridged peer's audio as ours, transcoded to our codec (None: not sending)."""
-        if not self._sends or self._tone is not None or self._dtmf_out:
-            return None
-        if codec != self._codec:
-            payload = g711.transcode(payload, codec, self._codec)
-        marker = self._map_source(src_ts, src_ssrc)
-        return self._packet(self._pt, marker, (src_ts + self._relay_offset) & _MASK32, payload)
-
-    def relay_event(self, payload: bytes, src_ts: int, src_ssrc: int, marker: bool) -> bytes | None:
-        """Re-stamp a bridged peer's telephone-event packet with our payload type."""
-        if not self._sends or self._te_pt is None:
-            return None
-        self._map_source(src_ts, src_ssrc)
-        ts = (src_ts + self._relay_offset) & _MASK32
-        return self._packet(self._te_pt, marker, ts, payload)
-
-    def _map_source(self, src_ts: int, src_ssrc: int) -> bool:
-        if src_ssrc == self._relay_ssrc:
-            return False
-        self._relay_ssrc = src_ssrc
-        self._relay_offset = (self.timestamp(self._tick) - src_ts) & _MASK32
-        return True
 
     # -- RTCP ---------------------------------------------------------------------------------
 

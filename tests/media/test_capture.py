@@ -18,7 +18,7 @@ from callserver.media.events import DtmfReceived, RecordingFinished
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
 from callserver.media.tones import dtmf_tone, sine
-from tests.media.test_stream import PEER, PT, config, rtp
+from tests.media.streams import PEER, PT, config, rtp
 
 SETTINGS = MediaSettings(recording=RecordingSettings(min_seconds=0.5))
 

@@ -7,7 +7,7 @@ the stream sends.
 from __future__ import annotations
 
 from callserver.media.latch import RELATCH_AFTER, SSRC_QUIET, SSRC_SWITCH_PACKETS, SourceLatch
-from tests.media.test_stream import (
+from tests.media.streams import (
     PEER,
     PEER_SSRC,
     feed,
