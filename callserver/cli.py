@@ -100,17 +100,23 @@ async def _serve(settings: Settings, config_path: Path | None, overrides: dict[s
 
 def _check(args: argparse.Namespace) -> int:
     from callserver.media.prompts import check_prompts
+    from callserver.trunks import load_trunks
 
     errors: list[str] = []
-    prompts_dirs: list[Path] = []
+    loaded: list[Settings] = []
     # Every path named is checked: a typo must not fall back to checking the default file.
     configs: list[Path | None] = [p for p in (args.config, *args.paths) if p is not None]
     for path in configs or [None]:
         try:
-            prompts_dirs.append(load_settings(path).media.prompts_dir)
+            loaded.append(load_settings(path))
         except ConfigError as exc:
             errors.extend(exc.errors)
-    for prompts_dir in dict.fromkeys(prompts_dirs):
+    for trunks in dict.fromkeys(settings.trunks for settings in loaded):
+        try:
+            load_trunks(trunks)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+    for prompts_dir in dict.fromkeys(settings.media.prompts_dir for settings in loaded):
         errors.extend(check_prompts(prompts_dir))
     for line in errors:
         print(line, file=sys.stderr)

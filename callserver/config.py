@@ -44,6 +44,7 @@ __all__ = [
     "SipSettings",
     "load_settings",
     "parse_listen",
+    "read_yaml",
 ]
 
 DEFAULT_CONFIG = Path("config/callserver.yaml")
@@ -200,6 +201,7 @@ class Settings(BaseSettings):
     calls: CallsSettings = Field(default_factory=CallsSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
+    trunks: Path = Path("config/trunks.yaml")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console", "auto"] = "auto"
 
@@ -244,7 +246,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     lines: dict[tuple[str | int, ...], int] = {}
     source = path if path is not None else DEFAULT_CONFIG
     if path is not None or source.exists():
-        file_values, lines = _read_yaml(source)
+        file_values, lines = read_yaml(source)
     token = _file_values.set(file_values)
     try:
         return Settings(**(overrides or {}))
@@ -282,7 +284,12 @@ def _depth_of_leaf(values: Any, loc: tuple[str | int, ...]) -> int:
     return 0 if isinstance(values, dict) else len(loc)
 
 
-def _read_yaml(source: Path) -> tuple[dict[str, Any], dict[tuple[str | int, ...], int]]:
+def read_yaml(source: Path) -> tuple[dict[str, Any], dict[tuple[str | int, ...], int]]:
+    """An operator file's mapping and the line of each key path (``yamlpos``).
+
+    Raises:
+        ConfigError: the file is unreadable, not UTF-8, not YAML or not a mapping.
+    """
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:

@@ -304,3 +304,13 @@ def test_prompts_synth_bad_text_file_names_the_line(tmp_path: Path) -> None:
 def test_prompts_without_a_tool_exits_2() -> None:
     """`callserver prompts` needs a subcommand; argparse exits 2."""
     assert callserver("prompts").returncode == 2
+
+
+def test_check_lists_trunks_file_errors(tmp_path: Path) -> None:
+    """`callserver check` validates the trunks file the settings name, as file:line: field."""
+    trunks = tmp_path / "trunks.yaml"
+    trunks.write_text("trunks:\n  pbx:\n    match: [not-an-address]\n")
+    config = settings_file(tmp_path, f"trunks: {trunks}\n")
+    result = callserver("check", str(config))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0].startswith(f"{trunks}:3: trunks.pbx.match: ")
