@@ -61,6 +61,7 @@ bench: install sipp
 	$(BIN)/python bench/call_path.py
 	$(BIN)/python bench/sip_cps.py
 	$(BIN)/python bench/media_capacity.py
+	$(BIN)/python bench/cdr_throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

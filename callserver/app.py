@@ -17,8 +17,16 @@ from typing import Any
 
 import structlog
 
+from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
-from callserver.config import DEFAULT_CONFIG, ConfigError, ListenAddress, Settings, load_settings
+from callserver.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    ListenAddress,
+    Settings,
+    keep_startup_values,
+    load_settings,
+)
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompts import PromptStore
@@ -29,6 +37,7 @@ from callserver.sip.parser import ParseLimits
 from callserver.sip.timers import SipTimers
 from callserver.transport.tcp import TcpTransport
 from callserver.transport.udp import UdpTransport
+from callserver.trunks import load_trunks
 
 __all__ = ["Server", "endpoint_config", "tune_gc"]
 
@@ -78,39 +87,6 @@ def _advertised(settings: Settings, listen: ListenAddress) -> str:
     if listen.host == "::":
         return "::1"
     return listen.host
-
-
-# Settings read only at start-up (sockets, transaction timers, the RTP port pool, logging):
-# SIGHUP keeps their running values and logs that a restart is needed to change them.
-_STARTUP_ONLY = {
-    "sip": (
-        "listen",
-        "advertised_address",
-        "t1",
-        "t2",
-        "t4",
-        "tcp_idle_timeout",
-        "tcp_max_connections",
-    ),
-    "media": ("rtp_port_min", "rtp_port_max", "ptime", "symmetric_rtp", "reorder_packets"),
-}
-_STARTUP_ONLY_TOP = ("log_level", "log_format")
-
-
-def _keep_startup_values(running: Settings, loaded: Settings) -> tuple[Settings, list[str]]:
-    """``loaded`` with the start-up-only settings as ``running`` has them, and which differed."""
-    changed: list[str] = []
-    update: dict[str, Any] = {}
-    for section, names in _STARTUP_ONLY.items():
-        old, new = getattr(running, section), getattr(loaded, section)
-        keep = {name: getattr(old, name) for name in names}
-        changed += [f"{section}.{name}" for name in names if getattr(new, name) != keep[name]]
-        update[section] = new.model_copy(update=keep)
-    for name in _STARTUP_ONLY_TOP:
-        if getattr(loaded, name) != getattr(running, name):
-            changed.append(name)
-        update[name] = getattr(running, name)
-    return loaded.model_copy(update=update), changed
 
 
 class _Listener:
@@ -170,12 +146,14 @@ class Server:
         )
         self.media = MediaEngine(settings.media, bind_host=first.host, sink=self._on_media)
         self.prompts = PromptStore(settings.media.prompts_dir, settings.media.language_chain)
+        self.admission = Admission(load_trunks(settings.trunks))
         self.calls = CallManager(
             self.endpoint,
             settings,
             media_host=_advertised(settings, first),
             media=self.media,
             prompts=self.prompts,
+            admission=self.admission,
             loop=self._loop,
             wake=self.pump,
         )
@@ -330,11 +308,13 @@ class Server:
         path = str(self.config_path or DEFAULT_CONFIG)
         try:
             loaded = load_settings(self.config_path, self.overrides)
+            trunks = load_trunks(loaded.trunks)
         except ConfigError as exc:
             log.error("config.reload_failed", path=path, errors=exc.errors)
             return
-        self.settings, restart = _keep_startup_values(self.settings, loaded)
+        self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
+        self.admission.reload(trunks)
         self.media.reconfigure(self.settings.media)
         media = self.settings.media
         self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, media.language_chain)
@@ -378,7 +358,11 @@ class Server:
                 async with asyncio.timeout(8 * self.settings.sip.t1):
                     await self.calls.byes_answered.wait()
         await self.close()
-        log.info("server.stopped", calls_total=self.calls.calls_total)
+        log.info(
+            "server.stopped",
+            calls_total=self.calls.calls_total,
+            channels_in_use=self.admission.channels.statistics().active_grants,
+        )
 
     async def _wait_calls(self, limit: float) -> None:
         with contextlib.suppress(TimeoutError):

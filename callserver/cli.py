@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, help="settings file")
     sub.add_parser("version", help="print the version")
     _add_prompts_parser(sub)
+    _add_cdr_parser(sub)
     return parser
 
 
@@ -72,6 +73,9 @@ def _run(args: argparse.Namespace) -> int:
     runner = _event_loop_runner(use_uvloop=not args.no_uvloop)
     try:
         return int(runner(_serve(settings, args.config, _overrides(args))))
+    except ConfigError as exc:  # another operator file (trunks) is invalid
+        print(exc, file=sys.stderr)
+        return 1
     except OSError as exc:  # a listen address that cannot be bound
         print(f"callserver: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -100,6 +104,7 @@ async def _serve(settings: Settings, config_path: Path | None, overrides: dict[s
 
 def _check(args: argparse.Namespace) -> int:
     from callserver.media.prompts import check_prompts
+    from callserver.tariffs import load_tariffs
     from callserver.trunks import load_trunks
 
     errors: list[str] = []
@@ -111,11 +116,12 @@ def _check(args: argparse.Namespace) -> int:
             loaded.append(load_settings(path))
         except ConfigError as exc:
             errors.extend(exc.errors)
-    for trunks in dict.fromkeys(settings.trunks for settings in loaded):
-        try:
-            load_trunks(trunks)
-        except ConfigError as exc:
-            errors.extend(exc.errors)
+    for trunks, tariffs in dict.fromkeys((s.trunks, s.tariffs) for s in loaded):
+        for load, path in ((load_trunks, trunks), (load_tariffs, tariffs)):
+            try:
+                load(path)
+            except ConfigError as exc:
+                errors.extend(exc.errors)
     for prompts_dir in dict.fromkeys(settings.media.prompts_dir for settings in loaded):
         errors.extend(check_prompts(prompts_dir))
     for line in errors:
@@ -144,6 +150,49 @@ def _prompts_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_cdr_parser(sub: Any) -> None:
+    cdr = sub.add_parser("cdr", help="call detail records: export and statistics")
+    tools = cdr.add_subparsers(dest="cdr_command", required=True)
+    export = tools.add_parser("export", help="write CDRs to stdout (Asterisk Master.csv order)")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    stats = tools.add_parser("stats", help="calls, answered, ASR and ACD per trunk and number")
+    stats.add_argument("--top", type=int, default=20, metavar="N", help="rows per table (20)")
+    for tool in (export, stats):
+        tool.add_argument("--config", type=Path, help="settings file (for the data dir)")
+        tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
+        tool.add_argument("--since", metavar="TIME", help="from this start time (ISO 8601, UTC)")
+        tool.add_argument("--until", metavar="TIME", help="before this start time (ISO 8601, UTC)")
+
+
+def _cdr(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    import structlog
+
+    from callserver.cdr.export import cdr_export_command, cdr_stats_command
+
+    # stdout carries the CDRs: log lines (cdr.ingested, warnings) go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
+    try:
+        data_dir = load_settings(args.config, overrides).data_dir
+        if args.cdr_command == "export":
+            cdr_export_command(
+                data_dir, since=args.since, until=args.until, fmt=args.format, out=sys.stdout
+            )
+        else:
+            cdr_stats_command(
+                data_dir, since=args.since, until=args.until, out=sys.stdout, top=args.top
+            )
+    except ConfigError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        print(f"callserver cdr: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``callserver`` console script."""
     args = _parser().parse_args(argv)
@@ -154,4 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     if args.command == "prompts":
         return _prompts_synth(args)
+    if args.command == "cdr":
+        return _cdr(args)
     return _run(args)

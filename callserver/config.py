@@ -42,6 +42,7 @@ __all__ = [
     "RecordingSettings",
     "Settings",
     "SipSettings",
+    "keep_startup_values",
     "load_settings",
     "parse_listen",
     "read_yaml",
@@ -202,6 +203,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")
+    tariffs: Path = Path("config/tariffs.yaml")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console", "auto"] = "auto"
 
@@ -317,3 +319,36 @@ def _yaml_error(source: Path, exc: yaml.YAMLError) -> str:
     if context and context_mark is not None:
         problem += f" ({context} at line {context_mark.line + 1})"
     return f"{source}{where}: not valid YAML: {problem}"
+
+
+# Settings read only at start-up (sockets, transaction timers, the RTP port pool, logging):
+# SIGHUP keeps their running values and logs that a restart is needed to change them.
+_STARTUP_ONLY = {
+    "sip": (
+        "listen",
+        "advertised_address",
+        "t1",
+        "t2",
+        "t4",
+        "tcp_idle_timeout",
+        "tcp_max_connections",
+    ),
+    "media": ("rtp_port_min", "rtp_port_max", "ptime", "symmetric_rtp", "reorder_packets"),
+}
+_STARTUP_ONLY_TOP = ("log_level", "log_format")
+
+
+def keep_startup_values(running: Settings, loaded: Settings) -> tuple[Settings, list[str]]:
+    """``loaded`` with the start-up-only settings as ``running`` has them, and which differed."""
+    changed: list[str] = []
+    update: dict[str, Any] = {}
+    for section, names in _STARTUP_ONLY.items():
+        old, new = getattr(running, section), getattr(loaded, section)
+        keep = {name: getattr(old, name) for name in names}
+        changed += [f"{section}.{name}" for name in names if getattr(new, name) != keep[name]]
+        update[section] = new.model_copy(update=keep)
+    for name in _STARTUP_ONLY_TOP:
+        if getattr(loaded, name) != getattr(running, name):
+            changed.append(name)
+        update[name] = getattr(running, name)
+    return loaded.model_copy(update=update), changed

@@ -109,7 +109,7 @@ class TrunkConfig(BaseModel):
     customer: _Id | None = None
     channels: int | None = Field(None, ge=0)
     cps: float | None = Field(None, gt=0, description="new calls a second (token bucket rate)")
-    cps_burst: float | None = Field(None, gt=0)
+    cps_burst: float | None = Field(None, ge=1)
 
     @field_validator("match", mode="before")
     @classmethod

@@ -314,3 +314,25 @@ def test_check_lists_trunks_file_errors(tmp_path: Path) -> None:
     result = callserver("check", str(config))
     assert result.returncode == 1
     assert result.stderr.splitlines()[0].startswith(f"{trunks}:3: trunks.pbx.match: ")
+
+
+def test_check_lists_tariffs_file_errors(tmp_path: Path) -> None:
+    """`callserver check` validates the tariffs file the settings name."""
+    tariffs = tmp_path / "tariffs.yaml"
+    tariffs.write_text("vat_rate: lots\n")
+    config = settings_file(tmp_path, f"tariffs: {tariffs}\n")
+    result = callserver("check", str(config))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0].startswith(f"{tariffs}:")
+
+
+def test_cdr_export_and_stats_commands(tmp_path: Path) -> None:
+    """`callserver cdr export` writes the CSV header of an empty store; a bad --since exits 1."""
+    data = str(tmp_path / "var")
+    export = callserver("cdr", "export", "--data-dir", data, "--format", "csv")
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.startswith('"accountcode","src","dst"')
+    stats = callserver("cdr", "stats", "--data-dir", data)
+    assert stats.returncode == 0 and stats.stdout.startswith("calls 0")
+    bad = callserver("cdr", "export", "--data-dir", data, "--since", "yesterday-ish")
+    assert bad.returncode == 1 and "ISO 8601" in bad.stderr

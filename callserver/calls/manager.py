@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from callserver.calls.admission import Admission, Admitted
 from callserver.config import Settings
 from callserver.media.dtmf import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
@@ -46,6 +47,7 @@ from callserver.sip.events import (
 )
 from callserver.sip.sdp import AnswerConfig, NegotiatedMedia, NoCommonCodec, answer_offer
 from callserver.sip.session_description import SdpError, parse_sdp
+from callserver.sip.uri import SipUri
 
 __all__ = ["Call", "CallManager"]
 
@@ -63,6 +65,7 @@ class Call:
     answered_at: float | None = None
     hangup: asyncio.TimerHandle | None = None
     stream: MediaStream | None = None
+    admitted: Admitted | None = None  # its trunk and channels, released once in _end
     cause: str | None = None  # why we ended the call, when we did (e.g. rtp_timeout)
     sdp_session: int = 0
     sdp_version: int = 1
@@ -80,6 +83,7 @@ class CallManager:
         media_host: str,
         media: MediaEngine,
         prompts: PromptStore,
+        admission: Admission,
         loop: asyncio.AbstractEventLoop,
         wake: Callable[[], None],
     ) -> None:
@@ -88,6 +92,7 @@ class CallManager:
         self.media_host = media_host
         self.media = media
         self.prompts = prompts
+        self.admission = admission
         self._loop = loop
         self._wake = wake
         self.calls: dict[object, Call] = {}
@@ -147,17 +152,19 @@ class CallManager:
             return
         call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
         call.log = log.bind(call_id=call.call_id)
+        if not self._admit(call, event, now):
+            return
         try:
             call.stream = self.media.open_stream()
         except (PortsExhausted, OSError) as exc:
             call.log.error("call.no_rtp_port", error=str(exc))
-            self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "5"),))
+            self._refuse(call, 503, now, headers=(("Retry-After", "5"),))
             return
         call.sdp_session = next(self._session_ids)
         answer = self._answer(call, request.body)
         if answer is None:
             self.media.close_stream(call.stream)
-            self.endpoint.respond(event.key, 488, now)
+            self._refuse(call, 488, now)
             return
         self.calls[event.key] = call
         self._by_stream[call.stream.stream_id] = call
@@ -169,6 +176,36 @@ class CallManager:
             return
         self.endpoint.respond(event.key, 180, now)
         call.hangup = self._loop.call_at(self._loop.time() + ring, self._answer_later, call, answer)
+
+    def _admit(self, call: Call, event: RequestReceived, now: float) -> bool:
+        uri = event.request.uri
+        called = uri.user or "" if isinstance(uri, SipUri) else ""
+        result = self.admission.admit(event.peer.host, event.peer.port, called, event.rtime)
+        if isinstance(result, Admitted):
+            call.admitted = result
+            call.log = call.log.bind(trunk=result.trunk)
+            return True
+        call.log.info(
+            "call.rejected",
+            status=result.status,
+            reason=result.reason,
+            trunk=result.trunk,
+            source=event.peer.host,
+        )
+        self.endpoint.respond(event.key, result.status, now, headers=result.headers)
+        return False
+
+    def _refuse(
+        self, call: Call, status: int, now: float, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        """Answer an admitted INVITE with an error; its channels go back."""
+        self._release(call)
+        self.endpoint.respond(call.key, status, now, headers=headers)
+
+    def _release(self, call: Call) -> None:
+        if call.admitted is not None:
+            self.admission.release(call.admitted.grant)
+            call.admitted = None
 
     def _answer_later(self, call: Call, answer: tuple[bytes, StreamConfig]) -> None:
         if self.calls.get(call.key) is call and self.endpoint.is_pending_invite(call.key):
@@ -270,6 +307,7 @@ class CallManager:
         if call.stream is not None:
             self._by_stream.pop(call.stream.stream_id, None)
             self.media.close_stream(call.stream)
+        self._release(call)
         call.log.info("call.ended", reason=call.cause or reason)
 
     def hang_up_all(self) -> None:

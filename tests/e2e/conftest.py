@@ -100,12 +100,27 @@ def _reader(server: ServerProcess) -> None:
             server.lines.append(json.loads(text))
 
 
+LOCAL_TRUNK = {"trunks": {"test": {"match": ["127.0.0.1", "::1"]}}}
+
+
+def write_trunks(tmp_path: Path, trunks: dict[str, object] | None) -> str:
+    """Write a trunks file (default: one trunk for 127.0.0.1 and ::1, no limits)."""
+    path = tmp_path / "trunks.yaml"
+    path.write_text(yaml.safe_dump(LOCAL_TRUNK if trunks is None else trunks))
+    return str(path)
+
+
 def start_server(
-    tmp_path: Path, *, media: dict[str, object] | None = None, **calls: object
+    tmp_path: Path,
+    *,
+    media: dict[str, object] | None = None,
+    trunks: dict[str, object] | None = None,
+    **calls: object,
 ) -> ServerProcess:
-    """Start `callserver run` on a free port with ``calls`` (and ``media``) settings."""
+    """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``) settings."""
     port = free_port()
     config = {
+        "trunks": write_trunks(tmp_path, trunks),
         "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": 0.5},
         "media": {"prompts_dir": str(PROMPTS), **(media or {})},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
@@ -222,6 +237,7 @@ def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> Serve
     ``ServerProcess.port`` is the first address's port.
     """
     config = {
+        "trunks": write_trunks(tmp_path, None),
         "sip": {"listen": listen, "t1": 0.5},
         "media": {"prompts_dir": str(PROMPTS)},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},

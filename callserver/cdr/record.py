@@ -1,0 +1,376 @@
+"""The CDR: one frozen record per call leg, written once when the leg ends.
+
+Theory of operation
+-------------------
+A ``CdrRecord`` is a value. The calls layer builds it in the REPORTING phase (FreeSWITCH's
+``CS_REPORTING``) from what the leg knew; rating fills ``number_class``, ``tariff``,
+``billed_units``, ``billed_seconds``, ``payer``, ``cost``, ``vat`` and ``currency`` with
+``dataclasses.replace`` (the derived fields are recomputed, never passed). The spool
+stores ``to_json()`` as one line; ``from_json`` gives back an equal record.
+
+Field names follow FreeSWITCH's CDR variables where one exists (``uuid``, ``start_stamp``,
+``answer_stamp``, ``end_stamp``, ``duration``, ``billsec``, ``billmsec``, ``hangup_cause``,
+``sip_hangup_disposition`` -> ``hangup_by``); FreeSWITCH's ``caller_id_number`` and
+``destination_number`` are ``caller_raw`` and ``called_raw`` here, beside their E.164 forms
+(ITU-T E.164 §6, digits without "+").
+
+Times. Stamps are ISO 8601 UTC strings with milliseconds, ``2026-11-22T10:15:30.123Z``: fixed
+width, so they sort as text. ``duration``, ``billsec`` and ``billmsec`` are derived from the
+stamps and cannot disagree with them: ``duration = floor((end - start) / 1 s)``,
+``billmsec = end - answer`` in ms (0 when unanswered), ``billsec = floor(billmsec / 1000)``.
+Whole seconds are truncated, as FreeSWITCH and Asterisk (``initiatedseconds=no``) do; rating
+that bills an initiated second rounds ``billmsec`` up itself.
+
+Money. ``cost`` and ``vat`` (the VAT amount, not the rate) are ``Decimal`` and appear in JSON
+as strings, never floats; ``None`` until the record is rated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from operator import attrgetter
+from types import MappingProxyType
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "CdrRecord",
+    "CdrSink",
+    "Direction",
+    "Disposition",
+    "EndReason",
+    "HangupBy",
+    "Leg",
+    "RecordStatus",
+    "SurveyValue",
+    "parse_stamp",
+    "stamp_from_epoch",
+    "utc_stamp",
+]
+
+Leg = Literal["a", "b"]
+RecordStatus = Literal["final", "aborted"]
+Direction = Literal["inbound", "outbound", "internal"]
+HangupBy = Literal["caller", "callee", "server"]
+SurveyValue = str | int
+
+_LEGS = ("a", "b")
+_STATUSES = ("final", "aborted")
+_DIRECTIONS = ("inbound", "outbound", "internal")
+_HANGUP_BY = ("caller", "callee", "server")
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_MS = timedelta(milliseconds=1)
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # ensure_ascii: every line is pure ASCII
+
+
+class Disposition(StrEnum):
+    """How the leg ended, in Asterisk's CDR vocabulary plus REJECTED and CANCELLED."""
+
+    ANSWERED = "ANSWERED"
+    NO_ANSWER = "NO_ANSWER"
+    BUSY = "BUSY"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"  # refused by policy: blacklist, barring, limits
+    CANCELLED = "CANCELLED"  # the caller gave up before an answer (CANCEL, RFC 3261 §9)
+
+
+class EndReason(StrEnum):
+    """Why the leg ended, in the server's terms (the SIP and Q.850 view is beside it)."""
+
+    NORMAL = "normal"
+    BLACKLIST = "blacklist"
+    BARRED = "barred"
+    CHANNEL_LIMIT = "channel_limit"
+    CPS_LIMIT = "cps_limit"
+    MAX_DURATION = "max_duration"
+    PREMIUM_CAP = "premium_cap"
+    RTP_TIMEOUT = "rtp_timeout"
+    SESSION_TIMEOUT = "session_timeout"
+    NO_ROUTE = "no_route"
+    UNAUTHORIZED = "unauthorized"
+    ERROR = "error"
+    SHUTDOWN = "shutdown"
+    ABORTED = "aborted"  # the server died with the leg open; written by spool recovery
+
+
+class CdrSink(Protocol):
+    """Where the calls layer sends a leg's CDR events (``CdrSpool``, or a fake in tests).
+
+    Every method returns at once; the future says whether the entry reached the disk. In
+    asyncio, ``await asyncio.wrap_future(sink.write(record))``.
+    """
+
+    def open_call(self, call_id: str, known: Mapping[str, object]) -> Future[bool]:
+        """Journal a leg at admission."""
+        ...
+
+    def update_call(self, call_id: str, known: Mapping[str, object]) -> Future[bool]:
+        """Journal more facts about an open leg."""
+        ...
+
+    def write(self, record: CdrRecord) -> Future[bool]:
+        """Store the leg's final record (REPORTING)."""
+        ...
+
+
+def utc_stamp(moment: datetime) -> str:
+    """Format an aware datetime as a CDR stamp, ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (ISO 8601, UTC).
+
+    Sub-millisecond digits are truncated.
+
+    Raises:
+        ValueError: if ``moment`` is naive (a CDR time must say which zone it is in).
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"CDR time {moment.isoformat()} has no time zone")
+    m = moment.astimezone(UTC)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond // 1000:03d}Z"
+    )
+
+
+def stamp_from_epoch(seconds: float) -> str:
+    """The CDR stamp of a POSIX time (``time.time()``), truncated to the millisecond."""
+    return utc_stamp(datetime.fromtimestamp(seconds, UTC))
+
+
+def parse_stamp(text: str) -> datetime:
+    """Parse a CDR stamp back into an aware UTC datetime.
+
+    Raises:
+        ValueError: if ``text`` is not exactly ``YYYY-MM-DDTHH:MM:SS.mmmZ`` or not a real date.
+    """
+    if not isinstance(text, str) or _STAMP.fullmatch(text) is None:
+        raise ValueError(f"{text!r} is not a CDR stamp (YYYY-MM-DDTHH:MM:SS.mmmZ)")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+def _moment(text: str) -> datetime:
+    # Naive UTC is enough for differences, and faster than parse_stamp's aware result.
+    if _STAMP.fullmatch(text) is None:
+        raise ValueError(f"{text!r} is not a CDR stamp (YYYY-MM-DDTHH:MM:SS.mmmZ)")
+    return datetime.fromisoformat(text[:-1])
+
+
+def _ms_between(first: datetime, last: datetime, name: str, before: str) -> int:
+    elapsed = (last - first) // _MS
+    if elapsed < 0:
+        raise ValueError(f"{name} is earlier than {before}")
+    return elapsed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CdrRecord:
+    """One call leg's CDR (FreeSWITCH field names; see the module docstring).
+
+    ``duration``, ``billsec`` and ``billmsec`` are computed from the stamps. ``linked_id``
+    (the call-level id shared by all legs, Asterisk's ``linkedid``) defaults to ``uuid``.
+
+    Raises:
+        ValueError: if a field has the wrong type or value, a stamp is malformed, the stamps
+            are out of order (start <= answer <= end), the disposition is ANSWERED without
+            an answer_stamp (or the other way round), or money is not a finite Decimal.
+    """
+
+    uuid: str
+    call_id: str
+    leg: Leg = "a"
+    linked_id: str = ""
+    status: RecordStatus = "final"
+    direction: Direction
+    trunk: str | None = None
+    customer: str | None = None
+    caller_raw: str | None = None
+    caller_e164: str | None = None
+    caller_country: str | None = None
+    called_raw: str | None = None
+    called_e164: str | None = None
+    dialplan: str | None = None
+    dialplan_version: str | None = None
+    start_stamp: str
+    answer_stamp: str | None = None
+    end_stamp: str
+    duration: int = field(init=False)
+    billsec: int = field(init=False)
+    billmsec: int = field(init=False)
+    disposition: Disposition
+    hangup_cause: str
+    q850_cause: int | None = None
+    sip_code: int | None = None
+    hangup_by: HangupBy | None = None
+    end_reason: EndReason
+    language: str | None = None
+    steps: tuple[str, ...] = ()
+    digits: str = ""
+    survey: Mapping[str, SurveyValue] = field(default_factory=dict, hash=False)
+    voicemail_path: str | None = None
+    recording_path: str | None = None
+    number_class: str | None = None
+    tariff: str | None = None
+    billed_units: int | None = None
+    billed_seconds: int | None = None
+    payer: str | None = None
+    cost: Decimal | None = None
+    vat: Decimal | None = None
+    currency: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if type(self.disposition) is not Disposition:
+            _set(self, "disposition", Disposition(self.disposition))
+        if type(self.end_reason) is not EndReason:
+            _set(self, "end_reason", EndReason(self.end_reason))
+        if type(self.steps) is not tuple:
+            _set(self, "steps", tuple(self.steps))
+        _set(self, "survey", MappingProxyType(dict(self.survey)))
+        if not self.linked_id:
+            _set(self, "linked_id", self.uuid)
+        if (self.disposition is Disposition.ANSWERED) != (self.answer_stamp is not None):
+            raise ValueError("disposition is ANSWERED exactly when there is an answer_stamp")
+        start, end = _moment(self.start_stamp), _moment(self.end_stamp)
+        duration_ms = _ms_between(start, end, "end_stamp", "start_stamp")
+        billmsec = 0
+        if self.answer_stamp is not None:
+            answer = _moment(self.answer_stamp)
+            _ms_between(start, answer, "answer_stamp", "start_stamp")
+            billmsec = _ms_between(answer, end, "end_stamp", "answer_stamp")
+        _set(self, "duration", duration_ms // 1000)
+        _set(self, "billmsec", billmsec)
+        _set(self, "billsec", billmsec // 1000)
+
+    def to_dict(self) -> dict[str, object]:
+        """The record as JSON-ready values: enums as strings, Decimal as strings, steps a list."""
+        data: dict[str, object] = dict(zip(_FIELD_NAMES, _ALL_FIELDS(self), strict=True))
+        data["disposition"] = self.disposition.value
+        data["end_reason"] = self.end_reason.value
+        data["steps"] = list(self.steps)
+        data["survey"] = dict(self.survey)
+        if self.cost is not None:
+            data["cost"] = str(self.cost)
+        if self.vat is not None:
+            data["vat"] = str(self.vat)
+        return data
+
+    def to_json(self) -> str:
+        """One compact JSON object, pure ASCII (so no encoding can fail), no newline."""
+        return _ENCODER.encode(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> CdrRecord:
+        """Build a record from ``to_dict`` output; derived fields, if present, must match.
+
+        Raises:
+            ValueError: for a missing or unknown key, a wrong type or value, or a
+                ``duration``/``billsec``/``billmsec`` that disagrees with the stamps.
+        """
+        unknown = set(data) - set(_FIELD_NAMES)
+        if unknown:
+            raise ValueError(f"unknown CDR field(s): {', '.join(sorted(unknown))}")
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k not in _DERIVED}
+        for name in _MONEY:
+            kwargs[name] = _decimal(name, kwargs.get(name))
+        if isinstance(kwargs.get("steps"), list):
+            kwargs["steps"] = tuple(kwargs["steps"])
+        try:
+            record = cls(**kwargs)
+        except TypeError as exc:  # a missing required field
+            raise ValueError(f"CDR is incomplete: {exc}") from None
+        for name in _DERIVED:
+            if name in data and data[name] != getattr(record, name):
+                raise ValueError(f"{name} {data[name]!r} disagrees with the stamps")
+        return record
+
+    @classmethod
+    def from_json(cls, line: str | bytes) -> CdrRecord:
+        """Parse one ``to_json`` line; ``from_json(r.to_json()) == r``.
+
+        Raises:
+            ValueError: if the line is not a JSON object or not a valid record.
+        """
+        data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError("a CDR line must be a JSON object")
+        return cls.from_dict(data)
+
+
+_DERIVED = ("duration", "billsec", "billmsec")
+_MONEY = ("cost", "vat")
+_TEXT = ("uuid", "call_id", "linked_id", "start_stamp", "end_stamp", "hangup_cause", "digits")
+_OPTIONAL_TEXT = (
+    *("trunk", "customer", "caller_raw", "caller_e164", "caller_country", "called_raw"),
+    *("called_e164", "dialplan", "dialplan_version", "answer_stamp", "language"),
+    *("voicemail_path", "recording_path", "number_class", "tariff", "payer", "currency"),
+)
+_OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
+_CHOICES = {
+    "leg": _LEGS,
+    "status": _STATUSES,
+    "direction": _DIRECTIONS,
+    "hangup_by": (*_HANGUP_BY, None),
+}
+_FIELD_NAMES = tuple(f.name for f in fields(CdrRecord))
+_ALL_FIELDS = attrgetter(*_FIELD_NAMES)
+
+
+def _set(record: CdrRecord, name: str, value: object) -> None:
+    object.__setattr__(record, name, value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_types(record: CdrRecord) -> None:
+    for name in _TEXT:
+        if not isinstance(getattr(record, name), str):
+            raise ValueError(f"{name} must be a string")
+    for name in _OPTIONAL_TEXT:
+        value = getattr(record, name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string or null")
+    for name in _OPTIONAL_INT:
+        value = getattr(record, name)
+        if value is not None and not _is_int(value):
+            raise ValueError(f"{name} must be an integer or null")
+    for name, allowed in _CHOICES.items():
+        if getattr(record, name) not in allowed:
+            raise ValueError(f"{name} {getattr(record, name)!r} is not one of {allowed}")
+    for name in _MONEY:
+        value = getattr(record, name)
+        if value is not None and not (isinstance(value, Decimal) and value.is_finite()):
+            raise ValueError(f"{name} must be a finite Decimal or null")
+    _check_collections(record)
+
+
+def _check_collections(record: CdrRecord) -> None:
+    if not isinstance(record.steps, tuple | list) or not all(
+        isinstance(s, str) for s in record.steps
+    ):
+        raise ValueError("steps must be a sequence of strings")
+    survey = record.survey
+    if not isinstance(survey, dict | MappingProxyType | Mapping) or not all(
+        isinstance(k, str) and (isinstance(v, str) or _is_int(v)) for k, v in survey.items()
+    ):
+        raise ValueError("survey must map strings to strings or integers")
+    if record.q850_cause is not None and not 0 <= record.q850_cause <= 127:
+        raise ValueError(f"q850_cause {record.q850_cause} is outside 0..127 (ITU-T Q.850 §2.2.5)")
+    if record.sip_code is not None and not 100 <= record.sip_code <= 699:
+        raise ValueError(f"sip_code {record.sip_code} is outside 100..699 (RFC 3261 §21)")
+
+
+def _decimal(name: str, value: object) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a decimal string, not {type(value).__name__}")
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{name} {value!r} is not a decimal number") from None

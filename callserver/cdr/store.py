@@ -1,0 +1,286 @@
+"""The queryable CDR store: SQLite in WAL mode, fed from the spool with a byte-offset checkpoint.
+
+Theory of operation
+-------------------
+The spool's day files are the source of truth; ``cdr.sqlite`` is an index over them that can
+always be rebuilt. ``ingest`` reads each ``YYYY-MM-DD.jsonl`` from the offset stored for it in
+``ingest_checkpoint``, takes only complete lines (a line still being written has no newline
+yet), inserts the records and stores the new offset **in the same transaction** (``BEGIN
+IMMEDIATE`` ... ``COMMIT``). A crash before the commit rolls both back and the next ingest
+reads the same lines again; a crash after it finds them done. So nothing is lost and nothing
+is counted twice. ``UNIQUE(uuid)`` with ``INSERT OR IGNORE`` is the second guard: a lost or
+reset checkpoint re-reads files without duplicating a record. The checkpoint is read inside
+the write transaction, so two processes ingesting at once are serialised by SQLite's lock.
+
+``synchronous=NORMAL`` is enough in WAL mode here: a power loss may undo the last
+transactions, rows and checkpoint together, and the next ingest redoes them from the spool.
+
+A line that is not a valid record (a torn line after a failed write) is skipped, counted and
+logged as ``cdr.ingest_malformed``; the offset moves past it so one bad line never stalls the
+feed. A file shorter than its checkpoint, or whose checkpoint is not just after a newline, was
+rewritten under us: it is read again from the start (``UNIQUE(uuid)`` keeps that exact).
+
+Queries select on ``start_stamp`` (the call date, as Asterisk's ``calldate``), ``since``
+inclusive and ``until`` exclusive. ASR is answered calls over all calls in percent and ACD the
+mean billsec of answered calls (ASR as in ITU-T E.411); each record is one leg, so a forwarded
+call counts once per leg, each on its own trunk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from callserver.cdr.journal import is_day_file
+from callserver.cdr.record import CdrRecord, utc_stamp
+
+__all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult"]
+
+log = structlog.get_logger("callserver.cdr")
+
+_CHUNK = 4 * 1024 * 1024  # bytes read (and committed) per transaction
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cdr (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    call_id TEXT NOT NULL,
+    linked_id TEXT NOT NULL,
+    leg TEXT NOT NULL,
+    status TEXT NOT NULL,
+    trunk TEXT,
+    customer TEXT,
+    called TEXT,
+    start_stamp TEXT NOT NULL,
+    end_stamp TEXT NOT NULL,
+    billsec INTEGER NOT NULL,
+    disposition TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cdr_start ON cdr (start_stamp);
+CREATE INDEX IF NOT EXISTS cdr_linked ON cdr (linked_id);
+CREATE TABLE IF NOT EXISTS ingest_checkpoint (
+    file TEXT PRIMARY KEY,
+    offset INTEGER NOT NULL
+);
+"""
+_INSERT = (
+    "INSERT OR IGNORE INTO cdr (uuid, call_id, linked_id, leg, status, trunk, customer, called,"
+    " start_stamp, end_stamp, billsec, disposition, record)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_GROUP = (
+    "SELECT {key}, COUNT(*), SUM(disposition = 'ANSWERED'),"
+    " SUM(CASE WHEN disposition = 'ANSWERED' THEN billsec ELSE 0 END)"
+    " FROM cdr WHERE start_stamp >= ? AND start_stamp < ? GROUP BY 1 ORDER BY 2 DESC, 1"
+)
+_FAR_PAST, _FAR_FUTURE = "0000", "9999"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestResult:
+    """What one ``ingest`` did: records added, duplicates ignored, malformed lines skipped."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+
+    def __add__(self, other: IngestResult) -> IngestResult:
+        return IngestResult(
+            inserted=self.inserted + other.inserted,
+            duplicates=self.duplicates + other.duplicates,
+            malformed=self.malformed + other.malformed,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupStats:
+    """Calls, answered calls and answered seconds of one group (a trunk, a number, or all)."""
+
+    key: str
+    calls: int
+    answered: int
+    billsec: int
+
+    @property
+    def asr(self) -> float:
+        """Answer-seizure ratio in percent (ITU-T E.411); 0.0 without calls."""
+        return 100.0 * self.answered / self.calls if self.calls else 0.0
+
+    @property
+    def acd(self) -> float:
+        """Average call duration: mean billsec of the answered calls; 0.0 without any."""
+        return self.billsec / self.answered if self.answered else 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CdrStats:
+    """Totals and the breakdowns per trunk and per called number (busiest first)."""
+
+    total: GroupStats
+    per_trunk: tuple[GroupStats, ...]
+    per_called: tuple[GroupStats, ...]
+
+
+class CdrStore:
+    """The CDR database at ``path`` (normally ``<data_dir>/cdr.sqlite``), created if missing.
+
+    Raises:
+        sqlite3.Error: if the database cannot be opened or is not ours.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> CdrStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ingest(self, spool_dir: Path) -> IngestResult:
+        """Add the records written to the spool's day files since the last ingest.
+
+        Raises:
+            OSError: if a day file cannot be read (nothing of it is committed).
+            sqlite3.Error: if the database fails (the transaction is rolled back).
+        """
+        total = IngestResult()
+        if not spool_dir.is_dir():
+            return total
+        for path in sorted(spool_dir.iterdir()):
+            if is_day_file(path.name):
+                while (chunk := self._ingest_chunk(path)) is not None:
+                    total += chunk
+        if total.inserted or total.malformed:
+            log.info(
+                "cdr.ingested",
+                inserted=total.inserted,
+                duplicates=total.duplicates,
+                malformed=total.malformed,
+            )
+        return total
+
+    def checkpoint(self, name: str) -> int:
+        """The byte offset up to which day file ``name`` has been ingested."""
+        row = self._db.execute(
+            "SELECT offset FROM ingest_checkpoint WHERE file = ?", (name,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def records(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[CdrRecord]:
+        """The records that started in ``[since, until)``, by start time then ingest order."""
+        rows = self._db.execute(
+            "SELECT record FROM cdr WHERE start_stamp >= ? AND start_stamp < ?"
+            " ORDER BY start_stamp, id",
+            _bounds(since, until),
+        )
+        for (line,) in rows:
+            yield CdrRecord.from_json(line)
+
+    def stats(self, since: datetime | None = None, until: datetime | None = None) -> CdrStats:
+        """Calls, answered, ASR and ACD in ``[since, until)``: in all, per trunk, per number."""
+        bounds = _bounds(since, until)
+        total = self._groups("'all'", bounds)
+        return CdrStats(
+            total=total[0] if total else GroupStats(key="all", calls=0, answered=0, billsec=0),
+            per_trunk=tuple(self._groups("COALESCE(trunk, '')", bounds)),
+            per_called=tuple(self._groups("COALESCE(called, '')", bounds)),
+        )
+
+    def _groups(self, key: str, bounds: tuple[str, str]) -> list[GroupStats]:
+        rows = self._db.execute(_GROUP.format(key=key), bounds).fetchall()
+        return [GroupStats(key=k, calls=n, answered=a or 0, billsec=s or 0) for k, n, a, s in rows]
+
+    def _ingest_chunk(self, path: Path) -> IngestResult | None:
+        """Ingest the next chunk of complete lines of ``path`` in one transaction, if any."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            offset = self.checkpoint(path.name)
+            data, offset = _read_lines(path, offset)
+            if not data:
+                self._db.execute("ROLLBACK")
+                return None
+            result = self._insert(data, path.name, offset)
+            self._advance(path.name, offset + len(data))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _insert(self, data: bytes, name: str, offset: int) -> IngestResult:
+        rows, malformed = [], 0
+        for line in data.splitlines():
+            try:
+                record = CdrRecord.from_json(line)
+            except ValueError as exc:
+                malformed += 1
+                log.warning("cdr.ingest_malformed", file=name, offset=offset, error=str(exc))
+            else:
+                rows.append(_row(record))
+            offset += len(line) + 1
+        before = self._db.total_changes
+        self._db.executemany(_INSERT, rows)
+        inserted = self._db.total_changes - before
+        return IngestResult(inserted=inserted, duplicates=len(rows) - inserted, malformed=malformed)
+
+    def _advance(self, name: str, offset: int) -> None:
+        self._db.execute(
+            "INSERT INTO ingest_checkpoint (file, offset) VALUES (?, ?)"
+            " ON CONFLICT (file) DO UPDATE SET offset = excluded.offset",
+            (name, offset),
+        )
+
+
+def _read_lines(path: Path, offset: int) -> tuple[bytes, int]:
+    """Up to ``_CHUNK`` bytes of complete lines from ``offset``, and the offset used."""
+    with path.open("rb") as file:
+        size = file.seek(0, 2)
+        if size < offset:
+            log.warning("cdr.spool_file_shrunk", file=path.name, size=size, checkpoint=offset)
+            offset = 0
+        file.seek(max(0, offset - 1))
+        if offset and file.read(1) != b"\n":
+            log.warning("cdr.checkpoint_misaligned", file=path.name, checkpoint=offset)
+            offset = 0  # the file was rewritten under us: read it again, UNIQUE(uuid) dedups
+        file.seek(offset)
+        data = file.read(_CHUNK)
+    end = data.rfind(b"\n") + 1
+    if end == 0 and len(data) == _CHUNK:  # one line longer than a chunk: take it whole
+        with path.open("rb") as file:
+            file.seek(offset)
+            data = file.readline()
+        end = len(data) if data.endswith(b"\n") else 0
+    return data[:end], offset
+
+
+def _row(record: CdrRecord) -> tuple[object, ...]:
+    called = record.called_e164 or record.called_raw
+    return (
+        *(record.uuid, record.call_id, record.linked_id, record.leg, record.status),
+        *(record.trunk, record.customer, called, record.start_stamp, record.end_stamp),
+        *(record.billsec, record.disposition.value, record.to_json()),
+    )
+
+
+def _bounds(since: datetime | None, until: datetime | None) -> tuple[str, str]:
+    return (
+        utc_stamp(since) if since else _FAR_PAST,
+        utc_stamp(until) if until else _FAR_FUTURE,
+    )

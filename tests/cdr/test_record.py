@@ -1,0 +1,218 @@
+"""Tests for the CDR record: exact JSON round trip, derived durations, stamps and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from callserver.cdr.record import (
+    CdrRecord,
+    Disposition,
+    EndReason,
+    parse_stamp,
+    stamp_from_epoch,
+    utc_stamp,
+)
+from tests.cdr import make_record
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+texts = st.text(max_size=20)
+optional_texts = st.one_of(st.none(), texts)
+optional_ints = st.one_of(st.none(), st.integers(0, 10**9))
+money = st.one_of(
+    st.none(),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=4, min_value=-(10**6), max_value=10**6
+    ),
+)
+moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)
+)
+gaps = st.integers(0, 10**8).map(lambda ms: timedelta(milliseconds=ms))
+
+
+@st.composite
+def records(draw: st.DrawFn) -> CdrRecord:
+    """Any valid record: arbitrary text (any code point), ordered stamps, optional rating."""
+    start = draw(moments)
+    answer = start + draw(gaps) if draw(st.booleans()) else None
+    end = (answer or start) + draw(gaps)
+    optional = {
+        name: draw(optional_texts)
+        for name in (
+            *("trunk", "customer", "caller_raw", "caller_e164", "caller_country", "called_raw"),
+            *("called_e164", "dialplan", "dialplan_version", "language", "voicemail_path"),
+            *("recording_path", "number_class", "tariff", "payer", "currency"),
+        )
+    }
+    return CdrRecord(
+        uuid=draw(texts),
+        call_id=draw(texts),
+        leg=draw(st.sampled_from(["a", "b"])),
+        linked_id=draw(texts),
+        status=draw(st.sampled_from(["final", "aborted"])),
+        direction=draw(st.sampled_from(["inbound", "outbound", "internal"])),
+        start_stamp=utc_stamp(start),
+        answer_stamp=None if answer is None else utc_stamp(answer),
+        end_stamp=utc_stamp(end),
+        disposition=Disposition.ANSWERED
+        if answer
+        else draw(st.sampled_from([d for d in Disposition if d is not Disposition.ANSWERED])),
+        hangup_cause=draw(texts),
+        q850_cause=draw(st.one_of(st.none(), st.integers(0, 127))),
+        sip_code=draw(st.one_of(st.none(), st.integers(100, 699))),
+        hangup_by=draw(st.sampled_from([None, "caller", "callee", "server"])),
+        end_reason=draw(st.sampled_from(EndReason)),
+        steps=tuple(draw(st.lists(texts, max_size=5))),
+        digits=draw(texts),
+        survey=draw(st.dictionaries(texts, st.one_of(texts, st.integers()), max_size=4)),
+        billed_units=draw(optional_ints),
+        billed_seconds=draw(optional_ints),
+        cost=draw(money),
+        vat=draw(money),
+        **optional,
+    )
+
+
+@SETTINGS
+@given(records())
+def test_json_round_trip_is_exact(record: CdrRecord) -> None:
+    """from_json(to_json(r)) equals r, field by field, and the line is one line of ASCII."""
+    line = record.to_json()
+    assert line.isascii() and "\n" not in line
+    again = CdrRecord.from_json(line)
+    assert again == record
+    assert again.to_json() == line
+    assert (again.cost, again.vat) == (record.cost, record.vat)
+
+
+@SETTINGS
+@given(records())
+def test_money_is_written_as_strings_never_floats(record: CdrRecord) -> None:
+    """cost and vat appear in JSON as decimal strings (or null), never as JSON numbers."""
+    data = json.loads(record.to_json())
+    for name in ("cost", "vat"):
+        assert data[name] is None or (
+            isinstance(data[name], str) and Decimal(data[name]).is_finite()
+        )
+
+
+def test_durations_are_truncated_whole_seconds_of_the_stamps() -> None:
+    """duration and billsec drop the milliseconds; billmsec keeps them."""
+    record = make_record(
+        start_stamp="2026-11-22T10:00:00.000Z",
+        answer_stamp="2026-11-22T10:00:01.500Z",
+        end_stamp="2026-11-22T10:00:10.400Z",
+    )
+    assert (record.duration, record.billsec, record.billmsec) == (10, 8, 8900)
+
+
+def test_unanswered_leg_bills_nothing() -> None:
+    """Without an answer stamp billsec and billmsec are 0 while duration counts the ringing."""
+    record = make_record(answer_stamp=None, disposition="NO_ANSWER", end_reason="normal")
+    assert (record.duration, record.billsec, record.billmsec) == (62, 0, 0)
+
+
+def test_replace_recomputes_the_derived_fields_and_adds_rating() -> None:
+    """dataclasses.replace with a new end_stamp or a cost gives a consistent record."""
+    record = make_record()
+    rated = dataclasses.replace(
+        record, end_stamp="2026-11-22T10:02:02.000Z", cost=Decimal("0.1234"), vat=Decimal("0.0210")
+    )
+    assert (rated.duration, rated.billsec) == (122, 120)
+    assert '"cost":"0.1234","vat":"0.0210"' in rated.to_json()
+
+
+def test_linked_id_defaults_to_uuid_and_enums_accept_their_values() -> None:
+    """A leg without linked_id links to itself; str values become Disposition and EndReason."""
+    record = make_record(7)
+    assert record.linked_id == "u7"
+    assert record.disposition is Disposition.ANSWERED
+    assert record.end_reason is EndReason.NORMAL
+
+
+def test_disposition_values_are_those_of_the_specification() -> None:
+    """The dispositions are exactly ANSWERED, NO_ANSWER, BUSY, FAILED, REJECTED, CANCELLED."""
+    assert [d.value for d in Disposition] == [
+        "ANSWERED",
+        "NO_ANSWER",
+        "BUSY",
+        "FAILED",
+        "REJECTED",
+        "CANCELLED",
+    ]
+
+
+def test_records_are_hashable_values() -> None:
+    """Equal records hash alike (survey is left out of the hash), so they can go in sets."""
+    assert len({make_record(1, survey={"q1": 5}), make_record(1, survey={"q1": 5})}) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"answer_stamp": "2026-11-22T09:59:59.000Z"}, "answer_stamp"),
+        (
+            {"end_stamp": "2026-11-22T09:00:00.000Z", "answer_stamp": None, "disposition": "BUSY"},
+            "end_stamp",
+        ),
+        ({"start_stamp": "2026-11-22 10:00:00"}, "not a CDR stamp"),
+        ({"start_stamp": "2026-11-22T10:00:00Z"}, "not a CDR stamp"),
+        ({"leg": "c"}, "leg"),
+        ({"answer_stamp": None}, "ANSWERED exactly when"),
+        ({"disposition": "BUSY"}, "ANSWERED exactly when"),
+        ({"disposition": "CONGESTION"}, "CONGESTION"),
+        ({"end_reason": "bored"}, "bored"),
+        ({"cost": "NaN"}, "cost"),
+        ({"cost": 0.1}, "cost must be a decimal string"),
+        ({"q850_cause": 200}, "Q.850"),
+        ({"sip_code": 99}, "sip_code"),
+        ({"q850_cause": True}, "q850_cause"),
+        ({"survey": {"q": 1.5}}, "survey"),
+        ({"steps": ["menu", 3]}, "steps"),
+        ({"trunk": 5}, "trunk"),
+        ({"colour": "red"}, "unknown CDR field"),
+        ({"duration": 61}, "duration"),
+    ],
+)
+def test_invalid_records_are_refused_with_a_specific_message(
+    overrides: dict[str, object], message: str
+) -> None:
+    """Each kind of bad value raises ValueError naming the problem."""
+    with pytest.raises(ValueError, match=message):
+        make_record(0, **overrides)
+
+
+def test_from_json_refuses_incomplete_and_non_object_lines() -> None:
+    """A line missing a required field, or not a JSON object, raises ValueError."""
+    data = json.loads(make_record().to_json())
+    del data["end_stamp"]
+    with pytest.raises(ValueError, match="incomplete"):
+        CdrRecord.from_json(json.dumps(data))
+    with pytest.raises(ValueError, match="JSON object"):
+        CdrRecord.from_json("[1, 2]")
+    with pytest.raises(ValueError):
+        CdrRecord.from_json('{"uuid": "u1", ')
+
+
+def test_utc_stamp_converts_zones_and_truncates_to_milliseconds() -> None:
+    """A +02:00 time becomes Z, and 999999 µs becomes .999."""
+    moment = datetime(2026, 3, 1, 1, 30, 5, 999_999, tzinfo=timezone(timedelta(hours=2)))
+    assert utc_stamp(moment) == "2026-02-28T23:30:05.999Z"
+    assert parse_stamp("2026-02-28T23:30:05.999Z") == datetime(
+        2026, 2, 28, 23, 30, 5, 999_000, tzinfo=UTC
+    )
+    assert stamp_from_epoch(0.25) == "1970-01-01T00:00:00.250Z"
+
+
+def test_utc_stamp_refuses_naive_times() -> None:
+    """A datetime without a zone cannot be a CDR time."""
+    with pytest.raises(ValueError, match="no time zone"):
+        utc_stamp(datetime(2026, 1, 1))

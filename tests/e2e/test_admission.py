@@ -1,0 +1,85 @@
+"""Admission end to end: trunks by source address and channel limits, SIPp against the server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    free_port,
+    run_sipp,
+    start_server,
+    stat_value,
+)
+
+
+def _hold_calls(sipp: str, server: ServerProcess, count: int, ms: int) -> subprocess.Popen[str]:
+    """SIPp placing ``count`` calls at once, each held ``ms`` before the caller's BYE."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # their RTP goes nowhere useful
+    sink.bind((HOST, 0))
+    rtp_port = sink.getsockname()[1]
+    sink.close()
+    cmd = [
+        sipp,
+        f"{HOST}:{server.port}",
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", str(count), "-r", "50"),
+        *("-set", "rtp_port", str(rtp_port), "-set", "codec", "0", "-d", str(ms)),
+        *("-nostdin", "-timeout", "30s", "-timeout_error"),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_answered(server: ServerProcess, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(server.events("call.answered")) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.events("call.answered")) >= count, "\n".join(server.raw[-20:])
+
+
+def test_fourth_call_on_a_three_channel_trunk_gets_503(sipp: str, tmp_path: Path) -> None:
+    """3 calls up on a 3-channel trunk, the 4th gets 503 + Q.850 cause 34, a 5th later succeeds."""
+    trunks = {"trunks": {"test": {"match": ["127.0.0.1"], "channels": 3}}}
+    server = start_server(tmp_path, trunks=trunks)
+    try:
+        holders = _hold_calls(sipp, server, 3, 4000)
+        _wait_answered(server, 3)
+        refused = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-expect-503-channel-limit.xml"), "-m", "1"),
+        )
+        output, _ = holders.communicate(timeout=40)
+        assert holders.returncode == 0, output[-2000:]
+        after = run_sipp(sipp, tmp_path, server.port, "-sn", "uac", "-m", "1")
+    finally:
+        server.stop()
+    assert refused.returncode == 0, refused.output[-2000:]
+    assert stat_value(refused, "SuccessfulCall(C)") == 1
+    assert after.returncode == 0, after.output[-2000:]
+    rejected = server.events("call.rejected")
+    assert [(r["status"], r["reason"], r["trunk"]) for r in rejected] == [
+        (503, "channel_limit", "test")
+    ]
+    stopped = server.wait_for("server.stopped")
+    assert stopped["channels_in_use"] == 0
+
+
+def test_unknown_source_gets_403(sipp: str, tmp_path: Path) -> None:
+    """A source no trunk matches is refused with 403 and the refusal is logged."""
+    trunks = {"trunks": {"elsewhere": {"match": ["192.0.2.0/24"]}}}
+    server = start_server(tmp_path, trunks=trunks)
+    try:
+        result = run_sipp(sipp, tmp_path, server.port, "-sn", "uac", "-m", "1", timeout=10)
+    finally:
+        server.stop()
+    assert result.returncode != 0
+    assert "403" in result.output or stat_value(result, "FailedCall(C)") == 1
+    rejected = server.events("call.rejected")
+    assert [(r["status"], r["reason"]) for r in rejected] == [(403, "unknown_source")]
