@@ -35,6 +35,7 @@ from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, Transmit
 from callserver.sip.parser import ParseLimits
 from callserver.sip.timers import SipTimers
+from callserver.tariffs import load_tariffs
 from callserver.transport.tcp import TcpTransport
 from callserver.transport.udp import UdpTransport
 from callserver.trunks import load_trunks
@@ -147,6 +148,7 @@ class Server:
         self.media = MediaEngine(settings.media, bind_host=first.host, sink=self._on_media)
         self.prompts = PromptStore(settings.media.prompts_dir, settings.media.language_chain)
         self.admission = Admission(load_trunks(settings.trunks))
+        self.tariffs = load_tariffs(settings.tariffs)
         self.calls = CallManager(
             self.endpoint,
             settings,
@@ -154,6 +156,7 @@ class Server:
             media=self.media,
             prompts=self.prompts,
             admission=self.admission,
+            tariffs=self.tariffs,
             loop=self._loop,
             wake=self.pump,
         )
@@ -309,12 +312,14 @@ class Server:
         try:
             loaded = load_settings(self.config_path, self.overrides)
             trunks = load_trunks(loaded.trunks)
+            tariffs = load_tariffs(loaded.tariffs)
         except ConfigError as exc:
             log.error("config.reload_failed", path=path, errors=exc.errors)
             return
         self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
         self.admission.reload(trunks)
+        self.tariffs = self.calls.tariffs = tariffs
         self.media.reconfigure(self.settings.media)
         media = self.settings.media
         self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, media.language_chain)

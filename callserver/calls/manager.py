@@ -48,6 +48,7 @@ from callserver.sip.events import (
 from callserver.sip.sdp import AnswerConfig, NegotiatedMedia, NoCommonCodec, answer_offer
 from callserver.sip.session_description import SdpError, parse_sdp
 from callserver.sip.uri import SipUri
+from callserver.tariffs import Tariffs
 
 __all__ = ["Call", "CallManager"]
 
@@ -66,6 +67,9 @@ class Call:
     hangup: asyncio.TimerHandle | None = None
     stream: MediaStream | None = None
     admitted: Admitted | None = None  # its trunk and channels, released once in _end
+    called: str = ""
+    number_class: str | None = None
+    cap: asyncio.TimerHandle | None = None  # the duration cap of its number class
     cause: str | None = None  # why we ended the call, when we did (e.g. rtp_timeout)
     sdp_session: int = 0
     sdp_version: int = 1
@@ -84,6 +88,7 @@ class CallManager:
         media: MediaEngine,
         prompts: PromptStore,
         admission: Admission,
+        tariffs: Tariffs,
         loop: asyncio.AbstractEventLoop,
         wake: Callable[[], None],
     ) -> None:
@@ -93,6 +98,7 @@ class CallManager:
         self.media = media
         self.prompts = prompts
         self.admission = admission
+        self.tariffs = tariffs
         self._loop = loop
         self._wake = wake
         self.calls: dict[object, Call] = {}
@@ -115,6 +121,7 @@ class CallManager:
             call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
             if call is not None and call.answered_at is None:
                 call.answered_at = event.rtime
+                self._arm_cap(call)
         elif isinstance(event, DialogTerminated):
             call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
             if call is not None:
@@ -180,6 +187,7 @@ class CallManager:
     def _admit(self, call: Call, event: RequestReceived, now: float) -> bool:
         uri = event.request.uri
         called = uri.user or "" if isinstance(uri, SipUri) else ""
+        call.called = called
         result = self.admission.admit(event.peer.host, event.peer.port, called, event.rtime)
         if isinstance(result, Admitted):
             call.admitted = result
@@ -206,6 +214,30 @@ class CallManager:
         if call.admitted is not None:
             self.admission.release(call.admitted.grant)
             call.admitted = None
+
+    def _arm_cap(self, call: Call) -> None:
+        """Arm the call's duration cap, timed from the answer's arrival (the ACK's rtime).
+
+        The cap of the called number's class (180 s for per-call premium numbers, the
+        regulator's rule) or the global default; a number the plan cannot read gets the default.
+        """
+        try:
+            number_class = self.tariffs.classify(call.called)
+        except ValueError:
+            cap = self.tariffs.default_max_duration
+        else:
+            call.number_class = number_class.name
+            cap = self.tariffs.duration_cap(number_class)
+        assert call.answered_at is not None
+        call.cap = self._loop.call_at(call.answered_at + cap, self._cap_reached, call, cap)
+
+    def _cap_reached(self, call: Call, cap: float) -> None:
+        if self.calls.get(call.key) is not call or call.dialog_id is None:
+            return
+        call.cause = "max_duration"
+        call.log.info("call.max_duration", cap=cap, number_class=call.number_class)
+        self.endpoint.bye(call.dialog_id, self._loop.time())
+        self._wake()
 
     def _answer_later(self, call: Call, answer: tuple[bytes, StreamConfig]) -> None:
         if self.calls.get(call.key) is call and self.endpoint.is_pending_invite(call.key):
@@ -302,8 +334,9 @@ class CallManager:
             self.idle.set()
         if call.dialog_id is not None:
             self._by_dialog.pop(call.dialog_id, None)
-        if call.hangup is not None:
-            call.hangup.cancel()
+        for timer in (call.hangup, call.cap):
+            if timer is not None:
+                timer.cancel()
         if call.stream is not None:
             self._by_stream.pop(call.stream.stream_id, None)
             self.media.close_stream(call.stream)

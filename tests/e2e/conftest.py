@@ -21,6 +21,7 @@ import yaml
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PROMPTS = Path(__file__).parents[2] / "prompts"
+TARIFFS = Path(__file__).parents[2] / "config" / "tariffs.yaml"
 HOST = "127.0.0.1"
 
 
@@ -115,12 +116,14 @@ def start_server(
     *,
     media: dict[str, object] | None = None,
     trunks: dict[str, object] | None = None,
+    tariffs: Path = TARIFFS,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``) settings."""
     port = free_port()
     config = {
         "trunks": write_trunks(tmp_path, trunks),
+        "tariffs": str(tariffs),
         "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": 0.5},
         "media": {"prompts_dir": str(PROMPTS), **(media or {})},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
@@ -238,6 +241,7 @@ def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> Serve
     """
     config = {
         "trunks": write_trunks(tmp_path, None),
+        "tariffs": str(TARIFFS),
         "sip": {"listen": listen, "t1": 0.5},
         "media": {"prompts_dir": str(PROMPTS)},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},

@@ -365,7 +365,7 @@ def test_address_in_use_exits_1_with_a_message(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=30,
-            cwd=tmp_path,
+            cwd=SHIPPED.parents[1],
             env={k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")},
         )
     assert result.returncode == 1
