@@ -12,6 +12,7 @@ import contextlib
 import gc
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import structlog
 
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
+from callserver.calls.reporting import CdrReporter
+from callserver.cdr.spool import CdrSpool
 from callserver.config import (
     DEFAULT_CONFIG,
     ConfigError,
@@ -149,6 +152,8 @@ class Server:
         self.prompts = PromptStore(settings.media.prompts_dir, settings.media.language_chain)
         self.admission = Admission(load_trunks(settings.trunks))
         self.tariffs = load_tariffs(settings.tariffs)
+        self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
+        self.reporter = CdrReporter(self.tariffs, self._loop.time)
         self.calls = CallManager(
             self.endpoint,
             settings,
@@ -157,6 +162,7 @@ class Server:
             prompts=self.prompts,
             admission=self.admission,
             tariffs=self.tariffs,
+            reporter=self.reporter,
             loop=self._loop,
             wake=self.pump,
         )
@@ -183,6 +189,10 @@ class Server:
             self.settings, _advertised(self.settings, first), bound[1]
         )
         await self.media.start()
+        self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
+        aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
+        if aborted:
+            log.warning("cdr.recovered_aborted", records=len(aborted))
         log.info("server.listening", addresses=[self._describe(t) for t in sockets])
 
     async def _open_tcp(self, address: ListenAddress, count: int) -> TcpTransport:
@@ -319,7 +329,7 @@ class Server:
         self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
         self.admission.reload(trunks)
-        self.tariffs = self.calls.tariffs = tariffs
+        self.tariffs = self.calls.tariffs = self.reporter.tariffs = tariffs
         self.media.reconfigure(self.settings.media)
         media = self.settings.media
         self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, media.language_chain)
@@ -381,6 +391,8 @@ class Server:
         if self._gc_timer is not None:
             self._gc_timer.cancel()
         await self.media.stop()
+        if self.cdr is not None:
+            await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         for udp in self._udp:
             udp.close()
         for tcp in self._tcp:

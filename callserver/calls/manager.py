@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from callserver.calls.admission import Admission, Admitted
+from callserver.calls.reporting import CallFacts, CdrReporter
 from callserver.config import Settings
 from callserver.media.dtmf import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
@@ -67,7 +68,7 @@ class Call:
     hangup: asyncio.TimerHandle | None = None
     stream: MediaStream | None = None
     admitted: Admitted | None = None  # its trunk and channels, released once in _end
-    called: str = ""
+    facts: CallFacts | None = None  # what its CDR will say
     number_class: str | None = None
     cap: asyncio.TimerHandle | None = None  # the duration cap of its number class
     cause: str | None = None  # why we ended the call, when we did (e.g. rtp_timeout)
@@ -89,6 +90,7 @@ class CallManager:
         prompts: PromptStore,
         admission: Admission,
         tariffs: Tariffs,
+        reporter: CdrReporter,
         loop: asyncio.AbstractEventLoop,
         wake: Callable[[], None],
     ) -> None:
@@ -99,6 +101,7 @@ class CallManager:
         self.prompts = prompts
         self.admission = admission
         self.tariffs = tariffs
+        self.reporter = reporter
         self._loop = loop
         self._wake = wake
         self.calls: dict[object, Call] = {}
@@ -122,6 +125,9 @@ class CallManager:
             if call is not None and call.answered_at is None:
                 call.answered_at = event.rtime
                 self._arm_cap(call)
+                if call.facts is not None:
+                    call.facts.answered_at = event.rtime
+                    self.reporter.answered(call.facts)
         elif isinstance(event, DialogTerminated):
             call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
             if call is not None:
@@ -185,14 +191,22 @@ class CallManager:
         call.hangup = self._loop.call_at(self._loop.time() + ring, self._answer_later, call, answer)
 
     def _admit(self, call: Call, event: RequestReceived, now: float) -> bool:
-        uri = event.request.uri
+        uri, caller = event.request.uri, event.request.from_().uri
         called = uri.user or "" if isinstance(uri, SipUri) else ""
-        call.called = called
+        facts = CallFacts(
+            call_id=call.call_id,
+            caller=caller.user or "" if isinstance(caller, SipUri) else "",
+            called=called,
+            offered_at=event.rtime,
+        )
         result = self.admission.admit(event.peer.host, event.peer.port, called, event.rtime)
+        facts.trunk = result.trunk
         if isinstance(result, Admitted):
-            call.admitted = result
+            call.admitted, call.facts, facts.customer = result, facts, result.customer
             call.log = call.log.bind(trunk=result.trunk)
+            self.reporter.opened(facts)
             return True
+        self.reporter.ended(facts, result.reason, sip_code=result.status)
         call.log.info(
             "call.rejected",
             status=result.status,
@@ -206,9 +220,11 @@ class CallManager:
     def _refuse(
         self, call: Call, status: int, now: float, headers: tuple[tuple[str, str], ...] = ()
     ) -> None:
-        """Answer an admitted INVITE with an error; its channels go back."""
+        """Answer an admitted INVITE with an error; its channels go back, its CDR is written."""
         self._release(call)
         self.endpoint.respond(call.key, status, now, headers=headers)
+        if call.facts is not None:
+            self.reporter.ended(call.facts, "rejected", sip_code=status)
 
     def _release(self, call: Call) -> None:
         if call.admitted is not None:
@@ -222,7 +238,7 @@ class CallManager:
         regulator's rule) or the global default; a number the plan cannot read gets the default.
         """
         try:
-            number_class = self.tariffs.classify(call.called)
+            number_class = self.tariffs.classify(call.facts.called if call.facts else "")
         except ValueError:
             cap = self.tariffs.default_max_duration
         else:
@@ -341,6 +357,9 @@ class CallManager:
             self._by_stream.pop(call.stream.stream_id, None)
             self.media.close_stream(call.stream)
         self._release(call)
+        if call.facts is not None:
+            code = 200 if call.answered_at is not None else None
+            self.reporter.ended(call.facts, call.cause or reason, sip_code=code)
         call.log.info("call.ended", reason=call.cause or reason)
 
     def hang_up_all(self) -> None:

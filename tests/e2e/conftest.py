@@ -213,6 +213,18 @@ def stat_value(result: SippResult, column: str) -> int:
     return int(rows[-1][header.index(column)])
 
 
+def exported_cdrs(data_dir: Path) -> list[dict[str, object]]:
+    """The CDRs in ``data_dir``, read back with `callserver cdr export` (JSON lines)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "callserver", "cdr", "export", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
 def launch(args: list[str], port: int, data_dir: Path, *, cwd: Path | None = None) -> ServerProcess:
     """Start ``python -m callserver ARGS`` without CALLSERVER_* variables; wait until it listens."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}

@@ -11,6 +11,7 @@ from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
     ServerProcess,
+    exported_cdrs,
     free_port,
     run_sipp,
     start_server,
@@ -60,15 +61,22 @@ def test_fourth_call_on_a_three_channel_trunk_gets_503(sipp: str, tmp_path: Path
         after = run_sipp(sipp, tmp_path, server.port, "-sn", "uac", "-m", "1")
     finally:
         server.stop()
-    assert refused.returncode == 0, refused.output[-2000:]
+    assert refused.returncode == 0, refused.output[-2000:] + "\n".join(server.raw[-30:])
     assert stat_value(refused, "SuccessfulCall(C)") == 1
-    assert after.returncode == 0, after.output[-2000:]
+    log = "\n".join(server.raw[-30:])
+    assert after.returncode == 0, after.output[-2000:] + log
     rejected = server.events("call.rejected")
     assert [(r["status"], r["reason"], r["trunk"]) for r in rejected] == [
         (503, "channel_limit", "test")
-    ]
+    ], log
     stopped = server.wait_for("server.stopped")
     assert stopped["channels_in_use"] == 0
+    cdrs = exported_cdrs(server.data_dir)
+    dispositions = sorted((c["disposition"], c["end_reason"], c["trunk"]) for c in cdrs)
+    assert dispositions == [("ANSWERED", "normal", "test")] * 4 + [
+        ("REJECTED", "channel_limit", "test")
+    ], log
+    assert all(c["hangup_by"] == "caller" for c in cdrs if c["disposition"] == "ANSWERED")
 
 
 def test_unknown_source_gets_403(sipp: str, tmp_path: Path) -> None:

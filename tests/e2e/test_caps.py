@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from callserver.tariffs import load_tariffs
-from tests.e2e.conftest import SCENARIOS, TARIFFS, run_sipp, start_server
+from tests.e2e.conftest import SCENARIOS, TARIFFS, exported_cdrs, run_sipp, start_server
 
 PREMIUM_PER_CALL = "092291123"  # 092 291 xxx: 0.49 KM a call, at most 3 minutes
 
@@ -46,3 +46,10 @@ def test_server_sends_bye_at_the_cap(sipp: str, tmp_path: Path) -> None:
     waited = (_stamp(capped) - _stamp(server.wait_for("call.answered"))).total_seconds()
     assert 2.0 <= waited <= 4.0
     assert ended["reason"] == "max_duration"
+    [cdr] = exported_cdrs(server.data_dir)
+    assert (cdr["end_reason"], cdr["hangup_by"], cdr["disposition"]) == (
+        "max_duration",
+        "server",
+        "ANSWERED",
+    )
+    assert (cdr["called_raw"], cdr["cost"], cdr["billed_units"]) == (PREMIUM_PER_CALL, "0.4900", 1)

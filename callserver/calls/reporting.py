@@ -1,0 +1,150 @@
+"""REPORTING: the CDR of every inbound call leg (STYLE §7 phases, §8; DESIGN.md step 5).
+
+A leg is journalled at admission (``open_call``) and when answered (``update_call``), so a
+crash leaves an ABORTED record after the next start; when it ends its ``CdrRecord`` is built
+from what the call saw, rated against the tariffs when answered, and queued to the spool,
+which writes and fsyncs it on its own thread: teardown never waits for the disk. A call
+refused at admission gets a REJECTED record too. Times are the calls layer's ``rtime`` values
+(monotonic) turned into UTC wall-clock stamps.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from callserver.cdr.record import CdrRecord, CdrSink, Disposition, stamp_from_epoch
+from callserver.tariffs import Tariffs
+
+__all__ = ["CallFacts", "CdrReporter"]
+
+log = structlog.get_logger("callserver.cdr")
+
+# Why an unanswered leg ended -> disposition, hangup cause (FreeSWITCH's names) and Q.850
+# cause. A CANCEL has no Q.850 cause of its own (FreeSWITCH's 487 is a SIP code): 16, normal
+# clearing, as Asterisk records it.
+_UNANSWERED = {
+    "cancelled": (Disposition.CANCELLED, "ORIGINATOR_CANCEL", 16),
+    "timeout": (Disposition.NO_ANSWER, "NO_ANSWER", 19),
+    "shutdown": (Disposition.FAILED, "SYSTEM_SHUTDOWN", 41),
+}
+_END_REASONS = {"rtp_timeout", "max_duration", "shutdown", "channel_limit", "cps_limit"}
+
+
+class CallFacts:
+    """What a call leg's CDR needs, gathered as the call goes (mutable, one per call)."""
+
+    __slots__ = ("answered_at", "call_id", "called", "caller", "customer", "offered_at", "trunk")
+
+    def __init__(self, *, call_id: str, caller: str, called: str, offered_at: float) -> None:
+        self.call_id = call_id
+        self.caller = caller
+        self.called = called
+        self.offered_at = offered_at
+        self.answered_at: float | None = None
+        self.trunk: str | None = None
+        self.customer: str | None = None
+
+
+class CdrReporter:
+    """Builds each leg's CDR and hands it to the spool; see the module docstring."""
+
+    def __init__(self, tariffs: Tariffs, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.sink: CdrSink | None = None  # the spool, attached when the server starts
+        self.tariffs = tariffs
+        self._monotonic = monotonic
+
+    def _stamp(self, rtime: float) -> str:
+        return stamp_from_epoch(time.time() - (self._monotonic() - rtime))
+
+    def opened(self, facts: CallFacts) -> None:
+        """Journal an admitted leg, so a crash cannot lose it."""
+        if self.sink is not None:
+            self.sink.open_call(facts.call_id, self._known(facts))
+
+    def answered(self, facts: CallFacts) -> None:
+        """Journal the answer time of an open leg."""
+        assert facts.answered_at is not None
+        if self.sink is not None:
+            stamp = self._stamp(facts.answered_at)
+            self.sink.update_call(facts.call_id, {"answer_stamp": stamp})
+
+    def ended(
+        self, facts: CallFacts, reason: str, *, sip_code: int | None = None
+    ) -> CdrRecord | None:
+        """Write the leg's final record; ``reason`` is the calls layer's (cause or event).
+
+        Returns the record, or None if the facts could not make a valid one (logged as
+        ``cdr.record_invalid`` with every field, so billing can reconstruct it).
+        """
+        now = self._monotonic()
+        fields: dict[str, Any] = self._known(facts)
+        fields.update(end_stamp=self._stamp(max(now, facts.offered_at)), sip_code=sip_code)
+        if facts.answered_at is not None:
+            fields.update(self._answered(facts, reason, now))
+        elif reason in ("channel_limit", "cps_limit", "unknown_source", "rejected"):
+            fields.update(disposition=Disposition.REJECTED, hangup_cause="CALL_REJECTED")
+            fields.update(q850_cause=21 if reason == "unknown_source" else 34, hangup_by="server")
+        else:
+            disposition, cause, q850 = _UNANSWERED.get(
+                reason, (Disposition.FAILED, "NORMAL_TEMPORARY_FAILURE", 41)
+            )
+            hangup_by = "caller" if reason == "cancelled" else "server"
+            fields.update(disposition=disposition, hangup_cause=cause, q850_cause=q850)
+            fields["hangup_by"] = hangup_by
+        fields["end_reason"] = reason if reason in _END_REASONS else _other(reason)
+        try:
+            record = CdrRecord(uuid=str(uuid.uuid4()), direction="inbound", **fields)
+        except ValueError as exc:  # a bug here must not take the call's teardown with it
+            log.error(
+                "cdr.record_invalid", error=str(exc), **{k: str(v) for k, v in fields.items()}
+            )
+            return None
+        if self.sink is not None:
+            self.sink.write(record)
+        return record
+
+    def _answered(self, facts: CallFacts, reason: str, now: float) -> dict[str, Any]:
+        assert facts.answered_at is not None
+        out: dict[str, Any] = {
+            "answer_stamp": self._stamp(facts.answered_at),
+            "disposition": Disposition.ANSWERED,
+            "hangup_cause": "NORMAL_CLEARING",
+            "q850_cause": 16,
+            "hangup_by": "caller" if reason == "bye_received" else "server",
+        }
+        try:
+            number_class = self.tariffs.classify(facts.called)
+        except ValueError:
+            return out
+        billsec = int(max(0.0, now - facts.answered_at))
+        rating = self.tariffs.rate(number_class, billsec)
+        out.update(
+            number_class=number_class.name,
+            tariff=rating.tariff,
+            billed_units=rating.billed_units,
+            billed_seconds=rating.billed_seconds,
+            payer=rating.payer,
+            cost=rating.cost,
+            vat=rating.vat,
+            currency="BAM",
+        )
+        return out
+
+    def _known(self, facts: CallFacts) -> dict[str, Any]:
+        return {
+            "call_id": facts.call_id,
+            "trunk": facts.trunk,
+            "customer": facts.customer,
+            "caller_raw": facts.caller,
+            "called_raw": facts.called,
+            "start_stamp": self._stamp(facts.offered_at),
+        }
+
+
+def _other(reason: str) -> str:
+    return "error" if reason in ("respond_failed", "error") else "normal"

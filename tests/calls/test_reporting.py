@@ -1,0 +1,119 @@
+"""REPORTING: each leg's CDR from what the call saw; rated when answered, journalled first."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from decimal import Decimal
+from pathlib import Path
+
+from callserver.calls.reporting import CallFacts, CdrReporter
+from callserver.cdr.record import CdrRecord, Disposition, EndReason
+from callserver.tariffs import load_tariffs
+
+TARIFFS = load_tariffs(Path(__file__).parents[2] / "config" / "tariffs.yaml")
+
+
+class Sink:
+    """Keeps what the reporter sends, as the spool would write it."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[str, dict[str, object]]] = []
+        self.updated: list[tuple[str, dict[str, object]]] = []
+        self.records: list[CdrRecord] = []
+
+    def _done(self) -> Future[bool]:
+        future: Future[bool] = Future()
+        future.set_result(True)
+        return future
+
+    def open_call(self, call_id: str, known: dict[str, object]) -> Future[bool]:
+        self.opened.append((call_id, dict(known)))
+        return self._done()
+
+    def update_call(self, call_id: str, known: dict[str, object]) -> Future[bool]:
+        self.updated.append((call_id, dict(known)))
+        return self._done()
+
+    def write(self, record: CdrRecord) -> Future[bool]:
+        self.records.append(record)
+        return self._done()
+
+
+def reporter(now: list[float]) -> tuple[CdrReporter, Sink]:
+    sink = Sink()
+    reporting = CdrReporter(TARIFFS, lambda: now[0])
+    reporting.sink = sink  # type: ignore[assignment]
+    return reporting, sink
+
+
+def facts(called: str) -> CallFacts:
+    out = CallFacts(call_id="c1@test", caller="38761000000", called=called, offered_at=100.0)
+    out.trunk = "test"
+    return out
+
+
+def test_answered_premium_call_is_journalled_rated_and_written() -> None:
+    """Open, answer and end give two journal entries and one rated ANSWERED record."""
+    now = [100.0]
+    reporting, sink = reporter(now)
+    call = facts("092291123")
+    reporting.opened(call)
+    call.answered_at = 101.0
+    reporting.answered(call)
+    now[0] = 281.5
+    record = reporting.ended(call, "max_duration", sip_code=200)
+    assert record is not None
+    assert [entry[0] for entry in sink.opened + sink.updated] == ["c1@test", "c1@test"]
+    assert sink.records == [record]
+    assert record.disposition is Disposition.ANSWERED
+    assert record.end_reason is EndReason.MAX_DURATION
+    assert (record.billsec, record.duration) == (180, 181)
+    assert (record.cost, record.billed_units, record.trunk) == (Decimal("0.4900"), 1, "test")
+
+
+def test_refused_and_cancelled_legs() -> None:
+    """A channel-limit refusal is REJECTED (cause 34); a CANCEL before answer is CANCELLED."""
+    now = [100.5]
+    reporting, sink = reporter(now)
+    refused = reporting.ended(facts("38733123456"), "channel_limit", sip_code=503)
+    assert refused is not None
+    assert (refused.disposition, refused.q850_cause, refused.hangup_by) == (
+        Disposition.REJECTED,
+        34,
+        "server",
+    )
+    assert refused.end_reason is EndReason.CHANNEL_LIMIT and refused.cost is None
+    cancelled = reporting.ended(facts("38733123456"), "cancelled")
+    assert cancelled is not None
+    assert (cancelled.disposition, cancelled.hangup_by) == (Disposition.CANCELLED, "caller")
+    assert len(sink.records) == 2
+
+
+def test_a_number_the_plan_cannot_read_is_written_unrated() -> None:
+    """An answered call to a non-numeric user part still gets its record, without a price."""
+    now = [100.0]
+    reporting, _ = reporter(now)
+    call = facts("service")
+    call.answered_at = 100.2
+    now[0] = 110.0
+    record = reporting.ended(call, "bye_received", sip_code=200)
+    assert record is not None
+    assert (record.disposition, record.hangup_by, record.cost) == (
+        Disposition.ANSWERED,
+        "caller",
+        None,
+    )
+
+
+def test_an_invalid_record_is_logged_with_its_fields_not_raised() -> None:
+    """Facts that cannot make a valid record (end before start) are logged, never raised."""
+    from structlog.testing import capture_logs
+
+    now = [50.0]  # before the call was offered: the end clamps to the start
+    reporting, sink = reporter(now)
+    call = facts("38733123456")
+    call.answered_at = 120.0  # an answer after the end: stamps out of order
+    with capture_logs() as logs:
+        assert reporting.ended(call, "bye_received") is None
+    assert [entry["event"] for entry in logs] == ["cdr.record_invalid"]
+    assert logs[0]["called_raw"] == "38733123456" and not sink.records
