@@ -108,15 +108,12 @@ class CdrSink(Protocol):
 
     def open_call(self, call_id: str, known: Mapping[str, object]) -> Future[bool]:
         """Journal a leg at admission."""
-        ...
 
     def update_call(self, call_id: str, known: Mapping[str, object]) -> Future[bool]:
         """Journal more facts about an open leg."""
-        ...
 
     def write(self, record: CdrRecord) -> Future[bool]:
         """Store the leg's final record (REPORTING)."""
-        ...
 
 
 def utc_stamp(moment: datetime) -> str:
