@@ -52,3 +52,25 @@ async def test_scheduled_full_collection_is_logged_and_rescheduled() -> None:
     assert line["pause_ms"] >= 0 and line["unreachable"] >= 0
     assert server._gc_timer is not None
     server._gc_timer.cancel()
+
+
+async def test_invite_refused_while_draining_leaves_a_rejected_cdr() -> None:
+    """While draining, a new INVITE gets 503 and its leg still gets a CDR (end reason shutdown)."""
+    from callserver.cdr.record import CdrRecord
+    from tests.calls.test_reporting import Sink
+
+    server = Server(load_settings(None, {"sip": {"listen": ["udp:127.0.0.1:5060"]}}))
+    sink, cdrs = _Sink(), Sink()
+    server._udp.append(sink)  # type: ignore[arg-type]
+    server.reporter.sink = cdrs  # type: ignore[assignment]
+    server.calls.draining = True
+    server.datagram_received(INVITE, Peer("udp", "127.0.0.1", 6000))
+    assert any(d.startswith(b"SIP/2.0 503") for d in sink.sent)
+    [record] = cdrs.records
+    assert isinstance(record, CdrRecord)
+    assert (record.call_id, record.disposition, record.end_reason, record.sip_code) == (
+        "app-1",
+        "FAILED",
+        "shutdown",
+        503,
+    )

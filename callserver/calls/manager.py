@@ -160,10 +160,12 @@ class CallManager:
 
     def _on_invite(self, event: RequestReceived, now: float) -> None:
         request = event.request
+        call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
         if self.draining or len(self.calls) >= self.settings.calls.max_calls:
+            reason = "shutdown" if self.draining else "rejected"
+            self.reporter.ended(_facts(call, event), reason, sip_code=503)
             self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "30"),))
             return
-        call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
         call.log = log.bind(call_id=call.call_id)
         if not self._admit(call, event, now):
             return
@@ -191,15 +193,8 @@ class CallManager:
         call.hangup = self._loop.call_at(self._loop.time() + ring, self._answer_later, call, answer)
 
     def _admit(self, call: Call, event: RequestReceived, now: float) -> bool:
-        uri, caller = event.request.uri, event.request.from_().uri
-        called = uri.user or "" if isinstance(uri, SipUri) else ""
-        facts = CallFacts(
-            call_id=call.call_id,
-            caller=caller.user or "" if isinstance(caller, SipUri) else "",
-            called=called,
-            offered_at=event.rtime,
-        )
-        result = self.admission.admit(event.peer.host, event.peer.port, called, event.rtime)
+        facts = _facts(call, event)
+        result = self.admission.admit(event.peer.host, event.peer.port, facts.called, event.rtime)
         facts.trunk = result.trunk
         if isinstance(result, Admitted):
             call.admitted, call.facts, facts.customer = result, facts, result.customer
@@ -397,4 +392,15 @@ def _stream_config(media: NegotiatedMedia) -> StreamConfig:
         remote_port=media.remote_port,
         direction=media.direction,
         rtcp_mux=media.rtcp_mux,
+    )
+
+
+def _facts(call: Call, event: RequestReceived) -> CallFacts:
+    """The CDR facts an INVITE brings: Call-ID, caller and called user parts, arrival time."""
+    uri, caller = event.request.uri, event.request.from_().uri
+    return CallFacts(
+        call_id=call.call_id,
+        caller=caller.user or "" if isinstance(caller, SipUri) else "",
+        called=uri.user or "" if isinstance(uri, SipUri) else "",
+        offered_at=event.rtime,
     )
