@@ -286,8 +286,13 @@ def _depth_of_leaf(values: Any, loc: tuple[str | int, ...]) -> int:
     return 0 if isinstance(values, dict) else len(loc)
 
 
-def read_yaml(source: Path) -> tuple[dict[str, Any], dict[tuple[str | int, ...], int]]:
+def read_yaml(
+    source: Path, holds: str = "a mapping of settings"
+) -> tuple[dict[str, Any], dict[tuple[str | int, ...], int]]:
     """An operator file's mapping and the line of each key path (``yamlpos``).
+
+    ``holds`` names what the file must be in the error for a file that is not a mapping;
+    an empty file is an empty mapping.
 
     Raises:
         ConfigError: the file is unreadable, not UTF-8, not YAML or not a mapping.
@@ -305,7 +310,7 @@ def read_yaml(source: Path) -> tuple[dict[str, Any], dict[tuple[str | int, ...],
     if data is None:
         return {}, lines
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}:1: the file must hold a mapping of settings"])
+        raise ConfigError([f"{source}:1: the file must hold {holds}"])
     return data, lines
 
 

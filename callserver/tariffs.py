@@ -22,7 +22,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -34,7 +33,7 @@ from pydantic import (
 )
 
 from callserver.cdr.rating import Increment, Payer, Rating, Tariff, TariffKind, rate
-from callserver.config import ConfigError
+from callserver.config import ConfigError, read_yaml
 from callserver.policy.barring import BarringClass, default_barring
 from callserver.policy.caps import DEFAULT_MAX_DURATION, duration_cap
 from callserver.policy.numbering import (
@@ -45,7 +44,7 @@ from callserver.policy.numbering import (
     Pattern,
     parse_pattern,
 )
-from callserver.yamlpos import describe_errors, line_of, load_yaml_with_lines
+from callserver.yamlpos import describe_errors, line_of
 
 __all__ = [
     "DEFAULT_TARIFFS",
@@ -199,7 +198,7 @@ def load_tariffs(path: Path | None = None) -> Tariffs:
             listed as ``file:line: field: message``, in line order.
     """
     source = path if path is not None else DEFAULT_TARIFFS
-    data, lines = _read(source)
+    data, lines = read_yaml(source, "a mapping (tariffs, classes, ...)")
     try:
         model = TariffsFile.model_validate(data)
     except ValidationError as exc:
@@ -217,25 +216,6 @@ def load_tariffs(path: Path | None = None) -> Tariffs:
 
 def _dotted(loc: _Loc) -> str:
     return ".".join(str(part) for part in loc)
-
-
-def _read(source: Path) -> tuple[Any, dict[_Loc, int]]:
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{source}: cannot read: {exc.strerror}"]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{source}: not UTF-8 text: {exc.reason}"]) from exc
-    try:
-        data, lines = load_yaml_with_lines(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{source}{where}: not valid YAML: {problem}"]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError([f"{source}:1: the file must hold a mapping (tariffs, classes, ...)"])
-    return data, lines
 
 
 class _Compiler:

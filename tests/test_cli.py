@@ -306,24 +306,23 @@ def test_prompts_without_a_tool_exits_2() -> None:
     assert callserver("prompts").returncode == 2
 
 
-def test_check_lists_trunks_file_errors(tmp_path: Path) -> None:
-    """`callserver check` validates the trunks file the settings name, as file:line: field."""
-    trunks = tmp_path / "trunks.yaml"
-    trunks.write_text("trunks:\n  pbx:\n    match: [not-an-address]\n")
-    config = settings_file(tmp_path, f"trunks: {trunks}\n")
+@pytest.mark.parametrize(
+    ("key", "text", "first_error"),
+    [
+        ("trunks", "trunks:\n  pbx:\n    match: [not-an-address]\n", ":3: trunks.pbx.match: "),
+        ("tariffs", "vat_rate: lots\n", ":"),
+    ],
+)
+def test_check_lists_operator_file_errors(
+    tmp_path: Path, key: str, text: str, first_error: str
+) -> None:
+    """`callserver check` validates the trunks and tariffs files the settings name."""
+    operator_file = tmp_path / f"{key}.yaml"
+    operator_file.write_text(text)
+    config = settings_file(tmp_path, f"{key}: {operator_file}\n")
     result = callserver("check", str(config))
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0].startswith(f"{trunks}:3: trunks.pbx.match: ")
-
-
-def test_check_lists_tariffs_file_errors(tmp_path: Path) -> None:
-    """`callserver check` validates the tariffs file the settings name."""
-    tariffs = tmp_path / "tariffs.yaml"
-    tariffs.write_text("vat_rate: lots\n")
-    config = settings_file(tmp_path, f"tariffs: {tariffs}\n")
-    result = callserver("check", str(config))
-    assert result.returncode == 1
-    assert result.stderr.splitlines()[0].startswith(f"{tariffs}:")
+    assert result.stderr.splitlines()[0].startswith(f"{operator_file}{first_error}")
 
 
 def test_cdr_export_and_stats_commands(tmp_path: Path) -> None:

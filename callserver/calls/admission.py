@@ -50,6 +50,7 @@ class Admission:
 
     def __init__(self, trunks: TrunksFile) -> None:
         self.table = TrunkTable(trunks)
+        self._over = _over_limit(trunks)
         self.channels = ChannelLimits(self.table.channel_limits())
         self.rates = CallRateLimiter(default_rate=trunks.cps_per_source)
         self.rates.update_rates(self._rates(trunks))
@@ -57,6 +58,7 @@ class Admission:
     def reload(self, trunks: TrunksFile) -> None:
         """New trunks and limits; calls in progress keep their channels."""
         self.table = TrunkTable(trunks)
+        self._over = _over_limit(trunks)
         self.channels.update_limits(self.table.channel_limits())
         self.rates.update_rates(self._rates(trunks), default_rate=trunks.cps_per_source)
 
@@ -75,9 +77,7 @@ class Admission:
         if trunk is None and not config.allow_unknown_sources:
             return Rejected(status=403, reason="unknown_source")
         keys = [f"source:{host}"] + ([] if trunk is None else [f"trunk:{trunk}"])
-        over = OverLimitResponse(
-            status=config.over_limit.status, retry_after=config.over_limit.retry_after
-        )
+        over = self._over
         limited = self.rates.admit(keys, now)
         if limited is not None:
             headers = refusal_headers(over, limited)
@@ -94,3 +94,8 @@ class Admission:
     def release(self, grant: Grant) -> None:
         """Give the call's channels back (a second release of the same grant does nothing)."""
         self.channels.release(grant)
+
+
+def _over_limit(trunks: TrunksFile) -> OverLimitResponse:
+    over = trunks.over_limit
+    return OverLimitResponse(status=over.status, retry_after=over.retry_after)
