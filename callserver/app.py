@@ -21,6 +21,7 @@ import structlog
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
 from callserver.calls.reporting import CdrReporter
+from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
 from callserver.config import (
     DEFAULT_CONFIG,
@@ -153,6 +154,7 @@ class Server:
         self.admission = Admission(load_trunks(settings.trunks))
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
+        self.ingester = CdrIngester(settings.data_dir, settings.cdr.ingest_interval)
         self.reporter = CdrReporter(self.tariffs, self._loop.time)
         self.calls = CallManager(
             self.endpoint,
@@ -193,6 +195,7 @@ class Server:
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
+        self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
         log.info("server.listening", addresses=[self._describe(t) for t in sockets])
 
     async def _open_tcp(self, address: ListenAddress, count: int) -> TcpTransport:
@@ -393,6 +396,7 @@ class Server:
         await self.media.stop()
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
+        await self.ingester.close()  # then the last of them into cdr.sqlite
         for udp in self._udp:
             udp.close()
         for tcp in self._tcp:

@@ -36,6 +36,7 @@ from callserver.yamlpos import Origin, describe_errors, load_yaml_with_lines
 
 __all__ = [
     "CallsSettings",
+    "CdrSettings",
     "ConfigError",
     "ListenAddress",
     "MediaSettings",
@@ -191,6 +192,13 @@ class CallsSettings(BaseModel):
     answer_prompt_loop: bool = False
 
 
+class CdrSettings(BaseModel):
+    """CDRs: how often the running server feeds the spool into ``<data_dir>/cdr.sqlite``."""
+
+    model_config = ConfigDict(extra="forbid")
+    ingest_interval: float = Field(10.0, ge=0, description="seconds between ingests; 0: never")
+
+
 class Settings(BaseSettings):
     """All server settings (the schema of config/callserver.yaml)."""
 
@@ -200,6 +208,7 @@ class Settings(BaseSettings):
     sip: SipSettings = Field(default_factory=SipSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     calls: CallsSettings = Field(default_factory=CallsSettings)
+    cdr: CdrSettings = Field(default_factory=CdrSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")
@@ -326,8 +335,8 @@ def _yaml_error(source: Path, exc: yaml.YAMLError) -> str:
     return f"{source}{where}: not valid YAML: {problem}"
 
 
-# Settings read only at start-up (sockets, transaction timers, the RTP port pool, logging):
-# SIGHUP keeps their running values and logs that a restart is needed to change them.
+# Settings read only at start-up (sockets, transaction timers, the RTP port pool, logging, the
+# CDR ingest interval): SIGHUP keeps their running values and logs that a restart is needed.
 _STARTUP_ONLY = {
     "sip": (
         "listen",
@@ -339,6 +348,7 @@ _STARTUP_ONLY = {
         "tcp_max_connections",
     ),
     "media": ("rtp_port_min", "rtp_port_max", "ptime", "symmetric_rtp", "reorder_packets"),
+    "cdr": ("ingest_interval",),
 }
 _STARTUP_ONLY_TOP = ("log_level", "log_format")
 
