@@ -31,96 +31,23 @@ from callserver.config import (
     keep_startup_values,
     load_settings,
 )
+from callserver.gctuning import FULL_GC_INTERVAL, tune_gc
+from callserver.listening import Listener, advertised, endpoint_config
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompts import PromptStore
-from callserver.sip.endpoint import EndpointConfig, SipEndpoint
+from callserver.routing import Routing
+from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, Transmit
-from callserver.sip.parser import ParseLimits
-from callserver.sip.timers import SipTimers
 from callserver.tariffs import load_tariffs
 from callserver.transport.tcp import TcpTransport
 from callserver.transport.udp import UdpTransport
 from callserver.trunks import load_trunks
 
-__all__ = ["Server", "endpoint_config", "tune_gc"]
+__all__ = ["Server"]
 
 log = structlog.get_logger("callserver.app")
-
-
-def endpoint_config(settings: Settings, host: str, port: int) -> EndpointConfig:
-    """Build the endpoint's config from settings and the address we are reached at."""
-    sip = settings.sip
-    return EndpointConfig(
-        host=host,
-        port=port,
-        user_agent=sip.user_agent,
-        timers=SipTimers(t1=sip.t1, t2=sip.t2, t4=sip.t4),
-        limits=ParseLimits(
-            max_message_bytes=sip.max_message_bytes,
-            max_headers=sip.max_headers,
-            max_header_line=sip.max_header_line,
-        ),
-        session_expires=sip.session_expires,
-        min_se=sip.min_se,
-    )
-
-
-# A full collection walks every live dialog and transaction (a few hundred ms at 700 calls/s),
-# so it runs on this schedule rather than whenever CPython's heuristics decide.
-FULL_GC_INTERVAL = 600.0
-
-
-def tune_gc() -> None:
-    """Keep full garbage-collector passes off the call path.
-
-    Young generations keep CPython's thresholds, so short-lived cycles go as before and each
-    pass stays small. Full passes are left to ``Server``'s schedule (FULL_GC_INTERVAL): at
-    700 calls/s they were what pushed INVITE->200 p99 to 212 ms, against 4 ms without them
-    (bench/RESULTS.md). Objects from start-up are frozen out of the collector's view.
-    """
-    gc.freeze()
-    gc.set_threshold(700, 10, 1_000_000)
-
-
-def _advertised(settings: Settings, listen: ListenAddress) -> str:
-    if settings.sip.advertised_address:
-        return settings.sip.advertised_address
-    if listen.host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if listen.host == "::":
-        return "::1"
-    return listen.host
-
-
-class _Listener:
-    """One of ``count`` TCP listeners, reporting its connections under server-wide ids.
-
-    Each ``TcpTransport`` numbers its connections from 1, so with several listeners (IPv4 and
-    IPv6, say) listener ``index`` reports its connection ``c`` as ``c * count + index``: the
-    endpoint's framing buffers and ``CloseConnection`` then never mix two listeners' streams.
-    """
-
-    __slots__ = ("count", "index", "server")
-
-    def __init__(self, server: Server, index: int, count: int) -> None:
-        self.server = server
-        self.index = index
-        self.count = count
-
-    def stream_data_received(self, data: bytes, peer: Peer) -> None:
-        """Bytes arrived on one of this listener's connections."""
-        self.server.stream_data_received(data, self._outward(peer))
-
-    def stream_closed(self, peer: Peer) -> None:
-        """One of this listener's connections closed (or a connect from it failed)."""
-        self.server.stream_closed(self._outward(peer))
-
-    def _outward(self, peer: Peer) -> Peer:
-        if peer.conn_id is None:
-            return peer
-        return Peer(peer.transport, peer.host, peer.port, peer.conn_id * self.count + self.index)
 
 
 class Server:
@@ -147,7 +74,7 @@ class Server:
         self._stopped = asyncio.Event()
         first = settings.sip.listen[0]
         self.endpoint = SipEndpoint(
-            endpoint_config(settings, _advertised(settings, first), first.port)
+            endpoint_config(settings, advertised(settings, first), first.port)
         )
         self.media = MediaEngine(settings.media, bind_host=first.host, sink=self._on_media)
         self.prompts = PromptStore(settings.media.prompts_dir, settings.media.language_chain)
@@ -159,7 +86,7 @@ class Server:
         self.calls = CallManager(
             self.endpoint,
             settings,
-            media_host=_advertised(settings, first),
+            media_host=advertised(settings, first),
             media=self.media,
             prompts=self.prompts,
             admission=self.admission,
@@ -168,6 +95,16 @@ class Server:
             loop=self._loop,
             wake=self.pump,
         )
+        self.routing = Routing(
+            dialplans=settings.dialplans,
+            blacklist=settings.blacklist,
+            prompts=self.prompts,
+            tariffs=self.tariffs,
+            default_language=settings.media.default_language,
+        )
+        self.calls.host.router = self.routing.route
+        self._watching = asyncio.Event()  # set: stop watching the dialplans directory
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0."""
@@ -188,7 +125,7 @@ class Server:
         bound = sockets[0].local_address
         first = self.settings.sip.listen[0]
         self.endpoint.config = endpoint_config(
-            self.settings, _advertised(self.settings, first), bound[1]
+            self.settings, advertised(self.settings, first), bound[1]
         )
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
@@ -196,10 +133,12 @@ class Server:
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
+        self._load_routing()
+        self._watch = self._loop.create_task(self.routing.watch(self._watching))
         log.info("server.listening", addresses=[self._describe(t) for t in sockets])
 
     async def _open_tcp(self, address: ListenAddress, count: int) -> TcpTransport:
-        handler = self if count == 1 else _Listener(self, len(self._tcp), count)
+        handler = self if count == 1 else Listener(self, len(self._tcp), count)
         return await TcpTransport.open(
             address.host,
             address.port,
@@ -336,11 +275,18 @@ class Server:
         self.media.reconfigure(self.settings.media)
         media = self.settings.media
         self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, media.language_chain)
+        self.routing.prompts, self.routing.tariffs = self.prompts, tariffs
+        self.routing.default_language = media.default_language
+        self._load_routing()
         current = self.endpoint.config
         self.endpoint.config = endpoint_config(self.settings, current.host, current.port)
         if restart:
             log.warning("config.restart_needed", settings=restart)
         log.info("config.reloaded", path=path)
+
+    def _load_routing(self) -> None:
+        self.routing.load()
+        self.calls.host.blacklist = self.routing.blacklist
 
     def stop(self) -> None:
         """Ask ``serve_forever`` to drain and return."""
@@ -393,6 +339,11 @@ class Server:
             self._timer.cancel()
         if self._gc_timer is not None:
             self._gc_timer.cancel()
+        self._watching.set()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch
         await self.media.stop()
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit

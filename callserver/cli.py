@@ -124,6 +124,8 @@ def _check(args: argparse.Namespace) -> int:
                 errors.extend(exc.errors)
     for prompts_dir in dict.fromkeys(settings.media.prompts_dir for settings in loaded):
         errors.extend(check_prompts(prompts_dir))
+    for settings in loaded:
+        errors.extend(_check_routing(settings))
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
@@ -131,6 +133,34 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print("ok")
     return 0
+
+
+def _check_routing(settings: Settings) -> list[str]:
+    """Every error of the blacklist and of every dialplan file (warnings go to stderr)."""
+    from callserver.dialplan.loader import load_plans
+    from callserver.dialplan.reload import plan_context
+    from callserver.media.prompts import PromptStore
+    from callserver.policy.blacklist import NumberListError
+    from callserver.routing import load_blacklist
+    from callserver.tariffs import load_tariffs
+
+    errors: list[str] = []
+    try:
+        load_blacklist(settings.blacklist)
+    except NumberListError as exc:
+        errors.extend(exc.errors)
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(f"{settings.blacklist}: cannot read: {exc}")
+    try:
+        tariffs = load_tariffs(settings.tariffs)
+    except ConfigError:
+        tariffs = None  # reported with the tariffs file
+    media = settings.media
+    prompts = PromptStore(media.prompts_dir, media.language_chain)
+    result = load_plans(settings.dialplans, plan_context(prompts, tariffs, media.default_language))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return errors + list(result.errors)
 
 
 def _prompts_synth(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
 """config/trunks.yaml: who may call in, and how many channels and calls a second they bought.
 
 Trunks are identified by the source address of the INVITE (an IP or CIDR, optionally with a
-port), longest prefix first, a port-specific match before a match on any port. Customers
+port), longest prefix first, a port-specific match before a match on any port, or by digest
+credentials (``digest: {username, password}``; RFC 3261 §22, see ``calls.authentication``). A
+trunk with both is identified by its credentials and must also call from its addresses. Customers
 (Centrex groups, call-centre packages) hold a channel pool shared by their trunks; called
 numbers may have a pool of their own. Every limit is optional: absent means unlimited.
 
@@ -14,6 +16,9 @@ numbers may have a pool of their own. Every limit is optional: absent means unli
         customer: acme
         channels: 2               # a trunk includes 2 channels
         cps: 5
+      branch-office:              # a PBX behind a changing address: digest credentials
+        digest: {username: branch7, password: "s3cret"}
+    digest: {realm: callserver, challenge: 407, algorithms: [SHA-256, MD5], nonce_lifetime: 300}
     numbers:
       "38733123456": {channels: 2}
 
@@ -25,24 +30,31 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from callserver.config import ConfigError, read_yaml
+from callserver.policy.barring import parse_barring
 from callserver.yamlpos import describe_errors
 
 __all__ = [
     "DEFAULT_TRUNKS",
     "CustomerConfig",
+    "DigestAlgorithm",
+    "DigestCredentials",
+    "DigestSettings",
     "OverLimit",
+    "RouteConfig",
     "SourceMatch",
     "TrunkConfig",
     "TrunkTable",
@@ -54,6 +66,8 @@ __all__ = [
 DEFAULT_TRUNKS = Path("config/trunks.yaml")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+DigestAlgorithm = Literal["SHA-256", "MD5", "SHA-256-sess", "MD5-sess"]
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 
 
 class SourceMatch(BaseModel):
@@ -94,22 +108,63 @@ class OverLimit(BaseModel):
     retry_after: int = Field(30, ge=0, le=3600)
 
 
+def _barring(names: list[str]) -> list[str]:
+    parse_barring(names)  # ValueError names the valid classes
+    return names
+
+
+Barring = Annotated[list[str], AfterValidator(_barring)]
+"""Outbound barring classes of forwarded legs (``policy.barring``): premium, international, ..."""
+
+
 class CustomerConfig(BaseModel):
-    """A customer or Centrex group: a channel pool shared by its trunks."""
+    """A customer or Centrex group: a channel pool shared by its trunks, its outbound barring."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     channels: int | None = Field(None, ge=0)
+    barring: Barring = Field(default_factory=list)
+
+
+class DigestCredentials(BaseModel):
+    """A trunk's digest user name and password (RFC 3261 §22.4); the password never prints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    username: str = Field(min_length=1, max_length=128, pattern=_NO_CONTROL)
+    password: SecretStr = Field(min_length=1, max_length=256)
+
+
+def _default_algorithms() -> list[DigestAlgorithm]:
+    return ["SHA-256", "MD5"]  # RFC 8760 §2.4: the most preferred first
+
+
+class DigestSettings(BaseModel):
+    """How digest trunks are challenged (RFC 3261 §22.1, RFC 8760 §2.4, RFC 7616 §3.3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    realm: str = Field("callserver", min_length=1, max_length=128, pattern=_NO_CONTROL)
+    challenge: Literal[401, 407] = 407
+    algorithms: list[DigestAlgorithm] = Field(default_factory=_default_algorithms, min_length=1)
+    nonce_lifetime: float = Field(300, gt=0, le=86400)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each algorithm may be listed only once")
+        return value
 
 
 class TrunkConfig(BaseModel):
-    """A trunk: where its calls come from, whose it is, and its limits."""
+    """A trunk: where its calls come from or its credentials, whose it is, and its limits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    match: list[SourceMatch] = Field(min_length=1)
+    match: list[SourceMatch] = Field(default_factory=list)
+    digest: DigestCredentials | None = None
     customer: _Id | None = None
     channels: int | None = Field(None, ge=0)
     cps: float | None = Field(None, gt=0, description="new calls a second (token bucket rate)")
     cps_burst: float | None = Field(None, ge=1)
+    barring: Barring = Field(default_factory=list)
 
     @field_validator("match", mode="before")
     @classmethod
@@ -120,12 +175,28 @@ class TrunkConfig(BaseModel):
             return [parse_match(item) if isinstance(item, str) else item for item in value]
         return value
 
+    @model_validator(mode="after")
+    def _identified(self) -> TrunkConfig:
+        if not self.match and self.digest is None:
+            raise ValueError("a trunk needs a match (source addresses) or digest credentials")
+        return self
+
 
 class NumberConfig(BaseModel):
     """Limits of one called number."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     channels: int | None = Field(None, ge=0)
+
+
+class RouteConfig(BaseModel):
+    """An outbound route: where forwarded numbers are sent (a gateway or carrier)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_-]+$")
+    port: int = Field(5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+    digest: DigestCredentials | None = None
 
 
 class TrunksFile(BaseModel):
@@ -135,11 +206,20 @@ class TrunksFile(BaseModel):
     allow_unknown_sources: bool = False
     cps_per_source: float | None = Field(None, gt=0, description="new calls a second a source")
     over_limit: OverLimit = Field(default_factory=OverLimit)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
     customers: dict[_Id, CustomerConfig] = Field(default_factory=dict)
     trunks: dict[_Id, TrunkConfig] = Field(default_factory=dict)
     numbers: dict[Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")], NumberConfig] = Field(
         default_factory=dict
     )
+    routes: dict[_Id, RouteConfig] = Field(default_factory=dict)
+    default_route: _Id | None = None
+
+    @model_validator(mode="after")
+    def _route_exists(self) -> TrunksFile:
+        if self.default_route is not None and self.default_route not in self.routes:
+            raise ValueError(f"default_route {self.default_route!r} is not one of the routes")
+        return self
 
     @model_validator(mode="after")
     def _customers_exist(self) -> TrunksFile:
@@ -147,6 +227,21 @@ class TrunksFile(BaseModel):
             if trunk.customer is not None and trunk.customer not in self.customers:
                 raise ValueError(f"trunk {name!r}: customer {trunk.customer!r} is not defined")
         return self
+
+    @field_validator("trunks")
+    @classmethod
+    def _usernames_unique(cls, trunks: dict[str, TrunkConfig]) -> dict[str, TrunkConfig]:
+        owner: dict[str, str] = {}
+        for name, trunk in trunks.items():
+            if trunk.digest is None:
+                continue
+            first = owner.setdefault(trunk.digest.username, name)
+            if first != name:
+                raise ValueError(
+                    f"trunks {first!r} and {name!r} have the same digest username "
+                    f"{trunk.digest.username!r}: each trunk needs its own"
+                )
+        return trunks
 
 
 class TrunkTable:
@@ -157,23 +252,47 @@ class TrunkTable:
         rows = [
             (match.network, match.port, name)
             for name, trunk in config.trunks.items()
+            if trunk.digest is None
             for match in trunk.match
         ]
         # Longest prefix first; a port-specific entry before an any-port one of equal length.
         rows.sort(key=lambda row: (-row[0].prefixlen, row[1] is None))
         self._rows = rows
+        self._by_username = {
+            trunk.digest.username: name
+            for name, trunk in config.trunks.items()
+            if trunk.digest is not None
+        }
 
     def identify(self, host: str, port: int) -> str | None:
-        """The name of the trunk ``host``:``port`` belongs to, None when no trunk matches."""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        """The trunk without digest credentials ``host``:``port`` belongs to, else None.
+
+        A trunk with credentials is never identified by its address alone.
+        """
+        address = _address(host)
+        if address is None:
             return None
         for network, match_port, name in self._rows:
-            same_family = address.version == network.version
-            if same_family and address in network and match_port in (None, port):
+            if _covers(network, match_port, address, port):
                 return name
         return None
+
+    @property
+    def has_digest(self) -> bool:
+        """True when some trunk is identified by digest credentials."""
+        return bool(self._by_username)
+
+    def digest_trunk(self, username: str) -> str | None:
+        """The trunk whose digest username is ``username`` (case-sensitive), else None."""
+        return self._by_username.get(username)
+
+    def covers(self, trunk: str, host: str, port: int) -> bool:
+        """True when ``host``:``port`` is inside ``trunk``'s match (a trunk without one: any)."""
+        matches = self.config.trunks[trunk].match
+        address = _address(host)
+        if not matches or address is None:
+            return not matches
+        return any(_covers(m.network, m.port, address, port) for m in matches)
 
     def channel_limits(self) -> dict[str, int]:
         """Every configured channel limit by profile: ``trunk:``, ``customer:``, ``number:``."""
@@ -198,6 +317,23 @@ class TrunkTable:
                 profiles.append(f"customer:{customer}")
         profiles.append(f"number:{called.lstrip('+')}")
         return profiles
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _covers(
+    network: Network,
+    match_port: int | None,
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    port: int,
+) -> bool:
+    same_family = address.version == network.version
+    return same_family and address in network and match_port in (None, port)
 
 
 def load_trunks(path: Path) -> TrunksFile:

@@ -51,17 +51,22 @@ def line_of(lines: dict[Path_, int], path: Path_) -> int:
 
 
 def describe_errors(
-    source: str, exc: ValidationError, lines: dict[Path_, int], origin: Origin | None = None
+    source: str,
+    exc: ValidationError,
+    lines: dict[Path_, int],
+    origin: Origin | None = None,
+    prefix: Path_ = (),
 ) -> list[str]:
     """Turn a pydantic error into ``source:line: dotted.field: message`` lines, one per error.
 
     ``origin`` names values that came from elsewhere (an environment variable, a flag); those
     errors start with its answer instead of ``source:line``. Those come first, then the file's
-    errors in line order.
+    errors in line order. ``prefix`` is the path of the validated value inside the file.
     """
     out: list[tuple[int, str]] = []
     for error in exc.errors():
-        loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+        parts = (*prefix, *error["loc"])
+        loc = tuple(part for part in parts if not str(part).startswith("function-"))
         field = ".".join(str(part) for part in loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         where = origin(loc) if origin is not None else None

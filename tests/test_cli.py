@@ -173,7 +173,7 @@ async def test_reload_keeps_flag_overrides(tmp_path: Path) -> None:
     assert server.settings.data_dir == tmp_path / "flag"
     assert server.settings.calls.answer_hangup_after == 2
     assert server.calls.settings is server.settings
-    assert [entry["event"] for entry in logs] == ["config.reloaded"]
+    assert [entry["event"] for entry in logs] == ["dialplan.loaded", "config.reloaded"]
 
 
 async def test_reload_applies_endpoint_settings(tmp_path: Path) -> None:

@@ -118,3 +118,99 @@ def test_unknown_customer_is_named(tmp_path: Path) -> None:
 def test_missing_file_means_no_trunks(tmp_path: Path) -> None:
     """Without a trunks file there are no trunks and unknown sources are refused."""
     assert load_trunks(tmp_path / "absent.yaml") == TrunksFile()
+
+
+def test_digest_trunk_schema_hides_the_password(tmp_path: Path) -> None:
+    """A trunk may have digest credentials and no match; its password never shows in a repr."""
+    trunks = table(
+        "digest: {realm: sip.example.net, challenge: 401, algorithms: [MD5], nonce_lifetime: 60}\n"
+        "trunks:\n"
+        "  branch: {digest: {username: branch7, password: hunter2}}\n"
+        "  hq:\n"
+        "    match: [198.51.100.0/24]\n"
+        "    digest: {username: hq, password: hq-pass}\n",
+        tmp_path,
+    )
+    digest = trunks.config.digest
+    assert (digest.realm, digest.challenge, digest.algorithms) == ("sip.example.net", 401, ["MD5"])
+    assert digest.nonce_lifetime == 60
+    branch = trunks.config.trunks["branch"]
+    assert branch.match == [] and branch.digest is not None
+    assert branch.digest.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(trunks.config) and "hunter2" not in str(trunks.config)
+
+
+def test_digest_defaults() -> None:
+    """Without a digest section: realm callserver, 407, SHA-256 then MD5, 300 s nonces."""
+    digest = TrunksFile().digest
+    assert (digest.realm, digest.challenge, digest.algorithms, digest.nonce_lifetime) == (
+        "callserver",
+        407,
+        ["SHA-256", "MD5"],
+        300,
+    )
+
+
+def test_digest_trunks_are_not_identified_by_address(tmp_path: Path) -> None:
+    """identify skips trunks with credentials; covers and digest_trunk describe them."""
+    trunks = table(
+        "trunks:\n"
+        "  pbx: {match: [192.0.2.0/24]}\n"
+        "  hq: {match: [192.0.2.10], digest: {username: hq, password: p}}\n"
+        "  branch: {digest: {username: branch7, password: p}}\n",
+        tmp_path,
+    )
+    assert trunks.identify("192.0.2.10", 5060) == "pbx"
+    assert trunks.has_digest
+    assert (trunks.digest_trunk("hq"), trunks.digest_trunk("HQ")) == ("hq", None)
+    assert trunks.covers("hq", "192.0.2.10", 5060)
+    assert not trunks.covers("hq", "192.0.2.11", 5060)
+    assert not trunks.covers("hq", "not-an-ip", 5060)
+    assert trunks.covers("branch", "203.0.113.9", 5060)
+    assert not table("trunks:\n  pbx: {match: [192.0.2.1]}\n", tmp_path).has_digest
+
+
+def test_trunk_needs_match_or_digest(tmp_path: Path) -> None:
+    """A trunk with neither match nor digest is refused at its own line."""
+    path = tmp_path / "trunks.yaml"
+    path.write_text("trunks:\n  pbx: {match: [192.0.2.1]}\n  empty:\n    channels: 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_trunks(path)
+    assert info.value.errors == [
+        f"{path}:3: trunks.empty: a trunk needs a match (source addresses) or digest credentials"
+    ]
+
+
+def test_digest_usernames_are_unique(tmp_path: Path) -> None:
+    """Two trunks with the same digest username are an error naming both."""
+    path = tmp_path / "trunks.yaml"
+    path.write_text(
+        "trunks:\n"
+        "  a: {digest: {username: same, password: x}}\n"
+        "  b: {digest: {username: same, password: y}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"trunks 'a' and 'b' have the same digest username"):
+        load_trunks(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("digest: {challenge: 403}\n", "digest.challenge"),
+        ("digest: {algorithms: [SHA-512]}\n", "digest.algorithms.0"),
+        ("digest: {algorithms: [MD5, MD5]}\n", "digest.algorithms"),
+        ("digest: {algorithms: []}\n", "digest.algorithms"),
+        ("digest: {nonce_lifetime: 0}\n", "digest.nonce_lifetime"),
+        ("trunks:\n  a: {digest: {username: u}}\n", "trunks.a.digest.password"),
+        ("trunks:\n  a: {digest: {username: '', password: p}}\n", "trunks.a.digest.username"),
+    ],
+)
+def test_bad_digest_settings_are_named(tmp_path: Path, text: str, field: str) -> None:
+    """Every bad digest setting is reported with the file, its line and its field."""
+    path = tmp_path / "trunks.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_trunks(path)
+    assert any(
+        error.startswith(f"{path}:") and f": {field}:" in error for error in info.value.errors
+    )

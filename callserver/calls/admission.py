@@ -2,8 +2,11 @@
 
 DESIGN.md, call lifecycle step 2. In order, each refusing with its own answer:
 
-1. The trunk, by the INVITE's source address (``trunks.TrunkTable``): an unknown source gets
-   403 unless ``allow_unknown_sources``.
+1. The trunk: first a trunk without credentials whose ``match`` covers the INVITE's source
+   address (``trunks.TrunkTable``); otherwise, when some trunk has digest credentials, the
+   INVITE is challenged and its credentials checked (``calls.authentication``, RFC 3261 §22):
+   a challenge is answered as :class:`Challenged` (no CDR, not a refusal), failed credentials
+   get 403 (``auth_failed``). No trunk at all: 403 unless ``allow_unknown_sources``.
 2. The call rate (``policy.cps``): the trunk's token bucket and the source address's; 503 with
    Retry-After. A flood from one source empties only its own bucket.
 3. The channels (``policy.limits``): one channel in each of the trunk's, its customer's and
@@ -11,19 +14,25 @@ DESIGN.md, call lifecycle step 2. In order, each refusing with its own answer:
    ``Reason: Q.850;cause=34`` and Retry-After by default).
 
 An admitted call holds a ``Grant`` that ``release`` gives back exactly once, whatever path
-the call ends on. Reload swaps the table and the limits; counters and grants carry over, so
-calls in progress are never cut and a lowered limit applies to new calls.
+the call ends on. Reload swaps the table and the limits; counters, grants and issued nonces
+carry over, so calls in progress are never cut, a lowered limit applies to new calls and a
+challenge sent before the reload can still be answered.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from callserver.calls.authentication import Authenticated, Challenged, DigestAuthenticator
+from callserver.calls.reporting import CallFacts
+from callserver.policy.barring import check_outbound, parse_barring
 from callserver.policy.cps import CallRateLimiter
 from callserver.policy.limits import ChannelLimits, Grant, OverLimitResponse, refusal_headers
+from callserver.sip.message import Request
+from callserver.tariffs import Tariffs
 from callserver.trunks import TrunksFile, TrunkTable
 
-__all__ = ["Admission", "Admitted", "Rejected"]
+__all__ = ["Admission", "Admitted", "Challenged", "Rejected"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +63,7 @@ class Admission:
         self.channels = ChannelLimits(self.table.channel_limits())
         self.rates = CallRateLimiter(default_rate=trunks.cps_per_source)
         self.rates.update_rates(self._rates(trunks))
+        self.auth = DigestAuthenticator(trunks.digest)
 
     def reload(self, trunks: TrunksFile) -> None:
         """New trunks and limits; calls in progress keep their channels."""
@@ -61,6 +71,7 @@ class Admission:
         self._over = _over_limit(trunks)
         self.channels.update_limits(self.table.channel_limits())
         self.rates.update_rates(self._rates(trunks), default_rate=trunks.cps_per_source)
+        self.auth.update(trunks.digest)
 
     @staticmethod
     def _rates(trunks: TrunksFile) -> dict[str, tuple[float, float]]:
@@ -70,12 +81,19 @@ class Admission:
             if trunk.cps is not None
         }
 
-    def admit(self, host: str, port: int, called: str, now: float) -> Admitted | Rejected:
-        """Admit or refuse a new call from ``host``:``port`` to ``called`` at ``now``."""
+    def admit(
+        self, host: str, port: int, called: str, now: float, request: Request | None = None
+    ) -> Admitted | Rejected | Challenged:
+        """Admit, refuse or challenge a new call from ``host``:``port`` to ``called`` at ``now``.
+
+        ``request`` is the INVITE, whose credentials identify a digest trunk (RFC 3261 §22.2);
+        without it only trunks identified by address can match.
+        """
         config = self.table.config
-        trunk = self.table.identify(host, port)
-        if trunk is None and not config.allow_unknown_sources:
-            return Rejected(status=403, reason="unknown_source")
+        identified = self._identify(host, port, now, request)
+        if not isinstance(identified, str | None):
+            return identified
+        trunk = identified
         keys = [f"source:{host}"] + ([] if trunk is None else [f"trunk:{trunk}"])
         over = self._over
         limited = self.rates.admit(keys, now)
@@ -90,6 +108,57 @@ class Admission:
             )
         customer = None if trunk is None else config.trunks[trunk].customer
         return Admitted(trunk=trunk, customer=customer, grant=granted)
+
+    def _identify(
+        self, host: str, port: int, now: float, request: Request | None
+    ) -> str | Rejected | Challenged | None:
+        """The caller's trunk (None: unknown but allowed), or the refusal or challenge."""
+        trunk = self.table.identify(host, port)
+        if trunk is None and request is not None and self.table.has_digest:
+            outcome = self.auth.authenticate(request, host, port, self.table, now)
+            if isinstance(outcome, Authenticated):
+                return outcome.trunk
+            if isinstance(outcome, Challenged):
+                return outcome
+            return Rejected(status=outcome.status, reason="auth_failed", trunk=outcome.trunk)
+        if trunk is None and not self.table.config.allow_unknown_sources:
+            return Rejected(status=403, reason="unknown_source")
+        return trunk
+
+    def barred(
+        self,
+        facts: CallFacts | None,
+        target: str,
+        tariffs: Tariffs,
+    ) -> str | None:
+        """The barring refusal (``barred_<class>``) of a forwarded leg to ``target``, or None.
+
+        The classes barred are the caller's trunk's and its customer's (config/trunks.yaml);
+        a target that is not a number (a SIP URI) or that the numbering plan cannot place is
+        not barred here: the route refuses what it cannot reach.
+        """
+        if facts is None:
+            return None
+        config = self.table.config
+        trunk = config.trunks.get(facts.trunk or "")
+        customer = config.customers.get(facts.customer or "")
+        names = [*(trunk.barring if trunk else []), *(customer.barring if customer else [])]
+        if not names:
+            return None
+        try:
+            number_class = tariffs.classify(target)
+            refusal = check_outbound(
+                target, number_class, parse_barring(names), caller=facts.caller or None
+            )
+        except ValueError:
+            return None
+        return None if refusal is None else refusal.reason
+
+    def acquire_leg(self, facts: CallFacts | None, target: str) -> Grant | None:
+        """A channel for a forwarded leg in the caller's pools (each leg holds one), or None."""
+        trunk = None if facts is None else facts.trunk
+        granted = self.channels.acquire(self.table.profiles(trunk, target))
+        return granted if isinstance(granted, Grant) else None
 
     def release(self, grant: Grant) -> None:
         """Give the call's channels back (a second release of the same grant does nothing)."""

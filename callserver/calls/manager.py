@@ -21,13 +21,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
-from callserver.calls.admission import Admission, Admitted
-from callserver.calls.reporting import CallFacts, CdrReporter
+from callserver.calls.admission import Admission, Admitted, Challenged
+from callserver.calls.b2bua import Forwarder
+from callserver.calls.call import (
+    Call,
+    caller_of,
+    dialog_of,
+    facts_of,
+    max_forwards_of,
+    stream_config,
+)
+from callserver.calls.hosting import SessionHosting
+from callserver.calls.reporting import CdrReporter
 from callserver.config import Settings
 from callserver.media.dtmf import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
@@ -35,6 +43,7 @@ from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
 from callserver.media.negotiated import StreamConfig
 from callserver.media.prompts import Play, PromptStore
 from callserver.media.stream import MediaStream
+from callserver.policy.caller import CallerId
 from callserver.sip.dialog import DialogId
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.events import (
@@ -46,9 +55,8 @@ from callserver.sip.events import (
     ResponseReceived,
     TransactionTimedOut,
 )
-from callserver.sip.sdp import AnswerConfig, NegotiatedMedia, NoCommonCodec, answer_offer
+from callserver.sip.sdp import AnswerConfig, NoCommonCodec, answer_offer
 from callserver.sip.session_description import SdpError, parse_sdp
-from callserver.sip.uri import SipUri
 from callserver.tariffs import Tariffs
 
 __all__ = ["Call", "CallManager"]
@@ -56,29 +64,8 @@ __all__ = ["Call", "CallManager"]
 log = structlog.get_logger("callserver.calls")
 
 
-@dataclass(slots=True)
-class Call:
-    """One inbound call from INVITE to teardown."""
-
-    call_id: str
-    key: object
-    offered_at: float
-    dialog_id: DialogId | None = None
-    answered_at: float | None = None
-    hangup: asyncio.TimerHandle | None = None
-    stream: MediaStream | None = None
-    admitted: Admitted | None = None  # its trunk and channels, released once in _end
-    facts: CallFacts | None = None  # what its CDR will say
-    number_class: str | None = None
-    cap: asyncio.TimerHandle | None = None  # the duration cap of its number class
-    cause: str | None = None  # why we ended the call, when we did (e.g. rtp_timeout)
-    sdp_session: int = 0
-    sdp_version: int = 1
-    log: Any = None  # structlog logger bound to this call's call_id
-
-
 class CallManager:
-    """Answers INVITEs with the built-in behaviour and tracks every call until it ends."""
+    """Answers INVITEs (dialplan or built-in behaviour) and tracks every call until it ends."""
 
     def __init__(
         self,
@@ -102,11 +89,13 @@ class CallManager:
         self.admission = admission
         self.tariffs = tariffs
         self.reporter = reporter
-        self._loop = loop
-        self._wake = wake
+        self.loop = loop
+        self.wake = wake
         self.calls: dict[object, Call] = {}
         self._by_dialog: dict[DialogId, Call] = {}
         self._by_stream: dict[int, Call] = {}
+        self.host = SessionHosting(self)  # dialplan sessions and the global blacklist
+        self.forwarder = Forwarder(self)  # the legs forward steps place (B2BUA)
         self._session_ids = itertools.count(1)
         self.draining = False
         self.calls_total = 0
@@ -118,6 +107,8 @@ class CallManager:
 
     def handle_event(self, event: object, now: float) -> None:
         """React to one endpoint event (see the module docstring)."""
+        if self.forwarder.handle_event(event):
+            return
         if isinstance(event, RequestReceived):
             self._on_request(event, now)
         elif isinstance(event, DialogConfirmed):
@@ -131,11 +122,11 @@ class CallManager:
         elif isinstance(event, DialogTerminated):
             call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
             if call is not None:
-                self._end(call, event.reason)
+                self.end_call(call, event.reason)
         elif isinstance(event, InviteCancelled):
             call = self.calls.get(event.key)
             if call is not None:
-                self._end(call, "cancelled")
+                self.end_call(call, "cancelled")
         elif isinstance(event, ResponseReceived):
             if event.response.status >= 200:
                 self._bye_done(event.key)
@@ -143,7 +134,7 @@ class CallManager:
             self._bye_done(event.key)
             call = self.calls.get(event.key)
             if call is not None and call.answered_at is None:
-                self._end(call, "timeout")
+                self.end_call(call, "timeout")
         elif isinstance(event, MessageDropped):
             log.info("sip.message_dropped", reason=event.reason, peer=event.peer.host)
 
@@ -161,40 +152,53 @@ class CallManager:
     def _on_invite(self, event: RequestReceived, now: float) -> None:
         request = event.request
         call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
+        call.max_forwards = max_forwards_of(event)
+        caller = caller_of(event)
         if self.draining or len(self.calls) >= self.settings.calls.max_calls:
             reason = "shutdown" if self.draining else "rejected"
-            self.reporter.ended(_facts(call, event), reason, sip_code=503)
+            self.reporter.ended(facts_of(call.call_id, event, caller), reason, sip_code=503)
             self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "30"),))
             return
         call.log = log.bind(call_id=call.call_id)
-        if not self._admit(call, event, now):
+        if not self._admit(call, event, caller, now):
+            return
+        if self.host.refused_by_blacklist(call, caller, now):
             return
         try:
             call.stream = self.media.open_stream()
         except (PortsExhausted, OSError) as exc:
             call.log.error("call.no_rtp_port", error=str(exc))
-            self._refuse(call, 503, now, headers=(("Retry-After", "5"),))
+            self.refuse(call, 503, now, headers=(("Retry-After", "5"),))
             return
         call.sdp_session = next(self._session_ids)
         answer = self._answer(call, request.body)
         if answer is None:
             self.media.close_stream(call.stream)
-            self._refuse(call, 488, now)
+            self.refuse(call, 488, now)
             return
+        call.answer = answer
         self.calls[event.key] = call
         self._by_stream[call.stream.stream_id] = call
         self.calls_total += 1
         self.idle.clear()
+        if self.host.start_session(call, caller, now):
+            return
         ring = self.settings.calls.answer_after
         if ring <= 0:
             self._answer_call(call, answer, now)
             return
         self.endpoint.respond(event.key, 180, now)
-        call.hangup = self._loop.call_at(self._loop.time() + ring, self._answer_later, call, answer)
+        call.hangup = self.loop.call_at(self.loop.time() + ring, self._answer_later, call, answer)
 
-    def _admit(self, call: Call, event: RequestReceived, now: float) -> bool:
-        facts = _facts(call, event)
-        result = self.admission.admit(event.peer.host, event.peer.port, facts.called, event.rtime)
+    def _admit(self, call: Call, event: RequestReceived, caller: CallerId, now: float) -> bool:
+        facts = facts_of(call.call_id, event, caller)
+        result = self.admission.admit(
+            event.peer.host, event.peer.port, facts.called, event.rtime, event.request
+        )
+        if isinstance(result, Challenged):  # digest: part of the set-up, no CDR (RFC 3261 §22.2)
+            call.log.info("call.challenged", status=result.status, stale=result.stale)
+            self.endpoint.respond(event.key, result.status, now, headers=result.headers)
+            return False
         facts.trunk = result.trunk
         if isinstance(result, Admitted):
             call.admitted, call.facts, facts.customer = result, facts, result.customer
@@ -212,14 +216,19 @@ class CallManager:
         self.endpoint.respond(event.key, result.status, now, headers=result.headers)
         return False
 
-    def _refuse(
-        self, call: Call, status: int, now: float, headers: tuple[tuple[str, str], ...] = ()
+    def refuse(
+        self,
+        call: Call,
+        status: int,
+        now: float,
+        headers: tuple[tuple[str, str], ...] = (),
+        reason: str = "rejected",
     ) -> None:
         """Answer an admitted INVITE with an error; its channels go back, its CDR is written."""
         self._release(call)
         self.endpoint.respond(call.key, status, now, headers=headers)
         if call.facts is not None:
-            self.reporter.ended(call.facts, "rejected", sip_code=status)
+            self.reporter.ended(call.facts, reason, sip_code=status)
 
     def _release(self, call: Call) -> None:
         if call.admitted is not None:
@@ -240,35 +249,43 @@ class CallManager:
             call.number_class = number_class.name
             cap = self.tariffs.duration_cap(number_class)
         assert call.answered_at is not None
-        call.cap = self._loop.call_at(call.answered_at + cap, self._cap_reached, call, cap)
+        call.cap = self.loop.call_at(call.answered_at + cap, self._cap_reached, call, cap)
 
     def _cap_reached(self, call: Call, cap: float) -> None:
         if self.calls.get(call.key) is not call or call.dialog_id is None:
             return
         call.cause = "max_duration"
         call.log.info("call.max_duration", cap=cap, number_class=call.number_class)
-        self.endpoint.bye(call.dialog_id, self._loop.time())
-        self._wake()
+        self.endpoint.bye(call.dialog_id, self.loop.time())
+        self.wake()
 
     def _answer_later(self, call: Call, answer: tuple[bytes, StreamConfig]) -> None:
         if self.calls.get(call.key) is call and self.endpoint.is_pending_invite(call.key):
-            self._answer_call(call, answer, self._loop.time())
-            self._wake()
+            self._answer_call(call, answer, self.loop.time())
+            self.wake()
 
     def _answer_call(self, call: Call, answer: tuple[bytes, StreamConfig], now: float) -> None:
-        body, config = answer
-        assert call.stream is not None
+        """The built-in behaviour's answer: 200 OK, the greeting, BYE after a while."""
+        if not self.send_answer(call, now):
+            return
+        assert call.stream is not None and call.dialog_id is not None
+        delay = self.settings.calls.answer_hangup_after
+        call.hangup = self.loop.call_at(self.loop.time() + delay, self._hang_up, call.dialog_id)
+        self._play_greeting(call.stream)
+
+    def send_answer(self, call: Call, now: float) -> bool:
+        """200 OK with the SDP answer; False (and the call ended) when it cannot be sent."""
+        assert call.stream is not None and call.answer is not None
+        body, config = call.answer
         self.media.configure(call.stream, config)  # before the 200: early RTP is accepted
         dialog_id = self.endpoint.respond(call.key, 200, now, body=body)
         if dialog_id is None:
-            self._end(call, "respond_failed")
-            return
+            self.end_call(call, "respond_failed")
+            return False
         call.dialog_id = dialog_id
         self._by_dialog[dialog_id] = call
-        delay = self.settings.calls.answer_hangup_after
-        call.hangup = self._loop.call_at(self._loop.time() + delay, self._hang_up, dialog_id)
         call.log.info("call.answered", rtp_port=call.stream.port, codec=config.codec)
-        self._play_greeting(call.stream)
+        return True
 
     def _play_greeting(self, stream: MediaStream) -> None:
         name = self.settings.calls.answer_prompt
@@ -296,10 +313,10 @@ class CallManager:
         except SdpError as exc:
             call.log.info("call.bad_sdp", error=str(exc))
             return None
-        return str(answer.sdp).encode(), _stream_config(answer.media)
+        return str(answer.sdp).encode(), stream_config(answer.media)
 
     def _on_reinvite(self, event: RequestReceived, now: float) -> None:
-        call = self._by_dialog.get(_dialog_of(event))
+        call = self._by_dialog.get(dialog_of(event))
         if call is None or event.key is None:
             if event.key is not None:
                 self.endpoint.respond(event.key, 481, now)
@@ -315,7 +332,7 @@ class CallManager:
         self.endpoint.respond(event.key, 200, now, body=answer[0] if answer else b"")
 
     def _on_info(self, event: RequestReceived) -> None:
-        call = self._by_dialog.get(_dialog_of(event))
+        call = self._by_dialog.get(dialog_of(event))
         request = event.request
         found = parse_dtmf_info(request.headers.get("Content-Type") or "", request.body)
         if call is not None and call.stream is not None and found is not None:
@@ -326,20 +343,22 @@ class CallManager:
         call = self._by_stream.get(event.stream_id)
         if call is None:
             return
+        self.host.session_event(call, event)
         if isinstance(event, DtmfReceived):
             call.log.info("call.dtmf", digit=event.digit, source=event.source)
         elif isinstance(event, RtpTimedOut):
             call.log.warning("call.rtp_timeout", idle=round(event.idle, 1))
             call.cause = "rtp_timeout"
             if call.dialog_id is not None:
-                self.endpoint.bye(call.dialog_id, self._loop.time())
-                self._wake()
+                self.endpoint.bye(call.dialog_id, self.loop.time())
+                self.wake()
 
     def _hang_up(self, dialog_id: DialogId) -> None:
-        self.endpoint.bye(dialog_id, self._loop.time())
-        self._wake()
+        self.endpoint.bye(dialog_id, self.loop.time())
+        self.wake()
 
-    def _end(self, call: Call, reason: str) -> None:
+    def end_call(self, call: Call, reason: str, sip_code: int | None = None) -> None:
+        """Tear the call down once: timers, media, channels, its plan, then its CDR."""
         self.calls.pop(call.key, None)
         if not self.calls:
             self.idle.set()
@@ -352,14 +371,16 @@ class CallManager:
             self._by_stream.pop(call.stream.stream_id, None)
             self.media.close_stream(call.stream)
         self._release(call)
+        extra = self.host.close_session(call)
         if call.facts is not None:
-            code = 200 if call.answered_at is not None else None
+            call.facts.extra.update(extra)
+            code = 200 if call.answered_at is not None else sip_code
             self.reporter.ended(call.facts, call.cause or reason, sip_code=code)
         call.log.info("call.ended", reason=call.cause or reason)
 
     def hang_up_all(self) -> None:
         """Shutdown after the drain timeout: BYE every answered call, 503 every ringing one."""
-        now = self._loop.time()
+        now = self.loop.time()
         for call in list(self.calls.values()):
             if call.dialog_id is not None:
                 key = self.endpoint.bye(call.dialog_id, now)
@@ -368,39 +389,10 @@ class CallManager:
                     self.byes_answered.clear()
             elif self.endpoint.is_pending_invite(call.key):
                 self.endpoint.respond(call.key, 503, now, headers=(("Retry-After", "30"),))
-                self._end(call, "shutdown")
-        self._wake()
+                self.end_call(call, "shutdown")
+        self.wake()
 
     def _bye_done(self, key: object) -> None:
         self._byes.discard(key)
         if not self._byes:
             self.byes_answered.set()
-
-
-def _dialog_of(event: RequestReceived) -> DialogId:
-    request = event.request
-    return DialogId(request.call_id(), request.to().tag or "", request.from_().tag or "")
-
-
-def _stream_config(media: NegotiatedMedia) -> StreamConfig:
-    te = media.telephone_event
-    return StreamConfig(
-        codec=media.codec.name.upper(),
-        payload_type=media.codec.payload_type,
-        telephone_event_pt=None if te is None else te.payload_type,
-        remote_host=media.remote_address,
-        remote_port=media.remote_port,
-        direction=media.direction,
-        rtcp_mux=media.rtcp_mux,
-    )
-
-
-def _facts(call: Call, event: RequestReceived) -> CallFacts:
-    """The CDR facts an INVITE brings: Call-ID, caller and called user parts, arrival time."""
-    uri, caller = event.request.uri, event.request.from_().uri
-    return CallFacts(
-        call_id=call.call_id,
-        caller=caller.user or "" if isinstance(caller, SipUri) else "",
-        called=uri.user or "" if isinstance(uri, SipUri) else "",
-        offered_at=event.rtime,
-    )

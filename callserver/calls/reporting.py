@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from callserver.cdr.record import CdrRecord, CdrSink, Disposition, stamp_from_epoch
+from callserver.policy.numbering import normalise
 from callserver.tariffs import Tariffs
 
 __all__ = ["CallFacts", "CdrReporter"]
@@ -31,14 +32,54 @@ _UNANSWERED = {
     "cancelled": (Disposition.CANCELLED, "ORIGINATOR_CANCEL", 16),
     "timeout": (Disposition.NO_ANSWER, "NO_ANSWER", 19),
     "shutdown": (Disposition.FAILED, "SYSTEM_SHUTDOWN", 41),
+    "busy": (Disposition.BUSY, "USER_BUSY", 17),
+    "no_answer": (Disposition.NO_ANSWER, "NO_ANSWER", 19),
+    "failed": (Disposition.FAILED, "NORMAL_TEMPORARY_FAILURE", 41),
+    "no_route": (Disposition.FAILED, "NO_ROUTE_DESTINATION", 3),
+    "loop": (Disposition.FAILED, "EXCHANGE_ROUTING_ERROR", 25),  # 483 Too Many Hops
 }
-_END_REASONS = {"rtp_timeout", "max_duration", "shutdown", "channel_limit", "cps_limit"}
+_END_REASONS = {
+    "rtp_timeout",
+    "max_duration",
+    "shutdown",
+    "channel_limit",
+    "cps_limit",
+    "blacklist",
+    "error",
+    "barred",
+    "no_route",
+}
+# Refusals before any answer: REJECTED, with the Q.850 cause (21 call rejected, 34 no circuit).
+_REFUSED = {
+    "channel_limit": 34,
+    "cps_limit": 34,
+    "rejected": 34,
+    "unknown_source": 21,
+    "auth_failed": 21,
+    "blacklist": 21,
+    "barred": 21,
+}
+_RENAMED = {"auth_failed": "unauthorized", "unknown_source": "unauthorized", "loop": "error"}
 
 
 class CallFacts:
     """What a call leg's CDR needs, gathered as the call goes (mutable, one per call)."""
 
-    __slots__ = ("answered_at", "call_id", "called", "caller", "customer", "offered_at", "trunk")
+    __slots__ = (
+        "answered_at",
+        "call_id",
+        "called",
+        "caller",
+        "caller_country",
+        "caller_e164",
+        "customer",
+        "direction",
+        "extra",
+        "leg",
+        "linked_id",
+        "offered_at",
+        "trunk",
+    )
 
     def __init__(self, *, call_id: str, caller: str, called: str, offered_at: float) -> None:
         self.call_id = call_id
@@ -48,6 +89,12 @@ class CallFacts:
         self.answered_at: float | None = None
         self.trunk: str | None = None
         self.customer: str | None = None
+        self.caller_e164: str | None = None  # digits, no "+"
+        self.caller_country: str | None = None
+        self.extra: dict[str, Any] = {}  # what a dialplan adds: language, steps, digits, ...
+        self.leg = "a"  # "b": a leg we placed (forwarding), linked to the inbound call
+        self.linked_id = ""
+        self.direction = "inbound"
 
 
 class CdrReporter:
@@ -86,9 +133,9 @@ class CdrReporter:
         fields.update(end_stamp=self._stamp(max(now, facts.offered_at)), sip_code=sip_code)
         if facts.answered_at is not None:
             fields.update(self._answered(facts, reason, now))
-        elif reason in ("channel_limit", "cps_limit", "unknown_source", "rejected"):
+        elif reason in _REFUSED:
             fields.update(disposition=Disposition.REJECTED, hangup_cause="CALL_REJECTED")
-            fields.update(q850_cause=21 if reason == "unknown_source" else 34, hangup_by="server")
+            fields.update(q850_cause=_REFUSED[reason], hangup_by="server")
         else:
             disposition, cause, q850 = _UNANSWERED.get(
                 reason, (Disposition.FAILED, "NORMAL_TEMPORARY_FAILURE", 41)
@@ -96,9 +143,12 @@ class CdrReporter:
             hangup_by = "caller" if reason == "cancelled" else "server"
             fields.update(disposition=disposition, hangup_cause=cause, q850_cause=q850)
             fields["hangup_by"] = hangup_by
-        fields["end_reason"] = reason if reason in _END_REASONS else _other(reason)
+        fields["end_reason"] = (
+            reason if reason in _END_REASONS else _RENAMED.get(reason) or _other(reason)
+        )
+        fields.update(facts.extra)
         try:
-            record = CdrRecord(uuid=str(uuid.uuid4()), direction="inbound", **fields)
+            record = CdrRecord(uuid=str(uuid.uuid4()), **fields)
         except ValueError as exc:  # a bug here must not take the call's teardown with it
             log.error(
                 "cdr.record_invalid", error=str(exc), **{k: str(v) for k, v in fields.items()}
@@ -115,7 +165,7 @@ class CdrReporter:
             "disposition": Disposition.ANSWERED,
             "hangup_cause": "NORMAL_CLEARING",
             "q850_cause": 16,
-            "hangup_by": "caller" if reason == "bye_received" else "server",
+            "hangup_by": _hangup_by(facts, reason),
         }
         try:
             number_class = self.tariffs.classify(facts.called)
@@ -138,12 +188,34 @@ class CdrReporter:
     def _known(self, facts: CallFacts) -> dict[str, Any]:
         return {
             "call_id": facts.call_id,
+            "leg": facts.leg,
+            "linked_id": facts.linked_id,
+            "direction": facts.direction,
             "trunk": facts.trunk,
             "customer": facts.customer,
             "caller_raw": facts.caller,
+            "caller_e164": facts.caller_e164,
+            "caller_country": facts.caller_country,
             "called_raw": facts.called,
+            "called_e164": _e164(facts.called),
             "start_stamp": self._stamp(facts.offered_at),
         }
+
+
+def _hangup_by(facts: CallFacts, reason: str) -> str:
+    """Who ended an answered leg: its far end when the BYE came from there, else the server."""
+    if reason != "bye_received":
+        return "server"
+    return "callee" if facts.leg == "b" else "caller"
+
+
+def _e164(number: str) -> str | None:
+    """E.164 digits (no ``+``) of a called number, None for short codes and junk."""
+    try:
+        key = normalise(number)
+    except ValueError:
+        return None
+    return key[1:] if key.startswith("+") else None
 
 
 def _other(reason: str) -> str:

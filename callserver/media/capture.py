@@ -24,7 +24,7 @@ from callserver.media.events import RecordingFinished
 from callserver.media.inband import InbandDetector
 from callserver.media.mixer import mix
 from callserver.media.recording import Recorder, RecordingResult
-from callserver.media.settings import MediaSettings
+from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
 
 __all__ = ["FRAME_SAMPLES", "AudioCapture"]
@@ -64,11 +64,18 @@ class AudioCapture:
         stream.inband = on
         self._update_capture(stream)
 
-    def start_recording(self, stream: MediaStream, path: Path, *, both: bool) -> None:
-        """Record ``stream`` to ``path`` (a WAV, written under a temporary name until done)."""
-        self._recordings[stream.stream_id] = _Recording(
-            stream, Recorder(path, self.settings.recording), both
-        )
+    def start_recording(
+        self,
+        stream: MediaStream,
+        path: Path,
+        *,
+        both: bool,
+        limits: RecordingSettings | None = None,
+    ) -> None:
+        """Record ``stream`` to ``path`` (a WAV, written under a temporary name until done),
+        within ``limits`` (default: the configured recording settings)."""
+        recorder = Recorder(path, limits or self.settings.recording)
+        self._recordings[stream.stream_id] = _Recording(stream, recorder, both)
         self._update_capture(stream)
 
     def stop_recording(self, stream: MediaStream, now: float) -> RecordingResult | None:

@@ -32,7 +32,7 @@ from callserver.media.events import DtmfSource, MediaEvent
 from callserver.media.negotiated import StreamConfig
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
 from callserver.media.recording import RecordingResult
-from callserver.media.settings import MediaSettings
+from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
 
 __all__ = ["MediaEngine", "MediaStatistics", "PortsExhausted"]
@@ -231,9 +231,17 @@ class MediaEngine:
         stream.report_digit(digit, source, self._now())
         self._flush(stream)
 
-    def record(self, stream: MediaStream, path: Path, *, both: bool = False) -> None:
-        """Record what the stream receives (``both``: mixed with the other direction) to WAV."""
-        self._capture.start_recording(stream, path, both=both)
+    def record(
+        self,
+        stream: MediaStream,
+        path: Path,
+        *,
+        both: bool = False,
+        limits: RecordingSettings | None = None,
+    ) -> None:
+        """Record what the stream receives (``both``: mixed with the other direction) to WAV;
+        ``limits`` replace the configured recording limits for this recording."""
+        self._capture.start_recording(stream, path, both=both, limits=limits)
 
     def stop_recording(self, stream: MediaStream) -> RecordingResult | None:
         """Finish the stream's recording now; ``RecordingFinished`` is also reported."""

@@ -312,6 +312,19 @@ class PromptStore:
                 _log.error("media.prompt_failed", path=str(exc.path), error=exc.message)
         return None
 
+    def exists(self, name: str, language: str) -> bool:
+        """True when a file for ``name`` is in some language of ``language``'s chain.
+
+        A load-time check (dialplans): the file is found, not decoded.
+        """
+        for candidate in self._chain(language):
+            try:
+                self._locate(name, candidate)
+            except PromptError:
+                continue
+            return True
+        return False
+
     def render(self, items: Iterable[PlaylistItem], language: str, codec: str) -> bytes:
         """The playlist as one ``codec`` payload (8 octets a millisecond) to play by slicing.
 

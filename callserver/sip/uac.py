@@ -33,12 +33,17 @@ def build_request(
     cseq: int,
     contact: str | None = None,
     extra: tuple[tuple[str, str], ...] = (),
+    max_forwards: int = 70,
 ) -> Request:
-    """Build an out-of-dialog request (RFC 3261 §8.1.1): the six mandatory fields first."""
+    """Build an out-of-dialog request (RFC 3261 §8.1.1): the six mandatory fields first.
+
+    ``max_forwards`` is 70 for a request we originate (§8.1.1.6); a B2BUA passes on the
+    inbound request's value less one, so a forwarding loop dies out (§16.6 step 3).
+    """
     headers = Headers(
         [
             ("Via", via),
-            ("Max-Forwards", "70"),
+            ("Max-Forwards", str(max_forwards)),
             ("From", str(from_addr)),
             ("To", str(to_addr)),
             ("Call-ID", call_id),

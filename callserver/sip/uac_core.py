@@ -75,8 +75,13 @@ class UacCore:
         content_type: str = "application/sdp",
         headers: tuple[tuple[str, str], ...] = (),
         credentials: Credentials | None = None,
+        call_id: str | None = None,
+        max_forwards: int = 70,
     ) -> object:
-        """Send an INVITE (§13.2.1); returns the handle its responses will carry as ``key``."""
+        """Send an INVITE (§13.2.1); returns the handle its responses will carry as ``key``.
+
+        ``call_id`` (default: a new one) lets the caller journal the leg before it is sent.
+        """
         config = self._endpoint.config
         request = build_request(
             "INVITE",
@@ -84,9 +89,10 @@ class UacCore:
             via=config.via(peer.transport, new_branch()),
             from_addr=from_addr if from_addr.tag else from_addr.with_tag(new_tag()),
             to_addr=to_addr,
-            call_id=new_call_id(),
+            call_id=call_id or new_call_id(),
             cseq=1,
             contact=config.contact(peer.transport),
+            max_forwards=max_forwards,
             extra=(
                 ("Allow", ", ".join(sorted(config.policy.allowed_methods))),
                 ("Supported", "timer"),

@@ -1,8 +1,11 @@
-"""Admission: trunk by source address, then call rate, then channels; release exactly once."""
+"""Admission: trunk by source address or digest, then call rate, then channels; release once."""
 
 from __future__ import annotations
 
-from callserver.calls.admission import Admission, Admitted, Rejected
+from callserver.calls.admission import Admission, Admitted, Challenged, Rejected
+from callserver.sip.auth import build_authorization, select_challenge
+from callserver.sip.message import Headers, Request
+from callserver.sip.uri import parse_uri
 from callserver.trunks import TrunksFile
 
 
@@ -88,3 +91,90 @@ def test_reload_keeps_calls_and_applies_new_limits_to_new_calls() -> None:
         assert isinstance(call, Admitted)
         admission.release(call.grant)
     assert admission.channels.in_use("trunk:pbx") == 1
+
+
+DIGEST_TRUNKS = {
+    "trunks": {
+        "pbx": {"match": ["192.0.2.10"]},
+        "branch": {"digest": {"username": "branch7", "password": "s3cret"}, "channels": 1},
+    }
+}
+
+
+def _invite(credentials: str | None = None) -> Request:
+    """An INVITE to 387331, with a Proxy-Authorization value when ``credentials`` is given."""
+    headers = Headers(
+        [
+            ("Via", "SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bK-adm1"),
+            ("From", "<sip:caller@203.0.113.5>;tag=1"),
+            ("To", "<sip:387331@callserver>"),
+            ("Call-ID", "adm-1@203.0.113.5"),
+            ("CSeq", "1 INVITE"),
+        ]
+    )
+    if credentials is not None:
+        headers.add("Proxy-Authorization", credentials)
+    return Request("INVITE", parse_uri("sip:387331@callserver"), headers)
+
+
+def _answer(challenged: Challenged, password: str = "s3cret", nc: int = 1) -> Request:
+    challenge = select_challenge([value for _, value in challenged.headers])
+    assert challenge is not None
+    value = build_authorization(
+        challenge,
+        method="INVITE",
+        uri="sip:387331@callserver",
+        username="branch7",
+        password=password,
+        cnonce="c0ffee",
+        nonce_count=nc,
+    )
+    return _invite(value)
+
+
+def test_digest_trunk_is_challenged_then_admitted_with_its_limits() -> None:
+    """A challenge takes no channel; valid credentials admit the trunk under its channel limit."""
+    admission = Admission(trunks(**DIGEST_TRUNKS))
+    challenged = admission.admit("203.0.113.5", 5060, "387331", 0.0, _invite())
+    assert isinstance(challenged, Challenged) and challenged.status == 407
+    assert admission.channels.in_use("trunk:branch") == 0
+    admitted = admission.admit("203.0.113.5", 5060, "387331", 1.0, _answer(challenged))
+    assert isinstance(admitted, Admitted) and admitted.trunk == "branch"
+    assert admission.channels.in_use("trunk:branch") == 1
+    second = admission.admit("203.0.113.5", 5060, "387331", 2.0, _answer(challenged, nc=2))
+    assert isinstance(second, Rejected)
+    assert (second.reason, second.trunk) == ("channel_limit", "branch")
+
+
+def test_failed_credentials_are_rejected_as_auth_failed() -> None:
+    """A wrong password is refused with 403 and reason auth_failed (the CDR's reason)."""
+    admission = Admission(trunks(**DIGEST_TRUNKS))
+    challenged = admission.admit("203.0.113.5", 5060, "387331", 0.0, _invite())
+    assert isinstance(challenged, Challenged)
+    refused = admission.admit("203.0.113.5", 5060, "387331", 1.0, _answer(challenged, "x"))
+    assert refused == Rejected(status=403, reason="auth_failed", trunk="branch")
+
+
+def test_address_trunk_without_digest_needs_no_credentials() -> None:
+    """A source covered by a trunk without digest is admitted at once, never challenged."""
+    admission = Admission(trunks(**DIGEST_TRUNKS))
+    result = admission.admit("192.0.2.10", 5060, "387331", 0.0, _invite())
+    assert isinstance(result, Admitted) and result.trunk == "pbx"
+
+
+def test_without_the_request_only_address_trunks_can_match() -> None:
+    """No INVITE to read credentials from: an unknown source is refused as before."""
+    admission = Admission(trunks(**DIGEST_TRUNKS))
+    assert admission.admit("203.0.113.5", 5060, "387331", 0.0) == Rejected(
+        status=403, reason="unknown_source"
+    )
+
+
+def test_reload_keeps_outstanding_nonces() -> None:
+    """A challenge sent before a reload is answered after it and admitted."""
+    admission = Admission(trunks(**DIGEST_TRUNKS))
+    challenged = admission.admit("203.0.113.5", 5060, "387331", 0.0, _invite())
+    assert isinstance(challenged, Challenged)
+    admission.reload(trunks(**DIGEST_TRUNKS, digest={"nonce_lifetime": 60}))
+    result = admission.admit("203.0.113.5", 5060, "387331", 30.0, _answer(challenged))
+    assert isinstance(result, Admitted) and result.trunk == "branch"

@@ -117,13 +117,19 @@ def start_server(
     media: dict[str, object] | None = None,
     trunks: dict[str, object] | None = None,
     tariffs: Path = TARIFFS,
+    dialplans: Path | None = None,
     **calls: object,
 ) -> ServerProcess:
-    """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``) settings."""
+    """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``) settings.
+
+    ``dialplans`` is the dialplan directory (default: an empty one in ``tmp_path``, so calls
+    get the built-in behaviour).
+    """
     port = free_port()
     config = {
         "trunks": write_trunks(tmp_path, trunks),
         "tariffs": str(tariffs),
+        "dialplans": str(dialplans or tmp_path / "dialplans"),
         "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": 0.5},
         "media": {"prompts_dir": str(PROMPTS), **(media or {})},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
@@ -265,3 +271,21 @@ def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> Serve
     path.write_text(yaml.safe_dump(config))
     port = int(listen[0].rpartition(":")[2])
     return launch(["run", "--config", str(path)], port, tmp_path / "var")
+
+
+def start_uas(sipp: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """SIPp as a called party on a free port of 127.0.0.1 (one call, 30 s at most)."""
+    port = free_port(both=False)
+    proc = subprocess.Popen(
+        [
+            sipp,
+            *("-i", HOST, "-p", str(port), "-mp", str(free_port(both=False))),
+            *("-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    return proc, port

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,40 +10,13 @@ from callserver.sip.dialog import DialogId
 from callserver.sip.events import DialogConfirmed, DialogTerminated, Peer, ResponseReceived
 from callserver.sip.headers import parse_address
 from callserver.sip.uri import parse_uri
-from tests.e2e.conftest import HOST, SCENARIOS, free_port
+from tests.e2e.conftest import HOST, SCENARIOS, start_uas
 from tests.e2e.uac_driver import UacDriver
 
 OFFER = (
     b"v=0\r\no=callserver 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     b"m=audio 20000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
 )
-
-
-def _start_uas(sipp: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
-    port = free_port(both=False)
-    proc = subprocess.Popen(
-        [
-            sipp,
-            "-i",
-            HOST,
-            "-p",
-            str(port),
-            "-mp",
-            str(free_port(both=False)),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-    )
-    return proc, port
 
 
 async def _call(driver: UacDriver, port: int, **kwargs: object) -> None:
@@ -80,12 +52,12 @@ async def _call(driver: UacDriver, port: int, **kwargs: object) -> None:
 async def test_our_uac_calls_sipp(sipp: str, tmp_path: Path, scenario: str) -> None:
     """INVITE, 200, ACK, BYE against SIPp's uas; with digest, the 401 is answered (MD5)."""
     if scenario == "digest":
-        proc, port = _start_uas(
+        proc, port = start_uas(
             sipp, tmp_path, "-sf", str(SCENARIOS / "uas-expect-digest-auth.xml")
         )
         kwargs: dict[str, object] = {"credentials": ("alice", "secret")}
     else:
-        proc, port = _start_uas(sipp, tmp_path, "-sn", "uas")
+        proc, port = start_uas(sipp, tmp_path, "-sn", "uas")
         kwargs = {}
     driver = await UacDriver.open()
     try:

@@ -1,0 +1,119 @@
+"""A Call: one inbound leg from INVITE to teardown, and what its INVITE tells about it.
+
+``Call`` is the calls layer's record of a leg (STYLE §1: a Call = legs + media + state): its
+transaction and dialog, its media stream, its channels, its CDR facts, its timers and, when a
+dialplan runs it, its session and task. ``facts_of`` reads the CDR facts an INVITE brings:
+Call-ID, caller (From, P-Asserted-Identity, Privacy: ``policy.caller``) and called number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from callserver.calls.admission import Admitted
+from callserver.calls.reporting import CallFacts
+from callserver.calls.session import CallSession
+from callserver.media.negotiated import StreamConfig
+from callserver.media.stream import MediaStream
+from callserver.policy.caller import CallerId, caller_identity
+from callserver.sip.dialog import DialogId
+from callserver.sip.events import RequestReceived
+from callserver.sip.headers import parse_address
+from callserver.sip.sdp import NegotiatedMedia
+from callserver.sip.uri import SipUri
+
+__all__ = ["Call", "caller_of", "dialog_of", "facts_of", "max_forwards_of", "stream_config"]
+
+
+@dataclass(slots=True)
+class Call:
+    """One inbound call from INVITE to teardown."""
+
+    call_id: str
+    key: object
+    offered_at: float
+    dialog_id: DialogId | None = None
+    answered_at: float | None = None
+    hangup: asyncio.TimerHandle | None = None
+    stream: MediaStream | None = None
+    admitted: Admitted | None = None  # its trunk and channels, released once in _end
+    facts: CallFacts | None = None  # what its CDR will say
+    number_class: str | None = None
+    cap: asyncio.TimerHandle | None = None  # the duration cap of its number class
+    cause: str | None = None  # why we ended the call, when we did (e.g. rtp_timeout)
+    sdp_session: int = 0
+    sdp_version: int = 1
+    answer: tuple[bytes, StreamConfig] | None = None  # our SDP answer and its stream config
+    max_forwards: int = 70  # the INVITE's, for the legs we forward (RFC 3261 §16.6)
+    session: CallSession | None = None  # when a dialplan runs the call
+    task: asyncio.Task[None] | None = None  # the dialplan's task, cancelled in _end
+    log: Any = None  # structlog logger bound to this call's call_id
+
+
+def dialog_of(event: RequestReceived) -> DialogId:
+    """The dialog (UAS side) an in-dialog request belongs to (RFC 3261 §12.2.2)."""
+    request = event.request
+    return DialogId(request.call_id(), request.to().tag or "", request.from_().tag or "")
+
+
+def stream_config(media: NegotiatedMedia) -> StreamConfig:
+    """The media engine's configuration of a negotiated SDP media line."""
+    te = media.telephone_event
+    return StreamConfig(
+        codec=media.codec.name.upper(),
+        payload_type=media.codec.payload_type,
+        telephone_event_pt=None if te is None else te.payload_type,
+        remote_host=media.remote_address,
+        remote_port=media.remote_port,
+        direction=media.direction,
+        rtcp_mux=media.rtcp_mux,
+    )
+
+
+def caller_of(event: RequestReceived) -> CallerId:
+    """Who is calling: From, P-Asserted-Identity and Privacy (RFC 3261 §20.20, RFC 3325)."""
+    request = event.request
+    sender = request.from_()
+    asserted = _asserted_user(request.headers.get("P-Asserted-Identity"))
+    return caller_identity(
+        sender.uri.user if isinstance(sender.uri, SipUri) else None,
+        sender.display_name,
+        asserted,
+        request.headers.get("Privacy"),
+    )
+
+
+def max_forwards_of(event: RequestReceived) -> int:
+    """The INVITE's Max-Forwards (RFC 3261 §20.22); 70 when absent or unreadable."""
+    value = (event.request.headers.get("Max-Forwards") or "").strip()
+    return min(int(value), 255) if value.isdigit() else 70
+
+
+def facts_of(call_id: str, event: RequestReceived, caller: CallerId) -> CallFacts:
+    """The CDR facts an INVITE brings: Call-ID, caller and called, arrival time."""
+    uri = event.request.uri
+    facts = CallFacts(
+        call_id=call_id,
+        caller=caller.raw,
+        called=uri.user or "" if isinstance(uri, SipUri) else "",
+        offered_at=event.rtime,
+    )
+    facts.caller_e164 = None if caller.e164 is None else caller.e164.lstrip("+")
+    facts.caller_country = caller.country
+    facts.linked_id = call_id  # the call-level id every leg of this call carries
+    return facts
+
+
+def _asserted_user(value: str | None) -> str | None:
+    """The user part of the first P-Asserted-Identity (``sip:`` or ``tel:``, RFC 3325 §9.1)."""
+    if not value:
+        return None
+    try:
+        uri = parse_address(value.split(",", 1)[0].strip()).uri
+    except ValueError:  # SipParseError: a junk header asserts nothing
+        return None
+    if isinstance(uri, SipUri):
+        return uri.user
+    return uri.opaque.split(";", 1)[0] if uri.scheme.lower() == "tel" else None

@@ -1,0 +1,187 @@
+"""The calls layer's side of a dialplan session: ``SessionHost`` for ``CallManager``.
+
+A call whose number has a dialplan gets a ``CallSession`` and a task that runs the plan
+(``router``, wired in app.py). This mixin turns the session's requests into SIP and media
+operations — 200 OK, 183 with SDP (early media, RFC 3960), playback, recording, BYE or a
+final error with ``Reason: Q.850`` (RFC 3326) — and routes the media engine's events back to
+the session. The global blacklist (config/blacklist.txt) is applied here, before any plan runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callserver.calls.b2bua import ForwardOutcome
+from callserver.calls.session import CallSession
+from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RecordingFinished
+from callserver.media.prompts import PlaylistItem
+from callserver.media.settings import RecordingSettings
+from callserver.policy.blacklist import NumberList
+from callserver.policy.caller import CallerId
+
+if TYPE_CHECKING:
+    from callserver.calls.call import Call
+    from callserver.calls.manager import CallManager
+
+__all__ = ["Router", "SessionHosting"]
+
+Router = Callable[[CallSession], Awaitable[None] | None]
+"""Given a new session, the coroutine that runs its dialplan, or None (built-in behaviour)."""
+
+
+class SessionHosting:
+    """``SessionHost`` of a ``CallManager``; see the module docstring."""
+
+    def __init__(self, manager: CallManager) -> None:
+        self.manager = manager
+        self.router: Router | None = None
+        self.blacklist = NumberList()
+        self._by_session: dict[int, Call] = {}
+
+    def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
+        """Run the call's dialplan if it has one; False when the built-in behaviour applies."""
+        if self.router is None or call.facts is None:
+            return False
+        session = CallSession(
+            self,
+            call_id=call.call_id,
+            caller=caller,
+            called=call.facts.called,
+            language=self.manager.settings.media.default_language,
+            voicemail_dir=self.manager.settings.data_dir / "voicemail",
+        )
+        work = self.router(session)
+        if work is None:
+            return False
+        call.session = session
+        self._by_session[id(session)] = call
+        call.task = self.manager.loop.create_task(self._run_session(call, work))
+        return True
+
+    async def _run_session(self, call: Call, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            pass  # the call ended under the plan (caller BYE, CANCEL, shutdown)
+        except Exception:
+            call.log.exception("call.session_failed")
+            if call.session is not None:
+                await call.session.hangup(code=500, cause=41, reason="error")
+
+    def refused_by_blacklist(self, call: Call, caller: CallerId, now: float) -> bool:
+        hit = self.blacklist.match(caller) if self.blacklist else None
+        if hit is None:
+            return False
+        call.log.info("call.blacklisted", entry=hit.summary)
+        self.manager.refuse(call, 603, now, reason="blacklist", headers=_reason(21))
+        return True
+
+    # SessionHost ------------------------------------------------------------------------
+
+    def answer_session(self, session: CallSession, *, early: bool) -> bool:
+        """200 OK, or 183 Session Progress with the SDP answer (early media)."""
+        call = self._by_session.get(id(session))
+        if (
+            call is None
+            or call.answer is None
+            or not self.manager.endpoint.is_pending_invite(call.key)
+        ):
+            return False
+        now = self.manager.loop.time()
+        if early:
+            assert call.stream is not None
+            self.manager.media.configure(call.stream, call.answer[1])
+            self.manager.endpoint.respond(call.key, 183, now, body=call.answer[0])
+            call.log.info("call.early_media", rtp_port=call.stream.port)
+        else:
+            self.manager.send_answer(call, now)
+        self.manager.wake()
+        return True
+
+    def play_session(
+        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool
+    ) -> None:
+        """Render the playlist in the session's language and codec and play it."""
+        call = self._by_session.get(id(session))
+        if call is None or call.stream is None:
+            self.manager.loop.call_soon(session.playback_finished, False)
+            return
+        payload = self.manager.prompts.render(items, session.language, call.stream.codec)
+        self.manager.media.play(call.stream, payload, barge_in=barge_in)
+
+    def stop_session_playback(self, session: CallSession) -> None:
+        """Stop the session's playback (its task was cancelled)."""
+        call = self._by_session.get(id(session))
+        if call is not None and call.stream is not None:
+            self.manager.media.stop_playback(call.stream)
+
+    def record_session(self, session: CallSession, path: Path, limits: RecordingSettings) -> None:
+        """Record the caller to ``path`` with the step's limits."""
+        call = self._by_session.get(id(session))
+        if call is None or call.stream is None:
+            self.manager.loop.call_soon(session.recording_finished, None, 0.0)
+            return
+        self.manager.media.record(call.stream, path, limits=limits)
+
+    async def forward_session(
+        self,
+        session: CallSession,
+        *,
+        target: str,
+        route: str | None,
+        ring_timeout: float,
+        caller_id: str | None,
+    ) -> ForwardOutcome:
+        """Forward the session's call (``calls.b2bua``)."""
+        call = self._by_session.get(id(session))
+        if call is None:
+            return ForwardOutcome(result="failed")
+        return await self.manager.forwarder.forward(
+            call, target=target, route=route, ring_timeout=ring_timeout, caller_id=caller_id
+        )
+
+    def hang_up_session(
+        self, session: CallSession, code: int, cause: int | None, reason: str
+    ) -> None:
+        """BYE an answered call; answer a pending INVITE with ``code`` and the Q.850 cause."""
+        call = self._by_session.get(id(session))
+        if call is None:
+            return
+        if reason != "normal":
+            call.cause = reason
+        now = self.manager.loop.time()
+        if call.dialog_id is not None:  # answered: BYE (RFC 3261 §15)
+            self.manager.endpoint.bye(call.dialog_id, now)
+        elif self.manager.endpoint.is_pending_invite(call.key):  # ringing or early media
+            headers = _reason(cause) if cause is not None else ()
+            self.manager.endpoint.respond(call.key, code, now, headers=headers)
+            self.manager.end_call(call, reason, sip_code=code)
+        self.manager.wake()
+
+    def session_event(self, call: Call, event: MediaEvent) -> None:
+        session = call.session
+        if session is None:
+            return
+        if isinstance(event, DtmfReceived):
+            session.digit_received(event.digit)
+        elif isinstance(event, PlaybackFinished):
+            session.playback_finished(event.interrupted)
+        elif isinstance(event, RecordingFinished):
+            session.recording_finished(event.path, event.duration)
+
+    def close_session(self, call: Call) -> dict[str, Any]:
+        """Stop the call's plan; the CDR fields its session gathered."""
+        self._by_session.pop(id(call.session), None)
+        if call.task is not None and not call.task.done():
+            call.task.cancel()
+        if call.session is None:
+            return {}
+        call.session.ended()
+        return call.session.cdr_fields()
+
+
+def _reason(cause: int) -> tuple[tuple[str, str], ...]:
+    return (("Reason", f"Q.850;cause={cause}"),)

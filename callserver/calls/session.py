@@ -1,0 +1,301 @@
+"""A call as a dialplan drives it: answer, early media, prompts, digits, recording, hang-up.
+
+``CallSession`` is what ``dialplan.verbs.base.CallControl`` describes. It turns the verbs'
+awaits into the calls layer's operations (``SessionHost``, which ``CallManager`` implements)
+and the media engine's events back into results:
+
+- ``play`` resolves when the engine reports ``PlaybackFinished``; with barge-in a digit stops
+  the prompt and stays queued for the next ``collect`` (type-ahead, as IVRs allow);
+- ``collect`` takes queued digits first, then waits ``first_timeout`` for the first digit and
+  ``digit_timeout`` between digits;
+- ``record`` writes a voicemail WAV under ``data-dir/voicemail/<mailbox>/`` with a JSON file
+  of its metadata beside it, both fsync'd before the path is reported;
+- ``hangup`` asks the host once; later calls do nothing.
+
+Every await is cancel-safe: a caller's BYE cancels the dialplan task and the session stops
+its prompt on the way out. Digits, steps and results are noted for the CDR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from callserver.calls.b2bua import ForwardOutcome
+from callserver.media.prompts import PlaylistItem
+from callserver.media.settings import RecordingSettings
+from callserver.policy.caller import CallerId
+
+__all__ = ["CallSession", "Collected", "Recorded", "SessionHost"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Collected:
+    """Digits the caller entered; ``reason`` is how the entry ended."""
+
+    digits: str
+    reason: Literal["max_digits", "terminator", "timeout", "no_input"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recorded:
+    """A recording kept (``path``) or discarded (None: shorter than the minimum)."""
+
+    path: str | None
+    duration: float
+
+
+class SessionHost(Protocol):
+    """The calls-layer operations a session uses (``CallManager`` provides them)."""
+
+    def answer_session(self, session: CallSession, *, early: bool) -> bool:
+        """Send 200 OK (or 183 with SDP when ``early``); False when the call is gone."""
+
+    def play_session(
+        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool
+    ) -> None:
+        """Start a playlist on the call's stream (``PlaybackFinished`` reports its end)."""
+
+    def stop_session_playback(self, session: CallSession) -> None:
+        """Stop the call's playback, if any."""
+
+    def record_session(self, session: CallSession, path: Path, limits: RecordingSettings) -> None:
+        """Start recording the caller to ``path`` (``RecordingFinished`` reports its end)."""
+
+    async def forward_session(
+        self,
+        session: CallSession,
+        *,
+        target: str,
+        route: str | None,
+        ring_timeout: float,
+        caller_id: str | None,
+    ) -> ForwardOutcome:
+        """Place a forwarded leg and bridge it (``calls.b2bua``)."""
+
+    def hang_up_session(
+        self, session: CallSession, code: int, cause: int | None, reason: str
+    ) -> None:
+        """BYE an answered call, else answer the INVITE with ``code``; ``reason`` for the CDR."""
+
+
+class CallSession:
+    """One call's dialplan-facing state; see the module docstring."""
+
+    def __init__(
+        self,
+        host: SessionHost,
+        *,
+        call_id: str,
+        caller: CallerId,
+        called: str,
+        language: str,
+        voicemail_dir: Path,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.host = host
+        self.call_id = call_id
+        self.caller = caller
+        self.called = called
+        self.language = language
+        self.variables: dict[str, str] = {"caller": caller.e164 or caller.raw, "called": called}
+        self.notes: dict[str, list[object]] = {}
+        self.voicemail_dir = voicemail_dir
+        self.dialplan: str | None = None  # the plan's file and version, set by the router
+        self.dialplan_version: str | None = None
+        self._clock = clock
+        self._answered = False
+        self._early = False
+        self._ended = False
+        self._digits: deque[str] = deque()
+        self._digit_ready = asyncio.Event()
+        self._playback: asyncio.Future[bool] | None = None
+        self._recording: asyncio.Future[Recorded] | None = None
+
+    @property
+    def answered(self) -> bool:
+        """True after the 200 OK."""
+        return self._answered
+
+    @property
+    def early_media(self) -> bool:
+        """True while a 183 with SDP carries audio before any answer."""
+        return self._early and not self._answered
+
+    def now(self) -> datetime:
+        """The current time, UTC and aware (for business hours)."""
+        return self._clock()
+
+    def note(self, key: str, value: object) -> None:
+        """Keep a fact for the CDR under ``key`` (steps, digits, survey, voicemail, ...)."""
+        self.notes.setdefault(key, []).append(value)
+
+    def cdr_fields(self) -> dict[str, object]:
+        """What the call's CDR says about the dialplan part (``cdr.record.CdrRecord`` names)."""
+        notes = self.notes
+        survey: dict[str, object] = {}
+        for answer in notes.get("survey", []):
+            survey.update(answer if isinstance(answer, dict) else {})
+        voicemail = notes.get("voicemail", [])
+        return {
+            "dialplan": self.dialplan,
+            "dialplan_version": self.dialplan_version,
+            "language": self.language,
+            "steps": tuple(str(step) for step in notes.get("step", [])),
+            "digits": "".join(str(digits) for digits in notes.get("digits", [])),
+            "survey": survey,
+            "voicemail_path": str(voicemail[-1]) if voicemail else None,
+        }
+
+    async def answer(self, *, early: bool = False) -> None:
+        """Answer (200 OK) or start early media (183 with SDP)."""
+        if self._ended or self._answered or (early and self._early):
+            return
+        if self.host.answer_session(self, early=early):
+            self._early = self._early or early
+            self._answered = not early
+
+    async def play(self, items: Sequence[PlaylistItem], *, barge_in: bool) -> str | None:
+        """Play ``items``; with ``barge_in`` a digit (already typed or new) stops them."""
+        if barge_in and self._digits:
+            return self._digits[0]
+        if not (self._answered or self._early):
+            await self.answer()
+        if self._ended or not items:
+            return None
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._playback = future
+        self.host.play_session(self, items, barge_in)
+        try:
+            await future
+        finally:
+            # Cancelling the task cancels the awaited future too: the prompt is still playing.
+            if future.cancelled() or not future.done():
+                self.host.stop_session_playback(self)
+            self._playback = None
+        return self._digits[0] if barge_in and self._digits else None
+
+    async def collect(
+        self,
+        *,
+        max_digits: int,
+        first_timeout: float,
+        digit_timeout: float,
+        terminator: str | None,
+        complete: Callable[[str], bool] | None = None,
+    ) -> Collected:
+        """Digits until ``max_digits``, the terminator, a timeout or a complete entry."""
+        entry = ""
+        timeout = first_timeout
+        while len(entry) < max_digits:
+            digit = await self._next_digit(timeout)
+            if digit is None:
+                return Collected(digits=entry, reason="timeout" if entry else "no_input")
+            if digit == terminator:
+                return Collected(digits=entry, reason="terminator")
+            entry += digit
+            if complete is not None and complete(entry):
+                break
+            timeout = digit_timeout
+        return Collected(digits=entry, reason="max_digits")
+
+    async def record(
+        self, *, mailbox: str, max_length: float, silence_end: float, min_length: float
+    ) -> Recorded:
+        """Record a voicemail message into ``mailbox``; its JSON metadata goes beside it."""
+        started = self.now()
+        folder = self.voicemail_dir / mailbox
+        name = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        limits = RecordingSettings(
+            max_seconds=max_length, min_seconds=min_length, silence_seconds=max(silence_end, 0.1)
+        )
+        future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+        self._recording = future
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        self.host.record_session(self, folder / f"{name}.wav", limits)
+        try:
+            recorded = await future
+        finally:
+            self._recording = None
+        if recorded.path is not None:
+            await asyncio.to_thread(self._write_metadata, Path(recorded.path), started, recorded)
+        return recorded
+
+    async def forward(
+        self, *, target: str, route: str | None, ring_timeout: float, caller_id: str | None
+    ) -> ForwardOutcome:
+        """Forward the call to ``target`` and bridge it; returns when that leg ends or fails."""
+        if self._ended:
+            return ForwardOutcome(result="failed")
+        return await self.host.forward_session(
+            self, target=target, route=route, ring_timeout=ring_timeout, caller_id=caller_id
+        )
+
+    async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:
+        """End the call once (BYE, or ``code`` before the answer: default 480)."""
+        if self._ended:
+            return
+        self._ended = True
+        self.host.hang_up_session(self, code or 480, cause, reason)
+
+    # Events from the calls layer -------------------------------------------------------
+
+    def digit_received(self, digit: str) -> None:
+        """A DTMF digit arrived (any source)."""
+        self._digits.append(digit)
+        self._digit_ready.set()
+
+    def playback_finished(self, interrupted: bool) -> None:
+        """The engine reported the end of the current playback."""
+        if self._playback is not None and not self._playback.done():
+            self._playback.set_result(interrupted)
+
+    def recording_finished(self, path: str | None, duration: float) -> None:
+        """The engine reported the end of the current recording."""
+        if self._recording is not None and not self._recording.done():
+            self._recording.set_result(Recorded(path=path, duration=duration))
+
+    def ended(self) -> None:
+        """The call is over (either side): nothing more is sent."""
+        self._ended = True
+
+    async def _next_digit(self, wait: float) -> str | None:
+        if not self._digits:
+            self._digit_ready.clear()
+            try:
+                async with asyncio.timeout(wait):
+                    await self._digit_ready.wait()
+            except TimeoutError:
+                return None
+        return self._digits.popleft()
+
+    def _write_metadata(self, wav: Path, started: datetime, recorded: Recorded) -> None:
+        data = {
+            "caller": self.caller.e164 or self.caller.raw,
+            "called": self.called,
+            "time": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "duration": round(recorded.duration, 3),
+            "language": self.language,
+            "call_id": self.call_id,
+            "file": wav.name,
+        }
+        target = wav.with_suffix(".json")
+        part = target.with_name(f".{target.name}.part")
+        with part.open("w", encoding="utf-8") as out:
+            json.dump(data, out, ensure_ascii=False, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        part.replace(target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

@@ -1,0 +1,37 @@
+"""The verbs a dialplan step can name, one module each (STYLE §7): the registry."""
+
+from __future__ import annotations
+
+from callserver.dialplan.verbs import (
+    answer,
+    blacklist,
+    forward,
+    goto,
+    hangup,
+    hours,
+    language,
+    menu,
+    play,
+    set,
+    survey,
+    voicemail,
+)
+from callserver.dialplan.verbs.base import Registry, Verb
+
+__all__ = ["REGISTRY"]
+
+_VERBS: tuple[Verb, ...] = (
+    answer.VERB,
+    play.VERB,
+    menu.VERB,
+    survey.VERB,
+    language.VERB,
+    hours.VERB,
+    blacklist.VERB,
+    voicemail.VERB,
+    forward.VERB,
+    set.VERB,
+    goto.VERB,
+    hangup.VERB,
+)
+REGISTRY: Registry = {verb.name: verb for verb in _VERBS}

@@ -1,0 +1,89 @@
+"""Routing of new calls: the global blacklist and the dialplans, loaded and reloaded together.
+
+DESIGN.md call lifecycle steps 2-3: after admission, a caller on config/blacklist.txt is
+refused (603, CDR end reason ``blacklist``); otherwise the called number's dialplan (its own
+file, else ``dialplans/default.yaml``) runs the call. A number with no plan at all gets the
+built-in behaviour (``calls.manager``). Both files reload on SIGHUP; the dialplans also on
+any change of a file in their directory. A bad file keeps the previous version in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from pathlib import Path
+
+import structlog
+
+from callserver.calls.session import CallSession
+from callserver.dialplan.compiler import PlanContext
+from callserver.dialplan.reload import Dialplans, plan_context
+from callserver.dialplan.runner import run_plan
+from callserver.dialplan.verbs import REGISTRY
+from callserver.media.prompts import PromptStore
+from callserver.policy.blacklist import NumberList, NumberListError, parse_number_list
+from callserver.tariffs import Tariffs
+
+__all__ = ["Routing", "load_blacklist"]
+
+log = structlog.get_logger("callserver.routing")
+
+
+def load_blacklist(path: Path) -> NumberList:
+    """Read config/blacklist.txt (a missing file is an empty list).
+
+    Raises:
+        NumberListError: every bad line, as ``file:line: message``.
+        OSError, UnicodeDecodeError: the file cannot be read as text.
+    """
+    if not path.exists():
+        return NumberList()
+    return parse_number_list(path.read_text(encoding="utf-8"), str(path))
+
+
+class Routing:
+    """The blacklist and plan set in force; ``route`` starts a call's plan."""
+
+    def __init__(
+        self,
+        *,
+        dialplans: Path,
+        blacklist: Path,
+        prompts: PromptStore,
+        tariffs: Tariffs,
+        default_language: str,
+    ) -> None:
+        self.blacklist_path = blacklist
+        self.blacklist = NumberList()
+        self.prompts, self.tariffs, self.default_language = prompts, tariffs, default_language
+        self.dialplans = Dialplans(dialplans, self._context)
+
+    def _context(self) -> PlanContext:
+        return plan_context(self.prompts, self.tariffs, self.default_language)
+
+    def load(self) -> None:
+        """(Re)load the blacklist and every dialplan; errors are logged, old versions kept."""
+        try:
+            self.blacklist = load_blacklist(self.blacklist_path)
+        except NumberListError as exc:
+            log.error("blacklist.invalid", errors=exc.errors)
+        except (OSError, UnicodeDecodeError) as exc:
+            log.error("blacklist.unreadable", path=str(self.blacklist_path), error=str(exc))
+        self.dialplans.reload()
+
+    def route(self, session: CallSession) -> Awaitable[None] | None:
+        """The run of the called number's plan on ``session``, or None (no plan)."""
+        plan = self.dialplans.plan_for(session.called)
+        if plan is None:
+            return None
+        session.dialplan, session.dialplan_version = plan.source, plan.version
+        if plan.language is not None:
+            session.language = plan.language
+        return run_plan(plan, session, REGISTRY)
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Reload the dialplans when their files change, until ``stop`` is set."""
+        try:
+            await self.dialplans.watch(stop)
+        except OSError as exc:
+            log.error("dialplan.watch_failed", error=str(exc))

@@ -1,0 +1,298 @@
+"""CallSession: the dialplan's awaits over a fake host, resolved by the engine's events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from callserver.calls.b2bua import ForwardOutcome
+from callserver.calls.session import CallSession, Collected, Recorded
+from callserver.media.prompts import Play, PlaylistItem
+from callserver.media.settings import RecordingSettings
+from callserver.policy.caller import CallerId
+
+T = TypeVar("T")
+GREETING: list[PlaylistItem] = [Play("greeting")]
+NOW = datetime(2026, 3, 2, 9, 0, 1, 250000, tzinfo=UTC)
+
+
+class FakeHost:
+    """Records what the session asks of the calls layer; ``accept`` answers answer requests.
+
+    ``asked`` is set on every request, so a test can wait for the session to get that far.
+    """
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+        self.accept = True
+        self.answers: list[bool] = []  # the ``early`` flag of each request
+        self.plays: list[tuple[list[PlaylistItem], bool]] = []
+        self.stops = 0
+        self.records: list[tuple[Path, RecordingSettings]] = []
+        self.forwards: list[tuple[str, str | None, float, str | None]] = []
+        self.hangups: list[tuple[int, int | None, str]] = []
+
+    def answer_session(self, session: CallSession, *, early: bool) -> bool:
+        self.answers.append(early)
+        self.asked.set()
+        return self.accept
+
+    def play_session(
+        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool
+    ) -> None:
+        self.plays.append((list(items), barge_in))
+        self.asked.set()
+
+    def stop_session_playback(self, session: CallSession) -> None:
+        self.stops += 1
+
+    def record_session(self, session: CallSession, path: Path, limits: RecordingSettings) -> None:
+        self.records.append((path, limits))
+        self.asked.set()
+
+    async def forward_session(
+        self,
+        session: CallSession,
+        *,
+        target: str,
+        route: str | None,
+        ring_timeout: float,
+        caller_id: str | None,
+    ) -> ForwardOutcome:
+        self.forwards.append((target, route, ring_timeout, caller_id))
+        return ForwardOutcome(result="busy", sip_code=486)
+
+    def hang_up_session(
+        self, session: CallSession, code: int, cause: int | None, reason: str
+    ) -> None:
+        self.hangups.append((code, cause, reason))
+
+
+def session(host: FakeHost, tmp_path: Path = Path("unused")) -> CallSession:
+    caller = CallerId(raw="061123456", e164="+38761123456", country="BA")
+    return CallSession(
+        host,
+        call_id="c-1",
+        caller=caller,
+        called="38733100200",
+        language="bs",
+        voicemail_dir=tmp_path / "voicemail",
+        clock=lambda: NOW,
+    )
+
+
+async def until(host: FakeHost, condition: Callable[[], bool]) -> None:
+    """Let the session's task run until ``condition`` holds (the timeout only ends a hang)."""
+    async with asyncio.timeout(10):
+        while not condition():
+            host.asked.clear()
+            await host.asked.wait()
+
+
+def start(coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    return asyncio.get_running_loop().create_task(coroutine)
+
+
+def collect(call: CallSession, **kwargs: Any) -> Coroutine[Any, Any, Collected]:
+    options: dict[str, Any] = {
+        "max_digits": 4,
+        "first_timeout": 0.01,
+        "digit_timeout": 0.01,
+        "terminator": "#",
+    }
+    return call.collect(**(options | kwargs))
+
+
+def test_a_new_session_knows_its_caller_and_variables() -> None:
+    """The caller's E.164 number and the called number are the first variables."""
+    call = session(FakeHost())
+    assert call.variables == {"caller": "+38761123456", "called": "38733100200"}
+    assert not call.answered and not call.early_media and call.now() == NOW
+
+
+async def test_answer_and_early_media_flags() -> None:
+    """183 sets early media once; 200 OK ends it and sets answered; repeats ask nothing."""
+    host = FakeHost()
+    call = session(host)
+    await call.answer(early=True)
+    await call.answer(early=True)
+    assert (call.early_media, call.answered, host.answers) == (True, False, [True])
+    await call.answer()
+    await call.answer()
+    assert (call.early_media, call.answered, host.answers) == (False, True, [True, False])
+
+
+async def test_an_answer_the_host_refuses_changes_nothing() -> None:
+    """When the call is already gone the flags stay down."""
+    host = FakeHost()
+    host.accept = False
+    call = session(host)
+    await call.answer()
+    assert not call.answered and host.answers == [False]
+
+
+async def test_play_answers_then_waits_for_playback_finished() -> None:
+    """Play answers an unanswered call and returns only when the engine reports the end."""
+    host = FakeHost()
+    call = session(host)
+    task = start(call.play(GREETING, barge_in=False))
+    await until(host, lambda: bool(host.plays))
+    assert host.answers == [False] and host.plays == [(GREETING, False)]
+    assert not task.done()
+    call.digit_received("5")  # without barge-in a key is only queued
+    await asyncio.sleep(0)
+    assert not task.done()
+    call.playback_finished(interrupted=False)
+    assert await task is None
+    assert host.stops == 0
+
+
+async def test_barge_in_returns_the_digit_and_keeps_it_for_collect() -> None:
+    """A key during a barge-in prompt is returned by play and then read by collect."""
+    host = FakeHost()
+    call = session(host)
+    task = start(call.play(GREETING, barge_in=True))
+    await until(host, lambda: bool(host.plays))
+    call.digit_received("5")
+    call.playback_finished(interrupted=True)
+    assert await task == "5"
+    assert await collect(call, max_digits=1) == Collected(digits="5", reason="max_digits")
+
+
+async def test_type_ahead_skips_the_prompt() -> None:
+    """A key typed before a barge-in prompt skips it: nothing is played."""
+    host = FakeHost()
+    call = session(host)
+    call.digit_received("7")
+    assert await call.play(GREETING, barge_in=True) == "7"
+    assert host.plays == [] and host.answers == []
+
+
+async def test_cancelled_play_stops_the_prompt() -> None:
+    """Cancelling a play (the caller hung up) stops the engine's playback."""
+    host = FakeHost()
+    call = session(host)
+    task = start(call.play(GREETING, barge_in=False))
+    await until(host, lambda: bool(host.plays))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert host.stops == 1
+
+
+async def test_collect_without_digits_is_no_input() -> None:
+    """Nothing within the first-digit timeout: an empty entry, ``no_input``."""
+    assert await collect(session(FakeHost())) == Collected(digits="", reason="no_input")
+
+
+async def test_collect_ends_on_the_inter_digit_timeout() -> None:
+    """Digits then a pause longer than the inter-digit timeout: what was typed, ``timeout``."""
+    call = session(FakeHost())
+    for digit in "12":
+        call.digit_received(digit)
+    assert await collect(call) == Collected(digits="12", reason="timeout")
+
+
+async def test_collect_waits_for_digits_that_arrive_later() -> None:
+    """With long timeouts, digits arriving one by one fill the entry up to ``max_digits``."""
+    call = session(FakeHost())
+    task = start(collect(call, max_digits=3, first_timeout=60, digit_timeout=60))
+    for digit in "123":
+        await asyncio.sleep(0)
+        assert not task.done()
+        call.digit_received(digit)
+    assert await task == Collected(digits="123", reason="max_digits")
+
+
+async def test_collect_stops_at_the_terminator_and_keeps_later_digits() -> None:
+    """``#`` ends the entry without being part of it; keys after it wait for the next collect."""
+    call = session(FakeHost())
+    for digit in "12#9":
+        call.digit_received(digit)
+    assert await collect(call) == Collected(digits="12", reason="terminator")
+    assert await collect(call) == Collected(digits="9", reason="timeout")
+
+
+async def test_collect_stops_when_the_entry_is_complete() -> None:
+    """The ``complete`` predicate ends the entry early; the remaining key stays queued."""
+    call = session(FakeHost())
+    for digit in "123":
+        call.digit_received(digit)
+    entry = await collect(call, complete=lambda digits: digits == "12")
+    assert entry.digits == "12"
+    assert await collect(call) == Collected(digits="3", reason="timeout")
+
+
+async def test_hangup_happens_once_and_silences_the_call() -> None:
+    """The first hangup reaches the host (no code: 480); later hangups, answers, plays do not."""
+    host = FakeHost()
+    call = session(host)
+    await call.hangup(code=None, cause=None, reason="normal")
+    await call.hangup(code=500, cause=41, reason="error")
+    await call.answer()
+    assert await call.play(GREETING, barge_in=False) is None
+    assert host.hangups == [(480, None, "normal")]
+    assert host.answers == [] and host.plays == []
+
+
+async def test_a_call_ended_by_the_peer_sends_nothing_more() -> None:
+    """After ``ended`` neither a hangup nor a prompt reaches the host."""
+    host = FakeHost()
+    call = session(host)
+    call.ended()
+    await call.hangup(code=486, cause=None, reason="normal")
+    assert host.hangups == [] and host.answers == []
+
+
+async def test_forward_asks_the_host_unless_the_call_has_ended() -> None:
+    """A forward goes to the host with its options; after the end it fails without a leg."""
+    host = FakeHost()
+    call = session(host)
+    outcome = await call.forward(target="+38761200300", route=None, ring_timeout=20, caller_id=None)
+    assert outcome == ForwardOutcome(result="busy", sip_code=486)
+    call.ended()
+    again = await call.forward(target="+38761200300", route=None, ring_timeout=20, caller_id=None)
+    assert again.result == "failed"
+    assert host.forwards == [("+38761200300", None, 20, None)]
+
+
+async def test_record_writes_json_metadata_beside_the_wav(tmp_path: Path) -> None:
+    """The WAV goes under voicemail/<mailbox>/ and its JSON file is written beside it."""
+    host = FakeHost()
+    call = session(host, tmp_path)
+    task = start(call.record(mailbox="office", max_length=120, silence_end=0, min_length=2))
+    await until(host, lambda: bool(host.records))
+    wav, limits = host.records[0]
+    assert wav.parent == tmp_path / "voicemail" / "office" and wav.parent.is_dir()
+    assert wav.name.startswith("20260302T090001Z-") and wav.suffix == ".wav"
+    assert (limits.max_seconds, limits.min_seconds, limits.silence_seconds) == (120, 2, 0.1)
+    wav.write_bytes(b"RIFF....WAVEfmt ")  # stands for the engine's file
+    call.recording_finished(str(wav), 12.3456)
+    assert await task == Recorded(path=str(wav), duration=12.3456)
+    assert json.loads(wav.with_suffix(".json").read_text(encoding="utf-8")) == {
+        "caller": "+38761123456",
+        "called": "38733100200",
+        "time": "2026-03-02T09:00:01.250Z",
+        "duration": 12.346,
+        "language": "bs",
+        "call_id": "c-1",
+        "file": wav.name,
+    }
+    assert sorted(path.name for path in wav.parent.iterdir()) == [f"{wav.stem}.json", wav.name]
+
+
+async def test_a_discarded_recording_writes_no_metadata(tmp_path: Path) -> None:
+    """A message shorter than the minimum comes back without a path and leaves no JSON."""
+    host = FakeHost()
+    call = session(host, tmp_path)
+    task = start(call.record(mailbox="office", max_length=60, silence_end=5, min_length=2))
+    await until(host, lambda: bool(host.records))
+    call.recording_finished(None, 0.8)
+    assert await task == Recorded(path=None, duration=0.8)
+    assert list((tmp_path / "voicemail" / "office").iterdir()) == []
