@@ -77,6 +77,7 @@ class Routing:
         if plan is None:
             return None
         session.dialplan, session.dialplan_version = plan.source, plan.version
+        session.max_duration = plan.max_duration
         if plan.language is not None:
             session.language = plan.language
         return run_plan(plan, session, REGISTRY)

@@ -143,6 +143,8 @@ class TariffsFile(BaseModel):
     vat_rate: Money = Field(Decimal("0.17"), le=1)
     default_increment: IncrementText = "1/1"
     default_max_duration: float = Field(DEFAULT_MAX_DURATION, gt=0, allow_inf_nan=False)
+    cap_warning: float | None = Field(None, gt=0, description="warn this many s before a cap")
+    cap_warning_prompt: str = Field("time_warning", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
     tariffs: dict[str, TariffSchema] = Field(min_length=1)
     classes: dict[str, ClassSchema] = Field(min_length=1)
 
@@ -161,6 +163,8 @@ class Tariffs:
     vat_rate: Decimal
     default_max_duration: float
     currency: str = "KM"
+    cap_warning: float | None = None  # seconds before a cap the caller is warned
+    cap_warning_prompt: str = "time_warning"
 
     def classify(self, number: str) -> NumberClass:
         """The class of ``number`` (see ``NumberingPlan.classify``).
@@ -248,6 +252,8 @@ class _Compiler:
             vat_rate=self.model.vat_rate,
             default_max_duration=self.model.default_max_duration,
             currency=self.model.currency,
+            cap_warning=self.model.cap_warning,
+            cap_warning_prompt=self.model.cap_warning_prompt,
         )
 
     def _tariff(self, name: str, schema: TariffSchema) -> Tariff:

@@ -101,11 +101,13 @@ def parse_match(text: str) -> SourceMatch:
 
 
 class OverLimit(BaseModel):
-    """The answer to a call over a channel or CPS limit (default: 503, Q.850 cause 34)."""
+    """The answer to a call over a channel or CPS limit (default: 503, Q.850 cause 34),
+    optionally after an announcement played as early media (183 with SDP, RFC 3960)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     status: int = Field(503, ge=400, le=699)
     retry_after: int = Field(30, ge=0, le=3600)
+    announcement: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
 def _barring(names: list[str]) -> list[str]:

@@ -52,6 +52,7 @@ class Rejected:
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
     trunk: str | None = None
+    announcement: str | None = None  # a prompt played as early media before the refusal
 
 
 class Admission:
@@ -104,7 +105,11 @@ class Admission:
         if not isinstance(granted, Grant):
             headers = refusal_headers(over, granted)
             return Rejected(
-                status=over.status, reason="channel_limit", headers=headers, trunk=trunk
+                status=over.status,
+                reason="channel_limit",
+                headers=headers,
+                trunk=trunk,
+                announcement=config.over_limit.announcement,
             )
         customer = None if trunk is None else config.trunks[trunk].customer
         return Admitted(trunk=trunk, customer=customer, grant=granted)

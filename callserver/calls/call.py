@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from callserver.calls.admission import Admitted
+from callserver.calls.admission import Admitted, Rejected
 from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession
 from callserver.media.negotiated import StreamConfig
@@ -42,11 +42,13 @@ class Call:
     facts: CallFacts | None = None  # what its CDR will say
     number_class: str | None = None
     cap: asyncio.TimerHandle | None = None  # the duration cap of its number class
+    warn: asyncio.TimerHandle | None = None  # the warning prompt before the cap
     cause: str | None = None  # why we ended the call, when we did (e.g. rtp_timeout)
     sdp_session: int = 0
     sdp_version: int = 1
     answer: tuple[bytes, StreamConfig] | None = None  # our SDP answer and its stream config
     max_forwards: int = 70  # the INVITE's, for the legs we forward (RFC 3261 §16.6)
+    refusal: Rejected | None = None  # over a limit: announced, then refused with this
     session: CallSession | None = None  # when a dialplan runs the call
     task: asyncio.Task[None] | None = None  # the dialplan's task, cancelled in _end
     log: Any = None  # structlog logger bound to this call's call_id

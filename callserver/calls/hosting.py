@@ -14,13 +14,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from callserver.calls.admission import Rejected
 from callserver.calls.b2bua import ForwardOutcome
+from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession
+from callserver.media.engine import PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RecordingFinished
-from callserver.media.prompts import PlaylistItem
+from callserver.media.prompts import Play, PlaylistItem
 from callserver.media.settings import RecordingSettings
 from callserver.policy.blacklist import NumberList
 from callserver.policy.caller import CallerId
+from callserver.sip.events import RequestReceived
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
@@ -78,6 +82,43 @@ class SessionHosting:
         call.log.info("call.blacklisted", entry=hit.summary)
         self.manager.refuse(call, 603, now, reason="blacklist", headers=_reason(21))
         return True
+
+    def announce_refusal(
+        self, call: Call, event: RequestReceived, facts: CallFacts, refusal: Rejected, now: float
+    ) -> bool:
+        """Play the over-limit announcement as early media (183), then refuse; False when
+        it cannot be played (no RTP port, no usable offer): refuse at once."""
+        manager = self.manager
+        try:
+            call.stream = manager.media.open_stream()
+        except (PortsExhausted, OSError):
+            return False
+        answer = manager.sdp_answer(call, event.request.body)
+        if answer is None:
+            manager.media.close_stream(call.stream)
+            call.stream = None
+            return False
+        call.facts, call.refusal, call.cause = facts, refusal, refusal.reason
+        manager.register(call)
+        manager.media.configure(call.stream, answer[1])
+        manager.endpoint.respond(call.key, 183, now, body=answer[0])
+        language = manager.settings.media.default_language
+        assert refusal.announcement is not None
+        payload = manager.prompts.render([Play(refusal.announcement)], language, call.stream.codec)
+        manager.media.play(call.stream, payload)
+        call.log.info("call.refusal_announced", reason=refusal.reason, prompt=refusal.announcement)
+        return True
+
+    def _finish_refusal(self, call: Call) -> None:
+        refusal = call.refusal
+        manager = self.manager
+        if refusal is None or not manager.endpoint.is_pending_invite(call.key):
+            return
+        manager.endpoint.respond(
+            call.key, refusal.status, manager.loop.time(), headers=refusal.headers
+        )
+        manager.end_call(call, refusal.reason, sip_code=refusal.status)
+        manager.wake()
 
     # SessionHost ------------------------------------------------------------------------
 
@@ -162,6 +203,10 @@ class SessionHosting:
         self.manager.wake()
 
     def session_event(self, call: Call, event: MediaEvent) -> None:
+        """Pass a media event to the call's session (or end an announced refusal)."""
+        if call.refusal is not None and isinstance(event, PlaybackFinished):
+            self._finish_refusal(call)
+            return
         session = call.session
         if session is None:
             return

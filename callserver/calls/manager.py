@@ -34,6 +34,7 @@ from callserver.calls.call import (
     max_forwards_of,
     stream_config,
 )
+from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
 from callserver.calls.reporting import CdrReporter
 from callserver.config import Settings
@@ -96,6 +97,7 @@ class CallManager:
         self._by_stream: dict[int, Call] = {}
         self.host = SessionHosting(self)  # dialplan sessions and the global blacklist
         self.forwarder = Forwarder(self)  # the legs forward steps place (B2BUA)
+        self.caps = DurationCaps(self)  # max duration by number class, and its warning
         self._session_ids = itertools.count(1)
         self.draining = False
         self.calls_total = 0
@@ -115,7 +117,7 @@ class CallManager:
             call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
             if call is not None and call.answered_at is None:
                 call.answered_at = event.rtime
-                self._arm_cap(call)
+                self.caps.arm(call)
                 if call.facts is not None:
                     call.facts.answered_at = event.rtime
                     self.reporter.answered(call.facts)
@@ -171,16 +173,13 @@ class CallManager:
             self.refuse(call, 503, now, headers=(("Retry-After", "5"),))
             return
         call.sdp_session = next(self._session_ids)
-        answer = self._answer(call, request.body)
+        answer = self.sdp_answer(call, request.body)
         if answer is None:
             self.media.close_stream(call.stream)
             self.refuse(call, 488, now)
             return
         call.answer = answer
-        self.calls[event.key] = call
-        self._by_stream[call.stream.stream_id] = call
-        self.calls_total += 1
-        self.idle.clear()
+        self.register(call)
         if self.host.start_session(call, caller, now):
             return
         ring = self.settings.calls.answer_after
@@ -189,6 +188,14 @@ class CallManager:
             return
         self.endpoint.respond(event.key, 180, now)
         call.hangup = self.loop.call_at(self.loop.time() + ring, self._answer_later, call, answer)
+
+    def register(self, call: Call) -> None:
+        """Track a call with a stream until ``end_call``."""
+        assert call.stream is not None
+        self.calls[call.key] = call
+        self._by_stream[call.stream.stream_id] = call
+        self.calls_total += 1
+        self.idle.clear()
 
     def _admit(self, call: Call, event: RequestReceived, caller: CallerId, now: float) -> bool:
         facts = facts_of(call.call_id, event, caller)
@@ -205,6 +212,8 @@ class CallManager:
             call.log = call.log.bind(trunk=result.trunk)
             self.reporter.opened(facts)
             return True
+        if result.announcement and self.host.announce_refusal(call, event, facts, result, now):
+            return False
         self.reporter.ended(facts, result.reason, sip_code=result.status)
         call.log.info(
             "call.rejected",
@@ -234,30 +243,6 @@ class CallManager:
         if call.admitted is not None:
             self.admission.release(call.admitted.grant)
             call.admitted = None
-
-    def _arm_cap(self, call: Call) -> None:
-        """Arm the call's duration cap, timed from the answer's arrival (the ACK's rtime).
-
-        The cap of the called number's class (180 s for per-call premium numbers, the
-        regulator's rule) or the global default; a number the plan cannot read gets the default.
-        """
-        try:
-            number_class = self.tariffs.classify(call.facts.called if call.facts else "")
-        except ValueError:
-            cap = self.tariffs.default_max_duration
-        else:
-            call.number_class = number_class.name
-            cap = self.tariffs.duration_cap(number_class)
-        assert call.answered_at is not None
-        call.cap = self.loop.call_at(call.answered_at + cap, self._cap_reached, call, cap)
-
-    def _cap_reached(self, call: Call, cap: float) -> None:
-        if self.calls.get(call.key) is not call or call.dialog_id is None:
-            return
-        call.cause = "max_duration"
-        call.log.info("call.max_duration", cap=cap, number_class=call.number_class)
-        self.endpoint.bye(call.dialog_id, self.loop.time())
-        self.wake()
 
     def _answer_later(self, call: Call, answer: tuple[bytes, StreamConfig]) -> None:
         if self.calls.get(call.key) is call and self.endpoint.is_pending_invite(call.key):
@@ -296,7 +281,8 @@ class CallManager:
         loop = self.settings.calls.answer_prompt_loop
         self.media.play(stream, payload, loop=loop and bool(payload), barge_in=True)
 
-    def _answer(self, call: Call, offer_body: bytes) -> tuple[bytes, StreamConfig] | None:
+    def sdp_answer(self, call: Call, offer_body: bytes) -> tuple[bytes, StreamConfig] | None:
+        """Our SDP answer to ``offer_body`` and its stream config; None: no usable offer."""
         assert call.stream is not None
         config = AnswerConfig(
             codecs=tuple(self.settings.media.codecs),
@@ -322,7 +308,7 @@ class CallManager:
                 self.endpoint.respond(event.key, 481, now)
             return
         call.sdp_version += 1
-        answer = self._answer(call, event.request.body) if event.request.body else None
+        answer = self.sdp_answer(call, event.request.body) if event.request.body else None
         if event.request.body and answer is None:
             self.endpoint.respond(event.key, 488, now)
             return
@@ -364,7 +350,7 @@ class CallManager:
             self.idle.set()
         if call.dialog_id is not None:
             self._by_dialog.pop(call.dialog_id, None)
-        for timer in (call.hangup, call.cap):
+        for timer in (call.hangup, call.cap, call.warn):
             if timer is not None:
                 timer.cancel()
         if call.stream is not None:

@@ -111,6 +111,7 @@ class CallSession:
         self.voicemail_dir = voicemail_dir
         self.dialplan: str | None = None  # the plan's file and version, set by the router
         self.dialplan_version: str | None = None
+        self.max_duration: float | None = None  # the plan's cap; it may only shorten the class's
         self._clock = clock
         self._answered = False
         self._early = False

@@ -91,3 +91,30 @@ def test_unknown_source_gets_403(sipp: str, tmp_path: Path) -> None:
     assert "403" in result.output or stat_value(result, "FailedCall(C)") == 1
     rejected = server.events("call.rejected")
     assert [(r["status"], r["reason"]) for r in rejected] == [(403, "unknown_source")]
+
+
+def test_over_limit_announcement_plays_as_early_media_before_503(
+    sipp: str, tmp_path: Path
+) -> None:
+    """With an announcement set, a call over the limit gets 183 with SDP, then 503 + cause 34."""
+    trunks = {
+        "trunks": {"test": {"match": ["127.0.0.1"], "channels": 1}},
+        "over_limit": {"announcement": "channel_limit"},
+    }
+    server = start_server(tmp_path, trunks=trunks)
+    try:
+        holders = _hold_calls(sipp, server, 1, 8000)
+        _wait_answered(server, 1)
+        scenario = SCENARIOS / "uac-expect-183-announcement-then-503.xml"
+        refused = run_sipp(sipp, tmp_path, server.port, "-sf", str(scenario), "-m", "1")
+        holders.communicate(timeout=40)
+    finally:
+        server.stop()
+    assert refused.returncode == 0, refused.output[-2000:] + "\n".join(server.raw[-30:])
+    announced = server.wait_for("call.refusal_announced")
+    assert (announced["reason"], announced["prompt"]) == ("channel_limit", "channel_limit")
+    assert server.wait_for("server.stopped")["channels_in_use"] == 0
+    records = [c for c in exported_cdrs(server.data_dir) if c["disposition"] == "REJECTED"]
+    assert [(c["end_reason"], c["sip_code"], c["q850_cause"]) for c in records] == [
+        ("channel_limit", 503, 34)
+    ]

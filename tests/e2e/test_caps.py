@@ -25,9 +25,13 @@ def test_shipped_cap_of_per_call_premium_numbers_is_180_s() -> None:
 def test_server_sends_bye_at_the_cap(sipp: str, tmp_path: Path) -> None:
     """With the cap set to 3 s, the server's BYE comes 3 s (±1 s) after the answer."""
     text = TARIFFS.read_text()
-    assert text.count("max_duration: 180") >= 1
+    assert text.count("max_duration: 180") >= 1 and "cap_warning: 30" in text
     short = tmp_path / "tariffs.yaml"
-    short.write_text(text.replace("max_duration: 180", "max_duration: 3"))
+    short.write_text(
+        text.replace("max_duration: 180", "max_duration: 3").replace(
+            "cap_warning: 30", "cap_warning: 1"
+        )
+    )
     server = start_server(tmp_path, tariffs=short)
     try:
         result = run_sipp(
@@ -43,6 +47,9 @@ def test_server_sends_bye_at_the_cap(sipp: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.output[-2000:]
     capped = server.wait_for("call.max_duration")
     assert capped["cap"] == 3 and capped["number_class"]
+    warned = server.wait_for("call.cap_warning")
+    assert warned["played"] is True
+    assert 0.5 <= (_stamp(capped) - _stamp(warned)).total_seconds() <= 2.0  # 1 s before
     waited = (_stamp(capped) - _stamp(server.wait_for("call.answered"))).total_seconds()
     assert 2.0 <= waited <= 4.0
     assert ended["reason"] == "max_duration"
