@@ -93,9 +93,7 @@ def test_unknown_source_gets_403(sipp: str, tmp_path: Path) -> None:
     assert [(r["status"], r["reason"]) for r in rejected] == [(403, "unknown_source")]
 
 
-def test_over_limit_announcement_plays_as_early_media_before_503(
-    sipp: str, tmp_path: Path
-) -> None:
+def test_over_limit_announcement_plays_as_early_media_before_503(sipp: str, tmp_path: Path) -> None:
     """With an announcement set, a call over the limit gets 183 with SDP, then 503 + cause 34."""
     trunks = {
         "trunks": {"test": {"match": ["127.0.0.1"], "channels": 1}},

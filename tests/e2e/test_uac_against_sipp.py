@@ -52,9 +52,7 @@ async def _call(driver: UacDriver, port: int, **kwargs: object) -> None:
 async def test_our_uac_calls_sipp(sipp: str, tmp_path: Path, scenario: str) -> None:
     """INVITE, 200, ACK, BYE against SIPp's uas; with digest, the 401 is answered (MD5)."""
     if scenario == "digest":
-        proc, port = start_uas(
-            sipp, tmp_path, "-sf", str(SCENARIOS / "uas-expect-digest-auth.xml")
-        )
+        proc, port = start_uas(sipp, tmp_path, "-sf", str(SCENARIOS / "uas-expect-digest-auth.xml"))
         kwargs: dict[str, object] = {"credentials": ("alice", "secret")}
     else:
         proc, port = start_uas(sipp, tmp_path, "-sn", "uas")
