@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate settings files and prompts; exit 1 on errors")
     check.add_argument("paths", nargs="*", type=Path, help="settings files (default: the config)")
     check.add_argument("--config", type=Path, help="settings file")
+    reload = sub.add_parser("reload", help="tell the running server to reload (SIGHUP)")
+    reload.add_argument("--config", type=Path, help="settings file (for the data dir)")
+    reload.add_argument("--data-dir", type=Path, help="data directory of the running server")
     sub.add_parser("version", help="print the version")
     _add_prompts_parser(sub)
     _add_cdr_parser(sub)
@@ -96,9 +99,33 @@ async def _serve(settings: Settings, config_path: Path | None, overrides: dict[s
     from callserver.app import Server
 
     # The flags keep their precedence over the file when SIGHUP reloads it.
+    from callserver.pidfile import remove_pid, write_pid
+
     server = Server(settings, config_path, overrides)
     server.install_signal_handlers()
-    await server.serve_forever()
+    pid_file: list[Path] = []
+    try:
+        await server.serve_forever(on_ready=lambda: pid_file.append(write_pid(settings.data_dir)))
+    finally:
+        for path in pid_file:
+            remove_pid(path)
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from callserver.pidfile import signal_reload
+
+    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
+    try:
+        data_dir = load_settings(args.config, overrides).data_dir
+        pid = signal_reload(data_dir)
+    except ConfigError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    except (LookupError, PermissionError) as exc:
+        print(f"callserver reload: {exc}", file=sys.stderr)
+        return 1
+    print(f"reload sent to process {pid}")
     return 0
 
 
@@ -235,4 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _prompts_synth(args)
     if args.command == "cdr":
         return _cdr(args)
+    if args.command == "reload":
+        return _reload(args)
     return _run(args)

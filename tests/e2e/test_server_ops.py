@@ -112,6 +112,31 @@ def ask_options(host: str, port: int, transport: str, timeout: float = 5.0) -> s
 # -- SIGHUP ----------------------------------------------------------------------------------
 
 
+def test_callserver_reload_signals_the_running_server(tmp_path: Path) -> None:
+    """`callserver reload` finds the server by its data dir's pid file and makes it reload."""
+    with running(start_server(tmp_path)) as server:
+        pid_file = server.data_dir / "callserver.pid"
+        assert pid_file.read_text().strip() == str(server.proc.pid)
+        reload = subprocess.run(
+            [sys.executable, "-m", "callserver", "reload", "--data-dir", str(server.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert reload.returncode == 0, reload.stderr
+        assert reload.stdout.strip() == f"reload sent to process {server.proc.pid}"
+        server.wait_for("config.reloaded")
+        assert server.wait_for("dialplan.loaded")["plans"] == 0
+    assert not pid_file.exists()  # removed when the server stopped
+    missing = subprocess.run(
+        [sys.executable, "-m", "callserver", "reload", "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode == 1 and "no running server" in missing.stderr
+
+
 def test_sighup_reload_applies_to_new_calls_and_survives_a_bad_file(
     sipp: str, tmp_path: Path
 ) -> None:
