@@ -335,3 +335,21 @@ def test_cdr_export_and_stats_commands(tmp_path: Path) -> None:
     assert stats.returncode == 0 and stats.stdout.startswith("calls 0")
     bad = callserver("cdr", "export", "--data-dir", data, "--since", "yesterday-ish")
     assert bad.returncode == 1 and "ISO 8601" in bad.stderr
+
+
+def test_check_lists_dialplan_and_blacklist_errors(tmp_path: Path) -> None:
+    """`callserver check` reports a premium plan lengthening its 180 s cap and a bad blacklist."""
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    premium = plans / "38790291100.yaml"
+    premium.write_text("max_duration: 5m\nsteps:\n  hello:\n    play: greeting\n")
+    blacklist = tmp_path / "blacklist.txt"
+    blacklist.write_text("+38761123456\n06x12\n")
+    config = settings_file(tmp_path, f"dialplans: {plans}\nblacklist: {blacklist}\n")
+    result = callserver("check", str(config))
+    assert result.returncode == 1
+    errors = result.stderr.splitlines()
+    assert errors[-1] == "2 error(s)"
+    assert errors[0].startswith(f"{blacklist}:2: '06x12' is not a number or prefix")
+    assert errors[1].startswith(f"{premium}:1: max_duration: max_duration 300")
+    assert "180" in errors[1]
