@@ -278,6 +278,7 @@ class Forwarder:
             leg.dialog_id = _uac_dialog(event)
             self._by_dialog[leg.dialog_id] = leg
             return
+        # calls.call imports the session, which imports this module: import at use.
         from callserver.calls.call import stream_config
 
         self.manager.media.configure(leg.stream, stream_config(media))
