@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,7 @@ from callserver.config import ConfigError, ListenAddress, Settings, load_setting
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "callserver.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No CALLSERVER_* variable of the caller's shell leaks in; no default file is found."""
-    for name in list(os.environ):
-        if name.upper().startswith("CALLSERVER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def write(tmp_path: Path, text: str, name: str = "callserver.yaml") -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -32,13 +31,7 @@ DAY = "2026-11-22.jsonl"
 HOUR = 3600.0  # an interval no test waits for: only the first and the last run happen
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No CALLSERVER_* variable of the caller's shell leaks in; no default file is found."""
-    for name in list(os.environ):
-        if name.upper().startswith("CALLSERVER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _append(data_dir: Path, *records: CdrRecord, name: str = DAY) -> None:

@@ -9,20 +9,10 @@ server therefore offers MD5 alone. SIPp also computes the digest ``uri`` as
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from callserver.sip.dialog import DialogId
-from callserver.sip.events import DialogConfirmed, DialogTerminated, Peer, ResponseReceived
-from callserver.sip.headers import parse_address
-from callserver.sip.uri import parse_uri
 from tests.e2e.conftest import HOST, SCENARIOS, exported_cdrs, run_sipp, start_server
 from tests.e2e.uac_driver import UacDriver
-
-OFFER = (
-    b"v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    b"m=audio 20000 RTP/AVP 0 8\r\n"
-)
 
 
 def _trunks(*algorithms: str) -> dict[str, object]:
@@ -79,39 +69,17 @@ def test_sipp_md5_call_is_challenged_answered_and_a_wrong_password_gets_403(
     ], log
 
 
-async def _call_with_credentials(driver: UacDriver, port: int, called: str) -> None:
-    """INVITE with credentials (the UAC answers the 407 itself), 200, ACK, then our BYE."""
-    endpoint = driver.endpoint
-    assert endpoint is not None
-    now = asyncio.get_running_loop().time
-    target = f"sip:{called}@{HOST}:{port}"
-    handle = endpoint.uac.invite(
-        parse_uri(target),
-        from_addr=parse_address(f"<sip:0611234567@{HOST}>"),
-        to_addr=parse_address(f"<{target}>"),
-        peer=Peer("udp", HOST, port),
-        now=now(),
-        body=OFFER,
-        credentials=("branch7", "s3cret"),
-    )
-    driver.pump()
-    final = await driver.wait_for(
-        lambda e: isinstance(e, ResponseReceived) and e.key == handle and e.response.status >= 200
-    )
-    assert isinstance(final, ResponseReceived) and final.response.status == 200, final
-    confirmed = await driver.wait_for(lambda e: isinstance(e, DialogConfirmed))
-    assert isinstance(confirmed, DialogConfirmed) and isinstance(confirmed.dialog_id, DialogId)
-    endpoint.bye(confirmed.dialog_id, now())
-    driver.pump()
-    await driver.wait_for(lambda e: isinstance(e, DialogTerminated))
-
-
 async def test_our_uac_answers_a_sha256_challenge(tmp_path: Path) -> None:
     """Our UAC answers a SHA-256-only 407 and the call is answered and recorded on the trunk."""
     server = start_server(tmp_path, trunks=_trunks("SHA-256"))
     driver = await UacDriver.open()
     try:
-        await _call_with_credentials(driver, server.port, "38733123")
+        await driver.call_and_hang_up(
+            f"sip:38733123@{HOST}:{server.port}",
+            server.port,
+            caller="0611234567",
+            credentials=("branch7", "s3cret"),
+        )
     finally:
         driver.close()
         server.stop()

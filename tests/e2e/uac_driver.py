@@ -6,9 +6,25 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from callserver.sip.dialog import DialogId
 from callserver.sip.endpoint import EndpointConfig, SipEndpoint
-from callserver.sip.events import CloseConnection, Peer, Transmit
+from callserver.sip.events import (
+    CloseConnection,
+    DialogConfirmed,
+    DialogTerminated,
+    Peer,
+    ResponseReceived,
+    Transmit,
+)
+from callserver.sip.headers import parse_address
+from callserver.sip.uri import parse_uri
 from callserver.transport.udp import UdpTransport
+
+HOST = "127.0.0.1"
+OFFER = (
+    b"v=0\r\no=callserver 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 20000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+)
 
 
 @dataclass
@@ -70,9 +86,52 @@ class UacDriver:
                 self.changed.clear()
                 await self.changed.wait()
 
+    async def call_and_hang_up(
+        self,
+        target: str,
+        port: int,
+        *,
+        caller: str = "callserver",
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        """INVITE ``target`` (answering a 401/407 with ``credentials``), expect 200 and the
+        dialog, then BYE it and expect its 200."""
+        endpoint = self.endpoint
+        assert endpoint is not None
+        now = asyncio.get_running_loop().time
+        handle = endpoint.uac.invite(
+            parse_uri(target),
+            from_addr=parse_address(f"<sip:{caller}@{HOST}>"),
+            to_addr=parse_address(f"<{target}>"),
+            peer=Peer("udp", HOST, port),
+            now=now(),
+            body=OFFER,
+            credentials=credentials,
+        )
+        self.pump()
+        final = await self.wait_for(
+            lambda e: (
+                isinstance(e, ResponseReceived) and e.key == handle and e.response.status >= 200
+            )
+        )
+        assert isinstance(final, ResponseReceived) and final.response.status == 200, final
+        confirmed = await self.wait_for(lambda e: isinstance(e, DialogConfirmed))
+        assert isinstance(confirmed, DialogConfirmed) and isinstance(confirmed.dialog_id, DialogId)
+        endpoint.bye(confirmed.dialog_id, now())
+        self.pump()
+        await self.wait_for(lambda e: isinstance(e, DialogTerminated))
+        bye_ok = await self.wait_for(
+            lambda e: isinstance(e, ResponseReceived) and e.response.cseq().method == "BYE"
+        )
+        assert isinstance(bye_ok, ResponseReceived) and bye_ok.response.status == 200
+
     def close(self) -> None:
         """Close the socket and the timer."""
         if self._timer is not None:
             self._timer.cancel()
         if self.udp is not None:
             self.udp.close()
+
+
+def _final(event: ResponseReceived) -> bool:
+    return event.response.status >= 200
