@@ -101,6 +101,7 @@ class Server:
             prompts=self.prompts,
             tariffs=self.tariffs,
             default_language=settings.media.default_language,
+            routes=lambda: self.admission.table.config.routes.keys(),
         )
         self.calls.host.router = self.routing.route
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,7 @@ def _check_routing(settings: Settings) -> list[str]:
     from callserver.policy.blacklist import NumberListError
     from callserver.routing import load_blacklist
     from callserver.tariffs import load_tariffs
+    from callserver.trunks import load_trunks
 
     errors: list[str] = []
     try:
@@ -182,9 +183,14 @@ def _check_routing(settings: Settings) -> list[str]:
         tariffs = load_tariffs(settings.tariffs)
     except ConfigError:
         tariffs = None  # reported with the tariffs file
+    try:
+        routes: Collection[str] | None = load_trunks(settings.trunks).routes.keys()
+    except ConfigError:
+        routes = None  # reported with the trunks file
     media = settings.media
     prompts = PromptStore(media.prompts_dir, media.language_chain)
-    result = load_plans(settings.dialplans, plan_context(prompts, tariffs, media.default_language))
+    context = plan_context(prompts, tariffs, media.default_language, routes)
+    result = load_plans(settings.dialplans, context)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return errors + list(result.errors)

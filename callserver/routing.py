@@ -10,7 +10,7 @@ any change of a file in their directory. A bad file keeps the previous version i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 import structlog
@@ -52,14 +52,17 @@ class Routing:
         prompts: PromptStore,
         tariffs: Tariffs,
         default_language: str,
+        routes: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.blacklist_path = blacklist
+        self._routes = routes  # the outbound routes forward steps may name
         self.blacklist = NumberList()
         self.prompts, self.tariffs, self.default_language = prompts, tariffs, default_language
         self.dialplans = Dialplans(dialplans, self._context)
 
     def _context(self) -> PlanContext:
-        return plan_context(self.prompts, self.tariffs, self.default_language)
+        routes = None if self._routes is None else self._routes()
+        return plan_context(self.prompts, self.tariffs, self.default_language, routes)
 
     def load(self) -> None:
         """(Re)load the blacklist and every dialplan; errors are logged, old versions kept."""

@@ -63,6 +63,7 @@ class PlanContext:
     default_language: str
     prompt_exists: Callable[[str, str], bool]
     cap_of: Callable[[str, float], object] | None = None
+    routes: frozenset[str] | None = None
 
 
 def compile_file(path: Path, context: PlanContext) -> Plan:
@@ -146,7 +147,7 @@ def _check_plan(
     for path, target in _references(top, steps):
         if target not in top.steps:
             errors.append(_error(source, lines, path, f"unknown step {target!r}"))
-    compile_context = CompileContext(timezone=top.timezone, source=source)
+    compile_context = CompileContext(timezone=top.timezone, source=source, routes=context.routes)
     for name, step in list(steps.items()):
         prepare = context.registry[step.verb].prepare
         if prepare is None:

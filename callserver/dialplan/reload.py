@@ -13,7 +13,7 @@ Reload happens on SIGHUP and ``callserver reload`` (through ``Server.reload``) a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import structlog
@@ -31,7 +31,10 @@ log = structlog.get_logger("callserver.dialplan")
 
 
 def plan_context(
-    prompts: PromptStore, tariffs: Tariffs | None, default_language: str
+    prompts: PromptStore,
+    tariffs: Tariffs | None,
+    default_language: str,
+    routes: Collection[str] | None = None,
 ) -> PlanContext:
     """The compile context of the server's prompts and tariffs (``callserver check`` too)."""
 
@@ -56,6 +59,7 @@ def plan_context(
         default_language=default_language,
         prompt_exists=prompts.exists,
         cap_of=cap_of,
+        routes=None if routes is None else frozenset(routes),
     )
 
 

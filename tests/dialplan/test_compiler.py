@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -302,4 +303,26 @@ def test_three_mistakes_are_all_reported_in_line_order() -> None:
         "a duration (write e.g. 5s, 2m, 1m30s, 500ms)",
         f"dialplans/38733100200.yaml:9: steps.empty: a step needs exactly one verb (one of "
         f"{VERBS})",
+    ]
+
+
+def test_forward_targets_are_normalised_and_routes_checked_at_load_time() -> None:
+    """A national target becomes E.164; an unknown route and a bad number are load errors."""
+    context = dataclasses.replace(CONTEXT, routes=frozenset({"pstn"}))
+    good = "steps:\n  out:\n    forward: '061 200 300'\n    route: pstn\n"
+    plan = compile_file(write(good), context)
+    assert plan.steps["out"].prepared == "+38761200300"
+    bad = "steps:\n  out:\n    forward: '06x1'\n    route: carrier\n"
+    with pytest.raises(DialplanError) as raised:
+        compile_file(write(bad), context)
+    assert raised.value.errors == [
+        "dialplans/38733100200.yaml:3: steps.out.forward: '06x1' is neither a number nor a "
+        "sip: URI",
+    ]
+    unknown_route = "steps:\n  out:\n    forward: '+38761200300'\n    route: carrier\n"
+    with pytest.raises(DialplanError) as raised:
+        compile_file(write(unknown_route), context)
+    assert raised.value.errors == [
+        "dialplans/38733100200.yaml:4: steps.out.route: unknown route 'carrier' "
+        "(config/trunks.yaml has pstn)",
     ]

@@ -99,6 +99,7 @@ class CompileContext:
 
     timezone: str
     source: str
+    routes: frozenset[str] | None = None  # config/trunks.yaml's outbound routes (None: unchecked)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,7 +18,17 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from callserver.dialplan.values import Duration, StepName
-from callserver.dialplan.verbs.base import CallControl, Precondition, Step, StepParams, Verb
+from callserver.dialplan.verbs.base import (
+    CallControl,
+    CompileContext,
+    Precondition,
+    Step,
+    StepError,
+    StepParams,
+    Verb,
+)
+from callserver.policy.numbering import normalise
+from callserver.sip.uri import parse_uri
 
 __all__ = ["VERB", "Params"]
 
@@ -51,12 +61,40 @@ class Params(StepParams):
         return {(field,): step for field, step in named.items() if step is not None}
 
 
+def prepare(params: Params, context: CompileContext) -> str:
+    """The target normalised at load time (E.164 ``+387...``, or the SIP URI); the route must
+    be one of config/trunks.yaml's."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    routes = context.routes
+    if params.route is not None and routes is not None and params.route not in routes:
+        known = ", ".join(sorted(routes)) or "none"
+        problems.append(
+            (("route",), f"unknown route {params.route!r} (config/trunks.yaml has {known})")
+        )
+    target = params.forward
+    try:
+        if target.startswith(("sip:", "sips:")):
+            parse_uri(target)
+        else:
+            target = normalise(target)
+    except ValueError as exc:
+        problems.append((("forward",), str(exc)))
+    if params.caller_id != "pass":
+        try:
+            normalise(params.caller_id)
+        except ValueError as exc:
+            problems.append((("caller_id",), f"{exc} (or pass: the caller's own number)"))
+    if problems:
+        raise StepError.many(problems)
+    return target
+
+
 async def run(call: CallControl, step: Step) -> str | None:
     """Forward; after a bridged call nothing follows, otherwise the matching branch."""
     params = step.params
-    assert isinstance(params, Params)
+    assert isinstance(params, Params) and isinstance(step.prepared, str)
     outcome = await call.forward(
-        target=params.forward,
+        target=step.prepared,
         route=params.route,
         ring_timeout=params.ring_timeout,
         caller_id=None if params.caller_id == "pass" else params.caller_id,
@@ -74,4 +112,4 @@ async def run(call: CallControl, step: Step) -> str | None:
     return params.failed
 
 
-VERB = Verb(name="forward", params=Params, requires=Precondition.NONE, run=run)
+VERB = Verb(name="forward", params=Params, requires=Precondition.NONE, run=run, prepare=prepare)
