@@ -268,6 +268,7 @@ class Server:
             tariffs = load_tariffs(loaded.tariffs)
         except ConfigError as exc:
             log.error("config.reload_failed", path=path, errors=exc.errors)
+            self._load_routing()  # the dialplans and the blacklist are files of their own
             return
         self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings

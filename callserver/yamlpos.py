@@ -8,18 +8,30 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-__all__ = ["Origin", "describe_errors", "line_of", "load_yaml_with_lines"]
+__all__ = ["DuplicateKey", "Origin", "describe_errors", "line_of", "load_yaml_with_lines"]
 
 Path_ = tuple[str | int, ...]
+_UNKNOWN_KEY = "unknown key (misspelt, or in the wrong place?)"
 Origin = Callable[[Path_], str | None]
 """Where the value at a path came from when not from the file (``None``: the file)."""
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping names the same key twice (YAML 1.2 §3.2.1.1: keys are unique); PyYAML would
+    silently keep the last one, so an operator's second ``welcome:`` would hide the first."""
+
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(f"duplicate key {key!r} (first at line {first})")
+        self.problem = str(self)
+        self.problem_mark = yaml.Mark("", 0, line - 1, 0, "", 0)
 
 
 def load_yaml_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     """Parse ``text`` with ``yaml.safe_load`` and map each key path to its 1-based line.
 
     Raises:
-        yaml.YAMLError: the text is not valid YAML.
+        yaml.YAMLError: the text is not valid YAML, or a mapping repeats a key
+            (``DuplicateKey``).
     """
     data = yaml.safe_load(text)
     node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -32,9 +44,14 @@ def load_yaml_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key, value in node.value:
-            child = (*path, str(key.value))
-            lines[child] = key.start_mark.line + 1
+            name, line = str(key.value), key.start_mark.line + 1
+            if name in seen:
+                raise DuplicateKey(name, line, seen[name])
+            seen[name] = line
+            child = (*path, name)
+            lines[child] = line
             _walk(value, child, lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
@@ -68,7 +85,8 @@ def describe_errors(
         parts = (*prefix, *error["loc"])
         loc = tuple(part for part in parts if not str(part).startswith("function-"))
         field = ".".join(str(part) for part in loc) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
+        message = _UNKNOWN_KEY if error["type"] == "extra_forbidden" else error["msg"]
+        message = message.removeprefix("Value error, ")
         where = origin(loc) if origin is not None else None
         line = 0 if where else line_of(lines, loc)
         out.append((line, f"{where or f'{source}:{line}'}: {field}: {message}"))

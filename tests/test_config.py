@@ -264,7 +264,7 @@ def test_three_mistakes_are_all_listed_with_their_lines(tmp_path: Path) -> None:
     expected = [
         (3, "sip.t1", "greater than 0"),
         (8, "media.codecs.1", "'PCMA' or 'PCMU'"),
-        (11, "calls.unknown_key", "Extra inputs are not permitted"),
+        (11, "calls.unknown_key", "unknown key (misspelt, or in the wrong place?)"),
     ]
     for error, (line, field, message) in zip(errors, expected, strict=True):
         assert error.startswith(f"{path}:{line}: {field}: "), error

@@ -217,6 +217,9 @@ class CdrRecord:
     cost: Decimal | None = None
     vat: Decimal | None = None
     currency: str | None = None
+    # What exactly ended the leg, beyond end_reason: the blacklist entry and its reason, the
+    # barring class. Last, so CSV columns before it keep their places.
+    end_detail: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -304,6 +307,7 @@ _OPTIONAL_TEXT = (
     *("trunk", "customer", "caller_raw", "caller_e164", "caller_country", "called_raw"),
     *("called_e164", "dialplan", "dialplan_version", "answer_stamp", "language"),
     *("voicemail_path", "recording_path", "number_class", "tariff", "payer", "currency"),
+    "end_detail",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
 _CHOICES = {

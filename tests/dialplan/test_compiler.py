@@ -144,10 +144,11 @@ def test_a_step_needs_exactly_one_verb() -> None:
 def test_unknown_keys_are_errors_at_the_top_and_in_steps() -> None:
     """A misspelt top-level key and a key no verb knows are both named."""
     assert errors("lang: bs\nsteps:\n  a:\n    hangup:\n") == [
-        "dialplans/38733100200.yaml:1: lang: Extra inputs are not permitted"
+        "dialplans/38733100200.yaml:1: lang: unknown key (misspelt, or in the wrong place?)"
     ]
     assert errors("steps:\n  a:\n    play: greeting\n    volume: 3\n") == [
-        "dialplans/38733100200.yaml:4: steps.a.volume: Extra inputs are not permitted"
+        "dialplans/38733100200.yaml:4: steps.a.volume: "
+        "unknown key (misspelt, or in the wrong place?)"
     ]
 
 
@@ -325,4 +326,12 @@ def test_forward_targets_are_normalised_and_routes_checked_at_load_time() -> Non
     assert raised.value.errors == [
         "dialplans/38733100200.yaml:4: steps.out.route: unknown route 'carrier' "
         "(config/trunks.yaml has pstn)",
+    ]
+
+
+def test_a_step_named_twice_is_an_error_not_a_silent_override() -> None:
+    """YAML keys are unique: a second step of the same name is refused with both lines."""
+    text = "steps:\n  welcome:\n    play: greeting\n  welcome:\n    hangup:\n"
+    assert errors(text) == [
+        "dialplans/38733100200.yaml:4: not valid YAML: duplicate key 'welcome' (first at line 2)"
     ]

@@ -95,7 +95,7 @@ BAD: dict[str, list[str]] = {
         "(Federacija Bosne i Hercegovine, FBiH), BRC (Brčko distrikt, BD), SRP (Republika "
         "Srpska, RS)"
     ],
-    "unknown-key": [":7: steps.main_menu.timeout: Extra inputs are not permitted"],
+    "unknown-key": [":7: steps.main_menu.timeout: unknown key (misspelt, or in the wrong place?)"],
     "unknown-start": [":3: start: unknown step 'welcome'"],
     "unknown-step": [":13: steps.main_menu.options.3: unknown step 'sales'"],
     "unknown-verb": [f":4: steps.welcome: unknown verb 'paly' (the verbs are {VERBS})"],

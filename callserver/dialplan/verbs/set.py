@@ -1,4 +1,4 @@
-"""``set``: call variables, for prompts (``${name}``) and the CDR.
+"""``set``: call variables, for the prompts that follow (``${name}`` in say items).
 
 remember:
   set: {department: sales, callback: "${caller}"}
