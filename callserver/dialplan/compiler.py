@@ -39,7 +39,7 @@ from callserver.yamlpos import describe_errors, line_of
 
 __all__ = ["DialplanError", "PlanContext", "compile_file"]
 
-_FILE_NAME = re.compile(r"^(?:[0-9]{3,15}|default)$")
+_FILE_NAME = re.compile(r"^(?:[1-9][0-9]{2,14}|default)$")  # E.164 digits: no trunk prefix 0
 Lines = dict[tuple[str | int, ...], int]
 
 
@@ -105,8 +105,9 @@ def compile_file(path: Path, context: PlanContext) -> Plan:
 
 def _name_error(source: str, path: Path) -> str:
     return (
-        f"{source}:1: (file name): {path.stem!r} is not a number: name the file after the "
-        "called number's E.164 digits (38733100200.yaml) or default.yaml"
+        f"{source}:1: (file name): {path.stem!r} is not an E.164 number: name the file after "
+        "the called number's international digits (38733100200.yaml, not 033100200.yaml) "
+        "or default.yaml"
     )
 
 
@@ -144,6 +145,11 @@ def _check_plan(
     context: PlanContext,
     errors: list[str],
 ) -> None:
+    for name, step in steps.items():
+        unused = type(step.params).next_unused
+        if unused and "next" in step.params.model_fields_set:
+            message = f"next is not used here: {unused}"
+            errors.append(_error(source, lines, ("steps", name, "next"), message))
     for path, target in _references(top, steps):
         if target not in top.steps:
             errors.append(_error(source, lines, path, f"unknown step {target!r}"))
@@ -199,12 +205,11 @@ def _edges(step: Step) -> set[str]:
 
 
 def _continues(params: StepParams) -> bool:
-    # As the verbs' run() do: goto, hangup, menu and forward never continue with ``next``;
-    # voicemail only with one it names; every other verb may.
-    fields = type(params).model_fields
-    if any(verb in fields for verb in ("goto", "hangup", "menu", "forward")):
+    # As the verbs' run() do: some never continue with ``next`` (``next_unused``); voicemail
+    # only with one it names; every other verb may.
+    if type(params).next_unused:
         return False
-    return "voicemail" not in fields or "next" in params.model_fields_set
+    return "voicemail" not in type(params).model_fields or "next" in params.model_fields_set
 
 
 def _languages(top: DialplanFile, steps: Mapping[str, Step], context: PlanContext) -> set[str]:

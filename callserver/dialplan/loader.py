@@ -30,12 +30,17 @@ class LoadResult:
 def load_plans(
     directory: Path, context: PlanContext, previous: PlanSet | None = None
 ) -> LoadResult:
-    """Compile every dialplan file in ``directory`` (a missing directory holds none)."""
+    """Compile every dialplan file (``*.yaml``, ``*.yml``) in ``directory`` (a missing
+    directory holds none)."""
     plans: dict[str, Plan] = {}
     errors: list[str] = []
     warnings: list[str] = []
     kept: list[str] = []
-    paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    paths = sorted(
+        path
+        for pattern in ("*.yaml", "*.yml")
+        for path in (directory.glob(pattern) if directory.is_dir() else ())
+    )
     for path in paths:
         try:
             plan = compile_file(path, context)

@@ -99,5 +99,5 @@ class Dialplans:
 
         self.directory.mkdir(parents=True, exist_ok=True)
         async for changes in awatch(self.directory, stop_event=stop, recursive=False):
-            if any(Path(path).suffix == ".yaml" for _, path in changes):
+            if any(Path(path).suffix in (".yaml", ".yml") for _, path in changes):
                 self.reload()

@@ -103,8 +103,8 @@ def _as_list(value: Any) -> Any:
 
 def _check_literals(items: list[PromptItem]) -> list[PromptItem]:
     for item in items:
-        if isinstance(item, SayDigitsItem) and not _sayable(item.say_digits, r"[0-9*# -]+"):
-            raise ValueError(f"say_digits {item.say_digits!r}: digits, * and # only")
+        if isinstance(item, SayDigitsItem) and not _sayable(item.say_digits, r"\+?[0-9 -]+"):
+            raise ValueError(f"say_digits {item.say_digits!r}: digits only (spaces, - allowed)")
         if isinstance(item, SayNumberItem) and not _sayable(item.say_number, r"[0-9]{1,6}"):
             raise ValueError(f"say_number {item.say_number!r}: a number from 0 to 999999")
     return items

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from callserver.dialplan.compiler import DialplanError, PlanContext, compile_file
+from callserver.dialplan.loader import load_plans
 from callserver.dialplan.plan import Plan
 from callserver.dialplan.verbs import REGISTRY
 
@@ -18,7 +19,7 @@ PROMPTS = {(name, language) for name in NAMES for language in ("en", "bs")} | {(
 
 def premium_cap(number: str, max_duration: float) -> None:
     """Per-call premium numbers (090...) are capped at 180 s; a dialplan may only shorten it."""
-    if number.startswith("090") and max_duration > 180:
+    if number.startswith("38790") and max_duration > 180:
         raise ValueError(f"max_duration {max_duration:g} s exceeds the class cap of 180 s")
 
 
@@ -225,7 +226,7 @@ def test_default_prompts_of_a_menu_are_checked_too() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["38733100200", "default", "090291123"])
+@pytest.mark.parametrize("name", ["38733100200", "default", "38790291123"])
 def test_file_names_are_numbers_or_default(name: str) -> None:
     """A number of 3 to 15 digits or ``default`` names a plan."""
     assert compiled("steps:\n  a:\n    hangup:\n", name).number == name
@@ -233,20 +234,26 @@ def test_file_names_are_numbers_or_default(name: str) -> None:
 
 def test_a_file_name_that_is_not_a_number_is_an_error() -> None:
     """``sales.yaml`` is refused with a sentence saying how to name the file."""
+    message = (
+        "(file name): {!r} is not an E.164 number: name the file after the called number's "
+        "international digits (38733100200.yaml, not 033100200.yaml) or default.yaml"
+    )
     assert errors("steps:\n  a:\n    hangup:\n", "sales") == [
-        "dialplans/sales.yaml:1: (file name): 'sales' is not a number: name the file after the "
-        "called number's E.164 digits (38733100200.yaml) or default.yaml"
+        "dialplans/sales.yaml:1: " + message.format("sales")
+    ]
+    assert errors("steps:\n  a:\n    hangup:\n", "033100200") == [
+        "dialplans/033100200.yaml:1: " + message.format("033100200")
     ]
 
 
 def test_max_duration_may_shorten_the_number_cap_but_not_lengthen_it() -> None:
     """cap_of refuses 5m on a 090 premium number; 2m there and 5m elsewhere compile."""
     text = "max_duration: 5m\nsteps:\n  a:\n    play: greeting\n"
-    assert errors(text, "090291123") == [
-        "dialplans/090291123.yaml:1: max_duration: max_duration 300 s exceeds the class cap of "
+    assert errors(text, "38790291123") == [
+        "dialplans/38790291123.yaml:1: max_duration: max_duration 300 s exceeds the class cap of "
         "180 s"
     ]
-    assert compiled(text.replace("5m", "2m"), "090291123").max_duration == 120.0
+    assert compiled(text.replace("5m", "2m"), "38790291123").max_duration == 120.0
     assert compiled(text).max_duration == 300.0
 
 
@@ -312,7 +319,7 @@ def test_forward_targets_are_normalised_and_routes_checked_at_load_time() -> Non
     context = dataclasses.replace(CONTEXT, routes=frozenset({"pstn"}))
     good = "steps:\n  out:\n    forward: '061 200 300'\n    route: pstn\n"
     plan = compile_file(write(good), context)
-    assert plan.steps["out"].prepared == "+38761200300"
+    assert plan.steps["out"].prepared == ("+38761200300", None)
     bad = "steps:\n  out:\n    forward: '06x1'\n    route: carrier\n"
     with pytest.raises(DialplanError) as raised:
         compile_file(write(bad), context)
@@ -335,3 +342,22 @@ def test_a_step_named_twice_is_an_error_not_a_silent_override() -> None:
     assert errors(text) == [
         "dialplans/38733100200.yaml:4: not valid YAML: duplicate key 'welcome' (first at line 2)"
     ]
+
+
+def test_next_on_a_step_that_never_uses_it_is_an_error() -> None:
+    """A menu continues with its options: a next written on it would silently do nothing."""
+    text = (
+        "steps:\n  m:\n    menu: menu\n    options: {1: bye}\n    next: bye\n  bye:\n    hangup:\n"
+    )
+    assert errors(text) == [
+        "dialplans/38733100200.yaml:5: steps.m.next: next is not used here: "
+        "a menu continues with its options or its fallback"
+    ]
+
+
+def test_forward_caller_id_is_normalised_and_yml_files_load(tmp_path: Path) -> None:
+    """A caller ID given nationally is sent in E.164; a .yml file is a dialplan too."""
+    plan = compiled("steps:\n  out:\n    forward: '+38761200300'\n    caller_id: 033 100 200\n")
+    assert plan.steps["out"].prepared == ("+38761200300", "+38733100200")
+    Path("dialplans/38733100201.yml").write_text("steps:\n  a:\n    hangup:\n")
+    assert "38733100201" in load_plans(Path("dialplans"), CONTEXT).plans.plans

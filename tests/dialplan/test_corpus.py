@@ -30,7 +30,7 @@ PROMPTS = PromptStore(ROOT / "prompts", MediaSettings().language_chain)
 
 def premium_cap(number: str, max_duration: float) -> None:
     """Per-call premium numbers (090...) are capped at 180 s; a dialplan may only shorten it."""
-    if number.startswith("090") and max_duration > 180:
+    if number.startswith("38790") and max_duration > 180:
         raise ValueError(f"max_duration {max_duration:g} s exceeds the class cap of 180 s")
 
 

@@ -211,7 +211,13 @@ async def test_language_by_caller_country_or_fixed(
 
 @pytest.mark.parametrize(
     ("called", "expected"),
-    [("38733100200", "hr"), ("+38761123456", "bs"), ("4930123456", "de"), ("1234", "en")],
+    [
+        ("38733100200", "hr"),
+        ("033 100 200", "hr"),  # any written form of the number: national here
+        ("+38761123456", "bs"),
+        ("004930123456", "de"),
+        ("1234", "en"),
+    ],
 )
 async def test_language_by_called_number_takes_the_longest_prefix(
     called: str, expected: str

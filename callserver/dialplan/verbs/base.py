@@ -20,7 +20,7 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -54,9 +54,14 @@ class Precondition(enum.Enum):
 
 
 class StepParams(BaseModel):
-    """Keys every step may hold besides its verb's: ``next`` (default: the following step)."""
+    """Keys every step may hold besides its verb's: ``next`` (default: the following step).
+
+    A verb that never continues with ``next`` says why in ``next_unused``; the compiler then
+    refuses a ``next`` written on it and does not fall through from it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    next_unused: ClassVar[str] = ""
     next: StepName | None = None
 
     def targets(self) -> dict[tuple[str | int, ...], str]:

@@ -36,6 +36,8 @@ __all__ = ["VERB", "Params"]
 class Params(StepParams):
     """The target, the route, the ring timeout, the caller ID and the failure branches."""
 
+    next_unused = "a forward continues with busy, no_answer or failed (or hangs up)"
+
     forward: str = Field(min_length=1, max_length=256)
     route: str | None = None
     ring_timeout: Duration = Field(30.0, gt=0, le=600)
@@ -61,7 +63,7 @@ class Params(StepParams):
         return {(field,): step for field, step in named.items() if step is not None}
 
 
-def prepare(params: Params, context: CompileContext) -> str:
+def prepare(params: Params, context: CompileContext) -> tuple[str, str | None]:
     """The target normalised at load time (E.164 ``+387...``, or the SIP URI); the route must
     be one of config/trunks.yaml's."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -79,25 +81,27 @@ def prepare(params: Params, context: CompileContext) -> str:
             target = normalise(target)
     except ValueError as exc:
         problems.append((("forward",), str(exc)))
+    caller_id = None
     if params.caller_id != "pass":
         try:
-            normalise(params.caller_id)
+            caller_id = normalise(params.caller_id)
         except ValueError as exc:
             problems.append((("caller_id",), f"{exc} (or pass: the caller's own number)"))
     if problems:
         raise StepError.many(problems)
-    return target
+    return target, caller_id
 
 
 async def run(call: CallControl, step: Step) -> str | None:
     """Forward; after a bridged call nothing follows, otherwise the matching branch."""
     params = step.params
-    assert isinstance(params, Params) and isinstance(step.prepared, str)
+    assert isinstance(params, Params) and isinstance(step.prepared, tuple)
+    target, caller_id = step.prepared
     outcome = await call.forward(
-        target=step.prepared,
+        target=target,
         route=params.route,
         ring_timeout=params.ring_timeout,
-        caller_id=None if params.caller_id == "pass" else params.caller_id,
+        caller_id=caller_id,
     )
     call.note("forward", {"target": params.forward, "result": outcome.result})
     if outcome.result == "answered":

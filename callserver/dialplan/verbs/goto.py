@@ -11,6 +11,8 @@ __all__ = ["VERB", "Params"]
 class Params(StepParams):
     """The step to continue with."""
 
+    next_unused = "a goto step continues with its goto step"
+
     goto: StepName
 
     def targets(self) -> dict[tuple[str | int, ...], str]:

@@ -28,6 +28,8 @@ class Hangup(BaseModel):
 class Params(StepParams):
     """``hangup:``, ``hangup: 486`` or ``hangup: {code: 486, cause: 17}``."""
 
+    next_unused = "a hangup step ends the call"
+
     hangup: Hangup = Field(default_factory=Hangup)
 
     @field_validator("hangup", mode="before")

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from callserver.dialplan.playlist import expand
 from callserver.dialplan.values import Duration, LanguageCode, PromptItem, PromptList
 from callserver.dialplan.verbs.base import CallControl, Precondition, Step, StepParams, Verb
+from callserver.policy.numbering import normalise
 
 __all__ = ["COUNTRY_LANGUAGES", "VERB", "Params"]
 
@@ -98,8 +99,8 @@ async def _choose(call: CallControl, params: Params) -> str | None:
         country = call.caller.country
         return None if country is None else (params.map or COUNTRY_LANGUAGES).get(country)
     if params.language == "called_number":
-        digits = call.called.lstrip("+")
-        keys = [key for key in params.map if digits.startswith(key.lstrip("+"))]
+        digits = _e164_digits(call.called)
+        keys = [key for key in params.map if digits.startswith(_e164_digits(key))]
         return params.map[max(keys, key=len)] if keys else None
     if params.language == "choice":
         assert params.prompt is not None
@@ -115,3 +116,11 @@ async def _choose(call: CallControl, params: Params) -> str | None:
 
 
 VERB = Verb(name="language", params=Params, requires=Precondition.NONE, run=run)
+
+
+def _e164_digits(number: str) -> str:
+    """The international digits of any written form (``033 100 200`` -> ``38733100200``)."""
+    try:
+        return normalise(number).lstrip("+")
+    except ValueError:
+        return number.lstrip("+")

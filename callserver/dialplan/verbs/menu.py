@@ -66,6 +66,8 @@ class Asking(StepParams):
 class Params(Asking):
     """A DTMF menu: its prompt, options, fallback and where to store the digits."""
 
+    next_unused = "a menu continues with its options or its fallback"
+
     menu: PromptList
     options: dict[DigitKey, StepName] = Field(min_length=1)
     fallback: StepName | None = None

@@ -15,7 +15,9 @@ names a step.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import re
+
+from pydantic import Field, field_validator, model_validator
 
 from callserver.dialplan.playlist import expand
 from callserver.dialplan.values import Duration, PromptItem, PromptList
@@ -34,12 +36,21 @@ __all__ = ["VERB", "Params"]
 class Params(StepParams):
     """The mailbox, its greeting and the recording limits."""
 
-    voicemail: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+    voicemail: str
     greeting: PromptList | None = ["voicemail_greeting"]
     beep: bool = True
     max_length: Duration = Field(120.0, gt=0, le=3600)
     silence_end: Duration = Field(5.0, ge=0, le=60)
     min_length: Duration = Field(2.0, ge=0, le=60)
+
+    @field_validator("voicemail")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError(
+                f"mailbox {value!r}: letters, digits, _ . and - only (it names a folder)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _lengths(self) -> Params:
