@@ -52,6 +52,7 @@ class Rejected:
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
     trunk: str | None = None
+    customer: str | None = None  # the trunk's, for per-customer reports of refusals
     announcement: str | None = None  # a prompt played as early media before the refusal
 
 
@@ -95,23 +96,25 @@ class Admission:
         if not isinstance(identified, str | None):
             return identified
         trunk = identified
+        customer = None if trunk is None else config.trunks[trunk].customer
         keys = [f"source:{host}"] + ([] if trunk is None else [f"trunk:{trunk}"])
         over = self._over
         limited = self.rates.admit(keys, now)
         if limited is not None:
             headers = refusal_headers(over, limited)
-            return Rejected(status=503, reason="cps_limit", headers=headers, trunk=trunk)
+            return Rejected(
+                status=503, reason="cps_limit", headers=headers, trunk=trunk, customer=customer
+            )
         granted = self.channels.acquire(self.table.profiles(trunk, called))
         if not isinstance(granted, Grant):
-            headers = refusal_headers(over, granted)
             return Rejected(
                 status=over.status,
                 reason="channel_limit",
-                headers=headers,
+                headers=refusal_headers(over, granted),
                 trunk=trunk,
+                customer=customer,
                 announcement=config.over_limit.announcement,
             )
-        customer = None if trunk is None else config.trunks[trunk].customer
         return Admitted(trunk=trunk, customer=customer, grant=granted)
 
     def _identify(
@@ -125,7 +128,12 @@ class Admission:
                 return outcome.trunk
             if isinstance(outcome, Challenged):
                 return outcome
-            return Rejected(status=outcome.status, reason="auth_failed", trunk=outcome.trunk)
+            customer = (
+                None if outcome.trunk is None else self.table.config.trunks[outcome.trunk].customer
+            )
+            return Rejected(
+                status=outcome.status, reason="auth_failed", trunk=outcome.trunk, customer=customer
+            )
         if trunk is None and not self.table.config.allow_unknown_sources:
             return Rejected(status=403, reason="unknown_source")
         return trunk

@@ -206,9 +206,9 @@ class CallManager:
             call.log.info("call.challenged", status=result.status, stale=result.stale)
             self.endpoint.respond(event.key, result.status, now, headers=result.headers)
             return False
-        facts.trunk = result.trunk
+        facts.trunk, facts.customer = result.trunk, result.customer
         if isinstance(result, Admitted):
-            call.admitted, call.facts, facts.customer = result, facts, result.customer
+            call.admitted, call.facts = result, facts
             call.log = call.log.bind(trunk=result.trunk)
             self.reporter.opened(facts)
             return True

@@ -13,11 +13,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
-from callserver.cdr.record import CdrRecord, CdrSink, Disposition, stamp_from_epoch
+from callserver.cdr.record import (
+    CdrRecord,
+    CdrSink,
+    Disposition,
+    parse_stamp,
+    stamp_from_epoch,
+)
 from callserver.policy.numbering import normalise
 from callserver.tariffs import Tariffs
 
@@ -37,6 +44,18 @@ _UNANSWERED = {
     "failed": (Disposition.FAILED, "NORMAL_TEMPORARY_FAILURE", 41),
     "no_route": (Disposition.FAILED, "NO_ROUTE_DESTINATION", 3),
     "loop": (Disposition.FAILED, "EXCHANGE_ROUTING_ERROR", 25),  # 483 Too Many Hops
+}
+# An unanswered leg ended with a SIP final response (a dialplan's hangup, a forwarded leg's
+# answer): its disposition and Q.850 cause, after RFC 3398 §8.2.6.1 read backwards.
+_BUSY = (Disposition.BUSY, "USER_BUSY", 17)
+_BY_SIP_CODE = {
+    486: _BUSY,
+    600: _BUSY,
+    480: (Disposition.NO_ANSWER, "NO_ANSWER", 19),
+    408: (Disposition.NO_ANSWER, "NO_ANSWER", 19),
+    404: (Disposition.FAILED, "UNALLOCATED_NUMBER", 1),
+    403: (Disposition.REJECTED, "CALL_REJECTED", 21),
+    603: (Disposition.REJECTED, "CALL_REJECTED", 21),
 }
 _END_REASONS = {
     "rtp_timeout",
@@ -105,19 +124,21 @@ class CdrReporter:
         self.tariffs = tariffs
         self._monotonic = monotonic
 
-    def _stamp(self, rtime: float) -> str:
-        return stamp_from_epoch(time.time() - (self._monotonic() - rtime))
+    def _offset(self) -> float:
+        """Wall clock minus monotonic clock, read once for all the stamps of one record: two
+        readings could differ by a tick and put an end before its start."""
+        return time.time() - self._monotonic()
 
     def opened(self, facts: CallFacts) -> None:
         """Journal an admitted leg, so a crash cannot lose it."""
         if self.sink is not None:
-            self.sink.open_call(facts.call_id, self._known(facts))
+            self.sink.open_call(facts.call_id, self._known(facts, self._offset()))
 
     def answered(self, facts: CallFacts) -> None:
         """Journal the answer time of an open leg."""
         assert facts.answered_at is not None
         if self.sink is not None:
-            stamp = self._stamp(facts.answered_at)
+            stamp = stamp_from_epoch(self._offset() + facts.answered_at)
             self.sink.update_call(facts.call_id, {"answer_stamp": stamp})
 
     def ended(
@@ -129,16 +150,21 @@ class CdrReporter:
         ``cdr.record_invalid`` with every field, so billing can reconstruct it).
         """
         now = self._monotonic()
-        fields: dict[str, Any] = self._known(facts)
-        fields.update(end_stamp=self._stamp(max(now, facts.offered_at)), sip_code=sip_code)
+        offset = time.time() - now
+        fields: dict[str, Any] = self._known(facts, offset)
+        end_stamp = stamp_from_epoch(offset + max(now, facts.offered_at))
+        fields.update(end_stamp=end_stamp, sip_code=sip_code)
         if facts.answered_at is not None:
-            fields.update(self._answered(facts, reason, now))
+            fields.update(self._answered(facts, reason, offset, end_stamp))
         elif reason in _REFUSED:
             fields.update(disposition=Disposition.REJECTED, hangup_cause="CALL_REJECTED")
             fields.update(q850_cause=_REFUSED[reason], hangup_by="server")
         else:
             disposition, cause, q850 = _UNANSWERED.get(
-                reason, (Disposition.FAILED, "NORMAL_TEMPORARY_FAILURE", 41)
+                reason,
+                _BY_SIP_CODE.get(
+                    sip_code or 0, (Disposition.FAILED, "NORMAL_TEMPORARY_FAILURE", 41)
+                ),
             )
             hangup_by = "caller" if reason == "cancelled" else "server"
             fields.update(disposition=disposition, hangup_cause=cause, q850_cause=q850)
@@ -158,10 +184,13 @@ class CdrReporter:
             self.sink.write(record)
         return record
 
-    def _answered(self, facts: CallFacts, reason: str, now: float) -> dict[str, Any]:
+    def _answered(
+        self, facts: CallFacts, reason: str, offset: float, end_stamp: str
+    ) -> dict[str, Any]:
         assert facts.answered_at is not None
+        answer_stamp = stamp_from_epoch(offset + facts.answered_at)
         out: dict[str, Any] = {
-            "answer_stamp": self._stamp(facts.answered_at),
+            "answer_stamp": answer_stamp,
             "disposition": Disposition.ANSWERED,
             "hangup_cause": "NORMAL_CLEARING",
             "q850_cause": 16,
@@ -171,7 +200,9 @@ class CdrReporter:
             number_class = self.tariffs.classify(facts.called)
         except ValueError:
             return out
-        billsec = int(max(0.0, now - facts.answered_at))
+        # Rated on the record's own billsec (whole seconds between the two stamps).
+        billsec = (parse_stamp(end_stamp) - parse_stamp(answer_stamp)) // timedelta(seconds=1)
+        billsec = max(0, billsec)  # an answer after the end: the record says so, not rating
         rating = self.tariffs.rate(number_class, billsec)
         out.update(
             number_class=number_class.name,
@@ -185,7 +216,7 @@ class CdrReporter:
         )
         return out
 
-    def _known(self, facts: CallFacts) -> dict[str, Any]:
+    def _known(self, facts: CallFacts, offset: float) -> dict[str, Any]:
         return {
             "call_id": facts.call_id,
             "leg": facts.leg,
@@ -198,7 +229,7 @@ class CdrReporter:
             "caller_country": facts.caller_country,
             "called_raw": facts.called,
             "called_e164": _e164(facts.called),
-            "start_stamp": self._stamp(facts.offered_at),
+            "start_stamp": stamp_from_epoch(offset + facts.offered_at),
         }
 
 

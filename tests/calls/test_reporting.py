@@ -117,3 +117,35 @@ def test_an_invalid_record_is_logged_with_its_fields_not_raised() -> None:
         assert reporting.ended(call, "bye_received") is None
     assert [entry["event"] for entry in logs] == ["cdr.record_invalid"]
     assert logs[0]["called_raw"] == "38733123456" and not sink.records
+
+
+def test_stamps_of_one_record_come_from_one_clock_reading() -> None:
+    """A monotonic clock that ticks between readings can no longer end a leg before it began."""
+    ticks = iter([100.0, 100.0, 100.001, 100.002])
+    reporting = CdrReporter(TARIFFS, lambda: next(ticks))
+    leg = CallFacts(call_id="b1@test", caller="061234567", called="+38763200300", offered_at=100.0)
+    record = reporting.ended(leg, "channel_limit", sip_code=503)
+    assert record is not None and record.start_stamp <= record.end_stamp
+
+
+def test_rating_uses_the_records_own_billsec() -> None:
+    """The billed seconds are the record's billsec, whatever the clocks did between readings."""
+    ticks = iter([102.0, 102.0, 102.0, 102.001])
+    reporting = CdrReporter(TARIFFS, lambda: next(ticks))
+    leg = facts("033100200")
+    leg.answered_at = 100.001
+    record = reporting.ended(leg, "bye_received", sip_code=200)
+    assert record is not None
+    assert record.billed_seconds == record.billsec
+
+
+def test_an_unanswered_leg_ended_with_486_is_busy() -> None:
+    """A dialplan's hangup 486 (or a forwarded leg's busy) is BUSY / USER_BUSY / cause 17."""
+    reporting, _ = reporter([101.0])
+    record = reporting.ended(facts("033100200"), "normal", sip_code=486)
+    assert record is not None
+    assert (record.disposition, record.hangup_cause, record.q850_cause) == (
+        Disposition.BUSY,
+        "USER_BUSY",
+        17,
+    )
