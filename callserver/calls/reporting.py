@@ -209,7 +209,8 @@ class CdrReporter:
             tariff=rating.tariff,
             billed_units=rating.billed_units,
             billed_seconds=rating.billed_seconds,
-            payer=rating.payer,
+            # A forwarded leg is paid by the subscriber whose number forwarded, not the caller.
+            payer="called" if facts.leg == "b" and rating.payer == "caller" else rating.payer,
             cost=rating.cost,
             vat=rating.vat,
             currency="BAM",

@@ -149,3 +149,15 @@ def test_an_unanswered_leg_ended_with_486_is_busy() -> None:
         "USER_BUSY",
         17,
     )
+
+
+def test_a_forwarded_leg_is_paid_by_the_subscriber_who_forwarded() -> None:
+    """A b-leg to a mobile number is rated by that number's tariff, payer called."""
+    reporting, _ = reporter([160.0])
+    leg = facts("+38763200300")
+    leg.leg, leg.linked_id, leg.direction = "b", "a1@test", "outbound"
+    leg.answered_at = 100.0
+    record = reporting.ended(leg, "bye_sent", sip_code=200)
+    assert record is not None
+    assert (record.leg, record.direction, record.payer) == ("b", "outbound", "called")
+    assert record.cost is not None and record.cost > 0
