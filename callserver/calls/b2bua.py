@@ -113,7 +113,8 @@ class Forwarder:
         facts = self._facts(call, target)
         refusal = self._refusal(call, target, route)
         if refusal is not None:
-            reason, code = refusal
+            reason, code, detail = refusal
+            facts.extra["end_detail"] = detail
             self.manager.reporter.ended(facts, reason, sip_code=code)
             return ForwardOutcome(
                 result="barred" if reason == "barred" else "failed", sip_code=code
@@ -126,17 +127,18 @@ class Forwarder:
         finally:
             self._teardown(leg)
 
-    def _refusal(self, call: Call, target: str, route: str | None) -> tuple[str, int] | None:
+    def _refusal(self, call: Call, target: str, route: str | None) -> tuple[str, int, str] | None:
+        """Why the leg may not be placed: (reason, SIP code, CDR end_detail), or None."""
         if call.max_forwards <= 1:
             call.log.warning("call.forward_loop", target=target)
-            return "loop", 483
+            return "loop", 483, f"max_forwards {call.max_forwards}"
         if not target.startswith(("sip:", "sips:")) and self._route(route) is None:
             call.log.error("call.forward_no_route", route=route)
-            return "no_route", 503
+            return "no_route", 503, f"route {route or '(default)'}"
         barred = self.manager.admission.barred(call.facts, target, self.manager.tariffs)
         if barred is not None:
             call.log.info("call.forward_barred", target=target, barring=barred)
-            return "barred", 403
+            return "barred", 403, barred
         return None
 
     def _place(

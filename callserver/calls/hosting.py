@@ -21,6 +21,7 @@ from callserver.calls.session import CallSession
 from callserver.media.engine import PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RecordingFinished
 from callserver.media.prompts import Play, PlaylistItem
+from callserver.media.recording import RecordingResult
 from callserver.media.settings import RecordingSettings
 from callserver.policy.blacklist import NumberList
 from callserver.policy.caller import CallerId
@@ -80,6 +81,8 @@ class SessionHosting:
         if hit is None:
             return False
         call.log.info("call.blacklisted", entry=hit.summary)
+        if call.facts is not None:
+            call.facts.extra["end_detail"] = hit.summary  # the entry and its reason
         self.manager.refuse(call, 603, now, reason="blacklist", headers=_reason(21))
         return True
 
@@ -165,6 +168,8 @@ class SessionHosting:
         if call is None or call.stream is None:
             self.manager.loop.call_soon(session.recording_finished, None, 0.0)
             return
+        silence = self.manager.settings.media.recording.silence_dbfs  # the operator's threshold
+        limits = limits.model_copy(update={"silence_dbfs": silence})
         self.manager.media.record(call.stream, path, limits=limits)
 
     async def forward_session(
@@ -217,15 +222,16 @@ class SessionHosting:
         elif isinstance(event, RecordingFinished):
             session.recording_finished(event.path, event.duration)
 
-    def close_session(self, call: Call) -> dict[str, Any]:
-        """Stop the call's plan; the CDR fields its session gathered."""
+    def close_session(self, call: Call, recording: RecordingResult | None) -> dict[str, Any]:
+        """Stop the call's plan; the CDR fields its session gathered. ``recording`` is what
+        closing the call's stream kept of a message being recorded."""
         self._by_session.pop(id(call.session), None)
+        if call.session is not None:
+            # Before the cancel: cancelling the task would cancel the recording it awaits.
+            call.session.ended(recording)
         if call.task is not None and not call.task.done():
             call.task.cancel()
-        if call.session is None:
-            return {}
-        call.session.ended()
-        return call.session.cdr_fields()
+        return {} if call.session is None else call.session.cdr_fields()
 
 
 def _reason(cause: int) -> tuple[tuple[str, str], ...]:

@@ -353,11 +353,12 @@ class CallManager:
         for timer in (call.hangup, call.cap, call.warn):
             if timer is not None:
                 timer.cancel()
+        recording = None  # what closing the stream kept of a message being recorded
         if call.stream is not None:
             self._by_stream.pop(call.stream.stream_id, None)
-            self.media.close_stream(call.stream)
+            recording = self.media.close_stream(call.stream)
         self._release(call)
-        extra = self.host.close_session(call)
+        extra = self.host.close_session(call, recording)
         if call.facts is not None:
             call.facts.extra.update(extra)
             code = 200 if call.answered_at is not None else sip_code

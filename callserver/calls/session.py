@@ -9,7 +9,8 @@ and the media engine's events back into results:
 - ``collect`` takes queued digits first, then waits ``first_timeout`` for the first digit and
   ``digit_timeout`` between digits;
 - ``record`` writes a voicemail WAV under ``data-dir/voicemail/<mailbox>/`` with a JSON file
-  of its metadata beside it, both fsync'd before the path is reported;
+  of its metadata beside it, both fsync'd before the path is reported; a caller who hangs up
+  mid-message leaves it too (``ended`` gets what closing the stream kept);
 - ``hangup`` asks the host once; later calls do nothing.
 
 Every await is cancel-safe: a caller's BYE cancels the dialplan task and the session stops
@@ -31,6 +32,7 @@ from typing import Literal, Protocol
 
 from callserver.calls.b2bua import ForwardOutcome
 from callserver.media.prompts import PlaylistItem
+from callserver.media.recording import RecordingResult
 from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
 
@@ -151,9 +153,10 @@ class CallSession:
             "dialplan_version": self.dialplan_version,
             "language": self.language,
             "steps": tuple(str(step) for step in notes.get("step", [])),
-            "digits": "".join(str(digits) for digits in notes.get("digits", [])),
+            "digits": ",".join(str(digits) for digits in notes.get("digits", [])),
             "survey": survey,
             "voicemail_path": str(voicemail[-1]) if voicemail else None,
+            "end_detail": _last(notes.get("blacklist")),
         }
 
     async def answer(self, *, early: bool = False) -> None:
@@ -224,11 +227,21 @@ class CallSession:
         self.host.record_session(self, folder / f"{name}.wav", limits)
         try:
             recorded = await future
+        except asyncio.CancelledError:
+            # The caller hung up mid-message: ``ended`` got what closing the stream kept and
+            # noted it for the CDR; its metadata still goes beside it.
+            if future.done() and not future.cancelled():
+                await self._save_metadata(future.result(), started)
+            raise
         finally:
             self._recording = None
-        if recorded.path is not None:
-            await asyncio.to_thread(self._write_metadata, Path(recorded.path), started, recorded)
+        await self._save_metadata(recorded, started)
         return recorded
+
+    async def _save_metadata(self, recorded: Recorded, started: datetime) -> None:
+        if recorded.path is not None:
+            path = Path(recorded.path)
+            await asyncio.to_thread(self._write_metadata, path, started, recorded)
 
     async def forward(
         self, *, target: str, route: str | None, ring_timeout: float, caller_id: str | None
@@ -264,9 +277,17 @@ class CallSession:
         if self._recording is not None and not self._recording.done():
             self._recording.set_result(Recorded(path=path, duration=duration))
 
-    def ended(self) -> None:
-        """The call is over (either side): nothing more is sent."""
+    def ended(self, recording: RecordingResult | None = None) -> None:
+        """The call is over (either side): nothing more is sent. ``recording`` is what closing
+        the stream kept of a message being recorded: it goes to the CDR all the same."""
         self._ended = True
+        pending = self._recording
+        if recording is None or pending is None or pending.done():
+            return
+        path = None if recording.path is None else str(recording.path)
+        pending.set_result(Recorded(path=path, duration=recording.duration))
+        if path is not None:
+            self.note("voicemail", path)
 
     async def _next_digit(self, wait: float) -> str | None:
         if not self._digits:
@@ -300,3 +321,7 @@ class CallSession:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _last(values: list[object] | None) -> str | None:
+    return str(values[-1]) if values else None

@@ -14,6 +14,7 @@ import pytest
 from callserver.calls.b2bua import ForwardOutcome
 from callserver.calls.session import CallSession, Collected, Recorded
 from callserver.media.prompts import Play, PlaylistItem
+from callserver.media.recording import RecordingResult
 from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
 
@@ -296,3 +297,30 @@ async def test_a_discarded_recording_writes_no_metadata(tmp_path: Path) -> None:
     call.recording_finished(None, 0.8)
     assert await task == Recorded(path=None, duration=0.8)
     assert list((tmp_path / "voicemail" / "office").iterdir()) == []
+
+
+async def test_a_message_cut_short_by_a_hang_up_is_kept_for_the_cdr(tmp_path: Path) -> None:
+    """The caller hangs up mid-message: what closing the stream kept gets its JSON and CDR path."""
+    host = FakeHost()
+    call = session(host, tmp_path)
+    task = start(call.record(mailbox="office", max_length=120, silence_end=5, min_length=1))
+    await until(host, lambda: bool(host.records))
+    wav, _ = host.records[0]
+    wav.write_bytes(b"RIFF....WAVEfmt ")  # stands for the engine's file
+    kept = RecordingResult(
+        path=wav,
+        duration=4.5,
+        reason="stopped",
+        frames=225,
+        samples=36000,
+        trimmed_samples=0,
+        started_at=1.0,
+        ended_at=5.5,
+    )
+    call.ended(kept)  # as the calls layer does, before it cancels the plan's task
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert call.cdr_fields()["voicemail_path"] == str(wav)
+    metadata = json.loads(wav.with_suffix(".json").read_text(encoding="utf-8"))
+    assert (metadata["duration"], metadata["file"]) == (4.5, wav.name)
