@@ -354,3 +354,31 @@ def test_check_lists_dialplan_and_blacklist_errors(tmp_path: Path) -> None:
     assert errors[0].startswith(f"{blacklist}:2: '06x12' is not a number or prefix")
     assert errors[1].startswith(f"{premium}:1: max_duration: max_duration 300")
     assert "180" in errors[1]
+
+
+def test_check_reports_three_dialplan_mistakes_with_file_and_line(tmp_path: Path) -> None:
+    """A dialplan with three mistakes: `callserver check` lists all three, file:line first."""
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    plan = plans / "38733100200.yaml"
+    plan.write_text(
+        "steps:\n"
+        "  welcome:\n"
+        "    play: greetng\n"  # 3: no such prompt
+        "  main_menu:\n"
+        "    menu: menu\n"
+        "    options: {1: info, 2: sales}\n"  # 6: no step 'sales'
+        "  info:\n"
+        "    play: goodbye\n"
+        "    barge_in: maybe\n"  # 9: not a boolean
+    )
+    config = settings_file(tmp_path, f"dialplans: {plans}\n")
+    result = callserver("check", str(config))
+    assert result.returncode == 1
+    errors = result.stderr.splitlines()
+    assert errors[-1] == "3 error(s)"
+    assert [line.split(": ")[0:2] for line in errors[:3]] == [
+        [f"{plan}:3", "steps.welcome.play"],
+        [f"{plan}:6", "steps.main_menu.options.2"],
+        [f"{plan}:9", "steps.info.barge_in"],
+    ]

@@ -233,7 +233,8 @@ class Forwarder:
             leg.grant = None
         code = leg.setup.result() if leg.setup.done() and not leg.setup.cancelled() else 487
         if leg.facts.answered_at is not None:
-            reason = leg.end_reason
+            # A cap or an RTP timeout that ended the caller's leg ended this one too.
+            reason = leg.a.cause if leg.a.cause in _SHARED_CAUSES else leg.end_reason
         else:
             reason = _failed(code, leg.cancelled).result
         manager.reporter.ended(leg.facts, reason, sip_code=code)
@@ -363,6 +364,7 @@ def _uac_dialog(event: ResponseReceived) -> DialogId:
 
 
 _NO_DIALOG = DialogId("", "", "")
+_SHARED_CAUSES = ("max_duration", "rtp_timeout")
 _RINGBACK: dict[str, bytes] = {}
 
 

@@ -8,17 +8,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import HOST, SCENARIOS, exported_cdrs, run_sipp, start_server, start_uas
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    run_sipp,
+    start_server,
+    start_uas,
+)
 
 NUMBER = "38733100200"
 TARGET = "+38761200300"
 
 
-def _setup(tmp_path: Path, uas_port: int, *, barring: list[str] | None = None):
+def _setup(
+    tmp_path: Path,
+    uas_port: int,
+    *,
+    barring: list[str] | None = None,
+    max_duration: str | None = None,
+) -> ServerProcess:
     plans = tmp_path / "dialplans"
     plans.mkdir()
     (plans / f"{NUMBER}.yaml").write_text(
-        "steps:\n"
+        (f"max_duration: {max_duration}\n" if max_duration else "") + "steps:\n"
         "  support:\n"
         f'    forward: "{TARGET}"\n'
         "    ring_timeout: 10s\n"
@@ -98,3 +112,28 @@ def test_barred_forward_gets_403_and_a_barred_cdr(sipp: str, tmp_path: Path) -> 
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert legs["b"]["end_reason"] == "barred" and legs["b"]["disposition"] == "REJECTED"
     assert legs["a"]["end_reason"] == "barred" and legs["a"]["sip_code"] == 403
+
+
+def test_the_cap_ends_both_legs_of_a_forwarded_call(sipp: str, tmp_path: Path) -> None:
+    """A plan's 3 s max_duration: the server BYEs the caller and the forwarded party alike."""
+    uas, uas_port = start_uas(sipp, tmp_path, "-sn", "uas")
+    server = _setup(tmp_path, uas_port, max_duration="3s")
+    try:
+        caller = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-s", NUMBER, "-m", "1"),
+            timeout=30,
+        )
+        uas_out, _ = uas.communicate(timeout=30)
+    finally:
+        server.stop()
+        if uas.poll() is None:
+            uas.kill()
+    log = "\n".join(server.raw[-40:])
+    assert caller.returncode == 0, caller.output[-2000:] + log
+    assert uas.returncode == 0, uas_out[-2000:] + log  # SIPp's uas got its BYE
+    legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
+    assert legs["a"]["end_reason"] == legs["b"]["end_reason"] == "max_duration"
+    assert server.wait_for("call.max_duration")["cap"] == 3
