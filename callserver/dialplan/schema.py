@@ -20,8 +20,9 @@ it; after the last one the call ends. docs/dialplans.md documents every key.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from callserver.dialplan.values import Duration, LanguageCode, StepName
 from callserver.dialplan.verbs.base import Registry, StepParams, Verb
@@ -42,6 +43,17 @@ class DialplanFile(BaseModel):
     max_duration: Duration | None = Field(None, gt=0)
     start: StepName | None = None
     steps: dict[StepName, dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name: Europe/Sarajevo)"
+            ) from None
+        return value
 
 
 class StepProblem(ValueError):

@@ -361,3 +361,16 @@ def test_forward_caller_id_is_normalised_and_yml_files_load(tmp_path: Path) -> N
     assert plan.steps["out"].prepared == ("+38761200300", "+38733100200")
     Path("dialplans/38733100201.yml").write_text("steps:\n  a:\n    hangup:\n")
     assert "38733100201" in load_plans(Path("dialplans"), CONTEXT).plans.plans
+
+
+def test_the_files_time_zone_and_a_surveys_keys_are_checked() -> None:
+    """A misspelt top-level time zone is refused; a survey has no fallback key to write."""
+    assert errors("timezone: Europe/Sarjevo\nsteps:\n  a:\n    hangup:\n") == [
+        "dialplans/38733100200.yaml:1: timezone: unknown time zone 'Europe/Sarjevo' "
+        "(an IANA name: Europe/Sarajevo)"
+    ]
+    survey = "steps:\n  s:\n    survey: x\n    prompt: menu\n    choices: [1]\n    fallback: a\n"
+    assert errors(survey) == [
+        "dialplans/38733100200.yaml:6: steps.s.fallback: "
+        "unknown key (misspelt, or in the wrong place?)"
+    ]

@@ -49,7 +49,6 @@ class Asking(StepParams):
     no_input: PromptList | None = ["no_input"]
     invalid_retries: int = Field(3, ge=1, le=20)
     no_input_retries: int = Field(3, ge=1, le=20)
-    fallback: StepName | None = None
     first_digit_timeout: Duration = Field(10.0, gt=0, le=120)
     digit_timeout: Duration = Field(3.0, gt=0, le=60)
     terminator: str | None = Field("#", pattern=r"^[*#]$")
