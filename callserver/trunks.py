@@ -45,6 +45,7 @@ from pydantic import (
 
 from callserver.config import ConfigError, read_yaml
 from callserver.policy.barring import parse_barring
+from callserver.policy.numbering import normalise
 from callserver.yamlpos import describe_errors
 
 __all__ = [
@@ -119,12 +120,19 @@ Barring = Annotated[list[str], AfterValidator(_barring)]
 """Outbound barring classes of forwarded legs (``policy.barring``): premium, international, ..."""
 
 
+def _group_numbers(numbers: list[str]) -> list[str]:
+    return [normalise(number) for number in numbers]  # ValueError names the bad number
+
+
 class CustomerConfig(BaseModel):
-    """A customer or Centrex group: a channel pool shared by its trunks, its outbound barring."""
+    """A customer or Centrex group: a channel pool shared by its trunks, its outbound barring,
+    and its own numbers (forwarded legs to them stay inside the group: never barred as
+    outside_group, and rated free)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     channels: int | None = Field(None, ge=0)
     barring: Barring = Field(default_factory=list)
+    numbers: Annotated[list[str], AfterValidator(_group_numbers)] = Field(default_factory=list)
 
 
 class DigestCredentials(BaseModel):

@@ -28,6 +28,7 @@ from callserver.calls.reporting import CallFacts
 from callserver.policy.barring import check_outbound, parse_barring
 from callserver.policy.cps import CallRateLimiter
 from callserver.policy.limits import ChannelLimits, Grant, OverLimitResponse, refusal_headers
+from callserver.policy.numbering import normalise
 from callserver.sip.message import Request
 from callserver.tariffs import Tariffs
 from callserver.trunks import TrunksFile, TrunkTable
@@ -158,14 +159,27 @@ class Admission:
         names = [*(trunk.barring if trunk else []), *(customer.barring if customer else [])]
         if not names:
             return None
+        group = frozenset(customer.numbers if customer else ())
         try:
             number_class = tariffs.classify(target)
             refusal = check_outbound(
-                target, number_class, parse_barring(names), caller=facts.caller or None
+                target,
+                number_class,
+                parse_barring(names),
+                group_numbers=group,
+                caller=facts.caller or None,
             )
         except ValueError:
             return None
         return None if refusal is None else refusal.reason
+
+    def inside_group(self, customer: str | None, target: str) -> bool:
+        """True when ``target`` is one of the customer's own (Centrex group) numbers."""
+        config = self.table.config.customers.get(customer or "")
+        try:
+            return config is not None and normalise(target) in config.numbers
+        except ValueError:
+            return False
 
     def acquire_leg(self, facts: CallFacts | None, target: str) -> Grant | None:
         """A channel for a forwarded leg in the caller's pools (each leg holds one), or None."""

@@ -346,6 +346,7 @@ class Forwarder:
         facts.leg, facts.linked_id, facts.direction = "b", call.call_id, "outbound"
         if call.facts is not None:
             facts.trunk, facts.customer = call.facts.trunk, call.facts.customer
+            facts.inside_group = self.manager.admission.inside_group(facts.customer, target)
             facts.caller_e164, facts.caller_country = call.facts.caller_e164, None
         return facts
 

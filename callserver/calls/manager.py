@@ -209,6 +209,10 @@ class CallManager:
         facts.trunk, facts.customer = result.trunk, result.customer
         if isinstance(result, Admitted):
             call.admitted, call.facts = result, facts
+            inside = self.admission.inside_group  # a Centrex group's internal call is free
+            facts.inside_group = inside(result.customer, facts.caller) and inside(
+                result.customer, facts.called
+            )
             call.log = call.log.bind(trunk=result.trunk)
             self.reporter.opened(facts)
             return True

@@ -94,6 +94,7 @@ class CallFacts:
         "customer",
         "direction",
         "extra",
+        "inside_group",
         "leg",
         "linked_id",
         "offered_at",
@@ -114,6 +115,7 @@ class CallFacts:
         self.leg = "a"  # "b": a leg we placed (forwarding), linked to the inbound call
         self.linked_id = ""
         self.direction = "inbound"
+        self.inside_group = False  # a leg to a number of the caller's own Centrex group
 
 
 class CdrReporter:
@@ -203,7 +205,7 @@ class CdrReporter:
         # Rated on the record's own billsec (whole seconds between the two stamps).
         billsec = (parse_stamp(end_stamp) - parse_stamp(answer_stamp)) // timedelta(seconds=1)
         billsec = max(0, billsec)  # an answer after the end: the record says so, not rating
-        rating = self.tariffs.rate(number_class, billsec)
+        rating = self.tariffs.rate(number_class, billsec, inside_group=facts.inside_group)
         out.update(
             number_class=number_class.name,
             tariff=rating.tariff,

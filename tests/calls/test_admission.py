@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from callserver.calls.admission import Admission, Admitted, Challenged, Rejected
+from callserver.calls.reporting import CallFacts
 from callserver.sip.auth import build_authorization, select_challenge
 from callserver.sip.message import Headers, Request
 from callserver.sip.uri import parse_uri
+from callserver.tariffs import load_tariffs
 from callserver.trunks import TrunksFile
 
 
@@ -178,3 +182,17 @@ def test_reload_keeps_outstanding_nonces() -> None:
     admission.reload(trunks(**DIGEST_TRUNKS, digest={"nonce_lifetime": 60}))
     result = admission.admit("203.0.113.5", 5060, "387331", 30.0, _answer(challenged))
     assert isinstance(result, Admitted) and result.trunk == "branch"
+
+
+def test_outbound_barring_and_the_centrex_group() -> None:
+    """A group barred outside itself may still forward to its own numbers."""
+    tariffs = load_tariffs(Path(__file__).parents[2] / "config" / "tariffs.yaml")
+    group = {"barring": ["outside_group"], "numbers": ["033 100 200", "+38733100201"]}
+    admission = Admission(trunks(customers={"acme": group}, trunks={"pbx": PBX}))
+    facts = CallFacts(call_id="a", caller="033100200", called="38733100200", offered_at=0.0)
+    facts.trunk, facts.customer = "pbx", "acme"
+    assert admission.barred(facts, "033100201", tariffs) is None
+    assert admission.barred(facts, "+38761200300", tariffs) == "barred_outside_group"
+    assert admission.inside_group("acme", "0038733100201")
+    assert not admission.inside_group("acme", "+38761200300")
+    assert not admission.inside_group(None, "033100201")

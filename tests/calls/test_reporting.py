@@ -161,3 +161,13 @@ def test_a_forwarded_leg_is_paid_by_the_subscriber_who_forwarded() -> None:
     assert record is not None
     assert (record.leg, record.direction, record.payer) == ("b", "outbound", "called")
     assert record.cost is not None and record.cost > 0
+
+
+def test_a_leg_inside_the_callers_centrex_group_is_free() -> None:
+    """Calls inside a Centrex group cost nothing (tariff centrex_group, payer none)."""
+    reporting, _ = reporter([160.0])
+    leg = facts("033100201")
+    leg.inside_group, leg.answered_at = True, 100.0
+    record = reporting.ended(leg, "bye_received", sip_code=200)
+    assert record is not None
+    assert (record.tariff, record.cost, record.payer) == ("centrex_group", Decimal(0), "none")
