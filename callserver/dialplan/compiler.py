@@ -13,8 +13,9 @@ instead of stopping at the first. A file without errors is then checked as a who
 - ``max_duration`` may shorten the called number's cap, never lengthen it (``policy.caps``);
 - steps that cannot be reached from the start are warnings, not errors.
 
-The whole-file checks run over the steps that passed validation, so one run reports every
-mistake of a file (a step that failed validation still counts as existing for references).
+The whole-file checks run over the steps that passed validation, and the steps are checked
+even when a top-level key is wrong, so one run reports every mistake of a file (a step that
+failed validation still counts as existing for references).
 
 The result is an immutable ``Plan`` whose ``version`` is a hash of the file's bytes, so a CDR
 can name the exact version a call ran. Nothing here is checked again during a call.
@@ -83,7 +84,11 @@ def compile_file(path: Path, context: PlanContext) -> Plan:
     try:
         top = DialplanFile.model_validate(data)
     except ValidationError as exc:
-        raise DialplanError(errors + describe_errors(source, exc, lines)) from exc
+        errors += describe_errors(source, exc, lines)
+        if any(error["loc"][:1] == ("steps",) for error in exc.errors()):
+            raise DialplanError(errors) from exc
+        # Only top-level keys are wrong: the steps are still worth checking, with defaults.
+        top = DialplanFile.model_construct(steps=data["steps"])
     steps = _parse_steps(source, top, lines, context.registry, errors)
     _check_plan(source, top, steps, lines, context, errors)  # the steps that parsed
     if errors:

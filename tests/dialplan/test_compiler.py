@@ -374,3 +374,13 @@ def test_the_files_time_zone_and_a_surveys_keys_are_checked() -> None:
         "dialplans/38733100200.yaml:6: steps.s.fallback: "
         "unknown key (misspelt, or in the wrong place?)"
     ]
+
+
+def test_steps_are_checked_even_when_a_top_level_key_is_wrong() -> None:
+    """A bad time zone and a missing prompt in one file are both reported in one run."""
+    text = "timezone: Europe/Sarjevo\nsteps:\n  a:\n    play: greetng\n"
+    assert errors(text) == [
+        "dialplans/38733100200.yaml:1: timezone: unknown time zone 'Europe/Sarjevo' "
+        "(an IANA name: Europe/Sarajevo)",
+        "dialplans/38733100200.yaml:4: steps.a.play: prompt 'greetng' is missing for language en",
+    ]
