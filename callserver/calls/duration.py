@@ -7,8 +7,8 @@ shorten it: ``policy.caps``). At the cap the server sends BYE; the call's end th
 plan, whose cleanup hangs up a forwarded leg too, and the CDR says ``max_duration``.
 
 With ``cap_warning`` in config/tariffs.yaml, the caller hears ``cap_warning_prompt`` that
-many seconds before the cap. A bridged caller does not: the bridge relays the other side's
-audio (the CDR and the log still show the cap).
+many seconds before the cap. In a forwarded call both parties hear it: the bridge pauses for
+the prompt's length and resumes.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from callserver.media.prompts import Play
+from callserver.media.stream import MediaStream
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
     from callserver.calls.manager import CallManager
 
 __all__ = ["DurationCaps"]
+
+_OCTETS_A_SECOND = 8000  # G.711: one octet a sample
 
 
 class DurationCaps:
@@ -68,13 +71,22 @@ class DurationCaps:
         stream = call.stream
         if manager.calls.get(call.key) is not call or stream is None:
             return
-        bridged = stream.peer is not None
-        call.log.info("call.cap_warning", cap=cap, played=not bridged)
-        if bridged:
-            return
+        peer = stream.peer if isinstance(stream.peer, MediaStream) else None
+        call.log.info("call.cap_warning", cap=cap, bridged=peer is not None)
         language = (
             call.session.language if call.session else manager.settings.media.default_language
         )
         name = manager.tariffs.cap_warning_prompt
-        manager.media.play(stream, manager.prompts.render([Play(name)], language, stream.codec))
+        payload = manager.prompts.render([Play(name)], language, stream.codec)
+        if peer is not None:  # both parties hear it, then the bridge resumes
+            manager.media.unbridge(stream)
+            manager.media.play(peer, manager.prompts.render([Play(name)], language, peer.codec))
+            seconds = len(payload) / _OCTETS_A_SECOND
+            manager.loop.call_later(seconds, self._rebridge, stream, peer)
+        manager.media.play(stream, payload)
         manager.wake()
+
+    def _rebridge(self, stream: MediaStream, peer: MediaStream) -> None:
+        media = self.manager.media
+        if media.is_open(stream) and media.is_open(peer) and stream.peer is None:
+            media.bridge(stream, peer)

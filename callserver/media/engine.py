@@ -187,6 +187,10 @@ class MediaEngine:
         inband = mode == "always" or (mode == "auto" and config.telephone_event_pt is None)
         self._capture.set_inband(stream, inband)
 
+    def is_open(self, stream: MediaStream) -> bool:
+        """True from ``open_stream`` until ``close_stream``."""
+        return stream.stream_id in self._entries
+
     def close_stream(self, stream: MediaStream) -> RecordingResult | None:
         """Stop the stream, close its sockets, release its port; returns a recording's result."""
         entry = self._entries.pop(stream.stream_id, None)

@@ -48,7 +48,7 @@ def test_server_sends_bye_at_the_cap(sipp: str, tmp_path: Path) -> None:
     capped = server.wait_for("call.max_duration")
     assert capped["cap"] == 3 and capped["number_class"]
     warned = server.wait_for("call.cap_warning")
-    assert warned["played"] is True
+    assert warned["bridged"] is False
     assert 0.5 <= (_stamp(capped) - _stamp(warned)).total_seconds() <= 2.0  # 1 s before
     waited = (_stamp(capped) - _stamp(server.wait_for("call.answered"))).total_seconds()
     assert 2.0 <= waited <= 4.0

@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
+    TARIFFS,
     ServerProcess,
     exported_cdrs,
     run_sipp,
@@ -28,6 +29,7 @@ def _setup(
     *,
     barring: list[str] | None = None,
     max_duration: str | None = None,
+    tariffs: Path = TARIFFS,
 ) -> ServerProcess:
     plans = tmp_path / "dialplans"
     plans.mkdir()
@@ -48,7 +50,7 @@ def _setup(
         "routes": {"pbx": {"host": HOST, "port": uas_port}},
         "default_route": "pbx",
     }
-    return start_server(tmp_path, dialplans=plans, trunks=trunks)
+    return start_server(tmp_path, dialplans=plans, trunks=trunks, tariffs=tariffs)
 
 
 def test_forwarded_call_is_bridged_and_leaves_two_linked_cdrs(sipp: str, tmp_path: Path) -> None:
@@ -115,9 +117,11 @@ def test_barred_forward_gets_403_and_a_barred_cdr(sipp: str, tmp_path: Path) -> 
 
 
 def test_the_cap_ends_both_legs_of_a_forwarded_call(sipp: str, tmp_path: Path) -> None:
-    """A plan's 3 s max_duration: the server BYEs the caller and the forwarded party alike."""
+    """A plan's 3 s max_duration: both parties hear the warning, then both get BYE."""
+    warning = tmp_path / "tariffs.yaml"
+    warning.write_text(TARIFFS.read_text().replace("cap_warning: 30", "cap_warning: 1"))
     uas, uas_port = start_uas(sipp, tmp_path, "-sn", "uas")
-    server = _setup(tmp_path, uas_port, max_duration="3s")
+    server = _setup(tmp_path, uas_port, max_duration="3s", tariffs=warning)
     try:
         caller = run_sipp(
             sipp,
@@ -137,3 +141,4 @@ def test_the_cap_ends_both_legs_of_a_forwarded_call(sipp: str, tmp_path: Path) -
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert legs["a"]["end_reason"] == legs["b"]["end_reason"] == "max_duration"
     assert server.wait_for("call.max_duration")["cap"] == 3
+    assert server.wait_for("call.cap_warning")["bridged"] is True
