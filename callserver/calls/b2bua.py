@@ -13,14 +13,15 @@ own outcome and a CDR for the leg that was not placed:
 4. a channel for the leg in the same pools as the inbound call (a forwarded call holds one
    channel for each leg), and an RTP port.
 
-Then the INVITE goes out with our SDP offer. While it rings the caller hears 180 Ringing (or,
-when already answered, a 425 Hz ringback tone, ETSI TR 101 041). A 2xx answers the caller if
-needed and bridges the two streams in the media engine (relay, transcoding, DTMF); a 486/600
-is ``busy``, no answer within ``ring_timeout`` CANCELs the leg (``no_answer``), anything
-else is ``failed``. A bridged call lasts until either side hangs up: the caller's BYE cancels
-the dialplan task, whose cleanup sends BYE to the leg; the leg's BYE returns ``answered`` and
-the plan ends, which hangs the caller up. Every path releases the leg's channel and stream
-once and writes its CDR (leg ``b``, linked to the inbound call's Call-ID).
+Then the INVITE goes out with our SDP offer. While it rings the caller gets 180 Ringing, or,
+when audio already flows (answered, or early media), a 425 Hz ringback tone (ETSI TR 101 041).
+A 2xx answers the caller if needed and bridges the two streams in the media engine (relay,
+transcoding, DTMF); a 486/600 is ``busy``, no answer within ``ring_timeout`` CANCELs the leg
+(``no_answer``), anything else is ``failed``. A bridged call lasts until either side hangs up:
+the caller's BYE cancels the dialplan task, whose cleanup sends BYE to the leg; the leg's BYE
+returns ``answered`` and the plan ends, which hangs the caller up. Every path releases the
+leg's channel and stream once and writes its CDR (leg ``b``, linked to the inbound call's
+Call-ID).
 """
 
 from __future__ import annotations
@@ -198,15 +199,15 @@ class Forwarder:
         return ForwardOutcome(result="answered", sip_code=status)
 
     def _ring_caller(self, leg: _Leg) -> None:
+        """180 Ringing to an unanswered caller; the ringback tone when audio already flows
+        (answered, or early media: RFC 3960 lets the sender of 183 play its own tones)."""
         a = leg.a
         session = a.session
-        now = self.manager.loop.time()
-        if session is not None and session.answered and a.stream is not None:
+        audio = session is not None and (session.answered or session.early_media)
+        if audio and a.stream is not None:
             self.manager.media.play(a.stream, _ringback(a.stream.codec), loop=True)
-        elif (
-            session is None or not session.early_media
-        ) and self.manager.endpoint.is_pending_invite(a.key):
-            self.manager.endpoint.respond(a.key, 180, now)
+        elif self.manager.endpoint.is_pending_invite(a.key):
+            self.manager.endpoint.respond(a.key, 180, self.manager.loop.time())
             self.manager.wake()
 
     def _ring_timeout(self, leg: _Leg) -> None:
