@@ -62,6 +62,7 @@ bench: install sipp
 	$(BIN)/python bench/sip_cps.py
 	$(BIN)/python bench/media_capacity.py
 	$(BIN)/python bench/cdr_throughput.py
+	$(BIN)/python bench/dialplan_load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

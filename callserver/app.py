@@ -106,6 +106,7 @@ class Server:
         self.calls.host.router = self.routing.route
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
+        self._reloads: set[asyncio.Task[object]] = set()  # dialplan reloads in progress
 
     async def start(self) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0."""
@@ -268,7 +269,7 @@ class Server:
             tariffs = load_tariffs(loaded.tariffs)
         except ConfigError as exc:
             log.error("config.reload_failed", path=path, errors=exc.errors)
-            self._load_routing()  # the dialplans and the blacklist are files of their own
+            self._reload_routing()  # the dialplans and the blacklist are files of their own
             return
         self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
@@ -279,7 +280,7 @@ class Server:
         self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, media.language_chain)
         self.routing.prompts, self.routing.tariffs = self.prompts, tariffs
         self.routing.default_language = media.default_language
-        self._load_routing()
+        self._reload_routing()
         current = self.endpoint.config
         self.endpoint.config = endpoint_config(self.settings, current.host, current.port)
         if restart:
@@ -289,6 +290,13 @@ class Server:
     def _load_routing(self) -> None:
         self.routing.load()
         self.calls.host.blacklist = self.routing.blacklist
+
+    def _reload_routing(self) -> None:
+        """SIGHUP: the blacklist at once, the dialplans compiled in a worker thread."""
+        self.routing.load_blacklist()
+        self.calls.host.blacklist = self.routing.blacklist
+        self._reloads.add(task := self._loop.create_task(self.routing.dialplans.reload_in_worker()))
+        task.add_done_callback(self._reloads.discard)
 
     def stop(self) -> None:
         """Ask ``serve_forever`` to drain and return."""
@@ -342,8 +350,9 @@ class Server:
         if self._gc_timer is not None:
             self._gc_timer.cancel()
         self._watching.set()
+        for task in (*self._reloads, *([self._watch] if self._watch else [])):
+            task.cancel()
         if self._watch is not None:
-            self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
         await self.media.stop()

@@ -65,14 +65,18 @@ class Routing:
         return plan_context(self.prompts, self.tariffs, self.default_language, routes)
 
     def load(self) -> None:
-        """(Re)load the blacklist and every dialplan; errors are logged, old versions kept."""
+        """Load the blacklist and every dialplan (start-up); errors are logged."""
+        self.load_blacklist()
+        self.dialplans.reload()
+
+    def load_blacklist(self) -> None:
+        """(Re)load config/blacklist.txt; a bad file is logged and the previous list kept."""
         try:
             self.blacklist = load_blacklist(self.blacklist_path)
         except NumberListError as exc:
             log.error("blacklist.invalid", errors=exc.errors)
         except (OSError, UnicodeDecodeError) as exc:
             log.error("blacklist.unreadable", path=str(self.blacklist_path), error=str(exc))
-        self.dialplans.reload()
 
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """The run of the called number's plan on ``session``, or None (no plan)."""

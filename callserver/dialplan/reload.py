@@ -7,7 +7,8 @@ replaces the old with one assignment. A call holds the ``Plan`` it started with,
 never disturbs a call in progress and applies to the next one.
 
 Reload happens on SIGHUP and ``callserver reload`` (through ``Server.reload``) and, with
-``watch``, whenever a ``*.yaml`` file in the directory changes (watchfiles, debounced).
+``watch``, whenever a ``*.yaml`` file in the directory changes (watchfiles, debounced). In a
+running server the compiling runs in a worker thread and only the swap on the event loop.
 """
 
 from __future__ import annotations
@@ -70,14 +71,25 @@ class Dialplans:
         self.directory = directory
         self._context = context
         self.plans = PlanSet()
+        self._reloading = asyncio.Lock()
 
     def plan_for(self, called: str) -> Plan | None:
         """The plan a new call to ``called`` runs (its own, else the default), or None."""
         return self.plans.plan_for(called)
 
     def reload(self) -> LoadResult:
-        """Compile the directory again and swap the new set in; errors are logged."""
-        result = load_plans(self.directory, self._context(), self.plans)
+        """Compile the directory again on this thread (start-up) and swap the new set in."""
+        return self._swap(load_plans(self.directory, self._context(), self.plans))
+
+    async def reload_in_worker(self) -> LoadResult:
+        """The same in a worker thread, for a running server: a few ms a file (bench/RESULTS.md)
+        would stall the media clock; only the swap runs on the loop, one reload at a time."""
+        async with self._reloading:
+            context, previous = self._context(), self.plans
+            result = await asyncio.to_thread(load_plans, self.directory, context, previous)
+            return self._swap(result)
+
+    def _swap(self, result: LoadResult) -> LoadResult:
         for error in result.errors:
             log.error("dialplan.invalid", error=error)
         for warning in result.warnings:
@@ -100,4 +112,4 @@ class Dialplans:
         self.directory.mkdir(parents=True, exist_ok=True)
         async for changes in awatch(self.directory, stop_event=stop, recursive=False):
             if any(Path(path).suffix in (".yaml", ".yml") for _, path in changes):
-                self.reload()
+                await self.reload_in_worker()

@@ -267,7 +267,7 @@ def test_version_is_a_hash_of_the_content() -> None:
 def test_yaml_syntax_errors_name_the_line() -> None:
     """A YAML mistake is one error with its line."""
     assert errors("steps:\n  a:\n    play: [greeting\n  b: x\n") == [
-        "dialplans/38733100200.yaml:4: not valid YAML: expected ',' or ']', but got ':' "
+        "dialplans/38733100200.yaml:4: not valid YAML: did not find expected ',' or ']' "
         "(while parsing a flow sequence at line 3)"
     ]
 

@@ -104,7 +104,7 @@ BAD: dict[str, list[str]] = {
         ":4: steps.leave_message: min_length must be shorter than max_length"
     ],
     "yaml-syntax": [
-        ":6: not valid YAML: expected ',' or ']', but got ':' "
+        ":6: not valid YAML: did not find expected ',' or ']' "
         "(while parsing a flow sequence at line 5)"
     ],
 }
