@@ -21,7 +21,7 @@ code of ``default_region``. A key libphonenumber cannot read as E.164 (an unknow
 too few digits) is no number: ``e164`` is None. A short code (``1282``, an extension) stays a
 short code: no ``e164`` and no country, but ``CallerId.key`` still offers it to number lists.
 
-``country`` is libphonenumber's region of the number (``numbering.region_of``): ``+387`` is
+``country`` is libphonenumber's region of the number (``numbering.e164_region``): ``+387`` is
 ``"BA"``, ``+385`` ``"HR"``; numbers of non-geographic codes (``+800``, ``+881``) have none.
 
 ``withheld`` marks an anonymous caller: a From user or display name such as ``anonymous``,
@@ -36,11 +36,12 @@ Nothing here raises on what a caller sends: junk gives ``e164`` and ``country`` 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import phonenumbers
 
-from callserver.policy.numbering import BIH_COUNTRY_CODE, normalise, region_of
+from callserver.policy.numbering import BIH_COUNTRY_CODE, e164_region, normalise
 from callserver.sip.uri import unescape
 
 __all__ = ["ANONYMOUS_NAMES", "WITHHOLDING_PRIVACY", "CallerId", "caller_identity"]
@@ -109,11 +110,12 @@ def caller_identity(
     return CallerId(
         raw=from_user or "",
         e164=number,
-        country=None if number is None else region_of(number),
+        country=None if number is None else e164_region(number)[1],
         withheld=_withheld(from_user, from_display, privacy),
     )
 
 
+@functools.lru_cache(maxsize=64)
 def _country_code(region: str) -> str:
     code = phonenumbers.country_code_for_region(region.upper())
     if not code:
@@ -143,11 +145,7 @@ def _e164(user: str | None, country_code: str) -> str | None:
     key = _normalised(user, country_code)
     if key is None or not key.startswith("+"):
         return None
-    try:
-        phonenumbers.parse(key)
-    except phonenumbers.NumberParseException:
-        return None
-    return key
+    return key if e164_region(key)[0] else None
 
 
 def _withheld(from_user: str | None, from_display: str | None, privacy: str | None) -> bool:
