@@ -348,7 +348,10 @@ class Forwarder:
         if call.facts is not None:
             facts.trunk, facts.customer = call.facts.trunk, call.facts.customer
             facts.inside_group = self.manager.admission.inside_group(facts.customer, target)
-            facts.caller_e164, facts.caller_country = call.facts.caller_e164, None
+            facts.caller_e164, facts.caller_country = (
+                call.facts.caller_e164,
+                call.facts.caller_country,
+            )
         return facts
 
 

@@ -358,6 +358,7 @@ def test_forwarded_call_leaves_two_linked_cdrs_the_b_leg_rated_by_its_target(
         ), record
         assert (record["trunk"], record["customer"]) == ("test", "acme"), record
         assert (record["caller_raw"], record["end_reason"]) == (CALLER, "normal"), record
+        assert (record["caller_e164"], record["caller_country"]) == (CALLER_E164, "BA"), record
     assert (a["called_raw"], a["called_e164"]) == (PLAN_NUMBER, PLAN_NUMBER)
     assert (b["called_raw"], b["called_e164"]) == (TARGET, TARGET.lstrip("+"))
     assert (a["hangup_by"], b["hangup_by"]) == ("caller", "server"), legs
