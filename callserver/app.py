@@ -104,6 +104,7 @@ class Server:
             routes=lambda: self.admission.table.config.routes.keys(),
         )
         self.calls.host.router = self.routing.route
+        self.calls.host.blacklist = lambda: self.routing.blacklist
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[object]] = set()  # dialplan reloads in progress
@@ -135,7 +136,7 @@ class Server:
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
-        self._load_routing()
+        self.routing.load()
         self._watch = self._loop.create_task(self.routing.watch(self._watching))
         log.info("server.listening", addresses=[self._describe(t) for t in sockets])
 
@@ -287,14 +288,9 @@ class Server:
             log.warning("config.restart_needed", settings=restart)
         log.info("config.reloaded", path=path)
 
-    def _load_routing(self) -> None:
-        self.routing.load()
-        self.calls.host.blacklist = self.routing.blacklist
-
     def _reload_routing(self) -> None:
         """SIGHUP: the blacklist at once, the dialplans compiled in a worker thread."""
         self.routing.load_blacklist()
-        self.calls.host.blacklist = self.routing.blacklist
         self._reloads.add(task := self._loop.create_task(self.routing.dialplans.reload_in_worker()))
         task.add_done_callback(self._reloads.discard)
 

@@ -43,7 +43,7 @@ class SessionHosting:
     def __init__(self, manager: CallManager) -> None:
         self.manager = manager
         self.router: Router | None = None
-        self.blacklist = NumberList()
+        self.blacklist: Callable[[], NumberList] = NumberList  # the list in force (app.py)
         self._by_session: dict[int, Call] = {}
 
     def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
@@ -77,7 +77,7 @@ class SessionHosting:
                 await call.session.hangup(code=500, cause=41, reason="error")
 
     def refused_by_blacklist(self, call: Call, caller: CallerId, now: float) -> bool:
-        hit = self.blacklist.match(caller) if self.blacklist else None
+        hit = self.blacklist().match(caller)
         if hit is None:
             return False
         call.log.info("call.blacklisted", entry=hit.summary)

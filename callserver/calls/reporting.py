@@ -152,7 +152,7 @@ class CdrReporter:
         ``cdr.record_invalid`` with every field, so billing can reconstruct it).
         """
         now = self._monotonic()
-        offset = time.time() - now
+        offset = time.time() - now  # as _offset(), with this reading of the clock as ``now``
         fields: dict[str, Any] = self._known(facts, offset)
         end_stamp = stamp_from_epoch(offset + max(now, facts.offered_at))
         fields.update(end_stamp=end_stamp, sip_code=sip_code)

@@ -194,16 +194,14 @@ def _references(
     for name, step in steps.items():
         if step.params.next is not None:
             out.append((("steps", name, "next"), step.params.next))
-        out.extend((("steps", name, *path), target) for path, target in _targets(step).items())
+        out.extend(
+            (("steps", name, *path), target) for path, target in step.params.targets().items()
+        )
     return out
 
 
-def _targets(step: Step) -> dict[tuple[str | int, ...], str]:
-    return step.params.targets()
-
-
 def _edges(step: Step) -> set[str]:
-    found = set(_targets(step).values())
+    found = set(step.params.targets().values())
     if step.next is not None and _continues(step.params):
         found.add(step.next)
     return found

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from callserver.dialplan.values import number_key
 from callserver.dialplan.verbs.base import Step
-from callserver.policy.numbering import normalise
 
 __all__ = ["DEFAULT_PLAN", "Plan", "PlanSet"]
 
@@ -41,11 +41,7 @@ class PlanSet:
 
     def plan_for(self, called: str) -> Plan | None:
         """The plan of the called number (any written form), else the default plan, else None."""
-        try:
-            key = normalise(called).lstrip("+")
-        except ValueError:
-            key = called
-        return self.plans.get(key) or self.plans.get(DEFAULT_PLAN)
+        return self.plans.get(number_key(called)) or self.plans.get(DEFAULT_PLAN)
 
     def __len__(self) -> int:
         return len(self.plans)

@@ -7,20 +7,23 @@ the file was checked at load time and the caller should still hear the rest.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
-from callserver.dialplan.values import PromptItem, SayDigitsItem, SayNumberItem, SilenceItem
+from callserver.dialplan.values import (
+    VARIABLE,
+    PromptItem,
+    SayDigitsItem,
+    SayNumberItem,
+    SilenceItem,
+)
 from callserver.media.prompts import Play, PlaylistItem, SayDigits, SayNumber, Silence
 
 __all__ = ["expand", "substitute"]
 
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
 
 def substitute(text: str, variables: Mapping[str, str]) -> str:
     """``text`` with each ``${name}`` replaced by its variable (empty when unset)."""
-    return _VARIABLE.sub(lambda match: variables.get(match.group(1), ""), text)
+    return VARIABLE.sub(lambda match: variables.get(match.group(1), ""), text)
 
 
 def expand(items: Sequence[PromptItem], variables: Mapping[str, str]) -> list[PlaylistItem]:

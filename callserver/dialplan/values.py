@@ -13,8 +13,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from callserver.policy.numbering import normalise
+
 __all__ = [
     "LANGUAGE_PATTERN",
+    "VARIABLE",
     "DigitKey",
     "Duration",
     "LanguageCode",
@@ -25,6 +28,7 @@ __all__ = [
     "SilenceItem",
     "StepName",
     "VariableName",
+    "number_key",
     "parse_duration",
     "prompt_names",
 ]
@@ -32,7 +36,8 @@ __all__ = [
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+"""``${name}`` in a say item or a ``set`` value."""
 
 
 def parse_duration(value: object) -> float:
@@ -52,6 +57,15 @@ def parse_duration(value: object) -> float:
     if not text or "".join(number + unit for number, unit in parts) != text:
         raise ValueError(f"{value!r} is not a duration (write e.g. 5s, 2m, 1m30s, 500ms)")
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+def number_key(number: str) -> str:
+    """A number as plans name it: E.164 digits without ``+`` (``033 100 200`` ->
+    ``38733100200``), a short code as it is, and anything else with ``+`` stripped."""
+    try:
+        return normalise(number).lstrip("+")
+    except ValueError:
+        return number.lstrip("+")
 
 
 def _text_key(value: object) -> object:
@@ -111,7 +125,7 @@ def _check_literals(items: list[PromptItem]) -> list[PromptItem]:
 
 
 def _sayable(text: str, pattern: str) -> bool:
-    return bool(_VARIABLE.fullmatch(text) or re.fullmatch(pattern, text))
+    return bool(VARIABLE.fullmatch(text) or re.fullmatch(pattern, text))
 
 
 PromptList = Annotated[

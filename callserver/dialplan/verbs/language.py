@@ -21,9 +21,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from callserver.dialplan.playlist import expand
-from callserver.dialplan.values import Duration, LanguageCode, PromptItem, PromptList
+from callserver.dialplan.values import (
+    Duration,
+    LanguageCode,
+    PromptItem,
+    PromptList,
+    number_key,
+)
 from callserver.dialplan.verbs.base import CallControl, Precondition, Step, StepParams, Verb
-from callserver.policy.numbering import normalise
 
 __all__ = ["COUNTRY_LANGUAGES", "VERB", "Params"]
 
@@ -99,8 +104,8 @@ async def _choose(call: CallControl, params: Params) -> str | None:
         country = call.caller.country
         return None if country is None else (params.map or COUNTRY_LANGUAGES).get(country)
     if params.language == "called_number":
-        digits = _e164_digits(call.called)
-        keys = [key for key in params.map if digits.startswith(_e164_digits(key))]
+        digits = number_key(call.called)
+        keys = [key for key in params.map if digits.startswith(number_key(key))]
         return params.map[max(keys, key=len)] if keys else None
     if params.language == "choice":
         assert params.prompt is not None
@@ -116,11 +121,3 @@ async def _choose(call: CallControl, params: Params) -> str | None:
 
 
 VERB = Verb(name="language", params=Params, requires=Precondition.NONE, run=run)
-
-
-def _e164_digits(number: str) -> str:
-    """The international digits of any written form (``033 100 200`` -> ``38733100200``)."""
-    try:
-        return normalise(number).lstrip("+")
-    except ValueError:
-        return number.lstrip("+")
