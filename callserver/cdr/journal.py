@@ -47,6 +47,7 @@ __all__ = [
     "aborted_record",
     "day_file_name",
     "dumps_line",
+    "earliest_stamp",
     "is_day_file",
     "recorded_call_ids",
 ]
@@ -173,6 +174,9 @@ class JournalState:
 def recorded_call_ids(directory: Path, since: str) -> set[str]:
     """The call_ids of the records in day files dated from the day before ``since`` on.
 
+    Recovery passes the earliest moment any orphan is known by (see ``earliest_stamp``), so
+    the day file of a record is read even when its own clock put it before its journal line.
+
     Raises:
         OSError: if a day file cannot be read.
     """
@@ -182,6 +186,16 @@ def recorded_call_ids(directory: Path, since: str) -> set[str]:
         if is_day_file(path.name) and path.name[:10] >= first:
             found.update(json.loads(m) for m in _CALL_ID.findall(path.read_bytes()))
     return found
+
+
+def earliest_stamp(call: OpenCall) -> str:
+    """The earliest stamp a leg is known by: its journal open time or its known start_stamp.
+
+    A record goes to the day file of its own stamps, which can fall on an earlier day than the
+    journal line that opened it (a leg opened just after midnight UTC, another clock).
+    """
+    start = _valid_stamp(call.known.get("start_stamp"))
+    return min(call.opened, start) if start else call.opened
 
 
 def aborted_record(call_id: str, call: OpenCall, alive: str | None, now: str) -> CdrRecord:

@@ -65,6 +65,7 @@ from callserver.cdr.journal import (
     JournalState,
     aborted_record,
     day_file_name,
+    earliest_stamp,
     recorded_call_ids,
 )
 from callserver.cdr.record import CdrRecord, utc_stamp
@@ -203,7 +204,7 @@ class CdrSpool:
         if not orphans:
             return []
         now = utc_stamp(now_utc)
-        recorded = recorded_call_ids(self._dir, min(c.opened for c in orphans.values()))
+        recorded = recorded_call_ids(self._dir, min(map(earliest_stamp, orphans.values())))
         records: list[CdrRecord] = []
         futures: list[Future[bool]] = []
         for call_id, call in orphans.items():

@@ -325,19 +325,47 @@ def test_aborted_end_is_the_last_heartbeat_of_the_crashed_run(tmp_path: Path) ->
     old.close()
 
 
-def test_record_written_but_close_lost_is_not_duplicated(tmp_path: Path) -> None:
-    """A crash between the record's fsync and its journal close leaves no ABORTED duplicate."""
-    directory = tmp_path / "cdr"
-    with CdrSpool(directory) as old:
-        old.open_call("c1", _known(1))
-        assert old.write(make_record(1)).result(timeout=10) is True
+def _lose_close_lines(directory: Path) -> None:
     journal = directory / JOURNAL_NAME
     kept = [line for line in _lines(journal) if b'"op":"close"' not in line]
     journal.write_bytes(b"".join(line + b"\n" for line in kept))
-    with CdrSpool(directory) as new:
-        assert new.recover(datetime(2026, 11, 22, 12, 0, tzinfo=UTC)) == []
+
+
+def test_record_written_but_close_lost_is_not_duplicated(tmp_path: Path) -> None:
+    """A crash between the record's fsync and its journal close leaves no ABORTED duplicate."""
+    directory = tmp_path / "cdr"
+    clock = _Clock("2026-11-22T10:00:00.000Z")
+    with CdrSpool(directory, clock=clock) as old:
+        old.open_call("c1", _known(1))
+        assert old.write(make_record(1)).result(timeout=10) is True
+    _lose_close_lines(directory)
+    clock.set("2026-11-22T12:00:00.000Z")
+    with CdrSpool(directory, clock=clock) as new:
+        assert new.recover(clock()) == []
         assert new.statistics().open_calls == 0
     assert len(_lines(directory / "2026-11-22.jsonl")) == 1
+
+
+@pytest.mark.parametrize("opened", ["2026-11-23T00:00:01.000Z", "2026-12-06T09:00:00.000Z"])
+def test_record_on_an_earlier_day_than_its_journal_line_is_not_duplicated(
+    tmp_path: Path, opened: str
+) -> None:
+    """Recovery reads the day file of the record's own start, not only of the journal's open."""
+    directory = tmp_path / "cdr"
+    clock = _Clock(opened)
+    with CdrSpool(directory, clock=clock) as old:
+        old.open_call("c1", _known(1, start_stamp="2026-11-21T23:59:59.000Z"))
+        record = make_record(
+            1,
+            start_stamp="2026-11-21T23:59:59.000Z",
+            answer_stamp="2026-11-21T23:59:59.500Z",
+            end_stamp="2026-11-21T23:59:59.900Z",
+        )
+        assert old.write(record).result(timeout=10) is True
+    _lose_close_lines(directory)
+    with CdrSpool(directory, clock=clock) as new:
+        assert new.recover(clock()) == []
+    assert len(_lines(directory / "2026-11-21.jsonl")) == 1
 
 
 def test_journal_is_compacted_on_start_and_skips_a_torn_tail(tmp_path: Path) -> None:
