@@ -42,6 +42,7 @@ from typing import Literal, TextIO
 
 from callserver.cdr.record import CdrRecord, Disposition
 from callserver.cdr.store import CdrStats, CdrStore, GroupStats
+from callserver.logs import printable
 
 __all__ = [
     "ASTERISK_COLUMNS",
@@ -119,7 +120,8 @@ def csv_row(record: CdrRecord) -> list[str | int]:
         *(_ASTERISK_DISPOSITION[record.disposition], "DOCUMENTATION", record.uuid, ""),
     ]
     values["disposition_detail"] = values["disposition"]
-    return asterisk + [_cell(values[name]) for name in EXTRA_COLUMNS]
+    row = asterisk + [_cell(values[name]) for name in EXTRA_COLUMNS]
+    return [printable(cell) if isinstance(cell, str) else cell for cell in row]
 
 
 def parse_time(text: str) -> datetime:

@@ -28,6 +28,7 @@ __all__ = [
     "TOKEN_PATTERN",
     "Params",
     "close_quote",
+    "find_control",
     "is_digits",
     "is_token",
     "memo_put",
@@ -69,6 +70,38 @@ _PARAM_TAILS: dict[str, Params] = {}
 def is_token(text: str) -> bool:
     """Return True if ``text`` is a non-empty ``token`` (RFC 3261 §25.1)."""
     return bool(text) and TOKEN_CHARS.issuperset(text)
+
+
+# Control characters a header field may not hold: RFC 3261 §25.1 TEXT-UTF8char and qdtext
+# exclude every CTL but the LWS characters SP and HT (CR and LF only in folding, undone before).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def find_control(text: str) -> int:
+    """The index of the first control character ``text`` may not hold, or -1.
+
+    RFC 3261 §25.1: TEXT-UTF8char and qdtext exclude every CTL but SP and HT; a control
+    character is legal only as a quoted-pair inside a quoted-string (``\\`` then any of
+    %x00-09 / %x0B-0C / %x0E-7F, RFC 4475 §3.1.1.2), never CR or LF.
+    """
+    found = _CONTROL.search(text)
+    if found is None:
+        return -1
+    quoted = False
+    index, end = 0, len(text)
+    while index < end:
+        char = text[index]
+        if quoted and char == "\\" and index + 1 < end:
+            if text[index + 1] in "\r\n":
+                return index + 1
+            index += 2
+            continue
+        if char == '"':
+            quoted = not quoted
+        elif _CONTROL.match(char):
+            return index
+        index += 1
+    return -1
 
 
 def is_digits(text: str) -> bool:

@@ -31,7 +31,7 @@ import re
 
 from callserver.sip.errors import SipParseError
 from callserver.sip.framing import ParseLimits, parse_content_length
-from callserver.sip.grammar import LWS, is_digits, is_token, memo_put, split_commas
+from callserver.sip.grammar import LWS, find_control, is_digits, is_token, memo_put, split_commas
 from callserver.sip.headers import parse_address, parse_cseq, parse_via
 from callserver.sip.message import Headers, Request, Response, canonical_name
 from callserver.sip.uri import AbsoluteUri, SipUri, Uri, parse_uri
@@ -224,7 +224,7 @@ _HOP_COUNTS = frozenset(str(hops) for hops in range(256))
 def _split_field(line: str) -> tuple[tuple[str, str], str]:
     """Split a header line not met before into ``((name, value), index key)``; memoise it."""
     raw, colon, value = line.partition(":")
-    if not colon or "\r" in line or "\n" in line:
+    if not colon or find_control(line) != -1:
         raise SipParseError(f"malformed header field line {line[:40]!r}", 400)
     name, key = _NAMES.get(raw) or _field_name(raw)
     field = ((name, value.strip(LWS)), key)
@@ -239,8 +239,8 @@ def _start_message(line: str, headers: Headers, body: bytes) -> Request | Respon
     Raises:
         SipParseError: for a start line with any fault (the general path reports it).
     """
-    if "\r" in line or "\n" in line:
-        raise SipParseError("bare CR or LF in the start line", 400)
+    if find_control(line) != -1:
+        raise SipParseError("control character in the start line", 400)
     if line[:4].upper() == "SIP/":
         response = _start_response(line, headers)
         memo_put(_STATUS_LINES, line, (response.status, response.reason))
@@ -347,6 +347,21 @@ def _check_common(message: Request | Response, index: dict[str, list[str]]) -> b
     return True
 
 
+# The fields a response is built from (RFC 3261 §8.2.6.2): a control character in one of them
+# makes the request unanswerable, for the answer would carry it back.
+_ANSWER_FIELDS = frozenset({"via", "from", "to", "call-id", "cseq"})
+
+
+def _refuse_control(items: list[tuple[str, str]], *, unanswerable: bool) -> None:
+    """Refuse a header value holding a control character (RFC 3261 §25.1 TEXT-UTF8).
+
+    With ``unanswerable`` only the fields an answer copies are checked, else the others.
+    """
+    for name, value in items:
+        if (name.lower() in _ANSWER_FIELDS) is unanswerable and find_control(value) != -1:
+            raise SipParseError(f"control character in the {name} header field", 400)
+
+
 def _parse_any(data: bytes, limits: ParseLimits, datagram: bool) -> Request | Response:
     """The general path: any message, every error with its hint and partial message."""
     head, rest, terminated = _split_head(data)
@@ -358,9 +373,11 @@ def _parse_any(data: bytes, limits: ParseLimits, datagram: bool) -> Request | Re
         message = _start_response(lines[0], Headers.from_parsed(items, index))
     else:
         message, error = _start_request(lines[0], Headers.from_parsed(items, index))
+    _refuse_control(items, unanswerable=True)
     try:
         if error is not None:
             raise error
+        _refuse_control(items, unanswerable=False)
         message.body = _body(rest, parse_content_length(index.get("content-length", [])), datagram)
         _check_core(message, index)
         if not terminated:

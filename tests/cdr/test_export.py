@@ -186,3 +186,12 @@ def test_commands_ingest_the_spool_and_filter_by_time(tmp_path: Path) -> None:
     stats = cdr_stats_command(tmp_path, since=None, until=None, out=report)
     assert stats.total.calls == 3
     assert report.getvalue().startswith("calls 3  answered 0  ASR 0.0 %  ACD 0.0 s\n")
+
+
+def test_csv_writes_control_characters_escaped() -> None:
+    """A control character in a CDR text field reaches the CSV as \\u0000, never raw."""
+    record = make_record(1, caller_raw="06\x001\x1b[2J", dialplan="plan\x7f")
+    row = csv_row(record)
+    assert row[1] == "06\\u00001\\u001b[2J"
+    assert row[3] == "plan\\u007f"
+    assert not any(isinstance(cell, str) and ("\x00" in cell or "\x1b" in cell) for cell in row)

@@ -71,8 +71,9 @@ def uac(sipp: str, tmp_path: Path, port: int, calls: int, transport: str = "u1")
     assert_calls_ok(result, calls)
 
 
-def options(local: tuple[str, int], host: str, port: int, transport: str) -> bytes:
-    """An OPTIONS request from ``local`` to host:port (RFC 3261 §11), IPv6 hosts bracketed."""
+def options(local: tuple[str, int], host: str, port: int, transport: str, extra: str = "") -> bytes:
+    """An OPTIONS request from ``local`` to host:port (RFC 3261 §11), IPv6 hosts bracketed;
+    ``extra`` is added as header lines (each ending in CRLF)."""
     here = f"[{local[0]}]" if ":" in local[0] else local[0]
     there = f"[{host}]" if ":" in host else host
     n = next(_branches)
@@ -84,11 +85,12 @@ def options(local: tuple[str, int], host: str, port: int, transport: str) -> byt
         f"Call-ID: ops-{n}@{here}\r\n"
         "CSeq: 1 OPTIONS\r\n"
         "Max-Forwards: 70\r\n"
+        f"{extra}"
         "Content-Length: 0\r\n\r\n"
     ).encode()
 
 
-def ask_options(host: str, port: int, transport: str, timeout: float = 5.0) -> str:
+def ask_options(host: str, port: int, transport: str, timeout: float = 5.0, extra: str = "") -> str:
     """Send one OPTIONS over ``transport`` from a fresh socket; return the response text."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
@@ -96,10 +98,11 @@ def ask_options(host: str, port: int, transport: str, timeout: float = 5.0) -> s
         sock.settimeout(timeout)
         if transport == "udp":
             sock.bind((host, 0))
-            sock.sendto(options(sock.getsockname()[:2], host, port, "udp"), (host, port))
+            request = options(sock.getsockname()[:2], host, port, "udp", extra)
+            sock.sendto(request, (host, port))
             return sock.recv(65535).decode()
         sock.connect((host, port))
-        sock.sendall(options(sock.getsockname()[:2], host, port, "tcp"))
+        sock.sendall(options(sock.getsockname()[:2], host, port, "tcp", extra))
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = sock.recv(65535)
@@ -254,6 +257,21 @@ def test_malformed_udp_gets_400_or_nothing(
     dropped = server.wait_for("sip.message_dropped")
     assert dropped["peer"] == HOST
     uac(sipp, tmp_path, server.port, 3)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_nul_in_a_header_value_gets_400_and_stays_out_of_the_logs(
+    server: ServerProcess, transport: str
+) -> None:
+    """A NUL or ESC in a header value gets 400 over UDP and TCP; no log line carries it raw."""
+    for extra in ("Subject: hello\x00world\r\n", "User-Agent: x\x1b[2Jy\r\n"):
+        response = ask_options(HOST, server.port, transport, extra=extra)
+        assert response.startswith("SIP/2.0 400 "), response
+        assert "control character" in response
+        assert "\x00" not in response and "\x1b" not in response
+    assert ask_options(HOST, server.port, transport).startswith("SIP/2.0 200 ")
+    assert server.stop() == 0
+    assert not any("\x00" in line or "\x1b" in line for line in server.raw)
 
 
 # -- IPv6 ------------------------------------------------------------------------------------

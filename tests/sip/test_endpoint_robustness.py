@@ -147,3 +147,28 @@ def test_huge_header_on_a_stream_closes_the_connection() -> None:
             break
     assert closed
     assert endpoint.statistics().messages_dropped >= 1
+
+
+@pytest.mark.parametrize(
+    ("field", "outcome"),
+    [("Subject: a\x00b", 400), ("User-Agent: x\x00y", 400), ("Call-ID: a\x00b@host", "drop")],
+)
+def test_nul_in_a_header_value_is_refused(field: str, outcome: int | str) -> None:
+    """A request with NUL in a header value never reaches the application: 400, or dropped."""
+    endpoint = _endpoint()
+    lines = [
+        "OPTIONS sip:100@127.0.0.1 SIP/2.0",
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKnul",
+        "From: <sip:a@127.0.0.1>;tag=1",
+        "To: <sip:100@127.0.0.1>",
+        "Call-ID: nul@127.0.0.1",
+        "CSeq: 1 OPTIONS",
+        "Max-Forwards: 70",
+    ]
+    if field.startswith("Call-ID"):
+        lines[4] = field
+    else:
+        lines.append(field)
+    data = ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
+    endpoint.receive_datagram(data, UDP, 1000.0)
+    assert _outcome(endpoint) == outcome

@@ -6,7 +6,7 @@ import pytest
 
 from callserver.sip import headers, parser, uri
 from callserver.sip.errors import SipParseError
-from callserver.sip.grammar import MEMO_MAX
+from callserver.sip.grammar import MEMO_MAX, find_control
 from callserver.sip.headers import CSeq
 from callserver.sip.message import Request, Response
 from callserver.sip.parser import (
@@ -416,3 +416,48 @@ def test_memoised_lines_do_not_share_mutable_state() -> None:
     second = parse_message(invite())
     assert second.headers.get_all("Max-Forwards") == ["70"]
     assert second.headers.get("Content-Type") == "application/sdp"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["Subject: hello\x00world", "User-Agent: phone\x1b[31m", "X-Note: a\x7fb", "Subject: \x08"],
+)
+def test_control_character_in_a_header_value_is_400_with_partial(extra: str) -> None:
+    """A NUL, ESC, DEL or backspace in a header value is refused with 400 (RFC 3261 §25.1)."""
+    error = parse_error(invite(extra))
+    assert error.status_hint == 400
+    assert "control character" in str(error)
+    assert isinstance(error.partial, Request)
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        ('From: "Alice"', 'From: "Al\x00ice"'),
+        ("To: <sip:bob@example.com>", "To: bob\x00 <sip:bob@example.com>"),
+        ("CSeq: 1 INVITE", "CSeq: 1\x00 INVITE"),
+    ],
+)
+def test_control_character_in_a_field_an_answer_copies_leaves_no_partial(
+    replace: tuple[str, str],
+) -> None:
+    """A control character in From, To, Via, Call-ID or CSeq makes the request unanswerable."""
+    data = invite().replace(replace[0].encode(), replace[1].encode())
+    error = parse_error(data)
+    assert error.partial is None
+    assert "control character" in str(error)
+
+
+def test_escaped_control_character_in_a_quoted_string_is_legal() -> None:
+    """A quoted-pair may escape NUL, BEL or DEL inside a quoted-string (RFC 4475 §3.1.1.2)."""
+    data = invite().replace(b'From: "Alice"', b'From: "Al\\\x00i\\\x07ce\\\x7f"')
+    message = parse_message(data)
+    assert message.from_().display_name is not None
+    assert find_control('"a\\\x00b"') == -1
+    assert find_control('"a\\\rb"') == 3
+    assert find_control("a\\\x00b") == 2
+
+
+def test_tab_is_not_a_control_character_here() -> None:
+    """HT is linear white space, allowed in any header value."""
+    assert isinstance(parse_message(invite("Subject: a\tb")), Request)
