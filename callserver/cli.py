@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dialplans", type=Path, help="dialplan directory")
     run.add_argument("--data-dir", type=Path, help="data directory (CDRs, voicemail, recordings)")
     run.add_argument("--no-uvloop", action="store_true", help="use the plain asyncio loop")
-    check = sub.add_parser("check", help="validate settings files and prompts; exit 1 on errors")
-    check.add_argument("paths", nargs="*", type=Path, help="settings files (default: the config)")
+    check = sub.add_parser("check", help="validate operator files and prompts; exit 1 on errors")
+    check.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="settings, dialplan, trunks, tariffs or blacklist files, or dialplan directories "
+        "(default: the config and every file it names)",
+    )
     check.add_argument("--config", type=Path, help="settings file")
     reload = sub.add_parser("reload", help="tell the running server to reload (SIGHUP)")
     reload.add_argument("--config", type=Path, help="settings file (for the data dir)")
@@ -130,70 +136,23 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from callserver.media.prompts import check_prompts
-    from callserver.tariffs import load_tariffs
-    from callserver.trunks import load_trunks
+    from callserver.checking import check
 
-    errors: list[str] = []
-    loaded: list[Settings] = []
-    # Every path named is checked: a typo must not fall back to checking the default file.
-    configs: list[Path | None] = [p for p in (args.config, *args.paths) if p is not None]
-    for path in configs or [None]:
-        try:
-            loaded.append(load_settings(path))
-        except ConfigError as exc:
-            errors.extend(exc.errors)
-    for trunks, tariffs in dict.fromkeys((s.trunks, s.tariffs) for s in loaded):
-        for load, path in ((load_trunks, trunks), (load_tariffs, tariffs)):
-            try:
-                load(path)
-            except ConfigError as exc:
-                errors.extend(exc.errors)
-    for prompts_dir in dict.fromkeys(settings.media.prompts_dir for settings in loaded):
-        errors.extend(check_prompts(prompts_dir))
-    for settings in loaded:
-        errors.extend(_check_routing(settings))
-    for line in errors:
-        print(line, file=sys.stderr)
+    results = check(list(args.paths), args.config)
+    errors = 0
+    for result in results:
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        for line in result.errors:
+            print(line, file=sys.stderr)
+        errors += len(result.errors)
+        if not result.errors and result.path is not None:
+            print(f"{result.path}: ok ({result.kind})")
     if errors:
-        print(f"{len(errors)} error(s)", file=sys.stderr)
+        print(f"{errors} error(s)", file=sys.stderr)
         return 1
     print("ok")
     return 0
-
-
-def _check_routing(settings: Settings) -> list[str]:
-    """Every error of the blacklist and of every dialplan file (warnings go to stderr)."""
-    from callserver.dialplan.loader import load_plans
-    from callserver.dialplan.reload import plan_context
-    from callserver.media.prompts import PromptStore
-    from callserver.policy.blacklist import NumberListError
-    from callserver.routing import load_blacklist
-    from callserver.tariffs import load_tariffs
-    from callserver.trunks import load_trunks
-
-    errors: list[str] = []
-    try:
-        load_blacklist(settings.blacklist)
-    except NumberListError as exc:
-        errors.extend(exc.errors)
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.append(f"{settings.blacklist}: cannot read: {exc}")
-    try:
-        tariffs = load_tariffs(settings.tariffs)
-    except ConfigError:
-        tariffs = None  # reported with the tariffs file
-    try:
-        routes: Collection[str] | None = load_trunks(settings.trunks).routes.keys()
-    except ConfigError:
-        routes = None  # reported with the trunks file
-    media = settings.media
-    prompts = PromptStore(media.prompts_dir, media.language_chain)
-    context = plan_context(prompts, tariffs, media.default_language, routes)
-    result = load_plans(settings.dialplans, context)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return errors + list(result.errors)
 
 
 def _prompts_synth(args: argparse.Namespace) -> int:

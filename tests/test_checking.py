@@ -1,0 +1,152 @@
+"""`callserver check` on any mix of operator files, known by where they sit and what they hold."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from callserver.checking import check, kind_of
+from callserver.config import Settings
+from tests.test_cli import ROOT, callserver
+
+SHIPPED_PLAN = ROOT / "dialplans" / "38733100200.yaml"
+
+
+def _settings(tmp_path: Path, text: str = "") -> Path:
+    """A settings file in ``tmp_path`` with the shipped prompts, trunks and tariffs."""
+    path = tmp_path / "callserver.yaml"
+    path.write_text(
+        f"media:\n  prompts_dir: {ROOT / 'prompts'}\n"
+        f"trunks: {ROOT / 'config' / 'trunks.yaml'}\n"
+        f"tariffs: {ROOT / 'config' / 'tariffs.yaml'}\n"
+        f"dialplans: {tmp_path / 'none'}\n"
+        f"blacklist: {tmp_path / 'none.txt'}\n" + text
+    )
+    return path
+
+
+def test_the_shipped_dialplan_named_alone_is_ok() -> None:
+    """`callserver check dialplans/38733100200.yaml` checks a dialplan, not settings keys."""
+    result = callserver("check", "dialplans/38733100200.yaml")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == ["dialplans/38733100200.yaml: ok (dialplan)", "ok"]
+
+
+def test_the_dialplans_directory_is_ok() -> None:
+    """`callserver check dialplans` checks every plan in the directory (no "Is a directory")."""
+    result = callserver("check", "dialplans")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == ["dialplans: ok (dialplans)", "ok"]
+
+
+def test_a_mix_of_every_kind_prints_ok_for_each() -> None:
+    """Settings, a dialplan, a directory, trunks, tariffs and the blacklist in one command."""
+    paths = [
+        "config/callserver.yaml",
+        "dialplans/38780050050.yaml",
+        "dialplans",
+        "config/trunks.yaml",
+        "config/tariffs.yaml",
+        "config/blacklist.txt",
+    ]
+    result = callserver("check", *paths)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "config/callserver.yaml: ok (settings)",
+        "dialplans/38780050050.yaml: ok (dialplan)",
+        "dialplans: ok (dialplans)",
+        "config/trunks.yaml: ok (trunks)",
+        "config/tariffs.yaml: ok (tariffs)",
+        "config/blacklist.txt: ok (blacklist)",
+        "ok",
+    ]
+
+
+def test_a_bad_dialplan_among_good_files_lists_its_errors_with_file_and_line(
+    tmp_path: Path,
+) -> None:
+    """The errors of the bad file are listed file:line: field; the good ones print ok."""
+    bad = tmp_path / "38733100201.yaml"
+    bad.write_text("steps:\n  welcome:\n    play: greetng\n")
+    result = callserver("check", "config/trunks.yaml", str(bad))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["config/trunks.yaml: ok (trunks)"]
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{bad}:3: steps.welcome.play: ")
+    assert lines[-1] == "1 error(s)"
+
+
+def test_a_dialplan_is_checked_against_the_tariffs_in_force(tmp_path: Path) -> None:
+    """A premium plan alone is refused for lengthening the 180 s cap of the shipped tariffs."""
+    plan = tmp_path / "38790291100.yaml"
+    plan.write_text("max_duration: 5m\nsteps:\n  hello:\n    play: greeting\n")
+    [result] = check([plan], _settings(tmp_path))[1:]
+    assert result.kind == "dialplan"
+    assert len(result.errors) == 1
+    assert result.errors[0].startswith(f"{plan}:1: max_duration: ")
+    assert "180" in result.errors[0]
+
+
+def test_a_directory_of_other_files_is_checked_file_by_file(tmp_path: Path) -> None:
+    """A directory not of dialplans: each operator file in it is known on its own."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    shutil.copy(ROOT / "config" / "trunks.yaml", folder / "trunks.yaml")
+    shutil.copy(SHIPPED_PLAN, folder / "38733100200.yaml")
+    (folder / "blocked.txt").write_text("+38761\n06x\n")
+    (folder / "notes.md").write_text("not an operator file\n")
+    results = check([folder], _settings(tmp_path))[1:]
+    assert [(r.path.name if r.path else None, r.kind) for r in results] == [
+        ("38733100200.yaml", "dialplan"),
+        ("blocked.txt", "blacklist"),
+        ("trunks.yaml", "trunks"),
+    ]
+    assert [len(r.errors) for r in results] == [0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kind"),
+    [
+        ("acme.yaml", "steps:\n  a:\n    hangup: normal\n", "dialplan"),
+        ("carrier.yaml", "trunks:\n  pbx:\n    match: [192.0.2.1]\n", "trunks"),
+        ("prices.yaml", "vat_rate: 0.17\nclasses: {}\n", "tariffs"),
+        ("node.yaml", "sip:\n  t1: 0.5\ntrunks: config/trunks.yaml\n", "settings"),
+        ("38733100299.yml", "- a list\n", "dialplan"),
+        ("empty.yaml", "", "settings"),
+    ],
+)
+def test_a_file_is_known_by_what_it_holds(tmp_path: Path, name: str, text: str, kind: str) -> None:
+    """Without a telling name or place, the top-level keys say what the file is."""
+    path = tmp_path / name
+    path.write_text(text)
+    assert kind_of(path, Settings.model_construct()) == kind
+
+
+def test_a_file_in_a_dialplans_directory_is_a_dialplan_whatever_it_holds(tmp_path: Path) -> None:
+    """The server loads every YAML file of its dialplans directory as a plan; check does too."""
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    odd = plans / "notes.yaml"
+    odd.write_text("sip:\n  t1: 0.5\n")
+    [result] = check([odd], _settings(tmp_path))[1:]
+    assert result.kind == "dialplan"
+    assert any("not an E.164 number" in error for error in result.errors)
+
+
+def test_a_missing_file_named_is_an_error_of_its_kind(tmp_path: Path) -> None:
+    """A blacklist or dialplan named but absent is reported, never taken as empty."""
+    results = check([tmp_path / "gone.txt", tmp_path / "38733100200.yaml"], _settings(tmp_path))
+    assert [(r.kind, r.errors[0].endswith("cannot read: no such file")) for r in results[1:]] == [
+        ("blacklist", True),
+        ("dialplan", True),
+    ]
+
+
+def test_broken_settings_in_force_are_reported_while_the_dialplan_is_checked() -> None:
+    """A bad CALLSERVER_* variable is named even when only a dialplan is checked."""
+    result = callserver("check", "dialplans/38733100200.yaml", env={"CALLSERVER_SIP__T1": "soon"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("environment CALLSERVER_SIP__T1: sip.t1: ")
+    assert result.stdout.splitlines() == ["dialplans/38733100200.yaml: ok (dialplan)"]
