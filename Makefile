@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint typecheck imports unit e2e sipp espeak bench clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e sipp espeak bench clean
 
 install: $(STAMP)
 
@@ -55,6 +55,21 @@ e2e: install sipp espeak
 
 test: install sipp espeak lint typecheck imports
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
+
+# The whole suite on another date and time zone: libfaketime moves the wall clock by one offset
+# in this process and every server it starts (all of them agree), and leaves the monotonic
+# clock of the event loops real. libfaketime comes from PyPI (a dev dependency): Debian's
+# faketime 0.9.10 makes Python 3.11's time.sleep fail with EINVAL and its timed waits hang.
+# One process, no xdist workers.   make test-dates FAKE_DATE="2027-03-28 01:59" FAKE_TZ=Europe/Sarajevo
+FAKE_DATE ?= 2027-12-06 12:00:00
+FAKE_TZ   ?= UTC
+test-dates: install sipp espeak
+	@offset=$$(( $$(TZ=$(FAKE_TZ) date -d "$(FAKE_DATE)" +%s) - $$(date +%s) )); \
+	  [ $$offset -ge 0 ] && offset="+$$offset"; \
+	  echo "the clock reads $(FAKE_DATE) $(FAKE_TZ) (offset $$offset s)"; \
+	  TZ=$(FAKE_TZ) FAKETIME="$$offset" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+	  LD_PRELOAD="$$($(BIN)/python -c 'import libfaketime, pathlib; print(pathlib.Path(libfaketime.__file__).parent / "vendor/libfaketime/src/libfaketime.so.1")')" \
+	  $(BIN)/pytest -q -p no:xdist
 
 bench: install sipp
 	$(BIN)/python bench/parse_bench.py

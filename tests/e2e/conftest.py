@@ -95,10 +95,11 @@ class ServerProcess:
 
 def _reader(server: ServerProcess) -> None:
     assert server.proc.stdout is not None
-    for text in server.proc.stdout:
-        server.raw.append(text.rstrip())
-        with contextlib.suppress(json.JSONDecodeError):
-            server.lines.append(json.loads(text))
+    with server.proc.stdout:  # closed at EOF, not left to the garbage collector
+        for text in server.proc.stdout:
+            server.raw.append(text.rstrip())
+            with contextlib.suppress(json.JSONDecodeError):
+                server.lines.append(json.loads(text))
 
 
 LOCAL_TRUNK = {"trunks": {"test": {"match": ["127.0.0.1", "::1"]}}}
