@@ -9,8 +9,9 @@ handed, as it is, to ``DatagramHandler.datagram_received`` together with the sen
 A UDP peer going away is normal life, not an error: ``send`` never raises. Anything that stops a
 datagram from leaving (an ICMP error reported by the kernel, a host that is not an IP literal, a
 full write buffer) is counted in ``send_errors`` and logged once per kind of failure, so a dead
-trunk cannot flood the log. Host names are refused rather than resolved, because resolving one
-would block the event loop (RFC 3263 resolution belongs above this layer).
+trunk cannot flood the log. Host names are resolved before a message is sent
+(``transport.resolver``, RFC 3263, without blocking the loop), so one that still reaches
+``send`` is refused rather than handed to ``sendto``, which would resolve it synchronously.
 
 A socket bound to ``::`` on Linux also receives IPv4 traffic as v4-mapped addresses
 (``::ffff:192.0.2.1``). Those are reported to the core as plain IPv4 (``192.0.2.1``) and mapped
@@ -168,7 +169,7 @@ class UdpTransport:
 
         Args:
             data: a complete, serialised SIP message.
-            peer: destination; ``host`` must be an IP literal (names are not resolved here).
+            peer: destination; ``host`` must be an IP literal (``transport.resolver`` finds it).
         """
         protocol = self._protocol
         host = self._wire_host(peer.host)
