@@ -32,7 +32,7 @@ from callserver.config import (
     load_settings,
 )
 from callserver.gctuning import FULL_GC_INTERVAL, tune_gc
-from callserver.listening import Listener, advertised, endpoint_config
+from callserver.listening import Listener, advertised, endpoint_config, resolver_for
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompts import PromptStore
@@ -104,6 +104,7 @@ class Server:
             routes=lambda: self.admission.table.config.routes.keys(),
         )
         self.calls.host.router = self.routing.route
+        self.calls.forwarder.resolver = resolver_for(settings, self._loop.time)
         self.calls.host.blacklist = lambda: self.routing.blacklist
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
@@ -272,6 +273,8 @@ class Server:
             log.error("config.reload_failed", path=path, errors=exc.errors)
             self._reload_routing()  # the dialplans and the blacklist are files of their own
             return
+        if loaded.dns != self.settings.dns:  # else the cached answers stay
+            self.calls.forwarder.resolver = resolver_for(loaded, self._loop.time)
         self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
         self.admission.reload(trunks)

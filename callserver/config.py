@@ -32,17 +32,20 @@ from pydantic_settings import (
 )
 
 from callserver.media.settings import MediaSettings, RecordingSettings
+from callserver.transport.settings import DnsSettings
 from callserver.yamlpos import Origin, describe_errors, load_yaml_with_lines
 
 __all__ = [
     "CallsSettings",
     "CdrSettings",
     "ConfigError",
+    "DnsSettings",
     "ListenAddress",
     "MediaSettings",
     "RecordingSettings",
     "Settings",
     "SipSettings",
+    "check_host",
     "keep_startup_values",
     "load_settings",
     "parse_listen",
@@ -54,7 +57,7 @@ ENV_PREFIX = "CALLSERVER_"
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
-def _check_host(host: str) -> str:
+def check_host(host: str) -> str:
     """``host`` if it is an IP literal or a DNS name (RFC 1123 §2.1 labels), else ValueError."""
     try:
         return str(ipaddress.ip_address(host))
@@ -112,7 +115,7 @@ def parse_listen(text: str) -> list[ListenAddress]:
         raise ValueError(f"listen address {text!r}: put an IPv6 host in brackets, [::1]:5060")
     if not host:
         raise ValueError(f"listen address {text!r} has no host")
-    host = _check_host(host)
+    host = check_host(host)
     return [ListenAddress(transport=t, host=host, port=int(port)) for t in transports]
 
 
@@ -161,7 +164,7 @@ class SipSettings(BaseModel):
     def _address(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("advertised_address must not be empty")
-        return None if value is None else _check_host(value.strip())
+        return None if value is None else check_host(value.strip())
 
     @field_validator("t2")
     @classmethod
@@ -181,9 +184,12 @@ class SipSettings(BaseModel):
 
 
 class CallsSettings(BaseModel):
-    """Call handling defaults: the built-in answer behaviour and shutdown drain."""
+    """Call handling defaults: the built-in answer behaviour, forwarding and shutdown drain."""
 
     model_config = ConfigDict(extra="forbid")
+    forward_response_timeout: float = Field(
+        4.0, gt=0, le=64, description="forwarded INVITE: no response at all: try the next target"
+    )
     answer_after: float = Field(0.0, ge=0, description="built-in answer: ring this long first")
     answer_hangup_after: float = Field(30.0, gt=0, description="built-in answer: BYE after s")
     drain_timeout: float = Field(10.0, ge=0)
@@ -209,6 +215,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     calls: CallsSettings = Field(default_factory=CallsSettings)
     cdr: CdrSettings = Field(default_factory=CdrSettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")

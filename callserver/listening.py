@@ -1,7 +1,10 @@
-"""How the server is reached: the endpoint's config for its address, TCP listener ids."""
+"""How the server is reached, and how it reaches others: the endpoint's config for its
+address, TCP listener ids, the resolver for the transports and address families it has."""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
 from typing import Protocol
 
 from callserver.config import ListenAddress, Settings
@@ -9,8 +12,9 @@ from callserver.sip.endpoint import EndpointConfig
 from callserver.sip.events import Peer
 from callserver.sip.parser import ParseLimits
 from callserver.sip.timers import SipTimers
+from callserver.transport.resolver import SipResolver
 
-__all__ = ["Listener", "StreamSink", "advertised", "endpoint_config"]
+__all__ = ["Listener", "StreamSink", "advertised", "endpoint_config", "resolver_for"]
 
 
 class StreamSink(Protocol):
@@ -50,6 +54,27 @@ def advertised(settings: Settings, listen: ListenAddress) -> str:
     if listen.host == "::":
         return "::1"
     return listen.host
+
+
+def resolver_for(settings: Settings, clock: Callable[[], float]) -> SipResolver:
+    """The RFC 3263 resolver for ``settings.dns``, limited to what the server can send on.
+
+    Transports are those it listens on (requests leave through those sockets). UDP leaves from
+    a listening socket, so UDP decides the address families: ``::`` also sends to IPv4 (as
+    v4-mapped addresses), any other address only to its own family; TCP connects from any.
+    """
+    listen = settings.sip.listen
+    udp = [ipaddress.ip_address(a.host) for a in listen if a.transport == "udp"]
+    families = {a.version for a in udp} | {4 for a in udp if a == ipaddress.IPv6Address("::")}
+    dns = settings.dns
+    return SipResolver(
+        clock=clock,
+        nameservers=dns.addresses(),
+        transports=dict.fromkeys(a.transport for a in listen),
+        families=families or (4, 6),
+        timeout=dns.timeout,
+        cache_size=dns.cache_size,
+    )
 
 
 class Listener:

@@ -43,7 +43,7 @@ from pydantic import (
     model_validator,
 )
 
-from callserver.config import ConfigError, read_yaml
+from callserver.config import ConfigError, check_host, read_yaml
 from callserver.policy.barring import parse_barring
 from callserver.policy.numbering import normalise
 from callserver.yamlpos import describe_errors
@@ -200,12 +200,17 @@ class NumberConfig(BaseModel):
 
 
 class RouteConfig(BaseModel):
-    """An outbound route: where forwarded numbers are sent (a gateway or carrier)."""
+    """An outbound route: where forwarded numbers are sent (a gateway or carrier).
+
+    ``host`` is an IP address or a host name. A name is located as RFC 3263 says: with a
+    ``port``, through its A/AAAA records; without one, through NAPTR and SRV records (the
+    transport too, unless ``transport`` is set). An IP address without a port means 5060.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_-]+$")
-    port: int = Field(5060, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] = "udp"
+    host: Annotated[str, AfterValidator(check_host)]
+    port: int | None = Field(None, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] | None = None
     digest: DigestCredentials | None = None
 
 

@@ -37,7 +37,7 @@ def test_shipped_config_loads_with_the_values_it_states() -> None:
     """Every key of config/callserver.yaml loads and keeps the value written in the file."""
     raw = yaml.safe_load(SHIPPED.read_text())
     settings = load_settings(SHIPPED)
-    for section in ("sip", "media", "calls"):
+    for section in ("sip", "media", "calls", "dns"):
         model = getattr(settings, section)
         for key, value in raw[section].items():
             loaded = getattr(model, key)

@@ -214,3 +214,32 @@ def test_bad_digest_settings_are_named(tmp_path: Path, text: str, field: str) ->
     assert any(
         error.startswith(f"{path}:") and f": {field}:" in error for error in info.value.errors
     )
+
+
+def test_routes_take_host_names_with_or_without_port_and_transport(tmp_path: Path) -> None:
+    """A host name or an IP is a route's host; port and transport stay unset unless written."""
+    path = tmp_path / "trunks.yaml"
+    path.write_text(
+        "routes:\n"
+        "  carrier: {host: sip.carrier.example}\n"
+        "  pbx: {host: pbx.example, port: 5080, transport: tcp}\n"
+        "  gw: {host: '2001:db8::5'}\n"
+    )
+    routes = load_trunks(path).routes
+    assert (routes["carrier"].host, routes["carrier"].port, routes["carrier"].transport) == (
+        "sip.carrier.example",
+        None,
+        None,
+    )
+    assert (routes["pbx"].port, routes["pbx"].transport) == (5080, "tcp")
+    assert routes["gw"].host == "2001:db8::5"
+
+
+@pytest.mark.parametrize("host", ["bad host", "a..b", "-x.example", "_sip._udp.example", ""])
+def test_a_route_host_that_is_no_name_or_ip_is_named_at_its_line(tmp_path: Path, host: str) -> None:
+    """A route host that is neither an IP address nor a host name is an error at its line."""
+    path = tmp_path / "trunks.yaml"
+    path.write_text(f"routes:\n  pstn:\n    host: '{host}'\n")
+    with pytest.raises(ConfigError) as info:
+        load_trunks(path)
+    assert info.value.errors[0].startswith(f"{path}:3: routes.pstn.host: ")

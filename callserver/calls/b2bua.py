@@ -10,11 +10,16 @@ own outcome and a CDR for the leg that was not placed:
 2. the route: a named outbound route of config/trunks.yaml (or the default one) for a
    number, the URI's own host for a ``sip:`` target;
 3. outbound barring of the caller's trunk or customer (``policy.barring``): 403, ``barred``;
-4. a channel for the leg in the same pools as the inbound call (a forwarded call holds one
+4. the destination: the URI resolved into the addresses to try (``calls.destination``,
+   RFC 3263); a name that resolves to nothing is ``no_route`` (503);
+5. a channel for the leg in the same pools as the inbound call (a forwarded call holds one
    channel for each leg), and an RTP port.
 
-Then the INVITE goes out with our SDP offer. While it rings the caller gets 180 Ringing, or,
-when audio already flows (answered, or early media), a 425 Hz ringback tone (ETSI TR 101 041).
+Then the INVITE goes out with our SDP offer to the first address. No response at all within
+``calls.forward_response_timeout``, or a 503, sends a new INVITE to the next address, if any
+(RFC 3263 §4.3); the abandoned one is cancelled should it answer late. While it rings the
+caller gets 180 Ringing, or, when audio already flows (answered, or early media), a 425 Hz
+ringback tone (ETSI TR 101 041).
 A 2xx answers the caller if needed and bridges the two streams in the media engine (relay,
 transcoding, DTMF); a 486/600 is ``busy``, no answer within ``ring_timeout`` CANCELs the leg
 (``no_answer``), anything else is ``failed``. A bridged call lasts until either side hangs up:
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from callserver.calls.destination import Destination, locate, route_of
 from callserver.calls.reporting import CallFacts
 from callserver.media import g711
 from callserver.media.engine import PortsExhausted
@@ -46,17 +52,17 @@ from callserver.sip.events import (
     ResponseReceived,
     TransactionTimedOut,
 )
-from callserver.sip.headers import parse_address
+from callserver.sip.headers import Address, parse_address
 from callserver.sip.ids import new_call_id
 from callserver.sip.sdp import AnswerConfig, NoCommonCodec, build_offer, negotiated_from_answer
 from callserver.sip.session_description import SdpError, SessionDescription, parse_sdp
-from callserver.sip.uri import SipUri, parse_uri
+from callserver.transport.resolver import ResolutionError, SipResolver
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
     from callserver.calls.manager import CallManager
 
-__all__ = ["ForwardOutcome", "Forwarder", "Route"]
+__all__ = ["ForwardOutcome", "Forwarder"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,17 +71,6 @@ class ForwardOutcome:
 
     result: Literal["answered", "busy", "no_answer", "failed", "barred"]
     sip_code: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Route:
-    """Where forwarded numbers go: a gateway or carrier (config/trunks.yaml ``routes``)."""
-
-    name: str
-    host: str
-    port: int = 5060
-    transport: Literal["udp", "tcp"] = "udp"
-    credentials: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -88,9 +83,13 @@ class _Leg:
     grant: Grant | None
     setup: asyncio.Future[int]  # the final response's status (408: timed out)
     ended: asyncio.Event
+    destination: Destination
+    from_addr: Address
     dialog_id: DialogId | None = None
     cancelled: bool = False
     end_reason: str = "bye_sent"  # bye_received when the forwarded party hung up
+    tried: int = 0  # destination targets sent an INVITE so far
+    responded: bool = False  # the current target sent a response, provisional or final
 
 
 class Forwarder:
@@ -100,6 +99,7 @@ class Forwarder:
         self.manager = manager
         self._by_handle: dict[object, _Leg] = {}
         self._by_dialog: dict[DialogId, _Leg] = {}
+        self.resolver = SipResolver(clock=manager.loop.time)  # the app's, from dns settings
 
     async def forward(
         self,
@@ -113,14 +113,25 @@ class Forwarder:
         """Place the leg, ring it, bridge it; returns when it ends (or could not be placed)."""
         facts = self._facts(call, target)
         refusal = self._refusal(call, target, route)
-        if refusal is not None:
-            reason, code, detail = refusal
-            facts.extra["end_detail"] = detail
-            self.manager.reporter.ended(facts, reason, sip_code=code)
-            return ForwardOutcome(
-                result="barred" if reason == "barred" else "failed", sip_code=code
-            )
-        leg = self._place(call, facts, target, route, caller_id)
+        if refusal is None:
+            destination = await self._locate(call, target, route)
+            if isinstance(destination, Destination):
+                return await self._forward(call, facts, destination, ring_timeout, caller_id)
+            refusal = "no_route", 503, destination
+        reason, code, detail = refusal
+        facts.extra["end_detail"] = detail
+        self.manager.reporter.ended(facts, reason, sip_code=code)
+        return ForwardOutcome(result="barred" if reason == "barred" else "failed", sip_code=code)
+
+    async def _forward(
+        self,
+        call: Call,
+        facts: CallFacts,
+        destination: Destination,
+        ring_timeout: float,
+        caller_id: str | None,
+    ) -> ForwardOutcome:
+        leg = self._place(call, facts, destination, caller_id)
         if leg is None:
             return ForwardOutcome(result="failed", sip_code=503)
         try:
@@ -133,7 +144,8 @@ class Forwarder:
         if call.max_forwards <= 1:
             call.log.warning("call.forward_loop", target=target)
             return "loop", 483, f"max_forwards {call.max_forwards}"
-        if not target.startswith(("sip:", "sips:")) and self._route(route) is None:
+        routes = self.manager.admission.table.config  # as reloaded
+        if not target.startswith(("sip:", "sips:")) and route_of(routes, route) is None:
             call.log.error("call.forward_no_route", route=route)
             return "no_route", 503, f"route {route or '(default)'}"
         barred = self.manager.admission.barred(call.facts, target, self.manager.tariffs)
@@ -142,11 +154,20 @@ class Forwarder:
             return "barred", 403, barred
         return None
 
+    async def _locate(self, call: Call, target: str, route: str | None) -> Destination | str:
+        """The leg's destination (RFC 3263), or why there is none (the CDR's end_detail)."""
+        try:
+            config = self.manager.admission.table.config
+            return await locate(target, route_of(config, route), self.resolver)
+        except ResolutionError as exc:
+            call.log.warning("call.forward_unresolved", target=target, error=str(exc))
+            return f"dns: {exc}"
+
     def _place(
-        self, call: Call, facts: CallFacts, target: str, route: str | None, caller_id: str | None
+        self, call: Call, facts: CallFacts, destination: Destination, caller_id: str | None
     ) -> _Leg | None:
         manager = self.manager
-        grant = manager.admission.acquire_leg(call.facts, target)
+        grant = manager.admission.acquire_leg(call.facts, facts.called)
         if grant is None:
             manager.reporter.ended(facts, "channel_limit", sip_code=503)
             return None
@@ -157,33 +178,43 @@ class Forwarder:
             manager.reporter.ended(facts, "rejected", sip_code=503)
             return None
         offer = build_offer(self._offer_config(stream))
-        uri, peer, credentials = self._destination(target, route)
         caller = caller_id or (call.facts.caller if call.facts else "") or "anonymous"
-        host = manager.endpoint.config.host
-        handle = manager.endpoint.uac.invite(
-            uri,
-            from_addr=parse_address(f"<sip:{caller}@{host}>"),
-            to_addr=parse_address(f"<{uri}>"),
-            peer=peer,
-            now=manager.loop.time(),
-            body=str(offer).encode(),
-            credentials=credentials,
-            call_id=facts.call_id,
-            max_forwards=call.max_forwards - 1,
-        )
+        from_addr = parse_address(f"<sip:{caller}@{manager.endpoint.config.host}>")
         manager.reporter.opened(facts)
-        loop = manager.loop
-        leg = _Leg(call, handle, stream, offer, facts, grant, loop.create_future(), asyncio.Event())
-        self._by_handle[handle] = leg
-        call.log.info("call.forwarding", target=target, leg_call_id=facts.call_id)
-        manager.wake()
+        setup, ended = manager.loop.create_future(), asyncio.Event()
+        leg = _Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
+        call.log.info("call.forwarding", target=facts.called, leg_call_id=facts.call_id)
+        self._invite(leg)
         return leg
+
+    def _invite(self, leg: _Leg) -> None:
+        """Send the leg's INVITE to its next target: a new client transaction each time."""
+        manager = self.manager
+        uri = leg.destination.uri
+        target = leg.destination.targets[leg.tried]
+        leg.tried += 1
+        leg.handle = manager.endpoint.uac.invite(
+            uri,
+            from_addr=leg.from_addr,
+            to_addr=parse_address(f"<{uri}>"),
+            peer=Peer(target.transport, target.host, target.port),
+            now=manager.loop.time(),
+            body=str(leg.offer).encode(),
+            credentials=leg.destination.credentials,
+            call_id=leg.facts.call_id,
+            max_forwards=leg.a.max_forwards - 1,
+        )
+        self._by_handle[leg.handle] = leg
+        leg.a.log.info(
+            "call.forward_target", transport=target.transport, host=target.host, port=target.port
+        )
+        manager.wake()
 
     async def _run(self, leg: _Leg, ring_timeout: float) -> ForwardOutcome:
         self._ring_caller(leg)
         timer = self.manager.loop.call_later(ring_timeout, self._ring_timeout, leg)
         try:
-            status = await leg.setup
+            status = await self._attempts(leg)
         finally:
             timer.cancel()
         if status >= 300:
@@ -197,6 +228,34 @@ class Forwarder:
         a.log.info("call.bridged", leg_call_id=leg.facts.call_id)
         await leg.ended.wait()
         return ForwardOutcome(result="answered", sip_code=status)
+
+    async def _attempts(self, leg: _Leg) -> int:
+        """The final status of the first target that gives one other than no response or 503;
+        on those, the next target gets a new INVITE (RFC 3263 §4.3)."""
+        loop = self.manager.loop
+        while True:
+            more = leg.tried < len(leg.destination.targets)
+            handle = leg.handle
+            timeout = self.manager.settings.calls.forward_response_timeout
+            timer = loop.call_later(timeout, self._no_response, leg, handle) if more else None
+            try:
+                status = await leg.setup
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            failed_over = status == 503 or (status == 408 and not leg.responded)
+            if not more or leg.cancelled or not failed_over:
+                return status
+            leg.a.log.info("call.forward_failover", status=status, responded=leg.responded)
+            self._by_handle.pop(handle, None)
+            if not leg.responded:  # still trying: CANCEL it should it answer after all
+                self.manager.endpoint.uac.cancel(handle, loop.time())
+            leg.setup, leg.responded = loop.create_future(), False
+            self._invite(leg)
+
+    def _no_response(self, leg: _Leg, handle: object) -> None:
+        if leg.handle is handle and not leg.responded and not leg.setup.done():
+            leg.setup.set_result(408)
 
     def _ring_caller(self, leg: _Leg) -> None:
         """180 Ringing to an unanswered caller; the ringback tone when audio already flows
@@ -269,6 +328,7 @@ class Forwarder:
 
     def _on_response(self, leg: _Leg, event: ResponseReceived) -> None:
         response = event.response
+        leg.responded = True
         if response.status < 200 or leg.setup.done():
             return
         if response.status >= 300:
@@ -293,38 +353,6 @@ class Forwarder:
         leg.setup.set_result(response.status)
 
     # Helpers ------------------------------------------------------------------------------
-
-    def _route(self, name: str | None) -> Route | None:
-        """The named outbound route of config/trunks.yaml (as reloaded), or its default."""
-        config = self.manager.admission.table.config
-        key = name or config.default_route or ""
-        found = config.routes.get(key)
-        if found is None:
-            return None
-        digest = found.digest
-        return Route(
-            name=key,
-            host=found.host,
-            port=found.port,
-            transport=found.transport,
-            credentials=None
-            if digest is None
-            else (digest.username, digest.password.get_secret_value()),
-        )
-
-    def _destination(
-        self, target: str, route_name: str | None
-    ) -> tuple[SipUri, Peer, tuple[str, str] | None]:
-        if target.startswith(("sip:", "sips:")):
-            uri = parse_uri(target)
-            assert isinstance(uri, SipUri)
-            return uri, Peer("udp", uri.host, uri.port or 5060), None
-        route = self._route(route_name)
-        assert route is not None
-        number = "".join(ch for ch in target if ch.isdigit() or ch == "+")
-        uri = parse_uri(f"sip:{number}@{route.host}:{route.port}")
-        assert isinstance(uri, SipUri)
-        return uri, Peer(route.transport, route.host, route.port), route.credentials
 
     def _offer_config(self, stream: MediaStream) -> AnswerConfig:
         settings = self.manager.settings.media

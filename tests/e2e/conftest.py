@@ -119,9 +119,11 @@ def start_server(
     trunks: dict[str, object] | None = None,
     tariffs: Path = TARIFFS,
     dialplans: Path | None = None,
+    dns: dict[str, object] | None = None,
     **calls: object,
 ) -> ServerProcess:
-    """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``) settings.
+    """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``)
+    settings.
 
     ``dialplans`` is the dialplan directory (default: an empty one in ``tmp_path``, so calls
     get the built-in behaviour).
@@ -134,6 +136,7 @@ def start_server(
         "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": 0.5},
         "media": {"prompts_dir": str(PROMPTS), **(media or {})},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
+        "dns": dns or {},
         "data_dir": str(tmp_path / "var"),
         "log_format": "json",
         "log_level": "info",

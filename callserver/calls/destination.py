@@ -1,0 +1,87 @@
+"""Where a forwarded leg goes: its Request-URI and the addresses to try, in order (RFC 3263).
+
+A ``sip:`` or ``sips:`` target is its own Request-URI. A number goes through an outbound
+route of config/trunks.yaml as ``sip:<number>@<host>[:<port>][;transport=<transport>]``.
+Either URI is then resolved (``transport.resolver``): an IP address is used as it is, a host
+name through DNS. The leg is sent to the first target; one that does not answer, or answers
+503, hands the leg to the next (RFC 3263 §4.3, in ``calls.b2bua``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from callserver.sip.uri import SipUri, parse_uri
+from callserver.transport.locating import Target
+from callserver.transport.resolver import ResolutionError, SipResolver
+from callserver.trunks import TrunksFile
+
+__all__ = ["Destination", "Route", "locate", "route_of"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Where forwarded numbers go: a gateway or carrier (config/trunks.yaml ``routes``)."""
+
+    name: str
+    host: str
+    port: int | None = None
+    transport: Literal["udp", "tcp"] | None = None
+    credentials: tuple[str, str] | None = None
+
+    def uri(self, number: str) -> SipUri:
+        """The Request-URI of a call to ``number`` through this route (RFC 3261 §19.1.1)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if self.port is None else f":{self.port}"
+        transport = "" if self.transport is None else f";transport={self.transport}"
+        uri = parse_uri(f"sip:{number}@{host}{port}{transport}")
+        assert isinstance(uri, SipUri)
+        return uri
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Destination:
+    """A leg's Request-URI, the targets to try in order, and the route's digest credentials."""
+
+    uri: SipUri
+    targets: tuple[Target, ...]
+    credentials: tuple[str, str] | None = None
+
+
+def route_of(config: TrunksFile, name: str | None) -> Route | None:
+    """The outbound route ``name`` of config/trunks.yaml (None: the default), or None."""
+    key = name or config.default_route or ""
+    found = config.routes.get(key)
+    if found is None:
+        return None
+    digest = found.digest
+    return Route(
+        name=key,
+        host=found.host,
+        port=found.port,
+        transport=found.transport,
+        credentials=None
+        if digest is None
+        else (digest.username, digest.password.get_secret_value()),
+    )
+
+
+async def locate(target: str, route: Route | None, resolver: SipResolver) -> Destination:
+    """The destination of a leg to ``target`` (a ``sip:``/``sips:`` URI, or a number sent
+    through ``route``), its URI resolved as RFC 3263 §4 says.
+
+    Raises:
+        ResolutionError: the URI leads to no address (the message says why).
+    """
+    if target.startswith(("sip:", "sips:")):
+        uri = parse_uri(target)
+        credentials = None
+    elif route is None:
+        raise ResolutionError(f"{target}: no outbound route")
+    else:
+        number = "".join(ch for ch in target if ch.isdigit() or ch == "+")
+        uri, credentials = route.uri(number), route.credentials
+    if not isinstance(uri, SipUri):
+        raise ResolutionError(f"{target}: not a SIP URI")
+    return Destination(uri=uri, targets=await resolver.resolve(uri), credentials=credentials)
