@@ -331,10 +331,15 @@ class Server:
                 async with asyncio.timeout(8 * self.settings.sip.t1):
                     await self.calls.byes_answered.wait()
         await self.close()
+        lockout = self.admission.auth.lockout.statistics()
         log.info(
             "server.stopped",
             calls_total=self.calls.calls_total,
             channels_in_use=self.admission.channels.statistics().active_grants,
+            auth_failures=lockout.failures,
+            auth_penalties=lockout.penalties,
+            auth_refused=lockout.refused,
+            auth_unanswered=self.calls.screening.statistics().dropped,
         )
 
     async def _wait_calls(self, limit: float) -> None:

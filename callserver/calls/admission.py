@@ -1,17 +1,24 @@
 """Admission of an inbound call: which trunk it is, then call rate, then channels.
 
-DESIGN.md, call lifecycle step 2. In order, each refusing with its own answer:
+The call lifecycle's step 2, in two halves so that the caller can check the rest of the
+request between them. :meth:`Admission.screen` decides what needs no password:
 
-1. The trunk: first a trunk without credentials whose ``match`` covers the INVITE's source
-   address (``trunks.TrunkTable``); otherwise, when some trunk has digest credentials, the
-   INVITE is challenged and its credentials checked (``calls.authentication``, RFC 3261 §22):
-   a challenge is answered as :class:`Challenged` (no CDR, not a refusal), failed credentials
-   get 403 (``auth_failed``). No trunk at all: 403 unless ``allow_unknown_sources``.
-2. The call rate (``policy.cps``): the trunk's token bucket and the source address's; 503 with
-   Retry-After. A flood from one source empties only its own bucket.
-3. The channels (``policy.limits``): one channel in each of the trunk's, its customer's and
-   the called number's pools, all or none; over a limit the configured answer (503 with
-   ``Reason: Q.850;cause=34`` and Retry-After by default).
+1. The trunk by address: a trunk without credentials whose ``match`` covers the INVITE's
+   source address (``trunks.TrunkTable``). Its calls take a token from the source's and the
+   trunk's call-rate buckets (``policy.cps``, all or none; 503 with Retry-After).
+2. Otherwise, when some trunk has digest credentials (``calls.authentication``, RFC 3261 §22):
+   a source in its penalty for guessing passwords is :class:`Blocked` (403 or no answer, no
+   CDR); any other INVITE takes a token from its source's bucket, a challenge as much as a
+   call, so a flood of INVITEs without credentials cannot draw challenges at line rate. No
+   credentials: :class:`Challenged` (no CDR, not a refusal). Credentials: a :class:`Screened`
+   with the claim to verify.
+3. No trunk at all: 403 unless ``allow_unknown_sources``.
+
+:meth:`Admission.complete` does the rest. A claim is verified (a failure gets 403,
+``auth_failed``) and the trunk it names takes a token from its own bucket. Then the channels
+(``policy.limits``): one in each of the trunk's, its customer's and the called number's
+pools, all or none; over a limit the configured answer (503 with ``Reason: Q.850;cause=34``
+and Retry-After by default). :meth:`Admission.admit` is both halves at once.
 
 An admitted call holds a ``Grant`` that ``release`` gives back exactly once, whatever path
 the call ends on. Reload swaps the table and the limits; counters, grants and issued nonces
@@ -23,7 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from callserver.calls.authentication import Authenticated, Challenged, DigestAuthenticator
+from callserver.calls.authentication import (
+    AuthFailed,
+    Blocked,
+    Challenged,
+    Claim,
+    DigestAuthenticator,
+)
 from callserver.calls.reporting import CallFacts
 from callserver.policy.barring import check_outbound, parse_barring
 from callserver.policy.cps import CallRateLimiter
@@ -33,7 +46,7 @@ from callserver.sip.message import Request
 from callserver.tariffs import Tariffs
 from callserver.trunks import TrunksFile, TrunkTable
 
-__all__ = ["Admission", "Admitted", "Challenged", "Rejected"]
+__all__ = ["Admission", "Admitted", "Blocked", "Challenged", "Rejected", "Screened"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +68,19 @@ class Rejected:
     trunk: str | None = None
     customer: str | None = None  # the trunk's, for per-customer reports of refusals
     announcement: str | None = None  # a prompt played as early media before the refusal
+    delay: float = 0.0  # seconds to hold the answer (a failed authentication, slowed down)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Screened:
+    """Past :meth:`Admission.screen`: the trunk known by address, or a digest ``claim`` that
+    :meth:`Admission.complete` verifies for ``request`` from ``host``:``port``."""
+
+    host: str
+    port: int
+    trunk: str | None = None
+    claim: Claim | None = None
+    request: Request | None = None
 
 
 class Admission:
@@ -86,58 +112,99 @@ class Admission:
 
     def admit(
         self, host: str, port: int, called: str, now: float, request: Request | None = None
-    ) -> Admitted | Rejected | Challenged:
-        """Admit, refuse or challenge a new call from ``host``:``port`` to ``called`` at ``now``.
+    ) -> Admitted | Rejected | Challenged | Blocked:
+        """Admit, refuse or challenge a new call from ``host``:``port`` to ``called`` at ``now``:
+        :meth:`screen` and :meth:`complete` with nothing checked between them."""
+        screened = self.screen(host, port, now, request)
+        if not isinstance(screened, Screened):
+            return screened
+        return self.complete(screened, called, now)
+
+    def screen(
+        self, host: str, port: int, now: float, request: Request | None = None
+    ) -> Screened | Rejected | Challenged | Blocked:
+        """Steps 1-3 of the module docstring for a new call from ``host``:``port`` at ``now``.
 
         ``request`` is the INVITE, whose credentials identify a digest trunk (RFC 3261 §22.2);
         without it only trunks identified by address can match.
         """
-        config = self.table.config
-        identified = self._identify(host, port, now, request)
-        if not isinstance(identified, str | None):
-            return identified
-        trunk = identified
-        customer = None if trunk is None else config.trunks[trunk].customer
+        trunk = self.table.identify(host, port)
+        if trunk is None and request is not None and self.table.has_digest:
+            return self._screen_digest(host, port, now, request)
+        if trunk is None and not self.table.config.allow_unknown_sources:
+            return Rejected(status=403, reason="unknown_source")
         keys = [f"source:{host}"] + ([] if trunk is None else [f"trunk:{trunk}"])
-        over = self._over
-        limited = self.rates.admit(keys, now)
-        if limited is not None:
-            headers = refusal_headers(over, limited)
-            return Rejected(
-                status=503, reason="cps_limit", headers=headers, trunk=trunk, customer=customer
+        refused = self._rate_refusal(keys, trunk, now)
+        return refused or Screened(host=host, port=port, trunk=trunk)
+
+    def complete(
+        self, screened: Screened, called: str, now: float
+    ) -> Admitted | Rejected | Challenged:
+        """Verify the screened claim (its trunk's call rate), then take the call's channels."""
+        trunk = screened.trunk
+        if screened.claim is not None:
+            assert screened.request is not None
+            verified = self.auth.verify(
+                screened.request, screened.claim, screened.host, screened.port, self.table, now
             )
+            if isinstance(verified, Challenged):
+                return verified
+            if isinstance(verified, AuthFailed):
+                return self._auth_refusal(verified)
+            trunk = verified.trunk
+            refused = self._rate_refusal([f"trunk:{trunk}"], trunk, now)
+            if refused is not None:
+                return refused
+        config = self.table.config
+        customer = None if trunk is None else config.trunks[trunk].customer
         granted = self.channels.acquire(self.table.profiles(trunk, called))
         if not isinstance(granted, Grant):
             return Rejected(
-                status=over.status,
+                status=self._over.status,
                 reason="channel_limit",
-                headers=refusal_headers(over, granted),
+                headers=refusal_headers(self._over, granted),
                 trunk=trunk,
                 customer=customer,
                 announcement=config.over_limit.announcement,
             )
         return Admitted(trunk=trunk, customer=customer, grant=granted)
 
-    def _identify(
-        self, host: str, port: int, now: float, request: Request | None
-    ) -> str | Rejected | Challenged | None:
-        """The caller's trunk (None: unknown but allowed), or the refusal or challenge."""
-        trunk = self.table.identify(host, port)
-        if trunk is None and request is not None and self.table.has_digest:
-            outcome = self.auth.authenticate(request, host, port, self.table, now)
-            if isinstance(outcome, Authenticated):
-                return outcome.trunk
-            if isinstance(outcome, Challenged):
-                return outcome
-            customer = (
-                None if outcome.trunk is None else self.table.config.trunks[outcome.trunk].customer
-            )
-            return Rejected(
-                status=outcome.status, reason="auth_failed", trunk=outcome.trunk, customer=customer
-            )
-        if trunk is None and not self.table.config.allow_unknown_sources:
-            return Rejected(status=403, reason="unknown_source")
-        return trunk
+    def _screen_digest(
+        self, host: str, port: int, now: float, request: Request
+    ) -> Screened | Rejected | Challenged | Blocked:
+        standing = self.auth.source_standing(host, now)
+        if isinstance(standing, Blocked):
+            return standing
+        refused = self._rate_refusal([f"source:{host}"], None, now)
+        if refused is not None:
+            return refused
+        inspected = self.auth.inspect(request, host, standing, now)
+        if isinstance(inspected, AuthFailed):
+            return self._auth_refusal(inspected)
+        if isinstance(inspected, Challenged):
+            return inspected
+        return Screened(host=host, port=port, claim=inspected, request=request)
+
+    def _rate_refusal(self, keys: list[str], trunk: str | None, now: float) -> Rejected | None:
+        limited = self.rates.admit(keys, now)
+        if limited is None:
+            return None
+        customer = None if trunk is None else self.table.config.trunks[trunk].customer
+        headers = refusal_headers(self._over, limited)
+        return Rejected(
+            status=503, reason="cps_limit", headers=headers, trunk=trunk, customer=customer
+        )
+
+    def _auth_refusal(self, failed: AuthFailed) -> Rejected:
+        trunk = failed.trunk
+        customer = None if trunk is None else self.table.config.trunks[trunk].customer
+        return Rejected(
+            status=failed.status,
+            reason="auth_failed",
+            trunk=trunk,
+            customer=customer,
+            delay=failed.delay,
+        )
 
     def barred(
         self,

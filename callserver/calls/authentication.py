@@ -4,8 +4,16 @@ Theory of operation
 -------------------
 Admission asks here only when no trunk without credentials covers the INVITE's source address
 and some trunk has ``digest`` credentials (config/trunks.yaml). Everything the server does
-follows RFC 3261 §22 with the algorithms of RFC 7616 brought to SIP by RFC 8760:
+follows RFC 3261 §22 with the algorithms of RFC 7616 brought to SIP by RFC 8760, in two
+halves: :meth:`DigestAuthenticator.inspect` decides what needs no password, and
+:meth:`DigestAuthenticator.verify` checks the password only once the caller has found the rest
+of the request acceptable (its SDP offer, its caller), so that a request refused anyway gets
+the same answer with a right password as with a wrong one.
 
+``inspect``:
+
+0. A source in its penalty for guessing passwords (``policy.lockout``): :class:`Blocked`,
+   answered with 403 or not at all, its credentials unread.
 1. The credentials are read from ``Proxy-Authorization`` or ``Authorization`` (either is
    accepted, whichever challenge the client answered); only those for our realm and one of the
    configured algorithms count (RFC 3261 §22.3: a request may carry credentials for other
@@ -14,29 +22,43 @@ follows RFC 3261 §22 with the algorithms of RFC 7616 brought to SIP by RFC 8760
    with ``WWW-Authenticate`` when ``digest.challenge`` is 401.
 2. ``uri`` must name the Request-URI (RFC 3261 §22.4 via RFC 2617 §3.2.2.5, RFC 7616
    §3.4.6): otherwise 400, as those sections ask.
-3. A nonce that is not ours (tampered with, from before a restart): a fresh challenge.
-4. The user name picks the trunk and the response is recomputed with its password. An unknown
+3. A nonce that is not ours (tampered with, from before a restart): a fresh challenge. One of
+   ours that expired: a new challenge with ``stale=true`` (RFC 7616 §3.3), which the client
+   answers without asking its user. RFC 7616 would set stale only for a right response; the
+   response to an expired nonce is not checked at all here, so that old nonces cannot tell a
+   right password from a wrong one (a client with a wrong password meets its 403 one round
+   later).
+4. What is left is a :class:`Claim` for ``verify``.
+
+``verify``:
+
+5. A username in its penalty, asked from a source not trusted for it: 403, unchecked.
+6. The user name picks the trunk and the response is recomputed with its password. An unknown
    user and a wrong password get the same 403, so user names cannot be probed; the response
    is even computed against a dummy password for an unknown user, so the two take as long.
-   Logged as ``call.auth_failed`` with the user name, the source address and the cause.
-5. A correct response with an expired nonce: a new challenge with ``stale=true`` (RFC 7616
-   §3.3), which the client answers without asking its user.
-6. A nonce count not larger than the last one seen with that nonce (or a second use of a
+7. A nonce count not larger than the last one seen with that nonce (or a second use of a
    nonce without qop): a replay, logged as ``call.auth_replay`` and answered with a fresh
    challenge (not stale: nothing says the sender knows the password).
-7. A trunk that has a ``match`` as well accepts its credentials only from those addresses.
+8. A trunk that has a ``match`` as well accepts its credentials only from those addresses.
 
-Nonces live in :class:`callserver.sip.nonces.Nonces`, which survives reloads: challenges
-issued before a SIGHUP are still answered.
+Every refusal is logged as ``call.auth_failed`` with the user name, the source address and the
+cause, and counted against the source and the username (``policy.lockout``): past
+``slow_after`` failures the 407 and 403 answers carry a ``delay`` to hold them, and the failure
+that reaches ``refuse_after`` starts a penalty, logged once as ``auth.penalty_started``.
+
+Nonces live in :class:`callserver.sip.nonces.Nonces` and failures in
+:class:`callserver.policy.lockout.Lockout`; both survive reloads: challenges issued before a
+SIGHUP are still answered, and a penalty runs its course.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
+from callserver.policy.lockout import Lockout, LockoutPolicy, Standing
 from callserver.sip.auth import (
     AuthError,
     Credentials,
@@ -48,9 +70,17 @@ from callserver.sip.errors import SipParseError
 from callserver.sip.message import Request
 from callserver.sip.nonces import Nonces, NonceStatus
 from callserver.sip.uri import parse_uri
-from callserver.trunks import DigestSettings, TrunkTable
+from callserver.trunks import DigestSettings, LockoutSettings, TrunkTable
 
-__all__ = ["AuthFailed", "Authenticated", "Challenged", "DigestAuthenticator"]
+__all__ = [
+    "AuthFailed",
+    "Authenticated",
+    "Blocked",
+    "Challenged",
+    "Claim",
+    "DigestAuthenticator",
+    "lockout_policy",
+]
 
 log = structlog.get_logger("callserver.calls")
 
@@ -62,12 +92,14 @@ _DUMMY_PASSWORD = secrets.token_urlsafe(16)  # for unknown users: same work, no 
 class Challenged:
     """Answer the INVITE with ``status`` (401/407) and its challenge ``headers``; no CDR.
 
-    A challenge is part of a normal call set-up (RFC 3261 §22.2), not a refusal.
+    A challenge is part of a normal call set-up (RFC 3261 §22.2), not a refusal. ``delay``:
+    seconds to hold the answer (a source with recent failures).
     """
 
     status: int
     headers: tuple[tuple[str, str], ...]
     stale: bool = False
+    delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,13 +114,43 @@ class Authenticated:
 class AuthFailed:
     """Refuse the call with ``status``; ``cause`` is for the log, never for the caller.
 
-    ``trunk`` is the trunk the user name belongs to, when it belongs to one.
+    ``trunk`` is the trunk the user name belongs to, when it belongs to one; ``delay`` the
+    seconds to hold the answer.
     """
 
     status: int
     cause: str
     username: str
     trunk: str | None = None
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Blocked:
+    """The source is in its penalty for guessing passwords: answer ``status``, or nothing at
+    all when it is None. No CDR: the request was not looked at."""
+
+    status: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """Credentials with a fresh nonce of ours, to :meth:`DigestAuthenticator.verify` once the
+    rest of the request is acceptable; ``delay`` holds the answer to a failure."""
+
+    credentials: Credentials
+    delay: float = 0.0
+
+
+def lockout_policy(settings: LockoutSettings) -> LockoutPolicy:
+    """The ``digest.lockout`` section of config/trunks.yaml as the policy's thresholds."""
+    return LockoutPolicy(
+        slow_after=settings.slow_after,
+        refuse_after=settings.refuse_after,
+        penalty=settings.penalty,
+        delay=settings.delay,
+        max_keys=settings.max_keys,
+    )
 
 
 class DigestAuthenticator:
@@ -97,46 +159,91 @@ class DigestAuthenticator:
     Args:
         settings: the ``digest`` section of config/trunks.yaml.
         nonces: the nonce issuer (tests pass one with a known secret).
+        lockout: the failure counts (made from ``settings.lockout`` when None).
     """
 
-    def __init__(self, settings: DigestSettings, *, nonces: Nonces | None = None) -> None:
+    def __init__(
+        self,
+        settings: DigestSettings,
+        *,
+        nonces: Nonces | None = None,
+        lockout: Lockout | None = None,
+    ) -> None:
         self.settings = settings
         self.nonces = nonces or Nonces(settings.nonce_lifetime)
         self.nonces.set_lifetime(settings.nonce_lifetime)
+        self.lockout = lockout or Lockout(lockout_policy(settings.lockout))
         self._opaque = secrets.token_urlsafe(12)
 
     def update(self, settings: DigestSettings) -> None:
-        """A reload: new realm, answer, algorithms and lifetime; issued nonces stay valid."""
+        """A reload: new realm, answer, algorithms, lifetime and thresholds; issued nonces
+        stay valid, failures and penalties carry over."""
         self.settings = settings
         self.nonces.set_lifetime(settings.nonce_lifetime)
+        self.lockout.update(lockout_policy(settings.lockout))
 
     def authenticate(
         self, request: Request, host: str, port: int, table: TrunkTable, now: float
-    ) -> Challenged | Authenticated | AuthFailed:
-        """Authenticate ``request`` from ``host``:``port`` at ``now`` against ``table``.
+    ) -> Challenged | Authenticated | AuthFailed | Blocked:
+        """:meth:`source_standing`, :meth:`inspect` and :meth:`verify` in a row, for a request
+        with nothing else to check. See RFC 3261 §22.2 and §22.4, RFC 7616 §3.3 and §3.4."""
+        standing = self.source_standing(host, now)
+        if isinstance(standing, Blocked):
+            return standing
+        inspected = self.inspect(request, host, standing, now)
+        if not isinstance(inspected, Claim):
+            return inspected
+        return self.verify(request, inspected, host, port, table, now)
 
-        See RFC 3261 §22.2 (UAS behaviour) and §22.4, RFC 7616 §3.3 and §3.4, RFC 8760 §2.4.
+    def source_standing(self, host: str, now: float) -> Standing | Blocked:
+        """Step 0: :class:`Blocked` for a source in its penalty, else how it stands."""
+        standing = self.lockout.check_source(host, now)
+        if not standing.refused:
+            return standing
+        answer = self.settings.lockout.answer
+        return Blocked(status=None if answer == "drop" else answer)
+
+    def inspect(
+        self, request: Request, host: str, standing: Standing, now: float
+    ) -> Challenged | AuthFailed | Claim:
+        """Steps 1-4 of the module docstring for a source that stands as ``standing``.
+
+        See RFC 3261 §22.2 (UAS behaviour), RFC 7616 §3.3 (stale), RFC 8760 §2.4.
         """
         creds = self._credentials(request)
         if creds is None:
-            return self.challenge(now)
+            return replace(self.challenge(now), delay=standing.delay)
         if not _same_uri(creds.uri, request):
-            return self._fail(request, host, creds, 400, "uri_mismatch", None)
+            return self._fail(request, host, creds, 400, "uri_mismatch", None, standing, now)
         status = self.nonces.check(creds.nonce, now)
-        if status is NonceStatus.INVALID:
-            return self.challenge(now)
+        if status is not NonceStatus.FRESH:
+            stale = status is NonceStatus.STALE
+            return replace(self.challenge(now, stale=stale), delay=standing.delay)
+        return Claim(credentials=creds, delay=standing.delay)
+
+    def verify(
+        self, request: Request, claim: Claim, host: str, port: int, table: TrunkTable, now: float
+    ) -> Authenticated | AuthFailed | Challenged:
+        """Steps 5-8 of the module docstring: the password, the nonce count, the source.
+
+        See RFC 3261 §22.4, RFC 7616 §3.4 (nc) and §5.5 (replay).
+        """
+        creds = claim.credentials
+        user = self.lockout.check_username(creds.username, host, now)
+        standing = Standing(delay=max(claim.delay, user.delay))
         trunk = table.digest_trunk(creds.username)
+        if user.refused:
+            return self._fail(request, host, creds, 403, "username_locked", trunk, standing, now)
         if not self._verify(request, creds, table, trunk):
             cause = "unknown_user" if trunk is None else "wrong_password"
-            return self._fail(request, host, creds, 403, cause, trunk)
+            return self._fail(request, host, creds, 403, cause, trunk, standing, now)
         assert trunk is not None
-        if status is NonceStatus.STALE:
-            return self.challenge(now, stale=True)
         if not self.nonces.accept(creds.nonce, creds.nc, now):
             _log_replay(request, host, creds)
-            return self.challenge(now)
+            return replace(self.challenge(now), delay=standing.delay)
         if not table.covers(trunk, host, port):
-            return self._fail(request, host, creds, 403, "wrong_source", trunk)
+            return self._fail(request, host, creds, 403, "wrong_source", trunk, standing, now)
+        self.lockout.succeeded(host, creds.username)
         return Authenticated(trunk=trunk, username=creds.username)
 
     def challenge(self, now: float, *, stale: bool = False) -> Challenged:
@@ -181,15 +288,18 @@ class DigestAuthenticator:
         )
         return valid and digest is not None
 
-    @staticmethod
     def _fail(
+        self,
         request: Request,
         host: str,
         creds: Credentials,
         status: int,
         cause: str,
         trunk: str | None,
+        standing: Standing,
+        now: float,
     ) -> AuthFailed:
+        """Log and count a failure; a locked username counts against its source alone."""
         log.warning(
             "call.auth_failed",
             call_id=request.call_id(),
@@ -198,7 +308,19 @@ class DigestAuthenticator:
             cause=cause,
             trunk=trunk,
         )
-        return AuthFailed(status=status, cause=cause, username=creds.username, trunk=trunk)
+        counted = None if cause == "username_locked" else creds.username
+        for penalty in self.lockout.failed(host, counted, now):
+            log.warning(
+                "auth.penalty_started",
+                scope=penalty.scope,
+                source=host,
+                username=creds.username,
+                failures=penalty.failures,
+                penalty=self.settings.lockout.penalty,
+            )
+        return AuthFailed(
+            status=status, cause=cause, username=creds.username, trunk=trunk, delay=standing.delay
+        )
 
 
 def _same_uri(text: str, request: Request) -> bool:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import structlog
 
-from callserver.calls.admission import Admission, Admitted, Challenged
+from callserver.calls.admission import Admission, Admitted
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import (
     Call,
@@ -37,6 +37,7 @@ from callserver.calls.call import (
 from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
 from callserver.calls.reporting import CdrReporter
+from callserver.calls.screening import Screening
 from callserver.config import Settings
 from callserver.media.dtmf import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
@@ -98,6 +99,7 @@ class CallManager:
         self.host = SessionHosting(self)  # dialplan sessions and the global blacklist
         self.forwarder = Forwarder(self)  # the legs forward steps place (B2BUA)
         self.caps = DurationCaps(self)  # max duration by number class, and its warning
+        self.screening = Screening(self)  # admission, and authentication's held answers
         self._session_ids = itertools.count(1)
         self.draining = False
         self.calls_total = 0
@@ -199,12 +201,8 @@ class CallManager:
 
     def _admit(self, call: Call, event: RequestReceived, caller: CallerId, now: float) -> bool:
         facts = facts_of(call.call_id, event, caller)
-        result = self.admission.admit(
-            event.peer.host, event.peer.port, facts.called, event.rtime, event.request
-        )
-        if isinstance(result, Challenged):  # digest: part of the set-up, no CDR (RFC 3261 §22.2)
-            call.log.info("call.challenged", status=result.status, stale=result.stale)
-            self.endpoint.respond(event.key, result.status, now, headers=result.headers)
+        result = self.screening.admit(call, event, caller, facts, now)
+        if result is None:  # answered already: a challenge, a penalty, refused before the password
             return False
         facts.trunk, facts.customer = result.trunk, result.customer
         if isinstance(result, Admitted):
@@ -226,7 +224,9 @@ class CallManager:
             trunk=result.trunk,
             source=event.peer.host,
         )
-        self.endpoint.respond(event.key, result.status, now, headers=result.headers)
+        self.screening.respond(
+            event.key, result.status, now, headers=result.headers, delay=result.delay
+        )
         return False
 
     def refuse(
@@ -288,14 +288,8 @@ class CallManager:
     def sdp_answer(self, call: Call, offer_body: bytes) -> tuple[bytes, StreamConfig] | None:
         """Our SDP answer to ``offer_body`` and its stream config; None: no usable offer."""
         assert call.stream is not None
-        config = AnswerConfig(
-            codecs=tuple(self.settings.media.codecs),
-            address=self.media_host,
-            port=call.stream.port,
-            session_id=call.sdp_session,  # RFC 3264 §8: same o= session, version + 1
-            session_version=call.sdp_version,
-            ptime=self.settings.media.ptime,
-        )
+        # RFC 3264 §8: same o= session, version + 1
+        config = self.answer_config(call.stream.port, call.sdp_session, call.sdp_version)
         try:
             answer = answer_offer(parse_sdp(offer_body), config)
         except NoCommonCodec:
@@ -304,6 +298,18 @@ class CallManager:
             call.log.info("call.bad_sdp", error=str(exc))
             return None
         return str(answer.sdp).encode(), stream_config(answer.media)
+
+    def answer_config(self, port: int, session_id: int = 0, version: int = 0) -> AnswerConfig:
+        """How an offer is answered: the operator's codecs and ptime, our address, ``port``."""
+        media = self.settings.media
+        return AnswerConfig(
+            codecs=tuple(media.codecs),
+            address=self.media_host,
+            port=port,
+            session_id=session_id,
+            session_version=version,
+            ptime=media.ptime,
+        )
 
     def _on_reinvite(self, event: RequestReceived, now: float) -> None:
         call = self._by_dialog.get(dialog_of(event))

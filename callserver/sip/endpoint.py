@@ -249,6 +249,14 @@ class SipEndpoint:
         """True while INVITE server transaction ``key`` has had no final response."""
         return self.uas.is_pending_invite(key)
 
+    def discard(self, key: object, now: float) -> None:
+        """Leave the request of server transaction ``key`` unanswered and forget it.
+
+        Nothing is sent, not even a 100 (Trying) when this comes before its 200 ms (RFC 3261
+        §17.2.1); see ``TransactionLayer.discard``.
+        """
+        self.apply(self.transactions.discard(key), now)
+
     def bye(self, dialog_id: DialogId, now: float) -> object | None:
         """End a dialog with BYE (RFC 3261 §15.1.1); returns the BYE's transaction key.
 

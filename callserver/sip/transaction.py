@@ -236,6 +236,23 @@ class TransactionLayer:
         kind = response_input(response.status, from_tu=True)
         return self._feed(txn, TransactionInput(kind=kind, message=response), now)
 
+    def discard(self, key: object) -> list[object]:
+        """Forget server transaction ``key`` without answering its request.
+
+        For a request the TU will not answer at all (a source refused for abuse, RFC 3261
+        §26.3.2.4 leaves such defences to the implementation): nothing is sent, a
+        retransmission of the request starts a new transaction. A key that names no live
+        server transaction changes nothing.
+
+        Returns:
+            ``TransactionTerminated`` for the forgotten transaction, or nothing.
+        """
+        txn = self._transactions.get(key)
+        if not isinstance(txn, _SERVER):
+            return []
+        self._remove(txn)
+        return [TransactionTerminated(key=key)]
+
     def find_invite_for_cancel(self, cancel: Request) -> object | None:
         """The key of the INVITE server transaction ``cancel`` targets, or None (RFC 3261 §9.2).
 

@@ -156,13 +156,21 @@ def test_expired_nonce_with_a_right_response_is_rechallenged_stale() -> None:
     assert isinstance(again, Authenticated)
 
 
-def test_expired_nonce_with_a_wrong_password_is_refused() -> None:
-    """stale=true is only for a right response; a wrong one still gets 403."""
+def test_expired_nonce_is_rechallenged_stale_whatever_the_password() -> None:
+    """An expired nonce tells nothing: stale=true for a wrong password too, nothing counted."""
     trunks = table()
     auth = authenticator(trunks, lifetime=300.0)
     challenge = offered(first_challenge(auth, trunks, 0.0), "MD5")
-    result = auth.authenticate(answer(challenge, password="nope"), *SOURCE, trunks, 301.0)
-    assert isinstance(result, AuthFailed) and result.status == 403
+    with capture_logs() as logs:
+        right = auth.authenticate(answer(challenge), *SOURCE, trunks, 301.0)
+        wrong = auth.authenticate(answer(challenge, password="nope", nc=2), *SOURCE, trunks, 301.0)
+    assert isinstance(right, Challenged) and isinstance(wrong, Challenged)
+    assert (right.status, right.stale) == (wrong.status, wrong.stale) == (407, True)
+    assert not [e for e in logs if e["event"] == "call.auth_failed"]
+    assert auth.lockout.statistics().failures == 0
+    renewed = offered(wrong, "MD5")
+    again = auth.authenticate(answer(renewed, password="nope"), *SOURCE, trunks, 302.0)
+    assert isinstance(again, AuthFailed) and again.status == 403
 
 
 def test_replayed_credentials_get_a_fresh_challenge_and_are_logged() -> None:

@@ -1,0 +1,159 @@
+"""A new INVITE's way through admission, and how authentication's answers go out.
+
+Theory of operation
+-------------------
+:meth:`Screening.admit` runs ``Admission.screen`` (penalty, call rate, challenge) and then,
+for a digest claim only, the checks that refuse a request whatever its password: the global
+blacklist (603) and the SDP offer (488). Only after them does ``Admission.complete`` verify
+the password. A request refused anyway therefore gets the same answer with a right password
+as with a wrong one, and its password is neither checked nor counted: a guesser learns
+nothing from a request the server would not have taken. Calls from trunks known by their
+address carry no password and keep their order: admission, then the blacklist, then the offer.
+
+Answers of authentication (401/407 challenges, 403) carry a ``delay`` once the source or the
+username has failed ``slow_after`` times (``policy.lockout``). They are held on the event loop
+(``loop.call_at``), never by blocking it, at most ``max_held`` at once; the server transaction
+sends its 100 (Trying) meanwhile (RFC 3261 §17.2.1). Past ``max_held``, and for a source in its
+penalty when the answer is ``drop``, the INVITE gets no answer at all: its server transaction
+is discarded before its 100 (Trying) is due, so the source hears nothing (RFC 3261 §26.3.2.4
+leaves such defences to the implementation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from callserver.calls.admission import Admitted, Blocked, Challenged, Rejected, Screened
+from callserver.calls.reporting import CallFacts
+from callserver.policy.caller import CallerId
+from callserver.sip.events import RequestReceived
+from callserver.sip.sdp import answer_offer
+from callserver.sip.session_description import SdpError, parse_sdp
+
+if TYPE_CHECKING:
+    from callserver.calls.call import Call
+    from callserver.calls.manager import CallManager
+
+__all__ = ["Screening", "ScreeningStatistics"]
+
+_PROBE_PORT = 9  # any port: an offer is checked against our codecs, not a stream
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScreeningStatistics:
+    """Answers held now, held since start, and INVITEs left unanswered (penalty or overflow)."""
+
+    holding: int
+    held: int
+    dropped: int
+
+
+class Screening:
+    """Admission of a ``CallManager``'s new INVITEs; see the module docstring.
+
+    Args:
+        manager: the calls it screens, with their endpoint, loop and admission.
+        max_held: the most answers held at once.
+    """
+
+    def __init__(self, manager: CallManager, *, max_held: int = 1000) -> None:
+        self.manager = manager
+        self.max_held = max_held
+        self._holding: dict[object, asyncio.TimerHandle] = {}
+        self._held = self._dropped = 0
+
+    def admit(
+        self, call: Call, event: RequestReceived, caller: CallerId, facts: CallFacts, now: float
+    ) -> Admitted | Rejected | None:
+        """Admission of ``event``'s INVITE; None when it was answered here (a challenge, a
+        source in its penalty, a digest claim refused before its password was looked at)."""
+        admission = self.manager.admission
+        peer = event.peer
+        screened = admission.screen(peer.host, peer.port, event.rtime, event.request)
+        result: Admitted | Rejected | Challenged | Blocked
+        if isinstance(screened, Screened):
+            if screened.claim is not None and self._refused_anyway(call, event, caller, facts, now):
+                return None
+            result = admission.complete(screened, facts.called, event.rtime)
+        else:
+            result = screened
+        if isinstance(result, Blocked):
+            self._blocked(event.key, result, now)
+            return None
+        if isinstance(result, Challenged):  # part of the set-up, no CDR (RFC 3261 §22.2)
+            call.log.info("call.challenged", status=result.status, stale=result.stale)
+            self.respond(event.key, result.status, now, headers=result.headers, delay=result.delay)
+            return None
+        return result
+
+    def respond(
+        self,
+        key: object,
+        status: int,
+        now: float,
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the INVITE of ``key`` now, or hold the answer ``delay`` seconds.
+
+        Past ``max_held`` answers held at once, the INVITE is left unanswered instead.
+        """
+        if delay <= 0:
+            self.manager.endpoint.respond(key, status, now, headers=headers)
+            return
+        if len(self._holding) >= self.max_held:
+            self._drop(key, now)
+            return
+        loop = self.manager.loop
+        self._holding[key] = loop.call_at(loop.time() + delay, self._release, key, status, headers)
+        self._held += 1
+
+    def statistics(self) -> ScreeningStatistics:
+        """The counters since start and the answers held now."""
+        return ScreeningStatistics(
+            holding=len(self._holding), held=self._held, dropped=self._dropped
+        )
+
+    def offer_refused(self, body: bytes) -> bool:
+        """True when ``body`` is no SDP offer the server can answer (RFC 3264 §6): the call
+        would get 488 once admitted."""
+        try:
+            answer_offer(parse_sdp(body), self.manager.answer_config(_PROBE_PORT))
+        except SdpError:
+            return True
+        return False
+
+    def _refused_anyway(
+        self, call: Call, event: RequestReceived, caller: CallerId, facts: CallFacts, now: float
+    ) -> bool:
+        """Refuse (603, 488) a digest claim the call would refuse after admission anyway."""
+        manager = self.manager
+        call.facts = facts  # the refusal's CDR: its trunk is not known, nothing was verified
+        if manager.host.refused_by_blacklist(call, caller, now):
+            return True
+        if self.offer_refused(event.request.body):
+            call.log.info("call.offer_refused", status=488)
+            manager.refuse(call, 488, now)
+            return True
+        call.facts = None
+        return False
+
+    def _blocked(self, key: object, blocked: Blocked, now: float) -> None:
+        if blocked.status is None:
+            self._drop(key, now)
+        else:
+            self.manager.endpoint.respond(key, blocked.status, now)
+
+    def _drop(self, key: object, now: float) -> None:
+        self.manager.endpoint.discard(key, now)
+        self._dropped += 1
+
+    def _release(self, key: object, status: int, headers: tuple[tuple[str, str], ...]) -> None:
+        self._holding.pop(key, None)
+        manager = self.manager
+        if manager.endpoint.is_pending_invite(key):  # not CANCELled meanwhile
+            manager.endpoint.respond(key, status, manager.loop.time(), headers=headers)
+            manager.wake()
