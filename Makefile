@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e sipp espeak bench clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e sipp espeak sipvicious bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,13 @@ sipp:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester) >/dev/null; \
 	  else echo "sipp is missing: run 'sudo apt-get install sip-tester'"; exit 1; fi; }
 	@sipp -v 2>/dev/null | grep -m1 SIPp || true
+
+# svcrack (Debian sipvicious) guesses digest passwords in the lock-out test.
+sipvicious:
+	@command -v svcrack >/dev/null 2>&1 || command -v sipvicious_svcrack >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sipvicious) >/dev/null; \
+	  else echo "svcrack is missing: run 'sudo apt-get install sipvicious'"; exit 1; fi; }
 
 # espeak-ng synthesises the shipped prompts (`callserver prompts synth`); one test runs it.
 espeak:
@@ -50,10 +57,10 @@ imports: install
 unit: install espeak
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not e2e"
 
-e2e: install sipp espeak
+e2e: install sipp espeak sipvicious
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m e2e
 
-test: install sipp espeak lint typecheck imports
+test: install sipp espeak sipvicious lint typecheck imports
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 # The whole suite on another date and time zone: libfaketime moves the wall clock by one offset
@@ -63,7 +70,7 @@ test: install sipp espeak lint typecheck imports
 # One process, no xdist workers.   make test-dates FAKE_DATE="2027-03-28 01:59" FAKE_TZ=Europe/Sarajevo
 FAKE_DATE ?= 2027-12-06 12:00:00
 FAKE_TZ   ?= UTC
-test-dates: install sipp espeak
+test-dates: install sipp espeak sipvicious
 	@offset=$$(( $$(TZ=$(FAKE_TZ) date -d "$(FAKE_DATE)" +%s) - $$(date +%s) )); \
 	  [ $$offset -ge 0 ] && offset="+$$offset"; \
 	  echo "the clock reads $(FAKE_DATE) $(FAKE_TZ) (offset $$offset s)"; \

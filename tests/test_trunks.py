@@ -243,3 +243,26 @@ def test_a_route_host_that_is_no_name_or_ip_is_named_at_its_line(tmp_path: Path,
     with pytest.raises(ConfigError) as info:
         load_trunks(path)
     assert info.value.errors[0].startswith(f"{path}:3: routes.pstn.host: ")
+
+
+def test_lockout_thresholds_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    """digest.lockout: slowing after more failures than refusing, or an unknown answer, is an
+    error naming the line; the defaults hold without the section."""
+    path = tmp_path / "trunks.yaml"
+    path.write_text(
+        "digest:\n  lockout:\n    slow_after: 5\n    refuse_after: 3\n    answer: 404\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_trunks(path)
+    text = "\n".join(info.value.errors)
+    assert f"{path}:5: digest.lockout.answer" in text
+    path.write_text("digest:\n  lockout: {slow_after: 5, refuse_after: 3}\n")
+    with pytest.raises(ConfigError, match=r"slow_after \(5\) must not be more than refuse_after"):
+        load_trunks(path)
+    lockout = TrunksFile().digest.lockout
+    assert (lockout.slow_after, lockout.refuse_after, lockout.penalty, lockout.answer) == (
+        3,
+        10,
+        900,
+        "drop",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from callserver.calls.admission import Admission, Admitted, Challenged, Rejected
+from callserver.calls.admission import Admission, Admitted, Challenged, Rejected, Screened
 from callserver.calls.reporting import CallFacts
 from callserver.sip.auth import build_authorization, select_challenge
 from callserver.sip.message import Headers, Request
@@ -196,3 +196,36 @@ def test_outbound_barring_and_the_centrex_group() -> None:
     assert admission.inside_group("acme", "0038733100201")
     assert not admission.inside_group("acme", "+38761200300")
     assert not admission.inside_group(None, "033100201")
+
+
+def test_challenges_take_a_token_from_the_source_bucket() -> None:
+    """INVITEs without credentials cost their source a token each: past its rate, 503."""
+    admission = Admission(trunks(cps_per_source=2, **DIGEST_TRUNKS))
+    results = [admission.admit("203.0.113.5", 5060, "387331", 0.0, _invite()) for _ in range(3)]
+    assert [type(r).__name__ for r in results] == ["Challenged", "Challenged", "Rejected"]
+    refused = results[2]
+    assert isinstance(refused, Rejected) and (refused.status, refused.reason) == (503, "cps_limit")
+    assert isinstance(admission.admit("203.0.113.6", 5060, "387331", 0.0, _invite()), Challenged)
+    challenged = results[0]
+    assert isinstance(challenged, Challenged)
+    answered = admission.admit("203.0.113.5", 5060, "387331", 1.0, _answer(challenged))
+    assert isinstance(answered, Admitted), "a second later its tokens are back"
+
+
+def test_screen_leaves_the_password_to_complete() -> None:
+    """Screening a claim checks no password and takes no channel; complete does both."""
+    admission = Admission(trunks(**DIGEST_TRUNKS))
+    challenged = admission.admit("203.0.113.5", 5060, "387331", 0.0, _invite())
+    assert isinstance(challenged, Challenged)
+    wrong = admission.screen("203.0.113.5", 5060, 1.0, _answer(challenged, "x"))
+    assert isinstance(wrong, Screened) and wrong.claim is not None and wrong.trunk is None
+    assert admission.auth.lockout.statistics().failures == 0
+    assert admission.complete(wrong, "387331", 1.0) == Rejected(
+        status=403, reason="auth_failed", trunk="branch"
+    )
+    right = admission.screen("203.0.113.5", 5060, 2.0, _answer(challenged, nc=2))
+    assert isinstance(right, Screened)
+    assert admission.channels.in_use("trunk:branch") == 0
+    admitted = admission.complete(right, "387331", 2.0)
+    assert isinstance(admitted, Admitted) and admitted.trunk == "branch"
+    assert admission.auth.lockout.statistics().failures == 1

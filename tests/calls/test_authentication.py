@@ -10,6 +10,7 @@ from structlog.testing import capture_logs
 from callserver.calls.authentication import (
     Authenticated,
     AuthFailed,
+    Blocked,
     Challenged,
     DigestAuthenticator,
 )
@@ -271,3 +272,79 @@ def test_update_keeps_issued_nonces() -> None:
     auth.update(reloaded.config.digest)
     result = auth.authenticate(answer(challenge), *SOURCE, reloaded, 500.0)
     assert isinstance(result, Authenticated)
+
+
+def guarded(trunks: TrunkTable, **lockout: object) -> DigestAuthenticator:
+    """An authenticator whose lockout settings are ``lockout`` (over the defaults)."""
+    data = trunks.config.model_dump()
+    data["digest"]["lockout"] = lockout
+    settings = TrunksFile.model_validate(data).digest
+    return DigestAuthenticator(settings, nonces=Nonces(300.0, secret=b"s" * 32))
+
+
+def guesses(
+    auth: DigestAuthenticator, trunks: TrunkTable, passwords: list[str], source: str = SOURCE[0]
+) -> list[object]:
+    """One challenge, then each password in turn with the next nonce count, from ``source``."""
+    challenge = offered(first_challenge(auth, trunks, 0.0), "MD5")
+    return [
+        auth.authenticate(answer(challenge, password=word, nc=n), source, 5060, trunks, float(n))
+        for n, word in enumerate(passwords, start=1)
+    ]
+
+
+def test_refuse_after_failures_blocks_the_source_and_logs_once() -> None:
+    """After three wrong passwords the right one is not even read: no answer, one log line."""
+    trunks = table()
+    auth = guarded(trunks, slow_after=2, refuse_after=3, penalty=60)
+    with capture_logs() as logs:
+        results = guesses(auth, trunks, ["a", "b", "c", "s3cret", "s3cret"])
+    assert [type(r).__name__ for r in results] == ["AuthFailed"] * 3 + ["Blocked"] * 2
+    assert results[-1] == Blocked(status=None)
+    started = [e for e in logs if e["event"] == "auth.penalty_started"]
+    assert [(e["scope"], e["source"], e["username"], e["failures"]) for e in started] == [
+        ("source", SOURCE[0], "branch7", 3),
+        ("username", SOURCE[0], "branch7", 3),
+    ]
+    assert len([e for e in logs if e["event"] == "call.auth_failed"]) == 3
+
+
+def test_penalty_answer_403_and_the_end_of_the_penalty() -> None:
+    """With answer 403 a blocked source gets 403; after the penalty it is challenged again."""
+    trunks = table()
+    auth = guarded(trunks, slow_after=1, refuse_after=1, penalty=60, answer=403)
+    assert isinstance(guesses(auth, trunks, ["a"])[0], AuthFailed)
+    assert auth.authenticate(invite(), *SOURCE, trunks, 60.9) == Blocked(status=403)
+    assert isinstance(auth.authenticate(invite(), *SOURCE, trunks, 61.0), Challenged)
+
+
+def test_answers_are_held_after_slow_after_failures() -> None:
+    """Past slow_after failures the challenge and the 403 carry the delay; before, none."""
+    trunks = table()
+    auth = guarded(trunks, slow_after=2, refuse_after=10, delay=1.5)
+    results = guesses(auth, trunks, ["a", "b", "c"])
+    assert [r.delay for r in results if isinstance(r, AuthFailed)] == [0.0, 0.0, 1.5]
+    challenge = auth.authenticate(invite(), *SOURCE, trunks, 4.0)
+    assert isinstance(challenge, Challenged) and challenge.delay == 1.5
+    elsewhere = auth.authenticate(invite(), "198.51.100.7", 5060, trunks, 4.0)
+    assert isinstance(elsewhere, Challenged) and elsewhere.delay == 0.0
+
+
+def test_a_locked_username_gets_the_wrong_password_answer_except_from_its_trusted_source() -> None:
+    """Guesses from many sources lock branch7: a right password from a new source gets the
+    same 403 as a wrong one, unchecked; the source that authenticated before gets in."""
+    trunks = table()
+    auth = guarded(trunks, slow_after=5, refuse_after=5, penalty=600)
+    trusted = "198.51.100.20"
+    assert isinstance(guesses(auth, trunks, ["s3cret"], source=trusted)[0], Authenticated)
+    for n in range(5):
+        guesses(auth, trunks, ["wrong"], source=f"203.0.113.{n}")
+    with capture_logs() as logs:
+        (locked,) = guesses(auth, trunks, ["s3cret"], source="203.0.113.99")
+        (wrong,) = guesses(auth, trunks, ["nope"], source="203.0.113.98")
+    assert isinstance(locked, AuthFailed) and isinstance(wrong, AuthFailed)
+    assert (locked.status, locked.trunk) == (wrong.status, wrong.trunk) == (403, "branch")
+    causes = [e["cause"] for e in logs if e["event"] == "call.auth_failed"]
+    assert causes == ["username_locked", "username_locked"]
+    (owner,) = guesses(auth, trunks, ["s3cret"], source=trusted)
+    assert owner == Authenticated(trunk="branch", username="branch7")

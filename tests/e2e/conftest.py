@@ -69,6 +69,7 @@ class ServerProcess:
     data_dir: Path
     lines: list[dict[str, object]] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def events(self, name: str) -> list[dict[str, object]]:
         """Log lines whose event is ``name``."""
@@ -87,10 +88,13 @@ class ServerProcess:
         raise AssertionError(f"no {name!r} log line; server output:\n" + "\n".join(self.raw[-40:]))
 
     def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM and wait; returns the exit code."""
+        """SIGTERM and wait until it exited and its last log line is read; the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        code = self.proc.wait(timeout=timeout)
+        if self.reader is not None:
+            self.reader.join(timeout=timeout)
+        return code
 
 
 def _reader(server: ServerProcess) -> None:
@@ -120,20 +124,22 @@ def start_server(
     tariffs: Path = TARIFFS,
     dialplans: Path | None = None,
     dns: dict[str, object] | None = None,
+    t1: float = 0.5,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``)
     settings.
 
     ``dialplans`` is the dialplan directory (default: an empty one in ``tmp_path``, so calls
-    get the built-in behaviour).
+    get the built-in behaviour); ``t1`` the SIP timer T1 (final answers to an INVITE are
+    retransmitted for 64*T1 until their ACK).
     """
     port = free_port()
     config = {
         "trunks": write_trunks(tmp_path, trunks),
         "tariffs": str(tariffs),
         "dialplans": str(dialplans or tmp_path / "dialplans"),
-        "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": 0.5},
+        "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": t1},
         "media": {"prompts_dir": str(PROMPTS), **(media or {})},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
         "dns": dns or {},
@@ -152,7 +158,8 @@ def start_server(
         env=env,
     )
     server = ServerProcess(proc=proc, port=port, data_dir=tmp_path / "var")
-    threading.Thread(target=_reader, args=(server,), daemon=True).start()
+    server.reader = threading.Thread(target=_reader, args=(server,), daemon=True)
+    server.reader.start()
     server.wait_for("server.listening")
     return server
 
@@ -247,7 +254,8 @@ def launch(args: list[str], port: int, data_dir: Path, *, cwd: Path | None = Non
         cwd=cwd,
     )
     server = ServerProcess(proc=proc, port=port, data_dir=data_dir)
-    threading.Thread(target=_reader, args=(server,), daemon=True).start()
+    server.reader = threading.Thread(target=_reader, args=(server,), daemon=True)
+    server.reader.start()
     try:
         server.wait_for("server.listening")
     except AssertionError:

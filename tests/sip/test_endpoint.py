@@ -66,6 +66,21 @@ def test_100_trying_after_200ms_when_the_tu_is_silent() -> None:
     assert pair.sent("bob", lambda m: isinstance(m, Response) and m.status == 100)
 
 
+def test_discarded_invite_is_never_answered_and_its_retransmission_is_new() -> None:
+    """A discarded INVITE gets nothing, not even 100; its retransmission reaches the TU anew."""
+    pair = Pair.create()
+    pair.invite()
+    event = _invite_event(pair)
+    pair.bob.discard(event.key, pair.now)
+    assert not pair.bob.is_pending_invite(event.key)
+    assert pair.bob.statistics().transactions == 0
+    pair.advance(0.6)  # past the 200 ms of the 100 and alice's first retransmission (T1)
+    assert not pair.sent("bob", lambda m: isinstance(m, Response))
+    (again,) = pair.take("bob", RequestReceived)
+    assert again.key == event.key  # type: ignore[attr-defined]
+    pair.bob.discard(object(), pair.now)  # a key that names nothing changes nothing
+
+
 def test_server_bye_ends_the_caller_dialog() -> None:
     """The UAS sends BYE; the UAC answers 200 and reports the dialog ended."""
     pair, dialog_id = _answered_pair()

@@ -1,0 +1,246 @@
+"""Password guessing against a digest trunk: svcrack (sipvicious) and SIPp against the server.
+
+svcrack sends its INVITEs without SDP and cannot add one. The server checks an offer before the
+password, so while INVITEs without an offer are refused (488) every guess would get that 488,
+the right one too, and svcrack would stop at the first without learning anything. For the
+guesses to reach the password check, as they do once INVITEs without SDP are accepted (delayed
+offer), svcrack talks to the server through :class:`OfferRelay`, which adds an SDP offer to
+each INVITE that has none: a right password is then answered with 200, and svcrack reports it.
+
+The trunk offers MD5 alone: svcrack 0.3.3 cannot answer a SHA-256 challenge. T1 is 0.1 s so
+that the answers svcrack never ACKs stop being retransmitted after 6.4 s.
+"""
+
+from __future__ import annotations
+
+import select
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    free_port,
+    run_sipp,
+    start_server,
+)
+
+PASSWORD = "s3cret"
+RIGHT_AT = 190  # the right word's place in svcrack's 200-word list, counted from 1
+OFFER = (
+    b"v=0\r\no=guesser 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 9 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+
+@pytest.fixture(scope="session")
+def svcrack() -> str:
+    """Path of svcrack (Debian sipvicious; newer packages call it sipvicious_svcrack)."""
+    path = shutil.which("svcrack") or shutil.which("sipvicious_svcrack")
+    if path is None:
+        pytest.fail(
+            "svcrack not found: run `make e2e` (installs sipvicious) or apt-get install sipvicious"
+        )
+    return path
+
+
+def with_offer(data: bytes) -> bytes:
+    """``data`` with :data:`OFFER` as its body when it is an INVITE without one."""
+    head, blank, body = data.partition(b"\r\n\r\n")
+    if not data.startswith(b"INVITE ") or not blank or body:
+        return data
+    kept = [
+        line
+        for line in head.split(b"\r\n")
+        if not line.lower().startswith((b"content-length:", b"content-type:"))
+    ]
+    kept += [b"Content-Type: application/sdp", b"Content-Length: %d" % len(OFFER)]
+    return b"\r\n".join(kept) + b"\r\n\r\n" + OFFER
+
+
+class OfferRelay:
+    """A UDP relay on 127.0.0.1: requests to the server get :func:`with_offer`, answers go back
+    to whoever sent last. The server sees the relay's address as the source."""
+
+    def __init__(self, server_port: int) -> None:
+        self.server = (HOST, server_port)
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind((HOST, 0))
+        self.back.bind((HOST, 0))
+        self.port = int(self.front.getsockname()[1])
+        self._client: tuple[str, int] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.front, self.back], [], [], 0.1)
+            for sock in ready:
+                data, peer = sock.recvfrom(65535)
+                if sock is self.front:
+                    self._client = peer
+                    self.back.sendto(with_offer(data), self.server)
+                elif self._client is not None:
+                    self.front.sendto(data, self._client)
+
+    def close(self) -> None:
+        """Stop relaying and close both sockets."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.front.close()
+        self.back.close()
+
+
+@dataclass
+class Guessing:
+    """What a svcrack run printed, and whether it ended by itself within its bound."""
+
+    output: str
+    ended: bool
+
+
+def run_svcrack(svcrack: str, tmp_path: Path, port: int, *, bound: float) -> Guessing:
+    """svcrack against 127.0.0.1:``port`` for user branch7 with a 200-word list whose word
+    number :data:`RIGHT_AT` is the password; killed after ``bound`` seconds."""
+    words = [f"guess{n:03d}" for n in range(1, 201)]
+    words[RIGHT_AT - 1] = PASSWORD
+    wordlist = tmp_path / "words.txt"
+    wordlist.write_text("\n".join(words) + "\n")
+    local = str(free_port(both=False))
+    args = ["-u", "branch7", "-d", str(wordlist), "-m", "INVITE", "-v"]
+    args += ["-P", local, "-b", HOST, "-x", HOST, "--maximumtime", "3"]
+    with subprocess.Popen(
+        [svcrack, *args, f"udp://{HOST}:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    ) as proc:
+        try:
+            output, _ = proc.communicate(timeout=bound)
+            return Guessing(output=output, ended=True)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            return Guessing(output=output, ended=False)
+
+
+@contextmanager
+def digest_server(tmp_path: Path, **lockout: object) -> Iterator[ServerProcess]:
+    """`callserver run` whose only trunk is branch7's, MD5 only, with ``lockout`` settings."""
+    trunks = {
+        "digest": {"algorithms": ["MD5"], "lockout": lockout},
+        "trunks": {"branch": {"digest": {"username": "branch7", "password": PASSWORD}}},
+    }
+    server = start_server(tmp_path, trunks=trunks, t1=0.1)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_svcrack_finds_the_password_when_nothing_stops_it(svcrack: str, tmp_path: Path) -> None:
+    """With thresholds above the list's length, svcrack finds word 190 and its call is answered."""
+    with digest_server(tmp_path, slow_after=1000, refuse_after=1000) as server:
+        relay = OfferRelay(server.port)
+        try:
+            guessing = run_svcrack(svcrack, tmp_path, relay.port, bound=60)
+        finally:
+            relay.close()
+    log = "\n".join(server.raw[-30:])
+    assert f"The password for branch7 is {PASSWORD}" in guessing.output, guessing.output[-2000:]
+    assert len(server.events("call.auth_failed")) == RIGHT_AT - 1, log
+    assert [e["trunk"] for e in server.events("call.answered")] == ["branch"], log
+    assert not server.events("auth.penalty_started"), log
+
+
+@pytest.mark.parametrize("answer", ["drop", 403])
+def test_svcrack_is_refused_after_five_failures_and_never_reaches_the_password(
+    svcrack: str, tmp_path: Path, answer: str | int
+) -> None:
+    """Five wrong words start the source's penalty: nothing after them is checked or answered
+    with anything but silence or 403, so word 190 is never found; logged once, no CDR more."""
+    lockout = {"slow_after": 2, "refuse_after": 5, "delay": 0.5, "penalty": 600, "answer": answer}
+    with digest_server(tmp_path, **lockout) as server:
+        relay = OfferRelay(server.port)
+        try:
+            guessing = run_svcrack(
+                svcrack, tmp_path, relay.port, bound=40 if answer == "drop" else 12
+            )
+        finally:
+            relay.close()
+    log = "\n".join(server.raw[-30:])
+    assert PASSWORD not in guessing.output, guessing.output[-2000:]
+    if answer == "drop":  # silence: svcrack gives up by itself, having sent every word
+        assert guessing.ended, guessing.output[-2000:]
+        assert "found nothing" in guessing.output, guessing.output[-2000:]
+    failed = server.events("call.auth_failed")
+    assert [(f["cause"], f["source"]) for f in failed] == [("wrong_password", HOST)] * 5, log
+    started = [e for e in server.events("auth.penalty_started") if e["scope"] == "source"]
+    assert [(e["source"], e["username"], e["failures"]) for e in started] == [
+        (HOST, "branch7", 5)
+    ], log
+    assert not server.events("call.answered"), log
+    stopped = server.wait_for("server.stopped")
+    assert stopped["auth_failures"] == 5, stopped
+    assert stopped["auth_refused"]["source"] > 0, stopped  # type: ignore[index]
+    assert (stopped["auth_unanswered"] > 0) == (answer == "drop"), stopped  # type: ignore[operator]
+    cdrs = exported_cdrs(server.data_dir)  # the five failures; refusals in the penalty leave none
+    assert [(c["disposition"], c["end_reason"]) for c in cdrs] == [("REJECTED", "unauthorized")] * 5
+
+
+def test_an_offer_refused_anyway_gets_488_with_a_right_or_a_wrong_password(
+    sipp: str, tmp_path: Path
+) -> None:
+    """A G.729-only offer gets 488 with the right password and with a wrong one; none counts."""
+    with digest_server(tmp_path) as server:
+        auth = ("-au", "branch7", "-auth_uri", f"service@{HOST}:{server.port}")
+        runs = [
+            run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sf", str(SCENARIOS / "uac-digest-unusable-offer-expect-488.xml"), "-m", "1"),
+                *auth,
+                *("-ap", password),
+                timeout=20,
+            )
+            for password in (PASSWORD, "guess")
+        ]
+    log = "\n".join(server.raw[-30:])
+    assert [run.returncode for run in runs] == [0, 0], runs[0].output[-2000:] + log
+    assert [e["status"] for e in server.events("call.offer_refused")] == [488, 488], log
+    assert not server.events("call.auth_failed"), log
+    assert server.wait_for("server.stopped")["auth_failures"] == 0, log
+
+
+def test_answers_to_a_failing_source_are_held(sipp: str, tmp_path: Path) -> None:
+    """After one failure the source's 407 and 403 are held past 200 ms: a 100 comes first."""
+    with digest_server(tmp_path, slow_after=1, delay=0.5) as server:
+        auth = ("-au", "branch7", "-ap", "guess", "-auth_uri", f"service@{HOST}:{server.port}")
+        runs = [
+            run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sf", str(SCENARIOS / scenario), "-m", "1"),
+                *auth,
+                timeout=20,
+            )
+            for scenario in ("uac-digest-expect-403.xml", "uac-digest-held-expect-100-then-403.xml")
+        ]
+    log = "\n".join(server.raw[-30:])
+    assert [run.returncode for run in runs] == [0, 0], runs[1].output[-2000:] + log
+    assert len(server.events("call.auth_failed")) == 2, log
