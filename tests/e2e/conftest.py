@@ -125,6 +125,7 @@ def start_server(
     dialplans: Path | None = None,
     dns: dict[str, object] | None = None,
     t1: float = 0.5,
+    blacklist: Path | None = None,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``)
@@ -132,7 +133,7 @@ def start_server(
 
     ``dialplans`` is the dialplan directory (default: an empty one in ``tmp_path``, so calls
     get the built-in behaviour); ``t1`` the SIP timer T1 (final answers to an INVITE are
-    retransmitted for 64*T1 until their ACK).
+    retransmitted for 64*T1 until their ACK); ``blacklist`` the global blacklist file.
     """
     port = free_port()
     config = {
@@ -147,6 +148,8 @@ def start_server(
         "log_format": "json",
         "log_level": "info",
     }
+    if blacklist is not None:
+        config["blacklist"] = str(blacklist)
     path = tmp_path / "callserver.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}

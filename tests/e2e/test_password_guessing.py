@@ -201,29 +201,48 @@ def test_svcrack_is_refused_after_five_failures_and_never_reaches_the_password(
     assert [(c["disposition"], c["end_reason"]) for c in cdrs] == [("REJECTED", "unauthorized")] * 5
 
 
-def test_an_offer_refused_anyway_gets_488_with_a_right_or_a_wrong_password(
-    sipp: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("scenario", "status", "event"),
+    [
+        ("uac-digest-unusable-offer-expect-488.xml", 488, "call.offer_refused"),
+        ("uac-digest-blacklisted-expect-603.xml", 603, "call.blacklisted"),
+    ],
+)
+def test_a_request_refused_anyway_gets_the_same_answer_with_a_right_or_a_wrong_password(
+    sipp: str, tmp_path: Path, scenario: str, status: int, event: str
 ) -> None:
-    """A G.729-only offer gets 488 with the right password and with a wrong one; none counts."""
-    with digest_server(tmp_path) as server:
+    """A G.729-only offer (488) or a blacklisted caller (603) gets its refusal with the right
+    password and with a wrong one alike; the password is not checked, nothing counts."""
+    blacklist = tmp_path / "blacklist.txt"
+    blacklist.write_text("+38761234567\n")
+    trunks = {
+        "digest": {"algorithms": ["MD5"]},
+        "trunks": {"branch": {"digest": {"username": "branch7", "password": PASSWORD}}},
+    }
+    server = start_server(tmp_path, trunks=trunks, blacklist=blacklist)
+    try:
         auth = ("-au", "branch7", "-auth_uri", f"service@{HOST}:{server.port}")
         runs = [
             run_sipp(
                 sipp,
                 tmp_path,
                 server.port,
-                *("-sf", str(SCENARIOS / "uac-digest-unusable-offer-expect-488.xml"), "-m", "1"),
+                *("-sf", str(SCENARIOS / scenario), "-m", "1", "-key", "caller", "061234567"),
                 *auth,
                 *("-ap", password),
                 timeout=20,
             )
             for password in (PASSWORD, "guess")
         ]
+    finally:
+        server.stop()
     log = "\n".join(server.raw[-30:])
     assert [run.returncode for run in runs] == [0, 0], runs[0].output[-2000:] + log
-    assert [e["status"] for e in server.events("call.offer_refused")] == [488, 488], log
+    assert len(server.events(event)) == 2, log
     assert not server.events("call.auth_failed"), log
     assert server.wait_for("server.stopped")["auth_failures"] == 0, log
+    cdrs = exported_cdrs(server.data_dir)
+    assert [(c["sip_code"], c["trunk"]) for c in cdrs] == [(status, None)] * 2, log
 
 
 def test_answers_to_a_failing_source_are_held(sipp: str, tmp_path: Path) -> None:
