@@ -261,6 +261,17 @@ class MediaEngine:
         b.stop_playback(self._now())
         a.peer, b.peer = b, a
 
+    def hold(self, stream: MediaStream, music: bytes) -> None:
+        """The bridged peer holds ``stream``'s party (RFC 3264 §8.4): nothing of the peer's is
+        relayed to it and ``music`` (pre-encoded in its codec; empty: silence) loops instead."""
+        stream.hold(music, self._now())
+        self._flush(stream)
+
+    def resume(self, stream: MediaStream) -> None:
+        """The peer took ``stream``'s party off hold: the music stops and relaying resumes."""
+        stream.resume(self._now())
+        self._flush(stream)
+
     def unbridge(self, stream: MediaStream) -> None:
         """End the stream's bridge; both sides go back to sending silence or playback."""
         peer = stream.peer

@@ -70,6 +70,7 @@ REQUIRED_PROMPTS = (
     "goodbye",
     "channel_limit",
     "time_limit",
+    "moh",  # music on hold, looped to a held party of a forwarded call
 )
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _CUTOFF_HZ = 3600.0  # anti-alias: under 4 kHz, above the 300-3400 Hz telephone band

@@ -7,12 +7,15 @@ pre-encoded playback (or silence), a telephone-event packet while a digit is sen
 §2.5.1: one timestamp per event, marker on its first packet), or an in-band tone for a peer
 that negotiated none. While bridged, the tick sends nothing of its own: the peer's packets
 are re-stamped as ours (``relay_audio``/``relay_event``) as they arrive, transcoded when the
-codecs differ. Sans-IO: the engine sends what this returns.
+codecs differ. While the bridged peer holds this stream's party (``hold``), nothing of the
+peer's is relayed and the tick sends the hold music (or silence) instead, until ``resume``.
+Sans-IO: the engine sends what this returns.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Literal
 
 from callserver.media import g711
 from callserver.media.dtmf import TelephoneEventSender
@@ -26,6 +29,8 @@ __all__ = ["RtpSender"]
 _MASK32 = 0xFFFFFFFF
 _pack_header = HEADER.pack
 
+DtmfForm = Literal["rfc4733", "inband", "info"]
+
 
 class RtpSender:
     """What one stream sends; ``MediaStream`` adds the receiving half."""
@@ -38,6 +43,7 @@ class RtpSender:
         self.peer: RtpSender | None = None
         self.events: list[MediaEvent] = []
         self.capture_tx = False
+        self.held = False  # the bridged peer holds our party: no relay, the hold music instead
         self.tx_audio: deque[bytes] = deque(maxlen=50)
         self.packets_sent = self.octets_sent = 0
         self._samples = 8 * ptime
@@ -74,6 +80,15 @@ class RtpSender:
     def telephone_event_pt(self) -> int | None:
         """The negotiated RFC 4733 payload type, None when the peer offered none."""
         return self._te_pt
+
+    @property
+    def dtmf_form(self) -> DtmfForm:
+        """How a digit reaches this stream's party: RFC 4733 events when it negotiated
+        telephone-event, else an in-band tone; ``info`` (SIP INFO, sent by the calls layer)
+        when we may not send RTP to it at all (RFC 3264 §6.1: it is recvonly or inactive)."""
+        if not self._sends:
+            return "info"
+        return "inband" if self._te_pt is None else "rfc4733"
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -120,7 +135,7 @@ class RtpSender:
             self._tone = self._tone[self._frame :] or None
             payload = payload.ljust(self._frame, self._silence[:1])
             return self._packet(self._pt, False, self.timestamp(tick), payload)
-        if self.peer is not None:
+        if self.peer is not None and not self.held:
             return None  # bridged: the peer's packets are relayed as they arrive
         marker = self._marker
         self._marker = False
@@ -172,6 +187,21 @@ class RtpSender:
         if self._play is not None:
             self._finish_playback(now, interrupted=True)
 
+    def hold(self, music: bytes, now: float) -> None:
+        """The bridged peer holds our party (RFC 3264 §8.4): stop relaying, loop ``music``.
+
+        ``music`` is pre-encoded in our codec; empty, the party hears silence.
+        """
+        self.held = True
+        self.play(music, now, loop=True)
+
+    def resume(self, now: float) -> None:
+        """The peer took our party off hold: the music stops and relaying resumes."""
+        if self.held:
+            self.held = False
+            self._relay_ssrc = None  # the relayed talkspurt restarts: marker, new offset
+            self.stop_playback(now)
+
     @property
     def playing(self) -> bool:
         """Whether a playback is in progress."""
@@ -199,8 +229,9 @@ class RtpSender:
     # -- bridging -----------------------------------------------------------------------------
 
     def relay_audio(self, payload: bytes, codec: str, src_ts: int, src_ssrc: int) -> bytes | None:
-        """Re-stamp a bridged peer's audio as ours, transcoded to our codec (None: not sending)."""
-        if not self._sends or self._tone is not None or self._dtmf_out:
+        """Re-stamp a bridged peer's audio as ours, transcoded to our codec (None: not sending,
+        or our party is held)."""
+        if not self._sends or self.held or self._tone is not None or self._dtmf_out:
             return None
         if codec != self._codec:
             payload = g711.transcode(payload, codec, self._codec)
@@ -208,8 +239,9 @@ class RtpSender:
         return self._packet(self._pt, marker, (src_ts + self._relay_offset) & _MASK32, payload)
 
     def relay_event(self, payload: bytes, src_ts: int, src_ssrc: int, marker: bool) -> bytes | None:
-        """Re-stamp a bridged peer's telephone-event packet with our payload type."""
-        if not self._sends or self._te_pt is None:
+        """Re-stamp a bridged peer's telephone-event packet with our payload type (None: not
+        sending, no telephone-event, or our party is held and the tick stamps our packets)."""
+        if not self._sends or self._te_pt is None or self.held:
             return None
         self._map_source(src_ts, src_ssrc)
         ts = (src_ts + self._relay_offset) & _MASK32

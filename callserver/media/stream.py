@@ -195,19 +195,22 @@ class MediaStream(RtpSender):
         peer = self.peer
         if peer is None:
             return None
-        if peer.telephone_event_pt is None:
-            if digit is not None:
-                peer.send_digit(digit)  # the peer has no telephone-event: play the tone
-            return None
-        packet = peer.relay_event(payload, ts, ssrc, marker)
-        return None if packet is None else (peer, packet)
+        form = peer.dtmf_form
+        if form == "rfc4733" and not peer.held:
+            packet = peer.relay_event(payload, ts, ssrc, marker)
+            return None if packet is None else (peer, packet)
+        if digit is not None and form != "info":
+            peer.send_digit(digit)  # a tone, or events of our own beside the hold music
+        return None
 
     def report_digit(self, digit: str, source: DtmfSource, now: float) -> None:
         """Record a digit from any source: a barge-in playback stops, a bridged peer gets it.
 
         RFC 4733 events reach the peer as relayed packets (``_telephone_event``) and in-band
         tones as relayed audio; a digit detected in-band or sent by INFO is sent to a peer
-        that negotiated telephone-event, and an INFO digit as a tone to one that did not.
+        that negotiated telephone-event, and an INFO digit as a tone to one that did not. A
+        peer we may not send RTP to (``dtmf_form`` ``info``) gets it from the calls layer,
+        which sees the ``DtmfReceived``.
         """
         if self._play is not None and self._play.barge_in:
             self.stop_playback(now)
@@ -215,11 +218,10 @@ class MediaStream(RtpSender):
             DtmfReceived(stream_id=self.stream_id, digit=digit, source=source, rtime=now)
         )
         peer = self.peer
-        if (
-            peer is not None
-            and source != "rfc4733"
-            and (source == "info" or peer.telephone_event_pt is not None)
-        ):
+        if peer is None or source == "rfc4733":
+            return
+        form = peer.dtmf_form
+        if form == "rfc4733" or (form == "inband" and source == "info"):
             peer.send_digit(digit)
 
     def inband_active(self, now: float) -> bool:

@@ -7,8 +7,9 @@ is read back through the prompt decoder (pydub, 8 kHz mono 16-bit, ITU-T G.711 ย
 trimmed of leading and trailing silence so that number words play back to back without gaps,
 normalised to -3 dBFS peak and written atomically (a temporary file, then ``os.replace``).
 
-Tones are not speech: ``beep`` (1 kHz, 250 ms, -10 dBFS) is generated for every language and
-must not appear in a text file.
+Tones and music are not speech: ``beep`` (1 kHz, 250 ms, -10 dBFS) and ``moh``, the music on
+hold (``music.music_on_hold``), are generated for every language and must not appear in a
+text file.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from callserver.media.music import music_on_hold
 from callserver.media.prompts import SAMPLE_RATE, PromptError, decode_file
 from callserver.media.tones import sine
 
 __all__ = [
+    "MUSIC",
     "PEAK_DBFS",
     "SPEED_WPM",
     "TONES",
@@ -49,6 +52,7 @@ PEAK_DBFS = -3.0
 # name: (Hz, ms, dBFS peak). A tone is far louder than speech at the same peak: -10 dBFS is
 # about -7 dBm0 on a G.711 line (ITU-T G.711 ยง4: a full-scale sine is +3.14 dBm0).
 TONES: dict[str, tuple[float, int, float]] = {"beep": (1000.0, 250, -10.0)}
+MUSIC = ("moh",)  # generated music, not speech (played looped to a held party)
 _SILENCE_DBFS = -40.0  # leading and trailing samples below this are trimmed
 _PAD_MS = 20  # silence kept at each end of a spoken prompt
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")  # as the prompt store accepts
@@ -79,8 +83,8 @@ def parse_texts(path: Path) -> dict[str, str]:
         name, text = name.strip(), text.strip()
         if not colon or not _NAME.fullmatch(name) or not text:
             raise SynthError(f"{path}:{number}: expected 'name: text', got {stripped!r}")
-        if name in texts or name in TONES:
-            what = "is a generated tone" if name in TONES else "appears twice"
+        if name in texts or name in TONES or name in MUSIC:
+            what = "appears twice" if name in texts else "is generated, not spoken"
             raise SynthError(f"{path}:{number}: prompt {name!r} {what}")
         texts[name] = text
     return texts
@@ -94,7 +98,7 @@ def text_languages(prompts_dir: Path) -> list[str]:
 def synth_language(
     prompts_dir: Path, language: str, only: Iterable[str] = ()
 ) -> list[tuple[Path, float]]:
-    """Speak every text of ``prompts_dir/<language>.txt`` and generate the tones.
+    """Speak every text of ``prompts_dir/<language>.txt`` and generate the tones and music.
 
     Args:
         prompts_dir: holds ``<language>.txt``; the WAVs go to ``<language>/`` under it.
@@ -108,8 +112,9 @@ def synth_language(
         SynthError: a bad text file, an unknown name in ``only``, or espeak-ng missing or failing.
     """
     texts = parse_texts(prompts_dir / f"{language}.txt")
-    wanted = list(only) or [*texts, *TONES]
-    unknown = [name for name in wanted if name not in texts and name not in TONES]
+    generated = [*TONES, *MUSIC]
+    wanted = list(only) or [*texts, *generated]
+    unknown = [name for name in wanted if name not in texts and name not in generated]
     if unknown:
         raise SynthError(f"{prompts_dir / language}.txt: no prompt named {', '.join(unknown)}")
     folder = prompts_dir / language
@@ -117,7 +122,10 @@ def synth_language(
     written = []
     voice = VOICES.get(language, language)
     for name in wanted:
-        samples = _tone(*TONES[name]) if name in TONES else speak(texts[name], voice)
+        if name in texts:
+            samples = speak(texts[name], voice)
+        else:
+            samples = _tone(*TONES[name]) if name in TONES else music_on_hold(SAMPLE_RATE)
         path = folder / f"{name}.wav"
         write_wav(path, samples)
         written.append((path, len(samples) / SAMPLE_RATE))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import numpy as np
 
@@ -16,6 +17,8 @@ PEER = ("192.0.2.10", 40000)
 PEER_SSRC = 0x55667788
 PT = {"PCMU": 0, "PCMA": 8}
 TE = 101
+PEER_B = ("192.0.2.20", 42000)
+B_SSRC = 0x0B0B0B0B
 
 
 def make_stream(
@@ -38,6 +41,17 @@ def config(
         codec=codec, payload_type=PT[codec], telephone_event_pt=te,
         remote_host=PEER[0], remote_port=PEER[1], direction=direction,
     )  # fmt: skip
+
+
+def bridged(b_te: int | None = 96) -> tuple[MediaStream, MediaStream]:
+    """A (PCMU, te 101) and B (PCMA) bridged, both having sent two packets of their own."""
+    a = make_stream("PCMU", TE, timestamp=1000)
+    b = MediaStream(2, 20002, ssrc=B_SSRC, sequence=300, timestamp=70000)
+    b.configure(replace(config("PCMA", b_te), remote_host=PEER_B[0], remote_port=PEER_B[1]), 0.0)
+    sent(a, [1, 2])
+    sent(b, [1, 2])
+    a.peer, b.peer = b, a
+    return a, b
 
 
 def rtp(

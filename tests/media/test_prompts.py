@@ -353,7 +353,7 @@ def test_check_lists_every_problem(tmp_path: Path, no_ffmpeg: None) -> None:
 
 
 def test_text_file_errors_name_file_and_line(tmp_path: Path) -> None:
-    """A malformed, repeated or tone line in a text file is refused with file:line."""
+    """A malformed, repeated, tone or music line in a text file is refused with file:line."""
     path = tmp_path / "en.txt"
     path.write_text("# comment\n\ngreeting: Hello.\nmenu Press one.\n")
     with pytest.raises(SynthError, match=f"^{path}:4: expected 'name: text'"):
@@ -361,16 +361,18 @@ def test_text_file_errors_name_file_and_line(tmp_path: Path) -> None:
     path.write_text("greeting: Hello.\ngreeting: Hi.\n")
     with pytest.raises(SynthError, match=f"^{path}:2: prompt 'greeting' appears twice"):
         parse_texts(path)
-    path.write_text("beep: beep\n")
-    with pytest.raises(SynthError, match="is a generated tone"):
-        parse_texts(path)
+    for name in ("beep", "moh"):
+        path.write_text(f"{name}: {name}\n")
+        with pytest.raises(SynthError, match=f"prompt '{name}' is generated, not spoken"):
+            parse_texts(path)
 
 
 def test_synth_without_espeak_says_how_to_install_it(tmp_path: Path, no_ffmpeg: None) -> None:
-    """With espeak-ng missing, synthesis fails with the apt-get command to install it."""
+    """With espeak-ng missing, speech fails with the apt-get command; tone and music need none."""
     with pytest.raises(SynthError, match="apt-get install espeak-ng"):
         speak("Hello.", "en-gb")
     (tmp_path / "en.txt").write_text("greeting: Hello.\n")
     with pytest.raises(SynthError, match="no prompt named menu"):
         synth_language(tmp_path, "en", ["menu"])
     assert synth_language(tmp_path, "en", ["beep"]) == [(tmp_path / "en" / "beep.wav", 0.25)]
+    assert synth_language(tmp_path, "en", ["moh"]) == [(tmp_path / "en" / "moh.wav", 8.0)]

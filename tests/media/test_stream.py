@@ -6,8 +6,6 @@ No sockets: streams are built directly and driven with ``configure``, ``next_pac
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,10 +23,13 @@ from callserver.media.rtcp import (
 from callserver.media.rtp import RtpPacket
 from callserver.media.stream import MediaStream
 from tests.media.streams import (
+    B_SSRC,
     OUR_SSRC,
     PEER,
+    PEER_B,
     PEER_SSRC,
     TE,
+    bridged,
     config,
     dominant_frequencies,
     feed,
@@ -202,20 +203,6 @@ def test_rtcp_report_block_after_receiving() -> None:
 
 
 # -- bridging -------------------------------------------------------------------------------------
-
-PEER_B = ("192.0.2.20", 42000)
-B_SSRC = 0x0B0B0B0B
-
-
-def bridged(b_te: int | None = 96) -> tuple[MediaStream, MediaStream]:
-    """A (PCMU, te 101) and B (PCMA) bridged, both having sent two packets of their own."""
-    a = make_stream("PCMU", TE, timestamp=1000)
-    b = MediaStream(2, 20002, ssrc=B_SSRC, sequence=300, timestamp=70000)
-    b.configure(replace(config("PCMA", b_te), remote_host=PEER_B[0], remote_port=PEER_B[1]), 0.0)
-    sent(a, [1, 2])
-    sent(b, [1, 2])
-    a.peer, b.peer = b, a
-    return a, b
 
 
 def relay(a: MediaStream, packets: list[bytes], start: float = 1.0) -> list[RtpPacket]:
