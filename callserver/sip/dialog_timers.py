@@ -7,8 +7,12 @@ endpoint's timer heap: ``refresh`` at half the interval when we refresh (RFC 402
 refresh SHOULD be sent ... at half the session expiration"), or ``expire`` at the interval
 less min(32, interval/3) when the peer does (§10: "the BYE SHOULD be sent ... 32 seconds or
 one third of the session interval, whichever is less, before expiration"). A refresh we send
-is an UPDATE when the peer allows it, else a re-INVITE with our last SDP; its 2xx re-arms
-the timer, a failure ends the dialog. A refresh the peer sends re-arms the timer too.
+is an UPDATE when the peer allows it, else a re-INVITE with our last SDP; it names us, its
+UAC, the refresher, its 2xx re-arms the timer, a failure ends the dialog. A refresh the peer
+sends re-arms the timer too: a bodiless UPDATE is answered here (``refreshed_by_peer``); a
+re-INVITE or an UPDATE with an offer is negotiated here (``negotiate_refresh``) and applied
+when the application's 2xx goes out. Each dialog's timer is its own: a B2BUA's two legs
+refresh independently.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from callserver.sip.dialog import Dialog, DialogId, DialogState
 from callserver.sip.errors import SipParseError
 from callserver.sip.events import RequestReceived
 from callserver.sip.message import Response
-from callserver.sip.uas import negotiate_session_timer
+from callserver.sip.uas import SessionTimerAnswer, negotiate_session_timer
 
 if TYPE_CHECKING:
     from callserver.sip.endpoint import SipEndpoint
@@ -33,6 +37,7 @@ class DialogTimers:
     def __init__(self, endpoint: SipEndpoint) -> None:
         self._endpoint = endpoint
         self._refreshing: dict[object, DialogId] = {}
+        self._offering: set[DialogId] = set()  # our refresh re-INVITE (an offer) is pending
 
     def start(self, dialog: Dialog, now: float) -> None:
         """(Re)arm the dialog's session timer from ``now``."""
@@ -66,17 +71,16 @@ class DialogTimers:
         timer = dialog.session_timer
         if timer is None:
             return
-        role = dialog.role
-        headers = (
-            ("Session-Expires", f"{timer.interval};refresher={role}"),
-            ("Supported", "timer"),
-        )
+        # RFC 4028 §7.4: refresher=uac, we the UAC of this refresh keep refreshing (a dialog's
+        # UAS naming "uas" here would hand the refreshes to the peer).
+        headers = (("Session-Expires", f"{timer.interval};refresher=uac"), ("Supported", "timer"))
         if "UPDATE" in dialog.remote_allow or not dialog.local_sdp:
             key = self._endpoint.send_in_dialog(dialog, "UPDATE", now, headers=headers)
         else:
             key = self._endpoint.send_in_dialog(
                 dialog, "INVITE", now, body=dialog.local_sdp, headers=headers
             )
+            self._offering.add(dialog.id)
         self._refreshing[key] = dialog.id
 
     def is_refresh(self, key: object) -> bool:
@@ -86,7 +90,10 @@ class DialogTimers:
     def refresh_answered(self, key: object, response: Response, now: float) -> None:
         """Our refresh got a final response: 2xx re-arms, anything else ends the dialog."""
         dialog_id = self._refreshing.pop(key, None)
-        dialog = self._endpoint.dialogs.get(dialog_id) if dialog_id is not None else None
+        if dialog_id is None:
+            return
+        self._offering.discard(dialog_id)
+        dialog = self._endpoint.dialogs.get(dialog_id)
         if dialog is None:
             return
         if 200 <= response.status < 300:
@@ -102,19 +109,48 @@ class DialogTimers:
 
     def refreshed_by_peer(self, dialog: Dialog, event: RequestReceived, now: float) -> None:
         """The peer refreshed with an UPDATE without a body: answer 200 and re-arm."""
+        answer = self.negotiate_refresh(dialog, event, now, offer=False)
+        if answer is not None:
+            self._endpoint.respond(event.key, 200, now, headers=answer.headers)
+            self.refreshed(dialog.id, answer, now)
+
+    def negotiate_refresh(
+        self, dialog: Dialog, event: RequestReceived, now: float, *, offer: bool
+    ) -> SessionTimerAnswer | None:
+        """The session timer a refresh from the peer sets up (RFC 4028 §9), or None when the
+        request was answered here: 491 for an ``offer`` while our refresh re-INVITE (an offer
+        too) is pending, 400 for a malformed Session-Expires, 422 for one below our Min-SE.
+
+        Every re-INVITE and UPDATE is a refresh: a dialog with a timer keeps one (negotiated
+        again, its interval the default), and a request with Session-Expires starts one.
+        """
+        if offer and dialog.id in self._offering:
+            # "A UAS that receives an INVITE on a dialog while an INVITE it had sent on that
+            # dialog is in progress MUST return a 491 (Request Pending)" (RFC 3261 §14.2).
+            self._endpoint.respond(event.key, 491, now)
+            return None
+        request = event.request
+        current = dialog.session_timer
+        if current is None and "Session-Expires" not in request.headers:
+            return SessionTimerAnswer(None, None, ())
         try:
             answer = negotiate_session_timer(
-                event.request,
-                default=dialog.session_timer.interval if dialog.session_timer else 1800,
+                request,
+                default=current.interval if current else self._endpoint.config.session_expires,
                 min_se=self._endpoint.config.min_se,
             )
         except SipParseError as exc:
             self._endpoint.respond(event.key, exc.status_hint, now)
-            return
+            return None
         if answer.reject_min_se is not None:
             self._endpoint.respond(event.key, 422, now, headers=answer.headers)
-            return
-        if answer.timer is not None and dialog.session_timer is not None:
-            dialog.session_timer = answer.timer
-        self._endpoint.respond(event.key, 200, now, headers=answer.headers)
-        self.start(dialog, now)
+            return None
+        return answer
+
+    def refreshed(self, dialog_id: DialogId, timer: SessionTimerAnswer, now: float) -> None:
+        """Our 2xx to a refresh went out: the timer it set up runs from now (re-INVITE: the
+        ACK starts it, ``start``)."""
+        dialog = self._endpoint.dialogs.get(dialog_id)
+        if dialog is not None:
+            dialog.session_timer = timer.timer
+            self.start(dialog, now)

@@ -120,11 +120,13 @@ class InviteCancelled:
 class DialogConfirmed:
     """The dialog is up: the ACK for our 2xx arrived (UAS) or a 2xx arrived (UAC).
 
-    ``rtime`` is when that ACK or 2xx arrived: the answer time billing uses.
+    ``rtime`` is when that ACK or 2xx arrived: the answer time billing uses. ``body`` is the
+    ACK's: the answer to an offer we sent in a 2xx (RFC 3261 §13.2.1, §14.2), else empty.
     """
 
     dialog_id: object
     rtime: float
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,8 @@ Theory of operation
 itself or hands it to the application as an event. In order: an ACK confirms its dialog
 (and stops the 2xx retransmission); the RFC 3261 §8.2 checks of ``validate`` may reject it;
 a request with a To tag goes to its dialog (481 without one, 500 for a CSeq out of order,
-200 for BYE and OPTIONS, a refresh for a bodiless UPDATE); a CANCEL finds its INVITE (200,
+200 for BYE and OPTIONS, a refresh for a bodiless UPDATE, the RFC 4028 negotiation of the
+refresh a re-INVITE or an UPDATE with an offer is); a CANCEL finds its INVITE (200,
 then 487 if the INVITE has no final response yet); a merged request gets 482; an INVITE
 passes the RFC 4028 checks (422) before the application sees it; OPTIONS is answered here.
 
@@ -32,7 +33,12 @@ from callserver.sip.events import (
 )
 from callserver.sip.ids import new_tag
 from callserver.sip.message import Request, Response
-from callserver.sip.uas import build_response, negotiate_session_timer, response_peer
+from callserver.sip.uas import (
+    SessionTimerAnswer,
+    build_response,
+    negotiate_session_timer,
+    response_peer,
+)
 from callserver.sip.validate import check_request
 
 if TYPE_CHECKING:
@@ -50,6 +56,7 @@ class UasCore:
         self._merge: dict[tuple[str, str, int], object] = {}
         self._merge_of: dict[object, tuple[str, str, int]] = {}
         self._pending_2xx: dict[DialogId, _Pending2xx] = {}
+        self._updates: dict[object, tuple[DialogId, SessionTimerAnswer]] = {}  # with an offer
         self.errors_answered = 0
 
     def respond(
@@ -74,8 +81,9 @@ class UasCore:
         request = self._endpoint.transactions.request_for(key)
         server = self._server.get(key)
         response = build_response(request, status, reason, to_tag=server.tag if server else None)
-        if server is not None and 200 <= status < 300:
-            headers = server.session_headers + headers
+        update = self._updates.pop(key, None) if status >= 200 else None
+        if 200 <= status < 300 and (server or update) is not None:
+            headers = (server.session_headers if server else _headers_of(update)) + headers
         self._decorate(response, request, status, headers)
         if body:
             response.headers.add("Content-Type", content_type)
@@ -84,6 +92,8 @@ class UasCore:
             server.final_sent = status >= 200
         actions = self._endpoint.transactions.send_response(key, response, now)
         self._endpoint.apply(actions, now)
+        if update is not None and 200 <= status < 300:
+            self._endpoint.dialog_timers.refreshed(*update, now)
         if server is None or status == 100 or status >= 300:
             return None
         sent = next((a.data for a in actions if isinstance(a, Transmit)), None)
@@ -232,15 +242,26 @@ class UasCore:
             self._reply(event, 200, now)
         elif request.method == "UPDATE" and not request.body:
             self._endpoint.dialog_timers.refreshed_by_peer(dialog, event, now)
+        elif request.method in ("INVITE", "UPDATE"):
+            self._offer_in_dialog(dialog, event, now)
         else:
-            if request.method == "INVITE":
-                self._server[event.key] = _ServerInvite(
-                    tag=dialog.id.local_tag,
-                    peer=response_peer(request, event.peer),
-                    dialog_id=dialog.id,
-                    session_timer=dialog.session_timer,
-                )
             self._endpoint.emit(event)
+
+    def _offer_in_dialog(self, dialog: Dialog, event: RequestReceived, now: float) -> None:
+        timer = self._endpoint.dialog_timers.negotiate_refresh(dialog, event, now, offer=True)
+        if timer is None:
+            return  # answered there: 491, 400 or 422
+        if event.request.method == "UPDATE":
+            self._updates[event.key] = (dialog.id, timer)
+        else:
+            self._server[event.key] = _ServerInvite(
+                tag=dialog.id.local_tag,
+                peer=response_peer(event.request, event.peer),
+                dialog_id=dialog.id,
+                session_timer=timer.timer,
+                session_headers=timer.headers,
+            )
+        self._endpoint.emit(event)
 
     def _on_ack(self, event: RequestReceived, now: float) -> None:
         dialog_id = _dialog_id_of(event.request)
@@ -254,7 +275,8 @@ class UasCore:
             return
         if event.request.body:
             dialog.remote_sdp = event.request.body
-        self._endpoint.emit(DialogConfirmed(dialog_id=dialog_id, rtime=event.rtime))
+        confirmed = DialogConfirmed(dialog_id=dialog_id, rtime=event.rtime, body=event.request.body)
+        self._endpoint.emit(confirmed)
         if pending.bye_wanted:
             self._endpoint.bye(dialog_id, now)  # asked for before the ACK came (§15)
         else:
@@ -296,8 +318,9 @@ class UasCore:
         self._endpoint.arm_timer(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
 
     def forget(self, key: object) -> None:
-        """Transaction ``key`` ended: drop its INVITE state and merge-detection entry."""
+        """Transaction ``key`` ended: drop its INVITE or UPDATE state and merge-detection entry."""
         self._server.pop(key, None)
+        self._updates.pop(key, None)
         triple = self._merge_of.pop(key, None)
         if triple is not None:
             self._merge.pop(triple, None)
@@ -369,6 +392,10 @@ class _Pending2xx:
     interval: float
     give_up: float
     bye_wanted: bool = False
+
+
+def _headers_of(update: tuple[DialogId, SessionTimerAnswer] | None) -> tuple[tuple[str, str], ...]:
+    return () if update is None else update[1].headers
 
 
 def _dialog_id_of(request: Request) -> DialogId:
