@@ -95,7 +95,7 @@ class Dialog:
             remote_cseq=invite.cseq().seq,
             peer=peer,
             secure=isinstance(invite.uri, SipUri) and invite.uri.scheme == "sips",
-            state=DialogState.CONFIRMED if response.status < 300 else DialogState.EARLY,
+            state=DialogState.CONFIRMED if 200 <= response.status < 300 else DialogState.EARLY,
             remote_allow=_allow(invite),
         )
 
@@ -119,16 +119,20 @@ class Dialog:
             remote_cseq=None,
             peer=peer,
             secure=isinstance(invite.uri, SipUri) and invite.uri.scheme == "sips",
-            state=DialogState.CONFIRMED if response.status < 300 else DialogState.EARLY,
+            state=DialogState.CONFIRMED if 200 <= response.status < 300 else DialogState.EARLY,
             remote_allow=_allow(response),
         )
 
     def confirm(self, response: Response) -> None:
-        """A 2xx arrived for an early dialog: it becomes confirmed (§12.1.2, §13.2.2.4)."""
+        """A 2xx arrived for an early dialog: it becomes confirmed (§12.1.2, §13.2.2.4).
+
+        Its Contact and Allow replace those of the provisional response that made the dialog.
+        """
         self.state = DialogState.CONFIRMED
         target = _contact_uri(response)
         if target is not None:
             self.remote_target = target
+        self.remote_allow = _allow(response) or self.remote_allow
 
     def next_cseq(self) -> int:
         """Increment and return the local CSeq for a new request (§12.2.1.1)."""

@@ -94,10 +94,20 @@ class UasCore:
         self._endpoint.apply(actions, now)
         if update is not None and 200 <= status < 300:
             self._endpoint.dialog_timers.refreshed(*update, now)
+        if server is not None and status >= 300:
+            self._end_early(server.dialog_id)
         if server is None or status == 100 or status >= 300:
             return None
         sent = next((a.data for a in actions if isinstance(a, Transmit)), None)
         return self._uas_dialog(server, request, response, sent, now)
+
+    def _end_early(self, dialog_id: DialogId | None) -> None:
+        """RFC 3261 §12.3: "if a request outside of a dialog generates a non-2xx final
+        response, any early dialogs created through provisional responses to that request are
+        terminated" (a re-INVITE's error leaves its confirmed dialog as it is)."""
+        dialog = self._endpoint.dialogs.get(dialog_id) if dialog_id else None
+        if dialog is not None and dialog.state is DialogState.EARLY:
+            del self._endpoint.dialogs[dialog.id]
 
     def _decorate(
         self, response: Response, request: Request, status: int, extra: tuple[tuple[str, str], ...]

@@ -83,3 +83,14 @@ def test_remote_cseq_ordering_and_target_refresh() -> None:
     ack = _invite()
     ack.headers.set("CSeq", "7 ACK")
     assert dialog.accept_remote_cseq(Request("ACK", invite.uri, ack.headers))
+
+
+def test_confirming_2xx_brings_its_allow() -> None:
+    """A dialog made by a 180 without Allow takes the 2xx's Allow when it is confirmed."""
+    invite = _invite()
+    ringing = _ok(invite)
+    ringing.status, ringing.reason = 180, "Ringing"
+    dialog = Dialog.as_uac(invite, ringing, PEER)
+    assert dialog.state is DialogState.EARLY and dialog.remote_allow == frozenset()
+    dialog.confirm(_ok(invite, ("Allow", "INVITE, ACK, BYE, INFO, UPDATE")))
+    assert dialog.remote_allow == {"INVITE", "ACK", "BYE", "INFO", "UPDATE"}

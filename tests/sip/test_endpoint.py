@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from callserver.sip.dialog import DialogState
 from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
@@ -53,6 +54,20 @@ def test_invite_answer_ack_and_caller_bye() -> None:
     (ended,) = pair.take("bob", DialogTerminated)
     assert ended.reason == "bye_received"  # type: ignore[attr-defined]
     assert not pair.bob.dialogs and not pair.alice.dialogs
+
+
+def test_a_rejected_call_leaves_no_early_dialog_behind() -> None:
+    """180 made early dialogs on both sides; the 486 ends them (RFC 3261 §12.3): none is kept."""
+    pair = Pair.create()
+    pair.invite()
+    event = _invite_event(pair)
+    pair.bob.respond(event.key, 180, pair.now)
+    pair.flush()
+    assert [d.state for d in pair.alice.dialogs.values()] == [DialogState.EARLY]
+    assert [d.state for d in pair.bob.dialogs.values()] == [DialogState.EARLY]
+    pair.bob.respond(event.key, 486, pair.now)
+    pair.flush()
+    assert not pair.alice.dialogs and not pair.bob.dialogs
 
 
 def test_100_trying_after_200ms_when_the_tu_is_silent() -> None:
