@@ -21,12 +21,13 @@ Then the INVITE goes out with our SDP offer to the first address. No response at
 caller gets 180 Ringing, or, when audio already flows (answered, or early media), a 425 Hz
 ringback tone (ETSI TR 101 041).
 A 2xx answers the caller if needed and bridges the two streams in the media engine (relay,
-transcoding, DTMF); a 486/600 is ``busy``, no answer within ``ring_timeout`` CANCELs the leg
-(``no_answer``), anything else is ``failed``. A bridged call lasts until either side hangs up:
-the caller's BYE cancels the dialplan task, whose cleanup sends BYE to the leg; the leg's BYE
-returns ``answered`` and the plan ends, which hangs the caller up. Every path releases the
-leg's channel and stream once and writes its CDR (leg ``b``, linked to the inbound call's
-Call-ID).
+transcoding, DTMF); from then on a ``bridge.Bridge`` answers the in-dialog requests of both
+legs (hold with music, new offers, UPDATE, INFO digits). A 486/600 is ``busy``, no answer
+within ``ring_timeout`` CANCELs the leg (``no_answer``), anything else is ``failed``. A
+bridged call lasts until either side hangs up: the caller's BYE cancels the dialplan task,
+whose cleanup sends BYE to the leg; the leg's BYE returns ``answered`` and the plan ends,
+which hangs the caller up. Every path releases the leg's channel and stream once and writes
+its CDR (leg ``b``, linked to the inbound call's Call-ID).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from callserver.sip.session_description import SdpError, SessionDescription, par
 from callserver.transport.resolver import ResolutionError, SipResolver
 
 if TYPE_CHECKING:
+    from callserver.calls.bridge import Bridge
     from callserver.calls.call import Call
     from callserver.calls.manager import CallManager
 
@@ -90,13 +92,17 @@ class _Leg:
     end_reason: str = "bye_sent"  # bye_received when the forwarded party hung up
     tried: int = 0  # destination targets sent an INVITE so far
     responded: bool = False  # the current target sent a response, provisional or final
+    bridge: Bridge | None = None  # while bridged: the in-dialog requests of both legs
 
 
 class Forwarder:
     """The forwarded legs of a ``CallManager``; see the module docstring."""
 
     def __init__(self, manager: CallManager) -> None:
+        from callserver.calls.bridge import Bridges  # it imports calls.call: see _on_response
+
         self.manager = manager
+        self.bridges = Bridges()
         self._by_handle: dict[object, _Leg] = {}
         self._by_dialog: dict[DialogId, _Leg] = {}
         self.resolver = SipResolver(clock=manager.loop.time)  # the app's, from dns settings
@@ -183,7 +189,9 @@ class Forwarder:
         manager.reporter.opened(facts)
         setup, ended = manager.loop.create_future(), asyncio.Event()
         leg = _Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
-        call.log.info("call.forwarding", target=facts.called, leg_call_id=facts.call_id)
+        call.log.info(
+            "call.forwarding", target=facts.called, leg_call_id=facts.call_id, rtp_port=stream.port
+        )
         self._invite(leg)
         return leg
 
@@ -224,7 +232,11 @@ class Forwarder:
             await a.session.answer()
         if a.stream is None or a.dialog_id is None:
             return ForwardOutcome(result="failed", sip_code=status)
+        from callserver.calls.bridge import bridge_of
+
         self.manager.media.bridge(a.stream, leg.stream)
+        assert leg.dialog_id is not None
+        leg.bridge = self.bridges.open(bridge_of(self.manager, a, leg.dialog_id, leg.stream))
         a.log.info("call.bridged", leg_call_id=leg.facts.call_id)
         await leg.ended.wait()
         return ForwardOutcome(result="answered", sip_code=status)
@@ -279,6 +291,9 @@ class Forwarder:
         manager = self.manager
         now = manager.loop.time()
         self._by_handle.pop(leg.handle, None)
+        if leg.bridge is not None:
+            self.bridges.close(leg.bridge)
+            leg.a.sdp_version = leg.bridge.a.version  # our SDP on the caller's leg moved on
         if leg.dialog_id is not None:
             self._by_dialog.pop(leg.dialog_id, None)
             manager.endpoint.bye(leg.dialog_id, now)
@@ -303,7 +318,9 @@ class Forwarder:
     # Endpoint events ----------------------------------------------------------------------
 
     def handle_event(self, event: object) -> bool:
-        """Take the events of forwarded legs; False for everything else."""
+        """Take the events of forwarded legs and bridges; False for everything else."""
+        if self.bridges.handle_event(event, self.manager.loop.time()):
+            return True
         if isinstance(event, ResponseReceived):
             leg = self._by_handle.get(event.key)
             if leg is None or event.response.cseq().method != "INVITE":
@@ -355,15 +372,7 @@ class Forwarder:
     # Helpers ------------------------------------------------------------------------------
 
     def _offer_config(self, stream: MediaStream) -> AnswerConfig:
-        settings = self.manager.settings.media
-        return AnswerConfig(
-            codecs=tuple(settings.codecs),
-            address=self.manager.media_host,
-            port=stream.port,
-            session_id=stream.stream_id,
-            session_version=1,
-            ptime=settings.ptime,
-        )
+        return self.manager.answer_config(stream.port, stream.stream_id, 1)  # as bridge_of reads
 
     def _facts(self, call: Call, target: str) -> CallFacts:
         facts = CallFacts(

@@ -21,10 +21,25 @@ from callserver.policy.caller import CallerId, caller_identity
 from callserver.sip.dialog import DialogId
 from callserver.sip.events import RequestReceived
 from callserver.sip.headers import parse_address
-from callserver.sip.sdp import NegotiatedMedia
+from callserver.sip.sdp import (
+    AnswerConfig,
+    NegotiatedMedia,
+    NoCommonCodec,
+    SdpError,
+    answer_offer,
+    parse_sdp,
+)
 from callserver.sip.uri import SipUri
 
-__all__ = ["Call", "caller_of", "dialog_of", "facts_of", "max_forwards_of", "stream_config"]
+__all__ = [
+    "Call",
+    "answer_sdp",
+    "caller_of",
+    "dialog_of",
+    "facts_of",
+    "max_forwards_of",
+    "stream_config",
+]
 
 
 @dataclass(slots=True)
@@ -72,6 +87,21 @@ def stream_config(media: NegotiatedMedia) -> StreamConfig:
         direction=media.direction,
         rtcp_mux=media.rtcp_mux,
     )
+
+
+def answer_sdp(
+    offer_body: bytes, config: AnswerConfig, log: Any
+) -> tuple[bytes, StreamConfig] | None:
+    """Our SDP answer to ``offer_body`` and its stream config (RFC 3264 §6); None when the offer
+    is unusable: no codec in common, or malformed (logged as ``call.bad_sdp``)."""
+    try:
+        answer = answer_offer(parse_sdp(offer_body), config)
+    except NoCommonCodec:
+        return None
+    except SdpError as exc:
+        log.info("call.bad_sdp", error=str(exc))
+        return None
+    return str(answer.sdp).encode(), stream_config(answer.media)
 
 
 def caller_of(event: RequestReceived) -> CallerId:

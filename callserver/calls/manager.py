@@ -8,7 +8,9 @@ language (looped with ``answer_prompt_loop``; a DTMF digit stops it). Digits are
 ``call.dtmf`` whichever way they come (RFC 4733, SIP INFO, in-band). The server hangs up with
 BYE after ``calls.answer_hangup_after`` seconds, or when no RTP arrives for
 ``media.rtp_timeout`` seconds, unless the caller hangs up first. Re-INVITEs (hold/unhold,
-session refresh) get the matching SDP answer and re-direct the stream; INFO gets 200.
+session refresh) and UPDATEs with an offer get the matching SDP answer and re-direct the
+stream; INFO gets 200. In a forwarded call both legs' requests are the bridge's
+(``calls.bridge``).
 While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an INVITE when every
 RTP port is in use.
 
@@ -28,11 +30,11 @@ from callserver.calls.admission import Admission, Admitted
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import (
     Call,
+    answer_sdp,
     caller_of,
     dialog_of,
     facts_of,
     max_forwards_of,
-    stream_config,
 )
 from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
@@ -57,8 +59,7 @@ from callserver.sip.events import (
     ResponseReceived,
     TransactionTimedOut,
 )
-from callserver.sip.sdp import AnswerConfig, NoCommonCodec, answer_offer
-from callserver.sip.session_description import SdpError, parse_sdp
+from callserver.sip.sdp import AnswerConfig
 from callserver.tariffs import Tariffs
 
 __all__ = ["Call", "CallManager"]
@@ -146,7 +147,7 @@ class CallManager:
         request = event.request
         if request.method == "INVITE" and request.to().tag is None:
             self._on_invite(event, now)
-        elif request.method == "INVITE":
+        elif request.method in ("INVITE", "UPDATE"):  # an UPDATE here has an offer (RFC 3311)
             self._on_reinvite(event, now)
         elif event.key is not None:
             if request.method == "INFO":
@@ -288,16 +289,8 @@ class CallManager:
     def sdp_answer(self, call: Call, offer_body: bytes) -> tuple[bytes, StreamConfig] | None:
         """Our SDP answer to ``offer_body`` and its stream config; None: no usable offer."""
         assert call.stream is not None
-        # RFC 3264 §8: same o= session, version + 1
         config = self.answer_config(call.stream.port, call.sdp_session, call.sdp_version)
-        try:
-            answer = answer_offer(parse_sdp(offer_body), config)
-        except NoCommonCodec:
-            return None
-        except SdpError as exc:
-            call.log.info("call.bad_sdp", error=str(exc))
-            return None
-        return str(answer.sdp).encode(), stream_config(answer.media)
+        return answer_sdp(offer_body, config, call.log)
 
     def answer_config(self, port: int, session_id: int = 0, version: int = 0) -> AnswerConfig:
         """How an offer is answered: the operator's codecs and ptime, our address, ``port``."""
@@ -336,6 +329,7 @@ class CallManager:
 
     def handle_media_event(self, event: MediaEvent) -> None:
         """React to the media engine: log digits, hang up a call whose RTP stopped."""
+        self.forwarder.bridges.media_event(event)
         call = self._by_stream.get(event.stream_id)
         if call is None:
             return

@@ -1,0 +1,96 @@
+"""A phone's media end for end-to-end tests: real RTP over UDP on 127.0.0.1.
+
+SIPp signals the call and cannot check what it receives, so its SDP names this socket's port
+(``-key rtp_port``). The party sends one fixed PCMU payload every 20 ms to the server's port
+once it is known, an RFC 4733 key press when asked, and keeps every packet it receives, in
+order, for the test to read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+from callserver.media.dtmf import DIGITS
+from callserver.media.rtp import RtpPacket
+
+HOST = "127.0.0.1"
+TELEPHONE_EVENT = 101  # as the caller's scenarios offer it
+_PTIME = 0.02
+
+
+class RtpParty:
+    """Sends ``fill`` as every audio payload (PCMU, 160 octets) and records what arrives."""
+
+    def __init__(self, fill: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(0.05)
+        self.port: int = self.sock.getsockname()[1]
+        self.payload = bytes([fill]) * 160
+        self.received: list[RtpPacket] = []
+        self._target: tuple[str, int] | None = None
+        self._digits: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._send_loop, daemon=True),
+            threading.Thread(target=self._receive_loop, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def send_to(self, port: int) -> None:
+        """Start sending to the server's RTP port ``port`` on 127.0.0.1."""
+        self._target = (HOST, port)
+
+    def press(self, digit: str) -> None:
+        """Send one key press as RFC 4733 events (three updates, three end packets)."""
+        with self._lock:
+            self._digits.append(digit)
+
+    def close(self) -> None:
+        """Stop both threads and close the socket."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self.sock.close()
+
+    def _send_loop(self) -> None:
+        seq, ts, deadline = 1, 0, time.monotonic()
+        while not self._stop.is_set():
+            deadline += _PTIME
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            if self._target is None:
+                continue
+            for pt, marker, payload in self._next(ts):
+                header = struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq, ts, 0x1234)
+                with contextlib.suppress(OSError):
+                    self.sock.sendto(header + payload, self._target)
+                seq = (seq + 1) & 0xFFFF
+            ts = (ts + 160) & 0xFFFFFFFF
+
+    def _next(self, ts: int) -> Iterator[tuple[int, bool, bytes]]:
+        with self._lock:
+            digit = self._digits.pop(0) if self._digits else None
+        if digit is None:
+            yield 0, False, self.payload
+            return
+        event = DIGITS.index(digit)
+        for n, (duration, end) in enumerate([(160, 0), (320, 0), (480, 0)] + [(640, 0x80)] * 3):
+            yield TELEPHONE_EVENT, n == 0, struct.pack("!BBH", event, end | 10, duration)
+
+    def _receive_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with contextlib.suppress(ValueError):
+                self.received.append(RtpPacket.parse(data))
