@@ -155,7 +155,7 @@ def test_hold_unhold_and_in_dialog_requests(
     sipp: str, server: ServerProcess, tmp_path: Path
 ) -> None:
     """Re-INVITEs with sendonly/inactive/sendrecv get recvonly/inactive/sendrecv; INFO, OPTIONS
-    and UPDATE inside the dialog get 200."""
+    and UPDATE inside the dialog get 200, an UPDATE with an offer gets 200 with the answer."""
     scenario = str(SCENARIOS / "uac-hold-unhold-in-dialog-requests.xml")
     for transport in ("u1", "t1"):
         result = run_sipp(
