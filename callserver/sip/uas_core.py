@@ -69,18 +69,23 @@ class UasCore:
         headers: tuple[tuple[str, str], ...] = (),
         body: bytes = b"",
         content_type: str = "application/sdp",
+        to_tag: str | None = None,
     ) -> DialogId | None:
         """Answer the request of server transaction ``key``; returns the dialog a 1xx/2xx made.
 
         A 2xx to an INVITE creates the dialog and is retransmitted until the ACK arrives
-        (RFC 3261 §13.3.1.4); after 64*T1 without ACK the dialog gets a BYE.
+        (RFC 3261 §13.3.1.4); after 64*T1 without ACK the dialog gets a BYE. A request
+        without a To tag gets one in every response but a 100: the INVITE's own, ``to_tag``,
+        or a new one ("the UAS MUST add a tag to the To header field in the response",
+        RFC 3261 §8.2.6.2).
 
         Raises:
             LocalProtocolError: ``key`` names no live transaction, or its state forbids this.
         """
         request = self._endpoint.transactions.request_for(key)
         server = self._server.get(key)
-        response = build_response(request, status, reason, to_tag=server.tag if server else None)
+        tag = server.tag if server else to_tag or new_tag()
+        response = build_response(request, status, reason, to_tag=tag)
         update = self._updates.pop(key, None) if status >= 200 else None
         if 200 <= status < 300 and (server or update) is not None:
             headers = (server.session_headers if server else _headers_of(update)) + headers
@@ -119,7 +124,8 @@ class UasCore:
             contact = contacts.get(transport) or self._endpoint.config.contact(transport)
             response.headers.add("Contact", contact)
         if (request.method in ("INVITE", "OPTIONS") and 200 <= status < 300) or status == 405:
-            response.headers.add("Allow", self._endpoint.fields.allow)
+            if not any(name.lower() == "allow" for name, _ in extra):  # a 405 brings its own
+                response.headers.add("Allow", self._endpoint.fields.allow)
             response.headers.add("Supported", self._endpoint.fields.supported)
         for name, value in extra:
             response.headers.add(name, value)
@@ -187,9 +193,10 @@ class UasCore:
         *,
         reason: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
+        to_tag: str | None = None,
     ) -> None:
         if event.key is not None:
-            self.respond(event.key, status, now, reason=reason, headers=headers)
+            self.respond(event.key, status, now, reason=reason, headers=headers, to_tag=to_tag)
 
     def _is_merged(self, event: RequestReceived) -> bool:
         """RFC 3261 §8.2.2.2: same From tag, Call-ID and CSeq as a pending request, other branch."""
@@ -230,8 +237,10 @@ class UasCore:
         if invite_key is None:
             self._reply(event, 481, now)
             return
-        self._reply(event, 200, now)
         server = self._server.get(invite_key)
+        # "The To tag of the response to the CANCEL and the response to the original request
+        # SHOULD be the same."
+        self._reply(event, 200, now, to_tag=server.tag if server else None)
         if server is not None and not server.final_sent:
             self.respond(invite_key, 487, now)
             self._endpoint.emit(InviteCancelled(key=invite_key, rtime=event.rtime))

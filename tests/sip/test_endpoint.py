@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from callserver.sip.dialog import DialogState
 from callserver.sip.events import (
     DialogConfirmed,
@@ -208,6 +210,38 @@ def test_options_gets_200_with_allow_accept_supported() -> None:
     assert data.startswith(b"SIP/2.0 200")
     for name in (b"Allow: ", b"Accept: ", b"Supported: "):
         assert name in data
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "REGISTER", "SUBSCRIBE", "MESSAGE", "FROB"])
+def test_responses_outside_a_dialog_carry_a_to_tag_and_one_allow(method: str) -> None:
+    """OPTIONS 200 and the 405 to methods we do not serve get a To tag (RFC 3261 §8.2.6.2)
+    and exactly one Allow; the retransmitted request gets the same tag back."""
+    pair = Pair.create()
+    data = _answer_to(pair, _request(method))
+    response = parse_message(data)
+    assert isinstance(response, Response)
+    assert response.status == (200 if method == "OPTIONS" else 405)
+    tag = response.to().tag
+    assert tag
+    assert data.count(b"\r\nAllow: ") == 1
+    assert set(response.headers.values("Allow")) >= {"INVITE", "OPTIONS", "BYE"}
+    again = parse_message(_answer_to(pair, _request(method)))
+    assert isinstance(again, Response) and again.to().tag == tag
+
+
+def test_cancel_and_487_share_the_invite_to_tag() -> None:
+    """The 200 to a CANCEL carries the To tag of the INVITE's responses (RFC 3261 §9.2)."""
+    pair = Pair.create()
+    handle = pair.invite()
+    event = _invite_event(pair)
+    pair.bob.respond(event.key, 180, pair.now)
+    pair.flush()
+    pair.alice.uac.cancel(handle, pair.now)
+    pair.flush()
+    responses = pair.sent("bob", lambda m: isinstance(m, Response) and m.status != 100)
+    tags = {(r.cseq().method, r.status): r.to().tag for r in responses}  # type: ignore[union-attr]
+    assert tags[("CANCEL", 200)] == tags[("INVITE", 180)] == tags[("INVITE", 487)]
+    assert tags[("CANCEL", 200)]
 
 
 def test_uas_policy_answers() -> None:
