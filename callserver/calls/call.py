@@ -82,6 +82,7 @@ def stream_config(media: NegotiatedMedia) -> StreamConfig:
         codec=media.codec.name.upper(),
         payload_type=media.codec.payload_type,
         telephone_event_pt=None if te is None else te.payload_type,
+        receive=tuple((codec.payload_type, codec.name.upper()) for codec in media.codecs),
         remote_host=media.remote_address,
         remote_port=media.remote_port,
         direction=media.direction,

@@ -41,7 +41,7 @@ from callserver.calls.hosting import SessionHosting
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.screening import Screening
 from callserver.config import Settings
-from callserver.media.dtmf import parse_dtmf_info
+from callserver.media.dtmf_info import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
 from callserver.media.negotiated import StreamConfig

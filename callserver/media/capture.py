@@ -3,9 +3,10 @@
 Most streams never decode what they receive: a prompt is sent and the caller's audio only
 refreshes the inactivity timer. A stream with in-band DTMF detection on (the peer offered no
 telephone-event) or a recording sets ``capture_rx``; its audio is then queued in sequence order
-(the stream's reorder buffer) and decoded here once per tick. In-band detection runs for all
-such streams at once as one matrix operation (``InbandDetector.process``), in 20 ms frames
-of 160 samples (a peer sending other packet sizes is re-framed through a carry buffer).
+(the stream's reorder buffer) with the codec each packet came in (any the answer listed), and
+decoded here once per tick. In-band detection runs for all such streams at once as one matrix
+operation (``InbandDetector.process``), in 20 ms frames of 160 samples (a peer sending other
+packet sizes is re-framed through a carry buffer).
 Recording writes what the stream received, or with ``both`` that mixed with the other
 direction: the bridged peer's audio, or what we played to the caller.
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +181,16 @@ class AudioCapture:
 
 
 def _take_rx(stream: MediaStream) -> npt.NDArray[np.int16]:
-    return _take(stream.rx_audio, stream.codec)
+    """Empty the stream's received payloads and decode each run in the codec it came in."""
+    queue = stream.rx_audio
+    if not queue:
+        return _EMPTY
+    runs = [
+        g711.decode(codec, b"".join(payload for _, payload in run))
+        for codec, run in groupby(queue, key=itemgetter(0))
+    ]
+    queue.clear()
+    return runs[0] if len(runs) == 1 else np.concatenate(runs)
 
 
 def _take_tx(stream: MediaStream) -> npt.NDArray[np.int16]:

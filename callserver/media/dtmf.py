@@ -1,4 +1,4 @@
-"""DTMF out of band: RFC 4733 telephone-events in RTP and SIP INFO bodies.
+"""DTMF out of band in RTP: RFC 4733 telephone-events (SIP INFO bodies: ``dtmf_info``).
 
 Theory of operation
 -------------------
@@ -17,12 +17,14 @@ three times (§2.5.1.4). So ``(ssrc, RTP timestamp)`` names one event.
   arrives from the same ssrc (a new event has begun, so the old one is over), or when
   :meth:`TelephoneEventReceiver.expire` finds that no update came for ``timeout`` seconds
   (updates arrive every ptime, so 0.25 s of silence means the end was lost);
+* an event whose end never comes because its updates never stop (a phone that sends no key
+  release) is reported once it has lasted ``max_event`` seconds, by its duration field or by
+  the time its packets have been arriving; the rest of it, its end included, is absorbed;
 * a long event split into 0xFFFF-sample segments (§2.5.1.3) is one key press: a segment that
   ends at duration 0xFFFF and is followed by the same event at timestamp + 0xFFFF is continued,
-  not reported.
+  not reported again.
 
-:class:`TelephoneEventSender` produces the payloads of one event, one per ptime tick, and the
-SIP INFO helpers parse and build ``application/dtmf-relay`` and ``application/dtmf`` bodies.
+:class:`TelephoneEventSender` produces the payloads of one event, one per ptime tick.
 Everything here is sans-IO: payload bytes and ``now`` in, digits and bytes out.
 """
 
@@ -38,8 +40,6 @@ __all__ = [
     "TelephoneEvent",
     "TelephoneEventReceiver",
     "TelephoneEventSender",
-    "build_dtmf_info",
-    "parse_dtmf_info",
     "parse_telephone_event",
 ]
 
@@ -53,9 +53,6 @@ _END_BIT = 0x80
 _VOLUME_MASK = 0x3F
 _MAX_DURATION = 0xFFFF
 _SEGMENT_SLACK = 800  # 100 ms: how far from old timestamp + 0xFFFF a next segment may start
-_DEFAULT_INFO_MS = 100
-_RELAY = "application/dtmf-relay"
-_PLAIN = "application/dtmf"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,13 +100,22 @@ class DtmfStatistics:
 
 @dataclass(slots=True)
 class _Open:
-    """An event seen from one ssrc and not reported yet."""
+    """An event seen from one ssrc whose end has not been handled yet."""
 
     timestamp: int
     digit: str
     last_seen: float
     duration: int
+    started: float  # when its first packet (of its first segment) arrived
+    before: int = 0  # samples of its earlier 0xFFFF segments (RFC 4733 §2.5.1.3)
     ended: bool = False  # its end arrived while another event was being reported
+    reported: bool = False  # reported for lasting max_event; the rest of it is absorbed
+
+    def lasted(self, now: float) -> float:
+        """Seconds the event has lasted: by its duration fields and the time since the last
+        of them, or by the time its packets have been arriving if that is longer."""
+        by_fields = (self.before + self.duration) / _RATE + now - self.last_seen
+        return max(by_fields, now - self.started)
 
 
 class TelephoneEventReceiver:
@@ -118,6 +124,8 @@ class TelephoneEventReceiver:
     Args:
         timeout: report an event whose end packets were all lost once no update has come for
             this many seconds (see :meth:`expire`).
+        max_event: report an event that has lasted this many seconds without its end (its
+            updates go on); once, whatever follows of it.
         memory: how many reported ``(ssrc, timestamp)`` keys are remembered to drop the
             redundant end packets and late updates of events already reported.
         max_sources: how many ssrcs may have an open event at once; beyond it the oldest open
@@ -130,6 +138,7 @@ class TelephoneEventReceiver:
         "_done_order",
         "_duplicates",
         "_malformed",
+        "_max_event",
         "_max_sources",
         "_memory",
         "_open",
@@ -138,10 +147,18 @@ class TelephoneEventReceiver:
         "last_event_at",
     )
 
-    def __init__(self, *, timeout: float = 0.25, memory: int = 32, max_sources: int = 8) -> None:
-        if timeout <= 0 or memory < 1 or max_sources < 1:
-            raise ValueError("timeout, memory and max_sources must be positive")
+    def __init__(
+        self,
+        *,
+        timeout: float = 0.25,
+        max_event: float = 2.0,
+        memory: int = 32,
+        max_sources: int = 8,
+    ) -> None:
+        if timeout <= 0 or max_event <= 0 or memory < 1 or max_sources < 1:
+            raise ValueError("timeout, max_event, memory and max_sources must be positive")
         self._timeout = timeout
+        self._max_event = max_event
         self._memory = memory
         self._max_sources = max_sources
         self._open: dict[int, _Open] = {}
@@ -187,37 +204,37 @@ class TelephoneEventReceiver:
             return self._next_event(ssrc, current, timestamp, event, now)
         if current is None:
             current = self._start(ssrc, timestamp, event, now)
-        current.last_seen = now
-        current.duration = max(current.duration, event.duration)  # updates may come reordered
-        if event.end or current.ended:
-            return self._report(ssrc)
-        return None
+        return self._update(ssrc, current, event, now)
 
     def expire(self, now: float) -> list[str]:
-        """Report events whose end packets never came (RFC 4733 §2.5.2).
+        """Report events whose end packets never came (RFC 4733 §2.5.2, §2.5.1.3).
 
         An open event is reported when no packet for it has arrived for ``timeout`` seconds,
-        or at once if its end already arrived but had to wait (see :meth:`receive`). Call it
-        on the media tick, or at :meth:`get_timer`.
+        at once if its end already arrived but had to wait (see :meth:`receive`), or when it
+        has lasted ``max_event`` seconds; each event once. Call it on the media tick, or at
+        :meth:`get_timer`.
 
         Returns:
             The digits reported, oldest first.
         """
-        due = [
-            ssrc
-            for ssrc, current in self._open.items()
-            if current.ended or now - current.last_seen >= self._timeout
-        ]
-        return [self._report(ssrc) for ssrc in due]
+        digits: list[str] = []
+        for ssrc, current in list(self._open.items()):
+            if current.ended or now - current.last_seen >= self._timeout:
+                digit = self._report(ssrc)
+            else:
+                digit = self._report_if_long(current, now)
+            digits += [digit] if digit is not None else []
+        return digits
 
     def get_timer(self) -> float | None:
         """The earliest time at which :meth:`expire` will report something, or None."""
-        if not self._open:
-            return None
-        return min(
-            current.last_seen + (0.0 if current.ended else self._timeout)
+        deadlines = [
+            current.last_seen
+            if current.ended
+            else min(current.last_seen + self._timeout, self._long_at(current))
             for current in self._open.values()
-        )
+        ]
+        return min(deadlines, default=None)
 
     def statistics(self) -> DtmfStatistics:
         """Counters since creation."""
@@ -231,9 +248,17 @@ class TelephoneEventReceiver:
     def _start(self, ssrc: int, timestamp: int, event: TelephoneEvent, now: float) -> _Open:
         if len(self._open) >= self._max_sources:
             del self._open[next(iter(self._open))]
-        current = _Open(timestamp, DIGITS[event.event], now, event.duration)
+        current = _Open(timestamp, DIGITS[event.event], now, event.duration, now)
         self._open[ssrc] = current
         return current
+
+    def _update(self, ssrc: int, current: _Open, event: TelephoneEvent, now: float) -> str | None:
+        """A packet of the open event ``current``: its end reports it, else it may be long."""
+        current.last_seen = now
+        current.duration = max(current.duration, event.duration)  # updates may come reordered
+        if event.end or current.ended:
+            return self._report(ssrc)
+        return self._report_if_long(current, now)
 
     def _next_event(
         self, ssrc: int, previous: _Open, timestamp: int, event: TelephoneEvent, now: float
@@ -242,29 +267,57 @@ class TelephoneEventReceiver:
         del self._open[ssrc]
         self._remember((ssrc, previous.timestamp))
         current = self._start(ssrc, timestamp, event, now)
-        if previous.duration == _MAX_DURATION and current.digit == previous.digit:
+        if _continues(previous, current.digit, timestamp):
             # RFC 4733 §2.5.1.3: a long event goes on in a segment that starts where the full
             # one ends (within a packet or so); it is still one key press.
-            advance = (timestamp - previous.timestamp) & 0xFFFFFFFF
-            if abs(advance - _MAX_DURATION) <= _SEGMENT_SLACK:
-                return self._report(ssrc) if event.end else None
+            current.started, current.reported = previous.started, previous.reported
+            current.before = previous.before + _MAX_DURATION
+            return self._update(ssrc, current, event, now)
+        if previous.reported:
+            return self._update(ssrc, current, event, now)
         self._digits += 1
         # Should this packet also end the new event, it is reported on its next end copy or
         # at the next expire(): receive() returns one digit at a time.
         current.ended = event.end
         return previous.digit
 
-    def _report(self, ssrc: int) -> str:
+    def _report(self, ssrc: int) -> str | None:
+        """Close the open event of ``ssrc``: its digit, or None if reported already."""
         current = self._open.pop(ssrc)
         self._remember((ssrc, current.timestamp))
+        if current.reported:
+            return None
         self._digits += 1
         return current.digit
+
+    def _report_if_long(self, current: _Open, now: float) -> str | None:
+        """Report an event still going on after ``max_event`` seconds, once."""
+        if current.reported or current.lasted(now) < self._max_event:
+            return None
+        current.reported = True
+        self._digits += 1
+        return current.digit
+
+    def _long_at(self, current: _Open) -> float:
+        """When ``current`` will have lasted ``max_event`` (inf once it is reported)."""
+        if current.reported:
+            return float("inf")
+        by_duration = self._max_event - (current.before + current.duration) / _RATE
+        return min(current.started + self._max_event, current.last_seen + by_duration)
 
     def _remember(self, key: tuple[int, int]) -> None:
         self._done.add(key)
         self._done_order.append(key)
         if len(self._done_order) > self._memory:
             self._done.discard(self._done_order.popleft())
+
+
+def _continues(previous: _Open, digit: str, timestamp: int) -> bool:
+    """Whether an event at ``timestamp`` is the next 0xFFFF segment of ``previous``."""
+    if previous.duration != _MAX_DURATION or digit != previous.digit:
+        return False
+    advance = (timestamp - previous.timestamp) & 0xFFFFFFFF
+    return abs(advance - _MAX_DURATION) <= _SEGMENT_SLACK
 
 
 class TelephoneEventSender:
@@ -327,68 +380,3 @@ class TelephoneEventSender:
             flags |= _END_BIT
             self._ends_left -= 1
         return marker, _PAYLOAD.pack(self._event, flags, self._elapsed)
-
-
-def parse_dtmf_info(content_type: str, body: bytes) -> tuple[str, int] | None:
-    """Read a digit from a SIP INFO body: ``application/dtmf-relay`` or ``application/dtmf``.
-
-    ``application/dtmf-relay`` (the de-facto format, no RFC) has ``Signal=`` and ``Duration=``
-    lines; keys are case-insensitive, spaces around ``=`` are allowed and lines end in CRLF or
-    LF. ``Signal=10`` and ``11`` stand for ``*`` and ``#`` as some phones send them (12-15 for
-    A-D, as event codes, RFC 4733 §3.2). A missing or unusable Duration means 100 ms.
-    ``application/dtmf`` carries just the digit, optionally followed by a newline. Media types
-    compare case-insensitively and parameters are ignored (RFC 3261 §20.15).
-
-    Returns:
-        ``(digit, duration_ms)``, or None for another content type or a body with no valid
-        digit.
-    """
-    media_type = content_type.partition(";")[0].strip().lower()
-    text = body.decode("utf-8", errors="replace")
-    if media_type == _RELAY:
-        return _parse_relay(text)
-    if media_type == _PLAIN:
-        digit = _digit(text)
-        return None if digit is None else (digit, _DEFAULT_INFO_MS)
-    return None
-
-
-def build_dtmf_info(digit: str, duration_ms: int) -> tuple[str, bytes]:
-    """The Content-Type and body of an ``application/dtmf-relay`` SIP INFO for ``digit``.
-
-    Raises:
-        ValueError: for a digit not in :data:`DIGITS` or a duration that is not positive.
-    """
-    if len(digit) != 1 or digit not in DIGITS:
-        raise ValueError(f"{digit!r} is not a DTMF digit (one of {DIGITS})")
-    if duration_ms <= 0:
-        raise ValueError(f"duration {duration_ms} ms is not positive")
-    return _RELAY, f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode("ascii")
-
-
-def _parse_relay(text: str) -> tuple[str, int] | None:
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        name, equals, value = line.partition("=")
-        if equals:
-            fields.setdefault(name.strip().lower(), value.strip())
-    digit = _digit(fields.get("signal", ""))
-    if digit is None:
-        return None
-    return digit, _milliseconds(fields.get("duration", ""))
-
-
-def _digit(value: str) -> str | None:
-    value = value.strip().upper()
-    if len(value) == 1 and value in DIGITS:
-        return value
-    if value in ("10", "11", "12", "13", "14", "15"):
-        return DIGITS[int(value)]
-    return None
-
-
-def _milliseconds(value: str) -> int:
-    # At most five digits: an absurd value falls back to the default rather than raising.
-    if len(value) <= 5 and value.isascii() and value.isdigit() and int(value) > 0:
-        return int(value)
-    return _DEFAULT_INFO_MS

@@ -171,6 +171,7 @@ class MediaEngine:
             ptime=self.settings.ptime,
             symmetric=self.settings.symmetric_rtp,
             reorder_depth=self.settings.reorder_packets,
+            dtmf_max_event=self.settings.dtmf_max_event,
         )
         entry = _Entry(stream, rtp, rtcp)
         self._entries[stream.stream_id] = entry

@@ -24,6 +24,7 @@ restarted sender would be "late" forever, and one stray number would sit in the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from callserver.media.rtp import seq_diff
 
@@ -33,6 +34,7 @@ __all__ = ["ReorderBuffer", "ReorderStatistics"]
 # than MAX_DROPOUT is not a loss; both are a jump that a second packet must confirm.
 _MAX_MISORDER = 100
 _MAX_DROPOUT = 3000
+P = TypeVar("P")  # what a packet carries through the buffer: its payload, or more about it
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +49,10 @@ class ReorderStatistics:
     held: int
 
 
-class ReorderBuffer:
+class ReorderBuffer(Generic[P]):
     """Restores sequence order of one stream's payloads, holding at most ``depth`` packets.
+
+    A payload is anything the caller keeps per packet (the stream keeps its codec beside it).
 
     The counters ``released``, ``lost``, ``late``, ``duplicates`` and ``restarts`` are plain
     attributes for the engine to read; ``statistics()`` snapshots them.
@@ -61,12 +65,12 @@ class ReorderBuffer:
         if depth < 1:
             raise ValueError(f"reorder depth must be at least 1, not {depth}")
         self.depth = depth
-        self._held: dict[int, bytes] = {}
+        self._held: dict[int, P] = {}
         self._next: int | None = None  # the sequence number released next
         self._bad_seq = -1  # the number that would confirm a restart (A.1 ``bad_seq``)
         self.released = self.lost = self.late = self.duplicates = self.restarts = 0
 
-    def push(self, sequence_number: int, payload: bytes) -> list[bytes]:
+    def push(self, sequence_number: int, payload: P) -> list[P]:
         """Take one packet; return the payloads now releasable, in sequence order."""
         expected = sequence_number if self._next is None else self._next
         if sequence_number == expected and not self._held:
@@ -90,12 +94,12 @@ class ReorderBuffer:
         self._held[sequence_number] = payload
         return self._release(expected)
 
-    def flush(self) -> list[bytes]:
+    def flush(self) -> list[P]:
         """Release everything held, in order; the gaps between count as lost."""
         if self._next is None or not self._held:
             return []
         start = next_seq = self._next
-        out: list[bytes] = []
+        out: list[P] = []
         for seq in sorted(self._held, key=lambda held: (held - start) & 0xFFFF):
             self.lost += seq_diff(seq, next_seq)
             out.append(self._held[seq])
@@ -122,7 +126,7 @@ class ReorderBuffer:
             held=len(self._held),
         )
 
-    def _jump(self, sequence_number: int, payload: bytes) -> list[bytes]:
+    def _jump(self, sequence_number: int, payload: P) -> list[P]:
         """A packet far off the sequence: dropped, unless it follows the previous one (A.1)."""
         if sequence_number != self._bad_seq:
             self._bad_seq = (sequence_number + 1) & 0xFFFF
@@ -134,10 +138,10 @@ class ReorderBuffer:
         self._held[sequence_number] = payload
         return out + self._release(sequence_number)
 
-    def _release(self, next_seq: int) -> list[bytes]:
+    def _release(self, next_seq: int) -> list[P]:
         """Release the run from ``next_seq`` on; give up a gap while over ``depth`` are held."""
         held = self._held
-        out: list[bytes] = []
+        out: list[P] = []
         while True:
             while next_seq in held:
                 out.append(held.pop(next_seq))
@@ -153,5 +157,5 @@ class ReorderBuffer:
         return out
 
 
-def _nearest_ahead(held: dict[int, bytes], base: int) -> int:
+def _nearest_ahead(held: dict[int, P], base: int) -> int:
     return min(held, key=lambda seq: (seq - base) & 0xFFFF)

@@ -17,14 +17,18 @@ _SENDING = frozenset({"sendrecv", "sendonly"})
 class StreamConfig:
     """The negotiated stream (RFC 3264): codec, DTMF payload type, peer address, direction.
 
-    ``direction`` is ours, as in our answer: ``recvonly`` when the peer holds us with
-    ``sendonly`` (it may send music on hold, or nothing), ``sendonly`` when it offered
-    ``recvonly``, ``inactive`` when neither side sends (RFC 3264 §6.1, §8.4).
+    ``codec``/``payload_type`` is what we send. ``receive`` lists every audio payload type the
+    peer may send with its codec: any format of the answer (RFC 3264 §6.1, §7), so a caller
+    that offered ``0 8`` and was answered ``8 0`` may go on sending PCMU. Empty means only
+    ``payload_type``. ``direction`` is ours, as in our answer: ``recvonly`` when the peer
+    holds us with ``sendonly`` (it may send music on hold, or nothing), ``sendonly`` when it
+    offered ``recvonly``, ``inactive`` when neither side sends (RFC 3264 §6.1, §8.4).
     """
 
     codec: str
     payload_type: int
     telephone_event_pt: int | None = None
+    receive: tuple[tuple[int, str], ...] = ()
     remote_host: str
     remote_port: int
     direction: str = "sendrecv"

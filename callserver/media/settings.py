@@ -48,6 +48,9 @@ class MediaSettings(BaseModel):
     statistics_interval: float = Field(60.0, ge=0, description="log media.statistics (0: never)")
     reorder_packets: int = Field(8, ge=1, le=64)
     inband_dtmf: Literal["auto", "always", "never"] = "auto"
+    # An RFC 4733 key press whose end never comes (a phone that sends no key release) is
+    # reported once it has lasted this long.
+    dtmf_max_event: float = Field(2.0, gt=0, le=60)
     prompts_dir: Path = Path("prompts")
     default_language: str = Field("en", pattern=_LANGUAGE)
     language_fallback: dict[str, list[str]] = Field(default_factory=_default_fallback)

@@ -9,9 +9,12 @@ the negotiated configuration, RTCP and the timers.
 
 Every datagram from the stream's socket goes to ``receive(data, addr, now)``. It never
 raises: short, oversized, wrong-version, wrong-source, wrong-SSRC and unknown-payload packets
-are dropped and counted in ``drops``. Accepted audio refreshes ``last_rx`` (the inactivity
-timer), is queued in sequence order for in-band detection or recording when ``capture_rx``
-is set, and is relayed to the bridged ``peer`` (transcoded when the codecs differ).
+are dropped and counted in ``drops``. Audio may come in any codec the answer listed (RFC 3264
+§6.1, §7), not only the one we send: each packet is taken in the codec of its payload type.
+Accepted audio refreshes ``last_rx`` (the inactivity timer), is queued in sequence order with
+its codec for in-band detection or recording when ``capture_rx`` is set, and is relayed to the
+bridged ``peer`` (transcoded when the codecs differ). A packet of a payload type we cannot take
+is dropped, but from the stream's source it still proves the peer is there (``last_rx``).
 Telephone events are turned into one ``DtmfReceived`` per key press and carried to the peer
 in the form it negotiated: relayed RFC 4733 packets, or a generated in-band tone.
 
@@ -59,6 +62,7 @@ class MediaStream(RtpSender):
         ptime: int = 20,
         symmetric: bool = True,
         reorder_depth: int = 8,
+        dtmf_max_event: float = 2.0,
     ) -> None:
         super().__init__(stream_id, ssrc=ssrc, sequence=sequence, timestamp=timestamp, ptime=ptime)
         self.port = port
@@ -68,16 +72,17 @@ class MediaStream(RtpSender):
         self.drops: dict[str, int] = {}
         self.capture_rx = False
         self.inband = False
-        self.rx_audio: deque[bytes] = deque(maxlen=50)
+        self.rx_audio: deque[tuple[str, bytes]] = deque(maxlen=50)  # (codec, payload)
         self.last_rx = 0.0
         self.packets_received = 0
         self.rtcp = RtcpSession(f"callserver-{stream_id}")
         self._stats = self.rtcp.stats
-        self.dtmf_rx = TelephoneEventReceiver()
+        self.dtmf_rx = TelephoneEventReceiver(max_event=dtmf_max_event)
         self._on_hold = False
         self.latch = SourceLatch(symmetric=symmetric)
         self._timed_out = False
-        self._reorder = ReorderBuffer(reorder_depth)
+        self._reorder: ReorderBuffer[tuple[str, bytes]] = ReorderBuffer(reorder_depth)
+        self._other_codecs: dict[int, str] = {}  # audio payload types besides the one we send
 
     # -- negotiation ---------------------------------------------------------------------
 
@@ -89,6 +94,7 @@ class MediaStream(RtpSender):
         old = self.config
         self.config = config
         self._set_format(config.codec, config.payload_type, config.telephone_event_pt, config.sends)
+        self._other_codecs = {pt: c for pt, c in config.receive if pt != config.payload_type}
         self._on_hold = config.on_hold
         if old is None or (old.remote_host, old.remote_port) != (
             config.remote_host,
@@ -115,9 +121,13 @@ class MediaStream(RtpSender):
             self.receive_rtcp(data, now)
             return None
         pt = data[1] & 0x7F
+        codec = self._codec
         if pt != self._pt and pt != self._te_pt and pt != COMFORT_NOISE_PT:
-            self._drop("payload_type")
-            return None
+            other = self._other_codecs.get(pt)
+            if other is None:
+                self._foreign_payload(addr, now)
+                return None
+            codec = other
         latch = self.latch
         if addr != latch.address and not self._accept_address(addr, now):
             self._drop("source")
@@ -139,14 +149,14 @@ class MediaStream(RtpSender):
         self.packets_received += 1
         self.last_rx = now
         self._stats.update(seq, ts, int(now * 8000) & _MASK32)
-        if pt == self._pt:
-            if not self.capture_rx and self.peer is None:
-                return None  # most streams: the caller's audio only proves it is there
-            return self._audio(seq, ts, ssrc, data[12:] if payload is None else payload)
         if pt == self._te_pt:
             payload = data[12:] if payload is None else payload
             return self._telephone_event(seq, ts, ssrc, payload, data[1] & 0x80 != 0, now)
-        return None  # comfort noise (RFC 3389): the peer is there, silent
+        if pt == COMFORT_NOISE_PT:
+            return None  # comfort noise (RFC 3389): the peer is there, silent
+        if not self.capture_rx and self.peer is None:
+            return None  # most streams: the caller's audio only proves it is there
+        return self._audio(seq, ts, ssrc, codec, data[12:] if payload is None else payload)
 
     @property
     def late_packets(self) -> int:
@@ -155,6 +165,14 @@ class MediaStream(RtpSender):
 
     def _drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    def _foreign_payload(self, addr: Address, now: float) -> None:
+        """A payload type outside the answer: dropped, but from the stream's source (latched,
+        or the SDP address before anything latched) it is RTP of the session all the same."""
+        self._drop("payload_type")
+        latch = self.latch
+        if addr == latch.address or (latch.address is None and addr[:2] == latch.sdp):
+            self.last_rx = now
 
     def _accept_address(self, addr: Address, now: float) -> bool:
         if not self.latch.accept_address(addr, now, self.last_rx):
@@ -172,14 +190,14 @@ class MediaStream(RtpSender):
         return accepted
 
     def _audio(
-        self, seq: int, ts: int, ssrc: int, payload: bytes
+        self, seq: int, ts: int, ssrc: int, codec: str, payload: bytes
     ) -> tuple[MediaStream, bytes] | None:
         if self.capture_rx:
-            self.rx_audio.extend(self._reorder.push(seq, payload))
+            self.rx_audio.extend(self._reorder.push(seq, (codec, payload)))
         peer = self.peer
         if peer is None:
             return None
-        packet = peer.relay_audio(payload, self._codec, ts, ssrc)
+        packet = peer.relay_audio(payload, codec, ts, ssrc)
         return None if packet is None else (peer, packet)
 
     def _telephone_event(
@@ -253,7 +271,8 @@ class MediaStream(RtpSender):
     # -- timers ---------------------------------------------------------------------------------
 
     def expire_dtmf(self, now: float) -> None:
-        """Report a telephone-event whose end packets never came (RFC 4733 §2.5.2.2)."""
+        """Report a telephone-event whose end packets never came or that has lasted too long
+        (RFC 4733 §2.5.2.2, §2.5.1.3)."""
         for digit in self.dtmf_rx.expire(now):
             self.report_digit(digit, "rfc4733", now)
 

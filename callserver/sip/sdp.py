@@ -7,13 +7,16 @@ and parser (:mod:`callserver.sip.session_description`) and adds the offer/answer
 
 UAS side, ``answer_offer`` (RFC 3264 §6): the answer has one m= line per offered m= line, in
 order. The first ``audio`` stream on ``RTP/AVP`` with a non-zero port and a codec in common is
-accepted; the codec is the operator's first preference among those offered (static payload types
-0 and 8 are known without an rtpmap, dynamic ones by their case-insensitive encoding name).
-``telephone-event`` at the codec's clock rate is accepted too, with the offerer's payload type
-and fmtp. Every other m= line is rejected: port 0, the offered format list.
+accepted with every offered codec we use, in the operator's order (static payload types 0 and 8
+are known without an rtpmap, dynamic ones by their case-insensitive encoding name): the offerer
+may send any format of the answer (RFC 3264 §6.1, §7), so the media engine decodes each of them,
+and we send the first. ``telephone-event`` at the codec's clock rate is accepted too, with the
+offerer's payload type and fmtp. Every other m= line is rejected: port 0, the offered format list.
 
-UAC side: ``build_offer`` writes our offer (RFC 3264 §5), ``negotiated_from_answer`` reads the
-answer to it (RFC 3264 §6.1). Both sides end with a :class:`NegotiatedMedia` for the media engine.
+UAC side, and a UAS asked for an offer (an INVITE or re-INVITE without a body, RFC 3261
+§13.2.1, §14.2): ``build_offer`` writes our offer (RFC 3264 §5), ``negotiated_from_answer`` reads
+the answer to it (RFC 3264 §6.1): we send its first audio format and take any of them. Both
+sides end with a :class:`NegotiatedMedia` for the media engine.
 
 Direction (RFC 3264 §6.1): the answer mirrors the offer, ``sendonly`` <-> ``recvonly``.
 Hold: a connection address of ``0.0.0.0`` (RFC 2543 hold) means "neither RTP nor RTCP should be
@@ -117,17 +120,31 @@ class AnswerConfig:
 class NegotiatedMedia:
     """What the media engine needs for the agreed audio stream.
 
-    ``direction`` is ours, as written in our answer (or implied by the peer's answer):
-    ``sendonly`` means we send and do not expect RTP, ``recvonly`` the reverse.
+    ``codecs`` are the audio formats of the answer in its order: we send the first (``codec``)
+    and the peer may send any of them (RFC 3264 §6.1, §7). ``direction`` is ours, as written in
+    our answer (or implied by the peer's answer): ``sendonly`` means we send and do not expect
+    RTP, ``recvonly`` the reverse.
+
+    Raises:
+        ValueError: when ``codecs`` is empty.
     """
 
-    codec: Codec
+    codecs: tuple[Codec, ...]
     telephone_event: Codec | None
     remote_address: str
     remote_port: int
     ptime: int
     direction: str
     rtcp_mux: bool
+
+    def __post_init__(self) -> None:
+        if not self.codecs:
+            raise ValueError("negotiated media needs at least one audio codec")
+
+    @property
+    def codec(self) -> Codec:
+        """The codec we send: the answer's first audio format (RFC 3264 §7)."""
+        return self.codecs[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +172,9 @@ def hold_answer_direction(offered: str) -> str:
 def answer_offer(offer: SessionDescription, config: AnswerConfig) -> Answer:
     """Answer an offer, accepting one audio stream and rejecting every other m= line.
 
+    The accepted stream lists every offered codec of ``config.codecs``, in that order, then
+    ``telephone-event`` when offered at their clock rate.
+
     See RFC 3264 §6 and the theory of operation above.
 
     Args:
@@ -169,15 +189,15 @@ def answer_offer(offer: SessionDescription, config: AnswerConfig) -> Answer:
             (the UAS answers 488 Not Acceptable Here).
         SdpError: when the accepted stream has no connection address.
     """
-    index, codec = _accepted_stream(offer, config)
+    index, codecs = _accepted_stream(offer, config)
     offered = offer.media[index]
-    events = _telephone_event(_codecs(offered), codec.clock_rate)
+    events = _telephone_event(_codecs(offered), codecs[0].clock_rate)
     remote = _remote_address(offer, offered)
     direction = _our_direction(offer.direction_of(offered), remote)
     ptime = offered.ptime or config.ptime
     accepted = _accepted_media(
         offered,
-        [codec, *([events] if events else [])],
+        [*codecs, *([events] if events else [])],
         config.port,
         [("ptime", str(ptime)), (direction, None)],
     )
@@ -188,7 +208,7 @@ def answer_offer(offer: SessionDescription, config: AnswerConfig) -> Answer:
         media=tuple(accepted if i == index else _rejected(m) for i, m in enumerate(offer.media)),
     )
     negotiated = NegotiatedMedia(
-        codec=codec,
+        codecs=tuple(codecs),
         telephone_event=events,
         remote_address=remote,
         remote_port=offered.port,
@@ -227,8 +247,9 @@ def negotiated_from_answer(
 ) -> NegotiatedMedia:
     """Read the media agreed by the answer to our offer (UAC side, RFC 3264 §6.1 and §7).
 
-    The first audio stream the answer accepted (non-zero port, RTP/AVP) is used; its first
-    format that we offered and that is not ``telephone-event`` is the codec.
+    The first audio stream the answer accepted (non-zero port, RTP/AVP) is used; its formats
+    that we offered and that are not ``telephone-event`` are the codecs, the first the one we
+    send ("it SHOULD use the first media format listed in the answer", RFC 3264 §7).
 
     Raises:
         NoCommonCodec: when the answer rejected every audio stream.
@@ -257,9 +278,10 @@ def _negotiated(
             "(RFC 3264 §6.1)"
         )
     remote = _remote_address(answer, theirs)
+    rate = audio[0].clock_rate
     return NegotiatedMedia(
-        codec=audio[0],
-        telephone_event=_telephone_event(agreed, audio[0].clock_rate),
+        codecs=tuple(c for c in audio if c.clock_rate == rate),
+        telephone_event=_telephone_event(agreed, rate),
         remote_address=remote,
         remote_port=theirs.port,
         ptime=theirs.ptime or ours.ptime or _DEFAULT_PTIME,
@@ -272,13 +294,13 @@ def _usable_audio(media: MediaDescription) -> bool:
     return media.media == "audio" and media.port != 0 and media.proto.upper() == "RTP/AVP"
 
 
-def _accepted_stream(offer: SessionDescription, config: AnswerConfig) -> tuple[int, Codec]:
+def _accepted_stream(offer: SessionDescription, config: AnswerConfig) -> tuple[int, list[Codec]]:
     offered: list[str] = []
     for index, media in enumerate(offer.media):
         if not _usable_audio(media):
             continue
         codecs = _codecs(media)
-        if chosen := _preferred(codecs, config.codecs):
+        if chosen := _supported(codecs, config.codecs):
             return index, chosen
         offered += [c.name for c in codecs] or list(media.formats)
     if not offered:
@@ -311,13 +333,14 @@ def _canonical(name: str) -> str:
     return _TELEPHONE_EVENT if name.lower() == _TELEPHONE_EVENT else name
 
 
-def _preferred(codecs: list[Codec], preference: tuple[str, ...]) -> Codec | None:
+def _supported(codecs: list[Codec], preference: tuple[str, ...]) -> list[Codec]:
+    """The offered ``codecs`` we use, in ``preference`` order; the first offered of a name."""
+    found: list[Codec] = []
     for name in preference:
         rate = _STATIC[name.upper()][1]
-        for codec in codecs:
-            if codec.name == name.upper() and codec.clock_rate == rate:
-                return codec
-    return None
+        matching = (c for c in codecs if c.name == name.upper() and c.clock_rate == rate)
+        found += [codec] if (codec := next(matching, None)) else []
+    return found
 
 
 def _telephone_event(codecs: list[Codec], clock_rate: int) -> Codec | None:

@@ -34,11 +34,13 @@ def make_stream(
 
 
 def config(
-    codec: str = "PCMU", te: int | None = TE, *, direction: str = "sendrecv"
-) -> StreamConfig:
-    """The negotiated stream towards PEER."""
+    codec: str = "PCMU", te: int | None = TE, *, direction: str = "sendrecv",
+    also: tuple[str, ...] = (),
+) -> StreamConfig:  # fmt: skip
+    """The negotiated stream towards PEER; ``also``: other codecs of the answer, taken too."""
+    receive = tuple((PT[name], name) for name in (codec, *also)) if also else ()
     return StreamConfig(
-        codec=codec, payload_type=PT[codec], telephone_event_pt=te,
+        codec=codec, payload_type=PT[codec], telephone_event_pt=te, receive=receive,
         remote_host=PEER[0], remote_port=PEER[1], direction=direction,
     )  # fmt: skip
 

@@ -161,6 +161,37 @@ def test_recording_of_received_audio(tmp_path: Path) -> None:
     assert capture.stop_recording(leg.stream, now) is None
 
 
+def test_audio_in_each_answered_codec_is_decoded_in_its_own(tmp_path: Path) -> None:
+    """Answered PCMA then PCMU, a caller switching codecs mid-recording is recorded sample
+    for sample as each packet's own codec decodes it, and its in-band digit is heard."""
+    capture, leg = AudioCapture(SETTINGS), Leg()
+    leg.stream.configure(config("PCMA", None, also=("PCMU",)), 0.0)
+    capture.set_inband(leg.stream, True)
+    path = tmp_path / "mixed.wav"
+    capture.start_recording(leg.stream, path, both=False)
+    audio = np.concatenate([sine(700.0, 400), digit_then_silence("4")])
+    half = len(audio) // 2 // 160 * 160
+    pcma, pcmu = g711.encode("PCMA", audio[:half]), g711.encode("PCMU", audio[half:])
+    packets = [
+        rtp(n + 1, n * 160, pt=8 if n * 160 < half else 0, payload=chunk)
+        for n, chunk in enumerate(
+            [pcma[i : i + 160] for i in range(0, len(pcma), 160)]
+            + [pcmu[i : i + 160] for i in range(0, len(pcmu), 160)]
+        )
+    ]
+    now = 1.0
+    for packet in packets:
+        now += 0.02
+        leg.stream.receive(packet, PEER, now)
+        capture.tick(now)
+    capture.stop_recording(leg.stream, now)
+    _, samples = read_wav(path)
+    expected = np.concatenate([g711.decode("PCMA", pcma), g711.decode("PCMU", pcmu)])
+    assert np.array_equal(samples[: len(expected)], expected)
+    assert digits(leg.stream) == [("4", "inband")]
+    assert leg.stream.drops == {}
+
+
 def test_gap_in_arrivals_is_recorded_as_silence(tmp_path: Path) -> None:
     """Ticks with nothing received become silent frames after three idle ticks."""
     capture, leg = AudioCapture(SETTINGS), Leg()

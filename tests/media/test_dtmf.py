@@ -1,4 +1,4 @@
-"""Tests for RFC 4733 telephone-events and SIP INFO DTMF bodies (callserver.media.dtmf)."""
+"""Tests for RFC 4733 telephone-events (callserver.media.dtmf)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from callserver.media.dtmf import (
     TelephoneEvent,
     TelephoneEventReceiver,
     TelephoneEventSender,
-    build_dtmf_info,
-    parse_dtmf_info,
     parse_telephone_event,
 )
 
@@ -190,6 +188,73 @@ def test_long_event_segments_are_one_press() -> None:
     assert feed.digits == ["0"]
 
 
+def held_key(digit: str, timestamp: int, seconds: float) -> list[tuple[int, bytes]]:
+    """Updates every 20 ms of a key held ``seconds`` and never released: no end packet."""
+    return [(timestamp, payload(digit, 160 * (i + 1))) for i in range(round(seconds / PTIME))]
+
+
+def test_held_key_is_reported_once_after_max_event() -> None:
+    """A key whose updates never stop is reported once at 2 s, then its rest is absorbed."""
+    feed = Feed()
+    packets = held_key("5", 8000, 6.0)
+    feed.send(packets[:99])  # 1.98 s of event
+    assert feed.digits == []
+    feed.send(packets[99:100])
+    assert feed.digits == ["5"]
+    feed.send(packets[100:] + [(8000, payload("5", 160 * 301, end=True))] * 3)
+    feed.expire(1.0)
+    assert feed.digits == ["5"]
+    assert feed.receiver.statistics().digits == 1
+
+
+def test_held_key_then_the_next_key() -> None:
+    """After a held key was reported, the next key press is reported as usual, once."""
+    feed = Feed()
+    feed.send(held_key("1", 8000, 3.0))
+    feed.send(event_packets("2", 8000 + 160 * 200))
+    feed.expire(1.0)
+    assert feed.digits == ["1", "2"]
+
+
+def test_event_with_stuck_duration_is_reported_by_arrival_time() -> None:
+    """A sender whose duration field never grows is reported once its packets span 2 s."""
+    feed = Feed(TelephoneEventReceiver(max_event=1.0))
+    feed.send([(8000, payload("9", 160))] * 49)
+    assert feed.digits == []
+    feed.send([(8000, payload("9", 160))] * 30)
+    assert feed.digits == ["9"]
+
+
+def test_held_key_over_segments_is_one_digit() -> None:
+    """A key held for 20 s crosses two 0xFFFF segments (RFC 4733 §2.5.1.3) and is one digit."""
+    feed = Feed()
+    for n in range(3):
+        start = 8000 + n * 0xFFFF
+        feed.send([(start, payload("#", d)) for d in range(160, 0xFFFF, 160 * 40)])
+        feed.send([(start, payload("#", 0xFFFF))] * (3 if n < 2 else 0))
+    feed.expire(1.0)
+    assert feed.digits == ["#"]
+
+
+def test_expire_and_timer_report_a_long_event() -> None:
+    """The timer falls due when an event reaches max_event; expire reports it then, once."""
+    receiver = TelephoneEventReceiver(timeout=5.0, max_event=2.0)
+    receiver.receive(SSRC, 8000, payload("4", 160 * 50), 10.0)  # an event 1 s old arrives
+    assert receiver.get_timer() == pytest.approx(11.0)
+    assert receiver.expire(10.9) == []
+    assert receiver.expire(11.0) == ["4"]
+    assert receiver.expire(11.5) == []
+    assert receiver.get_timer() == pytest.approx(15.0)  # its silence ends it, unreported
+    assert receiver.expire(15.0) == []
+    assert receiver.get_timer() is None
+
+
+def test_receiver_rejects_a_non_positive_max_event() -> None:
+    """max_event must be positive, like the other limits."""
+    with pytest.raises(ValueError, match="max_event"):
+        TelephoneEventReceiver(max_event=0)
+
+
 def test_unknown_event_ignored_and_counted() -> None:
     """Event codes above 15 (not DTMF) give no digit but update last_event_at."""
     feed = Feed()
@@ -328,69 +393,3 @@ def test_sender_to_receiver(digit: str) -> None:
     feed.send(packets)
     feed.expire(1.0)
     assert feed.digits == [digit]
-
-
-# -- SIP INFO -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("content_type", "body", "expected"),
-    [
-        ("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n", ("5", 160)),
-        ("application/dtmf-relay", b"Signal= 5\r\nDuration= 250\r\n", ("5", 250)),
-        ("Application/DTMF-Relay", b"signal = #\nduration=80\n", ("#", 80)),
-        ("application/dtmf-relay; charset=utf-8", b"SIGNAL=*\r\n", ("*", 100)),
-        ("application/dtmf-relay", b"Signal=10\r\nDuration=100\r\n", ("*", 100)),
-        ("application/dtmf-relay", b"Signal=11\r\nDuration=100\r\n", ("#", 100)),
-        ("application/dtmf-relay", b"Signal=d\r\nDuration=x\r\n", ("D", 100)),
-        ("application/dtmf-relay", b"Duration=120\r\nSignal=0", ("0", 120)),
-        ("application/dtmf-relay", b"Signal=1\r\nDuration=99999999\r\n", ("1", 100)),
-        ("application/dtmf", b"7", ("7", 100)),
-        ("application/dtmf", b"#\r\n", ("#", 100)),
-        (" APPLICATION/DTMF ;x=y", b"B\n", ("B", 100)),
-    ],
-)
-def test_parse_info_bodies(content_type: str, body: bytes, expected: tuple[str, int]) -> None:
-    """Both INFO body types parse, with odd spacing, case, line ends and Signal=10/11."""
-    assert parse_dtmf_info(content_type, body) == expected
-
-
-@pytest.mark.parametrize(
-    ("content_type", "body"),
-    [
-        ("application/sdp", b"Signal=5\r\n"),
-        ("text/plain", b"5"),
-        ("application/dtmf-relay", b"Duration=160\r\n"),
-        ("application/dtmf-relay", b"Signal=E\r\n"),
-        ("application/dtmf-relay", b"Signal=16\r\n"),
-        ("application/dtmf-relay", b"Signal\r\n"),
-        ("application/dtmf-relay", b"\xff\xfe"),
-        ("application/dtmf", b""),
-        ("application/dtmf", b"55"),
-    ],
-)
-def test_parse_info_rejects(content_type: str, body: bytes) -> None:
-    """Other content types and bodies without one valid digit give None."""
-    assert parse_dtmf_info(content_type, body) is None
-
-
-def test_build_info_round_trip() -> None:
-    """build_dtmf_info produces a dtmf-relay body that parse_dtmf_info reads back."""
-    content_type, body = build_dtmf_info("*", 160)
-    assert (content_type, body) == ("application/dtmf-relay", b"Signal=*\r\nDuration=160\r\n")
-    assert parse_dtmf_info(content_type, body) == ("*", 160)
-
-
-@pytest.mark.parametrize(("digit", "duration"), [("X", 100), ("1", 0), ("11", 100)])
-def test_build_info_rejects(digit: str, duration: int) -> None:
-    """A digit outside DIGITS or a non-positive duration raises ValueError."""
-    with pytest.raises(ValueError):
-        build_dtmf_info(digit, duration)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=60), st.sampled_from(["application/dtmf-relay", "application/dtmf"]))
-def test_parse_info_never_crashes(text: str, content_type: str) -> None:
-    """Arbitrary bodies give a valid (digit, duration) or None."""
-    result = parse_dtmf_info(content_type, text.encode())
-    assert result is None or (result[0] in DIGITS and result[1] > 0)

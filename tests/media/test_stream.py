@@ -113,6 +113,47 @@ def test_drop_reasons(data: bytes, reason: str) -> None:
     assert stream.events == []
 
 
+def test_every_codec_of_the_answer_is_taken_in_its_own_codec() -> None:
+    """Answered PCMA then PCMU, the caller's PCMU is accepted, captured as PCMU, no drop."""
+    stream = MediaStream(1, 20000, ssrc=OUR_SSRC, sequence=0, timestamp=0)
+    stream.configure(config("PCMA", also=("PCMU",)), 0.0)
+    stream.capture_rx = True
+    assert stream.receive(rtp(1, 160, pt=0, payload=b"\x11" * 160), PEER, 5.0) is None
+    assert stream.receive(rtp(2, 320, pt=8, payload=b"\x22" * 160), PEER, 5.02) is None
+    assert list(stream.rx_audio) == [("PCMU", b"\x11" * 160), ("PCMA", b"\x22" * 160)]
+    assert (stream.drops, stream.packets_received, stream.last_rx) == ({}, 2, 5.02)
+    assert sent(stream, [1])[0].payload_type == 8  # we send the first codec
+
+
+def test_other_codec_is_relayed_transcoded_from_its_own_codec() -> None:
+    """PCMU arriving on a PCMA-first leg reaches a PCMU peer unchanged, not via A-law."""
+    a = MediaStream(1, 20000, ssrc=OUR_SSRC, sequence=0, timestamp=0)
+    a.configure(config("PCMA", also=("PCMU",)), 0.0)
+    b = make_stream("PCMU")
+    a.peer, b.peer = b, a
+    speech = bytes(range(256))[:160]
+    relayed = a.receive(rtp(1, 160, pt=0, payload=speech), PEER, 1.0)
+    assert relayed is not None and relayed[0] is b
+    packet = RtpPacket.parse(relayed[1])
+    assert (packet.payload_type, packet.payload) == (0, speech)
+
+
+def test_unknown_payload_type_from_the_source_counts_as_activity() -> None:
+    """RTP of a payload type outside the answer is dropped, yet from the latched source (or
+    the SDP address before any latch) it defers the inactivity timeout; from elsewhere not."""
+    stream = make_stream()
+    assert stream.receive(rtp(1, 160, pt=18), PEER, 5.0) is None  # nothing latched yet
+    assert (stream.drops, stream.last_rx) == ({"payload_type": 1}, 5.0)
+    stream.receive(rtp(2, 320), PEER, 6.0)
+    stream.receive(rtp(3, 480, pt=18), PEER, 20.0)
+    stream.receive(rtp(4, 640, pt=18), OTHER, 40.0)
+    assert (stream.drops, stream.last_rx) == ({"payload_type": 3}, 20.0)
+    stream.check_timeout(49.9, 30.0)
+    assert stream.events == []
+    stream.check_timeout(50.0, 30.0)
+    assert stream.events == [RtpTimedOut(stream_id=1, idle=30.0, rtime=50.0)]
+
+
 def test_oversized_limit_is_1500_bytes() -> None:
     """A 1500-byte packet is taken; 1501 bytes is oversized."""
     stream = make_stream()
@@ -348,5 +389,5 @@ def test_reorder_buffer_puts_audio_in_order_and_counts_late_packets() -> None:
     order = [1, 3, 2, *range(4, 20), 0]
     for n, seq in enumerate(order):
         stream.receive(rtp(100 + seq, 160 * seq, payload=bytes([seq]) * 160), PEER, 0.02 * n)
-    assert [frame[0] for frame in stream.rx_audio] == list(range(1, 20))
+    assert [payload[0] for _codec, payload in stream.rx_audio] == list(range(1, 20))
     assert stream.late_packets == 1

@@ -125,7 +125,7 @@ def test_sipp_offer_is_answered_with_pcmu() -> None:
         "a=sendrecv",
     ]
     assert answer.media == NegotiatedMedia(
-        codec=Codec("PCMU", 0),
+        codecs=(Codec("PCMU", 0),),
         telephone_event=None,
         remote_address="127.0.0.1",
         remote_port=6000,
@@ -144,12 +144,13 @@ def test_static_payload_type_needs_no_rtpmap() -> None:
 
 
 def test_linphone_offer_accepts_pcma_and_rejects_video() -> None:
-    """Linphone's audio gets PCMA plus telephone-event/8000 (PT 101); its video gets port 0."""
+    """Linphone's audio gets PCMA, PCMU and telephone-event/8000 (PT 101); video gets port 0."""
     answer = answer_offer(parse_sdp(LINPHONE), CONFIG)
     audio, video = answer.sdp.media
-    assert audio.formats == ("8", "101")
+    assert audio.formats == ("8", "0", "101")
     assert audio.attributes == (
         ("rtpmap", "8 PCMA/8000"),
+        ("rtpmap", "0 PCMU/8000"),
         ("rtpmap", "101 telephone-event/8000"),
         ("ptime", "20"),
         ("sendrecv", None),
@@ -161,14 +162,20 @@ def test_linphone_offer_accepts_pcma_and_rejects_video() -> None:
 
 
 def test_asterisk_offer_follows_operator_preference() -> None:
-    """PCMA is chosen by operator preference though listed second; the fmtp is echoed as sent."""
+    """Offered 0 8 3 101, the answer is 8 0 101: every codec we use, in operator order (PCMA
+    first though offered second), GSM left out; the fmtp is echoed as sent."""
     answer = answer_offer(parse_sdp(ASTERISK), CONFIG)
     (audio,) = answer.sdp.media
-    assert audio.formats == ("8", "101")
+    assert audio.formats == ("8", "0", "101")
     assert ("fmtp", "101 0-16") in audio.attributes
     assert answer.media.codec == Codec("PCMA", 8)
+    assert answer.media.codecs == (Codec("PCMA", 8), Codec("PCMU", 0))
     pcmu_first = replace(CONFIG, codecs=("PCMU", "PCMA"))
-    assert answer_offer(parse_sdp(ASTERISK), pcmu_first).media.codec == Codec("PCMU", 0)
+    pcmu_answer = answer_offer(parse_sdp(ASTERISK), pcmu_first)
+    assert pcmu_answer.sdp.media[0].formats == ("0", "8", "101")
+    assert pcmu_answer.media.codec == Codec("PCMU", 0)
+    pcma_only = replace(CONFIG, codecs=("PCMA",))
+    assert answer_offer(parse_sdp(ASTERISK), pcma_only).sdp.media[0].formats == ("8", "101")
     offer = parse_sdp(ASTERISK.replace("a=fmtp:101 0-16", "a=fmtp:101 0-15"))
     assert ("fmtp", "101 0-15") in answer_offer(offer, CONFIG).sdp.media[0].attributes
 
@@ -329,7 +336,7 @@ def test_uac_reads_an_asterisk_style_answer() -> None:
         "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:30\r\na=recvonly\r\n"
     )
     assert negotiated_from_answer(build_offer(CONFIG), answer) == NegotiatedMedia(
-        codec=Codec("PCMU", 0),
+        codecs=(Codec("PCMU", 0),),
         telephone_event=Codec("telephone-event", 101),
         remote_address="10.9.9.9",
         remote_port=17000,
@@ -337,6 +344,19 @@ def test_uac_reads_an_asterisk_style_answer() -> None:
         direction="sendonly",
         rtcp_mux=False,
     )
+
+
+def test_uac_takes_every_codec_of_the_answer_and_sends_the_first() -> None:
+    """An answer listing PCMU then PCMA: we send PCMU (RFC 3264 §7) and take either."""
+    answer = parse_sdp(
+        "v=0\r\no=- 5 6 IN IP4 10.9.9.9\r\ns=-\r\nc=IN IP4 10.9.9.9\r\nt=0 0\r\n"
+        "m=audio 17000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    )
+    media = negotiated_from_answer(build_offer(CONFIG), answer)
+    assert media.codecs == (Codec("PCMU", 0), Codec("PCMA", 8))
+    assert media.codec == Codec("PCMU", 0)
+    with pytest.raises(ValueError, match="at least one audio codec"):
+        replace(media, codecs=())
 
 
 def test_our_offer_and_our_answer_agree() -> None:
@@ -361,7 +381,7 @@ def test_uac_answer_errors() -> None:
     rejected = parse_sdp(str(good).replace("m=audio 20000", "m=audio 0"))
     with pytest.raises(NoCommonCodec, match="rejected every audio stream"):
         negotiated_from_answer(offer, rejected)
-    foreign = parse_sdp(str(good).replace("RTP/AVP 8 101", "RTP/AVP 18"))
+    foreign = parse_sdp(str(good).replace("RTP/AVP 8 0 101", "RTP/AVP 18"))
     with pytest.raises(SdpError, match="hold no codec of our offer"):
         negotiated_from_answer(offer, foreign)
 
