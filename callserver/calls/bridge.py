@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from callserver.calls.call import answer_sdp, dialog_of, stream_config
-from callserver.media.dtmf import build_dtmf_info, parse_dtmf_info
+from callserver.media.dtmf_info import build_dtmf_info, parse_dtmf_info
 from callserver.media.events import DtmfReceived, MediaEvent
 from callserver.media.negotiated import StreamConfig
 from callserver.media.prompts import Play

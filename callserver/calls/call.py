@@ -26,6 +26,7 @@ from callserver.sip.sdp import (
     NegotiatedMedia,
     NoCommonCodec,
     SdpError,
+    SessionDescription,
     answer_offer,
     parse_sdp,
 )
@@ -62,6 +63,7 @@ class Call:
     sdp_session: int = 0
     sdp_version: int = 1
     answer: tuple[bytes, StreamConfig] | None = None  # our SDP answer and its stream config
+    offer: SessionDescription | None = None  # our offer in a 2xx, until the ACK answers it
     max_forwards: int = 70  # the INVITE's, for the legs we forward (RFC 3261 §16.6)
     refusal: Rejected | None = None  # over a limit: announced, then refused with this
     session: CallSession | None = None  # when a dialplan runs the call
@@ -102,7 +104,7 @@ def answer_sdp(
     except SdpError as exc:
         log.info("call.bad_sdp", error=str(exc))
         return None
-    return str(answer.sdp).encode(), stream_config(answer.media)
+    return answer.sdp.to_bytes(), stream_config(answer.media)
 
 
 def caller_of(event: RequestReceived) -> CallerId:

@@ -96,7 +96,8 @@ class SessionHosting:
             call.stream = manager.media.open_stream()
         except (PortsExhausted, OSError):
             return False
-        answer = manager.sdp_answer(call, event.request.body)
+        body = event.request.body  # a late offer gets no early media: refused at once
+        answer = manager.negotiation.answer(call, body) if body else None
         if answer is None:
             manager.media.close_stream(call.stream)
             call.stream = None
@@ -109,6 +110,7 @@ class SessionHosting:
         assert refusal.announcement is not None
         payload = manager.prompts.render([Play(refusal.announcement)], language, call.stream.codec)
         manager.media.play(call.stream, payload)
+        facts.extra["language"] = language
         call.log.info("call.refusal_announced", reason=refusal.reason, prompt=refusal.announcement)
         return True
 
@@ -128,19 +130,21 @@ class SessionHosting:
     def answer_session(self, session: CallSession, *, early: bool) -> bool:
         """200 OK, or 183 Session Progress with the SDP answer (early media)."""
         call = self._by_session.get(id(session))
-        if (
-            call is None
-            or call.answer is None
-            or not self.manager.endpoint.is_pending_invite(call.key)
-        ):
+        if call is None or not self.manager.endpoint.is_pending_invite(call.key):
             return False
         now = self.manager.loop.time()
+        if early and call.answer is None:
+            # A late offer: our offer would need a reliable 183 (RFC 3262), which we do not send.
+            call.log.info("call.early_media_unavailable", reason="late_offer")
+            return False
         if early:
-            assert call.stream is not None
+            assert call.stream is not None and call.answer is not None
             self.manager.media.configure(call.stream, call.answer[1])
             self.manager.endpoint.respond(call.key, 183, now, body=call.answer[0])
             call.log.info("call.early_media", rtp_port=call.stream.port)
         else:
+            if call.offer is not None:
+                session.media_pending()  # until the ACK brings the answer to our offer
             self.manager.send_answer(call, now)
         self.manager.wake()
         return True

@@ -2,20 +2,23 @@
 
 Until the dialplan engine takes over, every INVITE gets the built-in behaviour: an RTP port
 pair is opened on the media engine, the SDP offer is answered (operator codec order,
-telephone-event when offered), the call is answered with 200 OK (after ``calls.answer_after``
-seconds of 180 Ringing when that is set) and hears ``calls.answer_prompt`` in the default
-language (looped with ``answer_prompt_loop``; a DTMF digit stops it). Digits are logged as
+telephone-event when offered; an INVITE without one gets our offer in the 2xx and its answer
+comes in the ACK: ``calls.negotiation``), the call is answered with 200 OK (after
+``calls.answer_after`` seconds of 180 Ringing when that is set) and hears
+``calls.answer_prompt`` in the default language, from the ACK on for a late offer (looped with
+``answer_prompt_loop``; a DTMF digit stops it). Digits are logged as
 ``call.dtmf`` whichever way they come (RFC 4733, SIP INFO, in-band). The server hangs up with
 BYE after ``calls.answer_hangup_after`` seconds, or when no RTP arrives for
 ``media.rtp_timeout`` seconds, unless the caller hangs up first. Re-INVITEs (hold/unhold,
 session refresh) and UPDATEs with an offer get the matching SDP answer and re-direct the
-stream; INFO gets 200. In a forwarded call both legs' requests are the bridge's
-(``calls.bridge``).
+stream, a re-INVITE without SDP our offer, re-directed by the ACK's answer; INFO gets 200. In
+a forwarded call both legs' requests are the bridge's (``calls.bridge``).
 While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an INVITE when every
 RTP port is in use.
 
 Every call is one ``Call`` record from INVITE to teardown, removed on every path: caller BYE,
-our BYE, CANCEL, ACK timeout, session expiry, transaction timeout, shutdown.
+our BYE, CANCEL, ACK timeout (end reason ``ack_timeout``), session expiry, transaction
+timeout, shutdown.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from callserver.calls.admission import Admission, Admitted
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import (
     Call,
-    answer_sdp,
     caller_of,
     dialog_of,
     facts_of,
@@ -38,13 +40,13 @@ from callserver.calls.call import (
 )
 from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
+from callserver.calls.negotiation import Negotiation
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.screening import Screening
 from callserver.config import Settings
 from callserver.media.dtmf_info import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
-from callserver.media.negotiated import StreamConfig
 from callserver.media.prompts import Play, PromptStore
 from callserver.media.stream import MediaStream
 from callserver.policy.caller import CallerId
@@ -101,6 +103,7 @@ class CallManager:
         self.forwarder = Forwarder(self)  # the legs forward steps place (B2BUA)
         self.caps = DurationCaps(self)  # max duration by number class, and its warning
         self.screening = Screening(self)  # admission, and authentication's held answers
+        self.negotiation = Negotiation(self)  # SDP offers and answers, late offers
         self._session_ids = itertools.count(1)
         self.draining = False
         self.calls_total = 0
@@ -118,12 +121,8 @@ class CallManager:
             self._on_request(event, now)
         elif isinstance(event, DialogConfirmed):
             call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
-            if call is not None and call.answered_at is None:
-                call.answered_at = event.rtime
-                self.caps.arm(call)
-                if call.facts is not None:
-                    call.facts.answered_at = event.rtime
-                    self.reporter.answered(call.facts)
+            if call is not None:
+                self._confirmed(call, event)
         elif isinstance(event, DialogTerminated):
             call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
             if call is not None:
@@ -176,21 +175,25 @@ class CallManager:
             self.refuse(call, 503, now, headers=(("Retry-After", "5"),))
             return
         call.sdp_session = next(self._session_ids)
-        answer = self.sdp_answer(call, request.body)
-        if answer is None:
+        if not request.body:  # a late offer: ours goes in the 2xx (RFC 3261 §13.2.1)
+            self.negotiation.offer(call)
+        elif (answer := self.negotiation.answer(call, request.body)) is not None:
+            call.answer = answer
+        else:
             self.media.close_stream(call.stream)
             self.refuse(call, 488, now)
             return
-        call.answer = answer
         self.register(call)
         if self.host.start_session(call, caller, now):
             return
+        if call.facts is not None:  # the built-in behaviour speaks the default language
+            call.facts.extra["language"] = self.settings.media.default_language
         ring = self.settings.calls.answer_after
         if ring <= 0:
-            self._answer_call(call, answer, now)
+            self._answer_call(call, now)
             return
         self.endpoint.respond(event.key, 180, now)
-        call.hangup = self.loop.call_at(self.loop.time() + ring, self._answer_later, call, answer)
+        call.hangup = self.loop.call_at(self.loop.time() + ring, self._answer_later, call)
 
     def register(self, call: Call) -> None:
         """Track a call with a stream until ``end_call``."""
@@ -249,33 +252,61 @@ class CallManager:
             self.admission.release(call.admitted.grant)
             call.admitted = None
 
-    def _answer_later(self, call: Call, answer: tuple[bytes, StreamConfig]) -> None:
+    def _answer_later(self, call: Call) -> None:
         if self.calls.get(call.key) is call and self.endpoint.is_pending_invite(call.key):
-            self._answer_call(call, answer, self.loop.time())
+            self._answer_call(call, self.loop.time())
             self.wake()
 
-    def _answer_call(self, call: Call, answer: tuple[bytes, StreamConfig], now: float) -> None:
+    def _answer_call(self, call: Call, now: float) -> None:
         """The built-in behaviour's answer: 200 OK, the greeting, BYE after a while."""
         if not self.send_answer(call, now):
             return
         assert call.stream is not None and call.dialog_id is not None
         delay = self.settings.calls.answer_hangup_after
         call.hangup = self.loop.call_at(self.loop.time() + delay, self._hang_up, call.dialog_id)
-        self._play_greeting(call.stream)
+        if call.offer is None:  # else from the ACK, which brings the answer
+            self._play_greeting(call.stream)
 
     def send_answer(self, call: Call, now: float) -> bool:
-        """200 OK with the SDP answer; False (and the call ended) when it cannot be sent."""
-        assert call.stream is not None and call.answer is not None
-        body, config = call.answer
-        self.media.configure(call.stream, config)  # before the 200: early RTP is accepted
+        """200 OK with our SDP answer, or our offer for a late offer; False (and the call
+        ended) when it cannot be sent."""
+        assert call.stream is not None
+        if call.offer is not None:
+            body, codec = call.offer.to_bytes(), None  # the ACK's answer configures the stream
+        else:
+            assert call.answer is not None
+            body, config = call.answer
+            self.media.configure(call.stream, config)  # before the 200: early RTP is accepted
+            codec = config.codec
         dialog_id = self.endpoint.respond(call.key, 200, now, body=body)
         if dialog_id is None:
             self.end_call(call, "respond_failed")
             return False
         call.dialog_id = dialog_id
         self._by_dialog[dialog_id] = call
-        call.log.info("call.answered", rtp_port=call.stream.port, codec=config.codec)
+        call.log.info("call.answered", rtp_port=call.stream.port, codec=codec)
         return True
+
+    def _confirmed(self, call: Call, event: DialogConfirmed) -> None:
+        """The ACK of our 2xx: the answer to our offer if it carried one, and the answer time."""
+        first, late = call.answered_at is None, call.offer is not None
+        if late and not self.negotiation.take_answer(call, event.body):
+            if first:  # no media can flow: end the call (a re-INVITE keeps the old media)
+                call.cause = "error"
+                self._hang_up(event.dialog_id)  # type: ignore[arg-type]
+            return
+        if not first:
+            return
+        call.answered_at = event.rtime
+        self.caps.arm(call)
+        if call.facts is not None:
+            call.facts.answered_at = event.rtime
+            self.reporter.answered(call.facts)
+        if late and call.stream is not None:  # a late offer's media starts now
+            if call.session is not None:
+                call.session.media_ready()
+            else:
+                self._play_greeting(call.stream)
 
     def _play_greeting(self, stream: MediaStream) -> None:
         name = self.settings.calls.answer_prompt
@@ -285,12 +316,6 @@ class CallManager:
         payload = self.prompts.render([Play(name)], language, stream.codec)
         loop = self.settings.calls.answer_prompt_loop
         self.media.play(stream, payload, loop=loop and bool(payload), barge_in=True)
-
-    def sdp_answer(self, call: Call, offer_body: bytes) -> tuple[bytes, StreamConfig] | None:
-        """Our SDP answer to ``offer_body`` and its stream config; None: no usable offer."""
-        assert call.stream is not None
-        config = self.answer_config(call.stream.port, call.sdp_session, call.sdp_version)
-        return answer_sdp(offer_body, config, call.log)
 
     def answer_config(self, port: int, session_id: int = 0, version: int = 0) -> AnswerConfig:
         """How an offer is answered: the operator's codecs and ptime, our address, ``port``."""
@@ -310,15 +335,7 @@ class CallManager:
             if event.key is not None:
                 self.endpoint.respond(event.key, 481, now)
             return
-        call.sdp_version += 1
-        answer = self.sdp_answer(call, event.request.body) if event.request.body else None
-        if event.request.body and answer is None:
-            self.endpoint.respond(event.key, 488, now)
-            return
-        if answer is not None and call.stream is not None:
-            self.media.configure(call.stream, answer[1])  # hold/unhold, new address or codec
-            call.log.info("call.media_updated", direction=answer[1].direction)
-        self.endpoint.respond(event.key, 200, now, body=answer[0] if answer else b"")
+        self.negotiation.reinvited(call, event.key, event.request.body, now)
 
     def _on_info(self, event: RequestReceived) -> None:
         call = self._by_dialog.get(dialog_of(event))
@@ -365,7 +382,7 @@ class CallManager:
         extra = self.host.close_session(call, recording)
         if call.facts is not None:
             call.facts.extra.update(extra)
-            code = 200 if call.answered_at is not None else sip_code
+            code = 200 if call.dialog_id is not None else sip_code  # answered, or never ACKed
             self.reporter.ended(call.facts, call.cause or reason, sip_code=code)
         call.log.info("call.ended", reason=call.cause or reason)
 

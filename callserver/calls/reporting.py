@@ -44,6 +44,8 @@ _UNANSWERED = {
     "failed": (Disposition.FAILED, "NORMAL_TEMPORARY_FAILURE", 41),
     "no_route": (Disposition.FAILED, "NO_ROUTE_DESTINATION", 3),
     "loop": (Disposition.FAILED, "EXCHANGE_ROUTING_ERROR", 25),  # 483 Too Many Hops
+    # Our 2xx was never ACKed (RFC 3261 §13.3.1.4): the caller never confirmed the answer.
+    "ack_timeout": (Disposition.FAILED, "RECOVERY_ON_TIMER_EXPIRE", 102),
 }
 # An unanswered leg ended with a SIP final response (a dialplan's hangup, a forwarded leg's
 # answer): its disposition and Q.850 cause, after RFC 3398 §8.2.6.1 read backwards.
@@ -58,6 +60,7 @@ _BY_SIP_CODE = {
     603: (Disposition.REJECTED, "CALL_REJECTED", 21),
 }
 _END_REASONS = {
+    "ack_timeout",
     "rtp_timeout",
     "max_duration",
     "shutdown",

@@ -120,6 +120,8 @@ class CallSession:
         self._ended = False
         self._digits: deque[str] = deque()
         self._digit_ready = asyncio.Event()
+        self._media = asyncio.Event()  # clear while the answer to our offer is awaited
+        self._media.set()
         self._playback: asyncio.Future[bool] | None = None
         self._recording: asyncio.Future[Recorded] | None = None
 
@@ -160,12 +162,17 @@ class CallSession:
         }
 
     async def answer(self, *, early: bool = False) -> None:
-        """Answer (200 OK) or start early media (183 with SDP)."""
+        """Answer (200 OK) or start early media (183 with SDP).
+
+        After a late offer (an INVITE without SDP) the 200 carries our offer and media can
+        start only once the ACK brings the answer (RFC 3261 §13.2.1): this waits for it.
+        """
         if self._ended or self._answered or (early and self._early):
             return
         if self.host.answer_session(self, early=early):
             self._early = self._early or early
             self._answered = not early
+            await self._media.wait()
 
     async def play(self, items: Sequence[PlaylistItem], *, barge_in: bool) -> str | None:
         """Play ``items``; with ``barge_in`` a digit (already typed or new) stops them."""
@@ -262,6 +269,14 @@ class CallSession:
 
     # Events from the calls layer -------------------------------------------------------
 
+    def media_pending(self) -> None:
+        """The answer was sent with our offer: media waits for the ACK's answer."""
+        self._media.clear()
+
+    def media_ready(self) -> None:
+        """The ACK brought the answer to our offer: the stream is configured."""
+        self._media.set()
+
     def digit_received(self, digit: str) -> None:
         """A DTMF digit arrived (any source)."""
         self._digits.append(digit)
@@ -281,6 +296,7 @@ class CallSession:
         """The call is over (either side): nothing more is sent. ``recording`` is what closing
         the stream kept of a message being recorded: it goes to the CDR all the same."""
         self._ended = True
+        self._media.set()
         pending = self._recording
         if recording is None or pending is None or pending.done():
             return

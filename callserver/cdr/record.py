@@ -91,6 +91,7 @@ class EndReason(StrEnum):
     MAX_DURATION = "max_duration"
     PREMIUM_CAP = "premium_cap"
     RTP_TIMEOUT = "rtp_timeout"
+    ACK_TIMEOUT = "ack_timeout"  # our 2xx was never ACKed (RFC 3261 §13.3.1.4)
     SESSION_TIMEOUT = "session_timeout"
     NO_ROUTE = "no_route"
     UNAUTHORIZED = "unauthorized"

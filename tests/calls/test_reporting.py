@@ -151,6 +151,21 @@ def test_an_unanswered_leg_ended_with_486_is_busy() -> None:
     )
 
 
+def test_a_200_never_acked_ends_with_ack_timeout() -> None:
+    """A leg whose 200 was never ACKed: FAILED, unanswered, end reason ack_timeout, cause 102."""
+    reporting, _ = reporter([132.5])
+    record = reporting.ended(facts("38733100200"), "ack_timeout", sip_code=200)
+    assert record is not None
+    assert record.end_reason is EndReason.ACK_TIMEOUT
+    assert (record.disposition, record.hangup_cause, record.q850_cause) == (
+        Disposition.FAILED,
+        "RECOVERY_ON_TIMER_EXPIRE",
+        102,
+    )
+    assert (record.answer_stamp, record.billsec, record.sip_code) == (None, 0, 200)
+    assert (record.hangup_by, record.cost) == ("server", None)
+
+
 def test_a_forwarded_leg_is_paid_by_the_subscriber_who_forwarded() -> None:
     """A b-leg to a mobile number is rated by that number's tariff, payer called."""
     reporting, _ = reporter([160.0])

@@ -24,7 +24,8 @@ NOW = datetime(2026, 3, 2, 9, 0, 1, 250000, tzinfo=UTC)
 
 
 class FakeHost:
-    """Records what the session asks of the calls layer; ``accept`` answers answer requests.
+    """Records what the session asks of the calls layer; ``accept`` answers answer requests,
+    ``late_offer`` makes an answer wait for the ACK (``media_ready``).
 
     ``asked`` is set on every request, so a test can wait for the session to get that far.
     """
@@ -32,6 +33,7 @@ class FakeHost:
     def __init__(self) -> None:
         self.asked = asyncio.Event()
         self.accept = True
+        self.late_offer = False
         self.answers: list[bool] = []  # the ``early`` flag of each request
         self.plays: list[tuple[list[PlaylistItem], bool]] = []
         self.stops = 0
@@ -42,6 +44,8 @@ class FakeHost:
     def answer_session(self, session: CallSession, *, early: bool) -> bool:
         self.answers.append(early)
         self.asked.set()
+        if self.late_offer and not early and self.accept:
+            session.media_pending()  # our offer went in the 200: media waits for the ACK
         return self.accept
 
     def play_session(
@@ -127,6 +131,32 @@ async def test_answer_and_early_media_flags() -> None:
     await call.answer()
     await call.answer()
     assert (call.early_media, call.answered, host.answers) == (False, True, [True, False])
+
+
+async def test_answer_after_a_late_offer_waits_for_the_acks_answer() -> None:
+    """With our offer in the 200, answer() returns once the ACK's answer set the media up."""
+    host = FakeHost()
+    call = session(host)
+    host.late_offer = True
+    task = start(call.answer())
+    await until(host, lambda: bool(host.answers))
+    await asyncio.sleep(0.01)
+    assert not task.done() and call.answered
+    call.media_ready()
+    await asyncio.wait_for(task, 1)
+
+
+async def test_a_call_ended_before_the_ack_releases_the_answer() -> None:
+    """A late-offer call that ends before its ACK (no ACK, BYE) does not leave answer() hung."""
+    host = FakeHost()
+    call = session(host)
+    host.late_offer = True
+    task = start(call.answer())
+    await until(host, lambda: bool(host.answers))
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    call.ended()
+    await asyncio.wait_for(task, 1)
 
 
 async def test_an_answer_the_host_refuses_changes_nothing() -> None:
