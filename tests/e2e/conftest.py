@@ -126,10 +126,11 @@ def start_server(
     dns: dict[str, object] | None = None,
     t1: float = 0.5,
     blacklist: Path | None = None,
+    sip: dict[str, object] | None = None,
     **calls: object,
 ) -> ServerProcess:
-    """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``)
-    settings.
+    """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
+    ``sip``) settings.
 
     ``dialplans`` is the dialplan directory (default: an empty one in ``tmp_path``, so calls
     get the built-in behaviour); ``t1`` the SIP timer T1 (final answers to an INVITE are
@@ -140,7 +141,11 @@ def start_server(
         "trunks": write_trunks(tmp_path, trunks),
         "tariffs": str(tariffs),
         "dialplans": str(dialplans or tmp_path / "dialplans"),
-        "sip": {"listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"], "t1": t1},
+        "sip": {
+            "listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"],
+            "t1": t1,
+            **(sip or {}),
+        },
         "media": {"prompts_dir": str(PROMPTS), **(media or {})},
         "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
         "dns": dns or {},

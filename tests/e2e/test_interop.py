@@ -9,6 +9,7 @@ come; a 200 that is never ACKed; the language in the CDR of a number without a d
 
 from __future__ import annotations
 
+import struct
 import wave
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from tests.e2e.conftest import (
     run_sipp,
     start_server,
     start_uas,
+    stat_value,
 )
 from tests.e2e.test_media_calls import RtpSink
+from tests.media.pcap import write_udp_pcap
 
 RATE = 8000
 FRAME = 160
@@ -53,6 +56,63 @@ def _best_snr_db(reference: npt.NDArray[np.int16], received: npt.NDArray[np.int1
 
 def _check(result: SippResult, server: ServerProcess) -> None:
     assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+
+
+# -- codecs ---------------------------------------------------------------------------------
+
+VOICEMAIL_NUMBER = "38733100600"
+VOICEMAIL_PLAN = """\
+steps:
+  leave_message:
+    voicemail: box
+    greeting: null
+    beep: false
+    max_length: 20s
+    silence_end: 3s
+    min_length: 1s
+"""
+
+
+def _frames(samples: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
+    return list(samples[: len(samples) // FRAME * FRAME].reshape(-1, FRAME))
+
+
+def test_pcmu_from_a_caller_answered_pcma_first_keeps_the_call_and_is_recorded(
+    sipp: str, tmp_path: Path
+) -> None:
+    """Offer 0 8 101 is answered 8 0 101; the caller sends PCMU for 3.5 s with a 1 s
+    rtp_timeout: the call lasts until its BYE, and its voicemail holds the very samples sent
+    (u-law decoded as u-law, not dropped and not read as A-law)."""
+    speech = _samples(PROMPTS / "en" / "information.wav")
+    payload = g711.encode("PCMU", speech[: len(speech) // FRAME * FRAME])
+    (tmp_path / "caller-audio.ulaw").write_bytes(payload)
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    (plans / f"{VOICEMAIL_NUMBER}.yaml").write_text(VOICEMAIL_PLAN)
+    server = start_server(tmp_path, dialplans=plans, media={"rtp_timeout": 1})
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-offers-pcmu-pcma-sends-pcmu.xml"), "-m", "1"),
+            *("-s", VOICEMAIL_NUMBER, "-d", "3500"),
+            timeout=30,
+        )
+        server.wait_for("call.ended")
+    finally:
+        server.stop()
+    _check(result, server)
+    assert server.wait_for("call.answered")["codec"] == "PCMA"  # what we send: ours first
+    assert not server.events("call.rtp_timeout")
+    (record,) = exported_cdrs(server.data_dir)
+    assert (record["end_reason"], record["hangup_by"]) == ("normal", "caller")
+    (wav,) = (server.data_dir / "voicemail" / "box").glob("*.wav")
+    heard = [frame for frame in _frames(_samples(wav)) if frame.any()]
+    sent = [frame for frame in _frames(g711.decode("PCMU", payload)) if frame.any()]
+    first = next(i for i, frame in enumerate(sent) if np.array_equal(frame, heard[0]))
+    assert first < 10 and len(heard) > 100  # from the first packets, for 2 s at least
+    assert all(np.array_equal(h, s) for h, s in zip(heard, sent[first:], strict=False))
 
 
 # -- late offer -----------------------------------------------------------------------------
@@ -166,3 +226,106 @@ def test_late_offer_on_a_forwarded_call_bridges_the_callee_audio(sipp: str, tmp_
     assert middle in heard, f"{len(heard)} bytes heard, without the forwarded party's audio"
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert legs["a"]["disposition"] == legs["b"]["disposition"] == "ANSWERED"
+
+
+# -- requests outside a dialog ----------------------------------------------------------------
+
+
+def test_options_and_405_carry_a_to_tag_and_one_allow(sipp: str, tmp_path: Path) -> None:
+    """OPTIONS gets 200, REGISTER, SUBSCRIBE and MESSAGE get 405, each with a To tag and the
+    Allow header field once (SIPp checks every response)."""
+    server = start_server(tmp_path)
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-options-and-405-carry-a-to-tag.xml"), "-m", "1"),
+            timeout=20,
+        )
+    finally:
+        server.stop()
+    _check(result, server)
+    assert stat_value(result, "SuccessfulCall(C)") == 1
+
+
+# -- RFC 4733 events without an end ---------------------------------------------------------
+
+TE = 101
+SSRC = 0x2B3C4D5E
+
+
+def _events_pcap(path: Path) -> None:
+    """Telephone-events 20 ms apart on PT 101 (RFC 4733 §2.5.1), none with an end packet but
+    one: 8 for 100 ms (its end burst lost), 1 cut short by 2 (which ends), then 7 held for 4 s
+    and never released (its updates go on until the caller hangs up)."""
+    presses = [("8", 5, False, 0.5), ("1", 5, False, 0.0), ("2", 5, True, 0.5)]
+    presses.append(("7", 200, False, 0.0))
+    packets: list[tuple[float, bytes]] = []
+    now, seq, ts = 1.0, 1000, 80000
+    for digit, updates, ends, gap in presses:
+        code = "0123456789*#".index(digit)
+        durations = [(160 * (i + 1), False) for i in range(updates)]
+        durations += [(160 * updates, True)] * (3 if ends else 0)
+        for i, (duration, end) in enumerate(durations):
+            header = struct.pack("!BBHII", 0x80, (0x80 if i == 0 else 0) | TE, seq, ts, SSRC)
+            body = struct.pack("!BBH", code, (0x80 if end else 0) | 10, duration)
+            packets.append((now, header + body))
+            now, seq = now + 0.02, seq + 1
+        now += gap
+        ts += 160 * (updates + 1) + int(gap * RATE)
+    write_udp_pcap(path, packets)
+
+
+def test_digits_without_end_packets_are_reported_once_each(sipp: str, tmp_path: Path) -> None:
+    """A key whose end burst was lost, one cut short by the next, and one held with no
+    release while the caller hangs up 2.5 s into it: each is reported once, the held one
+    after 2 s (media.dtmf_max_event), while its updates still arrive."""
+    _events_pcap(tmp_path / "digits-without-end.pcap")
+    server = start_server(tmp_path)
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-sends-digits-without-end-packets.xml"), "-m", "1"),
+            *("-d", "4500"),
+            timeout=30,
+        )
+        server.wait_for("call.ended")
+    finally:
+        server.stop()
+    _check(result, server)
+    digits = [(line["digit"], line["source"]) for line in server.events("call.dtmf")]
+    assert digits == [(d, "rfc4733") for d in "8127"]
+
+
+# -- a 200 never ACKed ----------------------------------------------------------------------
+
+
+def test_a_200_never_acked_ends_with_ack_timeout(sipp: str, tmp_path: Path) -> None:
+    """No ACK for 64*T1 (T1 0.1 s): the server sends BYE and the CDR says ack_timeout, the
+    call unanswered; language en (the default) for a number without a dialplan."""
+    server = start_server(tmp_path, sip={"t1": 0.1})
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-never-acks-expect-bye.xml"), "-m", "1"),
+            timeout=30,
+        )
+        server.wait_for("call.ended")
+    finally:
+        server.stop()
+    _check(result, server)
+    assert server.wait_for("call.ended")["reason"] == "ack_timeout"
+    (record,) = exported_cdrs(server.data_dir)
+    assert record["end_reason"] == "ack_timeout"
+    assert (record["disposition"], record["hangup_cause"], record["q850_cause"]) == (
+        "FAILED",
+        "RECOVERY_ON_TIMER_EXPIRE",
+        102,
+    )
+    assert (record["answer_stamp"], record["billsec"], record["sip_code"]) == (None, 0, 200)
+    assert record["language"] == "en"

@@ -1,9 +1,10 @@
-"""A minimal reader of classic libpcap capture files, enough for the RTP captures in tests.
+"""A minimal reader and writer of classic libpcap capture files, enough for RTP in tests.
 
 Reads the global header (either byte order, microsecond or nanosecond timestamps) and the
 record headers, and unwraps Ethernet II (with any 802.1Q tags) + IPv4 + UDP. Records of other
 link, network or transport types, and IP fragments after the first, are passed over. The pcapng
-format is not supported.
+format is not supported. ``write_udp_pcap`` writes what ``udp_payloads`` reads (and SIPp's
+``play_pcap_audio`` replays): Ethernet II + IPv4 + UDP, microsecond timestamps.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["udp_payloads"]
+__all__ = ["udp_payloads", "write_udp_pcap"]
 
 _MAGIC = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -70,3 +71,30 @@ def _udp_payload(frame: bytes) -> bytes | None:
         return None
     (length,) = struct.unpack_from("!H", udp, 4)
     return udp[8:length]
+
+
+def write_udp_pcap(
+    path: Path, packets: list[tuple[float, bytes]], *, src_port: int = 4000, dst_port: int = 6000
+) -> None:
+    """Write ``(timestamp, udp_payload)`` records as IPv4/UDP frames from 127.0.0.1 to itself.
+
+    The IPv4 header checksum is computed; the UDP checksum is 0 (none, RFC 768).
+    """
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, _LINKTYPE_ETHERNET)]
+    for stamp, payload in packets:
+        udp = struct.pack("!HHHH", src_port, dst_port, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, _IPPROTO_UDP, 0,
+                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))  # fmt: skip
+        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+        frame = bytes(12) + struct.pack("!H", _ETHERTYPE_IPV4) + ip + udp
+        seconds, micros = int(stamp), round((stamp - int(stamp)) * 1e6)
+        out.append(struct.pack("<IIII", seconds, micros, len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+
+
+def _checksum(header: bytes) -> int:
+    """The Internet checksum of an IPv4 header (RFC 791, RFC 1071)."""
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
