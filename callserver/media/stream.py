@@ -121,13 +121,14 @@ class MediaStream(RtpSender):
             self.receive_rtcp(data, now)
             return None
         pt = data[1] & 0x7F
-        codec = self._codec
-        if pt != self._pt and pt != self._te_pt and pt != COMFORT_NOISE_PT:
-            other = self._other_codecs.get(pt)
-            if other is None:
-                self._foreign_payload(addr, now)
-                return None
-            codec = other
+        if (
+            pt != self._pt
+            and pt != self._te_pt
+            and pt != COMFORT_NOISE_PT
+            and pt not in self._other_codecs
+        ):
+            self._foreign_payload(addr, now)
+            return None
         latch = self.latch
         if addr != latch.address and not self._accept_address(addr, now):
             self._drop("source")
@@ -149,14 +150,18 @@ class MediaStream(RtpSender):
         self.packets_received += 1
         self.last_rx = now
         self._stats.update(seq, ts, int(now * 8000) & _MASK32)
+        if pt == self._pt:
+            if not self.capture_rx and self.peer is None:
+                return None  # most streams: the caller's audio only proves it is there
+            payload = data[12:] if payload is None else payload
+            return self._audio(seq, ts, ssrc, self._codec, payload)
         if pt == self._te_pt:
             payload = data[12:] if payload is None else payload
             return self._telephone_event(seq, ts, ssrc, payload, data[1] & 0x80 != 0, now)
-        if pt == COMFORT_NOISE_PT:
+        if pt == COMFORT_NOISE_PT or (not self.capture_rx and self.peer is None):
             return None  # comfort noise (RFC 3389): the peer is there, silent
-        if not self.capture_rx and self.peer is None:
-            return None  # most streams: the caller's audio only proves it is there
-        return self._audio(seq, ts, ssrc, codec, data[12:] if payload is None else payload)
+        payload = data[12:] if payload is None else payload  # another codec of the answer
+        return self._audio(seq, ts, ssrc, self._other_codecs[pt], payload)
 
     @property
     def late_packets(self) -> int:
