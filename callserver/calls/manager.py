@@ -146,8 +146,8 @@ class CallManager:
         request = event.request
         if request.method == "INVITE" and request.to().tag is None:
             self._on_invite(event, now)
-        elif request.method in ("INVITE", "UPDATE"):  # an UPDATE here has an offer (RFC 3311)
-            self._on_reinvite(event, now)
+        elif request.method == "INVITE" or (request.method == "UPDATE" and request.body):
+            self._on_reinvite(event, now)  # an UPDATE without an offer refreshes (RFC 3311)
         elif event.key is not None:
             if request.method == "INFO":
                 self._on_info(event)

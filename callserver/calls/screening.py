@@ -119,7 +119,10 @@ class Screening:
 
     def offer_refused(self, body: bytes) -> bool:
         """True when ``body`` is no SDP offer the server can answer (RFC 3264 §6): the call
-        would get 488 once admitted."""
+        would get 488 once admitted. No body at all is a late offer, answered by our offer in
+        the 2xx (RFC 3261 §13.2.1)."""
+        if not body:
+            return False
         try:
             answer_offer(parse_sdp(body), self.manager.answer_config(_PROBE_PORT))
         except SdpError:

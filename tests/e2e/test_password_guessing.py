@@ -1,11 +1,8 @@
 """Password guessing against a digest trunk: svcrack (sipvicious) and SIPp against the server.
 
-svcrack sends its INVITEs without SDP and cannot add one. The server checks an offer before the
-password, so while INVITEs without an offer are refused (488) every guess would get that 488,
-the right one too, and svcrack would stop at the first without learning anything. For the
-guesses to reach the password check, as they do once INVITEs without SDP are accepted (delayed
-offer), svcrack talks to the server through :class:`OfferRelay`, which adds an SDP offer to
-each INVITE that has none: a right password is then answered with 200, and svcrack reports it.
+svcrack sends its INVITEs without SDP: a late offer (RFC 3261 §13.2.1) the server accepts, so
+every guess reaches the password check and a right password is answered with 200 (our offer in
+it), which svcrack reports.
 
 The trunk offers MD5 alone: svcrack 0.3.3 cannot answer a SHA-256 challenge. T1 is 0.1 s so
 that the answers svcrack never ACKs stop being retransmitted after 6.4 s.
@@ -13,11 +10,8 @@ that the answers svcrack never ACKs stop being retransmitted after 6.4 s.
 
 from __future__ import annotations
 
-import select
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,10 +31,6 @@ from tests.e2e.conftest import (
 
 PASSWORD = "s3cret"
 RIGHT_AT = 190  # the right word's place in svcrack's 200-word list, counted from 1
-OFFER = (
-    b"v=0\r\no=guesser 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    b"m=audio 9 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n"
-)
 
 
 @pytest.fixture(scope="session")
@@ -52,55 +42,6 @@ def svcrack() -> str:
             "svcrack not found: run `make e2e` (installs sipvicious) or apt-get install sipvicious"
         )
     return path
-
-
-def with_offer(data: bytes) -> bytes:
-    """``data`` with :data:`OFFER` as its body when it is an INVITE without one."""
-    head, blank, body = data.partition(b"\r\n\r\n")
-    if not data.startswith(b"INVITE ") or not blank or body:
-        return data
-    kept = [
-        line
-        for line in head.split(b"\r\n")
-        if not line.lower().startswith((b"content-length:", b"content-type:"))
-    ]
-    kept += [b"Content-Type: application/sdp", b"Content-Length: %d" % len(OFFER)]
-    return b"\r\n".join(kept) + b"\r\n\r\n" + OFFER
-
-
-class OfferRelay:
-    """A UDP relay on 127.0.0.1: requests to the server get :func:`with_offer`, answers go back
-    to whoever sent last. The server sees the relay's address as the source."""
-
-    def __init__(self, server_port: int) -> None:
-        self.server = (HOST, server_port)
-        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.front.bind((HOST, 0))
-        self.back.bind((HOST, 0))
-        self.port = int(self.front.getsockname()[1])
-        self._client: tuple[str, int] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.front, self.back], [], [], 0.1)
-            for sock in ready:
-                data, peer = sock.recvfrom(65535)
-                if sock is self.front:
-                    self._client = peer
-                    self.back.sendto(with_offer(data), self.server)
-                elif self._client is not None:
-                    self.front.sendto(data, self._client)
-
-    def close(self) -> None:
-        """Stop relaying and close both sockets."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.front.close()
-        self.back.close()
 
 
 @dataclass
@@ -154,11 +95,7 @@ def digest_server(tmp_path: Path, **lockout: object) -> Iterator[ServerProcess]:
 def test_svcrack_finds_the_password_when_nothing_stops_it(svcrack: str, tmp_path: Path) -> None:
     """With thresholds above the list's length, svcrack finds word 190 and its call is answered."""
     with digest_server(tmp_path, slow_after=1000, refuse_after=1000) as server:
-        relay = OfferRelay(server.port)
-        try:
-            guessing = run_svcrack(svcrack, tmp_path, relay.port, bound=60)
-        finally:
-            relay.close()
+        guessing = run_svcrack(svcrack, tmp_path, server.port, bound=60)
     log = "\n".join(server.raw[-30:])
     assert f"The password for branch7 is {PASSWORD}" in guessing.output, guessing.output[-2000:]
     assert len(server.events("call.auth_failed")) == RIGHT_AT - 1, log
@@ -174,13 +111,7 @@ def test_svcrack_is_refused_after_five_failures_and_never_reaches_the_password(
     with anything but silence or 403, so word 190 is never found; logged once, no CDR more."""
     lockout = {"slow_after": 2, "refuse_after": 5, "delay": 0.5, "penalty": 600, "answer": answer}
     with digest_server(tmp_path, **lockout) as server:
-        relay = OfferRelay(server.port)
-        try:
-            guessing = run_svcrack(
-                svcrack, tmp_path, relay.port, bound=40 if answer == "drop" else 12
-            )
-        finally:
-            relay.close()
+        guessing = run_svcrack(svcrack, tmp_path, server.port, bound=40 if answer == "drop" else 12)
     log = "\n".join(server.raw[-30:])
     assert PASSWORD not in guessing.output, guessing.output[-2000:]
     if answer == "drop":  # silence: svcrack gives up by itself, having sent every word
