@@ -385,6 +385,7 @@ class Forwarder:
         if call.facts is not None:
             facts.trunk, facts.customer = call.facts.trunk, call.facts.customer
             facts.inside_group = self.manager.admission.inside_group(facts.customer, target)
+            facts.forwarded_from = call.facts.called  # its zone surcharge (free phone abroad)
             facts.caller_e164, facts.caller_country = (
                 call.facts.caller_e164,
                 call.facts.caller_country,

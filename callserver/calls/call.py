@@ -18,6 +18,7 @@ from callserver.calls.session import CallSession
 from callserver.media.negotiated import StreamConfig
 from callserver.media.stream import MediaStream
 from callserver.policy.caller import CallerId, caller_identity
+from callserver.policy.caps import CreditTimer
 from callserver.sip.dialog import DialogId
 from callserver.sip.events import RequestReceived
 from callserver.sip.headers import parse_address
@@ -57,8 +58,9 @@ class Call:
     admitted: Admitted | None = None  # its trunk and channels, released once in _end
     facts: CallFacts | None = None  # what its CDR will say
     number_class: str | None = None
-    cap: asyncio.TimerHandle | None = None  # the duration cap of its number class
-    warn: asyncio.TimerHandle | None = None  # the warning prompt before the cap
+    cap: asyncio.TimerHandle | None = None  # the credit timer's next deadline on the loop
+    credit: CreditTimer | None = None  # its cap and warning, armed at the answer
+    warned: bool = False  # the warning prompt has played
     cause: str | None = None  # why we ended the call, when we did (e.g. rtp_timeout)
     sdp_session: int = 0
     sdp_version: int = 1

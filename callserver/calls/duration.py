@@ -1,22 +1,26 @@
-"""Duration caps: the credit timer of every answered call (STYLE §8, DESIGN.md step 4).
+"""Duration caps: the credit timer of every answered call, driven on the event loop.
 
-Armed at the answer's arrival (the ACK's ``rtime``, the time billing uses), the cap is the
-least of the called number's class cap (180 s for per-call premium numbers: the regulator's
-rule), the operator's default cap and the dialplan's ``max_duration`` (which may only
-shorten it: ``policy.caps``). At the cap the server sends BYE; the call's end then stops its
-plan, whose cleanup hangs up a forwarded leg too, and the CDR says ``max_duration``.
-
-With ``cap_warning`` in config/tariffs.yaml, the caller hears ``cap_warning_prompt`` that
-many seconds before the cap. In a forwarded call both parties hear it: the bridge pauses for
-the prompt's length and resumes.
+Armed at the answer's arrival (the ACK's ``rtime``, the time billing uses), the call's
+``CreditTimer`` (``policy.caps``) holds the cap: the least of the called number's class cap
+(180 s for per-call premium numbers: the regulator's rule), the operator's default cap and the
+dialplan's ``max_duration`` (which may only shorten it), and the warning time
+(``Tariffs.warn_before``: the class's ``warn_before``, else the global ``cap_warning`` for a
+call with a cap of its own). This module only drives it: one loop timer at the timer's next
+deadline, which plays ``cap_warning_prompt`` when the warning is due and sends BYE when the
+cap is reached; the call's end then stops its plan, whose cleanup hangs up a forwarded leg
+too, and the CDR says ``max_duration``. In a forwarded call both parties hear the warning:
+the bridge pauses for the prompt's length and resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from callserver.media.prompts import Play
 from callserver.media.stream import MediaStream
+from callserver.policy.caps import CreditTimer
+from callserver.policy.numbering import NumberClass
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
@@ -28,51 +32,67 @@ _OCTETS_A_SECOND = 8000  # G.711: one octet a sample
 
 
 class DurationCaps:
-    """Arms and fires the cap and warning timers of a ``CallManager``'s calls."""
+    """Arms and drives the credit timers of a ``CallManager``'s calls."""
 
     def __init__(self, manager: CallManager) -> None:
         self.manager = manager
 
     def arm(self, call: Call) -> None:
-        """Arm ``call``'s cap (and warning) from its answer time."""
+        """Arm ``call``'s credit timer from its answer time."""
         assert call.answered_at is not None
-        cap = self._cap(call)
-        loop = self.manager.loop
-        call.cap = loop.call_at(call.answered_at + cap, self._reached, call, cap)
-        warning = self.manager.tariffs.cap_warning
-        if warning is not None and cap > warning:
-            call.warn = loop.call_at(call.answered_at + cap - warning, self._warn, call, cap)
+        call.credit = self._timer(call, call.answered_at)
+        call.warned = False
+        self._schedule(call, call.credit.next_deadline(warned=False))
 
-    def _cap(self, call: Call) -> float:
+    def _timer(self, call: Call, answered_at: float) -> CreditTimer:
         tariffs = self.manager.tariffs
         asked = None if call.session is None else call.session.max_duration
-        try:
+        number_class: NumberClass | None = None
+        # A called number no class matches has only the default and the plan's caps.
+        with contextlib.suppress(ValueError):
             number_class = tariffs.classify(call.facts.called if call.facts else "")
-        except ValueError:
-            default = tariffs.default_max_duration
-            return default if asked is None else min(asked, default)
-        call.number_class = number_class.name
-        try:
-            return tariffs.duration_cap(number_class, asked)
-        except ValueError:  # the plan asks for more than the class allows: the class wins
-            return tariffs.duration_cap(number_class)
+        call.number_class = None if number_class is None else number_class.name
+        return tariffs.credit_timer(number_class, answered_at, asked)
 
-    def _reached(self, call: Call, cap: float) -> None:
+    def _schedule(self, call: Call, deadline: float) -> None:
+        call.cap = self.manager.loop.call_at(deadline, self._fire, call, deadline)
+
+    def _fire(self, call: Call, deadline: float) -> None:
         manager = self.manager
-        if manager.calls.get(call.key) is not call or call.dialog_id is None:
+        timer = call.credit
+        if manager.calls.get(call.key) is not call or timer is None:
+            return
+        now = max(manager.loop.time(), deadline)  # a loop may fire a hair before the deadline
+        if timer.expired(now):
+            self._reached(call, timer)
+            return
+        warning_at = timer.warning_at
+        if not call.warned and warning_at is not None and now >= warning_at:
+            call.warned = True
+            self._warn(call, timer)
+        self._schedule(call, timer.next_deadline(warned=call.warned))
+
+    def _reached(self, call: Call, timer: CreditTimer) -> None:
+        manager = self.manager
+        if call.dialog_id is None:
             return
         call.cause = "max_duration"
-        call.log.info("call.max_duration", cap=cap, number_class=call.number_class)
+        call.log.info("call.max_duration", cap=timer.cap, number_class=call.number_class)
         manager.endpoint.bye(call.dialog_id, manager.loop.time())
         manager.wake()
 
-    def _warn(self, call: Call, cap: float) -> None:
+    def _warn(self, call: Call, timer: CreditTimer) -> None:
         manager = self.manager
         stream = call.stream
-        if manager.calls.get(call.key) is not call or stream is None:
+        if stream is None:
             return
         peer = stream.peer if isinstance(stream.peer, MediaStream) else None
-        call.log.info("call.cap_warning", cap=cap, bridged=peer is not None)
+        call.log.info(
+            "call.cap_warning",
+            cap=timer.cap,
+            warn_before=timer.warn_before,
+            bridged=peer is not None,
+        )
         language = (
             call.session.language if call.session else manager.settings.media.default_language
         )

@@ -371,7 +371,7 @@ class CallManager:
             self.idle.set()
         if call.dialog_id is not None:
             self._by_dialog.pop(call.dialog_id, None)
-        for timer in (call.hangup, call.cap, call.warn):
+        for timer in (call.hangup, call.cap):
             if timer is not None:
                 timer.cancel()
         recording = None  # what closing the stream kept of a message being recorded

@@ -18,6 +18,8 @@ from typing import Any
 
 import structlog
 
+from callserver.cdr.charge import Charge
+from callserver.cdr.rating import Rating
 from callserver.cdr.record import (
     CdrRecord,
     CdrSink,
@@ -25,7 +27,7 @@ from callserver.cdr.record import (
     parse_stamp,
     stamp_from_epoch,
 )
-from callserver.policy.numbering import normalise
+from callserver.policy.numbering import NumberClass, normalise
 from callserver.tariffs import Tariffs
 
 __all__ = ["CallFacts", "CdrReporter"]
@@ -97,6 +99,7 @@ class CallFacts:
         "customer",
         "direction",
         "extra",
+        "forwarded_from",
         "inside_group",
         "leg",
         "linked_id",
@@ -119,6 +122,7 @@ class CallFacts:
         self.linked_id = ""
         self.direction = "inbound"
         self.inside_group = False  # a leg to a number of the caller's own Centrex group
+        self.forwarded_from: str | None = None  # leg "b": the inbound number that forwarded
 
 
 class CdrReporter:
@@ -208,19 +212,38 @@ class CdrReporter:
         # Rated on the record's own billsec (whole seconds between the two stamps).
         billsec = (parse_stamp(end_stamp) - parse_stamp(answer_stamp)) // timedelta(seconds=1)
         billsec = max(0, billsec)  # an answer after the end: the record says so, not rating
-        rating = self.tariffs.rate(number_class, billsec, inside_group=facts.inside_group)
+        ratings = self._ratings(facts, number_class, billsec)
+        first = ratings[0]  # the single-payer fields repeat the first charge
         out.update(
             number_class=number_class.name,
-            tariff=rating.tariff,
-            billed_units=rating.billed_units,
-            billed_seconds=rating.billed_seconds,
-            # A forwarded leg is paid by the subscriber whose number forwarded, not the caller.
-            payer="called" if facts.leg == "b" and rating.payer == "caller" else rating.payer,
-            cost=rating.cost,
-            vat=rating.vat,
+            tariff=first.tariff,
+            billed_units=first.billed_units,
+            billed_seconds=first.billed_seconds,
+            payer=first.payer.value,
+            cost=first.cost,
+            vat=first.vat,
             currency="BAM",
+            charges=tuple(_charge(rating) for rating in ratings),
         )
         return out
+
+    def _ratings(
+        self, facts: CallFacts, number_class: NumberClass, billsec: int
+    ) -> tuple[Rating, ...]:
+        """Every payer's rating: a forwarded leg is paid by the subscriber whose number
+        forwarded (with the zone surcharge abroad); a call by its caller, as its caller's
+        network decides."""
+        if facts.leg == "b":
+            return self.tariffs.forwarded_charges(
+                number_class,
+                billsec,
+                forwarded_from=facts.forwarded_from,
+                inside_group=facts.inside_group,
+            )
+        caller = "+" + facts.caller_e164 if facts.caller_e164 else facts.caller
+        return self.tariffs.charges(
+            number_class, billsec, caller=caller, inside_group=facts.inside_group
+        )
 
     def _known(self, facts: CallFacts, offset: float) -> dict[str, Any]:
         return {
@@ -237,6 +260,17 @@ class CdrReporter:
             "called_e164": _e164(facts.called),
             "start_stamp": stamp_from_epoch(offset + facts.offered_at),
         }
+
+
+def _charge(rating: Rating) -> Charge:
+    return Charge(
+        payer=rating.payer.value,
+        tariff=rating.tariff,
+        billed_units=rating.billed_units,
+        billed_seconds=rating.billed_seconds,
+        cost=rating.cost,
+        vat=rating.vat,
+    )
 
 
 def _hangup_by(facts: CallFacts, reason: str) -> str:

@@ -13,6 +13,11 @@ A tariff (config/tariffs.yaml ``tariffs.<name>``) is one of three kinds:
   (080: the number's subscriber pays under its free-phone contract, billed from the CDR's
   billed seconds, not here) or ``none`` (emergency numbers).
 
+A tariff may charge more than one payer: its ``others`` are the shares of the other payers,
+each a per-minute or per-call price of its own under the same tariff name (the unique access
+number from BH Telecom's fixed network: the caller 0.042 KM/min, the called subscriber
+0.020 KM/min). ``rate_shares`` prices every share; each payer's ``Rating`` stands alone.
+
 A call inside the caller's own Centrex group costs nothing (tariff ``centrex_group``, payer
 ``none``), whatever the number's class. A call with ``billsec`` 0 (unanswered, or shorter than
 the CDR's one-second resolution) costs nothing on any tariff.
@@ -43,6 +48,7 @@ __all__ = [
     "Tariff",
     "TariffKind",
     "rate",
+    "rate_shares",
     "to_display",
 ]
 
@@ -117,11 +123,14 @@ PER_SECOND = Increment(1, 1)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tariff:
-    """One tariff: its kind, its price in KM without VAT (per minute or per call).
+    """One tariff: its kind, its price in KM without VAT (per minute or per call), who pays.
+
+    ``others`` are the shares of the other payers when the tariff charges more than one (see
+    the module docstring): tariffs of the same name, each with its own payer and price.
 
     Raises:
-        ValueError: a negative price, a free tariff with a price, or a payer that does not fit
-            the kind (only a free tariff is paid by someone other than the caller).
+        ValueError: a negative price, a free tariff with a price or paid by the caller, a
+            priced tariff paid by nobody, or shares that repeat a payer or a name.
     """
 
     name: str
@@ -129,27 +138,41 @@ class Tariff:
     price: Decimal = Decimal(0)
     increment: Increment = PER_SECOND
     payer: Payer = Payer.CALLER
+    others: tuple[Tariff, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.price.is_finite() or self.price < 0:
             raise ValueError(f"tariff {self.name!r}: the price must be 0 KM or more")
         if self.kind is TariffKind.FREE and (self.price != 0 or self.payer is Payer.CALLER):
             raise ValueError(f"tariff {self.name!r}: a free tariff has no price and no caller pays")
-        if self.kind is not TariffKind.FREE and self.payer is not Payer.CALLER:
-            raise ValueError(f"tariff {self.name!r}: only a free tariff is paid by another party")
+        if self.kind is not TariffKind.FREE and self.payer is Payer.NONE:
+            raise ValueError(f"tariff {self.name!r}: a priced tariff is paid by caller or called")
+        payers = [share.payer for share in self.shares]
+        if len(set(payers)) != len(payers) or any(
+            share.name != self.name or share.others for share in self.others
+        ):
+            raise ValueError(f"tariff {self.name!r}: each payer has one share of the same tariff")
+
+    @property
+    def shares(self) -> tuple[Tariff, ...]:
+        """Every payer's share: this tariff, then ``others``."""
+        return (self, *self.others)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rating:
-    """The price of one call, every amount a Decimal of KM rounded to 0.0001.
+    """One payer's price of one call, every amount a Decimal of KM rounded to 0.0001.
 
-    ``cost`` is net of VAT and ``total`` is ``cost + vat``; all three are what the caller pays
-    (0 when ``payer`` is not the caller). ``billed_units`` and ``billed_seconds`` are the
-    metered blocks and their length under the tariff's increment (1 unit for a per-call tariff).
+    ``cost`` is net of VAT and ``total`` is ``cost + vat``; all three are what ``payer`` pays
+    (0 on a free tariff). ``billed_units`` and ``billed_seconds`` are the metered blocks and
+    their length under the tariff's increment (1 unit for a per-call tariff); ``kind`` and
+    ``price`` are the tariff's (the share's, for one payer of a split tariff).
     """
 
     tariff: str
     payer: Payer
+    kind: TariffKind
+    price: Decimal
     billsec: int
     billed_units: int
     billed_seconds: int
@@ -174,8 +197,9 @@ def rate(
     inside_group: bool = False,
     increment: Increment | None = None,
     vat_rate: Decimal = VAT_RATE,
+    payer: Payer | None = None,
 ) -> Rating:
-    """Price a call of ``billsec`` seconds (answer to end) under ``tariff``.
+    """Price a call of ``billsec`` seconds (answer to end) under ``tariff`` (one share).
 
     Args:
         tariff: the tariff of the called number's class.
@@ -183,6 +207,7 @@ def rate(
         inside_group: the call stayed inside the caller's Centrex group (free).
         increment: overrides the tariff's increment.
         vat_rate: the VAT rate as a fraction (0.17).
+        payer: who pays instead of the tariff's payer (a forwarded leg's subscriber).
 
     Raises:
         ValueError: ``billsec`` or ``vat_rate`` is negative.
@@ -197,9 +222,10 @@ def rate(
         seconds = billsec if units else 0
     else:
         units, seconds = step.units(billsec), step.billed_seconds(billsec)
-    name, payer, cost = tariff.name, tariff.payer, Decimal(0)
+    name, kind, price, cost = tariff.name, tariff.kind, tariff.price, Decimal(0)
+    payer = payer or tariff.payer
     if inside_group:
-        name, payer = INSIDE_GROUP_TARIFF, Payer.NONE
+        name, payer, kind, price = INSIDE_GROUP_TARIFF, Payer.NONE, TariffKind.FREE, Decimal(0)
     elif tariff.kind is TariffKind.PER_MINUTE:
         cost = _round(tariff.price * seconds / _SECONDS_PER_MINUTE)
     elif tariff.kind is TariffKind.PER_CALL and units:
@@ -209,6 +235,8 @@ def rate(
     return Rating(
         tariff=name,
         payer=payer,
+        kind=kind,
+        price=price,
         billsec=billsec,
         billed_units=units,
         billed_seconds=seconds,
@@ -216,3 +244,22 @@ def rate(
         vat=vat,
         total=cost + vat,
     )
+
+
+def rate_shares(
+    tariff: Tariff,
+    billsec: int,
+    *,
+    inside_group: bool = False,
+    vat_rate: Decimal = VAT_RATE,
+) -> tuple[Rating, ...]:
+    """Every payer's ``Rating`` of a call under ``tariff``: one per share, the first first.
+
+    A call inside the caller's Centrex group is one free rating whoever would have paid.
+
+    Raises:
+        ValueError: as ``rate``.
+    """
+    if inside_group:
+        return (rate(tariff, billsec, inside_group=True, vat_rate=vat_rate),)
+    return tuple(rate(share, billsec, vat_rate=vat_rate) for share in tariff.shares)

@@ -23,6 +23,12 @@ that bills an initiated second rounds ``billmsec`` up itself.
 
 Money. ``cost`` and ``vat`` (the VAT amount, not the rate) are ``Decimal`` and appear in JSON
 as strings, never floats; ``None`` until the record is rated.
+
+Who pays what. ``charges`` lists every payer's ``Charge`` of a rated leg (empty until rated).
+The single-payer fields before it (``tariff``, ``billed_units``, ``billed_seconds``, ``payer``,
+``cost``, ``vat``) repeat the first charge, so a reader that knows only them still sees one
+payer's price; a second payer (the unique access number's subscriber, a forwarding surcharge)
+is only in ``charges``. The leg's whole price is the sum of its charges.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
+
+from callserver.cdr.charge import Charge, decimal_of
 
 __all__ = [
     "CdrRecord",
@@ -219,8 +227,9 @@ class CdrRecord:
     vat: Decimal | None = None
     currency: str | None = None
     # What exactly ended the leg, beyond end_reason: the blacklist entry and its reason, the
-    # barring class. Last, so CSV columns before it keep their places.
+    # barring class. After the older fields, so CSV columns before it keep their places.
     end_detail: str | None = None
+    charges: tuple[Charge, ...] = ()  # every payer's charge; the first repeats payer/cost/vat
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -230,6 +239,8 @@ class CdrRecord:
             _set(self, "end_reason", EndReason(self.end_reason))
         if type(self.steps) is not tuple:
             _set(self, "steps", tuple(self.steps))
+        if type(self.charges) is not tuple:
+            _set(self, "charges", tuple(self.charges))
         _set(self, "survey", MappingProxyType(dict(self.survey)))
         if not self.linked_id:
             _set(self, "linked_id", self.uuid)
@@ -253,6 +264,7 @@ class CdrRecord:
         data["end_reason"] = self.end_reason.value
         data["steps"] = list(self.steps)
         data["survey"] = dict(self.survey)
+        data["charges"] = [charge.to_dict() for charge in self.charges]
         if self.cost is not None:
             data["cost"] = str(self.cost)
         if self.vat is not None:
@@ -276,9 +288,11 @@ class CdrRecord:
             raise ValueError(f"unknown CDR field(s): {', '.join(sorted(unknown))}")
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if k not in _DERIVED}
         for name in _MONEY:
-            kwargs[name] = _decimal(name, kwargs.get(name))
+            kwargs[name] = decimal_of(name, kwargs.get(name))
         if isinstance(kwargs.get("steps"), list):
             kwargs["steps"] = tuple(kwargs["steps"])
+        if isinstance(kwargs.get("charges"), list):
+            kwargs["charges"] = tuple(Charge.from_dict(item) for item in kwargs["charges"])
         try:
             record = cls(**kwargs)
         except TypeError as exc:  # a missing required field
@@ -356,6 +370,10 @@ def _check_collections(record: CdrRecord) -> None:
         isinstance(s, str) for s in record.steps
     ):
         raise ValueError("steps must be a sequence of strings")
+    if not isinstance(record.charges, tuple | list) or not all(
+        isinstance(c, Charge) for c in record.charges
+    ):
+        raise ValueError("charges must be a sequence of charges")
     survey = record.survey
     if not isinstance(survey, dict | MappingProxyType | Mapping) or not all(
         isinstance(k, str) and (isinstance(v, str) or _is_int(v)) for k, v in survey.items()
@@ -365,14 +383,3 @@ def _check_collections(record: CdrRecord) -> None:
         raise ValueError(f"q850_cause {record.q850_cause} is outside 0..127 (ITU-T Q.850 §2.2.5)")
     if record.sip_code is not None and not 100 <= record.sip_code <= 699:
         raise ValueError(f"sip_code {record.sip_code} is outside 100..699 (RFC 3261 §21)")
-
-
-def _decimal(name: str, value: object) -> Decimal | None:
-    if value is None or isinstance(value, Decimal):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a decimal string, not {type(value).__name__}")
-    try:
-        return Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"{name} {value!r} is not a decimal number") from None

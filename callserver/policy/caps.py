@@ -16,7 +16,9 @@ The cap runs from answer, timed by ``rtime``, the arrival of the datagram that a
 as sippy's credit time is. ``CreditTimer`` holds the absolute deadline and the optional warning
 time; the call that owns it arms one timer at the earlier of the two, plays the warning prompt,
 and at the deadline sends BYE to every leg and ends the CDR with cause ``max_duration``. Time
-comes in as ``now``: nothing here reads a clock.
+comes in as ``now``: nothing here reads a clock. How long before the cap the warning plays is
+the operator's (config/tariffs.yaml: a class's ``warn_before``, else the global
+``cap_warning`` for a call with a cap of its own): ``CreditTimer.arm`` is told.
 """
 
 from __future__ import annotations
@@ -127,16 +129,23 @@ class CreditTimer:
         *,
         dialplan_cap: float | None = None,
         default_cap: float = DEFAULT_MAX_DURATION,
+        warn_before: float | None = None,
     ) -> CreditTimer:
         """The timer of a call to ``number_class`` answered at ``answer_rtime``.
 
-        The warning uses the class's ``warn_before``.
+        Args:
+            number_class: the class of the called number (its cap).
+            answer_rtime: the arrival of the datagram that answered the call.
+            dialplan_cap: the cap the customer's dialplan asks for, if any.
+            default_cap: the operator's global cap.
+            warn_before: seconds before the cap to play the warning prompt; None for none.
+                The operator's files decide it (the class's own, else the global one).
 
         Raises:
             ValueError: as ``duration_cap``.
         """
         cap = duration_cap(number_class, dialplan_cap, default_cap)
-        return cls(answer_rtime=answer_rtime, cap=cap, warn_before=number_class.warn_before)
+        return cls(answer_rtime=answer_rtime, cap=cap, warn_before=warn_before)
 
     @property
     def deadline(self) -> float:

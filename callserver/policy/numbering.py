@@ -43,6 +43,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 import phonenumbers
 
@@ -55,6 +56,7 @@ __all__ = [
     "NumberKind",
     "NumberingPlan",
     "Pattern",
+    "PatternTable",
     "e164_region",
     "national_number",
     "normalise",
@@ -68,6 +70,7 @@ MAX_SHORT_DIGITS = 6  # a bare number this long or shorter is a short code, long
 _SEPARATORS = str.maketrans("", "", " \t-./()")
 _DIGITS = re.compile(r"[0-9]+")
 _PATTERN_DIGITS = re.compile(r"[0-9x]*")
+T = TypeVar("T")
 
 
 class NumberKind(StrEnum):
@@ -95,6 +98,8 @@ class NumberClass:
     holds the names of the outbound barring classes the class belongs to. ``mobile_tariff``
     (international classes) is the tariff of the numbers libphonenumber types as mobile;
     ``classify`` returns those as a copy with ``mobile=True`` and that tariff.
+    ``tariff_from`` holds ``(network, tariff)`` pairs: a call from a caller of that network is
+    rated with that tariff instead of ``tariff`` (the unique access number's split charge).
     """
 
     name: str
@@ -106,12 +111,17 @@ class NumberClass:
     mobile_tariff: str | None = None
     mobile: bool = False
     barring: frozenset[str] = frozenset()
+    tariff_from: tuple[tuple[str, str], ...] = ()
 
     def as_mobile(self) -> NumberClass:
         """This class for a mobile number: the mobile tariff (itself when it has none)."""
         if self.mobile_tariff is None:
             return self
         return dataclasses.replace(self, tariff=self.mobile_tariff, mobile=True)
+
+    def tariff_for(self, network: str | None) -> str:
+        """The tariff of a call from a caller of ``network`` (None: a network of no list)."""
+        return dict(self.tariff_from).get(network or "", self.tariff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +263,14 @@ class _Node:
         self.rule: int | None = None
 
 
-class NumberingPlan:
-    """Patterns to number classes, matched longest first (see the module docstring).
+class PatternTable(Generic[T]):
+    """Patterns to values, matched longest first (see the module docstring).
+
+    The trie behind ``NumberingPlan``, also used alone where a number only needs a name (the
+    network a caller belongs to).
 
     Args:
-        rules: ``(pattern, class)`` pairs; one class usually appears with several patterns.
+        rules: ``(pattern, value)`` pairs; one value usually appears with several patterns.
         country_code: the country whose national numbers start with the trunk prefix 0.
 
     Raises:
@@ -266,7 +279,7 @@ class NumberingPlan:
 
     def __init__(
         self,
-        rules: Iterable[tuple[Pattern, NumberClass]],
+        rules: Iterable[tuple[Pattern, T]],
         *,
         country_code: str = BIH_COUNTRY_CODE,
     ) -> None:
@@ -278,9 +291,9 @@ class NumberingPlan:
         self._check_overlaps()
 
     @property
-    def classes(self) -> tuple[NumberClass, ...]:
-        """Every class of the plan, each once, in the order of its first rule."""
-        return tuple(dict.fromkeys(number_class for _, number_class in self._rules))
+    def rules(self) -> tuple[tuple[Pattern, T], ...]:
+        """Every ``(pattern, value)`` pair, in the order given."""
+        return self._rules
 
     def _insert(self, index: int, pattern: Pattern) -> None:
         node = self._root
@@ -309,20 +322,14 @@ class NumberingPlan:
                             j,
                         )
 
-    def classify(self, number: str) -> NumberClass:
-        """The class of a dialled number (any form ``normalise`` accepts).
+    def lookup(self, number: str) -> T | None:
+        """The value of the best pattern ``number`` begins with; None if none matches.
 
         Raises:
-            ValueError: the number is not a telephone number, or no pattern matches it.
+            ValueError: the number is not a telephone number (see ``normalise``).
         """
-        key = normalise(number, country_code=self.country_code)
-        index = self._best(key)
-        if index is None:
-            raise ValueError(f"number {number!r} matches no class of the numbering plan")
-        number_class = self._rules[index][1]
-        if number_class.mobile_tariff is not None and _is_mobile(key):
-            return number_class.as_mobile()
-        return number_class
+        index = self._best(normalise(number, country_code=self.country_code))
+        return None if index is None else self._rules[index][1]
 
     def _best(self, key: str) -> int | None:
         """Index of the best rule matching ``key``: longest, then most literal characters."""
@@ -342,3 +349,35 @@ class NumberingPlan:
             if wildcard is not None:
                 stack.append((wildcard, depth + 1, literals))
         return None if best is None else best[2]
+
+
+class NumberingPlan(PatternTable[NumberClass]):
+    """Patterns to number classes, matched longest first (see the module docstring).
+
+    Args:
+        rules: ``(pattern, class)`` pairs; one class usually appears with several patterns.
+        country_code: the country whose national numbers start with the trunk prefix 0.
+
+    Raises:
+        AmbiguousPatterns: a pattern is listed twice, or two patterns of equal rank overlap.
+    """
+
+    @property
+    def classes(self) -> tuple[NumberClass, ...]:
+        """Every class of the plan, each once, in the order of its first rule."""
+        return tuple(dict.fromkeys(number_class for _, number_class in self._rules))
+
+    def classify(self, number: str) -> NumberClass:
+        """The class of a dialled number (any form ``normalise`` accepts).
+
+        Raises:
+            ValueError: the number is not a telephone number, or no pattern matches it.
+        """
+        key = normalise(number, country_code=self.country_code)
+        index = self._best(key)
+        if index is None:
+            raise ValueError(f"number {number!r} matches no class of the numbering plan")
+        number_class = self._rules[index][1]
+        if number_class.mobile_tariff is not None and _is_mobile(key):
+            return number_class.as_mobile()
+        return number_class

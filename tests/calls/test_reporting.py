@@ -186,3 +186,52 @@ def test_a_leg_inside_the_callers_centrex_group_is_free() -> None:
     record = reporting.ended(leg, "bye_received", sip_code=200)
     assert record is not None
     assert (record.tariff, record.cost, record.payer) == ("centrex_group", Decimal(0), "none")
+
+
+def _charges(record: CdrRecord | None) -> list[tuple[str, str, int, str, str]]:
+    assert record is not None
+    return [(c.payer, c.tariff, c.billed_seconds, str(c.cost), str(c.vat)) for c in record.charges]
+
+
+def test_a_unique_access_call_from_bh_telecoms_fixed_network_charges_two_payers() -> None:
+    """90 s from 033 to 081 92X: the caller pays 0.042, the subscriber 0.020 KM/min, both kept."""
+    reporting, _ = reporter([190.0])
+    call = facts("081920123")
+    call.caller_e164, call.answered_at = "38733200300", 100.0
+    record = reporting.ended(call, "bye_received", sip_code=200)
+    assert _charges(record) == [
+        ("caller", "unique_access_bh_telecom_fixed", 90, "0.0630", "0.0107"),
+        ("called", "unique_access_bh_telecom_fixed", 90, "0.0300", "0.0051"),
+    ]
+    assert record is not None
+    assert (record.payer, record.cost, record.vat) == (
+        "caller",
+        Decimal("0.0630"),
+        Decimal("0.0107"),
+    )
+
+
+def test_a_unique_access_call_from_another_fixed_network_is_paid_by_the_subscriber() -> None:
+    """From an 036 number (another operator's fixed network) only the subscriber pays, 0.077."""
+    reporting, _ = reporter([160.0])
+    call = facts("+38781921000")
+    call.caller, call.answered_at = "036123456", 100.0  # no asserted E.164: the raw caller
+    record = reporting.ended(call, "bye_received", sip_code=200)
+    assert _charges(record) == [("called", "unique_access_other_fixed", 60, "0.0770", "0.0131")]
+
+
+def test_a_free_phone_call_forwarded_abroad_carries_the_zone_surcharge() -> None:
+    """A b-leg to Croatia forwarded from 080: the Croatian price and the zone I surcharge."""
+    reporting, _ = reporter([160.0])
+    leg = facts("+38512345678")
+    leg.leg, leg.linked_id, leg.direction = "b", "a1@test", "outbound"
+    leg.forwarded_from, leg.answered_at = "080050050", 100.0
+    record = reporting.ended(leg, "bye_sent", sip_code=200)
+    assert _charges(record) == [
+        ("called", "croatia_fixed", 60, "0.3000", "0.0510"),
+        ("called", "forwarded_abroad_zone_1", 60, "0.3000", "0.0510"),
+    ]
+    leg.forwarded_from = "033100200"  # a geographic number forwarding abroad: no surcharge
+    assert _charges(reporting.ended(leg, "bye_sent", sip_code=200)) == [
+        ("called", "croatia_fixed", 60, "0.3000", "0.0510")
+    ]

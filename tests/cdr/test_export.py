@@ -31,7 +31,7 @@ HEADER = (
     '"start_stamp","answer_stamp","end_stamp","billmsec","disposition_detail","hangup_cause",'
     '"q850_cause","sip_code","hangup_by","end_reason","language","steps","digits","survey",'
     '"voicemail_path","recording_path","number_class","tariff","billed_units","billed_seconds",'
-    '"payer","cost","vat","currency","end_detail"\n'
+    '"payer","cost","vat","currency","end_detail","charges"\n'
 )
 ROW = (
     '"acme","061234567","033123456","38733123456.yaml","061234567","SIP/pbx-1","","menu","",'
@@ -40,8 +40,29 @@ ROW = (
     '"38761234567","BA","033123456","38733123456","38733123456.yaml","7","2026-11-22T10:00:00.000Z",'
     '"2026-11-22T10:00:02.000Z","2026-11-22T10:01:02.500Z",60500,"ANSWERED","NORMAL_CLEARING",'
     '16,200,"caller","normal","bs","[""welcome"",""menu""]","12#","{""rating"":5}","",'
-    '"var/recordings/u1.wav","geographic","local",61,61,"caller","0.0508","0.0086","BAM",""\n'
+    '"var/recordings/u1.wav","geographic","local",61,61,"caller","0.0508","0.0086","BAM","",'
+    '"[{""payer"":""caller"",""tariff"":""local"",""billed_units"":61,""billed_seconds"":61,'
+    '""cost"":""0.0508"",""vat"":""0.0086""},{""payer"":""called"",""tariff"":""local"",'
+    '""billed_units"":61,""billed_seconds"":61,""cost"":""0.0203"",""vat"":""0.0035""}]"\n'
 )
+CHARGES = [
+    {
+        "payer": "caller",
+        "tariff": "local",
+        "billed_units": 61,
+        "billed_seconds": 61,
+        "cost": "0.0508",
+        "vat": "0.0086",
+    },
+    {
+        "payer": "called",
+        "tariff": "local",
+        "billed_units": 61,
+        "billed_seconds": 61,
+        "cost": "0.0203",
+        "vat": "0.0035",
+    },
+]
 
 
 def _full_record() -> CdrRecord:
@@ -62,6 +83,7 @@ def _full_record() -> CdrRecord:
         cost="0.0508",
         vat="0.0086",
         currency="BAM",
+        charges=CHARGES,
     )
 
 

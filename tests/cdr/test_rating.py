@@ -20,6 +20,7 @@ from callserver.cdr.rating import (
     Tariff,
     TariffKind,
     rate,
+    rate_shares,
     to_display,
 )
 
@@ -156,13 +157,13 @@ def test_increment_parse_refuses_bad_text(text: str) -> None:
 
 
 def test_tariff_checks_price_and_payer() -> None:
-    """Prices are not negative; only free tariffs name another payer; free tariffs have no price."""
+    """Prices are not negative; a priced tariff has a payer; free tariffs have no price."""
     with pytest.raises(ValueError, match="0 KM or more"):
         Tariff(name="t", kind=TariffKind.PER_MINUTE, price=Decimal("-0.1"))
     with pytest.raises(ValueError, match="0 KM or more"):
         Tariff(name="t", kind=TariffKind.PER_MINUTE, price=Decimal("NaN"))
-    with pytest.raises(ValueError, match="only a free tariff"):
-        Tariff(name="t", kind=TariffKind.PER_CALL, price=Decimal(1), payer=Payer.CALLED)
+    with pytest.raises(ValueError, match="paid by caller or called"):
+        Tariff(name="t", kind=TariffKind.PER_CALL, price=Decimal(1), payer=Payer.NONE)
     with pytest.raises(ValueError, match="a free tariff has no price"):
         Tariff(name="t", kind=TariffKind.FREE, price=Decimal(1), payer=Payer.NONE)
     with pytest.raises(ValueError, match="a free tariff has no price"):
@@ -189,3 +190,56 @@ def test_cost_never_decreases_with_billsec(
     assert short.cost <= long.cost and short.vat <= long.vat and short.total <= long.total
     assert short.billed_seconds <= long.billed_seconds
     assert long.billed_seconds >= long.billsec or kind is TariffKind.PER_CALL
+
+
+SUBSCRIBER = Tariff(
+    name="unique_access_bh_telecom_fixed",
+    kind=TariffKind.PER_MINUTE,
+    price=Decimal("0.020"),
+    payer=Payer.CALLED,
+)
+SPLIT = Tariff(
+    name="unique_access_bh_telecom_fixed",
+    kind=TariffKind.PER_MINUTE,
+    price=Decimal("0.042"),
+    others=(SUBSCRIBER,),
+)
+
+
+def test_a_split_tariff_rates_each_payer_on_its_own() -> None:
+    """90 s at 0.042 (caller) and 0.020 (subscriber) KM/min: 0.0630 and 0.0300 KM, VAT apart."""
+    caller, called = rate_shares(SPLIT, 90)
+    assert (caller.payer, caller.price, caller.kind) == (
+        Payer.CALLER,
+        Decimal("0.042"),
+        TariffKind.PER_MINUTE,
+    )
+    assert amounts(caller) == (Decimal("0.0630"), Decimal("0.0107"), Decimal("0.0737"))
+    assert (called.payer, called.tariff, called.billed_seconds) == (
+        Payer.CALLED,
+        "unique_access_bh_telecom_fixed",
+        90,
+    )
+    assert amounts(called) == (Decimal("0.0300"), Decimal("0.0051"), Decimal("0.0351"))
+
+
+def test_a_split_tariff_inside_a_centrex_group_is_one_free_rating() -> None:
+    """Inside the caller's group nobody pays, so the split gives one free rating."""
+    (only,) = rate_shares(SPLIT, 90, inside_group=True)
+    assert (only.tariff, only.payer, only.total) == (INSIDE_GROUP_TARIFF, Payer.NONE, Decimal(0))
+
+
+def test_rate_for_another_payer() -> None:
+    """A forwarded leg's subscriber pays what the caller would: the payer is overridden."""
+    rating = rate(MOBILE, 60, payer=Payer.CALLED)
+    assert (rating.payer, rating.cost) == (Payer.CALLED, Decimal("0.1770"))
+
+
+def test_shares_of_a_split_tariff_are_checked() -> None:
+    """Each payer has one share, of the same tariff name, and shares have no shares."""
+    with pytest.raises(ValueError, match="each payer has one share"):
+        Tariff(name="s", kind=TariffKind.PER_MINUTE, price=Decimal(1), others=(MOBILE,))
+    twice = Tariff(name="s", kind=TariffKind.PER_MINUTE, price=Decimal(1))
+    with pytest.raises(ValueError, match="each payer has one share"):
+        Tariff(name="s", kind=TariffKind.PER_MINUTE, price=Decimal(1), others=(twice,))
+    assert SPLIT.shares == (SPLIT, SUBSCRIBER)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from callserver.cdr.charge import Charge
 from callserver.cdr.record import (
     CdrRecord,
     Disposition,
@@ -36,6 +37,16 @@ moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)
 )
 gaps = st.integers(0, 10**8).map(lambda ms: timedelta(milliseconds=ms))
+amounts = st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=0, max_value=10**6)
+charges = st.builds(
+    Charge,
+    payer=st.sampled_from(["caller", "called", "none"]),
+    tariff=texts,
+    billed_units=st.integers(0, 10**6),
+    billed_seconds=st.integers(0, 10**6),
+    cost=amounts,
+    vat=amounts,
+)
 
 
 @st.composite
@@ -77,6 +88,7 @@ def records(draw: st.DrawFn) -> CdrRecord:
         billed_seconds=draw(optional_ints),
         cost=draw(money),
         vat=draw(money),
+        charges=tuple(draw(st.lists(charges, max_size=3))),
         **optional,
     )
 
@@ -150,6 +162,31 @@ def test_disposition_values_are_those_of_the_specification() -> None:
     ]
 
 
+CHARGE = {
+    "payer": "called",
+    "tariff": "unique_access_other_fixed",
+    "billed_units": 60,
+    "billed_seconds": 60,
+    "cost": "0.0770",
+    "vat": "0.0131",
+}
+
+
+def test_charges_say_who_pays_what_and_come_back_equal() -> None:
+    """A record's charges are JSON objects with string money, read back as equal Charges."""
+    record = make_record(1, charges=[CHARGE])
+    data = json.loads(record.to_json())
+    assert data["charges"] == [CHARGE]
+    assert CdrRecord.from_json(record.to_json()) == record
+    (charge,) = record.charges
+    assert (charge.payer, charge.cost, charge.vat) == (
+        "called",
+        Decimal("0.0770"),
+        Decimal("0.0131"),
+    )
+    assert make_record(2).charges == ()
+
+
 def test_records_are_hashable_values() -> None:
     """Equal records hash alike (survey is left out of the hash), so they can go in sets."""
     assert len({make_record(1, survey={"q1": 5}), make_record(1, survey={"q1": 5})}) == 1
@@ -180,6 +217,12 @@ def test_records_are_hashable_values() -> None:
         ({"trunk": 5}, "trunk"),
         ({"colour": "red"}, "unknown CDR field"),
         ({"duration": 61}, "duration"),
+        ({"charges": [{"payer": "caller"}]}, "a charge is an object with exactly"),
+        ({"charges": [{**CHARGE, "cost": 0.1}]}, "cost must be a decimal string"),
+        ({"charges": [{**CHARGE, "vat": None}]}, "never null"),
+        ({"charges": [{**CHARGE, "billed_units": -1}]}, "whole numbers"),
+        ({"charges": [{**CHARGE, "tariff": 7}]}, "strings"),
+        ({"charges": "caller"}, "charges must be a sequence of charges"),
     ],
 )
 def test_invalid_records_are_refused_with_a_specific_message(

@@ -199,3 +199,27 @@ def test_stats_give_asr_and_acd_in_all_per_trunk_and_per_number(
     ]
     empty = store.stats(since=datetime(2030, 1, 1, tzinfo=UTC))
     assert (empty.total.calls, empty.total.asr, empty.total.acd, empty.per_trunk) == (0, 0, 0, ())
+
+
+def test_the_store_keeps_every_payers_charge(store: CdrStore, tmp_path: Path) -> None:
+    """A record with two payers comes back from SQLite with both charges, money exact."""
+    charges = [
+        {
+            "payer": payer,
+            "tariff": "unique_access_bh_telecom_fixed",
+            "billed_units": 90,
+            "billed_seconds": 90,
+            "cost": cost,
+            "vat": vat,
+        }
+        for payer, cost, vat in (("caller", "0.0630", "0.0107"), ("called", "0.0300", "0.0051"))
+    ]
+    record = make_record(7, charges=charges)
+    _append(tmp_path / "cdr", record)
+    store.ingest(tmp_path / "cdr")
+    (back,) = store.records()
+    assert back == record
+    assert [(c.payer, str(c.cost)) for c in back.charges] == [
+        ("caller", "0.0630"),
+        ("called", "0.0300"),
+    ]

@@ -102,7 +102,7 @@ def test_deadline_and_warning_are_absolute_times_from_the_answer_rtime() -> None
 
 def test_credit_timer_armed_for_a_premium_call() -> None:
     """Armed at the answer rtime, the timer warns at 150 s and expires exactly at 180 s."""
-    timer = CreditTimer.arm(PREMIUM, 500.0)
+    timer = CreditTimer.arm(PREMIUM, 500.0, warn_before=30)
     assert (timer.cap, timer.deadline, timer.warning_at) == (180, 680.0, 650.0)
     assert timer.next_deadline(warned=False) == 650.0
     assert timer.next_deadline(warned=True) == 680.0
@@ -112,7 +112,7 @@ def test_credit_timer_armed_for_a_premium_call() -> None:
 
 def test_credit_timer_with_a_shorter_dialplan_cap_and_no_room_to_warn() -> None:
     """A 20 s dialplan cap leaves no room for a 30 s warning, so none is scheduled."""
-    timer = CreditTimer.arm(PREMIUM, 10.0, dialplan_cap=20)
+    timer = CreditTimer.arm(PREMIUM, 10.0, dialplan_cap=20, warn_before=30)
     assert (timer.deadline, timer.warning_at) == (30.0, None)
     assert timer.next_deadline(warned=False) == 30.0
 
