@@ -1,4 +1,4 @@
-"""The ``callserver`` command: run, check, version, prompts synth (DESIGN.md "Contracts")."""
+"""The ``callserver`` command: run, check, reload, rate, cdr, version, prompts synth."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version")
     _add_prompts_parser(sub)
     _add_cdr_parser(sub)
+    _add_rate_parser(sub)
     return parser
 
 
@@ -215,6 +216,39 @@ def _cdr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_rate_parser(sub: Any) -> None:
+    rate = sub.add_parser(
+        "rate", help="what a call to NUMBER is: class, cap, warning, who pays what"
+    )
+    rate.add_argument(
+        "number", nargs="+", metavar="NUMBER", help="the called number (092 292 123, +387..., 112)"
+    )
+    rate.add_argument("--seconds", type=int, default=60, metavar="N", help="call length (60)")
+    rate.add_argument(
+        "--caller", metavar="NUMBER", help="the calling number (default: a BiH fixed number)"
+    )
+    rate.add_argument("--format", choices=("text", "json"), default="text")
+    rate.add_argument("--config", type=Path, help="settings file (for its tariffs file)")
+
+
+def _rate(args: argparse.Namespace) -> int:
+    from callserver.rate import DEFAULT_CALLER, format_quote, quote
+    from callserver.tariffs import load_tariffs
+
+    try:
+        tariffs = load_tariffs(load_settings(args.config).tariffs)
+        number = " ".join(args.number)  # written with spaces, unquoted: 092 292 123
+        data = quote(tariffs, number, seconds=args.seconds, caller=args.caller or DEFAULT_CALLER)
+    except ConfigError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"callserver rate: {exc}", file=sys.stderr)
+        return 1
+    format_quote(data, args.format, sys.stdout)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``callserver`` console script."""
     args = _parser().parse_args(argv)
@@ -229,4 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cdr(args)
     if args.command == "reload":
         return _reload(args)
+    if args.command == "rate":
+        return _rate(args)
     return _run(args)
