@@ -1,12 +1,15 @@
-"""Duration caps end to end: the server hangs up a per-call premium call at its class's cap."""
+"""Duration caps end to end: the server warns, then hangs up a per-call premium call at its cap."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
 
+from callserver.media import g711
 from callserver.tariffs import load_tariffs
-from tests.e2e.conftest import SCENARIOS, TARIFFS, exported_cdrs, run_sipp, start_server
+from tests.e2e.conftest import PROMPTS, SCENARIOS, TARIFFS, exported_cdrs, run_sipp, start_server
+from tests.e2e.test_dialplan_media import FRAME, _aligned_snr_db, _lag, _samples
+from tests.e2e.test_media_calls import _RTP, RtpSink
 
 PREMIUM_PER_CALL = "092291123"  # 092 291 xxx: 0.49 KM a call, at most 3 minutes
 
@@ -60,3 +63,68 @@ def test_server_sends_bye_at_the_cap(sipp: str, tmp_path: Path) -> None:
         "ANSWERED",
     )
     assert (cdr["called_raw"], cdr["cost"], cdr["billed_units"]) == (PREMIUM_PER_CALL, "0.4900", 1)
+
+
+def test_a_classes_own_warning_plays_warn_before_seconds_before_the_bye(
+    sipp: str, tmp_path: Path
+) -> None:
+    """warn_before 5 on a 10 s cap: the warning's RTP starts 5 s (±1 s) before the BYE.
+
+    The global cap_warning is set to 2 s: the class's own value must win over it.
+    """
+    text = TARIFFS.read_text()
+    assert CLASS_CAP in text and "cap_warning: 30" in text
+    tariffs = tmp_path / "tariffs.yaml"
+    tariffs.write_text(
+        text.replace(CLASS_CAP, "    max_duration: 10\n    warn_before: 5\n").replace(
+            "cap_warning: 30", "cap_warning: 2"
+        )
+    )
+    server = start_server(tmp_path, tariffs=tariffs, media={"default_language": "en"})
+    sink = RtpSink()
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-caller-hears-prompts-until-server-bye.xml")),
+            *("-s", PREMIUM_PER_CALL, "-m", "1", "-key", "caller", "+38733123456"),
+            *("-set", "rtp_port", str(sink.port), "-set", "codec", "0"),
+            timeout=40,
+        )
+        server.wait_for("call.ended", timeout=20)
+    finally:
+        sink.close()
+        server.stop()
+    assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+    warned = server.wait_for("call.cap_warning")
+    assert (warned["cap"], warned["warn_before"], warned["bridged"]) == (10, 5, False)
+    assert server.wait_for("call.max_duration")["cap"] == 10
+    starts, last = _warning_start(sink, "en")
+    assert 4.0 <= last - starts <= 6.0, (starts, last)
+    [cdr] = exported_cdrs(server.data_dir)
+    assert (cdr["end_reason"], cdr["billsec"], cdr["cost"]) == ("max_duration", 10, "0.4900")
+
+
+CLASS_CAP = (
+    "    max_duration: 180\n"
+    "    # warn_before: 30           # play the warning prompt 30 s before the cap\n"
+)
+
+
+def _warning_start(sink: RtpSink, language: str) -> tuple[float, float]:
+    """When the warning prompt's first packet arrived, and when the last packet did (the BYE:
+    the stream sends until the call ends), on the sink's clock.
+
+    The prompt is found where it lines up best in the received audio (it scores > 30 dB SNR
+    there, so it is the warning and not other sound); its first packet is the one holding that
+    sample.
+    """
+    first = _RTP.unpack_from(sink.packets[0][1])[2]
+    in_order = sorted(sink.packets, key=lambda row: (_RTP.unpack_from(row[1])[2] - first) & 0xFFFF)
+    received = g711.decode("PCMU", sink.audio(0))
+    prompt = _samples(PROMPTS / language / "time_warning.wav")
+    lag = _lag(prompt, received)
+    assert _aligned_snr_db(prompt, received) > 30
+    arrivals = [arrival for arrival, _ in in_order]
+    return arrivals[lag // FRAME], max(arrivals)
