@@ -71,7 +71,9 @@ class Payer(StrEnum):
     """Who pays for a call."""
 
     CALLER = "caller"
-    CALLED = "called"  # free phone: the subscriber of the 080 number
+    # The called number's subscriber (free phone, unique access), or on a forwarded leg the
+    # subscriber whose number forwarded.
+    CALLED = "called"
     NONE = "none"  # emergency numbers, calls inside a Centrex group
 
 

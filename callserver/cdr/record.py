@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 A ``CdrRecord`` is a value. The calls layer builds it in the REPORTING phase (FreeSWITCH's
 ``CS_REPORTING``) from what the leg knew; rating fills ``number_class``, ``tariff``,
-``billed_units``, ``billed_seconds``, ``payer``, ``cost``, ``vat`` and ``currency`` with
-``dataclasses.replace`` (the derived fields are recomputed, never passed). The spool
-stores ``to_json()`` as one line; ``from_json`` gives back an equal record.
+``billed_units``, ``billed_seconds``, ``payer``, ``cost``, ``vat``, ``currency`` and
+``charges`` with ``dataclasses.replace`` (the derived fields are recomputed, never passed).
+The spool stores ``to_json()`` as one line; ``from_json`` gives back an equal record.
 
 Field names follow FreeSWITCH's CDR variables where one exists (``uuid``, ``start_stamp``,
 ``answer_stamp``, ``end_stamp``, ``duration``, ``billsec``, ``billmsec``, ``hangup_cause``,
