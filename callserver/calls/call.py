@@ -16,6 +16,7 @@ from callserver.calls.admission import Admitted, Rejected
 from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession
 from callserver.media.negotiated import StreamConfig
+from callserver.media.settings import MediaSettings
 from callserver.media.stream import MediaStream
 from callserver.policy.caller import CallerId, caller_identity
 from callserver.policy.caps import CreditTimer
@@ -35,6 +36,7 @@ from callserver.sip.uri import SipUri
 
 __all__ = [
     "Call",
+    "answer_config",
     "answer_sdp",
     "caller_of",
     "dialog_of",
@@ -91,6 +93,21 @@ def stream_config(media: NegotiatedMedia) -> StreamConfig:
         remote_port=media.remote_port,
         direction=media.direction,
         rtcp_mux=media.rtcp_mux,
+    )
+
+
+def answer_config(
+    media: MediaSettings, address: str, port: int, session_id: int = 0, version: int = 0
+) -> AnswerConfig:
+    """What our SDP for a stream on ``port`` says: the operator's codecs and ptime, ``address``,
+    and the ``o=`` line (RFC 3264 §8: the same session id, the version one up on a change)."""
+    return AnswerConfig(
+        codecs=tuple(media.codecs),
+        address=address,
+        port=port,
+        session_id=session_id,
+        session_version=version,
+        ptime=media.ptime,
     )
 
 

@@ -33,6 +33,7 @@ from callserver.calls.admission import Admission, Admitted
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import (
     Call,
+    answer_config,
     caller_of,
     dialog_of,
     facts_of,
@@ -319,15 +320,7 @@ class CallManager:
 
     def answer_config(self, port: int, session_id: int = 0, version: int = 0) -> AnswerConfig:
         """How an offer is answered: the operator's codecs and ptime, our address, ``port``."""
-        media = self.settings.media
-        return AnswerConfig(
-            codecs=tuple(media.codecs),
-            address=self.media_host,
-            port=port,
-            session_id=session_id,
-            session_version=version,
-            ptime=media.ptime,
-        )
+        return answer_config(self.settings.media, self.media_host, port, session_id, version)
 
     def _on_reinvite(self, event: RequestReceived, now: float) -> None:
         call = self._by_dialog.get(dialog_of(event))

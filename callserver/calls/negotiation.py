@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from callserver.calls.call import answer_sdp, stream_config
+from callserver.calls.call import answer_config, answer_sdp, stream_config
 from callserver.media.negotiated import StreamConfig
 from callserver.sip.sdp import AnswerConfig, build_offer, negotiated_from_answer
 from callserver.sip.session_description import SdpError, parse_sdp
@@ -39,7 +39,9 @@ class Negotiation:
     def _config(self, call: Call) -> AnswerConfig:
         assert call.stream is not None
         # RFC 3264 §8: same o= session, version + 1
-        return self.manager.answer_config(call.stream.port, call.sdp_session, call.sdp_version)
+        manager = self.manager
+        media, port = manager.settings.media, call.stream.port
+        return answer_config(media, manager.media_host, port, call.sdp_session, call.sdp_version)
 
     def answer(self, call: Call, offer_body: bytes) -> tuple[bytes, StreamConfig] | None:
         """Our SDP answer to ``offer_body`` and its stream config; None: no usable offer.
