@@ -230,6 +230,29 @@ def run_sipp(
     return SippResult(proc.returncode, proc.stdout + proc.stderr, stats)
 
 
+def run_scenario(
+    sipp: str,
+    tmp_path: Path,
+    server: ServerProcess,
+    scenario: str,
+    *args: str,
+    timeout: float = 30.0,
+) -> SippResult:
+    """Run SIPp with the scenario file ``scenario`` of tests/e2e/scenarios against ``server``."""
+    return run_sipp(
+        sipp, tmp_path, server.port, "-sf", str(SCENARIOS / scenario), *args, timeout=timeout
+    )
+
+
+@contextlib.contextmanager
+def stopped_on_exit(server: ServerProcess) -> Iterator[ServerProcess]:
+    """``server`` for the block, stopped when the block ends, however it ends."""
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def stat_value(result: SippResult, column: str) -> int:
     """The last row's value of ``column`` in SIPp's -trace_stat CSV."""
     rows = [row.split(";") for row in result.stats.strip().splitlines()]
@@ -309,3 +332,14 @@ def start_uas(sipp: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[s
         cwd=tmp_path,
     )
     return proc, port
+
+
+@contextlib.contextmanager
+def uas_leg(sipp: str, tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``start_uas`` for the block: the SIPp uas and its port, killed after it if still running."""
+    uas, port = start_uas(sipp, tmp_path, *args)
+    try:
+        yield uas, port
+    finally:
+        if uas.poll() is None:
+            uas.kill()

@@ -13,9 +13,11 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
+    run_scenario,
     run_sipp,
     start_server,
     stat_value,
+    stopped_on_exit,
 )
 
 
@@ -46,21 +48,15 @@ def _wait_answered(server: ServerProcess, count: int, timeout: float = 10.0) -> 
 def test_fourth_call_on_a_three_channel_trunk_gets_503(sipp: str, tmp_path: Path) -> None:
     """3 calls up on a 3-channel trunk, the 4th gets 503 + Q.850 cause 34, a 5th later succeeds."""
     trunks = {"trunks": {"test": {"match": ["127.0.0.1"], "channels": 3}}}
-    server = start_server(tmp_path, trunks=trunks)
-    try:
+    with stopped_on_exit(start_server(tmp_path, trunks=trunks)) as server:
         holders = _hold_calls(sipp, server, 3, 4000)
         _wait_answered(server, 3)
-        refused = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-expect-503-channel-limit.xml"), "-m", "1"),
+        refused = run_scenario(
+            sipp, tmp_path, server, "uac-expect-503-channel-limit.xml", "-m", "1", timeout=60
         )
         output, _ = holders.communicate(timeout=40)
         assert holders.returncode == 0, output[-2000:]
         after = run_sipp(sipp, tmp_path, server.port, "-sn", "uac", "-m", "1")
-    finally:
-        server.stop()
     assert refused.returncode == 0, refused.output[-2000:] + "\n".join(server.raw[-30:])
     assert stat_value(refused, "SuccessfulCall(C)") == 1
     log = "\n".join(server.raw[-30:])
@@ -82,11 +78,8 @@ def test_fourth_call_on_a_three_channel_trunk_gets_503(sipp: str, tmp_path: Path
 def test_unknown_source_gets_403(sipp: str, tmp_path: Path) -> None:
     """A source no trunk matches is refused with 403 and the refusal is logged."""
     trunks = {"trunks": {"elsewhere": {"match": ["192.0.2.0/24"]}}}
-    server = start_server(tmp_path, trunks=trunks)
-    try:
+    with stopped_on_exit(start_server(tmp_path, trunks=trunks)) as server:
         result = run_sipp(sipp, tmp_path, server.port, "-sn", "uac", "-m", "1", timeout=10)
-    finally:
-        server.stop()
     assert result.returncode != 0
     assert "403" in result.output or stat_value(result, "FailedCall(C)") == 1
     rejected = server.events("call.rejected")
@@ -99,15 +92,12 @@ def test_over_limit_announcement_plays_as_early_media_before_503(sipp: str, tmp_
         "trunks": {"test": {"match": ["127.0.0.1"], "channels": 1}},
         "over_limit": {"announcement": "channel_limit"},
     }
-    server = start_server(tmp_path, trunks=trunks)
-    try:
+    with stopped_on_exit(start_server(tmp_path, trunks=trunks)) as server:
         holders = _hold_calls(sipp, server, 1, 8000)
         _wait_answered(server, 1)
-        scenario = SCENARIOS / "uac-expect-183-announcement-then-503.xml"
-        refused = run_sipp(sipp, tmp_path, server.port, "-sf", str(scenario), "-m", "1")
+        scenario = "uac-expect-183-announcement-then-503.xml"
+        refused = run_scenario(sipp, tmp_path, server, scenario, "-m", "1", timeout=60)
         holders.communicate(timeout=40)
-    finally:
-        server.stop()
     assert refused.returncode == 0, refused.output[-2000:] + "\n".join(server.raw[-30:])
     announced = server.wait_for("call.refusal_announced")
     assert (announced["reason"], announced["prompt"]) == ("channel_limit", "channel_limit")

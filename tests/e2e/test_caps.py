@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
 from callserver.media import g711
 from callserver.tariffs import load_tariffs
-from tests.e2e.conftest import PROMPTS, SCENARIOS, TARIFFS, exported_cdrs, run_sipp, start_server
+from tests.e2e.conftest import (
+    PROMPTS,
+    TARIFFS,
+    exported_cdrs,
+    run_scenario,
+    start_server,
+    stopped_on_exit,
+)
 from tests.e2e.test_dialplan_media import FRAME, _aligned_snr_db, _lag, _samples
 from tests.e2e.test_media_calls import _RTP, RtpSink
 
@@ -36,17 +44,16 @@ def test_server_sends_bye_at_the_cap(sipp: str, tmp_path: Path) -> None:
         )
     )
     server = start_server(tmp_path, tariffs=short)
-    try:
-        result = run_sipp(
+    with stopped_on_exit(server):
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-m", "1"),
-            *("-s", PREMIUM_PER_CALL),
+            server,
+            "uac-expect-server-bye.xml",
+            *("-m", "1", "-s", PREMIUM_PER_CALL),
+            timeout=60,
         )
         ended = server.wait_for("call.ended")
-    finally:
-        server.stop()
     assert result.returncode == 0, result.output[-2000:]
     capped = server.wait_for("call.max_duration")
     assert capped["cap"] == 3 and capped["number_class"]
@@ -82,20 +89,17 @@ def test_a_classes_own_warning_plays_warn_before_seconds_before_the_bye(
     )
     server = start_server(tmp_path, tariffs=tariffs, media={"default_language": "en"})
     sink = RtpSink()
-    try:
-        result = run_sipp(
+    with stopped_on_exit(server), closing(sink):
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-caller-hears-prompts-until-server-bye.xml")),
+            server,
+            "uac-caller-hears-prompts-until-server-bye.xml",
             *("-s", PREMIUM_PER_CALL, "-m", "1", "-key", "caller", "+38733123456"),
             *("-set", "rtp_port", str(sink.port), "-set", "codec", "0"),
             timeout=40,
         )
         server.wait_for("call.ended", timeout=20)
-    finally:
-        sink.close()
-        server.stop()
     assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
     warned = server.wait_for("call.cap_warning")
     assert (warned["cap"], warned["warn_before"], warned["bridged"]) == (10, 5, False)

@@ -16,7 +16,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from tests.e2e.conftest import SCENARIOS, run_sipp, start_server, start_uas
+from tests.e2e.conftest import run_scenario, start_server, stopped_on_exit, uas_leg
 from tests.e2e.test_cdr_fields import HOLD_MS, _cdrs, _expected, _log, _trunks
 
 UNIQUE_ACCESS = "081920123"
@@ -58,19 +58,15 @@ def test_a_unique_access_call_from_bh_telecoms_fixed_network_has_two_payers(
     sipp: str, tmp_path: Path
 ) -> None:
     """081 92X XXX from 033: the caller's 0.042 and the subscriber's 0.020 KM/min, both kept."""
-    server = start_server(tmp_path, trunks=_trunks())
-    try:
-        result = run_sipp(
+    with stopped_on_exit(start_server(tmp_path, trunks=_trunks())) as server:
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-caller-hangs-up-after-answer.xml")),
+            server,
+            "uac-caller-hangs-up-after-answer.xml",
             *("-s", UNIQUE_ACCESS, "-m", "1", "-key", "caller", BH_TELECOM_FIXED_CALLER),
             *("-d", str(HOLD_MS)),
-            timeout=30,
         )
-    finally:
-        server.stop()
     assert result.returncode == 0, result.output[-2000:] + _log(server)
     (record,) = _cdrs(server, 1)
     billsec = record["billsec"]
@@ -108,28 +104,26 @@ def test_a_free_phone_call_forwarded_abroad_carries_the_zone_surcharge(
     sipp: str, tmp_path: Path
 ) -> None:
     """080 forwarded to Croatia: the b-leg's subscriber pays the Croatian price and zone I."""
-    uas, uas_port = start_uas(sipp, tmp_path, "-sn", "uas")
     plans = tmp_path / "dialplans"
     plans.mkdir()
     (plans / f"{FREE_PHONE}.yaml").write_text(
         f'steps:\n  out:\n    forward: "{ABROAD}"\n    ring_timeout: 10s\n'
     )
-    server = start_server(tmp_path, dialplans=plans, trunks=_trunks(2, uas_port))
-    try:
-        caller = run_sipp(
+    with (
+        uas_leg(sipp, tmp_path, "-sn", "uas") as (uas, uas_port),
+        stopped_on_exit(
+            start_server(tmp_path, dialplans=plans, trunks=_trunks(2, uas_port))
+        ) as server,
+    ):
+        caller = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-caller-hangs-up-after-answer.xml")),
+            server,
+            "uac-caller-hangs-up-after-answer.xml",
             *("-s", FREE_PHONE, "-m", "1", "-key", "caller", BH_TELECOM_FIXED_CALLER),
             *("-d", str(HOLD_MS)),
-            timeout=30,
         )
         uas_out, _ = uas.communicate(timeout=30)
-    finally:
-        server.stop()
-        if uas.poll() is None:
-            uas.kill()
     assert caller.returncode == 0, caller.output[-2000:] + _log(server)
     assert uas.returncode == 0, uas_out[-2000:] + _log(server)
     records = _cdrs(server, 2)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import wave
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,11 @@ from callserver.media import g711
 from callserver.media.recording import KEPT_SILENCE_SECONDS
 from tests.e2e.conftest import (
     PROMPTS,
-    SCENARIOS,
     ServerProcess,
     exported_cdrs,
-    run_sipp,
+    run_scenario,
     start_server,
+    stopped_on_exit,
 )
 from tests.e2e.test_media_calls import RtpSink
 
@@ -106,19 +107,16 @@ def _plan_dir(tmp_path: Path, number: str, text: str) -> Path:
 
 def _hear(sipp: str, tmp_path: Path, server: ServerProcess, caller: str) -> npt.NDArray[np.int16]:
     """One call from ``caller`` whose RTP (PCMU) goes to a sink; the decoded audio it got."""
-    sink = RtpSink()
-    try:
-        result = run_sipp(
+    with closing(RtpSink()) as sink:
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-caller-hears-prompts-until-server-bye.xml")),
+            server,
+            "uac-caller-hears-prompts-until-server-bye.xml",
             *("-s", LANGUAGE_NUMBER, "-m", "1", "-key", "caller", caller),
             *("-set", "rtp_port", str(sink.port), "-set", "codec", "0"),
             timeout=40,
         )
-    finally:
-        sink.close()
     assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
     return g711.decode("PCMU", sink.audio(0))
 
@@ -126,10 +124,8 @@ def _hear(sipp: str, tmp_path: Path, server: ServerProcess, caller: str) -> npt.
 def test_callers_hear_the_greeting_of_their_country(sipp: str, tmp_path: Path) -> None:
     """+385, +49 and +387 callers hear the hr, de and bs greeting, and no other language's."""
     server = start_server(tmp_path, dialplans=_plan_dir(tmp_path, LANGUAGE_NUMBER, LANGUAGE_PLAN))
-    try:
+    with stopped_on_exit(server):
         heard = {lang: _hear(sipp, tmp_path, server, caller) for lang, caller in CALLERS.items()}
-    finally:
-        server.stop()
     greetings = {lang: _samples(PROMPTS / lang / "greeting.wav") for lang in CALLERS}
     for lang, received in heard.items():
         # G.711 keeps speech near 35 dB SNR; a different recording scores near 0 dB or below.
@@ -171,18 +167,16 @@ def _speech_end(samples: npt.NDArray[np.int16]) -> float:
 
 def _leave_message(sipp: str, tmp_path: Path, scenario: str, *extra: str) -> ServerProcess:
     server = start_server(tmp_path, dialplans=_plan_dir(tmp_path, VOICEMAIL_NUMBER, VOICEMAIL_PLAN))
-    try:
-        result = run_sipp(
+    with stopped_on_exit(server):
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / scenario), "-s", VOICEMAIL_NUMBER, "-m", "1"),
-            *("-key", "caller", CALLERS["de"], *extra),
+            server,
+            scenario,
+            *("-s", VOICEMAIL_NUMBER, "-m", "1", "-key", "caller", CALLERS["de"], *extra),
             timeout=40,
         )
         server.wait_for("call.ended")
-    finally:
-        server.stop()
     assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
     return server
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from tests.e2e.conftest import (
     HOST,
-    SCENARIOS,
     TARIFFS,
     ServerProcess,
     exported_cdrs,
+    run_scenario,
     run_sipp,
     start_server,
-    start_uas,
+    stopped_on_exit,
+    uas_leg,
 )
 
 NUMBER = "38733100200"
@@ -55,9 +56,10 @@ def _setup(
 
 def test_forwarded_call_is_bridged_and_leaves_two_linked_cdrs(sipp: str, tmp_path: Path) -> None:
     """The forwarded leg answers, the caller hangs up, both legs have rated, linked CDRs."""
-    uas, uas_port = start_uas(sipp, tmp_path, "-sn", "uas")
-    server = _setup(tmp_path, uas_port)
-    try:
+    with (
+        uas_leg(sipp, tmp_path, "-sn", "uas") as (uas, uas_port),
+        stopped_on_exit(_setup(tmp_path, uas_port)) as server,
+    ):
         caller = run_sipp(
             sipp,
             tmp_path,
@@ -73,10 +75,6 @@ def test_forwarded_call_is_bridged_and_leaves_two_linked_cdrs(sipp: str, tmp_pat
             timeout=30,
         )
         uas_out, _ = uas.communicate(timeout=30)
-    finally:
-        server.stop()
-        if uas.poll() is None:
-            uas.kill()
     log = "\n".join(server.raw[-40:])
     assert caller.returncode == 0, caller.output[-2000:] + log
     assert uas.returncode == 0, uas_out[-2000:] + log
@@ -96,20 +94,15 @@ def test_forwarded_call_is_bridged_and_leaves_two_linked_cdrs(sipp: str, tmp_pat
 
 def test_barred_forward_gets_403_and_a_barred_cdr(sipp: str, tmp_path: Path) -> None:
     """A trunk barred from mobile numbers cannot forward to one: 403 and a barred b-leg CDR."""
-    server = _setup(tmp_path, 9, barring=["mobile"])
-    try:
-        caller = run_sipp(
+    with stopped_on_exit(_setup(tmp_path, 9, barring=["mobile"])) as server:
+        caller = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-expect-403-barred.xml"), "-s", NUMBER, "-m", "1"),
-            "-key",
-            "caller",
-            "+38733555666",
+            server,
+            "uac-expect-403-barred.xml",
+            *("-s", NUMBER, "-m", "1", "-key", "caller", "+38733555666"),
             timeout=20,
         )
-    finally:
-        server.stop()
     assert caller.returncode == 0, caller.output[-2000:] + "\n".join(server.raw[-40:])
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert legs["b"]["end_reason"] == "barred" and legs["b"]["disposition"] == "REJECTED"
@@ -120,21 +113,14 @@ def test_the_cap_ends_both_legs_of_a_forwarded_call(sipp: str, tmp_path: Path) -
     """A plan's 3 s max_duration: both parties hear the warning, then both get BYE."""
     warning = tmp_path / "tariffs.yaml"
     warning.write_text(TARIFFS.read_text().replace("cap_warning: 30", "cap_warning: 1"))
-    uas, uas_port = start_uas(sipp, tmp_path, "-sn", "uas")
-    server = _setup(tmp_path, uas_port, max_duration="3s", tariffs=warning)
-    try:
-        caller = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-s", NUMBER, "-m", "1"),
-            timeout=30,
+    with (
+        uas_leg(sipp, tmp_path, "-sn", "uas") as (uas, uas_port),
+        stopped_on_exit(_setup(tmp_path, uas_port, max_duration="3s", tariffs=warning)) as server,
+    ):
+        caller = run_scenario(
+            sipp, tmp_path, server, "uac-expect-server-bye.xml", "-s", NUMBER, "-m", "1"
         )
         uas_out, _ = uas.communicate(timeout=30)
-    finally:
-        server.stop()
-        if uas.poll() is None:
-            uas.kill()
     log = "\n".join(server.raw[-40:])
     assert caller.returncode == 0, caller.output[-2000:] + log
     assert uas.returncode == 0, uas_out[-2000:] + log  # SIPp's uas got its BYE

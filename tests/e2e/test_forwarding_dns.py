@@ -12,9 +12,11 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
+    run_scenario,
     run_sipp,
     start_server,
-    start_uas,
+    stopped_on_exit,
+    uas_leg,
 )
 from tests.transport.dns_server import ZoneServer
 
@@ -81,16 +83,14 @@ def test_a_sip_uri_forward_to_a_domain_is_resolved_by_naptr_and_srv(
 ) -> None:
     """sip:...@pbx.test: NAPTR → _sip._udp SRV → A; SIPp there gets pbx.test in the URI."""
     scenario = str(SCENARIOS / "uas-expect-domain-uri-then-answer.xml")
-    uas, uas_port = start_uas(sipp, tmp_path, "-sf", scenario)
-    with ZoneServer(_zone(uas_port)) as zone:
+    with (
+        uas_leg(sipp, tmp_path, "-sf", scenario) as (uas, uas_port),
+        ZoneServer(_zone(uas_port)) as zone,
+    ):
         server = _server(tmp_path, zone, f"sip:{TARGET}@pbx.test", route=False)
-        try:
+        with stopped_on_exit(server):
             failure = _call(sipp, tmp_path, server)
             uas_out, _ = uas.communicate(timeout=40)
-        finally:
-            server.stop()
-            if uas.poll() is None:
-                uas.kill()
         assert zone.count("pbx.test", "NAPTR") == 1
         assert zone.count("_sip._udp.pbx.test", "SRV") == 1
         assert zone.count("sip.pbx.test", "A") == 1
@@ -106,19 +106,16 @@ def test_a_route_by_host_name_fails_over_from_503_to_the_next_srv_target(
     sipp: str, tmp_path: Path
 ) -> None:
     """The first SRV target answers 503, the second answers: the call is bridged to it."""
-    busy, busy_port = start_uas(sipp, tmp_path, "-sf", str(SCENARIOS / "uas-answers-503.xml"))
-    uas, uas_port = start_uas(sipp, tmp_path, "-sn", "uas")
-    with ZoneServer(_zone(busy_port, uas_port)) as zone:
+    with (
+        uas_leg(sipp, tmp_path, "-sf", str(SCENARIOS / "uas-answers-503.xml")) as (busy, busy_port),
+        uas_leg(sipp, tmp_path, "-sn", "uas") as (uas, uas_port),
+        ZoneServer(_zone(busy_port, uas_port)) as zone,
+    ):
         server = _server(tmp_path, zone, TARGET, route=True)
-        try:
+        with stopped_on_exit(server):
             failure = _call(sipp, tmp_path, server)
             uas_out, _ = uas.communicate(timeout=40)
             busy_out, _ = busy.communicate(timeout=10)
-        finally:
-            server.stop()
-            for peer in (uas, busy):
-                if peer.poll() is None:
-                    peer.kill()
     log = "\n".join(server.raw[-40:])
     assert not failure, failure + log
     assert busy.returncode == 0, busy_out[-2000:] + log  # it got the INVITE and our ACK
@@ -133,19 +130,17 @@ def test_a_route_by_host_name_fails_over_from_503_to_the_next_srv_target(
 
 def test_a_target_that_never_answers_hands_the_call_to_the_next(sipp: str, tmp_path: Path) -> None:
     """The first SRV target is silent: after forward_response_timeout the second gets it."""
-    uas, uas_port = start_uas(sipp, tmp_path, "-sn", "uas")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+    with (
+        uas_leg(sipp, tmp_path, "-sn", "uas") as (uas, uas_port),
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent,
+    ):
         silent.bind((HOST, 0))
         silent_port = silent.getsockname()[1]
         with ZoneServer(_zone(silent_port, uas_port)) as zone:
             server = _server(tmp_path, zone, TARGET, route=True)
-            try:
+            with stopped_on_exit(server):
                 failure = _call(sipp, tmp_path, server)
                 uas_out, _ = uas.communicate(timeout=40)
-            finally:
-                server.stop()
-                if uas.poll() is None:
-                    uas.kill()
         silent.settimeout(0)
         invite = silent.recv(65535)
     log = "\n".join(server.raw[-40:])
@@ -165,17 +160,15 @@ def test_a_name_that_does_not_resolve_fails_the_forward_with_a_clear_cdr(
     """No such domain: the caller gets the plan's failed branch (486), the b leg's CDR says why."""
     with ZoneServer(_zone()) as zone:
         server = _server(tmp_path, zone, f"sip:{TARGET}@nowhere.test", route=False)
-        try:
-            caller = run_sipp(
+        with stopped_on_exit(server):
+            caller = run_scenario(
                 sipp,
                 tmp_path,
-                server.port,
-                *("-sf", str(SCENARIOS / "uac-expect-486-forward-failed.xml"), "-s", NUMBER),
-                *("-m", "1", "-key", "caller", "+38733555666"),
+                server,
+                "uac-expect-486-forward-failed.xml",
+                *("-s", NUMBER, "-m", "1", "-key", "caller", "+38733555666"),
                 timeout=20,
             )
-        finally:
-            server.stop()
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert "b" in legs, "\n".join(server.raw)
     b = legs["b"]

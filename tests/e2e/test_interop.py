@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import wave
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,13 @@ from tests.e2e.conftest import (
     ServerProcess,
     SippResult,
     exported_cdrs,
-    run_sipp,
+    run_scenario,
     start_server,
-    start_uas,
     stat_value,
+    stopped_on_exit,
+    uas_leg,
 )
+from tests.e2e.test_dialplan_media import _plan_dir
 from tests.e2e.test_media_calls import RtpSink
 from tests.media.pcap import write_udp_pcap
 
@@ -73,6 +76,15 @@ steps:
 """
 
 
+def _speech_file(path: Path) -> bytes:
+    """prompts/en/information.wav as whole 20 ms PCMU packets, written to ``path`` for SIPp's
+    ``rtp_stream``; the payload written."""
+    speech = _samples(PROMPTS / "en" / "information.wav")
+    payload = g711.encode("PCMU", speech[: len(speech) // FRAME * FRAME])
+    path.write_bytes(payload)
+    return payload
+
+
 def _frames(samples: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
     return list(samples[: len(samples) // FRAME * FRAME].reshape(-1, FRAME))
 
@@ -83,25 +95,18 @@ def test_pcmu_from_a_caller_answered_pcma_first_keeps_the_call_and_is_recorded(
     """Offer 0 8 101 is answered 8 0 101; the caller sends PCMU for 3.5 s with a 1 s
     rtp_timeout: the call lasts until its BYE, and its voicemail holds the very samples sent
     (u-law decoded as u-law, not dropped and not read as A-law)."""
-    speech = _samples(PROMPTS / "en" / "information.wav")
-    payload = g711.encode("PCMU", speech[: len(speech) // FRAME * FRAME])
-    (tmp_path / "caller-audio.ulaw").write_bytes(payload)
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    (plans / f"{VOICEMAIL_NUMBER}.yaml").write_text(VOICEMAIL_PLAN)
+    payload = _speech_file(tmp_path / "caller-audio.ulaw")
+    plans = _plan_dir(tmp_path, VOICEMAIL_NUMBER, VOICEMAIL_PLAN)
     server = start_server(tmp_path, dialplans=plans, media={"rtp_timeout": 1})
-    try:
-        result = run_sipp(
+    with stopped_on_exit(server):
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-offers-pcmu-pcma-sends-pcmu.xml"), "-m", "1"),
-            *("-s", VOICEMAIL_NUMBER, "-d", "3500"),
-            timeout=30,
+            server,
+            "uac-offers-pcmu-pcma-sends-pcmu.xml",
+            *("-m", "1", "-s", VOICEMAIL_NUMBER, "-d", "3500"),
         )
         server.wait_for("call.ended")
-    finally:
-        server.stop()
     _check(result, server)
     assert server.wait_for("call.answered")["codec"] == "PCMA"  # what we send: ours first
     assert not server.events("call.rtp_timeout")
@@ -124,19 +129,15 @@ def _late_offer_call(
     """A late-offer call to a number without a dialplan (built-in behaviour, language de)."""
     server = start_server(tmp_path, media={"default_language": "de", "rtp_timeout": 0})
     sink = RtpSink()
-    try:
-        result = run_sipp(
+    with stopped_on_exit(server), closing(sink):
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / scenario), "-m", "1", "-d", str(hold_ms)),
-            *("-set", "rtp_port", str(sink.port)),
-            timeout=30,
+            server,
+            scenario,
+            *("-m", "1", "-d", str(hold_ms), "-set", "rtp_port", str(sink.port)),
         )
         server.wait_for("call.ended")
-    finally:
-        sink.close()
-        server.stop()
     _check(result, server)
     return sink, server
 
@@ -188,37 +189,27 @@ steps:
 def test_late_offer_on_a_forwarded_call_bridges_the_callee_audio(sipp: str, tmp_path: Path) -> None:
     """A late-offer caller whose plan forwards: our offer goes in its 200 when the forwarded
     party answers, its answer in the ACK, and the forwarded party's audio reaches it intact."""
-    speech = _samples(PROMPTS / "en" / "information.wav")
-    payload = g711.encode("PCMU", speech[: len(speech) // FRAME * FRAME])
-    (tmp_path / "forwarded-audio.ulaw").write_bytes(payload)
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    (plans / f"{FORWARDING_NUMBER}.yaml").write_text(FORWARD_PLAN)
-    uas, uas_port = start_uas(
-        sipp, tmp_path, "-sf", str(SCENARIOS / "uas-answers-and-streams-audio.xml")
-    )
-    trunks = {
-        "trunks": {"test": {"match": [HOST], "channels": 2}},
-        "routes": {"pbx": {"host": HOST, "port": uas_port}},
-        "default_route": "pbx",
-    }
-    server = start_server(tmp_path, dialplans=plans, trunks=trunks)
-    sink = RtpSink()
-    try:
-        result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-late-offer-answer-in-ack.xml"), "-m", "1"),
-            *("-s", FORWARDING_NUMBER, "-d", "4500", "-set", "rtp_port", str(sink.port)),
-            timeout=30,
-        )
-        uas_out, _ = uas.communicate(timeout=30)
-    finally:
-        sink.close()
-        server.stop()
-        if uas.poll() is None:
-            uas.kill()
+    payload = _speech_file(tmp_path / "forwarded-audio.ulaw")
+    plans = _plan_dir(tmp_path, FORWARDING_NUMBER, FORWARD_PLAN)
+    streaming = ("-sf", str(SCENARIOS / "uas-answers-and-streams-audio.xml"))
+    with uas_leg(sipp, tmp_path, *streaming) as (uas, uas_port):
+        trunks = {
+            "trunks": {"test": {"match": [HOST], "channels": 2}},
+            "routes": {"pbx": {"host": HOST, "port": uas_port}},
+            "default_route": "pbx",
+        }
+        server = start_server(tmp_path, dialplans=plans, trunks=trunks)
+        sink = RtpSink()
+        with stopped_on_exit(server), closing(sink):
+            result = run_scenario(
+                sipp,
+                tmp_path,
+                server,
+                "uac-late-offer-answer-in-ack.xml",
+                *("-m", "1", "-s", FORWARDING_NUMBER, "-d", "4500"),
+                *("-set", "rtp_port", str(sink.port)),
+            )
+            uas_out, _ = uas.communicate(timeout=30)
     _check(result, server)
     assert uas.returncode == 0, uas_out[-2000:]
     heard = sink.audio(0)
@@ -234,17 +225,10 @@ def test_late_offer_on_a_forwarded_call_bridges_the_callee_audio(sipp: str, tmp_
 def test_options_and_405_carry_a_to_tag_and_one_allow(sipp: str, tmp_path: Path) -> None:
     """OPTIONS gets 200, REGISTER, SUBSCRIBE and MESSAGE get 405, each with a To tag and the
     Allow header field once (SIPp checks every response)."""
-    server = start_server(tmp_path)
-    try:
-        result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-options-and-405-carry-a-to-tag.xml"), "-m", "1"),
-            timeout=20,
+    with stopped_on_exit(start_server(tmp_path)) as server:
+        result = run_scenario(
+            sipp, tmp_path, server, "uac-options-and-405-carry-a-to-tag.xml", "-m", "1", timeout=20
         )
-    finally:
-        server.stop()
     _check(result, server)
     assert stat_value(result, "SuccessfulCall(C)") == 1
 
@@ -282,19 +266,18 @@ def test_digits_without_end_packets_are_reported_once_each(sipp: str, tmp_path: 
     release while the caller hangs up 2.5 s into it: each is reported once, the held one
     after 2 s (media.dtmf_max_event), while its updates still arrive."""
     _events_pcap(tmp_path / "digits-without-end.pcap")
-    server = start_server(tmp_path)
-    try:
-        result = run_sipp(
+    with stopped_on_exit(start_server(tmp_path)) as server:
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-sends-digits-without-end-packets.xml"), "-m", "1"),
-            *("-d", "4500"),
-            timeout=30,
+            server,
+            "uac-sends-digits-without-end-packets.xml",
+            "-m",
+            "1",
+            "-d",
+            "4500",
         )
         server.wait_for("call.ended")
-    finally:
-        server.stop()
     _check(result, server)
     digits = [(line["digit"], line["source"]) for line in server.events("call.dtmf")]
     assert digits == [(d, "rfc4733") for d in "8127"]
@@ -306,18 +289,9 @@ def test_digits_without_end_packets_are_reported_once_each(sipp: str, tmp_path: 
 def test_a_200_never_acked_ends_with_ack_timeout(sipp: str, tmp_path: Path) -> None:
     """No ACK for 64*T1 (T1 0.1 s): the server sends BYE and the CDR says ack_timeout, the
     call unanswered; language en (the default) for a number without a dialplan."""
-    server = start_server(tmp_path, sip={"t1": 0.1})
-    try:
-        result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-never-acks-expect-bye.xml"), "-m", "1"),
-            timeout=30,
-        )
+    with stopped_on_exit(start_server(tmp_path, sip={"t1": 0.1})) as server:
+        result = run_scenario(sipp, tmp_path, server, "uac-never-acks-expect-bye.xml", "-m", "1")
         server.wait_for("call.ended")
-    finally:
-        server.stop()
     _check(result, server)
     assert server.wait_for("call.ended")["reason"] == "ack_timeout"
     (record,) = exported_cdrs(server.data_dir)

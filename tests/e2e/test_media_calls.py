@@ -8,6 +8,7 @@ import struct
 import threading
 import time
 import wave
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,12 @@ from callserver.media import g711
 from tests.e2e.conftest import (
     HOST,
     PROMPTS,
-    SCENARIOS,
     ServerProcess,
     SippResult,
-    run_sipp,
+    run_scenario,
     start_server,
     stat_value,
+    stopped_on_exit,
 )
 
 _RTP = struct.Struct("!BBHII")
@@ -82,17 +83,16 @@ def _listen(sipp: str, tmp_path: Path, payload_type: int, ms: int) -> tuple[RtpS
     """One SIPp call offering ``payload_type`` whose RTP goes to a sink for ``ms``, then BYE."""
     server = start_server(tmp_path)
     sink = RtpSink()
-    try:
-        result = run_sipp(
+    with stopped_on_exit(server), closing(sink):
+        result = run_scenario(
             sipp,
             tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", "1", "-d", str(ms)),
+            server,
+            "uac-hears-greeting.xml",
+            *("-m", "1", "-d", str(ms)),
             *("-set", "rtp_port", str(sink.port), "-set", "codec", str(payload_type)),
+            timeout=60,
         )
-    finally:
-        sink.close()
-        server.stop()
     assert result.returncode == 0, result.output[-2000:]
     return sink, server
 
@@ -139,13 +139,9 @@ def _one_call(
 ) -> tuple[SippResult, ServerProcess, dict[str, object]]:
     """One SIPp call of ``scenario``; returns SIPp's result, the server and its call.ended line."""
     server = start_server(tmp_path, media=media)
-    try:
-        result = run_sipp(
-            sipp, tmp_path, server.port, *("-sf", str(SCENARIOS / scenario), "-m", "1")
-        )
+    with stopped_on_exit(server):
+        result = run_scenario(sipp, tmp_path, server, scenario, "-m", "1", timeout=60)
         ended = server.wait_for("call.ended")
-    finally:
-        server.stop()
     assert result.returncode == 0, result.output[-2000:]
     return result, server, ended
 

@@ -21,12 +21,12 @@ import pytest
 
 from tests.e2e.conftest import (
     HOST,
-    SCENARIOS,
     ServerProcess,
     exported_cdrs,
     free_port,
-    run_sipp,
+    run_scenario,
     start_server,
+    stopped_on_exit,
 )
 
 PASSWORD = "s3cret"
@@ -85,11 +85,8 @@ def digest_server(tmp_path: Path, **lockout: object) -> Iterator[ServerProcess]:
         "digest": {"algorithms": ["MD5"], "lockout": lockout},
         "trunks": {"branch": {"digest": {"username": "branch7", "password": PASSWORD}}},
     }
-    server = start_server(tmp_path, trunks=trunks, t1=0.1)
-    try:
+    with stopped_on_exit(start_server(tmp_path, trunks=trunks, t1=0.1)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_svcrack_finds_the_password_when_nothing_stops_it(svcrack: str, tmp_path: Path) -> None:
@@ -150,23 +147,19 @@ def test_a_request_refused_anyway_gets_the_same_answer_with_a_right_or_a_wrong_p
         "digest": {"algorithms": ["MD5"]},
         "trunks": {"branch": {"digest": {"username": "branch7", "password": PASSWORD}}},
     }
-    server = start_server(tmp_path, trunks=trunks, blacklist=blacklist)
-    try:
+    with stopped_on_exit(start_server(tmp_path, trunks=trunks, blacklist=blacklist)) as server:
         auth = ("-au", "branch7", "-auth_uri", f"service@{HOST}:{server.port}")
         runs = [
-            run_sipp(
+            run_scenario(
                 sipp,
                 tmp_path,
-                server.port,
-                *("-sf", str(SCENARIOS / scenario), "-m", "1", "-key", "caller", "061234567"),
-                *auth,
-                *("-ap", password),
+                server,
+                scenario,
+                *("-m", "1", "-key", "caller", "061234567", *auth, "-ap", password),
                 timeout=20,
             )
             for password in (PASSWORD, "guess")
         ]
-    finally:
-        server.stop()
     log = "\n".join(server.raw[-30:])
     assert [run.returncode for run in runs] == [0, 0], runs[0].output[-2000:] + log
     assert len(server.events(event)) == 2, log
@@ -181,14 +174,7 @@ def test_answers_to_a_failing_source_are_held(sipp: str, tmp_path: Path) -> None
     with digest_server(tmp_path, slow_after=1, delay=0.5) as server:
         auth = ("-au", "branch7", "-ap", "guess", "-auth_uri", f"service@{HOST}:{server.port}")
         runs = [
-            run_sipp(
-                sipp,
-                tmp_path,
-                server.port,
-                *("-sf", str(SCENARIOS / scenario), "-m", "1"),
-                *auth,
-                timeout=20,
-            )
+            run_scenario(sipp, tmp_path, server, scenario, "-m", "1", *auth, timeout=20)
             for scenario in ("uac-digest-expect-403.xml", "uac-digest-held-expect-100-then-403.xml")
         ]
     log = "\n".join(server.raw[-30:])

@@ -33,9 +33,10 @@ from tests.e2e.conftest import (
     ServerProcess,
     SippResult,
     exported_cdrs,
-    run_sipp,
+    run_scenario,
     start_server,
-    start_uas,
+    stopped_on_exit,
+    uas_leg,
 )
 
 SHIPPED = Path(__file__).parents[2] / "dialplans"
@@ -61,12 +62,12 @@ def _copy_plans(directory: Path) -> Path:
 def _call(
     sipp: str, directory: Path, server: ServerProcess, number: str, scenario: str, *keys: str
 ) -> SippResult:
-    result = run_sipp(
+    result = run_scenario(
         sipp,
         directory,
-        server.port,
-        *("-sf", str(SCENARIOS / scenario), "-s", number, "-m", "1"),
-        *("-key", "caller", CALLER, *keys),
+        server,
+        scenario,
+        *("-s", number, "-m", "1", "-key", "caller", CALLER, *keys),
         timeout=60,
     )
     assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
@@ -88,25 +89,20 @@ def _company_call(sipp: str, directory: Path) -> tuple[str, str, list[dict[str, 
     call and the CDRs."""
     directory.mkdir()
     plans = _copy_plans(directory)
-    uas, uas_port = start_uas(
-        sipp, directory, "-sf", str(SCENARIOS / "uas-answers-then-hangs-up.xml"), "-d", "1000"
-    )
-    trunks = {
-        "trunks": {"test": {"match": ["127.0.0.1"]}},
-        "routes": {"pbx": {"host": HOST, "port": uas_port}},
-        "default_route": "pbx",
-    }
-    server = start_server(directory, dialplans=plans, trunks=trunks)
-    try:
-        before = _company_branch(plans)
-        scenario = "uac-dialplan-menu-info-digit.xml"
-        _call(sipp, directory, server, COMPANY, scenario, *("-key", "digit", "2"))
-        after = _company_branch(plans)
-        uas_out, _ = uas.communicate(timeout=30)
-    finally:
-        server.stop()
-        if uas.poll() is None:
-            uas.kill()
+    answering = ("-sf", str(SCENARIOS / "uas-answers-then-hangs-up.xml"), "-d", "1000")
+    with uas_leg(sipp, directory, *answering) as (uas, uas_port):
+        trunks = {
+            "trunks": {"test": {"match": ["127.0.0.1"]}},
+            "routes": {"pbx": {"host": HOST, "port": uas_port}},
+            "default_route": "pbx",
+        }
+        server = start_server(directory, dialplans=plans, trunks=trunks)
+        with stopped_on_exit(server):
+            before = _company_branch(plans)
+            scenario = "uac-dialplan-menu-info-digit.xml"
+            _call(sipp, directory, server, COMPANY, scenario, *("-key", "digit", "2"))
+            after = _company_branch(plans)
+            uas_out, _ = uas.communicate(timeout=30)
     assert uas.returncode == 0, uas_out[-2000:] + "\n".join(server.raw[-40:])
     return before, after, exported_cdrs(server.data_dir)
 
@@ -131,8 +127,7 @@ def test_company_number_takes_the_branch_of_the_clock(sipp: str, tmp_path: Path)
 def test_free_phone_ivr_stores_the_survey_answer(sipp: str, tmp_path: Path) -> None:
     """On the free-phone IVR, 2 picks English and 4 answers the survey; the CDR holds both."""
     plans = _copy_plans(tmp_path)
-    server = start_server(tmp_path, dialplans=plans)
-    try:
+    with stopped_on_exit(start_server(tmp_path, dialplans=plans)) as server:
         _call(
             sipp,
             tmp_path,
@@ -141,8 +136,6 @@ def test_free_phone_ivr_stores_the_survey_answer(sipp: str, tmp_path: Path) -> N
             "uac-two-info-digits-expect-bye.xml",
             *("-key", "digit", "2", "-key", "digit2", "4"),
         )
-    finally:
-        server.stop()
     (record,) = exported_cdrs(server.data_dir)
     assert record["steps"] == ["choose_language", "welcome", "rate_us", "thanks"]
     assert record["language"] == "en"
@@ -157,8 +150,7 @@ def test_free_phone_ivr_stores_the_survey_answer(sipp: str, tmp_path: Path) -> N
 
 
 def _premium_call(sipp: str, directory: Path, plans: Path) -> ServerProcess:
-    server = start_server(directory, dialplans=plans)
-    try:
+    with stopped_on_exit(start_server(directory, dialplans=plans)) as server:
         _call(
             sipp,
             directory,
@@ -168,8 +160,6 @@ def _premium_call(sipp: str, directory: Path, plans: Path) -> ServerProcess:
             *("-set", "rtp_port", str(DISCARD_PORT), "-set", "codec", "0"),
         )
         server.wait_for("call.ended")
-    finally:
-        server.stop()
     return server
 
 
