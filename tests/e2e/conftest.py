@@ -116,6 +116,14 @@ def write_trunks(tmp_path: Path, trunks: dict[str, object] | None) -> str:
     return str(path)
 
 
+def plan_dir(tmp_path: Path, number: str, plan: str) -> Path:
+    """A dialplan directory in ``tmp_path`` holding ``plan`` (YAML text) for ``number``."""
+    directory = tmp_path / "dialplans"
+    directory.mkdir()
+    (directory / f"{number}.yaml").write_text(plan)
+    return directory
+
+
 def start_server(
     tmp_path: Path,
     *,

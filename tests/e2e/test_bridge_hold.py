@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
+    plan_dir,
     start_server,
 )
 from tests.e2e.rtp_party import TELEPHONE_EVENT, RtpParty
@@ -42,10 +43,8 @@ MUSIC = PromptStore(PROMPTS, lambda language: [language]).load("moh", "en").enco
 
 
 def _server(tmp_path: Path, uas_port: int) -> ServerProcess:
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    (plans / f"{NUMBER}.yaml").write_text(
-        f'steps:\n  support:\n    forward: "{TARGET}"\n    ring_timeout: 10s\n'
+    plans = plan_dir(
+        tmp_path, NUMBER, f'steps:\n  support:\n    forward: "{TARGET}"\n    ring_timeout: 10s\n'
     )
     trunks = {
         "trunks": {"test": {"match": [HOST], "channels": 2}},

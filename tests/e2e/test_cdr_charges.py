@@ -16,7 +16,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from tests.e2e.conftest import run_scenario, start_server, stopped_on_exit, uas_leg
+from tests.e2e.conftest import plan_dir, run_scenario, start_server, stopped_on_exit, uas_leg
 from tests.e2e.test_cdr_fields import HOLD_MS, _cdrs, _expected, _log, _trunks
 
 UNIQUE_ACCESS = "081920123"
@@ -104,10 +104,8 @@ def test_a_free_phone_call_forwarded_abroad_carries_the_zone_surcharge(
     sipp: str, tmp_path: Path
 ) -> None:
     """080 forwarded to Croatia: the b-leg's subscriber pays the Croatian price and zone I."""
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    (plans / f"{FREE_PHONE}.yaml").write_text(
-        f'steps:\n  out:\n    forward: "{ABROAD}"\n    ring_timeout: 10s\n'
+    plans = plan_dir(
+        tmp_path, FREE_PHONE, f'steps:\n  out:\n    forward: "{ABROAD}"\n    ring_timeout: 10s\n'
     )
     with (
         uas_leg(sipp, tmp_path, "-sn", "uas") as (uas, uas_port),

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     PROMPTS,
     ServerProcess,
     exported_cdrs,
+    plan_dir,
     run_scenario,
     start_server,
     stopped_on_exit,
@@ -98,13 +99,6 @@ def _snr_at(reference: npt.NDArray[np.int16], received: npt.NDArray[np.int16], l
     return float(10 * np.log10(np.sum(ref**2) / max(noise, 1e-9)))
 
 
-def _plan_dir(tmp_path: Path, number: str, text: str) -> Path:
-    directory = tmp_path / "dialplans"
-    directory.mkdir()
-    (directory / f"{number}.yaml").write_text(text)
-    return directory
-
-
 def _hear(sipp: str, tmp_path: Path, server: ServerProcess, caller: str) -> npt.NDArray[np.int16]:
     """One call from ``caller`` whose RTP (PCMU) goes to a sink; the decoded audio it got."""
     with closing(RtpSink()) as sink:
@@ -123,7 +117,7 @@ def _hear(sipp: str, tmp_path: Path, server: ServerProcess, caller: str) -> npt.
 
 def test_callers_hear_the_greeting_of_their_country(sipp: str, tmp_path: Path) -> None:
     """+385, +49 and +387 callers hear the hr, de and bs greeting, and no other language's."""
-    server = start_server(tmp_path, dialplans=_plan_dir(tmp_path, LANGUAGE_NUMBER, LANGUAGE_PLAN))
+    server = start_server(tmp_path, dialplans=plan_dir(tmp_path, LANGUAGE_NUMBER, LANGUAGE_PLAN))
     with stopped_on_exit(server):
         heard = {lang: _hear(sipp, tmp_path, server, caller) for lang, caller in CALLERS.items()}
     greetings = {lang: _samples(PROMPTS / lang / "greeting.wav") for lang in CALLERS}
@@ -166,7 +160,7 @@ def _speech_end(samples: npt.NDArray[np.int16]) -> float:
 
 
 def _leave_message(sipp: str, tmp_path: Path, scenario: str, *extra: str) -> ServerProcess:
-    server = start_server(tmp_path, dialplans=_plan_dir(tmp_path, VOICEMAIL_NUMBER, VOICEMAIL_PLAN))
+    server = start_server(tmp_path, dialplans=plan_dir(tmp_path, VOICEMAIL_NUMBER, VOICEMAIL_PLAN))
     with stopped_on_exit(server):
         result = run_scenario(
             sipp,

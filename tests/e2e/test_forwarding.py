@@ -13,6 +13,7 @@ from tests.e2e.conftest import (
     TARIFFS,
     ServerProcess,
     exported_cdrs,
+    plan_dir,
     run_scenario,
     run_sipp,
     start_server,
@@ -32,16 +33,16 @@ def _setup(
     max_duration: str | None = None,
     tariffs: Path = TARIFFS,
 ) -> ServerProcess:
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    (plans / f"{NUMBER}.yaml").write_text(
+    plans = plan_dir(
+        tmp_path,
+        NUMBER,
         (f"max_duration: {max_duration}\n" if max_duration else "") + "steps:\n"
         "  support:\n"
         f'    forward: "{TARGET}"\n'
         "    ring_timeout: 10s\n"
         "    busy: busy\n"
         "  busy:\n"
-        "    hangup: 486\n"
+        "    hangup: 486\n",
     )
     trunk: dict[str, object] = {"match": ["127.0.0.1"], "channels": 2}
     if barring:

@@ -12,6 +12,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
+    plan_dir,
     run_scenario,
     run_sipp,
     start_server,
@@ -40,16 +41,16 @@ def _zone(*targets: int) -> str:
 def _server(tmp_path: Path, zone: ZoneServer, forward: str, route: bool) -> ServerProcess:
     """A server whose plan forwards NUMBER to ``forward`` (through route pbx.test if asked),
     486 when the forward fails."""
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    (plans / f"{NUMBER}.yaml").write_text(
+    plans = plan_dir(
+        tmp_path,
+        NUMBER,
         "steps:\n"
         "  support:\n"
         f'    forward: "{forward}"\n'
         "    ring_timeout: 20s\n"
         "    failed: busy\n"
         "  busy:\n"
-        "    hangup: 486\n"
+        "    hangup: 486\n",
     )
     trunks: dict[str, object] = {"trunks": {"test": {"match": [HOST], "channels": 2}}}
     if route:

@@ -25,13 +25,13 @@ from tests.e2e.conftest import (
     ServerProcess,
     SippResult,
     exported_cdrs,
+    plan_dir,
     run_scenario,
     start_server,
     stat_value,
     stopped_on_exit,
     uas_leg,
 )
-from tests.e2e.test_dialplan_media import _plan_dir
 from tests.e2e.test_media_calls import RtpSink
 from tests.media.pcap import write_udp_pcap
 
@@ -96,7 +96,7 @@ def test_pcmu_from_a_caller_answered_pcma_first_keeps_the_call_and_is_recorded(
     rtp_timeout: the call lasts until its BYE, and its voicemail holds the very samples sent
     (u-law decoded as u-law, not dropped and not read as A-law)."""
     payload = _speech_file(tmp_path / "caller-audio.ulaw")
-    plans = _plan_dir(tmp_path, VOICEMAIL_NUMBER, VOICEMAIL_PLAN)
+    plans = plan_dir(tmp_path, VOICEMAIL_NUMBER, VOICEMAIL_PLAN)
     server = start_server(tmp_path, dialplans=plans, media={"rtp_timeout": 1})
     with stopped_on_exit(server):
         result = run_scenario(
@@ -190,7 +190,7 @@ def test_late_offer_on_a_forwarded_call_bridges_the_callee_audio(sipp: str, tmp_
     """A late-offer caller whose plan forwards: our offer goes in its 200 when the forwarded
     party answers, its answer in the ACK, and the forwarded party's audio reaches it intact."""
     payload = _speech_file(tmp_path / "forwarded-audio.ulaw")
-    plans = _plan_dir(tmp_path, FORWARDING_NUMBER, FORWARD_PLAN)
+    plans = plan_dir(tmp_path, FORWARDING_NUMBER, FORWARD_PLAN)
     streaming = ("-sf", str(SCENARIOS / "uas-answers-and-streams-audio.xml"))
     with uas_leg(sipp, tmp_path, *streaming) as (uas, uas_port):
         trunks = {
