@@ -32,6 +32,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+# A port found free can be taken by another process (a SIPp of a parallel test, any ephemeral
+# bind) before the server binds it: the server then exits with "cannot listen"; try another.
+_LISTEN_ATTEMPTS = 3
+
+
+class PortTaken(AssertionError):
+    """The server could not bind the port it was given: another process took it first."""
+
+
 def free_port(*, both: bool = True) -> int:
     """A port free for UDP (and TCP when ``both``) on 127.0.0.1, left unbound."""
     for _ in range(50):
@@ -144,40 +153,34 @@ def start_server(
     get the built-in behaviour); ``t1`` the SIP timer T1 (final answers to an INVITE are
     retransmitted for 64*T1 until their ACK); ``blacklist`` the global blacklist file.
     """
-    port = free_port()
-    config = {
-        "trunks": write_trunks(tmp_path, trunks),
-        "tariffs": str(tariffs),
-        "dialplans": str(dialplans or tmp_path / "dialplans"),
-        "sip": {
-            "listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"],
-            "t1": t1,
-            **(sip or {}),
-        },
-        "media": {"prompts_dir": str(PROMPTS), **(media or {})},
-        "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
-        "dns": dns or {},
-        "data_dir": str(tmp_path / "var"),
-        "log_format": "json",
-        "log_level": "info",
-    }
-    if blacklist is not None:
-        config["blacklist"] = str(blacklist)
-    path = tmp_path / "callserver.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "callserver", "run", "--config", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    server = ServerProcess(proc=proc, port=port, data_dir=tmp_path / "var")
-    server.reader = threading.Thread(target=_reader, args=(server,), daemon=True)
-    server.reader.start()
-    server.wait_for("server.listening")
-    return server
+    for attempt in range(_LISTEN_ATTEMPTS):
+        port = free_port()
+        config = {
+            "trunks": write_trunks(tmp_path, trunks),
+            "tariffs": str(tariffs),
+            "dialplans": str(dialplans or tmp_path / "dialplans"),
+            "sip": {
+                "listen": [f"udp:{HOST}:{port}", f"tcp:{HOST}:{port}"],
+                "t1": t1,
+                **(sip or {}),
+            },
+            "media": {"prompts_dir": str(PROMPTS), **(media or {})},
+            "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
+            "dns": dns or {},
+            "data_dir": str(tmp_path / "var"),
+            "log_format": "json",
+            "log_level": "info",
+        }
+        if blacklist is not None:
+            config["blacklist"] = str(blacklist)
+        path = tmp_path / "callserver.yaml"
+        path.write_text(yaml.safe_dump(config))
+        try:
+            return launch(["run", "--config", str(path)], port, tmp_path / "var")
+        except PortTaken:
+            if attempt == _LISTEN_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture
@@ -297,8 +300,10 @@ def launch(args: list[str], port: int, data_dir: Path, *, cwd: Path | None = Non
     server.reader.start()
     try:
         server.wait_for("server.listening")
-    except AssertionError:
+    except AssertionError as exc:
         server.stop()
+        if any("cannot listen" in line for line in server.raw):
+            raise PortTaken(str(exc)) from None
         raise
     return server
 

@@ -414,3 +414,22 @@ def test_address_in_use_exits_1_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on udp:{HOST}:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_start_server_tries_another_port_when_its_port_was_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port taken between finding it free and the server's bind costs one more try, no test."""
+    from tests.e2e import conftest
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind((HOST, 0))
+        taken = holder.getsockname()[1]
+        ports = iter([taken, free_port()])
+        monkeypatch.setattr(conftest, "free_port", lambda: next(ports))
+        server = start_server(tmp_path)
+        try:
+            assert server.port != taken
+            assert ask_options(HOST, server.port, "udp").startswith("SIP/2.0 200 ")
+        finally:
+            server.stop()
