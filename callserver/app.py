@@ -32,7 +32,13 @@ from callserver.config import (
     load_settings,
 )
 from callserver.gctuning import FULL_GC_INTERVAL, tune_gc
-from callserver.listening import Listener, advertised, endpoint_config, resolver_for
+from callserver.listening import (
+    Listener,
+    advertised,
+    bind_failure,
+    endpoint_config,
+    resolver_for,
+)
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompts import PromptStore
@@ -122,7 +128,8 @@ class Server:
                     self._tcp.append(await self._open_tcp(address, len(streams)))
             except OSError as exc:
                 await self.close()
-                raise OSError(exc.errno, f"cannot listen on {address}: {exc.strerror}") from exc
+                reason = bind_failure(address, exc)
+                raise OSError(exc.errno, f"cannot listen on {address}: {reason}") from exc
         self._udp_by_family = {":" in t.local_address[0]: t for t in reversed(self._udp)}
         self._tcp_by_family = {":" in t.local_address[0]: t for t in reversed(self._tcp)}
         sockets: list[UdpTransport | TcpTransport] = [*self._udp, *self._tcp]

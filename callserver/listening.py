@@ -4,6 +4,7 @@ address, TCP listener ids, the resolver for the transports and address families 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable
 from typing import Protocol
 
@@ -14,7 +15,14 @@ from callserver.sip.parser import ParseLimits
 from callserver.sip.timers import SipTimers
 from callserver.transport.resolver import SipResolver
 
-__all__ = ["Listener", "StreamSink", "advertised", "endpoint_config", "resolver_for"]
+__all__ = [
+    "Listener",
+    "StreamSink",
+    "advertised",
+    "bind_failure",
+    "endpoint_config",
+    "resolver_for",
+]
 
 
 class StreamSink(Protocol):
@@ -25,6 +33,24 @@ class StreamSink(Protocol):
 
     def stream_closed(self, peer: Peer) -> None:
         """A connection closed."""
+
+
+def bind_failure(address: ListenAddress, error: OSError) -> str:
+    """Why ``address`` could not be bound, in the system's words ("Address already in use").
+
+    uvloop reports a failed bind without its errno ("could not bind to local_addr"); binding
+    a plain socket to the same address again names the cause.
+    """
+    if error.strerror:
+        return error.strerror
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    kind = socket.SOCK_DGRAM if address.transport == "udp" else socket.SOCK_STREAM
+    try:
+        with socket.socket(family, kind) as probe:
+            probe.bind((address.host, address.port))
+    except OSError as again:
+        return again.strerror or str(again)
+    return str(error)
 
 
 def endpoint_config(settings: Settings, host: str, port: int) -> EndpointConfig:

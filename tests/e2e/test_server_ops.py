@@ -412,7 +412,8 @@ def test_address_in_use_exits_1_with_a_message(tmp_path: Path) -> None:
             env={k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")},
         )
     assert result.returncode == 1
-    assert f"cannot listen on udp:{HOST}:{port}" in result.stderr
+    assert f"cannot listen on udp:{HOST}:{port}: Address already in use" in result.stderr
+    assert "None" not in result.stderr
     assert "Traceback" not in result.stderr
 
 
