@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e sipp espeak sipvicious bench clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e sipp espeak sipvicious bench bench-quick clean
 
 install: $(STAMP)
 
@@ -85,6 +85,16 @@ bench: install sipp
 	$(BIN)/python bench/media_capacity.py
 	$(BIN)/python bench/cdr_throughput.py
 	$(BIN)/python bench/dialplan_load.py
+
+# A short run of every benchmark (a few minutes), to see a regression at the end of each issue;
+# compare against the commit before in the same run (bench/RESULTS.md says how).
+bench-quick: install sipp
+	$(BIN)/python bench/parse_bench.py --rounds 5
+	$(BIN)/python bench/call_path.py --calls 500
+	$(BIN)/python bench/sip_cps.py --rates 300 --duration 20
+	$(BIN)/python bench/media_capacity.py --calls 250,500 --duration 10
+	$(BIN)/python bench/cdr_throughput.py --records 5000
+	$(BIN)/python bench/dialplan_load.py --files 50 --rounds 1
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
