@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from callserver.calls.call import answer_sdp, dialog_of, stream_config
+from callserver.calls.call import answer_from_ack, answer_sdp, dialog_of
 from callserver.media.dtmf_info import build_dtmf_info, parse_dtmf_info
 from callserver.media.events import DtmfReceived, MediaEvent
 from callserver.media.negotiated import StreamConfig
@@ -42,9 +42,7 @@ from callserver.sip.sdp import (
     SdpError,
     SessionDescription,
     build_offer,
-    negotiated_from_answer,
 )
-from callserver.sip.session_description import parse_sdp
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
@@ -104,11 +102,11 @@ class Bridge:
         if offer is None:
             return False
         try:
-            media = negotiated_from_answer(offer, parse_sdp(event.body))
+            config = answer_from_ack(offer, event.body)
         except SdpError as exc:  # no or a bad answer: the session stays as it was
             self.log.warning("call.bad_ack_answer", leg=side.leg, error=str(exc))
             return True
-        self._apply(side, stream_config(media))
+        self._apply(side, config)
         return True
 
     def digit(self, side: Side, event: DtmfReceived) -> None:
@@ -172,7 +170,7 @@ class Bridge:
         """A re-INVITE without an offer: ours goes in the 2xx (RFC 3261 §14.2)."""
         side.version += 1
         side.offer = build_offer(self._sdp_config(side, side.version))
-        self.manager.endpoint.respond(key, 200, now, body=str(side.offer).encode())
+        self.manager.endpoint.respond(key, 200, now, body=side.offer.to_bytes())
 
     def _apply(self, side: Side, config: StreamConfig) -> None:
         self.manager.media.configure(side.stream, config)

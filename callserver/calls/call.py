@@ -30,6 +30,7 @@ from callserver.sip.sdp import (
     SdpError,
     SessionDescription,
     answer_offer,
+    negotiated_from_answer,
     parse_sdp,
 )
 from callserver.sip.uri import SipUri
@@ -37,6 +38,7 @@ from callserver.sip.uri import SipUri
 __all__ = [
     "Call",
     "answer_config",
+    "answer_from_ack",
     "answer_sdp",
     "caller_of",
     "dialog_of",
@@ -124,6 +126,16 @@ def answer_sdp(
         log.info("call.bad_sdp", error=str(exc))
         return None
     return answer.sdp.to_bytes(), stream_config(answer.media)
+
+
+def answer_from_ack(offer: SessionDescription, body: bytes) -> StreamConfig:
+    """The stream config of the answer an ACK brings to the offer our 2xx carried (RFC 3261
+    §13.2.1, §14.2; RFC 3264 §7: we send the answer's first codec and take any of them).
+
+    Raises:
+        SdpError: no answer, or none we can use (NoCommonCodec: every stream rejected).
+    """
+    return stream_config(negotiated_from_answer(offer, parse_sdp(body)))
 
 
 def caller_of(event: RequestReceived) -> CallerId:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from callserver.calls.call import answer_config, answer_sdp, stream_config
+from callserver.calls.call import answer_config, answer_from_ack, answer_sdp
 from callserver.media.negotiated import StreamConfig
-from callserver.sip.sdp import AnswerConfig, build_offer, negotiated_from_answer
-from callserver.sip.session_description import SdpError, parse_sdp
+from callserver.sip.sdp import AnswerConfig, build_offer
+from callserver.sip.session_description import SdpError
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
@@ -85,11 +85,10 @@ class Negotiation:
         offer, call.offer = call.offer, None
         assert offer is not None and call.stream is not None
         try:
-            media = negotiated_from_answer(offer, parse_sdp(body))
+            config = answer_from_ack(offer, body)
         except SdpError as exc:  # NoCommonCodec included: every stream rejected
             call.log.warning("call.bad_answer", error=str(exc) if body else "the ACK has no SDP")
             return False
-        config = stream_config(media)
         call.answer = (offer.to_bytes(), config)
         self.manager.media.configure(call.stream, config)
         call.log.info("call.media_negotiated", codec=config.codec, direction=config.direction)
