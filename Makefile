@@ -83,6 +83,9 @@ bench: install sipp
 	$(BIN)/python bench/call_path.py
 	$(BIN)/python bench/sip_cps.py
 	$(BIN)/python bench/media_capacity.py
+	$(BIN)/python bench/media_capacity.py --mixed
+	$(BIN)/python bench/media_capacity.py --mixed --reload 300
+	$(BIN)/python bench/media_capacity.py --soak 600
 	$(BIN)/python bench/cdr_throughput.py
 	$(BIN)/python bench/dialplan_load.py
 
@@ -93,6 +96,9 @@ bench-quick: install sipp
 	$(BIN)/python bench/call_path.py --calls 500
 	$(BIN)/python bench/sip_cps.py --rates 300 --duration 20
 	$(BIN)/python bench/media_capacity.py --calls 250,500 --duration 10
+	$(BIN)/python bench/media_capacity.py --mixed --duration 10
+	$(BIN)/python bench/media_capacity.py --mixed --reload 100 --duration 10
+	$(BIN)/python bench/media_capacity.py --soak 20
 	$(BIN)/python bench/cdr_throughput.py --records 5000
 	$(BIN)/python bench/dialplan_load.py --files 50 --rounds 1
 

@@ -42,6 +42,12 @@ def _best(directory: Path, rounds: int) -> float:
     return best
 
 
+def write_plans(directory: Path, files: int) -> None:
+    """``files`` copies of the shipped company plan in ``directory``, one number each."""
+    for index in range(files):
+        shutil.copy(PLAN, directory / f"3873310{index:04d}.yaml")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=300)
@@ -49,8 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        for index in range(args.files):
-            shutil.copy(PLAN, directory / f"3873310{index:04d}.yaml")
+        write_plans(directory, args.files)
         figures = {}
         for name, loader in (("libyaml", yaml.CSafeLoader), ("python", yaml.SafeLoader)):
             yamlpos._LOADER = loader  # the benchmark compares the two parsers
