@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e sipp espeak sipvicious bench bench-quick clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e sipp espeak sipvicious kamailio bench bench-quick clean
 
 install: $(STAMP)
 
@@ -35,6 +35,15 @@ sipvicious:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sipvicious) >/dev/null; \
 	  else echo "svcrack is missing: run 'sudo apt-get install sipvicious'"; exit 1; fi; }
+
+# Kamailio (Debian kamailio) is bench/sip_cps's stateless responder: the same SIPp load against
+# it, in the same run, gives the server's figures a reference (benchmarks only, not the tests).
+kamailio:
+	@command -v kamailio >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio) >/dev/null; \
+	  else echo "kamailio is missing: run 'sudo apt-get install kamailio'"; exit 1; fi; }
+	@kamailio -v 2>/dev/null | grep -m1 version || true
 
 # espeak-ng synthesises the shipped prompts (`callserver prompts synth`); one test runs it.
 espeak:
@@ -78,10 +87,10 @@ test-dates: install sipp espeak sipvicious
 	  LD_PRELOAD="$$($(BIN)/python -c 'import libfaketime, pathlib; print(pathlib.Path(libfaketime.__file__).parent / "vendor/libfaketime/src/libfaketime.so.1")')" \
 	  $(BIN)/pytest -q -p no:xdist
 
-bench: install sipp
+bench: install sipp kamailio
 	$(BIN)/python bench/parse_bench.py
 	$(BIN)/python bench/call_path.py
-	$(BIN)/python bench/sip_cps.py
+	$(BIN)/python bench/sip_cps.py --overload 300
 	$(BIN)/python bench/media_capacity.py
 	$(BIN)/python bench/media_capacity.py --mixed
 	$(BIN)/python bench/media_capacity.py --mixed --reload 300
@@ -91,10 +100,10 @@ bench: install sipp
 
 # A short run of every benchmark (a few minutes), to see a regression at the end of each issue;
 # compare against the commit before in the same run (bench/RESULTS.md says how).
-bench-quick: install sipp
+bench-quick: install sipp kamailio
 	$(BIN)/python bench/parse_bench.py --rounds 5
 	$(BIN)/python bench/call_path.py --calls 500
-	$(BIN)/python bench/sip_cps.py --rates 300 --duration 20
+	$(BIN)/python bench/sip_cps.py --rates 300 --duration 20 --overload 300 --overload-duration 8
 	$(BIN)/python bench/media_capacity.py --calls 250,500 --duration 10
 	$(BIN)/python bench/media_capacity.py --mixed --duration 10
 	$(BIN)/python bench/media_capacity.py --mixed --reload 100 --duration 10
