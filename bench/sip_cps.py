@@ -123,6 +123,7 @@ def run_overload(sipp: str, args: argparse.Namespace, workdir: Path, factor: int
     server = _start(directory, args.server_core, overload=True)
     load = Load(
         calls=args.overload_calls,
+        settle=2.0,
         duration=seconds,
         server_core=args.server_core,
         load_core=args.sipp_core,
