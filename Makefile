@@ -104,9 +104,9 @@ bench: install sipp kamailio
 bench-quick: install sipp kamailio
 	$(BIN)/python bench/parse_bench.py --rounds 5
 	$(BIN)/python bench/call_path.py --calls 500
-	$(BIN)/python bench/sip_cps.py --rates 300 --duration 20 --overload 300 --overload-duration 5
+	$(BIN)/python bench/sip_cps.py --rates 300 --duration 15 --overload 300 --overload-duration 5
 	$(BIN)/python bench/media_capacity.py --calls 250,500 --duration 10
-	$(BIN)/python bench/media_capacity.py --soak 15
+	$(BIN)/python bench/media_capacity.py --soak 10
 	$(BIN)/python bench/media_capacity.py --mixed --reload 100 --duration 10
 	$(BIN)/python bench/cdr_throughput.py --records 5000
 	$(BIN)/python bench/dialplan_load.py --files 50 --rounds 1
