@@ -238,7 +238,7 @@ def _arguments() -> argparse.Namespace:
     if args.mixed and args.sipp is None:
         parser.error("sipp not found: apt-get install sip-tester (or make sipp)")
     if args.reload < 0 or args.reload_every <= 0 or args.new_rate <= 0:
-        parser.error("--reload, --reload-every and --new-rate must be positive")
+        parser.error("--reload must be 0 (none) or more; --reload-every and --new-rate above 0")
     return args
 
 
