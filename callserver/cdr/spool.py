@@ -18,12 +18,16 @@ asyncio's executor, because group commit needs one writer that sees the whole qu
 fsync releases the GIL, so the loop runs while the disk works. Cancelling the awaiting task
 does not unqueue the record.
 
-Group commit: the writer takes the first queued item and everything else queued, up to
-``max_batch`` items; while the batch is still smaller than the previous one (a burst from many
-calls that has not all arrived), it waits up to ``max_delay`` for more. So a lone record never
-waits and a burst shares one fsync. Each file touched gets one write and one fsync for the
-whole batch, then every future of the batch resolves. With ``group_commit=False`` each item is
-its own batch: one fsync per record.
+Group commit: the writer commits at most once per ``max_delay``. It takes the first queued
+item; if the last commit was less than ``max_delay`` ago it sleeps out the rest of that
+interval (without waking for each item queued meanwhile), then takes everything queued, up to
+``max_batch`` items. So a lone record after a quiet spell never waits, and a steady stream or
+a burst shares its fsyncs: at 1000 calls/s (three items a call: open, answer, record) the
+writer commits about 1/``max_delay`` times a second instead of 3000, and it wakes once per
+commit, not once per item, to contend with the event loop for the interpreter lock. Each file
+touched gets one write and one fsync for the whole batch, then every future of the batch
+resolves.
+With ``group_commit=False`` each item is its own batch: one fsync per record.
 
 Ordering and crash windows. Record lines are fsync'd before the journal's ``close`` lines are
 written, so a record is never closed without being durable. The journal is fsync'd only when
@@ -123,7 +127,7 @@ class CdrSpool:
         directory: The spool directory, created if missing.
         group_commit: Share one fsync among the records queued together (else one each).
         max_batch: Most items per batch.
-        max_delay: Longest wait for more items while a burst is still arriving.
+        max_delay: Shortest interval between two commits (the longest an item waits).
         max_retry: Most failed records (and journal lines) held for retry.
         heartbeat: Seconds between ``alive`` journal lines (bounds an ABORTED end_stamp).
         compact_after: Rewrite the journal after this many closes.
@@ -140,7 +144,7 @@ class CdrSpool:
         *,
         group_commit: bool = True,
         max_batch: int = 256,
-        max_delay: float = 0.005,
+        max_delay: float = 0.01,
         max_retry: int = 10_000,
         heartbeat: float = 10.0,
         compact_after: int = 10_000,
@@ -152,7 +156,7 @@ class CdrSpool:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._batch = max_batch if group_commit else 1
         self._max_delay, self._max_retry = max(0.0, max_delay), max_retry
-        self._last_batch = 1
+        self._committed_at = -max_delay  # monotonic time of the last commit
         self._heartbeat, self._compact_after = heartbeat, compact_after
         self._clock = clock or (lambda: datetime.now(UTC))
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
@@ -275,6 +279,8 @@ class CdrSpool:
             items = [item for item in batch if item is not None]
             try:
                 self._commit(items)
+                if items:
+                    self._committed_at = time.monotonic()
                 self._maybe_heartbeat()
                 self._maybe_compact()
             except Exception:  # a bug must neither kill the writer nor leave a future pending
@@ -290,22 +296,15 @@ class CdrSpool:
             batch = [self._queue.get(timeout=self._heartbeat)]
         except queue.Empty:
             return []
-        # Linger only while the batch is smaller than the last one: a burst still arriving.
-        target = min(self._batch, self._last_batch)
-        deadline = time.monotonic() + self._max_delay
+        if self._batch > 1 and batch[0] is not None:
+            rest = self._committed_at + self._max_delay - time.monotonic()
+            if rest > 0:
+                time.sleep(rest)  # one commit per max_delay: what comes meanwhile joins this one
         while len(batch) < self._batch and batch[-1] is not None:
             try:
                 batch.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-            if len(batch) >= target or remaining <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
             except queue.Empty:
                 break
-        self._last_batch = len(batch)
         return batch
 
     def _commit(self, items: list[_Record | _Journal | _Barrier]) -> None:

@@ -398,3 +398,13 @@ def test_journal_is_compacted_while_running(tmp_path: Path) -> None:
         assert spool.flush().result(timeout=10) is True
         mentioned = {e.get("call_id") for e in _journal(directory)}
     assert mentioned == {None, "c2"}
+
+
+def test_records_queued_within_the_commit_interval_share_one_commit(tmp_path: Path) -> None:
+    """After a commit, records queued before max_delay has passed go out together in one batch."""
+    with CdrSpool(tmp_path / "cdr", max_delay=2.0) as spool:
+        assert spool.write(make_record(0)).result(timeout=10) is True  # a lone record: at once
+        rest = [spool.write(make_record(n)) for n in range(1, 6)]
+        assert [f.result(timeout=10) for f in rest] == [True] * 5
+        assert spool.statistics().batches == 2
+    assert len(_lines(tmp_path / "cdr" / "2026-11-22.jsonl")) == 6
