@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import signal
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from callserver.listening import (
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompts import PromptStore
+from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.routing import Routing
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
@@ -109,6 +111,14 @@ class Server:
             default_language=settings.media.default_language,
             routes=lambda: self.admission.table.config.routes.keys(),
         )
+        self.overload = OverloadControl(
+            settings.overload,
+            clock_lag=self.media.clock_lag,
+            in_setup=lambda: self.endpoint.uas.invites_in_setup,
+            free_ports=self.media.free_ports,
+        )
+        self.endpoint.gate = self.overload.admit
+        self._overload_timer: asyncio.TimerHandle | None = None
         self.calls.host.router = self.routing.route
         self.calls.forwarder.resolver = resolver_for(settings, self._loop.time)
         self.calls.host.blacklist = lambda: self.routing.blacklist
@@ -284,6 +294,7 @@ class Server:
             self.calls.forwarder.resolver = resolver_for(loaded, self._loop.time)
         self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
+        self.overload.settings = self.settings.overload
         self.admission.reload(trunks)
         self.tariffs = self.calls.tariffs = self.reporter.tariffs = tariffs
         self.media.reconfigure(self.settings.media)
@@ -313,6 +324,7 @@ class Server:
         await self.start()
         tune_gc()
         self._gc_timer = self._loop.call_later(FULL_GC_INTERVAL, self._full_gc)
+        self._poll_overload()
         if on_ready is not None:
             on_ready()
         await self._stopped.wait()
@@ -325,6 +337,13 @@ class Server:
         pause_ms = round(1000 * (self._loop.time() - started), 1)
         log.info("gc.full_collection", unreachable=found, pause_ms=pause_ms)
         self._gc_timer = self._loop.call_later(FULL_GC_INTERVAL, self._full_gc)
+
+    def _poll_overload(self) -> None:
+        """Log overload episodes as they start and end (a line each), four times a second."""
+        for event in self.overload.poll(self._loop.time()):
+            name = "overload.started" if isinstance(event, EpisodeStarted) else "overload.ended"
+            log.warning(name, **dataclasses.asdict(event))
+        self._overload_timer = self._loop.call_later(0.25, self._poll_overload)
 
     async def drain(self) -> None:
         """Refuse new calls, give active ones ``drain_timeout`` to end, then BYE the rest."""
@@ -339,8 +358,11 @@ class Server:
                     await self.calls.byes_answered.wait()
         await self.close()
         lockout = self.admission.auth.lockout.statistics()
+        overload = self.overload.statistics()
         log.info(
             "server.stopped",
+            overload_refused=overload.refused,
+            overload_episodes=overload.episodes,
             calls_total=self.calls.calls_total,
             channels_in_use=self.admission.channels.statistics().active_grants,
             auth_failures=lockout.failures,
@@ -360,6 +382,8 @@ class Server:
             self._timer.cancel()
         if self._gc_timer is not None:
             self._gc_timer.cancel()
+        if self._overload_timer is not None:
+            self._overload_timer.cancel()
         self._watching.set()
         for task in (*self._reloads, *([self._watch] if self._watch else [])):
             task.cancel()

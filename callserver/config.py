@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from callserver.media.settings import MediaSettings, RecordingSettings
+from callserver.policy.overload import OverloadSettings
 from callserver.transport.settings import DnsSettings
 from callserver.yamlpos import Origin, describe_errors, load_yaml_with_lines
 
@@ -216,6 +217,7 @@ class Settings(BaseSettings):
     calls: CallsSettings = Field(default_factory=CallsSettings)
     cdr: CdrSettings = Field(default_factory=CdrSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
+    overload: OverloadSettings = Field(default_factory=OverloadSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")

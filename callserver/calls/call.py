@@ -21,7 +21,7 @@ from callserver.media.stream import MediaStream
 from callserver.policy.caller import CallerId, caller_identity
 from callserver.policy.caps import CreditTimer
 from callserver.sip.dialog import DialogId
-from callserver.sip.events import RequestReceived
+from callserver.sip.events import InviteRefused, RequestReceived
 from callserver.sip.headers import parse_address
 from callserver.sip.sdp import (
     AnswerConfig,
@@ -44,6 +44,7 @@ __all__ = [
     "dialog_of",
     "facts_of",
     "max_forwards_of",
+    "refused_facts",
     "stream_config",
 ]
 
@@ -169,6 +170,23 @@ def facts_of(call_id: str, event: RequestReceived, caller: CallerId) -> CallFact
     facts.caller_e164 = None if caller.e164 is None else caller.e164.lstrip("+")
     facts.caller_country = caller.country
     facts.linked_id = call_id  # the call-level id every leg of this call carries
+    return facts
+
+
+def refused_facts(event: InviteRefused) -> CallFacts:
+    """The CDR facts of an INVITE overload control refused: only what it carries as it came.
+
+    No caller identity, trunk or number lookup: a refusal under overload must stay cheap.
+    """
+    request = event.request
+    sender, uri = request.from_().uri, request.uri
+    facts = CallFacts(
+        call_id=request.call_id(),
+        caller=sender.user or "" if isinstance(sender, SipUri) else "",
+        called=uri.user or "" if isinstance(uri, SipUri) else "",
+        offered_at=event.rtime,
+    )
+    facts.linked_id = facts.call_id
     return facts
 
 

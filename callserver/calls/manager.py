@@ -14,7 +14,8 @@ session refresh) and UPDATEs with an offer get the matching SDP answer and re-di
 stream, a re-INVITE without SDP our offer, re-directed by the ACK's answer; INFO gets 200. In
 a forwarded call both legs' requests are the bridge's (``calls.bridge``).
 While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an INVITE when every
-RTP port is in use.
+RTP port is in use. An INVITE overload control refused (``policy.overload``) was answered by
+the SIP layer already: it only gets its CDR here.
 
 Every call is one ``Call`` record from INVITE to teardown, removed on every path: caller BYE,
 our BYE, CANCEL, ACK timeout (end reason ``ack_timeout``), session expiry, transaction
@@ -38,6 +39,7 @@ from callserver.calls.call import (
     dialog_of,
     facts_of,
     max_forwards_of,
+    refused_facts,
 )
 from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
@@ -57,6 +59,7 @@ from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
     InviteCancelled,
+    InviteRefused,
     MessageDropped,
     RequestReceived,
     ResponseReceived,
@@ -140,6 +143,8 @@ class CallManager:
             call = self.calls.get(event.key)
             if call is not None and call.answered_at is None:
                 self.end_call(call, "timeout")
+        elif isinstance(event, InviteRefused):  # overload control's 503: its CDR only
+            self.reporter.ended(refused_facts(event), "overload", sip_code=503)
         elif isinstance(event, MessageDropped):
             log.info("sip.message_dropped", reason=event.reason, peer=event.peer.host)
 

@@ -105,6 +105,7 @@ class EndReason(StrEnum):
     UNAUTHORIZED = "unauthorized"
     ERROR = "error"
     SHUTDOWN = "shutdown"
+    OVERLOAD = "overload"  # refused by overload control before any work (503, Retry-After)
     ABORTED = "aborted"  # the server died with the leg open; written by spool recovery
 
 

@@ -7,7 +7,9 @@ are already past instead of firing them in a burst, and logs ``media.tick_late``
 number jumps by the skipped count, so RTP timestamps derived from it stay true to wall time.
 
 The clock measures itself: each tick's lateness (wake-up time minus deadline) and duration
-(time spent in the callback) go into ring buffers whose percentiles ``statistics()`` reports.
+(time spent in the callback) go into ring buffers whose percentiles ``statistics()`` reports,
+and ``lag`` is the lateness smoothed over the last few ticks, cheap enough to read for every
+new call (overload control).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class MediaClock:
         self.ticks = 0
         self.resyncs = 0
         self.skipped = 0
+        self.lag = 0.0  # lateness, smoothed: a quarter of each tick's, three quarters before
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -72,6 +75,7 @@ class MediaClock:
             await asyncio.sleep(max(deadline - clock(), 0.0))
             now = clock()
             late = now - deadline
+            self.lag += (late - self.lag) * 0.25
             if late >= period:
                 n = self._resync(n, late)
             self._on_tick(n, now)

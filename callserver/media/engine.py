@@ -280,6 +280,14 @@ class MediaEngine:
         if peer is not None:
             peer.peer = None
 
+    def clock_lag(self) -> float:
+        """How late the clock wakes, smoothed over its last ticks (seconds)."""
+        return self._clock.lag
+
+    def free_ports(self) -> int:
+        """RTP port pairs not in use."""
+        return self._ports.capacity - self._ports.in_use
+
     def statistics(self) -> MediaStatistics:
         """Counters over all streams, open and closed, and the clock's timing."""
         drops = dict(self._closed_drops)

@@ -28,6 +28,7 @@ from callserver.sip.errors import SipParseError
 from callserver.sip.events import (
     CloseConnection,
     DialogTerminated,
+    InviteRefused,
     MessageDropped,
     Peer,
     RequestReceived,
@@ -40,10 +41,12 @@ from callserver.sip.framing import ReceiveBuffer
 from callserver.sip.ids import new_branch
 from callserver.sip.message import Request, Response
 from callserver.sip.parser import ParseLimits, parse_message
+from callserver.sip.stateless import Gate, StatelessRefusals, refusal
 from callserver.sip.timers import SipTimers, TimerHeap
 from callserver.sip.transaction import TransactionLayer
+from callserver.sip.transaction_server import server_key
 from callserver.sip.uac_core import UacCore
-from callserver.sip.uas import stamp_via
+from callserver.sip.uas import response_peer, stamp_via
 from callserver.sip.uas_core import UasCore
 from callserver.sip.validate import UasPolicy
 
@@ -129,6 +132,8 @@ class SipEndpoint:
         self.uas = UasCore(self)
         self.uac = UacCore(self)
         self.dialog_timers = DialogTimers(self)
+        self.gate: Gate | None = None  # asked about every new INVITE (overload control)
+        self._refusals = StatelessRefusals(64 * config.timers.t1)
 
     @property
     def config(self) -> EndpointConfig:
@@ -300,9 +305,39 @@ class SipEndpoint:
     def _dispatch(self, message: Request | Response, peer: Peer, now: float) -> None:
         if isinstance(message, Request):
             stamp_via(message, peer)
+            gated = message.method == "INVITE" and self.gate is not None
+            if gated and self._shed(message, peer, now):
+                return
             self.apply(self._tx.receive_request(message, peer, now), now)
         else:
             self.apply(self._tx.receive_response(message, peer, now), now)
+
+    def _shed(self, request: Request, peer: Peer, now: float) -> bool:
+        """A new INVITE the gate refuses: its 503 at once, without a transaction (§8.2.7).
+
+        A retransmission of a refused INVITE gets the same response and no second event.
+        Anything the gate need not see (a re-INVITE, an INVITE with a transaction, headers
+        too broken to match) goes on to the transaction layer as usual.
+        """
+        assert self.gate is not None
+        try:
+            if request.to().tag is not None:
+                return False
+            key = server_key(request)
+            target = response_peer(request, peer)
+        except SipParseError:
+            return False
+        known = self._refusals.find(key, now)
+        if known is None:
+            if self._tx.has(key) or (shed := self.gate(now)) is None:
+                return False
+            known = self._refusals.remember(key, shed, now), shed
+            refused = InviteRefused(request=request, peer=peer, reason=shed.reason, rtime=now)
+            self._events.append(refused)
+        tag, shed = known
+        response = refusal(request, shed, tag, self.config.user_agent)
+        self._out.append(Transmit(data=response.serialize(), peer=target))
+        return True
 
     def apply(self, actions: list[object], now: float) -> None:
         """Carry out what the transaction layer returned: send, dispatch, forget."""

@@ -109,6 +109,19 @@ class TransportFailed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InviteRefused:
+    """A new INVITE was answered 503 without a transaction: the gate shed it (RFC 3261 §8.2.7).
+
+    Its retransmissions are absorbed without another event; ``reason`` is the gate's.
+    """
+
+    request: Request
+    peer: Peer
+    reason: str
+    rtime: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InviteCancelled:
     """A CANCEL matched a pending INVITE; the endpoint already answered 200 and 487 (§9.2)."""
 

@@ -262,6 +262,10 @@ class TransactionLayer:
         key = server_key(cancel, method="INVITE")
         return key if isinstance(self._transactions.get(key), ServerInviteTransaction) else None
 
+    def has(self, key: object) -> bool:
+        """True while transaction ``key`` is alive."""
+        return key in self._transactions
+
     def request_for(self, key: object) -> Request:
         """The request that created transaction ``key``.
 

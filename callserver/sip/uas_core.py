@@ -58,6 +58,7 @@ class UasCore:
         self._pending_2xx: dict[DialogId, _Pending2xx] = {}
         self._updates: dict[object, tuple[DialogId, SessionTimerAnswer]] = {}  # with an offer
         self.errors_answered = 0
+        self.invites_in_setup = 0  # INVITE server transactions without a final response yet
 
     def respond(
         self,
@@ -93,8 +94,9 @@ class UasCore:
         if body:
             response.headers.add("Content-Type", content_type)
             response.body = body
-        if server is not None and status > 100:
+        if server is not None and status > 100 and not server.final_sent:
             server.final_sent = status >= 200
+            self.invites_in_setup -= int(server.final_sent)
         actions = self._endpoint.transactions.send_response(key, response, now)
         self._endpoint.apply(actions, now)
         if update is not None and 200 <= status < 300:
@@ -226,6 +228,7 @@ class UasCore:
             session_timer=timer.timer,
             session_headers=timer.headers,
         )
+        self.invites_in_setup += 1
         if timer.reject_min_se is not None:
             self.respond(event.key, 422, now, headers=timer.headers)
             return
@@ -338,7 +341,9 @@ class UasCore:
 
     def forget(self, key: object) -> None:
         """Transaction ``key`` ended: drop its INVITE or UPDATE state and merge-detection entry."""
-        self._server.pop(key, None)
+        server = self._server.pop(key, None)
+        if server is not None and not server.final_sent:
+            self.invites_in_setup -= 1
         self._updates.pop(key, None)
         triple = self._merge_of.pop(key, None)
         if triple is not None:

@@ -144,10 +144,11 @@ def start_server(
     t1: float = 0.5,
     blacklist: Path | None = None,
     sip: dict[str, object] | None = None,
+    overload: dict[str, object] | None = None,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
-    ``sip``) settings.
+    ``sip``, ``overload``) settings.
 
     ``dialplans`` is the dialplan directory (default: an empty one in ``tmp_path``, so calls
     get the built-in behaviour); ``t1`` the SIP timer T1 (final answers to an INVITE are
@@ -167,6 +168,7 @@ def start_server(
             "media": {"prompts_dir": str(PROMPTS), **(media or {})},
             "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
             "dns": dns or {},
+            "overload": overload or {},
             "data_dir": str(tmp_path / "var"),
             "log_format": "json",
             "log_level": "info",

@@ -1,0 +1,181 @@
+"""Overload control: whether a new call can be served, decided before any work is spent on it.
+
+Theory of operation
+-------------------
+Premium-rate and free-phone numbers take bursts. Above its capacity a server that takes every
+INVITE on collapses: transactions retransmit, calls pile up until the RTP ports run out, the
+media clock runs late for every call in progress and goodput falls to a few percent of the
+offered load. So each new INVITE (no To tag, no transaction yet) is put to ``admit`` first, by
+the SIP layer itself, before caller identity, dialplans, RTP ports or CDR work, and what is
+refused is answered 503 with Retry-After at once, without a transaction (RFC 3261 §8.2.7,
+``callserver.sip.stateless``). ``admit`` reads three signals, each a number the server keeps
+anyway:
+
+- ``clock_lag``: how late the media clock wakes, smoothed over its last ticks (seconds). A
+  loop with more work than time wakes every tick late, and every call in progress hears it;
+- ``in_setup``: INVITEs received and not yet given a final response: admitted work not done;
+- ``free_ports``: the RTP port pairs left.
+
+Any signal past its limit (``OverloadSettings``) refuses the call, naming the signal
+(``clock_lag``, ``calls_in_setup``, ``rtp_ports``). The refused calls' retransmissions are
+absorbed by the SIP layer, and the calls already admitted keep their clock: the loop spends on
+a refusal a small fraction of what a call costs.
+
+Episodes. The first refusal after a calm spell starts an episode; it ends when ``calm``
+seconds pass without a refusal. ``poll(now)`` returns the ``EpisodeStarted`` and
+``EpisodeEnded`` events since the last poll, for the server to log (one line each), and
+``statistics()`` the counters.
+
+RFC 7339 (``oc`` in Via) lets an upstream proxy that asks for it be told, in the Via of every
+response, what share of its requests to drop before sending them. It is not done here: it
+needs the proxy's support and a per-client loss rate fed back on every response, and a trunk
+without it is still owed the 503 with Retry-After (RFC 3261 §21.5.4) that every SIP peer
+understands. It is the natural next step once a Kamailio in front of several nodes asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callserver.sip.stateless import Shed
+
+__all__ = [
+    "EpisodeEnded",
+    "EpisodeStarted",
+    "OverloadControl",
+    "OverloadSettings",
+    "OverloadStatistics",
+]
+
+_SMOOTHING = 0.25  # weight of the newest tick in clock_lag
+
+
+class OverloadSettings(BaseModel):
+    """When new INVITEs are refused with 503 (the ``overload`` section of the settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    max_clock_lag_ms: float = Field(5.0, gt=0, description="smoothed media clock lateness")
+    max_calls_in_setup: int = Field(400, ge=1, description="INVITEs without a final response")
+    min_free_rtp_ports: int = Field(4, ge=0, description="RTP port pairs kept free")
+    retry_after: int = Field(5, ge=1, le=3600, description="seconds, in the 503's Retry-After")
+    calm: float = Field(1.0, gt=0, description="seconds without a refusal that end an episode")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpisodeStarted:
+    """The first refusal after a calm spell, with the signals that refused it."""
+
+    reason: str
+    clock_lag_ms: float
+    invites_in_setup: int
+    free_rtp_ports: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpisodeEnded:
+    """``calm`` seconds passed without a refusal: how long it lasted and what it did."""
+
+    duration_s: float
+    refused: int
+    admitted: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OverloadStatistics:
+    """Counters since start: INVITEs refused (by reason) and episodes; whether one is on."""
+
+    refused: int
+    by_reason: dict[str, int]
+    episodes: int
+    shedding: bool
+
+
+class OverloadControl:
+    """Admits or refuses new INVITEs by the server's load (see the module docstring).
+
+    Args:
+        settings: The limits.
+        clock_lag: The media clock's smoothed lateness in seconds (``ClockLag.value``).
+        in_setup: INVITEs received without a final response yet.
+        free_ports: RTP port pairs left.
+    """
+
+    def __init__(
+        self,
+        settings: OverloadSettings,
+        *,
+        clock_lag: Callable[[], float],
+        in_setup: Callable[[], int],
+        free_ports: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self._clock_lag = clock_lag
+        self._in_setup = in_setup
+        self._free_ports = free_ports
+        self._by_reason: dict[str, int] = {}
+        self._episodes = 0
+        self._started: float | None = None  # the episode in progress, if any
+        self._last_refusal = 0.0
+        self._episode_refused = self._episode_admitted = 0
+        self._events: list[EpisodeStarted | EpisodeEnded] = []
+
+    def admit(self, now: float) -> Shed | None:
+        """None if a new INVITE arriving at ``now`` can be served, else why not (a ``Gate``)."""
+        settings = self.settings
+        if not settings.enabled:
+            return None
+        lag = self._clock_lag()
+        if lag > settings.max_clock_lag_ms / 1000:
+            return self._refuse("clock_lag", now, lag)
+        if self._in_setup() >= settings.max_calls_in_setup:
+            return self._refuse("calls_in_setup", now, lag)
+        if self._free_ports() <= settings.min_free_rtp_ports:
+            return self._refuse("rtp_ports", now, lag)
+        if self._started is not None:
+            self._episode_admitted += 1
+        return None
+
+    def poll(self, now: float) -> list[EpisodeStarted | EpisodeEnded]:
+        """The episode events since the last poll; ends the episode after ``calm`` seconds."""
+        started = self._started
+        if started is not None and now - self._last_refusal >= self.settings.calm:
+            self._events.append(
+                EpisodeEnded(
+                    duration_s=round(self._last_refusal - started, 3),
+                    refused=self._episode_refused,
+                    admitted=self._episode_admitted,
+                )
+            )
+            self._started = None
+        events, self._events = self._events, []
+        return events
+
+    def statistics(self) -> OverloadStatistics:
+        """A snapshot of the counters."""
+        return OverloadStatistics(
+            refused=sum(self._by_reason.values()),
+            by_reason=dict(self._by_reason),
+            episodes=self._episodes,
+            shedding=self._started is not None,
+        )
+
+    def _refuse(self, reason: str, now: float, lag: float) -> Shed:
+        self._by_reason[reason] = self._by_reason.get(reason, 0) + 1
+        if self._started is None:
+            self._started, self._episodes = now, self._episodes + 1
+            self._episode_refused = self._episode_admitted = 0
+            self._events.append(
+                EpisodeStarted(
+                    reason=reason,
+                    clock_lag_ms=round(lag * 1000, 1),
+                    invites_in_setup=self._in_setup(),
+                    free_rtp_ports=self._free_ports(),
+                )
+            )
+        self._episode_refused += 1
+        self._last_refusal = now
+        return Shed(reason=reason, retry_after=self.settings.retry_after)

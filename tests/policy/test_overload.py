@@ -1,0 +1,85 @@
+"""Overload control: the three signals, the refusal they give, and the episodes they make."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from callserver.policy.overload import (
+    EpisodeEnded,
+    EpisodeStarted,
+    OverloadControl,
+    OverloadSettings,
+)
+
+
+@dataclass
+class _Load:
+    """The signals, set by each test."""
+
+    lag: float = 0.0
+    in_setup: int = 0
+    free_ports: int = 1000
+
+
+def _control(load: _Load, **settings: object) -> OverloadControl:
+    return OverloadControl(
+        OverloadSettings.model_validate(settings),
+        clock_lag=lambda: load.lag,
+        in_setup=lambda: load.in_setup,
+        free_ports=lambda: load.free_ports,
+    )
+
+
+def test_a_server_within_its_limits_admits() -> None:
+    """Signals under every limit: the INVITE is served, nothing is counted."""
+    control = _control(_Load(lag=0.004, in_setup=399, free_ports=5))
+    assert control.admit(10.0) is None
+    assert control.statistics().refused == 0
+    assert control.poll(10.0) == []
+
+
+def test_each_signal_past_its_limit_refuses_with_its_name() -> None:
+    """A late clock, too many INVITEs in setup, or too few ports: 503 naming the signal."""
+    load = _Load()
+    control = _control(load, retry_after=9)
+    load.lag = 0.006
+    lag = control.admit(1.0)
+    load.lag, load.in_setup = 0.0, 400
+    setup = control.admit(1.1)
+    load.in_setup, load.free_ports = 0, 4
+    ports = control.admit(1.2)
+    assert [(s.reason, s.retry_after) for s in (lag, setup, ports) if s is not None] == [
+        ("clock_lag", 9),
+        ("calls_in_setup", 9),
+        ("rtp_ports", 9),
+    ]
+    stats = control.statistics()
+    assert stats.by_reason == {"clock_lag": 1, "calls_in_setup": 1, "rtp_ports": 1}
+    assert (stats.refused, stats.episodes, stats.shedding) == (3, 1, True)
+
+
+def test_an_episode_starts_at_the_first_refusal_and_ends_after_a_calm_spell() -> None:
+    """One started event with the signals, one ended event after ``calm`` seconds without."""
+    load = _Load(lag=0.020, in_setup=12, free_ports=900)
+    control = _control(load, calm=1.0)
+    control.admit(5.0)
+    control.admit(5.5)
+    load.lag = 0.001
+    assert control.admit(5.6) is None  # admitted during the episode
+    started = EpisodeStarted(
+        reason="clock_lag", clock_lag_ms=20.0, invites_in_setup=12, free_rtp_ports=900
+    )
+    assert control.poll(5.7) == [started]
+    assert control.poll(6.4) == []  # 0.9 s calm: still on
+    assert control.poll(6.5) == [EpisodeEnded(duration_s=0.5, refused=2, admitted=1)]
+    assert not control.statistics().shedding
+    load.lag = 0.010
+    control.admit(9.0)
+    assert [type(e) for e in control.poll(9.0)] == [EpisodeStarted]
+    assert control.statistics().episodes == 2
+
+
+def test_disabled_control_admits_everything() -> None:
+    """``enabled: false`` serves every INVITE whatever the signals say."""
+    control = _control(_Load(lag=1.0, in_setup=10_000, free_ports=0), enabled=False)
+    assert control.admit(1.0) is None
