@@ -113,6 +113,7 @@ class Server:
         )
         self.overload = OverloadControl(
             settings.overload,
+            loop_load=self.media.loop_load,
             clock_lag=self.media.clock_lag,
             in_setup=lambda: self.endpoint.uas.invites_in_setup,
             free_ports=self.media.free_ports,

@@ -8,8 +8,10 @@ number jumps by the skipped count, so RTP timestamps derived from it stay true t
 
 The clock measures itself: each tick's lateness (wake-up time minus deadline) and duration
 (time spent in the callback) go into ring buffers whose percentiles ``statistics()`` reports,
-and ``lag`` is the lateness smoothed over the last few ticks, cheap enough to read for every
-new call (overload control).
+and two figures smoothed over the last few ticks are cheap enough to read for every new call
+(overload control): ``lag``, the lateness, and ``load``, the share of wall time the event
+loop's thread spent on the CPU (``time.thread_time``) — near 1 the loop has no time left, even
+while every tick still wakes on time.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = ["ClockStatistics", "MediaClock"]
 
 log = structlog.get_logger("callserver.media")
 _WINDOW = 3000  # ticks kept for the percentiles: one minute at 20 ms
+_SMOOTHING = 0.25  # weight of the newest tick in lag and load (about 80 ms of memory)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +55,7 @@ class MediaClock:
         on_tick: Callable[[int, float], None],
         *,
         clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self.period = period
         self._on_tick = on_tick
@@ -61,7 +65,10 @@ class MediaClock:
         self.ticks = 0
         self.resyncs = 0
         self.skipped = 0
+        self._cpu = cpu
+        self._sampled = (0.0, 0.0)  # (clock, cpu) at the last tick
         self.lag = 0.0  # lateness, smoothed: a quarter of each tick's, three quarters before
+        self.load = 0.0  # the loop thread's CPU time per wall time, smoothed the same way
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -75,11 +82,20 @@ class MediaClock:
             await asyncio.sleep(max(deadline - clock(), 0.0))
             now = clock()
             late = now - deadline
-            self.lag += (late - self.lag) * 0.25
+            self._smooth(now, late)
             if late >= period:
                 n = self._resync(n, late)
             self._on_tick(n, now)
             self._record(clock() - now, late)
+
+    def _smooth(self, now: float, late: float) -> None:
+        """Fold this tick into ``lag`` and ``load`` (a quarter of the new, the rest kept)."""
+        self.lag += (late - self.lag) * _SMOOTHING
+        cpu = self._cpu()
+        at, cpu_at = self._sampled
+        if at and now > at:
+            self.load += ((cpu - cpu_at) / (now - at) - self.load) * _SMOOTHING
+        self._sampled = (now, cpu)
 
     def _resync(self, n: int, late: float) -> int:
         skipped = int(late // self.period)

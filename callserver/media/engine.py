@@ -284,6 +284,10 @@ class MediaEngine:
         """How late the clock wakes, smoothed over its last ticks (seconds)."""
         return self._clock.lag
 
+    def loop_load(self) -> float:
+        """The event loop thread's share of time on the CPU, smoothed over the last ticks."""
+        return self._clock.load
+
     def free_ports(self) -> int:
         """RTP port pairs not in use."""
         return self._ports.capacity - self._ports.in_use

@@ -8,18 +8,24 @@ media clock runs late for every call in progress and goodput falls to a few perc
 offered load. So each new INVITE (no To tag, no transaction yet) is put to ``admit`` first, by
 the SIP layer itself, before caller identity, dialplans, RTP ports or CDR work, and what is
 refused is answered 503 with Retry-After at once, without a transaction (RFC 3261 §8.2.7,
-``callserver.sip.stateless``). ``admit`` reads three signals, each a number the server keeps
+``callserver.sip.stateless``). ``admit`` reads four signals, each a number the server keeps
 anyway:
 
-- ``clock_lag``: how late the media clock wakes, smoothed over its last ticks (seconds). A
-  loop with more work than time wakes every tick late, and every call in progress hears it;
+- ``loop_load``: the share of wall time the event loop's thread spent on the CPU, smoothed
+  over the media clock's last ticks. Near 1 the loop has no time left: what arrives waits in
+  the socket's receive queue, where no other signal sees it, and every answer comes late;
+- ``clock_lag``: how late the media clock wakes, smoothed the same way (seconds): what every
+  call in progress hears when the loop is held (a long callback, a burst of datagrams). It
+  counts only while the loop is at least half loaded: lateness on a mostly idle loop is the
+  machine's doing (another process on the core, a hypervisor's steal), and refusing calls
+  would not give that time back;
 - ``in_setup``: INVITEs received and not yet given a final response: admitted work not done;
 - ``free_ports``: the RTP port pairs left.
 
 Any signal past its limit (``OverloadSettings``) refuses the call, naming the signal
-(``clock_lag``, ``calls_in_setup``, ``rtp_ports``). The refused calls' retransmissions are
-absorbed by the SIP layer, and the calls already admitted keep their clock: the loop spends on
-a refusal a small fraction of what a call costs.
+(``loop_load``, ``clock_lag``, ``calls_in_setup``, ``rtp_ports``). The refused calls'
+retransmissions are absorbed by the SIP layer, and the calls already admitted keep their
+clock: the loop spends on a refusal a small fraction of what a call costs.
 
 Episodes. The first refusal after a calm spell starts an episode; it ends when ``calm``
 seconds pass without a refusal. ``poll(now)`` returns the ``EpisodeStarted`` and
@@ -58,7 +64,8 @@ class OverloadSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     enabled: bool = True
-    max_clock_lag_ms: float = Field(5.0, gt=0, description="smoothed media clock lateness")
+    max_loop_load: float = Field(0.85, gt=0, le=1, description="event loop's share of CPU")
+    max_clock_lag_ms: float = Field(10.0, gt=0, description="smoothed media clock lateness")
     max_calls_in_setup: int = Field(400, ge=1, description="INVITEs without a final response")
     min_free_rtp_ports: int = Field(4, ge=0, description="RTP port pairs kept free")
     retry_after: int = Field(5, ge=1, le=3600, description="seconds, in the 503's Retry-After")
@@ -70,6 +77,7 @@ class EpisodeStarted:
     """The first refusal after a calm spell, with the signals that refused it."""
 
     reason: str
+    loop_load: float
     clock_lag_ms: float
     invites_in_setup: int
     free_rtp_ports: int
@@ -99,7 +107,8 @@ class OverloadControl:
 
     Args:
         settings: The limits.
-        clock_lag: The media clock's smoothed lateness in seconds (``ClockLag.value``).
+        loop_load: The event loop thread's smoothed share of CPU (``MediaClock.load``).
+        clock_lag: The media clock's smoothed lateness in seconds (``MediaClock.lag``).
         in_setup: INVITEs received without a final response yet.
         free_ports: RTP port pairs left.
     """
@@ -108,11 +117,13 @@ class OverloadControl:
         self,
         settings: OverloadSettings,
         *,
+        loop_load: Callable[[], float],
         clock_lag: Callable[[], float],
         in_setup: Callable[[], int],
         free_ports: Callable[[], int],
     ) -> None:
         self.settings = settings
+        self._loop_load = loop_load
         self._clock_lag = clock_lag
         self._in_setup = in_setup
         self._free_ports = free_ports
@@ -128,13 +139,18 @@ class OverloadControl:
         settings = self.settings
         if not settings.enabled:
             return None
-        lag = self._clock_lag()
-        if lag > settings.max_clock_lag_ms / 1000:
-            return self._refuse("clock_lag", now, lag)
+        load = self._loop_load()
+        if load > settings.max_loop_load:
+            return self._refuse("loop_load", now)
+        if (
+            load >= settings.max_loop_load / 2
+            and self._clock_lag() > settings.max_clock_lag_ms / 1000
+        ):
+            return self._refuse("clock_lag", now)
         if self._in_setup() >= settings.max_calls_in_setup:
-            return self._refuse("calls_in_setup", now, lag)
+            return self._refuse("calls_in_setup", now)
         if self._free_ports() <= settings.min_free_rtp_ports:
-            return self._refuse("rtp_ports", now, lag)
+            return self._refuse("rtp_ports", now)
         if self._started is not None:
             self._episode_admitted += 1
         return None
@@ -163,7 +179,7 @@ class OverloadControl:
             shedding=self._started is not None,
         )
 
-    def _refuse(self, reason: str, now: float, lag: float) -> Shed:
+    def _refuse(self, reason: str, now: float) -> Shed:
         self._by_reason[reason] = self._by_reason.get(reason, 0) + 1
         if self._started is None:
             self._started, self._episodes = now, self._episodes + 1
@@ -171,7 +187,8 @@ class OverloadControl:
             self._events.append(
                 EpisodeStarted(
                     reason=reason,
-                    clock_lag_ms=round(lag * 1000, 1),
+                    loop_load=round(self._loop_load(), 3),
+                    clock_lag_ms=round(self._clock_lag() * 1000, 1),
                     invites_in_setup=self._in_setup(),
                     free_rtp_ports=self._free_ports(),
                 )

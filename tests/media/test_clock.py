@@ -182,3 +182,16 @@ async def test_run_on_the_real_clock_until_cancelled() -> None:
         await task
     assert numbers == sorted(set(numbers))
     assert clock.ticks == len(numbers)
+
+
+async def test_lag_and_load_follow_the_ticks_smoothed() -> None:
+    """Every tick a quarter period late and the loop thread busy half the time: lag and load
+    converge to those values, smoothed (the first tick only starts the load's measurement)."""
+    ticks = [(T0 + n * P + P / 4, 0.0) for n in range(1, 41)]
+    cpu_readings = iter(n * P / 2 for n in range(1, 100))
+    recorder = Recorder(stop_after=len(ticks))
+    clock = MediaClock(P, recorder, clock=ScriptedClock(ticks), cpu=lambda: next(cpu_readings))
+    with pytest.raises(asyncio.CancelledError):
+        await clock.run()
+    assert clock.lag == pytest.approx(P / 4, rel=1e-3)
+    assert clock.load == pytest.approx(0.5, rel=1e-3)
