@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -262,27 +263,54 @@ def required_prompts(language: str) -> frozenset[str]:
 class PromptStore:
     """Prompts under ``root``, decoded and encoded once, looked up along a language chain.
 
+    A prompt is looked for on disk again (a stat: a changed file is decoded anew) at most once
+    every ``recheck`` seconds; in between, every call gets it from memory without a system
+    call, so a replaced file is heard within a second and a busy server does not stat the
+    same greeting hundreds of times a second.
+
     Args:
         root: the prompts directory, holding one subdirectory per language.
         chain: maps a language to the languages to try, in order, starting with itself
             (the server passes ``settings.media.language_chain``).
+        clock: monotonic seconds, for ``recheck``.
+        recheck: seconds a found prompt is used without looking at its file again.
     """
 
-    def __init__(self, root: Path, chain: Callable[[str], list[str]]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        chain: Callable[[str], list[str]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        recheck: float = 1.0,
+    ) -> None:
         self.root = root
         self._chain = chain
+        self._clock = clock
+        self._recheck = recheck
         self._cache: dict[Path, tuple[tuple[int, int], Prompt]] = {}
+        self._fresh: dict[tuple[str, str], tuple[float, Prompt]] = {}
 
     def languages(self) -> list[str]:
         """The language subdirectories present, sorted."""
         return [folder.name for folder in _language_dirs(self.root)]
 
     def load(self, name: str, language: str) -> Prompt:
-        """The prompt ``name`` in exactly ``language``, decoded on first use or after a change.
+        """The prompt ``name`` in exactly ``language``, decoded on first use or after a change
+        (seen within ``recheck`` seconds).
 
         Raises:
             PromptError: the file is missing, empty, not audio or undecodable.
         """
+        now = self._clock()
+        fresh = self._fresh.get((name, language))
+        if fresh is not None and now - fresh[0] < self._recheck:
+            return fresh[1]
+        prompt = self._load(name, language)
+        self._fresh[(name, language)] = (now, prompt)
+        return prompt
+
+    def _load(self, name: str, language: str) -> Prompt:
         path = self._locate(name, language)
         try:
             stat = path.stat()

@@ -115,7 +115,8 @@ def test_prompt_is_pre_encoded_in_both_laws(tmp_path: Path) -> None:
 def test_cache_reuses_a_load_and_reloads_after_a_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second load is served from the cache; a new mtime or size decodes the file again."""
+    """A second load is served from the cache; a new mtime or size decodes the file again,
+    seen at the first load after the recheck interval."""
     decoded: list[Path] = []
 
     def counting_decode(path: Path) -> npt.NDArray[np.int16]:
@@ -124,14 +125,19 @@ def test_cache_reuses_a_load_and_reloads_after_a_change(
 
     monkeypatch.setattr(prompts, "decode_file", counting_decode)
     path = write_wav(tmp_path / "en" / "menu.wav", sine(500, 0.1, 8000, 5000))
-    store = PromptStore(tmp_path, CHAIN)
+    now = [100.0]
+    store = PromptStore(tmp_path, CHAIN, clock=lambda: now[0], recheck=1.0)
     first = store.load("menu", "en")
     assert store.load("menu", "en") is first
     assert len(decoded) == 1
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))  # same size
+    now[0] += 0.9
+    assert store.load("menu", "en") is first  # within the recheck interval: not looked at
+    now[0] += 0.1
     assert store.load("menu", "en") is not first
     write_wav(path, sine(500, 0.2, 8000, 5000))
+    now[0] += 1.0
     assert store.load("menu", "en").duration == 0.2
     assert len(decoded) == 3
 
