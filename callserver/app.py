@@ -325,6 +325,7 @@ class Server:
         await self.start()
         tune_gc()
         self._gc_timer = self._loop.call_later(FULL_GC_INTERVAL, self._full_gc)
+        self.overload.start(self._loop.time())
         self._poll_overload()
         if on_ready is not None:
             on_ready()

@@ -27,6 +27,10 @@ Any signal past its limit (``OverloadSettings``) refuses the call, naming the si
 retransmissions are absorbed by the SIP layer, and the calls already admitted keep their
 clock: the loop spends on a refusal a small fraction of what a call costs.
 
+The load and the lateness are read from ``start(now)`` on, a quarter of a second after the
+server is ready: what start-up does on the loop (the first dialplans, the collector's freeze)
+is not load, and its trace is gone from the smoothed figures by then.
+
 Episodes. The first refusal after a calm spell starts an episode; it ends when ``calm``
 seconds pass without a refusal. ``poll(now)`` returns the ``EpisodeStarted`` and
 ``EpisodeEnded`` events since the last poll, for the server to log (one line each), and
@@ -56,7 +60,7 @@ __all__ = [
     "OverloadStatistics",
 ]
 
-_SMOOTHING = 0.25  # weight of the newest tick in clock_lag
+_SETTLE = 0.25  # seconds after start() before the load and the lateness count
 
 
 class OverloadSettings(BaseModel):
@@ -127,6 +131,7 @@ class OverloadControl:
         self._clock_lag = clock_lag
         self._in_setup = in_setup
         self._free_ports = free_ports
+        self._watch_from = float("inf")  # the load and the lateness count from then on
         self._by_reason: dict[str, int] = {}
         self._episodes = 0
         self._started: float | None = None  # the episode in progress, if any
@@ -134,19 +139,22 @@ class OverloadControl:
         self._episode_refused = self._episode_admitted = 0
         self._events: list[EpisodeStarted | EpisodeEnded] = []
 
+    def start(self, now: float) -> None:
+        """The server is ready: watch the load and the lateness from shortly after ``now``."""
+        self._watch_from = now + _SETTLE
+
     def admit(self, now: float) -> Shed | None:
         """None if a new INVITE arriving at ``now`` can be served, else why not (a ``Gate``)."""
         settings = self.settings
         if not settings.enabled:
             return None
-        load = self._loop_load()
-        if load > settings.max_loop_load:
-            return self._refuse("loop_load", now)
-        if (
-            load >= settings.max_loop_load / 2
-            and self._clock_lag() > settings.max_clock_lag_ms / 1000
-        ):
-            return self._refuse("clock_lag", now)
+        if now >= self._watch_from:
+            load = self._loop_load()
+            if load > settings.max_loop_load:
+                return self._refuse("loop_load", now)
+            lag = self._clock_lag() > settings.max_clock_lag_ms / 1000
+            if lag and load >= settings.max_loop_load / 2:
+                return self._refuse("clock_lag", now)
         if self._in_setup() >= settings.max_calls_in_setup:
             return self._refuse("calls_in_setup", now)
         if self._free_ports() <= settings.min_free_rtp_ports:

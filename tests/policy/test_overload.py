@@ -23,13 +23,15 @@ class _Load:
 
 
 def _control(load: _Load, **settings: object) -> OverloadControl:
-    return OverloadControl(
+    control = OverloadControl(
         OverloadSettings.model_validate(settings),
         loop_load=lambda: load.load,
         clock_lag=lambda: load.lag,
         in_setup=lambda: load.in_setup,
         free_ports=lambda: load.free_ports,
     )
+    control.start(0.0)
+    return control
 
 
 def test_a_server_within_its_limits_admits() -> None:
@@ -102,6 +104,34 @@ def test_a_late_clock_on_a_mostly_idle_loop_is_not_overload() -> None:
     load.load = 0.43
     refused = control.admit(1.1)
     assert refused is not None and refused.reason == "clock_lag"
+
+
+def test_start_up_work_is_not_load() -> None:
+    """Before start() and a quarter second after it, a busy or late loop refuses nothing;
+    INVITEs in setup and the RTP ports count from the first."""
+    load = _Load(load=1.0, lag=0.5)
+    control = OverloadControl(
+        OverloadSettings(),
+        loop_load=lambda: load.load,
+        clock_lag=lambda: load.lag,
+        in_setup=lambda: load.in_setup,
+        free_ports=lambda: load.free_ports,
+    )
+    assert control.admit(5.0) is None
+    control.start(10.0)
+    assert control.admit(10.2) is None
+    refused = control.admit(10.25)
+    assert refused is not None and refused.reason == "loop_load"
+    load.load, load.free_ports = 0.0, 0
+    fresh = OverloadControl(
+        OverloadSettings(),
+        loop_load=lambda: load.load,
+        clock_lag=lambda: load.lag,
+        in_setup=lambda: load.in_setup,
+        free_ports=lambda: load.free_ports,
+    )
+    ports = fresh.admit(1.0)
+    assert ports is not None and ports.reason == "rtp_ports"
 
 
 def test_disabled_control_admits_everything() -> None:
