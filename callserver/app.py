@@ -323,12 +323,12 @@ class Server:
     async def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run until stopped, then drain: 503 to new calls, BYE after the drain timeout."""
         await self.start()
+        if on_ready is not None:
+            on_ready()  # the pid file, as soon as server.listening is logged
         tune_gc()
         self._gc_timer = self._loop.call_later(FULL_GC_INTERVAL, self._full_gc)
         self.overload.start(self._loop.time())
         self._poll_overload()
-        if on_ready is not None:
-            on_ready()
         await self._stopped.wait()
         await self.drain()
 
