@@ -134,6 +134,7 @@ class SipEndpoint:
         self.dialog_timers = DialogTimers(self)
         self.gate: Gate | None = None  # asked about every new INVITE (overload control)
         self._refusals = StatelessRefusals(64 * config.timers.t1)
+        self.refusal_acks = 0  # ACKs for refusals dropped before parsing
 
     @property
     def config(self) -> EndpointConfig:
@@ -152,6 +153,9 @@ class SipEndpoint:
         self._received += 1
         if not data or (data[:1] in (b"\r", b"\n") and not data.strip(b"\r\n")):
             return  # keepalive CRLF (RFC 5626 §3.5.1)
+        if self._refusals.is_refusal_ack(data):
+            self.refusal_acks += 1  # the ACK for a 503 of overload control: nothing to do
+            return
         try:
             message = parse_message(data, self.config.limits, datagram=True)
         except SipParseError as exc:

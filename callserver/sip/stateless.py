@@ -12,10 +12,12 @@ resends it, just as if it were replying to the first instance of the request".
 ``StatelessRefusals`` remembers, for each INVITE it refused, only the transaction key, the
 To tag of its response and the gate's answer, for ``hold`` seconds (64*T1, the life of the
 client transaction, RFC 3261 §17.1.1.2). A retransmission then gets the same response (same
-tag), is not decided again and is not counted or recorded twice: it is absorbed. The ACK for
-the refusal matches no transaction and is dropped as every unmatched ACK is. The memory is
-bounded: past ``limit`` keys the oldest are forgotten first (a retransmission of one of those
-is decided afresh, as a new request).
+tag), is not decided again and is not counted or recorded twice: it is absorbed. The To tags
+of refusals start with a marker drawn once per process (32 random bits; another 32 follow
+it), so the ACK for a refusal is recognised in the datagram's bytes and dropped before it
+is parsed (``is_refusal_ack``): under overload, half the datagrams a refusal brings. The
+memory is bounded: past ``limit`` keys the oldest are forgotten first (a retransmission of
+one of those is decided afresh, as a new request).
 
 What decides is the gate (``Gate``), the application's: it sees the time only, answers in
 microseconds, and returns a ``Shed`` (why, and the Retry-After to give) or None to let the
@@ -58,6 +60,8 @@ class StatelessRefusals:
         self._hold = hold
         self._limit = limit
         self._refused: OrderedDict[object, tuple[float, str, Shed]] = OrderedDict()
+        self._marker = new_tag()[:8]
+        self._marked = f"tag={self._marker}".encode()
 
     def __len__(self) -> int:
         return len(self._refused)
@@ -70,11 +74,15 @@ class StatelessRefusals:
 
     def remember(self, key: object, shed: Shed, now: float) -> str:
         """Record the refusal of ``key``'s request; returns the To tag its response carries."""
-        tag = new_tag()
+        tag = self._marker + new_tag()[:8]
         self._refused[key] = (now + self._hold, tag, shed)
         while len(self._refused) > self._limit:
             self._refused.popitem(last=False)
         return tag
+
+    def is_refusal_ack(self, data: bytes) -> bool:
+        """True for the datagram of an ACK to one of our refusals (its To tag has the marker)."""
+        return data[:4] == b"ACK " and bool(self._refused) and self._marked in data
 
     def _expire(self, now: float) -> None:
         refused = self._refused

@@ -43,6 +43,7 @@ def test_a_shed_invite_gets_503_with_retry_after_and_no_transaction() -> None:
     assert not pair.take("bob", RequestReceived)
     assert pair.bob.statistics().transactions == 0
     assert pair.bob.uas.invites_in_setup == 0
+    assert pair.bob.refusal_acks == 1  # alice's ACK, dropped before it was parsed
     assert [r.response.status for r in pair.take("alice", ResponseReceived)] == [503]  # type: ignore[attr-defined]
 
 
@@ -114,6 +115,17 @@ def test_an_invite_whose_transaction_ends_unanswered_leaves_setup() -> None:
     pair.flush()
     pair.advance(40)
     assert pair.bob.uas.invites_in_setup == 0
+
+
+def test_only_the_ack_of_a_refusal_is_dropped_unparsed() -> None:
+    """An ACK carrying a refusal's To tag is recognised by its bytes; others are not."""
+    refusals = StatelessRefusals(hold=32.0)
+    tag = refusals.remember("k", Shed(reason="loop_load", retry_after=5), 100.0)
+    ack = f"ACK sip:a@b SIP/2.0\r\nTo: <sip:a@b>;tag={tag}\r\n\r\n".encode()
+    assert refusals.is_refusal_ack(ack)
+    assert not refusals.is_refusal_ack(ack.replace(b"ACK ", b"BYE ", 1))
+    other = f"ACK sip:a@b SIP/2.0\r\nTo: <sip:a@b>;tag={'0' * 16}\r\n\r\n".encode()
+    assert not refusals.is_refusal_ack(other) or tag.startswith("0" * 8)
 
 
 def test_refusals_are_kept_for_their_hold_then_forgotten() -> None:
