@@ -89,7 +89,12 @@ class Server:
         self.admission = Admission(load_trunks(settings.trunks))
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
-        self.ingester = CdrIngester(settings.data_dir, settings.cdr.ingest_interval)
+        self.ingester = CdrIngester(
+            settings.data_dir,
+            settings.cdr.ingest_interval,
+            log_level=settings.log_level,
+            log_format=settings.log_format,
+        )
         self.reporter = CdrReporter(self.tariffs, self._loop.time)
         self.calls = CallManager(
             self.endpoint,

@@ -39,7 +39,7 @@ import structlog
 from callserver.cdr.journal import is_day_file
 from callserver.cdr.record import CdrRecord, utc_stamp
 
-__all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult"]
+__all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult", "log_ingested"]
 
 log = structlog.get_logger("callserver.cdr")
 
@@ -151,8 +151,11 @@ class CdrStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ingest(self, spool_dir: Path) -> IngestResult:
+    def ingest(self, spool_dir: Path, *, report: bool = True) -> IngestResult:
         """Add the records written to the spool's day files since the last ingest.
+
+        With ``report`` the counts are logged (``log_ingested``); the server's ingester logs
+        them itself, in its own process.
 
         Raises:
             OSError: if a day file cannot be read (nothing of it is committed).
@@ -165,13 +168,8 @@ class CdrStore:
             if is_day_file(path.name):
                 while (chunk := self._ingest_chunk(path)) is not None:
                     total += chunk
-        if total.inserted or total.malformed:
-            log.info(
-                "cdr.ingested",
-                inserted=total.inserted,
-                duplicates=total.duplicates,
-                malformed=total.malformed,
-            )
+        if report:
+            log_ingested(total)
         return total
 
     def checkpoint(self, name: str) -> int:
@@ -245,6 +243,18 @@ class CdrStore:
             "INSERT INTO ingest_checkpoint (file, offset) VALUES (?, ?)"
             " ON CONFLICT (file) DO UPDATE SET offset = excluded.offset",
             (name, offset),
+        )
+
+
+def log_ingested(result: IngestResult) -> None:
+    """Log ``cdr.ingested`` with the counts of an ingest that added records or skipped
+    malformed lines; nothing for one that found nothing new."""
+    if result.inserted or result.malformed:
+        log.info(
+            "cdr.ingested",
+            inserted=result.inserted,
+            duplicates=result.duplicates,
+            malformed=result.malformed,
         )
 
 

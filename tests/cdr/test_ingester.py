@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
+import signal
 import sqlite3
-import threading
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +26,7 @@ from callserver.cdr.export import cdr_export_command
 from callserver.cdr.ingester import CdrIngester, IngesterStatistics
 from callserver.cdr.record import CdrRecord, utc_stamp
 from callserver.cdr.spool import CdrSpool
-from callserver.cdr.store import IngestResult
+from callserver.cdr.store import CdrStore, IngestResult
 from callserver.cli import main
 from callserver.config import ConfigError, Settings, keep_startup_values, load_settings
 from tests.cdr import make_record
@@ -103,6 +108,7 @@ async def test_ingested_is_logged_with_counts_only_when_records_were_added(tmp_p
     with capture_logs() as logs:
         assert await ingester.ingest() == IngestResult(inserted=2)
         assert await ingester.ingest() == IngestResult()
+    await ingester.close()
     (entry,) = _events(logs, "cdr.ingested")
     assert (entry["inserted"], entry["duplicates"], entry["malformed"]) == (2, 0, 0)
     assert _events(logs, "cdr.ingest_failed") == []
@@ -121,6 +127,7 @@ async def test_no_duplicates_across_runs_restarts_and_the_export_command(tmp_pat
     _, exported = await asyncio.gather(first.ingest(), export)
     assert exported == 2
     await first.ingest()
+    await first.close()
     second = CdrIngester(tmp_path, HOUR)  # the next start of the server
     second.start()
     await second.close()
@@ -128,35 +135,29 @@ async def test_no_duplicates_across_runs_restarts_and_the_export_command(tmp_pat
     assert first.statistics().duplicates == second.statistics().duplicates == 0
 
 
-async def test_runs_never_overlap_and_close_waits_for_the_run_in_progress(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """close() during a slow run lets it finish before the last run starts: one at a time."""
-    gate, entered = threading.Event(), threading.Event()
-    active, seen = [0], [0]
-    lock = threading.Lock()
-
-    def slow_ingest(spool_dir: Path, database: Path) -> IngestResult:
-        with lock:
-            active[0] += 1
-            seen[0] = max(seen[0], active[0])
-        entered.set()
-        gate.wait(10)
-        with lock:
-            active[0] -= 1
-        return IngestResult(inserted=1)
-
-    monkeypatch.setattr(ingester_module, "_ingest", slow_ingest)
+async def test_close_waits_for_the_run_in_progress_then_runs_the_last(tmp_path: Path) -> None:
+    """close() while a run waits for SQLite's write lock (held by another connection) lets
+    that run finish before the last one starts; every record lands once."""
+    _append(tmp_path, make_record(0))
+    CdrStore(tmp_path / "cdr.sqlite").close()  # the schema, so the lock below is the only wait
+    other = sqlite3.connect(tmp_path / "cdr.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
     ingester = CdrIngester(tmp_path, HOUR)
     ingester.start()
-    await asyncio.to_thread(entered.wait, 10)
-    closing = asyncio.create_task(ingester.close())
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert not closing.done()
-    gate.set()
-    await asyncio.wait_for(closing, 10)
-    assert (seen[0], ingester.statistics().runs, ingester.statistics().inserted) == (1, 2, 2)
+    try:
+        closing = asyncio.create_task(ingester.close())
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            assert not closing.done()
+        _append(tmp_path, make_record(1))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await asyncio.wait_for(closing, 30)
+    assert _rows(tmp_path) == ["u0", "u1"]
+    assert ingester.statistics() == IngesterStatistics(
+        runs=2, failures=0, inserted=2, duplicates=0, malformed=0
+    )
 
 
 async def test_zero_interval_disables_every_run(tmp_path: Path) -> None:
@@ -204,6 +205,7 @@ async def test_database_failure_is_logged_counted_and_retried(tmp_path: Path) ->
     (tmp_path / "cdr.sqlite").rmdir()
     _append(tmp_path, make_record(1))
     assert await ingester.ingest() == IngestResult(inserted=2)
+    await ingester.close()
     assert ingester.statistics() == IngesterStatistics(
         runs=3, failures=2, inserted=2, duplicates=0, malformed=0
     )
@@ -221,6 +223,7 @@ async def test_unreadable_spool_file_is_an_os_error_that_commits_nothing(tmp_pat
     assert _rows(tmp_path) == ["u0"]  # the day before was committed in its own transaction
     (tmp_path / "cdr" / "2026-11-23.jsonl").rmdir()
     assert await ingester.ingest() == IngestResult()
+    await ingester.close()
 
 
 async def test_periodic_task_survives_failures_and_retries(tmp_path: Path) -> None:
@@ -240,21 +243,126 @@ async def test_periodic_task_survives_failures_and_retries(tmp_path: Path) -> No
     assert _rows(tmp_path) == ["u0"]
 
 
+def _raise_bug(spool_dir: Path, database: Path) -> tuple[int, IngestResult]:
+    """Stands in for a run with a bug; at module level, so the worker process can import it."""
+    raise RuntimeError("bug")
+
+
 async def test_a_bug_in_a_run_is_logged_with_its_traceback_and_not_raised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unexpected exception in a run is logged (with exc_info) and counted, never raised."""
-
-    def broken(spool_dir: Path, database: Path) -> IngestResult:
-        raise RuntimeError("bug")
-
-    monkeypatch.setattr(ingester_module, "_ingest", broken)
+    monkeypatch.setattr(ingester_module, "_ingest", _raise_bug)
     ingester = CdrIngester(tmp_path, HOUR)
-    with capture_logs() as logs:
-        assert await ingester.ingest() is None
+    try:
+        with capture_logs() as logs:
+            assert await ingester.ingest() is None
+    finally:
+        await ingester.close()
     (entry,) = _events(logs, "cdr.ingest_failed")
     assert (entry["error"], entry["error_type"], entry["exc_info"]) == ("bug", "RuntimeError", True)
     assert ingester.statistics().failures == 1
+
+
+# -- the worker process ---------------------------------------------------------------------
+
+
+async def test_runs_happen_in_one_worker_process_other_than_the_servers(tmp_path: Path) -> None:
+    """Every run goes to the same worker process, started once, whose pid is not this one."""
+    ingester = CdrIngester(tmp_path, HOUR)
+    try:
+        _append(tmp_path, make_record(0))
+        assert await ingester.ingest() == IngestResult(inserted=1)
+        first = ingester.worker_pid
+        _append(tmp_path, make_record(1))
+        assert await ingester.ingest() == IngestResult(inserted=1)
+    finally:
+        await ingester.close()
+    assert first is not None and first != os.getpid()
+    assert ingester.worker_pid == first
+
+
+async def test_a_killed_worker_fails_one_run_and_a_fresh_one_takes_over(tmp_path: Path) -> None:
+    """SIGKILL of the worker fails the next run (BrokenProcessPool, logged and counted); the run
+    after it starts a new worker and ingests what was spooled meanwhile."""
+    ingester = CdrIngester(tmp_path, HOUR)
+    try:
+        assert await ingester.ingest() == IngestResult()
+        killed = ingester.worker_pid
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        _append(tmp_path, make_record(0))
+        with capture_logs() as logs:
+            assert await ingester.ingest() is None
+            assert await ingester.ingest() == IngestResult(inserted=1)
+    finally:
+        await ingester.close()
+    (entry,) = _events(logs, "cdr.ingest_failed")
+    assert (entry["error_type"], entry["failures"]) == ("BrokenProcessPool", 1)
+    assert ingester.worker_pid not in (None, killed)
+    assert _rows(tmp_path) == ["u0"]
+
+
+_HOLDS_A_WORKER = """
+import asyncio, sys
+from pathlib import Path
+from callserver.cdr.ingester import CdrIngester
+
+async def main():
+    ingester = CdrIngester(Path(sys.argv[1]), 3600)
+    await ingester.ingest()
+    print(ingester.worker_pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def _exited(pid: int) -> bool:
+    """True once ``pid`` is gone or a zombie (exited; init may not have reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_the_worker_exits_when_its_server_is_killed(tmp_path: Path) -> None:
+    """A server process killed with SIGKILL, which never shuts its worker down, leaves no
+    worker behind: the worker sees its parent go and exits."""
+    command = [sys.executable, "-c", _HOLDS_A_WORKER, str(tmp_path)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert server.stdout is not None
+        worker = int(server.stdout.readline())
+    finally:
+        server.kill()
+        server.wait(10)
+    for _ in range(200):
+        if _exited(worker):
+            return
+        time.sleep(0.05)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError(f"the worker {worker} outlived its server")
+
+
+async def test_the_workers_own_log_lines_come_out_like_the_servers(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed spool line is logged by the worker as a JSON line on the same stdout, as the
+    server's logging is set up (log_format json)."""
+    _append(tmp_path, make_record(0))
+    with (tmp_path / "cdr" / DAY).open("ab") as file:
+        file.write(b"{not a record\n")
+    ingester = CdrIngester(tmp_path, HOUR, log_format="json")
+    try:
+        assert await ingester.ingest() == IngestResult(inserted=1, malformed=1)
+    finally:
+        await ingester.close()
+    out = capfd.readouterr().out.splitlines()  # this process logs as structlog's default
+    lines = [json.loads(line) for line in out if line.startswith("{")]
+    (entry,) = [line for line in lines if line["event"] == "cdr.ingest_malformed"]
+    assert (entry["level"], entry["file"]) == ("warning", DAY)
 
 
 # -- the setting ----------------------------------------------------------------------------
@@ -317,7 +425,8 @@ async def test_server_ingests_recovered_aborted_records_at_start_and_at_close(
     tmp_path: Path,
 ) -> None:
     """After a crash left two legs open, Server.start's first run puts their ABORTED records
-    in cdr.sqlite; a record written while it runs is in SQLite after Server.close."""
+    in cdr.sqlite, from a worker process; a record written while it runs is in SQLite after
+    Server.close."""
     crashed = CdrSpool(tmp_path / "cdr")
     for n in range(2):
         known = {"uuid": f"u{n}", "trunk": "t", "start_stamp": utc_stamp(datetime.now(UTC))}
@@ -328,6 +437,7 @@ async def test_server_ingests_recovered_aborted_records_at_start_and_at_close(
     try:
         await _until(lambda: server.ingester.statistics().inserted == 2)
         assert sorted(_rows(tmp_path)) == ["u0", "u1"]
+        assert server.ingester.worker_pid not in (None, os.getpid())
         assert server.cdr is not None
         assert server.cdr.write(make_record(7)).result(timeout=10) is True
     finally:
