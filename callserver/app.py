@@ -316,9 +316,10 @@ class Server:
         log.info("config.reloaded", path=path)
 
     def _reload_routing(self) -> None:
-        """SIGHUP: the blacklist at once, the dialplans compiled in a worker thread."""
+        """SIGHUP: the blacklist at once, the dialplans a file per turn of the loop."""
         self.routing.load_blacklist()
-        self._reloads.add(task := self._loop.create_task(self.routing.dialplans.reload_in_worker()))
+        reload = self.routing.dialplans.reload_in_slices()
+        self._reloads.add(task := self._loop.create_task(reload))
         task.add_done_callback(self._reloads.discard)
 
     def stop(self) -> None:

@@ -174,7 +174,7 @@ async def test_reload_keeps_flag_overrides(tmp_path: Path) -> None:
     assert server.settings.data_dir == tmp_path / "flag"
     assert server.settings.calls.answer_hangup_after == 2
     assert server.calls.settings is server.settings
-    assert [entry["event"] for entry in logs] == ["config.reloaded"]  # dialplans: in a worker
+    assert [entry["event"] for entry in logs] == ["config.reloaded"]  # dialplans: in slices, later
 
 
 async def test_reload_applies_endpoint_settings(tmp_path: Path) -> None:
@@ -236,7 +236,7 @@ async def test_reload_of_a_bad_file_keeps_the_running_settings(tmp_path: Path) -
     assert server.settings is before
     (entry,) = logs  # the dialplans and blacklist are separate files: they still reload
     assert entry["event"] == "config.reload_failed"
-    assert server._reloads  # the dialplans are being compiled in a worker thread
+    assert server._reloads  # the dialplans are being compiled, a file per turn
     assert entry["log_level"] == "error"
     assert [e.split(": ")[1] for e in entry["errors"]] == [
         "calls.answer_hangup_after",

@@ -3,7 +3,8 @@
 ``load_plans`` compiles every ``*.yaml`` in the directory. A file with errors does not stop the
 others: its errors are returned and, when a previous plan set had a good version of the same
 number, that version stays in force (DESIGN.md: a bad file never takes down a running server).
-The caller swaps the returned set in with one assignment.
+The caller swaps the returned set in with one assignment. ``PlanLoading`` is the same load a
+file at a time, for a caller that must do other work between files.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from callserver.dialplan.compiler import DialplanError, PlanContext, compile_file
 from callserver.dialplan.plan import Plan, PlanSet
 
-__all__ = ["LoadResult", "load_plans"]
+__all__ = ["LoadResult", "PlanLoading", "dialplan_files", "load_plans"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,30 +33,54 @@ def load_plans(
 ) -> LoadResult:
     """Compile every dialplan file (``*.yaml``, ``*.yml``) in ``directory`` (a missing
     directory holds none)."""
-    plans: dict[str, Plan] = {}
-    errors: list[str] = []
-    warnings: list[str] = []
-    kept: list[str] = []
-    paths = sorted(
+    loading = PlanLoading(context, previous)
+    for path in dialplan_files(directory):
+        loading.add(path)
+    return loading.result()
+
+
+def dialplan_files(directory: Path) -> list[Path]:
+    """The dialplan files of ``directory`` in name order (none when it is missing)."""
+    return sorted(
         path
         for pattern in ("*.yaml", "*.yml")
         for path in (directory.glob(pattern) if directory.is_dir() else ())
     )
-    for path in paths:
+
+
+class PlanLoading:
+    """One load of a plan set, a file at a time: ``add`` each file, then take ``result``.
+
+    The steps of ``load_plans``, apart so that a running server can compile one file per turn
+    of its event loop.
+    """
+
+    def __init__(self, context: PlanContext, previous: PlanSet | None = None) -> None:
+        self._context, self._previous = context, previous
+        self._plans: dict[str, Plan] = {}
+        self._errors: list[str] = []
+        self._warnings: list[str] = []
+        self._kept: list[str] = []
+
+    def add(self, path: Path) -> None:
+        """Compile ``path``: its plan, or its errors and the previous version of its number."""
         try:
-            plan = compile_file(path, context)
+            plan = compile_file(path, self._context)
         except DialplanError as exc:
-            errors.extend(exc.errors)
-            old = None if previous is None else previous.plans.get(path.stem)
+            self._errors.extend(exc.errors)
+            old = None if self._previous is None else self._previous.plans.get(path.stem)
             if old is not None:
-                plans[path.stem] = old
-                kept.append(path.stem)
-            continue
-        plans[plan.number] = plan
-        warnings.extend(plan.warnings)
-    return LoadResult(
-        plans=PlanSet(plans),
-        errors=tuple(errors),
-        warnings=tuple(warnings),
-        kept=tuple(kept),
-    )
+                self._plans[path.stem] = old
+                self._kept.append(path.stem)
+            return
+        self._plans[plan.number] = plan
+        self._warnings.extend(plan.warnings)
+
+    def result(self) -> LoadResult:
+        """The plan set of the files added so far, with their errors and warnings."""
+        return LoadResult(
+            plans=PlanSet(dict(self._plans)),
+            errors=tuple(self._errors),
+            warnings=tuple(self._warnings),
+            kept=tuple(self._kept),
+        )

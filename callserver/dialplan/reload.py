@@ -7,20 +7,28 @@ replaces the old with one assignment. A call holds the ``Plan`` it started with,
 never disturbs a call in progress and applies to the next one.
 
 Reload happens on SIGHUP and ``callserver reload`` (through ``Server.reload``) and, with
-``watch``, whenever a ``*.yaml`` file in the directory changes (watchfiles, debounced). In a
-running server the compiling runs in a worker thread and only the swap on the event loop.
+``watch``, whenever a ``*.yaml`` file in the directory changes (watchfiles, debounced).
+
+In a running server the compiling must not stall the media clock: 300 files take about a
+second of CPU (a few ms each), and a worker thread would hold the interpreter lock the event
+loop needs for most of that second. So ``reload_in_slices`` compiles on the event loop, one
+file per turn of the loop: between two files the clock ticks and SIP messages are handled,
+and no turn holds the loop longer than one file takes. The set built file by file is swapped
+in only at the end, so a reload is still all or nothing, and calls that start meanwhile get
+the previous set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Callable, Collection
 from pathlib import Path
 
 import structlog
 
 from callserver.dialplan.compiler import PlanContext
-from callserver.dialplan.loader import LoadResult, load_plans
+from callserver.dialplan.loader import LoadResult, PlanLoading, dialplan_files, load_plans
 from callserver.dialplan.plan import DEFAULT_PLAN, Plan, PlanSet
 from callserver.dialplan.verbs import REGISTRY
 from callserver.media.prompts import PromptStore
@@ -78,16 +86,23 @@ class Dialplans:
         return self.plans.plan_for(called)
 
     def reload(self) -> LoadResult:
-        """Compile the directory again on this thread (start-up) and swap the new set in."""
+        """Compile the directory again on this thread (start-up) and swap the new set in.
+
+        It also imports the holiday calendars: the first ``holidays`` compiled imports every
+        country's (about 100 ms), which start-up can pay and a running loop cannot.
+        """
+        importlib.import_module("holidays.countries")
         return self._swap(load_plans(self.directory, self._context(), self.plans))
 
-    async def reload_in_worker(self) -> LoadResult:
-        """The same in a worker thread, for a running server: a few ms a file (bench/RESULTS.md)
-        would stall the media clock; only the swap runs on the loop, one reload at a time."""
+    async def reload_in_slices(self) -> LoadResult:
+        """The same for a running server: one file per turn of the event loop, then the swap;
+        one reload at a time."""
         async with self._reloading:
-            context, previous = self._context(), self.plans
-            result = await asyncio.to_thread(load_plans, self.directory, context, previous)
-            return self._swap(result)
+            loading = PlanLoading(self._context(), self.plans)
+            for path in dialplan_files(self.directory):
+                await asyncio.sleep(0)  # the clock and SIP have the loop between two files
+                loading.add(path)
+            return self._swap(loading.result())
 
     def _swap(self, result: LoadResult) -> LoadResult:
         for error in result.errors:
@@ -112,4 +127,4 @@ class Dialplans:
         self.directory.mkdir(parents=True, exist_ok=True)
         async for changes in awatch(self.directory, stop_event=stop, recursive=False):
             if any(Path(path).suffix in (".yaml", ".yml") for _, path in changes):
-                await self.reload_in_worker()
+                await self.reload_in_slices()
