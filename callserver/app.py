@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import gc
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompts import PromptStore
 from callserver.policy.overload import EpisodeStarted, OverloadControl
+from callserver.prompt_cache import warm_prompts, warm_prompts_in_slices
 from callserver.routing import Routing
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
@@ -85,7 +86,7 @@ class Server:
             endpoint_config(settings, advertised(settings, first), first.port)
         )
         self.media = MediaEngine(settings.media, bind_host=first.host, sink=self._on_media)
-        self.prompts = PromptStore(settings.media.prompts_dir, settings.media.language_chain)
+        self.prompts = PromptStore(settings.media.prompts_dir, self._language_chain)
         self.admission = Admission(load_trunks(settings.trunks))
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
@@ -130,7 +131,7 @@ class Server:
         self.calls.host.blacklist = lambda: self.routing.blacklist
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
-        self._reloads: set[asyncio.Task[object]] = set()  # dialplan reloads in progress
+        self._reloads: set[asyncio.Task[object]] = set()  # reloads in progress (dialplans, prompts)
 
     async def start(self) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0."""
@@ -160,6 +161,7 @@ class Server:
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
+        warm_prompts(self.prompts)  # no call decodes one on the loop
         self.routing.load()
         self._watch = self._loop.create_task(self.routing.watch(self._watching))
         log.info("server.listening", addresses=[self._describe(t) for t in sockets])
@@ -305,7 +307,9 @@ class Server:
         self.tariffs = self.calls.tariffs = self.reporter.tariffs = tariffs
         self.media.reconfigure(self.settings.media)
         media = self.settings.media
-        self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, media.language_chain)
+        if media.prompts_dir != self.prompts.root:  # else the store keeps what it decoded
+            self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, self._language_chain)
+            self._in_background(warm_prompts_in_slices(self.prompts))
         self.routing.prompts, self.routing.tariffs = self.prompts, tariffs
         self.routing.default_language = media.default_language
         self._reload_routing()
@@ -318,9 +322,16 @@ class Server:
     def _reload_routing(self) -> None:
         """SIGHUP: the blacklist at once, the dialplans a file per turn of the loop."""
         self.routing.load_blacklist()
-        reload = self.routing.dialplans.reload_in_slices()
-        self._reloads.add(task := self._loop.create_task(reload))
+        self._in_background(self.routing.dialplans.reload_in_slices())
+
+    def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run reload work as a task of its own, cancelled by ``close``."""
+        self._reloads.add(task := self._loop.create_task(work))
         task.add_done_callback(self._reloads.discard)
+
+    def _language_chain(self, language: str) -> list[str]:
+        """The prompt language chain of the settings in force (it follows a reload)."""
+        return self.settings.media.language_chain(language)
 
     def stop(self) -> None:
         """Ask ``serve_forever`` to drain and return."""

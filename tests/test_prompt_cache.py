@@ -1,0 +1,136 @@
+"""Prompts decoded before calls need them: at start-up, a file per turn of the loop on a
+reload to a new prompts directory, and a reload that keeps the directory keeps the store."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+from callserver.app import Server
+from callserver.config import load_settings
+from callserver.media import prompts as prompts_module
+from callserver.media.prompts import Play, PromptStore, decode_file
+from callserver.prompt_cache import prompt_files, warm_prompts, warm_prompts_in_slices
+
+
+def _wav(path: Path, rate: int = 8000, seconds: float = 0.1) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = (np.sin(np.arange(int(rate * seconds)) / 5) * 8000).astype("<i2")
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes(samples.tobytes())
+
+
+def _store(root: Path) -> PromptStore:
+    """Two languages, three good prompts, one that is not audio, one hidden file."""
+    _wav(root / "en" / "greeting.wav", rate=44100)
+    _wav(root / "en" / "goodbye.wav")
+    _wav(root / "hr" / "greeting.wav")
+    (root / "hr" / "broken.wav").write_bytes(b"not audio at all")
+    (root / "hr" / ".greeting.wav.swp").write_bytes(b"editor file")
+    return PromptStore(root, lambda language: [language, "en"])
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every file the prompt store decodes, in order."""
+    seen: list[Path] = []
+
+    def counting(path: Path) -> np.ndarray:
+        seen.append(path)
+        return decode_file(path)
+
+    monkeypatch.setattr(prompts_module, "decode_file", counting)
+    return seen
+
+
+def test_prompt_files_lists_every_prompt_of_every_language(tmp_path: Path) -> None:
+    """(name, language) of each file, hidden files left out, by language then name."""
+    store = _store(tmp_path)
+    assert prompt_files(store) == [
+        ("goodbye", "en"),
+        ("greeting", "en"),
+        ("broken", "hr"),
+        ("greeting", "hr"),
+    ]
+
+
+def test_warmed_prompts_are_not_decoded_again_when_a_call_plays_them(
+    tmp_path: Path, decodes: list[Path]
+) -> None:
+    """After warm_prompts a call's render decodes nothing; the bad file is skipped, and a call
+    that plays it still logs media.prompt_failed and falls back."""
+    store = _store(tmp_path)
+    assert warm_prompts(store) == 3
+    assert len(decodes) == 4  # the broken one was tried
+    decodes.clear()
+    with capture_logs() as logs:
+        store.render([Play("greeting"), Play("goodbye")], "hr", "PCMU")
+        assert store.render([Play("broken")], "hr", "PCMU") == b""
+    assert decodes == [tmp_path / "hr" / "broken.wav"]
+    failed = [entry["path"] for entry in logs if entry["event"] == "media.prompt_failed"]
+    assert str(tmp_path / "hr" / "broken.wav") in failed
+
+
+async def test_warming_in_slices_lets_other_tasks_run_between_files(
+    tmp_path: Path, decodes: list[Path]
+) -> None:
+    """Another task runs after every prompt decoded, and all of them end up decoded."""
+    store = _store(tmp_path)
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def other_task() -> None:
+        while not done.is_set():
+            seen.append(len(decodes))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(other_task())
+    assert await warm_prompts_in_slices(store) == 3
+    done.set()
+    await watcher
+    assert set(range(len(decodes))) <= set(seen)
+    assert sorted(decodes) == sorted(
+        tmp_path / language / f"{name}.wav" for name, language in prompt_files(store)
+    )
+
+
+async def test_a_reload_keeps_the_store_of_the_same_directory_and_warms_a_new_one(
+    tmp_path: Path, decodes: list[Path]
+) -> None:
+    """SIGHUP with the same prompts directory keeps the store and decodes nothing; a new
+    directory gets a new store, decoded in the background; the language chain follows the
+    reloaded settings."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _store(first)
+    _wav(first / "de" / "welcome.wav")
+    _wav(second / "en" / "greeting.wav")
+    path = tmp_path / "callserver.yaml"
+    path.write_text(f"sip: {{listen: ['udp:127.0.0.1:0']}}\nmedia: {{prompts_dir: '{first}'}}\n")
+    server = Server(load_settings(path), path)
+    store = server.prompts
+    warm_prompts(store)
+    with capture_logs():
+        assert store.find("welcome", "hr") is None  # hr falls back to bs and en
+    decodes.clear()
+    path.write_text(
+        f"sip: {{listen: ['udp:127.0.0.1:0']}}\nmedia: {{prompts_dir: '{first}', "
+        "language_fallback: {hr: [de]}}\n"
+    )
+    server.reload()
+    assert server.prompts is store and server.calls.prompts is store
+    welcome = store.find("welcome", "hr")  # now through de, the reloaded chain
+    assert welcome is not None and welcome.language == "de"
+    assert decodes == []
+    path.write_text(f"sip: {{listen: ['udp:127.0.0.1:0']}}\nmedia: {{prompts_dir: '{second}'}}\n")
+    server.reload()
+    assert server.prompts is not store and server.routing.prompts is server.prompts
+    await asyncio.gather(*server._reloads)
+    assert second / "en" / "greeting.wav" in decodes
