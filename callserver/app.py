@@ -309,7 +309,7 @@ class Server:
         media = self.settings.media
         if media.prompts_dir != self.prompts.root:  # else the store keeps what it decoded
             self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, self._language_chain)
-            self._in_background(warm_prompts_in_slices(self.prompts))
+        self._in_background(warm_prompts_in_slices(self.prompts))  # new or replaced files
         self.routing.prompts, self.routing.tariffs = self.prompts, tariffs
         self.routing.default_language = media.default_language
         self._reload_routing()

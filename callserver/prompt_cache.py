@@ -5,9 +5,10 @@ media clock runs: a shipped prompt (8 kHz already) takes under 2 ms, but a 20 s 
 recording an operator drops in takes about 150 ms of resampling and filtering, which every
 call in progress would hear as a gap. ``warm_prompts`` decodes every file of the store at
 start-up, before the server takes calls; ``warm_prompts_in_slices`` does the same on a running
-server, one file per turn of the event loop (a new prompts directory after a reload). The
-store keeps what it decoded while a file's mtime and size stay the same, so a reload that
-keeps the directory keeps the store and decodes nothing again.
+server after a reload, one file per turn of the event loop. The store keeps what it decoded
+while a file's mtime and size stay the same, so a reload decodes only new and replaced files
+(a file whose cached version is current costs a ``stat``), or every file of a new prompts
+directory.
 
 A file that cannot be decoded is skipped here; a call that plays it logs
 ``media.prompt_failed`` as before and falls back along the language chain.

@@ -105,9 +105,9 @@ async def test_warming_in_slices_lets_other_tasks_run_between_files(
 async def test_a_reload_keeps_the_store_of_the_same_directory_and_warms_a_new_one(
     tmp_path: Path, decodes: list[Path]
 ) -> None:
-    """SIGHUP with the same prompts directory keeps the store and decodes nothing; a new
-    directory gets a new store, decoded in the background; the language chain follows the
-    reloaded settings."""
+    """SIGHUP with the same prompts directory keeps the store and decodes only a replaced
+    file, a file per turn of the loop; a new directory gets a new store, decoded the same way;
+    the language chain follows the reloaded settings."""
     first, second = tmp_path / "first", tmp_path / "second"
     _store(first)
     _wav(first / "de" / "welcome.wav")
@@ -124,8 +124,12 @@ async def test_a_reload_keeps_the_store_of_the_same_directory_and_warms_a_new_on
         f"sip: {{listen: ['udp:127.0.0.1:0']}}\nmedia: {{prompts_dir: '{first}', "
         "language_fallback: {hr: [de]}}\n"
     )
+    _wav(first / "en" / "goodbye.wav", seconds=0.2)  # replaced
     server.reload()
     assert server.prompts is store and server.calls.prompts is store
+    await asyncio.gather(*server._reloads)
+    assert decodes == [first / "en" / "goodbye.wav", first / "hr" / "broken.wav"]  # tried again
+    decodes.clear()
     welcome = store.find("welcome", "hr")  # now through de, the reloaded chain
     assert welcome is not None and welcome.language == "de"
     assert decodes == []
