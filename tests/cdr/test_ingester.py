@@ -5,17 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -24,36 +18,18 @@ from callserver.app import Server
 from callserver.cdr import ingester as ingester_module
 from callserver.cdr.export import cdr_export_command
 from callserver.cdr.ingester import CdrIngester, IngesterStatistics
-from callserver.cdr.record import CdrRecord, utc_stamp
+from callserver.cdr.record import utc_stamp
 from callserver.cdr.spool import CdrSpool
 from callserver.cdr.store import CdrStore, IngestResult
 from callserver.cli import main
 from callserver.config import ConfigError, Settings, keep_startup_values, load_settings
-from tests.cdr import make_record
+from tests.cdr import append_records, events_named, make_record, stored_uuids
 
 ROOT = Path(__file__).resolve().parents[2]
-DAY = "2026-11-22.jsonl"
 HOUR = 3600.0  # an interval no test waits for: only the first and the last run happen
 
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-
-
-def _append(data_dir: Path, *records: CdrRecord, name: str = DAY) -> None:
-    spool = data_dir / "cdr"
-    spool.mkdir(parents=True, exist_ok=True)
-    with (spool / name).open("ab") as file:
-        for record in records:
-            file.write(record.to_json().encode() + b"\n")
-
-
-def _rows(data_dir: Path) -> list[str]:
-    """The uuids in cdr.sqlite, one per row, read through a connection of the test's own."""
-    db = sqlite3.connect(f"file:{data_dir / 'cdr.sqlite'}?mode=ro", uri=True)
-    try:
-        return [uuid for (uuid,) in db.execute("SELECT uuid FROM cdr ORDER BY id")]
-    finally:
-        db.close()
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -65,23 +41,19 @@ async def _until(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached within about 10 s")
 
 
-def _events(logs: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
-    return [entry for entry in logs if entry["event"] == name]
-
-
 # -- runs -----------------------------------------------------------------------------------
 
 
 async def test_first_run_at_start_and_last_run_at_close(tmp_path: Path) -> None:
     """start() ingests at once; a record spooled afterwards reaches SQLite at close()."""
-    _append(tmp_path, make_record(0), make_record(1))
+    append_records(tmp_path, make_record(0), make_record(1))
     ingester = CdrIngester(tmp_path, HOUR)
     ingester.start()
     await _until(lambda: ingester.statistics().inserted == 2)
-    assert _rows(tmp_path) == ["u0", "u1"]
-    _append(tmp_path, make_record(2))
+    assert stored_uuids(tmp_path) == ["u0", "u1"]
+    append_records(tmp_path, make_record(2))
     await ingester.close()
-    assert _rows(tmp_path) == ["u0", "u1", "u2"]
+    assert stored_uuids(tmp_path) == ["u0", "u1", "u2"]
     assert ingester.statistics() == IngesterStatistics(
         runs=2, failures=0, inserted=3, duplicates=0, malformed=0
     )
@@ -93,34 +65,34 @@ async def test_periodic_runs_pick_up_new_records(tmp_path: Path) -> None:
     ingester.start()
     try:
         for n in range(1, 4):
-            _append(tmp_path, make_record(n))
+            append_records(tmp_path, make_record(n))
             await _until(lambda: ingester.statistics().inserted == n)  # noqa: B023 (awaited here)
         await _until(lambda: ingester.statistics().runs >= 5)
     finally:
         await ingester.close()
-    assert _rows(tmp_path) == ["u1", "u2", "u3"]
+    assert stored_uuids(tmp_path) == ["u1", "u2", "u3"]
 
 
 async def test_ingested_is_logged_with_counts_only_when_records_were_added(tmp_path: Path) -> None:
     """A run that adds records logs cdr.ingested with its counts; one with nothing new is quiet."""
-    _append(tmp_path, make_record(0), make_record(1))
+    append_records(tmp_path, make_record(0), make_record(1))
     ingester = CdrIngester(tmp_path, HOUR)
     with capture_logs() as logs:
         assert await ingester.ingest() == IngestResult(inserted=2)
         assert await ingester.ingest() == IngestResult()
     await ingester.close()
-    (entry,) = _events(logs, "cdr.ingested")
+    (entry,) = events_named(logs, "cdr.ingested")
     assert (entry["inserted"], entry["duplicates"], entry["malformed"]) == (2, 0, 0)
-    assert _events(logs, "cdr.ingest_failed") == []
+    assert events_named(logs, "cdr.ingest_failed") == []
 
 
 async def test_no_duplicates_across_runs_restarts_and_the_export_command(tmp_path: Path) -> None:
     """Runs of one ingester, of a restarted one and of `cdr export` at the same time add each
     record once."""
     first = CdrIngester(tmp_path, HOUR)
-    _append(tmp_path, make_record(0))
+    append_records(tmp_path, make_record(0))
     await first.ingest()
-    _append(tmp_path, make_record(1))
+    append_records(tmp_path, make_record(1))
     export = asyncio.to_thread(
         cdr_export_command, tmp_path, since=None, until=None, fmt="jsonl", out=io.StringIO()
     )
@@ -131,14 +103,14 @@ async def test_no_duplicates_across_runs_restarts_and_the_export_command(tmp_pat
     second = CdrIngester(tmp_path, HOUR)  # the next start of the server
     second.start()
     await second.close()
-    assert _rows(tmp_path) == ["u0", "u1"]
+    assert stored_uuids(tmp_path) == ["u0", "u1"]
     assert first.statistics().duplicates == second.statistics().duplicates == 0
 
 
 async def test_close_waits_for_the_run_in_progress_then_runs_the_last(tmp_path: Path) -> None:
     """close() while a run waits for SQLite's write lock (held by another connection) lets
     that run finish before the last one starts; every record lands once."""
-    _append(tmp_path, make_record(0))
+    append_records(tmp_path, make_record(0))
     CdrStore(tmp_path / "cdr.sqlite").close()  # the schema, so the lock below is the only wait
     other = sqlite3.connect(tmp_path / "cdr.sqlite", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
@@ -149,12 +121,12 @@ async def test_close_waits_for_the_run_in_progress_then_runs_the_last(tmp_path: 
         for _ in range(20):
             await asyncio.sleep(0.05)
             assert not closing.done()
-        _append(tmp_path, make_record(1))
+        append_records(tmp_path, make_record(1))
     finally:
         other.execute("ROLLBACK")
         other.close()
     await asyncio.wait_for(closing, 30)
-    assert _rows(tmp_path) == ["u0", "u1"]
+    assert stored_uuids(tmp_path) == ["u0", "u1"]
     assert ingester.statistics() == IngesterStatistics(
         runs=2, failures=0, inserted=2, duplicates=0, malformed=0
     )
@@ -162,7 +134,7 @@ async def test_close_waits_for_the_run_in_progress_then_runs_the_last(tmp_path: 
 
 async def test_zero_interval_disables_every_run(tmp_path: Path) -> None:
     """ingest_interval 0: start() and close() do nothing, and no database is created."""
-    _append(tmp_path, make_record(0))
+    append_records(tmp_path, make_record(0))
     ingester = CdrIngester(tmp_path, 0)
     ingester.start()
     await ingester.close()
@@ -189,13 +161,13 @@ async def test_close_without_start_does_nothing(tmp_path: Path) -> None:
 async def test_database_failure_is_logged_counted_and_retried(tmp_path: Path) -> None:
     """cdr.sqlite being a directory fails a run loudly without raising; once it is fixed the
     next run ingests everything spooled meanwhile."""
-    _append(tmp_path, make_record(0))
+    append_records(tmp_path, make_record(0))
     (tmp_path / "cdr.sqlite").mkdir()
     ingester = CdrIngester(tmp_path, HOUR)
     with capture_logs() as logs:
         assert await ingester.ingest() is None
         assert await ingester.ingest() is None
-    failed = _events(logs, "cdr.ingest_failed")
+    failed = events_named(logs, "cdr.ingest_failed")
     assert [(e["log_level"], e["error_type"], e["failures"]) for e in failed] == [
         ("error", "OperationalError", 1),
         ("error", "OperationalError", 2),
@@ -203,7 +175,7 @@ async def test_database_failure_is_logged_counted_and_retried(tmp_path: Path) ->
     assert "unable to open database file" in str(failed[0]["error"])
     assert failed[0]["database"] == str(tmp_path / "cdr.sqlite")
     (tmp_path / "cdr.sqlite").rmdir()
-    _append(tmp_path, make_record(1))
+    append_records(tmp_path, make_record(1))
     assert await ingester.ingest() == IngestResult(inserted=2)
     await ingester.close()
     assert ingester.statistics() == IngesterStatistics(
@@ -213,14 +185,14 @@ async def test_database_failure_is_logged_counted_and_retried(tmp_path: Path) ->
 
 async def test_unreadable_spool_file_is_an_os_error_that_commits_nothing(tmp_path: Path) -> None:
     """A day file that cannot be read fails the run (OSError, logged); no row is half-added."""
-    _append(tmp_path, make_record(0))
+    append_records(tmp_path, make_record(0))
     (tmp_path / "cdr" / "2026-11-23.jsonl").mkdir()  # read() of a directory: IsADirectoryError
     ingester = CdrIngester(tmp_path, HOUR)
     with capture_logs() as logs:
         assert await ingester.ingest() is None
-    (entry,) = _events(logs, "cdr.ingest_failed")
+    (entry,) = events_named(logs, "cdr.ingest_failed")
     assert entry["error_type"] == "IsADirectoryError"
-    assert _rows(tmp_path) == ["u0"]  # the day before was committed in its own transaction
+    assert stored_uuids(tmp_path) == ["u0"]  # the day before was committed in its own transaction
     (tmp_path / "cdr" / "2026-11-23.jsonl").rmdir()
     assert await ingester.ingest() == IngestResult()
     await ingester.close()
@@ -228,7 +200,7 @@ async def test_unreadable_spool_file_is_an_os_error_that_commits_nothing(tmp_pat
 
 async def test_periodic_task_survives_failures_and_retries(tmp_path: Path) -> None:
     """The periodic task keeps running through failed runs and feeds SQLite once they pass."""
-    _append(tmp_path, make_record(0))
+    append_records(tmp_path, make_record(0))
     (tmp_path / "cdr.sqlite").mkdir()
     ingester = CdrIngester(tmp_path, 0.01)
     with capture_logs() as logs:
@@ -239,8 +211,8 @@ async def test_periodic_task_survives_failures_and_retries(tmp_path: Path) -> No
             await _until(lambda: ingester.statistics().inserted == 1)
         finally:
             await ingester.close()
-    assert len(_events(logs, "cdr.ingest_failed")) == ingester.statistics().failures
-    assert _rows(tmp_path) == ["u0"]
+    assert len(events_named(logs, "cdr.ingest_failed")) == ingester.statistics().failures
+    assert stored_uuids(tmp_path) == ["u0"]
 
 
 def _raise_bug(spool_dir: Path, database: Path) -> tuple[int, IngestResult]:
@@ -259,110 +231,9 @@ async def test_a_bug_in_a_run_is_logged_with_its_traceback_and_not_raised(
             assert await ingester.ingest() is None
     finally:
         await ingester.close()
-    (entry,) = _events(logs, "cdr.ingest_failed")
+    (entry,) = events_named(logs, "cdr.ingest_failed")
     assert (entry["error"], entry["error_type"], entry["exc_info"]) == ("bug", "RuntimeError", True)
     assert ingester.statistics().failures == 1
-
-
-# -- the worker process ---------------------------------------------------------------------
-
-
-async def test_runs_happen_in_one_worker_process_other_than_the_servers(tmp_path: Path) -> None:
-    """Every run goes to the same worker process, started once, whose pid is not this one."""
-    ingester = CdrIngester(tmp_path, HOUR)
-    try:
-        _append(tmp_path, make_record(0))
-        assert await ingester.ingest() == IngestResult(inserted=1)
-        first = ingester.worker_pid
-        _append(tmp_path, make_record(1))
-        assert await ingester.ingest() == IngestResult(inserted=1)
-    finally:
-        await ingester.close()
-    assert first is not None and first != os.getpid()
-    assert ingester.worker_pid == first
-
-
-async def test_a_killed_worker_fails_one_run_and_a_fresh_one_takes_over(tmp_path: Path) -> None:
-    """SIGKILL of the worker fails the next run (BrokenProcessPool, logged and counted); the run
-    after it starts a new worker and ingests what was spooled meanwhile."""
-    ingester = CdrIngester(tmp_path, HOUR)
-    try:
-        assert await ingester.ingest() == IngestResult()
-        killed = ingester.worker_pid
-        assert killed is not None
-        os.kill(killed, signal.SIGKILL)
-        _append(tmp_path, make_record(0))
-        with capture_logs() as logs:
-            assert await ingester.ingest() is None
-            assert await ingester.ingest() == IngestResult(inserted=1)
-    finally:
-        await ingester.close()
-    (entry,) = _events(logs, "cdr.ingest_failed")
-    assert (entry["error_type"], entry["failures"]) == ("BrokenProcessPool", 1)
-    assert ingester.worker_pid not in (None, killed)
-    assert _rows(tmp_path) == ["u0"]
-
-
-_HOLDS_A_WORKER = """
-import asyncio, sys
-from pathlib import Path
-from callserver.cdr.ingester import CdrIngester
-
-async def main():
-    ingester = CdrIngester(Path(sys.argv[1]), 3600)
-    await ingester.ingest()
-    print(ingester.worker_pid, flush=True)
-    await asyncio.sleep(60)
-
-asyncio.run(main())
-"""
-
-
-def _exited(pid: int) -> bool:
-    """True once ``pid`` is gone or a zombie (exited; init may not have reaped it yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def test_the_worker_exits_when_its_server_is_killed(tmp_path: Path) -> None:
-    """A server process killed with SIGKILL, which never shuts its worker down, leaves no
-    worker behind: the worker sees its parent go and exits."""
-    command = [sys.executable, "-c", _HOLDS_A_WORKER, str(tmp_path)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert server.stdout is not None
-        worker = int(server.stdout.readline())
-    finally:
-        server.kill()
-        server.wait(10)
-    for _ in range(200):
-        if _exited(worker):
-            return
-        time.sleep(0.05)
-    os.kill(worker, signal.SIGKILL)
-    raise AssertionError(f"the worker {worker} outlived its server")
-
-
-async def test_the_workers_own_log_lines_come_out_like_the_servers(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """A malformed spool line is logged by the worker as a JSON line on the same stdout, as the
-    server's logging is set up (log_format json)."""
-    _append(tmp_path, make_record(0))
-    with (tmp_path / "cdr" / DAY).open("ab") as file:
-        file.write(b"{not a record\n")
-    ingester = CdrIngester(tmp_path, HOUR, log_format="json")
-    try:
-        assert await ingester.ingest() == IngestResult(inserted=1, malformed=1)
-    finally:
-        await ingester.close()
-    out = capfd.readouterr().out.splitlines()  # this process logs as structlog's default
-    lines = [json.loads(line) for line in out if line.startswith("{")]
-    (entry,) = [line for line in lines if line["event"] == "cdr.ingest_malformed"]
-    assert (entry["level"], entry["file"]) == ("warning", DAY)
 
 
 # -- the setting ----------------------------------------------------------------------------
@@ -436,14 +307,14 @@ async def test_server_ingests_recovered_aborted_records_at_start_and_at_close(
     await server.start()
     try:
         await _until(lambda: server.ingester.statistics().inserted == 2)
-        assert sorted(_rows(tmp_path)) == ["u0", "u1"]
+        assert sorted(stored_uuids(tmp_path)) == ["u0", "u1"]
         assert server.ingester.worker_pid not in (None, os.getpid())
         assert server.cdr is not None
         assert server.cdr.write(make_record(7)).result(timeout=10) is True
     finally:
         await server.close()
         crashed.close()
-    assert sorted(_rows(tmp_path)) == ["u0", "u1", "u7"]
+    assert sorted(stored_uuids(tmp_path)) == ["u0", "u1", "u7"]
     assert server.ingester.statistics().failures == 0
 
 
