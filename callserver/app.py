@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import signal
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from callserver.config import (
     keep_startup_values,
     load_settings,
 )
-from callserver.gctuning import FULL_GC_INTERVAL, tune_gc
+from callserver.gctuning import FullCollections, tune_gc
 from callserver.listening import (
     Listener,
     advertised,
@@ -78,7 +77,7 @@ class Server:
         self._udp_by_family: dict[bool, UdpTransport] = {}  # is IPv6 -> first such socket
         self._tcp_by_family: dict[bool, TcpTransport] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._gc_timer: asyncio.TimerHandle | None = None
+        self.collections = FullCollections(self._loop)  # the scheduled full GC passes
         self._deadline: float | None = None
         self._stopped = asyncio.Event()
         first = settings.sip.listen[0]
@@ -343,19 +342,11 @@ class Server:
         if on_ready is not None:
             on_ready()  # the pid file, as soon as server.listening is logged
         tune_gc()
-        self._gc_timer = self._loop.call_later(FULL_GC_INTERVAL, self._full_gc)
+        self.collections.start()
         self.overload.start(self._loop.time())
         self._poll_overload()
         await self._stopped.wait()
         await self.drain()
-
-    def _full_gc(self) -> None:
-        """The scheduled full collection; its pause is logged for operators to see."""
-        started = self._loop.time()
-        found = gc.collect()
-        pause_ms = round(1000 * (self._loop.time() - started), 1)
-        log.info("gc.full_collection", unreachable=found, pause_ms=pause_ms)
-        self._gc_timer = self._loop.call_later(FULL_GC_INTERVAL, self._full_gc)
 
     def _poll_overload(self) -> None:
         """Log overload episodes as they start and end (a line each), four times a second."""
@@ -399,8 +390,7 @@ class Server:
         """Close every socket and stop the timers."""
         if self._timer is not None:
             self._timer.cancel()
-        if self._gc_timer is not None:
-            self._gc_timer.cancel()
+        self.collections.stop()
         if self._overload_timer is not None:
             self._overload_timer.cancel()
         self._watching.set()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from structlog.testing import capture_logs
 
 from callserver.app import Server
 from callserver.config import load_settings
+from callserver.gctuning import FullCollections
 from callserver.sip.events import Peer
 
 INVITE = (
@@ -43,15 +46,19 @@ async def test_call_handling_error_is_answered_500(monkeypatch: pytest.MonkeyPat
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["calls.event_failed"]
 
 
-async def test_scheduled_full_collection_is_logged_and_rescheduled() -> None:
-    """The scheduled full GC pass logs its pause and arms the next one."""
-    server = Server(load_settings(None, {"sip": {"listen": ["udp:127.0.0.1:5060"]}}))
+async def test_scheduled_full_collections_are_logged_and_rearmed() -> None:
+    """Each scheduled full GC pass logs its pause and what it found, and arms the next one."""
+    collections = FullCollections(asyncio.get_running_loop(), interval=0.01)
     with capture_logs() as logs:
-        server._full_gc()
-    (line,) = [e for e in logs if e["event"] == "gc.full_collection"]
-    assert line["pause_ms"] >= 0 and line["unreachable"] >= 0
-    assert server._gc_timer is not None
-    server._gc_timer.cancel()
+        collections.start()
+        for _ in range(1000):
+            if sum(e["event"] == "gc.full_collection" for e in logs) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        collections.stop()
+    lines = [e for e in logs if e["event"] == "gc.full_collection"]
+    assert len(lines) >= 2
+    assert all(line["pause_ms"] >= 0 and line["unreachable"] >= 0 for line in lines)
 
 
 async def test_invite_refused_while_draining_leaves_a_rejected_cdr() -> None:

@@ -102,39 +102,58 @@ async def test_warming_in_slices_lets_other_tasks_run_between_files(
     )
 
 
-async def test_a_reload_keeps_the_store_of_the_same_directory_and_warms_a_new_one(
+def _settings_file(path: Path, prompts: Path, fallback: str = "") -> Path:
+    media = f"prompts_dir: '{prompts}'" + (f", language_fallback: {fallback}" if fallback else "")
+    path.write_text(f"sip: {{listen: ['udp:127.0.0.1:0']}}\nmedia: {{{media}}}\n")
+    return path
+
+
+async def test_a_reload_keeps_the_store_and_its_chain_follows_the_settings(
     tmp_path: Path, decodes: list[Path]
 ) -> None:
-    """SIGHUP with the same prompts directory keeps the store and decodes only a replaced
-    file, a file per turn of the loop; a new directory gets a new store, decoded the same way;
-    the language chain follows the reloaded settings."""
-    first, second = tmp_path / "first", tmp_path / "second"
-    _store(first)
-    _wav(first / "de" / "welcome.wav")
-    _wav(second / "en" / "greeting.wav")
-    path = tmp_path / "callserver.yaml"
-    path.write_text(f"sip: {{listen: ['udp:127.0.0.1:0']}}\nmedia: {{prompts_dir: '{first}'}}\n")
+    """SIGHUP with the same prompts directory keeps the server's store, decoding nothing again
+    but a file that failed, and the store's language chain is the reloaded one."""
+    _store(tmp_path / "prompts")
+    _wav(tmp_path / "prompts" / "de" / "welcome.wav")
+    path = _settings_file(tmp_path / "callserver.yaml", tmp_path / "prompts")
     server = Server(load_settings(path), path)
     store = server.prompts
     warm_prompts(store)
     with capture_logs():
         assert store.find("welcome", "hr") is None  # hr falls back to bs and en
     decodes.clear()
-    path.write_text(
-        f"sip: {{listen: ['udp:127.0.0.1:0']}}\nmedia: {{prompts_dir: '{first}', "
-        "language_fallback: {hr: [de]}}\n"
-    )
-    _wav(first / "en" / "goodbye.wav", seconds=0.2)  # replaced
+    _settings_file(path, tmp_path / "prompts", fallback="{hr: [de]}")
     server.reload()
-    assert server.prompts is store and server.calls.prompts is store
     await asyncio.gather(*server._reloads)
-    assert decodes == [first / "en" / "goodbye.wav", first / "hr" / "broken.wav"]  # tried again
-    decodes.clear()
+    assert server.prompts is store and server.calls.prompts is store
     welcome = store.find("welcome", "hr")  # now through de, the reloaded chain
     assert welcome is not None and welcome.language == "de"
-    assert decodes == []
-    path.write_text(f"sip: {{listen: ['udp:127.0.0.1:0']}}\nmedia: {{prompts_dir: '{second}'}}\n")
+    assert decodes == [tmp_path / "prompts" / "hr" / "broken.wav"]  # only the bad one, again
+
+
+async def test_a_reload_decodes_replaced_files_and_every_file_of_a_new_directory(
+    tmp_path: Path, decodes: list[Path]
+) -> None:
+    """SIGHUP decodes a replaced file (and tries a bad one again) once the store looks at the
+    files again; a new prompts directory gets a new store, decoded the same way."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _store(first)
+    _wav(second / "en" / "greeting.wav")
+    path = _settings_file(tmp_path / "callserver.yaml", first)
+    server = Server(load_settings(path), path)
+    now = [0.0]
+    store = PromptStore(first, lambda language: [language], clock=lambda: now[0])
+    server.prompts = server.calls.prompts = server.routing.prompts = store
+    warm_prompts(store)
+    decodes.clear()
+    _wav(first / "en" / "goodbye.wav", seconds=0.2)  # replaced
+    now[0] += 2.0  # past the store's recheck interval
+    server.reload()
+    await asyncio.gather(*server._reloads)
+    assert server.prompts is store
+    assert decodes == [first / "en" / "goodbye.wav", first / "hr" / "broken.wav"]
+    _settings_file(path, second)
     server.reload()
     assert server.prompts is not store and server.routing.prompts is server.prompts
     await asyncio.gather(*server._reloads)
-    assert second / "en" / "greeting.wav" in decodes
+    assert decodes[-1] == second / "en" / "greeting.wav"
