@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from callserver.listening import (
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompts import PromptStore
+from callserver.pacing import Background, spare_share
 from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.prompt_cache import warm_prompts, warm_prompts_in_slices
 from callserver.routing import Routing
@@ -115,6 +116,7 @@ class Server:
             tariffs=self.tariffs,
             default_language=settings.media.default_language,
             routes=lambda: self.admission.table.config.routes.keys(),
+            share=self._spare_share,
         )
         self.overload = OverloadControl(
             settings.overload,
@@ -130,7 +132,7 @@ class Server:
         self.calls.host.blacklist = lambda: self.routing.blacklist
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
-        self._reloads: set[asyncio.Task[object]] = set()  # reloads in progress (dialplans, prompts)
+        self.background = Background()  # reloads in progress: dialplans, prompts
 
     async def start(self) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0."""
@@ -308,7 +310,7 @@ class Server:
         media = self.settings.media
         if media.prompts_dir != self.prompts.root:  # else the store keeps what it decoded
             self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, self._language_chain)
-        self._in_background(warm_prompts_in_slices(self.prompts))  # new or replaced files
+        self.background.run(warm_prompts_in_slices(self.prompts, self._spare_share))
         self.routing.prompts, self.routing.tariffs = self.prompts, tariffs
         self.routing.default_language = media.default_language
         self._reload_routing()
@@ -321,12 +323,11 @@ class Server:
     def _reload_routing(self) -> None:
         """SIGHUP: the blacklist at once, the dialplans a file per turn of the loop."""
         self.routing.load_blacklist()
-        self._in_background(self.routing.dialplans.reload_in_slices())
+        self.background.run(self.routing.dialplans.reload_in_slices())
 
-    def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
-        """Run reload work as a task of its own, cancelled by ``close``."""
-        self._reloads.add(task := self._loop.create_task(work))
-        task.add_done_callback(self._reloads.discard)
+    def _spare_share(self) -> float:
+        """The share of the loop reload work may take now: what calls leave (pacing)."""
+        return spare_share(self.media.loop_load())
 
     def _language_chain(self, language: str) -> list[str]:
         """The prompt language chain of the settings in force (it follows a reload)."""
@@ -394,9 +395,9 @@ class Server:
         if self._overload_timer is not None:
             self._overload_timer.cancel()
         self._watching.set()
-        for task in (*self._reloads, *([self._watch] if self._watch else [])):
-            task.cancel()
+        self.background.cancel()
         if self._watch is not None:
+            self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
         await self.media.stop()

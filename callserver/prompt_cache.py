@@ -5,10 +5,10 @@ media clock runs: a shipped prompt (8 kHz already) takes under 2 ms, but a 20 s 
 recording an operator drops in takes about 150 ms of resampling and filtering, which every
 call in progress would hear as a gap. ``warm_prompts`` decodes every file of the store at
 start-up, before the server takes calls; ``warm_prompts_in_slices`` does the same on a running
-server after a reload, one file per turn of the event loop. The store keeps what it decoded
-while a file's mtime and size stay the same, so a reload decodes only new and replaced files
-(a file whose cached version is current costs a ``stat``), or every file of a new prompts
-directory.
+server after a reload, one file at a time within a share of the event loop
+(``callserver.pacing``). The store keeps what it decoded while a file's mtime and size stay
+the same, so a reload decodes only new and replaced files (a current one costs at most a
+``stat``), or every file of a new prompts directory.
 
 A file that cannot be decoded is skipped here; a call that plays it logs
 ``media.prompt_failed`` as before and falls back along the language chain.
@@ -16,9 +16,10 @@ A file that cannot be decoded is skipped here; a call that plays it logs
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 from callserver.media.prompts import PromptError, PromptStore
+from callserver.pacing import BACKGROUND_SHARE, paced
 
 __all__ = ["prompt_files", "warm_prompts", "warm_prompts_in_slices"]
 
@@ -42,12 +43,14 @@ def warm_prompts(store: PromptStore) -> int:
     return sum(_load(store, name, language) for name, language in prompt_files(store))
 
 
-async def warm_prompts_in_slices(store: PromptStore) -> int:
-    """The same on a running server: one file per turn of the event loop."""
+async def warm_prompts_in_slices(
+    store: PromptStore, share: Callable[[], float] = lambda: BACKGROUND_SHARE
+) -> int:
+    """The same on a running server: one file at a time, taking ``share()`` of the event
+    loop's time (``callserver.pacing``)."""
     decoded = 0
-    for name, language in prompt_files(store):
-        await asyncio.sleep(0)  # the clock and SIP have the loop between two files
-        decoded += _load(store, name, language)
+    async for name, language in paced(prompt_files(store), share):
+        decoded += _load(store, name, language)  # the calls have the loop between two files
     return decoded
 
 

@@ -21,6 +21,7 @@ from callserver.dialplan.reload import Dialplans, plan_context
 from callserver.dialplan.runner import run_plan
 from callserver.dialplan.verbs import REGISTRY
 from callserver.media.prompts import PromptStore
+from callserver.pacing import BACKGROUND_SHARE
 from callserver.policy.blacklist import NumberList, NumberListError, parse_number_list
 from callserver.tariffs import Tariffs
 
@@ -53,12 +54,13 @@ class Routing:
         tariffs: Tariffs,
         default_language: str,
         routes: Callable[[], Collection[str]] | None = None,
+        share: Callable[[], float] = lambda: BACKGROUND_SHARE,
     ) -> None:
         self.blacklist_path = blacklist
         self._routes = routes  # the outbound routes forward steps may name
         self.blacklist = NumberList()
         self.prompts, self.tariffs, self.default_language = prompts, tariffs, default_language
-        self.dialplans = Dialplans(dialplans, self._context)
+        self.dialplans = Dialplans(dialplans, self._context, share)  # share: of the loop
 
     def _context(self) -> PlanContext:
         routes = None if self._routes is None else self._routes()

@@ -236,7 +236,7 @@ async def test_reload_of_a_bad_file_keeps_the_running_settings(tmp_path: Path) -
     assert server.settings is before
     (entry,) = logs  # the dialplans and blacklist are separate files: they still reload
     assert entry["event"] == "config.reload_failed"
-    assert server._reloads  # the dialplans are being compiled, a file per turn
+    assert server.background.tasks  # the dialplans are being compiled, a file per turn
     assert entry["log_level"] == "error"
     assert [e.split(": ")[1] for e in entry["errors"]] == [
         "calls.answer_hangup_after",
