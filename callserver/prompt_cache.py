@@ -56,7 +56,7 @@ async def warm_prompts_in_slices(
 
 def _load(store: PromptStore, name: str, language: str) -> bool:
     try:
-        store.load(name, language)
+        store.load(name, language, look=True)  # a file replaced a moment ago is decoded now
     except PromptError:
         return False
     return True

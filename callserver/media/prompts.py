@@ -295,16 +295,16 @@ class PromptStore:
         """The language subdirectories present, sorted."""
         return [folder.name for folder in _language_dirs(self.root)]
 
-    def load(self, name: str, language: str) -> Prompt:
+    def load(self, name: str, language: str, *, look: bool = False) -> Prompt:
         """The prompt ``name`` in exactly ``language``, decoded on first use or after a change
-        (seen within ``recheck`` seconds).
+        (seen within ``recheck`` seconds; at once with ``look``, as a reload's warm-up does).
 
         Raises:
             PromptError: the file is missing, empty, not audio or undecodable.
         """
         now = self._clock()
         fresh = self._fresh.get((name, language))
-        if fresh is not None and now - fresh[0] < self._recheck:
+        if fresh is not None and now - fresh[0] < self._recheck and not look:
             return fresh[1]
         prompt = self._load(name, language)
         self._fresh[(name, language)] = (now, prompt)
