@@ -11,7 +11,8 @@ PYTEST_WORKERS ?= 2
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py builds the compiled media extension (Cython, the machine's C compiler) in place.
+$(STAMP): pyproject.toml setup.py callserver/media/_rtpio.pyx
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 	  echo "python3 -m venv failed: on Debian run 'apt-get install python3-venv' (as root)"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -1,11 +1,13 @@
 """The media engine: RTP sockets, the shared clock, and every stream served in one batch per tick.
 
 The engine is the I/O half of ``media``. It owns one UDP socket per stream (RTP, used to send
-and receive, so symmetric RTP works through NAT) plus the RTCP socket on port + 1, watches them
-with ``loop.add_reader`` (every datagram waiting is read in one wake-up), and runs the one
-``MediaClock``. On each tick it asks every stream for its next packet and sends it, then runs
-in-band DTMF detection and recording for the streams that need them (``AudioCapture``), and
-once a second the per-stream housekeeping: RTP inactivity, RTCP reports, DTMF expiry.
+and receive, so symmetric RTP works through NAT) plus the RTCP socket on port + 1, and runs the
+one ``MediaClock``. The sockets are read and written in batches (``rtpio.RtpSockets``, one set
+for RTP, one for RTCP): the event loop watches one descriptor per set, and each wake-up reads
+what waits on every ready socket in one call, relays included. On each tick the engine asks
+every stream for its next packet and sends them all in one call, then runs in-band DTMF
+detection and recording for the streams that need them (``AudioCapture``), and once a second
+the per-stream housekeeping: RTP inactivity, RTCP reports, DTMF expiry.
 
 What a stream reports (``MediaEvent``) goes to the ``sink`` callback given by the calls layer,
 synchronously, after the packet or tick that caused it. Nothing here raises because of what a
@@ -29,17 +31,19 @@ import structlog
 from callserver.media.capture import AudioCapture
 from callserver.media.clock import ClockStatistics, MediaClock
 from callserver.media.events import DtmfSource, MediaEvent
+from callserver.media.latch import Address
 from callserver.media.negotiated import StreamConfig
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
 from callserver.media.recording import RecordingResult
+from callserver.media.rtpio import RtpSockets, open_rtp_sockets
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
 
 __all__ = ["MediaEngine", "MediaStatistics", "PortsExhausted"]
 
 log = structlog.get_logger("callserver.media")
-_READS_PER_WAKEUP = 32  # RTCP: rare packets, read until the socket is empty
-_RECEIVE_BYTES = 2048  # larger datagrams arrive truncated and are dropped as oversized
+# Ready sockets served a wake-up: the loop gets back to SIP and the clock in between.
+_RECEIVE_SOCKETS = 256
 _BIND_ATTEMPTS = 64
 _HOUSEKEEPING_SECONDS = 1.0
 _RTCP_INTERVAL = 5.0  # RFC 3550 §6.2: the recommended minimum interval
@@ -78,7 +82,9 @@ class MediaEngine:
         bind_host: str,
         sink: Callable[[MediaEvent], None],
         clock: Callable[[], float] = time.monotonic,
+        sockets: Callable[[], RtpSockets] = open_rtp_sockets,
     ) -> None:
+        """``sockets`` makes the engine's socket sets (the compiled ones when built)."""
         self.settings = settings
         self.bind_host = bind_host
         self._sink = sink
@@ -93,6 +99,9 @@ class MediaEngine:
         self._capture = AudioCapture(settings)
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._rtp_io = sockets()
+        self._rtcp_io = sockets()
+        self._watching = False
         # Each stream's once-a-second housekeeping runs on the tick of its bucket, so the
         # work is spread over the second instead of lengthening one tick in 50.
         self._every = max(1, round(_HOUSEKEEPING_SECONDS * 1000 / settings.ptime))
@@ -106,6 +115,7 @@ class MediaEngine:
     async def start(self) -> None:
         """Start the clock on the running loop."""
         self._loop = asyncio.get_running_loop()
+        self._watch()
         self._task = asyncio.create_task(self._clock.run(), name="media-clock")
 
     async def stop(self) -> None:
@@ -117,6 +127,19 @@ class MediaEngine:
             self._task = None
         for entry in list(self._entries.values()):
             self.close_stream(entry.stream)
+        if self._watching:
+            loop = self._loop or asyncio.get_running_loop()
+            loop.remove_reader(self._rtp_io.fileno())
+            loop.remove_reader(self._rtcp_io.fileno())
+            self._watching = False
+
+    def _watch(self) -> None:
+        """Have the running loop call us when a datagram waits on any stream's socket."""
+        if not self._watching:
+            loop = self._loop or asyncio.get_running_loop()
+            loop.add_reader(self._rtp_io.fileno(), self._readable)
+            loop.add_reader(self._rtcp_io.fileno(), self._rtcp_readable)
+            self._watching = True
 
     def reconfigure(self, settings: MediaSettings) -> None:
         """Take reloaded settings (timeouts, DTMF, recording); ports and ptime stay as started."""
@@ -176,9 +199,9 @@ class MediaEngine:
         entry = _Entry(stream, rtp, rtcp)
         self._entries[stream.stream_id] = entry
         self._buckets[stream.stream_id % self._every][stream.stream_id] = entry
-        loop = self._loop or asyncio.get_running_loop()
-        loop.add_reader(rtp.fileno(), self._readable, entry)
-        loop.add_reader(rtcp.fileno(), self._rtcp_readable, entry)
+        self._rtp_io.register(rtp, stream.stream_id)
+        self._rtcp_io.register(rtcp, stream.stream_id)
+        self._watch()
         return stream
 
     def configure(self, stream: MediaStream, config: StreamConfig) -> None:
@@ -201,10 +224,10 @@ class MediaEngine:
         self.unbridge(stream)
         result = self._capture.stop_recording(stream, self._now())
         self._capture.set_inband(stream, False)
-        loop = self._loop or asyncio.get_running_loop()
-        for sock in (entry.rtp, entry.rtcp):
-            loop.remove_reader(sock.fileno())
-            sock.close()
+        self._rtp_io.unregister(stream.stream_id)
+        self._rtcp_io.unregister(stream.stream_id)
+        entry.rtp.close()
+        entry.rtcp.close()
         self._ports.release(stream.port)
         self._closed_sent += stream.packets_sent
         self._closed_received += stream.packets_received
@@ -311,57 +334,56 @@ class MediaEngine:
 
     # -- I/O ---------------------------------------------------------------------------------------
 
-    def _readable(self, entry: _Entry) -> None:
-        # One datagram a call: a stream gets one packet per 20 ms, so reading on until
-        # EAGAIN would cost a failing recvfrom per packet (29 % of the server at 500 calls).
-        # The reader is level-triggered: a second waiting datagram brings us back.
-        stream = entry.stream
-        try:
-            data, addr = entry.rtp.recvfrom(_RECEIVE_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # e.g. ECONNREFUSED from an ICMP error for an earlier send
-            stream.drops["socket_error"] = stream.drops.get("socket_error", 0) + 1
-            return
-        relay = stream.receive(data, addr, self._now())
-        if relay is not None:
-            self._send(*relay)
-        if stream.events:
-            self._flush(stream)
-
-    def _rtcp_readable(self, entry: _Entry) -> None:
+    def _readable(self) -> None:
+        datagrams, errors = self._rtp_io.receive(_RECEIVE_SOCKETS)
         now = self._now()
-        for _ in range(_READS_PER_WAKEUP):
-            try:
-                data = entry.rtcp.recv(_RECEIVE_BYTES)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue
-            entry.stream.receive_rtcp(data, now)
+        entries = self._entries
+        relays: list[tuple[int, bytes, Address]] = []
+        for key, data, addr in datagrams:
+            entry = entries.get(key)
+            if entry is None:
+                continue  # closed by the events of an earlier datagram
+            stream = entry.stream
+            relay = stream.receive(data, addr, now)
+            if relay is not None and relay[0].remote is not None:
+                relays.append((relay[0].stream_id, relay[1], relay[0].remote))
+            if stream.events:
+                if relays:  # out before the sink may close the stream they go from
+                    self._send(relays)
+                    relays = []
+                self._flush(stream)
+        for key, _code in errors:  # e.g. ECONNREFUSED from an ICMP error for an earlier send
+            entry = entries.get(key)
+            if entry is not None:
+                drops = entry.stream.drops
+                drops["socket_error"] = drops.get("socket_error", 0) + 1
+        if relays:
+            self._send(relays)
 
-    def _send(self, stream: MediaStream, packet: bytes) -> None:
-        entry = self._entries.get(stream.stream_id)
-        if entry is not None and stream.remote is not None:
-            try:
-                entry.rtp.sendto(packet, stream.remote)
-            except OSError:
-                self.send_errors += 1
+    def _rtcp_readable(self) -> None:
+        datagrams, _errors = self._rtcp_io.receive(_RECEIVE_SOCKETS)
+        now = self._now()
+        for key, data, _addr in datagrams:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.stream.receive_rtcp(data, now)
+
+    def _send(self, batch: list[tuple[int, bytes, Address]]) -> None:
+        self.send_errors += len(self._rtp_io.send(batch))
 
     def _tick(self, n: int, now: float) -> None:
-        errors = 0
+        batch: list[tuple[int, bytes, Address]] = []
+        send = batch.append
         reported: list[MediaStream] = []
-        for entry in self._entries.values():
+        for key, entry in self._entries.items():
             stream = entry.stream
             packet = stream.next_packet(n, now)
             if packet is not None:
-                try:
-                    entry.rtp.sendto(packet, stream.remote)  # type: ignore[arg-type]
-                except OSError:
-                    errors += 1
+                send((key, packet, stream.remote))  # type: ignore[arg-type]
             if stream.events:  # a playback ended
                 reported.append(stream)
-        self.send_errors += errors
+        if batch:
+            self._send(batch)
         reported += self._capture.tick(now)
         reported += self._housekeeping(n, now)
         # The sink may open or close streams: only now that no loop runs over them.
@@ -416,11 +438,10 @@ class MediaEngine:
         if config is None or remote is None or not config.sends:
             return
         packet = stream.rtcp_report(now, time.time())
-        sock, port = (entry.rtp, remote[1]) if config.rtcp_mux else (entry.rtcp, remote[1] + 1)
-        try:
-            sock.sendto(packet, (remote[0], port))
-        except OSError:
-            self.send_errors += 1
+        sockets, port = (
+            (self._rtp_io, remote[1]) if config.rtcp_mux else (self._rtcp_io, remote[1] + 1)
+        )
+        self.send_errors += len(sockets.send([(stream.stream_id, packet, (remote[0], port))]))
 
     def _flush(self, stream: MediaStream) -> None:
         events, stream.events = stream.events, []

@@ -22,11 +22,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from callserver.media import g711
+from callserver.media import g711, rtpio
 from callserver.media.engine import MediaEngine, PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RtpTimedOut
 from callserver.media.negotiated import StreamConfig
 from callserver.media.rtp import RtpPacket
+from callserver.media.rtpio import PythonRtpSockets, RtpSockets
 from callserver.media.settings import MediaSettings
 from callserver.media.stream import MediaStream
 from callserver.media.tones import dtmf_tone, sine
@@ -154,10 +155,20 @@ def sink() -> Sink:
     return Sink()
 
 
+@pytest.fixture(params=["compiled", "python"])
+def sockets(request: pytest.FixtureRequest) -> Callable[[], RtpSockets]:
+    """Each implementation of the engine's batched socket I/O (callserver.media.rtpio)."""
+    if request.param == "python":
+        return PythonRtpSockets
+    if not rtpio.compiled():
+        pytest.fail("the compiled extension callserver.media._rtpio is missing: run 'make install'")
+    return rtpio.open_rtp_sockets
+
+
 @pytest.fixture
-async def engine(sink: Sink) -> AsyncIterator[MediaEngine]:
+async def engine(sink: Sink, sockets: Callable[[], RtpSockets]) -> AsyncIterator[MediaEngine]:
     """A started engine on a random port range; stopped afterwards."""
-    media = MediaEngine(settings_for(*port_range()), bind_host=HOST, sink=sink)
+    media = MediaEngine(settings_for(*port_range()), bind_host=HOST, sink=sink, sockets=sockets)
     await media.start()
     yield media
     await media.stop()
@@ -216,10 +227,12 @@ async def test_close_stream_releases_the_ports(engine: MediaEngine) -> None:
     assert engine.close_stream(stream) is None  # twice is harmless
 
 
-async def test_ports_exhausted_with_a_two_port_range(sink: Sink) -> None:
+async def test_ports_exhausted_with_a_two_port_range(
+    sink: Sink, sockets: Callable[[], RtpSockets]
+) -> None:
     """A two-port range serves one stream; the second raises PortsExhausted until it closes."""
     port = free_port_pair()
-    media = MediaEngine(settings_for(port, port + 1), bind_host=HOST, sink=sink)
+    media = MediaEngine(settings_for(port, port + 1), bind_host=HOST, sink=sink, sockets=sockets)
     await media.start()
     try:
         stream = media.open_stream()
@@ -232,12 +245,14 @@ async def test_ports_exhausted_with_a_two_port_range(sink: Sink) -> None:
         await media.stop()
 
 
-async def test_refused_rtcp_port_closes_the_rtp_socket(sink: Sink) -> None:
+async def test_refused_rtcp_port_closes_the_rtp_socket(
+    sink: Sink, sockets: Callable[[], RtpSockets]
+) -> None:
     """When port + 1 is taken, the RTP socket already bound for the pair is closed, not leaked."""
     port = free_port_pair()
     blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     blocker.bind((HOST, port + 1))
-    media = MediaEngine(settings_for(port, port + 1), bind_host=HOST, sink=sink)
+    media = MediaEngine(settings_for(port, port + 1), bind_host=HOST, sink=sink, sockets=sockets)
     await media.start()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -341,9 +356,12 @@ async def test_bridge_relays_transcoded_audio(engine: MediaEngine) -> None:
 # -- receiving ----------------------------------------------------------------------------------
 
 
-async def test_rtp_timeout_reaches_the_sink(sink: Sink, peer: Peer) -> None:
+async def test_rtp_timeout_reaches_the_sink(
+    sink: Sink, peer: Peer, sockets: Callable[[], RtpSockets]
+) -> None:
     """With rtp_timeout 0.3 s and nothing received, RtpTimedOut reaches the sink once."""
-    media = MediaEngine(settings_for(*port_range(), rtp_timeout=0.3), bind_host=HOST, sink=sink)
+    settings = settings_for(*port_range(), rtp_timeout=0.3)
+    media = MediaEngine(settings, bind_host=HOST, sink=sink, sockets=sockets)
     await media.start()
     try:
         stream = media.open_stream()
