@@ -23,6 +23,27 @@ class ReceptionStats:
         max_misorder: how far behind a packet may be and still count (``MAX_MISORDER``).
     """
 
+    __slots__ = (
+        "_bad_seq",
+        "_base_seq",
+        "_cycles",
+        "_expected_prior",
+        "_jitter16",
+        "_max_dropout",
+        "_max_misorder",
+        "_max_seq",
+        "_min_sequential",
+        "_next_seq",
+        "_probation",
+        "_received_prior",
+        "_seen",
+        "_seen_mask",
+        "_started",
+        "_transit",
+        "_valid",
+        "received",
+    )
+
     def __init__(
         self, *, min_sequential: int = 2, max_dropout: int = 3000, max_misorder: int = 100
     ) -> None:

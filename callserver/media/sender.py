@@ -35,6 +35,35 @@ DtmfForm = Literal["rfc4733", "inband", "info"]
 class RtpSender:
     """What one stream sends; ``MediaStream`` adds the receiving half."""
 
+    __slots__ = (
+        "_codec",
+        "_dtmf_out",
+        "_dtmf_ts",
+        "_frame",
+        "_marker",
+        "_play",
+        "_pt",
+        "_relay_offset",
+        "_relay_ssrc",
+        "_samples",
+        "_sends",
+        "_seq",
+        "_silence",
+        "_te_pt",
+        "_tick",
+        "_tone",
+        "_ts0",
+        "capture_tx",
+        "events",
+        "held",
+        "octets_sent",
+        "packets_sent",
+        "peer",
+        "ssrc",
+        "stream_id",
+        "tx_audio",
+    )
+
     def __init__(
         self, stream_id: int, *, ssrc: int, sequence: int, timestamp: int, ptime: int
     ) -> None:

@@ -51,6 +51,26 @@ _DTMF_MUTE = 1.0  # seconds after a telephone-event during which in-band detecti
 class MediaStream(RtpSender):
     """The state of one RTP stream; see the module docstring."""
 
+    __slots__ = (
+        "_on_hold",
+        "_other_codecs",
+        "_reorder",
+        "_stats",
+        "_timed_out",
+        "capture_rx",
+        "config",
+        "drops",
+        "dtmf_rx",
+        "inband",
+        "last_rx",
+        "latch",
+        "packets_received",
+        "port",
+        "remote",
+        "rtcp",
+        "rx_audio",
+    )
+
     def __init__(
         self,
         stream_id: int,
