@@ -114,6 +114,9 @@ cdef class _Registration:
     cdef sockaddr_storage source
     cdef socklen_t source_len
     cdef object address
+    cdef object destination  # the last destination sent to, and its sockaddr
+    cdef sockaddr_storage destination_name
+    cdef socklen_t destination_len
 
 
 cdef class RtpSockets:
@@ -245,15 +248,19 @@ cdef class RtpSockets:
         cdef _Registration registration = <_Registration>found
         data = <object>PyTuple_GET_ITEM(item, 1)
         address = <object>PyTuple_GET_ITEM(item, 2)
-        cdef sockaddr_storage name
-        cdef socklen_t length = 0
-        if not isinstance(data, bytes) or not _numeric(address, registration.family, &name, &length):
+        if not isinstance(data, bytes):
             return _send_slowly(registration.sock, data, address)
+        if address is not registration.destination:  # a stream sends to one tuple, tick on tick
+            registration.destination = None
+            if not _numeric(address, registration.family, &registration.destination_name,
+                            &registration.destination_len):
+                return _send_slowly(registration.sock, data, address)
+            registration.destination = address
         cdef int fd = registration.sock.fileno()  # -1 once closed: its number may be reused
         if fd < 0:
             return EBADF
         if sendto(fd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), MSG_DONTWAIT,
-                  <sockaddr *>&name, length) < 0:
+                  <sockaddr *>&registration.destination_name, registration.destination_len) < 0:
             return errno if errno else EINVAL
         return 0
 

@@ -93,6 +93,7 @@ class MediaEngine:
         self._ports = RtpPortAllocator(settings.rtp_port_min, settings.rtp_port_max)
         self._ports.rotate(random.randrange(self._ports.capacity or 1))
         self._entries: dict[int, _Entry] = {}
+        self._streams: dict[int, MediaStream] = {}  # the same streams, for the per-packet paths
         self._ids = 0
         self._random = random.SystemRandom()
         self._clock = MediaClock(settings.ptime / 1000, self._tick, clock=clock)
@@ -198,6 +199,7 @@ class MediaEngine:
         )
         entry = _Entry(stream, rtp, rtcp)
         self._entries[stream.stream_id] = entry
+        self._streams[stream.stream_id] = stream
         self._buckets[stream.stream_id % self._every][stream.stream_id] = entry
         self._rtp_io.register(rtp, stream.stream_id)
         self._rtcp_io.register(rtcp, stream.stream_id)
@@ -220,6 +222,7 @@ class MediaEngine:
         entry = self._entries.pop(stream.stream_id, None)
         if entry is None:
             return None
+        del self._streams[stream.stream_id]
         self._buckets[stream.stream_id % self._every].pop(stream.stream_id, None)
         self.unbridge(stream)
         result = self._capture.stop_recording(stream, self._now())
@@ -337,13 +340,12 @@ class MediaEngine:
     def _readable(self) -> None:
         datagrams, errors = self._rtp_io.receive(_RECEIVE_SOCKETS)
         now = self._now()
-        entries = self._entries
+        streams = self._streams
         relays: list[tuple[int, bytes, Address]] = []
         for key, data, addr in datagrams:
-            entry = entries.get(key)
-            if entry is None:
+            stream = streams.get(key)
+            if stream is None:
                 continue  # closed by the events of an earlier datagram
-            stream = entry.stream
             relay = stream.receive(data, addr, now)
             if relay is not None and relay[0].remote is not None:
                 relays.append((relay[0].stream_id, relay[1], relay[0].remote))
@@ -352,11 +354,10 @@ class MediaEngine:
                     self._send(relays)
                     relays = []
                 self._flush(stream)
-        for key, _code in errors:  # e.g. ECONNREFUSED from an ICMP error for an earlier send
-            entry = entries.get(key)
-            if entry is not None:
-                drops = entry.stream.drops
-                drops["socket_error"] = drops.get("socket_error", 0) + 1
+        for key, _code in errors:  # a pending socket error, e.g. ICMP port unreachable
+            errored = streams.get(key)
+            if errored is not None:
+                errored.drops["socket_error"] = errored.drops.get("socket_error", 0) + 1
         if relays:
             self._send(relays)
 
@@ -375,8 +376,7 @@ class MediaEngine:
         batch: list[tuple[int, bytes, Address]] = []
         send = batch.append
         reported: list[MediaStream] = []
-        for key, entry in self._entries.items():
-            stream = entry.stream
+        for key, stream in self._streams.items():
             packet = stream.next_packet(n, now)
             if packet is not None:
                 send((key, packet, stream.remote))  # type: ignore[arg-type]
