@@ -107,6 +107,21 @@ def test_send_goes_from_each_keys_socket_in_order(
     assert [source for _, source in got] == [ours[key].getsockname() for key in (7, 9, 8, 7)]
 
 
+def test_each_datagram_goes_to_its_own_destination(
+    sockets: RtpSockets, udp: Callable[..., socket.socket]
+) -> None:
+    """One socket sending to two peers in turn, through one tuple object or equal new ones,
+    reaches each peer with exactly the datagrams meant for it."""
+    ours, a, b = udp(), udp(), udp()
+    sockets.register(ours, 1)
+    to_a, to_b = a.getsockname(), b.getsockname()
+    batch = [(1, b"a1", to_a), (1, b"a2", to_a), (1, b"b1", to_b), (1, b"a3", (*to_a,))]
+    batch += [(1, b"b2", (to_b[0], to_b[1])), (1, b"b3", to_b)]
+    assert sockets.send(batch) == []
+    assert [data for data, _ in recv_all(a, 3)] == [b"a1", b"a2", b"a3"]
+    assert [data for data, _ in recv_all(b, 3)] == [b"b1", b"b2", b"b3"]
+
+
 def test_receive_returns_every_waiting_datagram_with_key_and_source(
     sockets: RtpSockets, udp: Callable[..., socket.socket]
 ) -> None:
