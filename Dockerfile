@@ -4,9 +4,13 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN useradd --create-home --uid 10001 callserver
 WORKDIR /opt/callserver
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY callserver ./callserver
-RUN pip install --no-cache-dir .
+# gcc builds the media engine's C extension (batched RTP socket I/O), then leaves the image.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir . \
+    && (cd / && python -c "import callserver.media._rtpio") \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 COPY config ./config
 COPY dialplans ./dialplans
 COPY prompts ./prompts
