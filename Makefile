@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e sipp espeak sipvicious kamailio bench bench-quick clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp espeak sipvicious kamailio bench bench-quick clean
 
 install: $(STAMP)
 
@@ -21,6 +21,14 @@ $(STAMP): pyproject.toml setup.py callserver/media/_rtpio.pyx
 
 run: install
 	$(BIN)/callserver run --config config/callserver.yaml
+
+# gcc compiles the media engine's C extension during make install (without it the server runs
+# the Python implementation; the tests of the compiled one fail with a hint).
+cc:
+	@command -v gcc >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev) >/dev/null; \
+	  else echo "gcc is missing: run 'sudo apt-get install gcc'"; exit 1; fi; }
 
 # SIPp is the real peer of the end-to-end tests (Debian package sip-tester).
 sipp:
@@ -64,13 +72,13 @@ typecheck: install
 imports: install
 	$(BIN)/lint-imports
 
-unit: install espeak
+unit: cc install espeak
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not e2e"
 
-e2e: install sipp espeak sipvicious
+e2e: cc install sipp espeak sipvicious
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m e2e
 
-test: install sipp espeak sipvicious lint typecheck imports
+test: cc install sipp espeak sipvicious lint typecheck imports
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 # The whole suite on another date and time zone: libfaketime moves the wall clock by one offset
@@ -80,7 +88,7 @@ test: install sipp espeak sipvicious lint typecheck imports
 # One process, no xdist workers.   make test-dates FAKE_DATE="2027-03-28 01:59" FAKE_TZ=Europe/Sarajevo
 FAKE_DATE ?= 2027-12-06 12:00:00
 FAKE_TZ   ?= UTC
-test-dates: install sipp espeak sipvicious
+test-dates: cc install sipp espeak sipvicious
 	@offset=$$(( $$(TZ=$(FAKE_TZ) date -d "$(FAKE_DATE)" +%s) - $$(date +%s) )); \
 	  [ $$offset -ge 0 ] && offset="+$$offset"; \
 	  echo "the clock reads $(FAKE_DATE) $(FAKE_TZ) (offset $$offset s)"; \
