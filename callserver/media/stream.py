@@ -133,6 +133,28 @@ class MediaStream(RtpSender):
 
         See RFC 3550 §5.1 and the module docstring for what is dropped.
         """
+        # The usual packet first, on a path of its own (this runs for every datagram): version
+        # 2 without padding, extension or CSRCs, in the codec we send, from the latched source
+        # and SSRC with no SSRC change pending. It does what _receive would do with it.
+        latch = self.latch
+        if (
+            12 <= len(data) <= MAX_PACKET_BYTES
+            and data[0] == 0x80
+            and data[1] & 0x7F == self._pt
+            and data[1] < 192  # never RTCP (RFC 5761 §4)
+            and addr == latch.address
+        ):
+            seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+            if ssrc == latch.ssrc and latch.candidate is None:
+                self.packets_received += 1
+                self.last_rx = now
+                self._stats.update(seq, ts, int(now * 8000) & _MASK32)
+                if not self.capture_rx and self.peer is None:
+                    return None  # most streams: the caller's audio only proves it is there
+                return self._audio(seq, ts, ssrc, self._codec, data[12:])
+        return self._receive(data, addr, now)
+
+    def _receive(self, data: bytes, addr: Address, now: float) -> tuple[MediaStream, bytes] | None:
         size = len(data)
         if size < 12 or size > MAX_PACKET_BYTES or data[0] & 0xC0 != 0x80:
             self._drop(_malformed_reason(data))
