@@ -59,7 +59,7 @@ from rtp_window import Load, Row, measure
 from sipp_uac import NewCalls, UacFigures
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_CALLS = 750
+TARGET_CALLS = 1000
 TARGET_JITTER_MS = 5.0
 MIXED_CALLS = 250  # calls in progress of the mixed case, unless --calls says otherwise
 
