@@ -206,8 +206,11 @@ cdef class RtpSockets:
             if errno == EINTR:
                 return datagrams, errors
             raise OSError(errno, "epoll_wait failed")
-        for i in range(ready):
-            self._read(<_Registration>self._events[i].data.ptr, datagrams, errors)
+        # Hold each ready registration before any Python object is made: a collection that
+        # runs a finalizer could unregister one while the others are read.
+        cdef list registrations = [<_Registration>self._events[i].data.ptr for i in range(ready)]
+        for registration in registrations:
+            self._read(registration, datagrams, errors)
         return datagrams, errors
 
     cdef int _read(self, _Registration registration, list datagrams, list errors) except -1:
@@ -306,7 +309,9 @@ cdef object _source(_Registration registration, sockaddr_storage *name, socklen_
     return address
 
 
-cdef bint _numeric(object address, int family, sockaddr_storage *name, socklen_t *length):
+cdef bint _numeric(
+    object address, int family, sockaddr_storage *name, socklen_t *length
+) except -1:
     """Whether ``address`` is a numeric (host, port) of ``family`` (+ flowinfo, scope_id for
     IPv6), written to ``name``; anything else goes to the socket's own sendto."""
     if not isinstance(address, tuple):
@@ -319,7 +324,11 @@ cdef bint _numeric(object address, int family, sockaddr_storage *name, socklen_t
     if type(host) is not str or type(port) is not int or not 0 <= port <= 0xFFFF:
         return False
     cdef Py_ssize_t host_len
-    cdef const char *text = PyUnicode_AsUTF8AndSize(host, &host_len)
+    cdef const char *text
+    try:
+        text = PyUnicode_AsUTF8AndSize(host, &host_len)
+    except UnicodeError:  # a lone surrogate: let the socket refuse it
+        return False
     if <size_t>host_len != strlen(text):
         return False  # an embedded NUL: let the socket refuse it
     cdef sockaddr_in *v4 = <sockaddr_in *>name

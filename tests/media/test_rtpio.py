@@ -194,8 +194,8 @@ def test_a_long_datagram_is_cut_to_datagram_bytes(
 def test_one_bad_datagram_fails_alone(
     sockets: RtpSockets, udp: Callable[..., socket.socket]
 ) -> None:
-    """An unknown key, a closed socket, port 0, a bad port and a too long datagram fail with
-    their errno; every other datagram of the batch is sent."""
+    """An unknown key, a closed socket, port 0, a bad port, a too long datagram and a host that
+    is no text fail with their errno; every other datagram of the batch is sent."""
     peer = udp()
     good, closed = udp(), udp()
     sockets.register(good, 1)
@@ -209,6 +209,7 @@ def test_one_bad_datagram_fails_alone(
         (1, b"port 0", (HOST, 0)),
         (1, b"bad port", (HOST, 70000)),
         (1, bytes(70000), target),
+        (1, b"lone surrogate", ("\udcff", 9)),
         (1, b"last", target),
     ]
     failed = sockets.send(batch)
@@ -218,6 +219,7 @@ def test_one_bad_datagram_fails_alone(
         (3, errno.EINVAL),
         (4, errno.EINVAL),
         (5, errno.EMSGSIZE),
+        (6, errno.EINVAL),
     ]
     assert [data for data, _ in recv_all(peer, 2)] == [b"first", b"last"]
 
