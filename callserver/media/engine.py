@@ -170,7 +170,13 @@ class MediaEngine:
                     raise
                 self._ports.refused(port)
                 continue
-            return self._register(port, rtp, rtcp)
+            try:
+                return self._register(port, rtp, rtcp)
+            except OSError:
+                rtp.close()
+                rtcp.close()
+                self._ports.release(port)
+                raise
         raise PortsExhausted(f"no bindable RTP port pair after {_BIND_ATTEMPTS} attempts")
 
     def _bind(self, port: int) -> socket.socket:
@@ -197,12 +203,17 @@ class MediaEngine:
             reorder_depth=self.settings.reorder_packets,
             dtmf_max_event=self.settings.dtmf_max_event,
         )
+        sid = stream.stream_id
+        self._rtp_io.register(rtp, sid)
+        try:
+            self._rtcp_io.register(rtcp, sid)
+        except OSError:  # e.g. epoll's limit of watched descriptors
+            self._rtp_io.unregister(sid)
+            raise
         entry = _Entry(stream, rtp, rtcp)
-        self._entries[stream.stream_id] = entry
-        self._streams[stream.stream_id] = stream
-        self._buckets[stream.stream_id % self._every][stream.stream_id] = entry
-        self._rtp_io.register(rtp, stream.stream_id)
-        self._rtcp_io.register(rtcp, stream.stream_id)
+        self._entries[sid] = entry
+        self._streams[sid] = stream
+        self._buckets[sid % self._every][sid] = entry
         self._watch()
         return stream
 

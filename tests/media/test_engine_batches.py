@@ -2,26 +2,33 @@
 
 What changed when the engine began to read every ready socket in one call and send a tick in
 one: RTCP on its own socket set, a stream closed by the events of a datagram while more of its
-datagrams wait in the same batch, many streams served by one wake-up, and IPv6. Each test runs
-on both socket implementations (the ``sockets`` fixture) over real UDP on the loopback.
+datagrams wait in the same batch, many streams served by one wake-up, IPv6, a registration
+refused. Each test runs on both socket implementations (the ``sockets`` fixture) over real UDP
+on the loopback, but the last, which needs a set that refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import gc
 import socket
 import struct
+import warnings
 from collections.abc import Callable
+
+import pytest
 
 from callserver.media.engine import MediaEngine
 from callserver.media.events import DtmfReceived, MediaEvent
 from callserver.media.rtcp import ReceiverReport, SenderReport, build_compound, parse_compound
-from callserver.media.rtpio import RtpSockets
+from callserver.media.rtpio import PythonRtpSockets, RtpSockets
 from tests.media.engine_peers import (
     HOST,
     WAIT,
     Peer,
     Sink,
+    can_bind,
     free_port_pair,
     port_range,
     settings_for,
@@ -145,3 +152,37 @@ async def test_ipv6_streams_send_and_receive(sink: Sink, sockets: Callable[[], R
     finally:
         await media.stop()
         peer.close()
+
+
+class _Refusing(PythonRtpSockets):
+    """A socket set that refuses every registration, as epoll does at its watch limit."""
+
+    def register(self, sock: socket.socket, key: int) -> None:
+        """Refuse with ENOSPC."""
+        raise OSError(errno.ENOSPC, "no space for another watch")
+
+
+async def test_a_refused_registration_leaks_no_socket_and_no_port(sink: Sink) -> None:
+    """When the RTCP set refuses the socket, open_stream raises, the RTP registration is
+    undone, both sockets are closed and the port pair can be bound again."""
+    made: list[RtpSockets] = []
+
+    def sockets() -> RtpSockets:
+        made.append(PythonRtpSockets() if not made else _Refusing())
+        return made[-1]
+
+    port = free_port_pair()
+    media = MediaEngine(settings_for(port, port + 1), bind_host=HOST, sink=sink, sockets=sockets)
+    await media.start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(OSError, match="no space"):
+                media.open_stream()
+            gc.collect()
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+        assert len(made[0]) == 0
+        assert can_bind(port) and can_bind(port + 1)
+        assert media.statistics().ports_in_use == 0
+    finally:
+        await media.stop()
