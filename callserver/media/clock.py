@@ -28,7 +28,8 @@ __all__ = ["ClockStatistics", "MediaClock"]
 
 log = structlog.get_logger("callserver.media")
 _WINDOW = 3000  # ticks kept for the percentiles: one minute at 20 ms
-_SMOOTHING = 0.25  # weight of the newest tick in lag and load (about 80 ms of memory)
+_LAG_SMOOTHING = 0.25  # weight of the newest tick in lag (about 80 ms of memory)
+_LOAD_SMOOTHING = 0.1  # and in load (about 200 ms: one busy tick is not a busy loop)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,8 +68,8 @@ class MediaClock:
         self.skipped = 0
         self._cpu = cpu
         self._sampled = (0.0, 0.0)  # (clock, cpu) at the last tick
-        self.lag = 0.0  # lateness, smoothed: a quarter of each tick's, three quarters before
-        self.load = 0.0  # the loop thread's CPU time per wall time, smoothed the same way
+        self.lag = 0.0  # lateness, smoothed over the last few ticks
+        self.load = 0.0  # the loop thread's CPU time per wall time, smoothed over more
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -89,12 +90,12 @@ class MediaClock:
             self._record(clock() - now, late)
 
     def _smooth(self, now: float, late: float) -> None:
-        """Fold this tick into ``lag`` and ``load`` (a quarter of the new, the rest kept)."""
-        self.lag += (late - self.lag) * _SMOOTHING
+        """Fold this tick into ``lag`` and ``load`` (exponentially weighted means)."""
+        self.lag += (late - self.lag) * _LAG_SMOOTHING
         cpu = self._cpu()
         at, cpu_at = self._sampled
         if at and now > at:
-            self.load += ((cpu - cpu_at) / (now - at) - self.load) * _SMOOTHING
+            self.load += ((cpu - cpu_at) / (now - at) - self.load) * _LOAD_SMOOTHING
         self._sampled = (now, cpu)
 
     def _resync(self, n: int, late: float) -> int:

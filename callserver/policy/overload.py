@@ -13,7 +13,10 @@ anyway:
 
 - ``loop_load``: the share of wall time the event loop's thread spent on the CPU, smoothed
   over the media clock's last ticks. Near 1 the loop has no time left: what arrives waits in
-  the socket's receive queue, where no other signal sees it, and every answer comes late;
+  the socket's receive queue, where no other signal sees it, and every answer comes late.
+  From 0.1 below ``max_loop_load`` a growing share of new INVITEs is refused (every n-th,
+  evenly), all of them above it: refusing all or nothing in turn would swing the admitted
+  rate between bursts and silence, with the queue growing in every burst;
 - ``clock_lag``: how late the media clock wakes, smoothed the same way (seconds): what every
   call in progress hears when the loop is held (a long callback, a burst of datagrams). It
   counts only while the loop is at least half loaded: lateness on a mostly idle loop is the
@@ -61,6 +64,7 @@ __all__ = [
 ]
 
 _SETTLE = 0.25  # seconds after start() before the load and the lateness count
+_BAND = 0.1  # below max_loop_load by this much, the share of INVITEs refused starts to grow
 
 
 class OverloadSettings(BaseModel):
@@ -68,7 +72,7 @@ class OverloadSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     enabled: bool = True
-    max_loop_load: float = Field(0.85, gt=0, le=1, description="event loop's share of CPU")
+    max_loop_load: float = Field(0.9, gt=0.1, le=1, description="event loop's share of CPU")
     max_clock_lag_ms: float = Field(10.0, gt=0, description="smoothed media clock lateness")
     max_calls_in_setup: int = Field(400, ge=1, description="INVITEs without a final response")
     min_free_rtp_ports: int = Field(4, ge=0, description="RTP port pairs kept free")
@@ -132,6 +136,7 @@ class OverloadControl:
         self._in_setup = in_setup
         self._free_ports = free_ports
         self._watch_from = float("inf")  # the load and the lateness count from then on
+        self._debt = 0.0  # refusals owed by the share the load calls for
         self._by_reason: dict[str, int] = {}
         self._episodes = 0
         self._started: float | None = None  # the episode in progress, if any
@@ -150,7 +155,7 @@ class OverloadControl:
             return None
         if now >= self._watch_from:
             load = self._loop_load()
-            if load > settings.max_loop_load:
+            if self._sheds_for(load, settings.max_loop_load):
                 return self._refuse("loop_load", now)
             lag = self._clock_lag() > settings.max_clock_lag_ms / 1000
             if lag and load >= settings.max_loop_load / 2:
@@ -162,6 +167,20 @@ class OverloadControl:
         if self._started is not None:
             self._episode_admitted += 1
         return None
+
+    def _sheds_for(self, load: float, limit: float) -> bool:
+        """Refuse the share of INVITEs the load calls for: none below ``limit - _BAND``, all
+        above ``limit``, in between a share that grows with the load, spread evenly (every
+        n-th INVITE, not in bursts) so the admitted rate settles instead of swinging."""
+        share = (load - limit + _BAND) / _BAND
+        if share <= 0:
+            self._debt = 0.0
+            return False
+        self._debt += min(share, 1.0)
+        if self._debt < 1.0:
+            return False
+        self._debt -= 1.0
+        return True
 
     def poll(self, now: float) -> list[EpisodeStarted | EpisodeEnded]:
         """The episode events since the last poll; ends the episode after ``calm`` seconds."""

@@ -187,8 +187,8 @@ async def test_run_on_the_real_clock_until_cancelled() -> None:
 async def test_lag_and_load_follow_the_ticks_smoothed() -> None:
     """Every tick a quarter period late and the loop thread busy half the time: lag and load
     converge to those values, smoothed (the first tick only starts the load's measurement)."""
-    ticks = [(T0 + n * P + P / 4, 0.0) for n in range(1, 41)]
-    cpu_readings = iter(n * P / 2 for n in range(1, 100))
+    ticks = [(T0 + n * P + P / 4, 0.0) for n in range(1, 161)]
+    cpu_readings = iter(n * P / 2 for n in range(1, 400))
     recorder = Recorder(stop_after=len(ticks))
     clock = MediaClock(P, recorder, clock=ScriptedClock(ticks), cpu=lambda: next(cpu_readings))
     with pytest.raises(asyncio.CancelledError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from callserver.policy.overload import (
@@ -36,7 +37,7 @@ def _control(load: _Load, **settings: object) -> OverloadControl:
 
 def test_a_server_within_its_limits_admits() -> None:
     """Signals under every limit: the INVITE is served, nothing is counted."""
-    control = _control(_Load(load=0.84, lag=0.009, in_setup=399, free_ports=5))
+    control = _control(_Load(load=0.79, lag=0.009, in_setup=399, free_ports=5))
     assert control.admit(10.0) is None
     assert control.statistics().refused == 0
     assert control.poll(10.0) == []
@@ -46,7 +47,7 @@ def test_each_signal_past_its_limit_refuses_with_its_name() -> None:
     """A busy loop, a late clock, too many INVITEs in setup, too few ports: 503 naming it."""
     load = _Load()
     control = _control(load, retry_after=9)
-    load.load = 0.9
+    load.load = 0.95
     busy = control.admit(0.9)
     load.load, load.lag = 0.5, 0.011
     lag = control.admit(1.0)
@@ -96,12 +97,27 @@ def test_an_episode_starts_at_the_first_refusal_and_ends_after_a_calm_spell() ->
     assert control.statistics().episodes == 2
 
 
+def test_near_the_load_limit_a_growing_share_is_refused_evenly() -> None:
+    """From 0.1 below max_loop_load: at 0.85 every second INVITE, at 0.875 three in four."""
+    load = _Load(load=0.85)
+    control = _control(load)
+    half = [control.admit(1.0) is not None for _ in range(20)]
+    assert sum(half) in (9, 10)
+    assert all(not (a and b) for a, b in itertools.pairwise(half))  # never two in a row
+    load.load = 0.875
+    three_quarters = [control.admit(1.0) is not None for _ in range(20)]
+    assert sum(three_quarters) in (14, 15, 16)
+    assert all(a or b for a, b in itertools.pairwise(three_quarters))  # never two admitted
+    load.load = 0.5
+    assert control.admit(1.0) is None
+
+
 def test_a_late_clock_on_a_mostly_idle_loop_is_not_overload() -> None:
     """Lateness while the loop is under half loaded is another process's doing: admitted."""
-    load = _Load(load=0.42, lag=0.050)
+    load = _Load(load=0.44, lag=0.050)
     control = _control(load)
     assert control.admit(1.0) is None
-    load.load = 0.43
+    load.load = 0.45
     refused = control.admit(1.1)
     assert refused is not None and refused.reason == "clock_lag"
 
