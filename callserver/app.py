@@ -120,6 +120,7 @@ class Server:
         )
         self.overload = OverloadControl(
             settings.overload,
+            receive_backlog=lambda: sum(udp.receive_backlog() for udp in self._udp),
             loop_load=self.media.loop_load,
             clock_lag=self.media.clock_lag,
             in_setup=lambda: self.endpoint.uas.invites_in_setup,

@@ -8,9 +8,13 @@ media clock runs late for every call in progress and goodput falls to a few perc
 offered load. So each new INVITE (no To tag, no transaction yet) is put to ``admit`` first, by
 the SIP layer itself, before caller identity, dialplans, RTP ports or CDR work, and what is
 refused is answered 503 with Retry-After at once, without a transaction (RFC 3261 §8.2.7,
-``callserver.sip.stateless``). ``admit`` reads four signals, each a number the server keeps
-anyway:
+``callserver.sip.stateless``). ``admit`` reads five signals, each a number the server keeps
+anyway or one system call:
 
+- ``receive_backlog``: the bytes of requests waiting in the SIP sockets' kernel receive
+  queues. A loop that cannot keep up leaves them there, where every one grows stale: past a
+  few hundred milliseconds the callers retransmit and each INVITE counts twice. Over the limit
+  every new INVITE is refused, which drains the queue at the cost of a refusal each;
 - ``loop_load``: the share of wall time the event loop's thread spent on the CPU, smoothed
   over the media clock's last ticks. Near 1 the loop has no time left: what arrives waits in
   the socket's receive queue, where no other signal sees it, and every answer comes late.
@@ -26,9 +30,9 @@ anyway:
 - ``free_ports``: the RTP port pairs left.
 
 Any signal past its limit (``OverloadSettings``) refuses the call, naming the signal
-(``loop_load``, ``clock_lag``, ``calls_in_setup``, ``rtp_ports``). The refused calls'
-retransmissions are absorbed by the SIP layer, and the calls already admitted keep their
-clock: the loop spends on a refusal a small fraction of what a call costs.
+(``receive_backlog``, ``loop_load``, ``clock_lag``, ``calls_in_setup``, ``rtp_ports``). The
+refused calls' retransmissions are absorbed by the SIP layer, and the calls already admitted
+keep their clock: the loop spends on a refusal a small fraction of what a call costs.
 
 The load and the lateness are read from ``start(now)`` on, a quarter of a second after the
 server is ready: what start-up does on the loop (the first dialplans, the collector's freeze)
@@ -72,6 +76,7 @@ class OverloadSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     enabled: bool = True
+    max_receive_backlog_kib: int = Field(512, ge=1, description="SIP requests not read yet")
     max_loop_load: float = Field(0.9, gt=0.1, le=1, description="event loop's share of CPU")
     max_clock_lag_ms: float = Field(10.0, gt=0, description="smoothed media clock lateness")
     max_calls_in_setup: int = Field(400, ge=1, description="INVITEs without a final response")
@@ -85,6 +90,7 @@ class EpisodeStarted:
     """The first refusal after a calm spell, with the signals that refused it."""
 
     reason: str
+    receive_backlog_kib: int
     loop_load: float
     clock_lag_ms: float
     invites_in_setup: int
@@ -115,6 +121,7 @@ class OverloadControl:
 
     Args:
         settings: The limits.
+        receive_backlog: Bytes waiting in the SIP sockets' receive queues.
         loop_load: The event loop thread's smoothed share of CPU (``MediaClock.load``).
         clock_lag: The media clock's smoothed lateness in seconds (``MediaClock.lag``).
         in_setup: INVITEs received without a final response yet.
@@ -125,12 +132,14 @@ class OverloadControl:
         self,
         settings: OverloadSettings,
         *,
+        receive_backlog: Callable[[], int],
         loop_load: Callable[[], float],
         clock_lag: Callable[[], float],
         in_setup: Callable[[], int],
         free_ports: Callable[[], int],
     ) -> None:
         self.settings = settings
+        self._receive_backlog = receive_backlog
         self._loop_load = loop_load
         self._clock_lag = clock_lag
         self._in_setup = in_setup
@@ -153,6 +162,8 @@ class OverloadControl:
         settings = self.settings
         if not settings.enabled:
             return None
+        if self._receive_backlog() > settings.max_receive_backlog_kib * 1024:
+            return self._refuse("receive_backlog", now)
         if now >= self._watch_from:
             load = self._loop_load()
             if self._sheds_for(load, settings.max_loop_load):
@@ -214,6 +225,7 @@ class OverloadControl:
             self._events.append(
                 EpisodeStarted(
                     reason=reason,
+                    receive_backlog_kib=self._receive_backlog() // 1024,
                     loop_load=round(self._loop_load(), 3),
                     clock_lag_ms=round(self._clock_lag() * 1000, 1),
                     invites_in_setup=self._in_setup(),

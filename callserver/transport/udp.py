@@ -13,6 +13,10 @@ trunk cannot flood the log. Host names are resolved before a message is sent
 (``transport.resolver``, RFC 3263, without blocking the loop), so one that still reaches
 ``send`` is refused rather than handed to ``sendto``, which would resolve it synchronously.
 
+``receive_backlog`` reports the bytes waiting in the kernel's receive queue (Linux
+``SO_MEMINFO``: buffer memory, a little over twice the datagrams' size): requests the loop has
+not read yet, which no measure taken on the loop can see. Overload control reads it.
+
 A socket bound to ``::`` on Linux also receives IPv4 traffic as v4-mapped addresses
 (``::ffff:192.0.2.1``). Those are reported to the core as plain IPv4 (``192.0.2.1``) and mapped
 back on the way out, so the core sees one spelling per peer whatever the bind address.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -31,6 +36,9 @@ import structlog
 from callserver.sip.events import Peer
 
 __all__ = ["DatagramHandler", "UdpStatistics", "UdpTransport"]
+
+_SO_MEMINFO = 55  # Linux, include/uapi/asm-generic/socket.h
+_MEMINFO_SIZE = 9 * 4  # SK_MEMINFO_VARS u32 values; the first is the receive queue's memory
 
 _log = structlog.get_logger("callserver.transport")
 
@@ -117,6 +125,7 @@ class UdpTransport:
         self._buffered = cast(asyncio.WriteTransport, transport).get_write_buffer_size
         sockname = transport.get_extra_info("sockname")
         self._local_address = (str(sockname[0]), int(sockname[1]))
+        self._socket = transport.get_extra_info("socket")
 
     @classmethod
     async def open(
@@ -158,6 +167,16 @@ class UdpTransport:
         self = cls(transport, protocol, max_write_buffer)
         _log.info("transport.listening", transport="udp", address=self.local_address)
         return self
+
+    def receive_backlog(self) -> int:
+        """Bytes of buffer the datagrams not yet read take in the kernel (0 where unknown)."""
+        if self._socket is None:
+            return 0
+        try:
+            meminfo = self._socket.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO_SIZE)
+        except OSError:  # not Linux, or a kernel before 4.6
+            return 0
+        return int(struct.unpack_from("=I", meminfo)[0])  # SK_MEMINFO_RMEM_ALLOC
 
     @property
     def local_address(self) -> tuple[str, int]:

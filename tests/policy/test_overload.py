@@ -17,6 +17,7 @@ from callserver.policy.overload import (
 class _Load:
     """The signals, set by each test."""
 
+    backlog: int = 0
     load: float = 0.0
     lag: float = 0.0
     in_setup: int = 0
@@ -26,6 +27,7 @@ class _Load:
 def _control(load: _Load, **settings: object) -> OverloadControl:
     control = OverloadControl(
         OverloadSettings.model_validate(settings),
+        receive_backlog=lambda: load.backlog,
         loop_load=lambda: load.load,
         clock_lag=lambda: load.lag,
         in_setup=lambda: load.in_setup,
@@ -82,6 +84,7 @@ def test_an_episode_starts_at_the_first_refusal_and_ends_after_a_calm_spell() ->
     assert control.admit(5.6) is None  # admitted during the episode
     started = EpisodeStarted(
         reason="clock_lag",
+        receive_backlog_kib=0,
         loop_load=0.5,
         clock_lag_ms=20.0,
         invites_in_setup=12,
@@ -95,6 +98,18 @@ def test_an_episode_starts_at_the_first_refusal_and_ends_after_a_calm_spell() ->
     control.admit(9.0)
     assert [type(e) for e in control.poll(9.0)] == [EpisodeStarted]
     assert control.statistics().episodes == 2
+
+
+def test_requests_waiting_unread_refuse_even_before_the_load_counts() -> None:
+    """Over max_receive_backlog_kib of unread requests every new INVITE is refused, at once."""
+    load = _Load(backlog=512 * 1024)
+    control = _control(load)
+    assert control.admit(0.1) is None
+    load.backlog += 1
+    refused = control.admit(0.2)
+    assert refused is not None and refused.reason == "receive_backlog"
+    (started,) = control.poll(0.2)
+    assert isinstance(started, EpisodeStarted) and started.receive_backlog_kib == 512
 
 
 def test_near_the_load_limit_a_growing_share_is_refused_evenly() -> None:
@@ -128,6 +143,7 @@ def test_start_up_work_is_not_load() -> None:
     load = _Load(load=1.0, lag=0.5)
     control = OverloadControl(
         OverloadSettings(),
+        receive_backlog=lambda: load.backlog,
         loop_load=lambda: load.load,
         clock_lag=lambda: load.lag,
         in_setup=lambda: load.in_setup,
@@ -141,6 +157,7 @@ def test_start_up_work_is_not_load() -> None:
     load.load, load.free_ports = 0.0, 0
     fresh = OverloadControl(
         OverloadSettings(),
+        receive_backlog=lambda: load.backlog,
         loop_load=lambda: load.load,
         clock_lag=lambda: load.lag,
         in_setup=lambda: load.in_setup,

@@ -208,3 +208,18 @@ async def test_dual_stack_socket_reports_and_answers_plain_ipv4() -> None:
         data, _ = await client_rx.next()
     assert data == b"mapped"
     assert echo.peers[0].host == "127.0.0.1"
+
+
+async def test_receive_backlog_counts_what_waits_unread_in_the_kernel() -> None:
+    """Datagrams not read yet show in receive_backlog; once the loop has read them, zero."""
+    recorder = Recorder()
+    async with udp("127.0.0.1", recorder) as transport:
+        assert transport.receive_backlog() == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(20):  # delivered on loopback before the loop runs again
+                sender.sendto(b"x" * 700, transport.local_address)
+            waiting = transport.receive_backlog()
+            for _ in range(20):
+                await recorder.next()
+        assert waiting >= 20 * 700
+        assert transport.receive_backlog() == 0
