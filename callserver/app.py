@@ -190,6 +190,7 @@ class Server:
         """A UDP datagram arrived."""
         self.endpoint.receive_datagram(data, peer, self._loop.time())
         self.pump()
+        self.media.poll_clock()  # a tick due in the middle of a burst runs now
 
     def stream_data_received(self, data: bytes, peer: Peer) -> None:
         """Bytes arrived on a TCP connection."""

@@ -29,6 +29,9 @@ class _Sink:
     def send(self, data: bytes, peer: Peer) -> None:
         self.sent.append(data)
 
+    def receive_backlog(self) -> int:
+        return 0  # nothing waits: every datagram is fed in by hand
+
 
 async def test_call_handling_error_is_answered_500(monkeypatch: pytest.MonkeyPatch) -> None:
     """An exception while handling an INVITE is logged and the INVITE gets 500."""

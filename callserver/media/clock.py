@@ -5,6 +5,9 @@ sleeps before it (FreeSWITCH's timer matrix, not a sleep loop per call). After a
 than a period (a GC pause, a slow callback) the clock resynchronises: it skips the ticks that
 are already past instead of firing them in a burst, and logs ``media.tick_late``. The tick
 number jumps by the skipped count, so RTP timestamps derived from it stay true to wall time.
+A busy loop can also run a due tick from any of its callbacks (``poll``): the server polls
+after every datagram, so a burst of SIP requests read in one turn of the loop does not hold
+the tick back until the last of them is handled.
 
 The clock measures itself: each tick's lateness (wake-up time minus deadline) and duration
 (time spent in the callback) go into ring buffers whose percentiles ``statistics()`` reports,
@@ -67,27 +70,38 @@ class MediaClock:
         self.resyncs = 0
         self.skipped = 0
         self._cpu = cpu
+        self._t0: float | None = None  # when run() started
+        self._n = 1  # the number of the next tick, due at t0 + n * period
         self._sampled = (0.0, 0.0)  # (clock, cpu) at the last tick
         self.lag = 0.0  # lateness, smoothed over the last few ticks
         self.load = 0.0  # the loop thread's CPU time per wall time, smoothed over more
 
     async def run(self) -> None:
         """Tick until cancelled."""
-        period, clock = self.period, self._clock
-        t0 = clock()
-        n = 0
+        clock = self._clock
+        self._t0, self._n = clock(), 1
         while True:
-            n += 1
-            deadline = t0 + n * period
+            deadline = self._t0 + self._n * self.period
             # Await even when late: an overrunning tick must not starve the sockets and SIP.
             await asyncio.sleep(max(deadline - clock(), 0.0))
-            now = clock()
-            late = now - deadline
-            self._smooth(now, late)
-            if late >= period:
-                n = self._resync(n, late)
-            self._on_tick(n, now)
-            self._record(clock() - now, late)
+            self.poll()
+
+    def poll(self) -> None:
+        """Run the tick that is due now, if one is: from the clock's own task, or from any
+        callback of a busy loop (a burst of datagrams), so that the tick does not wait for
+        the whole burst to be read before the clock's task gets its turn."""
+        if self._t0 is None:
+            return  # not running
+        now = self._clock()
+        deadline = self._t0 + self._n * self.period
+        if now < deadline:
+            return
+        late = now - deadline
+        self._smooth(now, late)
+        n = self._n if late < self.period else self._resync(self._n, late)
+        self._on_tick(n, now)
+        self._record(self._clock() - now, late)
+        self._n = n + 1
 
     def _smooth(self, now: float, late: float) -> None:
         """Fold this tick into ``lag`` and ``load`` (exponentially weighted means)."""

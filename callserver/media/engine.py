@@ -317,6 +317,10 @@ class MediaEngine:
         if peer is not None:
             peer.peer = None
 
+    def poll_clock(self) -> None:
+        """Run the media tick now if it is due (from a callback of a busy loop)."""
+        self._clock.poll()
+
     def clock_lag(self) -> float:
         """How late the clock wakes, smoothed over its last ticks (seconds)."""
         return self._clock.lag

@@ -195,3 +195,24 @@ async def test_lag_and_load_follow_the_ticks_smoothed() -> None:
         await clock.run()
     assert clock.lag == pytest.approx(P / 4, rel=1e-3)
     assert clock.load == pytest.approx(0.5, rel=1e-3)
+
+
+async def test_a_due_tick_runs_from_a_poll_once() -> None:
+    """poll() from another callback runs the tick that is due, once; the clock's task then
+    finds it done."""
+    now = [T0]
+    ticks: list[int] = []
+    clock = MediaClock(P, lambda n, _: ticks.append(n), clock=lambda: now[0], cpu=lambda: 0.0)
+    clock.poll()  # not running yet: nothing
+    task = asyncio.create_task(clock.run())
+    await asyncio.sleep(0)  # run() has read t0 and sleeps towards the first deadline
+    now[0] = T0 + P
+    clock.poll()
+    clock.poll()
+    now[0] = T0 + 2 * P + P / 2
+    clock.poll()
+    await asyncio.sleep(2 * P)  # the task wakes, polls, and finds nothing due
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ticks == [1, 2]
