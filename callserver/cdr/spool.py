@@ -144,7 +144,7 @@ class CdrSpool:
         *,
         group_commit: bool = True,
         max_batch: int = 256,
-        max_delay: float = 0.01,
+        max_delay: float = 0.005,
         max_retry: int = 10_000,
         heartbeat: float = 10.0,
         compact_after: int = 10_000,
