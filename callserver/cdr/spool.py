@@ -278,9 +278,9 @@ class CdrSpool:
             running = None not in batch
             items = [item for item in batch if item is not None]
             try:
-                self._commit(items)
-                if items:
+                if items:  # the interval runs from a commit's start: a slow disk adds no wait
                     self._committed_at = time.monotonic()
+                self._commit(items)
                 self._maybe_heartbeat()
                 self._maybe_compact()
             except Exception:  # a bug must neither kill the writer nor leave a future pending
