@@ -14,7 +14,10 @@ The core answers by itself what needs no application decision: OPTIONS, BYE, CAN
 487), 481 for unknown dialogs, 482 for merged requests, the RFC 4475 checks of ``validate``, 422
 for a too-small session interval, 2xx retransmission until the ACK, and session refreshes. The
 application answers INVITEs (``respond``), and places and ends calls (``invite``, ``cancel``,
-``bye``). The UAC half lives in ``uac_core`` and the timers of dialogs in ``dialog_timers``.
+``bye``). Before a new INVITE gets a transaction it is put to the application's ``gate``
+(overload control): one the gate refuses is answered 503 at once, statelessly
+(``sip.stateless``, RFC 3261 §8.2.7), and reported as ``InviteRefused``. The UAC half lives
+in ``uac_core`` and the timers of dialogs in ``dialog_timers``.
 """
 
 from __future__ import annotations
