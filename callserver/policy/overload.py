@@ -16,12 +16,11 @@ anyway or one system call:
   few hundred milliseconds the callers retransmit and each INVITE counts twice. Over the limit
   every new INVITE is refused, which drains the queue at the cost of a refusal each;
 - ``loop_load``: the share of wall time the event loop's thread spent on the CPU, smoothed
-  over the media clock's last ticks. Near 1 the loop has no time left: what arrives waits in
-  the socket's receive queue, where no other signal sees it, and every answer comes late.
-  From 0.1 below ``max_loop_load`` a growing share of new INVITEs is refused (every n-th,
-  evenly), all of them above it: refusing all or nothing in turn would swing the admitted
-  rate between bursts and silence, with the queue growing in every burst;
-- ``clock_lag``: how late the media clock wakes, smoothed the same way (seconds): what every
+  over the media clock's last ticks (about 200 ms). Near 1 the loop has no time left and
+  every answer comes late. From 0.1 below ``max_loop_load`` a growing share of new INVITEs is
+  refused (every n-th, evenly), all of them above it: refusing all or nothing in turn would
+  swing the admitted rate between bursts and silence, with the queue growing in every burst;
+- ``clock_lag``: how late the media clock wakes, smoothed over about 80 ms (seconds): what every
   call in progress hears when the loop is held (a long callback, a burst of datagrams). It
   counts only while the loop is at least half loaded: lateness on a mostly idle loop is the
   machine's doing (another process on the core, a hypervisor's steal), and refusing calls
