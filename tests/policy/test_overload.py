@@ -24,7 +24,7 @@ class _Load:
     free_ports: int = 1000
 
 
-def _control(load: _Load, **settings: object) -> OverloadControl:
+def _control(load: _Load, *, started: bool = True, **settings: object) -> OverloadControl:
     control = OverloadControl(
         OverloadSettings.model_validate(settings),
         receive_backlog=lambda: load.backlog,
@@ -33,7 +33,8 @@ def _control(load: _Load, **settings: object) -> OverloadControl:
         in_setup=lambda: load.in_setup,
         free_ports=lambda: load.free_ports,
     )
-    control.start(0.0)
+    if started:
+        control.start(0.0)
     return control
 
 
@@ -141,29 +142,14 @@ def test_start_up_work_is_not_load() -> None:
     """Before start() and a quarter second after it, a busy or late loop refuses nothing;
     INVITEs in setup and the RTP ports count from the first."""
     load = _Load(load=1.0, lag=0.5)
-    control = OverloadControl(
-        OverloadSettings(),
-        receive_backlog=lambda: load.backlog,
-        loop_load=lambda: load.load,
-        clock_lag=lambda: load.lag,
-        in_setup=lambda: load.in_setup,
-        free_ports=lambda: load.free_ports,
-    )
+    control = _control(load, started=False)
     assert control.admit(5.0) is None
     control.start(10.0)
     assert control.admit(10.2) is None
     refused = control.admit(10.25)
     assert refused is not None and refused.reason == "loop_load"
     load.load, load.free_ports = 0.0, 0
-    fresh = OverloadControl(
-        OverloadSettings(),
-        receive_backlog=lambda: load.backlog,
-        loop_load=lambda: load.load,
-        clock_lag=lambda: load.lag,
-        in_setup=lambda: load.in_setup,
-        free_ports=lambda: load.free_ports,
-    )
-    ports = fresh.admit(1.0)
+    ports = _control(load, started=False).admit(1.0)
     assert ports is not None and ports.reason == "rtp_ports"
 
 
