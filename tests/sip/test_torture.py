@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from callserver.sip.parser import parse_message
 from callserver.sip.uri import AbsoluteUri, SipUri, unescape
 from callserver.sip.validate import Rejection, UasPolicy, check_request
 from tests.sip.test_roundtrip import assert_paths_agree
+from tests.vectors import RFC4475
 
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "rfc4475"
+VECTORS = RFC4475
 
 # A UAS that also serves REGISTER and MESSAGE, so those vectors reach the later checks.
 UAS = UasPolicy(allowed_methods=UasPolicy().allowed_methods | {"REGISTER", "MESSAGE"})
@@ -92,9 +92,7 @@ EXPECTED: dict[str, Outcome] = {
 
 
 def load(name: str) -> bytes:
-    """Read one vector, skipping when the shared vectors are not beside the checkout."""
-    if not VECTORS.is_dir():
-        pytest.skip("RFC 4475 vectors not found in ../shared/vectors/rfc4475")
+    """Read one vector (tests/vectors/rfc4475)."""
     return (VECTORS / f"{name}.dat").read_bytes()
 
 
@@ -111,9 +109,8 @@ def request(name: str) -> Request:
 
 
 def test_every_vector_has_an_expectation() -> None:
-    """Each .dat file in the shared directory is pinned in EXPECTED, and only those."""
-    if not VECTORS.is_dir():
-        pytest.skip("RFC 4475 vectors not found in ../shared/vectors/rfc4475")
+    """Each of the 49 .dat files is pinned in EXPECTED, and only those."""
+    assert len(EXPECTED) == 49
     assert sorted(p.stem for p in VECTORS.glob("*.dat")) == sorted(EXPECTED)
 
 
