@@ -196,6 +196,7 @@ class Server:
         """Bytes arrived on a TCP connection."""
         self.endpoint.receive_stream_data(data, peer, self._loop.time())
         self.pump()
+        self.media.poll_clock()  # as for a datagram (not in pump: a tick's own events pump)
 
     def stream_closed(self, peer: Peer) -> None:
         """A TCP connection closed."""

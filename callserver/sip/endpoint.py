@@ -312,28 +312,31 @@ class SipEndpoint:
     def _dispatch(self, message: Request | Response, peer: Peer, now: float) -> None:
         if isinstance(message, Request):
             stamp_via(message, peer)
-            gated = message.method == "INVITE" and self.gate is not None
-            if gated and self._shed(message, peer, now):
+            key = self._new_invite_key(message) if self.gate is not None else None
+            if key is not None and self._shed(message, key, peer, now):
                 return
-            self.apply(self._tx.receive_request(message, peer, now), now)
+            self.apply(self._tx.receive_request(message, peer, now, key=key), now)
         else:
             self.apply(self._tx.receive_response(message, peer, now), now)
 
-    def _shed(self, request: Request, peer: Peer, now: float) -> bool:
+    @staticmethod
+    def _new_invite_key(request: Request) -> object | None:
+        """The transaction key of an INVITE outside a dialog, the gate's to judge; else None
+        (a re-INVITE, another method, or headers too broken to match: the layer answers)."""
+        if request.method != "INVITE":
+            return None
+        try:
+            return None if request.to().tag is not None else server_key(request)
+        except SipParseError:
+            return None
+
+    def _shed(self, request: Request, key: object, peer: Peer, now: float) -> bool:
         """A new INVITE the gate refuses: its 503 at once, without a transaction (§8.2.7).
 
-        A retransmission of a refused INVITE gets the same response and no second event.
-        Anything the gate need not see (a re-INVITE, an INVITE with a transaction, headers
-        too broken to match) goes on to the transaction layer as usual.
+        A retransmission of a refused INVITE gets the same response and no second event; one
+        that already has a transaction goes on to it, unjudged.
         """
         assert self.gate is not None
-        try:
-            if request.to().tag is not None:
-                return False
-            key = server_key(request)
-            target = response_peer(request, peer)
-        except SipParseError:
-            return False
         known = self._refusals.find(key, now)
         if known is None:
             if self._tx.has(key) or (shed := self.gate(now)) is None:
@@ -343,7 +346,7 @@ class SipEndpoint:
             self._events.append(refused)
         tag, shed = known
         response = refusal(request, shed, tag, self.config.user_agent)
-        self._out.append(Transmit(data=response.serialize(), peer=target))
+        self._out.append(Transmit(data=response.serialize(), peer=response_peer(request, peer)))
         return True
 
     def apply(self, actions: list[object], now: float) -> None:

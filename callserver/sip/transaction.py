@@ -138,8 +138,12 @@ class TransactionLayer:
 
     # -- network input ---------------------------------------------------------------------
 
-    def receive_request(self, request: Request, peer: Peer, now: float) -> list[object]:
+    def receive_request(
+        self, request: Request, peer: Peer, now: float, *, key: object | None = None
+    ) -> list[object]:
         """Match an incoming request to a server transaction or create one (RFC 3261 §17.2.3).
+
+        ``key`` is the request's ``server_key`` when the caller has it already.
 
         Returns:
             For a retransmission or the ACK for a non-2xx: only what the transaction sends.
@@ -151,7 +155,8 @@ class TransactionLayer:
         """
         if request.method == "ACK":
             return self._receive_ack(request, peer, now)
-        key = server_key(request)
+        if key is None:
+            key = server_key(request)
         txn = self._transactions.get(key)
         if txn is not None:
             inp = TransactionInput(kind=InputKind.RECV_REQUEST, message=request, peer=peer)
