@@ -15,7 +15,7 @@ import asyncio
 import time
 
 from callserver.app import Server
-from callserver.config import load_settings
+from callserver.config.settings import load_settings
 from callserver.logs import configure_logging
 from callserver.sip.events import Peer
 

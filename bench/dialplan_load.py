@@ -18,12 +18,12 @@ from pathlib import Path
 
 import yaml
 
-from callserver import yamlpos
-from callserver.config import load_settings
+from callserver.config import positions
+from callserver.config.settings import load_settings
+from callserver.config.tariffs import load_tariffs
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.reload import plan_context
 from callserver.media.prompts import PromptStore
-from callserver.tariffs import load_tariffs
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = ROOT / "dialplans" / "38733100200.yaml"
@@ -58,7 +58,7 @@ def main() -> None:
         write_plans(directory, args.files)
         figures = {}
         for name, loader in (("libyaml", yaml.CSafeLoader), ("python", yaml.SafeLoader)):
-            yamlpos._LOADER = loader  # the benchmark compares the two parsers
+            positions._LOADER = loader  # the benchmark compares the two parsers
             seconds = _best(directory, args.rounds)
             figures[name] = seconds
             per_file = 1000 * seconds / args.files

@@ -23,7 +23,7 @@ from callserver.calls.manager import CallManager
 from callserver.calls.reporting import CdrReporter
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
-from callserver.config import (
+from callserver.config.settings import (
     DEFAULT_CONFIG,
     ConfigError,
     ListenAddress,
@@ -31,6 +31,8 @@ from callserver.config import (
     keep_startup_values,
     load_settings,
 )
+from callserver.config.tariffs import load_tariffs
+from callserver.config.trunks import load_trunks
 from callserver.gctuning import FullCollections, tune_gc
 from callserver.listening import (
     Listener,
@@ -49,10 +51,8 @@ from callserver.routing import Routing
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, Transmit
-from callserver.tariffs import load_tariffs
 from callserver.transport.tcp import TcpTransport
 from callserver.transport.udp import UdpTransport
-from callserver.trunks import load_trunks
 
 __all__ = ["Server"]
 

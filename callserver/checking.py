@@ -32,15 +32,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from callserver.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings, read_yaml
+from callserver.config.settings import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    Settings,
+    load_settings,
+    read_yaml,
+)
+from callserver.config.tariffs import TariffsFile, load_tariffs
+from callserver.config.trunks import TrunksFile, load_trunks
 from callserver.dialplan.compiler import DialplanError, PlanContext, compile_file
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.reload import plan_context
 from callserver.media.prompts import PromptStore, check_prompts
 from callserver.policy.blacklist import NumberListError
 from callserver.routing import load_blacklist
-from callserver.tariffs import TariffsFile, load_tariffs
-from callserver.trunks import TrunksFile, load_trunks
 
 __all__ = ["Checked", "Kind", "check", "kind_of"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from callserver import __version__
-from callserver.config import ConfigError, Settings, load_settings, parse_listen
+from callserver.config.settings import ConfigError, Settings, load_settings, parse_listen
 
 __all__ = ["main"]
 
@@ -232,8 +232,8 @@ def _add_rate_parser(sub: Any) -> None:
 
 
 def _rate(args: argparse.Namespace) -> int:
+    from callserver.config.tariffs import load_tariffs
     from callserver.rate import DEFAULT_CALLER, format_quote, quote
-    from callserver.tariffs import load_tariffs
 
     try:
         tariffs = load_tariffs(load_settings(args.config).tariffs)

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable
 from typing import Protocol
 
-from callserver.config import ListenAddress, Settings
+from callserver.config.settings import ListenAddress, Settings
 from callserver.sip.endpoint import EndpointConfig
 from callserver.sip.events import Peer
 from callserver.sip.parser import ParseLimits

@@ -14,8 +14,8 @@ import json
 from typing import TextIO
 
 from callserver.cdr.rating import Rating, TariffKind
+from callserver.config.tariffs import Tariffs
 from callserver.policy.numbering import normalise
-from callserver.tariffs import Tariffs
 
 __all__ = ["DEFAULT_CALLER", "format_quote", "quote"]
 

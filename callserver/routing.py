@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 
 from callserver.calls.session import CallSession
+from callserver.config.tariffs import Tariffs
 from callserver.dialplan.compiler import PlanContext
 from callserver.dialplan.reload import Dialplans, plan_context
 from callserver.dialplan.runner import run_plan
@@ -23,7 +24,6 @@ from callserver.dialplan.verbs import REGISTRY
 from callserver.media.prompts import PromptStore
 from callserver.pacing import BACKGROUND_SHARE
 from callserver.policy.blacklist import NumberList, NumberListError, parse_number_list
-from callserver.tariffs import Tariffs
 
 __all__ = ["Routing", "load_blacklist"]
 

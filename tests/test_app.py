@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from callserver.app import Server
-from callserver.config import load_settings
+from callserver.config.settings import load_settings
 from callserver.gctuning import FullCollections
 from callserver.sip.events import Peer
 

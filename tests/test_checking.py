@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from callserver.checking import check, kind_of
-from callserver.config import Settings
+from callserver.config.settings import Settings
 from tests.test_cli import ROOT, callserver
 
 SHIPPED_PLAN = ROOT / "dialplans" / "38733100200.yaml"

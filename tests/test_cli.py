@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from callserver import __version__
 from callserver.app import Server
-from callserver.config import load_settings
+from callserver.config.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "callserver.yaml"

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from callserver.config import ConfigError, ListenAddress, Settings, load_settings, parse_listen
+from callserver.config.settings import (
+    ConfigError,
+    ListenAddress,
+    Settings,
+    load_settings,
+    parse_listen,
+)
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "callserver.yaml"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from callserver.config import ListenAddress
+from callserver.config.settings import ListenAddress
 from callserver.listening import bind_failure
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from callserver.cdr.rating import Increment, Payer, TariffKind
+from callserver.config.tariffs import Tariffs, load_tariffs
 from callserver.policy.numbering import NumberClass, NumberKind, normalise
-from callserver.tariffs import Tariffs, load_tariffs
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "tariffs.yaml"
 MIN, CALL, FREE = TariffKind.PER_MINUTE, TariffKind.PER_CALL, TariffKind.FREE

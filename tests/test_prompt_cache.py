@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from callserver.app import Server
-from callserver.config import load_settings
+from callserver.config.settings import load_settings
 from callserver.media import prompts as prompts_module
 from callserver.media.prompts import Play, PromptStore, decode_file
 from callserver.prompt_cache import prompt_files, warm_prompts, warm_prompts_in_slices

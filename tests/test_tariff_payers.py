@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from callserver.cdr.rating import Increment, Payer
-from callserver.tariffs import load_tariffs
+from callserver.config.tariffs import load_tariffs
 from tests.test_tariffs import MINIMAL, errors_of, write
 
 # -- callers' networks, split tariffs, forwarding surcharges ------------------------------------

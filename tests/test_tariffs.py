@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from callserver.cdr.rating import Increment, Payer, TariffKind
-from callserver.config import ConfigError
+from callserver.config.settings import ConfigError
+from callserver.config.tariffs import Tariffs, load_tariffs
 from callserver.policy.barring import BarringClass
 from callserver.policy.numbering import NumberKind
-from callserver.tariffs import Tariffs, load_tariffs
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "tariffs.yaml"
 

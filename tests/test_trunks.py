@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from callserver.config import ConfigError
-from callserver.trunks import TrunksFile, TrunkTable, load_trunks, parse_match
+from callserver.config.settings import ConfigError
+from callserver.config.trunks import TrunksFile, TrunkTable, load_trunks, parse_match
 
 SHIPPED = Path(__file__).parents[1] / "config" / "trunks.yaml"
 

@@ -38,13 +38,13 @@ from callserver.calls.authentication import (
     DigestAuthenticator,
 )
 from callserver.calls.reporting import CallFacts
+from callserver.config.tariffs import Tariffs
+from callserver.config.trunks import TrunksFile, TrunkTable
 from callserver.policy.barring import check_outbound, parse_barring
 from callserver.policy.cps import CallRateLimiter
 from callserver.policy.limits import ChannelLimits, Grant, OverLimitResponse, refusal_headers
 from callserver.policy.numbering import normalise
 from callserver.sip.message import Request
-from callserver.tariffs import Tariffs
-from callserver.trunks import TrunksFile, TrunkTable
 
 __all__ = ["Admission", "Admitted", "Blocked", "Challenged", "Rejected", "Screened"]
 

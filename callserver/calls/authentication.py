@@ -58,6 +58,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from callserver.config.trunks import DigestSettings, LockoutSettings, TrunkTable
 from callserver.policy.lockout import Lockout, LockoutPolicy, Standing
 from callserver.sip.auth import (
     AuthError,
@@ -70,7 +71,6 @@ from callserver.sip.errors import SipParseError
 from callserver.sip.message import Request
 from callserver.sip.nonces import Nonces, NonceStatus
 from callserver.sip.uri import parse_uri
-from callserver.trunks import DigestSettings, LockoutSettings, TrunkTable
 
 __all__ = [
     "AuthFailed",

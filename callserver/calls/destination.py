@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from callserver.config.trunks import TrunksFile
 from callserver.sip.uri import SipUri, parse_uri
 from callserver.transport.locating import Target
 from callserver.transport.resolver import ResolutionError, SipResolver
-from callserver.trunks import TrunksFile
 
 __all__ = ["Destination", "Route", "locate", "route_of"]
 

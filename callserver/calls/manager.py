@@ -46,7 +46,8 @@ from callserver.calls.hosting import SessionHosting
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.screening import Screening
-from callserver.config import Settings
+from callserver.config.settings import Settings
+from callserver.config.tariffs import Tariffs
 from callserver.media.dtmf_info import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
@@ -66,7 +67,6 @@ from callserver.sip.events import (
     TransactionTimedOut,
 )
 from callserver.sip.sdp import AnswerConfig
-from callserver.tariffs import Tariffs
 
 __all__ = ["Call", "CallManager"]
 

@@ -27,8 +27,8 @@ from callserver.cdr.record import (
     parse_stamp,
     stamp_from_epoch,
 )
+from callserver.config.tariffs import Tariffs
 from callserver.policy.numbering import NumberClass, normalise
-from callserver.tariffs import Tariffs
 
 __all__ = ["CallFacts", "CdrReporter"]
 

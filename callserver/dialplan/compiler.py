@@ -31,12 +31,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from callserver.config import ConfigError, read_yaml
+from callserver.config.positions import describe_errors, line_of
+from callserver.config.settings import ConfigError, read_yaml
 from callserver.dialplan.plan import DEFAULT_PLAN, Plan
 from callserver.dialplan.schema import DialplanFile, StepProblem, parse_step
 from callserver.dialplan.values import prompt_names
 from callserver.dialplan.verbs.base import CompileContext, Registry, Step, StepError, StepParams
-from callserver.yamlpos import describe_errors, line_of
 
 __all__ = ["DialplanError", "PlanContext", "compile_file"]
 

@@ -29,13 +29,13 @@ from pathlib import Path
 
 import structlog
 
+from callserver.config.tariffs import Tariffs
 from callserver.dialplan.compiler import PlanContext
 from callserver.dialplan.loader import LoadResult, PlanLoading, dialplan_files, load_plans
 from callserver.dialplan.plan import DEFAULT_PLAN, Plan, PlanSet
 from callserver.dialplan.verbs import REGISTRY
 from callserver.media.prompts import PromptStore
 from callserver.pacing import BACKGROUND_SHARE, paced
-from callserver.tariffs import Tariffs
 
 __all__ = ["Dialplans", "plan_context"]
 

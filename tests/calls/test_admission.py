@@ -6,11 +6,11 @@ from pathlib import Path
 
 from callserver.calls.admission import Admission, Admitted, Challenged, Rejected, Screened
 from callserver.calls.reporting import CallFacts
+from callserver.config.tariffs import load_tariffs
+from callserver.config.trunks import TrunksFile
 from callserver.sip.auth import build_authorization, select_challenge
 from callserver.sip.message import Headers, Request
 from callserver.sip.uri import parse_uri
-from callserver.tariffs import load_tariffs
-from callserver.trunks import TrunksFile
 
 
 def trunks(**data: object) -> TrunksFile:

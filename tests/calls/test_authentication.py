@@ -14,11 +14,11 @@ from callserver.calls.authentication import (
     Challenged,
     DigestAuthenticator,
 )
+from callserver.config.trunks import TrunksFile, TrunkTable
 from callserver.sip.auth import Challenge, build_authorization, parse_challenge
 from callserver.sip.message import Headers, Request
 from callserver.sip.nonces import Nonces
 from callserver.sip.uri import parse_uri
-from callserver.trunks import TrunksFile, TrunkTable
 
 URI = "sip:38733123@callserver.example.net"
 SOURCE = ("192.0.2.50", 5060)

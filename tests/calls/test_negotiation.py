@@ -14,7 +14,7 @@ import structlog
 from callserver.calls.call import Call
 from callserver.calls.manager import CallManager
 from callserver.calls.negotiation import Negotiation
-from callserver.config import Settings
+from callserver.config.settings import Settings
 from callserver.media.negotiated import StreamConfig
 from callserver.sip.session_description import parse_sdp
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from callserver.calls.reporting import CallFacts, CdrReporter
 from callserver.cdr.record import CdrRecord, Disposition, EndReason
-from callserver.tariffs import load_tariffs
+from callserver.config.tariffs import load_tariffs
 
 TARIFFS = load_tariffs(Path(__file__).parents[2] / "config" / "tariffs.yaml")
 

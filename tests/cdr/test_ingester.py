@@ -22,7 +22,7 @@ from callserver.cdr.record import utc_stamp
 from callserver.cdr.spool import CdrSpool
 from callserver.cdr.store import CdrStore, IngestResult
 from callserver.cli import main
-from callserver.config import ConfigError, Settings, keep_startup_values, load_settings
+from callserver.config.settings import ConfigError, Settings, keep_startup_values, load_settings
 from tests.cdr import append_records, events_named, make_record, stored_uuids
 
 ROOT = Path(__file__).resolve().parents[2]

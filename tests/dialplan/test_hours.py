@@ -14,8 +14,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callserver.config.positions import line_of, load_yaml_with_lines
 from callserver.dialplan.hours import LOOKAHEAD, HoursError, compile_hours
-from callserver.yamlpos import line_of, load_yaml_with_lines
 
 SARAJEVO = ZoneInfo("Europe/Sarajevo")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -327,7 +327,7 @@ def test_compile_errors_name_the_field_and_explain(text: str, path: str, message
     ],
 )
 def test_field_paths_lead_the_loader_to_the_line(text: str, line: int) -> None:
-    """The field path of an error finds its line in the YAML file (callserver.yamlpos)."""
+    """The field path of an error finds its line in the YAML file (callserver.config.positions)."""
     data, lines = load_yaml_with_lines(text)
     with pytest.raises(HoursError) as caught:
         compile_hours(data)

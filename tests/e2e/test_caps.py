@@ -6,8 +6,8 @@ from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
+from callserver.config.tariffs import load_tariffs
 from callserver.media import g711
-from callserver.tariffs import load_tariffs
 from tests.e2e.conftest import (
     PROMPTS,
     TARIFFS,

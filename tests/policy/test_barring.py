@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from callserver.config.tariffs import load_tariffs
 from callserver.policy.barring import (
     DEFAULT_MEMBERSHIP,
     BarringClass,
@@ -15,7 +16,6 @@ from callserver.policy.barring import (
     parse_barring,
 )
 from callserver.policy.numbering import NumberKind, normalise
-from callserver.tariffs import load_tariffs
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "tariffs.yaml"
 PLAN = load_tariffs(SHIPPED).plan

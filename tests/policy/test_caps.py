@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from callserver.config.tariffs import load_tariffs
 from callserver.policy.caps import (
     DEFAULT_MAX_DURATION,
     MAX_DURATION_CAUSE,
@@ -16,7 +17,6 @@ from callserver.policy.caps import (
     warning_time,
 )
 from callserver.policy.numbering import NumberClass, NumberKind
-from callserver.tariffs import load_tariffs
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "tariffs.yaml"
 PREMIUM = NumberClass(

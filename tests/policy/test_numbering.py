@@ -8,6 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from callserver.config.tariffs import load_tariffs
 from callserver.policy.numbering import (
     AmbiguousPatterns,
     NumberClass,
@@ -19,7 +20,6 @@ from callserver.policy.numbering import (
     parse_pattern,
     region_of,
 )
-from callserver.tariffs import load_tariffs
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "tariffs.yaml"
 PLAN = load_tariffs(SHIPPED).plan

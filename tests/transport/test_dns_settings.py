@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from callserver.config import ConfigError, load_settings
+from callserver.config.settings import ConfigError, load_settings
 from callserver.listening import resolver_for
 from callserver.transport.settings import parse_nameserver
 

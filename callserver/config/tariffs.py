@@ -26,17 +26,17 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from callserver.cdr.rating import Payer, Rating, Tariff, rate, rate_shares
-from callserver.config import ConfigError, read_yaml
-from callserver.policy.caps import CreditTimer, duration_cap
-from callserver.policy.numbering import NumberClass, NumberingPlan, NumberKind, PatternTable
-from callserver.tariff_file import (
+from callserver.config.positions import describe_errors, line_of
+from callserver.config.settings import ConfigError, read_yaml
+from callserver.config.tariff_file import (
     ClassSchema,
     TariffSchema,
     TariffsFile,
     compile_file,
     dotted,
 )
-from callserver.yamlpos import describe_errors, line_of
+from callserver.policy.caps import CreditTimer, duration_cap
+from callserver.policy.numbering import NumberClass, NumberingPlan, NumberKind, PatternTable
 
 __all__ = [
     "DEFAULT_TARIFFS",

@@ -7,7 +7,7 @@ ever reaches an amount. Quoted prices work too and keep their trailing zeros.
 
 What needs the whole file (a tariff a class names, a network a class prices, overlapping
 patterns, a zone a surcharge names) is checked by ``compile_file``, which collects every error
-as ``(location, message)`` for ``callserver.tariffs.load_tariffs`` to report with its line.
+as ``(location, message)`` for ``callserver.config.tariffs.load_tariffs`` to report with its line.
 """
 
 from __future__ import annotations

@@ -43,10 +43,10 @@ from pydantic import (
     model_validator,
 )
 
-from callserver.config import ConfigError, check_host, read_yaml
+from callserver.config.positions import describe_errors
+from callserver.config.settings import ConfigError, check_host, read_yaml
 from callserver.policy.barring import parse_barring
 from callserver.policy.numbering import normalise
-from callserver.yamlpos import describe_errors
 
 __all__ = [
     "DEFAULT_TRUNKS",

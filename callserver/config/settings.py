@@ -31,10 +31,10 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from callserver.config.positions import Origin, describe_errors, load_yaml_with_lines
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.policy.overload import OverloadSettings
 from callserver.transport.settings import DnsSettings
-from callserver.yamlpos import Origin, describe_errors, load_yaml_with_lines
 
 __all__ = [
     "CallsSettings",
@@ -308,7 +308,7 @@ def _depth_of_leaf(values: Any, loc: tuple[str | int, ...]) -> int:
 def read_yaml(
     source: Path, holds: str = "a mapping of settings"
 ) -> tuple[dict[str, Any], dict[tuple[str | int, ...], int]]:
-    """An operator file's mapping and the line of each key path (``yamlpos``).
+    """An operator file's mapping and the line of each key path (``positions``).
 
     ``holds`` names what the file must be in the error for a file that is not a mapping;
     an empty file is an empty mapping.
