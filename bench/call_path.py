@@ -16,7 +16,7 @@ import time
 
 from callserver.app import Server
 from callserver.config.settings import load_settings
-from callserver.logs import configure_logging
+from callserver.process.logs import configure_logging
 from callserver.sip.events import Peer
 
 INVITE = (

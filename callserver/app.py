@@ -33,7 +33,6 @@ from callserver.config.settings import (
 )
 from callserver.config.tariffs import load_tariffs
 from callserver.config.trunks import load_trunks
-from callserver.gctuning import FullCollections, tune_gc
 from callserver.listening import (
     Listener,
     advertised,
@@ -43,10 +42,11 @@ from callserver.listening import (
 )
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
+from callserver.media.prompt_cache import warm_prompts, warm_prompts_in_slices
 from callserver.media.prompts import PromptStore
-from callserver.pacing import Background, spare_share
 from callserver.policy.overload import EpisodeStarted, OverloadControl
-from callserver.prompt_cache import warm_prompts, warm_prompts_in_slices
+from callserver.process.gctuning import FullCollections, tune_gc
+from callserver.process.pacing import Background, spare_share
 from callserver.routing import Routing
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError

@@ -72,7 +72,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from callserver.logs import configure_logging
+    from callserver.process.logs import configure_logging
 
     try:
         settings = load_settings(args.config, _overrides(args))
@@ -106,7 +106,7 @@ async def _serve(settings: Settings, config_path: Path | None, overrides: dict[s
     from callserver.app import Server
 
     # The flags keep their precedence over the file when SIGHUP reloads it.
-    from callserver.pidfile import remove_pid, write_pid
+    from callserver.process.pidfile import remove_pid, write_pid
 
     server = Server(settings, config_path, overrides)
     server.install_signal_handlers()
@@ -120,7 +120,7 @@ async def _serve(settings: Settings, config_path: Path | None, overrides: dict[s
 
 
 def _reload(args: argparse.Namespace) -> int:
-    from callserver.pidfile import signal_reload
+    from callserver.process.pidfile import signal_reload
 
     overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
     try:

@@ -22,8 +22,8 @@ from callserver.dialplan.reload import Dialplans, plan_context
 from callserver.dialplan.runner import run_plan
 from callserver.dialplan.verbs import REGISTRY
 from callserver.media.prompts import PromptStore
-from callserver.pacing import BACKGROUND_SHARE
 from callserver.policy.blacklist import NumberList, NumberListError, parse_number_list
+from callserver.process.pacing import BACKGROUND_SHARE
 
 __all__ = ["Routing", "load_blacklist"]
 

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from callserver.app import Server
 from callserver.config.settings import load_settings
-from callserver.gctuning import FullCollections
+from callserver.process.gctuning import FullCollections
 from callserver.sip.events import Peer
 
 INVITE = (

@@ -6,7 +6,7 @@ import json
 
 import structlog
 
-from callserver.logs import escape_control, printable
+from callserver.process.logs import escape_control, printable
 
 
 def test_printable_escapes_control_characters_as_json_does() -> None:

@@ -1,5 +1,5 @@
-"""callserver.pacing: background work a slice at a time, pausing in proportion to each slice so
-that it takes only the loop's spare time, and the tasks that run it."""
+"""callserver.process.pacing: background work a slice at a time, pausing in proportion to each
+slice so that it takes only the loop's spare time, and the tasks that run it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from callserver.pacing import MAX_SHARE, MIN_SHARE, Background, paced, spare_share
+from callserver.process.pacing import MAX_SHARE, MIN_SHARE, Background, paced, spare_share
 
 
 async def test_each_slice_is_followed_by_a_pause_in_proportion_to_it() -> None:

@@ -14,8 +14,8 @@ from structlog.testing import capture_logs
 from callserver.app import Server
 from callserver.config.settings import load_settings
 from callserver.media import prompts as prompts_module
+from callserver.media.prompt_cache import prompt_files, warm_prompts, warm_prompts_in_slices
 from callserver.media.prompts import Play, PromptStore, decode_file
-from callserver.prompt_cache import prompt_files, warm_prompts, warm_prompts_in_slices
 
 
 def _wav(path: Path, rate: int = 8000, seconds: float = 0.1) -> None:

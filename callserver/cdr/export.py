@@ -42,7 +42,7 @@ from typing import Literal, TextIO
 
 from callserver.cdr.record import CdrRecord, Disposition
 from callserver.cdr.store import CdrStats, CdrStore, GroupStats
-from callserver.logs import printable
+from callserver.process.logs import printable
 
 __all__ = [
     "ASTERISK_COLUMNS",

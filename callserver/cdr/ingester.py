@@ -57,7 +57,7 @@ from pathlib import Path
 import structlog
 
 from callserver.cdr.store import CdrStore, IngestResult, log_ingested
-from callserver.logs import configure_logging
+from callserver.process.logs import configure_logging
 
 __all__ = ["CdrIngester", "IngesterStatistics"]
 

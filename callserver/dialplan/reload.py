@@ -12,7 +12,7 @@ Reload happens on SIGHUP and ``callserver reload`` (through ``Server.reload``) a
 In a running server the compiling must not stall the media clock: 300 files take about a
 second of CPU (a few ms each), and a worker thread would hold the interpreter lock the event
 loop needs for most of that second. So ``reload_in_slices`` compiles on the event loop, one
-file at a time, paced (``callserver.pacing``: within the time the loop has spare, so 300
+file at a time, paced (``callserver.process.pacing``: within the time the loop has spare, so 300
 files take about 2 s on an idle server and longer on a busy one): between two files the
 clock ticks, SIP messages are handled and calls go on, and no turn holds the loop longer
 than one file takes. The set built file by file is
@@ -35,7 +35,7 @@ from callserver.dialplan.loader import LoadResult, PlanLoading, dialplan_files, 
 from callserver.dialplan.plan import DEFAULT_PLAN, Plan, PlanSet
 from callserver.dialplan.verbs import REGISTRY
 from callserver.media.prompts import PromptStore
-from callserver.pacing import BACKGROUND_SHARE, paced
+from callserver.process.pacing import BACKGROUND_SHARE, paced
 
 __all__ = ["Dialplans", "plan_context"]
 
@@ -86,7 +86,7 @@ class Dialplans:
     ) -> None:
         self.directory = directory
         self._context = context
-        self._share = share  # of the event loop's time, for a reload (callserver.pacing)
+        self._share = share  # of the event loop's time, for a reload (callserver.process.pacing)
         self.plans = PlanSet()
         self._reloading = asyncio.Lock()
 

@@ -6,7 +6,7 @@ recording an operator drops in takes about 150 ms of resampling and filtering, w
 call in progress would hear as a gap. ``warm_prompts`` decodes every file of the store at
 start-up, before the server takes calls; ``warm_prompts_in_slices`` does the same on a running
 server after a reload, one file at a time within a share of the event loop
-(``callserver.pacing``). The store keeps what it decoded while a file's mtime and size stay
+(``callserver.process.pacing``). The store keeps what it decoded while a file's mtime and size stay
 the same, so a reload decodes only new and replaced files (a current one costs at most a
 ``stat``), or every file of a new prompts directory.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from callserver.media.prompts import PromptError, PromptStore
-from callserver.pacing import BACKGROUND_SHARE, paced
+from callserver.process.pacing import BACKGROUND_SHARE, paced
 
 __all__ = ["prompt_files", "warm_prompts", "warm_prompts_in_slices"]
 
@@ -47,7 +47,7 @@ async def warm_prompts_in_slices(
     store: PromptStore, share: Callable[[], float] = lambda: BACKGROUND_SHARE
 ) -> int:
     """The same on a running server: one file at a time, taking ``share()`` of the event
-    loop's time (``callserver.pacing``)."""
+    loop's time (``callserver.process.pacing``)."""
     decoded = 0
     async for name, language in paced(prompt_files(store), share):
         decoded += _load(store, name, language)  # the calls have the loop between two files
