@@ -26,20 +26,13 @@ from callserver.cdr.spool import CdrSpool
 from callserver.config.settings import (
     DEFAULT_CONFIG,
     ConfigError,
-    ListenAddress,
     Settings,
+    endpoint_config,
     keep_startup_values,
     load_settings,
 )
 from callserver.config.tariffs import load_tariffs
 from callserver.config.trunks import load_trunks
-from callserver.listening import (
-    Listener,
-    advertised,
-    bind_failure,
-    endpoint_config,
-    resolver_for,
-)
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompt_cache import warm_prompts, warm_prompts_in_slices
@@ -51,6 +44,8 @@ from callserver.routing import Routing
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, Transmit
+from callserver.transport.listening import Listener, advertised, bind_failure, resolver_for
+from callserver.transport.settings import ListenAddress
 from callserver.transport.tcp import TcpTransport
 from callserver.transport.udp import UdpTransport
 
@@ -82,9 +77,8 @@ class Server:
         self._deadline: float | None = None
         self._stopped = asyncio.Event()
         first = settings.sip.listen[0]
-        self.endpoint = SipEndpoint(
-            endpoint_config(settings, advertised(settings, first), first.port)
-        )
+        reached_at = advertised(settings.sip.advertised_address, first)
+        self.endpoint = SipEndpoint(endpoint_config(settings, reached_at, first.port))
         self.media = MediaEngine(settings.media, bind_host=first.host, sink=self._on_media)
         self.prompts = PromptStore(settings.media.prompts_dir, self._language_chain)
         self.admission = Admission(load_trunks(settings.trunks))
@@ -100,7 +94,7 @@ class Server:
         self.calls = CallManager(
             self.endpoint,
             settings,
-            media_host=advertised(settings, first),
+            media_host=reached_at,
             media=self.media,
             prompts=self.prompts,
             admission=self.admission,
@@ -129,7 +123,9 @@ class Server:
         self.endpoint.gate = self.overload.admit
         self._overload_timer: asyncio.TimerHandle | None = None
         self.calls.host.router = self.routing.route
-        self.calls.forwarder.resolver = resolver_for(settings, self._loop.time)
+        self.calls.forwarder.resolver = resolver_for(
+            settings.sip.listen, settings.dns, self._loop.time
+        )
         self.calls.host.blacklist = lambda: self.routing.blacklist
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
@@ -155,7 +151,7 @@ class Server:
         bound = sockets[0].local_address
         first = self.settings.sip.listen[0]
         self.endpoint.config = endpoint_config(
-            self.settings, advertised(self.settings, first), bound[1]
+            self.settings, advertised(self.settings.sip.advertised_address, first), bound[1]
         )
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
@@ -303,7 +299,9 @@ class Server:
             self._reload_routing()  # the dialplans and the blacklist are files of their own
             return
         if loaded.dns != self.settings.dns:  # else the cached answers stay
-            self.calls.forwarder.resolver = resolver_for(loaded, self._loop.time)
+            self.calls.forwarder.resolver = resolver_for(
+                loaded.sip.listen, loaded.dns, self._loop.time
+            )
         self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
         self.overload.settings = self.settings.overload

@@ -11,11 +11,11 @@ import yaml
 
 from callserver.config.settings import (
     ConfigError,
-    ListenAddress,
     Settings,
     load_settings,
     parse_listen,
 )
+from callserver.transport.settings import ListenAddress
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "callserver.yaml"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from callserver.config.settings import ListenAddress
-from callserver.listening import bind_failure
+from callserver.transport.listening import bind_failure
+from callserver.transport.settings import ListenAddress
 
 
 def test_a_bind_error_without_errno_is_named_by_binding_again() -> None:

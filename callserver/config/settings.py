@@ -34,19 +34,22 @@ from pydantic_settings import (
 from callserver.config.positions import Origin, describe_errors, load_yaml_with_lines
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.policy.overload import OverloadSettings
-from callserver.transport.settings import DnsSettings
+from callserver.sip.endpoint import EndpointConfig
+from callserver.sip.parser import ParseLimits
+from callserver.sip.timers import SipTimers
+from callserver.transport.settings import DnsSettings, ListenAddress
 
 __all__ = [
     "CallsSettings",
     "CdrSettings",
     "ConfigError",
     "DnsSettings",
-    "ListenAddress",
     "MediaSettings",
     "RecordingSettings",
     "Settings",
     "SipSettings",
     "check_host",
+    "endpoint_config",
     "keep_startup_values",
     "load_settings",
     "parse_listen",
@@ -76,19 +79,6 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
-
-
-class ListenAddress(BaseModel):
-    """One SIP listening socket: ``udp:0.0.0.0:5060``, ``tcp:[::]:5060``."""
-
-    model_config = ConfigDict(frozen=True)
-    transport: Literal["udp", "tcp"]
-    host: str
-    port: int = Field(ge=0, le=65535)
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport}:{host}:{self.port}"
 
 
 def parse_listen(text: str) -> list[ListenAddress]:
@@ -243,6 +233,24 @@ class Settings(BaseSettings):
 
 
 _file_values: ContextVar[dict[str, Any] | None] = ContextVar("callserver_config_file", default=None)
+
+
+def endpoint_config(settings: Settings, host: str, port: int) -> EndpointConfig:
+    """Build the endpoint's config from settings and the address we are reached at."""
+    sip = settings.sip
+    return EndpointConfig(
+        host=host,
+        port=port,
+        user_agent=sip.user_agent,
+        timers=SipTimers(t1=sip.t1, t2=sip.t2, t4=sip.t4),
+        limits=ParseLimits(
+            max_message_bytes=sip.max_message_bytes,
+            max_headers=sip.max_headers,
+            max_header_line=sip.max_header_line,
+        ),
+        session_expires=sip.session_expires,
+        min_se=sip.min_se,
+    )
 
 
 class _FileSource(PydanticBaseSettingsSource):

@@ -1,18 +1,18 @@
-"""DNS settings: the ``dns:`` section of config/callserver.yaml.
+"""Transport settings: the ``dns:`` section of config/callserver.yaml, the ``sip.listen`` addresses.
 
 The nameservers that resolve host names in forward targets and outbound routes (RFC 3263),
-how long one lookup may take, and how many answers are cached. Validated by pydantic like
-every other section.
+how long one lookup may take, and how many answers are cached; the sockets SIP listens on.
+Validated by pydantic like every other section.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DnsSettings", "parse_nameserver"]
+__all__ = ["DnsSettings", "ListenAddress", "parse_nameserver"]
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:
@@ -62,3 +62,16 @@ class DnsSettings(BaseModel):
     def addresses(self) -> list[tuple[str, int]]:
         """The nameservers as (IP, port) pairs."""
         return [parse_nameserver(text) for text in self.nameservers]
+
+
+class ListenAddress(BaseModel):
+    """One SIP listening socket: ``udp:0.0.0.0:5060``, ``tcp:[::]:5060``."""
+
+    model_config = ConfigDict(frozen=True)
+    transport: Literal["udp", "tcp"]
+    host: str
+    port: int = Field(ge=0, le=65535)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"

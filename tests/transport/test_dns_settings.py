@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from callserver.config.settings import ConfigError, load_settings
-from callserver.listening import resolver_for
+from callserver.transport.listening import resolver_for
 from callserver.transport.settings import parse_nameserver
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -69,12 +69,18 @@ def test_the_resolver_sends_only_on_what_the_server_listens_on(tmp_path: Path) -
         "sip:\n  listen: [udp:127.0.0.1:5060, tcp:127.0.0.1:5060]\n"
         "dns:\n  nameservers: ['[::1]:5353']\n  timeout: 0.5\n"
     )
-    resolver = resolver_for(load_settings(path), lambda: 0.0)
+    settings = load_settings(path)
+    resolver = resolver_for(settings.sip.listen, settings.dns, lambda: 0.0)
     assert resolver.transports == ("udp", "tcp")
     assert resolver.families == {4}
     assert (resolver.nameservers, resolver.timeout) == ((("::1", 5353),), 0.5)
     path.write_text("sip:\n  listen: ['udp:[::]:5060']\n")
-    resolver = resolver_for(load_settings(path), lambda: 0.0)
+    settings = load_settings(path)
+    resolver = resolver_for(settings.sip.listen, settings.dns, lambda: 0.0)
     assert (resolver.transports, resolver.families) == (("udp",), {4, 6})
     path.write_text("sip:\n  listen: ['tcp:[::1]:5060']\n")
-    assert resolver_for(load_settings(path), lambda: 0.0).families == {4, 6}  # TCP: any
+    settings = load_settings(path)
+    assert resolver_for(settings.sip.listen, settings.dns, lambda: 0.0).families == {
+        4,
+        6,
+    }  # TCP: any

@@ -1,26 +1,22 @@
-"""How the server is reached, and how it reaches others: the endpoint's config for its
-address, TCP listener ids, the resolver for the transports and address families it has."""
+"""How the server is reached, and how it reaches others: the address it advertises, TCP
+listener ids, the resolver for the transports and address families it has."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from callserver.config.settings import ListenAddress, Settings
-from callserver.sip.endpoint import EndpointConfig
 from callserver.sip.events import Peer
-from callserver.sip.parser import ParseLimits
-from callserver.sip.timers import SipTimers
 from callserver.transport.resolver import SipResolver
+from callserver.transport.settings import DnsSettings, ListenAddress
 
 __all__ = [
     "Listener",
     "StreamSink",
     "advertised",
     "bind_failure",
-    "endpoint_config",
     "resolver_for",
 ]
 
@@ -53,28 +49,10 @@ def bind_failure(address: ListenAddress, error: OSError) -> str:
     return str(error)
 
 
-def endpoint_config(settings: Settings, host: str, port: int) -> EndpointConfig:
-    """Build the endpoint's config from settings and the address we are reached at."""
-    sip = settings.sip
-    return EndpointConfig(
-        host=host,
-        port=port,
-        user_agent=sip.user_agent,
-        timers=SipTimers(t1=sip.t1, t2=sip.t2, t4=sip.t4),
-        limits=ParseLimits(
-            max_message_bytes=sip.max_message_bytes,
-            max_headers=sip.max_headers,
-            max_header_line=sip.max_header_line,
-        ),
-        session_expires=sip.session_expires,
-        min_se=sip.min_se,
-    )
-
-
-def advertised(settings: Settings, listen: ListenAddress) -> str:
+def advertised(configured: str | None, listen: ListenAddress) -> str:
     """The address peers reach us at: the configured one, else the listen address."""
-    if settings.sip.advertised_address:
-        return settings.sip.advertised_address
+    if configured:
+        return configured
     if listen.host in ("0.0.0.0", ""):
         return "127.0.0.1"
     if listen.host == "::":
@@ -82,17 +60,17 @@ def advertised(settings: Settings, listen: ListenAddress) -> str:
     return listen.host
 
 
-def resolver_for(settings: Settings, clock: Callable[[], float]) -> SipResolver:
-    """The RFC 3263 resolver for ``settings.dns``, limited to what the server can send on.
+def resolver_for(
+    listen: Sequence[ListenAddress], dns: DnsSettings, clock: Callable[[], float]
+) -> SipResolver:
+    """The RFC 3263 resolver for ``dns``, limited to what the server can send on.
 
     Transports are those it listens on (requests leave through those sockets). UDP leaves from
     a listening socket, so UDP decides the address families: ``::`` also sends to IPv4 (as
     v4-mapped addresses), any other address only to its own family; TCP connects from any.
     """
-    listen = settings.sip.listen
     udp = [ipaddress.ip_address(a.host) for a in listen if a.transport == "udp"]
     families = {a.version for a in udp} | {4 for a in udp if a == ipaddress.IPv6Address("::")}
-    dns = settings.dns
     return SipResolver(
         clock=clock,
         nameservers=dns.addresses(),
