@@ -33,6 +33,7 @@ from callserver.config.settings import (
 )
 from callserver.config.tariffs import load_tariffs
 from callserver.config.trunks import load_trunks
+from callserver.dialplan.routing import Routing
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompt_cache import warm_prompts, warm_prompts_in_slices
@@ -40,7 +41,6 @@ from callserver.media.prompts import PromptStore
 from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
-from callserver.routing import Routing
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, Transmit

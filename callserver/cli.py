@@ -137,7 +137,7 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from callserver.checking import check
+    from callserver.commands.check import check
 
     results = check(list(args.paths), args.config)
     errors = 0
@@ -232,8 +232,8 @@ def _add_rate_parser(sub: Any) -> None:
 
 
 def _rate(args: argparse.Namespace) -> int:
+    from callserver.commands.rate import DEFAULT_CALLER, format_quote, quote
     from callserver.config.tariffs import load_tariffs
-    from callserver.rate import DEFAULT_CALLER, format_quote, quote
 
     try:
         tariffs = load_tariffs(load_settings(args.config).tariffs)

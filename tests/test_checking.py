@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from callserver.checking import check, kind_of
+from callserver.commands.check import check, kind_of
 from callserver.config.settings import Settings
 from tests.test_cli import ROOT, callserver
 

@@ -44,9 +44,9 @@ from callserver.config.trunks import TrunksFile, load_trunks
 from callserver.dialplan.compiler import DialplanError, PlanContext, compile_file
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.reload import plan_context
+from callserver.dialplan.routing import load_blacklist
 from callserver.media.prompts import PromptStore, check_prompts
 from callserver.policy.blacklist import NumberListError
-from callserver.routing import load_blacklist
 
 __all__ = ["Checked", "Kind", "check", "kind_of"]
 
