@@ -66,8 +66,7 @@ lint: install
 	$(BIN)/ruff format --check callserver tests bench
 
 typecheck: install
-	$(BIN)/mypy --strict callserver/sip callserver/transport callserver/media
-	$(BIN)/mypy callserver
+	$(BIN)/mypy --strict callserver
 
 imports: install
 	$(BIN)/lint-imports
