@@ -23,9 +23,9 @@ from callserver.calls.manager import CallManager
 from callserver.calls.reporting import CdrReporter
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
+from callserver.config.errors import OperatorFileError
 from callserver.config.settings import (
     DEFAULT_CONFIG,
-    ConfigError,
     Settings,
     endpoint_config,
     keep_startup_values,
@@ -294,7 +294,7 @@ class Server:
             loaded = load_settings(self.config_path, self.overrides)
             trunks = load_trunks(loaded.trunks)
             tariffs = load_tariffs(loaded.tariffs)
-        except ConfigError as exc:
+        except OperatorFileError as exc:
             log.error("config.reload_failed", path=path, errors=exc.errors)
             self._reload_routing()  # the dialplans and the blacklist are files of their own
             return

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from callserver import __version__
-from callserver.config.settings import ConfigError, Settings, load_settings, parse_listen
+from callserver.config.errors import OperatorFileError
+from callserver.config.settings import Settings, load_settings, parse_listen
 
 __all__ = ["main"]
 
@@ -76,14 +77,14 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config, _overrides(args))
-    except (ConfigError, ValueError) as exc:
+    except (OperatorFileError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 1
     configure_logging(settings.log_level, settings.log_format)
     runner = _event_loop_runner(use_uvloop=not args.no_uvloop)
     try:
         return int(runner(_serve(settings, args.config, _overrides(args))))
-    except ConfigError as exc:  # another operator file (trunks) is invalid
+    except OperatorFileError as exc:  # another operator file (trunks) is invalid
         print(exc, file=sys.stderr)
         return 1
     except OSError as exc:  # a listen address that cannot be bound
@@ -126,7 +127,7 @@ def _reload(args: argparse.Namespace) -> int:
     try:
         data_dir = load_settings(args.config, overrides).data_dir
         pid = signal_reload(data_dir)
-    except ConfigError as exc:
+    except OperatorFileError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 1
     except (LookupError, PermissionError) as exc:
@@ -207,7 +208,7 @@ def _cdr(args: argparse.Namespace) -> int:
             cdr_stats_command(
                 data_dir, since=args.since, until=args.until, out=sys.stdout, top=args.top
             )
-    except ConfigError as exc:
+    except OperatorFileError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 1
     except (ValueError, OSError, sqlite3.Error) as exc:
@@ -239,7 +240,7 @@ def _rate(args: argparse.Namespace) -> int:
         tariffs = load_tariffs(load_settings(args.config).tariffs)
         number = " ".join(args.number)  # written with spaces, unquoted: 092 292 123
         data = quote(tariffs, number, seconds=args.seconds, caller=args.caller or DEFAULT_CALLER)
-    except ConfigError as exc:
+    except OperatorFileError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 1
     except ValueError as exc:

@@ -9,12 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from callserver.config.settings import (
-    ConfigError,
-    Settings,
-    load_settings,
-    parse_listen,
-)
+from callserver.config.errors import OperatorFileError
+from callserver.config.settings import Settings, load_settings, parse_listen
 from callserver.transport.settings import ListenAddress
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "callserver.yaml"
@@ -30,7 +26,7 @@ def write(tmp_path: Path, text: str, name: str = "callserver.yaml") -> Path:
 
 
 def errors_of(path: Path | None, overrides: dict[str, Any] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_settings(path, overrides)
     assert str(info.value) == "\n".join(info.value.errors)
     return info.value.errors
@@ -175,7 +171,7 @@ def test_env_errors_come_before_file_errors(
 def test_env_list_that_is_not_json_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """CALLSERVER_SIP__LISTEN that is not JSON gives one ConfigError, not a traceback."""
+    """CALLSERVER_SIP__LISTEN that is not JSON gives one OperatorFileError, not a traceback."""
     monkeypatch.setenv("CALLSERVER_SIP__LISTEN", "[udp:127.0.0.1:7000")
     errors = errors_of(write(tmp_path, FILE))
     assert len(errors) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from callserver.cdr.rating import Increment, Payer, TariffKind
-from callserver.config.settings import ConfigError
+from callserver.config.errors import OperatorFileError
 from callserver.config.tariffs import Tariffs, load_tariffs
 from callserver.policy.barring import BarringClass
 from callserver.policy.numbering import NumberKind
@@ -46,7 +46,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def errors_of(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_tariffs(path)
     assert str(info.value) == "\n".join(info.value.errors)
     return info.value.errors

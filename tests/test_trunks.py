@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from callserver.config.settings import ConfigError
+from callserver.config.errors import OperatorFileError
 from callserver.config.trunks import TrunksFile, TrunkTable, load_trunks, parse_match
 
 SHIPPED = Path(__file__).parents[1] / "config" / "trunks.yaml"
@@ -99,7 +99,7 @@ def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
         "    match: [not-an-address]\n"
         "    chanels: 2\n"
     )
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_trunks(path)
     text = "\n".join(info.value.errors)
     assert f"{path}:6: trunks.bad.match" in text
@@ -111,7 +111,7 @@ def test_unknown_customer_is_named(tmp_path: Path) -> None:
     """A trunk naming a customer the file does not define is an error."""
     path = tmp_path / "trunks.yaml"
     path.write_text("trunks:\n  pbx: {match: [192.0.2.10], customer: nobody}\n")
-    with pytest.raises(ConfigError, match="customer 'nobody' is not defined"):
+    with pytest.raises(OperatorFileError, match="customer 'nobody' is not defined"):
         load_trunks(path)
 
 
@@ -174,7 +174,7 @@ def test_trunk_needs_match_or_digest(tmp_path: Path) -> None:
     """A trunk with neither match nor digest is refused at its own line."""
     path = tmp_path / "trunks.yaml"
     path.write_text("trunks:\n  pbx: {match: [192.0.2.1]}\n  empty:\n    channels: 2\n")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_trunks(path)
     assert info.value.errors == [
         f"{path}:3: trunks.empty: a trunk needs a match (source addresses) or digest credentials"
@@ -189,7 +189,9 @@ def test_digest_usernames_are_unique(tmp_path: Path) -> None:
         "  a: {digest: {username: same, password: x}}\n"
         "  b: {digest: {username: same, password: y}}\n"
     )
-    with pytest.raises(ConfigError, match=r"trunks 'a' and 'b' have the same digest username"):
+    with pytest.raises(
+        OperatorFileError, match=r"trunks 'a' and 'b' have the same digest username"
+    ):
         load_trunks(path)
 
 
@@ -209,7 +211,7 @@ def test_bad_digest_settings_are_named(tmp_path: Path, text: str, field: str) ->
     """Every bad digest setting is reported with the file, its line and its field."""
     path = tmp_path / "trunks.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_trunks(path)
     assert any(
         error.startswith(f"{path}:") and f": {field}:" in error for error in info.value.errors
@@ -240,7 +242,7 @@ def test_a_route_host_that_is_no_name_or_ip_is_named_at_its_line(tmp_path: Path,
     """A route host that is neither an IP address nor a host name is an error at its line."""
     path = tmp_path / "trunks.yaml"
     path.write_text(f"routes:\n  pstn:\n    host: '{host}'\n")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_trunks(path)
     assert info.value.errors[0].startswith(f"{path}:3: routes.pstn.host: ")
 
@@ -252,12 +254,14 @@ def test_lockout_thresholds_are_checked_with_file_and_line(tmp_path: Path) -> No
     path.write_text(
         "digest:\n  lockout:\n    slow_after: 5\n    refuse_after: 3\n    answer: 404\n"
     )
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_trunks(path)
     text = "\n".join(info.value.errors)
     assert f"{path}:5: digest.lockout.answer" in text
     path.write_text("digest:\n  lockout: {slow_after: 5, refuse_after: 3}\n")
-    with pytest.raises(ConfigError, match=r"slow_after \(5\) must not be more than refuse_after"):
+    with pytest.raises(
+        OperatorFileError, match=r"slow_after \(5\) must not be more than refuse_after"
+    ):
         load_trunks(path)
     lockout = TrunksFile().digest.lockout
     assert (lockout.slow_after, lockout.refuse_after, lockout.penalty, lockout.answer) == (

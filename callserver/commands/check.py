@@ -32,16 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from callserver.config.settings import (
-    DEFAULT_CONFIG,
-    ConfigError,
-    Settings,
-    load_settings,
-    read_yaml,
-)
+from callserver.config.errors import OperatorFileError
+from callserver.config.settings import DEFAULT_CONFIG, Settings, load_settings, read_yaml
 from callserver.config.tariffs import TariffsFile, load_tariffs
 from callserver.config.trunks import TrunksFile, load_trunks
-from callserver.dialplan.compiler import DialplanError, PlanContext, compile_file
+from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.reload import plan_context
 from callserver.dialplan.routing import load_blacklist
@@ -86,7 +81,7 @@ def check(paths: list[Path], config: Path | None = None) -> list[Checked]:
     out: list[Checked] = []
     try:
         settings = load_settings(config)
-    except ConfigError as exc:  # the files are still checked, against the default settings
+    except OperatorFileError as exc:  # the files are still checked, against the default settings
         settings = Settings.model_construct()
         if config is None:
             out.append(Checked(path=DEFAULT_CONFIG, kind="settings", errors=tuple(exc.errors)))
@@ -137,7 +132,7 @@ def _check_settings(path: Path | None) -> Checked:
     """A settings file and every file it names (trunks, tariffs, prompts, blacklist, plans)."""
     try:
         settings = load_settings(path)
-    except ConfigError as exc:
+    except OperatorFileError as exc:
         return Checked(path=path, kind="settings", errors=tuple(exc.errors))
     errors = [*_check_trunks(settings.trunks, settings).errors]
     errors += _check_tariffs(settings.tariffs, settings).errors
@@ -168,7 +163,7 @@ def _check_dialplans(path: Path, settings: Settings) -> Checked:
 def _check_dialplan(path: Path, settings: Settings) -> Checked:
     try:
         plan = compile_file(path, _plan_context(settings))
-    except DialplanError as exc:
+    except OperatorFileError as exc:
         return Checked(path=path, kind="dialplan", errors=tuple(exc.errors))
     return Checked(path=path, kind="dialplan", warnings=tuple(plan.warnings))
 
@@ -176,7 +171,7 @@ def _check_dialplan(path: Path, settings: Settings) -> Checked:
 def _config_errors(load: Callable[[Path], object], path: Path) -> tuple[str, ...]:
     try:
         load(path)
-    except ConfigError as exc:
+    except OperatorFileError as exc:
         return tuple(exc.errors)
     return ()
 
@@ -195,11 +190,11 @@ def _plan_context(settings: Settings) -> PlanContext:
     """The compile context of the server's prompts, tariffs and routes (see ``plan_context``)."""
     try:
         tariffs = load_tariffs(settings.tariffs)
-    except ConfigError:
+    except OperatorFileError:
         tariffs = None  # reported with the tariffs file
     try:
         routes: Collection[str] | None = load_trunks(settings.trunks).routes.keys()
-    except ConfigError:
+    except OperatorFileError:
         routes = None  # reported with the trunks file
     media = settings.media
     prompts = PromptStore(media.prompts_dir, media.language_chain)
@@ -238,7 +233,7 @@ def _kind_by_content(path: Path) -> Kind | None:
     """The kind the top-level keys vote for; None when the file says nothing clear."""
     try:
         data, _ = read_yaml(path)
-    except (ConfigError, ValueError):
+    except (OperatorFileError, ValueError):
         return None  # checked as settings: its reader names the fault
     if "steps" in data:
         return "dialplan"

@@ -31,6 +31,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from callserver.config.errors import OperatorFileError
 from callserver.config.positions import Origin, describe_errors, load_yaml_with_lines
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.policy.overload import OverloadSettings
@@ -42,7 +43,6 @@ from callserver.transport.settings import DnsSettings, ListenAddress
 __all__ = [
     "CallsSettings",
     "CdrSettings",
-    "ConfigError",
     "DnsSettings",
     "MediaSettings",
     "RecordingSettings",
@@ -71,14 +71,6 @@ def check_host(host: str) -> str:
     if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
         raise ValueError(f"{host!r} is no IP address or host name")
     return host
-
-
-class ConfigError(Exception):
-    """One or more settings are invalid; ``errors`` holds one ``file:line: field: message`` each."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 def parse_listen(text: str) -> list[ListenAddress]:
@@ -267,7 +259,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     """Load settings from ``path`` (default config/callserver.yaml), env and ``overrides``.
 
     Raises:
-        ConfigError: the file is unreadable or a value is invalid; every error is listed, each
+        OperatorFileError: the file is unreadable or a value is invalid; every error is listed, each
             naming where its value came from: ``file:line``, the environment variable, or the
             command line.
     """
@@ -280,10 +272,12 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     try:
         return Settings(**(overrides or {}))
     except SettingsError as exc:
-        raise ConfigError([f"environment: {exc}: {exc.__cause__ or 'invalid value'}"]) from exc
+        raise OperatorFileError(
+            [f"environment: {exc}: {exc.__cause__ or 'invalid value'}"]
+        ) from exc
     except ValidationError as exc:
         origin = _origin(overrides or {}, EnvSettingsSource(Settings)())
-        raise ConfigError(describe_errors(str(source), exc, lines, origin)) from exc
+        raise OperatorFileError(describe_errors(str(source), exc, lines, origin)) from exc
     finally:
         _file_values.reset(token)
 
@@ -322,22 +316,22 @@ def read_yaml(
     an empty file is an empty mapping.
 
     Raises:
-        ConfigError: the file is unreadable, not UTF-8, not YAML or not a mapping.
+        OperatorFileError: the file is unreadable, not UTF-8, not YAML or not a mapping.
     """
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([f"{source}: cannot read: {exc.strerror}"]) from exc
+        raise OperatorFileError([f"{source}: cannot read: {exc.strerror}"]) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{source}: not UTF-8 text: {exc.reason}"]) from exc
+        raise OperatorFileError([f"{source}: not UTF-8 text: {exc.reason}"]) from exc
     try:
         data, lines = load_yaml_with_lines(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_error(source, exc)]) from exc
+        raise OperatorFileError([_yaml_error(source, exc)]) from exc
     if data is None:
         return {}, lines
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}:1: the file must hold {holds}"])
+        raise OperatorFileError([f"{source}:1: the file must hold {holds}"])
     return data, lines
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from callserver.cdr.rating import Payer, Rating, Tariff, rate, rate_shares
+from callserver.config.errors import OperatorFileError
 from callserver.config.positions import describe_errors, line_of
-from callserver.config.settings import ConfigError, read_yaml
+from callserver.config.settings import read_yaml
 from callserver.config.tariff_file import (
     ClassSchema,
     TariffSchema,
@@ -195,7 +196,7 @@ def load_tariffs(path: Path | None = None) -> Tariffs:
     """Read, validate and compile ``path`` (default config/tariffs.yaml).
 
     Raises:
-        ConfigError: the file is unreadable, not YAML, or has invalid values; every error is
+        OperatorFileError: the file is unreadable, not YAML, or has invalid values; every error is
             listed as ``file:line: field: message``, in line order.
     """
     source = path if path is not None else DEFAULT_TARIFFS
@@ -203,14 +204,16 @@ def load_tariffs(path: Path | None = None) -> Tariffs:
     try:
         model = TariffsFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(str(source), exc, lines)) from exc
+        raise OperatorFileError(describe_errors(str(source), exc, lines)) from exc
     compiled, errors = compile_file(model)
     if errors or compiled is None:
         found = sorted(
             ((line_of(lines, loc), loc, message) for loc, message in errors),
             key=lambda item: item[0],
         )
-        raise ConfigError([f"{source}:{line}: {dotted(loc)}: {msg}" for line, loc, msg in found])
+        raise OperatorFileError(
+            [f"{source}:{line}: {dotted(loc)}: {msg}" for line, loc, msg in found]
+        )
     return Tariffs(
         plan=compiled.plan,
         tariffs=compiled.tariffs,

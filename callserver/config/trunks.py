@@ -43,8 +43,9 @@ from pydantic import (
     model_validator,
 )
 
+from callserver.config.errors import OperatorFileError
 from callserver.config.positions import describe_errors
-from callserver.config.settings import ConfigError, check_host, read_yaml
+from callserver.config.settings import check_host, read_yaml
 from callserver.policy.barring import parse_barring
 from callserver.policy.numbering import normalise
 
@@ -380,7 +381,7 @@ def load_trunks(path: Path) -> TrunksFile:
     """Load and validate ``path`` (config/trunks.yaml); a missing file means no trunks.
 
     Raises:
-        ConfigError: every error as ``file:line: field: message``.
+        OperatorFileError: every error as ``file:line: field: message``.
     """
     if not path.exists():
         return TrunksFile()
@@ -388,4 +389,4 @@ def load_trunks(path: Path) -> TrunksFile:
     try:
         return TrunksFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(str(path), exc, lines)) from exc
+        raise OperatorFileError(describe_errors(str(path), exc, lines)) from exc

@@ -31,25 +31,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from callserver.config.errors import OperatorFileError
 from callserver.config.positions import describe_errors, line_of
-from callserver.config.settings import ConfigError, read_yaml
+from callserver.config.settings import read_yaml
 from callserver.dialplan.plan import DEFAULT_PLAN, Plan
 from callserver.dialplan.schema import DialplanFile, StepProblem, parse_step
 from callserver.dialplan.values import prompt_names
 from callserver.dialplan.verbs.base import CompileContext, Registry, Step, StepError, StepParams
 
-__all__ = ["DialplanError", "PlanContext", "compile_file"]
+__all__ = ["PlanContext", "compile_file"]
 
 _FILE_NAME = re.compile(r"^(?:[1-9][0-9]{2,14}|default)$")  # E.164 digits: no trunk prefix 0
 Lines = dict[tuple[str | int, ...], int]
-
-
-class DialplanError(Exception):
-    """A dialplan file is invalid; ``errors`` lists ``file:line: field: message`` lines."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,28 +64,26 @@ def compile_file(path: Path, context: PlanContext) -> Plan:
     """Load, validate and compile ``path``.
 
     Raises:
-        DialplanError: every error found, in line order.
+        OperatorFileError: every error found, in line order.
     """
     source = str(path)
     try:
         data, lines = read_yaml(path, holds="a dialplan (a mapping with a steps key)")
-    except ConfigError as exc:
-        raise DialplanError(exc.errors) from exc
     except ValueError as exc:  # PyYAML's date constructor on an impossible date (2026-02-30)
-        raise DialplanError([f"{source}: not valid YAML: {exc}"]) from exc
+        raise OperatorFileError([f"{source}: not valid YAML: {exc}"]) from exc
     errors = [] if _FILE_NAME.match(path.stem) else [_name_error(source, path)]
     try:
         top = DialplanFile.model_validate(data)
     except ValidationError as exc:
         errors += describe_errors(source, exc, lines)
         if any(error["loc"][:1] == ("steps",) for error in exc.errors()):
-            raise DialplanError(errors) from exc
+            raise OperatorFileError(errors) from exc
         # Only top-level keys are wrong: the steps are still worth checking, with defaults.
         top = DialplanFile.model_construct(steps=data["steps"])
     steps = _parse_steps(source, top, lines, context.registry, errors)
     _check_plan(source, top, steps, lines, context, errors)  # the steps that parsed
     if errors:
-        raise DialplanError(_in_line_order(errors))
+        raise OperatorFileError(_in_line_order(errors))
     version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     start = top.start or next(iter(top.steps))
     return Plan(

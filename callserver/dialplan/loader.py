@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from callserver.dialplan.compiler import DialplanError, PlanContext, compile_file
+from callserver.config.errors import OperatorFileError
+from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.plan import Plan, PlanSet
 
 __all__ = ["LoadResult", "PlanLoading", "dialplan_files", "load_plans"]
@@ -66,7 +67,7 @@ class PlanLoading:
         """Compile ``path``: its plan, or its errors and the previous version of its number."""
         try:
             plan = compile_file(path, self._context)
-        except DialplanError as exc:
+        except OperatorFileError as exc:
             self._errors.extend(exc.errors)
             old = None if self._previous is None else self._previous.plans.get(path.stem)
             if old is not None:

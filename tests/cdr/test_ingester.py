@@ -22,7 +22,8 @@ from callserver.cdr.record import utc_stamp
 from callserver.cdr.spool import CdrSpool
 from callserver.cdr.store import CdrStore, IngestResult
 from callserver.cli import main
-from callserver.config.settings import ConfigError, Settings, keep_startup_values, load_settings
+from callserver.config.errors import OperatorFileError
+from callserver.config.settings import Settings, keep_startup_values, load_settings
 from tests.cdr import append_records, events_named, make_record, stored_uuids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,7 +261,7 @@ def test_bad_setting_names_file_line_and_field(tmp_path: Path) -> None:
     """A negative interval or an unknown cdr key is an error naming file, line and field."""
     path = tmp_path / "callserver.yaml"
     path.write_text("data_dir: var\ncdr:\n  ingest_interval: -1\n  spool: x\n")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_settings(path)
     assert [e.split(": ")[:2] for e in info.value.errors] == [
         [f"{path}:3", "cdr.ingest_interval"],

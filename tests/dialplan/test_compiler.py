@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from callserver.dialplan.compiler import DialplanError, PlanContext, compile_file
+from callserver.config.errors import OperatorFileError
+from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.plan import Plan
 from callserver.dialplan.verbs import REGISTRY
@@ -49,7 +50,7 @@ def compiled(text: str, number: str = "38733100200") -> Plan:
 
 
 def errors(text: str, number: str = "38733100200") -> list[str]:
-    with pytest.raises(DialplanError) as caught:
+    with pytest.raises(OperatorFileError) as caught:
         compile_file(write(text, number), CONTEXT)
     assert str(caught.value) == "\n".join(caught.value.errors)
     return caught.value.errors
@@ -321,14 +322,14 @@ def test_forward_targets_are_normalised_and_routes_checked_at_load_time() -> Non
     plan = compile_file(write(good), context)
     assert plan.steps["out"].prepared == ("+38761200300", None)
     bad = "steps:\n  out:\n    forward: '06x1'\n    route: carrier\n"
-    with pytest.raises(DialplanError) as raised:
+    with pytest.raises(OperatorFileError) as raised:
         compile_file(write(bad), context)
     assert raised.value.errors == [
         "dialplans/38733100200.yaml:3: steps.out.forward: '06x1' is neither a number nor a "
         "sip: URI",
     ]
     unknown_route = "steps:\n  out:\n    forward: '+38761200300'\n    route: carrier\n"
-    with pytest.raises(DialplanError) as raised:
+    with pytest.raises(OperatorFileError) as raised:
         compile_file(write(unknown_route), context)
     assert raised.value.errors == [
         "dialplans/38733100200.yaml:4: steps.out.route: unknown route 'carrier' "

@@ -15,7 +15,8 @@ from pathlib import Path
 import holidays
 import pytest
 
-from callserver.dialplan.compiler import DialplanError, PlanContext, compile_file
+from callserver.config.errors import OperatorFileError
+from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.runner import run_plan
 from callserver.dialplan.verbs import REGISTRY
 from callserver.media.prompts import PromptStore
@@ -127,12 +128,12 @@ def test_good_files_compile_without_errors_or_warnings(path: Path) -> None:
 def test_bad_files_fail_with_their_pinned_messages(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each bad file's copy raises DialplanError with exactly its pinned lines."""
+    """Each bad file's copy raises OperatorFileError with exactly its pinned lines."""
     monkeypatch.chdir(tmp_path)
     copy = Path("dialplans") / "38733100200.yaml"
     copy.parent.mkdir()
     shutil.copyfile(CORPUS / "bad" / f"{name}.yaml", copy)
-    with pytest.raises(DialplanError) as caught:
+    with pytest.raises(OperatorFileError) as caught:
         compile_file(copy, CONTEXT)
     assert caught.value.errors == [f"{copy}{line}" for line in BAD[name]]
 

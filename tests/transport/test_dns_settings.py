@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from callserver.config.settings import ConfigError, load_settings
+from callserver.config.errors import OperatorFileError
+from callserver.config.settings import load_settings
 from callserver.transport.listening import resolver_for
 from callserver.transport.settings import parse_nameserver
 
@@ -53,7 +54,7 @@ def test_a_bad_nameserver_is_an_error_at_its_line(tmp_path: Path) -> None:
     """The error names the file, the line and dns.nameservers, with the others."""
     path = tmp_path / "callserver.yaml"
     path.write_text("dns:\n  timeout: 0\n  nameservers:\n    - 127.0.0.1\n    - ns.example\n")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(OperatorFileError) as info:
         load_settings(path)
     errors = info.value.errors
     assert errors[0].startswith(f"{path}:2: dns.timeout: ")
