@@ -1,6 +1,6 @@
 """Media: RTP/RTCP, G.711, DTMF, prompts, recording and bridging on one shared 20 ms clock.
 
-The packet and codec modules (g711, rtp, rtcp, jitter, dtmf, inband, mixer, ports, stream, say)
-are sans-IO: bytes, arrays and ``now`` in, values out. The clock, the engine, prompts and
-recording do the I/O.
+Every module is sans-IO (bytes, arrays and ``now`` in, values out) but those that do the I/O:
+the clock, the engine and its socket I/O (rtpio), prompts and their cache (prompt_cache),
+synthesis (synth), recording and capture. The import contracts hold a new module to sans-IO.
 """
