@@ -126,7 +126,7 @@ class Server:
         self.calls.forwarder.resolver = resolver_for(
             settings.sip.listen, settings.dns, self._loop.time
         )
-        self.calls.host.blacklist = lambda: self.routing.blacklist
+        self.calls.screening.blacklist = lambda: self.routing.blacklist
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
         self.background = Background()  # reloads in progress: dialplans, prompts

@@ -189,7 +189,7 @@ class Admission:
         limited = self.rates.admit(keys, now)
         if limited is None:
             return None
-        customer = None if trunk is None else self.table.config.trunks[trunk].customer
+        customer = self.customer_of(trunk)
         headers = refusal_headers(self._over, limited)
         return Rejected(
             status=503, reason="cps_limit", headers=headers, trunk=trunk, customer=customer
@@ -197,7 +197,7 @@ class Admission:
 
     def _auth_refusal(self, failed: AuthFailed) -> Rejected:
         trunk = failed.trunk
-        customer = None if trunk is None else self.table.config.trunks[trunk].customer
+        customer = self.customer_of(trunk)
         return Rejected(
             status=failed.status,
             reason="auth_failed",
@@ -253,6 +253,10 @@ class Admission:
         trunk = None if facts is None else facts.trunk
         granted = self.channels.acquire(self.table.profiles(trunk, target))
         return granted if isinstance(granted, Grant) else None
+
+    def customer_of(self, trunk: str | None) -> str | None:
+        """The customer whose trunk ``trunk`` is (None for no trunk or a trunk of its own)."""
+        return None if trunk is None else self.table.config.trunks[trunk].customer
 
     def release(self, grant: Grant) -> None:
         """Give the call's channels back (a second release of the same grant does nothing)."""

@@ -4,7 +4,7 @@ A call whose number has a dialplan gets a ``CallSession`` and a task that runs t
 (``router``, wired in app.py). This mixin turns the session's requests into SIP and media
 operations — 200 OK, 183 with SDP (early media, RFC 3960), playback, recording, BYE or a
 final error with ``Reason: Q.850`` (RFC 3326) — and routes the media engine's events back to
-the session. The global blacklist (config/blacklist.txt) is applied here, before any plan runs.
+the session.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, 
 from callserver.media.prompts import Play, PlaylistItem
 from callserver.media.recording import RecordingResult
 from callserver.media.settings import RecordingSettings
-from callserver.policy.blacklist import NumberList
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
 
@@ -43,7 +42,6 @@ class SessionHosting:
     def __init__(self, manager: CallManager) -> None:
         self.manager = manager
         self.router: Router | None = None
-        self.blacklist: Callable[[], NumberList] = NumberList  # the list in force (app.py)
         self._by_session: dict[int, Call] = {}
 
     def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
@@ -75,16 +73,6 @@ class SessionHosting:
             call.log.exception("call.session_failed")
             if call.session is not None:
                 await call.session.hangup(code=500, cause=41, reason="error")
-
-    def refused_by_blacklist(self, call: Call, caller: CallerId, now: float) -> bool:
-        hit = self.blacklist().match(caller)
-        if hit is None:
-            return False
-        call.log.info("call.blacklisted", entry=hit.summary)
-        if call.facts is not None:
-            call.facts.extra["end_detail"] = hit.summary  # the entry and its reason
-        self.manager.refuse(call, 603, now, reason="blacklist", headers=_reason(21))
-        return True
 
     def announce_refusal(
         self, call: Call, event: RequestReceived, facts: CallFacts, refusal: Rejected, now: float

@@ -103,7 +103,7 @@ class CallManager:
         self.calls: dict[object, Call] = {}
         self._by_dialog: dict[DialogId, Call] = {}
         self._by_stream: dict[int, Call] = {}
-        self.host = SessionHosting(self)  # dialplan sessions and the global blacklist
+        self.host = SessionHosting(self)  # dialplan sessions
         self.forwarder = Forwarder(self)  # the legs forward steps place (B2BUA)
         self.caps = DurationCaps(self)  # max duration by number class, and its warning
         self.screening = Screening(self)  # admission, and authentication's held answers
@@ -171,8 +171,6 @@ class CallManager:
             return
         call.log = log.bind(call_id=call.call_id)
         if not self._admit(call, event, caller, now):
-            return
-        if self.host.refused_by_blacklist(call, caller, now):
             return
         try:
             call.stream = self.media.open_stream()

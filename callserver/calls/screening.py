@@ -2,13 +2,16 @@
 
 Theory of operation
 -------------------
-:meth:`Screening.admit` runs ``Admission.screen`` (penalty, call rate, challenge) and then,
-for a digest claim only, the checks that refuse a request whatever its password: the global
-blacklist (603) and the SDP offer (488). Only after them does ``Admission.complete`` verify
-the password. A request refused anyway therefore gets the same answer with a right password
-as with a wrong one, and its password is neither checked nor counted: a guesser learns
-nothing from a request the server would not have taken. Calls from trunks known by their
-address carry no password and keep their order: admission, then the blacklist, then the offer.
+:meth:`Screening.admit` runs ``Admission.screen`` (penalty, call rate, challenge) and then
+the global blacklist (config/blacklist.txt, the list in force: ``blacklist`` returns it, so a
+reload swaps it): a caller on it is declined with 603 and ``Reason: Q.850;cause=21`` (CDR end
+reason ``blacklist``, the entry as its detail) before ``Admission.complete`` takes any channel,
+so a blacklisted caller never holds one a good call needs. For a digest claim the SDP offer
+(488) is checked too before ``Admission.complete`` verifies the password. A request refused
+anyway therefore gets the same answer with a right password as with a wrong one, and its
+password is neither checked nor counted: a guesser learns nothing from a request the server
+would not have taken. Calls from trunks known by their address carry no password: the
+blacklist, then the channels, then the offer (after admission, in ``CallManager``).
 
 Answers of authentication (401/407 challenges, 403) carry a ``delay`` once the source or the
 username has failed ``slow_after`` times (``policy.lockout``). They are held on the event loop
@@ -22,11 +25,13 @@ leaves such defences to the implementation).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callserver.calls.admission import Admitted, Blocked, Challenged, Rejected, Screened
 from callserver.calls.reporting import CallFacts
+from callserver.policy.blacklist import NumberList, NumberListHit
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
 from callserver.sip.sdp import answer_offer
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["Screening", "ScreeningStatistics"]
 
 _PROBE_PORT = 9  # any port: an offer is checked against our codecs, not a stream
+_DECLINED = (("Reason", "Q.850;cause=21"),)  # call rejected (ITU-T Q.850 Table 1, RFC 3326)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +67,7 @@ class Screening:
     def __init__(self, manager: CallManager, *, max_held: int = 1000) -> None:
         self.manager = manager
         self.max_held = max_held
+        self.blacklist: Callable[[], NumberList] = NumberList  # the list in force (app.py)
         self._holding: dict[object, asyncio.TimerHandle] = {}
         self._held = self._dropped = 0
 
@@ -75,6 +82,8 @@ class Screening:
         result: Admitted | Rejected | Challenged | Blocked
         if isinstance(screened, Screened):
             if screened.claim is not None and self._refused_anyway(call, event, caller, facts, now):
+                return None
+            if screened.claim is None and self._blacklisted(call, screened, caller, facts, now):
                 return None
             result = admission.complete(screened, facts.called, event.rtime)
         else:
@@ -135,7 +144,9 @@ class Screening:
         """Refuse (603, 488) a digest claim the call would refuse after admission anyway."""
         manager = self.manager
         call.facts = facts  # the refusal's CDR: its trunk is not known, nothing was verified
-        if manager.host.refused_by_blacklist(call, caller, now):
+        hit = self.blacklist().match(caller)
+        if hit is not None:
+            self._decline(call, hit, now)
             return True
         if self.offer_refused(event.request.body):
             call.log.info("call.offer_refused", status=488)
@@ -143,6 +154,29 @@ class Screening:
             return True
         call.facts = None
         return False
+
+    def _blacklisted(
+        self, call: Call, screened: Screened, caller: CallerId, facts: CallFacts, now: float
+    ) -> bool:
+        """Decline a caller on the blacklist from a trunk known by its address (or an unknown
+        source), before any channel is taken; its CDR names the trunk and its customer."""
+        hit = self.blacklist().match(caller)
+        if hit is None:
+            return False
+        trunk = screened.trunk
+        facts.trunk, facts.customer = trunk, self.manager.admission.customer_of(trunk)
+        call.facts = facts
+        call.log = call.log.bind(trunk=trunk)
+        self._decline(call, hit, now)
+        return True
+
+    def _decline(self, call: Call, hit: NumberListHit, now: float) -> None:
+        """603 with ``Reason: Q.850;cause=21`` (RFC 3326), CDR end reason ``blacklist`` with
+        the entry and its reason as ``end_detail``."""
+        call.log.info("call.blacklisted", entry=hit.summary)
+        if call.facts is not None:
+            call.facts.extra["end_detail"] = hit.summary
+        self.manager.refuse(call, 603, now, reason="blacklist", headers=_DECLINED)
 
     def _blocked(self, key: object, blocked: Blocked, now: float) -> None:
         if blocked.status is None:

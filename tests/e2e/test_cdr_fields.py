@@ -183,13 +183,15 @@ def _hold(sipp: str, port: int, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def _start_with_blacklist(tmp_path: Path, entries: str) -> ServerProcess:
+def _start_with_blacklist(
+    tmp_path: Path, entries: str, channels: int | None = None
+) -> ServerProcess:
     """`callserver run` with the built-in behaviour and ``entries`` as its global blacklist."""
     blacklist = tmp_path / "blacklist.txt"
     blacklist.write_text(entries)
     port = free_port()
     config = {
-        "trunks": write_trunks(tmp_path, _trunks()),
+        "trunks": write_trunks(tmp_path, _trunks(channels)),
         "tariffs": str(TARIFFS),
         "blacklist": str(blacklist),
         "dialplans": str(tmp_path / "dialplans"),
@@ -291,6 +293,29 @@ def test_blacklisted_caller_gets_603_and_an_unrated_rejected_cdr(sipp: str, tmp_
     _assert_stamps(record, before, after)
     assert (record["caller_raw"], record["caller_e164"]) == (CALLER, CALLER_E164), record
     assert (record["trunk"], record["customer"], record["leg"]) == ("test", "acme", "a"), record
+    assert _stopped(server)["channels_in_use"] == 0
+
+
+def test_blacklisted_caller_is_declined_before_it_takes_a_channel(
+    sipp: str, tmp_path: Path
+) -> None:
+    """On a one-channel trunk whose channel a call holds, a blacklisted caller still gets 603."""
+    server = _start_with_blacklist(tmp_path, f"+{CALLER_E164}\n", channels=1)
+    holder = _hold(sipp, server.port, tmp_path)
+    try:
+        server.wait_for("call.answered")
+        result = _call(sipp, tmp_path, server.port, "uac-expect-603-blacklisted.xml", "033100200")
+    finally:
+        server.stop()  # the drain ends the held call with BYE
+        held, _ = holder.communicate(timeout=40)
+    assert result.returncode == 0, result.output[-2000:] + _log(server)
+    assert holder.returncode == 0, held[-2000:] + _log(server)
+    records = _records_by(server, "disposition")
+    assert sorted(records) == ["ANSWERED", "REJECTED"], records
+    declined = records["REJECTED"]
+    _assert_rejected(declined, "blacklist", 603, 21)
+    assert (declined["trunk"], declined["customer"]) == ("test", "acme"), declined
+    assert not server.events("call.rejected"), _log(server)  # no channel_limit refusal
     assert _stopped(server)["channels_in_use"] == 0
 
 
