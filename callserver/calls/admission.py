@@ -4,7 +4,7 @@ The call lifecycle's step 2, in two halves so that the caller can check the rest
 request between them. :meth:`Admission.screen` decides what needs no password:
 
 1. The trunk by address: a trunk without credentials whose ``match`` covers the INVITE's
-   source address (``trunks.TrunkTable``). Its calls take a token from the source's and the
+   source address (``config.trunks.TrunkTable``). Its calls take a token from the source's and the
    trunk's call-rate buckets (``policy.cps``, all or none; 503 with Retry-After).
 2. Otherwise, when some trunk has digest credentials (``calls.authentication``, RFC 3261 §22):
    a source in its penalty for guessing passwords is :class:`Blocked` (403 or no answer, no
