@@ -16,7 +16,7 @@ from callserver.cdr.rating import Increment, Payer, TariffKind
 from callserver.config.tariffs import Tariffs, load_tariffs
 from callserver.policy.numbering import NumberClass, NumberKind, normalise
 
-SHIPPED = Path(__file__).resolve().parents[1] / "config" / "tariffs.yaml"
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "tariffs.yaml"
 MIN, CALL, FREE = TariffKind.PER_MINUTE, TariffKind.PER_CALL, TariffKind.FREE
 
 # tariff: every payer's (payer, kind, price in KM without VAT)

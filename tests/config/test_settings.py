@@ -13,7 +13,7 @@ from callserver.config.errors import OperatorFileError
 from callserver.config.settings import Settings, load_settings, parse_listen
 from callserver.transport.settings import ListenAddress
 
-SHIPPED = Path(__file__).resolve().parents[1] / "config" / "callserver.yaml"
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callserver.yaml"
 
 
 pytestmark = pytest.mark.usefixtures("clean_env")

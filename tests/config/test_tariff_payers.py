@@ -9,7 +9,7 @@ import pytest
 
 from callserver.cdr.rating import Increment, Payer
 from callserver.config.tariffs import load_tariffs
-from tests.test_tariffs import MINIMAL, errors_of, write
+from tests.config.test_tariffs import MINIMAL, errors_of, write
 
 # -- callers' networks, split tariffs, forwarding surcharges ------------------------------------
 

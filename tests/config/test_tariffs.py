@@ -13,7 +13,7 @@ from callserver.config.tariffs import Tariffs, load_tariffs
 from callserver.policy.barring import BarringClass
 from callserver.policy.numbering import NumberKind
 
-SHIPPED = Path(__file__).resolve().parents[1] / "config" / "tariffs.yaml"
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "tariffs.yaml"
 
 MINIMAL = """\
 vat_rate: 0.17

@@ -9,7 +9,7 @@ import pytest
 from callserver.config.errors import OperatorFileError
 from callserver.config.trunks import TrunksFile, TrunkTable, load_trunks, parse_match
 
-SHIPPED = Path(__file__).parents[1] / "config" / "trunks.yaml"
+SHIPPED = Path(__file__).parents[2] / "config" / "trunks.yaml"
 
 
 def table(text: str, tmp_path: Path) -> TrunkTable:
