@@ -55,7 +55,12 @@ from callserver.sip.events import (
 )
 from callserver.sip.headers import Address, parse_address
 from callserver.sip.ids import new_call_id
-from callserver.sip.sdp import AnswerConfig, NoCommonCodec, build_offer, negotiated_from_answer
+from callserver.sip.offer_answer import (
+    AnswerConfig,
+    NoCommonCodec,
+    build_offer,
+    negotiated_from_answer,
+)
 from callserver.sip.session_description import SdpError, SessionDescription, parse_sdp
 from callserver.transport.resolver import ResolutionError, SipResolver
 

@@ -37,7 +37,7 @@ from callserver.media.prompts import Play
 from callserver.media.stream import MediaStream
 from callserver.sip.dialog import DialogId
 from callserver.sip.events import DialogConfirmed, RequestReceived
-from callserver.sip.sdp import (
+from callserver.sip.offer_answer import (
     AnswerConfig,
     SdpError,
     SessionDescription,

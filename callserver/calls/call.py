@@ -23,7 +23,7 @@ from callserver.policy.caps import CreditTimer
 from callserver.sip.dialog import DialogId
 from callserver.sip.events import InviteRefused, RequestReceived
 from callserver.sip.headers import parse_address
-from callserver.sip.sdp import (
+from callserver.sip.offer_answer import (
     AnswerConfig,
     NegotiatedMedia,
     NoCommonCodec,

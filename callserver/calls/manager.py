@@ -66,7 +66,7 @@ from callserver.sip.events import (
     ResponseReceived,
     TransactionTimedOut,
 )
-from callserver.sip.sdp import AnswerConfig
+from callserver.sip.offer_answer import AnswerConfig
 
 __all__ = ["Call", "CallManager"]
 

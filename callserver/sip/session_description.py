@@ -10,7 +10,7 @@ unknown attributes, ``b=`` lines, several ``t=`` lines. Anything else malformed 
 :class:`SdpError` with a sentence naming the line. A ``c=`` address is kept as text; its address
 type is written back as ``IP6`` when the address holds a colon and ``IP4`` otherwise.
 
-The offer/answer rules (RFC 3264) that use these values live in :mod:`callserver.sip.sdp`.
+The offer/answer rules (RFC 3264) that use these values live in :mod:`callserver.sip.offer_answer`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callserver.sip.sdp import (
+from callserver.sip.offer_answer import (
     AnswerConfig,
     Codec,
     MediaDescription,
