@@ -61,7 +61,7 @@ from callserver.sip.offer_answer import (
     build_offer,
     negotiated_from_answer,
 )
-from callserver.sip.session_description import SdpError, SessionDescription, parse_sdp
+from callserver.sip.sdp import SdpError, SessionDescription, parse_sdp
 from callserver.transport.resolver import ResolutionError, SipResolver
 
 if TYPE_CHECKING:

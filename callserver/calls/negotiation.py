@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from callserver.calls.call import answer_config, answer_from_ack, answer_sdp
 from callserver.media.negotiated import StreamConfig
 from callserver.sip.offer_answer import AnswerConfig, build_offer
-from callserver.sip.session_description import SdpError
+from callserver.sip.sdp import SdpError
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call

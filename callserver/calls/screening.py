@@ -35,7 +35,7 @@ from callserver.policy.blacklist import NumberList, NumberListHit
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
 from callserver.sip.offer_answer import answer_offer
-from callserver.sip.session_description import SdpError, parse_sdp
+from callserver.sip.sdp import SdpError, parse_sdp
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call

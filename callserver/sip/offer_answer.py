@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 This module is where the rest of the server gets its SDP from: it re-exports the RFC 4566 model
-and parser (:mod:`callserver.sip.session_description`) and adds the offer/answer rules.
+and parser (:mod:`callserver.sip.sdp`) and adds the offer/answer rules.
 
 UAS side, ``answer_offer`` (RFC 3264 §6): the answer has one m= line per offered m= line, in
 order. The first ``audio`` stream on ``RTP/AVP`` with a non-zero port and a codec in common is
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from callserver.sip.session_description import (
+from callserver.sip.sdp import (
     DIRECTIONS,
     Attribute,
     MediaDescription,

@@ -16,7 +16,7 @@ from callserver.calls.manager import CallManager
 from callserver.calls.negotiation import Negotiation
 from callserver.config.settings import Settings
 from callserver.media.negotiated import StreamConfig
-from callserver.sip.session_description import parse_sdp
+from callserver.sip.sdp import parse_sdp
 
 CALLER_SDP = (
     "v=0\r\no=phone 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callserver.sip.session_description import (
+from callserver.sip.sdp import (
     MediaDescription,
     Origin,
     SdpError,
