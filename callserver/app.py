@@ -43,7 +43,7 @@ from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
-from callserver.sip.events import CloseConnection, Peer, RequestReceived, Transmit
+from callserver.sip.events import CloseConnection, Peer, RequestReceived, SipEvent, Transmit
 from callserver.transport.listening import Listener, advertised, bind_failure, resolver_for
 from callserver.transport.settings import ListenAddress
 from callserver.transport.tcp import TcpTransport
@@ -212,7 +212,7 @@ class Server:
             self._handle(event)
         self._arm_timer()
 
-    def _handle(self, event: object) -> None:
+    def _handle(self, event: SipEvent) -> None:
         try:
             self.calls.handle_event(event, self._loop.time())
         except Exception:

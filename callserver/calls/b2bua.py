@@ -62,6 +62,7 @@ from callserver.sip.offer_answer import (
     negotiated_from_answer,
 )
 from callserver.sip.sdp import SdpError, SessionDescription, parse_sdp
+from callserver.sip.transaction_key import TransactionKey
 from callserver.transport.resolver import ResolutionError, SipResolver
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class ForwardOutcome:
 @dataclass(slots=True)
 class _Leg:
     a: Call
-    handle: object
+    handle: TransactionKey | None
     stream: MediaStream
     offer: SessionDescription
     facts: CallFacts
@@ -338,7 +339,7 @@ class Forwarder:
                 leg.setup.set_result(408)
             return leg is not None
         if isinstance(event, DialogConfirmed | DialogTerminated):
-            leg = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
+            leg = self._by_dialog.get(event.dialog_id)
             if leg is None:
                 return False
             if isinstance(event, DialogTerminated):

@@ -43,6 +43,7 @@ from callserver.sip.offer_answer import (
     SessionDescription,
     build_offer,
 )
+from callserver.sip.transaction_key import TransactionKey
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
@@ -166,7 +167,7 @@ class Bridge:
         self.manager.endpoint.respond(event.key, 200, now, body=answer[0])
         self._apply(side, answer[1])
 
-    def _offer(self, side: Side, key: object, now: float) -> None:
+    def _offer(self, side: Side, key: TransactionKey | None, now: float) -> None:
         """A re-INVITE without an offer: ours goes in the 2xx (RFC 3261 §14.2)."""
         side.version += 1
         side.offer = build_offer(self._sdp_config(side, side.version))
@@ -236,7 +237,7 @@ class Bridges:
             found[0].handle_request(found[1], event, now)
             return True
         if isinstance(event, DialogConfirmed):
-            found = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
+            found = self._by_dialog.get(event.dialog_id)
             return found is not None and found[0].acknowledged(found[1], event)
         return False
 

@@ -33,6 +33,7 @@ from callserver.sip.offer_answer import (
     negotiated_from_answer,
     parse_sdp,
 )
+from callserver.sip.transaction_key import TransactionKey
 from callserver.sip.uri import SipUri
 
 __all__ = [
@@ -54,7 +55,7 @@ class Call:
     """One inbound call from INVITE to teardown."""
 
     call_id: str
-    key: object
+    key: TransactionKey | None
     offered_at: float
     dialog_id: DialogId | None = None
     answered_at: float | None = None

@@ -124,11 +124,11 @@ class CallManager:
         if isinstance(event, RequestReceived):
             self._on_request(event, now)
         elif isinstance(event, DialogConfirmed):
-            call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
+            call = self._by_dialog.get(event.dialog_id)
             if call is not None:
                 self._confirmed(call, event)
         elif isinstance(event, DialogTerminated):
-            call = self._by_dialog.get(event.dialog_id)  # type: ignore[call-overload]
+            call = self._by_dialog.get(event.dialog_id)
             if call is not None:
                 self.end_call(call, event.reason)
         elif isinstance(event, InviteCancelled):
@@ -297,7 +297,7 @@ class CallManager:
         if late and not self.negotiation.take_answer(call, event.body):
             if first:  # no media can flow: end the call (a re-INVITE keeps the old media)
                 call.cause = "error"
-                self._hang_up(event.dialog_id)  # type: ignore[arg-type]
+                self._hang_up(event.dialog_id)
             return
         if not first:
             return

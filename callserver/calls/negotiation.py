@@ -22,6 +22,7 @@ from callserver.calls.call import answer_config, answer_from_ack, answer_sdp
 from callserver.media.negotiated import StreamConfig
 from callserver.sip.offer_answer import AnswerConfig, build_offer
 from callserver.sip.sdp import SdpError
+from callserver.sip.transaction_key import TransactionKey
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
@@ -58,7 +59,7 @@ class Negotiation:
         call.offer = build_offer(self._config(call))
         return call.offer.to_bytes()
 
-    def reinvited(self, call: Call, key: object, body: bytes, now: float) -> None:
+    def reinvited(self, call: Call, key: TransactionKey | None, body: bytes, now: float) -> None:
         """Answer a re-INVITE of an unbridged call: hold/unhold, a new address or codec, a
         session refresh; without SDP our offer goes in the 2xx (RFC 3261 §14.2)."""
         manager = self.manager

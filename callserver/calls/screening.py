@@ -36,6 +36,7 @@ from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
 from callserver.sip.offer_answer import answer_offer
 from callserver.sip.sdp import SdpError, parse_sdp
+from callserver.sip.transaction_key import TransactionKey
 
 if TYPE_CHECKING:
     from callserver.calls.call import Call
@@ -99,7 +100,7 @@ class Screening:
 
     def respond(
         self,
-        key: object,
+        key: TransactionKey | None,
         status: int,
         now: float,
         *,
@@ -178,17 +179,19 @@ class Screening:
             call.facts.extra["end_detail"] = hit.summary
         self.manager.refuse(call, 603, now, reason="blacklist", headers=_DECLINED)
 
-    def _blocked(self, key: object, blocked: Blocked, now: float) -> None:
+    def _blocked(self, key: TransactionKey | None, blocked: Blocked, now: float) -> None:
         if blocked.status is None:
             self._drop(key, now)
         else:
             self.manager.endpoint.respond(key, blocked.status, now)
 
-    def _drop(self, key: object, now: float) -> None:
+    def _drop(self, key: TransactionKey | None, now: float) -> None:
         self.manager.endpoint.discard(key, now)
         self._dropped += 1
 
-    def _release(self, key: object, status: int, headers: tuple[tuple[str, str], ...]) -> None:
+    def _release(
+        self, key: TransactionKey | None, status: int, headers: tuple[tuple[str, str], ...]
+    ) -> None:
         self._holding.pop(key, None)
         manager = self.manager
         if manager.endpoint.is_pending_invite(key):  # not CANCELled meanwhile

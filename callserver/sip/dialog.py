@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from callserver.sip.events import Peer
 from callserver.sip.headers import Address, parse_addresses
 from callserver.sip.message import Headers, Request, Response
+from callserver.sip.peer import Peer
 from callserver.sip.uri import SipUri, Uri
 
 __all__ = ["Dialog", "DialogId", "DialogState", "SessionTimer"]

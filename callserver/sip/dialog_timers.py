@@ -9,26 +9,35 @@ less min(32, interval/3) when the peer does (§10: "the BYE SHOULD be sent ... 3
 one third of the session interval, whichever is less, before expiration"). A refresh we send
 is an UPDATE when the peer allows it, else a re-INVITE with our last SDP; it names us, its
 UAC, the refresher, its 2xx re-arms the timer, a failure ends the dialog. A refresh the peer
-sends re-arms the timer too: a bodiless UPDATE is answered here (``refreshed_by_peer``); a
-re-INVITE or an UPDATE with an offer is negotiated here (``negotiate_refresh``) and applied
-when the application's 2xx goes out. Each dialog's timer is its own: a B2BUA's two legs
-refresh independently.
+sends re-arms the timer too: ``negotiate_refresh`` works out the timer a re-INVITE or an UPDATE
+sets up, or the error it gets (the UAS core answers: 200 at once for a bodiless UPDATE, else
+the application), and ``refreshed`` applies it when the 2xx goes out. Each dialog's timer is
+its own: a B2BUA's two legs refresh independently.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callserver.sip.dialog import Dialog, DialogId, DialogState
 from callserver.sip.errors import SipParseError
-from callserver.sip.events import RequestReceived
-from callserver.sip.message import Response
+from callserver.sip.message import Request, Response
+from callserver.sip.transaction_key import TransactionKey
 from callserver.sip.uas import SessionTimerAnswer, negotiate_session_timer
 
 if TYPE_CHECKING:
     from callserver.sip.endpoint import SipEndpoint
 
-__all__ = ["DialogTimers"]
+__all__ = ["DialogTimers", "RefreshRefused"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshRefused:
+    """The error response a refresh from the peer gets instead of a new session timer."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class DialogTimers:
@@ -36,7 +45,7 @@ class DialogTimers:
 
     def __init__(self, endpoint: SipEndpoint) -> None:
         self._endpoint = endpoint
-        self._refreshing: dict[object, DialogId] = {}
+        self._refreshing: dict[TransactionKey, DialogId] = {}
         self._offering: set[DialogId] = set()  # our refresh re-INVITE (an offer) is pending
 
     def start(self, dialog: Dialog, now: float) -> None:
@@ -56,9 +65,9 @@ class DialogTimers:
         self._endpoint.arm_timer(("refresh", dialog.id), None)
         self._endpoint.arm_timer(("expire", dialog.id), None)
 
-    def fire(self, kind: str, ident: object, now: float) -> None:
+    def fire(self, kind: str, ident: DialogId, now: float) -> None:
         """A ``refresh`` or ``expire`` deadline came due."""
-        dialog = self._endpoint.dialogs.get(ident)  # type: ignore[call-overload]
+        dialog = self._endpoint.dialogs.get(ident)
         if dialog is None or dialog.state is not DialogState.CONFIRMED:
             return
         if kind == "expire":
@@ -83,11 +92,11 @@ class DialogTimers:
             self._offering.add(dialog.id)
         self._refreshing[key] = dialog.id
 
-    def is_refresh(self, key: object) -> bool:
+    def is_refresh(self, key: TransactionKey) -> bool:
         """True when client transaction ``key`` carries one of our refreshes."""
         return key in self._refreshing
 
-    def refresh_answered(self, key: object, response: Response, now: float) -> None:
+    def refresh_answered(self, key: TransactionKey, response: Response, now: float) -> None:
         """Our refresh got a final response: 2xx re-arms, anything else ends the dialog."""
         dialog_id = self._refreshing.pop(key, None)
         if dialog_id is None:
@@ -103,22 +112,15 @@ class DialogTimers:
             self._endpoint.send_in_dialog(dialog, "BYE", now)
         self._endpoint.terminate_dialog(dialog, "refresh_failed", now)
 
-    def refresh_timed_out(self, key: object, now: float) -> None:
+    def refresh_timed_out(self, key: TransactionKey, now: float) -> None:
         """Our refresh got no answer at all (RFC 4028 §10: treat as a failed refresh)."""
         self.refresh_answered(key, Response(status=408), now)
 
-    def refreshed_by_peer(self, dialog: Dialog, event: RequestReceived, now: float) -> None:
-        """The peer refreshed with an UPDATE without a body: answer 200 and re-arm."""
-        answer = self.negotiate_refresh(dialog, event, now, offer=False)
-        if answer is not None:
-            self._endpoint.respond(event.key, 200, now, headers=answer.headers)
-            self.refreshed(dialog.id, answer, now)
-
     def negotiate_refresh(
-        self, dialog: Dialog, event: RequestReceived, now: float, *, offer: bool
-    ) -> SessionTimerAnswer | None:
-        """The session timer a refresh from the peer sets up (RFC 4028 §9), or None when the
-        request was answered here: 491 for an ``offer`` while our refresh re-INVITE (an offer
+        self, dialog: Dialog, request: Request, *, offer: bool
+    ) -> SessionTimerAnswer | RefreshRefused:
+        """The session timer a refresh from the peer sets up (RFC 4028 §9), or the error
+        response it gets instead: 491 for an ``offer`` while our refresh re-INVITE (an offer
         too) is pending, 400 for a malformed Session-Expires, 422 for one below our Min-SE.
 
         Every re-INVITE and UPDATE is a refresh: a dialog with a timer keeps one (negotiated
@@ -127,9 +129,7 @@ class DialogTimers:
         if offer and dialog.id in self._offering:
             # "A UAS that receives an INVITE on a dialog while an INVITE it had sent on that
             # dialog is in progress MUST return a 491 (Request Pending)" (RFC 3261 §14.2).
-            self._endpoint.respond(event.key, 491, now)
-            return None
-        request = event.request
+            return RefreshRefused(status=491)
         current = dialog.session_timer
         if current is None and "Session-Expires" not in request.headers:
             return SessionTimerAnswer(None, None, ())
@@ -140,11 +140,9 @@ class DialogTimers:
                 min_se=self._endpoint.config.min_se,
             )
         except SipParseError as exc:
-            self._endpoint.respond(event.key, exc.status_hint, now)
-            return None
+            return RefreshRefused(status=exc.status_hint)
         if answer.reject_min_se is not None:
-            self._endpoint.respond(event.key, 422, now, headers=answer.headers)
-            return None
+            return RefreshRefused(status=422, headers=answer.headers)
         return answer
 
     def refreshed(self, dialog_id: DialogId, timer: SessionTimerAnswer, now: float) -> None:

@@ -36,6 +36,8 @@ from callserver.sip.events import (
     Peer,
     RequestReceived,
     ResponseReceived,
+    SipEvent,
+    TransactionOutput,
     TransactionTerminated,
     TransactionTimedOut,
     Transmit,
@@ -46,7 +48,7 @@ from callserver.sip.message import Request, Response
 from callserver.sip.parser import ParseLimits, parse_message
 from callserver.sip.stateless import Gate, StatelessRefusals, refusal
 from callserver.sip.timers import SipTimers, TimerHeap
-from callserver.sip.transaction import TransactionLayer
+from callserver.sip.transaction import TransactionKey, TransactionLayer
 from callserver.sip.transaction_server import server_key
 from callserver.sip.uac_core import UacCore
 from callserver.sip.uas import response_peer, stamp_via
@@ -55,8 +57,7 @@ from callserver.sip.validate import UasPolicy
 
 __all__ = ["EndpointConfig", "EndpointStatistics", "SipEndpoint"]
 
-Event = object
-TimerKey = tuple[str, object]
+TimerKey = tuple[str, DialogId]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,7 +126,7 @@ class SipEndpoint:
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
         self._tx = TransactionLayer(config.timers)
-        self._events: deque[Event] = deque()
+        self._events: deque[SipEvent] = deque()
         self._out: list[Transmit | CloseConnection] = []
         self._buffers: dict[int, ReceiveBuffer] = {}
         self.dialogs: dict[DialogId, Dialog] = {}
@@ -133,6 +134,9 @@ class SipEndpoint:
         self._received = 0
         self._dropped = 0
         self.uas = UasCore(self)
+        # The UAS core's own methods, without a hop through the facade (RFC 3261 §8.2.6).
+        self.respond = self.uas.respond
+        self.is_pending_invite = self.uas.is_pending_invite
         self.uac = UacCore(self)
         self.dialog_timers = DialogTimers(self)
         self.gate: Gate | None = None  # asked about every new INVITE (overload control)
@@ -200,13 +204,13 @@ class SipEndpoint:
         while (key := self._timers.pop_due(now)) is not None:
             kind, ident = key
             if kind == "2xx":
-                self.uas.retransmit_2xx(ident, now)  # type: ignore[arg-type]
+                self.uas.retransmit_2xx(ident, now)
             else:
                 self.dialog_timers.fire(kind, ident, now)
 
     # -- output ----------------------------------------------------------------------------
 
-    def next_event(self) -> Event | None:
+    def next_event(self) -> SipEvent | None:
         """The next event for the application, or None."""
         return self._events.popleft() if self._events else None
 
@@ -234,42 +238,16 @@ class SipEndpoint:
 
     # -- UAS API ---------------------------------------------------------------------------
 
-    def respond(
-        self,
-        key: object,
-        status: int,
-        now: float,
-        *,
-        reason: str | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-        body: bytes = b"",
-        content_type: str = "application/sdp",
-    ) -> DialogId | None:
-        """Answer the request of server transaction ``key``; returns the dialog a 1xx/2xx made.
-
-        A 2xx to an INVITE creates the dialog and is retransmitted until the ACK arrives
-        (RFC 3261 §13.3.1.4); after 64*T1 without ACK the dialog gets a BYE.
-
-        Raises:
-            LocalProtocolError: ``key`` names no live transaction, or its state forbids this.
-        """
-        return self.uas.respond(
-            key, status, now, reason=reason, headers=headers, body=body, content_type=content_type
-        )
-
-    def is_pending_invite(self, key: object) -> bool:
-        """True while INVITE server transaction ``key`` has had no final response."""
-        return self.uas.is_pending_invite(key)
-
-    def discard(self, key: object, now: float) -> None:
+    def discard(self, key: TransactionKey | None, now: float) -> None:
         """Leave the request of server transaction ``key`` unanswered and forget it.
 
         Nothing is sent, not even a 100 (Trying) when this comes before its 200 ms (RFC 3261
-        §17.2.1); see ``TransactionLayer.discard``.
+        §17.2.1); see ``TransactionLayer.discard``. None (an ACK's) changes nothing.
         """
-        self.apply(self.transactions.discard(key), now)
+        if key is not None:
+            self.apply(self.transactions.discard(key), now)
 
-    def bye(self, dialog_id: DialogId, now: float) -> object | None:
+    def bye(self, dialog_id: DialogId, now: float) -> TransactionKey | None:
         """End a dialog with BYE (RFC 3261 §15.1.1); returns the BYE's transaction key.
 
         A no-op returning None for a dialog already gone.
@@ -292,7 +270,7 @@ class SipEndpoint:
         body: bytes = b"",
         content_type: str = "application/sdp",
         headers: tuple[tuple[str, str], ...] = (),
-    ) -> object:
+    ) -> TransactionKey:
         """Send a request inside ``dialog`` (§12.2.1); returns its client transaction key."""
         peer = self.uac.peer_for_dialog(dialog)
         request = dialog.create_request(method, self.config.via(peer.transport, new_branch()))
@@ -320,7 +298,7 @@ class SipEndpoint:
             self.apply(self._tx.receive_response(message, peer, now), now)
 
     @staticmethod
-    def _new_invite_key(request: Request) -> object | None:
+    def _new_invite_key(request: Request) -> TransactionKey | None:
         """The transaction key of an INVITE outside a dialog, the gate's to judge; else None
         (a re-INVITE, another method, or headers too broken to match: the layer answers)."""
         if request.method != "INVITE":
@@ -330,7 +308,7 @@ class SipEndpoint:
         except SipParseError:
             return None
 
-    def _shed(self, request: Request, key: object, peer: Peer, now: float) -> bool:
+    def _shed(self, request: Request, key: TransactionKey, peer: Peer, now: float) -> bool:
         """A new INVITE the gate refuses: its 503 at once, without a transaction (§8.2.7).
 
         A retransmission of a refused INVITE gets the same response and no second event; one
@@ -349,7 +327,7 @@ class SipEndpoint:
         self._out.append(Transmit(data=response.serialize(), peer=response_peer(request, peer)))
         return True
 
-    def apply(self, actions: list[object], now: float) -> None:
+    def apply(self, actions: list[TransactionOutput], now: float) -> None:
         """Carry out what the transaction layer returned: send, dispatch, forget."""
         for action in actions:
             if isinstance(action, Transmit):
@@ -385,7 +363,7 @@ class SipEndpoint:
         self._dropped += 1
         self._events.append(MessageDropped(reason=reason, peer=peer))
 
-    def send_transaction(self, request: Request, peer: Peer, now: float) -> object:
+    def send_transaction(self, request: Request, peer: Peer, now: float) -> TransactionKey:
         """Start a client transaction for ``request`` (used by the UAC half)."""
         key, actions = self._tx.send_request(request, peer, now)
         self.apply(actions, now)
@@ -400,7 +378,7 @@ class SipEndpoint:
         """Arm (or with None disarm) one of the endpoint's own timers: 2xx, session timers."""
         self._timers.schedule(key, deadline)
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: SipEvent) -> None:
         """Queue an event for the application."""
         self._events.append(event)
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from callserver.sip.dialog import DialogId
 from callserver.sip.message import Request, Response
+from callserver.sip.peer import Peer
+from callserver.sip.transaction_key import TransactionKey
 
 __all__ = [
     "CloseConnection",
@@ -19,31 +22,13 @@ __all__ = [
     "Peer",
     "RequestReceived",
     "ResponseReceived",
+    "SipEvent",
+    "TransactionOutput",
     "TransactionTerminated",
     "TransactionTimedOut",
     "Transmit",
     "TransportFailed",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """Where a message came from or goes to.
-
-    ``transport`` is ``"udp"``, ``"tcp"`` or ``"tls"``; ``conn_id`` names the stream connection
-    a message arrived on (None for datagrams), so responses go back over the same connection
-    (RFC 3261 §18.2.2).
-    """
-
-    transport: str
-    host: str
-    port: int
-    conn_id: int | None = None
-
-    @property
-    def reliable(self) -> bool:
-        """True for stream transports, where the transaction layer does not retransmit."""
-        return self.transport != "udp"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +56,7 @@ class RequestReceived:
 
     request: Request
     peer: Peer
-    key: object | None
+    key: TransactionKey | None
     rtime: float
 
 
@@ -81,7 +66,7 @@ class ResponseReceived:
 
     response: Response
     peer: Peer
-    key: object | None
+    key: TransactionKey | None
     rtime: float
 
 
@@ -89,7 +74,7 @@ class ResponseReceived:
 class TransactionTimedOut:
     """Timer B, F or H fired (RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1); the TU treats it as 408."""
 
-    key: object
+    key: TransactionKey
     request: Request
 
 
@@ -97,7 +82,7 @@ class TransactionTimedOut:
 class TransactionTerminated:
     """A transaction reached Terminated and was forgotten (Kamailio's TransactionDeleted)."""
 
-    key: object
+    key: TransactionKey
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,7 +110,7 @@ class InviteRefused:
 class InviteCancelled:
     """A CANCEL matched a pending INVITE; the endpoint already answered 200 and 487 (§9.2)."""
 
-    key: object
+    key: TransactionKey
     rtime: float
 
 
@@ -137,7 +122,7 @@ class DialogConfirmed:
     ACK's: the answer to an offer we sent in a 2xx (RFC 3261 §13.2.1, §14.2), else empty.
     """
 
-    dialog_id: object
+    dialog_id: DialogId
     rtime: float
     body: bytes = b""
 
@@ -147,7 +132,7 @@ class DialogTerminated:
     """The dialog ended; ``reason`` says why (``bye_received``, ``bye_sent``, ``ack_timeout``,
     ``session_expired``, ``refresh_failed``)."""
 
-    dialog_id: object
+    dialog_id: DialogId
     reason: str
     rtime: float
 
@@ -158,3 +143,27 @@ class CloseConnection:
 
     conn_id: int
     reason: str
+
+
+SipEvent = (
+    RequestReceived
+    | ResponseReceived
+    | TransactionTimedOut
+    | InviteRefused
+    | InviteCancelled
+    | DialogConfirmed
+    | DialogTerminated
+    | MessageDropped
+)
+"""Every event ``SipEndpoint.next_event`` returns (``TransactionFailed`` is a
+``TransactionTimedOut``)."""
+
+TransactionOutput = (
+    Transmit
+    | RequestReceived
+    | ResponseReceived
+    | TransactionTimedOut
+    | TransactionTerminated
+    | MessageDropped
+)
+"""What the transaction layer returns for the endpoint to carry out (RFC 3261 §17)."""

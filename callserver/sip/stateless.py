@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from callserver.sip.ids import new_tag
 from callserver.sip.message import Request, Response
+from callserver.sip.transaction_key import TransactionKey
 from callserver.sip.uas import build_response
 
 __all__ = ["Gate", "Shed", "StatelessRefusals", "refusal"]
@@ -59,20 +60,20 @@ class StatelessRefusals:
     def __init__(self, hold: float, limit: int = 65536) -> None:
         self._hold = hold
         self._limit = limit
-        self._refused: OrderedDict[object, tuple[float, str, Shed]] = OrderedDict()
+        self._refused: OrderedDict[TransactionKey, tuple[float, str, Shed]] = OrderedDict()
         self._marker = new_tag()[:8]
         self._marked = f"tag={self._marker}".encode()
 
     def __len__(self) -> int:
         return len(self._refused)
 
-    def find(self, key: object, now: float) -> tuple[str, Shed] | None:
+    def find(self, key: TransactionKey, now: float) -> tuple[str, Shed] | None:
         """The To tag and refusal already given to the request of ``key``, or None."""
         self._expire(now)
         entry = self._refused.get(key)
         return None if entry is None else (entry[1], entry[2])
 
-    def remember(self, key: object, shed: Shed, now: float) -> str:
+    def remember(self, key: TransactionKey, shed: Shed, now: float) -> str:
         """Record the refusal of ``key``'s request; returns the To tag its response carries."""
         tag = self._marker + new_tag()[:8]
         self._refused[key] = (now + self._hold, tag, shed)

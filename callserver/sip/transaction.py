@@ -32,6 +32,7 @@ from callserver.sip.events import (
     Peer,
     RequestReceived,
     ResponseReceived,
+    TransactionOutput,
     TransactionTerminated,
     TransactionTimedOut,
 )
@@ -53,6 +54,7 @@ from callserver.sip.transaction_client import (
     build_ack,
     client_key_for_response,
 )
+from callserver.sip.transaction_key import TransactionKey
 from callserver.sip.transaction_server import (
     LegacyServerKey,
     ServerInviteTransaction,
@@ -75,6 +77,7 @@ __all__ = [
     "SipTimers",
     "TransactionFailed",
     "TransactionInput",
+    "TransactionKey",
     "TransactionLayer",
     "TransactionMachine",
     "TransactionState",
@@ -116,9 +119,9 @@ class TransactionLayer:
 
     def __init__(self, timers: SipTimers) -> None:
         self.timers = timers
-        self._transactions: dict[object, TransactionMachine] = {}
-        self._by_peer: dict[Peer, dict[object, None]] = {}
-        self._heap: TimerHeap[object] = TimerHeap()
+        self._transactions: dict[TransactionKey, TransactionMachine] = {}
+        self._by_peer: dict[Peer, dict[TransactionKey, None]] = {}
+        self._heap: TimerHeap[TransactionKey] = TimerHeap()
         self._live: dict[type[TransactionMachine], int] = dict.fromkeys((*_CLIENT, *_SERVER), 0)
         self._count = dict.fromkeys(
             (
@@ -139,8 +142,8 @@ class TransactionLayer:
     # -- network input ---------------------------------------------------------------------
 
     def receive_request(
-        self, request: Request, peer: Peer, now: float, *, key: object | None = None
-    ) -> list[object]:
+        self, request: Request, peer: Peer, now: float, *, key: TransactionKey | None = None
+    ) -> list[TransactionOutput]:
         """Match an incoming request to a server transaction or create one (RFC 3261 §17.2.3).
 
         ``key`` is the request's ``server_key`` when the caller has it already.
@@ -167,7 +170,9 @@ class TransactionLayer:
         received = RequestReceived(request=request, peer=peer, key=key, rtime=now)
         return [received, *self._start(txn, now)]
 
-    def receive_response(self, response: Response, peer: Peer, now: float) -> list[object]:
+    def receive_response(
+        self, response: Response, peer: Peer, now: float
+    ) -> list[TransactionOutput]:
         """Match an incoming response to a client transaction (RFC 3261 §17.1.3).
 
         Returns:
@@ -189,10 +194,10 @@ class TransactionLayer:
         kind = response_input(response.status, from_tu=False)
         return self._feed(txn, TransactionInput(kind=kind, message=response, peer=peer), now)
 
-    def transport_failed(self, peer: Peer, now: float) -> list[object]:
+    def transport_failed(self, peer: Peer, now: float) -> list[TransactionOutput]:
         """Report a transport error to every transaction with ``peer`` (RFC 3261 §17.1.4,
         §17.2.4); those whose state acts on it emit ``TransactionFailed`` and terminate."""
-        out: list[object] = []
+        out: list[TransactionOutput] = []
         for key in list(self._by_peer.get(peer, ())):
             txn = self._transactions.get(key)
             if txn is not None:
@@ -202,7 +207,9 @@ class TransactionLayer:
 
     # -- TU input --------------------------------------------------------------------------
 
-    def send_request(self, request: Request, peer: Peer, now: float) -> tuple[object, list[object]]:
+    def send_request(
+        self, request: Request, peer: Peer, now: float
+    ) -> tuple[ClientKey, list[TransactionOutput]]:
         """Create the client transaction for ``request`` and send it (RFC 3261 §17.1).
 
         Returns:
@@ -228,7 +235,9 @@ class TransactionLayer:
         self._add(txn)
         return key, self._start(txn, now)
 
-    def send_response(self, key: object, response: Response, now: float) -> list[object]:
+    def send_response(
+        self, key: TransactionKey, response: Response, now: float
+    ) -> list[TransactionOutput]:
         """Send ``response`` through server transaction ``key`` (RFC 3261 §17.2).
 
         Raises:
@@ -241,7 +250,7 @@ class TransactionLayer:
         kind = response_input(response.status, from_tu=True)
         return self._feed(txn, TransactionInput(kind=kind, message=response), now)
 
-    def discard(self, key: object) -> list[object]:
+    def discard(self, key: TransactionKey) -> list[TransactionOutput]:
         """Forget server transaction ``key`` without answering its request.
 
         For a request the TU will not answer at all (a source refused for abuse, RFC 3261
@@ -258,7 +267,7 @@ class TransactionLayer:
         self._remove(txn)
         return [TransactionTerminated(key=key)]
 
-    def find_invite_for_cancel(self, cancel: Request) -> object | None:
+    def find_invite_for_cancel(self, cancel: Request) -> TransactionKey | None:
         """The key of the INVITE server transaction ``cancel`` targets, or None (RFC 3261 §9.2).
 
         Raises:
@@ -267,11 +276,11 @@ class TransactionLayer:
         key = server_key(cancel, method="INVITE")
         return key if isinstance(self._transactions.get(key), ServerInviteTransaction) else None
 
-    def has(self, key: object) -> bool:
+    def has(self, key: TransactionKey) -> bool:
         """True while transaction ``key`` is alive."""
         return key in self._transactions
 
-    def request_for(self, key: object) -> Request:
+    def request_for(self, key: TransactionKey) -> Request:
         """The request that created transaction ``key``.
 
         Raises:
@@ -282,20 +291,20 @@ class TransactionLayer:
             raise LocalProtocolError(f"no live transaction {key!r}")
         return txn.request
 
-    def state_of(self, key: object) -> TransactionState | None:
+    def state_of(self, key: TransactionKey) -> TransactionState | None:
         """The state of transaction ``key``, or None once it is gone."""
         txn = self._transactions.get(key)
         return None if txn is None else txn.state
 
     # -- time ------------------------------------------------------------------------------
 
-    def handle_timer(self, now: float) -> list[object]:
+    def handle_timer(self, now: float) -> list[TransactionOutput]:
         """Fire every timer due at ``now`` (RFC 3261 §17, Table 4); O(log n) per due entry.
 
         Returns:
             Retransmissions, ``TransactionTimedOut`` and ``TransactionTerminated`` events.
         """
-        out: list[object] = []
+        out: list[TransactionOutput] = []
         while (key := self._heap.pop_due(now)) is not None:
             txn = self._transactions.get(key)
             if txn is not None:
@@ -328,7 +337,7 @@ class TransactionLayer:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _receive_ack(self, ack: Request, peer: Peer, now: float) -> list[object]:
+    def _receive_ack(self, ack: Request, peer: Peer, now: float) -> list[TransactionOutput]:
         txn = match_ack(ack, self._transactions.get)
         if txn is None:
             self._count["unmatched_acks"] += 1
@@ -336,14 +345,18 @@ class TransactionLayer:
         inp = TransactionInput(kind=InputKind.RECV_ACK, message=ack, peer=peer)
         return self._feed(txn, inp, now)
 
-    def _start(self, txn: TransactionMachine, now: float) -> list[object]:
+    def _start(self, txn: TransactionMachine, now: float) -> list[TransactionOutput]:
         return self._settle(txn, 0, txn.start(now))
 
-    def _feed(self, txn: TransactionMachine, inp: TransactionInput, now: float) -> list[object]:
+    def _feed(
+        self, txn: TransactionMachine, inp: TransactionInput, now: float
+    ) -> list[TransactionOutput]:
         before = txn.retransmissions
         return self._settle(txn, before, txn.handle(inp, now))
 
-    def _settle(self, txn: TransactionMachine, before: int, out: list[object]) -> list[object]:
+    def _settle(
+        self, txn: TransactionMachine, before: int, out: list[TransactionOutput]
+    ) -> list[TransactionOutput]:
         """Account for what ``txn`` just did; forget it if it terminated, else re-arm it."""
         self._count["retransmissions"] += txn.retransmissions - before
         for event in out:

@@ -31,9 +31,10 @@ from enum import Enum
 from typing import ClassVar, Self
 
 from callserver.sip.errors import LocalProtocolError
-from callserver.sip.events import Peer, TransactionTimedOut, Transmit
+from callserver.sip.events import Peer, TransactionOutput, TransactionTimedOut, Transmit
 from callserver.sip.message import Request, Response
 from callserver.sip.timers import SipTimers
+from callserver.sip.transaction_key import TransactionKey
 
 __all__ = [
     "MAGIC_COOKIE",
@@ -145,7 +146,12 @@ class TransactionMachine(ABC):
     TIMERS: ClassVar[tuple[tuple[str, InputKind], ...]] = ()
 
     def __init__(
-        self, key: object, request: Request, peer: Peer, timers: SipTimers, state: TransactionState
+        self,
+        key: TransactionKey,
+        request: Request,
+        peer: Peer,
+        timers: SipTimers,
+        state: TransactionState,
     ) -> None:
         self.key = key
         self.request = request
@@ -159,15 +165,16 @@ class TransactionMachine(ABC):
     def transition_table(
         self,
     ) -> Mapping[
-        tuple[TransactionState, InputKind], Callable[[Self, TransactionInput, float], list[object]]
+        tuple[TransactionState, InputKind],
+        Callable[[Self, TransactionInput, float], list[TransactionOutput]],
     ]:
         """This machine's ``{(state, kind): handler}`` table (the only source of transitions)."""
 
     @abstractmethod
-    def start(self, now: float) -> list[object]:
+    def start(self, now: float) -> list[TransactionOutput]:
         """Enter the initial state at ``now``; return what must be sent first."""
 
-    def handle(self, inp: TransactionInput, now: float) -> list[object]:
+    def handle(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         """Apply one input at ``now``; return the actions and TU events it produced.
 
         Raises:
@@ -192,9 +199,9 @@ class TransactionMachine(ABC):
                 best = at
         return best
 
-    def fire_due(self, now: float) -> list[object]:
+    def fire_due(self, now: float) -> list[TransactionOutput]:
         """Fire every timer due at ``now``, earliest first; return what they produced."""
-        out: list[object] = []
+        out: list[TransactionOutput] = []
         while self.state is not TransactionState.TERMINATED:
             due = self._earliest_due(now)
             if due is None:
@@ -220,31 +227,31 @@ class TransactionMachine(ABC):
     def _transmit(self, data: bytes) -> Transmit:
         return Transmit(data=data, peer=self.peer)
 
-    def _retransmit(self, data: bytes) -> list[object]:
+    def _retransmit(self, data: bytes) -> list[TransactionOutput]:
         self.retransmissions += 1
         return [self._transmit(data)]
 
-    def _terminate(self) -> list[object]:
+    def _terminate(self) -> list[TransactionOutput]:
         self.state = TransactionState.TERMINATED
         for name, _ in self.TIMERS:
             setattr(self, name, None)
         return []
 
-    def _ignore(self, inp: TransactionInput, now: float) -> list[object]:
+    def _ignore(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         """An input the RFC says to absorb: nothing to do."""
         return []
 
-    def _time_out(self, inp: TransactionInput, now: float) -> list[object]:
+    def _time_out(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         """Timer B, F or H: inform the TU and terminate (RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1)."""
         self._terminate()
         return [TransactionTimedOut(key=self.key, request=self.request)]
 
-    def _transport_error(self, inp: TransactionInput, now: float) -> list[object]:
+    def _transport_error(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         """Inform the TU of the failure and terminate (RFC 3261 §17.1.4, §17.2.4)."""
         self._terminate()
         return [TransactionFailed(key=self.key, request=self.request, reason="transport error")]
 
-    def _terminated_by_timer(self, inp: TransactionInput, now: float) -> list[object]:
+    def _terminated_by_timer(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         """Timer D, I, J, K, L or M: the wait is over; terminate silently."""
         return self._terminate()
 

@@ -25,10 +25,9 @@ Responses are matched to client transactions by the top Via branch and the CSeq 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from callserver.sip.events import Peer, ResponseReceived
+from callserver.sip.events import Peer, ResponseReceived, TransactionOutput
 from callserver.sip.message import Headers, Request, Response
 from callserver.sip.timers import SipTimers
 from callserver.sip.transaction_base import (
@@ -38,6 +37,7 @@ from callserver.sip.transaction_base import (
     TransactionState,
     as_response,
 )
+from callserver.sip.transaction_key import ClientKey
 
 __all__ = [
     "ClientInviteTransaction",
@@ -49,14 +49,6 @@ __all__ = [
 
 S = TransactionState
 K = InputKind
-
-
-@dataclass(frozen=True, slots=True)
-class ClientKey:
-    """A client transaction's key: its top Via branch and method (RFC 3261 §17.1.3)."""
-
-    branch: str
-    method: str
 
 
 def client_key_for_response(response: Response) -> ClientKey | None:
@@ -103,7 +95,7 @@ class _ClientTransaction(TransactionMachine):
         super().__init__(key, request, peer, timers, self.INITIAL)
         self._request_bytes = b""
 
-    def _send_request(self) -> list[object]:
+    def _send_request(self) -> list[TransactionOutput]:
         self._request_bytes = self.request.serialize()
         return [self._transmit(self._request_bytes)]
 
@@ -139,7 +131,7 @@ class ClientInviteTransaction(_ClientTransaction):
         """The table of RFC 3261 Figure 5 as amended by RFC 6026 Figure 5."""
         return _INVITE_TABLE
 
-    def start(self, now: float) -> list[object]:
+    def start(self, now: float) -> list[TransactionOutput]:
         """Send the INVITE; start Timer A (unreliable only) and Timer B (§17.1.1.2)."""
         if not self.reliable:
             # "If an unreliable transport is being used, the client transaction MUST start
@@ -149,31 +141,31 @@ class ClientInviteTransaction(_ClientTransaction):
         self.timer_b = now + self.timers.timer_b
         return self._send_request()
 
-    def _on_timer_a(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_timer_a(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # "When timer A fires, the client transaction MUST retransmit the request ... and
         # MUST reset the timer with a value of 2*T1" (doubling again each time).
         self._a_interval *= 2
         self.timer_a = now + self._a_interval
         return self._retransmit(self._request_bytes)
 
-    def _on_provisional(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_provisional(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         self.state = S.PROCEEDING
         self.timer_a = self.timer_b = None
         return [self._pass_up(inp, now)]
 
-    def _on_2xx(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_2xx(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # RFC 6026 §8.4: enter "Accepted", pass the 2xx up, start Timer M; no ACK here.
         self.state = S.ACCEPTED
         self.timer_a = self.timer_b = None
         self.timer_m = now + self.timers.timer_m
         return [self._pass_up(inp, now)]
 
-    def _on_2xx_accepted(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_2xx_accepted(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # RFC 6026 §8.4: "Any 2xx responses that match this client transaction and that are
         # received while in the "Accepted" state MUST be passed up to the TU."
         return [self._pass_up(inp, now)]
 
-    def _on_final_error(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_final_error(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # "The client transaction MUST pass the received response up to the TU, and the client
         # transaction MUST generate an ACK request, even if the transport is reliable."
         self.state = S.COMPLETED
@@ -181,11 +173,11 @@ class ClientInviteTransaction(_ClientTransaction):
         self._ack_bytes = build_ack(self.request, as_response(inp)).serialize()
         # The ACK goes out before the TU sees the response, so a retry the TU sends at once
         # (a digest challenge answered) reaches the peer after the ACK, not before it.
-        out: list[object] = [self._transmit(self._ack_bytes), self._pass_up(inp, now)]
+        out: list[TransactionOutput] = [self._transmit(self._ack_bytes), self._pass_up(inp, now)]
         self._wait("timer_d", now, self.timers.timer_d_for(self.reliable))
         return out
 
-    def _on_final_error_again(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_final_error_again(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # "Any retransmissions of the final response that are received while in the
         # "Completed" state MUST cause the ACK to be re-passed to the transport layer ...
         # but the newly received response MUST NOT be passed up to the TU."
@@ -211,14 +203,14 @@ class ClientNonInviteTransaction(_ClientTransaction):
         """The table of RFC 3261 Figure 6."""
         return _NON_INVITE_TABLE
 
-    def start(self, now: float) -> list[object]:
+    def start(self, now: float) -> list[TransactionOutput]:
         """Send the request; start Timer E (unreliable only) and Timer F (§17.1.2.2)."""
         if not self.reliable:
             self.timer_e = now + self._e_interval
         self.timer_f = now + self.timers.timer_f
         return self._send_request()
 
-    def _on_timer_e(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_timer_e(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         if self.state is S.PROCEEDING:
             # "If Timer E fires while in the "Proceeding" state, the request MUST be passed to
             # the transport layer for retransmission, and Timer E MUST be reset with a value
@@ -230,22 +222,26 @@ class ClientNonInviteTransaction(_ClientTransaction):
         self.timer_e = now + self._e_interval
         return self._retransmit(self._request_bytes)
 
-    def _on_provisional(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_provisional(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         self.state = S.PROCEEDING
         return [self._pass_up(inp, now)]
 
-    def _on_final(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_final(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # "the client transaction MUST transition to the "Completed" state" and pass the
         # response up; Timer K absorbs retransmitted finals (T4, zero when reliable).
         self.state = S.COMPLETED
         self.timer_e = self.timer_f = None
-        out: list[object] = [self._pass_up(inp, now)]
+        out: list[TransactionOutput] = [self._pass_up(inp, now)]
         self._wait("timer_k", now, self.timers.timer_k_for(self.reliable))
         return out
 
 
-_InviteHandler = Callable[[ClientInviteTransaction, TransactionInput, float], list[object]]
-_NonInviteHandler = Callable[[ClientNonInviteTransaction, TransactionInput, float], list[object]]
+_InviteHandler = Callable[
+    [ClientInviteTransaction, TransactionInput, float], list[TransactionOutput]
+]
+_NonInviteHandler = Callable[
+    [ClientNonInviteTransaction, TransactionInput, float], list[TransactionOutput]
+]
 
 _CI = ClientInviteTransaction
 _INVITE_TABLE: Final[dict[tuple[S, K], _InviteHandler]] = {

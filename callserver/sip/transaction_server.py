@@ -24,10 +24,9 @@ and method is used. All lookups are dict lookups.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from callserver.sip.events import Peer, RequestReceived
+from callserver.sip.events import Peer, RequestReceived, TransactionOutput
 from callserver.sip.message import Headers, Request, Response
 from callserver.sip.timers import SipTimers
 from callserver.sip.transaction_base import (
@@ -38,6 +37,7 @@ from callserver.sip.transaction_base import (
     TransactionState,
     as_response,
 )
+from callserver.sip.transaction_key import LegacyServerKey, ServerKey, TransactionKey
 
 __all__ = [
     "LegacyServerKey",
@@ -51,29 +51,6 @@ __all__ = [
 
 S = TransactionState
 K = InputKind
-
-
-@dataclass(frozen=True, slots=True)
-class ServerKey:
-    """A server transaction's key for RFC 3261 branches: branch, sent-by, method (§17.2.3)."""
-
-    branch: str
-    host: str
-    port: int | None
-    method: str
-
-
-@dataclass(frozen=True, slots=True)
-class LegacyServerKey:
-    """The RFC 2543 key, for requests whose branch lacks the magic cookie (§17.2.3)."""
-
-    request_uri: str
-    to_tag: str
-    from_tag: str
-    call_id: str
-    cseq: int
-    top_via: str
-    method: str
 
 
 def server_key(request: Request, method: str | None = None) -> ServerKey | LegacyServerKey:
@@ -107,7 +84,7 @@ def _legacy_key(request: Request, method: str, to_tag: str) -> LegacyServerKey:
 
 
 def match_ack(
-    ack: Request, lookup: Callable[[object], object | None]
+    ack: Request, lookup: Callable[[TransactionKey], TransactionMachine | None]
 ) -> ServerInviteTransaction | None:
     """The INVITE server transaction an ACK belongs to, or None (RFC 3261 §17.2.3).
 
@@ -148,7 +125,9 @@ class _ServerTransaction(TransactionMachine):
 
     INITIAL: ClassVar[TransactionState] = S.TRYING
 
-    def __init__(self, key: object, request: Request, peer: Peer, timers: SipTimers) -> None:
+    def __init__(
+        self, key: TransactionKey, request: Request, peer: Peer, timers: SipTimers
+    ) -> None:
         super().__init__(key, request, peer, timers, self.INITIAL)
         self.last_response: Response | None = None
         self._last_bytes = b""
@@ -160,16 +139,16 @@ class _ServerTransaction(TransactionMachine):
             return None
         return self.last_response.to().tag
 
-    def _send(self, response: Response) -> list[object]:
+    def _send(self, response: Response) -> list[TransactionOutput]:
         self.last_response = response
         self._last_bytes = response.serialize()
         return [self._transmit(self._last_bytes)]
 
-    def _send_tu(self, inp: TransactionInput, now: float) -> list[object]:
+    def _send_tu(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         """A response from the TU that does not change the state: send it."""
         return self._send(as_response(inp))
 
-    def _resend(self, inp: TransactionInput, now: float) -> list[object]:
+    def _resend(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         """A retransmitted request: send the last response again, if there is one."""
         return self._retransmit(self._last_bytes) if self._last_bytes else []
 
@@ -188,7 +167,9 @@ class ServerInviteTransaction(_ServerTransaction):
         ("timer_l", K.TIMER_L),
     )
 
-    def __init__(self, key: object, request: Request, peer: Peer, timers: SipTimers) -> None:
+    def __init__(
+        self, key: TransactionKey, request: Request, peer: Peer, timers: SipTimers
+    ) -> None:
         super().__init__(key, request, peer, timers)
         self.timer_g: float | None = None
         self.timer_h: float | None = None
@@ -201,35 +182,35 @@ class ServerInviteTransaction(_ServerTransaction):
         """The table of RFC 3261 Figure 7 as amended by RFC 6026 Figure 7."""
         return _INVITE_TABLE
 
-    def start(self, now: float) -> list[object]:
+    def start(self, now: float) -> list[TransactionOutput]:
         """Give the TU 200 ms to answer before sending 100 (Trying) (RFC 3261 §17.2.1)."""
         self.timer_trying = now + self.timers.timer_trying
         return []
 
-    def _send_trying(self, inp: TransactionInput, now: float) -> list[object]:
+    def _send_trying(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # The TU has not answered within 200 ms: "the server transaction MUST generate a
         # 100 (Trying) response".
         return self._send(build_trying(self.request))
 
-    def _resend_or_trying(self, inp: TransactionInput, now: float) -> list[object]:
+    def _resend_or_trying(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # A retransmitted INVITE before the TU said anything: the 100 (Trying) is due now.
         if self._last_bytes:
             return self._resend(inp, now)
         self.timer_trying = None
         return self._send(build_trying(self.request))
 
-    def _send_tu(self, inp: TransactionInput, now: float) -> list[object]:
+    def _send_tu(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         self.timer_trying = None
         return super()._send_tu(inp, now)
 
-    def _on_2xx(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_2xx(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # RFC 6026 §8.5: send it (the TU retransmits 2xx), move to "Accepted", start Timer L.
         self.timer_trying = None
         self.state = S.ACCEPTED
         self.timer_l = now + self.timers.timer_l
         return self._send(as_response(inp))
 
-    def _on_final_error(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_final_error(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # "the state machine MUST enter the "Completed" state, and the response MUST be passed
         # to the transport layer for transmission"; Timer G only for unreliable transports,
         # Timer H "to fire in 64*T1 seconds for all transports".
@@ -240,14 +221,14 @@ class ServerInviteTransaction(_ServerTransaction):
         self.timer_h = now + self.timers.timer_h
         return self._send(as_response(inp))
 
-    def _on_timer_g(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_timer_g(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # "timer G is reset with a value that doubles, unless that value exceeds T2, in which
         # case it is reset with the value of T2."
         self._g_interval = min(2 * self._g_interval, self.timers.t2)
         self.timer_g = now + self._g_interval
         return self._retransmit(self._last_bytes)
 
-    def _on_ack(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_ack(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # "If an ACK is received while the server transaction is in the "Completed" state, the
         # server transaction MUST transition to the "Confirmed" state"; Timer G is ignored.
         self.state = S.CONFIRMED
@@ -255,7 +236,7 @@ class ServerInviteTransaction(_ServerTransaction):
         self._wait("timer_i", now, self.timers.timer_i_for(self.reliable))
         return []
 
-    def _on_ack_accepted(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_ack_accepted(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # RFC 6026 §8.7: an ACK matching the transaction in "Accepted" is passed to the TU.
         if not isinstance(inp.message, Request):
             return []
@@ -271,7 +252,9 @@ class ServerNonInviteTransaction(_ServerTransaction):
     INITIAL = S.TRYING
     TIMERS = (("timer_j", K.TIMER_J),)
 
-    def __init__(self, key: object, request: Request, peer: Peer, timers: SipTimers) -> None:
+    def __init__(
+        self, key: TransactionKey, request: Request, peer: Peer, timers: SipTimers
+    ) -> None:
         super().__init__(key, request, peer, timers)
         self.timer_j: float | None = None
 
@@ -279,15 +262,15 @@ class ServerNonInviteTransaction(_ServerTransaction):
         """The table of RFC 3261 Figure 8."""
         return _NON_INVITE_TABLE
 
-    def start(self, now: float) -> list[object]:
+    def start(self, now: float) -> list[TransactionOutput]:
         """Enter Trying; nothing is sent until the TU answers (RFC 3261 §17.2.2)."""
         return []
 
-    def _on_provisional(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_provisional(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         self.state = S.PROCEEDING
         return self._send(as_response(inp))
 
-    def _on_final(self, inp: TransactionInput, now: float) -> list[object]:
+    def _on_final(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # "the server transaction MUST enter the "Completed" state, and the response MUST be
         # passed to the transport layer"; Timer J: 64*T1 unreliable, zero reliable.
         self.state = S.COMPLETED
@@ -296,8 +279,12 @@ class ServerNonInviteTransaction(_ServerTransaction):
         return out
 
 
-_InviteHandler = Callable[[ServerInviteTransaction, TransactionInput, float], list[object]]
-_NonInviteHandler = Callable[[ServerNonInviteTransaction, TransactionInput, float], list[object]]
+_InviteHandler = Callable[
+    [ServerInviteTransaction, TransactionInput, float], list[TransactionOutput]
+]
+_NonInviteHandler = Callable[
+    [ServerNonInviteTransaction, TransactionInput, float], list[TransactionOutput]
+]
 
 _SI = ServerInviteTransaction
 _INVITE_TABLE: Final[dict[tuple[S, K], _InviteHandler]] = {

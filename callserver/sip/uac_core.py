@@ -28,6 +28,7 @@ from callserver.sip.events import (
 from callserver.sip.headers import Address
 from callserver.sip.ids import new_branch, new_call_id, new_tag
 from callserver.sip.message import Request, Response
+from callserver.sip.transaction_key import TransactionKey
 from callserver.sip.uac import (
     Credentials,
     build_ack_for_2xx,
@@ -46,7 +47,7 @@ __all__ = ["UacCore"]
 
 @dataclass(slots=True)
 class _ClientInvite:
-    handle: object
+    handle: TransactionKey
     request: Request
     peer: Peer
     credentials: Credentials | None
@@ -60,7 +61,7 @@ class UacCore:
 
     def __init__(self, endpoint: SipEndpoint) -> None:
         self._endpoint = endpoint
-        self._invites: dict[object, _ClientInvite] = {}
+        self._invites: dict[TransactionKey, _ClientInvite] = {}
         self._acks: dict[DialogId, Transmit] = {}
 
     def invite(
@@ -77,7 +78,7 @@ class UacCore:
         credentials: Credentials | None = None,
         call_id: str | None = None,
         max_forwards: int = 70,
-    ) -> object:
+    ) -> TransactionKey:
         """Send an INVITE (§13.2.1); returns the handle its responses will carry as ``key``.
 
         ``call_id`` (default: a new one) lets the caller journal the leg before it is sent.
@@ -107,7 +108,7 @@ class UacCore:
         self._invites[key] = _ClientInvite(key, request, peer, credentials)
         return key
 
-    def cancel(self, handle: object, now: float) -> None:
+    def cancel(self, handle: TransactionKey | None, now: float) -> None:
         """Cancel a pending INVITE (§9.1); sent once a provisional response has arrived."""
         for key, pending in self._invites.items():
             if pending.handle == handle:
@@ -115,7 +116,7 @@ class UacCore:
                 if pending.provisional_seen:
                     self._send_cancel(key, pending, now)
 
-    def _send_cancel(self, key: object, pending: _ClientInvite, now: float) -> None:
+    def _send_cancel(self, key: TransactionKey, pending: _ClientInvite, now: float) -> None:
         self._endpoint.send_transaction(build_cancel(pending.request), pending.peer, now)
 
     def on_response(self, event: ResponseReceived, now: float) -> None:
@@ -141,7 +142,7 @@ class UacCore:
             )
 
     def _on_invite_response(
-        self, key: object, pending: _ClientInvite, event: ResponseReceived, now: float
+        self, key: TransactionKey, pending: _ClientInvite, event: ResponseReceived, now: float
     ) -> bool:
         response = event.response
         status = response.status
@@ -165,7 +166,7 @@ class UacCore:
         return True
 
     def _provisional(
-        self, key: object, pending: _ClientInvite, response: Response, now: float
+        self, key: TransactionKey, pending: _ClientInvite, response: Response, now: float
     ) -> None:
         if response.to().tag is not None and response.status > 100:
             dialog_id = _uac_dialog_id(pending.request, response)
@@ -219,7 +220,7 @@ class UacCore:
             self._endpoint.emit_transmit(transmit)
 
     def _retry_with_auth(
-        self, key: object, pending: _ClientInvite, response: Response, now: float
+        self, key: TransactionKey, pending: _ClientInvite, response: Response, now: float
     ) -> bool:
         assert pending.credentials is not None
         retry = with_authorization(
@@ -261,7 +262,7 @@ class UacCore:
         elif event.request.method != "INVITE":
             self._endpoint.emit(event)
 
-    def forget(self, key: object) -> None:
+    def forget(self, key: TransactionKey) -> None:
         """A client transaction ended: drop our record of it."""
         self._invites.pop(key, None)
 

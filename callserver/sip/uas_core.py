@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callserver.sip.dialog import Dialog, DialogId, DialogState, SessionTimer
-from callserver.sip.errors import SipParseError
+from callserver.sip.dialog_timers import RefreshRefused
+from callserver.sip.errors import LocalProtocolError, SipParseError
 from callserver.sip.events import (
     DialogConfirmed,
     InviteCancelled,
@@ -33,6 +34,7 @@ from callserver.sip.events import (
 )
 from callserver.sip.ids import new_tag
 from callserver.sip.message import Request, Response
+from callserver.sip.transaction_key import TransactionKey
 from callserver.sip.uas import (
     SessionTimerAnswer,
     build_response,
@@ -52,17 +54,19 @@ class UasCore:
 
     def __init__(self, endpoint: SipEndpoint) -> None:
         self._endpoint = endpoint
-        self._server: dict[object, _ServerInvite] = {}
-        self._merge: dict[tuple[str, str, int], object] = {}
-        self._merge_of: dict[object, tuple[str, str, int]] = {}
+        self._server: dict[TransactionKey, _ServerInvite] = {}
+        self._merge: dict[tuple[str, str, int], TransactionKey] = {}
+        self._merge_of: dict[TransactionKey, tuple[str, str, int]] = {}
         self._pending_2xx: dict[DialogId, _Pending2xx] = {}
-        self._updates: dict[object, tuple[DialogId, SessionTimerAnswer]] = {}  # with an offer
+        self._updates: dict[
+            TransactionKey, tuple[DialogId, SessionTimerAnswer]
+        ] = {}  # with an offer
         self.errors_answered = 0
         self.invites_in_setup = 0  # INVITE server transactions without a final response yet
 
     def respond(
         self,
-        key: object,
+        key: TransactionKey | None,
         status: int,
         now: float,
         *,
@@ -81,8 +85,11 @@ class UasCore:
         RFC 3261 §8.2.6.2).
 
         Raises:
-            LocalProtocolError: ``key`` names no live transaction, or its state forbids this.
+            LocalProtocolError: ``key`` names no live transaction (None: the request was an
+                ACK, which has none), or its state forbids this.
         """
+        if key is None:
+            raise LocalProtocolError("an ACK has no server transaction to respond in")
         request = self._endpoint.transactions.request_for(key)
         server = self._server.get(key)
         tag = server.tag if server else to_tag or new_tag()
@@ -222,6 +229,7 @@ class UasCore:
         except SipParseError as exc:
             self._reply(event, exc.status_hint, now)
             return
+        assert event.key is not None  # only an ACK comes without a transaction
         self._server[event.key] = _ServerInvite(
             tag=new_tag(),
             peer=response_peer(event.request, event.peer),
@@ -263,16 +271,27 @@ class UasCore:
         elif request.method == "OPTIONS":
             self._reply(event, 200, now)
         elif request.method == "UPDATE" and not request.body:
-            self._endpoint.dialog_timers.refreshed_by_peer(dialog, event, now)
+            self._refreshed_by_peer(dialog, event, now)
         elif request.method in ("INVITE", "UPDATE"):
             self._offer_in_dialog(dialog, event, now)
         else:
             self._endpoint.emit(event)
 
+    def _refreshed_by_peer(self, dialog: Dialog, event: RequestReceived, now: float) -> None:
+        """The peer refreshed with an UPDATE without a body: answer 200 and re-arm."""
+        answer = self._endpoint.dialog_timers.negotiate_refresh(dialog, event.request, offer=False)
+        if isinstance(answer, RefreshRefused):
+            self._reply(event, answer.status, now, headers=answer.headers)
+            return
+        self._reply(event, 200, now, headers=answer.headers)
+        self._endpoint.dialog_timers.refreshed(dialog.id, answer, now)
+
     def _offer_in_dialog(self, dialog: Dialog, event: RequestReceived, now: float) -> None:
-        timer = self._endpoint.dialog_timers.negotiate_refresh(dialog, event, now, offer=True)
-        if timer is None:
-            return  # answered there: 491, 400 or 422
+        timer = self._endpoint.dialog_timers.negotiate_refresh(dialog, event.request, offer=True)
+        if isinstance(timer, RefreshRefused):
+            self._reply(event, timer.status, now, headers=timer.headers)  # 491, 400 or 422
+            return
+        assert event.key is not None  # only an ACK comes without a transaction
         if event.request.method == "UPDATE":
             self._updates[event.key] = (dialog.id, timer)
         else:
@@ -339,7 +358,7 @@ class UasCore:
         pending.interval = min(2 * pending.interval, self._endpoint.config.timers.t2)
         self._endpoint.arm_timer(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
 
-    def forget(self, key: object) -> None:
+    def forget(self, key: TransactionKey) -> None:
         """Transaction ``key`` ended: drop its INVITE or UPDATE state and merge-detection entry."""
         server = self._server.pop(key, None)
         if server is not None and not server.final_sent:
@@ -375,9 +394,9 @@ class UasCore:
         self.errors_answered += 1
         self._endpoint.emit_transmit(Transmit(data=response.serialize(), peer=target))
 
-    def is_pending_invite(self, key: object) -> bool:
+    def is_pending_invite(self, key: TransactionKey | None) -> bool:
         """True while INVITE server transaction ``key`` has had no final response."""
-        server = self._server.get(key)
+        server = self._server.get(key) if key is not None else None
         return server is not None and not server.final_sent
 
     def defer_bye(self, dialog_id: DialogId) -> bool:
