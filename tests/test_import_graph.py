@@ -29,12 +29,6 @@ KNOWN: frozenset[Circle] = frozenset(
             "callserver.calls.screening",
             "callserver.calls.session",
         ),
-        (
-            "callserver.sip.dialog_timers",
-            "callserver.sip.endpoint",
-            "callserver.sip.uac_core",
-            "callserver.sip.uas_core",
-        ),
     }
 )
 

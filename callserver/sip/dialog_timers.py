@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 When a dialog is confirmed with a session timer, one of two deadlines is armed on the
-endpoint's timer heap: ``refresh`` at half the interval when we refresh (RFC 4028 §10: "the
+endpoint's outbox: ``refresh`` at half the interval when we refresh (RFC 4028 §10: "the
 refresh SHOULD be sent ... at half the session expiration"), or ``expire`` at the interval
 less min(32, interval/3) when the peer does (§10: "the BYE SHOULD be sent ... 32 seconds or
 one third of the session interval, whichever is less, before expiration"). A refresh we send
@@ -18,16 +18,13 @@ its own: a B2BUA's two legs refresh independently.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from callserver.sip.dialog import Dialog, DialogId, DialogState
 from callserver.sip.errors import SipParseError
 from callserver.sip.message import Request, Response
 from callserver.sip.transaction_key import TransactionKey
+from callserver.sip.transaction_user import TransactionUser
 from callserver.sip.uas import SessionTimerAnswer, negotiate_session_timer
-
-if TYPE_CHECKING:
-    from callserver.sip.endpoint import SipEndpoint
 
 __all__ = ["DialogTimers", "RefreshRefused"]
 
@@ -43,8 +40,10 @@ class RefreshRefused:
 class DialogTimers:
     """Session-timer deadlines of the endpoint's dialogs (RFC 4028 §10)."""
 
-    def __init__(self, endpoint: SipEndpoint) -> None:
-        self._endpoint = endpoint
+    def __init__(self, tu: TransactionUser) -> None:
+        self._tu = tu
+        self._dialogs = tu.dialogs
+        self._deadlines = tu.outbox.timers
         self._refreshing: dict[TransactionKey, DialogId] = {}
         self._offering: set[DialogId] = set()  # our refresh re-INVITE (an offer) is pending
 
@@ -55,24 +54,28 @@ class DialogTimers:
         if timer is None or dialog.state is not DialogState.CONFIRMED:
             return
         if timer.we_refresh:
-            self._endpoint.arm_timer(("refresh", dialog.id), now + timer.interval / 2)
+            self._deadlines.schedule(("refresh", dialog.id), now + timer.interval / 2)
         else:
             margin = min(32.0, timer.interval / 3)
-            self._endpoint.arm_timer(("expire", dialog.id), now + timer.interval - margin)
+            self._deadlines.schedule(("expire", dialog.id), now + timer.interval - margin)
 
     def stop(self, dialog: Dialog) -> None:
         """Disarm the dialog's session-timer deadlines."""
-        self._endpoint.arm_timer(("refresh", dialog.id), None)
-        self._endpoint.arm_timer(("expire", dialog.id), None)
+        self.dialog_ended(dialog.id)
+
+    def dialog_ended(self, dialog_id: DialogId) -> None:
+        """Disarm the session-timer deadlines of a dialog that is gone."""
+        self._deadlines.schedule(("refresh", dialog_id), None)
+        self._deadlines.schedule(("expire", dialog_id), None)
 
     def fire(self, kind: str, ident: DialogId, now: float) -> None:
         """A ``refresh`` or ``expire`` deadline came due."""
-        dialog = self._endpoint.dialogs.get(ident)
+        dialog = self._dialogs.get(ident)
         if dialog is None or dialog.state is not DialogState.CONFIRMED:
             return
         if kind == "expire":
-            self._endpoint.send_in_dialog(dialog, "BYE", now)
-            self._endpoint.terminate_dialog(dialog, "session_expired", now)
+            self._tu.send_in_dialog(dialog, "BYE", now)
+            self._tu.terminate(dialog, "session_expired", now)
         elif kind == "refresh":
             self._send_refresh(dialog, now)
 
@@ -84,9 +87,9 @@ class DialogTimers:
         # UAS naming "uas" here would hand the refreshes to the peer).
         headers = (("Session-Expires", f"{timer.interval};refresher=uac"), ("Supported", "timer"))
         if "UPDATE" in dialog.remote_allow or not dialog.local_sdp:
-            key = self._endpoint.send_in_dialog(dialog, "UPDATE", now, headers=headers)
+            key = self._tu.send_in_dialog(dialog, "UPDATE", now, headers=headers)
         else:
-            key = self._endpoint.send_in_dialog(
+            key = self._tu.send_in_dialog(
                 dialog, "INVITE", now, body=dialog.local_sdp, headers=headers
             )
             self._offering.add(dialog.id)
@@ -102,15 +105,15 @@ class DialogTimers:
         if dialog_id is None:
             return
         self._offering.discard(dialog_id)
-        dialog = self._endpoint.dialogs.get(dialog_id)
+        dialog = self._dialogs.get(dialog_id)
         if dialog is None:
             return
         if 200 <= response.status < 300:
             self.start(dialog, now)
             return
         if response.status not in (481, 408):
-            self._endpoint.send_in_dialog(dialog, "BYE", now)
-        self._endpoint.terminate_dialog(dialog, "refresh_failed", now)
+            self._tu.send_in_dialog(dialog, "BYE", now)
+        self._tu.terminate(dialog, "refresh_failed", now)
 
     def refresh_timed_out(self, key: TransactionKey, now: float) -> None:
         """Our refresh got no answer at all (RFC 4028 §10: treat as a failed refresh)."""
@@ -136,8 +139,8 @@ class DialogTimers:
         try:
             answer = negotiate_session_timer(
                 request,
-                default=current.interval if current else self._endpoint.config.session_expires,
-                min_se=self._endpoint.config.min_se,
+                default=current.interval if current else self._tu.config.session_expires,
+                min_se=self._tu.config.min_se,
             )
         except SipParseError as exc:
             return RefreshRefused(status=exc.status_hint)
@@ -148,7 +151,7 @@ class DialogTimers:
     def refreshed(self, dialog_id: DialogId, timer: SessionTimerAnswer, now: float) -> None:
         """Our 2xx to a refresh went out: the timer it set up runs from now (re-INVITE: the
         ACK starts it, ``start``)."""
-        dialog = self._endpoint.dialogs.get(dialog_id)
+        dialog = self._dialogs.get(dialog_id)
         if dialog is not None:
             dialog.session_timer = timer.timer
             self.start(dialog, now)

@@ -17,22 +17,22 @@ application answers INVITEs (``respond``), and places and ends calls (``invite``
 ``bye``). Before a new INVITE gets a transaction it is put to the application's ``gate``
 (overload control): one the gate refuses is answered 503 at once, statelessly
 (``sip.stateless``, RFC 3261 §8.2.7), and reported as ``InviteRefused``. The UAC half lives
-in ``uac_core`` and the timers of dialogs in ``dialog_timers``.
+in ``uac_core`` and the timers of dialogs in ``dialog_timers``; what the three share is a
+``TransactionUser`` (config, dialogs, transaction layer), and what they produce they write to
+its ``Outbox``, which this facade drains: none of them calls back into the endpoint.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from callserver.sip.dialog import Dialog, DialogId, DialogState
+from callserver.sip.dialog import DialogId, DialogState
 from callserver.sip.dialog_timers import DialogTimers
+from callserver.sip.endpoint_config import EndpointConfig
 from callserver.sip.errors import SipParseError
 from callserver.sip.events import (
     CloseConnection,
-    DialogTerminated,
     InviteRefused,
-    MessageDropped,
     Peer,
     RequestReceived,
     ResponseReceived,
@@ -43,70 +43,18 @@ from callserver.sip.events import (
     Transmit,
 )
 from callserver.sip.framing import ReceiveBuffer
-from callserver.sip.ids import new_branch
 from callserver.sip.message import Request, Response
-from callserver.sip.parser import ParseLimits, parse_message
+from callserver.sip.outbox import Outbox
+from callserver.sip.parser import parse_message
 from callserver.sip.stateless import Gate, StatelessRefusals, refusal
-from callserver.sip.timers import SipTimers, TimerHeap
 from callserver.sip.transaction import TransactionKey, TransactionLayer
 from callserver.sip.transaction_server import server_key
+from callserver.sip.transaction_user import TransactionUser
 from callserver.sip.uac_core import UacCore
 from callserver.sip.uas import response_peer, stamp_via
 from callserver.sip.uas_core import UasCore
-from callserver.sip.validate import UasPolicy
 
 __all__ = ["EndpointConfig", "EndpointStatistics", "SipEndpoint"]
-
-TimerKey = tuple[str, DialogId]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointConfig:
-    """What the endpoint needs to know about itself: address, identity, timers, limits."""
-
-    host: str
-    port: int
-    user_agent: str = "callserver"
-    timers: SipTimers = field(default_factory=SipTimers)
-    limits: ParseLimits = field(default_factory=ParseLimits)
-    policy: UasPolicy = field(default_factory=UasPolicy)
-    session_expires: int = 1800
-    min_se: int = 90
-
-    def via(self, transport: str, branch: str) -> str:
-        """Our Via value for a new client transaction, asking for rport (RFC 3581 §3)."""
-        return f"SIP/2.0/{transport.upper()} {self.sent_by()};branch={branch};rport"
-
-    def sent_by(self) -> str:
-        """host:port as written in Via and Contact (IPv6 in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"{host}:{self.port}"
-
-    def contact(self, transport: str) -> str:
-        """Our Contact value (RFC 3261 §8.1.1.8), naming the transport for streams."""
-        suffix = "" if transport == "udp" else f";transport={transport}"
-        return f"<sip:callserver@{self.sent_by()}{suffix}>"
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderFields:
-    """Field values every response of a kind carries, formatted once per config."""
-
-    allow: str
-    supported: str
-    accept: str
-    contacts: dict[str, str]
-
-    @classmethod
-    def of(cls, config: EndpointConfig) -> HeaderFields:
-        """Format the fields for ``config``."""
-        policy = config.policy
-        return cls(
-            allow=", ".join(sorted(policy.allowed_methods)),
-            supported=", ".join(sorted(policy.supported_extensions)),
-            accept=", ".join(sorted(policy.accepted_types)),
-            contacts={t: config.contact(t) for t in ("udp", "tcp", "tls")},
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,21 +72,27 @@ class SipEndpoint:
     """A SIP user agent core over one transaction layer; all methods are synchronous."""
 
     def __init__(self, config: EndpointConfig) -> None:
-        self.config = config
         self._tx = TransactionLayer(config.timers)
-        self._events: deque[SipEvent] = deque()
-        self._out: list[Transmit | CloseConnection] = []
+        self._outbox = outbox = Outbox()
+        self._events = outbox.events
+        self._timers = outbox.timers
+        self._tu = tu = TransactionUser(config, self._tx, outbox)
         self._buffers: dict[int, ReceiveBuffer] = {}
-        self.dialogs: dict[DialogId, Dialog] = {}
-        self._timers: TimerHeap[TimerKey] = TimerHeap()
+        self.dialogs = tu.dialogs
         self._received = 0
-        self._dropped = 0
-        self.uas = UasCore(self)
-        # The UAS core's own methods, without a hop through the facade (RFC 3261 §8.2.6).
+        self.dialog_timers = DialogTimers(tu)
+        self.uas = UasCore(tu, self.dialog_timers)
+        self.uac = UacCore(tu, self.dialog_timers)
+        tu.dialog_listeners = (
+            self.uas.dialog_ended,
+            self.dialog_timers.dialog_ended,
+            self.uac.dialog_ended,
+        )
+        tu.transaction_listeners = (self.uas.forget, self.uac.forget)
+        # The cores' own methods, without a hop through the facade.
         self.respond = self.uas.respond
         self.is_pending_invite = self.uas.is_pending_invite
-        self.uac = UacCore(self)
-        self.dialog_timers = DialogTimers(self)
+        self.send_in_dialog = tu.send_in_dialog
         self.gate: Gate | None = None  # asked about every new INVITE (overload control)
         self._refusals = StatelessRefusals(64 * config.timers.t1)
         self.refusal_acks = 0  # ACKs for refusals dropped before parsing
@@ -146,12 +100,11 @@ class SipEndpoint:
     @property
     def config(self) -> EndpointConfig:
         """Our address, identity, timers and limits (replaceable, e.g. once a port is bound)."""
-        return self._config
+        return self._tu.config
 
     @config.setter
     def config(self, config: EndpointConfig) -> None:
-        self._config = config
-        self.fields = HeaderFields.of(config)
+        self._tu.config = config
 
     # -- input -----------------------------------------------------------------------------
 
@@ -187,11 +140,11 @@ class SipEndpoint:
                     continue
                 self._dispatch(message, peer, now)
             for _ in range(buffer.take_pings()):
-                self._out.append(Transmit(data=b"\r\n", peer=peer))
+                self._outbox.transmits.append(Transmit(data=b"\r\n", peer=peer))
         except SipParseError as exc:
-            self.drop(str(exc), peer)
+            self._tu.drop(str(exc), peer)
             self._buffers.pop(conn_id, None)
-            self._out.append(CloseConnection(conn_id=conn_id, reason=str(exc)))
+            self._outbox.transmits.append(CloseConnection(conn_id=conn_id, reason=str(exc)))
 
     def stream_closed(self, peer: Peer) -> None:
         """The connection ``peer.conn_id`` is gone: forget its framing buffer."""
@@ -216,8 +169,7 @@ class SipEndpoint:
 
     def datagrams_to_send(self) -> list[Transmit | CloseConnection]:
         """Everything to transmit (and connections to close) since the last call."""
-        out, self._out = self._out, []
-        return out
+        return self._outbox.take_transmits()
 
     def get_timer(self) -> float | None:
         """The earliest absolute deadline of any timer, or None."""
@@ -230,7 +182,7 @@ class SipEndpoint:
         """Counters since start."""
         return EndpointStatistics(
             messages_received=self._received,
-            messages_dropped=self._dropped,
+            messages_dropped=self._tu.dropped,
             parse_errors_answered=self.uas.errors_answered,
             transactions=len(self._tx),
             dialogs=len(self.dialogs),
@@ -257,33 +209,7 @@ class SipEndpoint:
             return None
         if self.uas.defer_bye(dialog_id):
             return None  # sent once the ACK arrives (RFC 3261 §15)
-        key = self.send_in_dialog(dialog, "BYE", now)
-        self._terminate(dialog, "bye_sent", now)
-        return key
-
-    def send_in_dialog(
-        self,
-        dialog: Dialog,
-        method: str,
-        now: float,
-        *,
-        body: bytes = b"",
-        content_type: str = "application/sdp",
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> TransactionKey:
-        """Send a request inside ``dialog`` (§12.2.1); returns its client transaction key."""
-        peer = self.uac.peer_for_dialog(dialog)
-        request = dialog.create_request(method, self.config.via(peer.transport, new_branch()))
-        for name, value in headers:
-            request.headers.add(name, value)
-        if method in ("INVITE", "UPDATE"):
-            request.headers.add("Contact", self.config.contact(peer.transport))
-        if body:
-            request.headers.add("Content-Type", content_type)
-            request.body = body
-        key, actions = self._tx.send_request(request, peer, now)
-        self.apply(actions, now)
-        return key
+        return self._tu.bye(dialog, now)
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -324,14 +250,16 @@ class SipEndpoint:
             self._events.append(refused)
         tag, shed = known
         response = refusal(request, shed, tag, self.config.user_agent)
-        self._out.append(Transmit(data=response.serialize(), peer=response_peer(request, peer)))
+        transmit = Transmit(data=response.serialize(), peer=response_peer(request, peer))
+        self._outbox.transmits.append(transmit)
         return True
 
     def apply(self, actions: list[TransactionOutput], now: float) -> None:
         """Carry out what the transaction layer returned: send, dispatch, forget."""
+        transmits = self._outbox.transmits
         for action in actions:
             if isinstance(action, Transmit):
-                self._out.append(action)
+                transmits.append(action)
             elif isinstance(action, RequestReceived):
                 self.uas.on_request(action, now)
             elif isinstance(action, ResponseReceived):
@@ -344,44 +272,7 @@ class SipEndpoint:
             else:
                 self._events.append(action)
 
-    # -- teardown --------------------------------------------------------------------------
-
-    def _terminate(self, dialog: Dialog, reason: str, rtime: float) -> None:
-        dialog.state = DialogState.TERMINATED
-        self.dialogs.pop(dialog.id, None)
-        self.uas.dialog_ended(dialog.id)
-        self.dialog_timers.stop(dialog)
-        self.uac.dialog_ended(dialog.id)
-        self._events.append(DialogTerminated(dialog_id=dialog.id, reason=reason, rtime=rtime))
-
-    def terminate_dialog(self, dialog: Dialog, reason: str, now: float) -> None:
-        """Mark ``dialog`` ended and tell the application (used by the UAC and timer halves)."""
-        self._terminate(dialog, reason, now)
-
-    def drop(self, reason: str, peer: Peer) -> None:
-        """Count and report input that cannot be answered (STYLE.md §4)."""
-        self._dropped += 1
-        self._events.append(MessageDropped(reason=reason, peer=peer))
-
-    def send_transaction(self, request: Request, peer: Peer, now: float) -> TransactionKey:
-        """Start a client transaction for ``request`` (used by the UAC half)."""
-        key, actions = self._tx.send_request(request, peer, now)
-        self.apply(actions, now)
-        return key
-
     @property
     def transactions(self) -> TransactionLayer:
-        """The transaction layer under this endpoint (for the UAS and UAC halves)."""
+        """The transaction layer under this endpoint."""
         return self._tx
-
-    def arm_timer(self, key: TimerKey, deadline: float | None) -> None:
-        """Arm (or with None disarm) one of the endpoint's own timers: 2xx, session timers."""
-        self._timers.schedule(key, deadline)
-
-    def emit(self, event: SipEvent) -> None:
-        """Queue an event for the application."""
-        self._events.append(event)
-
-    def emit_transmit(self, transmit: Transmit) -> None:
-        """Queue bytes to send outside any transaction (ACK for 2xx, 2xx retransmissions)."""
-        self._out.append(transmit)

@@ -1,4 +1,4 @@
-"""The UAC half of the endpoint: INVITE, ACK for 2xx, CANCEL, digest retries (RFC 3261 §13.2).
+"""The UAC core: INVITE, ACK for 2xx, CANCEL, digest retries (RFC 3261 §13.2).
 
 Theory of operation
 -------------------
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from secrets import token_hex
-from typing import TYPE_CHECKING
 
 from callserver.sip.dialog import Dialog, DialogId, DialogState
+from callserver.sip.dialog_timers import DialogTimers
 from callserver.sip.events import (
     DialogConfirmed,
     Peer,
@@ -29,6 +29,7 @@ from callserver.sip.headers import Address
 from callserver.sip.ids import new_branch, new_call_id, new_tag
 from callserver.sip.message import Request, Response
 from callserver.sip.transaction_key import TransactionKey
+from callserver.sip.transaction_user import TransactionUser, peer_for_dialog
 from callserver.sip.uac import (
     Credentials,
     build_ack_for_2xx,
@@ -37,10 +38,7 @@ from callserver.sip.uac import (
     with_authorization,
 )
 from callserver.sip.uas import session_timer_of_answer
-from callserver.sip.uri import SipUri, Uri
-
-if TYPE_CHECKING:
-    from callserver.sip.endpoint import SipEndpoint
+from callserver.sip.uri import Uri
 
 __all__ = ["UacCore"]
 
@@ -57,10 +55,15 @@ class _ClientInvite:
 
 
 class UacCore:
-    """Client-side INVITE handling for ``SipEndpoint`` (RFC 3261 §13.2, §9.1, §22.2)."""
+    """Client-side INVITE handling over a ``TransactionUser`` (RFC 3261 §13.2, §9.1, §22.2)."""
 
-    def __init__(self, endpoint: SipEndpoint) -> None:
-        self._endpoint = endpoint
+    def __init__(self, tu: TransactionUser, timers: DialogTimers) -> None:
+        self._tu = tu
+        self._timers = timers
+        self._dialogs = tu.dialogs
+        self._out = tu.outbox
+        self._events = tu.outbox.events
+        self._deadlines = tu.outbox.timers
         self._invites: dict[TransactionKey, _ClientInvite] = {}
         self._acks: dict[DialogId, Transmit] = {}
 
@@ -83,7 +86,7 @@ class UacCore:
 
         ``call_id`` (default: a new one) lets the caller journal the leg before it is sent.
         """
-        config = self._endpoint.config
+        config = self._tu.config
         request = build_request(
             "INVITE",
             uri,
@@ -104,7 +107,7 @@ class UacCore:
         if body:
             request.headers.add("Content-Type", content_type)
             request.body = body
-        key = self._endpoint.send_transaction(request, peer, now)
+        key = self._tu.send_request(request, peer, now)
         self._invites[key] = _ClientInvite(key, request, peer, credentials)
         return key
 
@@ -117,25 +120,25 @@ class UacCore:
                     self._send_cancel(key, pending, now)
 
     def _send_cancel(self, key: TransactionKey, pending: _ClientInvite, now: float) -> None:
-        self._endpoint.send_transaction(build_cancel(pending.request), pending.peer, now)
+        self._tu.send_request(build_cancel(pending.request), pending.peer, now)
 
     def on_response(self, event: ResponseReceived, now: float) -> None:
         """Route a response from the transaction layer (ours, or a stray 2xx)."""
         if event.key is None:
             self._stray(event.response)
             return
-        if self._endpoint.dialog_timers.is_refresh(event.key):
+        if self._timers.is_refresh(event.key):
             if event.response.status >= 200:
                 self._ack_if_invite(event, now)
-                self._endpoint.dialog_timers.refresh_answered(event.key, event.response, now)
+                self._timers.refresh_answered(event.key, event.response, now)
             return
         pending = self._invites.get(event.key)
         if pending is None:
             self._ack_if_invite(event, now)
-            self._endpoint.emit(event)
+            self._events.append(event)
             return
         if self._on_invite_response(event.key, pending, event, now):
-            self._endpoint.emit(
+            self._events.append(
                 ResponseReceived(
                     response=event.response, peer=event.peer, key=pending.handle, rtime=event.rtime
                 )
@@ -153,12 +156,12 @@ class UacCore:
             if retransmitted is not None:
                 # RFC 6026: a retransmitted 2xx comes up through the Accepted client
                 # transaction; answer it with the same ACK, tell nobody.
-                self._endpoint.emit_transmit(retransmitted)
+                self._out.transmits.append(retransmitted)
                 return False
             dialog = self._confirm(pending, response, event.peer, now)
-            self._endpoint.emit(DialogConfirmed(dialog_id=dialog.id, rtime=event.rtime))
+            self._events.append(DialogConfirmed(dialog_id=dialog.id, rtime=event.rtime))
             if pending.cancel_wanted:
-                self._endpoint.bye(dialog.id, now)
+                self._tu.bye(dialog, now)
         elif status in (401, 407) and pending.credentials and not pending.auth_tried:
             return not self._retry_with_auth(key, pending, response, now)
         else:
@@ -170,9 +173,9 @@ class UacCore:
     ) -> None:
         if response.to().tag is not None and response.status > 100:
             dialog_id = _uac_dialog_id(pending.request, response)
-            if dialog_id not in self._endpoint.dialogs:
+            if dialog_id not in self._dialogs:
                 dialog = Dialog.as_uac(pending.request, response, pending.peer)
-                self._endpoint.dialogs[dialog.id] = dialog
+                self._dialogs[dialog.id] = dialog
         if not pending.provisional_seen:
             pending.provisional_seen = True
             if pending.cancel_wanted:
@@ -181,35 +184,33 @@ class UacCore:
     def _confirm(
         self, pending: _ClientInvite, response: Response, peer: Peer, now: float
     ) -> Dialog:
-        dialog = self._endpoint.dialogs.get(_uac_dialog_id(pending.request, response))
+        dialog = self._dialogs.get(_uac_dialog_id(pending.request, response))
         if dialog is None:
             dialog = Dialog.as_uac(pending.request, response, pending.peer)
-            self._endpoint.dialogs[dialog.id] = dialog
+            self._dialogs[dialog.id] = dialog
         dialog.confirm(response)
         dialog.local_sdp = pending.request.body
         dialog.remote_sdp = response.body
         self._send_ack(dialog, pending.request, now)
         dialog.session_timer = session_timer_of_answer(response)
-        self._endpoint.dialog_timers.start(dialog, now)
+        self._timers.start(dialog, now)
         return dialog
 
     def _send_ack(self, dialog: Dialog, invite: Request, now: float) -> None:
-        target = self.peer_for_dialog(dialog)
-        ack = build_ack_for_2xx(
-            dialog, invite, self._endpoint.config.via(target.transport, new_branch())
-        )
+        target = peer_for_dialog(dialog)
+        ack = build_ack_for_2xx(dialog, invite, self._tu.config.via(target.transport, new_branch()))
         transmit = Transmit(data=ack.serialize(), peer=target)
         self._acks[dialog.id] = transmit
-        self._endpoint.emit_transmit(transmit)
+        self._out.transmits.append(transmit)
 
     def _ack_if_invite(self, event: ResponseReceived, now: float) -> None:
         response = event.response
         if response.cseq().method != "INVITE" or not 200 <= response.status < 300:
             return
-        dialog = self._endpoint.dialogs.get(_dialog_id_of_response(response))
+        dialog = self._dialogs.get(_dialog_id_of_response(response))
         if dialog is not None and event.key is not None:
             # RFC 6026: the client transaction is still there (Accepted) when its 2xx arrives.
-            self._send_ack(dialog, self._endpoint.transactions.request_for(event.key), now)
+            self._send_ack(dialog, self._tu.transactions.request_for(event.key), now)
 
     def _stray(self, response: Response) -> None:
         """A retransmitted 2xx: answer with the same ACK again (§13.2.2.4)."""
@@ -217,7 +218,7 @@ class UacCore:
             return
         transmit = self._acks.get(_dialog_id_of_response(response))
         if transmit is not None:
-            self._endpoint.emit_transmit(transmit)
+            self._out.transmits.append(transmit)
 
     def _retry_with_auth(
         self, key: TransactionKey, pending: _ClientInvite, response: Response, now: float
@@ -227,12 +228,12 @@ class UacCore:
             pending.request,
             response,
             pending.credentials,
-            via=self._endpoint.config.via(pending.peer.transport, new_branch()),
+            via=self._tu.config.via(pending.peer.transport, new_branch()),
             cnonce=token_hex(8),
         )
         if retry is None:
             return False
-        new_key = self._endpoint.send_transaction(retry, pending.peer, now)
+        new_key = self._tu.send_request(retry, pending.peer, now)
         self._invites[new_key] = _ClientInvite(
             pending.handle,
             retry,
@@ -245,22 +246,22 @@ class UacCore:
 
     def _drop_early(self, invite: Request) -> None:
         call_id, local_tag = invite.call_id(), invite.from_().tag
-        for dialog_id in [d for d in self._endpoint.dialogs if d.call_id == call_id]:
-            dialog = self._endpoint.dialogs[dialog_id]
+        for dialog_id in [d for d in self._dialogs if d.call_id == call_id]:
+            dialog = self._dialogs[dialog_id]
             if dialog_id.local_tag == local_tag and dialog.state is DialogState.EARLY:
-                del self._endpoint.dialogs[dialog_id]
+                del self._dialogs[dialog_id]
 
     def on_timeout(self, event: TransactionTimedOut, now: float) -> None:
         """Timer B/F/H: a refresh fails; an INVITE of ours reports as 408 to the application."""
-        if self._endpoint.dialog_timers.is_refresh(event.key):
-            self._endpoint.dialog_timers.refresh_timed_out(event.key, now)
+        if self._timers.is_refresh(event.key):
+            self._timers.refresh_timed_out(event.key, now)
             return
         pending = self._invites.get(event.key)
         if pending is not None:
             self._drop_early(pending.request)
-            self._endpoint.emit(TransactionTimedOut(key=pending.handle, request=event.request))
+            self._events.append(TransactionTimedOut(key=pending.handle, request=event.request))
         elif event.request.method != "INVITE":
-            self._endpoint.emit(event)
+            self._events.append(event)
 
     def forget(self, key: TransactionKey) -> None:
         """A client transaction ended: drop our record of it."""
@@ -269,24 +270,6 @@ class UacCore:
     def dialog_ended(self, dialog_id: DialogId) -> None:
         """Forget the cached ACK of a dialog that is gone."""
         self._acks.pop(dialog_id, None)
-
-    def peer_for_dialog(self, dialog: Dialog) -> Peer:
-        """Where in-dialog requests go: the next hop's numeric host, else the dialog's peer."""
-        uri = dialog.next_hop()
-        peer = dialog.peer
-        if not isinstance(uri, SipUri) or not _numeric(uri.host):
-            return peer
-        host = uri.host.strip("[]")
-        port = uri.port or (5061 if uri.scheme == "sips" else 5060)
-        transport = uri.transport or peer.transport
-        if (host, port, transport) == (peer.host, peer.port, peer.transport):
-            return peer
-        return Peer(transport, host, port)
-
-
-def _numeric(host: str) -> bool:
-    stripped = host.strip("[]")
-    return ":" in stripped or stripped.replace(".", "").isdigit()
 
 
 def _uac_dialog_id(invite: Request, response: Response) -> DialogId:

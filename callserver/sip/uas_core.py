@@ -1,4 +1,4 @@
-"""The UAS half of the endpoint: what happens to each request (RFC 3261 §8.2, §9.2, §12-§15).
+"""The UAS core: what happens to each request (RFC 3261 §8.2, §9.2, §12-§15).
 
 Theory of operation
 -------------------
@@ -20,10 +20,9 @@ passes the RFC 4028 checks (422) before the application sees it; OPTIONS is answ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from callserver.sip.dialog import Dialog, DialogId, DialogState, SessionTimer
-from callserver.sip.dialog_timers import RefreshRefused
+from callserver.sip.dialog_timers import DialogTimers, RefreshRefused
 from callserver.sip.errors import LocalProtocolError, SipParseError
 from callserver.sip.events import (
     DialogConfirmed,
@@ -35,6 +34,7 @@ from callserver.sip.events import (
 from callserver.sip.ids import new_tag
 from callserver.sip.message import Request, Response
 from callserver.sip.transaction_key import TransactionKey
+from callserver.sip.transaction_user import TransactionUser
 from callserver.sip.uas import (
     SessionTimerAnswer,
     build_response,
@@ -43,17 +43,19 @@ from callserver.sip.uas import (
 )
 from callserver.sip.validate import check_request
 
-if TYPE_CHECKING:
-    from callserver.sip.endpoint import SipEndpoint
-
 __all__ = ["UasCore"]
 
 
 class UasCore:
-    """Server-side request handling for ``SipEndpoint`` (RFC 3261 §8.2, §13.3, §15)."""
+    """Server-side request handling over a ``TransactionUser`` (RFC 3261 §8.2, §13.3, §15)."""
 
-    def __init__(self, endpoint: SipEndpoint) -> None:
-        self._endpoint = endpoint
+    def __init__(self, tu: TransactionUser, timers: DialogTimers) -> None:
+        self._tu = tu
+        self._timers = timers
+        self._dialogs = tu.dialogs
+        self._out = tu.outbox
+        self._events = tu.outbox.events
+        self._deadlines = tu.outbox.timers
         self._server: dict[TransactionKey, _ServerInvite] = {}
         self._merge: dict[tuple[str, str, int], TransactionKey] = {}
         self._merge_of: dict[TransactionKey, tuple[str, str, int]] = {}
@@ -90,7 +92,7 @@ class UasCore:
         """
         if key is None:
             raise LocalProtocolError("an ACK has no server transaction to respond in")
-        request = self._endpoint.transactions.request_for(key)
+        request = self._tu.transactions.request_for(key)
         server = self._server.get(key)
         tag = server.tag if server else to_tag or new_tag()
         response = build_response(request, status, reason, to_tag=tag)
@@ -104,10 +106,9 @@ class UasCore:
         if server is not None and status > 100 and not server.final_sent:
             server.final_sent = status >= 200
             self.invites_in_setup -= int(server.final_sent)
-        actions = self._endpoint.transactions.send_response(key, response, now)
-        self._endpoint.apply(actions, now)
+        actions = self._tu.send_response(key, response, now)
         if update is not None and 200 <= status < 300:
-            self._endpoint.dialog_timers.refreshed(*update, now)
+            self._timers.refreshed(*update, now)
         if server is not None and status >= 300:
             self._end_early(server.dialog_id)
         if server is None or status == 100 or status >= 300:
@@ -119,23 +120,23 @@ class UasCore:
         """RFC 3261 §12.3: "if a request outside of a dialog generates a non-2xx final
         response, any early dialogs created through provisional responses to that request are
         terminated" (a re-INVITE's error leaves its confirmed dialog as it is)."""
-        dialog = self._endpoint.dialogs.get(dialog_id) if dialog_id else None
+        dialog = self._dialogs.get(dialog_id) if dialog_id else None
         if dialog is not None and dialog.state is DialogState.EARLY:
-            del self._endpoint.dialogs[dialog.id]
+            del self._dialogs[dialog.id]
 
     def _decorate(
         self, response: Response, request: Request, status: int, extra: tuple[tuple[str, str], ...]
     ) -> None:
-        response.headers.add("Server", self._endpoint.config.user_agent)
+        response.headers.add("Server", self._tu.config.user_agent)
         if request.method in ("INVITE", "UPDATE", "OPTIONS") and 100 < status < 300:
             transport = self._transport_of(request)
-            contacts = self._endpoint.fields.contacts
-            contact = contacts.get(transport) or self._endpoint.config.contact(transport)
+            contacts = self._tu.fields.contacts
+            contact = contacts.get(transport) or self._tu.config.contact(transport)
             response.headers.add("Contact", contact)
         if (request.method in ("INVITE", "OPTIONS") and 200 <= status < 300) or status == 405:
             if not any(name.lower() == "allow" for name, _ in extra):  # a 405 brings its own
-                response.headers.add("Allow", self._endpoint.fields.allow)
-            response.headers.add("Supported", self._endpoint.fields.supported)
+                response.headers.add("Allow", self._tu.fields.allow)
+            response.headers.add("Supported", self._tu.fields.supported)
         for name, value in extra:
             response.headers.add(name, value)
 
@@ -150,10 +151,10 @@ class UasCore:
         sent: bytes | None,
         now: float,
     ) -> DialogId:
-        dialog = self._endpoint.dialogs.get(server.dialog_id) if server.dialog_id else None
+        dialog = self._dialogs.get(server.dialog_id) if server.dialog_id else None
         if dialog is None:
             dialog = Dialog.as_uas(request, response, server.peer)
-            self._endpoint.dialogs[dialog.id] = dialog
+            self._dialogs[dialog.id] = dialog
             server.dialog_id = dialog.id
         if response.status >= 200:
             dialog.state = DialogState.CONFIRMED
@@ -168,7 +169,7 @@ class UasCore:
         if request.method == "ACK":
             self._on_ack(event, now)
             return
-        rejection = check_request(request, self._endpoint.config.policy)
+        rejection = check_request(request, self._tu.config.policy)
         if rejection is not None:
             self._reply(
                 event, rejection.status, now, reason=rejection.reason, headers=rejection.headers
@@ -187,12 +188,12 @@ class UasCore:
                 event,
                 200,
                 now,
-                headers=(("Accept", self._endpoint.fields.accept),),
+                headers=(("Accept", self._tu.fields.accept),),
             )
         elif request.method in ("BYE", "INFO", "UPDATE", "PRACK"):
             self._reply(event, 481, now)
         else:
-            self._endpoint.emit(event)
+            self._events.append(event)
 
     def _reply(
         self,
@@ -223,8 +224,8 @@ class UasCore:
         try:
             timer = negotiate_session_timer(
                 event.request,
-                default=self._endpoint.config.session_expires,
-                min_se=self._endpoint.config.min_se,
+                default=self._tu.config.session_expires,
+                min_se=self._tu.config.min_se,
             )
         except SipParseError as exc:
             self._reply(event, exc.status_hint, now)
@@ -240,11 +241,11 @@ class UasCore:
         if timer.reject_min_se is not None:
             self.respond(event.key, 422, now, headers=timer.headers)
             return
-        self._endpoint.emit(event)
+        self._events.append(event)
 
     def _on_cancel(self, event: RequestReceived, now: float) -> None:
         """RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE if it has no final yet."""
-        invite_key = self._endpoint.transactions.find_invite_for_cancel(event.request)
+        invite_key = self._tu.transactions.find_invite_for_cancel(event.request)
         if invite_key is None:
             self._reply(event, 481, now)
             return
@@ -254,11 +255,11 @@ class UasCore:
         self._reply(event, 200, now, to_tag=server.tag if server else None)
         if server is not None and not server.final_sent:
             self.respond(invite_key, 487, now)
-            self._endpoint.emit(InviteCancelled(key=invite_key, rtime=event.rtime))
+            self._events.append(InviteCancelled(key=invite_key, rtime=event.rtime))
 
     def _in_dialog(self, event: RequestReceived, now: float) -> None:
         request = event.request
-        dialog = self._endpoint.dialogs.get(_dialog_id_of(request))
+        dialog = self._dialogs.get(_dialog_id_of(request))
         if dialog is None or dialog.state is DialogState.TERMINATED:
             self._reply(event, 481, now)
             return
@@ -267,7 +268,7 @@ class UasCore:
             return
         if request.method == "BYE":
             self._reply(event, 200, now)
-            self._endpoint.terminate_dialog(dialog, "bye_received", event.rtime)
+            self._tu.terminate(dialog, "bye_received", event.rtime)
         elif request.method == "OPTIONS":
             self._reply(event, 200, now)
         elif request.method == "UPDATE" and not request.body:
@@ -275,19 +276,19 @@ class UasCore:
         elif request.method in ("INVITE", "UPDATE"):
             self._offer_in_dialog(dialog, event, now)
         else:
-            self._endpoint.emit(event)
+            self._events.append(event)
 
     def _refreshed_by_peer(self, dialog: Dialog, event: RequestReceived, now: float) -> None:
         """The peer refreshed with an UPDATE without a body: answer 200 and re-arm."""
-        answer = self._endpoint.dialog_timers.negotiate_refresh(dialog, event.request, offer=False)
+        answer = self._timers.negotiate_refresh(dialog, event.request, offer=False)
         if isinstance(answer, RefreshRefused):
             self._reply(event, answer.status, now, headers=answer.headers)
             return
         self._reply(event, 200, now, headers=answer.headers)
-        self._endpoint.dialog_timers.refreshed(dialog.id, answer, now)
+        self._timers.refreshed(dialog.id, answer, now)
 
     def _offer_in_dialog(self, dialog: Dialog, event: RequestReceived, now: float) -> None:
-        timer = self._endpoint.dialog_timers.negotiate_refresh(dialog, event.request, offer=True)
+        timer = self._timers.negotiate_refresh(dialog, event.request, offer=True)
         if isinstance(timer, RefreshRefused):
             self._reply(event, timer.status, now, headers=timer.headers)  # 491, 400 or 422
             return
@@ -302,7 +303,7 @@ class UasCore:
                 session_timer=timer.timer,
                 session_headers=timer.headers,
             )
-        self._endpoint.emit(event)
+        self._events.append(event)
 
     def _on_ack(self, event: RequestReceived, now: float) -> None:
         dialog_id = _dialog_id_of(event.request)
@@ -310,25 +311,26 @@ class UasCore:
         if pending is None or pending.cseq != event.request.cseq().seq:
             return  # retransmitted ACK, or ACK of a dialog we no longer know
         del self._pending_2xx[dialog_id]
-        self._endpoint.arm_timer(("2xx", dialog_id), None)
-        dialog = self._endpoint.dialogs.get(dialog_id)
+        self._deadlines.schedule(("2xx", dialog_id), None)
+        dialog = self._dialogs.get(dialog_id)
         if dialog is None:
             return
         if event.request.body:
             dialog.remote_sdp = event.request.body
         confirmed = DialogConfirmed(dialog_id=dialog_id, rtime=event.rtime, body=event.request.body)
-        self._endpoint.emit(confirmed)
+        self._events.append(confirmed)
         if pending.bye_wanted:
-            self._endpoint.bye(dialog_id, now)  # asked for before the ACK came (§15)
+            if dialog.state is not DialogState.TERMINATED:
+                self._tu.bye(dialog, now)  # asked for before the ACK came (§15)
         else:
-            self._endpoint.dialog_timers.start(dialog, now)
+            self._timers.start(dialog, now)
 
     # -- 2xx retransmission (RFC 3261 §13.3.1.4) --------------------------------------------
 
     def _start_2xx(
         self, dialog_id: DialogId, response: Response, data: bytes, peer: Peer, now: float
     ) -> None:
-        timers = self._endpoint.config.timers
+        timers = self._tu.config.timers
         pending = _Pending2xx(
             data=data,
             peer=peer,
@@ -338,7 +340,7 @@ class UasCore:
         )
         self._pending_2xx[dialog_id] = pending
         first = now + (timers.t1 if not peer.reliable else 64 * timers.t1)
-        self._endpoint.arm_timer(("2xx", dialog_id), first)
+        self._deadlines.schedule(("2xx", dialog_id), first)
 
     def retransmit_2xx(self, dialog_id: DialogId, now: float) -> None:
         """Timer of the 2xx for ``dialog_id``: resend it, or give up and BYE (§13.3.1.4)."""
@@ -349,14 +351,14 @@ class UasCore:
             # "If the server retransmits the 2xx response for 64*T1 seconds without receiving
             # an ACK, the dialog is confirmed, but the session SHOULD be terminated."
             del self._pending_2xx[dialog_id]
-            dialog = self._endpoint.dialogs.get(dialog_id)
+            dialog = self._dialogs.get(dialog_id)
             if dialog is not None:
-                self._endpoint.send_in_dialog(dialog, "BYE", now)
-                self._endpoint.terminate_dialog(dialog, "ack_timeout", now)
+                self._tu.send_in_dialog(dialog, "BYE", now)
+                self._tu.terminate(dialog, "ack_timeout", now)
             return
-        self._endpoint.emit_transmit(Transmit(data=pending.data, peer=pending.peer))
-        pending.interval = min(2 * pending.interval, self._endpoint.config.timers.t2)
-        self._endpoint.arm_timer(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
+        self._out.transmits.append(Transmit(data=pending.data, peer=pending.peer))
+        pending.interval = min(2 * pending.interval, self._tu.config.timers.t2)
+        self._deadlines.schedule(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
 
     def forget(self, key: TransactionKey) -> None:
         """Transaction ``key`` ended: drop its INVITE or UPDATE state and merge-detection entry."""
@@ -376,23 +378,23 @@ class UasCore:
         """
         partial = exc.partial
         if not isinstance(partial, Request) or partial.method == "ACK":
-            self._endpoint.drop(str(exc), peer)
+            self._tu.drop(str(exc), peer)
             return
         headers = partial.headers
         try:
             partial.top_via()
             target = response_peer(partial, peer)
         except SipParseError:
-            self._endpoint.drop(str(exc), peer)
+            self._tu.drop(str(exc), peer)
             return
         if not all(name in headers for name in ("From", "To", "Call-ID", "CSeq")):
-            self._endpoint.drop(str(exc), peer)
+            self._tu.drop(str(exc), peer)
             return
         response = build_response(partial, exc.status_hint, to_tag=new_tag())
-        response.headers.add("Server", self._endpoint.config.user_agent)
+        response.headers.add("Server", self._tu.config.user_agent)
         response.headers.add("Warning", f'399 callserver "{_warning_text(str(exc))}"')
         self.errors_answered += 1
-        self._endpoint.emit_transmit(Transmit(data=response.serialize(), peer=target))
+        self._out.transmits.append(Transmit(data=response.serialize(), peer=target))
 
     def is_pending_invite(self, key: TransactionKey | None) -> bool:
         """True while INVITE server transaction ``key`` has had no final response."""
@@ -414,7 +416,7 @@ class UasCore:
     def dialog_ended(self, dialog_id: DialogId) -> None:
         """Stop retransmitting the 2xx of a dialog that is gone."""
         if self._pending_2xx.pop(dialog_id, None) is not None:
-            self._endpoint.arm_timer(("2xx", dialog_id), None)
+            self._deadlines.schedule(("2xx", dialog_id), None)
 
 
 @dataclass(slots=True)
