@@ -46,7 +46,7 @@ from callserver.sip.framing import ReceiveBuffer
 from callserver.sip.message import Request, Response
 from callserver.sip.outbox import Outbox
 from callserver.sip.parser import parse_message
-from callserver.sip.stateless import Gate, StatelessRefusals, refusal
+from callserver.sip.stateless import Gate, StatelessRefusals, answer_unparsed, refusal
 from callserver.sip.transaction import TransactionKey, TransactionLayer
 from callserver.sip.transaction_server import server_key
 from callserver.sip.transaction_user import TransactionUser
@@ -80,6 +80,7 @@ class SipEndpoint:
         self._buffers: dict[int, ReceiveBuffer] = {}
         self.dialogs = tu.dialogs
         self._received = 0
+        self._errors_answered = 0
         self.dialog_timers = DialogTimers(tu)
         self.uas = UasCore(tu, self.dialog_timers)
         self.uac = UacCore(tu, self.dialog_timers)
@@ -119,7 +120,7 @@ class SipEndpoint:
         try:
             message = parse_message(data, self.config.limits, datagram=True)
         except SipParseError as exc:
-            self.uas.reject_unparsed(exc, peer, now)
+            self._reject_unparsed(exc, peer)
             return
         self._dispatch(message, peer, now)
 
@@ -136,7 +137,7 @@ class SipEndpoint:
                 try:
                     message = parse_message(raw, self.config.limits, datagram=False)
                 except SipParseError as exc:
-                    self.uas.reject_unparsed(exc, peer, now)
+                    self._reject_unparsed(exc, peer)
                     continue
                 self._dispatch(message, peer, now)
             for _ in range(buffer.take_pings()):
@@ -146,6 +147,15 @@ class SipEndpoint:
             self._buffers.pop(conn_id, None)
             self._outbox.transmits.append(CloseConnection(conn_id=conn_id, reason=str(exc)))
 
+    def _reject_unparsed(self, exc: SipParseError, peer: Peer) -> None:
+        """Answer a malformed request with its status hint if it can be answered; else drop."""
+        transmit = answer_unparsed(exc, peer, self.config.user_agent)
+        if transmit is None:
+            self._tu.drop(str(exc), peer)
+            return
+        self._errors_answered += 1
+        self._outbox.transmits.append(transmit)
+
     def stream_closed(self, peer: Peer) -> None:
         """The connection ``peer.conn_id`` is gone: forget its framing buffer."""
         if peer.conn_id is not None:
@@ -153,7 +163,7 @@ class SipEndpoint:
 
     def handle_timer(self, now: float) -> None:
         """Fire every transaction and dialog timer due at ``now``."""
-        self.apply(self._tx.handle_timer(now), now)
+        self._apply(self._tx.handle_timer(now), now)
         while (key := self._timers.pop_due(now)) is not None:
             kind, ident = key
             if kind == "2xx":
@@ -169,7 +179,9 @@ class SipEndpoint:
 
     def datagrams_to_send(self) -> list[Transmit | CloseConnection]:
         """Everything to transmit (and connections to close) since the last call."""
-        return self._outbox.take_transmits()
+        outbox = self._outbox
+        out, outbox.transmits = outbox.transmits, []
+        return out
 
     def get_timer(self) -> float | None:
         """The earliest absolute deadline of any timer, or None."""
@@ -183,7 +195,7 @@ class SipEndpoint:
         return EndpointStatistics(
             messages_received=self._received,
             messages_dropped=self._tu.dropped,
-            parse_errors_answered=self.uas.errors_answered,
+            parse_errors_answered=self._errors_answered,
             transactions=len(self._tx),
             dialogs=len(self.dialogs),
         )
@@ -197,7 +209,7 @@ class SipEndpoint:
         §17.2.1); see ``TransactionLayer.discard``. None (an ACK's) changes nothing.
         """
         if key is not None:
-            self.apply(self.transactions.discard(key), now)
+            self._apply(self.transactions.discard(key), now)
 
     def bye(self, dialog_id: DialogId, now: float) -> TransactionKey | None:
         """End a dialog with BYE (RFC 3261 §15.1.1); returns the BYE's transaction key.
@@ -219,9 +231,9 @@ class SipEndpoint:
             key = self._new_invite_key(message) if self.gate is not None else None
             if key is not None and self._shed(message, key, peer, now):
                 return
-            self.apply(self._tx.receive_request(message, peer, now, key=key), now)
+            self._apply(self._tx.receive_request(message, peer, now, key=key), now)
         else:
-            self.apply(self._tx.receive_response(message, peer, now), now)
+            self._apply(self._tx.receive_response(message, peer, now), now)
 
     @staticmethod
     def _new_invite_key(request: Request) -> TransactionKey | None:
@@ -254,7 +266,7 @@ class SipEndpoint:
         self._outbox.transmits.append(transmit)
         return True
 
-    def apply(self, actions: list[TransactionOutput], now: float) -> None:
+    def _apply(self, actions: list[TransactionOutput], now: float) -> None:
         """Carry out what the transaction layer returned: send, dispatch, forget."""
         transmits = self._outbox.transmits
         for action in actions:

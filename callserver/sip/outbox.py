@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 The UAS core, the UAC core and the dialog timers never call the endpoint back: they write to
 one ``Outbox`` and the endpoint drains it. ``transmits`` are the ``Transmit`` (and
-``CloseConnection``) actions for ``SipEndpoint.datagrams_to_send``, ``events`` the events for
+``CloseConnection``) actions ``SipEndpoint.datagrams_to_send`` hands over (it swaps in a new
+list, so a core never keeps a reference to ``transmits`` itself), ``events`` the events for
 ``SipEndpoint.next_event``, ``timers`` the deadlines of the cores' own timers (the 2xx
 retransmission of RFC 3261 §13.3.1.4, the session timers of RFC 4028 §10), keyed by kind and
 dialog, which ``SipEndpoint.get_timer`` and ``handle_timer`` read. The endpoint writes its own
@@ -35,8 +36,3 @@ class Outbox:
         self.transmits: list[Transmit | CloseConnection] = []
         self.events: deque[SipEvent] = deque()
         self.timers: TimerHeap[TimerKey] = TimerHeap()
-
-    def take_transmits(self) -> list[Transmit | CloseConnection]:
-        """Everything queued to send since the last call, oldest first."""
-        out, self.transmits = self.transmits, []
-        return out

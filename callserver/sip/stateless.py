@@ -1,4 +1,7 @@
-"""Refusing a new INVITE without a transaction: the stateless UAS of RFC 3261 §8.2.7.
+"""Answering without a transaction: the stateless UAS of RFC 3261 §8.2.7.
+
+``answer_unparsed`` answers a request that did not parse with its status hint, when the parts
+a response needs did parse. The rest of this module refuses new INVITEs under overload.
 
 Theory of operation
 -------------------
@@ -19,9 +22,9 @@ is parsed (``is_refusal_ack``): under overload, half the datagrams a refusal bri
 memory is bounded: past ``limit`` keys the oldest are forgotten first (a retransmission of
 one of those is decided afresh, as a new request).
 
-What decides is the gate (``Gate``), the application's: it sees the time only, answers in
-microseconds, and returns a ``Shed`` (why, and the Retry-After to give) or None to let the
-INVITE create its transaction as usual.
+What decides about a refusal is the gate (``Gate``), the application's: it sees the time
+only, answers in microseconds, and returns a ``Shed`` (why, and the Retry-After to give) or
+None to let the INVITE create its transaction as usual.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callserver.sip.errors import SipParseError
+from callserver.sip.events import Peer, Transmit
 from callserver.sip.ids import new_tag
 from callserver.sip.message import Request, Response
 from callserver.sip.transaction_key import TransactionKey
-from callserver.sip.uas import build_response
+from callserver.sip.uas import build_response, response_peer
 
 __all__ = ["Gate", "Shed", "StatelessRefusals", "refusal"]
 
@@ -100,3 +105,30 @@ def refusal(request: Request, shed: Shed, to_tag: str, server: str) -> Response:
     response.headers.add("Server", server)
     response.headers.add("Retry-After", str(shed.retry_after))
     return response
+
+
+def answer_unparsed(exc: SipParseError, peer: Peer, server: str) -> Transmit | None:
+    """The response to a malformed request, with its status hint, or None to drop it.
+
+    It can be answered when it is a request other than ACK, its top Via parses (the response
+    must be routed) and From, To, Call-ID and CSeq are present, copied as they came (RFC 3261
+    §8.2.6.2).
+    """
+    partial = exc.partial
+    if not isinstance(partial, Request) or partial.method == "ACK":
+        return None
+    try:
+        partial.top_via()
+        target = response_peer(partial, peer)
+    except SipParseError:
+        return None
+    if not all(name in partial.headers for name in ("From", "To", "Call-ID", "CSeq")):
+        return None
+    response = build_response(partial, exc.status_hint, to_tag=new_tag())
+    response.headers.add("Server", server)
+    response.headers.add("Warning", f'399 callserver "{_warning_text(str(exc))}"')
+    return Transmit(data=response.serialize(), peer=target)
+
+
+def _warning_text(text: str) -> str:
+    return "".join(c for c in text if c.isprintable() and c not in '"\\')[:120]

@@ -63,7 +63,6 @@ class UasCore:
         self._updates: dict[
             TransactionKey, tuple[DialogId, SessionTimerAnswer]
         ] = {}  # with an offer
-        self.errors_answered = 0
         self.invites_in_setup = 0  # INVITE server transactions without a final response yet
 
     def respond(
@@ -370,32 +369,6 @@ class UasCore:
         if triple is not None:
             self._merge.pop(triple, None)
 
-    def reject_unparsed(self, exc: SipParseError, peer: Peer, now: float) -> None:
-        """Answer a malformed request with its status hint if it can be answered; else drop.
-
-        It can be answered when its top Via parses (the response must be routed) and From,
-        To, Call-ID and CSeq are present, copied as they came (RFC 3261 §8.2.6.2).
-        """
-        partial = exc.partial
-        if not isinstance(partial, Request) or partial.method == "ACK":
-            self._tu.drop(str(exc), peer)
-            return
-        headers = partial.headers
-        try:
-            partial.top_via()
-            target = response_peer(partial, peer)
-        except SipParseError:
-            self._tu.drop(str(exc), peer)
-            return
-        if not all(name in headers for name in ("From", "To", "Call-ID", "CSeq")):
-            self._tu.drop(str(exc), peer)
-            return
-        response = build_response(partial, exc.status_hint, to_tag=new_tag())
-        response.headers.add("Server", self._tu.config.user_agent)
-        response.headers.add("Warning", f'399 callserver "{_warning_text(str(exc))}"')
-        self.errors_answered += 1
-        self._out.transmits.append(Transmit(data=response.serialize(), peer=target))
-
     def is_pending_invite(self, key: TransactionKey | None) -> bool:
         """True while INVITE server transaction ``key`` has had no final response."""
         server = self._server.get(key) if key is not None else None
@@ -445,7 +418,3 @@ def _headers_of(update: tuple[DialogId, SessionTimerAnswer] | None) -> tuple[tup
 
 def _dialog_id_of(request: Request) -> DialogId:
     return DialogId(request.call_id(), request.to().tag or "", request.from_().tag or "")
-
-
-def _warning_text(text: str) -> str:
-    return "".join(c for c in text if c.isprintable() and c not in '"\\')[:120]
