@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callserver.sip.endpoint import EndpointConfig, SipEndpoint
-from callserver.sip.events import CloseConnection, Peer, Transmit
+from callserver.sip.events import CloseConnection, Peer, SipEvent, Transmit
 from callserver.sip.headers import parse_address
 from callserver.sip.message import Request, Response
 from callserver.sip.parser import parse_message
@@ -47,6 +47,7 @@ class Pair:
             moved = self._move(self.bob, BOB, self.alice, "bob") or moved
         for name, endpoint in (("alice", self.alice), ("bob", self.bob)):
             while (event := endpoint.next_event()) is not None:
+                assert isinstance(event, SipEvent)  # the union names every event queued
                 self.events[name].append(event)
 
     def _move(self, src: SipEndpoint, src_peer: Peer, dst: SipEndpoint, name: str) -> bool:
