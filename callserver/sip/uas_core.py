@@ -60,9 +60,8 @@ class UasCore:
         self._merge: dict[tuple[str, str, int], TransactionKey] = {}
         self._merge_of: dict[TransactionKey, tuple[str, str, int]] = {}
         self._pending_2xx: dict[DialogId, _Pending2xx] = {}
-        self._updates: dict[
-            TransactionKey, tuple[DialogId, SessionTimerAnswer]
-        ] = {}  # with an offer
+        # UPDATEs with an offer, and the session timer their 2xx sets up
+        self._updates: dict[TransactionKey, tuple[DialogId, SessionTimerAnswer]] = {}
         self.invites_in_setup = 0  # INVITE server transactions without a final response yet
 
     def respond(
