@@ -105,7 +105,7 @@ class SipEndpoint:
 
     @config.setter
     def config(self, config: EndpointConfig) -> None:
-        self._tu.config = config
+        self._tu.configure(config)
 
     # -- input -----------------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ class SipEndpoint:
             self.refusal_acks += 1  # the ACK for a 503 of overload control: nothing to do
             return
         try:
-            message = parse_message(data, self.config.limits, datagram=True)
+            message = parse_message(data, self._tu.config.limits, datagram=True)
         except SipParseError as exc:
             self._reject_unparsed(exc, peer)
             return
@@ -129,13 +129,13 @@ class SipEndpoint:
         conn_id = peer.conn_id if peer.conn_id is not None else -1
         buffer = self._buffers.get(conn_id)
         if buffer is None:
-            buffer = self._buffers[conn_id] = ReceiveBuffer(self.config.limits)
+            buffer = self._buffers[conn_id] = ReceiveBuffer(self._tu.config.limits)
         try:
             buffer.feed(data)
             while (raw := buffer.next_message()) is not None:
                 self._received += 1
                 try:
-                    message = parse_message(raw, self.config.limits, datagram=False)
+                    message = parse_message(raw, self._tu.config.limits, datagram=False)
                 except SipParseError as exc:
                     self._reject_unparsed(exc, peer)
                     continue
@@ -149,7 +149,7 @@ class SipEndpoint:
 
     def _reject_unparsed(self, exc: SipParseError, peer: Peer) -> None:
         """Answer a malformed request with its status hint if it can be answered; else drop."""
-        transmit = answer_unparsed(exc, peer, self.config.user_agent)
+        transmit = answer_unparsed(exc, peer, self._tu.config.user_agent)
         if transmit is None:
             self._tu.drop(str(exc), peer)
             return
@@ -261,7 +261,7 @@ class SipEndpoint:
             refused = InviteRefused(request=request, peer=peer, reason=shed.reason, rtime=now)
             self._events.append(refused)
         tag, shed = known
-        response = refusal(request, shed, tag, self.config.user_agent)
+        response = refusal(request, shed, tag, self._tu.config.user_agent)
         transmit = Transmit(data=response.serialize(), peer=response_peer(request, peer))
         self._outbox.transmits.append(transmit)
         return True

@@ -46,7 +46,7 @@ class TransactionUser:
     def __init__(
         self, config: EndpointConfig, transactions: TransactionLayer, outbox: Outbox
     ) -> None:
-        self.config = config
+        self.configure(config)
         self.transactions = transactions
         self.outbox = outbox
         self.dialogs: dict[DialogId, Dialog] = {}
@@ -54,14 +54,9 @@ class TransactionUser:
         self.dialog_listeners: tuple[Callable[[DialogId], None], ...] = ()
         self.transaction_listeners: tuple[Callable[[TransactionKey], None], ...] = ()
 
-    @property
-    def config(self) -> EndpointConfig:
-        """Our address, identity, timers and limits (replaceable, e.g. once a port is bound)."""
-        return self._config
-
-    @config.setter
-    def config(self, config: EndpointConfig) -> None:
-        self._config = config
+    def configure(self, config: EndpointConfig) -> None:
+        """Take ``config`` (e.g. once a port is bound) and format the header fields from it."""
+        self.config = config
         self.fields = HeaderFields.of(config)
 
     def send_request(self, request: Request, peer: Peer, now: float) -> ClientKey:
