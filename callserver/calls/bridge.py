@@ -37,12 +37,8 @@ from callserver.media.prompts import Play
 from callserver.media.stream import MediaStream
 from callserver.sip.dialog import DialogId
 from callserver.sip.events import DialogConfirmed, RequestReceived
-from callserver.sip.offer_answer import (
-    AnswerConfig,
-    SdpError,
-    SessionDescription,
-    build_offer,
-)
+from callserver.sip.offer_answer import AnswerConfig, build_offer
+from callserver.sip.sdp import SdpError, SessionDescription
 from callserver.sip.transaction_key import TransactionKey
 
 if TYPE_CHECKING:

@@ -27,12 +27,10 @@ from callserver.sip.offer_answer import (
     AnswerConfig,
     NegotiatedMedia,
     NoCommonCodec,
-    SdpError,
-    SessionDescription,
     answer_offer,
     negotiated_from_answer,
-    parse_sdp,
 )
+from callserver.sip.sdp import SdpError, SessionDescription, parse_sdp
 from callserver.sip.transaction_key import TransactionKey
 from callserver.sip.uri import SipUri
 

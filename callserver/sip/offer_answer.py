@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-This module is where the rest of the server gets its SDP from: it re-exports the RFC 4566 model
-and parser (:mod:`callserver.sip.sdp`) and adds the offer/answer rules.
+The RFC 4566 model and parser live in :mod:`callserver.sip.sdp`; this module adds the
+offer/answer rules over them.
 
 UAS side, ``answer_offer`` (RFC 3264 §6): the answer has one m= line per offered m= line, in
 order. The first ``audio`` stream on ``RTP/AVP`` with a non-zero port and a codec in common is
@@ -35,24 +35,18 @@ from callserver.sip.sdp import (
     Origin,
     SdpError,
     SessionDescription,
-    parse_sdp,
 )
 
 __all__ = [
     "Answer",
     "AnswerConfig",
     "Codec",
-    "MediaDescription",
     "NegotiatedMedia",
     "NoCommonCodec",
-    "Origin",
-    "SdpError",
-    "SessionDescription",
     "answer_offer",
     "build_offer",
     "hold_answer_direction",
     "negotiated_from_answer",
-    "parse_sdp",
 ]
 
 # RFC 3551 §6 static payload types, known without an rtpmap: name -> (payload type, clock rate).

@@ -12,18 +12,14 @@ from hypothesis import strategies as st
 from callserver.sip.offer_answer import (
     AnswerConfig,
     Codec,
-    MediaDescription,
     NegotiatedMedia,
     NoCommonCodec,
-    Origin,
-    SdpError,
-    SessionDescription,
     answer_offer,
     build_offer,
     hold_answer_direction,
     negotiated_from_answer,
-    parse_sdp,
 )
+from callserver.sip.sdp import MediaDescription, Origin, SdpError, SessionDescription, parse_sdp
 
 CONFIG = AnswerConfig(address="203.0.113.5", port=20000, session_id=42, session_version=1)
 
