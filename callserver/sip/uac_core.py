@@ -63,7 +63,6 @@ class UacCore:
         self._dialogs = tu.dialogs
         self._out = tu.outbox
         self._events = tu.outbox.events
-        self._deadlines = tu.outbox.timers
         self._invites: dict[TransactionKey, _ClientInvite] = {}
         self._acks: dict[DialogId, Transmit] = {}
 
