@@ -137,16 +137,25 @@ class SessionHosting:
         self.manager.wake()
         return True
 
+    def ring_session(self, session: CallSession) -> None:
+        """180 Ringing while the INVITE is pending (RFC 3261 §21.1.2)."""
+        call = self._by_session.get(id(session))
+        if call is not None and self.manager.endpoint.is_pending_invite(call.key):
+            self.manager.endpoint.respond(call.key, 180, self.manager.loop.time())
+            self.manager.wake()
+
     def play_session(
-        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool
+        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
     ) -> None:
-        """Render the playlist in the session's language and codec and play it."""
+        """Render the playlist in the session's language and codec and play it (repeated
+        with ``loop``; an empty one is never repeated)."""
         call = self._by_session.get(id(session))
         if call is None or call.stream is None:
             self.manager.loop.call_soon(session.playback_finished, False)
             return
         payload = self.manager.prompts.render(items, session.language, call.stream.codec)
-        self.manager.media.play(call.stream, payload, barge_in=barge_in)
+        repeat = loop and bool(payload)
+        self.manager.media.play(call.stream, payload, loop=repeat, barge_in=barge_in)
 
     def stop_session_playback(self, session: CallSession) -> None:
         """Stop the session's playback (its task was cancelled)."""

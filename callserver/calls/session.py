@@ -5,7 +5,9 @@ awaits into the calls layer's operations (``SessionHost``, which ``CallManager``
 and the media engine's events back into results:
 
 - ``play`` resolves when the engine reports ``PlaybackFinished``; with barge-in a digit stops
-  the prompt and stays queued for the next ``collect`` (type-ahead, as IVRs allow);
+  the prompt and stays queued for the next ``collect`` (type-ahead, as IVRs allow); a looped
+  playlist ends only by such a digit or with the call;
+- ``ring`` sends 180 Ringing, ``pause`` waits, ``since_answer`` is the time since the 200 OK;
 - ``collect`` takes queued digits first, then waits ``first_timeout`` for the first digit and
   ``digit_timeout`` between digits;
 - ``record`` writes a voicemail WAV under ``data-dir/voicemail/<mailbox>/`` with a JSON file
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -61,10 +64,14 @@ class SessionHost(Protocol):
     def answer_session(self, session: CallSession, *, early: bool) -> bool:
         """Send 200 OK (or 183 with SDP when ``early``); False when the call is gone."""
 
+    def ring_session(self, session: CallSession) -> None:
+        """Send 180 Ringing if the INVITE is still pending."""
+
     def play_session(
-        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool
+        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
     ) -> None:
-        """Start a playlist on the call's stream (``PlaybackFinished`` reports its end)."""
+        """Start a playlist on the call's stream, repeated with ``loop`` (``PlaybackFinished``
+        reports its end)."""
 
     def stop_session_playback(self, session: CallSession) -> None:
         """Stop the call's playback, if any."""
@@ -102,6 +109,7 @@ class CallSession:
         language: str,
         voicemail_dir: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.call_id = call_id
@@ -115,7 +123,9 @@ class CallSession:
         self.dialplan_version: str | None = None
         self.max_duration: float | None = None  # the plan's cap; it may only shorten the class's
         self._clock = clock
+        self._monotonic = monotonic
         self._answered = False
+        self._answered_at: float | None = None  # ``monotonic`` when the 200 OK was sent
         self._early = False
         self._ended = False
         self._digits: deque[str] = deque()
@@ -138,6 +148,10 @@ class CallSession:
     def now(self) -> datetime:
         """The current time, UTC and aware (for business hours)."""
         return self._clock()
+
+    def since_answer(self) -> float | None:
+        """Seconds since the 200 OK was sent; None before it."""
+        return None if self._answered_at is None else self._monotonic() - self._answered_at
 
     def note(self, key: str, value: object) -> None:
         """Keep a fact for the CDR under ``key`` (steps, digits, survey, voicemail, ...)."""
@@ -172,10 +186,24 @@ class CallSession:
         if self.host.answer_session(self, early=early):
             self._early = self._early or early
             self._answered = not early
+            if not early:
+                self._answered_at = self._monotonic()
             await self._media.wait()
 
-    async def play(self, items: Sequence[PlaylistItem], *, barge_in: bool) -> str | None:
-        """Play ``items``; with ``barge_in`` a digit (already typed or new) stops them."""
+    async def ring(self) -> None:
+        """180 Ringing, before any answer or early media (RFC 3261 §21.1.2)."""
+        if not (self._ended or self._answered or self._early):
+            self.host.ring_session(self)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``; whatever plays goes on meanwhile."""
+        await asyncio.sleep(seconds)
+
+    async def play(
+        self, items: Sequence[PlaylistItem], *, barge_in: bool, loop: bool = False
+    ) -> str | None:
+        """Play ``items`` (over again with ``loop``); with ``barge_in`` a digit (already typed
+        or new) stops them."""
         if barge_in and self._digits:
             return self._digits[0]
         if not (self._answered or self._early):
@@ -184,7 +212,7 @@ class CallSession:
             return None
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._playback = future
-        self.host.play_session(self, items, barge_in)
+        self.host.play_session(self, items, barge_in, loop)
         try:
             await future
         finally:

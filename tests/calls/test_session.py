@@ -36,6 +36,8 @@ class FakeHost:
         self.late_offer = False
         self.answers: list[bool] = []  # the ``early`` flag of each request
         self.plays: list[tuple[list[PlaylistItem], bool]] = []
+        self.loops: list[bool] = []  # the ``loop`` flag of each play
+        self.rings = 0
         self.stops = 0
         self.records: list[tuple[Path, RecordingSettings]] = []
         self.forwards: list[tuple[str, str | None, float, str | None]] = []
@@ -48,10 +50,14 @@ class FakeHost:
             session.media_pending()  # our offer went in the 200: media waits for the ACK
         return self.accept
 
+    def ring_session(self, session: CallSession) -> None:
+        self.rings += 1
+
     def play_session(
-        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool
+        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
     ) -> None:
         self.plays.append((list(items), barge_in))
+        self.loops.append(loop)
         self.asked.set()
 
     def stop_session_playback(self, session: CallSession) -> None:
@@ -79,7 +85,9 @@ class FakeHost:
         self.hangups.append((code, cause, reason))
 
 
-def session(host: FakeHost, tmp_path: Path = Path("unused")) -> CallSession:
+def session(
+    host: FakeHost, tmp_path: Path = Path("unused"), monotonic: Callable[[], float] = lambda: 0.0
+) -> CallSession:
     caller = CallerId(raw="061123456", e164="+38761123456", country="BA")
     return CallSession(
         host,
@@ -89,6 +97,7 @@ def session(host: FakeHost, tmp_path: Path = Path("unused")) -> CallSession:
         language="bs",
         voicemail_dir=tmp_path / "voicemail",
         clock=lambda: NOW,
+        monotonic=monotonic,
     )
 
 
@@ -157,6 +166,47 @@ async def test_a_call_ended_before_the_ack_releases_the_answer() -> None:
     assert not task.done()
     call.ended()
     await asyncio.wait_for(task, 1)
+
+
+async def test_since_answer_counts_from_the_200_ok_not_from_early_media() -> None:
+    """since_answer is None before the answer and through early media, then the session's
+    monotonic clock minus its value at the 200 OK."""
+    now = [100.0]
+    call = session(FakeHost(), monotonic=lambda: now[0])
+    assert call.since_answer() is None
+    await call.answer(early=True)
+    now[0] = 103.0
+    assert call.since_answer() is None
+    await call.answer()
+    now[0] = 110.5
+    assert call.since_answer() == 7.5
+
+
+async def test_ring_asks_for_180_only_before_any_answer_or_early_media() -> None:
+    """ring sends 180 Ringing on a new call; after 183 or 200, or once ended, it asks nothing."""
+    host = FakeHost()
+    call = session(host)
+    await call.ring()
+    assert host.rings == 1
+    await call.answer(early=True)
+    await call.ring()
+    ended = session(host)
+    ended.ended()
+    await ended.ring()
+    assert host.rings == 1
+
+
+async def test_a_looped_play_asks_for_a_loop_and_ends_with_the_digit_that_stops_it() -> None:
+    """play(loop=True) passes the loop to the host and returns the digit of its barge-in."""
+    host = FakeHost()
+    call = session(host)
+    await call.answer()
+    task = start(call.play(GREETING, barge_in=True, loop=True))
+    await until(host, lambda: bool(host.plays))
+    call.digit_received("5")
+    call.playback_finished(True)
+    assert await asyncio.wait_for(task, 1) == "5"
+    assert (host.plays, host.loops) == ([(GREETING, True)], [True])
 
 
 async def test_an_answer_the_host_refuses_changes_nothing() -> None:

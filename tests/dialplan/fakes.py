@@ -25,11 +25,13 @@ __all__ = ["FakeCall", "Hangup", "Played", "Recording"]
 
 @dataclass(frozen=True, slots=True)
 class Played:
-    """One ``play``: the playlist, whether a key could stop it, the call's language then."""
+    """One ``play``: the playlist, whether a key could stop it, the call's language then,
+    whether it repeats."""
 
     items: list[PlaylistItem]
     barge_in: bool
     language: str
+    loop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ class FakeCall:
         self.hangups: list[Hangup] = []
         self.notes: list[tuple[str, object]] = []
         self.actions: list[str] = []  # "answer now", "answer early", "play", "collect", ...
+        self.pauses: list[float] = []  # each ``pause``, in seconds; they take no time
+        self.answered_for: float | None = None  # what ``since_answer`` says once answered
         self._answered = False
         self._early = False
 
@@ -101,6 +105,19 @@ class FakeCall:
         """The test's clock (set ``clock``)."""
         return self.clock
 
+    def since_answer(self) -> float | None:
+        """``answered_for`` (0 unless the test sets it) once answered, else None."""
+        return (self.answered_for or 0.0) if self._answered else None
+
+    async def ring(self) -> None:
+        """Note the 180 Ringing."""
+        self.actions.append("ring")
+
+    async def pause(self, seconds: float) -> None:
+        """Note the pause; it takes no time."""
+        self.pauses.append(seconds)
+        self.actions.append(f"pause {seconds:g}")
+
     async def answer(self, *, early: bool = False) -> None:
         """Note the answer; like ``CallSession``, a repeated one does nothing."""
         if self._answered or (early and self._early):
@@ -110,9 +127,11 @@ class FakeCall:
         self._early = self._early or early
         self._answered = not early
 
-    async def play(self, items: Sequence[PlaylistItem], *, barge_in: bool) -> str | None:
+    async def play(
+        self, items: Sequence[PlaylistItem], *, barge_in: bool, loop: bool = False
+    ) -> str | None:
         """Note the playlist; with barge-in the next scripted key (if any) stops it."""
-        self.played.append(Played(list(items), barge_in, self.language))
+        self.played.append(Played(list(items), barge_in, self.language, loop))
         self.actions.append("play")
         return self.keys[0] if barge_in and self.keys and self.keys[0] is not None else None
 

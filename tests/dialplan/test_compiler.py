@@ -165,6 +165,28 @@ def test_bad_durations_say_how_to_write_one() -> None:
     assert plan.max_duration == 90.0
 
 
+def test_ring_loop_and_after_are_checked_where_they_are_written() -> None:
+    """A bad ``ring``, ``loop`` or ``after`` value, and ring with early media, are named by
+    file, line and field."""
+    text = (
+        "steps:\n  a:\n    answer:\n    ring: soon\n  b:\n    play: greeting\n"
+        "    loop: often\n  c:\n    answer: early\n    ring: 2s\n  d:\n    hangup:\n"
+        "    after: 0s\n"
+    )
+    assert errors(text) == [
+        "dialplans/38733100200.yaml:4: steps.a.ring: 'soon' is not a duration "
+        "(write e.g. 5s, 2m, 1m30s, 500ms)",
+        "dialplans/38733100200.yaml:7: steps.b.loop: Input should be a valid boolean, "
+        "unable to interpret input",
+        "dialplans/38733100200.yaml:8: steps.c: "
+        "ring goes with an answer (200 OK): early media starts at once",
+        "dialplans/38733100200.yaml:13: steps.d.after: Input should be greater than 0",
+    ]
+    plan = compiled("steps:\n  a:\n    answer:\n    ring: 1m\n  b:\n    hangup:\n    after: 30s\n")
+    assert plan.steps["a"].params.ring == 60.0  # type: ignore[attr-defined]
+    assert plan.steps["b"].params.after == 30.0  # type: ignore[attr-defined]
+
+
 def test_loops_that_never_wait_for_the_caller_are_refused() -> None:
     """goto a → b → a and a step going to itself would spin forever: both are errors."""
     text = "steps:\n  a:\n    goto: b\n  b:\n    set: {x: y}\n    next: a\n  c:\n    goto: c\n"

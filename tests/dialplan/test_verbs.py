@@ -60,6 +60,15 @@ async def test_answer_early_sends_183_then_the_answer_still_follows() -> None:
     assert call.answers == ["early", "now"] and call.answered and not call.early_media
 
 
+async def test_answer_with_ring_sends_180_waits_then_answers() -> None:
+    """``ring: 5s`` rings (180), pauses 5 s, then answers; an answered call does none of it."""
+    call = FakeCall()
+    assert await run(call, {"answer": None, "ring": "5s"}) == "after"
+    assert call.actions == ["ring", "pause 5", "answer now"]
+    await run(call, {"answer": None, "ring": "5s"})
+    assert call.actions == ["ring", "pause 5", "answer now"]
+
+
 async def test_play_without_barge_in_leaves_typed_keys_queued() -> None:
     """A plain play plays its items in order and leaves the caller's key for a later menu."""
     call = FakeCall(["5"])
@@ -75,6 +84,14 @@ async def test_play_with_barge_in_lets_the_key_through_to_the_next_menu() -> Non
     assert await run(call, {"play": "greeting", "barge_in": True, "next": "ask"}) == "ask"
     assert await run(call, {"menu": "menu", "options": {1: "a", 2: "b"}}) == "b"
     assert call.played == [plays("greeting"), plays("menu")]
+
+
+async def test_play_with_loop_asks_for_a_repeated_interruptible_playlist() -> None:
+    """``loop: true`` plays the list repeated; the barge-in key goes on to the next step."""
+    call = FakeCall(["1"])
+    assert await run(call, {"play": "greeting", "barge_in": True, "loop": True}) == "after"
+    assert call.played == [Played([Play("greeting")], True, "en", loop=True)]
+    assert call.keys == deque(["1"])
 
 
 async def test_play_fills_variables_into_say_items_and_drops_unsayable_ones() -> None:
@@ -353,6 +370,25 @@ async def test_hangup_forms(value: object, code: int, cause: int | None) -> None
     call = FakeCall()
     assert await run(call, {"hangup": value}) is None
     assert call.hangups == [Hangup(code, cause, "normal")]
+
+
+@pytest.mark.parametrize(("answered_for", "pause"), [(0.0, [30.0]), (12.5, [17.5]), (31.0, [])])
+async def test_hangup_after_waits_until_the_call_has_been_answered_that_long(
+    answered_for: float, pause: list[float]
+) -> None:
+    """``after: 30s`` pauses for what is left of 30 s since the answer, then sends BYE."""
+    call = FakeCall()
+    await call.answer()
+    call.answered_for = answered_for
+    assert await run(call, {"hangup": None, "after": "30s"}) is None
+    assert call.pauses == pause and call.hangups == [Hangup(480, None, "normal")]
+
+
+async def test_hangup_after_on_an_unanswered_call_counts_from_the_step() -> None:
+    """Before any answer ``after`` is a wait of its own length, then the final response."""
+    call = FakeCall()
+    assert await run(call, {"hangup": 486, "after": "2s"}) is None
+    assert call.pauses == [2.0] and call.hangups == [Hangup(486, None, "normal")]
 
 
 async def test_voicemail_plays_greeting_and_beep_records_and_notes_the_message() -> None:

@@ -138,11 +138,23 @@ class CallControl(Protocol):
     def now(self) -> datetime:
         """The current time, UTC and aware."""
 
+    def since_answer(self) -> float | None:
+        """Seconds since the 200 OK was sent; None before it."""
+
+    async def ring(self) -> None:
+        """Send 180 Ringing (RFC 3261 §21.1.2) on an unanswered call."""
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` with nothing sent (the call's playback goes on)."""
+
     async def answer(self, *, early: bool = False) -> None:
         """Answer with 200 OK, or with 183 Session Progress and SDP when ``early``."""
 
-    async def play(self, items: Sequence[PlaylistItem], *, barge_in: bool) -> str | None:
-        """Play a playlist; with ``barge_in`` a digit stops it and is returned (and queued)."""
+    async def play(
+        self, items: Sequence[PlaylistItem], *, barge_in: bool, loop: bool = False
+    ) -> str | None:
+        """Play a playlist (from its start again at its end with ``loop``); with
+        ``barge_in`` a digit stops it and is returned (and queued)."""
 
     async def collect(
         self,

@@ -4,7 +4,9 @@
       play: [greeting, {silence: 500ms}, menu]
       barge_in: true
 
-A digit that stops a prompt is kept for the next step that collects digits (a menu).
+A digit that stops a prompt is kept for the next step that collects digits (a menu). With
+``loop: true`` the playlist starts again at its end until a digit stops it (``barge_in``) or
+the call ends; a looped prompt without barge-in plays until the call ends.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ __all__ = ["VERB", "Params"]
 
 
 class Params(StepParams):
-    """The prompts, and whether a digit stops them (default: no)."""
+    """The prompts, whether a digit stops them and whether they repeat (default: no, no)."""
 
     play: PromptList
     barge_in: bool = False
+    loop: bool = False
 
     def prompts(self) -> dict[tuple[str | int, ...], list[PromptItem]]:
         """The playlist."""
@@ -28,9 +31,11 @@ class Params(StepParams):
 
 
 async def run(call: CallControl, step: Step) -> str | None:
-    """Play the prompts to the end (or until a digit, with barge-in)."""
+    """Play the prompts to the end (or until a digit, with barge-in), repeated with ``loop``."""
     assert isinstance(step.params, Params)
-    await call.play(expand(step.params.play, call.variables), barge_in=step.params.barge_in)
+    params = step.params
+    items = expand(params.play, call.variables)
+    await call.play(items, barge_in=params.barge_in, loop=params.loop)
     return step.next
 
 
