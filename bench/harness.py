@@ -2,8 +2,9 @@
 
 A process pinned to one core (taskset), its CPU seconds and resident memory (/proc), a core's
 busy time (/proc/stat), a UDP socket's receive-buffer drops (/proc/net/udp); `callserver run`
-started on a settings file with its JSON log read by a thread as it comes; and the records the
-server wrote to its CDR spool (data_dir/cdr/*.jsonl, one JSON line a leg) since a mark.
+started on a settings file with its JSON log read by a thread as it comes; the records the
+server wrote to its CDR spool (data_dir/cdr/*.jsonl, one JSON line a leg) since a mark; and
+the looped default plan of the benchmarks whose calls hear RTP throughout.
 """
 
 from __future__ import annotations
@@ -24,6 +25,26 @@ from typing import Any
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
+LOOPED_DEFAULT_PLAN = """\
+description: The shipped default plan with the greeting looped and BYE after an hour
+steps:
+  welcome:
+    play: greeting
+    barge_in: true
+    loop: true
+  goodbye:
+    hangup:
+    after: 1h
+"""
+
+
+def write_looped_default_plan(directory: Path) -> Path:
+    """``LOOPED_DEFAULT_PLAN`` as ``directory/default.yaml``: every call SIPp places (to a
+    number without a plan of its own) hears the greeting over and over until its BYE."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "default.yaml"
+    path.write_text(LOOPED_DEFAULT_PLAN, encoding="utf-8")
+    return path
 
 
 def free_port() -> int:

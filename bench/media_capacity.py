@@ -53,7 +53,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dialplan_load import write_plans
-from harness import HOST, CdrSpool, free_port, start_server
+from harness import HOST, CdrSpool, free_port, start_server, write_looped_default_plan
 from reloads import Reloads
 from rtp_window import Load, Row, measure
 from sipp_uac import NewCalls, UacFigures
@@ -75,8 +75,7 @@ def _settings(workdir: Path, port: int, calls: int) -> str:
         f"sip: {{listen: ['udp:{HOST}:{port}']}}\n"
         f"media: {{rtp_port_min: 20000, rtp_port_max: {20000 + max(4000, 4 * calls)}, "
         f"statistics_interval: 5, prompts_dir: '{ROOT / 'prompts'}'}}\n"
-        "calls: {answer_prompt: greeting, answer_prompt_loop: true, answer_hangup_after: 3600, "
-        "max_calls: 100000, drain_timeout: 1}\n"
+        "calls: {max_calls: 100000, drain_timeout: 1}\n"
         f"dialplans: '{workdir / 'dialplans'}'\ndata_dir: '{workdir / 'var'}'\n"
         "log_level: info\nlog_format: json\n"
     )
@@ -89,6 +88,7 @@ def run_calls(calls: int, args: argparse.Namespace) -> tuple[Row, list[str]]:
         workdir = Path(tmp)
         (workdir / "dialplans").mkdir()
         write_plans(workdir / "dialplans", args.reload)
+        write_looped_default_plan(workdir / "dialplans")  # every call hears the greeting
         port = free_port()
         settings = _settings(workdir, port, calls)
         server = start_server(workdir, settings, port, args.server_core, no_uvloop=args.no_uvloop)

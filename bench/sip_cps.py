@@ -39,21 +39,32 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import HOST, CdrSpool, Server, cpu_seconds, free_port, start_server
+from harness import (
+    HOST,
+    ROOT,
+    CdrSpool,
+    Server,
+    cpu_seconds,
+    free_port,
+    start_server,
+    write_looped_default_plan,
+)
 from kamailio_responder import start_kamailio
 from rtp_window import Load, Row, measure
 from sipp_uac import RECV_TIMEOUT_S, NewCalls, UacFigures, run_uac
 
 
 def _server_settings(workdir: Path, port: int, overload: bool) -> str:
-    """The shipped defaults; for the overload rows the answer loops the greeting for an hour
-    (the calls in progress hear RTP throughout) and the drain at the end is 1 s, not 10."""
-    calls = "answer_hangup_after: 30"
+    """The shipped defaults and dialplans (default.yaml: the greeting, BYE 30 s after the
+    answer); for the overload rows the default plan loops the greeting for an hour (the calls
+    in progress hear RTP throughout) and the drain at the end is 1 s, not 10."""
+    calls, plans = "max_calls: 100000", ROOT / "dialplans"
     if overload:
-        calls = "answer_prompt_loop: true, answer_hangup_after: 3600, drain_timeout: 1"
+        calls += ", drain_timeout: 1"
+        plans = write_looped_default_plan(workdir / "dialplans").parent
     return (
         f"sip:\n  listen: ['udp:{HOST}:{port}']\n"
-        f"calls: {{{calls}, max_calls: 100000}}\n"
+        f"calls: {{{calls}}}\ndialplans: '{plans}'\n"
         f"data_dir: {workdir / 'var'}\nlog_level: warning\nlog_format: json\n"
     )
 

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from callserver import __version__
 from callserver.app import Server
 from callserver.config.settings import load_settings
+from tests.default_plan import write_default_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "callserver.yaml"
@@ -165,14 +166,14 @@ def settings_file(tmp_path: Path, text: str) -> Path:
 
 async def test_reload_keeps_flag_overrides(tmp_path: Path) -> None:
     """After SIGHUP, values given as flags still beat the re-read file."""
-    path = settings_file(tmp_path, "data_dir: from-file\ncalls:\n  answer_hangup_after: 30\n")
+    path = settings_file(tmp_path, "data_dir: from-file\ncalls:\n  drain_timeout: 30\n")
     overrides = {"data_dir": tmp_path / "flag", "sip": {"listen": ["udp:127.0.0.1:0"]}}
     server = Server(load_settings(path, overrides), path, overrides)
-    settings_file(tmp_path, "data_dir: changed\ncalls:\n  answer_hangup_after: 2\n")
+    settings_file(tmp_path, "data_dir: changed\ncalls:\n  drain_timeout: 2\n")
     with capture_logs() as logs:
         server.reload()
     assert server.settings.data_dir == tmp_path / "flag"
-    assert server.settings.calls.answer_hangup_after == 2
+    assert server.settings.calls.drain_timeout == 2
     assert server.calls.settings is server.settings
     assert [entry["event"] for entry in logs] == ["config.reloaded"]  # dialplans: in slices, later
 
@@ -230,7 +231,7 @@ async def test_reload_of_a_bad_file_keeps_the_running_settings(tmp_path: Path) -
     path = settings_file(tmp_path, "sip:\n  listen: ['udp:127.0.0.1:0']\n")
     server = Server(load_settings(path), path)
     before = server.settings
-    settings_file(tmp_path, "calls:\n  answer_hangup_after: -1\n  max_calls: 0\n")
+    settings_file(tmp_path, "calls:\n  drain_timeout: -1\n  max_calls: 0\n")
     with capture_logs() as logs:
         server.reload()
     assert server.settings is before
@@ -239,7 +240,7 @@ async def test_reload_of_a_bad_file_keeps_the_running_settings(tmp_path: Path) -
     assert server.background.tasks  # the dialplans are being compiled, a file per turn
     assert entry["log_level"] == "error"
     assert [e.split(": ")[1] for e in entry["errors"]] == [
-        "calls.answer_hangup_after",
+        "calls.drain_timeout",
         "calls.max_calls",
     ]
 
@@ -345,6 +346,7 @@ def test_check_lists_dialplan_and_blacklist_errors(tmp_path: Path) -> None:
     plans.mkdir()
     premium = plans / "38790291100.yaml"
     premium.write_text("max_duration: 5m\nsteps:\n  hello:\n    play: greeting\n")
+    write_default_plan(plans)
     blacklist = tmp_path / "blacklist.txt"
     blacklist.write_text("+38761123456\n06x12\n")
     config = settings_file(tmp_path, f"dialplans: {plans}\nblacklist: {blacklist}\n")
@@ -373,6 +375,7 @@ def test_check_reports_three_dialplan_mistakes_with_file_and_line(tmp_path: Path
         "    play: goodbye\n"
         "    barge_in: maybe\n"  # 9: not a boolean
     )
+    write_default_plan(plans)
     config = settings_file(tmp_path, f"dialplans: {plans}\n")
     result = callserver("check", str(config))
     assert result.returncode == 1

@@ -57,7 +57,6 @@ class Call:
     offered_at: float
     dialog_id: DialogId | None = None
     answered_at: float | None = None
-    hangup: asyncio.TimerHandle | None = None
     stream: MediaStream | None = None
     admitted: Admitted | None = None  # its trunk and channels, released once in _end
     facts: CallFacts | None = None  # what its CDR will say

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Router", "SessionHosting"]
 
 Router = Callable[[CallSession], Awaitable[None] | None]
-"""Given a new session, the coroutine that runs its dialplan, or None (built-in behaviour)."""
+"""Given a new session, the coroutine that runs its dialplan, or None (no plan: refused)."""
 
 
 class SessionHosting:
@@ -45,7 +45,7 @@ class SessionHosting:
         self._by_session: dict[int, Call] = {}
 
     def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
-        """Run the call's dialplan if it has one; False when the built-in behaviour applies."""
+        """Run the call's dialplan if it has one; False when it has none."""
         if self.router is None or call.facts is None:
             return False
         session = CallSession(

@@ -1,15 +1,13 @@
 """Calls: what the server does with each INVITE the SIP endpoint delivers.
 
-Until the dialplan engine takes over, every INVITE gets the built-in behaviour: an RTP port
-pair is opened on the media engine, the SDP offer is answered (operator codec order,
-telephone-event when offered; an INVITE without one gets our offer in the 2xx and its answer
-comes in the ACK: ``calls.negotiation``), the call is answered with 200 OK (after
-``calls.answer_after`` seconds of 180 Ringing when that is set) and hears
-``calls.answer_prompt`` in the default language, from the ACK on for a late offer (looped with
-``answer_prompt_loop``; a DTMF digit stops it). Digits are logged as
-``call.dtmf`` whichever way they come (RFC 4733, SIP INFO, in-band). The server hangs up with
-BYE after ``calls.answer_hangup_after`` seconds, or when no RTP arrives for
-``media.rtp_timeout`` seconds, unless the caller hangs up first. Re-INVITEs (hold/unhold,
+Every admitted INVITE gets an RTP port pair on the media engine and its SDP offer answered
+(operator codec order, telephone-event when offered; an INVITE without one gets our offer in
+the 2xx and its answer comes in the ACK: ``calls.negotiation``); then the called number's
+dialplan (its own, else ``dialplans/default.yaml``) runs the call (``calls.hosting``). A number
+with no plan at all is refused with 404 and ``Reason: Q.850;cause=3`` (no route to
+destination, RFC 3398; CDR end reason ``no_route``). Digits are logged as ``call.dtmf``
+whichever way they come (RFC 4733, SIP INFO, in-band). The server hangs up with BYE when no
+RTP arrives for ``media.rtp_timeout`` seconds. Re-INVITEs (hold/unhold,
 session refresh) and UPDATEs with an offer get the matching SDP answer and re-direct the
 stream, a re-INVITE without SDP our offer, re-directed by the ACK's answer; INFO gets 200. In
 a forwarded call both legs' requests are the bridge's (``calls.bridge``).
@@ -51,8 +49,7 @@ from callserver.config.tariffs import Tariffs
 from callserver.media.dtmf_info import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
-from callserver.media.prompts import Play, PromptStore
-from callserver.media.stream import MediaStream
+from callserver.media.prompts import PromptStore
 from callserver.policy.caller import CallerId
 from callserver.sip.dialog import DialogId
 from callserver.sip.endpoint import SipEndpoint
@@ -71,10 +68,11 @@ from callserver.sip.offer_answer import AnswerConfig
 __all__ = ["Call", "CallManager"]
 
 log = structlog.get_logger("callserver.calls")
+_NO_DIALPLAN = "no dialplan of its own and no default.yaml"
 
 
 class CallManager:
-    """Answers INVITEs (dialplan or built-in behaviour) and tracks every call until it ends."""
+    """Answers INVITEs (each with its dialplan) and tracks every call until it ends."""
 
     def __init__(
         self,
@@ -190,14 +188,12 @@ class CallManager:
         self.register(call)
         if self.host.start_session(call, caller, now):
             return
-        if call.facts is not None:  # the built-in behaviour speaks the default language
+        if call.facts is not None:  # no plan: the CDR says the server's language
             call.facts.extra["language"] = self.settings.media.default_language
-        ring = self.settings.calls.answer_after
-        if ring <= 0:
-            self._answer_call(call, now)
-            return
-        self.endpoint.respond(event.key, 180, now)
-        call.hangup = self.loop.call_at(self.loop.time() + ring, self._answer_later, call)
+            call.facts.extra["end_detail"] = _NO_DIALPLAN
+        call.log.info("call.no_dialplan")  # no route to destination: Q.850 3 is SIP 404
+        self.endpoint.respond(call.key, 404, now, headers=(("Reason", "Q.850;cause=3"),))
+        self.end_call(call, "no_route", sip_code=404)
 
     def register(self, call: Call) -> None:
         """Track a call with a stream until ``end_call``."""
@@ -256,21 +252,6 @@ class CallManager:
             self.admission.release(call.admitted.grant)
             call.admitted = None
 
-    def _answer_later(self, call: Call) -> None:
-        if self.calls.get(call.key) is call and self.endpoint.is_pending_invite(call.key):
-            self._answer_call(call, self.loop.time())
-            self.wake()
-
-    def _answer_call(self, call: Call, now: float) -> None:
-        """The built-in behaviour's answer: 200 OK, the greeting, BYE after a while."""
-        if not self.send_answer(call, now):
-            return
-        assert call.stream is not None and call.dialog_id is not None
-        delay = self.settings.calls.answer_hangup_after
-        call.hangup = self.loop.call_at(self.loop.time() + delay, self._hang_up, call.dialog_id)
-        if call.offer is None:  # else from the ACK, which brings the answer
-            self._play_greeting(call.stream)
-
     def send_answer(self, call: Call, now: float) -> bool:
         """200 OK with our SDP answer, or our offer for a late offer; False (and the call
         ended) when it cannot be sent."""
@@ -306,20 +287,8 @@ class CallManager:
         if call.facts is not None:
             call.facts.answered_at = event.rtime
             self.reporter.answered(call.facts)
-        if late and call.stream is not None:  # a late offer's media starts now
-            if call.session is not None:
-                call.session.media_ready()
-            else:
-                self._play_greeting(call.stream)
-
-    def _play_greeting(self, stream: MediaStream) -> None:
-        name = self.settings.calls.answer_prompt
-        if name is None:
-            return
-        language = self.settings.media.default_language
-        payload = self.prompts.render([Play(name)], language, stream.codec)
-        loop = self.settings.calls.answer_prompt_loop
-        self.media.play(stream, payload, loop=loop and bool(payload), barge_in=True)
+        if late and call.session is not None:  # a late offer's media starts now
+            call.session.media_ready()
 
     def answer_config(self, port: int, session_id: int = 0, version: int = 0) -> AnswerConfig:
         """How an offer is answered: the operator's codecs and ptime, our address, ``port``."""
@@ -367,9 +336,8 @@ class CallManager:
             self.idle.set()
         if call.dialog_id is not None:
             self._by_dialog.pop(call.dialog_id, None)
-        for timer in (call.hangup, call.cap):
-            if timer is not None:
-                timer.cancel()
+        if call.cap is not None:
+            call.cap.cancel()
         recording = None  # what closing the stream kept of a message being recorded
         if call.stream is not None:
             self._by_stream.pop(call.stream.stream_id, None)

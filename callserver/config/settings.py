@@ -166,19 +166,40 @@ class SipSettings(BaseModel):
         return value
 
 
+_MOVED_TO_DEFAULT_PLAN = {
+    "answer_after": "an answer step's ring (answer: with ring: 5s)",
+    "answer_hangup_after": "a hangup step's after (hangup: with after: 30s)",
+    "answer_prompt": "a play step (play: greeting, barge_in: true)",
+    "answer_prompt_loop": "a play step's loop (loop: true)",
+}
+
+
 class CallsSettings(BaseModel):
-    """Call handling defaults: the built-in answer behaviour, forwarding and shutdown drain."""
+    """Call handling: forwarding, the limit of calls at once and the shutdown drain.
+
+    What a number without a dialplan of its own does is ``dialplans/default.yaml``; the
+    ``answer_*`` keys that once said it are refused with where each one went.
+    """
 
     model_config = ConfigDict(extra="forbid")
     forward_response_timeout: float = Field(
         4.0, gt=0, le=64, description="forwarded INVITE: no response at all: try the next target"
     )
-    answer_after: float = Field(0.0, ge=0, description="built-in answer: ring this long first")
-    answer_hangup_after: float = Field(30.0, gt=0, description="built-in answer: BYE after s")
     drain_timeout: float = Field(10.0, ge=0)
     max_calls: int = Field(10000, ge=1)
-    answer_prompt: str | None = Field("greeting", description="built-in answer: play this prompt")
-    answer_prompt_loop: bool = False
+    answer_after: None = Field(None, exclude=True, repr=False, description="removed")
+    answer_hangup_after: None = Field(None, exclude=True, repr=False, description="removed")
+    answer_prompt: None = Field(None, exclude=True, repr=False, description="removed")
+    answer_prompt_loop: None = Field(None, exclude=True, repr=False, description="removed")
+
+    @field_validator(*_MOVED_TO_DEFAULT_PLAN, mode="before")
+    @classmethod
+    def _moved(cls, value: object, info: ValidationInfo) -> None:
+        assert info.field_name is not None
+        raise ValueError(
+            "no longer a setting: a number without a dialplan of its own runs "
+            f"dialplans/default.yaml; write {_MOVED_TO_DEFAULT_PLAN[info.field_name]} there"
+        )
 
 
 class CdrSettings(BaseModel):

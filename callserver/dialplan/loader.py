@@ -14,9 +14,9 @@ from pathlib import Path
 
 from callserver.config.errors import OperatorFileError
 from callserver.dialplan.compiler import PlanContext, compile_file
-from callserver.dialplan.plan import Plan, PlanSet
+from callserver.dialplan.plan import DEFAULT_PLAN, Plan, PlanSet
 
-__all__ = ["LoadResult", "PlanLoading", "dialplan_files", "load_plans"]
+__all__ = ["LoadResult", "PlanLoading", "dialplan_files", "load_plans", "no_default_plan"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,10 +34,18 @@ def load_plans(
 ) -> LoadResult:
     """Compile every dialplan file (``*.yaml``, ``*.yml``) in ``directory`` (a missing
     directory holds none)."""
-    loading = PlanLoading(context, previous)
+    loading = PlanLoading(context, previous, directory)
     for path in dialplan_files(directory):
         loading.add(path)
     return loading.result()
+
+
+def no_default_plan(directory: Path) -> str:
+    """The warning of a plan set without ``default.yaml``: what its other numbers get."""
+    return (
+        f"{directory / 'default.yaml'}: no default plan: a called number without a dialplan "
+        "of its own is refused with 404 (CDR end_reason no_route)"
+    )
 
 
 def dialplan_files(directory: Path) -> list[Path]:
@@ -56,8 +64,10 @@ class PlanLoading:
     of its event loop.
     """
 
-    def __init__(self, context: PlanContext, previous: PlanSet | None = None) -> None:
-        self._context, self._previous = context, previous
+    def __init__(
+        self, context: PlanContext, previous: PlanSet | None = None, directory: Path | None = None
+    ) -> None:
+        self._context, self._previous, self._directory = context, previous, directory
         self._plans: dict[str, Plan] = {}
         self._errors: list[str] = []
         self._warnings: list[str] = []
@@ -78,10 +88,14 @@ class PlanLoading:
         self._warnings.extend(plan.warnings)
 
     def result(self) -> LoadResult:
-        """The plan set of the files added so far, with their errors and warnings."""
+        """The plan set of the files added so far, with their errors and warnings (one when
+        the set of ``directory`` has no default plan)."""
+        warnings = list(self._warnings)
+        if self._directory is not None and DEFAULT_PLAN not in self._plans:
+            warnings.append(no_default_plan(self._directory))
         return LoadResult(
             plans=PlanSet(dict(self._plans)),
             errors=tuple(self._errors),
-            warnings=tuple(self._warnings),
+            warnings=tuple(warnings),
             kept=tuple(self._kept),
         )

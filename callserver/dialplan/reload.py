@@ -107,7 +107,7 @@ class Dialplans:
         """The same for a running server: one file at a time, paced, then the swap; one reload
         at a time."""
         async with self._reloading:
-            loading = PlanLoading(self._context(), self.plans)
+            loading = PlanLoading(self._context(), self.plans, self.directory)
             async for path in paced(dialplan_files(self.directory), self._share):
                 loading.add(path)  # the clock, SIP and calls have the loop between two files
             return self._swap(loading.result())

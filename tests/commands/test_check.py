@@ -41,6 +41,20 @@ def test_the_dialplans_directory_is_ok() -> None:
     assert result.stdout.splitlines() == ["dialplans: ok (dialplans)", "ok"]
 
 
+def test_a_dialplans_directory_without_a_default_plan_gets_a_warning(tmp_path: Path) -> None:
+    """No default.yaml: the check still passes and warns that other numbers get 404."""
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    shutil.copy(SHIPPED_PLAN, plans)
+    result = callserver("check", str(plans))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        f"warning: {plans}/default.yaml: no default plan: a called number without a dialplan "
+        "of its own is refused with 404 (CDR end_reason no_route)"
+    ]
+    assert result.stdout.splitlines() == [f"{plans}: ok (dialplans)", "ok"]
+
+
 def test_a_mix_of_every_kind_prints_ok_for_each() -> None:
     """Settings, a dialplan, a directory, trunks, tariffs and the blacklist in one command."""
     paths = [

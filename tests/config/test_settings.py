@@ -93,7 +93,7 @@ sip:
   user_agent: from-file
   listen: ["udp:127.0.0.1:6000"]
 calls:
-  answer_hangup_after: 12
+  drain_timeout: 12
 """
 
 
@@ -102,9 +102,9 @@ def test_file_overrides_defaults_and_keeps_the_rest(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, FILE))
     assert settings.sip.t2 == 8.0
     assert settings.sip.user_agent == "from-file"
-    assert settings.calls.answer_hangup_after == 12
+    assert settings.calls.drain_timeout == 12
     assert settings.sip.t4 == 5.0
-    assert settings.calls.answer_after == 0.0
+    assert settings.calls.max_calls == 10000
 
 
 def test_env_overrides_file_per_nested_field(
@@ -253,7 +253,7 @@ media:
     - PCMA
     - G729
 calls:
-  answer_after: 1
+  drain_timeout: 1
   unknown_key: 1
 """
 
@@ -271,6 +271,27 @@ def test_three_mistakes_are_all_listed_with_their_lines(tmp_path: Path) -> None:
     for error, (line, field, message) in zip(errors, expected, strict=True):
         assert error.startswith(f"{path}:{line}: {field}: "), error
         assert message in error
+
+
+def test_the_settings_of_the_old_built_in_answer_say_where_they_went(tmp_path: Path) -> None:
+    """Each calls.answer_* key is an error at its line naming its place in default.yaml."""
+    text = (
+        "calls:\n  answer_after: 2\n  answer_hangup_after: 30\n  answer_prompt: greeting\n"
+        "  answer_prompt_loop: true\n  max_calls: 5\n"
+    )
+    path = write(tmp_path, text)
+    moved = (
+        "no longer a setting: a number without a dialplan of its own runs dialplans/default.yaml"
+    )
+    assert errors_of(path) == [
+        f"{path}:2: calls.answer_after: {moved}; write an answer step's ring "
+        "(answer: with ring: 5s) there",
+        f"{path}:3: calls.answer_hangup_after: {moved}; write a hangup step's after "
+        "(hangup: with after: 30s) there",
+        f"{path}:4: calls.answer_prompt: {moved}; write a play step "
+        "(play: greeting, barge_in: true) there",
+        f"{path}:5: calls.answer_prompt_loop: {moved}; write a play step's loop (loop: true) there",
+    ]
 
 
 def test_error_format_is_path_line_field_message(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from callserver.dialplan.compiler import PlanContext
+from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.plan import PlanSet
 from callserver.dialplan.verbs import REGISTRY
+from tests.default_plan import write_default_plan
 
 CONTEXT = PlanContext(
     registry=REGISTRY, default_language="en", prompt_exists=lambda name, language: True
@@ -35,6 +36,32 @@ def test_every_good_file_loads_with_its_warnings(tmp_path: Path) -> None:
     assert result.warnings == (
         f"{folder}/default.yaml:6: steps.unused: never reached from the start step 'hello'",
     )
+
+
+def test_a_set_without_a_default_plan_warns_what_other_numbers_get(tmp_path: Path) -> None:
+    """No default.yaml (missing, or never loaded because it is bad): one warning says that
+    a number without its own plan is refused with 404."""
+    write(tmp_path, "38733100200", GOOD)
+    warning = (
+        f"{tmp_path}/default.yaml: no default plan: a called number without a dialplan of its "
+        "own is refused with 404 (CDR end_reason no_route)"
+    )
+    assert load_plans(tmp_path, CONTEXT).warnings == (warning,)
+    write(tmp_path, "default", BAD)
+    assert load_plans(tmp_path, CONTEXT).warnings == (warning,)
+    write(tmp_path, "default", GOOD)
+    assert load_plans(tmp_path, CONTEXT).warnings == ()
+
+
+def test_the_shipped_default_plan_is_the_one_tests_write(tmp_path: Path) -> None:
+    """dialplans/default.yaml compiles to the same steps as tests.default_plan's text."""
+    shipped = Path(__file__).parents[2] / "dialplans" / "default.yaml"
+    ours = compile_file(shipped, CONTEXT)
+    theirs = compile_file(write_default_plan(tmp_path), CONTEXT)
+    assert [(s.name, s.verb, s.params, s.next) for s in ours.steps.values()] == [
+        (s.name, s.verb, s.params, s.next) for s in theirs.steps.values()
+    ]
+    assert ours.language is None and ours.max_duration is None
 
 
 def test_a_missing_directory_holds_no_plans(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.default_plan import write_default_plan
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 PROMPTS = Path(__file__).parents[2] / "prompts"
 TARIFFS = Path(__file__).parents[2] / "config" / "tariffs.yaml"
@@ -145,15 +147,20 @@ def start_server(
     blacklist: Path | None = None,
     sip: dict[str, object] | None = None,
     overload: dict[str, object] | None = None,
+    ring: float = 0.0,
+    hangup_after: float = 30.0,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
     ``sip``, ``overload``) settings.
 
-    ``dialplans`` is the dialplan directory (default: an empty one in ``tmp_path``, so calls
-    get the built-in behaviour); ``t1`` the SIP timer T1 (final answers to an INVITE are
-    retransmitted for 64*T1 until their ACK); ``blacklist`` the global blacklist file.
+    ``dialplans`` is the dialplan directory (default: one in ``tmp_path`` holding only the
+    default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting,
+    BYE ``hangup_after`` s after the answer); ``t1`` the SIP timer T1 (final answers to an
+    INVITE are retransmitted for 64*T1 until their ACK); ``blacklist`` the global blacklist.
     """
+    if dialplans is None:
+        write_default_plan(tmp_path / "dialplans", ring=ring, hangup_after=hangup_after)
     for attempt in range(_LISTEN_ATTEMPTS):
         port = free_port()
         config = {
@@ -166,7 +173,7 @@ def start_server(
                 **(sip or {}),
             },
             "media": {"prompts_dir": str(PROMPTS), **(media or {})},
-            "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
+            "calls": {"drain_timeout": 2, **calls},
             "dns": dns or {},
             "overload": overload or {},
             "data_dir": str(tmp_path / "var"),
@@ -187,7 +194,7 @@ def start_server(
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """`callserver run` with the built-in behaviour (answer at once, BYE after 30 s)."""
+    """`callserver run` with the default plan only (answer at once, BYE after 30 s)."""
     proc = start_server(tmp_path)
     yield proc
     if proc.proc.poll() is None:
@@ -311,16 +318,18 @@ def launch(args: list[str], port: int, data_dir: Path, *, cwd: Path | None = Non
 
 
 def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> ServerProcess:
-    """Start `callserver run` listening on ``listen`` (``udp:[::1]:5062`` ...) with ``calls``.
+    """Start `callserver run` listening on ``listen`` (``udp:[::1]:5062`` ...) with ``calls``
+    and the default plan only (as ``start_server``).
 
     ``ServerProcess.port`` is the first address's port.
     """
     config = {
         "trunks": write_trunks(tmp_path, None),
         "tariffs": str(TARIFFS),
+        "dialplans": str(write_default_plan(tmp_path / "dialplans").parent),
         "sip": {"listen": listen, "t1": 0.5},
         "media": {"prompts_dir": str(PROMPTS)},
-        "calls": {"answer_hangup_after": 30, "drain_timeout": 2, **calls},
+        "calls": {"drain_timeout": 2, **calls},
         "data_dir": str(tmp_path / "var"),
         "log_format": "json",
         "log_level": "info",

@@ -81,7 +81,7 @@ def _sqlite_rows(data_dir: Path) -> list[tuple[str, str, str, str]]:
 
 def _crash_with_calls_up(sipp: str, tmp_path: Path) -> set[str]:
     """Start a server, put ``CALLS`` calls up, SIGKILL it; return the calls' Call-IDs."""
-    server = start_server(tmp_path, answer_hangup_after=HANGUP_AFTER)
+    server = start_server(tmp_path, hangup_after=HANGUP_AFTER)
     callers = _hold_calls(sipp, tmp_path, server.port)
     try:
         call_ids = _answered_call_ids(server)
@@ -118,7 +118,7 @@ def test_kill_9_with_five_calls_up_leaves_five_aborted_records_once(
     answer time and trunk), and neither it nor a third start duplicates any."""
     call_ids = _crash_with_calls_up(sipp, tmp_path)
 
-    second = start_server(tmp_path, answer_hangup_after=HANGUP_AFTER)
+    second = start_server(tmp_path, hangup_after=HANGUP_AFTER)
     try:
         assert second.wait_for("cdr.recovered_aborted")["records"] == CALLS
         assert second.wait_for("cdr.ingested")["inserted"] == CALLS  # the server's own ingest
@@ -131,7 +131,7 @@ def test_kill_9_with_five_calls_up_leaves_five_aborted_records_once(
     _check_aborted(cdrs, call_ids)
     assert sorted(r[0] for r in rows) == sorted(str(c["uuid"]) for c in cdrs)
 
-    third = start_server(tmp_path, answer_hangup_after=HANGUP_AFTER)
+    third = start_server(tmp_path, hangup_after=HANGUP_AFTER)
     assert third.stop() == 0
     assert third.events("cdr.recovered_aborted") == []
     assert third.events("cdr.ingested") == []

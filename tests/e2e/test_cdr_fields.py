@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from callserver.cdr.record import CdrRecord, parse_stamp
+from tests.default_plan import write_default_plan
 from tests.e2e.conftest import (
     HOST,
     PROMPTS,
@@ -186,7 +187,7 @@ def _hold(sipp: str, port: int, cwd: Path) -> subprocess.Popen[str]:
 def _start_with_blacklist(
     tmp_path: Path, entries: str, channels: int | None = None
 ) -> ServerProcess:
-    """`callserver run` with the built-in behaviour and ``entries`` as its global blacklist."""
+    """`callserver run` with the default plan only and ``entries`` as its global blacklist."""
     blacklist = tmp_path / "blacklist.txt"
     blacklist.write_text(entries)
     port = free_port()
@@ -194,10 +195,10 @@ def _start_with_blacklist(
         "trunks": write_trunks(tmp_path, _trunks(channels)),
         "tariffs": str(TARIFFS),
         "blacklist": str(blacklist),
-        "dialplans": str(tmp_path / "dialplans"),
+        "dialplans": str(write_default_plan(tmp_path / "dialplans").parent),
         "sip": {"listen": [f"udp:{HOST}:{port}"], "t1": 0.5},
         "media": {"prompts_dir": str(PROMPTS)},
-        "calls": {"answer_hangup_after": 30, "drain_timeout": 2},
+        "calls": {"drain_timeout": 2},
         "data_dir": str(tmp_path / "var"),
         "log_format": "json",
         "log_level": "info",

@@ -28,7 +28,7 @@ def test_a_burst_above_capacity_leaves_admitted_calls_clean_and_refuses_the_rest
     transaction, each with a CDR (end_reason overload, Q.850 42), in one logged episode.
     """
     overload = {"max_calls_in_setup": SETUP_LIMIT, "retry_after": 7, "calm": 0.5}
-    server = start_server(tmp_path, trunks=LOCAL_TRUNK, overload=overload, answer_after=3.0)
+    server = start_server(tmp_path, trunks=LOCAL_TRUNK, overload=overload, ring=3.0)
     with stopped_on_exit(server):
         scenario = "uac-answered-or-503-overload.xml"
         burst = run_scenario(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import signal
@@ -15,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.default_plan import write_default_plan
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -117,7 +118,9 @@ def ask_options(host: str, port: int, transport: str, timeout: float = 5.0, extr
 
 def test_callserver_reload_signals_the_running_server(tmp_path: Path) -> None:
     """`callserver reload` finds the server by its data dir's pid file and makes it reload."""
-    with running(start_server(tmp_path)) as server:
+    no_plans = tmp_path / "no-plans"  # no calls here: an empty dialplans directory
+    no_plans.mkdir()
+    with running(start_server(tmp_path, dialplans=no_plans)) as server:
         pid_file = server.data_dir / "callserver.pid"
         assert pid_file.read_text().strip() == str(server.proc.pid)
         reload = subprocess.run(
@@ -144,26 +147,38 @@ def test_sighup_reload_applies_to_new_calls_and_survives_a_bad_file(
     sipp: str, tmp_path: Path
 ) -> None:
     """SIGHUP makes new calls use the new hangup delay; a bad file is refused and calls go on."""
-    with running(start_server(tmp_path, answer_hangup_after=30)) as server:
+    with running(start_server(tmp_path, hangup_after=30)) as server:
         path = tmp_path / "callserver.yaml"
-        config = yaml.safe_load(path.read_text())
-        config["calls"]["answer_hangup_after"] = 1
-        path.write_text(yaml.safe_dump(config))
+        plan = write_default_plan(tmp_path / "dialplans", hangup_after=1)
+        version = hashlib.sha256(plan.read_bytes()).hexdigest()[:12]
         server.proc.send_signal(signal.SIGHUP)
         assert server.wait_for("config.reloaded")["path"] == str(path)
+        _wait_for_version(server, version)
         # The scenario waits 15 s for the BYE: only the reloaded 1 s delay can pass it.
         bye = ("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-m", "2", "-r", "5")
         assert_calls_ok(run_sipp(sipp, tmp_path, server.port, *bye, timeout=30), 2)
 
-        path.write_text("calls:\n  answer_hangup_after: -1\n")
+        path.write_text("calls:\n  drain_timeout: -1\n")
         server.proc.send_signal(signal.SIGHUP)
         failed = server.wait_for("config.reload_failed")
         assert failed["errors"] == [
-            f"{path}:2: calls.answer_hangup_after: Input should be greater than 0"
+            f"{path}:2: calls.drain_timeout: Input should be greater than or equal to 0"
         ]
         uac(sipp, tmp_path, server.port, 5)
         assert_calls_ok(run_sipp(sipp, tmp_path, server.port, *bye, timeout=30), 2)
         assert server.proc.poll() is None
+
+
+def _wait_for_version(server: ServerProcess, version: str, timeout: float = 10.0) -> None:
+    """Block until a ``dialplan.loaded`` line puts ``version`` of default.yaml in force."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in server.events("dialplan.loaded"):
+            versions = line.get("versions")
+            if isinstance(versions, dict) and versions.get("default") == version:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"default.yaml {version} never loaded:\n" + "\n".join(server.raw[-40:]))
 
 
 # -- TCP flood -------------------------------------------------------------------------------

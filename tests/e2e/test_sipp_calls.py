@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SCENARIOS, ServerProcess, run_sipp, start_server, stat_value
+from tests.e2e.conftest import (
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    run_sipp,
+    start_server,
+    stat_value,
+)
 
 
 @pytest.mark.parametrize("transport", ["u1", "t1"])
@@ -39,7 +46,7 @@ def test_builtin_uac_calls_all_succeed(
 
 def test_cancel_before_answer_gets_487(sipp: str, tmp_path: Path) -> None:
     """A CANCEL while the server rings gets 200, and the INVITE is answered 487."""
-    server = start_server(tmp_path, answer_after=5)
+    server = start_server(tmp_path, ring=5)
     try:
         result = run_sipp(
             sipp,
@@ -59,8 +66,9 @@ def test_cancel_before_answer_gets_487(sipp: str, tmp_path: Path) -> None:
 
 
 def test_server_hangs_up_with_bye(sipp: str, tmp_path: Path) -> None:
-    """After answer_hangup_after the server sends BYE; the answer kept PCMU + telephone-event."""
-    server = start_server(tmp_path, answer_hangup_after=1)
+    """The default plan's hangup 1 s after the answer is a BYE; the answer kept PCMU and
+    telephone-event."""
+    server = start_server(tmp_path, hangup_after=1)
     try:
         result = run_sipp(
             sipp,
@@ -105,7 +113,7 @@ def test_lossy_network_still_completes_calls(
 
 def test_sigterm_drains_and_hangs_up_active_calls(sipp: str, tmp_path: Path) -> None:
     """On SIGTERM active calls receive BYE after the drain timeout and the server exits 0."""
-    server = start_server(tmp_path, answer_hangup_after=60, drain_timeout=1)
+    server = start_server(tmp_path, hangup_after=60, drain_timeout=1)
     try:
         import subprocess
 
@@ -163,3 +171,30 @@ def test_hold_unhold_and_in_dialog_requests(
         )
         assert result.returncode == 0, result.output[-3000:]
         assert stat_value(result, "SuccessfulCall(C)") == 2
+
+
+def test_a_number_without_any_dialplan_gets_404_and_a_cdr(sipp: str, tmp_path: Path) -> None:
+    """No plan of its own and no default.yaml: the server warns at start, the caller gets 404
+    with Q.850 cause 3 and the CDR says no_route and why."""
+    no_plans = tmp_path / "no-plans"
+    no_plans.mkdir()
+    server = start_server(tmp_path, dialplans=no_plans)
+    try:
+        warning = server.wait_for("dialplan.warning")["warning"]
+        assert warning == (
+            f"{no_plans}/default.yaml: no default plan: a called number without a dialplan "
+            "of its own is refused with 404 (CDR end_reason no_route)"
+        )
+        scenario = str(SCENARIOS / "uac-expect-404-no-dialplan.xml")
+        args = ("-sf", scenario, "-m", "1", "-key", "caller", "+38761123456")
+        result = run_sipp(sipp, tmp_path, server.port, *args, timeout=20)
+        assert result.returncode == 0, result.output[-3000:]
+        server.wait_for("call.no_dialplan")
+    finally:
+        server.stop()
+    (record,) = exported_cdrs(server.data_dir)
+    assert (record["end_reason"], record["sip_code"]) == ("no_route", 404), record
+    assert (record["q850_cause"], record["disposition"]) == (3, "FAILED"), record
+    assert record["end_detail"] == "no dialplan of its own and no default.yaml", record
+    assert record["answer_stamp"] is None and record["dialplan"] is None
+    assert record["language"] == "en"
