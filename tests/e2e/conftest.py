@@ -149,18 +149,21 @@ def start_server(
     overload: dict[str, object] | None = None,
     ring: float = 0.0,
     hangup_after: float = 30.0,
+    loop: bool = False,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
     ``sip``, ``overload``) settings.
 
     ``dialplans`` is the dialplan directory (default: one in ``tmp_path`` holding only the
-    default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting,
-    BYE ``hangup_after`` s after the answer); ``t1`` the SIP timer T1 (final answers to an
-    INVITE are retransmitted for 64*T1 until their ACK); ``blacklist`` the global blacklist.
+    default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting
+    (repeated with ``loop``), BYE ``hangup_after`` s after the answer); ``t1`` the SIP timer
+    T1 (final answers to an INVITE are retransmitted for 64*T1 until their ACK); ``blacklist``
+    the global blacklist.
     """
     if dialplans is None:
-        write_default_plan(tmp_path / "dialplans", ring=ring, hangup_after=hangup_after)
+        directory = tmp_path / "dialplans"
+        write_default_plan(directory, ring=ring, hangup_after=hangup_after, loop=loop)
     for attempt in range(_LISTEN_ATTEMPTS):
         port = free_port()
         config = {

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.default_plan import write_default_plan
 from tests.e2e.conftest import (
     ServerProcess,
     SippResult,
@@ -28,10 +29,11 @@ CALLS = 100
 
 
 def _plans(tmp_path: Path) -> Path:
-    """A dialplan directory of ``PLANS`` copies of the shipped company plan."""
+    """A dialplan directory of ``PLANS`` plans: the default plan SIPp's calls run, and
+    copies of the shipped company plan."""
     directory = tmp_path / "dialplans"
-    directory.mkdir()
-    for n in range(PLANS):
+    write_default_plan(directory)
+    for n in range(PLANS - 1):
         shutil.copy(COMPANY_PLAN, directory / f"3873310{n:04d}.yaml")
     return directory
 

@@ -120,6 +120,31 @@ def test_pcmu_from_a_caller_answered_pcma_first_keeps_the_call_and_is_recorded(
     assert all(np.array_equal(h, s) for h, s in zip(heard, sent[first:], strict=False))
 
 
+# -- a looped prompt -------------------------------------------------------------------------
+
+
+def test_a_looped_greeting_starts_again_at_its_end(sipp: str, tmp_path: Path) -> None:
+    """The default plan with ``loop: true``: a caller who stays 6 s hears the 2.25 s greeting
+    a second time, sample for sample, right after the first."""
+    server = start_server(tmp_path, loop=True)
+    sink = RtpSink()
+    with stopped_on_exit(server), closing(sink):
+        result = run_scenario(
+            sipp,
+            tmp_path,
+            server,
+            "uac-hears-greeting.xml",
+            *("-m", "1", "-d", "6000", "-set", "rtp_port", str(sink.port), "-set", "codec", "0"),
+        )
+    _check(result, server)
+    received = g711.decode("PCMU", sink.audio(0))
+    expected = _samples(PROMPTS / "en" / "greeting.wav")
+    assert len(received) >= 2 * len(expected) + RATE
+    assert _best_snr_db(expected, received[: len(expected) + RATE // 2]) > 30
+    second = received[len(expected) - RATE // 2 : 2 * len(expected) + RATE // 2]
+    assert _best_snr_db(expected, second) > 30
+
+
 # -- late offer -----------------------------------------------------------------------------
 
 
