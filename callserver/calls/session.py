@@ -168,8 +168,8 @@ class CallSession:
             "dialplan": self.dialplan,
             "dialplan_version": self.dialplan_version,
             "language": self.language,
-            "steps": tuple(str(step) for step in notes.get("step", [])),
-            "digits": ",".join(str(digits) for digits in notes.get("digits", [])),
+            "steps": tuple(map(str, notes.get("step", ()))),
+            "digits": ",".join(map(str, notes.get("digits", ()))),
             "survey": survey,
             "voicemail_path": str(voicemail[-1]) if voicemail else None,
             "end_detail": _last(notes.get("blacklist")),
@@ -188,7 +188,8 @@ class CallSession:
             self._answered = not early
             if not early:
                 self._answered_at = self._monotonic()
-            await self._media.wait()
+            if not self._media.is_set():  # a late offer: the ACK brings the answer
+                await self._media.wait()
 
     async def ring(self) -> None:
         """180 Ringing, before any answer or early media (RFC 3261 §21.1.2)."""

@@ -42,7 +42,8 @@ async def run_plan(
                 return
             step = plan.steps[name]
             verb = registry[step.verb]
-            await _establish(call, verb.requires)
+            if verb.requires is not Precondition.NONE and not call.answered:
+                await _establish(call, verb.requires)
             call.note("step", name)
             name = await verb.run(call, step)
     except asyncio.CancelledError:

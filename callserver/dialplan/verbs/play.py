@@ -12,8 +12,16 @@ the call ends; a looped prompt without barge-in plays until the call ends.
 from __future__ import annotations
 
 from callserver.dialplan.playlist import expand
-from callserver.dialplan.values import PromptItem, PromptList
-from callserver.dialplan.verbs.base import CallControl, Precondition, Step, StepParams, Verb
+from callserver.dialplan.values import PromptItem, PromptList, SayDigitsItem, SayNumberItem
+from callserver.dialplan.verbs.base import (
+    CallControl,
+    CompileContext,
+    Precondition,
+    Step,
+    StepParams,
+    Verb,
+)
+from callserver.media.prompts import PlaylistItem
 
 __all__ = ["VERB", "Params"]
 
@@ -30,13 +38,23 @@ class Params(StepParams):
         return {("play",): self.play}
 
 
+def prepare(params: Params, context: CompileContext) -> tuple[PlaylistItem, ...] | None:
+    """The media playlist of a list without variables (prompts, silences), made once at load;
+    None when a say item needs the call's variables."""
+    if any(isinstance(item, SayDigitsItem | SayNumberItem) for item in params.play):
+        return None
+    return tuple(expand(params.play, {}))
+
+
 async def run(call: CallControl, step: Step) -> str | None:
     """Play the prompts to the end (or until a digit, with barge-in), repeated with ``loop``."""
     assert isinstance(step.params, Params)
     params = step.params
-    items = expand(params.play, call.variables)
+    items = step.prepared
+    if not isinstance(items, tuple):
+        items = expand(params.play, call.variables)
     await call.play(items, barge_in=params.barge_in, loop=params.loop)
     return step.next
 
 
-VERB = Verb(name="play", params=Params, requires=Precondition.MEDIA, run=run)
+VERB = Verb(name="play", params=Params, requires=Precondition.MEDIA, run=run, prepare=prepare)
