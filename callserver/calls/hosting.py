@@ -55,6 +55,7 @@ class SessionHosting:
             called=call.facts.called,
             language=self.manager.settings.media.default_language,
             voicemail_dir=self.manager.settings.data_dir / "voicemail",
+            monotonic=self.manager.loop.time,  # the clock the plan's pauses run on
         )
         work = self.router(session)
         if work is None:
