@@ -1,6 +1,6 @@
 """Wiring: settings -> transports -> SIP endpoint -> calls <- media engine, plus signals.
 
-The ``Server`` is the asyncio adapter around the sans-IO endpoint (STYLE.md §5, aioquic's
+The ``Server`` is the asyncio adapter around the sans-IO endpoint (aioquic's
 pattern): after every datagram, stream chunk or timer it drains the endpoint's output and
 events, then re-arms one ``loop.call_at`` only when the earliest deadline changed.
 """
@@ -216,7 +216,7 @@ class Server:
         try:
             self.calls.handle_event(event, self._loop.time())
         except Exception:
-            # A bug in call handling stays with that call (STYLE.md §4): log it, and answer
+            # A bug in call handling stays with that call, not the server: log it, and answer
             # the request that triggered it with 500 if nothing answered it yet.
             log.exception("calls.event_failed", kind=type(event).__name__)
             if isinstance(event, RequestReceived) and event.key is not None:

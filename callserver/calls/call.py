@@ -1,6 +1,6 @@
 """A Call: one inbound leg from INVITE to teardown, and what its INVITE tells about it.
 
-``Call`` is the calls layer's record of a leg (STYLE §1: a Call = legs + media + state): its
+``Call`` is the calls layer's record of a leg (its signalling, media and state in one): its
 transaction and dialog, its media stream, its channels, its CDR facts, its timers and, when a
 dialplan runs it, its session and task. ``facts_of`` reads the CDR facts an INVITE brings:
 Call-ID, caller (From, P-Asserted-Identity, Privacy: ``policy.caller``) and called number.

@@ -1,4 +1,4 @@
-"""REPORTING: the CDR of every inbound call leg (STYLE §7 phases, §8; DESIGN.md step 5).
+"""REPORTING: the CDR of every inbound call leg (docs/architecture.md, "The path of a call").
 
 A leg is journalled at admission (``open_call``) and when answered (``update_call``), so a
 crash leaves an ABORTED record after the next start; when it ends its ``CdrRecord`` is built

@@ -1,4 +1,4 @@
 """Dialplans: per-number files operators edit, compiled at load time and run on each call.
 
-See DESIGN.md (dialplan layer) and STYLE.md §7; docs/dialplans.md documents the file format.
+See docs/architecture.md ("Dialplans as data"); docs/dialplans.md documents the file format.
 """

@@ -1,4 +1,4 @@
-"""Load and compile one dialplan file: every error with file, line and field (STYLE §7).
+"""Load and compile one dialplan file: every error with file, line and field, all at once.
 
 Theory of operation
 -------------------

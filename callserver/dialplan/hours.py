@@ -214,7 +214,7 @@ def _holiday_table(country: str, subdivision: str | None, year: int) -> Mapping[
 def compile_hours(
     data: Mapping[str, object], *, default_zone: str = DEFAULT_TIMEZONE, years: Iterable[int] = ()
 ) -> Hours:
-    """Check and compile the hours of a dialplan step (STYLE §7: compiled at load time).
+    """Check and compile the hours of a dialplan step (at load time, never in a call).
 
     Args:
         data: the step's values as ``yaml.safe_load`` read them (dates or ISO 8601 strings).

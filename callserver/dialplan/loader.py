@@ -2,7 +2,7 @@
 
 ``load_plans`` compiles every ``*.yaml`` in the directory. A file with errors does not stop the
 others: its errors are returned and, when a previous plan set had a good version of the same
-number, that version stays in force (DESIGN.md: a bad file never takes down a running server).
+number, that version stays in force: a bad file never takes down a running server.
 The caller swaps the returned set in with one assignment. ``PlanLoading`` is the same load a
 file at a time, for a caller that must do other work between files.
 """

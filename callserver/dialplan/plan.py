@@ -1,7 +1,7 @@
-"""A compiled dialplan and the set of them the server runs (DESIGN.md call lifecycle step 3).
+"""A compiled dialplan and the set of them the server runs, one per called number.
 
 A ``Plan`` is immutable: a call keeps the plan it started with while reload builds a new
-``PlanSet`` and swaps one reference (STYLE §7), so calls in progress finish on their version.
+``PlanSet`` and swaps one reference, so calls in progress finish on their version.
 """
 
 from __future__ import annotations

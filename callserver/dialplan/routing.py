@@ -1,8 +1,8 @@
 """Routing of new calls: the global blacklist and the dialplans, loaded and reloaded together.
 
-DESIGN.md call lifecycle steps 2-3: a caller on config/blacklist.txt is refused in admission,
-before it takes a channel (603, CDR end reason ``blacklist``; ``calls.screening`` checks the
-list loaded here); otherwise the called number's dialplan (its own file, else
+In the path of a call (docs/architecture.md): a caller on config/blacklist.txt is refused in
+admission, before it takes a channel (603, CDR end reason ``blacklist``; ``calls.screening``
+checks the list loaded here); otherwise the called number's dialplan (its own file, else
 ``dialplans/default.yaml``) runs the call. A number with no plan at all is refused with 404
 (``calls.manager``); loading a plan set without a default plan warns of it. Both files reload
 on SIGHUP; the dialplans also on any change of a file in their directory. A bad file keeps the

@@ -1,6 +1,6 @@
 """EXECUTE: run a plan's steps on one call, from the start step until a step ends the call.
 
-Phases as in FreeSWITCH's ``CS_*`` states (STYLE §7): the calls layer does ROUTING (admission,
+Phases as in FreeSWITCH's ``CS_*`` states: the calls layer does ROUTING (admission,
 picking the plan) and then awaits ``run_plan`` in the call's task; when it returns the call is
 hung up (HANGUP), its CDR written (REPORTING) and its resources dropped (DESTROY).
 

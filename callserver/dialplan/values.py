@@ -3,7 +3,7 @@
 Operators write ``"5s"``, ``"2m"``, ``"1m30s"`` or ``"500ms"`` (a bare number is seconds), step
 names such as ``main_menu``, prompts as a name (``greeting``), a list of names, or playlist items
 (``{say_digits: "${caller}"}``, ``{say_number: 42}``, ``{silence: 1s}``). Each type checks its
-value when the file is loaded, so an error names the file, line and field (STYLE §7).
+value when the file is loaded, so an error names the file, line and field.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Events the media engine reports to the calls layer (STYLE §3: inputs are past tense).
+"""Events the media engine reports to the calls layer (past tense: each says what happened).
 
 Every event names the stream it happened on and carries ``rtime``, the monotonic time of the
 packet or tick that caused it.

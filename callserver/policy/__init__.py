@@ -1,4 +1,4 @@
-"""Policy: pure rules with time injected (DESIGN.md, "policy/").
+"""Policy: pure rules with time injected (docs/architecture.md, "Policy, limits and caps").
 
 Channel limits per profile (``limits``) and call-rate limits per trunk and source (``cps``).
 Nothing here does I/O or reads a clock: time comes in as ``now``, monotonic seconds.

@@ -1,4 +1,4 @@
-"""Channel limits as counters per profile (Kamailio dialog profiles, STYLE.md §8).
+"""Channel limits as counters per profile (as Kamailio's dialog profiles count channels).
 
 Theory of operation
 -------------------

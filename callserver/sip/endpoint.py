@@ -1,4 +1,4 @@
-"""The SIP endpoint: the sans-IO facade an asyncio adapter drives (STYLE.md §2).
+"""The SIP endpoint: the sans-IO facade an adapter drives (docs/architecture.md, "Sans-IO cores").
 
 Theory of operation
 -------------------

@@ -1,4 +1,4 @@
-"""Errors raised by the sans-IO SIP core (STYLE.md §4)."""
+"""Errors raised by the sans-IO SIP core (docs/architecture.md, "Bad input and errors")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Events and actions that cross the sans-IO SIP core's boundary (STYLE.md §3).
+"""Events and actions that cross the sans-IO SIP core's boundary (docs/architecture.md).
 
 Inputs are past tense (``RequestReceived``), actions imperative (``Transmit``). Every event
 that a datagram triggered carries ``rtime``, the monotonic time that datagram arrived.

@@ -37,7 +37,7 @@ _PING = b"\r\n\r\n"
 
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
-    """Size limits applied to every incoming message (STYLE.md §4)."""
+    """Size limits applied to every incoming message (configuration, not module constants)."""
 
     max_message_bytes: int = 65535
     max_headers: int = 100

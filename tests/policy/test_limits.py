@@ -1,4 +1,4 @@
-"""Tests for channel limits per profile (Kamailio dialog profiles, STYLE.md §8)."""
+"""Tests for channel limits per profile (as Kamailio's dialog profiles count channels)."""
 
 from __future__ import annotations
 

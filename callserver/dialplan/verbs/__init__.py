@@ -1,4 +1,4 @@
-"""The verbs a dialplan step can name, one module each (STYLE §7): the registry."""
+"""The verbs a dialplan step can name, one module each: the registry, the one list of them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What every verb module shares: its step model, its precondition, the call it drives.
 
-A verb module (STYLE §7, after jambonz's verbs) holds:
+A verb module (after jambonz's verbs; docs/architecture.md, "Dialplans as data") holds:
 
 - ``name``: the key that names the verb in a step (``play: greeting``);
 - ``Params``: the step's pydantic model, a ``StepParams`` whose field ``name`` is the verb's
