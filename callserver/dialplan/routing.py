@@ -1,6 +1,6 @@
 """Routing of new calls: the global blacklist and the dialplans, loaded and reloaded together.
 
-In the path of a call (docs/architecture.md): a caller on config/blacklist.txt is refused in
+See docs/architecture.md, "The path of a call": a caller on config/blacklist.txt is refused in
 admission, before it takes a channel (603, CDR end reason ``blacklist``; ``calls.screening``
 checks the list loaded here); otherwise the called number's dialplan (its own file, else
 ``dialplans/default.yaml``) runs the call. A number with no plan at all is refused with 404
