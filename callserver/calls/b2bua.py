@@ -33,18 +33,22 @@ its CDR (leg ``b``, linked to the inbound call's Call-ID).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from callserver.calls.bridge import Bridges, bridge_of
+from callserver.calls.call import Call, stream_config
 from callserver.calls.destination import Destination, locate, route_of
+from callserver.calls.leg import Leg
+from callserver.calls.phase import CallPhase
+from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
+from callserver.calls.services import CallServices
+from callserver.calls.session import ForwardOutcome
 from callserver.media import g711
 from callserver.media.engine import PortsExhausted
 from callserver.media.stream import MediaStream
 from callserver.media.tones import sine
-from callserver.policy.limits import Grant
 from callserver.sip.dialog import DialogId
 from callserver.sip.events import (
     DialogConfirmed,
@@ -53,7 +57,7 @@ from callserver.sip.events import (
     ResponseReceived,
     TransactionTimedOut,
 )
-from callserver.sip.headers import Address, parse_address
+from callserver.sip.headers import parse_address
 from callserver.sip.ids import new_call_id
 from callserver.sip.offer_answer import (
     AnswerConfig,
@@ -61,57 +65,20 @@ from callserver.sip.offer_answer import (
     build_offer,
     negotiated_from_answer,
 )
-from callserver.sip.sdp import SdpError, SessionDescription, parse_sdp
-from callserver.sip.transaction_key import TransactionKey
+from callserver.sip.sdp import SdpError, parse_sdp
 from callserver.transport.resolver import ResolutionError, SipResolver
 
-if TYPE_CHECKING:
-    from callserver.calls.bridge import Bridge
-    from callserver.calls.call import Call
-    from callserver.calls.manager import CallManager
-
-__all__ = ["ForwardOutcome", "Forwarder"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ForwardOutcome:
-    """How a forwarded leg ended: ``answered`` (bridged until one side hung up) or why not."""
-
-    result: Literal["answered", "busy", "no_answer", "failed", "barred"]
-    sip_code: int | None = None
-
-
-@dataclass(slots=True)
-class _Leg:
-    a: Call
-    handle: TransactionKey | None
-    stream: MediaStream
-    offer: SessionDescription
-    facts: CallFacts
-    grant: Grant | None
-    setup: asyncio.Future[int]  # the final response's status (408: timed out)
-    ended: asyncio.Event
-    destination: Destination
-    from_addr: Address
-    dialog_id: DialogId | None = None
-    cancelled: bool = False
-    end_reason: str = "bye_sent"  # bye_received when the forwarded party hung up
-    tried: int = 0  # destination targets sent an INVITE so far
-    responded: bool = False  # the current target sent a response, provisional or final
-    bridge: Bridge | None = None  # while bridged: the in-dialog requests of both legs
+__all__ = ["ForwardOutcome", "Forwarder"]  # ForwardOutcome: calls.session's, for the verbs
 
 
 class Forwarder:
-    """The forwarded legs of a ``CallManager``; see the module docstring."""
+    """The forwarded legs of the calls in ``calls``; see the module docstring."""
 
-    def __init__(self, manager: CallManager) -> None:
-        from callserver.calls.bridge import Bridges  # it imports calls.call: see _on_response
-
-        self.manager = manager
+    def __init__(self, services: CallServices, calls: Calls) -> None:
+        self.services = services
+        self.calls = calls
         self.bridges = Bridges()
-        self._by_handle: dict[object, _Leg] = {}
-        self._by_dialog: dict[DialogId, _Leg] = {}
-        self.resolver = SipResolver(clock=manager.loop.time)  # the app's, from dns settings
+        self.resolver = SipResolver(clock=services.loop.time)  # the app's, from dns settings
 
     async def forward(
         self,
@@ -132,7 +99,7 @@ class Forwarder:
             refusal = "no_route", 503, destination
         reason, code, detail = refusal
         facts.extra["end_detail"] = detail
-        self.manager.reporter.ended(facts, reason, sip_code=code)
+        self.services.reporter.ended(facts, reason, sip_code=code)
         return ForwardOutcome(result="barred" if reason == "barred" else "failed", sip_code=code)
 
     async def _forward(
@@ -156,11 +123,11 @@ class Forwarder:
         if call.max_forwards <= 1:
             call.log.warning("call.forward_loop", target=target)
             return "loop", 483, f"max_forwards {call.max_forwards}"
-        routes = self.manager.admission.table.config  # as reloaded
+        routes = self.services.admission.table.config  # as reloaded
         if not target.startswith(("sip:", "sips:")) and route_of(routes, route) is None:
             call.log.error("call.forward_no_route", route=route)
             return "no_route", 503, f"route {route or '(default)'}"
-        barred = self.manager.admission.barred(call.facts, target, self.manager.tariffs)
+        barred = self.services.admission.barred(call.facts, target, self.services.live.tariffs)
         if barred is not None:
             call.log.info("call.forward_barred", target=target, barring=barred)
             return "barred", 403, barred
@@ -169,7 +136,7 @@ class Forwarder:
     async def _locate(self, call: Call, target: str, route: str | None) -> Destination | str:
         """The leg's destination (RFC 3263), or why there is none (the CDR's end_detail)."""
         try:
-            config = self.manager.admission.table.config
+            config = self.services.admission.table.config
             return await locate(target, route_of(config, route), self.resolver)
         except ResolutionError as exc:
             call.log.warning("call.forward_unresolved", target=target, error=str(exc))
@@ -177,56 +144,56 @@ class Forwarder:
 
     def _place(
         self, call: Call, facts: CallFacts, destination: Destination, caller_id: str | None
-    ) -> _Leg | None:
-        manager = self.manager
-        grant = manager.admission.acquire_leg(call.facts, facts.called)
+    ) -> Leg | None:
+        services = self.services
+        grant = services.admission.acquire_leg(call.facts, facts.called)
         if grant is None:
-            manager.reporter.ended(facts, "channel_limit", sip_code=503)
+            services.reporter.ended(facts, "channel_limit", sip_code=503)
             return None
         try:
-            stream = manager.media.open_stream()
+            stream = services.media.open_stream()
         except (PortsExhausted, OSError):
-            manager.admission.release(grant)
-            manager.reporter.ended(facts, "rejected", sip_code=503)
+            services.admission.release(grant)
+            services.reporter.ended(facts, "rejected", sip_code=503)
             return None
         offer = build_offer(self._offer_config(stream))
         caller = caller_id or (call.facts.caller if call.facts else "") or "anonymous"
-        from_addr = parse_address(f"<sip:{caller}@{manager.endpoint.config.host}>")
-        manager.reporter.opened(facts)
-        setup, ended = manager.loop.create_future(), asyncio.Event()
-        leg = _Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
+        from_addr = parse_address(f"<sip:{caller}@{services.endpoint.config.host}>")
+        services.reporter.opened(facts)
+        setup, ended = services.loop.create_future(), asyncio.Event()
+        leg = Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
         call.log.info(
             "call.forwarding", target=facts.called, leg_call_id=facts.call_id, rtp_port=stream.port
         )
         self._invite(leg)
         return leg
 
-    def _invite(self, leg: _Leg) -> None:
+    def _invite(self, leg: Leg) -> None:
         """Send the leg's INVITE to its next target: a new client transaction each time."""
-        manager = self.manager
+        services = self.services
         uri = leg.destination.uri
         target = leg.destination.targets[leg.tried]
         leg.tried += 1
-        leg.handle = manager.endpoint.uac.invite(
+        handle = services.endpoint.uac.invite(
             uri,
             from_addr=leg.from_addr,
             to_addr=parse_address(f"<{uri}>"),
             peer=Peer(target.transport, target.host, target.port),
-            now=manager.loop.time(),
+            now=services.now(),
             body=str(leg.offer).encode(),
             credentials=leg.destination.credentials,
             call_id=leg.facts.call_id,
             max_forwards=leg.a.max_forwards - 1,
         )
-        self._by_handle[leg.handle] = leg
+        self.calls.leg_sent(leg, handle)
         leg.a.log.info(
             "call.forward_target", transport=target.transport, host=target.host, port=target.port
         )
-        manager.wake()
+        services.wake()
 
-    async def _run(self, leg: _Leg, ring_timeout: float) -> ForwardOutcome:
+    async def _run(self, leg: Leg, ring_timeout: float) -> ForwardOutcome:
         self._ring_caller(leg)
-        timer = self.manager.loop.call_later(ring_timeout, self._ring_timeout, leg)
+        timer = self.services.loop.call_later(ring_timeout, self._ring_timeout, leg)
         try:
             status = await self._attempts(leg)
         finally:
@@ -236,25 +203,25 @@ class Forwarder:
         a = leg.a
         if a.session is not None and not a.session.answered:
             await a.session.answer()
-        if a.stream is None or a.dialog_id is None:
+        if a.stream is None or not a.phase.in_dialog:
             return ForwardOutcome(result="failed", sip_code=status)
-        from callserver.calls.bridge import bridge_of
-
-        self.manager.media.bridge(a.stream, leg.stream)
+        self.services.media.bridge(a.stream, leg.stream)
         assert leg.dialog_id is not None
-        leg.bridge = self.bridges.open(bridge_of(self.manager, a, leg.dialog_id, leg.stream))
+        leg.bridge = self.bridges.open(bridge_of(self.services, a, leg.dialog_id, leg.stream))
+        if a.phase is CallPhase.ANSWERED:  # else it is ending already
+            a.enter(CallPhase.BRIDGED)
         a.log.info("call.bridged", leg_call_id=leg.facts.call_id)
         await leg.ended.wait()
         return ForwardOutcome(result="answered", sip_code=status)
 
-    async def _attempts(self, leg: _Leg) -> int:
+    async def _attempts(self, leg: Leg) -> int:
         """The final status of the first target that gives one other than no response or 503;
         on those, the next target gets a new INVITE (RFC 3263 §4.3)."""
-        loop = self.manager.loop
+        loop = self.services.loop
         while True:
             more = leg.tried < len(leg.destination.targets)
             handle = leg.handle
-            timeout = self.manager.settings.calls.forward_response_timeout
+            timeout = self.services.live.settings.calls.forward_response_timeout
             timer = loop.call_later(timeout, self._no_response, leg, handle) if more else None
             try:
                 status = await leg.setup
@@ -265,52 +232,55 @@ class Forwarder:
             if not more or leg.cancelled or not failed_over:
                 return status
             leg.a.log.info("call.forward_failover", status=status, responded=leg.responded)
-            self._by_handle.pop(handle, None)
+            self.calls.leg_abandoned(handle)
             if not leg.responded:  # still trying: CANCEL it should it answer after all
-                self.manager.endpoint.uac.cancel(handle, loop.time())
+                self.services.endpoint.uac.cancel(handle, loop.time())
             leg.setup, leg.responded = loop.create_future(), False
             self._invite(leg)
 
-    def _no_response(self, leg: _Leg, handle: object) -> None:
+    def _no_response(self, leg: Leg, handle: object) -> None:
         if leg.handle is handle and not leg.responded and not leg.setup.done():
             leg.setup.set_result(408)
 
-    def _ring_caller(self, leg: _Leg) -> None:
+    def _ring_caller(self, leg: Leg) -> None:
         """180 Ringing to an unanswered caller; the ringback tone when audio already flows
         (answered, or early media: RFC 3960 lets the sender of 183 play its own tones)."""
         a = leg.a
         session = a.session
         audio = session is not None and (session.answered or session.early_media)
+        services = self.services
         if audio and a.stream is not None:
-            self.manager.media.play(a.stream, _ringback(a.stream.codec), loop=True)
-        elif self.manager.endpoint.is_pending_invite(a.key):
-            self.manager.endpoint.respond(a.key, 180, self.manager.loop.time())
-            self.manager.wake()
+            services.media.play(a.stream, _ringback(a.stream.codec), loop=True)
+        elif services.endpoint.is_pending_invite(a.key):
+            a.enter(CallPhase.RINGING)
+            services.endpoint.respond(a.key, 180, services.now())
+            services.wake()
 
-    def _ring_timeout(self, leg: _Leg) -> None:
+    def _ring_timeout(self, leg: Leg) -> None:
         if not leg.setup.done():
             leg.cancelled = True
-            self.manager.endpoint.uac.cancel(leg.handle, self.manager.loop.time())
-            self.manager.wake()
+            self.services.endpoint.uac.cancel(leg.handle, self.services.now())
+            self.services.wake()
 
-    def _teardown(self, leg: _Leg) -> None:
-        manager = self.manager
-        now = manager.loop.time()
-        self._by_handle.pop(leg.handle, None)
+    def _teardown(self, leg: Leg) -> None:
+        services = self.services
+        now = services.now()
+        self.calls.remove_leg(leg)
         if leg.bridge is not None:
             self.bridges.close(leg.bridge)
             leg.a.sdp_version = leg.bridge.a.version  # our SDP on the caller's leg moved on
+            if leg.a.phase is CallPhase.BRIDGED:
+                leg.a.enter(CallPhase.ANSWERED)
         if leg.dialog_id is not None:
-            self._by_dialog.pop(leg.dialog_id, None)
-            manager.endpoint.bye(leg.dialog_id, now)
+            services.endpoint.bye(leg.dialog_id, now)
         elif not leg.setup.done():
-            manager.endpoint.uac.cancel(leg.handle, now)
+            services.endpoint.uac.cancel(leg.handle, now)
         if leg.a.stream is not None:
-            manager.media.stop_playback(leg.a.stream)
-        manager.media.unbridge(leg.stream)
-        manager.media.close_stream(leg.stream)
+            services.media.stop_playback(leg.a.stream)
+        services.media.unbridge(leg.stream)
+        services.media.close_stream(leg.stream)
         if leg.grant is not None:
-            manager.admission.release(leg.grant)
+            services.admission.release(leg.grant)
             leg.grant = None
         code = leg.setup.result() if leg.setup.done() and not leg.setup.cancelled() else 487
         if leg.facts.answered_at is not None:
@@ -318,38 +288,38 @@ class Forwarder:
             reason = leg.a.cause if leg.a.cause in _SHARED_CAUSES else leg.end_reason
         else:
             reason = _failed(code, leg.cancelled).result
-        manager.reporter.ended(leg.facts, reason, sip_code=code)
-        manager.wake()
+        services.reporter.ended(leg.facts, reason, sip_code=code)
+        services.wake()
 
     # Endpoint events ----------------------------------------------------------------------
 
     def handle_event(self, event: object) -> bool:
         """Take the events of forwarded legs and bridges; False for everything else."""
-        if self.bridges.handle_event(event, self.manager.loop.time()):
+        if self.bridges.handle_event(event, self.services.now()):
             return True
         if isinstance(event, ResponseReceived):
-            leg = self._by_handle.get(event.key)
+            leg = self.calls.leg_by_handle(event.key)
             if leg is None or event.response.cseq().method != "INVITE":
                 return False
             self._on_response(leg, event)
             return True
         if isinstance(event, TransactionTimedOut):
-            leg = self._by_handle.get(event.key)
+            leg = self.calls.leg_by_handle(event.key)
             if leg is not None and not leg.setup.done():
                 leg.setup.set_result(408)
             return leg is not None
         if isinstance(event, DialogConfirmed | DialogTerminated):
-            leg = self._by_dialog.get(event.dialog_id)
+            leg = self.calls.leg_by_dialog(event.dialog_id)
             if leg is None:
                 return False
             if isinstance(event, DialogTerminated):
-                self._by_dialog.pop(leg.dialog_id or _NO_DIALOG, None)
-                leg.dialog_id, leg.end_reason = None, event.reason
+                self.calls.leg_dialog_ended(leg)
+                leg.end_reason = event.reason
                 leg.ended.set()
             return True
         return False
 
-    def _on_response(self, leg: _Leg, event: ResponseReceived) -> None:
+    def _on_response(self, leg: Leg, event: ResponseReceived) -> None:
         response = event.response
         leg.responded = True
         if response.status < 200 or leg.setup.done():
@@ -362,35 +332,30 @@ class Forwarder:
         except (SdpError, NoCommonCodec) as exc:
             leg.a.log.warning("call.forward_bad_answer", error=str(exc))
             leg.setup.set_result(488)
-            leg.dialog_id = _uac_dialog(event)
-            self._by_dialog[leg.dialog_id] = leg
+            self.calls.leg_answered(leg, _uac_dialog(event))
             return
-        # calls.call imports the session, which imports this module: import at use.
-        from callserver.calls.call import stream_config
-
-        self.manager.media.configure(leg.stream, stream_config(media))
-        leg.dialog_id = _uac_dialog(event)
-        self._by_dialog[leg.dialog_id] = leg
+        self.services.media.configure(leg.stream, stream_config(media))
+        self.calls.leg_answered(leg, _uac_dialog(event))
         leg.facts.answered_at = event.rtime  # a UAC leg is answered when its 2xx arrives
-        self.manager.reporter.answered(leg.facts)
+        self.services.reporter.answered(leg.facts)
         leg.setup.set_result(response.status)
 
     # Helpers ------------------------------------------------------------------------------
 
     def _offer_config(self, stream: MediaStream) -> AnswerConfig:
-        return self.manager.answer_config(stream.port, stream.stream_id, 1)  # as bridge_of reads
+        return self.services.answer_config(stream.port, stream.stream_id, 1)  # as bridge_of reads
 
     def _facts(self, call: Call, target: str) -> CallFacts:
         facts = CallFacts(
             call_id=new_call_id(),
             caller=call.facts.caller if call.facts else "",
             called=target,
-            offered_at=self.manager.loop.time(),
+            offered_at=self.services.now(),
         )
         facts.leg, facts.linked_id, facts.direction = "b", call.call_id, "outbound"
         if call.facts is not None:
             facts.trunk, facts.customer = call.facts.trunk, call.facts.customer
-            facts.inside_group = self.manager.admission.inside_group(facts.customer, target)
+            facts.inside_group = self.services.admission.inside_group(facts.customer, target)
             facts.forwarded_from = call.facts.called  # its zone surcharge (free phone abroad)
             facts.caller_e164, facts.caller_country = (
                 call.facts.caller_e164,
@@ -412,7 +377,6 @@ def _uac_dialog(event: ResponseReceived) -> DialogId:
     return DialogId(response.call_id(), response.from_().tag or "", response.to().tag or "")
 
 
-_NO_DIALOG = DialogId("", "", "")
 _SHARED_CAUSES = ("max_duration", "rtp_timeout")
 _RINGBACK: dict[str, bytes] = {}
 

@@ -27,9 +27,10 @@ offers ``sendrecv`` again and relaying resumes. Either side may hold, both at on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from callserver.calls.call import answer_from_ack, answer_sdp, dialog_of
+from callserver.calls.call import Call, answer_from_ack, answer_sdp, dialog_of
+from callserver.calls.services import CallServices
 from callserver.media.dtmf_info import build_dtmf_info, parse_dtmf_info
 from callserver.media.events import DtmfReceived, MediaEvent
 from callserver.media.negotiated import StreamConfig
@@ -40,10 +41,6 @@ from callserver.sip.events import DialogConfirmed, RequestReceived
 from callserver.sip.offer_answer import AnswerConfig, build_offer
 from callserver.sip.sdp import SdpError, SessionDescription
 from callserver.sip.transaction_key import TransactionKey
-
-if TYPE_CHECKING:
-    from callserver.calls.call import Call
-    from callserver.calls.manager import CallManager
 
 __all__ = ["HOLD_MUSIC", "Bridge", "Bridges", "Side", "bridge_of"]
 
@@ -68,8 +65,10 @@ class Side:
 class Bridge:
     """The two sides of one forwarded call; see the module docstring."""
 
-    def __init__(self, manager: CallManager, a: Side, b: Side, *, language: str, log: Any) -> None:
-        self.manager = manager
+    def __init__(
+        self, services: CallServices, a: Side, b: Side, *, language: str, log: Any
+    ) -> None:
+        self.services = services
         self.a, self.b = a, b
         self.language = language
         self.log = log
@@ -90,8 +89,8 @@ class Bridge:
         elif request.method == "INVITE":
             self._offer(side, event.key, now)
         else:  # an UPDATE without an offer (RFC 3311 §5.2): 200, no body
-            self.manager.endpoint.respond(event.key, 200, now)
-        self.manager.wake()
+            self.services.endpoint.respond(event.key, 200, now)
+        self.services.wake()
 
     def acknowledged(self, side: Side, event: DialogConfirmed) -> bool:
         """The ACK of a re-INVITE came: when we offered in its 2xx, it holds the answer."""
@@ -114,7 +113,7 @@ class Bridge:
         other = self.other(side)
         if other.stream.dtmf_form != "info":
             return
-        endpoint = self.manager.endpoint
+        endpoint = self.services.endpoint
         dialog = endpoint.dialogs.get(other.dialog_id)
         if dialog is None:
             return
@@ -122,9 +121,9 @@ class Bridge:
             self.log.info("call.dtmf_not_passed", leg=other.leg, digit=event.digit)
             return
         content_type, body = build_dtmf_info(event.digit, _INFO_DIGIT_MS)
-        now = self.manager.loop.time()
+        now = self.services.now()
         endpoint.send_in_dialog(dialog, "INFO", now, body=body, content_type=content_type)
-        self.manager.wake()
+        self.services.wake()
 
     def update_hold(self) -> None:
         """Hold music to each party the other side holds; relaying to each it no longer holds."""
@@ -133,20 +132,22 @@ class Bridge:
             held = config is not None and config.direction in _HOLDING
             codec = side.stream.codec
             if held and side.music != codec:
-                payload = self.manager.prompts.render([Play(HOLD_MUSIC)], self.language, codec)
-                self.manager.media.hold(side.stream, payload)
+                payload = self.services.live.prompts.render(
+                    [Play(HOLD_MUSIC)], self.language, codec
+                )
+                self.services.media.hold(side.stream, payload)
                 side.music = codec
                 self.log.info("call.held", leg=side.leg, by=self.other(side).leg)
             elif not held and side.music is not None:
-                self.manager.media.resume(side.stream)
+                self.services.media.resume(side.stream)
                 side.music = None
                 self.log.info("call.resumed", leg=side.leg)
 
     def close(self) -> None:
         """The bridge is over: a party still held hears relaying (or its plan) again."""
         for side in (self.a, self.b):
-            if side.music is not None and self.manager.media.is_open(side.stream):
-                self.manager.media.resume(side.stream)
+            if side.music is not None and self.services.media.is_open(side.stream):
+                self.services.media.resume(side.stream)
             side.music = None
 
     # -- offers --------------------------------------------------------------------------
@@ -157,36 +158,38 @@ class Bridge:
         config = self._sdp_config(side, side.version + 1)
         answer = answer_sdp(event.request.body, config, self.log)
         if answer is None:
-            self.manager.endpoint.respond(event.key, 488, now)
+            self.services.endpoint.respond(event.key, 488, now)
             return
         side.version += 1
-        self.manager.endpoint.respond(event.key, 200, now, body=answer[0])
+        self.services.endpoint.respond(event.key, 200, now, body=answer[0])
         self._apply(side, answer[1])
 
     def _offer(self, side: Side, key: TransactionKey | None, now: float) -> None:
         """A re-INVITE without an offer: ours goes in the 2xx (RFC 3261 §14.2)."""
         side.version += 1
         side.offer = build_offer(self._sdp_config(side, side.version))
-        self.manager.endpoint.respond(key, 200, now, body=side.offer.to_bytes())
+        self.services.endpoint.respond(key, 200, now, body=side.offer.to_bytes())
 
     def _apply(self, side: Side, config: StreamConfig) -> None:
-        self.manager.media.configure(side.stream, config)
+        self.services.media.configure(side.stream, config)
         self.log.info("call.media_updated", leg=side.leg, direction=config.direction)
         self.update_hold()
 
     def _sdp_config(self, side: Side, version: int) -> AnswerConfig:
-        return self.manager.answer_config(side.stream.port, side.session_id, version)
+        return self.services.answer_config(side.stream.port, side.session_id, version)
 
     def _info(self, side: Side, event: RequestReceived, now: float) -> None:
         assert event.key is not None
         request = event.request
         found = parse_dtmf_info(request.headers.get("Content-Type") or "", request.body)
         if found is not None:
-            self.manager.media.report_digit(side.stream, found[0], "info")
-        self.manager.endpoint.respond(event.key, 200, now)
+            self.services.media.report_digit(side.stream, found[0], "info")
+        self.services.endpoint.respond(event.key, 200, now)
 
 
-def bridge_of(manager: CallManager, call: Call, dialog_id: DialogId, stream: MediaStream) -> Bridge:
+def bridge_of(
+    services: CallServices, call: Call, dialog_id: DialogId, stream: MediaStream
+) -> Bridge:
     """The bridge between an answered ``call`` and its forwarded leg (``dialog_id``, ``stream``),
     whose SDP so far is our offer: its o= session is the stream's id, version 1."""
     assert call.stream is not None and call.dialog_id is not None
@@ -198,8 +201,9 @@ def bridge_of(manager: CallManager, call: Call, dialog_id: DialogId, stream: Med
         version=call.sdp_version,
     )
     b = Side(leg="b", dialog_id=dialog_id, stream=stream, session_id=stream.stream_id, version=1)
-    language = call.session.language if call.session else manager.settings.media.default_language
-    return Bridge(manager, a, b, language=language, log=call.log)
+    default = services.live.settings.media.default_language
+    language = call.session.language if call.session else default
+    return Bridge(services, a, b, language=language, log=call.log)
 
 
 class Bridges:

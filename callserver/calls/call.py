@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callserver.calls.admission import Admitted, Rejected
+from callserver.calls.phase import CallPhase, check_transition
 from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession
 from callserver.media.negotiated import StreamConfig
@@ -74,6 +75,15 @@ class Call:
     session: CallSession | None = None  # when a dialplan runs the call
     task: asyncio.Task[None] | None = None  # the dialplan's task, cancelled in _end
     log: Any = None  # structlog logger bound to this call's call_id
+    phase: CallPhase = CallPhase.OFFERED  # where it is (``calls.phase``)
+
+    def enter(self, phase: CallPhase) -> None:
+        """Move to ``phase``.
+
+        Raises:
+            CallPhaseError: the phase table does not allow the move (our own bug).
+        """
+        self.phase = check_transition(self.phase, phase)
 
 
 def dialog_of(event: RequestReceived) -> DialogId:

@@ -15,16 +15,14 @@ the bridge pauses for the prompt's length and resumes.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
+from callserver.calls.call import Call
+from callserver.calls.phase import CallPhase
+from callserver.calls.services import CallServices
 from callserver.media.prompts import Play
 from callserver.media.stream import MediaStream
 from callserver.policy.caps import CreditTimer
 from callserver.policy.numbering import NumberClass
-
-if TYPE_CHECKING:
-    from callserver.calls.call import Call
-    from callserver.calls.manager import CallManager
 
 __all__ = ["DurationCaps"]
 
@@ -32,10 +30,10 @@ _OCTETS_A_SECOND = 8000  # G.711: one octet a sample
 
 
 class DurationCaps:
-    """Arms and drives the credit timers of a ``CallManager``'s calls."""
+    """Arms and drives the credit timers of answered calls."""
 
-    def __init__(self, manager: CallManager) -> None:
-        self.manager = manager
+    def __init__(self, services: CallServices) -> None:
+        self.services = services
 
     def arm(self, call: Call) -> None:
         """Arm ``call``'s credit timer from its answer time."""
@@ -45,7 +43,7 @@ class DurationCaps:
         self._schedule(call, call.credit.next_deadline(warned=False))
 
     def _timer(self, call: Call, answered_at: float) -> CreditTimer:
-        tariffs = self.manager.tariffs
+        tariffs = self.services.live.tariffs
         asked = None if call.session is None else call.session.max_duration
         number_class: NumberClass | None = None
         # A called number no class matches has only the default and the plan's caps.
@@ -55,14 +53,13 @@ class DurationCaps:
         return tariffs.credit_timer(number_class, answered_at, asked)
 
     def _schedule(self, call: Call, deadline: float) -> None:
-        call.cap = self.manager.loop.call_at(deadline, self._fire, call, deadline)
+        call.cap = self.services.loop.call_at(deadline, self._fire, call, deadline)
 
     def _fire(self, call: Call, deadline: float) -> None:
-        manager = self.manager
         timer = call.credit
-        if manager.calls.get(call.key) is not call or timer is None:
+        if call.phase is CallPhase.ENDED or timer is None:
             return
-        now = max(manager.loop.time(), deadline)  # a loop may fire a hair before the deadline
+        now = max(self.services.now(), deadline)  # a loop may fire a hair before the deadline
         if timer.expired(now):
             self._reached(call, timer)
             return
@@ -73,16 +70,18 @@ class DurationCaps:
         self._schedule(call, timer.next_deadline(warned=call.warned))
 
     def _reached(self, call: Call, timer: CreditTimer) -> None:
-        manager = self.manager
-        if call.dialog_id is None:
+        services = self.services
+        if not call.phase.in_dialog:
             return
+        assert call.dialog_id is not None
         call.cause = "max_duration"
         call.log.info("call.max_duration", cap=timer.cap, number_class=call.number_class)
-        manager.endpoint.bye(call.dialog_id, manager.loop.time())
-        manager.wake()
+        call.enter(CallPhase.ENDING)
+        services.endpoint.bye(call.dialog_id, services.now())
+        services.wake()
 
     def _warn(self, call: Call, timer: CreditTimer) -> None:
-        manager = self.manager
+        services = self.services
         stream = call.stream
         if stream is None:
             return
@@ -93,20 +92,19 @@ class DurationCaps:
             warn_before=timer.warn_before,
             bridged=peer is not None,
         )
-        language = (
-            call.session.language if call.session else manager.settings.media.default_language
-        )
-        name = manager.tariffs.cap_warning_prompt
-        payload = manager.prompts.render([Play(name)], language, stream.codec)
+        live = services.live
+        language = call.session.language if call.session else live.settings.media.default_language
+        name = live.tariffs.cap_warning_prompt
+        payload = live.prompts.render([Play(name)], language, stream.codec)
         if peer is not None:  # both parties hear it, then the bridge resumes
-            manager.media.unbridge(stream)
-            manager.media.play(peer, manager.prompts.render([Play(name)], language, peer.codec))
+            services.media.unbridge(stream)
+            services.media.play(peer, live.prompts.render([Play(name)], language, peer.codec))
             seconds = len(payload) / _OCTETS_A_SECOND
-            manager.loop.call_later(seconds, self._rebridge, stream, peer)
-        manager.media.play(stream, payload)
-        manager.wake()
+            services.loop.call_later(seconds, self._rebridge, stream, peer)
+        services.media.play(stream, payload)
+        services.wake()
 
     def _rebridge(self, stream: MediaStream, peer: MediaStream) -> None:
-        media = self.manager.media
+        media = self.services.media
         if media.is_open(stream) and media.is_open(peer) and stream.peer is None:
             media.bridge(stream, peer)

@@ -12,12 +12,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from callserver.calls.admission import Rejected
-from callserver.calls.b2bua import ForwardOutcome
+from callserver.calls.b2bua import Forwarder
+from callserver.calls.call import Call
+from callserver.calls.negotiation import Negotiation
+from callserver.calls.phase import CallPhase
+from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
-from callserver.calls.session import CallSession
+from callserver.calls.services import CallOperations, CallServices
+from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.media.engine import PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RecordingFinished
 from callserver.media.prompts import Play, PlaylistItem
@@ -26,10 +31,6 @@ from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
 
-if TYPE_CHECKING:
-    from callserver.calls.call import Call
-    from callserver.calls.manager import CallManager
-
 __all__ = ["Router", "SessionHosting"]
 
 Router = Callable[[CallSession], Awaitable[None] | None]
@@ -37,12 +38,23 @@ Router = Callable[[CallSession], Awaitable[None] | None]
 
 
 class SessionHosting:
-    """``SessionHost`` of a ``CallManager``; see the module docstring."""
+    """The ``SessionHost`` of every call a dialplan runs; see the module docstring."""
 
-    def __init__(self, manager: CallManager) -> None:
-        self.manager = manager
+    def __init__(
+        self,
+        services: CallServices,
+        calls: Calls,
+        *,
+        negotiation: Negotiation,
+        forwarder: Forwarder,
+        operations: CallOperations,
+    ) -> None:
+        self.services = services
+        self.calls = calls
+        self.negotiation = negotiation
+        self.forwarder = forwarder
+        self.operations = operations
         self.router: Router | None = None
-        self._by_session: dict[int, Call] = {}
 
     def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
         """Run the call's dialplan if it has one; False when it has none."""
@@ -53,16 +65,15 @@ class SessionHosting:
             call_id=call.call_id,
             caller=caller,
             called=call.facts.called,
-            language=self.manager.settings.media.default_language,
-            voicemail_dir=self.manager.settings.data_dir / "voicemail",
-            monotonic=self.manager.loop.time,  # the clock the plan's pauses run on
+            language=self.services.live.settings.media.default_language,
+            voicemail_dir=self.services.live.settings.data_dir / "voicemail",
+            monotonic=self.services.loop.time,  # the clock the plan's pauses run on
         )
         work = self.router(session)
         if work is None:
             return False
-        call.session = session
-        self._by_session[id(session)] = call
-        call.task = self.manager.loop.create_task(self._run_session(call, work))
+        self.calls.hosted(call, session)
+        call.task = self.services.loop.create_task(self._run_session(call, work))
         return True
 
     async def _run_session(self, call: Call, work: Awaitable[None]) -> None:
@@ -80,99 +91,103 @@ class SessionHosting:
     ) -> bool:
         """Play the over-limit announcement as early media (183), then refuse; False when
         it cannot be played (no RTP port, no usable offer): refuse at once."""
-        manager = self.manager
+        services = self.services
         try:
-            call.stream = manager.media.open_stream()
+            call.stream = services.media.open_stream()
         except (PortsExhausted, OSError):
             return False
         body = event.request.body  # a late offer gets no early media: refused at once
-        answer = manager.negotiation.answer(call, body) if body else None
+        answer = self.negotiation.answer(call, body) if body else None
         if answer is None:
-            manager.media.close_stream(call.stream)
+            services.media.close_stream(call.stream)
             call.stream = None
             return False
         call.facts, call.refusal, call.cause = facts, refusal, refusal.reason
-        manager.register(call)
-        manager.media.configure(call.stream, answer[1])
-        manager.endpoint.respond(call.key, 183, now, body=answer[0])
-        language = manager.settings.media.default_language
+        self.calls.add(call)
+        services.media.configure(call.stream, answer[1])
+        call.enter(CallPhase.EARLY)
+        services.endpoint.respond(call.key, 183, now, body=answer[0])
+        language = services.live.settings.media.default_language
         assert refusal.announcement is not None
-        payload = manager.prompts.render([Play(refusal.announcement)], language, call.stream.codec)
-        manager.media.play(call.stream, payload)
+        prompts = services.live.prompts
+        payload = prompts.render([Play(refusal.announcement)], language, call.stream.codec)
+        services.media.play(call.stream, payload)
         facts.extra["language"] = language
         call.log.info("call.refusal_announced", reason=refusal.reason, prompt=refusal.announcement)
         return True
 
     def _finish_refusal(self, call: Call) -> None:
         refusal = call.refusal
-        manager = self.manager
-        if refusal is None or not manager.endpoint.is_pending_invite(call.key):
+        services = self.services
+        if refusal is None or not services.endpoint.is_pending_invite(call.key):
             return
-        manager.endpoint.respond(
-            call.key, refusal.status, manager.loop.time(), headers=refusal.headers
-        )
-        manager.end_call(call, refusal.reason, sip_code=refusal.status)
-        manager.wake()
+        services.endpoint.respond(call.key, refusal.status, services.now(), headers=refusal.headers)
+        self.operations.end_call(call, refusal.reason, sip_code=refusal.status)
+        services.wake()
 
     # SessionHost ------------------------------------------------------------------------
 
     def answer_session(self, session: CallSession, *, early: bool) -> bool:
         """200 OK, or 183 Session Progress with the SDP answer (early media)."""
-        call = self._by_session.get(id(session))
-        if call is None or not self.manager.endpoint.is_pending_invite(call.key):
+        call = self.calls.by_session(session)
+        services = self.services
+        if call is None or not services.endpoint.is_pending_invite(call.key):
             return False
-        now = self.manager.loop.time()
+        now = services.now()
         if early and call.answer is None:
             # A late offer: our offer would need a reliable 183 (RFC 3262), which we do not send.
             call.log.info("call.early_media_unavailable", reason="late_offer")
             return False
         if early:
             assert call.stream is not None and call.answer is not None
-            self.manager.media.configure(call.stream, call.answer[1])
-            self.manager.endpoint.respond(call.key, 183, now, body=call.answer[0])
+            services.media.configure(call.stream, call.answer[1])
+            call.enter(CallPhase.EARLY)
+            services.endpoint.respond(call.key, 183, now, body=call.answer[0])
             call.log.info("call.early_media", rtp_port=call.stream.port)
         else:
             if call.offer is not None:
                 session.media_pending()  # until the ACK brings the answer to our offer
-            self.manager.send_answer(call, now)
-        self.manager.wake()
+            self.operations.send_answer(call, now)
+        services.wake()
         return True
 
     def ring_session(self, session: CallSession) -> None:
         """180 Ringing while the INVITE is pending (RFC 3261 §21.1.2)."""
-        call = self._by_session.get(id(session))
-        if call is not None and self.manager.endpoint.is_pending_invite(call.key):
-            self.manager.endpoint.respond(call.key, 180, self.manager.loop.time())
-            self.manager.wake()
+        call = self.calls.by_session(session)
+        services = self.services
+        if call is not None and services.endpoint.is_pending_invite(call.key):
+            call.enter(CallPhase.RINGING)
+            services.endpoint.respond(call.key, 180, services.now())
+            services.wake()
 
     def play_session(
         self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
     ) -> None:
         """Render the playlist in the session's language and codec and play it (repeated
         with ``loop``; an empty one is never repeated)."""
-        call = self._by_session.get(id(session))
+        call = self.calls.by_session(session)
         if call is None or call.stream is None:
-            self.manager.loop.call_soon(session.playback_finished, False)
+            self.services.loop.call_soon(session.playback_finished, False)
             return
-        payload = self.manager.prompts.render(items, session.language, call.stream.codec)
+        payload = self.services.live.prompts.render(items, session.language, call.stream.codec)
         repeat = loop and bool(payload)
-        self.manager.media.play(call.stream, payload, loop=repeat, barge_in=barge_in)
+        self.services.media.play(call.stream, payload, loop=repeat, barge_in=barge_in)
 
     def stop_session_playback(self, session: CallSession) -> None:
         """Stop the session's playback (its task was cancelled)."""
-        call = self._by_session.get(id(session))
+        call = self.calls.by_session(session)
         if call is not None and call.stream is not None:
-            self.manager.media.stop_playback(call.stream)
+            self.services.media.stop_playback(call.stream)
 
     def record_session(self, session: CallSession, path: Path, limits: RecordingSettings) -> None:
         """Record the caller to ``path`` with the step's limits."""
-        call = self._by_session.get(id(session))
+        call = self.calls.by_session(session)
         if call is None or call.stream is None:
-            self.manager.loop.call_soon(session.recording_finished, None, 0.0)
+            self.services.loop.call_soon(session.recording_finished, None, 0.0)
             return
-        silence = self.manager.settings.media.recording.silence_dbfs  # the operator's threshold
+        silence = self.services.live.settings.media.recording.silence_dbfs  # the operator's
         limits = limits.model_copy(update={"silence_dbfs": silence})
-        self.manager.media.record(call.stream, path, limits=limits)
+        self.services.media.record(call.stream, path, limits=limits)
 
     async def forward_session(
         self,
@@ -184,10 +199,10 @@ class SessionHosting:
         caller_id: str | None,
     ) -> ForwardOutcome:
         """Forward the session's call (``calls.b2bua``)."""
-        call = self._by_session.get(id(session))
+        call = self.calls.by_session(session)
         if call is None:
             return ForwardOutcome(result="failed")
-        return await self.manager.forwarder.forward(
+        return await self.forwarder.forward(
             call, target=target, route=route, ring_timeout=ring_timeout, caller_id=caller_id
         )
 
@@ -195,19 +210,22 @@ class SessionHosting:
         self, session: CallSession, code: int, cause: int | None, reason: str
     ) -> None:
         """BYE an answered call; answer a pending INVITE with ``code`` and the Q.850 cause."""
-        call = self._by_session.get(id(session))
+        call = self.calls.by_session(session)
         if call is None:
             return
         if reason != "normal":
             call.cause = reason
-        now = self.manager.loop.time()
-        if call.dialog_id is not None:  # answered: BYE (RFC 3261 §15)
-            self.manager.endpoint.bye(call.dialog_id, now)
-        elif self.manager.endpoint.is_pending_invite(call.key):  # ringing or early media
+        services = self.services
+        now = services.now()
+        if call.phase.in_dialog:  # answered: BYE (RFC 3261 §15)
+            assert call.dialog_id is not None
+            call.enter(CallPhase.ENDING)
+            services.endpoint.bye(call.dialog_id, now)
+        elif services.endpoint.is_pending_invite(call.key):  # ringing or early media
             headers = _reason(cause) if cause is not None else ()
-            self.manager.endpoint.respond(call.key, code, now, headers=headers)
-            self.manager.end_call(call, reason, sip_code=code)
-        self.manager.wake()
+            services.endpoint.respond(call.key, code, now, headers=headers)
+            self.operations.end_call(call, reason, sip_code=code)
+        services.wake()
 
     def session_event(self, call: Call, event: MediaEvent) -> None:
         """Pass a media event to the call's session (or end an announced refusal)."""
@@ -227,7 +245,6 @@ class SessionHosting:
     def close_session(self, call: Call, recording: RecordingResult | None) -> dict[str, Any]:
         """Stop the call's plan; the CDR fields its session gathered. ``recording`` is what
         closing the call's stream kept of a message being recorded."""
-        self._by_session.pop(id(call.session), None)
         if call.session is not None:
             # Before the cancel: cancelling the task would cancel the recording it awaits.
             call.session.ended(recording)

@@ -32,7 +32,6 @@ from callserver.calls.admission import Admission, Admitted
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import (
     Call,
-    answer_config,
     caller_of,
     dialog_of,
     facts_of,
@@ -42,8 +41,11 @@ from callserver.calls.call import (
 from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
 from callserver.calls.negotiation import Negotiation
+from callserver.calls.phase import CallPhase
+from callserver.calls.registry import Calls
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.screening import Screening
+from callserver.calls.services import CallOperations, CallServices, Provisioned
 from callserver.config.settings import Settings
 from callserver.config.tariffs import Tariffs
 from callserver.media.dtmf_info import parse_dtmf_info
@@ -51,7 +53,6 @@ from callserver.media.engine import MediaEngine, PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
 from callserver.media.prompts import PromptStore
 from callserver.policy.caller import CallerId
-from callserver.sip.dialog import DialogId
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.events import (
     DialogConfirmed,
@@ -63,7 +64,6 @@ from callserver.sip.events import (
     ResponseReceived,
     TransactionTimedOut,
 )
-from callserver.sip.offer_answer import AnswerConfig
 
 __all__ = ["Call", "CallManager"]
 
@@ -89,31 +89,79 @@ class CallManager:
         wake: Callable[[], None],
     ) -> None:
         self.endpoint = endpoint
-        self.settings = settings
-        self.media_host = media_host
         self.media = media
-        self.prompts = prompts
         self.admission = admission
-        self.tariffs = tariffs
         self.reporter = reporter
         self.loop = loop
         self.wake = wake
-        self.calls: dict[object, Call] = {}
-        self._by_dialog: dict[DialogId, Call] = {}
-        self._by_stream: dict[int, Call] = {}
-        self.host = SessionHosting(self)  # dialplan sessions
-        self.forwarder = Forwarder(self)  # the legs forward steps place (B2BUA)
-        self.caps = DurationCaps(self)  # max duration by number class, and its warning
-        self.screening = Screening(self)  # admission, and authentication's held answers
-        self.negotiation = Negotiation(self)  # SDP offers and answers, late offers
+        self.live = Provisioned(settings=settings, tariffs=tariffs, prompts=prompts)
+        self.services = services = CallServices(
+            endpoint=endpoint,
+            media=media,
+            media_host=media_host,
+            admission=admission,
+            reporter=reporter,
+            loop=loop,
+            wake=wake,
+            live=self.live,
+        )
+        self.calls = calls = Calls()  # every call and forwarded leg, by each of its keys
+        operations = CallOperations(
+            refuse=self.refuse, end_call=self.end_call, send_answer=self.send_answer
+        )
+        self.negotiation = Negotiation(services)  # SDP offers and answers, late offers
+        self.forwarder = Forwarder(services, calls)  # the legs forward steps place (B2BUA)
+        self.caps = DurationCaps(services)  # max duration by number class, and its warning
+        self.host = SessionHosting(  # dialplan sessions
+            services,
+            calls,
+            negotiation=self.negotiation,
+            forwarder=self.forwarder,
+            operations=operations,
+        )
+        self.screening = Screening(services, refuse=self.refuse)  # admission, held answers
         self._session_ids = itertools.count(1)
         self.draining = False
-        self.calls_total = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
         self._byes: set[object] = set()
         self.byes_answered = asyncio.Event()
         self.byes_answered.set()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (a reload sets new ones for new calls)."""
+        return self.live.settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        self.live.settings = settings
+
+    @property
+    def tariffs(self) -> Tariffs:
+        """The tariffs in force."""
+        return self.live.tariffs
+
+    @tariffs.setter
+    def tariffs(self, tariffs: Tariffs) -> None:
+        self.live.tariffs = tariffs
+
+    @property
+    def prompts(self) -> PromptStore:
+        """The prompt store in force."""
+        return self.live.prompts
+
+    @prompts.setter
+    def prompts(self, prompts: PromptStore) -> None:
+        self.live.prompts = prompts
+
+    @property
+    def calls_total(self) -> int:
+        """Calls taken in since start."""
+        return self.calls.total
+
+    @property
+    def idle(self) -> asyncio.Event:
+        """Set while no call is in progress."""
+        return self.calls.idle
 
     def handle_event(self, event: object, now: float) -> None:
         """React to one endpoint event (see the module docstring)."""
@@ -122,15 +170,15 @@ class CallManager:
         if isinstance(event, RequestReceived):
             self._on_request(event, now)
         elif isinstance(event, DialogConfirmed):
-            call = self._by_dialog.get(event.dialog_id)
+            call = self.calls.by_dialog(event.dialog_id)
             if call is not None:
                 self._confirmed(call, event)
         elif isinstance(event, DialogTerminated):
-            call = self._by_dialog.get(event.dialog_id)
+            call = self.calls.by_dialog(event.dialog_id)
             if call is not None:
                 self.end_call(call, event.reason)
         elif isinstance(event, InviteCancelled):
-            call = self.calls.get(event.key)
+            call = self.calls.by_key(event.key)
             if call is not None:
                 self.end_call(call, "cancelled")
         elif isinstance(event, ResponseReceived):
@@ -138,8 +186,8 @@ class CallManager:
                 self._bye_done(event.key)
         elif isinstance(event, TransactionTimedOut):
             self._bye_done(event.key)
-            call = self.calls.get(event.key)
-            if call is not None and call.answered_at is None:
+            call = self.calls.by_key(event.key)
+            if call is not None and call.answered_at is None:  # no ACK came
                 self.end_call(call, "timeout")
         elif isinstance(event, InviteRefused):  # overload control's 503: its CDR only
             self.reporter.ended(refused_facts(event), "overload", sip_code=503)
@@ -185,7 +233,7 @@ class CallManager:
             self.media.close_stream(call.stream)
             self.refuse(call, 488, now)
             return
-        self.register(call)
+        self.calls.add(call)
         if self.host.start_session(call, caller, now):
             return
         if call.facts is not None:  # no plan: the CDR says the server's language
@@ -194,14 +242,6 @@ class CallManager:
         call.log.info("call.no_dialplan")  # no route to destination: Q.850 3 is SIP 404
         self.endpoint.respond(call.key, 404, now, headers=(("Reason", "Q.850;cause=3"),))
         self.end_call(call, "no_route", sip_code=404)
-
-    def register(self, call: Call) -> None:
-        """Track a call with a stream until ``end_call``."""
-        assert call.stream is not None
-        self.calls[call.key] = call
-        self._by_stream[call.stream.stream_id] = call
-        self.calls_total += 1
-        self.idle.clear()
 
     def _admit(self, call: Call, event: RequestReceived, caller: CallerId, now: float) -> bool:
         facts = facts_of(call.call_id, event, caller)
@@ -267,8 +307,7 @@ class CallManager:
         if dialog_id is None:
             self.end_call(call, "respond_failed")
             return False
-        call.dialog_id = dialog_id
-        self._by_dialog[dialog_id] = call
+        self.calls.answered(call, dialog_id)
         call.log.info("call.answered", rtp_port=call.stream.port, codec=codec)
         return True
 
@@ -278,7 +317,7 @@ class CallManager:
         if late and not self.negotiation.take_answer(call, event.body):
             if first:  # no media can flow: end the call (a re-INVITE keeps the old media)
                 call.cause = "error"
-                self._hang_up(event.dialog_id)
+                self._hang_up(call)
             return
         if not first:
             return
@@ -290,12 +329,8 @@ class CallManager:
         if late and call.session is not None:  # a late offer's media starts now
             call.session.media_ready()
 
-    def answer_config(self, port: int, session_id: int = 0, version: int = 0) -> AnswerConfig:
-        """How an offer is answered: the operator's codecs and ptime, our address, ``port``."""
-        return answer_config(self.settings.media, self.media_host, port, session_id, version)
-
     def _on_reinvite(self, event: RequestReceived, now: float) -> None:
-        call = self._by_dialog.get(dialog_of(event))
+        call = self.calls.by_dialog(dialog_of(event))
         if call is None or event.key is None:
             if event.key is not None:
                 self.endpoint.respond(event.key, 481, now)
@@ -303,7 +338,7 @@ class CallManager:
         self.negotiation.reinvited(call, event.key, event.request.body, now)
 
     def _on_info(self, event: RequestReceived) -> None:
-        call = self._by_dialog.get(dialog_of(event))
+        call = self.calls.by_dialog(dialog_of(event))
         request = event.request
         found = parse_dtmf_info(request.headers.get("Content-Type") or "", request.body)
         if call is not None and call.stream is not None and found is not None:
@@ -312,7 +347,7 @@ class CallManager:
     def handle_media_event(self, event: MediaEvent) -> None:
         """React to the media engine: log digits, hang up a call whose RTP stopped."""
         self.forwarder.bridges.media_event(event)
-        call = self._by_stream.get(event.stream_id)
+        call = self.calls.by_stream(event.stream_id)
         if call is None:
             return
         self.host.session_event(call, event)
@@ -321,40 +356,42 @@ class CallManager:
         elif isinstance(event, RtpTimedOut):
             call.log.warning("call.rtp_timeout", idle=round(event.idle, 1))
             call.cause = "rtp_timeout"
-            if call.dialog_id is not None:
-                self.endpoint.bye(call.dialog_id, self.loop.time())
-                self.wake()
+            if call.phase.in_dialog:
+                self._hang_up(call)
 
-    def _hang_up(self, dialog_id: DialogId) -> None:
-        self.endpoint.bye(dialog_id, self.loop.time())
+    def _hang_up(self, call: Call) -> None:
+        """BYE (RFC 3261 §15.1.1); the call ends when its dialog does."""
+        if call.phase is CallPhase.ENDED:  # a timer that outlived the call
+            return
+        assert call.dialog_id is not None
+        call.enter(CallPhase.ENDING)
+        self.endpoint.bye(call.dialog_id, self.loop.time())
         self.wake()
 
     def end_call(self, call: Call, reason: str, sip_code: int | None = None) -> None:
         """Tear the call down once: timers, media, channels, its plan, then its CDR."""
-        self.calls.pop(call.key, None)
-        if not self.calls:
-            self.idle.set()
-        if call.dialog_id is not None:
-            self._by_dialog.pop(call.dialog_id, None)
+        answered = call.phase.in_dialog
+        self.calls.remove(call)
         if call.cap is not None:
             call.cap.cancel()
         recording = None  # what closing the stream kept of a message being recorded
         if call.stream is not None:
-            self._by_stream.pop(call.stream.stream_id, None)
             recording = self.media.close_stream(call.stream)
         self._release(call)
         extra = self.host.close_session(call, recording)
         if call.facts is not None:
             call.facts.extra.update(extra)
-            code = 200 if call.dialog_id is not None else sip_code  # answered, or never ACKed
+            code = 200 if answered else sip_code  # answered, or never ACKed
             self.reporter.ended(call.facts, call.cause or reason, sip_code=code)
         call.log.info("call.ended", reason=call.cause or reason)
 
     def hang_up_all(self) -> None:
         """Shutdown after the drain timeout: BYE every answered call, 503 every ringing one."""
         now = self.loop.time()
-        for call in list(self.calls.values()):
-            if call.dialog_id is not None:
+        for call in self.calls:
+            if call.phase.in_dialog:
+                assert call.dialog_id is not None
+                call.enter(CallPhase.ENDING)
                 key = self.endpoint.bye(call.dialog_id, now)
                 if key is not None:
                     self._byes.add(key)

@@ -16,33 +16,26 @@ Every SDP we send in a dialog keeps the ``o=`` session id, its version one up fr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from callserver.calls.call import answer_config, answer_from_ack, answer_sdp
+from callserver.calls.call import Call, answer_from_ack, answer_sdp
+from callserver.calls.services import CallServices
 from callserver.media.negotiated import StreamConfig
 from callserver.sip.offer_answer import AnswerConfig, build_offer
 from callserver.sip.sdp import SdpError
 from callserver.sip.transaction_key import TransactionKey
 
-if TYPE_CHECKING:
-    from callserver.calls.call import Call
-    from callserver.calls.manager import CallManager
-
 __all__ = ["Negotiation"]
 
 
 class Negotiation:
-    """Offers, answers and answers taken from ACKs for a ``CallManager``'s inbound calls."""
+    """Offers, answers and answers taken from ACKs for the inbound calls."""
 
-    def __init__(self, manager: CallManager) -> None:
-        self.manager = manager
+    def __init__(self, services: CallServices) -> None:
+        self.services = services
 
     def _config(self, call: Call) -> AnswerConfig:
         assert call.stream is not None
         # RFC 3264 §8: same o= session, version + 1
-        manager = self.manager
-        media, port = manager.settings.media, call.stream.port
-        return answer_config(media, manager.media_host, port, call.sdp_session, call.sdp_version)
+        return self.services.answer_config(call.stream.port, call.sdp_session, call.sdp_version)
 
     def answer(self, call: Call, offer_body: bytes) -> tuple[bytes, StreamConfig] | None:
         """Our SDP answer to ``offer_body`` and its stream config; None: no usable offer.
@@ -62,19 +55,19 @@ class Negotiation:
     def reinvited(self, call: Call, key: TransactionKey | None, body: bytes, now: float) -> None:
         """Answer a re-INVITE of an unbridged call: hold/unhold, a new address or codec, a
         session refresh; without SDP our offer goes in the 2xx (RFC 3261 §14.2)."""
-        manager = self.manager
+        services = self.services
         call.sdp_version += 1
         if not body and call.stream is not None:
-            manager.endpoint.respond(key, 200, now, body=self.offer(call))
+            services.endpoint.respond(key, 200, now, body=self.offer(call))
             return
         answer = self.answer(call, body) if body else None
         if body and answer is None:
-            manager.endpoint.respond(key, 488, now)
+            services.endpoint.respond(key, 488, now)
             return
         if answer is not None and call.stream is not None:
-            manager.media.configure(call.stream, answer[1])
+            services.media.configure(call.stream, answer[1])
             call.log.info("call.media_updated", direction=answer[1].direction)
-        manager.endpoint.respond(key, 200, now, body=answer[0] if answer else b"")
+        services.endpoint.respond(key, 200, now, body=answer[0] if answer else b"")
 
     def take_answer(self, call: Call, body: bytes) -> bool:
         """Apply the answer an ACK carries to our offer; False when it brings none we can use.
@@ -91,6 +84,6 @@ class Negotiation:
             call.log.warning("call.bad_answer", error=str(exc) if body else "the ACK has no SDP")
             return False
         call.answer = (offer.to_bytes(), config)
-        self.manager.media.configure(call.stream, config)
+        self.services.media.configure(call.stream, config)
         call.log.info("call.media_negotiated", codec=config.codec, direction=config.direction)
         return True

@@ -27,20 +27,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from callserver.calls.admission import Admitted, Blocked, Challenged, Rejected, Screened
+from callserver.calls.call import Call
 from callserver.calls.reporting import CallFacts
+from callserver.calls.services import CallServices, RefuseCall
 from callserver.policy.blacklist import NumberList, NumberListHit
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
 from callserver.sip.offer_answer import answer_offer
 from callserver.sip.sdp import SdpError, parse_sdp
 from callserver.sip.transaction_key import TransactionKey
-
-if TYPE_CHECKING:
-    from callserver.calls.call import Call
-    from callserver.calls.manager import CallManager
 
 __all__ = ["Screening", "ScreeningStatistics"]
 
@@ -58,15 +55,17 @@ class ScreeningStatistics:
 
 
 class Screening:
-    """Admission of a ``CallManager``'s new INVITEs; see the module docstring.
+    """Admission of new INVITEs; see the module docstring.
 
     Args:
-        manager: the calls it screens, with their endpoint, loop and admission.
+        services: the endpoint, loop and admission of the calls it screens.
+        refuse: how a call that was taken in is refused (the manager's).
         max_held: the most answers held at once.
     """
 
-    def __init__(self, manager: CallManager, *, max_held: int = 1000) -> None:
-        self.manager = manager
+    def __init__(self, services: CallServices, *, refuse: RefuseCall, max_held: int = 1000) -> None:
+        self.services = services
+        self._refuse = refuse
         self.max_held = max_held
         self.blacklist: Callable[[], NumberList] = NumberList  # the list in force (app.py)
         self._holding: dict[object, asyncio.TimerHandle] = {}
@@ -77,7 +76,7 @@ class Screening:
     ) -> Admitted | Rejected | None:
         """Admission of ``event``'s INVITE; None when it was answered here (a challenge, a
         source in its penalty, a digest claim refused before its password was looked at)."""
-        admission = self.manager.admission
+        admission = self.services.admission
         peer = event.peer
         screened = admission.screen(peer.host, peer.port, event.rtime, event.request)
         result: Admitted | Rejected | Challenged | Blocked
@@ -112,12 +111,12 @@ class Screening:
         Past ``max_held`` answers held at once, the INVITE is left unanswered instead.
         """
         if delay <= 0:
-            self.manager.endpoint.respond(key, status, now, headers=headers)
+            self.services.endpoint.respond(key, status, now, headers=headers)
             return
         if len(self._holding) >= self.max_held:
             self._drop(key, now)
             return
-        loop = self.manager.loop
+        loop = self.services.loop
         self._holding[key] = loop.call_at(loop.time() + delay, self._release, key, status, headers)
         self._held += 1
 
@@ -134,7 +133,7 @@ class Screening:
         if not body:
             return False
         try:
-            answer_offer(parse_sdp(body), self.manager.answer_config(_PROBE_PORT))
+            answer_offer(parse_sdp(body), self.services.answer_config(_PROBE_PORT))
         except SdpError:
             return True
         return False
@@ -143,7 +142,6 @@ class Screening:
         self, call: Call, event: RequestReceived, caller: CallerId, facts: CallFacts, now: float
     ) -> bool:
         """Refuse (603, 488) a digest claim the call would refuse after admission anyway."""
-        manager = self.manager
         call.facts = facts  # the refusal's CDR: its trunk is not known, nothing was verified
         hit = self.blacklist().match(caller)
         if hit is not None:
@@ -151,7 +149,7 @@ class Screening:
             return True
         if self.offer_refused(event.request.body):
             call.log.info("call.offer_refused", status=488)
-            manager.refuse(call, 488, now)
+            self._refuse(call, 488, now)
             return True
         call.facts = None
         return False
@@ -165,7 +163,7 @@ class Screening:
         if hit is None:
             return False
         trunk = screened.trunk
-        facts.trunk, facts.customer = trunk, self.manager.admission.customer_of(trunk)
+        facts.trunk, facts.customer = trunk, self.services.admission.customer_of(trunk)
         call.facts = facts
         call.log = call.log.bind(trunk=trunk)
         self._decline(call, hit, now)
@@ -177,23 +175,23 @@ class Screening:
         call.log.info("call.blacklisted", entry=hit.summary)
         if call.facts is not None:
             call.facts.extra["end_detail"] = hit.summary
-        self.manager.refuse(call, 603, now, reason="blacklist", headers=_DECLINED)
+        self._refuse(call, 603, now, reason="blacklist", headers=_DECLINED)
 
     def _blocked(self, key: TransactionKey | None, blocked: Blocked, now: float) -> None:
         if blocked.status is None:
             self._drop(key, now)
         else:
-            self.manager.endpoint.respond(key, blocked.status, now)
+            self.services.endpoint.respond(key, blocked.status, now)
 
     def _drop(self, key: TransactionKey | None, now: float) -> None:
-        self.manager.endpoint.discard(key, now)
+        self.services.endpoint.discard(key, now)
         self._dropped += 1
 
     def _release(
         self, key: TransactionKey | None, status: int, headers: tuple[tuple[str, str], ...]
     ) -> None:
         self._holding.pop(key, None)
-        manager = self.manager
-        if manager.endpoint.is_pending_invite(key):  # not CANCELled meanwhile
-            manager.endpoint.respond(key, status, manager.loop.time(), headers=headers)
-            manager.wake()
+        services = self.services
+        if services.endpoint.is_pending_invite(key):  # not CANCELled meanwhile
+            services.endpoint.respond(key, status, services.now(), headers=headers)
+            services.wake()

@@ -33,13 +33,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from callserver.calls.b2bua import ForwardOutcome
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording import RecordingResult
 from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
 
-__all__ = ["CallSession", "Collected", "Recorded", "SessionHost"]
+__all__ = ["CallSession", "Collected", "ForwardOutcome", "Recorded", "SessionHost"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardOutcome:
+    """How a forwarded leg ended: ``answered`` (bridged until one side hung up) or why not."""
+
+    result: Literal["answered", "busy", "no_answer", "failed", "barred"]
+    sip_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,7 @@
 """Tests for the SDP offer/answer of inbound calls (callserver.calls.negotiation).
 
-The manager is a stand-in that keeps what the negotiation asks of the endpoint and the media
-engine; the SDP is real text through the real parser and offer/answer rules.
+The endpoint and the media engine are stand-ins that keep what the negotiation asks of them;
+the SDP is real text through the real parser and offer/answer rules.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, cast
 import structlog
 
 from callserver.calls.call import Call
-from callserver.calls.manager import CallManager
 from callserver.calls.negotiation import Negotiation
+from callserver.calls.services import CallServices, Provisioned
 from callserver.config.settings import Settings
 from callserver.media.negotiated import StreamConfig
 from callserver.sip.sdp import parse_sdp
@@ -58,7 +58,19 @@ def _setup() -> tuple[Negotiation, _Manager, Call]:
     call = Call(call_id="c1", key="k1", offered_at=0.0, sdp_session=7)
     call.stream = cast(Any, _Stream())
     call.log = structlog.get_logger("test")
-    return Negotiation(cast(CallManager, manager)), manager, call
+    services = CallServices(
+        endpoint=cast(Any, manager.endpoint),
+        media=cast(Any, manager.media),
+        media_host=manager.media_host,
+        admission=cast(Any, None),
+        reporter=cast(Any, None),
+        loop=cast(Any, None),
+        wake=lambda: None,
+        live=Provisioned(
+            settings=manager.settings, tariffs=cast(Any, None), prompts=cast(Any, None)
+        ),
+    )
+    return Negotiation(services), manager, call
 
 
 def test_an_offer_of_both_laws_is_answered_with_both_in_operator_order() -> None:

@@ -1,0 +1,47 @@
+"""A forwarded leg: the UAC side of a B2BUA call (RFC 3261 §16-like, with its own dialog).
+
+``Leg`` is what ``b2bua.Forwarder`` keeps of one leg it places for a call's ``forward`` step:
+its client transaction (``handle``, one per target tried), its dialog once answered, its
+stream, channel and CDR facts, and the bridge that answers both legs' in-dialog requests.
+The ``Calls`` registry finds it by handle and by dialog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from callserver.calls.bridge import Bridge
+from callserver.calls.call import Call
+from callserver.calls.destination import Destination
+from callserver.calls.reporting import CallFacts
+from callserver.media.stream import MediaStream
+from callserver.policy.limits import Grant
+from callserver.sip.dialog import DialogId
+from callserver.sip.headers import Address
+from callserver.sip.sdp import SessionDescription
+from callserver.sip.transaction_key import TransactionKey
+
+__all__ = ["Leg"]
+
+
+@dataclass(slots=True)
+class Leg:
+    """One forwarded leg of the inbound call ``a``, from its INVITE to its teardown."""
+
+    a: Call
+    handle: TransactionKey | None
+    stream: MediaStream
+    offer: SessionDescription
+    facts: CallFacts
+    grant: Grant | None
+    setup: asyncio.Future[int]  # the final response's status (408: timed out)
+    ended: asyncio.Event
+    destination: Destination
+    from_addr: Address
+    dialog_id: DialogId | None = None
+    cancelled: bool = False
+    end_reason: str = "bye_sent"  # bye_received when the forwarded party hung up
+    tried: int = 0  # destination targets sent an INVITE so far
+    responded: bool = False  # the current target sent a response, provisional or final
+    bridge: Bridge | None = None  # while bridged: the in-dialog requests of both legs

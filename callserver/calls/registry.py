@@ -1,0 +1,137 @@
+"""Every call in progress and every leg it forwards, by each key an event can carry.
+
+Theory of operation
+-------------------
+``Calls`` is the only place a call or a forwarded leg is indexed: by the INVITE's server
+transaction key (a CANCEL, a transaction timeout), by dialog id once our 2xx created the
+dialog (ACK, BYE, re-INVITE, INFO: RFC 3261 §12.2.2), by media stream id (digits, RTP
+timeout, playback and recording ends), by dialplan session (the session's requests); a leg by
+its client transaction (responses, RFC 3261 §17.1.3) and by its dialog once answered. A call
+enters with ``add`` (its ``ADMITTED`` phase), gains its dialog with ``answered`` (its
+``ANSWERED`` phase) and leaves every index at once with ``remove`` (its ``ENDED`` phase), so
+no path can leave it behind in one of them. ``idle`` is set whenever no call is in progress
+(the drain at shutdown waits for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from callserver.calls.call import Call
+from callserver.calls.leg import Leg
+from callserver.calls.phase import CallPhase
+from callserver.calls.session import CallSession
+from callserver.sip.dialog import DialogId
+from callserver.sip.transaction_key import TransactionKey
+
+__all__ = ["Calls"]
+
+
+class Calls:
+    """The calls in progress and their forwarded legs; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[TransactionKey | None, Call] = {}
+        self._by_dialog: dict[DialogId, Call] = {}
+        self._by_stream: dict[int, Call] = {}
+        self._by_session: dict[int, Call] = {}
+        self._legs_by_handle: dict[TransactionKey | None, Leg] = {}
+        self._legs_by_dialog: dict[DialogId, Leg] = {}
+        self.total = 0  # calls tracked since start
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __iter__(self) -> Iterator[Call]:
+        """The calls in progress, as they are now (ending one while iterating is safe)."""
+        return iter(list(self._by_key.values()))
+
+    # Calls --------------------------------------------------------------------------------
+
+    def add(self, call: Call) -> None:
+        """Track an admitted call, which has its stream, until ``remove``."""
+        assert call.stream is not None
+        call.enter(CallPhase.ADMITTED)
+        self._by_key[call.key] = call
+        self._by_stream[call.stream.stream_id] = call
+        self.total += 1
+        self.idle.clear()
+
+    def answered(self, call: Call, dialog_id: DialogId) -> None:
+        """Our 2xx created ``call``'s dialog (RFC 3261 §12.1.1): find it by ``dialog_id``."""
+        call.enter(CallPhase.ANSWERED)
+        call.dialog_id = dialog_id
+        self._by_dialog[dialog_id] = call
+
+    def hosted(self, call: Call, session: CallSession) -> None:
+        """A dialplan session runs ``call``."""
+        call.session = session
+        self._by_session[id(session)] = call
+
+    def remove(self, call: Call) -> None:
+        """``call`` ended: out of every index at once."""
+        call.enter(CallPhase.ENDED)
+        self._by_key.pop(call.key, None)
+        if call.dialog_id is not None:
+            self._by_dialog.pop(call.dialog_id, None)
+        if call.stream is not None:
+            self._by_stream.pop(call.stream.stream_id, None)
+        if call.session is not None:
+            self._by_session.pop(id(call.session), None)
+        if not self._by_key:
+            self.idle.set()
+
+    def by_key(self, key: TransactionKey | None) -> Call | None:
+        """The call whose INVITE has the server transaction ``key``."""
+        return self._by_key.get(key)
+
+    def by_dialog(self, dialog_id: DialogId) -> Call | None:
+        """The call whose dialog (UAS side) is ``dialog_id``."""
+        return self._by_dialog.get(dialog_id)
+
+    def by_stream(self, stream_id: int) -> Call | None:
+        """The call whose media stream is ``stream_id``."""
+        return self._by_stream.get(stream_id)
+
+    def by_session(self, session: CallSession) -> Call | None:
+        """The call a dialplan ``session`` runs."""
+        return self._by_session.get(id(session))
+
+    # Forwarded legs -----------------------------------------------------------------------
+
+    def leg_sent(self, leg: Leg, handle: TransactionKey | None) -> None:
+        """``leg``'s INVITE went out on the client transaction ``handle``."""
+        leg.handle = handle
+        self._legs_by_handle[handle] = leg
+
+    def leg_abandoned(self, handle: TransactionKey | None) -> None:
+        """The client transaction ``handle`` no longer speaks for its leg (failover)."""
+        self._legs_by_handle.pop(handle, None)
+
+    def leg_answered(self, leg: Leg, dialog_id: DialogId) -> None:
+        """A 2xx created ``leg``'s dialog (UAC side, RFC 3261 §12.1.2)."""
+        leg.dialog_id = dialog_id
+        self._legs_by_dialog[dialog_id] = leg
+
+    def leg_dialog_ended(self, leg: Leg) -> None:
+        """``leg``'s dialog is over (BYE either way, or its failure)."""
+        if leg.dialog_id is not None:
+            self._legs_by_dialog.pop(leg.dialog_id, None)
+        leg.dialog_id = None
+
+    def remove_leg(self, leg: Leg) -> None:
+        """``leg`` is torn down: out of every index."""
+        self._legs_by_handle.pop(leg.handle, None)
+        if leg.dialog_id is not None:
+            self._legs_by_dialog.pop(leg.dialog_id, None)
+
+    def leg_by_handle(self, handle: TransactionKey | None) -> Leg | None:
+        """The leg whose current (or abandoned but not dropped) INVITE is ``handle``."""
+        return self._legs_by_handle.get(handle)
+
+    def leg_by_dialog(self, dialog_id: DialogId) -> Leg | None:
+        """The answered leg whose dialog is ``dialog_id``."""
+        return self._legs_by_dialog.get(dialog_id)
