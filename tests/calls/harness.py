@@ -146,7 +146,13 @@ class Harness:
         """The forwarded party's response to ``invited``; a 2xx carries an answer to its offer."""
         body = b""
         if 200 <= status < 300 and answer:
-            config = AnswerConfig(codecs=("PCMU",), address="127.0.0.1", port=30000)
+            config = AnswerConfig(
+                codecs=("PCMU",),
+                address="127.0.0.1",
+                port=30000,
+                session_id=1,
+                session_version=1,
+            )
             body = answer_offer(parse_sdp(invited.body), config).sdp.to_bytes()
         text = (
             f"SIP/2.0 {status} X\r\n"
