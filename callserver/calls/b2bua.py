@@ -36,7 +36,8 @@ import asyncio
 
 import numpy as np
 
-from callserver.calls.bridge import Bridges, bridge_of
+from callserver.calls.bridge import bridge_of
+from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call, stream_config
 from callserver.calls.destination import Destination, locate, route_of
 from callserver.calls.leg import Leg
@@ -77,7 +78,7 @@ class Forwarder:
     def __init__(self, services: CallServices, calls: Calls) -> None:
         self.services = services
         self.calls = calls
-        self.bridges = Bridges()
+        self.bridges = Bridges(calls)
         self.resolver = SipResolver(clock=services.loop.time)  # the app's, from dns settings
 
     async def forward(

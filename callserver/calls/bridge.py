@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A ``Bridge`` lives from the moment the forwarded leg's 2xx bridges the two streams until
-either leg ends (``b2bua.Forwarder`` opens and closes it through ``Bridges``). Each leg is a
+either leg ends (``b2bua.Forwarder`` opens and closes it through ``bridges.Bridges``). Each leg is a
 ``Side``: its dialog, its stream and the ``o=`` line of the SDP we send on it. Every request
 inside either dialog that the endpoint does not answer itself (it answers BYE, OPTIONS and a
 bodiless UPDATE, RFC 4028's refresh) comes here and is answered on its own leg. Nothing is
@@ -29,10 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from callserver.calls.call import Call, answer_from_ack, answer_sdp, dialog_of
+from callserver.calls.call import Call, answer_from_ack, answer_sdp
 from callserver.calls.services import CallServices
 from callserver.media.dtmf_info import build_dtmf_info, parse_dtmf_info
-from callserver.media.events import DtmfReceived, MediaEvent
+from callserver.media.events import DtmfReceived
 from callserver.media.negotiated import StreamConfig
 from callserver.media.prompts import Play
 from callserver.media.stream import MediaStream
@@ -42,7 +42,7 @@ from callserver.sip.offer_answer import AnswerConfig, build_offer
 from callserver.sip.sdp import SdpError, SessionDescription
 from callserver.sip.transaction_key import TransactionKey
 
-__all__ = ["HOLD_MUSIC", "Bridge", "Bridges", "Side", "bridge_of"]
+__all__ = ["HOLD_MUSIC", "Bridge", "Side", "bridge_of"]
 
 HOLD_MUSIC = "moh"  # the prompt a held party hears, looped
 _HOLDING = ("recvonly", "inactive")  # our direction towards a party that holds the other
@@ -204,45 +204,3 @@ def bridge_of(
     default = services.live.settings.media.default_language
     language = call.session.language if call.session else default
     return Bridge(services, a, b, language=language, log=call.log)
-
-
-class Bridges:
-    """The open bridges of a ``Forwarder``, found by dialog and by stream."""
-
-    def __init__(self) -> None:
-        self._by_dialog: dict[DialogId, tuple[Bridge, Side]] = {}
-        self._by_stream: dict[int, tuple[Bridge, Side]] = {}
-
-    def open(self, bridge: Bridge) -> Bridge:
-        """Route both sides' requests and digits to ``bridge``; apply a hold already in SDP."""
-        for side in (bridge.a, bridge.b):
-            self._by_dialog[side.dialog_id] = (bridge, side)
-            self._by_stream[side.stream.stream_id] = (bridge, side)
-        bridge.update_hold()
-        return bridge
-
-    def close(self, bridge: Bridge) -> None:
-        """Stop routing to ``bridge`` and end any hold."""
-        for side in (bridge.a, bridge.b):
-            self._by_dialog.pop(side.dialog_id, None)
-            self._by_stream.pop(side.stream.stream_id, None)
-        bridge.close()
-
-    def handle_event(self, event: object, now: float) -> bool:
-        """Take a request inside a bridged dialog, or the ACK that answers our offer."""
-        if isinstance(event, RequestReceived):
-            found = self._by_dialog.get(dialog_of(event))
-            if found is None:
-                return False
-            found[0].handle_request(found[1], event, now)
-            return True
-        if isinstance(event, DialogConfirmed):
-            found = self._by_dialog.get(event.dialog_id)
-            return found is not None and found[0].acknowledged(found[1], event)
-        return False
-
-    def media_event(self, event: MediaEvent) -> None:
-        """A digit from a bridged stream (see ``Bridge.digit``)."""
-        found = self._by_stream.get(event.stream_id)
-        if found is not None and isinstance(event, DtmfReceived):
-            found[0].digit(found[1], event)

@@ -6,7 +6,8 @@ Theory of operation
 transaction key (a CANCEL, a transaction timeout), by dialog id once our 2xx created the
 dialog (ACK, BYE, re-INVITE, INFO: RFC 3261 §12.2.2), by media stream id (digits, RTP
 timeout, playback and recording ends), by dialplan session (the session's requests); a leg by
-its client transaction (responses, RFC 3261 §17.1.3) and by its dialog once answered. A call
+its client transaction (responses, RFC 3261 §17.1.3) and by its dialog once answered; each
+side of a bridged call (the caller's and the leg's) by dialog and by stream. A call
 enters with ``add`` (its ``ADMITTED`` phase), gains its dialog with ``answered`` (its
 ``ANSWERED`` phase) and leaves every index at once with ``remove`` (its ``ENDED`` phase), so
 no path can leave it behind in one of them. ``idle`` is set whenever no call is in progress
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+from callserver.calls.bridge import Bridge, Side
 from callserver.calls.call import Call
 from callserver.calls.leg import Leg
 from callserver.calls.phase import CallPhase
@@ -38,6 +40,8 @@ class Calls:
         self._by_session: dict[int, Call] = {}
         self._legs_by_handle: dict[TransactionKey | None, Leg] = {}
         self._legs_by_dialog: dict[DialogId, Leg] = {}
+        self._sides_by_dialog: dict[DialogId, tuple[Bridge, Side]] = {}
+        self._sides_by_stream: dict[int, tuple[Bridge, Side]] = {}
         self.total = 0  # calls tracked since start
         self.idle = asyncio.Event()
         self.idle.set()
@@ -135,3 +139,25 @@ class Calls:
     def leg_by_dialog(self, dialog_id: DialogId) -> Leg | None:
         """The answered leg whose dialog is ``dialog_id``."""
         return self._legs_by_dialog.get(dialog_id)
+
+    # Bridges ------------------------------------------------------------------------------
+
+    def bridge_opened(self, bridge: Bridge) -> None:
+        """Find both sides of ``bridge`` by dialog and by stream until ``bridge_closed``."""
+        for side in (bridge.a, bridge.b):
+            self._sides_by_dialog[side.dialog_id] = (bridge, side)
+            self._sides_by_stream[side.stream.stream_id] = (bridge, side)
+
+    def bridge_closed(self, bridge: Bridge) -> None:
+        """``bridge`` is over: its sides out of every index."""
+        for side in (bridge.a, bridge.b):
+            self._sides_by_dialog.pop(side.dialog_id, None)
+            self._sides_by_stream.pop(side.stream.stream_id, None)
+
+    def side_by_dialog(self, dialog_id: DialogId) -> tuple[Bridge, Side] | None:
+        """The bridge and side whose dialog is ``dialog_id``."""
+        return self._sides_by_dialog.get(dialog_id)
+
+    def side_by_stream(self, stream_id: int) -> tuple[Bridge, Side] | None:
+        """The bridge and side whose stream is ``stream_id``."""
+        return self._sides_by_stream.get(stream_id)
