@@ -1,7 +1,7 @@
-"""The calls layer's side of a dialplan session: ``SessionHost`` for ``CallManager``.
+"""The calls layer's side of a dialplan session: the ``SessionHost`` of every session.
 
 A call whose number has a dialplan gets a ``CallSession`` and a task that runs the plan
-(``router``, wired in app.py). This mixin turns the session's requests into SIP and media
+(``router``, wired in app.py). ``SessionHosting`` turns the session's requests into SIP and media
 operations — 200 OK, 183 with SDP (early media, RFC 3960), playback, recording, BYE or a
 final error with ``Reason: Q.850`` (RFC 3326) — and routes the media engine's events back to
 the session.

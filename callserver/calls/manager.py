@@ -15,9 +15,12 @@ While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an INVITE
 RTP port is in use. An INVITE overload control refused (``policy.overload``) was answered by
 the SIP layer already: it only gets its CDR here.
 
-Every call is one ``Call`` record from INVITE to teardown, removed on every path: caller BYE,
-our BYE, CANCEL, ACK timeout (end reason ``ack_timeout``), session expiry, transaction
-timeout, shutdown.
+Every call is one ``Call`` record from INVITE to teardown, found through the ``Calls``
+registry (``calls.registry``) and in one ``CallPhase`` (``calls.phase``), and removed from the
+registry at once on every path: caller BYE, our BYE, CANCEL, ACK timeout (end reason
+``ack_timeout``), session expiry, transaction timeout, shutdown. The parts of the layer
+(negotiation, forwarding, caps, session hosting, screening) share ``CallServices`` and get the
+manager's own operations they need as callables (``calls.services``).
 """
 
 from __future__ import annotations

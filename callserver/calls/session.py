@@ -1,8 +1,8 @@
 """A call as a dialplan drives it: answer, early media, prompts, digits, recording, hang-up.
 
 ``CallSession`` is what ``dialplan.verbs.base.CallControl`` describes. It turns the verbs'
-awaits into the calls layer's operations (``SessionHost``, which ``CallManager`` implements)
-and the media engine's events back into results:
+awaits into the calls layer's operations (``SessionHost``, which ``hosting.SessionHosting``
+implements) and the media engine's events back into results:
 
 - ``play`` resolves when the engine reports ``PlaybackFinished``; with barge-in a digit stops
   the prompt and stays queued for the next ``collect`` (type-ahead, as IVRs allow); a looped
@@ -66,7 +66,7 @@ class Recorded:
 
 
 class SessionHost(Protocol):
-    """The calls-layer operations a session uses (``CallManager`` provides them)."""
+    """The calls-layer operations a session uses (``hosting.SessionHosting`` provides them)."""
 
     def answer_session(self, session: CallSession, *, early: bool) -> bool:
         """Send 200 OK (or 183 with SDP when ``early``); False when the call is gone."""
