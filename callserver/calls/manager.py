@@ -48,7 +48,7 @@ from callserver.calls.phase import CallPhase
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.screening import Screening
-from callserver.calls.services import CallOperations, CallServices, Provisioned
+from callserver.calls.services import CallOperations, CallServices, Live, Provisioned
 from callserver.config.settings import Settings
 from callserver.config.tariffs import Tariffs
 from callserver.media.dtmf_info import parse_dtmf_info
@@ -109,6 +109,7 @@ class CallManager:
             live=self.live,
         )
         self.calls = calls = Calls()  # every call and forwarded leg, by each of its keys
+        self.idle = calls.idle  # set while no call is in progress
         operations = CallOperations(
             refuse=self.refuse, end_call=self.end_call, send_answer=self.send_answer
         )
@@ -129,42 +130,15 @@ class CallManager:
         self.byes_answered = asyncio.Event()
         self.byes_answered.set()
 
-    @property
-    def settings(self) -> Settings:
-        """The settings in force (a reload sets new ones for new calls)."""
-        return self.live.settings
-
-    @settings.setter
-    def settings(self, settings: Settings) -> None:
-        self.live.settings = settings
-
-    @property
-    def tariffs(self) -> Tariffs:
-        """The tariffs in force."""
-        return self.live.tariffs
-
-    @tariffs.setter
-    def tariffs(self, tariffs: Tariffs) -> None:
-        self.live.tariffs = tariffs
-
-    @property
-    def prompts(self) -> PromptStore:
-        """The prompt store in force."""
-        return self.live.prompts
-
-    @prompts.setter
-    def prompts(self, prompts: PromptStore) -> None:
-        self.live.prompts = prompts
+    # The operator's files in force: a reload sets new ones for new calls.
+    settings: Live[Settings] = Live()
+    tariffs: Live[Tariffs] = Live()
+    prompts: Live[PromptStore] = Live()
 
     @property
     def calls_total(self) -> int:
         """Calls taken in since start."""
         return self.calls.total
-
-    @property
-    def idle(self) -> asyncio.Event:
-        """Set while no call is in progress."""
-        return self.calls.idle
 
     def handle_event(self, event: object, now: float) -> None:
         """React to one endpoint event (see the module docstring)."""

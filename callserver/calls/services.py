@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar, cast
 
 from callserver.calls.admission import Admission
 from callserver.calls.call import Call, answer_config
@@ -25,7 +25,9 @@ from callserver.media.prompts import PromptStore
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.offer_answer import AnswerConfig
 
-__all__ = ["CallOperations", "CallServices", "EndCall", "Provisioned", "RefuseCall"]
+__all__ = ["CallOperations", "CallServices", "EndCall", "Live", "Provisioned", "RefuseCall"]
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -35,6 +37,23 @@ class Provisioned:
     settings: Settings
     tariffs: Tariffs
     prompts: PromptStore
+
+
+class _HasLive(Protocol):
+    live: Provisioned
+
+
+class Live(Generic[T]):
+    """An attribute kept in its owner's ``live`` (``Provisioned``), where a reload sets it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, holder: _HasLive, kind: type | None = None) -> T:
+        return cast(T, getattr(holder.live, self._name))
+
+    def __set__(self, holder: _HasLive, value: T) -> None:
+        setattr(holder.live, self._name, value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
