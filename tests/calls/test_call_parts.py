@@ -14,6 +14,8 @@ from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.cdr.record import Disposition
 from callserver.media.events import PlaybackFinished
 from callserver.sip.events import DialogTerminated
+from callserver.sip.sdp import parse_sdp
+from tests.calls.fakes import OFFER
 from tests.calls.harness import Harness, answer_and_wait, dialog, leg_dialog
 
 TARGET = "sip:bob@127.0.0.1:5090"
@@ -168,3 +170,22 @@ async def test_an_announced_refusal_plays_as_early_media_then_refuses(tmp_path: 
     (status,) = harness.endpoint.statuses(key)[1:]
     assert status >= 400 and call.phase is CallPhase.ENDED
     assert harness.sink.records[-1].sip_code == status
+
+
+async def test_a_bridged_callers_hold_is_answered_on_its_leg_and_the_other_party_hears_music(
+    tmp_path: Path,
+) -> None:
+    """A re-INVITE with a=sendonly in a bridged call: 200 recvonly, music to the forwarded party."""
+    outcomes: list[ForwardOutcome] = []
+    harness = _forwarding(tmp_path, outcomes)
+    harness.invite("c1")
+    await harness.settle()
+    (invited,) = harness.endpoint.uac.invites
+    harness.leg_response(invited, 200)
+    await harness.settle()
+    leg_stream = harness.media.kinds("bridge")[0][2]
+    key = harness.in_dialog("INVITE", "c1", body=OFFER + b"a=sendonly\r\n")
+    (sent,) = [s for s in harness.endpoint.responses if s.key == key]
+    assert sent.status == 200 and parse_sdp(sent.body).media[0].direction == "recvonly"
+    assert harness.media.kinds("hold") == [("hold", leg_stream)]
+    assert outcomes == []  # still bridged

@@ -235,3 +235,36 @@ async def test_a_phase_move_the_table_does_not_hold_is_refused(tmp_path: Path) -
     with pytest.raises(CallPhaseError):
         call.enter(CallPhase.ANSWERED)
     assert call.phase is CallPhase.ENDED
+
+
+async def test_a_late_offer_gets_our_offer_and_the_acks_answer_configures_the_stream(
+    tmp_path: Path,
+) -> None:
+    """An INVITE without SDP: our offer in the 200, the ACK's answer configures the stream."""
+    harness = Harness.create(tmp_path)
+    key = harness.invite("c1", body=b"")
+    await harness.settle()
+    (sent,) = harness.endpoint.responses
+    assert sent.status == 200 and parse_sdp(sent.body).media[0].formats == ("8", "0", "101")
+    assert harness.media.kinds("configure") == []  # nothing flows before the answer
+    answer = OFFER.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 0 101")
+    harness.ack("c1", body=answer)
+    await harness.settle()
+    assert harness.media.kinds("configure")[-1][2] == "PCMU"
+    call = harness.manager.calls.by_key(key)
+    assert call is not None and call.offer is None and call.phase is CallPhase.ANSWERED
+
+
+async def test_a_late_offer_whose_ack_brings_no_answer_is_hung_up_as_an_error(
+    tmp_path: Path,
+) -> None:
+    """An ACK without SDP to our offer: no media can flow, BYE, the CDR says error."""
+    harness = Harness.create(tmp_path)
+    harness.invite("c1", body=b"")
+    await harness.settle()
+    harness.ack("c1")
+    assert harness.endpoint.byes == [dialog("c1")]
+    call = harness.manager.calls.by_dialog(dialog("c1"))
+    assert call is not None and call.phase is CallPhase.ENDING and call.cause == "error"
+    harness.ended("c1", "bye_sent")
+    assert harness.sink.records[-1].end_reason == "error"

@@ -1,0 +1,62 @@
+"""Tests for the Calls registry (callserver.calls.registry): one place in, one place out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from callserver.calls.call import Call
+from callserver.calls.phase import CallPhase, CallPhaseError
+from callserver.calls.registry import Calls
+from callserver.calls.session import CallSession, SessionHost
+from callserver.media.stream import MediaStream
+from callserver.policy.caller import caller_identity
+from callserver.sip.dialog import DialogId
+
+DIALOG = DialogId("c1", "ours", "theirs")
+
+
+def _call(tmp_path: Path) -> tuple[Call, CallSession]:
+    call = Call(call_id="c1", key="k1", offered_at=0.0)
+    call.stream = MediaStream(7, 20014, ssrc=1, sequence=1, timestamp=0)
+    session = CallSession(
+        cast(SessionHost, _NoHost()),
+        call_id="c1",
+        caller=caller_identity("100", None, None, None),
+        called="200",
+        language="en",
+        voicemail_dir=tmp_path,
+    )
+    return call, session
+
+
+class _NoHost:
+    """A session host that is never asked anything here."""
+
+
+def test_a_call_is_found_by_every_key_until_removed_and_by_none_after(tmp_path: Path) -> None:
+    """add, answered, hosted index the call; remove takes it out of all of them and ends it."""
+    calls = Calls()
+    call, session = _call(tmp_path)
+    calls.add(call)
+    calls.hosted(call, session)
+    calls.answered(call, DIALOG)
+    assert call.phase is CallPhase.ANSWERED and not calls.idle.is_set()
+    assert calls.by_key("k1") is calls.by_dialog(DIALOG) is calls.by_stream(7) is call
+    assert calls.by_session(session) is call and list(calls) == [call] and len(calls) == 1
+    calls.remove(call)
+    assert call.phase is CallPhase.ENDED and calls.idle.is_set() and calls.total == 1
+    found = (calls.by_key("k1"), calls.by_dialog(DIALOG), calls.by_stream(7))
+    assert found == (None, None, None) and calls.by_session(session) is None
+
+
+def test_a_removed_call_cannot_be_removed_again(tmp_path: Path) -> None:
+    """A second remove is a bug the phase table catches (ENDED is terminal)."""
+    calls = Calls()
+    call, _ = _call(tmp_path)
+    calls.add(call)
+    calls.remove(call)
+    with pytest.raises(CallPhaseError):
+        calls.remove(call)
