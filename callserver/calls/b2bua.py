@@ -296,7 +296,7 @@ class Forwarder:
 
     def handle_event(self, event: object) -> bool:
         """Take the events of forwarded legs and bridges; False for everything else."""
-        if self.bridges.handle_event(event, self.services.now()):
+        if self.bridges.handle_event(event, self.services.loop.time()):
             return True
         if isinstance(event, ResponseReceived):
             leg = self.calls.leg_by_handle(event.key)

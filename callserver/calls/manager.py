@@ -187,7 +187,7 @@ class CallManager:
         call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
         call.max_forwards = max_forwards_of(event)
         caller = caller_of(event)
-        if self.draining or len(self.calls) >= self.settings.calls.max_calls:
+        if self.draining or len(self.calls) >= self.live.settings.calls.max_calls:
             reason = "shutdown" if self.draining else "rejected"
             self.reporter.ended(facts_of(call.call_id, event, caller), reason, sip_code=503)
             self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "30"),))
@@ -214,7 +214,7 @@ class CallManager:
         if self.host.start_session(call, caller, now):
             return
         if call.facts is not None:  # no plan: the CDR says the server's language
-            call.facts.extra["language"] = self.settings.media.default_language
+            call.facts.extra["language"] = self.live.settings.media.default_language
             call.facts.extra["end_detail"] = _NO_DIALPLAN
         call.log.info("call.no_dialplan")  # no route to destination: Q.850 3 is SIP 404
         self.endpoint.respond(call.key, 404, now, headers=(("Reason", "Q.850;cause=3"),))

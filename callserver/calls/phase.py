@@ -41,6 +41,8 @@ class CallPhase(Enum):
     ENDING = "ending"
     ENDED = "ended"
 
+    __hash__ = object.__hash__  # members are unique: identity, not Enum's hash of the name
+
     @property
     def in_dialog(self) -> bool:
         """True once our 2xx created the dialog and until the call ended (RFC 3261 §12.1.1)."""
