@@ -189,3 +189,21 @@ async def test_a_bridged_callers_hold_is_answered_on_its_leg_and_the_other_party
     assert sent.status == 200 and parse_sdp(sent.body).media[0].direction == "recvonly"
     assert harness.media.kinds("hold") == [("hold", leg_stream)]
     assert outcomes == []  # still bridged
+
+
+async def test_a_plan_that_refuses_before_answering_sends_its_code_with_the_q850_cause(
+    tmp_path: Path,
+) -> None:
+    """Hosting: a hang-up before the answer is a final response with Reason, and the call ends."""
+
+    async def refuse(session: CallSession) -> None:
+        await session.hangup(code=486, cause=17, reason="busy")
+
+    harness = Harness.create(tmp_path, plan=refuse)
+    key = harness.invite("c1")
+    await harness.settle()
+    (sent,) = harness.endpoint.responses
+    assert (sent.key, sent.status, sent.headers) == (key, 486, (("Reason", "Q.850;cause=17"),))
+    assert len(harness.manager.calls) == 0
+    assert harness.sink.ends() == [("a", "normal", 486)]
+    assert harness.sink.records[0].disposition is Disposition.BUSY

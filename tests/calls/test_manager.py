@@ -268,3 +268,13 @@ async def test_a_late_offer_whose_ack_brings_no_answer_is_hung_up_as_an_error(
     assert call is not None and call.phase is CallPhase.ENDING and call.cause == "error"
     harness.ended("c1", "bye_sent")
     assert harness.sink.records[-1].end_reason == "error"
+
+
+async def test_shutdown_waits_for_the_final_responses_to_its_byes(tmp_path: Path) -> None:
+    """byes_answered is set once every BYE hang_up_all sent has its final response."""
+    harness = await _answered(tmp_path)
+    harness.manager.hang_up_all()
+    assert not harness.manager.byes_answered.is_set()
+    bye = request("BYE", "c1", seq=2, in_dialog=True)
+    harness.deliver(TransactionTimedOut(key=("bye", 1), request=bye))  # the BYE's key
+    assert harness.manager.byes_answered.is_set()
