@@ -56,6 +56,7 @@ from callserver.sip.events import (
     DialogTerminated,
     Peer,
     ResponseReceived,
+    SipEvent,
     TransactionTimedOut,
 )
 from callserver.sip.headers import parse_address
@@ -67,6 +68,7 @@ from callserver.sip.offer_answer import (
     negotiated_from_answer,
 )
 from callserver.sip.sdp import SdpError, parse_sdp
+from callserver.sip.transaction_key import TransactionKey
 from callserver.transport.resolver import ResolutionError, SipResolver
 
 __all__ = ["ForwardOutcome", "Forwarder"]  # ForwardOutcome: calls.session's, for the verbs
@@ -239,7 +241,7 @@ class Forwarder:
             leg.setup, leg.responded = loop.create_future(), False
             self._invite(leg)
 
-    def _no_response(self, leg: Leg, handle: object) -> None:
+    def _no_response(self, leg: Leg, handle: TransactionKey | None) -> None:
         if leg.handle is handle and not leg.responded and not leg.setup.done():
             leg.setup.set_result(408)
 
@@ -294,7 +296,7 @@ class Forwarder:
 
     # Endpoint events ----------------------------------------------------------------------
 
-    def handle_event(self, event: object) -> bool:
+    def handle_event(self, event: SipEvent) -> bool:
         """Take the events of forwarded legs and bridges; False for everything else."""
         if self.bridges.handle_event(event, self.services.loop.time()):
             return True

@@ -12,7 +12,7 @@ from callserver.calls.bridge import Bridge
 from callserver.calls.call import dialog_of
 from callserver.calls.registry import Calls
 from callserver.media.events import DtmfReceived, MediaEvent
-from callserver.sip.events import DialogConfirmed, RequestReceived
+from callserver.sip.events import DialogConfirmed, RequestReceived, SipEvent
 
 __all__ = ["Bridges"]
 
@@ -34,7 +34,7 @@ class Bridges:
         self.calls.bridge_closed(bridge)
         bridge.close()
 
-    def handle_event(self, event: object, now: float) -> bool:
+    def handle_event(self, event: SipEvent, now: float) -> bool:
         """Take a request inside a bridged dialog, or the ACK that answers our offer."""
         if isinstance(event, RequestReceived):
             found = self.calls.side_by_dialog(dialog_of(event))

@@ -23,6 +23,7 @@ from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallOperations, CallServices
 from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.config.settings import Settings
 from callserver.media.engine import PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RecordingFinished
 from callserver.media.prompts import Play, PlaylistItem
@@ -55,18 +56,20 @@ class SessionHosting:
         self.forwarder = forwarder
         self.operations = operations
         self.router: Router | None = None
+        self._voicemail: tuple[Settings, Path] | None = None
 
     def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
         """Run the call's dialplan if it has one; False when it has none."""
         if self.router is None or call.facts is None:
             return False
+        settings = self.services.live.settings
         session = CallSession(
             self,
             call_id=call.call_id,
             caller=caller,
             called=call.facts.called,
-            language=self.services.live.settings.media.default_language,
-            voicemail_dir=self.services.live.settings.data_dir / "voicemail",
+            language=settings.media.default_language,
+            voicemail_dir=self._voicemail_dir(settings),
             monotonic=self.services.loop.time,  # the clock the plan's pauses run on
         )
         work = self.router(session)
@@ -75,6 +78,14 @@ class SessionHosting:
         self.calls.hosted(call, session)
         call.task = self.services.loop.create_task(self._run_session(call, work))
         return True
+
+    def _voicemail_dir(self, settings: Settings) -> Path:
+        """``data_dir/voicemail``, joined once per settings (a reload brings new ones): a
+        ``Path`` join per call was a quarter of what setting a session up costs."""
+        cached = self._voicemail
+        if cached is None or cached[0] is not settings:
+            cached = self._voicemail = (settings, settings.data_dir / "voicemail")
+        return cached[1]
 
     async def _run_session(self, call: Call, work: Awaitable[None]) -> None:
         try:

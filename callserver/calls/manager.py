@@ -65,8 +65,10 @@ from callserver.sip.events import (
     MessageDropped,
     RequestReceived,
     ResponseReceived,
+    SipEvent,
     TransactionTimedOut,
 )
+from callserver.sip.transaction_key import TransactionKey
 
 __all__ = ["Call", "CallManager"]
 
@@ -126,7 +128,7 @@ class CallManager:
         self.screening = Screening(services, refuse=self.refuse)  # admission, held answers
         self._session_ids = itertools.count(1)
         self.draining = False
-        self._byes: set[object] = set()
+        self._byes: set[TransactionKey | None] = set()
         self.byes_answered = asyncio.Event()
         self.byes_answered.set()
 
@@ -140,7 +142,7 @@ class CallManager:
         """Calls taken in since start."""
         return self.calls.total
 
-    def handle_event(self, event: object, now: float) -> None:
+    def handle_event(self, event: SipEvent, now: float) -> None:
         """React to one endpoint event (see the module docstring)."""
         if self.forwarder.handle_event(event):
             return
@@ -378,7 +380,7 @@ class CallManager:
                 self.end_call(call, "shutdown")
         self.wake()
 
-    def _bye_done(self, key: object) -> None:
+    def _bye_done(self, key: TransactionKey | None) -> None:
         self._byes.discard(key)
         if not self._byes:
             self.byes_answered.set()
