@@ -1,0 +1,347 @@
+"""config/centrex.yaml: IP Centrex groups of the customers of trunks.yaml and their phones.
+
+    groups:
+      callcentre-demo-office:
+        customer: callcentre-demo          # a customer of trunks.yaml
+        numbers: ["+387 33 100 200-299"]   # the customer's numbers: written here only
+        channels: 4
+        barring: [premium]
+        realm: callserver                  # the digest realm of its phones (RFC 7616 §3.3)
+        extensions: {digits: 3}            # extension = the last 3 digits unless set
+        subscribers:
+          "+387 33 100 201":
+            name: Reception
+            username: "38733100201"
+            ha1_md5: 0c6e...               # `callserver passwd USERNAME REALM` prints these
+            ha1_sha256: 5e1f...
+            barring: [international]       # on top of the group's
+            clir: false
+            max_contacts: 3
+
+Theory of operation
+-------------------
+``load_centrex`` reads the file with line positions, validates each entry against
+``centrex_file.CentrexFile`` and compiles the whole into an immutable ``Centrex``: subscribers
+by number, by (group, extension) and by username. Everything that needs more than one entry is
+checked here, every fault collected as ``file:line: field: message``: a number outside its
+group's blocks, a number, extension or username given twice, overlapping blocks of two groups;
+with ``customers`` (trunks.yaml) a group's unknown customer and a customer whose ``numbers``
+are also written in trunks.yaml; with ``dialplan_numbers`` a subscriber's number that also has a
+dialplan file. ``with_group_numbers`` then gives each customer with a group its numbers from
+the group's blocks, so a number is written in one place only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from pydantic import ValidationError
+
+from callserver.config.centrex_file import (
+    CentrexFile,
+    GroupSchema,
+    NumberBlock,
+    SubscriberSchema,
+    e164,
+)
+from callserver.config.errors import OperatorFileError
+from callserver.config.positions import describe_errors, line_of
+from callserver.config.settings import read_yaml
+from callserver.config.trunks import CustomerConfig, TrunksFile, load_trunks
+
+__all__ = [
+    "DEFAULT_CENTREX",
+    "Centrex",
+    "Group",
+    "Subscriber",
+    "compile_centrex",
+    "load_centrex",
+    "load_customers",
+    "with_group_numbers",
+]
+
+DEFAULT_CENTREX = Path("config/centrex.yaml")
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    """A compiled Centrex group: its customer, number blocks, pool, barring and realm."""
+
+    id: str
+    customer: str
+    blocks: tuple[NumberBlock, ...]
+    channels: int | None
+    barring: tuple[str, ...]
+    realm: str
+
+    def owns(self, number: str) -> bool:
+        """True when the E.164 ``number`` lies in one of the group's blocks."""
+        return any(number in block for block in self.blocks)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscriber:
+    """A phone of a group: number (E.164), extension, credentials as HA1 by algorithm
+    (RFC 7616 §3.4.2: ``H(username:realm:password)``), barring classes (the group's and its
+    own), CLIR default and maximum contacts (None: the registrar's default)."""
+
+    number: str
+    group: str
+    extension: str
+    name: str | None
+    username: str
+    realm: str
+    ha1: Mapping[str, str]
+    barring: tuple[str, ...]
+    clir: bool
+    max_contacts: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Centrex:
+    """Every group and subscriber of config/centrex.yaml, with the lookups calls need."""
+
+    groups: Mapping[str, Group] = field(default_factory=lambda: MappingProxyType({}))
+    by_number: Mapping[str, Subscriber] = field(default_factory=lambda: MappingProxyType({}))
+    by_extension: Mapping[tuple[str, str], Subscriber] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    by_username: Mapping[str, Subscriber] = field(default_factory=lambda: MappingProxyType({}))
+
+    def subscriber(self, number: str) -> Subscriber | None:
+        """The subscriber of the E.164 ``number`` (``+`` optional), else None."""
+        return self.by_number.get(number if number.startswith("+") else f"+{number}")
+
+    def extension(self, group: str, extension: str) -> Subscriber | None:
+        """The subscriber of ``group`` dialled by its short number, else None."""
+        return self.by_extension.get((group, extension))
+
+    def account(self, username: str) -> Subscriber | None:
+        """The subscriber whose digest username is ``username`` (case-sensitive), else None."""
+        return self.by_username.get(username)
+
+    def group_of(self, number: str) -> Group | None:
+        """The group whose blocks hold the E.164 ``number``, else None."""
+        return next((g for g in self.groups.values() if g.owns(number)), None)
+
+    def customer_numbers(self, customer: str) -> list[str]:
+        """Every number of the blocks of ``customer``'s groups, in order."""
+        return [
+            number
+            for group in self.groups.values()
+            if group.customer == customer
+            for block in group.blocks
+            for number in block.numbers()
+        ]
+
+
+class _Compiler:
+    """One compile of a validated file; ``errors`` collects ``(location, message)``."""
+
+    def __init__(self, dialplan_numbers: Collection[str]) -> None:
+        self.plans = {n if n.startswith("+") else f"+{n}" for n in dialplan_numbers}
+        self.errors: list[tuple[Loc, str]] = []
+        self.by_number: dict[str, Subscriber] = {}
+        self.by_extension: dict[tuple[str, str], Subscriber] = {}
+        self.by_username: dict[str, Subscriber] = {}
+
+    def group(self, gid: str, schema: GroupSchema) -> Group:
+        group = Group(
+            id=gid,
+            customer=schema.customer,
+            blocks=tuple(schema.numbers),
+            channels=schema.channels,
+            barring=tuple(schema.barring),
+            realm=schema.realm,
+        )
+        for written, sub in schema.subscribers.items():
+            self.subscriber(group, schema, written, sub)
+        return group
+
+    def subscriber(
+        self, group: Group, schema: GroupSchema, written: str, sub: SubscriberSchema
+    ) -> None:
+        loc: Loc = ("groups", group.id, "subscribers", written)
+        try:
+            number = e164(written)
+        except ValueError as exc:
+            self.errors.append((loc, str(exc)))
+            return
+        if not group.owns(number):
+            self.errors.append((loc, f"{number} is not in the group's numbers"))
+            return
+        if number in self.plans:
+            self.errors.append(
+                (
+                    loc,
+                    f"{number} has a dialplan file too: a number is either"
+                    " a subscriber's or a dialplan's",
+                )
+            )
+            return
+        extension = sub.extension or _last_digits(number, schema.extensions.digits)
+        if extension is None:
+            message = "needs an extension: set one, or the group's extensions.digits"
+            self.errors.append((loc, message))
+            return
+        entry = Subscriber(
+            number=number,
+            group=group.id,
+            extension=extension,
+            name=sub.name,
+            username=sub.username,
+            realm=group.realm,
+            ha1=MappingProxyType(_ha1(sub.ha1_md5, sub.ha1_sha256)),
+            barring=tuple(dict.fromkeys((*group.barring, *sub.barring))),
+            clir=sub.clir,
+            max_contacts=sub.max_contacts,
+        )
+        self.add(loc, entry)
+
+    def add(self, loc: Loc, entry: Subscriber) -> None:
+        if entry.number in self.by_number:
+            self.errors.append((loc, f"{entry.number} is a subscriber twice"))
+            return
+        key = (entry.group, entry.extension)
+        if key in self.by_extension:
+            other = self.by_extension[key].number
+            message = f"extension {entry.extension} is already {other}'s in this group"
+            self.errors.append(((*loc, "extension"), message))
+            return
+        if entry.username in self.by_username:
+            other = self.by_username[entry.username].number
+            message = f"username {entry.username!r} is already {other}'s: usernames are unique"
+            self.errors.append(((*loc, "username"), message))
+            return
+        self.by_number[entry.number] = entry
+        self.by_extension[key] = entry
+        self.by_username[entry.username] = entry
+
+
+def _last_digits(number: str, digits: int | None) -> str | None:
+    return None if digits is None else number[-digits:]
+
+
+def _ha1(md5: str | None, sha256: str | None) -> dict[str, str]:
+    pairs = (("MD5", md5), ("SHA-256", sha256))
+    return {algorithm: value for algorithm, value in pairs if value is not None}
+
+
+def compile_centrex(
+    file: CentrexFile, dialplan_numbers: Collection[str] = ()
+) -> tuple[Centrex, list[tuple[Loc, str]]]:
+    """Compile a validated file; the errors are ``(location, message)`` pairs, none when valid.
+
+    A subscriber whose number is one of ``dialplan_numbers`` (E.164, ``+`` optional) is an
+    error: the number would have two meanings.
+    """
+    compiler = _Compiler(dialplan_numbers)
+    groups = {gid: compiler.group(gid, schema) for gid, schema in file.groups.items()}
+    compiler.errors += _overlaps(groups)
+    centrex = Centrex(
+        groups=MappingProxyType(groups),
+        by_number=MappingProxyType(compiler.by_number),
+        by_extension=MappingProxyType(compiler.by_extension),
+        by_username=MappingProxyType(compiler.by_username),
+    )
+    return centrex, compiler.errors
+
+
+def _overlaps(groups: Mapping[str, Group]) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    seen: list[tuple[str, NumberBlock]] = []
+    for gid, group in groups.items():
+        for index, block in enumerate(group.blocks):
+            for other, earlier in seen:
+                if block.first in earlier or block.last in earlier or earlier.first in block:
+                    message = f"{block.first} to {block.last} overlaps a block of group {other!r}"
+                    out.append((("groups", gid, "numbers", index), message))
+            seen.append((gid, block))
+    return out
+
+
+def _customer_checks(
+    centrex: Centrex, customers: Mapping[str, CustomerConfig]
+) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    for gid, group in centrex.groups.items():
+        customer = customers.get(group.customer)
+        loc: Loc = ("groups", gid, "customer")
+        if customer is None:
+            out.append((loc, f"{group.customer!r} is not a customer of trunks.yaml"))
+        elif customer.numbers:
+            message = (
+                f"customer {group.customer!r} also lists numbers in trunks.yaml: a customer "
+                "with a Centrex group takes its numbers from the group; remove them there"
+            )
+            out.append((loc, message))
+    return out
+
+
+def load_centrex(
+    path: Path,
+    *,
+    customers: Mapping[str, CustomerConfig] | None = None,
+    dialplan_numbers: Collection[str] = (),
+) -> Centrex:
+    """Load, validate and compile ``path`` (config/centrex.yaml); a missing file: no groups.
+
+    ``customers`` (trunks.yaml's) and ``dialplan_numbers`` (the numbers that have a dialplan
+    file) are cross-checked when given (module docstring).
+
+    Raises:
+        OperatorFileError: every error as ``file:line: field: message``.
+    """
+    if not path.exists():
+        return Centrex()
+    data, lines = read_yaml(path, "groups of subscribers")
+    try:
+        file = CentrexFile.model_validate(data)
+    except ValidationError as exc:
+        raise OperatorFileError(describe_errors(str(path), exc, lines)) from exc
+    centrex, errors = compile_centrex(file, dialplan_numbers)
+    if customers is not None:
+        errors += _customer_checks(centrex, customers)
+    if errors:
+        raise OperatorFileError(_describe(path, errors, lines))
+    return centrex
+
+
+def _describe(path: Path, errors: list[tuple[Loc, str]], lines: dict[Loc, int]) -> list[str]:
+    out = []
+    for loc, message in errors:
+        line = line_of(lines, loc)
+        field_name = ".".join(str(part) for part in loc)
+        out.append((line, f"{path}:{line}: {field_name}: {message}"))
+    return [text for _, text in sorted(out, key=lambda item: item[0])]
+
+
+def load_customers(
+    trunks_path: Path, centrex_path: Path, dialplan_numbers: Collection[str] = ()
+) -> tuple[TrunksFile, Centrex]:
+    """trunks.yaml and centrex.yaml, checked against each other (and the dialplan files'
+    numbers); the trunks' customers with a group get the group's numbers.
+
+    Raises:
+        OperatorFileError: the errors of the first file that has any.
+    """
+    trunks = load_trunks(trunks_path)
+    centrex = load_centrex(
+        centrex_path, customers=trunks.customers, dialplan_numbers=dialplan_numbers
+    )
+    return with_group_numbers(trunks, centrex), centrex
+
+
+def with_group_numbers(trunks: TrunksFile, centrex: Centrex) -> TrunksFile:
+    """``trunks`` with each customer that has a Centrex group given the group's numbers."""
+    customers = {
+        name: customer.model_copy(update={"numbers": centrex.customer_numbers(name)})
+        if any(group.customer == name for group in centrex.groups.values())
+        else customer
+        for name, customer in trunks.customers.items()
+    }
+    return trunks.model_copy(update={"customers": customers})

@@ -1,0 +1,167 @@
+"""config/centrex.yaml as a file: the schema of its groups and subscribers (pydantic).
+
+What one entry can say is checked here, with its own line: an E.164 number, a number block
+(``+387 33 100 200-299``), HA1 digests of the right length, barring class names, a
+``password`` key (refused: only HA1 values are stored). What needs the whole file (a number
+inside its group's blocks, duplicate numbers, extensions and usernames) is checked by
+``callserver.config.centrex.compile_centrex``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from callserver.config.trunks import Barring
+from callserver.policy.numbering import normalise
+
+__all__ = [
+    "CentrexFile",
+    "GroupSchema",
+    "NumberBlock",
+    "SubscriberSchema",
+    "e164",
+    "parse_block",
+]
+
+_Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+_PASSWORD = (
+    "a plain password is never stored: run `callserver passwd USERNAME REALM` and paste its "
+    "ha1_md5 and ha1_sha256 lines instead"
+)
+
+
+class NumberBlock(BaseModel):
+    """A block of consecutive E.164 numbers, ``first`` to ``last`` (same length)."""
+
+    model_config = ConfigDict(frozen=True)
+    first: str
+    last: str
+
+    def __contains__(self, number: object) -> bool:
+        return (
+            isinstance(number, str)
+            and len(number) == len(self.first)
+            and self.first <= number <= self.last
+        )
+
+    def numbers(self) -> list[str]:
+        """Every number of the block, in order."""
+        width = len(self.first) - 1
+        return [f"+{n:0{width}d}" for n in range(int(self.first[1:]), int(self.last[1:]) + 1)]
+
+
+def parse_block(text: str) -> NumberBlock:
+    """Parse ``+387 33 100 200-299`` (the last digits range) or a single number.
+
+    Raises:
+        ValueError: not a number, not E.164, or a range that runs backwards.
+    """
+    head, dash, tail = text.partition("-")
+    try:
+        first = e164(head)
+    except ValueError:
+        message = f"{text!r}: a block holds full numbers: write it in E.164 (+387 ...)"
+        raise ValueError(message) from None
+    tail = tail.strip()
+    if not dash:
+        return NumberBlock(first=first, last=first)
+    if not tail.isdigit() or len(tail) >= len(first):
+        raise ValueError(f"{text!r}: write a block as its first number, '-', its last digits")
+    last = first[: -len(tail)] + tail
+    if last < first:
+        raise ValueError(f"{text!r}: the block ends before it starts")
+    return NumberBlock(first=first, last=last)
+
+
+def e164(text: str) -> str:
+    """``text`` as an E.164 number (``+`` and digits).
+
+    Raises:
+        ValueError: not a telephone number, or a short or national-only one.
+    """
+    number = normalise(text)
+    if not number.startswith("+"):
+        raise ValueError(f"{text!r} is not a full number: write it in E.164 (+387 ...)")
+    return number
+
+
+def _block(value: Any) -> Any:
+    return parse_block(value) if isinstance(value, str) else value
+
+
+Block = Annotated[NumberBlock, BeforeValidator(_block)]
+
+
+def _hex_digest(length: int, algorithm: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value) != length or value.strip("0123456789abcdef"):
+            raise ValueError(
+                f"an {algorithm} HA1 is {length} lower-case hex digits, as "
+                "`callserver passwd USERNAME REALM` prints it"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+class SubscriberSchema(BaseModel):
+    """A phone of a group: its extension, display name, digest credentials (HA1 only, RFC 7616
+    §3.4.2), barring classes on top of the group's, CLIR default and maximum contacts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROL)] | None = None
+    username: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x20\x7f:\"]+$")
+    ha1_md5: Annotated[str, _hex_digest(32, "MD5")] | None = None
+    ha1_sha256: Annotated[str, _hex_digest(64, "SHA-256")] | None = None
+    barring: Barring = Field(default_factory=list)
+    clir: bool = False
+    max_contacts: int | None = Field(None, ge=1, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError(_PASSWORD)
+        return data
+
+    @model_validator(mode="after")
+    def _has_ha1(self) -> SubscriberSchema:
+        if self.ha1_md5 is None and self.ha1_sha256 is None:
+            raise ValueError(
+                "a subscriber needs ha1_md5 or ha1_sha256 (or both): "
+                "`callserver passwd USERNAME REALM` prints them"
+            )
+        return self
+
+
+class ExtensionRule(BaseModel):
+    """How a subscriber's extension is found when it sets none: the last ``digits`` digits of
+    its number (None: every subscriber sets its own)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    digits: int | None = Field(None, ge=2, le=6)
+
+
+class GroupSchema(BaseModel):
+    """A Centrex group of a customer of trunks.yaml: its number blocks (the customer's numbers:
+    written here, not in trunks.yaml), channel pool, barring, digest realm and subscribers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    customer: _Id
+    numbers: Annotated[list[Block], Field(min_length=1)]
+    channels: int | None = Field(None, ge=0)
+    barring: Barring = Field(default_factory=list)
+    realm: str = Field("callserver", min_length=1, max_length=128, pattern=_NO_CONTROL)
+    extensions: ExtensionRule = Field(default_factory=ExtensionRule)
+    subscribers: dict[str, SubscriberSchema] = Field(default_factory=dict)
+
+
+class CentrexFile(BaseModel):
+    """The schema of config/centrex.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    groups: dict[_Id, GroupSchema] = Field(default_factory=dict)
