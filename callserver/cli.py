@@ -1,4 +1,4 @@
-"""The ``callserver`` command: run, check, reload, rate, cdr, version, prompts synth."""
+"""The ``callserver`` command: run, check, reload, rate, passwd, cdr, version, prompts synth."""
 
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_prompts_parser(sub)
     _add_cdr_parser(sub)
     _add_rate_parser(sub)
+    passwd = sub.add_parser(
+        "passwd", help="print the HA1 lines of a subscriber's password for centrex.yaml"
+    )
+    passwd.add_argument("username", help="the subscriber's digest username")
+    passwd.add_argument("realm", help="its group's realm (default in centrex.yaml: callserver)")
     return parser
 
 
@@ -250,6 +255,17 @@ def _rate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _passwd(args: argparse.Namespace) -> int:
+    from callserver.commands.passwd import ha1_lines, read_password
+
+    try:
+        sys.stdout.write(ha1_lines(args.username, args.realm, read_password(sys.stdin)))
+    except ValueError as exc:
+        print(f"callserver passwd: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``callserver`` console script."""
     args = _parser().parse_args(argv)
@@ -266,4 +282,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reload(args)
     if args.command == "rate":
         return _rate(args)
+    if args.command == "passwd":
+        return _passwd(args)
     return _run(args)

@@ -32,11 +32,14 @@ calls:
 """
 
 
-def callserver(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def callserver(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m callserver ARGS`` in the repository root, without CALLSERVER_* variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}
     return subprocess.run(
         [sys.executable, "-m", "callserver", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -122,6 +125,26 @@ def test_version_prints_the_package_version() -> None:
     assert result.returncode == 0
     assert result.stdout == f"callserver {__version__}\n"
     assert __version__ == importlib.metadata.version("callserver")
+
+
+def test_passwd_prints_the_lines_to_paste() -> None:
+    """`callserver passwd USER REALM` reads the password from stdin and prints three YAML lines."""
+    result = callserver("passwd", "38733100201", "callserver", stdin="phone-201-secret\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        'username: "38733100201"\n'
+        "ha1_md5: 81e5a519d3e1b0a11f696813c26526cb\n"
+        "ha1_sha256: c13658c5b0cb1b25993da0c06c9c81c8b693d55c702162e8d4f48c7f5aca6a54\n"
+    )
+    assert "phone-201-secret" not in result.stdout + result.stderr
+
+
+def test_passwd_refuses_an_empty_password() -> None:
+    """An empty standard input is refused with exit 2 and a message, and prints no lines."""
+    result = callserver("passwd", "38733100201", "callserver", stdin="")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == "callserver passwd: no password on standard input\n"
 
 
 def test_run_with_bad_config_exits_1_listing_errors(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "build_challenge",
     "parse_authorization",
     "parse_challenge",
+    "password_ha1",
     "select_challenge",
     "verify_authorization",
 ]
@@ -263,7 +264,7 @@ def build_challenge(
 def _expected_response(creds: Credentials, method: str, password: str, body: bytes) -> str:
     """The RFC 7616 §3.4.1 ``response`` (RFC 2069 form without qop) for ``creds``."""
     digest = _digest(creds.algorithm)
-    ha1 = digest(f"{creds.username}:{creds.realm}:{password}".encode())
+    ha1 = password_ha1(creds.username, creds.realm, password, creds.algorithm)
     if creds.algorithm.endswith("-sess"):
         ha1 = digest(f"{ha1}:{creds.nonce}:{creds.cnonce}".encode())
     a2 = f"{method}:{creds.uri}"
@@ -292,6 +293,15 @@ def _format_credentials(creds: Credentials) -> str:
     if creds.qop is not None:
         parts += [f"qop={creds.qop}", f"nc={creds.nc}"]
     return "Digest " + ", ".join(parts)
+
+
+def password_ha1(username: str, realm: str, password: str, algorithm: str) -> str:
+    """RFC 7616 §3.4.2 A1 hashed: ``H(username ":" realm ":" passwd)`` (hex, lower case).
+
+    Raises:
+        AuthError: for an algorithm other than MD5, MD5-sess, SHA-256 or SHA-256-sess.
+    """
+    return _digest(algorithm)(f"{username}:{realm}:{password}".encode())
 
 
 def _digest(algorithm: str) -> Callable[[bytes], str]:
