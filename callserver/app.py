@@ -23,6 +23,7 @@ from callserver.calls.manager import CallManager
 from callserver.calls.reporting import CdrReporter
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
+from callserver.config.centrex import load_customers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import (
     DEFAULT_CONFIG,
@@ -32,8 +33,7 @@ from callserver.config.settings import (
     load_settings,
 )
 from callserver.config.tariffs import load_tariffs
-from callserver.config.trunks import load_trunks
-from callserver.dialplan.routing import Routing
+from callserver.dialplan.routing import Routing, plan_numbers
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompt_cache import warm_prompts, warm_prompts_in_slices
@@ -81,7 +81,10 @@ class Server:
         self.endpoint = SipEndpoint(endpoint_config(settings, reached_at, first.port))
         self.media = MediaEngine(settings.media, bind_host=first.host, sink=self._on_media)
         self.prompts = PromptStore(settings.media.prompts_dir, self._language_chain)
-        self.admission = Admission(load_trunks(settings.trunks))
+        trunks, self.centrex = load_customers(
+            settings.trunks, settings.centrex, plan_numbers(settings.dialplans)
+        )
+        self.admission = Admission(trunks)  # self.centrex: the groups and phones in force
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
         self.ingester = CdrIngester(
@@ -292,7 +295,9 @@ class Server:
         path = str(self.config_path or DEFAULT_CONFIG)
         try:
             loaded = load_settings(self.config_path, self.overrides)
-            trunks = load_trunks(loaded.trunks)
+            trunks, centrex = load_customers(
+                loaded.trunks, loaded.centrex, plan_numbers(loaded.dialplans)
+            )
             tariffs = load_tariffs(loaded.tariffs)
         except OperatorFileError as exc:
             log.error("config.reload_failed", path=path, errors=exc.errors)
@@ -306,6 +311,7 @@ class Server:
         self.calls.settings = self.settings
         self.overload.settings = self.settings.overload
         self.admission.reload(trunks)
+        self.centrex = centrex
         self.tariffs = self.calls.tariffs = self.reporter.tariffs = tariffs
         self.media.reconfigure(self.settings.media)
         media = self.settings.media

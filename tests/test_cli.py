@@ -409,3 +409,34 @@ def test_check_reports_three_dialplan_mistakes_with_file_and_line(tmp_path: Path
         [f"{plan}:6", "steps.main_menu.options.2"],
         [f"{plan}:9", "steps.info.barge_in"],
     ]
+
+
+async def test_reload_replaces_centrex_and_keeps_it_on_a_bad_file(tmp_path: Path) -> None:
+    """SIGHUP loads a changed centrex.yaml; a bad one is logged with file:line and not used."""
+    centrex = tmp_path / "centrex.yaml"
+    shipped = (ROOT / "config" / "centrex.yaml").read_text()
+    centrex.write_text(shipped)
+    path = settings_file(
+        tmp_path,
+        "sip:\n  listen: ['udp:127.0.0.1:0']\n"
+        f"trunks: {ROOT / 'config' / 'trunks.yaml'}\ncentrex: {centrex}\n"
+        f"dialplans: {tmp_path / 'plans'}\n",
+    )
+    server = Server(load_settings(path), path)
+    assert sorted(server.centrex.by_number)[-1] == "+38733100203"
+    customer = server.admission.table.config.customers["callcentre-demo"]
+    assert customer.numbers[0] == "+38733100200"  # the group's block, written only there
+    centrex.write_text(shipped.replace('"+387 33 100 203"', '"+387 33 100 204"'))
+    server.reload()
+    assert sorted(server.centrex.by_number)[-1] == "+38733100204"
+    before = server.centrex
+    centrex.write_text(shipped.replace("customer: callcentre-demo", "customer: nobody"))
+    with capture_logs() as logs:
+        server.reload()
+    assert server.centrex is before
+    (entry,) = logs
+    assert entry["event"] == "config.reload_failed"
+    assert entry["errors"] == [
+        f"{centrex}:10: groups.callcentre-demo-office.customer: 'nobody' is not a customer "
+        "of trunks.yaml"
+    ]

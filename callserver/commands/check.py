@@ -7,18 +7,20 @@ Each path an operator names is one of the operator files (docs/operations.md):
 - a directory: a directory of dialplans when it is the settings' ``dialplans`` directory or is
   named ``dialplans`` (every ``*.yaml``/``*.yml`` in it is a dialplan, as the server loads
   them); any other directory is checked file by file, each file known as below;
-- a file is known first by where it sits: the trunks, tariffs and blacklist files the settings
-  name, a file in a dialplans directory, ``trunks.yaml``, ``tariffs.yaml``, ``callserver.yaml``,
-  a ``.txt`` file (a number list: the blacklist), an E.164 or ``default`` file name (a dialplan);
+- a file is known first by where it sits: the trunks, tariffs, centrex and blacklist files the
+  settings name, a file in a dialplans directory, ``trunks.yaml``, ``tariffs.yaml``,
+  ``centrex.yaml``, ``callserver.yaml``, a ``.txt`` file (a number list: the blacklist), an
+  E.164 or ``default`` file name (a dialplan);
 - then by what it holds: a ``steps`` key makes a dialplan; otherwise the top-level keys vote
-  for settings, trunks or tariffs (``trunks:`` and ``tariffs:`` holding a path are settings'
-  keys, holding a mapping the other files'). A file that cannot be read as a mapping is
-  checked as settings, whose reader names the fault.
+  for settings, trunks, tariffs or centrex (``trunks:``, ``tariffs:`` and ``centrex:`` holding
+  a path are settings' keys, holding a mapping the other files'). A file that cannot be read
+  as a mapping is checked as settings, whose reader names the fault.
 
-A settings file brings everything it names: trunks, tariffs, prompts, blacklist and every
-dialplan. A dialplan, trunks, tariffs or blacklist file named alone is checked in the context
-of the settings in force (``--config``, else config/callserver.yaml): its prompts, tariffs
-(caps a dialplan may only shorten) and routes.
+A settings file brings everything it names: trunks, tariffs, centrex, prompts, blacklist and
+every dialplan. The centrex file is checked against the trunks' customers and the numbers that
+have a dialplan file. A dialplan, trunks, tariffs, centrex or blacklist file named alone is
+checked in the context of the settings in force (``--config``, else config/callserver.yaml):
+its prompts, tariffs (caps a dialplan may only shorten), routes, customers and dialplans.
 
 ``check`` returns one ``Checked`` per path (in order), each with its errors and warnings, so
 the command prints ``PATH: ok (kind)`` or the errors of each.
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from callserver.config.centrex import load_centrex
+from callserver.config.centrex_file import CentrexFile
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import DEFAULT_CONFIG, Settings, load_settings, read_yaml
 from callserver.config.tariffs import TariffsFile, load_tariffs
@@ -39,13 +43,13 @@ from callserver.config.trunks import TrunksFile, load_trunks
 from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.reload import plan_context
-from callserver.dialplan.routing import load_blacklist
+from callserver.dialplan.routing import load_blacklist, plan_numbers
 from callserver.media.prompts import PromptStore, check_prompts
 from callserver.policy.blacklist import NumberListError
 
 __all__ = ["Checked", "Kind", "check", "kind_of"]
 
-Kind = Literal["settings", "dialplan", "dialplans", "trunks", "tariffs", "blacklist"]
+Kind = Literal["settings", "dialplan", "dialplans", "trunks", "tariffs", "centrex", "blacklist"]
 
 _DIALPLAN_NAME = re.compile(r"(?:[0-9]{3,15}|default)")
 _DIALPLAN_SUFFIXES = (".yaml", ".yml")
@@ -54,6 +58,8 @@ _NAMED: dict[str, Kind] = {
     "trunks.yml": "trunks",
     "tariffs.yaml": "tariffs",
     "tariffs.yml": "tariffs",
+    "centrex.yaml": "centrex",
+    "centrex.yml": "centrex",
     "callserver.yaml": "settings",
     "callserver.yml": "settings",
 }
@@ -123,6 +129,7 @@ def _check_file(path: Path, kind: Kind, settings: Settings) -> Checked:
         "dialplan": _check_dialplan,
         "trunks": _check_trunks,
         "tariffs": _check_tariffs,
+        "centrex": _check_centrex,
         "blacklist": _check_blacklist,
     }
     return checks[kind](path, settings)
@@ -136,6 +143,7 @@ def _check_settings(path: Path | None) -> Checked:
         return Checked(path=path, kind="settings", errors=tuple(exc.errors))
     errors = [*_check_trunks(settings.trunks, settings).errors]
     errors += _check_tariffs(settings.tariffs, settings).errors
+    errors += _check_centrex(settings.centrex, settings).errors
     errors += check_prompts(settings.media.prompts_dir)
     errors += _blacklist_errors(settings.blacklist)
     plans = _check_dialplans(settings.dialplans, settings)
@@ -149,6 +157,20 @@ def _check_trunks(path: Path, settings: Settings) -> Checked:
 
 def _check_tariffs(path: Path, settings: Settings) -> Checked:
     return Checked(path=path, kind="tariffs", errors=_config_errors(load_tariffs, path))
+
+
+def _check_centrex(path: Path, settings: Settings) -> Checked:
+    """config/centrex.yaml, against the settings' trunks (when valid) and dialplan files."""
+    try:
+        customers = load_trunks(settings.trunks).customers
+    except OperatorFileError:
+        customers = None  # reported with the trunks file
+    numbers = plan_numbers(settings.dialplans)
+
+    def load(file: Path) -> object:
+        return load_centrex(file, customers=customers, dialplan_numbers=numbers)
+
+    return Checked(path=path, kind="centrex", errors=_config_errors(load, path))
 
 
 def _check_blacklist(path: Path, settings: Settings) -> Checked:
@@ -213,6 +235,7 @@ def _kind_by_place(path: Path, settings: Settings) -> Kind | None:
     named: dict[Kind, Path] = {
         "trunks": settings.trunks,
         "tariffs": settings.tariffs,
+        "centrex": settings.centrex,
         "blacklist": settings.blacklist,
     }
     for kind, where in named.items():
@@ -246,7 +269,7 @@ def _kind_by_content(path: Path) -> Kind | None:
 
 
 def _votes(kind: Kind, key: str, value: object) -> bool:
-    if key in ("trunks", "tariffs"):  # a path in settings, a mapping in its own file
+    if key in ("trunks", "tariffs", "centrex"):  # a path in settings, a mapping in its own file
         return kind == ("settings" if isinstance(value, str) else key)
     return key in _KEYS[kind]
 
@@ -255,6 +278,7 @@ _KEYS: dict[Kind, frozenset[str]] = {
     "settings": frozenset(Settings.model_fields),
     "trunks": frozenset(TrunksFile.model_fields),
     "tariffs": frozenset(TariffsFile.model_fields),
+    "centrex": frozenset(CentrexFile.model_fields),
 }
 
 

@@ -225,6 +225,7 @@ class Settings(BaseSettings):
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")
     tariffs: Path = Path("config/tariffs.yaml")
+    centrex: Path = Path("config/centrex.yaml")
     blacklist: Path = Path("config/blacklist.txt")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console", "auto"] = "auto"

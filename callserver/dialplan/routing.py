@@ -20,6 +20,7 @@ import structlog
 from callserver.calls.session import CallSession
 from callserver.config.tariffs import Tariffs
 from callserver.dialplan.compiler import PlanContext
+from callserver.dialplan.loader import dialplan_files
 from callserver.dialplan.reload import Dialplans, plan_context
 from callserver.dialplan.runner import run_plan
 from callserver.dialplan.verbs import REGISTRY
@@ -27,7 +28,7 @@ from callserver.media.prompts import PromptStore
 from callserver.policy.blacklist import NumberList, NumberListError, parse_number_list
 from callserver.process.pacing import BACKGROUND_SHARE
 
-__all__ = ["Routing", "load_blacklist"]
+__all__ = ["Routing", "load_blacklist", "plan_numbers"]
 
 log = structlog.get_logger("callserver.routing")
 
@@ -42,6 +43,12 @@ def load_blacklist(path: Path) -> NumberList:
     if not path.exists():
         return NumberList()
     return parse_number_list(path.read_text(encoding="utf-8"), str(path))
+
+
+def plan_numbers(directory: Path) -> list[str]:
+    """The numbers that have a dialplan file in ``directory`` (E.164 digits, no ``+``); a
+    number of config/centrex.yaml may not be one of them (``config.centrex``)."""
+    return [path.stem for path in dialplan_files(directory) if path.stem.isdigit()]
 
 
 class Routing:

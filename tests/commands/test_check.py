@@ -126,6 +126,7 @@ def test_a_directory_of_other_files_is_checked_file_by_file(tmp_path: Path) -> N
         ("acme.yaml", "steps:\n  a:\n    hangup: normal\n", "dialplan"),
         ("carrier.yaml", "trunks:\n  pbx:\n    match: [192.0.2.1]\n", "trunks"),
         ("prices.yaml", "vat_rate: 0.17\nclasses: {}\n", "tariffs"),
+        ("phones.yaml", "groups: {}\n", "centrex"),
         ("node.yaml", "sip:\n  t1: 0.5\ntrunks: config/trunks.yaml\n", "settings"),
         ("38733100299.yml", "- a list\n", "dialplan"),
         ("empty.yaml", "", "settings"),
@@ -164,3 +165,38 @@ def test_broken_settings_in_force_are_reported_while_the_dialplan_is_checked() -
     assert result.returncode == 1
     assert result.stderr.startswith("environment CALLSERVER_SIP__T1: sip.t1: ")
     assert result.stdout.splitlines() == ["dialplans/38733100200.yaml: ok (dialplan)"]
+
+
+def test_the_shipped_centrex_file_named_alone_is_ok() -> None:
+    """`callserver check config/centrex.yaml` checks it against the trunks and dialplans."""
+    result = callserver("check", "config/centrex.yaml")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == ["config/centrex.yaml: ok (centrex)", "ok"]
+
+
+def test_a_centrex_number_with_a_dialplan_fails_the_settings(tmp_path: Path) -> None:
+    """Checking the settings checks their centrex file against their dialplans directory."""
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    shutil.copy(SHIPPED_PLAN, plans / "38733100201.yaml")
+    centrex = ROOT / "config" / "centrex.yaml"
+    config = _settings(tmp_path, f"centrex: {centrex}\n").read_text()
+    path = tmp_path / "callserver.yaml"
+    path.write_text(config.replace(f"dialplans: {tmp_path / 'none'}", f"dialplans: {plans}"))
+    [result] = check([], path)
+    assert result.errors == (
+        f"{centrex}:18: groups.callcentre-demo-office.subscribers.+387 33 100 201: "
+        "+38733100201 has a dialplan file too: a number is either a subscriber's or a "
+        "dialplan's",
+    )
+
+
+def test_a_centrex_group_of_an_unknown_customer_is_an_error(tmp_path: Path) -> None:
+    """A centrex file named alone is checked against the customers of the settings' trunks."""
+    bad = tmp_path / "centrex.yaml"
+    bad.write_text("groups:\n  g:\n    customer: nobody\n    numbers: ['+387 33 100 200']\n")
+    [result] = check([bad], _settings(tmp_path))[1:]
+    assert (result.kind, result.errors) == (
+        "centrex",
+        (f"{bad}:3: groups.g.customer: 'nobody' is not a customer of trunks.yaml",),
+    )

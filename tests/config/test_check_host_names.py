@@ -32,6 +32,7 @@ def _config(tmp_path: Path, route_host: str) -> Path:
     config = tmp_path / "callserver.yaml"
     settings = {
         "trunks": str(trunks),
+        "centrex": str(tmp_path / "centrex.yaml"),
         "tariffs": str(ROOT / "config" / "tariffs.yaml"),
         "dialplans": str(plans),
         "media": {"prompts_dir": str(ROOT / "prompts")},

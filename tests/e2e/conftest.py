@@ -168,6 +168,7 @@ def start_server(
         port = free_port()
         config = {
             "trunks": write_trunks(tmp_path, trunks),
+            "centrex": str(tmp_path / "centrex.yaml"),  # none: no groups of the shipped file
             "tariffs": str(tariffs),
             "dialplans": str(dialplans or tmp_path / "dialplans"),
             "sip": {
@@ -328,6 +329,7 @@ def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> Serve
     """
     config = {
         "trunks": write_trunks(tmp_path, None),
+        "centrex": str(tmp_path / "centrex.yaml"),
         "tariffs": str(TARIFFS),
         "dialplans": str(write_default_plan(tmp_path / "dialplans").parent),
         "sip": {"listen": listen, "t1": 0.5},

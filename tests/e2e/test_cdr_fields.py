@@ -193,6 +193,7 @@ def _start_with_blacklist(
     port = free_port()
     config = {
         "trunks": write_trunks(tmp_path, _trunks(channels)),
+        "centrex": str(tmp_path / "centrex.yaml"),
         "tariffs": str(TARIFFS),
         "blacklist": str(blacklist),
         "dialplans": str(write_default_plan(tmp_path / "dialplans").parent),
