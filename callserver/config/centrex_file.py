@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from callserver.config.trunks import Barring
 from callserver.policy.numbering import normalise
@@ -121,12 +129,12 @@ class SubscriberSchema(BaseModel):
     clir: bool = False
     max_contacts: int | None = Field(None, ge=1, le=100)
 
-    @model_validator(mode="before")
+    password: None = Field(None, exclude=True, description="refused: see _no_password")
+
+    @field_validator("password", mode="before")
     @classmethod
-    def _no_password(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "password" in data:
-            raise ValueError(_PASSWORD)
-        return data
+    def _no_password(cls, value: object) -> None:
+        raise ValueError(_PASSWORD)  # at the key's own line; never stored, never echoed
 
     @model_validator(mode="after")
     def _has_ha1(self) -> SubscriberSchema:

@@ -66,7 +66,8 @@ BAD: dict[str, list[str]] = {
         "group 'office'"
     ],
     "password-key": [
-        f":7: {SUB}.+387 33 100 201: a plain password is never stored: run {PASSWD} and "
+        f":9: {SUB}.+387 33 100 201.password: a plain password is never stored: run {PASSWD} "
+        "and "
         "paste its ha1_md5 and ha1_sha256 lines instead"
     ],
     "short-ha1": [
@@ -101,3 +102,10 @@ def test_bad_file_fails_with_its_message(name: str) -> None:
     with pytest.raises(OperatorFileError) as caught:
         load_centrex(path, customers=CUSTOMERS, dialplan_numbers=["38733100250"])
     assert caught.value.errors == [f"{path}{line}" for line in BAD[name]]
+
+
+def test_a_refused_password_is_not_repeated() -> None:
+    """The error for a password key names the key, never the password written there."""
+    with pytest.raises(OperatorFileError) as caught:
+        load_centrex(BAD_DIR / "password-key.yaml", customers=CUSTOMERS)
+    assert "phone-201-secret" not in str(caught.value)
