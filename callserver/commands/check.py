@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from callserver.config.centrex import load_centrex
+from callserver.config.centrex import load_centrex, trunk_usernames
 from callserver.config.centrex_file import CentrexFile
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import DEFAULT_CONFIG, Settings, load_settings, read_yaml
@@ -162,13 +162,19 @@ def _check_tariffs(path: Path, settings: Settings) -> Checked:
 def _check_centrex(path: Path, settings: Settings) -> Checked:
     """config/centrex.yaml, against the settings' trunks (when valid) and dialplan files."""
     try:
-        customers = load_trunks(settings.trunks).customers
+        trunks: TrunksFile | None = load_trunks(settings.trunks)
     except OperatorFileError:
-        customers = None  # reported with the trunks file
+        trunks = None  # reported with the trunks file
     numbers = plan_numbers(settings.dialplans)
 
     def load(file: Path) -> object:
-        return load_centrex(file, customers=customers, dialplan_numbers=numbers)
+        if trunks is None:
+            return load_centrex(file, dialplan_numbers=numbers)
+        usernames = trunk_usernames(trunks)
+        customers = trunks.customers
+        return load_centrex(
+            file, customers=customers, dialplan_numbers=numbers, trunk_usernames=usernames
+        )
 
     return Checked(path=path, kind="centrex", errors=_config_errors(load, path))
 

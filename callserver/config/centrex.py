@@ -26,7 +26,8 @@ by number, by (group, extension) and by username. Everything that needs more tha
 checked here, every fault collected as ``file:line: field: message``: a number outside its
 group's blocks, a number, extension or username given twice, overlapping blocks of two groups;
 with ``customers`` (trunks.yaml) a group's unknown customer and a customer whose ``numbers``
-are also written in trunks.yaml; with ``dialplan_numbers`` a subscriber's number that also has a
+are also written in trunks.yaml; with ``trunk_usernames`` a phone's username that is a trunk's
+too; with ``dialplan_numbers`` a subscriber's number that also has a
 dialplan file. ``with_group_numbers`` then gives each customer with a group its numbers from
 the group's blocks, so a number is written in one place only.
 """
@@ -60,6 +61,7 @@ __all__ = [
     "compile_centrex",
     "load_centrex",
     "load_customers",
+    "trunk_usernames",
     "with_group_numbers",
 ]
 
@@ -142,7 +144,8 @@ class Centrex:
 class _Compiler:
     """One compile of a validated file; ``errors`` collects ``(location, message)``."""
 
-    def __init__(self, dialplan_numbers: Collection[str]) -> None:
+    def __init__(self, dialplan_numbers: Collection[str], trunk_usernames: Collection[str]) -> None:
+        self.trunk_usernames = frozenset(trunk_usernames)
         self.plans = {n if n.startswith("+") else f"+{n}" for n in dialplan_numbers}
         self.errors: list[tuple[Loc, str]] = []
         self.by_number: dict[str, Subscriber] = {}
@@ -212,6 +215,13 @@ class _Compiler:
             message = f"extension {entry.extension} is already {other}'s in this group"
             self.errors.append(((*loc, "extension"), message))
             return
+        if entry.username in self.trunk_usernames:
+            message = (
+                f"username {entry.username!r} is a trunk's digest username in trunks.yaml: "
+                "usernames are unique"
+            )
+            self.errors.append(((*loc, "username"), message))
+            return
         if entry.username in self.by_username:
             other = self.by_username[entry.username].number
             message = f"username {entry.username!r} is already {other}'s: usernames are unique"
@@ -232,14 +242,17 @@ def _ha1(md5: str | None, sha256: str | None) -> dict[str, str]:
 
 
 def compile_centrex(
-    file: CentrexFile, dialplan_numbers: Collection[str] = ()
+    file: CentrexFile,
+    dialplan_numbers: Collection[str] = (),
+    trunk_usernames: Collection[str] = (),
 ) -> tuple[Centrex, list[tuple[Loc, str]]]:
     """Compile a validated file; the errors are ``(location, message)`` pairs, none when valid.
 
     A subscriber whose number is one of ``dialplan_numbers`` (E.164, ``+`` optional) is an
-    error: the number would have two meanings.
+    error: the number would have two meanings; so is one whose username is one of
+    ``trunk_usernames`` (trunks' digest usernames): a username names one account.
     """
-    compiler = _Compiler(dialplan_numbers)
+    compiler = _Compiler(dialplan_numbers, trunk_usernames)
     groups = {gid: compiler.group(gid, schema) for gid, schema in file.groups.items()}
     compiler.errors += _overlaps(groups)
     centrex = Centrex(
@@ -287,11 +300,12 @@ def load_centrex(
     *,
     customers: Mapping[str, CustomerConfig] | None = None,
     dialplan_numbers: Collection[str] = (),
+    trunk_usernames: Collection[str] = (),
 ) -> Centrex:
     """Load, validate and compile ``path`` (config/centrex.yaml); a missing file: no groups.
 
-    ``customers`` (trunks.yaml's) and ``dialplan_numbers`` (the numbers that have a dialplan
-    file) are cross-checked when given (module docstring).
+    ``customers`` and ``trunk_usernames`` (trunks.yaml's) and ``dialplan_numbers`` (the
+    numbers that have a dialplan file) are cross-checked when given (module docstring).
 
     Raises:
         OperatorFileError: every error as ``file:line: field: message``.
@@ -303,7 +317,7 @@ def load_centrex(
         file = CentrexFile.model_validate(data)
     except ValidationError as exc:
         raise OperatorFileError(describe_errors(str(path), exc, lines)) from exc
-    centrex, errors = compile_centrex(file, dialplan_numbers)
+    centrex, errors = compile_centrex(file, dialplan_numbers, trunk_usernames)
     if customers is not None:
         errors += _customer_checks(centrex, customers)
     if errors:
@@ -331,9 +345,18 @@ def load_customers(
     """
     trunks = load_trunks(trunks_path)
     centrex = load_centrex(
-        centrex_path, customers=trunks.customers, dialplan_numbers=dialplan_numbers
+        centrex_path,
+        customers=trunks.customers,
+        dialplan_numbers=dialplan_numbers,
+        trunk_usernames=trunk_usernames(trunks),
     )
     return with_group_numbers(trunks, centrex), centrex
+
+
+def trunk_usernames(trunks: TrunksFile) -> list[str]:
+    """The digest usernames of the trunks (and routes) of ``trunks``."""
+    tables = (trunks.trunks.values(), trunks.routes.values())
+    return [item.digest.username for table in tables for item in table if item.digest]
 
 
 def with_group_numbers(trunks: TrunksFile, centrex: Centrex) -> TrunksFile:

@@ -116,3 +116,24 @@ def test_bad_trunks_file_is_reported_first(tmp_path: Path) -> None:
     trunks_path.write_text("customers:\n  acme: {channels: -1}\n")
     with pytest.raises(OperatorFileError, match=r"trunks.yaml:2: customers.acme.channels"):
         load_customers(trunks_path, SHIPPED)
+
+
+def test_a_phone_may_not_share_a_trunks_username(tmp_path: Path) -> None:
+    """A subscriber username that is a digest trunk's too is an error at the username's line."""
+    trunks_path = tmp_path / "trunks.yaml"
+    trunks_path.write_text(
+        "customers:\n  acme: {}\n"
+        "trunks:\n  pbx: {digest: {username: shared, password: s3cret}, customer: acme}\n"
+    )
+    path = tmp_path / "centrex.yaml"
+    path.write_text(
+        "groups:\n  g:\n    customer: acme\n    numbers: ['+387 33 100 200']\n"
+        "    subscribers:\n      '+38733100200':\n        username: shared\n"
+        f"        ha1_md5: {MD5}\n        extension: '20'\n"
+    )
+    with pytest.raises(OperatorFileError) as caught:
+        load_customers(trunks_path, path)
+    assert caught.value.errors == [
+        f"{path}:7: groups.g.subscribers.+38733100200.username: username 'shared' is a "
+        "trunk's digest username in trunks.yaml: usernames are unique"
+    ]
