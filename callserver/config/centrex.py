@@ -354,9 +354,9 @@ def load_customers(
 
 
 def trunk_usernames(trunks: TrunksFile) -> list[str]:
-    """The digest usernames of the trunks (and routes) of ``trunks``."""
-    tables = (trunks.trunks.values(), trunks.routes.values())
-    return [item.digest.username for table in tables for item in table if item.digest]
+    """The digest usernames trunks of ``trunks`` authenticate with (not the routes': those
+    are the server's own credentials toward a carrier)."""
+    return [trunk.digest.username for trunk in trunks.trunks.values() if trunk.digest]
 
 
 def with_group_numbers(trunks: TrunksFile, centrex: Centrex) -> TrunksFile:
