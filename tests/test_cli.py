@@ -157,6 +157,21 @@ def test_run_with_bad_config_exits_1_listing_errors(tmp_path: Path) -> None:
     assert all(line.startswith(f"{path}:") for line in result.stderr.splitlines())
 
 
+def test_run_with_a_bad_centrex_file_exits_1_naming_its_line(tmp_path: Path) -> None:
+    """A centrex.yaml whose group names an unknown customer stops the start with its error."""
+    centrex = tmp_path / "centrex.yaml"
+    centrex.write_text("groups:\n  g:\n    customer: nobody\n    numbers: ['+387 33 100 200']\n")
+    config = tmp_path / "callserver.yaml"
+    config.write_text(
+        f"centrex: {centrex}\ndata_dir: {tmp_path / 'var'}\nsip:\n  listen: ['udp:127.0.0.1:0']\n"
+    )
+    result = callserver("run", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{centrex}:3: groups.g.customer: 'nobody' is not a customer of trunks.yaml"
+    ]
+
+
 def test_run_with_bad_listen_flag_exits_1() -> None:
     """A malformed --sip-listen is refused with a message, not a traceback."""
     result = callserver("run", "--config", str(SHIPPED), "--sip-listen", "::1:5060")
