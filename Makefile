@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp espeak sipvicious kamailio bench bench-quick clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp baresip espeak sipvicious kamailio bench bench-quick clean
 
 install: $(STAMP)
 
@@ -37,6 +37,14 @@ sipp:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester) >/dev/null; \
 	  else echo "sipp is missing: run 'sudo apt-get install sip-tester'"; exit 1; fi; }
 	@sipp -v 2>/dev/null | grep -m1 SIPp || true
+
+# baresip (Debian baresip-core: the user agent and its modules, without the GTK and X11 front
+# ends) is the SIP phone of the tests in tests/phones.
+baresip:
+	@command -v baresip >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq baresip-core) >/dev/null; \
+	  else echo "baresip is missing: run 'sudo apt-get install baresip-core'"; exit 1; fi; }
 
 # svcrack (Debian sipvicious) guesses digest passwords in the lock-out test.
 sipvicious:
@@ -74,10 +82,10 @@ imports: install
 unit: cc install espeak
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not e2e"
 
-e2e: cc install sipp espeak sipvicious
+e2e: cc install sipp baresip espeak sipvicious
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m e2e
 
-test: cc install sipp espeak sipvicious lint typecheck imports
+test: cc install sipp baresip espeak sipvicious lint typecheck imports
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 # The whole suite on another date and time zone: libfaketime moves the wall clock by one offset
@@ -87,7 +95,7 @@ test: cc install sipp espeak sipvicious lint typecheck imports
 # One process, no xdist workers.   make test-dates FAKE_DATE="2027-03-28 01:59" FAKE_TZ=Europe/Sarajevo
 FAKE_DATE ?= 2027-12-06 12:00:00
 FAKE_TZ   ?= UTC
-test-dates: cc install sipp espeak sipvicious
+test-dates: cc install sipp baresip espeak sipvicious
 	@offset=$$(( $$(TZ=$(FAKE_TZ) date -d "$(FAKE_DATE)" +%s) - $$(date +%s) )); \
 	  [ $$offset -ge 0 ] && offset="+$$offset"; \
 	  echo "the clock reads $(FAKE_DATE) $(FAKE_TZ) (offset $$offset s)"; \
