@@ -1,0 +1,90 @@
+"""baresip, the test phone, proven against SIPp: it answers a call and hears the caller, calls
+a SIPp uas that hears it, and registers with a digest over UDP and TCP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import HOST, run_sipp
+from tests.phones.audio import dominant_frequency, rms, tone, write_ulaw, write_wav
+from tests.phones.baresip import Account, Baresip, baresip_path
+from tests.phones.sipp_peer import SCENARIOS, sipp_server
+
+
+def _microphone(tmp_path: Path, frequency: float = 440.0) -> Path:
+    return write_wav(tmp_path / "microphone.wav", tone(frequency, 4.0))
+
+
+def test_baresip_answers_a_call_and_records_the_callers_tone(sipp: str, tmp_path: Path) -> None:
+    """An unregistered baresip auto-answers SIPp and its received WAV holds SIPp's 1 kHz tone."""
+    write_ulaw(tmp_path / "tone.ulaw", tone(1000.0, 2.0))
+    with Baresip(tmp_path / "phone", _microphone(tmp_path)) as phone:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            phone.sip_port,
+            *("-sf", str(SCENARIOS / "uac-calls-phone-sends-tone.xml")),
+            *("-s", "phone", "-m", "1"),
+            timeout=15,
+        )
+        assert result.returncode == 0, result.output[-2000:]
+        phone.wait_for("incoming")
+        phone.wait_for("established")
+        phone.wait_for("closed")
+    heard = phone.received_audio()
+    assert len(heard) >= 8000, "less than a second of audio received"
+    assert dominant_frequency(heard) == pytest.approx(1000.0, abs=10.0)
+    assert rms(heard) > 2000
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_baresip_calls_a_sipp_uas_which_hears_it(sipp: str, tmp_path: Path, transport: str) -> None:
+    """baresip dials a SIPp uas echoing RTP and receives back its own 440 Hz tone."""
+    scenario = "uas-answers-echoes-audio-expects-bye.xml"
+    with sipp_server(sipp, tmp_path, scenario, "-rtp_echo", transport=transport[0] + "1") as uas:
+        account = Account(transport=transport)
+        with Baresip(tmp_path / "phone", _microphone(tmp_path), account) as phone:
+            phone.dial(f"sip:+38733100200@{HOST}:{uas.port};transport={transport}")
+            phone.wait_for("established")
+            phone.wait_for(r"incoming rtp for 'audio' established")
+            phone.wait_for(r"\[0:00:02\]", timeout=5)
+            phone.hang_up()
+            phone.wait_for("closed")
+        returncode, output = uas.finish()
+    assert returncode == 0, output
+    echoed = phone.received_audio()
+    assert len(echoed) >= 8000, "less than a second of echoed audio"
+    assert dominant_frequency(echoed[4000:]) == pytest.approx(440.0, abs=10.0)
+    assert dominant_frequency(phone.sent_audio()) == pytest.approx(440.0, abs=10.0)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_baresip_registers_answering_a_401_md5_challenge(
+    sipp: str, tmp_path: Path, transport: str
+) -> None:
+    """baresip registers to a SIPp registrar over UDP or TCP, answering its 401 with MD5."""
+    scenario = "uas-registrar-challenges-md5.xml"
+    with sipp_server(sipp, tmp_path, scenario, transport=transport[0] + "1") as registrar:
+        account = Account(
+            user="alice",
+            registrar=(HOST, registrar.port),
+            transport=transport,
+            auth_user="alice",
+            password="secret",
+        )
+        with Baresip(tmp_path / "phone", _microphone(tmp_path), account) as phone:
+            registered = phone.wait_for("registered", timeout=5)
+            returncode, output = registrar.finish()
+    assert returncode == 0, output
+    assert f"/{transport.upper()}/" in registered
+
+
+def test_a_missing_baresip_fails_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without baresip on PATH the phone's test fails (never skips) naming the Debian package."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="apt-get install baresip-core"):
+        baresip_path()
