@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from callserver.media.dtmf import DIGITS
 from tests.e2e.conftest import HOST, run_sipp
+from tests.e2e.rtp_party import TELEPHONE_EVENT, RtpParty
 from tests.phones.audio import dominant_frequency, rms, tone, write_ulaw, write_wav
 from tests.phones.baresip import Account, Baresip, baresip_path
 from tests.phones.sipp_peer import SCENARIOS, sipp_server
@@ -88,3 +90,42 @@ def test_a_missing_baresip_fails_with_the_install_hint(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(pytest.fail.Exception, match="apt-get install baresip-core"):
         baresip_path()
+
+
+def test_baresip_sends_pressed_digits_as_rfc4733_events(sipp: str, tmp_path: Path) -> None:
+    """Digits pressed on baresip's console reach the called party as RFC 4733 events."""
+    party = RtpParty(fill=0xFF)
+    scenario = "uas-answers-at-key-rtp-port-expects-bye.xml"
+    try:
+        with (
+            sipp_server(sipp, tmp_path, scenario, "-key", "rtp_port", str(party.port)) as uas,
+            Baresip(tmp_path / "phone", _microphone(tmp_path)) as phone,
+        ):
+            phone.dial(f"sip:+38733100200@{HOST}:{uas.port}")
+            phone.wait_for("established")
+            phone.send_digits("15#")
+            phone.wait_for(r"\[0:00:02\]", timeout=5)
+            phone.hang_up()
+            phone.wait_for("closed")
+            returncode, output = uas.finish()
+    finally:
+        party.close()
+    assert returncode == 0, output
+    events = [p for p in party.received if p.payload_type == TELEPHONE_EVENT]
+    pressed = [DIGITS[p.payload[0]] for p in events if p.marker]
+    assert pressed == ["1", "5", "#"]
+    assert any(p.payload_type == 0 for p in party.received), "no PCMU audio received"
+
+
+def test_baresip_reports_a_refused_registration(sipp: str, tmp_path: Path) -> None:
+    """With a wrong password the SIPp registrar answers 403 and baresip reports the failure."""
+    scenario = "uas-registrar-challenges-md5.xml"
+    with sipp_server(sipp, tmp_path, scenario) as registrar:
+        account = Account(
+            user="alice", registrar=(HOST, registrar.port), auth_user="alice", password="wrong"
+        )
+        with Baresip(tmp_path / "phone", _microphone(tmp_path), account) as phone:
+            failed = phone.wait_for("register_failed", timeout=5)
+            registrar.finish()
+    assert "403" in failed
+    assert "200 OK" not in phone.output
