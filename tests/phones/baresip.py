@@ -32,6 +32,9 @@ INSTALL_HINT = (
     "baresip not found: run `make test` (installs baresip-core) or apt-get install baresip-core"
 )
 
+# A port found free can be taken by another process before baresip binds it.
+_LISTEN_ATTEMPTS = 3
+
 # What the console prints for each state (baresip 1.0's menu and call modules).
 STATES = {
     "ready": r"baresip is ready\.",
@@ -114,6 +117,7 @@ class Baresip:
         self._proc: subprocess.Popen[bytes] | None = None
         self._master = -1
         self._reader: threading.Thread | None = None
+        self._audio = audio
         self._write_config(audio)
 
     @property
@@ -130,9 +134,24 @@ class Baresip:
         (conf / "contacts").write_text("")
 
     def start(self, timeout: float = 5.0) -> Baresip:
-        """Start baresip on a new pty and wait until it is ready."""
+        """Start baresip on a new pty and wait until it is ready; if another process took
+        its SIP port meanwhile, try again on new free ports."""
+        for _ in range(_LISTEN_ATTEMPTS - 1):
+            try:
+                return self._start_once(timeout)
+            except AssertionError:
+                if "Address already in use" not in self.output:
+                    raise
+                self.stop()
+                self.sip_port, self.rtp_port = free_port(), free_port(both=False)
+                self._write_config(self._audio)
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> Baresip:
         master, slave = os.openpty()
         env = {**os.environ, "HOME": str(self.workdir), "TERM": "dumb"}
+        with self._changed:
+            self._output, self._cursor = "", 0
         self._proc = subprocess.Popen(
             [baresip_path(), "-f", str(self.workdir / "conf")],
             stdin=slave,

@@ -3,6 +3,7 @@ a SIPp uas that hears it, and registers with a digest over UDP and TCP."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,14 @@ def test_baresip_reports_a_refused_registration(sipp: str, tmp_path: Path) -> No
             registrar.finish()
     assert "403" in failed
     assert "200 OK" not in phone.output
+
+
+def test_baresip_starts_on_other_ports_when_its_sip_port_was_taken(tmp_path: Path) -> None:
+    """If another process binds the phone's SIP port before it starts, it starts on new ports."""
+    phone = Baresip(tmp_path / "phone", _microphone(tmp_path))
+    taken = phone.sip_port
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind((HOST, taken))
+        with phone:
+            assert phone.sip_port != taken
+            assert f"{HOST}:{phone.sip_port}" in phone.uri
