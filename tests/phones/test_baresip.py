@@ -64,11 +64,11 @@ def test_baresip_calls_a_sipp_uas_which_hears_it(sipp: str, tmp_path: Path, tran
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_baresip_registers_answering_a_401_md5_challenge(
+def test_baresip_registers_answering_a_401_md5_challenge_and_unregisters_on_quit(
     sipp: str, tmp_path: Path, transport: str
 ) -> None:
-    """baresip registers to a SIPp registrar over UDP or TCP, answering its 401 with MD5."""
-    scenario = "uas-registrar-challenges-md5.xml"
+    """baresip registers over UDP or TCP answering a 401 with MD5, and removes it when it quits."""
+    scenario = "uas-registrar-challenges-md5-expects-removal.xml"
     with sipp_server(sipp, tmp_path, scenario, transport=transport[0] + "1") as registrar:
         account = Account(
             user="alice",
@@ -79,7 +79,7 @@ def test_baresip_registers_answering_a_401_md5_challenge(
         )
         with Baresip(tmp_path / "phone", _microphone(tmp_path), account) as phone:
             registered = phone.wait_for("registered", timeout=5)
-            returncode, output = registrar.finish()
+        returncode, output = registrar.finish()
     assert returncode == 0, output
     assert f"/{transport.upper()}/" in registered
 
