@@ -37,6 +37,7 @@ __all__ = [
     "password_ha1",
     "select_challenge",
     "verify_authorization",
+    "verify_authorization_ha1",
 ]
 
 
@@ -186,7 +187,8 @@ def build_authorization(
         qop=qop,
         opaque=challenge.opaque,
     )
-    creds = replace(creds, response=_expected_response(creds, method, password, body))
+    secret = password_ha1(username, challenge.realm, password, challenge.algorithm)
+    creds = replace(creds, response=_expected_response(creds, method, secret, body))
     return _format_credentials(creds)
 
 
@@ -225,14 +227,35 @@ def verify_authorization(
     ``-sess`` algorithm without its ``cnonce``/``nc``, is simply not verified (False).
     Nonce freshness, ``nc`` replay, realm and uri are the caller's checks.
     """
+    if not _verifiable(creds):
+        return False
+    secret = password_ha1(creds.username, creds.realm, password, creds.algorithm)
+    expected = _expected_response(creds, method, secret, body)
+    return hmac.compare_digest(expected.encode(), creds.response.lower().encode())
+
+
+def verify_authorization_ha1(
+    creds: Credentials, *, method: str, ha1_hex: str, body: bytes = b""
+) -> bool:
+    """Return True when ``creds.response`` is right for the stored ``ha1_hex`` (RFC 7616 §3.4.2).
+
+    The same check as :func:`verify_authorization` for a server that keeps
+    ``H(username:realm:password)`` instead of the password (RFC 7616 §5.2: a server SHOULD NOT
+    keep plain passwords); ``ha1_hex`` must be the one of ``creds.algorithm``'s hash.
+    """
+    if not _verifiable(creds):
+        return False
+    expected = _expected_response(creds, method, ha1_hex.lower(), body)
+    return hmac.compare_digest(expected.encode(), creds.response.lower().encode())
+
+
+def _verifiable(creds: Credentials) -> bool:
+    """An algorithm and qop we know, with the ``cnonce``/``nc`` they need."""
     if creds.algorithm not in _PREFERENCE or creds.qop not in (None, "auth", "auth-int"):
         return False
     if (creds.qop or creds.algorithm.endswith("-sess")) and creds.cnonce is None:
         return False
-    if creds.qop and creds.nc is None:
-        return False
-    expected = _expected_response(creds, method, password, body)
-    return hmac.compare_digest(expected.encode(), creds.response.lower().encode())
+    return not (creds.qop and creds.nc is None)
 
 
 def build_challenge(
@@ -261,19 +284,20 @@ def build_challenge(
     return "Digest " + ", ".join(parts)
 
 
-def _expected_response(creds: Credentials, method: str, password: str, body: bytes) -> str:
-    """The RFC 7616 §3.4.1 ``response`` (RFC 2069 form without qop) for ``creds``."""
+def _expected_response(creds: Credentials, method: str, secret: str, body: bytes) -> str:
+    """The RFC 7616 §3.4.1 ``response`` (RFC 2069 form without qop) for ``creds``, from the
+    hex ``H(username:realm:password)`` ``secret``."""
     digest = _digest(creds.algorithm)
-    ha1 = password_ha1(creds.username, creds.realm, password, creds.algorithm)
+    a1 = secret
     if creds.algorithm.endswith("-sess"):
-        ha1 = digest(f"{ha1}:{creds.nonce}:{creds.cnonce}".encode())
+        a1 = digest(f"{secret}:{creds.nonce}:{creds.cnonce}".encode())
     a2 = f"{method}:{creds.uri}"
     if creds.qop == "auth-int":
         a2 += f":{digest(body)}"
     ha2 = digest(a2.encode())
     if creds.qop is None:
-        return digest(f"{ha1}:{creds.nonce}:{ha2}".encode())
-    return digest(f"{ha1}:{creds.nonce}:{creds.nc}:{creds.cnonce}:{creds.qop}:{ha2}".encode())
+        return digest(f"{a1}:{creds.nonce}:{ha2}".encode())
+    return digest(f"{a1}:{creds.nonce}:{creds.nc}:{creds.cnonce}:{creds.qop}:{ha2}".encode())
 
 
 def _format_credentials(creds: Credentials) -> str:
@@ -301,7 +325,7 @@ def password_ha1(username: str, realm: str, password: str, algorithm: str) -> st
     Raises:
         AuthError: for an algorithm other than MD5, MD5-sess, SHA-256 or SHA-256-sess.
     """
-    return _digest(algorithm)(f"{username}:{realm}:{password}".encode())
+    return _digest(_canonical(algorithm))(f"{username}:{realm}:{password}".encode())
 
 
 def _digest(algorithm: str) -> Callable[[bytes], str]:

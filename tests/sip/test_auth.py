@@ -18,8 +18,10 @@ from callserver.sip.auth import (
     build_challenge,
     parse_authorization,
     parse_challenge,
+    password_ha1,
     select_challenge,
     verify_authorization,
+    verify_authorization_ha1,
 )
 
 # RFC 2617 §3.5.
@@ -366,6 +368,10 @@ def test_build_parse_verify_round_trip(
     assert (creds.username, creds.realm, creds.uri, creds.opaque) == (username, realm, uri, opaque)
     assert verify_authorization(creds, method="REGISTER", password=password, body=body)
     assert not verify_authorization(creds, method="REGISTER", password=password + "x", body=body)
+    stored = password_ha1(username, realm, password, algorithm)
+    assert verify_authorization_ha1(creds, method="REGISTER", ha1_hex=stored, body=body)
+    wrong = password_ha1(username, realm, password + "x", algorithm)
+    assert not verify_authorization_ha1(creds, method="REGISTER", ha1_hex=wrong, body=body)
 
 
 _PARAM_SOUP = st.text('realmnoceuriqp="\\, =\t', max_size=60) | st.text(max_size=60)
@@ -381,3 +387,13 @@ def test_arbitrary_parameters_only_raise_auth_error(params: str) -> None:
             continue
         assert isinstance(result.realm, str)
         assert isinstance(result.nonce, str)
+
+
+def test_password_ha1_is_the_rfc7616_hash_of_user_realm_password() -> None:
+    """password_ha1 hashes username:realm:password with the algorithm's hash, -sess or not."""
+    md5 = hashlib.md5(b"Mufasa:http-auth@example.org:Circle of Life").hexdigest()
+    sha = hashlib.sha256(b"Mufasa:http-auth@example.org:Circle of Life").hexdigest()
+    assert password_ha1("Mufasa", "http-auth@example.org", "Circle of Life", "md5") == md5
+    assert password_ha1("Mufasa", "http-auth@example.org", "Circle of Life", "SHA-256-sess") == sha
+    with pytest.raises(AuthError, match="not supported"):
+        password_ha1("Mufasa", "realm", "pw", "SHA-512")
