@@ -1,0 +1,263 @@
+"""The registrar: REGISTER in, an answer and the binding changes out (RFC 3261 §10.3).
+
+Theory of operation
+-------------------
+:class:`Registrar` is sans-IO: :meth:`Registrar.register` takes the request, the flow it came
+on (a :class:`Peer`) and ``now`` and returns a :class:`RegisterAnswer` (status, headers, how
+long to hold it, and the :class:`Changed` bindings for the adapter to store). It follows RFC
+3261 §10.3 in order:
+
+* Throttle (before any digest work): each AOR has a token bucket; a REGISTER past it is
+  answered 503 with Retry-After, so a phone re-registering in a tight loop is not served at
+  line rate and costs no hashing.
+* Steps 3-4, authentication and authorization: :class:`RegisterDigest`.
+* Steps 5-6: To, Contact and Expires read and checked (:func:`read_register`): 400, 423.
+* Step 7: the changes are worked out for every contact first and applied only when all are
+  acceptable (the RFC asks for atomic processing). A contact whose binding has the same
+  Call-ID and a CSeq not higher aborts the request (400, nothing applied). A contact with the
+  ``+sip.instance`` and ``reg-id`` of another binding replaces it (RFC 5626 §6).
+  More contacts than the account's ``max_contacts`` is refused with 503 "Too Many Registered
+  Contacts", as Kamailio's registrar answers: nothing is replaced behind the phone's back.
+* Step 8: 200 with every current binding of the AOR and its remaining ``expires``, and the
+  Path of the request echoed when the phone supports ``path`` (RFC 3327 §5.3).
+
+Every change goes through the table of :mod:`callserver.registrar.binding`. Expiry is on
+time: :meth:`get_timer` gives the earliest deadline and :meth:`handle_timer` removes what is
+due. :meth:`flow_closed` marks the bindings of a closed TCP connection unusable (RFC 5626
+§4.2); :meth:`lookup` returns only usable, unexpired bindings, highest q first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from callserver.policy.cps import TokenBucket
+from callserver.registrar.binding import Binding, BindingChange, BindingState, Changed, next_state
+from callserver.registrar.contacts import (
+    ContactRequest,
+    ExpiryPolicy,
+    RegisterRejected,
+    RequestedBinding,
+    read_register,
+)
+from callserver.registrar.digest import RegisterDigest
+from callserver.sip.message import Request
+from callserver.sip.peer import Peer
+
+__all__ = ["RegisterAnswer", "Registrar", "ThrottlePolicy"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThrottlePolicy:
+    """REGISTERs per AOR: ``rate`` a second, ``burst`` at once; ``max_aors`` buckets kept."""
+
+    rate: float = 1.0
+    burst: float = 5.0
+    max_aors: int = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterAnswer:
+    """Answer the REGISTER with ``status`` and ``headers``, held ``delay`` seconds; the
+    bindings in ``changes`` changed (for the store)."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+    changes: tuple[Changed, ...] = ()
+
+
+class Registrar:
+    """Bindings of addresses-of-record; see the module docstring.
+
+    Args:
+        digest: authenticates each REGISTER.
+        expiry: the expiry limits.
+        throttle: the per-AOR rate of REGISTERs.
+    """
+
+    def __init__(
+        self,
+        digest: RegisterDigest,
+        *,
+        expiry: ExpiryPolicy | None = None,
+        throttle: ThrottlePolicy | None = None,
+    ) -> None:
+        self.digest = digest
+        self.expiry = expiry or ExpiryPolicy()
+        self.throttle = throttle or ThrottlePolicy()
+        self._aors: dict[str, dict[str, Binding]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._deadlines: list[tuple[float, str, str]] = []  # (expires, aor, contact), lazy
+
+    def restore(self, bindings: Iterable[Binding]) -> None:
+        """Take back stored bindings (after a restart), before any REGISTER."""
+        for binding in bindings:
+            self._put(binding)
+
+    def register(self, request: Request, flow: Peer, now: float) -> RegisterAnswer:
+        """Answer a REGISTER that came on ``flow`` at ``now`` (RFC 3261 §10.3)."""
+        try:
+            return self._register(request, flow, now)
+        except RegisterRejected as refused:
+            return RegisterAnswer(
+                status=refused.status,
+                reason=refused.reason,
+                headers=refused.headers,
+                delay=refused.delay,
+            )
+
+    def lookup(self, aor: str, now: float) -> list[Binding]:
+        """The usable bindings of ``aor`` at ``now``, highest q first (RFC 3261 §16.6)."""
+        usable = [b for b in self._aors.get(aor, {}).values() if b.usable and b.expires > now]
+        return sorted(usable, key=lambda b: -(1.0 if b.q is None else b.q))
+
+    def flow_closed(self, conn_id: int) -> list[Changed]:
+        """The connection ``conn_id`` closed: its bindings become unusable (RFC 5626 §4.2)."""
+        changes = []
+        for bindings in self._aors.values():
+            for binding in list(bindings.values()):
+                if binding.flow.conn_id == conn_id and binding.state is BindingState.ACTIVE:
+                    changes.append(self._apply(binding, BindingChange.FLOW_CLOSED))
+        return changes
+
+    def get_timer(self) -> float | None:
+        """The earliest expiry, or None (stale entries may make it early, never late)."""
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def handle_timer(self, now: float) -> list[Changed]:
+        """Remove every binding whose expiry is due at ``now``."""
+        changes = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            expires, aor, contact = heapq.heappop(self._deadlines)
+            binding = self._aors.get(aor, {}).get(contact)
+            if binding is not None and binding.expires == expires:
+                changes.append(self._apply(binding, BindingChange.EXPIRED))
+        return changes
+
+    def _register(self, request: Request, flow: Peer, now: float) -> RegisterAnswer:
+        asked = read_register(request, self.expiry)
+        self._take_token(asked.aor, now)
+        authorized = self.digest.authorize(request, asked.aor, flow.host, now)
+        aor = authorized.account.aor
+        planned = self._plan(aor, asked, flow, now)
+        current = self._aors.get(aor, {})
+        kept = len(current) + sum(
+            1 if c is BindingChange.REGISTERED else -1 if c is BindingChange.REMOVED else 0
+            for c, _ in planned
+        )
+        if kept > authorized.account.max_contacts:
+            raise RegisterRejected(503, "Too Many Registered Contacts", delay=authorized.delay)
+        changes = tuple(self._apply(binding, change) for change, binding in planned)
+        return RegisterAnswer(
+            status=200,
+            reason="OK",
+            headers=self._listing(aor, request, now),
+            delay=authorized.delay,
+            changes=changes,
+        )
+
+    def _take_token(self, aor: str, now: float) -> None:
+        bucket = self._buckets.get(aor)
+        if bucket is None:
+            if len(self._buckets) >= self.throttle.max_aors:
+                self._buckets.pop(next(iter(self._buckets)))
+            bucket = self._buckets[aor] = TokenBucket(self.throttle.rate, self.throttle.burst)
+        if not bucket.take(now):
+            retry = max(1, math.ceil(bucket.retry_after(now)))
+            raise RegisterRejected(503, "Service Unavailable", (("Retry-After", str(retry)),))
+
+    def _plan(
+        self, aor: str, asked: ContactRequest, flow: Peer, now: float
+    ) -> list[tuple[BindingChange, Binding]]:
+        """Step 7 for every contact, nothing applied yet; raises to abort the request."""
+        current = self._aors.get(aor, {})
+        if asked.star:
+            for binding in current.values():
+                _check_order(binding, asked)
+            return [(BindingChange.REMOVED, b) for b in current.values()]
+        planned: list[tuple[BindingChange, Binding]] = []
+        for wanted in asked.bindings:
+            existing = current.get(wanted.contact)
+            if existing is not None:
+                _check_order(existing, asked)
+            if wanted.expires == 0:
+                if existing is not None:
+                    planned.append((BindingChange.REMOVED, existing))
+                continue
+            new = _binding(aor, wanted, asked, flow, now)
+            planned += [(BindingChange.REMOVED, b) for b in _same_flow(current, wanted)]
+            change = BindingChange.REGISTERED if existing is None else BindingChange.REFRESHED
+            planned.append((change, new))
+        return planned
+
+    def _apply(self, binding: Binding, change: BindingChange) -> Changed:
+        current = self._aors.get(binding.aor, {}).get(binding.contact)
+        state = BindingState.ABSENT if current is None else current.state
+        after = replace(binding, state=next_state(state, change))
+        if after.state is BindingState.ABSENT:
+            self._drop(after)
+        else:
+            self._put(after)
+        return Changed(change=change, binding=after)
+
+    def _put(self, binding: Binding) -> None:
+        self._aors.setdefault(binding.aor, {})[binding.contact] = binding
+        heapq.heappush(self._deadlines, (binding.expires, binding.aor, binding.contact))
+
+    def _drop(self, binding: Binding) -> None:
+        bindings = self._aors.get(binding.aor, {})
+        bindings.pop(binding.contact, None)
+        if not bindings:
+            self._aors.pop(binding.aor, None)
+
+    def _listing(self, aor: str, request: Request, now: float) -> tuple[tuple[str, str], ...]:
+        """Step 8: every current binding with its expiry; Path echoed (RFC 3327 §5.3)."""
+        headers = []
+        for binding in self._aors.get(aor, {}).values():
+            q = "" if binding.q is None else f";q={binding.q:g}"
+            left = max(0, math.ceil(binding.expires - now))
+            headers.append(("Contact", f"<{binding.contact}>;expires={left}{q}"))
+        supported = {tag.lower() for tag in request.headers.values("Supported")}
+        if "path" in supported:
+            headers += [("Path", path) for path in request.headers.values("Path")]
+        return tuple(headers)
+
+
+def _check_order(binding: Binding, asked: ContactRequest) -> None:
+    """RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher aborts the request."""
+    if binding.call_id == asked.call_id and asked.cseq <= binding.cseq:
+        raise RegisterRejected(400, "CSeq not higher than the binding's (RFC 3261 §10.3)")
+
+
+def _same_flow(current: dict[str, Binding], wanted: RequestedBinding) -> list[Binding]:
+    """Bindings of the same instance and reg-id under another contact (RFC 5626 §6)."""
+    if wanted.instance is None or wanted.reg_id is None:
+        return []
+    return [
+        b
+        for b in current.values()
+        if (b.instance, b.reg_id) == (wanted.instance, wanted.reg_id)
+        and b.contact != wanted.contact
+    ]
+
+
+def _binding(
+    aor: str, wanted: RequestedBinding, asked: ContactRequest, flow: Peer, now: float
+) -> Binding:
+    return Binding(
+        aor=aor,
+        contact=wanted.contact,
+        expires=now + wanted.expires,
+        q=wanted.q,
+        call_id=asked.call_id,
+        cseq=asked.cseq,
+        flow=flow,
+        path=asked.path,
+        instance=wanted.instance,
+        reg_id=wanted.reg_id,
+    )
