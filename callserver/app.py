@@ -20,6 +20,7 @@ import structlog
 
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
+from callserver.calls.registration import Registration
 from callserver.calls.reporting import CdrReporter
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
@@ -41,6 +42,7 @@ from callserver.media.prompts import PromptStore
 from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
+from callserver.registrar.accounts import no_accounts
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, SipEvent, Transmit
@@ -158,6 +160,14 @@ class Server:
         )
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
+        self.calls.registration = Registration.open(
+            self.settings,
+            no_accounts,  # until subscribers are configured
+            auth=self.admission.auth,
+            endpoint=self.endpoint,
+            screening=self.calls.screening,
+            loop=self._loop,
+        )
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
@@ -200,6 +210,8 @@ class Server:
     def stream_closed(self, peer: Peer) -> None:
         """A TCP connection closed."""
         self.endpoint.stream_closed(peer)
+        if self.calls.registration is not None:
+            self.calls.registration.stream_closed(peer, self._loop.time())
 
     # -- the pump ---------------------------------------------------------------------------
 
@@ -408,6 +420,8 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
         await self.media.stop()
+        if self.calls.registration is not None:
+            await self.calls.registration.close()  # bindings on disk for the next start
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite

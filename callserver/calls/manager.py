@@ -45,6 +45,7 @@ from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.phase import CallPhase
+from callserver.calls.registration import Registration
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.screening import Screening
@@ -127,6 +128,7 @@ class CallManager:
         )
         self.screening = Screening(services, refuse=self.refuse)  # admission, held answers
         self._session_ids = itertools.count(1)
+        self.registration: Registration | None = None  # REGISTER, when the server is a registrar
         self.draining = False
         self._byes: set[TransactionKey | None] = set()
         self.byes_answered = asyncio.Event()
@@ -179,6 +181,11 @@ class CallManager:
             self._on_invite(event, now)
         elif request.method == "INVITE" or (request.method == "UPDATE" and request.body):
             self._on_reinvite(event, now)  # an UPDATE without an offer refreshes (RFC 3311)
+        elif request.method == "REGISTER" and request.to().tag is None:
+            if self.registration is not None:
+                self.registration.handle(event, now)
+            elif event.key is not None:
+                self.endpoint.respond(event.key, 405, now)
         elif event.key is not None:
             if request.method == "INFO":
                 self._on_info(event)

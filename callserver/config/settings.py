@@ -33,11 +33,13 @@ from pydantic_settings import (
 
 from callserver.config.errors import OperatorFileError
 from callserver.config.positions import Origin, describe_errors, load_yaml_with_lines
+from callserver.config.registrar import RegistrarSettings
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.policy.overload import OverloadSettings
 from callserver.sip.endpoint import EndpointConfig
 from callserver.sip.parser import ParseLimits
 from callserver.sip.timers import SipTimers
+from callserver.sip.validate import UasPolicy
 from callserver.transport.settings import DnsSettings, ListenAddress
 
 __all__ = [
@@ -221,6 +223,7 @@ class Settings(BaseSettings):
     cdr: CdrSettings = Field(default_factory=CdrSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
     overload: OverloadSettings = Field(default_factory=OverloadSettings)
+    registrar: RegistrarSettings = Field(default_factory=RegistrarSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")
@@ -264,6 +267,10 @@ def endpoint_config(settings: Settings, host: str, port: int) -> EndpointConfig:
         ),
         session_expires=sip.session_expires,
         min_se=sip.min_se,
+        policy=UasPolicy(
+            allowed_methods=UasPolicy().allowed_methods | {"REGISTER"},
+            supported_extensions=UasPolicy().supported_extensions | {"path"},
+        ),
     )
 
 

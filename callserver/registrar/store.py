@@ -82,7 +82,10 @@ class SqliteBindingStore:
 
     def __init__(self, path: Path, *, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        # Loaded on the loop at start-up, then written from one worker thread at a time.
+        self._db = sqlite3.connect(
+            path, isolation_level=None, timeout=10.0, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)

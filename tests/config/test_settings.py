@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from callserver.config.errors import OperatorFileError
-from callserver.config.settings import Settings, load_settings, parse_listen
+from callserver.config.settings import Settings, endpoint_config, load_settings, parse_listen
 from callserver.transport.settings import ListenAddress
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callserver.yaml"
@@ -39,7 +39,7 @@ def test_shipped_config_loads_with_the_values_it_states() -> None:
     """Every key of config/callserver.yaml loads and keeps the value written in the file."""
     raw = yaml.safe_load(SHIPPED.read_text())
     settings = load_settings(SHIPPED)
-    for section in ("sip", "media", "calls", "dns"):
+    for section in ("sip", "media", "calls", "dns", "registrar"):
         model = getattr(settings, section)
         for key, value in raw[section].items():
             loaded = getattr(model, key)
@@ -407,3 +407,17 @@ def test_min_se_above_session_expires_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, "sip:\n  session_expires: 600\n  min_se: 1200\n")
     assert errors_of(path) == [f"{path}:3: sip.min_se: min_se must not exceed session_expires"]
     assert load_settings(write(tmp_path, "sip:\n  session_expires: 600\n  min_se: 600\n"))
+
+
+def test_registrar_expiry_limits_must_be_ordered(tmp_path: Path) -> None:
+    """A registrar section whose minimum expiry is above its maximum is a file error."""
+    path = write(tmp_path, "registrar:\n  min_expires: 9000\n")
+    (error,) = errors_of(path)
+    assert "registrar" in error and "min_expires (9000) <= default_expires" in error
+
+
+def test_the_endpoint_allows_register_and_supports_path() -> None:
+    """The server's endpoint accepts REGISTER and the path extension (RFC 3327)."""
+    config = endpoint_config(Settings(), "127.0.0.1", 5060)
+    assert "REGISTER" in config.policy.allowed_methods
+    assert "path" in config.policy.supported_extensions

@@ -1,0 +1,182 @@
+"""REGISTER in the running server: the registrar's asyncio side (RFC 3261 §10.3).
+
+Theory of operation
+-------------------
+The call manager hands every out-of-dialog REGISTER here. :class:`Registration` asks the
+sans-IO :class:`callserver.registrar.registrar.Registrar` for the answer, sends it (held, like
+a failed INVITE authentication, through :class:`Screening` when the lockout asks for a delay),
+and passes the bindings that changed to the store.
+
+Store writes never run on the event loop: changes are gathered for one turn of the loop and
+written in one transaction by a single worker thread, in the order they happened (a SQLite
+WAL checkpoint can take tens of milliseconds, which the media clock must not wait for).
+
+Expiry is on time: one ``loop.call_at`` on the registrar's earliest deadline, re-armed after
+each REGISTER and each expiry. A closed TCP connection (:meth:`Registration.stream_closed`)
+makes its bindings unusable (RFC 5626 §4.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Sequence
+
+import structlog
+
+from callserver.calls.authentication import DigestAuthenticator
+from callserver.calls.screening import Screening
+from callserver.config.settings import Settings
+from callserver.registrar.accounts import Accounts
+from callserver.registrar.binding import Changed
+from callserver.registrar.contacts import ExpiryPolicy
+from callserver.registrar.digest import RegisterDigest
+from callserver.registrar.registrar import Registrar, ThrottlePolicy
+from callserver.registrar.store import BindingStore, SqliteBindingStore
+from callserver.sip.endpoint import SipEndpoint
+from callserver.sip.events import RequestReceived
+from callserver.sip.peer import Peer
+
+__all__ = ["Registration"]
+
+log = structlog.get_logger("callserver.registrar")
+
+
+class Registration:
+    """Answers REGISTERs and keeps the store and the expiry timer; see the module docstring.
+
+    Args:
+        registrar: the sans-IO registrar, its bindings restored from ``store``.
+        store: where bindings survive a restart (written from one worker thread).
+        endpoint: answers the REGISTERs; ``screening`` holds the answers a lockout delays.
+        loop: the event loop; ``wake`` pumps the endpoint after a timer.
+    """
+
+    def __init__(
+        self,
+        registrar: Registrar,
+        store: BindingStore,
+        *,
+        endpoint: SipEndpoint,
+        screening: Screening,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.registrar = registrar
+        self.store = store
+        self.endpoint = endpoint
+        self.screening = screening
+        self.loop = loop
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, "registrar-store")
+        self._pending: list[Changed] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed: float | None = None
+        self._written: concurrent.futures.Future[None] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        accounts: Accounts,
+        *,
+        auth: DigestAuthenticator,
+        endpoint: SipEndpoint,
+        screening: Screening,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Registration:
+        """The registrar of ``settings``, its bindings back from ``<data_dir>/registrar.sqlite``.
+
+        It shares the trunks' realm, algorithms, nonces and lockout (``auth``), so failed
+        authentications of REGISTERs and INVITEs count toward the same per-source and
+        per-username limits.
+        """
+        section = settings.registrar
+        digest = RegisterDigest(
+            accounts,
+            realm=auth.settings.realm,
+            nonces=auth.nonces,
+            lockout=auth.lockout,
+            algorithms=tuple(auth.settings.algorithms),
+        )
+        expiry = ExpiryPolicy(
+            minimum=section.min_expires,
+            default=section.default_expires,
+            maximum=section.max_expires,
+        )
+        throttle = ThrottlePolicy(rate=section.register_rate, burst=section.register_burst)
+        registrar = Registrar(digest, expiry=expiry, throttle=throttle)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = SqliteBindingStore(settings.data_dir / "registrar.sqlite")
+        registrar.restore(store.load(loop.time()))
+        return cls(registrar, store, endpoint=endpoint, screening=screening, loop=loop)
+
+    def handle(self, event: RequestReceived, now: float) -> None:
+        """Answer one REGISTER (RFC 3261 §10.3) and keep what it changed."""
+        answer = self.registrar.register(event.request, event.peer, now)
+        if answer.delay > 0:
+            self.screening.respond(
+                event.key, answer.status, now, headers=answer.headers, delay=answer.delay
+            )
+        else:
+            self.endpoint.respond(
+                event.key, answer.status, now, reason=answer.reason, headers=answer.headers
+            )
+        if answer.status == 200 and answer.changes:
+            log.info(
+                "registrar.bindings_changed",
+                aor=answer.changes[0].binding.aor,
+                changes=[c.change.value for c in answer.changes],
+                source=event.peer.host,
+            )
+        self._changed(answer.changes, now)
+
+    def stream_closed(self, peer: Peer, now: float) -> None:
+        """A TCP connection closed: its bindings cannot reach their phones any more."""
+        if peer.conn_id is not None:
+            self._changed(self.registrar.flow_closed(peer.conn_id), now)
+
+    async def close(self) -> None:
+        """Write what is pending, stop the worker and close the store."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
+        await self.loop.run_in_executor(self._writer, self.store.close)
+        self._writer.shutdown(wait=True)
+
+    def _changed(self, changes: Sequence[Changed], now: float) -> None:
+        if changes:
+            if not self._pending:
+                self.loop.call_soon(self._flush)
+            self._pending.extend(changes)
+        self._arm(now)
+
+    def _flush(self) -> None:
+        """One transaction for every change of this turn of the loop, off the loop."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._written = self._writer.submit(self.store.apply, batch, self.loop.time())
+        self._written.add_done_callback(_log_failure)
+
+    def _arm(self, now: float) -> None:
+        deadline = self.registrar.get_timer()
+        if deadline == self._armed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed = deadline
+        self._timer = None if deadline is None else self.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = self._armed = None
+        now = self.loop.time()
+        expired = self.registrar.handle_timer(now)
+        for changed in expired:
+            log.info("registrar.binding_expired", aor=changed.binding.aor)
+        self._changed(expired, now)
+
+
+def _log_failure(future: concurrent.futures.Future[None]) -> None:
+    """A failed write is logged; the bindings stay served from memory."""
+    error = future.exception()
+    if error is not None:
+        log.error("registrar.store_failed", error=repr(error))
