@@ -139,7 +139,7 @@ class Registration:
         if self._timer is not None:
             self._timer.cancel()
         self._flush()
-        await self.loop.run_in_executor(self._writer, self.store.close)
+        await asyncio.wrap_future(self._writer.submit(self.store.close))
         self._writer.shutdown(wait=True)
 
     def _changed(self, changes: Sequence[Changed], now: float) -> None:

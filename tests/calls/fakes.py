@@ -136,6 +136,7 @@ class RecordingEndpoint:
         *,
         body: bytes = b"",
         headers: tuple[tuple[str, str], ...] = (),
+        reason: str | None = None,
     ) -> DialogId | None:
         """Keep the response; a 2xx to a pending INVITE creates its dialog (RFC 3261 §12.1.1)."""
         self.responses.append(Sent(key, status, body, headers))

@@ -76,15 +76,15 @@ def register(
 
 
 def authorization(
-    answer: RegisterAnswer,
+    headers: tuple[tuple[str, str], ...],
     *,
     username: str = "201",
     password: str = "pw201",
     alg: str = "SHA-256",
     nc: int = 1,
 ) -> tuple[str, str]:
-    """An Authorization header answering the ``alg`` challenge of a 401."""
-    for _, value in answer.headers:
+    """An Authorization header answering the ``alg`` challenge among a 401's ``headers``."""
+    for _, value in headers:
         challenge = parse_challenge(value)
         if challenge.algorithm == alg:
             value = build_authorization(
@@ -97,7 +97,7 @@ def authorization(
                 nonce_count=nc,
             )
             return ("Authorization", value)
-    raise AssertionError(f"no {alg} challenge in {answer.headers}")
+    raise AssertionError(f"no {alg} challenge in {headers}")
 
 
 def registered(
@@ -119,6 +119,6 @@ def registered(
         register(contacts, cseq=cseq, call_id=call_id, extra=extra, to=to), flow, now
     )
     assert first.status == 401, first
-    creds = authorization(first, username=username, password=password)
+    creds = authorization(first.headers, username=username, password=password)
     request = register(contacts, cseq=cseq + 1, call_id=call_id, extra=(*extra, creds), to=to)
     return reg.register(request, flow, now)

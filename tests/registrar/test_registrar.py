@@ -39,7 +39,7 @@ def test_md5_credentials_work_too() -> None:
     """An answer to the MD5 challenge registers as well as one to SHA-256."""
     reg = registrar()
     first = reg.register(register(), UDP, 1.0)
-    creds = authorization(first, alg="MD5")
+    creds = authorization(first.headers, alg="MD5")
     assert reg.register(register(cseq=2, extra=[creds]), UDP, 1.0).status == 200
 
 
