@@ -15,7 +15,8 @@ class RegistrarSettings(BaseModel):
     ``min_expires``: a shorter non-zero expiry gets 423 with Min-Expires; ``default_expires``:
     granted when a REGISTER asks none; ``max_expires``: a longer one is cut to it;
     ``max_contacts``: the default of a subscriber's contacts; ``register_rate`` and
-    ``register_burst``: REGISTERs per AOR a second and at once before 503 with Retry-After.
+    ``register_burst``: REGISTERs per AOR and source a second and at once before 503
+    with Retry-After.
     """
 
     model_config = ConfigDict(extra="forbid")

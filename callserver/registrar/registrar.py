@@ -7,9 +7,10 @@ on (a :class:`Peer`) and ``now`` and returns a :class:`RegisterAnswer` (status, 
 long to hold it, and the :class:`Changed` bindings for the adapter to store). It follows RFC
 3261 §10.3 in order:
 
-* Throttle (before any digest work): each AOR has a token bucket; a REGISTER past it is
-  answered 503 with Retry-After, so a phone re-registering in a tight loop is not served at
-  line rate and costs no hashing.
+* Throttle (before any digest work): each AOR has a token bucket per source address; a
+  REGISTER past it is answered 503 with Retry-After, so a phone re-registering in a tight loop
+  is not served at line rate and costs no hashing, and REGISTERs sent for someone else's AOR
+  from elsewhere do not use up that phone's rate.
 * Steps 3-4, authentication and authorization: :class:`RegisterDigest`.
 * Steps 5-6: To, Contact and Expires read and checked (:func:`read_register`): 400, 423.
 * Step 7: the changes are worked out for every contact first and applied only when all are
@@ -52,7 +53,8 @@ __all__ = ["RegisterAnswer", "Registrar", "ThrottlePolicy"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ThrottlePolicy:
-    """REGISTERs per AOR: ``rate`` a second, ``burst`` at once; ``max_aors`` buckets kept."""
+    """REGISTERs per AOR and source: ``rate`` a second, ``burst`` at once; ``max_aors``
+    buckets kept (the least recently made goes first)."""
 
     rate: float = 1.0
     burst: float = 5.0
@@ -91,7 +93,7 @@ class Registrar:
         self.expiry = expiry or ExpiryPolicy()
         self.throttle = throttle or ThrottlePolicy()
         self._aors: dict[str, dict[str, Binding]] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._deadlines: list[tuple[float, str, str]] = []  # (expires, aor, contact), lazy
 
     def restore(self, bindings: Iterable[Binding]) -> None:
@@ -141,7 +143,7 @@ class Registrar:
 
     def _register(self, request: Request, flow: Peer, now: float) -> RegisterAnswer:
         asked = read_register(request, self.expiry)
-        self._take_token(asked.aor, now)
+        self._take_token(asked.aor, flow.host, now)
         authorized = self.digest.authorize(request, asked.aor, flow.host, now)
         aor = authorized.account.aor
         planned = self._plan(aor, asked, flow, now)
@@ -161,12 +163,15 @@ class Registrar:
             changes=changes,
         )
 
-    def _take_token(self, aor: str, now: float) -> None:
-        bucket = self._buckets.get(aor)
+    def _take_token(self, aor: str, host: str, now: float) -> None:
+        """One token of the bucket of ``aor`` asked from ``host``: keyed by both, so that
+        REGISTERs sent for someone else's AOR cannot use up the phone's own rate."""
+        key = (aor, host)
+        bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.throttle.max_aors:
                 self._buckets.pop(next(iter(self._buckets)))
-            bucket = self._buckets[aor] = TokenBucket(self.throttle.rate, self.throttle.burst)
+            bucket = self._buckets[key] = TokenBucket(self.throttle.rate, self.throttle.burst)
         if not bucket.take(now):
             retry = max(1, math.ceil(bucket.retry_after(now)))
             raise RegisterRejected(503, "Service Unavailable", (("Retry-After", str(retry)),))

@@ -171,8 +171,11 @@ def test_a_query_lists_the_bindings_without_changing_them() -> None:
 
 
 def test_a_tight_loop_of_registers_is_throttled_before_any_digest_work() -> None:
-    """Past the per-AOR burst a REGISTER gets 503 with Retry-After and no challenge."""
+    """Past the burst of its AOR and source a REGISTER gets 503 with Retry-After and no
+    challenge; another source still gets its challenge."""
     reg = registrar(burst=2.0)
     assert [reg.register(register(), UDP, 5.0).status for _ in range(3)] == [401, 401, 503]
     assert reg.register(register(), UDP, 5.0).headers == (("Retry-After", "1"),)
     assert reg.register(register(), UDP, 6.5).status == 401
+    elsewhere = Peer("udp", "198.51.100.7", 5060)
+    assert reg.register(register(), elsewhere, 6.5).status == 401
