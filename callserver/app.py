@@ -324,6 +324,8 @@ class Server:
         self.overload.settings = self.settings.overload
         self.admission.reload(trunks)
         self.centrex = centrex
+        if self.calls.registration is not None:
+            self.calls.registration.update(self.settings, self.admission.auth)
         self.tariffs = self.calls.tariffs = self.reporter.tariffs = tariffs
         self.media.reconfigure(self.settings.media)
         media = self.settings.media

@@ -89,7 +89,6 @@ class Registration:
         authentications of REGISTERs and INVITEs count toward the same per-source and
         per-username limits.
         """
-        section = settings.registrar
         digest = RegisterDigest(
             accounts,
             realm=auth.settings.realm,
@@ -97,17 +96,20 @@ class Registration:
             lockout=auth.lockout,
             algorithms=tuple(auth.settings.algorithms),
         )
-        expiry = ExpiryPolicy(
-            minimum=section.min_expires,
-            default=section.default_expires,
-            maximum=section.max_expires,
-        )
-        throttle = ThrottlePolicy(rate=section.register_rate, burst=section.register_burst)
-        registrar = Registrar(digest, expiry=expiry, throttle=throttle)
+        registrar = Registrar(digest)
+        _configure(registrar, settings, auth)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = SqliteBindingStore(settings.data_dir / "registrar.sqlite")
         registrar.restore(store.load(loop.time()))
         return cls(registrar, store, endpoint=endpoint, screening=screening, loop=loop)
+
+    def update(self, settings: Settings, auth: DigestAuthenticator) -> None:
+        """A reload: new expiry limits and REGISTER rate, the trunks' new realm and algorithms.
+
+        Bindings and the nonces issued stay; the rate of an AOR already counting keeps its
+        bucket until it is evicted.
+        """
+        _configure(self.registrar, settings, auth)
 
     def handle(self, event: RequestReceived, now: float) -> None:
         """Answer one REGISTER (RFC 3261 §10.3) and keep what it changed."""
@@ -173,6 +175,19 @@ class Registration:
         for changed in expired:
             log.info("registrar.binding_expired", aor=changed.binding.aor)
         self._changed(expired, now)
+
+
+def _configure(registrar: Registrar, settings: Settings, auth: DigestAuthenticator) -> None:
+    """The ``registrar`` section and the trunks' digest realm and algorithms, in force."""
+    section = settings.registrar
+    registrar.expiry = ExpiryPolicy(
+        minimum=section.min_expires,
+        default=section.default_expires,
+        maximum=section.max_expires,
+    )
+    registrar.throttle = ThrottlePolicy(rate=section.register_rate, burst=section.register_burst)
+    registrar.digest.realm = auth.settings.realm
+    registrar.digest.algorithms = tuple(auth.settings.algorithms)
 
 
 def _log_failure(future: concurrent.futures.Future[None]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from callserver.calls.registration import Registration
+from callserver.config.settings import Settings
 from callserver.registrar.store import SqliteBindingStore
 from callserver.sip.events import RequestReceived
 from callserver.sip.message import Request
@@ -87,3 +88,15 @@ async def test_without_a_registrar_register_gets_405(tmp_path: Path) -> None:
     """A manager with no registration answers REGISTER 405 instead of 200."""
     harness = Harness.create(tmp_path)
     assert deliver(harness, register(), UDP, "k1") == 405
+
+
+async def test_a_reload_brings_new_expiry_limits_and_keeps_the_bindings(tmp_path: Path) -> None:
+    """update() sets the new registrar section; the bindings made before stay."""
+    harness, registration = wired(tmp_path)
+    register_phone(harness, UDP)
+    settings = Settings(data_dir=tmp_path, registrar={"min_expires": 900, "default_expires": 900})
+    registration.update(settings, harness.manager.admission.auth)
+    assert registration.registrar.expiry.minimum == 900
+    assert len(registration.registrar.lookup(AOR, harness.loop.now)) == 1
+    assert deliver(harness, register(cseq=5, extra=[("Expires", "600")]), UDP, "k3") == 423
+    await registration.close()
