@@ -101,6 +101,9 @@ def read_register(request: Request, policy: ExpiryPolicy) -> ContactRequest:
     if any(v.strip() == "*" for v in values):
         raise RegisterRejected(400, "Contact '*' must be the only Contact")
     bindings = tuple(_binding(value, header, policy) for value in values)
+    contacts = [binding.contact for binding in bindings]
+    if len(set(contacts)) != len(contacts):
+        raise RegisterRejected(400, "The same Contact appears more than once")
     return ContactRequest(
         aor=aor, bindings=bindings, star=False, call_id=call_id, cseq=cseq, path=path
     )

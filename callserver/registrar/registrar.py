@@ -179,26 +179,30 @@ class Registrar:
     def _plan(
         self, aor: str, asked: ContactRequest, flow: Peer, now: float
     ) -> list[tuple[BindingChange, Binding]]:
-        """Step 7 for every contact, nothing applied yet; raises to abort the request."""
+        """Step 7 for every contact, nothing applied yet; raises to abort the request.
+
+        One entry per contact: a contact that is both replaced (RFC 5626 §6) and named in the
+        request ends with what the request asks for it.
+        """
         current = self._aors.get(aor, {})
         if asked.star:
             for binding in current.values():
                 _check_order(binding, asked)
             return [(BindingChange.REMOVED, b) for b in current.values()]
-        planned: list[tuple[BindingChange, Binding]] = []
+        planned: dict[str, tuple[BindingChange, Binding]] = {}
         for wanted in asked.bindings:
             existing = current.get(wanted.contact)
             if existing is not None:
                 _check_order(existing, asked)
             if wanted.expires == 0:
                 if existing is not None:
-                    planned.append((BindingChange.REMOVED, existing))
+                    planned[wanted.contact] = (BindingChange.REMOVED, existing)
                 continue
-            new = _binding(aor, wanted, asked, flow, now)
-            planned += [(BindingChange.REMOVED, b) for b in _same_flow(current, wanted)]
+            for replaced in _same_flow(current, wanted):
+                planned.setdefault(replaced.contact, (BindingChange.REMOVED, replaced))
             change = BindingChange.REGISTERED if existing is None else BindingChange.REFRESHED
-            planned.append((change, new))
-        return planned
+            planned[wanted.contact] = (change, _binding(aor, wanted, asked, flow, now))
+        return list(planned.values())
 
     def _apply(self, binding: Binding, change: BindingChange) -> Changed:
         current = self._aors.get(binding.aor, {}).get(binding.contact)

@@ -82,3 +82,9 @@ def test_expiry_limits_must_be_ordered() -> None:
     """A policy whose minimum is above its default is refused."""
     with pytest.raises(ValueError, match="minimum <= default"):
         ExpiryPolicy(minimum=600, default=300, maximum=7200)
+
+
+def test_the_same_contact_twice_is_400() -> None:
+    """A REGISTER naming one contact twice is refused rather than applied twice."""
+    refused = rejected(contacts=["<sip:201@192.0.2.10>", "<sip:201@192.0.2.10>;q=0.5"])
+    assert (refused.status, refused.reason) == (400, "The same Contact appears more than once")

@@ -179,3 +179,14 @@ def test_a_tight_loop_of_registers_is_throttled_before_any_digest_work() -> None
     assert reg.register(register(), UDP, 6.5).status == 401
     elsewhere = Peer("udp", "198.51.100.7", 5060)
     assert reg.register(register(), elsewhere, 6.5).status == 401
+
+
+def test_a_replaced_contact_also_removed_by_name_is_removed_once() -> None:
+    """A contact replaced by instance and reg-id and also sent with expires=0 changes once."""
+    reg = registrar()
+    instance = ';+sip.instance="<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";reg-id=1'
+    registered(reg, 1.0, [PHONE + instance])
+    both = registered(reg, 2.0, [DESK + instance, f"{PHONE}{instance};expires=0"], cseq=3)
+    assert both.status == 200
+    assert [c.change for c in both.changes] == [BindingChange.REMOVED, BindingChange.REGISTERED]
+    assert [b.contact for b in reg.lookup(AOR, 3.0)] == ["sip:201@192.0.2.12:5060"]
