@@ -20,7 +20,7 @@ import structlog
 
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
-from callserver.calls.registration import Registration
+from callserver.calls.registration import Registration, account_of
 from callserver.calls.reporting import CdrReporter
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
@@ -42,7 +42,7 @@ from callserver.media.prompts import PromptStore
 from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
-from callserver.registrar.accounts import no_accounts
+from callserver.registrar.accounts import Account
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, SipEvent, Transmit
@@ -162,7 +162,7 @@ class Server:
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
         self.calls.registration = Registration.open(
             self.settings,
-            no_accounts,  # until subscribers are configured
+            self._account,
             auth=self.admission.auth,
             endpoint=self.endpoint,
             screening=self.calls.screening,
@@ -345,6 +345,14 @@ class Server:
         """SIGHUP: the blacklist at once, the dialplans a file per turn of the loop."""
         self.routing.load_blacklist()
         self.background.run(self.routing.dialplans.reload_in_slices())
+
+    def _account(self, username: str) -> Account | None:
+        """The registrar's account of the centrex.yaml phone ``username`` in force now (a
+        SIGHUP reload of the file or of the registrar section applies to the next REGISTER)."""
+        subscriber = self.centrex.account(username)
+        if subscriber is None:
+            return None
+        return account_of(subscriber, self.settings.registrar.max_contacts)
 
     def _spare_share(self) -> float:
         """The share of the loop reload work may take now: what calls leave (pacing)."""

@@ -26,8 +26,9 @@ import structlog
 
 from callserver.calls.authentication import DigestAuthenticator
 from callserver.calls.screening import Screening
+from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
-from callserver.registrar.accounts import Accounts
+from callserver.registrar.accounts import Account, Accounts
 from callserver.registrar.binding import Changed
 from callserver.registrar.contacts import ExpiryPolicy
 from callserver.registrar.digest import RegisterDigest
@@ -37,7 +38,7 @@ from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.events import RequestReceived
 from callserver.sip.peer import Peer
 
-__all__ = ["Registration"]
+__all__ = ["Registration", "account_of"]
 
 log = structlog.get_logger("callserver.registrar")
 
@@ -195,3 +196,18 @@ def _log_failure(future: concurrent.futures.Future[None]) -> None:
     error = future.exception()
     if error is not None:
         log.error("registrar.store_failed", error=repr(error))
+
+
+def account_of(subscriber: Subscriber, default_max_contacts: int) -> Account:
+    """The registrar's :class:`Account` of a centrex.yaml phone (RFC 3261 §10.3 steps 3-5): its
+    number as the AOR, its digest username, realm and HA1 values, and its maximum contacts
+    (``default_max_contacts``, the registrar section's, when the phone sets none)."""
+    return Account(
+        aor=subscriber.number,
+        username=subscriber.username,
+        realm=subscriber.realm,
+        ha1=subscriber.ha1,
+        max_contacts=(
+            default_max_contacts if subscriber.max_contacts is None else subscriber.max_contacts
+        ),
+    )

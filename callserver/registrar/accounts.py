@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Account", "Accounts", "no_accounts"]
+__all__ = ["Account", "Accounts"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,9 +26,3 @@ class Account:
 
 Accounts = Callable[[str], Account | None]
 """The account of a digest username, or None when there is none."""
-
-
-def no_accounts(username: str) -> Account | None:
-    """No subscriber at all: every REGISTER meets the 403 of an unknown username."""
-    del username
-    return None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
-from callserver.calls.registration import Registration
+from callserver.calls.registration import Registration, account_of
+from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
 from callserver.registrar.store import SqliteBindingStore
 from callserver.sip.events import RequestReceived
@@ -100,3 +103,24 @@ async def test_a_reload_brings_new_expiry_limits_and_keeps_the_bindings(tmp_path
     assert len(registration.registrar.lookup(AOR, harness.loop.now)) == 1
     assert deliver(harness, register(cseq=5, extra=[("Expires", "600")]), UDP, "k3") == 423
     await registration.close()
+
+
+def test_account_of_a_subscriber_takes_its_number_as_aor_and_the_default_max_contacts() -> None:
+    """A centrex.yaml phone becomes the registrar's account; no max_contacts means the default."""
+    phone = Subscriber(
+        number="+38733100201",
+        group="acme-office",
+        extension="201",
+        name=None,
+        username="38733100201",
+        realm="callserver",
+        ha1=MappingProxyType({"MD5": "0" * 32, "SHA-256": "1" * 64}),
+        barring=(),
+        clir=False,
+        max_contacts=None,
+    )
+    account = account_of(phone, 5)
+    assert (account.aor, account.username, account.realm) == (AOR, "38733100201", "callserver")
+    assert account.ha1 == {"MD5": "0" * 32, "SHA-256": "1" * 64}
+    assert account.max_contacts == 5
+    assert account_of(replace(phone, max_contacts=2), 5).max_contacts == 2
