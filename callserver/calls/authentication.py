@@ -55,22 +55,21 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
+from itertools import chain
 
 import structlog
 
 from callserver.config.trunks import DigestSettings, LockoutSettings, TrunkTable
 from callserver.policy.lockout import Lockout, LockoutPolicy, Standing
 from callserver.sip.auth import (
-    AuthError,
     Credentials,
-    build_challenge,
-    parse_authorization,
+    challenge_fields,
+    find_credentials,
+    names_uri,
     verify_authorization,
 )
-from callserver.sip.errors import SipParseError
 from callserver.sip.message import Request
 from callserver.sip.nonces import Nonces, NonceStatus
-from callserver.sip.uri import parse_uri
 
 __all__ = [
     "AuthFailed",
@@ -213,7 +212,7 @@ class DigestAuthenticator:
         creds = self._credentials(request)
         if creds is None:
             return replace(self.challenge(now), delay=standing.delay)
-        if not _same_uri(creds.uri, request):
+        if not names_uri(creds.uri, request.uri):
             return self._fail(request, host, creds, 400, "uri_mismatch", None, standing, now)
         status = self.nonces.check(creds.nonce, now)
         if status is not NonceStatus.FRESH:
@@ -250,34 +249,20 @@ class DigestAuthenticator:
         """A 407 (or 401) with one challenge per configured algorithm (RFC 8760 §2.4)."""
         settings = self.settings
         field = "Proxy-Authenticate" if settings.challenge == 407 else "WWW-Authenticate"
-        nonce = self.nonces.issue(now)
-        headers = tuple(
-            (
-                field,
-                build_challenge(
-                    realm=settings.realm,
-                    nonce=nonce,
-                    algorithm=algorithm,
-                    opaque=self._opaque,
-                    stale=stale,
-                ),
-            )
-            for algorithm in settings.algorithms
+        headers = challenge_fields(
+            field,
+            realm=settings.realm,
+            nonce=self.nonces.issue(now),
+            algorithms=settings.algorithms,
+            opaque=self._opaque,
+            stale=stale,
         )
         return Challenged(status=settings.challenge, headers=headers, stale=stale)
 
     def _credentials(self, request: Request) -> Credentials | None:
         """The first credentials for our realm and an algorithm we offer, either header."""
-        for name in _CREDENTIAL_FIELDS:
-            for value in request.headers.get_all(name):
-                try:
-                    creds = parse_authorization(value)
-                except AuthError:
-                    continue
-                ours = creds.realm == self.settings.realm
-                if ours and creds.algorithm in self.settings.algorithms:
-                    return creds
-        return None
+        values = chain.from_iterable(map(request.headers.get_all, _CREDENTIAL_FIELDS))
+        return find_credentials(values, self.settings.realm, self.settings.algorithms)
 
     @staticmethod
     def _verify(request: Request, creds: Credentials, table: TrunkTable, trunk: str | None) -> bool:
@@ -321,14 +306,6 @@ class DigestAuthenticator:
         return AuthFailed(
             status=status, cause=cause, username=creds.username, trunk=trunk, delay=standing.delay
         )
-
-
-def _same_uri(text: str, request: Request) -> bool:
-    """``uri`` names the Request-URI (compared part by part, so only the scheme's case may vary)."""
-    try:
-        return parse_uri(text) == request.uri
-    except SipParseError:
-        return False
 
 
 def _log_replay(request: Request, host: str, creds: Credentials) -> None:

@@ -34,16 +34,14 @@ from callserver.policy.lockout import Lockout, Standing
 from callserver.registrar.accounts import Account, Accounts
 from callserver.registrar.contacts import RegisterRejected
 from callserver.sip.auth import (
-    AuthError,
     Credentials,
-    build_challenge,
-    parse_authorization,
+    challenge_fields,
+    find_credentials,
+    names_uri,
     verify_authorization_ha1,
 )
-from callserver.sip.errors import SipParseError
 from callserver.sip.message import Request
 from callserver.sip.nonces import Nonces, NonceStatus
-from callserver.sip.uri import parse_uri
 
 __all__ = ["Authorized", "RegisterDigest"]
 
@@ -96,7 +94,7 @@ class RegisterDigest:
         creds = self._credentials(request)
         if creds is None:
             raise self._challenge(now, standing)
-        if not _same_uri(creds.uri, request):
+        if not names_uri(creds.uri, request.uri):
             reason = "Digest uri is not the Request-URI"
             raise self._fail(host, creds.username, 400, reason, standing.delay, now)
         status = self.nonces.check(creds.nonce, now)
@@ -117,14 +115,8 @@ class RegisterDigest:
         return Authorized(account=account, delay=delay)
 
     def _credentials(self, request: Request) -> Credentials | None:
-        for value in request.headers.get_all("Authorization"):
-            try:
-                creds = parse_authorization(value)
-            except AuthError:
-                continue
-            if creds.realm == self.realm and creds.algorithm in self.algorithms:
-                return creds
-        return None
+        values = request.headers.get_all("Authorization")
+        return find_credentials(values, self.realm, self.algorithms)
 
     @staticmethod
     def _verify(request: Request, creds: Credentials, account: Account | None) -> bool:
@@ -139,19 +131,13 @@ class RegisterDigest:
         self, now: float, standing: Standing, *, stale: bool = False
     ) -> RegisterRejected:
         """401 with one challenge per algorithm (RFC 3261 §22.1, RFC 8760 §2.4)."""
-        nonce = self.nonces.issue(now)
-        headers = tuple(
-            (
-                "WWW-Authenticate",
-                build_challenge(
-                    realm=self.realm,
-                    nonce=nonce,
-                    algorithm=algorithm,
-                    opaque=self._opaque,
-                    stale=stale,
-                ),
-            )
-            for algorithm in self.algorithms
+        headers = challenge_fields(
+            "WWW-Authenticate",
+            realm=self.realm,
+            nonce=self.nonces.issue(now),
+            algorithms=self.algorithms,
+            opaque=self._opaque,
+            stale=stale,
         )
         return RegisterRejected(401, "Unauthorized", headers, delay=standing.delay)
 
@@ -161,10 +147,3 @@ class RegisterDigest:
         """Count a failure against ``host`` and ``username`` (None: a locked username)."""
         self.lockout.failed(host, username, now)
         return RegisterRejected(status, reason, delay=delay)
-
-
-def _same_uri(text: str, request: Request) -> bool:
-    try:
-        return parse_uri(text) == request.uri
-    except SipParseError:
-        return False

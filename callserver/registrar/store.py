@@ -61,15 +61,12 @@ class BindingStore(Protocol):
 
     def load(self, now: float) -> list[Binding]:
         """Every binding not yet expired, with its deadline on the clock of ``now``."""
-        ...
 
     def apply(self, changes: Sequence[Changed], now: float) -> None:
         """Write ``changes`` (made at ``now``) together."""
-        ...
 
     def close(self) -> None:
         """Release the store."""
-        ...
 
 
 class SqliteBindingStore:

@@ -23,8 +23,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
+
+from callserver.sip.errors import SipParseError
+from callserver.sip.uri import Uri, parse_uri
 
 __all__ = [
     "AuthError",
@@ -32,6 +35,9 @@ __all__ = [
     "Credentials",
     "build_authorization",
     "build_challenge",
+    "challenge_fields",
+    "find_credentials",
+    "names_uri",
     "parse_authorization",
     "parse_challenge",
     "password_ha1",
@@ -383,3 +389,43 @@ def _unquote(text: str) -> str:
     if text.startswith('"'):
         return _ESCAPE.sub(r"\1", text[1:-1])
     return text
+
+
+def find_credentials(
+    values: Iterable[str], realm: str, algorithms: Collection[str]
+) -> Credentials | None:
+    """The first credentials among header ``values`` for ``realm`` and one of ``algorithms``;
+    unparsable ones and those for other realms are passed over (RFC 3261 §22.3)."""
+    for value in values:
+        try:
+            creds = parse_authorization(value)
+        except AuthError:
+            continue
+        if creds.realm == realm and creds.algorithm in algorithms:
+            return creds
+    return None
+
+
+def challenge_fields(
+    name: str, *, realm: str, nonce: str, algorithms: Iterable[str], opaque: str, stale: bool
+) -> tuple[tuple[str, str], ...]:
+    """One ``name`` field (WWW-Authenticate or Proxy-Authenticate) per algorithm, in the
+    order given, all with one nonce (RFC 3261 §22.1, RFC 8760 §2.4)."""
+    return tuple(
+        (
+            name,
+            build_challenge(
+                realm=realm, nonce=nonce, algorithm=algorithm, opaque=opaque, stale=stale
+            ),
+        )
+        for algorithm in algorithms
+    )
+
+
+def names_uri(text: str, uri: Uri) -> bool:
+    """The credentials' ``uri`` names ``uri`` (RFC 7616 §3.4.6), compared part by part, so
+    only the scheme's case may vary; an unparsable one names nothing."""
+    try:
+        return parse_uri(text) == uri
+    except SipParseError:
+        return False
