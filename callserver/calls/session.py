@@ -26,7 +26,6 @@ import json
 import os
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,7 +103,36 @@ class SessionHost(Protocol):
 
 
 class CallSession:
-    """One call's dialplan-facing state; see the module docstring."""
+    """One call's dialplan-facing state; see the module docstring.
+
+    Slotted, and its waits are futures made when something waits (most calls never collect
+    digits nor wait for an ACK): a session is held for the whole of every call.
+    """
+
+    __slots__ = (
+        "_answered",
+        "_answered_at",
+        "_clock",
+        "_digit_waiter",
+        "_digits",
+        "_early",
+        "_ended",
+        "_media_waiter",
+        "_monotonic",
+        "_playback",
+        "_recording",
+        "call_id",
+        "called",
+        "caller",
+        "dialplan",
+        "dialplan_version",
+        "host",
+        "language",
+        "max_duration",
+        "notes",
+        "variables",
+        "voicemail_dir",
+    )
 
     def __init__(
         self,
@@ -135,10 +163,9 @@ class CallSession:
         self._answered_at: float | None = None  # ``monotonic`` when the 200 OK was sent
         self._early = False
         self._ended = False
-        self._digits: deque[str] = deque()
-        self._digit_ready = asyncio.Event()
-        self._media = asyncio.Event()  # clear while the answer to our offer is awaited
-        self._media.set()
+        self._digits = ""  # received, not yet collected (type-ahead)
+        self._digit_waiter: asyncio.Future[None] | None = None  # while collect waits
+        self._media_waiter: asyncio.Future[None] | None = None  # until the ACK's answer
         self._playback: asyncio.Future[bool] | None = None
         self._recording: asyncio.Future[Recorded] | None = None
 
@@ -195,8 +222,8 @@ class CallSession:
             self._answered = not early
             if not early:
                 self._answered_at = self._monotonic()
-            if not self._media.is_set():  # a late offer: the ACK brings the answer
-                await self._media.wait()
+            if self._media_waiter is not None:  # a late offer: the ACK brings the answer
+                await self._media_waiter
 
     async def ring(self) -> None:
         """180 Ringing, before any answer or early media (RFC 3261 §21.1.2)."""
@@ -307,16 +334,24 @@ class CallSession:
 
     def media_pending(self) -> None:
         """The answer was sent with our offer: media waits for the ACK's answer."""
-        self._media.clear()
+        if self._media_waiter is None or self._media_waiter.done():
+            self._media_waiter = asyncio.get_running_loop().create_future()
 
     def media_ready(self) -> None:
         """The ACK brought the answer to our offer: the stream is configured."""
-        self._media.set()
+        self._release_media()
+
+    def _release_media(self) -> None:
+        waiter, self._media_waiter = self._media_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def digit_received(self, digit: str) -> None:
         """A DTMF digit arrived (any source)."""
-        self._digits.append(digit)
-        self._digit_ready.set()
+        self._digits += digit
+        waiter = self._digit_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def playback_finished(self, interrupted: bool) -> None:
         """The engine reported the end of the current playback."""
@@ -332,7 +367,7 @@ class CallSession:
         """The call is over (either side): nothing more is sent. ``recording`` is what closing
         the stream kept of a message being recorded: it goes to the CDR all the same."""
         self._ended = True
-        self._media.set()
+        self._release_media()
         pending = self._recording
         if recording is None or pending is None or pending.done():
             return
@@ -343,13 +378,16 @@ class CallSession:
 
     async def _next_digit(self, wait: float) -> str | None:
         if not self._digits:
-            self._digit_ready.clear()
+            waiter = self._digit_waiter = asyncio.get_running_loop().create_future()
             try:
                 async with asyncio.timeout(wait):
-                    await self._digit_ready.wait()
+                    await waiter
             except TimeoutError:
                 return None
-        return self._digits.popleft()
+            finally:
+                self._digit_waiter = None
+        digit, self._digits = self._digits[0], self._digits[1:]
+        return digit
 
     def _write_metadata(self, wav: Path, started: datetime, recorded: Recorded) -> None:
         data = {

@@ -31,7 +31,6 @@ Everything here is sans-IO: payload bytes and ``now`` in, digits and bytes out.
 from __future__ import annotations
 
 import struct
-from collections import deque
 from dataclasses import dataclass
 
 __all__ = [
@@ -135,7 +134,6 @@ class TelephoneEventReceiver:
     __slots__ = (
         "_digits",
         "_done",
-        "_done_order",
         "_duplicates",
         "_malformed",
         "_max_event",
@@ -162,8 +160,8 @@ class TelephoneEventReceiver:
         self._memory = memory
         self._max_sources = max_sources
         self._open: dict[int, _Open] = {}
-        self._done: set[tuple[int, int]] = set()
-        self._done_order: deque[tuple[int, int]] = deque()
+        # Events reported, oldest first (a dict keeps its order: one small object per stream).
+        self._done: dict[tuple[int, int], None] = {}
         self._digits = self._duplicates = self._malformed = self._unknown = 0
         self.last_event_at: float | None = None
         """``now`` of the last telephone-event packet; the engine mutes in-band detection
@@ -306,10 +304,10 @@ class TelephoneEventReceiver:
         return min(current.started + self._max_event, current.last_seen + by_duration)
 
     def _remember(self, key: tuple[int, int]) -> None:
-        self._done.add(key)
-        self._done_order.append(key)
-        if len(self._done_order) > self._memory:
-            self._done.discard(self._done_order.popleft())
+        done = self._done
+        done[key] = None
+        if len(done) > self._memory:
+            del done[next(iter(done))]
 
 
 def _continues(previous: _Open, digit: str, timestamp: int) -> bool:

@@ -87,7 +87,7 @@ class RtpSender:
         self._silence = b""
         self._marker = True
         self._play: Playback | None = None
-        self._dtmf_out: deque[TelephoneEventSender] = deque()
+        self._dtmf_out: list[TelephoneEventSender] = []  # queued digits: a few, seldom
         self._dtmf_ts = 0
         self._tone: bytes | None = None
         self._relay_ssrc: int | None = None
@@ -177,7 +177,7 @@ class RtpSender:
         sender = self._dtmf_out[0]
         step = sender.next_payload()
         if step is None:
-            self._dtmf_out.popleft()
+            del self._dtmf_out[0]
             return None
         marker, payload = step
         if marker:
