@@ -20,6 +20,7 @@ import structlog
 
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
+from callserver.calls.phones import PhoneBook
 from callserver.calls.registration import Registration, account_of
 from callserver.calls.reporting import CdrReporter
 from callserver.cdr.ingester import CdrIngester
@@ -108,7 +109,14 @@ class Server:
             loop=self._loop,
             wake=self.pump,
         )
+        self.phones = PhoneBook(
+            lambda: self.centrex,
+            lambda aor, now: [] if (r := self.calls.registration) is None else r.lookup(aor, now),
+            lambda: self.settings.calls.ring_timeout,
+        )
+        self.calls.forwarder.phones = self.phones
         self.routing = Routing(
+            phones=self.phones.route,
             dialplans=settings.dialplans,
             blacklist=settings.blacklist,
             prompts=self.prompts,

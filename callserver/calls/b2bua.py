@@ -8,14 +8,17 @@ own outcome and a CDR for the leg that was not placed:
 1. loop protection: the new INVITE carries the inbound Max-Forwards less one; an inbound
    value of 1 or less means a forwarding loop (RFC 3261 §16.6 step 3: 483 Too Many Hops);
 2. the route: a named outbound route of config/trunks.yaml (or the default one) for a
-   number, the URI's own host for a ``sip:`` target;
+   number, the URI's own host for a ``sip:`` target; a Centrex phone (``calls.phones``: a
+   subscriber's number, or an extension of the call's group) needs none and is not barred:
+   its registered contacts are the destination, and none is ``unavailable`` (480);
 3. outbound barring of the caller's trunk or customer (``policy.barring``): 403, ``barred``;
 4. the destination: the URI resolved into the addresses to try (``calls.destination``,
    RFC 3263); a name that resolves to nothing is ``no_route`` (503);
 5. a channel for the leg in the same pools as the inbound call (a forwarded call holds one
    channel for each leg), and an RTP port.
 
-Then the INVITE goes out with our SDP offer to the first address. No response at all within
+Then the INVITE goes out with our SDP offer to the first address (to a phone: one INVITE to
+each registered contact at once, ``calls.branching``). No response at all within
 ``calls.forward_response_timeout``, or a 503, sends a new INVITE to the next address, if any
 (RFC 3263 §4.3); the abandoned one is cancelled should it answer late. While it rings the
 caller gets 180 Ringing, or, when audio already flows (answered, or early media), a 425 Hz
@@ -36,16 +39,26 @@ import asyncio
 
 import numpy as np
 
+from callserver.calls.branching import (
+    cancel,
+    outcome_of,
+    refused,
+    ring_all,
+    send_invite,
+    settled,
+)
 from callserver.calls.bridge import bridge_of
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call, stream_config
 from callserver.calls.destination import Destination, locate, route_of
 from callserver.calls.leg import Leg
 from callserver.calls.phase import CallPhase
+from callserver.calls.phones import COMPLETED_ELSEWHERE, Branch, PhoneBook
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
+from callserver.config.centrex import Subscriber
 from callserver.media import g711
 from callserver.media.engine import PortsExhausted
 from callserver.media.stream import MediaStream
@@ -54,7 +67,6 @@ from callserver.sip.dialog import DialogId
 from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
-    Peer,
     ResponseReceived,
     SipEvent,
     TransactionTimedOut,
@@ -82,6 +94,7 @@ class Forwarder:
         self.calls = calls
         self.bridges = Bridges(calls)
         self.resolver = SipResolver(clock=services.loop.time)  # the app's, from dns settings
+        self.phones: PhoneBook | None = None  # Centrex phones and their contacts (app.py)
 
     async def forward(
         self,
@@ -94,26 +107,34 @@ class Forwarder:
     ) -> ForwardOutcome:
         """Place the leg, ring it, bridge it; returns when it ends (or could not be placed)."""
         facts = self._facts(call, target)
-        refusal = self._refusal(call, target, route)
-        if refusal is None:
+        phone = self._subscriber(call, target)
+        refusal = self._refusal(call, target, None if phone else route, phone=phone is not None)
+        if refusal is None and phone is not None:
+            assert self.phones is not None
+            facts.called = phone.number
+            branches = self.phones.contacts(phone, self.services.now())
+            if branches:
+                return await self._forward(call, facts, caller_id, ring_timeout, branches)
+            refusal = "unavailable", 480, "not registered"
+        elif refusal is None:
             destination = await self._locate(call, target, route)
             if isinstance(destination, Destination):
-                return await self._forward(call, facts, destination, ring_timeout, caller_id)
+                return await self._forward(call, facts, caller_id, ring_timeout, destination)
             refusal = "no_route", 503, destination
         reason, code, detail = refusal
         facts.extra["end_detail"] = detail
         self.services.reporter.ended(facts, reason, sip_code=code)
-        return ForwardOutcome(result="barred" if reason == "barred" else "failed", sip_code=code)
+        return refused(reason, code)
 
     async def _forward(
         self,
         call: Call,
         facts: CallFacts,
-        destination: Destination,
-        ring_timeout: float,
         caller_id: str | None,
+        ring_timeout: float,
+        to: Destination | tuple[Branch, ...],
     ) -> ForwardOutcome:
-        leg = self._place(call, facts, destination, caller_id)
+        leg = self._place(call, facts, to, caller_id)
         if leg is None:
             return ForwardOutcome(result="failed", sip_code=503)
         try:
@@ -121,11 +142,26 @@ class Forwarder:
         finally:
             self._teardown(leg)
 
-    def _refusal(self, call: Call, target: str, route: str | None) -> tuple[str, int, str] | None:
-        """Why the leg may not be placed: (reason, SIP code, CDR end_detail), or None."""
+    def _subscriber(self, call: Call, target: str) -> Subscriber | None:
+        """The Centrex subscriber ``target`` names (a number or an extension of the call's
+        group), or None."""
+        if self.phones is None or target.startswith(("sip:", "sips:")):
+            return None
+        facts = call.facts
+        return self.phones.subscriber(
+            target, facts.called if facts else None, facts.caller if facts else None
+        )
+
+    def _refusal(
+        self, call: Call, target: str, route: str | None, *, phone: bool
+    ) -> tuple[str, int, str] | None:
+        """Why the leg may not be placed: (reason, SIP code, CDR end_detail), or None. A
+        phone of the operator's own needs no route and is not barred."""
         if call.max_forwards <= 1:
             call.log.warning("call.forward_loop", target=target)
             return "loop", 483, f"max_forwards {call.max_forwards}"
+        if phone:
+            return None
         routes = self.services.admission.table.config  # as reloaded
         if not target.startswith(("sip:", "sips:")) and route_of(routes, route) is None:
             call.log.error("call.forward_no_route", route=route)
@@ -146,7 +182,11 @@ class Forwarder:
             return f"dns: {exc}"
 
     def _place(
-        self, call: Call, facts: CallFacts, destination: Destination, caller_id: str | None
+        self,
+        call: Call,
+        facts: CallFacts,
+        to: Destination | tuple[Branch, ...],
+        caller_id: str | None,
     ) -> Leg | None:
         services = self.services
         grant = services.admission.acquire_leg(call.facts, facts.called)
@@ -164,35 +204,18 @@ class Forwarder:
         from_addr = parse_address(f"<sip:{caller}@{services.endpoint.config.host}>")
         services.reporter.opened(facts)
         setup, ended = services.loop.create_future(), asyncio.Event()
+        destination = to if isinstance(to, Destination) else None
         leg = Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
         call.log.info(
             "call.forwarding", target=facts.called, leg_call_id=facts.call_id, rtp_port=stream.port
         )
-        self._invite(leg)
+        if destination is not None:
+            send_invite(self.services, self.calls, leg)
+        else:
+            assert isinstance(to, tuple)
+            leg.branches, leg.forks = to, {}
+            ring_all(self.services, self.calls, leg)
         return leg
-
-    def _invite(self, leg: Leg) -> None:
-        """Send the leg's INVITE to its next target: a new client transaction each time."""
-        services = self.services
-        uri = leg.destination.uri
-        target = leg.destination.targets[leg.tried]
-        leg.tried += 1
-        handle = services.endpoint.uac.invite(
-            uri,
-            from_addr=leg.from_addr,
-            to_addr=parse_address(f"<{uri}>"),
-            peer=Peer(target.transport, target.host, target.port),
-            now=services.now(),
-            body=str(leg.offer).encode(),
-            credentials=leg.destination.credentials,
-            call_id=leg.facts.call_id,
-            max_forwards=leg.a.max_forwards - 1,
-        )
-        self.calls.leg_sent(leg, handle)
-        leg.a.log.info(
-            "call.forward_target", transport=target.transport, host=target.host, port=target.port
-        )
-        services.wake()
 
     async def _run(self, leg: Leg, ring_timeout: float) -> ForwardOutcome:
         self._ring_caller(leg)
@@ -202,7 +225,7 @@ class Forwarder:
         finally:
             timer.cancel()
         if status >= 300:
-            return _failed(status, leg.cancelled)
+            return outcome_of(status, leg.cancelled)
         a = leg.a
         if a.session is not None and not a.session.answered:
             await a.session.answer()
@@ -222,7 +245,8 @@ class Forwarder:
         on those, the next target gets a new INVITE (RFC 3263 §4.3)."""
         loop = self.services.loop
         while True:
-            more = leg.tried < len(leg.destination.targets)
+            destination = leg.destination
+            more = destination is not None and leg.tried < len(destination.targets)
             handle = leg.handle
             timeout = self.services.live.settings.calls.forward_response_timeout
             timer = loop.call_later(timeout, self._no_response, leg, handle) if more else None
@@ -239,7 +263,7 @@ class Forwarder:
             if not leg.responded:  # still trying: CANCEL it should it answer after all
                 self.services.endpoint.uac.cancel(handle, loop.time())
             leg.setup, leg.responded = loop.create_future(), False
-            self._invite(leg)
+            send_invite(self.services, self.calls, leg)
 
     def _no_response(self, leg: Leg, handle: TransactionKey | None) -> None:
         if leg.handle is handle and not leg.responded and not leg.setup.done():
@@ -262,7 +286,7 @@ class Forwarder:
     def _ring_timeout(self, leg: Leg) -> None:
         if not leg.setup.done():
             leg.cancelled = True
-            self.services.endpoint.uac.cancel(leg.handle, self.services.now())
+            cancel(self.services, leg)
             self.services.wake()
 
     def _teardown(self, leg: Leg) -> None:
@@ -277,7 +301,7 @@ class Forwarder:
         if leg.dialog_id is not None:
             services.endpoint.bye(leg.dialog_id, now)
         elif not leg.setup.done():
-            services.endpoint.uac.cancel(leg.handle, now)
+            cancel(self.services, leg)
         if leg.a.stream is not None:
             services.media.stop_playback(leg.a.stream)
         services.media.unbridge(leg.stream)
@@ -290,7 +314,7 @@ class Forwarder:
             # A cap or an RTP timeout that ended the caller's leg ended this one too.
             reason = leg.a.cause if leg.a.cause in _SHARED_CAUSES else leg.end_reason
         else:
-            reason = _failed(code, leg.cancelled).result
+            reason = outcome_of(code, leg.cancelled).result
         services.reporter.ended(leg.facts, reason, sip_code=code)
         services.wake()
 
@@ -308,8 +332,9 @@ class Forwarder:
             return True
         if isinstance(event, TransactionTimedOut):
             leg = self.calls.leg_by_handle(event.key)
-            if leg is not None and not leg.setup.done():
-                leg.setup.set_result(408)
+            status = None if leg is None else settled(leg, event.key, 408)
+            if leg is not None and status is not None and not leg.setup.done():
+                leg.setup.set_result(status)
             return leg is not None
         if isinstance(event, DialogConfirmed | DialogTerminated):
             leg = self.calls.leg_by_dialog(event.dialog_id)
@@ -325,10 +350,16 @@ class Forwarder:
     def _on_response(self, leg: Leg, event: ResponseReceived) -> None:
         response = event.response
         leg.responded = True
-        if response.status < 200 or leg.setup.done():
+        status: int | None = response.status
+        if leg.forks is not None and response.status >= 200 and not leg.setup.done():
+            status = settled(leg, event.key, response.status)
+            if status is not None and status < 300:
+                leg.handle = event.key  # the contact that answered; the others lose
+                cancel(self.services, leg, COMPLETED_ELSEWHERE)
+        if status is None or status < 200 or leg.setup.done():
             return
-        if response.status >= 300:
-            leg.setup.set_result(response.status)
+        if status >= 300:
+            leg.setup.set_result(status)
             return
         try:
             media = negotiated_from_answer(leg.offer, parse_sdp(response.body))
@@ -365,14 +396,6 @@ class Forwarder:
                 call.facts.caller_country,
             )
         return facts
-
-
-def _failed(status: int, cancelled: bool) -> ForwardOutcome:
-    if cancelled or status in (408, 480, 487):
-        return ForwardOutcome(result="no_answer", sip_code=status)
-    if status in (486, 600):
-        return ForwardOutcome(result="busy", sip_code=status)
-    return ForwardOutcome(result="failed", sip_code=status)
 
 
 def _uac_dialog(event: ResponseReceived) -> DialogId:

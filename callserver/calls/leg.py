@@ -3,7 +3,9 @@
 ``Leg`` is what ``b2bua.Forwarder`` keeps of one leg it places for a call's ``forward`` step:
 its client transaction (``handle``, one per target tried), its dialog once answered, its
 stream, channel and CDR facts, and the bridge that answers both legs' in-dialog requests.
-The ``Calls`` registry finds it by handle and by dialog.
+A leg to a Centrex phone rings all its registered contacts at once: ``forks`` has one client
+transaction per contact and its final status (None while it rings); ``handle`` becomes the
+one whose 2xx won. The ``Calls`` registry finds it by any of its handles and by dialog.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from callserver.calls.bridge import Bridge
 from callserver.calls.call import Call
 from callserver.calls.destination import Destination
+from callserver.calls.phones import Branch
 from callserver.calls.reporting import CallFacts
 from callserver.media.stream import MediaStream
 from callserver.policy.limits import Grant
@@ -37,7 +40,7 @@ class Leg:
     grant: Grant | None
     setup: asyncio.Future[int]  # the final response's status (408: timed out)
     ended: asyncio.Event
-    destination: Destination
+    destination: Destination | None  # None: a phone's contacts (``branches``)
     from_addr: Address
     dialog_id: DialogId | None = None
     cancelled: bool = False
@@ -45,3 +48,9 @@ class Leg:
     tried: int = 0  # destination targets sent an INVITE so far
     responded: bool = False  # the current target sent a response, provisional or final
     bridge: Bridge | None = None  # while bridged: the in-dialog requests of both legs
+    branches: tuple[Branch, ...] = ()  # a phone's registered contacts, rung at once
+    forks: dict[TransactionKey | None, int | None] | None = None  # branch: final status
+
+    def pending_forks(self) -> list[TransactionKey | None]:
+        """The branches still ringing (none for a leg through a route)."""
+        return [] if self.forks is None else [k for k, s in self.forks.items() if s is None]

@@ -29,7 +29,7 @@ from callserver.calls.screening import Screening
 from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
 from callserver.registrar.accounts import Account, Accounts
-from callserver.registrar.binding import Changed
+from callserver.registrar.binding import Binding, Changed
 from callserver.registrar.contacts import ExpiryPolicy
 from callserver.registrar.digest import RegisterDigest
 from callserver.registrar.registrar import Registrar, ThrottlePolicy
@@ -131,6 +131,10 @@ class Registration:
                 source=event.peer.host,
             )
         self._changed(answer.changes, now)
+
+    def lookup(self, aor: str, now: float) -> list[Binding]:
+        """The usable bindings of ``aor`` at ``now``, best first (``Registrar.lookup``)."""
+        return self.registrar.lookup(aor, now)
 
     def stream_closed(self, peer: Peer, now: float) -> None:
         """A TCP connection closed: its bindings cannot reach their phones any more."""

@@ -126,9 +126,17 @@ class Calls:
             self._legs_by_dialog.pop(leg.dialog_id, None)
         leg.dialog_id = None
 
+    def fork_sent(self, leg: Leg, handle: TransactionKey | None) -> None:
+        """One of ``leg``'s parallel INVITEs (to a phone's contact) went out on ``handle``."""
+        assert leg.forks is not None
+        leg.forks[handle] = None
+        self._legs_by_handle[handle] = leg
+
     def remove_leg(self, leg: Leg) -> None:
         """``leg`` is torn down: out of every index."""
         self._legs_by_handle.pop(leg.handle, None)
+        for handle in leg.forks or ():
+            self._legs_by_handle.pop(handle, None)
         if leg.dialog_id is not None:
             self._legs_by_dialog.pop(leg.dialog_id, None)
 

@@ -187,6 +187,9 @@ class CallsSettings(BaseModel):
     forward_response_timeout: float = Field(
         4.0, gt=0, le=64, description="forwarded INVITE: no response at all: try the next target"
     )
+    ring_timeout: float = Field(
+        30.0, gt=0, le=600, description="a call to a Centrex phone: unanswered this long: 480"
+    )
     drain_timeout: float = Field(10.0, ge=0)
     max_calls: int = Field(10000, ge=1)
     answer_after: None = Field(None, exclude=True, repr=False, description="removed")

@@ -64,9 +64,11 @@ class Routing:
         default_language: str,
         routes: Callable[[], Collection[str]] | None = None,
         share: Callable[[], float] = lambda: BACKGROUND_SHARE,
+        phones: Callable[[CallSession], Awaitable[None] | None] | None = None,
     ) -> None:
         self.blacklist_path = blacklist
         self._routes = routes  # the outbound routes forward steps may name
+        self._phones = phones  # a call to a Centrex subscriber's number rings its phones
         self.blacklist = NumberList()
         self.prompts, self.tariffs, self.default_language = prompts, tariffs, default_language
         self.dialplans = Dialplans(dialplans, self._context, share)  # share: of the loop
@@ -90,7 +92,10 @@ class Routing:
             log.error("blacklist.unreadable", path=str(self.blacklist_path), error=str(exc))
 
     def route(self, session: CallSession) -> Awaitable[None] | None:
-        """The run of the called number's plan on ``session``, or None (no plan)."""
+        """The run of the called number's plan on ``session`` (a subscriber's number: ringing
+        its phones, ``calls.phones``), or None (no plan)."""
+        if self._phones is not None and (ringing := self._phones(session)) is not None:
+            return ringing
         plan = self.dialplans.plan_for(session.called)
         if plan is None:
             return None

@@ -74,6 +74,7 @@ class Dialog:
     remote_sdp: bytes = b""
     session_timer: SessionTimer | None = None
     remote_allow: frozenset[str] = field(default_factory=frozenset)
+    flow: bool = False  # requests go on ``peer`` whatever the remote target (RFC 5626 §5.3)
 
     @classmethod
     def as_uas(cls, invite: Request, response: Response, peer: Peer) -> Dialog:

@@ -129,9 +129,12 @@ class TransactionUser:
 
 
 def peer_for_dialog(dialog: Dialog) -> Peer:
-    """Where in-dialog requests go: the next hop's numeric host, else the dialog's peer."""
-    uri = dialog.next_hop()
+    """Where in-dialog requests go: the dialog's peer when it is a flow (a registered phone,
+    RFC 5626 §5.3), else the next hop's numeric host, else the dialog's peer."""
     peer = dialog.peer
+    if dialog.flow:
+        return peer
+    uri = dialog.next_hop()
     if not isinstance(uri, SipUri) or not _numeric(uri.host):
         return peer
     host = uri.host.strip("[]")

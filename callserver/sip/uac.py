@@ -72,13 +72,14 @@ def build_ack_for_2xx(dialog: Dialog, invite: Request, via: str) -> Request:
     return ack
 
 
-def build_cancel(invite: Request) -> Request:
+def build_cancel(invite: Request, extra: tuple[tuple[str, str], ...] = ()) -> Request:
     """The CANCEL for a pending INVITE (§9.1).
 
     "The Request-URI, Call-ID, To, the numeric part of CSeq, and From header fields in the
     CANCEL request MUST be identical to those in the request being cancelled, including
     tags. A CANCEL constructed by a client MUST have only a single Via header field value
-    matching the top Via value in the request being cancelled." Route is copied too.
+    matching the top Via value in the request being cancelled." Route is copied too; ``extra``
+    adds headers such as a ``Reason`` (RFC 3326).
     """
     headers = Headers(
         [
@@ -92,6 +93,8 @@ def build_cancel(invite: Request) -> Request:
     )
     for route in invite.headers.get_all("Route"):
         headers.add("Route", route)
+    for name, value in extra:
+        headers.add(name, value)
     return Request(method="CANCEL", uri=invite.uri, headers=headers)
 
 

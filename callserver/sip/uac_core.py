@@ -52,6 +52,8 @@ class _ClientInvite:
     provisional_seen: bool = False
     cancel_wanted: bool = False
     auth_tried: bool = False
+    flow: bool = False  # the dialog keeps to ``peer`` (a registered phone's flow)
+    cancel_headers: tuple[tuple[str, str], ...] = ()
 
 
 class UacCore:
@@ -80,10 +82,13 @@ class UacCore:
         credentials: Credentials | None = None,
         call_id: str | None = None,
         max_forwards: int = 70,
+        flow: bool = False,
     ) -> TransactionKey:
         """Send an INVITE (§13.2.1); returns the handle its responses will carry as ``key``.
 
         ``call_id`` (default: a new one) lets the caller journal the leg before it is sent.
+        With ``flow`` the INVITE goes to a registered contact on the flow it registered from
+        (``peer``), and so do the dialog's later requests (RFC 5626 §5.3).
         """
         config = self._tu.config
         request = build_request(
@@ -107,19 +112,24 @@ class UacCore:
             request.headers.add("Content-Type", content_type)
             request.body = body
         key = self._tu.send_request(request, peer, now)
-        self._invites[key] = _ClientInvite(key, request, peer, credentials)
+        self._invites[key] = _ClientInvite(key, request, peer, credentials, flow=flow)
         return key
 
-    def cancel(self, handle: TransactionKey | None, now: float) -> None:
-        """Cancel a pending INVITE (§9.1); sent once a provisional response has arrived."""
+    def cancel(
+        self, handle: TransactionKey | None, now: float, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        """Cancel a pending INVITE (§9.1); sent once a provisional response has arrived.
+        ``headers`` go in the CANCEL, e.g. ``Reason: SIP;cause=200`` (RFC 3326)."""
         for key, pending in self._invites.items():
-            if pending.handle == handle:
+            if pending.handle == handle and not pending.cancel_wanted:
                 pending.cancel_wanted = True
+                pending.cancel_headers = headers
                 if pending.provisional_seen:
                     self._send_cancel(key, pending, now)
 
     def _send_cancel(self, key: TransactionKey, pending: _ClientInvite, now: float) -> None:
-        self._tu.send_request(build_cancel(pending.request), pending.peer, now)
+        cancel = build_cancel(pending.request, pending.cancel_headers)
+        self._tu.send_request(cancel, pending.peer, now)
 
     def on_response(self, event: ResponseReceived, now: float) -> None:
         """Route a response from the transaction layer (ours, or a stray 2xx)."""
@@ -174,6 +184,7 @@ class UacCore:
             dialog_id = _uac_dialog_id(pending.request, response)
             if dialog_id not in self._dialogs:
                 dialog = Dialog.as_uac(pending.request, response, pending.peer)
+                dialog.flow = pending.flow
                 self._dialogs[dialog.id] = dialog
         if not pending.provisional_seen:
             pending.provisional_seen = True
@@ -186,6 +197,7 @@ class UacCore:
         dialog = self._dialogs.get(_uac_dialog_id(pending.request, response))
         if dialog is None:
             dialog = Dialog.as_uac(pending.request, response, pending.peer)
+            dialog.flow = pending.flow
             self._dialogs[dialog.id] = dialog
         dialog.confirm(response)
         dialog.local_sdp = pending.request.body
@@ -240,6 +252,8 @@ class UacCore:
             pending.credentials,
             cancel_wanted=pending.cancel_wanted,
             auth_tried=True,
+            flow=pending.flow,
+            cancel_headers=pending.cancel_headers,
         )
         return True
 

@@ -101,6 +101,7 @@ class RecordingUac:
 
     invites: list[Invited] = field(default_factory=list)
     cancels: list[object] = field(default_factory=list)
+    cancel_headers: dict[object, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def invite(self, uri: object, *, peer: Peer, now: float, body: bytes, **rest: Any) -> object:
         """Keep the INVITE; its handle is ``uac-<n>``."""
@@ -109,9 +110,10 @@ class RecordingUac:
         self.invites.append(Invited(handle, str(uri), peer, body, call_id, max_forwards))
         return handle
 
-    def cancel(self, handle: object, now: float) -> None:
-        """Keep the CANCEL."""
+    def cancel(self, handle: object, now: float, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Keep the CANCEL and its extra headers."""
         self.cancels.append(handle)
+        self.cancel_headers[handle] = headers
 
 
 @dataclass

@@ -221,9 +221,11 @@ def run_sipp(
     *args: str,
     timeout: float = 60.0,
     transport: str = "u1",
+    local_port: int | None = None,
 ) -> SippResult:
-    """Run SIPp against 127.0.0.1:``target_port`` from a free local port; bounded in time."""
-    local = free_port(both=transport.startswith("t"))
+    """Run SIPp against 127.0.0.1:``target_port`` from ``local_port`` (default: a free one);
+    bounded in time."""
+    local = local_port or free_port(both=transport.startswith("t"))
     media = free_port(both=False)
     stat_file = tmp_path / f"sipp-{local}.csv"
     cmd = [
@@ -345,9 +347,12 @@ def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> Serve
     return launch(["run", "--config", str(path)], port, tmp_path / "var")
 
 
-def start_uas(sipp: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
-    """SIPp as a called party on a free port of 127.0.0.1 (one call, 30 s at most)."""
-    port = free_port(both=False)
+def start_uas(
+    sipp: str, tmp_path: Path, *args: str, port: int | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """SIPp as a called party on ``port`` (default: a free one) of 127.0.0.1 (one call, 30 s
+    at most)."""
+    port = port or free_port(both=False)
     proc = subprocess.Popen(
         [
             sipp,

@@ -1,0 +1,113 @@
+"""Calls to Centrex phones: who a target names, where its phones are registered, ringing them.
+
+A target (a called number, or what a ``forward`` step names) is a phone's when it is the E.164
+number of a config/centrex.yaml subscriber, or an extension of the group the call belongs to
+(the group of the called number, else of the calling phone). ``PhoneBook.contacts`` gives the
+subscriber's usable bindings (``registrar.Registrar.lookup``: unexpired, on an open flow,
+highest q first) as ``Branch`` values: the contact URI as Request-URI, the flow the REGISTER
+came on as where to send it (RFC 5626 §5.3), the stored Path as Route (RFC 3327 §5.3).
+``calls.b2bua`` rings every branch at once (RFC 3261 §16.6-like forking): the first 2xx wins,
+the others are cancelled with ``Reason: SIP;cause=200;text="Call completed elsewhere"``.
+
+A call to a subscriber's number runs no dialplan (a subscriber's number cannot have one):
+``PhoneBook.route`` gives the session ``ring_phone``, which forwards to the number for
+``calls.ring_timeout`` seconds and then refuses the caller the way the phones did: 486 when
+they were busy, 480 when none is registered or none answered (Q.850 17, 20, 19).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from callserver.calls.session import CallSession
+from callserver.config.centrex import Centrex, Subscriber
+from callserver.registrar.binding import Binding
+from callserver.sip.peer import Peer
+from callserver.sip.uri import SipUri, parse_uri
+
+__all__ = ["COMPLETED_ELSEWHERE", "Branch", "PhoneBook", "ring_phone"]
+
+COMPLETED_ELSEWHERE = (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)
+"""The CANCEL of the branches that lost to another's 2xx (RFC 3326 §2, RFC 3261 §16.7)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Branch:
+    """One registered contact to ring: Request-URI, the flow to send on, the Route set."""
+
+    uri: SipUri
+    peer: Peer
+    route: tuple[str, ...] = ()
+
+
+class PhoneBook:
+    """Subscribers and their registered contacts, read where they are kept in force.
+
+    Args:
+        centrex: the groups and subscribers in force (a reload replaces them).
+        lookup: the usable bindings of an AOR at ``now`` (the registrar's).
+        ring_timeout: how long a call to a subscriber's own number rings, in seconds.
+    """
+
+    def __init__(
+        self,
+        centrex: Callable[[], Centrex],
+        lookup: Callable[[str, float], list[Binding]],
+        ring_timeout: Callable[[], float],
+    ) -> None:
+        self._centrex = centrex
+        self._lookup = lookup
+        self._ring_timeout = ring_timeout
+
+    def subscriber(self, target: str, *groups_of: str | None) -> Subscriber | None:
+        """The subscriber ``target`` names: its number, or an extension of the group of the
+        first of ``groups_of`` (numbers: the called one, the caller's) that has a group."""
+        centrex = self._centrex()
+        found = centrex.subscriber(target) if target.lstrip("+").isdigit() else None
+        if found is not None or not target.isdigit():
+            return found
+        for number in groups_of:
+            group = None if not number else centrex.group_of(_plus(number))
+            if group is not None:
+                return centrex.extension(group.id, target)
+        return None
+
+    def contacts(self, subscriber: Subscriber, now: float) -> tuple[Branch, ...]:
+        """Where ``subscriber``'s phones are registered now, best first (none: ``()``)."""
+        return tuple(_branch(b) for b in self._lookup(subscriber.number, now))
+
+    def route(self, session: CallSession) -> Awaitable[None] | None:
+        """Ring the subscriber whose number the session's call is to; None when not one."""
+        subscriber = self._centrex().subscriber(session.called)
+        if subscriber is None:
+            return None
+        return ring_phone(session, subscriber.number, self._ring_timeout())
+
+
+async def ring_phone(session: CallSession, number: str, ring_timeout: float) -> None:
+    """Forward the call to the phones of ``number``; refuse it as they did when none answers."""
+    outcome = await session.forward(
+        target=number, route=None, ring_timeout=ring_timeout, caller_id=None
+    )
+    session.note("forward", {"target": number, "result": outcome.result})
+    if outcome.result == "answered":
+        await session.hangup(code=None, cause=None, reason="normal")
+    elif outcome.result == "busy":
+        await session.hangup(code=486, cause=17, reason="normal")  # user busy
+    elif outcome.result == "no_answer":
+        absent = outcome.sip_code == 480  # registered nowhere, or the phones said so
+        await session.hangup(code=480, cause=20 if absent else 19, reason="normal")
+    else:
+        code = outcome.sip_code if outcome.sip_code and outcome.sip_code >= 400 else 480
+        await session.hangup(code=code, cause=None, reason="normal")
+
+
+def _branch(binding: Binding) -> Branch:
+    uri = parse_uri(binding.contact)
+    assert isinstance(uri, SipUri)  # the registrar keeps sip: and sips: contacts only
+    return Branch(uri=uri, peer=binding.flow, route=binding.path)
+
+
+def _plus(number: str) -> str:
+    return number if number.startswith("+") else f"+{number}"
