@@ -66,7 +66,7 @@ def sipp_server(
             proc.communicate()
 
 
-def _wait_bound(proc: subprocess.Popen[str], port: int, kind: int, timeout: float = 5.0) -> None:
+def _wait_bound(proc: subprocess.Popen[str], port: int, kind: int, timeout: float = 15.0) -> None:
     """Return once SIPp holds ``port`` (binding it ourselves fails), so a phone's first request
     is not sent before SIPp listens (pyVoIP does not retransmit its REGISTER)."""
     deadline = time.monotonic() + timeout
