@@ -9,6 +9,10 @@ dialog and the core sends the ACK itself (§13.2.2.4), keeping its bytes to answ
 retransmitted 2xx, which reaches us with no transaction (key None). A CANCEL asked for
 before any provisional response waits for one (§9.1: "a CANCEL ... SHOULD NOT be sent" until
 a provisional response arrives). A 2xx that races our CANCEL is ACKed and then ended with BYE.
+
+``request`` sends any other out-of-dialog request (OPTIONS, RFC 3261 §11) through a non-INVITE
+client transaction (§17.1.2) and returns its key: its responses reach the application as
+``ResponseReceived`` and Timer F as ``TransactionTimedOut``, both carrying that key.
 """
 
 from __future__ import annotations
@@ -283,6 +287,44 @@ class UacCore:
     def dialog_ended(self, dialog_id: DialogId) -> None:
         """Forget the cached ACK of a dialog that is gone."""
         self._acks.pop(dialog_id, None)
+
+    def request(
+        self,
+        method: str,
+        uri: Uri,
+        *,
+        from_addr: Address,
+        to_addr: Address,
+        peer: Peer,
+        now: float,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> TransactionKey:
+        """Send an out-of-dialog non-INVITE request such as OPTIONS (RFC 3261 §8.1.1, §11) to
+        ``peer`` through a client transaction (§17.1.2); returns the key its
+        ``ResponseReceived`` and ``TransactionTimedOut`` events carry.
+
+        ``headers`` go after the mandatory ones (a Route set, RFC 3327 §5.3; Accept, §11.1).
+
+        Raises:
+            ValueError: ``method`` is INVITE, ACK or CANCEL, which have their own methods.
+        """
+        if method in _NOT_ALONE:
+            raise ValueError(f"{method} is not sent with request(): use invite() or cancel()")
+        config = self._tu.config
+        request = build_request(
+            method,
+            uri,
+            via=config.via(peer.transport, new_branch()),
+            from_addr=from_addr if from_addr.tag else from_addr.with_tag(new_tag()),
+            to_addr=to_addr,
+            call_id=new_call_id(),
+            cseq=1,
+            extra=(*headers, ("User-Agent", config.user_agent)),
+        )
+        return self._tu.send_request(request, peer, now)
+
+
+_NOT_ALONE = frozenset({"INVITE", "ACK", "CANCEL"})
 
 
 def _uac_dialog_id(invite: Request, response: Response) -> DialogId:
