@@ -1,4 +1,5 @@
-"""The ``registrar`` section of config/callserver.yaml (RFC 3261 §10.3 expiry limits)."""
+"""The ``registrar`` section of config/callserver.yaml (RFC 3261 §10.3 expiry limits, §11
+qualify)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class RegistrarSettings(BaseModel):
     granted when a REGISTER asks none; ``max_expires``: a longer one is cut to it;
     ``max_contacts``: the default of a subscriber's contacts; ``register_rate`` and
     ``register_burst``: REGISTERs per AOR and source a second and at once before 503
-    with Retry-After.
+    with Retry-After; ``qualify``: seconds between OPTIONS to each UDP binding (RFC 3261 §11),
+    0 for none.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -26,6 +28,7 @@ class RegistrarSettings(BaseModel):
     max_contacts: int = Field(5, ge=1, description="contacts per AOR, by default")
     register_rate: float = Field(1.0, gt=0, description="REGISTERs per AOR a second")
     register_burst: float = Field(5.0, ge=1, description="REGISTERs per AOR at once")
+    qualify: float = Field(0.0, ge=0, description="seconds between OPTIONS to UDP bindings; 0: off")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

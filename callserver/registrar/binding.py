@@ -7,9 +7,13 @@ deadline), with the Call-ID and CSeq of the REGISTER that last wrote it (RFC 326
 7), its q-value, the Path it came through (RFC 3327) and the *flow* it came on (RFC 5626 §5.2:
 transport, source address and port, and the connection of a stream transport).
 
-A binding is in one :class:`BindingState`: ``ABSENT``, ``ACTIVE``, or ``FLOW_CLOSED`` (its TCP
+A binding is in one :class:`BindingState`: ``ABSENT``, ``ACTIVE``, ``FLOW_CLOSED`` (its TCP
 connection is gone, so requests can no longer reach the phone until it registers again, RFC
-5626 §4.2). Every change is a :class:`BindingChange` put through :data:`TRANSITIONS`, the one
+5626 §4.2) or ``UNREACHABLE`` (a UDP binding whose OPTIONS qualify timed out, RFC 3261 §11 and
+§17.1.2.2 Timer F). An unreachable binding is kept until it expires, is removed, or comes back
+to ``ACTIVE``: when the phone registers again or answers a later OPTIONS.
+
+Every change is a :class:`BindingChange` put through :data:`TRANSITIONS`, the one
 ``{(state, change): next state}`` table; a pair missing from it is a bug of ours and raises
 ``LookupError`` (the registrar decides changes, never the peer directly).
 """
@@ -32,11 +36,13 @@ __all__ = [
 
 
 class BindingState(Enum):
-    """Where a binding is (RFC 3261 §10.3; FLOW_CLOSED from RFC 5626 §4.2)."""
+    """Where a binding is (RFC 3261 §10.3; FLOW_CLOSED from RFC 5626 §4.2; UNREACHABLE when
+    its OPTIONS qualify timed out, RFC 3261 §11)."""
 
     ABSENT = "absent"
     ACTIVE = "active"
     FLOW_CLOSED = "flow_closed"
+    UNREACHABLE = "unreachable"
 
 
 class BindingChange(Enum):
@@ -47,6 +53,8 @@ class BindingChange(Enum):
     REMOVED = "removed"  # Expires: 0 for it, or '*'
     EXPIRED = "expired"  # its deadline passed
     FLOW_CLOSED = "flow_closed"  # its TCP connection closed
+    QUALIFY_TIMED_OUT = "qualify_timed_out"  # no response to its OPTIONS before Timer F
+    QUALIFY_ANSWERED = "qualify_answered"  # an unreachable phone answered an OPTIONS again
 
 
 TRANSITIONS: dict[tuple[BindingState, BindingChange], BindingState] = {
@@ -58,6 +66,11 @@ TRANSITIONS: dict[tuple[BindingState, BindingChange], BindingState] = {
     (BindingState.ACTIVE, BindingChange.EXPIRED): BindingState.ABSENT,
     (BindingState.FLOW_CLOSED, BindingChange.EXPIRED): BindingState.ABSENT,
     (BindingState.ACTIVE, BindingChange.FLOW_CLOSED): BindingState.FLOW_CLOSED,
+    (BindingState.ACTIVE, BindingChange.QUALIFY_TIMED_OUT): BindingState.UNREACHABLE,
+    (BindingState.UNREACHABLE, BindingChange.QUALIFY_ANSWERED): BindingState.ACTIVE,
+    (BindingState.UNREACHABLE, BindingChange.REFRESHED): BindingState.ACTIVE,
+    (BindingState.UNREACHABLE, BindingChange.REMOVED): BindingState.ABSENT,
+    (BindingState.UNREACHABLE, BindingChange.EXPIRED): BindingState.ABSENT,
 }
 
 
@@ -96,7 +109,8 @@ class Binding:
 
     @property
     def usable(self) -> bool:
-        """Requests can reach the phone through it: active (its flow open)."""
+        """Requests can reach the phone through it: active (its flow open, its phone answering
+        OPTIONS when qualified)."""
         return self.state is BindingState.ACTIVE
 
 

@@ -26,6 +26,17 @@ Every change goes through the table of :mod:`callserver.registrar.binding`. Expi
 time: :meth:`get_timer` gives the earliest deadline and :meth:`handle_timer` removes what is
 due. :meth:`flow_closed` marks the bindings of a closed TCP connection unusable (RFC 5626
 §4.2); :meth:`lookup` returns only usable, unexpired bindings, highest q first.
+
+Qualify (optional, :meth:`set_qualify` with an interval; 0 is off): every UDP binding is due
+an OPTIONS (RFC 3261 §11) each interval, booked by a :class:`QualifySchedule` whose deadlines
+:meth:`get_timer` includes. :meth:`qualify_due` names the bindings to probe; the adapter sends
+the OPTIONS on each binding's flow (Route from its Path) and brings the outcome back to
+:meth:`qualified`. Any response, even 4xx/5xx, shows the phone is there: an ``UNREACHABLE``
+binding becomes ``ACTIVE`` again (``QUALIFY_ANSWERED``). Timer F makes an ``ACTIVE`` one
+``UNREACHABLE`` (``QUALIFY_TIMED_OUT``), which :meth:`lookup` leaves out; it is still listed
+in a 200 (it is a current binding until it expires) and still probed, and a REGISTER that
+refreshes it makes it ``ACTIVE`` again. An outcome for a binding a REGISTER wrote again (new
+Call-ID or CSeq) since its OPTIONS went out is stale and ignored.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from callserver.registrar.contacts import (
     read_register,
 )
 from callserver.registrar.digest import RegisterDigest
+from callserver.registrar.qualify import BindingKey, QualifySchedule
 from callserver.sip.message import Request
 from callserver.sip.peer import Peer
 
@@ -95,6 +107,7 @@ class Registrar:
         self._aors: dict[str, dict[str, Binding]] = {}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._deadlines: list[tuple[float, str, str]] = []  # (expires, aor, contact), lazy
+        self._qualify = QualifySchedule()
 
     def restore(self, bindings: Iterable[Binding]) -> None:
         """Take back stored bindings (after a restart), before any REGISTER."""
@@ -128,8 +141,46 @@ class Registrar:
         return changes
 
     def get_timer(self) -> float | None:
-        """The earliest expiry, or None (stale entries may make it early, never late)."""
-        return self._deadlines[0][0] if self._deadlines else None
+        """The earliest expiry or qualify time, or None (stale entries may make it early,
+        never late)."""
+        expiry = self._deadlines[0][0] if self._deadlines else None
+        return min((d for d in (expiry, self._qualify.deadline()) if d is not None), default=None)
+
+    @property
+    def qualify_interval(self) -> float:
+        """Seconds between OPTIONS to each UDP binding; 0 when qualify is off."""
+        return self._qualify.interval
+
+    def set_qualify(self, interval: float, now: float) -> None:
+        """Qualify UDP bindings every ``interval`` seconds from ``now`` on (0: off), those
+        held now included (RFC 3261 §11)."""
+        self._qualify.configure(interval, self._qualified_keys(), now)
+
+    def qualify_due(self, now: float) -> list[Binding]:
+        """The bindings whose OPTIONS is due at ``now`` (RFC 3261 §11), each probed once per
+        interval; the outcome goes to :meth:`qualified`."""
+        due = []
+        for aor, contact in self._qualify.pop_due(now):
+            binding = self._aors.get(aor, {}).get(contact)
+            if binding is None or binding.flow.reliable or binding.expires <= now:
+                self._qualify.discard((aor, contact))
+            else:
+                due.append(binding)
+        return due
+
+    def qualified(self, probed: Binding, *, answered: bool) -> list[Changed]:
+        """The outcome of the OPTIONS sent to ``probed``: ``answered`` (any response) or not
+        (Timer F, RFC 3261 §17.1.2.2); the change it makes, if any."""
+        key = (probed.aor, probed.contact)
+        self._qualify.settled(key)
+        current = self._aors.get(probed.aor, {}).get(probed.contact)
+        if current is None or (current.call_id, current.cseq) != (probed.call_id, probed.cseq):
+            return []  # gone, or written by a REGISTER since the OPTIONS went out
+        if answered and current.state is BindingState.UNREACHABLE:
+            return [self._apply(current, BindingChange.QUALIFY_ANSWERED)]
+        if not answered and current.state is BindingState.ACTIVE:
+            return [self._apply(current, BindingChange.QUALIFY_TIMED_OUT)]
+        return []
 
     def handle_timer(self, now: float) -> list[Changed]:
         """Remove every binding whose expiry is due at ``now``."""
@@ -155,6 +206,9 @@ class Registrar:
         if kept > authorized.account.max_contacts:
             raise RegisterRejected(503, "Too Many Registered Contacts", delay=authorized.delay)
         changes = tuple(self._apply(binding, change) for change, binding in planned)
+        for binding in (c.binding for c in changes if c.binding.state is not BindingState.ABSENT):
+            if not binding.flow.reliable:  # UDP: its first OPTIONS an interval from now
+                self._qualify.add((aor, binding.contact), now)
         return RegisterAnswer(
             status=200,
             reason="OK",
@@ -219,10 +273,19 @@ class Registrar:
         heapq.heappush(self._deadlines, (binding.expires, binding.aor, binding.contact))
 
     def _drop(self, binding: Binding) -> None:
+        self._qualify.discard((binding.aor, binding.contact))
         bindings = self._aors.get(binding.aor, {})
         bindings.pop(binding.contact, None)
         if not bindings:
             self._aors.pop(binding.aor, None)
+
+    def _qualified_keys(self) -> list[BindingKey]:
+        return [
+            (b.aor, b.contact)
+            for bindings in self._aors.values()
+            for b in bindings.values()
+            if not b.flow.reliable
+        ]
 
     def _listing(self, aor: str, request: Request, now: float) -> tuple[tuple[str, str], ...]:
         """Step 8: every current binding with its expiry; Path echoed (RFC 3327 §5.3)."""

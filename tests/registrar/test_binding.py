@@ -29,12 +29,18 @@ def test_every_state_and_change_transitions_or_raises() -> None:
         (BindingState.ACTIVE, BindingChange.EXPIRED, BindingState.ABSENT),
         (BindingState.FLOW_CLOSED, BindingChange.EXPIRED, BindingState.ABSENT),
         (BindingState.ACTIVE, BindingChange.FLOW_CLOSED, BindingState.FLOW_CLOSED),
+        (BindingState.ACTIVE, BindingChange.QUALIFY_TIMED_OUT, BindingState.UNREACHABLE),
+        (BindingState.UNREACHABLE, BindingChange.QUALIFY_ANSWERED, BindingState.ACTIVE),
+        (BindingState.UNREACHABLE, BindingChange.REFRESHED, BindingState.ACTIVE),
+        (BindingState.UNREACHABLE, BindingChange.REMOVED, BindingState.ABSENT),
+        (BindingState.UNREACHABLE, BindingChange.EXPIRED, BindingState.ABSENT),
     ],
 )
 def test_the_table_follows_the_lifecycle(
     state: BindingState, change: BindingChange, after: BindingState
 ) -> None:
-    """A binding is made, refreshed (also after its flow closed), removed and expired."""
+    """A binding is made, refreshed (also after its flow closed or its phone stopped answering
+    OPTIONS), removed and expired; a timed-out OPTIONS and a later answer move it."""
     assert next_state(state, change) is after
 
 
@@ -42,3 +48,10 @@ def test_nothing_happens_to_an_absent_binding_but_registration() -> None:
     """An absent binding can be neither refreshed, removed, expired nor lose its flow."""
     allowed = {c for (s, c) in TRANSITIONS if s is BindingState.ABSENT}
     assert allowed == {BindingChange.REGISTERED}
+
+
+def test_only_an_active_binding_becomes_unreachable_and_only_an_unreachable_one_answers() -> None:
+    """QUALIFY_TIMED_OUT leaves only ACTIVE and QUALIFY_ANSWERED only UNREACHABLE."""
+    timed_out = {s for (s, c) in TRANSITIONS if c is BindingChange.QUALIFY_TIMED_OUT}
+    answered = {s for (s, c) in TRANSITIONS if c is BindingChange.QUALIFY_ANSWERED}
+    assert (timed_out, answered) == ({BindingState.ACTIVE}, {BindingState.UNREACHABLE})
