@@ -175,6 +175,7 @@ class Server:
             endpoint=self.endpoint,
             screening=self.calls.screening,
             loop=self._loop,
+            wake=self.pump,
         )
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
         if aborted:

@@ -13,7 +13,8 @@ stream, a re-INVITE without SDP our offer, re-directed by the ACK's answer; INFO
 a forwarded call both legs' requests are the bridge's (``calls.bridge``).
 While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an INVITE when every
 RTP port is in use. An INVITE overload control refused (``policy.overload``) was answered by
-the SIP layer already: it only gets its CDR here.
+the SIP layer already: it only gets its CDR here. REGISTERs, and the outcomes of the OPTIONS
+that qualify registered phones, go to the registrar's adapter (``calls.registration``).
 
 Every call is one ``Call`` record from INVITE to teardown, found through the ``Calls``
 registry (``calls.registry``) and in one ``CallPhase`` (``calls.phase``), and removed from the
@@ -148,6 +149,8 @@ class CallManager:
         """React to one endpoint event (see the module docstring)."""
         if self.forwarder.handle_event(event):
             return
+        if self.registration is not None and self.registration.handle_event(event, now):
+            return  # the outcome of a qualify OPTIONS
         if isinstance(event, RequestReceived):
             self._on_request(event, now)
         elif isinstance(event, DialogConfirmed):

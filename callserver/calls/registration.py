@@ -14,13 +14,20 @@ WAL checkpoint can take tens of milliseconds, which the media clock must not wai
 Expiry is on time: one ``loop.call_at`` on the registrar's earliest deadline, re-armed after
 each REGISTER and each expiry. A closed TCP connection (:meth:`Registration.stream_closed`)
 makes its bindings unusable (RFC 5626 §4.2).
+
+Qualify (``registrar.qualify`` seconds, 0 off): the same timer takes the bindings due an
+OPTIONS (RFC 3261 §11) from the registrar and sends each one through the UAC core on the
+binding's flow, to its contact, with its Path as the Route set (RFC 3327 §5.3).
+:meth:`Registration.handle_event` takes the outcome (any final response, or Timer F) of those
+OPTIONS back to the registrar; the changes it makes are stored and logged
+(``registrar.binding_unreachable``, ``registrar.binding_reachable``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -29,14 +36,21 @@ from callserver.calls.screening import Screening
 from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
 from callserver.registrar.accounts import Account, Accounts
-from callserver.registrar.binding import Binding, Changed
+from callserver.registrar.binding import Binding, BindingChange, Changed
 from callserver.registrar.contacts import ExpiryPolicy
 from callserver.registrar.digest import RegisterDigest
 from callserver.registrar.registrar import Registrar, ThrottlePolicy
 from callserver.registrar.store import BindingStore, SqliteBindingStore
 from callserver.sip.endpoint import SipEndpoint
-from callserver.sip.events import RequestReceived
+from callserver.sip.events import (
+    RequestReceived,
+    ResponseReceived,
+    SipEvent,
+    TransactionTimedOut,
+)
+from callserver.sip.headers import parse_address
 from callserver.sip.peer import Peer
+from callserver.sip.transaction_key import TransactionKey
 
 __all__ = ["Registration", "account_of"]
 
@@ -50,7 +64,7 @@ class Registration:
         registrar: the sans-IO registrar, its bindings restored from ``store``.
         store: where bindings survive a restart (written from one worker thread).
         endpoint: answers the REGISTERs; ``screening`` holds the answers a lockout delays.
-        loop: the event loop; ``wake`` pumps the endpoint after a timer.
+        loop: the event loop; ``wake`` pumps the endpoint after a timer sent OPTIONS.
     """
 
     def __init__(
@@ -61,12 +75,15 @@ class Registration:
         endpoint: SipEndpoint,
         screening: Screening,
         loop: asyncio.AbstractEventLoop,
+        wake: Callable[[], None],
     ) -> None:
         self.registrar = registrar
         self.store = store
         self.endpoint = endpoint
         self.screening = screening
         self.loop = loop
+        self.wake = wake
+        self._probes: dict[TransactionKey, Binding] = {}  # OPTIONS in flight, by handle
         self._writer = concurrent.futures.ThreadPoolExecutor(1, "registrar-store")
         self._pending: list[Changed] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -83,6 +100,7 @@ class Registration:
         endpoint: SipEndpoint,
         screening: Screening,
         loop: asyncio.AbstractEventLoop,
+        wake: Callable[[], None],
     ) -> Registration:
         """The registrar of ``settings``, its bindings back from ``<data_dir>/registrar.sqlite``.
 
@@ -98,19 +116,26 @@ class Registration:
             algorithms=tuple(auth.settings.algorithms),
         )
         registrar = Registrar(digest)
-        _configure(registrar, settings, auth)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = SqliteBindingStore(settings.data_dir / "registrar.sqlite")
         registrar.restore(store.load(loop.time()))
-        return cls(registrar, store, endpoint=endpoint, screening=screening, loop=loop)
+        _configure(registrar, settings, auth, loop.time())  # qualify books the restored ones
+        registration = cls(
+            registrar, store, endpoint=endpoint, screening=screening, loop=loop, wake=wake
+        )
+        registration._arm(loop.time())
+        return registration
 
     def update(self, settings: Settings, auth: DigestAuthenticator) -> None:
-        """A reload: new expiry limits and REGISTER rate, the trunks' new realm and algorithms.
+        """A reload: new expiry limits, REGISTER rate and qualify interval, the trunks' new
+        realm and algorithms.
 
         Bindings and the nonces issued stay; the rate of an AOR already counting keeps its
-        bucket until it is evicted.
+        bucket until it is evicted; a new qualify interval starts counting now.
         """
-        _configure(self.registrar, settings, auth)
+        now = self.loop.time()
+        _configure(self.registrar, settings, auth, now)
+        self._arm(now)
 
     def handle(self, event: RequestReceived, now: float) -> None:
         """Answer one REGISTER (RFC 3261 §10.3) and keep what it changed."""
@@ -135,6 +160,18 @@ class Registration:
     def lookup(self, aor: str, now: float) -> list[Binding]:
         """The usable bindings of ``aor`` at ``now``, best first (``Registrar.lookup``)."""
         return self.registrar.lookup(aor, now)
+
+    def handle_event(self, event: SipEvent, now: float) -> bool:
+        """Take the outcome of an OPTIONS of ours (a final response, or Timer F); False for any
+        other event."""
+        if isinstance(event, ResponseReceived) and event.key in self._probes:
+            if event.response.status >= 200:
+                self._qualified(self._probes.pop(event.key), answered=True, now=now)
+            return True
+        if isinstance(event, TransactionTimedOut) and event.key in self._probes:
+            self._qualified(self._probes.pop(event.key), answered=False, now=now)
+            return True
+        return False
 
     def stream_closed(self, peer: Peer, now: float) -> None:
         """A TCP connection closed: its bindings cannot reach their phones any more."""
@@ -179,10 +216,41 @@ class Registration:
         expired = self.registrar.handle_timer(now)
         for changed in expired:
             log.info("registrar.binding_expired", aor=changed.binding.aor)
+        due = self.registrar.qualify_due(now)
+        for binding in due:
+            self._probe(binding, now)
         self._changed(expired, now)
+        if due:
+            self.wake()
+
+    def _probe(self, binding: Binding, now: float) -> None:
+        """An OPTIONS to the phone of ``binding`` on its flow (RFC 3261 §11, RFC 3327 §5.3)."""
+        contact = parse_address(f"<{binding.contact}>")
+        key = self.endpoint.uac.request(
+            "OPTIONS",
+            contact.uri,
+            from_addr=parse_address(f"<sip:callserver@{self.endpoint.config.sent_by()}>"),
+            to_addr=contact,
+            peer=binding.flow,
+            now=now,
+            headers=(*(("Route", hop) for hop in binding.path), ("Accept", "application/sdp")),
+        )
+        self._probes[key] = binding
+
+    def _qualified(self, binding: Binding, *, answered: bool, now: float) -> None:
+        changes = self.registrar.qualified(binding, answered=answered)
+        where = {"aor": binding.aor, "contact": binding.contact, "source": binding.flow.host}
+        for changed in changes:
+            if changed.change is BindingChange.QUALIFY_TIMED_OUT:
+                log.warning("registrar.binding_unreachable", **where, port=binding.flow.port)
+            else:
+                log.info("registrar.binding_reachable", **where, port=binding.flow.port)
+        self._changed(changes, now)
 
 
-def _configure(registrar: Registrar, settings: Settings, auth: DigestAuthenticator) -> None:
+def _configure(
+    registrar: Registrar, settings: Settings, auth: DigestAuthenticator, now: float
+) -> None:
     """The ``registrar`` section and the trunks' digest realm and algorithms, in force."""
     section = settings.registrar
     registrar.expiry = ExpiryPolicy(
@@ -193,6 +261,7 @@ def _configure(registrar: Registrar, settings: Settings, auth: DigestAuthenticat
     registrar.throttle = ThrottlePolicy(rate=section.register_rate, burst=section.register_burst)
     registrar.digest.realm = auth.settings.realm
     registrar.digest.algorithms = tuple(auth.settings.algorithms)
+    registrar.set_qualify(section.qualify, now)
 
 
 def _log_failure(future: concurrent.futures.Future[None]) -> None:

@@ -95,13 +95,43 @@ class Invited:
     max_forwards: int
 
 
+@dataclass(slots=True)
+class Requested:
+    """An out-of-dialog request the calls layer sent (an OPTIONS to a registered phone)."""
+
+    handle: object
+    method: str
+    uri: str
+    to: str
+    peer: Peer
+    headers: tuple[tuple[str, str], ...]
+
+
 @dataclass
 class RecordingUac:
-    """The UAC core as the forwarder sees it: INVITEs placed and CANCELs sent are kept."""
+    """The UAC core as the calls layer sees it: INVITEs placed, CANCELs and other requests
+    sent are kept."""
 
     invites: list[Invited] = field(default_factory=list)
     cancels: list[object] = field(default_factory=list)
     cancel_headers: dict[object, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    requests: list[Requested] = field(default_factory=list)
+
+    def request(
+        self,
+        method: str,
+        uri: object,
+        *,
+        to_addr: object,
+        peer: Peer,
+        now: float,
+        headers: tuple[tuple[str, str], ...] = (),
+        **rest: Any,
+    ) -> object:
+        """Keep the request; its handle is ``req-<n>``."""
+        handle = f"req-{len(self.requests) + 1}"
+        self.requests.append(Requested(handle, method, str(uri), str(to_addr), peer, headers))
+        return handle
 
     def invite(self, uri: object, *, peer: Peer, now: float, body: bytes, **rest: Any) -> object:
         """Keep the INVITE; its handle is ``uac-<n>``."""

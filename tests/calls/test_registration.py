@@ -11,9 +11,11 @@ from callserver.calls.registration import Registration, account_of
 from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
 from callserver.registrar.store import SqliteBindingStore
-from callserver.sip.events import RequestReceived
-from callserver.sip.message import Request
+from callserver.sip.events import RequestReceived, ResponseReceived, TransactionTimedOut
+from callserver.sip.message import Request, Response
+from callserver.sip.parser import parse_message
 from callserver.sip.peer import Peer
+from tests.calls.fakes import request
 from tests.calls.harness import Harness
 from tests.registrar.support import AOR, TCP, UDP, authorization, register, registrar
 
@@ -30,6 +32,7 @@ def wired(tmp_path: Path) -> tuple[Harness, Registration]:
         endpoint=harness.endpoint,  # type: ignore[arg-type]
         screening=harness.manager.screening,
         loop=harness.loop,  # type: ignore[arg-type]
+        wake=lambda: setattr(harness, "woken", harness.woken + 1),
     )
     harness.manager.registration = registration
     return harness, registration
@@ -41,9 +44,12 @@ def deliver(harness: Harness, request: Request, peer: Peer, key: str) -> int:
     return harness.endpoint.responses[-1].status
 
 
-def register_phone(harness: Harness, peer: Peer, expires: str = "600") -> int:
-    """REGISTER, its 401, the REGISTER again with credentials; the final status."""
-    extra = [("Expires", expires)]
+def register_phone(
+    harness: Harness, peer: Peer, expires: str = "600", path: tuple[str, ...] = ()
+) -> int:
+    """REGISTER (through the proxies of ``path``), its 401, the REGISTER again with
+    credentials; the final status."""
+    extra = [("Expires", expires), *(("Path", hop) for hop in path)]
     assert deliver(harness, register(extra=extra), peer, "k1") == 401
     creds = authorization(harness.endpoint.responses[-1].headers)
     return deliver(harness, register(cseq=2, extra=[*extra, creds]), peer, "k2")
@@ -124,3 +130,75 @@ def test_account_of_a_subscriber_takes_its_number_as_aor_and_the_default_max_con
     assert account.ha1 == {"MD5": "0" * 32, "SHA-256": "1" * 64}
     assert account.max_contacts == 5
     assert account_of(replace(phone, max_contacts=2), 5).max_contacts == 2
+
+
+EDGE = "<sip:edge.example.net;lr>"
+
+
+def qualifying(tmp_path: Path, interval: int = 30) -> tuple[Harness, Registration]:
+    """The phone registered over UDP via EDGE, then a reload turns qualify on every ``interval``
+    seconds."""
+    harness, registration = wired(tmp_path)
+    assert register_phone(harness, UDP, path=(EDGE,)) == 200
+    settings = Settings(data_dir=tmp_path, registrar={"qualify": interval})
+    registration.update(settings, harness.manager.admission.auth)
+    return harness, registration
+
+
+def answer(status: int) -> Response:
+    """A response of the phone to our OPTIONS."""
+    text = (
+        f"SIP/2.0 {status} Whatever\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-q\r\n"
+        "From: <sip:callserver@127.0.0.1:5060>;tag=q1\r\nTo: <sip:201@192.0.2.10:5062>;tag=p\r\n"
+        "Call-ID: q@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    message = parse_message(text.encode())
+    assert isinstance(message, Response)
+    return message
+
+
+async def test_qualify_sends_options_on_the_flow_with_the_path_as_route(tmp_path: Path) -> None:
+    """Every interval the phone gets an OPTIONS to its contact, on its flow, routed by its Path."""
+    harness, registration = qualifying(tmp_path)
+    woken = harness.woken
+    harness.loop.advance(29.0)
+    assert harness.endpoint.uac.requests == []
+    harness.loop.advance(1.0)
+    (sent,) = harness.endpoint.uac.requests
+    assert (sent.method, sent.uri, sent.peer) == ("OPTIONS", "sip:201@192.0.2.10:5062", UDP)
+    assert ("Route", EDGE) in sent.headers and harness.woken == woken + 1
+    harness.deliver(ResponseReceived(response=answer(200), peer=UDP, key=sent.handle, rtime=0.0))
+    harness.loop.advance(30.0)
+    assert len(harness.endpoint.uac.requests) == 2
+    await registration.close()
+
+
+async def test_timer_f_makes_the_phone_unusable_and_a_later_answer_brings_it_back(
+    tmp_path: Path,
+) -> None:
+    """An OPTIONS that timed out takes the binding out of lookups; even a 404 to the next one,
+    after a 100, restores it."""
+    harness, registration = qualifying(tmp_path)
+    harness.loop.advance(30.0)
+    first = harness.endpoint.uac.requests[-1]
+    options = request("OPTIONS", "q-1")
+    harness.deliver(TransactionTimedOut(key=first.handle, request=options))
+    assert registration.registrar.lookup(AOR, harness.loop.now) == []
+    harness.loop.advance(30.0)
+    second = harness.endpoint.uac.requests[-1]
+    assert second.handle != first.handle
+    harness.deliver(ResponseReceived(response=answer(100), peer=UDP, key=second.handle, rtime=0))
+    assert registration.registrar.lookup(AOR, harness.loop.now) == []
+    harness.deliver(ResponseReceived(response=answer(404), peer=UDP, key=second.handle, rtime=0))
+    assert len(registration.registrar.lookup(AOR, harness.loop.now)) == 1
+    await registration.close()
+
+
+async def test_events_of_other_transactions_are_left_to_the_calls(tmp_path: Path) -> None:
+    """A response or timeout whose key is no OPTIONS of ours is not the registration's."""
+    harness, registration = qualifying(tmp_path)
+    stranger = ResponseReceived(response=answer(200), peer=UDP, key="bye-1", rtime=0.0)
+    assert not registration.handle_event(stranger, harness.loop.now)
+    timeout = TransactionTimedOut(key="bye-1", request=request("BYE", "c-1"))
+    assert not registration.handle_event(timeout, harness.loop.now)
+    await registration.close()
