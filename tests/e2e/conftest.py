@@ -147,13 +147,14 @@ def start_server(
     blacklist: Path | None = None,
     sip: dict[str, object] | None = None,
     overload: dict[str, object] | None = None,
+    registrar: dict[str, object] | None = None,
     ring: float = 0.0,
     hangup_after: float = 30.0,
     loop: bool = False,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
-    ``sip``, ``overload``) settings.
+    ``sip``, ``overload``, ``registrar``) settings.
 
     ``dialplans`` is the dialplan directory (default: one in ``tmp_path`` holding only the
     default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting
@@ -180,6 +181,7 @@ def start_server(
             "calls": {"drain_timeout": 2, **calls},
             "dns": dns or {},
             "overload": overload or {},
+            "registrar": registrar or {},
             "data_dir": str(tmp_path / "var"),
             "log_format": "json",
             "log_level": "info",
