@@ -15,8 +15,8 @@ from callserver.sip.auth import password_ha1
 
 USERNAME, REALM, PASSWORD = "38733100201", "callserver", "phone-201-secret"
 AOR = "+38733100201"
-MD5_ONLY = {"digest": {"algorithms": ["MD5"]}, "trunks": {}}
-TRUNKS = {**MD5_ONLY, "customers": {"acme": {}}}  # the trunks file the group's customer is in
+MD5_ONLY: dict[str, object] = {"digest": {"algorithms": ["MD5"]}, "trunks": {}}
+TRUNKS: dict[str, object] = {**MD5_ONLY, "customers": {"acme": {}}}  # the group's customer
 CREDENTIALS = ("-au", USERNAME, "-ap", PASSWORD)  # SIPp's digest arguments
 
 

@@ -22,7 +22,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.subscribers import AOR, CREDENTIALS, TRUNKS, write_centrex
 
-QUALIFY = {"qualify": 1}  # an OPTIONS to each UDP binding every second
+QUALIFY: dict[str, object] = {"qualify": 1}  # an OPTIONS to each UDP binding every second
 T1 = 0.1
 TIMER_F = 64 * T1
 

@@ -11,7 +11,7 @@ from tests.e2e.conftest import ServerProcess, SippResult, run_scenario, start_se
 from tests.e2e.subscribers import CREDENTIALS, TRUNKS, write_centrex
 
 SHORT = 2  # seconds the short binding is registered for
-REGISTRAR = {"min_expires": 1}  # so a binding can expire while the server is down
+REGISTRAR: dict[str, object] = {"min_expires": 1}  # a binding can expire in a restart
 
 
 def _register(sipp: str, tmp_path: Path, server: ServerProcess) -> SippResult:
