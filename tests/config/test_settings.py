@@ -416,6 +416,14 @@ def test_registrar_expiry_limits_must_be_ordered(tmp_path: Path) -> None:
     assert "registrar" in error and "min_expires (9000) <= default_expires" in error
 
 
+def test_registrar_qualify_is_off_by_default_and_never_negative(tmp_path: Path) -> None:
+    """registrar.qualify defaults to 0 (off); a negative interval is an error on its line."""
+    assert load_settings(write(tmp_path, "registrar:\n  max_contacts: 5\n")).registrar.qualify == 0
+    path = write(tmp_path, "registrar:\n  qualify: -30\n")
+    (error,) = errors_of(path)
+    assert error.startswith(f"{path}:2: registrar.qualify:"), error
+
+
 def test_the_endpoint_allows_register_and_supports_path() -> None:
     """The server's endpoint accepts REGISTER and the path extension (RFC 3327)."""
     config = endpoint_config(Settings(), "127.0.0.1", 5060)
