@@ -17,7 +17,9 @@ USERNAME, REALM, PASSWORD = "38733100201", "callserver", "phone-201-secret"
 AOR = "+38733100201"
 MD5_ONLY: dict[str, object] = {"digest": {"algorithms": ["MD5"]}, "trunks": {}}
 TRUNKS: dict[str, object] = {**MD5_ONLY, "customers": {"acme": {}}}  # the group's customer
+CALLING = {**TRUNKS, "trunks": {"test": {"match": ["127.0.0.1"]}}}  # and a trunk to call from
 CREDENTIALS = ("-au", USERNAME, "-ap", PASSWORD)  # SIPp's digest arguments
+CALLER = ("-s", USERNAME, "-m", "1", "-key", "caller", "38761000000")  # SIPp calling the phone
 
 
 def write_centrex(tmp_path: Path) -> None:

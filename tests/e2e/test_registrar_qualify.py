@@ -15,12 +15,14 @@ from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
     ServerProcess,
+    exported_cdrs,
     free_port,
+    run_scenario,
     run_sipp,
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.subscribers import AOR, CREDENTIALS, TRUNKS, write_centrex
+from tests.e2e.subscribers import AOR, CALLER, CALLING, CREDENTIALS, USERNAME, write_centrex
 
 QUALIFY: dict[str, object] = {"qualify": 1}  # an OPTIONS to each UDP binding every second
 T1 = 0.1
@@ -28,11 +30,15 @@ TIMER_F = 64 * T1
 
 
 def _registered_phone(sipp: str, tmp_path: Path, server: ServerProcess) -> int:
-    """SIPp registers contact phone201 from a free port and exits; the port."""
+    """SIPp registers contact ``phone`` from a free port and exits; the port."""
     port = free_port(both=False)
-    scenario = str(SCENARIOS / "uac-register-phone201.xml")
+    scenario = str(SCENARIOS / "uac-register-digest.xml")
     result = run_sipp(
-        sipp, tmp_path, server.port, "-sf", scenario, "-m", "1", *CREDENTIALS, local_port=port
+        sipp,
+        tmp_path,
+        server.port,
+        *("-sf", scenario, "-m", "1", "-key", "user", USERNAME, *CREDENTIALS),
+        local_port=port,
     )
     assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
     return port
@@ -60,7 +66,7 @@ def _answer_options(sipp: str, tmp_path: Path, port: int, count: int, status: in
 
 def _server(tmp_path: Path) -> ServerProcess:
     write_centrex(tmp_path)
-    return start_server(tmp_path, trunks=TRUNKS, registrar=QUALIFY, t1=T1)
+    return start_server(tmp_path, trunks=CALLING, registrar=QUALIFY, t1=T1)
 
 
 def test_a_phone_answering_options_stays_usable(sipp: str, tmp_path: Path) -> None:
@@ -75,17 +81,27 @@ def test_a_phone_answering_options_stays_usable(sipp: str, tmp_path: Path) -> No
         assert server.events("registrar.binding_unreachable") == []
 
 
-def test_a_phone_that_stops_answering_is_unreachable_until_it_answers_again(
+def test_a_phone_that_stops_answering_is_not_rung_until_it_answers_again(
     sipp: str, tmp_path: Path
 ) -> None:
     """Nobody answers the OPTIONS on the phone's port: after Timer F the binding is logged
-    unreachable; once the phone answers the next OPTIONS it is logged reachable again."""
+    unreachable and a call to the number gets 480 as if it were registered nowhere; once the
+    phone answers the next OPTIONS it is logged reachable again."""
     with stopped_on_exit(_server(tmp_path)) as server:
         port = _registered_phone(sipp, tmp_path, server)
+        contact = f"sip:phone@{HOST}:{port}"
         lost = server.wait_for("registrar.binding_unreachable", timeout=TIMER_F + 10)
-        assert (lost["aor"], lost["contact"]) == (AOR, f"sip:phone201@{HOST}:{port}")
-        assert (lost["source"], lost["port"]) == (HOST, port)
+        assert (lost["aor"], lost["contact"], lost["source"], lost["port"]) == (
+            AOR,
+            contact,
+            HOST,
+            port,
+        )
+        refused = run_scenario(sipp, tmp_path, server, "uac-expect-480.xml", *CALLER)
+        assert refused.returncode == 0, refused.output[-2000:] + "\n".join(server.raw[-40:])
         assert server.events("registrar.binding_reachable") == []
         _answer_options(sipp, tmp_path, port, 1, 200)
         back = server.wait_for("registrar.binding_reachable", timeout=10)
-        assert (back["aor"], back["contact"]) == (AOR, f"sip:phone201@{HOST}:{port}")
+        assert (back["aor"], back["contact"]) == (AOR, contact)
+    legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
+    assert legs["a"]["sip_code"] == 480 and legs["b"]["end_detail"] == "not registered", legs
