@@ -12,7 +12,8 @@ a restart, so the store keeps each expiry on the wall clock: ``apply(changes, no
 ``expires`` into ``wall() + (expires - now)`` and ``load(now)`` turns it back. Bindings whose
 wall-clock expiry has passed are deleted on load, not returned. A binding that came over a
 stream transport is loaded as ``FLOW_CLOSED``: its connection did not outlive the process, so
-it is unusable until the phone registers again (RFC 5626 §4.2).
+it is unusable until the phone registers again (RFC 5626 §4.2). Whether a UDP binding's phone
+answered its last qualify OPTIONS is not kept: it loads ``ACTIVE`` and the next OPTIONS decides.
 
 One :meth:`SqliteBindingStore.apply` is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``)
 in WAL mode with ``synchronous=NORMAL``, so a REGISTER's changes are written together without

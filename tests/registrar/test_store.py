@@ -79,3 +79,18 @@ def test_a_batch_of_a_thousand_changes_is_one_transaction(tmp_path: Path) -> Non
     store.apply(batch, 1.0)
     assert len(store.load(1.0)) == 1000
     store.close()
+
+
+def test_an_unreachable_binding_is_kept_and_loads_active(tmp_path: Path) -> None:
+    """A qualify timeout rewrites the row unchanged; after a restart the binding is usable."""
+    store = SqliteBindingStore(tmp_path / "registrar.sqlite", wall=PinnedWall(WALL))
+    reg = registrar()
+    reg.set_qualify(30.0, 100.0)
+    made = registered(reg, 100.0, ["<sip:201@192.0.2.10:5062>"], flow=UDP)
+    (probed,) = reg.qualify_due(130.0)
+    lost = reg.qualified(probed, answered=False)
+    assert [c.binding.state for c in lost] == [BindingState.UNREACHABLE]
+    store.apply([*made.changes, *lost], 130.0)
+    (binding,) = store.load(130.0)
+    assert binding.state is BindingState.ACTIVE and binding.expires == 3700.0
+    store.close()
