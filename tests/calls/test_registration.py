@@ -17,7 +17,16 @@ from callserver.sip.parser import parse_message
 from callserver.sip.peer import Peer
 from tests.calls.fakes import request
 from tests.calls.harness import Harness
-from tests.registrar.support import AOR, TCP, UDP, authorization, register, registrar
+from tests.registrar.support import (
+    ACCOUNTS,
+    AOR,
+    TCP,
+    UDP,
+    authorization,
+    register,
+    registered,
+    registrar,
+)
 
 WALL = 1_900_000_000.0
 
@@ -201,4 +210,33 @@ async def test_events_of_other_transactions_are_left_to_the_calls(tmp_path: Path
     assert not registration.handle_event(stranger, harness.loop.now)
     timeout = TransactionTimedOut(key="bye-1", request=request("BYE", "c-1"))
     assert not registration.handle_event(timeout, harness.loop.now)
+    await registration.close()
+
+
+async def test_restored_bindings_are_qualified_and_expire_on_time_from_the_start(
+    tmp_path: Path,
+) -> None:
+    """Registration.open arms its timer at once: a binding back from the store gets its OPTIONS
+    an interval after the start and is removed when its time runs out, with no REGISTER."""
+    harness = Harness.create(tmp_path)
+    answer = registered(registrar(), 1.0, extra=[("Expires", "60")])
+    store = SqliteBindingStore(tmp_path / "registrar.sqlite")
+    store.apply(answer.changes, 1.0)
+    store.close()
+    settings = Settings(data_dir=tmp_path, registrar={"qualify": 30})
+    registration = Registration.open(
+        settings,
+        ACCOUNTS.get,
+        auth=harness.manager.admission.auth,
+        endpoint=harness.endpoint,  # type: ignore[arg-type]
+        screening=harness.manager.screening,
+        loop=harness.loop,  # type: ignore[arg-type]
+        wake=lambda: None,
+    )
+    assert len(registration.registrar.lookup(AOR, harness.loop.now)) == 1
+    harness.loop.advance(30.0)
+    assert [r.method for r in harness.endpoint.uac.requests] == ["OPTIONS"]
+    harness.loop.advance(31.0)
+    assert registration.registrar.handle_timer(harness.loop.now) == []  # the timer did it
+    assert registration.registrar.lookup(AOR, harness.loop.now) == []
     await registration.close()
