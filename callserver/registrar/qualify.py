@@ -10,6 +10,9 @@ binding's key when it is made (its first OPTIONS is due ``interval`` after ``now
 each again ``interval`` later, so every binding is probed once per interval whatever its
 answer.
 
+Bindings already held when qualify is turned on (restored from the store, or at a reload)
+have their first OPTIONS spread evenly over the first interval rather than all at once.
+
 A key whose OPTIONS is still in flight (no response and no Timer F yet) when it is due again
 is skipped that round rather than probed twice: :meth:`settled` ends the flight when the
 outcome arrives. An ``interval`` of 0 turns qualify off and forgets everything booked.
@@ -39,14 +42,21 @@ class QualifySchedule:
 
     def configure(self, interval: float, keys: Iterable[BindingKey], now: float) -> None:
         """Qualify every ``interval`` seconds (0: off) the bindings ``keys`` and those added
-        later; keys already booked keep their time when the interval stays the same."""
+        later; keys already booked keep their time when the interval stays the same.
+
+        The first OPTIONS of the ``keys`` not booked are spread evenly over the next interval,
+        so thousands of bindings back from the store are not all probed at once.
+        """
         if interval != self.interval:
             self._due.clear()
             self._heap.clear()
             self._in_flight.clear()
         self.interval = interval
-        for key in keys:
-            self.add(key, now)
+        if interval <= 0:
+            return
+        new = [key for key in dict.fromkeys(keys) if key not in self._due]
+        for n, key in enumerate(new, start=1):
+            self._book(key, now + interval * n / len(new))
 
     def add(self, key: BindingKey, now: float) -> None:
         """Book ``key``'s first OPTIONS ``interval`` after ``now`` unless it is booked."""

@@ -47,6 +47,14 @@ def test_adding_a_booked_key_keeps_its_time_and_discard_forgets_it() -> None:
     assert schedule.pop_due(100.0) == [] and schedule.deadline() is None
 
 
+def test_keys_held_when_qualify_starts_are_spread_over_the_first_interval() -> None:
+    """Three bindings already there when qualify is turned on are due 10, 20 and 30 s later."""
+    keys = [(AOR, f"sip:201@192.0.2.{n}") for n in (1, 2, 3)]
+    schedule = QualifySchedule()
+    schedule.configure(30.0, keys, 100.0)
+    assert [schedule.pop_due(at) for at in (110.0, 120.0, 130.0)] == [[k] for k in keys]
+
+
 def test_interval_zero_is_off_and_forgets_every_booking() -> None:
     """With interval 0 nothing is booked; turning it off drops what was booked."""
     schedule = QualifySchedule()
