@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-
 from callserver.calls.branching import (
     cancel,
     outcome_of,
@@ -50,8 +48,8 @@ from callserver.calls.branching import (
 from callserver.calls.bridge import bridge_of
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call, stream_config
-from callserver.calls.destination import Destination, locate, route_of
-from callserver.calls.leg import Leg
+from callserver.calls.destination import Destination, Route, locate_first, routes_for
+from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.phase import CallPhase
 from callserver.calls.phones import COMPLETED_ELSEWHERE, Branch, PhoneBook
 from callserver.calls.registry import Calls
@@ -62,7 +60,7 @@ from callserver.config.centrex import Subscriber
 from callserver.media import g711
 from callserver.media.engine import PortsExhausted
 from callserver.media.stream import MediaStream
-from callserver.media.tones import sine
+from callserver.media.tones import ringback
 from callserver.sip.dialog import DialogId
 from callserver.sip.events import (
     DialogConfirmed,
@@ -72,7 +70,6 @@ from callserver.sip.events import (
     TransactionTimedOut,
 )
 from callserver.sip.headers import parse_address
-from callserver.sip.ids import new_call_id
 from callserver.sip.offer_answer import (
     AnswerConfig,
     NoCommonCodec,
@@ -106,7 +103,9 @@ class Forwarder:
         caller_id: str | None,
     ) -> ForwardOutcome:
         """Place the leg, ring it, bridge it; returns when it ends (or could not be placed)."""
-        facts = self._facts(call, target)
+        now, admission = self.services.now(), self.services.admission
+        customer = call.facts.customer if call.facts else None
+        facts = leg_facts(call, target, now, admission.inside_group(customer, target))
         phone = self._subscriber(call, target)
         refusal = self._refusal(call, target, None if phone else route, phone=phone is not None)
         if refusal is None and phone is not None:
@@ -117,10 +116,10 @@ class Forwarder:
                 return await self._forward(call, facts, caller_id, ring_timeout, branches)
             refusal = "unavailable", 480, "not registered"
         elif refusal is None:
-            destination = await self._locate(call, target, route)
-            if isinstance(destination, Destination):
-                return await self._forward(call, facts, caller_id, ring_timeout, destination)
-            refusal = "no_route", 503, destination
+            located = await self._locate(call, target, self._routes(target, route))
+            if not isinstance(located, str):
+                return await self._forward(call, facts, caller_id, ring_timeout, *located)
+            refusal = "no_route", 503, located
         reason, code, detail = refusal
         facts.extra["end_detail"] = detail
         self.services.reporter.ended(facts, reason, sip_code=code)
@@ -133,10 +132,12 @@ class Forwarder:
         caller_id: str | None,
         ring_timeout: float,
         to: Destination | tuple[Branch, ...],
+        later: tuple[Route, ...] = (),
     ) -> ForwardOutcome:
         leg = self._place(call, facts, to, caller_id)
         if leg is None:
             return ForwardOutcome(result="failed", sip_code=503)
+        leg.later_routes = later
         try:
             return await self._run(leg, ring_timeout)
         finally:
@@ -162,8 +163,7 @@ class Forwarder:
             return "loop", 483, f"max_forwards {call.max_forwards}"
         if phone:
             return None
-        routes = self.services.admission.table.config  # as reloaded
-        if not target.startswith(("sip:", "sips:")) and route_of(routes, route) is None:
+        if not target.startswith(("sip:", "sips:")) and not self._routes(target, route):
             call.log.error("call.forward_no_route", route=route)
             return "no_route", 503, f"route {route or '(default)'}"
         barred = self.services.admission.barred(call.facts, target, self.services.live.tariffs)
@@ -172,11 +172,16 @@ class Forwarder:
             return "barred", 403, barred
         return None
 
-    async def _locate(self, call: Call, target: str, route: str | None) -> Destination | str:
-        """The leg's destination (RFC 3263), or why there is none (the CDR's end_detail)."""
+    def _routes(self, target: str, route: str | None) -> tuple[Route, ...]:
+        return routes_for(self.services.admission.table.config, route)  # as reloaded
+
+    async def _locate(
+        self, call: Call, target: str, routes: tuple[Route, ...]
+    ) -> tuple[Destination, tuple[Route, ...]] | str:
+        """The leg's destination and the routes after its own, or why there is none (the
+        CDR's end_detail)."""
         try:
-            config = self.services.admission.table.config
-            return await locate(target, route_of(config, route), self.resolver)
+            return await locate_first(target, routes, self.resolver)
         except ResolutionError as exc:
             call.log.warning("call.forward_unresolved", target=target, error=str(exc))
             return f"dns: {exc}"
@@ -242,11 +247,13 @@ class Forwarder:
 
     async def _attempts(self, leg: Leg) -> int:
         """The final status of the first target that gives one other than no response or 503;
-        on those, the next target gets a new INVITE (RFC 3263 §4.3)."""
+        on those, the next target gets a new INVITE (RFC 3263 §4.3). When a route's targets
+        are done, or it answered 408 or 5xx, the next route the number has takes the leg."""
         loop = self.services.loop
         while True:
             destination = leg.destination
-            more = destination is not None and leg.tried < len(destination.targets)
+            in_route = destination is not None and leg.tried < len(destination.targets)
+            more = in_route or bool(leg.later_routes)
             handle = leg.handle
             timeout = self.services.live.settings.calls.forward_response_timeout
             timer = loop.call_later(timeout, self._no_response, leg, handle) if more else None
@@ -255,15 +262,28 @@ class Forwarder:
             finally:
                 if timer is not None:
                     timer.cancel()
-            failed_over = status == 503 or (status == 408 and not leg.responded)
-            if not more or leg.cancelled or not failed_over:
+            next_target = in_route and (status == 503 or (status == 408 and not leg.responded))
+            next_route = bool(leg.later_routes) and (status == 408 or 500 <= status < 600)
+            if leg.cancelled or not (next_target or next_route):
                 return status
             leg.a.log.info("call.forward_failover", status=status, responded=leg.responded)
             self.calls.leg_abandoned(handle)
             if not leg.responded:  # still trying: CANCEL it should it answer after all
                 self.services.endpoint.uac.cancel(handle, loop.time())
+            if not next_target and not await self._next_route(leg):
+                return status
             leg.setup, leg.responded = loop.create_future(), False
             send_invite(self.services, self.calls, leg)
+
+    async def _next_route(self, leg: Leg) -> bool:
+        """Move the leg to the next of its routes that resolves; False when none does."""
+        located = await self._locate(leg.a, leg.facts.called, leg.later_routes)
+        if isinstance(located, str):
+            return False
+        leg.destination, leg.later_routes = located
+        leg.tried = 0
+        leg.a.log.info("call.forward_next_route", host=leg.destination.uri.host)
+        return True
 
     def _no_response(self, leg: Leg, handle: TransactionKey | None) -> None:
         if leg.handle is handle and not leg.responded and not leg.setup.done():
@@ -379,24 +399,6 @@ class Forwarder:
     def _offer_config(self, stream: MediaStream) -> AnswerConfig:
         return self.services.answer_config(stream.port, stream.stream_id, 1)  # as bridge_of reads
 
-    def _facts(self, call: Call, target: str) -> CallFacts:
-        facts = CallFacts(
-            call_id=new_call_id(),
-            caller=call.facts.caller if call.facts else "",
-            called=target,
-            offered_at=self.services.now(),
-        )
-        facts.leg, facts.linked_id, facts.direction = "b", call.call_id, "outbound"
-        if call.facts is not None:
-            facts.trunk, facts.customer = call.facts.trunk, call.facts.customer
-            facts.inside_group = self.services.admission.inside_group(facts.customer, target)
-            facts.forwarded_from = call.facts.called  # its zone surcharge (free phone abroad)
-            facts.caller_e164, facts.caller_country = (
-                call.facts.caller_e164,
-                call.facts.caller_country,
-            )
-        return facts
-
 
 def _uac_dialog(event: ResponseReceived) -> DialogId:
     response = event.response
@@ -408,8 +410,7 @@ _RINGBACK: dict[str, bytes] = {}
 
 
 def _ringback(codec: str) -> bytes:
-    """One cadence of the European ringback tone: 425 Hz for 1 s, then 4 s of silence."""
+    """One cadence of the ringback tone, encoded once per codec."""
     if codec not in _RINGBACK:
-        tone = np.concatenate([sine(425.0, 1000, dbfs=-16.0), np.zeros(32000, np.int16)])
-        _RINGBACK[codec] = g711.encode(codec, tone)
+        _RINGBACK[codec] = g711.encode(codec, ringback())
     return _RINGBACK[codec]

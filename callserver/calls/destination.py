@@ -17,7 +17,7 @@ from callserver.sip.uri import SipUri, parse_uri
 from callserver.transport.locating import Target
 from callserver.transport.resolver import ResolutionError, SipResolver
 
-__all__ = ["Destination", "Route", "locate", "route_of"]
+__all__ = ["Destination", "Route", "locate", "locate_first", "route_of", "routes_for"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +65,31 @@ def route_of(config: TrunksFile, name: str | None) -> Route | None:
         if digest is None
         else (digest.username, digest.password.get_secret_value()),
     )
+
+
+def routes_for(config: TrunksFile, route: str | None) -> tuple[Route, ...]:
+    """The outbound routes a number goes through, in trying order: the one named, else the
+    default one; none when that route does not exist."""
+    found = route_of(config, route)
+    return () if found is None else (found,)
+
+
+async def locate_first(
+    target: str, routes: tuple[Route, ...], resolver: SipResolver
+) -> tuple[Destination, tuple[Route, ...]]:
+    """The destination of ``target`` through the first of ``routes`` that resolves (a
+    ``sip:`` URI needs none), and the routes after it: the leg fails over to them.
+
+    Raises:
+        ResolutionError: no route leads to an address (the message says why, route by route).
+    """
+    errors: list[str] = []
+    for index, route in enumerate(routes or (None,)):
+        try:
+            return await locate(target, route, resolver), routes[index + 1 :]
+        except ResolutionError as exc:
+            errors.append(str(exc))
+    raise ResolutionError("; ".join(errors))
 
 
 async def locate(target: str, route: Route | None, resolver: SipResolver) -> Destination:

@@ -15,17 +15,18 @@ from dataclasses import dataclass
 
 from callserver.calls.bridge import Bridge
 from callserver.calls.call import Call
-from callserver.calls.destination import Destination
+from callserver.calls.destination import Destination, Route
 from callserver.calls.phones import Branch
 from callserver.calls.reporting import CallFacts
 from callserver.media.stream import MediaStream
 from callserver.policy.limits import Grant
 from callserver.sip.dialog import DialogId
 from callserver.sip.headers import Address
+from callserver.sip.ids import new_call_id
 from callserver.sip.sdp import SessionDescription
 from callserver.sip.transaction_key import TransactionKey
 
-__all__ = ["Leg"]
+__all__ = ["Leg", "leg_facts"]
 
 
 @dataclass(slots=True)
@@ -48,9 +49,29 @@ class Leg:
     tried: int = 0  # destination targets sent an INVITE so far
     responded: bool = False  # the current target sent a response, provisional or final
     bridge: Bridge | None = None  # while bridged: the in-dialog requests of both legs
+    later_routes: tuple[Route, ...] = ()  # routes to fail over to, in order
     branches: tuple[Branch, ...] = ()  # a phone's registered contacts, rung at once
     forks: dict[TransactionKey | None, int | None] | None = None  # branch: final status
 
     def pending_forks(self) -> list[TransactionKey | None]:
         """The branches still ringing (none for a leg through a route)."""
         return [] if self.forks is None else [k for k, s in self.forks.items() if s is None]
+
+
+def leg_facts(a: Call, target: str, now: float, inside_group: bool) -> CallFacts:
+    """The CDR facts of a leg the call ``a`` places to ``target`` at ``now``: leg ``b``,
+    outbound, linked to ``a``, with its caller, trunk and customer; ``inside_group`` when the
+    target is a number of the caller's own Centrex group."""
+    facts = CallFacts(
+        call_id=new_call_id(),
+        caller=a.facts.caller if a.facts else "",
+        called=target,
+        offered_at=now,
+    )
+    facts.leg, facts.linked_id, facts.direction = "b", a.call_id, "outbound"
+    if a.facts is not None:
+        facts.trunk, facts.customer = a.facts.trunk, a.facts.customer
+        facts.inside_group = inside_group
+        facts.forwarded_from = a.facts.called  # its zone surcharge (free phone abroad)
+        facts.caller_e164, facts.caller_country = a.facts.caller_e164, a.facts.caller_country
+    return facts

@@ -1,7 +1,7 @@
 """Tone generation: DTMF digits (ITU-T Q.23 frequency pairs) and plain sine tones, 8 kHz int16.
 
-Used to carry a digit in-band to a bridged leg that negotiated no telephone-event, and for the
-beep prompt. Pure: arrays in, arrays out.
+Used to carry a digit in-band to a bridged leg that negotiated no telephone-event, for the
+beep prompt and for the ringback a forwarded call hears. Pure: arrays in, arrays out.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DTMF_FREQUENCIES", "dtmf_tone", "sine"]
+__all__ = ["DTMF_FREQUENCIES", "dtmf_tone", "ringback", "sine"]
 
 # ITU-T Q.23: each key is one low-group (row) and one high-group (column) frequency.
 _ROWS = (697.0, 770.0, 852.0, 941.0)
@@ -27,6 +27,12 @@ def sine(
     t = np.arange(rate * ms // 1000) / rate
     amplitude = 32767 * 10 ** (dbfs / 20)
     return np.round(amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+
+
+def ringback(rate: int = 8000) -> npt.NDArray[np.int16]:
+    """One cadence of the European ringback tone (ETSI TR 101 041): 425 Hz for 1 s at -16 dBFS,
+    then 4 s of silence."""
+    return np.concatenate([sine(425.0, 1000, dbfs=-16.0, rate=rate), np.zeros(4 * rate, np.int16)])
 
 
 def dtmf_tone(
