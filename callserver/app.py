@@ -20,6 +20,7 @@ import structlog
 
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
+from callserver.calls.originating import Outbound
 from callserver.calls.phones import PhoneBook
 from callserver.calls.registration import Registration, account_of
 from callserver.calls.reporting import CdrReporter
@@ -115,8 +116,13 @@ class Server:
             lambda: self.settings.calls.ring_timeout,
         )
         self.calls.forwarder.phones = self.phones
+        outbound = Outbound(
+            lambda n: self.admission.table.own_number(n) or self.centrex.group_of(n) is not None,
+            lambda: self.settings.calls.outbound_ring_timeout,
+        )
         self.routing = Routing(
             phones=self.phones.route,
+            outbound=outbound.route,
             dialplans=settings.dialplans,
             blacklist=settings.blacklist,
             prompts=self.prompts,

@@ -72,6 +72,7 @@ class SessionHosting:
             voicemail_dir=self._voicemail_dir(settings),
             monotonic=self.services.loop.time,  # the clock the plan's pauses run on
         )
+        session.originating = call.facts.customer is not None
         work = self.router(session)
         if work is None:
             return False

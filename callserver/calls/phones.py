@@ -11,8 +11,9 @@ the others are cancelled with ``Reason: SIP;cause=200;text="Call completed elsew
 
 A call to a subscriber's number runs no dialplan (a subscriber's number cannot have one):
 ``PhoneBook.route`` gives the session ``ring_phone``, which forwards to the number for
-``calls.ring_timeout`` seconds and then refuses the caller the way the phones did: 486 when
-they were busy, 480 when none is registered or none answered (Q.850 17, 20, 19).
+``calls.ring_timeout`` seconds and then refuses the caller the way the phones did
+(``originating.end_as``): 486 when they were busy, 480 when none is registered or none
+answered. A call from a customer may also dial an extension of its own group.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from callserver.calls.originating import end_as
 from callserver.calls.session import CallSession
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.registrar.binding import Binding
@@ -78,8 +80,13 @@ class PhoneBook:
         return tuple(_branch(b) for b in self._lookup(subscriber.number, now))
 
     def route(self, session: CallSession) -> Awaitable[None] | None:
-        """Ring the subscriber whose number the session's call is to; None when not one."""
-        subscriber = self._centrex().subscriber(session.called)
+        """Ring the subscriber whose number the session's call is to (or, for a call from a
+        customer, whose extension in the caller's group it dialled); None when not one."""
+        if session.originating:
+            caller = session.caller.e164 or session.caller.raw
+            subscriber = self.subscriber(session.called, caller)
+        else:
+            subscriber = self._centrex().subscriber(session.called)
         if subscriber is None:
             return None
         return ring_phone(session, subscriber.number, self._ring_timeout())
@@ -91,16 +98,7 @@ async def ring_phone(session: CallSession, number: str, ring_timeout: float) -> 
         target=number, route=None, ring_timeout=ring_timeout, caller_id=None
     )
     session.note("forward", {"target": number, "result": outcome.result})
-    if outcome.result == "answered":
-        await session.hangup(code=None, cause=None, reason="normal")
-    elif outcome.result == "busy":
-        await session.hangup(code=486, cause=17, reason="normal")  # user busy
-    elif outcome.result == "no_answer":
-        absent = outcome.sip_code == 480  # registered nowhere, or the phones said so
-        await session.hangup(code=480, cause=20 if absent else 19, reason="normal")
-    else:
-        code = outcome.sip_code if outcome.sip_code and outcome.sip_code >= 400 else 480
-        await session.hangup(code=code, cause=None, reason="normal")
+    await end_as(session, outcome)
 
 
 def _branch(binding: Binding) -> Branch:

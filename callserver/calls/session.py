@@ -130,6 +130,7 @@ class CallSession:
         "language",
         "max_duration",
         "notes",
+        "originating",
         "variables",
         "voicemail_dir",
     )
@@ -157,6 +158,7 @@ class CallSession:
         self.dialplan: str | None = None  # the plan's file and version, set by the router
         self.dialplan_version: str | None = None
         self.max_duration: float | None = None  # the plan's cap; it may only shorten the class's
+        self.originating = False  # from a customer (a Centrex phone, a PBX trunk): may go out
         self._clock = clock
         self._monotonic = monotonic
         self._answered = False

@@ -190,6 +190,9 @@ class CallsSettings(BaseModel):
     ring_timeout: float = Field(
         30.0, gt=0, le=600, description="a call to a Centrex phone: unanswered this long: 480"
     )
+    outbound_ring_timeout: float = Field(
+        120.0, gt=0, le=600, description="a call out through a route: unanswered this long: 480"
+    )
     drain_timeout: float = Field(10.0, ge=0)
     max_calls: int = Field(10000, ge=1)
     answer_after: None = Field(None, exclude=True, repr=False, description="removed")

@@ -29,6 +29,7 @@ on reload leaves the previous table in force.
 from __future__ import annotations
 
 import ipaddress
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -290,6 +291,7 @@ class TrunkTable:
 
     def __init__(self, config: TrunksFile) -> None:
         self.config = config
+        self._own: frozenset[str] | None = None  # own_number's set, made at its first use
         rows = [
             (match.network, match.port, name)
             for name, trunk in config.trunks.items()
@@ -358,6 +360,16 @@ class TrunkTable:
                 profiles.append(f"customer:{customer}")
         profiles.append(f"number:{called.lstrip('+')}")
         return profiles
+
+    def own_number(self, number: str) -> bool:
+        """True when the E.164 ``number`` is the operator's own as this file knows it: a
+        customer's (Centrex blocks included) or one with limits of its own (``numbers``)."""
+        own = self._own
+        if own is None:
+            customers = (c.numbers for c in self.config.customers.values())
+            limited = (normalise(n) for n in self.config.numbers)
+            own = self._own = frozenset(chain(*customers, limited))
+        return number in own
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -43,5 +43,9 @@ class PlanSet:
         """The plan of the called number (any written form), else the default plan, else None."""
         return self.plans.get(number_key(called)) or self.plans.get(DEFAULT_PLAN)
 
+    def own_plan(self, called: str) -> Plan | None:
+        """The plan written for the called number itself (not the default), else None."""
+        return self.plans.get(number_key(called))
+
     def __len__(self) -> int:
         return len(self.plans)

@@ -65,10 +65,12 @@ class Routing:
         routes: Callable[[], Collection[str]] | None = None,
         share: Callable[[], float] = lambda: BACKGROUND_SHARE,
         phones: Callable[[CallSession], Awaitable[None] | None] | None = None,
+        outbound: Callable[[CallSession], Awaitable[None] | None] | None = None,
     ) -> None:
         self.blacklist_path = blacklist
         self._routes = routes  # the outbound routes forward steps may name
         self._phones = phones  # a call to a Centrex subscriber's number rings its phones
+        self._outbound = outbound  # a call from a customer to a number not ours goes out
         self.blacklist = NumberList()
         self.prompts, self.tariffs, self.default_language = prompts, tariffs, default_language
         self.dialplans = Dialplans(dialplans, self._context, share)  # share: of the loop
@@ -93,10 +95,17 @@ class Routing:
 
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """The run of the called number's plan on ``session`` (a subscriber's number: ringing
-        its phones, ``calls.phones``), or None (no plan)."""
+        its phones, ``calls.phones``; a call from a customer to a number not the operator's:
+        out through the routes, ``calls.originating``), or None (no plan)."""
         if self._phones is not None and (ringing := self._phones(session)) is not None:
             return ringing
-        plan = self.dialplans.plan_for(session.called)
+        plans = self.dialplans.plans
+        outbound = self._outbound
+        if outbound is not None and session.originating and not plans.own_plan(session.called):
+            going_out = outbound(session)
+            if going_out is not None:
+                return going_out
+        plan = plans.plan_for(session.called)
         if plan is None:
             return None
         session.dialplan, session.dialplan_version = plan.source, plan.version

@@ -42,6 +42,7 @@ from tests.e2e.conftest import (
 CALLER = "061234567"  # a BiH mobile number in national format, as the trunk presents it
 CALLER_E164 = "38761234567"
 PLAN_NUMBER = "38733100200"  # the number whose dialplan forwards
+OWN_NUMBERS = ("38733100200", "38790291100", "38781920123")  # called here and in test_cdr_charges
 TARGET = "+38763200300"  # HT Eronet mobile: the forwarded leg's tariff
 QUANTUM = Decimal("0.0001")  # KM: callserver stores amounts to this
 HOLD_MS = 2000  # how long an answered caller stays on the line before its BYE
@@ -132,11 +133,19 @@ def _assert_rejected(record: Record, end_reason: str, sip_code: int, q850: int) 
 
 
 def _trunks(channels: int | None = None, route_port: int | None = None) -> dict[str, object]:
-    """The local trunk, owned by customer ``acme``, with a channel limit and a route to SIPp."""
+    """The local trunk, owned by customer ``acme``, with a channel limit and a route to SIPp.
+
+    The numbers these tests call are the operator's own (``numbers``): a call from a
+    customer's trunk to any other number would go out through the route.
+    """
     trunk: dict[str, object] = {"match": [HOST], "customer": "acme"}
     if channels is not None:
         trunk["channels"] = channels
-    trunks: dict[str, object] = {"customers": {"acme": {}}, "trunks": {"test": trunk}}
+    trunks: dict[str, object] = {
+        "customers": {"acme": {}},
+        "trunks": {"test": trunk},
+        "numbers": {number: {} for number in OWN_NUMBERS},
+    }
     if route_port is not None:
         trunks.update(routes={"pbx": {"host": HOST, "port": route_port}}, default_route="pbx")
     return trunks

@@ -1,0 +1,80 @@
+"""Calls from a customer to the world: a Centrex phone or a PBX trunk calling out.
+
+A call is *originating* when it comes from a customer: a trunk of a customer of
+config/trunks.yaml (Business Trunking: a PBX), or a Centrex phone (its group's customer). For
+such a call ``dialplan.routing`` decides, in order:
+
+1. an extension or number of the caller's group: its phones ring (``calls.phones``);
+2. a number with a dialplan of its own, or another of the operator's own numbers (a
+   customer's, ``numbers`` of trunks.yaml, a Centrex block): it terminates as any inbound call
+   does, through its plan or its phones;
+3. anything else goes out: ``Outbound.route`` gives the session ``call_out``, a forward to the
+   number through the outbound routes (``calls.b2bua``: the routes for its prefix in order,
+   barring, channels, the leg's CDR), and the caller is answered as that leg ended.
+
+``end_as`` turns the end of a forwarded leg into the answer the caller gets, for calls out and
+calls to phones alike: 486 busy (Q.850 17), 480 when nobody answered (19) or nobody is
+registered (20), 403 barred (21), else the leg's own failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.policy.numbering import normalise
+
+__all__ = ["Outbound", "call_out", "end_as"]
+
+
+class Outbound:
+    """Which originating calls go out; see the module docstring.
+
+    Args:
+        own_number: True for an E.164 number that is the operator's own (not its plans':
+            ``dialplan.routing`` checks those first).
+        ring_timeout: how long a call out may ring before it is given up, in seconds.
+    """
+
+    def __init__(
+        self, own_number: Callable[[str], bool], ring_timeout: Callable[[], float]
+    ) -> None:
+        self._own_number = own_number
+        self._ring_timeout = ring_timeout
+
+    def route(self, session: CallSession) -> Awaitable[None] | None:
+        """The call out of an originating session to a number not the operator's, or None."""
+        if not session.originating:
+            return None
+        try:
+            number = normalise(session.called)
+        except ValueError:
+            number = session.called  # a short code (112, 1182): the routes decide
+        if not number.lstrip("+").isdigit() or self._own_number(number):
+            return None  # a name (sip:service@...) is nobody's to call out to
+        return call_out(session, number, self._ring_timeout())
+
+
+async def call_out(session: CallSession, number: str, ring_timeout: float) -> None:
+    """Forward the call to ``number`` through the outbound routes; end it as that leg ended."""
+    outcome = await session.forward(
+        target=number, route=None, ring_timeout=ring_timeout, caller_id=None
+    )
+    session.note("forward", {"target": number, "result": outcome.result})
+    await end_as(session, outcome)
+
+
+async def end_as(session: CallSession, outcome: ForwardOutcome) -> None:
+    """Hang the caller up as the forwarded leg ended (see the module docstring)."""
+    if outcome.result == "answered":
+        await session.hangup(code=None, cause=None, reason="normal")
+    elif outcome.result == "barred":
+        await session.hangup(code=403, cause=21, reason="barred")
+    elif outcome.result == "busy":
+        await session.hangup(code=486, cause=17, reason="normal")
+    elif outcome.result == "no_answer":
+        absent = outcome.sip_code == 480  # registered nowhere, or the far end said so
+        await session.hangup(code=480, cause=20 if absent else 19, reason="normal")
+    else:
+        code = outcome.sip_code if outcome.sip_code and outcome.sip_code >= 400 else 500
+        await session.hangup(code=code, cause=None, reason="normal")
