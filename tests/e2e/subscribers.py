@@ -1,5 +1,9 @@
-"""One centrex.yaml subscriber for the registrar's end-to-end tests, and the server's settings
-that let SIPp register as it.
+"""One centrex.yaml subscriber for the registrar's and phone calls' end-to-end tests, the
+server's settings that let SIPp register as it, and SIPp as that phone.
+
+A phone is two SIPp runs on one UDP port: ``register_phone`` registers the port as a contact of
+the subscriber, then ``phone`` plays the phone that calls reach there (SIPp ties messages to
+calls by Call-ID, so one run cannot do both).
 
 SIPp 3.6.1 answers MD5 only and reads the first challenge's algorithm, so the server offers
 MD5 alone here (see tests/e2e/test_digest_trunks.py).
@@ -7,11 +11,15 @@ MD5 alone here (see tests/e2e/test_digest_trunks.py).
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
 from callserver.sip.auth import password_ha1
+from tests.e2e.conftest import SCENARIOS, ServerProcess, free_port, run_sipp, start_uas
 
 USERNAME, REALM, PASSWORD = "38733100201", "callserver", "phone-201-secret"
 AOR = "+38733100201"
@@ -38,3 +46,41 @@ def write_centrex(tmp_path: Path) -> None:
         },
     }
     (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
+
+
+def register_phone(
+    sipp: str, tmp_path: Path, server: ServerProcess, port: int | None = None
+) -> int:
+    """SIPp registers contact ``phone`` of the subscriber from ``port`` (default: a free one)
+    for 600 s and exits; the port."""
+    port = port or free_port(both=False)
+    result = run_sipp(
+        sipp,
+        tmp_path,
+        server.port,
+        *("-sf", str(SCENARIOS / "uac-register-digest.xml"), "-m", "1"),
+        *("-key", "user", USERNAME, *CREDENTIALS),
+        timeout=20,
+        local_port=port,
+    )
+    assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+    return port
+
+
+@contextlib.contextmanager
+def phone(sipp: str, tmp_path: Path, scenario: str, port: int) -> Iterator[subprocess.Popen[str]]:
+    """SIPp playing the phone registered at ``port`` for one call of ``scenario`` (of
+    tests/e2e/scenarios); killed after the block if still running."""
+    proc, _ = start_uas(sipp, tmp_path, "-sf", str(SCENARIOS / scenario), port=port)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def finished(proc: subprocess.Popen[str], server: ServerProcess) -> None:
+    """The phone's SIPp ended its call as its scenario says."""
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])

@@ -1,22 +1,14 @@
 """Calls to Centrex phones end to end: SIPp phones register, a SIPp caller calls their number.
 
-Each phone is two SIPp runs on one UDP port: the first registers the port as a contact of the
-subscriber (MD5 digest: SIPp 3.6 answers nothing else), the second plays the phone the call
-reaches there (SIPp ties messages to calls by Call-ID, so one run cannot do both).
+Each phone is two SIPp runs on one UDP port (``tests.e2e.subscribers``): one registers the
+port as a contact of the subscriber, the other plays the phone the call reaches there.
 """
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
-
-from callserver.sip.auth import password_ha1
 from tests.e2e.conftest import (
-    SCENARIOS,
     ServerProcess,
     exported_cdrs,
     free_port,
@@ -24,66 +16,25 @@ from tests.e2e.conftest import (
     run_scenario,
     run_sipp,
     start_server,
-    start_uas,
     stopped_on_exit,
 )
+from tests.e2e.subscribers import (
+    CALLER,
+    CALLING,
+    USERNAME,
+    finished,
+    phone,
+    register_phone,
+    write_centrex,
+)
 
-NUMBER, USERNAME, PASSWORD, REALM = "38733100201", "38733100201", "phone-201-secret", "callserver"
-CALLER = ("-s", NUMBER, "-m", "1", "-key", "caller", "38761000000")
-TRUNKS = {
-    "digest": {"algorithms": ["MD5"]},
-    "customers": {"acme": {}},
-    "trunks": {"test": {"match": ["127.0.0.1"]}},
-}
+NUMBER = USERNAME  # the subscriber's number is its username here
 
 
 def _server(tmp_path: Path, dialplans: Path | None = None, **calls: object) -> ServerProcess:
     """The server with one group of acme and its phone 201 (``calls``: settings)."""
-    phone = {
-        "username": USERNAME,
-        "ha1_md5": password_ha1(USERNAME, REALM, PASSWORD, "MD5"),
-        "ha1_sha256": password_ha1(USERNAME, REALM, PASSWORD, "SHA-256"),
-    }
-    group = {
-        "customer": "acme",
-        "numbers": ["+387 33 100 200-299"],
-        "realm": REALM,
-        "extensions": {"digits": 3},
-        "subscribers": {"+387 33 100 201": phone},
-    }
-    (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
-    return start_server(tmp_path, trunks=TRUNKS, dialplans=dialplans, **calls)
-
-
-def _register(sipp: str, tmp_path: Path, server: ServerProcess, port: int) -> None:
-    """Register 127.0.0.1:``port`` as a contact of phone 201."""
-    result = run_sipp(
-        sipp,
-        tmp_path,
-        server.port,
-        *("-sf", str(SCENARIOS / "uac-register-digest.xml"), "-m", "1"),
-        *("-au", USERNAME, "-ap", PASSWORD, "-key", "user", NUMBER),
-        timeout=20,
-        local_port=port,
-    )
-    assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-30:])
-
-
-@contextlib.contextmanager
-def _phone(sipp: str, tmp_path: Path, scenario: str, port: int) -> Iterator[subprocess.Popen[str]]:
-    """SIPp playing the phone registered at ``port`` for one call of ``scenario``."""
-    proc, _ = start_uas(sipp, tmp_path, "-sf", str(SCENARIOS / scenario), port=port)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
-def _finished(phone: subprocess.Popen[str], server: ServerProcess) -> None:
-    out, _ = phone.communicate(timeout=30)
-    assert phone.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
+    write_centrex(tmp_path)
+    return start_server(tmp_path, trunks=CALLING, dialplans=dialplans, **calls)
 
 
 def _call(sipp: str, tmp_path: Path, server: ServerProcess, *args: str) -> None:
@@ -98,15 +49,15 @@ def test_both_contacts_ring_the_second_answers_the_first_is_cancelled(
     the other gets CANCEL with Reason "Call completed elsewhere"; the phone's leg has its CDR."""
     first, second = free_port(both=False), free_port(both=False)
     with stopped_on_exit(_server(tmp_path)) as server:
-        _register(sipp, tmp_path, server, first)
-        _register(sipp, tmp_path, server, second)
+        register_phone(sipp, tmp_path, server, first)
+        register_phone(sipp, tmp_path, server, second)
         with (
-            _phone(sipp, tmp_path, "uas-rings-expects-cancel-completed-elsewhere.xml", first) as a,
-            _phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", second) as b,
+            phone(sipp, tmp_path, "uas-rings-expects-cancel-completed-elsewhere.xml", first) as a,
+            phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", second) as b,
         ):
             _call(sipp, tmp_path, server, "-sn", "uac", "-d", "1500")
-            _finished(a, server)
-            _finished(b, server)
+            finished(a, server)
+            finished(b, server)
         assert server.wait_for("call.ringing_contacts")["contacts"] == 2
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert sorted(legs) == ["a", "b"], legs
@@ -129,13 +80,13 @@ def test_a_busy_phone_gets_the_caller_486(sipp: str, tmp_path: Path) -> None:
     """The only contact answers 486 Busy Here: the caller gets 486 too."""
     port = free_port(both=False)
     with stopped_on_exit(_server(tmp_path)) as server:
-        _register(sipp, tmp_path, server, port)
-        with _phone(sipp, tmp_path, "uas-busy-486.xml", port) as phone:
+        register_phone(sipp, tmp_path, server, port)
+        with phone(sipp, tmp_path, "uas-busy-486.xml", port) as rung:
             result = run_scenario(
                 sipp, tmp_path, server, "uac-expect-486-forward-failed.xml", *CALLER
             )
             assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-            _finished(phone, server)
+            finished(rung, server)
 
 
 def test_an_unanswered_phone_is_cancelled_after_the_ring_timeout_and_the_caller_gets_480(
@@ -144,11 +95,11 @@ def test_an_unanswered_phone_is_cancelled_after_the_ring_timeout_and_the_caller_
     """calls.ring_timeout 2 s: the ringing phone gets a CANCEL without a Reason, the caller 480."""
     port = free_port(both=False)
     with stopped_on_exit(_server(tmp_path, ring_timeout=2)) as server:
-        _register(sipp, tmp_path, server, port)
-        with _phone(sipp, tmp_path, "uas-rings-until-cancelled.xml", port) as phone:
+        register_phone(sipp, tmp_path, server, port)
+        with phone(sipp, tmp_path, "uas-rings-until-cancelled.xml", port) as rung:
             result = run_scenario(sipp, tmp_path, server, "uac-expect-480.xml", *CALLER)
             assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-            _finished(phone, server)
+            finished(rung, server)
 
 
 def test_a_dialplan_forward_to_an_extension_of_its_group_reaches_the_phone(
@@ -159,8 +110,8 @@ def test_a_dialplan_forward_to_an_extension_of_its_group_reaches_the_phone(
     port = free_port(both=False)
     plans = plan_dir(tmp_path, "38733100200", 'steps:\n  reception:\n    forward: "201"\n')
     with stopped_on_exit(_server(tmp_path, dialplans=plans)) as server:
-        _register(sipp, tmp_path, server, port)
-        with _phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as phone:
+        register_phone(sipp, tmp_path, server, port)
+        with phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as rung:
             result = run_sipp(
                 sipp,
                 tmp_path,
@@ -169,6 +120,6 @@ def test_a_dialplan_forward_to_an_extension_of_its_group_reaches_the_phone(
                 timeout=30,
             )
             assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-            _finished(phone, server)
+            finished(rung, server)
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert legs["a"]["steps"] == ["reception"] and legs["b"]["called_raw"] == f"+{NUMBER}"

@@ -18,30 +18,14 @@ from tests.e2e.conftest import (
     exported_cdrs,
     free_port,
     run_scenario,
-    run_sipp,
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.subscribers import AOR, CALLER, CALLING, CREDENTIALS, USERNAME, write_centrex
+from tests.e2e.subscribers import AOR, CALLER, CALLING, register_phone, write_centrex
 
 QUALIFY: dict[str, object] = {"qualify": 1}  # an OPTIONS to each UDP binding every second
 T1 = 0.1
 TIMER_F = 64 * T1
-
-
-def _registered_phone(sipp: str, tmp_path: Path, server: ServerProcess) -> int:
-    """SIPp registers contact ``phone`` from a free port and exits; the port."""
-    port = free_port(both=False)
-    scenario = str(SCENARIOS / "uac-register-digest.xml")
-    result = run_sipp(
-        sipp,
-        tmp_path,
-        server.port,
-        *("-sf", scenario, "-m", "1", "-key", "user", USERNAME, *CREDENTIALS),
-        local_port=port,
-    )
-    assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-    return port
 
 
 def _answer_options(sipp: str, tmp_path: Path, port: int, count: int, status: int) -> None:
@@ -73,7 +57,7 @@ def test_a_phone_answering_options_stays_usable(sipp: str, tmp_path: Path) -> No
     """The phone gets an OPTIONS to its contact every second and answers, 200 and then 404 (any
     answer shows it is there): for longer than Timer F it is never marked unreachable."""
     with stopped_on_exit(_server(tmp_path)) as server:
-        port = _registered_phone(sipp, tmp_path, server)
+        port = register_phone(sipp, tmp_path, server)
         started = time.monotonic()
         _answer_options(sipp, tmp_path, port, 4, 200)
         _answer_options(sipp, tmp_path, port, 4, 404)
@@ -88,7 +72,7 @@ def test_a_phone_that_stops_answering_is_not_rung_until_it_answers_again(
     unreachable and a call to the number gets 480 as if it were registered nowhere; once the
     phone answers the next OPTIONS it is logged reachable again."""
     with stopped_on_exit(_server(tmp_path)) as server:
-        port = _registered_phone(sipp, tmp_path, server)
+        port = register_phone(sipp, tmp_path, server)
         contact = f"sip:phone@{HOST}:{port}"
         lost = server.wait_for("registrar.binding_unreachable", timeout=TIMER_F + 10)
         assert (lost["aor"], lost["contact"], lost["source"], lost["port"]) == (

@@ -1,5 +1,6 @@
 """Bindings survive a restart, end to end (RFC 3261 §10.3): SIPp registers as a centrex.yaml
-phone, the server stops on SIGTERM and a new one on the same data dir still holds the binding."""
+phone, the server stops on SIGTERM and a new one on the same data dir still holds the binding,
+and a call to the phone's number after the restart reaches it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ import re
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import ServerProcess, SippResult, run_scenario, start_server
-from tests.e2e.subscribers import CREDENTIALS, TRUNKS, write_centrex
+from tests.e2e.conftest import ServerProcess, SippResult, run_scenario, run_sipp, start_server
+from tests.e2e.subscribers import (
+    CALLING,
+    CREDENTIALS,
+    TRUNKS,
+    USERNAME,
+    finished,
+    phone,
+    register_phone,
+    write_centrex,
+)
 
 SHORT = 2  # seconds the short binding is registered for
 REGISTRAR: dict[str, object] = {"min_expires": 1}  # a binding can expire in a restart
@@ -60,3 +70,30 @@ def test_a_binding_survives_a_restart_with_its_remaining_expiry(sipp: str, tmp_p
         second.stop()
     assert set(listed) == {"long201"}, listed
     assert 3000 < listed["long201"] < 3600
+
+
+def test_a_phone_registered_before_a_restart_receives_a_call_after_it(
+    sipp: str, tmp_path: Path
+) -> None:
+    """The binding from before the restart is where the call goes: the phone rings, answers
+    and is bridged to the caller by the new server."""
+    write_centrex(tmp_path)
+    first = start_server(tmp_path, trunks=CALLING)
+    try:
+        port = register_phone(sipp, tmp_path, first)
+    finally:
+        assert first.stop() == 0, "\n".join(first.raw[-40:])
+    second = start_server(tmp_path, trunks=CALLING)
+    try:
+        with phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as rung:
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                second.port,
+                *("-sn", "uac", "-d", "1000", "-s", USERNAME, "-m", "1"),
+                timeout=30,
+            )
+            assert result.returncode == 0, result.output[-2000:] + "\n".join(second.raw[-40:])
+            finished(rung, second)
+    finally:
+        second.stop()
