@@ -86,7 +86,7 @@ async def _measure(calls: int, plans: Path) -> float:
     server = Server(settings)
     server.routing.load()
     sink = _Sink()
-    server._udp.append(sink)  # type: ignore[arg-type]
+    server.sockets.udp.append(sink)  # type: ignore[arg-type]
     peer = Peer("udp", "127.0.0.1", 6000)
     best = float("inf")
     for round_ in range(5):

@@ -48,10 +48,8 @@ from callserver.registrar.accounts import Account
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, SipEvent, Transmit
-from callserver.transport.listening import Listener, advertised, bind_failure, resolver_for
-from callserver.transport.settings import ListenAddress
-from callserver.transport.tcp import TcpTransport
-from callserver.transport.udp import UdpTransport
+from callserver.transport.listening import advertised, resolver_for
+from callserver.transport.sockets import SipSockets
 
 __all__ = ["Server"]
 
@@ -72,10 +70,7 @@ class Server:
         self.config_path = config_path
         self.overrides = overrides or {}
         self._loop = asyncio.get_running_loop()
-        self._udp: list[UdpTransport] = []
-        self._tcp: list[TcpTransport] = []
-        self._udp_by_family: dict[bool, UdpTransport] = {}  # is IPv6 -> first such socket
-        self._tcp_by_family: dict[bool, TcpTransport] = {}
+        self.sockets = SipSockets()
         self._timer: asyncio.TimerHandle | None = None
         self.collections = FullCollections(self._loop)  # the scheduled full GC passes
         self._deadline: float | None = None
@@ -133,7 +128,7 @@ class Server:
         )
         self.overload = OverloadControl(
             settings.overload,
-            receive_backlog=lambda: sum(udp.receive_backlog() for udp in self._udp),
+            receive_backlog=self.sockets.receive_backlog,
             loop_load=self.media.loop_load,
             clock_lag=self.media.clock_lag,
             in_setup=lambda: self.endpoint.uas.invites_in_setup,
@@ -152,25 +147,16 @@ class Server:
 
     async def start(self) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0."""
-        listen = self.settings.sip.listen
-        streams = [a for a in listen if a.transport == "tcp"]
-        for address in listen:
-            try:
-                if address.transport == "udp":
-                    self._udp.append(await UdpTransport.open(address.host, address.port, self))
-                else:
-                    self._tcp.append(await self._open_tcp(address, len(streams)))
-            except OSError as exc:
-                await self.close()
-                reason = bind_failure(address, exc)
-                raise OSError(exc.errno, f"cannot listen on {address}: {reason}") from exc
-        self._udp_by_family = {":" in t.local_address[0]: t for t in reversed(self._udp)}
-        self._tcp_by_family = {":" in t.local_address[0]: t for t in reversed(self._tcp)}
-        sockets: list[UdpTransport | TcpTransport] = [*self._udp, *self._tcp]
-        bound = sockets[0].local_address
-        first = self.settings.sip.listen[0]
+        sip = self.settings.sip
+        await self.sockets.open(
+            sip.listen,
+            self,
+            idle_timeout=sip.tcp_idle_timeout,
+            max_connections=sip.tcp_max_connections,
+        )
+        first = sip.listen[0]
         self.endpoint.config = endpoint_config(
-            self.settings, advertised(self.settings.sip.advertised_address, first), bound[1]
+            self.settings, advertised(sip.advertised_address, first), self.sockets.first_port
         )
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
@@ -190,23 +176,7 @@ class Server:
         warm_prompts(self.prompts)  # no call decodes one on the loop
         self.routing.load()
         self._watch = self._loop.create_task(self.routing.watch(self._watching))
-        log.info("server.listening", addresses=[self._describe(t) for t in sockets])
-
-    async def _open_tcp(self, address: ListenAddress, count: int) -> TcpTransport:
-        handler = self if count == 1 else Listener(self, len(self._tcp), count)
-        return await TcpTransport.open(
-            address.host,
-            address.port,
-            handler,
-            idle_timeout=self.settings.sip.tcp_idle_timeout,
-            max_connections=self.settings.sip.tcp_max_connections,
-        )
-
-    @staticmethod
-    def _describe(transport: UdpTransport | TcpTransport) -> str:
-        kind = "udp" if isinstance(transport, UdpTransport) else "tcp"
-        host, port = transport.local_address
-        return str(ListenAddress(transport=kind, host=host, port=port))
+        log.info("server.listening", addresses=self.sockets.describe())
 
     # -- transport callbacks (asyncio names) ------------------------------------------------
 
@@ -260,31 +230,9 @@ class Server:
             log.exception("calls.media_event_failed", kind=type(event).__name__)
 
     def _send(self, action: Transmit | CloseConnection) -> None:
+        self.sockets.send(action)
         if isinstance(action, CloseConnection):
-            if self._tcp:
-                tcp, local = self._tcp_for(Peer("tcp", "", 0, action.conn_id))
-                tcp.close_connection(action.conn_id if local.conn_id is None else local.conn_id)
             log.info("sip.connection_closed", conn_id=action.conn_id, reason=action.reason)
-            return
-        peer = action.peer
-        if peer.transport == "udp":
-            if len(self._udp) == 1:
-                self._udp[0].send(action.data, peer)
-            elif self._udp:
-                self._udp_by_family.get(":" in peer.host, self._udp[0]).send(action.data, peer)
-        elif self._tcp:
-            tcp, peer = self._tcp_for(peer)
-            tcp.send(action.data, peer)
-
-    def _tcp_for(self, peer: Peer) -> tuple[TcpTransport, Peer]:
-        """The listener a stream peer belongs to, and the peer under that listener's own id."""
-        count = len(self._tcp)
-        if count == 1:
-            return self._tcp[0], peer
-        if peer.conn_id is None:
-            return self._tcp_by_family.get(":" in peer.host, self._tcp[0]), peer
-        local = Peer(peer.transport, peer.host, peer.port, peer.conn_id // count)
-        return self._tcp[peer.conn_id % count], local
 
     def _arm_timer(self) -> None:
         deadline = self.endpoint.get_timer()
@@ -450,8 +398,4 @@ class Server:
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite
-        for udp in self._udp:
-            udp.close()
-        for tcp in self._tcp:
-            with contextlib.suppress(Exception):
-                await tcp.aclose()
+        await self.sockets.close()

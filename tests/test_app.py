@@ -37,7 +37,7 @@ async def test_call_handling_error_is_answered_500(monkeypatch: pytest.MonkeyPat
     """An exception while handling an INVITE is logged and the INVITE gets 500."""
     server = Server(load_settings(None, {"sip": {"listen": ["udp:127.0.0.1:5060"]}}))
     sink = _Sink()
-    server._udp.append(sink)  # type: ignore[arg-type]
+    server.sockets.udp.append(sink)  # type: ignore[arg-type]
 
     def broken(event: object, now: float) -> None:
         raise RuntimeError("bug in a call handler")
@@ -71,7 +71,7 @@ async def test_invite_refused_while_draining_leaves_a_rejected_cdr() -> None:
 
     server = Server(load_settings(None, {"sip": {"listen": ["udp:127.0.0.1:5060"]}}))
     sink, cdrs = _Sink(), Sink()
-    server._udp.append(sink)  # type: ignore[arg-type]
+    server.sockets.udp.append(sink)  # type: ignore[arg-type]
     server.reporter.sink = cdrs  # type: ignore[assignment]
     server.calls.draining = True
     server.datagram_received(INVITE, Peer("udp", "127.0.0.1", 6000))
