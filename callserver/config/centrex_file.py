@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from callserver.config.trunks import Barring
-from callserver.policy.numbering import normalise
+from callserver.policy.numbering import e164
 
 __all__ = [
     "CentrexFile",
@@ -82,18 +82,6 @@ def parse_block(text: str) -> NumberBlock:
     if last < first:
         raise ValueError(f"{text!r}: the block ends before it starts")
     return NumberBlock(first=first, last=last)
-
-
-def e164(text: str) -> str:
-    """``text`` as an E.164 number (``+`` and digits).
-
-    Raises:
-        ValueError: not a telephone number, or a short or national-only one.
-    """
-    number = normalise(text)
-    if not number.startswith("+"):
-        raise ValueError(f"{text!r} is not a full number: write it in E.164 (+387 ...)")
-    return number
 
 
 def _block(value: Any) -> Any:

@@ -21,6 +21,16 @@ numbers may have a pool of their own. Every limit is optional: absent means unli
     digest: {realm: callserver, challenge: 407, algorithms: [SHA-256, MD5], nonce_lifetime: 300}
     numbers:
       "38733123456": {channels: 2}
+    routes:
+      carrier-a: {host: 192.0.2.50, prefixes: ["+"]}          # every number ...
+      carrier-b: {host: 192.0.2.60, prefixes: ["+", "+387"]}  # ... failing over to this one
+    emergency: {numbers: ["112", "122", "123", "124"], route: carrier-b}
+
+A trunk's ``number`` is its main number (E.164), presented toward a carrier when the PBX
+presents one that is not its customer's (CLI screening, ``policy.cli``). A route's
+``prefixes`` are the numbers it carries for originating calls: the longest matching prefix
+wins, and routes with that same prefix are tried in the order they are written
+(``policy.outbound``). Emergency numbers are never barred and go to ``emergency.route``.
 
 Validated on load like every operator file: errors name file, line and field, and a bad file
 on reload leaves the previous table in force.
@@ -38,17 +48,24 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from callserver.config.digest import (
+    DigestAlgorithm,
+    DigestCredentials,
+    DigestSettings,
+    LockoutSettings,
+)
 from callserver.config.errors import OperatorFileError
 from callserver.config.positions import describe_errors
 from callserver.config.settings import check_host, read_yaml
 from callserver.policy.barring import parse_barring
-from callserver.policy.numbering import normalise
+from callserver.policy.numbering import e164, normalise
+from callserver.policy.outbound import DEFAULT_EMERGENCY_NUMBERS, route_prefix
 
 __all__ = [
     "DEFAULT_TRUNKS",
@@ -56,6 +73,7 @@ __all__ = [
     "DigestAlgorithm",
     "DigestCredentials",
     "DigestSettings",
+    "EmergencyConfig",
     "LockoutSettings",
     "OverLimit",
     "RouteConfig",
@@ -70,8 +88,6 @@ __all__ = [
 DEFAULT_TRUNKS = Path("config/trunks.yaml")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-DigestAlgorithm = Literal["SHA-256", "MD5", "SHA-256-sess", "MD5-sess"]
-_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 
 
 class SourceMatch(BaseModel):
@@ -138,59 +154,6 @@ class CustomerConfig(BaseModel):
     numbers: Annotated[list[str], AfterValidator(_group_numbers)] = Field(default_factory=list)
 
 
-class DigestCredentials(BaseModel):
-    """A trunk's digest user name and password (RFC 3261 §22.4); the password never prints."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    username: str = Field(min_length=1, max_length=128, pattern=_NO_CONTROL)
-    password: SecretStr = Field(min_length=1, max_length=256)
-
-
-def _default_algorithms() -> list[DigestAlgorithm]:
-    return ["SHA-256", "MD5"]  # RFC 8760 §2.4: the most preferred first
-
-
-class LockoutSettings(BaseModel):
-    """Password guessing (``policy.lockout``): failures per source address and per username
-    before answers are held ``delay`` seconds, and before the source or username is refused
-    for ``penalty`` seconds; a source in its penalty gets ``answer`` (403, or drop: nothing)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    slow_after: int = Field(3, ge=1, le=1000)
-    delay: float = Field(2.0, ge=0, le=30)
-    refuse_after: int = Field(10, ge=1, le=1000)
-    penalty: float = Field(900, gt=0, le=7 * 86400)
-    answer: Literal[403, "drop"] = "drop"
-    max_keys: int = Field(10_000, ge=1, le=1_000_000)
-
-    @model_validator(mode="after")
-    def _slow_before_refuse(self) -> LockoutSettings:
-        if self.slow_after > self.refuse_after:
-            raise ValueError(
-                f"slow_after ({self.slow_after}) must not be more than "
-                f"refuse_after ({self.refuse_after})"
-            )
-        return self
-
-
-class DigestSettings(BaseModel):
-    """How digest trunks are challenged (RFC 3261 §22.1, RFC 8760 §2.4, RFC 7616 §3.3)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    realm: str = Field("callserver", min_length=1, max_length=128, pattern=_NO_CONTROL)
-    challenge: Literal[401, 407] = 407
-    algorithms: list[DigestAlgorithm] = Field(default_factory=_default_algorithms, min_length=1)
-    nonce_lifetime: float = Field(300, gt=0, le=86400)
-    lockout: LockoutSettings = Field(default_factory=LockoutSettings)
-
-    @field_validator("algorithms")
-    @classmethod
-    def _once_each(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("each algorithm may be listed only once")
-        return value
-
-
 class TrunkConfig(BaseModel):
     """A trunk: where its calls come from or its credentials, whose it is, and its limits."""
 
@@ -202,6 +165,9 @@ class TrunkConfig(BaseModel):
     cps: float | None = Field(None, gt=0, description="new calls a second (token bucket rate)")
     cps_burst: float | None = Field(None, ge=1)
     barring: Barring = Field(default_factory=list)
+    number: Annotated[str, AfterValidator(e164)] | None = Field(
+        None, description="the main number (E.164) presented when the PBX's is not its own"
+    )
 
     @field_validator("match", mode="before")
     @classmethod
@@ -226,6 +192,17 @@ class NumberConfig(BaseModel):
     channels: int | None = Field(None, ge=0)
 
 
+def _once_each(keys: list[str]) -> list[str]:
+    for index, key in enumerate(keys):
+        if key in keys[:index]:
+            raise ValueError(f"prefix {key} is listed twice (written differently, perhaps)")
+    return keys
+
+
+Prefixes = Annotated[list[Annotated[str, AfterValidator(route_prefix)]], AfterValidator(_once_each)]
+"""A route's prefixes as ``policy.outbound.route_prefix`` keys, each once."""
+
+
 class RouteConfig(BaseModel):
     """An outbound route: where forwarded numbers are sent (a gateway or carrier).
 
@@ -239,6 +216,25 @@ class RouteConfig(BaseModel):
     port: int | None = Field(None, ge=1, le=65535)
     transport: Literal["udp", "tcp"] | None = None
     digest: DigestCredentials | None = None
+    prefixes: Prefixes = Field(default_factory=list)
+
+
+def _emergency_numbers(numbers: list[str]) -> list[str]:
+    keys = [normalise(number) for number in numbers]  # ValueError names the bad number
+    if not keys:
+        raise ValueError("list the emergency numbers (112, 122, 123, 124), or leave it out")
+    return keys
+
+
+class EmergencyConfig(BaseModel):
+    """Emergency numbers, never barred, and the route their calls go to (None: the routes of
+    their prefix, as any number)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    numbers: Annotated[list[str], AfterValidator(_emergency_numbers)] = Field(
+        default_factory=lambda: list(DEFAULT_EMERGENCY_NUMBERS)
+    )
+    route: _Id | None = None
 
 
 class TrunksFile(BaseModel):
@@ -256,6 +252,18 @@ class TrunksFile(BaseModel):
     )
     routes: dict[_Id, RouteConfig] = Field(default_factory=dict)
     default_route: _Id | None = None
+    emergency: EmergencyConfig = Field(default_factory=EmergencyConfig)
+
+    @field_validator("emergency")
+    @classmethod
+    def _emergency_route_exists(
+        cls, value: EmergencyConfig, info: ValidationInfo
+    ) -> EmergencyConfig:
+        routes = info.data.get("routes")
+        if value.route is not None and routes is not None and value.route not in routes:
+            known = ", ".join(routes) or "none"
+            raise ValueError(f"route {value.route!r} is not one of the routes ({known})")
+        return value
 
     @model_validator(mode="after")
     def _route_exists(self) -> TrunksFile:

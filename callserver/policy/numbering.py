@@ -57,6 +57,7 @@ __all__ = [
     "NumberingPlan",
     "Pattern",
     "PatternTable",
+    "e164",
     "e164_region",
     "national_number",
     "normalise",
@@ -193,6 +194,18 @@ def normalise(number: str, *, country_code: str = BIH_COUNTRY_CODE) -> str:
         # ITU-T E.164: an international number has at most 15 digits.
         raise ValueError(f"{number!r} has more than the {MAX_E164_DIGITS} digits of E.164")
     return prefix + digits
+
+
+def e164(text: str, *, country_code: str = BIH_COUNTRY_CODE) -> str:
+    """``text`` as an E.164 number (``+`` and digits), normalised as ``normalise`` does.
+
+    Raises:
+        ValueError: not a telephone number, or a short code.
+    """
+    number = normalise(text, country_code=country_code)
+    if not number.startswith("+"):
+        raise ValueError(f"{text!r} is not a full number: write it in E.164 (+387 ...)")
+    return number
 
 
 def parse_pattern(text: str, *, country_code: str = BIH_COUNTRY_CODE) -> Pattern:

@@ -270,3 +270,30 @@ def test_lockout_thresholds_are_checked_with_file_and_line(tmp_path: Path) -> No
         900,
         "drop",
     )
+
+
+def test_originating_fields_load_normalised(tmp_path: Path) -> None:
+    """Route prefixes, the emergency section and a trunk's main number load as E.164 keys."""
+    path = tmp_path / "trunks.yaml"
+    path.write_text(
+        "customers: {acme: {}}\n"
+        "trunks:\n"
+        "  pbx: {match: [192.0.2.10], customer: acme, number: '033 100 200'}\n"
+        "routes:\n"
+        "  carrier: {host: 192.0.2.50, prefixes: ['+', '+387 33', '061']}\n"
+        "  psap: {host: 192.0.2.60}\n"
+        "emergency: {route: psap, numbers: ['112', '1 22']}\n"
+    )
+    trunks = load_trunks(path)
+    assert trunks.trunks["pbx"].number == "+38733100200"
+    assert trunks.routes["carrier"].prefixes == ["+", "+38733", "+38761"]
+    assert trunks.routes["psap"].prefixes == []
+    assert (trunks.emergency.numbers, trunks.emergency.route) == (["112", "122"], "psap")
+
+
+def test_emergency_defaults() -> None:
+    """Without an emergency section the numbers are 112, 122, 123 and 124 and no route is named."""
+    trunks = TrunksFile()
+    assert trunks.emergency.numbers == ["112", "122", "123", "124"]
+    assert trunks.emergency.route is None
+    assert load_trunks(SHIPPED).emergency.numbers == ["112", "122", "123", "124"]
