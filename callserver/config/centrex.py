@@ -27,9 +27,11 @@ checked here, every fault collected as ``file:line: field: message``: a number o
 group's blocks, a number, extension or username given twice, overlapping blocks of two groups;
 with ``customers`` (trunks.yaml) a group's unknown customer and a customer whose ``numbers``
 are also written in trunks.yaml; with ``trunk_usernames`` a phone's username that is a trunk's
-too; with ``dialplan_numbers`` a subscriber's number that also has a
-dialplan file. ``with_group_numbers`` then gives each customer with a group its numbers from
-the group's blocks, so a number is written in one place only.
+too; with ``dialplan_numbers`` a subscriber's number that also has a dialplan file; with
+``realm`` (trunks.yaml's digest realm, in which the registrar and the INVITEs of phones
+challenge) a group of another realm, whose phones could never authenticate.
+``with_group_numbers`` then gives each customer with a group its numbers from the group's
+blocks, so a number is written in one place only.
 """
 
 from __future__ import annotations
@@ -295,17 +297,32 @@ def _customer_checks(
     return out
 
 
+def _realm_checks(centrex: Centrex, realm: str) -> list[tuple[Loc, str]]:
+    """Groups whose realm is not the one phones are challenged in (RFC 7616 §3.3: the HA1
+    values are of their own realm, so no response could ever match)."""
+    return [
+        (
+            ("groups", gid, "realm"),
+            f"realm {group.realm!r} is not trunks.yaml's digest realm {realm!r}: phones are "
+            "challenged in that realm, so this group's could never authenticate",
+        )
+        for gid, group in centrex.groups.items()
+        if group.realm != realm
+    ]
+
+
 def load_centrex(
     path: Path,
     *,
     customers: Mapping[str, CustomerConfig] | None = None,
     dialplan_numbers: Collection[str] = (),
     trunk_usernames: Collection[str] = (),
+    realm: str | None = None,
 ) -> Centrex:
     """Load, validate and compile ``path`` (config/centrex.yaml); a missing file: no groups.
 
-    ``customers`` and ``trunk_usernames`` (trunks.yaml's) and ``dialplan_numbers`` (the
-    numbers that have a dialplan file) are cross-checked when given (module docstring).
+    ``customers``, ``trunk_usernames`` and ``realm`` (trunks.yaml's) and ``dialplan_numbers``
+    (the numbers that have a dialplan file) are cross-checked when given (module docstring).
 
     Raises:
         OperatorFileError: every error as ``file:line: field: message``.
@@ -320,6 +337,8 @@ def load_centrex(
     centrex, errors = compile_centrex(file, dialplan_numbers, trunk_usernames)
     if customers is not None:
         errors += _customer_checks(centrex, customers)
+    if realm is not None:
+        errors += _realm_checks(centrex, realm)
     if errors:
         raise OperatorFileError(_describe(path, errors, lines))
     return centrex
@@ -349,6 +368,7 @@ def load_customers(
         customers=trunks.customers,
         dialplan_numbers=dialplan_numbers,
         trunk_usernames=trunk_usernames(trunks),
+        realm=trunks.digest.realm,
     )
     return with_group_numbers(trunks, centrex), centrex
 

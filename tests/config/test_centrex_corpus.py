@@ -70,6 +70,11 @@ BAD: dict[str, list[str]] = {
         "and "
         "paste its ha1_md5 and ha1_sha256 lines instead"
     ],
+    "realm-not-trunks": [
+        ":6: groups.office.realm: realm 'phones.example' is not trunks.yaml's digest realm "
+        "'callserver': phones are challenged in that realm, so this group's could never "
+        "authenticate"
+    ],
     "short-ha1": [
         f":9: {SUB}.+387 33 100 201.ha1_md5: an MD5 HA1 is 32 lower-case hex digits, as "
         f"{PASSWD} prints it"
@@ -100,7 +105,9 @@ def test_bad_file_fails_with_its_message(name: str) -> None:
     """Loading the bad file raises OperatorFileError with exactly its file:line: field lines."""
     path = BAD_DIR / f"{name}.yaml"
     with pytest.raises(OperatorFileError) as caught:
-        load_centrex(path, customers=CUSTOMERS, dialplan_numbers=["38733100250"])
+        load_centrex(
+            path, customers=CUSTOMERS, dialplan_numbers=["38733100250"], realm="callserver"
+        )
     assert caught.value.errors == [f"{path}{line}" for line in BAD[name]]
 
 
