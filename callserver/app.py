@@ -83,7 +83,8 @@ class Server:
         trunks, self.centrex = load_customers(
             settings.trunks, settings.centrex, plan_numbers(settings.dialplans)
         )
-        self.admission = Admission(trunks)  # self.centrex: the groups and phones in force
+        self.admission = Admission(trunks, self.centrex)  # the groups and phones in force
+        self.admission.auth.accounts = self._account  # phones' INVITEs, as their REGISTERs
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
         self.ingester = CdrIngester(
@@ -285,7 +286,7 @@ class Server:
         self.settings, restart = keep_startup_values(self.settings, loaded)
         self.calls.settings = self.settings
         self.overload.settings = self.settings.overload
-        self.admission.reload(trunks)
+        self.admission.reload(trunks, centrex)
         self.centrex = centrex
         if self.calls.registration is not None:
             self.calls.registration.update(self.settings, self.admission.auth)
@@ -310,8 +311,9 @@ class Server:
         self.background.run(self.routing.dialplans.reload_in_slices())
 
     def _account(self, username: str) -> Account | None:
-        """The registrar's account of the centrex.yaml phone ``username`` in force now (a
-        SIGHUP reload of the file or of the registrar section applies to the next REGISTER)."""
+        """The account of the centrex.yaml phone ``username`` in force now, for its REGISTERs
+        and its INVITEs (a SIGHUP reload of the file or of the registrar section applies to the
+        next request)."""
         subscriber = self.centrex.account(username)
         if subscriber is None:
             return None

@@ -6,7 +6,8 @@ request between them. :meth:`Admission.screen` decides what needs no password:
 1. The trunk by address: a trunk without credentials whose ``match`` covers the INVITE's
    source address (``config.trunks.TrunkTable``). Its calls take a token from the source's and the
    trunk's call-rate buckets (``policy.cps``, all or none; 503 with Retry-After).
-2. Otherwise, when some trunk has digest credentials (``calls.authentication``, RFC 3261 §22):
+2. Otherwise, when some trunk has digest credentials or config/centrex.yaml has phones
+   (``calls.authentication``, RFC 3261 §22):
    a source in its penalty for guessing passwords is :class:`Blocked` (403 or no answer, no
    CDR); any other INVITE takes a token from its source's bucket, a challenge as much as a
    call, so a flood of INVITEs without credentials cannot draw challenges at line rate. No
@@ -15,13 +16,16 @@ request between them. :meth:`Admission.screen` decides what needs no password:
 3. No trunk at all: 403 unless ``allow_unknown_sources``.
 
 :meth:`Admission.complete` does the rest. A claim is verified (a failure gets 403,
-``auth_failed``) and the trunk it names takes a token from its own bucket. Then the channels
-(``policy.limits``): one in each of the trunk's, its customer's and the called number's
-pools, all or none; over a limit the configured answer (503 with ``Reason: Q.850;cause=34``
-and Retry-After by default). :meth:`Admission.admit` is both halves at once.
+``auth_failed``) and the trunk it names takes a token from its own bucket; a claim of a
+phone's user name admits the call as that subscriber, its customer the customer of its Centrex
+group. Then the channels (``policy.limits``): one in each of the trunk's (a phone's: its
+group's), its customer's and the called number's pools, all or none; over a limit the
+configured answer (503 with ``Reason: Q.850;cause=34`` and Retry-After by default).
+:meth:`Admission.admit` is both halves at once.
 
 An admitted call holds a ``Grant`` that ``release`` gives back exactly once, whatever path
-the call ends on. Reload swaps the table and the limits; counters, grants and issued nonces
+the call ends on. Reload swaps the table, the Centrex groups and the limits; counters, grants
+and issued nonces
 carry over, so calls in progress are never cut, a lowered limit applies to new calls and a
 challenge sent before the reload can still be answered.
 """
@@ -38,12 +42,20 @@ from callserver.calls.authentication import (
     DigestAuthenticator,
 )
 from callserver.calls.reporting import CallFacts
+from callserver.config.centrex import Centrex, Subscriber
 from callserver.config.tariffs import Tariffs
 from callserver.config.trunks import TrunksFile, TrunkTable
 from callserver.policy.barring import check_outbound, parse_barring
 from callserver.policy.cps import CallRateLimiter
-from callserver.policy.limits import ChannelLimits, Grant, OverLimitResponse, refusal_headers
+from callserver.policy.limits import (
+    ChannelLimits,
+    Grant,
+    OverLimitResponse,
+    Refusal,
+    refusal_headers,
+)
 from callserver.policy.numbering import normalise
+from callserver.policy.outbound import OutboundPlan
 from callserver.sip.message import Request
 
 __all__ = ["Admission", "Admitted", "Blocked", "Challenged", "Rejected", "Screened"]
@@ -51,11 +63,17 @@ __all__ = ["Admission", "Admitted", "Blocked", "Challenged", "Rejected", "Screen
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Admitted:
-    """The call may proceed; ``grant`` holds its channels until ``Admission.release``."""
+    """The call may proceed; ``grant`` holds its channels until ``Admission.release``.
+
+    A phone's call has its ``subscriber`` (its E.164 number) and Centrex ``group``, and no
+    trunk; ``customer`` is the trunk's or the group's.
+    """
 
     trunk: str | None
     customer: str | None
     grant: Grant
+    subscriber: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,21 +104,35 @@ class Screened:
 class Admission:
     """Trunk identification and the limits it brings; see the module docstring."""
 
-    def __init__(self, trunks: TrunksFile) -> None:
+    def __init__(self, trunks: TrunksFile, centrex: Centrex | None = None) -> None:
         self.table = TrunkTable(trunks)
+        self.centrex = centrex or Centrex()
+        self.outbound = OutboundPlan.of(trunks)
         self._over = _over_limit(trunks)
-        self.channels = ChannelLimits(self.table.channel_limits())
+        self.channels = ChannelLimits(self._channel_limits())
         self.rates = CallRateLimiter(default_rate=trunks.cps_per_source)
         self.rates.update_rates(self._rates(trunks))
         self.auth = DigestAuthenticator(trunks.digest)
 
-    def reload(self, trunks: TrunksFile) -> None:
-        """New trunks and limits; calls in progress keep their channels."""
+    def reload(self, trunks: TrunksFile, centrex: Centrex | None = None) -> None:
+        """New trunks, Centrex groups (None: the ones in force) and limits; calls in progress
+        keep their channels."""
         self.table = TrunkTable(trunks)
+        self.centrex = self.centrex if centrex is None else centrex
+        self.outbound = OutboundPlan.of(trunks)
         self._over = _over_limit(trunks)
-        self.channels.update_limits(self.table.channel_limits())
+        self.channels.update_limits(self._channel_limits())
         self.rates.update_rates(self._rates(trunks), default_rate=trunks.cps_per_source)
         self.auth.update(trunks.digest)
+
+    def _channel_limits(self) -> dict[str, int]:
+        """The trunks' file's limits and each Centrex group's pool (``group:<id>``)."""
+        groups = {
+            f"group:{gid}": group.channels
+            for gid, group in self.centrex.groups.items()
+            if group.channels is not None
+        }
+        return {**self.table.channel_limits(), **groups}
 
     @staticmethod
     def _rates(trunks: TrunksFile) -> dict[str, tuple[float, float]]:
@@ -129,7 +161,8 @@ class Admission:
         without it only trunks identified by address can match.
         """
         trunk = self.table.identify(host, port)
-        if trunk is None and request is not None and self.table.has_digest:
+        digest = self.table.has_digest or bool(self.centrex.by_username)
+        if trunk is None and request is not None and digest:
             return self._screen_digest(host, port, now, request)
         if trunk is None and not self.table.config.allow_unknown_sources:
             return Rejected(status=403, reason="unknown_source")
@@ -151,23 +184,47 @@ class Admission:
                 return verified
             if isinstance(verified, AuthFailed):
                 return self._auth_refusal(verified)
+            if verified.account is not None:
+                return self._admit_phone(verified.account.aor, called)
             trunk = verified.trunk
             refused = self._rate_refusal([f"trunk:{trunk}"], trunk, now)
             if refused is not None:
                 return refused
-        config = self.table.config
-        customer = None if trunk is None else config.trunks[trunk].customer
+        customer = self.customer_of(trunk)
         granted = self.channels.acquire(self.table.profiles(trunk, called))
         if not isinstance(granted, Grant):
-            return Rejected(
-                status=self._over.status,
-                reason="channel_limit",
-                headers=refusal_headers(self._over, granted),
-                trunk=trunk,
-                customer=customer,
-                announcement=config.over_limit.announcement,
-            )
+            return self._channel_refusal(granted, trunk, customer)
         return Admitted(trunk=trunk, customer=customer, grant=granted)
+
+    def _admit_phone(self, aor: str, called: str) -> Admitted | Rejected:
+        """The channels of an authenticated phone's call: its group's, its customer's and
+        the called number's pools."""
+        subscriber = self.centrex.subscriber(aor)
+        if subscriber is None:  # a reload took the phone away after its password was checked
+            return Rejected(status=403, reason="auth_failed")
+        customer = self.centrex.groups[subscriber.group].customer
+        granted = self.channels.acquire(_phone_profiles(subscriber.group, customer, called))
+        if not isinstance(granted, Grant):
+            return self._channel_refusal(granted, None, customer)
+        return Admitted(
+            trunk=None,
+            customer=customer,
+            grant=granted,
+            subscriber=subscriber.number,
+            group=subscriber.group,
+        )
+
+    def _channel_refusal(
+        self, refusal: Refusal, trunk: str | None, customer: str | None
+    ) -> Rejected:
+        return Rejected(
+            status=self._over.status,
+            reason="channel_limit",
+            headers=refusal_headers(self._over, refusal),
+            trunk=trunk,
+            customer=customer,
+            announcement=self.table.config.over_limit.announcement,
+        )
 
     def _screen_digest(
         self, host: str, port: int, now: float, request: Request
@@ -212,18 +269,24 @@ class Admission:
         target: str,
         tariffs: Tariffs,
     ) -> str | None:
-        """The barring refusal (``barred_<class>``) of a forwarded leg to ``target``, or None.
+        """The barring refusal (``barred_<class>``) of a leg to ``target``, or None.
 
-        The classes barred are the caller's trunk's and its customer's (config/trunks.yaml);
-        a target that is not a number (a SIP URI) or that the numbering plan cannot place is
-        not barred here: the route refuses what it cannot reach.
+        The classes barred are the caller's trunk's and its customer's (config/trunks.yaml),
+        and a phone's own and its group's (config/centrex.yaml); an emergency number
+        (trunks.yaml ``emergency``) is never barred. A target that is not a number (a SIP URI)
+        or that the numbering plan cannot place is not barred here: the route refuses what it
+        cannot reach.
         """
-        if facts is None:
+        if facts is None or self.outbound.is_emergency(target):
             return None
         config = self.table.config
         trunk = config.trunks.get(facts.trunk or "")
         customer = config.customers.get(facts.customer or "")
-        names = [*(trunk.barring if trunk else []), *(customer.barring if customer else [])]
+        names = [
+            *(trunk.barring if trunk else []),
+            *(customer.barring if customer else []),
+            *self._phone_barring(facts),
+        ]
         if not names:
             return None
         group = frozenset(customer.numbers if customer else ())
@@ -248,10 +311,24 @@ class Admission:
         except ValueError:
             return False
 
+    def _phone_barring(self, facts: CallFacts) -> tuple[str, ...]:
+        """A phone's barring classes: its own and its group's (the subscriber's hold both)."""
+        subscriber: Subscriber | None = self.centrex.subscriber(facts.subscriber or "")
+        group = self.centrex.groups.get(facts.group or "")
+        return (
+            *(subscriber.barring if subscriber else ()),
+            *(group.barring if group else ()),
+        )
+
     def acquire_leg(self, facts: CallFacts | None, target: str) -> Grant | None:
-        """A channel for a forwarded leg in the caller's pools (each leg holds one), or None."""
-        trunk = None if facts is None else facts.trunk
-        granted = self.channels.acquire(self.table.profiles(trunk, target))
+        """A channel for a leg in the caller's pools (each leg holds one: a trunk's call in its
+        trunk's and customer's, a phone's in its group's and customer's), or None."""
+        if facts is not None and facts.group is not None:
+            profiles = _phone_profiles(facts.group, facts.customer, target)
+        else:
+            trunk = None if facts is None else facts.trunk
+            profiles = self.table.profiles(trunk, target)
+        granted = self.channels.acquire(profiles)
         return granted if isinstance(granted, Grant) else None
 
     def customer_of(self, trunk: str | None) -> str | None:
@@ -261,6 +338,15 @@ class Admission:
     def release(self, grant: Grant) -> None:
         """Give the call's channels back (a second release of the same grant does nothing)."""
         self.channels.release(grant)
+
+
+def _phone_profiles(group: str, customer: str | None, called: str) -> list[str]:
+    """The channel profiles of a phone's call: its group's, its customer's, the number's."""
+    profiles = [f"group:{group}"]
+    if customer is not None:
+        profiles.append(f"customer:{customer}")
+    profiles.append(f"number:{called.lstrip('+')}")
+    return profiles
 
 
 def _over_limit(trunks: TrunksFile) -> OverLimitResponse:

@@ -33,13 +33,17 @@ the same answer with a right password as with a wrong one.
 ``verify``:
 
 5. A username in its penalty, asked from a source not trusted for it: 403, unchecked.
-6. The user name picks the trunk and the response is recomputed with its password. An unknown
-   user and a wrong password get the same 403, so user names cannot be probed; the response
-   is even computed against a dummy password for an unknown user, so the two take as long.
+6. The user name picks the trunk and the response is recomputed with its password; a user name
+   that is no trunk's is a phone's (``accounts``: the subscribers of config/centrex.yaml, as
+   the registrar has them), checked against the HA1 of the algorithm used (RFC 7616 §3.4.2).
+   An unknown user and a wrong password get the same 403, so user names cannot be probed; the
+   response is even computed against a dummy password for an unknown user, so the two take as
+   long.
 7. A nonce count not larger than the last one seen with that nonce (or a second use of a
    nonce without qop): a replay, logged as ``call.auth_replay`` and answered with a fresh
    challenge (not stale: nothing says the sender knows the password).
-8. A trunk that has a ``match`` as well accepts its credentials only from those addresses.
+8. A trunk that has a ``match`` as well accepts its credentials only from those addresses;
+   a phone may call from anywhere (it registers from where it is).
 
 Every refusal is logged as ``call.auth_failed`` with the user name, the source address and the
 cause, and counted against the source and the username (``policy.lockout``): past
@@ -61,12 +65,14 @@ import structlog
 
 from callserver.config.trunks import DigestSettings, LockoutSettings, TrunkTable
 from callserver.policy.lockout import Lockout, LockoutPolicy, Standing
+from callserver.registrar.accounts import Account, Accounts
 from callserver.sip.auth import (
     Credentials,
     challenge_fields,
     find_credentials,
     names_uri,
     verify_authorization,
+    verify_authorization_ha1,
 )
 from callserver.sip.message import Request
 from callserver.sip.nonces import Nonces, NonceStatus
@@ -79,12 +85,19 @@ __all__ = [
     "Claim",
     "DigestAuthenticator",
     "lockout_policy",
+    "no_accounts",
 ]
 
 log = structlog.get_logger("callserver.calls")
 
 _CREDENTIAL_FIELDS = ("Proxy-Authorization", "Authorization")
 _DUMMY_PASSWORD = secrets.token_urlsafe(16)  # for unknown users: same work, no match
+_DUMMY_HA1 = secrets.token_hex(32)  # for a phone without an HA1 of the algorithm used
+
+
+def no_accounts(username: str) -> Account | None:
+    """No phones: every user name is a trunk's or nobody's."""
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,10 +116,12 @@ class Challenged:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Authenticated:
-    """The credentials are valid: the call comes from ``trunk``."""
+    """The credentials are valid: the call comes from ``trunk``, or from the phone of
+    ``account`` (a Centrex subscriber) when ``trunk`` is None."""
 
-    trunk: str
+    trunk: str | None
     username: str
+    account: Account | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +174,7 @@ class DigestAuthenticator:
         settings: the ``digest`` section of config/trunks.yaml.
         nonces: the nonce issuer (tests pass one with a known secret).
         lockout: the failure counts (made from ``settings.lockout`` when None).
+        accounts: the phones' accounts by user name (``app.py`` sets the server's).
     """
 
     def __init__(
@@ -167,8 +183,10 @@ class DigestAuthenticator:
         *,
         nonces: Nonces | None = None,
         lockout: Lockout | None = None,
+        accounts: Accounts = no_accounts,
     ) -> None:
         self.settings = settings
+        self.accounts = accounts
         self.nonces = nonces or Nonces(settings.nonce_lifetime)
         self.nonces.set_lifetime(settings.nonce_lifetime)
         self.lockout = lockout or Lockout(lockout_policy(settings.lockout))
@@ -233,17 +251,18 @@ class DigestAuthenticator:
         trunk = table.digest_trunk(creds.username)
         if user.refused:
             return self._fail(request, host, creds, 403, "username_locked", trunk, standing, now)
-        if not self._verify(request, creds, table, trunk):
-            cause = "unknown_user" if trunk is None else "wrong_password"
+        account = None if trunk is not None else self.accounts(creds.username)
+        if not self._verify(request, creds, table, trunk, account):
+            known = trunk is not None or account is not None
+            cause = "wrong_password" if known else "unknown_user"
             return self._fail(request, host, creds, 403, cause, trunk, standing, now)
-        assert trunk is not None
         if not self.nonces.accept(creds.nonce, creds.nc, now):
             _log_replay(request, host, creds)
             return replace(self.challenge(now), delay=standing.delay)
-        if not table.covers(trunk, host, port):
+        if trunk is not None and not table.covers(trunk, host, port):
             return self._fail(request, host, creds, 403, "wrong_source", trunk, standing, now)
         self.lockout.succeeded(host, creds.username)
-        return Authenticated(trunk=trunk, username=creds.username)
+        return Authenticated(trunk=trunk, username=creds.username, account=account)
 
     def challenge(self, now: float, *, stale: bool = False) -> Challenged:
         """A 407 (or 401) with one challenge per configured algorithm (RFC 8760 §2.4)."""
@@ -265,7 +284,20 @@ class DigestAuthenticator:
         return find_credentials(values, self.settings.realm, self.settings.algorithms)
 
     @staticmethod
-    def _verify(request: Request, creds: Credentials, table: TrunkTable, trunk: str | None) -> bool:
+    def _verify(
+        request: Request,
+        creds: Credentials,
+        table: TrunkTable,
+        trunk: str | None,
+        account: Account | None,
+    ) -> bool:
+        """The response against the trunk's password or the phone's HA1 (RFC 7616 §3.4.1)."""
+        if account is not None:
+            stored = account.ha1.get(creds.algorithm.removesuffix("-sess"))
+            valid = verify_authorization_ha1(
+                creds, method=request.method, ha1_hex=stored or _DUMMY_HA1, body=request.body
+            )
+            return valid and stored is not None and account.realm == creds.realm
         digest = None if trunk is None else table.config.trunks[trunk].digest
         password = _DUMMY_PASSWORD if digest is None else digest.password.get_secret_value()
         valid = verify_authorization(

@@ -239,6 +239,7 @@ class CallManager:
             return False
         facts.trunk, facts.customer = result.trunk, result.customer
         if isinstance(result, Admitted):
+            facts.subscriber, facts.group = result.subscriber, result.group
             call.admitted, call.facts = result, facts
             inside = self.admission.inside_group  # a Centrex group's internal call is free
             facts.inside_group = inside(result.customer, facts.caller) and inside(

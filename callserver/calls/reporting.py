@@ -102,10 +102,13 @@ class CallFacts:
         "direction",
         "extra",
         "forwarded_from",
+        "group",
         "inside_group",
         "leg",
         "linked_id",
         "offered_at",
+        "originating",
+        "subscriber",
         "trunk",
     )
 
@@ -116,7 +119,9 @@ class CallFacts:
         self.offered_at = offered_at
         self.answered_at: float | None = None
         self.trunk: str | None = None
-        self.customer: str | None = None
+        self.customer: str | None = None  # the trunk's or the phone's group's: the payer
+        self.subscriber: str | None = None  # a phone's call: its E.164 number
+        self.group: str | None = None  # a phone's call: its Centrex group
         self.caller_e164: str | None = None  # digits, no "+"
         self.caller_country: str | None = None
         self.extra: dict[str, Any] = {}  # what a dialplan adds: language, steps, digits, ...
@@ -125,6 +130,9 @@ class CallFacts:
         self.direction = "inbound"
         self.inside_group = False  # a leg to a number of the caller's own Centrex group
         self.forwarded_from: str | None = None  # leg "b": the inbound number that forwarded
+        # Leg "b" placed for a phone's or a PBX's own call to its number (not a forward): the
+        # caller pays, by destination, as for any call it makes.
+        self.originating = False
 
 
 class CdrReporter:
@@ -233,16 +241,19 @@ class CdrReporter:
         self, facts: CallFacts, number_class: NumberClass, billsec: int
     ) -> tuple[Rating, ...]:
         """Every payer's rating: a forwarded leg is paid by the subscriber whose number
-        forwarded (with the zone surcharge abroad); a call by its caller, as its caller's
-        network decides."""
-        if facts.leg == "b":
+        forwarded (with the zone surcharge abroad); a call, and an outbound leg placed for a
+        phone's or a PBX's call, by its caller (the record's customer), by destination and as
+        its caller's network decides."""
+        if facts.leg == "b" and not facts.originating:
             return self.tariffs.forwarded_charges(
                 number_class,
                 billsec,
                 forwarded_from=facts.forwarded_from,
                 inside_group=facts.inside_group,
             )
-        caller = "+" + facts.caller_e164 if facts.caller_e164 else facts.caller
+        caller = facts.subscriber or (
+            "+" + facts.caller_e164 if facts.caller_e164 else facts.caller
+        )
         return self.tariffs.charges(
             number_class, billsec, caller=caller, inside_group=facts.inside_group
         )
@@ -255,6 +266,7 @@ class CdrReporter:
             "direction": facts.direction,
             "trunk": facts.trunk,
             "customer": facts.customer,
+            "subscriber": facts.subscriber,
             "caller_raw": facts.caller,
             "caller_e164": facts.caller_e164,
             "caller_country": facts.caller_country,
