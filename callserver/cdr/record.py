@@ -231,6 +231,9 @@ class CdrRecord:
     # barring class. After the older fields, so CSV columns before it keep their places.
     end_detail: str | None = None
     charges: tuple[Charge, ...] = ()  # every payer's charge; the first repeats payer/cost/vat
+    # A Centrex phone's call: the phone's number (E.164, with "+"); ``customer`` is its group's
+    # customer, who pays the caller's charges of the leg (an outbound leg to a carrier too).
+    subscriber: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -324,6 +327,7 @@ _OPTIONAL_TEXT = (
     *("called_e164", "dialplan", "dialplan_version", "answer_stamp", "language"),
     *("voicemail_path", "recording_path", "number_class", "tariff", "payer", "currency"),
     "end_detail",
+    "subscriber",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
 _CHOICES = {

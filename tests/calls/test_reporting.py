@@ -8,6 +8,7 @@ from pathlib import Path
 
 from callserver.calls.reporting import CallFacts, CdrReporter
 from callserver.cdr.record import CdrRecord, Disposition, EndReason
+from callserver.commands.rate import quote
 from callserver.config.tariffs import load_tariffs
 
 TARIFFS = load_tariffs(Path(__file__).parents[2] / "config" / "tariffs.yaml")
@@ -235,3 +236,25 @@ def test_a_free_phone_call_forwarded_abroad_carries_the_zone_surcharge() -> None
     assert _charges(reporting.ended(leg, "bye_sent", sip_code=200)) == [
         ("called", "croatia_fixed", 60, "0.3000", "0.0510")
     ]
+
+
+def test_an_originating_leg_is_paid_by_the_callers_customer_by_destination() -> None:
+    """A phone's outbound leg abroad is direction outbound, payer caller, the customer's and
+    the phone's, rated by destination as `callserver rate` quotes it."""
+    reporting, sink = reporter([160.0])
+    leg = CallFacts(call_id="o1@test", caller="201", called="+4930123456", offered_at=100.0)
+    leg.leg, leg.linked_id, leg.direction, leg.originating = "b", "a1@test", "outbound", True
+    leg.customer, leg.subscriber, leg.group = "acme", "+38733100201", "office"
+    reporting.opened(leg)
+    leg.answered_at = 100.0
+    record = reporting.ended(leg, "bye_received", sip_code=200)
+    assert record is not None
+    assert (record.leg, record.direction, record.payer) == ("b", "outbound", "caller")
+    assert (record.customer, record.subscriber) == ("acme", "+38733100201")
+    assert sink.opened[0][1]["subscriber"] == "+38733100201"
+    quoted = quote(TARIFFS, "+4930123456", seconds=record.billsec, caller="+38733100201")
+    charges = quoted["charges"]
+    assert isinstance(charges, list) and len(charges) == 1 == len(record.charges)
+    assert (record.tariff, str(record.cost)) == (charges[0]["tariff"], charges[0]["cost"])
+    assert record.tariff == "europe_fixed" and record.cost == Decimal("0.5500")
+    assert CdrRecord.from_json(record.to_json()) == record

@@ -31,7 +31,7 @@ HEADER = (
     '"start_stamp","answer_stamp","end_stamp","billmsec","disposition_detail","hangup_cause",'
     '"q850_cause","sip_code","hangup_by","end_reason","language","steps","digits","survey",'
     '"voicemail_path","recording_path","number_class","tariff","billed_units","billed_seconds",'
-    '"payer","cost","vat","currency","end_detail","charges"\n'
+    '"payer","cost","vat","currency","end_detail","charges","subscriber"\n'
 )
 ROW = (
     '"acme","061234567","033123456","38733123456.yaml","061234567","SIP/pbx-1","","menu","",'
@@ -43,7 +43,8 @@ ROW = (
     '"var/recordings/u1.wav","geographic","local",61,61,"caller","0.0508","0.0086","BAM","",'
     '"[{""payer"":""caller"",""tariff"":""local"",""billed_units"":61,""billed_seconds"":61,'
     '""cost"":""0.0508"",""vat"":""0.0086""},{""payer"":""called"",""tariff"":""local"",'
-    '""billed_units"":61,""billed_seconds"":61,""cost"":""0.0203"",""vat"":""0.0035""}]"\n'
+    '""billed_units"":61,""billed_seconds"":61,""cost"":""0.0203"",""vat"":""0.0035""}]",'
+    '"+38733100201"\n'
 )
 CHARGES = [
     {
@@ -84,6 +85,7 @@ def _full_record() -> CdrRecord:
         vat="0.0086",
         currency="BAM",
         charges=CHARGES,
+        subscriber="+38733100201",
     )
 
 

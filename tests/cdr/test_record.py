@@ -187,6 +187,17 @@ def test_charges_say_who_pays_what_and_come_back_equal() -> None:
     assert make_record(2).charges == ()
 
 
+def test_a_phones_record_names_it_and_older_lines_have_no_subscriber() -> None:
+    """The subscriber field round-trips; a line written before it existed reads as None."""
+    record = make_record(1, subscriber="+38733100201", customer="acme")
+    assert CdrRecord.from_json(record.to_json()).subscriber == "+38733100201"
+    data = json.loads(make_record(2).to_json())
+    del data["subscriber"]
+    assert CdrRecord.from_json(json.dumps(data)).subscriber is None
+    with pytest.raises(ValueError, match="subscriber must be a string or null"):
+        make_record(3, subscriber=38733100201)
+
+
 def test_records_are_hashable_values() -> None:
     """Equal records hash alike (survey is left out of the hash), so they can go in sets."""
     assert len({make_record(1, survey={"q1": 5}), make_record(1, survey={"q1": 5})}) == 1
