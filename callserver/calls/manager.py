@@ -245,7 +245,7 @@ class CallManager:
             facts.inside_group = inside(result.customer, facts.caller) and inside(
                 result.customer, facts.called
             )
-            call.log = call.log.bind(trunk=result.trunk)
+            call.log = call.log.bind(trunk=result.trunk, subscriber=result.subscriber)
             self.reporter.opened(facts)
             return True
         if result.announcement and self.host.announce_refusal(call, event, facts, result, now):
