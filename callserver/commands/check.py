@@ -173,7 +173,11 @@ def _check_centrex(path: Path, settings: Settings) -> Checked:
         usernames = trunk_usernames(trunks)
         customers = trunks.customers
         return load_centrex(
-            file, customers=customers, dialplan_numbers=numbers, trunk_usernames=usernames
+            file,
+            customers=customers,
+            dialplan_numbers=numbers,
+            trunk_usernames=usernames,
+            realm=trunks.digest.realm,
         )
 
     return Checked(path=path, kind="centrex", errors=_config_errors(load, path))

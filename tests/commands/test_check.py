@@ -200,3 +200,21 @@ def test_a_centrex_group_of_an_unknown_customer_is_an_error(tmp_path: Path) -> N
         "centrex",
         (f"{bad}:3: groups.g.customer: 'nobody' is not a customer of trunks.yaml",),
     )
+
+
+def test_a_centrex_group_of_another_realm_is_an_error(tmp_path: Path) -> None:
+    """A group whose realm is not the trunks' digest realm fails the check on its realm line."""
+    bad = tmp_path / "centrex.yaml"
+    bad.write_text(
+        "groups:\n  g:\n    customer: callcentre-demo\n    numbers: ['+387 33 100 200']\n"
+        "    realm: elsewhere\n"
+    )
+    [result] = check([bad], _settings(tmp_path))[1:]
+    assert (result.kind, result.errors) == (
+        "centrex",
+        (
+            f"{bad}:5: groups.g.realm: realm 'elsewhere' is not trunks.yaml's digest realm "
+            "'callserver': phones are challenged in that realm, so this group's could never "
+            "authenticate",
+        ),
+    )
