@@ -427,7 +427,7 @@ def test_check_reports_three_dialplan_mistakes_with_file_and_line(tmp_path: Path
 
 
 async def test_reload_replaces_centrex_and_keeps_it_on_a_bad_file(tmp_path: Path) -> None:
-    """SIGHUP loads a changed centrex.yaml; a bad one is logged with file:line and not used."""
+    """SIGHUP loads a changed centrex.yaml (admission too); a bad one is logged and not used."""
     centrex = tmp_path / "centrex.yaml"
     shipped = (ROOT / "config" / "centrex.yaml").read_text()
     centrex.write_text(shipped)
@@ -444,11 +444,15 @@ async def test_reload_replaces_centrex_and_keeps_it_on_a_bad_file(tmp_path: Path
     centrex.write_text(shipped.replace('"+387 33 100 203"', '"+387 33 100 204"'))
     server.reload()
     assert sorted(server.centrex.by_number)[-1] == "+38733100204"
+    assert server.admission.centrex is server.centrex  # phones' INVITEs see the new file
+    account = server.admission.auth.accounts("38733100201")
+    assert account is not None and account.aor == "+38733100201"
     before = server.centrex
     centrex.write_text(shipped.replace("customer: callcentre-demo", "customer: nobody"))
     with capture_logs() as logs:
         server.reload()
     assert server.centrex is before
+    assert server.admission.centrex is before
     (entry,) = logs
     assert entry["event"] == "config.reload_failed"
     assert entry["errors"] == [
