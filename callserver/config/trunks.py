@@ -39,6 +39,7 @@ on reload leaves the previous table in force.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from itertools import chain
 from pathlib import Path
 from typing import Annotated, Literal
@@ -236,6 +237,20 @@ class EmergencyConfig(BaseModel):
     )
     route: _Id | None = None
 
+    @field_validator("route")
+    @classmethod
+    def _route_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Checked here when loading (``load_trunks`` passes the route names as context), so
+        the error names the ``route`` line itself."""
+        _check_route(value, (info.context or {}).get("routes"))
+        return value
+
+
+def _check_route(route: str | None, routes: Collection[str] | None) -> None:
+    if route is not None and routes is not None and route not in routes:
+        known = ", ".join(routes) or "none"
+        raise ValueError(f"route {route!r} is not one of the routes ({known})")
+
 
 class TrunksFile(BaseModel):
     """The schema of config/trunks.yaml."""
@@ -259,10 +274,7 @@ class TrunksFile(BaseModel):
     def _emergency_route_exists(
         cls, value: EmergencyConfig, info: ValidationInfo
     ) -> EmergencyConfig:
-        routes = info.data.get("routes")
-        if value.route is not None and routes is not None and value.route not in routes:
-            known = ", ".join(routes) or "none"
-            raise ValueError(f"route {value.route!r} is not one of the routes ({known})")
+        _check_route(value.route, info.data.get("routes"))  # built in code: no context
         return value
 
     @model_validator(mode="after")
@@ -406,7 +418,9 @@ def load_trunks(path: Path) -> TrunksFile:
     if not path.exists():
         return TrunksFile()
     data, lines = read_yaml(path)
+    routes = data.get("routes") or {} if isinstance(data, dict) else None
+    context = {"routes": list(routes)} if isinstance(routes, dict) else None
     try:
-        return TrunksFile.model_validate(data)
+        return TrunksFile.model_validate(data, context=context)
     except ValidationError as exc:
         raise OperatorFileError(describe_errors(str(path), exc, lines)) from exc

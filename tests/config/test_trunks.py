@@ -297,3 +297,11 @@ def test_emergency_defaults() -> None:
     assert trunks.emergency.numbers == ["112", "122", "123", "124"]
     assert trunks.emergency.route is None
     assert load_trunks(SHIPPED).emergency.numbers == ["112", "122", "123", "124"]
+
+
+def test_emergency_route_must_exist_when_built_in_code() -> None:
+    """Without a file's context the trunks file itself refuses an unknown emergency route."""
+    with pytest.raises(ValueError, match="route 'psap' is not one of the routes \\(pstn\\)"):
+        TrunksFile.model_validate(
+            {"routes": {"pstn": {"host": "192.0.2.50"}}, "emergency": {"route": "psap"}}
+        )

@@ -23,9 +23,9 @@ BAD: dict[str, list[str]] = {
     "emergency-no-numbers": [
         ":2: emergency.numbers: list the emergency numbers (112, 122, 123, 124), or leave it out"
     ],
-    "emergency-no-routes": [":1: emergency: route 'psap' is not one of the routes (none)"],
+    "emergency-no-routes": [":2: emergency.route: route 'psap' is not one of the routes (none)"],
     "emergency-unknown-route": [
-        ":7: emergency: route 'psap' is not one of the routes (pstn, mobile)"
+        ":9: emergency.route: route 'psap' is not one of the routes (pstn, mobile)"
     ],
     "prefix-not-a-number": [
         f":6: routes.pstn.prefixes.1: prefix 'abroad' is not the beginning of a number: {HINT}"
