@@ -39,10 +39,9 @@ on reload leaves the previous table in force.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection
 from itertools import chain
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -63,10 +62,10 @@ from callserver.config.digest import (
 )
 from callserver.config.errors import OperatorFileError
 from callserver.config.positions import describe_errors
-from callserver.config.settings import check_host, read_yaml
+from callserver.config.routes import EmergencyConfig, RouteConfig, check_route
+from callserver.config.settings import read_yaml
 from callserver.policy.barring import parse_barring
 from callserver.policy.numbering import e164, normalise
-from callserver.policy.outbound import DEFAULT_EMERGENCY_NUMBERS, route_prefix
 
 __all__ = [
     "DEFAULT_TRUNKS",
@@ -193,65 +192,6 @@ class NumberConfig(BaseModel):
     channels: int | None = Field(None, ge=0)
 
 
-def _once_each(keys: list[str]) -> list[str]:
-    for index, key in enumerate(keys):
-        if key in keys[:index]:
-            raise ValueError(f"prefix {key} is listed twice (written differently, perhaps)")
-    return keys
-
-
-Prefixes = Annotated[list[Annotated[str, AfterValidator(route_prefix)]], AfterValidator(_once_each)]
-"""A route's prefixes as ``policy.outbound.route_prefix`` keys, each once."""
-
-
-class RouteConfig(BaseModel):
-    """An outbound route: where forwarded numbers are sent (a gateway or carrier).
-
-    ``host`` is an IP address or a host name. A name is located as RFC 3263 says: with a
-    ``port``, through its A/AAAA records; without one, through NAPTR and SRV records (the
-    transport too, unless ``transport`` is set). An IP address without a port means 5060.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    host: Annotated[str, AfterValidator(check_host)]
-    port: int | None = Field(None, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] | None = None
-    digest: DigestCredentials | None = None
-    prefixes: Prefixes = Field(default_factory=list)
-
-
-def _emergency_numbers(numbers: list[str]) -> list[str]:
-    keys = [normalise(number) for number in numbers]  # ValueError names the bad number
-    if not keys:
-        raise ValueError("list the emergency numbers (112, 122, 123, 124), or leave it out")
-    return keys
-
-
-class EmergencyConfig(BaseModel):
-    """Emergency numbers, never barred, and the route their calls go to (None: the routes of
-    their prefix, as any number)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    numbers: Annotated[list[str], AfterValidator(_emergency_numbers)] = Field(
-        default_factory=lambda: list(DEFAULT_EMERGENCY_NUMBERS)
-    )
-    route: _Id | None = None
-
-    @field_validator("route")
-    @classmethod
-    def _route_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """Checked here when loading (``load_trunks`` passes the route names as context), so
-        the error names the ``route`` line itself."""
-        _check_route(value, (info.context or {}).get("routes"))
-        return value
-
-
-def _check_route(route: str | None, routes: Collection[str] | None) -> None:
-    if route is not None and routes is not None and route not in routes:
-        known = ", ".join(routes) or "none"
-        raise ValueError(f"route {route!r} is not one of the routes ({known})")
-
-
 class TrunksFile(BaseModel):
     """The schema of config/trunks.yaml."""
 
@@ -274,7 +214,7 @@ class TrunksFile(BaseModel):
     def _emergency_route_exists(
         cls, value: EmergencyConfig, info: ValidationInfo
     ) -> EmergencyConfig:
-        _check_route(value.route, info.data.get("routes"))  # built in code: no context
+        check_route(value.route, info.data.get("routes"))  # built in code: no context
         return value
 
     @model_validator(mode="after")
