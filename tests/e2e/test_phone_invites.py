@@ -3,7 +3,8 @@
 The phone's INVITE is challenged with 407 and, answered with the phone's password (MD5: SIPp
 3.6.1 answers MD5 only and reads the first challenge's algorithm, so the server offers MD5
 alone, as in tests/e2e/test_digest_trunks.py), admitted as the subscriber: no trunk, the
-group's customer. What an admitted call does next is the default plan's (it answers).
+group's customer. It calls a number of its own group's block that no phone has: the operator's
+own number, so it does not go out, and the default plan answers it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from callserver.sip.auth import password_ha1
 from tests.e2e.conftest import HOST, SCENARIOS, exported_cdrs, run_sipp, start_server
 
 USERNAME, REALM, PASSWORD = "38733100201", "callserver", "phone-201-secret"
-CALLED = "4930123456"
+CALLED = "38733100250"  # in the group's block, no phone's
 
 
 def _write_group(tmp_path: Path) -> None:
