@@ -5,7 +5,9 @@ request between them. :meth:`Admission.screen` decides what needs no password:
 
 1. The trunk by address: a trunk without credentials whose ``match`` covers the INVITE's
    source address (``config.trunks.TrunkTable``). Its calls take a token from the source's and the
-   trunk's call-rate buckets (``policy.cps``, all or none; 503 with Retry-After).
+   trunk's call-rate buckets (``policy.cps``, all or none; 503 with Retry-After). An INVITE
+   whose From names a Centrex phone (its number or its user name) is a phone's call wherever
+   it comes from, even from a trunk's address (a softphone beside a PBX): step 2.
 2. Otherwise, when some trunk has digest credentials or config/centrex.yaml has phones
    (``calls.authentication``, RFC 3261 §22):
    a source in its penalty for guessing passwords is :class:`Blocked` (403 or no answer, no
@@ -162,13 +164,21 @@ class Admission:
         """
         trunk = self.table.identify(host, port)
         digest = self.table.has_digest or bool(self.centrex.by_username)
-        if trunk is None and request is not None and digest:
+        if request is not None and digest and (trunk is None or self._from_a_phone(request)):
             return self._screen_digest(host, port, now, request)
         if trunk is None and not self.table.config.allow_unknown_sources:
             return Rejected(status=403, reason="unknown_source")
         keys = [f"source:{host}"] + ([] if trunk is None else [f"trunk:{trunk}"])
         refused = self._rate_refusal(keys, trunk, now)
         return refused or Screened(host=host, port=port, trunk=trunk)
+
+    def _from_a_phone(self, request: Request) -> bool:
+        """True when the From of ``request`` names a Centrex phone: challenge it as one."""
+        user = getattr(request.from_().uri, "user", None)
+        if not user or not self.centrex.by_username:
+            return False
+        centrex = self.centrex
+        return centrex.account(user) is not None or centrex.subscriber(user) is not None
 
     def complete(
         self, screened: Screened, called: str, now: float

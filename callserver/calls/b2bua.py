@@ -44,14 +44,16 @@ from callserver.calls.branching import (
     ring_all,
     send_invite,
     settled,
+    take_response,
 )
 from callserver.calls.bridge import bridge_of
 from callserver.calls.bridges import Bridges
-from callserver.calls.call import Call, stream_config
+from callserver.calls.call import Call
 from callserver.calls.destination import Destination, Route, locate_first, routes_for
 from callserver.calls.leg import Leg, leg_facts
+from callserver.calls.originating import caller_identity
 from callserver.calls.phase import CallPhase
-from callserver.calls.phones import COMPLETED_ELSEWHERE, Branch, PhoneBook
+from callserver.calls.phones import Branch, PhoneBook
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
@@ -61,7 +63,7 @@ from callserver.media import g711
 from callserver.media.engine import PortsExhausted
 from callserver.media.stream import MediaStream
 from callserver.media.tones import ringback
-from callserver.sip.dialog import DialogId
+from callserver.policy.cli import Presentation
 from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
@@ -72,11 +74,8 @@ from callserver.sip.events import (
 from callserver.sip.headers import parse_address
 from callserver.sip.offer_answer import (
     AnswerConfig,
-    NoCommonCodec,
     build_offer,
-    negotiated_from_answer,
 )
-from callserver.sip.sdp import SdpError, parse_sdp
 from callserver.sip.transaction_key import TransactionKey
 from callserver.transport.resolver import ResolutionError, SipResolver
 
@@ -101,16 +100,20 @@ class Forwarder:
         route: str | None,
         ring_timeout: float,
         caller_id: str | None,
+        originating: bool = False,
     ) -> ForwardOutcome:
-        """Place the leg, ring it, bridge it; returns when it ends (or could not be placed)."""
+        """Place the leg, ring it, bridge it; returns when it ends (or could not be placed).
+        ``originating``: the caller's own call out, presented and paid as the caller's."""
         now, admission = self.services.now(), self.services.admission
         customer = call.facts.customer if call.facts else None
         facts = leg_facts(call, target, now, admission.inside_group(customer, target))
+        facts.originating = originating
         phone = self._subscriber(call, target)
         refusal = self._refusal(call, target, None if phone else route, phone=phone is not None)
         if refusal is None and phone is not None:
             assert self.phones is not None
             facts.called = phone.number
+            facts.inside_group = True  # a call delivered to our own phone: nothing to charge
             branches = self.phones.contacts(phone, self.services.now())
             if branches:
                 return await self._forward(call, facts, caller_id, ring_timeout, branches)
@@ -173,7 +176,8 @@ class Forwarder:
         return None
 
     def _routes(self, target: str, route: str | None) -> tuple[Route, ...]:
-        return routes_for(self.services.admission.table.config, route)  # as reloaded
+        admission = self.services.admission  # its files as reloaded
+        return routes_for(admission.table.config, admission.outbound, target, route)
 
     async def _locate(
         self, call: Call, target: str, routes: tuple[Route, ...]
@@ -205,12 +209,21 @@ class Forwarder:
             services.reporter.ended(facts, "rejected", sip_code=503)
             return None
         offer = build_offer(self._offer_config(stream))
-        caller = caller_id or (call.facts.caller if call.facts else "") or "anonymous"
-        from_addr = parse_address(f"<sip:{caller}@{services.endpoint.config.host}>")
+        host = services.endpoint.config.host
+        shown = None
+        if facts.originating:
+            shown = caller_identity(call.facts, caller_id, services.admission, host)
+        if shown is None:
+            caller = caller_id or (call.facts.caller if call.facts else "") or "anonymous"
+            from_addr = parse_address(f"<sip:{caller}@{host}>")
+        else:
+            from_addr = parse_address(_from_header(shown))
         services.reporter.opened(facts)
         setup, ended = services.loop.create_future(), asyncio.Event()
         destination = to if isinstance(to, Destination) else None
         leg = Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
+        if shown is not None and destination is not None:  # toward a carrier, not our phones
+            leg.headers = shown.headers
         call.log.info(
             "call.forwarding", target=facts.called, leg_call_id=facts.call_id, rtp_port=stream.port
         )
@@ -348,7 +361,7 @@ class Forwarder:
             leg = self.calls.leg_by_handle(event.key)
             if leg is None or event.response.cseq().method != "INVITE":
                 return False
-            self._on_response(leg, event)
+            take_response(self.services, self.calls, leg, event)
             return True
         if isinstance(event, TransactionTimedOut):
             leg = self.calls.leg_by_handle(event.key)
@@ -367,42 +380,15 @@ class Forwarder:
             return True
         return False
 
-    def _on_response(self, leg: Leg, event: ResponseReceived) -> None:
-        response = event.response
-        leg.responded = True
-        status: int | None = response.status
-        if leg.forks is not None and response.status >= 200 and not leg.setup.done():
-            status = settled(leg, event.key, response.status)
-            if status is not None and status < 300:
-                leg.handle = event.key  # the contact that answered; the others lose
-                cancel(self.services, leg, COMPLETED_ELSEWHERE)
-        if status is None or status < 200 or leg.setup.done():
-            return
-        if status >= 300:
-            leg.setup.set_result(status)
-            return
-        try:
-            media = negotiated_from_answer(leg.offer, parse_sdp(response.body))
-        except (SdpError, NoCommonCodec) as exc:
-            leg.a.log.warning("call.forward_bad_answer", error=str(exc))
-            leg.setup.set_result(488)
-            self.calls.leg_answered(leg, _uac_dialog(event))
-            return
-        self.services.media.configure(leg.stream, stream_config(media))
-        self.calls.leg_answered(leg, _uac_dialog(event))
-        leg.facts.answered_at = event.rtime  # a UAC leg is answered when its 2xx arrives
-        self.services.reporter.answered(leg.facts)
-        leg.setup.set_result(response.status)
-
     # Helpers ------------------------------------------------------------------------------
 
     def _offer_config(self, stream: MediaStream) -> AnswerConfig:
         return self.services.answer_config(stream.port, stream.stream_id, 1)  # as bridge_of reads
 
 
-def _uac_dialog(event: ResponseReceived) -> DialogId:
-    response = event.response
-    return DialogId(response.call_id(), response.from_().tag or "", response.to().tag or "")
+def _from_header(shown: Presentation) -> str:
+    display = "" if shown.display is None else f'"{shown.display}" '
+    return f"{display}<{shown.from_uri}>"
 
 
 _SHARED_CAUSES = ("max_duration", "rtp_timeout")

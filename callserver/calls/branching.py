@@ -11,15 +11,29 @@ step 6): a 6xx, else busy, else the lowest other failure, else the no-answer kin
 
 from __future__ import annotations
 
+from callserver.calls.call import stream_config
 from callserver.calls.leg import Leg
+from callserver.calls.phones import COMPLETED_ELSEWHERE
 from callserver.calls.registry import Calls
 from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
-from callserver.sip.events import Peer
+from callserver.sip.dialog import DialogId
+from callserver.sip.events import Peer, ResponseReceived
 from callserver.sip.headers import parse_address
+from callserver.sip.offer_answer import NoCommonCodec, negotiated_from_answer
+from callserver.sip.sdp import SdpError, parse_sdp
 from callserver.sip.transaction_key import TransactionKey
 
-__all__ = ["best", "cancel", "outcome_of", "refused", "ring_all", "send_invite", "settled"]
+__all__ = [
+    "best",
+    "cancel",
+    "outcome_of",
+    "refused",
+    "ring_all",
+    "send_invite",
+    "settled",
+    "take_response",
+]
 
 
 def send_invite(services: CallServices, calls: Calls, leg: Leg) -> None:
@@ -36,6 +50,7 @@ def send_invite(services: CallServices, calls: Calls, leg: Leg) -> None:
         now=services.now(),
         body=str(leg.offer).encode(),
         credentials=leg.destination.credentials,
+        headers=leg.headers,
         call_id=leg.facts.call_id,
         max_forwards=leg.a.max_forwards - 1,
     )
@@ -74,6 +89,38 @@ def cancel(services: CallServices, leg: Leg, headers: tuple[tuple[str, str], ...
     uac = services.endpoint.uac
     for handle in leg.pending_forks() if leg.forks is not None else [leg.handle]:
         uac.cancel(handle, now, headers)
+
+
+def take_response(services: CallServices, calls: Calls, leg: Leg, event: ResponseReceived) -> None:
+    """A response to one of the leg's INVITEs: settle the leg with a final one (a phone's
+    first 2xx cancels the other contacts), and for a 2xx take the SDP answer to our offer and
+    the dialog (RFC 3261 §13.2.2.4; an unusable answer settles as 488)."""
+    response = event.response
+    leg.responded = True
+    status: int | None = response.status
+    if leg.forks is not None and response.status >= 200 and not leg.setup.done():
+        status = settled(leg, event.key, response.status)
+        if status is not None and status < 300:
+            leg.handle = event.key  # the contact that answered; the others lose
+            cancel(services, leg, COMPLETED_ELSEWHERE)
+    if status is None or status < 200 or leg.setup.done():
+        return
+    if status >= 300:
+        leg.setup.set_result(status)
+        return
+    dialog = DialogId(response.call_id(), response.from_().tag or "", response.to().tag or "")
+    try:
+        media = negotiated_from_answer(leg.offer, parse_sdp(response.body))
+    except (SdpError, NoCommonCodec) as exc:
+        leg.a.log.warning("call.forward_bad_answer", error=str(exc))
+        leg.setup.set_result(488)
+        calls.leg_answered(leg, dialog)
+        return
+    services.media.configure(leg.stream, stream_config(media))
+    calls.leg_answered(leg, dialog)
+    leg.facts.answered_at = event.rtime  # a UAC leg is answered when its 2xx arrives
+    services.reporter.answered(leg.facts)
+    leg.setup.set_result(response.status)
 
 
 def settled(leg: Leg, handle: TransactionKey | None, status: int) -> int | None:

@@ -1,7 +1,9 @@
 """Where a forwarded leg goes: its Request-URI and the addresses to try, in order (RFC 3263).
 
 A ``sip:`` or ``sips:`` target is its own Request-URI. A number goes through an outbound
-route of config/trunks.yaml as ``sip:<number>@<host>[:<port>][;transport=<transport>]``.
+route of config/trunks.yaml (the one a forward step names, else the emergency route for an
+emergency number, else the routes of its longest prefix tried in order, else the default
+one) as ``sip:<number>@<host>[:<port>][;transport=<transport>]``.
 Either URI is then resolved (``transport.resolver``): an IP address is used as it is, a host
 name through DNS. The leg is sent to the first target; one that does not answer, or answers
 503, hands the leg to the next (RFC 3263 §4.3, in ``calls.b2bua``).
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from callserver.config.trunks import TrunksFile
+from callserver.policy.outbound import OutboundPlan
 from callserver.sip.uri import SipUri, parse_uri
 from callserver.transport.locating import Target
 from callserver.transport.resolver import ResolutionError, SipResolver
@@ -67,9 +70,18 @@ def route_of(config: TrunksFile, name: str | None) -> Route | None:
     )
 
 
-def routes_for(config: TrunksFile, route: str | None) -> tuple[Route, ...]:
-    """The outbound routes a number goes through, in trying order: the one named, else the
-    default one; none when that route does not exist."""
+def routes_for(
+    config: TrunksFile, plan: OutboundPlan, target: str, route: str | None
+) -> tuple[Route, ...]:
+    """The outbound routes ``target`` goes through, in trying order: the one named; else, for
+    an emergency number, the emergency route; else the routes of its longest prefix; else the
+    default one. None of them when the route to use does not exist."""
+    if route is None and plan.is_emergency(target):
+        route = plan.emergency_route(target)
+    elif route is None and target.lstrip("+").isdigit():
+        prefixed = [route_of(config, name) for name in plan.routes_for(target)]
+        if usable := tuple(r for r in prefixed if r is not None):
+            return usable
     found = route_of(config, route)
     return () if found is None else (found,)
 

@@ -209,13 +209,19 @@ class SessionHosting:
         route: str | None,
         ring_timeout: float,
         caller_id: str | None,
+        originating: bool = False,
     ) -> ForwardOutcome:
         """Forward the session's call (``calls.b2bua``)."""
         call = self.calls.by_session(session)
         if call is None:
             return ForwardOutcome(result="failed")
         return await self.forwarder.forward(
-            call, target=target, route=route, ring_timeout=ring_timeout, caller_id=caller_id
+            call,
+            target=target,
+            route=route,
+            ring_timeout=ring_timeout,
+            caller_id=caller_id,
+            originating=originating,
         )
 
     def hang_up_session(

@@ -12,6 +12,11 @@ such a call ``dialplan.routing`` decides, in order:
    number through the outbound routes (``calls.b2bua``: the routes for its prefix in order,
    barring, channels, the leg's CDR), and the caller is answered as that leg ended.
 
+``caller_identity`` is who such a call says it is toward a carrier (``policy.cli``): a phone's
+own number, a PBX's presented number when its customer owns it (else the trunk's main number),
+or a number a dialplan step names; in E.164, in From and P-Asserted-Identity, anonymous with
+``Privacy: id`` when the phone restricts its number (its ``clir``).
+
 ``end_as`` turns the end of a forwarded leg into the answer the caller gets, for calls out and
 calls to phones alike: 486 busy (Q.850 17), 480 when nobody answered (19) or nobody is
 registered (20), 403 barred (21), else the leg's own failure.
@@ -21,10 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from callserver.calls.admission import Admission
+from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.policy.cli import Presentation, presentation, screen_cli
 from callserver.policy.numbering import normalise
 
-__all__ = ["Outbound", "call_out", "end_as"]
+__all__ = ["Outbound", "call_out", "caller_identity", "end_as"]
 
 
 class Outbound:
@@ -58,7 +66,7 @@ class Outbound:
 async def call_out(session: CallSession, number: str, ring_timeout: float) -> None:
     """Forward the call to ``number`` through the outbound routes; end it as that leg ended."""
     outcome = await session.forward(
-        target=number, route=None, ring_timeout=ring_timeout, caller_id=None
+        target=number, route=None, ring_timeout=ring_timeout, caller_id=None, originating=True
     )
     session.note("forward", {"target": number, "result": outcome.result})
     await end_as(session, outcome)
@@ -78,3 +86,30 @@ async def end_as(session: CallSession, outcome: ForwardOutcome) -> None:
     else:
         code = outcome.sip_code if outcome.sip_code and outcome.sip_code >= 400 else 500
         await session.hangup(code=code, cause=None, reason="normal")
+
+
+def caller_identity(
+    facts: CallFacts | None, caller_id: str | None, admission: Admission, host: str
+) -> Presentation | None:
+    """How the originating call of ``facts`` presents its caller toward a carrier (module
+    docstring), or None when it has no number to present (a PBX trunk without a main number)."""
+    if facts is None:
+        return None
+    clir = False
+    number = caller_id
+    if number is None and facts.subscriber is not None:
+        phone = admission.centrex.subscriber(facts.subscriber)
+        number, clir = facts.subscriber, phone is not None and phone.clir
+    elif number is None and facts.trunk is not None:
+        trunk = admission.table.config.trunks.get(facts.trunk)
+        number = screen_cli(
+            facts.caller or None,
+            owned=lambda n: admission.inside_group(facts.customer, n),
+            main=None if trunk is None else trunk.number,
+        )
+    if number is None:
+        return None
+    try:
+        return presentation(number, clir=clir, host=host)
+    except ValueError:
+        return None  # a short code or a name: nothing to assert

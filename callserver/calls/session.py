@@ -93,8 +93,10 @@ class SessionHost(Protocol):
         route: str | None,
         ring_timeout: float,
         caller_id: str | None,
+        originating: bool = False,
     ) -> ForwardOutcome:
-        """Place a forwarded leg and bridge it (``calls.b2bua``)."""
+        """Place a forwarded leg and bridge it (``calls.b2bua``); ``originating``: the leg
+        is the caller's own call out (presented and paid as the caller's)."""
 
     def hang_up_session(
         self, session: CallSession, code: int, cause: int | None, reason: str
@@ -316,13 +318,25 @@ class CallSession:
             await asyncio.to_thread(self._write_metadata, path, started, recorded)
 
     async def forward(
-        self, *, target: str, route: str | None, ring_timeout: float, caller_id: str | None
+        self,
+        *,
+        target: str,
+        route: str | None,
+        ring_timeout: float,
+        caller_id: str | None,
+        originating: bool = False,
     ) -> ForwardOutcome:
-        """Forward the call to ``target`` and bridge it; returns when that leg ends or fails."""
+        """Forward the call to ``target`` and bridge it; returns when that leg ends or fails.
+        ``originating``: the caller's own call out (``calls.originating``), not a forward."""
         if self._ended:
             return ForwardOutcome(result="failed")
         return await self.host.forward_session(
-            self, target=target, route=route, ring_timeout=ring_timeout, caller_id=caller_id
+            self,
+            target=target,
+            route=route,
+            ring_timeout=ring_timeout,
+            caller_id=caller_id,
+            originating=originating,
         )
 
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from callserver.calls.originating import Outbound, end_as
+from callserver.calls.admission import Admission
+from callserver.calls.originating import Outbound, caller_identity, end_as
+from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.config.centrex import compile_centrex
+from callserver.config.centrex_file import CentrexFile
+from callserver.config.trunks import TrunksFile
 from callserver.policy.caller import CallerId
 
 
@@ -89,3 +94,65 @@ async def test_the_caller_is_answered_as_the_forwarded_leg_ended(
     host = _Host()
     await end_as(_session("+38761200300", originating=True, host=host), outcome)
     assert host.hangups == [answer]
+
+
+def _admission() -> Admission:
+    trunks = TrunksFile.model_validate(
+        {
+            "customers": {"acme": {"numbers": ["+387 33 100 250", "+387 33 100 255"]}},
+            "trunks": {
+                "pbx": {"match": ["192.0.2.10"], "customer": "acme", "number": "+38733100250"},
+                "bare": {"match": ["192.0.2.11"], "customer": "acme"},
+            },
+        }
+    )
+    phones = {
+        "+387 33 100 201": {"username": "u201", "ha1_md5": "0" * 32},
+        "+387 33 100 202": {"username": "u202", "ha1_md5": "1" * 32, "clir": True},
+    }
+    group = {
+        "customer": "acme",
+        "numbers": ["+387 33 100 200-249"],
+        "extensions": {"digits": 3},
+        "subscribers": phones,
+    }
+    centrex, errors = compile_centrex(CentrexFile.model_validate({"groups": {"g": group}}))
+    assert errors == []
+    return Admission(trunks, centrex)
+
+
+def _facts(*, caller: str, trunk: str | None = None, subscriber: str | None = None) -> CallFacts:
+    facts = CallFacts(call_id="c1", caller=caller, called="+38761200300", offered_at=0.0)
+    facts.trunk, facts.subscriber, facts.customer = trunk, subscriber, "acme"
+    return facts
+
+
+def test_a_phone_presents_its_own_number_asserted() -> None:
+    """From and P-Asserted-Identity carry the phone's DID in E.164 (RFC 3325 §9.1)."""
+    shown = caller_identity(
+        _facts(caller="201", subscriber="+38733100201"), None, _admission(), "sbc.example"
+    )
+    assert shown is not None and shown.from_uri == "sip:+38733100201@sbc.example"
+    assert shown.headers == (("P-Asserted-Identity", "<sip:+38733100201@sbc.example>"),)
+
+
+def test_a_phone_with_clir_is_anonymous_with_privacy_id() -> None:
+    """CLIR: an anonymous From and Privacy: id; the asserted identity still names the phone."""
+    shown = caller_identity(
+        _facts(caller="202", subscriber="+38733100202"), None, _admission(), "sbc.example"
+    )
+    assert shown is not None and shown.from_uri == "sip:anonymous@anonymous.invalid"
+    assert ("Privacy", "id") in shown.headers
+    assert ("P-Asserted-Identity", "<sip:+38733100202@sbc.example>") in shown.headers
+
+
+def test_a_pbx_presents_an_owned_number_else_its_main_number() -> None:
+    """CLI screening: 033 100 255 is acme's and goes out; a foreign number becomes the trunk's
+    main number; a trunk without one presents nothing of ours (the caller as it came)."""
+    admission = _admission()
+    owned = caller_identity(_facts(caller="033100255", trunk="pbx"), None, admission, "h")
+    foreign = caller_identity(_facts(caller="+38761999999", trunk="pbx"), None, admission, "h")
+    bare = caller_identity(_facts(caller="+38761999999", trunk="bare"), None, admission, "h")
+    assert owned is not None and owned.from_user == "+38733100255"
+    assert foreign is not None and foreign.from_user == "+38733100250"
+    assert bare is None

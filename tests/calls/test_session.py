@@ -75,6 +75,7 @@ class FakeHost:
         route: str | None,
         ring_timeout: float,
         caller_id: str | None,
+        originating: bool = False,
     ) -> ForwardOutcome:
         self.forwards.append((target, route, ring_timeout, caller_id))
         return ForwardOutcome(result="busy", sip_code=486)

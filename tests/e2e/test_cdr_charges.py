@@ -50,7 +50,7 @@ def _csv_charges(data_dir: Path) -> list[object]:
     )
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
-    assert list(rows[0])[-1] == "charges"  # the new column comes last
+    assert list(rows[0])[-2:] == ["charges", "subscriber"]  # new columns come last
     return [json.loads(row["charges"]) for row in rows]
 
 
