@@ -7,11 +7,13 @@ own outcome and a CDR for the leg that was not placed:
 
 1. loop protection: the new INVITE carries the inbound Max-Forwards less one; an inbound
    value of 1 or less means a forwarding loop (RFC 3261 §16.6 step 3: 483 Too Many Hops);
-2. the route: a named outbound route of config/trunks.yaml (or the default one) for a
-   number, the URI's own host for a ``sip:`` target; a Centrex phone (``calls.phones``: a
-   subscriber's number, or an extension of the call's group) needs none and is not barred:
-   its registered contacts are the destination, and none is ``unavailable`` (480);
-3. outbound barring of the caller's trunk or customer (``policy.barring``): 403, ``barred``;
+2. outbound barring of the caller's trunk, customer, phone and group (``policy.barring``;
+   an emergency number never is): 403, ``barred``;
+3. the route (``calls.destination``): for a number the one a step names, else the emergency
+   route, else its prefix's routes in order, else the default one; the URI's own host for a
+   ``sip:`` target. A Centrex phone (``calls.phones``: a subscriber's number, or an
+   extension of the call's group) needs none and is not barred: its registered contacts
+   are the destination, and none is ``unavailable`` (480);
 4. the destination: the URI resolved into the addresses to try (``calls.destination``,
    RFC 3263); a name that resolves to nothing is ``no_route`` (503);
 5. a channel for the leg in the same pools as the inbound call (a forwarded call holds one
@@ -166,13 +168,13 @@ class Forwarder:
             return "loop", 483, f"max_forwards {call.max_forwards}"
         if phone:
             return None
+        barred = self.services.admission.barred(call.facts, target, self.services.live.tariffs)
+        if barred is not None:  # before the route: a barred number is refused as such
+            call.log.info("call.forward_barred", target=target, barring=barred)
+            return "barred", 403, barred
         if not target.startswith(("sip:", "sips:")) and not self._routes(target, route):
             call.log.error("call.forward_no_route", route=route)
             return "no_route", 503, f"route {route or '(default)'}"
-        barred = self.services.admission.barred(call.facts, target, self.services.live.tariffs)
-        if barred is not None:
-            call.log.info("call.forward_barred", target=target, barring=barred)
-            return "barred", 403, barred
         return None
 
     def _routes(self, target: str, route: str | None) -> tuple[Route, ...]:

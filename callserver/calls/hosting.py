@@ -29,7 +29,7 @@ from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, 
 from callserver.media.prompts import Play, PlaylistItem
 from callserver.media.recording import RecordingResult
 from callserver.media.settings import RecordingSettings
-from callserver.policy.caller import CallerId
+from callserver.policy.caller import CallerId, caller_identity
 from callserver.sip.events import RequestReceived
 
 __all__ = ["Router", "SessionHosting"]
@@ -63,6 +63,8 @@ class SessionHosting:
         if self.router is None or call.facts is None:
             return False
         settings = self.services.live.settings
+        if call.facts.subscriber is not None:  # a phone is who it authenticated as
+            caller = caller_identity(call.facts.subscriber, None, None, None)
         session = CallSession(
             self,
             call_id=call.call_id,
