@@ -211,3 +211,23 @@ def test_reload_brings_the_new_groups_pools_and_phones() -> None:
     assert isinstance(right, Screened) and right.claim is not None
     made.reload(made.table.config, Centrex())
     assert made.complete(right, CALLED, 3.0) == Rejected(status=403, reason="auth_failed")
+
+
+def test_a_phone_on_a_trunks_address_is_challenged_as_the_phone() -> None:
+    """A trunk covers the phone's address (a softphone beside a PBX): an INVITE whose From
+    names the phone still gets the 407 and is admitted as the phone, not the trunk."""
+    made = admission(trunks={"pbx": {"match": [PHONE[0]], "customer": "acme"}})
+    assert made.table.identify(*PHONE) == "pbx"
+    challenged = challenge(made)
+    admitted = made.admit(*PHONE, CALLED, 1.0, answer(challenged))
+    assert isinstance(admitted, Admitted)
+    assert (admitted.trunk, admitted.subscriber) == (None, "+38733100201")
+
+
+def test_an_invite_from_a_trunks_address_naming_no_phone_is_the_trunks() -> None:
+    """From a number that is nobody's phone: the trunk by its address, no challenge."""
+    made = admission(trunks={"pbx": {"match": [PHONE[0]], "customer": "acme"}})
+    request = invite()
+    request.headers.set("From", "<sip:+38761999999@callserver>;tag=1")
+    admitted = made.admit(*PHONE, CALLED, 0.0, request)
+    assert isinstance(admitted, Admitted) and admitted.trunk == "pbx"
