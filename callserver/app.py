@@ -146,8 +146,10 @@ class Server:
         self._watch: asyncio.Task[None] | None = None
         self.background = Background()  # reloads in progress: dialplans, prompts
 
-    async def start(self) -> None:
-        """Open every listening socket; fixes the endpoint's port when it listened on port 0."""
+    async def start(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Open every listening socket; fixes the endpoint's port when it listened on port 0.
+        ``on_ready`` (the pid file) runs before ``server.listening`` is logged, so whoever
+        waits for that line finds it done."""
         sip = self.settings.sip
         await self.sockets.open(
             sip.listen,
@@ -177,6 +179,8 @@ class Server:
         warm_prompts(self.prompts)  # no call decodes one on the loop
         self.routing.load()
         self._watch = self._loop.create_task(self.routing.watch(self._watching))
+        if on_ready is not None:
+            on_ready()
         log.info("server.listening", addresses=self.sockets.describe())
 
     # -- transport callbacks (asyncio names) ------------------------------------------------
@@ -333,9 +337,7 @@ class Server:
 
     async def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run until stopped, then drain: 503 to new calls, BYE after the drain timeout."""
-        await self.start()
-        if on_ready is not None:
-            on_ready()  # the pid file, as soon as server.listening is logged
+        await self.start(on_ready)
         tune_gc()
         self.collections.start()
         self.overload.start(self._loop.time())
