@@ -1,10 +1,12 @@
-"""bench/sipp_uac: SIPp's built-in uac scenario at a call rate, and the figures it leaves.
+"""bench/sipp_uac: a SIPp uac scenario at a call rate, and the figures it leaves.
 
-The scenario is INVITE, 200, ACK, BYE, 200 (RFC 3261 §13, §15); a final response other than
-200 to the INVITE is "unexpected": SIPp ACKs it, counts the call failed and, with
--trace_error_codes, lists its status code. Each run gets a directory of its own for SIPp's
-files: -trace_stat's CSV (its last row: calls created, successful and failed, SIPp's own
-retransmissions), -trace_rtt (INVITE->200 of every call, ms) and the error codes.
+The scenario is SIPp's built-in uac unless a run names its own: INVITE, 200, ACK, BYE, 200
+(RFC 3261 §13, §15); a final response other than 200 to the INVITE is "unexpected": SIPp ACKs
+it, counts the call failed and, with -trace_error_codes, lists its status code. Each run gets a
+directory of its own for SIPp's files: -trace_stat's CSV (its last row: calls created,
+successful and failed, SIPp's own retransmissions), -trace_rtt (the response time of every
+call, ms: INVITE->200 in the built-in uac, what the scenario's start_rtd/rtd mark in others)
+and the error codes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +75,8 @@ class UacRun:
 
     ``limit`` caps the calls in progress (SIPp's -l; default 4 s of calls): a run meant to
     offer its whole rate to a server that cannot answer needs RECV_TIMEOUT_S of calls and more.
+    ``scenario`` is SIPp's arguments naming the scenario (default the built-in uac) and
+    ``local_port`` SIPp's own SIP port (default a free one).
     """
 
     def __init__(
@@ -84,13 +88,17 @@ class UacRun:
         core: str,
         workdir: Path,
         limit: int | None = None,
+        *,
+        scenario: Sequence[str] = ("-sn", "uac"),
+        local_port: int | None = None,
     ) -> None:
         self.figures = UacFigures(rate=rate, seconds=seconds)
         self.directory = Path(tempfile.mkdtemp(prefix=f"uac-{rate}-", dir=workdir))
         self.timeout = seconds * 3 + 60
         self.started = time.monotonic()
-        cmd = [sipp, f"{HOST}:{port}", "-sn", "uac", "-i", HOST, "-p", str(free_port())]
-        cmd += ["-mp", str(free_port()), "-r", str(rate), "-m", str(round(rate * seconds))]
+        cmd = [sipp, f"{HOST}:{port}", *scenario, "-i", HOST]
+        cmd += ["-p", str(local_port or free_port()), "-mp", str(free_port())]
+        cmd += ["-r", str(rate), "-m", str(round(rate * seconds))]
         cmd += ["-l", str(limit or rate * 4), "-nostdin", "-max_socket", "65000"]
         cmd += ["-trace_stat", "-stf", str(self.directory / "stat.csv"), "-fd", "1"]
         cmd += ["-trace_rtt", "-rtt_freq", "100", "-trace_error_codes"]
@@ -172,10 +180,15 @@ def run_uac(
     core: str,
     workdir: Path,
     cpu: Callable[[], float],
+    *,
+    scenario: Sequence[str] = ("-sn", "uac"),
+    local_port: int | None = None,
 ) -> UacFigures:
-    """One run to its end, with the CPU seconds ``cpu()`` counted over it (the peer's)."""
+    """One run to its end, with the CPU seconds ``cpu()`` counted over it (the peer's);
+    ``scenario`` and ``local_port`` as :class:`UacRun` takes them."""
     before = cpu()
-    figures = UacRun(sipp, port, rate, seconds, core, workdir).wait()
+    run = UacRun(sipp, port, rate, seconds, core, workdir, scenario=scenario, local_port=local_port)
+    figures = run.wait()
     figures.cpu = cpu() - before
     return figures
 
