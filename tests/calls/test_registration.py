@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
-from callserver.calls.registration import Registration, account_of
+from callserver.calls.registration import STORE_INTERVAL, Registration, account_of
 from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
+from callserver.registrar.binding import Changed
 from callserver.registrar.store import SqliteBindingStore
 from callserver.sip.events import RequestReceived, ResponseReceived, TransactionTimedOut
 from callserver.sip.message import Request, Response
@@ -69,11 +71,45 @@ async def test_a_register_is_answered_and_its_binding_stored(tmp_path: Path) -> 
     harness, registration = wired(tmp_path)
     assert register_phone(harness, UDP) == 200
     assert harness.endpoint.responses[-1].headers[0][1].endswith("expires=600")
-    await asyncio.sleep(0)  # the turn of the loop that gathers the changes
-    await registration.close()
+    await registration.close()  # writes what it gathered
     reopened = SqliteBindingStore(tmp_path / "registrar.sqlite", wall=lambda: WALL)
     assert [b.aor for b in reopened.load(harness.loop.now)] == [AOR]
     reopened.close()
+
+
+class CountingStore(SqliteBindingStore):
+    """The SQLite store, counting its transactions and the changes in each."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, wall=lambda: WALL)
+        self.batches: list[int] = []
+
+    def apply(self, changes: Sequence[Changed], now: float) -> None:
+        """Count, then write."""
+        self.batches.append(len(changes))
+        super().apply(changes, now)
+
+
+async def test_changes_gathered_over_the_store_interval_are_written_together(
+    tmp_path: Path,
+) -> None:
+    """A registration and its refresh within STORE_INTERVAL reach the store in one transaction,
+    once the interval has passed."""
+    harness, registration = wired(tmp_path)
+    store = CountingStore(tmp_path / "counted.sqlite")
+    registration.store = store
+    register_phone(harness, UDP)
+    harness.loop.advance(STORE_INTERVAL / 2)
+    assert deliver(harness, register(cseq=3), UDP, "k3") == 401
+    creds = authorization(harness.endpoint.responses[-1].headers)
+    assert deliver(harness, register(cseq=4, extra=[creds]), UDP, "k4") == 200
+    assert store.batches == []
+    harness.loop.advance(STORE_INTERVAL)
+    assert registration._written is not None
+    await asyncio.wrap_future(registration._written)
+    assert store.batches == [2]
+    await registration.close()
+    assert store.batches == [2]  # nothing was left to write
 
 
 async def test_a_binding_expires_on_time_and_leaves_the_store(tmp_path: Path) -> None:
