@@ -113,6 +113,9 @@ bench: install sipp kamailio
 	$(BIN)/python bench/media_capacity.py --soak 600
 	$(BIN)/python bench/cdr_throughput.py
 	$(BIN)/python bench/dialplan_load.py
+	$(BIN)/python bench/register_path.py
+	$(BIN)/python bench/register_path.py --memory
+	$(BIN)/python bench/register.py
 
 # A short run of every benchmark (a few minutes), to see a regression at the end of each issue;
 # compare against the commit before in the same run (bench/RESULTS.md says how). The short soak
@@ -126,6 +129,8 @@ bench-quick: install sipp kamailio
 	$(BIN)/python bench/media_capacity.py --mixed --reload 100 --duration 10
 	$(BIN)/python bench/cdr_throughput.py --records 5000
 	$(BIN)/python bench/dialplan_load.py --files 50 --rounds 1
+	$(BIN)/python bench/register_path.py --subscribers 2000 --rounds 2
+	$(BIN)/python bench/register.py --rates 500,1000 --subscribers 3000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

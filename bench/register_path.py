@@ -34,6 +34,7 @@ from register import Phones, write_phones
 from callserver.app import Server
 from callserver.calls.registration import Registration
 from callserver.config.settings import load_settings
+from callserver.process.gctuning import tune_gc
 from callserver.process.logs import configure_logging
 from callserver.sip.auth import build_authorization, select_challenge
 from callserver.sip.events import Peer
@@ -178,6 +179,7 @@ async def _measure(args: argparse.Namespace, directory: Path) -> None:
     phones = write_phones(directory, args.subscribers)
     credentials = _credentials(phones)
     server, sink = await _server(directory)
+    tune_gc()  # as the server after its start-up
     driver = Driver(server, sink, phones)
     if args.memory:
         gc.collect()
@@ -200,7 +202,7 @@ async def _measure(args: argparse.Namespace, directory: Path) -> None:
         f"(best of {args.rounds} x {len(credentials)})"
     )
     if profile is not None:
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(45)
 
 
 def main() -> None:
