@@ -362,16 +362,20 @@ def _parse_params(value: str, what: str) -> dict[str, str]:
     scheme = _SCHEME.match(value)
     if scheme is None or scheme.group(1).lower() != "digest":
         raise AuthError(f"{what} {value[:30]!r} does not use the Digest scheme (RFC 3261 §22.4)")
-    rest, pos = scheme.group(2), 0
+    rest = scheme.group(2)
+    pos, end = 0, len(rest)
     params: dict[str, str] = {}
-    while rest[pos:].strip(" \t,"):
+    while pos < end:
         match = _PARAM.match(rest, pos)
         if match is None:
+            if not rest[pos:].strip(" \t,"):
+                break  # nothing but separators left
             raise AuthError(f"{what}: cannot parse the parameters at {rest[pos : pos + 30]!r}")
-        name = match.group(1).lower()
+        name, raw = match.group(1, 2)
+        name = name.lower()
         if name in params:
             raise AuthError(f"{what}: parameter {name!r} appears more than once")
-        params[name], pos = _unquote(match.group(2)), match.end()
+        params[name], pos = _unquote(raw), match.end()
     return params
 
 
@@ -387,7 +391,8 @@ def _quote(text: str) -> str:
 
 def _unquote(text: str) -> str:
     if text.startswith('"'):
-        return _ESCAPE.sub(r"\1", text[1:-1])
+        inner = text[1:-1]
+        return _ESCAPE.sub(r"\1", inner) if "\\" in inner else inner
     return text
 
 
