@@ -260,8 +260,8 @@ class Registrar:
 
     def _apply(self, binding: Binding, change: BindingChange) -> Changed:
         current = self._aors.get(binding.aor, {}).get(binding.contact)
-        state = BindingState.ABSENT if current is None else current.state
-        after = replace(binding, state=next_state(state, change))
+        state = next_state(BindingState.ABSENT if current is None else current.state, change)
+        after = binding if binding.state is state else replace(binding, state=state)
         if after.state is BindingState.ABSENT:
             self._drop(after)
         else:
