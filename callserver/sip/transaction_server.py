@@ -275,6 +275,7 @@ class ServerNonInviteTransaction(_ServerTransaction):
         # passed to the transport layer"; Timer J: 64*T1 unreliable, zero reliable.
         self.state = S.COMPLETED
         out = self._send(as_response(inp))
+        self.last_response = None  # its bytes answer retransmissions; no ACK needs its To tag
         self._wait("timer_j", now, self.timers.timer_j_for(self.reliable))
         return out
 

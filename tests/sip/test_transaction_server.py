@@ -192,6 +192,16 @@ def test_non_invite_server_resends_until_timer_j(sip, clock, fire_timers) -> Non
     assert _times(fired, TransactionTerminated, clock.now - 0.5) == [32.0]
 
 
+def test_completed_non_invite_server_keeps_only_the_final_bytes(sip, clock) -> None:
+    """Completed, a non-INVITE server transaction drops the parsed final (it waits 64*T1 on
+    UDP) and answers a retransmission with the bytes it sent."""
+    layer, request = _layer(), sip.request("REGISTER")
+    key = layer.receive_request(request, sip.udp, clock.now)[0].key
+    ok = layer.send_response(key, sip.response(request, 200), clock.now)
+    assert layer._transactions[key].last_response is None
+    assert layer.receive_request(request, sip.udp, clock.advance(1.0)) == ok
+
+
 # -- RFC 2543 matching -----------------------------------------------------------------------
 
 
