@@ -15,9 +15,9 @@ every phone once, each a distinct subscriber: REGISTER, 401, REGISTER with crede
 (RFC 3261 §10.3, §22). SIPp's SIP port stays the same across the steps, so the contacts are the
 same and a phone registering again refreshes its binding (the AOR keeps one binding). For each
 rate: registrations attempted, ok and failed (with the unexpected status codes), SIPp's
-retransmissions, REGISTER->200 p50 and p99 over the whole exchange, and the server's CPU per
-registration (µs) and as a share of one core over the step; then the highest rate without a
-failure.
+retransmissions, REGISTER->200 p50 and p99 over the whole exchange (SIPp counts whole
+milliseconds), and the server's CPU per registration (µs) and as a share of one core over the
+step; then the highest rate without a failure.
 
 Memory per binding: the server's VmRSS after it started (no binding) and after the first step
 (every phone bound), divided by the phones. That growth holds the step's transactions too:
@@ -26,10 +26,10 @@ UDP, RFC 3261 §17.2.2), and the allocator keeps their memory once they end. The
 last step (every binding refreshed, no new one, as many transactions) shows how much of it
 was reused; bench/register_path --memory counts what the bindings themselves hold.
 
-Calls per second to registered phones (SIPp uas as the phones) are not measured: the server
-cannot ring a phone yet. They are to be a phase after the rates, on the same server and its
-bindings: a SIPp uas on ``Phones.contact_port`` answering calls the server places to the
-phones' numbers.
+Calls per second to registered phones (SIPp uas as the phones) are not measured yet. They are
+to be a phase after the rates, on the same server and the bindings the last step left: a SIPp
+uas on ``Phones.contact_port`` (every contact's port) answering the calls the server places
+when a SIPp uac calls the phones' numbers, a function next to ``register_all``.
 
     .venv/bin/python bench/register.py --rates 500,1000,1500,2000,3000
     .venv/bin/python bench/register.py --rates 500,1000 --subscribers 2000
@@ -150,8 +150,8 @@ def _rate_line(res: UacFigures) -> str:
     return (
         f"rate {res.rate:5d}/s  registrations {res.attempted:6d}  ok {res.succeeded:6d}  "
         f"failed {res.failed:5d}{f' ({codes})' if codes else ''}  "
-        f"retrans {res.retransmissions:5d}  REGISTER->200 p50 {res.rtt_percentile(0.5):6.2f} ms"
-        f"  p99 {res.rtt_percentile(0.99):7.2f} ms  server cpu {res.cpu_per_call_us:5.0f} "
+        f"retrans {res.retransmissions:5d}  REGISTER->200 p50 {res.rtt_percentile(0.5):4.0f} ms"
+        f"  p99 {res.rtt_percentile(0.99):5.0f} ms  server cpu {res.cpu_per_call_us:5.0f} "
         f"us/registration ({100 * res.cpu_share:3.0f}% of a core)"
     )
 
