@@ -130,7 +130,7 @@ bench-quick: install sipp kamailio
 	$(BIN)/python bench/cdr_throughput.py --records 5000
 	$(BIN)/python bench/dialplan_load.py --files 50 --rounds 1
 	$(BIN)/python bench/register_path.py --subscribers 2000 --rounds 2
-	$(BIN)/python bench/register.py --rates 500,1000 --subscribers 3000
+	$(BIN)/python bench/register.py --rates 500,1000 --subscribers 3000 --call-rates 100 --call-duration 5
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -26,13 +26,17 @@ UDP, RFC 3261 §17.2.2), and the allocator keeps their memory once they end. The
 last step (every binding refreshed, no new one, as many transactions) shows how much of it
 was reused; bench/register_path --memory counts what the bindings themselves hold.
 
-Calls per second to registered phones (SIPp uas as the phones) are not measured yet. They are
-to be a phase after the rates, on the same server and the bindings the last step left: a SIPp
-uas on ``Phones.contact_port`` (every contact's port) answering the calls the server places
-when a SIPp uac calls the phones' numbers, a function next to ``register_all``.
+Calls per second to registered phones, after the rates, on the same server and the bindings
+the last step left: SIPp's built-in uas on ``Phones.contact_port`` (every contact's host and
+port) plays all the phones, and at each of --call-rates a SIPp uac (bench/uac-call-phone.xml,
+from the trunk the script's trunks.yaml names for 127.0.0.1) calls the phones' numbers in turn
+for --call-duration seconds: INVITE, the server rings the phone's contact, 200 from the
+phone, ACK, BYE at once. For each rate: calls attempted, ok and failed, retransmissions,
+INVITE->200 p50 and p99 (through the server and the phone), the server's CPU per call; then
+the highest call rate without a failure.
 
-    .venv/bin/python bench/register.py --rates 500,1000,1500,2000,3000
-    .venv/bin/python bench/register.py --rates 500,1000 --subscribers 2000
+    .venv/bin/python bench/register.py --rates 500,1000,1500,2000,3000 --call-rates 200,400,600
+    .venv/bin/python bench/register.py --rates 500,1000 --subscribers 2000 --call-rates ''
 """
 
 from __future__ import annotations
@@ -42,18 +46,21 @@ import contextlib
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import HOST, Server, cpu_seconds, free_port, rss_bytes, start_server
+from harness import HOST, Server, cpu_seconds, free_port, pinned, rss_bytes, start_server
 from sipp_uac import UacFigures, run_uac
 
 from callserver.sip.auth import password_ha1
 
 SCENARIO = Path(__file__).resolve().parent / "uac-register-digest.xml"
+CALL_SCENARIO = Path(__file__).resolve().parent / "uac-call-phone.xml"
 REALM = "callserver"
 CUSTOMER = "bench"
 GROUP_SIZE = 10_000  # numbers in one group's block
@@ -101,7 +108,8 @@ def write_phones(directory: Path, count: int) -> Phones:
             injection.append(f"{username};{password}")
     (directory / "centrex.yaml").write_text("groups:\n" + "\n".join(groups) + "\n")
     (directory / "trunks.yaml").write_text(
-        f"digest: {{realm: {REALM}, algorithms: [MD5]}}\ntrunks: {{}}\n"
+        f"digest: {{realm: {REALM}, algorithms: [MD5]}}\n"
+        f"trunks: {{callers: {{match: ['{HOST}']}}}}\n"
         f"customers: {{{CUSTOMER}: {{}}}}\n"
     )
     (directory / "phones.csv").write_text("\n".join(injection) + "\n")
@@ -145,6 +153,41 @@ def register_all(
     return figures
 
 
+def call_phones(
+    sipp: str, server: Server, phones: Phones, rate: int, seconds: float, workdir: Path, core: str
+) -> UacFigures:
+    """Calls to the phones' numbers, in turn, at ``rate`` a second for ``seconds``; the
+    server's CPU over them (the phones answer from ``answering``)."""
+    scenario = ["-sf", str(CALL_SCENARIO), "-inf", str(phones.injection)]
+    return run_uac(
+        sipp,
+        server.port,
+        rate,
+        seconds,
+        core,
+        workdir,
+        lambda: cpu_seconds(server.proc.pid),
+        scenario=scenario,
+    )
+
+
+@contextlib.contextmanager
+def answering(sipp: str, phones: Phones, core: str, workdir: Path) -> Iterator[None]:
+    """SIPp's built-in uas on the contacts' port, answering every call as all the phones."""
+    cmd = [sipp, "-sn", "uas", "-i", HOST, "-p", str(phones.contact_port), "-nostdin"]
+    proc = subprocess.Popen(
+        pinned(cmd, core), cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        time.sleep(0.5)  # its socket is bound
+        if proc.poll() is not None:
+            raise RuntimeError(f"SIPp as the phones exited at once (port {phones.contact_port})")
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def _rate_line(res: UacFigures) -> str:
     codes = ", ".join(f"{code} x{n}" for code, n in sorted(res.codes.items()))
     return (
@@ -156,6 +199,17 @@ def _rate_line(res: UacFigures) -> str:
     )
 
 
+def _call_line(res: UacFigures) -> str:
+    codes = ", ".join(f"{code} x{n}" for code, n in sorted(res.codes.items()))
+    return (
+        f"calls {res.rate:5d}/s  calls {res.attempted:6d}  ok {res.succeeded:6d}  "
+        f"failed {res.failed:5d}{f' ({codes})' if codes else ''}  "
+        f"retrans {res.retransmissions:5d}  INVITE->200 p50 {res.rtt_percentile(0.5):4.0f} ms"
+        f"  p99 {res.rtt_percentile(0.99):5.0f} ms  server cpu {res.cpu_per_call_us:5.0f} "
+        f"us/call ({100 * res.cpu_share:3.0f}% of a core)"
+    )
+
+
 def _memory_line(before: int, after: int, count: int) -> str:
     return (
         f"memory: VmRSS {before / 2**20:.1f} MiB without bindings, {after / 2**20:.1f} MiB "
@@ -164,30 +218,55 @@ def _memory_line(before: int, after: int, count: int) -> str:
     )
 
 
-def run_rates(sipp: str, args: argparse.Namespace, workdir: Path) -> int:
-    """The rates, one line each, and the memory line after the first; the best rate."""
-    best = 0
+def run(sipp: str, args: argparse.Namespace, workdir: Path) -> tuple[int, int]:
+    """Registrations, then calls to the phones, on one server; the best rate of each."""
     with contextlib.ExitStack() as running:
         server, phones = start(workdir / "callserver", args.subscribers, args.server_core)
         running.callback(server.stop)
-        time.sleep(1)  # the start-up's allocations settle
-        before = rss_bytes(server.proc.pid)
-        for step, rate in enumerate(args.rates):
-            figures = register_all(sipp, server, phones, rate, args.sipp_core, workdir)
-            print(_rate_line(figures), flush=True)
-            if figures.failed == 0 and figures.succeeded == figures.attempted == phones.count:
+        best = run_rates(sipp, args, server, phones, workdir)
+        calls = run_calls(sipp, args, server, phones, workdir) if args.call_rates else 0
+    return best, calls
+
+
+def run_calls(
+    sipp: str, args: argparse.Namespace, server: Server, phones: Phones, workdir: Path
+) -> int:
+    """Each call rate, one line each; the highest rate without a failed call."""
+    best = 0
+    with answering(sipp, phones, args.sipp_core, workdir):
+        for rate in args.call_rates:
+            seconds = args.call_duration
+            figures = call_phones(sipp, server, phones, rate, seconds, workdir, args.sipp_core)
+            print(_call_line(figures), flush=True)
+            if figures.failed == 0 and figures.succeeded == figures.attempted > 0:
                 best = max(best, rate)
-            if step == 0:
-                bound = rss_bytes(server.proc.pid)
-                print(_memory_line(before, bound, phones.count), flush=True)
-            time.sleep(2)  # a pause before the next step, which no CPU figure counts
-        if len(args.rates) > 1:
-            last = rss_bytes(server.proc.pid)
-            print(
-                f"memory: VmRSS {last / 2**20:.1f} MiB after the last step (bindings refreshed): "
-                f"{(last - bound) / phones.count / 1024:+.2f} KiB per binding since the first",
-                flush=True,
-            )
+            time.sleep(2)
+    return best
+
+
+def run_rates(
+    sipp: str, args: argparse.Namespace, server: Server, phones: Phones, workdir: Path
+) -> int:
+    """The rates, one line each, and the memory lines; the best rate."""
+    best = 0
+    time.sleep(1)  # the start-up's allocations settle
+    before = rss_bytes(server.proc.pid)
+    for step, rate in enumerate(args.rates):
+        figures = register_all(sipp, server, phones, rate, args.sipp_core, workdir)
+        print(_rate_line(figures), flush=True)
+        if figures.failed == 0 and figures.succeeded == figures.attempted == phones.count:
+            best = max(best, rate)
+        if step == 0:
+            bound = rss_bytes(server.proc.pid)
+            print(_memory_line(before, bound, phones.count), flush=True)
+        time.sleep(2)  # a pause before the next step, which no CPU figure counts
+    if len(args.rates) > 1:
+        last = rss_bytes(server.proc.pid)
+        print(
+            f"memory: VmRSS {last / 2**20:.1f} MiB after the last step (bindings refreshed): "
+            f"{(last - bound) / phones.count / 1024:+.2f} KiB per binding since the first",
+            flush=True,
+        )
     return best
 
 
@@ -195,15 +274,18 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="500,1000,1500,2000,3000", help="REGISTERs/s")
     parser.add_argument("--subscribers", type=int, default=20_000, help="phones, each once a step")
+    parser.add_argument("--call-rates", default="200,400,600", help="calls/s; '' for none")
+    parser.add_argument("--call-duration", type=float, default=10.0, help="s at each")
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--sipp-core", default="1")
     args = parser.parse_args()
     try:
         args.rates = [int(r) for r in args.rates.split(",") if r.strip()]
+        args.call_rates = [int(r) for r in args.call_rates.split(",") if r.strip()]
     except ValueError as exc:
-        parser.error(f"--rates is comma-separated integers ({exc})")
-    if not args.rates or min(args.rates) <= 0:
-        parser.error("--rates needs one or more positive rates")
+        parser.error(f"--rates and --call-rates are comma-separated integers ({exc})")
+    if not args.rates or min(args.rates + args.call_rates) <= 0 or args.call_duration <= 0:
+        parser.error("--rates needs one or more positive rates; call rates, duration positive")
     if not 0 < args.subscribers <= 10 * GROUP_SIZE:
         parser.error(f"--subscribers is 1 to {10 * GROUP_SIZE}")
     return args
@@ -223,11 +305,13 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="register-") as tmp:
         try:
-            best = run_rates(sipp, args, Path(tmp))
+            best, calls = run(sipp, args, Path(tmp))
         except RuntimeError as exc:
             print(exc, file=sys.stderr)
             return 2
     print(f"highest rate with zero failed registrations: {best}/s", flush=True)
+    if args.call_rates:
+        print(f"highest rate of calls to phones with zero failed calls: {calls}/s", flush=True)
     return 0
 
 
