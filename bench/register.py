@@ -17,7 +17,7 @@ same and a phone registering again refreshes its binding (the AOR keeps one bind
 rate: registrations attempted, ok and failed (with the unexpected status codes), SIPp's
 retransmissions, REGISTER->200 p50 and p99 over the whole exchange (SIPp counts whole
 milliseconds), and the server's CPU per registration (µs) and as a share of one core over the
-step; then the highest rate without a failure.
+step; then the highest rate reached without a failure (at it or any rate before it).
 
 Memory per binding: the server's VmRSS after it started (no binding) and after the first step
 (every phone bound), divided by the phones. That growth holds the step's transactions too:
@@ -33,7 +33,7 @@ from the trunk the script's trunks.yaml names for 127.0.0.1) calls the phones' n
 for --call-duration seconds: INVITE, the server rings the phone's contact, 200 from the
 phone, ACK, BYE at once. For each rate: calls attempted, ok and failed, retransmissions,
 INVITE->200 p50 and p99 (through the server and the phone), the server's CPU per call; then
-the highest call rate without a failure.
+the highest call rate reached without a failure.
 
     .venv/bin/python bench/register.py --rates 500,1000,1500,2000,3000 --call-rates 200,400,600
     .venv/bin/python bench/register.py --rates 500,1000 --subscribers 2000 --call-rates ''
@@ -231,15 +231,15 @@ def run(sipp: str, args: argparse.Namespace, workdir: Path) -> tuple[int, int]:
 def run_calls(
     sipp: str, args: argparse.Namespace, server: Server, phones: Phones, workdir: Path
 ) -> int:
-    """Each call rate, one line each; the highest rate without a failed call."""
-    best = 0
+    """Each call rate, one line each; the last rate before the first with a failed call."""
+    best, failed = 0, False
     with answering(sipp, phones, args.sipp_core, workdir):
         for rate in args.call_rates:
             seconds = args.call_duration
             figures = call_phones(sipp, server, phones, rate, seconds, workdir, args.sipp_core)
             print(_call_line(figures), flush=True)
-            if figures.failed == 0 and figures.succeeded == figures.attempted > 0:
-                best = max(best, rate)
+            failed = failed or figures.failed > 0 or not 0 < figures.succeeded == figures.attempted
+            best = best if failed else rate
             time.sleep(2)
     return best
 
@@ -247,15 +247,16 @@ def run_calls(
 def run_rates(
     sipp: str, args: argparse.Namespace, server: Server, phones: Phones, workdir: Path
 ) -> int:
-    """The rates, one line each, and the memory lines; the best rate."""
-    best = 0
+    """The rates, one line each, and the memory lines; the last rate before the first with a
+    failed registration."""
+    best, failed = 0, False
     time.sleep(1)  # the start-up's allocations settle
     before = rss_bytes(server.proc.pid)
     for step, rate in enumerate(args.rates):
         figures = register_all(sipp, server, phones, rate, args.sipp_core, workdir)
         print(_rate_line(figures), flush=True)
-        if figures.failed == 0 and figures.succeeded == figures.attempted == phones.count:
-            best = max(best, rate)
+        failed = failed or figures.failed > 0 or figures.succeeded < phones.count
+        best = best if failed else rate
         if step == 0:
             bound = rss_bytes(server.proc.pid)
             print(_memory_line(before, bound, phones.count), flush=True)
@@ -309,9 +310,9 @@ def main() -> int:
         except RuntimeError as exc:
             print(exc, file=sys.stderr)
             return 2
-    print(f"highest rate with zero failed registrations: {best}/s", flush=True)
+    print(f"highest rate reached with zero failed registrations: {best}/s", flush=True)
     if args.call_rates:
-        print(f"highest rate of calls to phones with zero failed calls: {calls}/s", flush=True)
+        print(f"highest rate of calls to phones reached with zero failed calls: {calls}/s")
     return 0
 
 
