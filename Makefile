@@ -115,6 +115,7 @@ bench: install sipp kamailio
 	$(BIN)/python bench/dialplan_load.py
 	$(BIN)/python bench/register_path.py
 	$(BIN)/python bench/register_path.py --memory
+	$(BIN)/python bench/phone_call_path.py
 	$(BIN)/python bench/register.py
 
 # A short run of every benchmark (a few minutes), to see a regression at the end of each issue;
@@ -130,6 +131,7 @@ bench-quick: install sipp kamailio
 	$(BIN)/python bench/cdr_throughput.py --records 5000
 	$(BIN)/python bench/dialplan_load.py --files 50 --rounds 1
 	$(BIN)/python bench/register_path.py --subscribers 2000 --rounds 2
+	$(BIN)/python bench/phone_call_path.py --phones 100 --rounds 2
 	$(BIN)/python bench/register.py --rates 500,1000 --subscribers 3000 --call-rates 100 --call-duration 5
 
 clean:
