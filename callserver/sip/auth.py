@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 
 from callserver.sip.errors import SipParseError
-from callserver.sip.uri import Uri, parse_uri
+from callserver.sip.uri import Uri, equivalent, parse_uri
 
 __all__ = [
     "AuthError",
@@ -427,10 +427,16 @@ def challenge_fields(
     )
 
 
+# Phones name the transport they sent on in the credentials' uri (pyVoIP answers for
+# "sip:HOST;transport=UDP" a REGISTER to "sip:HOST"): it says nothing of the resource.
+_TRANSPORT_ONLY = frozenset({"transport"})
+
+
 def names_uri(text: str, uri: Uri) -> bool:
-    """The credentials' ``uri`` names ``uri`` (RFC 7616 §3.4.6), compared part by part, so
-    only the scheme's case may vary; an unparsable one names nothing."""
+    """The credentials' ``uri`` identifies the same resource as ``uri`` (RFC 7616 §3.4.6):
+    equivalent by RFC 3261 §19.1.4, a ``transport`` parameter left out; an unparsable one
+    names nothing."""
     try:
-        return parse_uri(text) == uri
+        return equivalent(parse_uri(text), uri, ignore=_TRANSPORT_ONLY)
     except SipParseError:
         return False

@@ -37,6 +37,7 @@ __all__ = [
     "Params",
     "SipUri",
     "Uri",
+    "equivalent",
     "parse_uri",
     "sip_uri_from_parts",
     "slot_setters",
@@ -348,3 +349,44 @@ def _parse_general(text: str) -> Uri:
     if scheme in ("sip", "sips"):
         return _parse_sip(scheme, rest)
     return AbsoluteUri(scheme, rest)
+
+
+# RFC 3261 §19.1.4: a uri-parameter of these present in one URI only makes them differ (user,
+# ttl, method and maddr by name; transport as a component with a default value, the rule its
+# examples apply); any other parameter present in one URI only is ignored.
+_DECISIVE_PARAMS = frozenset({"user", "ttl", "method", "maddr", "transport"})
+
+
+def equivalent(a: Uri, b: Uri, *, ignore: frozenset[str] = frozenset()) -> bool:
+    """Whether ``a`` and ``b`` are the same URI by the comparison rules of RFC 3261 §19.1.4:
+    user info case-sensitive, host and parameters case-insensitive, escapes decoded, a port
+    or decisive parameter in one URI only a difference, headers never ignored. Parameters
+    named in ``ignore`` (lower case) are left out; a non-SIP URI equals only itself."""
+    if not isinstance(a, SipUri) or not isinstance(b, SipUri):
+        return a == b
+    if a.scheme != b.scheme or (a.host.lower(), a.port) != (b.host.lower(), b.port):
+        return False
+    if _unescaped(a.user) != _unescaped(b.user) or _unescaped(a.password) != _unescaped(b.password):
+        return False
+    left, right = _comparable(a.params, ignore), _comparable(b.params, ignore)
+    if any(left[name] != right[name] for name in left.keys() & right.keys()):
+        return False
+    if _DECISIVE_PARAMS & (left.keys() ^ right.keys()):
+        return False
+    return _header_set(a.headers) == _header_set(b.headers)
+
+
+def _unescaped(text: str | None) -> str | None:
+    return None if text is None else unescape(text)
+
+
+def _comparable(params: Params, ignore: frozenset[str]) -> dict[str, str | None]:
+    return {
+        name.lower(): None if value is None else unescape(value).lower()
+        for name, value in params
+        if name.lower() not in ignore
+    }
+
+
+def _header_set(headers: tuple[tuple[str, str], ...]) -> set[tuple[str, str]]:
+    return {(unescape(name).lower(), unescape(value)) for name, value in headers}

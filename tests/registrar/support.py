@@ -82,15 +82,17 @@ def authorization(
     password: str = "pw201",
     alg: str = "SHA-256",
     nc: int = 1,
+    uri: str = URI,
 ) -> tuple[str, str]:
-    """An Authorization header answering the ``alg`` challenge among a 401's ``headers``."""
+    """An Authorization header answering the ``alg`` challenge among a 401's ``headers``
+    with credentials for ``uri`` (the Request-URI by default)."""
     for _, value in headers:
         challenge = parse_challenge(value)
         if challenge.algorithm == alg:
             value = build_authorization(
                 challenge,
                 method="REGISTER",
-                uri=URI,
+                uri=uri,
                 username=username,
                 password=password,
                 cnonce="c0ffee",

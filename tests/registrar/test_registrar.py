@@ -43,6 +43,19 @@ def test_md5_credentials_work_too() -> None:
     assert reg.register(register(cseq=2, extra=[creds]), UDP, 1.0).status == 200
 
 
+def test_credentials_naming_the_request_uri_with_a_transport_are_accepted() -> None:
+    """A uri that adds ;transport=UDP to the Request-URI names it (pyVoIP writes it so); one
+    for another host is 400 and registers nothing."""
+    reg = registrar()
+    first = reg.register(register(), UDP, 1.0)
+    creds = authorization(first.headers, alg="MD5", uri="sip:centrex.example.net;transport=UDP")
+    assert reg.register(register(cseq=2, extra=[creds]), UDP, 1.0).status == 200
+    other = authorization(first.headers, alg="MD5", uri="sip:other.example.net", nc=2)
+    refused = reg.register(register(cseq=3, extra=[other]), UDP, 1.0)
+    assert (refused.status, refused.reason) == (400, "Digest uri is not the Request-URI")
+    assert refused.changes == ()
+
+
 def test_wrong_password_unknown_user_and_foreign_aor_get_the_same_403() -> None:
     """No enumeration: a wrong password, an unknown user and another's AOR look alike."""
     answers = [

@@ -16,6 +16,7 @@ from callserver.sip.auth import (
     Credentials,
     build_authorization,
     build_challenge,
+    names_uri,
     parse_authorization,
     parse_challenge,
     password_ha1,
@@ -23,6 +24,7 @@ from callserver.sip.auth import (
     verify_authorization,
     verify_authorization_ha1,
 )
+from callserver.sip.uri import parse_uri
 
 # RFC 2617 §3.5.
 RFC2617_CHALLENGE = (
@@ -397,3 +399,21 @@ def test_password_ha1_is_the_rfc7616_hash_of_user_realm_password() -> None:
     assert password_ha1("Mufasa", "http-auth@example.org", "Circle of Life", "SHA-256-sess") == sha
     with pytest.raises(AuthError, match="not supported"):
         password_ha1("Mufasa", "realm", "pw", "SHA-512")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("sip:127.0.0.1", True),
+        ("sip:127.0.0.1;transport=UDP", True),
+        ("SIP:127.0.0.1;transport=tcp", True),
+        ("sip:127.0.0.1:5060", False),
+        ("sip:127.0.0.2;transport=UDP", False),
+        ("sip:201@127.0.0.1", False),
+        ("not a uri", False),
+    ],
+)
+def test_names_uri_compares_as_rfc3261_leaving_out_the_transport(text: str, named: bool) -> None:
+    """Credentials for the Request-URI with a transport parameter name it; another port, host
+    or user, or an unparsable uri, does not."""
+    assert names_uri(text, parse_uri("sip:127.0.0.1")) is named

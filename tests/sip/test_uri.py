@@ -8,6 +8,7 @@ from callserver.sip.errors import SipParseError
 from callserver.sip.uri import (
     AbsoluteUri,
     SipUri,
+    equivalent,
     parse_uri,
     sip_uri_from_parts,
     split_hostport,
@@ -203,3 +204,58 @@ def test_parses_are_memoised_but_errors_are_not() -> None:
     for _ in range(2):
         with pytest.raises(SipParseError):
             parse_uri("sip:memo@exa mple.com")
+
+
+# RFC 3261 §19.1.4's examples of equivalent and of different URIs.
+_EQUIVALENT = [
+    ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+    ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+    ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5"),
+    (
+        "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+        "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+    ),
+    (
+        "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+        "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+    ),
+]
+_DIFFERENT = [
+    ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
+    ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+    ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+    ("sip:alice@atlanta.com", "sips:alice@atlanta.com"),
+    ("sip:alice@atlanta.com", "sip:alice@atlanta.com;maddr=239.255.255.1"),
+    ("sip:alice@atlanta.com;lr;ttl=1", "sip:alice@atlanta.com;ttl=2"),
+]
+
+
+@pytest.mark.parametrize(("left", "right"), _EQUIVALENT)
+def test_rfc3261_equivalent_uris(left: str, right: str) -> None:
+    """The URIs RFC 3261 §19.1.4 calls equivalent compare equal, either way round."""
+    assert equivalent(parse_uri(left), parse_uri(right))
+    assert equivalent(parse_uri(right), parse_uri(left))
+
+
+@pytest.mark.parametrize(("left", "right"), _DIFFERENT)
+def test_rfc3261_different_uris(left: str, right: str) -> None:
+    """The URIs RFC 3261 §19.1.4 calls different (and sips, maddr, ttl) do not compare equal."""
+    assert not equivalent(parse_uri(left), parse_uri(right))
+    assert not equivalent(parse_uri(right), parse_uri(left))
+
+
+def test_ignored_parameters_are_left_out_of_the_comparison() -> None:
+    """A parameter named in ``ignore`` no longer makes two URIs differ; the rest still does."""
+    bare, udp = parse_uri("sip:127.0.0.1"), parse_uri("sip:127.0.0.1;transport=UDP")
+    assert equivalent(bare, udp, ignore=frozenset({"transport"}))
+    other = parse_uri("sip:127.0.0.1:5070;transport=UDP")
+    assert not equivalent(bare, other, ignore=frozenset({"transport"}))
+
+
+def test_a_non_sip_uri_equals_only_itself() -> None:
+    """tel: URIs compare as they are written; a tel: URI never equals a sip: URI."""
+    assert equivalent(parse_uri("tel:+38733100201"), parse_uri("tel:+38733100201"))
+    assert not equivalent(parse_uri("tel:+38733100201"), parse_uri("sip:+38733100201@a.net"))
