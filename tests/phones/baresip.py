@@ -3,9 +3,9 @@ its output for call and registration states, and the WAV files its sndfile modul
 
 The phone listens on 127.0.0.1 only (SIP on one port for UDP and TCP, RTP on a small range),
 plays the WAV file it is given as its microphone (the ``aufile`` source), answers every call
-at once (``answermode=auto``) and writes what it receives and sends to
-``<workdir>/audio/dump-*-dec.wav`` and ``-enc.wav``. Use it as a context manager, so the
-process is stopped and its ports freed however the test ends.
+at once (``answermode=auto``, unless its account says ``manual``) and writes what it receives
+and sends to ``<workdir>/audio/dump-*-dec.wav`` and ``-enc.wav``. Use it as a context manager,
+so the process is stopped and its ports freed however the test ends.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ STATES = {
     "incoming": r"(?:Incoming call from|answering call on line)",
     "established": r"Call established:",
     "closed": r"Call with .* terminated",
+    "session_closed": r"session closed: [^\r\n]*",
 }
 
 
@@ -56,7 +57,8 @@ def baresip_path() -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Account:
-    """The phone's one account: ``registrar`` is (host, port) or None for no registration."""
+    """The phone's one account: ``registrar`` is (host, port) or None for no registration;
+    ``answermode`` ``auto`` answers every call at once, ``manual`` lets it ring."""
 
     user: str = "phone"
     registrar: tuple[str, int] | None = None
@@ -64,13 +66,14 @@ class Account:
     auth_user: str | None = None
     password: str | None = None
     regint: int = 600
+    answermode: str = "auto"
 
 
 def _account_line(account: Account, sip_port: int) -> str:
     domain = f"{account.registrar[0]}:{account.registrar[1]}" if account.registrar else None
     params = [
         f"regint={account.regint if domain else 0}",
-        "answermode=auto",
+        f"answermode={account.answermode}",
         "audio_codecs=pcmu,pcma",
     ]
     if account.auth_user:
@@ -105,8 +108,16 @@ def _config(sip_port: int, rtp_port: int, audio: Path, snd_path: Path) -> str:
 class Baresip:
     """One baresip process with a pty on its console; see the module docstring."""
 
-    def __init__(self, workdir: Path, audio: Path, account: Account | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        audio: Path,
+        account: Account | None = None,
+        *,
+        sip_trace: bool = False,
+    ) -> None:
         self.workdir = workdir
+        self.sip_trace = sip_trace
         self.account = account or Account()
         self.sip_port = free_port()
         self.rtp_port = free_port(both=False)
@@ -153,7 +164,7 @@ class Baresip:
         with self._changed:
             self._output, self._cursor = "", 0
         self._proc = subprocess.Popen(
-            [baresip_path(), "-f", str(self.workdir / "conf")],
+            [baresip_path(), "-f", str(self.workdir / "conf"), *(["-s"] if self.sip_trace else [])],
             stdin=slave,
             stdout=slave,
             stderr=slave,

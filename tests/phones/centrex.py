@@ -1,0 +1,105 @@
+"""`callserver run` with one Centrex group for the phone tests: subscriber 201 of acme's
+group ``+387 33 100 200-299`` and the ``test`` trunk for callers from 127.0.0.1.
+
+The server challenges with SHA-256 then MD5 by default; baresip 1.0 (libre 1.x) reads only
+the first challenge and gives up on SHA-256 ("Register: Function not implemented"), so its
+tests offer MD5 alone. pyVoIP 1.6 answers the server's nonce with MD5 whatever is offered."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from callserver.sip.auth import password_ha1
+from tests.e2e.conftest import HOST, ServerProcess, start_server
+from tests.phones.audio import tone, write_wav
+from tests.phones.baresip import Account
+
+NUMBER, USERNAME, PASSWORD, REALM = "38733100201", "38733100201", "phone-201-secret", "callserver"
+AOR = f"+{NUMBER}"
+MD5_ONLY = ("MD5",)
+DEFAULT_ALGORITHMS = ("SHA-256", "MD5")
+
+
+def centrex_server(tmp_path: Path, algorithms: tuple[str, ...] = MD5_ONLY) -> ServerProcess:
+    """The server with acme's group and its phone 201, challenging with ``algorithms``,
+    writing its files in ``tmp_path``."""
+    phone = {
+        "username": USERNAME,
+        "ha1_md5": password_ha1(USERNAME, REALM, PASSWORD, "MD5"),
+        "ha1_sha256": password_ha1(USERNAME, REALM, PASSWORD, "SHA-256"),
+    }
+    group = {
+        "customer": "acme",
+        "numbers": ["+387 33 100 200-299"],
+        "realm": REALM,
+        "extensions": {"digits": 3},
+        "subscribers": {"+387 33 100 201": phone},
+    }
+    (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
+    trunks = {
+        "digest": {"algorithms": list(algorithms)},
+        "customers": {"acme": {}},
+        "trunks": {"test": {"match": ["127.0.0.1"]}},
+    }
+    return start_server(tmp_path, trunks=trunks)
+
+
+def phone_201(server: ServerProcess, transport: str = "udp", answermode: str = "auto") -> Account:
+    """baresip's account of subscriber 201 registering to ``server`` over ``transport``."""
+    return Account(
+        user=USERNAME,
+        registrar=(HOST, server.port),
+        transport=transport,
+        auth_user=USERNAME,
+        password=PASSWORD,
+        answermode=answermode,
+    )
+
+
+def microphone(tmp_path: Path, frequency: float = 440.0) -> Path:
+    """A WAV file in ``tmp_path`` of 4 s of ``frequency`` Hz for a phone to send."""
+    return write_wav(tmp_path / f"microphone-{int(frequency)}.wav", tone(frequency, 4.0))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredBinding:
+    """A row of the server's registrar.sqlite: a contact and the flow it registered from."""
+
+    aor: str
+    contact: str
+    transport: str
+    host: str
+    port: int
+
+
+def stored_bindings(server: ServerProcess, count: int, timeout: float = 5.0) -> list[StoredBinding]:
+    """The bindings in the server's store once it holds ``count`` of them (it writes them off
+    the event loop, a moment after the 200); fails with what it holds after ``timeout``."""
+    path = server.data_dir / "registrar.sqlite"
+    deadline = time.monotonic() + timeout
+    found: list[StoredBinding] = []
+    while time.monotonic() < deadline:
+        if path.exists():
+            found = _read_bindings(path)
+            if len(found) == count:
+                return found
+        time.sleep(0.05)
+    raise AssertionError(f"registrar.sqlite holds {found}, not {count} bindings")
+
+
+def _read_bindings(path: Path) -> list[StoredBinding]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as db:
+        try:
+            rows = db.execute("SELECT aor, contact, transport, host, port FROM binding").fetchall()
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return []
+    return [
+        StoredBinding(aor=aor, contact=contact, transport=transport, host=host, port=port)
+        for aor, contact, transport, host, port in sorted(rows)
+    ]
