@@ -333,9 +333,11 @@ class Forwarder:
             leg.a.sdp_version = leg.bridge.a.version  # our SDP on the caller's leg moved on
             if leg.a.phase is CallPhase.BRIDGED:
                 leg.a.enter(CallPhase.ANSWERED)
+        # leg.setup is cancelled with the forward's task when the caller hangs up first.
+        answered_or_refused = leg.setup.done() and not leg.setup.cancelled()
         if leg.dialog_id is not None:
             services.endpoint.bye(leg.dialog_id, now)
-        elif not leg.setup.done():
+        elif not answered_or_refused:  # still ringing: CANCEL it (RFC 3261 §9.1)
             cancel(self.services, leg)
         if leg.a.stream is not None:
             services.media.stop_playback(leg.a.stream)
@@ -344,7 +346,7 @@ class Forwarder:
         if leg.grant is not None:
             services.admission.release(leg.grant)
             leg.grant = None
-        code = leg.setup.result() if leg.setup.done() and not leg.setup.cancelled() else 487
+        code = leg.setup.result() if answered_or_refused else 487
         if leg.facts.answered_at is not None:
             # A cap or an RTP timeout that ended the caller's leg ended this one too.
             reason = leg.a.cause if leg.a.cause in _SHARED_CAUSES else leg.end_reason

@@ -13,7 +13,7 @@ from callserver.calls.phase import CallPhase
 from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.cdr.record import Disposition
 from callserver.media.events import PlaybackFinished
-from callserver.sip.events import DialogTerminated
+from callserver.sip.events import DialogTerminated, InviteCancelled
 from callserver.sip.sdp import parse_sdp
 from tests.calls.fakes import OFFER
 from tests.calls.harness import Harness, answer_and_wait, dialog, leg_dialog
@@ -139,6 +139,21 @@ async def test_a_forward_target_that_does_not_answer_in_time_is_cancelled(
     await harness.settle()
     assert outcomes == [ForwardOutcome(result="no_answer", sip_code=487)]
     assert harness.sink.records[-1].disposition is Disposition.NO_ANSWER
+
+
+async def test_the_callers_cancel_cancels_the_ringing_forward_target(tmp_path: Path) -> None:
+    """The caller's CANCEL ends its call while the target rings: the target gets a CANCEL too,
+    and the leg's CDR says 487."""
+    outcomes: list[ForwardOutcome] = []
+    harness = _forwarding(tmp_path, outcomes)
+    key = harness.invite("c1")
+    await harness.settle()
+    (invited,) = harness.endpoint.uac.invites
+    harness.leg_response(invited, 180)
+    harness.deliver(InviteCancelled(key=key, rtime=harness.loop.now))
+    await harness.settle()
+    assert harness.endpoint.uac.cancels == [invited.handle]
+    assert ("b", 487) in [(record.leg, record.sip_code) for record in harness.sink.records]
 
 
 async def test_a_forward_loop_is_refused_without_placing_a_leg(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ import pytest
 from callserver.calls.branching import best
 from callserver.calls.phones import COMPLETED_ELSEWHERE, PhoneBook
 from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.cdr.record import Disposition
 from callserver.config.centrex import Centrex, compile_centrex
 from callserver.config.centrex_file import CentrexFile
 from callserver.registrar.binding import Binding
+from callserver.sip.events import InviteCancelled
 from callserver.sip.peer import Peer
 from tests.calls.harness import Harness
 
@@ -180,3 +182,21 @@ async def test_the_ring_timeout_cancels_every_contact_without_a_reason(tmp_path:
     harness.leg_response(second, 487)
     await harness.settle()
     assert outcomes == [ForwardOutcome(result="no_answer", sip_code=487)]
+
+
+async def test_the_callers_cancel_cancels_every_ringing_contact(tmp_path: Path) -> None:
+    """The caller's CANCEL ends its call while two contacts ring: each gets a CANCEL (no
+    Reason: nobody answered), so no phone rings on for a caller who has gone."""
+    outcomes: list[ForwardOutcome] = []
+    harness = _ringing(tmp_path, [_binding(5070), _binding(5072)], outcomes)
+    key = harness.invite("c1", number="38733100200")
+    await harness.settle()
+    first, second = harness.endpoint.uac.invites
+    harness.leg_response(first, 180)
+    harness.deliver(InviteCancelled(key=key, rtime=harness.loop.now))
+    await harness.settle()
+    assert harness.endpoint.uac.cancels == [first.handle, second.handle]
+    assert set(harness.endpoint.uac.cancel_headers.values()) == {()}
+    (caller, phone) = sorted(harness.sink.records, key=lambda record: record.leg)
+    assert caller.disposition is Disposition.CANCELLED
+    assert phone.sip_code == 487
