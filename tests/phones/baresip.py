@@ -233,6 +233,13 @@ class Baresip:
             self.send(digit)
             time.sleep(0.2)
 
+    def traced(self, method: str) -> list[tuple[str, str]]:
+        """The ``method`` requests the phone sent or received, from its SIP trace (started
+        with ``sip_trace``): ``("TRANSPORT source -> destination", request up to its
+        Content-Length)`` each, in order."""
+        pattern = re.compile(rf"(\w+ \S+ -> \S+)\s+({method} sip:.*?\nContent-Length)", re.DOTALL)
+        return [(flow, text.replace("\r", "")) for flow, text in pattern.findall(self.output)]
+
     def received_audio(self) -> npt.NDArray[np.int16]:
         """Samples of the last call's received audio (sndfile's ``-dec.wav``), 8 kHz mono."""
         return _samples(self._dump("dec"))

@@ -4,12 +4,12 @@ its audio decoded on the phone and compared with what was sent."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import HOST, run_sipp, stopped_on_exit
+from tests.e2e.conftest import SCENARIOS as E2E_SCENARIOS
 from tests.phones.audio import dominant_frequency, rms, tone, write_ulaw
 from tests.phones.baresip import Baresip
 from tests.phones.centrex import (
@@ -20,12 +20,7 @@ from tests.phones.centrex import (
     phone_201,
     stored_bindings,
 )
-from tests.phones.sipp_peer import SCENARIOS
-
-
-def _invite_arrivals(phone: Baresip) -> list[str]:
-    """``TRANSPORT source -> destination`` of each INVITE in the phone's SIP trace."""
-    return re.findall(r"(\w+ \S+ -> \S+)\s+INVITE ", phone.output)
+from tests.phones.sipp_peer import SCENARIOS, sipp_server
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -76,8 +71,62 @@ def test_a_trunk_call_to_the_number_reaches_baresip_which_hears_the_caller(
         assert server.wait_for("call.ringing_contacts")["contacts"] == 1
     assert incoming
     flow = f"{transport.upper()} {HOST}:{server.port} -> {HOST}:{binding.port}"
-    assert _invite_arrivals(phone) == [flow], phone.output[-4000:]
+    assert [arrival for arrival, _ in phone.traced("INVITE")] == [flow], phone.output[-4000:]
     heard = phone.received_audio()
     assert len(heard) >= 8000, "less than a second of audio received"
     assert dominant_frequency(heard) == pytest.approx(1000.0, abs=10.0)
     assert rms(heard) > 2000
+
+
+def test_baresip_hangs_up_over_its_tcp_flow_and_the_caller_gets_the_bye(
+    sipp: str, tmp_path: Path
+) -> None:
+    """baresip registered over TCP answers a trunk call and hangs up: its BYE goes out on the
+    connection it registered on and the server ends the caller's side with a BYE."""
+    with stopped_on_exit(centrex_server(tmp_path)) as server:
+        account = phone_201(server, "tcp")
+        with Baresip(tmp_path / "phone", microphone(tmp_path), account, sip_trace=True) as phone:
+            phone.wait_for("registered", timeout=5)
+            (binding,) = stored_bindings(server, 1)
+            caller = sipp_server(
+                sipp,
+                tmp_path,
+                str(E2E_SCENARIOS / "uac-expect-server-bye.xml"),  # absolute: not under SCENARIOS
+                *("-s", NUMBER),
+                target=f"{HOST}:{server.port}",
+            )
+            with caller as call:
+                phone.wait_for("established")
+                phone.wait_for(r"\[0:00:01\]", timeout=5)
+                phone.hang_up()
+                phone.wait_for("closed")
+                returncode, output = call.finish()
+        assert returncode == 0, output + "\n".join(server.raw[-40:])
+        assert server.wait_for("call.ended")["reason"] == "bye_sent"
+    flow = f"TCP {HOST}:{binding.port} -> {HOST}:{server.port}"
+    assert [sent for sent, _ in phone.traced("BYE")] == [flow], phone.output[-4000:]
+
+
+def test_the_caller_cancels_while_baresip_rings_and_it_stops_ringing(
+    sipp: str, tmp_path: Path
+) -> None:
+    """The caller sends CANCEL after the 180 of a ringing baresip: the phone gets a CANCEL, its
+    session closes unanswered, and the caller gets 487."""
+    with stopped_on_exit(centrex_server(tmp_path)) as server:
+        account = phone_201(server, answermode="manual")
+        with Baresip(tmp_path / "phone", microphone(tmp_path), account, sip_trace=True) as phone:
+            phone.wait_for("registered", timeout=5)
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sf", str(E2E_SCENARIOS / "uac-cancel-expect-487.xml"), "-s", NUMBER),
+                *("-m", "1"),
+                timeout=20,
+            )
+            assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+            phone.wait_for("incoming")
+            phone.wait_for("session_closed")
+    (cancel,) = [text for _, text in phone.traced("CANCEL")]
+    assert "\nReason:" not in cancel  # nobody answered elsewhere
+    assert "Call established" not in phone.output
