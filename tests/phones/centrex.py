@@ -1,9 +1,10 @@
 """`callserver run` with one Centrex group for the phone tests: subscriber 201 of acme's
 group ``+387 33 100 200-299`` and the ``test`` trunk for callers from 127.0.0.1.
 
-The server challenges with SHA-256 then MD5 by default; baresip 1.0 (libre 1.x) reads only
-the first challenge and gives up on SHA-256 ("Register: Function not implemented"), so its
-tests offer MD5 alone. pyVoIP 1.6 answers the server's nonce with MD5 whatever is offered."""
+The server challenges with SHA-256 then MD5 by default; baresip 1.0 (libre 1.x) gives up
+when any challenge is SHA-256, in either order ("Register: Function not implemented"), so
+its tests offer MD5 alone. pyVoIP 1.6 answers the server's nonce with MD5 whatever is
+offered."""
 
 from __future__ import annotations
 
