@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import HOST, run_sipp, stopped_on_exit
+from tests.e2e.conftest import HOST, launch, run_sipp, stopped_on_exit
 from tests.e2e.conftest import SCENARIOS as E2E_SCENARIOS
 from tests.phones.audio import dominant_frequency, rms, tone, write_ulaw
 from tests.phones.baresip import Baresip
@@ -65,11 +65,10 @@ def test_a_trunk_call_to_the_number_reaches_baresip_which_hears_the_caller(
                 timeout=20,
             )
             assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-            incoming = phone.wait_for("incoming")
+            phone.wait_for("incoming")
             phone.wait_for("established")
             phone.wait_for("closed")
         assert server.wait_for("call.ringing_contacts")["contacts"] == 1
-    assert incoming
     flow = f"{transport.upper()} {HOST}:{server.port} -> {HOST}:{binding.port}"
     assert [arrival for arrival, _ in phone.traced("INVITE")] == [flow], phone.output[-4000:]
     heard = phone.received_audio()
@@ -130,3 +129,32 @@ def test_the_caller_cancels_while_baresip_rings_and_it_stops_ringing(
     (cancel,) = [text for _, text in phone.traced("CANCEL")]
     assert "\nReason:" not in cancel  # nobody answered elsewhere
     assert "Call established" not in phone.output
+
+
+def test_baresip_registered_before_a_restart_is_rung_after_it(sipp: str, tmp_path: Path) -> None:
+    """The server stops and starts again on its port and data directory while baresip stays
+    registered: the stored binding rings the phone, with no new REGISTER, and it answers."""
+    first = centrex_server(tmp_path)
+    with (
+        stopped_on_exit(first),
+        Baresip(tmp_path / "phone", microphone(tmp_path), phone_201(first)) as phone,
+    ):
+        phone.wait_for("registered", timeout=5)
+        stored_bindings(first, 1)
+        assert first.stop() == 0
+        config = str(tmp_path / "callserver.yaml")
+        with stopped_on_exit(
+            launch(["run", "--config", config], first.port, first.data_dir)
+        ) as again:
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                again.port,
+                *("-sf", str(SCENARIOS / "uac-calls-phone-expects-ringing.xml")),
+                *("-s", NUMBER, "-m", "1"),
+                timeout=20,
+            )
+            assert result.returncode == 0, result.output[-2000:] + "\n".join(again.raw[-40:])
+            phone.wait_for("established")
+            phone.wait_for("closed")
+            assert again.events("registrar.bindings_changed") == []
