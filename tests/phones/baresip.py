@@ -253,6 +253,13 @@ class Baresip:
         assert files, f"baresip wrote no {kind} audio in {self.snd_path}"
         return files[-1]
 
+    def kill(self, timeout: float = 3.0) -> None:
+        """Kill baresip at once (SIGKILL), as a phone that loses power: nothing is sent, the
+        kernel closes its sockets (a TCP peer sees the connection close)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout)
+
     def stop(self, timeout: float = 3.0) -> None:
         """Quit baresip (``q``), kill it if it lingers, and close the pty."""
         proc = self._proc

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import HOST, launch, run_sipp, stopped_on_exit
+from tests.e2e.conftest import HOST, exported_cdrs, launch, run_sipp, stopped_on_exit
 from tests.e2e.conftest import SCENARIOS as E2E_SCENARIOS
 from tests.phones.audio import dominant_frequency, rms, tone, write_ulaw
 from tests.phones.baresip import Baresip
@@ -129,6 +129,29 @@ def test_the_caller_cancels_while_baresip_rings_and_it_stops_ringing(
     (cancel,) = [text for _, text in phone.traced("CANCEL")]
     assert "\nReason:" not in cancel  # nobody answered elsewhere
     assert "Call established" not in phone.output
+
+
+def test_a_baresip_whose_tcp_connection_closed_is_not_rung(sipp: str, tmp_path: Path) -> None:
+    """baresip registered over TCP dies without unregistering: the closed connection leaves
+    its binding unusable, so a caller gets 480 at once and nothing is sent to its contact."""
+    with stopped_on_exit(centrex_server(tmp_path)) as server:
+        with Baresip(tmp_path / "phone", microphone(tmp_path), phone_201(server, "tcp")) as phone:
+            phone.wait_for("registered", timeout=5)
+            stored_bindings(server, 1)
+            phone.kill()
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(E2E_SCENARIOS / "uac-expect-480.xml"), "-s", NUMBER, "-m", "1"),
+            *("-key", "caller", "38761000000"),
+            timeout=20,
+        )
+        assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+        assert server.events("call.ringing_contacts") == []
+        assert len(stored_bindings(server, 1)) == 1  # kept, for when it registers again
+    legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
+    assert legs["b"]["end_detail"] == "not registered", legs
 
 
 def test_baresip_registered_before_a_restart_is_rung_after_it(sipp: str, tmp_path: Path) -> None:
