@@ -14,41 +14,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from callserver.sip.auth import password_ha1
 from tests.e2e.conftest import HOST, ServerProcess, start_server
+from tests.e2e.subscribers import AOR, CALLING, PASSWORD, USERNAME, write_centrex
 from tests.phones.audio import tone, write_wav
 from tests.phones.baresip import Account
 
-NUMBER, USERNAME, PASSWORD, REALM = "38733100201", "38733100201", "phone-201-secret", "callserver"
-AOR = f"+{NUMBER}"
+NUMBER = AOR.removeprefix("+")  # what a caller dials
 MD5_ONLY = ("MD5",)
 DEFAULT_ALGORITHMS = ("SHA-256", "MD5")
 
 
 def centrex_server(tmp_path: Path, algorithms: tuple[str, ...] = MD5_ONLY) -> ServerProcess:
-    """The server with acme's group and its phone 201, challenging with ``algorithms``,
-    writing its files in ``tmp_path``."""
-    phone = {
-        "username": USERNAME,
-        "ha1_md5": password_ha1(USERNAME, REALM, PASSWORD, "MD5"),
-        "ha1_sha256": password_ha1(USERNAME, REALM, PASSWORD, "SHA-256"),
-    }
-    group = {
-        "customer": "acme",
-        "numbers": ["+387 33 100 200-299"],
-        "realm": REALM,
-        "extensions": {"digits": 3},
-        "subscribers": {"+387 33 100 201": phone},
-    }
-    (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
-    trunks = {
-        "digest": {"algorithms": list(algorithms)},
-        "customers": {"acme": {}},
-        "trunks": {"test": {"match": ["127.0.0.1"]}},
-    }
-    return start_server(tmp_path, trunks=trunks)
+    """The server with acme's group and its phone 201 (tests/e2e/subscribers.py), the trunk
+    ``test`` for callers from 127.0.0.1, challenging with ``algorithms``; files in
+    ``tmp_path``."""
+    write_centrex(tmp_path)
+    return start_server(tmp_path, trunks={**CALLING, "digest": {"algorithms": list(algorithms)}})
 
 
 def phone_201(server: ServerProcess, transport: str = "udp", answermode: str = "auto") -> Account:

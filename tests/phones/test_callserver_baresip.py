@@ -10,10 +10,10 @@ import pytest
 
 from tests.e2e.conftest import HOST, exported_cdrs, launch, run_sipp, stopped_on_exit
 from tests.e2e.conftest import SCENARIOS as E2E_SCENARIOS
+from tests.e2e.subscribers import AOR
 from tests.phones.audio import dominant_frequency, rms, tone, write_ulaw
 from tests.phones.baresip import Baresip
 from tests.phones.centrex import (
-    AOR,
     NUMBER,
     centrex_server,
     microphone,

@@ -10,14 +10,12 @@ import pytest
 from pyVoIP.VoIP import CallState
 
 from tests.e2e.conftest import HOST, exported_cdrs, stopped_on_exit
+from tests.e2e.subscribers import AOR, PASSWORD, USERNAME
 from tests.phones.audio import dominant_frequency, rms, tone
 from tests.phones.baresip import Account, Baresip
 from tests.phones.centrex import (
-    AOR,
     DEFAULT_ALGORITHMS,
     NUMBER,
-    PASSWORD,
-    USERNAME,
     centrex_server,
     microphone,
     phone_201,
