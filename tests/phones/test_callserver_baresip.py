@@ -181,3 +181,38 @@ def test_baresip_registered_before_a_restart_is_rung_after_it(sipp: str, tmp_pat
             phone.wait_for("established")
             phone.wait_for("closed")
             assert again.events("registrar.bindings_changed") == []
+
+
+def test_two_baresips_answering_at_once_leave_the_caller_bridged_to_one(
+    sipp: str, tmp_path: Path
+) -> None:
+    """Two auto-answering baresips of 201 answer at once: the first 200 wins and hears the
+    caller's tone; the other is CANCELled, or if its 200 crossed the CANCEL, ACKed and hung up
+    at once (RFC 3261 §9.1, §15); one phone leg has a CDR."""
+    write_ulaw(tmp_path / "tone.ulaw", tone(1000.0, 2.0))
+    with stopped_on_exit(centrex_server(tmp_path)) as server:
+        phones = [
+            Baresip(tmp_path / name, microphone(tmp_path), phone_201(server), sip_trace=True)
+            for name in ("desk", "soft")
+        ]
+        with phones[0], phones[1]:
+            for phone in phones:
+                phone.wait_for("registered", timeout=5)
+            stored_bindings(server, 2)
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sf", str(SCENARIOS / "uac-calls-phone-sends-tone.xml")),
+                *("-s", NUMBER, "-m", "1"),
+                timeout=20,
+            )
+            assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+            for phone in phones:
+                phone.wait_for("session_closed")
+    heard = [len(p.received_audio()) if any(p.snd_path.glob("*-dec.wav")) else 0 for p in phones]
+    winner = phones[heard.index(max(heard))]
+    assert dominant_frequency(winner.received_audio()) == pytest.approx(1000.0, abs=10.0)
+    assert max(heard) >= 8000 and min(heard) < 4000, heard  # the other was hung up at once
+    legs = [record["leg"] for record in exported_cdrs(server.data_dir)]
+    assert sorted(legs) == ["a", "b"], legs
