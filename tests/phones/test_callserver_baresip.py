@@ -4,6 +4,8 @@ its audio decoded on the phone and compared with what was sent."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,22 @@ def test_baresip_registers_to_callserver_with_a_digest(tmp_path: Path, transport
         if transport == "udp":  # a TCP REGISTER comes from an ephemeral port
             assert binding.port == phone.sip_port
         assert server.proc.poll() is None
+
+
+def test_baresip_asking_for_too_short_an_expiry_registers_with_the_min_expires(
+    tmp_path: Path,
+) -> None:
+    """baresip asks for 30 s; the server's 423 names Min-Expires 60 and the phone registers
+    again for 60 s (RFC 3261 §10.2.8, §10.3 step 7), which the 200 lists."""
+    with stopped_on_exit(centrex_server(tmp_path)) as server:
+        account = dataclasses.replace(phone_201(server), regint=30)
+        with Baresip(tmp_path / "phone", microphone(tmp_path), account, sip_trace=True) as phone:
+            phone.wait_for("registered", timeout=5)
+            stored_bindings(server, 1)
+    asked = [re.findall(r";expires=(\d+)", text) for _, text in phone.traced("REGISTER")]
+    assert asked[:3] == [["30"], ["60"], ["60"]], asked  # got 423, 401, 200; then its removal
+    assert re.search(r"SIP/2.0 423 Interval Too Brief\s.*?\nMin-Expires: 60\s", phone.output, re.S)
+    assert re.search(r"SIP/2.0 200 OK\s.*?\nContact: <[^>]+>;expires=60\s", phone.output, re.S)
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
