@@ -1,6 +1,9 @@
-"""baresip as a Centrex phone of `callserver run`: it registers with a digest over UDP and TCP,
-and a SIPp caller coming in on the ``test`` trunk reaches it over the flow it registered on,
-its audio decoded on the phone and compared with what was sent."""
+"""baresip as a Centrex phone of `callserver run`: it registers with a digest over UDP and TCP
+(and after a 423), and a SIPp caller coming in on the ``test`` trunk reaches it over the flow it
+registered on, its audio decoded on the phone and compared with what was sent; the phone hangs
+up, the caller cancels, two phones answer at once, the server restarts, the phone dies.
+
+baresip's SIP trace (``sip_trace``) shows where each request came from and went to."""
 
 from __future__ import annotations
 
