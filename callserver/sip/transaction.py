@@ -250,6 +250,15 @@ class TransactionLayer:
         kind = response_input(response.status, from_tu=True)
         return self._feed(txn, TransactionInput(kind=kind, message=response), now)
 
+    def cancel_sent(self, key: TransactionKey, now: float) -> list[TransactionOutput]:
+        """The TU sent a CANCEL for INVITE client transaction ``key``: without a final
+        response 64*T1 from ``now`` it times out and ends (RFC 3261 §9.1). A key that names
+        no live transaction, or one past Proceeding, changes nothing."""
+        txn = self._transactions.get(key)
+        if not isinstance(txn, ClientInviteTransaction):
+            return []
+        return self._feed(txn, TransactionInput(kind=InputKind.CANCEL_SENT), now)
+
     def discard(self, key: TransactionKey) -> list[TransactionOutput]:
         """Forget server transaction ``key`` without answering its request.
 

@@ -88,6 +88,7 @@ class InputKind(Enum):
     TIMER_M = "timer_m"
     TIMER_TRYING = "timer_trying"
     TRANSPORT_ERROR = "transport_error"
+    CANCEL_SENT = "cancel_sent"  # the TU cancelled the INVITE (RFC 3261 §9.1)
 
     @property
     def from_tu(self) -> bool:

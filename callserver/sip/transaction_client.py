@@ -7,6 +7,10 @@ and retransmits those bytes over unreliable transports: Timer A doubles without 
 INVITE; Timer E doubles up to T2 for anything else (and stays at T2 once a provisional response
 has arrived). Timer B / F end the attempt with ``TransactionTimedOut``.
 
+A CANCEL the TU sent for an INVITE in Proceeding (``CANCEL_SENT``) arms Timer B again: with no
+final response 64*T1 later the transaction times out and ends (RFC 3261 §9.1), so a peer that
+answers the CANCEL but never the INVITE does not keep it forever.
+
 Responses come in through ``handle`` as ``RECV_1XX`` / ``RECV_2XX`` / ``RECV_3XX_6XX`` and go
 up to the TU as ``ResponseReceived`` with the transaction's key; retransmitted finals that the
 RFC says to absorb are not passed up.
@@ -153,6 +157,16 @@ class ClientInviteTransaction(_ClientTransaction):
         self.timer_a = self.timer_b = None
         return [self._pass_up(inp, now)]
 
+    def _on_provisional_again(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
+        return [self._pass_up(inp, now)]  # a Timer B armed by a CANCEL keeps running
+
+    def _on_cancel_sent(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
+        # RFC 3261 §9.1: "If no final response is received to the original request within
+        # 64*T1 seconds after the CANCEL was sent, the client SHOULD then consider the
+        # original transaction cancelled and SHOULD destroy the client transaction".
+        self.timer_b = now + self.timers.timer_b
+        return []
+
     def _on_2xx(self, inp: TransactionInput, now: float) -> list[TransactionOutput]:
         # RFC 6026 §8.4: enter "Accepted", pass the 2xx up, start Timer M; no ACK here.
         self.state = S.ACCEPTED
@@ -251,9 +265,11 @@ _INVITE_TABLE: Final[dict[tuple[S, K], _InviteHandler]] = {
     (S.CALLING, K.RECV_1XX): _CI._on_provisional,
     (S.CALLING, K.RECV_2XX): _CI._on_2xx,
     (S.CALLING, K.RECV_3XX_6XX): _CI._on_final_error,
-    (S.PROCEEDING, K.RECV_1XX): _CI._on_provisional,
+    (S.PROCEEDING, K.RECV_1XX): _CI._on_provisional_again,
     (S.PROCEEDING, K.RECV_2XX): _CI._on_2xx,
     (S.PROCEEDING, K.RECV_3XX_6XX): _CI._on_final_error,
+    (S.PROCEEDING, K.CANCEL_SENT): _CI._on_cancel_sent,
+    (S.PROCEEDING, K.TIMER_B): _CI._time_out,
     (S.COMPLETED, K.RECV_3XX_6XX): _CI._on_final_error_again,
     (S.COMPLETED, K.TRANSPORT_ERROR): _CI._transport_error,
     (S.COMPLETED, K.TIMER_D): _CI._terminated_by_timer,

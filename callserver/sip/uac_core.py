@@ -8,7 +8,9 @@ Provisional responses with a To tag create early dialogs (§12.1.2); the 2xx con
 dialog and the core sends the ACK itself (§13.2.2.4), keeping its bytes to answer any
 retransmitted 2xx, which reaches us with no transaction (key None). A CANCEL asked for
 before any provisional response waits for one (§9.1: "a CANCEL ... SHOULD NOT be sent" until
-a provisional response arrives). A 2xx that races our CANCEL is ACKed and then ended with BYE.
+a provisional response arrives); an INVITE still without a final response 64*T1 after its
+CANCEL ends then (a peer may answer the CANCEL and never the INVITE). A 2xx that races our
+CANCEL is ACKed and then ended with BYE.
 
 ``request`` sends any other out-of-dialog request (OPTIONS, RFC 3261 §11) through a non-INVITE
 client transaction (§17.1.2) and returns its key: its responses reach the application as
@@ -134,6 +136,7 @@ class UacCore:
     def _send_cancel(self, key: TransactionKey, pending: _ClientInvite, now: float) -> None:
         cancel = build_cancel(pending.request, pending.cancel_headers)
         self._tu.send_request(cancel, pending.peer, now)
+        self._tu.apply(self._tu.transactions.cancel_sent(key, now))
 
     def on_response(self, event: ResponseReceived, now: float) -> None:
         """Route a response from the transaction layer (ours, or a stray 2xx)."""

@@ -24,12 +24,19 @@ MD5_ONLY = ("MD5",)
 DEFAULT_ALGORITHMS = ("SHA-256", "MD5")
 
 
-def centrex_server(tmp_path: Path, algorithms: tuple[str, ...] = MD5_ONLY) -> ServerProcess:
+def centrex_server(
+    tmp_path: Path,
+    algorithms: tuple[str, ...] = MD5_ONLY,
+    *,
+    ring_timeout: float = 30.0,
+    t1: float = 0.5,
+) -> ServerProcess:
     """The server with acme's group and its phone 201 (tests/e2e/subscribers.py), the trunk
-    ``test`` for callers from 127.0.0.1, challenging with ``algorithms``; files in
-    ``tmp_path``."""
+    ``test`` for callers from 127.0.0.1, challenging with ``algorithms``, ringing phones for
+    ``ring_timeout`` s, with SIP timer T1 ``t1``; files in ``tmp_path``."""
     write_centrex(tmp_path)
-    return start_server(tmp_path, trunks={**CALLING, "digest": {"algorithms": list(algorithms)}})
+    trunks = {**CALLING, "digest": {"algorithms": list(algorithms)}}
+    return start_server(tmp_path, trunks=trunks, t1=t1, ring_timeout=ring_timeout)
 
 
 def phone_201(server: ServerProcess, transport: str = "udp", answermode: str = "auto") -> Account:

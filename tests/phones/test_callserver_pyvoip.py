@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pyVoIP.VoIP import CallState
 
-from tests.e2e.conftest import HOST, exported_cdrs, stopped_on_exit
-from tests.e2e.subscribers import AOR, PASSWORD, USERNAME
+from tests.e2e.conftest import HOST, exported_cdrs, run_scenario, stopped_on_exit
+from tests.e2e.subscribers import AOR, CALLER, PASSWORD, USERNAME
 from tests.phones.audio import dominant_frequency, rms, tone
 from tests.phones.baresip import Account, Baresip
 from tests.phones.centrex import (
@@ -89,3 +89,21 @@ def test_two_phones_of_one_number_ring_pyvoip_answers_and_baresip_stops_ringing(
     assert dominant_frequency(heard) == pytest.approx(600.0, abs=10.0)
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert legs["a"]["disposition"] == legs["b"]["disposition"] == "ANSWERED", legs
+
+
+def test_pyvoip_left_ringing_by_its_cancel_frees_the_caller_64_t1_later(
+    sipp: str, tmp_path: Path
+) -> None:
+    """pyVoIP rings past calls.ring_timeout (2 s) and answers the CANCEL but never the INVITE
+    (pyVoIP 1.6 sends no 487): 64*T1 (T1 0.1 s) after the CANCEL the server gives the INVITE
+    up (RFC 3261 §9.1) and the caller gets 480 instead of waiting for ever."""
+    with (
+        stopped_on_exit(centrex_server(tmp_path, ring_timeout=2, t1=0.1)) as server,
+        PyVoipPhone((HOST, server.port), USERNAME, PASSWORD) as phone,
+    ):
+        stored_bindings(server, 1)
+        result = run_scenario(sipp, tmp_path, server, "uac-expect-480.xml", *CALLER)
+        assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+        assert phone.wait_incoming().state == CallState.RINGING  # it never learnt otherwise
+    legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
+    assert legs["a"]["sip_code"] == 480 and legs["b"]["sip_code"] == 408, legs

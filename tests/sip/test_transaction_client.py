@@ -11,7 +11,7 @@ from callserver.sip.events import (
 from callserver.sip.message import Request
 from callserver.sip.parser import parse_message
 from callserver.sip.timers import SipTimers
-from callserver.sip.transaction import TransactionLayer, TransactionState
+from callserver.sip.transaction import ClientKey, TransactionLayer, TransactionState
 
 
 def _layer() -> TransactionLayer:
@@ -51,6 +51,33 @@ def test_provisional_stops_retransmissions_and_timer_b(sip, clock) -> None:
     assert out == [ResponseReceived(response=out[0].response, peer=sip.udp, key=key, rtime=1000.2)]
     assert layer.state_of(key) is TransactionState.PROCEEDING
     assert layer.get_timer() is None
+
+
+def test_a_cancel_sent_arms_timer_b_again_which_later_1xx_do_not_stop(
+    sip, clock, fire_timers
+) -> None:
+    """RFC 3261 §9.1: with no final response 64*T1 after the CANCEL, the INVITE times out."""
+    layer, invite = _layer(), sip.request("INVITE")
+    key, _ = layer.send_request(invite, sip.udp, clock.now)
+    layer.receive_response(sip.response(invite, 180), sip.udp, clock.advance(0.2))
+    cancelled = clock.advance(1.0)
+    assert layer.cancel_sent(key, cancelled) == []
+    layer.receive_response(sip.response(invite, 183), sip.udp, clock.advance(5.0))
+    fired = fire_timers(layer, cancelled + 100)
+    assert _times(fired, TransactionTimedOut, cancelled) == [32.0]
+    assert len(layer) == 0
+
+
+def test_a_cancel_sent_changes_nothing_once_the_final_response_came(sip, clock) -> None:
+    """After the 487 the INVITE is Completed (Timer D only); cancel_sent leaves it so, and a
+    key of no transaction is ignored."""
+    layer, invite = _layer(), sip.request("INVITE")
+    key, _ = layer.send_request(invite, sip.udp, clock.now)
+    layer.receive_response(sip.response(invite, 487), sip.udp, clock.advance(0.2))
+    deadline = layer.get_timer()
+    assert layer.cancel_sent(key, clock.advance(0.1)) == []
+    assert layer.state_of(key) is TransactionState.COMPLETED and layer.get_timer() == deadline
+    assert layer.cancel_sent(ClientKey("z9hG4bK-none", "INVITE"), clock.now) == []
 
 
 def test_non_2xx_final_is_acked_exactly_as_section_17_1_1_3(sip, clock) -> None:

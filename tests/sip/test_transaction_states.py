@@ -78,6 +78,9 @@ EXPECTED: dict[type[TransactionMachine], dict[tuple[TransactionState, InputKind]
         (S.PROCEEDING, K.RECV_1XX): S.PROCEEDING,
         (S.PROCEEDING, K.RECV_2XX): S.ACCEPTED,
         (S.PROCEEDING, K.RECV_3XX_6XX): S.COMPLETED,
+        # RFC 3261 §9.1: 64*T1 after a CANCEL with no final response, the INVITE ends.
+        (S.PROCEEDING, K.CANCEL_SENT): S.PROCEEDING,
+        (S.PROCEEDING, K.TIMER_B): S.TERMINATED,
         (S.COMPLETED, K.RECV_3XX_6XX): S.COMPLETED,
         (S.COMPLETED, K.TRANSPORT_ERROR): S.TERMINATED,
         (S.COMPLETED, K.TIMER_D): S.TERMINATED,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from callserver.sip.events import Peer, RequestReceived
+from callserver.sip.events import Peer, RequestReceived, TransactionTimedOut
 from callserver.sip.message import Request
 from callserver.sip.transaction_user import peer_for_dialog
 from tests.sip.pair import Pair
@@ -66,3 +66,19 @@ def test_a_dialog_on_a_flow_sends_to_its_peer_whatever_its_remote_target() -> No
     natted = replace(dialog, peer=Peer("udp", "198.51.100.7", 40000))
     assert peer_for_dialog(natted) == Peer("udp", "198.51.100.7", 40000)
     assert peer_for_dialog(replace(natted, flow=False)) != natted.peer
+
+
+def test_an_invite_cancelled_but_never_answered_ends_64_t1_after_the_cancel() -> None:
+    """RFC 3261 §9.1: bob answers the CANCEL but never the INVITE (its 487 is lost, as with a
+    phone that sends none); 64*T1 after the CANCEL alice's INVITE times out and is forgotten."""
+    pair, handle = _ringing()
+    pair.drop = lambda m: getattr(m, "status", 0) == 487
+    pair.alice.uac.cancel(handle, pair.now)  # type: ignore[arg-type]
+    pair.flush()
+    pair.advance(31.9)
+    assert pair.take("alice", TransactionTimedOut) == []
+    assert pair.alice.statistics().transactions == 1  # the INVITE's, still Proceeding
+    pair.advance(0.2)
+    (timed_out,) = pair.take("alice", TransactionTimedOut)
+    assert isinstance(timed_out, TransactionTimedOut) and timed_out.key == handle
+    assert pair.alice.statistics().transactions == 0
