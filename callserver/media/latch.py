@@ -3,8 +3,10 @@
 Symmetric RTP (RFC 4961): we send to the address the peer's packets come from, which is what
 gets media through NAT. The first packet latches the stream; another source is accepted only
 after the latched one has been silent for ``RELATCH_AFTER`` seconds (a NAT rebinding), so a
-stray or spoofed packet cannot steal a live stream. With latching off only the SDP address is
-accepted.
+stray or spoofed packet cannot steal a live stream, unless it comes from the address the SDP
+names: that is the peer's own. (Phones answering a forked call all send to the one port of
+the leg; the loser's audio may come first and latch, the winner's then takes over at once.)
+With latching off only the SDP address is accepted.
 
 A source may change its SSRC (RFC 3550 §8.2: a restart, a transfer behind a B2BUA). The new
 SSRC is accepted after ``SSRC_SWITCH_PACKETS`` consecutive packets, or at once when the old
@@ -53,10 +55,9 @@ class SourceLatch:
 
     def accept_address(self, addr: Address, now: float, last_rx: float) -> bool:
         """Whether a packet from ``addr`` (not the latched address) is accepted and latched."""
-        if not self.symmetric:
-            if self.sdp is None or (addr[0], addr[1]) != self.sdp:
-                return False
-        elif self.address is not None and now - last_rx < RELATCH_AFTER:
+        live = self.address is not None and now - last_rx < RELATCH_AFTER
+        declared = self.sdp is not None and (addr[0], addr[1]) == self.sdp
+        if (not self.symmetric or live) and not declared:
             return False
         self.address = addr
         self.latches += 1

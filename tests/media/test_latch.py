@@ -48,6 +48,17 @@ def test_second_source_accepted_after_silence() -> None:
     assert latch.latches == 2
 
 
+def test_the_sdp_address_takes_over_a_live_latch_on_another_source() -> None:
+    """Packets from the address the SDP names are the peer's own: they take the latch at once
+    from another live source (the losing phone of a forked call that sent first)."""
+    latch = SourceLatch(symmetric=True)
+    latch.expect(*SDP)
+    latch.accept_address(OTHER, now=1.0, last_rx=0.0)
+    assert latch.accept_address(SDP, now=1.02, last_rx=1.0)
+    assert latch.address == SDP and latch.latches == 2
+    assert not latch.accept_address(OTHER, now=1.04, last_rx=1.02)
+
+
 def test_expect_forgets_the_latch() -> None:
     """A new SDP address forgets the latched source, so the next packet latches at once."""
     latch = SourceLatch(symmetric=True)
@@ -139,6 +150,17 @@ def test_first_packet_latches_and_remote_follows() -> None:
     assert stream.remote == OTHER
     assert stream.drops == {}
     assert stream.last_rx == 1.0
+
+
+def test_the_peer_named_by_the_sdp_is_sent_to_even_after_another_source_came_first() -> None:
+    """Another source's packet latches first; the SDP address's next packet takes the stream
+    back at once, and it is where we send."""
+    stream = make_stream()
+    stream.receive(rtp(1, 160), OTHER, 1.0)
+    assert stream.remote == OTHER
+    stream.receive(rtp(1, 160), PEER, 1.02)
+    assert stream.remote == PEER
+    assert "source" not in stream.drops
 
 
 def test_new_source_accepted_after_relatch_time() -> None:

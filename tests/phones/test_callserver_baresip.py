@@ -233,9 +233,8 @@ def test_two_baresips_answering_at_once_leave_the_caller_bridged_to_one(
                 phone.wait_for("session_closed")
     heard = [len(p.received_audio()) if any(p.snd_path.glob("*-dec.wav")) else 0 for p in phones]
     winner = phones[heard.index(max(heard))]
-    # On a loaded machine the caller's audio once reached the winner 1.1 s late (SIPp's
-    # stream or the bridge, not found): a fifth of a second of it is enough here.
-    assert max(heard) >= 1600 and min(heard) < 800, heard  # the other is never bridged
+    # The loser's RTP, sent to the leg's one port, may arrive first: the winner's takes over.
+    assert max(heard) >= 8000 and min(heard) < 800, heard  # the other is never bridged
     assert dominant_frequency(winner.received_audio()) == pytest.approx(1000.0, abs=10.0)
     legs = [str(record["leg"]) for record in exported_cdrs(server.data_dir)]
     assert sorted(legs) == ["a", "b"], legs
