@@ -19,6 +19,8 @@ import asyncio
 import time
 from pathlib import Path
 
+from harness import StandInSocket
+
 from callserver.app import Server
 from callserver.config.settings import load_settings
 from callserver.process.logs import configure_logging
@@ -46,30 +48,12 @@ IN_DIALOG = (
 )
 
 
-class _Sink:
-    """Stands in for the UDP socket: keeps the last datagrams sent."""
-
-    local_address = ("127.0.0.1", 5060)
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes, peer: Peer) -> None:
-        self.sent.append(data)
-
-    def receive_backlog(self) -> int:
-        return 0  # nothing waits: every datagram is fed in by hand
-
-    def close(self) -> None:
-        self.sent.clear()
-
-
 def _to_tag(ok: bytes) -> str:
     to_line = ok.split(b"\r\nTo: ", 1)[1].split(b"\r\n", 1)[0]
     return to_line.split(b";tag=", 1)[1].decode()
 
 
-async def _one_call(server: Server, sink: _Sink, n: int, peer: Peer) -> None:
+async def _one_call(server: Server, sink: StandInSocket, n: int, peer: Peer) -> None:
     sink.sent.clear()
     server.datagram_received(INVITE.format(n=n).encode(), peer)
     await asyncio.sleep(0)  # a turn of the loop: the plan's task, started first, answers
@@ -85,7 +69,7 @@ async def _measure(calls: int, plans: Path) -> float:
     configure_logging("warning", "json")
     server = Server(settings)
     server.routing.load()
-    sink = _Sink()
+    sink = StandInSocket()
     server.sockets.udp.append(sink)  # type: ignore[arg-type]
     peer = Peer("udp", "127.0.0.1", 6000)
     best = float("inf")

@@ -222,3 +222,25 @@ class CdrSpool:
                         counts["records"] += 1
                         counts[f"sip_{json.loads(line).get('sip_code')}"] += 1
         return counts
+
+
+class StandInSocket:
+    """Stands in for the server's UDP socket in the in-process benchmarks (bench/call_path,
+    bench/register_path): keeps the datagrams sent; nothing waits in a kernel buffer."""
+
+    local_address = ("127.0.0.1", 5060)
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, peer: object) -> None:
+        """Keep ``data``."""
+        self.sent.append(data)
+
+    def receive_backlog(self) -> int:
+        """Nothing waits: every datagram is fed in by hand."""
+        return 0
+
+    def close(self) -> None:
+        """Forget what was sent."""
+        self.sent.clear()

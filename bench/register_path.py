@@ -29,6 +29,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from harness import StandInSocket
 from register import Phones, write_phones
 
 from callserver.app import Server
@@ -51,24 +52,6 @@ REGISTER = (
 )
 
 
-class _Sink:
-    """Stands in for the UDP socket: keeps the datagrams sent."""
-
-    local_address = SERVER
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes, peer: Peer) -> None:
-        self.sent.append(data)
-
-    def receive_backlog(self) -> int:
-        return 0  # nothing waits: every datagram is fed in by hand
-
-    def close(self) -> None:
-        self.sent.clear()
-
-
 def _challenges(response: bytes) -> list[str]:
     head = response.split(b"\r\n\r\n", 1)[0].decode()
     prefix = "www-authenticate:"
@@ -82,7 +65,7 @@ def _challenges(response: bytes) -> list[str]:
 class Driver:
     """A server without sockets and the phones that register with it."""
 
-    def __init__(self, server: Server, sink: _Sink, phones: Phones) -> None:
+    def __init__(self, server: Server, sink: StandInSocket, phones: Phones) -> None:
         self.server, self.sink, self.phones = server, sink, phones
         self.peer = Peer("udp", "127.0.0.1", 6000)
         self.cpu = 0.0  # the server's CPU seconds so far
@@ -134,7 +117,7 @@ def _credentials(phones: Phones) -> list[tuple[str, str]]:
     return [(user, password) for user, _, password in (line.partition(";") for line in lines)]
 
 
-async def _server(directory: Path) -> tuple[Server, _Sink]:
+async def _server(directory: Path) -> tuple[Server, StandInSocket]:
     overrides = {
         "sip": {"listen": [f"udp:{SERVER[0]}:{SERVER[1]}"]},
         "trunks": directory / "trunks.yaml",
@@ -145,7 +128,7 @@ async def _server(directory: Path) -> tuple[Server, _Sink]:
     settings = load_settings(None, overrides)
     configure_logging("warning", "json")
     server = Server(settings)
-    sink = _Sink()
+    sink = StandInSocket()
     server.sockets.udp.append(sink)  # type: ignore[arg-type]
     server.calls.registration = Registration.open(
         settings,

@@ -49,17 +49,23 @@ def write_centrex(tmp_path: Path) -> None:
 
 
 def register_phone(
-    sipp: str, tmp_path: Path, server: ServerProcess, port: int | None = None
+    sipp: str,
+    tmp_path: Path,
+    server: ServerProcess,
+    port: int | None = None,
+    *,
+    user: str = USERNAME,
+    password: str = PASSWORD,
 ) -> int:
-    """SIPp registers contact ``phone`` of the subscriber from ``port`` (default: a free one)
-    for 600 s and exits; the port."""
+    """SIPp registers contact ``phone`` of the subscriber ``user`` (default: this module's)
+    from ``port`` (default: a free one) for 600 s and exits; the port."""
     port = port or free_port(both=False)
     result = run_sipp(
         sipp,
         tmp_path,
         server.port,
         *("-sf", str(SCENARIOS / "uac-register-digest.xml"), "-m", "1"),
-        *("-key", "user", USERNAME, *CREDENTIALS),
+        *("-key", "user", user, "-au", user, "-ap", password),
         timeout=20,
         local_port=port,
     )

@@ -18,12 +18,11 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
-    free_port,
     run_sipp,
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.subscribers import CALLING, REALM, finished, phone
+from tests.e2e.subscribers import CALLING, REALM, finished, phone, register_phone
 
 PHONES = {"201": "phone-201-secret", "202": "phone-202-secret"}
 
@@ -55,26 +54,11 @@ def _as_phone(ext: str) -> tuple[str, ...]:
     return ("-key", "caller", user, "-au", user, "-ap", PHONES[ext])
 
 
-def _register_202(sipp: str, tmp_path: Path, server: ServerProcess) -> int:
-    port = free_port(both=False)
-    result = run_sipp(
-        sipp,
-        tmp_path,
-        server.port,
-        *("-sf", str(SCENARIOS / "uac-register-digest.xml"), "-m", "1"),
-        *("-key", "user", "38733100202", *_as_phone("202")),
-        timeout=20,
-        local_port=port,
-    )
-    assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-    return port
-
-
 def test_a_phone_dials_an_extension_and_the_other_phone_answers(sipp: str, tmp_path: Path) -> None:
     """201 dials 202: challenged, admitted as 201, 202's registered phone rings and answers;
     the phone's leg is inside the group (nothing charged)."""
     with stopped_on_exit(_server(tmp_path)) as server:
-        port = _register_202(sipp, tmp_path, server)
+        port = register_phone(sipp, tmp_path, server, user="38733100202", password=PHONES["202"])
         with phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as rung:
             result = run_sipp(
                 sipp,
