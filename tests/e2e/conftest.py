@@ -253,7 +253,14 @@ def run_sipp(
         str(tmp_path / f"sipp-{local}-errors.log"),
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=tmp_path)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        errors="replace",  # SIPp quotes stray datagrams it discarded (an RTCP packet's bytes)
+        timeout=timeout + 30,
+        cwd=tmp_path,
+    )
     stats = stat_file.read_text() if stat_file.exists() else ""
     return SippResult(proc.returncode, proc.stdout + proc.stderr, stats)
 
@@ -295,6 +302,7 @@ def exported_cdrs(data_dir: Path) -> list[dict[str, object]]:
         [sys.executable, "-m", "callserver", "cdr", "export", "--data-dir", str(data_dir)],
         capture_output=True,
         text=True,
+        errors="replace",
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
@@ -309,6 +317,7 @@ def launch(args: list[str], port: int, data_dir: Path, *, cwd: Path | None = Non
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         env=env,
         cwd=cwd,
     )
@@ -365,6 +374,7 @@ def start_uas(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         cwd=tmp_path,
     )
     return proc, port
@@ -379,3 +389,4 @@ def uas_leg(sipp: str, tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.
     finally:
         if uas.poll() is None:
             uas.kill()
+            uas.communicate()  # reaped: no process left running behind the test

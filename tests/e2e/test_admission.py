@@ -35,7 +35,9 @@ def _hold_calls(sipp: str, server: ServerProcess, count: int, ms: int) -> subpro
         *("-set", "rtp_port", str(rtp_port), "-set", "codec", "0", "-d", str(ms)),
         *("-nostdin", "-timeout", "30s", "-timeout_error"),
     ]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
 
 
 def _wait_answered(server: ServerProcess, count: int, timeout: float = 10.0) -> None:

@@ -76,6 +76,7 @@ def _bridged_call(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         cwd=tmp_path,
     )
     server = _server(tmp_path, uas_port)
@@ -86,6 +87,7 @@ def _bridged_call(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",
             cwd=tmp_path,
         )
         callee.send_to(int(str(server.wait_for("call.forwarding")["rtp_port"])))
@@ -100,6 +102,7 @@ def _bridged_call(
         for proc in (uas, uac):
             if proc is not None and proc.poll() is None:
                 proc.kill()
+                proc.communicate()
         caller.close()
         callee.close()
     log = "\n".join(server.raw[-60:])

@@ -46,6 +46,7 @@ def _csv_charges(data_dir: Path) -> list[object]:
         [*export, "--data-dir", str(data_dir)],
         capture_output=True,
         text=True,
+        errors="replace",
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr

@@ -189,7 +189,7 @@ def _hold(sipp: str, port: int, cwd: Path) -> subprocess.Popen[str]:
         *("-sf", str(scenario), "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"),
     ]
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", cwd=cwd
     )
 
 
@@ -377,6 +377,7 @@ def test_forwarded_call_leaves_two_linked_cdrs_the_b_leg_rated_by_its_target(
         server.stop()
         if uas.poll() is None:
             uas.kill()
+            uas.communicate()
     after = datetime.now(UTC)
     assert caller.returncode == 0, caller.output[-2000:] + _log(server)
     assert uas.returncode == 0, uas_out[-2000:] + _log(server)

@@ -67,6 +67,7 @@ def run_svcrack(svcrack: str, tmp_path: Path, port: int, *, bound: float) -> Gue
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         cwd=tmp_path,
     ) as proc:
         try:

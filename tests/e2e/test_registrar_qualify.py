@@ -42,6 +42,7 @@ def _answer_options(sipp: str, tmp_path: Path, port: int, count: int, status: in
         ],
         capture_output=True,
         text=True,
+        errors="replace",
         timeout=60,
         cwd=tmp_path,
     )

@@ -127,6 +127,7 @@ def test_callserver_reload_signals_the_running_server(tmp_path: Path) -> None:
             [sys.executable, "-m", "callserver", "reload", "--data-dir", str(server.data_dir)],
             capture_output=True,
             text=True,
+            errors="replace",
             timeout=30,
         )
         assert reload.returncode == 0, reload.stderr
@@ -138,6 +139,7 @@ def test_callserver_reload_signals_the_running_server(tmp_path: Path) -> None:
         [sys.executable, "-m", "callserver", "reload", "--data-dir", str(server.data_dir)],
         capture_output=True,
         text=True,
+        errors="replace",
         timeout=30,
     )
     assert missing.returncode == 1 and "no running server" in missing.stderr
@@ -345,7 +347,9 @@ def sipp_v6(sipp: str, tmp_path: Path, port: int, calls: int, transport: str) ->
 def run_sipp_v6(sipp: str, tmp_path: Path, port: int, calls: int, transport: str) -> SippResult:
     """Run SIPp's built-in uac over IPv6 loopback; bounded in time."""
     cmd = sipp_v6(sipp, tmp_path, port, calls, transport)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, errors="replace", timeout=60, cwd=tmp_path
+    )
     stats = Path(cmd[-1]).read_text() if Path(cmd[-1]).exists() else ""
     return SippResult(proc.returncode, proc.stdout + proc.stderr, stats)
 
@@ -380,7 +384,9 @@ def test_dual_stack_answers_on_every_socket(sipp: str, tmp_path: Path) -> None:
                 assert response.startswith("SIP/2.0 200 "), (host, transport, response)
         # Both listeners number their first connection 1: run a TCP caller on each at once.
         cmd = sipp_v6(sipp, tmp_path, port6, 20, "t1")
-        v6 = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        v6 = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
         try:
             uac(sipp, tmp_path, port4, 20, transport="t1")
             output, _ = v6.communicate(timeout=60)
@@ -422,6 +428,7 @@ def test_address_in_use_exits_1_with_a_message(tmp_path: Path) -> None:
             [sys.executable, "-m", "callserver", *args],
             capture_output=True,
             text=True,
+            errors="replace",
             timeout=30,
             cwd=SHIPPED.parents[1],
             env={k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")},

@@ -144,6 +144,7 @@ def test_sigterm_drains_and_hangs_up_active_calls(sipp: str, tmp_path: Path) -> 
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",
             cwd=tmp_path,
         )
         deadline = time.monotonic() + 10

@@ -53,6 +53,7 @@ def sipp_server(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         cwd=tmp_path,
     )
     try:
