@@ -53,7 +53,7 @@ from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call
 from callserver.calls.destination import Destination, Route, locate_first, routes_for
 from callserver.calls.leg import Leg, leg_facts
-from callserver.calls.originating import caller_identity
+from callserver.calls.originating import leg_from
 from callserver.calls.phase import CallPhase
 from callserver.calls.phones import Branch, PhoneBook
 from callserver.calls.registry import Calls
@@ -65,7 +65,6 @@ from callserver.media import g711
 from callserver.media.engine import PortsExhausted
 from callserver.media.stream import MediaStream
 from callserver.media.tones import ringback
-from callserver.policy.cli import Presentation
 from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
@@ -212,20 +211,14 @@ class Forwarder:
             return None
         offer = build_offer(self._offer_config(stream))
         host = services.endpoint.config.host
-        shown = None
-        if facts.originating:
-            shown = caller_identity(call.facts, caller_id, services.admission, host)
-        if shown is None:
-            caller = caller_id or (call.facts.caller if call.facts else "") or "anonymous"
-            from_addr = parse_address(f"<sip:{caller}@{host}>")
-        else:
-            from_addr = parse_address(_from_header(shown))
+        from_header, identity = leg_from(call.facts, caller_id, services.admission, host, facts)
         services.reporter.opened(facts)
         setup, ended = services.loop.create_future(), asyncio.Event()
         destination = to if isinstance(to, Destination) else None
+        from_addr = parse_address(from_header)
         leg = Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
-        if shown is not None and destination is not None:  # toward a carrier, not our phones
-            leg.headers = shown.headers
+        if destination is not None:  # the identity goes toward a carrier, not to our phones
+            leg.headers = identity
         call.log.info(
             "call.forwarding", target=facts.called, leg_call_id=facts.call_id, rtp_port=stream.port
         )
@@ -388,11 +381,6 @@ class Forwarder:
 
     def _offer_config(self, stream: MediaStream) -> AnswerConfig:
         return self.services.answer_config(stream.port, stream.stream_id, 1)  # as bridge_of reads
-
-
-def _from_header(shown: Presentation) -> str:
-    display = "" if shown.display is None else f'"{shown.display}" '
-    return f"{display}<{shown.from_uri}>"
 
 
 _SHARED_CAUSES = ("max_duration", "rtp_timeout")

@@ -32,7 +32,7 @@ from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.policy.cli import Presentation, presentation, screen_cli
 from callserver.policy.numbering import normalise
 
-__all__ = ["Outbound", "call_out", "caller_identity", "end_as"]
+__all__ = ["Outbound", "call_out", "caller_identity", "end_as", "leg_from"]
 
 
 class Outbound:
@@ -113,3 +113,17 @@ def caller_identity(
         return presentation(number, clir=clir, host=host)
     except ValueError:
         return None  # a short code or a name: nothing to assert
+
+
+def leg_from(
+    a: CallFacts | None, caller_id: str | None, admission: Admission, host: str, leg: CallFacts
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The From header of a leg the call of ``a`` places, and the identity headers for a
+    carrier: a call out (``leg.originating``) presents its caller as ``caller_identity``
+    says; any other leg shows the number a step names, else the caller's, at our ``host``."""
+    shown = caller_identity(a, caller_id, admission, host) if leg.originating else None
+    if shown is None:
+        caller = caller_id or (a.caller if a else "") or "anonymous"
+        return f"<sip:{caller}@{host}>", ()
+    display = "" if shown.display is None else f'"{shown.display}" '
+    return f"{display}<{shown.from_uri}>", shown.headers
