@@ -29,7 +29,14 @@ from collections.abc import Awaitable, Callable
 from callserver.calls.admission import Admission
 from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession, ForwardOutcome
-from callserver.policy.cli import Presentation, presentation, screen_cli
+from callserver.policy.cli import (
+    ANONYMOUS_DISPLAY,
+    ANONYMOUS_HOST,
+    ANONYMOUS_USER,
+    Presentation,
+    presentation,
+    screen_cli,
+)
 from callserver.policy.numbering import normalise
 
 __all__ = ["Outbound", "call_out", "caller_identity", "end_as", "leg_from"]
@@ -120,10 +127,14 @@ def leg_from(
 ) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The From header of a leg the call of ``a`` places, and the identity headers for a
     carrier: a call out (``leg.originating``) presents its caller as ``caller_identity``
-    says; any other leg shows the number a step names, else the caller's, at our ``host``."""
-    shown = caller_identity(a, caller_id, admission, host) if leg.originating else None
-    if shown is None:
+    says (anonymous when it has no number it may assert: a PBX trunk without a main number
+    presenting a number its customer does not own); any other leg shows the number a step
+    names, else the caller's, at our ``host``."""
+    if not leg.originating:
         caller = caller_id or (a.caller if a else "") or "anonymous"
         return f"<sip:{caller}@{host}>", ()
+    shown = caller_identity(a, caller_id, admission, host)
+    if shown is None:  # nothing the screening lets us assert: the network withholds it
+        return f'"{ANONYMOUS_DISPLAY}" <sip:{ANONYMOUS_USER}@{ANONYMOUS_HOST}>', ()
     display = "" if shown.display is None else f'"{shown.display}" '
     return f"{display}<{shown.from_uri}>", shown.headers

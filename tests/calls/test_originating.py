@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from callserver.calls.admission import Admission
-from callserver.calls.originating import Outbound, caller_identity, end_as
+from callserver.calls.originating import Outbound, caller_identity, end_as, leg_from
 from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.config.centrex import compile_centrex
@@ -156,3 +156,20 @@ def test_a_pbx_presents_an_owned_number_else_its_main_number() -> None:
     assert owned is not None and owned.from_user == "+38733100255"
     assert foreign is not None and foreign.from_user == "+38733100250"
     assert bare is None
+
+
+def test_a_call_out_with_nothing_to_assert_goes_anonymous() -> None:
+    """A PBX trunk without a main number presenting a number its customer does not own: the
+    network asserts nothing and withholds the unscreened number (an anonymous From)."""
+    facts = _facts(caller="+38761999999", trunk="bare")
+    leg = CallFacts(call_id="l1", caller=facts.caller, called="+4930123456", offered_at=0.0)
+    leg.originating = True
+    from_header, headers = leg_from(facts, None, _admission(), "h", leg)
+    assert from_header == '"Anonymous" <sip:anonymous@anonymous.invalid>' and headers == ()
+
+
+def test_a_forward_shows_the_caller_as_it_came() -> None:
+    """A dialplan's forward is not a call out: the caller's number at our host, no assertion."""
+    facts = _facts(caller="+38761999999", trunk="bare")
+    leg = CallFacts(call_id="l1", caller=facts.caller, called="+4930123456", offered_at=0.0)
+    assert leg_from(facts, None, _admission(), "h", leg) == ("<sip:+38761999999@h>", ())
