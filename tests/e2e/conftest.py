@@ -226,31 +226,37 @@ def run_sipp(
     local_port: int | None = None,
 ) -> SippResult:
     """Run SIPp against 127.0.0.1:``target_port`` from ``local_port`` (default: a free one);
-    bounded in time."""
-    local = local_port or free_port(both=transport.startswith("t"))
+    bounded in time. A port found free that another process took before SIPp bound it makes
+    SIPp stop before it sends anything: it is run again on other free ports."""
+    for _attempt in range(_BIND_ATTEMPTS):
+        local = local_port or free_port(both=transport.startswith("t"))
+        result = _sipp_once(sipp, tmp_path, target_port, local, args, timeout, transport)
+        if _UNBOUND not in result.output:
+            break
+    return result
+
+
+_BIND_ATTEMPTS = 3
+_UNBOUND = "(Address already in use)"  # SIPp: "Unable to bind ... errno = 98 (Address ...)"
+
+
+def _sipp_once(
+    sipp: str,
+    tmp_path: Path,
+    target_port: int,
+    local: int,
+    args: tuple[str, ...],
+    timeout: float,
+    transport: str,
+) -> SippResult:
     media = free_port(both=False)
     stat_file = tmp_path / f"sipp-{local}.csv"
     cmd = [
         sipp,
         f"{HOST}:{target_port}",
-        "-i",
-        HOST,
-        "-p",
-        str(local),
-        "-mp",
-        str(media),
-        "-t",
-        transport,
-        "-nostdin",
-        "-timeout",
-        f"{int(timeout)}s",
-        "-timeout_error",
-        "-trace_stat",
-        "-stf",
-        str(stat_file),
-        "-trace_err",
-        "-error_file",
-        str(tmp_path / f"sipp-{local}-errors.log"),
+        *("-i", HOST, "-p", str(local), "-mp", str(media), "-t", transport, "-nostdin"),
+        *("-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_stat", "-stf", str(stat_file)),
+        *("-trace_err", "-error_file", str(tmp_path / f"sipp-{local}-errors.log")),
         *args,
     ]
     proc = subprocess.run(
