@@ -140,7 +140,8 @@ class Server:
     """A running `callserver run` whose JSON log lines a thread reads as they come.
 
     Kept, with their arrival time (monotonic s): ``media.statistics`` lines, the lateness of
-    each ``media.tick_late`` line, and each ``dialplan.loaded`` line (a reload done)."""
+    each ``media.tick_late`` line, each ``dialplan.loaded`` line (a reload done), and the
+    reason of each ``overload.started`` line (which signal made the server refuse calls)."""
 
     proc: subprocess.Popen[str]
     port: int
@@ -148,6 +149,7 @@ class Server:
     statistics: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     tick_late: list[tuple[float, float]] = field(default_factory=list)  # (arrival, late_ms)
     loaded: list[float] = field(default_factory=list)
+    overloads: list[tuple[float, str]] = field(default_factory=list)  # (arrival, reason)
 
     def read(self) -> None:
         """Keep the lines named in the class docstring until the log ends."""
@@ -160,6 +162,9 @@ class Server:
                 self.tick_late.append((time.monotonic(), late))
             elif '"dialplan.loaded"' in line:
                 self.loaded.append(time.monotonic())
+            elif '"overload.started"' in line:
+                reason = str(json.loads(line).get("reason", "?"))
+                self.overloads.append((time.monotonic(), reason))
 
     def stop(self) -> None:
         """SIGTERM, then wait for the drain (its length is the settings' drain_timeout)."""

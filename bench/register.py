@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,8 +237,12 @@ def run_calls(
     with answering(sipp, phones, args.sipp_core, workdir):
         for rate in args.call_rates:
             seconds = args.call_duration
+            episodes = len(server.overloads)
             figures = call_phones(sipp, server, phones, rate, seconds, workdir, args.sipp_core)
             print(_call_line(figures), flush=True)
+            reasons = Counter(reason for _, reason in server.overloads[episodes:])
+            if reasons:  # which signal of overload control refused calls, episodes of each
+                print("  overload episodes: " + ", ".join(f"{r} x{n}" for r, n in reasons.items()))
             failed = failed or figures.failed > 0 or not 0 < figures.succeeded == figures.attempted
             best = best if failed else rate
             time.sleep(2)
