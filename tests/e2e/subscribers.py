@@ -48,6 +48,38 @@ def write_centrex(tmp_path: Path) -> None:
     (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
 
 
+PHONES = {"201": "phone-201-secret", "202": "phone-202-secret"}  # extension: password
+
+
+def write_group(
+    tmp_path: Path,
+    *,
+    barring: tuple[str, ...] = (),
+    phone_barring: dict[str, list[str]] | None = None,
+) -> None:
+    """centrex.yaml in ``tmp_path`` with acme's group and its phones 201 and 202 (MD5 HA1
+    only; usernames are their numbers): ``barring`` the group's classes, ``phone_barring``
+    a phone's own by extension."""
+    own = phone_barring or {}
+    subscribers = {
+        f"+387 33 100 {ext}": {
+            "username": f"38733100{ext}",
+            "ha1_md5": password_ha1(f"38733100{ext}", REALM, password, "MD5"),
+            **({"barring": own[ext]} if ext in own else {}),
+        }
+        for ext, password in PHONES.items()
+    }
+    group = {
+        "customer": "acme",
+        "numbers": ["+387 33 100 200-299"],
+        "realm": REALM,
+        "extensions": {"digits": 3},
+        "barring": list(barring),
+        "subscribers": subscribers,
+    }
+    (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
+
+
 def register_phone(
     sipp: str,
     tmp_path: Path,

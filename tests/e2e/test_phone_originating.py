@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from callserver.sip.auth import password_ha1
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -22,29 +19,12 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.subscribers import CALLING, REALM, finished, phone, register_phone
-
-PHONES = {"201": "phone-201-secret", "202": "phone-202-secret"}
+from tests.e2e.subscribers import CALLING, PHONES, finished, phone, register_phone, write_group
 
 
-def _server(tmp_path: Path, *, barring: list[str] | None = None) -> ServerProcess:
+def _server(tmp_path: Path, *, barring: tuple[str, ...] = ()) -> ServerProcess:
     """acme's group with phones 201 and 202 (``barring``: the group's classes)."""
-    subscribers = {
-        f"+387 33 100 {ext}": {
-            "username": f"38733100{ext}",
-            "ha1_md5": password_ha1(f"38733100{ext}", REALM, password, "MD5"),
-        }
-        for ext, password in PHONES.items()
-    }
-    group = {
-        "customer": "acme",
-        "numbers": ["+387 33 100 200-299"],
-        "realm": REALM,
-        "extensions": {"digits": 3},
-        "barring": barring or [],
-        "subscribers": subscribers,
-    }
-    (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
+    write_group(tmp_path, barring=barring)
     return start_server(tmp_path, trunks=CALLING)
 
 
@@ -80,7 +60,7 @@ def test_a_phone_dials_an_extension_and_the_other_phone_answers(sipp: str, tmp_p
 def test_a_phone_barred_from_international_numbers_gets_403(sipp: str, tmp_path: Path) -> None:
     """The group is barred from international numbers: a call to Germany gets 403 (after the
     challenge), and its CDR says barred."""
-    with stopped_on_exit(_server(tmp_path, barring=["international"])) as server:
+    with stopped_on_exit(_server(tmp_path, barring=("international",))) as server:
         result = run_sipp(
             sipp,
             tmp_path,

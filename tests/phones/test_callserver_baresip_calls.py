@@ -11,9 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from callserver.sip.auth import password_ha1
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -23,33 +21,17 @@ from tests.e2e.conftest import (
     stopped_on_exit,
     uas_leg,
 )
-from tests.e2e.subscribers import CALLING, REALM
+from tests.e2e.subscribers import CALLING, PHONES, write_group
 from tests.phones.audio import dominant_frequency, rms
 from tests.phones.baresip import Account, Baresip
 from tests.phones.centrex import microphone
 
-PASSWORDS = {"201": "phone-201-secret", "202": "phone-202-secret"}
 OUTSIDE = "+38761200300"
 
 
 def _server(tmp_path: Path, carrier_port: int = 9) -> ServerProcess:
     """acme's group with phones 201 and 202 (202 barred abroad), MD5, a route for +387."""
-    subscribers = {
-        f"+387 33 100 {ext}": {
-            "username": f"38733100{ext}",
-            "ha1_md5": password_ha1(f"38733100{ext}", REALM, password, "MD5"),
-            **({"barring": ["international"]} if ext == "202" else {}),
-        }
-        for ext, password in PASSWORDS.items()
-    }
-    group = {
-        "customer": "acme",
-        "numbers": ["+387 33 100 200-299"],
-        "realm": REALM,
-        "extensions": {"digits": 3},
-        "subscribers": subscribers,
-    }
-    (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
+    write_group(tmp_path, phone_barring={"202": ["international"]})
     trunks = {
         **CALLING,
         "digest": {"algorithms": ["MD5"]},
@@ -64,7 +46,7 @@ def _phone(server: ServerProcess, ext: str) -> Account:
         user=user,
         registrar=(HOST, server.port),
         auth_user=user,
-        password=PASSWORDS[ext],
+        password=PHONES[ext],
     )
 
 
