@@ -299,7 +299,7 @@ class Admission:
         ]
         if not names:
             return None
-        group = frozenset(customer.numbers if customer else ())
+        group = self.table.customer_numbers(facts.customer)
         try:
             number_class = tariffs.classify(target)
             refusal = check_outbound(
@@ -315,9 +315,9 @@ class Admission:
 
     def inside_group(self, customer: str | None, target: str) -> bool:
         """True when ``target`` is one of the customer's own (Centrex group) numbers."""
-        config = self.table.config.customers.get(customer or "")
+        numbers = self.table.customer_numbers(customer)
         try:
-            return config is not None and normalise(target) in config.numbers
+            return bool(numbers) and normalise(target) in numbers
         except ValueError:
             return False
 

@@ -115,7 +115,7 @@ class Forwarder:
             assert self.phones is not None
             facts.called = phone.number
             facts.inside_group = True  # a call delivered to our own phone: nothing to charge
-            branches = self.phones.contacts(phone, self.services.now())
+            branches = self.phones.contacts(phone, now)
             if branches:
                 return await self._forward(call, facts, caller_id, ring_timeout, branches)
             refusal = "unavailable", 480, "not registered"

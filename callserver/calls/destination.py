@@ -74,11 +74,11 @@ def routes_for(
     config: TrunksFile, plan: OutboundPlan, target: str, route: str | None
 ) -> tuple[Route, ...]:
     """The outbound routes ``target`` goes through, in trying order: the one named; else, for
-    an emergency number, the emergency route; else the routes of its longest prefix; else the
-    default one. None of them when the route to use does not exist."""
-    if route is None and plan.is_emergency(target):
-        route = plan.emergency_route(target)
-    elif route is None and target.lstrip("+").isdigit():
+    an emergency number, the emergency route when one is named; else the routes of its longest
+    prefix; else the default one. None of them when the route to use does not exist."""
+    if route is None:
+        route = plan.emergency_route(target)  # None too for an emergency number without one
+    if route is None and target.lstrip("+").isdigit():
         prefixed = [route_of(config, name) for name in plan.routes_for(target)]
         if usable := tuple(r for r in prefixed if r is not None):
             return usable

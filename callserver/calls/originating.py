@@ -8,9 +8,10 @@ such a call ``dialplan.routing`` decides, in order:
 2. a number with a dialplan of its own, or another of the operator's own numbers (a
    customer's, ``numbers`` of trunks.yaml, a Centrex block): it terminates as any inbound call
    does, through its plan or its phones;
-3. anything else goes out: ``Outbound.route`` gives the session ``call_out``, a forward to the
-   number through the outbound routes (``calls.b2bua``: the routes for its prefix in order,
-   barring, channels, the leg's CDR), and the caller is answered as that leg ended.
+3. anything else goes out: ``Outbound.route`` gives the session ``forward_then_end``, a
+   forward to the number through the outbound routes (``calls.b2bua``: the routes for its
+   prefix in order, barring, channels, the leg's CDR), and the caller is answered as that leg
+   ended.
 
 ``caller_identity`` is who such a call says it is toward a carrier (``policy.cli``): a phone's
 own number, a PBX's presented number when its customer owns it (else the trunk's main number),
@@ -39,7 +40,7 @@ from callserver.policy.cli import (
 )
 from callserver.policy.numbering import normalise
 
-__all__ = ["Outbound", "call_out", "caller_identity", "end_as", "leg_from"]
+__all__ = ["Outbound", "caller_identity", "end_as", "forward_then_end", "leg_from"]
 
 
 class Outbound:
@@ -67,13 +68,20 @@ class Outbound:
             number = session.called  # a short code (112, 1182): the routes decide
         if not number.lstrip("+").isdigit() or self._own_number(number):
             return None  # a name (sip:service@...) is nobody's to call out to
-        return call_out(session, number, self._ring_timeout())
+        return forward_then_end(session, number, self._ring_timeout(), originating=True)
 
 
-async def call_out(session: CallSession, number: str, ring_timeout: float) -> None:
-    """Forward the call to ``number`` through the outbound routes; end it as that leg ended."""
+async def forward_then_end(
+    session: CallSession, number: str, ring_timeout: float, *, originating: bool = False
+) -> None:
+    """Forward the call to ``number`` (our phones, or out through the routes for the caller's
+    own call out: ``originating``) and end it as that leg ended (``end_as``)."""
     outcome = await session.forward(
-        target=number, route=None, ring_timeout=ring_timeout, caller_id=None, originating=True
+        target=number,
+        route=None,
+        ring_timeout=ring_timeout,
+        caller_id=None,
+        originating=originating,
     )
     session.note("forward", {"target": number, "result": outcome.result})
     await end_as(session, outcome)

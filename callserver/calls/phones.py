@@ -10,9 +10,9 @@ came on as where to send it (RFC 5626 §5.3), the stored Path as Route (RFC 3327
 the others are cancelled with ``Reason: SIP;cause=200;text="Call completed elsewhere"``.
 
 A call to a subscriber's number runs no dialplan (a subscriber's number cannot have one):
-``PhoneBook.route`` gives the session ``ring_phone``, which forwards to the number for
-``calls.ring_timeout`` seconds and then refuses the caller the way the phones did
-(``originating.end_as``): 486 when they were busy, 480 when none is registered or none
+``PhoneBook.route`` gives the session a forward to the number for ``calls.ring_timeout``
+seconds (``originating.forward_then_end``), which then refuses the caller the way the phones
+did: 486 when they were busy, 480 when none is registered or none
 answered. A call from a customer may also dial an extension of its own group.
 """
 
@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from callserver.calls.originating import end_as
+from callserver.calls.originating import forward_then_end
 from callserver.calls.session import CallSession
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.registrar.binding import Binding
 from callserver.sip.peer import Peer
 from callserver.sip.uri import SipUri, parse_uri
 
-__all__ = ["COMPLETED_ELSEWHERE", "Branch", "PhoneBook", "ring_phone"]
+__all__ = ["COMPLETED_ELSEWHERE", "Branch", "PhoneBook"]
 
 COMPLETED_ELSEWHERE = (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)
 """The CANCEL of the branches that lost to another's 2xx (RFC 3326 §2, RFC 3261 §16.7)."""
@@ -70,7 +70,7 @@ class PhoneBook:
         if found is not None or not target.isdigit():
             return found
         for number in groups_of:
-            group = None if not number else centrex.group_of(_plus(number))
+            group = None if not number else centrex.group_of(number)
             if group is not None:
                 return centrex.extension(group.id, target)
         return None
@@ -89,23 +89,10 @@ class PhoneBook:
             subscriber = self._centrex().subscriber(session.called)
         if subscriber is None:
             return None
-        return ring_phone(session, subscriber.number, self._ring_timeout())
-
-
-async def ring_phone(session: CallSession, number: str, ring_timeout: float) -> None:
-    """Forward the call to the phones of ``number``; refuse it as they did when none answers."""
-    outcome = await session.forward(
-        target=number, route=None, ring_timeout=ring_timeout, caller_id=None
-    )
-    session.note("forward", {"target": number, "result": outcome.result})
-    await end_as(session, outcome)
+        return forward_then_end(session, subscriber.number, self._ring_timeout())
 
 
 def _branch(binding: Binding) -> Branch:
     uri = parse_uri(binding.contact)
     assert isinstance(uri, SipUri)  # the registrar keeps sip: and sips: contacts only
     return Branch(uri=uri, peer=binding.flow, route=binding.path)
-
-
-def _plus(number: str) -> str:
-    return number if number.startswith("+") else f"+{number}"

@@ -129,7 +129,8 @@ class Centrex:
         return self.by_username.get(username)
 
     def group_of(self, number: str) -> Group | None:
-        """The group whose blocks hold the E.164 ``number``, else None."""
+        """The group whose blocks hold the E.164 ``number`` (``+`` optional), else None."""
+        number = number if number.startswith("+") else f"+{number}"
         return next((g for g in self.groups.values() if g.owns(number)), None)
 
     def customer_numbers(self, customer: str) -> list[str]:

@@ -251,6 +251,7 @@ class TrunkTable:
 
     def __init__(self, config: TrunksFile) -> None:
         self.config = config
+        self._numbers: dict[str, frozenset[str]] = {}  # customer_numbers', made as asked
         self._own: frozenset[str] | None = None  # own_number's set, made at its first use
         rows = [
             (match.network, match.port, name)
@@ -320,6 +321,16 @@ class TrunkTable:
                 profiles.append(f"customer:{customer}")
         profiles.append(f"number:{called.lstrip('+')}")
         return profiles
+
+    def customer_numbers(self, customer: str | None) -> frozenset[str]:
+        """The E.164 numbers of ``customer`` (its Centrex blocks included), as a set made
+        once per loaded file; empty for no customer or an unknown one."""
+        numbers = self._numbers.get(customer or "")
+        if numbers is None:
+            config = self.config.customers.get(customer or "")
+            numbers = frozenset(config.numbers if config else ())
+            self._numbers[customer or ""] = numbers
+        return numbers
 
     def own_number(self, number: str) -> bool:
         """True when the E.164 ``number`` is the operator's own as this file knows it: a

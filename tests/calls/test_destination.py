@@ -8,7 +8,11 @@ from callserver.policy.outbound import OutboundPlan
 
 
 def _routes(
-    target: str, route: str | None = None, *, default: str | None = "fallback"
+    target: str,
+    route: str | None = None,
+    *,
+    default: str | None = "fallback",
+    emergency: str | None = "sos",
 ) -> list[str]:
     config = TrunksFile.model_validate(
         {
@@ -20,7 +24,7 @@ def _routes(
                 "fallback": {"host": "192.0.2.5"},
             },
             "default_route": default,
-            "emergency": {"route": "sos"},
+            "emergency": {"route": emergency},
         }
     )
     return [r.name for r in routes_for(config, OutboundPlan.of(config), target, route)]
@@ -46,3 +50,8 @@ def test_a_number_without_a_prefix_route_takes_the_default_one_or_none() -> None
     """+49 has no prefix here: the default route, and nothing without one."""
     assert _routes("+4930123456") == ["fallback"]
     assert _routes("+4930123456", default=None) == []
+
+
+def test_an_emergency_number_without_an_emergency_route_takes_its_prefix_routes() -> None:
+    """No route named for emergency calls: 112 is routed as any number (here: the default)."""
+    assert _routes("112", emergency=None) == ["fallback"]
