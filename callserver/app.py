@@ -112,8 +112,8 @@ class Server:
             lambda: self.settings.calls.ring_timeout,
         )
         self.calls.forwarder.phones = self.phones
-        outbound = Outbound(
-            lambda n: self.admission.table.own_number(n) or self.centrex.group_of(n) is not None,
+        outbound = Outbound(  # customers' numbers hold their Centrex blocks (load_customers)
+            lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,
         )
         self.routing = Routing(
