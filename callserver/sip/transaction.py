@@ -293,11 +293,14 @@ class TransactionLayer:
         """The request that created transaction ``key``.
 
         Raises:
-            LocalProtocolError: if ``key`` names no live transaction.
+            LocalProtocolError: if ``key`` names no live transaction, or a non-INVITE server
+                transaction that has sent its final response (it keeps only those bytes).
         """
         txn = self._transactions.get(key)
         if txn is None:
             raise LocalProtocolError(f"no live transaction {key!r}")
+        if isinstance(txn, ServerNonInviteTransaction) and txn.state is TransactionState.COMPLETED:
+            raise LocalProtocolError(f"transaction {key!r} has sent its final response")
         return txn.request
 
     def state_of(self, key: TransactionKey) -> TransactionState | None:

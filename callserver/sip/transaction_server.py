@@ -5,7 +5,10 @@ Theory of operation
 A server transaction owns one request we received. The TU answers through ``handle`` with
 ``SEND_1XX`` / ``SEND_2XX`` / ``SEND_3XX_6XX``; each response is serialised once and the last
 one's bytes are kept, so a retransmitted request (``RECV_REQUEST``) is answered by sending
-those bytes again: the latest provisional while Proceeding, the final once Completed.
+those bytes again: the latest provisional while Proceeding, the final once Completed. A
+completed non-INVITE transaction keeps nothing else for its Timer J (32 s over UDP): the
+parsed request shrinks to its start line, which is most of a registration's memory in a
+REGISTER storm.
 
 The INVITE machine starts in Proceeding and sends 100 (Trying) after 200 ms unless the TU has
 answered by then, or at once when the INVITE is retransmitted first: the RFC requires it unless
@@ -275,7 +278,11 @@ class ServerNonInviteTransaction(_ServerTransaction):
         # passed to the transport layer"; Timer J: 64*T1 unreliable, zero reliable.
         self.state = S.COMPLETED
         out = self._send(as_response(inp))
-        self.last_response = None  # its bytes answer retransmissions; no ACK needs its To tag
+        # From here on only the response's bytes are used (they answer retransmissions; no
+        # ACK comes to a non-INVITE), for up to 32 s over UDP: the parsed request and the
+        # response are let go, and the request keeps its start line for a TransactionFailed.
+        self.last_response = None
+        self.request = Request(self.request.method, self.request.uri)
         self._wait("timer_j", now, self.timers.timer_j_for(self.reliable))
         return out
 

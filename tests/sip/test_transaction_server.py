@@ -193,13 +193,25 @@ def test_non_invite_server_resends_until_timer_j(sip, clock, fire_timers) -> Non
 
 
 def test_completed_non_invite_server_keeps_only_the_final_bytes(sip, clock) -> None:
-    """Completed, a non-INVITE server transaction drops the parsed final (it waits 64*T1 on
-    UDP) and answers a retransmission with the bytes it sent."""
+    """Completed, a non-INVITE server transaction drops the parsed final and the request's
+    header fields (it waits 64*T1 on UDP) and answers a retransmission with the bytes it
+    sent; the TU cannot answer again, and a transport error still names the request."""
     layer, request = _layer(), sip.request("REGISTER")
     key = layer.receive_request(request, sip.udp, clock.now)[0].key
     ok = layer.send_response(key, sip.response(request, 200), clock.now)
-    assert layer._transactions[key].last_response is None
+    kept = layer._transactions[key]
+    assert kept.last_response is None
+    assert (kept.request.method, kept.request.uri, list(kept.request.headers)) == (
+        "REGISTER",
+        request.uri,
+        [],
+    )
     assert layer.receive_request(request, sip.udp, clock.advance(1.0)) == ok
+    with pytest.raises(LocalProtocolError, match="final response"):
+        layer.request_for(key)
+    failed = layer.transport_failed(sip.udp, clock.now)
+    assert [type(a).__name__ for a in failed] == ["TransactionFailed", "TransactionTerminated"]
+    assert failed[0].request.method == "REGISTER"
 
 
 # -- RFC 2543 matching -----------------------------------------------------------------------
