@@ -33,9 +33,10 @@ from the trunk the script's trunks.yaml names for 127.0.0.1) calls the phones' n
 for --call-duration seconds: INVITE, the server rings the phone's contact, 200 from the
 phone, ACK, BYE at once. The calls start once the last REGISTER step's transactions have
 ended (Timer J): phones refresh their bindings now and then, not all in the same half-minute,
-and those transactions' ends would otherwise be counted in the calls' CPU. For each rate: calls attempted, ok and failed, retransmissions,
-INVITE->200 p50 and p99 (through the server and the phone), the server's CPU per call; then
-the highest call rate reached without a failure.
+and those transactions' ends would otherwise be counted in the calls' CPU. For each rate:
+calls attempted, ok and failed, retransmissions, INVITE->200 p50 and p99 (through the server
+and the phone), the server's CPU per call; then the highest call rate reached without a
+failure.
 
     .venv/bin/python bench/register.py --rates 500,1000,1500,2000,3000 --call-rates 200,400,600
     .venv/bin/python bench/register.py --rates 500,1000 --subscribers 2000 --call-rates ''
