@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -367,23 +367,60 @@ def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> Serve
 def start_uas(
     sipp: str, tmp_path: Path, *args: str, port: int | None = None
 ) -> tuple[subprocess.Popen[str], int]:
-    """SIPp as a called party on ``port`` (default: a free one) of 127.0.0.1 (one call, 30 s
-    at most)."""
-    port = port or free_port(both=False)
-    proc = subprocess.Popen(
-        [
+    """SIPp as a called party on ``port`` (default: a free one, another if a test running
+    beside took it first) of 127.0.0.1 (one call, 30 s at most)."""
+
+    def command(local: int) -> list[str]:
+        return [
             sipp,
-            *("-i", HOST, "-p", str(port), "-mp", str(free_port(both=False))),
+            *("-i", HOST, "-p", str(local), "-mp", str(free_port(both=False))),
             *("-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"),
             *args,
-        ],
+        ]
+
+    if port is not None:
+        return popen_sipp(command(port), tmp_path), port
+    return popen_bound(command, tmp_path)
+
+
+def popen_sipp(cmd: list[str], tmp_path: Path) -> subprocess.Popen[str]:
+    """SIPp started with its output (stdout and stderr) to read as text."""
+    return subprocess.Popen(
+        cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
         cwd=tmp_path,
     )
-    return proc, port
+
+
+def popen_bound(
+    command: Callable[[int], list[str]], tmp_path: Path
+) -> tuple[subprocess.Popen[str], int]:
+    """SIPp listening on a port from ``free_port``: started again on another one when it
+    exits at once because a test running beside bound the port between the two."""
+    for _ in range(_BIND_ATTEMPTS - 1):
+        port = free_port(both=False)
+        proc = popen_sipp(command(port), tmp_path)
+        if not _unbound(proc):
+            return proc, port
+    port = free_port(both=False)
+    return popen_sipp(command(port), tmp_path), port
+
+
+def _unbound(proc: subprocess.Popen[str], settle: float = 0.3) -> bool:
+    """True when SIPp exited within ``settle`` seconds for want of its port. Another early
+    exit's output is printed, so the failing test shows it."""
+    try:
+        proc.wait(timeout=settle)
+    except subprocess.TimeoutExpired:
+        return False
+    output = proc.stdout.read() if proc.stdout is not None else ""
+    if _UNBOUND in output:
+        return True
+    print(output)
+    return False
 
 
 @contextlib.contextmanager

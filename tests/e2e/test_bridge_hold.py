@@ -32,6 +32,7 @@ from tests.e2e.conftest import (
     exported_cdrs,
     free_port,
     plan_dir,
+    popen_bound,
     start_server,
 )
 from tests.e2e.rtp_party import TELEPHONE_EVENT, RtpParty
@@ -70,14 +71,8 @@ def _bridged_call(
 ) -> tuple[ServerProcess, RtpParty, RtpParty]:
     """Run one forwarded call; the caller presses ``press`` (RFC 4733) once a hold ended."""
     caller, callee = RtpParty(CALLER_FILL), RtpParty(CALLEE_FILL)
-    uas_port = free_port(both=False)
-    uas = subprocess.Popen(
-        _sipp(sipp, tmp_path, callee_scenario, callee, "-p", str(uas_port)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        cwd=tmp_path,
+    uas, uas_port = popen_bound(
+        lambda port: _sipp(sipp, tmp_path, callee_scenario, callee, "-p", str(port)), tmp_path
     )
     server = _server(tmp_path, uas_port)
     uac: subprocess.Popen[str] | None = None
