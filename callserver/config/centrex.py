@@ -8,6 +8,8 @@
         barring: [premium]
         realm: callserver                  # the digest realm of its phones (RFC 7616 §3.3)
         extensions: {digits: 3}            # extension = the last 3 digits unless set
+        language: bs                       # of its phones' prompts (default: the server's)
+        services: {call_waiting: true, locks: [forward_always]}   # its phones start from
         subscribers:
           "+387 33 100 201":
             name: Reception
@@ -17,6 +19,12 @@
             barring: [international]       # on top of the group's
             clir: false
             max_contacts: 3
+            language: hr                   # instead of the group's
+            pickup_group: front            # who may pick up its calls (default: the group)
+            services:                      # on top of the group's (policy.services)
+              forward_busy: "+387 61 100 100"
+              forward_no_answer: VM        # a number, an extension or VM (its voicemail box)
+              no_answer_seconds: 20
 
 Theory of operation
 -------------------
@@ -47,6 +55,7 @@ from callserver.config.centrex_file import (
     CentrexFile,
     GroupSchema,
     NumberBlock,
+    ServicesSchema,
     SubscriberSchema,
     e164,
 )
@@ -54,6 +63,7 @@ from callserver.config.errors import OperatorFileError
 from callserver.config.positions import describe_errors, line_of
 from callserver.config.settings import read_yaml
 from callserver.config.trunks import CustomerConfig, TrunksFile, load_trunks
+from callserver.policy.services import ServiceSettings
 
 __all__ = [
     "DEFAULT_CENTREX",
@@ -91,7 +101,9 @@ class Group:
 class Subscriber:
     """A phone of a group: number (E.164), extension, credentials as HA1 by algorithm
     (RFC 7616 §3.4.2: ``H(username:realm:password)``), barring classes (the group's and its
-    own), CLIR default and maximum contacts (None: the registrar's default)."""
+    own), CLIR default, maximum contacts (None: the registrar's default), the language of its
+    prompts (None: the server's), its pickup group, and the services the operator set (the
+    group's with its own on top) with those its phone may not change (``locks``)."""
 
     number: str
     group: str
@@ -103,6 +115,10 @@ class Subscriber:
     barring: tuple[str, ...]
     clir: bool
     max_contacts: int | None
+    language: str | None = None
+    pickup_group: str = ""
+    services: ServiceSettings = field(default_factory=ServiceSettings)
+    locks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +221,10 @@ class _Compiler:
             barring=tuple(dict.fromkeys((*group.barring, *sub.barring))),
             clir=sub.clir,
             max_contacts=sub.max_contacts,
+            language=sub.language or schema.language,
+            pickup_group=sub.pickup_group or group.id,
+            services=_services(schema.services, sub.services),
+            locks=frozenset((*schema.services.locks, *sub.services.locks)),
         )
         self.add(loc, entry)
 
@@ -233,6 +253,13 @@ class _Compiler:
         self.by_number[entry.number] = entry
         self.by_extension[key] = entry
         self.by_username[entry.username] = entry
+
+
+def _services(group: ServicesSchema, own: ServicesSchema) -> ServiceSettings:
+    """The group's services with the keys the subscriber writes laid over them."""
+    fields = group.model_dump(exclude={"locks"})
+    fields.update(own.model_dump(include=own.model_fields_set - {"locks"}))
+    return ServiceSettings(**fields)
 
 
 def _last_digits(number: str, digits: int | None) -> str | None:

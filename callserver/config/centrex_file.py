@@ -23,17 +23,20 @@ from pydantic import (
 
 from callserver.config.trunks import Barring
 from callserver.policy.numbering import e164
+from callserver.policy.services import LOCKABLE, NO_ANSWER_SECONDS, VOICEMAIL
 
 __all__ = [
     "CentrexFile",
     "GroupSchema",
     "NumberBlock",
+    "ServicesSchema",
     "SubscriberSchema",
     "e164",
     "parse_block",
 ]
 
 _Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Language = Annotated[str, Field(pattern=r"^[a-z]{2}$")]  # a prompts/ language: bs, hr, en, de
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 _PASSWORD = (
     "a plain password is never stored: run `callserver passwd USERNAME REALM` and paste its "
@@ -103,9 +106,52 @@ def _hex_digest(length: int, algorithm: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _target(value: str) -> str:
+    """A forwarding target: ``VM``, an extension (2-6 digits) or a number (E.164 kept)."""
+    text = value.strip()
+    if text == VOICEMAIL or (text.isdigit() and 2 <= len(text) <= 6):
+        return text
+    try:
+        return e164(text)
+    except ValueError:
+        message = f"{value!r}: a forwarding target is a number, an extension or {VOICEMAIL}"
+        raise ValueError(message) from None
+
+
+def _locks(value: list[str]) -> list[str]:
+    unknown = sorted(set(value) - LOCKABLE)
+    if unknown:
+        known = ", ".join(sorted(LOCKABLE))
+        raise ValueError(
+            f"{', '.join(unknown)}: not a service that can be locked; these are {known}"
+        )
+    return value
+
+
+Target = Annotated[str, AfterValidator(_target)]
+
+
+class ServicesSchema(BaseModel):
+    """Supplementary services (``policy.services.ServiceSettings``) as the operator sets them:
+    a group's defaults, or a subscriber's on top of them (only the keys it writes), and the
+    services its phones may not change (``locks``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    forward_always: Target | None = None
+    forward_busy: Target | None = None
+    forward_no_answer: Target | None = None
+    no_answer_seconds: int = Field(20, ge=NO_ANSWER_SECONDS[0], le=NO_ANSWER_SECONDS[1])
+    forward_unreachable: Target | None = None
+    call_waiting: bool = True
+    dnd: bool = False
+    locks: Annotated[list[str], AfterValidator(_locks)] = Field(default_factory=list)
+
+
 class SubscriberSchema(BaseModel):
     """A phone of a group: its extension, display name, digest credentials (HA1 only, RFC 7616
-    §3.4.2), barring classes on top of the group's, CLIR default and maximum contacts."""
+    §3.4.2), barring classes on top of the group's, CLIR default, maximum contacts, the
+    language of its prompts, its pickup group (the group's id when unset) and its services
+    on top of the group's."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] | None = None
@@ -116,6 +162,9 @@ class SubscriberSchema(BaseModel):
     barring: Barring = Field(default_factory=list)
     clir: bool = False
     max_contacts: int | None = Field(None, ge=1, le=100)
+    language: Language | None = None
+    pickup_group: _Id | None = None
+    services: ServicesSchema = Field(default_factory=ServicesSchema)
 
     password: None = Field(None, exclude=True, description="refused: see _no_password")
 
@@ -144,7 +193,8 @@ class ExtensionRule(BaseModel):
 
 class GroupSchema(BaseModel):
     """A Centrex group of a customer of trunks.yaml: its number blocks (the customer's numbers:
-    written here, not in trunks.yaml), channel pool, barring, digest realm and subscribers."""
+    written here, not in trunks.yaml), channel pool, barring, digest realm, the language of its
+    phones' prompts, the services its subscribers start from, and its subscribers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     customer: _Id
@@ -153,6 +203,8 @@ class GroupSchema(BaseModel):
     barring: Barring = Field(default_factory=list)
     realm: str = Field("callserver", min_length=1, max_length=128, pattern=_NO_CONTROL)
     extensions: ExtensionRule = Field(default_factory=ExtensionRule)
+    language: Language | None = None
+    services: ServicesSchema = Field(default_factory=ServicesSchema)
     subscribers: dict[str, SubscriberSchema] = Field(default_factory=dict)
 
 

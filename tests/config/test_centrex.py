@@ -10,6 +10,7 @@ from callserver.config.centrex import load_centrex, load_customers, with_group_n
 from callserver.config.centrex_file import parse_block
 from callserver.config.errors import OperatorFileError
 from callserver.config.trunks import load_trunks
+from callserver.policy.services import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config" / "centrex.yaml"
@@ -137,3 +138,62 @@ def test_a_phone_may_not_share_a_trunks_username(tmp_path: Path) -> None:
         f"{path}:7: groups.g.subscribers.+38733100200.username: username 'shared' is a "
         "trunk's digest username in trunks.yaml: usernames are unique"
     ]
+
+
+def test_services_are_the_groups_with_the_subscribers_keys_on_top(tmp_path: Path) -> None:
+    """A subscriber's services start from its group's; the keys it writes replace those, its
+    locks add to the group's, and language and pickup group fall back to the group's."""
+    path = tmp_path / "centrex.yaml"
+    path.write_text(
+        "groups:\n"
+        "  office:\n"
+        "    customer: demo\n"
+        "    numbers: ['+387 33 100 200-299']\n"
+        "    extensions: {digits: 3}\n"
+        "    language: hr\n"
+        "    services: {forward_busy: '205', call_waiting: false, locks: [dnd]}\n"
+        "    subscribers:\n"
+        f"      '+387 33 100 201': {{username: a, ha1_md5: {MD5}, language: de,\n"
+        "        pickup_group: front, services: {forward_no_answer: VM,\n"
+        "        no_answer_seconds: 15, call_waiting: true, locks: [forward_always]}}\n"
+        f"      '+387 33 100 202': {{username: b, ha1_md5: {MD5}}}\n"
+    )
+    centrex = load_centrex(path)
+    own, plain = centrex.subscriber("+38733100201"), centrex.subscriber("+38733100202")
+    assert own is not None and plain is not None
+    assert own.services == ServiceSettings(
+        forward_busy="205", forward_no_answer="VM", no_answer_seconds=15, call_waiting=True
+    )
+    assert own.locks == {"dnd", "forward_always"}
+    assert (own.language, own.pickup_group) == ("de", "front")
+    assert plain.services == ServiceSettings(forward_busy="205", call_waiting=False)
+    assert (plain.language, plain.pickup_group, plain.locks) == ("hr", "office", {"dnd"})
+    assert own.services.target_for("no-answer") == "VM"
+    assert own.services.forwarding_off() == ServiceSettings(no_answer_seconds=15, call_waiting=True)
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        ("+387 61 100 100", "+38761100100"),
+        ("061 100 100", "+38761100100"),
+        ("205", "205"),
+        ("VM", "VM"),
+        ("voicemail", None),
+        ("2", None),
+    ],
+)
+def test_forwarding_targets(tmp_path: Path, written: str, kept: str | None) -> None:
+    """A forwarding target is kept as E.164, an extension or VM; anything else is refused."""
+    path = tmp_path / "centrex.yaml"
+    path.write_text(
+        "groups:\n  office:\n    customer: demo\n    numbers: ['+387 33 100 200-299']\n"
+        f"    extensions: {{digits: 3}}\n    services: {{forward_always: '{written}'}}\n"
+        f"    subscribers: {{'+387 33 100 201': {{username: a, ha1_md5: {MD5}}}}}\n"
+    )
+    if kept is None:
+        with pytest.raises(OperatorFileError, match="a forwarding target is a number"):
+            load_centrex(path)
+        return
+    subscriber = load_centrex(path).subscriber("+38733100201")
+    assert subscriber is not None and subscriber.services.forward_always == kept

@@ -24,6 +24,10 @@ PASSWD = "`callserver passwd USERNAME REALM`"
 SUB = "groups.office.subscribers"
 
 BAD: dict[str, list[str]] = {
+    "bad-forward-target": [
+        f":11: {SUB}.+387 33 100 201.services.forward_busy: 'mailbox': a "
+        "forwarding target is a number, an extension or VM"
+    ],
     "block-backwards": [
         ":4: groups.office.numbers.0: '+387 33 100 299-200': the block ends before it starts"
     ],
@@ -43,6 +47,10 @@ BAD: dict[str, list[str]] = {
     "duplicate-username": [
         f":11: {SUB}.+387 33 100 202.username: username 'same' is already +38733100201's: "
         "usernames are unique"
+    ],
+    "no-answer-too-short": [
+        f":10: {SUB}.+387 33 100 201.services.no_answer_seconds: Input should be greater "
+        "than or equal to 5"
     ],
     "no-extension": [
         f":6: {SUB}.+387 33 100 201: needs an extension: set one, or the group's extensions.digits"
@@ -88,6 +96,11 @@ BAD: dict[str, list[str]] = {
     ],
     "unknown-customer": [
         ":3: groups.office.customer: 'nobody-inc' is not a customer of trunks.yaml"
+    ],
+    "unknown-lock": [
+        ":7: groups.office.services.locks: hold: not a service that can be locked; these "
+        "are call_waiting, dnd, forward_always, forward_busy, forward_no_answer, "
+        "forward_unreachable"
     ],
     "unknown-key": [
         f":10: {SUB}.+387 33 100 201.voicemail: unknown key (misspelt, or in the wrong place?)"
