@@ -65,7 +65,7 @@ from callserver.config.positions import describe_errors
 from callserver.config.routes import EmergencyConfig, RouteConfig, check_route
 from callserver.config.settings import read_yaml
 from callserver.policy.barring import parse_barring
-from callserver.policy.numbering import e164, normalise
+from callserver.policy.numbering import e164, normalise, possible_e164
 
 __all__ = [
     "DEFAULT_TRUNKS",
@@ -139,10 +139,6 @@ Barring = Annotated[list[str], AfterValidator(_barring)]
 """Outbound barring classes of forwarded legs (``policy.barring``): premium, international, ..."""
 
 
-def _group_numbers(numbers: list[str]) -> list[str]:
-    return [normalise(number) for number in numbers]  # ValueError names the bad number
-
-
 class CustomerConfig(BaseModel):
     """A customer or Centrex group: a channel pool shared by its trunks, its outbound barring,
     and its own numbers (forwarded legs to them stay inside the group: never barred as
@@ -151,7 +147,7 @@ class CustomerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     channels: int | None = Field(None, ge=0)
     barring: Barring = Field(default_factory=list)
-    numbers: Annotated[list[str], AfterValidator(_group_numbers)] = Field(default_factory=list)
+    numbers: list[Annotated[str, AfterValidator(possible_e164)]] = Field(default_factory=list)
 
 
 class TrunkConfig(BaseModel):

@@ -62,6 +62,7 @@ __all__ = [
     "national_number",
     "normalise",
     "parse_pattern",
+    "possible_e164",
     "region_of",
 ]
 
@@ -205,6 +206,27 @@ def e164(text: str, *, country_code: str = BIH_COUNTRY_CODE) -> str:
     number = normalise(text, country_code=country_code)
     if not number.startswith("+"):
         raise ValueError(f"{text!r} is not a full number: write it in E.164 (+387 ...)")
+    return number
+
+
+def possible_e164(text: str, *, country_code: str = BIH_COUNTRY_CODE) -> str:
+    """``text`` as ``e164`` gives it, when its length is possible for its country code
+    (libphonenumber's ``is_possible_number``): a number with digits run together, such as a
+    block ``+387 33 100 250-259`` written where one number belongs, is refused.
+
+    Raises:
+        ValueError: not a full number, or not a possible one.
+    """
+    number = e164(text, country_code=country_code)
+    try:
+        possible = phonenumbers.is_possible_number(phonenumbers.parse(number))
+    except phonenumbers.NumberParseException:
+        possible = False
+    if not possible:
+        raise ValueError(
+            f"{text!r} reads as {number}, which is not a possible number: write one number "
+            "each (a block of numbers belongs to a group in centrex.yaml)"
+        )
     return number
 
 

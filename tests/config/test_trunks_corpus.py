@@ -17,6 +17,11 @@ BAD_DIR = Path(__file__).resolve().parents[1] / "trunks" / "bad"
 HINT = "write digits after an optional +, 00 or 0 ('+387 33'; '+' is every number)"
 
 BAD: dict[str, list[str]] = {
+    "customer-number-range": [
+        ":5: customers.acme.numbers.1: '+387 33 100 250-259' reads as +38733100250259, which "
+        "is not a possible number: write one number each (a block of numbers belongs to a "
+        "group in centrex.yaml)"
+    ],
     "emergency-bad-number": [
         ":2: emergency.numbers: 'fire' is not a telephone number: use digits after an optional +"
     ],
