@@ -75,6 +75,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy --strict callserver
+	$(BIN)/mypy bench
 
 imports: install
 	$(BIN)/lint-imports

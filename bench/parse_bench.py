@@ -20,6 +20,7 @@ call reads under 70 ns.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import timeit
@@ -131,8 +132,8 @@ def main() -> None:
         pool = [build(call) for call in range(args.number)]
         for data in pool[:2]:
             parse_message(data)  # fail loudly before timing if a sample does not parse
-        micros = best_us(lambda pool=pool: parse_all(pool), args.rounds, 1) / len(pool)
-        again = best_us(lambda data=pool[0]: parse_message(data), args.rounds, args.number)
+        micros = best_us(functools.partial(parse_all, pool), args.rounds, 1) / len(pool)
+        again = best_us(functools.partial(parse_message, pool[0]), args.rounds, args.number)
         print(f"{name:7} {len(pool[0]):5d} octets  {micros:8.1f}   ({again:.1f})")
 
 
