@@ -42,6 +42,7 @@ from callserver.media.events import MediaEvent
 from callserver.media.prompt_cache import warm_prompts, warm_prompts_in_slices
 from callserver.media.prompts import PromptStore
 from callserver.policy.overload import EpisodeStarted, OverloadControl
+from callserver.process.alarm import Alarm
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
 from callserver.registrar.accounts import Account
@@ -71,9 +72,8 @@ class Server:
         self.overrides = overrides or {}
         self._loop = asyncio.get_running_loop()
         self.sockets = SipSockets()
-        self._timer: asyncio.TimerHandle | None = None
+        self._alarm = Alarm(self._loop, self._on_timer)  # the endpoint's next deadline
         self.collections = FullCollections(self._loop)  # the scheduled full GC passes
-        self._deadline: float | None = None
         self._stopped = asyncio.Event()
         first = settings.sip.listen[0]
         reached_at = advertised(settings.sip.advertised_address, first)
@@ -215,7 +215,7 @@ class Server:
             if event is None:
                 break
             self._handle(event)
-        self._arm_timer()
+        self._alarm.arm(self.endpoint.get_timer())
 
     def _handle(self, event: SipEvent) -> None:
         try:
@@ -239,22 +239,8 @@ class Server:
         if isinstance(action, CloseConnection):
             log.info("sip.connection_closed", conn_id=action.conn_id, reason=action.reason)
 
-    def _arm_timer(self) -> None:
-        deadline = self.endpoint.get_timer()
-        if deadline == self._deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadline = deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline, self._deadline = self._deadline, None
-        now = self._loop.time()
-        self.endpoint.handle_timer(max(deadline or now, now))
+    def _on_timer(self, deadline: float) -> None:
+        self.endpoint.handle_timer(max(deadline, self._loop.time()))
         self.pump()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -385,8 +371,7 @@ class Server:
 
     async def close(self) -> None:
         """Close every socket and stop the timers."""
-        if self._timer is not None:
-            self._timer.cancel()
+        self._alarm.cancel()
         self.collections.stop()
         if self._overload_timer is not None:
             self._overload_timer.cancel()

@@ -38,6 +38,7 @@ from callserver.calls.authentication import DigestAuthenticator
 from callserver.calls.screening import Screening
 from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
+from callserver.process.alarm import Alarm
 from callserver.registrar.accounts import Account, Accounts
 from callserver.registrar.binding import Binding, BindingChange, Changed
 from callserver.registrar.contacts import ExpiryPolicy
@@ -95,8 +96,7 @@ class Registration:
         self._pending: list[Changed] = []
         self._store_interval = store_interval
         self._flushing: asyncio.TimerHandle | None = None  # the gathered changes' write
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed: float | None = None
+        self._alarm = Alarm(loop, self._expire)  # the registrar's next deadline
         self._written: concurrent.futures.Future[None] | None = None
 
     @classmethod
@@ -189,8 +189,7 @@ class Registration:
 
     async def close(self) -> None:
         """Write what is pending, stop the worker and close the store."""
-        if self._timer is not None:
-            self._timer.cancel()
+        self._alarm.cancel()
         if self._flushing is not None:
             self._flushing.cancel()
         self._flush()
@@ -214,16 +213,9 @@ class Registration:
         self._written.add_done_callback(_log_failure)
 
     def _arm(self, now: float) -> None:
-        deadline = self.registrar.get_timer()
-        if deadline == self._armed:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._armed = deadline
-        self._timer = None if deadline is None else self.loop.call_at(deadline, self._expire)
+        self._alarm.arm(self.registrar.get_timer())
 
-    def _expire(self) -> None:
-        self._timer = self._armed = None
+    def _expire(self, deadline: float) -> None:
         now = self.loop.time()
         expired = self.registrar.handle_timer(now)
         for changed in expired:
