@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from callserver.calls.admission import Admission
+from callserver.calls.forwarding import Forwarding
 from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
 from callserver.calls.phones import PhoneBook
@@ -37,11 +38,13 @@ from callserver.config.settings import (
 )
 from callserver.config.tariffs import load_tariffs
 from callserver.dialplan.routing import Routing, plan_numbers
+from callserver.dialplan.verbs.voicemail import leave_message
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.prompt_cache import warm_prompts, warm_prompts_in_slices
 from callserver.media.prompts import PromptStore
 from callserver.policy.overload import EpisodeStarted, OverloadControl
+from callserver.policy.services import ServiceSettings
 from callserver.process.alarm import Alarm
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
@@ -112,6 +115,17 @@ class Server:
             lambda: self.settings.calls.ring_timeout,
         )
         self.calls.forwarder.phones = self.phones
+        self.calls.host.forwarding = Forwarding(
+            self.calls.forwarder.forward,
+            phones=self.phones,
+            centrex=lambda: self.centrex,
+            settings_of=self._services_of,
+            in_call=self.calls.calls.in_call,
+            voicemail=leave_message,
+            outbound_ring_timeout=lambda: self.settings.calls.outbound_ring_timeout,
+            host=self.endpoint.config.host,
+            now=self._loop.time,
+        )
         outbound = Outbound(  # customers' numbers hold their Centrex blocks (load_customers)
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,
@@ -299,6 +313,11 @@ class Server:
         """SIGHUP: the blacklist at once, the dialplans a file per turn of the loop."""
         self.routing.load_blacklist()
         self.background.run(self.routing.dialplans.reload_in_slices())
+
+    def _services_of(self, number: str) -> ServiceSettings:
+        """The services in force for the subscriber ``number``: the operator's (centrex.yaml)."""
+        subscriber = self.centrex.subscriber(number)
+        return ServiceSettings() if subscriber is None else subscriber.services
 
     def _account(self, username: str) -> Account | None:
         """The account of the centrex.yaml phone ``username`` in force now, for its REGISTERs

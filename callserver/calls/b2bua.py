@@ -52,6 +52,7 @@ from callserver.calls.bridge import bridge_of
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call
 from callserver.calls.destination import Destination, Route, locate_first, routes_for
+from callserver.calls.diverted import Diverted
 from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.originating import leg_from
 from callserver.calls.phase import CallPhase
@@ -102,27 +103,36 @@ class Forwarder:
         ring_timeout: float,
         caller_id: str | None,
         originating: bool = False,
+        diverted: Diverted | None = None,
     ) -> ForwardOutcome:
         """Place the leg, ring it, bridge it; returns when it ends (or could not be placed).
-        ``originating``: the caller's own call out, presented and paid as the caller's."""
+        ``originating``: the caller's own call out, presented and paid as the caller's;
+        ``diverted``: a subscriber's forwarding placed it (``calls.diverted``)."""
         now, admission = self.services.now(), self.services.admission
         customer = call.facts.customer if call.facts else None
         facts = leg_facts(call, target, now, admission.inside_group(customer, target))
         facts.originating = originating
+        who = call.facts if diverted is None else diverted.barring_facts(target, now)
+        if diverted is not None:
+            diverted.mark(facts, inside_group=admission.inside_group(diverted.customer, target))
         phone = self._subscriber(call, target)
-        refusal = self._refusal(call, target, None if phone else route, phone=phone is not None)
+        refusal = self._refusal(call, who, target, None if phone else route, phone=bool(phone))
         if refusal is None and phone is not None:
             assert self.phones is not None
             facts.called = phone.number
             facts.inside_group = True  # a call delivered to our own phone: nothing to charge
             branches = self.phones.contacts(phone, now)
             if branches:
-                return await self._forward(call, facts, caller_id, ring_timeout, branches)
+                return await self._forward(
+                    call, facts, caller_id, ring_timeout, branches, diverted=diverted
+                )
             refusal = "unavailable", 480, "not registered"
         elif refusal is None:
             located = await self._locate(call, target, self._routes(target, route))
             if not isinstance(located, str):
-                return await self._forward(call, facts, caller_id, ring_timeout, *located)
+                return await self._forward(
+                    call, facts, caller_id, ring_timeout, *located, diverted=diverted
+                )
             refusal = "no_route", 503, located
         reason, code, detail = refusal
         facts.extra["end_detail"] = detail
@@ -137,8 +147,9 @@ class Forwarder:
         ring_timeout: float,
         to: Destination | tuple[Branch, ...],
         later: tuple[Route, ...] = (),
+        diverted: Diverted | None = None,
     ) -> ForwardOutcome:
-        leg = self._place(call, facts, to, caller_id)
+        leg = self._place(call, facts, to, caller_id, diverted)
         if leg is None:
             return ForwardOutcome(result="failed", sip_code=503)
         leg.later_routes = later
@@ -158,7 +169,7 @@ class Forwarder:
         )
 
     def _refusal(
-        self, call: Call, target: str, route: str | None, *, phone: bool
+        self, call: Call, who: CallFacts | None, target: str, route: str | None, *, phone: bool
     ) -> tuple[str, int, str] | None:
         """Why the leg may not be placed: (reason, SIP code, CDR end_detail), or None. A
         phone of the operator's own needs no route and is not barred."""
@@ -167,7 +178,7 @@ class Forwarder:
             return "loop", 483, f"max_forwards {call.max_forwards}"
         if phone:
             return None
-        barred = self.services.admission.barred(call.facts, target, self.services.live.tariffs)
+        barred = self.services.admission.barred(who, target, self.services.live.tariffs)
         if barred is not None:  # before the route: a barred number is refused as such
             call.log.info("call.forward_barred", target=target, barring=barred)
             return "barred", 403, barred
@@ -197,6 +208,7 @@ class Forwarder:
         facts: CallFacts,
         to: Destination | tuple[Branch, ...],
         caller_id: str | None,
+        diverted: Diverted | None,
     ) -> Leg | None:
         services = self.services
         grant = services.admission.acquire_leg(call.facts, facts.called)
@@ -219,6 +231,7 @@ class Forwarder:
         leg = Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
         if destination is not None:  # the identity goes toward a carrier, not to our phones
             leg.headers = identity
+        leg.headers += () if diverted is None else diverted.headers
         call.log.info(
             "call.forwarding", target=facts.called, leg_call_id=facts.call_id, rtp_port=stream.port
         )

@@ -73,7 +73,7 @@ def ring_all(services: CallServices, calls: Calls, leg: Leg) -> None:
             peer=branch.peer,
             now=now,
             body=str(leg.offer).encode(),
-            headers=tuple(("Route", hop) for hop in branch.route),
+            headers=(*(("Route", hop) for hop in branch.route), *leg.headers),
             call_id=leg.facts.call_id,
             max_forwards=leg.a.max_forwards - 1,
             flow=True,

@@ -71,6 +71,8 @@ class Call:
     answer: tuple[bytes, StreamConfig] | None = None  # our SDP answer and its stream config
     offer: SessionDescription | None = None  # our offer in a 2xx, until the ACK answers it
     max_forwards: int = 70  # the INVITE's, for the legs we forward (RFC 3261 §16.6)
+    diversion: tuple[str, ...] = ()  # the INVITE's Diversion values (RFC 5806)
+    history_info: tuple[str, ...] = ()  # and its History-Info values (RFC 7044)
     refusal: Rejected | None = None  # over a limit: announced, then refused with this
     session: CallSession | None = None  # when a dialplan runs the call
     task: asyncio.Task[None] | None = None  # the dialplan's task, cancelled in _end

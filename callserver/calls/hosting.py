@@ -17,6 +17,7 @@ from typing import Any
 from callserver.calls.admission import Rejected
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
+from callserver.calls.forwarding import Forwarding
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.phase import CallPhase
 from callserver.calls.registry import Calls
@@ -56,6 +57,7 @@ class SessionHosting:
         self.forwarder = forwarder
         self.operations = operations
         self.router: Router | None = None
+        self.forwarding: Forwarding | None = None  # subscribers' services in front of forwarder
         self._voicemail: tuple[Settings, Path] | None = None
 
     def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
@@ -217,7 +219,8 @@ class SessionHosting:
         call = self.calls.by_session(session)
         if call is None:
             return ForwardOutcome(result="failed")
-        return await self.forwarder.forward(
+        place = self.forwarder.forward if self.forwarding is None else self.forwarding.forward
+        return await place(
             call,
             target=target,
             route=route,

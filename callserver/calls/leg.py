@@ -50,7 +50,7 @@ class Leg:
     responded: bool = False  # the current target sent a response, provisional or final
     bridge: Bridge | None = None  # while bridged: the in-dialog requests of both legs
     later_routes: tuple[Route, ...] = ()  # routes to fail over to, in order
-    headers: tuple[tuple[str, str], ...] = ()  # the caller's identity toward a carrier
+    headers: tuple[tuple[str, str], ...] = ()  # identity toward a carrier; Diversion, History-Info
     branches: tuple[Branch, ...] = ()  # a phone's registered contacts, rung at once
     forks: dict[TransactionKey | None, int | None] | None = None  # branch: final status
 

@@ -198,6 +198,8 @@ class CallManager:
         request = event.request
         call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
         call.max_forwards = max_forwards_of(event)
+        call.diversion = tuple(request.headers.get_all("Diversion"))
+        call.history_info = tuple(request.headers.get_all("History-Info"))
         caller = caller_of(event)
         if self.draining or len(self.calls) >= self.live.settings.calls.max_calls:
             reason = "shutdown" if self.draining else "rejected"

@@ -12,6 +12,10 @@ enters with ``add`` (its ``ADMITTED`` phase), gains its dialog with ``answered``
 ``ANSWERED`` phase) and leaves every index at once with ``remove`` (its ``ENDED`` phase), so
 no path can leave it behind in one of them. ``idle`` is set whenever no call is in progress
 (the drain at shutdown waits for it).
+
+It is also where a Centrex subscriber is *in a call* (``in_call``, for call waiting): from the
+answer of a call from one of its phones (``CallFacts.subscriber``) or of a leg that rang its
+phones, to the end of that dialog; counted as the dialog index changes, so once each way.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Calls:
         self._legs_by_dialog: dict[DialogId, Leg] = {}
         self._sides_by_dialog: dict[DialogId, tuple[Bridge, Side]] = {}
         self._sides_by_stream: dict[int, tuple[Bridge, Side]] = {}
+        self._in_call: dict[str, int] = {}  # subscriber's number: its answered dialogs
         self.total = 0  # calls tracked since start
         self.idle = asyncio.Event()
         self.idle.set()
@@ -69,6 +74,7 @@ class Calls:
         call.enter(CallPhase.ANSWERED)
         call.dialog_id = dialog_id
         self._by_dialog[dialog_id] = call
+        self._count(_phone_of(call), 1)
 
     def hosted(self, call: Call, session: CallSession) -> None:
         """A dialplan session runs ``call``."""
@@ -79,8 +85,8 @@ class Calls:
         """``call`` ended: out of every index at once."""
         call.enter(CallPhase.ENDED)
         self._by_key.pop(call.key, None)
-        if call.dialog_id is not None:
-            self._by_dialog.pop(call.dialog_id, None)
+        if call.dialog_id is not None and self._by_dialog.pop(call.dialog_id, None) is call:
+            self._count(_phone_of(call), -1)
         if call.stream is not None:
             self._by_stream.pop(call.stream.stream_id, None)
         if call.session is not None:
@@ -119,11 +125,11 @@ class Calls:
         """A 2xx created ``leg``'s dialog (UAC side, RFC 3261 §12.1.2)."""
         leg.dialog_id = dialog_id
         self._legs_by_dialog[dialog_id] = leg
+        self._count(_rung(leg), 1)
 
     def leg_dialog_ended(self, leg: Leg) -> None:
         """``leg``'s dialog is over (BYE either way, or its failure)."""
-        if leg.dialog_id is not None:
-            self._legs_by_dialog.pop(leg.dialog_id, None)
+        self._leg_over(leg)
         leg.dialog_id = None
 
     def fork_sent(self, leg: Leg, handle: TransactionKey | None) -> None:
@@ -137,8 +143,27 @@ class Calls:
         self._legs_by_handle.pop(leg.handle, None)
         for handle in leg.forks or ():
             self._legs_by_handle.pop(handle, None)
-        if leg.dialog_id is not None:
-            self._legs_by_dialog.pop(leg.dialog_id, None)
+        self._leg_over(leg)
+
+    def _leg_over(self, leg: Leg) -> None:
+        if leg.dialog_id is not None and self._legs_by_dialog.pop(leg.dialog_id, None) is leg:
+            self._count(_rung(leg), -1)
+
+    # Subscribers in a call ------------------------------------------------------------------
+
+    def in_call(self, number: str) -> bool:
+        """True while the subscriber ``number`` (E.164, ``+``) has an answered call to or
+        from one of its phones."""
+        return number in self._in_call
+
+    def _count(self, number: str | None, step: int) -> None:
+        if number is None:
+            return
+        count = self._in_call.get(number, 0) + step
+        if count > 0:
+            self._in_call[number] = count
+        else:
+            self._in_call.pop(number, None)
 
     def leg_by_handle(self, handle: TransactionKey | None) -> Leg | None:
         """The leg whose current (or abandoned but not dropped) INVITE is ``handle``."""
@@ -169,3 +194,13 @@ class Calls:
     def side_by_stream(self, stream_id: int) -> tuple[Bridge, Side] | None:
         """The bridge and side whose stream is ``stream_id``."""
         return self._sides_by_stream.get(stream_id)
+
+
+def _phone_of(call: Call) -> str | None:
+    """The subscriber whose phone placed ``call``, if a phone did."""
+    return None if call.facts is None else call.facts.subscriber
+
+
+def _rung(leg: Leg) -> str | None:
+    """The subscriber whose phones ``leg`` rang (a leg to a phone's contacts), else None."""
+    return leg.facts.called if leg.forks is not None else None

@@ -72,6 +72,7 @@ _LEGS = ("a", "b")
 _STATUSES = ("final", "aborted")
 _DIRECTIONS = ("inbound", "outbound", "internal")
 _HANGUP_BY = ("caller", "callee", "server")
+_DIVERSION_REASONS = ("unconditional", "user-busy", "no-answer", "unavailable")
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _MS = timedelta(milliseconds=1)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # ensure_ascii: every line is pure ASCII
@@ -234,6 +235,11 @@ class CdrRecord:
     # A Centrex phone's call: the phone's number (E.164, with "+"); ``customer`` is its group's
     # customer, who pays the caller's charges of the leg (an outbound leg to a carrier too).
     subscriber: str | None = None
+    # A leg a Centrex subscriber's forwarding placed (leg b, paid by that subscriber): why
+    # (RFC 5806 reason: unconditional, user-busy, no-answer, unavailable) and whose number
+    # diverted it. A call that went to the subscriber's voicemail box carries them on leg a.
+    diversion_reason: str | None = None
+    diverted_from: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -328,6 +334,8 @@ _OPTIONAL_TEXT = (
     *("voicemail_path", "recording_path", "number_class", "tariff", "payer", "currency"),
     "end_detail",
     "subscriber",
+    "diversion_reason",
+    "diverted_from",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
 _CHOICES = {
@@ -335,6 +343,7 @@ _CHOICES = {
     "status": _STATUSES,
     "direction": _DIRECTIONS,
     "hangup_by": (*_HANGUP_BY, None),
+    "diversion_reason": (*_DIVERSION_REASONS, None),
 }
 _FIELD_NAMES = tuple(f.name for f in fields(CdrRecord))
 _ALL_FIELDS = attrgetter(*_FIELD_NAMES)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
 from callserver.calls.call import Call
+from callserver.calls.leg import Leg
 from callserver.calls.phase import CallPhase, CallPhaseError
 from callserver.calls.registry import Calls
+from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession, SessionHost
 from callserver.media.stream import MediaStream
 from callserver.policy.caller import caller_identity
@@ -60,3 +62,44 @@ def test_a_removed_call_cannot_be_removed_again(tmp_path: Path) -> None:
     calls.remove(call)
     with pytest.raises(CallPhaseError):
         calls.remove(call)
+
+
+def _phone_leg(call: Call, number: str) -> Leg:
+    facts = CallFacts(call_id="leg-1", caller="100", called=number, offered_at=0.0)
+    stream = MediaStream(8, 20016, ssrc=2, sequence=1, timestamp=0)
+    unused: Any = None  # the registry reads none of these
+    leg = Leg(call, None, stream, unused, facts, None, unused, unused, None, unused)
+    leg.forks = {}
+    return leg
+
+
+def test_a_subscriber_is_in_a_call_from_each_answer_to_the_end_of_that_dialog(
+    tmp_path: Path,
+) -> None:
+    """A phone's own answered call, and an answered leg that rang another's phones, count
+    once each until their dialog ends or they are removed, however often that is said."""
+    calls = Calls()
+    call, _ = _call(tmp_path)
+    call.facts = CallFacts(call_id="c1", caller="201", called="+38733100202", offered_at=0.0)
+    call.facts.subscriber = "+38733100201"
+    calls.add(call)
+    assert not calls.in_call("+38733100201")
+    calls.answered(call, DIALOG)
+    leg = _phone_leg(call, "+38733100202")
+    calls.leg_answered(leg, DialogId("leg-1", "a", "b"))
+    assert calls.in_call("+38733100201") and calls.in_call("+38733100202")
+    calls.leg_dialog_ended(leg)
+    calls.remove_leg(leg)
+    assert not calls.in_call("+38733100202")
+    calls.remove(call)
+    assert not calls.in_call("+38733100201")
+
+
+def test_a_leg_through_a_route_makes_nobody_busy(tmp_path: Path) -> None:
+    """Only a leg to a phone's contacts counts; a leg out to a carrier does not."""
+    calls = Calls()
+    call, _ = _call(tmp_path)
+    leg = _phone_leg(call, "+38761200300")
+    leg.forks = None
+    calls.leg_answered(leg, DialogId("leg-1", "a", "b"))
+    assert not calls.in_call("+38761200300")

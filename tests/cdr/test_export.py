@@ -31,7 +31,8 @@ HEADER = (
     '"start_stamp","answer_stamp","end_stamp","billmsec","disposition_detail","hangup_cause",'
     '"q850_cause","sip_code","hangup_by","end_reason","language","steps","digits","survey",'
     '"voicemail_path","recording_path","number_class","tariff","billed_units","billed_seconds",'
-    '"payer","cost","vat","currency","end_detail","charges","subscriber"\n'
+    '"payer","cost","vat","currency","end_detail","charges","subscriber",'
+    '"diversion_reason","diverted_from"\n'
 )
 ROW = (
     '"acme","061234567","033123456","38733123456.yaml","061234567","SIP/pbx-1","","menu","",'
@@ -44,7 +45,7 @@ ROW = (
     '"[{""payer"":""caller"",""tariff"":""local"",""billed_units"":61,""billed_seconds"":61,'
     '""cost"":""0.0508"",""vat"":""0.0086""},{""payer"":""called"",""tariff"":""local"",'
     '""billed_units"":61,""billed_seconds"":61,""cost"":""0.0203"",""vat"":""0.0035""}]",'
-    '"+38733100201"\n'
+    '"+38733100201","user-busy","+38733100202"\n'
 )
 CHARGES = [
     {
@@ -86,6 +87,8 @@ def _full_record() -> CdrRecord:
         currency="BAM",
         charges=CHARGES,
         subscriber="+38733100201",
+        diversion_reason="user-busy",
+        diverted_from="+38733100202",
     )
 
 

@@ -198,6 +198,19 @@ def test_a_phones_record_names_it_and_older_lines_have_no_subscriber() -> None:
         make_record(3, subscriber=38733100201)
 
 
+def test_a_diverted_legs_record_says_why_and_by_whom_and_older_lines_have_neither() -> None:
+    """diversion_reason and diverted_from round-trip; older lines read as None; an unknown
+    reason is refused."""
+    record = make_record(1, diversion_reason="no-answer", diverted_from="+38733100201")
+    back = CdrRecord.from_json(record.to_json())
+    assert (back.diversion_reason, back.diverted_from) == ("no-answer", "+38733100201")
+    data = json.loads(make_record(2).to_json())
+    del data["diversion_reason"], data["diverted_from"]
+    assert CdrRecord.from_json(json.dumps(data)).diversion_reason is None
+    with pytest.raises(ValueError, match="diversion_reason 'deflection' is not one of"):
+        make_record(3, diversion_reason="deflection")
+
+
 def test_records_are_hashable_values() -> None:
     """Equal records hash alike (survey is left out of the hash), so they can go in sets."""
     assert len({make_record(1, survey={"q1": 5}), make_record(1, survey={"q1": 5})}) == 1

@@ -30,7 +30,7 @@ from callserver.dialplan.verbs.base import (
     present,
 )
 
-__all__ = ["VERB", "Params"]
+__all__ = ["VERB", "Params", "leave_message"]
 
 
 class Params(StepParams):
@@ -80,6 +80,12 @@ async def run(call: CallControl, step: Step) -> str | None:
     if recorded.path is not None:
         call.note("voicemail", recorded.path)
     return params.next  # only an explicit ``next``: by default the call ends here
+
+
+async def leave_message(call: CallControl, mailbox: str) -> None:
+    """The step's greeting, beep and recording into ``mailbox``, with the defaults above."""
+    params = Params(voicemail=mailbox)
+    await run(call, Step(name="voicemail", verb="voicemail", params=params, next=None))
 
 
 VERB = Verb(name="voicemail", params=Params, requires=Precondition.ANSWERED, run=run)

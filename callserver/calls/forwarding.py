@@ -1,0 +1,254 @@
+"""Call forwarding and call waiting for every call to a Centrex subscriber.
+
+Theory of operation
+-------------------
+``Forwarding.forward`` stands in front of ``b2bua.Forwarder.forward`` for every leg a call
+asks for (a call to a subscriber's number from a trunk or a phone, a phone dialling an
+extension, a dialplan's ``forward`` step). A leg to anything but a subscriber goes to the
+forwarder as it is. A leg to a subscriber is decided by ``policy.diversion`` from the
+subscriber's services in force (``settings_of``):
+
+- forwarding always (CFU) diverts before anything rings;
+- do-not-disturb, or a subscriber already in a call (``in_call``, ``registry.Calls``) with
+  call waiting off, is busy: forwarding on busy (CFB) diverts, else the caller gets 486; with
+  call waiting on, the second call rings its phones as any call does (they show it);
+- a subscriber with no usable registration diverts when not reachable;
+- otherwise its phones ring, for the no-answer forwarding's ring time when that is set, and
+  a busy answer (486/600) diverts on busy, no answer in that time on no answer (CFNR).
+
+A diversion's target is a number (E.164, or an extension of the subscriber's group), or
+``VM``, the subscriber's own voicemail box (``voicemail``: the message is recorded into the
+mailbox named by the subscriber's number digits). A subscriber target is decided the same way
+in its turn (its own forwarding applies); any other number goes out through the outbound
+routes as a leg of the forwarding subscriber (``calls.diverted``: its barring, its payment,
+the ``Diversion`` and ``History-Info`` entries). A diversion the chain refuses (the sixth, or
+back to a number already in it: ``policy.diversion.Chain``) is not made: the subscriber is
+then treated as having no forwarding at all, so the caller gets what it would have got
+without (the phones ring, 486, or 480).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from callserver.calls.call import Call
+from callserver.calls.diverted import Diverted
+from callserver.calls.phones import PhoneBook
+from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.config.centrex import Centrex, Subscriber
+from callserver.policy.diversion import (
+    MAX_DIVERSIONS,
+    Chain,
+    after_ringing,
+    before_ringing,
+    ring_time,
+)
+from callserver.policy.numbering import normalise
+from callserver.policy.services import VOICEMAIL, DiversionReason, ServiceSettings
+
+__all__ = ["Forwarding", "Place", "Voicemail"]
+
+Voicemail = Callable[[CallSession, str], Awaitable[None]]
+"""Record the caller's message into a mailbox (the session's call; the mailbox's name)."""
+
+
+class Place(Protocol):
+    """Place one leg and bridge it (``b2bua.Forwarder.forward``)."""
+
+    def __call__(
+        self,
+        call: Call,
+        *,
+        target: str,
+        route: str | None,
+        ring_timeout: float,
+        caller_id: str | None,
+        originating: bool = False,
+        diverted: Diverted | None = None,
+    ) -> Awaitable[ForwardOutcome]:
+        """The leg's outcome once it has ended, or why it was not placed."""
+
+
+class Forwarding:
+    """The services of calls to subscribers; see the module docstring.
+
+    Args:
+        place: places a leg (the forwarder's).
+        phones: the subscribers and their registered contacts.
+        centrex: the groups in force.
+        settings_of: a subscriber's services in force, by its number.
+        in_call: True while the subscriber of a number is in an answered call.
+        voicemail: records a diverted caller's message.
+        outbound_ring_timeout: how long a diverted leg to an outside number may ring.
+        host: our host name, for the URIs of the diversion entries.
+        now: the calls layer's clock.
+    """
+
+    def __init__(
+        self,
+        place: Place,
+        *,
+        phones: PhoneBook,
+        centrex: Callable[[], Centrex],
+        settings_of: Callable[[str], ServiceSettings],
+        in_call: Callable[[str], bool],
+        voicemail: Voicemail,
+        outbound_ring_timeout: Callable[[], float],
+        host: str,
+        now: Callable[[], float],
+    ) -> None:
+        self._place = place
+        self._phones = phones
+        self._centrex = centrex
+        self._settings_of = settings_of
+        self._in_call = in_call
+        self._voicemail = voicemail
+        self._outbound_ring_timeout = outbound_ring_timeout
+        self._host = host
+        self._now = now
+
+    async def forward(
+        self,
+        call: Call,
+        *,
+        target: str,
+        route: str | None,
+        ring_timeout: float,
+        caller_id: str | None,
+        originating: bool = False,
+    ) -> ForwardOutcome:
+        """The outcome of the call's leg to ``target``, with the services of the subscriber
+        it names applied (module docstring); any other target is placed as it is."""
+        subscriber = None if originating else self._subscriber(call, target)
+        if subscriber is None:
+            return await self._place(
+                call,
+                target=target,
+                route=route,
+                ring_timeout=ring_timeout,
+                caller_id=caller_id,
+                originating=originating,
+            )
+        chain = Chain.of(
+            called=subscriber.number,
+            host=self._host,
+            diversion=call.diversion,
+            history=call.history_info,
+        )
+        return await self._deliver(call, subscriber, chain, None, ring_timeout, caller_id)
+
+    async def _deliver(
+        self,
+        call: Call,
+        subscriber: Subscriber,
+        chain: Chain,
+        diverted: Diverted | None,
+        ring_timeout: float,
+        caller_id: str | None,
+    ) -> ForwardOutcome:
+        """Divert, refuse or ring ``subscriber``; ``diverted``: how the call came to it."""
+        settings = self._settings_of(subscriber.number)
+        registered = bool(self._phones.contacts(subscriber, self._now()))
+        in_call = self._in_call(subscriber.number)
+        first = before_ringing(settings, registered=registered, in_call=in_call)
+        if first is not None and first != "busy":
+            args = (call, subscriber, chain, first, settings, ring_timeout, caller_id)
+            outcome = await self._divert(*args)
+            if outcome is not None:
+                return outcome
+            settings = settings.forwarding_off()
+            first = before_ringing(settings, registered=registered, in_call=in_call)
+        if first == "busy":
+            call.log.info("call.subscriber_busy", subscriber=subscriber.number, dnd=settings.dnd)
+            return ForwardOutcome(result="busy", sip_code=486)
+        outcome = await self._place(
+            call,
+            target=subscriber.number,
+            route=None,
+            ring_timeout=ring_time(settings, ring_timeout),
+            caller_id=caller_id,
+            diverted=diverted,
+        )
+        then = after_ringing(settings, outcome.result) if registered else None
+        if then is None:
+            return outcome
+        args = (call, subscriber, chain, then, settings, ring_timeout, caller_id)
+        return await self._divert(*args) or outcome
+
+    async def _divert(
+        self,
+        call: Call,
+        subscriber: Subscriber,
+        chain: Chain,
+        reason: DiversionReason,
+        settings: ServiceSettings,
+        ring_timeout: float,
+        caller_id: str | None,
+    ) -> ForwardOutcome | None:
+        """Divert the call for ``reason``; None when the chain refuses the diversion."""
+        written = settings.target_for(reason) or ""
+        target = self._target(subscriber, written)
+        if target is None or not chain.allows(target):
+            call.log.warning(
+                "call.diversion_stopped",
+                subscriber=subscriber.number,
+                target=written,
+                reason=reason,
+                diversions=chain.count,
+                limit=chain.count >= MAX_DIVERSIONS,
+            )
+            return None
+        chain = chain.diverted(by=subscriber.number, to=target, reason=reason, host=self._host)
+        group = self._centrex().groups.get(subscriber.group)
+        customer = None if group is None else group.customer
+        diverted = Diverted(by=subscriber, customer=customer, reason=reason, chain=chain)
+        call.log.info(
+            "call.diverted",
+            subscriber=subscriber.number,
+            target=target,
+            reason=reason,
+            diversions=chain.count,
+        )
+        if target == VOICEMAIL:
+            return await self._to_voicemail(call, diverted)
+        following = self._centrex().subscriber(target)
+        if following is not None:
+            return await self._deliver(call, following, chain, diverted, ring_timeout, caller_id)
+        return await self._place(
+            call,
+            target=target,
+            route=None,
+            ring_timeout=self._outbound_ring_timeout(),
+            caller_id=caller_id,
+            diverted=diverted,
+        )
+
+    async def _to_voicemail(self, call: Call, diverted: Diverted) -> ForwardOutcome:
+        """The caller leaves a message in the forwarding subscriber's box."""
+        if call.session is None:
+            return ForwardOutcome(result="failed")
+        if call.facts is not None:
+            call.facts.extra["diversion_reason"] = diverted.reason
+            call.facts.extra["diverted_from"] = diverted.by.number
+        await self._voicemail(call.session, diverted.by.number.lstrip("+"))
+        return ForwardOutcome(result="answered")
+
+    def _subscriber(self, call: Call, target: str) -> Subscriber | None:
+        facts = call.facts
+        return self._phones.subscriber(
+            target, facts.called if facts else None, facts.caller if facts else None
+        )
+
+    def _target(self, subscriber: Subscriber, written: str) -> str | None:
+        """A forwarding target as a number to divert to (an extension of the subscriber's
+        group: its subscriber's number), ``VM``, or None when it is no number."""
+        if written == VOICEMAIL:
+            return VOICEMAIL
+        colleague = self._centrex().extension(subscriber.group, written)
+        if colleague is not None:
+            return colleague.number
+        try:
+            return normalise(written)
+        except ValueError:
+            return None
