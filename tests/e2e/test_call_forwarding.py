@@ -9,6 +9,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
+from callserver.media import g711
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -208,3 +211,24 @@ def test_two_subscribers_forwarding_to_each_other_end(sipp: str, tmp_path: Path)
     assert (stopped["subscriber"], stopped["target"], stopped["limit"]) == (B, "201", False)
     a, b = _legs(server)
     assert a["sip_code"] == 480 and b["called_raw"] == B and b["diverted_from"] == A, (a, b)
+
+
+def test_forwarding_to_vm_records_the_message_into_the_subscribers_box(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 is not registered and forwards then to VM: the caller is answered with the
+    voicemail greeting and its message lands in the mailbox of 201's digits; the caller's
+    CDR names the message and the diversion."""
+    seconds = np.arange(8 * 8000) / 8000.0  # the greeting hides its start
+    tone = (8000 * np.sin(2 * np.pi * 440.0 * seconds)).astype(np.int16)
+    (tmp_path / "voicemail-message.ulaw").write_bytes(g711.encode("PCMU", tone))
+    with stopped_on_exit(_server(tmp_path, {"201": {"forward_unreachable": "VM"}})) as server:
+        result = run_scenario(
+            sipp, tmp_path, server, "uac-leaves-voicemail-then-hangs-up.xml", *CALLER, "-d", "12000"
+        )
+        assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+        server.wait_for("call.ended")
+    (wav,) = (server.data_dir / "voicemail" / "38733100201").glob("*.wav")
+    (record,) = _legs(server)
+    assert record["voicemail_path"] == str(wav), record
+    assert (record["diversion_reason"], record["diverted_from"]) == ("unavailable", A)
