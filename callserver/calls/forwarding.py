@@ -174,7 +174,8 @@ class Forwarding:
         if then is None:
             return outcome
         args = (call, subscriber, chain, then, settings, ring_timeout, caller_id)
-        return await self._divert(*args) or outcome
+        status = 408 if then == "no-answer" else outcome.sip_code  # no answer: timed out
+        return await self._divert(*args, status=status) or outcome
 
     async def _divert(
         self,
@@ -185,8 +186,11 @@ class Forwarding:
         settings: ServiceSettings,
         ring_timeout: float,
         caller_id: str | None,
+        *,
+        status: int | None = None,
     ) -> ForwardOutcome | None:
-        """Divert the call for ``reason``; None when the chain refuses the diversion."""
+        """Divert the call for ``reason`` (``status``: the phones' answer that made it);
+        None when the chain refuses the diversion."""
         written = settings.target_for(reason) or ""
         target = self._target(subscriber, written)
         if target is None or not chain.allows(target):
@@ -199,7 +203,9 @@ class Forwarding:
                 limit=chain.count >= MAX_DIVERSIONS,
             )
             return None
-        chain = chain.diverted(by=subscriber.number, to=target, reason=reason, host=self._host)
+        chain = chain.diverted(
+            by=subscriber.number, to=target, reason=reason, host=self._host, status=status
+        )
         group = self._centrex().groups.get(subscriber.group)
         customer = None if group is None else group.customer
         diverted = Diverted(by=subscriber, customer=customer, reason=reason, chain=chain)

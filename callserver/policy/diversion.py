@@ -122,8 +122,12 @@ class Chain:
         loop = target != VOICEMAIL and target in self.numbers
         return self.count < MAX_DIVERSIONS and not loop
 
-    def diverted(self, *, by: str, to: str, reason: DiversionReason, host: str) -> Chain:
-        """The chain after ``by`` diverted the call to ``to`` for ``reason``."""
+    def diverted(
+        self, *, by: str, to: str, reason: DiversionReason, host: str, status: int | None = None
+    ) -> Chain:
+        """The chain after ``by`` diverted the call to ``to`` for ``reason``; ``status``: the
+        phones' final response that made it divert, escaped as a ``Reason`` header into the
+        URI of the entry it retargets (RFC 7044 §10.2)."""
         index = f"{self.last_index}.1"
         entry = f"<{_uri(by, host)}>;reason={reason};counter=1"
         target = to if to != VOICEMAIL else by
@@ -133,7 +137,7 @@ class Chain:
             numbers=(*self.numbers, to),
             count=self.count + 1,
             diversion=(entry, *self.diversion),
-            history=(*self.history, info),
+            history=(*self.history[:-1], _with_reason(self.history[-1], status), info),
             last_index=index,
         )
 
@@ -142,6 +146,15 @@ class Chain:
         if not self.count:
             return ()
         return (("Diversion", ", ".join(self.diversion)), ("History-Info", ", ".join(self.history)))
+
+
+def _with_reason(entry: str, status: int | None) -> str:
+    """``entry`` with ``Reason: SIP;cause=status`` escaped into its URI (RFC 7044 §10.2),
+    unless it has no status or its URI carries headers already."""
+    end = entry.find(">")
+    if status is None or end < 0 or "?" in entry[:end]:
+        return entry
+    return f"{entry[:end]}?Reason=SIP%3Bcause%3D{status}{entry[end:]}"
 
 
 def _uri(number: str, host: str) -> str:

@@ -86,6 +86,14 @@ def test_a_second_diversion_goes_on_top_and_one_level_deeper() -> None:
     assert chain.count == 2
 
 
+def test_a_diversion_on_the_phones_answer_escapes_it_as_reason_into_the_retargeted_entry() -> None:
+    """The entry the phones' 486 retargeted carries Reason: SIP;cause=486 in its URI."""
+    chain = _chain().diverted(by=A, to=B, reason="user-busy", host=HOST, status=486)
+    history = dict(chain.headers())["History-Info"]
+    assert history.startswith(f"<sip:{A}@{HOST}?Reason=SIP%3Bcause%3D486>;index=1, ")
+    assert history.endswith(f"<sip:{B}@{HOST};cause=486>;index=1.1;mp=1")
+
+
 def test_an_incoming_invites_entries_are_kept_and_counted() -> None:
     """The INVITE's own Diversion counters count toward the limit, its numbers toward loops,
     and its History-Info entries come first with ours below its last index."""
