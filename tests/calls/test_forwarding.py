@@ -21,6 +21,7 @@ from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.config.centrex import Centrex, compile_centrex
 from callserver.config.centrex_file import CentrexFile
+from callserver.policy.diversion import Chain
 from callserver.policy.services import VOICEMAIL, ServiceSettings
 from callserver.registrar.binding import Binding
 from callserver.sip.peer import Peer
@@ -219,3 +220,24 @@ def test_a_long_chain_stops_after_five_diversions() -> None:
     _, legs, _ = _run(settings, {}, numbers=numbers, target=numbers[0])
     assert [t for t, _, _ in legs.placed] == [numbers[5]]
     assert legs.placed[0][2] is not None and legs.placed[0][2].chain.count == 5
+
+
+def test_a_diverted_leg_is_the_forwarding_subscribers() -> None:
+    """Barring reads the forwarding subscriber (its number, group, customer), and the leg's
+    CDR facts are paid by its customer, say why and by whom, and are no call out."""
+    centrex = _centrex((A, B, C))
+    by = centrex.subscriber(A)
+    assert by is not None
+    chain = Chain.of(called=A, host="h", diversion=(), history=()).diverted(
+        by=A, to=OUTSIDE, reason="no-answer", host="h"
+    )
+    diverted = Diverted(by=by, customer="acme", reason="no-answer", chain=chain)
+    barring = diverted.barring_facts(OUTSIDE, 5.0)
+    assert (barring.subscriber, barring.group, barring.customer) == (A, "office", "acme")
+    assert (barring.caller, barring.trunk) == (A, None)
+    facts = CallFacts(call_id="leg", caller="38761000000", called=OUTSIDE, offered_at=5.0)
+    facts.customer, facts.originating = "carrier-customer", True
+    diverted.mark(facts, inside_group=False)
+    assert (facts.customer, facts.forwarded_from, facts.originating) == ("acme", A, False)
+    assert facts.extra == {"diversion_reason": "no-answer", "diverted_from": A}
+    assert [name for name, _ in diverted.headers] == ["Diversion", "History-Info"]
