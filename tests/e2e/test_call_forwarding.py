@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
+    plan_dir,
     popen_sipp,
     run_scenario,
     run_sipp,
@@ -232,3 +233,27 @@ def test_forwarding_to_vm_records_the_message_into_the_subscribers_box(
     (record,) = _legs(server)
     assert record["voicemail_path"] == str(wav), record
     assert (record["diversion_reason"], record["diverted_from"]) == ("unavailable", A)
+
+
+def test_a_dialplan_forward_to_a_subscriber_follows_its_forwarding(
+    sipp: str, tmp_path: Path
+) -> None:
+    """The main number's plan forwards to extension 201, which forwards always to 202: 202
+    answers the diverted call (Diversion unconditional by 201)."""
+    plans = plan_dir(tmp_path, "38733100200", 'steps:\n  reception:\n    forward: "201"\n')
+    write_phones(tmp_path, services={"201": {"forward_always": "202"}})
+    server = start_server(tmp_path, trunks=CALLING, dialplans=plans)
+    with stopped_on_exit(server):
+        port = _register(sipp, tmp_path, server, "202")
+        with phone(sipp, tmp_path, _expecting(tmp_path, "unconditional"), port) as rung:
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sn", "uac", "-d", "1500", "-s", "38733100200", "-m", "1"),
+                timeout=30,
+            )
+            assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+            finished(rung, server)
+    a, b = _legs(server)
+    assert a["steps"] == ["reception"] and (b["called_raw"], b["diverted_from"]) == (B, A)
