@@ -16,9 +16,10 @@ Each diversion adds one entry to the call's ``Chain``: a ``Diversion`` entry (RF
 the diverting number with ``reason`` and ``counter=1``, newest first) and a ``History-Info``
 entry (RFC 7044 §9.2: the new target as a child of the entry before it, with ``mp`` naming
 that parent, and the RFC 4458 §3 ``cause`` of the diversion in its URI). An incoming INVITE's
-own entries are kept in front of ours; its ``counter`` values count toward the limit. A chain
-takes at most ``MAX_DIVERSIONS`` diversions and never returns to a number it has already been
-at (a loop): ``Chain.allows`` says whether one more may happen.
+own entries are kept in front of ours; its diversions count toward the limit (the sum of its
+``Diversion`` counters, or its ``History-Info`` entries with a ``cause``, whichever is more).
+A chain takes at most ``MAX_DIVERSIONS`` diversions and never returns to a number it has
+already been at (a loop): ``Chain.allows`` says whether one more may happen.
 
 Pure: values and functions, no I/O.
 """
@@ -107,7 +108,7 @@ class Chain:
         div = tuple(e for value in diversion for e in _entries(value))
         hist = tuple(e for value in history for e in _entries(value))
         numbers = {_number(e) for e in (*div, *hist)} - {None}
-        count = sum(_counter(e) for e in div)
+        count = max(sum(_counter(e) for e in div), sum(map(_diverted, hist)))
         if not hist:
             hist = (f"<{_uri(called, host)}>;index=1",)
         last = _param(hist[-1], "index") or "1"
@@ -189,5 +190,15 @@ def _param(entry: str, name: str) -> str | None:
 
 
 def _counter(entry: str) -> int:
+    """A Diversion entry's diversions: its ``counter``, at least 1 (RFC 5806 §4)."""
     value = _param(entry, "counter")
-    return int(value) if value is not None and value.isdigit() else 1
+    return max(1, int(value)) if value is not None and value.isdigit() else 1
+
+
+def _diverted(entry: str) -> bool:
+    """True for a History-Info entry of a diversion: its URI has an RFC 4458 ``cause``."""
+    try:
+        uri = parse_address(entry).uri
+    except ValueError:
+        return False
+    return isinstance(uri, SipUri) and uri.param("cause") is not None

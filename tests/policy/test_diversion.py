@@ -113,6 +113,16 @@ def test_an_incoming_invites_entries_are_kept_and_counted() -> None:
     assert diverted["History-Info"].endswith(";cause=503>;index=1.2.1;mp=1.2")
 
 
+def test_incoming_diversions_count_however_they_are_written() -> None:
+    """A counter of 0 still counts one; History-Info entries with a cause count when they
+    say more than the Diversion header does."""
+    zero = "<sip:+38761999999@carrier.example>;reason=unconditional;counter=0"
+    assert Chain.of(called=A, host=HOST, diversion=(zero,) * 5, history=()).count == 5
+    entries = ", ".join(f"<sip:+3876199999{n}@c;cause=302>;index=1.{n}" for n in range(6))
+    chain = Chain.of(called=A, host=HOST, diversion=(), history=(entries,))
+    assert chain.count == 6 and not chain.allows(C)
+
+
 def test_a_chain_stops_after_five_diversions() -> None:
     """Five diversions are taken; the sixth is refused."""
     chain = _chain()
