@@ -200,7 +200,7 @@ class Forwarding:
                 target=written,
                 reason=reason,
                 diversions=chain.count,
-                limit=chain.count >= MAX_DIVERSIONS,
+                why=_why_stopped(target, chain),
             )
             return None
         chain = chain.diverted(
@@ -251,10 +251,20 @@ class Forwarding:
         group: its subscriber's number), ``VM``, or None when it is no number."""
         if written == VOICEMAIL:
             return VOICEMAIL
-        colleague = self._centrex().extension(subscriber.group, written)
-        if colleague is not None:
-            return colleague.number
+        if written.isdigit() and len(written) <= _EXTENSION_DIGITS:  # as centrex.yaml reads it
+            colleague = self._centrex().extension(subscriber.group, written)
+            return None if colleague is None else colleague.number
         try:
             return normalise(written)
         except ValueError:
             return None
+
+
+_EXTENSION_DIGITS = 6  # a target of at most this many digits is an extension of the group
+
+
+def _why_stopped(target: str | None, chain: Chain) -> str:
+    """Why a diversion was not made, for the log: no such target, the limit, or a loop."""
+    if target is None:
+        return "no_such_target"
+    return "limit" if chain.count >= MAX_DIVERSIONS else "loop"

@@ -222,6 +222,12 @@ def test_a_long_chain_stops_after_five_diversions() -> None:
     assert legs.placed[0][2] is not None and legs.placed[0][2].chain.count == 5
 
 
+def test_an_extension_the_group_does_not_have_is_no_target() -> None:
+    """CFB to extension 299, which nobody has: no diversion, the caller gets the busy."""
+    outcome, legs, _ = _run({A: ServiceSettings(forward_busy="299")}, {A: BUSY})
+    assert outcome == BUSY and [t for t, _, _ in legs.placed] == [A]
+
+
 def test_a_diverted_leg_is_the_forwarding_subscribers() -> None:
     """Barring reads the forwarding subscriber (its number, group, customer), and the leg's
     CDR facts are paid by its customer, say why and by whom, and are no call out."""

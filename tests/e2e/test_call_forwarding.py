@@ -209,7 +209,7 @@ def test_two_subscribers_forwarding_to_each_other_end(sipp: str, tmp_path: Path)
         result = run_scenario(sipp, tmp_path, server, "uac-expect-480.xml", *CALLER)
         assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
         stopped = server.wait_for("call.diversion_stopped")
-    assert (stopped["subscriber"], stopped["target"], stopped["limit"]) == (B, "201", False)
+    assert (stopped["subscriber"], stopped["target"], stopped["why"]) == (B, "201", "loop")
     a, b = _legs(server)
     assert a["sip_code"] == 480 and b["called_raw"] == B and b["diverted_from"] == A, (a, b)
 
