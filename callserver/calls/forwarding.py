@@ -149,7 +149,8 @@ class Forwarding:
     ) -> ForwardOutcome:
         """Divert, refuse or ring ``subscriber``; ``diverted``: how the call came to it."""
         settings = self._settings_of(subscriber.number)
-        registered = bool(self._phones.contacts(subscriber, self._now()))
+        needed = settings.forward_unreachable or settings.forward_no_answer  # else unread
+        registered = not needed or bool(self._phones.contacts(subscriber, self._now()))
         in_call = self._in_call(subscriber.number)
         first = before_ringing(settings, registered=registered, in_call=in_call)
         if first is not None and first != "busy":
