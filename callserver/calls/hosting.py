@@ -18,6 +18,7 @@ from callserver.calls.admission import Rejected
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
 from callserver.calls.forwarding import Forwarding
+from callserver.calls.conference import Conferences
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.phase import CallPhase
 from callserver.calls.registry import Calls
@@ -58,6 +59,7 @@ class SessionHosting:
         self.operations = operations
         self.router: Router | None = None
         self.forwarding: Forwarding | None = None  # subscribers' services in front of forwarder
+        self.conferences = Conferences(services.media)  # the meet-me rooms
         self._voicemail: tuple[Settings, Path] | None = None
 
     def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
@@ -228,6 +230,28 @@ class SessionHosting:
             caller_id=caller_id,
             originating=originating,
         )
+
+    async def conference_session(
+        self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
+    ) -> bool:
+        """Keep the session's call in ``room`` until it ends or ``time_limit`` s have passed;
+        False at once when the room is full (``calls.conference``)."""
+        call = self.calls.by_session(session)
+        if call is None or call.stream is None:
+            return True  # the call is gone: nothing to join, nothing to refuse
+        joined = self.conferences.join(
+            room, call_id=call.call_id, stream=call.stream, limit=limit, tones=tones
+        )
+        if not joined:
+            return False
+        try:
+            async with asyncio.timeout(time_limit):
+                await self.services.loop.create_future()  # until the call ends (cancelled)
+        except TimeoutError:
+            pass  # the step's time is up: the plan goes on
+        finally:
+            self.conferences.leave(room, call.call_id, tones=tones)
+        return True
 
     def hang_up_session(
         self, session: CallSession, code: int, cause: int | None, reason: str

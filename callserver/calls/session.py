@@ -98,6 +98,12 @@ class SessionHost(Protocol):
         """Place a forwarded leg and bridge it (``calls.b2bua``); ``originating``: the leg
         is the caller's own call out (presented and paid as the caller's)."""
 
+    async def conference_session(
+        self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
+    ) -> bool:
+        """Keep the call in conference ``room`` until it ends (``calls.conference``); False:
+        the room is full."""
+
     def hang_up_session(
         self, session: CallSession, code: int, cause: int | None, reason: str
     ) -> None:
@@ -210,7 +216,8 @@ class CallSession:
             "digits": ",".join(map(str, notes.get("digits", ()))),
             "survey": survey,
             "voicemail_path": str(voicemail[-1]) if voicemail else None,
-            "end_detail": _last(notes.get("blacklist")),
+            "end_detail": _last(notes.get("blacklist") or notes.get("end_detail")),
+            "conference": _last(notes.get("conference")),
         }
 
     async def answer(self, *, early: bool = False) -> None:
@@ -337,6 +344,16 @@ class CallSession:
             ring_timeout=ring_timeout,
             caller_id=caller_id,
             originating=originating,
+        )
+
+    async def conference(
+        self, *, room: str, limit: int, tones: bool, time_limit: float | None = None
+    ) -> bool:
+        """Stay in conference ``room`` until the call ends or ``time_limit``; False: full."""
+        if self._ended:
+            return True
+        return await self.host.conference_session(
+            self, room=room, limit=limit, tones=tones, time_limit=time_limit
         )
 
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:

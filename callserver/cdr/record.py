@@ -240,6 +240,7 @@ class CdrRecord:
     # diverted it. A call that went to the subscriber's voicemail box carries them on leg a.
     diversion_reason: str | None = None
     diverted_from: str | None = None
+    conference: str | None = None  # the meet-me room the call joined (its last, if several)
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -336,6 +337,7 @@ _OPTIONAL_TEXT = (
     "subscriber",
     "diversion_reason",
     "diverted_from",
+    "conference",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
 _CHOICES = {

@@ -104,7 +104,7 @@ class AudioCapture:
 
     def _update_capture(self, stream: MediaStream) -> None:
         recording = self._recordings.get(stream.stream_id)
-        stream.capture_rx = stream.inband or recording is not None
+        stream.capture_rx = stream.inband or recording is not None or stream.mixed
         stream.capture_tx = recording is not None and recording.both and stream.peer is None
         if recording is not None and recording.both and stream.peer is not None:
             stream.peer.capture_rx = True

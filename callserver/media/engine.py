@@ -30,6 +30,7 @@ import structlog
 
 from callserver.media.capture import AudioCapture
 from callserver.media.clock import ClockStatistics, MediaClock
+from callserver.media.conferencing import ConferenceMixer
 from callserver.media.events import DtmfSource, MediaEvent
 from callserver.media.latch import Address
 from callserver.media.negotiated import StreamConfig
@@ -98,6 +99,7 @@ class MediaEngine:
         self._random = random.SystemRandom()
         self._clock = MediaClock(settings.ptime / 1000, self._tick, clock=clock)
         self._capture = AudioCapture(settings)
+        self.conferences = ConferenceMixer(settings.ptime)
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rtp_io = sockets()
@@ -220,9 +222,14 @@ class MediaEngine:
     def configure(self, stream: MediaStream, config: StreamConfig) -> None:
         """Apply the negotiated stream (answer or re-INVITE); in-band DTMF per the settings."""
         stream.configure(config, self._now())
-        mode = self.settings.inband_dtmf
-        inband = mode == "always" or (mode == "auto" and config.telephone_event_pt is None)
-        self._capture.set_inband(stream, inband)
+        self._capture.set_inband(stream, self._inband(stream))
+        self.conferences.reconfigured(stream)
+
+    def _inband(self, stream: MediaStream) -> bool:
+        """Whether the stream's digits are detected in-band (never in a conference room)."""
+        mode, config = self.settings.inband_dtmf, stream.config
+        auto = mode == "auto" and config is not None and config.telephone_event_pt is None
+        return (mode == "always" or auto) and not stream.mixed
 
     def is_open(self, stream: MediaStream) -> bool:
         """True from ``open_stream`` until ``close_stream``."""
@@ -236,6 +243,7 @@ class MediaEngine:
         del self._streams[stream.stream_id]
         self._buckets[stream.stream_id % self._every].pop(stream.stream_id, None)
         self.unbridge(stream)
+        self.conferences.leave(stream)
         result = self._capture.stop_recording(stream, self._now())
         self._capture.set_inband(stream, False)
         self._rtp_io.unregister(stream.stream_id)
@@ -308,6 +316,18 @@ class MediaEngine:
     def resume(self, stream: MediaStream) -> None:
         """The peer took ``stream``'s party off hold: the music stops and relaying resumes."""
         stream.resume(self._now())
+        self._flush(stream)
+
+    def mix(self, stream: MediaStream, room: str | None) -> None:
+        """Mix ``stream`` into the conference ``room`` (None: take it out of its room); a
+        participant hears the others of its room (``conferencing``), nothing else."""
+        if room is None:
+            self.conferences.leave(stream)
+        else:
+            self.unbridge(stream)
+            stream.stop_playback(self._now())
+            self.conferences.join(stream, room)
+        self._capture.set_inband(stream, self._inband(stream))
         self._flush(stream)
 
     def unbridge(self, stream: MediaStream) -> None:
@@ -397,6 +417,7 @@ class MediaEngine:
                 send((key, packet, stream.remote))  # type: ignore[arg-type]
             if stream.events:  # a playback ended
                 reported.append(stream)
+        batch += self.conferences.tick(n)
         if batch:
             self._send(batch)
         reported += self._capture.tick(now)

@@ -56,6 +56,7 @@ class RtpSender:
         "capture_tx",
         "events",
         "held",
+        "mixed",
         "octets_sent",
         "packets_sent",
         "peer",
@@ -73,6 +74,7 @@ class RtpSender:
         self.events: list[MediaEvent] = []
         self.capture_tx = False
         self.held = False  # the bridged peer holds our party: no relay, the hold music instead
+        self.mixed = False  # in a conference room: the room's mix is sent, nothing of our own
         self.tx_audio: deque[bytes] = deque(maxlen=50)
         self.packets_sent = self.octets_sent = 0
         self._samples = 8 * ptime
@@ -130,7 +132,13 @@ class RtpSender:
         self._tick = tick
         if not self._sends:
             return None
-        if self._dtmf_out or self._tone is not None or self.peer is not None or self.capture_tx:
+        if (
+            self._dtmf_out
+            or self._tone is not None
+            or self.peer is not None
+            or self.capture_tx
+            or self.mixed
+        ):
             return self._next_special_packet(tick, now)
         # The common case, inline because the tick runs it for every stream 50 times a
         # second: the next slice of the playback (or silence), header, done.
@@ -164,13 +172,22 @@ class RtpSender:
             self._tone = self._tone[self._frame :] or None
             payload = payload.ljust(self._frame, self._silence[:1])
             return self._packet(self._pt, False, self.timestamp(tick), payload)
-        if self.peer is not None and not self.held:
-            return None  # bridged: the peer's packets are relayed as they arrive
+        if (self.peer is not None and not self.held) or self.mixed:
+            return None  # bridged: the peer's packets are relayed as they arrive; or mixed
         marker = self._marker
         self._marker = False
         payload = self._next_frame(now)
         if self.capture_tx:
             self.tx_audio.append(payload)
+        return self._packet(self._pt, marker, self.timestamp(tick), payload)
+
+    def mixed_packet(self, payload: bytes, tick: int) -> bytes | None:
+        """Stamp a conference mix (``payload`` in our codec) as our packet of ``tick``; None when
+        we may not send (RFC 3264 §6.1) or a digit's events take the tick."""
+        if not self._sends or self._dtmf_out:
+            return None
+        marker = self._marker
+        self._marker = False
         return self._packet(self._pt, marker, self.timestamp(tick), payload)
 
     def _next_event_packet(self, tick: int) -> bytes | None:

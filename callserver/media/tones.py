@@ -1,7 +1,8 @@
 """Tone generation: DTMF digits (ITU-T Q.23 frequency pairs) and plain sine tones, 8 kHz int16.
 
 Used to carry a digit in-band to a bridged leg that negotiated no telephone-event, for the
-beep prompt and for the ringback a forwarded call hears. Pure: arrays in, arrays out.
+beep prompt, for the ringback a forwarded call hears and for the tones a conference room plays
+when someone joins or leaves. Pure: arrays in, arrays out.
 """
 
 from __future__ import annotations
@@ -9,7 +10,15 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DTMF_FREQUENCIES", "dtmf_tone", "ringback", "sine"]
+__all__ = [
+    "DTMF_FREQUENCIES",
+    "JOIN_FREQUENCIES",
+    "dtmf_tone",
+    "join_tone",
+    "leave_tone",
+    "ringback",
+    "sine",
+]
 
 # ITU-T Q.23: each key is one low-group (row) and one high-group (column) frequency.
 _ROWS = (697.0, 770.0, 852.0, 941.0)
@@ -33,6 +42,23 @@ def ringback(rate: int = 8000) -> npt.NDArray[np.int16]:
     """One cadence of the European ringback tone (ETSI TR 101 041): 425 Hz for 1 s at -16 dBFS,
     then 4 s of silence."""
     return np.concatenate([sine(425.0, 1000, dbfs=-16.0, rate=rate), np.zeros(4 * rate, np.int16)])
+
+
+# A conference's join tone rises through these two notes and its leave tone falls back.
+JOIN_FREQUENCIES = (880.0, 1320.0)
+_NOTE_MS = 120
+_TONE_DBFS = -16.0
+
+
+def join_tone(rate: int = 8000) -> npt.NDArray[np.int16]:
+    """Someone joined the conference: two short rising notes (880 then 1320 Hz, 120 ms each)."""
+    return np.concatenate([sine(f, _NOTE_MS, dbfs=_TONE_DBFS, rate=rate) for f in JOIN_FREQUENCIES])
+
+
+def leave_tone(rate: int = 8000) -> npt.NDArray[np.int16]:
+    """Someone left the conference: the join tone's notes falling (1320 then 880 Hz)."""
+    notes = reversed(JOIN_FREQUENCIES)
+    return np.concatenate([sine(f, _NOTE_MS, dbfs=_TONE_DBFS, rate=rate) for f in notes])
 
 
 def dtmf_tone(

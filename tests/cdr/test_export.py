@@ -32,7 +32,7 @@ HEADER = (
     '"q850_cause","sip_code","hangup_by","end_reason","language","steps","digits","survey",'
     '"voicemail_path","recording_path","number_class","tariff","billed_units","billed_seconds",'
     '"payer","cost","vat","currency","end_detail","charges","subscriber",'
-    '"diversion_reason","diverted_from"\n'
+    '"diversion_reason","diverted_from","conference"\n'
 )
 ROW = (
     '"acme","061234567","033123456","38733123456.yaml","061234567","SIP/pbx-1","","menu","",'
@@ -45,7 +45,7 @@ ROW = (
     '"[{""payer"":""caller"",""tariff"":""local"",""billed_units"":61,""billed_seconds"":61,'
     '""cost"":""0.0508"",""vat"":""0.0086""},{""payer"":""called"",""tariff"":""local"",'
     '""billed_units"":61,""billed_seconds"":61,""cost"":""0.0203"",""vat"":""0.0035""}]",'
-    '"+38733100201","user-busy","+38733100202"\n'
+    '"+38733100201","user-busy","+38733100202","100"\n'
 )
 CHARGES = [
     {
@@ -89,6 +89,7 @@ def _full_record() -> CdrRecord:
         subscriber="+38733100201",
         diversion_reason="user-busy",
         diverted_from="+38733100202",
+        conference="100",
     )
 
 

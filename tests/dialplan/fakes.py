@@ -66,6 +66,7 @@ class FakeCall:
         now: datetime | None = None,
         recording_path: str | None = "/var/voicemail/office/message.wav",
         forward_outcome: ForwardOutcome | None = None,
+        room_full: bool = False,
     ) -> None:
         self.caller = caller or CallerId(raw="061123456", e164="+38761123456", country="BA")
         self.called = called
@@ -84,6 +85,8 @@ class FakeCall:
         self.recordings: list[Recording] = []
         self.forwards: list[tuple[str, str | None, float, str | None]] = []
         self.hangups: list[Hangup] = []
+        self.room_full = room_full  # what ``conference`` finds
+        self.conferences: list[tuple[str, int, bool, float | None]] = []
         self.notes: list[tuple[str, object]] = []
         self.actions: list[str] = []  # "answer now", "answer early", "play", "collect", ...
         self.pauses: list[float] = []  # each ``pause``, in seconds; they take no time
@@ -177,6 +180,14 @@ class FakeCall:
         self.forwards.append((target, route, ring_timeout, caller_id))
         self.actions.append("forward")
         return self.forward_outcome
+
+    async def conference(
+        self, *, room: str, limit: int, tones: bool, time_limit: float | None = None
+    ) -> bool:
+        """Note the room joined; it is left at once (False when ``room_full``)."""
+        self.conferences.append((room, limit, tones, time_limit))
+        self.actions.append("conference")
+        return not self.room_full
 
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:
         """Note the first hangup; later ones do nothing, as the protocol says."""

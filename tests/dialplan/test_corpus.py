@@ -69,6 +69,9 @@ BAD: dict[str, list[str]] = {
     "choice-without-map": [
         ":4: steps.choose: language: choice needs a prompt and a map of digits to languages"
     ],
+    "conference-pin-unquoted": [
+        ':6: steps.meet.pin: quote 4321 ("4321"): YAML reads a number with a 0 as octal'
+    ],
     "day-named-twice": [
         ":7: steps.office_hours.hours.fri: fri is named twice, in 'mon-fri' and 'fri'; "
         "name each day once"

@@ -438,3 +438,70 @@ async def test_forward_barred_without_a_failure_branch_refuses_with_403() -> Non
     assert await run(call, raw) is None
     assert call.forwards == [("sip:ops@example.com", "mobile", 30.0, "+38733100200")]
     assert call.hangups == [Hangup(403, 21, "barred")]
+
+
+async def test_conference_without_pin_joins_the_room_and_notes_it() -> None:
+    """No PIN: the room at once with its limit and tones; the CDR notes the room."""
+    call = FakeCall()
+    raw = {"conference": "100", "max_participants": 5, "time_limit": "1h"}
+    assert await run(call, raw) == "after"
+    assert call.conferences == [("100", 5, True, 3600.0)] and call.played == []
+    assert call.noted("conference") == ["100"]
+
+
+async def test_conference_pin_wrong_then_right_joins() -> None:
+    """A wrong PIN hears the wrong-PIN prompt and the question again; the right one joins."""
+    call = FakeCall(["1", "1", "#", "4", "3", "2", "1", "#"])
+    await run(call, {"conference": "sales", "pin": "4321", "tones": False})
+    assert [p.items for p in call.played] == [
+        [Play("conference_pin")],
+        [Play("conference_pin_wrong"), Play("conference_pin")],
+    ]
+    assert call.conferences == [("sales", 10, False, None)] and call.hangups == []
+
+
+async def test_conference_pin_never_right_hangs_up_without_joining() -> None:
+    """Tries used up: the wrong-PIN prompt, the hang-up, no room, the reason in the CDR."""
+    call = FakeCall(["9", "#", None])
+    await run(call, {"conference": "100", "pin": "4321", "pin_tries": 2})
+    assert call.conferences == [] and call.hangups == [Hangup(None, None, "normal")]
+    assert call.played[-1] == plays("conference_pin_wrong", barge_in=False)
+    assert call.noted("end_detail") == ["conference 100: PIN not given"]
+
+
+async def test_conference_full_plays_its_prompt_and_hangs_up() -> None:
+    """A full room without a full step: the full prompt, then the hang-up as busy."""
+    call = FakeCall(room_full=True)
+    assert await run(call, {"conference": "100"}) is None
+    assert call.played == [plays("conference_full", barge_in=False)]
+    assert call.hangups == [Hangup(486, 17, "normal")]
+    assert call.noted("end_detail") == ["conference 100: full"]
+
+
+async def test_conference_full_goes_to_its_step() -> None:
+    """A full room with a full step: that step, nothing played."""
+    call = FakeCall(room_full=True)
+    assert await run(call, {"conference": "100", "full": "sorry"}) == "sorry"
+    assert call.played == [] and call.hangups == []
+
+
+async def test_conference_announcement_plays_before_the_room() -> None:
+    """The announcement, then the room."""
+    call = FakeCall()
+    await run(call, {"conference": "100", "announcement": "conference_welcome"})
+    assert call.actions == ["play", "conference"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"conference": 100}, 'quote 100 ("100")'),
+        ({"conference": "a b"}, "letters, digits, _ . and - only"),
+        ({"conference": "1", "pin": "12ab"}, "String should match pattern"),
+        ({"conference": "1", "max_participants": 1}, "greater than or equal to 2"),
+    ],
+)
+def test_conference_params_are_checked_at_load(raw: dict[str, Any], message: str) -> None:
+    """An unquoted number, a bad room name, a PIN with letters, a room for one: refused."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_step(raw, REGISTRY)

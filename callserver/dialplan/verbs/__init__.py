@@ -5,6 +5,7 @@ from __future__ import annotations
 from callserver.dialplan.verbs import (
     answer,
     blacklist,
+    conference,
     forward,
     goto,
     hangup,
@@ -30,6 +31,7 @@ _VERBS: tuple[Verb, ...] = (
     blacklist.VERB,
     voicemail.VERB,
     forward.VERB,
+    conference.VERB,
     set.VERB,
     goto.VERB,
     hangup.VERB,

@@ -178,6 +178,12 @@ class CallControl(Protocol):
     ) -> ForwardOutcome:
         """Place a second leg to ``target`` and bridge it; returns when it ends or fails."""
 
+    async def conference(
+        self, *, room: str, limit: int, tones: bool, time_limit: float | None = None
+    ) -> bool:
+        """Join conference ``room`` (at most ``limit`` participants; join and leave tones with
+        ``tones``) and stay until the call ends or ``time_limit`` s; False: the room is full."""
+
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:
         """End the call: BYE when answered, else a final ``code`` (None: 480); ``reason``
         goes to the CDR. A second hangup does nothing."""
