@@ -1,9 +1,9 @@
 """A phone's media end for end-to-end tests: real RTP over UDP on 127.0.0.1.
 
 SIPp signals the call and cannot check what it receives, so its SDP names this socket's port
-(``-key rtp_port``). The party sends one fixed PCMU payload every 20 ms to the server's port
-once it is known, an RFC 4733 key press when asked, and keeps every packet it receives, in
-order, for the test to read.
+(``-key rtp_port``). The party sends one fixed PCMU payload every 20 ms (or, given ``audio``,
+the next 160 octets of it, in a loop) to the server's port once it is known, an RFC 4733 key
+press when asked, and keeps every packet it receives, in order, for the test to read.
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ _PTIME = 0.02
 
 
 class RtpParty:
-    """Sends ``fill`` as every audio payload (PCMU, 160 octets) and records what arrives."""
+    """Sends ``fill`` as every audio payload (PCMU, 160 octets), or ``audio`` (PCMU octets, a
+    multiple of 160) 160 octets a packet in a loop, and records what arrives."""
 
-    def __init__(self, fill: int) -> None:
+    def __init__(self, fill: int, audio: bytes = b"") -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((HOST, 0))
         self.sock.settimeout(0.05)
         self.port: int = self.sock.getsockname()[1]
         self.payload = bytes([fill]) * 160
+        self.audio = audio
+        self._position = 0
         self.received: list[RtpPacket] = []
         self._target: tuple[str, int] | None = None
         self._digits: list[str] = []
@@ -78,11 +81,18 @@ class RtpParty:
         with self._lock:
             digit = self._digits.pop(0) if self._digits else None
         if digit is None:
-            yield 0, False, self.payload
+            yield 0, False, self._next_audio()
             return
         event = DIGITS.index(digit)
         for n, (duration, end) in enumerate([(160, 0), (320, 0), (480, 0)] + [(640, 0x80)] * 3):
             yield TELEPHONE_EVENT, n == 0, struct.pack("!BBH", event, end | 10, duration)
+
+    def _next_audio(self) -> bytes:
+        if not self.audio:
+            return self.payload
+        start = self._position
+        self._position = (start + 160) % len(self.audio)
+        return self.audio[start : start + 160]
 
     def _receive_loop(self) -> None:
         while not self._stop.is_set():
