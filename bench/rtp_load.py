@@ -8,6 +8,9 @@ an absolute schedule, the calls spread over the period in 1 ms slots. ``sendmmsg
 ``recvfrom`` per packet cannot on one core here. Arrival times are the kernel's (SO_TIMESTAMPNS),
 taken on loopback inside the server's ``sendto``: the server's send intervals, however late we
 read. The window's packets (stamp, RTP header) go to ``--record``; JSON lines mark the phases.
+With ``--numbers`` call i dials the (i mod k)-th of the k numbers given (else ``media``), and
+with ``--audio`` each call sends a tone of its own (200 Hz + 50 Hz x (i mod 40), -20 dBFS, a
+whole number of periods in 20 ms so the one packet loops seamlessly) instead of silence.
 
     .venv/bin/python bench/rtp_load.py --server 127.0.0.1:5060 --calls 100 --record /tmp/r.npy
 """
@@ -103,6 +106,15 @@ class RtpSender:
                 self.errors, done = self.errors + 1, 1
             sent += done
 
+    def tones(self) -> None:
+        """Stream i sends 200 + 50 * (i mod 40) Hz at -20 dBFS: whole periods in 160 samples."""
+        from callserver.media import g711  # the server's own encoder, ITU-T G.711 µ-law
+
+        hertz = 200 + 50 * (np.arange(len(self.packets)) % 40)
+        wave = 3277 * np.sin(2 * np.pi * hertz[:, None] * np.arange(160) / 8000)
+        encoded = g711.encode("PCMU", np.round(wave).astype(np.int16))
+        self.packets["payload"] = np.frombuffer(encoded, "V160")
+
     def streams(self) -> int:
         """How many streams are sending."""
         return int(self.up.sum())
@@ -155,14 +167,16 @@ class Call:
     request: bytes = b""
     to: str = "<sip:media@127.0.0.1>"
     contact: str = ""
+    uri: str = ""  # the INVITE's Request-URI (RFC 3261 §17.1.1.3: a non-2xx ACK's too)
 
 
 class Load:
     """The generator's SIP UAC and its two RTP halves; see the module docstring."""
 
-    def __init__(self, server: tuple[str, int], target: int) -> None:
-        self.server, self.target = server, target
-        self.uri = f"sip:media@{server[0]}:{server[1]}"
+    def __init__(
+        self, server: tuple[str, int], target: int, numbers: tuple[str, ...] = ("media",)
+    ) -> None:
+        self.server, self.target, self.numbers = server, target, numbers
         self.sip = _udp_socket(0)
         self.sip_port = self.sip.getsockname()[1]
         self.rtp, self.rtcp = _rtp_pair()
@@ -182,8 +196,13 @@ class Load:
         """Start the next call (RFC 3261 §13.2.1: an INVITE with the SDP offer)."""
         n = len(self.calls)
         call = Call(n, f"load-{os.getpid()}-{n}")
+        number = self.numbers[n % len(self.numbers)]
+        call.uri, call.to = (
+            f"sip:{number}@{self.server[0]}:{self.server[1]}",
+            f"<sip:{number}@{HOST}>",
+        )
         body = _SDP.format(n=n, host=HOST, port=self.rtp_port).encode()
-        head = self._head("INVITE", self.uri, call, 1, "")
+        head = self._head("INVITE", call.uri, call, 1, "")
         call.request = (
             f"{head}Contact: <sip:load@{HOST}:{self.sip_port}>\r\n"
             f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -242,7 +261,7 @@ class Load:
             return
         call.to = headers.get("to", call.to)
         if status >= 300:
-            self._ack(call, self.uri, "")  # §17.1.1.3: in the INVITE's transaction
+            self._ack(call, call.uri, "")  # §17.1.1.3: in the INVITE's transaction
             if call.state == "inviting":
                 call.state = "failed"
                 self.failed[str(status)] = self.failed.get(str(status), 0) + 1
@@ -374,9 +393,13 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--record", default="arrivals.npy", help="where the window's arrivals go")
+    parser.add_argument("--numbers", default="media", help="comma-separated numbers to dial")
+    parser.add_argument("--audio", action="store_true", help="a tone per call, not silence")
     args = parser.parse_args()
     host, _, port = args.server.rpartition(":")
-    load = Load((host, int(port)), args.calls)
+    load = Load((host, int(port)), args.calls, tuple(args.numbers.split(",")))
+    if args.audio:
+        load.sender.tones()
     _run(load, args.calls / args.rate + 30, lambda: load.sender.streams() >= args.calls, args.rate)
     _emit("calls_up", calls=load.sender.streams(), attempted=len(load.calls), failed=load.failed)
     _run(load, args.settle, lambda: False)

@@ -83,6 +83,7 @@ class Load:
     duration: float = 20.0
     server_core: str = "0"
     load_core: str = "1"
+    generator_args: tuple[str, ...] = ()  # more of bench/rtp_load's options (--numbers ...)
 
 
 def measure(server: Server, load: Load, workdir: Path, during: Sequence[During] = ()) -> Row:
@@ -124,6 +125,7 @@ def _drive_load(
     cmd = [sys.executable, str(ROOT / "bench" / "rtp_load.py"), "--server", f"{HOST}:{server.port}"]
     cmd += ["--calls", str(row.calls), "--rate", str(load.rate), "--record", str(record)]
     cmd += ["--settle", str(load.settle), "--duration", str(load.duration)]
+    cmd += load.generator_args
     generator = subprocess.Popen(pinned(cmd, load.load_core), stdout=subprocess.PIPE, text=True)
     limit = row.calls / load.rate + load.settle + load.duration + 90
     watchdog = threading.Timer(limit, generator.kill)
