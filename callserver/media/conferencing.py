@@ -14,7 +14,8 @@ send it (a packet in another codec of the answer is transcoded). Play-out starts
 frames are buffered and takes one a tick; after an underrun it waits for two again. A buffer
 that grows past ``_MAX_FRAMES`` (a sender faster than our clock, or a burst) drops its oldest
 audio down to ``_KEEP_FRAMES``, so a participant's delay stays bounded. Until then a missing
-frame is silence.
+frame is silence. A participant that holds the call (any direction but sendrecv, RFC 3264
+§8.4) is muted: a phone's own hold music must not play into the room.
 
 Per tick the Python work per participant is moving its queued payloads and slicing its frame
 and packet; decoding, mixing, clipping and encoding are whole-array operations over all rooms.
@@ -58,6 +59,7 @@ class _Layout:
     room_of: npt.NDArray[np.intp]
     starts: npt.NDArray[np.intp]
     law: npt.NDArray[np.intp]
+    muted: npt.NDArray[np.bool_]  # rows of participants holding the call
 
 
 class ConferenceMixer:
@@ -115,7 +117,10 @@ class ConferenceMixer:
         payload = b"".join([self._next_frame(member) for member in layout.members])
         codes = np.frombuffer(payload, dtype=np.uint8).reshape(len(layout.members), frame)
         tones = self._tone_frames(layout) if self._tones else None
-        mixed = mix_minus(decode_rows(codes, layout.law), layout.room_of, layout.starts, tones)
+        frames = decode_rows(codes, layout.law)
+        if layout.muted.any():
+            frames[layout.muted] = 0
+        mixed = mix_minus(frames, layout.room_of, layout.starts, tones)
         encoded = encode_rows(mixed, layout.law)
         out: list[tuple[int, bytes, Address]] = []
         for i, member in enumerate(layout.members):
@@ -131,8 +136,9 @@ class ConferenceMixer:
         starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
         room_of = np.repeat(np.arange(len(sizes), dtype=np.intp), sizes)
         law = np.array([law_of(m.stream.codec) for m in members], dtype=np.intp)
+        muted = np.array([_holds(m.stream) for m in members], dtype=np.bool_)
         rooms = {room: index for index, room in enumerate(self._rooms)}
-        self._layout = _Layout(members, rooms, room_of, starts, law)
+        self._layout = _Layout(members, rooms, room_of, starts, law, muted)
         return self._layout
 
     def _next_frame(self, member: _Member) -> bytes:
@@ -168,3 +174,8 @@ class ConferenceMixer:
             else:
                 del self._tones[room]
         return tones
+
+
+def _holds(stream: MediaStream) -> bool:
+    config = stream.config
+    return config is not None and config.on_hold

@@ -42,6 +42,7 @@ class FakeHost:
         self.records: list[tuple[Path, RecordingSettings]] = []
         self.forwards: list[tuple[str, str | None, float, str | None]] = []
         self.hangups: list[tuple[int, int | None, str]] = []
+        self.rooms: list[tuple[str, int, bool, float | None]] = []
 
     def answer_session(self, session: CallSession, *, early: bool) -> bool:
         self.answers.append(early)
@@ -79,6 +80,12 @@ class FakeHost:
     ) -> ForwardOutcome:
         self.forwards.append((target, route, ring_timeout, caller_id))
         return ForwardOutcome(result="busy", sip_code=486)
+
+    async def conference_session(
+        self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
+    ) -> bool:
+        self.rooms.append((room, limit, tones, time_limit))
+        return room != "full"
 
     def hang_up_session(
         self, session: CallSession, code: int, cause: int | None, reason: str
@@ -405,3 +412,25 @@ async def test_a_message_cut_short_by_a_hang_up_is_kept_for_the_cdr(tmp_path: Pa
     assert call.cdr_fields()["voicemail_path"] == str(wav)
     metadata = json.loads(wav.with_suffix(".json").read_text(encoding="utf-8"))
     assert (metadata["duration"], metadata["file"]) == (4.5, wav.name)
+
+
+async def test_conference_asks_the_host_and_the_cdr_names_the_room() -> None:
+    """The room goes to the host with its limit; the noted room is the CDR's conference."""
+    host = FakeHost()
+    call = session(host)
+    assert await call.conference(room="100", limit=5, tones=True, time_limit=60.0)
+    assert not await call.conference(room="full", limit=5, tones=False)
+    call.note("conference", "100")
+    call.note("end_detail", "conference full: full")
+    fields = call.cdr_fields()
+    assert host.rooms == [("100", 5, True, 60.0), ("full", 5, False, None)]
+    assert fields["conference"] == "100" and fields["end_detail"] == "conference full: full"
+
+
+async def test_conference_after_the_call_ended_asks_nothing() -> None:
+    """An ended call joins no room."""
+    host = FakeHost()
+    call = session(host)
+    call.ended()
+    assert await call.conference(room="100", limit=5, tones=True)
+    assert host.rooms == []

@@ -130,3 +130,22 @@ def test_a_stream_that_may_not_send_gets_no_mix() -> None:
     mixer.join(a, "r")
     mixer.join(b, "r")
     assert set(_heard(mixer, 1)) == {1}
+
+
+def test_a_participant_holding_the_call_is_not_heard() -> None:
+    """A phone that holds (sendonly towards us) is muted; taken off hold it is heard again."""
+    mixer = ConferenceMixer()
+    a, b = _party(1), _party(2)
+    mixer.join(a, "r")
+    mixer.join(b, "r")
+    held = replace(config("PCMU", None), remote_port=40001, direction="recvonly")
+    a.configure(held, 0.0)
+    mixer.reconfigured(a)
+    for seq in (1, 2):
+        _feed(a, 2000, seq)
+    assert _level(_heard(mixer, 1)[2]) == 0
+    a.configure(replace(held, direction="sendrecv"), 0.0)
+    mixer.reconfigured(a)
+    for seq in (3, 4):
+        _feed(a, 2000, seq)
+    assert abs(_level(_heard(mixer, 2)[2]) - 2000) < 100
