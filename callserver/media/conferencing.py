@@ -43,11 +43,10 @@ _KEEP_FRAMES = 3  # ... down to this
 
 
 class _Member:
-    __slots__ = ("buffer", "primed", "room", "stream")
+    __slots__ = ("buffer", "primed", "stream")
 
-    def __init__(self, stream: MediaStream, room: str) -> None:
+    def __init__(self, stream: MediaStream) -> None:
         self.stream = stream
-        self.room = room
         self.buffer = bytearray()
         self.primed = False
 
@@ -68,6 +67,7 @@ class ConferenceMixer:
     def __init__(self, ptime: int = 20) -> None:
         self.frame = 8 * ptime  # G.711 at 8 kHz: one octet a sample
         self._rooms: dict[str, dict[int, _Member]] = {}
+        self._room_of: dict[int, str] = {}  # stream id -> its room
         self._tones: dict[str, npt.NDArray[np.int16]] = {}
         self._layout: _Layout | None = None
         self._silence = {c: bytes([g711.SILENCE_BYTE[c]]) * self.frame for c in g711.SILENCE_BYTE}
@@ -75,7 +75,8 @@ class ConferenceMixer:
     def join(self, stream: MediaStream, room: str) -> None:
         """Mix ``stream`` into ``room`` (created by its first participant) from the next tick."""
         self.leave(stream)
-        self._rooms.setdefault(room, {})[stream.stream_id] = _Member(stream, room)
+        self._rooms.setdefault(room, {})[stream.stream_id] = _Member(stream)
+        self._room_of[stream.stream_id] = room
         stream.mixed = stream.capture_rx = True
         stream.rx_audio.clear()  # what came before the room is not for its participants
         self._layout = None
@@ -83,15 +84,17 @@ class ConferenceMixer:
     def leave(self, stream: MediaStream) -> str | None:
         """Take ``stream`` out of its room (removed with its last participant); the room's name,
         None when the stream was in none."""
-        for room, members in self._rooms.items():
-            if members.pop(stream.stream_id, None) is not None:
-                if not members:
-                    del self._rooms[room]
-                    self._tones.pop(room, None)
-                stream.mixed = False
-                self._layout = None
-                return room
-        return None
+        room = self._room_of.pop(stream.stream_id, None)
+        if room is None:
+            return None
+        members = self._rooms[room]
+        del members[stream.stream_id]
+        if not members:
+            del self._rooms[room]
+            self._tones.pop(room, None)
+        stream.mixed = False
+        self._layout = None
+        return room
 
     def reconfigured(self, stream: MediaStream) -> None:
         """The stream renegotiated (its codec may have changed): lay the rows out again."""

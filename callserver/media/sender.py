@@ -183,8 +183,8 @@ class RtpSender:
 
     def mixed_packet(self, payload: bytes, tick: int) -> bytes | None:
         """Stamp a conference mix (``payload`` in our codec) as our packet of ``tick``; None when
-        we may not send (RFC 3264 §6.1) or a digit's events take the tick."""
-        if not self._sends or self._dtmf_out:
+        we may not send (RFC 3264 §6.1) or a digit (events or tone) takes the tick."""
+        if not self._sends or self._dtmf_out or self._tone is not None:
             return None
         marker = self._marker
         self._marker = False
