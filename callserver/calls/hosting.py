@@ -17,8 +17,8 @@ from typing import Any
 from callserver.calls.admission import Rejected
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
-from callserver.calls.forwarding import Forwarding
 from callserver.calls.conference import Conferences
+from callserver.calls.forwarding import Forwarding
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.phase import CallPhase
 from callserver.calls.registry import Calls
