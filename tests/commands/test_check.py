@@ -184,8 +184,9 @@ def test_a_centrex_number_with_a_dialplan_fails_the_settings(tmp_path: Path) -> 
     path = tmp_path / "callserver.yaml"
     path.write_text(config.replace(f"dialplans: {tmp_path / 'none'}", f"dialplans: {plans}"))
     [result] = check([], path)
+    line = centrex.read_text().splitlines().index('      "+387 33 100 201":') + 1
     assert result.errors == (
-        f"{centrex}:18: groups.callcentre-demo-office.subscribers.+387 33 100 201: "
+        f"{centrex}:{line}: groups.callcentre-demo-office.subscribers.+387 33 100 201: "
         "+38733100201 has a dialplan file too: a number is either a subscriber's or a "
         "dialplan's",
     )
