@@ -13,6 +13,7 @@ import dataclasses
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from callserver.dialplan.routing import Routing, plan_numbers
 from callserver.dialplan.verbs.voicemail import leave_message
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
+from callserver.media.hold_music import music_in_force, reload_music
 from callserver.media.prompt_cache import warm_prompts, warm_prompts_in_slices
 from callserver.media.prompts import PromptStore
 from callserver.policy.overload import EpisodeStarted, OverloadControl
@@ -191,6 +193,7 @@ class Server:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
         warm_prompts(self.prompts)  # no call decodes one on the loop
+        self.calls.music = music_in_force(self.settings.media.hold_music_dir)
         self.routing.load()
         self._watch = self._loop.create_task(self.routing.watch(self._watching))
         if on_ready is not None:
@@ -300,6 +303,8 @@ class Server:
         if media.prompts_dir != self.prompts.root:  # else the store keeps what it decoded
             self.prompts = self.calls.prompts = PromptStore(media.prompts_dir, self._language_chain)
         self.background.run(warm_prompts_in_slices(self.prompts, self._spare_share))
+        use_music = partial(setattr, self.calls.live, "music")
+        self.background.run(reload_music(media.hold_music_dir, use_music))
         self.routing.prompts, self.routing.tariffs = self.prompts, tariffs
         self.routing.default_language = media.default_language
         self._reload_routing()

@@ -58,7 +58,9 @@ def _add_prompts_parser(sub: Any) -> None:
     prompts = sub.add_parser("prompts", help="prompt tools")
     tools = prompts.add_subparsers(dest="prompts_command", required=True)
     synth = tools.add_parser(
-        "synth", help="speak prompts/<lang>.txt into prompts/<lang>/*.wav with espeak-ng"
+        "synth",
+        help="speak prompts/<lang>.txt into prompts/<lang>/*.wav with espeak-ng; write the"
+        " music on hold into prompts/moh/",
     )
     synth.add_argument("--prompts-dir", type=Path, default=Path("prompts"), metavar="DIR")
     synth.add_argument("--lang", action="extend", nargs="+", metavar="LANG", dest="languages")
@@ -163,15 +165,25 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prompts_synth(args: argparse.Namespace) -> int:
-    from callserver.media.synth import SynthError, synth_language, text_languages
+    from callserver.media.synth import (
+        MUSIC,
+        SynthError,
+        synth_language,
+        synth_music,
+        text_languages,
+    )
 
     languages = args.languages or text_languages(args.prompts_dir)
     if not languages:
         print(f"{args.prompts_dir}: no <lang>.txt prompt texts", file=sys.stderr)
         return 1
+    only = [name for name in args.only if name not in MUSIC]
     try:
-        for language in languages:
-            for path, seconds in synth_language(args.prompts_dir, language, args.only):
+        if not args.only or only != args.only:  # the music on hold: prompts/moh/, once
+            path, seconds = synth_music(args.prompts_dir)
+            print(f"{path} {seconds:.2f} s")
+        for language in languages if only or not args.only else []:
+            for path, seconds in synth_language(args.prompts_dir, language, only):
                 print(f"{path} {seconds:.2f} s")
     except SynthError as exc:
         print(f"callserver: {exc}", file=sys.stderr)

@@ -20,8 +20,10 @@ passed to the other leg, so each leg keeps its own session timer and its own SDP
 
 Hold (RFC 3264 §8.4): a leg whose last SDP leaves us ``recvonly`` or ``inactive`` (its party
 offered ``sendonly``/``inactive`` or ``c=0.0.0.0``) holds the other party, who hears the
-``moh`` prompt in the call's language, looped, instead of the holder's audio, until the holder
-offers ``sendrecv`` again and relaying resumes. Either side may hold, both at once too.
+music on hold (``media.hold_music``: the files of ``prompts/moh/`` in turn), looped, instead of
+the holder's audio, until the holder offers ``sendrecv`` again and relaying resumes. Either
+side may hold, both at once too. Neither leg's RTP timeout runs while it is held or holding:
+the holder sends no RTP, and a held phone may fall silent too (``MediaStream.check_timeout``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from callserver.calls.services import CallServices
 from callserver.media.dtmf_info import build_dtmf_info, parse_dtmf_info
 from callserver.media.events import DtmfReceived
 from callserver.media.negotiated import StreamConfig
-from callserver.media.prompts import Play
 from callserver.media.stream import MediaStream
 from callserver.sip.dialog import DialogId
 from callserver.sip.events import DialogConfirmed, RequestReceived
@@ -42,9 +43,8 @@ from callserver.sip.offer_answer import AnswerConfig, build_offer
 from callserver.sip.sdp import SdpError, SessionDescription
 from callserver.sip.transaction_key import TransactionKey
 
-__all__ = ["HOLD_MUSIC", "Bridge", "Side", "bridge_of"]
+__all__ = ["Bridge", "Side", "bridge_of"]
 
-HOLD_MUSIC = "moh"  # the prompt a held party hears, looped
 _HOLDING = ("recvonly", "inactive")  # our direction towards a party that holds the other
 _INFO_DIGIT_MS = 100  # as long as the tone the media engine plays for a digit
 
@@ -132,9 +132,8 @@ class Bridge:
             held = config is not None and config.direction in _HOLDING
             codec = side.stream.codec
             if held and side.music != codec:
-                payload = self.services.live.prompts.render(
-                    [Play(HOLD_MUSIC)], self.language, codec
-                )
+                music = self.services.live.music
+                payload = b"" if music is None else music.encoded(codec)
                 self.services.media.hold(side.stream, payload)
                 side.music = codec
                 self.log.info("call.held", leg=side.leg, by=self.other(side).leg)

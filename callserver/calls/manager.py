@@ -56,6 +56,7 @@ from callserver.config.tariffs import Tariffs
 from callserver.media.dtmf_info import parse_dtmf_info
 from callserver.media.engine import MediaEngine, PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
+from callserver.media.hold_music import Music
 from callserver.media.prompts import PromptStore
 from callserver.policy.caller import CallerId
 from callserver.sip.endpoint import SipEndpoint
@@ -139,6 +140,7 @@ class CallManager:
     settings: Live[Settings] = Live()
     tariffs: Live[Tariffs] = Live()
     prompts: Live[PromptStore] = Live()
+    music: Live[Music | None] = Live()
 
     @property
     def calls_total(self) -> int:

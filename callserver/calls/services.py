@@ -21,6 +21,7 @@ from callserver.calls.reporting import CdrReporter
 from callserver.config.settings import Settings
 from callserver.config.tariffs import Tariffs
 from callserver.media.engine import MediaEngine
+from callserver.media.hold_music import Music
 from callserver.media.prompts import PromptStore
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.offer_answer import AnswerConfig
@@ -37,6 +38,7 @@ class Provisioned:
     settings: Settings
     tariffs: Tariffs
     prompts: PromptStore
+    music: Music | None = None  # the music on hold (None: not loaded yet, silence)
 
 
 class _HasLive(Protocol):

@@ -44,6 +44,7 @@ from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.reload import plan_context
 from callserver.dialplan.routing import load_blacklist, plan_numbers
+from callserver.media.hold_music import check_music
 from callserver.media.prompts import PromptStore, check_prompts
 from callserver.policy.blacklist import NumberListError
 
@@ -145,6 +146,7 @@ def _check_settings(path: Path | None) -> Checked:
     errors += _check_tariffs(settings.tariffs, settings).errors
     errors += _check_centrex(settings.centrex, settings).errors
     errors += check_prompts(settings.media.prompts_dir)
+    errors += check_music(settings.media.hold_music_dir)
     errors += _blacklist_errors(settings.blacklist)
     plans = _check_dialplans(settings.dialplans, settings)
     errors += plans.errors

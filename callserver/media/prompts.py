@@ -71,7 +71,6 @@ REQUIRED_PROMPTS = (
     "goodbye",
     "channel_limit",
     "time_limit",
-    "moh",  # music on hold, looped to a held party of a forwarded call
 )
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _CUTOFF_HZ = 3600.0  # anti-alias: under 4 kHz, above the 300-3400 Hz telephone band
@@ -438,5 +437,6 @@ def _check_language(folder: Path) -> list[str]:
 
 
 def _language_dirs(root: Path) -> list[Path]:
+    """The language subdirectories: not hidden, and not ``moh`` (the music on hold's)."""
     folders = root.iterdir() if root.is_dir() else iter(())
-    return sorted(p for p in folders if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in folders if p.is_dir() and p.name[:1] != "." and p.name != "moh")

@@ -1,7 +1,8 @@
 """Media settings: the ``media:`` section of config/callserver.yaml.
 
 RTP ports and codecs, symmetric RTP, the inactivity timeout, in-band DTMF, prompts and their
-language fallback chain, and recording limits. Validated by pydantic like every other section.
+language fallback chain, the music on hold, and recording limits. Validated by pydantic like
+every other section.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class MediaSettings(BaseModel):
     # reported once it has lasted this long.
     dtmf_max_event: float = Field(2.0, gt=0, le=60)
     prompts_dir: Path = Path("prompts")
+    # Music on hold: every audio file in this directory, by name, played in turn and looped
+    # (None: the ``moh`` directory inside prompts_dir).
+    music_dir: Path | None = None
     default_language: str = Field("en", pattern=_LANGUAGE)
     language_fallback: dict[str, list[str]] = Field(default_factory=_default_fallback)
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
@@ -78,6 +82,11 @@ class MediaSettings(BaseModel):
                 if not re.fullmatch(_LANGUAGE[1:-1], name):
                     raise ValueError(f"{name!r} is not a language code like 'hr' or 'de'")
         return value
+
+    @property
+    def hold_music_dir(self) -> Path:
+        """The directory of the music on hold (``music_dir``, else ``<prompts_dir>/moh``)."""
+        return self.music_dir if self.music_dir is not None else self.prompts_dir / "moh"
 
     def language_chain(self, language: str) -> list[str]:
         """``language``, then its fallbacks, then the default language; each once."""

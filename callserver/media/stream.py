@@ -323,12 +323,20 @@ class MediaStream(RtpSender):
         for digit in self.dtmf_rx.expire(now):
             self.report_digit(digit, "rfc4733", now)
 
+    def resume(self, now: float) -> None:
+        """Off hold (see ``RtpSender.resume``); the inactivity timer starts again now."""
+        if self.held:
+            self.last_rx = now
+        super().resume(now)
+
     def check_timeout(self, now: float, timeout: float) -> None:
         """Report ``RtpTimedOut`` once when nothing arrived for ``timeout`` s (0: never).
 
-        Suspended while the stream is on hold (any direction but sendrecv, RFC 3264 §8.4).
+        Suspended while the stream is on hold (any direction but sendrecv, RFC 3264 §8.4)
+        and while its party is held by the bridged peer (``held``): a held phone may stop
+        sending while it hears the music. Each starts the timer again when it ends.
         """
-        if timeout <= 0 or self._on_hold or self._timed_out or self.config is None:
+        if timeout <= 0 or self._on_hold or self.held or self._timed_out or self.config is None:
             return
         idle = now - self.last_rx
         if idle >= timeout:

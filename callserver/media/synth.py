@@ -7,9 +7,9 @@ is read back through the prompt decoder (pydub, 8 kHz mono 16-bit, ITU-T G.711 ย
 trimmed of leading and trailing silence so that number words play back to back without gaps,
 normalised to -3 dBFS peak and written atomically (a temporary file, then ``os.replace``).
 
-Tones and music are not speech: ``beep`` (1 kHz, 250 ms, -10 dBFS) and ``moh``, the music on
-hold (``music.music_on_hold``), are generated for every language and must not appear in a
-text file.
+Tones and music are not speech: ``beep`` (1 kHz, 250 ms, -10 dBFS) is generated for every
+language; the music on hold (``music.music_on_hold``) once, into ``prompts/moh/`` (``synth_music``),
+where operators add or replace pieces. Neither ``beep`` nor ``moh`` may appear in a text file.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from callserver.media.hold_music import MUSIC_DIR, MUSIC_FILE
 from callserver.media.music import music_on_hold
 from callserver.media.prompts import SAMPLE_RATE, PromptError, decode_file
 from callserver.media.tones import sine
@@ -41,6 +42,7 @@ __all__ = [
     "parse_texts",
     "speak",
     "synth_language",
+    "synth_music",
     "text_languages",
     "write_wav",
 ]
@@ -52,7 +54,7 @@ PEAK_DBFS = -3.0
 # name: (Hz, ms, dBFS peak). A tone is far louder than speech at the same peak: -10 dBFS is
 # about -7 dBm0 on a G.711 line (ITU-T G.711 ยง4: a full-scale sine is +3.14 dBm0).
 TONES: dict[str, tuple[float, int, float]] = {"beep": (1000.0, 250, -10.0)}
-MUSIC = ("moh",)  # generated music, not speech (played looped to a held party)
+MUSIC = ("moh",)  # the music on hold's name: generated into prompts/moh/, never spoken
 _SILENCE_DBFS = -40.0  # leading and trailing samples below this are trimmed
 _PAD_MS = 20  # silence kept at each end of a spoken prompt
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")  # as the prompt store accepts
@@ -112,7 +114,7 @@ def synth_language(
         SynthError: a bad text file, an unknown name in ``only``, or espeak-ng missing or failing.
     """
     texts = parse_texts(prompts_dir / f"{language}.txt")
-    generated = [*TONES, *MUSIC]
+    generated = list(TONES)
     wanted = list(only) or [*texts, *generated]
     unknown = [name for name in wanted if name not in texts and name not in generated]
     if unknown:
@@ -122,14 +124,25 @@ def synth_language(
     written = []
     voice = VOICES.get(language, language)
     for name in wanted:
-        if name in texts:
-            samples = speak(texts[name], voice)
-        else:
-            samples = _tone(*TONES[name]) if name in TONES else music_on_hold(SAMPLE_RATE)
+        samples = speak(texts[name], voice) if name in texts else _tone(*TONES[name])
         path = folder / f"{name}.wav"
         write_wav(path, samples)
         written.append((path, len(samples) / SAMPLE_RATE))
     return written
+
+
+def synth_music(prompts_dir: Path) -> tuple[Path, float]:
+    """Write the shipped music on hold (``music.music_on_hold``) into ``prompts_dir/moh/``.
+
+    Returns:
+        The file written and its duration in seconds.
+    """
+    folder = prompts_dir / MUSIC_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = music_on_hold(SAMPLE_RATE)
+    path = folder / MUSIC_FILE
+    write_wav(path, samples)
+    return path, len(samples) / SAMPLE_RATE
 
 
 def speak(text: str, voice: str, speed: int = SPEED_WPM) -> npt.NDArray[np.int16]:

@@ -219,3 +219,18 @@ def test_a_centrex_group_of_another_realm_is_an_error(tmp_path: Path) -> None:
             "authenticate",
         ),
     )
+
+
+def test_an_unreadable_music_on_hold_file_is_an_error_of_the_settings(tmp_path: Path) -> None:
+    """`callserver check` lists a file of the music directory that cannot be decoded."""
+    music = tmp_path / "music"
+    music.mkdir()
+    shutil.copy(ROOT / "prompts" / "moh" / "chords.wav", music / "a.wav")
+    (music / "b.wav").write_bytes(b"RIFF....WAVEjunk")
+    path = _settings(tmp_path, "")
+    path.write_text(path.read_text().replace("media:\n", f"media:\n  music_dir: {music}\n"))
+    [result] = check([], path)
+    assert f"{music / 'b.wav'}: not a valid WAV file: Couldn't find fmt header in wav data" in (
+        result.errors
+    )
+    assert not any(str(music / "a.wav") in e for e in result.errors), result.errors

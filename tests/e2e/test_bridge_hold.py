@@ -2,7 +2,7 @@
 
 A SIPp caller dials a number whose plan forwards it to a SIPp callee. Each SIPp names an
 ``RtpParty`` socket of the test as its media address, so what each party hears is read and
-decoded here: the held party gets the shipped music on hold (``prompts/en/moh.wav``) while
+decoded here: the held party gets the shipped music on hold (``prompts/moh/``) while
 held, and the other party's audio before and after. Re-INVITEs are answered on their own leg
 with the right direction (no 481), UPDATE with and without an offer gets 200 with and without
 SDP, a re-INVITE without SDP gets our offer and its answer comes in the ACK, an offer we cannot
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from callserver.media import g711
+from callserver.media.hold_music import load_music
 from callserver.media.inband import InbandDetector
-from callserver.media.prompts import PromptStore
 from callserver.media.rtp import RtpPacket
 from tests.e2e.conftest import (
     HOST,
@@ -40,7 +40,7 @@ from tests.e2e.rtp_party import TELEPHONE_EVENT, RtpParty
 NUMBER = "38733100200"
 TARGET = "+38761200300"
 CALLER_FILL, CALLEE_FILL = 0x55, 0x33  # each party's constant PCMU payload
-MUSIC = PromptStore(PROMPTS, lambda language: [language]).load("moh", "en").encoded("PCMU")
+MUSIC = load_music(PROMPTS / "moh")[0].encoded("PCMU")
 
 
 def _server(tmp_path: Path, uas_port: int) -> ServerProcess:

@@ -14,9 +14,9 @@ import pytest
 
 from callserver.media import g711
 from callserver.media.events import DtmfReceived, PlaybackFinished
+from callserver.media.hold_music import MUSIC_FILE, load_music
 from callserver.media.music import MUSIC_DBFS, music_on_hold
 from callserver.media.negotiated import StreamConfig
-from callserver.media.prompts import PromptStore
 from callserver.media.rtp import RtpPacket
 from callserver.media.settings import MediaSettings
 from callserver.media.stream import MediaStream
@@ -139,8 +139,10 @@ def test_music_on_hold_lies_in_the_telephone_band() -> None:
     assert band / power.sum() > 0.99
 
 
-@pytest.mark.parametrize("language", ["bs", "de", "en", "hr"])
-def test_shipped_moh_is_the_generated_music(language: str) -> None:
-    """prompts/<lang>/moh.wav holds exactly what music_on_hold() generates."""
-    prompt = PromptStore(SHIPPED, MediaSettings().language_chain).load("moh", language)
-    assert np.array_equal(prompt.samples, music_on_hold())
+def test_shipped_music_is_the_generated_piece() -> None:
+    """prompts/moh/ (the default music directory) holds exactly what music_on_hold() makes."""
+    directory = MediaSettings(prompts_dir=SHIPPED).hold_music_dir
+    music, failed = load_music(directory)
+    assert failed == [] and music.files == (SHIPPED / "moh" / MUSIC_FILE,)
+    assert np.array_equal(music.samples, music_on_hold())
+    assert music.encoded("PCMA") == g711.encode("PCMA", music_on_hold())

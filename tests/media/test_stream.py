@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callserver.media import g711
-from callserver.media.events import DtmfReceived, RtpTimedOut
+from callserver.media.events import DtmfReceived, PlaybackFinished, RtpTimedOut
 from callserver.media.rtcp import (
     ReceiverReport,
     SenderReport,
@@ -86,6 +86,20 @@ def test_unhold_restarts_the_timer() -> None:
     assert stream.events == []
     stream.check_timeout(530.0, 30.0)
     assert stream.events == [RtpTimedOut(stream_id=1, idle=30.0, rtime=530.0)]
+
+
+def test_a_held_party_has_no_timeout_until_it_is_resumed() -> None:
+    """A party held by its bridged peer (hearing music) may fall silent: no RTP timeout until
+    resumed, then the timer counts from the resume."""
+    stream = make_stream()
+    stream.hold(b"", 10.0)
+    stream.check_timeout(500.0, 30.0)
+    assert stream.events == []
+    stream.resume(500.0)
+    stream.check_timeout(529.0, 30.0)
+    assert [type(e) for e in stream.events] == [PlaybackFinished]
+    stream.check_timeout(530.0, 30.0)
+    assert stream.events[-1] == RtpTimedOut(stream_id=1, idle=30.0, rtime=530.0)
 
 
 # -- receiving ------------------------------------------------------------------------------------
