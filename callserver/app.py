@@ -24,6 +24,7 @@ from callserver.calls.forwarding import Forwarding
 from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
 from callserver.calls.phones import PhoneBook
+from callserver.calls.pickup import Pickup
 from callserver.calls.registration import Registration, account_of
 from callserver.calls.reporting import CdrReporter
 from callserver.cdr.ingester import CdrIngester
@@ -135,6 +136,7 @@ class Server:
         self.routing = Routing(
             phones=self.phones.route,
             outbound=outbound.route,
+            pickup=Pickup(self.calls.services, self.calls.calls, lambda: self.centrex).route,
             dialplans=settings.dialplans,
             blacklist=settings.blacklist,
             prompts=self.prompts,

@@ -57,6 +57,7 @@ from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.originating import leg_from
 from callserver.calls.phase import CallPhase
 from callserver.calls.phones import Branch, PhoneBook
+from callserver.calls.pickup import bridge_picked
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
@@ -252,6 +253,8 @@ class Forwarder:
             timer.cancel()
         if status >= 300:
             return outcome_of(status, leg.cancelled)
+        if leg.picked is not None:  # another phone picked the ringing leg up (calls.pickup)
+            return await bridge_picked(self.services, self.bridges, leg)
         a = leg.a
         if a.session is not None and not a.session.answered:
             await a.session.answer()
@@ -334,6 +337,8 @@ class Forwarder:
         services = self.services
         now = services.now()
         self.calls.remove_leg(leg)
+        if leg.picked is not None:  # the picking phone's call is hung up too
+            leg.picked.over.set()
         if leg.bridge is not None:
             self.bridges.close(leg.bridge)
             leg.a.sdp_version = leg.bridge.a.version  # our SDP on the caller's leg moved on

@@ -5,7 +5,9 @@ its client transaction (``handle``, one per target tried), its dialog once answe
 stream, channel and CDR facts, and the bridge that answers both legs' in-dialog requests.
 A leg to a Centrex phone rings all its registered contacts at once: ``forks`` has one client
 transaction per contact and its final status (None while it rings); ``handle`` becomes the
-one whose 2xx won. The ``Calls`` registry finds it by any of its handles and by dialog.
+one whose 2xx won. The ``Calls`` registry finds it by any of its handles and by dialog, and
+while it rings at a phone, by the phone's number (call pickup). A leg picked up by another
+phone (``calls.pickup``) is answered by that phone's call instead: ``picked``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from callserver.sip.ids import new_call_id
 from callserver.sip.sdp import SessionDescription
 from callserver.sip.transaction_key import TransactionKey
 
-__all__ = ["Leg", "leg_facts"]
+__all__ = ["Leg", "PickedUp", "leg_facts"]
+
+
+@dataclass(slots=True, kw_only=True)
+class PickedUp:
+    """The answered call of the phone that picked a ringing leg up (call pickup): it takes the
+    place of the leg's phones until ``over`` (set when the caller's side ends the bridge)."""
+
+    call: Call
+    subscriber: str  # the picking phone's number (E.164)
+    over: asyncio.Event
 
 
 @dataclass(slots=True)
@@ -53,6 +65,7 @@ class Leg:
     headers: tuple[tuple[str, str], ...] = ()  # identity toward a carrier; Diversion, History-Info
     branches: tuple[Branch, ...] = ()  # a phone's registered contacts, rung at once
     forks: dict[TransactionKey | None, int | None] | None = None  # branch: final status
+    picked: PickedUp | None = None  # another phone picked the ringing leg up
 
     def pending_forks(self) -> list[TransactionKey | None]:
         """The branches still ringing (none for a leg through a route)."""

@@ -7,7 +7,8 @@ transaction key (a CANCEL, a transaction timeout), by dialog id once our 2xx cre
 dialog (ACK, BYE, re-INVITE, INFO: RFC 3261 §12.2.2), by media stream id (digits, RTP
 timeout, playback and recording ends), by dialplan session (the session's requests); a leg by
 its client transaction (responses, RFC 3261 §17.1.3) and by its dialog once answered; each
-side of a bridged call (the caller's and the leg's) by dialog and by stream. A call
+side of a bridged call (the caller's and the leg's) by dialog and by stream; a leg ringing
+at a Centrex phone by the phone's number (``ringing``: call pickup finds it there). A call
 enters with ``add`` (its ``ADMITTED`` phase), gains its dialog with ``answered`` (its
 ``ANSWERED`` phase) and leaves every index at once with ``remove`` (its ``ENDED`` phase), so
 no path can leave it behind in one of them. ``idle`` is set whenever no call is in progress
@@ -21,7 +22,7 @@ phones, to the end of that dialog; counted as the dialog index changes, so once 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from callserver.calls.bridge import Bridge, Side
 from callserver.calls.call import Call
@@ -47,6 +48,7 @@ class Calls:
         self._sides_by_dialog: dict[DialogId, tuple[Bridge, Side]] = {}
         self._sides_by_stream: dict[int, tuple[Bridge, Side]] = {}
         self._in_call: dict[str, int] = {}  # subscriber's number: its answered dialogs
+        self._ringing: dict[str, dict[int, Leg]] = {}  # phone number: legs ringing there
         self.total = 0  # calls tracked since start
         self.idle = asyncio.Event()
         self.idle.set()
@@ -137,9 +139,13 @@ class Calls:
         assert leg.forks is not None
         leg.forks[handle] = None
         self._legs_by_handle[handle] = leg
+        self._ringing.setdefault(leg.facts.called, {})[id(leg)] = leg
 
     def remove_leg(self, leg: Leg) -> None:
         """``leg`` is torn down: out of every index."""
+        ringing = self._ringing.get(leg.facts.called)
+        if ringing is not None and ringing.pop(id(leg), None) is not None and not ringing:
+            del self._ringing[leg.facts.called]
         self._legs_by_handle.pop(leg.handle, None)
         for handle in leg.forks or ():
             self._legs_by_handle.pop(handle, None)
@@ -164,6 +170,17 @@ class Calls:
             self._in_call[number] = count
         else:
             self._in_call.pop(number, None)
+
+    def ringing(self, numbers: Iterable[str]) -> list[Leg]:
+        """The legs ringing now at the phones of ``numbers`` (E.164, as a leg's ``called``):
+        not answered, refused, cancelled or picked up yet; the longest ringing first."""
+        legs = [
+            leg
+            for number in dict.fromkeys(numbers)
+            for leg in self._ringing.get(number, {}).values()
+            if not leg.setup.done() and not leg.cancelled and leg.picked is None
+        ]
+        return sorted(legs, key=lambda leg: leg.facts.offered_at)
 
     def leg_by_handle(self, handle: TransactionKey | None) -> Leg | None:
         """The leg whose current (or abandoned but not dropped) INVITE is ``handle``."""

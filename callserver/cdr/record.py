@@ -241,6 +241,8 @@ class CdrRecord:
     diversion_reason: str | None = None
     diverted_from: str | None = None
     conference: str | None = None  # the meet-me room the call joined (its last, if several)
+    # Call pickup: the subscriber (E.164) whose phone answered a call that rang at another's.
+    answered_by: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -338,6 +340,7 @@ _OPTIONAL_TEXT = (
     "diversion_reason",
     "diverted_from",
     "conference",
+    "answered_by",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
 _CHOICES = {

@@ -32,7 +32,8 @@ HEADER = (
     '"q850_cause","sip_code","hangup_by","end_reason","language","steps","digits","survey",'
     '"voicemail_path","recording_path","number_class","tariff","billed_units","billed_seconds",'
     '"payer","cost","vat","currency","end_detail","charges","subscriber",'
-    '"diversion_reason","diverted_from","conference"\n'
+    '"diversion_reason","diverted_from","conference",'
+    '"answered_by"\n'
 )
 ROW = (
     '"acme","061234567","033123456","38733123456.yaml","061234567","SIP/pbx-1","","menu","",'
@@ -45,7 +46,8 @@ ROW = (
     '"[{""payer"":""caller"",""tariff"":""local"",""billed_units"":61,""billed_seconds"":61,'
     '""cost"":""0.0508"",""vat"":""0.0086""},{""payer"":""called"",""tariff"":""local"",'
     '""billed_units"":61,""billed_seconds"":61,""cost"":""0.0203"",""vat"":""0.0035""}]",'
-    '"+38733100201","user-busy","+38733100202","100"\n'
+    '"+38733100201","user-busy","+38733100202","100",'
+    '"+38733100203"\n'
 )
 CHARGES = [
     {
@@ -90,6 +92,7 @@ def _full_record() -> CdrRecord:
         diversion_reason="user-busy",
         diverted_from="+38733100202",
         conference="100",
+        answered_by="+38733100203",
     )
 
 

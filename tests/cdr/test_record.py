@@ -211,6 +211,17 @@ def test_a_diverted_legs_record_says_why_and_by_whom_and_older_lines_have_neithe
         make_record(3, diversion_reason="deflection")
 
 
+def test_a_picked_up_call_names_who_answered_and_older_lines_have_none() -> None:
+    """answered_by (call pickup) round-trips; a line written before it existed reads as None."""
+    record = make_record(1, answered_by="+38733100203")
+    assert CdrRecord.from_json(record.to_json()).answered_by == "+38733100203"
+    data = json.loads(make_record(2).to_json())
+    del data["answered_by"]
+    assert CdrRecord.from_json(json.dumps(data)).answered_by is None
+    with pytest.raises(ValueError, match="answered_by must be a string or null"):
+        make_record(3, answered_by=38733100203)
+
+
 def test_records_are_hashable_values() -> None:
     """Equal records hash alike (survey is left out of the hash), so they can go in sets."""
     assert len({make_record(1, survey={"q1": 5}), make_record(1, survey={"q1": 5})}) == 1
