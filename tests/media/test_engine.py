@@ -229,6 +229,29 @@ async def test_rtp_timeout_reaches_the_sink(
         await media.stop()
 
 
+async def test_a_held_party_has_no_rtp_timeout_until_resumed(
+    sink: Sink, peer: Peer, sockets: Callable[[], RtpSockets]
+) -> None:
+    """A stream whose party is held (hearing music) receives nothing for two housekeeping
+    passes, well past the timeout, and is not timed out; once resumed, the timeout runs
+    again and reaches the sink."""
+    settings = settings_for(*port_range(), rtp_timeout=0.3)
+    media = MediaEngine(settings, bind_host=HOST, sink=sink, sockets=sockets)
+    await media.start()
+    try:
+        stream = media.open_stream()
+        media.configure(stream, peer.config())
+        media.hold(stream, b"")
+        await asyncio.sleep(2.5)  # housekeeping checks each stream once a second
+        assert sink.of(RtpTimedOut) == []
+        media.resume(stream)
+        async with asyncio.timeout(WAIT):
+            event = await sink.wait_for(RtpTimedOut)
+        assert isinstance(event, RtpTimedOut) and event.stream_id == stream.stream_id
+    finally:
+        await media.stop()
+
+
 async def test_recording_a_tone(engine: MediaEngine, peer: Peer, tmp_path: Path) -> None:
     """1.5 s of a 1 kHz tone from the peer is recorded to an 8 kHz mono 16-bit WAV."""
     stream = engine.open_stream()
