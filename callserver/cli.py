@@ -173,18 +173,20 @@ def _prompts_synth(args: argparse.Namespace) -> int:
         text_languages,
     )
 
-    languages = args.languages or text_languages(args.prompts_dir)
-    if not languages:
+    only = [name for name in args.only if name not in MUSIC]
+    music = not args.only or len(only) < len(args.only)  # the music on hold: prompts/moh/
+    speech = not args.only or bool(only)
+    languages = (args.languages or text_languages(args.prompts_dir)) if speech else []
+    if speech and not languages:
         print(f"{args.prompts_dir}: no <lang>.txt prompt texts", file=sys.stderr)
         return 1
-    only = [name for name in args.only if name not in MUSIC]
     try:
-        if not args.only or only != args.only:  # the music on hold: prompts/moh/, once
-            path, seconds = synth_music(args.prompts_dir)
-            print(f"{path} {seconds:.2f} s")
-        for language in languages if only or not args.only else []:
+        for language in languages:
             for path, seconds in synth_language(args.prompts_dir, language, only):
                 print(f"{path} {seconds:.2f} s")
+        if music:
+            path, seconds = synth_music(args.prompts_dir)
+            print(f"{path} {seconds:.2f} s")
     except SynthError as exc:
         print(f"callserver: {exc}", file=sys.stderr)
         return 1

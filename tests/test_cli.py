@@ -342,6 +342,19 @@ def test_prompts_synth_bad_text_file_names_the_line(tmp_path: Path) -> None:
     assert not (tmp_path / "de").exists()
 
 
+def test_prompts_synth_writes_the_music_on_hold_without_espeak(tmp_path: Path) -> None:
+    """`--only moh` writes prompts/moh/chords.wav, the generated 8 s loop, with no text file
+    and no espeak-ng."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    args = ("prompts", "synth", "--prompts-dir", str(tmp_path), "--only", "moh")
+    result = callserver(*args, env={"PATH": str(empty)})
+    path = tmp_path / "moh" / "chords.wav"
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{path} 8.00 s\n", "")
+    with wave.open(str(path)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getnframes()) == (8000, 1, 64000)
+
+
 def test_prompts_without_a_tool_exits_2() -> None:
     """`callserver prompts` needs a subcommand; argparse exits 2."""
     assert callserver("prompts").returncode == 2
