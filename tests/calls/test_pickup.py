@@ -18,6 +18,8 @@ from callserver.config.centrex_file import CentrexFile
 from callserver.policy.caller import CallerId
 from callserver.registrar.binding import Binding
 from callserver.sip.peer import Peer
+from callserver.sip.sdp import parse_sdp
+from tests.calls.fakes import OFFER
 from tests.calls.harness import Harness, dialog
 
 PHONES = {"202": None, "203": None, "204": "back"}  # extension: pickup group (None: default)
@@ -144,6 +146,19 @@ async def test_the_caller_hanging_up_hangs_the_picker_up(tmp_path: Path) -> None
     harness.ended("a1", "bye_received")
     await harness.settle()
     assert harness.endpoint.byes == [dialog("c1")]
+
+
+async def test_the_picking_phone_holds_and_the_caller_hears_music(tmp_path: Path) -> None:
+    """A re-INVITE a=sendonly from the picking phone is answered recvonly on its own dialog
+    and the caller is held (music), as in any bridged call."""
+    harness, _ = _harness(tmp_path)
+    await _picked(harness)
+    caller = harness.manager.calls.by_key(("invite", "a1"))
+    assert caller is not None and caller.stream is not None
+    key = harness.in_dialog("INVITE", "c1", body=OFFER + b"a=sendonly\r\n")
+    (sent,) = [s for s in harness.endpoint.responses if s.key == key]
+    assert sent.status == 200 and parse_sdp(sent.body).media[0].direction == "recvonly"
+    assert harness.media.kinds("hold") == [("hold", caller.stream.stream_id)]
 
 
 async def test_another_pickup_group_gets_404_and_the_phone_rings_on(tmp_path: Path) -> None:
