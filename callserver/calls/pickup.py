@@ -13,7 +13,9 @@ The legs ringing at a phone are found in the ``Calls`` registry, the one index o
 (``Calls.ringing``: a leg to a phone's contacts, not yet answered, refused, cancelled or
 picked); the one that has rung longest is taken. With none, the picking phone's INVITE gets
 404 (no media is needed to say "nothing to pick up": the phone shows it at once). The
-picking phone's CDR has the step ``pickup`` either way.
+picking phone's CDR has the step ``pickup`` either way. Only a phone's own call (admitted by
+its digest credentials) may pick up: a customer's trunk presenting a phone's number gets 403,
+and a code from a caller that names no phone is routed as any other number.
 
 Otherwise the picking phone's call is answered (its own stream and SDP answer), the picked
 leg's ringing contacts are cancelled with ``Reason: SIP;cause=200;text="Call completed
