@@ -1,6 +1,6 @@
 """Music on hold, generated: a short loop of plucked chords in the telephone band, 8 kHz int16.
 
-The shipped ``prompts/<lang>/moh.wav`` are written from ``music_on_hold()`` by ``callserver
+The shipped ``prompts/moh/chords.wav`` is written from ``music_on_hold()`` by ``callserver
 prompts synth`` (no recording, no licence): the progression C - Am - F - G, each chord two
 seconds, arpeggiated in plucked notes over a soft pad. The notes lie between 294 and 523 Hz
 and their harmonics below 2.1 kHz: inside the 300-3400 Hz telephone band. The piece is
