@@ -63,6 +63,7 @@ from callserver.config.errors import OperatorFileError
 from callserver.config.positions import describe_errors, line_of
 from callserver.config.settings import read_yaml
 from callserver.config.trunks import CustomerConfig, TrunksFile, load_trunks
+from callserver.policy.service_codes import ServiceCodes
 from callserver.policy.services import ServiceSettings
 
 __all__ = [
@@ -131,6 +132,7 @@ class Centrex:
         default_factory=lambda: MappingProxyType({})
     )
     by_username: Mapping[str, Subscriber] = field(default_factory=lambda: MappingProxyType({}))
+    codes: ServiceCodes = field(default_factory=ServiceCodes)  # the codes phones dial
 
     def subscriber(self, number: str) -> Subscriber | None:
         """The subscriber of the E.164 ``number`` (``+`` optional), else None."""
@@ -290,6 +292,7 @@ def compile_centrex(
         by_number=MappingProxyType(compiler.by_number),
         by_extension=MappingProxyType(compiler.by_extension),
         by_username=MappingProxyType(compiler.by_username),
+        codes=ServiceCodes(**file.service_codes.model_dump()),
     )
     return centrex, compiler.errors
 

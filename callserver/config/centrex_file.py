@@ -29,6 +29,7 @@ __all__ = [
     "CentrexFile",
     "GroupSchema",
     "NumberBlock",
+    "ServiceCodesSchema",
     "ServicesSchema",
     "SubscriberSchema",
     "e164",
@@ -208,8 +209,43 @@ class GroupSchema(BaseModel):
     subscribers: dict[str, SubscriberSchema] = Field(default_factory=dict)
 
 
+def _code(value: str) -> str:
+    if not (value.isdigit() and value.isascii() and 1 <= len(value) <= 4):
+        raise ValueError(f"{value!r}: a service code is 1 to 4 digits (quote it: \"21\")")
+    return value
+
+
+_Code = Annotated[str, AfterValidator(_code)]
+
+
+class ServiceCodesSchema(BaseModel):
+    """The service codes phones dial (``policy.service_codes.ServiceCodes``): 1 to 4 digits
+    each, every one different (``*21*NUMBER#`` with ``forward_always: "21"``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    forward_always: _Code = "21"
+    forward_busy: _Code = "67"
+    forward_no_answer: _Code = "61"
+    forward_unreachable: _Code = "62"
+    all_forwarding: _Code = "002"
+    call_waiting: _Code = "43"
+    dnd: _Code = "26"
+    clir: _Code = "31"
+    mcid: _Code = "39"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ServiceCodesSchema:
+        seen: dict[str, str] = {}
+        for service, code in self.model_dump().items():
+            if code in seen:
+                raise ValueError(f"{service} and {seen[code]} both have the code {code!r}")
+            seen[code] = service
+        return self
+
+
 class CentrexFile(BaseModel):
     """The schema of config/centrex.yaml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     groups: dict[_Id, GroupSchema] = Field(default_factory=dict)
+    service_codes: ServiceCodesSchema = Field(default_factory=ServiceCodesSchema)

@@ -24,6 +24,13 @@ PASSWD = "`callserver passwd USERNAME REALM`"
 SUB = "groups.office.subscribers"
 
 BAD: dict[str, list[str]] = {
+    "service-code-twice": [":5: service_codes: dnd and forward_always both have the code '21'"],
+    "service-code-not-digits": [
+        ":6: service_codes.call_waiting: '4*3': a service code is 1 to 4 digits (quote it: \"21\")"
+    ],
+    "service-code-unknown": [
+        ":6: service_codes.pickup_everything: unknown key (misspelt, or in the wrong place?)"
+    ],
     "bad-forward-target": [
         f":11: {SUB}.+387 33 100 201.services.forward_busy: 'mailbox': a "
         "forwarding target is a number, an extension or VM"

@@ -1,0 +1,180 @@
+"""Service codes dialled from a phone: what ``*21*0611234#`` or ``#31#061...`` asks for.
+
+Theory of operation
+-------------------
+The codes follow the man-machine interface of ETSI TS 122 030 §6.5 (3GPP TS 22.030): a
+supplementary service has a *service code* (SC) of digits, and the procedure is in the
+characters around it:
+
+=====================  ==============================  =====================================
+dialled                procedure                       example (the default codes)
+=====================  ==============================  =====================================
+``*SC*SI#``            activate with supplementary     ``*21*061123456#`` (CFU to a number),
+                       information (a target, then     ``*61*201*30#`` (CFNR to 201 after
+                       for CFNR the ring time)         30 s)
+``*SC#``               activate                        ``*43#`` call waiting on
+``#SC#``               deactivate                      ``#21#``, ``#26#``
+``*#SC#``              interrogate (read back)         ``*#21#``
+``##SC#``              erase                           ``##002#`` every forwarding off
+``#SC#NUMBER``         this call: suppress (CLIR)      ``#31#061123456``
+``*SC#NUMBER``         this call: show the caller ID   ``*31#061123456``
+``*SC`` or ``*SC#``    invoke (MCID)                   ``*39``
+=====================  ==============================  =====================================
+
+The operator may change each SC (``ServiceCodes``, centrex.yaml's ``service_codes``). A
+Request-URI user may carry ``#`` escaped as ``%23`` (RFC 3261 §19.1.2): it is unescaped here.
+``parse`` answers None for anything that is not one of these codes, so other ``*`` codes
+(pickup, the voicemail box) and every number route on as before; a code of ours written wrong
+(``*21*#``, ``*61*201*3#``) is an ``Invalid`` the phone is told about.
+
+A target is kept as dialled (digits, or ``VM``): which number or extension it names depends
+on the subscriber's group, so ``calls.service_codes`` checks it.
+
+Pure: values and functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Final, Literal
+from urllib.parse import unquote
+
+from callserver.policy.services import NO_ANSWER_SECONDS, VOICEMAIL
+
+__all__ = [
+    "FORWARDING",
+    "CallerIdOnce",
+    "Invalid",
+    "MaliciousCall",
+    "ServiceChange",
+    "ServiceCodes",
+    "ServiceRequest",
+    "parse",
+]
+
+FORWARDING: Final = ("forward_always", "forward_busy", "forward_no_answer", "forward_unreachable")
+"""The forwarding services, as ``policy.services.ServiceSettings`` names them."""
+
+Procedure = Literal["activate", "deactivate", "interrogate", "erase"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceCodes:
+    """The service code (digits) of each service (ETSI TS 122 030 Annex B defaults)."""
+
+    forward_always: str = "21"
+    forward_busy: str = "67"
+    forward_no_answer: str = "61"
+    forward_unreachable: str = "62"
+    all_forwarding: str = "002"
+    call_waiting: str = "43"
+    dnd: str = "26"
+    clir: str = "31"
+    mcid: str = "39"
+
+    def service_of(self, code: str) -> str | None:
+        """The service whose code is ``code``, else None."""
+        return next((f.name for f in fields(self) if getattr(self, f.name) == code), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceChange:
+    """A procedure on a service: ``service`` as ServiceSettings names it (or
+    ``all_forwarding``), a target as dialled, and CFNR's ring time in seconds."""
+
+    procedure: Procedure
+    service: str
+    target: str | None = None
+    seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallerIdOnce:
+    """This one call to ``number``, with the caller ID withheld (CLIR) or shown."""
+
+    withhold: bool
+    number: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaliciousCall:
+    """Mark the subscriber's last incoming call as malicious (MCID)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invalid:
+    """A code of ours written wrong; ``reason`` says how (for the log)."""
+
+    reason: str
+
+
+ServiceRequest = ServiceChange | CallerIdOnce | MaliciousCall | Invalid
+
+_MMI = re.compile(r"^(\*#|##|\*|#)(\d+)((?:\*[^*#]*)*)(#?)(.*)$")
+_TARGET = re.compile(rf"^(\+?\d{{2,15}}|{VOICEMAIL})$")
+_PREFIXES: Final[dict[str, Procedure]] = {
+    "*": "activate",
+    "#": "deactivate",
+    "*#": "interrogate",
+    "##": "erase",
+}
+
+
+def parse(dialled: str, codes: ServiceCodes) -> ServiceRequest | None:
+    """What ``dialled`` (a Request-URI user) asks for, or None when it is not a service code
+    (ETSI TS 122 030 §6.5.2; see the module docstring)."""
+    text = unquote(dialled)
+    match = _MMI.match(text)
+    if match is None:
+        return None
+    prefix, code, extra, hash_, rest = match.groups()
+    service = codes.service_of(code)
+    if service is None:
+        return None
+    if service == "clir":
+        return _clir(prefix, extra, hash_, rest)
+    if service == "mcid":
+        ok = prefix == "*" and not extra and not rest
+        return MaliciousCall() if ok else Invalid(reason=f"{text!r}: MCID is *{code}")
+    if not hash_ or rest:
+        return Invalid(reason=f"{text!r}: a service code ends with #")
+    infos = extra.split("*")[1:]
+    return _change(_PREFIXES[prefix], service, infos, text)
+
+
+def _clir(prefix: str, extra: str, hash_: str, rest: str) -> ServiceRequest:
+    number = rest.strip()
+    if prefix not in ("*", "#") or extra or not hash_ or not re.fullmatch(r"\+?\d{2,15}", number):
+        return Invalid(reason="per-call caller ID is #31#NUMBER or *31#NUMBER")
+    return CallerIdOnce(withhold=prefix == "#", number=number)
+
+
+def _change(procedure: Procedure, service: str, infos: list[str], text: str) -> ServiceRequest:
+    forwarding = service in FORWARDING
+    if service == "all_forwarding":
+        if procedure not in ("deactivate", "erase") or infos:
+            return Invalid(reason=f"{text!r}: all forwarding can only be erased (##...#)")
+        return ServiceChange(procedure="erase", service=service)
+    if procedure != "activate" or not forwarding:
+        if infos:
+            return Invalid(reason=f"{text!r}: no number goes with this procedure")
+        if procedure == "interrogate" and not forwarding and service not in ("call_waiting", "dnd"):
+            return Invalid(reason=f"{text!r}: cannot be read back")
+        if procedure == "activate" and forwarding:
+            return Invalid(reason=f"{text!r}: forwarding needs a number")
+        return ServiceChange(procedure=procedure, service=service)
+    return _forwarding(service, infos, text)
+
+
+def _forwarding(service: str, infos: list[str], text: str) -> ServiceRequest:
+    most = 2 if service == "forward_no_answer" else 1
+    if not 1 <= len(infos) <= most or not _TARGET.match(infos[0]):
+        return Invalid(reason=f"{text!r}: forwarding is *code*NUMBER#")
+    seconds = None
+    if len(infos) == 2:
+        low, high = NO_ANSWER_SECONDS
+        if not infos[1].isdigit() or not low <= int(infos[1]) <= high:
+            return Invalid(reason=f"{text!r}: the ring time is {low} to {high} seconds")
+        seconds = int(infos[1])
+    return ServiceChange(procedure="activate", service=service, target=infos[0], seconds=seconds)
