@@ -27,6 +27,8 @@ from callserver.calls.phones import PhoneBook
 from callserver.calls.pickup import Pickup
 from callserver.calls.registration import Registration, account_of
 from callserver.calls.reporting import CdrReporter
+from callserver.calls.service_codes import ServiceCodeCalls
+from callserver.calls.services_store import ServicesStore
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
 from callserver.config.centrex import load_customers
@@ -93,6 +95,8 @@ class Server:
         self.admission.auth.accounts = self._account  # phones' INVITEs, as their REGISTERs
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
+        self.services: ServicesStore | None = None  # the phones' service settings: start()
+        self.service_codes: ServiceCodeCalls | None = None
         self.ingester = CdrIngester(
             settings.data_dir,
             settings.cdr.ingest_interval,
@@ -116,6 +120,9 @@ class Server:
             lambda: self.centrex,
             lambda aor, now: [] if (r := self.calls.registration) is None else r.lookup(aor, now),
             lambda: self.settings.calls.ring_timeout,
+            lambda number: (
+                ServiceSettings() if not self.services else self.services.settings_of(number)
+            ),
         )
         self.calls.forwarder.phones = self.phones
         self.calls.host.forwarding = Forwarding(
@@ -136,7 +143,10 @@ class Server:
         self.routing = Routing(
             phones=self.phones.route,
             outbound=outbound.route,
-            pickup=Pickup(self.calls.services, self.calls.calls, lambda: self.centrex).route,
+            codes=(
+                lambda s: None if not self.service_codes else self.service_codes.route(s),
+                Pickup(self.calls.services, self.calls.calls, lambda: self.centrex).route,
+            ),
             dialplans=settings.dialplans,
             blacklist=settings.blacklist,
             prompts=self.prompts,
@@ -181,6 +191,8 @@ class Server:
         )
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
+        self.services = ServicesStore.open(self.settings.data_dir, lambda: self.centrex, self._loop)
+        self.service_codes = ServiceCodeCalls(lambda: self.centrex, self.services)
         self.calls.registration = Registration.open(
             self.settings,
             self._account,
@@ -410,6 +422,8 @@ class Server:
         await self.media.stop()
         if self.calls.registration is not None:
             await self.calls.registration.close()  # bindings on disk for the next start
+        if self.services is not None:
+            await self.services.close()  # the phones' service settings too
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite

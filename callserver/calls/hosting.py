@@ -79,6 +79,7 @@ class SessionHosting:
             monotonic=self.services.loop.time,  # the clock the plan's pauses run on
         )
         session.originating = call.facts.customer is not None
+        session.subscriber = call.facts.subscriber
         work = self.router(session)
         if work is None:
             return False
@@ -221,6 +222,8 @@ class SessionHosting:
         call = self.calls.by_session(session)
         if call is None:
             return ForwardOutcome(result="failed")
+        if call.facts is not None and session.clir is not None:
+            call.facts.clir = session.clir  # the phone's #31# / *31# for this call
         place = self.forwarder.forward if self.forwarding is None else self.forwarding.forward
         return await place(
             call,

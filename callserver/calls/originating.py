@@ -16,7 +16,8 @@ such a call ``dialplan.routing`` decides, in order:
 ``caller_identity`` is who such a call says it is toward a carrier (``policy.cli``): a phone's
 own number, a PBX's presented number when its customer owns it (else the trunk's main number),
 or a number a dialplan step names; in E.164, in From and P-Asserted-Identity, anonymous with
-``Privacy: id`` when the phone restricts its number (its ``clir``).
+``Privacy: id`` when the phone restricts its number (its ``clir``, or ``#31#`` dialled before
+the number for this call; ``*31#`` shows it for this call: ``calls.service_codes``).
 
 ``end_as`` turns the end of a forwarded leg into the answer the caller gets, for calls out and
 calls to phones alike: 486 busy (Q.850 17), 480 when nobody answered (19) or nobody is
@@ -115,6 +116,7 @@ def caller_identity(
     if number is None and facts.subscriber is not None:
         phone = admission.centrex.subscriber(facts.subscriber)
         number, clir = facts.subscriber, phone is not None and phone.clir
+        clir = clir if facts.clir is None else facts.clir  # dialled for this call
     elif number is None and facts.trunk is not None:
         trunk = admission.table.config.trunks.get(facts.trunk)
         number = screen_cli(

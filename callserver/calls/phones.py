@@ -13,7 +13,10 @@ A call to a subscriber's number runs no dialplan (a subscriber's number cannot h
 ``PhoneBook.route`` gives the session a forward to the number for ``calls.ring_timeout``
 seconds (``originating.forward_then_end``), which then refuses the caller the way the phones
 did: 486 when they were busy, 480 when none is registered or none
-answered. A call from a customer may also dial an extension of its own group.
+answered. A call from a customer may also dial an extension of its own group. A subscriber
+with do-not-disturb on (``settings_of``, the services in force) is not rung:
+``PhoneBook.do_not_disturb`` answers the call, by default with 486 (``refuse_busy``);
+forwarding on busy replaces it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from dataclasses import dataclass
 from callserver.calls.originating import forward_then_end
 from callserver.calls.session import CallSession
 from callserver.config.centrex import Centrex, Subscriber
+from callserver.policy.services import ServiceSettings
 from callserver.registrar.binding import Binding
 from callserver.sip.peer import Peer
 from callserver.sip.uri import SipUri, parse_uri
 
-__all__ = ["COMPLETED_ELSEWHERE", "Branch", "PhoneBook"]
+__all__ = ["COMPLETED_ELSEWHERE", "Branch", "PhoneBook", "refuse_busy"]
 
 COMPLETED_ELSEWHERE = (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)
 """The CANCEL of the branches that lost to another's 2xx (RFC 3326 §2, RFC 3261 §16.7)."""
@@ -57,10 +61,13 @@ class PhoneBook:
         centrex: Callable[[], Centrex],
         lookup: Callable[[str, float], list[Binding]],
         ring_timeout: Callable[[], float],
+        settings_of: Callable[[str], ServiceSettings] | None = None,
     ) -> None:
         self._centrex = centrex
         self._lookup = lookup
         self._ring_timeout = ring_timeout
+        self._settings_of = settings_of  # the services in force (calls.services_store)
+        self.do_not_disturb: Callable[[CallSession, Subscriber], Awaitable[None]] = refuse_busy
 
     def subscriber(self, target: str, *groups_of: str | None) -> Subscriber | None:
         """The subscriber ``target`` names: its number, or an extension of the group of the
@@ -89,7 +96,15 @@ class PhoneBook:
             subscriber = self._centrex().subscriber(session.called)
         if subscriber is None:
             return None
+        settings_of = self._settings_of
+        if settings_of is not None and settings_of(subscriber.number).dnd:
+            return self.do_not_disturb(session, subscriber)
         return forward_then_end(session, subscriber.number, self._ring_timeout())
+
+
+async def refuse_busy(session: CallSession, subscriber: Subscriber) -> None:
+    """A call to a subscriber with do-not-disturb on: 486 Busy Here (Q.850 17, user busy)."""
+    await session.hangup(code=486, cause=17, reason="normal")
 
 
 def _branch(binding: Binding) -> Branch:

@@ -98,6 +98,7 @@ class CallFacts:
         "caller",
         "caller_country",
         "caller_e164",
+        "clir",
         "customer",
         "direction",
         "extra",
@@ -121,6 +122,7 @@ class CallFacts:
         self.trunk: str | None = None
         self.customer: str | None = None  # the trunk's or the phone's group's: the payer
         self.subscriber: str | None = None  # a phone's call: its E.164 number
+        self.clir: bool | None = None  # this call's CLIR, dialled (#31#/*31#); None: the phone's
         self.group: str | None = None  # a phone's call: its Centrex group
         self.caller_e164: str | None = None  # digits, no "+"
         self.caller_country: str | None = None

@@ -132,6 +132,7 @@ class CallSession:
         "call_id",
         "called",
         "caller",
+        "clir",
         "dialplan",
         "dialplan_version",
         "host",
@@ -139,6 +140,7 @@ class CallSession:
         "max_duration",
         "notes",
         "originating",
+        "subscriber",
         "variables",
         "voicemail_dir",
     )
@@ -167,6 +169,8 @@ class CallSession:
         self.dialplan_version: str | None = None
         self.max_duration: float | None = None  # the plan's cap; it may only shorten the class's
         self.originating = False  # from a customer (a Centrex phone, a PBX trunk): may go out
+        self.subscriber: str | None = None  # a Centrex phone's call: its number
+        self.clir: bool | None = None  # this call's caller ID withheld or shown (#31#, *31#)
         self._clock = clock
         self._monotonic = monotonic
         self._answered = False

@@ -211,7 +211,7 @@ class GroupSchema(BaseModel):
 
 def _code(value: str) -> str:
     if not (value.isdigit() and value.isascii() and 1 <= len(value) <= 4):
-        raise ValueError(f"{value!r}: a service code is 1 to 4 digits (quote it: \"21\")")
+        raise ValueError(f'{value!r}: a service code is 1 to 4 digits (quote it: "21")')
     return value
 
 

@@ -12,7 +12,7 @@ previous version in force.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 
 import structlog
@@ -66,13 +66,13 @@ class Routing:
         share: Callable[[], float] = lambda: BACKGROUND_SHARE,
         phones: Callable[[CallSession], Awaitable[None] | None] | None = None,
         outbound: Callable[[CallSession], Awaitable[None] | None] | None = None,
-        pickup: Callable[[CallSession], Awaitable[None] | None] | None = None,
+        codes: Sequence[Callable[[CallSession], Awaitable[None] | None]] = (),
     ) -> None:
         self.blacklist_path = blacklist
         self._routes = routes  # the outbound routes forward steps may name
         self._phones = phones  # a call to a Centrex subscriber's number rings its phones
         self._outbound = outbound  # a call from a customer to a number not ours goes out
-        self._pickup = pickup  # a phone dialling a pickup code (*8, **EXT) picks a call up
+        self._codes = tuple(codes)  # a phone dialling a code: services, pickup, ...
         self.blacklist = NumberList()
         self.prompts, self.tariffs, self.default_language = prompts, tariffs, default_language
         self.dialplans = Dialplans(dialplans, self._context, share)  # share: of the loop
@@ -98,10 +98,12 @@ class Routing:
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """The run of the called number's plan on ``session`` (a subscriber's number: ringing
         its phones, ``calls.phones``; a call from a customer to a number not the operator's:
-        out through the routes, ``calls.originating``; a phone's pickup code: the call it
-        picks up, ``calls.pickup``), or None (no plan)."""
-        if self._pickup is not None and (picking := self._pickup(session)) is not None:
-            return picking
+        out through the routes, ``calls.originating``; a phone's code: what the first of
+        ``codes`` that takes it does, e.g. ``calls.service_codes``, ``calls.pickup``), or None
+        (no plan)."""
+        for code in self._codes:
+            if (answering := code(session)) is not None:
+                return answering
         if self._phones is not None and (ringing := self._phones(session)) is not None:
             return ringing
         plans = self.dialplans.plans

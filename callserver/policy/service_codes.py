@@ -47,6 +47,7 @@ __all__ = [
     "CallerIdOnce",
     "Invalid",
     "MaliciousCall",
+    "Procedure",
     "ServiceChange",
     "ServiceCodes",
     "ServiceRequest",

@@ -173,3 +173,18 @@ def test_a_forward_shows_the_caller_as_it_came() -> None:
     facts = _facts(caller="+38761999999", trunk="bare")
     leg = CallFacts(call_id="l1", caller=facts.caller, called="+4930123456", offered_at=0.0)
     assert leg_from(facts, None, _admission(), "h", leg) == ("<sip:+38761999999@h>", ())
+
+
+def test_a_call_dialled_with_31_withholds_or_shows_the_number_for_that_call() -> None:
+    """#31# before the number withholds a phone's number for that call, *31# shows the number
+    of a phone whose default is CLIR (the facts' ``clir``, set from the dialled prefix)."""
+    hidden = _facts(caller="201", subscriber="+38733100201")
+    hidden.clir = True
+    shown = caller_identity(hidden, None, _admission(), "sbc.example")
+    assert shown is not None and shown.from_uri == "sip:anonymous@anonymous.invalid"
+    assert ("Privacy", "id") in shown.headers
+    visible = _facts(caller="202", subscriber="+38733100202")
+    visible.clir = False
+    shown = caller_identity(visible, None, _admission(), "sbc.example")
+    assert shown is not None and shown.from_uri == "sip:+38733100202@sbc.example"
+    assert not any(name == "Privacy" for name, _ in shown.headers)

@@ -1,0 +1,191 @@
+"""The services in force per subscriber: the operator's defaults with what its phone set.
+
+Theory of operation
+-------------------
+config/centrex.yaml gives each subscriber its ``ServiceSettings`` (the group's, then its own)
+and the services its phone may not change (``locks``). What the phone changes with service
+codes (``calls.service_codes``) is kept apart, as *overrides*: per number, the value of each
+setting it changed (a forwarding target or None for off, a flag, the no-answer ring time).
+``ServicesStore.settings_of`` lays them over the operator's values at the moment it is asked,
+from memory, so a reload of centrex.yaml changes the defaults under the phone's own changes.
+A setting the phone turned off stays off even if the operator later sets a default.
+
+``ServicesStore.change`` refuses, whole, a change that touches a locked service; otherwise it
+updates memory at once and queues the change for ``SqliteServiceStore``
+(``<data_dir>/services.sqlite``), written by one worker thread, the changes of one loop
+iteration in one transaction (WAL, ``synchronous=NORMAL``: as the registrar's store). They are
+read back on start, so settings survive a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+
+import structlog
+
+from callserver.config.centrex import Centrex
+from callserver.policy.services import ServiceSettings
+
+__all__ = ["Override", "ServicesStore", "SqliteServiceStore"]
+
+log = structlog.get_logger("callserver.services")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS service_setting (
+    number TEXT NOT NULL,
+    service TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (number, service)
+)
+"""
+_UPSERT = "INSERT OR REPLACE INTO service_setting VALUES (?, ?, ?)"
+_SETTINGS = frozenset(f.name for f in fields(ServiceSettings))
+_LOCKED_BY = {"no_answer_seconds": "forward_no_answer"}  # the lock that guards a setting
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Override:
+    """A setting a phone changed: its subscriber's number, the setting, the new value."""
+
+    number: str
+    service: str
+    value: str | bool | int | None
+
+
+class SqliteServiceStore:
+    """The overrides in a SQLite file (``services.sqlite`` in the data dir)."""
+
+    def __init__(self, path: Path) -> None:
+        # Loaded on the loop at start-up, then written from one worker thread at a time.
+        self._db = sqlite3.connect(
+            path, isolation_level=None, timeout=10.0, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+
+    def load(self) -> list[Override]:
+        """Every stored override; a row of a setting this version does not know is skipped."""
+        rows = self._db.execute("SELECT number, service, value FROM service_setting").fetchall()
+        return [
+            Override(number=str(number), service=str(service), value=json.loads(str(value)))
+            for number, service, value in rows
+            if service in _SETTINGS
+        ]
+
+    def apply(self, overrides: Sequence[Override]) -> None:
+        """Write ``overrides`` in one transaction."""
+        if not overrides:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for o in overrides:
+                self._db.execute(_UPSERT, (o.number, o.service, json.dumps(o.value)))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+class ServicesStore:
+    """The services in force per subscriber, and the phone's changes; see the module docstring.
+
+    Args:
+        centrex: the groups and subscribers in force (a reload replaces them).
+        store: where the phones' changes survive a restart (loaded here).
+        loop: the event loop the writes are scheduled from.
+    """
+
+    def __init__(
+        self,
+        centrex: Callable[[], Centrex],
+        store: SqliteServiceStore,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._centrex = centrex
+        self._store = store
+        self._loop = loop
+        self._overrides: dict[str, dict[str, str | bool | int | None]] = {}
+        for override in store.load():
+            self._overrides.setdefault(override.number, {})[override.service] = override.value
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, "services-store")
+        self._pending: list[Override] = []
+        self._flushing: asyncio.Handle | None = None
+
+    @classmethod
+    def open(
+        cls, data_dir: Path, centrex: Callable[[], Centrex], loop: asyncio.AbstractEventLoop
+    ) -> ServicesStore:
+        """The store of ``data_dir/services.sqlite`` (created when missing)."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(centrex, SqliteServiceStore(data_dir / "services.sqlite"), loop)
+
+    def settings_of(self, number: str) -> ServiceSettings:
+        """The ServiceSettings in force for the subscriber of ``number`` (E.164, ``+``
+        optional): the operator's with the phone's changes; defaults for no subscriber."""
+        subscriber = self._centrex().subscriber(number)
+        if subscriber is None:
+            return ServiceSettings()
+        own = self._overrides.get(subscriber.number)
+        return subscriber.services if not own else replace(subscriber.services, **own)  # type: ignore[arg-type]
+
+    def overrides_of(self, number: str) -> Mapping[str, str | bool | int | None]:
+        """What the phone of ``number`` changed (setting: value), for display."""
+        own = self._overrides.get(number if number.startswith("+") else f"+{number}", {})
+        return MappingProxyType(dict(own))
+
+    def change(self, number: str, values: Mapping[str, str | bool | int | None]) -> bool:
+        """Set ``values`` (ServiceSettings names) for the subscriber of ``number``; False, and
+        nothing changed, when it is not a subscriber or one of them is locked.
+
+        Raises:
+            ValueError: a name that is not a setting (our own bug).
+        """
+        unknown = set(values) - _SETTINGS
+        if unknown:
+            raise ValueError(f"not service settings: {sorted(unknown)}")
+        subscriber = self._centrex().subscriber(number)
+        if subscriber is None:
+            return False
+        if any(_LOCKED_BY.get(name, name) in subscriber.locks for name in values):
+            return False
+        own = self._overrides.setdefault(subscriber.number, {})
+        for name, value in values.items():
+            own[name] = value
+            self._pending.append(Override(number=subscriber.number, service=name, value=value))
+        if self._flushing is None:
+            self._flushing = self._loop.call_soon(self._flush)
+        return True
+
+    async def close(self) -> None:
+        """Write what is pending, stop the worker and close the database."""
+        if self._flushing is not None:
+            self._flushing.cancel()
+        self._flush()
+        await asyncio.wrap_future(self._writer.submit(self._store.close))
+        self._writer.shutdown(wait=True)
+
+    def _flush(self) -> None:
+        self._flushing = None
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._writer.submit(self._store.apply, batch).add_done_callback(_log_failure)
+
+
+def _log_failure(future: concurrent.futures.Future[None]) -> None:
+    """A failed write is logged; the settings stay served from memory."""
+    error = future.exception()
+    if error is not None:
+        log.error("services.store_failed", error=repr(error))
