@@ -1,0 +1,160 @@
+"""Service codes dialled from a registered Centrex phone, end to end with SIPp and real RTP.
+
+Phone 201 (language hr) registers (tests.e2e.subscribers), then dials codes as SIPp answering
+the 407 with its password; its SDP names an ``RtpParty`` socket of the test, so the
+confirmation it hears is read here and matched, packet by packet, against the prompt's PCMU
+encoding in the phone's language. A setting is read back after a restart of the server on the
+same data dir; do-not-disturb refuses a trunk's call with 486; ``#31#`` before a number sends
+that call out with the number withheld, checked by a SIPp carrier.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from callserver.media.prompts import PromptStore
+from callserver.media.rtp import RtpPacket
+from tests.e2e.conftest import (
+    HOST,
+    PROMPTS,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    run_sipp,
+    start_server,
+    stopped_on_exit,
+    uas_leg,
+)
+from tests.e2e.rtp_party import RtpParty
+from tests.e2e.subscribers import CALLING, PHONES, register_phone, write_group
+
+USER = "38733100201"
+STORE = PromptStore(PROMPTS, lambda language: [language])
+
+
+def _server(tmp_path: Path, trunks: dict[str, object] = CALLING) -> ServerProcess:
+    """acme's group, phones 201 (prompts in hr) and 202."""
+    write_group(tmp_path)
+    path = tmp_path / "centrex.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["groups"]["acme-office"]["subscribers"]["+387 33 100 201"]["language"] = "hr"
+    path.write_text(yaml.safe_dump(data))
+    return start_server(tmp_path, trunks=trunks)
+
+
+def _dial(sipp: str, tmp_path: Path, server: ServerProcess, code: str) -> list[RtpPacket]:
+    """Phone 201 dials ``code`` (``#`` sent as ``%23``) and hears the answer until the BYE;
+    the RTP packets it received."""
+    dialled = code.replace("#", "%23")
+    party = RtpParty(0xFF)
+    try:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-phone-dials-code-hears-confirmation.xml")),
+            *("-set", "rtp_port", str(party.port), "-s", dialled, "-m", "1"),
+            *("-key", "caller", USER, "-au", USER, "-ap", PHONES["201"]),
+            *("-auth_uri", f"{dialled}@{HOST}:{server.port}"),
+            timeout=60,
+        )
+    finally:
+        party.close()
+    assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+    return party.received
+
+
+def _heard(packets: list[RtpPacket], prompt: str, language: str = "hr") -> int:
+    """How many of ``packets`` are 20 ms of ``prompt`` in ``language`` (PCMU), silence aside
+    (a prompt after another starts anywhere in a packet: the bytes are looked up anywhere)."""
+    encoded = STORE.load(prompt, language).encoded("PCMU")
+    return sum(
+        1
+        for p in packets
+        if p.payload_type == 0 and len(set(p.payload)) > 4 and encoded.find(p.payload) >= 0
+    )
+
+
+def _frames(prompt: str, language: str = "hr") -> int:
+    """The 20 ms packets of ``prompt`` that are not silence."""
+    encoded = STORE.load(prompt, language).encoded("PCMU")
+    frames = (encoded[i : i + 160] for i in range(0, len(encoded) - 159, 160))
+    return sum(1 for frame in frames if len(set(frame)) > 4)
+
+
+def test_a_code_sets_forwarding_heard_confirmed_and_kept_over_a_restart(
+    sipp: str, tmp_path: Path
+) -> None:
+    """*21*202# sets CFU and the phone hears 'service activated' in Croatian; after a restart
+    *#21# reads it back ('forwarding to' and the digits), #21# turns it off, and a locked-free
+    *26# turns on do-not-disturb, so a trunk's call to 201 gets 486 unrung."""
+    with stopped_on_exit(_server(tmp_path)) as server:
+        register_phone(sipp, tmp_path, server)
+        heard = _dial(sipp, tmp_path, server, "*21*202#")
+        changed = server.wait_for("services.changed")
+    assert changed["number"] == "+38733100201" and changed["values"] == {"forward_always": "202"}
+    assert _heard(heard, "service_activated") >= _frames("service_activated") * 0.8
+    with stopped_on_exit(_server(tmp_path)) as server:
+        heard = _dial(sipp, tmp_path, server, "*#21#")
+        assert _heard(heard, "forwarding_to") >= _frames("forwarding_to") * 0.8
+        assert _heard(heard, "n2") > 0 and _heard(heard, "n0") > 0  # 2, 0, 2 read out
+        heard = _dial(sipp, tmp_path, server, "#21#")
+        assert _heard(heard, "service_deactivated") >= _frames("service_deactivated") * 0.8
+        _dial(sipp, tmp_path, server, "*26#")
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-expect-486-forward-failed.xml"), "-m", "1"),
+            *("-s", "+38733100201", "-key", "caller", "38761000000"),
+            timeout=30,
+        )
+        assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+    records = exported_cdrs(server.data_dir)
+    codes = [r for r in records if str(r["called_raw"]).startswith(("*", "#", "%"))]
+    assert len(codes) == 4 and all(r["disposition"] == "ANSWERED" for r in codes), records
+    assert all(r["subscriber"] == "+38733100201" for r in codes), codes
+    refused = [r for r in records if r["called_raw"] == "+38733100201"]
+    assert [r["sip_code"] for r in refused] == [486], records
+
+
+def test_an_invalid_code_is_said_and_changes_nothing(sipp: str, tmp_path: Path) -> None:
+    """*21*299# names no extension of the group: 'invalid code or number', nothing set."""
+    with stopped_on_exit(_server(tmp_path)) as server:
+        heard = _dial(sipp, tmp_path, server, "*21*299#")
+        assert _heard(heard, "service_invalid") >= _frames("service_invalid") * 0.8
+        assert not server.events("services.changed")
+        assert server.events("services.invalid_target")
+
+
+def test_31_withholds_the_number_of_one_call_out(sipp: str, tmp_path: Path) -> None:
+    """#31#061200300 from phone 201 goes out to 061 200 300 with an anonymous From, Privacy: id
+    and the phone's number in P-Asserted-Identity, as the carrier checks."""
+    template = (SCENARIOS / "uas-carrier-answers-expects-privacy.xml").read_text()
+    scenario = tmp_path / "carrier-privacy.xml"
+    scenario.write_text(template.replace("IDENTITY", "\\+38733100201"))
+    dialled = "%2331%23061200300"
+    with uas_leg(sipp, tmp_path, "-sf", str(scenario)) as (carrier, port):
+        routes = {"carrier": {"host": HOST, "port": port, "prefixes": ["+387"]}}
+        with stopped_on_exit(_server(tmp_path, {**CALLING, "routes": routes})) as server:
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sf", str(SCENARIOS / "uac-phone-call.xml"), "-m", "1", "-s", dialled),
+                *("-key", "caller", USER, "-au", USER, "-ap", PHONES["201"]),
+                *("-auth_uri", f"{dialled}@{HOST}:{server.port}"),
+                timeout=30,
+            )
+            try:
+                out, _ = carrier.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                out = ""
+    log = "\n".join(server.raw[-40:])
+    assert result.returncode == 0, result.output[-2000:] + log
+    assert carrier.returncode == 0, out[-2000:] + log
+    legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
+    assert legs["b"]["called_raw"] == "+38761200300", legs
