@@ -21,6 +21,7 @@ import structlog
 
 from callserver.calls.admission import Admission
 from callserver.calls.forwarding import Forwarding
+from callserver.calls.malicious import MaliciousCalls
 from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
 from callserver.calls.phones import PhoneBook
@@ -97,6 +98,7 @@ class Server:
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
         self.services: ServicesStore | None = None  # the phones' service settings: start()
         self.service_codes: ServiceCodeCalls | None = None
+        self.malicious: MaliciousCalls | None = None  # the last incoming calls, for *39
         self.ingester = CdrIngester(
             settings.data_dir,
             settings.cdr.ingest_interval,
@@ -192,7 +194,11 @@ class Server:
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
         self.services = ServicesStore.open(self.settings.data_dir, lambda: self.centrex, self._loop)
-        self.service_codes = ServiceCodeCalls(lambda: self.centrex, self.services)
+        self.malicious = MaliciousCalls(self.cdr.directory)
+        self.phones.incoming = self.malicious.incoming
+        self.service_codes = ServiceCodeCalls(
+            lambda: self.centrex, self.services, self.malicious.mark
+        )
         self.calls.registration = Registration.open(
             self.settings,
             self._account,
@@ -424,6 +430,8 @@ class Server:
             await self.calls.registration.close()  # bindings on disk for the next start
         if self.services is not None:
             await self.services.close()  # the phones' service settings too
+        if self.malicious is not None:
+            await self.malicious.close()  # and the MCID marks
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite

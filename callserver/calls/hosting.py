@@ -19,6 +19,7 @@ from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
 from callserver.calls.conference import Conferences
 from callserver.calls.forwarding import Forwarding
+from callserver.calls.malicious import received_of
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.phase import CallPhase
 from callserver.calls.registry import Calls
@@ -62,7 +63,9 @@ class SessionHosting:
         self.conferences = Conferences(services.media)  # the meet-me rooms
         self._voicemail: tuple[Settings, Path] | None = None
 
-    def start_session(self, call: Call, caller: CallerId, now: float) -> bool:
+    def start_session(
+        self, call: Call, caller: CallerId, now: float, invite: RequestReceived | None = None
+    ) -> bool:
         """Run the call's dialplan if it has one; False when it has none."""
         if self.router is None or call.facts is None:
             return False
@@ -80,6 +83,7 @@ class SessionHosting:
         )
         session.originating = call.facts.customer is not None
         session.subscriber = call.facts.subscriber
+        session.received = None if invite is None else received_of(invite)
         work = self.router(session)
         if work is None:
             return False

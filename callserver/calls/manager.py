@@ -227,7 +227,7 @@ class CallManager:
             self.refuse(call, 488, now)
             return
         self.calls.add(call)
-        if self.host.start_session(call, caller, now):
+        if self.host.start_session(call, caller, now, event):
             return
         if call.facts is not None:  # no plan: the CDR says the server's language
             call.facts.extra["language"] = self.live.settings.media.default_language

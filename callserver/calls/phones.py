@@ -16,7 +16,8 @@ did: 486 when they were busy, 480 when none is registered or none
 answered. A call from a customer may also dial an extension of its own group. A subscriber
 with do-not-disturb on (``settings_of``, the services in force) is not rung:
 ``PhoneBook.do_not_disturb`` answers the call, by default with 486 (``refuse_busy``);
-forwarding on busy replaces it.
+forwarding on busy replaces it. A call put through is told to ``incoming`` (the last
+incoming call, which ``*39`` marks: ``calls.malicious``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from callserver.calls.malicious import Received
 from callserver.calls.originating import forward_then_end
 from callserver.calls.session import CallSession
 from callserver.config.centrex import Centrex, Subscriber
@@ -68,6 +70,7 @@ class PhoneBook:
         self._ring_timeout = ring_timeout
         self._settings_of = settings_of  # the services in force (calls.services_store)
         self.do_not_disturb: Callable[[CallSession, Subscriber], Awaitable[None]] = refuse_busy
+        self.incoming: Callable[[str, str, Received | None], None] | None = None  # MCID's
 
     def subscriber(self, target: str, *groups_of: str | None) -> Subscriber | None:
         """The subscriber ``target`` names: its number, or an extension of the group of the
@@ -99,6 +102,8 @@ class PhoneBook:
         settings_of = self._settings_of
         if settings_of is not None and settings_of(subscriber.number).dnd:
             return self.do_not_disturb(session, subscriber)
+        if self.incoming is not None:  # number, Call-ID, the caller as received
+            self.incoming(subscriber.number, session.call_id, session.received)
         return forward_then_end(session, subscriber.number, self._ring_timeout())
 
 

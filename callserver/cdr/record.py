@@ -243,6 +243,9 @@ class CdrRecord:
     conference: str | None = None  # the meet-me room the call joined (its last, if several)
     # Call pickup: the subscriber (E.164) whose phone answered a call that rang at another's.
     answered_by: str | None = None
+    # When the called subscriber marked the call malicious (MCID, ``*39`` after it), a UTC
+    # stamp; set on reading from the store (``cdr.marks``), never in the spooled line.
+    malicious: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -341,6 +344,7 @@ _OPTIONAL_TEXT = (
     "diverted_from",
     "conference",
     "answered_by",
+    "malicious",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
 _CHOICES = {

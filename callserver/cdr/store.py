@@ -20,6 +20,10 @@ logged as ``cdr.ingest_malformed``; the offset moves past it so one bad line nev
 feed. A file shorter than its checkpoint, or whose checkpoint is not just after a newline, was
 rewritten under us: it is read again from the start (``UNIQUE(uuid)`` keeps that exact).
 
+``marks.jsonl`` beside the day files holds marks made after a call ended (MCID,
+``cdr.marks``): it is ingested the same way into ``cdr_mark``, and ``records`` gives every leg
+of a marked call its ``malicious`` stamp.
+
 Queries select on ``start_stamp`` (the call date, as Asterisk's ``calldate``), ``since``
 inclusive and ``until`` exclusive. ASR is answered calls over all calls in percent and ACD the
 mean billsec of answered calls (ASR as in ITU-T E.411); each record is one leg, so a forwarded
@@ -30,13 +34,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import structlog
 
 from callserver.cdr.journal import is_day_file
+from callserver.cdr.marks import MARKS_FILE, parse_mark
 from callserver.cdr.record import CdrRecord, utc_stamp
 
 __all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult", "log_ingested"]
@@ -63,6 +68,10 @@ CREATE TABLE IF NOT EXISTS cdr (
 );
 CREATE INDEX IF NOT EXISTS cdr_start ON cdr (start_stamp);
 CREATE INDEX IF NOT EXISTS cdr_linked ON cdr (linked_id);
+CREATE TABLE IF NOT EXISTS cdr_mark (
+    call_id TEXT PRIMARY KEY,
+    malicious TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ingest_checkpoint (
     file TEXT PRIMARY KEY,
     offset INTEGER NOT NULL
@@ -165,7 +174,7 @@ class CdrStore:
         if not spool_dir.is_dir():
             return total
         for path in sorted(spool_dir.iterdir()):
-            if is_day_file(path.name):
+            if is_day_file(path.name) or path.name == MARKS_FILE:
                 while (chunk := self._ingest_chunk(path)) is not None:
                     total += chunk
         if report:
@@ -184,12 +193,15 @@ class CdrStore:
     ) -> Iterator[CdrRecord]:
         """The records that started in ``[since, until)``, by start time then ingest order."""
         rows = self._db.execute(
-            "SELECT record FROM cdr WHERE start_stamp >= ? AND start_stamp < ?"
+            "SELECT record, (SELECT MIN(malicious) FROM cdr_mark"
+            " WHERE cdr_mark.call_id IN (cdr.call_id, cdr.linked_id))"
+            " FROM cdr WHERE start_stamp >= ? AND start_stamp < ?"
             " ORDER BY start_stamp, id",
             _bounds(since, until),
         )
-        for (line,) in rows:
-            yield CdrRecord.from_json(line)
+        for line, malicious in rows:
+            record = CdrRecord.from_json(line)
+            yield record if malicious is None else replace(record, malicious=malicious)
 
     def stats(self, since: datetime | None = None, until: datetime | None = None) -> CdrStats:
         """Calls, answered, ASR and ACD in ``[since, until)``: in all, per trunk, per number."""
@@ -214,7 +226,8 @@ class CdrStore:
             if not data:
                 self._db.execute("ROLLBACK")
                 return None
-            result = self._insert(data, path.name, offset)
+            insert = self._insert_marks if path.name == MARKS_FILE else self._insert
+            result = insert(data, path.name, offset)
             self._advance(path.name, offset + len(data))
             self._db.execute("COMMIT")
         except BaseException:
@@ -237,6 +250,21 @@ class CdrStore:
         self._db.executemany(_INSERT, rows)
         inserted = self._db.total_changes - before
         return IngestResult(inserted=inserted, duplicates=len(rows) - inserted, malformed=malformed)
+
+    def _insert_marks(self, data: bytes, name: str, offset: int) -> IngestResult:
+        """Marks (``cdr.marks``): the first of a call is kept; a bad line is skipped."""
+        rows, malformed = [], 0
+        for line in data.splitlines():
+            try:
+                mark = parse_mark(line)
+            except ValueError as exc:
+                malformed += 1
+                log.warning("cdr.ingest_malformed", file=name, offset=offset, error=str(exc))
+            else:
+                rows.append((mark.call_id, mark.malicious))
+            offset += len(line) + 1
+        self._db.executemany("INSERT OR IGNORE INTO cdr_mark VALUES (?, ?)", rows)
+        return IngestResult(malformed=malformed)
 
     def _advance(self, name: str, offset: int) -> None:
         self._db.execute(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from callserver.cdr.marks import MARKS_FILE, CdrMark, append_mark
 from callserver.cdr.record import CdrRecord
 from callserver.cdr.store import CdrStore, GroupStats, IngestResult
 from tests.cdr import make_record
@@ -223,3 +224,22 @@ def test_the_store_keeps_every_payers_charge(store: CdrStore, tmp_path: Path) ->
         ("caller", "0.0630"),
         ("called", "0.0300"),
     ]
+
+
+def test_a_malicious_mark_flags_every_leg_of_its_call(store: CdrStore, tmp_path: Path) -> None:
+    """A mark in marks.jsonl sets ``malicious`` on the caller's leg and the legs linked to it,
+    keeps the first mark of a call, skips a bad line, and is read again into a new database."""
+    spool = tmp_path / "cdr"
+    a, b = make_record(1), make_record(2, leg="b", linked_id="c1")
+    _append(spool, a, b, make_record(3))
+    stamp = "2026-11-22T10:02:00.000Z"
+    append_mark(spool, CdrMark(call_id="c1", malicious=stamp))
+    append_mark(spool, CdrMark(call_id="c1", malicious="2026-11-22T10:03:00.000Z"))
+    with (spool / MARKS_FILE).open("ab") as file:
+        file.write(b'{"call_id": 5}\n')
+    assert store.ingest(spool) == IngestResult(inserted=3, malformed=1)
+    assert [r.malicious for r in store.records()] == [stamp, stamp, None]
+    assert CdrRecord.from_json(a.to_json()).malicious is None  # the spooled line is unchanged
+    with CdrStore(tmp_path / "rebuilt.sqlite") as rebuilt:
+        rebuilt.ingest(spool, report=False)
+        assert [r.malicious for r in rebuilt.records()] == [stamp, stamp, None]

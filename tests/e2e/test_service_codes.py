@@ -5,7 +5,8 @@ the 407 with its password; its SDP names an ``RtpParty`` socket of the test, so 
 confirmation it hears is read here and matched, packet by packet, against the prompt's PCMU
 encoding in the phone's language. A setting is read back after a restart of the server on the
 same data dir; do-not-disturb refuses a trunk's call with 486; ``#31#`` before a number sends
-that call out with the number withheld, checked by a SIPp carrier.
+that call out with the number withheld, checked by a SIPp carrier; ``*39`` after a call marks
+it malicious in the log and in its CDRs.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
+    free_port,
     run_sipp,
     start_server,
     stopped_on_exit,
     uas_leg,
 )
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import CALLING, PHONES, register_phone, write_group
+from tests.e2e.subscribers import CALLING, PHONES, finished, phone, register_phone, write_group
 
 USER = "38733100201"
 STORE = PromptStore(PROMPTS, lambda language: [language])
@@ -158,3 +160,41 @@ def test_31_withholds_the_number_of_one_call_out(sipp: str, tmp_path: Path) -> N
     assert carrier.returncode == 0, out[-2000:] + log
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert legs["b"]["called_raw"] == "+38761200300", legs
+
+
+def test_39_marks_the_last_incoming_call_malicious_in_the_log_and_its_cdr(
+    sipp: str, tmp_path: Path
+) -> None:
+    """A caller withholding its number (anonymous From, Privacy: id, its number asserted) calls
+    201, which answers; after the call 201 dials *39 and hears 'service activated': the log's
+    call.malicious names the caller as received and its source, and `callserver cdr export`
+    shows the call's legs marked malicious (the code's own call is not)."""
+    port = free_port(both=False)
+    with stopped_on_exit(_server(tmp_path)) as server:
+        register_phone(sipp, tmp_path, server, port)
+        with phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as rung:
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sf", str(SCENARIOS / "uac-withheld-caller-hangs-up-after-answer.xml")),
+                *("-s", "+38733100201", "-key", "caller", "+38761000111", "-d", "500"),
+                *("-m", "1"),
+                timeout=30,
+            )
+            assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+            finished(rung, server)
+        heard = _dial(sipp, tmp_path, server, "*39")
+        assert _heard(heard, "service_activated") >= _frames("service_activated") * 0.8
+        event = server.wait_for("call.malicious")
+    assert "anonymous@anonymous.invalid" in str(event["from_header"]), event
+    assert "+38761000111" in str(event["p_asserted_identity"]), event
+    assert event["privacy"] == "id" and str(event["source"]).startswith(f"{HOST}:"), event
+    records = exported_cdrs(server.data_dir)
+    marked = [r for r in records if r["malicious"]]
+    assert {r["leg"] for r in marked} == {"a", "b"}, records
+    assert all(
+        r["call_id"] == event["call_id"] or r["linked_id"] == event["call_id"] for r in marked
+    )
+    assert all(r["malicious"] == event["marked_at"] for r in marked), marked
+    assert [r["called_raw"] for r in records if not r["malicious"]] == ["*39"], records
