@@ -1,9 +1,11 @@
-"""The ``callserver`` command: run, check, reload, rate, passwd, cdr, version, prompts synth."""
+"""The ``callserver`` command: run, check, reload, rate, passwd, subscribers, cdr, version,
+prompts synth."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_prompts_parser(sub)
     _add_cdr_parser(sub)
     _add_rate_parser(sub)
+    subscribers = sub.add_parser("subscribers", help="Centrex subscribers")
+    tools = subscribers.add_subparsers(dest="subscribers_command", required=True)
+    show = tools.add_parser("show", help="what is in force for NUMBER: services, registrations")
+    show.add_argument("number", nargs="+", metavar="NUMBER", help="its number (+387..., 033...)")
+    show.add_argument("--config", type=Path, help="settings file")
+    show.add_argument("--data-dir", type=Path, help="data directory (default: the settings')")
     passwd = sub.add_parser(
         "passwd", help="print the HA1 lines of a subscriber's password for centrex.yaml"
     )
@@ -269,6 +277,28 @@ def _rate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subscribers(args: argparse.Namespace) -> int:
+    from callserver.commands.subscribers import show
+    from callserver.config.centrex import load_customers
+    from callserver.dialplan.routing import plan_numbers
+
+    try:
+        settings = load_settings(args.config)
+        _, centrex = load_customers(
+            settings.trunks, settings.centrex, plan_numbers(settings.dialplans)
+        )
+        data_dir = args.data_dir or settings.data_dir
+        number = " ".join(args.number)  # written with spaces: +387 33 100 201
+        sys.stdout.write(show(centrex, data_dir, number, settings.media.default_language))
+    except OperatorFileError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    except (ValueError, sqlite3.Error) as exc:
+        print(f"callserver subscribers: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _passwd(args: argparse.Namespace) -> int:
     from callserver.commands.passwd import ha1_lines, read_password
 
@@ -298,4 +328,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _rate(args)
     if args.command == "passwd":
         return _passwd(args)
+    if args.command == "subscribers":
+        return _subscribers(args)
     return _run(args)

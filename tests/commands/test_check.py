@@ -234,3 +234,14 @@ def test_an_unreadable_music_on_hold_file_is_an_error_of_the_settings(tmp_path: 
         result.errors
     )
     assert not any(str(music / "a.wav") in e for e in result.errors), result.errors
+
+
+def test_service_codes_of_a_centrex_file_are_checked(tmp_path: Path) -> None:
+    """A centrex file's service_codes are checked with their line: two services, one code."""
+    bad = tmp_path / "phones.yaml"
+    bad.write_text("service_codes:\n  dnd: '26'\n  call_waiting: '26'\n")
+    assert kind_of(bad, Settings.model_construct()) == "centrex"
+    [result] = check([bad], _settings(tmp_path))[1:]
+    assert result.errors == (
+        f"{bad}:1: service_codes: dnd and call_waiting both have the code '26'",
+    )

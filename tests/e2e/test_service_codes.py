@@ -12,6 +12,7 @@ it malicious in the log and in its CDRs.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -92,7 +93,8 @@ def test_a_code_sets_forwarding_heard_confirmed_and_kept_over_a_restart(
 ) -> None:
     """*21*202# sets CFU and the phone hears 'service activated' in Croatian; after a restart
     *#21# reads it back ('forwarding to' and the digits), #21# turns it off, and a locked-free
-    *26# turns on do-not-disturb, so a trunk's call to 201 gets 486 unrung."""
+    *26# turns on do-not-disturb, so a trunk's call to 201 gets 486 unrung; `callserver
+    subscribers show` tells it all."""
     with stopped_on_exit(_server(tmp_path)) as server:
         register_phone(sipp, tmp_path, server)
         heard = _dial(sipp, tmp_path, server, "*21*202#")
@@ -115,6 +117,18 @@ def test_a_code_sets_forwarding_heard_confirmed_and_kept_over_a_restart(
             timeout=30,
         )
         assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+    shown = subprocess.run(
+        [
+            *(sys.executable, "-m", "callserver", "subscribers", "show", "+387 33 100 201"),
+            *("--config", str(tmp_path / "callserver.yaml")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "  language: hr" in shown and "  registrations: 1" in shown, shown
+    assert any(line.split() == ["dnd", "on", "off", "on"] for line in shown.splitlines()), shown
     records = exported_cdrs(server.data_dir)
     codes = [r for r in records if str(r["called_raw"]).startswith(("*", "#", "%"))]
     assert len(codes) == 4 and all(r["disposition"] == "ANSWERED" for r in codes), records
