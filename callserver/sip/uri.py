@@ -49,8 +49,10 @@ __all__ = [
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _HEX = frozenset("0123456789abcdefABCDEF")
 _UNRESERVED = _ALNUM + "-_.!~*'()"
-# RFC 3261 §25.1: user-unreserved, password, paramchar and hname/hvalue character sets.
-_USER_CHARS = frozenset(_UNRESERVED + "%&=+$,;?/")
+# RFC 3261 §25.1: user-unreserved, password, paramchar and hname/hvalue character sets. The
+# user part also takes a bare "#": phones send dial strings such as *21*202# unescaped (baresip,
+# desk phones), where the grammar asks for %23; the user is kept as written either way.
+_USER_CHARS = frozenset(_UNRESERVED + "%&=+$,;?/#")
 _PASSWORD_CHARS = frozenset(_UNRESERVED + "%&=+$,")
 _PARAM_CHARS = frozenset(_UNRESERVED + "%[]/:&+$")
 _HEADER_CHARS = frozenset(_UNRESERVED + "%[]/?:+$")

@@ -90,6 +90,16 @@ def test_user_with_semicolons_and_escaped_at() -> None:
     assert unescape(uri.user) == "user;par=u@example.net"
 
 
+def test_a_dial_string_user_may_hold_a_bare_hash() -> None:
+    """Phones send service codes with '#' unescaped: kept as written, as is '%23'."""
+    uri = parse_uri("sip:*21*202#@127.0.0.1:5060")
+    assert isinstance(uri, SipUri)
+    assert (uri.user, uri.host, uri.port) == ("*21*202#", "127.0.0.1", 5060)
+    assert str(uri) == "sip:*21*202#@127.0.0.1:5060"
+    escaped = parse_uri("sip:*21*202%23@127.0.0.1")
+    assert isinstance(escaped, SipUri) and escaped.user == "*21*202%23"
+
+
 def test_unknown_scheme_is_absolute_uri() -> None:
     """Any other scheme parses as an opaque absolute URI."""
     assert parse_uri("nobodyKnowsThisScheme:totallyopaquecontent") == AbsoluteUri(
