@@ -27,13 +27,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, cast
 
 import structlog
 
 from callserver.config.centrex import Centrex
-from callserver.policy.services import ServiceSettings
+from callserver.policy.services import NO_ANSWER_SECONDS, ServiceSettings
 
-__all__ = ["Override", "ServicesStore", "SqliteServiceStore"]
+__all__ = ["Override", "ServicesStore", "SqliteServiceStore", "fits", "laid_over"]
 
 log = structlog.get_logger("callserver.services")
 
@@ -59,6 +60,28 @@ class Override:
     value: str | bool | int | None
 
 
+def fits(service: str, value: object) -> bool:
+    """Whether ``value`` is one ``service`` (a ServiceSettings name) can take."""
+    if service in ("call_waiting", "dnd"):
+        return isinstance(value, bool)
+    if service == "no_answer_seconds":
+        low, high = NO_ANSWER_SECONDS
+        return type(value) is int and low <= value <= high
+    return service in _SETTINGS and (value is None or isinstance(value, str))
+
+
+def laid_over(settings: ServiceSettings, overrides: Mapping[str, object]) -> ServiceSettings:
+    """``settings`` with ``overrides`` (setting: value) in place of theirs.
+
+    Raises:
+        ValueError: a name that is not a setting, or a value it cannot take.
+    """
+    for service, value in overrides.items():
+        if not fits(service, value):
+            raise ValueError(f"{service} cannot be {value!r}")
+    return replace(settings, **cast(dict[str, Any], overrides))
+
+
 class SqliteServiceStore:
     """The overrides in a SQLite file (``services.sqlite`` in the data dir)."""
 
@@ -72,13 +95,17 @@ class SqliteServiceStore:
         self._db.execute(_SCHEMA)
 
     def load(self) -> list[Override]:
-        """Every stored override; a row of a setting this version does not know is skipped."""
+        """Every stored override; a row of a setting this version does not know, or with a
+        value it cannot take, is skipped (and logged)."""
         rows = self._db.execute("SELECT number, service, value FROM service_setting").fetchall()
-        return [
-            Override(number=str(number), service=str(service), value=json.loads(str(value)))
-            for number, service, value in rows
-            if service in _SETTINGS
-        ]
+        overrides = []
+        for number, service, text in rows:
+            value = json.loads(str(text))
+            if fits(str(service), value):
+                overrides.append(Override(number=str(number), service=str(service), value=value))
+            else:
+                log.warning("services.stored_value_skipped", number=number, service=service)
+        return overrides
 
     def apply(self, overrides: Sequence[Override]) -> None:
         """Write ``overrides`` in one transaction."""
@@ -138,7 +165,7 @@ class ServicesStore:
         if subscriber is None:
             return ServiceSettings()
         own = self._overrides.get(subscriber.number)
-        return subscriber.services if not own else replace(subscriber.services, **own)  # type: ignore[arg-type]
+        return subscriber.services if not own else laid_over(subscriber.services, own)
 
     def overrides_of(self, number: str) -> Mapping[str, str | bool | int | None]:
         """What the phone of ``number`` changed (setting: value), for display."""
@@ -150,11 +177,11 @@ class ServicesStore:
         nothing changed, when it is not a subscriber or one of them is locked.
 
         Raises:
-            ValueError: a name that is not a setting (our own bug).
+            ValueError: a name that is not a setting, or a value it cannot take (our own bug).
         """
-        unknown = set(values) - _SETTINGS
-        if unknown:
-            raise ValueError(f"not service settings: {sorted(unknown)}")
+        wrong = sorted(name for name, value in values.items() if not fits(name, value))
+        if wrong:
+            raise ValueError(f"not service settings, or values they cannot take: {wrong}")
         subscriber = self._centrex().subscriber(number)
         if subscriber is None:
             return False

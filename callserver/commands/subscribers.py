@@ -14,9 +14,10 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from callserver.calls.services_store import fits, laid_over
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.policy.numbering import e164
 from callserver.policy.services import ServiceSettings
@@ -56,8 +57,8 @@ def phone_changes(data_dir: Path, number: str) -> dict[str, object]:
             "SELECT service, value FROM service_setting WHERE number = ?", (number,)
         ).fetchall()
     db.close()
-    known = {f.name for f in fields(ServiceSettings)}
-    return {str(name): json.loads(str(value)) for name, value in rows if name in known}
+    changes = {str(name): json.loads(str(value)) for name, value in rows}
+    return {name: value for name, value in changes.items() if fits(name, value)}
 
 
 def registrations(
@@ -107,7 +108,7 @@ def describe(
     default_language: str,
 ) -> str:
     """The readable report of ``subscriber`` (see the module docstring)."""
-    in_force = replace(subscriber.services, **changes)  # type: ignore[arg-type]
+    in_force = laid_over(subscriber.services, changes)
     language = subscriber.language or f"{default_language} (the server's default)"
     lines = [
         f"{subscriber.number}  {subscriber.name or ''}".rstrip(),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from callserver.calls.service_codes import ServiceCodeCalls, check_target
-from callserver.calls.services_store import ServicesStore
+from callserver.calls.services_store import Override, ServicesStore, SqliteServiceStore
 from callserver.config.centrex import Centrex, compile_centrex
 from callserver.config.centrex_file import CentrexFile
 from callserver.media.prompts import Play, SayDigits
@@ -128,3 +128,23 @@ def test_check_target() -> None:
     assert check_target(centrex, own, "+4930123456") == "+4930123456"
     assert check_target(centrex, own, "0038733100201") is None
     assert check_target(centrex, own, "298") is None
+
+
+async def test_a_stored_value_a_setting_cannot_take_is_skipped(tmp_path: Path) -> None:
+    """A row of an unknown setting or a wrong value (a damaged file, an older version) is left
+    out on start, never laid over the operator's settings; a wrong value in a change raises."""
+    stored = SqliteServiceStore(tmp_path / "services.sqlite")
+    stored.apply(
+        [
+            Override(number=OWN, service="dnd", value="yes"),
+            Override(number=OWN, service="no_answer_seconds", value=90),
+            Override(number=OWN, service="hold", value=True),
+            Override(number=OWN, service="call_waiting", value=False),
+        ]
+    )
+    stored.close()
+    store = await _open(tmp_path, _centrex())
+    assert store.settings_of(OWN) == ServiceSettings(call_waiting=False)
+    with pytest.raises(ValueError, match="no_answer_seconds"):
+        store.change(OWN, {"no_answer_seconds": 3})
+    await store.close()
