@@ -227,7 +227,9 @@ class SessionHosting:
         if call is None:
             return ForwardOutcome(result="failed")
         if call.facts is not None and session.clir is not None:
-            call.facts.clir = session.clir  # the phone's #31# / *31# for this call
+            # The phone's #31# / *31# for this call: the number after it is what it dialled,
+            # which the call's caps, rating and CDR go by.
+            call.facts.clir, call.facts.called = session.clir, session.called
         place = self.forwarder.forward if self.forwarding is None else self.forwarding.forward
         return await place(
             call,

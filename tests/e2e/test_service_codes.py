@@ -38,12 +38,17 @@ USER = "38733100201"
 STORE = PromptStore(PROMPTS, lambda language: [language])
 
 
-def _server(tmp_path: Path, trunks: dict[str, object] = CALLING) -> ServerProcess:
-    """acme's group, phones 201 (prompts in hr) and 202."""
+def _server(
+    tmp_path: Path, trunks: dict[str, object] = CALLING, locks: tuple[str, ...] = ()
+) -> ServerProcess:
+    """acme's group, phones 201 (prompts in hr; ``locks``: services it may not change) and
+    202."""
     write_group(tmp_path)
     path = tmp_path / "centrex.yaml"
     data = yaml.safe_load(path.read_text())
-    data["groups"]["acme-office"]["subscribers"]["+387 33 100 201"]["language"] = "hr"
+    own = data["groups"]["acme-office"]["subscribers"]["+387 33 100 201"]
+    own["language"] = "hr"
+    own["services"] = {"locks": list(locks)}
     path.write_text(yaml.safe_dump(data))
     return start_server(tmp_path, trunks=trunks)
 
@@ -137,6 +142,14 @@ def test_a_code_sets_forwarding_heard_confirmed_and_kept_over_a_restart(
     assert [r["sip_code"] for r in refused] == [486], records
 
 
+def test_a_locked_service_is_not_allowed_and_changes_nothing(sipp: str, tmp_path: Path) -> None:
+    """Do-not-disturb locked by the operator: *26# is answered 'not allowed', nothing set."""
+    with stopped_on_exit(_server(tmp_path, locks=("dnd",))) as server:
+        heard = _dial(sipp, tmp_path, server, "*26#")
+        assert _heard(heard, "service_not_allowed") >= _frames("service_not_allowed") * 0.8
+        assert server.events("services.locked") and not server.events("services.changed")
+
+
 def test_an_invalid_code_is_said_and_changes_nothing(sipp: str, tmp_path: Path) -> None:
     """*21*299# names no extension of the group: 'invalid code or number', nothing set."""
     with stopped_on_exit(_server(tmp_path)) as server:
@@ -174,6 +187,8 @@ def test_31_withholds_the_number_of_one_call_out(sipp: str, tmp_path: Path) -> N
     assert carrier.returncode == 0, out[-2000:] + log
     legs = {record["leg"]: record for record in exported_cdrs(server.data_dir)}
     assert legs["b"]["called_raw"] == "+38761200300", legs
+    assert legs["a"]["called_raw"] == "061200300", legs  # rated and capped as dialled
+    assert legs["a"]["number_class"] == legs["b"]["number_class"] is not None, legs
 
 
 def test_39_marks_the_last_incoming_call_malicious_in_the_log_and_its_cdr(
