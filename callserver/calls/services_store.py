@@ -144,6 +144,8 @@ class ServicesStore:
         self._store = store
         self._loop = loop
         self._overrides: dict[str, dict[str, str | bool | int | None]] = {}
+        # The settings in force of a number with overrides, and the operator's they lie over.
+        self._laid: dict[str, tuple[ServiceSettings, ServiceSettings]] = {}
         for override in store.load():
             self._overrides.setdefault(override.number, {})[override.service] = override.value
         self._writer = concurrent.futures.ThreadPoolExecutor(1, "services-store")
@@ -165,7 +167,15 @@ class ServicesStore:
         if subscriber is None:
             return ServiceSettings()
         own = self._overrides.get(subscriber.number)
-        return subscriber.services if not own else laid_over(subscriber.services, own)
+        if not own:
+            return subscriber.services
+        cached = self._laid.get(subscriber.number)
+        if cached is None or cached[0] is not subscriber.services:  # changed, or reloaded
+            cached = self._laid[subscriber.number] = (
+                subscriber.services,
+                laid_over(subscriber.services, own),
+            )
+        return cached[1]
 
     def overrides_of(self, number: str) -> Mapping[str, str | bool | int | None]:
         """What the phone of ``number`` changed (setting: value), for display."""
@@ -188,6 +198,7 @@ class ServicesStore:
         if any(_LOCKED_BY.get(name, name) in subscriber.locks for name in values):
             return False
         own = self._overrides.setdefault(subscriber.number, {})
+        self._laid.pop(subscriber.number, None)
         for name, value in values.items():
             own[name] = value
             self._pending.append(Override(number=subscriber.number, service=name, value=value))

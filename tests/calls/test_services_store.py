@@ -148,3 +148,16 @@ async def test_a_stored_value_a_setting_cannot_take_is_skipped(tmp_path: Path) -
     with pytest.raises(ValueError, match="no_answer_seconds"):
         store.change(OWN, {"no_answer_seconds": 3})
     await store.close()
+
+
+async def test_a_reload_of_the_operator_defaults_shows_under_the_phones_changes(
+    tmp_path: Path,
+) -> None:
+    """A new centrex file's defaults apply at once under what the phone set itself."""
+    files = [_centrex()]
+    store = ServicesStore.open(tmp_path, lambda: files[-1], asyncio.get_running_loop())
+    assert store.change(OWN, {"dnd": True})
+    assert store.settings_of(OWN) == ServiceSettings(dnd=True)
+    files.append(_centrex(busy_default="+38761100100"))
+    assert store.settings_of(OWN) == ServiceSettings(dnd=True, forward_busy="+38761100100")
+    await store.close()
