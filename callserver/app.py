@@ -122,9 +122,6 @@ class Server:
             lambda: self.centrex,
             lambda aor, now: [] if (r := self.calls.registration) is None else r.lookup(aor, now),
             lambda: self.settings.calls.ring_timeout,
-            lambda number: (
-                ServiceSettings() if not self.services else self.services.settings_of(number)
-            ),
         )
         self.calls.forwarder.phones = self.phones
         self.calls.host.forwarding = Forwarding(
@@ -340,8 +337,11 @@ class Server:
         self.background.run(self.routing.dialplans.reload_in_slices())
 
     def _services_of(self, number: str) -> ServiceSettings:
-        """The services in force for the subscriber ``number``: the operator's (centrex.yaml)."""
-        subscriber = self.centrex.subscriber(number)
+        """The services in force for the subscriber ``number``: the operator's (centrex.yaml)
+        with what its phone set by service codes (``calls.services_store``)."""
+        if self.services is not None:
+            return self.services.settings_of(number)
+        subscriber = self.centrex.subscriber(number)  # before start(): the operator's alone
         return ServiceSettings() if subscriber is None else subscriber.services
 
     def _account(self, username: str) -> Account | None:

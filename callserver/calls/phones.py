@@ -13,11 +13,9 @@ A call to a subscriber's number runs no dialplan (a subscriber's number cannot h
 ``PhoneBook.route`` gives the session a forward to the number for ``calls.ring_timeout``
 seconds (``originating.forward_then_end``), which then refuses the caller the way the phones
 did: 486 when they were busy, 480 when none is registered or none
-answered. A call from a customer may also dial an extension of its own group. A subscriber
-with do-not-disturb on (``settings_of``, the services in force) is not rung:
-``PhoneBook.do_not_disturb`` answers the call, by default with 486 (``refuse_busy``);
-forwarding on busy replaces it. A call put through is told to ``incoming`` (the last
-incoming call, which ``*39`` marks: ``calls.malicious``).
+answered. A call from a customer may also dial an extension of its own group. Each call to
+a subscriber's number is told to ``incoming`` (the last incoming call, which ``*39`` marks:
+``calls.malicious``); its forwarding and do-not-disturb apply in ``calls.forwarding``.
 """
 
 from __future__ import annotations
@@ -29,12 +27,11 @@ from callserver.calls.malicious import Received
 from callserver.calls.originating import forward_then_end
 from callserver.calls.session import CallSession
 from callserver.config.centrex import Centrex, Subscriber
-from callserver.policy.services import ServiceSettings
 from callserver.registrar.binding import Binding
 from callserver.sip.peer import Peer
 from callserver.sip.uri import SipUri, parse_uri
 
-__all__ = ["COMPLETED_ELSEWHERE", "Branch", "PhoneBook", "refuse_busy"]
+__all__ = ["COMPLETED_ELSEWHERE", "Branch", "PhoneBook"]
 
 COMPLETED_ELSEWHERE = (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)
 """The CANCEL of the branches that lost to another's 2xx (RFC 3326 §2, RFC 3261 §16.7)."""
@@ -63,13 +60,10 @@ class PhoneBook:
         centrex: Callable[[], Centrex],
         lookup: Callable[[str, float], list[Binding]],
         ring_timeout: Callable[[], float],
-        settings_of: Callable[[str], ServiceSettings] | None = None,
     ) -> None:
         self._centrex = centrex
         self._lookup = lookup
         self._ring_timeout = ring_timeout
-        self._settings_of = settings_of  # the services in force (calls.services_store)
-        self.do_not_disturb: Callable[[CallSession, Subscriber], Awaitable[None]] = refuse_busy
         self.incoming: Callable[[str, str, Received | None], None] | None = None  # MCID's
 
     def subscriber(self, target: str, *groups_of: str | None) -> Subscriber | None:
@@ -99,17 +93,9 @@ class PhoneBook:
             subscriber = self._centrex().subscriber(session.called)
         if subscriber is None:
             return None
-        settings_of = self._settings_of
-        if settings_of is not None and settings_of(subscriber.number).dnd:
-            return self.do_not_disturb(session, subscriber)
         if self.incoming is not None:  # number, Call-ID, the caller as received
             self.incoming(subscriber.number, session.call_id, session.received)
         return forward_then_end(session, subscriber.number, self._ring_timeout())
-
-
-async def refuse_busy(session: CallSession, subscriber: Subscriber) -> None:
-    """A call to a subscriber with do-not-disturb on: 486 Busy Here (Q.850 17, user busy)."""
-    await session.hangup(code=486, cause=17, reason="normal")
 
 
 def _branch(binding: Binding) -> Branch:

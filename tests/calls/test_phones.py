@@ -16,7 +16,6 @@ from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.cdr.record import Disposition
 from callserver.config.centrex import Centrex, compile_centrex
 from callserver.config.centrex_file import CentrexFile
-from callserver.policy.services import ServiceSettings
 from callserver.registrar.binding import Binding
 from callserver.sip.events import InviteCancelled
 from callserver.sip.peer import Peer
@@ -201,22 +200,3 @@ async def test_the_callers_cancel_cancels_every_ringing_contact(tmp_path: Path) 
     (caller, phone) = sorted(harness.sink.records, key=lambda record: record.leg)
     assert caller.disposition is Disposition.CANCELLED
     assert phone.sip_code == 487
-
-
-async def test_a_subscriber_with_do_not_disturb_is_refused_486_unrung(tmp_path: Path) -> None:
-    """Do-not-disturb in force: no INVITE to its phones, the caller gets 486 Busy Here."""
-    centrex = _centrex()
-    book = PhoneBook(
-        lambda: centrex,
-        lambda aor, now: [_binding(5070)],
-        lambda: 30.0,
-        lambda number: ServiceSettings(dnd=number == NUMBER),
-    )
-    harness = Harness.create(tmp_path, plan=book.route)
-    harness.manager.forwarder.phones = book
-    key = harness.invite("c1", number="38733100201")
-    await harness.settle()
-    assert harness.endpoint.uac.invites == []
-    assert harness.endpoint.statuses(key)[-1] == 486
-    (record,) = harness.sink.records
-    assert record.sip_code == 486 and record.q850_cause == 17

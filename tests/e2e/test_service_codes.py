@@ -227,3 +227,27 @@ def test_39_marks_the_last_incoming_call_malicious_in_the_log_and_its_cdr(
     )
     assert all(r["malicious"] == event["marked_at"] for r in marked), marked
     assert [r["called_raw"] for r in records if not r["malicious"]] == ["*39"], records
+
+
+def test_forwarding_set_by_code_takes_the_next_call_to_the_target(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 dials *21*202#; a trunk's call to 201 then rings 202's registered phone, which
+    answers, and the diverted leg's CDR says unconditional, from 201."""
+    with stopped_on_exit(_server(tmp_path)) as server:
+        port = register_phone(sipp, tmp_path, server, user="38733100202", password=PHONES["202"])
+        _dial(sipp, tmp_path, server, "*21*202#")
+        with phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as rung:
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sn", "uac", "-d", "1000", "-s", "38733100201", "-m", "1"),
+                timeout=30,
+            )
+            assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+            finished(rung, server)
+    legs = [r for r in exported_cdrs(server.data_dir) if r["leg"] == "b"]
+    assert [(r["called_raw"], r["diversion_reason"], r["diverted_from"]) for r in legs] == [
+        ("+38733100202", "unconditional", "+38733100201")
+    ], legs
