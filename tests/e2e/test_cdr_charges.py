@@ -52,7 +52,8 @@ def _csv_charges(data_dir: Path) -> list[object]:
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     new_columns = ["charges", "subscriber", "diversion_reason", "diverted_from"]
-    assert list(rows[0])[-4:] == new_columns  # new columns come last
+    new_columns += ["conference", "malicious"]
+    assert list(rows[0])[-6:] == new_columns  # new columns come last
     return [json.loads(row["charges"]) for row in rows]
 
 
