@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     run_scenario,
     run_sipp,
     start_server,
+    start_uas,
     stopped_on_exit,
     uas_leg,
 )
@@ -159,6 +160,37 @@ def test_call_waiting_off_while_in_a_call_diverts_on_busy(sipp: str, tmp_path: P
             finished(first, server)
     legs = _legs(server)
     assert [leg["diversion_reason"] for leg in legs if leg["leg"] == "b"] == [None, "user-busy"]
+
+
+def test_call_waiting_on_offers_a_second_call_to_the_phone_in_a_call(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 is in an answered call with call waiting on (and forwarding on busy set): a
+    second call rings its phone, which answers it; nothing is diverted."""
+    services = {"201": {"call_waiting": True, "forward_busy": "202"}}
+    with stopped_on_exit(_server(tmp_path, services)) as server:
+        port_201 = _register(sipp, tmp_path, server, "201")
+        scenario = str(SCENARIOS / "uas-rings-answers-expects-bye.xml")
+        first, _ = start_uas(sipp, tmp_path, "-sf", scenario, "-m", "2", port=port_201)
+        try:
+            talking = _background_call(sipp, tmp_path, server, hold=8000)
+            try:
+                server.wait_for("call.bridged", timeout=20)
+                _call_201(sipp, tmp_path, server)
+            finally:
+                out, _ = talking.communicate(timeout=40)
+            assert talking.returncode == 0, out[-2000:]
+            finished(first, server)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.communicate()
+    legs = [leg for leg in _legs(server) if leg["leg"] == "b"]
+    assert [(leg["disposition"], leg["diversion_reason"]) for leg in legs] == [
+        ("ANSWERED", None),
+        ("ANSWERED", None),
+    ]
+    assert not server.events("call.diverted")
 
 
 def _background_call(
