@@ -60,6 +60,8 @@ from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, SipEvent, Transmit
 from callserver.transport.listening import advertised, resolver_for
 from callserver.transport.sockets import SipSockets
+from callserver.voicemail.mwi import Mwi
+from callserver.voicemail.service import Voicemail
 
 __all__ = ["Server"]
 
@@ -139,12 +141,20 @@ class Server:
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,
         )
+        self.voicemail = Voicemail(
+            root=lambda: self.settings.data_dir / "voicemail",
+            settings=lambda: self.settings.voicemail,
+            subscriber=lambda number: self.centrex.subscriber(number),
+            default_language=lambda: self.settings.media.default_language,
+        )
+        self.mwi: Mwi | None = None  # opened by start(), with the registrar
         self.routing = Routing(
             phones=self.phones.route,
             outbound=outbound.route,
             codes=(
                 lambda s: None if not self.service_codes else self.service_codes.route(s),
                 Pickup(self.calls.services, self.calls.calls, lambda: self.centrex).route,
+                self.voicemail.route,
             ),
             dialplans=settings.dialplans,
             blacklist=settings.blacklist,
@@ -205,6 +215,17 @@ class Server:
             loop=self._loop,
             wake=self.pump,
         )
+        self.mwi = self.calls.subscriptions = Mwi.open(
+            lambda: self.settings,
+            self.calls.registration,
+            lambda user: self.centrex.subscriber(user) or self.centrex.account(user),
+            self.voicemail.summary,
+            screening=self.calls.screening,
+            loop=self._loop,
+            wake=self.pump,
+        )
+        self.voicemail.changed = self.mwi.box_changed
+        self.background.run(self.voicemail.run_purges(self._watching))
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
@@ -426,6 +447,8 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
         await self.media.stop()
+        if self.mwi is not None:
+            await self.mwi.close()  # subscriptions on disk for the next start
         if self.calls.registration is not None:
             await self.calls.registration.close()  # bindings on disk for the next start
         if self.services is not None:

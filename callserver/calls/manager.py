@@ -14,7 +14,8 @@ a forwarded call both legs' requests are the bridge's (``calls.bridge``).
 While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an INVITE when every
 RTP port is in use. An INVITE overload control refused (``policy.overload``) was answered by
 the SIP layer already: it only gets its CDR here. REGISTERs, and the outcomes of the OPTIONS
-that qualify registered phones, go to the registrar's adapter (``calls.registration``).
+that qualify registered phones, go to the registrar's adapter (``calls.registration``);
+SUBSCRIBEs and the outcomes of our NOTIFYs to the notifier (``calls.subscriptions``).
 
 Every call is one ``Call`` record from INVITE to teardown, found through the ``Calls``
 registry (``calls.registry``) and in one ``CallPhase`` (``calls.phase``), and removed from the
@@ -51,6 +52,7 @@ from callserver.calls.registry import Calls
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.screening import Screening
 from callserver.calls.services import CallOperations, CallServices, Live, Provisioned
+from callserver.calls.subscriptions import Subscriptions
 from callserver.config.settings import Settings
 from callserver.config.tariffs import Tariffs
 from callserver.media.dtmf_info import parse_dtmf_info
@@ -131,6 +133,7 @@ class CallManager:
         self.screening = Screening(services, refuse=self.refuse)  # admission, held answers
         self._session_ids = itertools.count(1)
         self.registration: Registration | None = None  # REGISTER, when the server is a registrar
+        self.subscriptions: Subscriptions | None = None  # SUBSCRIBE (voicemail MWI)
         self.draining = False
         self._byes: set[TransactionKey | None] = set()
         self.byes_answered = asyncio.Event()
@@ -153,6 +156,8 @@ class CallManager:
             return
         if self.registration is not None and self.registration.handle_event(event, now):
             return  # the outcome of a qualify OPTIONS
+        if self.subscriptions is not None and self.subscriptions.handle_event(event, now):
+            return  # the outcome of a NOTIFY
         if isinstance(event, RequestReceived):
             self._on_request(event, now)
         elif isinstance(event, DialogConfirmed):
@@ -186,6 +191,10 @@ class CallManager:
             self._on_invite(event, now)
         elif request.method == "INVITE" or (request.method == "UPDATE" and request.body):
             self._on_reinvite(event, now)  # an UPDATE without an offer refreshes (RFC 3311)
+        elif request.method == "SUBSCRIBE" and self.subscriptions is not None:
+            self.subscriptions.handle(event, now)
+        elif request.method == "SUBSCRIBE" and event.key is not None:
+            self.endpoint.respond(event.key, 489, now)  # no event package (RFC 6665 §8.3.2)
         elif request.method == "REGISTER" and request.to().tag is None:
             if self.registration is not None:
                 self.registration.handle(event, now)

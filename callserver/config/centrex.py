@@ -25,6 +25,7 @@
               forward_busy: "+387 61 100 100"
               forward_no_answer: VM        # a number, an extension or VM (its voicemail box)
               no_answer_seconds: 20
+            email: reception@example.com   # new voicemail messages mailed here, WAV attached
 
 Theory of operation
 -------------------
@@ -120,6 +121,7 @@ class Subscriber:
     pickup_group: str = ""
     services: ServiceSettings = field(default_factory=ServiceSettings)
     locks: frozenset[str] = frozenset()
+    email: str | None = None  # new voicemail messages are mailed here (None: not mailed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,6 +229,7 @@ class _Compiler:
             pickup_group=sub.pickup_group or group.id,
             services=_services(schema.services, sub.services),
             locks=frozenset((*schema.services.locks, *sub.services.locks)),
+            email=sub.email,
         )
         self.add(loc, entry)
 

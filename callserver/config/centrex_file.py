@@ -151,8 +151,8 @@ class ServicesSchema(BaseModel):
 class SubscriberSchema(BaseModel):
     """A phone of a group: its extension, display name, digest credentials (HA1 only, RFC 7616
     §3.4.2), barring classes on top of the group's, CLIR default, maximum contacts, the
-    language of its prompts, its pickup group (the group's id when unset) and its services
-    on top of the group's."""
+    language of its prompts, its pickup group (the group's id when unset), its services
+    on top of the group's and the address its new voicemail messages are mailed to."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] | None = None
@@ -166,6 +166,7 @@ class SubscriberSchema(BaseModel):
     language: Language | None = None
     pickup_group: _Id | None = None
     services: ServicesSchema = Field(default_factory=ServicesSchema)
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$")] | None = None
 
     password: None = Field(None, exclude=True, description="refused: see _no_password")
 

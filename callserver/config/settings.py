@@ -34,6 +34,7 @@ from pydantic_settings import (
 from callserver.config.errors import OperatorFileError
 from callserver.config.positions import Origin, describe_errors, load_yaml_with_lines
 from callserver.config.registrar import RegistrarSettings
+from callserver.config.voicemail import VoicemailSettings
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.policy.overload import OverloadSettings
 from callserver.sip.endpoint import EndpointConfig
@@ -230,6 +231,7 @@ class Settings(BaseSettings):
     dns: DnsSettings = Field(default_factory=DnsSettings)
     overload: OverloadSettings = Field(default_factory=OverloadSettings)
     registrar: RegistrarSettings = Field(default_factory=RegistrarSettings)
+    voicemail: VoicemailSettings = Field(default_factory=VoicemailSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")
@@ -274,7 +276,7 @@ def endpoint_config(settings: Settings, host: str, port: int) -> EndpointConfig:
         session_expires=sip.session_expires,
         min_se=sip.min_se,
         policy=UasPolicy(
-            allowed_methods=UasPolicy().allowed_methods | {"REGISTER"},
+            allowed_methods=UasPolicy().allowed_methods | {"REGISTER", "SUBSCRIBE"},
             supported_extensions=UasPolicy().supported_extensions | {"path"},
         ),
     )

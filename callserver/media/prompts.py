@@ -44,6 +44,7 @@ __all__ = [
     "BYTES_PER_MS",
     "REQUIRED_PROMPTS",
     "SAMPLE_RATE",
+    "Audio",
     "Play",
     "PlaylistItem",
     "Prompt",
@@ -156,7 +157,14 @@ class SayNumber:
             raise ValueError(f"cannot say {self.value}: numbers from 0 to {say.MAX_NUMBER} only")
 
 
-PlaylistItem = Play | Silence | SayDigits | SayNumber
+@dataclass(frozen=True, slots=True, eq=False)
+class Audio:
+    """Playlist item: decoded audio (8 kHz mono samples: a voicemail message, a greeting)."""
+
+    samples: npt.NDArray[np.int16]
+
+
+PlaylistItem = Play | Silence | SayDigits | SayNumber | Audio
 
 
 class _Segment(Protocol):
@@ -369,6 +377,9 @@ class PromptStore:
         for item in items:
             if isinstance(item, Silence):
                 parts.append(silence * (item.ms * BYTES_PER_MS))
+                continue
+            if isinstance(item, Audio):
+                parts.append(g711.encode(codec, item.samples))
                 continue
             for name, word_language in self._words(item, language):
                 prompt = self.find(name, word_language)

@@ -36,17 +36,37 @@ Grammar, for 0 .. 999 999:
   "dvadeset jedna tisuća" (hr) / "dvije hiljade", "pet hiljada" (bs).
 
 Digits (``say_digits``) use ``n0`` .. ``n9`` in every language.
+
+Dates and times (``say_datetime``, a voicemail message's) use, besides the numbers:
+
+========================  ==============================================================
+``weekday1`` .. ``7``     Monday .. Sunday (ISO 8601 day numbers)
+``day1`` .. ``day31``     the day of the month as an ordinal: en "the seventh", de "den
+                          siebten", hr/bs "sedmi"
+``month1`` .. ``12``      en "of December", de "Dezember", hr "prosinca", bs "decembra"
+                          (the genitive hr and bs say after a day)
+``clock_at``              en "at", de "um", hr/bs "u"
+``clock_hours``           en "o'clock", de "Uhr", hr/bs "sati"
+``clock_oh``              en "oh" ("ten oh five"); the other languages do not use it
+``clock_and``             hr/bs "i" ("u deset i petnaest"); the other languages do not use it
+========================  ==============================================================
+
+The time is said on the 24-hour clock: en "at fourteen oh five", "at nine o'clock";
+de "um vierzehn Uhr fünf", "um ein Uhr"; hr/bs "u četrnaest i pet", "u devet sati".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 __all__ = [
     "MAX_NUMBER",
     "NUMBER_LANGUAGES",
+    "date_prompts",
     "digit_prompts",
     "number_prompts",
+    "say_datetime",
     "say_digits",
     "say_number",
 ]
@@ -201,3 +221,41 @@ _PROMPTS: dict[str, frozenset[str]] = {
     "bs": _BASE | {*_HUNDREDS, "n1f", "n2f", "thousand", "thousand_pl2", "thousand_pl5"},
 }
 NUMBER_LANGUAGES: frozenset[str] = frozenset(_GRAMMARS)
+
+
+# -- Dates and times -------------------------------------------------------------------------
+
+_WEEKDAYS = tuple(f"weekday{d}" for d in range(1, 8))
+_DAYS = tuple(f"day{d}" for d in range(1, 32))
+_MONTHS = tuple(f"month{m}" for m in range(1, 13))
+_CLOCK = ("clock_at", "clock_hours", "clock_oh", "clock_and")
+
+
+def say_datetime(moment: datetime, language: str) -> list[str]:
+    """The prompt names that read ``moment`` (already in the listener's time zone) as weekday,
+    day, month and time on the 24-hour clock in ``language``: "Monday the seventh of December
+    at ten fifteen", "Montag den siebten Dezember um zehn Uhr fünfzehn", "ponedjeljak sedmi
+    prosinca u deset i petnaest".
+
+    Raises:
+        ValueError: there is no grammar for ``language``.
+    """
+    date = [_WEEKDAYS[moment.isoweekday() - 1], _DAYS[moment.day - 1], _MONTHS[moment.month - 1]]
+    return date + _clock(moment.hour, moment.minute, language)
+
+
+def _clock(hour: int, minute: int, language: str) -> list[str]:
+    hours = ["n1c"] if language == "de" and hour == 1 else say_number(hour, language)
+    if minute == 0:
+        return ["clock_at", *hours, "clock_hours"]
+    minutes = say_number(minute, language)
+    if language == "en":
+        return ["clock_at", *hours, *(["clock_oh"] if minute < 10 else []), *minutes]
+    if language == "de":
+        return ["clock_at", *hours, "clock_hours", *minutes]
+    return ["clock_at", *hours, "clock_and", *minutes]
+
+
+def date_prompts() -> frozenset[str]:
+    """The prompt names ``say_datetime`` may return besides the numbers'."""
+    return frozenset((*_WEEKDAYS, *_DAYS, *_MONTHS, *_CLOCK))

@@ -301,12 +301,18 @@ class UacCore:
         peer: Peer,
         now: float,
         headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+        call_id: str | None = None,
+        cseq: int = 1,
     ) -> TransactionKey:
-        """Send an out-of-dialog non-INVITE request such as OPTIONS (RFC 3261 §8.1.1, §11) to
-        ``peer`` through a client transaction (§17.1.2); returns the key its
-        ``ResponseReceived`` and ``TransactionTimedOut`` events carry.
+        """Send a non-INVITE request such as OPTIONS (RFC 3261 §8.1.1, §11) to ``peer``
+        through a client transaction (§17.1.2); returns the key its ``ResponseReceived`` and
+        ``TransactionTimedOut`` events carry.
 
-        ``headers`` go after the mandatory ones (a Route set, RFC 3327 §5.3; Accept, §11.1).
+        ``headers`` go after the mandatory ones (a Route set, RFC 3327 §5.3; Accept, §11.1;
+        a Content-Type for ``body``). A request inside a dialog the TU keeps itself (a NOTIFY
+        of a subscription, RFC 6665 §4.2.1.2) gives its tagged ``from_addr`` and ``to_addr``,
+        the dialog's ``call_id`` and its next ``cseq`` (RFC 3261 §12.2.1.1).
 
         Raises:
             ValueError: ``method`` is INVITE, ACK or CANCEL, which have their own methods.
@@ -320,10 +326,11 @@ class UacCore:
             via=config.via(peer.transport, new_branch()),
             from_addr=from_addr if from_addr.tag else from_addr.with_tag(new_tag()),
             to_addr=to_addr,
-            call_id=new_call_id(),
-            cseq=1,
+            call_id=call_id or new_call_id(),
+            cseq=cseq,
             extra=(*headers, ("User-Agent", config.user_agent)),
         )
+        request.body = body
         return self._tu.send_request(request, peer, now)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from hypothesis import strategies as st
 from callserver.media.say import (
     MAX_NUMBER,
     NUMBER_LANGUAGES,
+    date_prompts,
     digit_prompts,
     number_prompts,
+    say_datetime,
     say_digits,
     say_number,
 )
@@ -188,3 +191,53 @@ def test_digits_refuse_other_characters(text: str) -> None:
     """Any character other than an ASCII digit, space or dash raises ValueError."""
     with pytest.raises(ValueError, match="only digits, spaces and dashes"):
         say_digits(text)
+
+
+# -- dates and times -------------------------------------------------------------------------
+
+
+def spoken_datetime(moment: datetime, language: str) -> str:
+    """What a caller hears for a message's date and time: the shipped texts back to back."""
+    return " ".join(TEXTS[language][name] for name in say_datetime(moment, language))
+
+
+MONDAY = datetime(2026, 12, 7, 10, 15)
+
+
+@pytest.mark.parametrize(
+    ("moment", "language", "expected"),
+    [
+        (MONDAY, "en", "Monday the seventh of December at ten fifteen"),
+        (
+            MONDAY.replace(hour=14, minute=5),
+            "en",
+            "Monday the seventh of December at fourteen oh five",
+        ),
+        (MONDAY.replace(hour=9, minute=0), "en", "Monday the seventh of December at nine o'clock"),
+        (MONDAY, "de", "Montag den siebten Dezember um zehn Uhr fünfzehn"),
+        (MONDAY.replace(hour=1, minute=0), "de", "Montag den siebten Dezember um ein Uhr"),
+        (MONDAY, "hr", "ponedjeljak sedmi prosinca u deset i petnaest"),
+        (MONDAY.replace(hour=9, minute=0), "bs", "ponedjeljak sedmi decembra u devet sati"),
+        (
+            datetime(2027, 1, 31, 23, 59),
+            "bs",
+            "nedjelja trideset prvi januara u dvadeset tri i pedeset devet",
+        ),
+    ],
+)
+def test_datetime_is_said_in_each_language(moment: datetime, language: str, expected: str) -> None:
+    """A message's date and time read as weekday, ordinal day, month and 24-hour time."""
+    assert spoken_datetime(moment, language) == expected
+
+
+@pytest.mark.parametrize("language", sorted(NUMBER_LANGUAGES))
+def test_every_date_prompt_has_a_text(language: str) -> None:
+    """Every weekday, day, month and clock word say_datetime picks is shipped in each language."""
+    assert date_prompts() <= set(TEXTS[language])
+    assert all((PROMPTS / language / f"{name}.wav").is_file() for name in date_prompts())
+
+
+def test_datetime_refuses_a_language_without_grammar() -> None:
+    """A language with no number grammar cannot say the time."""
+    with pytest.raises(ValueError, match="no number grammar"):
+        say_datetime(MONDAY, "fr")

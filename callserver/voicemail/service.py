@@ -1,0 +1,193 @@
+"""The voicemail boxes in the running server: the one facade the rest of the server calls.
+
+Theory of operation
+-------------------
+- ``route`` (a ``dialplan.routing.Routing`` hook, like the phones'): a subscriber's phone
+  dialling ``*97`` opens its own box without a PIN (``menu.box_menu``), in the subscriber's
+  language. A call to a subscriber whose operator-set ``forward_always`` is ``VM`` is
+  taken by ``deposit``.
+- ``deposit(session, subscriber)``: what a forward to ``VM`` runs (``menu.deposit``): the
+  box's greeting, ``*`` and the PIN for its owner, else a message recorded into the box.
+- After a message is left or the box was visited, ``changed(number)`` (MWI: ``mwi.Mwi``)
+  is told, and each new message of the call is mailed to the subscriber's ``email`` through
+  the operator's relay (``mail``; smtplib in a worker thread). A failed mail is logged and
+  not retried; the message stays in the box.
+- ``purge(now)``: every box's messages older than ``voicemail.retention_days`` are deleted;
+  ``run_purges`` does it every ``voicemail.purge_interval`` seconds.
+
+Boxes are ``<data_dir>/voicemail/<number>/`` (``box.Mailbox``); their files are touched
+only off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from callserver.calls.session import CallSession
+from callserver.config.centrex import Subscriber
+from callserver.config.voicemail import VoicemailSettings
+from callserver.policy.services import VOICEMAIL
+from callserver.voicemail.box import Mailbox, Message, Summary, hash_pin
+from callserver.voicemail.mail import message_mail, send_mail
+from callserver.voicemail.menu import BoxCall, box_menu, deposit
+
+__all__ = ["ACCESS_CODE", "Voicemail"]
+
+log = structlog.get_logger("callserver.voicemail")
+
+ACCESS_CODE = "*97"
+"""What a subscriber's phone dials to open its own box."""
+
+
+class Voicemail:
+    """The subscribers' boxes; see the module docstring.
+
+    Args:
+        root: ``<data_dir>/voicemail`` in force.
+        settings: the ``voicemail`` section in force.
+        subscriber: the subscriber of a number (with or without ``+``), or None.
+        default_language: the server's prompt language in force.
+        clock: the wall clock, UTC and aware (tests pin it).
+    """
+
+    def __init__(
+        self,
+        *,
+        root: Callable[[], Path],
+        settings: Callable[[], VoicemailSettings],
+        subscriber: Callable[[str], Subscriber | None],
+        default_language: Callable[[], str],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._root, self._settings, self._subscriber = root, settings, subscriber
+        self._default_language, self._clock = default_language, clock
+        self.changed: Callable[[str], None] = lambda number: None  # MWI's, wired by the app
+        self._pin: tuple[str | None, str | None] = (None, None)  # default PIN and its hash
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def box(self, number: str) -> Mailbox:
+        """The box of the subscriber ``number`` (E.164, with or without ``+``)."""
+        return Mailbox(self._root() / number.lstrip("+"))
+
+    async def summary(self, number: str) -> Summary:
+        """How many new and saved messages the box ``number`` holds (read off the loop)."""
+        return await asyncio.to_thread(self.box(number).summary)
+
+    def route(self, session: CallSession) -> Awaitable[None] | None:
+        """``*97`` from a subscriber's phone, or a call to a box forwarded always to ``VM``;
+        None for any other call."""
+        if session.called == ACCESS_CODE and session.originating:
+            owner = self._subscriber(session.caller.e164 or session.caller.raw)
+            return None if owner is None else self.listen(session, owner)
+        called = self._subscriber(session.called)
+        if called is not None and called.services.forward_always == VOICEMAIL:
+            return self.deposit(session, called)
+        return None
+
+    async def listen(self, session: CallSession, subscriber: Subscriber) -> None:
+        """The owner's box menu (no PIN), then the hang-up."""
+        session.language = subscriber.language or self._default_language()
+        session.note("voicemail_box", subscriber.number)
+        try:
+            await box_menu(session, self._box_call(subscriber))
+        finally:
+            self.changed(subscriber.number)
+        await session.hangup(code=None, cause=None, reason="normal")
+
+    async def deposit(self, session: CallSession, subscriber: Subscriber) -> None:
+        """A message into ``subscriber``'s box (a forward to ``VM``), then the hang-up."""
+        session.language = subscriber.language or self._default_language()
+        session.note("voicemail_box", subscriber.number)
+        try:
+            await deposit(session, self._box_call(subscriber))
+        finally:
+            self._left(subscriber, session.call_id)  # also when the caller hung up to end it
+        await session.hangup(code=None, cause=None, reason="normal")
+
+    def _box_call(self, subscriber: Subscriber) -> BoxCall:
+        settings = self._settings()
+        return BoxCall(
+            box=self.box(subscriber.number),
+            zone=ZoneInfo(settings.timezone),
+            default_pin=self._default_pin(settings.default_pin),
+            max_message=settings.max_message,
+        )
+
+    def _default_pin(self, pin: str | None) -> str | None:
+        if self._pin[0] != pin:
+            self._pin = (pin, None if pin is None else hash_pin(pin))
+        return self._pin[1]
+
+    def _left(self, subscriber: Subscriber, call_id: str) -> None:
+        self._spawn(self.message_left(subscriber, call_id))
+
+    async def message_left(self, subscriber: Subscriber, call_id: str) -> None:
+        """A call ``call_id`` left messages in ``subscriber``'s box: MWI for the box, and
+        each of them mailed to the subscriber's address (when it has one and a relay is set)."""
+        self.changed(subscriber.number)
+        smtp = self._settings().smtp
+        if subscriber.email is None or smtp.host is None:
+            return
+        box = self.box(subscriber.number)
+        messages = await asyncio.to_thread(box.messages)
+        for message in (m for m in messages if m.call_id == call_id):
+            try:
+                await asyncio.to_thread(self._mail, subscriber, box, message)
+            except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
+                log.error(
+                    "voicemail.mail_failed", box=box.number, to=subscriber.email, error=str(exc)
+                )
+            else:
+                log.info(
+                    "voicemail.mailed", box=box.number, to=subscriber.email, message=message.name
+                )
+
+    def _mail(self, subscriber: Subscriber, box: Mailbox, message: Message) -> None:
+        assert subscriber.email is not None
+        settings = self._settings()
+        mail = message_mail(
+            message,
+            box=box.number,
+            to=subscriber.email,
+            sender=settings.smtp.sender,
+            zone=ZoneInfo(settings.timezone),
+            now=self._clock(),
+        )
+        send_mail(settings.smtp, mail)
+
+    async def purge(self, now: datetime) -> int:
+        """Delete every box's messages older than the retention at ``now``; how many."""
+        retention = timedelta(days=self._settings().retention_days)
+        root = self._root()
+        folders = await asyncio.to_thread(lambda: sorted(p for p in root.glob("*") if p.is_dir()))
+        removed = 0
+        for folder in folders:
+            gone = await asyncio.to_thread(Mailbox(folder).purge, now, retention)
+            if gone:
+                removed += len(gone)
+                log.info("voicemail.purged", box=folder.name, messages=len(gone))
+                self.changed(folder.name)
+        return removed
+
+    async def run_purges(self, stop: asyncio.Event) -> None:
+        """``purge`` every ``purge_interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                await self.purge(self._clock())
+            except OSError as exc:
+                log.error("voicemail.purge_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings().purge_interval):
+                    await stop.wait()
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,162 @@
+"""Tests for the voicemail facade: new messages mailed through a real SMTP server, the purge."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message as MessageHandler
+
+from callserver.config.centrex import Subscriber
+from callserver.config.voicemail import SmtpSettings, VoicemailSettings
+from callserver.voicemail.box import Summary
+from callserver.voicemail.service import Voicemail
+from tests.e2e.conftest import free_port
+from tests.voicemail.messages import write_message
+
+T0 = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+NUMBER = "+38733100201"
+
+
+class Inbox(MessageHandler):
+    """Keeps every mail the SMTP server accepts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mails: list[email.message.EmailMessage] = []
+
+    def handle_message(self, message: email.message.Message) -> None:
+        """Parse again with the modern policy and keep it."""
+        parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+        assert isinstance(parsed, email.message.EmailMessage)
+        self.mails.append(parsed)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """An aiosmtpd server on a free loopback port."""
+    inbox = Inbox()
+    port = free_port(both=False)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def subscriber(email_address: str | None) -> Subscriber:
+    """A phone of a group, with or without a mail address."""
+    return Subscriber(
+        number=NUMBER,
+        group="acme-office",
+        extension="201",
+        name=None,
+        username="38733100201",
+        realm="callserver",
+        ha1=MappingProxyType({"MD5": "0" * 32}),
+        barring=(),
+        clir=False,
+        max_contacts=None,
+        email=email_address,
+    )
+
+
+def service(root: Path, settings: VoicemailSettings, phone: Subscriber) -> Voicemail:
+    """The facade over ``root`` with the clock pinned to T0."""
+    return Voicemail(
+        root=lambda: root,
+        settings=lambda: settings,
+        subscriber=lambda n: phone if n.lstrip("+") == NUMBER.lstrip("+") else None,
+        default_language=lambda: "en",
+        clock=lambda: T0,
+    )
+
+
+async def test_a_new_message_is_mailed_with_its_wav(
+    tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    """The call's message reaches the subscriber's address through the relay, WAV attached,
+    and the box is reported changed."""
+    inbox, port = smtp
+    settings = VoicemailSettings(
+        smtp=SmtpSettings(host="127.0.0.1", port=port, sender="vm@op.example")
+    )
+    facade = service(tmp_path, settings, subscriber("reception@acme.example"))
+    changed: list[str] = []
+    facade.changed = changed.append
+    wav = write_message(tmp_path / "38733100201", T0, caller="38761555111", call_id="call-1")
+    write_message(tmp_path / "38733100201", T0 - timedelta(hours=1), call_id="earlier")
+    await facade.message_left(subscriber("reception@acme.example"), "call-1")
+    assert changed == [NUMBER]
+    assert len(inbox.mails) == 1
+    mail = inbox.mails[0]
+    assert (mail["To"], mail["From"]) == ("reception@acme.example", "vm@op.example")
+    assert "38761555111" in mail["Subject"]
+    body = mail.get_body(preferencelist=("plain",))
+    assert body is not None and "Monday 07 December 2026 10:30" in body.get_content()
+    attachments = list(mail.iter_attachments())
+    assert [a.get_filename() for a in attachments] == [wav.name]
+    assert attachments[0].get_content_type() == "audio/wav"
+    assert attachments[0].get_content() == wav.read_bytes()
+
+
+async def test_no_relay_or_no_address_sends_nothing(
+    tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    """Without an address, or without a relay, the box still changes but no mail goes."""
+    inbox, port = smtp
+    write_message(tmp_path / "38733100201", T0, call_id="call-1")
+    relay = VoicemailSettings(smtp=SmtpSettings(host="127.0.0.1", port=port))
+    await service(tmp_path, relay, subscriber(None)).message_left(subscriber(None), "call-1")
+    phone = subscriber("a@b.example")
+    await service(tmp_path, VoicemailSettings(), phone).message_left(phone, "call-1")
+    assert inbox.mails == []
+
+
+async def test_a_refusing_relay_is_logged_and_the_message_kept(tmp_path: Path) -> None:
+    """A relay that cannot be reached loses nothing: the message stays in the box."""
+    port = free_port(both=False)  # nobody listens
+    settings = VoicemailSettings(smtp=SmtpSettings(host="127.0.0.1", port=port, timeout=2))
+    phone = subscriber("a@b.example")
+    write_message(tmp_path / "38733100201", T0, call_id="call-1")
+    facade = service(tmp_path, settings, phone)
+    await facade.message_left(phone, "call-1")
+    assert await facade.summary(NUMBER) == Summary(new=1, saved=0)
+
+
+async def test_purge_with_a_pinned_clock(tmp_path: Path) -> None:
+    """The purge deletes the messages past retention_days at the given time, in every box,
+    and reports each box that lost some."""
+    settings = VoicemailSettings(retention_days=7)
+    facade = service(tmp_path, settings, subscriber(None))
+    changed: list[str] = []
+    facade.changed = changed.append
+    write_message(tmp_path / "38733100201", T0 - timedelta(days=8), call_id="old")
+    write_message(tmp_path / "38733100201", T0 - timedelta(days=6), call_id="new")
+    write_message(tmp_path / "38733100202", T0 - timedelta(days=1), call_id="kept")
+    assert await facade.purge(T0) == 1
+    assert changed == ["38733100201"]
+    assert await facade.summary(NUMBER) == Summary(new=1, saved=0)
+    assert await facade.purge(T0 + timedelta(days=2)) == 1
+
+
+async def test_scheduled_purges_run_until_stopped(tmp_path: Path) -> None:
+    """run_purges purges at once with the injected clock and ends when asked."""
+    facade = service(tmp_path, VoicemailSettings(retention_days=1), subscriber(None))
+    write_message(tmp_path / "38733100201", T0 - timedelta(days=2), call_id="old")
+    stop = asyncio.Event()
+    purged = asyncio.Event()
+    facade.changed = lambda number: purged.set()
+    task = asyncio.create_task(facade.run_purges(stop))
+    await asyncio.wait_for(purged.wait(), 10)
+    assert await facade.summary(NUMBER) == Summary(new=0, saved=0)
+    stop.set()
+    await asyncio.wait_for(task, 5)
