@@ -5,7 +5,8 @@ Theory of operation
 ``on_request`` takes every request the transaction layer delivers and either answers it
 itself or hands it to the application as an event. In order: an ACK confirms its dialog
 (and stops the 2xx retransmission); the RFC 3261 §8.2 checks of ``validate`` may reject it;
-a request with a To tag goes to its dialog (481 without one, 500 for a CSeq out of order,
+a request with a To tag goes to its dialog (481 without one, but for a SUBSCRIBE, whose
+dialogs the application keeps (RFC 6665 §4.1.2.2); 500 for a CSeq out of order,
 200 for BYE and OPTIONS, a refresh for a bodiless UPDATE, the RFC 4028 negotiation of the
 refresh a re-INVITE or an UPDATE with an offer is); a CANCEL finds its INVITE (200,
 then 487 if the INVITE has no final response yet); a merged request gets 482; an INVITE
@@ -44,6 +45,11 @@ from callserver.sip.uas import (
 from callserver.sip.validate import check_request
 
 __all__ = ["UasCore"]
+
+
+_TU_DIALOGS = frozenset({"SUBSCRIBE"})
+"""Methods whose dialogs the TU keeps itself (RFC 6665 subscriptions): an in-dialog request
+of one of them that names no INVITE dialog goes to the TU, not back with 481."""
 
 
 class UasCore:
@@ -258,6 +264,9 @@ class UasCore:
     def _in_dialog(self, event: RequestReceived, now: float) -> None:
         request = event.request
         dialog = self._dialogs.get(_dialog_id_of(request))
+        if dialog is None and request.method in _TU_DIALOGS:
+            self._events.append(event)  # a subscription's dialog: its notifier keeps it
+            return
         if dialog is None or dialog.state is DialogState.TERMINATED:
             self._reply(event, 481, now)
             return

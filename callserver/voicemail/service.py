@@ -132,12 +132,13 @@ class Voicemail:
         """A call ``call_id`` left messages in ``subscriber``'s box: MWI for the box, and
         each of them mailed to the subscriber's address (when it has one and a relay is set)."""
         self.changed(subscriber.number)
+        box = self.box(subscriber.number)
+        left = [m for m in await asyncio.to_thread(box.messages) if m.call_id == call_id]
+        log.info("voicemail.message_left", box=box.number, call_id=call_id, messages=len(left))
         smtp = self._settings().smtp
         if subscriber.email is None or smtp.host is None:
             return
-        box = self.box(subscriber.number)
-        messages = await asyncio.to_thread(box.messages)
-        for message in (m for m in messages if m.call_id == call_id):
+        for message in left:
             try:
                 await asyncio.to_thread(self._mail, subscriber, box, message)
             except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors

@@ -148,13 +148,14 @@ def start_server(
     sip: dict[str, object] | None = None,
     overload: dict[str, object] | None = None,
     registrar: dict[str, object] | None = None,
+    voicemail: dict[str, object] | None = None,
     ring: float = 0.0,
     hangup_after: float = 30.0,
     loop: bool = False,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
-    ``sip``, ``overload``, ``registrar``) settings.
+    ``sip``, ``overload``, ``registrar``, ``voicemail``) settings.
 
     ``dialplans`` is the dialplan directory (default: one in ``tmp_path`` holding only the
     default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting
@@ -182,6 +183,7 @@ def start_server(
             "dns": dns or {},
             "overload": overload or {},
             "registrar": registrar or {},
+            "voicemail": voicemail or {},
             "data_dir": str(tmp_path / "var"),
             "log_format": "json",
             "log_level": "info",

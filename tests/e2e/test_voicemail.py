@@ -1,0 +1,180 @@
+"""Voicemail boxes end to end: a caller leaves a message (RTP audio) in a subscriber's box,
+the subscriber's phone dials *97 and goes through it by RFC 4733 key presses, hearing the
+counts, the message's date and time and the message itself; PIN access from another number;
+the message mailed (aiosmtpd on loopback) and MWI NOTIFYs to a subscribed SIPp and to a
+registered phone that never subscribed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from callserver.media.prompts import Play, SayNumber
+from callserver.media.say import say_datetime
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    free_port,
+    popen_sipp,
+    start_server,
+    stopped_on_exit,
+)
+from tests.e2e.subscribers import CALLING, PHONES, finished, phone, register_phone
+from tests.e2e.voicemail_calls import call, rendered, wait_fill, wait_heard, write_boxes
+from tests.voicemail.test_service import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
+
+BOX = "38733100201"
+PIN = "2468"
+ZONE = "Europe/Sarajevo"
+
+
+def _server(tmp_path: Path, smtp_port: int | None = None) -> ServerProcess:
+    """acme's phones 201 and 202 forwarded always to their boxes; 201's messages mailed."""
+    write_boxes(tmp_path, email="reception@acme.example")
+    relay = {"host": HOST, "port": smtp_port, "sender": "vm@op.example"} if smtp_port else {}
+    settings = {"default_pin": PIN, "timezone": ZONE, "smtp": relay}
+    return start_server(tmp_path, trunks=CALLING, voicemail=settings)
+
+
+def _leave_message(sipp: str, tmp_path: Path, server: ServerProcess, number: str = BOX) -> Path:
+    """A caller from the trunk calls ``number`` and talks for a few seconds after the beep;
+    the message's JSON."""
+    left = len(server.events("voicemail.message_left"))
+    args = ("-s", number, "-key", "caller", "38761000000", "-d", "11000")
+    with call(sipp, tmp_path, server, "uac-call-rtp-party.xml", *args):
+        pass
+    deadline = time.monotonic() + 20
+    while len(server.events("voicemail.message_left")) <= left and time.monotonic() < deadline:
+        time.sleep(0.05)
+    found = sorted((server.data_dir / "voicemail" / number).glob("*Z-*.json"))
+    assert found, "no message recorded:\n" + "\n".join(server.raw[-40:])
+    return found[-1]
+
+
+def _date_prompt(message: Path) -> bytes:
+    """What the box says before the message: "Message received on" and its date and time."""
+    began = datetime.fromisoformat(json.loads(message.read_text())["time"].replace("Z", "+00:00"))
+    said = say_datetime(began.astimezone(ZoneInfo(ZONE)), "en")
+    return rendered([Play("vm_message"), *map(Play, said)])
+
+
+def _counts(new: int, saved: int) -> bytes:
+    return rendered([Play("vm_new_count"), SayNumber(new)]), rendered(
+        [Play("vm_saved_count"), SayNumber(saved)]
+    )
+
+
+def _as_phone(ext: str, dialled: str, server: ServerProcess, seconds: float) -> tuple[str, ...]:
+    user = f"38733100{ext}"
+    return (
+        *("-s", dialled, "-key", "caller", user, "-au", user, "-ap", PHONES[ext]),
+        *("-auth_uri", f"{dialled}@{HOST}:{server.port}", "-d", str(int(seconds * 1000))),
+    )
+
+
+@pytest.fixture
+def relay(smtp: tuple[Inbox, int]) -> Iterator[tuple[Inbox, int]]:  # noqa: F811
+    """The loopback SMTP server the voicemail settings name."""
+    yield smtp
+
+
+def test_a_message_left_is_mailed_then_heard_saved_and_deleted_from_the_phone(
+    sipp: str, tmp_path: Path, relay: tuple[Inbox, int]
+) -> None:
+    """A caller's message lands in 201's box and is mailed with its WAV; 201 dials *97 and
+    hears 1 new 0 saved, the message's date and time and its audio, saves it (9), hears
+    0 new 1 saved, plays it again and deletes it (7): the box is empty."""
+    inbox, port = relay
+    with stopped_on_exit(_server(tmp_path, port)) as server:
+        message = _leave_message(sipp, tmp_path, server)
+        server.wait_for("voicemail.mailed", timeout=20)
+        wav = message.with_suffix(".wav")
+        [mail] = inbox.mails
+        [attachment] = list(mail.iter_attachments())
+        assert attachment.get_content() == wav.read_bytes()
+        with call(
+            sipp,
+            tmp_path,
+            server,
+            "uac-phone-call-rtp-party.xml",
+            *_as_phone("201", "*97", server, 60),
+        ) as party:
+            new, saved = _counts(1, 0)
+            wait_heard(party, new, server)
+            wait_heard(party, saved, server)
+            party.press("1")
+            wait_heard(party, _date_prompt(message), server)
+            wait_fill(party, 50, server)  # a second of the caller's message
+            party.press("9")
+            wait_heard(party, rendered([Play("vm_saved")]), server)
+            new, saved = _counts(0, 1)
+            wait_heard(party, saved, server)
+            party.press("1")
+            wait_fill(party, 50, server)
+            party.press("7")
+            wait_heard(party, rendered([Play("vm_deleted")]), server)
+            wait_heard(party, rendered([Play("vm_no_more")]), server)
+        assert not wav.exists() and not message.exists()
+    assert not list((server.data_dir / "voicemail" / BOX).glob("*Z-*.json"))
+
+
+def test_pin_access_from_another_number(sipp: str, tmp_path: Path) -> None:
+    """Calling 201 from the trunk and pressing * in the greeting asks for the PIN; a wrong
+    one is refused, the default PIN then opens the box and its counts are said."""
+    with stopped_on_exit(_server(tmp_path)) as server:
+        _leave_message(sipp, tmp_path, server)
+        args = ("-s", BOX, "-key", "caller", "38761000000", "-d", "30000")
+        with call(sipp, tmp_path, server, "uac-call-rtp-party.xml", *args) as party:
+            time.sleep(1.0)
+            party.press("*")
+            wait_heard(party, rendered([Play("vm_enter_pin")]), server)
+            for digit in "1111#":
+                party.press(digit)
+            wait_heard(party, rendered([Play("vm_wrong_pin")]), server)
+            for digit in f"{PIN}#":
+                party.press(digit)
+            new, _ = _counts(1, 0)
+            wait_heard(party, new, server)
+        wrong = server.events("voicemail.pin_wrong")
+        assert [line["box"] for line in wrong] == [BOX]
+
+
+def test_mwi_notify_to_a_subscriber_and_unsolicited_to_a_registered_phone(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 subscribes to message-summary (401, then 200 and a NOTIFY: none waiting); a
+    message left for 201 brings a NOTIFY saying 1/0; 202 never subscribed but is registered:
+    a message for 202 brings it an unsolicited NOTIFY saying 1/0."""
+    with stopped_on_exit(_server(tmp_path)) as server:
+        sub_port = free_port(both=False)
+        subscriber = popen_sipp(
+            [
+                sipp,
+                f"{HOST}:{server.port}",
+                *("-sf", str(SCENARIOS / "uac-subscribe-message-summary.xml")),
+                *("-i", HOST, "-p", str(sub_port), "-m", "1", "-nostdin"),
+                *("-timeout", "60s", "-timeout_error", "-trace_msg", "-trace_err"),
+                *("-message_file", str(tmp_path / "subscribe.messages")),
+                *("-error_file", str(tmp_path / "subscribe.errors")),
+                *("-key", "user", BOX, "-au", BOX, "-ap", PHONES["201"]),
+                *("-auth_uri", f"{BOX}@{HOST}:{server.port}"),
+            ],
+            tmp_path,
+        )
+        server.wait_for("mwi.subscribed", timeout=20)
+        _leave_message(sipp, tmp_path, server)
+        subscriber.communicate(timeout=60)
+        messages = (tmp_path / "subscribe.messages").read_text(errors="replace")
+        assert subscriber.returncode == 0, messages[-4000:] + "\n".join(server.raw[-40:])
+        other = "38733100202"
+        port = register_phone(sipp, tmp_path, server, user=other, password=PHONES["202"])
+        with phone(sipp, tmp_path, "uas-expects-message-summary-notify.xml", port) as notified:
+            _leave_message(sipp, tmp_path, server, other)
+            finished(notified, server)
