@@ -30,9 +30,10 @@ from callserver.calls.registration import Registration, account_of
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.service_codes import ServiceCodeCalls
 from callserver.calls.services_store import ServicesStore
+from callserver.calls.session import CallSession
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
-from callserver.config.centrex import load_customers
+from callserver.config.centrex import Subscriber, load_customers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import (
     DEFAULT_CONFIG,
@@ -141,12 +142,7 @@ class Server:
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,
         )
-        self.voicemail = Voicemail(
-            root=lambda: self.settings.data_dir / "voicemail",
-            settings=lambda: self.settings.voicemail,
-            subscriber=lambda number: self.centrex.subscriber(number),
-            default_language=lambda: self.settings.media.default_language,
-        )
+        self.voicemail = Voicemail.of(lambda: self.settings, self._subscriber, self._phone_of)
         self.mwi: Mwi | None = None  # opened by start(), with the registrar
         self.routing = Routing(
             phones=self.phones.route,
@@ -218,13 +214,12 @@ class Server:
         self.mwi = self.calls.subscriptions = Mwi.open(
             lambda: self.settings,
             self.calls.registration,
-            lambda user: self.centrex.subscriber(user) or self.centrex.account(user),
-            self.voicemail.summary,
+            self.voicemail,
+            lambda user: self._subscriber(user) or self.centrex.account(user),
             screening=self.calls.screening,
             loop=self._loop,
             wake=self.pump,
         )
-        self.voicemail.changed = self.mwi.box_changed
         self.background.run(self.voicemail.run_purges(self._watching))
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
         if aborted:
@@ -373,6 +368,14 @@ class Server:
         if subscriber is None:
             return None
         return account_of(subscriber, self.settings.registrar.max_contacts)
+
+    def _subscriber(self, number: str) -> Subscriber | None:
+        return self.centrex.subscriber(number)
+
+    def _phone_of(self, session: CallSession) -> str | None:
+        """The subscriber whose phone the session's call authenticated as, if any."""
+        call = self.calls.calls.by_session(session)
+        return None if call is None or call.facts is None else call.facts.subscriber
 
     def _spare_share(self) -> float:
         """The share of the loop reload work may take now: what calls leave (pacing)."""

@@ -45,6 +45,7 @@ from callserver.sip.ids import new_tag
 from callserver.sip.message import Request
 from callserver.sip.transaction_key import TransactionKey
 from callserver.voicemail.box import Summary
+from callserver.voicemail.service import Voicemail
 from callserver.voicemail.subscription_store import SubscriptionStore
 from callserver.voicemail.subscriptions import (
     EVENT,
@@ -113,29 +114,31 @@ class Mwi:
         cls,
         settings: Callable[[], Settings],
         registration: Registration,
+        voicemail: Voicemail,
         subscriber: Callable[[str], Subscriber | None],
-        summary: Callable[[str], Awaitable[Summary]],
         *,
         screening: Screening,
         loop: asyncio.AbstractEventLoop,
         wake: Callable[[], None],
     ) -> Mwi:
         """The notifier of the running server: the registrar's digest and bindings, its
-        subscriptions back from ``<data_dir>/mwi.sqlite``."""
+        subscriptions back from ``<data_dir>/mwi.sqlite``; told of every change of a box."""
         data_dir = settings().data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(
+        mwi = cls(
             endpoint=registration.endpoint,
             store=SubscriptionStore(data_dir / "mwi.sqlite"),
             authorize=registration.registrar.digest.authorize,
             respond=screening.respond,
             subscriber=subscriber,
             contacts=registration.lookup,
-            summary=summary,
+            summary=voicemail.summary,
             expires=lambda: settings().voicemail.mwi_expires,
             loop=loop,
             wake=wake,
         )
+        voicemail.changed = mwi.box_changed
+        return mwi
 
     # -- SUBSCRIBE ------------------------------------------------------------------------
 

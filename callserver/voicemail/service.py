@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 - ``route`` (a ``dialplan.routing.Routing`` hook, like the phones'): a subscriber's phone
   dialling ``*97`` opens its own box without a PIN (``menu.box_menu``), in the subscriber's
-  language. A call to a subscriber whose operator-set ``forward_always`` is ``VM`` is
-  taken by ``deposit``.
+  language; a ``*97`` call that did not authenticate as that phone (a PBX trunk presenting
+  the number) is asked the PIN first. A call to a subscriber whose operator-set
+  ``forward_always`` is ``VM`` is taken by ``deposit``.
 - ``deposit(session, subscriber)``: what a forward to ``VM`` runs (``menu.deposit``): the
   box's greeting, ``*`` and the PIN for its owner, else a message recorded into the box.
 - After a message is left or the box was visited, ``changed(number)`` (MWI: ``mwi.Mwi``)
@@ -32,11 +33,12 @@ import structlog
 
 from callserver.calls.session import CallSession
 from callserver.config.centrex import Subscriber
+from callserver.config.settings import Settings
 from callserver.config.voicemail import VoicemailSettings
 from callserver.policy.services import VOICEMAIL
 from callserver.voicemail.box import Mailbox, Message, Summary, hash_pin
 from callserver.voicemail.mail import message_mail, send_mail
-from callserver.voicemail.menu import BoxCall, box_menu, deposit
+from callserver.voicemail.menu import BoxCall, box_menu, deposit, login
 
 __all__ = ["ACCESS_CODE", "Voicemail"]
 
@@ -54,6 +56,8 @@ class Voicemail:
         settings: the ``voicemail`` section in force.
         subscriber: the subscriber of a number (with or without ``+``), or None.
         default_language: the server's prompt language in force.
+        phone_of: the number of the subscriber whose phone a call authenticated as (digest),
+            or None (a trunk's call: its caller number proves nothing).
         clock: the wall clock, UTC and aware (tests pin it).
     """
 
@@ -64,13 +68,30 @@ class Voicemail:
         settings: Callable[[], VoicemailSettings],
         subscriber: Callable[[str], Subscriber | None],
         default_language: Callable[[], str],
+        phone_of: Callable[[CallSession], str | None] = lambda session: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._root, self._settings, self._subscriber = root, settings, subscriber
-        self._default_language, self._clock = default_language, clock
+        self._default_language, self._phone_of, self._clock = default_language, phone_of, clock
         self.changed: Callable[[str], None] = lambda number: None  # MWI's, wired by the app
         self._pin: tuple[str | None, str | None] = (None, None)  # default PIN and its hash
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def of(
+        cls,
+        settings: Callable[[], Settings],
+        subscriber: Callable[[str], Subscriber | None],
+        phone_of: Callable[[CallSession], str | None],
+    ) -> Voicemail:
+        """The boxes of the running server: its data dir, sections and language in force."""
+        return cls(
+            root=lambda: settings().data_dir / "voicemail",
+            settings=lambda: settings().voicemail,
+            subscriber=subscriber,
+            default_language=lambda: settings().media.default_language,
+            phone_of=phone_of,
+        )
 
     def box(self, number: str) -> Mailbox:
         """The box of the subscriber ``number`` (E.164, with or without ``+``)."""
@@ -92,11 +113,15 @@ class Voicemail:
         return None
 
     async def listen(self, session: CallSession, subscriber: Subscriber) -> None:
-        """The owner's box menu (no PIN), then the hang-up."""
+        """The owner's box menu, then the hang-up. The PIN is asked unless the call came
+        from the subscriber's own phone, authenticated as it (a PBX trunk of the customer may
+        present the subscriber's number too)."""
         session.language = subscriber.language or self._default_language()
         session.note("voicemail_box", subscriber.number)
+        box = self._box_call(subscriber)
         try:
-            await box_menu(session, self._box_call(subscriber))
+            if self._phone_of(session) == subscriber.number or await login(session, box):
+                await box_menu(session, box)
         finally:
             self.changed(subscriber.number)
         await session.hangup(code=None, cause=None, reason="normal")
