@@ -36,6 +36,7 @@ from callserver.calls.registration import Registration
 from callserver.calls.screening import Screening
 from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
+from callserver.process.alarm import Alarm
 from callserver.registrar.binding import Binding
 from callserver.registrar.contacts import RegisterRejected
 from callserver.sip.endpoint import SipEndpoint
@@ -103,7 +104,7 @@ class Mwi:
         self.table = SubscriptionTable()
         self._sent: dict[TransactionKey, DialogKey | None] = {}  # our NOTIFYs in flight
         self._writer = concurrent.futures.ThreadPoolExecutor(1, "mwi-store")
-        self._timer: asyncio.TimerHandle | None = None
+        self._alarm = Alarm(loop, self._expire)  # the earliest subscription's expiry
         self._tasks: set[asyncio.Task[None]] = set()
         if store is not None:
             self.table.restore(store.load(loop.time()))
@@ -335,14 +336,10 @@ class Mwi:
         self._arm()
 
     def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        deadline = self.table.get_timer()
-        self._timer = None if deadline is None else self.loop.call_at(deadline, self._expire)
+        self._alarm.arm(self.table.get_timer())
 
-    def _expire(self) -> None:
-        self._timer = None
-        now = self.loop.time()
+    def _expire(self, deadline: float) -> None:
+        now = max(deadline, self.loop.time())
         expired = self.table.expired(now)
         for changed in expired:
             log.info("mwi.expired", aor=changed.subscription.aor)
@@ -351,8 +348,7 @@ class Mwi:
 
     async def close(self) -> None:
         """Stop the timer, write what is pending and close the store."""
-        if self._timer is not None:
-            self._timer.cancel()
+        self._alarm.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self.store is not None:
