@@ -9,8 +9,8 @@ registrar's digest (``authorize``: the same nonces, lockout and HA1 values; a ph
 watch only its own box) and then answered 200 with our To tag, ``Expires`` (asked, else
 ``voicemail.mwi_expires``, at most that; under 60 s: 423 with ``Min-Expires``) and a
 Contact, and gets its first NOTIFY at once (§4.2.1.2). A SUBSCRIBE inside the dialog
-(same Call-ID and tags, from the flow's host) refreshes it, or with ``Expires: 0`` ends it
-(NOTIFY ``terminated``); one of no known dialog gets 481.
+(same Call-ID and tags, from the flow's host, a higher CSeq: else 403, 500) refreshes it,
+or with ``Expires: 0`` ends it (NOTIFY ``terminated``); one of no known dialog gets 481.
 
 ``box_changed(number)`` sends a NOTIFY in every subscription to the box; when none
 watches it, an unsolicited NOTIFY goes to each registered contact of the subscriber (out of
@@ -187,6 +187,7 @@ class Mwi:
             route=tuple(request.headers.get_all("Record-Route")),
             peer=event.peer,
             expires=now + expires,
+            remote_cseq=request.cseq().seq,
         )
         self._accept(event, subscription, expires, now)
         if expires == 0:  # a fetch: one NOTIFY of the state, then the end
@@ -206,7 +207,11 @@ class Mwi:
         if event.peer.host != current.peer.host:
             self._respond(event.key, 403, now)
             return
-        refreshed = replace(current, expires=now + expires, peer=event.peer)
+        cseq = request.cseq().seq
+        if cseq <= current.remote_cseq:  # RFC 3261 §12.2.2: out of order
+            self._respond(event.key, 500, now)
+            return
+        refreshed = replace(current, expires=now + expires, peer=event.peer, remote_cseq=cseq)
         self._accept(event, refreshed, expires, now)
         change = Change.UNSUBSCRIBED if expires == 0 else Change.REFRESHED
         self._changed([self.table.apply(refreshed, change)], now)

@@ -86,6 +86,7 @@ class SubscriptionStore:
             "route": list(s.route),
             "peer": [s.peer.transport, s.peer.host, s.peer.port],
             "cseq": s.cseq,
+            "remote_cseq": s.remote_cseq,
         }
         self._db.execute(
             "INSERT OR REPLACE INTO subscription VALUES (?, ?, ?, ?, ?, ?)",
@@ -107,5 +108,6 @@ def _subscription(row: tuple[object, ...], offset: float) -> Subscription:
         peer=Peer(str(transport), str(host), int(port)),
         expires=float(str(expires_at)) + offset,
         cseq=int(data["cseq"]),
+        remote_cseq=int(data.get("remote_cseq", 0)),
     )
     return replace(subscription, state=State.ACTIVE)

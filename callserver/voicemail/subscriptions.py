@@ -87,6 +87,7 @@ class Subscription:
     peer: Peer
     expires: float
     cseq: int = 0  # of the last NOTIFY we sent in the dialog
+    remote_cseq: int = 0  # of the phone's last SUBSCRIBE in it (RFC 3261 §12.2.2)
     state: State = State.ABSENT
 
 

@@ -235,10 +235,12 @@ async def test_refusals(tmp_path: Path) -> None:
 
 async def test_refresh_and_unsubscribe(tmp_path: Path) -> None:
     """A refresh from the phone's host gets 200 and a NOTIFY with the next CSeq; one from
-    elsewhere 403; Expires 0 ends it with a NOTIFY terminated."""
+    elsewhere 403, one with an old CSeq 500; Expires 0 ends it with a NOTIFY terminated."""
     mwi, loop, endpoint, tag = await subscribed(tmp_path)
     deliver(mwi, loop, subscribe(cseq=3, to_tag=tag), "k3", peer=OTHER_HOST)
     assert endpoint.responses[-1].status == 403
+    deliver(mwi, loop, subscribe(cseq=2, to_tag=tag), "k3b")
+    assert endpoint.responses[-1].status == 500  # a CSeq not above the last one
     loop.advance(100)
     deliver(mwi, loop, subscribe(cseq=4, to_tag=tag, expires="900"), "k4")
     assert endpoint.responses[-1].status == 200

@@ -16,13 +16,17 @@ from aiosmtpd.handlers import Message as MessageHandler
 
 from callserver.config.centrex import Subscriber
 from callserver.config.voicemail import SmtpSettings, VoicemailSettings
+from callserver.media.prompts import Play
+from callserver.policy.caller import CallerId
 from callserver.voicemail.box import Summary
 from callserver.voicemail.service import Voicemail
+from tests.dialplan.fakes import FakeCall
 from tests.e2e.conftest import free_port
 from tests.voicemail.messages import write_message
 
 T0 = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 NUMBER = "+38733100201"
+SILENT = (None, None, None)
 
 
 class Inbox(MessageHandler):
@@ -160,3 +164,50 @@ async def test_scheduled_purges_run_until_stopped(tmp_path: Path) -> None:
     assert await facade.summary(NUMBER) == Summary(new=0, saved=0)
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+def listening(tmp_path: Path, authenticated_as: str | None) -> Voicemail:
+    """The facade whose calls authenticated as ``authenticated_as`` (None: a trunk's call)."""
+    facade = service(tmp_path, VoicemailSettings(default_pin="2468"), subscriber(None))
+    facade._phone_of = lambda session: authenticated_as
+    return facade
+
+
+async def test_star_97_from_the_own_phone_needs_no_pin(tmp_path: Path) -> None:
+    """*97 of a call authenticated as the subscriber's phone opens the box at once, in the
+    subscriber's language, and ends with BYE."""
+    call = FakeCall([*SILENT], caller=CallerId(raw=NUMBER, e164=NUMBER), called="*97")
+    call.originating = True
+    work = listening(tmp_path, NUMBER).route(call)  # type: ignore[arg-type]
+    assert work is not None
+    await work
+    played = [i.name for p in call.played for i in p.items if isinstance(i, Play)]
+    assert played[0] == "vm_new_count" and "vm_enter_pin" not in played
+    assert call.hangups[0].reason == "normal"
+
+
+async def test_star_97_presenting_the_number_from_a_trunk_asks_the_pin(tmp_path: Path) -> None:
+    """*97 from a call that presents the subscriber's number without having authenticated as
+    its phone (a PBX trunk) is asked the PIN; a wrong one three times opens nothing."""
+    keys = [*"1111#", *"1111#", *"1111#"]
+    call = FakeCall(keys, caller=CallerId(raw=NUMBER, e164=NUMBER), called="*97")
+    call.originating = True
+    work = listening(tmp_path, None).route(call)  # type: ignore[arg-type]
+    assert work is not None
+    await work
+    played = [i.name for p in call.played for i in p.items if isinstance(i, Play)]
+    assert played.count("vm_wrong_pin") == 3 and "vm_new_count" not in played
+
+
+async def test_other_calls_are_not_the_boxes(tmp_path: Path) -> None:
+    """*97 not from a customer, or from a number that is no subscriber's, and calls to a
+    subscriber without forwarding to VM, are left to the rest of the routing."""
+    facade = listening(tmp_path, None)
+    trunk = FakeCall([], caller=CallerId(raw=NUMBER, e164=NUMBER), called="*97")
+    trunk.originating = False
+    stranger = FakeCall([], caller=CallerId(raw="38761555111", e164="+38761555111"), called="*97")
+    stranger.originating = True
+    plain = FakeCall([], called=NUMBER)
+    plain.originating = False
+    for call in (trunk, stranger, plain):
+        assert facade.route(call) is None  # type: ignore[arg-type]
