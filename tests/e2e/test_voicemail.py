@@ -1,15 +1,15 @@
 """Voicemail boxes end to end: a caller leaves a message (RTP audio) in a subscriber's box,
 the subscriber's phone dials *97 and goes through it by RFC 4733 key presses, hearing the
 counts, the message's date and time and the message itself; PIN access from another number;
-the message mailed (aiosmtpd on loopback) and MWI NOTIFYs to a subscribed SIPp and to a
-registered phone that never subscribed."""
+the message mailed (aiosmtpd on loopback), MWI NOTIFYs to a subscribed SIPp and to a
+registered phone that never subscribed, and the server's purge of old messages."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.subscribers import CALLING, PHONES, finished, phone, register_phone
 from tests.e2e.voicemail_calls import call, rendered, wait_fill, wait_heard, write_boxes
+from tests.voicemail.messages import write_message
 from tests.voicemail.test_service import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
 
 BOX = "38733100201"
@@ -178,3 +179,20 @@ def test_mwi_notify_to_a_subscriber_and_unsolicited_to_a_registered_phone(
         with phone(sipp, tmp_path, "uas-expects-message-summary-notify.xml", port) as notified:
             _leave_message(sipp, tmp_path, server, other)
             finished(notified, server)
+
+
+def test_the_server_purges_messages_past_retention(tmp_path: Path) -> None:
+    """Started with a box holding a message older than retention_days and a recent one, the
+    server's scheduled purge deletes the old one only (dated from the clock both processes
+    read, whatever the date)."""
+    write_boxes(tmp_path)
+    box = tmp_path / "var" / "voicemail" / BOX
+    now = datetime.now(UTC)
+    old = write_message(box, now - timedelta(days=8), call_id="old")
+    recent = write_message(box, now - timedelta(days=6), call_id="recent")
+    settings = {"retention_days": 7, "purge_interval": 3600}
+    with stopped_on_exit(start_server(tmp_path, trunks=CALLING, voicemail=settings)) as server:
+        purged = server.wait_for("voicemail.purged", timeout=20)
+    assert (purged["box"], purged["messages"]) == (BOX, 1)
+    assert not old.exists() and not old.with_suffix(".json").exists()
+    assert recent.exists()
