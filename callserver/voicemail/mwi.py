@@ -6,11 +6,13 @@ The call manager hands every SUBSCRIBE here (``handle``). One out of dialog must
 ``Event: message-summary`` (else 489 with ``Allow-Events``, RFC 6665 §4.2.1.1) and a box:
 the To URI's user is a subscriber's number. It is authenticated like a REGISTER, by the
 registrar's digest (``authorize``: the same nonces, lockout and HA1 values; a phone may
-watch only its own box) and then answered 200 with our To tag, ``Expires`` (asked, else
-``voicemail.mwi_expires``, at most that; under 60 s: 423 with ``Min-Expires``) and a
-Contact, and gets its first NOTIFY at once (§4.2.1.2). A SUBSCRIBE inside the dialog
-(same Call-ID and tags, from the flow's host, a higher CSeq: else 403, 500) refreshes it,
-or with ``Expires: 0`` ends it (NOTIFY ``terminated``); one of no known dialog gets 481.
+watch only its own box, and a number that is no box is challenged and refused alike, so
+boxes cannot be told from other numbers) and then answered 200 with our To tag,
+``Expires`` (asked, else ``voicemail.mwi_expires``, at most that; under 60 s: 423 with
+``Min-Expires``) and a Contact, and gets its first NOTIFY at once (§4.2.1.2). A SUBSCRIBE
+inside the dialog (same Call-ID and tags, from the flow's host, a higher CSeq: else 403,
+500) refreshes it, or with ``Expires: 0`` ends it (NOTIFY ``terminated``); one of no known
+dialog gets 481.
 
 ``box_changed(number)`` sends a NOTIFY in every subscription to the box; when none
 watches it, an unsolicited NOTIFY goes to each registered contact of the subscriber (out of
@@ -18,7 +20,7 @@ dialog, as phones that never subscribe expect it). Bodies are RFC 3842 §5.2 sum
 
 The subscriptions are one ``SubscriptionTable``; each change is written off the loop (one
 worker thread) to ``<data_dir>/mwi.sqlite``, so a restart keeps the UDP ones. Expiry runs on
-one ``loop.call_at`` at the earliest deadline: an expired subscription gets a last NOTIFY
+one ``process.alarm.Alarm`` at the earliest deadline: an expired subscription gets a last NOTIFY
 ``terminated;reason=timeout`` (§4.2.2). A NOTIFY answered 481 or not at all ends its
 subscription (§4.1.3).
 """
@@ -164,18 +166,16 @@ class Mwi:
         user = getattr(request.to().uri, "user", None) or ""
         subscriber = self._subscriber(user)
         contact = request.headers.get("Contact")
-        if subscriber is None:
-            self._respond(event.key, 404, now)
-            return
-        try:
-            self._authorize(request, subscriber.number, event.peer.host, now)
+        aor = user if subscriber is None else subscriber.number
+        try:  # an unknown box is challenged and refused like a wrong password: no enumeration
+            self._authorize(request, aor, event.peer.host, now)
         except RegisterRejected as refused:
             self._respond(
                 event.key, refused.status, now, headers=refused.headers, delay=refused.delay
             )
             return
-        if contact is None:
-            self._respond(event.key, 400, now)
+        if subscriber is None or contact is None:
+            self._respond(event.key, 404 if subscriber is None else 400, now)
             return
         tag = new_tag()
         subscription = Subscription(

@@ -248,8 +248,8 @@ def test_late_offer_on_a_forwarded_call_bridges_the_callee_audio(sipp: str, tmp_
 
 
 def test_options_and_405_carry_a_to_tag_and_one_allow(sipp: str, tmp_path: Path) -> None:
-    """OPTIONS gets 200, PUBLISH, SUBSCRIBE and MESSAGE get 405, each with a To tag and the
-    Allow header field once (SIPp checks every response)."""
+    """OPTIONS gets 200, PUBLISH and MESSAGE get 405, a SUBSCRIBE without credentials 401,
+    each with a To tag and the Allow header field at most once (SIPp checks every response)."""
     with stopped_on_exit(start_server(tmp_path)) as server:
         result = run_scenario(
             sipp, tmp_path, server, "uac-options-and-405-carry-a-to-tag.xml", "-m", "1", timeout=20

@@ -133,9 +133,10 @@ def subscribe(
     expires: str = "600",
     event: str = "message-summary",
     extra: tuple[tuple[str, str], ...] = (),
+    box: str = AOR,
 ) -> Request:
-    """A SUBSCRIBE of the phone 201 to its own box."""
-    to = f"<sip:{AOR}@{REALM}>" + (f";tag={to_tag}" if to_tag else "")
+    """A SUBSCRIBE of the phone 201 to ``box`` (its own by default)."""
+    to = f"<sip:{box}@{REALM}>" + (f";tag={to_tag}" if to_tag else "")
     headers = Headers(
         [
             ("Via", "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-sub"),
@@ -150,7 +151,7 @@ def subscribe(
             *extra,
         ]
     )
-    return Request("SUBSCRIBE", parse_uri(f"sip:{AOR}@{REALM}"), headers)
+    return Request("SUBSCRIBE", parse_uri(f"sip:{box}@{REALM}"), headers)
 
 
 def deliver(mwi: Mwi, loop: PinnedLoop, request: Request, key: str, peer: Peer = UDP) -> None:
@@ -159,7 +160,7 @@ def deliver(mwi: Mwi, loop: PinnedLoop, request: Request, key: str, peer: Peer =
 
 
 def credentials(
-    endpoint: Endpoint, password: str = "pw201", username: str = "201"
+    endpoint: Endpoint, password: str = "pw201", username: str = "201", uri: str = ""
 ) -> tuple[str, str]:
     """An Authorization answering the last 401's SHA-256 challenge for a SUBSCRIBE."""
     for _, value in endpoint.responses[-1].headers:
@@ -168,7 +169,7 @@ def credentials(
             answer = build_authorization(
                 challenge,
                 method="SUBSCRIBE",
-                uri=f"sip:{AOR}@{REALM}",
+                uri=uri or f"sip:{AOR}@{REALM}",
                 username=username,
                 password=password,
                 cnonce="c0ffee",
@@ -213,8 +214,9 @@ async def test_subscribe_is_challenged_then_accepted_and_notified(tmp_path: Path
 
 
 async def test_refusals(tmp_path: Path) -> None:
-    """Another event package 489, under a minute 423, an unknown box 404, another phone's
-    credentials 403, an unknown dialog 481."""
+    """Another event package 489, under a minute 423, another phone's credentials 403, a
+    number that is no box challenged and refused like a wrong password (no enumeration), an
+    unknown dialog 481."""
     loop, endpoint = PinnedLoop(), Endpoint()
     mwi = notifier(tmp_path, loop, endpoint)
     deliver(mwi, loop, subscribe(event="presence"), "k1")
@@ -227,7 +229,13 @@ async def test_refusals(tmp_path: Path) -> None:
     wrong = credentials(endpoint, password="pw202", username="202")
     deliver(mwi, loop, subscribe(cseq=2, extra=(wrong,)), "k4")
     assert endpoint.responses[-1].status == 403
-    deliver(mwi, loop, subscribe(cseq=5, to_tag="nosuch"), "k5")
+    nobox = "+38733100299"
+    deliver(mwi, loop, subscribe(cseq=3, box=nobox), "k5")
+    assert endpoint.responses[-1].status == 401
+    mine = credentials(endpoint, uri=f"sip:{nobox}@{REALM}")
+    deliver(mwi, loop, subscribe(cseq=4, box=nobox, extra=(mine,)), "k6")
+    assert endpoint.responses[-1].status == 403
+    deliver(mwi, loop, subscribe(cseq=5, to_tag="nosuch"), "k7")
     assert endpoint.responses[-1].status == 481
     assert endpoint.sent == [] and len(mwi.table) == 0
     await mwi.close()
