@@ -108,9 +108,12 @@ class Mailbox:
         return Summary(new=new, saved=len(messages) - new)
 
     def save(self, message: Message) -> None:
-        """Move ``message`` to the saved ones."""
+        """Move ``message`` to the saved ones (a message deleted meanwhile stays gone)."""
         path = message.wav.with_suffix(".json")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
         data["folder"] = "saved"
         _write_json(path, data)
 

@@ -38,7 +38,14 @@ import structlog
 from callserver.dialplan.values import PromptItem, SayNumberItem, SilenceItem
 from callserver.dialplan.verbs.base import CallControl
 from callserver.dialplan.verbs.menu import Asking, ask
-from callserver.media.prompts import Audio, Play, PlaylistItem, Silence, decode_file
+from callserver.media.prompts import (
+    Audio,
+    Play,
+    PlaylistItem,
+    PromptError,
+    Silence,
+    decode_file,
+)
 from callserver.media.say import NUMBER_LANGUAGES, say_datetime
 from callserver.voicemail.box import Mailbox, Message, valid_pin
 
@@ -139,8 +146,13 @@ async def _messages(call: CallControl, box: BoxCall) -> None:
 
 
 async def _message(call: CallControl, box: BoxCall, message: Message) -> Literal["back", "next"]:
-    """Play one message and act on the caller's choice; "back": to the main menu."""
-    audio = Audio(await asyncio.to_thread(decode_file, message.wav))
+    """Play one message and act on the caller's choice; "back": to the main menu. A message
+    whose WAV went meanwhile (the purge, another call of the box) is skipped."""
+    try:
+        audio = Audio(await asyncio.to_thread(decode_file, message.wav))
+    except PromptError as exc:
+        log.warning("voicemail.message_unreadable", box=box.box.number, error=exc.message)
+        return "next"
     language = call.language if call.language in NUMBER_LANGUAGES else "en"
     when = say_datetime(message.time.astimezone(box.zone), language)
     intro: list[PlaylistItem] = [Play("vm_message"), *map(Play, when), Silence(400)]

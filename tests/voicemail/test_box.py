@@ -103,3 +103,13 @@ def test_purge_deletes_only_messages_past_retention(tmp_path: Path) -> None:
     gone = box.purge(T0, timedelta(days=30))
     assert [m.call_id for m in gone] == ["old"]
     assert [m.call_id for m in box.messages()] == ["recent"]
+
+
+def test_saving_a_message_deleted_meanwhile_changes_nothing(tmp_path: Path) -> None:
+    """A message another call (or the purge) deleted is not brought back by a save."""
+    box = Mailbox(tmp_path / "38761000201")
+    write_message(box.folder, T0)
+    message = box.messages()[0]
+    box.delete(message)
+    box.save(message)
+    assert box.messages() == [] and list(box.folder.glob("*.json")) == []

@@ -115,3 +115,16 @@ async def test_a_deposit_plays_the_greeting_and_beep_then_records(tmp_path: Path
     assert names(call) == ["voicemail_greeting", "beep"]
     assert call.recordings[0].mailbox == "38733100201"
     assert call.noted("voicemail") == [str(tmp_path / "m.wav")]
+
+
+async def test_a_message_gone_meanwhile_is_skipped(tmp_path: Path) -> None:
+    """A message whose WAV vanished after the list was read (a purge) is skipped, not fatal."""
+    box = box_call(tmp_path)
+    gone = write_message(box.box.folder, T0, call_id="gone")
+    write_message(box.box.folder, T0 + timedelta(hours=1), call_id="kept")
+    messages = box.box.messages()
+    gone.unlink()
+    box.box.messages = lambda: messages  # type: ignore[method-assign]
+    call = FakeCall(["1", "6", *SILENT])
+    await box_menu(call, box)
+    assert len(audio_played(call)) == 1 and "vm_no_more" in names(call)
