@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
     ServerProcess,
+    exported_cdrs,
     free_port,
     popen_sipp,
     start_server,
@@ -91,7 +92,8 @@ def test_a_message_left_is_mailed_then_heard_saved_and_deleted_from_the_phone(
 ) -> None:
     """A caller's message lands in 201's box and is mailed with its WAV; 201 dials *97 and
     hears 1 new 0 saved, the message's date and time and its audio, saves it (9), hears
-    0 new 1 saved, plays it again and deletes it (7): the box is empty."""
+    0 new 1 saved, plays it again and deletes it (7): the box is empty. The CDRs: the
+    caller's names the message, the phone's its menu keys."""
     inbox, port = relay
     with stopped_on_exit(_server(tmp_path, port)) as server:
         message = _leave_message(sipp, tmp_path, server)
@@ -124,6 +126,12 @@ def test_a_message_left_is_mailed_then_heard_saved_and_deleted_from_the_phone(
             wait_heard(party, rendered([Play("vm_no_more")]), server)
         assert not wav.exists() and not message.exists()
     assert not list((server.data_dir / "voicemail" / BOX).glob("*Z-*.json"))
+    records = exported_cdrs(server.data_dir)
+    [left] = [r for r in records if r.get("voicemail_path")]
+    assert left["voicemail_path"] == str(wav) and left["called_raw"] == BOX, left
+    [listened] = [r for r in records if r.get("subscriber") == "+38733100201"]
+    keys = [entry for entry in str(listened["digits"]).split(",") if entry]  # "": a silence
+    assert keys == ["1", "9", "1", "7"] and listened["end_reason"] == "normal", listened
 
 
 def test_pin_access_from_another_number(sipp: str, tmp_path: Path) -> None:
