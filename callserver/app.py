@@ -44,7 +44,6 @@ from callserver.config.settings import (
 )
 from callserver.config.tariffs import load_tariffs
 from callserver.dialplan.routing import Routing, plan_numbers
-from callserver.dialplan.verbs.voicemail import leave_message
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.hold_music import music_in_force, reload_music
@@ -127,13 +126,15 @@ class Server:
             lambda: self.settings.calls.ring_timeout,
         )
         self.calls.forwarder.phones = self.phones
+        self.voicemail = Voicemail.of(lambda: self.settings, self._subscriber, self._phone_of)
+        self.mwi: Mwi | None = None  # opened by start(), with the registrar
         self.calls.host.forwarding = Forwarding(
             self.calls.forwarder.forward,
             phones=self.phones,
             centrex=lambda: self.centrex,
             settings_of=self._services_of,
             in_call=self.calls.calls.in_call,
-            voicemail=leave_message,
+            voicemail=self.voicemail.leave,
             outbound_ring_timeout=lambda: self.settings.calls.outbound_ring_timeout,
             host=self.endpoint.config.host,
             now=self._loop.time,
@@ -142,8 +143,6 @@ class Server:
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,
         )
-        self.voicemail = Voicemail.of(lambda: self.settings, self._subscriber, self._phone_of)
-        self.mwi: Mwi | None = None  # opened by start(), with the registrar
         self.routing = Routing(
             phones=self.phones.route,
             outbound=outbound.route,

@@ -5,10 +5,10 @@ Theory of operation
 - ``route`` (a ``dialplan.routing.Routing`` hook, like the phones'): a subscriber's phone
   dialling ``*97`` opens its own box without a PIN (``menu.box_menu``), in the subscriber's
   language; a ``*97`` call that did not authenticate as that phone (a PBX trunk presenting
-  the number) is asked the PIN first. A call to a subscriber whose operator-set
-  ``forward_always`` is ``VM`` is taken by ``deposit``.
-- ``deposit(session, subscriber)``: what a forward to ``VM`` runs (``menu.deposit``): the
-  box's greeting, ``*`` and the PIN for its owner, else a message recorded into the box.
+  the number) is asked the PIN first.
+- ``leave(session, mailbox)``, what a diversion to ``VM`` runs (``calls.forwarding``), is
+  ``deposit(session, subscriber)`` (``menu.deposit``): the box's greeting, ``*`` and the PIN
+  for its owner, else a message recorded into the box.
 - After a message is left or the box was visited, ``changed(number)`` (MWI: ``mwi.Mwi``)
   is told, and each new message of the call is mailed to the subscriber's ``email`` through
   the operator's relay (``mail``; smtplib in a worker thread). A failed mail is logged and
@@ -35,7 +35,7 @@ from callserver.calls.session import CallSession
 from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
 from callserver.config.voicemail import VoicemailSettings
-from callserver.policy.services import VOICEMAIL
+from callserver.dialplan.verbs.voicemail import leave_message
 from callserver.voicemail.box import Mailbox, Message, Summary, hash_pin
 from callserver.voicemail.mail import message_mail, send_mail
 from callserver.voicemail.menu import BoxCall, box_menu, deposit, login
@@ -102,15 +102,21 @@ class Voicemail:
         return await asyncio.to_thread(self.box(number).summary)
 
     def route(self, session: CallSession) -> Awaitable[None] | None:
-        """``*97`` from a subscriber's phone, or a call to a box forwarded always to ``VM``;
-        None for any other call."""
+        """``*97`` from a subscriber's phone; None for any other call."""
         if session.called == ACCESS_CODE and session.originating:
             owner = self._subscriber(session.caller.e164 or session.caller.raw)
             return None if owner is None else self.listen(session, owner)
-        called = self._subscriber(session.called)
-        if called is not None and called.services.forward_always == VOICEMAIL:
-            return self.deposit(session, called)
         return None
+
+    async def leave(self, session: CallSession, mailbox: str) -> None:
+        """A call diverted to ``VM`` (``calls.forwarding``'s voicemail): the caller's message
+        into the box ``mailbox`` (its subscriber's number digits), as ``deposit``. A mailbox
+        of no subscriber (none diverts there) records as the dialplan's ``voicemail`` step."""
+        subscriber = self._subscriber(mailbox)
+        if subscriber is None:
+            await leave_message(session, mailbox)
+            return
+        await self.deposit(session, subscriber)
 
     async def listen(self, session: CallSession, subscriber: Subscriber) -> None:
         """The owner's box menu, then the hang-up. The PIN is asked unless the call came

@@ -211,3 +211,31 @@ async def test_other_calls_are_not_the_boxes(tmp_path: Path) -> None:
     plain.originating = False
     for call in (trunk, stranger, plain):
         assert facade.route(call) is None  # type: ignore[arg-type]
+
+
+async def test_a_diversion_to_vm_leaves_a_message_in_the_subscribers_box(tmp_path: Path) -> None:
+    """leave (forwarding's VM target) plays the box's greeting and beep, records into the
+    subscriber's box, hangs up and reports the box changed."""
+    facade = service(tmp_path, VoicemailSettings(), subscriber(None))
+    changed: list[str] = []
+    reported = asyncio.Event()
+
+    def box_changed(number: str) -> None:
+        changed.append(number)
+        reported.set()
+
+    facade.changed = box_changed
+    call = FakeCall([], recording_path=str(tmp_path / "m.wav"))
+    call.call_id = "diverted-1"
+    await facade.leave(call, "38733100201")  # type: ignore[arg-type]
+    await asyncio.wait_for(reported.wait(), 10)  # told by the task after the message
+    assert [r.mailbox for r in call.recordings] == ["38733100201"]
+    assert call.hangups[0].reason == "normal" and changed == [NUMBER]
+
+
+async def test_a_mailbox_of_no_subscriber_records_as_the_dialplan_step(tmp_path: Path) -> None:
+    """A mailbox no subscriber owns gets the voicemail step's greeting, beep and recording."""
+    facade = service(tmp_path, VoicemailSettings(), subscriber(None))
+    call = FakeCall([], recording_path=str(tmp_path / "m.wav"))
+    await facade.leave(call, "office")  # type: ignore[arg-type]
+    assert [r.mailbox for r in call.recordings] == ["office"] and call.hangups == []
