@@ -30,7 +30,6 @@ from callserver.calls.registration import Registration, account_of
 from callserver.calls.reporting import CdrReporter
 from callserver.calls.service_codes import ServiceCodeCalls
 from callserver.calls.services_store import ServicesStore
-from callserver.calls.session import CallSession
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
 from callserver.config.centrex import Subscriber, load_customers
@@ -126,7 +125,7 @@ class Server:
             lambda: self.settings.calls.ring_timeout,
         )
         self.calls.forwarder.phones = self.phones
-        self.voicemail = Voicemail.of(lambda: self.settings, self._subscriber, self._phone_of)
+        self.voicemail = Voicemail.of(lambda: self.settings, self._subscriber)
         self.mwi: Mwi | None = None  # opened by start(), with the registrar
         self.calls.host.forwarding = Forwarding(
             self.calls.forwarder.forward,
@@ -370,11 +369,6 @@ class Server:
 
     def _subscriber(self, number: str) -> Subscriber | None:
         return self.centrex.subscriber(number)
-
-    def _phone_of(self, session: CallSession) -> str | None:
-        """The subscriber whose phone the session's call authenticated as, if any."""
-        call = self.calls.calls.by_session(session)
-        return None if call is None or call.facts is None else call.facts.subscriber
 
     def _spare_share(self) -> float:
         """The share of the loop reload work may take now: what calls leave (pacing)."""

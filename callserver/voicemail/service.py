@@ -56,8 +56,6 @@ class Voicemail:
         settings: the ``voicemail`` section in force.
         subscriber: the subscriber of a number (with or without ``+``), or None.
         default_language: the server's prompt language in force.
-        phone_of: the number of the subscriber whose phone a call authenticated as (digest),
-            or None (a trunk's call: its caller number proves nothing).
         clock: the wall clock, UTC and aware (tests pin it).
     """
 
@@ -68,11 +66,10 @@ class Voicemail:
         settings: Callable[[], VoicemailSettings],
         subscriber: Callable[[str], Subscriber | None],
         default_language: Callable[[], str],
-        phone_of: Callable[[CallSession], str | None] = lambda session: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._root, self._settings, self._subscriber = root, settings, subscriber
-        self._default_language, self._phone_of, self._clock = default_language, phone_of, clock
+        self._default_language, self._clock = default_language, clock
         self.changed: Callable[[str], None] = lambda number: None  # MWI's, wired by the app
         self._pin: tuple[str | None, str | None] = (None, None)  # default PIN and its hash
         self._tasks: set[asyncio.Task[None]] = set()
@@ -82,7 +79,6 @@ class Voicemail:
         cls,
         settings: Callable[[], Settings],
         subscriber: Callable[[str], Subscriber | None],
-        phone_of: Callable[[CallSession], str | None],
     ) -> Voicemail:
         """The boxes of the running server: its data dir, sections and language in force."""
         return cls(
@@ -90,7 +86,6 @@ class Voicemail:
             settings=lambda: settings().voicemail,
             subscriber=subscriber,
             default_language=lambda: settings().media.default_language,
-            phone_of=phone_of,
         )
 
     def box(self, number: str) -> Mailbox:
@@ -126,7 +121,7 @@ class Voicemail:
         session.note("voicemail_box", subscriber.number)
         box = self._box_call(subscriber)
         try:
-            if self._phone_of(session) == subscriber.number or await login(session, box):
+            if session.subscriber == subscriber.number or await login(session, box):
                 await box_menu(session, box)
         finally:
             self.changed(subscriber.number)

@@ -166,19 +166,17 @@ async def test_scheduled_purges_run_until_stopped(tmp_path: Path) -> None:
     await asyncio.wait_for(task, 5)
 
 
-def listening(tmp_path: Path, authenticated_as: str | None) -> Voicemail:
-    """The facade whose calls authenticated as ``authenticated_as`` (None: a trunk's call)."""
-    facade = service(tmp_path, VoicemailSettings(default_pin="2468"), subscriber(None))
-    facade._phone_of = lambda session: authenticated_as
-    return facade
+def listening(tmp_path: Path) -> Voicemail:
+    """The facade with a default PIN."""
+    return service(tmp_path, VoicemailSettings(default_pin="2468"), subscriber(None))
 
 
 async def test_star_97_from_the_own_phone_needs_no_pin(tmp_path: Path) -> None:
     """*97 of a call authenticated as the subscriber's phone opens the box at once, in the
     subscriber's language, and ends with BYE."""
     call = FakeCall([*SILENT], caller=CallerId(raw=NUMBER, e164=NUMBER), called="*97")
-    call.originating = True
-    work = listening(tmp_path, NUMBER).route(call)  # type: ignore[arg-type]
+    call.originating, call.subscriber = True, NUMBER  # authenticated as the phone
+    work = listening(tmp_path).route(call)  # type: ignore[arg-type]
     assert work is not None
     await work
     played = [i.name for p in call.played for i in p.items if isinstance(i, Play)]
@@ -191,8 +189,8 @@ async def test_star_97_presenting_the_number_from_a_trunk_asks_the_pin(tmp_path:
     its phone (a PBX trunk) is asked the PIN; a wrong one three times opens nothing."""
     keys = [*"1111#", *"1111#", *"1111#"]
     call = FakeCall(keys, caller=CallerId(raw=NUMBER, e164=NUMBER), called="*97")
-    call.originating = True
-    work = listening(tmp_path, None).route(call)  # type: ignore[arg-type]
+    call.originating, call.subscriber = True, None  # a trunk's call
+    work = listening(tmp_path).route(call)  # type: ignore[arg-type]
     assert work is not None
     await work
     played = [i.name for p in call.played for i in p.items if isinstance(i, Play)]
@@ -202,7 +200,7 @@ async def test_star_97_presenting_the_number_from_a_trunk_asks_the_pin(tmp_path:
 async def test_other_calls_are_not_the_boxes(tmp_path: Path) -> None:
     """*97 not from a customer, or from a number that is no subscriber's, and calls to a
     subscriber without forwarding to VM, are left to the rest of the routing."""
-    facade = listening(tmp_path, None)
+    facade = listening(tmp_path)
     trunk = FakeCall([], caller=CallerId(raw=NUMBER, e164=NUMBER), called="*97")
     trunk.originating = False
     stranger = FakeCall([], caller=CallerId(raw="38761555111", e164="+38761555111"), called="*97")
