@@ -13,8 +13,9 @@ Theory of operation
   is told, and each new message of the call is mailed to the subscriber's ``email`` through
   the operator's relay (``mail``; smtplib in a worker thread). A failed mail is logged and
   not retried; the message stays in the box.
-- ``purge(now)``: every box's messages older than ``voicemail.retention_days`` are deleted;
-  ``run_purges`` does it every ``voicemail.purge_interval`` seconds.
+- ``purge(now)``: every subscriber's box's messages older than ``voicemail.retention_days``
+  are deleted (the dialplans' own mailboxes are not touched); ``run_purges`` does it every
+  ``voicemail.purge_interval`` seconds.
 
 Boxes are ``<data_dir>/voicemail/<number>/`` (``box.Mailbox``); their files are touched
 only off the event loop.
@@ -190,12 +191,14 @@ class Voicemail:
         send_mail(settings.smtp, mail)
 
     async def purge(self, now: datetime) -> int:
-        """Delete every box's messages older than the retention at ``now``; how many."""
+        """Delete every subscriber's box's messages older than the retention at ``now``; how
+        many. The mailboxes of dialplans' ``voicemail`` steps (named by the plan, not by a
+        subscriber's number) are the operator's and are left alone."""
         retention = timedelta(days=self._settings().retention_days)
         root = self._root()
         folders = await asyncio.to_thread(lambda: sorted(p for p in root.glob("*") if p.is_dir()))
         removed = 0
-        for folder in folders:
+        for folder in (f for f in folders if self._subscriber(f.name) is not None):
             gone = await asyncio.to_thread(Mailbox(folder).purge, now, retention)
             if gone:
                 removed += len(gone)

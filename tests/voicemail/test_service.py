@@ -137,8 +137,8 @@ async def test_a_refusing_relay_is_logged_and_the_message_kept(tmp_path: Path) -
 
 
 async def test_purge_with_a_pinned_clock(tmp_path: Path) -> None:
-    """The purge deletes the messages past retention_days at the given time, in every box,
-    and reports each box that lost some."""
+    """The purge deletes the messages past retention_days at the given time, in every
+    subscriber's box (not in a dialplan's mailbox), and reports each box that lost some."""
     settings = VoicemailSettings(retention_days=7)
     facade = service(tmp_path, settings, subscriber(None))
     changed: list[str] = []
@@ -146,7 +146,9 @@ async def test_purge_with_a_pinned_clock(tmp_path: Path) -> None:
     write_message(tmp_path / "38733100201", T0 - timedelta(days=8), call_id="old")
     write_message(tmp_path / "38733100201", T0 - timedelta(days=6), call_id="new")
     write_message(tmp_path / "38733100202", T0 - timedelta(days=1), call_id="kept")
+    office = write_message(tmp_path / "office", T0 - timedelta(days=90), call_id="plan's")
     assert await facade.purge(T0) == 1
+    assert office.exists()  # a dialplan's mailbox is not a subscriber's box
     assert changed == ["38733100201"]
     assert await facade.summary(NUMBER) == Summary(new=1, saved=0)
     assert await facade.purge(T0 + timedelta(days=2)) == 1
