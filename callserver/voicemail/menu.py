@@ -28,6 +28,7 @@ three wrong PINs end the call. PIN digits never go to the CDR (menu choices do).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -70,6 +71,7 @@ class BoxCall:
     max_message: float = 120.0
     silence_end: float = 5.0
     min_message: float = 2.0
+    changed: Callable[[], None] = lambda: None  # a message saved or deleted (MWI)
 
 
 async def deposit(call: CallControl, box: BoxCall) -> str | None:
@@ -163,9 +165,11 @@ async def _message(call: CallControl, box: BoxCall, message: Message) -> Literal
             continue
         if choice == "9":
             await asyncio.to_thread(box.box.save, message)
+            box.changed()
             await call.play([Play("vm_saved")], barge_in=True)
         elif choice == "7":
             await asyncio.to_thread(box.box.delete, message)
+            box.changed()
             await call.play([Play("vm_deleted")], barge_in=True)
         return "next" if choice in ("9", "7", "6") else "back"
 

@@ -9,10 +9,10 @@ Theory of operation
 - ``leave(session, mailbox)``, what a diversion to ``VM`` runs (``calls.forwarding``), is
   ``deposit(session, subscriber)`` (``menu.deposit``): the box's greeting, ``*`` and the PIN
   for its owner, else a message recorded into the box.
-- After a message is left or the box was visited, ``changed(number)`` (MWI: ``mwi.Mwi``)
-  is told, and each new message of the call is mailed to the subscriber's ``email`` through
-  the operator's relay (``mail``; smtplib in a worker thread). A failed mail is logged and
-  not retried; the message stays in the box.
+- After a message is left, one is saved or deleted, or the box was visited,
+  ``changed(number)`` (MWI: ``mwi.Mwi``) is told, and each new message of the call is
+  mailed to the subscriber's ``email`` through the operator's relay (``mail``; smtplib in a
+  worker thread). A failed mail is logged and not retried; the message stays in the box.
 - ``purge(now)``: every subscriber's box's messages older than ``voicemail.retention_days``
   are deleted (the dialplans' own mailboxes are not touched); ``run_purges`` does it every
   ``voicemail.purge_interval`` seconds.
@@ -145,6 +145,7 @@ class Voicemail:
             zone=ZoneInfo(settings.timezone),
             default_pin=self._default_pin(settings.default_pin),
             max_message=settings.max_message,
+            changed=lambda: self.changed(subscriber.number),
         )
 
     def _default_pin(self, pin: str | None) -> str | None:

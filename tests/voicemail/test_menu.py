@@ -4,6 +4,7 @@ deposit of a message."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -43,8 +44,11 @@ async def test_messages_are_dated_in_the_call_language_saved_and_deleted(tmp_pat
     box = box_call(tmp_path)
     write_message(box.box.folder, T0, call_id="first")
     write_message(box.box.folder, T0 + timedelta(days=1, minutes=5), call_id="second")
+    changes: list[str] = []
+    box = replace(box, changed=lambda: changes.append("changed"))
     call = FakeCall(["1", "9", "7", *SILENT], language="hr")
     await box_menu(call, box)
+    assert changes == ["changed", "changed"]  # MWI told of the save and of the delete
     played = names(call)
     monday = ["vm_message", "weekday1", "day7", "month12", "clock_at", "n10", "clock_hours"]
     tuesday = ["vm_message", "weekday2", "day8", "month12", "clock_at", "n10", "clock_and", "n5"]
