@@ -36,8 +36,10 @@ from callserver.sip.message import Request
 
 __all__ = ["Rejection", "UasPolicy", "check_request"]
 
-_DEFAULT_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE"})
-_METHOD_ORDER = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK")
+_DEFAULT_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE", "REFER"}
+)
+_METHOD_ORDER = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK", "REFER")
 _ANSWER_TYPE = "application/sdp"
 _NAME = itemgetter(0)
 

@@ -52,7 +52,7 @@ def test_unknown_method_is_405_with_allow() -> None:
     assert rejection == Rejection(
         405,
         "Method Not Allowed",
-        (("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"),),
+        (("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER"),),
     )
 
 
