@@ -42,7 +42,6 @@ import asyncio
 from callserver.calls.branching import (
     cancel,
     outcome_of,
-    refused,
     ring_all,
     send_invite,
     settled,
@@ -51,18 +50,18 @@ from callserver.calls.branching import (
 from callserver.calls.bridge import bridge_of
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call
-from callserver.calls.destination import Destination, Route, locate_first, routes_for
 from callserver.calls.diverted import Diverted
 from callserver.calls.leg import Leg, leg_facts
+from callserver.calls.leg_target import Target, leg_target, locate
 from callserver.calls.originating import leg_from
 from callserver.calls.phase import CallPhase
-from callserver.calls.phones import Branch, PhoneBook
+from callserver.calls.phones import PhoneBook
 from callserver.calls.pickup import bridge_picked
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
-from callserver.config.centrex import Subscriber
+from callserver.calls.transfer import Transfers, abandon, transferred_to
 from callserver.media import g711
 from callserver.media.engine import PortsExhausted
 from callserver.media.stream import MediaStream
@@ -70,6 +69,7 @@ from callserver.media.tones import ringback
 from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
+    RequestReceived,
     ResponseReceived,
     SipEvent,
     TransactionTimedOut,
@@ -80,7 +80,7 @@ from callserver.sip.offer_answer import (
     build_offer,
 )
 from callserver.sip.transaction_key import TransactionKey
-from callserver.transport.resolver import ResolutionError, SipResolver
+from callserver.transport.resolver import SipResolver
 
 __all__ = ["ForwardOutcome", "Forwarder"]  # ForwardOutcome: calls.session's, for the verbs
 
@@ -94,6 +94,7 @@ class Forwarder:
         self.bridges = Bridges(calls)
         self.resolver = SipResolver(clock=services.loop.time)  # the app's, from dns settings
         self.phones: PhoneBook | None = None  # Centrex phones and their contacts (app.py)
+        self.transfers = Transfers(services, calls, self.place_answered, self.release)
 
     async def forward(
         self,
@@ -108,7 +109,8 @@ class Forwarder:
     ) -> ForwardOutcome:
         """Place the leg, ring it, bridge it; returns when it ends (or could not be placed).
         ``originating``: the caller's own call out, presented and paid as the caller's;
-        ``diverted``: a subscriber's forwarding placed it (``calls.diverted``)."""
+        ``diverted``: a subscriber's forwarding placed it (``calls.diverted``). A transfer
+        (``calls.transfer``) may put another leg in its place; the call goes on."""
         now, admission = self.services.now(), self.services.admission
         customer = call.facts.customer if call.facts else None
         facts = leg_facts(call, target, now, admission.inside_group(customer, target))
@@ -116,103 +118,72 @@ class Forwarder:
         who = call.facts if diverted is None else diverted.barring_facts(target, now)
         if diverted is not None:
             diverted.mark(facts, inside_group=admission.inside_group(diverted.customer, target))
-        phone = self._subscriber(call, target)
-        refusal = self._refusal(call, who, target, None if phone else route, phone=bool(phone))
-        if refusal is None and phone is not None:
-            assert self.phones is not None
-            facts.called = phone.number
-            facts.inside_group = True  # a call delivered to our own phone: nothing to charge
-            branches = self.phones.contacts(phone, now)
-            if branches:
-                return await self._forward(
-                    call, facts, caller_id, ring_timeout, branches, diverted=diverted
-                )
-            refusal = "unavailable", 480, "not registered"
-        elif refusal is None:
-            located = await self._locate(call, target, self._routes(target, route))
-            if not isinstance(located, str):
-                return await self._forward(
-                    call, facts, caller_id, ring_timeout, *located, diverted=diverted
-                )
-            refusal = "no_route", 503, located
-        reason, code, detail = refusal
-        facts.extra["end_detail"] = detail
-        self.services.reporter.ended(facts, reason, sip_code=code)
-        return refused(reason, code)
-
-    async def _forward(
-        self,
-        call: Call,
-        facts: CallFacts,
-        caller_id: str | None,
-        ring_timeout: float,
-        to: Destination | tuple[Branch, ...],
-        later: tuple[Route, ...] = (),
-        diverted: Diverted | None = None,
-    ) -> ForwardOutcome:
-        leg = self._place(call, facts, to, caller_id, diverted)
+        to = await self._target(call, who, facts, route)
+        if isinstance(to, ForwardOutcome):
+            return to
+        leg = self._place(call, call.facts, facts, to, caller_id, diverted)
         if leg is None:
             return ForwardOutcome(result="failed", sip_code=503)
-        leg.later_routes = later
         try:
-            return await self._run(leg, ring_timeout)
+            outcome = await self._run(leg, ring_timeout)
+            while (successor := await transferred_to(leg)) is not None:
+                self._teardown(leg)
+                leg = successor
+                await self._bridged(leg, 200)
+            return outcome
         finally:
+            abandon(leg, self._teardown)
             self._teardown(leg)
 
-    def _subscriber(self, call: Call, target: str) -> Subscriber | None:
-        """The Centrex subscriber ``target`` names (a number or an extension of the call's
-        group), or None."""
-        if self.phones is None or target.startswith(("sip:", "sips:")):
-            return None
-        facts = call.facts
-        return self.phones.subscriber(
-            target, facts.called if facts else None, facts.caller if facts else None
-        )
-
-    def _refusal(
-        self, call: Call, who: CallFacts | None, target: str, route: str | None, *, phone: bool
-    ) -> tuple[str, int, str] | None:
-        """Why the leg may not be placed: (reason, SIP code, CDR end_detail), or None. A
-        phone of the operator's own needs no route and is not barred."""
-        if call.max_forwards <= 1:
-            call.log.warning("call.forward_loop", target=target)
-            return "loop", 483, f"max_forwards {call.max_forwards}"
-        if phone:
-            return None
-        barred = self.services.admission.barred(who, target, self.services.live.tariffs)
-        if barred is not None:  # before the route: a barred number is refused as such
-            call.log.info("call.forward_barred", target=target, barring=barred)
-            return "barred", 403, barred
-        if not target.startswith(("sip:", "sips:")) and not self._routes(target, route):
-            call.log.error("call.forward_no_route", route=route)
-            return "no_route", 503, f"route {route or '(default)'}"
-        return None
-
-    def _routes(self, target: str, route: str | None) -> tuple[Route, ...]:
-        admission = self.services.admission  # its files as reloaded
-        return routes_for(admission.table.config, admission.outbound, target, route)
-
-    async def _locate(
-        self, call: Call, target: str, routes: tuple[Route, ...]
-    ) -> tuple[Destination, tuple[Route, ...]] | str:
-        """The leg's destination and the routes after its own, or why there is none (the
-        CDR's end_detail)."""
+    async def place_answered(
+        self,
+        call: Call,
+        payer: CallFacts | None,
+        facts: CallFacts,
+        *,
+        caller_id: str | None,
+        ring_timeout: float,
+    ) -> Leg | ForwardOutcome:
+        """Place a leg of ``call`` to ``facts.called`` as ``payer``'s call (routed, barred and
+        channelled as its, ``calls.transfer``) and wait for its answer; the answered leg is
+        the caller's to bridge or ``release``, a failed one is released here."""
+        to = await self._target(call, payer, facts, None)
+        if isinstance(to, ForwardOutcome):
+            return to
+        leg = self._place(call, payer, facts, to, caller_id)
+        if leg is None:
+            return ForwardOutcome(result="failed", sip_code=503)
         try:
-            return await locate_first(target, routes, self.resolver)
-        except ResolutionError as exc:
-            call.log.warning("call.forward_unresolved", target=target, error=str(exc))
-            return f"dns: {exc}"
+            status = await self._ringing(leg, ring_timeout)
+        except BaseException:
+            self._teardown(leg)
+            raise
+        if status >= 300:
+            self._teardown(leg)
+            return outcome_of(status, leg.cancelled)
+        return leg
+
+    def release(self, leg: Leg) -> None:
+        """End a leg placed by ``place_answered`` that was not bridged: BYE, CDR, resources."""
+        self._teardown(leg)
+
+    async def _target(
+        self, call: Call, payer: CallFacts | None, facts: CallFacts, route: str | None
+    ) -> Target | ForwardOutcome:
+        services, phones = self.services, self.phones
+        return await leg_target(services, phones, self.resolver, call, payer, facts, route)
 
     def _place(
         self,
         call: Call,
+        payer: CallFacts | None,
         facts: CallFacts,
-        to: Destination | tuple[Branch, ...],
+        to: Target,
         caller_id: str | None,
-        diverted: Diverted | None,
+        diverted: Diverted | None = None,
     ) -> Leg | None:
         services = self.services
-        grant = services.admission.acquire_leg(call.facts, facts.called)
+        grant = services.admission.acquire_leg(payer, facts.called)
         if grant is None:
             services.reporter.ended(facts, "channel_limit", sip_code=503)
             return None
@@ -224,12 +195,13 @@ class Forwarder:
             return None
         offer = build_offer(self._offer_config(stream))
         host = services.endpoint.config.host
-        from_header, identity = leg_from(call.facts, caller_id, services.admission, host, facts)
+        from_header, identity = leg_from(payer, caller_id, services.admission, host, facts)
         services.reporter.opened(facts)
         setup, ended = services.loop.create_future(), asyncio.Event()
-        destination = to if isinstance(to, Destination) else None
+        destination = to.destination
         from_addr = parse_address(from_header)
         leg = Leg(call, None, stream, offer, facts, grant, setup, ended, destination, from_addr)
+        leg.later_routes = to.later
         if destination is not None:  # the identity goes toward a carrier, not to our phones
             leg.headers = identity
         leg.headers += () if diverted is None else diverted.headers
@@ -239,22 +211,28 @@ class Forwarder:
         if destination is not None:
             send_invite(self.services, self.calls, leg)
         else:
-            assert isinstance(to, tuple)
-            leg.branches, leg.forks = to, {}
+            leg.branches, leg.forks = to.branches, {}
             ring_all(self.services, self.calls, leg)
         return leg
 
     async def _run(self, leg: Leg, ring_timeout: float) -> ForwardOutcome:
         self._ring_caller(leg)
-        timer = self.services.loop.call_later(ring_timeout, self._ring_timeout, leg)
-        try:
-            status = await self._attempts(leg)
-        finally:
-            timer.cancel()
+        status = await self._ringing(leg, ring_timeout)
         if status >= 300:
             return outcome_of(status, leg.cancelled)
         if leg.picked is not None:  # another phone picked the ringing leg up (calls.pickup)
             return await bridge_picked(self.services, self.bridges, leg)
+        return await self._bridged(leg, status)
+
+    async def _ringing(self, leg: Leg, ring_timeout: float) -> int:
+        timer = self.services.loop.call_later(ring_timeout, self._ring_timeout, leg)
+        try:
+            return await self._attempts(leg)
+        finally:
+            timer.cancel()
+
+    async def _bridged(self, leg: Leg, status: int) -> ForwardOutcome:
+        """Answer the caller if need be, bridge it with the answered ``leg``, wait its end."""
         a = leg.a
         if a.session is not None and not a.session.answered:
             await a.session.answer()
@@ -301,7 +279,7 @@ class Forwarder:
 
     async def _next_route(self, leg: Leg) -> bool:
         """Move the leg to the next of its routes that resolves; False when none does."""
-        located = await self._locate(leg.a, leg.facts.called, leg.later_routes)
+        located = await locate(self.resolver, leg.a, leg.facts.called, leg.later_routes)
         if isinstance(located, str):
             return False
         leg.destination, leg.later_routes = located
@@ -370,6 +348,8 @@ class Forwarder:
 
     def handle_event(self, event: SipEvent) -> bool:
         """Take the events of forwarded legs and bridges; False for everything else."""
+        if isinstance(event, RequestReceived) and self.transfers.handle_request(event):
+            return True
         if self.bridges.handle_event(event, self.services.loop.time()):
             return True
         if isinstance(event, ResponseReceived):
@@ -390,7 +370,8 @@ class Forwarder:
                 return False
             if isinstance(event, DialogTerminated):
                 self.calls.leg_dialog_ended(leg)
-                leg.end_reason = event.reason
+                if leg.end_reason != "transferred":
+                    leg.end_reason = event.reason
                 leg.ended.set()
             return True
         return False

@@ -66,6 +66,7 @@ class Leg:
     branches: tuple[Branch, ...] = ()  # a phone's registered contacts, rung at once
     forks: dict[TransactionKey | None, int | None] | None = None  # branch: final status
     picked: PickedUp | None = None  # another phone picked the ringing leg up
+    transfer: asyncio.Task[Leg | None] | None = None  # a REFER's new leg (calls.transfer)
 
     def pending_forks(self) -> list[TransactionKey | None]:
         """The branches still ringing (none for a leg through a route)."""

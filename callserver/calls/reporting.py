@@ -74,6 +74,7 @@ _END_REASONS = {
     "error",
     "barred",
     "no_route",
+    "transferred",
 }
 # Refusals before any answer: REJECTED, with the Q.850 cause (21 call rejected, 34 no circuit).
 _REFUSED = {

@@ -108,6 +108,7 @@ class EndReason(StrEnum):
     SHUTDOWN = "shutdown"
     OVERLOAD = "overload"  # refused by overload control before any work (503, Retry-After)
     ABORTED = "aborted"  # the server died with the leg open; written by spool recovery
+    TRANSFERRED = "transferred"  # the transferor's leg, released once its transfer answered
 
 
 class CdrSink(Protocol):
@@ -246,6 +247,9 @@ class CdrRecord:
     # When the called subscriber marked the call malicious (MCID, ``*39`` after it), a UTC
     # stamp; set on reading from the store (``cdr.marks``), never in the spooled line.
     malicious: str | None = None
+    # A leg placed by a call transfer (REFER): the Call-ID of the transferor's leg it replaced
+    # (that leg ends ``transferred``); ``linked_id`` stays the original call's.
+    transferred_from: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -345,6 +349,7 @@ _OPTIONAL_TEXT = (
     "conference",
     "answered_by",
     "malicious",
+    "transferred_from",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
 _CHOICES = {

@@ -294,3 +294,16 @@ def test_utc_stamp_refuses_naive_times() -> None:
     """A datetime without a zone cannot be a CDR time."""
     with pytest.raises(ValueError, match="no time zone"):
         utc_stamp(datetime(2026, 1, 1))
+
+
+def test_a_transferred_leg_names_the_leg_it_replaced_and_older_lines_have_none() -> None:
+    """transferred_from round-trips, reads as None from older lines, and must be text; a
+    transferor's leg may end ``transferred``."""
+    record = make_record(1, transferred_from="leg-b-1")
+    assert CdrRecord.from_json(record.to_json()).transferred_from == "leg-b-1"
+    data = json.loads(make_record(2).to_json())
+    del data["transferred_from"]
+    assert CdrRecord.from_json(json.dumps(data)).transferred_from is None
+    with pytest.raises(ValueError, match="transferred_from must be a string or null"):
+        make_record(3, transferred_from=7)
+    assert make_record(4, end_reason="transferred").end_reason.value == "transferred"
