@@ -1,0 +1,194 @@
+"""Blind transfer end to end: a SIPp phone answers a call and transfers the caller with REFER.
+
+A SIPp caller on the trunk calls phone 201 (registered from a port where another SIPp plays
+the phone, ``tests.e2e.subscribers``). 201 answers, then sends REFER to extension 202 or to
+an outside number, checks the 202 and the two sipfrag NOTIFYs and writes the final one's
+status line to a file. Each party's media end is an ``RtpParty`` of the test, so what the
+caller and the target hear after the transfer is read here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from callserver.media.rtp import RtpPacket
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    popen_sipp,
+    start_server,
+    start_uas,
+    stopped_on_exit,
+)
+from tests.e2e.rtp_party import RtpParty
+from tests.e2e.subscribers import CALLING, PHONES, register_phone, write_group
+
+CALLER_FILL, TRANSFEROR_FILL, TARGET_FILL = 0x55, 0x22, 0x33
+NUMBER = "38733100201"
+
+
+def _server(tmp_path: Path, **phone_barring: list[str]) -> ServerProcess:
+    """acme's group with phones 201 and 202 (``phone_barring``: a phone's own classes)."""
+    write_group(tmp_path, phone_barring=phone_barring)
+    return start_server(tmp_path, trunks=CALLING)
+
+
+def _register(sipp: str, tmp_path: Path, server: ServerProcess, ext: str) -> int:
+    return register_phone(sipp, tmp_path, server, user=f"38733100{ext}", password=PHONES[ext])
+
+
+def _phone(
+    sipp: str, tmp_path: Path, scenario: str, port: int, rtp: RtpParty, *keys: str
+) -> subprocess.Popen[str]:
+    """SIPp playing the phone registered at ``port``, its media at ``rtp``."""
+    args = (
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-key",
+        "rtp_port",
+        str(rtp.port),
+        "-trace_err",
+        *keys,
+    )
+    return start_uas(sipp, tmp_path, *args, port=port)[0]
+
+
+def _caller(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
+) -> subprocess.Popen[str]:
+    """SIPp on the trunk calling 201; it hangs up after 8 s."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-bridged-stays-up-then-bye.xml")),
+            *("-key", "rtp_port", str(rtp.port), "-i", HOST, "-m", "1", "-nostdin"),
+            *("-timeout", "40s", "-timeout_error", "-s", NUMBER, f"{HOST}:{server.port}"),
+        ],
+        tmp_path,
+    )
+
+
+def _forwarding_ports(server: ServerProcess, count: int) -> list[int]:
+    """The RTP ports of the first ``count`` legs the server placed, as they are logged."""
+    deadline = time.monotonic() + 20
+    while len(server.events("call.forwarding")) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    placed = server.events("call.forwarding")
+    assert len(placed) >= count, "\n".join(server.raw[-60:])
+    return [int(str(e["rtp_port"])) for e in placed[:count]]
+
+
+def _heard(packets: list[RtpPacket], fill: int) -> int:
+    """How many 20 ms packets of ``fill`` (one party's constant audio) arrived."""
+    return sum(1 for p in packets if p.payload_type == 0 and p.payload == bytes([fill]) * 160)
+
+
+def _done(procs: list[subprocess.Popen[str]], server: ServerProcess) -> None:
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out[-3000:] + "\n".join(server.raw[-60:])
+
+
+def _reap(procs: list[subprocess.Popen[str]]) -> None:
+    """SIPp runs still going after a failure are killed and reaped."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_blind_transfer_to_an_extension_bridges_the_caller_to_it(sipp: str, tmp_path: Path) -> None:
+    """201 transfers the caller to 202: NOTIFY 100 then 200, 201's leg is released, the caller
+    and 202 exchange audio, and the CDRs link the new leg to the call and to 201's leg."""
+    caller, transferor, target = (RtpParty(f) for f in (CALLER_FILL, TRANSFEROR_FILL, TARGET_FILL))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
+            procs.append(
+                _phone(sipp, tmp_path, "uas-bridged-answers-then-expects-bye.xml", port_202, target)
+            )
+            procs.append(
+                _phone(
+                    sipp,
+                    tmp_path,
+                    "uas-phone-answers-then-refers.xml",
+                    port_201,
+                    transferor,
+                    *("-key", "refer_host", f"{HOST}:{server.port}"),
+                    "-key",
+                    "refer_to",
+                    "202",
+                )
+            )
+            procs.append(_caller(sipp, tmp_path, server, caller))
+            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+            transferor.send_to(_forwarding_ports(server, 1)[0])
+            target.send_to(_forwarding_ports(server, 2)[1])
+            _done(procs, server)
+            transferred = server.wait_for("call.transferred")
+    finally:
+        for party in (caller, transferor, target):
+            party.close()
+        _reap(procs)
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
+    assert _heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
+    records = exported_cdrs(server.data_dir)
+    legs = {(r["leg"], r["called_raw"]): r for r in records}
+    a = legs["a", NUMBER]
+    first, second = legs["b", "+38733100201"], legs["b", "+38733100202"]
+    assert len(records) == 3, records
+    assert first["end_reason"] == "transferred" and first["disposition"] == "ANSWERED", first
+    assert second["call_id"] == transferred["leg_call_id"]
+    assert second["linked_id"] == a["call_id"] == first["linked_id"], records
+    assert second["transferred_from"] == first["call_id"], second
+    assert second["subscriber"] == second["caller_raw"] == "+38733100201", second
+    assert second["disposition"] == "ANSWERED" and second["end_reason"] == "normal", second
+
+
+def test_a_barred_transfer_target_leaves_the_call_as_it_was(sipp: str, tmp_path: Path) -> None:
+    """201, barred from international numbers, transfers the caller to Germany: the last
+    NOTIFY says 403, the caller and 201 go on talking, the refused leg has its CDR."""
+    caller, transferor = RtpParty(CALLER_FILL), RtpParty(TRANSFEROR_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path, **{"201": ["international"]})) as server:
+            port_201 = _register(sipp, tmp_path, server, "201")
+            procs.append(
+                _phone(
+                    sipp,
+                    tmp_path,
+                    "uas-phone-answers-then-refers.xml",
+                    port_201,
+                    transferor,
+                    *("-key", "refer_host", f"{HOST}:{server.port}"),
+                    "-key",
+                    "refer_to",
+                    "004930123456",
+                )
+            )
+            procs.append(_caller(sipp, tmp_path, server, caller))
+            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+            transferor.send_to(_forwarding_ports(server, 1)[0])
+            failed = server.wait_for("call.transfer_failed", timeout=20)
+            heard_before = _heard(caller.received, TRANSFEROR_FILL)
+            _done(procs, server)
+    finally:
+        caller.close()
+        transferor.close()
+        _reap(procs)
+    assert failed["status"] == 403
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 403 Forbidden"
+    assert _heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
+    records = exported_cdrs(server.data_dir)
+    by_called = {r["called_raw"]: r for r in records}
+    assert by_called["+38733100201"]["end_reason"] == "normal", records
+    refused = by_called["004930123456"]
+    assert refused["end_reason"] == "barred" and refused["end_detail"] == "barred_international"
+    assert refused["transferred_from"] == by_called["+38733100201"]["call_id"], refused
+    assert refused["subscriber"] == "+38733100201", refused
