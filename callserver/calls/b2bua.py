@@ -94,7 +94,7 @@ class Forwarder:
         self.bridges = Bridges(calls)
         self.resolver = SipResolver(clock=services.loop.time)  # the app's, from dns settings
         self.phones: PhoneBook | None = None  # Centrex phones and their contacts (app.py)
-        self.transfers = Transfers(services, calls, self.place_answered, self.release)
+        self.transfers = Transfers(services, calls, self.place_answered, self.bridges.close)
 
     async def forward(
         self,
@@ -132,8 +132,9 @@ class Forwarder:
                 await self._bridged(leg, 200)
             return outcome
         finally:
-            abandon(leg, self._teardown)
-            self._teardown(leg)
+            if leg.a is call:  # else an attended transfer gave it to another call
+                abandon(leg, self._teardown)
+                self._teardown(leg)
 
     async def place_answered(
         self,
@@ -146,7 +147,7 @@ class Forwarder:
     ) -> Leg | ForwardOutcome:
         """Place a leg of ``call`` to ``facts.called`` as ``payer``'s call (routed, barred and
         channelled as its, ``calls.transfer``) and wait for its answer; the answered leg is
-        the caller's to bridge or ``release``, a failed one is released here."""
+        the caller's to bridge (a forward tears it down), a failed one is released here."""
         to = await self._target(call, payer, facts, None)
         if isinstance(to, ForwardOutcome):
             return to
@@ -162,10 +163,6 @@ class Forwarder:
             self._teardown(leg)
             return outcome_of(status, leg.cancelled)
         return leg
-
-    def release(self, leg: Leg) -> None:
-        """End a leg placed by ``place_answered`` that was not bridged: BYE, CDR, resources."""
-        self._teardown(leg)
 
     async def _target(
         self, call: Call, payer: CallFacts | None, facts: CallFacts, route: str | None
@@ -240,7 +237,8 @@ class Forwarder:
             return ForwardOutcome(result="failed", sip_code=status)
         self.services.media.bridge(a.stream, leg.stream)
         assert leg.dialog_id is not None
-        leg.bridge = self.bridges.open(bridge_of(self.services, a, leg.dialog_id, leg.stream))
+        bridge = bridge_of(self.services, a, leg.dialog_id, leg.stream, leg.sdp_version)
+        leg.bridge = self.bridges.open(bridge)
         if a.phase is CallPhase.ANSWERED:  # else it is ending already
             a.enter(CallPhase.BRIDGED)
         a.log.info("call.bridged", leg_call_id=leg.facts.call_id)

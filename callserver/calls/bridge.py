@@ -187,10 +187,14 @@ class Bridge:
 
 
 def bridge_of(
-    services: CallServices, call: Call, dialog_id: DialogId, stream: MediaStream
+    services: CallServices,
+    call: Call,
+    dialog_id: DialogId,
+    stream: MediaStream,
+    version: int = 1,
 ) -> Bridge:
     """The bridge between an answered ``call`` and its forwarded leg (``dialog_id``, ``stream``),
-    whose SDP so far is our offer: its o= session is the stream's id, version 1."""
+    whose o= session is the stream's id at ``version`` (1: our offer so far)."""
     assert call.stream is not None and call.dialog_id is not None
     a = Side(
         leg="a",
@@ -199,7 +203,9 @@ def bridge_of(
         session_id=call.sdp_session,
         version=call.sdp_version,
     )
-    b = Side(leg="b", dialog_id=dialog_id, stream=stream, session_id=stream.stream_id, version=1)
+    b = Side(
+        leg="b", dialog_id=dialog_id, stream=stream, session_id=stream.stream_id, version=version
+    )
     default = services.live.settings.media.default_language
     language = call.session.language if call.session else default
     return Bridge(services, a, b, language=language, log=call.log)

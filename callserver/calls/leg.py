@@ -66,7 +66,8 @@ class Leg:
     branches: tuple[Branch, ...] = ()  # a phone's registered contacts, rung at once
     forks: dict[TransactionKey | None, int | None] | None = None  # branch: final status
     picked: PickedUp | None = None  # another phone picked the ringing leg up
-    transfer: asyncio.Task[Leg | None] | None = None  # a REFER's new leg (calls.transfer)
+    transfer: asyncio.Future[Leg | None] | None = None  # the leg a REFER puts in its place
+    sdp_version: int = 1  # our o= version on this leg (a leg moved by a transfer keeps it)
 
     def pending_forks(self) -> list[TransactionKey | None]:
         """The branches still ringing (none for a leg through a route)."""

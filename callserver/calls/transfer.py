@@ -42,11 +42,12 @@ from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
 from callserver.config.centrex import Subscriber
+from callserver.sip.dialog import DialogId
 from callserver.sip.errors import SipParseError
 from callserver.sip.events import RequestReceived
 from callserver.sip.ids import new_call_id
 from callserver.sip.names import reason_phrase
-from callserver.sip.refer import Notify, Refer, ReferSubscription, parse_refer
+from callserver.sip.refer import Notify, Refer, ReferSubscription, Replaces, parse_refer
 from callserver.sip.uri import AbsoluteUri, SipUri, unescape
 
 __all__ = ["PlaceLeg", "Transfers", "abandon", "transferred_to"]
@@ -75,7 +76,7 @@ class Transfers:
 
     Args:
         place: places and rings a leg, returning it answered or the outcome of its failure.
-        release: ends an answered leg that is not bridged (BYE, CDR, resources).
+        close_bridge: stops a bridge (``bridges.Bridges.close``).
     """
 
     def __init__(
@@ -83,12 +84,12 @@ class Transfers:
         services: CallServices,
         calls: Calls,
         place: PlaceLeg,
-        release: Callable[[Leg], None],
+        close_bridge: Callable[[Bridge], None],
     ) -> None:
         self.services = services
         self.calls = calls
         self._place = place
-        self._release = release
+        self._close_bridge = close_bridge
 
     def handle_request(self, event: RequestReceived) -> bool:
         """Answer a REFER (module docstring); False for any other request."""
@@ -119,13 +120,33 @@ class Transfers:
             return 403, "Transfer From The Calling Side Not Supported"
         if leg.transfer is not None:
             return 491, "Transfer Pending"
-        if refer.replaces is not None:
-            return 403, "Attended Transfer Not Supported"
-        if self._transferor(leg) is None:
+        transferor = self._transferor(leg)
+        if transferor is None:
             return 403, "Transferor Not A Subscriber"
+        if refer.replaces is not None:
+            consult = self._consultation(refer.replaces, transferor, leg)
+            return consult if isinstance(consult, tuple) else None
         if target_number(refer) is None:
             return 403, "Transfer Target Not A Number"
         return None
+
+    def _consultation(
+        self, replaces: Replaces, transferor: Subscriber, leg: Leg
+    ) -> Leg | tuple[int, str]:
+        """The far leg of the transferor's other call that ``replaces`` names (RFC 3891 §3:
+        to-tag our local tag; a phone that sends them the other way round is matched too)."""
+        call = self.calls.by_dialog(
+            DialogId(replaces.call_id, replaces.to_tag, replaces.from_tag)
+        ) or self.calls.by_dialog(DialogId(replaces.call_id, replaces.from_tag, replaces.to_tag))
+        if call is None or call.dialog_id is None:
+            return 481, "Replaced Dialog Does Not Exist"
+        if call.facts is None or call.facts.subscriber != transferor.number:
+            return 403, "Replaced Call Is Not The Transferor's"
+        found = self.calls.side_by_dialog(call.dialog_id)
+        far = None if found is None else self.calls.leg_by_dialog(found[0].b.dialog_id)
+        if far is None or far is leg or far.transfer is not None:
+            return 403, "Replaced Call Not Bridged"
+        return far
 
     def _transferor(self, leg: Leg) -> Subscriber | None:
         """The Centrex subscriber whose phone answered ``leg``, or None for a routed leg."""
@@ -137,11 +158,17 @@ class Transfers:
         self, event: RequestReceived, bridge: Bridge, side: Side, leg: Leg, refer: Refer
     ) -> None:
         transferor = self._transferor(leg)
-        target = target_number(refer)
-        assert transferor is not None and target is not None
+        assert transferor is not None
         subscription = ReferSubscription(event.request.cseq().seq)
         self._respond(event, 202, None)
         self._notify(side, subscription.trying())
+        if refer.replaces is not None:
+            far = self._consultation(refer.replaces, transferor, leg)
+            assert isinstance(far, Leg)
+            self._join(leg, side, far, subscription)
+            return
+        target = target_number(refer)
+        assert target is not None
         leg.a.log.info(
             "call.transfer_accepted",
             target=target,
@@ -181,6 +208,27 @@ class Transfers:
         leg.end_reason = "transferred"
         leg.ended.set()
         return placed
+
+    def _join(self, leg: Leg, side: Side, far: Leg, subscription: ReferSubscription) -> None:
+        """Attended transfer: ``far`` (the other party of the transferor's consultation call)
+        takes ``leg``'s place in the transferee's call; the consultation call ends."""
+        consultation, services = far.a, self.services
+        if far.bridge is not None:
+            far.sdp_version = far.bridge.b.version
+            self._close_bridge(far.bridge)
+            far.bridge = None
+        services.media.unbridge(far.stream)
+        far.a = leg.a  # the transferee's forward bridges it and tears it down (b2bua)
+        far.facts.extra["transferred_from"] = leg.facts.call_id
+        consultation.cause = "transferred"
+        if consultation.dialog_id is not None:
+            services.endpoint.bye(consultation.dialog_id, services.now())
+        leg.a.log.info("call.transferred", leg_call_id=far.facts.call_id, attended=True)
+        self._notify(side, subscription.final(200, "OK"))
+        done: asyncio.Future[Leg | None] = services.loop.create_future()
+        done.set_result(far)
+        leg.transfer, leg.end_reason = done, "transferred"
+        leg.ended.set()
 
     def _respond(self, event: RequestReceived, status: int, reason: str | None) -> None:
         self.services.endpoint.respond(event.key, status, self.services.now(), reason=reason)
