@@ -72,6 +72,17 @@ def _caller(
     )
 
 
+def _event(server: ServerProcess, name: str, **match: str) -> dict[str, object]:
+    """The first ``name`` event whose fields start with ``match``'s values (waits 20 s)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for event in server.events(name):
+            if all(str(event.get(k, "")).startswith(v) for k, v in match.items()):
+                return event
+        time.sleep(0.05)
+    raise AssertionError(f"no {name} {match}\n" + "\n".join(server.raw[-60:]))
+
+
 def _forwarding_ports(server: ServerProcess, count: int) -> list[int]:
     """The RTP ports of the first ``count`` legs the server placed, as they are logged."""
     deadline = time.monotonic() + 20
@@ -192,3 +203,66 @@ def test_a_barred_transfer_target_leaves_the_call_as_it_was(sipp: str, tmp_path:
     assert refused["end_reason"] == "barred" and refused["end_detail"] == "barred_international"
     assert refused["transferred_from"] == by_called["+38733100201"]["call_id"], refused
     assert refused["subscriber"] == "+38733100201", refused
+
+
+def _consulting_phone(
+    sipp: str, tmp_path: Path, server: ServerProcess, port: int, rtp: RtpParty
+) -> subprocess.Popen[str]:
+    """Phone 201 as one SIPp on its registered ``port``: it answers the call that reaches it
+    (the out-of-call scenario), calls 202 as 201 (the consultation), then REFERs the first
+    call to 202 with Replaces naming the second."""
+    refer = SCENARIOS / "uas-phone-answers-then-refers-replacing.xml"
+    return start_uas(
+        sipp,
+        tmp_path,
+        *("-sf", str(SCENARIOS / "uac-phone-consults-then-expects-bye.xml"), "-oocsf", str(refer)),
+        *("-s", "202", "-key", "caller", NUMBER, "-au", NUMBER, "-ap", PHONES["201"]),
+        *("-auth_uri", f"202@{HOST}:{server.port}"),
+        *("-key", "rtp_port", str(rtp.port), "-key", "refer_to", "202"),
+        *("-key", "refer_host", f"{HOST}:{server.port}", "-cid_str", "consult-%u-%p"),
+        "-trace_err",
+        f"{HOST}:{server.port}",
+        port=port,
+    )[0]
+
+
+def test_attended_transfer_joins_the_caller_with_the_consulted_phone(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 answers the caller, calls 202, then REFERs the caller to 202 with Replaces naming
+    that call: NOTIFY 200, both of 201's calls end, the caller and 202 exchange audio, and the
+    CDRs say which legs were transferred and link 202's leg to the leg it replaced."""
+    caller, transferor, target = (RtpParty(f) for f in (CALLER_FILL, TRANSFEROR_FILL, TARGET_FILL))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
+            procs.append(
+                _phone(sipp, tmp_path, "uas-bridged-answers-then-expects-bye.xml", port_202, target)
+            )
+            procs.append(_consulting_phone(sipp, tmp_path, server, port_201, transferor))
+            procs.append(_caller(sipp, tmp_path, server, caller))
+            answered = _event(server, "call.answered", call_id="1-")
+            caller.send_to(int(str(answered["rtp_port"])))
+            consulted = _event(server, "call.forwarding", target="+38733100202")
+            target.send_to(int(str(consulted["rtp_port"])))
+            _done(procs, server)
+            transferred = server.wait_for("call.transferred")
+    finally:
+        for party in (caller, transferor, target):
+            party.close()
+        _reap(procs)
+    assert transferred["attended"] is True
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
+    assert _heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
+    records = exported_cdrs(server.data_dir)
+    assert len(records) == 4, records
+    by_call = {r["call_id"]: r for r in records}
+    first = next(r for r in records if r["leg"] == "b" and r["called_raw"] == "+38733100201")
+    consultation = next(r for r in records if r["leg"] == "a" and r["subscriber"] == "+38733100201")
+    moved = by_call[str(transferred["leg_call_id"])]
+    assert first["end_reason"] == consultation["end_reason"] == "transferred", records
+    assert moved["called_raw"] == "+38733100202" and moved["transferred_from"] == first["call_id"]
+    assert moved["linked_id"] == consultation["call_id"], moved
+    assert moved["disposition"] == "ANSWERED" and moved["end_reason"] == "normal", moved
