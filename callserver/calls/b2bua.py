@@ -94,7 +94,9 @@ class Forwarder:
         self.bridges = Bridges(calls)
         self.resolver = SipResolver(clock=services.loop.time)  # the app's, from dns settings
         self.phones: PhoneBook | None = None  # Centrex phones and their contacts (app.py)
-        self.transfers = Transfers(services, calls, self.place_answered, self.bridges.close)
+        self.transfers = Transfers(
+            services, calls, self.place_answered, self._teardown, self.bridges
+        )
 
     async def forward(
         self,
@@ -132,7 +134,9 @@ class Forwarder:
                 await self._bridged(leg, 200)
             return outcome
         finally:
-            if leg.a is call:  # else an attended transfer gave it to another call
+            if leg.detached:  # a transfer from the caller's side holds it (calls.handover)
+                leg.orphaned = True
+            elif leg.a is call:  # else an attended transfer gave it to another call
                 abandon(leg, self._teardown)
                 self._teardown(leg)
 
@@ -326,7 +330,7 @@ class Forwarder:
             services.endpoint.bye(leg.dialog_id, now)
         elif not answered_or_refused:  # still ringing: CANCEL it (RFC 3261 §9.1)
             cancel(self.services, leg)
-        if leg.a.stream is not None:
+        if leg.a.stream is not None and services.media.is_open(leg.a.stream):
             services.media.stop_playback(leg.a.stream)
         services.media.unbridge(leg.stream)
         services.media.close_stream(leg.stream)

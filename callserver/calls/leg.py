@@ -68,6 +68,8 @@ class Leg:
     picked: PickedUp | None = None  # another phone picked the ringing leg up
     transfer: asyncio.Future[Leg | None] | None = None  # the leg a REFER puts in its place
     sdp_version: int = 1  # our o= version on this leg (a leg moved by a transfer keeps it)
+    detached: bool = False  # a transfer from the caller's side holds it (calls.handover)
+    orphaned: bool = False  # its forward ended while it was detached: the transfer releases it
 
     def pending_forks(self) -> list[TransactionKey | None]:
         """The branches still ringing (none for a leg through a route)."""

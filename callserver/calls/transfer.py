@@ -1,28 +1,38 @@
-"""Call transfer on a bridged call: REFER (RFC 3515, RFC 5589 §6 blind transfer).
+"""Call transfer on a bridged call: REFER (RFC 3515), blind (RFC 5589 §6) and attended
+(RFC 5589 §7, Replaces: RFC 3891).
 
 Theory of operation
 -------------------
 ``Transfers`` takes every REFER the endpoint passes up. A REFER outside a bridged call gets
-403. Inside one, its sender is the *transferor*, the party across the bridge the
-*transferee*, and ``Refer-To`` names the target. A blind transfer is accepted (202, then the
-first NOTIFY, "100 Trying", ``sip.refer.ReferSubscription``) when the transferor is a
-Centrex phone on the forwarded leg and the target a number or an extension: a new leg to it
-is placed for the transferee's call as if the transferor had dialled it (routed, barred,
-channelled and rated as the transferor's call: ``b2bua.Forwarder.place_answered`` with the
-transferor as payer). While it is attempted the transferee stays bridged as it was (the
-music on hold when the transferor held it). The final NOTIFY carries the new leg's final
-response: a failure leaves the original call as it was; on 2xx the transferor's leg ends
-with ``transferred`` and the forward puts the new leg in its place (``transferred_to``):
-the transferee is bridged to the target. A transferor that hangs up after the 202 does not
-stop the transfer.
+403. Inside one, its sender is the *transferor* (a Centrex phone: the caller's, or the one
+that answered the forwarded leg; any other party gets 403), the party across the bridge the
+*transferee*, and ``Refer-To`` the target. An accepted REFER gets 202 and at once the first
+NOTIFY, "100 Trying" (``sip.refer.ReferSubscription``); the last NOTIFY carries the final
+response of the new call; a second REFER while one is attempted gets 491.
 
-CDRs: the new leg's record is leg ``b`` linked to the original call (``linked_id``), paid
-by the transferor (``subscriber``, ``payer`` caller), with ``transferred_from`` the Call-ID
-of the transferor's leg it replaced.
+Blind transfer (Refer-To: a number or an extension; anything else is 403): a new leg to the
+target is placed for the transferee's call as if the transferor had dialled it (an extension
+of its group, else the number in E.164: routed, barred, channelled and rated as the
+transferor's call, ``Transfers.attempt``); the target is shown the transferor's number.
+While it is attempted the transferee stays bridged as it was (with the music on hold when
+the transferor held it). A failure leaves the call as it was. On 2xx:
 
-Not taken (403, the call stays): a REFER from the calling side of the bridge, from a leg
-that is not one of our phones, with a Replaces (attended transfer), to something that is not
-a number; a second REFER while one is attempted gets 491.
+- from the forwarded leg's phone: its leg ends ``transferred`` and the forward puts the new
+  leg in its place (``transferred_to``): the caller is bridged to the target. A transferor
+  that hangs up after the 202 does not stop the transfer;
+- from the caller's phone: ``calls.handover`` bridges the forwarded leg to the new one and
+  the caller's call ends ``transferred``.
+
+Attended transfer (Refer-To with Replaces, from the forwarded leg's phone): Replaces names
+the transferor's consultation call, one it made that is bridged to a leg of ours (to-tag our
+local tag, RFC 3891 §3; the other way round is matched too); that leg moves to the
+transferee's call in the transferor's place and the consultation call ends ``transferred``.
+481 when no call matches, 403 when it is not the transferor's or not bridged.
+
+CDRs: a transfer's new leg is leg ``b`` linked (``linked_id``) to the call it was placed for,
+paid by the transferor (``subscriber``, ``payer`` caller), and its ``transferred_from`` is
+the Call-ID of the transferor's leg it replaced; a leg moved by an attended transfer keeps
+its own call's ``linked_id`` and gets ``transferred_from`` too.
 """
 
 from __future__ import annotations
@@ -35,13 +45,16 @@ from typing import Protocol
 import structlog
 
 from callserver.calls.bridge import Bridge, Side
+from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call, dialog_of
+from callserver.calls.handover import Handover
 from callserver.calls.leg import Leg
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
 from callserver.config.centrex import Subscriber
+from callserver.policy.numbering import normalise
 from callserver.sip.dialog import DialogId
 from callserver.sip.errors import SipParseError
 from callserver.sip.events import RequestReceived
@@ -76,7 +89,8 @@ class Transfers:
 
     Args:
         place: places and rings a leg, returning it answered or the outcome of its failure.
-        close_bridge: stops a bridge (``bridges.Bridges.close``).
+        release: ends a leg as a forward does (BYE, stream, channel, CDR).
+        bridges: opens and closes the bridges of ``calls``.
     """
 
     def __init__(
@@ -84,12 +98,14 @@ class Transfers:
         services: CallServices,
         calls: Calls,
         place: PlaceLeg,
-        close_bridge: Callable[[Bridge], None],
+        release: Callable[[Leg], None],
+        bridges: Bridges,
     ) -> None:
         self.services = services
         self.calls = calls
         self._place = place
-        self._close_bridge = close_bridge
+        self._close_bridge = bridges.close
+        self.handover = Handover(services, self.attempt, release, bridges, self._notify)
 
     def handle_request(self, event: RequestReceived) -> bool:
         """Answer a REFER (module docstring); False for any other request."""
@@ -116,13 +132,15 @@ class Transfers:
         return True
 
     def _refusal(self, side: Side, leg: Leg | None, refer: Refer) -> tuple[int, str] | None:
-        if leg is None or side.leg != "b":
-            return 403, "Transfer From The Calling Side Not Supported"
-        if leg.transfer is not None:
+        if leg is None:
+            return 403, "Not In A Bridged Call"
+        if leg.transfer is not None or leg.detached:
             return 491, "Transfer Pending"
-        transferor = self._transferor(leg)
+        transferor = self._transferor(side, leg)
         if transferor is None:
             return 403, "Transferor Not A Subscriber"
+        if refer.replaces is not None and side.leg == "a":
+            return 403, "Attended Transfer From The Calling Side Not Supported"
         if refer.replaces is not None:
             consult = self._consultation(refer.replaces, transferor, leg)
             return consult if isinstance(consult, tuple) else None
@@ -144,20 +162,35 @@ class Transfers:
             return 403, "Replaced Call Is Not The Transferor's"
         found = self.calls.side_by_dialog(call.dialog_id)
         far = None if found is None else self.calls.leg_by_dialog(found[0].b.dialog_id)
-        if far is None or far is leg or far.transfer is not None:
+        if far is None or far is leg or far.transfer is not None or far.detached:
             return 403, "Replaced Call Not Bridged"
         return far
 
-    def _transferor(self, leg: Leg) -> Subscriber | None:
-        """The Centrex subscriber whose phone answered ``leg``, or None for a routed leg."""
-        if leg.destination is not None:
-            return None
-        return self.services.admission.centrex.subscriber(leg.facts.called)
+    def _transferor(self, side: Side, leg: Leg) -> Subscriber | None:
+        """The Centrex subscriber on ``side``: the caller's phone (side ``a``), or the phone
+        that answered ``leg``; None for a trunk's caller or a leg through a route."""
+        centrex = self.services.admission.centrex
+        if side.leg == "a":
+            facts = leg.a.facts
+            return None if facts is None else centrex.subscriber(facts.subscriber or "")
+        return None if leg.destination is not None else centrex.subscriber(leg.facts.called)
+
+    async def attempt(self, call: Call, facts: CallFacts) -> Leg | ForwardOutcome:
+        """Place the new leg of a transfer as ``facts``' payer's call: answered, or why not.
+        The target is shown the transferor's number: its call, as if it dialled it."""
+        timeout = self.services.live.settings.calls.ring_timeout
+        try:
+            return await self._place(call, facts, facts, caller_id=None, ring_timeout=timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not take the original call with it
+            call.log.exception("call.transfer_error")
+            return ForwardOutcome(result="failed", sip_code=500)
 
     def _accept(
         self, event: RequestReceived, bridge: Bridge, side: Side, leg: Leg, refer: Refer
     ) -> None:
-        transferor = self._transferor(leg)
+        transferor = self._transferor(side, leg)
         assert transferor is not None
         subscription = ReferSubscription(event.request.cseq().seq)
         self._respond(event, 202, None)
@@ -167,36 +200,25 @@ class Transfers:
             assert isinstance(far, Leg)
             self._join(leg, side, far, subscription)
             return
-        target = target_number(refer)
-        assert target is not None
+        number = target_number(refer)
+        assert number is not None
+        target = dialled(self.services, transferor, number)
         leg.a.log.info(
-            "call.transfer_accepted",
-            target=target,
-            transferor=transferor.number,
-            leg_call_id=leg.facts.call_id,
+            "call.transfer_accepted", target=target, transferor=transferor.number, side=side.leg
         )
-        blind = self._blind(leg, side, transferor, target, subscription)
-        leg.transfer = self.services.loop.create_task(blind)
+        if side.leg == "a":  # the caller hands its forwarded party over
+            facts = transfer_facts(self.services, leg.a, leg.a.call_id, transferor, target)
+            self.handover.start(side, leg, facts, subscription)
+            return
+        facts = transfer_facts(self.services, leg.a, leg.facts.call_id, transferor, target)
+        leg.transfer = self.services.loop.create_task(self._blind(leg, side, facts, subscription))
 
     async def _blind(
-        self,
-        leg: Leg,
-        side: Side,
-        transferor: Subscriber,
-        target: str,
-        subscription: ReferSubscription,
+        self, leg: Leg, side: Side, facts: CallFacts, subscription: ReferSubscription
     ) -> Leg | None:
         """Place the transferee's new leg; on its answer, release the transferor's leg."""
-        a = leg.a
-        facts = transfer_facts(self.services, a, leg, transferor, target)
-        timeout = self.services.live.settings.calls.ring_timeout
-        try:  # the target is shown the transferor's number: its call, as if it dialled
-            placed = await self._place(a, facts, facts, caller_id=None, ring_timeout=timeout)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug here must not take the original call with it
-            a.log.exception("call.transfer_error")
-            placed = ForwardOutcome(result="failed", sip_code=500)
+        a, target = leg.a, facts.called
+        placed = await self.attempt(a, facts)
         if isinstance(placed, ForwardOutcome):
             status = placed.sip_code if placed.sip_code and placed.sip_code >= 300 else 500
             a.log.info("call.transfer_failed", target=target, status=status, result=placed.result)
@@ -263,8 +285,19 @@ def target_number(refer: Refer) -> str | None:
     return user if user and set(user) <= _DIALLABLE else None
 
 
+def dialled(services: CallServices, transferor: Subscriber, number: str) -> str:
+    """The target as the transferor's own call would route it: an extension of its group as
+    it is, any other number in E.164 (a short code stays as dialled)."""
+    if services.admission.centrex.extension(transferor.group, number) is not None:
+        return number
+    try:
+        return normalise(number)
+    except ValueError:
+        return number
+
+
 def transfer_facts(
-    services: CallServices, a: Call, leg: Leg, transferor: Subscriber, target: str
+    services: CallServices, a: Call, replaced: str, transferor: Subscriber, target: str
 ) -> CallFacts:
     """The CDR facts of the new leg: the transferor's call out to ``target`` (module doc)."""
     admission = services.admission
@@ -278,7 +311,7 @@ def transfer_facts(
     facts.caller_e164 = transferor.number.lstrip("+")
     facts.originating = True  # rated as the transferor's own call
     facts.inside_group = admission.inside_group(facts.customer, target)
-    facts.extra["transferred_from"] = leg.facts.call_id
+    facts.extra["transferred_from"] = replaced  # the Call-ID of the transferor's leg
     return facts
 
 

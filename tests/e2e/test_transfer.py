@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     start_server,
     start_uas,
     stopped_on_exit,
+    uas_leg,
 )
 from tests.e2e.rtp_party import RtpParty
 from tests.e2e.subscribers import CALLING, PHONES, register_phone, write_group
@@ -31,10 +32,12 @@ CALLER_FILL, TRANSFEROR_FILL, TARGET_FILL = 0x55, 0x22, 0x33
 NUMBER = "38733100201"
 
 
-def _server(tmp_path: Path, **phone_barring: list[str]) -> ServerProcess:
-    """acme's group with phones 201 and 202 (``phone_barring``: a phone's own classes)."""
+def _server(tmp_path: Path, carrier_port: int = 9, **phone_barring: list[str]) -> ServerProcess:
+    """acme's group with phones 201 and 202 (``phone_barring``: a phone's own classes) and a
+    carrier's route for +387 on ``carrier_port``."""
     write_group(tmp_path, phone_barring=phone_barring)
-    return start_server(tmp_path, trunks=CALLING)
+    route = {"host": HOST, "port": carrier_port, "prefixes": ["+387"]}
+    return start_server(tmp_path, trunks={**CALLING, "routes": {"carrier": route}})
 
 
 def _register(sipp: str, tmp_path: Path, server: ServerProcess, ext: str) -> int:
@@ -199,7 +202,7 @@ def test_a_barred_transfer_target_leaves_the_call_as_it_was(sipp: str, tmp_path:
     records = exported_cdrs(server.data_dir)
     by_called = {r["called_raw"]: r for r in records}
     assert by_called["+38733100201"]["end_reason"] == "normal", records
-    refused = by_called["004930123456"]
+    refused = by_called["+4930123456"]  # dialled as 201 would: in E.164
     assert refused["end_reason"] == "barred" and refused["end_detail"] == "barred_international"
     assert refused["transferred_from"] == by_called["+38733100201"]["call_id"], refused
     assert refused["subscriber"] == "+38733100201", refused
@@ -266,3 +269,64 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_phone(
     assert moved["called_raw"] == "+38733100202" and moved["transferred_from"] == first["call_id"]
     assert moved["linked_id"] == consultation["call_id"], moved
     assert moved["disposition"] == "ANSWERED" and moved["end_reason"] == "normal", moved
+
+
+def test_the_caller_transfers_its_called_phone_out_through_a_route(
+    sipp: str, tmp_path: Path
+) -> None:
+    """Phone 201 calls 202, then REFERs it to 061 200 300 from the calling side: the carrier
+    (SIPp) answers, 201 gets NOTIFY 200 and BYE, 202 and the carrier exchange audio, and the
+    leg out is 201's call (payer caller, acme, 201's number) linked to 201's call."""
+    phone_202, carrier = RtpParty(TARGET_FILL), RtpParty(CALLER_FILL)
+    hangs_up = ("-sf", str(SCENARIOS / "uas-bridged-answers-talks-then-hangs-up.xml"))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with uas_leg(sipp, tmp_path, *hangs_up, "-key", "rtp_port", str(carrier.port)) as leg:
+            procs.append(leg[0])
+            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
+                port_202 = _register(sipp, tmp_path, server, "202")
+                answers = "uas-bridged-answers-then-expects-bye.xml"
+                procs.append(_phone(sipp, tmp_path, answers, port_202, phone_202))
+                procs.append(_calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL)))
+                phone_202.send_to(int(str(_event(server, "call.forwarding")["rtp_port"])))
+                out = _event(server, "call.forwarding", target="+38761200300")
+                carrier.send_to(int(str(out["rtp_port"])))
+                _done(procs, server)
+                transferred = server.wait_for("call.transferred")
+    finally:
+        phone_202.close()
+        carrier.close()
+        _reap(procs)
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the carrier"
+    assert _heard(carrier.received, TARGET_FILL) >= 100, "the carrier did not hear 202"
+    records = exported_cdrs(server.data_dir)
+    calls = {r["call_id"]: r for r in records}
+    first = next(r for r in records if r["leg"] == "a")
+    moved = calls[str(transferred["leg_call_id"])]
+    assert first["end_reason"] == "transferred" and first["subscriber"] == "+38733100201"
+    assert moved["transferred_from"] == moved["linked_id"] == first["call_id"], moved
+    assert (moved["called_raw"], moved["direction"], moved["customer"]) == (
+        "+38761200300",
+        "outbound",
+        "acme",
+    ), moved
+    assert [c["payer"] for c in moved["charges"]] == ["caller"], moved
+    assert moved["subscriber"] == "+38733100201", moved
+
+
+def _calling_phone(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
+) -> subprocess.Popen[str]:
+    """Phone 201 (SIPp, digest as 201) calls extension 202 and REFERs it to 061 200 300."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", "202"),
+            *("-key", "caller", NUMBER, "-au", NUMBER, "-ap", PHONES["201"]),
+            *("-auth_uri", f"202@{HOST}:{server.port}", "-key", "refer_to", "061200300"),
+            *("-key", "rtp_port", str(rtp.port), "-i", HOST, "-m", "1", "-nostdin"),
+            *("-timeout", "40s", "-timeout_error", "-trace_err", f"{HOST}:{server.port}"),
+        ],
+        tmp_path,
+    )

@@ -1,0 +1,163 @@
+"""Blind transfer from the calling side: the caller hands its forwarded party to a target.
+
+Theory of operation
+-------------------
+When the REFER comes from the caller of a bridged call (a Centrex phone: ``calls.transfer``
+accepted it), the transferee is the forwarded leg and the call the caller made has to end.
+From the 202 on, the leg is *detached*: the caller's forward no longer tears it down when
+the caller's call ends (``Leg.detached``), so a transferor that hangs up at once does not
+stop the transfer. The new leg is placed for the caller's call as the caller's own call out
+(``Transfers.attempt``); while it is attempted the two stay bridged as they were (music on
+hold for the transferee when the caller held it).
+
+- On its 2xx the two legs are bridged to each other (a ``bridge.Bridge`` of two legs, the
+  transferee's SDP version kept), the caller gets NOTIFY 200 and BYE and its call ends
+  ``transferred``; the two legs then last until either hangs up, when both are released
+  (BYE to the other, CDRs) as a forward releases its leg.
+- On a failure the caller gets the NOTIFY with it and its call goes on as it was; if the
+  caller has hung up meanwhile, the transferee is released (BYE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from callserver.calls.bridge import Bridge, Side
+from callserver.calls.bridges import Bridges
+from callserver.calls.call import Call
+from callserver.calls.leg import Leg
+from callserver.calls.phase import CallPhase
+from callserver.calls.reporting import CallFacts
+from callserver.calls.services import CallServices
+from callserver.calls.session import ForwardOutcome
+from callserver.sip.dialog import DialogId
+from callserver.sip.names import reason_phrase
+from callserver.sip.refer import Notify, ReferSubscription
+
+__all__ = ["Handover"]
+
+Attempt = Callable[[Call, CallFacts], Awaitable[Leg | ForwardOutcome]]
+
+
+class Handover:
+    """Transfers from the calling side; see the module docstring.
+
+    Args:
+        attempt: places the new leg as the facts' payer's call, answered or its failure.
+        release: ends a leg (BYE, stream, channel, CDR), as a forward does.
+        bridges: opens and closes bridges (``bridges.Bridges``).
+        notify: sends a NOTIFY in a side's dialog.
+    """
+
+    def __init__(
+        self,
+        services: CallServices,
+        attempt: Attempt,
+        release: Callable[[Leg], None],
+        bridges: Bridges,
+        notify: Callable[[Side, Notify], None],
+    ) -> None:
+        self.services = services
+        self._attempt = attempt
+        self._release = release
+        self._open_bridge = bridges.open
+        self._close_bridge = bridges.close
+        self._notify = notify
+        self._running: set[asyncio.Task[None]] = set()
+
+    def start(
+        self, side: Side, leg: Leg, facts: CallFacts, subscription: ReferSubscription
+    ) -> None:
+        """Transfer ``leg`` (the caller's forwarded party) to ``facts.called``."""
+        leg.detached = True
+        task = self.services.loop.create_task(self._run(side, leg, facts, subscription))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(
+        self, side: Side, leg: Leg, facts: CallFacts, subscription: ReferSubscription
+    ) -> None:
+        caller = leg.a
+        try:
+            placed = await self._attempt(caller, facts)
+        except asyncio.CancelledError:
+            self._abandoned(leg)
+            raise
+        if isinstance(placed, ForwardOutcome) or leg.ended.is_set():
+            self._failed(side, leg, placed, subscription, facts.called)
+            return
+        self._join(leg, placed)
+        caller.log.info("call.transferred", target=facts.called, leg_call_id=placed.facts.call_id)
+        self._notify(side, subscription.final(200, "OK"))
+        caller.cause = "transferred"
+        if caller.dialog_id is not None and caller.phase is not CallPhase.ENDED:
+            self.services.endpoint.bye(caller.dialog_id, self.services.now())
+        self.services.wake()
+        try:
+            await _first_ended(leg, placed)
+        finally:
+            self._release(leg)
+            self._release(placed)
+
+    def _failed(
+        self,
+        side: Side,
+        leg: Leg,
+        placed: Leg | ForwardOutcome,
+        subscription: ReferSubscription,
+        target: str,
+    ) -> None:
+        """The call goes on as it was, unless its caller left meanwhile; the NOTIFY says why."""
+        if isinstance(placed, Leg):  # answered after the transferee hung up
+            self._release(placed)
+            status = 487
+        else:
+            status = placed.sip_code if placed.sip_code and placed.sip_code >= 300 else 500
+        leg.a.log.info("call.transfer_failed", target=target, status=status)
+        self._notify(side, subscription.final(status, reason_phrase(status)))
+        self._abandoned(leg)
+
+    def _abandoned(self, leg: Leg) -> None:
+        """Give the leg back to the caller's forward, or release it if that has ended."""
+        leg.detached = False
+        if leg.orphaned:
+            self._release(leg)
+
+    def _join(self, leg: Leg, placed: Leg) -> None:
+        """Bridge the transferee's leg to the new one, out of the caller's bridge."""
+        old = leg.bridge
+        language = self.services.live.settings.media.default_language
+        if old is not None:
+            leg.sdp_version, language = old.b.version, old.language
+            self._close_bridge(old)
+        self.services.media.bridge(leg.stream, placed.stream)
+        assert leg.dialog_id is not None and placed.dialog_id is not None
+        bridge = Bridge(
+            self.services,
+            _side(leg, leg.dialog_id),
+            _side(placed, placed.dialog_id),
+            language=language,
+            log=leg.a.log,
+        )
+        leg.bridge = placed.bridge = self._open_bridge(bridge)
+
+
+def _side(leg: Leg, dialog_id: DialogId) -> Side:
+    return Side(
+        leg="b",
+        dialog_id=dialog_id,
+        stream=leg.stream,
+        session_id=leg.stream.stream_id,
+        version=leg.sdp_version,
+    )
+
+
+async def _first_ended(one: Leg, other: Leg) -> None:
+    """Return when either leg has ended."""
+    waits = [asyncio.ensure_future(leg.ended.wait()) for leg in (one, other)]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
