@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
+    free_port,
     popen_sipp,
     start_server,
     start_uas,
@@ -330,3 +331,34 @@ def _calling_phone(
         ],
         tmp_path,
     )
+
+
+def test_a_trunk_caller_may_not_transfer(sipp: str, tmp_path: Path) -> None:
+    """A caller on a trunk (not one of the operator's phones) REFERs the phone it called: 403,
+    the call goes on and ends normally, nothing is placed."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201 = _register(sipp, tmp_path, server, "201")
+            answers = "uas-bridged-answers-then-expects-bye.xml"
+            procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(
+                popen_sipp(
+                    [
+                        sipp,
+                        *("-sf", str(SCENARIOS / "uac-bridged-refer-expects-403-then-bye.xml")),
+                        *("-key", "rtp_port", str(free_port(both=False)), "-i", HOST),
+                        *("-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"),
+                        *("-s", NUMBER, f"{HOST}:{server.port}"),
+                    ],
+                    tmp_path,
+                )
+            )
+            _done(procs, server)
+            refused = server.wait_for("call.transfer_refused")
+    finally:
+        _reap(procs)
+    assert (refused["status"], refused["reason"]) == (403, "Transferor Not A Subscriber")
+    assert not server.events("call.transfer_accepted")
+    records = exported_cdrs(server.data_dir)
+    assert sorted(r["end_reason"] for r in records) == ["normal", "normal"], records
