@@ -362,3 +362,40 @@ def test_a_trunk_caller_may_not_transfer(sipp: str, tmp_path: Path) -> None:
     assert not server.events("call.transfer_accepted")
     records = exported_cdrs(server.data_dir)
     assert sorted(r["end_reason"] for r in records) == ["normal", "normal"], records
+
+
+def test_a_transferor_that_hangs_up_at_once_does_not_stop_the_transfer(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 REFERs the caller to 202 and hangs up after the first NOTIFY, while 202 still
+    rings: 202 answers a second later and the caller is bridged to it all the same."""
+    caller, target = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
+            rings = "uas-rings-answers-expects-bye.xml"  # rings 1 s before it answers
+            procs.append(_phone(sipp, tmp_path, rings, port_202, target))
+            procs.append(
+                _phone(
+                    sipp,
+                    tmp_path,
+                    "uas-phone-refers-then-hangs-up.xml",
+                    port_201,
+                    RtpParty(TRANSFEROR_FILL),
+                    *("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", "202"),
+                )
+            )
+            procs.append(_caller(sipp, tmp_path, server, caller))
+            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+            target.send_to(_forwarding_ports(server, 2)[1])
+            _done(procs, server)
+            server.wait_for("call.transferred")
+    finally:
+        caller.close()
+        target.close()
+        _reap(procs)
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not reach 202"
+    legs = {(r["leg"], r["called_raw"]): r for r in exported_cdrs(server.data_dir)}
+    assert legs["b", "+38733100201"]["end_reason"] == "transferred", legs
+    assert legs["b", "+38733100202"]["disposition"] == "ANSWERED", legs
