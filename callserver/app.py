@@ -404,6 +404,7 @@ class Server:
         self.calls.draining = True
         log.info("server.draining", active_calls=len(self.calls.calls))
         await self._wait_calls(self.settings.calls.drain_timeout)
+        await self.calls.forwarder.transfers.handover.hang_up_all()  # pairs of no call
         if self.calls.calls:
             self.calls.hang_up_all()
             # BYE retransmits at T1, 2*T1, ...: a few tries before the sockets close.

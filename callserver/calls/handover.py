@@ -16,6 +16,8 @@ hold for the transferee when the caller held it).
   (BYE to the other, CDRs) as a forward releases its leg.
 - On a failure the caller gets the NOTIFY with it and its call goes on as it was; if the
   caller has hung up meanwhile, the transferee is released (BYE).
+
+Such pairs belong to no call, so a shutdown ends them here (``hang_up_all``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from callserver.sip.refer import Notify, ReferSubscription
 __all__ = ["Handover"]
 
 Attempt = Callable[[Call, CallFacts], Awaitable[Leg | ForwardOutcome]]
+_HANG_UP_WAIT = 1.0  # seconds a shutdown gives the transfers' BYEs to go out
 
 
 class Handover:
@@ -65,6 +68,7 @@ class Handover:
         self._close_bridge = bridges.close
         self._notify = notify
         self._running: set[asyncio.Task[None]] = set()
+        self._joined: dict[asyncio.Task[None], tuple[Leg, Leg]] = {}
 
     def start(
         self, side: Side, leg: Leg, facts: CallFacts, subscription: ReferSubscription
@@ -94,11 +98,29 @@ class Handover:
         if caller.dialog_id is not None and caller.phase is not CallPhase.ENDED:
             self.services.endpoint.bye(caller.dialog_id, self.services.now())
         self.services.wake()
+        task = asyncio.current_task()
+        assert task is not None
+        self._joined[task] = (leg, placed)
         try:
             await _first_ended(leg, placed)
         finally:
+            del self._joined[task]
             self._release(leg)
             self._release(placed)
+
+    async def hang_up_all(self) -> None:
+        """Shutdown: end every pair a transfer joined (BYE to both, CDRs ``shutdown``) and
+        every transfer still attempted; waits a second at most for them to finish."""
+        for task in list(self._running):
+            joined = self._joined.get(task)
+            if joined is None:
+                task.cancel()
+                continue
+            for leg in joined:
+                leg.end_reason = "shutdown"
+                leg.ended.set()
+        if self._running:
+            await asyncio.wait(self._running, timeout=_HANG_UP_WAIT)
 
     def _failed(
         self,

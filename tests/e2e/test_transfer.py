@@ -399,3 +399,29 @@ def test_a_transferor_that_hangs_up_at_once_does_not_stop_the_transfer(
     legs = {(r["leg"], r["called_raw"]): r for r in exported_cdrs(server.data_dir)}
     assert legs["b", "+38733100201"]["end_reason"] == "transferred", legs
     assert legs["b", "+38733100202"]["disposition"] == "ANSWERED", legs
+
+
+def test_a_shutdown_ends_the_pair_a_caller_side_transfer_joined(sipp: str, tmp_path: Path) -> None:
+    """201 transfers 202 out to the carrier; the pair belongs to no call any more, and a
+    shutdown (SIGTERM) sends BYE to both and writes their CDRs ``shutdown``."""
+    stays = ("-sf", str(SCENARIOS / "uas-bridged-answers-then-expects-bye.xml"))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with uas_leg(sipp, tmp_path, *stays, "-key", "rtp_port", str(free_port(both=False))) as leg:
+            procs.append(leg[0])
+            server = _server(tmp_path, leg[1])
+            with stopped_on_exit(server):
+                port_202 = _register(sipp, tmp_path, server, "202")
+                answers = "uas-bridged-answers-then-expects-bye.xml"
+                procs.append(_phone(sipp, tmp_path, answers, port_202, RtpParty(TARGET_FILL)))
+                procs.append(_calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL)))
+                server.wait_for("call.transferred", timeout=20)
+                server.wait_for("call.ended")  # 201's call
+                assert server.stop() == 0
+            _done(procs, server)
+    finally:
+        _reap(procs)
+    records = exported_cdrs(server.data_dir)
+    legs = {r["called_raw"]: r for r in records if r["leg"] == "b"}
+    assert legs["+38733100202"]["end_reason"] == "shutdown", records
+    assert legs["+38761200300"]["end_reason"] == "shutdown", records
