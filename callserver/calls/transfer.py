@@ -108,7 +108,8 @@ class Transfers:
         self.handover = Handover(services, self.attempt, release, bridges, self._notify)
 
     def handle_request(self, event: RequestReceived) -> bool:
-        """Answer a REFER (module docstring); False for any other request."""
+        """Answer a REFER inside a dialog (RFC 3515 §2.4.2: 202 when it is taken, and its
+        NOTIFYs, §2.4.4; the module docstring); False for any other request."""
         if event.request.method != "REFER":
             return False
         found = self.calls.side_by_dialog(dialog_of(event))
@@ -119,7 +120,8 @@ class Transfers:
         try:
             refer = parse_refer(event.request)
         except SipParseError as exc:
-            self._respond(event, exc.status_hint, str(exc)[:60])
+            log.info("call.transfer_refused", status=exc.status_hint, reason=str(exc))
+            self._respond(event, exc.status_hint, None)
             return True
         leg = self.calls.leg_by_dialog(bridge.b.dialog_id)
         refusal = self._refusal(side, leg, refer)
