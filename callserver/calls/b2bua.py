@@ -131,7 +131,7 @@ class Forwarder:
             while (successor := await transferred_to(leg)) is not None:
                 self._teardown(leg)
                 leg = successor
-                await self._bridged(leg, 200)
+                await self._connect(leg, 200)
             return outcome
         finally:
             if leg.detached:  # a transfer from the caller's side holds it (calls.handover)
@@ -221,6 +221,10 @@ class Forwarder:
         status = await self._ringing(leg, ring_timeout)
         if status >= 300:
             return outcome_of(status, leg.cancelled)
+        return await self._connect(leg, status)
+
+    async def _connect(self, leg: Leg, status: int) -> ForwardOutcome:
+        """Bridge the caller with the answered leg, or with the phone that picked it up."""
         if leg.picked is not None:  # another phone picked the ringing leg up (calls.pickup)
             return await bridge_picked(self.services, self.bridges, leg)
         return await self._bridged(leg, status)

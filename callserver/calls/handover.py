@@ -15,7 +15,9 @@ hold for the transferee when the caller held it).
   ``transferred``; the two legs then last until either hangs up, when both are released
   (BYE to the other, CDRs) as a forward releases its leg.
 - On a failure the caller gets the NOTIFY with it and its call goes on as it was; if the
-  caller has hung up meanwhile, the transferee is released (BYE).
+  caller has hung up meanwhile, the transferee is released (BYE). A new leg answered after
+  the transferee hung up, or picked up by another phone (``calls.pickup``), is released and
+  the NOTIFY says 487.
 
 Such pairs belong to no call, so a shutdown ends them here (``hang_up_all``).
 """
@@ -88,7 +90,7 @@ class Handover:
         except asyncio.CancelledError:
             self._abandoned(leg)
             raise
-        if isinstance(placed, ForwardOutcome) or leg.ended.is_set():
+        if isinstance(placed, ForwardOutcome) or leg.ended.is_set() or placed.picked:
             self._failed(side, leg, placed, subscription, facts.called)
             return
         self._join(leg, placed)
@@ -131,7 +133,7 @@ class Handover:
         target: str,
     ) -> None:
         """The call goes on as it was, unless its caller left meanwhile; the NOTIFY says why."""
-        if isinstance(placed, Leg):  # answered after the transferee hung up
+        if isinstance(placed, Leg):  # answered after the transferee hung up, or picked up
             self._release(placed)
             status = 487
         else:
