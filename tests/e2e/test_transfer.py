@@ -425,3 +425,25 @@ def test_a_shutdown_ends_the_pair_a_caller_side_transfer_joined(sipp: str, tmp_p
     legs = {r["called_raw"]: r for r in records if r["leg"] == "b"}
     assert legs["+38733100202"]["end_reason"] == "shutdown", records
     assert legs["+38761200300"]["end_reason"] == "shutdown", records
+
+
+def test_an_attended_transfer_naming_no_call_of_ours_gets_481(sipp: str, tmp_path: Path) -> None:
+    """A REFER whose Replaces names a dialog the server does not have gets 481 (RFC 3891 §3)
+    and no NOTIFY; the call goes on until the caller hangs up."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201 = _register(sipp, tmp_path, server, "201")
+            keys = ("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", "202")
+            scenario = "uas-phone-refers-replacing-unknown-expects-481.xml"
+            procs.append(
+                _phone(sipp, tmp_path, scenario, port_201, RtpParty(TRANSFEROR_FILL), *keys)
+            )
+            procs.append(_caller(sipp, tmp_path, server, RtpParty(CALLER_FILL)))
+            _done(procs, server)
+            refused = server.wait_for("call.transfer_refused")
+    finally:
+        _reap(procs)
+    assert (refused["status"], refused["reason"]) == (481, "Replaced Dialog Does Not Exist")
+    records = exported_cdrs(server.data_dir)
+    assert sorted(r["end_reason"] for r in records) == ["normal", "normal"], records
