@@ -206,7 +206,11 @@ class Transfers:
         assert number is not None
         target = dialled(self.services, transferor, number)
         leg.a.log.info(
-            "call.transfer_accepted", target=target, transferor=transferor.number, side=side.leg
+            "call.transfer_accepted",
+            target=target,
+            transferor=transferor.number,
+            side=side.leg,
+            referred_by=refer.referred_by,
         )
         if side.leg == "a":  # the caller hands its forwarded party over
             facts = transfer_facts(self.services, leg.a, leg.a.call_id, transferor, target)

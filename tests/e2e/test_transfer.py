@@ -146,10 +146,12 @@ def test_blind_transfer_to_an_extension_bridges_the_caller_to_it(sipp: str, tmp_
             target.send_to(_forwarding_ports(server, 2)[1])
             _done(procs, server)
             transferred = server.wait_for("call.transferred")
+            accepted = server.wait_for("call.transfer_accepted")
     finally:
         for party in (caller, transferor, target):
             party.close()
         _reap(procs)
+    assert str(accepted["referred_by"]).startswith("<sip:+38733100201@"), accepted
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
     assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
     assert _heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
