@@ -13,7 +13,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
 from callserver.media.rtp import RtpPacket
+from callserver.sip.auth import password_ha1
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -27,7 +30,7 @@ from tests.e2e.conftest import (
     uas_leg,
 )
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import CALLING, PHONES, register_phone, write_group
+from tests.e2e.subscribers import CALLING, PHONES, REALM, register_phone, write_group
 
 CALLER_FILL, TRANSFEROR_FILL, TARGET_FILL = 0x55, 0x22, 0x33
 NUMBER = "38733100201"
@@ -449,3 +452,58 @@ def test_an_attended_transfer_naming_no_call_of_ours_gets_481(sipp: str, tmp_pat
     assert (refused["status"], refused["reason"]) == (481, "Replaced Dialog Does Not Exist")
     records = exported_cdrs(server.data_dir)
     assert sorted(r["end_reason"] for r in records) == ["normal", "normal"], records
+
+
+def test_a_third_phone_picks_up_the_transfer_while_it_rings(sipp: str, tmp_path: Path) -> None:
+    """201 transfers the caller to 202, whose phone rings; 203 picks it up with **202: 202's
+    ringing is cancelled, 201 gets NOTIFY 200 and is released, the caller and 203 talk."""
+    caller, picker = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    passwords = {**PHONES, "203": "phone-203-secret"}
+    write_group(tmp_path)
+    centrex = yaml.safe_load((tmp_path / "centrex.yaml").read_text())
+    centrex["groups"]["acme-office"]["subscribers"]["+387 33 100 203"] = {
+        "username": "38733100203",
+        "ha1_md5": password_ha1("38733100203", REALM, passwords["203"], "MD5"),
+    }
+    (tmp_path / "centrex.yaml").write_text(yaml.safe_dump(centrex))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(start_server(tmp_path, trunks=CALLING)) as server:
+            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
+            rings = "uas-rings-expects-cancel-completed-elsewhere.xml"
+            procs.append(_phone(sipp, tmp_path, rings, port_202, RtpParty(0)))
+            keys = ("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", "202")
+            refers = "uas-phone-answers-then-refers.xml"
+            procs.append(_phone(sipp, tmp_path, refers, port_201, RtpParty(0x22), *keys))
+            procs.append(_caller(sipp, tmp_path, server, caller))
+            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+            _event(server, "call.forwarding", target="+38733100202")
+            picks = ("-sf", str(SCENARIOS / "uac-phone-picks-up-then-expects-bye.xml"))
+            user = ("-key", "caller", "38733100203", "-au", "38733100203")
+            procs.append(
+                popen_sipp(
+                    [
+                        sipp,
+                        *picks,
+                        *("-key", "rtp_port", str(picker.port), "-s", "**202", *user),
+                        *("-ap", passwords["203"], "-auth_uri", f"**202@{HOST}:{server.port}"),
+                        *("-i", HOST, "-m", "1", "-nostdin", "-timeout", "40s"),
+                        *("-timeout_error", f"{HOST}:{server.port}"),
+                    ],
+                    tmp_path,
+                )
+            )
+            picked = _event(server, "call.answered", subscriber="+38733100203")
+            picker.send_to(int(str(picked["rtp_port"])))
+            _done(procs, server)
+            server.wait_for("call.transferred")
+    finally:
+        caller.close()
+        picker.close()
+        _reap(procs)
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 203"
+    assert _heard(picker.received, CALLER_FILL) >= 100, "203 did not hear the caller"
+    legs = {(r["leg"], r["called_raw"]): r for r in exported_cdrs(server.data_dir)}
+    assert legs["b", "+38733100201"]["end_reason"] == "transferred", legs
+    assert legs["b", "+38733100202"]["answered_by"] == "+38733100203", legs
