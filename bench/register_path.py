@@ -132,7 +132,7 @@ async def _server(directory: Path) -> tuple[Server, StandInSocket]:
     server.sockets.udp.append(sink)  # type: ignore[arg-type]
     server.calls.registration = Registration.open(
         settings,
-        server._account,
+        server.phones.account,
         auth=server.admission.auth,
         endpoint=server.endpoint,
         screening=server.calls.screening,

@@ -20,19 +20,12 @@ from typing import Any
 import structlog
 
 from callserver.calls.admission import Admission
-from callserver.calls.forwarding import Forwarding
-from callserver.calls.malicious import MaliciousCalls
 from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
-from callserver.calls.phones import PhoneBook
-from callserver.calls.pickup import Pickup
-from callserver.calls.registration import Registration, account_of
 from callserver.calls.reporting import CdrReporter
-from callserver.calls.service_codes import ServiceCodeCalls
-from callserver.calls.services_store import ServicesStore
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
-from callserver.config.centrex import Subscriber, load_customers
+from callserver.config.centrex import load_customers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import (
     DEFAULT_CONFIG,
@@ -48,19 +41,16 @@ from callserver.media.events import MediaEvent
 from callserver.media.hold_music import music_in_force, reload_music
 from callserver.media.prompt_cache import warm_prompts, warm_prompts_in_slices
 from callserver.media.prompts import PromptStore
+from callserver.phone_services import PhoneServices
 from callserver.policy.overload import EpisodeStarted, OverloadControl
-from callserver.policy.services import ServiceSettings
 from callserver.process.alarm import Alarm
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
-from callserver.registrar.accounts import Account
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, SipEvent, Transmit
 from callserver.transport.listening import advertised, resolver_for
 from callserver.transport.sockets import SipSockets
-from callserver.voicemail.mwi import Mwi
-from callserver.voicemail.service import Voicemail
 
 __all__ = ["Server"]
 
@@ -94,12 +84,8 @@ class Server:
             settings.trunks, settings.centrex, plan_numbers(settings.dialplans)
         )
         self.admission = Admission(trunks, self.centrex)  # the groups and phones in force
-        self.admission.auth.accounts = self._account  # phones' INVITEs, as their REGISTERs
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
-        self.services: ServicesStore | None = None  # the phones' service settings: start()
-        self.service_codes: ServiceCodeCalls | None = None
-        self.malicious: MaliciousCalls | None = None  # the last incoming calls, for *39
         self.ingester = CdrIngester(
             settings.data_dir,
             settings.cdr.ingest_interval,
@@ -119,37 +105,24 @@ class Server:
             loop=self._loop,
             wake=self.pump,
         )
-        self.phones = PhoneBook(
-            lambda: self.centrex,
-            lambda aor, now: [] if (r := self.calls.registration) is None else r.lookup(aor, now),
-            lambda: self.settings.calls.ring_timeout,
-        )
-        self.calls.forwarder.phones = self.phones
-        self.voicemail = Voicemail.of(lambda: self.settings, self._subscriber)
-        self.mwi: Mwi | None = None  # opened by start(), with the registrar
-        self.calls.host.forwarding = Forwarding(
-            self.calls.forwarder.forward,
-            phones=self.phones,
+        self.phones = PhoneServices(
+            settings=lambda: self.settings,
             centrex=lambda: self.centrex,
-            settings_of=self._services_of,
-            in_call=self.calls.calls.in_call,
-            voicemail=self.voicemail.leave,
-            outbound_ring_timeout=lambda: self.settings.calls.outbound_ring_timeout,
-            host=self.endpoint.config.host,
-            now=self._loop.time,
+            calls=self.calls,
+            endpoint=self.endpoint,
+            admission=self.admission,
+            loop=self._loop,
+            wake=self.pump,
         )
+        self.admission.auth.accounts = self.phones.account  # INVITEs, as their REGISTERs
         outbound = Outbound(  # customers' numbers hold their Centrex blocks (load_customers)
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,
         )
         self.routing = Routing(
-            phones=self.phones.route,
+            phones=self.phones.book.route,
             outbound=outbound.route,
-            codes=(
-                lambda s: None if not self.service_codes else self.service_codes.route(s),
-                Pickup(self.calls.services, self.calls.calls, lambda: self.centrex).route,
-                self.voicemail.route,
-            ),
+            codes=self.phones.codes(),
             dialplans=settings.dialplans,
             blacklist=settings.blacklist,
             prompts=self.prompts,
@@ -194,31 +167,7 @@ class Server:
         )
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
-        self.services = ServicesStore.open(self.settings.data_dir, lambda: self.centrex, self._loop)
-        self.malicious = MaliciousCalls(self.cdr.directory)
-        self.phones.incoming = self.malicious.incoming
-        self.service_codes = ServiceCodeCalls(
-            lambda: self.centrex, self.services, self.malicious.mark
-        )
-        self.calls.registration = Registration.open(
-            self.settings,
-            self._account,
-            auth=self.admission.auth,
-            endpoint=self.endpoint,
-            screening=self.calls.screening,
-            loop=self._loop,
-            wake=self.pump,
-        )
-        self.mwi = self.calls.subscriptions = Mwi.open(
-            lambda: self.settings,
-            self.calls.registration,
-            self.voicemail,
-            lambda user: self._subscriber(user) or self.centrex.account(user),
-            screening=self.calls.screening,
-            loop=self._loop,
-            wake=self.pump,
-        )
-        self.background.run(self.voicemail.run_purges(self._watching))
+        self.background.run(self.phones.open(self.cdr.directory, self._watching))
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
@@ -350,26 +299,6 @@ class Server:
         self.routing.load_blacklist()
         self.background.run(self.routing.dialplans.reload_in_slices())
 
-    def _services_of(self, number: str) -> ServiceSettings:
-        """The services in force for the subscriber ``number``: the operator's (centrex.yaml)
-        with what its phone set by service codes (``calls.services_store``)."""
-        if self.services is not None:
-            return self.services.settings_of(number)
-        subscriber = self.centrex.subscriber(number)  # before start(): the operator's alone
-        return ServiceSettings() if subscriber is None else subscriber.services
-
-    def _account(self, username: str) -> Account | None:
-        """The account of the centrex.yaml phone ``username`` in force now, for its REGISTERs
-        and its INVITEs (a SIGHUP reload of the file or of the registrar section applies to the
-        next request)."""
-        subscriber = self.centrex.account(username)
-        if subscriber is None:
-            return None
-        return account_of(subscriber, self.settings.registrar.max_contacts)
-
-    def _subscriber(self, number: str) -> Subscriber | None:
-        return self.centrex.subscriber(number)
-
     def _spare_share(self) -> float:
         """The share of the loop reload work may take now: what calls leave (pacing)."""
         return spare_share(self.media.loop_load())
@@ -444,14 +373,7 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
         await self.media.stop()
-        if self.mwi is not None:
-            await self.mwi.close()  # subscriptions on disk for the next start
-        if self.calls.registration is not None:
-            await self.calls.registration.close()  # bindings on disk for the next start
-        if self.services is not None:
-            await self.services.close()  # the phones' service settings too
-        if self.malicious is not None:
-            await self.malicious.close()  # and the MCID marks
+        await self.phones.close()  # bindings, settings, subscriptions on disk for next start
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite

@@ -1,0 +1,157 @@
+"""The registered phones' side of one server: their registrations, services and boxes.
+
+``PhoneServices`` wires what serves Centrex phones around the calls layer (docs/centrex.md):
+the phone book (a call to a subscriber's number rings its registered phones), forwarding and
+call waiting in front of the forwarder, the codes a phone dials (service codes, pickup, its
+voicemail box: ``codes``, for the routing), the voicemail boxes and their MWI
+subscriptions, and the durable stores these keep in the data dir: the registrar's bindings,
+the phones' own service settings, the MCID marks, the MWI subscriptions. ``open`` starts
+them once the server listens (they write to the data dir), ``close`` puts them on disk for
+the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+
+from callserver.calls.admission import Admission
+from callserver.calls.forwarding import Forwarding
+from callserver.calls.malicious import MaliciousCalls
+from callserver.calls.manager import CallManager
+from callserver.calls.phones import PhoneBook
+from callserver.calls.pickup import Pickup
+from callserver.calls.registration import Registration, account_of
+from callserver.calls.service_codes import ServiceCodeCalls
+from callserver.calls.services_store import ServicesStore
+from callserver.calls.session import CallSession
+from callserver.config.centrex import Centrex, Subscriber
+from callserver.config.settings import Settings
+from callserver.policy.services import ServiceSettings
+from callserver.registrar.accounts import Account
+from callserver.sip.endpoint import SipEndpoint
+from callserver.voicemail.mwi import Mwi
+from callserver.voicemail.service import Voicemail
+
+__all__ = ["PhoneServices"]
+
+Code = Callable[[CallSession], Awaitable[None] | None]
+
+
+class PhoneServices:
+    """The phones' services of a server (see the module docstring).
+
+    Args:
+        settings: the settings in force (a reload replaces them).
+        centrex: the groups and subscribers in force.
+        calls: the calls layer whose forwarder, hosting and registry the services join.
+        endpoint: the SIP endpoint (the registrar's and MWI's requests go through it).
+        admission: the trunks' digest (phones are challenged in its realm, with its nonces).
+        loop: the event loop; ``wake`` pumps the endpoint after a timer sent something.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Callable[[], Settings],
+        centrex: Callable[[], Centrex],
+        calls: CallManager,
+        endpoint: SipEndpoint,
+        admission: Admission,
+        loop: asyncio.AbstractEventLoop,
+        wake: Callable[[], None],
+    ) -> None:
+        self._settings, self._centrex, self._calls = settings, centrex, calls
+        self._endpoint, self._admission = endpoint, admission
+        self._loop, self._wake = loop, wake
+        self.book = PhoneBook(
+            centrex,
+            lambda aor, now: [] if (r := calls.registration) is None else r.lookup(aor, now),
+            lambda: settings().calls.ring_timeout,
+        )
+        calls.forwarder.phones = self.book
+        self.voicemail = Voicemail.of(settings, self.subscriber)
+        calls.host.forwarding = Forwarding(
+            calls.forwarder.forward,
+            phones=self.book,
+            centrex=centrex,
+            settings_of=self.settings_of,
+            in_call=calls.calls.in_call,
+            voicemail=self.voicemail.leave,
+            outbound_ring_timeout=lambda: settings().calls.outbound_ring_timeout,
+            host=endpoint.config.host,
+            now=loop.time,
+        )
+        self.pickup = Pickup(calls.services, calls.calls, centrex)
+        self.services: ServicesStore | None = None  # the phones' own settings: open()
+        self.service_codes: ServiceCodeCalls | None = None
+        self.malicious: MaliciousCalls | None = None  # the last incoming calls, for *39
+        self.mwi: Mwi | None = None
+
+    def codes(self) -> tuple[Code, ...]:
+        """What a phone may dial besides numbers, in the order the routing tries them."""
+        return (self._service_code, self.pickup.route, self.voicemail.route)
+
+    def _service_code(self, session: CallSession) -> Awaitable[None] | None:
+        return None if self.service_codes is None else self.service_codes.route(session)
+
+    def open(self, cdr_directory: Path, stop: asyncio.Event) -> Coroutine[None, None, None]:
+        """Open the stores in the data dir and the registrar; returns the voicemail purges
+        (run until ``stop`` is set) for the server's background work."""
+        settings, centrex, calls = self._settings(), self._centrex, self._calls
+        self.services = ServicesStore.open(settings.data_dir, centrex, self._loop)
+        self.malicious = MaliciousCalls(cdr_directory)
+        self.book.incoming = self.malicious.incoming
+        self.service_codes = ServiceCodeCalls(centrex, self.services, self.malicious.mark)
+        calls.registration = Registration.open(
+            settings,
+            self.account,
+            auth=self._admission.auth,
+            endpoint=self._endpoint,
+            screening=calls.screening,
+            loop=self._loop,
+            wake=self._wake,
+        )
+        self.mwi = calls.subscriptions = Mwi.open(
+            self._settings,
+            calls.registration,
+            self.voicemail,
+            lambda user: self.subscriber(user) or self._centrex().account(user),
+            screening=calls.screening,
+            loop=self._loop,
+            wake=self._wake,
+        )
+        return self.voicemail.run_purges(stop)
+
+    def settings_of(self, number: str) -> ServiceSettings:
+        """The services in force for the subscriber ``number``: the operator's (centrex.yaml)
+        with what its phone set by service codes (``calls.services_store``)."""
+        if self.services is not None:
+            return self.services.settings_of(number)
+        subscriber = self._centrex().subscriber(number)  # before open(): the operator's alone
+        return ServiceSettings() if subscriber is None else subscriber.services
+
+    def account(self, username: str) -> Account | None:
+        """The account of the centrex.yaml phone ``username`` in force now, for its REGISTERs
+        and its INVITEs (a SIGHUP reload of the file or of the registrar section applies to the
+        next request)."""
+        subscriber = self._centrex().account(username)
+        if subscriber is None:
+            return None
+        return account_of(subscriber, self._settings().registrar.max_contacts)
+
+    def subscriber(self, number: str) -> Subscriber | None:
+        """The subscriber of ``number`` in force now, else None."""
+        return self._centrex().subscriber(number)
+
+    async def close(self) -> None:
+        """Every store on disk for the next start: subscriptions, bindings, settings, marks."""
+        if self.mwi is not None:
+            await self.mwi.close()
+        if self._calls.registration is not None:
+            await self._calls.registration.close()
+        if self.services is not None:
+            await self.services.close()
+        if self.malicious is not None:
+            await self.malicious.close()
