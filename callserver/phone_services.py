@@ -71,7 +71,9 @@ class PhoneServices:
             lambda: settings().calls.ring_timeout,
         )
         calls.forwarder.phones = self.book
-        self.voicemail = Voicemail.of(settings, self.subscriber)
+        self.voicemail = Voicemail.of(
+            settings, self.subscriber, lambda: "*" + centrex().codes.voicemail
+        )
         calls.host.forwarding = Forwarding(
             calls.forwarder.forward,
             phones=self.book,

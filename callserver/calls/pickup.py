@@ -47,9 +47,8 @@ from callserver.calls.services import CallServices
 from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.config.centrex import Centrex, Subscriber
 
-__all__ = ["DIRECTED_PICKUP", "GROUP_PICKUP", "Pickup", "bridge_picked"]
+__all__ = ["DIRECTED_PICKUP", "Pickup", "bridge_picked"]
 
-GROUP_PICKUP = "*8"  # ETSI/European convention; the operator may change codes later
 DIRECTED_PICKUP = "**"  # followed by an extension of the picking phone's group
 
 
@@ -72,11 +71,12 @@ class Pickup:
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """The pickup a phone's call to a pickup code asks for, or None for any other call
         (a caller that is no subscriber's phone: its code is routed as any number)."""
-        called = session.called
+        called, centrex = session.called, self._centrex()
         directed = called.startswith(DIRECTED_PICKUP) and called[2:].isdigit()
-        if not (called == GROUP_PICKUP or directed) or not session.originating:
+        group = called == "*" + centrex.codes.pickup  # *8 unless service_codes says otherwise
+        if not (group or directed) or not session.originating:
             return None
-        if self._centrex().subscriber(session.caller.e164 or session.caller.raw) is None:
+        if centrex.subscriber(session.caller.e164 or session.caller.raw) is None:
             return None
         return self._pick(session, called[2:] if directed else None)
 

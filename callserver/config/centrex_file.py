@@ -233,6 +233,8 @@ class ServiceCodesSchema(BaseModel):
     dnd: _Code = "26"
     clir: _Code = "31"
     mcid: _Code = "39"
+    pickup: _Code = "8"
+    voicemail: _Code = "97"
 
     @model_validator(mode="after")
     def _distinct(self) -> ServiceCodesSchema:

@@ -23,8 +23,9 @@ dialled                procedure                       example (the default code
 
 The operator may change each SC (``ServiceCodes``, centrex.yaml's ``service_codes``). A
 Request-URI user may carry ``#`` escaped as ``%23`` (RFC 3261 §19.1.2): it is unescaped here.
-``parse`` answers None for anything that is not one of these codes, so other ``*`` codes
-(pickup, the voicemail box) and every number route on as before; a code of ours written wrong
+``parse`` answers None for anything that is not one of these codes, so the codes answered
+elsewhere (pickup ``*8`` and ``**EXT``, the voicemail box ``*97``: their codes are set here
+too) and every number route on as before; a code of ours written wrong
 (``*21*#``, ``*61*201*3#``) is an ``Invalid`` the phone is told about.
 
 A target is kept as dialled (digits, or ``VM``): which number or extension it names depends
@@ -59,6 +60,8 @@ FORWARDING: Final = ("forward_always", "forward_busy", "forward_no_answer", "for
 
 Procedure = Literal["activate", "deactivate", "interrogate", "erase"]
 
+_ANSWERED_ELSEWHERE = frozenset({"pickup", "voicemail"})  # calls.pickup, voicemail.service
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceCodes:
@@ -73,6 +76,8 @@ class ServiceCodes:
     dnd: str = "26"
     clir: str = "31"
     mcid: str = "39"
+    pickup: str = "8"  # *8: a call ringing in the pickup group (calls.pickup)
+    voicemail: str = "97"  # *97: the subscriber's own box (voicemail.service)
 
     def service_of(self, code: str) -> str | None:
         """The service whose code is ``code``, else None."""
@@ -131,7 +136,7 @@ def parse(dialled: str, codes: ServiceCodes) -> ServiceRequest | None:
         return None
     prefix, code, extra, hash_, rest = match.groups()
     service = codes.service_of(code)
-    if service is None:
+    if service is None or service in _ANSWERED_ELSEWHERE:
         return None
     if service == "clir":
         return _clir(prefix, extra, hash_, rest)

@@ -37,16 +37,14 @@ from callserver.config.centrex import Subscriber
 from callserver.config.settings import Settings
 from callserver.config.voicemail import VoicemailSettings
 from callserver.dialplan.verbs.voicemail import leave_message
+from callserver.policy.service_codes import ServiceCodes
 from callserver.voicemail.box import Mailbox, Message, Summary, hash_pin
 from callserver.voicemail.mail import message_mail, send_mail
 from callserver.voicemail.menu import BoxCall, box_menu, deposit, login
 
-__all__ = ["ACCESS_CODE", "Voicemail"]
+__all__ = ["Voicemail"]
 
 log = structlog.get_logger("callserver.voicemail")
-
-ACCESS_CODE = "*97"
-"""What a subscriber's phone dials to open its own box."""
 
 
 class Voicemail:
@@ -68,8 +66,10 @@ class Voicemail:
         subscriber: Callable[[str], Subscriber | None],
         default_language: Callable[[], str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        access_code: Callable[[], str] = lambda: "*" + ServiceCodes().voicemail,
     ) -> None:
         self._root, self._settings, self._subscriber = root, settings, subscriber
+        self._access_code = access_code  # *97 unless centrex.yaml's service_codes says otherwise
         self._default_language, self._clock = default_language, clock
         self.changed: Callable[[str], None] = lambda number: None  # MWI's, wired by the app
         self._pin: tuple[str | None, str | None] = (None, None)  # default PIN and its hash
@@ -80,13 +80,15 @@ class Voicemail:
         cls,
         settings: Callable[[], Settings],
         subscriber: Callable[[str], Subscriber | None],
+        access_code: Callable[[], str],
     ) -> Voicemail:
-        """The boxes of the running server: its data dir, sections and language in force."""
+        """The boxes of the running server: its data dir, sections, language and code in force."""
         return cls(
             root=lambda: settings().data_dir / "voicemail",
             settings=lambda: settings().voicemail,
             subscriber=subscriber,
             default_language=lambda: settings().media.default_language,
+            access_code=access_code,
         )
 
     def box(self, number: str) -> Mailbox:
@@ -99,7 +101,7 @@ class Voicemail:
 
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """``*97`` from a subscriber's phone; None for any other call."""
-        if session.called == ACCESS_CODE and session.originating:
+        if session.called == self._access_code() and session.originating:
             owner = self._subscriber(session.caller.e164 or session.caller.raw)
             return None if owner is None else self.listen(session, owner)
         return None

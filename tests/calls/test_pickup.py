@@ -7,6 +7,7 @@ admission would). Which codes a session's call asks for is tested on ``Pickup.ro
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.config.centrex import Centrex, compile_centrex
 from callserver.config.centrex_file import CentrexFile
 from callserver.policy.caller import CallerId
+from callserver.policy.service_codes import ServiceCodes
 from callserver.registrar.binding import Binding
 from callserver.sip.peer import Peer
 from callserver.sip.sdp import parse_sdp
@@ -198,3 +200,16 @@ def test_only_a_phones_call_to_a_pickup_code_is_a_pickup(tmp_path: Path) -> None
     assert pickup.route(_session("202", "+38733100203")) is None
     assert pickup.route(_session("*8", "+38761000000")) is None
     assert pickup.route(_session("*8", "+38733100203", originating=False)) is None
+
+
+def test_the_group_pickup_code_is_centrex_yamls(tmp_path: Path) -> None:
+    """With service_codes' pickup set to 88, *88 picks up and *8 is routed as any number;
+    directed pickup stays **EXT."""
+    harness, _ = _harness(tmp_path)
+    centrex = dataclasses.replace(CENTREX, codes=ServiceCodes(pickup="88"))
+    pickup = Pickup(harness.manager.services, harness.manager.calls, lambda: centrex)
+    for called in ("*88", "**202"):
+        work = pickup.route(_session(called, "+38733100203"))
+        assert work is not None
+        work.close()  # type: ignore[attr-defined]  # a coroutine never awaited
+    assert pickup.route(_session("*8", "+38733100203")) is None

@@ -73,7 +73,9 @@ def subscriber(email_address: str | None) -> Subscriber:
     )
 
 
-def service(root: Path, settings: VoicemailSettings, phone: Subscriber) -> Voicemail:
+def service(
+    root: Path, settings: VoicemailSettings, phone: Subscriber, access_code: str = "*97"
+) -> Voicemail:
     """The facade over ``root`` with the clock pinned to T0."""
     return Voicemail(
         root=lambda: root,
@@ -81,6 +83,7 @@ def service(root: Path, settings: VoicemailSettings, phone: Subscriber) -> Voice
         subscriber=lambda n: phone if n.lstrip("+") == NUMBER.lstrip("+") else None,
         default_language=lambda: "en",
         clock=lambda: T0,
+        access_code=lambda: access_code,
     )
 
 
@@ -183,6 +186,20 @@ async def test_star_97_from_the_own_phone_needs_no_pin(tmp_path: Path) -> None:
     await work
     played = [i.name for p in call.played for i in p.items if isinstance(i, Play)]
     assert played[0] == "vm_new_count" and "vm_enter_pin" not in played
+    assert call.hangups[0].reason == "normal"
+
+
+async def test_the_access_code_is_the_one_in_force(tmp_path: Path) -> None:
+    """With the box's code changed to *55 (centrex.yaml's service_codes), *55 opens the box
+    and *97 is left to the rest of the routing."""
+    facade = service(tmp_path, VoicemailSettings(), subscriber(None), access_code="*55")
+    call = FakeCall([*SILENT], caller=CallerId(raw=NUMBER, e164=NUMBER), called="*97")
+    call.originating, call.subscriber = True, NUMBER
+    assert facade.route(call) is None  # type: ignore[arg-type]
+    call.called = "*55"
+    work = facade.route(call)  # type: ignore[arg-type]
+    assert work is not None
+    await work
     assert call.hangups[0].reason == "normal"
 
 
