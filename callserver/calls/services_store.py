@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ import structlog
 
 from callserver.config.centrex import Centrex
 from callserver.policy.services import NO_ANSWER_SECONDS, ServiceSettings
+from callserver.process.sqlite import open_database
 
 __all__ = ["Override", "ServicesStore", "SqliteServiceStore", "fits", "laid_over"]
 
@@ -87,12 +87,7 @@ class SqliteServiceStore:
 
     def __init__(self, path: Path) -> None:
         # Loaded on the loop at start-up, then written from one worker thread at a time.
-        self._db = sqlite3.connect(
-            path, isolation_level=None, timeout=10.0, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db = open_database(path, _SCHEMA, threads=True)
 
     def load(self) -> list[Override]:
         """Every stored override; a row of a setting this version does not know, or with a

@@ -32,7 +32,6 @@ call counts once per leg, each on its own trunk.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -43,6 +42,7 @@ import structlog
 from callserver.cdr.journal import is_day_file
 from callserver.cdr.marks import MARKS_FILE, parse_mark
 from callserver.cdr.record import CdrRecord, utc_stamp
+from callserver.process.sqlite import open_database
 
 __all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult", "log_ingested"]
 
@@ -145,10 +145,7 @@ class CdrStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, _SCHEMA)
 
     def close(self) -> None:
         """Close the database."""

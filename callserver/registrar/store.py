@@ -23,13 +23,13 @@ an fsync on the event loop (a power loss may undo the last ones; the phones regi
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from callserver.process.sqlite import open_database
 from callserver.registrar.binding import Binding, BindingChange, BindingState, Changed
 from callserver.sip.peer import Peer
 
@@ -81,12 +81,7 @@ class SqliteBindingStore:
     def __init__(self, path: Path, *, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
         # Loaded on the loop at start-up, then written from one worker thread at a time.
-        self._db = sqlite3.connect(
-            path, isolation_level=None, timeout=10.0, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db = open_database(path, _SCHEMA, threads=True)
 
     def load(self, now: float) -> list[Binding]:
         """Every binding still valid at ``now``; expired rows are deleted, not returned."""

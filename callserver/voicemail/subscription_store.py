@@ -11,12 +11,12 @@ worker thread.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from callserver.process.sqlite import open_database
 from callserver.sip.peer import Peer
 from callserver.voicemail.subscriptions import Changed, DialogKey, State, Subscription
 
@@ -40,12 +40,7 @@ class SubscriptionStore:
 
     def __init__(self, path: Path, *, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
-        self._db = sqlite3.connect(
-            path, isolation_level=None, timeout=10.0, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db = open_database(path, _SCHEMA, threads=True)
 
     def load(self, now: float) -> list[Subscription]:
         """Every subscription still valid at ``now`` over UDP, its deadline on ``now``'s clock."""
