@@ -31,8 +31,10 @@ __all__ = [
     "SILENCE_BYTE",
     "alaw_decode",
     "alaw_encode",
+    "check_codec",
     "decode",
     "encode",
+    "of_law",
     "transcode",
     "ulaw_decode",
     "ulaw_encode",
@@ -159,9 +161,20 @@ _DECODERS: dict[str, Callable[[bytes], npt.NDArray[np.int16]]] = {
 }
 
 
-def _check_codec(codec: str) -> None:
+def check_codec(codec: str) -> None:
+    """Raises ValueError unless ``codec`` is "PCMU" or "PCMA" (RFC 3551 §4.5.14)."""
     if codec not in PAYLOAD_TYPES:
         raise ValueError(f"codec {codec!r} is not G.711: expected 'PCMU' or 'PCMA'")
+
+
+def of_law(codec: str, pcmu: bytes, pcma: bytes) -> bytes:
+    """Of a payload encoded in both laws, the one in ``codec``.
+
+    Raises:
+        ValueError: ``codec`` is not "PCMU" or "PCMA".
+    """
+    check_codec(codec)
+    return pcmu if codec == "PCMU" else pcma
 
 
 def encode(codec: str, samples: npt.NDArray[np.int16]) -> bytes:
@@ -170,7 +183,7 @@ def encode(codec: str, samples: npt.NDArray[np.int16]) -> bytes:
     Raises:
         ValueError: for another codec name, or samples that are not int16.
     """
-    _check_codec(codec)
+    check_codec(codec)
     return _ENCODERS[codec](samples)
 
 
@@ -180,7 +193,7 @@ def decode(codec: str, payload: bytes) -> npt.NDArray[np.int16]:
     Raises:
         ValueError: for another codec name.
     """
-    _check_codec(codec)
+    check_codec(codec)
     return _DECODERS[codec](payload)
 
 
@@ -193,8 +206,8 @@ def transcode(payload: bytes, source: str, target: str) -> bytes:
     Raises:
         ValueError: if either codec is not "PCMU" or "PCMA".
     """
-    _check_codec(source)
-    _check_codec(target)
+    check_codec(source)
+    check_codec(target)
     if source == target:
         return payload
     return payload.translate(_TRANSCODE[source, target])

@@ -63,11 +63,7 @@ class Music:
         Raises:
             ValueError: ``codec`` is not "PCMU" or "PCMA".
         """
-        if codec == "PCMU":
-            return self.pcmu
-        if codec == "PCMA":
-            return self.pcma
-        raise ValueError(f"codec {codec!r} is not G.711: expected 'PCMU' or 'PCMA'")
+        return g711.of_law(codec, self.pcmu, self.pcma)
 
     @property
     def duration(self) -> float:

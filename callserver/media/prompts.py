@@ -106,11 +106,7 @@ class Prompt:
         Raises:
             ValueError: ``codec`` is not "PCMU" or "PCMA".
         """
-        if codec == "PCMU":
-            return self.pcmu
-        if codec == "PCMA":
-            return self.pcma
-        raise ValueError(f"codec {codec!r} is not G.711: expected 'PCMU' or 'PCMA'")
+        return g711.of_law(codec, self.pcmu, self.pcma)
 
     @property
     def duration(self) -> float:
@@ -370,8 +366,7 @@ class PromptStore:
         Raises:
             ValueError: ``codec`` is not "PCMU" or "PCMA".
         """
-        if codec not in g711.SILENCE_BYTE:
-            raise ValueError(f"codec {codec!r} is not G.711: expected 'PCMU' or 'PCMA'")
+        g711.check_codec(codec)
         silence = bytes([g711.SILENCE_BYTE[codec]])
         parts: list[bytes] = []
         for item in items:
