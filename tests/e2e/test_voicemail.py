@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -190,14 +190,13 @@ def test_mwi_notify_to_a_subscriber_and_unsolicited_to_a_registered_phone(
 
 
 def test_the_server_purges_messages_past_retention(tmp_path: Path) -> None:
-    """Started with a box holding a message older than retention_days and a recent one, the
-    server's scheduled purge deletes the old one only (dated from the clock both processes
-    read, whatever the date)."""
+    """Started with a box holding a message long past retention_days and one dated far
+    ahead, the server's scheduled purge deletes the old one only (pinned dates, on either
+    side of any day the test runs)."""
     write_boxes(tmp_path)
     box = tmp_path / "var" / "voicemail" / BOX
-    now = datetime.now(UTC)
-    old = write_message(box, now - timedelta(days=8), call_id="old")
-    recent = write_message(box, now - timedelta(days=6), call_id="recent")
+    old = write_message(box, datetime(2001, 1, 1, tzinfo=UTC), call_id="old")
+    recent = write_message(box, datetime(2999, 1, 1, tzinfo=UTC), call_id="recent")
     settings = {"retention_days": 7, "purge_interval": 3600}
     with stopped_on_exit(start_server(tmp_path, trunks=CALLING, voicemail=settings)) as server:
         purged = server.wait_for("voicemail.purged", timeout=20)
