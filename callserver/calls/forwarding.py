@@ -162,7 +162,8 @@ class Forwarding:
             first = before_ringing(settings, registered=registered, in_call=in_call)
         if first == "busy":
             call.log.info("call.subscriber_busy", subscriber=subscriber.number, dnd=settings.dnd)
-            return ForwardOutcome(result="busy", sip_code=486)
+            detail = "do not disturb" if settings.dnd else "in a call, call waiting off"
+            return ForwardOutcome(result="busy", sip_code=486, detail=detail)
         outcome = await self._place(
             call,
             target=subscriber.number,

@@ -90,6 +90,8 @@ async def forward_then_end(
 
 async def end_as(session: CallSession, outcome: ForwardOutcome) -> None:
     """Hang the caller up as the forwarded leg ended (see the module docstring)."""
+    if outcome.detail is not None:
+        session.note("end_detail", outcome.detail)
     if outcome.result == "answered":
         await session.hangup(code=None, cause=None, reason="normal")
     elif outcome.result == "barred":

@@ -43,10 +43,12 @@ __all__ = ["CallSession", "Collected", "ForwardOutcome", "Recorded", "SessionHos
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ForwardOutcome:
-    """How a forwarded leg ended: ``answered`` (bridged until one side hung up) or why not."""
+    """How a forwarded leg ended: ``answered`` (bridged until one side hung up) or why not;
+    ``detail``: what the CDR's ``end_detail`` says of a refusal (e.g. "do not disturb")."""
 
     result: Literal["answered", "busy", "no_answer", "failed", "barred"]
     sip_code: int | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,6 +30,13 @@ A, B, C = "+38733100201", "+38733100202", "+38733100203"
 OUTSIDE = "+38761200300"
 ANSWERED = ForwardOutcome(result="answered", sip_code=200)
 BUSY = ForwardOutcome(result="busy", sip_code=486)
+
+
+def _busy(detail: str) -> ForwardOutcome:
+    """A 486 refusal with what its CDR's end_detail says."""
+    return ForwardOutcome(result="busy", sip_code=486, detail=detail)
+
+
 NO_ANSWER = ForwardOutcome(result="no_answer", sip_code=487)
 
 
@@ -163,7 +170,7 @@ def test_call_waiting_off_while_in_a_call_is_busy_or_cfb() -> None:
     call waiting on the second call rings."""
     off = ServiceSettings(call_waiting=False)
     outcome, legs, _ = _run({A: off}, {}, busy=(A,))
-    assert outcome == BUSY and legs.placed == []
+    assert outcome == _busy("in a call, call waiting off") and legs.placed == []
     off_cfb = ServiceSettings(call_waiting=False, forward_busy="202")
     outcome, legs, _ = _run({A: off_cfb}, {}, busy=(A,))
     assert [t for t, _, _ in legs.placed] == [B]
@@ -174,7 +181,7 @@ def test_call_waiting_off_while_in_a_call_is_busy_or_cfb() -> None:
 def test_dnd_is_busy() -> None:
     """Do-not-disturb refuses with 486 without ringing."""
     outcome, legs, _ = _run({A: ServiceSettings(dnd=True)}, {})
-    assert outcome == BUSY and legs.placed == []
+    assert outcome == _busy("do not disturb") and legs.placed == []
 
 
 def test_forwarding_to_voicemail_records_into_the_subscribers_box() -> None:

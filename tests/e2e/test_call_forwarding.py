@@ -72,7 +72,10 @@ def _call_201(sipp: str, tmp_path: Path, server: ServerProcess, hold: int = 1500
 
 
 def _legs(server: ServerProcess) -> list[dict[str, object]]:
-    return sorted(exported_cdrs(server.data_dir), key=lambda r: str(r["start_stamp"]))
+    """The CDRs in the order the legs started: the caller's (leg a) first when two legs
+    carry the same millisecond."""
+    records = exported_cdrs(server.data_dir)
+    return sorted(records, key=lambda r: (str(r["start_stamp"]), r["leg"] != "a"))
 
 
 def test_cfu_lands_on_the_target_phone_with_diversion_and_history_info(

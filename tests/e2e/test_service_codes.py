@@ -139,7 +139,7 @@ def test_a_code_sets_forwarding_heard_confirmed_and_kept_over_a_restart(
     assert len(codes) == 4 and all(r["disposition"] == "ANSWERED" for r in codes), records
     assert all(r["subscriber"] == "+38733100201" for r in codes), codes
     refused = [r for r in records if r["called_raw"] == "+38733100201"]
-    assert [r["sip_code"] for r in refused] == [486], records
+    assert [(r["sip_code"], r["end_detail"]) for r in refused] == [(486, "do not disturb")]
 
 
 def test_a_locked_service_is_not_allowed_and_changes_nothing(sipp: str, tmp_path: Path) -> None:

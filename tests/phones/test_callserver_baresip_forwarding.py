@@ -54,7 +54,7 @@ def test_a_call_to_a_baresip_that_forwards_always_lands_on_the_other(
         assert "Diversion: <sip:+38733100202@" in invite, invite
         assert ";reason=unconditional;counter=1" in invite, invite
         assert re.search(STATES["incoming"], b.output) is None, b.output[-2000:]
-    legs = sorted(exported_cdrs(server.data_dir), key=lambda r: str(r["start_stamp"]))
+    legs = sorted(exported_cdrs(server.data_dir), key=lambda r: (r["leg"], str(r["start_stamp"])))
     assert [leg["leg"] for leg in legs] == ["a", "b"], legs
     assert legs[1]["called_raw"] == "+38733100201", legs
     assert (legs[1]["diversion_reason"], legs[1]["diverted_from"]) == (
