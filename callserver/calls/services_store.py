@@ -32,7 +32,7 @@ import structlog
 
 from callserver.config.centrex import Centrex
 from callserver.policy.services import NO_ANSWER_SECONDS, ServiceSettings
-from callserver.process.sqlite import open_database
+from callserver.process.sqlite import open_database, transaction
 
 __all__ = ["Override", "ServicesStore", "SqliteServiceStore", "fits", "laid_over"]
 
@@ -106,14 +106,9 @@ class SqliteServiceStore:
         """Write ``overrides`` in one transaction."""
         if not overrides:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             for o in overrides:
                 self._db.execute(_UPSERT, (o.number, o.service, json.dumps(o.value)))
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""

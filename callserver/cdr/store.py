@@ -42,7 +42,7 @@ import structlog
 from callserver.cdr.journal import is_day_file
 from callserver.cdr.marks import MARKS_FILE, parse_mark
 from callserver.cdr.record import CdrRecord, utc_stamp
-from callserver.process.sqlite import open_database
+from callserver.process.sqlite import open_database, transaction
 
 __all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult", "log_ingested"]
 
@@ -216,20 +216,14 @@ class CdrStore:
 
     def _ingest_chunk(self, path: Path) -> IngestResult | None:
         """Ingest the next chunk of complete lines of ``path`` in one transaction, if any."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):  # nothing read: a transaction that wrote nothing
             offset = self.checkpoint(path.name)
             data, offset = _read_lines(path, offset)
             if not data:
-                self._db.execute("ROLLBACK")
                 return None
             insert = self._insert_marks if path.name == MARKS_FILE else self._insert
             result = insert(data, path.name, offset)
             self._advance(path.name, offset + len(data))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return result
 
     def _insert(self, data: bytes, name: str, offset: int) -> IngestResult:

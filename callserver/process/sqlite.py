@@ -9,10 +9,12 @@ timeout of 10 s for the rare moment a reader holds a lock.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["open_database"]
+__all__ = ["open_database", "transaction"]
 
 
 def open_database(path: Path, schema: str, *, threads: bool = False) -> sqlite3.Connection:
@@ -28,3 +30,17 @@ def open_database(path: Path, schema: str, *, threads: bool = False) -> sqlite3.
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(schema)
     return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """The block as one write transaction: ``BEGIN IMMEDIATE`` (the write lock taken at once,
+    so it never fails halfway for a reader's lock), ``COMMIT`` when the block ends, however it
+    returns, and ``ROLLBACK`` when it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from callserver.process.sqlite import open_database
+from callserver.process.sqlite import open_database, transaction
 from callserver.registrar.binding import Binding, BindingChange, BindingState, Changed
 from callserver.sip.peer import Peer
 
@@ -95,14 +95,9 @@ class SqliteBindingStore:
         if not changes:
             return
         offset = self._wall() - now
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             for changed in changes:
                 self._write(changed, offset)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""

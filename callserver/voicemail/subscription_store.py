@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from callserver.process.sqlite import open_database
+from callserver.process.sqlite import open_database, transaction
 from callserver.sip.peer import Peer
 from callserver.voicemail.subscriptions import Changed, DialogKey, State, Subscription
 
@@ -53,14 +53,9 @@ class SubscriptionStore:
     def apply(self, changes: Sequence[Changed], now: float) -> None:
         """One transaction: live subscriptions upserted, terminated ones deleted."""
         offset = self._wall() - now
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             for changed in changes:
                 self._write(changed.subscription, offset)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""

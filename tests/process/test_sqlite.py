@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from callserver.process.sqlite import open_database
+import pytest
+
+from callserver.process.sqlite import open_database, transaction
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER);"
 
@@ -31,4 +33,17 @@ def test_threads_lets_a_worker_use_the_connection(tmp_path: Path) -> None:
     worker.start()
     worker.join()
     assert db.execute("SELECT v FROM t").fetchall() == [(2,)]
+    db.close()
+
+
+def test_a_transaction_commits_or_rolls_back_whole(tmp_path: Path) -> None:
+    """A block that ends keeps its writes; one that raises keeps none of them."""
+    db = open_database(tmp_path / "c.sqlite", SCHEMA)
+    with transaction(db):
+        db.execute("INSERT INTO t VALUES ('kept', 1)")
+    with pytest.raises(RuntimeError), transaction(db):
+        db.execute("INSERT INTO t VALUES ('gone', 2)")
+        raise RuntimeError("half done")
+    assert db.execute("SELECT k FROM t").fetchall() == [("kept",)]
+    assert not db.in_transaction
     db.close()
