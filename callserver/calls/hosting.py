@@ -19,7 +19,6 @@ from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
 from callserver.calls.conference import Conferences
 from callserver.calls.forwarding import Forwarding
-from callserver.calls.malicious import received_of
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.phase import CallPhase
 from callserver.calls.registry import Calls
@@ -83,8 +82,9 @@ class SessionHosting:
         )
         session.originating = call.facts.customer is not None
         session.subscriber = call.facts.subscriber
-        session.received = None if invite is None else received_of(invite)
+        session.invite = invite  # for the routing only: its plan's work is made at once
         work = self.router(session)
+        session.invite = None  # the parsed INVITE is not kept for the call's life
         if work is None:
             return False
         self.calls.hosted(call, session)

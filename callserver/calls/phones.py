@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from callserver.calls.malicious import Received
+from callserver.calls.malicious import Received, received_of
 from callserver.calls.originating import forward_then_end
 from callserver.calls.session import CallSession
 from callserver.config.centrex import Centrex, Subscriber
@@ -94,7 +94,9 @@ class PhoneBook:
         if subscriber is None:
             return None
         if self.incoming is not None:  # number, Call-ID, the caller as received
-            self.incoming(subscriber.number, session.call_id, session.received)
+            invite = session.invite
+            received = None if invite is None else received_of(invite)
+            self.incoming(subscriber.number, session.call_id, received)
         return forward_then_end(session, subscriber.number, self._ring_timeout())
 
 

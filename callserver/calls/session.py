@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from callserver.calls.malicious import Received
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording import RecordingResult
 from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
+from callserver.sip.events import RequestReceived
 
 __all__ = ["CallSession", "Collected", "ForwardOutcome", "Recorded", "SessionHost"]
 
@@ -139,11 +139,11 @@ class CallSession:
         "dialplan",
         "dialplan_version",
         "host",
+        "invite",
         "language",
         "max_duration",
         "notes",
         "originating",
-        "received",
         "subscriber",
         "variables",
         "voicemail_dir",
@@ -175,7 +175,7 @@ class CallSession:
         self.originating = False  # from a customer (a Centrex phone, a PBX trunk): may go out
         self.subscriber: str | None = None  # a Centrex phone's call: its number
         self.clir: bool | None = None  # this call's caller ID withheld or shown (#31#, *31#)
-        self.received: Received | None = None  # the caller's identity as the INVITE said it
+        self.invite: RequestReceived | None = None  # while the routing runs (MCID reads it)
         self._clock = clock
         self._monotonic = monotonic
         self._answered = False
