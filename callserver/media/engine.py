@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import random
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from callserver.media.capture import AudioCapture
-from callserver.media.clock import ClockStatistics, MediaClock
+from callserver.media.clock import MediaClock
 from callserver.media.conferencing import ConferenceMixer
+from callserver.media.engine_statistics import MediaStatistics, StreamTotals, log_statistics
 from callserver.media.events import DtmfSource, MediaEvent
+from callserver.media.housekeeping import Housekeeping
 from callserver.media.latch import Address
 from callserver.media.negotiated import StreamConfig
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
@@ -39,38 +39,13 @@ from callserver.media.recording import RecordingResult
 from callserver.media.rtpio import RtpSockets, open_rtp_sockets
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
+from callserver.media.stream_sockets import StreamSockets, bind_port_pair
 
 __all__ = ["MediaEngine", "MediaStatistics", "PortsExhausted"]
 
 log = structlog.get_logger("callserver.media")
 # Ready sockets served a wake-up: the loop gets back to SIP and the clock in between.
 _RECEIVE_SOCKETS = 256
-_BIND_ATTEMPTS = 64
-_HOUSEKEEPING_SECONDS = 1.0
-_RTCP_INTERVAL = 5.0  # RFC 3550 §6.2: the recommended minimum interval
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MediaStatistics:
-    """Engine counters and the clock's timing (``statistics()``)."""
-
-    streams: int
-    ports_in_use: int
-    packets_sent: int
-    packets_received: int
-    send_errors: int
-    drops: dict[str, int]
-    clock: ClockStatistics
-
-
-class _Entry:
-    __slots__ = ("next_rtcp", "rtcp", "rtp", "stream")
-
-    def __init__(self, stream: MediaStream, rtp: socket.socket, rtcp: socket.socket) -> None:
-        self.stream = stream
-        self.rtp = rtp
-        self.rtcp = rtcp
-        self.next_rtcp = 0.0
 
 
 class MediaEngine:
@@ -93,7 +68,7 @@ class MediaEngine:
         self._family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
         self._ports = RtpPortAllocator(settings.rtp_port_min, settings.rtp_port_max)
         self._ports.rotate(random.randrange(self._ports.capacity or 1))
-        self._entries: dict[int, _Entry] = {}
+        self._entries: dict[int, StreamSockets] = {}
         self._streams: dict[int, MediaStream] = {}  # the same streams, for the per-packet paths
         self._ids = 0
         self._random = random.SystemRandom()
@@ -105,14 +80,9 @@ class MediaEngine:
         self._rtp_io = sockets()
         self._rtcp_io = sockets()
         self._watching = False
-        # Each stream's once-a-second housekeeping runs on the tick of its bucket, so the
-        # work is spread over the second instead of lengthening one tick in 50.
-        self._every = max(1, round(_HOUSEKEEPING_SECONDS * 1000 / settings.ptime))
-        self._buckets: list[dict[int, _Entry]] = [{} for _ in range(self._every)]
-        self._next_housekeeping = 0
+        self._housekeeping = Housekeeping(settings.ptime, self._send_rtcp, self._random.random)
         self.send_errors = 0
-        self._closed_sent = self._closed_received = 0
-        self._closed_drops: dict[str, int] = {}
+        self._closed = StreamTotals()  # the counters of the streams closed so far
         self._next_statistics = clock() + settings.statistics_interval
 
     async def start(self) -> None:
@@ -157,39 +127,14 @@ class MediaEngine:
         Raises:
             PortsExhausted: no free port pair in the configured range could be bound.
         """
-        for _ in range(_BIND_ATTEMPTS):
-            port = self._ports.allocate()
-            try:
-                rtp = self._bind(port)
-                try:
-                    rtcp = self._bind(port + 1)
-                except OSError:
-                    rtp.close()
-                    raise
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    self._ports.release(port)
-                    raise
-                self._ports.refused(port)
-                continue
-            try:
-                return self._register(port, rtp, rtcp)
-            except OSError:
-                rtp.close()
-                rtcp.close()
-                self._ports.release(port)
-                raise
-        raise PortsExhausted(f"no bindable RTP port pair after {_BIND_ATTEMPTS} attempts")
-
-    def _bind(self, port: int) -> socket.socket:
-        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        port, rtp, rtcp = bind_port_pair(self._ports, self._family, self.bind_host)
         try:
-            sock.setblocking(False)
-            sock.bind((self.bind_host, port))
+            return self._register(port, rtp, rtcp)
         except OSError:
-            sock.close()
+            rtp.close()
+            rtcp.close()
+            self._ports.release(port)
             raise
-        return sock
 
     def _register(self, port: int, rtp: socket.socket, rtcp: socket.socket) -> MediaStream:
         self._ids += 1
@@ -212,10 +157,10 @@ class MediaEngine:
         except OSError:  # e.g. epoll's limit of watched descriptors
             self._rtp_io.unregister(sid)
             raise
-        entry = _Entry(stream, rtp, rtcp)
+        entry = StreamSockets(stream, rtp, rtcp)
         self._entries[sid] = entry
         self._streams[sid] = stream
-        self._buckets[sid % self._every][sid] = entry
+        self._housekeeping.add(stream)
         self._watch()
         return stream
 
@@ -241,7 +186,7 @@ class MediaEngine:
         if entry is None:
             return None
         del self._streams[stream.stream_id]
-        self._buckets[stream.stream_id % self._every].pop(stream.stream_id, None)
+        self._housekeeping.discard(stream)
         self.unbridge(stream)
         self.conferences.leave(stream)
         result = self._capture.stop_recording(stream, self._now())
@@ -251,10 +196,7 @@ class MediaEngine:
         entry.rtp.close()
         entry.rtcp.close()
         self._ports.release(stream.port)
-        self._closed_sent += stream.packets_sent
-        self._closed_received += stream.packets_received
-        for reason, count in _drops_of(stream).items():
-            self._closed_drops[reason] = self._closed_drops.get(reason, 0) + count
+        self._closed.add(stream)
         self._flush(stream)
         return result
 
@@ -355,18 +297,10 @@ class MediaEngine:
 
     def statistics(self) -> MediaStatistics:
         """Counters over all streams, open and closed, and the clock's timing."""
-        drops = dict(self._closed_drops)
-        for entry in self._entries.values():
-            for reason, count in _drops_of(entry.stream).items():
-                drops[reason] = drops.get(reason, 0) + count
-        streams = [e.stream for e in self._entries.values()]
-        return MediaStatistics(
-            streams=len(streams),
+        return self._closed.statistics(
+            [entry.stream for entry in self._entries.values()],
             ports_in_use=self._ports.in_use,
-            packets_sent=self._closed_sent + sum(s.packets_sent for s in streams),
-            packets_received=self._closed_received + sum(s.packets_received for s in streams),
             send_errors=self.send_errors,
-            drops=drops,
             clock=self._clock.statistics(),
         )
 
@@ -421,55 +355,20 @@ class MediaEngine:
         if batch:
             self._send(batch)
         reported += self._capture.tick(now)
-        reported += self._housekeeping(n, now)
+        reported += self._periodic(n, now)
         # The sink may open or close streams: only now that no loop runs over them.
         for stream in reported:
             self._flush(stream)
 
-    def _housekeeping(self, n: int, now: float) -> list[MediaStream]:
-        """Timeouts, DTMF expiry and RTCP for this tick's bucket of streams; statistics."""
+    def _periodic(self, n: int, now: float) -> list[MediaStream]:
+        """Statistics when due; timeouts, DTMF expiry and RTCP for this tick's bucket."""
         interval = self.settings.statistics_interval
         if interval and now >= self._next_statistics:
             self._next_statistics = now + interval
-            self._log_statistics()
-        timeout = self.settings.rtp_timeout
-        # A resync may jump n past a bucket: serve every bucket since the last tick's.
-        first = max(self._next_housekeeping, n - self._every + 1)
-        self._next_housekeeping = n + 1
-        reported = []
-        for k in range(first, n + 1):
-            for entry in self._buckets[k % self._every].values():
-                stream = entry.stream
-                stream.check_timeout(now, timeout)
-                stream.expire_dtmf(now)
-                if now >= entry.next_rtcp and stream.remote is not None:
-                    entry.next_rtcp = now + _RTCP_INTERVAL * (0.5 + self._random.random())
-                    self._send_rtcp(entry, now)
-                if stream.events:
-                    reported.append(stream)
-        return reported
+            log_statistics(self.statistics())
+        return self._housekeeping.run(n, now, self.settings.rtp_timeout)
 
-    def _log_statistics(self) -> None:
-        stats = self.statistics()
-        clock = stats.clock
-        log.info(
-            "media.statistics",
-            streams=stats.streams,
-            packets_sent=stats.packets_sent,
-            packets_received=stats.packets_received,
-            send_errors=stats.send_errors,
-            drops=stats.drops,
-            ticks=clock.ticks,
-            resyncs=clock.resyncs,
-            tick_p50_ms=round(clock.tick_p50 * 1000, 3),
-            tick_p99_ms=round(clock.tick_p99 * 1000, 3),
-            tick_max_ms=round(clock.tick_max * 1000, 3),
-            lateness_p50_ms=round(clock.lateness_p50 * 1000, 3),
-            lateness_p99_ms=round(clock.lateness_p99 * 1000, 3),
-        )
-
-    def _send_rtcp(self, entry: _Entry, now: float) -> None:
-        stream = entry.stream
+    def _send_rtcp(self, stream: MediaStream, now: float) -> None:
         config, remote = stream.config, stream.remote
         if config is None or remote is None or not config.sends:
             return
@@ -486,9 +385,3 @@ class MediaEngine:
                 self._sink(event)
             except Exception:
                 log.exception("media.sink_failed", stream_id=stream.stream_id)
-
-
-def _drops_of(stream: MediaStream) -> dict[str, int]:
-    """The stream's dropped packets by reason, with those too late for the reorder buffer."""
-    late = stream.late_packets
-    return {**stream.drops, "late": late} if late else stream.drops
