@@ -6,7 +6,7 @@ A party whose bridged peer holds it (RFC 3264 §8.4) hears the music of the dire
 settings name (``media.music_dir``, by default ``prompts/moh/``): the shipped piece
 (``music.music_on_hold``, written there as ``MUSIC_FILE`` by ``callserver prompts synth``) and
 any file pydub reads that an operator drops beside it. ``load_music`` decodes every file of the
-directory, by name, to 8 kHz mono (``prompts.decode_file``: the same low-pass and resampling
+directory, by name, to 8 kHz mono (``audio_files.decode_file``: the same low-pass and resampling
 as prompts) and joins them into one ``Music``: its PCMU and PCMA bytes are what a held stream
 loops. A file that cannot be decoded is skipped and reported (``callserver check`` lists it:
 ``check_music``); when no file is left the held party hears silence, never a dead line.
@@ -27,7 +27,7 @@ import numpy.typing as npt
 import structlog
 
 from callserver.media import g711
-from callserver.media.prompts import SAMPLE_RATE, PromptError, decode_file
+from callserver.media.audio_files import SAMPLE_RATE, PromptError, decode_file
 
 __all__ = [
     "MUSIC_DIR",

@@ -2,13 +2,11 @@
 
 Theory of operation
 -------------------
-A prompt is ``<root>/<language>/<name>.<ext>`` in any format pydub reads: PCM WAV natively, the
-rest through ffmpeg (when ffmpeg is missing, the error names the file and says so). On first use
-a file is converted once to 8 kHz mono int16 (ITU-T G.711 §1; a 3.6 kHz low-pass filter runs
-before downsampling so content above the new Nyquist frequency is removed, not folded into the
-band) and encoded to PCMU and PCMA (RFC 3551 §4.5.14). The result is cached by path while the
-file's mtime (ns) and size stay the same. Nothing here runs on the 20 ms media tick: the engine
-plays a prompt by slicing its pre-encoded bytes.
+A prompt is ``<root>/<language>/<name>.<ext>`` in any format pydub reads. On first use a file
+is converted once to 8 kHz mono int16 (``audio_files.decode_file``: low-pass filtered, then
+resampled) and encoded to PCMU and PCMA (RFC 3551 §4.5.14). The result is cached by path while
+the file's mtime (ns) and size stay the same. Nothing here runs on the 20 ms media tick: the
+engine plays a prompt by slicing its pre-encoded bytes.
 
 Languages fall back along a chain (``MediaSettings.language_chain``: hr -> bs -> en). A missing
 or broken file logs ``media.prompt_failed`` and the next language is tried; when none has it the
@@ -19,26 +17,17 @@ one byte string, each item falling back on its own: one bad prompt never ends a 
 from __future__ import annotations
 
 import re
-import shutil
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import structlog
 
 from callserver.media import g711, say
-
-with warnings.catch_warnings():
-    # pydub warns when ffmpeg is missing: WAV needs none, other files get an error of their own.
-    warnings.filterwarnings("ignore", message="Couldn't find ff", category=RuntimeWarning)
-    warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
-    from pydub import AudioSegment
-    from pydub.exceptions import CouldntDecodeError
+from callserver.media.audio_files import SAMPLE_RATE, PromptError, decode_file
 
 __all__ = [
     "BYTES_PER_MS",
@@ -58,7 +47,6 @@ __all__ = [
     "required_prompts",
 ]
 
-SAMPLE_RATE = 8000  # ITU-T G.711: 8000 samples per second
 BYTES_PER_MS = SAMPLE_RATE // 1000  # one G.711 octet per sample
 # The prompts every language directory ships; say.number_prompts adds the number words.
 REQUIRED_PROMPTS = (
@@ -74,19 +62,7 @@ REQUIRED_PROMPTS = (
     "time_limit",
 )
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
-_CUTOFF_HZ = 3600.0  # anti-alias: under 4 kHz, above the 300-3400 Hz telephone band
-_FILTER_SECONDS = 0.010  # FIR length; Blackman transition about 5.5 / 10 ms = 550 Hz wide
-_MAX_RATE = 384_000
 _log = structlog.get_logger("callserver.media")
-
-
-class PromptError(Exception):
-    """A prompt file missing, empty, not audio or undecodable; the message starts with its path."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,100 +137,6 @@ class Audio:
 
 
 PlaylistItem = Play | Silence | SayDigits | SayNumber | Audio
-
-
-class _Segment(Protocol):
-    """The part of ``pydub.AudioSegment`` used here (pydub ships no type hints)."""
-
-    frame_rate: int
-    raw_data: bytes
-
-    def set_frame_rate(self, frame_rate: int) -> _Segment: ...
-    def set_channels(self, channels: int) -> _Segment: ...
-    def set_sample_width(self, sample_width: int) -> _Segment: ...
-
-
-def decode_file(path: Path) -> npt.NDArray[np.int16]:
-    """Read an audio file and convert it to 8 kHz mono int16 (ITU-T G.711 §1 sampling).
-
-    Raises:
-        PromptError: the file is missing, empty, not audio, undecodable, or needs ffmpeg that
-            is not installed.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PromptError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not data:
-        raise PromptError(path, "empty file")
-    is_wav = data[:4] == b"RIFF" and data[8:12] == b"WAVE"
-    segment = _read_wav(path, data) if is_wav else _read_with_ffmpeg(path)
-    try:
-        samples = _to_telephone(segment)
-    except Exception as exc:  # malformed sample data (audioop.error: not a whole number of frames)
-        raise PromptError(path, f"not valid audio: {exc}") from None
-    if samples.size == 0:
-        raise PromptError(path, "holds no audio")
-    return samples
-
-
-def _read_wav(path: Path, data: bytes) -> _Segment:
-    try:
-        segment: _Segment = AudioSegment(data=data)
-    except Exception as exc:  # pydub raises CouldntDecodeError, struct.error, audioop.error...
-        if _ffmpeg() is not None:
-            return _read_with_ffmpeg(path)
-        if "Unknown audio format" in str(exc):  # not PCM: A-law, float, ADPCM...
-            raise PromptError(
-                path, f"needs ffmpeg to decode it: {exc} (apt-get install ffmpeg)"
-            ) from None
-        raise PromptError(path, f"not a valid WAV file: {exc}") from None
-    return segment
-
-
-def _read_with_ffmpeg(path: Path) -> _Segment:
-    if _ffmpeg() is None:
-        if path.suffix.lower() == ".wav":
-            raise PromptError(path, "not audio: no RIFF/WAVE header")
-        kind = path.suffix.lower() or "this file"
-        raise PromptError(path, f"needs ffmpeg to decode {kind} (apt-get install ffmpeg)")
-    try:
-        segment: _Segment = AudioSegment.from_file(path)
-    except CouldntDecodeError as exc:
-        reason = str(exc).strip().splitlines()[-1:] or ["unknown format"]
-        raise PromptError(path, f"not audio ffmpeg can decode: {reason[0]}") from None
-    except OSError as exc:
-        raise PromptError(path, f"cannot decode: {exc}") from None
-    return segment
-
-
-def _ffmpeg() -> str | None:
-    """The converter pydub runs (ffmpeg or avconv), if it is on PATH now."""
-    return shutil.which(str(AudioSegment.converter))
-
-
-def _to_telephone(segment: _Segment) -> npt.NDArray[np.int16]:
-    rate = segment.frame_rate
-    if not 1000 <= rate <= _MAX_RATE:  # a corrupt header; the filter would grow with the rate
-        raise ValueError(f"a sample rate of {rate} Hz is out of range")
-    mono = segment.set_channels(1).set_sample_width(2)
-    if rate > SAMPLE_RATE:
-        filtered = _lowpass(np.frombuffer(mono.raw_data, dtype="<i2"), rate)
-        mono = AudioSegment(data=filtered.tobytes(), sample_width=2, frame_rate=rate, channels=1)
-    resampled = mono.set_frame_rate(SAMPLE_RATE)
-    return np.frombuffer(resampled.raw_data, dtype="<i2").astype(np.int16)
-
-
-def _lowpass(samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
-    """Windowed-sinc FIR low-pass at ``_CUTOFF_HZ``, applied by FFT convolution, zero delay."""
-    taps = int(rate * _FILTER_SECONDS) | 1
-    offsets = np.arange(taps) - taps // 2
-    kernel = np.sinc(2 * _CUTOFF_HZ / rate * offsets) * np.blackman(taps)
-    kernel /= kernel.sum()
-    size = 1 << (len(samples) + taps - 2).bit_length()
-    spectrum = np.fft.rfft(samples, size) * np.fft.rfft(kernel, size)
-    filtered = np.fft.irfft(spectrum, size)[taps // 2 : taps // 2 + len(samples)]
-    return np.clip(np.rint(filtered), -32768, 32767).astype(np.int16)
 
 
 def required_prompts(language: str) -> frozenset[str]:

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from callserver.media.audio_files import SAMPLE_RATE, PromptError, decode_file
 from callserver.media.hold_music import MUSIC_DIR, MUSIC_FILE
 from callserver.media.music import music_on_hold
-from callserver.media.prompts import SAMPLE_RATE, PromptError, decode_file
 from callserver.media.tones import sine
 
 __all__ = [
