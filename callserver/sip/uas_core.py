@@ -14,8 +14,8 @@ passes the RFC 4028 checks (422) before the application sees it; OPTIONS is answ
 
 ``respond`` builds every response the application or this core sends (§8.2.6) and, for a
 2xx to an INVITE, creates the dialog and retransmits the 2xx until the ACK arrives
-(§13.3.1.4), sending BYE after 64*T1 without one. A BYE asked for before the ACK waits for it
-(§15). The UAC half is ``uac_core``, the session timers ``dialog_timers``.
+(§13.3.1.4), sending BYE after 64*T1 without one (``pending_2xx``). A BYE asked for before the
+ACK waits for it (§15). The UAC half is ``uac_core``, the session timers ``dialog_timers``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from callserver.sip.events import (
 )
 from callserver.sip.ids import new_tag
 from callserver.sip.message import Request, Response
+from callserver.sip.pending_2xx import Pending2xx
 from callserver.sip.transaction_key import TransactionKey
 from callserver.sip.transaction_user import TransactionUser
 from callserver.sip.uas import (
@@ -59,13 +60,15 @@ class UasCore:
         self._tu = tu
         self._timers = timers
         self._dialogs = tu.dialogs
-        self._out = tu.outbox
         self._events = tu.outbox.events
-        self._deadlines = tu.outbox.timers
         self._server: dict[TransactionKey, _ServerInvite] = {}
         self._merge: dict[tuple[str, str, int], TransactionKey] = {}
         self._merge_of: dict[TransactionKey, tuple[str, str, int]] = {}
-        self._pending_2xx: dict[DialogId, _Pending2xx] = {}
+        # The 2xx table's own methods, without a hop through this core.
+        self._pending_2xx = pending = Pending2xx(tu)
+        self.retransmit_2xx = pending.retransmit_2xx
+        self.defer_bye = pending.defer_bye
+        self.dialog_ended = pending.dialog_ended
         # UPDATEs with an offer, and the session timer their 2xx sets up
         self._updates: dict[TransactionKey, tuple[DialogId, SessionTimerAnswer]] = {}
         self.invites_in_setup = 0  # INVITE server transactions without a final response yet
@@ -164,7 +167,8 @@ class UasCore:
             dialog.state = DialogState.CONFIRMED
             dialog.local_sdp = response.body or dialog.local_sdp
             dialog.session_timer = server.session_timer
-            self._start_2xx(dialog.id, response, sent or response.serialize(), server.peer, now)
+            data = sent or response.serialize()
+            self._pending_2xx.start(dialog.id, response, data, server.peer, now)
         return dialog.id
 
     def on_request(self, event: RequestReceived, now: float) -> None:
@@ -314,11 +318,9 @@ class UasCore:
 
     def _on_ack(self, event: RequestReceived, now: float) -> None:
         dialog_id = _dialog_id_of(event.request)
-        pending = self._pending_2xx.get(dialog_id)
-        if pending is None or pending.cseq != event.request.cseq().seq:
+        pending = self._pending_2xx.acked(dialog_id, event.request.cseq().seq)
+        if pending is None:
             return  # retransmitted ACK, or ACK of a dialog we no longer know
-        del self._pending_2xx[dialog_id]
-        self._deadlines.schedule(("2xx", dialog_id), None)
         dialog = self._dialogs.get(dialog_id)
         if dialog is None:
             return
@@ -331,41 +333,6 @@ class UasCore:
                 self._tu.bye(dialog, now)  # asked for before the ACK came (§15)
         else:
             self._timers.start(dialog, now)
-
-    # -- 2xx retransmission (RFC 3261 §13.3.1.4) --------------------------------------------
-
-    def _start_2xx(
-        self, dialog_id: DialogId, response: Response, data: bytes, peer: Peer, now: float
-    ) -> None:
-        timers = self._tu.config.timers
-        pending = _Pending2xx(
-            data=data,
-            peer=peer,
-            cseq=response.cseq().seq,
-            interval=timers.t1,
-            give_up=now + 64 * timers.t1,
-        )
-        self._pending_2xx[dialog_id] = pending
-        first = now + (timers.t1 if not peer.reliable else 64 * timers.t1)
-        self._deadlines.schedule(("2xx", dialog_id), first)
-
-    def retransmit_2xx(self, dialog_id: DialogId, now: float) -> None:
-        """Timer of the 2xx for ``dialog_id``: resend it, or give up and BYE (§13.3.1.4)."""
-        pending = self._pending_2xx.get(dialog_id)
-        if pending is None:
-            return
-        if now >= pending.give_up:
-            # "If the server retransmits the 2xx response for 64*T1 seconds without receiving
-            # an ACK, the dialog is confirmed, but the session SHOULD be terminated."
-            del self._pending_2xx[dialog_id]
-            dialog = self._dialogs.get(dialog_id)
-            if dialog is not None:
-                self._tu.send_in_dialog(dialog, "BYE", now)
-                self._tu.terminate(dialog, "ack_timeout", now)
-            return
-        self._out.transmits.append(Transmit(data=pending.data, peer=pending.peer))
-        pending.interval = min(2 * pending.interval, self._tu.config.timers.t2)
-        self._deadlines.schedule(("2xx", dialog_id), min(now + pending.interval, pending.give_up))
 
     def forget(self, key: TransactionKey) -> None:
         """Transaction ``key`` ended: drop its INVITE or UPDATE state and merge-detection entry."""
@@ -382,23 +349,6 @@ class UasCore:
         server = self._server.get(key) if key is not None else None
         return server is not None and not server.final_sent
 
-    def defer_bye(self, dialog_id: DialogId) -> bool:
-        """Hold a BYE for a dialog whose 2xx is not ACKed yet; True when it was held (§15).
-
-        "the callee's UA MUST NOT send a BYE on a confirmed dialog until it has received an
-        ACK for its 2xx response or until the server transaction times out."
-        """
-        pending = self._pending_2xx.get(dialog_id)
-        if pending is None:
-            return False
-        pending.bye_wanted = True
-        return True
-
-    def dialog_ended(self, dialog_id: DialogId) -> None:
-        """Stop retransmitting the 2xx of a dialog that is gone."""
-        if self._pending_2xx.pop(dialog_id, None) is not None:
-            self._deadlines.schedule(("2xx", dialog_id), None)
-
 
 @dataclass(slots=True)
 class _ServerInvite:
@@ -408,16 +358,6 @@ class _ServerInvite:
     session_headers: tuple[tuple[str, str], ...] = ()
     dialog_id: DialogId | None = None
     final_sent: bool = False
-
-
-@dataclass(slots=True)
-class _Pending2xx:
-    data: bytes
-    peer: Peer
-    cseq: int
-    interval: float
-    give_up: float
-    bye_wanted: bool = False
 
 
 def _headers_of(update: tuple[DialogId, SessionTimerAnswer] | None) -> tuple[tuple[str, str], ...]:
