@@ -34,11 +34,10 @@ is only in ``charges``. The leg's whole price is the sum of its charges.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from operator import attrgetter
@@ -46,6 +45,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 from callserver.cdr.charge import Charge, decimal_of
+from callserver.cdr.stamps import naive_moment, parse_stamp, stamp_from_epoch, utc_stamp
 
 __all__ = [
     "CdrRecord",
@@ -73,7 +73,6 @@ _STATUSES = ("final", "aborted")
 _DIRECTIONS = ("inbound", "outbound", "internal")
 _HANGUP_BY = ("caller", "callee", "server")
 _DIVERSION_REASONS = ("unconditional", "user-busy", "no-answer", "unavailable")
-_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _MS = timedelta(milliseconds=1)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # ensure_ascii: every line is pure ASCII
 
@@ -126,46 +125,6 @@ class CdrSink(Protocol):
 
     def write(self, record: CdrRecord) -> Future[bool]:
         """Store the leg's final record (REPORTING)."""
-
-
-def utc_stamp(moment: datetime) -> str:
-    """Format an aware datetime as a CDR stamp, ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (ISO 8601, UTC).
-
-    Sub-millisecond digits are truncated.
-
-    Raises:
-        ValueError: if ``moment`` is naive (a CDR time must say which zone it is in).
-    """
-    if moment.tzinfo is None:
-        raise ValueError(f"CDR time {moment.isoformat()} has no time zone")
-    m = moment.astimezone(UTC)
-    return (
-        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
-        f".{m.microsecond // 1000:03d}Z"
-    )
-
-
-def stamp_from_epoch(seconds: float) -> str:
-    """The CDR stamp of a POSIX time (``time.time()``), truncated to the millisecond."""
-    return utc_stamp(datetime.fromtimestamp(seconds, UTC))
-
-
-def parse_stamp(text: str) -> datetime:
-    """Parse a CDR stamp back into an aware UTC datetime.
-
-    Raises:
-        ValueError: if ``text`` is not exactly ``YYYY-MM-DDTHH:MM:SS.mmmZ`` or not a real date.
-    """
-    if not isinstance(text, str) or _STAMP.fullmatch(text) is None:
-        raise ValueError(f"{text!r} is not a CDR stamp (YYYY-MM-DDTHH:MM:SS.mmmZ)")
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
-
-
-def _moment(text: str) -> datetime:
-    # Naive UTC is enough for differences, and faster than parse_stamp's aware result.
-    if _STAMP.fullmatch(text) is None:
-        raise ValueError(f"{text!r} is not a CDR stamp (YYYY-MM-DDTHH:MM:SS.mmmZ)")
-    return datetime.fromisoformat(text[:-1])
 
 
 def _ms_between(first: datetime, last: datetime, name: str, before: str) -> int:
@@ -266,11 +225,11 @@ class CdrRecord:
             _set(self, "linked_id", self.uuid)
         if (self.disposition is Disposition.ANSWERED) != (self.answer_stamp is not None):
             raise ValueError("disposition is ANSWERED exactly when there is an answer_stamp")
-        start, end = _moment(self.start_stamp), _moment(self.end_stamp)
+        start, end = naive_moment(self.start_stamp), naive_moment(self.end_stamp)
         duration_ms = _ms_between(start, end, "end_stamp", "start_stamp")
         billmsec = 0
         if self.answer_stamp is not None:
-            answer = _moment(self.answer_stamp)
+            answer = naive_moment(self.answer_stamp)
             _ms_between(start, answer, "answer_stamp", "start_stamp")
             billmsec = _ms_between(answer, end, "end_stamp", "answer_stamp")
         _set(self, "duration", duration_ms // 1000)
