@@ -16,16 +16,29 @@ Algorithms are those of RFC 7616 §3.4.2 that RFC 8760 brings to SIP: ``MD5``, `
 ``SHA-256`` and ``SHA-256-sess``; names are matched case-insensitively. With qop, ``auth`` is
 used whenever it is offered and ``auth-int`` (which hashes the body) only when it is the only
 one; without qop the RFC 2069 form is computed, as RFC 3261 §22.4 still allows.
+
+The header field values themselves (``Challenge``, ``Credentials``, their parsing and writing)
+are read and written in ``digest_fields``; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from callserver.sip.digest_fields import (
+    ALGORITHMS,
+    AuthError,
+    Challenge,
+    Credentials,
+    canonical_algorithm,
+    format_credentials,
+    parse_authorization,
+    parse_challenge,
+    quote_param,
+)
 from callserver.sip.errors import SipParseError
 from callserver.sip.uri import Uri, equivalent, parse_uri
 
@@ -57,75 +70,6 @@ def _sha256(data: bytes) -> str:
 
 
 _HASHES: dict[str, Callable[[bytes], str]] = {"MD5": _md5, "SHA-256": _sha256}
-# Canonical spellings, in our order of preference when several challenges are offered.
-_PREFERENCE = ("SHA-256", "SHA-256-sess", "MD5", "MD5-sess")
-_CANONICAL = {name.lower(): name for name in _PREFERENCE}
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 7230 §3.2.6 tchar, a superset of RFC 3261's
-_SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|\Z)(.*)", re.DOTALL)
-# One auth-param: name = token / quoted-string (with \-escapes), then a comma or the end.
-_PARAM = re.compile(rf'[\s,]*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|\Z)', re.DOTALL)
-_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-
-
-class AuthError(ValueError):
-    """A challenge or credentials cannot be parsed, or ask for something we do not support."""
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """A parsed ``WWW-Authenticate``/``Proxy-Authenticate`` Digest challenge (RFC 7616 §3.3).
-
-    ``algorithm`` is in its canonical spelling when it is one we know; ``qop`` holds the
-    offered qop values, lower-cased.
-    """
-
-    realm: str
-    nonce: str
-    algorithm: str = "MD5"
-    qop: tuple[str, ...] = ()
-    opaque: str | None = None
-    stale: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Credentials:
-    """A parsed ``Authorization``/``Proxy-Authorization`` Digest response (RFC 7616 §3.4).
-
-    ``nc`` is kept as sent (8 hex digits), because the response was computed over that text.
-    """
-
-    username: str
-    realm: str
-    nonce: str
-    uri: str
-    response: str
-    algorithm: str = "MD5"
-    cnonce: str | None = None
-    nc: str | None = None
-    qop: str | None = None
-    opaque: str | None = None
-
-
-def parse_challenge(value: str) -> Challenge:
-    """Parse one ``WWW-Authenticate``/``Proxy-Authenticate`` value (RFC 3261 §22.4, §25.1).
-
-    Quoted and unquoted parameter values are accepted, extra white space ignored, and so are
-    parameters we do not use (``domain``, ``charset``, ``userhash``).
-
-    Raises:
-        AuthError: when the scheme is not Digest, the parameters do not parse, or ``realm``
-            or ``nonce`` is missing.
-    """
-    params = _parse_params(value, "challenge")
-    _require(params, ("realm", "nonce"), "challenge")
-    return Challenge(
-        realm=params["realm"],
-        nonce=params["nonce"],
-        algorithm=_canonical(params.get("algorithm", "MD5")),
-        qop=tuple(q.strip().lower() for q in params.get("qop", "").split(",") if q.strip()),
-        opaque=params.get("opaque"),
-        stale=params.get("stale", "").lower() == "true",
-    )
 
 
 def select_challenge(values: list[str]) -> Challenge | None:
@@ -145,9 +89,9 @@ def select_challenge(values: list[str]) -> Challenge | None:
             _choose_qop(challenge.qop)
         except AuthError:
             continue
-        if challenge.algorithm in _PREFERENCE:
+        if challenge.algorithm in ALGORITHMS:
             usable.append(challenge)
-    return min(usable, key=lambda c: _PREFERENCE.index(c.algorithm), default=None)
+    return min(usable, key=lambda c: ALGORITHMS.index(c.algorithm), default=None)
 
 
 def build_authorization(
@@ -195,33 +139,7 @@ def build_authorization(
     )
     secret = password_ha1(username, challenge.realm, password, challenge.algorithm)
     creds = replace(creds, response=_expected_response(creds, method, secret, body))
-    return _format_credentials(creds)
-
-
-def parse_authorization(value: str) -> Credentials:
-    """Parse an ``Authorization``/``Proxy-Authorization`` Digest value (RFC 3261 §22.4).
-
-    Raises:
-        AuthError: when the scheme is not Digest, the parameters do not parse, one of
-            ``username``/``realm``/``nonce``/``uri``/``response`` is missing, or ``qop`` is
-            given without ``cnonce`` and ``nc`` (RFC 7616 §3.4: they MUST then be sent).
-    """
-    params = _parse_params(value, "credentials")
-    _require(params, ("username", "realm", "nonce", "uri", "response"), "credentials")
-    if "qop" in params:
-        _require(params, ("cnonce", "nc"), "credentials with qop")
-    return Credentials(
-        username=params["username"],
-        realm=params["realm"],
-        nonce=params["nonce"],
-        uri=params["uri"],
-        response=params["response"],
-        algorithm=_canonical(params.get("algorithm", "MD5")),
-        cnonce=params.get("cnonce"),
-        nc=params.get("nc"),
-        qop=params["qop"].lower() if "qop" in params else None,
-        opaque=params.get("opaque"),
-    )
+    return format_credentials(creds)
 
 
 def verify_authorization(
@@ -257,7 +175,7 @@ def verify_authorization_ha1(
 
 def _verifiable(creds: Credentials) -> bool:
     """An algorithm and qop we know, with the ``cnonce``/``nc`` they need."""
-    if creds.algorithm not in _PREFERENCE or creds.qop not in (None, "auth", "auth-int"):
+    if creds.algorithm not in ALGORITHMS or creds.qop not in (None, "auth", "auth-int"):
         return False
     if (creds.qop or creds.algorithm.endswith("-sess")) and creds.cnonce is None:
         return False
@@ -279,12 +197,12 @@ def build_challenge(
     Raises:
         AuthError: for an algorithm other than MD5, MD5-sess, SHA-256 or SHA-256-sess.
     """
-    algorithm = _canonical(algorithm)
+    algorithm = canonical_algorithm(algorithm)
     _digest(algorithm)
-    parts = [f"realm={_quote(realm)}", f"nonce={_quote(nonce)}", f"algorithm={algorithm}"]
+    parts = [f"realm={quote_param(realm)}", f"nonce={quote_param(nonce)}", f"algorithm={algorithm}"]
     parts.append('qop="auth"')
     if opaque is not None:
-        parts.append(f"opaque={_quote(opaque)}")
+        parts.append(f"opaque={quote_param(opaque)}")
     if stale:
         parts.append("stale=TRUE")
     return "Digest " + ", ".join(parts)
@@ -306,36 +224,17 @@ def _expected_response(creds: Credentials, method: str, secret: str, body: bytes
     return digest(f"{a1}:{creds.nonce}:{creds.nc}:{creds.cnonce}:{creds.qop}:{ha2}".encode())
 
 
-def _format_credentials(creds: Credentials) -> str:
-    # RFC 3261 §25.1 dig-resp: algorithm, qop and nc are tokens; the rest quoted strings.
-    parts = [
-        f"username={_quote(creds.username)}",
-        f"realm={_quote(creds.realm)}",
-        f"nonce={_quote(creds.nonce)}",
-        f"uri={_quote(creds.uri)}",
-        f"response={_quote(creds.response)}",
-        f"algorithm={creds.algorithm}",
-    ]
-    if creds.cnonce is not None:
-        parts.append(f"cnonce={_quote(creds.cnonce)}")
-    if creds.opaque is not None:
-        parts.append(f"opaque={_quote(creds.opaque)}")
-    if creds.qop is not None:
-        parts += [f"qop={creds.qop}", f"nc={creds.nc}"]
-    return "Digest " + ", ".join(parts)
-
-
 def password_ha1(username: str, realm: str, password: str, algorithm: str) -> str:
     """RFC 7616 §3.4.2 A1 hashed: ``H(username ":" realm ":" passwd)`` (hex, lower case).
 
     Raises:
         AuthError: for an algorithm other than MD5, MD5-sess, SHA-256 or SHA-256-sess.
     """
-    return _digest(_canonical(algorithm))(f"{username}:{realm}:{password}".encode())
+    return _digest(canonical_algorithm(algorithm))(f"{username}:{realm}:{password}".encode())
 
 
 def _digest(algorithm: str) -> Callable[[bytes], str]:
-    if algorithm not in _PREFERENCE:
+    if algorithm not in ALGORITHMS:
         raise AuthError(
             f"digest algorithm {algorithm!r} is not supported (MD5, MD5-sess, SHA-256, "
             "SHA-256-sess)"
@@ -351,49 +250,6 @@ def _choose_qop(offered: tuple[str, ...]) -> str | None:
     if "auth-int" in offered:
         return "auth-int"
     raise AuthError(f"none of the offered qop values {offered!r} is auth or auth-int")
-
-
-def _canonical(algorithm: str) -> str:
-    return _CANONICAL.get(algorithm.lower(), algorithm)
-
-
-def _parse_params(value: str, what: str) -> dict[str, str]:
-    """Split ``Digest name=value, ...`` into lower-cased names and unquoted values."""
-    scheme = _SCHEME.match(value)
-    if scheme is None or scheme.group(1).lower() != "digest":
-        raise AuthError(f"{what} {value[:30]!r} does not use the Digest scheme (RFC 3261 §22.4)")
-    rest = scheme.group(2)
-    pos, end = 0, len(rest)
-    params: dict[str, str] = {}
-    while pos < end:
-        match = _PARAM.match(rest, pos)
-        if match is None:
-            if not rest[pos:].strip(" \t,"):
-                break  # nothing but separators left
-            raise AuthError(f"{what}: cannot parse the parameters at {rest[pos : pos + 30]!r}")
-        name, raw = match.group(1, 2)
-        name = name.lower()
-        if name in params:
-            raise AuthError(f"{what}: parameter {name!r} appears more than once")
-        params[name], pos = _unquote(raw), match.end()
-    return params
-
-
-def _require(params: dict[str, str], names: tuple[str, ...], what: str) -> None:
-    missing = [name for name in names if name not in params]
-    if missing:
-        raise AuthError(f"Digest {what} lacks {', '.join(missing)} (RFC 3261 §22.4)")
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _unquote(text: str) -> str:
-    if text.startswith('"'):
-        inner = text[1:-1]
-        return _ESCAPE.sub(r"\1", inner) if "\\" in inner else inner
-    return text
 
 
 def find_credentials(
