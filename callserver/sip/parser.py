@@ -4,11 +4,12 @@ Theory of operation
 -------------------
 ``parse_message`` splits the octets once at the first empty line, decodes the header block once
 (UTF-8, undecodable octets kept as surrogates so nothing is lost), undoes line folding and cuts
-the block into ``(name, value)`` pairs. Header values stay raw strings: structure is parsed
-lazily through ``Headers.parsed``, except for what a UAS must trust before it answers anything
-(RFC 3261 §8.2, RFC 4475 §3.1.2): the start line, Content-Length, CSeq, Max-Forwards, Expires,
-Via, From, To and Call-ID. Those are checked eagerly, and the Via/From/To/CSeq parses land in
-the message's cache, so the transaction layer gets them for free.
+the block into ``(name, value)`` pairs; ``start_line`` reads the start line. Header values stay
+raw strings: structure is parsed lazily through ``Headers.parsed``, except for what a UAS must
+trust before it answers anything (RFC 3261 §8.2, RFC 4475 §3.1.2): the start line,
+Content-Length, CSeq, Max-Forwards, Expires, Via, From, To and Call-ID. Those are checked
+eagerly, and the Via/From/To/CSeq parses land in the message's cache, so the transaction layer
+gets them for free.
 
 Every failure is a :class:`SipParseError` whose ``status_hint`` says what to answer (400, 413,
 505) and whose ``partial`` carries the message as far as it parsed whenever the start line and
@@ -34,12 +35,12 @@ from callserver.sip.framing import ParseLimits, parse_content_length
 from callserver.sip.grammar import LWS, find_control, is_digits, is_token, memo_put, split_commas
 from callserver.sip.headers import parse_address, parse_cseq, parse_via
 from callserver.sip.message import Headers, Request, Response, canonical_name
-from callserver.sip.uri import AbsoluteUri, SipUri, Uri, parse_uri
+from callserver.sip.start_line import parse_request_line, parse_status_line
+from callserver.sip.uri import Uri
 
 __all__ = ["ParseLimits", "parse_content_length", "parse_message"]
 
 _FOLD = re.compile(r"[ \t]*\r\n[ \t]+")
-_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 _MAX_EXPIRES = 2**32 - 1
 _DEFAULT_LIMITS = ParseLimits()
 
@@ -103,57 +104,6 @@ def _parse_fields(lines: list[str]) -> tuple[list[tuple[str, str]], dict[str, li
         else:
             values.append(value)
     return items, index
-
-
-def _lenient_request_line(line: str) -> tuple[str, Uri, str]:
-    """Read a malformed Request-Line as liberally as possible, only to build ``partial``."""
-    parts = line.split()
-    if len(parts) < 3 or not is_token(parts[0]):
-        raise SipParseError(f"malformed Request-Line {line[:60]!r}", 400)
-    uri_text = "".join(parts[1:-1]).removeprefix("<").removesuffix(">")
-    try:
-        uri: Uri = parse_uri(uri_text)
-    except SipParseError:
-        uri = AbsoluteUri("invalid", uri_text or "-")
-    return parts[0], uri, parts[-1]
-
-
-def _start_request(line: str, headers: Headers) -> tuple[Request, SipParseError | None]:
-    """Parse ``Method SP Request-URI SP SIP-Version`` (RFC 3261 §7.1, §25.1)."""
-    parts = line.split(" ")
-    error: SipParseError | None = None
-    if len(parts) == 3 and is_token(parts[0]):
-        method, uri_text, version = parts
-        try:
-            uri = parse_uri(uri_text)
-            if isinstance(uri, SipUri) and uri.headers:
-                # RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI.
-                raise SipParseError("headers in the Request-URI", 400)
-        except SipParseError as exc:
-            method, uri, version = _lenient_request_line(line)
-            error = exc
-    else:
-        method, uri, version = _lenient_request_line(line)
-        error = SipParseError("Request-Line elements must be separated by one SP", 400)
-    if not _VERSION.fullmatch(version):
-        raise SipParseError(f"malformed SIP-Version {version[:20]!r}", 400)
-    version = version.upper()
-    if error is None and version != "SIP/2.0":
-        error = SipParseError(f"unsupported version {version}", 505)
-    return Request(method, uri, headers, b"", version), error
-
-
-def _start_response(line: str, headers: Headers) -> Response:
-    """Parse ``SIP-Version SP Status-Code SP Reason-Phrase`` (RFC 3261 §7.2, §25.1)."""
-    version, _, rest = line.partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not _VERSION.fullmatch(version):
-        raise SipParseError(f"malformed SIP-Version {version[:20]!r}", 400)
-    if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
-        raise SipParseError(f"invalid Status-Code {code[:20]!r}", 400)
-    if version.upper() != "SIP/2.0":
-        raise SipParseError(f"unsupported version {version}", 505)
-    return Response(int(code), reason, headers, b"", "SIP/2.0")
 
 
 def _body(rest: bytes, length: int | None, datagram: bool) -> bytes:
@@ -242,10 +192,10 @@ def _start_message(line: str, headers: Headers, body: bytes) -> Request | Respon
     if find_control(line) != -1:
         raise SipParseError("control character in the start line", 400)
     if line[:4].upper() == "SIP/":
-        response = _start_response(line, headers)
+        response = parse_status_line(line, headers)
         memo_put(_STATUS_LINES, line, (response.status, response.reason))
         return Response(response.status, response.reason, headers, body, "SIP/2.0")
-    request, error = _start_request(line, headers)
+    request, error = parse_request_line(line, headers)
     if error is not None:
         raise error
     memo_put(_REQUEST_LINES, line, (request.method, request.uri))
@@ -370,9 +320,9 @@ def _parse_any(data: bytes, limits: ParseLimits, datagram: bool) -> Request | Re
     error: SipParseError | None = None
     message: Request | Response
     if lines[0][:4].upper() == "SIP/":
-        message = _start_response(lines[0], Headers.from_parsed(items, index))
+        message = parse_status_line(lines[0], Headers.from_parsed(items, index))
     else:
-        message, error = _start_request(lines[0], Headers.from_parsed(items, index))
+        message, error = parse_request_line(lines[0], Headers.from_parsed(items, index))
     _refuse_control(items, unanswerable=True)
     try:
         if error is not None:
