@@ -3,7 +3,9 @@
 RFC 3550 §11: RTP uses an even port and RTCP the next odd one. Ports are handed out round
 robin, so a port just released is the last to be reused and stray packets of an ended call
 do not land in a new one. A port the operating system refuses (taken by another program) is
-reported back with ``refused`` and skipped until the allocator comes round again.
+reported back with ``refused`` and skipped until the allocator comes round again; the caller
+may also jump ahead, since another program's ports come in runs (it hands them out in order
+too) and trying the next port of such a run would only be refused again.
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ class RtpPortAllocator:
             self._in_use.remove(port)
             self._free.append(port)
 
-    def refused(self, port: int) -> None:
-        """``port`` could not be bound: put it back at the end and let the caller try another."""
+    def refused(self, port: int, skip: int = 0) -> None:
+        """``port`` could not be bound: put it back at the end, then pass over ``skip`` more
+        free ports (they go to the end too) before the caller tries another."""
         self.release(port)
+        self._free.rotate(-skip)
 
     @property
     def in_use(self) -> int:

@@ -1,15 +1,18 @@
 """A stream's two sockets: an even RTP port, and RTCP on port + 1 (RFC 3550 §11).
 
 ``bind_port_pair`` takes ports from the allocator until a pair binds: a port another program
-holds (EADDRINUSE) is reported back as refused and the next one is tried, a bounded number of
-times; any other error releases the port and is raised. ``StreamSockets`` is what the engine
-keeps of an open stream: the stream and both sockets.
+holds (EADDRINUSE) is reported back as refused and a port at a random place further on is tried
+next (another program's ports come in runs: the next port would be refused too), a bounded
+number of times; any other error releases the port and is raised. ``StreamSockets`` is what
+the engine keeps of an open stream: the stream and both sockets.
 """
 
 from __future__ import annotations
 
 import errno
+import random
 import socket
+from collections.abc import Callable
 
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
 from callserver.media.stream import MediaStream
@@ -31,9 +34,14 @@ class StreamSockets:
 
 
 def bind_port_pair(
-    ports: RtpPortAllocator, family: socket.AddressFamily, host: str
+    ports: RtpPortAllocator,
+    family: socket.AddressFamily,
+    host: str,
+    jump: Callable[[int], int] = random.randrange,
 ) -> tuple[int, socket.socket, socket.socket]:
     """Allocate an even RTP port and bind non-blocking UDP sockets to it and to port + 1.
+
+    ``jump(n)`` picks how many free ports (below ``n``) to pass over after a refused one.
 
     Returns:
         The RTP port, its socket and the RTCP socket; the port stays allocated.
@@ -55,7 +63,7 @@ def bind_port_pair(
             if exc.errno != errno.EADDRINUSE:
                 ports.release(port)
                 raise
-            ports.refused(port)
+            ports.refused(port, jump(ports.capacity))
             continue
         return port, rtp, rtcp
     raise PortsExhausted(f"no bindable RTP port pair after {_BIND_ATTEMPTS} attempts")

@@ -85,6 +85,14 @@ def test_refused_port_goes_to_the_back() -> None:
     assert drain(allocator) == [40002, 40004, port]
 
 
+def test_refused_with_skip_passes_over_free_ports() -> None:
+    """A refusal with a skip tries the port that many places further on next."""
+    allocator = RtpPortAllocator(40000, 40011)
+    port = allocator.allocate()
+    allocator.refused(port, 3)
+    assert drain(allocator) == [40008, 40010, port, 40002, 40004, 40006]
+
+
 @given(
     low=st.integers(1024, 60000),
     span=st.integers(1, 40),
