@@ -142,6 +142,9 @@ class Server:
         self.endpoint.gate = self.overload.admit
         self._overload_timer: asyncio.TimerHandle | None = None
         self.calls.host.router = self.routing.route
+        plans = self.calls.forwarder.transfers.plans  # a transfer into a plan of ours
+        plans.hosts = lambda number: self.routing.dialplans.plans.own_plan(number) is not None
+        plans.router = self.routing.route
         self.calls.forwarder.resolver = resolver_for(
             settings.sip.listen, settings.dns, self._loop.time
         )

@@ -231,7 +231,7 @@ class SessionHosting:
             # which the call's caps, rating and CDR go by.
             call.facts.clir, call.facts.called = session.clir, session.called
         place = self.forwarder.forward if self.forwarding is None else self.forwarding.forward
-        return await place(
+        outcome = await place(
             call,
             target=target,
             route=route,
@@ -239,6 +239,7 @@ class SessionHosting:
             caller_id=caller_id,
             originating=originating,
         )
+        return await self.forwarder.transfers.plans.follow(call, outcome)  # a transfer's plan
 
     async def conference_session(
         self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
@@ -306,6 +307,7 @@ class SessionHosting:
             call.session.ended(recording)
         if call.task is not None and not call.task.done():
             call.task.cancel()
+        self.forwarder.transfers.plans.discard(call)
         return {} if call.session is None else call.session.cdr_fields()
 
 

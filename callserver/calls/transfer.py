@@ -49,6 +49,7 @@ from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call, dialog_of
 from callserver.calls.handover import Handover
 from callserver.calls.leg import Leg
+from callserver.calls.plan_transfer import PlanTransfers
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
@@ -106,6 +107,7 @@ class Transfers:
         self._place = place
         self._close_bridge = bridges.close
         self.handover = Handover(services, self.attempt, release, bridges, self._notify)
+        self.plans = PlanTransfers()  # a target with a dialplan here (calls.plan_transfer)
 
     def handle_request(self, event: RequestReceived) -> bool:
         """Answer a REFER inside a dialog (RFC 3515 §2.4.2: 202 when it is taken, and its
@@ -212,9 +214,15 @@ class Transfers:
             side=side.leg,
             referred_by=refer.referred_by,
         )
+        if side.leg == "a" and self.plans.hosts(target):
+            leg.a.log.info("call.transfer_to_plan_routed", target=target, why="transferee_placed")
         if side.leg == "a":  # the caller hands its forwarded party over
             facts = transfer_facts(self.services, leg.a, leg.a.call_id, transferor, target)
             self.handover.start(side, leg, facts, subscription)
+            return
+        if self.plans.takes(leg, target):  # the transferee goes to the target's plan here
+            self._notify(side, subscription.final(200, "OK"))
+            self.plans.hand_over(leg, target)
             return
         facts = transfer_facts(self.services, leg.a, leg.facts.call_id, transferor, target)
         leg.transfer = self.services.loop.create_task(self._blind(leg, side, facts, subscription))

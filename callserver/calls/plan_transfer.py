@@ -1,0 +1,99 @@
+"""A blind transfer into a number this server runs a dialplan for (a conference room, an IVR).
+
+Theory of operation
+-------------------
+A transfer's target that is a number with a dialplan of its own (``hosts``: wired in app.py
+to the plan set in force) is not called through the routes: the transferee is handed to that
+plan here. That is possible when the transferee is the caller of a session (a call this
+server answered, its plan waiting in a ``forward`` for the leg the transferor answered:
+``PlanTransfers.takes``). ``hand_over`` then keeps the target for the call (``Handoff``),
+sends the last NOTIFY (200: the plan has the call) and ends the transferor's leg
+``transferred``; the forward returns, the leg is released (BYE, its CDR), and the session
+host's ``follow`` runs the target's plan on the same session (``run``: the routing, with the
+session's called number the target's) instead of what the old plan would do after its
+forward. The transferee's CDR then names the target's plan (``dialplan``, and ``conference``
+for a room) and carries ``transferred_from``: the Call-ID of the transferor's leg.
+
+A transferee that is a leg this server placed (the phone that placed the call transfers the
+far party: ``calls.handover``) cannot run a plan: a plan drives a ``CallSession``, which is
+hosted on a call the server answered (its INVITE server transaction, its dialog's requests,
+the media events of its stream, its CDR as leg ``a``); a placed leg has none of these (its
+digits reach only the bridges, its BYE only the forwarder). Such a transfer goes where a
+``forward`` step's leg to the number goes, out through the routes, and the log says why
+(``call.transfer_to_plan_routed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from callserver.calls.call import Call
+from callserver.calls.leg import Leg
+from callserver.calls.phase import CallPhase
+from callserver.calls.session import CallSession, ForwardOutcome
+
+__all__ = ["Handoff", "PlanTransfers"]
+
+Router = Callable[[CallSession], Awaitable[None] | None]
+"""The run of a session's plan for its called number (``dialplan.routing.Routing.route``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handoff:
+    """A call transferred into ``number``'s plan, replacing the leg ``transferred_from``."""
+
+    number: str
+    transferred_from: str
+
+
+class PlanTransfers:
+    """The transfers into this server's plans; see the module docstring.
+
+    ``hosts`` (True for a number with a plan of its own) and ``router`` are set by app.py;
+    until then no number is one.
+    """
+
+    def __init__(self) -> None:
+        self.hosts: Callable[[str], bool] = lambda number: False
+        self.router: Router | None = None
+        self._pending: dict[str, Handoff] = {}
+
+    def takes(self, leg: Leg, target: str) -> bool:
+        """True when the transfer of ``leg``'s far party to ``target`` runs ``target``'s plan
+        here: the number has one and the transferee is a session's caller whose forward
+        placed ``leg``."""
+        a = leg.a
+        hosted = a.session is not None and a.phase is CallPhase.BRIDGED and leg.bridge is not None
+        return hosted and self.router is not None and self.hosts(target)
+
+    def hand_over(self, leg: Leg, target: str) -> None:
+        """Give ``leg``'s call to ``target``'s plan: the leg ends ``transferred`` (its forward
+        returns and releases it), then the session host ``follow``s."""
+        self._pending[leg.a.call_id] = Handoff(number=target, transferred_from=leg.facts.call_id)
+        leg.a.log.info("call.transferred", target=target, plan=True)
+        leg.end_reason = "transferred"
+        leg.ended.set()
+
+    def discard(self, call: Call) -> None:
+        """``call`` ended: a hand-off it did not follow is dropped."""
+        self._pending.pop(call.call_id, None)
+
+    async def follow(self, call: Call, outcome: ForwardOutcome) -> ForwardOutcome:
+        """After a forward of ``call`` returned ``outcome``: run the plan a transfer handed
+        the call to, then report the call answered (the plan ended it); else ``outcome``."""
+        handoff = self._pending.pop(call.call_id, None)
+        session = call.session
+        if handoff is None or session is None or self.router is None:
+            return outcome
+        session.called = session.variables["called"] = handoff.number
+        run = self.router(session)
+        if call.facts is not None:
+            call.facts.extra["transferred_from"] = handoff.transferred_from
+        if run is None:  # the plan was removed by a reload meanwhile
+            call.log.warning("call.transfer_plan_gone", target=handoff.number)
+            await session.hangup(code=None, cause=None, reason="normal")
+            return outcome
+        call.log.info("call.plan_transferred", target=handoff.number, dialplan=session.dialplan)
+        await run
+        return ForwardOutcome(result="answered", sip_code=200)

@@ -1,0 +1,141 @@
+"""Blind transfer into a number this server runs a dialplan for: a conference room, an IVR.
+
+A SIPp caller on the trunk calls phone 201 (a SIPp phone, ``tests.e2e.subscribers``); 201
+answers and transfers it with REFER to the room's or the IVR's number. The caller is handed
+to that number's plan here (no leg is placed through the routes: the carrier's route goes
+nowhere). Each party's media end is an ``RtpParty`` sending a tone of its own, so what the
+room's other participant hears, and what the caller hears, is read here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from callserver.media import g711
+from callserver.media.tones import sine
+from tests.e2e.conftest import HOST, ServerProcess, exported_cdrs, start_server, stopped_on_exit
+from tests.e2e.rtp_party import RtpParty
+from tests.e2e.subscribers import CALLING, write_group
+from tests.e2e.test_conference import _caller as _participant
+from tests.e2e.test_conference import _joined, _magnitude, _samples
+from tests.e2e.test_transfer import _caller, _done, _event, _phone, _reap, _register
+
+ROOM, IVR = "38733100600", "38733100700"
+PLANS = {
+    ROOM: 'steps:\n  meet:\n    conference: "100"\n    max_participants: 5\n',
+    IVR: (
+        "steps:\n  main:\n    menu: main_menu\n    options: {1: information}\n"
+        "    first_digit_timeout: 6s\n  information:\n    play: information\n"
+    ),
+}
+CALLER_TONE, PARTICIPANT_TONE = 350.0, 600.0
+
+
+def _server(tmp_path: Path) -> ServerProcess:
+    """acme's phones 201 and 202, the room's and the IVR's plans, and a route for +387 to a
+    port nobody answers (a leg sent out through it would fail)."""
+    write_group(tmp_path)
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    for number, plan in PLANS.items():
+        (plans / f"{number}.yaml").write_text(plan)
+    route = {"host": HOST, "port": 9, "prefixes": ["+387"]}
+    return start_server(tmp_path, dialplans=plans, trunks={**CALLING, "routes": {"carrier": route}})
+
+
+def _tone(frequency: float) -> RtpParty:
+    return RtpParty(0xFF, g711.encode("PCMU", sine(frequency, 1000)))
+
+
+def _transferring_phone(
+    sipp: str, tmp_path: Path, server: ServerProcess, party: RtpParty, to: str
+) -> subprocess.Popen[str]:
+    """201 answering, then transferring its caller to ``to``."""
+    port = _register(sipp, tmp_path, server, "201")
+    keys = ("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", to)
+    return _phone(sipp, tmp_path, "uas-phone-answers-then-refers.xml", port, party, *keys)
+
+
+def _leg_port(server: ServerProcess) -> int:
+    return int(str(server.wait_for("call.forwarding")["rtp_port"]))
+
+
+def _answered_port(server: ServerProcess, count: int) -> int:
+    """The RTP port of the ``count``-th call the server answered."""
+    deadline = time.monotonic() + 20
+    while len(server.events("call.answered")) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return int(str(server.events("call.answered")[count - 1]["rtp_port"]))
+
+
+def test_a_caller_transferred_to_a_room_number_lands_in_the_room(sipp: str, tmp_path: Path) -> None:
+    """201 transfers its trunk caller to the room's number: NOTIFY 200, 201's leg ends
+    ``transferred``, the participant already in the room hears the caller's tone, and the
+    caller's CDR names the room, the room's plan and 201's leg."""
+    caller, phone, participant = _tone(CALLER_TONE), RtpParty(0x22), _tone(PARTICIPANT_TONE)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            with _participant(sipp, tmp_path, server, participant, 16000):
+                participant.send_to(int(str(_joined(server, 1)["rtp_port"])))
+                procs.append(_transferring_phone(sipp, tmp_path, server, phone, ROOM))
+                procs.append(_caller(sipp, tmp_path, server, caller))
+                caller.send_to(_answered_port(server, 2))
+                phone.send_to(_leg_port(server))
+                joined = _joined(server, 2)
+                start = len(participant.received)
+                time.sleep(2.0)
+                heard = _samples(participant, start, len(participant.received))
+                _done(procs, server)
+            handed = _event(server, "call.plan_transferred")
+    finally:
+        for party in (caller, phone, participant):
+            party.close()
+        _reap(procs)
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert joined["participants"] == 2
+    assert _magnitude(heard, CALLER_TONE) > 10 * _magnitude(heard, 1000.0), "caller not heard"
+    assert len(server.events("call.forwarding")) == 1, "a leg was placed for the transfer"
+    records = exported_cdrs(server.data_dir)
+    a = next(r for r in records if r["call_id"] == joined["call_id"])
+    first = next(r for r in records if r["called_raw"] == "+38733100201")
+    assert first["end_reason"] == "transferred", first
+    assert a["conference"] == "100" and ROOM in str(a["dialplan"]), a
+    assert a["transferred_from"] == first["call_id"] and handed["target"] == "+" + ROOM, a
+    assert a["disposition"] == "ANSWERED", a
+
+
+def test_a_caller_transferred_to_an_ivr_number_hears_its_menu_and_its_branch_runs(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 transfers its trunk caller to the IVR's number: the caller hears the menu's
+    prompt, presses 1 and the plan's ``information`` branch plays; its CDR has the steps."""
+    caller, phone = RtpParty(0x55), RtpParty(0x22)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            procs.append(_transferring_phone(sipp, tmp_path, server, phone, IVR))
+            procs.append(_caller(sipp, tmp_path, server, caller))
+            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+            phone.send_to(_leg_port(server))
+            _event(server, "call.plan_transferred")
+            start = len(caller.received)
+            time.sleep(1.5)
+            prompt = _samples(caller, start, len(caller.received))
+            caller.press("1")
+            _done(procs, server)
+    finally:
+        for party in (caller, phone):
+            party.close()
+        _reap(procs)
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert np.abs(prompt.astype(np.int32)).mean() > 300, "the menu's prompt was not heard"
+    records = exported_cdrs(server.data_dir)
+    a = next(r for r in records if r["leg"] == "a")
+    assert IVR in str(a["dialplan"]) and a["digits"] == "1", a
+    assert list(a["steps"]) == ["main", "information"], a
+    assert a["transferred_from"] and len(records) == 2, records
