@@ -26,6 +26,7 @@ from callserver.calls.registration import Registration, account_of
 from callserver.calls.service_codes import ServiceCodeCalls
 from callserver.calls.services_store import ServicesStore
 from callserver.calls.session import CallSession
+from callserver.calls.transfer_services import SubscriberTransfers
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.config.settings import Settings
 from callserver.policy.services import ServiceSettings
@@ -74,7 +75,7 @@ class PhoneServices:
         self.voicemail = Voicemail.of(
             settings, self.subscriber, lambda: "*" + centrex().codes.voicemail
         )
-        calls.host.forwarding = Forwarding(
+        calls.host.forwarding = forwarding = Forwarding(
             calls.forwarder.forward,
             phones=self.book,
             centrex=centrex,
@@ -85,6 +86,10 @@ class PhoneServices:
             host=endpoint.config.host,
             now=loop.time,
         )
+        transfers = SubscriberTransfers(
+            calls.services, calls.forwarder.place_answered, forwarding, centrex
+        )
+        calls.forwarder.transfers.subscriber_leg = transfers.place  # a transfer to a phone
         self.pickup = Pickup(calls.services, calls.calls, centrex)
         self.services: ServicesStore | None = None  # the phones' own settings: open()
         self.service_codes: ServiceCodeCalls | None = None

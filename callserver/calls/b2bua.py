@@ -75,10 +75,7 @@ from callserver.sip.events import (
     TransactionTimedOut,
 )
 from callserver.sip.headers import parse_address
-from callserver.sip.offer_answer import (
-    AnswerConfig,
-    build_offer,
-)
+from callserver.sip.offer_answer import AnswerConfig, build_offer
 from callserver.sip.transaction_key import TransactionKey
 from callserver.transport.resolver import SipResolver
 
@@ -148,14 +145,16 @@ class Forwarder:
         *,
         caller_id: str | None,
         ring_timeout: float,
+        diverted: Diverted | None = None,
     ) -> Leg | ForwardOutcome:
         """Place a leg of ``call`` to ``facts.called`` as ``payer``'s call (routed, barred and
-        channelled as its, ``calls.transfer``) and wait for its answer; the answered leg is
-        the caller's to bridge (a forward tears it down), a failed one is released here."""
+        channelled as its, ``calls.transfer``; ``diverted``: its Diversion entries) and wait
+        for its answer; the answered leg is the caller's to bridge (a forward tears it down),
+        a failed one is released here."""
         to = await self._target(call, payer, facts, None)
         if isinstance(to, ForwardOutcome):
             return to
-        leg = self._place(call, payer, facts, to, caller_id)
+        leg = self._place(call, payer, facts, to, caller_id, diverted)
         if leg is None:
             return ForwardOutcome(result="failed", sip_code=503)
         try:

@@ -29,6 +29,7 @@ without (the phones ring, 486, or 480).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -79,7 +80,7 @@ class Forwarding:
         centrex: the groups in force.
         settings_of: a subscriber's services in force, by its number.
         in_call: True while the subscriber of a number is in an answered call.
-        voicemail: records a diverted caller's message.
+        voicemail: records a diverted caller's message (None: a diversion to ``VM`` fails).
         outbound_ring_timeout: how long a diverted leg to an outside number may ring.
         host: our host name, for the URIs of the diversion entries.
         now: the calls layer's clock.
@@ -93,7 +94,7 @@ class Forwarding:
         centrex: Callable[[], Centrex],
         settings_of: Callable[[str], ServiceSettings],
         in_call: Callable[[str], bool],
-        voicemail: Voicemail,
+        voicemail: Voicemail | None,
         outbound_ring_timeout: Callable[[], float],
         host: str,
         now: Callable[[], float],
@@ -107,6 +108,13 @@ class Forwarding:
         self._outbound_ring_timeout = outbound_ring_timeout
         self._host = host
         self._now = now
+
+    def placing_with(self, place: Place, voicemail: Voicemail | None) -> Forwarding:
+        """These services with each leg placed by ``place`` and a diversion to ``VM`` taken by
+        ``voicemail`` (a transfer's legs: ``calls.transfer_services``)."""
+        other = copy.copy(self)
+        other._place, other._voicemail = place, voicemail
+        return other
 
     async def forward(
         self,
@@ -236,6 +244,8 @@ class Forwarding:
         """The caller leaves a message in the forwarding subscriber's box."""
         if call.session is None:
             return ForwardOutcome(result="failed")
+        if self._voicemail is None:  # a transfer's: its session is not the diverted party's
+            return ForwardOutcome(result="failed", sip_code=480, detail="voicemail not reachable")
         if call.facts is not None:
             call.facts.extra["diversion_reason"] = diverted.reason
             call.facts.extra["diverted_from"] = diverted.by.number

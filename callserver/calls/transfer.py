@@ -47,6 +47,7 @@ import structlog
 from callserver.calls.bridge import Bridge, Side
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call, dialog_of
+from callserver.calls.diverted import Diverted
 from callserver.calls.handover import Handover
 from callserver.calls.leg import Leg
 from callserver.calls.plan_transfer import PlanTransfers
@@ -64,7 +65,7 @@ from callserver.sip.names import reason_phrase
 from callserver.sip.refer import Notify, Refer, ReferSubscription, Replaces, parse_refer
 from callserver.sip.uri import AbsoluteUri, SipUri, unescape
 
-__all__ = ["PlaceLeg", "Transfers", "abandon", "transferred_to"]
+__all__ = ["PlaceLeg", "SubscriberLeg", "Transfers", "abandon", "transferred_to"]
 
 log = structlog.get_logger("callserver.calls.transfer")
 
@@ -82,7 +83,13 @@ class PlaceLeg(Protocol):
         *,
         caller_id: str | None,
         ring_timeout: float,
+        diverted: Diverted | None = None,
     ) -> Awaitable[Leg | ForwardOutcome]: ...
+
+
+SubscriberLeg = Callable[[Call, CallFacts, float], Awaitable[Leg | ForwardOutcome | None]]
+"""A transfer's leg to a subscriber with its services applied, or None for any other target
+(``calls.transfer_services``)."""
 
 
 class Transfers:
@@ -108,6 +115,7 @@ class Transfers:
         self._close_bridge = bridges.close
         self.handover = Handover(services, self.attempt, release, bridges, self._notify)
         self.plans = PlanTransfers()  # a target with a dialplan here (calls.plan_transfer)
+        self.subscriber_leg: SubscriberLeg | None = None  # its services applied (app wiring)
 
     def handle_request(self, event: RequestReceived) -> bool:
         """Answer a REFER inside a dialog (RFC 3515 §2.4.2: 202 when it is taken, and its
@@ -184,6 +192,10 @@ class Transfers:
         The target is shown the transferor's number: its call, as if it dialled it."""
         timeout = self.services.live.settings.calls.ring_timeout
         try:
+            if self.subscriber_leg is not None:  # a subscriber: as any call to it is placed
+                placed = await self.subscriber_leg(call, facts, timeout)
+                if placed is not None:
+                    return placed
             return await self._place(call, facts, facts, caller_id=None, ring_timeout=timeout)
         except asyncio.CancelledError:
             raise

@@ -1,0 +1,119 @@
+"""A transfer to a subscriber takes the subscriber's services, as a call to it does.
+
+A SIPp caller on the trunk calls phone 201 (a SIPp phone); 201 answers and transfers it with
+REFER to extension 202, whose services centrex.yaml sets: forwarding always to an outside
+number (the carrier, SIPp, checks Diversion and History-Info) or do-not-disturb. Each
+party's media end is an ``RtpParty`` of the test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.e2e.conftest import (
+    HOST,
+    ServerProcess,
+    exported_cdrs,
+    start_server,
+    stopped_on_exit,
+    uas_leg,
+)
+from tests.e2e.rtp_party import RtpParty
+from tests.e2e.subscribers import CALLING, write_group
+from tests.e2e.test_call_forwarding import OUTSIDE, _expecting
+from tests.e2e.test_transfer import (
+    CALLER_FILL,
+    TRANSFEROR_FILL,
+    _caller,
+    _done,
+    _forwarding_ports,
+    _heard,
+    _phone,
+    _reap,
+    _register,
+)
+
+A, B = "+38733100201", "+38733100202"
+
+
+def _server(tmp_path: Path, services: dict[str, object], carrier_port: int = 9) -> ServerProcess:
+    """acme's phones 201 and 202 (202's ``services``), a route for +387 to ``carrier_port``."""
+    write_group(tmp_path, services={"202": services})
+    route = {"host": HOST, "port": carrier_port, "prefixes": ["+387"]}
+    return start_server(tmp_path, trunks={**CALLING, "routes": {"carrier": route}})
+
+
+def _transferring(
+    sipp: str, tmp_path: Path, server: ServerProcess, party: RtpParty
+) -> subprocess.Popen[str]:
+    """201 answering, then transferring its caller to extension 202."""
+    port = _register(sipp, tmp_path, server, "201")
+    keys = ("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", "202")
+    return _phone(sipp, tmp_path, "uas-phone-answers-then-refers.xml", port, party, *keys)
+
+
+def test_a_transfer_to_a_subscriber_forwarding_always_lands_on_its_target(
+    sipp: str, tmp_path: Path
+) -> None:
+    """202 forwards always to an outside number: 201's transfer to 202 reaches the carrier
+    with Diversion naming 202 (unconditional), NOTIFY 200, and the outside leg is paid by
+    202 (payer called) and linked to 201's leg."""
+    caller, transferor = RtpParty(CALLER_FILL), RtpParty(TRANSFEROR_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    carrier = _expecting(tmp_path, "unconditional", B)
+    try:
+        with uas_leg(sipp, tmp_path, "-sf", carrier) as (outside, carrier_port):
+            services = {"forward_always": "061 200 300"}
+            with stopped_on_exit(_server(tmp_path, services, carrier_port)) as server:
+                procs.append(_transferring(sipp, tmp_path, server, transferor))
+                procs.append(_caller(sipp, tmp_path, server, caller))
+                caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+                transferor.send_to(_forwarding_ports(server, 1)[0])
+                diverted = server.wait_for("call.diverted", timeout=20)
+                _done(procs, server)
+                out, _ = outside.communicate(timeout=30)
+                assert outside.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
+    finally:
+        caller.close()
+        transferor.close()
+        _reap(procs)
+    assert (diverted["subscriber"], diverted["target"]) == (B, OUTSIDE), diverted
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
+    first, out_leg = records[A], records[OUTSIDE]
+    assert first["end_reason"] == "transferred", first
+    assert out_leg["disposition"] == "ANSWERED" and out_leg["transferred_from"] == first["call_id"]
+    assert (out_leg["diversion_reason"], out_leg["diverted_from"]) == ("unconditional", B)
+    assert (out_leg["payer"], out_leg["customer"]) == ("called", "acme"), out_leg
+    assert B not in records, "202's phones rang although it forwards always"
+
+
+def test_a_transfer_to_a_do_not_disturb_subscriber_gets_486_and_the_call_goes_on(
+    sipp: str, tmp_path: Path
+) -> None:
+    """202 is on do-not-disturb: the transfer's last NOTIFY says 486, the caller and 201 go on
+    talking, and the transfer leg's CDR says why it was not placed."""
+    caller, transferor = RtpParty(CALLER_FILL), RtpParty(TRANSFEROR_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path, {"dnd": True})) as server:
+            procs.append(_transferring(sipp, tmp_path, server, transferor))
+            procs.append(_caller(sipp, tmp_path, server, caller))
+            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+            transferor.send_to(_forwarding_ports(server, 1)[0])
+            failed = server.wait_for("call.transfer_failed", timeout=20)
+            heard_before = _heard(caller.received, TRANSFEROR_FILL)
+            _done(procs, server)
+    finally:
+        caller.close()
+        transferor.close()
+        _reap(procs)
+    assert failed["status"] == 486
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 486 Busy Here"
+    assert _heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
+    records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
+    assert records[A]["end_reason"] == "normal", records
+    refused = records[B]
+    assert refused["disposition"] == "BUSY" and refused["end_detail"] == "do not disturb"
+    assert refused["transferred_from"] == records[A]["call_id"], refused
