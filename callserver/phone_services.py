@@ -86,8 +86,10 @@ class PhoneServices:
             host=endpoint.config.host,
             now=loop.time,
         )
+        plans = calls.forwarder.transfers.plans
+        plans.voicemail = self.voicemail.leave  # a transfer's forwarding to VM
         transfers = SubscriberTransfers(
-            calls.services, calls.forwarder.place_answered, forwarding, centrex
+            calls.services, calls.forwarder.place_answered, forwarding, centrex, plans
         )
         calls.forwarder.transfers.subscriber_leg = transfers.place  # a transfer to a phone
         self.pickup = Pickup(calls.services, calls.calls, centrex)

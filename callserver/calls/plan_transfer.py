@@ -14,6 +14,11 @@ session's called number the target's) instead of what the old plan would do afte
 forward. The transferee's CDR then names the target's plan (``dialplan``, and ``conference``
 for a room) and carries ``transferred_from``: the Call-ID of the transferor's leg.
 
+A transfer to a subscriber whose forwarding goes to its voicemail box (``VM``:
+``calls.transfer_services``) is handed over the same way: the forwarding notes the mailbox
+(``boxing``), the transfer finds it (``boxed``) and hands the call to the box (``voicemail``:
+the caller's message into it) instead of a plan.
+
 A transferee that is a leg this server placed (the phone that placed the call transfers the
 far party: ``calls.handover``) cannot run a plan: a plan drives a ``CallSession``, which is
 hosted on a call the server answered (its INVITE server transaction, its dialog's requests,
@@ -39,12 +44,18 @@ Router = Callable[[CallSession], Awaitable[None] | None]
 """The run of a session's plan for its called number (``dialplan.routing.Routing.route``)."""
 
 
+Voicemail = Callable[[CallSession, str], Awaitable[None]]
+"""Record the caller's message into a mailbox (``voicemail.service.Voicemail.leave``)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Handoff:
-    """A call transferred into ``number``'s plan, replacing the leg ``transferred_from``."""
+    """A call transferred into ``number``'s plan, or into the voicemail box ``mailbox`` (its
+    subscriber's forwarding to ``VM``), replacing the leg ``transferred_from``."""
 
     number: str
     transferred_from: str
+    mailbox: str | None = None
 
 
 class PlanTransfers:
@@ -57,7 +68,9 @@ class PlanTransfers:
     def __init__(self) -> None:
         self.hosts: Callable[[str], bool] = lambda number: False
         self.router: Router | None = None
+        self.voicemail: Voicemail | None = None  # the boxes (wired with the phones' services)
         self._pending: dict[str, Handoff] = {}
+        self._boxes: dict[str, str] = {}  # call: the mailbox a transfer's forwarding chose
 
     def takes(self, leg: Leg, target: str) -> bool:
         """True when the transfer of ``leg``'s far party to ``target`` runs ``target``'s plan
@@ -67,17 +80,36 @@ class PlanTransfers:
         hosted = a.session is not None and a.phase is CallPhase.BRIDGED and leg.bridge is not None
         return hosted and self.router is not None and self.hosts(target)
 
+    def boxing(self, call: Call) -> Voicemail | None:
+        """What a transfer's forwarding to ``VM`` runs for ``call``'s caller (it notes the
+        mailbox for ``hand_over``), or None when there are no boxes."""
+        if self.voicemail is None:
+            return None
+
+        async def note(session: CallSession, mailbox: str) -> None:
+            self._boxes[call.call_id] = mailbox
+
+        return note
+
+    def boxed(self, call: Call) -> bool:
+        """True when a transfer's forwarding chose a voicemail box for ``call``'s caller."""
+        return call.call_id in self._boxes
+
     def hand_over(self, leg: Leg, target: str) -> None:
-        """Give ``leg``'s call to ``target``'s plan: the leg ends ``transferred`` (its forward
-        returns and releases it), then the session host ``follow``s."""
-        self._pending[leg.a.call_id] = Handoff(number=target, transferred_from=leg.facts.call_id)
-        leg.a.log.info("call.transferred", target=target, plan=True)
+        """Give ``leg``'s call to ``target``'s plan, or to the box its forwarding chose: the
+        leg ends ``transferred`` (its forward returns and releases it), then the session
+        host ``follow``s."""
+        box = self._boxes.pop(leg.a.call_id, None)
+        handoff = Handoff(number=target, transferred_from=leg.facts.call_id, mailbox=box)
+        self._pending[leg.a.call_id] = handoff
+        leg.a.log.info("call.transferred", target=target, plan=box is None, mailbox=box)
         leg.end_reason = "transferred"
         leg.ended.set()
 
     def discard(self, call: Call) -> None:
         """``call`` ended: a hand-off it did not follow is dropped."""
         self._pending.pop(call.call_id, None)
+        self._boxes.pop(call.call_id, None)
 
     async def follow(self, call: Call, outcome: ForwardOutcome) -> ForwardOutcome:
         """After a forward of ``call`` returned ``outcome``: run the plan a transfer handed
@@ -86,10 +118,13 @@ class PlanTransfers:
         session = call.session
         if handoff is None or session is None or self.router is None:
             return outcome
-        session.called = session.variables["called"] = handoff.number
-        run = self.router(session)
         if call.facts is not None:
             call.facts.extra["transferred_from"] = handoff.transferred_from
+        if handoff.mailbox is not None and self.voicemail is not None:
+            await self.voicemail(session, handoff.mailbox)
+            return ForwardOutcome(result="answered", sip_code=200)
+        session.called = session.variables["called"] = handoff.number
+        run = self.router(session)
         if run is None:  # the plan was removed by a reload meanwhile
             call.log.warning("call.transfer_plan_gone", target=handoff.number)
             await session.hangup(code=None, cause=None, reason="normal")

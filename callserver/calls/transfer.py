@@ -15,7 +15,10 @@ target is placed for the transferee's call as if the transferor had dialled it (
 of its group, else the number in E.164: routed, barred, channelled and rated as the
 transferor's call, ``Transfers.attempt``); the target is shown the transferor's number.
 While it is attempted the transferee stays bridged as it was (with the music on hold when
-the transferor held it). A failure leaves the call as it was. On 2xx:
+the transferor held it). A failure leaves the call as it was. A subscriber target gets its
+services as any call to it (``calls.transfer_services``: forwarding, do-not-disturb, call
+waiting); a number with a dialplan here takes a transferee that is a session's caller into
+that plan, with no leg placed (``calls.plan_transfer``). On 2xx:
 
 - from the forwarded leg's phone: its leg ends ``transferred`` and the forward puts the new
   leg in its place (``transferred_to``): the caller is bridged to the target. A transferor
@@ -245,6 +248,10 @@ class Transfers:
         """Place the transferee's new leg; on its answer, release the transferor's leg."""
         a, target = leg.a, facts.called
         placed = await self.attempt(a, facts)
+        if isinstance(placed, ForwardOutcome) and self.plans.boxed(a):  # forwarded to VM
+            self._notify(side, subscription.final(200, "OK"))
+            self.plans.hand_over(leg, target)
+            return None
         if isinstance(placed, ForwardOutcome):
             status = placed.sip_code if placed.sip_code and placed.sip_code >= 300 else 500
             a.log.info("call.transfer_failed", target=target, status=status, result=placed.result)

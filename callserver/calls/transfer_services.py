@@ -16,8 +16,10 @@ transfer bridges the answered one itself.
 - A diverted leg is the forwarding subscriber's, as for any forward (``calls.diverted``:
   barred by its classes, paid by it, with ``Diversion`` and ``History-Info``); it shows the
   transferor's number and keeps ``transferred_from``.
-- A diversion to ``VM`` is not made for a transfer (the party whose session would record
-  the message is not the transferee when the caller's own phone transfers): 480.
+- A diversion to ``VM`` leaves the transferee's message in the box when the transferee is
+  the caller of the call (``plan_transfer.PlanTransfers``: the transfer hands the call to
+  the box as it would to a plan; its CDR carries the diversion). When the calling phone
+  transfers, the transferee is a leg the server placed, which cannot record: 480.
 - A subscriber that refuses before anything rings (do-not-disturb, busy with call waiting
   off and no forwarding on busy) gets a CDR for the transfer leg that was not placed, with
   ``end_detail`` saying why; its NOTIFY says 486.
@@ -33,6 +35,7 @@ from callserver.calls.call import Call
 from callserver.calls.diverted import Diverted
 from callserver.calls.forwarding import Forwarding
 from callserver.calls.leg import Leg
+from callserver.calls.plan_transfer import PlanTransfers
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
@@ -49,6 +52,7 @@ class SubscriberTransfers:
         place: places a leg as a payer's call and waits for its answer (the forwarder's).
         forwarding: the subscribers' services, as every call to them gets them.
         centrex: the groups in force.
+        plans: the hand-offs of transferees (to a voicemail box, here).
     """
 
     def __init__(
@@ -57,11 +61,13 @@ class SubscriberTransfers:
         place: PlaceLeg,
         forwarding: Forwarding,
         centrex: Callable[[], Centrex],
+        plans: PlanTransfers,
     ) -> None:
         self.services = services
         self._place = place
         self._forwarding = forwarding
         self._centrex = centrex
+        self._plans = plans
 
     async def place(
         self, call: Call, facts: CallFacts, ring_timeout: float
@@ -78,11 +84,13 @@ class SubscriberTransfers:
         if called is None:
             return None
         legs = _AnsweredLegs(self.services, self._place, call, facts, transferor)
-        outcome = await self._forwarding.placing_with(legs, None).forward(
+        caller = call.facts is not None and call.facts.subscriber != transferor.number
+        boxes = self._plans.boxing(call) if caller else None  # else the transferor's call
+        outcome = await self._forwarding.placing_with(legs, boxes).forward(
             call, target=called.number, route=None, ring_timeout=ring_timeout, caller_id=None
         )
-        if legs.answered is not None:
-            return legs.answered
+        if legs.answered is not None or self._plans.boxed(call):
+            return legs.answered or outcome
         if not legs.placed:  # refused before anything rang: the leg's CDR says why
             call.log.info("call.transfer_target_refused", target=called.number, why=outcome.detail)
             facts.called = called.number

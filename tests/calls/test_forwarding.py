@@ -254,3 +254,37 @@ def test_a_diverted_leg_is_the_forwarding_subscribers() -> None:
     assert (facts.customer, facts.forwarded_from, facts.originating) == ("acme", A, False)
     assert facts.extra == {"diversion_reason": "no-answer", "diverted_from": A}
     assert [name for name, _ in diverted.headers] == ["Diversion", "History-Info"]
+
+
+def test_placing_with_another_place_and_no_voicemail_refuses_a_diversion_to_vm() -> None:
+    """A copy placing through other legs (a transfer's) places there, and a diversion to VM
+    fails 480 instead of recording; the original keeps its own legs."""
+    centrex = _centrex((A, B, C))
+    original, other = Legs({}), Legs({A: BUSY})
+    boxes: list[str] = []
+
+    async def voicemail(session: CallSession, mailbox: str) -> None:
+        boxes.append(mailbox)
+
+    forwarding = Forwarding(
+        original,
+        phones=PhoneBook(lambda: centrex, lambda aor, now: [], lambda: 30.0),
+        centrex=lambda: centrex,
+        settings_of=lambda n: ServiceSettings(forward_busy="VM") if n == A else ServiceSettings(),
+        in_call=lambda n: False,
+        voicemail=voicemail,
+        outbound_ring_timeout=lambda: 90.0,
+        host="127.0.0.1",
+        now=lambda: 0.0,
+    )
+    call = Call(call_id="c1", key=None, offered_at=0.0, log=structlog.get_logger())
+    call.facts = CallFacts(call_id="c1", caller="38761000000", called=A, offered_at=0.0)
+    call.session = object()  # type: ignore[assignment]  # only handed to the voicemail
+    copy = forwarding.placing_with(other, None)
+    outcome = asyncio.run(
+        copy.forward(call, target=A, route=None, ring_timeout=30.0, caller_id=None)
+    )
+    assert outcome == ForwardOutcome(
+        result="failed", sip_code=480, detail="voicemail not reachable"
+    )
+    assert [t for t, _, _ in other.placed] == [A] and original.placed == [] and boxes == []

@@ -11,10 +11,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from callserver.media import g711
+from callserver.media.tones import sine
 from tests.e2e.conftest import (
     HOST,
+    SCENARIOS,
     ServerProcess,
     exported_cdrs,
+    popen_sipp,
     start_server,
     stopped_on_exit,
     uas_leg,
@@ -27,6 +31,7 @@ from tests.e2e.test_transfer import (
     TRANSFEROR_FILL,
     _caller,
     _done,
+    _event,
     _forwarding_ports,
     _heard,
     _phone,
@@ -117,3 +122,52 @@ def test_a_transfer_to_a_do_not_disturb_subscriber_gets_486_and_the_call_goes_on
     refused = records[B]
     assert refused["disposition"] == "BUSY" and refused["end_detail"] == "do not disturb"
     assert refused["transferred_from"] == records[A]["call_id"], refused
+
+
+def test_a_transfer_to_a_subscriber_forwarding_to_vm_leaves_the_message_in_its_box(
+    sipp: str, tmp_path: Path
+) -> None:
+    """202 forwards always to its voicemail box: 201's transfer hands its trunk caller to
+    202's box (NOTIFY 200, 201's leg ends ``transferred``), the caller's message lands in
+    the box, and the caller's CDR names the message, the diversion and 201's leg."""
+    caller = RtpParty(0xFF, g711.encode("PCMU", sine(440.0, 1000)))
+    transferor = RtpParty(TRANSFEROR_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path, {"forward_always": "VM"})) as server:
+            procs.append(_transferring(sipp, tmp_path, server, transferor))
+            procs.append(_staying_caller(sipp, tmp_path, server, caller, 16000))
+            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+            transferor.send_to(_forwarding_ports(server, 1)[0])
+            handed = _event(server, "call.transferred")
+            _done(procs, server)
+            server.wait_for("call.ended")
+    finally:
+        caller.close()
+        transferor.close()
+        _reap(procs)
+    assert handed["mailbox"] == B.lstrip("+"), handed
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    (wav,) = (server.data_dir / "voicemail" / B.lstrip("+")).glob("*.wav")
+    records = exported_cdrs(server.data_dir)
+    a = next(r for r in records if r["leg"] == "a")
+    first = next(r for r in records if r["called_raw"] == A)
+    assert first["end_reason"] == "transferred" and len(records) == 2, records
+    assert a["voicemail_path"] == str(wav) and a["transferred_from"] == first["call_id"], a
+    assert (a["diversion_reason"], a["diverted_from"]) == ("unconditional", B), a
+
+
+def _staying_caller(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty, stay_ms: int
+) -> subprocess.Popen[str]:
+    """SIPp on the trunk calling 201, hanging up ``stay_ms`` after the answer."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-conference-stays-then-bye.xml")),
+            *("-key", "rtp_port", str(rtp.port), "-d", str(stay_ms), "-i", HOST, "-m", "1"),
+            *("-nostdin", "-timeout", "40s", "-timeout_error", "-s", A.lstrip("+")),
+            f"{HOST}:{server.port}",
+        ],
+        tmp_path,
+    )
