@@ -17,9 +17,18 @@ import numpy as np
 
 from callserver.media import g711
 from callserver.media.tones import sine
-from tests.e2e.conftest import HOST, ServerProcess, exported_cdrs, start_server, stopped_on_exit
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    popen_sipp,
+    start_server,
+    stopped_on_exit,
+    uas_leg,
+)
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import CALLING, write_group
+from tests.e2e.subscribers import CALLING, PHONES, write_group
 from tests.e2e.test_conference import _caller as _participant
 from tests.e2e.test_conference import _joined, _magnitude, _samples
 from tests.e2e.test_transfer import _caller, _done, _event, _phone, _reap, _register
@@ -35,15 +44,15 @@ PLANS = {
 CALLER_TONE, PARTICIPANT_TONE = 350.0, 600.0
 
 
-def _server(tmp_path: Path) -> ServerProcess:
-    """acme's phones 201 and 202, the room's and the IVR's plans, and a route for +387 to a
-    port nobody answers (a leg sent out through it would fail)."""
+def _server(tmp_path: Path, carrier_port: int = 9) -> ServerProcess:
+    """acme's phones 201 and 202, the room's and the IVR's plans, and a route for +387 to
+    ``carrier_port`` (by default one nobody answers: a leg sent out through it would fail)."""
     write_group(tmp_path)
     plans = tmp_path / "dialplans"
     plans.mkdir()
     for number, plan in PLANS.items():
         (plans / f"{number}.yaml").write_text(plan)
-    route = {"host": HOST, "port": 9, "prefixes": ["+387"]}
+    route = {"host": HOST, "port": carrier_port, "prefixes": ["+387"]}
     return start_server(tmp_path, dialplans=plans, trunks={**CALLING, "routes": {"carrier": route}})
 
 
@@ -139,3 +148,52 @@ def test_a_caller_transferred_to_an_ivr_number_hears_its_menu_and_its_branch_run
     assert IVR in str(a["dialplan"]) and a["digits"] == "1", a
     assert list(a["steps"]) == ["main", "information"], a
     assert a["transferred_from"] and len(records) == 2, records
+
+
+def test_the_calling_phone_transferring_its_called_party_to_a_room_sends_it_out(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 calls 202 and transfers 202 to the room from the calling side: 202's call is one
+    the server placed and cannot run a plan, so the transfer goes out through the +387
+    route (the carrier answers, NOTIFY 200) and the log says why."""
+    phone_202, carrier = RtpParty(0x33), RtpParty(0x55)
+    hangs_up = ("-sf", str(SCENARIOS / "uas-bridged-answers-talks-then-hangs-up.xml"))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with uas_leg(sipp, tmp_path, *hangs_up, "-key", "rtp_port", str(carrier.port)) as leg:
+            procs.append(leg[0])
+            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
+                port_202 = _register(sipp, tmp_path, server, "202")
+                answers = "uas-bridged-answers-then-expects-bye.xml"
+                procs.append(_phone(sipp, tmp_path, answers, port_202, phone_202))
+                procs.append(_calling_phone(sipp, tmp_path, server, RtpParty(0x22), ROOM))
+                phone_202.send_to(_leg_port(server))
+                out = _event(server, "call.forwarding", target="+" + ROOM)
+                carrier.send_to(int(str(out["rtp_port"])))
+                _done(procs, server)
+                routed = server.wait_for("call.transfer_to_plan_routed")
+    finally:
+        phone_202.close()
+        carrier.close()
+        _reap(procs)
+    assert (routed["target"], routed["why"]) == ("+" + ROOM, "transferee_placed"), routed
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert not server.events("call.plan_transferred") and not server.events("conference.joined")
+
+
+def _calling_phone(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty, to: str
+) -> subprocess.Popen[str]:
+    """Phone 201 (SIPp, digest as 201) calls extension 202 and REFERs it to ``to``."""
+    number = "38733100201"
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", "202"),
+            *("-key", "caller", number, "-au", number, "-ap", PHONES["201"]),
+            *("-auth_uri", f"202@{HOST}:{server.port}", "-key", "refer_to", to),
+            *("-key", "rtp_port", str(rtp.port), "-i", HOST, "-m", "1", "-nostdin"),
+            *("-timeout", "40s", "-timeout_error", "-trace_err", f"{HOST}:{server.port}"),
+        ],
+        tmp_path,
+    )
