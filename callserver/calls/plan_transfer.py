@@ -82,8 +82,9 @@ class PlanTransfers:
 
     def boxing(self, call: Call) -> Voicemail | None:
         """What a transfer's forwarding to ``VM`` runs for ``call``'s caller (it notes the
-        mailbox for ``hand_over``), or None when there are no boxes."""
-        if self.voicemail is None:
+        mailbox for ``hand_over``), or None when there are no boxes or ``call`` is not a
+        session's bridged call (the transferee of a pair a transfer joined has no session)."""
+        if self.voicemail is None or call.session is None or call.phase is not CallPhase.BRIDGED:
             return None
 
         async def note(session: CallSession, mailbox: str) -> None:

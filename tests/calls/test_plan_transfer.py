@@ -96,8 +96,9 @@ def test_a_forward_without_a_hand_off_or_a_dropped_one_returns_as_it_ended() -> 
 
 
 def test_a_mailbox_noted_by_a_transfers_forwarding_takes_the_call_instead_of_a_plan() -> None:
-    """boxing notes the mailbox the forwarding chose; hand_over then gives the call to that
-    box, whose recording runs on the transferee's session, not the plan's router."""
+    """boxing notes the mailbox the forwarding chose (for a session's bridged call only);
+    hand_over then gives the call to that box, whose recording runs on the transferee's
+    session, not the plan's router."""
     ran: list[str] = []
     boxes: list[tuple[str, str]] = []
     plans, call = _plans(ran), _call()
@@ -107,6 +108,7 @@ def test_a_mailbox_noted_by_a_transfers_forwarding_takes_the_call_instead_of_a_p
         boxes.append((session.call_id, mailbox))
 
     plans.voicemail = leave
+    assert plans.boxing(_call(CallPhase.ENDED)) is None, "no session's bridged call: refused"
     note = plans.boxing(call)
     assert note is not None and call.session is not None
     asyncio.run(note(call.session, "38733100202"))
