@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
     uas_leg,
 )
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import CALLING, write_group
+from tests.e2e.subscribers import CALLING, finished, phone, write_group
 from tests.e2e.test_call_forwarding import OUTSIDE, _expecting
 from tests.e2e.test_transfer import (
     CALLER_FILL,
@@ -43,10 +43,12 @@ A, B = "+38733100201", "+38733100202"
 
 
 def _server(tmp_path: Path, services: dict[str, object], carrier_port: int = 9) -> ServerProcess:
-    """acme's phones 201 and 202 (202's ``services``), a route for +387 to ``carrier_port``."""
+    """acme's phones 201 and 202 (202's ``services``), a route for +387 to ``carrier_port``;
+    a call rings 60 s at most."""
     write_group(tmp_path, services={"202": services})
     route = {"host": HOST, "port": carrier_port, "prefixes": ["+387"]}
-    return start_server(tmp_path, trunks={**CALLING, "routes": {"carrier": route}})
+    trunks = {**CALLING, "routes": {"carrier": route}}
+    return start_server(tmp_path, trunks=trunks, ring_timeout=60)
 
 
 def _transferring(
@@ -130,8 +132,7 @@ def test_a_transfer_to_a_subscriber_forwarding_to_vm_leaves_the_message_in_its_b
     """202 forwards always to its voicemail box: 201's transfer hands its trunk caller to
     202's box (NOTIFY 200, 201's leg ends ``transferred``), the caller's message lands in
     the box, and the caller's CDR names the message, the diversion and 201's leg."""
-    caller = RtpParty(0xFF, g711.encode("PCMU", sine(440.0, 1000)))
-    transferor = RtpParty(TRANSFEROR_FILL)
+    caller, transferor = _tone_party(440.0), RtpParty(TRANSFEROR_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(_server(tmp_path, {"forward_always": "VM"})) as server:
@@ -171,3 +172,47 @@ def _staying_caller(
         ],
         tmp_path,
     )
+
+
+def test_a_transfer_to_a_subscriber_not_answering_diverts_after_its_ring_time(
+    sipp: str, tmp_path: Path
+) -> None:
+    """202 forwards on no answer after 5 s (calls ring 60 s): its phone rings, is cancelled
+    after its ring time, and the carrier gets the transfer with Diversion no-answer (cause
+    408) while the caller is still there (16 s); NOTIFY 200, both legs keep transferred_from."""
+    caller, transferor = _tone_party(350.0), RtpParty(TRANSFEROR_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    carrier = _expecting(tmp_path, "no-answer", B)
+    services = {"forward_no_answer": "061 200 300", "no_answer_seconds": 5}
+    try:
+        with (
+            uas_leg(sipp, tmp_path, "-sf", carrier) as (outside, carrier_port),
+            stopped_on_exit(_server(tmp_path, services, carrier_port)) as server,
+        ):
+            port_202 = _register(sipp, tmp_path, server, "202")
+            with phone(sipp, tmp_path, "uas-rings-until-cancelled.xml", port_202) as rung:
+                procs.append(_transferring(sipp, tmp_path, server, transferor))
+                procs.append(_staying_caller(sipp, tmp_path, server, caller, 16000))
+                caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+                transferor.send_to(_forwarding_ports(server, 1)[0])
+                finished(rung, server)
+            diverted = server.wait_for("call.diverted", timeout=20)
+            _done(procs, server)
+            out, _ = outside.communicate(timeout=30)
+            assert outside.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
+    finally:
+        caller.close()
+        transferor.close()
+        _reap(procs)
+    assert (diverted["reason"], diverted["target"]) == ("no-answer", OUTSIDE), diverted
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
+    first, rang, out_leg = records[A], records[B], records[OUTSIDE]
+    assert first["end_reason"] == "transferred", first
+    assert rang["disposition"] != "ANSWERED" and rang["transferred_from"] == first["call_id"]
+    assert out_leg["disposition"] == "ANSWERED" and out_leg["transferred_from"] == first["call_id"]
+    assert (out_leg["diversion_reason"], out_leg["payer"]) == ("no-answer", "called"), out_leg
+
+
+def _tone_party(frequency: float) -> RtpParty:
+    return RtpParty(0xFF, g711.encode("PCMU", sine(frequency, 1000)))
