@@ -207,7 +207,8 @@ class CdrRecord:
     # stamp; set on reading from the store (``cdr.marks``), never in the spooled line.
     malicious: str | None = None
     # A leg placed by a call transfer (REFER): the Call-ID of the transferor's leg it replaced
-    # (that leg ends ``transferred``); ``linked_id`` stays the original call's.
+    # (that leg ends ``transferred``); ``linked_id`` stays the original call's. A caller a
+    # transfer handed to a plan (or a voicemail box) of this server carries it on leg a.
     transferred_from: str | None = None
 
     def __post_init__(self) -> None:
