@@ -19,7 +19,15 @@ from pathlib import Path
 import yaml
 
 from callserver.sip.auth import password_ha1
-from tests.e2e.conftest import SCENARIOS, ServerProcess, free_port, run_sipp, start_uas
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    free_port,
+    popen_sipp,
+    run_sipp,
+    start_uas,
+)
 
 USERNAME, REALM, PASSWORD = "38733100201", "callserver", "phone-201-secret"
 AOR = "+38733100201"
@@ -125,3 +133,20 @@ def finished(proc: subprocess.Popen[str], server: ServerProcess) -> None:
     """The phone's SIPp ended its call as its scenario says."""
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
+
+
+def background_call(
+    sipp: str, tmp_path: Path, server: ServerProcess, *, hold: int
+) -> subprocess.Popen[str]:
+    """A caller through the trunk ``test`` calls the subscriber's number (``CALLER``) and
+    hangs up ``hold`` ms after the answer, running in the background; wait for its end."""
+    local = free_port(both=False)
+    return popen_sipp(
+        [
+            sipp,
+            f"{HOST}:{server.port}",
+            *("-i", HOST, "-p", str(local), "-mp", str(free_port(both=False)), "-nostdin"),
+            *("-timeout", "40s", "-timeout_error", "-sn", "uac", "-d", str(hold), *CALLER),
+        ],
+        tmp_path,
+    )

@@ -6,7 +6,6 @@ History-Info (scenarios/uas-answers-expects-diversion.xml); the CDRs are read ba
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
-    free_port,
     plan_dir,
-    popen_sipp,
     run_scenario,
     run_sipp,
     start_server,
@@ -27,7 +24,15 @@ from tests.e2e.conftest import (
     stopped_on_exit,
     uas_leg,
 )
-from tests.e2e.subscribers import CALLER, CALLING, PHONES, finished, phone, register_phone
+from tests.e2e.subscribers import (
+    CALLER,
+    CALLING,
+    PHONES,
+    background_call,
+    finished,
+    phone,
+    register_phone,
+)
 from tests.e2e.subscribers import write_group as write_phones
 
 A, B = "+38733100201", "+38733100202"
@@ -152,7 +157,7 @@ def test_call_waiting_off_while_in_a_call_diverts_on_busy(sipp: str, tmp_path: P
             phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port_201) as first,
             phone(sipp, tmp_path, _expecting(tmp_path, "user-busy"), port_202) as second,
         ):
-            talking = _background_call(sipp, tmp_path, server, hold=8000)
+            talking = background_call(sipp, tmp_path, server, hold=8000)
             try:
                 server.wait_for("call.bridged", timeout=20)
                 _call_201(sipp, tmp_path, server)
@@ -176,7 +181,7 @@ def test_call_waiting_on_offers_a_second_call_to_the_phone_in_a_call(
         scenario = str(SCENARIOS / "uas-rings-answers-expects-bye.xml")
         first, _ = start_uas(sipp, tmp_path, "-sf", scenario, "-m", "2", port=port_201)
         try:
-            talking = _background_call(sipp, tmp_path, server, hold=8000)
+            talking = background_call(sipp, tmp_path, server, hold=8000)
             try:
                 server.wait_for("call.bridged", timeout=20)
                 _call_201(sipp, tmp_path, server)
@@ -194,22 +199,6 @@ def test_call_waiting_on_offers_a_second_call_to_the_phone_in_a_call(
         ("ANSWERED", None),
     ]
     assert not server.events("call.diverted")
-
-
-def _background_call(
-    sipp: str, tmp_path: Path, server: ServerProcess, *, hold: int
-) -> subprocess.Popen[str]:
-    """A first caller to 201, held ``hold`` ms after the answer, running in the background."""
-    local = free_port(both=False)
-    return popen_sipp(
-        [
-            sipp,
-            f"{HOST}:{server.port}",
-            *("-i", HOST, "-p", str(local), "-mp", str(free_port(both=False)), "-nostdin"),
-            *("-timeout", "40s", "-timeout_error", "-sn", "uac", "-d", str(hold), *CALLER),
-        ],
-        tmp_path,
-    )
 
 
 def test_not_reachable_diverts_at_once(sipp: str, tmp_path: Path) -> None:

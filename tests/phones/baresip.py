@@ -58,7 +58,8 @@ def baresip_path() -> str:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Account:
     """The phone's one account: ``registrar`` is (host, port) or None for no registration;
-    ``answermode`` ``auto`` answers every call at once, ``manual`` lets it ring."""
+    ``answermode`` ``auto`` answers every call at once, ``manual`` lets it ring; ``mwi``
+    subscribes to the account's message-summary (RFC 3842) once registered."""
 
     user: str = "phone"
     registrar: tuple[str, int] | None = None
@@ -67,6 +68,7 @@ class Account:
     password: str | None = None
     regint: int = 600
     answermode: str = "auto"
+    mwi: bool = False
 
 
 def _account_line(account: Account, sip_port: int) -> str:
@@ -75,6 +77,7 @@ def _account_line(account: Account, sip_port: int) -> str:
         f"regint={account.regint if domain else 0}",
         f"answermode={account.answermode}",
         "audio_codecs=pcmu,pcma",
+        f"mwi={'yes' if account.mwi else 'no'}",
     ]
     if account.auth_user:
         params.append(f"auth_user={account.auth_user}")
@@ -84,13 +87,16 @@ def _account_line(account: Account, sip_port: int) -> str:
     return f"<sip:{account.user}@{host};transport={account.transport}>;" + ";".join(params)
 
 
-def _config(sip_port: int, rtp_port: int, audio: Path, snd_path: Path) -> str:
+def _config(
+    sip_port: int, rtp_port: int, audio: Path, snd_path: Path, *, max_calls: int, mwi: bool
+) -> str:
     lines = {
         "module_path": str(MODULE_PATH),
         "poll_method": "epoll",
         "sip_listen": f"{HOST}:{sip_port}",
         "net_interface": HOST,
         "call_local_timeout": "30",
+        "call_max_calls": str(max_calls),
         "audio_player": "aubridge,player",
         "audio_alert": "aubridge,alert",
         "audio_source": f"aufile,{audio}",
@@ -102,11 +108,14 @@ def _config(sip_port: int, rtp_port: int, audio: Path, snd_path: Path) -> str:
     text = [f"{key}\t{value}" for key, value in lines.items()]
     text += [f"module\t{name}.so" for name in modules]
     text += ["module_tmp\taccount.so", "module_app\tmenu.so"]
+    text += ["module_app\tmwi.so"] if mwi else []
     return "\n".join(text) + "\n"
 
 
 class Baresip:
-    """One baresip process with a pty on its console; see the module docstring."""
+    """One baresip process with a pty on its console; see the module docstring.
+    ``sip_trace`` prints every SIP message on the console; ``max_calls``: calls the phone
+    takes at once (baresip answers 486 Busy Here to one more)."""
 
     def __init__(
         self,
@@ -115,9 +124,11 @@ class Baresip:
         account: Account | None = None,
         *,
         sip_trace: bool = False,
+        max_calls: int = 4,
     ) -> None:
         self.workdir = workdir
         self.sip_trace = sip_trace
+        self.max_calls = max_calls
         self.account = account or Account()
         self.sip_port = free_port()
         self.rtp_port = free_port(both=False)
@@ -140,7 +151,15 @@ class Baresip:
         conf = self.workdir / "conf"
         conf.mkdir(parents=True, exist_ok=True)
         self.snd_path.mkdir(parents=True, exist_ok=True)
-        (conf / "config").write_text(_config(self.sip_port, self.rtp_port, audio, self.snd_path))
+        config = _config(
+            self.sip_port,
+            self.rtp_port,
+            audio,
+            self.snd_path,
+            max_calls=self.max_calls,
+            mwi=self.account.mwi,
+        )
+        (conf / "config").write_text(config)
         (conf / "accounts").write_text(_account_line(self.account, self.sip_port) + "\n")
         (conf / "contacts").write_text("")
 

@@ -1,5 +1,6 @@
 """`callserver run` with one Centrex group for the phone tests: subscriber 201 of acme's
-group ``+387 33 100 200-299`` and the ``test`` trunk for callers from 127.0.0.1.
+group ``+387 33 100 200-299`` (or its phones 201 and 202, ``group_server``) and the ``test``
+trunk for callers from 127.0.0.1.
 
 The server challenges with SHA-256 then MD5 by default; baresip 1.0 (libre 1.x) gives up
 when any challenge is SHA-256, in either order ("Register: Function not implemented"), so
@@ -15,9 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e.conftest import HOST, ServerProcess, start_server
-from tests.e2e.subscribers import AOR, CALLING, PASSWORD, USERNAME, write_centrex
+from tests.e2e.subscribers import (
+    AOR,
+    CALLING,
+    PASSWORD,
+    PHONES,
+    USERNAME,
+    write_centrex,
+    write_group,
+)
 from tests.phones.audio import tone, write_wav
-from tests.phones.baresip import Account
+from tests.phones.baresip import Account, Baresip
 
 NUMBER = AOR.removeprefix("+")  # what a caller dials
 MD5_ONLY = ("MD5",)
@@ -51,9 +60,52 @@ def phone_201(server: ServerProcess, transport: str = "udp", answermode: str = "
     )
 
 
-def microphone(tmp_path: Path, frequency: float = 440.0) -> Path:
-    """A WAV file in ``tmp_path`` of 4 s of ``frequency`` Hz for a phone to send."""
-    return write_wav(tmp_path / f"microphone-{int(frequency)}.wav", tone(frequency, 4.0))
+def microphone(tmp_path: Path, frequency: float = 440.0, seconds: float = 4.0) -> Path:
+    """A WAV file in ``tmp_path`` of ``seconds`` of ``frequency`` Hz for a phone to send
+    (baresip hangs up its call when the file ends)."""
+    path = tmp_path / f"microphone-{int(frequency)}-{int(seconds)}.wav"
+    return write_wav(path, tone(frequency, seconds))
+
+
+def group_server(
+    tmp_path: Path, services: dict[str, dict[str, object]] | None = None, **settings: object
+) -> ServerProcess:
+    """The server with acme's phones 201 and 202 (tests/e2e/subscribers.py, ``services`` by
+    extension), the trunk ``test`` for callers from 127.0.0.1, MD5 challenges only; further
+    ``settings`` as ``start_server`` takes them."""
+    write_group(tmp_path, services=services)
+    return start_server(tmp_path, trunks={**CALLING, "digest": {"algorithms": ["MD5"]}}, **settings)
+
+
+def group_phone(
+    server: ServerProcess, ext: str, *, answermode: str = "auto", mwi: bool = False
+) -> Account:
+    """baresip's account of acme's phone ``ext`` (201 or 202) registering to ``server``
+    (``answermode`` and ``mwi`` as ``Account`` has them)."""
+    user = f"38733100{ext}"
+    return Account(
+        user=user,
+        registrar=(HOST, server.port),
+        auth_user=user,
+        password=PHONES[ext],
+        answermode=answermode,
+        mwi=mwi,
+    )
+
+
+def dial_code(phone: Baresip, server: ServerProcess, code: str) -> dict[str, object]:
+    """``phone`` dials the service ``code``: the server answers, says its confirmation and
+    hangs up; the ``services.changed`` log line the code brought."""
+    before = len(server.events("services.changed"))
+    phone.dial(f"sip:{code}@{HOST}:{server.port}")
+    phone.wait_for("established", timeout=10)
+    phone.wait_for("closed", timeout=20)
+    deadline = time.monotonic() + 5.0
+    while len(server.events("services.changed")) <= before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    changes = server.events("services.changed")
+    assert len(changes) > before, f"{code} changed nothing:\n" + "\n".join(server.raw[-20:])
+    return changes[-1]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
