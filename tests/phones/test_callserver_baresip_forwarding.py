@@ -1,25 +1,24 @@
 """baresip phones and call forwarding: a call to a phone whose number forwards always lands
-on the other phone.
+on the other phone; one whose phone is not answered in its no-answer ring time (CFNR, set by
+``*61*202*5#`` from the phone) lands there after it.
 
 Phones 201 and 202 of acme's group register with MD5 (baresip 1.0 gives up on SHA-256,
 tests/phones/centrex.py); 202 forwards always to extension 201 in centrex.yaml. A SIPp caller
-on the trunk ``test`` calls 202's number.
+on the trunk ``test`` calls the phone's number. (Busy forwarding and call waiting:
+test_callserver_baresip_waiting.py.)
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
-from tests.e2e.conftest import HOST, exported_cdrs, run_sipp, start_server, stopped_on_exit
-from tests.e2e.subscribers import CALLING, PHONES, write_group
-from tests.phones.baresip import STATES, Account, Baresip
-from tests.phones.centrex import microphone
+from tests.e2e.conftest import exported_cdrs, run_sipp, stopped_on_exit
+from tests.phones.baresip import STATES, Baresip
+from tests.phones.centrex import dial_code, group_phone, group_server, microphone
 
-
-def _phone(port: int, ext: str) -> Account:
-    user = f"38733100{ext}"
-    return Account(user=user, registrar=(HOST, port), auth_user=user, password=PHONES[ext])
+RING_SECONDS = 5  # CFNR's shortest ring time
 
 
 def test_a_call_to_a_baresip_that_forwards_always_lands_on_the_other(
@@ -27,15 +26,13 @@ def test_a_call_to_a_baresip_that_forwards_always_lands_on_the_other(
 ) -> None:
     """202 forwards always to 201: the caller's call is answered by 201's baresip, whose
     INVITE names 202 in Diversion; 202's baresip never rings."""
-    write_group(tmp_path, services={"202": {"forward_always": "201"}})
-    trunks = {**CALLING, "digest": {"algorithms": ["MD5"]}}
-    server = start_server(tmp_path, trunks=trunks)
+    server = group_server(tmp_path, {"202": {"forward_always": "201"}})
     with (
         stopped_on_exit(server),
         Baresip(
-            tmp_path / "p201", microphone(tmp_path), _phone(server.port, "201"), sip_trace=True
+            tmp_path / "p201", microphone(tmp_path), group_phone(server, "201"), sip_trace=True
         ) as a,
-        Baresip(tmp_path / "p202", microphone(tmp_path), _phone(server.port, "202")) as b,
+        Baresip(tmp_path / "p202", microphone(tmp_path), group_phone(server, "202")) as b,
     ):
         a.wait_for("registered", timeout=5)
         b.wait_for("registered", timeout=5)
@@ -61,3 +58,61 @@ def test_a_call_to_a_baresip_that_forwards_always_lands_on_the_other(
         "unconditional",
         "+38733100202",
     )
+
+
+def test_cfnr_set_by_61_from_baresip_rings_it_then_lands_on_202(sipp: str, tmp_path: Path) -> None:
+    """201 dials *61*202*5#; a caller's call rings 201's baresip (left unanswered) for the
+    5 s ring time, is cancelled there, then answered by 202's baresip with Diversion
+    no-answer; 201's leg is NO ANSWER after at least the ring time, 202's diverted by 201."""
+    with (
+        stopped_on_exit(group_server(tmp_path, ring_timeout=20)) as server,
+        Baresip(
+            tmp_path / "p201",
+            microphone(tmp_path, 440.0, 20.0),
+            group_phone(server, "201", answermode="manual"),
+        ) as a,
+        Baresip(
+            tmp_path / "p202",
+            microphone(tmp_path, 600.0, 20.0),
+            group_phone(server, "202"),
+            sip_trace=True,
+        ) as b,
+    ):
+        a.wait_for("registered", timeout=5)
+        b.wait_for("registered", timeout=5)
+        changed = dial_code(a, server, f"*61*202*{RING_SECONDS}#")
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sn", "uac", "-d", "1500", "-s", "38733100201", "-m", "1"),
+            *("-key", "caller", "38761000000"),
+            timeout=40,
+        )
+        assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+        a.wait_for("incoming", timeout=5)
+        a.wait_for("session_closed", timeout=5)
+        b.wait_for("established", timeout=5)
+        b.wait_for("closed", timeout=10)
+        [(_, invite)] = b.traced("INVITE")
+        diverted = server.wait_for("call.diverted")
+    assert changed["values"] == {"forward_no_answer": "202", "no_answer_seconds": RING_SECONDS}
+    assert ";reason=no-answer;counter=1" in invite and "cause=408" in invite, invite
+    assert (diverted["reason"], diverted["target"]) == ("no-answer", "+38733100202"), diverted
+    records = [r for r in exported_cdrs(server.data_dir) if r["leg"] == "b"]
+    unanswered, answered = sorted(records, key=lambda r: str(r["start_stamp"]))
+    assert (unanswered["called_raw"], unanswered["disposition"]) == ("+38733100201", "NO_ANSWER")
+    rang = _seconds(unanswered["end_stamp"]) - _seconds(unanswered["start_stamp"])
+    later = _seconds(answered["start_stamp"]) - _seconds(unanswered["start_stamp"])
+    assert min(rang, later) >= RING_SECONDS - 0.5, (unanswered, answered)  # 202 only after
+    assert (answered["called_raw"], answered["disposition"]) == ("+38733100202", "ANSWERED")
+    assert (answered["diversion_reason"], answered["diverted_from"]) == (
+        "no-answer",
+        "+38733100201",
+    )
+    assert answered["linked_id"] == unanswered["linked_id"], (unanswered, answered)
+
+
+def _seconds(stamp: object) -> float:
+    """A CDR's ISO 8601 UTC stamp as seconds since the epoch."""
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
