@@ -1,4 +1,5 @@
-"""Test audio for the phones: pure tones written as WAV or raw G.711, and the tone heard."""
+"""Test audio for the phones: pure tones written as WAV or raw G.711, WAV files read, and the
+tone heard."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def write_wav(path: Path, samples: npt.NDArray[np.int16]) -> Path:
         wav.setframerate(RATE)
         wav.writeframes(samples.astype("<i2").tobytes())
     return path
+
+
+def read_wav(path: Path) -> npt.NDArray[np.int16]:
+    """The samples of a 16-bit 8 kHz mono WAV file (what phones and the server write)."""
+    with wave.open(str(path)) as wav:
+        assert (wav.getframerate(), wav.getnchannels()) == (RATE, 1), path
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
 
 
 def write_ulaw(path: Path, samples: npt.NDArray[np.int16]) -> Path:

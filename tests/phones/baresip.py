@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import threading
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +25,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.e2e.conftest import HOST, free_port
+from tests.phones.audio import read_wav
 
 MODULE_PATH = Path("/usr/lib/baresip/modules")
 INSTALL_HINT = (
@@ -261,11 +261,11 @@ class Baresip:
 
     def received_audio(self) -> npt.NDArray[np.int16]:
         """Samples of the last call's received audio (sndfile's ``-dec.wav``), 8 kHz mono."""
-        return _samples(self._dump("dec"))
+        return read_wav(self._dump("dec"))
 
     def sent_audio(self) -> npt.NDArray[np.int16]:
         """Samples of the last call's sent audio (sndfile's ``-enc.wav``), 8 kHz mono."""
-        return _samples(self._dump("enc"))
+        return read_wav(self._dump("enc"))
 
     def _dump(self, kind: str) -> Path:
         files = sorted(self.snd_path.glob(f"dump-*-{kind}.wav"))
@@ -308,9 +308,3 @@ class Baresip:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _samples(path: Path) -> npt.NDArray[np.int16]:
-    with wave.open(str(path)) as wav:
-        assert (wav.getframerate(), wav.getnchannels()) == (8000, 1), path
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
