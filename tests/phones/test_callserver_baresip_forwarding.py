@@ -1,6 +1,6 @@
 """baresip phones and call forwarding: a call to a phone whose number forwards always lands
 on the other phone; one whose phone is not answered in its no-answer ring time (CFNR, set by
-``*61*202*5#`` from the phone) lands there after it.
+``*61*202*5#`` from the phone, kept over a restart) lands there after it.
 
 Phones 201 and 202 of acme's group register with MD5 (baresip 1.0 gives up on SHA-256,
 tests/phones/centrex.py); 202 forwards always to extension 201 in centrex.yaml. A SIPp caller
@@ -14,9 +14,15 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from tests.e2e.conftest import exported_cdrs, run_sipp, stopped_on_exit
+from tests.e2e.conftest import exported_cdrs, launch, run_sipp, stopped_on_exit
 from tests.phones.baresip import STATES, Baresip
-from tests.phones.centrex import dial_code, group_phone, group_server, microphone
+from tests.phones.centrex import (
+    dial_code,
+    group_phone,
+    group_server,
+    microphone,
+    stored_bindings,
+)
 
 RING_SECONDS = 5  # CFNR's shortest ring time
 
@@ -60,42 +66,52 @@ def test_a_call_to_a_baresip_that_forwards_always_lands_on_the_other(
     )
 
 
-def test_cfnr_set_by_61_from_baresip_rings_it_then_lands_on_202(sipp: str, tmp_path: Path) -> None:
-    """201 dials *61*202*5#; a caller's call rings 201's baresip (left unanswered) for the
-    5 s ring time, is cancelled there, then answered by 202's baresip with Diversion
-    no-answer; 201's leg is NO ANSWER after at least the ring time, 202's diverted by 201."""
+def test_cfnr_set_by_61_from_baresip_and_kept_over_a_restart_rings_it_then_lands_on_202(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 dials *61*202*5#; the server restarts; a caller's call then rings 201's baresip
+    (left unanswered) for the 5 s ring time, is cancelled there, then answered by 202's
+    baresip with Diversion no-answer; 201's leg is NO_ANSWER after at least the ring time,
+    202's diverted by 201."""
+    first = group_server(tmp_path, ring_timeout=20)
     with (
-        stopped_on_exit(group_server(tmp_path, ring_timeout=20)) as server,
+        stopped_on_exit(first),
         Baresip(
             tmp_path / "p201",
             microphone(tmp_path, 440.0, 20.0),
-            group_phone(server, "201", answermode="manual"),
+            group_phone(first, "201", answermode="manual"),
         ) as a,
         Baresip(
             tmp_path / "p202",
             microphone(tmp_path, 600.0, 20.0),
-            group_phone(server, "202"),
+            group_phone(first, "202"),
             sip_trace=True,
         ) as b,
     ):
         a.wait_for("registered", timeout=5)
         b.wait_for("registered", timeout=5)
-        changed = dial_code(a, server, f"*61*202*{RING_SECONDS}#")
-        result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sn", "uac", "-d", "1500", "-s", "38733100201", "-m", "1"),
-            *("-key", "caller", "38761000000"),
-            timeout=40,
-        )
-        assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-        a.wait_for("incoming", timeout=5)
-        a.wait_for("session_closed", timeout=5)
-        b.wait_for("established", timeout=5)
-        b.wait_for("closed", timeout=10)
-        [(_, invite)] = b.traced("INVITE")
-        diverted = server.wait_for("call.diverted")
+        changed = dial_code(a, first, f"*61*202*{RING_SECONDS}#")
+        stored_bindings(first, 2)
+        assert first.stop() == 0
+        config = str(tmp_path / "callserver.yaml")
+        with stopped_on_exit(
+            launch(["run", "--config", config], first.port, first.data_dir)
+        ) as server:
+            result = run_sipp(
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sn", "uac", "-d", "1500", "-s", "38733100201", "-m", "1"),
+                *("-key", "caller", "38761000000"),
+                timeout=40,
+            )
+            assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+            a.wait_for("incoming", timeout=5)
+            a.wait_for("session_closed", timeout=5)
+            b.wait_for("established", timeout=5)
+            b.wait_for("closed", timeout=10)
+            [(_, invite)] = b.traced("INVITE")
+            diverted = server.wait_for("call.diverted")
     assert changed["values"] == {"forward_no_answer": "202", "no_answer_seconds": RING_SECONDS}
     assert ";reason=no-answer;counter=1" in invite and "cause=408" in invite, invite
     assert (diverted["reason"], diverted["target"]) == ("no-answer", "+38733100202"), diverted
