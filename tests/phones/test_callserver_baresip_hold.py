@@ -19,7 +19,14 @@ import numpy.typing as npt
 import pytest
 
 from callserver.media.hold_music import load_music
-from tests.e2e.conftest import HOST, PROMPTS, ServerProcess, start_server, stopped_on_exit
+from tests.e2e.conftest import (
+    HOST,
+    PROMPTS,
+    ServerProcess,
+    exported_cdrs,
+    start_server,
+    stopped_on_exit,
+)
 from tests.e2e.subscribers import CALLING, PHONES, write_group
 from tests.phones.audio import dominant_frequency, rms, tone, write_wav
 from tests.phones.baresip import Account, Baresip
@@ -83,7 +90,8 @@ def test_a_baresip_holds_and_the_other_hears_the_music_then_it_again(
     tmp_path: Path, holder: str
 ) -> None:
     """A hold longer than the RTP timeout: the held phone hears the music on hold (matched to
-    prompts/moh), the call survives it, and after the resume it hears the holder again."""
+    prompts/moh), the call survives it, and after the resume it hears the holder again; both
+    legs' CDRs end normally (not by the RTP timeout)."""
     held = "202" if holder == "201" else "201"
     with stopped_on_exit(_server(tmp_path)) as server:
         phones = {
@@ -114,3 +122,9 @@ def test_a_baresip_holds_and_the_other_hears_the_music_then_it_again(
     assert loud[1][1] * WINDOW / 8000 >= HELD_SECONDS - 1, runs
     [event] = server.events("call.held")
     assert event["by"] == ("a" if holder == "201" else "b"), event
+    legs = sorted(exported_cdrs(server.data_dir), key=lambda r: str(r["leg"]))
+    assert [(r["leg"], r["disposition"], r["end_reason"]) for r in legs] == [
+        ("a", "ANSWERED", "normal"),
+        ("b", "ANSWERED", "normal"),
+    ], legs
+    assert legs[0]["subscriber"] == "+38733100201" and legs[1]["called_raw"] == "+38733100202"

@@ -1,7 +1,8 @@
 """Call pickup with three baresip phones of acme's group (one pickup group, the default).
 
-201 calls 202, whose phone rings (``answermode=manual``); 203 dials ``*8`` and is connected
-to 201: 202's ringing ends (its INVITE cancelled), and 201 and 203 hear each other's tones.
+201 calls 202, whose phone rings (``answermode=manual``); 203 dials ``*8`` (its pickup group)
+or ``**202`` (that extension) and is connected to 201: 202's ringing ends (its INVITE
+cancelled), and 201 and 203 hear each other's tones.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def _phone(tmp_path: Path, server: ServerProcess, ext: str, answermode: str) -> 
     return Baresip(tmp_path / f"p{ext}", microphone, account)
 
 
-def test_a_baresip_picks_up_a_call_ringing_at_another_with_star_8(tmp_path: Path) -> None:
-    """203's *8 takes 201's call to 202: 202 stops ringing, 201 and 203 hear each other."""
+@pytest.mark.parametrize("code", ["*8", "**202"])
+def test_a_baresip_picks_up_a_call_ringing_at_another(tmp_path: Path, code: str) -> None:
+    """203's *8 or **202 takes 201's call to 202: 202 stops ringing, 201 and 203 hear each
+    other, and the leg's CDR says 203 answered it."""
     server = _server(tmp_path)
     with (
         stopped_on_exit(server),
@@ -67,7 +70,7 @@ def test_a_baresip_picks_up_a_call_ringing_at_another_with_star_8(tmp_path: Path
             phone.wait_for("registered", timeout=5)
         a.dial(f"sip:202@{HOST}:{server.port}")
         b.wait_for("incoming", timeout=10)
-        c.dial(f"sip:*8@{HOST}:{server.port}")
+        c.dial(f"sip:{code}@{HOST}:{server.port}")
         c.wait_for("established", timeout=10)
         a.wait_for("established", timeout=10)
         b.wait_for("session_closed", timeout=10)
