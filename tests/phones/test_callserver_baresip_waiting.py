@@ -1,11 +1,12 @@
-"""baresip phones busy in a call: call forwarding on busy (CFB) and call waiting on and off.
+"""baresip phones busy: in a call (call forwarding on busy, CFB; call waiting on and off),
+and by do not disturb.
 
 Phones 201 and 202 of acme's group register with MD5 (tests/phones/centrex.py). A first
 SIPp caller on the trunk ``test`` calls 201's number and talks to 201's baresip in the
 background; while that call lasts a second caller calls 201 again. 201 sets its services
-from the phone with their codes (``*67*202#``, ``*43#``, ``#43#``) where the test says so,
-else they come from centrex.yaml. Busy by the phone itself is baresip refusing a call over
-its ``call_max_calls`` (486 Busy Here).
+from the phone with their codes (``*67*202#``, ``*43#``, ``#43#``, ``*26#``) where the test
+says so, else they come from centrex.yaml. Busy by the phone itself is baresip refusing a
+call over its ``call_max_calls`` (486 Busy Here).
 """
 
 from __future__ import annotations
@@ -203,3 +204,27 @@ def test_call_waiting_on_by_43_the_second_call_rings_the_phone_in_a_call(
         (A, "ANSWERED"),
     ], b_legs
     assert [leg["diversion_reason"] for leg in b_legs] == [None, None], b_legs
+
+
+def test_dnd_by_26_a_caller_gets_486_and_201s_phone_is_not_offered_the_call(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 dials *26# (do not disturb) and has no forwarding: a caller gets 486 Busy Here at
+    once, 201's idle phone is offered nothing, and the caller's CDR says do not disturb."""
+    with (
+        stopped_on_exit(group_server(tmp_path)) as server,
+        Baresip(
+            tmp_path / "p201", microphone(tmp_path, 440.0, 20.0), group_phone(server, "201")
+        ) as a,
+    ):
+        a.wait_for("registered", timeout=5)
+        changed = dial_code(a, server, "*26#")
+        refused = run_scenario(sipp, tmp_path, server, "uac-expect-486-forward-failed.xml", *CALLER)
+        assert refused.returncode == 0, refused.output[-2000:] + "\n".join(server.raw[-40:])
+        busy = server.wait_for("call.subscriber_busy")
+        assert _offered(a) == 0, a.output[-3000:]
+    assert (changed["number"], changed["values"]) == (A, {"dnd": True}), changed
+    assert (busy["subscriber"], busy["dnd"]) == (A, True), busy
+    [record] = _legs(server)
+    assert (record["leg"], record["disposition"], record["sip_code"]) == ("a", "BUSY", 486)
+    assert record["end_detail"] == "do not disturb", record
