@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,13 +69,17 @@ def microphone(tmp_path: Path, frequency: float = 440.0, seconds: float = 4.0) -
 
 
 def group_server(
-    tmp_path: Path, services: dict[str, dict[str, object]] | None = None, **settings: object
+    tmp_path: Path,
+    services: Mapping[str, Mapping[str, object]] | None = None,
+    *,
+    ring_timeout: float = 30.0,
 ) -> ServerProcess:
     """The server with acme's phones 201 and 202 (tests/e2e/subscribers.py, ``services`` by
-    extension), the trunk ``test`` for callers from 127.0.0.1, MD5 challenges only; further
-    ``settings`` as ``start_server`` takes them."""
-    write_group(tmp_path, services=services)
-    return start_server(tmp_path, trunks={**CALLING, "digest": {"algorithms": ["MD5"]}}, **settings)
+    extension), the trunk ``test`` for callers from 127.0.0.1, MD5 challenges only, ringing
+    phones for ``ring_timeout`` s."""
+    write_group(tmp_path, services={ext: dict(values) for ext, values in (services or {}).items()})
+    trunks = {**CALLING, "digest": {"algorithms": ["MD5"]}}
+    return start_server(tmp_path, trunks=trunks, ring_timeout=ring_timeout)
 
 
 def group_phone(
