@@ -26,7 +26,7 @@ from tests.phones.centrex import group_phone, group_server, microphone
 
 A, B = "+38733100201", "+38733100202"
 BOX = A.removeprefix("+")
-SUMMARY = re.compile(r"----- MWI for (\S+) -----\r?\n(.*?)\r?\n\r?\n", re.DOTALL)
+SUMMARY = re.compile(r"----- MWI for (\S+) -----\r*\n(.*?)\r*\n\r*\n", re.DOTALL)
 SPOKEN = 3.0  # seconds 202 talks after its recording starts (a message keeps 2 s or more)
 LISTENED = 10.0  # seconds from "1" to "9": the message's date and time, then the message
 WINDOW = 4000  # 0.5 s at 8 kHz
@@ -39,6 +39,12 @@ def _summaries(phone: Baresip) -> list[tuple[str, dict[str, str]]]:
         fields = (line.split(":", 1) for line in body.splitlines() if ":" in line)
         found.append((aor, {name.strip(): value.strip() for name, value in fields}))
     return found
+
+
+def _wait_summary(phone: Baresip, waiting: str, timeout: float = 10.0) -> None:
+    """Wait until the phone printed a whole message summary saying ``Messages-Waiting:
+    waiting`` (its body ends with an empty line)."""
+    phone.wait_for(rf"Messages-Waiting: {waiting}(?:\r*\n[^\r\n]+)*\r*\n\r*\n", timeout)
 
 
 def _recording_started(server: ServerProcess, timeout: float = 15.0) -> None:
@@ -72,7 +78,7 @@ def _listen_and_save(server: ServerProcess, phone: Baresip) -> None:
     phone.send_digits("1")
     time.sleep(LISTENED)
     phone.send_digits("9")
-    phone.wait_for(r"Messages-Waiting: no", timeout=10)
+    _wait_summary(phone, "no")
     phone.hang_up()
     phone.wait_for("closed", timeout=5)
 
@@ -104,9 +110,9 @@ def test_a_message_left_brings_an_mwi_notify_and_saving_it_from_the_box_another(
     ):
         a.wait_for("registered", timeout=5)
         b.wait_for("registered", timeout=5)
-        a.wait_for(r"Messages-Waiting: no", timeout=10)
+        _wait_summary(a, "no")
         _leave_message(server, b)
-        a.wait_for(r"Messages-Waiting: yes", timeout=10)
+        _wait_summary(a, "yes")
         told = _summaries(a)
         [wav] = (server.data_dir / "voicemail" / BOX).glob("*.wav")
         message = read_wav(wav)
