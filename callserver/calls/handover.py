@@ -19,6 +19,10 @@ hold for the transferee when the caller held it).
   the transferee hung up, or picked up by another phone (``calls.pickup``), is released and
   the NOTIFY says 487.
 
+An attended transfer from the calling side whose consultation call the caller placed too
+(``calls.attended``) ends the same way: ``join`` bridges the two far legs to each other at
+once (both detached from their calls) and both of the caller's calls end ``transferred``.
+
 Such pairs belong to no call, so a shutdown ends them here (``hang_up_all``).
 """
 
@@ -93,12 +97,45 @@ class Handover:
         if isinstance(placed, ForwardOutcome) or leg.ended.is_set() or placed.picked:
             self._failed(side, leg, placed, subscription, facts.called)
             return
-        self._join(leg, placed)
         caller.log.info("call.transferred", target=facts.called, leg_call_id=placed.facts.call_id)
+        await self._paired(side, leg, placed, subscription, (caller,))
+
+    def join(
+        self,
+        side: Side,
+        leg: Leg,
+        far: Leg,
+        subscription: ReferSubscription,
+        consultation: Call,
+    ) -> None:
+        """Attended transfer from the calling side (``calls.attended``): bridge the
+        transferee's ``leg`` to ``far``, the party of the caller's ``consultation`` call;
+        both of the caller's calls end. ``far`` gets ``transferred_from``: the caller's
+        first call."""
+        leg.detached = far.detached = True  # neither call's forward tears them down now
+        far.facts.extra["transferred_from"] = leg.a.call_id
+        leg.a.log.info("call.transferred", leg_call_id=far.facts.call_id, attended=True)
+        ends = (leg.a, consultation)
+        task = self.services.loop.create_task(self._paired(side, leg, far, subscription, ends))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _paired(
+        self,
+        side: Side,
+        leg: Leg,
+        placed: Leg,
+        subscription: ReferSubscription,
+        ends: tuple[Call, ...],
+    ) -> None:
+        """Bridge the two legs, end the transferor's ``ends`` (NOTIFY 200, BYE), then hold
+        the pair until either leg ends and release both."""
+        self._join(leg, placed)
         self._notify(side, subscription.final(200, "OK"))
-        caller.cause = "transferred"
-        if caller.dialog_id is not None and caller.phase is not CallPhase.ENDED:
-            self.services.endpoint.bye(caller.dialog_id, self.services.now())
+        for call in ends:
+            call.cause = "transferred"
+            if call.dialog_id is not None and call.phase is not CallPhase.ENDED:
+                self.services.endpoint.bye(call.dialog_id, self.services.now())
         self.services.wake()
         task = asyncio.current_task()
         assert task is not None
@@ -149,12 +186,13 @@ class Handover:
             self._release(leg)
 
     def _join(self, leg: Leg, placed: Leg) -> None:
-        """Bridge the transferee's leg to the new one, out of the caller's bridge."""
-        old = leg.bridge
+        """Bridge the transferee's leg to the new one, each out of the bridge it was in."""
         language = self.services.live.settings.media.default_language
-        if old is not None:
-            leg.sdp_version, language = old.b.version, old.language
-            self._close_bridge(old)
+        for one in (placed, leg):  # the transferee's language last: it is the one kept
+            old = one.bridge
+            if old is not None:
+                one.sdp_version, language = old.b.version, old.language
+                self._close_bridge(old)
         self.services.media.bridge(leg.stream, placed.stream)
         assert leg.dialog_id is not None and placed.dialog_id is not None
         bridge = Bridge(

@@ -163,6 +163,7 @@ async def bridge_picked(services: CallServices, bridges: Bridges, leg: Leg) -> F
         assert a.stream is not None and c.stream is not None
         services.media.bridge(a.stream, c.stream)
         leg.bridge = bridges.open(_bridge(services, a, c))
+        bridges.calls.picked_bridged(leg)  # the picking phone may transfer it
         if a.phase is CallPhase.ANSWERED:
             a.enter(CallPhase.BRIDGED)
         a.log.info("call.bridged", picked_by=picked.subscriber, by_call=c.call_id)

@@ -49,6 +49,7 @@ class Calls:
         self._sides_by_stream: dict[int, tuple[Bridge, Side]] = {}
         self._in_call: dict[str, int] = {}  # subscriber's number: its answered dialogs
         self._ringing: dict[str, dict[int, Leg]] = {}  # phone number: legs ringing there
+        self._picked: dict[DialogId, Leg] = {}  # picking call's dialog: the leg it picked
         self.total = 0  # calls tracked since start
         self.idle = asyncio.Event()
         self.idle.set()
@@ -147,6 +148,8 @@ class Calls:
         if ringing is not None and ringing.pop(id(leg), None) is not None and not ringing:
             del self._ringing[leg.facts.called]
         self._legs_by_handle.pop(leg.handle, None)
+        if leg.picked is not None and leg.picked.call.dialog_id is not None:
+            self._picked.pop(leg.picked.call.dialog_id, None)
         for handle in leg.forks or ():
             self._legs_by_handle.pop(handle, None)
         self._leg_over(leg)
@@ -181,6 +184,16 @@ class Calls:
             if not leg.setup.done() and not leg.cancelled and leg.picked is None
         ]
         return sorted(legs, key=lambda leg: leg.facts.offered_at)
+
+    def picked_bridged(self, leg: Leg) -> None:
+        """``leg`` was picked up and its caller is bridged to the picking call: find it by
+        that call's dialog (a transfer from the picking phone) until ``remove_leg``."""
+        assert leg.picked is not None and leg.picked.call.dialog_id is not None
+        self._picked[leg.picked.call.dialog_id] = leg
+
+    def picked(self, bridge: Bridge) -> Leg | None:
+        """The picked-up leg whose caller ``bridge`` joins to the picking call, if it is one."""
+        return self._picked.get(bridge.b.dialog_id)
 
     def leg_by_handle(self, handle: TransactionKey | None) -> Leg | None:
         """The leg whose current (or abandoned but not dropped) INVITE is ``handle``."""

@@ -26,11 +26,14 @@ that plan, with no leg placed (``calls.plan_transfer``). On 2xx:
 - from the caller's phone: ``calls.handover`` bridges the forwarded leg to the new one and
   the caller's call ends ``transferred``.
 
-Attended transfer (Refer-To with Replaces, from the forwarded leg's phone): Replaces names
-the transferor's consultation call, one it made that is bridged to a leg of ours (to-tag our
-local tag, RFC 3891 §3; the other way round is matched too); that leg moves to the
-transferee's call in the transferor's place and the consultation call ends ``transferred``.
-481 when no call matches, 403 when it is not the transferor's or not bridged.
+Attended transfer (Refer-To with Replaces): Replaces names the transferor's consultation
+call (``calls.attended``: placed or answered by the transferor, 481 when no call matches, 403
+when it is not the transferor's or not bridged). From the forwarded leg's phone, the leg of a
+consultation call it placed moves to the transferee's call in the transferor's place and the
+consultation call ends ``transferred``; from the caller's phone ``calls.attended`` joins them.
+
+A call answered by pickup (``calls.pickup``) is transferred by the picking phone as by the
+phone that answered: the picked leg is the one replaced.
 
 CDRs: a transfer's new leg is leg ``b`` linked (``linked_id``) to the call it was placed for,
 paid by the transferor (``subscriber``, ``payer`` caller), and its ``transferred_from`` is
@@ -47,6 +50,7 @@ from typing import Protocol
 
 import structlog
 
+from callserver.calls.attended import Attended, Consultation, consultation
 from callserver.calls.bridge import Bridge, Side
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call, dialog_of
@@ -60,12 +64,11 @@ from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
 from callserver.config.centrex import Subscriber
 from callserver.policy.numbering import normalise
-from callserver.sip.dialog import DialogId
 from callserver.sip.errors import SipParseError
 from callserver.sip.events import RequestReceived
 from callserver.sip.ids import new_call_id
 from callserver.sip.names import reason_phrase
-from callserver.sip.refer import Notify, Refer, ReferSubscription, Replaces, parse_refer
+from callserver.sip.refer import Notify, Refer, ReferSubscription, parse_refer
 from callserver.sip.uri import AbsoluteUri, SipUri, unescape
 
 __all__ = ["PlaceLeg", "SubscriberLeg", "Transfers", "abandon", "transferred_to"]
@@ -119,6 +122,7 @@ class Transfers:
         self.handover = Handover(services, self.attempt, release, bridges, self._notify)
         self.plans = PlanTransfers()  # a target with a dialplan here (calls.plan_transfer)
         self.subscriber_leg: SubscriberLeg | None = None  # its services applied (app wiring)
+        self.attended = Attended(services, self.handover, bridges, self._notify)
 
     def handle_request(self, event: RequestReceived) -> bool:
         """Answer a REFER inside a dialog (RFC 3515 §2.4.2: 202 when it is taken, and its
@@ -136,7 +140,7 @@ class Transfers:
             log.info("call.transfer_refused", status=exc.status_hint, reason=str(exc))
             self._respond(event, exc.status_hint, None)
             return True
-        leg = self.calls.leg_by_dialog(bridge.b.dialog_id)
+        leg = self.calls.leg_by_dialog(bridge.b.dialog_id) or self.calls.picked(bridge)
         refusal = self._refusal(side, leg, refer)
         if refusal is not None or leg is None:
             status, reason = refusal or (403, "Transfer Not Possible")
@@ -154,40 +158,25 @@ class Transfers:
         transferor = self._transferor(side, leg)
         if transferor is None:
             return 403, "Transferor Not A Subscriber"
-        if refer.replaces is not None and side.leg == "a":
-            return 403, "Attended Transfer From The Calling Side Not Supported"
+        if leg.picked is not None and side.leg == "a":
+            return 403, "Transfer From The Caller Of A Picked-Up Call Not Supported"
         if refer.replaces is not None:
-            consult = self._consultation(refer.replaces, transferor, leg)
-            return consult if isinstance(consult, tuple) else None
+            found = consultation(self.calls, refer.replaces, transferor, side, leg)
+            return found if isinstance(found, tuple) else None
         if target_number(refer) is None:
             return 403, "Transfer Target Not A Number"
         return None
 
-    def _consultation(
-        self, replaces: Replaces, transferor: Subscriber, leg: Leg
-    ) -> Leg | tuple[int, str]:
-        """The far leg of the transferor's other call that ``replaces`` names (RFC 3891 §3:
-        to-tag our local tag; a phone that sends them the other way round is matched too)."""
-        call = self.calls.by_dialog(
-            DialogId(replaces.call_id, replaces.to_tag, replaces.from_tag)
-        ) or self.calls.by_dialog(DialogId(replaces.call_id, replaces.from_tag, replaces.to_tag))
-        if call is None or call.dialog_id is None:
-            return 481, "Replaced Dialog Does Not Exist"
-        if call.facts is None or call.facts.subscriber != transferor.number:
-            return 403, "Replaced Call Is Not The Transferor's"
-        found = self.calls.side_by_dialog(call.dialog_id)
-        far = None if found is None else self.calls.leg_by_dialog(found[0].b.dialog_id)
-        if far is None or far is leg or far.transfer is not None or far.detached:
-            return 403, "Replaced Call Not Bridged"
-        return far
-
     def _transferor(self, side: Side, leg: Leg) -> Subscriber | None:
         """The Centrex subscriber on ``side``: the caller's phone (side ``a``), or the phone
-        that answered ``leg``; None for a trunk's caller or a leg through a route."""
+        that answered ``leg`` or picked it up; None for a trunk's caller or a leg through a
+        route."""
         centrex = self.services.admission.centrex
         if side.leg == "a":
             facts = leg.a.facts
             return None if facts is None else centrex.subscriber(facts.subscriber or "")
+        if leg.picked is not None:
+            return centrex.subscriber(leg.picked.subscriber)
         return None if leg.destination is not None else centrex.subscriber(leg.facts.called)
 
     async def attempt(self, call: Call, facts: CallFacts) -> Leg | ForwardOutcome:
@@ -215,9 +204,13 @@ class Transfers:
         self._respond(event, 202, None)
         self._notify(side, subscription.trying())
         if refer.replaces is not None:
-            far = self._consultation(refer.replaces, transferor, leg)
-            assert isinstance(far, Leg)
-            self._join(leg, side, far, subscription)
+            found = consultation(self.calls, refer.replaces, transferor, side, leg)
+            assert isinstance(found, Consultation)
+            if side.leg == "a":
+                self.attended.join(side, leg, found, subscription)
+            else:
+                assert isinstance(found.far, Leg)
+                self._join(leg, side, found.far, subscription)
             return
         number = target_number(refer)
         assert number is not None

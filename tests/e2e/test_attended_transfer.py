@@ -1,0 +1,199 @@
+"""Attended transfer from the calling side, end to end: phone 201 (SIPp) placed a call to 202
+and REFERs it with Replaces naming its consultation call, which it placed or answered.
+
+Phone 201 is two SIPp runs: one holds the consultation call (placed to the carrier, or
+answered on its registered port) and writes that dialog to consult-dialog.txt; the other,
+started once the file is there, calls 202 and sends the REFER naming it. The helpers and the
+parties' audio fills are test_transfer's; what each party hears is read by an ``RtpParty``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    free_port,
+    popen_sipp,
+    stopped_on_exit,
+    uas_leg,
+)
+from tests.e2e.rtp_party import RtpParty
+from tests.e2e.subscribers import PHONES
+from tests.e2e.test_transfer import (
+    CALLER_FILL,
+    TARGET_FILL,
+    TRANSFEROR_FILL,
+    _caller,
+    _done,
+    _event,
+    _heard,
+    _phone,
+    _reap,
+    _register,
+    _server,
+)
+
+ANSWERS = "uas-bridged-answers-then-expects-bye.xml"
+
+
+def _consultation(tmp_path: Path, server: ServerProcess) -> tuple[str, str, str]:
+    """The consultation dialog the phone's other SIPp run wrote: Call-ID (escaped for a URI
+    header, RFC 3261 §19.1.1: ``@`` is ``%40``), its tag, ours."""
+    dialog = tmp_path / "consult-dialog.txt"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        words = dialog.read_text().split() if dialog.exists() else []
+        if len(words) == 3:
+            return quote(words[0], safe=""), words[1], words[2]
+        time.sleep(0.05)
+    raise AssertionError("no consultation dialog\n" + "\n".join(server.raw[-60:]))
+
+
+def transfers(
+    sipp: str,
+    tmp_path: Path,
+    server: ServerProcess,
+    refer_to: str,
+    *,
+    ext: str = "201",
+    service: str = "202",
+) -> subprocess.Popen[str]:
+    """Phone ``ext`` (SIPp) calls ``service``, then REFERs that call with Replaces naming the
+    consultation dialog in consult-dialog.txt (``refer_to`` the Refer-To's user part)."""
+    call_id, local_tag, remote_tag = _consultation(tmp_path, server)
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers-replacing.xml")),
+            *("-s", service, *_as_phone(ext, service, server), "-key", "refer_to", refer_to),
+            *("-key", "consult_call_id", call_id, "-key", "consult_local_tag", local_tag),
+            *("-key", "consult_remote_tag", remote_tag),
+            *("-key", "rtp_port", str(free_port(both=False)), "-i", HOST, "-m", "1"),
+            *("-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"),
+            f"{HOST}:{server.port}",
+        ],
+        tmp_path,
+    )
+
+
+def consults_out(
+    sipp: str, tmp_path: Path, server: ServerProcess, *, ext: str = "201"
+) -> subprocess.Popen[str]:
+    """Phone ``ext`` (SIPp) calls 061 200 300 and writes that dialog to consult-dialog.txt."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-phone-consults-then-expects-bye.xml")),
+            *("-s", "061200300", *_as_phone(ext, "061200300", server)),
+            *("-key", "rtp_port", str(free_port(both=False)), "-i", HOST, "-m", "1"),
+            *("-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"),
+            f"{HOST}:{server.port}",
+        ],
+        tmp_path,
+    )
+
+
+def _as_phone(ext: str, service: str, server: ServerProcess) -> tuple[str, ...]:
+    """SIPp's arguments to call ``service`` as phone ``ext`` (its digest credentials)."""
+    user = f"38733100{ext}"
+    return (
+        *("-key", "caller", user, "-au", user, "-ap", PHONES[ext]),
+        *("-auth_uri", f"{service}@{HOST}:{server.port}"),
+    )
+
+
+def test_the_caller_joins_its_called_phone_with_the_party_of_its_other_call(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 has two calls it placed, to the carrier's 061 200 300 and to 202, and REFERs 202
+    with Replaces naming the first: NOTIFY 200, both of 201's calls end ``transferred``, 202
+    and the carrier exchange audio, and the carrier's leg names 201's call to 202 in
+    ``transferred_from``."""
+    phone_202, carrier = RtpParty(TARGET_FILL), RtpParty(CALLER_FILL)
+    talks = ("-sf", str(SCENARIOS / "uas-bridged-answers-talks-8s-then-hangs-up.xml"))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with uas_leg(sipp, tmp_path, *talks, "-key", "rtp_port", str(carrier.port)) as leg:
+            procs.append(leg[0])
+            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
+                port_202 = _register(sipp, tmp_path, server, "202")
+                procs.append(_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
+                procs.append(consults_out(sipp, tmp_path, server))
+                out = _event(server, "call.forwarding", target="+38761200300")
+                carrier.send_to(int(str(out["rtp_port"])))
+                procs.append(transfers(sipp, tmp_path, server, "061200300"))
+                to_202 = _event(server, "call.forwarding", target="+38733100202")
+                phone_202.send_to(int(str(to_202["rtp_port"])))
+                _done(procs, server)
+                transferred = server.wait_for("call.transferred")
+    finally:
+        phone_202.close()
+        carrier.close()
+        _reap(procs)
+    assert transferred["attended"] is True
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the carrier"
+    assert _heard(carrier.received, TARGET_FILL) >= 100, "the carrier did not hear 202"
+    records = exported_cdrs(server.data_dir)
+    assert len(records) == 4, records
+    own = {r["called_raw"]: r for r in records if r["leg"] == "a"}
+    assert {r["end_reason"] for r in own.values()} == {"transferred"}, own
+    legs = {r["called_raw"]: r for r in records if r["leg"] == "b"}
+    moved, to_202 = legs["+38761200300"], legs["+38733100202"]
+    first = next(r for r in own.values() if r["call_id"] == to_202["linked_id"])
+    assert moved["call_id"] == transferred["leg_call_id"], moved
+    assert moved["transferred_from"] == first["call_id"], moved
+    assert moved["linked_id"] != first["call_id"], moved  # it stays its own call's
+    assert (moved["disposition"], moved["end_reason"]) == ("ANSWERED", "normal"), moved
+    assert to_202["end_reason"] == "normal", to_202
+
+
+def test_the_caller_joins_its_called_phone_with_a_caller_it_answered(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 answered a call from the trunk and calls 202, then REFERs 202 with Replaces naming
+    the answered call: NOTIFY 200, 201's calls end, the trunk caller and 202 exchange audio
+    (202's leg moved into the trunk caller's call, ``transferred_from`` 201's leg there)."""
+    caller, phone_202 = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
+            procs.append(_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
+            answers = "uas-phone-answers-consultation-expects-bye.xml"
+            procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(_caller(sipp, tmp_path, server, caller))
+            answered = _event(server, "call.answered", call_id="1-")
+            caller.send_to(int(str(answered["rtp_port"])))
+            procs.append(transfers(sipp, tmp_path, server, "202"))
+            to_202 = _event(server, "call.forwarding", target="+38733100202")
+            phone_202.send_to(int(str(to_202["rtp_port"])))
+            _done(procs, server)
+            transferred = server.wait_for("call.transferred")
+    finally:
+        caller.close()
+        phone_202.close()
+        _reap(procs)
+    assert transferred["attended"] is True
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
+    assert _heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the caller"
+    records = exported_cdrs(server.data_dir)
+    assert len(records) == 4, records
+    first = next(r for r in records if r["leg"] == "a" and r["subscriber"] == "+38733100201")
+    trunk = next(r for r in records if r["leg"] == "a" and r is not first)
+    legs = {r["called_raw"]: r for r in records if r["leg"] == "b"}
+    answered_by_201, moved = legs["+38733100201"], legs["+38733100202"]
+    assert first["end_reason"] == answered_by_201["end_reason"] == "transferred", records
+    assert moved["call_id"] == transferred["leg_call_id"], moved
+    assert moved["transferred_from"] == answered_by_201["call_id"], moved
+    assert moved["linked_id"] == first["call_id"], moved
+    assert moved["disposition"] == "ANSWERED" and moved["end_reason"] == "normal", moved
+    assert trunk["end_reason"] == "normal", trunk

@@ -1,0 +1,153 @@
+"""Transferring a call answered by pickup, end to end: a trunk caller rings phone 201, phone
+202 (SIPp) picks it up with ``**201`` and transfers the caller to the carrier's 061 200 300,
+blind or attended (its consultation call to the carrier placed first, by another SIPp run of
+202 that writes the dialog to consult-dialog.txt).
+
+The helpers and the parties' audio fills are test_transfer's and test_attended_transfer's;
+what each party hears is read by an ``RtpParty`` of the test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    free_port,
+    popen_sipp,
+    stopped_on_exit,
+    uas_leg,
+)
+from tests.e2e.rtp_party import RtpParty
+from tests.e2e.subscribers import PHONES
+from tests.e2e.test_attended_transfer import consults_out, transfers
+from tests.e2e.test_transfer import (
+    CALLER_FILL,
+    TARGET_FILL,
+    _caller,
+    _done,
+    _event,
+    _heard,
+    _phone,
+    _reap,
+    _register,
+    _server,
+)
+
+RINGS = "uas-rings-expects-cancel-completed-elsewhere.xml"
+ANSWERS = "uas-bridged-answers-then-expects-bye.xml"
+PICKER = "+38733100202"
+
+
+def _picks_up_and_refers(sipp: str, tmp_path: Path, server: ServerProcess) -> subprocess.Popen[str]:
+    """Phone 202 (SIPp) picks up 201's call with **201, then REFERs it to 061 200 300."""
+    user = "38733100202"
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", "**201"),
+            *("-key", "caller", user, "-au", user, "-ap", PHONES["202"]),
+            *("-auth_uri", f"**201@{HOST}:{server.port}", "-key", "refer_to", "061200300"),
+            *("-key", "rtp_port", str(free_port(both=False)), "-i", HOST, "-m", "1"),
+            *("-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"),
+            f"{HOST}:{server.port}",
+        ],
+        tmp_path,
+    )
+
+
+def _picked_cdrs(server: ServerProcess, leg_call_id: object) -> tuple[dict[str, object], ...]:
+    """The caller's record, the picked leg's and the transfer's new leg's."""
+    records = exported_cdrs(server.data_dir)
+    caller = next(r for r in records if r["leg"] == "a" and r["trunk"] == "test")
+    picked = next(r for r in records if r["leg"] == "b" and r["called_raw"] == "+38733100201")
+    moved = next(r for r in records if r["call_id"] == leg_call_id)
+    return caller, picked, moved
+
+
+def test_the_picking_phone_transfers_the_caller_blind(sipp: str, tmp_path: Path) -> None:
+    """202 picks up 201's ringing call, then REFERs the caller to 061 200 300: NOTIFY 200,
+    202 is released, the caller and the carrier exchange audio; the picked leg ends
+    ``transferred`` and the new leg is 202's call with ``transferred_from`` the picked leg."""
+    caller, carrier = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    answers = ("-sf", str(SCENARIOS / ANSWERS), "-key", "rtp_port", str(carrier.port))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with uas_leg(sipp, tmp_path, *answers) as leg:
+            procs.append(leg[0])
+            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
+                port_201 = _register(sipp, tmp_path, server, "201")
+                procs.append(_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
+                procs.append(_caller(sipp, tmp_path, server, caller))
+                _event(server, "call.ringing_contacts", trunk="test")
+                procs.append(_picks_up_and_refers(sipp, tmp_path, server))
+                answered = _event(server, "call.answered", trunk="test")
+                caller.send_to(int(str(answered["rtp_port"])))
+                out = _event(server, "call.forwarding", target="+38761200300")
+                carrier.send_to(int(str(out["rtp_port"])))
+                _done(procs, server)
+                transferred = server.wait_for("call.transferred")
+    finally:
+        caller.close()
+        carrier.close()
+        _reap(procs)
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the carrier"
+    assert _heard(carrier.received, CALLER_FILL) >= 100, "the carrier did not hear the caller"
+    first, picked, moved = _picked_cdrs(server, transferred["leg_call_id"])
+    assert picked["answered_by"] == PICKER and picked["end_reason"] == "transferred", picked
+    assert moved["transferred_from"] == picked["call_id"], moved
+    assert moved["linked_id"] == first["call_id"], moved
+    assert (moved["subscriber"], moved["called_raw"]) == (PICKER, "+38761200300"), moved
+    assert [c["payer"] for c in moved["charges"]] == ["caller"], moved
+
+
+def test_the_picking_phone_transfers_the_caller_to_its_consultation(
+    sipp: str, tmp_path: Path
+) -> None:
+    """202 called 061 200 300 first, then picks up 201's ringing call and REFERs the caller
+    with Replaces naming the call to the carrier: NOTIFY 200, both of 202's calls end, the
+    caller and the carrier exchange audio, the carrier's leg names the picked leg."""
+    caller, carrier = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    answers = ("-sf", str(SCENARIOS / ANSWERS), "-key", "rtp_port", str(carrier.port))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with uas_leg(sipp, tmp_path, *answers) as leg:
+            procs.append(leg[0])
+            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
+                port_201 = _register(sipp, tmp_path, server, "201")
+                procs.append(_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
+                procs.append(consults_out(sipp, tmp_path, server, ext="202"))
+                out = _event(server, "call.forwarding", target="+38761200300")
+                carrier.send_to(int(str(out["rtp_port"])))
+                procs.append(_caller(sipp, tmp_path, server, caller))
+                _event(server, "call.ringing_contacts", trunk="test")
+                procs.append(
+                    transfers(sipp, tmp_path, server, "061200300", ext="202", service="**201")
+                )
+                answered = _event(server, "call.answered", trunk="test")
+                caller.send_to(int(str(answered["rtp_port"])))
+                _done(procs, server)
+                transferred = server.wait_for("call.transferred")
+    finally:
+        caller.close()
+        carrier.close()
+        _reap(procs)
+    assert transferred["attended"] is True
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the carrier"
+    assert _heard(carrier.received, CALLER_FILL) >= 100, "the carrier did not hear the caller"
+    _, picked, moved = _picked_cdrs(server, transferred["leg_call_id"])
+    assert picked["answered_by"] == PICKER and picked["end_reason"] == "transferred", picked
+    assert moved["transferred_from"] == picked["call_id"], moved
+    assert moved["called_raw"] == "+38761200300" and moved["end_reason"] == "normal", moved
+    consultation = next(
+        r
+        for r in exported_cdrs(server.data_dir)
+        if r["leg"] == "a" and r["subscriber"] == PICKER and r["called_raw"] == "061200300"
+    )
+    assert consultation["end_reason"] == "transferred", consultation
