@@ -3,11 +3,11 @@
 ``PhoneServices`` wires what serves Centrex phones around the calls layer (docs/centrex.md):
 the phone book (a call to a subscriber's number rings its registered phones), forwarding and
 call waiting in front of the forwarder, the codes a phone dials (service codes, pickup, its
-voicemail box: ``codes``, for the routing), the voicemail boxes and their MWI
-subscriptions, and the durable stores these keep in the data dir: the registrar's bindings,
-the phones' own service settings, the MCID marks, the MWI subscriptions. ``open`` starts
-them once the server listens (they write to the data dir), ``close`` puts them on disk for
-the next start.
+voicemail box: ``codes``, for the routing; an INVITE with Replaces is asked first), the
+voicemail boxes and their MWI subscriptions, and the durable stores these keep in the data
+dir: the registrar's bindings, the phones' own service settings, the MCID marks, the MWI
+subscriptions. ``open`` starts them once the server listens (they write to the data dir),
+``close`` puts them on disk for the next start.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from callserver.calls.manager import CallManager
 from callserver.calls.phones import PhoneBook
 from callserver.calls.pickup import Pickup
 from callserver.calls.registration import Registration, account_of
+from callserver.calls.replacing import Replacing
 from callserver.calls.service_codes import ServiceCodeCalls
 from callserver.calls.services_store import ServicesStore
 from callserver.calls.session import CallSession
@@ -93,6 +94,15 @@ class PhoneServices:
         )
         calls.forwarder.transfers.subscriber_leg = transfers.place  # a transfer to a phone
         self.pickup = Pickup(calls.services, calls.calls, centrex)
+        forwarder = calls.forwarder
+        self.replacing = Replacing(  # INVITEs with Replaces (RFC 3891) from phones
+            calls.services,
+            calls.calls,
+            centrex,
+            self.pickup,
+            forwarder.transfers.handover.release,
+            forwarder.bridges,
+        )
         self.services: ServicesStore | None = None  # the phones' own settings: open()
         self.service_codes: ServiceCodeCalls | None = None
         self.malicious: MaliciousCalls | None = None  # the last incoming calls, for *39
@@ -100,7 +110,12 @@ class PhoneServices:
 
     def codes(self) -> tuple[Code, ...]:
         """What a phone may dial besides numbers, in the order the routing tries them."""
-        return (self._service_code, self.pickup.route, self.voicemail.route)
+        return (
+            self.replacing.route,
+            self._service_code,
+            self.pickup.route,
+            self.voicemail.route,
+        )
 
     def _service_code(self, session: CallSession) -> Awaitable[None] | None:
         return None if self.service_codes is None else self.service_codes.route(session)

@@ -69,7 +69,7 @@ class Handover:
     ) -> None:
         self.services = services
         self._attempt = attempt
-        self._release = release
+        self.release = release
         self._open_bridge = bridges.open
         self._close_bridge = bridges.close
         self._notify = notify
@@ -144,8 +144,8 @@ class Handover:
             await _first_ended(leg, placed)
         finally:
             del self._joined[task]
-            self._release(leg)
-            self._release(placed)
+            self.release(leg)
+            self.release(placed)
 
     async def hang_up_all(self) -> None:
         """Shutdown: end every pair a transfer joined (BYE to both, CDRs ``shutdown``) and
@@ -171,7 +171,7 @@ class Handover:
     ) -> None:
         """The call goes on as it was, unless its caller left meanwhile; the NOTIFY says why."""
         if isinstance(placed, Leg):  # answered after the transferee hung up, or picked up
-            self._release(placed)
+            self.release(placed)
             status = 487
         else:
             status = placed.sip_code if placed.sip_code and placed.sip_code >= 300 else 500
@@ -183,7 +183,7 @@ class Handover:
         """Give the leg back to the caller's forward, or release it if that has ended."""
         leg.detached = False
         if leg.orphaned:
-            self._release(leg)
+            self.release(leg)
 
     def _join(self, leg: Leg, placed: Leg) -> None:
         """Bridge the transferee's leg to the new one, each out of the bridge it was in."""

@@ -99,12 +99,11 @@ class Pickup:
         if not ringing or call.dialog_id is None or not call.phase.in_dialog:
             await session.hangup(code=None, cause=None, reason="normal")
             return
-        await self._bridged(session, ringing[0], call, picker)
+        await self.take(session, ringing[0], call, picker)
 
-    async def _bridged(
-        self, session: CallSession, leg: Leg, call: Call, picker: Subscriber
-    ) -> None:
-        """The picking phone's side: until the caller's side ends the bridge, or it hangs up."""
+    async def take(self, session: CallSession, leg: Leg, call: Call, picker: Subscriber) -> None:
+        """Pick ``leg`` up for ``call`` (answered): the picking phone's side, until the
+        caller's side ends the bridge or the phone hangs up (``calls.replacing`` too)."""
         picked = self._claim(leg, call, picker)
         try:
             await picked.over.wait()

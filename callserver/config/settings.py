@@ -172,7 +172,7 @@ def endpoint_config(settings: Settings, host: str, port: int) -> EndpointConfig:
         min_se=sip.min_se,
         policy=UasPolicy(
             allowed_methods=UasPolicy().allowed_methods | {"REGISTER", "SUBSCRIBE"},
-            supported_extensions=UasPolicy().supported_extensions | {"path"},
+            supported_extensions=UasPolicy().supported_extensions | {"path", "replaces"},
         ),
     )
 

@@ -84,14 +84,19 @@ def transfers(
 
 
 def consults_out(
-    sipp: str, tmp_path: Path, server: ServerProcess, *, ext: str = "201"
+    sipp: str,
+    tmp_path: Path,
+    server: ServerProcess,
+    *,
+    ext: str = "201",
+    service: str = "061200300",
 ) -> subprocess.Popen[str]:
-    """Phone ``ext`` (SIPp) calls 061 200 300 and writes that dialog to consult-dialog.txt."""
+    """Phone ``ext`` (SIPp) calls ``service`` and writes that dialog to consult-dialog.txt."""
     return popen_sipp(
         [
             sipp,
             *("-sf", str(SCENARIOS / "uac-phone-consults-then-expects-bye.xml")),
-            *("-s", "061200300", *_as_phone(ext, "061200300", server)),
+            *("-s", service, *_as_phone(ext, service, server)),
             *("-key", "rtp_port", str(free_port(both=False)), "-i", HOST, "-m", "1"),
             *("-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"),
             f"{HOST}:{server.port}",

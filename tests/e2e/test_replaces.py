@@ -1,0 +1,188 @@
+"""INVITE with Replaces (RFC 3891) from a phone, end to end: another phone of subscriber 201
+(a SIPp run with 201's credentials) takes over a dialog the server holds with 201's phone.
+
+201's phone (SIPp) answers a trunk caller, or calls 202, and writes that dialog to
+consult-dialog.txt; the replacing phone then sends an INVITE whose Replaces names it, talks
+for 4 s and hangs up. What the parties hear is read by an ``RtpParty`` of the test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    popen_sipp,
+    stopped_on_exit,
+)
+from tests.e2e.rtp_party import RtpParty
+from tests.e2e.subscribers import PHONES
+from tests.e2e.test_attended_transfer import consults_out
+from tests.e2e.test_transfer import (
+    CALLER_FILL,
+    NUMBER,
+    TARGET_FILL,
+    TRANSFEROR_FILL,
+    _done,
+    _event,
+    _heard,
+    _phone,
+    _reap,
+    _register,
+    _server,
+)
+
+
+def _replaces(tmp_path: Path, server: ServerProcess) -> str:
+    """The Replaces value naming the dialog in consult-dialog.txt as the server holds it:
+    to-tag the server's, from-tag the phone's (RFC 3891 §3)."""
+    dialog = tmp_path / "consult-dialog.txt"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        words = dialog.read_text().split() if dialog.exists() else []
+        if len(words) == 3:
+            return f"{words[0]};to-tag={words[2]};from-tag={words[1]}"
+        time.sleep(0.05)
+    raise AssertionError("no dialog to replace\n" + "\n".join(server.raw[-60:]))
+
+
+def _replacing(
+    sipp: str,
+    tmp_path: Path,
+    server: ServerProcess,
+    rtp: RtpParty,
+    *,
+    ext: str = "201",
+    scenario: str = "uac-phone-replaces-talks-then-hangs-up.xml",
+) -> subprocess.Popen[str]:
+    """Phone ``ext`` (SIPp) sends an INVITE with Replaces naming the dialog to replace."""
+    user = f"38733100{ext}"
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / scenario), "-s", ext),
+            *("-key", "caller", user, "-au", user, "-ap", PHONES[ext]),
+            *("-auth_uri", f"{ext}@{HOST}:{server.port}"),
+            *("-key", "replaces", _replaces(tmp_path, server), "-key", "rtp_port", str(rtp.port)),
+            *("-i", HOST, "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"),
+            *("-trace_err", f"{HOST}:{server.port}"),
+        ],
+        tmp_path,
+    )
+
+
+def _trunk_caller(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
+) -> subprocess.Popen[str]:
+    """SIPp on the trunk calling 201, its audio to ``rtp``; it stays until the server's BYE."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-caller-hears-prompts-until-server-bye.xml")),
+            *("-set", "rtp_port", str(rtp.port), "-set", "codec", "0"),
+            *("-key", "caller", "38761000000", "-i", HOST, "-m", "1", "-nostdin"),
+            *("-timeout", "40s", "-timeout_error", "-s", NUMBER, f"{HOST}:{server.port}"),
+        ],
+        tmp_path,
+    )
+
+
+def test_another_phone_of_the_subscriber_takes_over_its_answered_call(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201's phone answered a trunk caller; 201's other phone sends an INVITE with Replaces
+    naming that dialog: it is answered, 201's first phone gets BYE, the caller and the new
+    phone exchange audio, and the new phone's CDR names the replaced leg."""
+    caller, phone = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201 = _register(sipp, tmp_path, server, "201")
+            answers = "uas-phone-answers-consultation-expects-bye.xml"
+            procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(_trunk_caller(sipp, tmp_path, server, caller))
+            answered = _event(server, "call.answered", trunk="test")
+            caller.send_to(int(str(answered["rtp_port"])))
+            procs.append(_replacing(sipp, tmp_path, server, phone))
+            taken = _event(server, "call.answered", subscriber="+38733100201")
+            phone.send_to(int(str(taken["rtp_port"])))
+            _done(procs, server)
+            replaced = server.wait_for("call.replaced")
+    finally:
+        caller.close()
+        phone.close()
+        _reap(procs)
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the new phone"
+    assert _heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear the caller"
+    records = exported_cdrs(server.data_dir)
+    leg = next(r for r in records if r["leg"] == "b")
+    new = next(r for r in records if r["leg"] == "a" and r["subscriber"] == "+38733100201")
+    assert replaced["replaced"] == leg["call_id"], replaced
+    assert new["transferred_from"] == leg["call_id"], new
+    assert new["disposition"] == "ANSWERED", new
+    assert leg["disposition"] == "ANSWERED", leg
+
+
+def test_another_phone_of_the_subscriber_takes_over_a_call_it_placed(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201's phone called 202; 201's other phone sends an INVITE with Replaces naming that
+    call: the first phone's call ends ``transferred`` (BYE), 202 and the new phone exchange
+    audio, and the new phone's CDR names the replaced call."""
+    phone_202, phone = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_202 = _register(sipp, tmp_path, server, "202")
+            answers = "uas-bridged-answers-then-expects-bye.xml"
+            procs.append(_phone(sipp, tmp_path, answers, port_202, phone_202))
+            procs.append(consults_out(sipp, tmp_path, server, service="202"))
+            to_202 = _event(server, "call.forwarding", target="+38733100202")
+            phone_202.send_to(int(str(to_202["rtp_port"])))
+            procs.append(_replacing(sipp, tmp_path, server, phone))
+            replaced = server.wait_for("call.replaced")
+            taken = _event(server, "call.answered", call_id=str(replaced["call_id"]))
+            phone.send_to(int(str(taken["rtp_port"])))
+            _done(procs, server)
+    finally:
+        phone_202.close()
+        phone.close()
+        _reap(procs)
+    assert _heard(phone_202.received, TARGET_FILL) >= 100, "202 did not hear the new phone"
+    assert _heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear 202"
+    calls = {r["call_id"]: r for r in exported_cdrs(server.data_dir)}
+    new = calls[str(replaced["call_id"])]
+    first = calls[str(replaced["replaced"])]
+    assert first["end_reason"] == "transferred" and first["called_raw"] == "202", first
+    assert new["transferred_from"] == first["call_id"], new
+    leg = next(r for r in calls.values() if r["leg"] == "b")
+    assert leg["linked_id"] == first["call_id"] and leg["end_reason"] == "normal", leg
+
+
+def test_another_subscribers_phone_may_not_replace_a_call(sipp: str, tmp_path: Path) -> None:
+    """202 sends an INVITE with Replaces naming 201's answered call from a trunk caller: 403,
+    and the call goes on until the server's end of it."""
+    rtp = RtpParty(TARGET_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201 = _register(sipp, tmp_path, server, "201")
+            answers = "uas-phone-answers-consultation-expects-bye.xml"
+            procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(_trunk_caller(sipp, tmp_path, server, RtpParty(CALLER_FILL)))
+            refused = "uac-phone-replaces-expects-403.xml"
+            procs.append(_replacing(sipp, tmp_path, server, rtp, ext="202", scenario=refused))
+            assert procs[-1].wait(timeout=30) == 0, "\n".join(server.raw[-60:])
+            refusal = server.wait_for("call.replace_refused")
+            assert server.stop() == 0
+            _done(procs, server)
+    finally:
+        rtp.close()
+        _reap(procs)
+    assert (refusal["status"], refusal["detail"]) == (403, "replaced dialog is not the caller's")
+    assert not server.events("call.replaced")
