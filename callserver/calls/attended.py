@@ -23,14 +23,16 @@ placed (side ``a``)     placed (``Call``)           the two far legs are bridged
 placed (side ``a``)     answered (``Leg``)          the transferee's leg takes the
                                                     transferor's leg's place in the target's
                                                     call (``Attended.into_target``)
-answered (side ``b``)   answered (``Leg``)          refused: both far parties called in, and
-                                                    two inbound calls are not bridged to each
-                                                    other (403)
+answered (side ``b``)   answered (``Leg``)          both far parties called in: their calls
+                                                    are bridged to each other as a caller to a
+                                                    phone that picked its leg up
+                                                    (``calls.pickup``; ``between_calls``)
 ======================  ==========================  =========================================
 
 Each way, both of the transferor's calls end ``transferred`` (NOTIFY 200, then BYE on each),
 and the leg that moved gets ``transferred_from``: the Call-ID of the transferor's record it
-replaced.
+replaced (between two inbound calls, the target's call gets it: the transferor's leg in the
+first call).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from callserver.calls.bridge import Side
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call
 from callserver.calls.handover import Handover
-from callserver.calls.leg import Leg
+from callserver.calls.leg import Leg, PickedUp
 from callserver.calls.registry import Calls
 from callserver.calls.services import CallServices
 from callserver.config.centrex import Subscriber
@@ -74,10 +76,10 @@ def named(calls: Calls, replaces: Replaces) -> Call | Leg | None:
 
 
 def consultation(
-    calls: Calls, replaces: Replaces, transferor: Subscriber, side: Side, leg: Leg
+    calls: Calls, replaces: Replaces, transferor: Subscriber, leg: Leg
 ) -> Consultation | tuple[int, str]:
-    """The consultation call ``replaces`` names for a REFER from ``side`` of ``leg``'s
-    call, or the status and reason of its refusal (module docstring)."""
+    """The consultation call ``replaces`` names for a REFER from ``transferor`` in
+    ``leg``'s call, or the status and reason of its refusal (module docstring)."""
     own = named(calls, replaces)
     if own is None:
         return 481, "Replaced Dialog Does Not Exist"
@@ -87,8 +89,8 @@ def consultation(
         return 403, "Replaced Call Is Not The Transferor's"
     if own is leg or own.bridge is None or own.transfer is not None or own.detached:
         return 403, "Replaced Call Not Bridged"
-    if side.leg == "b":
-        return 403, "Transferee And Target Both Called In: Not Supported"
+    if own.a.task is None or not own.a.phase.in_dialog:
+        return 403, "Replaced Call Not Bridged"
     return Consultation(own=own, far=own.a)
 
 
@@ -106,7 +108,7 @@ def _placed(
 
 
 class Attended:
-    """The joins of attended transfers from the calling side of the first call (module doc).
+    """The joins of attended transfers but the one ``calls.transfer`` makes (module doc).
 
     Args:
         handover: bridges two legs to each other (``calls.handover``).
@@ -117,11 +119,13 @@ class Attended:
     def __init__(
         self,
         services: CallServices,
+        calls: Calls,
         handover: Handover,
         bridges: Bridges,
         notify: Callable[[Side, Notify], None],
     ) -> None:
         self.services = services
+        self.calls = calls
         self.handover = handover
         self._close_bridge = bridges.close
         self._notify = notify
@@ -129,9 +133,12 @@ class Attended:
     def join(
         self, side: Side, leg: Leg, found: Consultation, subscription: ReferSubscription
     ) -> None:
-        """Join the transferee's ``leg`` (the first call's far party, the transferor on
-        ``side`` ``a``) with the consultation's far party."""
-        if isinstance(found.own, Call):
+        """Join the transferee on ``leg``'s call (its leg, the transferor on ``side`` ``a``;
+        else the call of ``leg``) with the consultation's far party."""
+        if side.leg == "b":
+            assert isinstance(found.own, Leg)
+            self.between_calls(side, leg, found.own, subscription)
+        elif isinstance(found.own, Call):
             assert isinstance(found.far, Leg)
             self.handover.join(side, leg, found.far, subscription, found.own)
         else:
@@ -158,4 +165,35 @@ class Attended:
         done.set_result(leg)
         own.transfer, own.end_reason = done, "transferred"
         own.ended.set()
+        services.wake()
+
+    def between_calls(
+        self, side: Side, leg: Leg, own: Leg, subscription: ReferSubscription
+    ) -> None:
+        """The transferor answered both calls: ``own`` (the leg that rang it for the target's
+        call) drops its dialog and stands in the transferee's forward for the target's call,
+        bridged as a picked-up leg (``pickup.bridge_picked``) until either call ends."""
+        services, target, now = self.services, own.a, self.services.now()
+        old = own.dialog_id
+        if own.bridge is not None:
+            target.sdp_version = own.bridge.a.version
+            self._close_bridge(own.bridge)
+            own.bridge = None
+        services.media.unbridge(own.stream)
+        self.calls.leg_dialog_ended(own)  # the transferor's dialog no longer speaks for it
+        if old is not None:
+            services.endpoint.bye(old, now)
+        own.picked = PickedUp(call=target, subscriber=leg.facts.called, over=asyncio.Event())
+        own.a, own.end_reason = leg.a, "transferred"
+        if target.facts is not None:
+            target.facts.extra["transferred_from"] = leg.facts.call_id
+        for call in (leg.a, target):  # either call's end ends the other's wait on the join
+            if call.task is not None:
+                call.task.add_done_callback(lambda _: own.ended.set())
+        leg.a.log.info("call.transferred", leg_call_id=own.facts.call_id, attended=True)
+        self._notify(side, subscription.final(200, "OK"))
+        done: asyncio.Future[Leg | None] = services.loop.create_future()
+        done.set_result(own)
+        leg.transfer, leg.end_reason = done, "transferred"
+        leg.ended.set()
         services.wake()

@@ -9,9 +9,9 @@ answers the rest of RFC 3891 §3 here. The header names one of our dialogs with 
 our tag (matched either way round, as for a REFER's Replaces, ``calls.attended``):
 
 - more than one Replaces, or one that does not parse: 400; none of ours: 481;
-- a leg ringing at a phone (an early dialog we initiated): the new call is answered and picks
-  the leg up as ``*8`` does (``calls.pickup``): the phone's ringing is CANCELled and the
-  caller is bridged to the new call;
+- a leg ringing at a phone of the same subscriber (an early dialog we initiated, found by its
+  Call-ID): the new call is answered and picks the leg up as ``*8`` does (``calls.pickup``):
+  the phone's ringing is CANCELled and the caller is bridged to the new call;
 - a leg a phone answered (confirmed): the new call is answered and takes the phone's place in
   the bridge; the phone gets BYE;
 - a call a phone placed (confirmed): the new call is answered and the leg it was bridged to
@@ -115,13 +115,11 @@ class Replacing:
         await session.hangup(code=None, cause=None, reason="normal")
 
     def _ringing(self, replaces: Replaces, number: str) -> Leg | None:
-        """The leg ringing at ``number``'s phones whose early dialog ``replaces`` names (our
-        tag is the leg's From tag)."""
+        """The leg ringing at ``number``'s phones whose early dialog ``replaces`` names: by
+        its Call-ID, ours and unguessable (each contact rung has a From tag of its own, and
+        a phone's tag is not kept while it rings)."""
         for leg in self.calls.ringing([number]):
-            if leg.facts.call_id == replaces.call_id and leg.from_addr.tag in (
-                replaces.to_tag,
-                replaces.from_tag,
-            ):
+            if leg.facts.call_id == replaces.call_id:
                 return leg
         return None
 

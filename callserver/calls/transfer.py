@@ -122,7 +122,7 @@ class Transfers:
         self.handover = Handover(services, self.attempt, release, bridges, self._notify)
         self.plans = PlanTransfers()  # a target with a dialplan here (calls.plan_transfer)
         self.subscriber_leg: SubscriberLeg | None = None  # its services applied (app wiring)
-        self.attended = Attended(services, self.handover, bridges, self._notify)
+        self.attended = Attended(services, calls, self.handover, bridges, self._notify)
 
     def handle_request(self, event: RequestReceived) -> bool:
         """Answer a REFER inside a dialog (RFC 3515 §2.4.2: 202 when it is taken, and its
@@ -161,7 +161,7 @@ class Transfers:
         if leg.picked is not None and side.leg == "a":
             return 403, "Transfer From The Caller Of A Picked-Up Call Not Supported"
         if refer.replaces is not None:
-            found = consultation(self.calls, refer.replaces, transferor, side, leg)
+            found = consultation(self.calls, refer.replaces, transferor, leg)
             return found if isinstance(found, tuple) else None
         if target_number(refer) is None:
             return 403, "Transfer Target Not A Number"
@@ -204,9 +204,9 @@ class Transfers:
         self._respond(event, 202, None)
         self._notify(side, subscription.trying())
         if refer.replaces is not None:
-            found = consultation(self.calls, refer.replaces, transferor, side, leg)
+            found = consultation(self.calls, refer.replaces, transferor, leg)
             assert isinstance(found, Consultation)
-            if side.leg == "a":
+            if side.leg == "a" or isinstance(found.own, Leg):
                 self.attended.join(side, leg, found, subscription)
             else:
                 assert isinstance(found.far, Leg)

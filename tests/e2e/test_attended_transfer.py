@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     exported_cdrs,
     free_port,
     popen_sipp,
+    start_uas,
     stopped_on_exit,
     uas_leg,
 )
@@ -28,6 +29,7 @@ from tests.e2e.rtp_party import RtpParty
 from tests.e2e.subscribers import PHONES
 from tests.e2e.test_transfer import (
     CALLER_FILL,
+    NUMBER,
     TARGET_FILL,
     TRANSFEROR_FILL,
     _caller,
@@ -202,3 +204,80 @@ def test_the_caller_joins_its_called_phone_with_a_caller_it_answered(
     assert moved["linked_id"] == first["call_id"], moved
     assert moved["disposition"] == "ANSWERED" and moved["end_reason"] == "normal", moved
     assert trunk["end_reason"] == "normal", trunk
+
+
+def test_the_called_phone_joins_two_callers_it_answered(sipp: str, tmp_path: Path) -> None:
+    """201 answered a trunk caller, then a second one, and REFERs the first with Replaces
+    naming the second call: NOTIFY 200, both of 201's legs end ``transferred``, the two
+    callers exchange audio, and the second caller's record names 201's first leg."""
+    first, second = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201 = _register(sipp, tmp_path, server, "201")
+            procs.append(_answers_twice(sipp, tmp_path, server, port_201))
+            procs.append(_caller(sipp, tmp_path, server, first))
+            first.send_to(_answered_callers(server, 1)[0])
+            procs.append(_second_caller(sipp, tmp_path, server, second))
+            second.send_to(_answered_callers(server, 2)[1])
+            _done(procs, server)
+            transferred = server.wait_for("call.transferred")
+    finally:
+        first.close()
+        second.close()
+        _reap(procs)
+    assert transferred["attended"] is True
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _heard(first.received, TARGET_FILL) >= 100, "the first caller did not hear the second"
+    assert _heard(second.received, CALLER_FILL) >= 100, "the second caller did not hear the first"
+    records = exported_cdrs(server.data_dir)
+    assert len(records) == 4, records
+    legs = sorted((r for r in records if r["leg"] == "b"), key=lambda r: str(r["start_stamp"]))
+    callers = {r["linked_id"]: r for r in records if r["leg"] == "a"}
+    assert [r["end_reason"] for r in legs] == ["transferred", "transferred"], legs
+    later_caller = callers[legs[1]["linked_id"]]
+    assert later_caller["transferred_from"] == legs[0]["call_id"], later_caller
+    assert later_caller["disposition"] == "ANSWERED", later_caller
+
+
+def _answers_twice(
+    sipp: str, tmp_path: Path, server: ServerProcess, port: int
+) -> subprocess.Popen[str]:
+    """Phone 201 as one SIPp on its registered ``port`` (two calls): it answers the first
+    call and the second, then REFERs the first replacing the second."""
+    return start_uas(
+        sipp,
+        tmp_path,
+        *("-sf", str(SCENARIOS / "uas-phone-answers-then-refers-inbound-replacing.xml")),
+        *("-m", "2", "-key", "rtp_port", str(free_port(both=False))),
+        *("-key", "refer_to", "201", "-key", "refer_host", f"{HOST}:{server.port}"),
+        "-trace_err",
+        port=port,
+    )[0]
+
+
+def _second_caller(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
+) -> subprocess.Popen[str]:
+    """A second SIPp on the trunk calling 201; it stays until the server's BYE."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-caller-hears-prompts-until-server-bye.xml")),
+            *("-set", "rtp_port", str(rtp.port), "-set", "codec", "0"),
+            *("-key", "caller", "38761000001", "-i", HOST, "-m", "1", "-nostdin"),
+            *("-timeout", "40s", "-timeout_error", "-s", NUMBER, f"{HOST}:{server.port}"),
+        ],
+        tmp_path,
+    )
+
+
+def _answered_callers(server: ServerProcess, count: int) -> list[int]:
+    """The RTP ports of the first ``count`` trunk calls the server answered (waits 20 s)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ports = [int(str(e["rtp_port"])) for e in server.events("call.answered") if e["trunk"]]
+        if len(ports) >= count:
+            return ports
+        time.sleep(0.05)
+    raise AssertionError(f"not {count} calls answered\n" + "\n".join(server.raw[-60:]))

@@ -186,3 +186,38 @@ def test_another_subscribers_phone_may_not_replace_a_call(sipp: str, tmp_path: P
         _reap(procs)
     assert (refusal["status"], refusal["detail"]) == (403, "replaced dialog is not the caller's")
     assert not server.events("call.replaced")
+
+
+def test_another_phone_of_the_subscriber_answers_its_ringing_call(
+    sipp: str, tmp_path: Path
+) -> None:
+    """A trunk caller rings 201's phone; 201's other phone sends an INVITE with Replaces
+    naming that early dialog: the ringing phone gets CANCEL (call completed elsewhere), the
+    caller and the new phone exchange audio, the picked leg says who answered."""
+    caller, phone = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port_201 = _register(sipp, tmp_path, server, "201")
+            rings = "uas-rings-writes-dialog-expects-cancel.xml"
+            procs.append(_phone(sipp, tmp_path, rings, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(_trunk_caller(sipp, tmp_path, server, caller))
+            procs.append(_replacing(sipp, tmp_path, server, phone))
+            taken = _event(server, "call.answered", subscriber="+38733100201")
+            phone.send_to(int(str(taken["rtp_port"])))
+            answered = _event(server, "call.answered", trunk="test")
+            caller.send_to(int(str(answered["rtp_port"])))
+            _done(procs, server)
+            replaced = server.wait_for("call.replaced")
+    finally:
+        caller.close()
+        phone.close()
+        _reap(procs)
+    assert replaced["early"] is True
+    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the new phone"
+    assert _heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear the caller"
+    records = exported_cdrs(server.data_dir)
+    leg = next(r for r in records if r["leg"] == "b")
+    new = next(r for r in records if r["leg"] == "a" and r["subscriber"] == "+38733100201")
+    assert leg["answered_by"] == "+38733100201" and leg["disposition"] == "ANSWERED", leg
+    assert new["transferred_from"] == leg["call_id"] == replaced["replaced"], new
