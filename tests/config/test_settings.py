@@ -429,3 +429,9 @@ def test_the_endpoint_allows_register_and_supports_path() -> None:
     config = endpoint_config(Settings(), "127.0.0.1", 5060)
     assert "REGISTER" in config.policy.allowed_methods
     assert "path" in config.policy.supported_extensions
+
+
+def test_the_endpoint_supports_replaces() -> None:
+    """The server's endpoint advertises and accepts the replaces extension (RFC 3891 §6.1)."""
+    config = endpoint_config(Settings(), "127.0.0.1", 5060)
+    assert "replaces" in config.policy.supported_extensions
