@@ -209,8 +209,7 @@ class Replacing:
 
     async def _refuse(self, session: CallSession, call: Call, status: int, detail: str) -> None:
         """Refuse the INVITE with ``status``; its CDR's end_detail says why."""
-        if call.facts is not None:
-            call.facts.extra["end_detail"] = detail
+        session.note("end_detail", detail)
         call.log.info("call.replace_refused", status=status, detail=detail)
         await session.hangup(code=status, cause=None, reason="rejected")
 

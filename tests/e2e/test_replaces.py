@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -59,16 +61,19 @@ def _replacing(
     *,
     ext: str = "201",
     scenario: str = "uac-phone-replaces-talks-then-hangs-up.xml",
+    replaces: str | None = None,
 ) -> subprocess.Popen[str]:
-    """Phone ``ext`` (SIPp) sends an INVITE with Replaces naming the dialog to replace."""
+    """Phone ``ext`` (SIPp) sends an INVITE with Replaces naming the dialog to replace
+    (``replaces``, else the one in consult-dialog.txt)."""
     user = f"38733100{ext}"
+    replaces = replaces or _replaces(tmp_path, server)
     return popen_sipp(
         [
             sipp,
             *("-sf", str(SCENARIOS / scenario), "-s", ext),
             *("-key", "caller", user, "-au", user, "-ap", PHONES[ext]),
             *("-auth_uri", f"{ext}@{HOST}:{server.port}"),
-            *("-key", "replaces", _replaces(tmp_path, server), "-key", "rtp_port", str(rtp.port)),
+            *("-key", "replaces", replaces, "-key", "rtp_port", str(rtp.port)),
             *("-i", HOST, "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"),
             *("-trace_err", f"{HOST}:{server.port}"),
         ],
@@ -164,9 +169,18 @@ def test_another_phone_of_the_subscriber_takes_over_a_call_it_placed(
     assert leg["linked_id"] == first["call_id"] and leg["end_reason"] == "normal", leg
 
 
-def test_another_subscribers_phone_may_not_replace_a_call(sipp: str, tmp_path: Path) -> None:
-    """202 sends an INVITE with Replaces naming 201's answered call from a trunk caller: 403,
-    and the call goes on until the server's end of it."""
+@pytest.mark.parametrize(
+    ("ext", "flag", "status", "detail"),
+    [
+        ("202", "", 403, "replaced dialog is not the caller's"),
+        ("201", ";early-only", 486, "replaced dialog is confirmed (early-only)"),
+    ],
+)
+def test_a_call_is_not_replaced_by_another_subscriber_or_when_early_only(
+    sipp: str, tmp_path: Path, ext: str, flag: str, status: int, detail: str
+) -> None:
+    """An INVITE naming 201's answered call from 202 (not its subscriber's) gets 403, from
+    201's other phone with ``early-only`` 486; the call goes on until the server's end."""
     rtp = RtpParty(TARGET_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -175,8 +189,12 @@ def test_another_subscribers_phone_may_not_replace_a_call(sipp: str, tmp_path: P
             answers = "uas-phone-answers-consultation-expects-bye.xml"
             procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
             procs.append(_trunk_caller(sipp, tmp_path, server, RtpParty(CALLER_FILL)))
-            refused = "uac-phone-replaces-expects-403.xml"
-            procs.append(_replacing(sipp, tmp_path, server, rtp, ext="202", scenario=refused))
+            replaces = _replaces(tmp_path, server) + flag
+            scenario = "uac-phone-replaces-expects-refusal.xml"
+            refused = _replacing(
+                sipp, tmp_path, server, rtp, ext=ext, scenario=scenario, replaces=replaces
+            )
+            procs.append(refused)
             assert procs[-1].wait(timeout=30) == 0, "\n".join(server.raw[-60:])
             refusal = server.wait_for("call.replace_refused")
             assert server.stop() == 0
@@ -184,8 +202,28 @@ def test_another_subscribers_phone_may_not_replace_a_call(sipp: str, tmp_path: P
     finally:
         rtp.close()
         _reap(procs)
-    assert (refusal["status"], refusal["detail"]) == (403, "replaced dialog is not the caller's")
+    assert (refusal["status"], refusal["detail"]) == (status, detail)
     assert not server.events("call.replaced")
+    refused_call = next(r for r in exported_cdrs(server.data_dir) if r["sip_code"] == status)
+    assert refused_call["end_detail"] == detail, refused_call
+
+
+def test_a_replaces_naming_no_dialog_of_ours_gets_481(sipp: str, tmp_path: Path) -> None:
+    """201's phone sends an INVITE whose Replaces names a dialog the server does not have:
+    481 (RFC 3891 §3), with the reason in its CDR."""
+    rtp = RtpParty(TARGET_FILL)
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            refused = "uac-phone-replaces-expects-refusal.xml"
+            unknown = "no-such-call@127.0.0.1;to-tag=ours;from-tag=theirs"
+            proc = _replacing(sipp, tmp_path, server, rtp, scenario=refused, replaces=unknown)
+            _done([proc], server)
+            refusal = server.wait_for("call.replace_refused")
+    finally:
+        rtp.close()
+    assert (refusal["status"], refusal["detail"]) == (481, "replaced dialog does not exist")
+    (record,) = exported_cdrs(server.data_dir)
+    assert (record["sip_code"], record["end_detail"]) == (481, "replaced dialog does not exist")
 
 
 def test_another_phone_of_the_subscriber_answers_its_ringing_call(
