@@ -5,19 +5,21 @@ the phone book (a call to a subscriber's number rings its registered phones), fo
 call waiting in front of the forwarder, the codes a phone dials (service codes, pickup, its
 voicemail box: ``codes``, for the routing; an INVITE with Replaces is asked first), the
 voicemail boxes and their MWI subscriptions, and the durable stores these keep in the data
-dir: the registrar's bindings, the phones' own service settings, the MCID marks, the MWI
-subscriptions. ``open`` starts them once the server listens (they write to the data dir),
-``close`` puts them on disk for the next start.
+dir: the registrar's bindings, the phones' own service settings, the last incoming calls and
+the MCID marks, the MWI subscriptions. ``open`` starts them once the server listens (they
+write to the data dir), ``close`` puts them on disk for the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 
 from callserver.calls.admission import Admission
 from callserver.calls.forwarding import Forwarding
+from callserver.calls.incoming_store import SqliteIncomingStore
 from callserver.calls.malicious import MaliciousCalls
 from callserver.calls.manager import CallManager
 from callserver.calls.phones import PhoneBook
@@ -125,7 +127,13 @@ class PhoneServices:
         (run until ``stop`` is set) for the server's background work."""
         settings, centrex, calls = self._settings(), self._centrex, self._calls
         self.services = ServicesStore.open(settings.data_dir, centrex, self._loop)
-        self.malicious = MaliciousCalls(cdr_directory)
+        self.malicious = MaliciousCalls(
+            cdr_directory,
+            SqliteIncomingStore(settings.data_dir / "mcid.sqlite"),
+            self._loop,
+            lambda: centrex().codes.mcid_window_seconds,
+            datetime.now(UTC),
+        )
         self.book.incoming = self.malicious.incoming
         self.service_codes = ServiceCodeCalls(centrex, self.services, self.malicious.mark)
         calls.registration = Registration.open(

@@ -15,13 +15,16 @@ seconds (``originating.forward_then_end``), which then refuses the caller the wa
 did: 486 when they were busy, 480 when none is registered or none
 answered. A call from a customer may also dial an extension of its own group. Each call to
 a subscriber's number is told to ``incoming`` (the last incoming call, which ``*39`` marks:
-``calls.malicious``); its forwarding and do-not-disturb apply in ``calls.forwarding``.
+``calls.malicious``), and the callable it returns when the call ends; its forwarding and
+do-not-disturb apply in ``calls.forwarding``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from callserver.calls.malicious import Received, received_of
 from callserver.calls.originating import forward_then_end
@@ -31,7 +34,17 @@ from callserver.registrar.binding import Binding
 from callserver.sip.peer import Peer
 from callserver.sip.uri import SipUri, parse_uri
 
-__all__ = ["COMPLETED_ELSEWHERE", "Branch", "PhoneBook"]
+__all__ = ["COMPLETED_ELSEWHERE", "Branch", "Incoming", "PhoneBook"]
+
+
+class Incoming(Protocol):
+    """MCID's: a call put through to a subscriber (``calls.malicious``)."""
+
+    def __call__(
+        self, number: str, call_id: str, received: Received, now: datetime
+    ) -> Callable[[datetime], None]:
+        """Note the call; returns what to call with the time it ends."""
+
 
 COMPLETED_ELSEWHERE = (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)
 """The CANCEL of the branches that lost to another's 2xx (RFC 3326 §2, RFC 3261 §16.7)."""
@@ -64,7 +77,7 @@ class PhoneBook:
         self._centrex = centrex
         self._lookup = lookup
         self._ring_timeout = ring_timeout
-        self.incoming: Callable[[str, str, Received | None], None] | None = None  # MCID's
+        self.incoming: Incoming | None = None  # MCID's
 
     def subscriber(self, target: str, *groups_of: str | None) -> Subscriber | None:
         """The subscriber ``target`` names: its number, or an extension of the group of the
@@ -93,11 +106,23 @@ class PhoneBook:
             subscriber = self._centrex().subscriber(session.called)
         if subscriber is None:
             return None
-        if self.incoming is not None:  # number, Call-ID, the caller as received
-            invite = session.invite
-            received = None if invite is None else received_of(invite)
-            self.incoming(subscriber.number, session.call_id, received)
-        return forward_then_end(session, subscriber.number, self._ring_timeout())
+        ringing = forward_then_end(session, subscriber.number, self._ring_timeout())
+        invite = session.invite
+        if self.incoming is None or invite is None:
+            return ringing
+        ended = self.incoming(
+            subscriber.number, session.call_id, received_of(invite), session.now()
+        )
+        return _until_ended(ringing, ended, session.now)
+
+
+async def _until_ended(
+    call: Awaitable[None], ended: Callable[[datetime], None], now: Callable[[], datetime]
+) -> None:
+    try:
+        await call
+    finally:  # also when the caller's BYE cancels it
+        ended(now())
 
 
 def _branch(binding: Binding) -> Branch:

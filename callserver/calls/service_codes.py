@@ -26,13 +26,15 @@ targets are (``policy.numbering.e164``); the subscriber's own number or extensio
 NUMBER, its ``clir`` says whether this call withholds the caller ID, and routing goes on as if
 NUMBER had been dialled (``calls.originating.caller_identity``).
 
-``*39`` (MCID) asks ``malicious`` to mark the subscriber's last incoming call (a callable the
-server wires; without one, or with no call to mark, the phone hears ``service_invalid``).
+``*39`` (MCID) asks ``malicious`` to mark the subscriber's last incoming call, still going on
+or ended within centrex.yaml's ``service_codes.mcid_window_seconds`` (a callable the server
+wires; without one, or with no call to mark, the phone hears ``service_invalid``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 
 import structlog
 
@@ -84,15 +86,15 @@ class ServiceCodeCalls:
     Args:
         centrex: the groups, subscribers and codes in force.
         services: the services store the changes go to.
-        malicious: marks the last incoming call of a subscriber's number (MCID); False when
-            it has none to mark.
+        malicious: marks the last incoming call of a subscriber's number at a time (MCID);
+            False when it has none to mark.
     """
 
     def __init__(
         self,
         centrex: Callable[[], Centrex],
         services: ServicesStore,
-        malicious: Callable[[str], bool] | None = None,
+        malicious: Callable[[str, datetime], bool] | None = None,
     ) -> None:
         self._centrex = centrex
         self._services = services
@@ -119,18 +121,21 @@ class ServiceCodeCalls:
     ) -> None:
         if subscriber.language is not None:
             session.language = subscriber.language
-        items = self.perform(subscriber, request)
+        items = self.perform(subscriber, request, session.now())
         await session.play(items, barge_in=False)
         await session.hangup(code=None, cause=None, reason="normal")
 
-    def perform(self, subscriber: Subscriber, request: ServiceRequest) -> tuple[PlaylistItem, ...]:
-        """Do what ``request`` asks for ``subscriber``; the prompt that says how it went."""
+    def perform(
+        self, subscriber: Subscriber, request: ServiceRequest, now: datetime
+    ) -> tuple[PlaylistItem, ...]:
+        """Do what ``request`` asks for ``subscriber`` at ``now`` (UTC, aware); the prompt
+        that says how it went."""
         number = subscriber.number
         if isinstance(request, Invalid):
             log.info("services.invalid_code", number=number, reason=request.reason)
             return INVALID
         if isinstance(request, MaliciousCall):
-            marked = self._malicious is not None and self._malicious(number)
+            marked = self._malicious is not None and self._malicious(number, now)
             return ACTIVATED if marked else INVALID
         assert isinstance(request, ServiceChange)
         if request.procedure == "interrogate":

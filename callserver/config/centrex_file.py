@@ -23,6 +23,7 @@ from pydantic import (
 
 from callserver.config.trunks import Barring
 from callserver.policy.numbering import e164
+from callserver.policy.service_codes import MCID_WINDOW, MCID_WINDOWS
 from callserver.policy.services import LOCKABLE, NO_ANSWER_SECONDS, VOICEMAIL
 
 __all__ = [
@@ -235,11 +236,13 @@ class ServiceCodesSchema(BaseModel):
     mcid: _Code = "39"
     pickup: _Code = "8"
     voicemail: _Code = "97"
+    # Not a code: how long after an incoming call ends *39 still marks it (seconds).
+    mcid_window_seconds: int = Field(MCID_WINDOW, ge=MCID_WINDOWS[0], le=MCID_WINDOWS[1])
 
     @model_validator(mode="after")
     def _distinct(self) -> ServiceCodesSchema:
         seen: dict[str, str] = {}
-        for service, code in self.model_dump().items():
+        for service, code in self.model_dump(exclude={"mcid_window_seconds"}).items():
             if code in seen:
                 raise ValueError(f"{service} and {seen[code]} both have the code {code!r}")
             seen[code] = service

@@ -45,6 +45,8 @@ from callserver.policy.services import NO_ANSWER_SECONDS, VOICEMAIL
 
 __all__ = [
     "FORWARDING",
+    "MCID_WINDOW",
+    "MCID_WINDOWS",
     "CallerIdOnce",
     "Invalid",
     "MaliciousCall",
@@ -54,6 +56,14 @@ __all__ = [
     "ServiceRequest",
     "parse",
 ]
+
+MCID_WINDOW: Final = 60
+"""Seconds after an incoming call ends during which ``*39`` still marks it. ETSI EN 300 356-11
+leaves how long the network keeps a call's identity for MCID after the caller clears to the
+network; a minute is what a subscriber needs to hang up and dial the code."""
+
+MCID_WINDOWS: Final = (5, 3600)
+"""The shortest and longest window an operator may set, in seconds."""
 
 FORWARDING: Final = ("forward_always", "forward_busy", "forward_no_answer", "forward_unreachable")
 """The forwarding services, as ``policy.services.ServiceSettings`` names them."""
@@ -78,6 +88,7 @@ class ServiceCodes:
     mcid: str = "39"
     pickup: str = "8"  # *8: a call ringing in the pickup group (calls.pickup)
     voicemail: str = "97"  # *97: the subscriber's own box (voicemail.service)
+    mcid_window_seconds: int = MCID_WINDOW  # not a code: how long after a call *39 marks it
 
     def service_of(self, code: str) -> str | None:
         """The service whose code is ``code``, else None."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from callserver.policy.service_codes import parse
 from callserver.policy.services import ServiceSettings
 
 OWN, OTHER, LOCKED = "+38733100201", "+38733100202", "+38733100203"
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 def _centrex(*, busy_default: str | None = None) -> Centrex:
@@ -89,7 +91,7 @@ async def test_codes_change_settings_and_say_so(tmp_path: Path) -> None:
     def dial(subscriber: object, dialled: str) -> tuple[object, ...]:
         request = parse(dialled, centrex.codes)
         assert request is not None
-        return calls.perform(subscriber, request)  # type: ignore[arg-type]
+        return calls.perform(subscriber, request, NOW)  # type: ignore[arg-type]
 
     assert dial(own, "*21*061123456#") == (Play("service_activated"),)
     assert store.settings_of(OWN).forward_always == "+38761123456"

@@ -28,6 +28,9 @@ BAD: dict[str, list[str]] = {
     "service-code-not-digits": [
         ":6: service_codes.call_waiting: '4*3': a service code is 1 to 4 digits (quote it: \"21\")"
     ],
+    "mcid-window-too-long": [
+        ":6: service_codes.mcid_window_seconds: Input should be less than or equal to 3600"
+    ],
     "service-code-unknown": [
         ":6: service_codes.pickup_everything: unknown key (misspelt, or in the wrong place?)"
     ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -39,16 +40,21 @@ STORE = PromptStore(PROMPTS, lambda language: [language])
 
 
 def _server(
-    tmp_path: Path, trunks: dict[str, object] = CALLING, locks: tuple[str, ...] = ()
+    tmp_path: Path,
+    trunks: dict[str, object] = CALLING,
+    locks: tuple[str, ...] = (),
+    mcid_window: int | None = None,
 ) -> ServerProcess:
     """acme's group, phones 201 (prompts in hr; ``locks``: services it may not change) and
-    202."""
+    202; ``mcid_window``: service_codes.mcid_window_seconds."""
     write_group(tmp_path)
     path = tmp_path / "centrex.yaml"
     data = yaml.safe_load(path.read_text())
     own = data["groups"]["acme-office"]["subscribers"]["+387 33 100 201"]
     own["language"] = "hr"
     own["services"] = {"locks": list(locks)}
+    if mcid_window is not None:
+        data["service_codes"] = {"mcid_window_seconds": mcid_window}
     path.write_text(yaml.safe_dump(data))
     return start_server(tmp_path, trunks=trunks)
 
@@ -191,34 +197,42 @@ def test_31_withholds_the_number_of_one_call_out(sipp: str, tmp_path: Path) -> N
     assert legs["a"]["number_class"] == legs["b"]["number_class"] is not None, legs
 
 
+def _withheld_call_answered(sipp: str, tmp_path: Path, server: ServerProcess, port: int) -> None:
+    """A caller withholding its number (anonymous From, Privacy: id, its number asserted)
+    calls 201, whose phone on ``port`` answers; the caller hangs up after half a second."""
+    with phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as rung:
+        result = run_sipp(
+            sipp,
+            tmp_path,
+            server.port,
+            *("-sf", str(SCENARIOS / "uac-withheld-caller-hangs-up-after-answer.xml")),
+            *("-s", "+38733100201", "-key", "caller", "+38761000111", "-d", "500"),
+            *("-m", "1"),
+            timeout=30,
+        )
+        assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
+        finished(rung, server)
+
+
 def test_39_marks_the_last_incoming_call_malicious_in_the_log_and_its_cdr(
     sipp: str, tmp_path: Path
 ) -> None:
-    """A caller withholding its number (anonymous From, Privacy: id, its number asserted) calls
-    201, which answers; after the call 201 dials *39 and hears 'service activated': the log's
+    """A caller withholding its number calls 201, which answers; the server restarts, then
+    201 dials *39 and hears 'service activated': the call was kept in the data dir, the log's
     call.malicious names the caller as received and its source, and `callserver cdr export`
     shows the call's legs marked malicious (the code's own call is not)."""
     port = free_port(both=False)
     with stopped_on_exit(_server(tmp_path)) as server:
         register_phone(sipp, tmp_path, server, port)
-        with phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as rung:
-            result = run_sipp(
-                sipp,
-                tmp_path,
-                server.port,
-                *("-sf", str(SCENARIOS / "uac-withheld-caller-hangs-up-after-answer.xml")),
-                *("-s", "+38733100201", "-key", "caller", "+38761000111", "-d", "500"),
-                *("-m", "1"),
-                timeout=30,
-            )
-            assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-            finished(rung, server)
+        _withheld_call_answered(sipp, tmp_path, server, port)
+    with stopped_on_exit(_server(tmp_path)) as server:
         heard = _dial(sipp, tmp_path, server, "*39")
         assert _heard(heard, "service_activated") >= _frames("service_activated") * 0.8
         event = server.wait_for("call.malicious")
     assert "anonymous@anonymous.invalid" in str(event["from_header"]), event
     assert "+38761000111" in str(event["p_asserted_identity"]), event
     assert event["privacy"] == "id" and str(event["source"]).startswith(f"{HOST}:"), event
+    assert str(event["call_time"]) < str(event["call_ended"]) < str(event["marked_at"]), event
     records = exported_cdrs(server.data_dir)
     marked = [r for r in records if r["malicious"]]
     assert {r["leg"] for r in marked} == {"a", "b"}, records
@@ -227,6 +241,22 @@ def test_39_marks_the_last_incoming_call_malicious_in_the_log_and_its_cdr(
     )
     assert all(r["malicious"] == event["marked_at"] for r in marked), marked
     assert [r["called_raw"] for r in records if not r["malicious"]] == ["*39"], records
+
+
+def test_39_after_the_window_has_nothing_to_mark(sipp: str, tmp_path: Path) -> None:
+    """With service_codes.mcid_window_seconds 5, *39 dialled 6 s after the call ended is
+    answered 'invalid code or number', logged as call.malicious_none, and no CDR is marked."""
+    port = free_port(both=False)
+    with stopped_on_exit(_server(tmp_path, mcid_window=5)) as server:
+        register_phone(sipp, tmp_path, server, port)
+        _withheld_call_answered(sipp, tmp_path, server, port)
+        time.sleep(6.0)  # past the window: the server's own clock decides
+        heard = _dial(sipp, tmp_path, server, "*39")
+        assert _heard(heard, "service_invalid") >= _frames("service_invalid") * 0.8
+        refused = server.wait_for("call.malicious_none")
+        assert not server.events("call.malicious")
+    assert refused["subscriber"] == "+38733100201" and refused["window"] == 5, refused
+    assert not any(r["malicious"] for r in exported_cdrs(server.data_dir))
 
 
 def test_forwarding_set_by_code_takes_the_next_call_to_the_target(
