@@ -15,7 +15,8 @@ the message is recorded into the box. ``box_menu``: the box, its owner already k
 Menu       Keys
 =========  ==============================================================================
 main       ``1`` the messages (new first, then saved), ``0`` options; hang up to end
-message    ``4`` again, ``9`` save, ``7`` delete, ``6`` next, ``*`` back to the main menu
+message    ``4`` previous, ``5`` again, ``6`` next, ``9`` save, ``7`` delete, ``*`` back to the
+           main menu (``4``, ``5``, ``6``: back, here, forward along the keypad's row)
 options    ``1`` record the greeting, ``2`` change the PIN, ``*`` back
 greeting   ``1`` keep it, ``2`` listen to it, ``3`` record it again
 =========  ==============================================================================
@@ -57,6 +58,8 @@ log = structlog.get_logger("callserver.voicemail")
 ASKING = Asking()
 """Each menu's retries and timeouts: those of a dialplan menu."""
 
+Step = Literal["back", "previous", "next", "gone"]
+_STEPS: dict[str, Step] = {"4": "previous", "6": "next", "9": "next"}
 PIN_TRIES = 3
 DRAFTS = ".drafts"  # a greeting being recorded, below the box's folder
 
@@ -141,27 +144,37 @@ async def box_menu(call: CallControl, box: BoxCall) -> None:
 
 
 async def _messages(call: CallControl, box: BoxCall) -> None:
-    for message in await asyncio.to_thread(box.box.messages):
-        if await _message(call, box, message) == "back":
+    """The messages in turn, back and forth; "no more messages" after the last one. On the
+    first message, "previous" plays it again."""
+    messages = await asyncio.to_thread(box.box.messages)
+    index = 0
+    while index < len(messages):
+        step = await _message(call, box, messages[index])
+        if step == "back":
             return
+        if step == "gone":
+            del messages[index]
+        else:
+            index = max(index - 1, 0) if step == "previous" else index + 1
     await call.play([Play("vm_no_more")], barge_in=True)
 
 
-async def _message(call: CallControl, box: BoxCall, message: Message) -> Literal["back", "next"]:
-    """Play one message and act on the caller's choice; "back": to the main menu. A message
-    whose WAV went meanwhile (the purge, another call of the box) is skipped."""
+async def _message(call: CallControl, box: BoxCall, message: Message) -> Step:
+    """Play one message and act on the caller's choice: to the main menu, the previous or
+    the next message, or "gone" (deleted). A message whose WAV went meanwhile (the purge,
+    another call of the box) is skipped."""
     try:
         audio = Audio(await asyncio.to_thread(decode_file, message.wav))
     except PromptError as exc:
         log.warning("voicemail.message_unreadable", box=box.box.number, error=exc.message)
-        return "next"
+        return "gone"
     language = call.language if call.language in NUMBER_LANGUAGES else "en"
     when = say_datetime(message.time.astimezone(box.zone), language)
     intro: list[PlaylistItem] = [Play("vm_message"), *map(Play, when), Silence(400)]
     while True:
         await call.play([*intro, audio], barge_in=True)
-        choice = await ask(call, ASKING, ["vm_message_menu"], frozenset("4967*"))
-        if choice == "4":
+        choice = await ask(call, ASKING, ["vm_message_menu"], frozenset("45679*"))
+        if choice == "5":
             continue
         if choice == "9":
             await asyncio.to_thread(box.box.save, message)
@@ -171,7 +184,8 @@ async def _message(call: CallControl, box: BoxCall, message: Message) -> Literal
             await asyncio.to_thread(box.box.delete, message)
             box.changed()
             await call.play([Play("vm_deleted")], barge_in=True)
-        return "next" if choice in ("9", "7", "6") else "back"
+            return "gone"
+        return _STEPS.get(choice or "*", "back")
 
 
 async def _options(call: CallControl, box: BoxCall) -> None:

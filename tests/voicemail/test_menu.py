@@ -132,3 +132,19 @@ async def test_a_message_gone_meanwhile_is_skipped(tmp_path: Path) -> None:
     call = FakeCall(["1", "6", *SILENT])
     await box_menu(call, box)
     assert len(audio_played(call)) == 1 and "vm_no_more" in names(call)
+
+
+async def test_4_goes_to_the_previous_message_and_5_plays_it_again(tmp_path: Path) -> None:
+    """Along the keypad's row: 6 next, 4 previous (on the first message: that one again), 5
+    the same again; after a delete, 4 goes to the message before the deleted one."""
+    box = box_call(tmp_path)
+    for day in range(3):  # the 7th, 8th and 9th of December
+        write_message(box.box.folder, T0 + timedelta(days=day), call_id=f"m{day}")
+    keys = ["1", "6", "4", "4", "5", "6", "7", "4", "*", *SILENT]
+    call = FakeCall(keys, language="en")
+    await box_menu(call, box)
+    played = names(call)
+    days = [played[i + 2] for i, name in enumerate(played) if name == "vm_message"]
+    assert days == ["day7", "day8", "day7", "day7", "day7", "day8", "day9", "day7"]
+    assert [m.call_id for m in box.box.messages()] == ["m0", "m2"]
+    assert "vm_no_more" not in played  # * went back to the main menu first
