@@ -202,15 +202,23 @@ class SessionHosting:
         if call is not None and call.stream is not None:
             self.services.media.stop_playback(call.stream)
 
-    def record_session(self, session: CallSession, path: Path, limits: RecordingSettings) -> None:
-        """Record the caller to ``path`` with the step's limits."""
+    def record_session(
+        self, session: CallSession, path: Path, limits: RecordingSettings, *, keys: bool = False
+    ) -> None:
+        """Record the caller to ``path`` with the step's limits (``keys``: a key may end it)."""
         call = self.calls.by_session(session)
         if call is None or call.stream is None:
             self.services.loop.call_soon(session.recording_finished, None, 0.0)
             return
         silence = self.services.live.settings.media.recording.silence_dbfs  # the operator's
         limits = limits.model_copy(update={"silence_dbfs": silence})
-        self.services.media.record(call.stream, path, limits=limits)
+        self.services.media.record(call.stream, path, limits=limits, keys=keys)
+
+    def stop_session_recording(self, session: CallSession) -> None:
+        """End the session's recording: its last key ended it (``RecordingFinished`` follows)."""
+        call = self.calls.by_session(session)
+        if call is not None and call.stream is not None:
+            self.services.media.stop_recording(call.stream, key=True)
 
     async def forward_session(
         self,

@@ -12,7 +12,8 @@ implements) and the media engine's events back into results:
   ``digit_timeout`` between digits;
 - ``record`` writes a voicemail WAV under ``data-dir/voicemail/<mailbox>/`` with a JSON file
   of its metadata beside it, both fsync'd before the path is reported; a caller who hangs up
-  mid-message leaves it too (``ended`` gets what closing the stream kept);
+  mid-message leaves it too (``ended`` gets what closing the stream kept); one of
+  ``stop_keys`` ends it, the key's tone left out and the key not queued;
 - ``hangup`` asks the host once; later calls do nothing.
 
 Every await is cancel-safe: a caller's BYE cancels the dialplan task and the session stops
@@ -85,8 +86,14 @@ class SessionHost(Protocol):
     def stop_session_playback(self, session: CallSession) -> None:
         """Stop the call's playback, if any."""
 
-    def record_session(self, session: CallSession, path: Path, limits: RecordingSettings) -> None:
-        """Start recording the caller to ``path`` (``RecordingFinished`` reports its end)."""
+    def record_session(
+        self, session: CallSession, path: Path, limits: RecordingSettings, *, keys: bool = False
+    ) -> None:
+        """Start recording the caller to ``path`` (``RecordingFinished`` reports its end);
+        ``keys``: ``stop_session_recording`` may end it."""
+
+    def stop_session_recording(self, session: CallSession) -> None:
+        """End the call's recording now: its last key ended it (its tone is left out)."""
 
     async def forward_session(
         self,
@@ -132,6 +139,7 @@ class CallSession:
         "_monotonic",
         "_playback",
         "_recording",
+        "_stop_keys",
         "call_id",
         "called",
         "caller",
@@ -187,6 +195,7 @@ class CallSession:
         self._media_waiter: asyncio.Future[None] | None = None  # until the ACK's answer
         self._playback: asyncio.Future[bool] | None = None
         self._recording: asyncio.Future[Recorded] | None = None
+        self._stop_keys = ""  # the keys that end the recording going on
 
     @property
     def answered(self) -> bool:
@@ -302,9 +311,16 @@ class CallSession:
         return Collected(digits=entry, reason="max_digits")
 
     async def record(
-        self, *, mailbox: str, max_length: float, silence_end: float, min_length: float
+        self,
+        *,
+        mailbox: str,
+        max_length: float,
+        silence_end: float,
+        min_length: float,
+        stop_keys: str = "",
     ) -> Recorded:
-        """Record a voicemail message into ``mailbox``; its JSON metadata goes beside it."""
+        """Record a voicemail message into ``mailbox``; its JSON metadata goes beside it.
+        One of ``stop_keys`` ends it (the key is not kept for ``collect``)."""
         started = self.now()
         folder = self.voicemail_dir / mailbox
         name = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -312,9 +328,10 @@ class CallSession:
             max_seconds=max_length, min_seconds=min_length, silence_seconds=max(silence_end, 0.1)
         )
         future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
-        self._recording = future
+        self._recording, self._stop_keys = future, stop_keys
+        self._digits = self._digits.lstrip(stop_keys) if stop_keys else self._digits
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        self.host.record_session(self, folder / f"{name}.wav", limits)
+        self.host.record_session(self, folder / f"{name}.wav", limits, keys=bool(stop_keys))
         try:
             recorded = await future
         except asyncio.CancelledError:
@@ -324,7 +341,7 @@ class CallSession:
                 await self._save_metadata(future.result(), started)
             raise
         finally:
-            self._recording = None
+            self._recording, self._stop_keys = None, ""
         await self._save_metadata(recorded, started)
         return recorded
 
@@ -389,7 +406,11 @@ class CallSession:
             waiter.set_result(None)
 
     def digit_received(self, digit: str) -> None:
-        """A DTMF digit arrived (any source)."""
+        """A DTMF digit arrived (any source); one that ends the recording going on does."""
+        recording = self._recording
+        if digit in self._stop_keys and recording is not None and not recording.done():
+            self.host.stop_session_recording(self)
+            return
         self._digits += digit
         waiter = self._digit_waiter
         if waiter is not None and not waiter.done():

@@ -74,19 +74,24 @@ class AudioCapture:
         *,
         both: bool,
         limits: RecordingSettings | None = None,
+        hold_back: float = 0.0,
     ) -> None:
         """Record ``stream`` to ``path`` (a WAV, written under a temporary name until done),
-        within ``limits`` (default: the configured recording settings)."""
-        recorder = Recorder(path, limits or self.settings.recording)
+        within ``limits`` (default: the configured recording settings), the last
+        ``hold_back`` seconds kept back for a key that ends it (``Recorder``)."""
+        recorder = Recorder(path, limits or self.settings.recording, hold_back=hold_back)
         self._recordings[stream.stream_id] = _Recording(stream, recorder, both)
         self._update_capture(stream)
 
-    def stop_recording(self, stream: MediaStream, now: float) -> RecordingResult | None:
-        """Finish ``stream``'s recording and report ``RecordingFinished``; None if none ran."""
+    def stop_recording(
+        self, stream: MediaStream, now: float, *, cut_from: float | None = None
+    ) -> RecordingResult | None:
+        """Finish ``stream``'s recording and report ``RecordingFinished``; None if none ran.
+        ``cut_from``: a key ended it, pressed then (``Recorder.stop``)."""
         recording = self._recordings.pop(stream.stream_id, None)
         if recording is None:
             return None
-        result = recording.recorder.stop(now)
+        result = recording.recorder.stop(now, cut_from=cut_from)
         self._update_capture(stream)
         if recording.both and stream.peer is not None:
             self._update_capture(stream.peer)  # its audio was captured only for this mix

@@ -143,6 +143,7 @@ class TelephoneEventReceiver:
         "_timeout",
         "_unknown",
         "last_event_at",
+        "last_started",
     )
 
     def __init__(
@@ -166,6 +167,9 @@ class TelephoneEventReceiver:
         self.last_event_at: float | None = None
         """``now`` of the last telephone-event packet; the engine mutes in-band detection
         while events arrive."""
+        self.last_started: float | None = None
+        """When the first packet of the last event reported arrived: when its key was
+        pressed, as far as the receiver saw (a recording ended by the key drops from there)."""
 
     def receive(self, ssrc: int, timestamp: int, payload: bytes, now: float) -> str | None:
         """Feed one telephone-event packet; return the digit it completes, if any.
@@ -274,6 +278,7 @@ class TelephoneEventReceiver:
         if previous.reported:
             return self._update(ssrc, current, event, now)
         self._digits += 1
+        self.last_started = previous.started
         # Should this packet also end the new event, it is reported on its next end copy or
         # at the next expire(): receive() returns one digit at a time.
         current.ended = event.end
@@ -286,6 +291,7 @@ class TelephoneEventReceiver:
         if current.reported:
             return None
         self._digits += 1
+        self.last_started = current.started
         return current.digit
 
     def _report_if_long(self, current: _Open, now: float) -> str | None:
@@ -294,6 +300,7 @@ class TelephoneEventReceiver:
             return None
         current.reported = True
         self._digits += 1
+        self.last_started = current.started
         return current.digit
 
     def _long_at(self, current: _Open) -> float:

@@ -35,7 +35,7 @@ from callserver.media.housekeeping import Housekeeping
 from callserver.media.latch import Address
 from callserver.media.negotiated import StreamConfig
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
-from callserver.media.recording import RecordingResult
+from callserver.media.recording import KEY_HOLD_BACK, RecordingResult
 from callserver.media.rtpio import RtpSockets, open_rtp_sockets
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
@@ -230,14 +230,19 @@ class MediaEngine:
         *,
         both: bool = False,
         limits: RecordingSettings | None = None,
+        keys: bool = False,
     ) -> None:
         """Record what the stream receives (``both``: mixed with the other direction) to WAV;
-        ``limits`` replace the configured recording limits for this recording."""
-        self._capture.start_recording(stream, path, both=both, limits=limits)
+        ``limits`` replace the configured recording limits for this recording; ``keys``: a
+        key may end it (``stop_recording(key=True)``), its tone left out."""
+        hold_back = KEY_HOLD_BACK if keys else 0.0
+        self._capture.start_recording(stream, path, both=both, limits=limits, hold_back=hold_back)
 
-    def stop_recording(self, stream: MediaStream) -> RecordingResult | None:
-        """Finish the stream's recording now; ``RecordingFinished`` is also reported."""
-        result = self._capture.stop_recording(stream, self._now())
+    def stop_recording(self, stream: MediaStream, *, key: bool = False) -> RecordingResult | None:
+        """Finish the stream's recording now; ``RecordingFinished`` is also reported. ``key``:
+        the last key the stream reported ended it, its tone is dropped."""
+        cut_from = stream.key_began if key else None
+        result = self._capture.stop_recording(stream, self._now(), cut_from=cut_from)
         self._flush(stream)
         return result
 

@@ -22,8 +22,17 @@ on a short natural pause rather than a cut. Silence held when the recording is s
 its maximum length is shorter than ``silence_seconds`` and is kept in full. The file never has
 to be rewritten, and memory stays bounded by ``silence_seconds`` of audio.
 
+A key that ends it. A recording the caller may end with a key (``#``) is made with
+``hold_back`` seconds: that much of the latest audio stays in memory, each frame with the
+``now`` it came at, before it goes to the file. ``stop(now, cut_from=when the key was
+pressed)`` then drops the frames that came from then on, so the key's tone (in-band, or sent
+with the telephone-events) is not in the message, and ends with reason "key", held silence
+trimmed as for "silence". A key held longer than ``hold_back`` leaves the part of its tone
+before that in the file.
+
 Endings. "max_length": ``max_seconds`` of audio were recorded (the frame crossing the limit is
-cut at it). "silence": see above. "stopped": ``stop`` was called. "too_short": what would have
+cut at it). "silence": see above. "stopped": ``stop`` was called. "key": ``stop`` with
+``cut_from`` (above). "too_short": what would have
 been kept is shorter than ``min_seconds``; the temporary file is removed and nothing is
 published. "failed": an ``OSError`` (disk full, unwritable directory) ended it; the temporary
 file is removed, the error text is in the result, and nothing is raised to the caller.
@@ -34,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import os
 import wave
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -44,11 +54,22 @@ import numpy.typing as npt
 from callserver.media.mixer import silence_threshold
 from callserver.media.settings import RecordingSettings
 
-__all__ = ["KEPT_SILENCE_SECONDS", "EndReason", "Recorder", "RecordingResult", "temporary_path"]
+__all__ = [
+    "KEPT_SILENCE_SECONDS",
+    "KEY_HOLD_BACK",
+    "EndReason",
+    "Recorder",
+    "RecordingResult",
+    "temporary_path",
+]
 
-EndReason = Literal["silence", "max_length", "stopped", "too_short", "failed"]
+EndReason = Literal["silence", "max_length", "stopped", "key", "too_short", "failed"]
 
 KEPT_SILENCE_SECONDS = 0.5
+
+KEY_HOLD_BACK = 2.0
+"""Seconds of audio held back in a recording a key may end: the longest key press the
+telephone-event receiver reports (its ``max_event``)."""
 
 _CHANNELS = 1
 _SAMPLE_WIDTH = 2
@@ -96,14 +117,18 @@ class Recorder:
         path: The final file name; it appears only once the recording is complete.
         settings: max_seconds, min_seconds, silence_seconds and silence_dbfs.
         rate: Sample rate in Hz (8000 for G.711).
+        hold_back: Seconds of the latest audio kept from the file until ``stop`` (so a key
+            that ends the recording can take its tone back out); 0: written at once.
 
     Raises:
-        ValueError: if ``rate`` is not positive.
+        ValueError: if ``rate`` is not positive or ``hold_back`` negative.
     """
 
-    def __init__(self, path: Path, settings: RecordingSettings, *, rate: int = 8000) -> None:
-        if rate <= 0:
-            raise ValueError(f"sample rate must be positive, not {rate}")
+    def __init__(
+        self, path: Path, settings: RecordingSettings, *, rate: int = 8000, hold_back: float = 0.0
+    ) -> None:
+        if rate <= 0 or hold_back < 0:
+            raise ValueError(f"sample rate must be positive, not {rate}; hold_back not negative")
         self._path = path
         self._temp = temporary_path(path)
         self._rate = rate
@@ -120,6 +145,10 @@ class Recorder:
         self._frames = 0
         self._started_at: float | None = None
         self._result: RecordingResult | None = None
+        self._hold_back = round(hold_back * rate)
+        self._recent: deque[tuple[float, npt.NDArray[np.int16]]] = deque()  # (now, samples)
+        self._recent_samples = 0
+        self._now = 0.0
 
     @property
     def path(self) -> Path:
@@ -147,6 +176,7 @@ class Recorder:
             return False
         if self._started_at is None:
             self._started_at = now
+        self._now = now
         self._frames += 1
         try:
             self._open()
@@ -160,16 +190,21 @@ class Recorder:
         self._finish(reason, now)
         return False
 
-    def stop(self, now: float) -> RecordingResult:
+    def stop(self, now: float, *, cut_from: float | None = None) -> RecordingResult:
         """End the recording (reason "stopped") unless it has ended already; never raises.
 
         Args:
             now: The current time, recorded as the end of a recording still running.
+            cut_from: A key ended it, pressed at this time: the audio held back that came
+                from then on is dropped (reason "key").
 
         Returns:
             The result; once ended, every call returns the same object.
         """
-        if self._result is None:
+        if self._result is None and cut_from is not None:
+            self._cut(cut_from)
+            self._finish("key", now)
+        elif self._result is None:
             self._finish("stopped", now)
         assert self._result is not None
         return self._result
@@ -219,15 +254,38 @@ class Recorder:
     def _write_samples(self, samples: npt.NDArray[np.int16]) -> None:
         if samples.size == 0:
             return
+        self._written += samples.size
+        if not self._hold_back:
+            self._write_file(samples)
+            return
+        # Copied: the engine may reuse its frame buffer on the next tick.
+        self._recent.append((self._now, np.array(samples, dtype=np.int16)))
+        self._recent_samples += samples.size
+        while self._recent_samples - len(self._recent[0][1]) >= self._hold_back:
+            self._write_file(self._pop_recent())
+
+    def _pop_recent(self) -> npt.NDArray[np.int16]:
+        _, oldest = self._recent.popleft()
+        self._recent_samples -= oldest.size
+        return oldest
+
+    def _cut(self, cut_from: float) -> None:
+        """Drop the held-back frames that came at ``cut_from`` or later (``_finish`` trims
+        the held silence as for a silence ending)."""
+        while self._recent and self._recent[-1][0] >= cut_from:
+            _, dropped = self._recent.pop()
+            self._recent_samples -= dropped.size
+            self._written -= dropped.size
+
+    def _write_file(self, samples: npt.NDArray[np.int16]) -> None:
         assert self._wav is not None
         # writeframesraw, not writeframes: the latter seeks back to patch the RIFF sizes on
         # every call. Sizes are patched once, on close.
         self._wav.writeframesraw(samples.astype(np.int16, copy=False).tobytes())
-        self._written += samples.size
 
     def _finish(self, reason: EndReason, now: float) -> None:
         held = self._held_samples
-        tail = self._take_held(self._kept_silence if reason == "silence" else held)
+        tail = self._take_held(self._kept_silence if reason in ("silence", "key") else held)
         trimmed = held - tail.size
         kept = self._written + tail.size
         if kept < self._min_samples:
@@ -245,6 +303,8 @@ class Recorder:
 
     def _publish(self) -> None:
         assert self._wav is not None and self._file is not None
+        while self._recent:
+            self._write_file(self._pop_recent())
         wav, file = self._wav, self._file
         self._wav = self._file = None
         try:
@@ -271,6 +331,8 @@ class Recorder:
     def _fail(self, exc: OSError, now: float) -> None:
         self._discard()
         self._held, self._held_samples = [], 0
+        self._recent.clear()
+        self._recent_samples = 0
         self._conclude("failed", None, 0, 0, now, error=str(exc))
 
     def _conclude(

@@ -46,6 +46,9 @@ COMFORT_NOISE_PT = 13  # RFC 3389
 _MASK32 = 0xFFFFFFFF
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _DTMF_MUTE = 1.0  # seconds after a telephone-event during which in-band detection is muted
+# An in-band digit is reported once its tone has lasted two 20 ms windows (media.inband);
+# with the window's alignment and a tick's latency its tone began at most this long before.
+_INBAND_LEAD = 0.08
 
 
 class MediaStream(RtpSender):
@@ -62,6 +65,7 @@ class MediaStream(RtpSender):
         "drops",
         "dtmf_rx",
         "inband",
+        "key_began",
         "last_rx",
         "latch",
         "packets_received",
@@ -92,6 +96,7 @@ class MediaStream(RtpSender):
         self.drops: dict[str, int] = {}
         self.capture_rx = False
         self.inband = False
+        self.key_began: float | None = None  # when the last key reported was pressed
         self.rx_audio: deque[tuple[str, bytes]] = deque(maxlen=50)  # (codec, payload)
         self.last_rx = 0.0
         self.packets_received = 0
@@ -256,7 +261,7 @@ class MediaStream(RtpSender):
             self._drop("malformed")
             return None
         if digit is not None:
-            self.report_digit(digit, "rfc4733", now)
+            self.report_digit(digit, "rfc4733", now, began=self.dtmf_rx.last_started)
         peer = self.peer
         if peer is None:
             return None
@@ -268,7 +273,9 @@ class MediaStream(RtpSender):
             peer.send_digit(digit)  # a tone, or events of our own beside the hold music
         return None
 
-    def report_digit(self, digit: str, source: DtmfSource, now: float) -> None:
+    def report_digit(
+        self, digit: str, source: DtmfSource, now: float, *, began: float | None = None
+    ) -> None:
         """Record a digit from any source: a barge-in playback stops, a bridged peer gets it.
 
         RFC 4733 events reach the peer as relayed packets (``_telephone_event``) and in-band
@@ -276,7 +283,14 @@ class MediaStream(RtpSender):
         that negotiated telephone-event, and an INFO digit as a tone to one that did not. A
         peer we may not send RTP to (``dtmf_form`` ``info``) gets it from the calls layer,
         which sees the ``DtmfReceived``.
+
+        ``key_began`` keeps when the key was pressed: ``began`` (a telephone-event's first
+        packet), an in-band tone's detection delay before ``now``, or ``now`` for INFO (no
+        tone in the audio).
         """
+        if began is None:
+            began = now - _INBAND_LEAD if source == "inband" else now
+        self.key_began = min(began, now)
         if self._play is not None and self._play.barge_in:
             self.stop_playback(now)
         self.events.append(
@@ -321,7 +335,7 @@ class MediaStream(RtpSender):
         """Report a telephone-event whose end packets never came or that has lasted too long
         (RFC 4733 §2.5.2.2, §2.5.1.3)."""
         for digit in self.dtmf_rx.expire(now):
-            self.report_digit(digit, "rfc4733", now)
+            self.report_digit(digit, "rfc4733", now, began=self.dtmf_rx.last_started)
 
     def resume(self, now: float) -> None:
         """Off hold (see ``RtpSender.resume``); the inactivity timer starts again now."""

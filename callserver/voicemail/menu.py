@@ -9,7 +9,9 @@ loop (``asyncio.to_thread``); a message's WAV is decoded there too and played as
 
 ``deposit``: the box's greeting (its own recording, else the ``voicemail_greeting`` prompt);
 ``*`` during it asks for the PIN and opens the box; any other key skips to the beep; then
-the message is recorded into the box. ``box_menu``: the box, its owner already known.
+the message is recorded into the box. ``box_menu``: the box, its owner already known. A
+message or a greeting being recorded ends on ``#`` (the key's tone is not kept), on silence
+or at the maximum length.
 
 =========  ==============================================================================
 Menu       Keys
@@ -60,6 +62,7 @@ ASKING = Asking()
 
 Step = Literal["back", "previous", "next", "gone"]
 _STEPS: dict[str, Step] = {"4": "previous", "6": "next", "9": "next"}
+END_KEY = "#"  # ends a message or a greeting being recorded (its tone left out)
 PIN_TRIES = 3
 DRAFTS = ".drafts"  # a greeting being recorded, below the box's folder
 
@@ -100,6 +103,7 @@ async def deposit(call: CallControl, box: BoxCall) -> str | None:
         max_length=box.max_message,
         silence_end=box.silence_end,
         min_length=box.min_message,
+        stop_keys=END_KEY,
     )
     if recorded.path is not None:
         call.note("voicemail", recorded.path)
@@ -207,6 +211,7 @@ async def _greeting(call: CallControl, box: BoxCall) -> None:
             max_length=box.max_message,
             silence_end=3.0,
             min_length=1.0,
+            stop_keys=END_KEY,
         )
         draft = None if recorded.path is None else Path(recorded.path)
         choice = await ask(call, ASKING, ["vm_greeting_menu"], frozenset("123"))

@@ -40,6 +40,8 @@ class FakeHost:
         self.rings = 0
         self.stops = 0
         self.records: list[tuple[Path, RecordingSettings]] = []
+        self.keys: list[bool] = []  # the ``keys`` flag of each recording
+        self.stopped_by_key = 0
         self.forwards: list[tuple[str, str | None, float, str | None]] = []
         self.hangups: list[tuple[int, int | None, str]] = []
         self.rooms: list[tuple[str, int, bool, float | None]] = []
@@ -64,9 +66,15 @@ class FakeHost:
     def stop_session_playback(self, session: CallSession) -> None:
         self.stops += 1
 
-    def record_session(self, session: CallSession, path: Path, limits: RecordingSettings) -> None:
+    def record_session(
+        self, session: CallSession, path: Path, limits: RecordingSettings, *, keys: bool = False
+    ) -> None:
         self.records.append((path, limits))
+        self.keys.append(keys)
         self.asked.set()
+
+    def stop_session_recording(self, session: CallSession) -> None:
+        self.stopped_by_key += 1
 
     async def forward_session(
         self,
@@ -374,6 +382,30 @@ async def test_record_writes_json_metadata_beside_the_wav(tmp_path: Path) -> Non
         "file": wav.name,
     }
     assert sorted(path.name for path in wav.parent.iterdir()) == [f"{wav.stem}.json", wav.name]
+
+
+async def test_a_stop_key_ends_the_recording_and_is_not_collected(tmp_path: Path) -> None:
+    """With stop_keys "#", a # queued before the recording is dropped, a # during it asks the
+    host to end it (once), other digits stay queued; after it, # is an ordinary digit."""
+    host = FakeHost()
+    call = session(host, tmp_path)
+    call.digit_received("#")  # pressed during the beep: not the end of a message not begun
+    task = start(
+        call.record(mailbox="office", max_length=60, silence_end=5, min_length=1, stop_keys="#")
+    )
+    await until(host, lambda: bool(host.records))
+    assert host.keys == [True]
+    call.digit_received("5")
+    call.digit_received("#")
+    assert host.stopped_by_key == 1
+    wav, _ = host.records[0]
+    wav.write_bytes(b"RIFF....WAVEfmt ")  # stands for the engine's file
+    call.recording_finished(str(wav), 3.0)
+    call.digit_received("#")  # the recording is over: collected as any digit
+    assert await task == Recorded(path=str(wav), duration=3.0)
+    assert host.stopped_by_key == 1
+    entry = await call.collect(max_digits=3, first_timeout=0.1, digit_timeout=0.1, terminator=None)
+    assert entry.digits == "5#"
 
 
 async def test_a_discarded_recording_writes_no_metadata(tmp_path: Path) -> None:

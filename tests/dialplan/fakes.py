@@ -51,6 +51,7 @@ class Recording:
     max_length: float
     silence_end: float
     min_length: float
+    stop_keys: str = ""
 
 
 class FakeCall:
@@ -166,10 +167,16 @@ class FakeCall:
         return result
 
     async def record(
-        self, *, mailbox: str, max_length: float, silence_end: float, min_length: float
+        self,
+        *,
+        mailbox: str,
+        max_length: float,
+        silence_end: float,
+        min_length: float,
+        stop_keys: str = "",
     ) -> Recorded:
         """Note the request; the message is ``recording_path`` (None: too short)."""
-        self.recordings.append(Recording(mailbox, max_length, silence_end, min_length))
+        self.recordings.append(Recording(mailbox, max_length, silence_end, min_length, stop_keys))
         self.actions.append("record")
         return Recorded(path=self.recording_path, duration=12.5)
 

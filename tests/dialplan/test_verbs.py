@@ -396,7 +396,7 @@ async def test_voicemail_plays_greeting_and_beep_records_and_notes_the_message()
     call = FakeCall()
     assert await run(call, {"voicemail": "office", "max_length": "1m"}) is None
     assert call.played == [plays("voicemail_greeting", "beep", barge_in=False)]
-    assert call.recordings == [Recording("office", 60.0, 5.0, 2.0)]
+    assert call.recordings == [Recording("office", 60.0, 5.0, 2.0, "#")]
     assert call.noted("voicemail") == ["/var/voicemail/office/message.wav"]
 
 

@@ -3,7 +3,9 @@
 SIPp signals the call and cannot check what it receives, so its SDP names this socket's port
 (``-key rtp_port``). The party sends one fixed PCMU payload every 20 ms (or, given ``audio``,
 the next 160 octets of it, in a loop) to the server's port once it is known, an RFC 4733 key
-press when asked, and keeps every packet it receives, in order, for the test to read.
+press when asked (``press``: all at once; ``hold_key``: an update every 20 ms while the key is
+down, the key's tone in the audio beside them, as phones sending both forms do), and keeps
+every packet it receives, in order, for the test to read.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+from callserver.media import g711
 from callserver.media.dtmf import DIGITS
 from callserver.media.rtp import RtpPacket
+from callserver.media.tones import dtmf_tone
 
 HOST = "127.0.0.1"
 TELEPHONE_EVENT = 101  # as the caller's scenarios offer it
@@ -38,6 +42,8 @@ class RtpParty:
         self.received: list[RtpPacket] = []
         self._target: tuple[str, int] | None = None
         self._digits: list[str] = []
+        self._held: list[list[tuple[int, bool, bytes]]] = []  # hold_key's packets, a tick each
+        self._event_ts = 0  # the RTP timestamp of the held key's events (RFC 4733 §2.5.1.2)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -56,6 +62,25 @@ class RtpParty:
         with self._lock:
             self._digits.append(digit)
 
+    def hold_key(self, digit: str, ticks: int) -> None:
+        """Hold ``digit`` down for ``ticks`` times 20 ms: each tick an RFC 4733 update (its
+        duration growing, one event timestamp) and 20 ms of the key's tone as PCMU audio;
+        then the end packet three times."""
+        event = DIGITS.index(digit)
+        tone = g711.encode("PCMU", dtmf_tone(digit, ticks * 20))
+        packets = [
+            [
+                (TELEPHONE_EVENT, n == 0, struct.pack("!BBH", event, 10, 160 * (n + 1))),
+                (0, False, tone[n * 160 : (n + 1) * 160]),
+            ]
+            for n in range(ticks)
+        ]
+        packets.append(
+            [(TELEPHONE_EVENT, False, struct.pack("!BBH", event, 0x8A, 160 * ticks))] * 3
+        )
+        with self._lock:
+            self._held.extend(packets)
+
     def close(self) -> None:
         """Stop both threads and close the socket."""
         self._stop.set()
@@ -70,22 +95,32 @@ class RtpParty:
             time.sleep(max(0.0, deadline - time.monotonic()))
             if self._target is None:
                 continue
-            for pt, marker, payload in self._next(ts):
-                header = struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq, ts, 0x1234)
+            for pt, marker, payload, stamp in self._next(ts):
+                header = struct.pack(
+                    "!BBHII", 0x80, pt | (0x80 if marker else 0), seq, stamp, 0x1234
+                )
                 with contextlib.suppress(OSError):
                     self.sock.sendto(header + payload, self._target)
                 seq = (seq + 1) & 0xFFFF
             ts = (ts + 160) & 0xFFFFFFFF
 
-    def _next(self, ts: int) -> Iterator[tuple[int, bool, bytes]]:
+    def _next(self, ts: int) -> Iterator[tuple[int, bool, bytes, int]]:
+        """This tick's packets: (payload type, marker, payload, RTP timestamp)."""
         with self._lock:
-            digit = self._digits.pop(0) if self._digits else None
+            held = self._held.pop(0) if self._held else None
+            digit = self._digits.pop(0) if self._digits and held is None else None
+        if held is not None:
+            if held[0][1]:  # a held key's first tick: its events carry this timestamp
+                self._event_ts = ts
+            for pt, marker, payload in held:
+                yield pt, marker, payload, self._event_ts if pt == TELEPHONE_EVENT else ts
+            return
         if digit is None:
-            yield 0, False, self._next_audio()
+            yield 0, False, self._next_audio(), ts
             return
         event = DIGITS.index(digit)
         for n, (duration, end) in enumerate([(160, 0), (320, 0), (480, 0)] + [(640, 0x80)] * 3):
-            yield TELEPHONE_EVENT, n == 0, struct.pack("!BBH", event, end | 10, duration)
+            yield TELEPHONE_EVENT, n == 0, struct.pack("!BBH", event, end | 10, duration), ts
 
     def _next_audio(self) -> bytes:
         if not self.audio:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import time
+import wave
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
+from callserver.media import g711
 from callserver.media.prompts import Play, SayNumber
 from callserver.media.say import say_datetime
 from tests.e2e.conftest import (
@@ -28,7 +31,14 @@ from tests.e2e.conftest import (
     stopped_on_exit,
 )
 from tests.e2e.subscribers import CALLING, PHONES, finished, phone, register_phone
-from tests.e2e.voicemail_calls import call, rendered, wait_fill, wait_heard, write_boxes
+from tests.e2e.voicemail_calls import (
+    CALLER_FILL,
+    call,
+    rendered,
+    wait_fill,
+    wait_heard,
+    write_boxes,
+)
 from tests.voicemail.messages import write_message
 from tests.voicemail.test_service import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
 
@@ -132,6 +142,33 @@ def test_a_message_left_is_mailed_then_heard_saved_and_deleted_from_the_phone(
     [listened] = [r for r in records if r.get("subscriber") == "+38733100201"]
     keys = [entry for entry in str(listened["digits"]).split(",") if entry]  # "": a silence
     assert keys == ["1", "9", "1", "7"] and listened["end_reason"] == "normal", listened
+
+
+def test_a_greeting_recorded_from_the_phone_ends_on_hash_without_its_tone(
+    sipp: str, tmp_path: Path
+) -> None:
+    """201 dials *97, 0, 1 and after the beep talks (the party's fill, never silent), then
+    holds # for 200 ms with its tone in the audio beside the RFC 4733 events: the recording
+    ends there (the greeting menu comes, though max_message is 120 s and the talk never went
+    quiet), 1 keeps it, and greeting.wav holds the talk and not one sample of the tone."""
+    with stopped_on_exit(_server(tmp_path)) as server:
+        phone_call = _as_phone("201", "*97", server, 40)
+        with call(sipp, tmp_path, server, "uac-phone-call-rtp-party.xml", *phone_call) as party:
+            wait_heard(party, _counts(0, 0)[1], server)
+            party.press("0")
+            wait_heard(party, rendered([Play("vm_options")]), server)
+            party.press("1")
+            wait_heard(party, rendered([Play("vm_record_greeting"), Play("beep")]), server)
+            time.sleep(2.0)  # the greeting: two seconds of talk
+            party.hold_key("#", 10)
+            wait_heard(party, rendered([Play("vm_greeting_menu")]), server, timeout=30)
+            party.press("1")
+            wait_heard(party, rendered([Play("vm_greeting_kept")]), server)
+    with wave.open(str(server.data_dir / "voicemail" / BOX / "greeting.wav"), "rb") as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    talk = int(g711.decode("PCMU", bytes([CALLER_FILL]))[0])
+    assert set(np.unique(samples).tolist()) <= {talk, 0}, np.unique(samples)
+    assert np.count_nonzero(samples == talk) >= 8000  # at least a second of the talk
 
 
 def test_pin_access_from_another_number(sipp: str, tmp_path: Path) -> None:

@@ -323,3 +323,45 @@ def test_what_is_written_is_what_is_kept(kinds: list[tuple[bool, int]]) -> None:
         assert rec.stop(99.0).samples == audio.size
         assert np.array_equal(_read_wav(path)[1], audio)
         assert os.listdir(tmp) == ["msg.wav"]
+
+
+def test_a_key_stop_drops_the_frames_from_the_key_press_on(tmp_path: Path) -> None:
+    """With hold_back, stop(cut_from=...) drops the frames that came from the key press on
+    (its tone), ends with reason "key", and keeps the speech before it sample for sample."""
+    path = tmp_path / "greeting.wav"
+    rec = Recorder(path, _settings(), hold_back=2.0)
+    speech = _tone(3.0, amplitude=6000.0)
+    key = _tone(0.2, amplitude=12000.0)
+    frames = list(_chunks(np.concatenate([speech, key])))
+    for i, frame in enumerate(frames):
+        assert rec.write(frame, i * TICK)
+    pressed = 150 * TICK  # the first frame of the key's tone came at 3.0 s
+    result = rec.stop(len(frames) * TICK, cut_from=pressed)
+    assert result.reason == "key" and result.samples == speech.size
+    _, data = _read_wav(path)
+    assert np.array_equal(data, speech)
+    assert not temporary_path(path).exists()
+
+
+def test_a_key_stop_keeps_what_came_before_the_hold_back(tmp_path: Path) -> None:
+    """Frames older than hold_back are already in the file: a key held longer than that
+    cuts only the last hold_back seconds; trailing silence is trimmed as for silence."""
+    path = tmp_path / "long-key.wav"
+    rec = Recorder(path, _settings(silence_seconds=5.0), hold_back=0.5)
+    speech = _tone(2.0)
+    for i, frame in enumerate(_chunks(np.concatenate([speech, _silence(2.0)]))):
+        assert rec.write(frame, i * TICK)
+    result = rec.stop(4.0, cut_from=0.0)  # "pressed" before anything came
+    assert result.reason == "key"
+    assert result.samples == speech.size - round(0.5 * RATE) + round(KEPT_SILENCE_SECONDS * RATE)
+
+
+def test_a_plain_stop_with_hold_back_writes_everything(tmp_path: Path) -> None:
+    """Without a key, the held-back audio goes to the file when the recording stops."""
+    path = tmp_path / "plain.wav"
+    rec = Recorder(path, _settings(), hold_back=2.0)
+    speech = _tone(1.5)
+    _feed(rec, speech)
+    result = rec.stop(2.0)
+    assert result.reason == "stopped" and result.samples == speech.size
+    assert np.array_equal(_read_wav(path)[1], speech)

@@ -187,6 +187,21 @@ def test_rfc4733_one_digit_per_key_press() -> None:
     assert stream.drops == {}
 
 
+def test_a_key_press_says_when_it_began() -> None:
+    """key_began: an RFC 4733 key's first packet (also when its end was lost), an in-band
+    digit's detection delay before its report, an INFO digit's own time."""
+    stream = make_stream()
+    feed(stream, key_press("#", 10, 8000), start=1.0)
+    assert stream.key_began == pytest.approx(1.02)  # its first update, not its end at 1.08
+    now = feed(stream, key_press("1", 20, 9600)[:3], start=2.0)
+    stream.expire_dtmf(now + 0.5)
+    assert stream.key_began == pytest.approx(2.02)
+    stream.report_digit("5", "inband", 3.0)
+    assert 2.9 <= stream.key_began < 3.0
+    stream.report_digit("6", "info", 4.0)
+    assert stream.key_began == 4.0
+
+
 def test_rfc4733_lost_end_is_reported_on_expiry() -> None:
     """A key press whose end packets were all lost is reported by expire_dtmf."""
     stream = make_stream()

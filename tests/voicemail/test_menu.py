@@ -70,6 +70,7 @@ async def test_a_recorded_greeting_is_heard_then_kept(tmp_path: Path) -> None:
     call = FakeCall(["0", "1", "2", "1", *SILENT], recording_path=str(draft))
     await box_menu(call, box)
     assert call.recordings[0].mailbox == "38733100201/.drafts"
+    assert call.recordings[0].stop_keys == "#"  # the greeting ends on #
     assert "vm_greeting_kept" in names(call)
     assert box.box.greeting() == box.box.folder / "greeting.wav"
     assert len(audio_played(call)) == 1
@@ -112,12 +113,14 @@ async def test_the_default_pin_opens_the_box(tmp_path: Path) -> None:
 
 
 async def test_a_deposit_plays_the_greeting_and_beep_then_records(tmp_path: Path) -> None:
-    """Without a key: the default greeting, the beep, then the message into the box."""
+    """Without a key: the default greeting, the beep, then the message into the box, which
+    # ends."""
     box = box_call(tmp_path)
     call = FakeCall([], recording_path=str(tmp_path / "m.wav"))
     assert await deposit(call, box) == str(tmp_path / "m.wav")
     assert names(call) == ["voicemail_greeting", "beep"]
     assert call.recordings[0].mailbox == "38733100201"
+    assert call.recordings[0].stop_keys == "#"
     assert call.noted("voicemail") == [str(tmp_path / "m.wav")]
 
 

@@ -169,9 +169,16 @@ class CallControl(Protocol):
         ``complete`` says the entry so far is whole."""
 
     async def record(
-        self, *, mailbox: str, max_length: float, silence_end: float, min_length: float
+        self,
+        *,
+        mailbox: str,
+        max_length: float,
+        silence_end: float,
+        min_length: float,
+        stop_keys: str = "",
     ) -> Recorded:
-        """Record the caller into ``mailbox`` (a voicemail message with its metadata)."""
+        """Record the caller into ``mailbox`` (a voicemail message with its metadata); one of
+        ``stop_keys`` ends it, its tone left out of the message."""
 
     async def forward(
         self, *, target: str, route: str | None, ring_timeout: float, caller_id: str | None

@@ -8,6 +8,9 @@
       silence_end: 5s                  # this much silence ends the message
       min_length: 2s                   # shorter messages are discarded
 
+The caller ends the message by hanging up, by pressing ``#`` (its tone is not kept), or with
+``silence_end`` of silence.
+
 Each message is a WAV (8 kHz, 16-bit) with a JSON file beside it (caller, called, time,
 duration, language); the CDR references it. The call ends after the message unless ``next``
 names a step.
@@ -76,6 +79,7 @@ async def run(call: CallControl, step: Step) -> str | None:
         max_length=params.max_length,
         silence_end=params.silence_end,
         min_length=params.min_length,
+        stop_keys="#",
     )
     if recorded.path is not None:
         call.note("voicemail", recorded.path)
