@@ -34,6 +34,7 @@ from tests.e2e.subscribers import CALLING, PHONES, finished, phone, register_pho
 from tests.e2e.voicemail_calls import (
     CALLER_FILL,
     call,
+    heard,
     rendered,
     wait_fill,
     wait_heard,
@@ -169,6 +170,35 @@ def test_a_greeting_recorded_from_the_phone_ends_on_hash_without_its_tone(
     talk = int(g711.decode("PCMU", bytes([CALLER_FILL]))[0])
     assert set(np.unique(samples).tolist()) <= {talk, 0}, np.unique(samples)
     assert np.count_nonzero(samples == talk) >= 8000  # at least a second of the talk
+
+
+def test_4_goes_back_to_the_previous_message(sipp: str, tmp_path: Path) -> None:
+    """A box holding two messages (pinned dates): 201 dials *97, 1 plays the first after its
+    date, 6 the second after its date, 4 the first again (its date heard a second time);
+    the phone's CDR has the keys 1, 6, 4."""
+    box = tmp_path / "var" / "voicemail" / BOX
+    first = write_message(box, datetime(2999, 1, 1, 9, 0, tzinfo=UTC), call_id="first")
+    second = write_message(box, datetime(2999, 1, 2, 10, 5, tzinfo=UTC), call_id="second")
+    first_date, second_date = (
+        _date_prompt(first.with_suffix(".json")),
+        _date_prompt(second.with_suffix(".json")),
+    )
+    with stopped_on_exit(_server(tmp_path)) as server:
+        phone_call = _as_phone("201", "*97", server, 40)
+        with call(sipp, tmp_path, server, "uac-phone-call-rtp-party.xml", *phone_call) as party:
+            wait_heard(party, _counts(2, 0)[1], server)
+            party.press("1")
+            wait_heard(party, first_date, server)
+            party.press("6")
+            wait_heard(party, second_date, server)
+            party.press("4")
+            deadline = time.monotonic() + 30
+            while heard(party).count(first_date) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert heard(party).count(first_date) == 2, "\n".join(server.raw[-40:])
+    [listened] = [r for r in exported_cdrs(server.data_dir) if r.get("subscriber")]
+    keys = [entry for entry in str(listened["digits"]).split(",") if entry]
+    assert keys[:3] == ["1", "6", "4"], listened
 
 
 def test_pin_access_from_another_number(sipp: str, tmp_path: Path) -> None:
