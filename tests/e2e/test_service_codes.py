@@ -14,6 +14,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -197,19 +199,36 @@ def test_31_withholds_the_number_of_one_call_out(sipp: str, tmp_path: Path) -> N
     assert legs["a"]["number_class"] == legs["b"]["number_class"] is not None, legs
 
 
-def _withheld_call_answered(sipp: str, tmp_path: Path, server: ServerProcess, port: int) -> None:
+def _withheld_call_answered(
+    sipp: str,
+    tmp_path: Path,
+    server: ServerProcess,
+    port: int,
+    during: Callable[[], object] = lambda: None,
+    talk_ms: int = 500,
+) -> None:
     """A caller withholding its number (anonymous From, Privacy: id, its number asserted)
-    calls 201, whose phone on ``port`` answers; the caller hangs up after half a second."""
+    calls 201, whose phone on ``port`` answers; ``during`` runs once the call is answered;
+    the caller hangs up after ``talk_ms``."""
+    answered = len(server.events("call.answered"))
     with phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port) as rung:
-        result = run_sipp(
-            sipp,
-            tmp_path,
-            server.port,
-            *("-sf", str(SCENARIOS / "uac-withheld-caller-hangs-up-after-answer.xml")),
-            *("-s", "+38733100201", "-key", "caller", "+38761000111", "-d", "500"),
-            *("-m", "1"),
-            timeout=30,
-        )
+        with ThreadPoolExecutor(1) as pool:
+            caller = pool.submit(
+                run_sipp,
+                sipp,
+                tmp_path,
+                server.port,
+                *("-sf", str(SCENARIOS / "uac-withheld-caller-hangs-up-after-answer.xml")),
+                *("-s", "+38733100201", "-key", "caller", "+38761000111"),
+                *("-d", str(talk_ms), "-m", "1"),
+                timeout=30,
+            )
+            deadline = time.monotonic() + 20
+            while len(server.events("call.answered")) <= answered and not caller.done():
+                assert time.monotonic() < deadline, "\n".join(server.raw[-40:])
+                time.sleep(0.02)
+            during()
+            result = caller.result()
         assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
         finished(rung, server)
 
@@ -241,6 +260,30 @@ def test_39_marks_the_last_incoming_call_malicious_in_the_log_and_its_cdr(
     )
     assert all(r["malicious"] == event["marked_at"] for r in marked), marked
     assert [r["called_raw"] for r in records if not r["malicious"]] == ["*39"], records
+
+
+def test_39_from_a_second_line_marks_the_call_going_on(sipp: str, tmp_path: Path) -> None:
+    """While 201 talks with a withheld caller, it dials *39 from a second line: it hears
+    'service activated' and that call, not yet ended, is marked in the log and its CDRs."""
+    port = free_port(both=False)
+    heard: list[list[RtpPacket]] = []
+    with stopped_on_exit(_server(tmp_path)) as server:
+        register_phone(sipp, tmp_path, server, port)
+        _withheld_call_answered(
+            sipp,
+            tmp_path,
+            server,
+            port,
+            during=lambda: heard.append(_dial(sipp, tmp_path, server, "*39")),
+            talk_ms=15000,
+        )
+        event = server.wait_for("call.malicious")
+    assert _heard(heard[0], "service_activated") >= _frames("service_activated") * 0.8
+    assert event["call_ended"] is None and event["privacy"] == "id", event
+    records = exported_cdrs(server.data_dir)
+    marked = [r for r in records if r["malicious"]]
+    assert {r["leg"] for r in marked} == {"a", "b"}, records
+    assert all(r["malicious"] == event["marked_at"] for r in marked), marked
 
 
 def test_39_after_the_window_has_nothing_to_mark(sipp: str, tmp_path: Path) -> None:
