@@ -30,12 +30,14 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
+from tests.e2e.rtp_party import RtpParty
 from tests.e2e.subscribers import CALLING, PHONES, finished, phone, register_phone
 from tests.e2e.voicemail_calls import (
     CALLER_FILL,
     call,
     heard,
     rendered,
+    sipp_command,
     wait_fill,
     wait_heard,
     write_boxes,
@@ -166,6 +168,39 @@ def test_a_greeting_recorded_from_the_phone_ends_on_hash_without_its_tone(
             party.press("1")
             wait_heard(party, rendered([Play("vm_greeting_kept")]), server)
     with wave.open(str(server.data_dir / "voicemail" / BOX / "greeting.wav"), "rb") as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    talk = int(g711.decode("PCMU", bytes([CALLER_FILL]))[0])
+    assert set(np.unique(samples).tolist()) <= {talk, 0}, np.unique(samples)
+    assert np.count_nonzero(samples == talk) >= 8000  # at least a second of the talk
+
+
+def test_a_caller_ends_its_message_with_hash_heard_in_band(sipp: str, tmp_path: Path) -> None:
+    """A trunk caller that offers no telephone-event reaches 201's box (forwarded to VM),
+    talks after the beep, then sends # as a tone in its audio: the server hears it in band,
+    ends the message there and hangs up (the caller's scenario waits for that BYE, 30 s at
+    most, and its talk never goes quiet), and the message holds the talk, not the tone."""
+    with stopped_on_exit(_server(tmp_path)) as server:
+        party = RtpParty(CALLER_FILL)
+        answered = len(server.events("call.answered"))
+        scenario = "uac-caller-hears-prompts-until-server-bye.xml"
+        args = ("-s", BOX, "-key", "caller", "38761000000", "-set", "codec", "0")
+        command = sipp_command(sipp, tmp_path, server, scenario, party, *args)
+        proc = popen_sipp([*command, "-set", "rtp_port", str(party.port)], tmp_path)
+        try:
+            server.wait_for("call.answered")
+            party.send_to(int(str(server.events("call.answered")[answered]["rtp_port"])))
+            wait_heard(party, rendered([Play("beep")]), server)
+            time.sleep(2.0)  # the message: two seconds of talk
+            party.hold_key("#", 10)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            party.close()
+        assert proc.returncode == 0, out[-3000:] + "\n".join(server.raw[-40:])
+        server.wait_for("voicemail.message_left")
+    [message] = (server.data_dir / "voicemail" / BOX).glob("*Z-*.wav")
+    with wave.open(str(message), "rb") as wav:
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
     talk = int(g711.decode("PCMU", bytes([CALLER_FILL]))[0])
     assert set(np.unique(samples).tolist()) <= {talk, 0}, np.unique(samples)
