@@ -1,8 +1,8 @@
 """A call as a dialplan drives it: answer, early media, prompts, digits, recording, hang-up.
 
 ``CallSession`` is what ``dialplan.verbs.base.CallControl`` describes. It turns the verbs'
-awaits into the calls layer's operations (``SessionHost``, which ``hosting.SessionHosting``
-implements) and the media engine's events back into results:
+awaits into the calls layer's operations (``session_host.SessionHost``, which
+``hosting.SessionHosting`` implements) and the media engine's events back into results:
 
 - ``play`` resolves when the engine reports ``PlaybackFinished``; with barge-in a digit stops
   the prompt and stays queued for the next ``collect`` (type-ahead, as IVRs allow); a looped
@@ -11,9 +11,9 @@ implements) and the media engine's events back into results:
 - ``collect`` takes queued digits first, then waits ``first_timeout`` for the first digit and
   ``digit_timeout`` between digits;
 - ``record`` writes a voicemail WAV under ``data-dir/voicemail/<mailbox>/`` with a JSON file
-  of its metadata beside it, both fsync'd before the path is reported; a caller who hangs up
-  mid-message leaves it too (``ended`` gets what closing the stream kept); one of
-  ``stop_keys`` ends it, the key's tone left out and the key not queued;
+  of its metadata beside it (``message_metadata``), both fsync'd before the path is reported;
+  a caller who hangs up mid-message leaves it too (``ended`` gets what closing the stream
+  kept); one of ``stop_keys`` ends it, the key's tone left out and the key not queued;
 - ``hangup`` asks the host once; later calls do nothing.
 
 Every await is cancel-safe: a caller's BYE cancels the dialplan task and the session stops
@@ -23,16 +23,14 @@ its prompt on the way out. Digits, steps and results are noted for the CDR.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
 
+from callserver.calls.message_metadata import write_metadata
+from callserver.calls.session_host import Collected, ForwardOutcome, Recorded, SessionHost
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording import RecordingResult
 from callserver.media.settings import RecordingSettings
@@ -40,84 +38,6 @@ from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
 
 __all__ = ["CallSession", "Collected", "ForwardOutcome", "Recorded", "SessionHost"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ForwardOutcome:
-    """How a forwarded leg ended: ``answered`` (bridged until one side hung up) or why not;
-    ``detail``: what the CDR's ``end_detail`` says of a refusal (e.g. "do not disturb")."""
-
-    result: Literal["answered", "busy", "no_answer", "failed", "barred"]
-    sip_code: int | None = None
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Collected:
-    """Digits the caller entered; ``reason`` is how the entry ended."""
-
-    digits: str
-    reason: Literal["max_digits", "terminator", "timeout", "no_input"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Recorded:
-    """A recording kept (``path``) or discarded (None: shorter than the minimum)."""
-
-    path: str | None
-    duration: float
-
-
-class SessionHost(Protocol):
-    """The calls-layer operations a session uses (``hosting.SessionHosting`` provides them)."""
-
-    def answer_session(self, session: CallSession, *, early: bool) -> bool:
-        """Send 200 OK (or 183 with SDP when ``early``); False when the call is gone."""
-
-    def ring_session(self, session: CallSession) -> None:
-        """Send 180 Ringing if the INVITE is still pending."""
-
-    def play_session(
-        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
-    ) -> None:
-        """Start a playlist on the call's stream, repeated with ``loop`` (``PlaybackFinished``
-        reports its end)."""
-
-    def stop_session_playback(self, session: CallSession) -> None:
-        """Stop the call's playback, if any."""
-
-    def record_session(
-        self, session: CallSession, path: Path, limits: RecordingSettings, *, keys: bool = False
-    ) -> None:
-        """Start recording the caller to ``path`` (``RecordingFinished`` reports its end);
-        ``keys``: ``stop_session_recording`` may end it."""
-
-    def stop_session_recording(self, session: CallSession) -> None:
-        """End the call's recording now: its last key ended it (its tone is left out)."""
-
-    async def forward_session(
-        self,
-        session: CallSession,
-        *,
-        target: str,
-        route: str | None,
-        ring_timeout: float,
-        caller_id: str | None,
-        originating: bool = False,
-    ) -> ForwardOutcome:
-        """Place a forwarded leg and bridge it (``calls.b2bua``); ``originating``: the leg
-        is the caller's own call out (presented and paid as the caller's)."""
-
-    async def conference_session(
-        self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
-    ) -> bool:
-        """Keep the call in conference ``room`` until it ends (``calls.conference``); False:
-        the room is full."""
-
-    def hang_up_session(
-        self, session: CallSession, code: int, cause: int | None, reason: str
-    ) -> None:
-        """BYE an answered call, else answer the INVITE with ``code``; ``reason`` for the CDR."""
 
 
 class CallSession:
@@ -348,7 +268,7 @@ class CallSession:
     async def _save_metadata(self, recorded: Recorded, started: datetime) -> None:
         if recorded.path is not None:
             path = Path(recorded.path)
-            await asyncio.to_thread(self._write_metadata, path, started, recorded)
+            await asyncio.to_thread(write_metadata, path, started, recorded, self)
 
     async def forward(
         self,
@@ -451,29 +371,6 @@ class CallSession:
                 self._digit_waiter = None
         digit, self._digits = self._digits[0], self._digits[1:]
         return digit
-
-    def _write_metadata(self, wav: Path, started: datetime, recorded: Recorded) -> None:
-        data = {
-            "caller": self.caller.e164 or self.caller.raw,
-            "called": self.called,
-            "time": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "duration": round(recorded.duration, 3),
-            "language": self.language,
-            "call_id": self.call_id,
-            "file": wav.name,
-        }
-        target = wav.with_suffix(".json")
-        part = target.with_name(f".{target.name}.part")
-        with part.open("w", encoding="utf-8") as out:
-            json.dump(data, out, ensure_ascii=False, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        part.replace(target)
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 def _last(values: list[object] | None) -> str | None:

@@ -1,0 +1,100 @@
+"""What a dialplan session and the calls layer exchange.
+
+``SessionHost`` is the port a ``session.CallSession`` drives (``hosting.SessionHosting``
+implements it): answer, ring, play, record, forward, conference and hang up. The values are
+what the session's awaits return to the verbs: ``ForwardOutcome`` (how a forwarded leg ended),
+``Collected`` (digits) and ``Recorded`` (a voicemail message kept or discarded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from callserver.media.prompts import PlaylistItem
+from callserver.media.settings import RecordingSettings
+
+if TYPE_CHECKING:
+    from callserver.calls.session import CallSession
+
+__all__ = ["Collected", "ForwardOutcome", "Recorded", "SessionHost"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardOutcome:
+    """How a forwarded leg ended: ``answered`` (bridged until one side hung up) or why not;
+    ``detail``: what the CDR's ``end_detail`` says of a refusal (e.g. "do not disturb")."""
+
+    result: Literal["answered", "busy", "no_answer", "failed", "barred"]
+    sip_code: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Collected:
+    """Digits the caller entered; ``reason`` is how the entry ended."""
+
+    digits: str
+    reason: Literal["max_digits", "terminator", "timeout", "no_input"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recorded:
+    """A recording kept (``path``) or discarded (None: shorter than the minimum)."""
+
+    path: str | None
+    duration: float
+
+
+class SessionHost(Protocol):
+    """The calls-layer operations a session uses (``hosting.SessionHosting`` provides them)."""
+
+    def answer_session(self, session: CallSession, *, early: bool) -> bool:
+        """Send 200 OK (or 183 with SDP when ``early``); False when the call is gone."""
+
+    def ring_session(self, session: CallSession) -> None:
+        """Send 180 Ringing if the INVITE is still pending."""
+
+    def play_session(
+        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
+    ) -> None:
+        """Start a playlist on the call's stream, repeated with ``loop`` (``PlaybackFinished``
+        reports its end)."""
+
+    def stop_session_playback(self, session: CallSession) -> None:
+        """Stop the call's playback, if any."""
+
+    def record_session(
+        self, session: CallSession, path: Path, limits: RecordingSettings, *, keys: bool = False
+    ) -> None:
+        """Start recording the caller to ``path`` (``RecordingFinished`` reports its end);
+        ``keys``: ``stop_session_recording`` may end it."""
+
+    def stop_session_recording(self, session: CallSession) -> None:
+        """End the call's recording now: its last key ended it (its tone is left out)."""
+
+    async def forward_session(
+        self,
+        session: CallSession,
+        *,
+        target: str,
+        route: str | None,
+        ring_timeout: float,
+        caller_id: str | None,
+        originating: bool = False,
+    ) -> ForwardOutcome:
+        """Place a forwarded leg and bridge it (``calls.b2bua``); ``originating``: the leg
+        is the caller's own call out (presented and paid as the caller's)."""
+
+    async def conference_session(
+        self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
+    ) -> bool:
+        """Keep the call in conference ``room`` until it ends (``calls.conference``); False:
+        the room is full."""
+
+    def hang_up_session(
+        self, session: CallSession, code: int, cause: int | None, reason: str
+    ) -> None:
+        """BYE an answered call, else answer the INVITE with ``code``; ``reason`` for the CDR."""
