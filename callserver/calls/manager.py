@@ -1,50 +1,44 @@
 """Calls: what the server does with each INVITE the SIP endpoint delivers.
 
-Every admitted INVITE gets an RTP port pair on the media engine and its SDP offer answered
-(operator codec order, telephone-event when offered; an INVITE without one gets our offer in
-the 2xx and its answer comes in the ACK: ``calls.negotiation``); then the called number's
-dialplan (its own, else ``dialplans/default.yaml``) runs the call (``calls.hosting``). A number
-with no plan at all is refused with 404 and ``Reason: Q.850;cause=3`` (no route to
-destination, RFC 3398; CDR end reason ``no_route``). Digits are logged as ``call.dtmf``
-whichever way they come (RFC 4733, SIP INFO, in-band). The server hangs up with BYE when no
-RTP arrives for ``media.rtp_timeout`` seconds. Re-INVITEs (hold/unhold,
-session refresh) and UPDATEs with an offer get the matching SDP answer and re-direct the
-stream, a re-INVITE without SDP our offer, re-directed by the ACK's answer; INFO gets 200. In
-a forwarded call both legs' requests are the bridge's (``calls.bridge``).
-While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an INVITE when every
-RTP port is in use. An INVITE overload control refused (``policy.overload``) was answered by
-the SIP layer already: it only gets its CDR here. REGISTERs, and the outcomes of the OPTIONS
-that qualify registered phones, go to the registrar's adapter (``calls.registration``);
-SUBSCRIBEs and the outcomes of our NOTIFYs to the notifier (``calls.subscriptions``).
+Every admitted INVITE (``calls.intake`` takes each new one in) gets an RTP port pair on the
+media engine and its SDP offer answered (operator codec order, telephone-event when offered; an
+INVITE without one gets our offer in the 2xx and its answer comes in the ACK:
+``calls.negotiation``); then the called number's dialplan (its own, else
+``dialplans/default.yaml``) runs the call (``calls.hosting``). A number with no plan at all is
+refused with 404 and ``Reason: Q.850;cause=3`` (no route to destination, RFC 3398; CDR end
+reason ``no_route``). Digits are logged as ``call.dtmf`` whichever way they come (RFC 4733, SIP
+INFO, in-band). The server hangs up with BYE when no RTP arrives for ``media.rtp_timeout``
+seconds. Re-INVITEs (hold/unhold, session refresh) and UPDATEs with an offer get the matching
+SDP answer and re-direct the stream, a re-INVITE without SDP our offer, re-directed by the
+ACK's answer; INFO gets 200. In a forwarded call both legs' requests are the bridge's
+(``calls.bridge``). While draining (SIGTERM) new INVITEs get 503 with Retry-After; so does an
+INVITE when every RTP port is in use. An INVITE overload control refused (``policy.overload``)
+was answered by the SIP layer already: it only gets its CDR here. REGISTERs, and the outcomes
+of the OPTIONS that qualify registered phones, go to the registrar's adapter
+(``calls.registration``); SUBSCRIBEs and the outcomes of our NOTIFYs to the notifier
+(``calls.subscriptions``).
 
-Every call is one ``Call`` record from INVITE to teardown, found through the ``Calls``
-registry (``calls.registry``) and in one ``CallPhase`` (``calls.phase``), and removed from the
-registry at once on every path: caller BYE, our BYE, CANCEL, ACK timeout (end reason
-``ack_timeout``), session expiry, transaction timeout, shutdown. The parts of the layer
-(negotiation, forwarding, caps, session hosting, screening) share ``CallServices`` and get the
-manager's own operations they need as callables (``calls.services``).
+Every call is one ``Call`` record from INVITE to teardown, found through the ``Calls`` registry
+(``calls.registry``) and in one ``CallPhase`` (``calls.phase``), and removed from the registry
+at once on every path: caller BYE, our BYE, CANCEL, ACK timeout (end reason ``ack_timeout``),
+session expiry, transaction timeout, shutdown. The parts of the layer (intake, negotiation,
+forwarding, caps, session hosting, screening) share ``CallServices`` and get the manager's own
+operations they need as callables (``calls.services``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable
 
 import structlog
 
-from callserver.calls.admission import Admission, Admitted
+from callserver.calls.admission import Admission
 from callserver.calls.b2bua import Forwarder
-from callserver.calls.call import (
-    Call,
-    caller_of,
-    dialog_of,
-    facts_of,
-    max_forwards_of,
-    refused_facts,
-)
+from callserver.calls.call import Call, dialog_of, refused_facts
 from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
+from callserver.calls.intake import Intake
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.phase import CallPhase
 from callserver.calls.registration import Registration
@@ -56,11 +50,10 @@ from callserver.calls.subscriptions import Subscriptions
 from callserver.config.settings import Settings
 from callserver.config.tariffs import Tariffs
 from callserver.media.dtmf_info import parse_dtmf_info
-from callserver.media.engine import MediaEngine, PortsExhausted
+from callserver.media.engine import MediaEngine
 from callserver.media.events import DtmfReceived, MediaEvent, RtpTimedOut
 from callserver.media.hold_music import Music
 from callserver.media.prompts import PromptStore
-from callserver.policy.caller import CallerId
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.events import (
     DialogConfirmed,
@@ -78,7 +71,6 @@ from callserver.sip.transaction_key import TransactionKey
 __all__ = ["Call", "CallManager"]
 
 log = structlog.get_logger("callserver.calls")
-_NO_DIALPLAN = "no dialplan of its own and no default.yaml"
 
 
 class CallManager:
@@ -131,10 +123,17 @@ class CallManager:
             operations=operations,
         )
         self.screening = Screening(services, refuse=self.refuse)  # admission, held answers
-        self._session_ids = itertools.count(1)
+        self.intake = intake = Intake(  # initial INVITEs, up to their plan
+            services,
+            calls,
+            negotiation=self.negotiation,
+            host=self.host,
+            screening=self.screening,
+            operations=operations,
+        )
+        self._on_invite = intake.on_invite  # the intake's own method, without a hop through here
         self.registration: Registration | None = None  # REGISTER, when the server is a registrar
         self.subscriptions: Subscriptions | None = None  # SUBSCRIBE (voicemail MWI)
-        self.draining = False
         self._byes: set[TransactionKey | None] = set()
         self.byes_answered = asyncio.Event()
         self.byes_answered.set()
@@ -144,6 +143,15 @@ class CallManager:
     tariffs: Live[Tariffs] = Live()
     prompts: Live[PromptStore] = Live()
     music: Live[Music | None] = Live()
+
+    @property
+    def draining(self) -> bool:
+        """True from SIGTERM on: new INVITEs get 503 with Retry-After (``calls.intake``)."""
+        return self.intake.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.intake.draining = value
 
     @property
     def calls_total(self) -> int:
@@ -204,77 +212,6 @@ class CallManager:
             if request.method == "INFO":
                 self._on_info(event)
             self.endpoint.respond(event.key, 200, now)
-
-    def _on_invite(self, event: RequestReceived, now: float) -> None:
-        request = event.request
-        call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
-        call.max_forwards = max_forwards_of(event)
-        call.diversion = tuple(request.headers.get_all("Diversion"))
-        call.history_info = tuple(request.headers.get_all("History-Info"))
-        caller = caller_of(event)
-        if self.draining or len(self.calls) >= self.live.settings.calls.max_calls:
-            reason = "shutdown" if self.draining else "rejected"
-            self.reporter.ended(facts_of(call.call_id, event, caller), reason, sip_code=503)
-            self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "30"),))
-            return
-        call.log = log.bind(call_id=call.call_id)
-        if not self._admit(call, event, caller, now):
-            return
-        try:
-            call.stream = self.media.open_stream()
-        except (PortsExhausted, OSError) as exc:
-            call.log.error("call.no_rtp_port", error=str(exc))
-            self.refuse(call, 503, now, headers=(("Retry-After", "5"),))
-            return
-        call.sdp_session = next(self._session_ids)
-        if not request.body:  # a late offer: ours goes in the 2xx (RFC 3261 §13.2.1)
-            self.negotiation.offer(call)
-        elif (answer := self.negotiation.answer(call, request.body)) is not None:
-            call.answer = answer
-        else:
-            self.media.close_stream(call.stream)
-            self.refuse(call, 488, now)
-            return
-        self.calls.add(call)
-        if self.host.start_session(call, caller, now, event):
-            return
-        if call.facts is not None:  # no plan: the CDR says the server's language
-            call.facts.extra["language"] = self.live.settings.media.default_language
-            call.facts.extra["end_detail"] = _NO_DIALPLAN
-        call.log.info("call.no_dialplan")  # no route to destination: Q.850 3 is SIP 404
-        self.endpoint.respond(call.key, 404, now, headers=(("Reason", "Q.850;cause=3"),))
-        self.end_call(call, "no_route", sip_code=404)
-
-    def _admit(self, call: Call, event: RequestReceived, caller: CallerId, now: float) -> bool:
-        facts = facts_of(call.call_id, event, caller)
-        result = self.screening.admit(call, event, caller, facts, now)
-        if result is None:  # answered already: a challenge, a penalty, refused before the password
-            return False
-        facts.trunk, facts.customer = result.trunk, result.customer
-        if isinstance(result, Admitted):
-            facts.subscriber, facts.group = result.subscriber, result.group
-            call.admitted, call.facts = result, facts
-            inside = self.admission.inside_group  # a Centrex group's internal call is free
-            facts.inside_group = inside(result.customer, facts.caller) and inside(
-                result.customer, facts.called
-            )
-            call.log = call.log.bind(trunk=result.trunk, subscriber=result.subscriber)
-            self.reporter.opened(facts)
-            return True
-        if result.announcement and self.host.announce_refusal(call, event, facts, result, now):
-            return False
-        self.reporter.ended(facts, result.reason, sip_code=result.status)
-        call.log.info(
-            "call.rejected",
-            status=result.status,
-            reason=result.reason,
-            trunk=result.trunk,
-            source=event.peer.host,
-        )
-        self.screening.respond(
-            event.key, result.status, now, headers=result.headers, delay=result.delay
-        )
-        return False
 
     def refuse(
         self,
