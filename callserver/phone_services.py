@@ -88,6 +88,7 @@ class PhoneServices:
             outbound_ring_timeout=lambda: settings().calls.outbound_ring_timeout,
             host=endpoint.config.host,
             now=loop.time,
+            plans=calls.forwarder.transfers.plans,  # a diversion to a plan of ours
         )
         plans = calls.forwarder.transfers.plans
         plans.voicemail = self.voicemail.leave  # a transfer's forwarding to VM

@@ -25,6 +25,14 @@ the ``Diversion`` and ``History-Info`` entries). A diversion the chain refuses (
 back to a number already in it: ``policy.diversion.Chain``) is not made: the subscriber is
 then treated as having no forwarding at all, so the caller gets what it would have got
 without (the phones ring, 486, or 480).
+
+A target that is a number this server runs a dialplan for (an IVR, a conference room:
+``plans.hosts``) is not called through the routes: the caller is handed to that plan here
+(``plan_transfer.PlanTransfers.diverts``, run by the session host's ``follow`` once the
+forward returns), its CDR naming the plan and carrying the diversion. A transfer's leg
+(``placing_with``) is handed over by the transfer when the transferee is a session's caller;
+otherwise the diversion goes out through the routes and the log says why
+(``call.diversion_to_plan_routed``).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from typing import Protocol
 from callserver.calls.call import Call
 from callserver.calls.diverted import Diverted
 from callserver.calls.phones import PhoneBook
+from callserver.calls.plan_transfer import IntoPlan, PlanTransfers
 from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.policy.diversion import (
@@ -84,6 +93,8 @@ class Forwarding:
         outbound_ring_timeout: how long a diverted leg to an outside number may ring.
         host: our host name, for the URIs of the diversion entries.
         now: the calls layer's clock.
+        plans: the numbers with a plan here and the hand-offs to them (None: every diverted
+            leg is placed).
     """
 
     def __init__(
@@ -98,6 +109,7 @@ class Forwarding:
         outbound_ring_timeout: Callable[[], float],
         host: str,
         now: Callable[[], float],
+        plans: PlanTransfers | None = None,
     ) -> None:
         self._place = place
         self._phones = phones
@@ -108,12 +120,17 @@ class Forwarding:
         self._outbound_ring_timeout = outbound_ring_timeout
         self._host = host
         self._now = now
+        self._plans = plans
+        self._into_plan: IntoPlan | None = None if plans is None else plans.diverts
 
-    def placing_with(self, place: Place, voicemail: Voicemail | None) -> Forwarding:
-        """These services with each leg placed by ``place`` and a diversion to ``VM`` taken by
-        ``voicemail`` (a transfer's legs: ``calls.transfer_services``)."""
+    def placing_with(
+        self, place: Place, voicemail: Voicemail | None, into_plan: IntoPlan | None = None
+    ) -> Forwarding:
+        """These services with each leg placed by ``place``, a diversion to ``VM`` taken by
+        ``voicemail`` and one to a number with a plan here by ``into_plan`` (a transfer's
+        legs: ``calls.transfer_services``; None: placed through the routes)."""
         other = copy.copy(self)
-        other._place, other._voicemail = place, voicemail
+        other._place, other._voicemail, other._into_plan = place, voicemail, into_plan
         return other
 
     async def forward(
@@ -231,6 +248,13 @@ class Forwarding:
         following = self._centrex().subscriber(target)
         if following is not None:
             return await self._deliver(call, following, chain, diverted, ring_timeout, caller_id)
+        if self._plans is not None and self._plans.hosts(target):
+            if self._into_plan is None:
+                call.log.info("call.diversion_to_plan_routed", target=target, why="caller_placed")
+            elif self._into_plan(call, target, reason, subscriber.number):
+                return ForwardOutcome(result="answered", sip_code=200)
+            else:
+                return None
         return await self._place(
             call,
             target=target,

@@ -26,12 +26,22 @@ the media events of its stream, its CDR as leg ``a``); a placed leg has none of 
 digits reach only the bridges, its BYE only the forwarder). Such a transfer goes where a
 ``forward`` step's leg to the number goes, out through the routes, and the log says why
 (``call.transfer_to_plan_routed``).
+
+A subscriber's forwarding (``calls.forwarding``) to a number with a plan here is handed over
+the same way (``diverts``): the caller of a session whose forward rings the subscriber is
+given to the target's plan by ``follow`` once that forward returns, its CDR carrying the
+diversion (``diversion_reason``, ``diverted_from``) instead of ``transferred_from``. A
+transfer's forwarding (``calls.transfer_services``) notes the plan (``diverting``) and the
+transfer hands the transferee to it as to a voicemail box. A diverted caller that is a leg the
+server placed goes out through the routes, and the log says why
+(``call.diversion_to_plan_routed``). A plan the call was already handed to is not run again
+for it (a loop): the diversion is refused as ``policy.diversion.Chain`` refuses a loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from callserver.calls.call import Call
 from callserver.calls.leg import Leg
@@ -48,14 +58,22 @@ Voicemail = Callable[[CallSession, str], Awaitable[None]]
 """Record the caller's message into a mailbox (``voicemail.service.Voicemail.leave``)."""
 
 
+IntoPlan = Callable[[Call, str, str, str], bool]
+"""Hand a diverted caller to a number's plan (the call, the number, the RFC 5806 reason, the
+diverting subscriber's number); False when it cannot be (a loop)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Handoff:
     """A call transferred into ``number``'s plan, or into the voicemail box ``mailbox`` (its
-    subscriber's forwarding to ``VM``), replacing the leg ``transferred_from``."""
+    subscriber's forwarding to ``VM``), replacing the leg ``transferred_from``; or diverted
+    into ``number``'s plan by ``diverted_from``'s forwarding for ``diversion_reason``."""
 
     number: str
-    transferred_from: str
+    transferred_from: str | None = None
     mailbox: str | None = None
+    diversion_reason: str | None = None
+    diverted_from: str | None = None
 
 
 class PlanTransfers:
@@ -71,6 +89,8 @@ class PlanTransfers:
         self.voicemail: Voicemail | None = None  # the boxes (wired with the phones' services)
         self._pending: dict[str, Handoff] = {}
         self._boxes: dict[str, str] = {}  # call: the mailbox a transfer's forwarding chose
+        self._diverted: dict[str, Handoff] = {}  # call: the plan a transfer's forwarding chose
+        self._visited: dict[str, set[str]] = {}  # call: the plans diversions handed it to
 
     def takes(self, leg: Leg, target: str) -> bool:
         """True when the transfer of ``leg``'s far party to ``target`` runs ``target``'s plan
@@ -93,17 +113,53 @@ class PlanTransfers:
         return note
 
     def boxed(self, call: Call) -> bool:
-        """True when a transfer's forwarding chose a voicemail box for ``call``'s caller."""
-        return call.call_id in self._boxes
+        """True when a transfer's forwarding chose a voicemail box or a plan for ``call``'s
+        caller."""
+        return call.call_id in self._boxes or call.call_id in self._diverted
+
+    def diverts(self, call: Call, number: str, reason: str, by: str) -> bool:
+        """A forward's diversion of ``call`` to ``number``'s plan: noted for ``follow`` (True),
+        or False when the call was already handed to that plan (a loop)."""
+        if not self._visit(call, number):
+            return False
+        handoff = Handoff(number=number, diversion_reason=reason, diverted_from=by)
+        self._pending[call.call_id] = handoff
+        return True
+
+    def diverting(self, call: Call) -> IntoPlan | None:
+        """What a transfer's forwarding to a number with a plan runs for ``call``'s caller (it
+        notes the plan for ``hand_over``), or None when ``call`` is not a session's bridged
+        call (as ``boxing``)."""
+        if call.session is None or call.phase is not CallPhase.BRIDGED:
+            return None
+
+        def note(call: Call, number: str, reason: str, by: str) -> bool:
+            if not self._visit(call, number):
+                return False
+            handoff = Handoff(number=number, diversion_reason=reason, diverted_from=by)
+            self._diverted[call.call_id] = handoff
+            return True
+
+        return note
+
+    def _visit(self, call: Call, number: str) -> bool:
+        """Note that ``call`` goes to ``number``'s plan; False when it has been there."""
+        visited = self._visited.setdefault(call.call_id, set())
+        if number in visited:
+            call.log.warning("call.diversion_stopped", target=number, why="loop")
+            return False
+        visited.add(number)
+        return True
 
     def hand_over(self, leg: Leg, target: str) -> None:
         """Give ``leg``'s call to ``target``'s plan, or to the box its forwarding chose: the
         leg ends ``transferred`` (its forward returns and releases it), then the session
         host ``follow``s."""
         box = self._boxes.pop(leg.a.call_id, None)
-        handoff = Handoff(number=target, transferred_from=leg.facts.call_id, mailbox=box)
+        diverted = self._diverted.pop(leg.a.call_id, None) or Handoff(number=target)
+        handoff = replace(diverted, transferred_from=leg.facts.call_id, mailbox=box)
         self._pending[leg.a.call_id] = handoff
-        leg.a.log.info("call.transferred", target=target, plan=box is None, mailbox=box)
+        leg.a.log.info("call.transferred", target=handoff.number, plan=box is None, mailbox=box)
         leg.end_reason = "transferred"
         leg.ended.set()
 
@@ -111,6 +167,8 @@ class PlanTransfers:
         """``call`` ended: a hand-off it did not follow is dropped."""
         self._pending.pop(call.call_id, None)
         self._boxes.pop(call.call_id, None)
+        self._diverted.pop(call.call_id, None)
+        self._visited.pop(call.call_id, None)
 
     async def follow(self, call: Call, outcome: ForwardOutcome) -> ForwardOutcome:
         """After a forward of ``call`` returned ``outcome``: run the plan a transfer handed
@@ -119,8 +177,7 @@ class PlanTransfers:
         session = call.session
         if handoff is None or session is None or self.router is None:
             return outcome
-        if call.facts is not None:
-            call.facts.extra["transferred_from"] = handoff.transferred_from
+        _mark(call, handoff)
         if handoff.mailbox is not None and self.voicemail is not None:
             await self.voicemail(session, handoff.mailbox)
             return ForwardOutcome(result="answered", sip_code=200)
@@ -130,6 +187,19 @@ class PlanTransfers:
             call.log.warning("call.transfer_plan_gone", target=handoff.number)
             await session.hangup(code=None, cause=None, reason="normal")
             return outcome
-        call.log.info("call.plan_transferred", target=handoff.number, dialplan=session.dialplan)
+        event = "call.plan_transferred" if handoff.transferred_from else "call.plan_diverted"
+        call.log.info(event, target=handoff.number, dialplan=session.dialplan)
         await run
         return ForwardOutcome(result="answered", sip_code=200)
+
+
+def _mark(call: Call, handoff: Handoff) -> None:
+    """The caller's CDR says how it came to the plan: the transfer, the diversion, or both."""
+    if call.facts is None:
+        return
+    extra = call.facts.extra
+    if handoff.transferred_from is not None:
+        extra["transferred_from"] = handoff.transferred_from
+    if handoff.diverted_from is not None:
+        extra["diversion_reason"] = handoff.diversion_reason
+        extra["diverted_from"] = handoff.diverted_from

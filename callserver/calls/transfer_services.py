@@ -20,6 +20,9 @@ transfer bridges the answered one itself.
   the caller of the call (``plan_transfer.PlanTransfers``: the transfer hands the call to
   the box as it would to a plan; its CDR carries the diversion). When the calling phone
   transfers, the transferee is a leg the server placed, which cannot record: 480.
+- A diversion to a number with a plan here (an IVR, a conference room) hands the transferee
+  to that plan the same way (``PlanTransfers.diverting``); a transferee the server placed
+  is sent out through the routes instead (``call.diversion_to_plan_routed``).
 - A subscriber that refuses before anything rings (do-not-disturb, busy with call waiting
   off and no forwarding on busy) gets a CDR for the transfer leg that was not placed, with
   ``end_detail`` saying why; its NOTIFY says 486.
@@ -86,7 +89,8 @@ class SubscriberTransfers:
         legs = _AnsweredLegs(self.services, self._place, call, facts, transferor)
         caller = call.facts is not None and call.facts.subscriber != transferor.number
         boxes = self._plans.boxing(call) if caller else None  # else the transferor's call
-        outcome = await self._forwarding.placing_with(legs, boxes).forward(
+        into = self._plans.diverting(call) if caller else None
+        outcome = await self._forwarding.placing_with(legs, boxes, into).forward(
             call, target=called.number, route=None, ring_timeout=ring_timeout, caller_id=None
         )
         if legs.answered is not None or self._plans.boxed(call):

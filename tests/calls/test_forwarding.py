@@ -17,6 +17,7 @@ from callserver.calls.call import Call
 from callserver.calls.diverted import Diverted
 from callserver.calls.forwarding import Forwarding
 from callserver.calls.phones import PhoneBook
+from callserver.calls.plan_transfer import PlanTransfers
 from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.config.centrex import Centrex, compile_centrex
@@ -28,6 +29,7 @@ from callserver.sip.peer import Peer
 
 A, B, C = "+38733100201", "+38733100202", "+38733100203"
 OUTSIDE = "+38761200300"
+IVR = "+38733100700"
 ANSWERED = ForwardOutcome(result="answered", sip_code=200)
 BUSY = ForwardOutcome(result="busy", sip_code=486)
 
@@ -84,6 +86,7 @@ def _run(
     registered: tuple[str, ...] | None = None,
     busy: tuple[str, ...] = (),
     target: str = A,
+    plans: PlanTransfers | None = None,
 ) -> tuple[ForwardOutcome, Legs, list[str]]:
     centrex = _centrex(numbers)
     registered = numbers if registered is None else registered
@@ -111,6 +114,7 @@ def _run(
         outbound_ring_timeout=lambda: 90.0,
         host="127.0.0.1",
         now=lambda: 0.0,
+        plans=plans,
     )
     call = Call(call_id="c1", key=None, offered_at=0.0, log=structlog.get_logger())
     call.facts = CallFacts(call_id="c1", caller="38761000000", called=target, offered_at=0.0)
@@ -288,3 +292,60 @@ def test_placing_with_another_place_and_no_voicemail_refuses_a_diversion_to_vm()
         result="failed", sip_code=480, detail="voicemail not reachable"
     )
     assert [t for t, _, _ in other.placed] == [A] and original.placed == [] and boxes == []
+
+
+def _ivr_plans(ran: list[str]) -> PlanTransfers:
+    """PlanTransfers whose only plan is the IVR's; its router notes the number it ran."""
+    plans = PlanTransfers()
+    plans.hosts = lambda number: number == IVR
+
+    async def run(session: CallSession) -> None:
+        ran.append(session.called)
+
+    plans.router = run
+    return plans
+
+
+def test_a_diversion_to_a_number_with_a_plan_here_hands_the_caller_to_it() -> None:
+    """CFU to the IVR's number: nothing is placed, the forward reports the call answered and
+    the IVR's hand-off waits for the session host's follow; a diversion to a number without
+    a plan here still goes out."""
+    plans = _ivr_plans([])
+    outcome, legs, _ = _run({A: ServiceSettings(forward_always=IVR)}, {}, plans=plans)
+    assert outcome == ANSWERED and legs.placed == []
+    pending = Call(call_id="c1", key=None, offered_at=0.0, log=structlog.get_logger())
+    assert asyncio.run(plans.follow(pending, NO_ANSWER)) == NO_ANSWER, "no session: as it was"
+    _, legs, _ = _run({A: ServiceSettings(forward_always=OUTSIDE)}, {}, plans=_ivr_plans([]))
+    assert [t for t, _, _ in legs.placed] == [OUTSIDE]
+
+
+def test_cfnr_to_a_plan_number_rings_first_then_hands_over() -> None:
+    """CFNR to the IVR: the phones ring their ring time, then the caller is handed to the
+    IVR's plan instead of a leg through the routes."""
+    settings = {A: ServiceSettings(forward_no_answer=IVR, no_answer_seconds=5)}
+    outcome, legs, _ = _run(settings, {A: NO_ANSWER}, plans=_ivr_plans([]))
+    assert outcome == ANSWERED and legs.placed == [(A, 5.0, None)]
+
+
+def test_a_transfers_diversion_to_a_plan_without_a_hand_off_goes_out_through_the_routes() -> None:
+    """A transfer's copy with no hand-off into plans (its transferee is a leg the server
+    placed) places the diverted leg to the IVR's number like any outside number."""
+    centrex = _centrex((A, B, C))
+    other = Legs({})
+    forwarding = Forwarding(
+        Legs({}),
+        phones=PhoneBook(lambda: centrex, lambda aor, now: [], lambda: 30.0),
+        centrex=lambda: centrex,
+        settings_of=lambda n: ServiceSettings(forward_always=IVR),
+        in_call=lambda n: False,
+        voicemail=None,
+        outbound_ring_timeout=lambda: 90.0,
+        host="127.0.0.1",
+        now=lambda: 0.0,
+        plans=_ivr_plans([]),
+    )
+    call = Call(call_id="c1", key=None, offered_at=0.0, log=structlog.get_logger())
+    call.facts = CallFacts(call_id="c1", caller="38761000000", called=A, offered_at=0.0)
+    copy = forwarding.placing_with(other, None)
+    asyncio.run(copy.forward(call, target=A, route=None, ring_timeout=30.0, caller_id=None))
+    assert [(t, d is not None) for t, _, d in other.placed] == [(IVR, True)]

@@ -116,3 +116,38 @@ def test_a_mailbox_noted_by_a_transfers_forwarding_takes_the_call_instead_of_a_p
     plans.hand_over(_leg(call), "202")
     assert asyncio.run(plans.follow(call, BRIDGED)) == BRIDGED
     assert boxes == [("a1", "38733100202")] and ran == [] and not plans.boxed(call)
+
+
+def test_a_forwards_diversion_into_a_plan_runs_it_with_the_diversion_on_the_cdr() -> None:
+    """diverts notes the room for the ringing caller; follow runs the room's plan and the
+    caller's CDR carries the diversion, not a transfer; the same plan twice is a loop."""
+    ran: list[str] = []
+    plans, call = _plans(ran), _call(CallPhase.RINGING)
+    assert plans.diverts(call, ROOM, "unconditional", "+38733100201")
+    outcome = asyncio.run(plans.follow(call, BRIDGED))
+    assert outcome == BRIDGED and ran == [ROOM]
+    assert call.facts is not None
+    extra = call.facts.extra
+    assert (extra["diversion_reason"], extra["diverted_from"]) == ("unconditional", "+38733100201")
+    assert "transferred_from" not in extra
+    assert not plans.diverts(call, ROOM, "no-answer", "+38733100202"), "a loop is refused"
+    plans.discard(call)
+    assert plans.diverts(call, ROOM, "no-answer", "+38733100202"), "a new call starts afresh"
+
+
+def test_a_transfers_diversion_into_a_plan_hands_the_transferee_to_that_plan() -> None:
+    """diverting (a session's bridged caller only) notes the room a transfer target's
+    forwarding chose; hand_over gives the call to the room, not the transfer's target, and
+    the CDR carries both the replaced leg and the diversion."""
+    ran: list[str] = []
+    plans, call = _plans(ran), _call()
+    assert plans.diverting(_call(CallPhase.ENDED)) is None
+    note = plans.diverting(call)
+    assert note is not None and note(call, ROOM, "user-busy", "+38733100202")
+    assert plans.boxed(call)
+    plans.hand_over(_leg(call), "+38733100202")
+    assert asyncio.run(plans.follow(call, BRIDGED)) == BRIDGED and ran == [ROOM]
+    assert call.facts is not None
+    extra = call.facts.extra
+    assert extra["transferred_from"] == "b1" and extra["diverted_from"] == "+38733100202"
+    assert extra["diversion_reason"] == "user-busy" and not plans.boxed(call)
