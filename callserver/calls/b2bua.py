@@ -17,7 +17,8 @@ own outcome and a CDR for the leg that was not placed:
 4. the destination: the URI resolved into the addresses to try (``calls.destination``,
    RFC 3263); a name that resolves to nothing is ``no_route`` (503);
 5. a channel for the leg in the same pools as the inbound call (a forwarded call holds one
-   channel for each leg), and an RTP port.
+   channel for each leg; a diverted leg in the forwarding subscriber's: ``calls.diverted``),
+   and an RTP port.
 
 Then the INVITE goes out with our SDP offer to the first address (to a phone: one INVITE to
 each registered contact at once, ``calls.branching``). No response at all within
@@ -50,7 +51,7 @@ from callserver.calls.branching import (
 from callserver.calls.bridge import bridge_of
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call
-from callserver.calls.diverted import Diverted
+from callserver.calls.diverted import OVER_CHANNEL_LIMIT, Diverted, channelled_by
 from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.leg_target import Target, leg_target, locate
 from callserver.calls.originating import leg_from
@@ -121,8 +122,8 @@ class Forwarder:
         if isinstance(to, ForwardOutcome):
             return to
         leg = self._place(call, call.facts, facts, to, caller_id, diverted)
-        if leg is None:
-            return ForwardOutcome(result="failed", sip_code=503)
+        if isinstance(leg, ForwardOutcome):
+            return leg
         try:
             outcome = await self._run(leg, ring_timeout)
             while (successor := await transferred_to(leg)) is not None:
@@ -155,8 +156,8 @@ class Forwarder:
         if isinstance(to, ForwardOutcome):
             return to
         leg = self._place(call, payer, facts, to, caller_id, diverted)
-        if leg is None:
-            return ForwardOutcome(result="failed", sip_code=503)
+        if isinstance(leg, ForwardOutcome):
+            return leg
         try:
             status = await self._ringing(leg, ring_timeout)
         except BaseException:
@@ -181,18 +182,19 @@ class Forwarder:
         to: Target,
         caller_id: str | None,
         diverted: Diverted | None = None,
-    ) -> Leg | None:
+    ) -> Leg | ForwardOutcome:
         services = self.services
-        grant = services.admission.acquire_leg(payer, facts.called)
-        if grant is None:
+        grant = services.admission.acquire_leg(channelled_by(payer, diverted, facts), facts.called)
+        if grant is None:  # the pools are full: the leg's CDR and the caller's say so
+            facts.extra["end_detail"] = OVER_CHANNEL_LIMIT
             services.reporter.ended(facts, "channel_limit", sip_code=503)
-            return None
+            return ForwardOutcome(result="failed", sip_code=503, detail=OVER_CHANNEL_LIMIT)
         try:
             stream = services.media.open_stream()
         except (PortsExhausted, OSError):
             services.admission.release(grant)
             services.reporter.ended(facts, "rejected", sip_code=503)
-            return None
+            return ForwardOutcome(result="failed", sip_code=503)
         offer = build_offer(self._offer_config(stream))
         host = services.endpoint.config.host
         from_header, identity = leg_from(payer, caller_id, services.admission, host, facts)

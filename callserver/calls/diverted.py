@@ -7,6 +7,13 @@ customer (``payer: called``, as ``config.tariffs.Tariffs.forwarded_charges`` rat
 forwarded leg; a leg to a number of the subscriber's own group is inside it, uncharged), and
 carries the call's ``Diversion`` and ``History-Info`` entries (``policy.diversion.Chain``).
 Its CDR says why (``diversion_reason``) and who diverted it (``diverted_from``).
+
+It is the forwarding group's call out, so it takes its channel from the subscriber's group
+and customer pools (``channelled_by``), as a call out from one of the group's phones does
+(``calls.admission``: ``group:<id>``, ``customer:<id>``, the number's), not from the
+caller's trunk; the caller's own inbound channel stays as it was. Over a limit the leg is not
+placed: its CDR ends ``channel_limit`` with ``end_detail`` ``OVER_CHANNEL_LIMIT``, and the
+caller is refused 503 with Q.850 cause 34 (RFC 3326), as over any channel limit.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from callserver.config.centrex import Subscriber
 from callserver.policy.diversion import Chain
 from callserver.policy.services import DiversionReason
 
-__all__ = ["Diverted"]
+__all__ = ["OVER_CHANNEL_LIMIT", "Diverted", "channelled_by"]
+
+OVER_CHANNEL_LIMIT = "channel limit"
+"""The ``end_detail`` of a leg refused because its pools' channels are all in use."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,3 +60,13 @@ class Diverted:
         facts.originating = False
         facts.extra["diversion_reason"] = self.reason
         facts.extra["diverted_from"] = self.by.number
+
+
+def channelled_by(
+    payer: CallFacts | None, diverted: Diverted | None, facts: CallFacts
+) -> CallFacts | None:
+    """The facts whose pools a leg's channel is taken from: the forwarding subscriber's for a
+    diverted leg, else the payer's (the caller's, or a transfer's transferor)."""
+    if diverted is None:
+        return payer
+    return diverted.barring_facts(facts.called, facts.offered_at)

@@ -21,7 +21,8 @@ the number for this call; ``*31#`` shows it for this call: ``calls.service_codes
 
 ``end_as`` turns the end of a forwarded leg into the answer the caller gets, for calls out and
 calls to phones alike: 486 busy (Q.850 17), 480 when nobody answered (19) or nobody is
-registered (20), 403 barred (21), else the leg's own failure.
+registered (20), 403 barred (21), 503 when the leg's channels are all in use (34: its CDR and
+the caller's end ``channel_limit``), else the leg's own failure.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from callserver.calls.admission import Admission
+from callserver.calls.diverted import OVER_CHANNEL_LIMIT
 from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.policy.cli import (
@@ -98,6 +100,8 @@ async def end_as(session: CallSession, outcome: ForwardOutcome) -> None:
         await session.hangup(code=403, cause=21, reason="barred")
     elif outcome.result == "busy":
         await session.hangup(code=486, cause=17, reason="normal")
+    elif outcome.detail == OVER_CHANNEL_LIMIT:  # the leg's pools are full (calls.diverted)
+        await session.hangup(code=503, cause=34, reason="channel_limit")
     elif outcome.result == "no_answer":
         absent = outcome.sip_code == 480  # registered nowhere, or the far end said so
         await session.hangup(code=480, cause=20 if absent else 19, reason="normal")
