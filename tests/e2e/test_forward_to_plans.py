@@ -28,7 +28,8 @@ from tests.e2e.rtp_party import RtpParty
 from tests.e2e.subscribers import CALLING, phone, write_group
 from tests.e2e.test_conference import _caller as _participant
 from tests.e2e.test_conference import _joined, _magnitude, _samples
-from tests.e2e.test_transfer import _caller, _done, _event, _reap, _register
+from tests.e2e.test_transfer import _caller, _done, _event, _forwarding_ports, _reap, _register
+from tests.e2e.test_transfer_services import _staying_caller, _transferring
 from tests.e2e.test_transfer_to_plans import (
     CALLER_TONE,
     IVR,
@@ -39,17 +40,18 @@ from tests.e2e.test_transfer_to_plans import (
     _tone,
 )
 
-A = "+38733100201"
+A, B = "+38733100201", "+38733100202"
 
 
-def _server(tmp_path: Path, services: dict[str, object]) -> ServerProcess:
-    """acme's phones 201 (with ``services``) and 202, the room's and the IVR's plans, and a
-    route for +387 to a port nobody answers (a leg sent out through it would fail)."""
+def _server(tmp_path: Path, services: dict[str, object], ext: str = "201") -> ServerProcess:
+    """acme's phones 201 and 202 (``ext``'s with ``services``), the room's and the IVR's
+    plans, and a route for +387 to a port nobody answers (a leg sent out through it would
+    fail)."""
     plans = tmp_path / "dialplans"
     plans.mkdir()
     for number, plan in PLANS.items():
         (plans / f"{number}.yaml").write_text(plan)
-    write_group(tmp_path, services={"201": services})
+    write_group(tmp_path, services={ext: services})
     route = {"carrier": {"host": HOST, "port": 9, "prefixes": ["+387"]}}
     return start_server(tmp_path, dialplans=plans, trunks={**CALLING, "routes": route})
 
@@ -136,3 +138,42 @@ def test_cfnr_to_a_room_number_lands_the_caller_in_the_room(sipp: str, tmp_path:
     rung = [r for r in records if r["leg"] == "b"]
     assert [r["disposition"] for r in rung] == ["NO_ANSWER"], records
     assert not [e for e in server.events("call.forwarding") if e["target"] == "+" + ROOM]
+
+
+def test_a_transfer_to_a_subscriber_forwarding_to_a_room_lands_the_caller_in_it(
+    sipp: str, tmp_path: Path
+) -> None:
+    """202 forwards always to the room's number: 201's transfer of its trunk caller to 202
+    hands the caller to the room (NOTIFY 200, 201's leg ends ``transferred``), where the
+    participant hears it; the caller's CDR names the room, the diversion and 201's leg."""
+    caller, transferor, participant = _tone(CALLER_TONE), RtpParty(0x22), _tone(PARTICIPANT_TONE)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        services = {"forward_always": "+" + ROOM}
+        with (
+            stopped_on_exit(_server(tmp_path, services, "202")) as server,
+            _participant(sipp, tmp_path, server, participant, 20000),
+        ):
+            participant.send_to(int(str(_joined(server, 1)["rtp_port"])))
+            procs.append(_transferring(sipp, tmp_path, server, transferor))
+            procs.append(_staying_caller(sipp, tmp_path, server, caller, 12000))
+            caller.send_to(_answered_port(server, 2))
+            transferor.send_to(_forwarding_ports(server, 1)[0])
+            joined = _joined(server, 2)
+            start = len(participant.received)
+            time.sleep(2.0)
+            heard = _samples(participant, start, len(participant.received))
+            _done(procs, server)
+    finally:
+        for party in (caller, transferor, participant):
+            party.close()
+        _reap(procs)
+    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert _magnitude(heard, CALLER_TONE) > 10 * _magnitude(heard, 1000.0), "caller not heard"
+    records = exported_cdrs(server.data_dir)
+    a = next(r for r in records if r["call_id"] == joined["call_id"])
+    first = next(r for r in records if r["called_raw"] == A)
+    assert first["end_reason"] == "transferred", first
+    assert a["conference"] == "100" and ROOM in str(a["dialplan"]), a
+    assert a["transferred_from"] == first["call_id"], a
+    assert (a["diversion_reason"], a["diverted_from"]) == ("unconditional", B), a
