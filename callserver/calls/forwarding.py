@@ -250,7 +250,8 @@ class Forwarding:
             return await self._deliver(call, following, chain, diverted, ring_timeout, caller_id)
         if self._plans is not None and self._plans.hosts(target):
             if self._into_plan is None:
-                call.log.info("call.diversion_to_plan_routed", target=target, why="caller_placed")
+                why = "transferee_placed"  # a transfer's leg: its transferee runs no plan
+                call.log.info("call.diversion_to_plan_routed", target=target, why=why)
             elif self._into_plan(call, target, reason, subscriber.number):
                 return ForwardOutcome(result="answered", sip_code=200)
             else:
