@@ -44,8 +44,8 @@ from typing import Protocol
 from callserver.calls.call import Call
 from callserver.calls.diverted import Diverted
 from callserver.calls.phones import PhoneBook
-from callserver.calls.plan_transfer import IntoPlan, PlanTransfers
-from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.calls.plan_transfer import IntoPlan, PlanTransfers, Voicemail
+from callserver.calls.session import ForwardOutcome
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.policy.diversion import (
     MAX_DIVERSIONS,
@@ -58,9 +58,6 @@ from callserver.policy.numbering import normalise
 from callserver.policy.services import VOICEMAIL, DiversionReason, ServiceSettings
 
 __all__ = ["Forwarding", "Place", "Voicemail"]
-
-Voicemail = Callable[[CallSession, str], Awaitable[None]]
-"""Record the caller's message into a mailbox (the session's call; the mailbox's name)."""
 
 
 class Place(Protocol):

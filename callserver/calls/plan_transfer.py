@@ -48,7 +48,7 @@ from callserver.calls.leg import Leg
 from callserver.calls.phase import CallPhase
 from callserver.calls.session import CallSession, ForwardOutcome
 
-__all__ = ["Handoff", "PlanTransfers"]
+__all__ = ["Handoff", "IntoPlan", "PlanTransfers", "Voicemail"]
 
 Router = Callable[[CallSession], Awaitable[None] | None]
 """The run of a session's plan for its called number (``dialplan.routing.Routing.route``)."""
