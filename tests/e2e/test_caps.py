@@ -16,8 +16,8 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.test_dialplan_media import FRAME, _aligned_snr_db, _lag, _samples
-from tests.e2e.test_media_calls import _RTP, RtpSink
+from tests.e2e.prompt_audio import FRAME, aligned_snr_db, lag, wav_samples
+from tests.e2e.rtp_sink import RTP_HEADER, RtpSink
 
 PREMIUM_PER_CALL = "092291123"  # 092 291 xxx: 0.49 KM a call, at most 3 minutes
 
@@ -124,11 +124,13 @@ def _warning_start(sink: RtpSink, language: str) -> tuple[float, float]:
     there, so it is the warning and not other sound); its first packet is the one holding that
     sample.
     """
-    first = _RTP.unpack_from(sink.packets[0][1])[2]
-    in_order = sorted(sink.packets, key=lambda row: (_RTP.unpack_from(row[1])[2] - first) & 0xFFFF)
+    first = RTP_HEADER.unpack_from(sink.packets[0][1])[2]
+    in_order = sorted(
+        sink.packets, key=lambda row: (RTP_HEADER.unpack_from(row[1])[2] - first) & 0xFFFF
+    )
     received = g711.decode("PCMU", sink.audio(0))
-    prompt = _samples(PROMPTS / language / "time_warning.wav")
-    lag = _lag(prompt, received)
-    assert _aligned_snr_db(prompt, received) > 30
+    prompt = wav_samples(PROMPTS / language / "time_warning.wav")
+    offset = lag(prompt, received)
+    assert aligned_snr_db(prompt, received) > 30
     arrivals = [arrival for arrival, _ in in_order]
-    return arrivals[lag // FRAME], max(arrivals)
+    return arrivals[offset // FRAME], max(arrivals)

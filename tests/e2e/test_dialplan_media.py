@@ -14,7 +14,6 @@ voicemail is compared frame by frame: u-law out and u-law in, it holds the very 
 from __future__ import annotations
 
 import json
-import wave
 from contextlib import closing
 from pathlib import Path
 
@@ -32,10 +31,9 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.test_media_calls import RtpSink
+from tests.e2e.prompt_audio import FRAME, RATE, aligned_snr_db, wav_samples
+from tests.e2e.rtp_sink import RtpSink
 
-RATE = 8000
-FRAME = 160  # samples in one 20 ms packet
 LANGUAGE_NUMBER = "38733100500"
 LANGUAGE_PLAN = """\
 language: en
@@ -69,36 +67,6 @@ HANG_UP_AFTER_MS = 6500  # after the 5.65 s message, before 2 s of silence end t
 SILENCE_DBFS = -45.0  # media.recording.silence_dbfs (the default; the test config keeps it)
 
 
-def _samples(path: Path) -> npt.NDArray[np.int16]:
-    with wave.open(str(path), "rb") as wav:
-        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (RATE, 1, 2)
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-
-
-def _aligned_snr_db(reference: npt.NDArray[np.int16], received: npt.NDArray[np.int16]) -> float:
-    """SNR of ``received`` against ``reference`` where ``reference`` lines up best in it.
-
-    Audio the received signal lacks counts as noise (it is zero-padded), so a prompt cut short
-    scores low too.
-    """
-    return _snr_at(reference, received, _lag(reference, received))
-
-
-def _lag(reference: npt.NDArray[np.int16], received: npt.NDArray[np.int16]) -> int:
-    """The offset in ``received`` (0 or more) where ``reference`` correlates best."""
-    ref, rec = reference.astype(np.float64), received.astype(np.float64)
-    size = 1 << (len(ref) + len(rec)).bit_length()
-    spectrum = np.fft.rfft(rec, size) * np.conj(np.fft.rfft(ref, size))
-    return int(np.argmax(np.fft.irfft(spectrum, size)[: len(rec)]))
-
-
-def _snr_at(reference: npt.NDArray[np.int16], received: npt.NDArray[np.int16], lag: int) -> float:
-    ref = reference.astype(np.float64)
-    segment = np.pad(received.astype(np.float64), (0, len(ref)))[lag : lag + len(ref)]
-    noise = np.sum((ref - segment) ** 2)
-    return float(10 * np.log10(np.sum(ref**2) / max(noise, 1e-9)))
-
-
 def _hear(sipp: str, tmp_path: Path, server: ServerProcess, caller: str) -> npt.NDArray[np.int16]:
     """One call from ``caller`` whose RTP (PCMU) goes to a sink; the decoded audio it got."""
     with closing(RtpSink()) as sink:
@@ -120,12 +88,12 @@ def test_callers_hear_the_greeting_of_their_country(sipp: str, tmp_path: Path) -
     server = start_server(tmp_path, dialplans=plan_dir(tmp_path, LANGUAGE_NUMBER, LANGUAGE_PLAN))
     with stopped_on_exit(server):
         heard = {lang: _hear(sipp, tmp_path, server, caller) for lang, caller in CALLERS.items()}
-    greetings = {lang: _samples(PROMPTS / lang / "greeting.wav") for lang in CALLERS}
+    greetings = {lang: wav_samples(PROMPTS / lang / "greeting.wav") for lang in CALLERS}
     for lang, received in heard.items():
         # G.711 keeps speech near 35 dB SNR; a different recording scores near 0 dB or below.
-        assert _aligned_snr_db(greetings[lang], received) > 30, lang
+        assert aligned_snr_db(greetings[lang], received) > 30, lang
         for other in set(greetings) - {lang}:
-            assert _aligned_snr_db(greetings[other], received) < 6, (lang, other)
+            assert aligned_snr_db(greetings[other], received) < 6, (lang, other)
     records = {str(record["caller_country"]): record for record in exported_cdrs(server.data_dir)}
     assert {country: records[country]["language"] for country in ("HR", "DE", "BA")} == {
         "HR": "hr",
@@ -143,7 +111,7 @@ def _message(tmp_path: Path) -> npt.NDArray[np.int16]:
     SIPp 3.6.1's ``rtp_stream`` sends the file's bytes as they are, and fills a last partial
     packet from the start of the file: the message is cut to a whole number of packets.
     """
-    samples = _samples(MESSAGE)
+    samples = wav_samples(MESSAGE)
     samples = samples[: len(samples) // FRAME * FRAME]
     payload = g711.encode("PCMU", samples)
     (tmp_path / "voicemail-message.ulaw").write_bytes(payload)
@@ -194,7 +162,7 @@ def _check_message(
     when a loaded machine delayed SIPp's sender): without those, it must begin with every
     sent frame up to the end of the speech.
     """
-    recorded = _frames(_samples(wav))
+    recorded = _frames(wav_samples(wav))
     speech = _frames(sent)[: int(_speech_end(sent) * RATE) // FRAME]
     spoken = [frame for frame in speech if frame.any()]
     heard = [index for index, frame in enumerate(recorded) if frame.any()]

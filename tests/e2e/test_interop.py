@@ -32,7 +32,7 @@ from tests.e2e.conftest import (
     stopped_on_exit,
     uas_leg,
 )
-from tests.e2e.test_media_calls import RtpSink
+from tests.e2e.rtp_sink import RtpSink
 from tests.media.pcap import write_udp_pcap
 
 RATE = 8000

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import socket
-import struct
-import threading
-import time
-import wave
 from contextlib import closing
 from pathlib import Path
 
@@ -16,7 +11,6 @@ import pytest
 
 from callserver.media import g711
 from tests.e2e.conftest import (
-    HOST,
     PROMPTS,
     ServerProcess,
     SippResult,
@@ -25,52 +19,8 @@ from tests.e2e.conftest import (
     stat_value,
     stopped_on_exit,
 )
-
-_RTP = struct.Struct("!BBHII")
-
-
-class RtpSink:
-    """A UDP socket on 127.0.0.1 that keeps every RTP packet sent to it, with arrival times."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.sock.settimeout(0.2)
-        self.port: int = self.sock.getsockname()[1]
-        self.packets: list[tuple[float, bytes]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(2048)
-            except TimeoutError:
-                continue
-            self.packets.append((time.monotonic(), data))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-    def audio(self, payload_type: int) -> bytes:
-        """The payloads of ``payload_type`` packets in sequence order (RFC 3550 §5.1)."""
-        rows = []
-        for _, data in self.packets:
-            _b0, b1, seq, _ts, _ssrc = _RTP.unpack_from(data)
-            if b1 & 0x7F == payload_type:
-                rows.append((seq, data[12:]))
-        first = rows[0][0]
-        rows.sort(key=lambda row: (row[0] - first) & 0xFFFF)
-        return b"".join(payload for _, payload in rows)
-
-
-def _wav_samples(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as wav:
-        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+from tests.e2e.prompt_audio import wav_samples
+from tests.e2e.rtp_sink import RTP_HEADER, RtpSink
 
 
 def _snr_db(reference: np.ndarray, received: np.ndarray) -> float:
@@ -104,7 +54,7 @@ def test_caller_hears_the_shipped_greeting(
     """The RTP a SIPp caller receives decodes to the samples of prompts/en/greeting.wav."""
     sink, server = _listen(sipp, tmp_path, payload_type, 2500)
     received = g711.decode(codec, sink.audio(payload_type))
-    expected = _wav_samples(PROMPTS / "en" / "greeting.wav")
+    expected = wav_samples(PROMPTS / "en" / "greeting.wav")
     n = min(len(received), len(expected))
     assert n >= 8000 * 2, f"only {n} samples of the greeting arrived"
     # G.711 quantisation keeps the SNR of speech near 35 dB; anything else would be far lower.
@@ -120,7 +70,7 @@ def test_packets_leave_every_20_ms(sipp: str, tmp_path: Path) -> None:
     than bursting), which a loaded test machine may cause; sequence numbers never skip.
     """
     sink, _ = _listen(sipp, tmp_path, 0, 1500)
-    headers = [_RTP.unpack_from(data) for _, data in sink.packets]
+    headers = [RTP_HEADER.unpack_from(data) for _, data in sink.packets]
     assert len(headers) >= 50
     assert len({ssrc for *_, ssrc in headers}) == 1
     assert headers[0][1] & 0x80, "the first packet carries the marker bit"
