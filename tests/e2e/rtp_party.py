@@ -5,7 +5,8 @@ SIPp signals the call and cannot check what it receives, so its SDP names this s
 the next 160 octets of it, in a loop) to the server's port once it is known, an RFC 4733 key
 press when asked (``press``: all at once; ``hold_key``: an update every 20 ms while the key is
 down, the key's tone in the audio beside them, as phones sending both forms do), and keeps
-every packet it receives, in order, for the test to read.
+every packet it receives, in order, for the test to read. ``tone_party`` is one sending a steady
+tone, whose spectrum the other end reads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from callserver.media import g711
 from callserver.media.dtmf import DIGITS
 from callserver.media.rtp import RtpPacket
-from callserver.media.tones import dtmf_tone
+from callserver.media.tones import dtmf_tone, sine
 
 HOST = "127.0.0.1"
 TELEPHONE_EVENT = 101  # as the caller's scenarios offer it
@@ -139,3 +140,8 @@ class RtpParty:
                 return
             with contextlib.suppress(ValueError):
                 self.received.append(RtpPacket.parse(data))
+
+
+def tone_party(frequency: float) -> RtpParty:
+    """A party sending a steady ``frequency`` tone (PCMU, -10 dBFS), one second looped."""
+    return RtpParty(0xFF, g711.encode("PCMU", sine(frequency, 1000)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 from tests.e2e.conftest import (
     HOST,
@@ -25,95 +24,23 @@ from tests.e2e.conftest import (
     stopped_on_exit,
     uas_leg,
 )
+from tests.e2e.consultations import consults_out, transfers
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import PHONES
-from tests.e2e.test_transfer import (
+from tests.e2e.transfers import (
+    ANSWERS,
     CALLER_FILL,
     NUMBER,
     TARGET_FILL,
     TRANSFEROR_FILL,
-    _caller,
-    _done,
-    _event,
-    _heard,
-    _phone,
-    _reap,
-    _register,
-    _server,
+    finished_all,
+    heard,
+    reap,
+    register_ext,
+    sipp_phone,
+    transfer_server,
+    trunk_caller,
+    wait_event,
 )
-
-ANSWERS = "uas-bridged-answers-then-expects-bye.xml"
-
-
-def _consultation(tmp_path: Path, server: ServerProcess) -> tuple[str, str, str]:
-    """The consultation dialog the phone's other SIPp run wrote: Call-ID (escaped for a URI
-    header, RFC 3261 §19.1.1: ``@`` is ``%40``), its tag, ours."""
-    dialog = tmp_path / "consult-dialog.txt"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        words = dialog.read_text().split() if dialog.exists() else []
-        if len(words) == 3:
-            return quote(words[0], safe=""), words[1], words[2]
-        time.sleep(0.05)
-    raise AssertionError("no consultation dialog\n" + "\n".join(server.raw[-60:]))
-
-
-def transfers(
-    sipp: str,
-    tmp_path: Path,
-    server: ServerProcess,
-    refer_to: str,
-    *,
-    ext: str = "201",
-    service: str = "202",
-) -> subprocess.Popen[str]:
-    """Phone ``ext`` (SIPp) calls ``service``, then REFERs that call with Replaces naming the
-    consultation dialog in consult-dialog.txt (``refer_to`` the Refer-To's user part)."""
-    call_id, local_tag, remote_tag = _consultation(tmp_path, server)
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers-replacing.xml")),
-            *("-s", service, *_as_phone(ext, service, server), "-key", "refer_to", refer_to),
-            *("-key", "consult_call_id", call_id, "-key", "consult_local_tag", local_tag),
-            *("-key", "consult_remote_tag", remote_tag),
-            *("-key", "rtp_port", str(free_port(both=False)), "-i", HOST, "-m", "1"),
-            *("-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"),
-            f"{HOST}:{server.port}",
-        ],
-        tmp_path,
-    )
-
-
-def consults_out(
-    sipp: str,
-    tmp_path: Path,
-    server: ServerProcess,
-    *,
-    ext: str = "201",
-    service: str = "061200300",
-) -> subprocess.Popen[str]:
-    """Phone ``ext`` (SIPp) calls ``service`` and writes that dialog to consult-dialog.txt."""
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-phone-consults-then-expects-bye.xml")),
-            *("-s", service, *_as_phone(ext, service, server)),
-            *("-key", "rtp_port", str(free_port(both=False)), "-i", HOST, "-m", "1"),
-            *("-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"),
-            f"{HOST}:{server.port}",
-        ],
-        tmp_path,
-    )
-
-
-def _as_phone(ext: str, service: str, server: ServerProcess) -> tuple[str, ...]:
-    """SIPp's arguments to call ``service`` as phone ``ext`` (its digest credentials)."""
-    user = f"38733100{ext}"
-    return (
-        *("-key", "caller", user, "-au", user, "-ap", PHONES[ext]),
-        *("-auth_uri", f"{service}@{HOST}:{server.port}"),
-    )
 
 
 def test_the_caller_joins_its_called_phone_with_the_party_of_its_other_call(
@@ -129,25 +56,25 @@ def test_the_caller_joins_its_called_phone_with_the_party_of_its_other_call(
     try:
         with uas_leg(sipp, tmp_path, *talks, "-key", "rtp_port", str(carrier.port)) as leg:
             procs.append(leg[0])
-            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
-                port_202 = _register(sipp, tmp_path, server, "202")
-                procs.append(_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
+            with stopped_on_exit(transfer_server(tmp_path, leg[1])) as server:
+                port_202 = register_ext(sipp, tmp_path, server, "202")
+                procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
                 procs.append(consults_out(sipp, tmp_path, server))
-                out = _event(server, "call.forwarding", target="+38761200300")
+                out = wait_event(server, "call.forwarding", target="+38761200300")
                 carrier.send_to(int(str(out["rtp_port"])))
                 procs.append(transfers(sipp, tmp_path, server, "061200300"))
-                to_202 = _event(server, "call.forwarding", target="+38733100202")
+                to_202 = wait_event(server, "call.forwarding", target="+38733100202")
                 phone_202.send_to(int(str(to_202["rtp_port"])))
-                _done(procs, server)
+                finished_all(procs, server)
                 transferred = server.wait_for("call.transferred")
     finally:
         phone_202.close()
         carrier.close()
-        _reap(procs)
+        reap(procs)
     assert transferred["attended"] is True
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the carrier"
-    assert _heard(carrier.received, TARGET_FILL) >= 100, "the carrier did not hear 202"
+    assert heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the carrier"
+    assert heard(carrier.received, TARGET_FILL) >= 100, "the carrier did not hear 202"
     records = exported_cdrs(server.data_dir)
     assert len(records) == 4, records
     own = {r["called_raw"]: r for r in records if r["leg"] == "a"}
@@ -171,27 +98,27 @@ def test_the_caller_joins_its_called_phone_with_a_caller_it_answered(
     caller, phone_202 = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
-            procs.append(_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201, port_202 = (register_ext(sipp, tmp_path, server, e) for e in ("201", "202"))
+            procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
             answers = "uas-phone-answers-consultation-expects-bye.xml"
-            procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
-            procs.append(_caller(sipp, tmp_path, server, caller))
-            answered = _event(server, "call.answered", call_id="1-")
+            procs.append(sipp_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
+            answered = wait_event(server, "call.answered", call_id="1-")
             caller.send_to(int(str(answered["rtp_port"])))
             procs.append(transfers(sipp, tmp_path, server, "202"))
-            to_202 = _event(server, "call.forwarding", target="+38733100202")
+            to_202 = wait_event(server, "call.forwarding", target="+38733100202")
             phone_202.send_to(int(str(to_202["rtp_port"])))
-            _done(procs, server)
+            finished_all(procs, server)
             transferred = server.wait_for("call.transferred")
     finally:
         caller.close()
         phone_202.close()
-        _reap(procs)
+        reap(procs)
     assert transferred["attended"] is True
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
-    assert _heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the caller"
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
+    assert heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the caller"
     records = exported_cdrs(server.data_dir)
     assert len(records) == 4, records
     first = next(r for r in records if r["leg"] == "a" and r["subscriber"] == "+38733100201")
@@ -213,23 +140,23 @@ def test_the_called_phone_joins_two_callers_it_answered(sipp: str, tmp_path: Pat
     first, second = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201 = _register(sipp, tmp_path, server, "201")
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201 = register_ext(sipp, tmp_path, server, "201")
             procs.append(_answers_twice(sipp, tmp_path, server, port_201))
-            procs.append(_caller(sipp, tmp_path, server, first))
+            procs.append(trunk_caller(sipp, tmp_path, server, first))
             first.send_to(_answered_callers(server, 1)[0])
             procs.append(_second_caller(sipp, tmp_path, server, second))
             second.send_to(_answered_callers(server, 2)[1])
-            _done(procs, server)
+            finished_all(procs, server)
             transferred = server.wait_for("call.transferred")
     finally:
         first.close()
         second.close()
-        _reap(procs)
+        reap(procs)
     assert transferred["attended"] is True
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(first.received, TARGET_FILL) >= 100, "the first caller did not hear the second"
-    assert _heard(second.received, CALLER_FILL) >= 100, "the second caller did not hear the first"
+    assert heard(first.received, TARGET_FILL) >= 100, "the first caller did not hear the second"
+    assert heard(second.received, CALLER_FILL) >= 100, "the second caller did not hear the first"
     records = exported_cdrs(server.data_dir)
     assert len(records) == 4, records
     legs = sorted((r for r in records if r["leg"] == "b"), key=lambda r: str(r["start_stamp"]))

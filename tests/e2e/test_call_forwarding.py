@@ -24,20 +24,18 @@ from tests.e2e.conftest import (
     stopped_on_exit,
     uas_leg,
 )
+from tests.e2e.diversions import OUTSIDE, call_201, expecting
 from tests.e2e.subscribers import (
     CALLER,
     CALLING,
-    PHONES,
     background_call,
     finished,
     phone,
-    register_phone,
 )
 from tests.e2e.subscribers import write_group as write_phones
+from tests.e2e.transfers import register_ext
 
 A, B = "+38733100201", "+38733100202"
-OUTSIDE = "+38761200300"
-CAUSES = {"unconditional": "302", "user-busy": "486", "no-answer": "408", "unavailable": "503"}
 
 
 def _server(
@@ -54,28 +52,6 @@ def _server(
     return start_server(tmp_path, trunks={**CALLING, "routes": route}, ring_timeout=20)
 
 
-def _expecting(tmp_path: Path, reason: str, diverted: str = A) -> str:
-    """The diverted call's target scenario, written for ``reason`` by ``diverted``."""
-    text = (SCENARIOS / "uas-answers-expects-diversion.xml").read_text()
-    text = text.replace("DIVERTED", diverted.replace("+", "\\+")).replace("REASON", reason)
-    path = tmp_path / f"target-{reason}.xml"
-    path.write_text(text.replace("CAUSE", CAUSES[reason]))
-    return str(path)
-
-
-def _register(sipp: str, tmp_path: Path, server: ServerProcess, ext: str) -> int:
-    return register_phone(sipp, tmp_path, server, user=f"38733100{ext}", password=PHONES[ext])
-
-
-def _call_201(sipp: str, tmp_path: Path, server: ServerProcess, hold: int = 1500) -> None:
-    """A caller through the trunk calls 201's number and hangs up ``hold`` ms after the
-    answer."""
-    result = run_sipp(
-        sipp, tmp_path, server.port, "-sn", "uac", "-d", str(hold), *CALLER, timeout=40
-    )
-    assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-60:])
-
-
 def _legs(server: ServerProcess) -> list[dict[str, object]]:
     """The CDRs in the order the legs started: the caller's (leg a) first when two legs
     carry the same millisecond."""
@@ -89,9 +65,9 @@ def test_cfu_lands_on_the_target_phone_with_diversion_and_history_info(
     """201 forwards always to extension 202: only 202 rings, its INVITE names 201 in
     Diversion (unconditional) and History-Info (cause 302); 202's leg is inside the group."""
     with stopped_on_exit(_server(tmp_path, {"201": {"forward_always": "202"}})) as server:
-        port = _register(sipp, tmp_path, server, "202")
-        with phone(sipp, tmp_path, _expecting(tmp_path, "unconditional"), port) as rung:
-            _call_201(sipp, tmp_path, server)
+        port = register_ext(sipp, tmp_path, server, "202")
+        with phone(sipp, tmp_path, expecting(tmp_path, "unconditional"), port) as rung:
+            call_201(sipp, tmp_path, server)
             finished(rung, server)
     a, b = _legs(server)
     assert a["leg"] == "a" and a["disposition"] == "ANSWERED", (a, b)
@@ -108,13 +84,13 @@ def test_cfb_on_a_busy_phone_goes_out_to_an_outside_number_paid_by_the_subscribe
 ) -> None:
     """201's phone answers 486 and 201 forwards on busy to an outside number: the carrier gets
     the INVITE with Diversion user-busy; the outside leg is paid by 201 (payer called, acme)."""
-    carrier = _expecting(tmp_path, "user-busy")
+    carrier = expecting(tmp_path, "user-busy")
     with uas_leg(sipp, tmp_path, "-sf", carrier) as (outside, carrier_port):
         services = {"201": {"forward_busy": "061 200 300"}}
         with stopped_on_exit(_server(tmp_path, services, carrier_port=carrier_port)) as server:
-            port = _register(sipp, tmp_path, server, "201")
+            port = register_ext(sipp, tmp_path, server, "201")
             with phone(sipp, tmp_path, "uas-busy-486.xml", port) as busy:
-                _call_201(sipp, tmp_path, server)
+                call_201(sipp, tmp_path, server)
                 finished(busy, server)
             out, _ = outside.communicate(timeout=30)
             assert outside.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
@@ -131,13 +107,13 @@ def test_cfnr_diverts_after_its_ring_time(sipp: str, tmp_path: Path) -> None:
     202 gets the call with Diversion no-answer and History-Info cause 408."""
     services = {"201": {"forward_no_answer": "202", "no_answer_seconds": 5}}
     with stopped_on_exit(_server(tmp_path, services)) as server:
-        port_201 = _register(sipp, tmp_path, server, "201")
-        port_202 = _register(sipp, tmp_path, server, "202")
+        port_201 = register_ext(sipp, tmp_path, server, "201")
+        port_202 = register_ext(sipp, tmp_path, server, "202")
         with (
             phone(sipp, tmp_path, "uas-rings-until-cancelled.xml", port_201) as unanswered,
-            phone(sipp, tmp_path, _expecting(tmp_path, "no-answer"), port_202) as rung,
+            phone(sipp, tmp_path, expecting(tmp_path, "no-answer"), port_202) as rung,
         ):
-            _call_201(sipp, tmp_path, server)
+            call_201(sipp, tmp_path, server)
             finished(unanswered, server)
             finished(rung, server)
         diverted = server.wait_for("call.diverted")
@@ -151,16 +127,16 @@ def test_call_waiting_off_while_in_a_call_diverts_on_busy(sipp: str, tmp_path: P
     offered to its phone but diverted on busy to 202 (Diversion user-busy)."""
     services = {"201": {"call_waiting": False, "forward_busy": "202"}}
     with stopped_on_exit(_server(tmp_path, services)) as server:
-        port_201 = _register(sipp, tmp_path, server, "201")
-        port_202 = _register(sipp, tmp_path, server, "202")
+        port_201 = register_ext(sipp, tmp_path, server, "201")
+        port_202 = register_ext(sipp, tmp_path, server, "202")
         with (
             phone(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", port_201) as first,
-            phone(sipp, tmp_path, _expecting(tmp_path, "user-busy"), port_202) as second,
+            phone(sipp, tmp_path, expecting(tmp_path, "user-busy"), port_202) as second,
         ):
             talking = background_call(sipp, tmp_path, server, hold=8000)
             try:
                 server.wait_for("call.bridged", timeout=20)
-                _call_201(sipp, tmp_path, server)
+                call_201(sipp, tmp_path, server)
                 finished(second, server)
             finally:
                 out, _ = talking.communicate(timeout=40)
@@ -177,14 +153,14 @@ def test_call_waiting_on_offers_a_second_call_to_the_phone_in_a_call(
     second call rings its phone, which answers it; nothing is diverted."""
     services = {"201": {"call_waiting": True, "forward_busy": "202"}}
     with stopped_on_exit(_server(tmp_path, services)) as server:
-        port_201 = _register(sipp, tmp_path, server, "201")
+        port_201 = register_ext(sipp, tmp_path, server, "201")
         scenario = str(SCENARIOS / "uas-rings-answers-expects-bye.xml")
         first, _ = start_uas(sipp, tmp_path, "-sf", scenario, "-m", "2", port=port_201)
         try:
             talking = background_call(sipp, tmp_path, server, hold=8000)
             try:
                 server.wait_for("call.bridged", timeout=20)
-                _call_201(sipp, tmp_path, server)
+                call_201(sipp, tmp_path, server)
             finally:
                 out, _ = talking.communicate(timeout=40)
             assert talking.returncode == 0, out[-2000:]
@@ -205,9 +181,9 @@ def test_not_reachable_diverts_at_once(sipp: str, tmp_path: Path) -> None:
     """201 has no registration and forwards when not reachable: 202 gets the call with
     Diversion unavailable; no leg to 201 is tried."""
     with stopped_on_exit(_server(tmp_path, {"201": {"forward_unreachable": "202"}})) as server:
-        port = _register(sipp, tmp_path, server, "202")
-        with phone(sipp, tmp_path, _expecting(tmp_path, "unavailable"), port) as rung:
-            _call_201(sipp, tmp_path, server)
+        port = register_ext(sipp, tmp_path, server, "202")
+        with phone(sipp, tmp_path, expecting(tmp_path, "unavailable"), port) as rung:
+            call_201(sipp, tmp_path, server)
             finished(rung, server)
     a, b = _legs(server)
     assert (b["called_raw"], b["diversion_reason"]) == (B, "unavailable"), (a, b)
@@ -268,8 +244,8 @@ def test_a_dialplan_forward_to_a_subscriber_follows_its_forwarding(
     write_phones(tmp_path, services={"201": {"forward_always": "202"}})
     server = start_server(tmp_path, trunks=CALLING, dialplans=plans)
     with stopped_on_exit(server):
-        port = _register(sipp, tmp_path, server, "202")
-        with phone(sipp, tmp_path, _expecting(tmp_path, "unconditional"), port) as rung:
+        port = register_ext(sipp, tmp_path, server, "202")
+        with phone(sipp, tmp_path, expecting(tmp_path, "unconditional"), port) as rung:
             result = run_sipp(
                 sipp,
                 tmp_path,

@@ -26,10 +26,10 @@ from tests.e2e.conftest import (
     stopped_on_exit,
     uas_leg,
 )
+from tests.e2e.diversions import OUTSIDE, call_201, expecting
+from tests.e2e.rooms import ROOM, write_plans
 from tests.e2e.subscribers import CALLER, CALLING, PHONES, write_group
-from tests.e2e.test_call_forwarding import OUTSIDE, _call_201, _expecting
-from tests.e2e.test_transfer import _done, _reap
-from tests.e2e.test_transfer_to_plans import PLANS, ROOM
+from tests.e2e.transfers import finished_all, reap
 
 A = "+38733100201"
 
@@ -42,9 +42,7 @@ def _server(tmp_path: Path, carrier_port: int = 9) -> ServerProcess:
     centrex = yaml.safe_load(path.read_text())
     centrex["groups"]["acme-office"]["channels"] = 1
     path.write_text(yaml.safe_dump(centrex))
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    (plans / f"{ROOM}.yaml").write_text(PLANS[ROOM])
+    plans = write_plans(tmp_path, ROOM)
     route = {"carrier": {"host": HOST, "port": carrier_port, "prefixes": ["+387"]}}
     return start_server(tmp_path, dialplans=plans, trunks={**CALLING, "routes": route})
 
@@ -87,9 +85,9 @@ def test_a_forward_out_is_refused_while_the_groups_channel_is_in_use(
             _joined(server)
             result = run_scenario(sipp, tmp_path, server, "uac-expect-503-cause-34.xml", *CALLER)
             assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-40:])
-            _done(procs, server)
+            finished_all(procs, server)
         finally:
-            _reap(procs)
+            reap(procs)
     records = exported_cdrs(server.data_dir)
     leg = next(r for r in records if r["called_raw"] == OUTSIDE)
     assert (leg["end_reason"], leg["end_detail"]) == ("channel_limit", "channel limit"), leg
@@ -102,12 +100,12 @@ def test_a_forward_out_is_refused_while_the_groups_channel_is_in_use(
 def test_with_the_groups_channel_free_the_forward_goes_out(sipp: str, tmp_path: Path) -> None:
     """Nobody of the group is in a call: the diverted leg takes the group's one channel and
     the carrier answers it, with Diversion unconditional."""
-    carrier = _expecting(tmp_path, "unconditional")
+    carrier = expecting(tmp_path, "unconditional")
     with (
         uas_leg(sipp, tmp_path, "-sf", carrier) as (outside, carrier_port),
         stopped_on_exit(_server(tmp_path, carrier_port)) as server,
     ):
-        _call_201(sipp, tmp_path, server)
+        call_201(sipp, tmp_path, server)
         out, _ = outside.communicate(timeout=30)
         assert outside.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
     leg = next(r for r in exported_cdrs(server.data_dir) if r["called_raw"] == OUTSIDE)

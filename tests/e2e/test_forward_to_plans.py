@@ -24,20 +24,29 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import CALLING, phone, write_group
-from tests.e2e.test_conference import _caller as _participant
-from tests.e2e.test_conference import _joined, _magnitude, _samples
-from tests.e2e.test_transfer import _caller, _done, _event, _forwarding_ports, _reap, _register
-from tests.e2e.test_transfer_services import _staying_caller, _transferring
-from tests.e2e.test_transfer_to_plans import (
+from tests.e2e.rooms import (
     CALLER_TONE,
     IVR,
     PARTICIPANT_TONE,
-    PLANS,
     ROOM,
-    _answered_port,
-    _tone,
+    magnitude,
+    received_samples,
+    room_caller,
+    wait_joined,
+    write_plans,
+)
+from tests.e2e.rtp_party import RtpParty, tone_party
+from tests.e2e.subscribers import CALLING, phone, write_group
+from tests.e2e.transfers import (
+    answered_port,
+    finished_all,
+    forwarding_ports,
+    reap,
+    register_ext,
+    staying_caller,
+    transferring,
+    trunk_caller,
+    wait_event,
 )
 
 A, B = "+38733100201", "+38733100202"
@@ -47,10 +56,7 @@ def _server(tmp_path: Path, services: dict[str, object], ext: str = "201") -> Se
     """acme's phones 201 and 202 (``ext``'s with ``services``), the room's and the IVR's
     plans, and a route for +387 to a port nobody answers (a leg sent out through it would
     fail)."""
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    for number, plan in PLANS.items():
-        (plans / f"{number}.yaml").write_text(plan)
+    plans = write_plans(tmp_path)
     write_group(tmp_path, services={ext: services})
     route = {"carrier": {"host": HOST, "port": 9, "prefixes": ["+387"]}}
     return start_server(tmp_path, dialplans=plans, trunks={**CALLING, "routes": route})
@@ -83,15 +89,15 @@ def test_cfu_to_an_ivr_number_runs_the_ivr_for_the_caller(sipp: str, tmp_path: P
         with stopped_on_exit(_server(tmp_path, {"forward_always": "+" + IVR})) as server:
             procs.append(_caller_until_bye(sipp, tmp_path, server, caller))
             caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            handed = _event(server, "call.plan_diverted")
+            handed = wait_event(server, "call.plan_diverted")
             start = len(caller.received)
             time.sleep(1.5)
-            prompt = _samples(caller, start, len(caller.received))
+            prompt = received_samples(caller, start, len(caller.received))
             caller.press("1")
-            _done(procs, server)
+            finished_all(procs, server)
     finally:
         caller.close()
-        _reap(procs)
+        reap(procs)
     assert np.abs(prompt.astype(np.int32)).mean() > 300, "the menu's prompt was not heard"
     assert handed["target"] == "+" + IVR and not server.events("call.forwarding")
     records = exported_cdrs(server.data_dir)
@@ -107,30 +113,30 @@ def test_cfnr_to_a_room_number_lands_the_caller_in_the_room(sipp: str, tmp_path:
     """201 rings unanswered for its 5 s and forwards on no answer to the room's number: the
     caller joins the room, where the participant already in it hears the caller's tone; the
     caller's CDR names the room and the diversion, 201's leg is unanswered."""
-    caller, participant = _tone(CALLER_TONE), _tone(PARTICIPANT_TONE)
+    caller, participant = tone_party(CALLER_TONE), tone_party(PARTICIPANT_TONE)
     services = {"forward_no_answer": "+" + ROOM, "no_answer_seconds": 5}
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(_server(tmp_path, services)) as server:
-            port_201 = _register(sipp, tmp_path, server, "201")
+            port_201 = register_ext(sipp, tmp_path, server, "201")
             with (
                 phone(sipp, tmp_path, "uas-rings-until-cancelled.xml", port_201) as unanswered,
-                _participant(sipp, tmp_path, server, participant, 20000),
+                room_caller(sipp, tmp_path, server, participant, 20000),
             ):
-                participant.send_to(int(str(_joined(server, 1)["rtp_port"])))
-                procs.append(_caller(sipp, tmp_path, server, caller))
-                caller.send_to(_answered_port(server, 2))
-                joined = _joined(server, 2)
+                participant.send_to(int(str(wait_joined(server, 1)["rtp_port"])))
+                procs.append(trunk_caller(sipp, tmp_path, server, caller))
+                caller.send_to(answered_port(server, 2))
+                joined = wait_joined(server, 2)
                 start = len(participant.received)
                 time.sleep(2.0)
-                heard = _samples(participant, start, len(participant.received))
-                _done([*procs, unanswered], server)
+                heard = received_samples(participant, start, len(participant.received))
+                finished_all([*procs, unanswered], server)
     finally:
         for party in (caller, participant):
             party.close()
-        _reap(procs)
+        reap(procs)
     assert joined["participants"] == 2
-    assert _magnitude(heard, CALLER_TONE) > 10 * _magnitude(heard, 1000.0), "caller not heard"
+    assert magnitude(heard, CALLER_TONE) > 10 * magnitude(heard, 1000.0), "caller not heard"
     records = exported_cdrs(server.data_dir)
     a = next(r for r in records if r["call_id"] == joined["call_id"])
     assert a["conference"] == "100" and ROOM in str(a["dialplan"]), a
@@ -146,30 +152,34 @@ def test_a_transfer_to_a_subscriber_forwarding_to_a_room_lands_the_caller_in_it(
     """202 forwards always to the room's number: 201's transfer of its trunk caller to 202
     hands the caller to the room (NOTIFY 200, 201's leg ends ``transferred``), where the
     participant hears it; the caller's CDR names the room, the diversion and 201's leg."""
-    caller, transferor, participant = _tone(CALLER_TONE), RtpParty(0x22), _tone(PARTICIPANT_TONE)
+    caller, transferor, participant = (
+        tone_party(CALLER_TONE),
+        RtpParty(0x22),
+        tone_party(PARTICIPANT_TONE),
+    )
     procs: list[subprocess.Popen[str]] = []
     try:
         services = {"forward_always": "+" + ROOM}
         with (
             stopped_on_exit(_server(tmp_path, services, "202")) as server,
-            _participant(sipp, tmp_path, server, participant, 20000),
+            room_caller(sipp, tmp_path, server, participant, 20000),
         ):
-            participant.send_to(int(str(_joined(server, 1)["rtp_port"])))
-            procs.append(_transferring(sipp, tmp_path, server, transferor))
-            procs.append(_staying_caller(sipp, tmp_path, server, caller, 12000))
-            caller.send_to(_answered_port(server, 2))
-            transferor.send_to(_forwarding_ports(server, 1)[0])
-            joined = _joined(server, 2)
+            participant.send_to(int(str(wait_joined(server, 1)["rtp_port"])))
+            procs.append(transferring(sipp, tmp_path, server, transferor))
+            procs.append(staying_caller(sipp, tmp_path, server, caller, 12000))
+            caller.send_to(answered_port(server, 2))
+            transferor.send_to(forwarding_ports(server, 1)[0])
+            joined = wait_joined(server, 2)
             start = len(participant.received)
             time.sleep(2.0)
-            heard = _samples(participant, start, len(participant.received))
-            _done(procs, server)
+            heard = received_samples(participant, start, len(participant.received))
+            finished_all(procs, server)
     finally:
         for party in (caller, transferor, participant):
             party.close()
-        _reap(procs)
+        reap(procs)
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _magnitude(heard, CALLER_TONE) > 10 * _magnitude(heard, 1000.0), "caller not heard"
+    assert magnitude(heard, CALLER_TONE) > 10 * magnitude(heard, 1000.0), "caller not heard"
     records = exported_cdrs(server.data_dir)
     a = next(r for r in records if r["call_id"] == joined["call_id"])
     first = next(r for r in records if r["called_raw"] == A)

@@ -22,24 +22,24 @@ from tests.e2e.conftest import (
     stopped_on_exit,
     uas_leg,
 )
+from tests.e2e.consultations import consults_out, transfers
 from tests.e2e.rtp_party import RtpParty
 from tests.e2e.subscribers import PHONES
-from tests.e2e.test_attended_transfer import consults_out, transfers
-from tests.e2e.test_transfer import (
+from tests.e2e.transfers import (
+    ANSWERS,
     CALLER_FILL,
     TARGET_FILL,
-    _caller,
-    _done,
-    _event,
-    _heard,
-    _phone,
-    _reap,
-    _register,
-    _server,
+    finished_all,
+    heard,
+    reap,
+    register_ext,
+    sipp_phone,
+    transfer_server,
+    trunk_caller,
+    wait_event,
 )
 
 RINGS = "uas-rings-expects-cancel-completed-elsewhere.xml"
-ANSWERS = "uas-bridged-answers-then-expects-bye.xml"
 PICKER = "+38733100202"
 
 
@@ -79,25 +79,25 @@ def test_the_picking_phone_transfers_the_caller_blind(sipp: str, tmp_path: Path)
     try:
         with uas_leg(sipp, tmp_path, *answers) as leg:
             procs.append(leg[0])
-            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
-                port_201 = _register(sipp, tmp_path, server, "201")
-                procs.append(_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
-                procs.append(_caller(sipp, tmp_path, server, caller))
-                _event(server, "call.ringing_contacts", trunk="test")
+            with stopped_on_exit(transfer_server(tmp_path, leg[1])) as server:
+                port_201 = register_ext(sipp, tmp_path, server, "201")
+                procs.append(sipp_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
+                procs.append(trunk_caller(sipp, tmp_path, server, caller))
+                wait_event(server, "call.ringing_contacts", trunk="test")
                 procs.append(_picks_up_and_refers(sipp, tmp_path, server))
-                answered = _event(server, "call.answered", trunk="test")
+                answered = wait_event(server, "call.answered", trunk="test")
                 caller.send_to(int(str(answered["rtp_port"])))
-                out = _event(server, "call.forwarding", target="+38761200300")
+                out = wait_event(server, "call.forwarding", target="+38761200300")
                 carrier.send_to(int(str(out["rtp_port"])))
-                _done(procs, server)
+                finished_all(procs, server)
                 transferred = server.wait_for("call.transferred")
     finally:
         caller.close()
         carrier.close()
-        _reap(procs)
+        reap(procs)
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the carrier"
-    assert _heard(carrier.received, CALLER_FILL) >= 100, "the carrier did not hear the caller"
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the carrier"
+    assert heard(carrier.received, CALLER_FILL) >= 100, "the carrier did not hear the caller"
     first, picked, moved = _picked_cdrs(server, transferred["leg_call_id"])
     assert picked["answered_by"] == PICKER and picked["end_reason"] == "transferred", picked
     assert moved["transferred_from"] == picked["call_id"], moved
@@ -118,29 +118,29 @@ def test_the_picking_phone_transfers_the_caller_to_its_consultation(
     try:
         with uas_leg(sipp, tmp_path, *answers) as leg:
             procs.append(leg[0])
-            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
-                port_201 = _register(sipp, tmp_path, server, "201")
-                procs.append(_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
+            with stopped_on_exit(transfer_server(tmp_path, leg[1])) as server:
+                port_201 = register_ext(sipp, tmp_path, server, "201")
+                procs.append(sipp_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
                 procs.append(consults_out(sipp, tmp_path, server, ext="202"))
-                out = _event(server, "call.forwarding", target="+38761200300")
+                out = wait_event(server, "call.forwarding", target="+38761200300")
                 carrier.send_to(int(str(out["rtp_port"])))
-                procs.append(_caller(sipp, tmp_path, server, caller))
-                _event(server, "call.ringing_contacts", trunk="test")
+                procs.append(trunk_caller(sipp, tmp_path, server, caller))
+                wait_event(server, "call.ringing_contacts", trunk="test")
                 procs.append(
                     transfers(sipp, tmp_path, server, "061200300", ext="202", service="**201")
                 )
-                answered = _event(server, "call.answered", trunk="test")
+                answered = wait_event(server, "call.answered", trunk="test")
                 caller.send_to(int(str(answered["rtp_port"])))
-                _done(procs, server)
+                finished_all(procs, server)
                 transferred = server.wait_for("call.transferred")
     finally:
         caller.close()
         carrier.close()
-        _reap(procs)
+        reap(procs)
     assert transferred["attended"] is True
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the carrier"
-    assert _heard(carrier.received, CALLER_FILL) >= 100, "the carrier did not hear the caller"
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the carrier"
+    assert heard(carrier.received, CALLER_FILL) >= 100, "the carrier did not hear the caller"
     _, picked, moved = _picked_cdrs(server, transferred["leg_call_id"])
     assert picked["answered_by"] == PICKER and picked["end_reason"] == "transferred", picked
     assert moved["transferred_from"] == picked["call_id"], moved

@@ -22,21 +22,21 @@ from tests.e2e.conftest import (
     popen_sipp,
     stopped_on_exit,
 )
+from tests.e2e.consultations import consults_out
 from tests.e2e.rtp_party import RtpParty
 from tests.e2e.subscribers import PHONES
-from tests.e2e.test_attended_transfer import consults_out
-from tests.e2e.test_transfer import (
+from tests.e2e.transfers import (
     CALLER_FILL,
     NUMBER,
     TARGET_FILL,
     TRANSFEROR_FILL,
-    _done,
-    _event,
-    _heard,
-    _phone,
-    _reap,
-    _register,
-    _server,
+    finished_all,
+    heard,
+    reap,
+    register_ext,
+    sipp_phone,
+    transfer_server,
+    wait_event,
 )
 
 
@@ -106,24 +106,24 @@ def test_another_phone_of_the_subscriber_takes_over_its_answered_call(
     caller, phone = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201 = _register(sipp, tmp_path, server, "201")
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201 = register_ext(sipp, tmp_path, server, "201")
             answers = "uas-phone-answers-consultation-expects-bye.xml"
-            procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(sipp_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
             procs.append(_trunk_caller(sipp, tmp_path, server, caller))
-            answered = _event(server, "call.answered", trunk="test")
+            answered = wait_event(server, "call.answered", trunk="test")
             caller.send_to(int(str(answered["rtp_port"])))
             procs.append(_replacing(sipp, tmp_path, server, phone))
-            taken = _event(server, "call.answered", subscriber="+38733100201")
+            taken = wait_event(server, "call.answered", subscriber="+38733100201")
             phone.send_to(int(str(taken["rtp_port"])))
-            _done(procs, server)
+            finished_all(procs, server)
             replaced = server.wait_for("call.replaced")
     finally:
         caller.close()
         phone.close()
-        _reap(procs)
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the new phone"
-    assert _heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear the caller"
+        reap(procs)
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the new phone"
+    assert heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear the caller"
     records = exported_cdrs(server.data_dir)
     leg = next(r for r in records if r["leg"] == "b")
     new = next(r for r in records if r["leg"] == "a" and r["subscriber"] == "+38733100201")
@@ -142,24 +142,24 @@ def test_another_phone_of_the_subscriber_takes_over_a_call_it_placed(
     phone_202, phone = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_202 = _register(sipp, tmp_path, server, "202")
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_202 = register_ext(sipp, tmp_path, server, "202")
             answers = "uas-bridged-answers-then-expects-bye.xml"
-            procs.append(_phone(sipp, tmp_path, answers, port_202, phone_202))
+            procs.append(sipp_phone(sipp, tmp_path, answers, port_202, phone_202))
             procs.append(consults_out(sipp, tmp_path, server, service="202"))
-            to_202 = _event(server, "call.forwarding", target="+38733100202")
+            to_202 = wait_event(server, "call.forwarding", target="+38733100202")
             phone_202.send_to(int(str(to_202["rtp_port"])))
             procs.append(_replacing(sipp, tmp_path, server, phone))
             replaced = server.wait_for("call.replaced")
-            taken = _event(server, "call.answered", call_id=str(replaced["call_id"]))
+            taken = wait_event(server, "call.answered", call_id=str(replaced["call_id"]))
             phone.send_to(int(str(taken["rtp_port"])))
-            _done(procs, server)
+            finished_all(procs, server)
     finally:
         phone_202.close()
         phone.close()
-        _reap(procs)
-    assert _heard(phone_202.received, TARGET_FILL) >= 100, "202 did not hear the new phone"
-    assert _heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear 202"
+        reap(procs)
+    assert heard(phone_202.received, TARGET_FILL) >= 100, "202 did not hear the new phone"
+    assert heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear 202"
     calls = {r["call_id"]: r for r in exported_cdrs(server.data_dir)}
     new = calls[str(replaced["call_id"])]
     first = calls[str(replaced["replaced"])]
@@ -184,10 +184,10 @@ def test_a_call_is_not_replaced_by_another_subscriber_or_when_early_only(
     rtp = RtpParty(TARGET_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201 = _register(sipp, tmp_path, server, "201")
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201 = register_ext(sipp, tmp_path, server, "201")
             answers = "uas-phone-answers-consultation-expects-bye.xml"
-            procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(sipp_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
             procs.append(_trunk_caller(sipp, tmp_path, server, RtpParty(CALLER_FILL)))
             replaces = _replaces(tmp_path, server) + flag
             scenario = "uac-phone-replaces-expects-refusal.xml"
@@ -198,10 +198,10 @@ def test_a_call_is_not_replaced_by_another_subscriber_or_when_early_only(
             assert procs[-1].wait(timeout=30) == 0, "\n".join(server.raw[-60:])
             refusal = server.wait_for("call.replace_refused")
             assert server.stop() == 0
-            _done(procs, server)
+            finished_all(procs, server)
     finally:
         rtp.close()
-        _reap(procs)
+        reap(procs)
     assert (refusal["status"], refusal["detail"]) == (status, detail)
     assert not server.events("call.replaced")
     refused_call = next(r for r in exported_cdrs(server.data_dir) if r["sip_code"] == status)
@@ -213,11 +213,11 @@ def test_a_replaces_naming_no_dialog_of_ours_gets_481(sipp: str, tmp_path: Path)
     481 (RFC 3891 §3), with the reason in its CDR."""
     rtp = RtpParty(TARGET_FILL)
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
             refused = "uac-phone-replaces-expects-refusal.xml"
             unknown = "no-such-call@127.0.0.1;to-tag=ours;from-tag=theirs"
             proc = _replacing(sipp, tmp_path, server, rtp, scenario=refused, replaces=unknown)
-            _done([proc], server)
+            finished_all([proc], server)
             refusal = server.wait_for("call.replace_refused")
     finally:
         rtp.close()
@@ -235,25 +235,25 @@ def test_another_phone_of_the_subscriber_answers_its_ringing_call(
     caller, phone = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201 = _register(sipp, tmp_path, server, "201")
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201 = register_ext(sipp, tmp_path, server, "201")
             rings = "uas-rings-writes-dialog-expects-cancel.xml"
-            procs.append(_phone(sipp, tmp_path, rings, port_201, RtpParty(TRANSFEROR_FILL)))
+            procs.append(sipp_phone(sipp, tmp_path, rings, port_201, RtpParty(TRANSFEROR_FILL)))
             procs.append(_trunk_caller(sipp, tmp_path, server, caller))
             procs.append(_replacing(sipp, tmp_path, server, phone))
-            taken = _event(server, "call.answered", subscriber="+38733100201")
+            taken = wait_event(server, "call.answered", subscriber="+38733100201")
             phone.send_to(int(str(taken["rtp_port"])))
-            answered = _event(server, "call.answered", trunk="test")
+            answered = wait_event(server, "call.answered", trunk="test")
             caller.send_to(int(str(answered["rtp_port"])))
-            _done(procs, server)
+            finished_all(procs, server)
             replaced = server.wait_for("call.replaced")
     finally:
         caller.close()
         phone.close()
-        _reap(procs)
+        reap(procs)
     assert replaced["early"] is True
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the new phone"
-    assert _heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear the caller"
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the new phone"
+    assert heard(phone.received, CALLER_FILL) >= 100, "the new phone did not hear the caller"
     records = exported_cdrs(server.data_dir)
     leg = next(r for r in records if r["leg"] == "b")
     new = next(r for r in records if r["leg"] == "a" and r["subscriber"] == "+38733100201")

@@ -10,12 +10,10 @@ caller and the target hear after the transfer is read here.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import yaml
 
-from callserver.media.rtp import RtpPacket
 from callserver.sip.auth import password_ha1
 from tests.e2e.conftest import (
     HOST,
@@ -30,93 +28,26 @@ from tests.e2e.conftest import (
     uas_leg,
 )
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import CALLING, PHONES, REALM, register_phone, write_group
-
-CALLER_FILL, TRANSFEROR_FILL, TARGET_FILL = 0x55, 0x22, 0x33
-NUMBER = "38733100201"
-
-
-def _server(tmp_path: Path, carrier_port: int = 9, **phone_barring: list[str]) -> ServerProcess:
-    """acme's group with phones 201 and 202 (``phone_barring``: a phone's own classes) and a
-    carrier's route for +387 on ``carrier_port``."""
-    write_group(tmp_path, phone_barring=phone_barring)
-    route = {"host": HOST, "port": carrier_port, "prefixes": ["+387"]}
-    return start_server(tmp_path, trunks={**CALLING, "routes": {"carrier": route}})
-
-
-def _register(sipp: str, tmp_path: Path, server: ServerProcess, ext: str) -> int:
-    return register_phone(sipp, tmp_path, server, user=f"38733100{ext}", password=PHONES[ext])
-
-
-def _phone(
-    sipp: str, tmp_path: Path, scenario: str, port: int, rtp: RtpParty, *keys: str
-) -> subprocess.Popen[str]:
-    """SIPp playing the phone registered at ``port``, its media at ``rtp``."""
-    args = (
-        "-sf",
-        str(SCENARIOS / scenario),
-        "-key",
-        "rtp_port",
-        str(rtp.port),
-        "-trace_err",
-        *keys,
-    )
-    return start_uas(sipp, tmp_path, *args, port=port)[0]
-
-
-def _caller(
-    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
-) -> subprocess.Popen[str]:
-    """SIPp on the trunk calling 201; it hangs up after 8 s."""
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-bridged-stays-up-then-bye.xml")),
-            *("-key", "rtp_port", str(rtp.port), "-i", HOST, "-m", "1", "-nostdin"),
-            *("-timeout", "40s", "-timeout_error", "-s", NUMBER, f"{HOST}:{server.port}"),
-        ],
-        tmp_path,
-    )
-
-
-def _event(server: ServerProcess, name: str, **match: str) -> dict[str, object]:
-    """The first ``name`` event whose fields start with ``match``'s values (waits 20 s)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        for event in server.events(name):
-            if all(str(event.get(k, "")).startswith(v) for k, v in match.items()):
-                return event
-        time.sleep(0.05)
-    raise AssertionError(f"no {name} {match}\n" + "\n".join(server.raw[-60:]))
-
-
-def _forwarding_ports(server: ServerProcess, count: int) -> list[int]:
-    """The RTP ports of the first ``count`` legs the server placed, as they are logged."""
-    deadline = time.monotonic() + 20
-    while len(server.events("call.forwarding")) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    placed = server.events("call.forwarding")
-    assert len(placed) >= count, "\n".join(server.raw[-60:])
-    return [int(str(e["rtp_port"])) for e in placed[:count]]
-
-
-def _heard(packets: list[RtpPacket], fill: int) -> int:
-    """How many 20 ms packets of ``fill`` (one party's constant audio) arrived."""
-    return sum(1 for p in packets if p.payload_type == 0 and p.payload == bytes([fill]) * 160)
-
-
-def _done(procs: list[subprocess.Popen[str]], server: ServerProcess) -> None:
-    for proc in procs:
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, out[-3000:] + "\n".join(server.raw[-60:])
-
-
-def _reap(procs: list[subprocess.Popen[str]]) -> None:
-    """SIPp runs still going after a failure are killed and reaped."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+from tests.e2e.subscribers import CALLING, PHONES, REALM, write_group
+from tests.e2e.transfers import (
+    ANSWERS,
+    CALLER_FILL,
+    NUMBER,
+    REFERS,
+    TARGET_FILL,
+    TRANSFEROR_FILL,
+    calling_phone,
+    finished_all,
+    forwarding_ports,
+    heard,
+    reap,
+    refer_keys,
+    register_ext,
+    sipp_phone,
+    transfer_server,
+    trunk_caller,
+    wait_event,
+)
 
 
 def test_blind_transfer_to_an_extension_bridges_the_caller_to_it(sipp: str, tmp_path: Path) -> None:
@@ -125,39 +56,26 @@ def test_blind_transfer_to_an_extension_bridges_the_caller_to_it(sipp: str, tmp_
     caller, transferor, target = (RtpParty(f) for f in (CALLER_FILL, TRANSFEROR_FILL, TARGET_FILL))
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
-            procs.append(
-                _phone(sipp, tmp_path, "uas-bridged-answers-then-expects-bye.xml", port_202, target)
-            )
-            procs.append(
-                _phone(
-                    sipp,
-                    tmp_path,
-                    "uas-phone-answers-then-refers.xml",
-                    port_201,
-                    transferor,
-                    *("-key", "refer_host", f"{HOST}:{server.port}"),
-                    "-key",
-                    "refer_to",
-                    "202",
-                )
-            )
-            procs.append(_caller(sipp, tmp_path, server, caller))
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201, port_202 = (register_ext(sipp, tmp_path, server, e) for e in ("201", "202"))
+            procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, target))
+            keys = refer_keys(server, "202")
+            procs.append(sipp_phone(sipp, tmp_path, REFERS, port_201, transferor, *keys))
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
             caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            transferor.send_to(_forwarding_ports(server, 1)[0])
-            target.send_to(_forwarding_ports(server, 2)[1])
-            _done(procs, server)
+            transferor.send_to(forwarding_ports(server, 1)[0])
+            target.send_to(forwarding_ports(server, 2)[1])
+            finished_all(procs, server)
             transferred = server.wait_for("call.transferred")
             accepted = server.wait_for("call.transfer_accepted")
     finally:
         for party in (caller, transferor, target):
             party.close()
-        _reap(procs)
+        reap(procs)
     assert str(accepted["referred_by"]).startswith("<sip:+38733100201@"), accepted
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
-    assert _heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
+    assert heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
     records = exported_cdrs(server.data_dir)
     legs = {(r["leg"], r["called_raw"]): r for r in records}
     a = legs["a", NUMBER]
@@ -177,34 +95,23 @@ def test_a_barred_transfer_target_leaves_the_call_as_it_was(sipp: str, tmp_path:
     caller, transferor = RtpParty(CALLER_FILL), RtpParty(TRANSFEROR_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path, **{"201": ["international"]})) as server:
-            port_201 = _register(sipp, tmp_path, server, "201")
-            procs.append(
-                _phone(
-                    sipp,
-                    tmp_path,
-                    "uas-phone-answers-then-refers.xml",
-                    port_201,
-                    transferor,
-                    *("-key", "refer_host", f"{HOST}:{server.port}"),
-                    "-key",
-                    "refer_to",
-                    "004930123456",
-                )
-            )
-            procs.append(_caller(sipp, tmp_path, server, caller))
+        with stopped_on_exit(transfer_server(tmp_path, **{"201": ["international"]})) as server:
+            port_201 = register_ext(sipp, tmp_path, server, "201")
+            keys = refer_keys(server, "004930123456")
+            procs.append(sipp_phone(sipp, tmp_path, REFERS, port_201, transferor, *keys))
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
             caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            transferor.send_to(_forwarding_ports(server, 1)[0])
+            transferor.send_to(forwarding_ports(server, 1)[0])
             failed = server.wait_for("call.transfer_failed", timeout=20)
-            heard_before = _heard(caller.received, TRANSFEROR_FILL)
-            _done(procs, server)
+            heard_before = heard(caller.received, TRANSFEROR_FILL)
+            finished_all(procs, server)
     finally:
         caller.close()
         transferor.close()
-        _reap(procs)
+        reap(procs)
     assert failed["status"] == 403
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 403 Forbidden"
-    assert _heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
+    assert heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
     records = exported_cdrs(server.data_dir)
     by_called = {r["called_raw"]: r for r in records}
     assert by_called["+38733100201"]["end_reason"] == "normal", records
@@ -244,27 +151,25 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_phone(
     caller, transferor, target = (RtpParty(f) for f in (CALLER_FILL, TRANSFEROR_FILL, TARGET_FILL))
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
-            procs.append(
-                _phone(sipp, tmp_path, "uas-bridged-answers-then-expects-bye.xml", port_202, target)
-            )
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201, port_202 = (register_ext(sipp, tmp_path, server, e) for e in ("201", "202"))
+            procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, target))
             procs.append(_consulting_phone(sipp, tmp_path, server, port_201, transferor))
-            procs.append(_caller(sipp, tmp_path, server, caller))
-            answered = _event(server, "call.answered", call_id="1-")
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
+            answered = wait_event(server, "call.answered", call_id="1-")
             caller.send_to(int(str(answered["rtp_port"])))
-            consulted = _event(server, "call.forwarding", target="+38733100202")
+            consulted = wait_event(server, "call.forwarding", target="+38733100202")
             target.send_to(int(str(consulted["rtp_port"])))
-            _done(procs, server)
+            finished_all(procs, server)
             transferred = server.wait_for("call.transferred")
     finally:
         for party in (caller, transferor, target):
             party.close()
-        _reap(procs)
+        reap(procs)
     assert transferred["attended"] is True
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
-    assert _heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
+    assert heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
     records = exported_cdrs(server.data_dir)
     assert len(records) == 4, records
     by_call = {r["call_id"]: r for r in records}
@@ -289,23 +194,22 @@ def test_the_caller_transfers_its_called_phone_out_through_a_route(
     try:
         with uas_leg(sipp, tmp_path, *hangs_up, "-key", "rtp_port", str(carrier.port)) as leg:
             procs.append(leg[0])
-            with stopped_on_exit(_server(tmp_path, leg[1])) as server:
-                port_202 = _register(sipp, tmp_path, server, "202")
-                answers = "uas-bridged-answers-then-expects-bye.xml"
-                procs.append(_phone(sipp, tmp_path, answers, port_202, phone_202))
-                procs.append(_calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL)))
-                phone_202.send_to(int(str(_event(server, "call.forwarding")["rtp_port"])))
-                out = _event(server, "call.forwarding", target="+38761200300")
+            with stopped_on_exit(transfer_server(tmp_path, leg[1])) as server:
+                port_202 = register_ext(sipp, tmp_path, server, "202")
+                procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
+                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL)))
+                phone_202.send_to(int(str(wait_event(server, "call.forwarding")["rtp_port"])))
+                out = wait_event(server, "call.forwarding", target="+38761200300")
                 carrier.send_to(int(str(out["rtp_port"])))
-                _done(procs, server)
+                finished_all(procs, server)
                 transferred = server.wait_for("call.transferred")
     finally:
         phone_202.close()
         carrier.close()
-        _reap(procs)
+        reap(procs)
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the carrier"
-    assert _heard(carrier.received, TARGET_FILL) >= 100, "the carrier did not hear 202"
+    assert heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the carrier"
+    assert heard(carrier.received, TARGET_FILL) >= 100, "the carrier did not hear 202"
     records = exported_cdrs(server.data_dir)
     calls = {r["call_id"]: r for r in records}
     first = next(r for r in records if r["leg"] == "a")
@@ -321,32 +225,14 @@ def test_the_caller_transfers_its_called_phone_out_through_a_route(
     assert moved["subscriber"] == "+38733100201", moved
 
 
-def _calling_phone(
-    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
-) -> subprocess.Popen[str]:
-    """Phone 201 (SIPp, digest as 201) calls extension 202 and REFERs it to 061 200 300."""
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", "202"),
-            *("-key", "caller", NUMBER, "-au", NUMBER, "-ap", PHONES["201"]),
-            *("-auth_uri", f"202@{HOST}:{server.port}", "-key", "refer_to", "061200300"),
-            *("-key", "rtp_port", str(rtp.port), "-i", HOST, "-m", "1", "-nostdin"),
-            *("-timeout", "40s", "-timeout_error", "-trace_err", f"{HOST}:{server.port}"),
-        ],
-        tmp_path,
-    )
-
-
 def test_a_trunk_caller_may_not_transfer(sipp: str, tmp_path: Path) -> None:
     """A caller on a trunk (not one of the operator's phones) REFERs the phone it called: 403,
     the call goes on and ends normally, nothing is placed."""
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201 = _register(sipp, tmp_path, server, "201")
-            answers = "uas-bridged-answers-then-expects-bye.xml"
-            procs.append(_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201 = register_ext(sipp, tmp_path, server, "201")
+            procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_201, RtpParty(TRANSFEROR_FILL)))
             procs.append(
                 popen_sipp(
                     [
@@ -359,10 +245,10 @@ def test_a_trunk_caller_may_not_transfer(sipp: str, tmp_path: Path) -> None:
                     tmp_path,
                 )
             )
-            _done(procs, server)
+            finished_all(procs, server)
             refused = server.wait_for("call.transfer_refused")
     finally:
-        _reap(procs)
+        reap(procs)
     assert (refused["status"], refused["reason"]) == (403, "Transferor Not A Subscriber")
     assert not server.events("call.transfer_accepted")
     records = exported_cdrs(server.data_dir)
@@ -377,30 +263,30 @@ def test_a_transferor_that_hangs_up_at_once_does_not_stop_the_transfer(
     caller, target = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201, port_202 = (register_ext(sipp, tmp_path, server, e) for e in ("201", "202"))
             rings = "uas-rings-answers-expects-bye.xml"  # rings 1 s before it answers
-            procs.append(_phone(sipp, tmp_path, rings, port_202, target))
+            procs.append(sipp_phone(sipp, tmp_path, rings, port_202, target))
             procs.append(
-                _phone(
+                sipp_phone(
                     sipp,
                     tmp_path,
                     "uas-phone-refers-then-hangs-up.xml",
                     port_201,
                     RtpParty(TRANSFEROR_FILL),
-                    *("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", "202"),
+                    *refer_keys(server, "202"),
                 )
             )
-            procs.append(_caller(sipp, tmp_path, server, caller))
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
             caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            target.send_to(_forwarding_ports(server, 2)[1])
-            _done(procs, server)
+            target.send_to(forwarding_ports(server, 2)[1])
+            finished_all(procs, server)
             server.wait_for("call.transferred")
     finally:
         caller.close()
         target.close()
-        _reap(procs)
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not reach 202"
+        reap(procs)
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not reach 202"
     legs = {(r["leg"], r["called_raw"]): r for r in exported_cdrs(server.data_dir)}
     assert legs["b", "+38733100201"]["end_reason"] == "transferred", legs
     assert legs["b", "+38733100202"]["disposition"] == "ANSWERED", legs
@@ -409,23 +295,22 @@ def test_a_transferor_that_hangs_up_at_once_does_not_stop_the_transfer(
 def test_a_shutdown_ends_the_pair_a_caller_side_transfer_joined(sipp: str, tmp_path: Path) -> None:
     """201 transfers 202 out to the carrier; the pair belongs to no call any more, and a
     shutdown (SIGTERM) sends BYE to both and writes their CDRs ``shutdown``."""
-    stays = ("-sf", str(SCENARIOS / "uas-bridged-answers-then-expects-bye.xml"))
+    stays = ("-sf", str(SCENARIOS / ANSWERS))
     procs: list[subprocess.Popen[str]] = []
     try:
         with uas_leg(sipp, tmp_path, *stays, "-key", "rtp_port", str(free_port(both=False))) as leg:
             procs.append(leg[0])
-            server = _server(tmp_path, leg[1])
+            server = transfer_server(tmp_path, leg[1])
             with stopped_on_exit(server):
-                port_202 = _register(sipp, tmp_path, server, "202")
-                answers = "uas-bridged-answers-then-expects-bye.xml"
-                procs.append(_phone(sipp, tmp_path, answers, port_202, RtpParty(TARGET_FILL)))
-                procs.append(_calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL)))
+                port_202 = register_ext(sipp, tmp_path, server, "202")
+                procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, RtpParty(TARGET_FILL)))
+                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL)))
                 server.wait_for("call.transferred", timeout=20)
                 server.wait_for("call.ended")  # 201's call
                 assert server.stop() == 0
-            _done(procs, server)
+            finished_all(procs, server)
     finally:
-        _reap(procs)
+        reap(procs)
     records = exported_cdrs(server.data_dir)
     legs = {r["called_raw"]: r for r in records if r["leg"] == "b"}
     assert legs["+38733100202"]["end_reason"] == "shutdown", records
@@ -437,18 +322,18 @@ def test_an_attended_transfer_naming_no_call_of_ours_gets_481(sipp: str, tmp_pat
     and no NOTIFY; the call goes on until the caller hangs up."""
     procs: list[subprocess.Popen[str]] = []
     try:
-        with stopped_on_exit(_server(tmp_path)) as server:
-            port_201 = _register(sipp, tmp_path, server, "201")
-            keys = ("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", "202")
+        with stopped_on_exit(transfer_server(tmp_path)) as server:
+            port_201 = register_ext(sipp, tmp_path, server, "201")
+            keys = refer_keys(server, "202")
             scenario = "uas-phone-refers-replacing-unknown-expects-481.xml"
             procs.append(
-                _phone(sipp, tmp_path, scenario, port_201, RtpParty(TRANSFEROR_FILL), *keys)
+                sipp_phone(sipp, tmp_path, scenario, port_201, RtpParty(TRANSFEROR_FILL), *keys)
             )
-            procs.append(_caller(sipp, tmp_path, server, RtpParty(CALLER_FILL)))
-            _done(procs, server)
+            procs.append(trunk_caller(sipp, tmp_path, server, RtpParty(CALLER_FILL)))
+            finished_all(procs, server)
             refused = server.wait_for("call.transfer_refused")
     finally:
-        _reap(procs)
+        reap(procs)
     assert (refused["status"], refused["reason"]) == (481, "Replaced Dialog Does Not Exist")
     records = exported_cdrs(server.data_dir)
     assert sorted(r["end_reason"] for r in records) == ["normal", "normal"], records
@@ -469,15 +354,14 @@ def test_a_third_phone_picks_up_the_transfer_while_it_rings(sipp: str, tmp_path:
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(start_server(tmp_path, trunks=CALLING)) as server:
-            port_201, port_202 = (_register(sipp, tmp_path, server, e) for e in ("201", "202"))
+            port_201, port_202 = (register_ext(sipp, tmp_path, server, e) for e in ("201", "202"))
             rings = "uas-rings-expects-cancel-completed-elsewhere.xml"
-            procs.append(_phone(sipp, tmp_path, rings, port_202, RtpParty(0)))
-            keys = ("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", "202")
-            refers = "uas-phone-answers-then-refers.xml"
-            procs.append(_phone(sipp, tmp_path, refers, port_201, RtpParty(0x22), *keys))
-            procs.append(_caller(sipp, tmp_path, server, caller))
+            procs.append(sipp_phone(sipp, tmp_path, rings, port_202, RtpParty(0)))
+            keys = refer_keys(server, "202")
+            procs.append(sipp_phone(sipp, tmp_path, REFERS, port_201, RtpParty(0x22), *keys))
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
             caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            _event(server, "call.forwarding", target="+38733100202")
+            wait_event(server, "call.forwarding", target="+38733100202")
             picks = ("-sf", str(SCENARIOS / "uac-phone-picks-up-then-expects-bye.xml"))
             user = ("-key", "caller", "38733100203", "-au", "38733100203")
             procs.append(
@@ -493,17 +377,17 @@ def test_a_third_phone_picks_up_the_transfer_while_it_rings(sipp: str, tmp_path:
                     tmp_path,
                 )
             )
-            picked = _event(server, "call.answered", subscriber="+38733100203")
+            picked = wait_event(server, "call.answered", subscriber="+38733100203")
             picker.send_to(int(str(picked["rtp_port"])))
-            _done(procs, server)
+            finished_all(procs, server)
             server.wait_for("call.transferred")
     finally:
         caller.close()
         picker.close()
-        _reap(procs)
+        reap(procs)
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
-    assert _heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 203"
-    assert _heard(picker.received, CALLER_FILL) >= 100, "203 did not hear the caller"
+    assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 203"
+    assert heard(picker.received, CALLER_FILL) >= 100, "203 did not hear the caller"
     legs = {(r["leg"], r["called_raw"]): r for r in exported_cdrs(server.data_dir)}
     assert legs["b", "+38733100201"]["end_reason"] == "transferred", legs
     assert legs["b", "+38733100202"]["answered_by"] == "+38733100203", legs

@@ -11,32 +11,29 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from callserver.media import g711
-from callserver.media.tones import sine
 from tests.e2e.conftest import (
     HOST,
-    SCENARIOS,
     ServerProcess,
     exported_cdrs,
-    popen_sipp,
     start_server,
     stopped_on_exit,
     uas_leg,
 )
-from tests.e2e.rtp_party import RtpParty
+from tests.e2e.diversions import OUTSIDE, expecting
+from tests.e2e.rtp_party import RtpParty, tone_party
 from tests.e2e.subscribers import CALLING, finished, phone, write_group
-from tests.e2e.test_call_forwarding import OUTSIDE, _expecting
-from tests.e2e.test_transfer import (
+from tests.e2e.transfers import (
     CALLER_FILL,
     TRANSFEROR_FILL,
-    _caller,
-    _done,
-    _event,
-    _forwarding_ports,
-    _heard,
-    _phone,
-    _reap,
-    _register,
+    finished_all,
+    forwarding_ports,
+    heard,
+    reap,
+    register_ext,
+    staying_caller,
+    transferring,
+    trunk_caller,
+    wait_event,
 )
 
 A, B = "+38733100201", "+38733100202"
@@ -51,15 +48,6 @@ def _server(tmp_path: Path, services: dict[str, object], carrier_port: int = 9) 
     return start_server(tmp_path, trunks=trunks, ring_timeout=60)
 
 
-def _transferring(
-    sipp: str, tmp_path: Path, server: ServerProcess, party: RtpParty
-) -> subprocess.Popen[str]:
-    """201 answering, then transferring its caller to extension 202."""
-    port = _register(sipp, tmp_path, server, "201")
-    keys = ("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", "202")
-    return _phone(sipp, tmp_path, "uas-phone-answers-then-refers.xml", port, party, *keys)
-
-
 def test_a_transfer_to_a_subscriber_forwarding_always_lands_on_its_target(
     sipp: str, tmp_path: Path
 ) -> None:
@@ -68,23 +56,23 @@ def test_a_transfer_to_a_subscriber_forwarding_always_lands_on_its_target(
     202 (payer called) and linked to 201's leg."""
     caller, transferor = RtpParty(CALLER_FILL), RtpParty(TRANSFEROR_FILL)
     procs: list[subprocess.Popen[str]] = []
-    carrier = _expecting(tmp_path, "unconditional", B)
+    carrier = expecting(tmp_path, "unconditional", B)
     try:
         with uas_leg(sipp, tmp_path, "-sf", carrier) as (outside, carrier_port):
             services = {"forward_always": "061 200 300"}
             with stopped_on_exit(_server(tmp_path, services, carrier_port)) as server:
-                procs.append(_transferring(sipp, tmp_path, server, transferor))
-                procs.append(_caller(sipp, tmp_path, server, caller))
+                procs.append(transferring(sipp, tmp_path, server, transferor))
+                procs.append(trunk_caller(sipp, tmp_path, server, caller))
                 caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-                transferor.send_to(_forwarding_ports(server, 1)[0])
+                transferor.send_to(forwarding_ports(server, 1)[0])
                 diverted = server.wait_for("call.diverted", timeout=20)
-                _done(procs, server)
+                finished_all(procs, server)
                 out, _ = outside.communicate(timeout=30)
                 assert outside.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
     finally:
         caller.close()
         transferor.close()
-        _reap(procs)
+        reap(procs)
     assert (diverted["subscriber"], diverted["target"]) == (B, OUTSIDE), diverted
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
     records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
@@ -105,20 +93,20 @@ def test_a_transfer_to_a_do_not_disturb_subscriber_gets_486_and_the_call_goes_on
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(_server(tmp_path, {"dnd": True})) as server:
-            procs.append(_transferring(sipp, tmp_path, server, transferor))
-            procs.append(_caller(sipp, tmp_path, server, caller))
+            procs.append(transferring(sipp, tmp_path, server, transferor))
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
             caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            transferor.send_to(_forwarding_ports(server, 1)[0])
+            transferor.send_to(forwarding_ports(server, 1)[0])
             failed = server.wait_for("call.transfer_failed", timeout=20)
-            heard_before = _heard(caller.received, TRANSFEROR_FILL)
-            _done(procs, server)
+            heard_before = heard(caller.received, TRANSFEROR_FILL)
+            finished_all(procs, server)
     finally:
         caller.close()
         transferor.close()
-        _reap(procs)
+        reap(procs)
     assert failed["status"] == 486
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 486 Busy Here"
-    assert _heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
+    assert heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
     records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
     assert records[A]["end_reason"] == "normal", records
     refused = records[B]
@@ -132,21 +120,21 @@ def test_a_transfer_to_a_subscriber_forwarding_to_vm_leaves_the_message_in_its_b
     """202 forwards always to its voicemail box: 201's transfer hands its trunk caller to
     202's box (NOTIFY 200, 201's leg ends ``transferred``), the caller's message lands in
     the box, and the caller's CDR names the message, the diversion and 201's leg."""
-    caller, transferor = _tone_party(440.0), RtpParty(TRANSFEROR_FILL)
+    caller, transferor = tone_party(440.0), RtpParty(TRANSFEROR_FILL)
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(_server(tmp_path, {"forward_always": "VM"})) as server:
-            procs.append(_transferring(sipp, tmp_path, server, transferor))
-            procs.append(_staying_caller(sipp, tmp_path, server, caller, 16000))
+            procs.append(transferring(sipp, tmp_path, server, transferor))
+            procs.append(staying_caller(sipp, tmp_path, server, caller, 16000))
             caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            transferor.send_to(_forwarding_ports(server, 1)[0])
-            handed = _event(server, "call.transferred")
-            _done(procs, server)
+            transferor.send_to(forwarding_ports(server, 1)[0])
+            handed = wait_event(server, "call.transferred")
+            finished_all(procs, server)
             server.wait_for("call.ended")
     finally:
         caller.close()
         transferor.close()
-        _reap(procs)
+        reap(procs)
     assert handed["mailbox"] == B.lstrip("+"), handed
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
     (wav,) = (server.data_dir / "voicemail" / B.lstrip("+")).glob("*.wav")
@@ -158,52 +146,36 @@ def test_a_transfer_to_a_subscriber_forwarding_to_vm_leaves_the_message_in_its_b
     assert (a["diversion_reason"], a["diverted_from"]) == ("unconditional", B), a
 
 
-def _staying_caller(
-    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty, stay_ms: int
-) -> subprocess.Popen[str]:
-    """SIPp on the trunk calling 201, hanging up ``stay_ms`` after the answer."""
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-conference-stays-then-bye.xml")),
-            *("-key", "rtp_port", str(rtp.port), "-d", str(stay_ms), "-i", HOST, "-m", "1"),
-            *("-nostdin", "-timeout", "40s", "-timeout_error", "-s", A.lstrip("+")),
-            f"{HOST}:{server.port}",
-        ],
-        tmp_path,
-    )
-
-
 def test_a_transfer_to_a_subscriber_not_answering_diverts_after_its_ring_time(
     sipp: str, tmp_path: Path
 ) -> None:
     """202 forwards on no answer after 5 s (calls ring 60 s): its phone rings, is cancelled
     after its ring time, and the carrier gets the transfer with Diversion no-answer (cause
     408) while the caller is still there (16 s); NOTIFY 200, both legs keep transferred_from."""
-    caller, transferor = _tone_party(350.0), RtpParty(TRANSFEROR_FILL)
+    caller, transferor = tone_party(350.0), RtpParty(TRANSFEROR_FILL)
     procs: list[subprocess.Popen[str]] = []
-    carrier = _expecting(tmp_path, "no-answer", B)
+    carrier = expecting(tmp_path, "no-answer", B)
     services = {"forward_no_answer": "061 200 300", "no_answer_seconds": 5}
     try:
         with (
             uas_leg(sipp, tmp_path, "-sf", carrier) as (outside, carrier_port),
             stopped_on_exit(_server(tmp_path, services, carrier_port)) as server,
         ):
-            port_202 = _register(sipp, tmp_path, server, "202")
+            port_202 = register_ext(sipp, tmp_path, server, "202")
             with phone(sipp, tmp_path, "uas-rings-until-cancelled.xml", port_202) as rung:
-                procs.append(_transferring(sipp, tmp_path, server, transferor))
-                procs.append(_staying_caller(sipp, tmp_path, server, caller, 16000))
+                procs.append(transferring(sipp, tmp_path, server, transferor))
+                procs.append(staying_caller(sipp, tmp_path, server, caller, 16000))
                 caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-                transferor.send_to(_forwarding_ports(server, 1)[0])
+                transferor.send_to(forwarding_ports(server, 1)[0])
                 finished(rung, server)
             diverted = server.wait_for("call.diverted", timeout=20)
-            _done(procs, server)
+            finished_all(procs, server)
             out, _ = outside.communicate(timeout=30)
             assert outside.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
     finally:
         caller.close()
         transferor.close()
-        _reap(procs)
+        reap(procs)
     assert (diverted["reason"], diverted["target"]) == ("no-answer", OUTSIDE), diverted
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
     records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
@@ -212,7 +184,3 @@ def test_a_transfer_to_a_subscriber_not_answering_diverts_after_its_ring_time(
     assert rang["disposition"] != "ANSWERED" and rang["transferred_from"] == first["call_id"]
     assert out_leg["disposition"] == "ANSWERED" and out_leg["transferred_from"] == first["call_id"]
     assert (out_leg["diversion_reason"], out_leg["payer"]) == ("no-answer", "called"), out_leg
-
-
-def _tone_party(frequency: float) -> RtpParty:
-    return RtpParty(0xFF, g711.encode("PCMU", sine(frequency, 1000)))

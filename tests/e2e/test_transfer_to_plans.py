@@ -15,99 +15,85 @@ from pathlib import Path
 
 import numpy as np
 
-from callserver.media import g711
-from callserver.media.tones import sine
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
-    popen_sipp,
     start_server,
     stopped_on_exit,
     uas_leg,
 )
-from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import CALLING, PHONES, write_group
-from tests.e2e.test_conference import _caller as _participant
-from tests.e2e.test_conference import _joined, _magnitude, _samples
-from tests.e2e.test_transfer import _caller, _done, _event, _phone, _reap, _register
-
-ROOM, IVR = "38733100600", "38733100700"
-PLANS = {
-    ROOM: 'steps:\n  meet:\n    conference: "100"\n    max_participants: 5\n',
-    IVR: (
-        "steps:\n  main:\n    menu: main_menu\n    options: {1: information}\n"
-        "    first_digit_timeout: 6s\n  information:\n    play: information\n"
-    ),
-}
-CALLER_TONE, PARTICIPANT_TONE = 350.0, 600.0
+from tests.e2e.rooms import (
+    CALLER_TONE,
+    IVR,
+    PARTICIPANT_TONE,
+    ROOM,
+    magnitude,
+    received_samples,
+    room_caller,
+    wait_joined,
+    write_plans,
+)
+from tests.e2e.rtp_party import RtpParty, tone_party
+from tests.e2e.subscribers import CALLING, write_group
+from tests.e2e.transfers import (
+    answered_port,
+    calling_phone,
+    finished_all,
+    reap,
+    register_ext,
+    sipp_phone,
+    transferring,
+    trunk_caller,
+    wait_event,
+)
 
 
 def _server(tmp_path: Path, carrier_port: int = 9) -> ServerProcess:
     """acme's phones 201 and 202, the room's and the IVR's plans, and a route for +387 to
     ``carrier_port`` (by default one nobody answers: a leg sent out through it would fail)."""
     write_group(tmp_path)
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    for number, plan in PLANS.items():
-        (plans / f"{number}.yaml").write_text(plan)
+    plans = write_plans(tmp_path)
     route = {"host": HOST, "port": carrier_port, "prefixes": ["+387"]}
     return start_server(tmp_path, dialplans=plans, trunks={**CALLING, "routes": {"carrier": route}})
-
-
-def _tone(frequency: float) -> RtpParty:
-    return RtpParty(0xFF, g711.encode("PCMU", sine(frequency, 1000)))
-
-
-def _transferring_phone(
-    sipp: str, tmp_path: Path, server: ServerProcess, party: RtpParty, to: str
-) -> subprocess.Popen[str]:
-    """201 answering, then transferring its caller to ``to``."""
-    port = _register(sipp, tmp_path, server, "201")
-    keys = ("-key", "refer_host", f"{HOST}:{server.port}", "-key", "refer_to", to)
-    return _phone(sipp, tmp_path, "uas-phone-answers-then-refers.xml", port, party, *keys)
 
 
 def _leg_port(server: ServerProcess) -> int:
     return int(str(server.wait_for("call.forwarding")["rtp_port"]))
 
 
-def _answered_port(server: ServerProcess, count: int) -> int:
-    """The RTP port of the ``count``-th call the server answered."""
-    deadline = time.monotonic() + 20
-    while len(server.events("call.answered")) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return int(str(server.events("call.answered")[count - 1]["rtp_port"]))
-
-
 def test_a_caller_transferred_to_a_room_number_lands_in_the_room(sipp: str, tmp_path: Path) -> None:
     """201 transfers its trunk caller to the room's number: NOTIFY 200, 201's leg ends
     ``transferred``, the participant already in the room hears the caller's tone, and the
     caller's CDR names the room, the room's plan and 201's leg."""
-    caller, phone, participant = _tone(CALLER_TONE), RtpParty(0x22), _tone(PARTICIPANT_TONE)
+    caller, phone, participant = (
+        tone_party(CALLER_TONE),
+        RtpParty(0x22),
+        tone_party(PARTICIPANT_TONE),
+    )
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(_server(tmp_path)) as server:
-            with _participant(sipp, tmp_path, server, participant, 16000):
-                participant.send_to(int(str(_joined(server, 1)["rtp_port"])))
-                procs.append(_transferring_phone(sipp, tmp_path, server, phone, ROOM))
-                procs.append(_caller(sipp, tmp_path, server, caller))
-                caller.send_to(_answered_port(server, 2))
+            with room_caller(sipp, tmp_path, server, participant, 16000):
+                participant.send_to(int(str(wait_joined(server, 1)["rtp_port"])))
+                procs.append(transferring(sipp, tmp_path, server, phone, ROOM))
+                procs.append(trunk_caller(sipp, tmp_path, server, caller))
+                caller.send_to(answered_port(server, 2))
                 phone.send_to(_leg_port(server))
-                joined = _joined(server, 2)
+                joined = wait_joined(server, 2)
                 start = len(participant.received)
                 time.sleep(2.0)
-                heard = _samples(participant, start, len(participant.received))
-                _done(procs, server)
-            handed = _event(server, "call.plan_transferred")
+                heard = received_samples(participant, start, len(participant.received))
+                finished_all(procs, server)
+            handed = wait_event(server, "call.plan_transferred")
     finally:
         for party in (caller, phone, participant):
             party.close()
-        _reap(procs)
+        reap(procs)
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
     assert joined["participants"] == 2
-    assert _magnitude(heard, CALLER_TONE) > 10 * _magnitude(heard, 1000.0), "caller not heard"
+    assert magnitude(heard, CALLER_TONE) > 10 * magnitude(heard, 1000.0), "caller not heard"
     assert len(server.events("call.forwarding")) == 1, "a leg was placed for the transfer"
     records = exported_cdrs(server.data_dir)
     a = next(r for r in records if r["call_id"] == joined["call_id"])
@@ -127,20 +113,20 @@ def test_a_caller_transferred_to_an_ivr_number_hears_its_menu_and_its_branch_run
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(_server(tmp_path)) as server:
-            procs.append(_transferring_phone(sipp, tmp_path, server, phone, IVR))
-            procs.append(_caller(sipp, tmp_path, server, caller))
+            procs.append(transferring(sipp, tmp_path, server, phone, IVR))
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
             caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
             phone.send_to(_leg_port(server))
-            _event(server, "call.plan_transferred")
+            wait_event(server, "call.plan_transferred")
             start = len(caller.received)
             time.sleep(1.5)
-            prompt = _samples(caller, start, len(caller.received))
+            prompt = received_samples(caller, start, len(caller.received))
             caller.press("1")
-            _done(procs, server)
+            finished_all(procs, server)
     finally:
         for party in (caller, phone):
             party.close()
-        _reap(procs)
+        reap(procs)
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
     assert np.abs(prompt.astype(np.int32)).mean() > 300, "the menu's prompt was not heard"
     records = exported_cdrs(server.data_dir)
@@ -163,37 +149,19 @@ def test_the_calling_phone_transferring_its_called_party_to_a_room_sends_it_out(
         with uas_leg(sipp, tmp_path, *hangs_up, "-key", "rtp_port", str(carrier.port)) as leg:
             procs.append(leg[0])
             with stopped_on_exit(_server(tmp_path, leg[1])) as server:
-                port_202 = _register(sipp, tmp_path, server, "202")
+                port_202 = register_ext(sipp, tmp_path, server, "202")
                 answers = "uas-bridged-answers-then-expects-bye.xml"
-                procs.append(_phone(sipp, tmp_path, answers, port_202, phone_202))
-                procs.append(_calling_phone(sipp, tmp_path, server, RtpParty(0x22), ROOM))
+                procs.append(sipp_phone(sipp, tmp_path, answers, port_202, phone_202))
+                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(0x22), ROOM))
                 phone_202.send_to(_leg_port(server))
-                out = _event(server, "call.forwarding", target="+" + ROOM)
+                out = wait_event(server, "call.forwarding", target="+" + ROOM)
                 carrier.send_to(int(str(out["rtp_port"])))
-                _done(procs, server)
+                finished_all(procs, server)
                 routed = server.wait_for("call.transfer_to_plan_routed")
     finally:
         phone_202.close()
         carrier.close()
-        _reap(procs)
+        reap(procs)
     assert (routed["target"], routed["why"]) == ("+" + ROOM, "transferee_placed"), routed
     assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
     assert not server.events("call.plan_transferred") and not server.events("conference.joined")
-
-
-def _calling_phone(
-    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty, to: str
-) -> subprocess.Popen[str]:
-    """Phone 201 (SIPp, digest as 201) calls extension 202 and REFERs it to ``to``."""
-    number = "38733100201"
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", "202"),
-            *("-key", "caller", number, "-au", number, "-ap", PHONES["201"]),
-            *("-auth_uri", f"202@{HOST}:{server.port}", "-key", "refer_to", to),
-            *("-key", "rtp_port", str(rtp.port), "-i", HOST, "-m", "1", "-nostdin"),
-            *("-timeout", "40s", "-timeout_error", "-trace_err", f"{HOST}:{server.port}"),
-        ],
-        tmp_path,
-    )

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from callserver.media import g711
-from callserver.media.tones import sine
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -25,11 +23,10 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.rtp_party import RtpParty
+from tests.e2e.rooms import magnitude, received_samples, room_caller, wait_joined
+from tests.e2e.rtp_party import tone_party
 from tests.e2e.subscribers import CALLING, write_group
-from tests.e2e.test_conference import _caller as _participant
-from tests.e2e.test_conference import _joined, _magnitude, _samples
-from tests.e2e.test_transfer_to_plans import _answered_port
+from tests.e2e.transfers import answered_port
 from tests.phones.audio import tone, write_wav
 from tests.phones.baresip import Baresip
 from tests.phones.test_callserver_baresip_transfer import _phone
@@ -48,25 +45,21 @@ def _server(tmp_path: Path) -> ServerProcess:
     return start_server(tmp_path, trunks=trunks, dialplans=plans)
 
 
-def _tone(frequency: float) -> RtpParty:
-    return RtpParty(0xFF, g711.encode("PCMU", sine(frequency, 1000)))
-
-
 def test_baresip_transfers_its_caller_into_a_conference_room(sipp: str, tmp_path: Path) -> None:
     """201 answers, then ``/transfer``s the caller to the room's number: the participant in
     the room hears the caller's 350 Hz and not 201's 440 Hz, 201's leg ends transferred and
     the caller's CDR names the room."""
-    caller, participant = _tone(350.0), _tone(600.0)
+    caller, participant = tone_party(350.0), tone_party(600.0)
     uac: subprocess.Popen[str] | None = None
     server = _server(tmp_path)
     microphone = write_wav(tmp_path / "long-440.wav", tone(440.0, 20.0))
     try:
         with (
             stopped_on_exit(server),
-            _participant(sipp, tmp_path, server, participant, 16000),
+            room_caller(sipp, tmp_path, server, participant, 16000),
             Baresip(tmp_path / "p201", microphone, _phone(server, "201")) as phone,
         ):
-            participant.send_to(int(str(_joined(server, 1)["rtp_port"])))
+            participant.send_to(int(str(wait_joined(server, 1)["rtp_port"])))
             phone.wait_for("registered", timeout=5)
             uac = popen_sipp(
                 [
@@ -79,14 +72,14 @@ def test_baresip_transfers_its_caller_into_a_conference_room(sipp: str, tmp_path
                 tmp_path,
             )
             phone.wait_for("established", timeout=10)
-            caller.send_to(_answered_port(server, 2))  # the participant's is the first
+            caller.send_to(answered_port(server, 2))  # the participant's is the first
             phone.wait_for(r"\[0:00:02\]", timeout=6)
             phone.send(f"/transfer sip:{ROOM}@{HOST}:{server.port}\n")
-            joined = _joined(server, 2)
+            joined = wait_joined(server, 2)
             phone.wait_for("closed", timeout=10)
             start = len(participant.received)
             time.sleep(2.0)
-            heard = _samples(participant, start, len(participant.received))
+            heard = received_samples(participant, start, len(participant.received))
             out, _ = uac.communicate(timeout=30)
             assert uac.returncode == 0, out[-3000:] + "\n".join(server.raw[-60:])
     finally:
@@ -96,7 +89,7 @@ def test_baresip_transfers_its_caller_into_a_conference_room(sipp: str, tmp_path
             uac.kill()
             uac.communicate()
     assert joined["participants"] == 2
-    assert _magnitude(heard, 350.0) > 10 * _magnitude(heard, 440.0), "the caller not heard"
+    assert magnitude(heard, 350.0) > 10 * magnitude(heard, 440.0), "the caller not heard"
     assert np.abs(heard.astype(np.int32)).mean() > 300
     records = exported_cdrs(server.data_dir)
     first = next(r for r in records if r["called_raw"] == "+" + NUMBER)
