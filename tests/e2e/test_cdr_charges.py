@@ -2,7 +2,7 @@
 
 SIPp calls `callserver run` on 127.0.0.1 and the records are read back with `callserver cdr
 export`, as JSON lines and as CSV. The amounts are recomputed here from the record's billsec
-and the prices config/tariffs.yaml writes (``_expected`` of the CDR field tests), apart from
+and the prices config/tariffs.yaml writes (``tests.e2e.rated_cdrs``), apart from
 callserver's own rating.
 """
 
@@ -18,18 +18,24 @@ from pathlib import Path
 
 from callserver.cdr.export import CSV_COLUMNS
 from tests.e2e.conftest import plan_dir, run_scenario, start_server, stopped_on_exit, uas_leg
-from tests.e2e.test_cdr_fields import HOLD_MS, _cdrs, _expected, _log, _trunks
+from tests.e2e.rated_cdrs import (
+    HOLD_MS,
+    Record,
+    acme_trunks,
+    expected_amounts,
+    log_tail,
+    stopped_cdrs,
+)
 
 UNIQUE_ACCESS = "081920123"
 BH_TELECOM_FIXED_CALLER = "033200300"  # Sarajevo: BH Telecom's fixed network in the seed list
 FREE_PHONE = "38780050050"  # a free-phone number whose dialplan forwards abroad
 ABROAD = "+38512345678"  # a Croatian fixed number: zone I
-Record = dict[str, object]
 
 
 def _charge(payer: str, tariff: str, billsec: int) -> Record:
     """The charge ``payer`` owes for ``billsec`` s at the price the file gives ``tariff``."""
-    units, seconds, cost, vat = _expected(tariff, billsec)
+    units, seconds, cost, vat = expected_amounts(tariff, billsec)
     return {
         "payer": payer,
         "tariff": tariff,
@@ -61,7 +67,7 @@ def test_a_unique_access_call_from_bh_telecoms_fixed_network_has_two_payers(
     sipp: str, tmp_path: Path
 ) -> None:
     """081 92X XXX from 033: the caller's 0.042 and the subscriber's 0.020 KM/min, both kept."""
-    with stopped_on_exit(start_server(tmp_path, trunks=_trunks())) as server:
+    with stopped_on_exit(start_server(tmp_path, trunks=acme_trunks())) as server:
         result = run_scenario(
             sipp,
             tmp_path,
@@ -70,8 +76,8 @@ def test_a_unique_access_call_from_bh_telecoms_fixed_network_has_two_payers(
             *("-s", UNIQUE_ACCESS, "-m", "1", "-key", "caller", BH_TELECOM_FIXED_CALLER),
             *("-d", str(HOLD_MS)),
         )
-    assert result.returncode == 0, result.output[-2000:] + _log(server)
-    (record,) = _cdrs(server, 1)
+    assert result.returncode == 0, result.output[-2000:] + log_tail(server)
+    (record,) = stopped_cdrs(server, 1)
     billsec = record["billsec"]
     assert isinstance(billsec, int) and billsec >= 1, record
     shares = _split_prices(billsec)
@@ -113,7 +119,7 @@ def test_a_free_phone_call_forwarded_abroad_carries_the_zone_surcharge(
     with (
         uas_leg(sipp, tmp_path, "-sn", "uas") as (uas, uas_port),
         stopped_on_exit(
-            start_server(tmp_path, dialplans=plans, trunks=_trunks(2, uas_port))
+            start_server(tmp_path, dialplans=plans, trunks=acme_trunks(2, uas_port))
         ) as server,
     ):
         caller = run_scenario(
@@ -125,9 +131,9 @@ def test_a_free_phone_call_forwarded_abroad_carries_the_zone_surcharge(
             *("-d", str(HOLD_MS)),
         )
         uas_out, _ = uas.communicate(timeout=30)
-    assert caller.returncode == 0, caller.output[-2000:] + _log(server)
-    assert uas.returncode == 0, uas_out[-2000:] + _log(server)
-    records = _cdrs(server, 2)
+    assert caller.returncode == 0, caller.output[-2000:] + log_tail(server)
+    assert uas.returncode == 0, uas_out[-2000:] + log_tail(server)
+    records = stopped_cdrs(server, 2)
     legs = {str(record["leg"]): record for record in records}
     a, b = legs["a"], legs["b"]
     billsec = b["billsec"]

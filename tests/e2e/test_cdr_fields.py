@@ -11,12 +11,9 @@ trunk the forward cannot be placed and the plan's ``failed`` branch runs instead
 from __future__ import annotations
 
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -30,7 +27,6 @@ from tests.e2e.conftest import (
     TARIFFS,
     ServerProcess,
     SippResult,
-    exported_cdrs,
     free_port,
     launch,
     run_sipp,
@@ -38,60 +34,28 @@ from tests.e2e.conftest import (
     start_uas,
     write_trunks,
 )
+from tests.e2e.rated_cdrs import (
+    HOLD_MS,
+    QUANTUM,
+    Record,
+    acme_trunks,
+    expected_amounts,
+    log_tail,
+    stopped_cdrs,
+    wait_stopped,
+)
 
 CALLER = "061234567"  # a BiH mobile number in national format, as the trunk presents it
 CALLER_E164 = "38761234567"
 PLAN_NUMBER = "38733100200"  # the number whose dialplan forwards
-OWN_NUMBERS = ("38733100200", "38790291100", "38781920123")  # called here and in test_cdr_charges
 TARGET = "+38763200300"  # HT Eronet mobile: the forwarded leg's tariff
-QUANTUM = Decimal("0.0001")  # KM: callserver stores amounts to this
-HOLD_MS = 2000  # how long an answered caller stays on the line before its BYE
-Record = dict[str, object]
-
-
-class _DecimalLoader(yaml.SafeLoader):
-    """YAML with every float read as the Decimal its text spells (0.044 stays 0.044)."""
-
-
-def _decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
-    assert isinstance(node, yaml.ScalarNode)
-    return Decimal(loader.construct_scalar(node))
-
-
-_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
-
-
-@cache
-def _price_list() -> dict[str, Any]:
-    """config/tariffs.yaml, the shipped price lists, with Decimal prices."""
-    data = yaml.load(TARIFFS.read_text(), Loader=_DecimalLoader)  # a SafeLoader: no objects
-    assert isinstance(data, dict)
-    return data
-
-
-def _expected(tariff: str, billsec: int) -> tuple[int, int, Decimal, Decimal]:
-    """Billed units and seconds, net cost and VAT of ``billsec`` s under ``tariff`` (the file)."""
-    data = _price_list()
-    entry = data["tariffs"][tariff]
-    vat_rate = Decimal(str(data["vat_rate"]))
-    if "per_call" in entry:
-        units, cost = (1, Decimal(entry["per_call"])) if billsec > 0 else (0, Decimal(0))
-        seconds = billsec if units else 0
-    else:
-        first, _, following = str(entry.get("increment", data["default_increment"])).partition("/")
-        step = int(following or first)
-        units = 0 if billsec <= 0 else 1 + -(-max(0, billsec - int(first)) // step)
-        seconds = 0 if units == 0 else int(first) + (units - 1) * step
-        cost = Decimal(entry["per_minute"]) * seconds / 60
-    cost = cost.quantize(QUANTUM, rounding=ROUND_HALF_UP)
-    return units, seconds, cost, (cost * vat_rate).quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def _assert_rated(record: Record, number_class: str, tariff: str) -> None:
     """The record is rated under ``tariff``, and its amounts are what the file's prices say."""
     billsec = record["billsec"]
     assert isinstance(billsec, int) and billsec >= 1, record
-    units, seconds, cost, vat = _expected(tariff, billsec)
+    units, seconds, cost, vat = expected_amounts(tariff, billsec)
     assert (record["number_class"], record["tariff"]) == (number_class, tariff), record
     assert (record["billed_units"], record["billed_seconds"]) == (units, seconds), record
     assert Decimal(str(record["cost"])) == cost and isinstance(record["cost"], str), record
@@ -130,25 +94,6 @@ def _assert_rejected(record: Record, end_reason: str, sip_code: int, q850: int) 
     assert record["answer_stamp"] is None and record["billsec"] == record["billmsec"] == 0
     for name in ("number_class", "tariff", "billed_units", "cost", "vat"):
         assert record[name] is None, (name, record)
-
-
-def _trunks(channels: int | None = None, route_port: int | None = None) -> dict[str, object]:
-    """The local trunk, owned by customer ``acme``, with a channel limit and a route to SIPp.
-
-    The numbers these tests call are the operator's own (``numbers``): a call from a
-    customer's trunk to any other number would go out through the route.
-    """
-    trunk: dict[str, object] = {"match": [HOST], "customer": "acme"}
-    if channels is not None:
-        trunk["channels"] = channels
-    trunks: dict[str, object] = {
-        "customers": {"acme": {}},
-        "trunks": {"test": trunk},
-        "numbers": {number: {} for number in OWN_NUMBERS},
-    }
-    if route_port is not None:
-        trunks.update(routes={"pbx": {"host": HOST, "port": route_port}}, default_route="pbx")
-    return trunks
 
 
 def _forwarding_plan(tmp_path: Path) -> Path:
@@ -201,7 +146,7 @@ def _start_with_blacklist(
     blacklist.write_text(entries)
     port = free_port()
     config = {
-        "trunks": write_trunks(tmp_path, _trunks(channels)),
+        "trunks": write_trunks(tmp_path, acme_trunks(channels)),
         "centrex": str(tmp_path / "centrex.yaml"),
         "tariffs": str(TARIFFS),
         "blacklist": str(blacklist),
@@ -218,33 +163,12 @@ def _start_with_blacklist(
     return launch(["run", "--config", str(path)], port, tmp_path / "var")
 
 
-def _stopped(server: ServerProcess) -> dict[str, object]:
-    """The stopped server's last log line, once its reader has got that far."""
-    deadline = time.monotonic() + 10  # the process has exited; its output may still be queued
-    while not server.events("server.stopped") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return server.wait_for("server.stopped")
-
-
-def _cdrs(server: ServerProcess, count: int) -> list[Record]:
-    """The stopped server's ``count`` CDRs; a failure names the records it could not write."""
-    _stopped(server)
-    records = exported_cdrs(server.data_dir)
-    lost = [line.get("error") for line in server.events("cdr.record_invalid")]
-    assert len(records) == count, f"{len(records)} of {count} CDRs, not written: {lost}"
-    return records
-
-
 def _records_by(server: ServerProcess, field: str, count: int = 2) -> dict[str, Record]:
     """The server's ``count`` CDRs keyed by ``field``, which no two of them share."""
-    records = _cdrs(server, count)
+    records = stopped_cdrs(server, count)
     keyed = {str(record[field]): record for record in records}
     assert len(keyed) == len(records), records
     return keyed
-
-
-def _log(server: ServerProcess) -> str:
-    return "\n".join(server.raw[-40:])
 
 
 @pytest.mark.parametrize(
@@ -260,14 +184,14 @@ def test_answered_call_has_every_field_and_its_tariff_cost(
 ) -> None:
     """An answered call the caller ends has every CDR field and the cost its tariff gives."""
     before = datetime.now(UTC)
-    server = start_server(tmp_path, trunks=_trunks())
+    server = start_server(tmp_path, trunks=acme_trunks())
     try:
         result = _call(sipp, tmp_path, server.port, "uac-caller-hangs-up-after-answer.xml", called)
     finally:
         server.stop()
     after = datetime.now(UTC)
-    assert result.returncode == 0, result.output[-2000:] + _log(server)
-    (record,) = _cdrs(server, 1)
+    assert result.returncode == 0, result.output[-2000:] + log_tail(server)
+    (record,) = stopped_cdrs(server, 1)
     assert record["call_id"] == server.wait_for("call.answered")["call_id"], record
     assert record["leg"] == "a" and record["linked_id"] == record["call_id"], record
     assert (record["trunk"], record["customer"], record["direction"]) == (
@@ -298,13 +222,13 @@ def test_blacklisted_caller_gets_603_and_an_unrated_rejected_cdr(sipp: str, tmp_
     finally:
         server.stop()
     after = datetime.now(UTC)
-    assert result.returncode == 0, result.output[-2000:] + _log(server)
-    (record,) = _cdrs(server, 1)
+    assert result.returncode == 0, result.output[-2000:] + log_tail(server)
+    (record,) = stopped_cdrs(server, 1)
     _assert_rejected(record, "blacklist", 603, 21)
     _assert_stamps(record, before, after)
     assert (record["caller_raw"], record["caller_e164"]) == (CALLER, CALLER_E164), record
     assert (record["trunk"], record["customer"], record["leg"]) == ("test", "acme", "a"), record
-    assert _stopped(server)["channels_in_use"] == 0
+    assert wait_stopped(server)["channels_in_use"] == 0
 
 
 def test_blacklisted_caller_is_declined_before_it_takes_a_channel(
@@ -319,15 +243,15 @@ def test_blacklisted_caller_is_declined_before_it_takes_a_channel(
     finally:
         server.stop()  # the drain ends the held call with BYE
         held, _ = holder.communicate(timeout=40)
-    assert result.returncode == 0, result.output[-2000:] + _log(server)
-    assert holder.returncode == 0, held[-2000:] + _log(server)
+    assert result.returncode == 0, result.output[-2000:] + log_tail(server)
+    assert holder.returncode == 0, held[-2000:] + log_tail(server)
     records = _records_by(server, "disposition")
     assert sorted(records) == ["ANSWERED", "REJECTED"], records
     declined = records["REJECTED"]
     _assert_rejected(declined, "blacklist", 603, 21)
     assert (declined["trunk"], declined["customer"]) == ("test", "acme"), declined
-    assert not server.events("call.rejected"), _log(server)  # no channel_limit refusal
-    assert _stopped(server)["channels_in_use"] == 0
+    assert not server.events("call.rejected"), log_tail(server)  # no channel_limit refusal
+    assert wait_stopped(server)["channels_in_use"] == 0
 
 
 def test_call_over_the_channel_limit_gets_503_and_an_unrated_rejected_cdr(
@@ -335,7 +259,7 @@ def test_call_over_the_channel_limit_gets_503_and_an_unrated_rejected_cdr(
 ) -> None:
     """With the trunk's one channel in use, a second call gets 503 cause 34 and is not rated."""
     before = datetime.now(UTC)
-    server = start_server(tmp_path, trunks=_trunks(channels=1))
+    server = start_server(tmp_path, trunks=acme_trunks(channels=1))
     holder = _hold(sipp, server.port, tmp_path)
     try:
         server.wait_for("call.answered")
@@ -347,15 +271,15 @@ def test_call_over_the_channel_limit_gets_503_and_an_unrated_rejected_cdr(
         server.stop()  # the drain ends the held call with BYE
         held, _ = holder.communicate(timeout=40)
     after = datetime.now(UTC)
-    assert refused.returncode == 0, refused.output[-2000:] + _log(server)
-    assert holder.returncode == 0, held[-2000:] + _log(server)
+    assert refused.returncode == 0, refused.output[-2000:] + log_tail(server)
+    assert holder.returncode == 0, held[-2000:] + log_tail(server)
     records = _records_by(server, "disposition")
     assert sorted(records) == ["ANSWERED", "REJECTED"], records
     rejected = records["REJECTED"]
     _assert_rejected(rejected, "channel_limit", 503, 34)
     _assert_stamps(rejected, before, after)
     assert rejected["call_id"] != records["ANSWERED"]["call_id"]
-    assert _stopped(server)["channels_in_use"] == 0
+    assert wait_stopped(server)["channels_in_use"] == 0
     assert records["ANSWERED"]["customer"] == "acme", records
     # The trunk is identified before its channels are counted, so its customer is known.
     assert (rejected["trunk"], rejected["customer"]) == ("test", "acme"), rejected
@@ -368,7 +292,7 @@ def test_forwarded_call_leaves_two_linked_cdrs_the_b_leg_rated_by_its_target(
     before = datetime.now(UTC)
     uas, uas_port = start_uas(sipp, tmp_path, "-sn", "uas")
     plans = _forwarding_plan(tmp_path)
-    server = start_server(tmp_path, dialplans=plans, trunks=_trunks(2, uas_port))
+    server = start_server(tmp_path, dialplans=plans, trunks=acme_trunks(2, uas_port))
     try:
         scenario = "uac-caller-hangs-up-after-answer.xml"
         caller = _call(sipp, tmp_path, server.port, scenario, PLAN_NUMBER)
@@ -379,8 +303,8 @@ def test_forwarded_call_leaves_two_linked_cdrs_the_b_leg_rated_by_its_target(
             uas.kill()
             uas.communicate()
     after = datetime.now(UTC)
-    assert caller.returncode == 0, caller.output[-2000:] + _log(server)
-    assert uas.returncode == 0, uas_out[-2000:] + _log(server)
+    assert caller.returncode == 0, caller.output[-2000:] + log_tail(server)
+    assert uas.returncode == 0, uas_out[-2000:] + log_tail(server)
     legs = _records_by(server, "leg")
     assert sorted(legs) == ["a", "b"], legs
     a, b = legs["a"], legs["b"]
@@ -401,7 +325,7 @@ def test_forwarded_call_leaves_two_linked_cdrs_the_b_leg_rated_by_its_target(
     assert (a["hangup_by"], b["hangup_by"]) == ("caller", "server"), legs
     _assert_rated(b, "bih_mobile_ht_eronet", "bih_mobile_ht_eronet")
     _assert_rated(a, "bih_geographic", "bih_fixed")  # the inbound call, as any answered one
-    assert _stopped(server)["channels_in_use"] == 0
+    assert wait_stopped(server)["channels_in_use"] == 0
 
 
 def test_forward_without_a_second_channel_takes_the_failed_branch(
@@ -410,15 +334,15 @@ def test_forward_without_a_second_channel_takes_the_failed_branch(
     """On a one-channel trunk the forward gets no channel: 486 to the caller, b-leg REJECTED."""
     before = datetime.now(UTC)
     plans = _forwarding_plan(tmp_path)
-    server = start_server(tmp_path, dialplans=plans, trunks=_trunks(1, free_port(both=False)))
+    server = start_server(tmp_path, dialplans=plans, trunks=acme_trunks(1, free_port(both=False)))
     try:
         scenario = "uac-expect-486-forward-failed.xml"
         caller = _call(sipp, tmp_path, server.port, scenario, PLAN_NUMBER)
     finally:
         server.stop()
     after = datetime.now(UTC)
-    assert caller.returncode == 0, caller.output[-2000:] + _log(server)
-    assert _stopped(server)["channels_in_use"] == 0
+    assert caller.returncode == 0, caller.output[-2000:] + log_tail(server)
+    assert wait_stopped(server)["channels_in_use"] == 0
     legs = _records_by(server, "leg")
     assert sorted(legs) == ["a", "b"], legs
     a, b = legs["a"], legs["b"]
