@@ -3,8 +3,9 @@ and REFERs it with Replaces naming its consultation call, which it placed or ans
 
 Phone 201 is two SIPp runs: one holds the consultation call (placed to the carrier, or
 answered on its registered port) and writes that dialog to consult-dialog.txt; the other,
-started once the file is there, calls 202 and sends the REFER naming it. The helpers and the
-parties' audio fills are test_transfer's; what each party hears is read by an ``RtpParty``.
+started once the file is there, calls 202 and sends the REFER naming it
+(``tests.e2e.consultations``). The parties and their audio fills are ``tests.e2e.transfers``';
+what each party hears is read by an ``RtpParty``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
-    popen_sipp,
     start_uas,
     stopped_on_exit,
     uas_leg,
@@ -29,17 +29,18 @@ from tests.e2e.rtp_party import RtpParty
 from tests.e2e.transfers import (
     ANSWERS,
     CALLER_FILL,
-    NUMBER,
     TARGET_FILL,
     TRANSFEROR_FILL,
+    final_notify,
     finished_all,
     heard,
+    media_to,
+    prompted_caller,
     reap,
     register_ext,
     sipp_phone,
     transfer_server,
     trunk_caller,
-    wait_event,
 )
 
 
@@ -60,11 +61,9 @@ def test_the_caller_joins_its_called_phone_with_the_party_of_its_other_call(
                 port_202 = register_ext(sipp, tmp_path, server, "202")
                 procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
                 procs.append(consults_out(sipp, tmp_path, server))
-                out = wait_event(server, "call.forwarding", target="+38761200300")
-                carrier.send_to(int(str(out["rtp_port"])))
+                media_to(carrier, server, "call.forwarding", target="+38761200300")
                 procs.append(transfers(sipp, tmp_path, server, "061200300"))
-                to_202 = wait_event(server, "call.forwarding", target="+38733100202")
-                phone_202.send_to(int(str(to_202["rtp_port"])))
+                media_to(phone_202, server, "call.forwarding", target="+38733100202")
                 finished_all(procs, server)
                 transferred = server.wait_for("call.transferred")
     finally:
@@ -72,7 +71,7 @@ def test_the_caller_joins_its_called_phone_with_the_party_of_its_other_call(
         carrier.close()
         reap(procs)
     assert transferred["attended"] is True
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the carrier"
     assert heard(carrier.received, TARGET_FILL) >= 100, "the carrier did not hear 202"
     records = exported_cdrs(server.data_dir)
@@ -104,11 +103,9 @@ def test_the_caller_joins_its_called_phone_with_a_caller_it_answered(
             answers = "uas-phone-answers-consultation-expects-bye.xml"
             procs.append(sipp_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
             procs.append(trunk_caller(sipp, tmp_path, server, caller))
-            answered = wait_event(server, "call.answered", call_id="1-")
-            caller.send_to(int(str(answered["rtp_port"])))
+            media_to(caller, server, "call.answered", call_id="1-")
             procs.append(transfers(sipp, tmp_path, server, "202"))
-            to_202 = wait_event(server, "call.forwarding", target="+38733100202")
-            phone_202.send_to(int(str(to_202["rtp_port"])))
+            media_to(phone_202, server, "call.forwarding", target="+38733100202")
             finished_all(procs, server)
             transferred = server.wait_for("call.transferred")
     finally:
@@ -116,7 +113,7 @@ def test_the_caller_joins_its_called_phone_with_a_caller_it_answered(
         phone_202.close()
         reap(procs)
     assert transferred["attended"] is True
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
     assert heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the caller"
     records = exported_cdrs(server.data_dir)
@@ -145,7 +142,7 @@ def test_the_called_phone_joins_two_callers_it_answered(sipp: str, tmp_path: Pat
             procs.append(_answers_twice(sipp, tmp_path, server, port_201))
             procs.append(trunk_caller(sipp, tmp_path, server, first))
             first.send_to(_answered_callers(server, 1)[0])
-            procs.append(_second_caller(sipp, tmp_path, server, second))
+            procs.append(prompted_caller(sipp, tmp_path, server, second, "38761000001"))
             second.send_to(_answered_callers(server, 2)[1])
             finished_all(procs, server)
             transferred = server.wait_for("call.transferred")
@@ -154,7 +151,7 @@ def test_the_called_phone_joins_two_callers_it_answered(sipp: str, tmp_path: Pat
         second.close()
         reap(procs)
     assert transferred["attended"] is True
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(first.received, TARGET_FILL) >= 100, "the first caller did not hear the second"
     assert heard(second.received, CALLER_FILL) >= 100, "the second caller did not hear the first"
     records = exported_cdrs(server.data_dir)
@@ -181,22 +178,6 @@ def _answers_twice(
         "-trace_err",
         port=port,
     )[0]
-
-
-def _second_caller(
-    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
-) -> subprocess.Popen[str]:
-    """A second SIPp on the trunk calling 201; it stays until the server's BYE."""
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-caller-hears-prompts-until-server-bye.xml")),
-            *("-set", "rtp_port", str(rtp.port), "-set", "codec", "0"),
-            *("-key", "caller", "38761000001", "-i", HOST, "-m", "1", "-nostdin"),
-            *("-timeout", "40s", "-timeout_error", "-s", NUMBER, f"{HOST}:{server.port}"),
-        ],
-        tmp_path,
-    )
 
 
 def _answered_callers(server: ServerProcess, count: int) -> list[int]:

@@ -39,6 +39,7 @@ from tests.e2e.rtp_party import RtpParty, tone_party
 from tests.e2e.subscribers import CALLING, phone, write_group
 from tests.e2e.transfers import (
     answered_port,
+    final_notify,
     finished_all,
     forwarding_ports,
     reap,
@@ -178,7 +179,7 @@ def test_a_transfer_to_a_subscriber_forwarding_to_a_room_lands_the_caller_in_it(
         for party in (caller, transferor, participant):
             party.close()
         reap(procs)
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert magnitude(heard, CALLER_TONE) > 10 * magnitude(heard, 1000.0), "caller not heard"
     records = exported_cdrs(server.data_dir)
     a = next(r for r in records if r["call_id"] == joined["call_id"])

@@ -3,34 +3,37 @@
 blind or attended (its consultation call to the carrier placed first, by another SIPp run of
 202 that writes the dialog to consult-dialog.txt).
 
-The helpers and the parties' audio fills are test_transfer's and test_attended_transfer's;
-what each party hears is read by an ``RtpParty`` of the test.
+The parties and their audio fills are ``tests.e2e.transfers``' and the two calls of an
+attended transfer ``tests.e2e.consultations``'; what each party hears is read by an
+``RtpParty`` of the test.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.e2e.conftest import (
-    HOST,
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
     free_port,
-    popen_sipp,
     stopped_on_exit,
     uas_leg,
 )
 from tests.e2e.consultations import consults_out, transfers
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import PHONES
 from tests.e2e.transfers import (
     ANSWERS,
     CALLER_FILL,
     TARGET_FILL,
+    calling_phone,
+    final_notify,
     finished_all,
     heard,
+    media_to,
     reap,
     register_ext,
     sipp_phone,
@@ -43,21 +46,19 @@ RINGS = "uas-rings-expects-cancel-completed-elsewhere.xml"
 PICKER = "+38733100202"
 
 
-def _picks_up_and_refers(sipp: str, tmp_path: Path, server: ServerProcess) -> subprocess.Popen[str]:
-    """Phone 202 (SIPp) picks up 201's call with **201, then REFERs it to 061 200 300."""
-    user = "38733100202"
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", "**201"),
-            *("-key", "caller", user, "-au", user, "-ap", PHONES["202"]),
-            *("-auth_uri", f"**201@{HOST}:{server.port}", "-key", "refer_to", "061200300"),
-            *("-key", "rtp_port", str(free_port(both=False)), "-i", HOST, "-m", "1"),
-            *("-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"),
-            f"{HOST}:{server.port}",
-        ],
-        tmp_path,
-    )
+@contextmanager
+def _201_ringing(
+    sipp: str, tmp_path: Path, carrier: RtpParty, procs: list[subprocess.Popen[str]]
+) -> Iterator[ServerProcess]:
+    """The server with the carrier (SIPp answering, its media at ``carrier``) on its route
+    out and 201's phone ringing until the call is taken elsewhere; both runs join ``procs``."""
+    answers = ("-sf", str(SCENARIOS / ANSWERS), "-key", "rtp_port", str(carrier.port))
+    with uas_leg(sipp, tmp_path, *answers) as leg:
+        procs.append(leg[0])
+        with stopped_on_exit(transfer_server(tmp_path, leg[1])) as server:
+            port_201 = register_ext(sipp, tmp_path, server, "201")
+            procs.append(sipp_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
+            yield server
 
 
 def _picked_cdrs(server: ServerProcess, leg_call_id: object) -> tuple[dict[str, object], ...]:
@@ -74,28 +75,25 @@ def test_the_picking_phone_transfers_the_caller_blind(sipp: str, tmp_path: Path)
     202 is released, the caller and the carrier exchange audio; the picked leg ends
     ``transferred`` and the new leg is 202's call with ``transferred_from`` the picked leg."""
     caller, carrier = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
-    answers = ("-sf", str(SCENARIOS / ANSWERS), "-key", "rtp_port", str(carrier.port))
     procs: list[subprocess.Popen[str]] = []
     try:
-        with uas_leg(sipp, tmp_path, *answers) as leg:
-            procs.append(leg[0])
-            with stopped_on_exit(transfer_server(tmp_path, leg[1])) as server:
-                port_201 = register_ext(sipp, tmp_path, server, "201")
-                procs.append(sipp_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
-                procs.append(trunk_caller(sipp, tmp_path, server, caller))
-                wait_event(server, "call.ringing_contacts", trunk="test")
-                procs.append(_picks_up_and_refers(sipp, tmp_path, server))
-                answered = wait_event(server, "call.answered", trunk="test")
-                caller.send_to(int(str(answered["rtp_port"])))
-                out = wait_event(server, "call.forwarding", target="+38761200300")
-                carrier.send_to(int(str(out["rtp_port"])))
-                finished_all(procs, server)
-                transferred = server.wait_for("call.transferred")
+        with _201_ringing(sipp, tmp_path, carrier, procs) as server:
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
+            wait_event(server, "call.ringing_contacts", trunk="test")
+            # 202 picks up 201's call with **201, then REFERs it to 061 200 300
+            picks_up = calling_phone(
+                sipp, tmp_path, server, free_port(both=False), ext="202", service="**201"
+            )
+            procs.append(picks_up)
+            media_to(caller, server, "call.answered", trunk="test")
+            media_to(carrier, server, "call.forwarding", target="+38761200300")
+            finished_all(procs, server)
+            transferred = server.wait_for("call.transferred")
     finally:
         caller.close()
         carrier.close()
         reap(procs)
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the carrier"
     assert heard(carrier.received, CALLER_FILL) >= 100, "the carrier did not hear the caller"
     first, picked, moved = _picked_cdrs(server, transferred["leg_call_id"])
@@ -113,32 +111,23 @@ def test_the_picking_phone_transfers_the_caller_to_its_consultation(
     with Replaces naming the call to the carrier: NOTIFY 200, both of 202's calls end, the
     caller and the carrier exchange audio, the carrier's leg names the picked leg."""
     caller, carrier = RtpParty(CALLER_FILL), RtpParty(TARGET_FILL)
-    answers = ("-sf", str(SCENARIOS / ANSWERS), "-key", "rtp_port", str(carrier.port))
     procs: list[subprocess.Popen[str]] = []
     try:
-        with uas_leg(sipp, tmp_path, *answers) as leg:
-            procs.append(leg[0])
-            with stopped_on_exit(transfer_server(tmp_path, leg[1])) as server:
-                port_201 = register_ext(sipp, tmp_path, server, "201")
-                procs.append(sipp_phone(sipp, tmp_path, RINGS, port_201, RtpParty(0)))
-                procs.append(consults_out(sipp, tmp_path, server, ext="202"))
-                out = wait_event(server, "call.forwarding", target="+38761200300")
-                carrier.send_to(int(str(out["rtp_port"])))
-                procs.append(trunk_caller(sipp, tmp_path, server, caller))
-                wait_event(server, "call.ringing_contacts", trunk="test")
-                procs.append(
-                    transfers(sipp, tmp_path, server, "061200300", ext="202", service="**201")
-                )
-                answered = wait_event(server, "call.answered", trunk="test")
-                caller.send_to(int(str(answered["rtp_port"])))
-                finished_all(procs, server)
-                transferred = server.wait_for("call.transferred")
+        with _201_ringing(sipp, tmp_path, carrier, procs) as server:
+            procs.append(consults_out(sipp, tmp_path, server, ext="202"))
+            media_to(carrier, server, "call.forwarding", target="+38761200300")
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
+            wait_event(server, "call.ringing_contacts", trunk="test")
+            procs.append(transfers(sipp, tmp_path, server, "061200300", ext="202", service="**201"))
+            media_to(caller, server, "call.answered", trunk="test")
+            finished_all(procs, server)
+            transferred = server.wait_for("call.transferred")
     finally:
         caller.close()
         carrier.close()
         reap(procs)
     assert transferred["attended"] is True
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear the carrier"
     assert heard(carrier.received, CALLER_FILL) >= 100, "the carrier did not hear the caller"
     _, picked, moved = _picked_cdrs(server, transferred["leg_call_id"])

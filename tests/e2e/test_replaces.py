@@ -9,7 +9,6 @@ for 4 s and hangs up. What the parties hear is read by an ``RtpParty`` of the te
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,35 +21,29 @@ from tests.e2e.conftest import (
     popen_sipp,
     stopped_on_exit,
 )
-from tests.e2e.consultations import consults_out
+from tests.e2e.consultations import consult_dialog, consults_out
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import PHONES
 from tests.e2e.transfers import (
     CALLER_FILL,
-    NUMBER,
     TARGET_FILL,
     TRANSFEROR_FILL,
+    as_phone,
     finished_all,
     heard,
+    media_to,
+    prompted_caller,
     reap,
     register_ext,
     sipp_phone,
     transfer_server,
-    wait_event,
 )
 
 
 def _replaces(tmp_path: Path, server: ServerProcess) -> str:
     """The Replaces value naming the dialog in consult-dialog.txt as the server holds it:
     to-tag the server's, from-tag the phone's (RFC 3891 §3)."""
-    dialog = tmp_path / "consult-dialog.txt"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        words = dialog.read_text().split() if dialog.exists() else []
-        if len(words) == 3:
-            return f"{words[0]};to-tag={words[2]};from-tag={words[1]}"
-        time.sleep(0.05)
-    raise AssertionError("no dialog to replace\n" + "\n".join(server.raw[-60:]))
+    call_id, phone_tag, server_tag = consult_dialog(tmp_path, server)
+    return f"{call_id};to-tag={server_tag};from-tag={phone_tag}"
 
 
 def _replacing(
@@ -65,33 +58,15 @@ def _replacing(
 ) -> subprocess.Popen[str]:
     """Phone ``ext`` (SIPp) sends an INVITE with Replaces naming the dialog to replace
     (``replaces``, else the one in consult-dialog.txt)."""
-    user = f"38733100{ext}"
     replaces = replaces or _replaces(tmp_path, server)
     return popen_sipp(
         [
             sipp,
             *("-sf", str(SCENARIOS / scenario), "-s", ext),
-            *("-key", "caller", user, "-au", user, "-ap", PHONES[ext]),
-            *("-auth_uri", f"{ext}@{HOST}:{server.port}"),
+            *as_phone(ext, ext, server),
             *("-key", "replaces", replaces, "-key", "rtp_port", str(rtp.port)),
             *("-i", HOST, "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"),
             *("-trace_err", f"{HOST}:{server.port}"),
-        ],
-        tmp_path,
-    )
-
-
-def _trunk_caller(
-    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
-) -> subprocess.Popen[str]:
-    """SIPp on the trunk calling 201, its audio to ``rtp``; it stays until the server's BYE."""
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-caller-hears-prompts-until-server-bye.xml")),
-            *("-set", "rtp_port", str(rtp.port), "-set", "codec", "0"),
-            *("-key", "caller", "38761000000", "-i", HOST, "-m", "1", "-nostdin"),
-            *("-timeout", "40s", "-timeout_error", "-s", NUMBER, f"{HOST}:{server.port}"),
         ],
         tmp_path,
     )
@@ -110,12 +85,10 @@ def test_another_phone_of_the_subscriber_takes_over_its_answered_call(
             port_201 = register_ext(sipp, tmp_path, server, "201")
             answers = "uas-phone-answers-consultation-expects-bye.xml"
             procs.append(sipp_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
-            procs.append(_trunk_caller(sipp, tmp_path, server, caller))
-            answered = wait_event(server, "call.answered", trunk="test")
-            caller.send_to(int(str(answered["rtp_port"])))
+            procs.append(prompted_caller(sipp, tmp_path, server, caller))
+            media_to(caller, server, "call.answered", trunk="test")
             procs.append(_replacing(sipp, tmp_path, server, phone))
-            taken = wait_event(server, "call.answered", subscriber="+38733100201")
-            phone.send_to(int(str(taken["rtp_port"])))
+            media_to(phone, server, "call.answered", subscriber="+38733100201")
             finished_all(procs, server)
             replaced = server.wait_for("call.replaced")
     finally:
@@ -147,12 +120,10 @@ def test_another_phone_of_the_subscriber_takes_over_a_call_it_placed(
             answers = "uas-bridged-answers-then-expects-bye.xml"
             procs.append(sipp_phone(sipp, tmp_path, answers, port_202, phone_202))
             procs.append(consults_out(sipp, tmp_path, server, service="202"))
-            to_202 = wait_event(server, "call.forwarding", target="+38733100202")
-            phone_202.send_to(int(str(to_202["rtp_port"])))
+            media_to(phone_202, server, "call.forwarding", target="+38733100202")
             procs.append(_replacing(sipp, tmp_path, server, phone))
             replaced = server.wait_for("call.replaced")
-            taken = wait_event(server, "call.answered", call_id=str(replaced["call_id"]))
-            phone.send_to(int(str(taken["rtp_port"])))
+            media_to(phone, server, "call.answered", call_id=str(replaced["call_id"]))
             finished_all(procs, server)
     finally:
         phone_202.close()
@@ -188,7 +159,7 @@ def test_a_call_is_not_replaced_by_another_subscriber_or_when_early_only(
             port_201 = register_ext(sipp, tmp_path, server, "201")
             answers = "uas-phone-answers-consultation-expects-bye.xml"
             procs.append(sipp_phone(sipp, tmp_path, answers, port_201, RtpParty(TRANSFEROR_FILL)))
-            procs.append(_trunk_caller(sipp, tmp_path, server, RtpParty(CALLER_FILL)))
+            procs.append(prompted_caller(sipp, tmp_path, server, RtpParty(CALLER_FILL)))
             replaces = _replaces(tmp_path, server) + flag
             scenario = "uac-phone-replaces-expects-refusal.xml"
             refused = _replacing(
@@ -239,12 +210,10 @@ def test_another_phone_of_the_subscriber_answers_its_ringing_call(
             port_201 = register_ext(sipp, tmp_path, server, "201")
             rings = "uas-rings-writes-dialog-expects-cancel.xml"
             procs.append(sipp_phone(sipp, tmp_path, rings, port_201, RtpParty(TRANSFEROR_FILL)))
-            procs.append(_trunk_caller(sipp, tmp_path, server, caller))
+            procs.append(prompted_caller(sipp, tmp_path, server, caller))
             procs.append(_replacing(sipp, tmp_path, server, phone))
-            taken = wait_event(server, "call.answered", subscriber="+38733100201")
-            phone.send_to(int(str(taken["rtp_port"])))
-            answered = wait_event(server, "call.answered", trunk="test")
-            caller.send_to(int(str(answered["rtp_port"])))
+            media_to(phone, server, "call.answered", subscriber="+38733100201")
+            media_to(caller, server, "call.answered", trunk="test")
             finished_all(procs, server)
             replaced = server.wait_for("call.replaced")
     finally:

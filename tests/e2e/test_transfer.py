@@ -36,15 +36,20 @@ from tests.e2e.transfers import (
     REFERS,
     TARGET_FILL,
     TRANSFEROR_FILL,
+    as_phone,
     calling_phone,
+    final_notify,
     finished_all,
     forwarding_ports,
     heard,
+    media_to,
+    parties_talk,
     reap,
     refer_keys,
     register_ext,
     sipp_phone,
     transfer_server,
+    transferring,
     trunk_caller,
     wait_event,
 )
@@ -62,8 +67,7 @@ def test_blind_transfer_to_an_extension_bridges_the_caller_to_it(sipp: str, tmp_
             keys = refer_keys(server, "202")
             procs.append(sipp_phone(sipp, tmp_path, REFERS, port_201, transferor, *keys))
             procs.append(trunk_caller(sipp, tmp_path, server, caller))
-            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            transferor.send_to(forwarding_ports(server, 1)[0])
+            parties_talk(server, caller, transferor)
             target.send_to(forwarding_ports(server, 2)[1])
             finished_all(procs, server)
             transferred = server.wait_for("call.transferred")
@@ -73,7 +77,7 @@ def test_blind_transfer_to_an_extension_bridges_the_caller_to_it(sipp: str, tmp_
             party.close()
         reap(procs)
     assert str(accepted["referred_by"]).startswith("<sip:+38733100201@"), accepted
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
     assert heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
     records = exported_cdrs(server.data_dir)
@@ -96,12 +100,9 @@ def test_a_barred_transfer_target_leaves_the_call_as_it_was(sipp: str, tmp_path:
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(transfer_server(tmp_path, **{"201": ["international"]})) as server:
-            port_201 = register_ext(sipp, tmp_path, server, "201")
-            keys = refer_keys(server, "004930123456")
-            procs.append(sipp_phone(sipp, tmp_path, REFERS, port_201, transferor, *keys))
+            procs.append(transferring(sipp, tmp_path, server, transferor, "004930123456"))
             procs.append(trunk_caller(sipp, tmp_path, server, caller))
-            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            transferor.send_to(forwarding_ports(server, 1)[0])
+            parties_talk(server, caller, transferor)
             failed = server.wait_for("call.transfer_failed", timeout=20)
             heard_before = heard(caller.received, TRANSFEROR_FILL)
             finished_all(procs, server)
@@ -110,7 +111,7 @@ def test_a_barred_transfer_target_leaves_the_call_as_it_was(sipp: str, tmp_path:
         transferor.close()
         reap(procs)
     assert failed["status"] == 403
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 403 Forbidden"
+    assert final_notify(tmp_path) == "SIP/2.0 403 Forbidden"
     assert heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
     records = exported_cdrs(server.data_dir)
     by_called = {r["called_raw"]: r for r in records}
@@ -132,8 +133,7 @@ def _consulting_phone(
         sipp,
         tmp_path,
         *("-sf", str(SCENARIOS / "uac-phone-consults-then-expects-bye.xml"), "-oocsf", str(refer)),
-        *("-s", "202", "-key", "caller", NUMBER, "-au", NUMBER, "-ap", PHONES["201"]),
-        *("-auth_uri", f"202@{HOST}:{server.port}"),
+        *("-s", "202", *as_phone("201", "202", server)),
         *("-key", "rtp_port", str(rtp.port), "-key", "refer_to", "202"),
         *("-key", "refer_host", f"{HOST}:{server.port}", "-cid_str", "consult-%u-%p"),
         "-trace_err",
@@ -156,10 +156,8 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_phone(
             procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, target))
             procs.append(_consulting_phone(sipp, tmp_path, server, port_201, transferor))
             procs.append(trunk_caller(sipp, tmp_path, server, caller))
-            answered = wait_event(server, "call.answered", call_id="1-")
-            caller.send_to(int(str(answered["rtp_port"])))
-            consulted = wait_event(server, "call.forwarding", target="+38733100202")
-            target.send_to(int(str(consulted["rtp_port"])))
+            media_to(caller, server, "call.answered", call_id="1-")
+            media_to(target, server, "call.forwarding", target="+38733100202")
             finished_all(procs, server)
             transferred = server.wait_for("call.transferred")
     finally:
@@ -167,7 +165,7 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_phone(
             party.close()
         reap(procs)
     assert transferred["attended"] is True
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 202"
     assert heard(target.received, CALLER_FILL) >= 100, "202 did not hear the caller"
     records = exported_cdrs(server.data_dir)
@@ -197,17 +195,16 @@ def test_the_caller_transfers_its_called_phone_out_through_a_route(
             with stopped_on_exit(transfer_server(tmp_path, leg[1])) as server:
                 port_202 = register_ext(sipp, tmp_path, server, "202")
                 procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, phone_202))
-                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL)))
+                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL).port))
                 phone_202.send_to(int(str(wait_event(server, "call.forwarding")["rtp_port"])))
-                out = wait_event(server, "call.forwarding", target="+38761200300")
-                carrier.send_to(int(str(out["rtp_port"])))
+                media_to(carrier, server, "call.forwarding", target="+38761200300")
                 finished_all(procs, server)
                 transferred = server.wait_for("call.transferred")
     finally:
         phone_202.close()
         carrier.close()
         reap(procs)
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(phone_202.received, CALLER_FILL) >= 100, "202 did not hear the carrier"
     assert heard(carrier.received, TARGET_FILL) >= 100, "the carrier did not hear 202"
     records = exported_cdrs(server.data_dir)
@@ -304,7 +301,7 @@ def test_a_shutdown_ends_the_pair_a_caller_side_transfer_joined(sipp: str, tmp_p
             with stopped_on_exit(server):
                 port_202 = register_ext(sipp, tmp_path, server, "202")
                 procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port_202, RtpParty(TARGET_FILL)))
-                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL)))
+                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(TRANSFEROR_FILL).port))
                 server.wait_for("call.transferred", timeout=20)
                 server.wait_for("call.ended")  # 201's call
                 assert server.stop() == 0
@@ -377,15 +374,14 @@ def test_a_third_phone_picks_up_the_transfer_while_it_rings(sipp: str, tmp_path:
                     tmp_path,
                 )
             )
-            picked = wait_event(server, "call.answered", subscriber="+38733100203")
-            picker.send_to(int(str(picked["rtp_port"])))
+            media_to(picker, server, "call.answered", subscriber="+38733100203")
             finished_all(procs, server)
             server.wait_for("call.transferred")
     finally:
         caller.close()
         picker.close()
         reap(procs)
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert heard(caller.received, TARGET_FILL) >= 100, "the caller did not hear 203"
     assert heard(picker.received, CALLER_FILL) >= 100, "203 did not hear the caller"
     legs = {(r["leg"], r["called_raw"]): r for r in exported_cdrs(server.data_dir)}

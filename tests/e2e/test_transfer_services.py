@@ -25,9 +25,10 @@ from tests.e2e.subscribers import CALLING, finished, phone, write_group
 from tests.e2e.transfers import (
     CALLER_FILL,
     TRANSFEROR_FILL,
+    final_notify,
     finished_all,
-    forwarding_ports,
     heard,
+    parties_talk,
     reap,
     register_ext,
     staying_caller,
@@ -63,18 +64,16 @@ def test_a_transfer_to_a_subscriber_forwarding_always_lands_on_its_target(
             with stopped_on_exit(_server(tmp_path, services, carrier_port)) as server:
                 procs.append(transferring(sipp, tmp_path, server, transferor))
                 procs.append(trunk_caller(sipp, tmp_path, server, caller))
-                caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-                transferor.send_to(forwarding_ports(server, 1)[0])
+                parties_talk(server, caller, transferor)
                 diverted = server.wait_for("call.diverted", timeout=20)
                 finished_all(procs, server)
-                out, _ = outside.communicate(timeout=30)
-                assert outside.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
+                finished(outside, server)
     finally:
         caller.close()
         transferor.close()
         reap(procs)
     assert (diverted["subscriber"], diverted["target"]) == (B, OUTSIDE), diverted
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
     first, out_leg = records[A], records[OUTSIDE]
     assert first["end_reason"] == "transferred", first
@@ -95,8 +94,7 @@ def test_a_transfer_to_a_do_not_disturb_subscriber_gets_486_and_the_call_goes_on
         with stopped_on_exit(_server(tmp_path, {"dnd": True})) as server:
             procs.append(transferring(sipp, tmp_path, server, transferor))
             procs.append(trunk_caller(sipp, tmp_path, server, caller))
-            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            transferor.send_to(forwarding_ports(server, 1)[0])
+            parties_talk(server, caller, transferor)
             failed = server.wait_for("call.transfer_failed", timeout=20)
             heard_before = heard(caller.received, TRANSFEROR_FILL)
             finished_all(procs, server)
@@ -105,7 +103,7 @@ def test_a_transfer_to_a_do_not_disturb_subscriber_gets_486_and_the_call_goes_on
         transferor.close()
         reap(procs)
     assert failed["status"] == 486
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 486 Busy Here"
+    assert final_notify(tmp_path) == "SIP/2.0 486 Busy Here"
     assert heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
     records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
     assert records[A]["end_reason"] == "normal", records
@@ -126,8 +124,7 @@ def test_a_transfer_to_a_subscriber_forwarding_to_vm_leaves_the_message_in_its_b
         with stopped_on_exit(_server(tmp_path, {"forward_always": "VM"})) as server:
             procs.append(transferring(sipp, tmp_path, server, transferor))
             procs.append(staying_caller(sipp, tmp_path, server, caller, 16000))
-            caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-            transferor.send_to(forwarding_ports(server, 1)[0])
+            parties_talk(server, caller, transferor)
             handed = wait_event(server, "call.transferred")
             finished_all(procs, server)
             server.wait_for("call.ended")
@@ -136,7 +133,7 @@ def test_a_transfer_to_a_subscriber_forwarding_to_vm_leaves_the_message_in_its_b
         transferor.close()
         reap(procs)
     assert handed["mailbox"] == B.lstrip("+"), handed
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     (wav,) = (server.data_dir / "voicemail" / B.lstrip("+")).glob("*.wav")
     records = exported_cdrs(server.data_dir)
     a = next(r for r in records if r["leg"] == "a")
@@ -165,19 +162,17 @@ def test_a_transfer_to_a_subscriber_not_answering_diverts_after_its_ring_time(
             with phone(sipp, tmp_path, "uas-rings-until-cancelled.xml", port_202) as rung:
                 procs.append(transferring(sipp, tmp_path, server, transferor))
                 procs.append(staying_caller(sipp, tmp_path, server, caller, 16000))
-                caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
-                transferor.send_to(forwarding_ports(server, 1)[0])
+                parties_talk(server, caller, transferor)
                 finished(rung, server)
             diverted = server.wait_for("call.diverted", timeout=20)
             finished_all(procs, server)
-            out, _ = outside.communicate(timeout=30)
-            assert outside.returncode == 0, out[-2000:] + "\n".join(server.raw[-40:])
+            finished(outside, server)
     finally:
         caller.close()
         transferor.close()
         reap(procs)
     assert (diverted["reason"], diverted["target"]) == ("no-answer", OUTSIDE), diverted
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
     first, rang, out_leg = records[A], records[B], records[OUTSIDE]
     assert first["end_reason"] == "transferred", first

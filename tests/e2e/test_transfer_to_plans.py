@@ -40,7 +40,9 @@ from tests.e2e.subscribers import CALLING, write_group
 from tests.e2e.transfers import (
     answered_port,
     calling_phone,
+    final_notify,
     finished_all,
+    media_to,
     reap,
     register_ext,
     sipp_phone,
@@ -91,7 +93,7 @@ def test_a_caller_transferred_to_a_room_number_lands_in_the_room(sipp: str, tmp_
         for party in (caller, phone, participant):
             party.close()
         reap(procs)
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert joined["participants"] == 2
     assert magnitude(heard, CALLER_TONE) > 10 * magnitude(heard, 1000.0), "caller not heard"
     assert len(server.events("call.forwarding")) == 1, "a leg was placed for the transfer"
@@ -127,7 +129,7 @@ def test_a_caller_transferred_to_an_ivr_number_hears_its_menu_and_its_branch_run
         for party in (caller, phone):
             party.close()
         reap(procs)
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert np.abs(prompt.astype(np.int32)).mean() > 300, "the menu's prompt was not heard"
     records = exported_cdrs(server.data_dir)
     a = next(r for r in records if r["leg"] == "a")
@@ -152,10 +154,9 @@ def test_the_calling_phone_transferring_its_called_party_to_a_room_sends_it_out(
                 port_202 = register_ext(sipp, tmp_path, server, "202")
                 answers = "uas-bridged-answers-then-expects-bye.xml"
                 procs.append(sipp_phone(sipp, tmp_path, answers, port_202, phone_202))
-                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(0x22), ROOM))
+                procs.append(calling_phone(sipp, tmp_path, server, RtpParty(0x22).port, ROOM))
                 phone_202.send_to(_leg_port(server))
-                out = wait_event(server, "call.forwarding", target="+" + ROOM)
-                carrier.send_to(int(str(out["rtp_port"])))
+                media_to(carrier, server, "call.forwarding", target="+" + ROOM)
                 finished_all(procs, server)
                 routed = server.wait_for("call.transfer_to_plan_routed")
     finally:
@@ -163,5 +164,5 @@ def test_the_calling_phone_transferring_its_called_party_to_a_room_sends_it_out(
         carrier.close()
         reap(procs)
     assert (routed["target"], routed["why"]) == ("+" + ROOM, "transferee_placed"), routed
-    assert (tmp_path / "transfer-final.txt").read_text().strip() == "SIP/2.0 200 OK"
+    assert final_notify(tmp_path) == "SIP/2.0 200 OK"
     assert not server.events("call.plan_transferred") and not server.events("conference.joined")

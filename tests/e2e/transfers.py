@@ -100,17 +100,51 @@ def staying_caller(
     )
 
 
-def calling_phone(
-    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty, to: str = "061200300"
+def prompted_caller(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty, caller: str = "38761000000"
 ) -> subprocess.Popen[str]:
-    """Phone 201 (SIPp, digest as 201) calls extension 202 and REFERs it to ``to``."""
+    """SIPp on the trunk calling 201 as ``caller``, its audio to ``rtp``; it stays until the
+    server's BYE."""
     return popen_sipp(
         [
             sipp,
-            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", "202"),
-            *("-key", "caller", NUMBER, "-au", NUMBER, "-ap", PHONES["201"]),
-            *("-auth_uri", f"202@{HOST}:{server.port}", "-key", "refer_to", to),
-            *("-key", "rtp_port", str(rtp.port), "-i", HOST, "-m", "1", "-nostdin"),
+            *("-sf", str(SCENARIOS / "uac-caller-hears-prompts-until-server-bye.xml")),
+            *("-set", "rtp_port", str(rtp.port), "-set", "codec", "0"),
+            *("-key", "caller", caller, "-i", HOST, "-m", "1", "-nostdin"),
+            *("-timeout", "40s", "-timeout_error", "-s", NUMBER, f"{HOST}:{server.port}"),
+        ],
+        tmp_path,
+    )
+
+
+def as_phone(ext: str, service: str, server: ServerProcess) -> tuple[str, ...]:
+    """SIPp's arguments to call ``service`` as phone ``ext`` (its digest credentials)."""
+    user = f"38733100{ext}"
+    return (
+        *("-key", "caller", user, "-au", user, "-ap", PHONES[ext]),
+        *("-auth_uri", f"{service}@{HOST}:{server.port}"),
+    )
+
+
+def calling_phone(
+    sipp: str,
+    tmp_path: Path,
+    server: ServerProcess,
+    rtp_port: int,
+    to: str = "061200300",
+    *,
+    ext: str = "201",
+    service: str = "202",
+) -> subprocess.Popen[str]:
+    """Phone ``ext`` (SIPp, digest as ``ext``) calls ``service`` and REFERs that call to
+    ``to``, its media at ``rtp_port``."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", service),
+            *as_phone(ext, service, server),
+            *("-key", "refer_to", to),
+            *("-key", "rtp_port", str(rtp_port), "-i", HOST, "-m", "1", "-nostdin"),
             *("-timeout", "40s", "-timeout_error", "-trace_err", f"{HOST}:{server.port}"),
         ],
         tmp_path,
@@ -126,6 +160,21 @@ def wait_event(server: ServerProcess, name: str, **match: str) -> dict[str, obje
                 return event
         time.sleep(0.05)
     raise AssertionError(f"no {name} {match}\n" + "\n".join(server.raw[-60:]))
+
+
+def media_to(party: RtpParty, server: ServerProcess, name: str, **match: str) -> dict[str, object]:
+    """Sends ``party``'s audio to the RTP port of the first ``name`` event matching ``match``
+    (as ``wait_event`` finds it), and returns that event."""
+    event = wait_event(server, name, **match)
+    party.send_to(int(str(event["rtp_port"])))
+    return event
+
+
+def parties_talk(server: ServerProcess, caller: RtpParty, transferor: RtpParty) -> None:
+    """Sends the trunk caller's audio to its call, once answered, and 201's to the first leg
+    the server placed (the one to 201)."""
+    caller.send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+    transferor.send_to(forwarding_ports(server, 1)[0])
 
 
 def forwarding_ports(server: ServerProcess, count: int) -> list[int]:
@@ -149,6 +198,11 @@ def answered_port(server: ServerProcess, count: int) -> int:
 def heard(packets: list[RtpPacket], fill: int) -> int:
     """How many 20 ms packets of ``fill`` (one party's constant audio) arrived."""
     return sum(1 for p in packets if p.payload_type == 0 and p.payload == bytes([fill]) * 160)
+
+
+def final_notify(tmp_path: Path) -> str:
+    """The status line of the last NOTIFY's sipfrag, as the transferring phone wrote it."""
+    return (tmp_path / "transfer-final.txt").read_text().strip()
 
 
 def finished_all(procs: list[subprocess.Popen[str]], server: ServerProcess) -> None:
