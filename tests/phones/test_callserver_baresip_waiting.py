@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,6 +43,36 @@ def _in_a_call(sipp: str, tmp_path: Path, server: ServerProcess, phone: Baresip)
         yield
     finally:
         _ended(first, server)
+
+
+@contextmanager
+def _two_phones(
+    tmp_path: Path,
+    services: Mapping[str, Mapping[str, object]] | None = None,
+    *,
+    max_calls: int = 4,
+    trace_202: bool = False,
+) -> Iterator[tuple[ServerProcess, Baresip, Baresip]]:
+    """The group's server (``services`` by extension) with 201's baresip (taking
+    ``max_calls`` calls at a time) and 202's, both registered."""
+    with (
+        stopped_on_exit(group_server(tmp_path, services)) as server,
+        Baresip(
+            tmp_path / "p201",
+            microphone(tmp_path, 440.0, 20.0),
+            group_phone(server, "201"),
+            max_calls=max_calls,
+        ) as a,
+        Baresip(
+            tmp_path / "p202",
+            microphone(tmp_path, 600.0, 20.0),
+            group_phone(server, "202"),
+            sip_trace=trace_202,
+        ) as b,
+    ):
+        a.wait_for("registered", timeout=5)
+        b.wait_for("registered", timeout=5)
+        yield server, a, b
 
 
 def _ended(proc: subprocess.Popen[str], server: ServerProcess) -> None:
@@ -78,23 +108,7 @@ def test_cfb_set_by_67_the_phone_busy_in_a_call_sends_the_second_caller_to_202(
     """201 dials *67*202#; in a call, its phone refuses a second call (486, it takes one call
     at a time): the call lands on 202's baresip with Diversion user-busy, and the CDRs show
     201's leg BUSY and 202's diverted by 201, paid inside the group."""
-    with (
-        stopped_on_exit(group_server(tmp_path)) as server,
-        Baresip(
-            tmp_path / "p201",
-            microphone(tmp_path, 440.0, 20.0),
-            group_phone(server, "201"),
-            max_calls=1,
-        ) as a,
-        Baresip(
-            tmp_path / "p202",
-            microphone(tmp_path, 600.0, 20.0),
-            group_phone(server, "202"),
-            sip_trace=True,
-        ) as b,
-    ):
-        a.wait_for("registered", timeout=5)
-        b.wait_for("registered", timeout=5)
+    with _two_phones(tmp_path, max_calls=1, trace_202=True) as (server, a, b):
         changed = dial_code(a, server, "*67*202#")
         with _in_a_call(sipp, tmp_path, server, a):
             _second_call(sipp, tmp_path, server)
@@ -125,17 +139,7 @@ def test_call_waiting_off_by_43_the_second_call_goes_to_cfb_without_ringing_201(
     """201 forwards on busy to 202 (centrex.yaml) and dials #43#: in a call, its phone is not
     offered the second call at all, which lands on 202's baresip (Diversion user-busy)."""
     services = {"201": {"forward_busy": "202"}}
-    with (
-        stopped_on_exit(group_server(tmp_path, services)) as server,
-        Baresip(
-            tmp_path / "p201", microphone(tmp_path, 440.0, 20.0), group_phone(server, "201")
-        ) as a,
-        Baresip(
-            tmp_path / "p202", microphone(tmp_path, 600.0, 20.0), group_phone(server, "202")
-        ) as b,
-    ):
-        a.wait_for("registered", timeout=5)
-        b.wait_for("registered", timeout=5)
+    with _two_phones(tmp_path, services) as (server, a, b):
         changed = dial_code(a, server, "#43#")
         with _in_a_call(sipp, tmp_path, server, a):
             _second_call(sipp, tmp_path, server)
@@ -180,17 +184,7 @@ def test_call_waiting_on_by_43_the_second_call_rings_the_phone_in_a_call(
     in a call, its phone is offered the second call (and answers it), nothing is diverted
     and 202 never rings."""
     services = {"201": {"call_waiting": False, "forward_busy": "202"}}
-    with (
-        stopped_on_exit(group_server(tmp_path, services)) as server,
-        Baresip(
-            tmp_path / "p201", microphone(tmp_path, 440.0, 20.0), group_phone(server, "201")
-        ) as a,
-        Baresip(
-            tmp_path / "p202", microphone(tmp_path, 600.0, 20.0), group_phone(server, "202")
-        ) as b,
-    ):
-        a.wait_for("registered", timeout=5)
-        b.wait_for("registered", timeout=5)
+    with _two_phones(tmp_path, services) as (server, a, b):
         changed = dial_code(a, server, "*43#")
         with _in_a_call(sipp, tmp_path, server, a):
             _second_call(sipp, tmp_path, server)
