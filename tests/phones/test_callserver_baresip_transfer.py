@@ -26,9 +26,10 @@ from tests.e2e.conftest import (
     stopped_on_exit,
 )
 from tests.e2e.rtp_party import RtpParty
-from tests.e2e.subscribers import CALLING, PHONES, write_group
+from tests.e2e.subscribers import CALLING, write_group
 from tests.phones.audio import dominant_frequency, tone, write_wav
-from tests.phones.baresip import Account, Baresip
+from tests.phones.baresip import Baresip
+from tests.phones.centrex import group_phone
 
 NUMBER = "38733100201"
 
@@ -37,11 +38,6 @@ def _server(tmp_path: Path) -> ServerProcess:
     """acme's group with phones 201 and 202, MD5 only (baresip 1.0)."""
     write_group(tmp_path)
     return start_server(tmp_path, trunks={**CALLING, "digest": {"algorithms": ["MD5"]}})
-
-
-def _phone(server: ServerProcess, ext: str) -> Account:
-    user = f"38733100{ext}"
-    return Account(user=user, registrar=(HOST, server.port), auth_user=user, password=PHONES[ext])
 
 
 def _microphone(tmp_path: Path, frequency: float) -> Path:
@@ -66,8 +62,12 @@ def test_baresip_blind_transfer_sends_the_caller_to_the_other_phone(
     try:
         with (
             stopped_on_exit(server),
-            Baresip(tmp_path / "p202", _microphone(tmp_path, 600.0), _phone(server, "202")) as c,
-            Baresip(tmp_path / "p201", _microphone(tmp_path, 440.0), _phone(server, "201")) as b,
+            Baresip(
+                tmp_path / "p202", _microphone(tmp_path, 600.0), group_phone(server, "202")
+            ) as c,
+            Baresip(
+                tmp_path / "p201", _microphone(tmp_path, 440.0), group_phone(server, "201")
+            ) as b,
         ):
             b.wait_for("registered", timeout=5)
             c.wait_for("registered", timeout=5)

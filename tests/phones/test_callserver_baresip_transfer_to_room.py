@@ -23,24 +23,21 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.rooms import magnitude, received_samples, room_caller, wait_joined
+from tests.e2e.rooms import ROOM, magnitude, received_samples, room_caller, wait_joined, write_plans
 from tests.e2e.rtp_party import tone_party
 from tests.e2e.subscribers import CALLING, write_group
 from tests.e2e.transfers import answered_port
 from tests.phones.audio import tone, write_wav
 from tests.phones.baresip import Baresip
-from tests.phones.test_callserver_baresip_transfer import _phone
+from tests.phones.centrex import group_phone
 
-NUMBER, ROOM = "38733100201", "38733100600"
+NUMBER = "38733100201"
 
 
 def _server(tmp_path: Path) -> ServerProcess:
     """acme's phones (MD5 only, baresip 1.0) and the room's plan."""
     write_group(tmp_path)
-    plans = tmp_path / "dialplans"
-    plans.mkdir()
-    plan = 'steps:\n  meet:\n    conference: "100"\n    max_participants: 5\n'
-    (plans / f"{ROOM}.yaml").write_text(plan)
+    plans = write_plans(tmp_path, ROOM)
     trunks = {**CALLING, "digest": {"algorithms": ["MD5"]}}
     return start_server(tmp_path, trunks=trunks, dialplans=plans)
 
@@ -57,7 +54,7 @@ def test_baresip_transfers_its_caller_into_a_conference_room(sipp: str, tmp_path
         with (
             stopped_on_exit(server),
             room_caller(sipp, tmp_path, server, participant, 16000),
-            Baresip(tmp_path / "p201", microphone, _phone(server, "201")) as phone,
+            Baresip(tmp_path / "p201", microphone, group_phone(server, "201")) as phone,
         ):
             participant.send_to(int(str(wait_joined(server, 1)["rtp_port"])))
             phone.wait_for("registered", timeout=5)
