@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     free_port,
-    popen_sipp,
+    popen_bound,
     run_sipp,
     start_uas,
 )
@@ -140,13 +140,13 @@ def background_call(
 ) -> subprocess.Popen[str]:
     """A caller through the trunk ``test`` calls the subscriber's number (``CALLER``) and
     hangs up ``hold`` ms after the answer, running in the background; wait for its end."""
-    local = free_port(both=False)
-    return popen_sipp(
-        [
+
+    def command(local: int) -> list[str]:
+        return [
             sipp,
             f"{HOST}:{server.port}",
             *("-i", HOST, "-p", str(local), "-mp", str(free_port(both=False)), "-nostdin"),
             *("-timeout", "40s", "-timeout_error", "-sn", "uac", "-d", str(hold), *CALLER),
-        ],
-        tmp_path,
-    )
+        ]
+
+    return popen_bound(command, tmp_path)[0]
