@@ -8,13 +8,15 @@ drives it without real waiting: every reading before a tick is at or past its de
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections import deque
 
 import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from callserver.media.clock import MediaClock
+from callserver.media.clock import MediaClock, _percentiles
 
 P = 1 / 64  # a period that is exact in binary, so deadlines compare exactly
 T0 = 1000.0
@@ -125,6 +127,28 @@ async def test_statistics_percentiles_reflect_durations() -> None:
     assert stats.tick_p99 == pytest.approx(float(np.percentile(durations, 99)))
     assert stats.tick_max == pytest.approx(0.020)
     assert stats.lateness_max == 0.0
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 20, 2999, 3000])
+def test_percentiles_are_numpys(count: int) -> None:
+    """The statistics' percentiles are np.percentile's (linear interpolation) for any count."""
+    values = np.random.default_rng(count).exponential(0.002, count)
+    found = _percentiles(values, 0, 50, 99, 100)
+    assert found == pytest.approx([float(v) for v in np.percentile(values, [0, 50, 99, 100])])
+
+
+def test_statistics_do_not_import_numpy_ma() -> None:
+    """Reporting the statistics loads no numpy.ma (np.percentile would, at its first call)."""
+    script = (
+        "import sys\n"
+        "from callserver.media.clock import MediaClock\n"
+        "clock = MediaClock(0.02, lambda n, now: None)\n"
+        "clock._record(0.001, 0.0)\n"
+        "clock.statistics()\n"
+        "print('numpy.ma' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "False\n", "")
 
 
 def test_statistics_before_any_tick() -> None:
