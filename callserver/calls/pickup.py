@@ -71,10 +71,13 @@ class Pickup:
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """The pickup a phone's call to a pickup code asks for, or None for any other call
         (a caller that is no subscriber's phone: its code is routed as any number)."""
-        called, centrex = session.called, self._centrex()
+        called = session.called
+        if called[:1] != "*" or not session.originating:  # no pickup code: at once
+            return None
+        centrex = self._centrex()
         directed = called.startswith(DIRECTED_PICKUP) and called[2:].isdigit()
         group = called == "*" + centrex.codes.pickup  # *8 unless service_codes says otherwise
-        if not (group or directed) or not session.originating:
+        if not (group or directed):
             return None
         if centrex.subscriber(session.caller.e164 or session.caller.raw) is None:
             return None

@@ -72,7 +72,7 @@ class Routing:
         self._routes = routes  # the outbound routes forward steps may name
         self._phones = phones  # a call to a Centrex subscriber's number rings its phones
         self._outbound = outbound  # a call from a customer to a number not ours goes out
-        self._codes = tuple(codes)  # a phone dialling a code: services, pickup, ...
+        self._codes = tuple(codes)  # a customer's phone dialling a code: services, pickup, ...
         self.blacklist = NumberList()
         self.prompts, self.tariffs, self.default_language = prompts, tariffs, default_language
         self.dialplans = Dialplans(dialplans, self._context, share)  # share: of the loop
@@ -98,12 +98,13 @@ class Routing:
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """The run of the called number's plan on ``session`` (a subscriber's number: ringing
         its phones, ``calls.phones``; a call from a customer to a number not the operator's:
-        out through the routes, ``calls.originating``; a phone's code: what the first of
-        ``codes`` that takes it does, e.g. ``calls.service_codes``, ``calls.pickup``), or None
-        (no plan)."""
-        for code in self._codes:
-            if (answering := code(session)) is not None:
-                return answering
+        out through the routes, ``calls.originating``; a code a customer's phone dialled: what
+        the first of ``codes`` that takes it does, e.g. ``calls.service_codes``,
+        ``calls.pickup``), or None (no plan). A trunk's call is offered to no code."""
+        if session.originating:
+            for code in self._codes:
+                if (answering := code(session)) is not None:
+                    return answering
         if self._phones is not None and (ringing := self._phones(session)) is not None:
             return ringing
         plans = self.dialplans.plans

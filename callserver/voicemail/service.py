@@ -101,7 +101,8 @@ class Voicemail:
 
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """``*97`` from a subscriber's phone; None for any other call."""
-        if session.called == self._access_code() and session.originating:
+        called = session.called
+        if called[:1] == "*" and session.originating and called == self._access_code():
             owner = self._subscriber(session.caller.e164 or session.caller.raw)
             return None if owner is None else self.listen(session, owner)
         return None
