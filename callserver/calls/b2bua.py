@@ -355,8 +355,8 @@ class Forwarder:
 
     def handle_event(self, event: SipEvent) -> bool:
         """Take the events of forwarded legs and bridges; False for everything else."""
-        if isinstance(event, RequestReceived) and self.transfers.handle_request(event):
-            return True
+        if isinstance(event, RequestReceived) and event.request.method == "REFER":
+            return self.transfers.handle_request(event)  # a transfer (calls.transfer)
         if self.bridges.handle_event(event, self.services.loop.time()):
             return True
         if isinstance(event, ResponseReceived):

@@ -71,6 +71,7 @@ from callserver.sip.transaction_key import TransactionKey
 __all__ = ["Call", "CallManager"]
 
 log = structlog.get_logger("callserver.calls")
+_OUTCOMES = (ResponseReceived, TransactionTimedOut)  # what a request we sent comes back as
 
 
 class CallManager:
@@ -162,10 +163,11 @@ class CallManager:
         """React to one endpoint event (see the module docstring)."""
         if self.forwarder.handle_event(event):
             return
-        if self.registration is not None and self.registration.handle_event(event, now):
-            return  # the outcome of a qualify OPTIONS
-        if self.subscriptions is not None and self.subscriptions.handle_event(event, now):
-            return  # the outcome of a NOTIFY
+        if isinstance(event, _OUTCOMES):
+            if self.registration is not None and self.registration.handle_event(event, now):
+                return  # the outcome of a qualify OPTIONS
+            if self.subscriptions is not None and self.subscriptions.handle_event(event, now):
+                return  # the outcome of a NOTIFY
         if isinstance(event, RequestReceived):
             self._on_request(event, now)
         elif isinstance(event, DialogConfirmed):

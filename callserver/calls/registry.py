@@ -77,7 +77,8 @@ class Calls:
         call.enter(CallPhase.ANSWERED)
         call.dialog_id = dialog_id
         self._by_dialog[dialog_id] = call
-        self._count(_phone_of(call), 1)
+        if call.facts is not None and (phone := call.facts.subscriber) is not None:
+            self._count(phone, 1)  # a phone's call: its subscriber is in a call
 
     def hosted(self, call: Call, session: CallSession) -> None:
         """A dialplan session runs ``call``."""
@@ -88,8 +89,10 @@ class Calls:
         """``call`` ended: out of every index at once."""
         call.enter(CallPhase.ENDED)
         self._by_key.pop(call.key, None)
-        if call.dialog_id is not None and self._by_dialog.pop(call.dialog_id, None) is call:
-            self._count(_phone_of(call), -1)
+        if call.dialog_id is not None:
+            answered = self._by_dialog.pop(call.dialog_id, None) is call
+            if answered and call.facts is not None and (phone := call.facts.subscriber) is not None:
+                self._count(phone, -1)
         if call.stream is not None:
             self._by_stream.pop(call.stream.stream_id, None)
         if call.session is not None:
@@ -224,11 +227,6 @@ class Calls:
     def side_by_stream(self, stream_id: int) -> tuple[Bridge, Side] | None:
         """The bridge and side whose stream is ``stream_id``."""
         return self._sides_by_stream.get(stream_id)
-
-
-def _phone_of(call: Call) -> str | None:
-    """The subscriber whose phone placed ``call``, if a phone did."""
-    return None if call.facts is None else call.facts.subscriber
 
 
 def _rung(leg: Leg) -> str | None:
