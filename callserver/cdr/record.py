@@ -42,7 +42,7 @@ from decimal import Decimal
 from enum import StrEnum
 from operator import attrgetter
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 from callserver.cdr.charge import Charge, decimal_of
 from callserver.cdr.stamps import naive_moment, parse_stamp, stamp_from_epoch, utc_stamp
@@ -214,16 +214,17 @@ class CdrRecord:
     def __post_init__(self) -> None:
         _check_types(self)
         if type(self.disposition) is not Disposition:
-            _set(self, "disposition", Disposition(self.disposition))
-        if type(self.end_reason) is not EndReason:
-            _set(self, "end_reason", EndReason(self.end_reason))
+            _SET(self, "disposition", Disposition(self.disposition))
+        if type(self.end_reason) is not EndReason:  # a value: its member, or a ValueError
+            end_reason = _END_REASONS.get(self.end_reason) or EndReason(self.end_reason)
+            _SET(self, "end_reason", end_reason)
         if type(self.steps) is not tuple:
-            _set(self, "steps", tuple(self.steps))
+            _SET(self, "steps", tuple(self.steps))
         if type(self.charges) is not tuple:
-            _set(self, "charges", tuple(self.charges))
-        _set(self, "survey", MappingProxyType(dict(self.survey)))
+            _SET(self, "charges", tuple(self.charges))
+        _SET(self, "survey", MappingProxyType(dict(self.survey)))
         if not self.linked_id:
-            _set(self, "linked_id", self.uuid)
+            _SET(self, "linked_id", self.uuid)
         if (self.disposition is Disposition.ANSWERED) != (self.answer_stamp is not None):
             raise ValueError("disposition is ANSWERED exactly when there is an answer_stamp")
         start, end = naive_moment(self.start_stamp), naive_moment(self.end_stamp)
@@ -233,9 +234,9 @@ class CdrRecord:
             answer = naive_moment(self.answer_stamp)
             _ms_between(start, answer, "answer_stamp", "start_stamp")
             billmsec = _ms_between(answer, end, "end_stamp", "answer_stamp")
-        _set(self, "duration", duration_ms // 1000)
-        _set(self, "billmsec", billmsec)
-        _set(self, "billsec", billmsec // 1000)
+        _SET(self, "duration", duration_ms // 1000)
+        _SET(self, "billmsec", billmsec)
+        _SET(self, "billsec", billmsec // 1000)
 
     def to_dict(self) -> dict[str, object]:
         """The record as JSON-ready values: enums as strings, Decimal as strings, steps a list."""
@@ -321,10 +322,10 @@ _CHOICES = {
 }
 _FIELD_NAMES = tuple(f.name for f in fields(CdrRecord))
 _ALL_FIELDS = attrgetter(*_FIELD_NAMES)
-
-
-def _set(record: CdrRecord, name: str, value: object) -> None:
-    object.__setattr__(record, name, value)
+_TEXT_OF, _OPTIONAL_TEXT_OF = attrgetter(*_TEXT), attrgetter(*_OPTIONAL_TEXT)
+_OPTIONAL_INT_OF = attrgetter(*_OPTIONAL_INT)
+_END_REASONS = {reason.value: reason for reason in EndReason}  # cheaper than EndReason(value)
+_SET = object.__setattr__  # a frozen record's derived fields, set in __post_init__
 
 
 def _is_int(value: object) -> bool:
@@ -332,17 +333,17 @@ def _is_int(value: object) -> bool:
 
 
 def _check_types(record: CdrRecord) -> None:
-    for name in _TEXT:
-        if not isinstance(getattr(record, name), str):
-            raise ValueError(f"{name} must be a string")
-    for name in _OPTIONAL_TEXT:
-        value = getattr(record, name)
+    # The fields of each kind read at once by one attrgetter (in C), not one getattr each;
+    # the names only to say which one is wrong.
+    for value in _TEXT_OF(record):
+        if not isinstance(value, str):
+            _wrong(record, _TEXT, value, "a string")
+    for value in _OPTIONAL_TEXT_OF(record):
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"{name} must be a string or null")
-    for name in _OPTIONAL_INT:
-        value = getattr(record, name)
+            _wrong(record, _OPTIONAL_TEXT, value, "a string or null")
+    for value in _OPTIONAL_INT_OF(record):
         if value is not None and not _is_int(value):
-            raise ValueError(f"{name} must be an integer or null")
+            _wrong(record, _OPTIONAL_INT, value, "an integer or null")
     for name, allowed in _CHOICES.items():
         if getattr(record, name) not in allowed:
             raise ValueError(f"{name} {getattr(record, name)!r} is not one of {allowed}")
@@ -351,6 +352,12 @@ def _check_types(record: CdrRecord) -> None:
         if value is not None and not (isinstance(value, Decimal) and value.is_finite()):
             raise ValueError(f"{name} must be a finite Decimal or null")
     _check_collections(record)
+
+
+def _wrong(record: CdrRecord, names: tuple[str, ...], value: object, kind: str) -> NoReturn:
+    """Raise naming the first of ``names`` that holds ``value`` (the first wrong one)."""
+    name = next(name for name in names if getattr(record, name) is value)
+    raise ValueError(f"{name} must be {kind}")
 
 
 def _check_collections(record: CdrRecord) -> None:
