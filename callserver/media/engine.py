@@ -168,7 +168,8 @@ class MediaEngine:
         """Apply the negotiated stream (answer or re-INVITE); in-band DTMF per the settings."""
         stream.configure(config, self._now())
         self._capture.set_inband(stream, self._inband(stream))
-        self.conferences.reconfigured(stream)
+        if stream.mixed:  # in a conference room: its codec may have changed
+            self.conferences.reconfigured(stream)
 
     def _inband(self, stream: MediaStream) -> bool:
         """Whether the stream's digits are detected in-band (never in a conference room)."""
@@ -188,7 +189,8 @@ class MediaEngine:
         del self._streams[stream.stream_id]
         self._housekeeping.discard(stream)
         self.unbridge(stream)
-        self.conferences.leave(stream)
+        if stream.mixed:
+            self.conferences.leave(stream)
         result = self._capture.stop_recording(stream, self._now())
         self._capture.set_inband(stream, False)
         self._rtp_io.unregister(stream.stream_id)

@@ -173,8 +173,11 @@ def of_law(codec: str, pcmu: bytes, pcma: bytes) -> bytes:
     Raises:
         ValueError: ``codec`` is not "PCMU" or "PCMA".
     """
-    check_codec(codec)
-    return pcmu if codec == "PCMU" else pcma
+    if codec == "PCMU":
+        return pcmu
+    if codec != "PCMA":
+        check_codec(codec)  # raises
+    return pcma
 
 
 def encode(codec: str, samples: npt.NDArray[np.int16]) -> bytes:

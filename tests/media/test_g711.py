@@ -154,6 +154,13 @@ def test_unknown_codec_is_named_in_the_error() -> None:
         g711.transcode(b"\xff", "PCMU", "opus")
 
 
+def test_of_law_picks_the_codecs_payload_and_names_any_other() -> None:
+    """of_law gives the payload in the codec asked for, and rejects a codec not G.711."""
+    assert (g711.of_law("PCMU", b"u", b"a"), g711.of_law("PCMA", b"u", b"a")) == (b"u", b"a")
+    with pytest.raises(ValueError, match="'G722'"):
+        g711.of_law("G722", b"u", b"a")
+
+
 def test_encode_rejects_other_dtypes() -> None:
     """Samples must be int16; a float array is refused rather than reinterpreted."""
     with pytest.raises(ValueError, match="int16 samples, not float64"):
