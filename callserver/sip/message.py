@@ -44,6 +44,7 @@ T = TypeVar("T")
 
 
 _LOWER: dict[str, str] = {}
+_LIST_KEYS = frozenset(name.lower() for name in LIST_HEADERS)  # as _key gives them
 
 
 def _key(name: str) -> str:
@@ -123,21 +124,28 @@ class Headers:
         self._cache.pop(name, None)
         self._cache.pop("+" + name, None)
 
+    # get, get_all and values run some twenty times a call: the index and the memoised key
+    # are read inline when they are there (what _lookup and _key would return).
+
     def get(self, name: str) -> str | None:
         """Return the first raw value of ``name``, or None."""
-        values = self._lookup().get(_key(name))
+        index = self._index if self._index is not None else self._lookup()
+        values = index.get(_LOWER.get(name) or _key(name))
         return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         """Return the raw value of every field line named ``name``, in order."""
-        return list(self._lookup().get(_key(name), ()))
+        index = self._index if self._index is not None else self._lookup()
+        return list(index.get(_LOWER.get(name) or _key(name), ()))
 
     def values(self, name: str) -> list[str]:
         """Return all values of ``name``, list-valued fields split at top-level commas."""
-        raw = self._lookup().get(_key(name))
+        index = self._index if self._index is not None else self._lookup()
+        key = _LOWER.get(name) or _key(name)
+        raw = index.get(key)
         if not raw:
             return []
-        if canonical_name(name) not in LIST_HEADERS:
+        if key not in _LIST_KEYS:
             return list(raw)
         from callserver.sip.grammar import split_commas
 

@@ -8,7 +8,7 @@ from callserver.sip import headers, parser, uri
 from callserver.sip.errors import SipParseError
 from callserver.sip.grammar import MEMO_MAX, find_control
 from callserver.sip.headers import CSeq
-from callserver.sip.message import Request, Response
+from callserver.sip.message import Headers, Request, Response
 from callserver.sip.parser import (
     ParseLimits,
     _parse_any,
@@ -349,6 +349,21 @@ def test_repeated_fields_are_grouped_in_order() -> None:
     assert msg is not None
     assert [via.host for via in msg.vias()] == ["192.0.2.10", "192.0.2.20"]
     assert msg.headers.values("Route") == ["<sip:a;lr>", "<sip:b;lr>"]
+
+
+def test_lookups_take_any_spelling_and_split_only_list_fields() -> None:
+    """get, get_all and values find a field by its compact form or in any case, before and
+    after a change; values splits a list-valued field (Route), not another (Subject)."""
+    fields = Headers(
+        [("Route", "<sip:a;lr>, <sip:b;lr>"), ("Subject", "a, b"), ("v", "SIP/2.0/UDP h")]
+    )
+    assert fields.values("route") == ["<sip:a;lr>", "<sip:b;lr>"]
+    assert fields.values("SUBJECT") == ["a, b"]
+    assert fields.get("Via") == fields.get("v") == "SIP/2.0/UDP h"
+    fields.add("Route", "<sip:c;lr>")
+    assert fields.get_all("ROUTE") == ["<sip:a;lr>, <sip:b;lr>", "<sip:c;lr>"]
+    assert fields.values("X-Missing") == fields.get_all("x-missing") == []
+    assert fields.get("x-missing") is None
 
 
 @pytest.mark.parametrize(
