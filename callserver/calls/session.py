@@ -140,13 +140,14 @@ class CallSession:
         self.notes.setdefault(key, []).append(value)
 
     def cdr_fields(self) -> dict[str, object]:
-        """What the call's CDR says about the dialplan part (``cdr.record.CdrRecord`` names)."""
+        """What the call's CDR says about the dialplan part (``cdr.record.CdrRecord`` names);
+        a field of a service the call did not use is left to the record's default."""
         notes = self.notes
         survey: dict[str, object] = {}
         for answer in notes.get("survey", []):
             survey.update(answer if isinstance(answer, dict) else {})
         voicemail = notes.get("voicemail", [])
-        return {
+        fields: dict[str, object] = {
             "dialplan": self.dialplan,
             "dialplan_version": self.dialplan_version,
             "language": self.language,
@@ -155,8 +156,10 @@ class CallSession:
             "survey": survey,
             "voicemail_path": str(voicemail[-1]) if voicemail else None,
             "end_detail": _last(notes.get("blacklist") or notes.get("end_detail")),
-            "conference": _last(notes.get("conference")),
         }
+        if "conference" in notes:
+            fields["conference"] = _last(notes["conference"])
+        return fields
 
     async def answer(self, *, early: bool = False) -> None:
         """Answer (200 OK) or start early media (183 with SDP).

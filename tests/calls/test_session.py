@@ -459,6 +459,12 @@ async def test_conference_asks_the_host_and_the_cdr_names_the_room() -> None:
     assert fields["conference"] == "100" and fields["end_detail"] == "conference full: full"
 
 
+def test_a_call_in_no_room_leaves_the_cdrs_conference_to_its_default() -> None:
+    """No room noted: cdr_fields has no conference, so the record keeps its None."""
+    fields = session(FakeHost()).cdr_fields()
+    assert "conference" not in fields and fields["end_detail"] is None
+
+
 async def test_conference_after_the_call_ended_asks_nothing() -> None:
     """An ended call joins no room."""
     host = FakeHost()
