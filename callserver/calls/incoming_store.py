@@ -4,25 +4,54 @@
 which its CDRs carry as ``call_id`` or ``linked_id``), the caller as received (From,
 P-Asserted-Identity, Privacy, source address), when it was put through and when it ended
 (NULL while it lasts). ``SqliteIncomingStore`` keeps them in ``<data_dir>/mcid.sqlite``;
-``apply`` writes the rows of one batch in one transaction (``process.sqlite``: WAL,
+The values ``Received`` (the caller's identity as received) and ``IncomingCall`` are the
+rows' content. ``apply`` writes the rows of one batch in one transaction (``process.sqlite``: WAL,
 ``synchronous=NORMAL``), called from one worker thread, never from the event loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
 
-from callserver.calls.malicious import IncomingCall, Received
 from callserver.cdr.record import utc_stamp
 from callserver.process.sqlite import open_database, transaction
 
-__all__ = ["SqliteIncomingStore"]
+__all__ = ["IncomingCall", "Received", "SqliteIncomingStore"]
 
 log = structlog.get_logger("callserver.calls")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Received:
+    """Who an INVITE said it came from, as received (RFC 3261 §20.20, RFC 3325 §9.1, RFC 3323
+    §4.2) and where it came from (``host:port``)."""
+
+    from_header: str
+    asserted: str | None
+    privacy: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncomingCall:
+    """A call put through to a subscriber's phones: its Call-ID, caller as received, when it
+    started and when it ended (None: it goes on)."""
+
+    call_id: str
+    received: Received
+    at: datetime
+    ended: datetime | None = None
+
+    def markable(self, now: datetime, window: float) -> bool:
+        """Whether ``*39`` at ``now`` marks this call: it goes on, or ended at most ``window``
+        seconds ago."""
+        return self.ended is None or now - self.ended <= timedelta(seconds=window)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS last_incoming (

@@ -27,50 +27,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
+from callserver.calls.incoming_store import IncomingCall, Received, SqliteIncomingStore
 from callserver.cdr.marks import CdrMark, append_mark
 from callserver.cdr.record import utc_stamp
 from callserver.sip.events import RequestReceived
 
-if TYPE_CHECKING:
-    from callserver.calls.incoming_store import SqliteIncomingStore
-
 __all__ = ["IncomingCall", "MaliciousCalls", "Received", "received_of"]
 
 log = structlog.get_logger("callserver.calls")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Received:
-    """Who an INVITE said it came from, as received (RFC 3261 §20.20, RFC 3325 §9.1, RFC 3323
-    §4.2) and where it came from (``host:port``)."""
-
-    from_header: str
-    asserted: str | None
-    privacy: str | None
-    source: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IncomingCall:
-    """A call put through to a subscriber's phones: its Call-ID, caller as received, when it
-    started and when it ended (None: it goes on)."""
-
-    call_id: str
-    received: Received
-    at: datetime
-    ended: datetime | None = None
-
-    def markable(self, now: datetime, window: float) -> bool:
-        """Whether ``*39`` at ``now`` marks this call: it goes on, or ended at most ``window``
-        seconds ago."""
-        return self.ended is None or now - self.ended <= timedelta(seconds=window)
 
 
 def received_of(event: RequestReceived) -> Received:

@@ -12,26 +12,31 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from callserver.calls.session_host import Recorded
-
-if TYPE_CHECKING:
-    from callserver.calls.session import CallSession
 
 __all__ = ["write_metadata"]
 
 
-def write_metadata(wav: Path, started: datetime, recorded: Recorded, session: CallSession) -> None:
+def write_metadata(
+    wav: Path,
+    started: datetime,
+    recorded: Recorded,
+    *,
+    caller: str,
+    called: str,
+    language: str,
+    call_id: str,
+) -> None:
     """Write ``wav``'s metadata beside it (``.json``): caller, called, time, duration,
     language, Call-ID; fsync'd, renamed over the old file, the folder fsync'd."""
     data = {
-        "caller": session.caller.e164 or session.caller.raw,
-        "called": session.called,
+        "caller": caller,
+        "called": called,
         "time": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "duration": round(recorded.duration, 3),
-        "language": session.language,
-        "call_id": session.call_id,
+        "language": language,
+        "call_id": call_id,
         "file": wav.name,
     }
     target = wav.with_suffix(".json")

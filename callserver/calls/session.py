@@ -79,7 +79,7 @@ class CallSession:
 
     def __init__(
         self,
-        host: SessionHost,
+        host: SessionHost[CallSession],
         *,
         call_id: str,
         caller: CallerId,
@@ -271,7 +271,16 @@ class CallSession:
     async def _save_metadata(self, recorded: Recorded, started: datetime) -> None:
         if recorded.path is not None:
             path = Path(recorded.path)
-            await asyncio.to_thread(write_metadata, path, started, recorded, self)
+            await asyncio.to_thread(
+                write_metadata,
+                path,
+                started,
+                recorded,
+                caller=self.caller.e164 or self.caller.raw,
+                called=self.called,
+                language=self.language,
+                call_id=self.call_id,
+            )
 
     async def forward(
         self,

@@ -1,7 +1,9 @@
 """What a dialplan session and the calls layer exchange.
 
 ``SessionHost`` is the port a ``session.CallSession`` drives (``hosting.SessionHosting``
-implements it): answer, ring, play, record, forward, conference and hang up. The values are
+implements it): answer, ring, play, record, forward, conference and hang up. It is generic in
+the session it is given (``SessionHost[CallSession]``), so this module needs no import of the
+session's. The values are
 what the session's awaits return to the verbs: ``ForwardOutcome`` (how a forwarded leg ended),
 ``Collected`` (digits) and ``Recorded`` (a voicemail message kept or discarded).
 """
@@ -11,15 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from callserver.media.prompts import PlaylistItem
 from callserver.media.settings import RecordingSettings
 
-if TYPE_CHECKING:
-    from callserver.calls.session import CallSession
-
 __all__ = ["Collected", "ForwardOutcome", "Recorded", "SessionHost"]
+
+Session = TypeVar("Session", contravariant=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,36 +49,36 @@ class Recorded:
     duration: float
 
 
-class SessionHost(Protocol):
+class SessionHost(Protocol[Session]):
     """The calls-layer operations a session uses (``hosting.SessionHosting`` provides them)."""
 
-    def answer_session(self, session: CallSession, *, early: bool) -> bool:
+    def answer_session(self, session: Session, *, early: bool) -> bool:
         """Send 200 OK (or 183 with SDP when ``early``); False when the call is gone."""
 
-    def ring_session(self, session: CallSession) -> None:
+    def ring_session(self, session: Session) -> None:
         """Send 180 Ringing if the INVITE is still pending."""
 
     def play_session(
-        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
+        self, session: Session, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
     ) -> None:
         """Start a playlist on the call's stream, repeated with ``loop`` (``PlaybackFinished``
         reports its end)."""
 
-    def stop_session_playback(self, session: CallSession) -> None:
+    def stop_session_playback(self, session: Session) -> None:
         """Stop the call's playback, if any."""
 
     def record_session(
-        self, session: CallSession, path: Path, limits: RecordingSettings, *, keys: bool = False
+        self, session: Session, path: Path, limits: RecordingSettings, *, keys: bool = False
     ) -> None:
         """Start recording the caller to ``path`` (``RecordingFinished`` reports its end);
         ``keys``: ``stop_session_recording`` may end it."""
 
-    def stop_session_recording(self, session: CallSession) -> None:
+    def stop_session_recording(self, session: Session) -> None:
         """End the call's recording now: its last key ended it (its tone is left out)."""
 
     async def forward_session(
         self,
-        session: CallSession,
+        session: Session,
         *,
         target: str,
         route: str | None,
@@ -89,12 +90,10 @@ class SessionHost(Protocol):
         is the caller's own call out (presented and paid as the caller's)."""
 
     async def conference_session(
-        self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
+        self, session: Session, *, room: str, limit: int, tones: bool, time_limit: float | None
     ) -> bool:
         """Keep the call in conference ``room`` until it ends (``calls.conference``); False:
         the room is full."""
 
-    def hang_up_session(
-        self, session: CallSession, code: int, cause: int | None, reason: str
-    ) -> None:
+    def hang_up_session(self, session: Session, code: int, cause: int | None, reason: str) -> None:
         """BYE an answered call, else answer the INVITE with ``code``; ``reason`` for the CDR."""
