@@ -1,19 +1,18 @@
 """A voicemail message's metadata: the JSON file beside its WAV.
 
 ``write_metadata`` says who left the message, for whom, when (UTC, milliseconds), how long and
-in which language, in ``<name>.json`` beside ``<name>.wav``. It is written to a hidden
-``.part`` file and fsync'd, renamed over, and the folder fsync'd, so a crash leaves the whole
-file or none of it. It runs off the loop (``CallSession.record``).
+in which language, in ``<name>.json`` beside ``<name>.wav``. It is written durably
+(``process.durable.write_json``), so a crash leaves the whole file or none of it. It runs off
+the loop (``CallSession.record``).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import datetime
 from pathlib import Path
 
 from callserver.calls.session_host import Recorded
+from callserver.process.durable import write_json
 
 __all__ = ["write_metadata"]
 
@@ -39,15 +38,4 @@ def write_metadata(
         "call_id": call_id,
         "file": wav.name,
     }
-    target = wav.with_suffix(".json")
-    part = target.with_name(f".{target.name}.part")
-    with part.open("w", encoding="utf-8") as out:
-        json.dump(data, out, ensure_ascii=False, indent=1)
-        out.flush()
-        os.fsync(out.fileno())
-    part.replace(target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_json(wav.with_suffix(".json"), data)

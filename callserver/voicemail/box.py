@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
+
+from callserver.process.durable import sync_directory, write_json
 
 __all__ = ["BOX_FILE", "GREETING", "Mailbox", "Message", "Summary", "valid_pin"]
 
@@ -115,13 +116,13 @@ class Mailbox:
         except FileNotFoundError:
             return
         data["folder"] = "saved"
-        _write_json(path, data)
+        write_json(path, data)
 
     def delete(self, message: Message) -> None:
         """Delete ``message`` (its JSON first: a WAV without one is no message)."""
         message.wav.with_suffix(".json").unlink(missing_ok=True)
         message.wav.unlink(missing_ok=True)
-        _sync_dir(self.folder)
+        sync_directory(self.folder)
 
     def purge(self, now: datetime, retention: timedelta) -> list[Message]:
         """Delete the messages that began before ``now - retention``; the ones deleted."""
@@ -177,7 +178,7 @@ class Mailbox:
 
     def _update(self, **values: object) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_json(self.folder / BOX_FILE, {**self._state(), **values})
+        write_json(self.folder / BOX_FILE, {**self._state(), **values})
 
 
 def _read(path: Path) -> Message | None:
@@ -198,21 +199,3 @@ def _read(path: Path) -> Message | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _write_json(path: Path, data: dict[str, object]) -> None:
-    part = path.with_name(f".{path.name}.part")
-    with part.open("w", encoding="utf-8") as out:
-        json.dump(data, out, ensure_ascii=False, indent=1)
-        out.flush()
-        os.fsync(out.fileno())
-    part.replace(path)
-    _sync_dir(path.parent)
-
-
-def _sync_dir(folder: Path) -> None:
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
