@@ -120,11 +120,7 @@ class PlanTransfers:
     def diverts(self, call: Call, number: str, reason: str, by: str) -> bool:
         """A forward's diversion of ``call`` to ``number``'s plan: noted for ``follow`` (True),
         or False when the call was already handed to that plan (a loop)."""
-        if not self._visit(call, number):
-            return False
-        handoff = Handoff(number=number, diversion_reason=reason, diverted_from=by)
-        self._pending[call.call_id] = handoff
-        return True
+        return self._note(self._pending, call, number, reason, by)
 
     def diverting(self, call: Call) -> IntoPlan | None:
         """What a transfer's forwarding to a number with a plan runs for ``call``'s caller (it
@@ -134,21 +130,21 @@ class PlanTransfers:
             return None
 
         def note(call: Call, number: str, reason: str, by: str) -> bool:
-            if not self._visit(call, number):
-                return False
-            handoff = Handoff(number=number, diversion_reason=reason, diverted_from=by)
-            self._diverted[call.call_id] = handoff
-            return True
+            return self._note(self._diverted, call, number, reason, by)
 
         return note
 
-    def _visit(self, call: Call, number: str) -> bool:
-        """Note that ``call`` goes to ``number``'s plan; False when it has been there."""
+    def _note(
+        self, into: dict[str, Handoff], call: Call, number: str, reason: str, by: str
+    ) -> bool:
+        """Note in ``into`` that ``by``'s forwarding diverts ``call`` to ``number``'s plan for
+        ``reason``; False (nothing noted) when the call has been handed to that plan before."""
         visited = self._visited.setdefault(call.call_id, set())
         if number in visited:
             call.log.warning("call.diversion_stopped", target=number, why="loop")
             return False
         visited.add(number)
+        into[call.call_id] = Handoff(number=number, diversion_reason=reason, diverted_from=by)
         return True
 
     def hand_over(self, leg: Leg, target: str) -> None:

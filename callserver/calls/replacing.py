@@ -79,9 +79,10 @@ class Replacing:
     def route(self, session: CallSession) -> Awaitable[None] | None:
         """The work of a call whose INVITE carries Replaces, or None for any other call."""
         invite = session.invite
-        if invite is None or not invite.request.headers.values("Replaces"):
+        values = [] if invite is None else invite.request.headers.values("Replaces")
+        if not values:
             return None
-        return self._replace(session, replaces_of(invite.request.headers.values("Replaces")))
+        return self._replace(session, replaces_of(values))
 
     async def _replace(self, session: CallSession, replaces: Replaces | None) -> None:
         call = self.calls.by_session(session)
