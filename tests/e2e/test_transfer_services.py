@@ -27,9 +27,9 @@ from tests.e2e.transfers import (
     TRANSFEROR_FILL,
     final_notify,
     finished_all,
-    heard,
     parties_talk,
     reap,
+    refused_transfer,
     register_ext,
     staying_caller,
     transferring,
@@ -88,23 +88,11 @@ def test_a_transfer_to_a_do_not_disturb_subscriber_gets_486_and_the_call_goes_on
 ) -> None:
     """202 is on do-not-disturb: the transfer's last NOTIFY says 486, the caller and 201 go on
     talking, and the transfer leg's CDR says why it was not placed."""
-    caller, transferor = RtpParty(CALLER_FILL), RtpParty(TRANSFEROR_FILL)
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        with stopped_on_exit(_server(tmp_path, {"dnd": True})) as server:
-            procs.append(transferring(sipp, tmp_path, server, transferor))
-            procs.append(trunk_caller(sipp, tmp_path, server, caller))
-            parties_talk(server, caller, transferor)
-            failed = server.wait_for("call.transfer_failed", timeout=20)
-            heard_before = heard(caller.received, TRANSFEROR_FILL)
-            finished_all(procs, server)
-    finally:
-        caller.close()
-        transferor.close()
-        reap(procs)
+    server = _server(tmp_path, {"dnd": True})
+    failed, heard_after = refused_transfer(sipp, tmp_path, server)
     assert failed["status"] == 486
     assert final_notify(tmp_path) == "SIP/2.0 486 Busy Here"
-    assert heard(caller.received, TRANSFEROR_FILL) - heard_before >= 100, "the call did not go on"
+    assert heard_after >= 100, "the call did not go on"
     records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
     assert records[A]["end_reason"] == "normal", records
     refused = records[B]

@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 
 from callserver.media.rtp import RtpPacket
-from tests.e2e.conftest import HOST, SCENARIOS, ServerProcess, popen_sipp, start_server, start_uas
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    popen_sipp,
+    start_server,
+    start_uas,
+    stopped_on_exit,
+)
 from tests.e2e.rtp_party import RtpParty
 from tests.e2e.subscribers import CALLING, PHONES, register_phone, write_group
 
@@ -218,3 +226,26 @@ def reap(procs: list[subprocess.Popen[str]]) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def refused_transfer(
+    sipp: str, tmp_path: Path, server: ServerProcess, to: str = "202"
+) -> tuple[dict[str, object], int]:
+    """A trunk caller talks with 201, which transfers it to ``to``; the transfer fails
+    (``server`` is stopped after). Returns the ``call.transfer_failed`` event
+    and how many of 201's packets the caller heard after it (the call going on)."""
+    caller, transferor = RtpParty(CALLER_FILL), RtpParty(TRANSFEROR_FILL)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(server):
+            procs.append(transferring(sipp, tmp_path, server, transferor, to))
+            procs.append(trunk_caller(sipp, tmp_path, server, caller))
+            parties_talk(server, caller, transferor)
+            failed = server.wait_for("call.transfer_failed", timeout=20)
+            heard_before = heard(caller.received, TRANSFEROR_FILL)
+            finished_all(procs, server)
+    finally:
+        caller.close()
+        transferor.close()
+        reap(procs)
+    return failed, heard(caller.received, TRANSFEROR_FILL) - heard_before
