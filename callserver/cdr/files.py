@@ -9,12 +9,13 @@ directory, without which its name could vanish in a power loss even though its d
 fsync'd (POSIX fsync(2) only covers the file).
 
 A failed append (``OSError`` from open, write or fsync: ENOSPC, EIO, EDQUOT ...) is logged as
-``cdr.write_failed`` at error level and counted, and the file is truncated back to the length
-it had before, so a half-written line never precedes the next one. If even the truncation
-fails, the next append starts with a newline: the torn line stays on its own and readers skip
-it. ``replace`` rewrites a file atomically (temporary file, fsync, rename, directory fsync).
+``cdr.write_failed`` (or the owner's ``failed_event``) at error level and counted, and the
+file is truncated back to the length it had before, so a half-written line never precedes
+the next one. If even the truncation fails, the next append starts with a newline: the torn
+line stays on its own and readers skip it. ``replace`` rewrites a file atomically (temporary
+file, fsync, rename, directory fsync).
 
-Only the spool's writer thread uses an instance; nothing here is thread-safe.
+Only its owner's writer thread uses an instance; nothing here is thread-safe.
 """
 
 from __future__ import annotations
@@ -45,14 +46,23 @@ class AppendFiles:
         directory: Where the files are; it must exist.
         max_open: Most files kept open, not counting those in ``keep``.
         keep: Names never closed to make room (the journal).
+        failed_event: The event logged when an append or a rewrite fails.
 
     Attributes:
         fsyncs: fsync calls made (files and directory).
         errors: Failed appends and rewrites.
     """
 
-    def __init__(self, directory: Path, *, max_open: int = 3, keep: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_open: int = 3,
+        keep: tuple[str, ...] = (),
+        failed_event: str = "cdr.write_failed",
+    ) -> None:
         self.directory = directory
+        self._failed_event = failed_event
         self.fsyncs = 0
         self.errors = 0
         self._max_open, self._keep = max_open, keep
@@ -129,7 +139,7 @@ class AppendFiles:
     def _failed(self, name: str, exc: OSError) -> None:
         self.errors += 1
         log.error(
-            "cdr.write_failed",
+            self._failed_event,
             file=str(self.directory / name),
             errno=exc.errno,
             error=exc.strerror or str(exc),

@@ -18,15 +18,12 @@ asyncio's executor, because group commit needs one writer that sees the whole qu
 fsync releases the GIL, so the loop runs while the disk works. Cancelling the awaiting task
 does not unqueue the record.
 
-Group commit: the writer commits at most once per ``max_delay``. It takes the first queued
-item; if the last commit was less than ``max_delay`` ago it sleeps out the rest of that
-interval (without waking for each item queued meanwhile), then takes everything queued, up to
-``max_batch`` items. So a lone record after a quiet spell never waits, and a steady stream or
-a burst shares its fsyncs: at 1000 calls/s (three items a call: open, answer, record) the
-writer commits about 1/``max_delay`` times a second instead of 3000, and it wakes once per
-commit, not once per item, to contend with the event loop for the interpreter lock. Each file
-touched gets one write and one fsync for the whole batch, then every future of the batch
-resolves.
+Group commit (``callserver.process.group_commit``): the writer commits at most once per
+``max_delay``, everything queued meanwhile, up to ``max_batch`` items. So a lone record after a
+quiet spell never waits, and a steady stream or a burst shares its fsyncs: at 1000 calls/s
+(three items a call: open, answer, record) the writer commits about 1/``max_delay`` times a
+second instead of 3000. Each file touched gets one write and one fsync for the whole batch,
+then every future of the batch resolves.
 With ``group_commit=False`` each item is its own batch: one fsync per record.
 
 Ordering and crash windows. Record lines are fsync'd before the journal's ``close`` lines are
@@ -49,13 +46,10 @@ is silently missing.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +67,7 @@ from callserver.cdr.journal import (
     recorded_call_ids,
 )
 from callserver.cdr.record import CdrRecord, utc_stamp
+from callserver.process.group_commit import GroupCommit, settle
 
 __all__ = ["CdrSpool", "SpoolStatistics"]
 
@@ -117,9 +112,6 @@ class _Barrier:
     future: Future[bool]
 
 
-_Item = _Record | _Journal | _Barrier | None  # None stops the writer
-
-
 class CdrSpool:
     """Append-only CDR spool with crash recovery (see the module docstring).
 
@@ -154,14 +146,9 @@ class CdrSpool:
             raise ValueError("max_batch, max_retry and heartbeat must be positive")
         self._dir = Path(directory)
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._batch = max_batch if group_commit else 1
-        self._max_delay, self._max_retry = max(0.0, max_delay), max_retry
-        self._committed_at = -max_delay  # monotonic time of the last commit
+        self._max_retry = max_retry
         self._heartbeat, self._compact_after = heartbeat, compact_after
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._closed = False
         self._files = AppendFiles(self._dir, max_open=3, keep=(JOURNAL_NAME,))
         self._retry: list[_Record] = []
         self._backlog: list[bytes] = []
@@ -175,8 +162,15 @@ class CdrSpool:
         self._last_alive = time.monotonic()
         self._closes = 0
         self._rewrite_journal()
-        self._thread = threading.Thread(target=self._writer, name="cdr-spool", daemon=True)
-        self._thread.start()
+        self._writer: GroupCommit[_Record | _Journal | _Barrier] = GroupCommit(
+            self._run_batch,
+            name="cdr-spool",
+            max_batch=max_batch if group_commit else 1,
+            max_delay=max_delay,
+            idle=heartbeat,
+            stopped=self._stopped,
+        )
+        self._writer.start()
 
     @property
     def directory(self) -> Path:
@@ -242,12 +236,7 @@ class CdrSpool:
 
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued, stop the writer and close the files."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._queue.put(None)
-        self._thread.join(timeout)
+        self._writer.close(timeout)
 
     def __enter__(self) -> CdrSpool:
         return self
@@ -261,51 +250,28 @@ class CdrSpool:
     def _submit(self, item: _Record | _Journal | _Barrier) -> Future[bool]:
         future = item.future
         assert future is not None
-        with self._lock:
-            if not self._closed:
-                self._queue.put(item)
-                return future
+        if self._writer.submit(item):
+            return future
         log.error("cdr.spool_closed", item=type(item).__name__)
         future.set_result(False)
         return future
 
     # --- the writer thread -------------------------------------------------------------------
 
-    def _writer(self) -> None:
-        running = True
-        while running:
-            batch = self._collect()
-            running = None not in batch
-            items = [item for item in batch if item is not None]
-            try:
-                if items:  # the interval runs from a commit's start: a slow disk adds no wait
-                    self._committed_at = time.monotonic()
-                self._commit(items)
-                self._maybe_heartbeat()
-                self._maybe_compact()
-            except Exception:  # a bug must neither kill the writer nor leave a future pending
-                log.exception("cdr.writer_error")
-                for item in items:
-                    _settle(item.future, False)
+    def _run_batch(self, items: list[_Record | _Journal | _Barrier]) -> None:
+        try:
+            self._commit(items)
+            self._maybe_heartbeat()
+            self._maybe_compact()
+        except Exception:  # a bug must not leave a future pending
+            log.exception("cdr.writer_error")
+            for item in items:
+                settle(item.future, False)
+
+    def _stopped(self) -> None:
         if self._retry or self._backlog:
             log.error("cdr.unwritten_at_close", records=len(self._retry), lines=len(self._backlog))
         self._files.close()
-
-    def _collect(self) -> list[_Item]:
-        try:
-            batch = [self._queue.get(timeout=self._heartbeat)]
-        except queue.Empty:
-            return []
-        if self._batch > 1 and batch[0] is not None:
-            rest = self._committed_at + self._max_delay - time.monotonic()
-            if rest > 0:
-                time.sleep(rest)  # one commit per max_delay: what comes meanwhile joins this one
-        while len(batch) < self._batch and batch[-1] is not None:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
 
     def _commit(self, items: list[_Record | _Journal | _Barrier]) -> None:
         if not items and not self._retry:
@@ -323,9 +289,9 @@ class CdrSpool:
         clear = not self._retry and not self._backlog
         for item in items:
             if isinstance(item, _Record):
-                _settle(item.future, id(item) in written)
+                settle(item.future, id(item) in written)
             else:
-                _settle(item.future, clear if isinstance(item, _Barrier) else journal_ok)
+                settle(item.future, clear if isinstance(item, _Barrier) else journal_ok)
         for p in pending:
             p.future = None  # resolved once; a retried record only counts when it lands
 
@@ -383,13 +349,6 @@ class CdrSpool:
     def _rewrite_journal(self) -> None:
         if self._files.replace(JOURNAL_NAME, self._journal.compacted()):
             self._closes = 0
-
-
-def _settle(future: Future[bool] | None, value: bool) -> None:
-    if future is None or future.done():
-        return
-    with contextlib.suppress(InvalidStateError):  # cancelled via asyncio.wrap_future meanwhile
-        future.set_result(value)
 
 
 def _read_or_empty(path: Path) -> bytes:
