@@ -1,5 +1,5 @@
-"""The ``callserver`` command: run, check, reload, rate, passwd, subscribers, cdr, version,
-prompts synth."""
+"""The ``callserver`` command: run, check, reload, rate, passwd, subscribers, cdr, stats,
+version, prompts synth."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_prompts_parser(sub)
     _add_cdr_parser(sub)
     _add_rate_parser(sub)
+    _add_stats_parser(sub)
     subscribers = sub.add_parser("subscribers", help="Centrex subscribers")
     tools = subscribers.add_subparsers(dest="subscribers_command", required=True)
     show = tools.add_parser("show", help="what is in force for NUMBER: services, registrations")
@@ -244,6 +245,54 @@ def _cdr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stats_parser(sub: Any) -> None:
+    stats = sub.add_parser("stats", help="call-centre statistics")
+    tools = stats.add_subparsers(dest="stats_command", required=True)
+    queues = tools.add_parser(
+        "queues", help="per queue and agent: offered, answered, abandoned, service level ..."
+    )
+    zone = "in stats.timezone unless it has an offset"
+    queues.add_argument("--since", metavar="TIME", help=f"from this date or time ({zone})")
+    queues.add_argument("--until", metavar="TIME", help=f"before this date or time ({zone})")
+    queues.add_argument("--customer", metavar="NAME", help="only this customer's queues")
+    queues.add_argument("--format", choices=("text", "csv", "json"), default="text")
+    queues.add_argument(
+        "--service-level",
+        type=float,
+        metavar="SECONDS",
+        help="answered within this counts for the service level (default: stats.service_level)",
+    )
+    queues.add_argument("--config", type=Path, help="settings file (data dir, time zone)")
+    queues.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from callserver.commands.stats import format_report, queue_report, report_period
+
+    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
+    try:
+        settings = load_settings(args.config, overrides)
+        zone = ZoneInfo(settings.stats.timezone)
+        since, until = report_period(args.since, args.until, zone, datetime.now(UTC))
+        level = settings.stats.service_level if args.service_level is None else args.service_level
+        stats, problems = queue_report(
+            settings.data_dir, since=since, until=until, customer=args.customer, service_level=level
+        )
+    except OperatorFileError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"callserver stats: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"{problem} (line skipped)", file=sys.stderr)
+    format_report(stats, args.format, zone, sys.stdout)
+    return 0
+
+
 def _add_rate_parser(sub: Any) -> None:
     rate = sub.add_parser(
         "rate", help="what a call to NUMBER is: class, cap, warning, who pays what"
@@ -326,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reload(args)
     if args.command == "rate":
         return _rate(args)
+    if args.command == "stats":
+        return _stats(args)
     if args.command == "passwd":
         return _passwd(args)
     if args.command == "subscribers":

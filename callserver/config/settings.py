@@ -35,6 +35,7 @@ from callserver.config.errors import OperatorFileError
 from callserver.config.positions import Origin, describe_errors, load_yaml_with_lines
 from callserver.config.registrar import RegistrarSettings
 from callserver.config.sip_settings import SipSettings, check_host, parse_listen
+from callserver.config.stats import StatsSettings
 from callserver.config.voicemail import VoicemailSettings
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.policy.overload import OverloadSettings
@@ -127,6 +128,7 @@ class Settings(BaseSettings):
     overload: OverloadSettings = Field(default_factory=OverloadSettings)
     registrar: RegistrarSettings = Field(default_factory=RegistrarSettings)
     voicemail: VoicemailSettings = Field(default_factory=VoicemailSettings)
+    stats: StatsSettings = Field(default_factory=StatsSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")

@@ -16,9 +16,9 @@ voicemail:
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from callserver.config.zones import check_zone
 
 __all__ = ["SmtpSettings", "VoicemailSettings"]
 
@@ -49,10 +49,4 @@ class VoicemailSettings(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"unknown time zone {value!r} (an IANA name: Europe/Sarajevo)"
-            ) from exc
-        return value
+        return check_zone(value)
