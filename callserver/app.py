@@ -46,6 +46,7 @@ from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.process.alarm import Alarm
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
+from callserver.queues.eventlog import EVENTS_DIR, QueueEventLog
 from callserver.sip.endpoint import SipEndpoint
 from callserver.sip.errors import LocalProtocolError
 from callserver.sip.events import CloseConnection, Peer, RequestReceived, SipEvent, Transmit
@@ -86,6 +87,7 @@ class Server:
         self.admission = Admission(trunks, self.centrex)  # the groups and phones in force
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
+        self.queue_events: QueueEventLog | None = None  # the queues' event log, as the CDRs
         self.ingester = CdrIngester(
             settings.data_dir,
             settings.cdr.ingest_interval,
@@ -175,6 +177,7 @@ class Server:
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
+        self.queue_events = QueueEventLog(self.settings.data_dir / EVENTS_DIR)
         warm_prompts(self.prompts)  # no call decodes one on the loop
         self.calls.music = music_in_force(self.settings.media.hold_music_dir)
         self.routing.load()
@@ -380,4 +383,6 @@ class Server:
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite
+        if self.queue_events is not None:
+            await asyncio.to_thread(self.queue_events.close)  # every queued event on disk
         await self.sockets.close()

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from callserver.cdr.stamps import parse_stamp, utc_stamp
 
@@ -28,6 +29,7 @@ __all__ = [
     "CALLER_EVENTS",
     "WAIT_ENDS",
     "QueueEventKind",
+    "QueueEventSink",
     "QueueLogRecord",
 ]
 
@@ -152,6 +154,14 @@ class QueueLogRecord:
             position=_integer(data.get("position")),
             wait=_number(data.get("wait")),
         )
+
+
+class QueueEventSink(Protocol):
+    """Where the queues hand their events (``QueueEventLog`` in the server); never blocks."""
+
+    def write(self, record: QueueLogRecord, /) -> object:
+        """Queue ``record`` for the durable log; what it returns (a future) may be ignored."""
+        ...
 
 
 def _stamp(value: object) -> datetime:

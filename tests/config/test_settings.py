@@ -39,7 +39,7 @@ def test_shipped_config_loads_with_the_values_it_states() -> None:
     """Every key of config/callserver.yaml loads and keeps the value written in the file."""
     raw = yaml.safe_load(SHIPPED.read_text())
     settings = load_settings(SHIPPED)
-    for section in ("sip", "media", "calls", "dns", "registrar"):
+    for section in ("sip", "media", "calls", "dns", "registrar", "stats"):
         model = getattr(settings, section)
         for key, value in raw[section].items():
             loaded = getattr(model, key)
@@ -435,3 +435,16 @@ def test_the_endpoint_supports_replaces() -> None:
     """The server's endpoint advertises and accepts the replaces extension (RFC 3891 §6.1)."""
     config = endpoint_config(Settings(), "127.0.0.1", 5060)
     assert "replaces" in config.policy.supported_extensions
+
+
+def test_stats_zone_and_service_level_are_checked_at_their_lines(tmp_path: Path) -> None:
+    """An unknown stats.timezone and a zero stats.service_level are each named with their line."""
+    path = tmp_path / "callserver.yaml"
+    path.write_text("stats:\n  timezone: Europe/Sarajvo\n  service_level: 0\n")
+    with pytest.raises(OperatorFileError) as info:
+        load_settings(path)
+    assert info.value.errors == [
+        f"{path}:2: stats.timezone: unknown time zone 'Europe/Sarajvo' (an IANA "
+        "name: Europe/Sarajevo)",
+        f"{path}:3: stats.service_level: Input should be greater than 0",
+    ]
