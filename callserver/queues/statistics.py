@@ -144,8 +144,8 @@ def queue_statistics(
     """The figures of [since, until) from the queue log's records (module docstring).
 
     Args:
-        records: The log's records in time order; those before ``since`` tell the agents'
-            state at its start, those from ``until`` on are ignored.
+        records: The log's records (put in time order here); those before ``since`` tell the
+            agents' state at its start, those from ``until`` on are ignored.
         since: The period's first instant (aware).
         until: The first instant after the period (aware).
         customer: Only this customer's queues and agents (None: every customer).
@@ -161,7 +161,7 @@ def queue_statistics(
         raise ValueError(f"the period is empty: until {until} is not after since {since}")
     if service_level < 0:
         raise ValueError(f"the service level's answer time {service_level} is negative")
-    chosen = [r for r in records if customer is None or r.customer == customer]
+    chosen = sorted((r for r in records if customer is None or r.customer == customer), key=_at)
     waits: dict[tuple[str, str], _Waits] = {}
     for record in chosen:
         if record.kind in CALLER_EVENTS and since <= record.at < until and record.queue:
@@ -177,6 +177,10 @@ def queue_statistics(
         ),
         agents=tuple(_agent(a) for a in agents if a.logged_in or a.calls),
     )
+
+
+def _at(record: QueueLogRecord) -> datetime:
+    return record.at
 
 
 def _handled_queues(agents: list[AgentTime]) -> Iterable[tuple[str, str]]:

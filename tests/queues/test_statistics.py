@@ -8,11 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from callserver.cli import main
+from callserver.commands.stats import report_period
 from callserver.queues.eventlog import QueueEventLog
 from callserver.queues.statistics import queue_statistics
 from tests.queues import at, event, scripted_day
@@ -324,3 +327,20 @@ def test_a_period_that_is_not_one_is_refused() -> None:
         queue_statistics([], since=at("10:00:00"), until=at("10:00:00"))
     with pytest.raises(ValueError, match="negative"):
         queue_statistics([], since=at("10:00:00"), until=at("11:00:00"), service_level=-1)
+
+
+def test_records_out_of_order_give_the_same_figures() -> None:
+    """The function puts the records in time order itself: reversed input, same figures."""
+    day = scripted_day()
+    forward = queue_statistics(day, since=SINCE, until=UNTIL)
+    assert queue_statistics(day[::-1], since=SINCE, until=UNTIL) == forward
+
+
+def test_the_default_period_is_today_from_midnight_to_now_in_the_zone() -> None:
+    """Without --since and --until the period is local midnight to now; an offset is kept."""
+    zone = ZoneInfo("Europe/Sarajevo")
+    now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # 10:30 in Sarajevo
+    since, until = report_period(None, None, zone, now)
+    assert (since.isoformat(), until) == ("2026-03-02T00:00:00+01:00", now)
+    since, until = report_period("2026-03-02 08:00", "2026-03-02T09:00Z", zone, now)
+    assert (since, until) == (at("08:00:00"), at("10:00:00"))
