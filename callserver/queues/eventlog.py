@@ -151,6 +151,14 @@ class QueueEventLog:
     # --- the writer thread -------------------------------------------------------------------
 
     def _commit(self, items: list[_Pending]) -> None:
+        try:
+            self._write(items)
+        except Exception:  # a bug must not leave a future pending
+            log.exception("queues.event_writer_error")
+            for item in items:
+                settle(item.future, False)
+
+    def _write(self, items: list[_Pending]) -> None:
         if not items and not self._retry:
             return
         self._counts["batches"] += 1
@@ -160,7 +168,7 @@ class QueueEventLog:
             assert p.record is not None
             by_file.setdefault(f"{p.record.stamp[:10]}.jsonl", []).append(p)
         for name, group in by_file.items():
-            lines = [p.record.to_json().encode() + b"\n" for p in group if p.record]
+            lines = [p.record.to_json().encode("ascii") + b"\n" for p in group if p.record]
             ok = self._files.append(name, b"".join(lines), sync=True)
             self._counts["written" if ok else "failed"] += len(group)
             for p in group:

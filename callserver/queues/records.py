@@ -67,6 +67,7 @@ WAIT_ENDS = frozenset({K.ANSWER, K.ABANDON, K.TIMEOUT, K.LEAVE})
 _NEEDS_AGENT = AGENT_EVENTS | {K.RING, K.RING_NOANSWER, K.ANSWER, K.TRANSFER}
 _NEEDS_CALL = CALLER_EVENTS | {K.CALL_START, K.CALL_END, K.WRAPUP_START, K.WRAPUP_END}
 _TEXT_FIELDS = ("queue", "customer", "call_id", "caller", "agent", "reason", "uuid")
+_KINDS = {kind.value: kind for kind in QueueEventKind}
 _KEYS = frozenset({"at", "kind", "position", "wait", *_TEXT_FIELDS})
 
 
@@ -122,10 +123,10 @@ class QueueLogRecord:
         return utc_stamp(self.at)
 
     def to_json(self) -> str:
-        """One compact JSON line (no newline) with every key, nulls included."""
+        """One compact ASCII JSON line (no newline) with every key, nulls included."""
         data: dict[str, object] = {"at": self.stamp, "kind": self.kind.value}
         data |= {name: getattr(self, name) for name in (*_TEXT_FIELDS, "position", "wait")}
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(data, separators=(",", ":"))  # ASCII: any str encodes, even a surrogate
 
     @classmethod
     def from_json(cls, line: str | bytes) -> QueueLogRecord:
@@ -144,12 +145,13 @@ class QueueLogRecord:
         unknown = sorted(set(data) - _KEYS)
         if unknown:
             raise ValueError(f"unknown key {unknown[0]!r}")
-        kind = data.get("kind")
-        if not isinstance(kind, str) or kind not in QueueEventKind.__members__.values():
-            raise ValueError(f"unknown kind {kind!r}")
+        raw = data.get("kind")
+        kind = _KINDS.get(raw) if isinstance(raw, str) else None
+        if kind is None:
+            raise ValueError(f"unknown kind {raw!r}")
         return cls(
             at=_stamp(data.get("at")),
-            kind=QueueEventKind(kind),
+            kind=kind,
             **{name: _text(data, name) for name in _TEXT_FIELDS},  # type: ignore[arg-type]
             position=_integer(data.get("position")),
             wait=_number(data.get("wait")),

@@ -163,3 +163,11 @@ def test_a_write_after_close_is_refused_through_its_future(tmp_path: Path) -> No
     with capture_logs() as logs:
         assert log.write(event("login", at("08:00:00"), agent="201")).result(timeout=10) is False
     assert [e["event"] for e in logs] == ["queues.event_log_closed"]
+
+
+def test_a_name_that_is_not_valid_unicode_is_written_and_read_back(tmp_path: Path) -> None:
+    """A caller name holding a lone surrogate (undecodable bytes of a header) is escaped."""
+    record = event("join", at("08:00:00"), queue="sales", call_id="c1", caller="Ana \udcff")
+    with QueueEventLog(tmp_path) as log:
+        assert log.write(record).result(timeout=10) is True
+    assert read_events(tmp_path, at("00:00:00"), at("23:00:00")) == ([record], [])

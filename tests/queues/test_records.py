@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callserver.queues.records import QueueEventKind, QueueLogRecord
 from tests.queues import at, scripted_day
@@ -76,3 +79,26 @@ def test_a_naive_time_is_refused() -> None:
         QueueLogRecord(
             at=datetime(2026, 3, 2, 8), kind=QueueEventKind.LOGIN, customer="a", uuid="e", agent="1"
         )
+
+
+_VALUES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+_JSON = st.recursive(
+    _VALUES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner)
+)
+_FIELDS = ("at", "kind", "queue", "customer", "call_id", "caller", "agent", "reason", "uuid")
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([*_FIELDS, "position", "wait"]),
+        _JSON | st.sampled_from(["2026-03-02T07:00:00.000Z", *QueueEventKind]),
+    )
+)
+def test_any_json_object_is_a_record_or_a_value_error(data: dict[str, object]) -> None:
+    """Whatever a line holds, reading it gives a record that round-trips, or a ValueError."""
+    try:
+        record = QueueLogRecord.from_json(json.dumps(data))
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        assert QueueLogRecord.from_json(record.to_json()) == record
