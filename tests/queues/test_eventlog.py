@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from callserver.cdr import files
 from callserver.queues.eventlog import QueueEventLog, read_events
-from tests.queues import at, event, scripted_day
+from tests.queues.scripted import at, event, scripted_day
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callserver.queues.records import QueueEventKind, QueueLogRecord
-from tests.queues import at, scripted_day
+from tests.queues.scripted import at, scripted_day
 
 
 def test_every_record_of_the_scripted_day_survives_the_json_round_trip() -> None:

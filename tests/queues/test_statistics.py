@@ -18,7 +18,7 @@ from callserver.cli import main
 from callserver.commands.stats import report_period
 from callserver.queues.eventlog import QueueEventLog
 from callserver.queues.statistics import queue_statistics
-from tests.queues import at, event, scripted_day
+from tests.queues.scripted import at, event, scripted_day
 
 SINCE, UNTIL = at("00:00:00"), at("00:00:00", "2026-03-03")
 

@@ -1,0 +1,114 @@
+"""A hand-written day of queue events (``scripted_day``) for the queues tests.
+
+The day is Monday 2026-03-02 in Europe/Sarajevo (UTC+1), times below are local. Customer acme
+has queues sales and support and agents 201 and 202; customer beta has queue info and agent
+301. Agent 202 logged in the evening before (in the 2026-03-01 file) and handled a support
+call across midnight; 301's pause and a beta caller run past the end of the day.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from itertools import count
+
+from callserver.queues.records import QueueEventKind, QueueLogRecord
+
+CET = timezone(timedelta(hours=1))  # Europe/Sarajevo in March, pinned
+DAY = "2026-03-02"
+
+
+def at(local: str, day: str = DAY) -> datetime:
+    """The instant of ``HH:MM:SS`` local time on ``day`` (default the scripted day)."""
+    return datetime.fromisoformat(f"{day}T{local}").replace(tzinfo=CET)
+
+
+_serial = count()
+
+
+def event(kind: str, when: datetime, customer: str = "acme", **fields: object) -> QueueLogRecord:
+    """One record; its uuid is a serial number."""
+    return QueueLogRecord(
+        at=when,
+        kind=QueueEventKind(kind),
+        customer=customer,
+        uuid=f"e{next(_serial)}",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def caller(kind: str, when: datetime, queue: str, call_id: str, **fields: object) -> QueueLogRecord:
+    """A caller event of acme (or of ``customer=``)."""
+    return event(kind, when, queue=queue, call_id=call_id, **fields)
+
+
+def scripted_day() -> list[QueueLogRecord]:
+    """The day's events in the order they are logged: time order but for c6's timeout."""
+    before = "2026-03-01"
+    after = "2026-03-03"
+    return [
+        # 202 logs in the evening before; support caller c12 answered before midnight
+        event("login", at("20:00:00", before), agent="202"),
+        caller("join", at("23:59:40", before), "support", "c12", caller="061000012"),
+        caller("answer", at("23:59:50", before), "support", "c12", agent="202", wait=10),
+        caller("call_start", at("23:59:50", before), "support", "c12", agent="202"),
+        caller("call_end", at("00:01:50"), "support", "c12", agent="202"),
+        caller("wrapup_start", at("00:01:50"), "support", "c12", agent="202"),
+        caller("wrapup_end", at("00:02:00"), "support", "c12", agent="202"),
+        event("login", at("08:00:00"), agent="201"),
+        # sales: c1 answered by 201 after 10 s, c2 by 202 after 25 s, c3 abandons after 8 s
+        caller("join", at("08:05:00"), "sales", "c1", caller="061000001", position=1),
+        caller("ring", at("08:05:02"), "sales", "c1", agent="201"),
+        caller("answer", at("08:05:10"), "sales", "c1", agent="201", wait=10),
+        caller("call_start", at("08:05:10"), "sales", "c1", agent="201"),
+        caller("join", at("08:06:00"), "sales", "c2", position=1),
+        caller("ring", at("08:06:02"), "sales", "c2", agent="202"),
+        caller("ring_noanswer", at("08:06:17"), "sales", "c2", agent="202"),
+        caller("ring", at("08:06:18"), "sales", "c2", agent="202"),
+        caller("answer", at("08:06:25"), "sales", "c2", agent="202", wait=25),
+        caller("call_start", at("08:06:25"), "sales", "c2", agent="202"),
+        caller("join", at("08:07:00"), "sales", "c3", position=1),
+        caller("abandon", at("08:07:08"), "sales", "c3", position=1, wait=8),
+        caller("call_end", at("08:09:10"), "sales", "c1", agent="201"),
+        caller("wrapup_start", at("08:09:10"), "sales", "c1", agent="201"),
+        caller("wrapup_end", at("08:09:40"), "sales", "c1", agent="201"),
+        caller("call_end", at("08:16:25"), "sales", "c2", agent="202"),
+        caller("wrapup_start", at("08:16:25"), "sales", "c2", agent="202"),
+        caller("wrapup_end", at("08:17:25"), "sales", "c2", agent="202"),
+        event("pause", at("09:00:00"), agent="202", reason="training"),
+        event("unpause", at("09:30:00"), agent="202"),
+        event("logout", at("10:00:00"), agent="202"),
+        # sales: c5 abandons after 45 s, c6 times out after 120 s, c7 leaves, c8 finds it full
+        caller("join", at("11:00:00"), "sales", "c5", position=1),
+        caller("abandon", at("11:00:45"), "sales", "c5", wait=45),
+        caller("join", at("11:01:00"), "sales", "c6", position=1),
+        caller("join", at("11:05:00"), "sales", "c7", position=2),
+        caller("leave", at("11:05:04"), "sales", "c7", wait=4),
+        caller("full", at("11:06:00"), "sales", "c8"),
+        caller("timeout", at("11:03:00"), "sales", "c6", wait=120),
+        event("pause", at("12:00:00"), agent="201", reason="lunch"),
+        event("unpause", at("12:30:00"), agent="201", reason="lunch"),
+        # support: c4 answered by 201 after 10 s and transferred; c11 finds no agent
+        caller("join", at("12:59:50"), "support", "c4"),
+        caller("answer", at("13:00:00"), "support", "c4", agent="201", wait=10),
+        caller("call_start", at("13:00:00"), "support", "c4", agent="201"),
+        caller("transfer", at("13:05:00"), "support", "c4", agent="201"),
+        caller("call_end", at("13:10:00"), "support", "c4", agent="201"),
+        caller("wrapup_start", at("13:10:00"), "support", "c4", agent="201"),
+        caller("wrapup_end", at("13:11:00"), "support", "c4", agent="201"),
+        event("pause", at("15:00:00"), agent="201", reason="break"),
+        event("unpause", at("15:10:00"), agent="201"),
+        event("logout", at("16:00:00"), agent="201"),
+        caller("no_agents", at("17:00:00"), "support", "c11"),
+        # beta: 301 from 22:00, c9 answered after 3 s, a pause and a caller past midnight
+        event("login", at("22:00:00"), "beta", agent="301"),
+        event("join", at("22:10:00"), "beta", queue="info", call_id="c9"),
+        event("answer", at("22:10:03"), "beta", queue="info", call_id="c9", agent="301", wait=3),
+        event("call_start", at("22:10:03"), "beta", queue="info", call_id="c9", agent="301"),
+        event("call_end", at("22:20:03"), "beta", queue="info", call_id="c9", agent="301"),
+        event("wrapup_start", at("22:20:03"), "beta", queue="info", call_id="c9", agent="301"),
+        event("wrapup_end", at("22:20:33"), "beta", queue="info", call_id="c9", agent="301"),
+        event("pause", at("23:30:00"), "beta", agent="301", reason="meeting"),
+        event("join", at("23:55:00"), "beta", queue="info", call_id="c10"),
+        event("abandon", at("00:00:20", after), "beta", queue="info", call_id="c10", wait=80),
+        event("unpause", at("00:10:00", after), "beta", agent="301"),
+    ]
