@@ -2,12 +2,13 @@
 
 ``PhoneServices`` wires what serves Centrex phones around the calls layer (docs/centrex.md):
 the phone book (a call to a subscriber's number rings its registered phones), forwarding and
-call waiting in front of the forwarder, the codes a phone dials (service codes, pickup, its
-voicemail box: ``codes``, for the routing; an INVITE with Replaces is asked first), the
-voicemail boxes and their MWI subscriptions, and the durable stores these keep in the data
-dir: the registrar's bindings, the phones' own service settings, the last incoming calls and
-the MCID marks, the MWI subscriptions. ``open`` starts them once the server listens (they
-write to the data dir), ``close`` puts them on disk for the next start.
+call waiting in front of the forwarder, the codes a phone dials (service codes, pickup, a
+supervisor's listen, whisper and barge, its voicemail box: ``codes``, for the routing; an
+INVITE with Replaces is asked first), the voicemail boxes and their MWI subscriptions, and
+the durable stores these keep in the data dir: the registrar's bindings, the phones' own
+service settings, the last incoming calls and the MCID marks, the MWI subscriptions.
+``open`` starts them once the server listens (they write to the data dir), ``close`` puts
+them on disk for the next start.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from callserver.calls.replacing import Replacing
 from callserver.calls.service_codes import ServiceCodeCalls
 from callserver.calls.services_store import ServicesStore
 from callserver.calls.session import CallSession
+from callserver.calls.supervision import Supervision
 from callserver.calls.transfer_services import SubscriberTransfers
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.config.settings import Settings
@@ -97,6 +99,7 @@ class PhoneServices:
         )
         calls.forwarder.transfers.subscriber_leg = transfers.place  # a transfer to a phone
         self.pickup = Pickup(calls.services, calls.calls, centrex)
+        self.supervision = Supervision(calls.services, calls.calls, centrex)
         forwarder = calls.forwarder
         self.replacing = Replacing(  # INVITEs with Replaces (RFC 3891) from phones
             calls.services,
@@ -117,6 +120,7 @@ class PhoneServices:
             self.replacing.route,
             self._service_code,
             self.pickup.route,
+            self.supervision.route,
             self.voicemail.route,
         )
 

@@ -17,6 +17,9 @@ no path can leave it behind in one of them. ``idle`` is set whenever no call is 
 It is also where a Centrex subscriber is *in a call* (``in_call``, for call waiting): from the
 answer of a call from one of its phones (``CallFacts.subscriber``) or of a leg that rang its
 phones, to the end of that dialog; counted as the dialog index changes, so once each way.
+A supervisor finds the bridged call of a phone here (``phone_side``: the phone's call on
+side ``a``, a leg that rang it or the call that picked one up on side ``b``) and waits for
+that bridge to close (``watch``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from callserver.calls.bridge import Bridge, Side
 from callserver.calls.call import Call
 from callserver.calls.leg import Leg
 from callserver.calls.phase import CallPhase
+from callserver.calls.reporting import CallFacts
 from callserver.calls.session import CallSession
 from callserver.sip.dialog import DialogId
 from callserver.sip.transaction_key import TransactionKey
@@ -50,6 +54,7 @@ class Calls:
         self._in_call: dict[str, int] = {}  # subscriber's number: its answered dialogs
         self._ringing: dict[str, dict[int, Leg]] = {}  # phone number: legs ringing there
         self._picked: dict[DialogId, Leg] = {}  # picking call's dialog: the leg it picked
+        self._watched: dict[int, asyncio.Event] = {}  # id(bridge): set when it closes
         self.total = 0  # calls tracked since start
         self.idle = asyncio.Event()
         self.idle.set()
@@ -219,6 +224,8 @@ class Calls:
         for side in (bridge.a, bridge.b):
             self._sides_by_dialog.pop(side.dialog_id, None)
             self._sides_by_stream.pop(side.stream.stream_id, None)
+        if self._watched and (closed := self._watched.pop(id(bridge), None)) is not None:
+            closed.set()
 
     def side_by_dialog(self, dialog_id: DialogId) -> tuple[Bridge, Side] | None:
         """The bridge and side whose dialog is ``dialog_id``."""
@@ -227,6 +234,42 @@ class Calls:
     def side_by_stream(self, stream_id: int) -> tuple[Bridge, Side] | None:
         """The bridge and side whose stream is ``stream_id``."""
         return self._sides_by_stream.get(stream_id)
+
+    # Supervision ------------------------------------------------------------------------
+
+    def phone_side(self, number: str) -> tuple[Bridge, Side] | None:
+        """The open bridge one of whose sides is a call of the subscriber ``number``'s phone
+        (E.164, ``+``), and that side; None when its phone is in no bridged call."""
+        for bridge, side in self._sides_by_stream.values():
+            if self._phone_at(side) == number:
+                return bridge, side
+        return None
+
+    def _phone_at(self, side: Side) -> str | None:
+        """The subscriber whose phone a side's dialog reaches: a calling or picking phone's
+        own call, or a leg that rang a subscriber's phones."""
+        call = self._by_dialog.get(side.dialog_id)
+        if call is not None:
+            return None if call.facts is None else call.facts.subscriber
+        leg = self._legs_by_dialog.get(side.dialog_id)
+        return None if leg is None else _rung(leg)
+
+    def facts_of(self, side: Side) -> CallFacts | None:
+        """The CDR facts of a bridge's side: its call's (the caller's, or the picking
+        phone's), else its forwarded leg's."""
+        call = self._by_dialog.get(side.dialog_id)
+        if call is not None:
+            return call.facts
+        leg = self._legs_by_dialog.get(side.dialog_id)
+        return None if leg is None else leg.facts
+
+    def watch(self, bridge: Bridge) -> asyncio.Event:
+        """An event set when ``bridge`` closes (``unwatch`` when no longer waited for)."""
+        return self._watched.setdefault(id(bridge), asyncio.Event())
+
+    def unwatch(self, bridge: Bridge) -> None:
+        """Stop watching ``bridge``."""
+        self._watched.pop(id(bridge), None)
 
 
 def _rung(leg: Leg) -> str | None:

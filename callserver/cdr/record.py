@@ -210,6 +210,12 @@ class CdrRecord:
     # (that leg ends ``transferred``); ``linked_id`` stays the original call's. A caller a
     # transfer handed to a plan (or a voicemail box) of this server carries it on leg a.
     transferred_from: str | None = None
+    # A supervisor's call (``*222EXT`` listen, ``*223EXT`` whisper, ``*224EXT`` barge): the
+    # Call-ID of the call it monitored and how; that call's records name the supervisor
+    # (E.164) in ``monitored_by`` (the last one, if several monitored it).
+    monitored_call: str | None = None
+    monitor_mode: str | None = None
+    monitored_by: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -311,6 +317,9 @@ _OPTIONAL_TEXT = (
     "answered_by",
     "malicious",
     "transferred_from",
+    "monitored_call",
+    "monitor_mode",
+    "monitored_by",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
 _CHOICES = {
@@ -319,6 +328,7 @@ _CHOICES = {
     "direction": _DIRECTIONS,
     "hangup_by": (*_HANGUP_BY, None),
     "diversion_reason": (*_DIVERSION_REASONS, None),
+    "monitor_mode": ("listen", "whisper", "barge", None),
 }
 _FIELD_NAMES = tuple(f.name for f in fields(CdrRecord))
 _ALL_FIELDS = attrgetter(*_FIELD_NAMES)

@@ -21,6 +21,7 @@
             max_contacts: 3
             language: hr                   # instead of the group's
             pickup_group: front            # who may pick up its calls (default: the group)
+            role: supervisor               # may listen, whisper and barge (*222EXT ...)
             services:                      # on top of the group's (policy.services)
               forward_busy: "+387 61 100 100"
               forward_no_answer: VM        # a number, an extension or VM (its voicemail box)
@@ -150,6 +151,7 @@ class _Compiler:
             services=_services(schema.services, sub.services),
             locks=frozenset((*schema.services.locks, *sub.services.locks)),
             email=sub.email,
+            role=sub.role,
         )
         self.add(loc, entry)
 

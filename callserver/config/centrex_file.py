@@ -23,7 +23,7 @@ from pydantic import (
 
 from callserver.config.trunks import Barring
 from callserver.policy.numbering import e164
-from callserver.policy.service_codes import MCID_WINDOW, MCID_WINDOWS
+from callserver.policy.service_codes import MCID_WINDOW, MCID_WINDOWS, SUPERVISION
 from callserver.policy.services import LOCKABLE, NO_ANSWER_SECONDS, VOICEMAIL
 
 __all__ = [
@@ -149,11 +149,21 @@ class ServicesSchema(BaseModel):
     locks: Annotated[list[str], AfterValidator(_locks)] = Field(default_factory=list)
 
 
+ROLES = ("supervisor",)  # a supervisor listens, whispers and barges (calls.supervision)
+
+
+def _role(value: str) -> str:
+    if value not in ROLES:
+        raise ValueError(f"{value!r}: a subscriber's role is one of {', '.join(ROLES)} (or none)")
+    return value
+
+
 class SubscriberSchema(BaseModel):
     """A phone of a group: its extension, display name, digest credentials (HA1 only, RFC 7616
     §3.4.2), barring classes on top of the group's, CLIR default, maximum contacts, the
-    language of its prompts, its pickup group (the group's id when unset), its services
-    on top of the group's and the address its new voicemail messages are mailed to."""
+    language of its prompts, its pickup group (the group's id when unset), its role
+    (``supervisor``), its services on top of the group's and the address its new voicemail
+    messages are mailed to."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] | None = None
@@ -166,6 +176,7 @@ class SubscriberSchema(BaseModel):
     max_contacts: int | None = Field(None, ge=1, le=100)
     language: Language | None = None
     pickup_group: _Id | None = None
+    role: Annotated[str, AfterValidator(_role)] | None = None  # supervisor: *222EXT ...
     services: ServicesSchema = Field(default_factory=ServicesSchema)
     email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$")] | None = None
 
@@ -236,6 +247,9 @@ class ServiceCodesSchema(BaseModel):
     mcid: _Code = "39"
     pickup: _Code = "8"
     voicemail: _Code = "97"
+    listen: _Code = "222"  # a supervisor's *222EXT (calls.supervision)
+    whisper: _Code = "223"
+    barge: _Code = "224"
     # Not a code: how long after an incoming call ends *39 still marks it (seconds).
     mcid_window_seconds: int = Field(MCID_WINDOW, ge=MCID_WINDOWS[0], le=MCID_WINDOWS[1])
 
@@ -246,6 +260,14 @@ class ServiceCodesSchema(BaseModel):
             if code in seen:
                 raise ValueError(f"{service} and {seen[code]} both have the code {code!r}")
             seen[code] = service
+        supervision = {mode: getattr(self, mode) for mode in SUPERVISION}
+        for mode, code in supervision.items():
+            for other, longer in supervision.items():
+                if other != mode and longer.startswith(code):
+                    raise ValueError(
+                        f"{mode}'s code {code!r} begins {other}'s {longer!r}: a supervisor's "
+                        "codes are followed by an extension, so none may begin another"
+                    )
         return self
 
 

@@ -56,6 +56,7 @@ class Subscriber:
     services: ServiceSettings = field(default_factory=ServiceSettings)
     locks: frozenset[str] = frozenset()
     email: str | None = None  # new voicemail messages are mailed here (None: not mailed)
+    role: str | None = None  # "supervisor": may monitor the group's calls (calls.supervision)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

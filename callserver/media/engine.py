@@ -33,6 +33,7 @@ from callserver.media.engine_statistics import MediaStatistics, StreamTotals, lo
 from callserver.media.events import DtmfSource, MediaEvent
 from callserver.media.housekeeping import Housekeeping
 from callserver.media.latch import Address
+from callserver.media.monitoring import Mode, Monitor, Monitors
 from callserver.media.negotiated import StreamConfig
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
 from callserver.media.recording import KEY_HOLD_BACK, RecordingResult
@@ -75,6 +76,7 @@ class MediaEngine:
         self._clock = MediaClock(settings.ptime / 1000, self._tick, clock=clock)
         self._capture = AudioCapture(settings)
         self.conferences = ConferenceMixer(settings.ptime)
+        self.monitors = Monitors(settings.ptime)
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rtp_io = sockets()
@@ -191,6 +193,8 @@ class MediaEngine:
         self.unbridge(stream)
         if stream.mixed:
             self.conferences.leave(stream)
+        if isinstance(stream.monitor, Monitor):
+            self.monitors.stop(stream.monitor)
         result = self._capture.stop_recording(stream, self._now())
         self._capture.set_inband(stream, False)
         self._rtp_io.unregister(stream.stream_id)
@@ -279,6 +283,17 @@ class MediaEngine:
         self._capture.set_inband(stream, self._inband(stream))
         self._flush(stream)
 
+    def monitor(
+        self, mode: Mode, *, agent: MediaStream, other: MediaStream, supervisor: MediaStream
+    ) -> Monitor:
+        """Let ``supervisor`` monitor the bridged ``agent``/``other`` pair in ``mode``
+        (``monitoring``); ``monitors.stop`` ends it, and so does closing any of the streams."""
+        supervisor.stop_playback(self._now())
+        monitor = self.monitors.start(mode, agent=agent, other=other, supervisor=supervisor)
+        self._capture.set_inband(supervisor, self._inband(supervisor))
+        self._flush(supervisor)
+        return monitor
+
     def unbridge(self, stream: MediaStream) -> None:
         """End the stream's bridge; both sides go back to sending silence or playback."""
         peer = stream.peer
@@ -359,6 +374,8 @@ class MediaEngine:
             if stream.events:  # a playback ended
                 reported.append(stream)
         batch += self.conferences.tick(n)
+        if self.monitors:
+            batch += self.monitors.tick(n)
         if batch:
             self._send(batch)
         reported += self._capture.tick(now)

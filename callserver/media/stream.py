@@ -13,7 +13,8 @@ are dropped and counted in ``drops``. Audio may come in any codec the answer lis
 §6.1, §7), not only the one we send: each packet is taken in the codec of its payload type.
 Accepted audio refreshes ``last_rx`` (the inactivity timer), is queued in sequence order with
 its codec for in-band detection or recording when ``capture_rx`` is set, and is relayed to the
-bridged ``peer`` (transcoded when the codecs differ). A packet of a payload type we cannot take
+bridged ``peer`` (transcoded when the codecs differ; a supervisor's ``monitor`` sees it on its
+way, ``monitoring``). A packet of a payload type we cannot take
 is dropped, but from the stream's source it still proves the peer is there (``last_rx``).
 Telephone events are turned into one ``DtmfReceived`` per key press and carried to the peer
 in the form it negotiated: relayed RFC 4733 packets, or a generated in-band tone.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from typing import Protocol
 
 from callserver.media.dtmf import TelephoneEventReceiver
 from callserver.media.events import (
@@ -40,7 +42,7 @@ from callserver.media.rtcp_session import RtcpSession
 from callserver.media.rtp import MAX_PACKET_BYTES, RtpPacket
 from callserver.media.sender import RtpSender
 
-__all__ = ["MediaStream"]
+__all__ = ["MediaStream", "Tap"]
 
 COMFORT_NOISE_PT = 13  # RFC 3389
 _MASK32 = 0xFFFFFFFF
@@ -49,6 +51,14 @@ _DTMF_MUTE = 1.0  # seconds after a telephone-event during which in-band detecti
 # An in-band digit is reported once its tone has lasted two 20 ms windows (media.inband);
 # with the window's alignment and a tick's latency its tone began at most this long before.
 _INBAND_LEAD = 0.08
+
+
+class Tap(Protocol):
+    """What sees a bridged stream's audio on its way to the peer (``monitoring.Monitor``)."""
+
+    def passing(self, source: MediaStream, codec: str, payload: bytes) -> bytes:
+        """``source``'s audio in ``codec`` as it is relayed; the payload to relay instead."""
+        ...
 
 
 class MediaStream(RtpSender):
@@ -68,6 +78,7 @@ class MediaStream(RtpSender):
         "key_began",
         "last_rx",
         "latch",
+        "monitor",
         "packets_received",
         "port",
         "remote",
@@ -97,6 +108,7 @@ class MediaStream(RtpSender):
         self.capture_rx = False
         self.inband = False
         self.key_began: float | None = None  # when the last key reported was pressed
+        self.monitor: Tap | None = None  # a supervisor's monitor of the bridged call
         self.rx_audio: deque[tuple[str, bytes]] = deque(maxlen=50)  # (codec, payload)
         self.last_rx = 0.0
         self.packets_received = 0
@@ -249,6 +261,8 @@ class MediaStream(RtpSender):
         peer = self.peer
         if peer is None:
             return None
+        if self.monitor is not None:  # a supervisor listens (and may speak) as it passes
+            payload = self.monitor.passing(self, codec, payload)
         packet = peer.relay_audio(payload, codec, ts, ssrc)
         return None if packet is None else (peer, packet)
 

@@ -24,9 +24,10 @@ dialled                procedure                       example (the default code
 The operator may change each SC (``ServiceCodes``, centrex.yaml's ``service_codes``). A
 Request-URI user may carry ``#`` escaped as ``%23`` (RFC 3261 §19.1.2): it is unescaped here.
 ``parse`` answers None for anything that is not one of these codes, so the codes answered
-elsewhere (pickup ``*8`` and ``**EXT``, the voicemail box ``*97``: their codes are set here
-too) and every number route on as before; a code of ours written wrong
-(``*21*#``, ``*61*201*3#``) is an ``Invalid`` the phone is told about.
+elsewhere (pickup ``*8`` and ``**EXT``, the voicemail box ``*97``, a supervisor's ``*222EXT``
+listen, ``*223EXT`` whisper and ``*224EXT`` barge: their codes are set here too, and
+``supervision`` reads the last three) and every number route on as before; a code of ours
+written wrong (``*21*#``, ``*61*201*3#``) is an ``Invalid`` the phone is told about.
 
 A target is kept as dialled (digits, or ``VM``): which number or extension it names depends
 on the subscriber's group, so ``calls.service_codes`` checks it.
@@ -55,6 +56,7 @@ __all__ = [
     "ServiceCodes",
     "ServiceRequest",
     "parse",
+    "supervision",
 ]
 
 MCID_WINDOW: Final = 60
@@ -70,7 +72,10 @@ FORWARDING: Final = ("forward_always", "forward_busy", "forward_no_answer", "for
 
 Procedure = Literal["activate", "deactivate", "interrogate", "erase"]
 
-_ANSWERED_ELSEWHERE = frozenset({"pickup", "voicemail"})  # calls.pickup, voicemail.service
+SUPERVISION: Final = ("listen", "whisper", "barge")
+"""A supervisor's codes, as ``media.monitoring`` names the modes (``calls.supervision``)."""
+
+_ANSWERED_ELSEWHERE = frozenset({"pickup", "voicemail", *SUPERVISION})  # calls.pickup, ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +93,9 @@ class ServiceCodes:
     mcid: str = "39"
     pickup: str = "8"  # *8: a call ringing in the pickup group (calls.pickup)
     voicemail: str = "97"  # *97: the subscriber's own box (voicemail.service)
+    listen: str = "222"  # *222EXT: a supervisor listens to EXT's call (calls.supervision)
+    whisper: str = "223"  # *223EXT: ... speaks to EXT alone
+    barge: str = "224"  # *224EXT: ... joins EXT's call
     mcid_window_seconds: int = MCID_WINDOW  # not a code: how long after a call *39 marks it
 
     def service_of(self, code: str) -> str | None:
@@ -129,6 +137,7 @@ class Invalid:
 ServiceRequest = ServiceChange | CallerIdOnce | MaliciousCall | Invalid
 
 _MMI = re.compile(r"^(\*#|##|\*|#)(\d+)((?:\*[^*#]*)*)(#?)(.*)$")
+_EXTENSION = re.compile(r"[0-9]{2,6}")
 _TARGET = re.compile(rf"^(\+?\d{{2,15}}|{VOICEMAIL})$")
 _PREFIXES: Final[dict[str, Procedure]] = {
     "*": "activate",
@@ -158,6 +167,22 @@ def parse(dialled: str, codes: ServiceCodes) -> ServiceRequest | None:
         return Invalid(reason=f"{text!r}: a service code ends with #")
     infos = extra.split("*")[1:]
     return _change(_PREFIXES[prefix], service, infos, text)
+
+
+def supervision(dialled: str, codes: ServiceCodes) -> tuple[str, str] | None:
+    """The mode (``listen``, ``whisper``, ``barge``) and extension of a supervisor's code
+    ``*CODE EXT`` (``*222201``: listen to 201), or None when ``dialled`` is not one. EXT is
+    2 to 6 digits, as a Centrex extension; the codes are no prefix of one another
+    (centrex.yaml's check), so at most one matches."""
+    text = unquote(dialled)
+    if text[:1] != "*":
+        return None
+    for mode in SUPERVISION:
+        code = getattr(codes, mode)
+        extension = text[1 + len(code) :]  # all digits, 2 to 6 (ASCII only)
+        if text[1:].startswith(code) and _EXTENSION.fullmatch(extension):
+            return mode, extension
+    return None
 
 
 def _clir(prefix: str, extra: str, hash_: str, rest: str) -> ServiceRequest:

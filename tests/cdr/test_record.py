@@ -310,3 +310,21 @@ def test_a_transferred_leg_names_the_leg_it_replaced_and_older_lines_have_none()
     with pytest.raises(ValueError, match="transferred_from must be a string or null"):
         make_record(3, transferred_from=7)
     assert make_record(4, end_reason="transferred").end_reason.value == "transferred"
+
+
+def test_a_supervisors_record_names_the_call_it_monitored_and_older_lines_have_none() -> None:
+    """monitored_call, monitor_mode and monitored_by round-trip and read as None from older
+    lines; the mode is listen, whisper or barge."""
+    record = make_record(1, monitored_call="c-1", monitor_mode="whisper", monitored_by="+3871")
+    again = CdrRecord.from_json(record.to_json())
+    assert (again.monitored_call, again.monitor_mode, again.monitored_by) == (
+        "c-1",
+        "whisper",
+        "+3871",
+    )
+    data = json.loads(make_record(2).to_json())
+    for name in ("monitored_call", "monitor_mode", "monitored_by"):
+        del data[name]
+    assert CdrRecord.from_json(json.dumps(data)).monitor_mode is None
+    with pytest.raises(ValueError, match="monitor_mode 'spy' is not one of"):
+        make_record(3, monitor_mode="spy")

@@ -112,6 +112,14 @@ BAD: dict[str, list[str]] = {
         "are call_waiting, dnd, forward_always, forward_busy, forward_no_answer, "
         "forward_unreachable"
     ],
+    "unknown-role": [
+        f":10: {SUB}.+387 33 100 201.role: 'boss': a subscriber's role is one of supervisor "
+        "(or none)"
+    ],
+    "supervisor-code-begins-another": [
+        ":5: service_codes: listen's code '22' begins whisper's '223': a supervisor's codes "
+        "are followed by an extension, so none may begin another"
+    ],
     "unknown-key": [
         f":10: {SUB}.+387 33 100 201.voicemail: unknown key (misspelt, or in the wrong place?)"
     ],

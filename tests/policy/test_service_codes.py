@@ -14,6 +14,7 @@ from callserver.policy.service_codes import (
     ServiceChange,
     ServiceCodes,
     parse,
+    supervision,
 )
 
 CODES = ServiceCodes()
@@ -106,3 +107,31 @@ def test_forwarding_target_round_trip(service: str, target: str) -> None:
     assert parse(f"*{code}*{target}#", CODES) == ServiceChange(
         procedure="activate", service=service, target=target
     )
+
+
+@pytest.mark.parametrize(
+    ("dialled", "expected"),
+    [
+        ("*222201", ("listen", "201")),
+        ("*223201", ("whisper", "201")),
+        ("*224123456", ("barge", "123456")),
+        ("*2242", None),  # an extension has 2 to 6 digits
+        ("*2241234567", None),
+        ("*222", None),
+        ("*222\uff12\uff10\uff11", None),  # ASCII digits only (these are full-width)
+        ("*21*201#", None),
+        ("**201", None),
+        ("222201", None),
+    ],
+)
+def test_supervisor_codes(dialled: str, expected: tuple[str, str] | None) -> None:
+    """A supervisor's code and extension read as mode and extension; anything else is None."""
+    assert supervision(dialled, CODES) == expected
+
+
+def test_supervisor_codes_are_not_service_codes_and_follow_the_operator() -> None:
+    """parse leaves a supervisor's code alone; the operator's codes are the ones read."""
+    assert parse("*222201", CODES) is None and parse("*222#", CODES) is None
+    codes = ServiceCodes(listen="51", whisper="52", barge="53")
+    assert supervision("*52201", codes) == ("whisper", "201")
+    assert supervision("*222201", codes) is None
