@@ -65,18 +65,22 @@ def write_group(
     barring: tuple[str, ...] = (),
     phone_barring: dict[str, list[str]] | None = None,
     services: dict[str, dict[str, object]] | None = None,
+    roles: dict[str, str] | None = None,
 ) -> None:
     """centrex.yaml in ``tmp_path`` with acme's group and its phones 201 and 202 (MD5 HA1
     only; usernames are their numbers): ``barring`` the group's classes, ``phone_barring``
-    a phone's own by extension, ``services`` a phone's services by extension."""
+    a phone's own by extension, ``services`` a phone's services by extension, ``roles`` a
+    phone's role by extension."""
     own = phone_barring or {}
     services = services or {}
+    roles = roles or {}
     subscribers = {
         f"+387 33 100 {ext}": {
             "username": f"38733100{ext}",
             "ha1_md5": password_ha1(f"38733100{ext}", REALM, password, "MD5"),
             **({"barring": own[ext]} if ext in own else {}),
             **({"services": services[ext]} if ext in services else {}),
+            **({"role": roles[ext]} if ext in roles else {}),
         }
         for ext, password in PHONES.items()
     }

@@ -1,0 +1,243 @@
+"""A supervisor's phone (201) on the agent's call (202 with a trunk caller), end to end: SIPp
+signals, each party's media is an RTP party sending a tone of its own, and who hears whom is
+read from each party's spectrum.
+
+The caller sends ``CALLER`` Hz, the agent ``AGENT`` Hz, the supervisor ``SUPERVISOR`` Hz.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    popen_sipp,
+    start_server,
+    stopped_on_exit,
+)
+from tests.e2e.rooms import magnitude, received_samples
+from tests.e2e.rtp_party import RtpParty, tone_party
+from tests.e2e.subscribers import CALLING, write_group
+from tests.e2e.transfers import (
+    ANSWERS,
+    as_phone,
+    finished_all,
+    forwarding_ports,
+    reap,
+    register_ext,
+    sipp_phone,
+    wait_event,
+)
+
+CALLER, AGENT, SUPERVISOR = 440.0, 700.0, 1000.0
+SUPERVISOR_NUMBER = "+38733100201"
+CODES = {"listen": "*222202", "whisper": "*223202", "barge": "*224202"}
+WINDOW = 150  # packets (3 s) read while the supervisor is on the call
+
+
+def _server(tmp_path: Path) -> ServerProcess:
+    """acme's phones: 201 a supervisor, 202 the agent; a trunk to call from."""
+    write_group(tmp_path, roles={"201": "supervisor"})
+    return start_server(tmp_path, trunks=CALLING, ring_timeout=60)
+
+
+def _caller(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty, stay_ms: int
+) -> subprocess.Popen[str]:
+    """SIPp on the trunk calling the agent 202, hanging up ``stay_ms`` after the answer."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-conference-stays-then-bye.xml")),
+            *("-key", "rtp_port", str(rtp.port), "-d", str(stay_ms), "-i", HOST, "-m", "1"),
+            *("-nostdin", "-timeout", "40s", "-timeout_error", "-s", "38733100202"),
+            f"{HOST}:{server.port}",
+        ],
+        tmp_path,
+    )
+
+
+def _supervisor(
+    sipp: str, tmp_path: Path, server: ServerProcess, code: str, scenario: str, *extra: str
+) -> subprocess.Popen[str]:
+    """Phone 201 (digest as 201) dialling ``code`` with the SIPp ``scenario``."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / scenario), "-s", code),
+            *as_phone("201", code, server),
+            *extra,
+            *("-i", HOST, "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"),
+            f"{HOST}:{server.port}",
+        ],
+        tmp_path,
+    )
+
+
+def _agent_call(
+    sipp: str, tmp_path: Path, server: ServerProcess, parties: dict[str, RtpParty], stay_ms: int
+) -> list[subprocess.Popen[str]]:
+    """202 registered and answering the trunk caller, both sending their tones."""
+    port = register_ext(sipp, tmp_path, server, "202")
+    procs = [sipp_phone(sipp, tmp_path, ANSWERS, port, parties["agent"])]
+    procs.append(_caller(sipp, tmp_path, server, parties["caller"], stay_ms))
+    parties["caller"].send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+    parties["agent"].send_to(forwarding_ports(server, 1)[0])
+    wait_event(server, "call.bridged")
+    return procs
+
+
+def _window(parties: dict[str, RtpParty]) -> dict[str, tuple[int, int]]:
+    """The packets each party receives over the next ``WINDOW`` packets' time."""
+    start = {name: len(party.received) for name, party in parties.items()}
+    time.sleep(WINDOW * 0.02)
+    return {name: (start[name], len(party.received)) for name, party in parties.items()}
+
+
+def _heard(party: RtpParty, window: tuple[int, int]) -> dict[float, float]:
+    """The magnitude of each tone in what ``party`` received in ``window``."""
+    samples = received_samples(party, *window)
+    assert len(samples) > 8000, len(samples)  # over a second of audio
+    return {tone: magnitude(samples, tone) for tone in (CALLER, AGENT, SUPERVISOR)}
+
+
+def _hears(
+    levels: dict[float, float], present: tuple[float, ...], absent: tuple[float, ...]
+) -> None:
+    """Every tone of ``present`` is loud, each of ``absent`` 30 times below the softest."""
+    loud = min(levels[tone] for tone in present)
+    assert loud > 1e4, levels
+    assert all(levels[tone] < loud / 30 for tone in absent), levels
+
+
+def _parties() -> dict[str, RtpParty]:
+    """The caller, the agent and the supervisor, each sending its tone."""
+    return {
+        "caller": tone_party(CALLER),
+        "agent": tone_party(AGENT),
+        "supervisor": tone_party(SUPERVISOR),
+    }
+
+
+@pytest.mark.parametrize("mode", ["whisper", "barge"])
+def test_whisper_and_barge_reach_whom_they_should_and_end_with_the_call(
+    sipp: str, tmp_path: Path, mode: str
+) -> None:
+    """Whisper: the agent hears the caller and the supervisor, the caller only the agent;
+    barge: each hears the other two; the supervisor hears both parties. The caller hangs up:
+    the supervisor's call gets BYE, and the CDRs name the monitored call and the supervisor."""
+    parties = _parties()
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            procs += _agent_call(sipp, tmp_path, server, parties, 9000)
+            keys = ("-key", "rtp_port", str(parties["supervisor"].port))
+            scenario = "uac-phone-picks-up-then-expects-bye.xml"
+            procs.append(_supervisor(sipp, tmp_path, server, CODES[mode], scenario, *keys))
+            supervising = wait_event(server, "call.supervising")
+            parties["supervisor"].send_to(int(str(supervising["rtp_port"])))
+            time.sleep(1.0)  # play-out buffers fill
+            window = _window(parties)
+            finished_all(procs, server)
+            ended = wait_event(server, "call.supervision_ended")
+            server.wait_for("call.ended")
+    finally:
+        for party in parties.values():
+            party.close()
+        reap(procs)
+    heard = {name: _heard(party, window[name]) for name, party in parties.items()}
+    _hears(heard["supervisor"], (CALLER, AGENT), (SUPERVISOR,))
+    _hears(heard["agent"], (CALLER, SUPERVISOR), (AGENT,))
+    if mode == "whisper":
+        _hears(heard["caller"], (AGENT,), (SUPERVISOR, CALLER))
+    else:
+        _hears(heard["caller"], (AGENT, SUPERVISOR), (CALLER,))
+    assert ended["by"] == "monitored call", ended
+    _check_records(server, mode)
+
+
+def test_listen_is_silent_and_the_call_goes_on_when_the_supervisor_hangs_up(
+    sipp: str, tmp_path: Path
+) -> None:
+    """Listen: the supervisor hears both parties, neither party hears it; the supervisor
+    hangs up after 6 s and the caller and the agent still hear each other afterwards."""
+    parties = _parties()
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            procs += _agent_call(sipp, tmp_path, server, parties, 12000)
+            keys = ("-key", "rtp_port", str(parties["supervisor"].port), "-d", "6000")
+            scenario = "uac-phone-call-rtp-party.xml"
+            listening = _supervisor(sipp, tmp_path, server, CODES["listen"], scenario, *keys)
+            procs.append(listening)
+            supervising = wait_event(server, "call.supervising")
+            parties["supervisor"].send_to(int(str(supervising["rtp_port"])))
+            time.sleep(1.0)
+            window = _window(parties)
+            finished_all([listening], server)
+            ended = wait_event(server, "call.supervision_ended")
+            after = _window({k: v for k, v in parties.items() if k != "supervisor"})
+            finished_all(procs, server)
+            server.wait_for("call.ended")
+    finally:
+        for party in parties.values():
+            party.close()
+        reap(procs)
+    heard = {name: _heard(party, window[name]) for name, party in parties.items()}
+    _hears(heard["supervisor"], (CALLER, AGENT), (SUPERVISOR,))
+    _hears(heard["agent"], (CALLER,), (SUPERVISOR, AGENT))
+    _hears(heard["caller"], (AGENT,), (SUPERVISOR, CALLER))
+    assert ended["by"] == "supervisor", ended
+    _hears(_heard(parties["agent"], after["agent"]), (CALLER,), (SUPERVISOR, AGENT))
+    _hears(_heard(parties["caller"], after["caller"]), (AGENT,), (SUPERVISOR, CALLER))
+    _check_records(server, "listen")
+
+
+def _check_records(server: ServerProcess, mode: str) -> None:
+    """The supervisor's record names the caller's call and the mode; the caller's and the
+    agent's records name the supervisor."""
+    records = exported_cdrs(server.data_dir)
+    supervisor = next(r for r in records if r["called_raw"] == CODES[mode])
+    caller = next(r for r in records if r["leg"] == "a" and r["trunk"] == "test")
+    agent = next(r for r in records if r["leg"] == "b")
+    assert (supervisor["monitored_call"], supervisor["monitor_mode"]) == (caller["call_id"], mode)
+    assert supervisor["disposition"] == "ANSWERED" and supervisor["steps"] == [mode], supervisor
+    assert caller["monitored_by"] == agent["monitored_by"] == SUPERVISOR_NUMBER, (caller, agent)
+
+
+def test_refusals_say_why(sipp: str, tmp_path: Path) -> None:
+    """202 is no supervisor (403), 201 names an extension that does not exist (404) and one
+    whose phone is in no call (480): each hears a prompt first, each CDR says why."""
+    refusals = [("202", "*222201", 403), ("201", "*222299", 404), ("201", "*224202", 480)]
+    with stopped_on_exit(_server(tmp_path)) as server:
+        for ext, code, _status in refusals:
+            proc = popen_sipp(
+                [
+                    sipp,
+                    *("-sf", str(SCENARIOS / "uac-phone-call-refused-after-prompt.xml")),
+                    *("-s", code, *as_phone(ext, code, server), "-i", HOST, "-m", "1"),
+                    *("-nostdin", "-timeout", "40s", "-timeout_error", f"{HOST}:{server.port}"),
+                ],
+                tmp_path,
+            )
+            finished_all([proc], server)
+        server.wait_for("call.ended")
+        refused = server.events("call.supervision_refused")
+    assert [(e["code"], e["status"]) for e in refused] == [(c, s) for _e, c, s in refusals]
+    records = {r["called_raw"]: r for r in exported_cdrs(server.data_dir)}
+    details = {
+        code: (records[code]["sip_code"], records[code]["end_detail"]) for _, code, _ in refusals
+    }
+    assert details == {
+        "*222201": (403, "not a supervisor"),
+        "*222299": (404, "no extension 299"),
+        "*224202": (480, "202 is not in a call"),
+    }
+    assert all(records[code]["monitored_call"] is None for _, code, _ in refusals)
