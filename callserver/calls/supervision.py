@@ -26,6 +26,7 @@ the caller's subscriber is no           ``service_not_allowed``  403, ``not a su
 supervisor
 EXT is no extension of its group        ``service_invalid``    404, ``no extension EXT``
 EXT's phone is in no bridged call       ``service_invalid``    480, ``EXT is not in a call``
+another supervisor monitors that call   ``service_not_allowed``  486, ``EXT is monitored already``
 ======================================  =====================  ===============================
 
 A trunk presenting a phone's number gets 403 without a prompt (as for pickup). CDRs: the
@@ -113,8 +114,11 @@ class Supervision:
         agent = self._centrex().extension(supervisor.group, extension)
         if agent is None or agent is supervisor:
             return "service_invalid", 404, 1, f"no extension {extension}"
-        if self.calls.phone_side(agent.number) is None:
+        found = self.calls.phone_side(agent.number)
+        if found is None:
             return "service_invalid", 480, 18, f"{extension} is not in a call"
+        if found[1].stream.monitor is not None:
+            return "service_not_allowed", 486, 17, f"{extension} is monitored already"
         return None
 
     async def _refuse(

@@ -7,6 +7,7 @@ The caller sends ``CALLER`` Hz, the agent ``AGENT`` Hz, the supervisor ``SUPERVI
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import time
 from pathlib import Path
@@ -94,6 +95,20 @@ def _agent_call(
     return procs
 
 
+def _refused(sipp: str, tmp_path: Path, server: ServerProcess, ext: str, code: str) -> None:
+    """Phone ``ext`` dials ``code``, hears a prompt and is refused (403, 404, 480 or 486)."""
+    proc = popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-phone-call-refused-after-prompt.xml")),
+            *("-s", code, *as_phone(ext, code, server), "-i", HOST, "-m", "1"),
+            *("-nostdin", "-timeout", "40s", "-timeout_error", f"{HOST}:{server.port}"),
+        ],
+        tmp_path,
+    )
+    finished_all([proc], server)
+
+
 def _window(parties: dict[str, RtpParty]) -> dict[str, tuple[int, int]]:
     """The packets each party receives over the next ``WINDOW`` packets' time."""
     start = {name: len(party.received) for name, party in parties.items()}
@@ -117,6 +132,19 @@ def _hears(
     assert all(levels[tone] < loud / 30 for tone in absent), levels
 
 
+def _unbroken(party: RtpParty, window: tuple[int, int]) -> None:
+    """What ``party`` received in ``window`` is the relay as without a supervisor: one packet
+    after another, each sequence number and timestamp the last one's plus one packet (the
+    sender's own steps), the marker on none of them (no new talkspurt)."""
+    packets = party.received[window[0] : window[1]]
+    steps = {
+        ((b.sequence_number - a.sequence_number) & 0xFFFF, (b.timestamp - a.timestamp) & 0xFFFFFFFF)
+        for a, b in itertools.pairwise(packets)
+    }
+    assert steps == {(1, 160)}, steps
+    assert not any(p.marker for p in packets)
+
+
 def _parties() -> dict[str, RtpParty]:
     """The caller, the agent and the supervisor, each sending its tone."""
     return {
@@ -131,8 +159,9 @@ def test_whisper_and_barge_reach_whom_they_should_and_end_with_the_call(
     sipp: str, tmp_path: Path, mode: str
 ) -> None:
     """Whisper: the agent hears the caller and the supervisor, the caller only the agent;
-    barge: each hears the other two; the supervisor hears both parties. The caller hangs up:
-    the supervisor's call gets BYE, and the CDRs name the monitored call and the supervisor."""
+    barge: each hears the other two (and a second supervisor is refused, 486); the supervisor
+    hears both parties. The caller hangs up: the supervisor's call gets BYE, and the CDRs name
+    the monitored call and the supervisor."""
     parties = _parties()
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -145,6 +174,8 @@ def test_whisper_and_barge_reach_whom_they_should_and_end_with_the_call(
             parties["supervisor"].send_to(int(str(supervising["rtp_port"])))
             time.sleep(1.0)  # play-out buffers fill
             window = _window(parties)
+            if mode == "barge":  # one supervisor a call: a second one is refused
+                _refused(sipp, tmp_path, server, "201", CODES["listen"])
             finished_all(procs, server)
             ended = wait_event(server, "call.supervision_ended")
             server.wait_for("call.ended")
@@ -155,24 +186,32 @@ def test_whisper_and_barge_reach_whom_they_should_and_end_with_the_call(
     heard = {name: _heard(party, window[name]) for name, party in parties.items()}
     _hears(heard["supervisor"], (CALLER, AGENT), (SUPERVISOR,))
     _hears(heard["agent"], (CALLER, SUPERVISOR), (AGENT,))
+    _unbroken(parties["agent"], window["agent"])
+    _unbroken(parties["caller"], window["caller"])
     if mode == "whisper":
         _hears(heard["caller"], (AGENT,), (SUPERVISOR, CALLER))
     else:
         _hears(heard["caller"], (AGENT, SUPERVISOR), (CALLER,))
     assert ended["by"] == "monitored call", ended
     _check_records(server, mode)
+    if mode == "barge":
+        (again,) = server.events("call.supervision_refused")
+        assert (again["status"], again["reason"]) == (486, "202 is monitored already"), again
 
 
 def test_listen_is_silent_and_the_call_goes_on_when_the_supervisor_hangs_up(
     sipp: str, tmp_path: Path
 ) -> None:
     """Listen: the supervisor hears both parties, neither party hears it; the supervisor
-    hangs up after 6 s and the caller and the agent still hear each other afterwards."""
+    hangs up after 6 s and the caller and the agent still hear each other afterwards, their
+    packets unbroken from before the supervisor came to after it left."""
     parties = _parties()
     procs: list[subprocess.Popen[str]] = []
     try:
         with stopped_on_exit(_server(tmp_path)) as server:
             procs += _agent_call(sipp, tmp_path, server, parties, 12000)
+            time.sleep(0.5)
+            before = {name: len(parties[name].received) for name in ("agent", "caller")}
             keys = ("-key", "rtp_port", str(parties["supervisor"].port), "-d", "6000")
             scenario = "uac-phone-call-rtp-party.xml"
             listening = _supervisor(sipp, tmp_path, server, CODES["listen"], scenario, *keys)
@@ -197,6 +236,8 @@ def test_listen_is_silent_and_the_call_goes_on_when_the_supervisor_hangs_up(
     assert ended["by"] == "supervisor", ended
     _hears(_heard(parties["agent"], after["agent"]), (CALLER,), (SUPERVISOR, AGENT))
     _hears(_heard(parties["caller"], after["caller"]), (AGENT,), (SUPERVISOR, CALLER))
+    for name in ("agent", "caller"):  # from before the supervisor came to after it left
+        _unbroken(parties[name], (before[name], after[name][1]))
     _check_records(server, "listen")
 
 
@@ -218,16 +259,7 @@ def test_refusals_say_why(sipp: str, tmp_path: Path) -> None:
     refusals = [("202", "*222201", 403), ("201", "*222299", 404), ("201", "*224202", 480)]
     with stopped_on_exit(_server(tmp_path)) as server:
         for ext, code, _status in refusals:
-            proc = popen_sipp(
-                [
-                    sipp,
-                    *("-sf", str(SCENARIOS / "uac-phone-call-refused-after-prompt.xml")),
-                    *("-s", code, *as_phone(ext, code, server), "-i", HOST, "-m", "1"),
-                    *("-nostdin", "-timeout", "40s", "-timeout_error", f"{HOST}:{server.port}"),
-                ],
-                tmp_path,
-            )
-            finished_all([proc], server)
+            _refused(sipp, tmp_path, server, ext, code)
         server.wait_for("call.ended")
         refused = server.events("call.supervision_refused")
     assert [(e["code"], e["status"]) for e in refused] == [(c, s) for _e, c, s in refusals]
