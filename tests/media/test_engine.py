@@ -130,6 +130,18 @@ async def test_closing_a_bridged_stream_unbridges_its_peer(engine: MediaEngine) 
     assert (a.peer, b.peer) == (None, None)
 
 
+async def test_closing_a_monitored_stream_ends_its_monitor(engine: MediaEngine) -> None:
+    """A supervisor's monitor ends with any of its streams: the others are left unmonitored,
+    the supervisor's stream sends its own audio again."""
+    a, b, supervisor = engine.open_stream(), engine.open_stream(), engine.open_stream()
+    engine.bridge(a, b)
+    engine.monitor("barge", agent=a, other=b, supervisor=supervisor)
+    assert supervisor.mixed and a.monitor is b.monitor is supervisor.monitor is not None
+    engine.close_stream(b)
+    assert (a.monitor, supervisor.monitor, supervisor.mixed) == (None, None, False)
+    assert not engine.monitors
+
+
 # -- sending ------------------------------------------------------------------------------------
 
 
