@@ -2,10 +2,10 @@
 
 Read from the files and the data dir, never from the running server (so it works while the
 server runs, and when it does not): the subscriber of config/centrex.yaml, its group,
-extension, language and pickup group; each service as the operator set it, as its phone
-changed it (``<data_dir>/services.sqlite``, ``calls.services_store``) and so in force, with the
-locks; and its registrations (``<data_dir>/registrar.sqlite``) with the time each has left.
-Both databases are opened read-only: a missing one means nothing was stored yet.
+extension, language, pickup group and role (a supervisor's); each service as the operator set
+it, as its phone changed it (``<data_dir>/services.sqlite``, ``calls.services_store``) and so
+in force, with the locks; and its registrations (``<data_dir>/registrar.sqlite``) with the
+time each has left. Both databases are opened read-only: a missing one means nothing was stored yet.
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def describe(
         f"  group {subscriber.group}, extension {subscriber.extension},"
         f" username {subscriber.username}",
         f"  language: {language}",
-        f"  pickup group: {subscriber.pickup_group}",
+        f"  pickup group: {subscriber.pickup_group}"
+        + (f", role: {subscriber.role}" if subscriber.role else ""),
         f"  locked (the phone may not change): {', '.join(sorted(subscriber.locks)) or 'none'}",
         "",
         f"  {'service':<20}{'in force':<18}{'operator':<18}phone",

@@ -32,7 +32,7 @@ def _centrex() -> Centrex:
         "extensions": {"digits": 3},
         "subscribers": {
             "+387 33 100 201": phone,
-            "+387 33 100 202": {"username": "u202", "ha1_md5": "1" * 32},
+            "+387 33 100 202": {"username": "u202", "ha1_md5": "1" * 32, "role": "supervisor"},
         },
     }
     centrex, errors = compile_centrex(CentrexFile.model_validate({"groups": {"office": group}}))
@@ -42,7 +42,8 @@ def _centrex() -> Centrex:
 
 def test_show_tells_what_is_in_force_and_why(tmp_path: Path) -> None:
     """The phone's CFNR and DND over the operator's CFB, the lock, language, pickup group and
-    the stored registration with its time left; a number with nothing stored shows defaults."""
+    the stored registration with its time left; a number with nothing stored shows defaults,
+    and a supervisor its role."""
     services = SqliteServiceStore(tmp_path / "services.sqlite")
     services.apply(
         [
@@ -70,6 +71,7 @@ def test_show_tells_what_is_in_force_and_why(tmp_path: Path) -> None:
     other = show(_centrex(), tmp_path / "empty", "+38733100202", "en")
     assert "  language: en (the server's default)" in other
     assert "  registrations: none" in other
+    assert "  pickup group: office, role: supervisor" in other and "role" not in text
 
 
 def test_show_refuses_a_number_that_is_no_subscriber(tmp_path: Path) -> None:
