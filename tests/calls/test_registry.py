@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import pytest
 
+from callserver.calls.bridge import Bridge, Side
 from callserver.calls.call import Call
 from callserver.calls.leg import Leg
 from callserver.calls.phase import CallPhase, CallPhaseError
@@ -103,3 +104,32 @@ def test_a_leg_through_a_route_makes_nobody_busy(tmp_path: Path) -> None:
     leg.forks = None
     calls.leg_answered(leg, DialogId("leg-1", "a", "b"))
     assert not calls.in_call("+38761200300")
+
+
+async def test_a_phones_bridged_call_is_found_by_its_number_and_watched_until_closed(
+    tmp_path: Path,
+) -> None:
+    """phone_side finds the calling phone on side a and the called phone's leg on side b
+    (with each side's CDR facts); a watch is set when the bridge closes, and nothing is found
+    after."""
+    calls = Calls()
+    call, _ = _call(tmp_path)
+    call.facts = CallFacts(call_id="c1", caller="201", called="+38733100202", offered_at=0.0)
+    call.facts.subscriber = "+38733100201"
+    calls.add(call)
+    calls.answered(call, DIALOG)
+    leg = _phone_leg(call, "+38733100202")
+    leg_dialog = DialogId("leg-1", "a", "b")
+    calls.leg_answered(leg, leg_dialog)
+    assert call.stream is not None
+    a = Side(leg="a", dialog_id=DIALOG, stream=call.stream, session_id=1, version=1)
+    b = Side(leg="b", dialog_id=leg_dialog, stream=leg.stream, session_id=2, version=1)
+    bridge = Bridge(cast(Any, None), a, b, language="en", log=None)
+    calls.bridge_opened(bridge)
+    assert calls.phone_side("+38733100201") == (bridge, a)
+    assert calls.phone_side("+38733100202") == (bridge, b)
+    assert calls.phone_side("+38761200300") is None
+    assert (calls.facts_of(a), calls.facts_of(b)) == (call.facts, leg.facts)
+    closed = calls.watch(bridge)
+    calls.bridge_closed(bridge)
+    assert closed.is_set() and calls.phone_side("+38733100201") is None
