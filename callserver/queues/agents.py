@@ -1,0 +1,334 @@
+"""Call-centre agents and their one transition table.
+
+Theory of operation
+-------------------
+An agent is a Centrex subscriber (its E.164 number; its extension and customer come from
+centrex.yaml) who logs in to take queue calls. It is in one :class:`AgentState`:
+``LOGGED_OUT``, ``AVAILABLE``, ``RINGING`` (a queue call is offered to its phone), ``IN_CALL``,
+``WRAP_UP`` (the seconds after a call in which it takes none) or ``PAUSED`` (with a reason
+code the agent dialled, ``*47*REASON#``).
+
+Every change is an :class:`AgentEvent` put through :data:`TRANSITIONS`, the one
+``{(state, event): next state}`` table; a pair missing from it is refused with
+:class:`TransitionRefused`, which names the agent, its state and the event (an agent pausing
+while it talks, logging out while its phone rings). ``RESTARTED`` is what a restart does to a
+stored agent: one that was ringing, talking or in wrap-up when the process stopped comes back
+``AVAILABLE`` (its call did not survive), the others as they were.
+
+Each change is stamped twice: ``now`` (monotonic, for decisions such as the longest idle
+agent) and ``at`` (a UTC datetime, for the statistics), and gives an
+:class:`AgentStateChanged`. An :class:`Agent` also counts the calls it answered and keeps when
+its last call ended: it has been idle since then, or since it logged in if later.
+
+Licences: the logged-in agents of a customer (every state but ``LOGGED_OUT``) never exceed its
+``agents`` in trunks.yaml; a login beyond is not made and :meth:`Agents.login` returns
+:class:`NoLicence`, which the phone's service code turns into "no licence available".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import Enum
+from typing import ClassVar
+
+from callserver.config.centrex_groups import Centrex
+
+__all__ = [
+    "TRANSITIONS",
+    "Agent",
+    "AgentEvent",
+    "AgentState",
+    "AgentStateChanged",
+    "Agents",
+    "NoLicence",
+    "TransitionRefused",
+    "UnknownAgent",
+    "next_state",
+]
+
+
+class AgentState(Enum):
+    """Where an agent is."""
+
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    IN_CALL = "in_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+class AgentEvent(Enum):
+    """What happens to an agent."""
+
+    LOGIN = "login"
+    LOGOUT = "logout"
+    PAUSE = "pause"  # with a reason code; again while paused: the reason changes
+    UNPAUSE = "unpause"
+    RING = "ring"  # a queue call is offered to its phone
+    RING_CANCELLED = "ring_cancelled"  # the caller was answered elsewhere, hung up, timed out
+    NO_ANSWER = "no_answer"  # its ring timeout passed, or its phone refused the call
+    ANSWER = "answer"
+    HANG_UP = "hang_up"  # the queue call ended: wrap-up starts
+    WRAP_UP_DONE = "wrap_up_done"
+    RESTARTED = "restarted"  # loaded from the store after a restart
+
+
+_S, _E = AgentState, AgentEvent
+TRANSITIONS: dict[tuple[AgentState, AgentEvent], AgentState] = {
+    (_S.LOGGED_OUT, _E.LOGIN): _S.AVAILABLE,
+    (_S.AVAILABLE, _E.LOGOUT): _S.LOGGED_OUT,
+    (_S.PAUSED, _E.LOGOUT): _S.LOGGED_OUT,
+    (_S.WRAP_UP, _E.LOGOUT): _S.LOGGED_OUT,
+    (_S.AVAILABLE, _E.PAUSE): _S.PAUSED,
+    (_S.WRAP_UP, _E.PAUSE): _S.PAUSED,
+    (_S.PAUSED, _E.PAUSE): _S.PAUSED,
+    (_S.PAUSED, _E.UNPAUSE): _S.AVAILABLE,
+    (_S.AVAILABLE, _E.RING): _S.RINGING,
+    (_S.RINGING, _E.RING_CANCELLED): _S.AVAILABLE,
+    (_S.RINGING, _E.NO_ANSWER): _S.AVAILABLE,
+    (_S.RINGING, _E.ANSWER): _S.IN_CALL,
+    (_S.IN_CALL, _E.HANG_UP): _S.WRAP_UP,
+    (_S.WRAP_UP, _E.WRAP_UP_DONE): _S.AVAILABLE,
+    (_S.LOGGED_OUT, _E.RESTARTED): _S.LOGGED_OUT,
+    (_S.AVAILABLE, _E.RESTARTED): _S.AVAILABLE,
+    (_S.PAUSED, _E.RESTARTED): _S.PAUSED,
+    (_S.RINGING, _E.RESTARTED): _S.AVAILABLE,
+    (_S.IN_CALL, _E.RESTARTED): _S.AVAILABLE,
+    (_S.WRAP_UP, _E.RESTARTED): _S.AVAILABLE,
+}
+
+
+class TransitionRefused(ValueError):
+    """An agent event its state does not allow; nothing changed."""
+
+    def __init__(self, number: str, state: AgentState, event: AgentEvent) -> None:
+        super().__init__(f"agent {number}: cannot {event.value} while {state.value}")
+        self.number = number
+        self.state = state
+        self.event = event
+
+
+class UnknownAgent(LookupError):
+    """A number that is not a Centrex subscriber, so cannot be an agent."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"{number} is not a Centrex subscriber: only subscribers are agents")
+        self.number = number
+
+
+def next_state(number: str, state: AgentState, event: AgentEvent) -> AgentState:
+    """The state ``event`` leads to from ``state``.
+
+    Raises:
+        TransitionRefused: the pair is not in :data:`TRANSITIONS`.
+    """
+    try:
+        return TRANSITIONS[state, event]
+    except KeyError:
+        raise TransitionRefused(number, state, event) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Agent:
+    """One agent as it is now. ``since`` (monotonic) and ``at`` (UTC) are the time of its
+    last change; ``idle_since`` when it last became free of calls (its last call's end, or
+    its login); ``last_call_end_at`` the wall time its last call ended (None: no call yet)."""
+
+    number: str
+    customer: str
+    extension: str
+    state: AgentState = AgentState.LOGGED_OUT
+    reason: str | None = None  # the pause reason code
+    since: float = 0.0
+    at: datetime | None = None
+    calls_answered: int = 0
+    idle_since: float = 0.0
+    last_call_end_at: datetime | None = None
+
+    @property
+    def logged_in(self) -> bool:
+        """It holds a licence: any state but LOGGED_OUT."""
+        return self.state is not AgentState.LOGGED_OUT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStateChanged:
+    """``agent`` went from ``previous`` to ``state`` through ``event`` at ``now``/``at``;
+    ``reason`` is the pause reason code (None but for PAUSE)."""
+
+    kind: ClassVar[str] = "agent"
+    agent: str
+    customer: str
+    extension: str
+    previous: AgentState
+    state: AgentState
+    event: AgentEvent
+    reason: str | None
+    now: float
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoLicence:
+    """A login refused: ``customer`` already has ``licences`` agents logged in."""
+
+    agent: str
+    customer: str
+    licences: int
+
+
+class Agents:
+    """Every agent the server knows, by number, with the licence count of each customer.
+
+    Args:
+        centrex: the Centrex groups in force (a reload replaces them): who is a subscriber,
+            its extension and its group's customer.
+        licences: a customer's agent licences (trunks.yaml ``customers.<id>.agents``).
+    """
+
+    def __init__(self, centrex: Callable[[], Centrex], licences: Callable[[str], int]) -> None:
+        self._centrex = centrex
+        self._licences = licences
+        self._agents: dict[str, Agent] = {}
+        self._logged_in: dict[str, int] = {}  # customer: agents logged in
+
+    def __iter__(self) -> Iterator[Agent]:
+        return iter(list(self._agents.values()))
+
+    def get(self, number: str) -> Agent:
+        """The agent of ``number`` (E.164, ``+`` optional), LOGGED_OUT if never seen.
+
+        Raises:
+            UnknownAgent: ``number`` is not a Centrex subscriber.
+        """
+        key = number if number.startswith("+") else f"+{number}"
+        agent = self._agents.get(key)
+        if agent is not None:
+            return agent
+        subscriber = self._centrex().subscriber(key)
+        if subscriber is None:
+            raise UnknownAgent(number)
+        group = self._centrex().groups[subscriber.group]
+        agent = Agent(number=key, customer=group.customer, extension=subscriber.extension)
+        self._agents[key] = agent
+        return agent
+
+    def state_of(self, number: str) -> AgentState:
+        """The state of a known agent (LOGGED_OUT for any other number)."""
+        agent = self._agents.get(number)
+        return AgentState.LOGGED_OUT if agent is None else agent.state
+
+    def logged_in(self, customer: str) -> int:
+        """How many agents of ``customer`` are logged in."""
+        return self._logged_in.get(customer, 0)
+
+    def licences(self, customer: str) -> int:
+        """The agent licences ``customer`` bought."""
+        return self._licences(customer)
+
+    def login(self, number: str, now: float, at: datetime) -> AgentStateChanged | NoLicence:
+        """Log ``number`` in, if its customer has a licence free.
+
+        Raises:
+            UnknownAgent: not a Centrex subscriber.
+            TransitionRefused: already logged in.
+        """
+        agent = self.get(number)
+        next_state(agent.number, agent.state, AgentEvent.LOGIN)  # refused before counting
+        licences = self._licences(agent.customer)
+        if self.logged_in(agent.customer) >= licences:
+            return NoLicence(agent=agent.number, customer=agent.customer, licences=licences)
+        return self.change(number, AgentEvent.LOGIN, now, at)
+
+    def change(
+        self, number: str, event: AgentEvent, now: float, at: datetime, reason: str | None = None
+    ) -> AgentStateChanged:
+        """Put ``event`` through the table for the agent of ``number``.
+
+        Raises:
+            UnknownAgent: not a Centrex subscriber.
+            TransitionRefused: the agent's state does not take ``event``.
+        """
+        agent = self.get(number)
+        state = next_state(agent.number, agent.state, event)
+        updated = _stamped(agent, state, event, now, at, reason)
+        self._count(agent, updated)
+        self._agents[agent.number] = updated
+        return AgentStateChanged(
+            agent=agent.number,
+            customer=agent.customer,
+            extension=agent.extension,
+            previous=agent.state,
+            state=state,
+            event=event,
+            reason=updated.reason,
+            now=now,
+            at=at,
+        )
+
+    def restore(
+        self, stored: Iterable[Agent], now: float, at: datetime
+    ) -> list[AgentStateChanged | NoLicence]:
+        """Take the agents of the store back after a restart, each through ``RESTARTED``;
+        a logged-in agent beyond its customer's licences (lowered meanwhile) is then logged
+        out (a :class:`NoLicence` says so); a number no longer a subscriber is skipped."""
+        out: list[AgentStateChanged | NoLicence] = []
+        for agent in stored:
+            if self._centrex().subscriber(agent.number) is None:
+                continue
+            known = self.get(agent.number)  # the customer and extension in force now
+            if known.logged_in:
+                continue  # restored already
+            restored = replace(agent, customer=known.customer, extension=known.extension)
+            self._agents[agent.number] = restored
+            self._count(known, restored)
+            changed = self._restarted(restored, now, at)
+            if changed is not None:
+                out.append(changed)
+            licences = self._licences(restored.customer)
+            if restored.logged_in and self.logged_in(restored.customer) > licences:
+                out.append(
+                    NoLicence(agent=agent.number, customer=known.customer, licences=licences)
+                )
+                out.append(self.change(agent.number, AgentEvent.LOGOUT, now, at))
+        return out
+
+    def _restarted(self, agent: Agent, now: float, at: datetime) -> AgentStateChanged | None:
+        if TRANSITIONS[agent.state, AgentEvent.RESTARTED] is agent.state:
+            return None
+        return self.change(agent.number, AgentEvent.RESTARTED, now, at)
+
+    def _count(self, before: Agent, after: Agent) -> None:
+        if before.logged_in != after.logged_in:
+            step = 1 if after.logged_in else -1
+            self._logged_in[before.customer] = self.logged_in(before.customer) + step
+
+
+def _stamped(
+    agent: Agent,
+    state: AgentState,
+    event: AgentEvent,
+    now: float,
+    at: datetime,
+    reason: str | None,
+) -> Agent:
+    """``agent`` in ``state`` at ``now``/``at``, its counters moved by ``event``."""
+    calls = agent.calls_answered + (event is AgentEvent.ANSWER)
+    idle_since, last_end = agent.idle_since, agent.last_call_end_at
+    if event is AgentEvent.HANG_UP:
+        idle_since, last_end = now, at
+    elif event is AgentEvent.LOGIN:
+        idle_since = now
+    return replace(
+        agent,
+        state=state,
+        reason=reason if state is AgentState.PAUSED else None,
+        since=now,
+        at=at,
+        calls_answered=calls,
+        idle_since=idle_since,
+        last_call_end_at=last_end,
+    )
