@@ -10,6 +10,7 @@ numbers may have a pool of their own. Every limit is optional: absent means unli
     customers:
       acme:                       # call-centre package: 3 channels included
         channels: 3
+        agents: 2                 # 2 agents logged in at once
     trunks:
       acme-pbx:
         match: [192.0.2.10, 198.51.100.0/24:5060]
@@ -141,11 +142,23 @@ Barring = Annotated[list[str], AfterValidator(_barring)]
 
 class CustomerConfig(BaseModel):
     """A customer or Centrex group: a channel pool shared by its trunks, its outbound barring,
-    and its own numbers (forwarded legs to them stay inside the group: never barred as
-    outside_group, and rated free)."""
+    its own numbers (forwarded legs to them stay inside the group: never barred as
+    outside_group, and rated free), and its call-centre agent licences (``agents``: how many
+    of its agents may be logged in at once; 0, the default, for none)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     channels: int | None = Field(None, ge=0)
+    agents: int = Field(0, description="call-centre agent licences")
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _licences(cls, value: object) -> object:
+        if type(value) is not int or value < 0:
+            raise ValueError(
+                f"{value!r} is not a number of agent licences: write a whole number, "
+                "0 or more (agents: 2 lets two agents be logged in at once)"
+            )
+        return value
     barring: Barring = Field(default_factory=list)
     numbers: list[Annotated[str, AfterValidator(possible_e164)]] = Field(default_factory=list)
 

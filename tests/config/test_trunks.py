@@ -87,6 +87,14 @@ def test_profiles_and_limits(tmp_path: Path) -> None:
     }
 
 
+def test_agent_licences_default_to_none(tmp_path: Path) -> None:
+    """A customer's ``agents`` is its call-centre licence count; left out, it has none."""
+    trunks = table("customers:\n  acme: {channels: 3, agents: 2}\n  beta: {}\n", tmp_path)
+    assert trunks.config.customers["acme"].agents == 2
+    assert trunks.config.customers["beta"].agents == 0
+    assert TrunkTable(load_trunks(SHIPPED)).config.customers["callcentre-demo"].agents == 2
+
+
 def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
     """Each error is file:line: field: message; an unknown customer is named."""
     path = tmp_path / "trunks.yaml"

@@ -17,6 +17,10 @@ BAD_DIR = Path(__file__).resolve().parents[1] / "trunks" / "bad"
 HINT = "write digits after an optional +, 00 or 0 ('+387 33'; '+' is every number)"
 
 BAD: dict[str, list[str]] = {
+    "customer-agents-negative": [
+        ":4: customers.acme.agents: -1 is not a number of agent licences: write a whole "
+        "number, 0 or more (agents: 2 lets two agents be logged in at once)"
+    ],
     "customer-number-range": [
         ":5: customers.acme.numbers.1: '+387 33 100 250-259' reads as +38733100250259, which "
         "is not a possible number: write one number each (a block of numbers belongs to a "
