@@ -33,8 +33,6 @@ from datetime import datetime
 from enum import Enum
 from typing import ClassVar
 
-from callserver.config.centrex_groups import Centrex
-
 __all__ = [
     "TRANSITIONS",
     "Agent",
@@ -42,6 +40,7 @@ __all__ = [
     "AgentState",
     "AgentStateChanged",
     "Agents",
+    "Identity",
     "NoLicence",
     "TransitionRefused",
     "UnknownAgent",
@@ -132,6 +131,16 @@ def next_state(number: str, state: AgentState, event: AgentEvent) -> AgentState:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """Who a subscriber is, as the call centre needs it: its number (E.164), its customer
+    (its Centrex group's) and its extension."""
+
+    number: str
+    customer: str
+    extension: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Agent:
     """One agent as it is now. ``since`` (monotonic) and ``at`` (UTC) are the time of its
     last change; ``idle_since`` when it last became free of calls (its last call's end, or
@@ -184,13 +193,15 @@ class Agents:
     """Every agent the server knows, by number, with the licence count of each customer.
 
     Args:
-        centrex: the Centrex groups in force (a reload replaces them): who is a subscriber,
-            its extension and its group's customer.
+        identify: the :class:`Identity` of the Centrex subscriber of an E.164 number (as
+            centrex.yaml in force says), None for a number that is no subscriber's.
         licences: a customer's agent licences (trunks.yaml ``customers.<id>.agents``).
     """
 
-    def __init__(self, centrex: Callable[[], Centrex], licences: Callable[[str], int]) -> None:
-        self._centrex = centrex
+    def __init__(
+        self, identify: Callable[[str], Identity | None], licences: Callable[[str], int]
+    ) -> None:
+        self._identify = identify
         self._licences = licences
         self._agents: dict[str, Agent] = {}
         self._logged_in: dict[str, int] = {}  # customer: agents logged in
@@ -208,11 +219,10 @@ class Agents:
         agent = self._agents.get(key)
         if agent is not None:
             return agent
-        subscriber = self._centrex().subscriber(key)
-        if subscriber is None:
+        identity = self._identify(key)
+        if identity is None:
             raise UnknownAgent(number)
-        group = self._centrex().groups[subscriber.group]
-        agent = Agent(number=key, customer=group.customer, extension=subscriber.extension)
+        agent = Agent(number=key, customer=identity.customer, extension=identity.extension)
         self._agents[key] = agent
         return agent
 
@@ -277,7 +287,7 @@ class Agents:
         out (a :class:`NoLicence` says so); a number no longer a subscriber is skipped."""
         out: list[AgentStateChanged | NoLicence] = []
         for agent in stored:
-            if self._centrex().subscriber(agent.number) is None:
+            if self._identify(agent.number) is None:
                 continue
             known = self.get(agent.number)  # the customer and extension in force now
             if known.logged_in:

@@ -97,6 +97,7 @@ class SqliteAgentStore:
         with transaction(self._db):
             for agent in agents:
                 idle_at = at.timestamp() - (now - agent.idle_since)
+                ended = agent.last_call_end_at
                 self._db.execute(
                     _UPSERT,
                     (
@@ -108,7 +109,7 @@ class SqliteAgentStore:
                         None if agent.at is None else agent.at.isoformat(),
                         agent.calls_answered,
                         datetime.fromtimestamp(idle_at, at.tzinfo).isoformat(),
-                        None if agent.last_call_end_at is None else agent.last_call_end_at.isoformat(),
+                        None if ended is None else ended.isoformat(),
                     ),
                 )
 

@@ -1,0 +1,269 @@
+"""The half of the call centre that rings agents: free agents, offers, answers, timeouts.
+
+Theory of operation
+-------------------
+:class:`Ringing` keeps what ringing needs: the free agents (``AVAILABLE``, and their phone on
+no other call: ``phone_busy``), the ring of each ringing agent (its caller, since, deadline),
+the queue call of each talking agent, the wrap-up deadlines, and one heap of deadlines read
+lazily (an entry whose subject moved on is dropped when met). :class:`CallCentre`
+(``centre``) adds the callers' and agents' own inputs; ``centre``'s docstring says how offers
+are made and how a caller's rounds keep an agent from being rung again and again.
+
+Every agent change goes through ``Agents.change`` (the one transition table) and
+:meth:`Ringing._noted`, which keeps the free set and the wrap-up deadlines in step.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from callserver.queues.agents import Agent, AgentEvent, Agents, AgentState, AgentStateChanged
+from callserver.queues.events import (
+    AgentRung,
+    CallerAnswered,
+    CentreEvent,
+    Offer,
+    RingCancelled,
+    RingNoAnswer,
+)
+from callserver.queues.queue import Caller, Queue, QueueAgent, Strategy, choose
+
+__all__ = ["SERVING", "Ringing"]
+
+SERVING = frozenset(
+    {AgentState.AVAILABLE, AgentState.RINGING, AgentState.IN_CALL, AgentState.WRAP_UP}
+)
+"""The states of an agent that serves its queues (logged in, not paused)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class _Ring:
+    queue: Queue
+    caller: Caller
+    since: float
+    deadline: float
+
+
+@dataclass(slots=True, kw_only=True)
+class _Talk:
+    queue: Queue
+    caller: str
+    since: float
+    wait: float
+
+
+def _never(number: str) -> bool:
+    return False
+
+
+class Ringing:
+    """Agents offered, rung and answered (module docstring); the base of ``CallCentre``.
+
+    Args:
+        agents: the agents and their licences.
+        phone_busy: whether an agent's phone is on a call the centre did not give it (a
+            call of its own): such an agent is not offered.
+    """
+
+    def __init__(self, agents: Agents, phone_busy: Callable[[str], bool] = _never) -> None:
+        self.agents = agents
+        self._phone_busy = phone_busy
+        self._queues: dict[tuple[str, str], Queue] = {}
+        self._callers: dict[str, Queue] = {}
+        self._free: set[str] = set()  # AVAILABLE agents
+        self._rings: dict[str, _Ring] = {}
+        self._talks: dict[str, _Talk] = {}
+        self._wraps: dict[str, float] = {}  # agent: end of its wrap-up
+        self._timers: list[tuple[float, int, str, str]] = []  # (when, n, kind, whose)
+        self._sequence = itertools.count()
+        self._events: list[CentreEvent] = []
+        for agent in agents:
+            if agent.state is AgentState.AVAILABLE:
+                self._free.add(agent.number)
+
+    # -- offering and ringing -----------------------------------------------------------
+
+    def offers(self, now: float, at: datetime) -> list[Offer]:
+        """Whom to ring now, for whom (module docstring); the agents are RINGING when it
+        returns, each until its ring timeout."""
+        if not self._free or not self._callers:
+            return []
+        out: list[Offer] = []
+        queues = sorted((q for q in self._queues.values() if len(q)), key=_first_key)
+        for q in queues:
+            free = self._free_of(q)
+            for entry in q.waiting() if free else ():
+                offer = self._offer(q, entry, free, now, at)
+                if offer is not None:
+                    out.append(offer)
+                if not free:
+                    break
+        return out
+
+    def answered(self, caller: str, agent: str, now: float, at: datetime) -> bool:
+        """``agent`` answered ``caller``'s ring: the call is the agent's, the caller leaves
+        the queue and its other rings are cancelled. False, and nothing changed, when
+        ``agent`` was not ringing for ``caller`` (the caller left meanwhile: hang up)."""
+        ring = self._rings.get(agent)
+        if ring is None or ring.caller.id != caller:
+            return False
+        del self._rings[agent]
+        ring.caller.ringing.discard(agent)
+        self._change(agent, AgentEvent.ANSWER, now, at)
+        self._cancel_rings(ring.caller, ring.queue, "answered_elsewhere", now, at)
+        q, entry = ring.queue, ring.caller
+        position = q.remove(entry)
+        del self._callers[caller]
+        q.answered[agent] += 1
+        wait = now - entry.joined
+        self._talks[agent] = _Talk(queue=q, caller=caller, since=now, wait=wait)
+        self._events.append(
+            CallerAnswered(
+                queue=q.config.name,
+                customer=q.config.customer,
+                caller=caller,
+                now=now,
+                at=at,
+                agent=agent,
+                wait=wait,
+                position=position,
+            )
+        )
+        return True
+
+    def ring_failed(self, caller: str, agent: str, reason: str, now: float, at: datetime) -> bool:
+        """``agent``'s phone refused ``caller``'s ring (busy, declined, unreachable): as a
+        ring timeout. False when it was not ringing for ``caller``."""
+        ring = self._rings.get(agent)
+        if ring is None or ring.caller.id != caller:
+            return False
+        self._no_answer(agent, reason, now, at)
+        return True
+
+    def _free_of(self, q: Queue) -> list[tuple[QueueAgent, Agent]]:
+        return [
+            (member, self.agents.get(member.number))
+            for member in q.config.agents
+            if member.number in self._free and not self._phone_busy(member.number)
+        ]
+
+    def _offer(
+        self,
+        q: Queue,
+        entry: Caller,
+        free: list[tuple[QueueAgent, Agent]],
+        now: float,
+        at: datetime,
+    ) -> Offer | None:
+        if entry.not_before > now or (entry.ringing and q.config.strategy is not Strategy.RING_ALL):
+            return None
+        fits = [(m, a) for m, a in free if m.has(entry.skills)]
+        candidates = [(m, a) for m, a in fits if a.number not in entry.tried]
+        if not candidates and fits and not entry.ringing and self._round_over(q, entry):
+            entry.tried.clear()
+            entry.not_before = now + q.config.retry
+            self._arm(entry.not_before, "retry", entry.id)
+            return None
+        chosen = choose(q, entry, candidates)
+        for number in chosen:
+            member = next(m for m, a in free if a.number == number)
+            free.remove((member, self.agents.get(number)))
+            self._ring(q, entry, member, now, at)
+        if not chosen:
+            return None
+        return Offer(
+            queue=q.config.name, customer=q.config.customer, caller=entry.id, agents=tuple(chosen)
+        )
+
+    def _round_over(self, q: Queue, entry: Caller) -> bool:
+        """Every agent that could serve ``entry`` let its ring go unanswered this round."""
+        return all(
+            member.number in entry.tried
+            for member in q.config.agents
+            if self.agents.state_of(member.number) in SERVING and member.has(entry.skills)
+        )
+
+    def _ring(self, q: Queue, entry: Caller, member: QueueAgent, now: float, at: datetime) -> None:
+        number = member.number
+        self._change(number, AgentEvent.RING, now, at)
+        deadline = now + q.config.ring_timeout_of(member)
+        self._rings[number] = _Ring(queue=q, caller=entry, since=now, deadline=deadline)
+        entry.ringing.add(number)
+        q.last_rung = number
+        self._arm(deadline, "ring", number)
+        self._events.append(
+            AgentRung(
+                queue=q.config.name,
+                customer=q.config.customer,
+                caller=entry.id,
+                now=now,
+                at=at,
+                agent=number,
+                wait=now - entry.joined,
+                position=q.position(entry),
+            )
+        )
+
+    def _no_answer(self, agent: str, reason: str, now: float, at: datetime) -> None:
+        ring = self._rings.pop(agent)
+        ring.caller.ringing.discard(agent)
+        ring.caller.tried.add(agent)
+        self._change(agent, AgentEvent.NO_ANSWER, now, at)
+        self._events.append(
+            RingNoAnswer(
+                queue=ring.queue.config.name,
+                customer=ring.queue.config.customer,
+                caller=ring.caller.id,
+                now=now,
+                at=at,
+                agent=agent,
+                wait=now - ring.caller.joined,
+                ring=now - ring.since,
+                reason=reason,
+            )
+        )
+
+    def _cancel_rings(self, entry: Caller, q: Queue, reason: str, now: float, at: datetime) -> None:
+        for agent in sorted(entry.ringing):
+            del self._rings[agent]
+            self._change(agent, AgentEvent.RING_CANCELLED, now, at)
+            self._events.append(
+                RingCancelled(
+                    queue=q.config.name,
+                    customer=q.config.customer,
+                    caller=entry.id,
+                    now=now,
+                    at=at,
+                    agent=agent,
+                    reason=reason,
+                )
+            )
+        entry.ringing.clear()
+
+    def _change(
+        self, agent: str, event: AgentEvent, now: float, at: datetime, reason: str | None = None
+    ) -> AgentStateChanged:
+        changed = self.agents.change(agent, event, now, at, reason)
+        self._noted(changed)
+        return changed
+
+    def _noted(self, changed: AgentStateChanged) -> None:
+        """Keep the free set and the wrap-up deadlines in step with an agent's change."""
+        if changed.state is AgentState.AVAILABLE:
+            self._free.add(changed.agent)
+        else:
+            self._free.discard(changed.agent)
+        if changed.state is not AgentState.WRAP_UP:
+            self._wraps.pop(changed.agent, None)
+        self._events.append(changed)
+
+    def _arm(self, when: float, kind: str, whose: str) -> None:
+        heapq.heappush(self._timers, (when, next(self._sequence), kind, whose))
+
+
+def _first_key(q: Queue) -> tuple[int, int]:
+    return q.first().key
