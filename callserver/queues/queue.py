@@ -9,8 +9,8 @@ most callers that may wait and the longest a caller waits (:class:`QueueConfig`)
 
 Callers wait in order of ``priority`` (higher first: the dialplan's VIP or key customers), then
 of joining; a caller's position is its 1-based place in that order, so positions are always
-1..n. The order is a sorted list of ``(-priority, sequence)`` keys: joining and leaving are a
-bisection and a list move, a position is a bisection.
+1..n. The order is a sorted list of ``(-priority, sequence)`` keys (and the callers beside
+them): joining and leaving are a bisection and a list move, a position is a bisection.
 
 Estimated wait: ``handle time x position / serving agents``. The handle time is the mean of the
 queue's last 20 calls (talk and wrap-up); before any call it is ``handle_seconds``. Serving
@@ -171,7 +171,7 @@ class Queue:
     def __init__(self, config: QueueConfig) -> None:
         self.config = config
         self._keys: list[tuple[int, int]] = []
-        self._by_key: dict[tuple[int, int], Caller] = {}
+        self._entries: list[Caller] = []  # in step with _keys
         self.callers: dict[str, Caller] = {}
         self.answered: Counter[str] = Counter()  # calls of this queue each agent answered
         self.last_rung: str | None = None  # round_robin's place
@@ -182,24 +182,25 @@ class Queue:
 
     def waiting(self) -> Iterator[Caller]:
         """The callers in their order (a copy: the queue may change while it is read)."""
-        return iter([self._by_key[key] for key in self._keys])
+        return iter(self._entries.copy())
 
     def first(self) -> Caller:
         """The caller at position 1 (the queue is not empty)."""
-        return self._by_key[self._keys[0]]
+        return self._entries[0]
 
     def add(self, caller: Caller) -> int:
         """Put ``caller`` in its place; its position."""
-        bisect.insort(self._keys, caller.key)
-        self._by_key[caller.key] = caller
+        index = bisect.bisect_left(self._keys, caller.key)
+        self._keys.insert(index, caller.key)
+        self._entries.insert(index, caller)
         self.callers[caller.id] = caller
-        return self.position(caller)
+        return index + 1
 
     def remove(self, caller: Caller) -> int:
         """Take ``caller`` out; the position it had."""
         position = self.position(caller)
         del self._keys[position - 1]
-        del self._by_key[caller.key]
+        del self._entries[position - 1]
         del self.callers[caller.id]
         return position
 

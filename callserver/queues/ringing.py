@@ -96,10 +96,17 @@ class Ringing:
         queues = sorted((q for q in self._queues.values() if len(q)), key=_first_key)
         for q in queues:
             free = self._free_of(q)
+            fitting: dict[frozenset[str], list[tuple[QueueAgent, Agent]]] = {}
             for entry in q.waiting() if free else ():
-                offer = self._offer(q, entry, free, now, at)
+                fits = fitting.get(entry.skills)
+                if fits is None:
+                    fits = fitting[entry.skills] = [p for p in free if p[0].has(entry.skills)]
+                if not fits:
+                    continue  # no free agent has these skills: the same for the next callers
+                offer = self._offer(q, entry, free, fits, now, at)
                 if offer is not None:
                     out.append(offer)
+                    fitting.clear()  # agents left the free list
                 if not free:
                     break
         return out
@@ -156,14 +163,16 @@ class Ringing:
         q: Queue,
         entry: Caller,
         free: list[tuple[QueueAgent, Agent]],
+        fits: list[tuple[QueueAgent, Agent]],
         now: float,
         at: datetime,
     ) -> Offer | None:
+        """Ring for ``entry`` whom the strategy picks of ``fits`` (the ``free`` agents with
+        its skills) it has not tried this round, taking them out of ``free``."""
         if entry.not_before > now or (entry.ringing and q.config.strategy is not Strategy.RING_ALL):
             return None
-        fits = [(m, a) for m, a in free if m.has(entry.skills)]
         candidates = [(m, a) for m, a in fits if a.number not in entry.tried]
-        if not candidates and fits and not entry.ringing and self._round_over(q, entry):
+        if not candidates and not entry.ringing and self._round_over(q, entry):
             entry.tried.clear()
             entry.not_before = now + q.config.retry
             self._arm(entry.not_before, "retry", entry.id)
