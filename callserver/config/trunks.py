@@ -159,6 +159,7 @@ class CustomerConfig(BaseModel):
                 "0 or more (agents: 2 lets two agents be logged in at once)"
             )
         return value
+
     barring: Barring = Field(default_factory=list)
     numbers: list[Annotated[str, AfterValidator(possible_e164)]] = Field(default_factory=list)
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from callserver.queues.agents import Agent, AgentEvent, AgentState, AgentStateChanged, NoLicence
@@ -64,12 +65,14 @@ class CallCentre(Ringing):
     # -- queues and callers -------------------------------------------------------------
 
     def define(self, config: QueueConfig) -> None:
-        """Add a queue or replace its settings (callers waiting in it stay).
+        """Add a queue or replace its settings (callers waiting in it stay); its agents'
+        numbers are taken in E.164 with ``+`` (``38733100201`` is ``+38733100201``).
 
         Raises:
             UnknownAgent: an agent that is not a Centrex subscriber.
             ValueError: an agent that is a subscriber of another customer.
         """
+        members = []
         for member in config.agents:
             agent = self.agents.get(member.number)
             if agent.customer != config.customer:
@@ -77,6 +80,8 @@ class CallCentre(Ringing):
                     f"queue {config.customer}/{config.name}: agent {member.number} is a "
                     f"subscriber of customer {agent.customer!r}"
                 )
+            members.append(replace(member, number=agent.number))
+        config = replace(config, agents=tuple(members))
         queue = self._queues.get(config.key)
         if queue is None:
             self._queues[config.key] = Queue(config)
@@ -222,15 +227,19 @@ class CallCentre(Ringing):
         """
         return self._change(agent, AgentEvent.UNPAUSE, now, at)
 
-    def restore(self, stored: Iterable[Agent], now: float, at: datetime) -> None:
+    def restore(self, stored: Iterable[Agent], now: float, at: datetime) -> list[NoLicence]:
         """Take the stored agents back after a restart (``Agents.restore``); the changes are
-        events like any other."""
+        events like any other. The agents logged out for want of a licence are returned."""
+        refused = []
         for result in self.agents.restore(stored, now, at):
             if isinstance(result, AgentStateChanged):
                 self._noted(result)
+            else:
+                refused.append(result)
         for agent in self.agents:
             if agent.state is AgentState.AVAILABLE:
                 self._free.add(agent.number)
+        return refused
 
     # -- time and events ------------------------------------------------------------------
 

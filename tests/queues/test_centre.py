@@ -67,11 +67,17 @@ def test_joining_twice_or_an_unknown_queue_is_an_error() -> None:
 
 
 def test_a_queue_takes_only_its_customers_subscribers() -> None:
-    """An agent of another customer, or no subscriber at all, is refused when defining."""
+    """An agent of another customer, or no subscriber at all, is refused when defining; a
+    number written without + is the subscriber's."""
     centre = make_centre()
     beta = QueueConfig(customer="acme", name="x", agents=(QueueAgent(number=agent(1, "beta")),))
     with pytest.raises(ValueError, match="agent \\+38733101201 is a subscriber of customer 'beta'"):
         centre.define(beta)
+    plain = QueueConfig(customer="acme", name="y", agents=(QueueAgent(number="38733100201"),))
+    centre.define(plain)
+    logged_in(centre, agent(1))
+    centre.join(("acme", "y"), "c1", 1.0, at(1))
+    assert centre.offers(1.0, at(1))[0].agents == (agent(1),)  # written without +: the same
     stranger = QueueConfig(customer="acme", name="x", agents=(QueueAgent(number="+38761000000"),))
     with pytest.raises(UnknownAgent):
         centre.define(stranger)
@@ -293,13 +299,16 @@ def test_logins_beyond_the_licences_are_refused_by_the_centre() -> None:
 
 
 def test_restored_agents_are_offered_again() -> None:
-    """Agents restored after a restart (ringing ones available) take calls at once."""
+    """Agents restored after a restart (ringing ones available) take calls at once; one
+    beyond the licences in force is returned, logged out."""
     before = make_centre(queue(2))
     logged_in(before, agent(1), agent(2))
     before.join(QUEUE, "c1", 0.0, at(0))
     before.offers(0.0, at(0))
-    after = make_centre(queue(2))
-    after.restore(list(before.agents), 100.0, at(100))
+    after = make_centre(queue(2), licences={"acme": 1})
+    refused = after.restore(list(before.agents), 100.0, at(100))
+    assert refused == [NoLicence(agent=agent(2), customer="acme", licences=1)]
+    assert after.agents.state_of(agent(2)) is AgentState.LOGGED_OUT
     assert after.agents.state_of(agent(1)) is AgentState.AVAILABLE
     after.join(QUEUE, "c9", 101.0, at(101))
     assert len(after.offers(101.0, at(101))) == 1
