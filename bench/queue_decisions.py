@@ -27,7 +27,8 @@ from typing import TypeVar
 
 from callserver.config.centrex import compile_centrex
 from callserver.config.centrex_file import CentrexFile
-from callserver.queues.agents import Agents, Identity
+from callserver.config.centrex_groups import Centrex
+from callserver.queues.agents import Agents
 from callserver.queues.centre import CallCentre
 from callserver.queues.events import Joined
 from callserver.queues.queue import QueueAgent, QueueConfig, Strategy
@@ -37,7 +38,7 @@ START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 QUEUE = ("acme", "sales")
 
 
-def _identify(agents: int) -> Callable[[str], Identity | None]:
+def _centrex(agents: int) -> Centrex:
     subscribers = {
         f"+38733{100000 + n}": {"ha1_md5": "0" * 32, "username": f"a{n}"} for n in range(agents)
     }
@@ -50,13 +51,7 @@ def _identify(agents: int) -> Callable[[str], Identity | None]:
     centrex, errors = compile_centrex(CentrexFile.model_validate({"groups": {"g": group}}))
     assert not errors, errors
 
-    def identify(number: str) -> Identity | None:
-        sub = centrex.subscriber(number)
-        if sub is None:
-            return None
-        return Identity(number=sub.number, customer="acme", extension=sub.extension)
-
-    return identify
+    return centrex
 
 
 class Timed:
@@ -80,7 +75,8 @@ def _centre(agents: int, strategy: Strategy) -> CallCentre:
         QueueAgent(number=n, skills=MappingProxyType({skills[i % 3]: 1 + i % 100, "en": 50}))
         for i, n in enumerate(numbers)
     )
-    centre = CallCentre(Agents(_identify(agents), lambda customer: agents))
+    phones = _centrex(agents)
+    centre = CallCentre(Agents(lambda: phones, lambda customer: agents))
     config = QueueConfig(
         customer="acme", name="sales", agents=members, strategy=strategy, wrap_up=5.0
     )

@@ -27,11 +27,11 @@ Licences: the logged-in agents of a customer (every state but ``LOGGED_OUT``) ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 __all__ = [
     "TRANSITIONS",
@@ -40,7 +40,7 @@ __all__ = [
     "AgentState",
     "AgentStateChanged",
     "Agents",
-    "Identity",
+    "Directory",
     "NoLicence",
     "TransitionRefused",
     "UnknownAgent",
@@ -130,14 +130,30 @@ def next_state(number: str, state: AgentState, event: AgentEvent) -> AgentState:
         raise TransitionRefused(number, state, event) from None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Identity:
-    """Who a subscriber is, as the call centre needs it: its number (E.164), its customer
-    (its Centrex group's) and its extension."""
+class _Subscriber(Protocol):
+    @property
+    def number(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def extension(self) -> str: ...
 
-    number: str
-    customer: str
-    extension: str
+
+class _Group(Protocol):
+    @property
+    def customer(self) -> str: ...
+
+
+class Directory(Protocol):
+    """Who the subscribers are: what the call centre reads of centrex.yaml's ``Centrex``
+    (a subscriber's number, extension and group, and the group's customer)."""
+
+    @property
+    def groups(self) -> Mapping[str, _Group]: ...
+
+    def subscriber(self, number: str) -> _Subscriber | None:
+        """The subscriber of the E.164 ``number`` (``+`` optional), else None."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,15 +209,13 @@ class Agents:
     """Every agent the server knows, by number, with the licence count of each customer.
 
     Args:
-        identify: the :class:`Identity` of the Centrex subscriber of an E.164 number (as
-            centrex.yaml in force says), None for a number that is no subscriber's.
+        centrex: the Centrex groups and subscribers in force (a reload replaces them): who
+            is a subscriber, its extension and its group's customer.
         licences: a customer's agent licences (trunks.yaml ``customers.<id>.agents``).
     """
 
-    def __init__(
-        self, identify: Callable[[str], Identity | None], licences: Callable[[str], int]
-    ) -> None:
-        self._identify = identify
+    def __init__(self, centrex: Callable[[], Directory], licences: Callable[[str], int]) -> None:
+        self._centrex = centrex
         self._licences = licences
         self._agents: dict[str, Agent] = {}
         self._logged_in: dict[str, int] = {}  # customer: agents logged in
@@ -219,10 +233,12 @@ class Agents:
         agent = self._agents.get(key)
         if agent is not None:
             return agent
-        identity = self._identify(key)
-        if identity is None:
+        directory = self._centrex()
+        subscriber = directory.subscriber(key)
+        if subscriber is None:
             raise UnknownAgent(number)
-        agent = Agent(number=key, customer=identity.customer, extension=identity.extension)
+        customer = directory.groups[subscriber.group].customer
+        agent = Agent(number=key, customer=customer, extension=subscriber.extension)
         self._agents[key] = agent
         return agent
 
@@ -287,7 +303,7 @@ class Agents:
         out (a :class:`NoLicence` says so); a number no longer a subscriber is skipped."""
         out: list[AgentStateChanged | NoLicence] = []
         for agent in stored:
-            if self._identify(agent.number) is None:
+            if self._centrex().subscriber(agent.number) is None:
                 continue
             known = self.get(agent.number)  # the customer and extension in force now
             if known.logged_in:

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from callserver.config.centrex import compile_centrex
 from callserver.config.centrex_file import CentrexFile
 from callserver.config.centrex_groups import Centrex
-from callserver.queues.agents import Agents, Identity
+from callserver.queues.agents import Agents
 from callserver.queues.centre import CallCentre
 from callserver.queues.queue import QueueAgent, QueueConfig, Strategy
 
@@ -51,19 +51,6 @@ def centrex(count: int = 60) -> Centrex:
     return compiled
 
 
-def identify(phones: Centrex) -> Callable[[str], Identity | None]:
-    """The call centre's view of ``phones``: a subscriber's number, customer, extension."""
-
-    def lookup(number: str) -> Identity | None:
-        subscriber = phones.subscriber(number)
-        if subscriber is None:
-            return None
-        customer = phones.groups[subscriber.group].customer
-        return Identity(number=subscriber.number, customer=customer, extension=subscriber.extension)
-
-    return lookup
-
-
 def queue(
     agents: int | list[QueueAgent] = 3,
     strategy: Strategy = Strategy.LONGEST_IDLE,
@@ -92,7 +79,7 @@ def make_centre(
 ) -> CallCentre:
     """A centre with acme's and beta's subscribers, ``licences`` and ``config`` defined."""
     phones = centrex(count)
-    agents = Agents(identify(phones), lambda customer: licences.get(customer, 0))
+    agents = Agents(lambda: phones, lambda customer: licences.get(customer, 0))
     centre = CallCentre(agents) if phone_busy is None else CallCentre(agents, phone_busy)
     if config is not None:
         centre.define(config)

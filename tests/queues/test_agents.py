@@ -18,7 +18,7 @@ from callserver.queues.agents import (
     next_state,
 )
 
-from .support import START, agent, at, centrex, identify
+from .support import START, agent, at, centrex
 
 S, E = AgentState, AgentEvent
 
@@ -26,7 +26,8 @@ S, E = AgentState, AgentEvent
 def agents(acme: int = 2) -> Agents:
     """acme with ``acme`` licences, beta with 1."""
     licences = {"acme": acme, "beta": 1}
-    return Agents(identify(centrex(5)), lambda customer: licences.get(customer, 0))
+    phones = centrex(5)
+    return Agents(lambda: phones, lambda customer: licences.get(customer, 0))
 
 
 def test_every_state_and_event_transitions_or_is_refused() -> None:

@@ -16,6 +16,7 @@ from callserver.queues.events import (
     CallerAnswered,
     CentreEvent,
     Joined,
+    QueueEvent,
     RingCancelled,
     RingNoAnswer,
 )
@@ -157,7 +158,12 @@ def _seen(world: World, events: list[CentreEvent]) -> None:
             event, "agent"
         ):
             assert world.ringing.pop(event.agent) == event.caller
-        if event.kind in ("answer", "abandon", "leave", "timeout"):
+        if isinstance(event, QueueEvent) and event.kind in (
+            "answer",
+            "abandon",
+            "leave",
+            "timeout",
+        ):
             world.priorities.pop(event.caller, None)
 
 
