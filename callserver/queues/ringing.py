@@ -178,12 +178,12 @@ class Ringing:
             self._arm(entry.not_before, "retry", entry.id)
             return None
         chosen = choose(q, entry, candidates)
-        for number in chosen:
-            member = next(m for m, a in free if a.number == number)
-            free.remove((member, self.agents.get(number)))
-            self._ring(q, entry, member, now, at)
         if not chosen:
             return None
+        picked = set(chosen)
+        free[:] = [pair for pair in free if pair[0].number not in picked]
+        for member in (m for m, _ in candidates if m.number in picked):
+            self._ring(q, entry, member, now, at)
         return Offer(
             queue=q.config.name, customer=q.config.customer, caller=entry.id, agents=tuple(chosen)
         )
