@@ -182,7 +182,9 @@ class Agent:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStateChanged:
     """``agent`` went from ``previous`` to ``state`` through ``event`` at ``now``/``at``;
-    ``reason`` is the pause reason code (None but for PAUSE)."""
+    ``reason`` is the pause reason code (None but for PAUSE). A change that belongs to a
+    queue call (ring, answer, hang-up, wrap-up, a pause or logout in wrap-up) names its
+    ``queue`` and ``caller`` (the caller's id in the queue)."""
 
     kind: ClassVar[str] = "agent"
     agent: str
@@ -194,6 +196,8 @@ class AgentStateChanged:
     reason: str | None
     now: float
     at: datetime
+    queue: str | None = None
+    caller: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -96,9 +96,11 @@ class CallCentre(Ringing):
         at: datetime,
         priority: int = 0,
         skills: Iterable[str] = (),
+        number: str | None = None,
     ) -> Joined | Full | NoAgents:
         """Put ``caller`` (the call's id) in ``queue`` ``(customer, name)``: higher
-        ``priority`` waits ahead; ``skills`` the agents must have.
+        ``priority`` waits ahead; ``skills`` the agents must have; ``number`` the caller's
+        telephone number, for the queue log.
 
         Raises:
             LookupError: no such queue.
@@ -109,11 +111,11 @@ class CallCentre(Ringing):
             raise ValueError(f"caller {caller} is already waiting in a queue")
         required = frozenset(skills)
         if not any(self._logged_in(member, required) for member in q.config.agents):
-            self._refused(q, caller, "no_agents", now, at)
+            self._refused(q, caller, "no_agents", now, at, number)
             return NoAgents()
         limit = q.config.max_waiting
         if limit is not None and len(q) >= limit:
-            self._refused(q, caller, "full", now, at)
+            self._refused(q, caller, "full", now, at, number)
             return Full(max_waiting=limit)
         entry = Caller(caller, priority, required, (-priority, next(self._sequence)), now, at)
         position = q.add(entry)
@@ -132,6 +134,7 @@ class CallCentre(Ringing):
                 position=position,
                 priority=priority,
                 estimated_wait=estimate,
+                number=number,
             )
         )
         return Joined(position=position, estimated_wait=estimate)
@@ -167,7 +170,6 @@ class CallCentre(Ringing):
         talk = self._talks.pop(agent, None)
         if talk is None:
             return False
-        self._change(agent, AgentEvent.HANG_UP, now, at)
         q, wrap_up = talk.queue, talk.queue.config.wrap_up
         q.handled(now - talk.since + wrap_up)
         self._events.append(
@@ -182,11 +184,11 @@ class CallCentre(Ringing):
                 talk=now - talk.since,
             )
         )
+        self._change(agent, AgentEvent.HANG_UP, now, at, call=(q, talk.caller))
         if wrap_up == 0:
-            self._change(agent, AgentEvent.WRAP_UP_DONE, now, at)
+            self._change(agent, AgentEvent.WRAP_UP_DONE, now, at, call=(q, talk.caller))
         else:
-            self._wraps[agent] = now + wrap_up
-            self._arm(now + wrap_up, "wrap_up", agent)
+            self._wrap_up(agent, q, talk.caller, now + wrap_up)
         return True
 
     # -- agents ---------------------------------------------------------------------------
@@ -259,7 +261,6 @@ class CallCentre(Ringing):
             if kind == "ring":
                 self._no_answer(whose, "timeout", now, at)
             elif kind == "wrap_up":
-                del self._wraps[whose]
                 self._change(whose, AgentEvent.WRAP_UP_DONE, now, at)
             elif kind == "max_wait":
                 self._gone(whose, "timeout", now, at)
@@ -331,7 +332,9 @@ class CallCentre(Ringing):
         self._events.append(event)
         return True
 
-    def _refused(self, q: Queue, caller: str, reason: str, now: float, at: datetime) -> None:
+    def _refused(
+        self, q: Queue, caller: str, reason: str, now: float, at: datetime, number: str | None
+    ) -> None:
         self._events.append(
             CallerRefused(
                 queue=q.config.name,
@@ -340,6 +343,7 @@ class CallCentre(Ringing):
                 now=now,
                 at=at,
                 reason=reason,
+                number=number,
             )
         )
 
@@ -350,7 +354,8 @@ class CallCentre(Ringing):
             ring = self._rings.get(whose)
             return ring is not None and ring.deadline == when
         if kind == "wrap_up":
-            return self._wraps.get(whose) == when
+            wrap = self._wraps.get(whose)
+            return wrap is not None and wrap.deadline == when
         q = self._callers.get(whose)
         if q is None:
             return False

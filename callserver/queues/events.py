@@ -50,20 +50,24 @@ class QueueEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallerJoined(QueueEvent):
-    """The caller waits at ``position``; ``estimated_wait`` in seconds (None: unknown)."""
+    """The caller waits at ``position``; ``estimated_wait`` in seconds (None: unknown);
+    ``number`` is its telephone number when known."""
 
     kind: ClassVar[str] = "join"
     position: int
     priority: int
     estimated_wait: float | None
+    number: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallerRefused(QueueEvent):
-    """The caller could not join: ``reason`` is ``full`` or ``no_agents``."""
+    """The caller could not join: ``reason`` is ``full`` or ``no_agents``; ``number`` is its
+    telephone number when known."""
 
     kind: ClassVar[str] = "refused"
     reason: str
+    number: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from callserver.queues.agents import Agent, AgentEvent, Agents, AgentState, AgentStateChanged
@@ -46,6 +46,13 @@ class _Ring:
     caller: Caller
     since: float
     deadline: float
+
+
+@dataclass(slots=True, kw_only=True)
+class _Wrap:
+    deadline: float
+    queue: Queue
+    caller: str
 
 
 @dataclass(slots=True, kw_only=True)
@@ -77,7 +84,7 @@ class Ringing:
         self._free: set[str] = set()  # AVAILABLE agents
         self._rings: dict[str, _Ring] = {}
         self._talks: dict[str, _Talk] = {}
-        self._wraps: dict[str, float] = {}  # agent: end of its wrap-up
+        self._wraps: dict[str, _Wrap] = {}  # agent: its wrap-up's end and call
         self._timers: list[tuple[float, int, str, str]] = []  # (when, n, kind, whose)
         self._sequence = itertools.count()
         self._events: list[CentreEvent] = []
@@ -120,7 +127,7 @@ class Ringing:
             return False
         del self._rings[agent]
         ring.caller.ringing.discard(agent)
-        self._change(agent, AgentEvent.ANSWER, now, at)
+        self._change(agent, AgentEvent.ANSWER, now, at, call=(ring.queue, caller))
         self._cancel_rings(ring.caller, ring.queue, "answered_elsewhere", now, at)
         q, entry = ring.queue, ring.caller
         position = q.remove(entry)
@@ -198,7 +205,7 @@ class Ringing:
 
     def _ring(self, q: Queue, entry: Caller, member: QueueAgent, now: float, at: datetime) -> None:
         number = member.number
-        self._change(number, AgentEvent.RING, now, at)
+        self._change(number, AgentEvent.RING, now, at, call=(q, entry.id))
         deadline = now + q.config.ring_timeout_of(member)
         self._rings[number] = _Ring(queue=q, caller=entry, since=now, deadline=deadline)
         entry.ringing.add(number)
@@ -221,7 +228,7 @@ class Ringing:
         ring = self._rings.pop(agent)
         ring.caller.ringing.discard(agent)
         ring.caller.tried.add(agent)
-        self._change(agent, AgentEvent.NO_ANSWER, now, at)
+        self._change(agent, AgentEvent.NO_ANSWER, now, at, call=(ring.queue, ring.caller.id))
         self._events.append(
             RingNoAnswer(
                 queue=ring.queue.config.name,
@@ -239,7 +246,7 @@ class Ringing:
     def _cancel_rings(self, entry: Caller, q: Queue, reason: str, now: float, at: datetime) -> None:
         for agent in sorted(entry.ringing):
             del self._rings[agent]
-            self._change(agent, AgentEvent.RING_CANCELLED, now, at)
+            self._change(agent, AgentEvent.RING_CANCELLED, now, at, call=(q, entry.id))
             self._events.append(
                 RingCancelled(
                     queue=q.config.name,
@@ -254,9 +261,22 @@ class Ringing:
         entry.ringing.clear()
 
     def _change(
-        self, agent: str, event: AgentEvent, now: float, at: datetime, reason: str | None = None
+        self,
+        agent: str,
+        event: AgentEvent,
+        now: float,
+        at: datetime,
+        reason: str | None = None,
+        call: tuple[Queue, str] | None = None,
     ) -> AgentStateChanged:
+        """Put ``event`` through the agents' table; the change names the queue call it
+        belongs to (``call``, else the call the agent is wrapping up)."""
+        wrap = self._wraps.get(agent)
+        if call is None and wrap is not None:
+            call = (wrap.queue, wrap.caller)
         changed = self.agents.change(agent, event, now, at, reason)
+        if call is not None:
+            changed = replace(changed, queue=call[0].config.name, caller=call[1])
         self._noted(changed)
         return changed
 
@@ -269,6 +289,11 @@ class Ringing:
         if changed.state is not AgentState.WRAP_UP:
             self._wraps.pop(changed.agent, None)
         self._events.append(changed)
+
+    def _wrap_up(self, agent: str, q: Queue, caller: str, deadline: float) -> None:
+        """``agent`` wraps up ``caller``'s call of ``q`` until ``deadline``."""
+        self._wraps[agent] = _Wrap(deadline=deadline, queue=q, caller=caller)
+        self._arm(deadline, "wrap_up", agent)
 
     def _arm(self, when: float, kind: str, whose: str) -> None:
         heapq.heappush(self._timers, (when, next(self._sequence), kind, whose))
