@@ -115,7 +115,10 @@ class QueueLogRecord:
         needs["agent"] = self.kind in _NEEDS_AGENT
         needs["wait"] = self.kind in WAIT_ENDS
         needs["reason"] = self.kind is K.PAUSE
-        return [name for name, needed in needs.items() if needed and not getattr(self, name)]
+        # A wait of 0 s is a wait (a caller who hung up as it joined); "" names nothing.
+        return [
+            name for name, needed in needs.items() if needed and getattr(self, name) in ("", None)
+        ]
 
     @property
     def stamp(self) -> str:

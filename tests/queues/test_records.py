@@ -29,6 +29,20 @@ def test_at_is_kept_in_utc_to_the_millisecond() -> None:
     assert record.to_json().startswith('{"at":"2026-03-02T07:05:10.123Z","kind":"login"')
 
 
+def test_a_wait_of_no_time_is_a_wait() -> None:
+    """A caller who hung up in the millisecond it joined waited 0 s: the line is written."""
+    record = QueueLogRecord(
+        at=at("08:05:10"),
+        kind=QueueEventKind.ABANDON,
+        customer="acme",
+        uuid="e",
+        queue="sales",
+        call_id="c1",
+        wait=0.0,
+    )
+    assert QueueLogRecord.from_json(record.to_json()).wait == 0.0
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
