@@ -126,10 +126,8 @@ class Ringing:
         if ring is None or ring.caller.id != caller:
             return False
         del self._rings[agent]
-        ring.caller.ringing.discard(agent)
-        self._change(agent, AgentEvent.ANSWER, now, at, call=(ring.queue, caller))
-        self._cancel_rings(ring.caller, ring.queue, "answered_elsewhere", now, at)
         q, entry = ring.queue, ring.caller
+        entry.ringing.discard(agent)
         position = q.remove(entry)
         del self._callers[caller]
         q.answered[agent] += 1
@@ -147,6 +145,8 @@ class Ringing:
                 position=position,
             )
         )
+        self._change(agent, AgentEvent.ANSWER, now, at, call=(q, caller))
+        self._cancel_rings(entry, q, "answered_elsewhere", now, at)
         return True
 
     def ring_failed(self, caller: str, agent: str, reason: str, now: float, at: datetime) -> bool:

@@ -20,6 +20,7 @@ from callserver.queues.events import (
     RingCancelled,
     RingNoAnswer,
 )
+from callserver.queues.log_records import log_records
 from callserver.queues.queue import QueueAgent, QueueConfig, Strategy
 
 from .support import agent, at, make_centre
@@ -151,6 +152,7 @@ def _offers(world: World) -> None:
 
 def _seen(world: World, events: list[CentreEvent]) -> None:
     for event in events:
+        log_records(event, lambda: "u")  # every event makes valid queue log lines
         if isinstance(event, AgentRung):
             assert event.agent not in world.ringing, f"{event.agent} rings for two callers"
             world.ringing[event.agent] = event.caller
@@ -191,7 +193,8 @@ def test_invariants_hold_after_every_step(
     front: Strategy, back: Strategy, ops: list[tuple[object, ...]]
 ) -> None:
     """No agent rings for two callers, only free agents are offered, licences hold,
-    positions are 1..n and priority callers wait ahead of the others."""
+    positions are 1..n, priority callers wait ahead of the others, and every event makes
+    valid queue log lines."""
     busy: set[str] = set()
     world = World(make_centre(licences={"acme": LICENCES}, phone_busy=busy.__contains__), busy)
     world.centre.define(_members(range(1, 5), front, "front"))
