@@ -274,9 +274,16 @@ class Agents:
         return self.change(number, AgentEvent.LOGIN, now, at)
 
     def change(
-        self, number: str, event: AgentEvent, now: float, at: datetime, reason: str | None = None
+        self,
+        number: str,
+        event: AgentEvent,
+        now: float,
+        at: datetime,
+        reason: str | None = None,
+        call: tuple[str, str] | None = None,
     ) -> AgentStateChanged:
-        """Put ``event`` through the table for the agent of ``number``.
+        """Put ``event`` through the table for the agent of ``number``; ``call`` is the
+        ``(queue, caller)`` of the queue call the change belongs to, if any.
 
         Raises:
             UnknownAgent: not a Centrex subscriber.
@@ -297,6 +304,8 @@ class Agents:
             reason=updated.reason,
             now=now,
             at=at,
+            queue=None if call is None else call[0],
+            caller=None if call is None else call[1],
         )
 
     def restore(
@@ -352,8 +361,10 @@ def _stamped(
         idle_since, last_end = now, at
     elif event is AgentEvent.LOGIN:
         idle_since = now
-    return replace(
-        agent,
+    return Agent(  # built, not replace()d: a change is on every ring's path
+        number=agent.number,
+        customer=agent.customer,
+        extension=agent.extension,
         state=state,
         reason=reason if state is AgentState.PAUSED else None,
         since=now,

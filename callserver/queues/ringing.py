@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from callserver.queues.agents import Agent, AgentEvent, Agents, AgentState, AgentStateChanged
@@ -274,9 +274,8 @@ class Ringing:
         wrap = self._wraps.get(agent)
         if call is None and wrap is not None:
             call = (wrap.queue, wrap.caller)
-        changed = self.agents.change(agent, event, now, at, reason)
-        if call is not None:
-            changed = replace(changed, queue=call[0].config.name, caller=call[1])
+        named = None if call is None else (call[0].config.name, call[1])
+        changed = self.agents.change(agent, event, now, at, reason, named)
         self._noted(changed)
         return changed
 
