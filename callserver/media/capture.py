@@ -8,7 +8,8 @@ decoded here once per tick. In-band detection runs for all such streams at once 
 operation (``InbandDetector.process``), in 20 ms frames of 160 samples (a peer sending other
 packet sizes is re-framed through a carry buffer).
 Recording writes what the stream received, or with ``both`` that mixed with the other
-direction: the bridged peer's audio, or what we played to the caller.
+direction: the bridged peer's audio, or what we played to the caller. A whole call's
+recording (``call_recording``, written off the loop) reads the same decoded audio.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import numpy as np
 import numpy.typing as npt
 
 from callserver.media import g711
+from callserver.media.call_recording import CallRecordings
 from callserver.media.events import RecordingFinished
 from callserver.media.inband import InbandDetector
 from callserver.media.mixer import mix
 from callserver.media.recording import Recorder, RecordingResult
+from callserver.media.recording_writer import CallRecording, RecordingMode
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
 
@@ -55,6 +58,7 @@ class AudioCapture:
         self._inband: dict[int, tuple[MediaStream, int]] = {}
         self._carry: dict[int, npt.NDArray[np.int16]] = {}
         self._recordings: dict[int, _Recording] = {}
+        self.calls = CallRecordings()
 
     def set_inband(self, stream: MediaStream, on: bool) -> None:
         """Turn in-band DTMF detection on or off for ``stream``."""
@@ -107,10 +111,29 @@ class AudioCapture:
         )
         return result
 
+    def record_call(self, stream: MediaStream, path: Path, mode: RecordingMode) -> CallRecording:
+        """Record ``stream``'s whole call to ``path`` (``call_recording``)."""
+        recording = self.calls.start(stream, path, mode)
+        self._update_capture(stream)
+        return recording
+
+    def stop_call_recording(self, stream: MediaStream) -> CallRecording | None:
+        """End ``stream``'s call recording; its file is published off the loop."""
+        recording = self.calls.stop(stream)
+        for leg in (stream, stream.peer):
+            if leg is not None:
+                self._update_capture(leg)
+        return recording
+
     def _update_capture(self, stream: MediaStream) -> None:
         recording = self._recordings.get(stream.stream_id)
-        stream.capture_rx = stream.inband or recording is not None or stream.mixed
-        stream.capture_tx = recording is not None and recording.both and stream.peer is None
+        calls = self.calls
+        stream.capture_rx = (
+            stream.inband or recording is not None or stream.mixed or calls.receives(stream)
+        )
+        stream.capture_tx = (
+            recording is not None and recording.both and stream.peer is None
+        ) or calls.sends(stream)
         if recording is not None and recording.both and stream.peer is not None:
             stream.peer.capture_rx = True
         if not stream.capture_rx:
@@ -121,7 +144,7 @@ class AudioCapture:
 
         Returns the streams that have events to report (digits, finished recordings).
         """
-        if not self._inband and not self._recordings:
+        if not self._inband and not self._recordings and not self.calls:
             return []
         decoded: dict[int, npt.NDArray[np.int16]] = {}
         for stream, _slot in self._inband.values():
@@ -130,6 +153,8 @@ class AudioCapture:
             for leg in (recording.stream, recording.stream.peer):
                 if leg is not None and leg.stream_id not in decoded:
                     decoded[leg.stream_id] = _take_rx(leg)
+        if self.calls:
+            self._record_calls(decoded)
         streams = [stream for stream, _slot in self._inband.values()]
         streams += [recording.stream for recording in self._recordings.values()]
         if self._inband:
@@ -137,6 +162,18 @@ class AudioCapture:
         if self._recordings:
             self._record(decoded, now)
         return [stream for stream in streams if stream.events]
+
+    def _record_calls(self, decoded: dict[int, npt.NDArray[np.int16]]) -> None:
+        calls = self.calls
+        for changed in calls.follow_peers():
+            self._update_capture(changed)
+        legs = calls.legs()
+        for leg in legs:
+            if leg.stream_id not in decoded:
+                decoded[leg.stream_id] = _take_rx(leg)
+        sent = {leg.stream_id: _take_tx(leg) for leg in legs if calls.sends(leg)}
+        for stream in calls.tick(decoded, sent):
+            self.stop_call_recording(stream)
 
     def _detect(self, decoded: dict[int, npt.NDArray[np.int16]], now: float) -> None:
         frames: list[list[npt.NDArray[np.int16]]] = []

@@ -37,6 +37,7 @@ from callserver.media.monitoring import Mode, Monitor, Monitors
 from callserver.media.negotiated import StreamConfig
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
 from callserver.media.recording import KEY_HOLD_BACK, RecordingResult
+from callserver.media.recording_writer import CallRecording, RecordingMode
 from callserver.media.rtpio import RtpSockets, open_rtp_sockets
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
@@ -102,6 +103,7 @@ class MediaEngine:
             self._task = None
         for entry in list(self._entries.values()):
             self.close_stream(entry.stream)
+        await asyncio.to_thread(self._capture.calls.writer.close)
         if self._watching:
             loop = self._loop or asyncio.get_running_loop()
             loop.remove_reader(self._rtp_io.fileno())
@@ -196,6 +198,7 @@ class MediaEngine:
         if isinstance(stream.monitor, Monitor):
             self.monitors.stop(stream.monitor)
         result = self._capture.stop_recording(stream, self._now())
+        self._capture.stop_call_recording(stream)
         self._capture.set_inband(stream, False)
         self._rtp_io.unregister(stream.stream_id)
         self._rtcp_io.unregister(stream.stream_id)
@@ -251,6 +254,19 @@ class MediaEngine:
         result = self._capture.stop_recording(stream, self._now(), cut_from=cut_from)
         self._flush(stream)
         return result
+
+    def record_call(self, stream: MediaStream, path: Path, mode: RecordingMode) -> CallRecording:
+        """Record the call of ``stream`` (its party, and whoever is bridged to it) to ``path``
+        until ``stop_call_recording`` or the stream closes; written off the loop."""
+        return self._capture.record_call(stream, path, mode)
+
+    def stop_call_recording(self, stream: MediaStream) -> CallRecording | None:
+        """End ``stream``'s call recording (its ``done`` says when the file is published)."""
+        return self._capture.stop_call_recording(stream)
+
+    def call_recording(self, stream: MediaStream) -> CallRecording | None:
+        """``stream``'s call recording in progress, if any."""
+        return self._capture.calls.recording(stream)
 
     def bridge(self, a: MediaStream, b: MediaStream) -> None:
         """Relay media between ``a`` and ``b`` (transcoding, DTMF in each side's form)."""

@@ -60,6 +60,10 @@ __all__ = [
     "EndReason",
     "Recorder",
     "RecordingResult",
+    "discard_part",
+    "fsync_directory",
+    "open_part",
+    "publish_part",
     "temporary_path",
 ]
 
@@ -130,7 +134,6 @@ class Recorder:
         if rate <= 0 or hold_back < 0:
             raise ValueError(f"sample rate must be positive, not {rate}; hold_back not negative")
         self._path = path
-        self._temp = temporary_path(path)
         self._rate = rate
         self._silence_energy = silence_threshold(settings.silence_dbfs, 1)  # per sample
         self._max_samples = round(settings.max_seconds * rate)
@@ -214,16 +217,9 @@ class Recorder:
         return self._written + self._held_samples
 
     def _open(self) -> None:
-        if self._wav is not None:
-            return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        # Both stay open across ticks; _publish or _discard closes them.
-        self._file = open(self._temp, "wb")  # noqa: SIM115
-        wav = wave.open(self._file, "wb")  # noqa: SIM115
-        wav.setnchannels(_CHANNELS)
-        wav.setsampwidth(_SAMPLE_WIDTH)
-        wav.setframerate(self._rate)
-        self._wav = wav
+        if self._wav is None:
+            # Both stay open across ticks; _publish or _discard closes them.
+            self._file, self._wav = open_part(self._path, rate=self._rate, channels=_CHANNELS)
 
     def _append(self, frame: npt.NDArray[np.int16]) -> None:
         if frame.size == 0:
@@ -307,26 +303,12 @@ class Recorder:
             self._write_file(self._pop_recent())
         wav, file = self._wav, self._file
         self._wav = self._file = None
-        try:
-            wav.close()  # patches the RIFF and data chunk sizes, then flushes
-            os.fsync(file.fileno())
-        finally:
-            file.close()
-        os.replace(self._temp, self._path)
-        _fsync_directory(self._path.parent)
+        publish_part(wav, file, self._path)
 
     def _discard(self) -> None:
         wav, file = self._wav, self._file
         self._wav = self._file = None
-        # A failed flush must not stop the clean-up, and there is nothing better to report.
-        if wav is not None:
-            with contextlib.suppress(OSError, ValueError):
-                wav.close()
-        if file is not None:
-            with contextlib.suppress(OSError):
-                file.close()
-        with contextlib.suppress(OSError):
-            self._temp.unlink(missing_ok=True)
+        discard_part(wav, file, self._path)
 
     def _fail(self, exc: OSError, now: float) -> None:
         self._discard()
@@ -358,7 +340,51 @@ class Recorder:
         )
 
 
-def _fsync_directory(directory: Path) -> None:
+def open_part(path: Path, *, rate: int, channels: int) -> tuple[BinaryIO, wave.Wave_write]:
+    """Open ``temporary_path(path)`` as a 16-bit PCM WAV of ``channels`` at ``rate`` Hz,
+    creating ``path``'s directory if needed; ``publish_part`` or ``discard_part`` closes it.
+
+    Raises:
+        OSError: the directory or the file cannot be made.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file = open(temporary_path(path), "wb")  # noqa: SIM115
+    wav = wave.open(file, "wb")  # noqa: SIM115
+    wav.setnchannels(channels)
+    wav.setsampwidth(_SAMPLE_WIDTH)
+    wav.setframerate(rate)
+    return file, wav
+
+
+def publish_part(wav: wave.Wave_write, file: BinaryIO, path: Path) -> None:
+    """Finish an ``open_part`` file: RIFF sizes patched, data fsync'd, renamed to ``path``.
+
+    Raises:
+        OSError: a write, the fsync or the rename failed (the temporary file stays).
+    """
+    try:
+        wav.close()  # patches the RIFF and data chunk sizes, then flushes
+        os.fsync(file.fileno())
+    finally:
+        file.close()
+    os.replace(temporary_path(path), path)
+    fsync_directory(path.parent)
+
+
+def discard_part(wav: wave.Wave_write | None, file: BinaryIO | None, path: Path) -> None:
+    """Close an ``open_part`` file and remove it; never raises."""
+    # A failed flush must not stop the clean-up, and there is nothing better to report.
+    if wav is not None:
+        with contextlib.suppress(OSError, ValueError):
+            wav.close()
+    if file is not None:
+        with contextlib.suppress(OSError):
+            file.close()
+    with contextlib.suppress(OSError):
+        temporary_path(path).unlink(missing_ok=True)
+
+
+def fsync_directory(directory: Path) -> None:
     """Make the rename durable. Best effort: the data is already synced and the new name
     visible, and some filesystems refuse to sync a directory; that must not cost a recording.
     """
