@@ -10,6 +10,7 @@ the session.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from callserver.calls.admission import Rejected
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
+from callserver.calls.call_recorder import RecordedCall, RecordingPolicy, recording_file
 from callserver.calls.conference import Conferences
 from callserver.calls.forwarding import Forwarding
 from callserver.calls.negotiation import Negotiation
@@ -30,6 +32,7 @@ from callserver.media.engine import PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RecordingFinished
 from callserver.media.prompts import Play, PlaylistItem
 from callserver.media.recording import RecordingResult
+from callserver.media.recording_writer import RecordingMode
 from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId, caller_identity
 from callserver.sip.events import RequestReceived
@@ -81,6 +84,9 @@ class SessionHosting:
             monotonic=self.services.loop.time,  # the clock the plan's pauses run on
         )
         session.originating = call.facts.customer is not None
+        recorded = self.services.admission.table.recording_of(call.facts.called)
+        if recorded is not None:
+            session.recording_policy = RecordingPolicy.of(*recorded)
         session.subscriber = call.facts.subscriber
         session.invite = invite  # for the routing only: its plan's work is made at once
         work = self.router(session)
@@ -219,6 +225,26 @@ class SessionHosting:
         call = self.calls.by_session(session)
         if call is not None and call.stream is not None:
             self.services.media.stop_recording(call.stream, key=True)
+
+    def record_call_session(self, session: CallSession, mode: RecordingMode) -> RecordedCall | None:
+        """Record the session's whole call from now on, named for its CDR (``call_recorder``)."""
+        call = self.calls.by_session(session)
+        media = self.services.media
+        if call is None or call.stream is None or not media.is_open(call.stream):
+            return None
+        policy = session.recording_policy
+        customer = policy.customer if policy else call.facts.customer if call.facts else None
+        data_dir = self.services.live.settings.data_dir
+        name = str(uuid.uuid4())
+        path = recording_file(data_dir, customer, session.now(), name)
+        recording = media.record_call(call.stream, path, mode)
+        return RecordedCall(uuid=name, path=str(path.relative_to(data_dir)), recording=recording)
+
+    def stop_call_recording_session(self, session: CallSession) -> None:
+        """End the session's whole-call recording (its file is published off the loop)."""
+        call = self.calls.by_session(session)
+        if call is not None and call.stream is not None:
+            self.services.media.stop_call_recording(call.stream)
 
     async def forward_session(
         self,

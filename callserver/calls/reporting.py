@@ -196,7 +196,8 @@ class CdrReporter:
         )
         fields.update(facts.extra)
         try:
-            record = CdrRecord(uuid=str(uuid.uuid4()), **fields)
+            # A recorded call's uuid names its file (calls.call_recorder).
+            record = CdrRecord(uuid=fields.pop("uuid", None) or str(uuid.uuid4()), **fields)
         except ValueError as exc:  # a bug here must not take the call's teardown with it
             log.error(
                 "cdr.record_invalid", error=str(exc), **{k: str(v) for k, v in fields.items()}

@@ -29,10 +29,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from callserver.calls.call_recorder import RecordedCall, RecordingPolicy
 from callserver.calls.message_metadata import write_metadata
 from callserver.calls.session_host import Collected, ForwardOutcome, Recorded, SessionHost
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording import RecordingResult
+from callserver.media.recording_writer import RecordingMode
 from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
@@ -72,6 +74,8 @@ class CallSession:
         "max_duration",
         "notes",
         "originating",
+        "recorded",
+        "recording_policy",
         "subscriber",
         "variables",
         "voicemail_dir",
@@ -104,6 +108,8 @@ class CallSession:
         self.subscriber: str | None = None  # a Centrex phone's call: its number
         self.clir: bool | None = None  # this call's caller ID withheld or shown (#31#, *31#)
         self.invite: RequestReceived | None = None  # while the routing runs (MCID reads it)
+        self.recording_policy: RecordingPolicy | None = None  # the customer records its calls
+        self.recorded: RecordedCall | None = None  # the whole call's recording, once started
         self._clock = clock
         self._monotonic = monotonic
         self._answered = False
@@ -159,6 +165,8 @@ class CallSession:
         }
         if "conference" in notes:
             fields["conference"] = _last(notes["conference"])
+        if self.recorded is not None:
+            fields.update(self.recorded.cdr_fields())
         return fields
 
     async def answer(self, *, early: bool = False) -> None:
@@ -176,6 +184,27 @@ class CallSession:
                 self._answered_at = self._monotonic()
             if self._media_waiter is not None:  # a late offer: the ACK brings the answer
                 await self._media_waiter
+            policy = self.recording_policy
+            if policy is not None and not early:
+                await self.record_call(mode=policy.mode, announcement=policy.announcement)
+
+    async def record_call(
+        self, *, mode: RecordingMode, announcement: Sequence[PlaylistItem] = ()
+    ) -> bool:
+        """Record the whole call from now on (``calls.call_recorder``), after ``announcement``
+        is played to the caller; a call already recorded stays as it is. False: the call
+        ended first."""
+        if announcement and self.recorded is None:
+            await self.play(announcement, barge_in=False)
+        if not self._ended and self.recorded is None:
+            self.recorded = self.host.record_call_session(self, mode)
+        return self.recorded is not None
+
+    def stop_call_recording(self) -> None:
+        """End the whole call's recording; its CDR still names the file, and the call is not
+        recorded again."""
+        if self.recorded is not None:
+            self.host.stop_call_recording_session(self)
 
     async def ring(self) -> None:
         """180 Ringing, before any answer or early media (RFC 3261 §21.1.2)."""

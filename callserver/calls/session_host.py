@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
+from callserver.calls.call_recorder import RecordedCall
 from callserver.media.prompts import PlaylistItem
+from callserver.media.recording_writer import RecordingMode
 from callserver.media.settings import RecordingSettings
 
 __all__ = ["Collected", "ForwardOutcome", "Recorded", "SessionHost"]
@@ -75,6 +77,12 @@ class SessionHost(Protocol[Session]):
 
     def stop_session_recording(self, session: Session) -> None:
         """End the call's recording now: its last key ended it (its tone is left out)."""
+
+    def record_call_session(self, session: Session, mode: RecordingMode) -> RecordedCall | None:
+        """Record the whole call from now on (``calls.call_recorder``); None: no call."""
+
+    def stop_call_recording_session(self, session: Session) -> None:
+        """End the whole call's recording, if one runs."""
 
     async def forward_session(
         self,

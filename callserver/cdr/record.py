@@ -216,6 +216,9 @@ class CdrRecord:
     monitored_call: str | None = None
     monitor_mode: str | None = None
     monitored_by: str | None = None
+    # A recorded call (leg a): its recording's whole seconds; ``recording_path`` names the
+    # file, relative to the data directory (``recordings/<customer>/YYYY/MM/DD/<uuid>.wav``).
+    recording_seconds: int | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -321,7 +324,7 @@ _OPTIONAL_TEXT = (
     "monitor_mode",
     "monitored_by",
 )
-_OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds")
+_OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds", "recording_seconds")
 _CHOICES = {
     "leg": _LEGS,
     "status": _STATUSES,
@@ -386,5 +389,7 @@ def _check_collections(record: CdrRecord) -> None:
         raise ValueError("survey must map strings to strings or integers")
     if record.q850_cause is not None and not 0 <= record.q850_cause <= 127:
         raise ValueError(f"q850_cause {record.q850_cause} is outside 0..127 (ITU-T Q.850 §2.2.5)")
+    if record.recording_seconds is not None and record.recording_seconds < 0:
+        raise ValueError(f"recording_seconds {record.recording_seconds} is negative")
     if record.sip_code is not None and not 100 <= record.sip_code <= 699:
         raise ValueError(f"sip_code {record.sip_code} is outside 100..699 (RFC 3261 §21)")

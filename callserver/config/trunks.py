@@ -42,11 +42,12 @@ from __future__ import annotations
 import ipaddress
 from itertools import chain
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -70,6 +71,7 @@ from callserver.policy.numbering import e164, normalise, possible_e164
 
 __all__ = [
     "DEFAULT_TRUNKS",
+    "CallRecordingConfig",
     "CustomerConfig",
     "DigestAlgorithm",
     "DigestCredentials",
@@ -140,11 +142,33 @@ Barring = Annotated[list[str], AfterValidator(_barring)]
 """Outbound barring classes of forwarded legs (``policy.barring``): premium, international, ..."""
 
 
+def _prompts(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+_PromptName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_/.-]{0,127}$")]
+
+
+class CallRecordingConfig(BaseModel):
+    """Whether the calls to a customer's numbers are recorded (``all``/``none``), as one mixed
+    channel or two (``stereo``: the caller left, the other party right), and the prompts the
+    caller hears before the recording starts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    calls: Literal["all", "none"] = "none"
+    mode: Literal["mixed", "stereo"] = "mixed"
+    announcement: Annotated[list[_PromptName], BeforeValidator(_prompts)] = Field(
+        default_factory=list
+    )
+
+
 class CustomerConfig(BaseModel):
     """A customer or Centrex group: a channel pool shared by its trunks, its outbound barring,
     its own numbers (forwarded legs to them stay inside the group: never barred as
-    outside_group, and rated free), and its call-centre agent licences (``agents``: how many
-    of its agents may be logged in at once; 0, the default, for none)."""
+    outside_group, and rated free), its call-centre agent licences (``agents``: how many of
+    its agents may be logged in at once; 0, the default, for none), the recording of the calls
+    to its numbers and how many days their recordings are kept (90 by default; at most ten
+    years)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     channels: int | None = Field(None, ge=0)
@@ -162,6 +186,8 @@ class CustomerConfig(BaseModel):
 
     barring: Barring = Field(default_factory=list)
     numbers: list[Annotated[str, AfterValidator(possible_e164)]] = Field(default_factory=list)
+    recording: CallRecordingConfig = Field(default_factory=CallRecordingConfig)
+    recording_retention_days: int = Field(90, ge=1, le=3650)
 
 
 class TrunkConfig(BaseModel):
@@ -263,6 +289,7 @@ class TrunkTable:
         self.config = config
         self._numbers: dict[str, frozenset[str]] = {}  # customer_numbers', made as asked
         self._own: frozenset[str] | None = None  # own_number's set, made at its first use
+        self._recorded: dict[str, tuple[str, CallRecordingConfig]] | None = None
         rows = [
             (match.network, match.port, name)
             for name, trunk in config.trunks.items()
@@ -341,6 +368,24 @@ class TrunkTable:
             numbers = frozenset(config.numbers if config else ())
             self._numbers[customer or ""] = numbers
         return numbers
+
+    def recording_of(self, number: str) -> tuple[str, CallRecordingConfig] | None:
+        """The customer whose number ``number`` is (any form ``normalise`` reads) and its
+        recording settings, when it records its calls; else None."""
+        recorded = self._recorded
+        if recorded is None:
+            recorded = self._recorded = {
+                own: (name, customer.recording)
+                for name, customer in self.config.customers.items()
+                if customer.recording.calls == "all"
+                for own in customer.numbers
+            }
+        if not recorded:
+            return None
+        try:
+            return recorded.get(normalise(number))
+        except ValueError:
+            return None
 
     def own_number(self, number: str) -> bool:
         """True when the E.164 ``number`` is the operator's own as this file knows it: a

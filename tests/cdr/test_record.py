@@ -328,3 +328,19 @@ def test_a_supervisors_record_names_the_call_it_monitored_and_older_lines_have_n
     assert CdrRecord.from_json(json.dumps(data)).monitor_mode is None
     with pytest.raises(ValueError, match="monitor_mode 'spy' is not one of"):
         make_record(3, monitor_mode="spy")
+
+
+
+def test_a_recorded_call_names_its_file_and_seconds_and_older_lines_have_none() -> None:
+    """recording_path and recording_seconds round-trip, read as None from older lines, and
+    the seconds must be a whole number, not negative."""
+    record = make_record(1, recording_path="recordings/acme/2026/12/07/u.wav", recording_seconds=9)
+    again = CdrRecord.from_json(record.to_json())
+    assert (again.recording_path, again.recording_seconds) == (record.recording_path, 9)
+    data = json.loads(make_record(2).to_json())
+    del data["recording_seconds"]
+    assert CdrRecord.from_json(json.dumps(data)).recording_seconds is None
+    with pytest.raises(ValueError, match="recording_seconds must be an integer or null"):
+        make_record(3, recording_seconds=1.5)
+    with pytest.raises(ValueError, match="recording_seconds -1 is negative"):
+        make_record(4, recording_seconds=-1)

@@ -1,7 +1,7 @@
 """The trunks.yaml bad-file corpus: each file in tests/trunks/bad fails with its message.
 
 Files are named for their mistake: route prefixes, the emergency section and a trunk's main
-number, the fields originating calls read.
+number, the fields originating calls read; a customer's call recording and retention.
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ BAD: dict[str, list[str]] = {
         ":5: customers.acme.numbers.1: '+387 33 100 250-259' reads as +38733100250259, which "
         "is not a possible number: write one number each (a block of numbers belongs to a "
         "group in centrex.yaml)"
+    ],
+    "customer-recording-calls": [
+        ":3: customers.acme.recording.calls: Input should be 'all' or 'none'"
+    ],
+    "customer-recording-mode": [
+        ":6: customers.acme.recording.mode: Input should be 'mixed' or 'stereo'"
+    ],
+    "customer-recording-retention": [
+        ":5: customers.acme.recording_retention_days: Input should be less than or equal to 3650"
     ],
     "emergency-bad-number": [
         ":2: emergency.numbers: 'fire' is not a telephone number: use digits after an optional +"

@@ -88,6 +88,7 @@ class FakeCall:
         self.hangups: list[Hangup] = []
         self.room_full = room_full  # what ``conference`` finds
         self.conferences: list[tuple[str, int, bool, float | None]] = []
+        self.call_recording: str | None = None  # the mode a ``record_call`` started
         self.notes: list[tuple[str, object]] = []
         self.actions: list[str] = []  # "answer now", "answer early", "play", "collect", ...
         self.pauses: list[float] = []  # each ``pause``, in seconds; they take no time
@@ -195,6 +196,19 @@ class FakeCall:
         self.conferences.append((room, limit, tones, time_limit))
         self.actions.append("conference")
         return not self.room_full
+
+    async def record_call(self, *, mode: str, announcement: Sequence[PlaylistItem] = ()) -> bool:
+        """Play the announcement and note the mode; a call recorded already stays so."""
+        if announcement:
+            await self.play(announcement, barge_in=False)
+        if self.call_recording is None:
+            self.call_recording = mode
+            self.actions.append(f"record_call {mode}")
+        return True
+
+    def stop_call_recording(self) -> None:
+        """Note that the call's recording was stopped."""
+        self.actions.append("stop_call_recording")
 
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:
         """Note the first hangup; later ones do nothing, as the protocol says."""

@@ -38,7 +38,9 @@ def plays(*names: str, barge_in: bool = True, language: str = "en") -> Played:
 
 def test_every_registered_verb_is_tested_here() -> None:
     """Each verb of the registry has tests named ``test_<verb>_...`` in this module."""
-    assert set(REGISTRY) <= {name.split("_")[1] for name in globals() if name.startswith("test_")}
+    tests = [name for name in globals() if name.startswith("test_")]
+    untested = {verb for verb in REGISTRY if not any(t.startswith(f"test_{verb}_") for t in tests)}
+    assert not untested
 
 
 @pytest.mark.parametrize("value", [None, True, "now"])
@@ -504,4 +506,37 @@ async def test_conference_announcement_plays_before_the_room() -> None:
 def test_conference_params_are_checked_at_load(raw: dict[str, Any], message: str) -> None:
     """An unquoted number, a bad room name, a PIN with letters, a room for one: refused."""
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_step(raw, REGISTRY)
+
+
+def test_record_call_plays_the_announcement_then_records() -> None:
+    """The announcement is played to the caller before the stereo recording starts."""
+    call = FakeCall()
+    call._answered = True
+    raw = {"record_call": True, "mode": "stereo", "announcement": "recording_notice"}
+    assert asyncio.run(run(call, raw)) == "after"
+    assert call.played == [plays("recording_notice", barge_in=False)]
+    assert call.actions[-2:] == ["play", "record_call stereo"]
+
+
+def test_record_call_false_stops_the_recording() -> None:
+    """``record_call: false`` stops a recording an earlier step started; mixed is the default."""
+    call = FakeCall()
+    call._answered = True
+    asyncio.run(run(call, {"record_call": True}))
+    asyncio.run(run(call, {"record_call": False}))
+    assert call.actions == ["record_call mixed", "stop_call_recording"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"record_call": True, "mode": "quad"}, "mode"),
+        ({"record_call": "sometimes"}, "record_call"),
+        ({"record_call": True, "format": "mp3"}, "format"),
+    ],
+)
+def test_record_call_params_are_checked_at_load(raw: dict[str, Any], message: str) -> None:
+    """A wrong mode, a non-boolean switch or an unknown key is refused when the plan loads."""
+    with pytest.raises(ValueError, match=message):
         parse_step(raw, REGISTRY)

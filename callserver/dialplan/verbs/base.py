@@ -28,6 +28,7 @@ from callserver.calls.b2bua import ForwardOutcome
 from callserver.calls.session import Collected, Recorded
 from callserver.dialplan.values import PromptItem, StepName
 from callserver.media.prompts import PlaylistItem
+from callserver.media.recording_writer import RecordingMode
 from callserver.policy.caller import CallerId
 
 __all__ = [
@@ -190,6 +191,15 @@ class CallControl(Protocol):
     ) -> bool:
         """Join conference ``room`` (at most ``limit`` participants; join and leave tones with
         ``tones``) and stay until the call ends or ``time_limit`` s; False: the room is full."""
+
+    async def record_call(
+        self, *, mode: RecordingMode, announcement: Sequence[PlaylistItem] = ()
+    ) -> bool:
+        """Record the whole call from now on (caller and other party, ``mode`` mixed or
+        stereo) after ``announcement``; False: the call ended first."""
+
+    def stop_call_recording(self) -> None:
+        """End the whole call's recording."""
 
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:
         """End the call: BYE when answered, else a final ``code`` (None: 480); ``reason``
