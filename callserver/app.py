@@ -24,6 +24,7 @@ from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
 from callserver.calls.reporting import CdrReporter
 from callserver.cdr.ingester import CdrIngester
+from callserver.cdr.purging import RetentionTask
 from callserver.cdr.spool import CdrSpool
 from callserver.config.centrex import load_customers
 from callserver.config.errors import OperatorFileError
@@ -95,6 +96,9 @@ class Server:
             log_format=settings.log_format,
         )
         self.reporter = CdrReporter(self.tariffs, self._loop.time)
+        self.retention = RetentionTask(
+            settings.data_dir, self._retention_days, share=self._spare_share
+        )
         self.calls = CallManager(
             self.endpoint,
             settings,
@@ -178,6 +182,7 @@ class Server:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
         self.queue_events = QueueEventLog(self.settings.data_dir / EVENTS_DIR)
+        self.background.run(self.retention.run())  # expired call recordings, hourly
         warm_prompts(self.prompts)  # no call decodes one on the loop
         self.calls.music = music_in_force(self.settings.media.hold_music_dir)
         self.routing.load()
@@ -304,6 +309,9 @@ class Server:
         """SIGHUP: the blacklist at once, the dialplans a file per turn of the loop."""
         self.routing.load_blacklist()
         self.background.run(self.routing.dialplans.reload_in_slices())
+
+    def _retention_days(self, customer: str) -> int:
+        return self.admission.table.retention_days(customer)
 
     def _spare_share(self) -> float:
         """The share of the loop reload work may take now: what calls leave (pacing)."""

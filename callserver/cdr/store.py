@@ -20,6 +20,10 @@ logged as ``cdr.ingest_malformed``; the offset moves past it so one bad line nev
 feed. A file shorter than its checkpoint, or whose checkpoint is not just after a newline, was
 rewritten under us: it is read again from the start (``UNIQUE(uuid)`` keeps that exact).
 
+``recording_purge`` notes each call recording the retention purge deleted (``cdr.retention``):
+its path, customer, day and size, and when; a CDR's ``recording_path`` found there names a file
+that is gone on purpose.
+
 ``marks.jsonl`` beside the day files holds marks made after a call ended (MCID,
 ``cdr.marks``): it is ingested the same way into ``cdr_mark``, and ``records`` gives every leg
 of a marked call its ``malicious`` stamp.
@@ -32,7 +36,7 @@ call counts once per leg, each on its own trunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +46,7 @@ import structlog
 from callserver.cdr.journal import is_day_file
 from callserver.cdr.marks import MARKS_FILE, parse_mark
 from callserver.cdr.record import CdrRecord, utc_stamp
+from callserver.cdr.retention import StoredRecording
 from callserver.process.sqlite import open_database, transaction
 
 __all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult", "log_ingested"]
@@ -71,6 +76,13 @@ CREATE INDEX IF NOT EXISTS cdr_linked ON cdr (linked_id);
 CREATE TABLE IF NOT EXISTS cdr_mark (
     call_id TEXT PRIMARY KEY,
     malicious TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recording_purge (
+    path TEXT PRIMARY KEY,
+    customer TEXT NOT NULL,
+    day TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    purged_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ingest_checkpoint (
     file TEXT PRIMARY KEY,
@@ -177,6 +189,24 @@ class CdrStore:
         if report:
             log_ingested(total)
         return total
+
+    def note_purged(self, recordings: Iterable[StoredRecording], at: datetime) -> None:
+        """Note the recordings a retention purge deleted, at ``at`` (``cdr.retention``).
+
+        Raises:
+            sqlite3.Error: if the database fails (nothing is noted).
+        """
+        stamp = utc_stamp(at)
+        rows = [(r.relative, r.customer, r.day.isoformat(), r.size, stamp) for r in recordings]
+        with transaction(self._db):
+            self._db.executemany(
+                "INSERT OR REPLACE INTO recording_purge VALUES (?, ?, ?, ?, ?)", rows
+            )
+
+    def purged(self) -> dict[str, str]:
+        """Every purged recording's path (relative to the data dir) and when it was purged."""
+        rows = self._db.execute("SELECT path, purged_at FROM recording_purge ORDER BY path")
+        return dict(rows.fetchall())
 
     def checkpoint(self, name: str) -> int:
         """The byte offset up to which day file ``name`` has been ingested."""

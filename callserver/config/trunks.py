@@ -56,6 +56,7 @@ from pydantic import (
     model_validator,
 )
 
+from callserver.cdr.retention import DEFAULT_RETENTION_DAYS
 from callserver.config.digest import (
     DigestAlgorithm,
     DigestCredentials,
@@ -187,7 +188,7 @@ class CustomerConfig(BaseModel):
     barring: Barring = Field(default_factory=list)
     numbers: list[Annotated[str, AfterValidator(possible_e164)]] = Field(default_factory=list)
     recording: CallRecordingConfig = Field(default_factory=CallRecordingConfig)
-    recording_retention_days: int = Field(90, ge=1, le=3650)
+    recording_retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=1, le=3650)
 
 
 class TrunkConfig(BaseModel):
@@ -386,6 +387,11 @@ class TrunkTable:
             return recorded.get(normalise(number))
         except ValueError:
             return None
+
+    def retention_days(self, customer: str) -> int:
+        """How many days ``customer``'s call recordings are kept (90 when it is not known)."""
+        config = self.config.customers.get(customer)
+        return DEFAULT_RETENTION_DAYS if config is None else config.recording_retention_days
 
     def own_number(self, number: str) -> bool:
         """True when the E.164 ``number`` is the operator's own as this file knows it: a

@@ -313,3 +313,24 @@ def test_emergency_route_must_exist_when_built_in_code() -> None:
         TrunksFile.model_validate(
             {"routes": {"pstn": {"host": "192.0.2.50"}}, "emergency": {"route": "psap"}}
         )
+
+
+def test_a_customer_records_the_calls_to_its_numbers_and_keeps_them_its_days(
+    tmp_path: Path,
+) -> None:
+    """recording_of finds the recording customer of a number in any form; retention_days is
+    the customer's, 90 by default and for a customer not in the file."""
+    trunks = table(
+        "customers:\n"
+        "  acme:\n    numbers: ['033 100 200']\n"
+        "    recording: {calls: all, mode: stereo, announcement: recording_notice}\n"
+        "    recording_retention_days: 270\n"
+        "  quiet: {numbers: ['033 100 300']}\n",
+        tmp_path,
+    )
+    found = trunks.recording_of("38733100200")
+    assert found is not None and found[0] == "acme"
+    assert (found[1].mode, found[1].announcement) == ("stereo", ["recording_notice"])
+    assert trunks.recording_of("+387 33 100 300") is None
+    assert trunks.recording_of("not a number") is None
+    assert [trunks.retention_days(c) for c in ("acme", "quiet", "gone")] == [270, 90, 90]
