@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version")
     _add_prompts_parser(sub)
     _add_cdr_parser(sub)
+    _add_recordings_parser(sub)
     _add_rate_parser(sub)
     _add_stats_parser(sub)
     subscribers = sub.add_parser("subscribers", help="Centrex subscribers")
@@ -245,6 +246,55 @@ def _cdr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_recordings_parser(sub: Any) -> None:
+    recordings = sub.add_parser("recordings", help="call recordings: list, export, purge")
+    tools = recordings.add_subparsers(dest="recordings_command", required=True)
+    listing = tools.add_parser("list", help="one line a recording: day, customer, uuid, length")
+    export = tools.add_parser("export", help="copy recordings and an index.csv to DIR or FILE.tar")
+    export.add_argument("to", type=Path, metavar="DIR|FILE.tar[.gz]")
+    purge = tools.add_parser("purge", help="delete the recordings past retention now")
+    purge.add_argument("--dry-run", action="store_true", help="only list what would go")
+    for tool in (listing, export):
+        tool.add_argument("--customer", metavar="NAME", help="only this customer's")
+        tool.add_argument("--since", metavar="DATE", help="made on this day or later (UTC)")
+        tool.add_argument("--until", metavar="DATE", help="made before this day (UTC)")
+    for tool in (listing, export, purge):
+        tool.add_argument("--config", type=Path, help="settings file (data dir, trunks.yaml)")
+        tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
+
+
+def _recordings(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from callserver.commands import recordings
+    from callserver.config.trunks import TrunkTable, load_trunks
+
+    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
+    try:
+        settings = load_settings(args.config, overrides)
+        data_dir, command = settings.data_dir, args.recordings_command
+        if command == "purge":
+            table = TrunkTable(load_trunks(settings.trunks))
+            now, out, dry = datetime.now(UTC), sys.stdout, args.dry_run
+            recordings.purge_recordings(data_dir, table.retention_days, now, out, dry_run=dry)
+            return 0
+        chosen = recordings.select(
+            data_dir, customer=args.customer, since=args.since, until=args.until
+        )
+        if command == "list":
+            recordings.list_recordings(chosen, sys.stdout)
+        else:
+            count = recordings.export_recordings(chosen, args.to)
+            print(f"exported {count} recording(s) to {args.to}")
+    except OperatorFileError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        print(f"callserver recordings: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _add_stats_parser(sub: Any) -> None:
     stats = sub.add_parser("stats", help="call-centre statistics")
     tools = stats.add_subparsers(dest="stats_command", required=True)
@@ -371,6 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _prompts_synth(args)
     if args.command == "cdr":
         return _cdr(args)
+    if args.command == "recordings":
+        return _recordings(args)
     if args.command == "reload":
         return _reload(args)
     if args.command == "rate":
