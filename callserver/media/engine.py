@@ -264,10 +264,6 @@ class MediaEngine:
         """End ``stream``'s call recording (its ``done`` says when the file is published)."""
         return self._capture.stop_call_recording(stream)
 
-    def call_recording(self, stream: MediaStream) -> CallRecording | None:
-        """``stream``'s call recording in progress, if any."""
-        return self._capture.calls.recording(stream)
-
     def bridge(self, a: MediaStream, b: MediaStream) -> None:
         """Relay media between ``a`` and ``b`` (transcoding, DTMF in each side's form)."""
         self.unbridge(a)

@@ -258,3 +258,16 @@ def test_an_originating_leg_is_paid_by_the_callers_customer_by_destination() -> 
     assert (record.tariff, str(record.cost)) == (charges[0]["tariff"], charges[0]["cost"])
     assert record.tariff == "europe_fixed" and record.cost == Decimal("0.5500")
     assert CdrRecord.from_json(record.to_json()) == record
+
+
+def test_a_recorded_call_keeps_the_uuid_its_file_is_named_for() -> None:
+    """The uuid a recording was named for becomes the record's; other records get a new one."""
+    now = [100.0]
+    reporting, _sink = reporter(now)
+    call = facts("033123456")
+    call.extra.update(uuid="rec-1", recording_path="recordings/x/rec-1.wav", recording_seconds=3)
+    record = reporting.ended(call, "cancelled")
+    assert record is not None and record.uuid == "rec-1"
+    assert (record.recording_path, record.recording_seconds) == ("recordings/x/rec-1.wav", 3)
+    other = reporting.ended(facts("033123456"), "cancelled")
+    assert other is not None and other.uuid not in ("", "rec-1")

@@ -12,9 +12,11 @@ from typing import Any, TypeVar
 import pytest
 
 from callserver.calls.b2bua import ForwardOutcome
+from callserver.calls.call_recorder import RecordedCall, RecordingPolicy
 from callserver.calls.session import CallSession, Collected, Recorded
 from callserver.media.prompts import Play, PlaylistItem
 from callserver.media.recording import RecordingResult
+from callserver.media.recording_writer import CallRecording, RecordingMode
 from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
 
@@ -45,6 +47,7 @@ class FakeHost:
         self.forwards: list[tuple[str, str | None, float, str | None]] = []
         self.hangups: list[tuple[int, int | None, str]] = []
         self.rooms: list[tuple[str, int, bool, float | None]] = []
+        self.call_recordings: list[str] = []  # each whole-call recording's mode, or "stopped"
 
     def answer_session(self, session: CallSession, *, early: bool) -> bool:
         self.answers.append(early)
@@ -99,6 +102,16 @@ class FakeHost:
         self, session: CallSession, code: int, cause: int | None, reason: str
     ) -> None:
         self.hangups.append((code, cause, reason))
+
+    def record_call_session(self, session: CallSession, mode: RecordingMode) -> RecordedCall:
+        recording = CallRecording(Path("var/recordings/acme/c.wav"), mode)
+        recording.frames = 250  # 5 s handed to the writer
+        self.call_recordings.append(mode)
+        self.asked.set()
+        return RecordedCall(uuid="u-1", path="recordings/acme/c.wav", recording=recording)
+
+    def stop_call_recording_session(self, session: CallSession) -> None:
+        self.call_recordings.append("stopped")
 
 
 def session(
@@ -472,3 +485,41 @@ async def test_conference_after_the_call_ended_asks_nothing() -> None:
     call.ended()
     assert await call.conference(room="100", limit=5, tones=True)
     assert host.rooms == []
+
+
+async def test_a_customer_that_records_hears_the_announcement_then_the_call_is_recorded() -> None:
+    """With the customer's policy the answer plays its announcement, then records the call
+    once; the CDR gets the recording's uuid, path and whole seconds."""
+    host = FakeHost()
+    call = session(host)
+    call.recording_policy = RecordingPolicy(
+        customer="acme", mode="stereo", announcement=(Play("n"),)
+    )
+    task = start(call.answer())
+    await until(host, lambda: bool(host.plays))
+    assert host.call_recordings == []  # not before the announcement ends
+    call.playback_finished(False)
+    await asyncio.wait_for(task, 1)
+    assert host.plays == [([Play("n")], False)] and host.call_recordings == ["stereo"]
+    assert await call.record_call(mode="mixed")  # recorded already: stays as it is
+    assert host.call_recordings == ["stereo"]
+    fields = call.cdr_fields()
+    assert (fields["uuid"], fields["recording_path"], fields["recording_seconds"]) == (
+        "u-1",
+        "recordings/acme/c.wav",
+        5,
+    )
+
+
+async def test_a_failed_recording_leaves_the_cdr_without_a_file() -> None:
+    """A recording the disk failed gives the CDR its uuid only; stopping is passed on."""
+    host = FakeHost()
+    call = session(host)
+    await call.answer()
+    assert await call.record_call(mode="mixed")
+    assert call.recorded is not None
+    call.recorded.recording.error = "No space left on device"
+    call.stop_call_recording()
+    assert host.call_recordings == ["mixed", "stopped"]
+    fields = call.cdr_fields()
+    assert fields["uuid"] == "u-1" and "recording_path" not in fields
