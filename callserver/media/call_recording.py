@@ -11,11 +11,12 @@ is in the file too. Following ``peer`` tick by tick keeps the recording going th
 transfer or a second forward without the calls layer telling us.
 
 ``AudioCapture`` decodes the received audio of every tapped stream once a tick (the same
-decode in-band DTMF and voicemail recording use). Each side goes into its own carry buffer and
-exactly one frame (160 samples) is taken from each per tick, padded with silence when a side
-sent nothing: the file runs at the clock's pace, the two channels stay aligned whatever the
-packet sizes or the jitter, and a side that sends faster than the clock has its oldest audio
-dropped beyond ``_MAX_CARRY`` samples rather than drifting. ``mixed`` writes the two frames
+decode in-band DTMF and voicemail recording use). Each side goes into its own carry buffer
+and exactly one frame (a ``ptime`` of audio: 160 samples at 20 ms) is taken from each per
+tick, padded with silence when a side sent nothing: the file runs at the clock's pace, the two
+channels stay aligned whatever the packet sizes or the jitter, and a side that sends faster
+than the clock has its oldest audio dropped beyond ``_CARRY_FRAMES`` frames rather than
+drifting. ``mixed`` writes the two frames
 summed (``mixer.mix``, saturating) as mono; ``stereo`` interleaves them, caller left.
 
 The tick never touches the disk: it hands every recording's frame to ``RecordingWriter`` as one
@@ -43,8 +44,7 @@ __all__ = ["CallRecordings"]
 
 log = structlog.get_logger("callserver.media")
 
-_FRAME = 160  # 20 ms at 8 kHz
-_MAX_CARRY = 3 * _FRAME  # a side's audio held for the next ticks before the oldest is dropped
+_CARRY_FRAMES = 3  # a side's audio held for the next ticks before the oldest is dropped
 _EMPTY: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
 
 
@@ -60,8 +60,9 @@ class _Tap:
 class CallRecordings:
     """The call recordings in progress, by the caller's stream; see the module docstring."""
 
-    def __init__(self, writer: RecordingWriter | None = None) -> None:
+    def __init__(self, writer: RecordingWriter | None = None, *, frame: int = 160) -> None:
         self.writer = writer or RecordingWriter()
+        self.frame = frame  # samples a tick: ptime at 8 kHz
         self._taps: dict[int, _Tap] = {}
         self._peers: dict[int, int] = {}  # a tapped peer's stream id -> taps on it
 
@@ -72,7 +73,7 @@ class CallRecordings:
         """Record ``stream``'s call to ``path`` from the next tick; one at a time per stream
         (a second start ends the first)."""
         self.stop(stream)
-        recording = CallRecording(path, mode)
+        recording = CallRecording(path, mode, frame=self.frame)
         self._taps[stream.stream_id] = _Tap(stream, recording)
         self.writer.open(recording)
         log.info("media.call_recording_started", stream_id=stream.stream_id, path=str(path))
@@ -155,11 +156,12 @@ class CallRecordings:
         other: dict[int, npt.NDArray[np.int16]],
         other_id: int,
     ) -> bytes:
-        tap.left, left = _take_frame(tap.left, received.get(tap.stream.stream_id, _EMPTY))
-        tap.right, right = _take_frame(tap.right, other.get(other_id, _EMPTY))
+        size = self.frame
+        tap.left, left = _take_frame(tap.left, received.get(tap.stream.stream_id, _EMPTY), size)
+        tap.right, right = _take_frame(tap.right, other.get(other_id, _EMPTY), size)
         if tap.recording.mode == "mixed":
             return mix(left, right).tobytes()
-        both = np.empty(2 * _FRAME, dtype=np.int16)
+        both = np.empty(2 * size, dtype=np.int16)
         both[0::2], both[1::2] = left, right
         return both.tobytes()
 
@@ -190,11 +192,11 @@ class CallRecordings:
 
 
 def _take_frame(
-    carry: npt.NDArray[np.int16], new: npt.NDArray[np.int16]
+    carry: npt.NDArray[np.int16], new: npt.NDArray[np.int16], size: int
 ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
-    """(what stays for later ticks, this tick's frame of exactly 160 samples)."""
+    """(what stays for later ticks, this tick's frame of exactly ``size`` samples)."""
     samples = np.concatenate((carry, new)) if len(carry) else new
-    if len(samples) < _FRAME:
-        return _EMPTY, np.pad(samples, (0, _FRAME - len(samples)))
-    rest = samples[_FRAME:]
-    return rest[-_MAX_CARRY:] if len(rest) > _MAX_CARRY else rest, samples[:_FRAME]
+    if len(samples) < size:
+        return _EMPTY, np.pad(samples, (0, size - len(samples)))
+    rest, most = samples[size:], _CARRY_FRAMES * size
+    return rest[-most:] if len(rest) > most else rest, samples[:size]

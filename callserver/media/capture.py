@@ -58,7 +58,7 @@ class AudioCapture:
         self._inband: dict[int, tuple[MediaStream, int]] = {}
         self._carry: dict[int, npt.NDArray[np.int16]] = {}
         self._recordings: dict[int, _Recording] = {}
-        self.calls = CallRecordings()
+        self.calls = CallRecordings(frame=settings.ptime * 8)  # 8 samples a ms
 
     def set_inband(self, stream: MediaStream, on: bool) -> None:
         """Turn in-band DTMF detection on or off for ``stream``."""

@@ -61,6 +61,7 @@ class CallRecording:
         "done",
         "dropped",
         "error",
+        "frame",
         "frames",
         "mode",
         "path",
@@ -68,11 +69,14 @@ class CallRecording:
         "written",
     )
 
-    def __init__(self, path: Path, mode: RecordingMode, *, rate: int = 8000) -> None:
+    def __init__(
+        self, path: Path, mode: RecordingMode, *, rate: int = 8000, frame: int = 160
+    ) -> None:
         self.path = path
         self.mode = mode
         self.channels = _CHANNELS[mode]
         self.rate = rate
+        self.frame = frame  # samples a channel in one tick's frame (ptime * rate)
         self.frames = 0  # handed to the writer (loop side)
         self.dropped = 0  # refused, the queue full (loop side)
         self.written = 0  # samples per channel in the file (thread side)
@@ -84,12 +88,7 @@ class CallRecording:
     @property
     def seconds(self) -> float:
         """Seconds of audio handed to the writer so far (what the file holds once published)."""
-        return self.frames_samples / self.rate
-
-    @property
-    def frames_samples(self) -> int:
-        """Samples per channel handed to the writer (20 ms frames of 160 at 8 kHz)."""
-        return self.frames * self.rate // 50
+        return self.frames * self.frame / self.rate
 
     # -- on the writer thread ---------------------------------------------------------------
 

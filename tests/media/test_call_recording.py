@@ -146,3 +146,18 @@ def test_a_disk_error_ends_the_recording_and_nothing_else(tmp_path: Path) -> Non
     assert [e["event"] for e in logs] == ["media.call_recording_failed"]
     a.stream.receive(a.packets(sine(440, 20))[0], PEER, 1.02)  # the stream goes on
     capture.calls.writer.close()
+
+
+def test_a_30_ms_clock_writes_240_samples_a_tick(tmp_path: Path) -> None:
+    """With ptime 30 each tick writes 30 ms a channel, so the file keeps the clock's pace."""
+    a, b = bridged()
+    capture = AudioCapture(SETTINGS.model_copy(update={"ptime": 30}))
+    recording = capture.record_call(a.stream, tmp_path / "call.wav", "stereo")
+    for i in range(10):
+        capture.tick(1.0 + 0.03 * i)
+    capture.stop_call_recording(a.stream)
+    result = recording.done.result(timeout=10)
+    capture.calls.writer.close()
+    assert result.seconds == pytest.approx(0.3)
+    _params, samples = read_wav(tmp_path / "call.wav")
+    assert len(samples) == 2 * 10 * 240
