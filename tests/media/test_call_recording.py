@@ -150,7 +150,7 @@ def test_a_disk_error_ends_the_recording_and_nothing_else(tmp_path: Path) -> Non
 
 def test_a_30_ms_clock_writes_240_samples_a_tick(tmp_path: Path) -> None:
     """With ptime 30 each tick writes 30 ms a channel, so the file keeps the clock's pace."""
-    a, b = bridged()
+    a, _b = bridged()
     capture = AudioCapture(SETTINGS.model_copy(update={"ptime": 30}))
     recording = capture.record_call(a.stream, tmp_path / "call.wav", "stereo")
     for i in range(10):
