@@ -48,6 +48,8 @@ __all__ = ["MediaEngine", "MediaStatistics", "PortsExhausted"]
 log = structlog.get_logger("callserver.media")
 # Ready sockets served a wake-up: the loop gets back to SIP and the clock in between.
 _RECEIVE_SOCKETS = 256
+# Seconds the call recordings' writer gets at shutdown to publish what it was given.
+_WRITER_GRACE = 10.0
 
 
 class MediaEngine:
@@ -103,7 +105,7 @@ class MediaEngine:
             self._task = None
         for entry in list(self._entries.values()):
             self.close_stream(entry.stream)
-        await asyncio.to_thread(self._capture.calls.writer.close)
+        await asyncio.to_thread(self._capture.calls.writer.close, _WRITER_GRACE)
         if self._watching:
             loop = self._loop or asyncio.get_running_loop()
             loop.remove_reader(self._rtp_io.fileno())
