@@ -330,7 +330,6 @@ def test_a_supervisors_record_names_the_call_it_monitored_and_older_lines_have_n
         make_record(3, monitor_mode="spy")
 
 
-
 def test_a_recorded_call_names_its_file_and_seconds_and_older_lines_have_none() -> None:
     """recording_path and recording_seconds round-trip, read as None from older lines, and
     the seconds must be a whole number, not negative."""
