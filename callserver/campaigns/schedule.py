@@ -1,0 +1,263 @@
+"""Which numbers of a campaign to dial now, and what each number's result is.
+
+Theory of operation
+-------------------
+``Schedule`` is sans-IO: the runner asks ``due(now, channels_free=...)`` for the calls to
+place now, tells ``finished(number, result, now)`` how each ended, and sleeps until
+``next_wake(now)``; the instants are aware datetimes it is given, never read from a clock.
+
+A number is *waiting* (never dialled, or a retry not yet due), *in progress* (dialled, not
+yet finished) or *final* (one result for good). ``due`` returns nothing while the window
+(business hours with holidays, ``dialplan.hours``) is not open, and at most one number a
+call, no sooner than ``1 / calls_per_second`` after the last (so in any second at most
+``calls_per_second`` calls start), and only while the calls in progress stay below both
+``max_in_progress`` and the customer's free channels. Numbers are dialled in the order of the
+list; a retry due goes before the numbers never dialled after it.
+
+``finished`` makes a result final unless it is one of the ``retry_on`` results and the number
+has attempts left: then the next attempt waits ``delay * backoff ** (attempts - 1)`` seconds.
+``answered`` and ``barred`` are always final. ``snapshot``/``restore`` carry the state
+across a restart: a number that was in progress when the server stopped counts that attempt
+as ``failed`` (retried if it may be), and a final number is never dialled again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Literal
+
+from callserver.dialplan.hours import LOOKAHEAD, Hours
+
+__all__ = ["RESULTS", "Dial", "Final", "Progress", "Result", "Rules", "Schedule"]
+
+Result = Literal["answered", "busy", "no_answer", "failed", "barred"]
+RESULTS: tuple[Result, ...] = ("answered", "busy", "no_answer", "failed", "barred")
+_MAX_CHANGES = 64  # status changes followed to the next opening (a fortnight of them)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rules:
+    """The pacing and retry rules of a campaign (its file's ``pacing`` and ``retries``)."""
+
+    calls_per_second: float
+    max_in_progress: int
+    max_attempts: int
+    delay: float
+    backoff: float = 1.0
+    retry_on: frozenset[str] = frozenset({"busy", "no_answer"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dial:
+    """Place a call to ``number`` now: its ``attempt``-th (1 the first)."""
+
+    number: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Final:
+    """A number's result for good, after ``attempts`` calls, at ``at``; a survey's answers."""
+
+    number: str
+    result: Result
+    attempts: int
+    at: datetime
+    answers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """Where a campaign is: calls placed, in progress, final results by kind, next retry."""
+
+    numbers: int
+    dialled: int
+    in_progress: int
+    waiting: int
+    results: Mapping[str, int]
+    next_retry: datetime | None
+
+
+@dataclass(slots=True)
+class _Number:
+    attempts: int = 0
+    in_progress: bool = False
+    next_at: datetime | None = None  # a retry's earliest time; None: at once
+    final: Final | None = None
+
+
+class Schedule:
+    """The dialling state of one campaign; see the module docstring."""
+
+    def __init__(self, numbers: Sequence[str], rules: Rules, window: Hours) -> None:
+        self.rules = rules
+        self.window = window
+        self._numbers = {number: _Number() for number in numbers}
+        self._last_dial: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        """True when every number has its final result."""
+        return all(state.final is not None for state in self._numbers.values())
+
+    def in_progress(self) -> int:
+        """The calls placed and not yet finished."""
+        return sum(state.in_progress for state in self._numbers.values())
+
+    def due(self, now: datetime, *, channels_free: int) -> list[Dial]:
+        """The call to place at ``now`` (none or one), marked in progress."""
+        rules = self.rules
+        room = min(rules.max_in_progress - self.in_progress(), channels_free)
+        if room <= 0 or not self._paced(now) or self.window.state(now).status != "open":
+            return []
+        number = self._next_number(now)
+        if number is None:
+            return []
+        state = self._numbers[number]
+        state.attempts += 1
+        state.in_progress, state.next_at = True, None
+        self._last_dial = now
+        return [Dial(number=number, attempt=state.attempts)]
+
+    def _paced(self, now: datetime) -> bool:
+        last = self._last_dial
+        return last is None or now >= last + self._spacing()
+
+    def _spacing(self) -> timedelta:
+        return timedelta(seconds=1 / self.rules.calls_per_second)
+
+    def _next_number(self, now: datetime) -> str | None:
+        fresh = None
+        for number, state in self._numbers.items():
+            if state.final is not None or state.in_progress:
+                continue
+            if state.attempts and state.next_at is not None and state.next_at <= now:
+                return number  # a retry due goes first
+            if not state.attempts and fresh is None:
+                fresh = number
+        return fresh
+
+    def finished(
+        self,
+        number: str,
+        result: Result,
+        now: datetime,
+        answers: Mapping[str, str] | None = None,
+    ) -> Final | None:
+        """The call to ``number`` in progress ended with ``result``: its final result, or None
+        when it will be tried again (see the module docstring).
+
+        Raises:
+            KeyError: ``number`` has no call in progress.
+        """
+        state = self._numbers[number]
+        if not state.in_progress:
+            raise KeyError(f"{number} has no call in progress")
+        state.in_progress = False
+        rules = self.rules
+        if result in rules.retry_on and state.attempts < rules.max_attempts:
+            wait = rules.delay * rules.backoff ** (state.attempts - 1)
+            state.next_at = now + timedelta(seconds=wait)
+            return None
+        frozen = MappingProxyType(dict(answers or {}))
+        state.final = Final(
+            number=number, result=result, attempts=state.attempts, at=now, answers=frozen
+        )
+        return state.final
+
+    def next_wake(self, now: datetime) -> datetime | None:
+        """When ``due`` may next have a call: None when only a call ending can bring one
+        (or the campaign is done)."""
+        if self.done or self.in_progress() >= self.rules.max_in_progress:
+            return None
+        times = [s.next_at or now for s in self._numbers.values() if _waiting_retry(s)]
+        if any(s.attempts == 0 and s.final is None for s in self._numbers.values()):
+            times.append(now)
+        if not times:
+            return None  # every number left is in progress
+        at = max(min(times), now)
+        if self._last_dial is not None:
+            at = max(at, self._last_dial + self._spacing())
+        return self._opening(at)
+
+    def _opening(self, at: datetime) -> datetime:
+        """``at``, or the window's next opening after it (a holiday gives way to a closed
+        night first: status changes are followed until one is open)."""
+        for _ in range(_MAX_CHANGES):
+            state = self.window.state(at)
+            if state.status == "open":
+                return at
+            if state.next_change is None:
+                return at + LOOKAHEAD  # closed for the look-ahead: ask again then
+            at = state.next_change
+        return at
+
+    def progress(self) -> Progress:
+        """How far the campaign is (``callserver campaign status``)."""
+        states = list(self._numbers.values())
+        results: dict[str, int] = dict.fromkeys(RESULTS, 0)
+        for state in states:
+            if state.final is not None:
+                results[state.final.result] += 1
+        retries = [s.next_at for s in states if _waiting_retry(s)]
+        return Progress(
+            numbers=len(states),
+            dialled=sum(s.attempts for s in states),
+            in_progress=sum(s.in_progress for s in states),
+            waiting=sum(s.final is None and not s.in_progress for s in states),
+            results=MappingProxyType(results),
+            next_retry=min((t for t in retries if t is not None), default=None),
+        )
+
+    def finals(self) -> list[Final]:
+        """The numbers with a final result, in the list's order."""
+        return [s.final for s in self._numbers.values() if s.final is not None]
+
+    def snapshot(self) -> dict[str, object]:
+        """The state as JSON values, for ``restore`` after a restart."""
+        numbers = {
+            number: {
+                "attempts": state.attempts,
+                "in_progress": state.in_progress,
+                "next_at": None if state.next_at is None else state.next_at.isoformat(),
+            }
+            for number, state in self._numbers.items()
+            if state.attempts
+        }
+        last = None if self._last_dial is None else self._last_dial.isoformat()
+        return {"numbers": numbers, "last_dial": last}
+
+    def restore(
+        self, snapshot: Mapping[str, object], finals: Iterable[Final], now: datetime
+    ) -> list[Final]:
+        """Take back the state of ``snapshot`` and the ``finals`` already written; a call
+        that was in progress counts as ``failed``. Returns the results this made final."""
+        numbers = snapshot.get("numbers")
+        for number, saved in (numbers if isinstance(numbers, dict) else {}).items():
+            state = self._numbers.get(number)
+            if state is not None and isinstance(saved, dict):
+                state.attempts = int(saved.get("attempts", 0))
+                state.in_progress = bool(saved.get("in_progress"))
+                at = saved.get("next_at")
+                state.next_at = datetime.fromisoformat(at) if isinstance(at, str) else None
+        last = snapshot.get("last_dial")
+        self._last_dial = datetime.fromisoformat(last) if isinstance(last, str) else None
+        for final in finals:
+            if (state := self._numbers.get(final.number)) is not None:
+                state.final, state.in_progress = final, False
+                state.attempts = max(state.attempts, final.attempts)
+        made: list[Final] = []
+        for number, state in self._numbers.items():
+            if state.in_progress:
+                if (ended := self.finished(number, "failed", now)) is not None:
+                    made.append(ended)
+                elif state.next_at is not None:
+                    state.next_at = now  # interrupted, not refused: again at once
+        return made
+
+
+def _waiting_retry(state: _Number) -> bool:
+    return state.final is None and not state.in_progress and state.attempts > 0
