@@ -1,5 +1,5 @@
 """The ``callserver`` command: run, check, reload, rate, passwd, subscribers, cdr, stats,
-version, prompts synth."""
+campaign, version, prompts synth."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_recordings_parser(sub)
     _add_rate_parser(sub)
     _add_stats_parser(sub)
+    _add_campaign_parser(sub)
     subscribers = sub.add_parser("subscribers", help="Centrex subscribers")
     tools = subscribers.add_subparsers(dest="subscribers_command", required=True)
     show = tools.add_parser("show", help="what is in force for NUMBER: services, registrations")
@@ -376,6 +377,37 @@ def _rate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_campaign_parser(sub: Any) -> None:
+    campaign = sub.add_parser("campaign", help="outbound campaigns: start, status, stop")
+    tools = campaign.add_subparsers(dest="campaign_command", required=True)
+    for name, text in (
+        ("start", "check the campaign file and start it on the running server"),
+        ("status", "print a campaign's progress: calls placed, in progress, results"),
+        ("stop", "stop a campaign: no new call is placed"),
+    ):
+        tool = tools.add_parser(name, help=text)
+        tool.add_argument("file", type=Path, metavar="FILE", help="the campaign file (YAML)")
+        tool.add_argument("--config", type=Path, help="settings file")
+        tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    from callserver.commands import campaign
+
+    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
+    command = {"start": campaign.start, "status": campaign.status, "stop": campaign.stop}
+    try:
+        settings = load_settings(args.config, overrides)
+        command[args.campaign_command](settings, args.file, sys.stdout)
+    except OperatorFileError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"callserver campaign: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _subscribers(args: argparse.Namespace) -> int:
     from callserver.commands.subscribers import show
     from callserver.config.centrex import load_customers
@@ -433,4 +465,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _passwd(args)
     if args.command == "subscribers":
         return _subscribers(args)
+    if args.command == "campaign":
+        return _campaign(args)
     return _run(args)

@@ -35,10 +35,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from callserver.config.errors import OperatorFileError
 from callserver.config.positions import describe_errors, line_of
 from callserver.config.settings import read_yaml
+from callserver.config.trunks import TrunksFile
 from callserver.dialplan.hours import Hours, HoursError, compile_hours
+from callserver.dialplan.routing import plan_numbers
 from callserver.policy.numbering import e164, possible_e164
 
-__all__ = ["Campaign", "CampaignFile", "Entry", "Pacing", "Retries", "load_campaign"]
+__all__ = [
+    "Campaign",
+    "CampaignFile",
+    "Entry",
+    "Pacing",
+    "Retries",
+    "load_campaign",
+    "load_in_force",
+]
 
 Retryable = Literal["busy", "no_answer", "failed"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -107,13 +117,19 @@ class Campaign:
 
 
 def load_campaign(
-    source: Path, *, customers: Mapping[str, int | None], plans: Collection[str]
+    source: Path,
+    *,
+    customers: Mapping[str, int | None],
+    plans: Collection[str],
+    numbers: Path | None = None,
 ) -> Campaign:
     """Read and check the campaign file ``source`` and its CSV.
 
     Args:
         customers: trunks.yaml's customers and their channels (None: unlimited).
         plans: the numbers that have a dialplan (E.164).
+        numbers: read the numbers from here instead of the file's ``numbers`` (a started
+            campaign's copy).
 
     Raises:
         OperatorFileError: every fault found, ``file:line: field: message`` each.
@@ -132,7 +148,7 @@ def load_campaign(
     _check_customer(fields, customers, fault)
     if fields.plan not in plans:
         fault(("plan",), f"{fields.plan} has no dialplan; name a number of the dialplans")
-    numbers_file = source.parent / fields.numbers
+    numbers_file = numbers or source.parent / fields.numbers
     entries = _entries(numbers_file, errors, lambda message: fault(("numbers",), message))
     if errors or window is None:
         raise OperatorFileError(errors)
@@ -145,6 +161,19 @@ def load_campaign(
         window=window,
         entries=entries,
     )
+
+
+def load_in_force(
+    source: Path, trunks: TrunksFile, dialplans: Path, numbers: Path | None = None
+) -> Campaign:
+    """``load_campaign`` against the customers of ``trunks`` and the plans in ``dialplans``.
+
+    Raises:
+        OperatorFileError: as ``load_campaign``.
+    """
+    customers = {name: customer.channels for name, customer in trunks.customers.items()}
+    plans = {f"+{number}" for number in plan_numbers(dialplans)}
+    return load_campaign(source, customers=customers, plans=plans, numbers=numbers)
 
 
 def _window(fields: CampaignFile, fault: _Fault) -> Hours | None:

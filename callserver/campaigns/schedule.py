@@ -17,8 +17,9 @@ list; a retry due goes before the numbers never dialled after it.
 ``finished`` makes a result final unless it is one of the ``retry_on`` results and the number
 has attempts left: then the next attempt waits ``delay * backoff ** (attempts - 1)`` seconds.
 ``answered`` and ``barred`` are always final. ``snapshot``/``restore`` carry the state
-across a restart: a number that was in progress when the server stopped counts that attempt
-as ``failed`` (retried if it may be), and a final number is never dialled again.
+across a restart: a number that was in progress when the server stopped has that attempt
+counted and is dialled again at once if it has attempts left (else it ends ``failed``), and
+a final number is never dialled again.
 """
 
 from __future__ import annotations
@@ -251,11 +252,10 @@ class Schedule:
                 state.attempts = max(state.attempts, final.attempts)
         made: list[Final] = []
         for number, state in self._numbers.items():
-            if state.in_progress:
-                if (ended := self.finished(number, "failed", now)) is not None:
-                    made.append(ended)
-                elif state.next_at is not None:
-                    state.next_at = now  # interrupted, not refused: again at once
+            if state.in_progress and state.attempts < self.rules.max_attempts:
+                state.in_progress, state.next_at = False, now  # interrupted: again at once
+            elif state.in_progress and (ended := self.finished(number, "failed", now)):
+                made.append(ended)
         return made
 
 

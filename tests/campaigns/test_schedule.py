@@ -107,8 +107,7 @@ def test_restore_never_calls_an_answered_number_again() -> None:
     answered = schedule.finished(NUMBERS[0], "answered", later)
     assert answered is not None
     snapshot = schedule.snapshot()
-    rules = Rules(**{**_fields(RULES), "retry_on": frozenset({"failed"})})
-    again = Schedule(NUMBERS[:2], rules, WINDOW)
+    again = Schedule(NUMBERS[:2], RULES, WINDOW)
     assert again.restore(snapshot, [answered], later) == []
     dials = again.due(later + timedelta(seconds=1), channels_free=2)
     assert [(d.number, d.attempt) for d in dials] == [(NUMBERS[1], 2)]
@@ -124,10 +123,6 @@ def test_restore_makes_an_interrupted_last_attempt_final() -> None:
     made = again.restore(schedule.snapshot(), [], WEDNESDAY)
     assert [(f.number, f.result, f.attempts) for f in made] == [(NUMBERS[0], "failed", 1)]
     assert again.done
-
-
-def _fields(rules: Rules) -> dict[str, object]:
-    return {name: getattr(rules, name) for name in Rules.__slots__}
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,0 +1,212 @@
+"""The running server's campaigns: each started one driven by its ``Schedule``.
+
+Theory of operation
+-------------------
+``CampaignRunner.scan`` looks at ``<data_dir>/campaigns/``: it starts a task for each started
+campaign not yet running, stopped or done, and wakes the ones ``stop`` marked so they end.
+The server scans once it is ready and again on each SIGHUP (``callserver reload``, which
+``callserver campaign start`` and ``stop`` send to a running server).
+
+A campaign's task restores the scheduler from the folder (``campaigns.store``: results.csv,
+then state.json), then loops: ask ``due`` for the call to place now, with the customer's free
+channels; place it through ``originate`` (a task of its own); when a call ends, tell
+``finished`` and write a final result to results.csv (fsync'd) before the state; sleep until
+``next_wake`` or until a call ends. Time comes from ``clock`` (aware datetimes) and the
+sleeps from the event loop, so a test pins the date and the clock runs on the loop's time.
+A stopped campaign places no new call; its calls in progress end as they will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from callserver.calls.originated import Originate, OriginatedRequest
+from callserver.campaigns.file import Campaign
+from callserver.campaigns.schedule import Dial, Result, Rules, Schedule
+from callserver.campaigns.store import CampaignFolder
+from callserver.config.errors import OperatorFileError
+
+__all__ = ["CampaignRunner", "rules_of"]
+
+log = structlog.get_logger("callserver.campaigns")
+
+Load = Callable[[CampaignFolder], Campaign]
+"""Read and check a started campaign's copy (raises ``OperatorFileError``)."""
+
+
+def rules_of(campaign: Campaign) -> Rules:
+    """The scheduler's rules from a campaign file's ``pacing`` and ``retries``."""
+    pacing, retries = campaign.settings.pacing, campaign.settings.retries
+    return Rules(
+        calls_per_second=pacing.calls_per_second,
+        max_in_progress=pacing.max_in_progress,
+        max_attempts=retries.max_attempts,
+        delay=retries.delay,
+        backoff=retries.backoff,
+        retry_on=frozenset(retries.when),
+    )
+
+
+class CampaignRunner:
+    """The campaigns of one data dir; see the module docstring.
+
+    Args:
+        root: ``<data_dir>/campaigns``.
+        load: reads a started campaign's copy against the files in force.
+        originate: places one call and returns how it ended (``calls.originated``).
+        channels_free: a customer's free channels now (a large number when unlimited).
+        clock: the time now, an aware datetime.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        load: Load,
+        originate: Originate,
+        channels_free: Callable[[str], int],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.root = root
+        self._load = load
+        self._originate = originate
+        self._channels_free = channels_free
+        self._clock = clock
+        self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+
+    def scan(self) -> None:
+        """Start the campaigns started since the last scan; wake the stopped ones."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.iterdir()):
+            folder = CampaignFolder(self.root, path.name)
+            running = self._running.get(folder.name)
+            if running is not None:
+                running[1].set()  # a stop, or nothing: it looks again
+            elif folder.started() and not folder.stopped() and not _done(folder):
+                self._start(folder)
+
+    def _start(self, folder: CampaignFolder) -> None:
+        try:
+            campaign = dataclasses.replace(self._load(folder), name=folder.name)
+        except OperatorFileError as exc:
+            log.error("campaign.invalid", campaign=folder.name, errors=exc.errors)
+            return
+        wake = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(self._drive(folder, campaign, wake))
+        self._running[folder.name] = (task, wake)
+        task.add_done_callback(lambda _: self._running.pop(folder.name, None))
+
+    async def wait_idle(self) -> None:
+        """Return when no campaign is running (each done or stopped with no call left)."""
+        while self._running:
+            await asyncio.gather(*(task for task, _ in list(self._running.values())))
+
+    async def close(self) -> None:
+        """Cancel every campaign's task (the server stops; the state was written)."""
+        tasks = [task for task, _ in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _drive(self, folder: CampaignFolder, campaign: Campaign, wake: asyncio.Event) -> None:
+        numbers = [entry.number for entry in campaign.entries]
+        schedule = Schedule(numbers, rules_of(campaign), campaign.window)
+        saved = folder.read_state().get("schedule", {})
+        for final in schedule.restore(saved, folder.read_results(), self._clock()):
+            folder.append_result(final)
+        log.info("campaign.started", campaign=campaign.name, numbers=len(numbers))
+        calls: set[asyncio.Task[None]] = set()
+        try:
+            await self._loop(folder, campaign, schedule, wake, calls)
+        finally:
+            for call in calls:
+                call.cancel()  # the server stops: the state says they were in progress
+        log.info("campaign.ended", campaign=campaign.name, stopped=folder.stopped())
+
+    async def _loop(
+        self,
+        folder: CampaignFolder,
+        campaign: Campaign,
+        schedule: Schedule,
+        wake: asyncio.Event,
+        calls: set[asyncio.Task[None]],
+    ) -> None:
+        customer = campaign.settings.customer
+        while not schedule.done:
+            stopped = folder.stopped()
+            now = self._clock()
+            dials = (
+                [] if stopped else schedule.due(now, channels_free=self._channels_free(customer))
+            )
+            for dial in dials:
+                call = asyncio.get_running_loop().create_task(
+                    self._call(folder, campaign, schedule, dial, wake)
+                )
+                calls.add(call)
+                call.add_done_callback(calls.discard)
+            if stopped:  # its calls in progress end as they will, then the campaign
+                await asyncio.gather(*calls, return_exceptions=True)
+                _save(folder, schedule, "stopped")
+                return
+            _save(folder, schedule, "running")
+            wake.clear()
+            wake_at = None if stopped else schedule.next_wake(now)
+            timeout = None if wake_at is None else max((wake_at - self._clock()).total_seconds(), 0)
+            try:
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
+            except TimeoutError:
+                pass
+        _save(folder, schedule, "done")
+
+    async def _call(
+        self,
+        folder: CampaignFolder,
+        campaign: Campaign,
+        schedule: Schedule,
+        dial: Dial,
+        wake: asyncio.Event,
+    ) -> None:
+        entry = next(e for e in campaign.entries if e.number == dial.number)
+        settings = campaign.settings
+        request = OriginatedRequest(
+            campaign=campaign.name,
+            customer=settings.customer,
+            caller_id=settings.caller_id,
+            number=dial.number,
+            plan=settings.plan,
+            ring_timeout=settings.ring_timeout,
+            variables=entry.variables,
+        )
+        log.info(
+            "campaign.dialling", campaign=campaign.name, number=dial.number, attempt=dial.attempt
+        )
+        try:
+            outcome = await self._originate(request)
+        except Exception:
+            log.exception("campaign.call_failed", campaign=campaign.name, number=dial.number)
+            result: Result = "failed"
+            answers: dict[str, str] = {}
+        else:
+            result, answers = outcome.result, dict(outcome.answers)
+        final = schedule.finished(dial.number, result, self._clock(), answers)
+        if final is not None:
+            folder.append_result(final)
+        log.info("campaign.call_ended", campaign=campaign.name, number=dial.number, result=result)
+        wake.set()
+
+
+def _save(folder: CampaignFolder, schedule: Schedule, status: str) -> None:
+    folder.write_state(schedule.snapshot(), schedule.progress(), status)
+
+
+def _done(folder: CampaignFolder) -> bool:
+    progress = folder.read_state().get("progress")
+    return isinstance(progress, dict) and progress.get("status") == "done"

@@ -1,0 +1,104 @@
+"""``callserver campaign start|status|stop FILE``: an outbound campaign (docs/callcentre.md).
+
+``start`` checks the campaign file against the files in force (the customers of trunks.yaml,
+the dialplans), copies it and its numbers to ``<data_dir>/campaigns/<name>/`` and sends
+SIGHUP to the running server, which picks it up (``campaigns.runner``); with no server
+running, the server starts it when it starts. ``stop`` marks it stopped (no new call; the
+calls in progress end as they will) and tells the server the same way. ``status`` prints the
+progress from the campaign's state file: numbers, calls placed, in progress, results by kind,
+the next retry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+from callserver.campaigns.file import load_in_force
+from callserver.campaigns.schedule import RESULTS
+from callserver.campaigns.store import CampaignFolder, campaign_name
+from callserver.config.settings import Settings, read_yaml
+from callserver.config.trunks import load_trunks
+from callserver.process.pidfile import signal_reload
+
+__all__ = ["CAMPAIGNS_DIR", "folder_of", "start", "status", "stop"]
+
+CAMPAIGNS_DIR = "campaigns"
+
+
+def folder_of(settings: Settings, source: Path) -> CampaignFolder:
+    """The data-dir folder of the campaign the file ``source`` names.
+
+    Raises:
+        OperatorFileError: the file cannot be read as YAML.
+    """
+    data, _ = read_yaml(source, "a campaign's fields")
+    return CampaignFolder(settings.data_dir / CAMPAIGNS_DIR, campaign_name(source, data))
+
+
+def start(settings: Settings, source: Path, out: TextIO) -> None:
+    """Check and start the campaign of ``source`` (see the module docstring).
+
+    Raises:
+        OperatorFileError: the campaign file, its numbers or trunks.yaml are invalid.
+        ValueError: a campaign of that name is running already.
+    """
+    campaign = load_in_force(source, load_trunks(settings.trunks), settings.dialplans)
+    folder = CampaignFolder(settings.data_dir / CAMPAIGNS_DIR, campaign.name)
+    progress = folder.read_state().get("progress", {})
+    if folder.started() and not folder.stopped() and progress.get("status") != "done":
+        raise ValueError(f"campaign {campaign.name} is running; stop it first")
+    folder.start(source, campaign.numbers_file)
+    out.write(f"campaign {campaign.name}: {len(campaign.entries)} numbers, started\n")
+    _tell_server(settings, out)
+
+
+def stop(settings: Settings, source: Path, out: TextIO) -> None:
+    """Mark the campaign of ``source`` stopped.
+
+    Raises:
+        OperatorFileError: the file cannot be read.
+        ValueError: it was never started.
+    """
+    folder = folder_of(settings, source)
+    if not folder.started():
+        raise ValueError(f"campaign {folder.name} was never started")
+    folder.stop()
+    out.write(f"campaign {folder.name}: stopped\n")
+    _tell_server(settings, out)
+
+
+def status(settings: Settings, source: Path, out: TextIO) -> None:
+    """Print the progress of the campaign of ``source``.
+
+    Raises:
+        OperatorFileError: the file cannot be read.
+        ValueError: it was never started.
+    """
+    folder = folder_of(settings, source)
+    if not folder.started():
+        raise ValueError(f"campaign {folder.name} was never started")
+    progress: dict[str, Any] = folder.read_state().get("progress") or {}
+    state = "stopped" if folder.stopped() else progress.get("status", "waiting for the server")
+    results = progress.get("results") or {}
+    out.write(f"campaign {folder.name}: {state}\n")
+    for label, key in (
+        ("numbers", "numbers"),
+        ("dialled", "dialled"),
+        ("in progress", "in_progress"),
+        ("waiting", "waiting"),
+    ):
+        out.write(f"  {label + ':':13} {progress.get(key, 0)}\n")
+    for kind in RESULTS:
+        out.write(f"  {kind + ':':13} {results.get(kind, 0)}\n")
+    out.write(f"  {'next retry:':13} {progress.get('next_retry') or '-'}\n")
+    out.write(f"  {'results:':13} {folder.results_file}\n")
+
+
+def _tell_server(settings: Settings, out: TextIO) -> None:
+    try:
+        pid = signal_reload(settings.data_dir)
+    except LookupError:
+        out.write("no server running: it starts the campaign when it starts\n")
+    else:
+        out.write(f"told the server (process {pid})\n")
