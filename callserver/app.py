@@ -23,6 +23,7 @@ from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
 from callserver.calls.reporting import CdrReporter
+from callserver.campaigns.runner import server_runner
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.purging import RetentionTask
 from callserver.cdr.spool import CdrSpool
@@ -155,6 +156,11 @@ class Server:
             settings.sip.listen, settings.dns, self._loop.time
         )
         self.calls.screening.blacklist = lambda: self.routing.blacklist
+        self.calls.originated.router = self.routing.route  # a campaign's answered calls
+        originate = self.calls.originated.place
+        self.campaigns = server_runner(
+            settings.data_dir, self.admission, lambda: self.settings.dialplans, originate
+        )
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
         self.background = Background()  # reloads in progress: dialplans, prompts
@@ -187,6 +193,7 @@ class Server:
         self.calls.music = music_in_force(self.settings.media.hold_music_dir)
         self.routing.load()
         self._watch = self._loop.create_task(self.routing.watch(self._watching))
+        self.campaigns.scan()  # the campaigns started before, and while it was down
         if on_ready is not None:
             on_ready()
         log.info("server.listening", addresses=self.sockets.describe())
@@ -267,6 +274,7 @@ class Server:
         restart.
         """
         path = str(self.config_path or DEFAULT_CONFIG)
+        self.campaigns.scan()  # ``callserver campaign start|stop`` send SIGHUP
         try:
             loaded = load_settings(self.config_path, self.overrides)
             trunks, centrex = load_customers(
@@ -345,6 +353,7 @@ class Server:
     async def drain(self) -> None:
         """Refuse new calls, give active ones ``drain_timeout`` to end, then BYE the rest."""
         self.calls.draining = True
+        await self.campaigns.close(self.settings.calls.drain_timeout)  # no new campaign call
         log.info("server.draining", active_calls=len(self.calls.calls))
         await self._wait_calls(self.settings.calls.drain_timeout)
         await self.calls.forwarder.transfers.handover.hang_up_all()  # pairs of no call

@@ -168,6 +168,11 @@ class Forwarder:
             return outcome_of(status, leg.cancelled)
         return leg
 
+    def release(self, leg: Leg) -> None:
+        """End a leg ``place_answered`` gave: BYE it, release its channel and stream, write
+        its CDR (``calls.originated``: a leg whose caller side is no SIP call)."""
+        self._teardown(leg)
+
     async def _target(
         self, call: Call, payer: CallFacts | None, facts: CallFacts, route: str | None
     ) -> Target | ForwardOutcome:

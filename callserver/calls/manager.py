@@ -40,6 +40,7 @@ from callserver.calls.duration import DurationCaps
 from callserver.calls.hosting import SessionHosting
 from callserver.calls.intake import Intake
 from callserver.calls.negotiation import Negotiation
+from callserver.calls.originated import OriginatedCalls
 from callserver.calls.phase import CallPhase
 from callserver.calls.registration import Registration
 from callserver.calls.registry import Calls
@@ -115,6 +116,7 @@ class CallManager:
         )
         self.negotiation = Negotiation(services)  # SDP offers and answers, late offers
         self.forwarder = Forwarder(services, calls)  # the legs forward steps place (B2BUA)
+        self.originated = OriginatedCalls(services, self.forwarder)  # campaigns' calls
         self.caps = DurationCaps(services)  # max duration by number class, and its warning
         self.host = SessionHosting(  # dialplan sessions
             services,
@@ -289,6 +291,8 @@ class CallManager:
     def handle_media_event(self, event: MediaEvent) -> None:
         """React to the media engine: log digits, hang up a call whose RTP stopped."""
         self.forwarder.bridges.media_event(event)
+        if self.originated.media_event(event):
+            return
         call = self.calls.by_stream(event.stream_id)
         if call is None:
             return

@@ -1,5 +1,21 @@
-"""A call the server originates for a campaign: the values a campaign and the calls layer
-exchange (the placing itself is ``OriginatedCalls.place``, wired in app.py).
+"""A call the server originates for a campaign, which runs a number's dialplan once answered.
+
+Theory of operation
+-------------------
+``OriginatedCalls.place`` places the call as the customer's own call out, through the
+``forward`` machinery (``calls.b2bua.Forwarder.place_answered``): a caller side that is no SIP
+call (``Call`` with no transaction, never in the registry) stands for the customer, so the
+leg is routed by its prefix, barred by the customer's classes, rated, and gets its own CDR
+(leg ``b``, direction outbound, ``campaign`` the campaign's name). It holds one channel of
+the customer's pool (``customer:<name>``) for its whole life, and the number's own pool.
+
+Once the leg is answered a ``CallSession`` runs the plan of ``plan`` on it, hosted by
+``_LegHost``: the session's prompts play on the leg's stream, the leg's digits and playback
+ends reach the session (``media_event``, which the call manager asks first), and the plan's
+hang-up ends the leg (BYE). The far end's BYE ends the plan. A plan's step that needs an
+inbound call (``forward``, ``conference``, ``voicemail`` recording) is refused on such a call:
+its forward fails, its room is full, its recording keeps nothing. The plan's CDR fields
+(dialplan, steps, digits, survey) go into the leg's CDR.
 
 ``OriginatedRequest`` says whom to call, as whose call (the customer: its channels, barring
 and rating), presenting which number, and which number's dialplan runs when it is answered;
@@ -11,12 +27,31 @@ answers it noted), ``busy`` (486/600), ``no_answer`` (no answer within ``ring_ti
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-__all__ = ["Originate", "OriginatedRequest", "OriginatedResult"]
+import structlog
+
+from callserver.calls.b2bua import Forwarder
+from callserver.calls.call import Call
+from callserver.calls.leg import Leg, leg_facts
+from callserver.calls.reporting import CallFacts
+from callserver.calls.services import CallServices
+from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RtpTimedOut
+from callserver.media.prompts import PlaylistItem
+from callserver.media.settings import RecordingSettings
+from callserver.policy.caller import caller_identity
+from callserver.policy.limits import Grant
+from callserver.sip.ids import new_call_id
+
+__all__ = ["Originate", "OriginatedCalls", "OriginatedRequest", "OriginatedResult"]
+
+log = structlog.get_logger("callserver.calls")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,3 +79,188 @@ class OriginatedResult:
 
 Originate = Callable[[OriginatedRequest], Awaitable[OriginatedResult]]
 """Place an originated call and return when it is over."""
+
+Router = Callable[[CallSession], Awaitable[None] | None]
+"""The run of a session's plan for its called number (``dialplan.routing.Routing.route``)."""
+
+
+class OriginatedCalls:
+    """The calls the server originates; see the module docstring. ``router`` is set by
+    app.py (the plans in force); until then every answered call fails."""
+
+    def __init__(self, services: CallServices, forwarder: Forwarder) -> None:
+        self.services = services
+        self.forwarder = forwarder
+        self.router: Router | None = None
+        self._hosts: dict[int, _LegHost] = {}  # by the leg's stream id
+
+    def media_event(self, event: MediaEvent) -> bool:
+        """Pass a media event of an originated call's stream to its plan; False: not one."""
+        host = self._hosts.get(event.stream_id)
+        if host is None:
+            return False
+        host.media_event(event)
+        return True
+
+    async def place(self, request: OriginatedRequest) -> OriginatedResult:
+        """Call ``request.number`` and run ``request.plan`` on it once answered; return when
+        the call is over (see the module docstring)."""
+        services = self.services
+        admission = services.admission
+        pool = admission.channels.acquire([f"customer:{request.customer}"])
+        if not isinstance(pool, Grant):
+            return OriginatedResult(result="failed", sip_code=503)
+        try:
+            side = _customer_side(request, services.now())
+            facts = leg_facts(
+                side,
+                request.number,
+                services.now(),
+                admission.inside_group(request.customer, request.number),
+            )
+            facts.originating, facts.forwarded_from = True, None
+            facts.extra["campaign"] = request.campaign
+            placed = await self.forwarder.place_answered(
+                side,
+                side.facts,
+                facts,
+                caller_id=request.caller_id,
+                ring_timeout=request.ring_timeout,
+            )
+            if isinstance(placed, ForwardOutcome):
+                return OriginatedResult(result=placed.result, sip_code=placed.sip_code)
+            return await self._run_plan(placed, request)
+        finally:
+            admission.release(pool)
+
+    async def _run_plan(self, leg: Leg, request: OriginatedRequest) -> OriginatedResult:
+        services = self.services
+        settings = services.live.settings
+        host = _LegHost(services, leg)
+        session = CallSession(
+            host,
+            call_id=leg.facts.call_id,
+            caller=caller_identity(request.number.lstrip("+"), None, None, None),
+            called=request.plan,
+            language=settings.media.default_language,
+            voicemail_dir=settings.data_dir / "voicemail",
+            monotonic=services.loop.time,
+        )
+        session.variables.update(request.variables)
+        work = None if self.router is None else self.router(session)
+        if work is None:  # no plan for the number (a reload removed it)
+            log.warning("call.originated_plan_missing", plan=request.plan)
+            leg.end_reason = "error"
+            self.forwarder.release(leg)
+            return OriginatedResult(result="failed", sip_code=200)
+        host.session = session
+        self._hosts[leg.stream.stream_id] = host
+        try:
+            await _until_either(services.loop.create_task(_run(work)), leg.ended)
+        finally:
+            session.ended()
+            del self._hosts[leg.stream.stream_id]
+            leg.facts.extra.update(session.cdr_fields())
+            self.forwarder.release(leg)
+        survey = session.cdr_fields()["survey"]
+        answers = {str(k): str(v) for k, v in survey.items()} if isinstance(survey, dict) else {}
+        return OriginatedResult(result="answered", sip_code=200, answers=answers)
+
+
+def _customer_side(request: OriginatedRequest, now: float) -> Call:
+    """The caller side of an originated call: the customer, with no SIP call of its own."""
+    side = Call(call_id=new_call_id(), key=None, offered_at=now)
+    facts = CallFacts(
+        call_id=side.call_id, caller=request.caller_id, called=request.number, offered_at=now
+    )
+    facts.customer, facts.originating = request.customer, True
+    facts.caller_e164 = request.caller_id.lstrip("+")
+    side.facts = facts
+    side.log = log.bind(call_id=side.call_id, campaign=request.campaign)
+    return side
+
+
+async def _run(work: Awaitable[None]) -> None:
+    await work
+
+
+async def _until_either(task: asyncio.Task[None], ended: asyncio.Event) -> None:
+    """Wait for the plan's ``task`` or the leg's end, whichever is first; cancel the plan."""
+    waiting = asyncio.get_running_loop().create_task(ended.wait())
+    try:
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, waiting):
+            pending.cancel()
+        await asyncio.gather(task, waiting, return_exceptions=True)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.error("call.originated_plan_failed", error=repr(task.exception()))
+
+
+class _LegHost:
+    """The ``SessionHost`` of a plan on an originated leg (see the module docstring)."""
+
+    def __init__(self, services: CallServices, leg: Leg) -> None:
+        self.services = services
+        self.leg = leg
+        self.session: CallSession | None = None
+
+    def media_event(self, event: MediaEvent) -> None:
+        session = self.session
+        if session is None:
+            return
+        if isinstance(event, DtmfReceived):
+            session.digit_received(event.digit)
+        elif isinstance(event, PlaybackFinished):
+            session.playback_finished(event.interrupted)
+        elif isinstance(event, RtpTimedOut):
+            self.leg.end_reason = "rtp_timeout"
+            self.leg.ended.set()
+
+    def answer_session(self, session: CallSession, *, early: bool) -> bool:
+        return not early and not self.leg.ended.is_set()  # answered already, by the far end
+
+    def ring_session(self, session: CallSession) -> None:
+        return None  # answered already
+
+    def play_session(
+        self, session: CallSession, items: Sequence[PlaylistItem], barge_in: bool, loop: bool
+    ) -> None:
+        stream = self.leg.stream
+        payload = self.services.live.prompts.render(items, session.language, stream.codec)
+        self.services.media.play(stream, payload, loop=loop and bool(payload), barge_in=barge_in)
+
+    def stop_session_playback(self, session: CallSession) -> None:
+        if self.services.media.is_open(self.leg.stream):
+            self.services.media.stop_playback(self.leg.stream)
+
+    def record_session(
+        self, session: CallSession, path: Path, limits: RecordingSettings, *, keys: bool = False
+    ) -> None:
+        self.services.loop.call_soon(session.recording_finished, None, 0.0)
+
+    def stop_session_recording(self, session: CallSession) -> None:
+        return None  # nothing is recorded on an originated call
+
+    async def forward_session(
+        self,
+        session: CallSession,
+        *,
+        target: str,
+        route: str | None,
+        ring_timeout: float,
+        caller_id: str | None,
+        originating: bool = False,
+    ) -> ForwardOutcome:
+        return ForwardOutcome(result="failed", detail="originated call")
+
+    async def conference_session(
+        self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
+    ) -> bool:
+        return False
+
+    def hang_up_session(
+        self, session: CallSession, code: int, cause: int | None, reason: str
+    ) -> None:
+        self.leg.end_reason = "bye_sent"
+        self.leg.ended.set()

@@ -13,7 +13,8 @@ channels; place it through ``originate`` (a task of its own); when a call ends, 
 ``finished`` and write a final result to results.csv (fsync'd) before the state; sleep until
 ``next_wake`` or until a call ends. Time comes from ``clock`` (aware datetimes) and the
 sleeps from the event loop, so a test pins the date and the clock runs on the loop's time.
-A stopped campaign places no new call; its calls in progress end as they will.
+A stopped campaign places no new call; its calls in progress end as they will. When the
+server stops, the calls in progress get the drain time to end, then are cut.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
+from callserver.calls.admission import Admission
 from callserver.calls.originated import Originate, OriginatedRequest
-from callserver.campaigns.file import Campaign
+from callserver.campaigns.file import Campaign, load_in_force
 from callserver.campaigns.schedule import Dial, Result, Rules, Schedule
 from callserver.campaigns.store import CampaignFolder
 from callserver.config.errors import OperatorFileError
 
-__all__ = ["CampaignRunner", "rules_of"]
+__all__ = ["CampaignRunner", "rules_of", "server_runner"]
 
 log = structlog.get_logger("callserver.campaigns")
 
@@ -79,6 +81,7 @@ class CampaignRunner:
         self._channels_free = channels_free
         self._clock = clock
         self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._closing = False  # the server stops: no new call
 
     def scan(self) -> None:
         """Start the campaigns started since the last scan; wake the stopped ones."""
@@ -108,9 +111,15 @@ class CampaignRunner:
         while self._running:
             await asyncio.gather(*(task for task, _ in list(self._running.values())))
 
-    async def close(self) -> None:
-        """Cancel every campaign's task (the server stops; the state was written)."""
+    async def close(self, grace: float = 0.0) -> None:
+        """The server stops: no new call; the calls in progress have ``grace`` seconds to
+        end, then they are cut (each counts as an attempt, tried again after the restart)."""
+        self._closing = True
         tasks = [task for task, _ in self._running.values()]
+        for _, wake in self._running.values():
+            wake.set()
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -140,7 +149,7 @@ class CampaignRunner:
     ) -> None:
         customer = campaign.settings.customer
         while not schedule.done:
-            stopped = folder.stopped()
+            stopped = folder.stopped() or self._closing
             now = self._clock()
             dials = (
                 [] if stopped else schedule.due(now, channels_free=self._channels_free(customer))
@@ -153,7 +162,7 @@ class CampaignRunner:
                 call.add_done_callback(calls.discard)
             if stopped:  # its calls in progress end as they will, then the campaign
                 await asyncio.gather(*calls, return_exceptions=True)
-                _save(folder, schedule, "stopped")
+                _save(folder, schedule, "stopped" if folder.stopped() else "server stopped")
                 return
             _save(folder, schedule, "running")
             wake.clear()
@@ -201,6 +210,33 @@ class CampaignRunner:
             folder.append_result(final)
         log.info("campaign.call_ended", campaign=campaign.name, number=dial.number, result=result)
         wake.set()
+
+
+def server_runner(
+    data_dir: Path, admission: Admission, dialplans: Callable[[], Path], originate: Originate
+) -> CampaignRunner:
+    """The running server's runner: campaigns checked against the customers and plans in
+    force, the customer's free channels from its pool, the time from the wall clock."""
+
+    def load(folder: CampaignFolder) -> Campaign:
+        trunks = admission.table.config
+        return load_in_force(folder.campaign_file, trunks, dialplans(), folder.numbers_file)
+
+    def channels_free(customer: str) -> int:
+        pool = f"customer:{customer}"
+        limit = admission.channels.limit(pool)
+        return _UNLIMITED if limit is None else limit - admission.channels.in_use(pool)
+
+    return CampaignRunner(
+        data_dir / "campaigns",
+        load=load,
+        originate=originate,
+        channels_free=channels_free,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+_UNLIMITED = 1_000_000  # the free channels of a customer with no channel limit
 
 
 def _save(folder: CampaignFolder, schedule: Schedule, status: str) -> None:

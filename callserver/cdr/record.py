@@ -219,6 +219,8 @@ class CdrRecord:
     # A recorded call (leg a): its recording's whole seconds; ``recording_path`` names the
     # file, relative to the data directory (``recordings/<customer>/YYYY/MM/DD/<uuid>.wav``).
     recording_seconds: int | None = None
+    # A call the server placed for an outbound campaign: the campaign's name.
+    campaign: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -323,6 +325,7 @@ _OPTIONAL_TEXT = (
     "monitored_call",
     "monitor_mode",
     "monitored_by",
+    "campaign",
 )
 _OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds", "recording_seconds")
 _CHOICES = {

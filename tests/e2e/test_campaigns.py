@@ -1,0 +1,185 @@
+"""An outbound campaign against SIPp peers through routes: pacing, the customer's channels,
+retries, a result for every number, and a restart in the middle.
+
+Three SIPp uas peers stand for the numbers' networks, one route each: +38761 answers (the
+campaign's plan plays the greeting and hangs up), +38762 is busy (486), +38763 rings until
+cancelled. The window is open all week (no holidays), so no date matters; the window's
+holidays are pinned in tests/campaigns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    free_port,
+    plan_dir,
+    popen_bound,
+    start_server,
+)
+
+PLAN = "38733100500"
+ANSWERING = [f"+3876110{n:04d}" for n in range(12)]
+BUSY = [f"+3876220{n:04d}" for n in range(4)]
+SILENT = [f"+3876330{n:04d}" for n in range(4)]
+NUMBERS = ANSWERING + BUSY + SILENT
+CHANNELS = 3
+RATE = 2.0  # calls a second
+CAMPAIGN = f"""name: spring
+numbers: spring.csv
+customer: acme
+caller_id: "+387 33 100 200"
+plan: "+{PLAN}"
+window: {{timezone: Europe/Sarajevo, holidays: no, open: {{mon-sun: "00:00-24:00"}}}}
+pacing: {{calls_per_second: {RATE:g}, max_in_progress: {CHANNELS}}}
+ring_timeout: 2
+retries: {{max_attempts: 2, delay: 1, when: [busy, no_answer]}}
+"""
+MESSAGE = """description: A campaign's message
+steps:
+  message:
+    play: greeting
+  goodbye:
+    hangup:
+    after: 1s
+"""
+
+
+@contextlib.contextmanager
+def _peer(sipp: str, tmp_path: Path, scenario: str) -> Iterator[int]:
+    """A SIPp uas playing ``scenario`` for every call it gets; its port."""
+
+    def command(port: int) -> list[str]:
+        return [
+            sipp,
+            *("-i", HOST, "-p", str(port), "-mp", str(free_port(both=False))),
+            *("-m", "1000", "-nostdin", "-sf", str(SCENARIOS / scenario)),
+        ]
+
+    proc, port = popen_bound(command, tmp_path)
+    try:
+        yield port
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def _campaign(args: list[str], config: Path) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "callserver", "campaign", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _results(data_dir: Path) -> dict[str, dict[str, str]]:
+    path = data_dir / "campaigns" / "spring" / "results.csv"
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8") as handle:
+        return {row["number"]: row for row in csv.DictReader(handle)}
+
+
+def _wait_results(data_dir: Path, count: int, server: ServerProcess) -> None:
+    deadline = time.monotonic() + 120
+    while len(_results(data_dir)) < count:
+        assert server.proc.poll() is None, "\n".join(server.raw[-40:])
+        assert time.monotonic() < deadline, f"{len(_results(data_dir))} results of {count}"
+        time.sleep(0.2)
+
+
+def _stamp(text: object) -> float:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+def _peak(records: list[dict[str, object]]) -> int:
+    """The most calls in progress at once, from the CDRs' start and end times."""
+    edges = sorted(
+        [(_stamp(r["start_stamp"]), 1) for r in records]
+        + [(_stamp(r["end_stamp"]), -1) for r in records],
+        key=lambda edge: (edge[0], edge[1]),  # an end before a start at the same instant
+    )
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def test_campaign_paced_capped_retried_restarted_with_every_result(
+    sipp: str, tmp_path: Path
+) -> None:
+    """20 numbers: at most 3 in progress (acme's channels), 2 calls a second, busy and silent
+    numbers tried twice, one result row each; a restart does not call an answered one again."""
+    plans = plan_dir(tmp_path, PLAN, MESSAGE)
+    (tmp_path / "spring.csv").write_text(
+        "number,first_name\n" + "".join(f"{n},Name{i}\n" for i, n in enumerate(NUMBERS))
+    )
+    (tmp_path / "spring.yaml").write_text(CAMPAIGN)
+    with (
+        _peer(sipp, tmp_path, "uas-rings-answers-expects-bye.xml") as answering,
+        _peer(sipp, tmp_path, "uas-busy-486.xml") as busy,
+        _peer(sipp, tmp_path, "uas-rings-until-cancelled.xml") as silent,
+    ):
+        routes = {
+            "answering": {"host": HOST, "port": answering, "prefixes": ["+38761"]},
+            "busy": {"host": HOST, "port": busy, "prefixes": ["+38762"]},
+            "silent": {"host": HOST, "port": silent, "prefixes": ["+38763"]},
+        }
+        trunks = {"customers": {"acme": {"channels": CHANNELS}}, "routes": routes}
+        server = start_server(tmp_path, trunks=trunks, dialplans=plans)
+        config = tmp_path / "callserver.yaml"
+        try:
+            assert "20 numbers, started" in _campaign(
+                ["start", str(tmp_path / "spring.yaml")], config
+            )
+            _wait_results(server.data_dir, 6, server)
+        finally:
+            server.stop()
+        before = _results(server.data_dir)
+        server = start_server(tmp_path, trunks=trunks, dialplans=plans)
+        try:
+            _wait_results(server.data_dir, len(NUMBERS), server)
+            status = _campaign(["status", str(tmp_path / "spring.yaml")], config)
+        finally:
+            server.stop()
+    results = _results(server.data_dir)
+    assert sorted(results) == sorted(NUMBERS)
+    assert "campaign spring: done" in status, status
+    for number, row in results.items():
+        expected = "answered" if number in ANSWERING else "busy" if number in BUSY else "no_answer"
+        # A call the restart cut short counts as an attempt (failed when it was the last).
+        assert row["result"] in (expected, "failed") and int(row["attempts"]) <= 2, row
+        assert row["result"] == "answered" or int(row["attempts"]) == 2, row
+    records = [r for r in exported_cdrs(server.data_dir) if r.get("campaign") == "spring"]
+    assert {r["leg"] for r in records} == {"b"} and {r["direction"] for r in records} == {
+        "outbound"
+    }
+    assert _peak(records) <= CHANNELS
+    starts = sorted(_stamp(r["start_stamp"]) for r in records)
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 1 / RATE - 0.05
+    for number in BUSY:  # every busy number was tried twice
+        assert sum(r["called_e164"] == number.lstrip("+") for r in records) == 2
+    for number, row in before.items():  # answered before the restart: never called after it
+        if row["result"] == "answered":
+            calls = [r for r in records if r["called_e164"] == number.lstrip("+")]
+            assert len(calls) == 1 and calls[0]["disposition"] == "ANSWERED", calls
+    answered = [r for r in records if r["disposition"] == "ANSWERED"]
+    assert all(str(r["dialplan"]).endswith(f"{PLAN}.yaml") for r in answered)
+    assert all(r["tariff"] and r["payer"] == "caller" for r in answered)  # rated as a call out
+    assert {r["customer"] for r in records} == {"acme"}
