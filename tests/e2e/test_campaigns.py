@@ -3,8 +3,8 @@ retries, a result for every number, and a restart in the middle.
 
 Three SIPp uas peers stand for the numbers' networks, one route each: +38761 answers (the
 campaign's plan plays the greeting and hangs up), +38762 is busy (486), +38763 rings until
-cancelled. The window is open all week (no holidays), so no date matters; the window's
-holidays are pinned in tests/campaigns.
+cancelled; acme's barring refuses the number abroad before any INVITE. The window is open all
+week (no holidays), so no date matters; the window's holidays are pinned in tests/campaigns.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from tests.e2e.conftest import (
 )
 
 PLAN = "38733100500"
-ANSWERING = [f"+3876110{n:04d}" for n in range(12)]
+ANSWERING = [f"+3876110{n:04d}" for n in range(11)]
+BARRED = ["+4930123456"]  # acme may not call abroad: refused with no INVITE sent
 BUSY = [f"+3876220{n:04d}" for n in range(4)]
 SILENT = [f"+3876330{n:04d}" for n in range(4)]
-NUMBERS = ANSWERING + BUSY + SILENT
+NUMBERS = ANSWERING + BARRED + BUSY + SILENT
 CHANNELS = 3
 RATE = 2.0  # calls a second
 CAMPAIGN = f"""name: spring
@@ -125,7 +126,8 @@ def test_campaign_paced_capped_retried_restarted_with_every_result(
     sipp: str, tmp_path: Path
 ) -> None:
     """20 numbers: at most 3 in progress (acme's channels), 2 calls a second, busy and silent
-    numbers tried twice, one result row each; a restart does not call an answered one again."""
+    numbers tried twice, a barred one refused, one result row each; a restart does not call
+    an answered one again."""
     plans = plan_dir(tmp_path, PLAN, MESSAGE)
     (tmp_path / "spring.csv").write_text(
         "number,first_name\n" + "".join(f"{n},Name{i}\n" for i, n in enumerate(NUMBERS))
@@ -141,7 +143,8 @@ def test_campaign_paced_capped_retried_restarted_with_every_result(
             "busy": {"host": HOST, "port": busy, "prefixes": ["+38762"]},
             "silent": {"host": HOST, "port": silent, "prefixes": ["+38763"]},
         }
-        trunks = {"customers": {"acme": {"channels": CHANNELS}}, "routes": routes}
+        acme = {"channels": CHANNELS, "barring": ["international"]}
+        trunks = {"customers": {"acme": acme}, "routes": routes}
         server = start_server(tmp_path, trunks=trunks, dialplans=plans)
         config = tmp_path / "callserver.yaml"
         try:
@@ -162,10 +165,12 @@ def test_campaign_paced_capped_retried_restarted_with_every_result(
     assert sorted(results) == sorted(NUMBERS)
     assert "campaign spring: done" in status, status
     for number, row in results.items():
-        expected = "answered" if number in ANSWERING else "busy" if number in BUSY else "no_answer"
+        kinds = {"answered": ANSWERING, "barred": BARRED, "busy": BUSY, "no_answer": SILENT}
+        expected = next(kind for kind, numbers in kinds.items() if number in numbers)
         # A call the restart cut short counts as an attempt (failed when it was the last).
         assert row["result"] in (expected, "failed") and int(row["attempts"]) <= 2, row
-        assert row["result"] == "answered" or int(row["attempts"]) == 2, row
+        assert row["result"] in ("answered", "barred") or int(row["attempts"]) == 2, row
+    assert [results[n]["attempts"] for n in BARRED] == ["1"]  # never retried
     records = [r for r in exported_cdrs(server.data_dir) if r.get("campaign") == "spring"]
     assert {r["leg"] for r in records} == {"b"} and {r["direction"] for r in records} == {
         "outbound"
@@ -183,3 +188,5 @@ def test_campaign_paced_capped_retried_restarted_with_every_result(
     assert all(str(r["dialplan"]).endswith(f"{PLAN}.yaml") for r in answered)
     assert all(r["tariff"] and r["payer"] == "caller" for r in answered)  # rated as a call out
     assert {r["customer"] for r in records} == {"acme"}
+    barred = [r for r in records if r["called_e164"] == BARRED[0].lstrip("+")]
+    assert [(r["end_reason"], r["sip_code"]) for r in barred] == [("barred", 403)]
