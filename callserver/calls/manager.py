@@ -282,11 +282,13 @@ class CallManager:
         self.negotiation.reinvited(call, event.key, event.request.body, now)
 
     def _on_info(self, event: RequestReceived) -> None:
-        call = self.calls.by_dialog(dialog_of(event))
+        dialog = dialog_of(event)
+        call = self.calls.by_dialog(dialog)
+        stream = call.stream if call is not None else self.originated.stream_of(dialog)
         request = event.request
         found = parse_dtmf_info(request.headers.get("Content-Type") or "", request.body)
-        if call is not None and call.stream is not None and found is not None:
-            self.media.report_digit(call.stream, found[0], "info")
+        if stream is not None and found is not None:
+            self.media.report_digit(stream, found[0], "info")
 
     def handle_media_event(self, event: MediaEvent) -> None:
         """React to the media engine: log digits, hang up a call whose RTP stopped."""

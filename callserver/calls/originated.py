@@ -11,10 +11,11 @@ the customer's pool (``customer:<name>``) for its whole life, and the number's o
 
 Once the leg is answered a ``CallSession`` runs the plan of ``plan`` on it, hosted by
 ``_LegHost``: the session's prompts play on the leg's stream, the leg's digits and playback
-ends reach the session (``media_event``, which the call manager asks first), and the plan's
-hang-up ends the leg (BYE). The far end's BYE ends the plan. A plan's step that needs an
-inbound call (``forward``, ``conference``, ``voicemail`` recording) is refused on such a call:
-its forward fails, its room is full, its recording keeps nothing. The plan's CDR fields
+ends reach the session (``media_event``, which the call manager asks first; digits by SIP
+INFO find the stream through ``stream_of``), and the plan's hang-up ends the leg (BYE). The
+far end's BYE ends the plan. A plan's step that needs an inbound call (``forward``,
+``conference``, ``voicemail`` recording) is refused on such a call: its forward fails, its
+room is full, its recording keeps nothing. The plan's CDR fields
 (dialplan, steps, digits, survey) go into the leg's CDR.
 
 ``OriginatedRequest`` says whom to call, as whose call (the customer: its channels, barring
@@ -45,8 +46,10 @@ from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RtpTimedOut
 from callserver.media.prompts import PlaylistItem
 from callserver.media.settings import RecordingSettings
+from callserver.media.stream import MediaStream
 from callserver.policy.caller import caller_identity
 from callserver.policy.limits import Grant
+from callserver.sip.dialog import DialogId
 from callserver.sip.ids import new_call_id
 
 __all__ = ["Originate", "OriginatedCalls", "OriginatedRequest", "OriginatedResult"]
@@ -101,6 +104,13 @@ class OriginatedCalls:
             return False
         host.media_event(event)
         return True
+
+    def stream_of(self, dialog: DialogId) -> MediaStream | None:
+        """The stream of the originated call in ``dialog`` (its INFO digits), or None."""
+        leg = self.forwarder.calls.leg_by_dialog(dialog)
+        if leg is None or leg.stream.stream_id not in self._hosts:
+            return None
+        return leg.stream
 
     async def place(self, request: OriginatedRequest) -> OriginatedResult:
         """Call ``request.number`` and run ``request.plan`` on it once answered; return when

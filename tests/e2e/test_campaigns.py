@@ -2,9 +2,10 @@
 retries, a result for every number, and a restart in the middle.
 
 Three SIPp uas peers stand for the numbers' networks, one route each: +38761 answers (the
-campaign's plan plays the greeting and hangs up), +38762 is busy (486), +38763 rings until
-cancelled; acme's barring refuses the number abroad before any INVITE. The window is open all
-week (no holidays), so no date matters; the window's holidays are pinned in tests/campaigns.
+campaign's plan asks a survey question, the peer presses 4 by SIP INFO, the plan hangs up),
++38762 is busy (486), +38763 rings until cancelled; acme's barring refuses the number abroad
+before any INVITE. The window is open all week (no holidays), so no date matters; the
+window's holidays are pinned in tests/campaigns.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ BARRED = ["+4930123456"]  # acme may not call abroad: refused with no INVITE sen
 BUSY = [f"+3876220{n:04d}" for n in range(4)]
 SILENT = [f"+3876330{n:04d}" for n in range(4)]
 NUMBERS = ANSWERING + BARRED + BUSY + SILENT
+ANSWERS = "uas-answers-keys-info-expects-bye.xml"  # presses 4 by SIP INFO
 CHANNELS = 3
 RATE = 2.0  # calls a second
 CAMPAIGN = f"""name: spring
@@ -48,25 +50,27 @@ pacing: {{calls_per_second: {RATE:g}, max_in_progress: {CHANNELS}}}
 ring_timeout: 2
 retries: {{max_attempts: 2, delay: 1, when: [busy, no_answer]}}
 """
-MESSAGE = """description: A campaign's message
+SURVEY = """description: A campaign's survey
 steps:
-  message:
-    play: greeting
+  rate_us:
+    survey: satisfaction
+    prompt: survey_question
+    choices: [1, 2, 3, 4, 5]
+    next: goodbye
   goodbye:
     hangup:
-    after: 1s
 """
 
 
 @contextlib.contextmanager
-def _peer(sipp: str, tmp_path: Path, scenario: str) -> Iterator[int]:
+def _peer(sipp: str, tmp_path: Path, scenario: str, *keys: str) -> Iterator[int]:
     """A SIPp uas playing ``scenario`` for every call it gets; its port."""
 
     def command(port: int) -> list[str]:
         return [
             sipp,
             *("-i", HOST, "-p", str(port), "-mp", str(free_port(both=False))),
-            *("-m", "1000", "-nostdin", "-sf", str(SCENARIOS / scenario)),
+            *("-m", "1000", "-nostdin", "-sf", str(SCENARIOS / scenario), *keys),
         ]
 
     proc, port = popen_bound(command, tmp_path)
@@ -100,7 +104,8 @@ def _wait_results(data_dir: Path, count: int, server: ServerProcess) -> None:
     deadline = time.monotonic() + 120
     while len(_results(data_dir)) < count:
         assert server.proc.poll() is None, "\n".join(server.raw[-40:])
-        assert time.monotonic() < deadline, f"{len(_results(data_dir))} results of {count}"
+        late = f"{len(_results(data_dir))} results of {count}; server output:\n"
+        assert time.monotonic() < deadline, late + "\n".join(server.raw[-60:])
         time.sleep(0.2)
 
 
@@ -128,13 +133,13 @@ def test_campaign_paced_capped_retried_restarted_with_every_result(
     """20 numbers: at most 3 in progress (acme's channels), 2 calls a second, busy and silent
     numbers tried twice, a barred one refused, one result row each; a restart does not call
     an answered one again."""
-    plans = plan_dir(tmp_path, PLAN, MESSAGE)
+    plans = plan_dir(tmp_path, PLAN, SURVEY)
     (tmp_path / "spring.csv").write_text(
         "number,first_name\n" + "".join(f"{n},Name{i}\n" for i, n in enumerate(NUMBERS))
     )
     (tmp_path / "spring.yaml").write_text(CAMPAIGN)
     with (
-        _peer(sipp, tmp_path, "uas-rings-answers-expects-bye.xml") as answering,
+        _peer(sipp, tmp_path, ANSWERS, "-key", "digit", "4") as answering,
         _peer(sipp, tmp_path, "uas-busy-486.xml") as busy,
         _peer(sipp, tmp_path, "uas-rings-until-cancelled.xml") as silent,
     ):
@@ -171,6 +176,8 @@ def test_campaign_paced_capped_retried_restarted_with_every_result(
         assert row["result"] in (expected, "failed") and int(row["attempts"]) <= 2, row
         assert row["result"] in ("answered", "barred") or int(row["attempts"]) == 2, row
     assert [results[n]["attempts"] for n in BARRED] == ["1"]  # never retried
+    answers = {results[n]["answers"] for n in ANSWERING}
+    assert answers == {'{"satisfaction": "4"}'}
     records = [r for r in exported_cdrs(server.data_dir) if r.get("campaign") == "spring"]
     assert {r["leg"] for r in records} == {"b"} and {r["direction"] for r in records} == {
         "outbound"
@@ -187,6 +194,7 @@ def test_campaign_paced_capped_retried_restarted_with_every_result(
     answered = [r for r in records if r["disposition"] == "ANSWERED"]
     assert all(str(r["dialplan"]).endswith(f"{PLAN}.yaml") for r in answered)
     assert all(r["tariff"] and r["payer"] == "caller" for r in answered)  # rated as a call out
+    assert all(r["survey"] == {"satisfaction": "4"} for r in answered if r["billsec"])
     assert {r["customer"] for r in records} == {"acme"}
     barred = [r for r in records if r["called_e164"] == BARRED[0].lstrip("+")]
     assert [(r["end_reason"], r["sip_code"]) for r in barred] == [("barred", 403)]
