@@ -11,8 +11,10 @@ A campaign's task restores the scheduler from the folder (``campaigns.store``: r
 then state.json), then loops: ask ``due`` for the call to place now, with the customer's free
 channels; place it through ``originate`` (a task of its own); when a call ends, tell
 ``finished`` and write a final result to results.csv (fsync'd) before the state; sleep until
-``next_wake`` or until a call ends. Time comes from ``clock`` (aware datetimes) and the
-sleeps from the event loop, so a test pins the date and the clock runs on the loop's time.
+``next_wake`` or until a call ends. The files are read and written from a thread, one write
+at a time, never on the event loop the calls' media runs on. Time comes from ``clock``
+(aware datetimes) and the sleeps from the event loop, so a test pins the date and the clock
+runs on the loop's time.
 A stopped campaign places no new call; its calls in progress end as they will. When the
 server stops, the calls in progress get the drain time to end, then are cut.
 """
@@ -77,11 +79,11 @@ class CampaignRunner:
     ) -> None:
         self.root = root
         self._load = load
-        self._originate = originate
-        self._channels_free = channels_free
-        self._clock = clock
+        self.originate = originate
+        self.channels_free = channels_free
+        self.clock = clock
         self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
-        self._closing = False  # the server stops: no new call
+        self.closing = False  # the server stops: no new call
 
     def scan(self) -> None:
         """Start the campaigns started since the last scan; wake the stopped ones."""
@@ -96,13 +98,8 @@ class CampaignRunner:
                 self._start(folder)
 
     def _start(self, folder: CampaignFolder) -> None:
-        try:
-            campaign = dataclasses.replace(self._load(folder), name=folder.name)
-        except OperatorFileError as exc:
-            log.error("campaign.invalid", campaign=folder.name, errors=exc.errors)
-            return
         wake = asyncio.Event()
-        task = asyncio.get_running_loop().create_task(self._drive(folder, campaign, wake))
+        task = asyncio.get_running_loop().create_task(self._drive(folder, wake))
         self._running[folder.name] = (task, wake)
         task.add_done_callback(lambda _: self._running.pop(folder.name, None))
 
@@ -114,7 +111,7 @@ class CampaignRunner:
     async def close(self, grace: float = 0.0) -> None:
         """The server stops: no new call; the calls in progress have ``grace`` seconds to
         end, then they are cut (each counts as an attempt, tried again after the restart)."""
-        self._closing = True
+        self.closing = True
         tasks = [task for task, _ in self._running.values()]
         for _, wake in self._running.values():
             wake.set()
@@ -124,67 +121,78 @@ class CampaignRunner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _drive(self, folder: CampaignFolder, campaign: Campaign, wake: asyncio.Event) -> None:
-        numbers = [entry.number for entry in campaign.entries]
-        schedule = Schedule(numbers, rules_of(campaign), campaign.window)
-        saved = folder.read_state().get("schedule", {})
-        for final in schedule.restore(saved, folder.read_results(), self._clock()):
-            folder.append_result(final)
-        log.info("campaign.started", campaign=campaign.name, numbers=len(numbers))
-        calls: set[asyncio.Task[None]] = set()
+    async def _drive(self, folder: CampaignFolder, wake: asyncio.Event) -> None:
+        """Read the campaign (off the loop: its numbers may be many) and run it."""
         try:
-            await self._loop(folder, campaign, schedule, wake, calls)
-        finally:
-            for call in calls:
-                call.cancel()  # the server stops: the state says they were in progress
-        log.info("campaign.ended", campaign=campaign.name, stopped=folder.stopped())
+            campaign = await asyncio.to_thread(self._load, folder)
+        except OperatorFileError as exc:
+            log.error("campaign.invalid", campaign=folder.name, errors=exc.errors)
+            return
+        campaign = dataclasses.replace(campaign, name=folder.name)
+        await _Drive(self, folder, campaign, wake).run()
 
-    async def _loop(
+
+class _Drive:
+    """One campaign's task: its schedule, its calls in progress, its writes (off the loop,
+    one at a time, so a result row always precedes the state that counts it)."""
+
+    def __init__(
         self,
+        runner: CampaignRunner,
         folder: CampaignFolder,
         campaign: Campaign,
-        schedule: Schedule,
         wake: asyncio.Event,
-        calls: set[asyncio.Task[None]],
     ) -> None:
-        customer = campaign.settings.customer
+        self.runner = runner
+        self.folder = folder
+        self.campaign = campaign
+        self.wake = wake
+        self.entries = {entry.number: entry for entry in campaign.entries}
+        self.schedule = Schedule(list(self.entries), rules_of(campaign), campaign.window)
+        self.calls: set[asyncio.Task[None]] = set()
+        self._writing = asyncio.Lock()
+
+    async def run(self) -> None:
+        folder, schedule = self.folder, self.schedule
+        saved = await asyncio.to_thread(folder.read_state)
+        finals = await asyncio.to_thread(folder.read_results)
+        for final in schedule.restore(saved.get("schedule", {}), finals, self.runner.clock()):
+            await self._write(folder.append_result, final)
+        log.info("campaign.started", campaign=self.campaign.name, numbers=len(self.entries))
+        try:
+            await self._loop()
+        finally:
+            for call in self.calls:
+                call.cancel()  # the server stops: the state says they were in progress
+        log.info("campaign.ended", campaign=self.campaign.name, stopped=folder.stopped())
+
+    async def _loop(self) -> None:
+        runner, schedule, customer = self.runner, self.schedule, self.campaign.settings.customer
         while not schedule.done:
-            stopped = folder.stopped() or self._closing
-            now = self._clock()
-            dials = (
-                [] if stopped else schedule.due(now, channels_free=self._channels_free(customer))
-            )
-            for dial in dials:
-                call = asyncio.get_running_loop().create_task(
-                    self._call(folder, campaign, schedule, dial, wake)
-                )
-                calls.add(call)
-                call.add_done_callback(calls.discard)
+            stopped = self.folder.stopped() or runner.closing
+            now = runner.clock()
+            free = runner.channels_free(customer)
+            for dial in [] if stopped else schedule.due(now, channels_free=free):
+                call = asyncio.get_running_loop().create_task(self._call(dial))
+                self.calls.add(call)
+                call.add_done_callback(self.calls.discard)
             if stopped:  # its calls in progress end as they will, then the campaign
-                await asyncio.gather(*calls, return_exceptions=True)
-                _save(folder, schedule, "stopped" if folder.stopped() else "server stopped")
+                await asyncio.gather(*self.calls, return_exceptions=True)
+                await self._save("stopped" if self.folder.stopped() else "server stopped")
                 return
-            _save(folder, schedule, "running")
-            wake.clear()
-            wake_at = None if stopped else schedule.next_wake(now)
-            timeout = None if wake_at is None else max((wake_at - self._clock()).total_seconds(), 0)
+            await self._save("running")
+            self.wake.clear()
+            wake_at = schedule.next_wake(now)
+            timeout = None if wake_at is None else (wake_at - runner.clock()).total_seconds()
             try:
-                async with asyncio.timeout(timeout):
-                    await wake.wait()
+                async with asyncio.timeout(None if timeout is None else max(timeout, 0)):
+                    await self.wake.wait()
             except TimeoutError:
                 pass
-        _save(folder, schedule, "done")
+        await self._save("done")
 
-    async def _call(
-        self,
-        folder: CampaignFolder,
-        campaign: Campaign,
-        schedule: Schedule,
-        dial: Dial,
-        wake: asyncio.Event,
-    ) -> None:
-        entry = next(e for e in campaign.entries if e.number == dial.number)
-        settings = campaign.settings
+    async def _call(self, dial: Dial) -> None:
+        campaign, settings = self.campaign, self.campaign.settings
         request = OriginatedRequest(
             campaign=campaign.name,
             customer=settings.customer,
@@ -192,24 +200,32 @@ class CampaignRunner:
             number=dial.number,
             plan=settings.plan,
             ring_timeout=settings.ring_timeout,
-            variables=entry.variables,
+            variables=self.entries[dial.number].variables,
         )
-        log.info(
-            "campaign.dialling", campaign=campaign.name, number=dial.number, attempt=dial.attempt
-        )
+        name, number = campaign.name, dial.number
+        log.info("campaign.dialling", campaign=name, number=number, attempt=dial.attempt)
         try:
-            outcome = await self._originate(request)
+            outcome = await self.runner.originate(request)
         except Exception:
-            log.exception("campaign.call_failed", campaign=campaign.name, number=dial.number)
+            log.exception("campaign.call_failed", campaign=name, number=number)
             result: Result = "failed"
             answers: dict[str, str] = {}
         else:
             result, answers = outcome.result, dict(outcome.answers)
-        final = schedule.finished(dial.number, result, self._clock(), answers)
+        final = self.schedule.finished(number, result, self.runner.clock(), answers)
         if final is not None:
-            folder.append_result(final)
-        log.info("campaign.call_ended", campaign=campaign.name, number=dial.number, result=result)
-        wake.set()
+            await self._write(self.folder.append_result, final)
+        log.info("campaign.call_ended", campaign=name, number=number, result=result)
+        self.wake.set()
+
+    async def _save(self, status: str) -> None:
+        schedule = self.schedule
+        snapshot, progress = schedule.snapshot(), schedule.progress()
+        await self._write(self.folder.write_state, snapshot, progress, status)
+
+    async def _write(self, write: Callable[..., None], *args: object) -> None:
+        async with self._writing:
+            await asyncio.to_thread(write, *args)
 
 
 def server_runner(
@@ -237,10 +253,6 @@ def server_runner(
 
 
 _UNLIMITED = 1_000_000  # the free channels of a customer with no channel limit
-
-
-def _save(folder: CampaignFolder, schedule: Schedule, status: str) -> None:
-    folder.write_state(schedule.snapshot(), schedule.progress(), status)
 
 
 def _done(folder: CampaignFolder) -> bool:
