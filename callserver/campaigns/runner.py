@@ -225,7 +225,12 @@ class _Drive:
 
     async def _write(self, write: Callable[..., None], *args: object) -> None:
         async with self._writing:
-            await asyncio.to_thread(write, *args)
+            writing = asyncio.ensure_future(asyncio.to_thread(write, *args))
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                await writing  # cancelled (the server stops): the write under way ends first
+                raise
 
 
 def server_runner(

@@ -12,7 +12,9 @@ yet finished) or *final* (one result for good). ``due`` returns nothing while th
 call, no sooner than ``1 / calls_per_second`` after the last (so in any second at most
 ``calls_per_second`` calls start), and only while the calls in progress stay below both
 ``max_in_progress`` and the customer's free channels. Numbers are dialled in the order of the
-list; a retry due goes before the numbers never dialled after it.
+list; a retry that is due goes first (the earliest due first). The counts and the queues of
+numbers waiting are kept as numbers change, so a call to ``due`` or ``progress`` does not go
+through the whole list.
 
 ``finished`` makes a result final unless it is one of the ``retry_on`` results and the number
 has attempts left: then the next attempt waits ``delay * backoff ** (attempts - 1)`` seconds.
@@ -24,9 +26,11 @@ a final number is never dialled again.
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
@@ -97,21 +101,46 @@ class Schedule:
         self.rules = rules
         self.window = window
         self._numbers = {number: _Number() for number in numbers}
+        self._order = {number: n for n, number in enumerate(self._numbers)}
         self._last_dial: datetime | None = None
+        # Kept as the numbers change, so that no call asks about every number:
+        self._fresh: deque[str] = deque()  # never dialled, in the list's order
+        self._retries: list[tuple[datetime, int, str]] = []  # a heap: (next_at, order, number)
+        self._in_progress = 0
+        self._dialled = 0
+        self._results: dict[str, int] = dict.fromkeys(RESULTS, 0)
+        self._reindex()
+
+    def _reindex(self) -> None:
+        """Rebuild the counts and queues from the numbers' states (after ``restore``)."""
+        states = self._numbers.items()
+        self._fresh = deque(n for n, s in states if not s.attempts and s.final is None)
+        self._retries = [
+            (s.next_at or datetime.min.replace(tzinfo=UTC), self._order[n], n)
+            for n, s in states
+            if _waiting_retry(s)
+        ]
+        heapq.heapify(self._retries)
+        self._in_progress = sum(s.in_progress for _, s in states)
+        self._dialled = sum(s.attempts for _, s in states)
+        self._results = dict.fromkeys(RESULTS, 0)
+        for _, state in states:
+            if state.final is not None:
+                self._results[state.final.result] += 1
 
     @property
     def done(self) -> bool:
         """True when every number has its final result."""
-        return all(state.final is not None for state in self._numbers.values())
+        return sum(self._results.values()) == len(self._numbers)
 
     def in_progress(self) -> int:
         """The calls placed and not yet finished."""
-        return sum(state.in_progress for state in self._numbers.values())
+        return self._in_progress
 
     def due(self, now: datetime, *, channels_free: int) -> list[Dial]:
         """The call to place at ``now`` (none or one), marked in progress."""
         rules = self.rules
-        room = min(rules.max_in_progress - self.in_progress(), channels_free)
+        room = min(rules.max_in_progress - self._in_progress, channels_free)
         if room <= 0 or not self._paced(now) or self.window.state(now).status != "open":
             return []
         number = self._next_number(now)
@@ -120,6 +149,8 @@ class Schedule:
         state = self._numbers[number]
         state.attempts += 1
         state.in_progress, state.next_at = True, None
+        self._in_progress += 1
+        self._dialled += 1
         self._last_dial = now
         return [Dial(number=number, attempt=state.attempts)]
 
@@ -131,15 +162,9 @@ class Schedule:
         return timedelta(seconds=1 / self.rules.calls_per_second)
 
     def _next_number(self, now: datetime) -> str | None:
-        fresh = None
-        for number, state in self._numbers.items():
-            if state.final is not None or state.in_progress:
-                continue
-            if state.attempts and state.next_at is not None and state.next_at <= now:
-                return number  # a retry due goes first
-            if not state.attempts and fresh is None:
-                fresh = number
-        return fresh
+        if self._retries and self._retries[0][0] <= now:
+            return heapq.heappop(self._retries)[2]  # a retry due goes first
+        return self._fresh.popleft() if self._fresh else None
 
     def finished(
         self,
@@ -158,24 +183,30 @@ class Schedule:
         if not state.in_progress:
             raise KeyError(f"{number} has no call in progress")
         state.in_progress = False
+        self._in_progress -= 1
         rules = self.rules
         if result in rules.retry_on and state.attempts < rules.max_attempts:
             wait = rules.delay * rules.backoff ** (state.attempts - 1)
-            state.next_at = now + timedelta(seconds=wait)
+            self._retry(number, now + timedelta(seconds=wait))
             return None
         frozen = MappingProxyType(dict(answers or {}))
         state.final = Final(
             number=number, result=result, attempts=state.attempts, at=now, answers=frozen
         )
+        self._results[result] += 1
         return state.final
+
+    def _retry(self, number: str, at: datetime) -> None:
+        self._numbers[number].next_at = at
+        heapq.heappush(self._retries, (at, self._order[number], number))
 
     def next_wake(self, now: datetime) -> datetime | None:
         """When ``due`` may next have a call: None when only a call ending can bring one
         (or the campaign is done)."""
-        if self.done or self.in_progress() >= self.rules.max_in_progress:
+        if self.done or self._in_progress >= self.rules.max_in_progress:
             return None
-        times = [s.next_at or now for s in self._numbers.values() if _waiting_retry(s)]
-        if any(s.attempts == 0 and s.final is None for s in self._numbers.values()):
+        times = [self._retries[0][0]] if self._retries else []
+        if self._fresh:
             times.append(now)
         if not times:
             return None  # every number left is in progress
@@ -198,19 +229,14 @@ class Schedule:
 
     def progress(self) -> Progress:
         """How far the campaign is (``callserver campaign status``)."""
-        states = list(self._numbers.values())
-        results: dict[str, int] = dict.fromkeys(RESULTS, 0)
-        for state in states:
-            if state.final is not None:
-                results[state.final.result] += 1
-        retries = [s.next_at for s in states if _waiting_retry(s)]
+        finals = sum(self._results.values())
         return Progress(
-            numbers=len(states),
-            dialled=sum(s.attempts for s in states),
-            in_progress=sum(s.in_progress for s in states),
-            waiting=sum(s.final is None and not s.in_progress for s in states),
-            results=MappingProxyType(results),
-            next_retry=min((t for t in retries if t is not None), default=None),
+            numbers=len(self._numbers),
+            dialled=self._dialled,
+            in_progress=self._in_progress,
+            waiting=len(self._numbers) - finals - self._in_progress,
+            results=MappingProxyType(dict(self._results)),
+            next_retry=self._retries[0][0] if self._retries else None,
         )
 
     def finals(self) -> list[Final]:
@@ -250,10 +276,13 @@ class Schedule:
             if (state := self._numbers.get(final.number)) is not None:
                 state.final, state.in_progress = final, False
                 state.attempts = max(state.attempts, final.attempts)
+        self._reindex()
         made: list[Final] = []
         for number, state in self._numbers.items():
             if state.in_progress and state.attempts < self.rules.max_attempts:
-                state.in_progress, state.next_at = False, now  # interrupted: again at once
+                state.in_progress = False  # interrupted: again at once
+                self._in_progress -= 1
+                self._retry(number, now)
             elif state.in_progress and (ended := self.finished(number, "failed", now)):
                 made.append(ended)
         return made

@@ -144,7 +144,7 @@ def test_invariants_hold_for_any_run(
     rate: float, limit: int, attempts: int, steps: list[tuple[float, int, str, bool]]
 ) -> None:
     """Never above the rate or the limits, never outside the window, never more attempts
-    than allowed, and every number ends with exactly one result."""
+    than allowed, every number ends with exactly one result, and the progress counts agree."""
     rules = Rules(calls_per_second=rate, max_in_progress=limit, max_attempts=attempts, delay=30)
     numbers = NUMBERS[:5]
     schedule = Schedule(numbers, rules, WINDOW)
@@ -166,6 +166,9 @@ def test_invariants_hold_for_any_run(
             dials.append(now)
             tried[dial.number] += 1
             assert dial.attempt == tried[dial.number] <= attempts
+        progress = schedule.progress()
+        assert (progress.in_progress, progress.dialled) == (len(calls), sum(tried.values()))
+        assert sum(progress.results.values()) + progress.waiting + len(calls) == len(numbers)
 
     for wait, free, result, end in steps:
         now += timedelta(seconds=wait)
