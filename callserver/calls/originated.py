@@ -39,12 +39,14 @@ import structlog
 
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
+from callserver.calls.call_recorder import RecordedCall
 from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
 from callserver.calls.session import CallSession, ForwardOutcome
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RtpTimedOut
 from callserver.media.prompts import PlaylistItem
+from callserver.media.recording_writer import RecordingMode
 from callserver.media.settings import RecordingSettings
 from callserver.media.stream import MediaStream
 from callserver.policy.caller import caller_identity
@@ -251,6 +253,12 @@ class _LegHost:
 
     def stop_session_recording(self, session: CallSession) -> None:
         return None  # nothing is recorded on an originated call
+
+    def record_call_session(self, session: CallSession, mode: RecordingMode) -> RecordedCall | None:
+        return None  # a campaign's call is not recorded (record_call does nothing on it)
+
+    def stop_call_recording_session(self, session: CallSession) -> None:
+        return None
 
     async def forward_session(
         self,
