@@ -19,13 +19,14 @@ answer of a call from one of its phones (``CallFacts.subscriber``) or of a leg t
 phones, to the end of that dialog; counted as the dialog index changes, so once each way.
 A supervisor finds the bridged call of a phone here (``phone_side``: the phone's call on
 side ``a``, a leg that rang it or the call that picked one up on side ``b``) and waits for
-that bridge to close (``watch``).
+that bridge to close (``watch``). ``phone_freed`` is told when a subscriber's last answered
+call ends (the call centre offers its agent queue calls again).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from callserver.calls.bridge import Bridge, Side
 from callserver.calls.call import Call
@@ -55,6 +56,7 @@ class Calls:
         self._ringing: dict[str, dict[int, Leg]] = {}  # phone number: legs ringing there
         self._picked: dict[DialogId, Leg] = {}  # picking call's dialog: the leg it picked
         self._watched: dict[int, asyncio.Event] = {}  # id(bridge): set when it closes
+        self.phone_freed: Callable[[str], None] | None = None  # a subscriber's last call ended
         self.total = 0  # calls tracked since start
         self.idle = asyncio.Event()
         self.idle.set()
@@ -179,8 +181,8 @@ class Calls:
         count = self._in_call.get(number, 0) + step
         if count > 0:
             self._in_call[number] = count
-        else:
-            self._in_call.pop(number, None)
+        elif self._in_call.pop(number, None) is not None and self.phone_freed is not None:
+            self.phone_freed(number)  # a call-centre agent may be offered again
 
     def ringing(self, numbers: Iterable[str]) -> list[Leg]:
         """The legs ringing now at the phones of ``numbers`` (E.164, as a leg's ``called``):
