@@ -6,7 +6,9 @@ call waiting in front of the forwarder, the codes a phone dials (service codes, 
 supervisor's listen, whisper and barge, its voicemail box: ``codes``, for the routing; an
 INVITE with Replaces is asked first), the voicemail boxes and their MWI subscriptions, and
 the durable stores these keep in the data dir: the registrar's bindings, the phones' own
-service settings, the last incoming calls and the MCID marks, the MWI subscriptions.
+service settings, the last incoming calls and the MCID marks, the MWI subscriptions. The call
+centre (``centre``, a ``calls.centre_driver.CentreDriver``) takes its agents from the
+Centrex phones, which log in and out with their codes (``agents``, ``calls.agent_desk``).
 ``open`` starts them once the server listens (they write to the data dir), ``close`` puts
 them on disk for the next start.
 """
@@ -19,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from callserver.calls.admission import Admission
+from callserver.calls.agent_desk import AgentDesk
+from callserver.calls.centre_driver import CentreDriver
 from callserver.calls.forwarding import Forwarding
 from callserver.calls.incoming_store import SqliteIncomingStore
 from callserver.calls.malicious import MaliciousCalls
@@ -35,6 +39,7 @@ from callserver.calls.transfer_services import SubscriberTransfers
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.config.settings import Settings
 from callserver.policy.services import ServiceSettings
+from callserver.queues.eventlog import QueueEventLog
 from callserver.registrar.accounts import Account
 from callserver.sip.endpoint import SipEndpoint
 from callserver.voicemail.mwi import Mwi
@@ -109,6 +114,14 @@ class PhoneServices:
             forwarder.transfers.handover.release,
             forwarder.bridges,
         )
+        self.centre = CentreDriver(  # the call centre: its agents are the Centrex phones
+            centrex=centrex,
+            licences=self.licences,
+            phone_busy=calls.calls.in_call,
+            loop=loop,
+        )
+        calls.calls.phone_freed = lambda number: self.centre.changed()
+        self.agents = AgentDesk(self.centre, centrex)  # *45, *46, *47*REASON#, #47#
         self.services: ServicesStore | None = None  # the phones' own settings: open()
         self.service_codes: ServiceCodeCalls | None = None
         self.malicious: MaliciousCalls | None = None  # the last incoming calls, for *39
@@ -119,6 +132,7 @@ class PhoneServices:
         return (
             self.replacing.route,
             self._service_code,
+            self.agents.route,
             self.pickup.route,
             self.supervision.route,
             self.voicemail.route,
@@ -127,10 +141,14 @@ class PhoneServices:
     def _service_code(self, session: CallSession) -> Awaitable[None] | None:
         return None if self.service_codes is None else self.service_codes.route(session)
 
-    def open(self, cdr_directory: Path, stop: asyncio.Event) -> Coroutine[None, None, None]:
-        """Open the stores in the data dir and the registrar; returns the voicemail purges
-        (run until ``stop`` is set) for the server's background work."""
+    def open(
+        self, cdr_directory: Path, stop: asyncio.Event, queue_events: QueueEventLog | None = None
+    ) -> Coroutine[None, None, None]:
+        """Open the stores in the data dir and the registrar, restore the call centre's agents
+        (its events to ``queue_events``); returns the voicemail purges (run until ``stop`` is
+        set) for the server's background work."""
         settings, centrex, calls = self._settings(), self._centrex, self._calls
+        self.centre.open(settings.data_dir, queue_events)
         self.services = ServicesStore.open(settings.data_dir, centrex, self._loop)
         self.malicious = MaliciousCalls(
             cdr_directory,
@@ -178,12 +196,19 @@ class PhoneServices:
             return None
         return account_of(subscriber, self._settings().registrar.max_contacts)
 
+    def licences(self, customer: str) -> int:
+        """The call-centre agent licences of ``customer`` in force (trunks.yaml ``agents``)."""
+        config = self._admission.table.config.customers.get(customer)
+        return 0 if config is None else config.agents
+
     def subscriber(self, number: str) -> Subscriber | None:
         """The subscriber of ``number`` in force now, else None."""
         return self._centrex().subscriber(number)
 
     async def close(self) -> None:
-        """Every store on disk for the next start: subscriptions, bindings, settings, marks."""
+        """Every store on disk for the next start: subscriptions, bindings, settings, marks,
+        the agents."""
+        await self.centre.close()
         if self.mwi is not None:
             await self.mwi.close()
         if self._calls.registration is not None:

@@ -23,7 +23,7 @@ from pydantic import (
 
 from callserver.config.trunks import Barring
 from callserver.policy.numbering import e164
-from callserver.policy.service_codes import MCID_WINDOW, MCID_WINDOWS, SUPERVISION
+from callserver.policy.service_codes import AGENT, MCID_WINDOW, MCID_WINDOWS, SUPERVISION
 from callserver.policy.services import LOCKABLE, NO_ANSWER_SECONDS, VOICEMAIL
 
 __all__ = [
@@ -250,6 +250,9 @@ class ServiceCodesSchema(BaseModel):
     listen: _Code = "222"  # a supervisor's *222EXT (calls.supervision)
     whisper: _Code = "223"
     barge: _Code = "224"
+    agent_login: _Code = "45"  # a call-centre agent's *45 (calls.agent_desk)
+    agent_logout: _Code = "46"
+    agent_pause: _Code = "47"  # *47*REASON# pauses, #47# ends the pause
     # Not a code: how long after an incoming call ends *39 still marks it (seconds).
     mcid_window_seconds: int = Field(MCID_WINDOW, ge=MCID_WINDOWS[0], le=MCID_WINDOWS[1])
 
@@ -268,7 +271,25 @@ class ServiceCodesSchema(BaseModel):
                         f"{mode}'s code {code!r} begins {other}'s {longer!r}: a supervisor's "
                         "codes are followed by an extension, so none may begin another"
                     )
+        self._agent_codes_apart()
         return self
+
+    def _agent_codes_apart(self) -> None:
+        """An agent's code neither begins another code nor starts with one: a phone that
+        dials as soon as what was keyed is a code would otherwise stop short."""
+        codes = self.model_dump(exclude={"mcid_window_seconds"})
+        for agent in AGENT:
+            code = codes[agent]
+            for other, value in codes.items():
+                if other == agent:
+                    continue
+                if value.startswith(code) or code.startswith(value):
+                    first, second = (agent, other) if value.startswith(code) else (other, agent)
+                    raise ValueError(
+                        f"{first}'s code {codes[first]!r} begins {second}'s "
+                        f"{codes[second]!r}: an agent's code may begin no other code, and no "
+                        "code may begin it"
+                    )
 
 
 class CentrexFile(BaseModel):

@@ -45,9 +45,11 @@ from urllib.parse import unquote
 from callserver.policy.services import NO_ANSWER_SECONDS, VOICEMAIL
 
 __all__ = [
+    "AGENT",
     "FORWARDING",
     "MCID_WINDOW",
     "MCID_WINDOWS",
+    "AgentCode",
     "CallerIdOnce",
     "Invalid",
     "MaliciousCall",
@@ -55,6 +57,7 @@ __all__ = [
     "ServiceChange",
     "ServiceCodes",
     "ServiceRequest",
+    "agent_code",
     "parse",
     "supervision",
 ]
@@ -75,7 +78,10 @@ Procedure = Literal["activate", "deactivate", "interrogate", "erase"]
 SUPERVISION: Final = ("listen", "whisper", "barge")
 """A supervisor's codes, as ``media.monitoring`` names the modes (``calls.supervision``)."""
 
-_ANSWERED_ELSEWHERE = frozenset({"pickup", "voicemail", *SUPERVISION})  # calls.pickup, ...
+AGENT: Final = ("agent_login", "agent_logout", "agent_pause")
+"""A call-centre agent's codes (``calls.agent_desk``)."""
+
+_ANSWERED_ELSEWHERE = frozenset({"pickup", "voicemail", *SUPERVISION, *AGENT})  # calls.pickup, ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +102,9 @@ class ServiceCodes:
     listen: str = "222"  # *222EXT: a supervisor listens to EXT's call (calls.supervision)
     whisper: str = "223"  # *223EXT: ... speaks to EXT alone
     barge: str = "224"  # *224EXT: ... joins EXT's call
+    agent_login: str = "45"  # *45: a call-centre agent logs in (calls.agent_desk)
+    agent_logout: str = "46"  # *46: ... logs out
+    agent_pause: str = "47"  # *47*REASON#: ... pauses with a reason code; #47#: available again
     mcid_window_seconds: int = MCID_WINDOW  # not a code: how long after a call *39 marks it
 
     def service_of(self, code: str) -> str | None:
@@ -132,6 +141,15 @@ class Invalid:
     """A code of ours written wrong; ``reason`` says how (for the log)."""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentCode:
+    """A call-centre agent's code: ``action`` is ``login``, ``logout``, ``pause`` (with its
+    ``reason`` code) or ``unpause``."""
+
+    action: Literal["login", "logout", "pause", "unpause"]
+    reason: str | None = None
 
 
 ServiceRequest = ServiceChange | CallerIdOnce | MaliciousCall | Invalid
@@ -183,6 +201,38 @@ def supervision(dialled: str, codes: ServiceCodes) -> tuple[str, str] | None:
         if text[1:].startswith(code) and _EXTENSION.fullmatch(extension):
             return mode, extension
     return None
+
+
+_REASON = re.compile(r"[0-9]{1,6}")
+
+
+def agent_code(dialled: str, codes: ServiceCodes) -> AgentCode | Invalid | None:
+    """The agent's code ``dialled`` is, or None when it is none (ETSI TS 122 030 §6.5.2
+    procedures): ``*45`` (or ``*45#``) logs in, ``*46`` (``*46#``) logs out, ``*47*REASON#``
+    pauses with REASON (1 to 6 digits) and ``#47#`` ends the pause (the default codes)."""
+    match = _MMI.match(unquote(dialled))
+    if match is None:
+        return None
+    prefix, code, extra, hash_, rest = match.groups()
+    service = codes.service_of(code)
+    if service not in AGENT:
+        return None
+    text = f"{prefix}{code}{extra}{hash_}{rest}"
+    if service != "agent_pause":
+        if prefix != "*" or extra or rest:
+            return Invalid(
+                reason=f"{text!r}: an agent logs in with *{codes.agent_login}, out with "
+                f"*{codes.agent_logout}"
+            )
+        return AgentCode(action="login" if service == "agent_login" else "logout")
+    if prefix == "#" and not extra and hash_ and not rest:
+        return AgentCode(action="unpause")
+    reason = extra[1:]
+    if prefix != "*" or not hash_ or rest or not _REASON.fullmatch(reason):
+        return Invalid(
+            reason=f"{text!r}: a pause is *{code}*REASON# (1 to 6 digits), its end #{code}#"
+        )
+    return AgentCode(action="pause", reason=reason)
 
 
 def _clir(prefix: str, extra: str, hash_: str, rest: str) -> ServiceRequest:

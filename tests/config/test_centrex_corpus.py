@@ -120,6 +120,10 @@ BAD: dict[str, list[str]] = {
         ":5: service_codes: listen's code '22' begins whisper's '223': a supervisor's codes "
         "are followed by an extension, so none may begin another"
     ],
+    "agent-code-begins-another": [
+        ":5: service_codes: agent_login's code '4' begins call_waiting's '43': an agent's code "
+        "may begin no other code, and no code may begin it"
+    ],
     "unknown-key": [
         f":10: {SUB}.+387 33 100 201.voicemail: unknown key (misspelt, or in the wrong place?)"
     ],

@@ -7,12 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callserver.policy.service_codes import (
+    AgentCode,
     CallerIdOnce,
     Invalid,
     MaliciousCall,
     Procedure,
     ServiceChange,
     ServiceCodes,
+    agent_code,
     parse,
     supervision,
 )
@@ -135,3 +137,48 @@ def test_supervisor_codes_are_not_service_codes_and_follow_the_operator() -> Non
     codes = ServiceCodes(listen="51", whisper="52", barge="53")
     assert supervision("*52201", codes) == ("whisper", "201")
     assert supervision("*222201", codes) is None
+
+
+@pytest.mark.parametrize(
+    ("dialled", "expected"),
+    [
+        ("*45", AgentCode(action="login")),
+        ("*45#", AgentCode(action="login")),
+        ("*46", AgentCode(action="logout")),
+        ("*46%23", AgentCode(action="logout")),
+        ("*47*3#", AgentCode(action="pause", reason="3")),
+        ("*47*123456#", AgentCode(action="pause", reason="123456")),
+        ("#47#", AgentCode(action="unpause")),
+        ("%2347%23", AgentCode(action="unpause")),
+        ("*21*201#", None),
+        ("*44", None),
+        ("061123456", None),
+    ],
+)  # fmt: skip
+def test_agent_codes(dialled: str, expected: AgentCode | None) -> None:
+    """*45 logs in, *46 out, *47*REASON# pauses, #47# ends the pause; others are None."""
+    assert agent_code(dialled, CODES) == expected
+
+
+@pytest.mark.parametrize(
+    "dialled", ["*47#", "*47*#", "*47*1234567#", "*47*3", "*47*A#", "#45#", "*45*1#", "*46#9"]
+)
+def test_agent_codes_written_wrong(dialled: str) -> None:
+    """A pause without its reason (or a reason too long), a login or logout with more: Invalid."""
+    assert isinstance(agent_code(dialled, CODES), Invalid)
+
+
+def test_agent_codes_are_not_service_codes_and_follow_the_operator() -> None:
+    """parse leaves an agent's code alone; the operator's codes are the ones read."""
+    assert parse("*45", CODES) is None and parse("*47*3#", CODES) is None
+    codes = ServiceCodes(agent_login="71", agent_logout="72", agent_pause="73")
+    assert agent_code("*73*9#", codes) == AgentCode(action="pause", reason="9")
+    assert agent_code("*45", codes) is None
+
+
+@given(st.text(alphabet="*#0123456789%2+x", max_size=16))
+def test_any_dialled_string_as_an_agent_code(dialled: str) -> None:
+    """Any string is an agent's code, Invalid, or None, never raising."""
+    assert agent_code(dialled, CODES) is None or isinstance(
+        agent_code(dialled, CODES), AgentCode | Invalid
+    )
