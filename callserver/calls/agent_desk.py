@@ -111,8 +111,8 @@ class AgentDesk:
         elif isinstance(result, TransitionRefused):
             outcome, detail = "refused", str(result)
         else:
-            outcome = _OUTCOME.get(after.state, "refused")
-            outcome = "logged_in" if action == "login" and outcome == "available" else outcome
+            logged_in = action == "login" and after.logged_in  # ringing or talking: it is
+            outcome = "logged_in" if logged_in else _OUTCOME.get(after.state, "refused")
             detail = f"agent {after.number} is {after.state.value}"
         log.info("queues.agent_request", agent=after.number, action=action, outcome=outcome)
         return AgentOutcome(

@@ -106,7 +106,7 @@ class CentreDriver:
         self._events: QueueEventLog | None = None
         self._store: SqliteAgentStore | None = None
         self._writer: ThreadPoolExecutor | None = None
-        self._busy = self._again = False
+        self._busy = self._again = self._closed = False
 
     def on_event(self, listener: Listener) -> None:
         """Hand every centre event to ``listener`` (after it is logged and saved)."""
@@ -141,7 +141,7 @@ class CentreDriver:
 
     def changed(self) -> None:
         """Log, save and hand on what the centre did; ring its offers; re-arm the timer."""
-        if self._busy:
+        if self._busy or self._closed:
             self._again = True
             return
         self._busy = True
@@ -197,7 +197,9 @@ class CentreDriver:
         self.changed()
 
     async def close(self) -> None:
-        """Stop the timer and put every change on disk (the event log is the server's)."""
+        """Stop the timer and put every change on disk (the event log is the server's); the
+        centre is not driven any more."""
+        self._closed = True
         self._alarm.cancel()
         if self._writer is not None:
             await asyncio.to_thread(self._writer.shutdown, wait=True)

@@ -61,7 +61,8 @@ async def test_each_request_gives_the_state_it_leaves(tmp_path: Path) -> None:
 
 
 async def test_a_ringing_agent_cannot_pause_or_log_out(tmp_path: Path) -> None:
-    """An agent whose phone rings for a queue caller is refused a pause and a logout."""
+    """An agent whose phone rings for a queue caller is refused a pause and a logout; a login
+    says it is logged in."""
     desk, driver = await _desk(tmp_path)
     driver.centre.define(queue(1))
     driver.on_offers(lambda offers: None)
@@ -71,9 +72,11 @@ async def test_a_ringing_agent_cannot_pause_or_log_out(tmp_path: Path) -> None:
     driver.changed()
     paused = desk.act(agent(1), "pause", "3")
     out = desk.act(agent(1), "logout")
+    again = desk.act(agent(1), "login")
     await driver.close()
     assert (paused.outcome, paused.state) == ("refused", "ringing")
     assert out.outcome == "refused" and "cannot logout while ringing" in out.detail
+    assert (again.outcome, again.state) == ("logged_in", "ringing")
 
 
 async def test_the_control_handlers_check_their_request(tmp_path: Path) -> None:
