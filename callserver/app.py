@@ -46,6 +46,7 @@ from callserver.media.prompts import PromptStore
 from callserver.phone_services import PhoneServices
 from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.process.alarm import Alarm
+from callserver.process.control import ControlServer
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
 from callserver.queues.eventlog import EVENTS_DIR, QueueEventLog
@@ -90,6 +91,7 @@ class Server:
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
         self.queue_events: QueueEventLog | None = None  # the queues' event log, as the CDRs
+        self.control: ControlServer | None = None  # <data_dir>/control.sock, opened by start()
         self.ingester = CdrIngester(
             settings.data_dir,
             settings.cdr.ingest_interval,
@@ -182,12 +184,14 @@ class Server:
         )
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
-        self.background.run(self.phones.open(self.cdr.directory, self._watching))
+        self.queue_events = QueueEventLog(self.settings.data_dir / EVENTS_DIR)
+        opened = self.phones.open(self.cdr.directory, self._watching, self.queue_events)
+        self.background.run(opened)
+        await self._open_control()
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
-        self.queue_events = QueueEventLog(self.settings.data_dir / EVENTS_DIR)
         self.background.run(self.retention.run())  # expired call recordings, hourly
         warm_prompts(self.prompts)  # no call decodes one on the loop
         self.calls.music = music_in_force(self.settings.media.hold_music_dir)
@@ -197,6 +201,17 @@ class Server:
         if on_ready is not None:
             on_ready()
         log.info("server.listening", addresses=self.sockets.describe())
+
+    async def _open_control(self) -> None:
+        """``<data_dir>/control.sock``, which ``callserver agents login ...`` reach; without
+        it the server still serves calls (those commands then say no server runs)."""
+        control = ControlServer(self.settings.data_dir, self.phones.agents.handlers())
+        try:
+            await control.start()
+        except OSError as exc:
+            log.error("control.unavailable", path=str(control.path), error=str(exc))
+            return
+        self.control = control
 
     # -- transport callbacks (asyncio names) ------------------------------------------------
 
@@ -396,6 +411,8 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
         await self.media.stop()
+        if self.control is not None:
+            await self.control.close()
         await self.phones.close()  # bindings, settings, subscriptions on disk for next start
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit

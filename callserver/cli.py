@@ -1,5 +1,5 @@
-"""The ``callserver`` command: run, check, reload, rate, passwd, subscribers, cdr, stats,
-campaign, version, prompts synth."""
+"""The ``callserver`` command: run, check, reload, rate, passwd, subscribers, agents, cdr,
+stats, campaign, version, prompts synth."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_rate_parser(sub)
     _add_stats_parser(sub)
     _add_campaign_parser(sub)
+    _add_agents_parser(sub)
     subscribers = sub.add_parser("subscribers", help="Centrex subscribers")
     tools = subscribers.add_subparsers(dest="subscribers_command", required=True)
     show = tools.add_parser("show", help="what is in force for NUMBER: services, registrations")
@@ -344,6 +345,62 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_agents_parser(sub: Any) -> None:
+    agents = sub.add_parser("agents", help="call-centre agents: list, log in, log out, pause")
+    tools = agents.add_subparsers(dest="agents_command", required=True)
+    listing = tools.add_parser("list", help="every agent's state (from agents.sqlite)")
+    listing.add_argument("--customer", metavar="NAME", help="only this customer's agents")
+    listing.add_argument("--format", choices=("text", "json"), default="text")
+    actions = {
+        "login": "log AGENT in (within its customer's licences)",
+        "logout": "log AGENT out",
+        "pause": "pause AGENT with a reason code",
+        "unpause": "make a paused AGENT available again",
+    }
+    for name, text in actions.items():
+        tool = tools.add_parser(name, help=f"{text}: on the running server, else on the data dir")
+        tool.add_argument("agent", metavar="AGENT", help="the agent's number (+387 33 100 201)")
+        if name == "pause":
+            tool.add_argument("reason", metavar="REASON", help="the reason code (digits)")
+    for tool in tools.choices.values():
+        tool.add_argument("--config", type=Path, help="settings file")
+        tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
+
+
+def _agents(args: argparse.Namespace) -> int:
+    from callserver.commands.agents import FAILED, agent_rows, change_agent, format_rows
+    from callserver.config.centrex import load_customers
+    from callserver.dialplan.routing import plan_numbers
+
+    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
+    try:
+        settings = load_settings(args.config, overrides)
+        if args.agents_command == "list":
+            format_rows(agent_rows(settings.data_dir, args.customer), args.format, sys.stdout)
+            return 0
+        trunks, centrex = load_customers(
+            settings.trunks, settings.centrex, plan_numbers(settings.dialplans)
+        )
+        customers = trunks.customers
+        outcome, running = change_agent(
+            settings.data_dir,
+            args.agent,
+            args.agents_command,
+            getattr(args, "reason", None),
+            centrex=lambda: centrex,
+            licences=lambda c: customers[c].agents if c in customers else 0,
+        )
+    except OperatorFileError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    except (ValueError, LookupError, OSError, sqlite3.Error) as exc:
+        print(f"callserver agents: {exc}", file=sys.stderr)
+        return 1
+    where = "" if running else " (no running server: agents.sqlite changed directly)"
+    print(f"{outcome.agent}: {outcome.outcome}: {outcome.detail}{where}")
+    return 1 if outcome.outcome in FAILED else 0
+
+
 def _add_rate_parser(sub: Any) -> None:
     rate = sub.add_parser(
         "rate", help="what a call to NUMBER is: class, cap, warning, who pays what"
@@ -467,4 +524,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _subscribers(args)
     if args.command == "campaign":
         return _campaign(args)
+    if args.command == "agents":
+        return _agents(args)
     return _run(args)
