@@ -18,15 +18,19 @@ dialled                procedure                       example (the default code
 ``##SC#``              erase                           ``##002#`` every forwarding off
 ``#SC#NUMBER``         this call: suppress (CLIR)      ``#31#061123456``
 ``*SC#NUMBER``         this call: show the caller ID   ``*31#061123456``
-``*SC`` or ``*SC#``    invoke (MCID)                   ``*39``
+``*SC`` or ``*SC#``    invoke (MCID, an agent's login  ``*39``, ``*45``, ``*46``
+                       and logout)
+``*SC*REASON#``        an agent pauses with REASON     ``*47*3#``
+``#SC#``               ... ends its pause              ``#47#``
 =====================  ==============================  =====================================
 
 The operator may change each SC (``ServiceCodes``, centrex.yaml's ``service_codes``). A
 Request-URI user may carry ``#`` escaped as ``%23`` (RFC 3261 §19.1.2): it is unescaped here.
 ``parse`` answers None for anything that is not one of these codes, so the codes answered
 elsewhere (pickup ``*8`` and ``**EXT``, the voicemail box ``*97``, a supervisor's ``*222EXT``
-listen, ``*223EXT`` whisper and ``*224EXT`` barge: their codes are set here too, and
-``supervision`` reads the last three) and every number route on as before; a code of ours
+listen, ``*223EXT`` whisper and ``*224EXT`` barge, read by ``supervision``; a call-centre
+agent's ``*45``, ``*46``, ``*47*REASON#`` and ``#47#``, read by ``agent_code``: their codes are
+set here too) and every number route on as before; a code of ours
 written wrong (``*21*#``, ``*61*201*3#``) is an ``Invalid`` the phone is told about.
 
 A target is kept as dialled (digits, or ``VM``): which number or extension it names depends
