@@ -96,6 +96,26 @@ def test_a_subscriber_is_in_a_call_from_each_answer_to_the_end_of_that_dialog(
     assert not calls.in_call("+38733100201")
 
 
+def test_phone_freed_is_told_once_when_a_subscribers_last_call_ends(tmp_path: Path) -> None:
+    """phone_freed hears a number when its answered call ends, once however often the end
+    is said, and never while the call goes on."""
+    calls, freed = Calls(), []
+    calls.phone_freed = freed.append
+    call, _ = _call(tmp_path)
+    call.facts = CallFacts(call_id="c1", caller="201", called="+38733100202", offered_at=0.0)
+    call.facts.subscriber = "+38733100201"
+    calls.add(call)
+    calls.answered(call, DIALOG)
+    leg = _phone_leg(call, "+38733100202")
+    calls.leg_answered(leg, DialogId("leg-1", "a", "b"))
+    assert freed == []
+    calls.leg_dialog_ended(leg)
+    calls.remove_leg(leg)
+    calls.leg_dialog_ended(leg)
+    calls.remove(call)
+    assert freed == ["+38733100202", "+38733100201"]
+
+
 def test_a_leg_through_a_route_makes_nobody_busy(tmp_path: Path) -> None:
     """Only a leg to a phone's contacts counts; a leg out to a carrier does not."""
     calls = Calls()
