@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from callserver import __version__
+from callserver.commands.centre_cli import RUNNERS, add_parsers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import Settings, load_settings, parse_listen
 
@@ -47,11 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version")
     _add_prompts_parser(sub)
     _add_cdr_parser(sub)
-    _add_recordings_parser(sub)
     _add_rate_parser(sub)
-    _add_stats_parser(sub)
-    _add_campaign_parser(sub)
-    _add_agents_parser(sub)
+    add_parsers(sub)
     subscribers = sub.add_parser("subscribers", help="Centrex subscribers")
     tools = subscribers.add_subparsers(dest="subscribers_command", required=True)
     show = tools.add_parser("show", help="what is in force for NUMBER: services, registrations")
@@ -248,159 +246,6 @@ def _cdr(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_recordings_parser(sub: Any) -> None:
-    recordings = sub.add_parser("recordings", help="call recordings: list, export, purge")
-    tools = recordings.add_subparsers(dest="recordings_command", required=True)
-    listing = tools.add_parser("list", help="one line a recording: day, customer, uuid, length")
-    export = tools.add_parser("export", help="copy recordings and an index.csv to DIR or FILE.tar")
-    export.add_argument("to", type=Path, metavar="DIR|FILE.tar[.gz]")
-    purge = tools.add_parser("purge", help="delete the recordings past retention now")
-    purge.add_argument("--dry-run", action="store_true", help="only list what would go")
-    for tool in (listing, export):
-        tool.add_argument("--customer", metavar="NAME", help="only this customer's")
-        tool.add_argument("--since", metavar="DATE", help="made on this day or later (UTC)")
-        tool.add_argument("--until", metavar="DATE", help="made before this day (UTC)")
-    for tool in (listing, export, purge):
-        tool.add_argument("--config", type=Path, help="settings file (data dir, trunks.yaml)")
-        tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
-
-
-def _recordings(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    from callserver.commands import recordings
-    from callserver.config.trunks import TrunkTable, load_trunks
-
-    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    try:
-        settings = load_settings(args.config, overrides)
-        data_dir, command = settings.data_dir, args.recordings_command
-        if command == "purge":
-            table = TrunkTable(load_trunks(settings.trunks))
-            now, out, dry = datetime.now(UTC), sys.stdout, args.dry_run
-            recordings.purge_recordings(data_dir, table.retention_days, now, out, dry_run=dry)
-            return 0
-        chosen = recordings.select(
-            data_dir, customer=args.customer, since=args.since, until=args.until
-        )
-        if command == "list":
-            recordings.list_recordings(chosen, sys.stdout)
-        else:
-            count = recordings.export_recordings(chosen, args.to)
-            print(f"exported {count} recording(s) to {args.to}")
-    except OperatorFileError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return 1
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        print(f"callserver recordings: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _add_stats_parser(sub: Any) -> None:
-    stats = sub.add_parser("stats", help="call-centre statistics")
-    tools = stats.add_subparsers(dest="stats_command", required=True)
-    queues = tools.add_parser(
-        "queues", help="per queue and agent: offered, answered, abandoned, service level ..."
-    )
-    zone = "in stats.timezone unless it has an offset"
-    queues.add_argument("--since", metavar="TIME", help=f"from this date or time ({zone})")
-    queues.add_argument("--until", metavar="TIME", help=f"before this date or time ({zone})")
-    queues.add_argument("--customer", metavar="NAME", help="only this customer's queues")
-    queues.add_argument("--format", choices=("text", "csv", "json"), default="text")
-    queues.add_argument(
-        "--service-level",
-        type=float,
-        metavar="SECONDS",
-        help="answered within this counts for the service level (default: stats.service_level)",
-    )
-    queues.add_argument("--config", type=Path, help="settings file (data dir, time zone)")
-    queues.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
-
-
-def _stats(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
-
-    from callserver.commands.stats import format_report, queue_report, report_period
-
-    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    try:
-        settings = load_settings(args.config, overrides)
-        zone = ZoneInfo(settings.stats.timezone)
-        since, until = report_period(args.since, args.until, zone, datetime.now(UTC))
-        level = settings.stats.service_level if args.service_level is None else args.service_level
-        stats, problems = queue_report(
-            settings.data_dir, since=since, until=until, customer=args.customer, service_level=level
-        )
-    except OperatorFileError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
-        print(f"callserver stats: {exc}", file=sys.stderr)
-        return 1
-    for problem in problems:
-        print(f"{problem} (line skipped)", file=sys.stderr)
-    format_report(stats, args.format, zone, sys.stdout)
-    return 0
-
-
-def _add_agents_parser(sub: Any) -> None:
-    agents = sub.add_parser("agents", help="call-centre agents: list, log in, log out, pause")
-    tools = agents.add_subparsers(dest="agents_command", required=True)
-    listing = tools.add_parser("list", help="every agent's state (from agents.sqlite)")
-    listing.add_argument("--customer", metavar="NAME", help="only this customer's agents")
-    listing.add_argument("--format", choices=("text", "json"), default="text")
-    actions = {
-        "login": "log AGENT in (within its customer's licences)",
-        "logout": "log AGENT out",
-        "pause": "pause AGENT with a reason code",
-        "unpause": "make a paused AGENT available again",
-    }
-    for name, text in actions.items():
-        tool = tools.add_parser(name, help=f"{text}: on the running server, else on the data dir")
-        tool.add_argument("agent", metavar="AGENT", help="the agent's number (+387 33 100 201)")
-        if name == "pause":
-            tool.add_argument("reason", metavar="REASON", help="the reason code (digits)")
-    for tool in tools.choices.values():
-        tool.add_argument("--config", type=Path, help="settings file")
-        tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
-
-
-def _agents(args: argparse.Namespace) -> int:
-    from callserver.commands.agents import FAILED, agent_rows, change_agent, format_rows
-    from callserver.config.centrex import load_customers
-    from callserver.dialplan.routing import plan_numbers
-
-    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    try:
-        settings = load_settings(args.config, overrides)
-        if args.agents_command == "list":
-            format_rows(agent_rows(settings.data_dir, args.customer), args.format, sys.stdout)
-            return 0
-        trunks, centrex = load_customers(
-            settings.trunks, settings.centrex, plan_numbers(settings.dialplans)
-        )
-        customers = trunks.customers
-        outcome, running = change_agent(
-            settings.data_dir,
-            args.agent,
-            args.agents_command,
-            getattr(args, "reason", None),
-            centrex=lambda: centrex,
-            licences=lambda c: customers[c].agents if c in customers else 0,
-        )
-    except OperatorFileError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return 1
-    except (ValueError, LookupError, OSError, sqlite3.Error) as exc:
-        print(f"callserver agents: {exc}", file=sys.stderr)
-        return 1
-    where = "" if running else " (no running server: agents.sqlite changed directly)"
-    print(f"{outcome.agent}: {outcome.outcome}: {outcome.detail}{where}")
-    return 1 if outcome.outcome in FAILED else 0
-
-
 def _add_rate_parser(sub: Any) -> None:
     rate = sub.add_parser(
         "rate", help="what a call to NUMBER is: class, cap, warning, who pays what"
@@ -431,37 +276,6 @@ def _rate(args: argparse.Namespace) -> int:
         print(f"callserver rate: {exc}", file=sys.stderr)
         return 1
     format_quote(data, args.format, sys.stdout)
-    return 0
-
-
-def _add_campaign_parser(sub: Any) -> None:
-    campaign = sub.add_parser("campaign", help="outbound campaigns: start, status, stop")
-    tools = campaign.add_subparsers(dest="campaign_command", required=True)
-    for name, text in (
-        ("start", "check the campaign file and start it on the running server"),
-        ("status", "print a campaign's progress: calls placed, in progress, results"),
-        ("stop", "stop a campaign: no new call is placed"),
-    ):
-        tool = tools.add_parser(name, help=text)
-        tool.add_argument("file", type=Path, metavar="FILE", help="the campaign file (YAML)")
-        tool.add_argument("--config", type=Path, help="settings file")
-        tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
-
-
-def _campaign(args: argparse.Namespace) -> int:
-    from callserver.commands import campaign
-
-    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    command = {"start": campaign.start, "status": campaign.status, "stop": campaign.stop}
-    try:
-        settings = load_settings(args.config, overrides)
-        command[args.campaign_command](settings, args.file, sys.stdout)
-    except OperatorFileError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
-        print(f"callserver campaign: {exc}", file=sys.stderr)
-        return 1
     return 0
 
 
@@ -510,20 +324,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _prompts_synth(args)
     if args.command == "cdr":
         return _cdr(args)
-    if args.command == "recordings":
-        return _recordings(args)
     if args.command == "reload":
         return _reload(args)
     if args.command == "rate":
         return _rate(args)
-    if args.command == "stats":
-        return _stats(args)
     if args.command == "passwd":
         return _passwd(args)
     if args.command == "subscribers":
         return _subscribers(args)
-    if args.command == "campaign":
-        return _campaign(args)
-    if args.command == "agents":
-        return _agents(args)
+    if args.command in RUNNERS:
+        return RUNNERS[args.command](args)
     return _run(args)

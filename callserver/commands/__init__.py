@@ -1,3 +1,4 @@
-"""The command-line commands that work on the operator's files without a running server:
-``callserver check`` (``check``) and ``callserver rate`` (``rate``).
+"""What the ``callserver`` commands do besides running the server: ``check``, ``rate``,
+``passwd``, ``subscribers``, and the call centre's ``recordings``, ``stats``, ``agents`` and
+``campaign`` (their command line in ``centre_cli``).
 """
