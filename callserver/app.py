@@ -38,6 +38,7 @@ from callserver.config.settings import (
 )
 from callserver.config.tariffs import load_tariffs
 from callserver.dialplan.routing import Routing, plan_numbers
+from callserver.dialplan.verbs.queue import centrex_agents
 from callserver.media.engine import MediaEngine
 from callserver.media.events import MediaEvent
 from callserver.media.hold_music import music_in_force, reload_music
@@ -138,6 +139,7 @@ class Server:
             tariffs=self.tariffs,
             default_language=settings.media.default_language,
             routes=lambda: self.admission.table.config.routes.keys(),
+            agents=centrex_agents(lambda: self.centrex),
             share=self._spare_share,
         )
         self.overload = OverloadControl(

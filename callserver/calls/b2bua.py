@@ -147,15 +147,16 @@ class Forwarder:
         caller_id: str | None,
         ring_timeout: float,
         diverted: Diverted | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> Leg | ForwardOutcome:
         """Place a leg of ``call`` to ``facts.called`` as ``payer``'s call (routed, barred and
-        channelled as its, ``calls.transfer``; ``diverted``: its Diversion entries) and wait
-        for its answer; the answered leg is the caller's to bridge (a forward tears it down),
-        a failed one is released here."""
+        channelled as its, ``calls.transfer``; ``diverted``: its Diversion entries; ``headers``
+        added to its INVITE) and wait for its answer; the answered leg is the caller's to
+        bridge (a forward tears it down), a failed one is released here."""
         to = await self._target(call, payer, facts, None)
         if isinstance(to, ForwardOutcome):
             return to
-        leg = self._place(call, payer, facts, to, caller_id, diverted)
+        leg = self._place(call, payer, facts, to, caller_id, diverted, headers)
         if isinstance(leg, ForwardOutcome):
             return leg
         try:
@@ -167,6 +168,21 @@ class Forwarder:
             self._teardown(leg)
             return outcome_of(status, leg.cancelled)
         return leg
+
+    async def place_agent(
+        self, call: Call, target: str, ring_timeout: float, headers: tuple[tuple[str, str], ...]
+    ) -> Leg | None:
+        """Ring a queue agent's phones (``calls.queue_calls``) as the caller's call inside its
+        customer's group, without the agent's forwarding; the answered leg, else None."""
+        facts = leg_facts(call, target, self.services.now(), True)
+        leg = await self.place_answered(
+            call, call.facts, facts, caller_id=None, ring_timeout=ring_timeout, headers=headers
+        )
+        return leg if isinstance(leg, Leg) else None
+
+    async def bridge_agent(self, leg: Leg) -> None:
+        """Bridge the caller with a queue agent's answered leg until one of them hangs up."""
+        await self._connect(leg, 200)
 
     def release(self, leg: Leg) -> None:
         """End a leg ``place_answered`` gave: BYE it, release its channel and stream, write
@@ -187,6 +203,7 @@ class Forwarder:
         to: Target,
         caller_id: str | None,
         diverted: Diverted | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> Leg | ForwardOutcome:
         services = self.services
         grant = services.admission.acquire_leg(channelled_by(payer, diverted, facts), facts.called)
@@ -212,6 +229,7 @@ class Forwarder:
         if destination is not None:  # the identity goes toward a carrier, not to our phones
             leg.headers = identity
         leg.headers += () if diverted is None else diverted.headers
+        leg.headers += headers
         call.log.info(
             "call.forwarding", target=facts.called, leg_call_id=facts.call_id, rtp_port=stream.port
         )

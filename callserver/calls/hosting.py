@@ -23,10 +23,11 @@ from callserver.calls.conference import Conferences
 from callserver.calls.forwarding import Forwarding
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.phase import CallPhase
+from callserver.calls.queue_calls import QueueCalls
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallOperations, CallServices
-from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.calls.session import CallSession, ForwardOutcome, QueueOutcome, QueueRequest
 from callserver.config.settings import Settings
 from callserver.media.engine import PortsExhausted
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RecordingFinished
@@ -63,6 +64,7 @@ class SessionHosting:
         self.router: Router | None = None
         self.forwarding: Forwarding | None = None  # subscribers' services in front of forwarder
         self.conferences = Conferences(services.media)  # the meet-me rooms
+        self.queues: QueueCalls | None = None  # the call centre's queues (its driver's)
         self._voicemail: tuple[Settings, Path] | None = None
 
     def start_session(
@@ -296,6 +298,16 @@ class SessionHosting:
         finally:
             self.conferences.leave(room, call.call_id, tones=tones)
         return True
+
+    async def queue_session(self, session: CallSession, request: QueueRequest) -> QueueOutcome:
+        """Wait in a call centre queue (``calls.queue_calls``); a server without a call
+        centre has no agent logged in."""
+        call = self.calls.by_session(session)
+        if call is None:
+            return QueueOutcome(result="abandoned")
+        if self.queues is None:
+            return QueueOutcome(result="no_agents")
+        return await self.queues.wait(call, session, request)
 
     def hang_up_session(
         self, session: CallSession, code: int, cause: int | None, reason: str

@@ -31,7 +31,14 @@ from pathlib import Path
 
 from callserver.calls.call_recorder import RecordedCall, RecordingPolicy
 from callserver.calls.message_metadata import write_metadata
-from callserver.calls.session_host import Collected, ForwardOutcome, Recorded, SessionHost
+from callserver.calls.session_host import (
+    Collected,
+    ForwardOutcome,
+    QueueOutcome,
+    QueueRequest,
+    Recorded,
+    SessionHost,
+)
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording import RecordingResult
 from callserver.media.recording_writer import RecordingMode
@@ -39,7 +46,15 @@ from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
 
-__all__ = ["CallSession", "Collected", "ForwardOutcome", "Recorded", "SessionHost"]
+__all__ = [
+    "CallSession",
+    "Collected",
+    "ForwardOutcome",
+    "QueueOutcome",
+    "QueueRequest",
+    "Recorded",
+    "SessionHost",
+]
 
 
 class CallSession:
@@ -167,6 +182,8 @@ class CallSession:
             fields["conference"] = _last(notes["conference"])
         if self.recorded is not None:
             fields.update(self.recorded.cdr_fields())
+        if "queue" in notes:
+            fields.update(_queue_fields(notes["queue"][-1]))
         return fields
 
     async def answer(self, *, early: bool = False) -> None:
@@ -343,6 +360,15 @@ class CallSession:
             self, room=room, limit=limit, tones=tones, time_limit=time_limit
         )
 
+    async def queue(self, request: QueueRequest) -> QueueOutcome:
+        """Wait in a call centre queue (music, announcements, the leave key) until an agent's
+        call ends or the wait ends otherwise; noted for the CDR (queue, wait, agent)."""
+        if self._ended:
+            return QueueOutcome(result="abandoned")
+        outcome = await self.host.queue_session(self, request)
+        self.note("queue", (request.config.name, outcome))
+        return outcome
+
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:
         """End the call once (BYE, or ``code`` before the answer: default 480)."""
         if self._ended:
@@ -412,6 +438,17 @@ class CallSession:
                 self._digit_waiter = None
         digit, self._digits = self._digits[0], self._digits[1:]
         return digit
+
+
+def _queue_fields(noted: object) -> dict[str, object]:
+    """The CDR's ``queue``, ``queue_wait`` (ms) and ``answered_by`` of a noted queue wait."""
+    name, outcome = noted if isinstance(noted, tuple) else (None, None)
+    if not isinstance(outcome, QueueOutcome):
+        return {}
+    fields: dict[str, object] = {"queue": name, "queue_wait": round(outcome.wait * 1000)}
+    if outcome.agent is not None:
+        fields["answered_by"] = outcome.agent
+    return fields
 
 
 def _last(values: list[object] | None) -> str | None:

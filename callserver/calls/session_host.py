@@ -1,17 +1,18 @@
 """What a dialplan session and the calls layer exchange.
 
 ``SessionHost`` is the port a ``session.CallSession`` drives (``hosting.SessionHosting``
-implements it): answer, ring, play, record, forward, conference and hang up. It is generic in
+implements it): answer, ring, play, record, forward, conference, queue and hang up. It is generic in
 the session it is given (``SessionHost[CallSession]``), so this module needs no import of the
 session's. The values are
 what the session's awaits return to the verbs: ``ForwardOutcome`` (how a forwarded leg ended),
-``Collected`` (digits) and ``Recorded`` (a voicemail message kept or discarded).
+``Collected`` (digits), ``Recorded`` (a voicemail message kept or discarded) and
+``QueueOutcome`` (how a wait in a call centre queue ended, asked with a ``QueueRequest``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
@@ -19,8 +20,17 @@ from callserver.calls.call_recorder import RecordedCall
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording_writer import RecordingMode
 from callserver.media.settings import RecordingSettings
+from callserver.queues.queue import QueueConfig
 
-__all__ = ["Collected", "ForwardOutcome", "Recorded", "SessionHost"]
+__all__ = [
+    "AgentDisplay",
+    "Collected",
+    "ForwardOutcome",
+    "QueueOutcome",
+    "QueueRequest",
+    "Recorded",
+    "SessionHost",
+]
 
 Session = TypeVar("Session", contravariant=True)
 
@@ -49,6 +59,59 @@ class Recorded:
 
     path: str | None
     duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDisplay:
+    """What an agent's phone shows of a queue call: ``prefix`` before the caller's display
+    name in From (RFC 3261 §20.20), an ``Alert-Info`` (RFC 3261 §20.4, a distinctive ring) and
+    a ``Call-Info`` (RFC 3261 §20.9); None leaves each out."""
+
+    prefix: str | None = None
+    alert_info: str | None = None
+    call_info: str | None = None
+
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The extra headers of the INVITE to the agent's phone."""
+        named = (("Alert-Info", self.alert_info), ("Call-Info", self.call_info))
+        return tuple((name, value) for name, value in named if value)
+
+
+Announcement = Callable[[int, float | None], Sequence[PlaylistItem]]
+"""What a waiting caller hears of its place: its position and estimated wait (seconds, None
+when unknown) as a playlist."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRequest:
+    """A wait in a call centre queue, as a ``queue`` step asks for it.
+
+    ``config`` is the queue (defined in the centre as the caller joins); ``priority`` higher
+    waits ahead (VIP callers); ``skills`` the agents must have; every ``announce_every``
+    seconds (None: never) the caller hears ``announcement`` of its position and estimated
+    wait, over ``music`` on hold (else silence); ``leave_key`` (None: none) leaves the queue.
+    """
+
+    config: QueueConfig
+    priority: int = 0
+    skills: frozenset[str] = frozenset()
+    announce_every: float | None = None
+    announcement: Announcement | None = None
+    greeting: Sequence[PlaylistItem] = ()
+    music: bool = True
+    leave_key: str | None = None
+    display: AgentDisplay = field(default_factory=AgentDisplay)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueOutcome:
+    """How a wait in a queue ended: ``answered`` (bridged to ``agent`` until the call ended),
+    ``timeout`` (the queue's max wait), ``full``, ``no_agents``, ``left`` (the leave key) or
+    ``abandoned`` (the caller hung up); ``wait`` in seconds (0 when it never joined)."""
+
+    result: Literal["answered", "timeout", "full", "no_agents", "left", "abandoned"]
+    wait: float = 0.0
+    agent: str | None = None
 
 
 class SessionHost(Protocol[Session]):
@@ -102,6 +165,10 @@ class SessionHost(Protocol[Session]):
     ) -> bool:
         """Keep the call in conference ``room`` until it ends (``calls.conference``); False:
         the room is full."""
+
+    async def queue_session(self, session: Session, request: QueueRequest) -> QueueOutcome:
+        """Wait in a call centre queue (``calls.queue_calls``) until an agent's call ends, the
+        wait ends otherwise, or the caller hangs up."""
 
     def hang_up_session(self, session: Session, code: int, cause: int | None, reason: str) -> None:
         """BYE an answered call, else answer the INVITE with ``code``; ``reason`` for the CDR."""

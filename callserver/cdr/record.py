@@ -201,6 +201,10 @@ class CdrRecord:
     diversion_reason: str | None = None
     diverted_from: str | None = None
     conference: str | None = None  # the meet-me room the call joined (its last, if several)
+    # A call centre queue the caller waited in (its last), and how long it waited there in
+    # milliseconds (to its answer, or to its leaving); ``answered_by`` names the agent.
+    queue: str | None = None
+    queue_wait: int | None = None
     # Call pickup: the subscriber (E.164) whose phone answered a call that rang at another's.
     answered_by: str | None = None
     # When the called subscriber marked the call malicious (MCID, ``*39`` after it), a UTC
@@ -319,6 +323,7 @@ _OPTIONAL_TEXT = (
     "diversion_reason",
     "diverted_from",
     "conference",
+    "queue",
     "answered_by",
     "malicious",
     "transferred_from",
@@ -327,7 +332,10 @@ _OPTIONAL_TEXT = (
     "monitored_by",
     "campaign",
 )
-_OPTIONAL_INT = ("q850_cause", "sip_code", "billed_units", "billed_seconds", "recording_seconds")
+_OPTIONAL_INT = (
+    *("q850_cause", "sip_code", "billed_units", "billed_seconds"),
+    *("recording_seconds", "queue_wait"),
+)
 _CHOICES = {
     "leg": _LEGS,
     "status": _STATUSES,

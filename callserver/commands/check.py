@@ -36,6 +36,7 @@ from typing import Literal
 
 from callserver.config.centrex import load_centrex, trunk_usernames
 from callserver.config.centrex_file import CentrexFile
+from callserver.config.centrex_groups import Centrex
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import DEFAULT_CONFIG, Settings, load_settings, read_yaml
 from callserver.config.tariffs import TariffsFile, load_tariffs
@@ -44,6 +45,7 @@ from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.loader import load_plans
 from callserver.dialplan.reload import plan_context
 from callserver.dialplan.routing import load_blacklist, plan_numbers
+from callserver.dialplan.verbs.queue import centrex_agents
 from callserver.media.hold_music import check_music
 from callserver.media.prompts import PromptStore, check_prompts
 from callserver.policy.blacklist import NumberListError
@@ -230,9 +232,14 @@ def _plan_context(settings: Settings) -> PlanContext:
         routes: Collection[str] | None = load_trunks(settings.trunks).routes.keys()
     except OperatorFileError:
         routes = None  # reported with the trunks file
+    try:
+        centrex = load_centrex(settings.centrex)
+    except OperatorFileError:
+        centrex = Centrex()  # reported with the centrex file; queue steps find no agents
     media = settings.media
     prompts = PromptStore(media.prompts_dir, media.language_chain)
-    return plan_context(prompts, tariffs, media.default_language, routes)
+    agents = centrex_agents(lambda: centrex)
+    return plan_context(prompts, tariffs, media.default_language, routes, agents)
 
 
 def _is_dialplan_dir(path: Path, settings: Settings) -> bool:

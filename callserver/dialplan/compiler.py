@@ -37,7 +37,14 @@ from callserver.config.settings import read_yaml
 from callserver.dialplan.plan import DEFAULT_PLAN, Plan
 from callserver.dialplan.schema import DialplanFile, StepProblem, parse_step
 from callserver.dialplan.values import prompt_names
-from callserver.dialplan.verbs.base import CompileContext, Registry, Step, StepError, StepParams
+from callserver.dialplan.verbs.base import (
+    AgentLookup,
+    CompileContext,
+    Registry,
+    Step,
+    StepError,
+    StepParams,
+)
 
 __all__ = ["PlanContext", "compile_file"]
 
@@ -58,6 +65,7 @@ class PlanContext:
     prompt_exists: Callable[[str, str], bool]
     cap_of: Callable[[str, float], object] | None = None
     routes: frozenset[str] | None = None
+    agents: AgentLookup | None = None
 
 
 def compile_file(path: Path, context: PlanContext) -> Plan:
@@ -149,7 +157,13 @@ def _check_plan(
     for path, target in _references(top, steps):
         if target not in top.steps:
             errors.append(_error(source, lines, path, f"unknown step {target!r}"))
-    compile_context = CompileContext(timezone=top.timezone, source=source, routes=context.routes)
+    compile_context = CompileContext(
+        timezone=top.timezone,
+        source=source,
+        routes=context.routes,
+        number=Path(source).stem,
+        agents=context.agents,
+    )
     for name, step in list(steps.items()):
         prepare = context.registry[step.verb].prepare
         if prepare is None:

@@ -34,6 +34,7 @@ from callserver.dialplan.compiler import PlanContext
 from callserver.dialplan.loader import LoadResult, PlanLoading, dialplan_files, load_plans
 from callserver.dialplan.plan import DEFAULT_PLAN, Plan, PlanSet
 from callserver.dialplan.verbs import REGISTRY
+from callserver.dialplan.verbs.base import AgentLookup
 from callserver.media.prompts import PromptStore
 from callserver.process.pacing import BACKGROUND_SHARE, paced
 
@@ -47,8 +48,10 @@ def plan_context(
     tariffs: Tariffs | None,
     default_language: str,
     routes: Collection[str] | None = None,
+    agents: AgentLookup | None = None,
 ) -> PlanContext:
-    """The compile context of the server's prompts and tariffs (``callserver check`` too)."""
+    """The compile context of the server's prompts and tariffs (``callserver check`` too);
+    ``agents`` finds a queue step's agents among the Centrex subscribers."""
 
     def cap_of(number: str, max_duration: float) -> object:
         if tariffs is None:
@@ -72,6 +75,7 @@ def plan_context(
         prompt_exists=prompts.exists,
         cap_of=cap_of,
         routes=None if routes is None else frozenset(routes),
+        agents=agents,
     )
 
 

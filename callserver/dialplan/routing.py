@@ -24,6 +24,7 @@ from callserver.dialplan.loader import dialplan_files
 from callserver.dialplan.reload import Dialplans, plan_context
 from callserver.dialplan.runner import run_plan
 from callserver.dialplan.verbs import REGISTRY
+from callserver.dialplan.verbs.base import AgentLookup
 from callserver.media.prompts import PromptStore
 from callserver.policy.blacklist import NumberList, NumberListError, parse_number_list
 from callserver.process.pacing import BACKGROUND_SHARE
@@ -63,6 +64,7 @@ class Routing:
         tariffs: Tariffs,
         default_language: str,
         routes: Callable[[], Collection[str]] | None = None,
+        agents: AgentLookup | None = None,
         share: Callable[[], float] = lambda: BACKGROUND_SHARE,
         phones: Callable[[CallSession], Awaitable[None] | None] | None = None,
         outbound: Callable[[CallSession], Awaitable[None] | None] | None = None,
@@ -70,6 +72,7 @@ class Routing:
     ) -> None:
         self.blacklist_path = blacklist
         self._routes = routes  # the outbound routes forward steps may name
+        self._agents = agents  # the Centrex subscribers queue steps may name
         self._phones = phones  # a call to a Centrex subscriber's number rings its phones
         self._outbound = outbound  # a call from a customer to a number not ours goes out
         self._codes = tuple(codes)  # a customer's phone dialling a code: services, pickup, ...
@@ -79,7 +82,7 @@ class Routing:
 
     def _context(self) -> PlanContext:
         routes = None if self._routes is None else self._routes()
-        return plan_context(self.prompts, self.tariffs, self.default_language, routes)
+        return plan_context(self.prompts, self.tariffs, self.default_language, routes, self._agents)
 
     def load(self) -> None:
         """Load the blacklist and every dialplan (start-up); errors are logged."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from callserver.calls.b2bua import ForwardOutcome
-from callserver.calls.session import Collected, Recorded
+from callserver.calls.session import Collected, QueueOutcome, QueueRequest, Recorded
 from callserver.media.prompts import PlaylistItem
 from callserver.policy.caller import CallerId
 
@@ -68,6 +68,7 @@ class FakeCall:
         recording_path: str | None = "/var/voicemail/office/message.wav",
         forward_outcome: ForwardOutcome | None = None,
         room_full: bool = False,
+        queue_outcome: QueueOutcome | None = None,
     ) -> None:
         self.caller = caller or CallerId(raw="061123456", e164="+38761123456", country="BA")
         self.called = called
@@ -89,6 +90,8 @@ class FakeCall:
         self.room_full = room_full  # what ``conference`` finds
         self.conferences: list[tuple[str, int, bool, float | None]] = []
         self.call_recording: str | None = None  # the mode a ``record_call`` started
+        self.queue_outcome = queue_outcome or QueueOutcome(result="answered", wait=12.0)
+        self.queues: list[QueueRequest] = []  # each ``queue`` asked for
         self.notes: list[tuple[str, object]] = []
         self.actions: list[str] = []  # "answer now", "answer early", "play", "collect", ...
         self.pauses: list[float] = []  # each ``pause``, in seconds; they take no time
@@ -209,6 +212,12 @@ class FakeCall:
     def stop_call_recording(self) -> None:
         """Note that the call's recording was stopped."""
         self.actions.append("stop_call_recording")
+
+    async def queue(self, request: QueueRequest) -> QueueOutcome:
+        """Note the wait asked for; it ends at once with ``queue_outcome``."""
+        self.queues.append(request)
+        self.actions.append("queue")
+        return self.queue_outcome
 
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:
         """Note the first hangup; later ones do nothing, as the protocol says."""

@@ -15,10 +15,12 @@ from pathlib import Path
 import holidays
 import pytest
 
+from callserver.config.centrex import load_centrex
 from callserver.config.errors import OperatorFileError
 from callserver.dialplan.compiler import PlanContext, compile_file
 from callserver.dialplan.runner import run_plan
 from callserver.dialplan.verbs import REGISTRY
+from callserver.dialplan.verbs.queue import centrex_agents
 from callserver.media.prompts import PromptStore
 from callserver.media.settings import MediaSettings
 from callserver.policy.caller import CallerId
@@ -35,8 +37,13 @@ def premium_cap(number: str, max_duration: float) -> None:
         raise ValueError(f"max_duration {max_duration:g} s exceeds the class cap of 180 s")
 
 
+CENTREX = load_centrex(ROOT / "config" / "centrex.yaml")  # queue steps' agents: its subscribers
 CONTEXT = PlanContext(
-    registry=REGISTRY, default_language="en", prompt_exists=PROMPTS.exists, cap_of=premium_cap
+    registry=REGISTRY,
+    default_language="en",
+    prompt_exists=PROMPTS.exists,
+    cap_of=premium_cap,
+    agents=centrex_agents(lambda: CENTREX),
 )
 VERBS = ", ".join(sorted(REGISTRY))
 COUNTRIES = ", ".join(sorted(holidays.list_supported_countries(include_aliases=False)))
@@ -87,6 +94,15 @@ BAD: dict[str, list[str]] = {
     ],
     "no-steps": [":2: steps: Field required"],
     "no-verb": [f":6: steps.closed: {ONE_VERB}"],
+    "queue-agent-not-subscriber": [
+        ":5: steps.support.agents.299: '299' is no subscriber of group callcentre-demo-office"
+    ],
+    "queue-leave-key-without-left": [
+        ":3: steps.support: leave_key needs left: the step a caller who leaves goes to"
+    ],
+    "queue-skill-level": [
+        ":6: steps.support.agents.201.skills: skill en: level 150 is not from 1 to 100"
+    ],
     "terminator-in-option": [":4: steps.main_menu: the terminator '#' is also used in a choice"],
     "two-verbs": [f":6: steps.goodbye: {ONE_VERB}; this one has hangup, play"],
     "unknown-holiday-country": [

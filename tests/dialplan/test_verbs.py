@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from callserver.calls.b2bua import ForwardOutcome
+from callserver.calls.session import QueueOutcome
 from callserver.dialplan.schema import parse_step
 from callserver.dialplan.verbs import REGISTRY
-from callserver.dialplan.verbs.base import CompileContext, Step
+from callserver.dialplan.verbs.base import CompileContext, Step, StepError
 from callserver.media.prompts import Play, SayDigits, SayNumber, Silence
 from callserver.policy.caller import CallerId
 from tests.dialplan.fakes import FakeCall, Hangup, Played, Recording
@@ -540,3 +542,114 @@ def test_record_call_params_are_checked_at_load(raw: dict[str, Any], message: st
     """A wrong mode, a non-boolean switch or an unknown key is refused when the plan loads."""
     with pytest.raises(ValueError, match=message):
         parse_step(raw, REGISTRY)
+
+
+def _agent(plan: str, written: str) -> tuple[str, str]:
+    """Agents 201-209 of customer acme, for any plan; others are no subscribers."""
+    if written.startswith("20") and len(written) == 3:
+        return "acme", f"+387331002{written[1:]}"
+    raise ValueError(f"{written!r} is no subscriber of group acme-office")
+
+
+async def run_queue(call: FakeCall, raw: dict[str, Any]) -> str | None:
+    """Run a queue step compiled with the agent lookup above."""
+    verb, params = parse_step(raw, REGISTRY)
+    context = CompileContext(
+        timezone="Europe/Sarajevo", source=SOURCE, number="38733100200", agents=_agent
+    )
+    assert verb.prepare is not None
+    step = Step(
+        name="here",
+        verb=verb.name,
+        params=params,
+        next="after",
+        prepared=verb.prepare(params, context),
+    )
+    return await verb.run(call, step)
+
+
+QUEUE = {
+    "queue": "support",
+    "agents": {"201": {"skills": {"en": 80}}, "202": {"ring_timeout": "20s"}},
+    "strategy": "skills",
+    "skills": ["${language}", "billing", "${unset}"],
+    "vip": ["+38761*"],
+    "max_wait": "5m",
+    "announce_every": "20s",
+    "leave_key": "9",
+    "display": "Support: ",
+    "alert_info": "<urn:alert:service:normal>",
+    "call_info": "<https://crm.example/?n=${caller}>;purpose=info",
+    "answered": "survey",
+    "timeout": "message",
+    "left": "message",
+}
+
+
+async def test_queue_asks_for_the_wait_the_step_describes() -> None:
+    """Agents resolved at load, skills from variables, a VIP's priority, the display headers."""
+    call = FakeCall()
+    call.variables["language"] = "bs"
+    assert await run_queue(call, QUEUE) == "survey"
+    (request,) = call.queues
+    config = request.config
+    assert (config.customer, config.name, config.strategy.value) == ("acme", "support", "skills")
+    assert [(a.number, dict(a.skills), a.ring_timeout) for a in config.agents] == [
+        ("+38733100201", {"en": 80}, None),
+        ("+38733100202", {}, 20.0),
+    ]
+    assert config.max_wait == 300.0 and request.announce_every == 20.0
+    assert request.skills == {"bs", "billing"} and request.priority == 10
+    assert request.leave_key == "9" and request.display.prefix == "Support: "
+    assert request.display.headers() == (
+        ("Alert-Info", "<urn:alert:service:normal>"),
+        ("Call-Info", "<https://crm.example/?n=+38761123456>;purpose=info"),
+    )
+    assert call.noted("vip") == [True]
+
+
+async def test_queue_announcement_says_the_position_and_the_minutes() -> None:
+    """Position 3 and 61 s of estimated wait: "you are number 3 ... about 2 minutes"."""
+    call = FakeCall()
+    await run_queue(call, QUEUE)
+    announcement = call.queues[0].announcement
+    assert announcement is not None
+    assert announcement(3, 61.0) == [
+        Play("queue_position"),
+        SayNumber(3),
+        Play("queue_wait"),
+        SayNumber(2),
+        Play("queue_minutes"),
+    ]
+    assert announcement(1, None) == [Play("queue_position"), SayNumber(1)]
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [("timeout", "message"), ("left", "message"), ("full", None), ("no_agents", None)],
+)
+async def test_queue_branches_by_how_the_wait_ended(result: str, expected: str | None) -> None:
+    """Each outcome takes its branch (none written: the call ends) and notes it for the CDR."""
+    call = FakeCall(queue_outcome=QueueOutcome(result=result, wait=3.0))  # type: ignore[arg-type]
+    assert await run_queue(call, QUEUE) == expected
+    assert call.noted("end_detail") == [f"queue support: {result}"]
+
+
+async def test_queue_a_caller_who_hung_up_ends_the_plan() -> None:
+    """Abandoned: nothing follows, and the caller not on the VIP list waits at priority 0."""
+    caller = CallerId(raw="033123456", e164="+38733123456", country="BA")
+    call = FakeCall(caller=caller, queue_outcome=QueueOutcome(result="abandoned", wait=7.0))
+    assert await run_queue(call, QUEUE) is None
+    assert call.queues[0].priority == 0 and call.noted("end_detail") == []
+
+
+def test_queue_agents_that_are_not_subscribers_are_load_errors() -> None:
+    """Every unknown agent is reported with its path, and an unquoted one is refused."""
+    verb, params = parse_step({"queue": "q", "agents": ["201", "301", "9"]}, REGISTRY)
+    context = CompileContext(timezone="Europe/Sarajevo", source=SOURCE, agents=_agent)
+    assert verb.prepare is not None
+    with pytest.raises(StepError) as caught:
+        verb.prepare(params, context)
+    assert [path for path, _ in caught.value.problems] == [("agents", "301"), ("agents", "9")]
+    with pytest.raises(ValidationError, match="quote 201"):
+        parse_step({"queue": "q", "agents": {201: {}}}, REGISTRY)

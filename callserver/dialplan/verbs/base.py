@@ -25,17 +25,20 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from callserver.calls.b2bua import ForwardOutcome
-from callserver.calls.session import Collected, Recorded
+from callserver.calls.session import Collected, QueueOutcome, QueueRequest, Recorded
 from callserver.dialplan.values import PromptItem, StepName
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording_writer import RecordingMode
 from callserver.policy.caller import CallerId
 
 __all__ = [
+    "AgentLookup",
     "CallControl",
     "Collected",
     "CompileContext",
     "Precondition",
+    "QueueOutcome",
+    "QueueRequest",
     "Recorded",
     "Registry",
     "Step",
@@ -106,6 +109,20 @@ class CompileContext:
     timezone: str
     source: str
     routes: frozenset[str] | None = None  # config/trunks.yaml's outbound routes (None: unchecked)
+    number: str = ""  # the plan's number (its file name: E.164 digits, or "default")
+    agents: AgentLookup | None = None  # config/centrex.yaml's subscribers (None: unchecked)
+
+
+class AgentLookup(Protocol):
+    """Who a queue step's agent is: an extension or subscriber number as written, of the
+    Centrex group of the plan's number."""
+
+    def __call__(self, plan: str, written: str) -> tuple[str, str]:
+        """The customer and the agent's E.164 number.
+
+        Raises:
+            ValueError: why ``written`` is not a subscriber of the plan's customer.
+        """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,6 +217,11 @@ class CallControl(Protocol):
 
     def stop_call_recording(self) -> None:
         """End the whole call's recording."""
+
+    async def queue(self, request: QueueRequest) -> QueueOutcome:
+        """Wait in a call centre queue, hearing music and announcements, until an agent's
+        call ends, the wait ends otherwise (timeout, full, no agents, the leave key) or the
+        caller hangs up."""
 
     async def hangup(self, *, code: int | None, cause: int | None, reason: str) -> None:
         """End the call: BYE when answered, else a final ``code`` (None: 480); ``reason``

@@ -1,0 +1,279 @@
+"""Callers waiting in call centre queues, and the calls to the agents' phones that serve them.
+
+Theory of operation
+-------------------
+The ``queue`` dialplan step asks ``QueueCalls.wait`` for a wait (``session_host.QueueRequest``).
+The caller joins the queue in the centre (``queues.CallCentre`` through its driver, the
+``CentreDriver`` of the server: it drains the centre's events to the queue event log and to
+the listeners, hands the centre's offers to the ringer and keeps its timer). A caller refused
+as ``full`` or ``no_agents`` gets that outcome at once. A caller who waits hears the step's
+greeting, then music on hold (``media.hold_music``), and every ``announce_every`` seconds its
+position and estimated wait in its language; the leave key leaves the queue (``left``), a
+hang-up abandons it, the queue's maximum wait ends it (``timeout``).
+
+The ringing side: each offer (``queues.events.Offer``) becomes, for each agent it names, a leg
+to the agent's registered phones placed as ``b2bua.Forwarder.place_answered`` places a call
+to a phone (``calls.phones``: every contact of the phone at once), with the step's display
+settings (a prefix before the caller's name, ``Alert-Info``, ``Call-Info``). The agent's own
+call forwarding and do-not-disturb do not apply: a logged-in agent takes queue calls, and it
+pauses (``*47*REASON#``) to stop them. The first agent to answer wins: the centre is told
+(``answered``), which cancels the other agents' rings (their legs are cancelled with "Call
+completed elsewhere"), the music stops and the caller is bridged to the agent until one of
+them hangs up; then the centre starts the agent's wrap-up (``call_ended``). An agent's ring
+time is the centre's (``RingCancelled`` with ``timeout``): the leg is cancelled; a phone that
+refuses (busy, declined, not registered) is ``ring_failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from callserver.calls.call import Call
+from callserver.calls.leg import Leg
+from callserver.calls.session import CallSession
+from callserver.calls.session_host import QueueOutcome, QueueRequest
+from callserver.media.engine import MediaEngine
+from callserver.media.hold_music import Music
+from callserver.queues.centre import CallCentre
+from callserver.queues.events import (
+    CallerTimedOut,
+    CentreEvent,
+    Full,
+    NoAgents,
+    Offer,
+    RingCancelled,
+)
+
+__all__ = ["CentreDriver", "Placing", "QueueCalls"]
+
+_RING_SLACK = 2.0  # the leg's own ring limit beyond the centre's, which cancels it first
+
+
+class CentreDriver(Protocol):
+    """The server's driver of the call centre (its timer, event log and listeners)."""
+
+    centre: CallCentre
+
+    def moment(self) -> tuple[float, datetime]:
+        """The monotonic time and the UTC time now."""
+
+    def changed(self) -> None:
+        """Called after every input: drain the events, hand the offers over, re-arm."""
+
+    def on_event(self, listener: Callable[[CentreEvent], None]) -> None:
+        """Call ``listener`` with each event the centre gives."""
+
+    def on_offers(self, ringer: Callable[[list[Offer]], None]) -> None:
+        """Call ``ringer`` with the offers of each pass."""
+
+
+class Placing(Protocol):
+    """How a leg to a phone is placed and bridged (``b2bua.Forwarder``'s)."""
+
+    async def place_agent(
+        self, call: Call, target: str, ring_timeout: float, headers: tuple[tuple[str, str], ...]
+    ) -> Leg | None:
+        """Ring ``target``'s phones for ``call``; the answered leg, or None (refused)."""
+
+    async def bridge_agent(self, leg: Leg) -> None:
+        """Bridge the leg's caller with the answered ``leg`` until either side hangs up."""
+
+    def release(self, leg: Leg) -> None:
+        """Tear the leg down (CANCEL or BYE what of it is still up)."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A caller waiting: its call, its request, how its wait ends and the agents' rings;
+    ``answer`` is the agent and its answered leg once one answered."""
+
+    call: Call
+    request: QueueRequest
+    outcome: asyncio.Future[QueueOutcome | tuple[str, Leg, float]]
+    joined: float
+    rings: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class QueueCalls:
+    """The waiting callers and their agents' legs; see the module docstring.
+
+    Args:
+        driver: the call centre's driver.
+        placing: how legs to the agents' phones are placed and bridged.
+        media: where the music is played; ``music`` the music on hold in force.
+    """
+
+    def __init__(
+        self,
+        driver: CentreDriver,
+        placing: Placing,
+        media: MediaEngine,
+        music: Callable[[], Music | None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.driver = driver
+        self.placing = placing
+        self.media = media
+        self.music = music
+        self.loop = loop
+        self._waiting: dict[str, _Waiting] = {}
+        driver.on_event(self._event)
+        driver.on_offers(self._offers)
+
+    async def wait(self, call: Call, session: CallSession, request: QueueRequest) -> QueueOutcome:
+        """The caller's wait in the request's queue (module docstring)."""
+        centre, driver = self.driver.centre, self.driver
+        centre.define(request.config)
+        now, at = driver.moment()
+        number = session.caller.e164 or session.caller.raw
+        joined = centre.join(
+            request.config.key, call.call_id, now, at, request.priority, request.skills, number
+        )
+        if isinstance(joined, NoAgents | Full):
+            driver.changed()
+            return QueueOutcome(result="no_agents" if isinstance(joined, NoAgents) else "full")
+        waiting = _Waiting(call, request, self.loop.create_future(), now)
+        self._waiting[call.call_id] = waiting
+        hearing = self.loop.create_task(self._hear(session, waiting))
+        driver.changed()
+        try:
+            ended = await asyncio.shield(waiting.outcome)
+        except asyncio.CancelledError:  # the caller hung up
+            now, at = driver.moment()
+            if centre.abandon(call.call_id, now, at):
+                driver.changed()
+            raise
+        finally:
+            hearing.cancel()
+            self._music(call, on=False)
+            self._waiting.pop(call.call_id, None)
+            for ring in waiting.rings.values():
+                ring.cancel()
+        if isinstance(ended, QueueOutcome):
+            return ended
+        return await self._talk(call, *ended)
+
+    async def _talk(self, call: Call, agent: str, leg: Leg, wait: float) -> QueueOutcome:
+        """The caller and the agent who answered, bridged until one hangs up; then the
+        agent's wrap-up."""
+        try:
+            await self.placing.bridge_agent(leg)
+        finally:
+            self.placing.release(leg)
+            now, at = self.driver.moment()
+            self.driver.centre.call_ended(agent, now, at)
+            self.driver.changed()
+        return QueueOutcome(result="answered", wait=wait, agent=agent)
+
+    # What the caller hears ------------------------------------------------------------
+
+    async def _hear(self, session: CallSession, waiting: _Waiting) -> None:
+        """Greeting, then music with announcements; the leave key ends the wait."""
+        request = waiting.request
+        keys = request.leave_key or ""
+        if request.greeting and await session.play(request.greeting, barge_in=bool(keys)):
+            self._leave(waiting)
+            return
+        while not waiting.outcome.done():
+            self._music(waiting.call, on=request.music)
+            digit = await self._digit(session, keys, request.announce_every)
+            self._music(waiting.call, on=False)
+            if digit is not None:
+                self._leave(waiting)
+                return
+            status = self.driver.centre.status(waiting.call.call_id)
+            if status is None or request.announcement is None:
+                continue
+            items = request.announcement(status.position, status.estimated_wait)
+            if await session.play(items, barge_in=bool(keys)) is not None:
+                self._leave(waiting)
+                return
+
+    async def _digit(self, session: CallSession, keys: str, every: float | None) -> str | None:
+        """The leave key if it is pressed within ``every`` seconds (None: any time); other
+        digits are ignored."""
+        deadline = None if every is None else self.loop.time() + every
+        while True:
+            left = _DAY if deadline is None else deadline - self.loop.time()
+            if left <= 0:
+                return None
+            entry = await session.collect(
+                max_digits=1, first_timeout=left, digit_timeout=left, terminator=None
+            )
+            if entry.digits and entry.digits in keys:
+                return entry.digits
+            if not entry.digits and deadline is not None:
+                return None
+
+    def _music(self, call: Call, *, on: bool) -> None:
+        """Music on hold to the waiting caller (silence when there is none), or stop it."""
+        stream = call.stream
+        if stream is None or not self.media.is_open(stream):
+            return
+        if not on:
+            self.media.stop_playback(stream)
+            return
+        music = self.music()
+        payload = b"" if music is None else music.encoded(stream.codec)
+        if payload:
+            self.media.play(stream, payload, loop=True)
+
+    def _leave(self, waiting: _Waiting) -> None:
+        now, at = self.driver.moment()
+        if self.driver.centre.leave(waiting.call.call_id, "key", now, at):
+            _settle(waiting, QueueOutcome(result="left", wait=now - waiting.joined))
+            self.driver.changed()
+
+    # The agents' side ------------------------------------------------------------------
+
+    def _offers(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            waiting = self._waiting.get(offer.caller)
+            if waiting is None:
+                continue
+            for agent in offer.agents:
+                waiting.rings[agent] = self.loop.create_task(self._ring(waiting, agent))
+
+    async def _ring(self, waiting: _Waiting, agent: str) -> None:
+        """Ring ``agent`` for the waiting caller; the first answer takes the caller."""
+        config = waiting.request.config
+        member = next(m for m in config.agents if m.number == agent)
+        ring_timeout = config.ring_timeout_of(member) + _RING_SLACK
+        call, centre = waiting.call, self.driver.centre
+        headers = waiting.request.display.headers()
+        leg = await self.placing.place_agent(call, agent, ring_timeout, headers)
+        waiting.rings.pop(agent, None)
+        now, at = self.driver.moment()
+        if leg is None:
+            if centre.ring_failed(call.call_id, agent, "refused", now, at):
+                self.driver.changed()
+            return
+        if waiting.outcome.done() or not centre.answered(call.call_id, agent, now, at):
+            self.placing.release(leg)  # the caller left, or another agent was first
+            self.driver.changed()
+            return
+        _settle(waiting, (agent, leg, now - waiting.joined))
+        self.driver.changed()
+
+    def _event(self, event: CentreEvent) -> None:
+        waiting = self._waiting.get(getattr(event, "caller", ""))
+        if waiting is None:
+            return
+        if isinstance(event, RingCancelled):
+            ring = waiting.rings.pop(event.agent, None)
+            if ring is not None:
+                ring.cancel()  # its leg is cancelled (place_agent's cleanup)
+        elif isinstance(event, CallerTimedOut):
+            _settle(waiting, QueueOutcome(result="timeout", wait=event.wait))
+
+
+_DAY = 86400.0
+
+
+def _settle(waiting: _Waiting, outcome: QueueOutcome | tuple[str, Leg, float]) -> None:
+    if not waiting.outcome.done():
+        waiting.outcome.set_result(outcome)
