@@ -22,6 +22,7 @@ import structlog
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
+from callserver.calls.queue_calls import QueueCalls
 from callserver.calls.reporting import CdrReporter
 from callserver.campaigns.runner import server_runner
 from callserver.cdr.ingester import CdrIngester
@@ -125,6 +126,13 @@ class Server:
             wake=self.pump,
         )
         self.admission.auth.accounts = self.phones.account  # INVITEs, as their REGISTERs
+        self.calls.host.queues = QueueCalls(  # the queue step's callers, through the centre
+            self.phones.centre,
+            self.calls.forwarder,
+            self.media,
+            lambda: self.calls.live.music,
+            self._loop,
+        )
         outbound = Outbound(  # customers' numbers hold their Centrex blocks (load_customers)
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,

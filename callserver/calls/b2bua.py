@@ -62,6 +62,7 @@ from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
+from callserver.calls.session_host import Shown
 from callserver.calls.transfer import Transfers, abandon, transferred_to
 from callserver.media import g711
 from callserver.media.engine import PortsExhausted
@@ -147,16 +148,17 @@ class Forwarder:
         caller_id: str | None,
         ring_timeout: float,
         diverted: Diverted | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
+        shown: Shown | None = None,
     ) -> Leg | ForwardOutcome:
         """Place a leg of ``call`` to ``facts.called`` as ``payer``'s call (routed, barred and
-        channelled as its, ``calls.transfer``; ``diverted``: its Diversion entries; ``headers``
-        added to its INVITE) and wait for its answer; the answered leg is the caller's to
-        bridge (a forward tears it down), a failed one is released here."""
+        channelled as its, ``calls.transfer``; ``diverted``: its Diversion entries; ``shown``:
+        a display name and headers for the called phone) and wait for its answer; the
+        answered leg is the caller's to bridge (a forward tears it down), a failed one is
+        released here."""
         to = await self._target(call, payer, facts, None)
         if isinstance(to, ForwardOutcome):
             return to
-        leg = self._place(call, payer, facts, to, caller_id, diverted, headers)
+        leg = self._place(call, payer, facts, to, caller_id, diverted, shown)
         if isinstance(leg, ForwardOutcome):
             return leg
         try:
@@ -170,13 +172,13 @@ class Forwarder:
         return leg
 
     async def place_agent(
-        self, call: Call, target: str, ring_timeout: float, headers: tuple[tuple[str, str], ...]
+        self, call: Call, target: str, ring_timeout: float, shown: Shown
     ) -> Leg | None:
         """Ring a queue agent's phones (``calls.queue_calls``) as the caller's call inside its
         customer's group, without the agent's forwarding; the answered leg, else None."""
         facts = leg_facts(call, target, self.services.now(), True)
         leg = await self.place_answered(
-            call, call.facts, facts, caller_id=None, ring_timeout=ring_timeout, headers=headers
+            call, call.facts, facts, caller_id=None, ring_timeout=ring_timeout, shown=shown
         )
         return leg if isinstance(leg, Leg) else None
 
@@ -203,7 +205,7 @@ class Forwarder:
         to: Target,
         caller_id: str | None,
         diverted: Diverted | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
+        shown: Shown | None = None,
     ) -> Leg | ForwardOutcome:
         services = self.services
         grant = services.admission.acquire_leg(channelled_by(payer, diverted, facts), facts.called)
@@ -220,6 +222,8 @@ class Forwarder:
         offer = build_offer(self._offer_config(stream))
         host = services.endpoint.config.host
         from_header, identity = leg_from(payer, caller_id, services.admission, host, facts)
+        if shown is not None and shown.display is not None:
+            from_header = f"{shown.display_name()}{from_header}"
         services.reporter.opened(facts)
         setup, ended = services.loop.create_future(), asyncio.Event()
         destination = to.destination
@@ -229,7 +233,7 @@ class Forwarder:
         if destination is not None:  # the identity goes toward a carrier, not to our phones
             leg.headers = identity
         leg.headers += () if diverted is None else diverted.headers
-        leg.headers += headers
+        leg.headers += () if shown is None else shown.headers
         call.log.info(
             "call.forwarding", target=facts.called, leg_call_id=facts.call_id, rtp_port=stream.port
         )

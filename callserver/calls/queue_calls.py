@@ -35,7 +35,7 @@ from typing import Protocol
 from callserver.calls.call import Call
 from callserver.calls.leg import Leg
 from callserver.calls.session import CallSession
-from callserver.calls.session_host import QueueOutcome, QueueRequest
+from callserver.calls.session_host import QueueOutcome, QueueRequest, Shown
 from callserver.media.engine import MediaEngine
 from callserver.media.hold_music import Music
 from callserver.queues.centre import CallCentre
@@ -75,7 +75,7 @@ class Placing(Protocol):
     """How a leg to a phone is placed and bridged (``b2bua.Forwarder``'s)."""
 
     async def place_agent(
-        self, call: Call, target: str, ring_timeout: float, headers: tuple[tuple[str, str], ...]
+        self, call: Call, target: str, ring_timeout: float, shown: Shown
     ) -> Leg | None:
         """Ring ``target``'s phones for ``call``; the answered leg, or None (refused)."""
 
@@ -95,6 +95,7 @@ class _Waiting:
     request: QueueRequest
     outcome: asyncio.Future[QueueOutcome | tuple[str, Leg, float]]
     joined: float
+    caller: str  # its number (or what its From said), for the agent's display
     rings: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
@@ -136,7 +137,7 @@ class QueueCalls:
         if isinstance(joined, NoAgents | Full):
             driver.changed()
             return QueueOutcome(result="no_agents" if isinstance(joined, NoAgents) else "full")
-        waiting = _Waiting(call, request, self.loop.create_future(), now)
+        waiting = _Waiting(call, request, self.loop.create_future(), now, number)
         self._waiting[call.call_id] = waiting
         hearing = self.loop.create_task(self._hear(session, waiting))
         driver.changed()
@@ -146,6 +147,8 @@ class QueueCalls:
             now, at = driver.moment()
             if centre.abandon(call.call_id, now, at):
                 driver.changed()
+            gone = QueueOutcome(result="abandoned", wait=now - waiting.joined)
+            session.note("queue", (request.config.name, gone))
             raise
         finally:
             hearing.cancel()
@@ -155,9 +158,13 @@ class QueueCalls:
                 ring.cancel()
         if isinstance(ended, QueueOutcome):
             return ended
-        return await self._talk(call, *ended)
+        agent, leg, wait = ended
+        answered = QueueOutcome(result="answered", wait=wait, agent=agent)
+        session.note("queue", (request.config.name, answered))  # the call may end the plan
+        await self._talk(agent, leg)
+        return answered
 
-    async def _talk(self, call: Call, agent: str, leg: Leg, wait: float) -> QueueOutcome:
+    async def _talk(self, agent: str, leg: Leg) -> None:
         """The caller and the agent who answered, bridged until one hangs up; then the
         agent's wrap-up."""
         try:
@@ -167,7 +174,6 @@ class QueueCalls:
             now, at = self.driver.moment()
             self.driver.centre.call_ended(agent, now, at)
             self.driver.changed()
-        return QueueOutcome(result="answered", wait=wait, agent=agent)
 
     # What the caller hears ------------------------------------------------------------
 
@@ -244,8 +250,8 @@ class QueueCalls:
         member = next(m for m in config.agents if m.number == agent)
         ring_timeout = config.ring_timeout_of(member) + _RING_SLACK
         call, centre = waiting.call, self.driver.centre
-        headers = waiting.request.display.headers()
-        leg = await self.placing.place_agent(call, agent, ring_timeout, headers)
+        shown = waiting.request.display.shown(waiting.caller)
+        leg = await self.placing.place_agent(call, agent, ring_timeout, shown)
         waiting.rings.pop(agent, None)
         now, at = self.driver.moment()
         if leg is None:

@@ -30,6 +30,7 @@ __all__ = [
     "QueueRequest",
     "Recorded",
     "SessionHost",
+    "Shown",
 ]
 
 Session = TypeVar("Session", contravariant=True)
@@ -75,6 +76,27 @@ class AgentDisplay:
         """The extra headers of the INVITE to the agent's phone."""
         named = (("Alert-Info", self.alert_info), ("Call-Info", self.call_info))
         return tuple((name, value) for name, value in named if value)
+
+    def shown(self, caller: str) -> Shown:
+        """What the agent's phone is sent for ``caller`` (its number or name)."""
+        display = None if self.prefix is None else f"{self.prefix}{caller}"
+        return Shown(display=display, headers=self.headers())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shown:
+    """What a leg's INVITE shows the called phone: the From display name (RFC 3261 §20.20;
+    None: none) and extra headers."""
+
+    display: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def display_name(self) -> str:
+        """The display name as a quoted-string (RFC 3261 §25.1), empty without one."""
+        if self.display is None:
+            return ""
+        escaped = self.display.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}" '
 
 
 Announcement = Callable[[int, float | None], Sequence[PlaylistItem]]
