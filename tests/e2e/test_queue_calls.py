@@ -35,6 +35,7 @@ steps:
     queue: support
     agents: ["201", "202"]
     strategy: longest_idle
+    vip: ["+38761999999"]
     ring_timeout: 10s
     wrap_up: 2s
     max_wait: {max_wait}
