@@ -128,7 +128,11 @@ class QueueCalls:
     async def wait(self, call: Call, session: CallSession, request: QueueRequest) -> QueueOutcome:
         """The caller's wait in the request's queue (module docstring)."""
         centre, driver = self.driver.centre, self.driver
-        centre.define(request.config)
+        try:
+            centre.define(request.config)
+        except (LookupError, ValueError) as exc:  # centrex.yaml changed since the plan loaded
+            call.log.error("queue.agents_changed", queue=request.config.name, error=str(exc))
+            return QueueOutcome(result="no_agents")
         now, at = driver.moment()
         number = session.caller.e164 or session.caller.raw
         joined = centre.join(

@@ -9,7 +9,9 @@ registered leave the caller waiting until the queue's maximum wait, the ``timeou
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,9 +26,9 @@ from tests.e2e.conftest import (
     popen_sipp,
     start_server,
 )
-from tests.e2e.rtp_party import tone_party
+from tests.e2e.rtp_party import RtpParty, tone_party
 from tests.e2e.subscribers import CALLING, write_group
-from tests.e2e.transfers import ANSWERS, finished_all, reap, register_ext, sipp_phone, wait_event
+from tests.e2e.transfers import finished_all, reap, register_ext, sipp_phone, wait_event
 
 QUEUE_NUMBER = "38733100250"  # in acme's block, no subscriber's
 PLAN = """language: en
@@ -42,8 +44,11 @@ steps:
     announce_every: 3s
     display: "Support: "
     alert_info: "<urn:alert:service:normal>"
+    call_info: "<https://crm.example/?n=${{caller}}>;purpose=info"
+    leave_key: "9"
     timeout: too_long
     no_agents: closed
+    left: too_long
   too_long:
     play: goodbye
     next: end
@@ -52,6 +57,8 @@ steps:
   end:
     hangup:
 """
+STAYS = "uac-queue-caller-stays-then-bye.xml"  # a caller who hangs up after a while
+SHOWS = "uas-queue-agent-checks-display-then-expects-bye.xml"  # an agent's phone
 TRUNKS = {**CALLING, "customers": {"acme": {"agents": 2}}}
 
 
@@ -78,26 +85,54 @@ def _logged_in(tmp_path: Path, *extensions: str) -> None:
         store.close()
 
 
-def _server(tmp_path: Path, *agents: str, max_wait: str = "60s") -> ServerProcess:
+def queue_server(tmp_path: Path, *agents: str, max_wait: str = "60s") -> ServerProcess:
     write_group(tmp_path)
     _logged_in(tmp_path, *agents)
     plans = plan_dir(tmp_path, QUEUE_NUMBER, PLAN.format(max_wait=max_wait))
     return start_server(tmp_path, trunks=TRUNKS, dialplans=plans)
 
 
-def _caller(
-    sipp: str, tmp_path: Path, server: ServerProcess, scenario: str, *extra: str
+def queue_caller(
+    sipp: str,
+    tmp_path: Path,
+    server: ServerProcess,
+    rtp: RtpParty,
+    stay_ms: int,
+    number: str = "+38761000000",
 ) -> subprocess.Popen[str]:
-    """SIPp on the trunk calling the queue number with ``scenario``."""
+    """SIPp on the trunk, calling the queue as ``number``; it hangs up ``stay_ms`` after the
+    server's answer."""
     return popen_sipp(
         [
             sipp,
-            *("-sf", str(SCENARIOS / scenario), *extra, "-i", HOST, "-m", "1"),
+            *("-sf", str(SCENARIOS / STAYS), "-key", "caller", number),
+            *("-key", "rtp_port", str(rtp.port), "-d", str(stay_ms), "-i", HOST, "-m", "1"),
+            *("-nostdin", "-timeout", "60s", "-timeout_error", "-s", QUEUE_NUMBER),
+            f"{HOST}:{server.port}",
+        ],
+        tmp_path,
+    )
+
+
+def _expecting_bye(sipp: str, tmp_path: Path, server: ServerProcess) -> subprocess.Popen[str]:
+    """SIPp on the trunk calling the queue number and staying until the server's BYE."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-i", HOST, "-m", "1"),
             *("-nostdin", "-timeout", "40s", "-timeout_error", "-s", QUEUE_NUMBER),
             f"{HOST}:{server.port}",
         ],
         tmp_path,
     )
+
+
+def queue_events(tmp_path: Path) -> list[dict[str, object]]:
+    """The queue event log's lines, in order."""
+    lines = []
+    for path in sorted((tmp_path / "var" / "queue-events").glob("*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines()]
+    return lines
 
 
 def _caller_cdr(tmp_path: Path) -> dict[str, object]:
@@ -106,16 +141,16 @@ def _caller_cdr(tmp_path: Path) -> dict[str, object]:
 
 
 def test_an_agent_answers_and_the_caller_is_bridged_to_it(sipp: str, tmp_path: Path) -> None:
-    """202 answers the queue call: the caller is bridged to it; the CDR names the queue, the
-    wait and the agent, and the queue event log has the join, ring and answer."""
-    server = _server(tmp_path, "202")
+    """202's phone shows the caller after the display prefix, with Alert-Info and Call-Info,
+    and answers: the caller is bridged to it; the CDR names the queue, the wait and the agent,
+    and the queue event log has the join, ring and answer."""
+    server = queue_server(tmp_path, "202")
     caller_rtp, agent_rtp = tone_party(440.0), tone_party(700.0)
     procs: list[subprocess.Popen[str]] = []
     try:
         port = register_ext(sipp, tmp_path, server, "202")
-        procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port, agent_rtp))
-        stays = ("-key", "rtp_port", str(caller_rtp.port), "-d", "6000")
-        procs.append(_caller(sipp, tmp_path, server, "uac-conference-stays-then-bye.xml", *stays))
+        procs.append(sipp_phone(sipp, tmp_path, SHOWS, port, agent_rtp))
+        procs.append(queue_caller(sipp, tmp_path, server, caller_rtp, 6000, "+38761000001"))
         wait_event(server, "call.bridged")
         finished_all(procs, server)
     finally:
@@ -126,19 +161,15 @@ def test_an_agent_answers_and_the_caller_is_bridged_to_it(sipp: str, tmp_path: P
     record = _caller_cdr(tmp_path)
     assert record["queue"] == "support" and record["answered_by"] == "+38733100202"
     assert isinstance(record["queue_wait"], int) and 0 <= record["queue_wait"] < 10000
-    kinds = [
-        line
-        for path in (tmp_path / "var" / "queue-events").glob("*.jsonl")
-        for line in path.read_text().splitlines()
-    ]
-    assert any('"join"' in line for line in kinds) and any('"answer"' in line for line in kinds)
+    kinds = [event["kind"] for event in queue_events(tmp_path)]
+    assert kinds[:3] == ["join", "ring", "answer"]
 
 
 def test_no_agent_logged_in_takes_the_no_agents_branch(sipp: str, tmp_path: Path) -> None:
     """Nobody logged in: the caller hears the closed notice and the server hangs up."""
-    server = _server(tmp_path)
+    server = queue_server(tmp_path)
     try:
-        proc = _caller(sipp, tmp_path, server, "uac-expect-server-bye.xml")
+        proc = _expecting_bye(sipp, tmp_path, server)
         finished_all([proc], server)
     finally:
         server.stop()
@@ -152,12 +183,33 @@ def test_agents_that_never_ring_leave_the_caller_to_its_maximum_wait(
 ) -> None:
     """Logged in, but no phone registered: every ring fails, and after max_wait the caller
     takes the timeout branch (goodbye, hang-up) with a wait of about 3 s."""
-    server = _server(tmp_path, "201", "202", max_wait="3s")
+    server = queue_server(tmp_path, "201", "202", max_wait="3s")
     try:
-        proc = _caller(sipp, tmp_path, server, "uac-expect-server-bye.xml")
+        proc = _expecting_bye(sipp, tmp_path, server)
         finished_all([proc], server)
     finally:
         server.stop()
     record = _caller_cdr(tmp_path)
     assert record["end_detail"] == "queue support: timeout"
     assert isinstance(record["queue_wait"], int) and 2900 <= record["queue_wait"] <= 4000
+
+
+def test_the_leave_key_takes_the_left_branch(sipp: str, tmp_path: Path) -> None:
+    """An agent logged in but its phone away: the caller presses 9 while waiting, leaves the
+    queue (a leave line with its wait) and hears goodbye before the hang-up."""
+    server = queue_server(tmp_path, "202")
+    caller_rtp = tone_party(440.0)
+    try:
+        proc = _expecting_bye(sipp, tmp_path, server)
+        caller_rtp.send_to(int(str(wait_event(server, "call.answered")["rtp_port"])))
+        time.sleep(1.0)
+        caller_rtp.press("9")
+        finished_all([proc], server)
+    finally:
+        server.stop()
+        caller_rtp.close()
+    record = _caller_cdr(tmp_path)
+    assert record["end_detail"] == "queue support: left"
+    assert record["steps"] == ["support", "too_long", "end"]
+    (left,) = [event for event in queue_events(tmp_path) if event["kind"] == "leave"]
+    assert isinstance(left["wait"], float) and 0.5 <= left["wait"] <= 5.0

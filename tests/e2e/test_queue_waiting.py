@@ -10,57 +10,22 @@ earlier; a caller who hangs up while waiting is logged as abandoned with its wai
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
 
 from tests.e2e.conftest import (
-    HOST,
     PROMPTS,
-    SCENARIOS,
     ServerProcess,
-    popen_sipp,
 )
 from tests.e2e.prompt_audio import aligned_snr_db, wav_samples
 from tests.e2e.rooms import received_samples
-from tests.e2e.rtp_party import RtpParty, tone_party
-from tests.e2e.test_queue_calls import QUEUE_NUMBER, _server
+from tests.e2e.rtp_party import tone_party
+from tests.e2e.test_queue_calls import queue_caller, queue_events, queue_server
 from tests.e2e.transfers import ANSWERS, finished_all, reap, register_ext, sipp_phone
 
-STAYS = "uac-queue-caller-stays-then-bye.xml"
 WRAP_UP = 2.0  # the plan's
-
-
-def _caller(
-    sipp: str,
-    tmp_path: Path,
-    server: ServerProcess,
-    rtp: RtpParty,
-    stay_ms: int,
-    number: str = "+38761000000",
-) -> subprocess.Popen[str]:
-    """SIPp on the trunk, calling the queue as ``number``; it hangs up ``stay_ms`` after the
-    server's answer."""
-    return popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / STAYS), "-key", "caller", number),
-            *("-key", "rtp_port", str(rtp.port), "-d", str(stay_ms), "-i", HOST, "-m", "1"),
-            *("-nostdin", "-timeout", "60s", "-timeout_error", "-s", QUEUE_NUMBER),
-            f"{HOST}:{server.port}",
-        ],
-        tmp_path,
-    )
-
-
-def _events(tmp_path: Path) -> list[dict[str, object]]:
-    """The queue event log's lines, in order."""
-    lines = []
-    for path in sorted((tmp_path / "var" / "queue-events").glob("*.jsonl")):
-        lines += [json.loads(line) for line in path.read_text().splitlines()]
-    return lines
 
 
 def _count(server: ServerProcess, name: str, count: int) -> list[dict[str, object]]:
@@ -82,7 +47,7 @@ def test_a_third_caller_waits_with_music_and_its_position_then_gets_the_freed_ag
 ) -> None:
     """201 and 202 busy: the third caller hears the welcome, the music and "you are number
     one"; the agent whose call ends first takes it after its wrap-up; its CDR names it."""
-    server = _server(tmp_path, "201", "202")
+    server = queue_server(tmp_path, "201", "202")
     rtps = {ext: tone_party(f) for ext, f in (("201", 600.0), ("202", 700.0))}
     callers = [tone_party(f) for f in (300.0, 350.0, 400.0)]
     procs: list[subprocess.Popen[str]] = []
@@ -90,11 +55,11 @@ def test_a_third_caller_waits_with_music_and_its_position_then_gets_the_freed_ag
         ports = {ext: register_ext(sipp, tmp_path, server, ext) for ext in rtps}
         phones = {ext: sipp_phone(sipp, tmp_path, ANSWERS, ports[ext], rtps[ext]) for ext in rtps}
         procs += phones.values()
-        procs.append(_caller(sipp, tmp_path, server, callers[0], 15000, "+38761000001"))
+        procs.append(queue_caller(sipp, tmp_path, server, callers[0], 15000, "+38761000001"))
         _count(server, "call.bridged", 1)
-        procs.append(_caller(sipp, tmp_path, server, callers[1], 22000, "+38761000002"))
+        procs.append(queue_caller(sipp, tmp_path, server, callers[1], 22000, "+38761000002"))
         _count(server, "call.bridged", 2)
-        procs.append(_caller(sipp, tmp_path, server, callers[2], 26000, "+38761000003"))
+        procs.append(queue_caller(sipp, tmp_path, server, callers[2], 26000, "+38761000003"))
         answered = _count(server, "call.answered", 3)[2]
         callers[2].send_to(int(str(answered["rtp_port"])))
         deadline = time.monotonic() + 25
@@ -117,7 +82,7 @@ def test_a_third_caller_waits_with_music_and_its_position_then_gets_the_freed_ag
     }
     heard["music"] = aligned_snr_db(music, heard_while_waiting)
     assert min(heard.values()) > 20, heard
-    events = _events(tmp_path)
+    events = queue_events(tmp_path)
     third = next(
         e["call_id"] for e in events if e["kind"] == "join" and e["caller"] == "+38761000003"
     )
@@ -137,25 +102,25 @@ def test_a_vip_waits_ahead_and_a_caller_who_hangs_up_is_logged_abandoned(
 ) -> None:
     """201 alone and busy: a caller waits at 1, a VIP who calls later waits at 1 ahead of it
     (it moves to 2); the first hangs up and its abandon line has its wait."""
-    server = _server(tmp_path, "201")
+    server = queue_server(tmp_path, "201")
     rtp = tone_party(600.0)
     callers = [tone_party(f) for f in (300.0, 350.0, 400.0)]
     procs: list[subprocess.Popen[str]] = []
     try:
         port = register_ext(sipp, tmp_path, server, "201")
         procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port, rtp))
-        procs.append(_caller(sipp, tmp_path, server, callers[0], 8000, "+38761000001"))
+        procs.append(queue_caller(sipp, tmp_path, server, callers[0], 8000, "+38761000001"))
         _count(server, "call.bridged", 1)
-        procs.append(_caller(sipp, tmp_path, server, callers[1], 4000, "+38761000002"))
+        procs.append(queue_caller(sipp, tmp_path, server, callers[1], 4000, "+38761000002"))
         _count(server, "call.answered", 2)
-        procs.append(_caller(sipp, tmp_path, server, callers[2], 6000, "+38761999999"))
+        procs.append(queue_caller(sipp, tmp_path, server, callers[2], 6000, "+38761999999"))
         finished_all(procs, server)
     finally:
         reap(procs)
         server.stop()
         for party in (rtp, *callers):
             party.close()
-    events = _events(tmp_path)
+    events = queue_events(tmp_path)
     joins = {e["caller"]: e for e in events if e["kind"] == "join"}
     assert joins["+38761000002"]["position"] == 1 and joins["+38761999999"]["position"] == 1
     abandoned = {e["call_id"]: e for e in events if e["kind"] == "abandon"}
