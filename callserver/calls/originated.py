@@ -43,7 +43,7 @@ from callserver.calls.call_recorder import RecordedCall
 from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
-from callserver.calls.session import CallSession, ForwardOutcome
+from callserver.calls.session import CallSession, ForwardOutcome, QueueOutcome, QueueRequest
 from callserver.media.events import DtmfReceived, MediaEvent, PlaybackFinished, RtpTimedOut
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording_writer import RecordingMode
@@ -276,6 +276,10 @@ class _LegHost:
         self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
     ) -> bool:
         return False
+
+    async def queue_session(self, session: CallSession, request: QueueRequest) -> QueueOutcome:
+        # A campaign's call waits in no queue: the step's no_agents branch is taken.
+        return QueueOutcome(result="no_agents")
 
     def hang_up_session(
         self, session: CallSession, code: int, cause: int | None, reason: str
