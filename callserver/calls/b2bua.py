@@ -39,6 +39,7 @@ its CDR (leg ``b``, linked to the inbound call's Call-ID).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from callserver.calls.branching import (
     cancel,
@@ -56,7 +57,7 @@ from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.leg_target import Target, leg_target, locate
 from callserver.calls.originating import leg_from
 from callserver.calls.phase import CallPhase
-from callserver.calls.phones import PhoneBook
+from callserver.calls.phones import COMPLETED_ELSEWHERE, PhoneBook
 from callserver.calls.pickup import bridge_picked
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
@@ -149,12 +150,14 @@ class Forwarder:
         ring_timeout: float,
         diverted: Diverted | None = None,
         shown: Shown | None = None,
+        lost: Callable[[], bool] | None = None,
     ) -> Leg | ForwardOutcome:
         """Place a leg of ``call`` to ``facts.called`` as ``payer``'s call (routed, barred and
         channelled as its, ``calls.transfer``; ``diverted``: its Diversion entries; ``shown``:
         a display name and headers for the called phone) and wait for its answer; the
         answered leg is the caller's to bridge (a forward tears it down), a failed one is
-        released here."""
+        released here. Cancelled while it rings, its CANCEL says "Call completed elsewhere"
+        when ``lost`` says so (RFC 3326 §2)."""
         to = await self._target(call, payer, facts, None)
         if isinstance(to, ForwardOutcome):
             return to
@@ -164,6 +167,8 @@ class Forwarder:
         try:
             status = await self._ringing(leg, ring_timeout)
         except BaseException:
+            if lost is not None and lost():
+                leg.cancel_headers = COMPLETED_ELSEWHERE
             self._teardown(leg)
             raise
         if status >= 300:
@@ -172,13 +177,25 @@ class Forwarder:
         return leg
 
     async def place_agent(
-        self, call: Call, target: str, ring_timeout: float, shown: Shown
+        self,
+        call: Call,
+        target: str,
+        ring_timeout: float,
+        shown: Shown,
+        lost: Callable[[], bool],
     ) -> Leg | None:
         """Ring a queue agent's phones (``calls.queue_calls``) as the caller's call inside its
-        customer's group, without the agent's forwarding; the answered leg, else None."""
+        customer's group, without the agent's forwarding; the answered leg, else None.
+        ``lost``: the ring was cancelled because another agent answered."""
         facts = leg_facts(call, target, self.services.now(), True)
         leg = await self.place_answered(
-            call, call.facts, facts, caller_id=None, ring_timeout=ring_timeout, shown=shown
+            call,
+            call.facts,
+            facts,
+            caller_id=None,
+            ring_timeout=ring_timeout,
+            shown=shown,
+            lost=lost,
         )
         return leg if isinstance(leg, Leg) else None
 
@@ -361,7 +378,7 @@ class Forwarder:
         if leg.dialog_id is not None:
             services.endpoint.bye(leg.dialog_id, now)
         elif not answered_or_refused:  # still ringing: CANCEL it (RFC 3261 §9.1)
-            cancel(self.services, leg)
+            cancel(self.services, leg, leg.cancel_headers)
         if leg.a.stream is not None and services.media.is_open(leg.a.stream):
             services.media.stop_playback(leg.a.stream)
         services.media.unbridge(leg.stream)

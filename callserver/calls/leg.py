@@ -57,6 +57,7 @@ class Leg:
     from_addr: Address
     dialog_id: DialogId | None = None
     cancelled: bool = False
+    cancel_headers: tuple[tuple[str, str], ...] = ()  # the CANCEL's Reason, when it has one
     end_reason: str = "bye_sent"  # bye_received when the forwarded party hung up
     tried: int = 0  # destination targets sent an INVITE so far
     responded: bool = False  # the current target sent a response, provisional or final

@@ -75,9 +75,10 @@ class Placing(Protocol):
     """How a leg to a phone is placed and bridged (``b2bua.Forwarder``'s)."""
 
     async def place_agent(
-        self, call: Call, target: str, ring_timeout: float, shown: Shown
+        self, call: Call, target: str, ring_timeout: float, shown: Shown, lost: Callable[[], bool]
     ) -> Leg | None:
-        """Ring ``target``'s phones for ``call``; the answered leg, or None (refused)."""
+        """Ring ``target``'s phones for ``call``; the answered leg, or None (refused).
+        ``lost``: a ring cancelled because another agent answered."""
 
     async def bridge_agent(self, leg: Leg) -> None:
         """Bridge the leg's caller with the answered ``leg`` until either side hangs up."""
@@ -97,6 +98,7 @@ class _Waiting:
     joined: float
     caller: str  # its number (or what its From said), for the agent's display
     rings: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    lost: set[str] = field(default_factory=set)  # agents whose ring another's answer ended
 
 
 class QueueCalls:
@@ -255,7 +257,8 @@ class QueueCalls:
         ring_timeout = config.ring_timeout_of(member) + _RING_SLACK
         call, centre = waiting.call, self.driver.centre
         shown = waiting.request.display.shown(waiting.caller)
-        leg = await self.placing.place_agent(call, agent, ring_timeout, shown)
+        lost = waiting.lost.__contains__
+        leg = await self.placing.place_agent(call, agent, ring_timeout, shown, lambda: lost(agent))
         waiting.rings.pop(agent, None)
         now, at = self.driver.moment()
         if leg is None:
@@ -274,6 +277,8 @@ class QueueCalls:
         if waiting is None:
             return
         if isinstance(event, RingCancelled):
+            if event.reason == "answered_elsewhere":
+                waiting.lost.add(event.agent)
             ring = waiting.rings.pop(event.agent, None)
             if ring is not None:
                 ring.cancel()  # its leg is cancelled (place_agent's cleanup)

@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     plan_dir,
     popen_sipp,
     start_server,
+    start_uas,
 )
 from tests.e2e.rtp_party import RtpParty, tone_party
 from tests.e2e.subscribers import CALLING, write_group
@@ -36,9 +37,9 @@ steps:
   support:
     queue: support
     agents: ["201", "202"]
-    strategy: longest_idle
+    strategy: {strategy}
     vip: ["+38761999999"]
-    ring_timeout: 10s
+    ring_timeout: {ring_timeout}
     wrap_up: 2s
     max_wait: {max_wait}
     announce_every: 3s
@@ -85,11 +86,24 @@ def _logged_in(tmp_path: Path, *extensions: str) -> None:
         store.close()
 
 
-def queue_server(tmp_path: Path, *agents: str, max_wait: str = "60s") -> ServerProcess:
+def queue_server(
+    tmp_path: Path,
+    *agents: str,
+    max_wait: str = "60s",
+    strategy: str = "longest_idle",
+    ring_timeout: str = "10s",
+) -> ServerProcess:
+    """The server with acme's phones, ``agents`` logged in and the queue plan."""
     write_group(tmp_path)
     _logged_in(tmp_path, *agents)
-    plans = plan_dir(tmp_path, QUEUE_NUMBER, PLAN.format(max_wait=max_wait))
+    plan = PLAN.format(max_wait=max_wait, strategy=strategy, ring_timeout=ring_timeout)
+    plans = plan_dir(tmp_path, QUEUE_NUMBER, plan)
     return start_server(tmp_path, trunks=TRUNKS, dialplans=plans)
+
+
+def phone_run(sipp: str, tmp_path: Path, scenario: str, port: int) -> subprocess.Popen[str]:
+    """SIPp playing the phone registered at ``port`` for one call of ``scenario``."""
+    return start_uas(sipp, tmp_path, "-sf", str(SCENARIOS / scenario), port=port)[0]
 
 
 def queue_caller(
@@ -213,3 +227,50 @@ def test_the_leave_key_takes_the_left_branch(sipp: str, tmp_path: Path) -> None:
     assert record["steps"] == ["support", "too_long", "end"]
     (left,) = [event for event in queue_events(tmp_path) if event["kind"] == "leave"]
     assert isinstance(left["wait"], float) and 0.5 <= left["wait"] <= 5.0
+
+
+def test_ring_all_the_first_answer_wins_and_the_other_phone_is_cancelled(
+    sipp: str, tmp_path: Path
+) -> None:
+    """ring_all: both agents' phones ring; 201 answers after 1 s and 202's ring is cancelled
+    with "Call completed elsewhere" (its SIPp checks the CANCEL's Reason)."""
+    server = queue_server(tmp_path, "201", "202", strategy="ring_all")
+    caller_rtp = tone_party(440.0)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        first, second = (register_ext(sipp, tmp_path, server, ext) for ext in ("201", "202"))
+        procs.append(phone_run(sipp, tmp_path, "uas-rings-answers-expects-bye.xml", first))
+        procs.append(
+            phone_run(sipp, tmp_path, "uas-rings-expects-cancel-completed-elsewhere.xml", second)
+        )
+        procs.append(queue_caller(sipp, tmp_path, server, caller_rtp, 3000, "+38761000001"))
+        finished_all(procs, server)
+    finally:
+        reap(procs)
+        server.stop()
+        caller_rtp.close()
+    assert _caller_cdr(tmp_path)["answered_by"] == "+38733100201"
+    events = queue_events(tmp_path)
+    rung = sorted(str(e["agent"]) for e in events if e["kind"] == "ring")
+    answers = [e["agent"] for e in events if e["kind"] == "answer"]
+    assert rung == ["+38733100201", "+38733100202"] and answers == ["+38733100201"]
+
+
+def test_an_unanswered_ring_is_cancelled_at_the_agents_ring_timeout(
+    sipp: str, tmp_path: Path
+) -> None:
+    """202's phone rings and nobody picks up: after 2 s the server CANCELs it (no Reason),
+    a ring_noanswer line says timeout, and the caller reaches its maximum wait."""
+    server = queue_server(tmp_path, "202", ring_timeout="2s", max_wait="4s")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        port = register_ext(sipp, tmp_path, server, "202")
+        procs.append(phone_run(sipp, tmp_path, "uas-rings-until-cancelled.xml", port))
+        procs.append(_expecting_bye(sipp, tmp_path, server))
+        finished_all(procs, server)
+    finally:
+        reap(procs)
+        server.stop()
+    unanswered = [e for e in queue_events(tmp_path) if e["kind"] == "ring_noanswer"]
+    assert [(e["agent"], e["reason"]) for e in unanswered] == [("+38733100202", "timeout")]
+    assert _caller_cdr(tmp_path)["end_detail"] == "queue support: timeout"
