@@ -94,6 +94,21 @@ BAD: dict[str, list[str]] = {
     ],
     "no-steps": [":2: steps: Field required"],
     "no-verb": [f":6: steps.closed: {ONE_VERB}"],
+    "queue-agent-twice": [":5: steps.support.agents.+38733100201: +38733100201 is listed twice"],
+    "queue-agent-unquoted": [':5: steps.support.agents: quote 201 ("201"): an agent is text'],
+    "queue-bad-caller-skill": [
+        ":6: steps.support.skills: skill '${language}-speaker': a word (en, billing) or one "
+        "${variable}"
+    ],
+    "queue-bad-name": [
+        ":4: steps.support.queue: queue 'support line': letters, digits, _ . and - only "
+        "(64 at most)"
+    ],
+    "queue-bad-strategy": [
+        ":6: steps.support.strategy: Input should be 'ring_all', 'longest_idle', 'round_robin', "
+        "'fewest_calls' or 'skills'"
+    ],
+    "queue-without-agents": [":3: steps.support: agents: a queue needs at least one agent"],
     "queue-agent-not-subscriber": [
         ":5: steps.support.agents.299: '299' is no subscriber of group callcentre-demo-office"
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,14 +15,17 @@ from pydantic import ValidationError
 
 from callserver.calls.b2bua import ForwardOutcome
 from callserver.calls.session import QueueOutcome
+from callserver.config.centrex import load_centrex
 from callserver.dialplan.schema import parse_step
 from callserver.dialplan.verbs import REGISTRY
 from callserver.dialplan.verbs.base import CompileContext, Step, StepError
+from callserver.dialplan.verbs.queue import centrex_agents
 from callserver.media.prompts import Play, SayDigits, SayNumber, Silence
 from callserver.policy.caller import CallerId
 from tests.dialplan.fakes import FakeCall, Hangup, Played, Recording
 
 SOURCE = "dialplans/38733100200.yaml"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def run(call: FakeCall, raw: dict[str, Any]) -> str | None:
@@ -653,3 +657,17 @@ def test_queue_agents_that_are_not_subscribers_are_load_errors() -> None:
     assert [path for path, _ in caught.value.problems] == [("agents", "301"), ("agents", "9")]
     with pytest.raises(ValidationError, match="quote 201"):
         parse_step({"queue": "q", "agents": {201: {}}}, REGISTRY)
+
+
+def test_queue_agents_are_the_subscribers_of_the_plans_group() -> None:
+    """The shipped centrex.yaml: extension 201 and number +387 33 100 203 (extension 30) are
+    callcentre-demo's; a plan whose number is in no group has no agents."""
+    centrex = load_centrex(ROOT / "config" / "centrex.yaml")
+    lookup = centrex_agents(lambda: centrex)
+    assert lookup("38733100200", "201") == ("callcentre-demo", "+38733100201")
+    assert lookup("38733100200", "+387 33 100 203") == ("callcentre-demo", "+38733100203")
+    assert lookup("38733100200", "30") == ("callcentre-demo", "+38733100203")
+    with pytest.raises(ValueError, match="in no Centrex group"):
+        lookup("38761000000", "201")
+    with pytest.raises(ValueError, match="no subscriber of group callcentre-demo-office"):
+        lookup("38733100200", "+38733100299")
