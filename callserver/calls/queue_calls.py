@@ -21,7 +21,10 @@ pauses (``*47*REASON#``) to stop them. The first agent to answer wins: the centr
 completed elsewhere"), the music stops and the caller is bridged to the agent until one of
 them hangs up; then the centre starts the agent's wrap-up (``call_ended``). An agent's ring
 time is the centre's (``RingCancelled`` with ``timeout``): the leg is cancelled; a phone that
-refuses (busy, declined, not registered) is ``ring_failed``.
+refuses (busy, declined, not registered) is ``ring_failed``. An agent on a call of its own
+is not offered (the centre asks ``phone_busy``); since the end of such a call is no input of
+the centre's, each waiting caller asks the driver for a pass at every announcement (or every
+``_PASS_EVERY`` seconds without them).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from callserver.queues.events import (
 __all__ = ["CentreDriver", "Placing", "QueueCalls"]
 
 _RING_SLACK = 2.0  # the leg's own ring limit beyond the centre's, which cancels it first
+_PASS_EVERY = 10.0  # seconds between passes for a caller who hears no announcements
 
 
 class CentreDriver(Protocol):
@@ -190,36 +194,40 @@ class QueueCalls:
         if request.greeting and await session.play(request.greeting, barge_in=bool(keys)):
             self._leave(waiting)
             return
+        playing = False
         while not waiting.outcome.done():
-            self._music(waiting.call, on=request.music)
-            digit = await self._digit(session, keys, request.announce_every)
-            self._music(waiting.call, on=False)
-            if digit is not None:
+            if not playing:
+                self._music(waiting.call, on=request.music)
+                playing = True
+            if await self._digit(session, keys, request.announce_every or _PASS_EVERY):
                 self._leave(waiting)
                 return
+            # A pass now and then: an agent whose own call ended meanwhile is offered (its
+            # phone's end is no input of the centre's).
+            self.driver.changed()
             status = self.driver.centre.status(waiting.call.call_id)
-            if status is None or request.announcement is None:
+            if request.announce_every is None or request.announcement is None or status is None:
                 continue
+            self._music(waiting.call, on=False)
+            playing = False
             items = request.announcement(status.position, status.estimated_wait)
             if await session.play(items, barge_in=bool(keys)) is not None:
                 self._leave(waiting)
                 return
 
-    async def _digit(self, session: CallSession, keys: str, every: float | None) -> str | None:
-        """The leave key if it is pressed within ``every`` seconds (None: any time); other
-        digits are ignored."""
-        deadline = None if every is None else self.loop.time() + every
-        while True:
-            left = _DAY if deadline is None else deadline - self.loop.time()
-            if left <= 0:
-                return None
+    async def _digit(self, session: CallSession, keys: str, every: float) -> str | None:
+        """The leave key if it is pressed within ``every`` seconds; other digits are
+        ignored."""
+        deadline = self.loop.time() + every
+        while (left := deadline - self.loop.time()) > 0:
             entry = await session.collect(
                 max_digits=1, first_timeout=left, digit_timeout=left, terminator=None
             )
             if entry.digits and entry.digits in keys:
                 return entry.digits
-            if not entry.digits and deadline is not None:
+            if not entry.digits:
                 return None
+        return None
 
     def _music(self, call: Call, *, on: bool) -> None:
         """Music on hold to the waiting caller (silence when there is none), or stop it."""
@@ -284,9 +292,6 @@ class QueueCalls:
                 ring.cancel()  # its leg is cancelled (place_agent's cleanup)
         elif isinstance(event, CallerTimedOut):
             _settle(waiting, QueueOutcome(result="timeout", wait=event.wait))
-
-
-_DAY = 86400.0
 
 
 def _settle(waiting: _Waiting, outcome: QueueOutcome | tuple[str, Leg, float]) -> None:
