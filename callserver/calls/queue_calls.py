@@ -154,11 +154,7 @@ class QueueCalls:
         try:
             ended = await asyncio.shield(waiting.outcome)
         except asyncio.CancelledError:  # the caller hung up
-            now, at = driver.moment()
-            if centre.abandon(call.call_id, now, at):
-                driver.changed()
-            gone = QueueOutcome(result="abandoned", wait=now - waiting.joined)
-            session.note("queue", (request.config.name, gone))
+            self._abandoned(session, waiting)
             raise
         finally:
             hearing.cancel()
@@ -173,6 +169,22 @@ class QueueCalls:
         session.note("queue", (request.config.name, answered))  # the call may end the plan
         await self._talk(agent, leg)
         return answered
+
+    def _abandoned(self, session: CallSession, waiting: _Waiting) -> None:
+        """The caller hung up while waiting, or in the moment an agent answered it (that
+        agent's call ends at once)."""
+        now, at = self.driver.moment()
+        centre, call = self.driver.centre, waiting.call
+        if centre.abandon(call.call_id, now, at):
+            self.driver.changed()
+        outcome = waiting.outcome
+        if outcome.done() and isinstance(answered := outcome.result(), tuple):
+            agent, leg, _ = answered
+            self.placing.release(leg)
+            centre.call_ended(agent, now, at)
+            self.driver.changed()
+        gone = QueueOutcome(result="abandoned", wait=now - waiting.joined)
+        session.note("queue", (waiting.request.config.name, gone))
 
     async def _talk(self, agent: str, leg: Leg) -> None:
         """The caller and the agent who answered, bridged until one hangs up; then the
