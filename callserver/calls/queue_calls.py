@@ -21,10 +21,7 @@ pauses (``*47*REASON#``) to stop them. The first agent to answer wins: the centr
 completed elsewhere"), the music stops and the caller is bridged to the agent until one of
 them hangs up; then the centre starts the agent's wrap-up (``call_ended``). An agent's ring
 time is the centre's (``RingCancelled`` with ``timeout``): the leg is cancelled; a phone that
-refuses (busy, declined, not registered) is ``ring_failed``. An agent on a call of its own
-is not offered (the centre asks ``phone_busy``); since the end of such a call is no input of
-the centre's, each waiting caller asks the driver for a pass at every announcement (or every
-``_PASS_EVERY`` seconds without them).
+refuses (busy, declined, not registered) is ``ring_failed``.
 """
 
 from __future__ import annotations
@@ -54,7 +51,7 @@ from callserver.queues.events import (
 __all__ = ["CentreDriver", "Placing", "QueueCalls"]
 
 _RING_SLACK = 2.0  # the leg's own ring limit beyond the centre's, which cancels it first
-_PASS_EVERY = 10.0  # seconds between passes for a caller who hears no announcements
+_QUIET = 3600.0  # how long a caller who hears no announcements waits for the leave key at once
 
 
 class CentreDriver(Protocol):
@@ -211,12 +208,9 @@ class QueueCalls:
             if not playing:
                 self._music(waiting.call, on=request.music)
                 playing = True
-            if await self._digit(session, keys, request.announce_every or _PASS_EVERY):
+            if await self._digit(session, keys, request.announce_every or _QUIET):
                 self._leave(waiting)
                 return
-            # A pass now and then: an agent whose own call ended meanwhile is offered (its
-            # phone's end is no input of the centre's).
-            self.driver.changed()
             status = self.driver.centre.status(waiting.call.call_id)
             if request.announce_every is None or request.announcement is None or status is None:
                 continue

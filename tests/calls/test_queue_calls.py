@@ -27,7 +27,7 @@ from callserver.calls.session_host import QueueOutcome, QueueRequest, Shown
 from callserver.media.prompts import Play, PlaylistItem
 from callserver.policy.caller import CallerId
 from callserver.queues.agents import AgentState
-from tests.queues.support import agent, make_centre, queue
+from tests.queues.support import agent, centrex, queue
 
 CLOCK = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -87,10 +87,16 @@ class FakeSession:
 
 def _calls(placing: FakePlacing) -> tuple[QueueCalls, CentreDriver]:
     loop = asyncio.get_running_loop()
-    centre = make_centre()
-    driver = CentreDriver(centre, loop, clock=lambda: CLOCK)
+    groups = centrex()
+    driver = CentreDriver(
+        centrex=lambda: groups,
+        licences=lambda customer: 60,
+        phone_busy=lambda number: False,
+        loop=loop,
+        wall=lambda: CLOCK,
+    )
     for n in (1, 2):
-        centre.login(agent(n), loop.time(), CLOCK)
+        driver.centre.login(agent(n), loop.time(), CLOCK)
     media = SimpleNamespace(is_open=lambda stream: False)
     calls = QueueCalls(driver, placing, media, lambda: None, loop)  # type: ignore[arg-type]
     return calls, driver
