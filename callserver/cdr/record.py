@@ -201,10 +201,6 @@ class CdrRecord:
     diversion_reason: str | None = None
     diverted_from: str | None = None
     conference: str | None = None  # the meet-me room the call joined (its last, if several)
-    # A call centre queue the caller waited in (its last), and how long it waited there in
-    # milliseconds (to its answer, or to its leaving); ``answered_by`` names the agent.
-    queue: str | None = None
-    queue_wait: int | None = None
     # Call pickup: the subscriber (E.164) whose phone answered a call that rang at another's.
     answered_by: str | None = None
     # When the called subscriber marked the call malicious (MCID, ``*39`` after it), a UTC
@@ -225,6 +221,10 @@ class CdrRecord:
     recording_seconds: int | None = None
     # A call the server placed for an outbound campaign: the campaign's name.
     campaign: str | None = None
+    # A call centre queue the caller waited in (its last), and how long it waited there in
+    # milliseconds (to its answer, or to its leaving); ``answered_by`` names the agent.
+    queue: str | None = None
+    queue_wait: int | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -323,7 +323,6 @@ _OPTIONAL_TEXT = (
     "diversion_reason",
     "diverted_from",
     "conference",
-    "queue",
     "answered_by",
     "malicious",
     "transferred_from",
@@ -331,6 +330,7 @@ _OPTIONAL_TEXT = (
     "monitor_mode",
     "monitored_by",
     "campaign",
+    "queue",
 )
 _OPTIONAL_INT = (
     *("q850_cause", "sip_code", "billed_units", "billed_seconds"),
