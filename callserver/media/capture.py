@@ -120,6 +120,8 @@ class AudioCapture:
     def stop_call_recording(self, stream: MediaStream) -> CallRecording | None:
         """End ``stream``'s call recording; its file is published off the loop."""
         recording = self.calls.stop(stream)
+        if recording is None:  # not recorded (every stream that closes asks): nothing changes
+            return None
         for leg in (stream, stream.peer):
             if leg is not None:
                 self._update_capture(leg)
@@ -127,13 +129,16 @@ class AudioCapture:
 
     def _update_capture(self, stream: MediaStream) -> None:
         recording = self._recordings.get(stream.stream_id)
-        calls = self.calls
+        calls = self.calls if self.calls else None  # most calls are not recorded
         stream.capture_rx = (
-            stream.inband or recording is not None or stream.mixed or calls.receives(stream)
+            stream.inband
+            or recording is not None
+            or stream.mixed
+            or (calls is not None and calls.receives(stream))
         )
-        stream.capture_tx = (
-            recording is not None and recording.both and stream.peer is None
-        ) or calls.sends(stream)
+        stream.capture_tx = (recording is not None and recording.both and stream.peer is None) or (
+            calls is not None and calls.sends(stream)
+        )
         if recording is not None and recording.both and stream.peer is not None:
             stream.peer.capture_rx = True
         if not stream.capture_rx:
