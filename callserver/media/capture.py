@@ -120,12 +120,15 @@ class AudioCapture:
     def stop_call_recording(self, stream: MediaStream) -> CallRecording | None:
         """End ``stream``'s call recording; its file is published off the loop."""
         recording = self.calls.stop(stream)
-        if recording is None:  # not recorded (every stream that closes asks): nothing changes
-            return None
+        if recording is not None:  # every stream that closes asks; most were not recorded
+            self._recapture(stream)
+        return recording
+
+    def _recapture(self, stream: MediaStream) -> None:
+        """Capture what ``stream`` and its peer need now that a call recording ended."""
         for leg in (stream, stream.peer):
             if leg is not None:
                 self._update_capture(leg)
-        return recording
 
     def _update_capture(self, stream: MediaStream) -> None:
         recording = self._recordings.get(stream.stream_id)
@@ -177,8 +180,8 @@ class AudioCapture:
             if leg.stream_id not in decoded:
                 decoded[leg.stream_id] = _take_rx(leg)
         sent = {leg.stream_id: _take_tx(leg) for leg in legs if calls.sends(leg)}
-        for stream in calls.tick(decoded, sent):
-            self.stop_call_recording(stream)
+        for stream in calls.tick(decoded, sent):  # ended by a disk error: untapped already
+            self._recapture(stream)
 
     def _detect(self, decoded: dict[int, npt.NDArray[np.int16]], now: float) -> None:
         frames: list[list[npt.NDArray[np.int16]]] = []
