@@ -25,7 +25,7 @@ each registered contact at once, ``calls.branching``). No response at all within
 ``calls.forward_response_timeout``, or a 503, sends a new INVITE to the next address, if any
 (RFC 3263 §4.3); the abandoned one is cancelled should it answer late. While it rings the
 caller gets 180 Ringing, or, when audio already flows (answered, or early media), a 425 Hz
-ringback tone (ETSI TR 101 041).
+ringback tone (ETSI TR 101 041); ``calls.ringing`` does both.
 A 2xx answers the caller if needed and bridges the two streams in the media engine (relay,
 transcoding, DTMF); from then on a ``bridge.Bridge`` answers the in-dialog requests of both
 legs (hold with music, new offers, UPDATE, INFO digits). A 486/600 is ``busy``, no answer
@@ -54,21 +54,20 @@ from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call
 from callserver.calls.diverted import OVER_CHANNEL_LIMIT, Diverted, channelled_by
 from callserver.calls.leg import Leg, leg_facts
-from callserver.calls.leg_target import Target, leg_target, locate
+from callserver.calls.leg_target import Target, leg_target
 from callserver.calls.originating import leg_from
 from callserver.calls.phase import CallPhase
 from callserver.calls.phones import COMPLETED_ELSEWHERE, PhoneBook
 from callserver.calls.pickup import bridge_picked
 from callserver.calls.registry import Calls
 from callserver.calls.reporting import CallFacts
+from callserver.calls.ringing import ring_caller, ringing
 from callserver.calls.services import CallServices
 from callserver.calls.session import ForwardOutcome
 from callserver.calls.session_host import Shown
 from callserver.calls.transfer import Transfers, abandon, transferred_to
-from callserver.media import g711
 from callserver.media.engine import PortsExhausted
 from callserver.media.stream import MediaStream
-from callserver.media.tones import ringback
 from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
@@ -79,7 +78,6 @@ from callserver.sip.events import (
 )
 from callserver.sip.headers import parse_address
 from callserver.sip.offer_answer import AnswerConfig, build_offer
-from callserver.sip.transaction_key import TransactionKey
 from callserver.transport.resolver import SipResolver
 
 __all__ = ["ForwardOutcome", "Forwarder"]  # ForwardOutcome: calls.session's, for the verbs
@@ -165,7 +163,7 @@ class Forwarder:
         if isinstance(leg, ForwardOutcome):
             return leg
         try:
-            status = await self._ringing(leg, ring_timeout)
+            status = await ringing(self.services, self.calls, self.resolver, leg, ring_timeout)
         except BaseException:
             if lost is not None and lost():
                 leg.cancel_headers = COMPLETED_ELSEWHERE
@@ -262,8 +260,8 @@ class Forwarder:
         return leg
 
     async def _run(self, leg: Leg, ring_timeout: float) -> ForwardOutcome:
-        self._ring_caller(leg)
-        status = await self._ringing(leg, ring_timeout)
+        ring_caller(self.services, leg)
+        status = await ringing(self.services, self.calls, self.resolver, leg, ring_timeout)
         if status >= 300:
             return outcome_of(status, leg.cancelled)
         return await self._connect(leg, status)
@@ -273,13 +271,6 @@ class Forwarder:
         if leg.picked is not None:  # another phone picked the ringing leg up (calls.pickup)
             return await bridge_picked(self.services, self.bridges, leg)
         return await self._bridged(leg, status)
-
-    async def _ringing(self, leg: Leg, ring_timeout: float) -> int:
-        timer = self.services.loop.call_later(ring_timeout, self._ring_timeout, leg)
-        try:
-            return await self._attempts(leg)
-        finally:
-            timer.cancel()
 
     async def _bridged(self, leg: Leg, status: int) -> ForwardOutcome:
         """Answer the caller if need be, bridge it with the answered ``leg``, wait its end."""
@@ -297,70 +288,6 @@ class Forwarder:
         a.log.info("call.bridged", leg_call_id=leg.facts.call_id)
         await leg.ended.wait()
         return ForwardOutcome(result="answered", sip_code=status)
-
-    async def _attempts(self, leg: Leg) -> int:
-        """The final status of the first target that gives one other than no response or 503;
-        on those, the next target gets a new INVITE (RFC 3263 §4.3). When a route's targets
-        are done, or it answered 408 or 5xx, the next route the number has takes the leg."""
-        loop = self.services.loop
-        while True:
-            destination = leg.destination
-            in_route = destination is not None and leg.tried < len(destination.targets)
-            more = in_route or bool(leg.later_routes)
-            handle = leg.handle
-            timeout = self.services.live.settings.calls.forward_response_timeout
-            timer = loop.call_later(timeout, self._no_response, leg, handle) if more else None
-            try:
-                status = await leg.setup
-            finally:
-                if timer is not None:
-                    timer.cancel()
-            next_target = in_route and (status == 503 or (status == 408 and not leg.responded))
-            next_route = bool(leg.later_routes) and (status == 408 or 500 <= status < 600)
-            if leg.cancelled or not (next_target or next_route):
-                return status
-            leg.a.log.info("call.forward_failover", status=status, responded=leg.responded)
-            self.calls.leg_abandoned(handle)
-            if not leg.responded:  # still trying: CANCEL it should it answer after all
-                self.services.endpoint.uac.cancel(handle, loop.time())
-            if not next_target and not await self._next_route(leg):
-                return status
-            leg.setup, leg.responded = loop.create_future(), False
-            send_invite(self.services, self.calls, leg)
-
-    async def _next_route(self, leg: Leg) -> bool:
-        """Move the leg to the next of its routes that resolves; False when none does."""
-        located = await locate(self.resolver, leg.a, leg.facts.called, leg.later_routes)
-        if isinstance(located, str):
-            return False
-        leg.destination, leg.later_routes = located
-        leg.tried = 0
-        leg.a.log.info("call.forward_next_route", host=leg.destination.uri.host)
-        return True
-
-    def _no_response(self, leg: Leg, handle: TransactionKey | None) -> None:
-        if leg.handle is handle and not leg.responded and not leg.setup.done():
-            leg.setup.set_result(408)
-
-    def _ring_caller(self, leg: Leg) -> None:
-        """180 Ringing to an unanswered caller; the ringback tone when audio already flows
-        (answered, or early media: RFC 3960 lets the sender of 183 play its own tones)."""
-        a = leg.a
-        session = a.session
-        audio = session is not None and (session.answered or session.early_media)
-        services = self.services
-        if audio and a.stream is not None:
-            services.media.play(a.stream, _ringback(a.stream.codec), loop=True)
-        elif services.endpoint.is_pending_invite(a.key):
-            a.enter(CallPhase.RINGING)
-            services.endpoint.respond(a.key, 180, services.now())
-            services.wake()
-
-    def _ring_timeout(self, leg: Leg) -> None:
-        if not leg.setup.done():
-            leg.cancelled = True
-            cancel(self.services, leg)
-            self.services.wake()
 
     def _teardown(self, leg: Leg) -> None:
         services = self.services
@@ -434,11 +361,3 @@ class Forwarder:
 
 
 _SHARED_CAUSES = ("max_duration", "rtp_timeout")
-_RINGBACK: dict[str, bytes] = {}
-
-
-def _ringback(codec: str) -> bytes:
-    """One cadence of the ringback tone, encoded once per codec."""
-    if codec not in _RINGBACK:
-        _RINGBACK[codec] = g711.encode(codec, ringback())
-    return _RINGBACK[codec]

@@ -1,7 +1,7 @@
 """How a forwarded leg's INVITEs go out, and what the leg settles with.
 
 A leg through an outbound route sends one INVITE at a time, to the next address its
-destination resolved to (RFC 3263 §4.3 failover, driven by ``b2bua.Forwarder``). A leg to a
+destination resolved to (RFC 3263 §4.3 failover, driven by ``ringing.ringing``). A leg to a
 Centrex phone sends one INVITE to each registered contact at once, each on the flow it
 registered from (RFC 5626 §5.3) with its Path as Route (RFC 3327 §5.3): the first 2xx wins
 and the others are cancelled with ``phones.COMPLETED_ELSEWHERE``; when every contact has

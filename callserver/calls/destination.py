@@ -6,7 +6,7 @@ emergency number, else the routes of its longest prefix tried in order, else the
 one) as ``sip:<number>@<host>[:<port>][;transport=<transport>]``.
 Either URI is then resolved (``transport.resolver``): an IP address is used as it is, a host
 name through DNS. The leg is sent to the first target; one that does not answer, or answers
-503, hands the leg to the next (RFC 3263 §4.3, in ``calls.b2bua``).
+503, hands the leg to the next (RFC 3263 §4.3, in ``calls.ringing``).
 """
 
 from __future__ import annotations
