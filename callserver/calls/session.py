@@ -31,6 +31,7 @@ from pathlib import Path
 
 from callserver.calls.call_recorder import RecordedCall, RecordingPolicy
 from callserver.calls.message_metadata import write_metadata
+from callserver.calls.session_cdr import dialplan_fields
 from callserver.calls.session_host import (
     Collected,
     ForwardOutcome,
@@ -39,6 +40,7 @@ from callserver.calls.session_host import (
     Recorded,
     SessionHost,
 )
+from callserver.calls.session_signals import SessionSignals
 from callserver.media.prompts import PlaylistItem
 from callserver.media.recording import RecordingResult
 from callserver.media.recording_writer import RecordingMode
@@ -57,26 +59,20 @@ __all__ = [
 ]
 
 
-class CallSession:
+class CallSession(SessionSignals):
     """One call's dialplan-facing state; see the module docstring.
 
     Slotted, and its waits are futures made when something waits (most calls never collect
-    digits nor wait for an ACK): a session is held for the whole of every call.
+    digits nor wait for an ACK): a session is held for the whole of every call. The waits and
+    the events that only resolve them are ``session_signals.SessionSignals``'s.
     """
 
     __slots__ = (
         "_answered",
         "_answered_at",
         "_clock",
-        "_digit_waiter",
-        "_digits",
         "_early",
-        "_ended",
-        "_media_waiter",
         "_monotonic",
-        "_playback",
-        "_recording",
-        "_stop_keys",
         "call_id",
         "called",
         "caller",
@@ -163,28 +159,13 @@ class CallSession:
     def cdr_fields(self) -> dict[str, object]:
         """What the call's CDR says about the dialplan part (``cdr.record.CdrRecord`` names);
         a field of a service the call did not use is left to the record's default."""
-        notes = self.notes
-        survey: dict[str, object] = {}
-        for answer in notes.get("survey", []):
-            survey.update(answer if isinstance(answer, dict) else {})
-        voicemail = notes.get("voicemail", [])
-        fields: dict[str, object] = {
-            "dialplan": self.dialplan,
-            "dialplan_version": self.dialplan_version,
-            "language": self.language,
-            "steps": tuple(map(str, notes.get("step", ()))),
-            "digits": ",".join(map(str, notes.get("digits", ()))),
-            "survey": survey,
-            "voicemail_path": str(voicemail[-1]) if voicemail else None,
-            "end_detail": _last(notes.get("blacklist") or notes.get("end_detail")),
-        }
-        if "conference" in notes:
-            fields["conference"] = _last(notes["conference"])
-        if self.recorded is not None:
-            fields.update(self.recorded.cdr_fields())
-        if "queue" in notes:
-            fields.update(_queue_fields(notes["queue"][-1]))
-        return fields
+        return dialplan_fields(
+            self.notes,
+            dialplan=self.dialplan,
+            dialplan_version=self.dialplan_version,
+            language=self.language,
+            recorded=self.recorded,
+        )
 
     async def answer(self, *, early: bool = False) -> None:
         """Answer (200 OK) or start early media (183 with SDP).
@@ -378,20 +359,6 @@ class CallSession:
 
     # Events from the calls layer -------------------------------------------------------
 
-    def media_pending(self) -> None:
-        """The answer was sent with our offer: media waits for the ACK's answer."""
-        if self._media_waiter is None or self._media_waiter.done():
-            self._media_waiter = asyncio.get_running_loop().create_future()
-
-    def media_ready(self) -> None:
-        """The ACK brought the answer to our offer: the stream is configured."""
-        self._release_media()
-
-    def _release_media(self) -> None:
-        waiter, self._media_waiter = self._media_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     def digit_received(self, digit: str) -> None:
         """A DTMF digit arrived (any source); one that ends the recording going on does."""
         recording = self._recording
@@ -402,16 +369,6 @@ class CallSession:
         waiter = self._digit_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def playback_finished(self, interrupted: bool) -> None:
-        """The engine reported the end of the current playback."""
-        if self._playback is not None and not self._playback.done():
-            self._playback.set_result(interrupted)
-
-    def recording_finished(self, path: str | None, duration: float) -> None:
-        """The engine reported the end of the current recording."""
-        if self._recording is not None and not self._recording.done():
-            self._recording.set_result(Recorded(path=path, duration=duration))
 
     def ended(self, recording: RecordingResult | None = None) -> None:
         """The call is over (either side): nothing more is sent. ``recording`` is what closing
@@ -425,31 +382,3 @@ class CallSession:
         pending.set_result(Recorded(path=path, duration=recording.duration))
         if path is not None:
             self.note("voicemail", path)
-
-    async def _next_digit(self, wait: float) -> str | None:
-        if not self._digits:
-            waiter = self._digit_waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(wait):
-                    await waiter
-            except TimeoutError:
-                return None
-            finally:
-                self._digit_waiter = None
-        digit, self._digits = self._digits[0], self._digits[1:]
-        return digit
-
-
-def _queue_fields(noted: object) -> dict[str, object]:
-    """The CDR's ``queue``, ``queue_wait`` (ms) and ``answered_by`` of a noted queue wait."""
-    name, outcome = noted if isinstance(noted, tuple) else (None, None)
-    if not isinstance(outcome, QueueOutcome):
-        return {}
-    fields: dict[str, object] = {"queue": name, "queue_wait": round(outcome.wait * 1000)}
-    if outcome.agent is not None:
-        fields["answered_by"] = outcome.agent
-    return fields
-
-
-def _last(values: list[object] | None) -> str | None:
-    return str(values[-1]) if values else None
