@@ -50,7 +50,7 @@ from callserver.queues.log_records import log_records
 from callserver.queues.records import QueueLogRecord
 from callserver.queues.store import SqliteAgentStore
 
-__all__ = ["CentreDriver", "settle"]
+__all__ = ["CentreDriver"]
 
 log = structlog.get_logger("callserver.queues")
 
@@ -67,7 +67,7 @@ def _uuid() -> str:
     return str(uuid.uuid4())
 
 
-def settle(
+def _drained(
     centre: CallCentre, new_id: Callable[[], str] = _uuid
 ) -> tuple[list[CentreEvent], list[QueueLogRecord], list[Agent]]:
     """Drain ``centre``: its events, their queue log lines, and the agents they changed as
@@ -156,7 +156,7 @@ class CentreDriver:
             self._busy = False
 
     def _drain(self) -> None:
-        events, records, agents = settle(self.centre)
+        events, records, agents = _drained(self.centre)
         if self._events is not None:
             for record in records:
                 self._events.write(record)  # durable; a failed write is logged and retried

@@ -16,9 +16,37 @@ from pathlib import Path
 from typing import Any
 
 from callserver.config.errors import OperatorFileError
-from callserver.config.settings import load_settings
+from callserver.config.settings import Settings, load_settings
 
 __all__ = ["RUNNERS", "add_parsers"]
+
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def _reported(command: str, *errors: type[Exception]) -> Callable[[Runner], Runner]:
+    """A runner whose operator-file errors, and ``errors``, are printed for the operator
+    (``callserver COMMAND: ...``) with exit status 1 instead of a traceback."""
+
+    def wrap(run: Runner) -> Runner:
+        def reported(args: argparse.Namespace) -> int:
+            try:
+                return run(args)
+            except OperatorFileError as exc:
+                print("\n".join(exc.errors), file=sys.stderr)
+                return 1
+            except errors as exc:
+                print(f"callserver {command}: {exc}", file=sys.stderr)
+                return 1
+
+        return reported
+
+    return wrap
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of ``--config``, with ``--data-dir`` in force when given."""
+    return load_settings(args.config, {} if args.data_dir is None else {"data_dir": args.data_dir})
 
 
 def add_parsers(sub: Any) -> None:
@@ -47,35 +75,26 @@ def _add_recordings_parser(sub: Any) -> None:
         tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
 
 
+@_reported("recordings", ValueError, OSError, sqlite3.Error)
 def _recordings(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from callserver.commands import recordings
     from callserver.config.trunks import TrunkTable, load_trunks
 
-    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    try:
-        settings = load_settings(args.config, overrides)
-        data_dir, command = settings.data_dir, args.recordings_command
-        if command == "purge":
-            table = TrunkTable(load_trunks(settings.trunks))
-            now, out, dry = datetime.now(UTC), sys.stdout, args.dry_run
-            recordings.purge_recordings(data_dir, table.retention_days, now, out, dry_run=dry)
-            return 0
-        chosen = recordings.select(
-            data_dir, customer=args.customer, since=args.since, until=args.until
-        )
-        if command == "list":
-            recordings.list_recordings(chosen, sys.stdout)
-        else:
-            count = recordings.export_recordings(chosen, args.to)
-            print(f"exported {count} recording(s) to {args.to}")
-    except OperatorFileError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return 1
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        print(f"callserver recordings: {exc}", file=sys.stderr)
-        return 1
+    settings = _settings(args)
+    data_dir, command = settings.data_dir, args.recordings_command
+    if command == "purge":
+        table = TrunkTable(load_trunks(settings.trunks))
+        now, out, dry = datetime.now(UTC), sys.stdout, args.dry_run
+        recordings.purge_recordings(data_dir, table.retention_days, now, out, dry_run=dry)
+        return 0
+    chosen = recordings.select(data_dir, customer=args.customer, since=args.since, until=args.until)
+    if command == "list":
+        recordings.list_recordings(chosen, sys.stdout)
+    else:
+        count = recordings.export_recordings(chosen, args.to)
+        print(f"exported {count} recording(s) to {args.to}")
     return 0
 
 
@@ -100,27 +119,20 @@ def _add_stats_parser(sub: Any) -> None:
     queues.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
 
 
+@_reported("stats", ValueError, OSError)
 def _stats(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     from callserver.commands.stats import format_report, queue_report, report_period
 
-    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    try:
-        settings = load_settings(args.config, overrides)
-        zone = ZoneInfo(settings.stats.timezone)
-        since, until = report_period(args.since, args.until, zone, datetime.now(UTC))
-        level = settings.stats.service_level if args.service_level is None else args.service_level
-        stats, problems = queue_report(
-            settings.data_dir, since=since, until=until, customer=args.customer, service_level=level
-        )
-    except OperatorFileError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
-        print(f"callserver stats: {exc}", file=sys.stderr)
-        return 1
+    settings = _settings(args)
+    zone = ZoneInfo(settings.stats.timezone)
+    since, until = report_period(args.since, args.until, zone, datetime.now(UTC))
+    level = settings.stats.service_level if args.service_level is None else args.service_level
+    stats, problems = queue_report(
+        settings.data_dir, since=since, until=until, customer=args.customer, service_level=level
+    )
     for problem in problems:
         print(f"{problem} (line skipped)", file=sys.stderr)
     format_report(stats, args.format, zone, sys.stdout)
@@ -149,35 +161,28 @@ def _add_agents_parser(sub: Any) -> None:
         tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
 
 
+@_reported("agents", ValueError, LookupError, OSError, sqlite3.Error)
 def _agents(args: argparse.Namespace) -> int:
     from callserver.commands.agents import FAILED, agent_rows, change_agent, format_rows
     from callserver.config.centrex import load_customers
     from callserver.dialplan.routing import plan_numbers
 
-    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    try:
-        settings = load_settings(args.config, overrides)
-        if args.agents_command == "list":
-            format_rows(agent_rows(settings.data_dir, args.customer), args.format, sys.stdout)
-            return 0
-        trunks, centrex = load_customers(
-            settings.trunks, settings.centrex, plan_numbers(settings.dialplans)
-        )
-        customers = trunks.customers
-        outcome, running = change_agent(
-            settings.data_dir,
-            args.agent,
-            args.agents_command,
-            getattr(args, "reason", None),
-            centrex=lambda: centrex,
-            licences=lambda c: customers[c].agents if c in customers else 0,
-        )
-    except OperatorFileError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return 1
-    except (ValueError, LookupError, OSError, sqlite3.Error) as exc:
-        print(f"callserver agents: {exc}", file=sys.stderr)
-        return 1
+    settings = _settings(args)
+    if args.agents_command == "list":
+        format_rows(agent_rows(settings.data_dir, args.customer), args.format, sys.stdout)
+        return 0
+    trunks, centrex = load_customers(
+        settings.trunks, settings.centrex, plan_numbers(settings.dialplans)
+    )
+    customers = trunks.customers
+    outcome, running = change_agent(
+        settings.data_dir,
+        args.agent,
+        args.agents_command,
+        getattr(args, "reason", None),
+        centrex=lambda: centrex,
+        licences=lambda c: customers[c].agents if c in customers else 0,
+    )
     where = "" if running else " (no running server: agents.sqlite changed directly)"
     print(f"{outcome.agent}: {outcome.outcome}: {outcome.detail}{where}")
     return 1 if outcome.outcome in FAILED else 0
@@ -197,20 +202,13 @@ def _add_campaign_parser(sub: Any) -> None:
         tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
 
 
+@_reported("campaign", ValueError, OSError)
 def _campaign(args: argparse.Namespace) -> int:
     from callserver.commands import campaign
 
-    overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
     command = {"start": campaign.start, "status": campaign.status, "stop": campaign.stop}
-    try:
-        settings = load_settings(args.config, overrides)
-        command[args.campaign_command](settings, args.file, sys.stdout)
-    except OperatorFileError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
-        print(f"callserver campaign: {exc}", file=sys.stderr)
-        return 1
+    settings = _settings(args)
+    command[args.campaign_command](settings, args.file, sys.stdout)
     return 0
 
 

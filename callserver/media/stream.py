@@ -58,7 +58,6 @@ class Tap(Protocol):
 
     def passing(self, source: MediaStream, codec: str, payload: bytes) -> bytes:
         """``source``'s audio in ``codec`` as it is relayed; the payload to relay instead."""
-        ...
 
 
 class MediaStream(RtpSender):

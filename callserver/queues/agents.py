@@ -153,7 +153,6 @@ class Directory(Protocol):
 
     def subscriber(self, number: str) -> _Subscriber | None:
         """The subscriber of the E.164 ``number`` (``+`` optional), else None."""
-        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

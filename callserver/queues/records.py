@@ -166,7 +166,6 @@ class QueueEventSink(Protocol):
 
     def write(self, record: QueueLogRecord, /) -> object:
         """Queue ``record`` for the durable log; what it returns (a future) may be ignored."""
-        ...
 
 
 def _stamp(value: object) -> datetime:
