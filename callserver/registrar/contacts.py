@@ -89,8 +89,7 @@ def read_register(request: Request, policy: ExpiryPolicy) -> ContactRequest:
     """
     aor = _aor(request)
     header = _expires_header(request)
-    values = request.headers.values("Contact")
-    path = tuple(request.headers.values("Path"))
+    values, path = _listed(request, "Contact"), tuple(_listed(request, "Path"))
     call_id, cseq = request.call_id(), request.cseq().seq
     if [v.strip() for v in values] == ["*"]:
         if header != 0:
@@ -117,6 +116,14 @@ def _aor(request: Request) -> str:
     if not isinstance(uri, SipUri) or not uri.user:
         raise RegisterRejected(400, "To is not a sip: URI with a user part")
     return uri.user
+
+
+def _listed(request: Request, name: str) -> list[str]:
+    """The comma-separated values of header ``name``; a quote left open is a 400."""
+    try:
+        return request.headers.values(name)
+    except SipParseError as exc:
+        raise RegisterRejected(400, f"Malformed {name}: {exc}") from None
 
 
 def _expires_header(request: Request) -> int | None:
