@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from callserver.sip.headers import Address, parse_addresses
 from callserver.sip.message import Headers, Request, Response
@@ -34,8 +35,7 @@ class DialogState(Enum):
     TERMINATED = "terminated"
 
 
-@dataclass(frozen=True, slots=True)
-class DialogId:
+class DialogId(NamedTuple):
     """RFC 3261 §12: Call-ID plus local and remote tag identify a dialog."""
 
     call_id: str
