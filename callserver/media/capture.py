@@ -124,6 +124,19 @@ class AudioCapture:
             self._recapture(stream)
         return recording
 
+    def release(self, stream: MediaStream, now: float) -> RecordingResult | None:
+        """``stream`` closes: its recording and call recording end (the bridged peer
+        captures only what it still needs) and its DTMF detector goes; most streams had none,
+        so each is asked for only when it exists. Returns the recording's result."""
+        sid = stream.stream_id
+        result = self.stop_recording(stream, now) if sid in self._recordings else None
+        if self.calls:
+            self.stop_call_recording(stream)
+        if sid in self._inband:
+            self._detector.remove_stream(self._inband.pop(sid)[1])
+            self._carry.pop(sid, None)
+        return result
+
     def _recapture(self, stream: MediaStream) -> None:
         """Capture what ``stream`` and its peer need now that a call recording ended."""
         for leg in (stream, stream.peer):

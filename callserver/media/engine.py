@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,13 +33,13 @@ from callserver.media.housekeeping import Housekeeping
 from callserver.media.latch import Address
 from callserver.media.monitoring import Mode, Monitor, Monitors
 from callserver.media.negotiated import StreamConfig
-from callserver.media.ports import PortsExhausted, RtpPortAllocator
+from callserver.media.ports import PortsExhausted
 from callserver.media.recording import KEY_HOLD_BACK, RecordingResult
 from callserver.media.recording_writer import CallRecording, RecordingMode
 from callserver.media.rtpio import RtpSockets, open_rtp_sockets
 from callserver.media.settings import MediaSettings, RecordingSettings
 from callserver.media.stream import MediaStream
-from callserver.media.stream_sockets import StreamSockets, bind_port_pair
+from callserver.media.stream_sockets import StreamTable
 
 __all__ = ["MediaEngine", "MediaStatistics", "PortsExhausted"]
 
@@ -69,23 +67,18 @@ class MediaEngine:
         self.bind_host = bind_host
         self._sink = sink
         self._now = clock
-        self._family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
-        self._ports = RtpPortAllocator(settings.rtp_port_min, settings.rtp_port_max)
-        self._ports.rotate(random.randrange(self._ports.capacity or 1))
-        self._entries: dict[int, StreamSockets] = {}
-        self._streams: dict[int, MediaStream] = {}  # the same streams, for the per-packet paths
-        self._ids = 0
-        self._random = random.SystemRandom()
+        self._table = table = StreamTable(settings, bind_host, sockets)
+        self._entries, self._streams = table.entries, table.streams  # the table's, read here
+        self._ports = table.ports
         self._clock = MediaClock(settings.ptime / 1000, self._tick, clock=clock)
         self._capture = AudioCapture(settings)
         self.conferences = ConferenceMixer(settings.ptime)
         self.monitors = Monitors(settings.ptime)
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._rtp_io = sockets()
-        self._rtcp_io = sockets()
+        self._rtp_io, self._rtcp_io = table.rtp_io, table.rtcp_io
         self._watching = False
-        self._housekeeping = Housekeeping(settings.ptime, self._send_rtcp, self._random.random)
+        self._housekeeping = Housekeeping(settings.ptime, self._send_rtcp, table.random.random)
         self.send_errors = 0
         self._closed = StreamTotals()  # the counters of the streams closed so far
         self._next_statistics = clock() + settings.statistics_interval
@@ -133,39 +126,7 @@ class MediaEngine:
         Raises:
             PortsExhausted: no free port pair in the configured range could be bound.
         """
-        port, rtp, rtcp = bind_port_pair(self._ports, self._family, self.bind_host)
-        try:
-            return self._register(port, rtp, rtcp)
-        except OSError:
-            rtp.close()
-            rtcp.close()
-            self._ports.release(port)
-            raise
-
-    def _register(self, port: int, rtp: socket.socket, rtcp: socket.socket) -> MediaStream:
-        self._ids += 1
-        rng = self._random
-        stream = MediaStream(
-            self._ids,
-            port,
-            ssrc=rng.getrandbits(32),  # RFC 3550 §8.1: random SSRC, sequence and timestamp
-            sequence=rng.getrandbits(16),
-            timestamp=rng.getrandbits(32),
-            ptime=self.settings.ptime,
-            symmetric=self.settings.symmetric_rtp,
-            reorder_depth=self.settings.reorder_packets,
-            dtmf_max_event=self.settings.dtmf_max_event,
-        )
-        sid = stream.stream_id
-        self._rtp_io.register(rtp, sid)
-        try:
-            self._rtcp_io.register(rtcp, sid)
-        except OSError:  # e.g. epoll's limit of watched descriptors
-            self._rtp_io.unregister(sid)
-            raise
-        entry = StreamSockets(stream, rtp, rtcp)
-        self._entries[sid] = entry
-        self._streams[sid] = stream
+        stream = self._table.open()
         self._housekeeping.add(stream)
         self._watch()
         return stream
@@ -189,24 +150,15 @@ class MediaEngine:
 
     def close_stream(self, stream: MediaStream) -> RecordingResult | None:
         """Stop the stream, close its sockets, release its port; returns a recording's result."""
-        entry = self._entries.pop(stream.stream_id, None)
-        if entry is None:
+        if not self._table.close(stream):
             return None
-        del self._streams[stream.stream_id]
         self._housekeeping.discard(stream)
+        result = self._capture.release(stream, self._now())  # while the peer is still bridged
         self.unbridge(stream)
         if stream.mixed:
             self.conferences.leave(stream)
         if isinstance(stream.monitor, Monitor):
             self.monitors.stop(stream.monitor)
-        result = self._capture.stop_recording(stream, self._now())
-        self._capture.stop_call_recording(stream)
-        self._capture.set_inband(stream, False)
-        self._rtp_io.unregister(stream.stream_id)
-        self._rtcp_io.unregister(stream.stream_id)
-        entry.rtp.close()
-        entry.rtcp.close()
-        self._ports.release(stream.port)
         self._closed.add(stream)
         self._flush(stream)
         return result

@@ -4,7 +4,9 @@
 holds (EADDRINUSE) is reported back as refused and a port at a random place further on is tried
 next (another program's ports come in runs: the next port would be refused too), a bounded
 number of times; any other error releases the port and is raised. ``StreamSockets`` is what
-the engine keeps of an open stream: the stream and both sockets.
+the engine keeps of an open stream: the stream and both sockets. ``StreamTable`` holds them
+all: the port allocator, the two socket sets the event loop watches (RTP and RTCP), and the
+open streams by id, which the engine's per-packet paths read directly.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import socket
 from collections.abc import Callable
 
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
+from callserver.media.rtpio import RtpSockets
+from callserver.media.settings import MediaSettings
 from callserver.media.stream import MediaStream
 
-__all__ = ["StreamSockets", "bind_port_pair"]
+__all__ = ["StreamSockets", "StreamTable", "bind_port_pair"]
 
 _BIND_ATTEMPTS = 64
 
@@ -31,6 +35,80 @@ class StreamSockets:
         self.stream = stream
         self.rtp = rtp
         self.rtcp = rtcp
+
+
+class StreamTable:
+    """The open streams, their sockets and ports (see the module docstring)."""
+
+    def __init__(
+        self, settings: MediaSettings, bind_host: str, sockets: Callable[[], RtpSockets]
+    ) -> None:
+        self.settings = settings
+        self.bind_host = bind_host
+        self.family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        self.ports = RtpPortAllocator(settings.rtp_port_min, settings.rtp_port_max)
+        self.ports.rotate(random.randrange(self.ports.capacity or 1))
+        self.entries: dict[int, StreamSockets] = {}
+        self.streams: dict[int, MediaStream] = {}  # the same streams, for the per-packet paths
+        self.rtp_io = sockets()
+        self.rtcp_io = sockets()
+        self.random = random.SystemRandom()
+        self._ids = 0
+
+    def open(self) -> MediaStream:
+        """Allocate an even RTP port (RTCP on + 1), bind both sockets and watch them.
+
+        Raises:
+            PortsExhausted: no free port pair in the configured range could be bound.
+            OSError: a socket set could not take the sockets (e.g. epoll's limit).
+        """
+        port, rtp, rtcp = bind_port_pair(self.ports, self.family, self.bind_host)
+        try:
+            return self._register(port, rtp, rtcp)
+        except OSError:
+            rtp.close()
+            rtcp.close()
+            self.ports.release(port)
+            raise
+
+    def _register(self, port: int, rtp: socket.socket, rtcp: socket.socket) -> MediaStream:
+        self._ids += 1
+        rng, settings = self.random, self.settings
+        stream = MediaStream(
+            self._ids,
+            port,
+            ssrc=rng.getrandbits(32),  # RFC 3550 §8.1: random SSRC, sequence and timestamp
+            sequence=rng.getrandbits(16),
+            timestamp=rng.getrandbits(32),
+            ptime=settings.ptime,
+            symmetric=settings.symmetric_rtp,
+            reorder_depth=settings.reorder_packets,
+            dtmf_max_event=settings.dtmf_max_event,
+        )
+        sid = stream.stream_id
+        self.rtp_io.register(rtp, sid)
+        try:
+            self.rtcp_io.register(rtcp, sid)
+        except OSError:
+            self.rtp_io.unregister(sid)
+            raise
+        self.entries[sid] = StreamSockets(stream, rtp, rtcp)
+        self.streams[sid] = stream
+        return stream
+
+    def close(self, stream: MediaStream) -> bool:
+        """Stop watching ``stream``'s sockets, close them, release its port; False if it was
+        not open."""
+        entry = self.entries.pop(stream.stream_id, None)
+        if entry is None:
+            return False
+        del self.streams[stream.stream_id]
+        self.rtp_io.unregister(stream.stream_id)
+        self.rtcp_io.unregister(stream.stream_id)
+        entry.rtp.close()
+        entry.rtcp.close()
+        self.ports.release(stream.port)
+        return True
 
 
 def bind_port_pair(

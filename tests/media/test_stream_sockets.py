@@ -1,4 +1,5 @@
-"""Binding a stream's port pair when another program holds a run of the range's ports."""
+"""Binding a stream's port pair when another program holds a run of the range's ports, and the
+table of open streams that owns the pairs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from callserver.media.ports import PortsExhausted, RtpPortAllocator
-from callserver.media.stream_sockets import bind_port_pair
-from tests.media.engine_peers import HOST
+from callserver.media.rtpio import open_rtp_sockets
+from callserver.media.stream_sockets import StreamTable, bind_port_pair
+from tests.media.engine_peers import HOST, port_range, settings_for
 
 _SPAN = 400  # ports in the test's range
 _HELD = 300  # the first ports of it, held by "another program"
@@ -65,3 +67,17 @@ def test_next_port_after_a_refusal_without_a_jump(held_run: int) -> None:
     with pytest.raises(PortsExhausted, match="after 64 attempts"):
         bind_port_pair(ports, socket.AF_INET, HOST, jump=lambda _n: 0)
     assert ports.in_use == 0
+
+
+def test_the_table_gives_back_a_closed_streams_port_and_sockets() -> None:
+    """A stream the table opened is listed until closed; closing it releases its port pair and
+    closes both sockets, and closing it again says it was not open."""
+    table = StreamTable(settings_for(*port_range()), HOST, open_rtp_sockets)
+    stream = table.open()
+    entry = table.entries[stream.stream_id]
+    assert table.streams == {stream.stream_id: stream}
+    assert table.ports.in_use == 1
+    assert table.close(stream) is True
+    assert (table.entries, table.streams, table.ports.in_use) == ({}, {}, 0)
+    assert entry.rtp.fileno() == -1 and entry.rtcp.fileno() == -1
+    assert table.close(stream) is False
