@@ -103,6 +103,22 @@ def test_a_new_peer_is_followed_and_the_old_one_released(tmp_path: Path) -> None
     capture.calls.writer.close()
 
 
+def test_releasing_a_recorded_stream_ends_its_recording_and_its_peers_capture(
+    tmp_path: Path,
+) -> None:
+    """A recorded stream that closes (``release``, while still bridged) publishes its file,
+    and its peer, captured only for the recording, stops capturing."""
+    a, b = bridged()
+    capture = AudioCapture(SETTINGS)
+    recording = capture.record_call(a.stream, tmp_path / "call.wav", "stereo")
+    capture.tick(1.0)
+    assert b.stream.capture_rx
+    assert capture.release(a.stream, 1.02) is None  # no prompt recording ran
+    assert recording.done.result(timeout=10).path is not None
+    assert not b.stream.capture_rx and not b.stream.capture_tx
+    capture.calls.writer.close()
+
+
 def test_a_full_queue_drops_frames_counted_and_logged(tmp_path: Path) -> None:
     """With the writer stuck, frames beyond its queue are dropped, counted and logged once."""
     gate = threading.Event()
