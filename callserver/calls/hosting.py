@@ -283,8 +283,19 @@ class SessionHosting:
         """Keep the session's call in ``room`` until it ends or ``time_limit`` s have passed;
         False at once when the room is full (``calls.conference``)."""
         call = self.calls.by_session(session)
-        if call is None or call.stream is None:
+        if call is None:
             return True  # the call is gone: nothing to join, nothing to refuse
+        return await self.conference_call(
+            call, room=room, limit=limit, tones=tones, time_limit=time_limit
+        )
+
+    async def conference_call(
+        self, call: Call, *, room: str, limit: int, tones: bool, time_limit: float | None
+    ) -> bool:
+        """Keep ``call`` in ``room`` as ``conference_session`` does (a campaign's call too:
+        ``calls.originated``)."""
+        if call.stream is None:
+            return True
         joined = self.conferences.join(
             room, call_id=call.call_id, stream=call.stream, limit=limit, tones=tones
         )

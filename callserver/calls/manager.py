@@ -116,7 +116,6 @@ class CallManager:
         )
         self.negotiation = Negotiation(services)  # SDP offers and answers, late offers
         self.forwarder = Forwarder(services, calls)  # the legs forward steps place (B2BUA)
-        self.originated = OriginatedCalls(services, self.forwarder)  # campaigns' calls
         self.caps = DurationCaps(services)  # max duration by number class, and its warning
         self.host = SessionHosting(  # dialplan sessions
             services,
@@ -125,6 +124,7 @@ class CallManager:
             forwarder=self.forwarder,
             operations=operations,
         )
+        self.originated = OriginatedCalls(services, self.forwarder, self.host)  # campaigns'
         self.screening = Screening(services, refuse=self.refuse)  # admission, held answers
         self.intake = intake = Intake(  # initial INVITEs, up to their plan
             services,

@@ -13,10 +13,17 @@ Once the leg is answered a ``CallSession`` runs the plan of ``plan`` on it, host
 ``_LegHost``: the session's prompts play on the leg's stream, the leg's digits and playback
 ends reach the session (``media_event``, which the call manager asks first; digits by SIP
 INFO find the stream through ``stream_of``), and the plan's hang-up ends the leg (BYE). The
-far end's BYE ends the plan. A plan's step that needs an inbound call (``forward``,
-``conference``, ``voicemail`` recording) is refused on such a call: its forward fails, its
-room is full, its recording keeps nothing. The plan's CDR fields
-(dialplan, steps, digits, survey) go into the leg's CDR.
+far end's BYE ends the plan. The plan's CDR fields (dialplan, steps, digits, survey, queue)
+go into the leg's CDR.
+
+The steps that connect the called person to someone see the answered leg as the call:
+``_callee`` makes it a ``Call`` (its dialog, stream and our SDP on it; the called person as
+the caller, the customer's CDR facts), never put in the registry. A ``queue`` step waits in
+the queue like an inbound caller (``calls.queue_calls``: music, announcements, an agent's
+phone rung and bridged to the leg); a ``forward`` step places a leg as the customer's call
+out (barred, routed and channelled as the customer's) and bridges it to the called person;
+a ``conference`` step puts the leg in the room. A ``voicemail`` step's recording keeps
+nothing (the called person leaves no message on the customer's own system).
 
 ``OriginatedRequest`` says whom to call, as whose call (the customer: its channels, barring
 and rating), presenting which number, and which number's dialplan runs when it is answered;
@@ -40,7 +47,9 @@ import structlog
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
 from callserver.calls.call_recorder import RecordedCall
+from callserver.calls.hosting import SessionHosting
 from callserver.calls.leg import Leg, leg_facts
+from callserver.calls.phase import CallPhase
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
 from callserver.calls.session import CallSession, ForwardOutcome, QueueOutcome, QueueRequest
@@ -91,11 +100,15 @@ Router = Callable[[CallSession], Awaitable[None] | None]
 
 class OriginatedCalls:
     """The calls the server originates; see the module docstring. ``router`` is set by
-    app.py (the plans in force); until then every answered call fails."""
+    app.py (the plans in force); until then every answered call fails. ``hosting`` is the
+    inbound calls' host, whose queues and rooms a campaign's call joins."""
 
-    def __init__(self, services: CallServices, forwarder: Forwarder) -> None:
+    def __init__(
+        self, services: CallServices, forwarder: Forwarder, hosting: SessionHosting
+    ) -> None:
         self.services = services
         self.forwarder = forwarder
+        self.hosting = hosting
         self.router: Router | None = None
         self._hosts: dict[int, _LegHost] = {}  # by the leg's stream id
 
@@ -148,7 +161,7 @@ class OriginatedCalls:
     async def _run_plan(self, leg: Leg, request: OriginatedRequest) -> OriginatedResult:
         services = self.services
         settings = services.live.settings
-        host = _LegHost(services, leg)
+        host = _LegHost(services, leg, self.hosting, request.customer)
         session = CallSession(
             host,
             call_id=leg.facts.call_id,
@@ -212,9 +225,13 @@ async def _until_either(task: asyncio.Task[None], ended: asyncio.Event) -> None:
 class _LegHost:
     """The ``SessionHost`` of a plan on an originated leg (see the module docstring)."""
 
-    def __init__(self, services: CallServices, leg: Leg) -> None:
+    def __init__(
+        self, services: CallServices, leg: Leg, hosting: SessionHosting, customer: str
+    ) -> None:
         self.services = services
         self.leg = leg
+        self.hosting = hosting
+        self.customer = customer
         self.session: CallSession | None = None
 
     def media_event(self, event: MediaEvent) -> None:
@@ -270,16 +287,64 @@ class _LegHost:
         caller_id: str | None,
         originating: bool = False,
     ) -> ForwardOutcome:
-        return ForwardOutcome(result="failed", detail="originated call")
+        if not session.answered:
+            await session.answer()  # the called person hears the ringback tone
+        callee = self._callee(session)
+        try:
+            return await self.hosting.forwarder.forward(
+                callee,
+                target=target,
+                route=route,
+                ring_timeout=ring_timeout,
+                caller_id=caller_id,
+                originating=True,  # the customer's call out, whatever the step says
+            )
+        finally:
+            self.leg.sdp_version = callee.sdp_version  # a bridge's re-INVITEs moved it on
 
     async def conference_session(
         self, session: CallSession, *, room: str, limit: int, tones: bool, time_limit: float | None
     ) -> bool:
-        return False
+        callee = self._callee(session)
+        return await self.hosting.conference_call(
+            callee, room=room, limit=limit, tones=tones, time_limit=time_limit
+        )
 
     async def queue_session(self, session: CallSession, request: QueueRequest) -> QueueOutcome:
-        # A campaign's call waits in no queue: the step's no_agents branch is taken.
-        return QueueOutcome(result="no_agents")
+        queues = self.hosting.queues
+        if queues is None:  # a server without a call centre has no agent logged in
+            return QueueOutcome(result="no_agents")
+        callee = self._callee(session)
+        try:
+            return await queues.wait(callee, session, request)
+        finally:
+            self.leg.sdp_version = callee.sdp_version
+
+    def _callee(self, session: CallSession) -> Call:
+        """The answered leg as the call of the called person (see the module docstring)."""
+        leg = self.leg
+        facts = CallFacts(
+            call_id=leg.facts.call_id,
+            caller=leg.facts.called,
+            called=session.called,
+            offered_at=leg.facts.offered_at,
+        )
+        facts.customer, facts.originating = self.customer, True
+        facts.caller_e164 = leg.facts.called.lstrip("+")
+        return Call(
+            call_id=leg.facts.call_id,
+            key=None,
+            offered_at=leg.facts.offered_at,
+            dialog_id=leg.dialog_id,
+            answered_at=leg.facts.answered_at,
+            stream=leg.stream,
+            facts=facts,
+            sdp_session=leg.stream.stream_id,
+            sdp_version=leg.sdp_version,
+            session=session,
+            log=log.bind(call_id=leg.facts.call_id),
+            phase=CallPhase.ANSWERED,
+        )
 
     def hang_up_session(
         self, session: CallSession, code: int, cause: int | None, reason: str

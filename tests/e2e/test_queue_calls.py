@@ -63,7 +63,7 @@ SHOWS = "uas-queue-agent-checks-display-then-expects-bye.xml"  # an agent's phon
 TRUNKS = {**CALLING, "customers": {"acme": {"agents": 2}}}
 
 
-def _logged_in(tmp_path: Path, *extensions: str) -> None:
+def logged_in(tmp_path: Path, *extensions: str) -> None:
     """acme's phones ``extensions`` logged in and available, as a restart finds them."""
     at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     agents = [
@@ -95,7 +95,7 @@ def queue_server(
 ) -> ServerProcess:
     """The server with acme's phones, ``agents`` logged in and the queue plan."""
     write_group(tmp_path)
-    _logged_in(tmp_path, *agents)
+    logged_in(tmp_path, *agents)
     plan = PLAN.format(max_wait=max_wait, strategy=strategy, ring_timeout=ring_timeout)
     plans = plan_dir(tmp_path, QUEUE_NUMBER, plan)
     return start_server(tmp_path, trunks=TRUNKS, dialplans=plans)
