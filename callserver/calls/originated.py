@@ -71,7 +71,9 @@ log = structlog.get_logger("callserver.calls")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OriginatedRequest:
     """Call ``number`` (E.164) as ``customer``'s call from ``caller_id``; run ``plan``'s
-    dialplan on the answered call with ``variables``; ``campaign`` names it in the CDR."""
+    dialplan on the answered call with ``variables``; ``campaign`` names it in the CDR.
+    ``answered`` is told the survey answers so far once the call is answered and again
+    with each new answer (the campaign writes them down before the call ends)."""
 
     campaign: str
     customer: str
@@ -80,6 +82,7 @@ class OriginatedRequest:
     plan: str
     ring_timeout: float
     variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    answered: Callable[[Mapping[str, str]], None] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,6 +183,9 @@ class OriginatedCalls:
             return OriginatedResult(result="failed", sip_code=200)
         host.session = session
         self._hosts[leg.stream.stream_id] = host
+        if (told := request.answered) is not None:
+            told({})
+            session.on_note = lambda key, _: told(_answers(session)) if key == "survey" else None
         try:
             await _until_either(services.loop.create_task(_run(work)), leg.ended)
         finally:
@@ -187,9 +193,13 @@ class OriginatedCalls:
             del self._hosts[leg.stream.stream_id]
             leg.facts.extra.update(session.cdr_fields())
             self.forwarder.release(leg)
-        survey = session.cdr_fields()["survey"]
-        answers = {str(k): str(v) for k, v in survey.items()} if isinstance(survey, dict) else {}
-        return OriginatedResult(result="answered", sip_code=200, answers=answers)
+        return OriginatedResult(result="answered", sip_code=200, answers=_answers(session))
+
+
+def _answers(session: CallSession) -> dict[str, str]:
+    """The survey answers the session's plan noted so far."""
+    survey = session.cdr_fields()["survey"]
+    return {str(k): str(v) for k, v in survey.items()} if isinstance(survey, dict) else {}
 
 
 def _customer_side(request: OriginatedRequest, now: float) -> Call:

@@ -84,6 +84,7 @@ class CallSession(SessionSignals):
         "language",
         "max_duration",
         "notes",
+        "on_note",
         "originating",
         "recorded",
         "recording_policy",
@@ -111,6 +112,7 @@ class CallSession(SessionSignals):
         self.language = language
         self.variables: dict[str, str] = {"caller": caller.e164 or caller.raw, "called": called}
         self.notes: dict[str, list[object]] = {}
+        self.on_note: Callable[[str, object], None] | None = None  # told each fact noted
         self.voicemail_dir = voicemail_dir
         self.dialplan: str | None = None  # the plan's file and version, set by the router
         self.dialplan_version: str | None = None
@@ -155,6 +157,8 @@ class CallSession(SessionSignals):
     def note(self, key: str, value: object) -> None:
         """Keep a fact for the CDR under ``key`` (steps, digits, survey, voicemail, ...)."""
         self.notes.setdefault(key, []).append(value)
+        if self.on_note is not None:
+            self.on_note(key, value)
 
     def cdr_fields(self) -> dict[str, object]:
         """What the call's CDR says about the dialplan part (``cdr.record.CdrRecord`` names);

@@ -11,10 +11,12 @@ A campaign's task restores the scheduler from the folder (``campaigns.store``: r
 then state.json), then loops: ask ``due`` for the call to place now, with the customer's free
 channels; place it through ``originate`` (a task of its own); when a call ends, tell
 ``finished`` and write a final result to results.csv (fsync'd) before the state; sleep until
-``next_wake`` or until a call ends. The files are read and written from a thread, one write
-at a time, never on the event loop the calls' media runs on. Time comes from ``clock``
-(aware datetimes) and the sleeps from the event loop, so a test pins the date and the clock
-runs on the loop's time.
+``next_wake`` or until a call ends. A call answered is told to the schedule (``answered``)
+and the state written at once, and again with each survey answer, so a restart that cuts
+the call gives the number its result, ``answered``, instead of calling it again. The files
+are read and written from a thread, one write at a time, never on the event loop the calls'
+media runs on. Time comes from ``clock`` (aware datetimes) and the sleeps from the event
+loop, so a test pins the date and the clock runs on the loop's time.
 A stopped campaign places no new call; its calls in progress end as they will. When the
 server stops, the calls in progress get the drain time to end, then are cut.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,6 +152,7 @@ class _Drive:
         self.entries = {entry.number: entry for entry in campaign.entries}
         self.schedule = Schedule(list(self.entries), rules_of(campaign), campaign.window)
         self.calls: set[asyncio.Task[None]] = set()
+        self.saving: set[asyncio.Task[None]] = set()  # the states written at an answer
         self._writing = asyncio.Lock()
 
     async def run(self) -> None:
@@ -201,6 +204,7 @@ class _Drive:
             plan=settings.plan,
             ring_timeout=settings.ring_timeout,
             variables=self.entries[dial.number].variables,
+            answered=lambda answers: self._answered(dial.number, answers),
         )
         name, number = campaign.name, dial.number
         log.info("campaign.dialling", campaign=name, number=number, attempt=dial.attempt)
@@ -217,6 +221,13 @@ class _Drive:
             await self._write(self.folder.append_result, final)
         log.info("campaign.call_ended", campaign=name, number=number, result=result)
         self.wake.set()
+
+    def _answered(self, number: str, answers: Mapping[str, str]) -> None:
+        """The call to ``number`` was answered, its survey has ``answers``: write it down."""
+        self.schedule.answered(number, self.runner.clock(), answers)
+        saving = asyncio.get_running_loop().create_task(self._save("running"))
+        self.saving.add(saving)
+        saving.add_done_callback(self.saving.discard)
 
     async def _save(self, status: str) -> None:
         schedule = self.schedule

@@ -18,9 +18,12 @@ through the whole list.
 
 ``finished`` makes a result final unless it is one of the ``retry_on`` results and the number
 has attempts left: then the next attempt waits ``delay * backoff ** (attempts - 1)`` seconds.
-``answered`` and ``barred`` are always final. ``snapshot``/``restore`` carry the state
-across a restart: a number that was in progress when the server stopped has that attempt
-counted and is dialled again at once if it has attempts left (else it ends ``failed``), and
+``answered`` and ``barred`` are always final. ``answered(number, now, answers)`` marks a
+call in progress as answered (told at the answer, and again with each survey answer), so the
+state written then says so. ``snapshot``/``restore`` carry the state across a restart: a
+number that was in progress when the server stopped has that attempt counted and is dialled
+again at once if it has attempts left (else it ends ``failed``), unless it had been answered:
+then it ends ``answered`` with the survey answers noted so far, and is never called again;
 a final number is never dialled again.
 """
 
@@ -92,6 +95,8 @@ class _Number:
     in_progress: bool = False
     next_at: datetime | None = None  # a retry's earliest time; None: at once
     final: Final | None = None
+    answered_at: datetime | None = None  # the call in progress was answered then
+    answers: Mapping[str, str] = field(default_factory=dict)  # its survey's, so far
 
 
 class Schedule:
@@ -182,7 +187,7 @@ class Schedule:
         state = self._numbers[number]
         if not state.in_progress:
             raise KeyError(f"{number} has no call in progress")
-        state.in_progress = False
+        state.in_progress, state.answered_at = False, None
         self._in_progress -= 1
         rules = self.rules
         if result in rules.retry_on and state.attempts < rules.max_attempts:
@@ -195,6 +200,20 @@ class Schedule:
         )
         self._results[result] += 1
         return state.final
+
+    def answered(self, number: str, now: datetime, answers: Mapping[str, str]) -> None:
+        """The call to ``number`` in progress was answered (at ``now`` the first time), its
+        survey has ``answers`` so far; a restart before it ends makes it ``answered``.
+
+        Raises:
+            KeyError: ``number`` has no call in progress.
+        """
+        state = self._numbers[number]
+        if not state.in_progress:
+            raise KeyError(f"{number} has no call in progress")
+        if state.answered_at is None:
+            state.answered_at = now
+        state.answers = dict(answers)
 
     def _retry(self, number: str, at: datetime) -> None:
         self._numbers[number].next_at = at
@@ -246,13 +265,7 @@ class Schedule:
     def snapshot(self) -> dict[str, object]:
         """The state as JSON values, for ``restore`` after a restart."""
         numbers = {
-            number: {
-                "attempts": state.attempts,
-                "in_progress": state.in_progress,
-                "next_at": None if state.next_at is None else state.next_at.isoformat(),
-            }
-            for number, state in self._numbers.items()
-            if state.attempts
+            number: _saved(state) for number, state in self._numbers.items() if state.attempts
         }
         last = None if self._last_dial is None else self._last_dial.isoformat()
         return {"numbers": numbers, "last_dial": last}
@@ -261,15 +274,13 @@ class Schedule:
         self, snapshot: Mapping[str, object], finals: Iterable[Final], now: datetime
     ) -> list[Final]:
         """Take back the state of ``snapshot`` and the ``finals`` already written; a call
-        that was in progress counts as ``failed``. Returns the results this made final."""
+        that was in progress counts as ``failed``, or ``answered`` when it had been answered.
+        Returns the results this made final."""
         numbers = snapshot.get("numbers")
         for number, saved in (numbers if isinstance(numbers, dict) else {}).items():
             state = self._numbers.get(number)
             if state is not None and isinstance(saved, dict):
-                state.attempts = int(saved.get("attempts", 0))
-                state.in_progress = bool(saved.get("in_progress"))
-                at = saved.get("next_at")
-                state.next_at = datetime.fromisoformat(at) if isinstance(at, str) else None
+                _restore(state, saved)
         last = snapshot.get("last_dial")
         self._last_dial = datetime.fromisoformat(last) if isinstance(last, str) else None
         for final in finals:
@@ -279,13 +290,48 @@ class Schedule:
         self._reindex()
         made: list[Final] = []
         for number, state in self._numbers.items():
-            if state.in_progress and state.attempts < self.rules.max_attempts:
+            if not state.in_progress:
+                continue
+            result: Result = "answered" if state.answered_at is not None else "failed"
+            if result == "failed" and state.attempts < self.rules.max_attempts:
                 state.in_progress = False  # interrupted: again at once
                 self._in_progress -= 1
                 self._retry(number, now)
-            elif state.in_progress and (ended := self.finished(number, "failed", now)):
+            elif ended := self.finished(number, result, now, state.answers):
                 made.append(ended)
         return made
+
+
+def _saved(state: _Number) -> dict[str, object]:
+    """A number's state as JSON values (``Schedule.snapshot``)."""
+    saved: dict[str, object] = {
+        "attempts": state.attempts,
+        "in_progress": state.in_progress,
+        "next_at": None if state.next_at is None else state.next_at.isoformat(),
+    }
+    if state.in_progress and state.answered_at is not None:
+        saved["answered_at"] = state.answered_at.isoformat()
+        saved["answers"] = dict(state.answers)
+    return saved
+
+
+def _restore(state: _Number, saved: Mapping[str, object]) -> None:
+    """Take back a number's state from ``_saved``'s values (a bad value counts as absent)."""
+    attempts = saved.get("attempts", 0)
+    state.attempts = attempts if isinstance(attempts, int) else 0
+    state.in_progress = bool(saved.get("in_progress"))
+    state.next_at = _instant(saved.get("next_at"))
+    state.answered_at = _instant(saved.get("answered_at"))
+    answers = saved.get("answers")
+    if isinstance(answers, dict):
+        state.answers = {str(k): str(v) for k, v in answers.items()}
+
+
+def _instant(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _waiting_retry(state: _Number) -> bool:

@@ -155,3 +155,45 @@ async def test_stop_places_no_new_call(tmp_path: Path) -> None:
     await asyncio.wait_for(runner.wait_idle(), 10)
     assert len(peer.placed) == 1
     assert folder.read_state()["progress"]["status"] == "stopped"
+
+
+async def test_a_call_answered_when_the_server_stops_gets_its_result(tmp_path: Path) -> None:
+    """The state file says a call was answered (and its survey so far) at once; a restart
+    that cut it writes it answered with that answer and never calls the number again."""
+    folder = _started(tmp_path)
+    told = asyncio.Event()
+
+    async def answers_then_talks(request: OriginatedRequest) -> OriginatedResult:
+        assert request.answered is not None
+        request.answered({})
+        request.answered({"q1": "3"})
+        told.set()
+        await asyncio.Event().wait()  # the call goes on until the server stops
+        raise AssertionError("never ends by itself")
+
+    runner = CampaignRunner(
+        folder.path.parent,
+        load=_load,
+        originate=answers_then_talks,
+        channels_free=lambda c: 1,
+        clock=_clock(),
+    )
+    runner.scan()
+    await asyncio.wait_for(told.wait(), 10)
+    for _ in range(500):  # until the state file written at the answer is on disk
+        saved = folder.read_state().get("schedule", {}).get("numbers", {}).get(NUMBERS[0], {})
+        if saved.get("answers") == {"q1": "3"}:
+            break
+        await asyncio.sleep(0.01)
+    assert saved["in_progress"] and saved["answered_at"].startswith("2026-12-30T09:00")
+    await runner.close()
+    assert not folder.results_file.exists()  # nothing final yet: only the state says it
+    second = _Peer()
+    again = CampaignRunner(
+        folder.path.parent, load=_load, originate=second, channels_free=lambda c: 2, clock=_clock()
+    )
+    again.scan()
+    await asyncio.wait_for(again.wait_idle(), 10)
+    assert NUMBERS[0] not in {request.number for request in second.placed}
+    assert _results(folder)[NUMBERS[0]] == ("answered", "1", '{"q1": "3"}')
+    assert set(_results(folder)) == set(NUMBERS)

@@ -125,6 +125,25 @@ def test_restore_makes_an_interrupted_last_attempt_final() -> None:
     assert again.done
 
 
+def test_restore_makes_a_call_answered_before_the_stop_answered() -> None:
+    """A call in progress that was answered ends answered with its survey so far, though it
+    has attempts left; one not answered is dialled again."""
+    schedule = _schedule(numbers=NUMBERS[:2])
+    schedule.due(WEDNESDAY, channels_free=2)
+    later = WEDNESDAY + timedelta(seconds=1)
+    schedule.due(later, channels_free=2)
+    schedule.answered(NUMBERS[0], later, {})
+    schedule.answered(NUMBERS[0], later + timedelta(seconds=9), {"q1": "2"})
+    again = Schedule(NUMBERS[:2], RULES, WINDOW)
+    stop = later + timedelta(seconds=20)
+    made = again.restore(schedule.snapshot(), [], stop)
+    assert [(f.number, f.result, f.attempts, dict(f.answers)) for f in made] == [
+        (NUMBERS[0], "answered", 1, {"q1": "2"})
+    ]
+    dials = again.due(stop, channels_free=2)
+    assert [(d.number, d.attempt) for d in dials] == [(NUMBERS[1], 2)]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     rate=st.sampled_from([0.5, 1.0, 2.0, 5.0]),
