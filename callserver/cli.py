@@ -38,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         "paths",
         nargs="*",
         type=Path,
-        help="settings, dialplan, trunks, tariffs or blacklist files, or dialplan directories "
-        "(default: the config and every file it names)",
+        help="settings, dialplan, trunks, tariffs, centrex, blacklist or campaign files, or "
+        "dialplan directories (default: the config, every file it names and the campaigns "
+        "under its data dir)",
     )
     check.add_argument("--config", type=Path, help="settings file")
     reload = sub.add_parser("reload", help="tell the running server to reload (SIGHUP)")

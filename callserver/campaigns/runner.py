@@ -96,7 +96,7 @@ class CampaignRunner:
             running = self._running.get(folder.name)
             if running is not None:
                 running[1].set()  # a stop, or nothing: it looks again
-            elif folder.started() and not folder.stopped() and not _done(folder):
+            elif folder.in_force():
                 self._start(folder)
 
     def _start(self, folder: CampaignFolder) -> None:
@@ -269,8 +269,3 @@ def server_runner(
 
 
 _UNLIMITED = 1_000_000  # the free channels of a customer with no channel limit
-
-
-def _done(folder: CampaignFolder) -> bool:
-    progress = folder.read_state().get("progress")
-    return isinstance(progress, dict) and progress.get("status") == "done"

@@ -77,6 +77,15 @@ class CampaignFolder:
         """True when ``stop`` marked it stopped."""
         return (self.path / STOPPED).exists()
 
+    def done(self) -> bool:
+        """True when its last state says every number has its result."""
+        progress = self.read_state().get("progress")
+        return isinstance(progress, dict) and progress.get("status") == "done"
+
+    def in_force(self) -> bool:
+        """True when the server runs it: started, neither stopped nor done."""
+        return self.started() and not self.stopped() and not self.done()
+
     def start(self, source: Path, numbers: Path) -> None:
         """Copy the campaign file and its numbers here (durably); a stopped one restarts."""
         self.path.mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,18 @@ from typing import Any, TextIO
 
 from callserver.campaigns.file import load_in_force
 from callserver.campaigns.schedule import RESULTS
-from callserver.campaigns.store import CampaignFolder, campaign_name
+from callserver.campaigns.store import (
+    CAMPAIGN_FILE,
+    NUMBERS_FILE,
+    CampaignFolder,
+    campaign_name,
+)
+from callserver.config.errors import OperatorFileError
 from callserver.config.settings import Settings, read_yaml
 from callserver.config.trunks import load_trunks
 from callserver.process.pidfile import signal_reload
 
-__all__ = ["CAMPAIGNS_DIR", "folder_of", "start", "status", "stop"]
+__all__ = ["CAMPAIGNS_DIR", "check_file", "check_started", "folder_of", "start", "status", "stop"]
 
 CAMPAIGNS_DIR = "campaigns"
 
@@ -45,8 +51,7 @@ def start(settings: Settings, source: Path, out: TextIO) -> None:
     """
     campaign = load_in_force(source, load_trunks(settings.trunks), settings.dialplans)
     folder = CampaignFolder(settings.data_dir / CAMPAIGNS_DIR, campaign.name)
-    progress = folder.read_state().get("progress", {})
-    if folder.started() and not folder.stopped() and progress.get("status") != "done":
+    if folder.in_force():
         raise ValueError(f"campaign {campaign.name} is running; stop it first")
     folder.start(source, campaign.numbers_file)
     out.write(f"campaign {campaign.name}: {len(campaign.entries)} numbers, started\n")
@@ -93,6 +98,41 @@ def status(settings: Settings, source: Path, out: TextIO) -> None:
         out.write(f"  {kind + ':':13} {results.get(kind, 0)}\n")
     out.write(f"  {'next retry:':13} {progress.get('next_retry') or '-'}\n")
     out.write(f"  {'results:':13} {folder.results_file}\n")
+
+
+def check_file(settings: Settings, source: Path) -> tuple[str, ...]:
+    """The errors ``start`` gives for the campaign file ``source`` (``callserver check``);
+    a started campaign's copy (``campaign.yaml``) is read with its numbers' copy."""
+    try:
+        trunks = load_trunks(settings.trunks)
+    except OperatorFileError:
+        return (f"{source}: not checked: {settings.trunks} has errors (check it first)",)
+    copy = source.with_name(NUMBERS_FILE)
+    numbers = copy if source.name == CAMPAIGN_FILE and copy.is_file() else None
+    try:
+        load_in_force(source, trunks, settings.dialplans, numbers)
+    except OperatorFileError as exc:
+        return tuple(exc.errors)
+    return ()
+
+
+def check_started(settings: Settings) -> list[str]:
+    """The errors of the campaigns the server runs (``<data_dir>/campaigns/``, neither
+    stopped nor done) against the files in force; none when trunks.yaml has errors of its
+    own (reported with it)."""
+    root = settings.data_dir / CAMPAIGNS_DIR
+    try:
+        load_trunks(settings.trunks)
+    except OperatorFileError:
+        return []
+    if not root.is_dir():
+        return []
+    errors: list[str] = []
+    for path in sorted(root.iterdir()):
+        folder = CampaignFolder(root, path.name)
+        if folder.in_force():
+            errors += check_file(settings, folder.campaign_file)
+    return errors
 
 
 def _tell_server(settings: Settings, out: TextIO) -> None:

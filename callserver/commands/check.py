@@ -16,11 +16,15 @@ Each path an operator names is one of the operator files (docs/operations.md):
   a path are settings' keys, holding a mapping the other files'). A file that cannot be read
   as a mapping is checked as settings, whose reader names the fault.
 
-A settings file brings everything it names: trunks, tariffs, centrex, prompts, blacklist and
-every dialplan. The centrex file is checked against the trunks' customers and the numbers that
-have a dialplan file. A dialplan, trunks, tariffs, centrex or blacklist file named alone is
-checked in the context of the settings in force (``--config``, else config/callserver.yaml):
-its prompts, tariffs (caps a dialplan may only shorten), routes, customers and dialplans.
+A settings file brings everything it names: trunks, tariffs, centrex, prompts, blacklist,
+every dialplan and the campaigns the server runs (``<data_dir>/campaigns/``, neither stopped
+nor done: their copies, checked as ``callserver campaign start`` checks a campaign file).
+The centrex file is checked against the trunks' customers and the numbers that have a
+dialplan file. A dialplan, trunks, tariffs, centrex, blacklist or campaign file named alone
+is checked in the context of the settings in force (``--config``, else
+config/callserver.yaml): its prompts, tariffs (caps a dialplan may only shorten), routes,
+customers and dialplans. A campaign file is known by its keys (``numbers``, ``customer``,
+``plan``, ``window`` ...) and is checked with its numbers.
 
 ``check`` returns one ``Checked`` per path (in order), each with its errors and warnings, so
 the command prints ``PATH: ok (kind)`` or the errors of each.
@@ -34,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from callserver.campaigns.file import CampaignFile
+from callserver.commands.campaign import check_file, check_started
 from callserver.config.centrex import load_centrex, trunk_usernames
 from callserver.config.centrex_file import CentrexFile
 from callserver.config.centrex_groups import Centrex
@@ -52,7 +58,9 @@ from callserver.policy.blacklist import NumberListError
 
 __all__ = ["Checked", "Kind", "check", "kind_of"]
 
-Kind = Literal["settings", "dialplan", "dialplans", "trunks", "tariffs", "centrex", "blacklist"]
+Kind = Literal[
+    "settings", "dialplan", "dialplans", "trunks", "tariffs", "centrex", "blacklist", "campaign"
+]
 
 _DIALPLAN_NAME = re.compile(r"(?:[0-9]{3,15}|default)")
 _DIALPLAN_SUFFIXES = (".yaml", ".yml")
@@ -134,6 +142,7 @@ def _check_file(path: Path, kind: Kind, settings: Settings) -> Checked:
         "tariffs": _check_tariffs,
         "centrex": _check_centrex,
         "blacklist": _check_blacklist,
+        "campaign": _check_campaign,
     }
     return checks[kind](path, settings)
 
@@ -152,6 +161,7 @@ def _check_settings(path: Path | None) -> Checked:
     errors += _blacklist_errors(settings.blacklist)
     plans = _check_dialplans(settings.dialplans, settings)
     errors += plans.errors
+    errors += check_started(settings)
     return Checked(path=path, kind="settings", errors=tuple(errors), warnings=plans.warnings)
 
 
@@ -185,6 +195,10 @@ def _check_centrex(path: Path, settings: Settings) -> Checked:
         )
 
     return Checked(path=path, kind="centrex", errors=_config_errors(load, path))
+
+
+def _check_campaign(path: Path, settings: Settings) -> Checked:
+    return Checked(path=path, kind="campaign", errors=check_file(settings, path))
 
 
 def _check_blacklist(path: Path, settings: Settings) -> Checked:
@@ -298,6 +312,7 @@ _KEYS: dict[Kind, frozenset[str]] = {
     "trunks": frozenset(TrunksFile.model_fields),
     "tariffs": frozenset(TariffsFile.model_fields),
     "centrex": frozenset(CentrexFile.model_fields),
+    "campaign": frozenset(CampaignFile.model_fields),
 }
 
 
