@@ -232,7 +232,8 @@ class _Drive:
     async def _save(self, status: str) -> None:
         schedule = self.schedule
         snapshot, progress = schedule.snapshot(), schedule.progress()
-        await self._write(self.folder.write_state, snapshot, progress, status)
+        window = schedule.window_at(self.runner.clock())
+        await self._write(self.folder.write_state, snapshot, progress, status, window)
 
     async def _write(self, write: Callable[..., None], *args: object) -> None:
         async with self._writing:

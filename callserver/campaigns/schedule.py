@@ -37,9 +37,9 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
-from callserver.dialplan.hours import LOOKAHEAD, Hours
+from callserver.dialplan.hours import LOOKAHEAD, Hours, Status
 
-__all__ = ["RESULTS", "Dial", "Final", "Progress", "Result", "Rules", "Schedule"]
+__all__ = ["RESULTS", "Dial", "Final", "Progress", "Result", "Rules", "Schedule", "Window"]
 
 Result = Literal["answered", "busy", "no_answer", "failed", "barred"]
 RESULTS: tuple[Result, ...] = ("answered", "busy", "no_answer", "failed", "barred")
@@ -87,6 +87,17 @@ class Progress:
     waiting: int
     results: Mapping[str, int]
     next_retry: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    """The campaign's window at an instant: open, closed or a public ``holiday`` (its name),
+    and when not open, its next opening in the window's time zone (None: not within the
+    look-ahead)."""
+
+    status: Status
+    holiday: str | None
+    opens: datetime | None
 
 
 @dataclass(slots=True)
@@ -245,6 +256,17 @@ class Schedule:
                 return at + LOOKAHEAD  # closed for the look-ahead: ask again then
             at = state.next_change
         return at
+
+    def window_at(self, now: datetime) -> Window:
+        """Whether the window is open at ``now`` and, if not, why and when it opens."""
+        state = self.window.state(now)
+        if state.status == "open":
+            return Window(status="open", holiday=state.holiday, opens=None)
+        opens = self._opening(now)
+        if self.window.state(opens).status != "open":
+            return Window(status=state.status, holiday=state.holiday, opens=None)
+        local = opens.astimezone(self.window.zone)
+        return Window(status=state.status, holiday=state.holiday, opens=local)
 
     def progress(self) -> Progress:
         """How far the campaign is (``callserver campaign status``)."""

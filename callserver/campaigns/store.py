@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from callserver.campaigns.schedule import RESULTS, Final, Progress, Result
+from callserver.campaigns.schedule import RESULTS, Final, Progress, Result, Window
 from callserver.process.durable import sync_directory, write_json
 
 __all__ = [
@@ -113,9 +113,16 @@ class CampaignFolder:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def write_state(self, snapshot: dict[str, object], progress: Progress, status: str) -> None:
-        """Replace the state: the scheduler's ``snapshot`` and the progress, durably."""
-        shown = {
+    def write_state(
+        self,
+        snapshot: dict[str, object],
+        progress: Progress,
+        status: str,
+        window: Window | None = None,
+    ) -> None:
+        """Replace the state: the scheduler's ``snapshot`` and the progress (with the window
+        as it was then, when given), durably."""
+        shown: dict[str, object] = {
             "status": status,
             "numbers": progress.numbers,
             "dialled": progress.dialled,
@@ -124,6 +131,14 @@ class CampaignFolder:
             "results": dict(progress.results),
             "next_retry": None if progress.next_retry is None else progress.next_retry.isoformat(),
         }
+        if window is not None:
+            opens = window.opens
+            shown["window"] = {
+                "status": window.status,
+                "holiday": window.holiday,
+                "opens": None if opens is None else opens.isoformat(),
+                "timezone": None if opens is None else str(opens.tzinfo),
+            }
         write_json(self.path / STATE_FILE, {"progress": shown, "schedule": snapshot})
 
     def append_result(self, final: Final) -> None:

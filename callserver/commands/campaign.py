@@ -11,6 +11,7 @@ the next retry.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -97,6 +98,7 @@ def status(settings: Settings, source: Path, out: TextIO) -> None:
     for kind in RESULTS:
         out.write(f"  {kind + ':':13} {results.get(kind, 0)}\n")
     out.write(f"  {'next retry:':13} {progress.get('next_retry') or '-'}\n")
+    out.write(f"  {'window:':13} {_window(progress.get('window'))}\n")
     out.write(f"  {'results:':13} {folder.results_file}\n")
 
 
@@ -133,6 +135,21 @@ def check_started(settings: Settings) -> list[str]:
         if folder.in_force():
             errors += check_file(settings, folder.campaign_file)
     return errors
+
+
+def _window(window: object) -> str:
+    """The window as the server last saw it: open, or why not and when it opens."""
+    if not isinstance(window, dict):
+        return "-"
+    status = str(window.get("status"))
+    if status == "open":
+        return "open"
+    why = f"holiday ({window.get('holiday')})" if status == "holiday" else "closed"
+    opens = window.get("opens")
+    if not isinstance(opens, str):
+        return f"{why}: no opening within a fortnight"
+    at = datetime.fromisoformat(opens).strftime("%Y-%m-%d %H:%M")
+    return f"{why}: no call until {at} {window.get('timezone')}"
 
 
 def _tell_server(settings: Settings, out: TextIO) -> None:

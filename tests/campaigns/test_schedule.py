@@ -144,6 +144,19 @@ def test_restore_makes_a_call_answered_before_the_stop_answered() -> None:
     assert [(d.number, d.attempt) for d in dials] == [(NUMBERS[1], 2)]
 
 
+def test_the_window_says_why_it_is_closed_and_when_it_opens() -> None:
+    """New Year's Day 2027 (a Friday) is a holiday, and so is the 2nd: the window opens on
+    Monday the 4th at 09:00 in Sarajevo; a weekday evening opens the next morning."""
+    schedule = _schedule()
+    new_year = schedule.window_at(datetime(2027, 1, 1, 9, 0, tzinfo=UTC))
+    assert (new_year.status, new_year.holiday) == ("holiday", "New Year's Day")
+    assert new_year.opens is not None and new_year.opens.isoformat() == "2027-01-04T09:00:00+01:00"
+    evening = schedule.window_at(WEDNESDAY + timedelta(hours=9))
+    assert evening.status == "closed" and evening.opens is not None
+    assert evening.opens.isoformat() == "2026-12-31T09:00:00+01:00"
+    assert schedule.window_at(WEDNESDAY).opens is None
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     rate=st.sampled_from([0.5, 1.0, 2.0, 5.0]),

@@ -152,6 +152,7 @@ def start_server(
     ring: float = 0.0,
     hangup_after: float = 30.0,
     loop: bool = False,
+    env: dict[str, str] | None = None,
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
@@ -161,7 +162,7 @@ def start_server(
     default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting
     (repeated with ``loop``), BYE ``hangup_after`` s after the answer); ``t1`` the SIP timer
     T1 (final answers to an INVITE are retransmitted for 64*T1 until their ACK); ``blacklist``
-    the global blacklist.
+    the global blacklist; ``env`` variables added to the server's environment.
     """
     if dialplans is None:
         directory = tmp_path / "dialplans"
@@ -193,7 +194,7 @@ def start_server(
         path = tmp_path / "callserver.yaml"
         path.write_text(yaml.safe_dump(config))
         try:
-            return launch(["run", "--config", str(path)], port, tmp_path / "var")
+            return launch(["run", "--config", str(path)], port, tmp_path / "var", env=env)
         except PortTaken:
             if attempt == _LISTEN_ATTEMPTS - 1:
                 raise
@@ -317,16 +318,24 @@ def exported_cdrs(data_dir: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
-def launch(args: list[str], port: int, data_dir: Path, *, cwd: Path | None = None) -> ServerProcess:
-    """Start ``python -m callserver ARGS`` without CALLSERVER_* variables; wait until it listens."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}
+def launch(
+    args: list[str],
+    port: int,
+    data_dir: Path,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start ``python -m callserver ARGS`` without CALLSERVER_* variables (with ``env``'s);
+    wait until it listens."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "callserver", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
-        env=env,
+        env={**clean, **(env or {})},
         cwd=cwd,
     )
     server = ServerProcess(proc=proc, port=port, data_dir=data_dir)
