@@ -181,7 +181,7 @@ class _Drive:
                 call.add_done_callback(self.calls.discard)
             if stopped:  # its calls in progress end as they will, then the campaign
                 await asyncio.gather(*self.calls, return_exceptions=True)
-                await self._save("stopped" if self.folder.stopped() else "server stopped")
+                await self._save_last("stopped" if self.folder.stopped() else "server stopped")
                 return
             await self._save("running")
             self.wake.clear()
@@ -192,7 +192,7 @@ class _Drive:
                     await self.wake.wait()
             except TimeoutError:
                 pass
-        await self._save("done")
+        await self._save_last("done")
 
     async def _call(self, dial: Dial) -> None:
         campaign, settings = self.campaign, self.campaign.settings
@@ -228,6 +228,11 @@ class _Drive:
         saving = asyncio.get_running_loop().create_task(self._save("running"))
         self.saving.add(saving)
         saving.add_done_callback(self.saving.discard)
+
+    async def _save_last(self, status: str) -> None:
+        """The last state, written after those an answer started (which say "running")."""
+        await asyncio.gather(*self.saving)
+        await self._save(status)
 
     async def _save(self, status: str) -> None:
         schedule = self.schedule

@@ -52,8 +52,9 @@ def _clock() -> Callable[[], datetime]:
 
 
 class _Peer:
-    """Answers by the number's last digit: 0-1 answer, 2 is busy once, 3 busy always, 4 rings
-    out, 5 is barred; keeps the calls placed and the peak in progress."""
+    """Answers by the number's last digit: 0-1 answer (and say so before the end), 2 is busy
+    once, 3 busy always, 4 rings out, 5 is barred; keeps the calls placed and the peak in
+    progress."""
 
     def __init__(self) -> None:
         self.placed: list[OriginatedRequest] = []
@@ -71,6 +72,8 @@ class _Peer:
             await asyncio.sleep(0.2)
             last = request.number[-1]
             if last in "01":
+                assert request.answered is not None
+                request.answered({"q1": last})  # as the call's survey notes it
                 return OriginatedResult(result="answered", answers={"q1": last})
             if last == "2" and request.number not in self.busy_once:
                 self.busy_once.add(request.number)
