@@ -22,7 +22,6 @@ import structlog
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
-from callserver.calls.queue_calls import QueueCalls
 from callserver.calls.reporting import CdrReporter
 from callserver.campaigns.runner import server_runner
 from callserver.cdr.ingester import CdrIngester
@@ -48,7 +47,6 @@ from callserver.media.prompts import PromptStore
 from callserver.phone_services import PhoneServices
 from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.process.alarm import Alarm
-from callserver.process.control import ControlServer
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
 from callserver.queues.eventlog import EVENTS_DIR, QueueEventLog
@@ -93,7 +91,6 @@ class Server:
         self.tariffs = load_tariffs(settings.tariffs)
         self.cdr: CdrSpool | None = None  # opened by start(): it writes to the data dir
         self.queue_events: QueueEventLog | None = None  # the queues' event log, as the CDRs
-        self.control: ControlServer | None = None  # <data_dir>/control.sock, opened by start()
         self.ingester = CdrIngester(
             settings.data_dir,
             settings.cdr.ingest_interval,
@@ -126,13 +123,6 @@ class Server:
             wake=self.pump,
         )
         self.admission.auth.accounts = self.phones.account  # INVITEs, as their REGISTERs
-        self.calls.host.queues = QueueCalls(  # the queue step's callers, through the centre
-            self.phones.centre,
-            self.calls.forwarder,
-            self.media,
-            lambda: self.calls.live.music,
-            self._loop,
-        )
         outbound = Outbound(  # customers' numbers hold their Centrex blocks (load_customers)
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,
@@ -197,7 +187,7 @@ class Server:
         self.queue_events = QueueEventLog(self.settings.data_dir / EVENTS_DIR)
         opened = self.phones.open(self.cdr.directory, self._watching, self.queue_events)
         self.background.run(opened)
-        await self._open_control()
+        await self.phones.open_control()  # ``callserver agents ...`` reach the server
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
@@ -211,17 +201,6 @@ class Server:
         if on_ready is not None:
             on_ready()
         log.info("server.listening", addresses=self.sockets.describe())
-
-    async def _open_control(self) -> None:
-        """``<data_dir>/control.sock``, which ``callserver agents login ...`` reach; without
-        it the server still serves calls (those commands then say no server runs)."""
-        control = ControlServer(self.settings.data_dir, self.phones.agents.handlers())
-        try:
-            await control.start()
-        except OSError as exc:
-            log.error("control.unavailable", path=str(control.path), error=str(exc))
-            return
-        self.control = control
 
     # -- transport callbacks (asyncio names) ------------------------------------------------
 
@@ -377,17 +356,10 @@ class Server:
 
     async def drain(self) -> None:
         """Refuse new calls, give active ones ``drain_timeout`` to end, then BYE the rest."""
-        self.calls.draining = True
-        await self.campaigns.close(self.settings.calls.drain_timeout)  # no new campaign call
-        log.info("server.draining", active_calls=len(self.calls.calls))
-        await self._wait_calls(self.settings.calls.drain_timeout)
-        await self.calls.forwarder.transfers.handover.hang_up_all()  # pairs of no call
-        if self.calls.calls:
-            self.calls.hang_up_all()
-            # BYE retransmits at T1, 2*T1, ...: a few tries before the sockets close.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(8 * self.settings.sip.t1):
-                    await self.calls.byes_answered.wait()
+        self.calls.draining = True  # no new call, nor a campaign's
+        await self.campaigns.close(self.settings.calls.drain_timeout)
+        # BYE retransmits at T1, 2*T1, ...: a few tries before the sockets close.
+        await self.calls.drain(self.settings.calls.drain_timeout, 8 * self.settings.sip.t1)
         await self.close()
         lockout = self.admission.auth.lockout.statistics()
         overload = self.overload.statistics()
@@ -403,11 +375,6 @@ class Server:
             auth_unanswered=self.calls.screening.statistics().dropped,
         )
 
-    async def _wait_calls(self, limit: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(limit):
-                await self.calls.idle.wait()
-
     async def close(self) -> None:
         """Close every socket and stop the timers."""
         self._alarm.cancel()
@@ -421,9 +388,7 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
         await self.media.stop()
-        if self.control is not None:
-            await self.control.close()
-        await self.phones.close()  # bindings, settings, subscriptions on disk for next start
+        await self.phones.close()  # control socket closed; bindings, settings... on disk
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite

@@ -8,9 +8,11 @@ INVITE with Replaces is asked first), the voicemail boxes and their MWI subscrip
 the durable stores these keep in the data dir: the registrar's bindings, the phones' own
 service settings, the last incoming calls and the MCID marks, the MWI subscriptions. The call
 centre (``centre``, a ``calls.centre_driver.CentreDriver``) takes its agents from the
-Centrex phones, which log in and out with their codes (``agents``, ``calls.agent_desk``).
-``open`` starts them once the server listens (they write to the data dir), ``close`` puts
-them on disk for the next start.
+Centrex phones, which log in and out with their codes (``agents``, ``calls.agent_desk``) or
+the operator's ``callserver agents`` commands on the control socket (``open_control``); the
+queue step's callers wait through it (``queues``, ``calls.queue_calls``). ``open`` starts
+them once the server listens (they write to the data dir), ``close`` puts them on disk for
+the next start.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+
+import structlog
 
 from callserver.calls.admission import Admission
 from callserver.calls.agent_desk import AgentDesk
@@ -29,6 +33,7 @@ from callserver.calls.malicious import MaliciousCalls
 from callserver.calls.manager import CallManager
 from callserver.calls.phones import PhoneBook
 from callserver.calls.pickup import Pickup
+from callserver.calls.queue_calls import QueueCalls
 from callserver.calls.registration import Registration, account_of
 from callserver.calls.replacing import Replacing
 from callserver.calls.service_codes import ServiceCodeCalls
@@ -39,6 +44,7 @@ from callserver.calls.transfer_services import SubscriberTransfers
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.config.settings import Settings
 from callserver.policy.services import ServiceSettings
+from callserver.process.control import ControlServer
 from callserver.queues.eventlog import QueueEventLog
 from callserver.registrar.accounts import Account
 from callserver.sip.endpoint import SipEndpoint
@@ -46,6 +52,8 @@ from callserver.voicemail.mwi import Mwi
 from callserver.voicemail.service import Voicemail
 
 __all__ = ["PhoneServices"]
+
+log = structlog.get_logger("callserver.phones")
 
 Code = Callable[[CallSession], Awaitable[None] | None]
 
@@ -122,6 +130,10 @@ class PhoneServices:
         )
         calls.calls.phone_freed = lambda number: self.centre.changed()
         self.agents = AgentDesk(self.centre, centrex)  # *45, *46, *47*REASON#, #47#
+        self.queues = calls.host.queues = QueueCalls(  # the queue step's callers
+            self.centre, forwarder, calls.media, lambda: calls.live.music, loop
+        )
+        self.control: ControlServer | None = None  # <data_dir>/control.sock: open_control()
         self.services: ServicesStore | None = None  # the phones' own settings: open()
         self.service_codes: ServiceCodeCalls | None = None
         self.malicious: MaliciousCalls | None = None  # the last incoming calls, for *39
@@ -179,6 +191,17 @@ class PhoneServices:
         )
         return self.voicemail.run_purges(stop)
 
+    async def open_control(self) -> None:
+        """``<data_dir>/control.sock``, which ``callserver agents login ...`` reach; without
+        it the server still serves calls (those commands then say no server runs)."""
+        control = ControlServer(self._settings().data_dir, self.agents.handlers())
+        try:
+            await control.start()
+        except OSError as exc:
+            log.error("control.unavailable", path=str(control.path), error=str(exc))
+            return
+        self.control = control
+
     def settings_of(self, number: str) -> ServiceSettings:
         """The services in force for the subscriber ``number``: the operator's (centrex.yaml)
         with what its phone set by service codes (``calls.services_store``)."""
@@ -208,6 +231,8 @@ class PhoneServices:
     async def close(self) -> None:
         """Every store on disk for the next start: subscriptions, bindings, settings, marks,
         the agents."""
+        if self.control is not None:
+            await self.control.close()
         await self.centre.close()
         if self.mwi is not None:
             await self.mwi.close()

@@ -29,6 +29,7 @@ operations they need as callables (``calls.services``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import structlog
@@ -332,6 +333,21 @@ class CallManager:
             code = 200 if answered else sip_code  # answered, or never ACKed
             self.reporter.ended(call.facts, call.cause or reason, sip_code=code)
         call.log.info("call.ended", reason=call.cause or reason)
+
+    async def drain(self, limit: float, bye_wait: float) -> None:
+        """Refuse new calls, give those in progress ``limit`` s to end, then hang up the rest
+        and wait up to ``bye_wait`` s for their BYEs to be answered."""
+        self.draining = True
+        log.info("server.draining", active_calls=len(self.calls))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await self.idle.wait()
+        await self.forwarder.transfers.handover.hang_up_all()  # pairs of no call
+        if self.calls:
+            self.hang_up_all()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(bye_wait):
+                    await self.byes_answered.wait()
 
     def hang_up_all(self) -> None:
         """Shutdown after the drain timeout: BYE every answered call, 503 every ringing one."""
