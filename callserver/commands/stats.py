@@ -162,8 +162,8 @@ _ABANDON_HEADERS = (
     *("<= 5 s", "<= 10 s", "<= 30 s"),
 )
 _AGENT_HEADERS = (
-    *("customer", "agent", "calls", "logged in", "talk", "wrap-up", "paused"),
-    *("occupancy %", "pauses"),
+    *("customer", "agent", "calls", "rung", "no answer", "logged in", "talk", "wrap-up"),
+    *("paused", "occupancy %", "pauses"),
 )
 
 
@@ -186,7 +186,8 @@ def _abandon_row(q: QueueFigures) -> list[object]:
 def _agent_row(a: AgentFigures) -> list[object]:
     pauses = ", ".join(f"{reason} {_hms(seconds)}" for reason, seconds in a.pause_by_reason)
     return [
-        *(a.customer, a.agent, a.calls, _hms(a.logged_in), _hms(a.talk_time)),
+        *(a.customer, a.agent, a.calls, a.rings, a.ring_no_answer),
+        *(_hms(a.logged_in), _hms(a.talk_time)),
         *(_hms(a.wrapup_time), _hms(a.pause_time), _one(a.occupancy), pauses or "-"),
     ]
 

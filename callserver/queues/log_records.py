@@ -12,7 +12,8 @@ centre event                      log lines
 ``CallerRefused``                 ``full`` or ``no_agents``
 ``AgentRung``                     ``ring``
 ``RingNoAnswer``                  ``ring_noanswer`` (the reason: ``timeout`` or the phone's)
-``RingCancelled``                 none (the wait's end is the caller's own line)
+``RingCancelled``                 ``ring_cancelled`` (the reason: ``answered_elsewhere``,
+                                  ``abandon``, ``leave``, ``timeout``)
 ``CallerAnswered``                ``answer`` (wait, position)
 ``CallerAbandoned``               ``abandon``; ``CallerLeft`` ``leave``; ``CallerTimedOut``
                                   ``timeout`` (each with wait and position)
@@ -49,6 +50,7 @@ from callserver.queues.events import (
     CentreEvent,
     QueueCallEnded,
     QueueEvent,
+    RingCancelled,
     RingNoAnswer,
 )
 from callserver.queues.records import QueueEventKind, QueueLogRecord
@@ -110,13 +112,15 @@ def _caller_kind(event: QueueEvent) -> QueueEventKind | None:
         return K.RING
     if isinstance(event, RingNoAnswer):
         return K.RING_NOANSWER
+    if isinstance(event, RingCancelled):
+        return K.RING_CANCELLED
     if isinstance(event, QueueCallEnded):
         return K.CALL_END
     return _WAIT_ENDS.get(type(event))
 
 
 def _caller_reason(event: QueueEvent) -> str | None:
-    if isinstance(event, RingNoAnswer | CallerLeft):
+    if isinstance(event, RingNoAnswer | RingCancelled | CallerLeft):
         return event.reason
     return None
 

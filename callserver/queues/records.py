@@ -7,8 +7,10 @@ A ``QueueLogRecord`` is one JSON object a line, with the keys ``at``, ``kind``, 
 
 Caller events (``join`` ... ``no_agents``) name the queue and the caller's Call-ID; those that
 end a wait (``answer``, ``abandon``, ``timeout``, ``leave``) carry the wait, the seconds from
-the caller's ``join``. Agent events (``login`` ... ``call_end``) name the agent; a pause names
-its reason code; the call events and wrap-up name the queue and the Call-ID of the call.
+the caller's ``join``; the rings (``ring``, ``ring_noanswer``, ``ring_cancelled``) name the
+agent, and a cancelled ring its reason (``answered_elsewhere``, ``abandon``, ``leave``,
+``timeout``). Agent events (``login`` ... ``call_end``) name the agent; a pause names its
+reason code; the call events and wrap-up name the queue and the Call-ID of the call.
 ``from_json`` checks all of that and raises ``ValueError`` with one sentence, so a reader can
 report a bad line by file and line and go on.
 """
@@ -39,7 +41,8 @@ class QueueEventKind(StrEnum):
 
     JOIN = "join"  # the caller entered the queue
     RING = "ring"  # an agent's phone rings for the caller
-    RING_NOANSWER = "ring_noanswer"  # the agent's ring timeout passed
+    RING_NOANSWER = "ring_noanswer"  # the agent's ring timeout passed, or its phone refused
+    RING_CANCELLED = "ring_cancelled"  # the ring stopped: answered elsewhere, the caller gone
     ANSWER = "answer"  # an agent answered: the wait ends
     ABANDON = "abandon"  # the caller hung up while waiting
     TRANSFER = "transfer"  # the agent transferred the answered call
@@ -59,12 +62,12 @@ class QueueEventKind(StrEnum):
 
 K = QueueEventKind
 CALLER_EVENTS = frozenset(
-    {K.JOIN, K.RING, K.RING_NOANSWER, K.ANSWER, K.ABANDON, K.TRANSFER, K.LEAVE}
+    {K.JOIN, K.RING, K.RING_NOANSWER, K.RING_CANCELLED, K.ANSWER, K.ABANDON, K.TRANSFER, K.LEAVE}
     | {K.TIMEOUT, K.FULL, K.NO_AGENTS}
 )
 AGENT_EVENTS = frozenset(K) - CALLER_EVENTS
 WAIT_ENDS = frozenset({K.ANSWER, K.ABANDON, K.TIMEOUT, K.LEAVE})
-_NEEDS_AGENT = AGENT_EVENTS | {K.RING, K.RING_NOANSWER, K.ANSWER, K.TRANSFER}
+_NEEDS_AGENT = AGENT_EVENTS | {K.RING, K.RING_NOANSWER, K.RING_CANCELLED, K.ANSWER, K.TRANSFER}
 _NEEDS_CALL = CALLER_EVENTS | {K.CALL_START, K.CALL_END, K.WRAPUP_START, K.WRAPUP_END}
 _TEXT_FIELDS = ("queue", "customer", "call_id", "caller", "agent", "reason", "uuid")
 _KINDS = {kind.value: kind for kind in QueueEventKind}
@@ -114,7 +117,7 @@ class QueueLogRecord:
         needs["call_id"] = self.kind in _NEEDS_CALL
         needs["agent"] = self.kind in _NEEDS_AGENT
         needs["wait"] = self.kind in WAIT_ENDS
-        needs["reason"] = self.kind is K.PAUSE
+        needs["reason"] = self.kind in (K.PAUSE, K.RING_CANCELLED)
         # A wait of 0 s is a wait (a caller who hung up as it joined); "" names nothing.
         return [
             name for name, needed in needs.items() if needed and getattr(self, name) in ("", None)

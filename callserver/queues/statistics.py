@@ -25,7 +25,12 @@ Per agent (times cut to the period, see ``callserver.queues.agent_time``):
 - ``calls``: the agent's ``call_end`` events in the period;
 - ``logged_in``, ``talk_time``, ``wrapup_time``; ``pause_time`` and ``pause_by_reason``;
 - ``occupancy`` = 100 * (talk_time + wrapup_time) / (logged_in - pause_time): the share of the
-  time the agent was available to the queues that it spent on calls.
+  time the agent was available to the queues that it spent on calls;
+- ``rings``: the ``ring`` events of the agent's phone in the period; ``ring_no_answer``: those
+  it let ring out or refused (``ring_noanswer``: its ring timeout passed, or its phone was
+  busy, declined or unreachable); ``rings_cancelled``: those stopped before it answered
+  because another agent answered first (``ring_all``) or the caller left (``ring_cancelled``).
+  A ring the agent answered is one of its ``calls``.
 
 A figure with nothing to divide by (no answers for the average speed of answer) is None.
 """
@@ -54,6 +59,7 @@ __all__ = [
 ]
 
 K = QueueEventKind
+_RINGS = frozenset({K.RING, K.RING_NOANSWER, K.RING_CANCELLED})
 DEFAULT_SERVICE_LEVEL = 20.0
 ABANDON_MARKS = (5, 10, 30)
 
@@ -99,6 +105,9 @@ class AgentFigures:
     pause_time: float
     pause_by_reason: tuple[tuple[str, float], ...]
     occupancy: float | None
+    rings: int
+    ring_no_answer: int
+    rings_cancelled: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,9 +172,13 @@ def queue_statistics(
         raise ValueError(f"the service level's answer time {service_level} is negative")
     chosen = sorted((r for r in records if customer is None or r.customer == customer), key=_at)
     waits: dict[tuple[str, str], _Waits] = {}
+    rings: dict[tuple[str, str], dict[QueueEventKind, int]] = {}
     for record in chosen:
         if record.kind in CALLER_EVENTS and since <= record.at < until and record.queue:
             waits.setdefault((record.customer, record.queue), _Waits()).add(record)
+            if record.kind in _RINGS and record.agent:
+                counts = rings.setdefault((record.customer, record.agent), {})
+                counts[record.kind] = counts.get(record.kind, 0) + 1
     agents = agent_times(chosen, since, until)
     queues = sorted(set(waits) | set(_handled_queues(agents)))
     return QueueStatistics(
@@ -175,7 +188,11 @@ def queue_statistics(
         queues=tuple(
             _queue(key, waits.get(key, _Waits()), agents, service_level) for key in queues
         ),
-        agents=tuple(_agent(a) for a in agents if a.logged_in or a.calls),
+        agents=tuple(
+            _agent(a, rings.get((a.customer, a.agent), {}))
+            for a in agents
+            if a.logged_in or a.calls or (a.customer, a.agent) in rings
+        ),
     )
 
 
@@ -227,7 +244,7 @@ def _queue(
     )
 
 
-def _agent(time: AgentTime) -> AgentFigures:
+def _agent(time: AgentTime, rings: dict[QueueEventKind, int]) -> AgentFigures:
     talk = sum(time.talk_by_queue.values())
     wrapup = sum(time.wrapup_by_queue.values())
     pause = sum(time.pause_by_reason.values())
@@ -241,6 +258,9 @@ def _agent(time: AgentTime) -> AgentFigures:
         pause_time=_ms(pause),
         pause_by_reason=tuple((r, _ms(s)) for r, s in sorted(time.pause_by_reason.items())),
         occupancy=_ratio(100.0 * (talk + wrapup), time.logged_in - pause),
+        rings=rings.get(K.RING, 0),
+        ring_no_answer=rings.get(K.RING_NOANSWER, 0),
+        rings_cancelled=rings.get(K.RING_CANCELLED, 0),
     )
 
 

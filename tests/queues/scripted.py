@@ -77,8 +77,11 @@ def scripted_day() -> list[QueueLogRecord]:
         event("pause", at("09:00:00"), agent="202", reason="training"),
         event("unpause", at("09:30:00"), agent="202"),
         event("logout", at("10:00:00"), agent="202"),
-        # sales: c5 abandons after 45 s, c6 times out after 120 s, c7 leaves, c8 finds it full
+        # sales: c5 abandons after 45 s (201's ring for it cancelled), c6 times out after
+        # 120 s, c7 leaves, c8 finds it full
         caller("join", at("11:00:00"), "sales", "c5", position=1),
+        caller("ring", at("11:00:02"), "sales", "c5", agent="201"),
+        caller("ring_cancelled", at("11:00:45"), "sales", "c5", agent="201", reason="abandon"),
         caller("abandon", at("11:00:45"), "sales", "c5", wait=45),
         caller("join", at("11:01:00"), "sales", "c6", position=1),
         caller("join", at("11:05:00"), "sales", "c7", position=2),

@@ -8,6 +8,7 @@ from itertools import count
 
 from callserver.queues.centre import CallCentre
 from callserver.queues.log_records import log_records
+from callserver.queues.queue import Strategy
 from callserver.queues.records import QueueLogRecord
 from callserver.queues.statistics import queue_statistics
 
@@ -94,7 +95,7 @@ def test_the_morning_writes_each_line_in_order() -> None:
         "join", "ring",  # c2 to agent 2 at 20
         "ring_noanswer",  # at 35
         "join", "ring",  # c3 to agent 2 at 40
-        "abandon",  # at 48, agent 2's ring cancelled
+        "ring_cancelled", "abandon",  # at 48, agent 2's ring cancelled
         "pause",  # agent 2 at 60
         "call_end", "wrapup_start",  # agent 1 at 75
         "wrapup_end", "ring",  # at 105, c2 to agent 1
@@ -115,6 +116,8 @@ def test_the_lines_carry_queue_call_agent_wait_and_number() -> None:
     assert answers == [("c1", agent(1), 5.0), ("c2", agent(1), 90.0)]
     noanswer = next(line for line in lines if line.kind.value == "ring_noanswer")
     assert (noanswer.agent, noanswer.reason) == (agent(2), "timeout")
+    cancelled = next(line for line in lines if line.kind.value == "ring_cancelled")
+    assert (cancelled.agent, cancelled.call_id, cancelled.reason) == (agent(2), "c3", "abandon")
     wrap_end = [line for line in lines if line.kind.value == "wrapup_end"]
     assert [(w.queue, w.call_id, w.at) for w in wrap_end] == [
         ("sales", "c1", at(105)),
@@ -140,6 +143,8 @@ def test_statistics_of_the_morning_match_the_hand_worked_figures() -> None:
     assert first.occupancy == round(100 * 180 / 230, 3)
     assert (second.agent, second.calls, second.logged_in) == (agent(2), 0, 220.0)
     assert (second.pause_time, second.pause_by_reason) == (120.0, (("lunch", 120.0),))
+    assert (first.rings, first.ring_no_answer, first.rings_cancelled) == (2, 0, 0)
+    assert (second.rings, second.ring_no_answer, second.rings_cancelled) == (2, 1, 1)
 
 
 def test_a_new_pause_reason_and_a_pause_in_wrap_up_close_what_was_open() -> None:
@@ -162,3 +167,31 @@ def test_a_new_pause_reason_and_a_pause_in_wrap_up_close_what_was_open() -> None
         ("unpause", None, None),
         ("pause", "lunch", None),
     ]
+
+
+def test_ring_all_logs_the_rings_another_agent_answered_and_a_refused_ring() -> None:
+    """ring_all: agent 3's phone refuses, agent 1 answers; agent 2's ring is logged cancelled as
+    answered elsewhere, agent 3's as ring_noanswer with the phone's reason."""
+    centre = make_centre(queue(3, Strategy.RING_ALL, ring_timeout=15.0))
+    log = Log(centre)
+    for n in (1, 2, 3):
+        centre.login(agent(n), 0.0, at(0))
+    centre.join(QUEUE, "c1", 1.0, at(1))
+    (offer,) = centre.offers(1.0, at(1))
+    assert set(offer.agents) == {agent(1), agent(2), agent(3)}
+    log.take()
+    assert centre.ring_failed("c1", agent(3), "busy", 2.0, at(2))
+    assert centre.answered("c1", agent(1), 4.0, at(4))
+    log.take()
+    rings = [
+        (line.kind.value, line.agent, line.reason)
+        for line in log.lines
+        if line.kind.value.startswith("ring_")
+    ]
+    assert rings == [
+        ("ring_noanswer", agent(3), "busy"),
+        ("ring_cancelled", agent(2), "answered_elsewhere"),
+    ]
+    stats = queue_statistics(log.lines, since=START, until=START + timedelta(hours=1))
+    by_agent = {a.agent: (a.rings, a.ring_no_answer, a.rings_cancelled) for a in stats.agents}
+    assert by_agent == {agent(1): (1, 0, 0), agent(2): (1, 0, 1), agent(3): (1, 1, 0)}

@@ -100,9 +100,11 @@ INFO = {
 # (28800 - 2400) = 93000 / 26400 = 3.523 %.
 # 202: logged in the evening before, counted from midnight to the 10:00 logout = 36000; talk
 # 110 (c12 cut) + 600 (c2) = 710; wrap-up 10 + 60 = 70; training 09:00-09:30 = 1800.
-# Occupancy = 100 * 780 / (36000 - 1800) = 78000 / 34200 = 2.281 %.
+# Occupancy = 100 * 780 / (36000 - 1800) = 78000 / 34200 = 2.281 %. Rung 2 times for c2, the
+# first rang out: 1 ring no answer.
 # 301: logged in 22:00, still at midnight = 7200; talk 600, wrap-up 30; the meeting pause from
 # 23:30 runs past midnight: 1800 counted. Occupancy = 100 * 630 / (7200 - 1800) = 11.667 %.
+# No ring of 301 is logged: 0 rings.
 AGENTS = [
     {
         "customer": "acme",
@@ -114,6 +116,9 @@ AGENTS = [
         "pause_time": 2400.0,
         "pause_by_reason": {"break": 600.0, "lunch": 1800.0},
         "occupancy": 3.523,
+        "rings": 2,
+        "ring_no_answer": 0,
+        "rings_cancelled": 1,
     },
     {
         "customer": "acme",
@@ -125,6 +130,9 @@ AGENTS = [
         "pause_time": 1800.0,
         "pause_by_reason": {"training": 1800.0},
         "occupancy": 2.281,
+        "rings": 2,
+        "ring_no_answer": 1,
+        "rings_cancelled": 0,
     },
     {
         "customer": "beta",
@@ -136,6 +144,9 @@ AGENTS = [
         "pause_time": 1800.0,
         "pause_by_reason": {"meeting": 1800.0},
         "occupancy": 11.667,
+        "rings": 0,
+        "ring_no_answer": 0,
+        "rings_cancelled": 0,
     },
 ]
 
@@ -154,10 +165,10 @@ acme      support          0          -          -       0        0        0
 beta      info             0          -          -       0        0        0
 
 Agents
-customer  agent  calls  logged in     talk  wrap-up   paused  occupancy %  pauses
-acme      201        2    8:00:00  0:14:00  0:01:30  0:40:00          3.5  break 0:10:00, lunch 0:30:00
-acme      202        2   10:00:00  0:11:50  0:01:10  0:30:00          2.3  training 0:30:00
-beta      301        1    2:00:00  0:10:00  0:00:30  0:30:00         11.7  meeting 0:30:00
+customer  agent  calls  rung  no answer  logged in     talk  wrap-up   paused  occupancy %  pauses
+acme      201        2     2          0    8:00:00  0:14:00  0:01:30  0:40:00          3.5  break 0:10:00, lunch 0:30:00
+acme      202        2     2          1   10:00:00  0:11:50  0:01:10  0:30:00          2.3  training 0:30:00
+beta      301        1     0          0    2:00:00  0:10:00  0:00:30  0:30:00         11.7  meeting 0:30:00
 """  # noqa: E501 - the table as the operator sees it
 
 
