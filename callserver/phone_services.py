@@ -129,6 +129,9 @@ class PhoneServices:
             loop=loop,
         )
         calls.calls.phone_freed = lambda number: self.centre.changed()
+        # A reload replaces the Centrex in force once the admission has its files: the
+        # agents are refreshed on the next turn of the loop, with both files in force.
+        admission.reloaded.append(lambda: loop.call_soon(self.centre.reload))
         self.agents = AgentDesk(self.centre, centrex)  # *45, *46, *47*REASON#, #47#
         self.queues = calls.host.queues = QueueCalls(  # the queue step's callers
             self.centre, forwarder, calls.media, lambda: calls.live.music, loop

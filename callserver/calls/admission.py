@@ -34,6 +34,7 @@ challenge sent before the reload can still be answered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from callserver.calls.authentication import (
@@ -115,10 +116,11 @@ class Admission:
         self.rates = CallRateLimiter(default_rate=trunks.cps_per_source)
         self.rates.update_rates(self._rates(trunks))
         self.auth = DigestAuthenticator(trunks.digest)
+        self.reloaded: list[Callable[[], object]] = []  # told after each reload
 
     def reload(self, trunks: TrunksFile, centrex: Centrex | None = None) -> None:
         """New trunks, Centrex groups (None: the ones in force) and limits; calls in progress
-        keep their channels."""
+        keep their channels. Then each of ``reloaded`` is called (the call centre's agents)."""
         self.table = TrunkTable(trunks)
         self.centrex = self.centrex if centrex is None else centrex
         self.outbound = OutboundPlan.of(trunks)
@@ -126,6 +128,8 @@ class Admission:
         self.channels.update_limits(self._channel_limits())
         self.rates.update_rates(self._rates(trunks), default_rate=trunks.cps_per_source)
         self.auth.update(trunks.digest)
+        for listener in self.reloaded:
+            listener()
 
     def _channel_limits(self) -> dict[str, int]:
         """The trunks' file's limits and each Centrex group's pool (``group:<id>``)."""

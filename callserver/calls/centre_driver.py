@@ -26,7 +26,10 @@ At start :meth:`open` loads ``agents.sqlite`` and restores the agents (``CallCen
 an agent beyond its customer's licences (lowered meanwhile) is logged out and logged as
 ``queues.agent_no_licence``. The Directory (centrex.yaml's ``Centrex``) and the licences
 (trunks.yaml ``customers.<id>.agents``) are read through callables, so a reload's files are
-in force at the next input; agents logged in beyond lowered licences stay until they log out.
+in force at the next input. A reload calls :meth:`CentreDriver.reload`: the agents' extensions
+and customers are read again and the agents removed from centrex.yaml or beyond lowered
+licences are logged out (``queues.departures``), each logged as ``queues.agent_logged_out``
+(or ``queues.agent_logout_pending`` while its call lasts).
 """
 
 from __future__ import annotations
@@ -136,6 +139,22 @@ class CentreDriver:
                 agent=refused.agent,
                 customer=refused.customer,
                 licences=refused.licences,
+            )
+        self.changed()
+
+    def reload(self) -> None:
+        """centrex.yaml or trunks.yaml was reloaded: refresh the agents, log out those
+        removed or beyond their customer's licences (``queues.departures``)."""
+        if self._closed:
+            return
+        now, at = self.moment()
+        for departure in self.centre.refresh(now, at):
+            log.warning(
+                "queues.agent_logout_pending" if departure.pending else "queues.agent_logged_out",
+                agent=departure.agent,
+                customer=departure.customer,
+                reason=departure.reason,
+                licences=departure.licences,
             )
         self.changed()
 

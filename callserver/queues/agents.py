@@ -23,6 +23,10 @@ its last call ended: it has been idle since then, or since it logged in if later
 Licences: the logged-in agents of a customer (every state but ``LOGGED_OUT``) never exceed its
 ``agents`` in trunks.yaml; a login beyond is not made and :meth:`Agents.login` returns
 :class:`NoLicence`, which the phone's service code turns into "no licence available".
+
+An agent's extension and customer are read from the Centrex when it is first seen and again
+at each reload (:meth:`Agents.refresh`); the order in which agents logged in is kept
+(:meth:`Agents.logged_in_order`) for choosing whom lowered licences log out (``departures``).
 """
 
 from __future__ import annotations
@@ -181,7 +185,8 @@ class Agent:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStateChanged:
     """``agent`` went from ``previous`` to ``state`` through ``event`` at ``now``/``at``;
-    ``reason`` is the pause reason code (None but for PAUSE). A change that belongs to a
+    ``reason`` is the pause reason code of a PAUSE (None: paused without one), or why the
+    server logged the agent out (``licence``, ``removed``) for a LOGOUT. A change that belongs to a
     queue call (ring, answer, hang-up, wrap-up, a pause or logout in wrap-up) names its
     ``queue`` and ``caller`` (the caller's id in the queue)."""
 
@@ -222,6 +227,8 @@ class Agents:
         self._licences = licences
         self._agents: dict[str, Agent] = {}
         self._logged_in: dict[str, int] = {}  # customer: agents logged in
+        self._logins: dict[str, int] = {}  # logged-in agent: its login's serial number
+        self._serial = 0
 
     def __iter__(self) -> Iterator[Agent]:
         return iter(list(self._agents.values()))
@@ -266,6 +273,8 @@ class Agents:
             TransitionRefused: already logged in.
         """
         agent = self.get(number)
+        if self._centrex().subscriber(agent.number) is None:  # removed by a reload
+            raise UnknownAgent(number)
         next_state(agent.number, agent.state, AgentEvent.LOGIN)  # refused before counting
         licences = self._licences(agent.customer)
         if self.logged_in(agent.customer) >= licences:
@@ -300,7 +309,7 @@ class Agents:
             previous=agent.state,
             state=state,
             event=event,
-            reason=updated.reason,
+            reason=reason if event is AgentEvent.LOGOUT else updated.reason,
             now=now,
             at=at,
             queue=None if call is None else call[0],
@@ -334,6 +343,31 @@ class Agents:
                 out.append(self.change(agent.number, AgentEvent.LOGOUT, now, at))
         return out
 
+    def refresh(self) -> list[str]:
+        """Take every known agent's extension and customer from the Centrex in force (a
+        reload may have changed them; a logged-in agent moves to its new customer's count);
+        the numbers that are no longer subscribers are returned."""
+        directory, gone = self._centrex(), []
+        for number, agent in list(self._agents.items()):
+            subscriber = directory.subscriber(number)
+            if subscriber is None:
+                gone.append(number)
+                continue
+            customer = directory.groups[subscriber.group].customer
+            if (customer, subscriber.extension) == (agent.customer, agent.extension):
+                continue
+            if agent.logged_in:
+                self._logged_in[agent.customer] -= 1
+                self._logged_in[customer] = self.logged_in(customer) + 1
+            self._agents[number] = replace(agent, customer=customer, extension=subscriber.extension)
+        return gone
+
+    def logged_in_order(self, customer: str) -> list[Agent]:
+        """``customer``'s logged-in agents, the earliest login first (agents a restart
+        restored count as logged in then, in the order they were restored)."""
+        mine = [a for a in self._agents.values() if a.logged_in and a.customer == customer]
+        return sorted(mine, key=lambda a: self._logins.get(a.number, 0))
+
     def _restarted(self, agent: Agent, now: float, at: datetime) -> AgentStateChanged | None:
         if TRANSITIONS[agent.state, AgentEvent.RESTARTED] is agent.state:
             return None
@@ -343,6 +377,11 @@ class Agents:
         if before.logged_in != after.logged_in:
             step = 1 if after.logged_in else -1
             self._logged_in[before.customer] = self.logged_in(before.customer) + step
+            if after.logged_in:
+                self._serial += 1
+                self._logins[after.number] = self._serial
+            else:
+                self._logins.pop(after.number, None)
 
 
 def _stamped(

@@ -41,6 +41,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from callserver.queues.agents import Agent, AgentEvent, AgentState, AgentStateChanged, NoLicence
+from callserver.queues.departures import Departures
 from callserver.queues.events import (
     CallerAbandoned,
     CallerJoined,
@@ -54,13 +55,14 @@ from callserver.queues.events import (
     QueueCallEnded,
 )
 from callserver.queues.queue import Caller, Queue, QueueAgent, QueueConfig
-from callserver.queues.ringing import SERVING, Ringing
+from callserver.queues.ringing import SERVING
 
 __all__ = ["CallCentre"]
 
 
-class CallCentre(Ringing):
-    """The queues and agents of every customer (module docstring); built as ``Ringing``."""
+class CallCentre(Departures):
+    """The queues and agents of every customer (module docstring); built as ``Ringing``, with
+    the reload's ``Departures``."""
 
     # -- queues and callers -------------------------------------------------------------
 
@@ -189,6 +191,7 @@ class CallCentre(Ringing):
             self._change(agent, AgentEvent.WRAP_UP_DONE, now, at, call=(q, talk.caller))
         else:
             self._wrap_up(agent, q, talk.caller, now + wrap_up)
+        self._leave_if_due(agent, now, at)
         return True
 
     # -- agents ---------------------------------------------------------------------------

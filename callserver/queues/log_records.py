@@ -19,7 +19,8 @@ centre event                      log lines
                                   ``timeout`` (each with wait and position)
 ``QueueCallEnded``                ``call_end``
 agent ``login`` / ``logout``      ``login`` / ``logout`` (a logout in wrap-up: ``wrapup_end``
-                                  first)
+                                  first; one a reload made names why: ``licence``,
+                                  ``removed``)
 agent ``pause`` / ``unpause``     ``pause`` (reason) / ``unpause``; a new reason while paused is
                                   ``unpause`` and ``pause``; a pause in wrap-up ``wrapup_end``
                                   first
@@ -146,7 +147,7 @@ def _agent_lines(event: AgentStateChanged, uuid: Callable[[], str]) -> list[Queu
             queue=event.queue if kind in _CALL_LINES else None,
             call_id=event.caller if kind in _CALL_LINES else None,
             agent=event.agent,
-            reason=event.reason if kind is K.PAUSE else None,
+            reason=event.reason if kind in _REASONED else None,
         )
         for kind in kinds
     ]
@@ -154,3 +155,4 @@ def _agent_lines(event: AgentStateChanged, uuid: Callable[[], str]) -> list[Queu
 
 _LEAVE_WRAP_UP = (AgentEvent.PAUSE, AgentEvent.LOGOUT)
 _CALL_LINES = frozenset({K.CALL_START, K.WRAPUP_START, K.WRAPUP_END})
+_REASONED = frozenset({K.PAUSE, K.LOGOUT})  # a logout the server made says why

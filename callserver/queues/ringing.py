@@ -32,12 +32,14 @@ from callserver.queues.events import (
 )
 from callserver.queues.queue import Caller, Queue, QueueAgent, Strategy, choose
 
-__all__ = ["SERVING", "Ringing"]
+__all__ = ["ON_A_CALL", "SERVING", "Ringing"]
 
 SERVING = frozenset(
     {AgentState.AVAILABLE, AgentState.RINGING, AgentState.IN_CALL, AgentState.WRAP_UP}
 )
 """The states of an agent that serves its queues (logged in, not paused)."""
+ON_A_CALL = frozenset({AgentState.RINGING, AgentState.IN_CALL})
+"""The states in which an agent cannot log out: its phone rings for a caller, or it talks."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -85,6 +87,7 @@ class Ringing:
         self._rings: dict[str, _Ring] = {}
         self._talks: dict[str, _Talk] = {}
         self._wraps: dict[str, _Wrap] = {}  # agent: its wrap-up's end and call
+        self._leaving: dict[str, str] = {}  # agent: why it is logged out when its call ends
         self._timers: list[tuple[float, int, str, str]] = []  # (when, n, kind, whose)
         self._sequence = itertools.count()
         self._events: list[CentreEvent] = []
@@ -242,6 +245,7 @@ class Ringing:
                 reason=reason,
             )
         )
+        self._leave_if_due(agent, now, at)
 
     def _cancel_rings(self, entry: Caller, q: Queue, reason: str, now: float, at: datetime) -> None:
         for agent in sorted(entry.ringing):
@@ -258,6 +262,7 @@ class Ringing:
                     reason=reason,
                 )
             )
+            self._leave_if_due(agent, now, at)
         entry.ringing.clear()
 
     def _change(
@@ -287,7 +292,16 @@ class Ringing:
             self._free.discard(changed.agent)
         if changed.state is not AgentState.WRAP_UP:
             self._wraps.pop(changed.agent, None)
+        if changed.state is AgentState.LOGGED_OUT:
+            self._leaving.pop(changed.agent, None)
         self._events.append(changed)
+
+    def _leave_if_due(self, agent: str, now: float, at: datetime) -> None:
+        """Log out an agent whose logout waited for its call (``departures``), once it is on
+        none: after its ring, or at its call's end (its wrap-up cut short)."""
+        reason = self._leaving.get(agent)
+        if reason is not None and self.agents.state_of(agent) not in ON_A_CALL:
+            self._change(agent, AgentEvent.LOGOUT, now, at, reason)
 
     def _wrap_up(self, agent: str, q: Queue, caller: str, deadline: float) -> None:
         """``agent`` wraps up ``caller``'s call of ``q`` until ``deadline``."""

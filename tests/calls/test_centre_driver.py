@@ -180,3 +180,33 @@ async def test_the_licences_in_force_are_read_at_each_login(tmp_path: Path) -> N
     driver.changed()
     await driver.close()
     assert not isinstance(refused, AgentStateChanged) and isinstance(allowed, AgentStateChanged)
+
+
+async def test_a_reload_with_lowered_licences_logs_the_latest_login_out(tmp_path: Path) -> None:
+    """Licences 2 -> 1 then reload: the later of two logins is logged out, with a logout line
+    naming the licence in the queue event log and a queues.agent_logged_out log line."""
+    allowed = {"acme": 2}
+    driver = _driver(allowed)
+    with QueueEventLog(tmp_path / "events") as log:
+        driver.open(tmp_path / "data", log)
+        for n in (1, 2):
+            now, at = driver.moment()
+            driver.centre.login(agent(n), now, at)
+            driver.changed()
+        allowed["acme"] = 1
+        with structlog.testing.capture_logs() as logs:
+            driver.reload()
+        await driver.close()
+        lines = _lines(log)
+    assert [(x["event"], x["agent"], x["reason"]) for x in logs] == [
+        ("queues.agent_logged_out", agent(2), "licence")
+    ]
+    assert [(x["kind"], x["agent"], x["reason"]) for x in lines] == [
+        ("login", agent(1), None),
+        ("login", agent(2), None),
+        ("logout", agent(2), "licence"),
+    ]
+    assert _stored(tmp_path / "data") == {
+        agent(1): AgentState.AVAILABLE,
+        agent(2): AgentState.LOGGED_OUT,
+    }

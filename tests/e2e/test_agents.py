@@ -10,6 +10,7 @@ event log.
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -38,8 +39,9 @@ def _number(ext: str) -> str:
     return f"+38733100{ext}"
 
 
-def _server(tmp_path: Path) -> ServerProcess:
-    """acme's group of three English phones, 2 agent licences, a trunk to call from."""
+def _server(tmp_path: Path, trunks: dict[str, object] | None = None) -> ServerProcess:
+    """acme's group of three English phones, 2 agent licences (or ``trunks``'), a trunk to
+    call from."""
     subscribers = {
         f"+387 33 100 {ext}": {
             "username": f"38733100{ext}",
@@ -56,7 +58,8 @@ def _server(tmp_path: Path) -> ServerProcess:
         "subscribers": subscribers,
     }
     (tmp_path / "centrex.yaml").write_text(yaml.safe_dump({"groups": {"acme-office": group}}))
-    return start_server(tmp_path, trunks={**CALLING, "customers": {"acme": {"agents": 2}}})
+    licensed = {**CALLING, "customers": {"acme": {"agents": 2}}}
+    return start_server(tmp_path, trunks=trunks or licensed)
 
 
 def _dial(sipp: str, tmp_path: Path, server: ServerProcess, ext: str, code: str) -> list[RtpPacket]:
@@ -176,3 +179,38 @@ def test_the_command_line_changes_a_running_server_and_the_data_dir_without_one(
         _number("203"): ("available", None),
     }
     assert _logged(server.data_dir)[-1] == ("unpause", _number("202"), None)
+
+
+def test_a_sighup_logs_out_removed_phones_and_agents_beyond_lowered_licences(
+    tmp_path: Path,
+) -> None:
+    """201, 202 and 203 logged in on 3 licences; centrex.yaml loses 201, trunks.yaml lowers
+    acme to 1 licence, SIGHUP: 201 is logged out as removed, 203 (the latest login) for the
+    licence, 202 stays; each logout is a queue log line that says why."""
+    trunks = {**CALLING, "customers": {"acme": {"agents": 3}}}
+    with stopped_on_exit(_server(tmp_path, trunks)) as server:
+        for ext in ("201", "202", "203"):
+            done = _cli(tmp_path, "login", _number(ext), *_config(tmp_path))
+            assert done.returncode == 0, done.stdout + done.stderr
+        centrex = yaml.safe_load((tmp_path / "centrex.yaml").read_text())
+        del centrex["groups"]["acme-office"]["subscribers"]["+387 33 100 201"]
+        (tmp_path / "centrex.yaml").write_text(yaml.safe_dump(centrex))
+        lowered = {**CALLING, "customers": {"acme": {"agents": 1}}}
+        (tmp_path / "trunks.yaml").write_text(yaml.safe_dump(lowered))
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for("config.reloaded")
+        server.wait_for("queues.agent_logged_out")
+        listed = _cli(tmp_path, "list", "--format", "json", *_config(tmp_path))
+    logged_out = [(e["agent"], e["reason"]) for e in server.events("queues.agent_logged_out")]
+    assert logged_out == [(_number("201"), "removed"), (_number("203"), "licence")]
+    rows = {row["number"]: row["state"] for row in json.loads(listed.stdout)}
+    assert rows[_number("202")] == "available", listed.stdout
+    assert _stored(server.data_dir) == {
+        _number("201"): ("logged_out", None),
+        _number("202"): ("available", None),
+        _number("203"): ("logged_out", None),
+    }
+    assert _logged(server.data_dir)[-2:] == [
+        ("logout", _number("201"), "removed"),
+        ("logout", _number("203"), "licence"),
+    ]
