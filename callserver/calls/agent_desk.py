@@ -14,6 +14,7 @@ request           outcome (the agent's state after)    the phone hears
 ``*46``           ``logged_out`` (also when it was)    ``agent_logged_out``
 ``*47*REASON#``   ``paused`` (a new reason replaces    ``agent_paused``
                   the old)
+``*47#``          ``paused`` with no reason code       ``agent_paused``
 ``#47#``          ``available`` (also when it was)     ``agent_available``
 pause, ``#47#``   ``logged_out`` when logged out       ``agent_logged_out``
 any               ``refused``: ringing or in a queue   ``service_not_allowed``
@@ -88,15 +89,17 @@ class AgentDesk:
         self._driver, self._centrex = driver, centrex
 
     def act(self, number: str, action: str, reason: str | None = None) -> AgentOutcome:
-        """Do ``action`` (``login``, ``logout``, ``pause`` with ``reason``, ``unpause``) for
-        the agent ``number``.
+        """Do ``action`` (``login``, ``logout``, ``pause`` with its ``reason`` code or None,
+        ``unpause``) for the agent ``number``.
 
         Raises:
             UnknownAgent: ``number`` is no Centrex subscriber.
-            ValueError: an unknown action, or a pause without a reason.
+            ValueError: an unknown action, or a reason with another action than pause.
         """
-        if action not in ACTIONS or (action == "pause") != bool(reason):
-            raise ValueError(f"{action!r}: an agent can {', '.join(ACTIONS)} (pause with a reason)")
+        if action not in ACTIONS or (action != "pause" and reason is not None):
+            raise ValueError(
+                f"{action!r}: an agent can {', '.join(ACTIONS)} (a reason only with a pause)"
+            )
         centre = self._driver.centre
         agent = centre.agents.get(number)
         now, at = self._driver.moment()
@@ -143,8 +146,7 @@ class AgentDesk:
             if logged_out or (action == "unpause" and state is AgentState.AVAILABLE):
                 return None
             if action == "pause":
-                assert reason is not None
-                return centre.pause(number, reason, now, at)
+                return centre.pause(number, reason or None, now, at)
             return centre.unpause(number, now, at)
         except TransitionRefused as refused:
             return refused
@@ -179,7 +181,7 @@ class AgentDesk:
 
     def handlers(self) -> dict[str, Callable[[Mapping[str, object]], dict[str, object]]]:
         """The control channel's ``agents.login`` ... requests: ``{"agent": NUMBER}`` and a
-        pause's ``"reason"``; the answer is the :class:`AgentOutcome`'s fields."""
+        pause's ``"reason"`` (optional); the answer is the :class:`AgentOutcome`'s fields."""
         return {f"agents.{action}": self._handler(action) for action in ACTIONS}
 
     def _handler(self, action: str) -> Callable[[Mapping[str, object]], dict[str, object]]:

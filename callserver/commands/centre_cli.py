@@ -148,14 +148,16 @@ def _add_agents_parser(sub: Any) -> None:
     actions = {
         "login": "log AGENT in (within its customer's licences)",
         "logout": "log AGENT out",
-        "pause": "pause AGENT with a reason code",
+        "pause": "pause AGENT, with a reason code or none",
         "unpause": "make a paused AGENT available again",
     }
     for name, text in actions.items():
         tool = tools.add_parser(name, help=f"{text}: on the running server, else on the data dir")
         tool.add_argument("agent", metavar="AGENT", help="the agent's number (+387 33 100 201)")
         if name == "pause":
-            tool.add_argument("reason", metavar="REASON", help="the reason code (digits)")
+            tool.add_argument(
+                "reason", metavar="REASON", nargs="?", help="the reason code (digits; optional)"
+            )
     for tool in tools.choices.values():
         tool.add_argument("--config", type=Path, help="settings file")
         tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")

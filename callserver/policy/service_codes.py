@@ -150,7 +150,7 @@ class Invalid:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentCode:
     """A call-centre agent's code: ``action`` is ``login``, ``logout``, ``pause`` (with its
-    ``reason`` code) or ``unpause``."""
+    ``reason`` code, or None: paused without one) or ``unpause``."""
 
     action: Literal["login", "logout", "pause", "unpause"]
     reason: str | None = None
@@ -213,7 +213,8 @@ _REASON = re.compile(r"[0-9]{1,6}")
 def agent_code(dialled: str, codes: ServiceCodes) -> AgentCode | Invalid | None:
     """The agent's code ``dialled`` is, or None when it is none (ETSI TS 122 030 §6.5.2
     procedures): ``*45`` (or ``*45#``) logs in, ``*46`` (``*46#``) logs out, ``*47*REASON#``
-    pauses with REASON (1 to 6 digits) and ``#47#`` ends the pause (the default codes)."""
+    pauses with REASON (1 to 6 digits), ``*47#`` (or ``*47``) pauses with no reason code and
+    ``#47#`` ends the pause (the default codes)."""
     match = _MMI.match(unquote(dialled))
     if match is None:
         return None
@@ -231,10 +232,13 @@ def agent_code(dialled: str, codes: ServiceCodes) -> AgentCode | Invalid | None:
         return AgentCode(action="login" if service == "agent_login" else "logout")
     if prefix == "#" and not extra and hash_ and not rest:
         return AgentCode(action="unpause")
+    if prefix == "*" and not extra and not rest:
+        return AgentCode(action="pause")  # no reason code
     reason = extra[1:]
     if prefix != "*" or not hash_ or rest or not _REASON.fullmatch(reason):
         return Invalid(
-            reason=f"{text!r}: a pause is *{code}*REASON# (1 to 6 digits), its end #{code}#"
+            reason=f"{text!r}: a pause is *{code}*REASON# (1 to 6 digits) or *{code}# "
+            f"(no reason), its end #{code}#"
         )
     return AgentCode(action="pause", reason=reason)
 

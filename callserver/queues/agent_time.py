@@ -13,7 +13,8 @@ The records may begin after the agent's state began (a login on a day whose file
 read). An agent's first event tells what was open before it: any event but ``login`` means
 logged in, ``unpause`` a pause (its reason from the unpause, else ``unknown``), ``call_end``
 a call, ``wrapup_end`` a wrap-up; each is taken as open since the start of the period.
-Later events that close nothing open (a second ``unpause``) change nothing.
+Later events that close nothing open (a second ``unpause``) change nothing. A pause without
+a reason code (the agent dialled ``*47#``) is counted under ``-``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = ["AgentTime", "agent_times"]
 
 K = QueueEventKind
 UNKNOWN_REASON = "unknown"
+NO_REASON = "-"  # a pause the agent made without a reason code (*47#)
 _CLOSES = {K.UNPAUSE: "pause", K.CALL_END: "call", K.WRAPUP_END: "wrap"}
 _OPENS = {K.PAUSE: "pause", K.CALL_START: "call", K.WRAPUP_START: "wrap"}
 
@@ -96,7 +98,7 @@ class _Replay:
             state.login = record.at
         opens = _OPENS.get(record.kind)
         if opens is not None and opens not in state.spans:
-            tag = record.reason or UNKNOWN_REASON if opens == "pause" else record.queue or ""
+            tag = record.reason or NO_REASON if opens == "pause" else record.queue or ""
             state.spans[opens] = (record.at, tag)
         closes = _CLOSES.get(record.kind)
         if closes is not None and closes in state.spans:

@@ -216,8 +216,9 @@ class CallCentre(Departures):
         """
         return self._change(agent, AgentEvent.LOGOUT, now, at)
 
-    def pause(self, agent: str, reason: str, now: float, at: datetime) -> AgentStateChanged:
-        """Pause ``agent`` with a reason code (from available, wrap-up or paused).
+    def pause(self, agent: str, reason: str | None, now: float, at: datetime) -> AgentStateChanged:
+        """Pause ``agent`` with a reason code, or None for none (from available, wrap-up or
+        paused).
 
         Raises:
             UnknownAgent, TransitionRefused: as :meth:`Agents.change`.

@@ -10,7 +10,8 @@ end a wait (``answer``, ``abandon``, ``timeout``, ``leave``) carry the wait, the
 the caller's ``join``; the rings (``ring``, ``ring_noanswer``, ``ring_cancelled``) name the
 agent, and a cancelled ring its reason (``answered_elsewhere``, ``abandon``, ``leave``,
 ``timeout``). Agent events (``login`` ... ``call_end``) name the agent; a pause names its
-reason code; the call events and wrap-up name the queue and the Call-ID of the call.
+reason code, or none (null) when the agent paused without one; the call events and wrap-up
+name the queue and the Call-ID of the call.
 ``from_json`` checks all of that and raises ``ValueError`` with one sentence, so a reader can
 report a bad line by file and line and go on.
 """
@@ -117,7 +118,7 @@ class QueueLogRecord:
         needs["call_id"] = self.kind in _NEEDS_CALL
         needs["agent"] = self.kind in _NEEDS_AGENT
         needs["wait"] = self.kind in WAIT_ENDS
-        needs["reason"] = self.kind in (K.PAUSE, K.RING_CANCELLED)
+        needs["reason"] = self.kind is K.RING_CANCELLED
         # A wait of 0 s is a wait (a caller who hung up as it joined); "" names nothing.
         return [
             name for name, needed in needs.items() if needed and getattr(self, name) in ("", None)

@@ -80,17 +80,19 @@ async def test_a_ringing_agent_cannot_pause_or_log_out(tmp_path: Path) -> None:
 
 
 async def test_the_control_handlers_check_their_request(tmp_path: Path) -> None:
-    """agents.pause takes the agent and its reason; a missing reason or a number that is no
-    subscriber is a ValueError the channel answers with."""
+    """agents.pause takes the agent and its reason, or none; a reason to another action or a
+    number that is no subscriber is a ValueError the channel answers with."""
     desk, driver = await _desk(tmp_path)
     handlers = desk.handlers()
     handlers["agents.login"]({"agent": agent(1)})
     answer = handlers["agents.pause"]({"agent": agent(1), "reason": "2"})
-    with pytest.raises(ValueError, match="pause with a reason"):
-        handlers["agents.pause"]({"agent": agent(1)})
+    bare = handlers["agents.pause"]({"agent": agent(1)})
+    with pytest.raises(ValueError, match="a reason only with a pause"):
+        handlers["agents.unpause"]({"agent": agent(1), "reason": "2"})
     with pytest.raises(ValueError, match="not a Centrex subscriber"):
         handlers["agents.login"]({"agent": "+38761000000"})
     with pytest.raises(ValueError, match='names its "agent"'):
         handlers["agents.login"]({"agent": 38733100201})
     await driver.close()
     assert (answer["outcome"], answer["reason"]) == ("paused", "2")
+    assert (bare["outcome"], bare["state"], bare["reason"]) == ("paused", "paused", None)

@@ -214,3 +214,24 @@ def test_a_sighup_logs_out_removed_phones_and_agents_beyond_lowered_licences(
         ("logout", _number("201"), "removed"),
         ("logout", _number("203"), "licence"),
     ]
+
+
+def test_a_pause_without_a_reason_code(sipp: str, tmp_path: Path) -> None:
+    """*47# pauses 201 with no reason code: it hears 'you are paused', `agents list` shows its
+    reason as '-', agents.sqlite and the queue log's pause line hold none; *47*3# then gives
+    it one."""
+    with stopped_on_exit(_server(tmp_path)) as server:
+        assert _hears(_dial(sipp, tmp_path, server, "201", "*45"), "agent_logged_in")
+        assert _hears(_dial(sipp, tmp_path, server, "201", "*47#"), "agent_paused")
+        listed = _cli(tmp_path, "list", *_config(tmp_path))
+        stored = _stored(server.data_dir)
+        assert _hears(_dial(sipp, tmp_path, server, "201", "*47*3#"), "agent_paused")
+    (row,) = [line.split() for line in listed.stdout.splitlines() if "+38733100201" in line]
+    assert row[3:5] == ["paused", "-"], listed.stdout
+    assert stored == {_number("201"): ("paused", None)}
+    assert _logged(server.data_dir) == [
+        ("login", _number("201"), None),
+        ("pause", _number("201"), None),
+        ("unpause", _number("201"), None),
+        ("pause", _number("201"), "3"),
+    ]

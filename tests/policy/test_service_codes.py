@@ -148,6 +148,8 @@ def test_supervisor_codes_are_not_service_codes_and_follow_the_operator() -> Non
         ("*46%23", AgentCode(action="logout")),
         ("*47*3#", AgentCode(action="pause", reason="3")),
         ("*47*123456#", AgentCode(action="pause", reason="123456")),
+        ("*47#", AgentCode(action="pause")),
+        ("*47", AgentCode(action="pause")),
         ("#47#", AgentCode(action="unpause")),
         ("%2347%23", AgentCode(action="unpause")),
         ("*21*201#", None),
@@ -156,15 +158,17 @@ def test_supervisor_codes_are_not_service_codes_and_follow_the_operator() -> Non
     ],
 )  # fmt: skip
 def test_agent_codes(dialled: str, expected: AgentCode | None) -> None:
-    """*45 logs in, *46 out, *47*REASON# pauses, #47# ends the pause; others are None."""
+    """*45 logs in, *46 out, *47*REASON# pauses, *47# pauses with no reason, #47# ends the
+    pause; others are None."""
     assert agent_code(dialled, CODES) == expected
 
 
 @pytest.mark.parametrize(
-    "dialled", ["*47#", "*47*#", "*47*1234567#", "*47*3", "*47*A#", "#45#", "*45*1#", "*46#9"]
+    "dialled", ["*47*#", "*47*1234567#", "*47*3", "*47*A#", "*47#9", "#45#", "*45*1#", "*46#9"]
 )
 def test_agent_codes_written_wrong(dialled: str) -> None:
-    """A pause without its reason (or a reason too long), a login or logout with more: Invalid."""
+    """A pause with an empty, too long or unfinished reason, a login or logout with more:
+    Invalid."""
     assert isinstance(agent_code(dialled, CODES), Invalid)
 
 

@@ -98,7 +98,7 @@ def scripted_day() -> list[QueueLogRecord]:
         caller("call_end", at("13:10:00"), "support", "c4", agent="201"),
         caller("wrapup_start", at("13:10:00"), "support", "c4", agent="201"),
         caller("wrapup_end", at("13:11:00"), "support", "c4", agent="201"),
-        event("pause", at("15:00:00"), agent="201", reason="break"),
+        event("pause", at("15:00:00"), agent="201"),  # *47#: no reason code
         event("unpause", at("15:10:00"), agent="201"),
         event("logout", at("16:00:00"), agent="201"),
         caller("no_agents", at("17:00:00"), "support", "c11"),

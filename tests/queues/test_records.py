@@ -61,9 +61,9 @@ def test_a_wait_of_no_time_is_a_wait() -> None:
             "the abandon event has no wait",
         ),
         (
-            '{"at":"2026-03-02T07:00:00.000Z","kind":"pause","customer":"a","uuid":"e",'
-            '"agent":"201"}',
-            "the pause event has no reason",
+            '{"at":"2026-03-02T07:00:00.000Z","kind":"ring_cancelled","customer":"a",'
+            '"uuid":"e","queue":"q","call_id":"c","agent":"201"}',
+            "the ring_cancelled event has no reason",
         ),
         (
             '{"at":"2026-03-02T07:00:00.000Z","kind":"join","customer":"a","uuid":"e",'

@@ -96,8 +96,8 @@ INFO = {
     "longest_wait": 3.0,
 }
 # 201: logged in 08:00-16:00 = 28800; talk 240 + 600 = 840; wrap-up 30 + 60 = 90; pauses
-# lunch 12:00-12:30 = 1800, break 15:00-15:10 = 600 (2400). Occupancy = 100 * (840 + 90) /
-# (28800 - 2400) = 93000 / 26400 = 3.523 %.
+# lunch 12:00-12:30 = 1800, one without a reason code ("-") 15:00-15:10 = 600 (2400).
+# Occupancy = 100 * (840 + 90) / (28800 - 2400) = 93000 / 26400 = 3.523 %.
 # 202: logged in the evening before, counted from midnight to the 10:00 logout = 36000; talk
 # 110 (c12 cut) + 600 (c2) = 710; wrap-up 10 + 60 = 70; training 09:00-09:30 = 1800.
 # Occupancy = 100 * 780 / (36000 - 1800) = 78000 / 34200 = 2.281 %. Rung 2 times for c2, the
@@ -114,7 +114,7 @@ AGENTS = [
         "talk_time": 840.0,
         "wrapup_time": 90.0,
         "pause_time": 2400.0,
-        "pause_by_reason": {"break": 600.0, "lunch": 1800.0},
+        "pause_by_reason": {"-": 600.0, "lunch": 1800.0},
         "occupancy": 3.523,
         "rings": 2,
         "ring_no_answer": 0,
@@ -166,7 +166,7 @@ beta      info             0          -          -       0        0        0
 
 Agents
 customer  agent  calls  rung  no answer  logged in     talk  wrap-up   paused  occupancy %  pauses
-acme      201        2     2          0    8:00:00  0:14:00  0:01:30  0:40:00          3.5  break 0:10:00, lunch 0:30:00
+acme      201        2     2          0    8:00:00  0:14:00  0:01:30  0:40:00          3.5  - 0:10:00, lunch 0:30:00
 acme      202        2     2          1   10:00:00  0:11:50  0:01:10  0:30:00          2.3  training 0:30:00
 beta      301        1     0          0    2:00:00  0:10:00  0:00:30  0:30:00         11.7  meeting 0:30:00
 """  # noqa: E501 - the table as the operator sees it
@@ -220,7 +220,7 @@ def test_csv_output_matches_the_hand_computed_figures(
     assert list(queues[0]) == list(SALES)
     assert list(agents[0]) == list(AGENTS[0])
     assert queues == [_csv_row(q) for q in (SALES, SUPPORT, INFO)]
-    assert agents[0]["pause_by_reason"] == "break=600;lunch=1800"
+    assert agents[0]["pause_by_reason"] == "-=600;lunch=1800"
     assert [a["occupancy"] for a in agents] == ["3.523", "2.281", "11.667"]
     assert [a["logged_in"] for a in agents] == ["28800", "36000", "7200"]
 
