@@ -7,9 +7,14 @@ Without --since the period starts at today's midnight; without --until it ends n
 
 ``queue_report`` gives the figures (``callserver.queues.statistics``) from the queue event log
 of ``<data_dir>/queue-events`` and the log's bad lines, ``FILE:LINE: why``, which are skipped;
+the talk times come from the CDRs (``<data_dir>/cdr.sqlite``, the spool ingested first; the
+queue calls ``queue_talks`` finds there) and are checked against the log's
+(``callserver.queues.talk_check``);
 ``format_report`` writes them as ``text`` (aligned tables), ``csv`` (the queues' table, an
 empty line, the agents' table; each with a header of the column names) or ``json`` (one
-object: ``since``, ``until``, ``timezone``, ``service_level_seconds``, ``queues``, ``agents``).
+object: ``since``, ``until``, ``timezone``, ``service_level_seconds``, ``queues``, ``agents``,
+``talk_check``). The text ends with the talk check: how many calls' talk came from their
+CDRs and how many from the log alone, and each call the two disagree on; CSV leaves it out.
 Column names are the fields of ``QueueFigures`` and ``AgentFigures``; times are seconds to the
 millisecond, ``service_level`` and ``occupancy`` percentages, an empty value (null) where
 there is nothing to divide by. ``pause_by_reason`` is ``REASON=SECONDS`` joined by ``;`` in
@@ -20,12 +25,16 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from callserver.cdr.record import CdrRecord
+from callserver.cdr.stamps import parse_stamp
+from callserver.cdr.store import CdrStore
 from callserver.queues.eventlog import EVENTS_DIR, read_events
 from callserver.queues.statistics import (
     AgentFigures,
@@ -33,8 +42,9 @@ from callserver.queues.statistics import (
     QueueStatistics,
     queue_statistics,
 )
+from callserver.queues.talk_check import QueueTalk, TalkCheck
 
-__all__ = ["format_report", "parse_moment", "queue_report", "report_period"]
+__all__ = ["format_report", "parse_moment", "queue_report", "queue_talks", "report_period"]
 
 _QUEUE_COLUMNS = tuple(f.name for f in fields(QueueFigures))
 _AGENT_COLUMNS = tuple(f.name for f in fields(AgentFigures))
@@ -88,12 +98,58 @@ def queue_report(
     Raises:
         ValueError: an empty period or a negative ``service_level``.
         OSError: a day file of the period cannot be read.
+        sqlite3.Error: cdr.sqlite cannot be opened or read.
     """
-    records, problems = read_events(data_dir / EVENTS_DIR, since, until, lookback=timedelta(days=1))
+    lookback = timedelta(days=1)
+    records, problems = read_events(data_dir / EVENTS_DIR, since, until, lookback=lookback)
+    talks = _cdr_talks(data_dir, since - lookback, until)
     stats = queue_statistics(
-        records, since=since, until=until, customer=customer, service_level=service_level
+        records,
+        since=since,
+        until=until,
+        customer=customer,
+        service_level=service_level,
+        talks=talks,
     )
     return stats, problems
+
+
+def _cdr_talks(data_dir: Path, since: datetime, until: datetime) -> list[QueueTalk] | None:
+    """The queue calls of the CDRs that started in [since, until), the spool ingested first;
+    None when the data dir has no CDRs at all."""
+    spool, path = data_dir / "cdr", data_dir / "cdr.sqlite"
+    if not spool.is_dir() and not path.exists():
+        return None
+    with CdrStore(path) as store:
+        store.ingest(spool, report=False)
+        return queue_talks(store.records(since, until))
+
+
+def queue_talks(records: Iterable[CdrRecord]) -> list[QueueTalk]:
+    """The queue calls of ``records``: a caller's record (leg a) that names its ``queue`` and
+    the agent who ``answered_by``, with the agent's leg (leg b linked to it, to that agent's
+    number, answered): its answer and end are the talk."""
+    legs = list(records)
+    callers = {r.call_id: r for r in legs if r.leg == "a" and r.queue and r.answered_by}
+    talks = []
+    for leg in legs:
+        caller = callers.get(leg.linked_id) if leg.leg == "b" else None
+        if caller is None or leg.answer_stamp is None or caller.answered_by is None:
+            continue
+        called = {n.lstrip("+") for n in (leg.called_e164, leg.called_raw) if n}
+        if caller.answered_by.lstrip("+") not in called or caller.queue is None:
+            continue
+        talks.append(
+            QueueTalk(
+                call_id=caller.call_id,
+                customer=caller.customer or "",
+                queue=caller.queue,
+                agent=caller.answered_by,
+                answered=parse_stamp(leg.answer_stamp),
+                ended=parse_stamp(leg.end_stamp),
+            )
+        )
+    return talks
 
 
 def report_dict(stats: QueueStatistics, zone: ZoneInfo) -> dict[str, object]:
@@ -105,6 +161,7 @@ def report_dict(stats: QueueStatistics, zone: ZoneInfo) -> dict[str, object]:
         "service_level_seconds": stats.service_level_seconds,
         "queues": [asdict(q) for q in stats.queues],
         "agents": [{**asdict(a), "pause_by_reason": dict(a.pause_by_reason)} for a in stats.agents],
+        "talk_check": None if stats.talk_check is None else asdict(stats.talk_check),
     }
 
 
@@ -150,7 +207,25 @@ def _text(stats: QueueStatistics, zone: ZoneInfo) -> str:
     lines += _table(_ABANDON_HEADERS, [_abandon_row(q) for q in stats.queues])
     lines += ["", "Agents"]
     lines += _table(_AGENT_HEADERS, [_agent_row(a) for a in stats.agents])
+    lines += ["", *_checked(stats.talk_check)]
     return "\n".join(lines) + "\n"
+
+
+def _checked(check: TalkCheck | None) -> list[str]:
+    """The talk check's lines of the text report."""
+    if check is None:
+        return ["Talk time: from the queue log (no CDRs in the data directory)"]
+    lines = [
+        f"Talk time: {check.from_cdrs} call(s) from their CDRs, {check.log_only} from the queue"
+        " log alone (no CDR)"
+    ]
+    for d in check.differing:
+        lines.append(
+            f"  call {d.call_id} ({d.customer} {d.queue}, agent {d.agent}): talk {_one(d.cdr)} s"
+            f" in its CDRs, {_one(d.log)} s in the queue log"
+        )
+    lines += [f"  call {c}: a queue call in the CDRs, not in the queue log" for c in check.cdr_only]
+    return lines
 
 
 _QUEUE_HEADERS = (

@@ -47,14 +47,19 @@ class AgentTime:
     talk_by_queue: dict[str, float] = field(default_factory=dict)
     wrapup_by_queue: dict[str, float] = field(default_factory=dict)
     calls_by_queue: dict[str, int] = field(default_factory=dict)
+    talk_by_call: dict[str, tuple[str, float]] = field(default_factory=dict)  # Call-ID: (queue, s)
+
+
+_Span = tuple[datetime, str, str]  # its start, its tag (reason or queue), its call's Call-ID
 
 
 @dataclass(slots=True)
 class _Open:
-    """The intervals an agent has open: their start and their tag (reason or queue)."""
+    """The intervals an agent has open: their start, their tag (reason or queue) and, for a
+    call, its Call-ID."""
 
     login: datetime | None = None
-    spans: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    spans: dict[str, _Span] = field(default_factory=dict)
     seen: bool = False
 
 
@@ -91,7 +96,7 @@ class _Replay:
         span = _CLOSES.get(record.kind)
         if span is not None:
             tag = record.reason or UNKNOWN_REASON if span == "pause" else record.queue or ""
-            state.spans[span] = (start, tag)
+            state.spans[span] = (start, tag, record.call_id or "")
 
     def _span(self, time: AgentTime, state: _Open, record: QueueLogRecord) -> None:
         if state.login is None:  # an event after a logout without a login: logged in now
@@ -99,7 +104,7 @@ class _Replay:
         opens = _OPENS.get(record.kind)
         if opens is not None and opens not in state.spans:
             tag = record.reason or NO_REASON if opens == "pause" else record.queue or ""
-            state.spans[opens] = (record.at, tag)
+            state.spans[opens] = (record.at, tag, record.call_id or "")
         closes = _CLOSES.get(record.kind)
         if closes is not None and closes in state.spans:
             self._close(time, closes, state.spans.pop(closes), record.at)
@@ -116,14 +121,18 @@ class _Replay:
             time.logged_in += self._cut(state.login, end)
             state.login = None
 
-    def _close(self, time: AgentTime, name: str, span: tuple[datetime, str], end: datetime) -> None:
-        start, tag = span
+    def _close(self, time: AgentTime, name: str, span: _Span, end: datetime) -> None:
+        start, tag, call_id = span
         totals = {
             "pause": time.pause_by_reason,
             "call": time.talk_by_queue,
             "wrap": time.wrapup_by_queue,
         }[name]
-        totals[tag] = totals.get(tag, 0.0) + self._cut(start, end)
+        seconds = self._cut(start, end)
+        totals[tag] = totals.get(tag, 0.0) + seconds
+        if name == "call" and call_id:
+            before = time.talk_by_call.get(call_id, (tag, 0.0))[1]
+            time.talk_by_call[call_id] = (tag, before + seconds)
 
     def _cut(self, start: datetime, end: datetime) -> float:
         """Seconds of [start, end) inside the period."""

@@ -1,4 +1,8 @@
-"""Queue and agent statistics for a period, from the queue event log (pure).
+"""Queue and agent statistics for a period, from the queue event log and the CDRs (pure).
+
+Every figure comes from the queue event log but the talk times: given the CDRs' queue calls
+(``talks``), each call's talk is its CDR's, the agent's leg from answer to end
+(``callserver.queues.talk_check``: the source of truth for talk, checked against the log's).
 
 The figures (every time in seconds; the period is [since, until), UTC instants):
 
@@ -48,6 +52,7 @@ from callserver.queues.records import (
     QueueEventKind,
     QueueLogRecord,
 )
+from callserver.queues.talk_check import QueueTalk, TalkCheck, apply_talks
 
 __all__ = [
     "ABANDON_MARKS",
@@ -119,6 +124,7 @@ class QueueStatistics:
     service_level_seconds: float
     queues: tuple[QueueFigures, ...]
     agents: tuple[AgentFigures, ...]
+    talk_check: TalkCheck | None = None  # None: no CDRs given, the log's talk times
 
 
 @dataclass(slots=True)
@@ -149,6 +155,7 @@ def queue_statistics(
     until: datetime,
     customer: str | None = None,
     service_level: float = DEFAULT_SERVICE_LEVEL,
+    talks: Iterable[QueueTalk] | None = None,
 ) -> QueueStatistics:
     """The figures of [since, until) from the queue log's records (module docstring).
 
@@ -159,6 +166,8 @@ def queue_statistics(
         until: The first instant after the period (aware).
         customer: Only this customer's queues and agents (None: every customer).
         service_level: The answer time, in seconds, of the service level.
+        talks: The queue calls of the CDRs, whose talk times replace the log's (None: the
+            log's are used).
 
     Raises:
         ValueError: a naive ``since``/``until``, ``until`` not after ``since``, or a negative
@@ -180,6 +189,10 @@ def queue_statistics(
                 counts = rings.setdefault((record.customer, record.agent), {})
                 counts[record.kind] = counts.get(record.kind, 0) + 1
     agents = agent_times(chosen, since, until)
+    check = None
+    if talks is not None:
+        mine = (t for t in talks if customer is None or t.customer == customer)
+        check = apply_talks(agents, mine, since, until)
     queues = sorted(set(waits) | set(_handled_queues(agents)))
     return QueueStatistics(
         since=since,
@@ -193,6 +206,7 @@ def queue_statistics(
             for a in agents
             if a.logged_in or a.calls or (a.customer, a.agent) in rings
         ),
+        talk_check=check,
     )
 
 

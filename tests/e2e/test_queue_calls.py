@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from callserver.cdr.stamps import parse_stamp
+from callserver.commands.stats import queue_report
 from callserver.queues.agents import Agent, AgentState
 from callserver.queues.store import SqliteAgentStore
 from tests.e2e.conftest import (
@@ -177,6 +179,20 @@ def test_an_agent_answers_and_the_caller_is_bridged_to_it(sipp: str, tmp_path: P
     assert isinstance(record["queue_wait"], int) and 0 <= record["queue_wait"] < 10000
     kinds = [event["kind"] for event in queue_events(tmp_path)]
     assert kinds[:3] == ["join", "ring", "answer"]
+    _talk_from_the_cdrs(tmp_path, record, "+38733100202")
+
+
+def _talk_from_the_cdrs(tmp_path: Path, record: dict[str, object], agent: str) -> None:
+    """The statistics of the call's hour take its talk from the agent's leg in the CDRs,
+    which the queue log's call_start and call_end agree with within the check's second."""
+    since = parse_stamp(str(record["start_stamp"])) - timedelta(hours=1)
+    stats, problems = queue_report(tmp_path / "var", since=since, until=since + timedelta(hours=3))
+    assert problems == []
+    assert stats.talk_check is not None
+    assert (stats.talk_check.from_cdrs, stats.talk_check.log_only) == (1, 0), stats.talk_check
+    assert stats.talk_check.differing == () and stats.talk_check.cdr_only == ()
+    (figures,) = [a for a in stats.agents if a.agent == agent]
+    assert figures.calls == 1 and figures.talk_time > 0
 
 
 def test_no_agent_logged_in_takes_the_no_agents_branch(sipp: str, tmp_path: Path) -> None:

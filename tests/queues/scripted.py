@@ -11,7 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from itertools import count
 
+from callserver.cdr.record import CdrRecord
+from callserver.cdr.stamps import utc_stamp
 from callserver.queues.records import QueueEventKind, QueueLogRecord
+from tests.cdr import make_record
 
 CET = timezone(timedelta(hours=1))  # Europe/Sarajevo in March, pinned
 DAY = "2026-03-02"
@@ -115,3 +118,66 @@ def scripted_day() -> list[QueueLogRecord]:
         event("abandon", at("00:00:20", after), "beta", queue="info", call_id="c10", wait=80),
         event("unpause", at("00:10:00", after), "beta", agent="301"),
     ]
+
+
+# The answered queue calls of the day (and c12 of the evening before) as the CDRs have them:
+# (call, customer, queue, agent, join, answer, end, day of the join).
+ANSWERED = [
+    ("c12", "acme", "support", "202", "23:59:40", "23:59:50", "00:01:50", "2026-03-01"),
+    ("c1", "acme", "sales", "201", "08:05:00", "08:05:10", "08:09:10", DAY),
+    ("c2", "acme", "sales", "202", "08:06:00", "08:06:25", "08:16:25", DAY),
+    ("c4", "acme", "support", "201", "12:59:50", "13:00:00", "13:10:00", DAY),
+    ("c9", "beta", "info", "301", "22:10:00", "22:10:03", "22:20:03", DAY),
+]
+
+
+def queue_call_cdrs(
+    call: str,
+    customer: str,
+    queue: str,
+    agent: str,
+    join: datetime,
+    answer: datetime,
+    end: datetime,
+) -> list[CdrRecord]:
+    """The caller's CDR (leg a: the IVR answered 5 s before it joined the queue, which names
+    the queue, its wait and the agent) and the agent's leg (leg b: rung 2 s, answered at
+    ``answer``, ended at ``end``)."""
+    second = timedelta(seconds=1)
+    caller = make_record(
+        uuid=f"{call}-a",
+        call_id=call,
+        customer=customer,
+        start_stamp=utc_stamp(join - 5 * second),
+        answer_stamp=utc_stamp(join - 4 * second),
+        end_stamp=utc_stamp(end),
+        queue=queue,
+        queue_wait=round((answer - join).total_seconds() * 1000),
+        answered_by=agent,
+    )
+    agent_leg = make_record(
+        uuid=f"{call}-b",
+        call_id=f"{call}-agent",
+        leg="b",
+        linked_id=call,
+        direction="outbound",
+        customer=customer,
+        called_raw=agent,
+        called_e164=None,
+        start_stamp=utc_stamp(answer - 2 * second),
+        answer_stamp=utc_stamp(answer),
+        end_stamp=utc_stamp(end),
+        hangup_by="callee",
+    )
+    return [caller, agent_leg]
+
+
+def scripted_cdrs() -> list[CdrRecord]:
+    """The CDRs of the day's answered queue calls: their talk is the queue log's, to the ms."""
+    out = []
+    for call, customer, queue, agent, join, answer, end, day in ANSWERED:
+        end_day = DAY if end < join else day
+        out += queue_call_cdrs(
+            call, customer, queue, agent, at(join, day), at(answer, day), at(end, end_day)
+        )
+    return out

@@ -8,17 +8,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from callserver.cdr.record import CdrRecord
+from callserver.cdr.stamps import utc_stamp
 from callserver.cli import main
-from callserver.commands.stats import report_period
+from callserver.commands.stats import queue_report, queue_talks, report_period
 from callserver.queues.eventlog import QueueEventLog
 from callserver.queues.statistics import queue_statistics
-from tests.queues.scripted import at, event, scripted_day
+from callserver.queues.talk_check import TalkCheck, TalkDifference
+from tests.cdr import append_records
+from tests.queues.scripted import at, event, queue_call_cdrs, scripted_cdrs, scripted_day
 
 SINCE, UNTIL = at("00:00:00"), at("00:00:00", "2026-03-03")
 
@@ -169,14 +174,18 @@ customer  agent  calls  rung  no answer  logged in     talk  wrap-up   paused  o
 acme      201        2     2          0    8:00:00  0:14:00  0:01:30  0:40:00          3.5  - 0:10:00, lunch 0:30:00
 acme      202        2     2          1   10:00:00  0:11:50  0:01:10  0:30:00          2.3  training 0:30:00
 beta      301        1     0          0    2:00:00  0:10:00  0:00:30  0:30:00         11.7  meeting 0:30:00
+
+Talk time: 5 call(s) from their CDRs, 0 from the queue log alone (no CDR)
 """  # noqa: E501 - the table as the operator sees it
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    """A data directory whose queue event log holds the scripted day, written by the log."""
+    """A data directory whose queue event log holds the scripted day, written by the log, and
+    whose CDR spool the day's answered queue calls, with the log's talk times."""
     with QueueEventLog(tmp_path / "queue-events") as log:
         assert all(f.result(timeout=10) for f in [log.write(r) for r in scripted_day()])
+    append_records(tmp_path, *scripted_cdrs(), name="2026-03-02.jsonl")
     return tmp_path
 
 
@@ -205,6 +214,7 @@ def test_json_output_matches_the_hand_computed_figures(
         "service_level_seconds": 20.0,
         "queues": [SALES, SUPPORT, INFO],
         "agents": AGENTS,
+        "talk_check": {"from_cdrs": 5, "log_only": 0, "differing": [], "cdr_only": []},
     }
 
 
@@ -355,3 +365,71 @@ def test_the_default_period_is_today_from_midnight_to_now_in_the_zone() -> None:
     assert (since.isoformat(), until) == ("2026-03-02T00:00:00+01:00", now)
     since, until = report_period("2026-03-02 08:00", "2026-03-02T09:00Z", zone, now)
     assert (since, until) == (at("08:00:00"), at("10:00:00"))
+
+
+def _talks_with_a_longer_c4_no_c9_and_a_c99() -> list[CdrRecord]:
+    """The day's CDRs, but c4's agent leg ends 4 s after the log's call_end, c9 has none, and
+    c99 (sales, 201, 14:00:00-14:01:00) is in the CDRs alone."""
+    records = [r for r in scripted_cdrs() if r.call_id not in ("c9", "c9-agent")]
+    records = [
+        replace(r, end_stamp=utc_stamp(at("13:10:04"))) if r.uuid in ("c4-a", "c4-b") else r
+        for r in records
+    ]
+    c99 = queue_call_cdrs(
+        "c99", "acme", "sales", "201", at("13:59:30"), at("14:00:00"), at("14:01:00")
+    )
+    return [*records, *c99]
+
+
+def test_the_cdrs_talk_time_wins_and_the_check_names_what_disagrees() -> None:
+    """c4's CDR says 604 s of talk where the log says 600: 201's and support's talk take 604
+    and the check names c4; c9 without a CDR keeps the log's 600 s; c99, in the CDRs alone,
+    is named and not counted."""
+    stats = queue_statistics(
+        scripted_day(),
+        since=SINCE,
+        until=UNTIL,
+        talks=queue_talks(_talks_with_a_longer_c4_no_c9_and_a_c99()),
+    )
+    queues = {q.queue: q for q in stats.queues}
+    agents = {a.agent: a for a in stats.agents}
+    assert (queues["support"].talk_time, queues["support"].average_handle_time) == (714.0, 392.0)
+    assert (agents["201"].talk_time, agents["201"].calls) == (844.0, 2)
+    assert (queues["info"].talk_time, agents["301"].talk_time) == (600.0, 600.0)
+    assert stats.talk_check == TalkCheck(
+        from_cdrs=4,
+        log_only=1,
+        differing=(
+            TalkDifference(
+                call_id="c4", customer="acme", queue="support", agent="201", cdr=604.0, log=600.0
+            ),
+        ),
+        cdr_only=("c99",),
+    )
+
+
+def test_the_text_report_ends_with_the_talk_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command reads the CDR spool: the text's last lines say where the talk came from
+    and name the calls the CDRs and the log disagree on."""
+    with QueueEventLog(tmp_path / "queue-events") as log:
+        assert all(f.result(timeout=10) for f in [log.write(r) for r in scripted_day()])
+    append_records(tmp_path, *_talks_with_a_longer_c4_no_c9_and_a_c99(), name="2026-03-02.jsonl")
+    code, out, _ = _stats(tmp_path, capsys, *DAY_ARGS)
+    assert code == 0
+    assert out.splitlines()[-3:] == [
+        "Talk time: 4 call(s) from their CDRs, 1 from the queue log alone (no CDR)",
+        "  call c4 (acme support, agent 201): talk 604.0 s in its CDRs, 600.0 s in the queue log",
+        "  call c99: a queue call in the CDRs, not in the queue log",
+    ]
+
+
+def test_without_cdrs_the_talk_comes_from_the_queue_log(tmp_path: Path) -> None:
+    """A data dir with a queue log and no CDRs: the same figures, and no talk check."""
+    with QueueEventLog(tmp_path / "queue-events") as log:
+        assert all(f.result(timeout=10) for f in [log.write(r) for r in scripted_day()])
+    stats, problems = queue_report(tmp_path, since=SINCE, until=UNTIL)
+    assert (problems, stats.talk_check) == ([], None)
+    assert [q.talk_time for q in stats.queues] == [840.0, 710.0, 600.0]
+    assert not (tmp_path / "cdr.sqlite").exists()
