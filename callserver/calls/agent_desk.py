@@ -181,8 +181,17 @@ class AgentDesk:
 
     def handlers(self) -> dict[str, Callable[[Mapping[str, object]], dict[str, object]]]:
         """The control channel's ``agents.login`` ... requests: ``{"agent": NUMBER}`` and a
-        pause's ``"reason"`` (optional); the answer is the :class:`AgentOutcome`'s fields."""
-        return {f"agents.{action}": self._handler(action) for action in ACTIONS}
+        pause's ``"reason"`` (optional); the answer is the :class:`AgentOutcome`'s fields.
+        Also ``centre.timings``: how long the centre's decisions took
+        (``calls.centre_timings``), cleared once answered with ``{"clear": true}``."""
+        handlers = {f"agents.{action}": self._handler(action) for action in ACTIONS}
+        return {**handlers, "centre.timings": self._timings}
+
+    def _timings(self, request: Mapping[str, object]) -> dict[str, object]:
+        clear = request.get("clear", False)
+        if not isinstance(clear, bool):
+            raise ValueError('"clear" is true or false')
+        return self._driver.timings.figures(clear=clear)
 
     def _handler(self, action: str) -> Callable[[Mapping[str, object]], dict[str, object]]:
         def handle(request: Mapping[str, object]) -> dict[str, object]:

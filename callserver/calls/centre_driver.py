@@ -22,6 +22,9 @@ that call only marks the work, and the outer call goes round until nothing is le
 events keep their order. A listener that raises is logged (``queues.listener_failed``) and
 the others still run.
 
+Every call into the centre, from the driver and from whoever holds ``centre``, is timed
+(``calls.centre_timings``); ``timings`` holds the figures for the control channel.
+
 At start :meth:`open` loads ``agents.sqlite`` and restores the agents (``CallCentre.restore``):
 an agent beyond its customer's licences (lowered meanwhile) is logged out and logged as
 ``queues.agent_no_licence``. The Directory (centrex.yaml's ``Centrex``) and the licences
@@ -44,6 +47,7 @@ from typing import TypeVar
 
 import structlog
 
+from callserver.calls.centre_timings import TimedCentre, Timings
 from callserver.process.alarm import Alarm
 from callserver.queues.agents import Agent, Agents, AgentStateChanged, Directory
 from callserver.queues.centre import CallCentre
@@ -101,7 +105,10 @@ class CentreDriver:
         loop: asyncio.AbstractEventLoop,
         wall: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self.centre = CallCentre(Agents(centrex, licences), phone_busy)
+        self.timings = Timings()  # every call into the centre, timed (``centre_timings``)
+        self.centre: CallCentre = TimedCentre(
+            Agents(centrex, licences), phone_busy, timings=self.timings
+        )
         self._loop, self._wall = loop, wall
         self._alarm = Alarm(loop, self._on_timer)
         self._listeners: list[Listener] = []
