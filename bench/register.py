@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,9 +91,9 @@ def _number(index: int) -> str:
     return f"+38733{400 + index // GROUP_SIZE}{index % GROUP_SIZE:04d}"
 
 
-def write_phones(directory: Path, count: int) -> Phones:
+def write_phones(directory: Path, count: int, licences: int = 0) -> Phones:
     """centrex.yaml (with HA1 values), trunks.yaml and SIPp's injection file of ``count``
-    phones in ``directory``."""
+    phones in ``directory``; the customer has ``licences`` call-centre agent licences."""
     groups, injection = [], ["SEQUENTIAL"]
     for first in range(0, count, GROUP_SIZE):
         block = _number(first)
@@ -115,7 +115,7 @@ def write_phones(directory: Path, count: int) -> Phones:
     (directory / "trunks.yaml").write_text(
         f"digest: {{realm: {REALM}, algorithms: [MD5]}}\n"
         f"trunks: {{callers: {{match: ['{HOST}']}}}}\n"
-        f"customers: {{{CUSTOMER}: {{}}}}\n"
+        f"customers: {{{CUSTOMER}: {{agents: {licences}}}}}\n"
     )
     (directory / "phones.csv").write_text("\n".join(injection) + "\n")
     return Phones(count=count, injection=directory / "phones.csv", contact_port=free_port())
@@ -177,9 +177,16 @@ def call_phones(
 
 
 @contextlib.contextmanager
-def answering(sipp: str, phones: Phones, core: str, workdir: Path) -> Iterator[None]:
-    """SIPp's built-in uas on the contacts' port, answering every call as all the phones."""
-    cmd = [sipp, "-sn", "uas", "-i", HOST, "-p", str(phones.contact_port), "-nostdin"]
+def answering(
+    sipp: str,
+    phones: Phones,
+    core: str,
+    workdir: Path,
+    scenario: Sequence[str] = ("-sn", "uas"),
+) -> Iterator[None]:
+    """SIPp on the contacts' port, answering every call as all the phones: its built-in uas
+    or ``scenario`` (SIPp's arguments)."""
+    cmd = [sipp, *scenario, "-i", HOST, "-p", str(phones.contact_port), "-nostdin"]
     proc = subprocess.Popen(
         pinned(cmd, core), cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -11,6 +11,10 @@ read. The window's packets (stamp, RTP header) go to ``--record``; JSON lines ma
 With ``--numbers`` call i dials the (i mod k)-th of the k numbers given (else ``media``), and
 with ``--audio`` each call sends a tone of its own (200 Hz + 50 Hz x (i mod 40), -20 dBFS, a
 whole number of periods in 20 ms so the one packet loops seamlessly) instead of silence.
+With ``--churn N`` a call the server ends (its BYE: a queue's caller whose agent hung up) is
+replaced by a new one at --rate, in the window too, up to N replacements, so --calls stay up.
+With ``--linger S`` the calls stay up S seconds after the window before they are hung up, so
+whoever reads the server at the window's end sees it as it was.
 
     .venv/bin/python bench/rtp_load.py --server 127.0.0.1:5060 --calls 100 --record /tmp/r.npy
 """
@@ -174,14 +178,19 @@ class Load:
     """The generator's SIP UAC and its two RTP halves; see the module docstring."""
 
     def __init__(
-        self, server: tuple[str, int], target: int, numbers: tuple[str, ...] = ("media",)
+        self,
+        server: tuple[str, int],
+        target: int,
+        numbers: tuple[str, ...] = ("media",),
+        churn: int = 0,
     ) -> None:
-        self.server, self.target, self.numbers = server, target, numbers
+        self.server, self.target, self.numbers, self.churn = server, target, numbers, churn
         self.sip = _udp_socket(0)
         self.sip_port = self.sip.getsockname()[1]
         self.rtp, self.rtcp = _rtp_pair()
         self.rtp_port = self.rtp.getsockname()[1]
-        self.sender = RtpSender(self.rtp, 2 * target + SLOTS)  # failed calls are replaced
+        self.capacity = 2 * target + churn  # failed calls (and with churn ended ones) replaced
+        self.sender = RtpSender(self.rtp, self.capacity + SLOTS)
         self.receiver = RtpReceiver(self.rtp)
         self.calls: list[Call] = []
         self.by_id: dict[str, Call] = {}
@@ -287,6 +296,13 @@ class Load:
             call.state = "ended"
             self.server_byes += 1
 
+    def wanted(self) -> bool:
+        """Whether a new call is due: fewer than ``target`` in progress (calls the server
+        ended count as gone only with ``churn``), and room for its stream."""
+        started, failed = len(self.calls), sum(self.failed.values())
+        ended = self.server_byes if self.churn else 0
+        return started - failed - ended < self.target and started < self.capacity
+
     def retransmit(self, now: float) -> None:
         """Resend unanswered INVITEs and BYEs from T1, doubling up to 4 s (RFC 3261 §17.1.1.2)."""
         for call in list(self.pending):
@@ -374,10 +390,11 @@ def _run(load: Load, seconds: float, done: Callable[[], bool], rate: float = 0.0
     next_invite = time.monotonic() if rate else deadline
     while time.monotonic() < deadline and not done():
         now = time.monotonic()
-        started, failed = len(load.calls), sum(load.failed.values())
-        if now >= next_invite and started - failed < load.target and started < 2 * load.target:
+        if now >= next_invite and load.wanted():
             load.invite(now)
             next_invite += 1 / rate
+        elif now >= next_invite:
+            next_invite = now + 1 / rate  # none wanted: look again then, no burst saved up
         if now >= next_check:
             load.retransmit(now)
             next_check = now + 0.05
@@ -395,21 +412,27 @@ def main() -> int:
     parser.add_argument("--record", default="arrivals.npy", help="where the window's arrivals go")
     parser.add_argument("--numbers", default="media", help="comma-separated numbers to dial")
     parser.add_argument("--audio", action="store_true", help="a tone per call, not silence")
+    parser.add_argument("--churn", type=int, default=0, help="replace up to N ended calls")
+    parser.add_argument("--linger", type=float, default=0.0, help="s up after the window")
     args = parser.parse_args()
     host, _, port = args.server.rpartition(":")
-    load = Load((host, int(port)), args.calls, tuple(args.numbers.split(",")))
+    load = Load((host, int(port)), args.calls, tuple(args.numbers.split(",")), args.churn)
     if args.audio:
         load.sender.tones()
     _run(load, args.calls / args.rate + 30, lambda: load.sender.streams() >= args.calls, args.rate)
     _emit("calls_up", calls=load.sender.streams(), attempted=len(load.calls), failed=load.failed)
-    _run(load, args.settle, lambda: False)
+    rate = args.rate if args.churn else 0.0  # ended calls replaced throughout
+    _run(load, args.settle, lambda: False, rate)
     calls_up, load.receiver.recording = load.sender.streams(), True
     wall = time.clock_gettime_ns(time.CLOCK_REALTIME)  # the clock of the kernel's stamps
     _emit("window_start", wall_ns=wall, calls=calls_up, rtp_port=load.rtp_port)
-    _run(load, args.duration, lambda: False)
+    byes = load.server_byes
+    _run(load, args.duration, lambda: False, rate)
     load.receiver.recording = False
-    _emit("window_end", wall_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))
+    wall = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    _emit("window_end", wall_ns=wall, ended=load.server_byes - byes)
     np.save(args.record, np.concatenate(load.receiver.chunks or [np.zeros((0, 28), np.uint8)]))
+    _run(load, args.linger, lambda: False)
     now = time.monotonic()
     for call in [c for c in load.calls if c.state == "up"]:
         load.bye(call, now)

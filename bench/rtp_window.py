@@ -40,6 +40,7 @@ class Row:
     calls: int
     up: int = 0
     attempted: int = 0  # the generator's INVITEs (failed calls are replaced)
+    ended: int = 0  # calls the server ended (its BYE) in the window
     jitter_p50: float = float("nan")
     jitter_p99: float = float("nan")
     jitter_max: float = float("nan")
@@ -84,6 +85,7 @@ class Load:
     server_core: str = "0"
     load_core: str = "1"
     generator_args: tuple[str, ...] = ()  # more of bench/rtp_load's options (--numbers ...)
+    churn: int = 0  # calls the server ends replaced, up to this many (rtp_load --churn)
 
 
 def measure(server: Server, load: Load, workdir: Path, during: Sequence[During] = ()) -> Row:
@@ -98,7 +100,7 @@ def measure(server: Server, load: Load, workdir: Path, during: Sequence[During] 
         return row  # the generator failed before the window: the row says so (up = 0)
     records = np.load(record).view(RECORD)[:, 0]
     record.unlink()
-    for name, value in analyse(records, row.up, wall).items():
+    for name, value in analyse(records, row.up, wall, churn=load.churn > 0).items():
         setattr(row, name, value)
     return row
 
@@ -125,7 +127,7 @@ def _drive_load(
     cmd = [sys.executable, str(ROOT / "bench" / "rtp_load.py"), "--server", f"{HOST}:{server.port}"]
     cmd += ["--calls", str(row.calls), "--rate", str(load.rate), "--record", str(record)]
     cmd += ["--settle", str(load.settle), "--duration", str(load.duration)]
-    cmd += load.generator_args
+    cmd += [*load.generator_args, "--churn", str(load.churn)]
     generator = subprocess.Popen(pinned(cmd, load.load_core), stdout=subprocess.PIPE, text=True)
     limit = row.calls / load.rate + load.settle + load.duration + 90
     watchdog = threading.Timer(limit, generator.kill)
@@ -150,6 +152,7 @@ def _drive_load(
                     work.start()
             elif event["event"] == "window_end":
                 end, wall[1] = time.monotonic(), event["wall_ns"]
+                row.ended = event["ended"]
                 row.server_cpu = (cpu_seconds(pids[0]) - cpu0[0]) / (end - start)
                 row.load_cpu = (cpu_seconds(pids[1]) - cpu0[1]) / (end - start)
                 busy = (core_busy(load.server_core) - cpu0[2]) / (end - start)
@@ -167,14 +170,16 @@ def _drive_load(
 
 
 def analyse(
-    records: npt.NDArray[np.void], calls_up: int, window: tuple[int, int]
+    records: npt.NDArray[np.void], calls_up: int, window: tuple[int, int], *, churn: bool = False
 ) -> dict[str, float]:
     """Send-interval jitter and loss over the window, from the generator's recorded arrivals.
 
     Jitter is |arrival interval - 20 ms| between packets with consecutive sequence numbers of
     one SSRC (RFC 3550 §5.1). Loss is the sequence gaps, plus the packets of streams silent for
     more than a second at the start or end of the window, or missing from it altogether.
-    ``window`` is its start and end in the clock of the stamps (CLOCK_REALTIME ns).
+    ``window`` is its start and end in the clock of the stamps (CLOCK_REALTIME ns). With
+    ``churn`` calls end and new ones start in the window by design (queue callers answered
+    and replaced): only the sequence gaps are loss, and no stream counts as stopped.
     """
     first, last = window
     seconds = (last - first) / 1e9
@@ -195,6 +200,8 @@ def analyse(
     missing = max(0, calls_up - starts.size)
     gaps = dseq[same & (dseq > 1) & (dseq < 0x8000)] - 1
     p50, p99 = np.percentile(jitter, [50, 99]) if jitter.size else (np.nan, np.nan)
+    if churn:
+        late_start, early_end, missing = late_start[:0], early_end[:0], 0
     return {
         "jitter_p50": float(p50),
         "jitter_p99": float(p99),
