@@ -118,6 +118,8 @@ bench: install sipp kamailio
 	$(BIN)/python bench/register_path.py --memory
 	$(BIN)/python bench/phone_call_path.py
 	$(BIN)/python bench/register.py
+	$(BIN)/python bench/queue_decisions.py
+	$(BIN)/python bench/queue_load.py
 
 # A short run of every benchmark (a few minutes), to see a regression at the end of each issue;
 # compare against the commit before in the same run (bench/RESULTS.md says how). The short soak
@@ -134,6 +136,7 @@ bench-quick: install sipp kamailio
 	$(BIN)/python bench/register_path.py --subscribers 2000 --rounds 2
 	$(BIN)/python bench/phone_call_path.py --phones 100 --rounds 2
 	$(BIN)/python bench/register.py --rates 500,1000 --subscribers 3000 --call-rates 100 --call-duration 5
+	$(BIN)/python bench/queue_load.py --duration 10 --settle 3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -177,13 +177,21 @@ class Server:
 
 
 def start_server(
-    workdir: Path, settings: str, port: int, core: str, *, no_uvloop: bool = False
+    workdir: Path,
+    settings: str,
+    port: int,
+    core: str,
+    *,
+    no_uvloop: bool = False,
+    profile: Path | None = None,
 ) -> Server:
     """`callserver run` on ``settings`` (YAML text listening on udp:HOST:``port``, data_dir
-    workdir/var), pinned to ``core``, once it answers OPTIONS."""
+    workdir/var), pinned to ``core``, once it answers OPTIONS; under cProfile when
+    ``profile`` names where its figures go (written when it stops)."""
     path = workdir / "callserver.yaml"
     path.write_text(settings)
-    cmd = [sys.executable, "-m", "callserver", "run", "--config", str(path)]
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    cmd = [sys.executable, *profiler, "-m", "callserver", "run", "--config", str(path)]
     if no_uvloop:
         cmd.append("--no-uvloop")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}

@@ -32,6 +32,7 @@ After --settle s it measures for --duration s and prints one line:
 
     .venv/bin/python bench/queue_load.py                      # 500 callers, 50 agents, 20 s
     .venv/bin/python bench/queue_load.py --callers 250 --duration 10
+    .venv/bin/python bench/queue_load.py --profile /tmp/queue.prof   # pstats: what costs
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ def run(sipp: str, args: argparse.Namespace, workdir: Path) -> tuple[Row, Decisi
     plan = _plan(args.agents, args.announce_every, args.wrap_up)
     (workdir / "dialplans" / f"{QUEUE_NUMBER}.yaml").write_text(plan)
     port = free_port()
-    server = start_server(workdir, _settings(workdir, port, args.callers), port, args.server_core)
+    settings = _settings(workdir, port, args.callers)
+    server = start_server(workdir, settings, port, args.server_core, profile=args.profile)
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the agents' RTP: never read
     try:
         sink.bind((HOST, 0))
@@ -250,6 +252,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=100.0, help="new callers per second")
     parser.add_argument("--announce-every", type=float, default=10.0, help="s, the queue's")
     parser.add_argument("--wrap-up", type=float, default=1.0, help="s, the queue's")
+    parser.add_argument("--profile", type=Path, help="cProfile the server into this file")
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--load-core", default="1")
     args = parser.parse_args()
