@@ -145,10 +145,10 @@ class Decisions:
 
 def log_in(server: Server, agents: int) -> int:
     """Log every phone in over the control channel; how many are logged in."""
-    outcomes = Counter(
-        str(request(server.data_dir, {"command": "agents.login", "agent": _number(i)})["outcome"])  # type: ignore[index]
-        for i in range(agents)
-    )
+    outcomes: Counter[str] = Counter()
+    for i in range(agents):
+        answer = request(server.data_dir, {"command": "agents.login", "agent": _number(i)})
+        outcomes[str(answer["outcome"]) if isinstance(answer, dict) else repr(answer)] += 1
     if outcomes["logged_in"] != agents:
         raise RuntimeError(f"agents' logins: {dict(outcomes)}")
     return agents
