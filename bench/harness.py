@@ -1,10 +1,11 @@
 """bench/harness: what the benchmarks share about the processes they run and watch.
 
-A process pinned to one core (taskset), its CPU seconds and resident memory (/proc), a core's
-busy time (/proc/stat), a UDP socket's receive-buffer drops (/proc/net/udp); `callserver run`
-started on a settings file with its JSON log read by a thread as it comes; the records the
-server wrote to its CDR spool (data_dir/cdr/*.jsonl, one JSON line a leg) since a mark; and
-the looped default plan of the benchmarks whose calls hear RTP throughout.
+A process pinned to one core (taskset), its CPU seconds, run-queue wait and resident memory
+(/proc), a core's busy time (/proc/stat), a UDP socket's receive-buffer drops
+(/proc/net/udp); `callserver run` started on a settings file with its JSON log read by a
+thread as it comes; the records the server wrote to its CDR spool (data_dir/cdr/*.jsonl, one
+JSON line a leg) since a mark; and the looped default plan of the benchmarks whose calls hear
+RTP throughout.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def session_cpu_seconds(sid: int) -> float:
         if int(fields[3]) == sid:
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_delay(pid: int) -> float:
+    """Seconds the main thread of process ``pid`` was ready to run but waited for a CPU
+    (/proc/<pid>/schedstat, the scheduler's run-queue wait): the time other work took."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def rss_bytes(pid: int) -> int:

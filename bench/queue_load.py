@@ -24,8 +24,10 @@ After --settle s it measures for --duration s and prints one line:
   callers, from the kernel's receive stamps (bench/rtp_window; the callers waiting hear music
   and announcements; one talking to an agent hears the agent, who sends nothing), and the
   sequence gaps (a caller answered or replaced in the window is not loss);
-- cpu%, others%, tick99, late99: the server's CPU as a share of one core and what else ran
-  on it, the media clock's tick p99 and lateness p99 (its last ``media.statistics`` line);
+- cpu%, others%, waited%, tick99, late99: the server's CPU as a share of one core, what else
+  ran on it, how long its loop was ready to run but waited for the core (its run-queue wait,
+  /proc/<pid>/schedstat: the other work's share of the server's stalls), the media clock's
+  tick p99 and lateness p99 (its last ``media.statistics`` line);
 - decision50/decision99/max: how long every call into the call centre took inside the
   server in the window (its control channel's ``centre.timings``, µs), and a line per entry
   point under it.
@@ -49,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import HOST, ROOT, Server, free_port, start_server
+from harness import HOST, ROOT, Server, free_port, run_delay, start_server
 from media_capacity import _machine
 from register import SCENARIO, Phones, _number, answering, register_all, write_phones
 from rtp_window import Load, Row, measure
@@ -104,6 +106,9 @@ class Decisions:
 
     data_dir: Path
     agents_csv: Path  # the agents' SIPp statistics
+    pid: int  # the server's
+    waited: float = float("nan")  # its loop's run-queue wait in the window, s
+    seconds: float = float("nan")  # the window's length, s
     timings: dict[str, Any] = field(default_factory=dict)
     agents_start: tuple[int, int] = (0, 0)
     agents_end: tuple[int, int] = (0, 0)
@@ -113,12 +118,17 @@ class Decisions:
     def start(self) -> None:
         """Clear the centre's timings; count the log."""
         request(self.data_dir, {"command": "centre.timings", "clear": True})
+        self.waited, self.seconds = run_delay(self.pid), time.monotonic()
         self.log_start = queue_log(self.data_dir)
         self.agents_start = agents_calls(self.agents_csv)
 
     def stop(self) -> None:
         """Read the centre's timings; count the log."""
         answer = request(self.data_dir, {"command": "centre.timings"})
+        self.waited, self.seconds = (
+            run_delay(self.pid) - self.waited,
+            time.monotonic() - self.seconds,
+        )
         assert isinstance(answer, dict)
         self.timings = answer
         time.sleep(0.2)  # the log's group commit
@@ -189,7 +199,7 @@ def run(sipp: str, args: argparse.Namespace, workdir: Path) -> tuple[Row, Decisi
         logged_in = log_in(server, args.agents)
         scenario = ["-sf", str(AGENT_SCENARIO), "-key", "rtp_port", str(sink.getsockname()[1])]
         scenario += ["-trace_stat", "-stf", "agents.csv", "-fd", "1", "-trace_err"]
-        decisions = Decisions(server.data_dir, workdir / "agents.csv")
+        decisions = Decisions(server.data_dir, workdir / "agents.csv", server.proc.pid)
         load = Load(
             calls=args.callers,
             rate=args.rate,
@@ -221,6 +231,7 @@ def line(row: Row, decisions: Decisions, agents: int) -> list[str]:
         f"ended {row.ended}  calls up {row.up}  jitter50 {row.jitter_p50:.2f}  "
         f"jitter99 {row.jitter_p99:.2f}  max {row.jitter_max:.1f}  lost {row.lost}  "
         f"cpu% {100 * row.server_cpu:.0f}  others% {100 * row.others:.0f}  "
+        f"waited% {100 * decisions.waited / decisions.seconds:.0f}  "
         f"tick99 {row.tick_p99:.2f}  late99 {row.lateness_p99:.2f}  "
         f"decision50 {_us(every, 'p50_us')}  decision99 {_us(every, 'p99_us')}  "
         f"max {_us(every, 'max_us')} (µs, {every.get('calls', 0)} calls)",
