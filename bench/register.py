@@ -115,7 +115,7 @@ def write_phones(directory: Path, count: int, licences: int = 0) -> Phones:
     (directory / "trunks.yaml").write_text(
         f"digest: {{realm: {REALM}, algorithms: [MD5]}}\n"
         f"trunks: {{callers: {{match: ['{HOST}']}}}}\n"
-        f"customers: {{{CUSTOMER}: {{agents: {licences}}}}}\n"
+        f"customers: {{{CUSTOMER}: {{{f'agents: {licences}' if licences else ''}}}}}\n"
     )
     (directory / "phones.csv").write_text("\n".join(injection) + "\n")
     return Phones(count=count, injection=directory / "phones.csv", contact_port=free_port())
