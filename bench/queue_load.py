@@ -12,8 +12,9 @@ other core:
   rings 0.5-1.5 s, is answered, talks 2-5 s, and the agent hangs up; the caller is then hung
   up by the server (the plan's end);
 - the callers: bench/rtp_load (through bench/rtp_window) calls the queue number at --rate a
-  second until --callers calls are up, each sending 20 ms PCMU; every caller the server ends
-  is replaced (``--churn``), so about --callers keep waiting while the agents work.
+  second until --callers + --agents calls are up, each sending 20 ms PCMU; every caller the
+  server ends is replaced (``--churn``), so about --callers keep waiting while up to --agents
+  others ring or talk to an agent.
 
 After --settle s it measures for --duration s and prints one line:
 
@@ -190,7 +191,7 @@ def run(sipp: str, args: argparse.Namespace, workdir: Path) -> tuple[Row, Decisi
     plan = _plan(args.agents, args.announce_every, args.wrap_up)
     (workdir / "dialplans" / f"{QUEUE_NUMBER}.yaml").write_text(plan)
     port = free_port()
-    settings = _settings(workdir, port, args.callers)
+    settings = _settings(workdir, port, args.callers + args.agents)
     server = start_server(workdir, settings, port, args.server_core, profile=args.profile)
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the agents' RTP: never read
     try:
@@ -201,7 +202,7 @@ def run(sipp: str, args: argparse.Namespace, workdir: Path) -> tuple[Row, Decisi
         scenario += ["-trace_stat", "-stf", "agents.csv", "-fd", "1", "-trace_err"]
         decisions = Decisions(server.data_dir, workdir / "agents.csv", server.proc.pid)
         load = Load(
-            calls=args.callers,
+            calls=args.callers + args.agents,  # the agents' callers besides those waiting
             rate=args.rate,
             settle=args.settle,
             duration=args.duration,
