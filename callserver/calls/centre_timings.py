@@ -21,6 +21,7 @@ from time import perf_counter_ns
 
 from callserver.queues.agents import Agents, AgentStateChanged, NoLicence
 from callserver.queues.centre import CallCentre
+from callserver.queues.departures import Departure
 from callserver.queues.events import Full, Joined, NoAgents, Offer
 from callserver.queues.queue import QueueConfig
 
@@ -42,6 +43,7 @@ ENTRY_POINTS = (
     "logout",
     "pause",
     "unpause",
+    "refresh",
 )
 
 
@@ -216,7 +218,7 @@ class TimedCentre(CallCentre):
         finally:
             self.timings.add("logout", perf_counter_ns() - begin)
 
-    def pause(self, agent: str, reason: str, now: float, at: datetime) -> AgentStateChanged:
+    def pause(self, agent: str, reason: str | None, now: float, at: datetime) -> AgentStateChanged:
         """``CallCentre.pause``, timed."""
         begin = perf_counter_ns()
         try:
@@ -231,3 +233,11 @@ class TimedCentre(CallCentre):
             return super().unpause(agent, now, at)
         finally:
             self.timings.add("unpause", perf_counter_ns() - begin)
+
+    def refresh(self, now: float, at: datetime) -> list[Departure]:
+        """``CallCentre.refresh``, timed: a reload's agents checked again."""
+        begin = perf_counter_ns()
+        try:
+            return super().refresh(now, at)
+        finally:
+            self.timings.add("refresh", perf_counter_ns() - begin)

@@ -62,8 +62,8 @@ def test_a_window_of_nothing_is_refused() -> None:
 
 async def test_the_driver_times_every_call_into_the_centre(tmp_path: Path) -> None:
     """A login, a queue defined, a caller joining, the offers asked by the driver's passes,
-    the answer, the call's end and the wrap-up's timer: each is counted under its entry
-    point, and the centre answers as an untimed one would."""
+    the answer, the call's end, the wrap-up's timer and a reload's refresh: each is counted
+    under its entry point, and the centre answers as an untimed one would."""
     driver = CentreDriver(
         centrex=lambda: PHONES,
         licences=lambda customer: 2,
@@ -82,6 +82,7 @@ async def test_the_driver_times_every_call_into_the_centre(tmp_path: Path) -> No
     assert centre.answered("c1", agent(1), 1.0, START)
     assert centre.call_ended(agent(1), 2.0, START)
     centre.handle_timer(3.0, START)
+    assert centre.refresh(4.0, START) == []
     await driver.close()
     calls = {
         name: figures["calls"]
@@ -96,6 +97,7 @@ async def test_the_driver_times_every_call_into_the_centre(tmp_path: Path) -> No
         "answered": 1,
         "call_ended": 1,
         "handle_timer": 1,
+        "refresh": 1,
     }
 
 
