@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Speed is never asserted in a test: hypothesis's per-example deadline and its "too slow"
+# health check would fail a property when the machine is busy (parallel tests), not when the
+# property is false. Every property test runs under this profile.
+settings.register_profile("callserver", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("callserver")
 
 
 @pytest.fixture

@@ -74,7 +74,9 @@ class CallCentre(Departures):
             UnknownAgent: an agent that is not a Centrex subscriber.
             ValueError: an agent that is a subscriber of another customer.
         """
-        members = []
+        if self._given.get(config.key) == config:  # a plan's step gives it at every join
+            return
+        given, members = config, []
         for member in config.agents:
             agent = self.agents.get(member.number)
             if agent.customer != config.customer:
@@ -89,6 +91,7 @@ class CallCentre(Departures):
             self._queues[config.key] = Queue(config)
         else:
             queue.config = config
+        self._given[config.key] = given
 
     def join(
         self,

@@ -53,6 +53,7 @@ class Departures(Ringing):
     def refresh(self, now: float, at: datetime) -> list[Departure]:
         """The Centrex and the licences in force changed: refresh the agents and log out
         those removed or beyond their customer's licences (module docstring)."""
+        self._given.clear()  # an agent may have moved: each queue is checked at its next join
         agents, out = self.agents, []
         for number in agents.refresh():
             if agents.state_of(number) is not AgentState.LOGGED_OUT:

@@ -30,7 +30,7 @@ from callserver.queues.events import (
     RingCancelled,
     RingNoAnswer,
 )
-from callserver.queues.queue import Caller, Queue, QueueAgent, Strategy, choose
+from callserver.queues.queue import Caller, Queue, QueueAgent, QueueConfig, Strategy, choose
 
 __all__ = ["ON_A_CALL", "SERVING", "Ringing"]
 
@@ -82,6 +82,7 @@ class Ringing:
         self.agents = agents
         self._phone_busy = phone_busy
         self._queues: dict[tuple[str, str], Queue] = {}
+        self._given: dict[tuple[str, str], QueueConfig] = {}  # each queue as define() was given it
         self._callers: dict[str, Queue] = {}
         self._free: set[str] = set()  # AVAILABLE agents
         self._rings: dict[str, _Ring] = {}

@@ -165,3 +165,16 @@ def test_a_reload_refreshes_extension_and_customer_of_known_agents() -> None:
     assert world.centre.agents.get(agent(3)).customer == "beta"
     assert world.centre.agents.logged_in("acme") == 1
     assert world.centre.agents.logged_in("beta") == 0
+
+
+def test_a_queue_given_again_is_checked_again_only_after_a_reload() -> None:
+    """Each caller's join gives its queue again: unchanged, it is not checked again, until a
+    reload, after which an agent that moved to another customer is refused."""
+    world = World()
+    config = queue([QueueAgent(number=agent(3))])
+    world.centre.define(config)
+    world.phones = _moved_centrex()  # agent 3 is beta's now; the file is not reloaded yet
+    world.centre.define(config)  # as given before: nothing is read again
+    world.centre.refresh(1.0, at(1))
+    with pytest.raises(ValueError, match="is a subscriber of customer 'beta'"):
+        world.centre.define(config)
