@@ -228,14 +228,18 @@ class SessionHosting:
         if call is not None and call.stream is not None:
             self.services.media.stop_recording(call.stream, key=True)
 
-    def record_call_session(self, session: CallSession, mode: RecordingMode) -> RecordedCall | None:
-        """Record the session's whole call from now on, named for its CDR (``call_recorder``)."""
+    def record_call_session(
+        self, session: CallSession, mode: RecordingMode, customer: str | None = None
+    ) -> RecordedCall | None:
+        """Record the session's whole call from now on, named for its CDR (``call_recorder``)
+        and filed under ``customer`` (None: the recording policy's, else the call's)."""
         call = self.calls.by_session(session)
         media = self.services.media
         if call is None or call.stream is None or not media.is_open(call.stream):
             return None
         policy = session.recording_policy
-        customer = policy.customer if policy else call.facts.customer if call.facts else None
+        if customer is None:
+            customer = policy.customer if policy else call.facts.customer if call.facts else None
         data_dir = self.services.live.settings.data_dir
         name = str(uuid.uuid4())
         path = recording_file(data_dir, customer, session.now(), name)

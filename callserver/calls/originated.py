@@ -281,7 +281,9 @@ class _LegHost:
     def stop_session_recording(self, session: CallSession) -> None:
         return None  # nothing is recorded on an originated call
 
-    def record_call_session(self, session: CallSession, mode: RecordingMode) -> RecordedCall | None:
+    def record_call_session(
+        self, session: CallSession, mode: RecordingMode, customer: str | None = None
+    ) -> RecordedCall | None:
         return None  # a campaign's call is not recorded (record_call does nothing on it)
 
     def stop_call_recording_session(self, session: CallSession) -> None:

@@ -9,7 +9,10 @@ the listeners, hands the centre's offers to the ringer and keeps its timer). A c
 as ``full`` or ``no_agents`` gets that outcome at once. A caller who waits hears the step's
 greeting, then music on hold (``media.hold_music``), and every ``announce_every`` seconds its
 position and estimated wait in its language; the leave key leaves the queue (``left``), a
-hang-up abandons it, the queue's maximum wait ends it (``timeout``).
+hang-up abandons it, the queue's maximum wait ends it (``timeout``). A recorded queue
+(``QueueRequest.record``) plays its recording notice before the caller joins and starts the
+call's recording (``CallSession.record_call``, filed under the queue's customer) when an agent
+answers, before the two are bridged.
 
 The ringing side: each offer (``queues.events.Offer``) becomes, for each agent it names, a leg
 to the agent's registered phones placed as ``b2bua.Forwarder.place_answered`` places a call
@@ -136,6 +139,8 @@ class QueueCalls:
         except (LookupError, ValueError) as exc:  # centrex.yaml changed since the plan loaded
             call.log.error("queue.agents_changed", queue=request.config.name, error=str(exc))
             return QueueOutcome(result="no_agents")
+        if request.record_announcement and session.recorded is None:
+            await session.play(request.record_announcement, barge_in=False)
         now, at = driver.moment()
         number = session.caller.e164 or session.caller.raw
         joined = centre.join(
@@ -164,6 +169,9 @@ class QueueCalls:
         agent, leg, wait = ended
         answered = QueueOutcome(result="answered", wait=wait, agent=agent)
         session.note("queue", (request.config.name, answered))  # the call may end the plan
+        if request.record is not None:
+            customer = request.config.customer or None
+            await session.record_call(mode=request.record, customer=customer)
         await self._talk(agent, leg)
         return answered
 

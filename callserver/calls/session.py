@@ -191,15 +191,19 @@ class CallSession(SessionSignals):
                 await self.record_call(mode=policy.mode, announcement=policy.announcement)
 
     async def record_call(
-        self, *, mode: RecordingMode, announcement: Sequence[PlaylistItem] = ()
+        self,
+        *,
+        mode: RecordingMode,
+        announcement: Sequence[PlaylistItem] = (),
+        customer: str | None = None,
     ) -> bool:
         """Record the whole call from now on (``calls.call_recorder``), after ``announcement``
-        is played to the caller; a call already recorded stays as it is. False: the call
-        ended first."""
+        is played to the caller, filed under ``customer`` (None: the call's); a call already
+        recorded stays as it is. False: the call ended first."""
         if announcement and self.recorded is None:
             await self.play(announcement, barge_in=False)
         if not self._ended and self.recorded is None:
-            self.recorded = self.host.record_call_session(self, mode)
+            self.recorded = self.host.record_call_session(self, mode, customer)
         return self.recorded is not None
 
     def stop_call_recording(self) -> None:

@@ -112,6 +112,8 @@ class QueueRequest:
     waits ahead (VIP callers); ``skills`` the agents must have; every ``announce_every``
     seconds (None: never) the caller hears ``announcement`` of its position and estimated
     wait, over ``music`` on hold (else silence); ``leave_key`` (None: none) leaves the queue.
+    ``record`` (None: not) records the caller and the agent from the answer on, in that mode,
+    after ``record_announcement`` is played to the caller before it joins.
     """
 
     config: QueueConfig
@@ -123,6 +125,8 @@ class QueueRequest:
     music: bool = True
     leave_key: str | None = None
     display: AgentDisplay = field(default_factory=AgentDisplay)
+    record: RecordingMode | None = None
+    record_announcement: Sequence[PlaylistItem] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,8 +167,11 @@ class SessionHost(Protocol[Session]):
     def stop_session_recording(self, session: Session) -> None:
         """End the call's recording now: its last key ended it (its tone is left out)."""
 
-    def record_call_session(self, session: Session, mode: RecordingMode) -> RecordedCall | None:
-        """Record the whole call from now on (``calls.call_recorder``); None: no call."""
+    def record_call_session(
+        self, session: Session, mode: RecordingMode, customer: str | None = None
+    ) -> RecordedCall | None:
+        """Record the whole call from now on (``calls.call_recorder``), filed under
+        ``customer`` (None: the call's); None: no call."""
 
     def stop_call_recording_session(self, session: Session) -> None:
         """End the whole call's recording, if one runs."""

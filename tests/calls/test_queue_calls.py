@@ -65,6 +65,8 @@ class FakeSession:
         self.caller = CallerId(raw="061123456", e164="+38761123456", country="BA")
         self.played: list[Sequence[PlaylistItem]] = []
         self.notes: list[tuple[str, object]] = []
+        self.recorded: object | None = None
+        self.recordings: list[tuple[str, str | None]] = []  # (mode, customer) asked for
         self._digits: asyncio.Queue[str] = asyncio.Queue()
 
     def press(self, digit: str) -> None:
@@ -83,6 +85,11 @@ class FakeSession:
 
     def note(self, key: str, value: object) -> None:
         self.notes.append((key, value))
+
+    async def record_call(self, *, mode: str, customer: str | None = None) -> bool:
+        self.recordings.append((mode, customer))
+        self.recorded = self.recorded or mode
+        return True
 
 
 def _calls(placing: FakePlacing) -> tuple[QueueCalls, CentreDriver]:
@@ -206,3 +213,36 @@ async def test_the_leave_key_leaves_and_a_refusing_phone_is_a_failed_ring() -> N
     assert session.played[0] == [Play("queue_welcome")]
     assert [Play("position1")] in session.played
     assert driver.centre.waiting(("acme", "sales")) == []
+
+
+async def test_a_recorded_queue_announces_first_and_records_from_the_answer() -> None:
+    """The recording notice is played before the caller joins (before the greeting); the
+    call's recording starts at the agent's answer, under the queue's customer, before the
+    bridge."""
+    placing = FakePlacing()
+    calls, _ = _calls(placing)
+    session = FakeSession()
+    request = _request(record="stereo", record_announcement=[Play("recording_notice")])
+    waiting = asyncio.create_task(calls.wait(_call(), session, request))  # type: ignore[arg-type]
+    await _settled(lambda: bool(placing.rings))
+    assert session.played[:2] == [[Play("recording_notice")], [Play("queue_welcome")]]
+    assert session.recordings == []
+    (rung,) = placing.rings
+    placing.rings[rung].set_result("leg")
+    await _settled(lambda: bool(placing.bridged))
+    assert session.recordings == [("stereo", "acme")]
+    placing.over.set()
+    assert (await waiting).result == "answered"
+
+
+async def test_a_call_recorded_already_hears_no_second_notice() -> None:
+    """A call its customer records already skips the queue's notice (one recording)."""
+    placing = FakePlacing()
+    calls, _ = _calls(placing)
+    session = FakeSession()
+    session.recorded = "mixed"
+    request = _request(record="stereo", record_announcement=[Play("recording_notice")])
+    waiting = asyncio.create_task(calls.wait(_call(), session, request))  # type: ignore[arg-type]
+    await _settled(lambda: bool(placing.rings))
+    assert session.played[0] == [Play("queue_welcome")]
+    await _hang_up(waiting)

@@ -103,7 +103,9 @@ class FakeHost:
     ) -> None:
         self.hangups.append((code, cause, reason))
 
-    def record_call_session(self, session: CallSession, mode: RecordingMode) -> RecordedCall:
+    def record_call_session(
+        self, session: CallSession, mode: RecordingMode, customer: str | None = None
+    ) -> RecordedCall:
         recording = CallRecording(Path("var/recordings/acme/c.wav"), mode)
         recording.frames = 250  # 5 s handed to the writer
         self.call_recordings.append(mode)

@@ -112,6 +112,7 @@ BAD: dict[str, list[str]] = {
     "queue-agent-not-subscriber": [
         ":5: steps.support.agents.299: '299' is no subscriber of group callcentre-demo-office"
     ],
+    "queue-bad-record-mode": [":6: steps.support.record.mode: Input should be 'mixed' or 'stereo'"],
     "queue-leave-key-without-left": [
         ":3: steps.support: leave_key needs left: the step a caller who leaves goes to"
     ],

@@ -647,6 +647,30 @@ async def test_queue_a_caller_who_hung_up_ends_the_plan() -> None:
     assert call.queues[0].priority == 0 and call.noted("end_detail") == []
 
 
+async def test_queue_record_asks_for_the_recording_and_its_notice() -> None:
+    """``record`` passes its mode and its announcement (variables filled in) with the wait;
+    a bare mode is short for ``{mode: ...}`` and no ``record`` records nothing."""
+    call = FakeCall()
+    call.variables["ticket"] = "42"
+    notice = {"mode": "stereo", "announcement": ["recording_notice", {"say_digits": "${ticket}"}]}
+    await run_queue(call, {**QUEUE, "record": notice})
+    await run_queue(call, {**QUEUE, "record": "mixed"})
+    await run_queue(call, QUEUE)
+    recorded, short, plain = call.queues
+    assert recorded.record == "stereo"
+    assert recorded.record_announcement == [Play("recording_notice"), SayDigits("42")]
+    assert (short.record, short.record_announcement) == ("mixed", [])
+    assert (plain.record, plain.record_announcement) == (None, [])
+
+
+def test_queue_record_announcement_is_a_checked_prompt() -> None:
+    """The recording notice is among the step's prompts, for the load-time prompt check."""
+    _, params = parse_step({**QUEUE, "record": {"announcement": "recording_notice"}}, REGISTRY)
+    assert params.prompts()[("record", "announcement")] == ["recording_notice"]
+    with pytest.raises(ValidationError, match="Input should be 'mixed' or 'stereo'"):
+        parse_step({**QUEUE, "record": {"mode": "both"}}, REGISTRY)
+
+
 def test_queue_agents_that_are_not_subscribers_are_load_errors() -> None:
     """Every unknown agent is reported with its path, and an unquoted one is refused."""
     verb, params = parse_step({"queue": "q", "agents": ["201", "301", "9"]}, REGISTRY)

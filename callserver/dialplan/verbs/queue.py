@@ -28,6 +28,7 @@
       full: voicemail
       no_agents: closed
       left: voicemail
+      record: {mode: stereo, announcement: recording_notice}   # optional, see below
 
 Agents are checked at load time against config/centrex.yaml: each must be a subscriber of the
 customer the plan's number belongs to. A VIP list is written like a blacklist step's (numbers,
@@ -35,6 +36,12 @@ prefixes ending in ``*``, ``anonymous``). A skill is a word (``en``, ``billing``
 ``${variable}`` set earlier (``language``, a menu's choice); an empty one is left out. The
 caller's CDR names the queue (``queue``), its wait in milliseconds (``queue_wait``) and the
 agent who answered (``answered_by``).
+
+``record`` records the caller's conversation with the agent who answers, from that answer on,
+as ``record_call`` does (``mode`` mixed or stereo, caller left; ``record: stereo`` is short
+for ``{mode: stereo}``); its ``announcement`` is played to the caller before it joins the
+queue. A call already recorded (a ``record_call`` step, the customer's ``recording``) keeps its
+one recording and skips the announcement.
 """
 
 from __future__ import annotations
@@ -64,10 +71,11 @@ from callserver.dialplan.verbs.base import (
     present,
 )
 from callserver.media.prompts import PlaylistItem, SayNumber
+from callserver.media.recording_writer import RecordingMode
 from callserver.policy.blacklist import NumberList, NumberListError
 from callserver.queues.queue import QueueAgent, QueueConfig, Strategy
 
-__all__ = ["VERB", "AgentParams", "Params", "Prepared", "centrex_agents"]
+__all__ = ["VERB", "AgentParams", "Params", "Prepared", "QueueRecording", "centrex_agents"]
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _SKILL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
@@ -92,6 +100,20 @@ class AgentParams(BaseModel):
             if not 1 <= level <= 100:
                 raise ValueError(f"skill {name}: level {level} is not from 1 to 100")
         return value
+
+
+class QueueRecording(BaseModel):
+    """A queue's recording of the caller and its agent: one channel or two, and what the
+    caller hears first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: RecordingMode = "mixed"
+    announcement: PromptList | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, value: object) -> object:
+        return {"mode": value} if isinstance(value, str) else value
 
 
 class Params(StepParams):
@@ -123,6 +145,7 @@ class Params(StepParams):
     full: StepName | None = None
     no_agents: StepName | None = None
     left: StepName | None = None
+    record: QueueRecording | None = None
 
     @field_validator("queue", mode="before")
     @classmethod
@@ -180,7 +203,12 @@ class Params(StepParams):
             words += _POSITION_WORDS
         if self.announce_every and "wait" in self.announce:
             words += _WAIT_WORDS
-        return {**present(greeting=self.greeting), **({("announce",): words} if words else {})}
+        announced: dict[tuple[str | int, ...], list[PromptItem]] = {}
+        if words:
+            announced[("announce",)] = words
+        if self.record is not None and self.record.announcement:
+            announced[("record", "announcement")] = self.record.announcement
+        return {**present(greeting=self.greeting), **announced}
 
 
 _POSITION_WORDS = ("queue_position",)  # "you are number" N
@@ -298,6 +326,8 @@ def request_of(call: CallControl, params: Params, prepared: Prepared) -> QueueRe
     greeting: Sequence[PlaylistItem] = ()
     if params.greeting:
         greeting = expand(params.greeting, variables)
+    record = params.record
+    notice = expand(record.announcement, variables) if record and record.announcement else []
     return QueueRequest(
         config=prepared.config,
         priority=params.vip_priority if vip else 0,
@@ -308,6 +338,8 @@ def request_of(call: CallControl, params: Params, prepared: Prepared) -> QueueRe
         music=params.music,
         leave_key=params.leave_key,
         display=display,
+        record=None if record is None else record.mode,
+        record_announcement=notice,
     )
 
 
