@@ -8,11 +8,16 @@ off the loop); this module names its file,
 ``<data_dir>/recordings/<customer>/YYYY/MM/DD/<uuid>.wav``, where ``uuid`` is the call's CDR
 ``uuid``, so a file and its record find each other, and the date is the recording's start
 (UTC). The CDR gets the file's path relative to the data directory (``recording_path``) and its
-whole seconds (``recording_seconds``); a recording that failed (a disk error) leaves neither.
+whole seconds (``recording_seconds``) only once the writer has published the file (fsync'd and
+renamed): the call's record waits for that (``RecordedCall.when_settled``, the writer's thread
+hopping back to the loop). A recording that failed (a disk error, at any point up to the
+rename) leaves neither, and the record says why (``recording_error``).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,12 +59,27 @@ class RecordedCall:
     path: str
     recording: CallRecording
 
+    def settled(self) -> bool:
+        """True once the writer has published the file or given it up."""
+        return self.recording.done.done()
+
     def cdr_fields(self) -> dict[str, object]:
-        """The CDR's ``uuid`` and, unless the recording failed, its path and whole seconds."""
-        if self.recording.error is not None:
-            return {"uuid": self.uuid}
-        seconds = int(self.recording.seconds)
-        return {"uuid": self.uuid, "recording_path": self.path, "recording_seconds": seconds}
+        """The CDR's ``uuid``; once the file is published, its path and whole seconds; once
+        it failed, why (``recording_error``). Unsettled: nothing is claimed of the file."""
+        fields: dict[str, object] = {"uuid": self.uuid}
+        if not self.settled():
+            return fields
+        result = self.recording.done.result()
+        if result.path is None:
+            fields["recording_error"] = result.error or "the file was not written"
+            return fields
+        fields.update(recording_path=self.path, recording_seconds=int(result.seconds))
+        return fields
+
+    def when_settled(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` on the running loop once the file is published or given up."""
+        loop = asyncio.get_running_loop()
+        self.recording.done.add_done_callback(lambda _: loop.call_soon_threadsafe(callback))
 
 
 def recording_file(data_dir: Path, customer: str | None, started: datetime, uuid: str) -> Path:

@@ -331,7 +331,8 @@ class CallManager:
         if call.facts is not None:
             call.facts.extra.update(extra)
             code = 200 if answered else sip_code  # answered, or never ACKed
-            self.reporter.ended(call.facts, call.cause or reason, sip_code=code)
+            recorded = call.session.recorded if call.session is not None else None
+            self.reporter.ended(call.facts, call.cause or reason, sip_code=code, recorded=recorded)
         call.log.info("call.ended", reason=call.cause or reason)
 
     async def drain(self, limit: float, bye_wait: float) -> None:

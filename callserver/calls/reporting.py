@@ -10,6 +10,7 @@ refused at admission gets a REJECTED record too. Times are the calls layer's ``r
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from callserver.calls.call_recorder import RecordedCall
 from callserver.cdr.charge import Charge
 from callserver.cdr.rating import Rating
 from callserver.cdr.record import (
@@ -164,12 +166,20 @@ class CdrReporter:
             self.sink.update_call(facts.call_id, {"answer_stamp": stamp})
 
     def ended(
-        self, facts: CallFacts, reason: str, *, sip_code: int | None = None
+        self,
+        facts: CallFacts,
+        reason: str,
+        *,
+        sip_code: int | None = None,
+        recorded: RecordedCall | None = None,
     ) -> CdrRecord | None:
         """Write the leg's final record; ``reason`` is the calls layer's (cause or event).
+        With ``recorded`` (the call's recording) still being written, the record, stamped
+        now, is written once the file is durable or failed, with what became of it.
 
         Returns the record, or None if the facts could not make a valid one (logged as
-        ``cdr.record_invalid`` with every field, so billing can reconstruct it).
+        ``cdr.record_invalid`` with every field, so billing can reconstruct it) or it waits
+        for its recording.
         """
         now = self._monotonic()
         offset = time.time() - now  # as _offset(), with this reading of the clock as ``now``
@@ -195,6 +205,14 @@ class CdrReporter:
             reason if reason in _END_REASONS else _RENAMED.get(reason) or _other(reason)
         )
         fields.update(facts.extra)
+        if recorded is not None and not recorded.settled() and _on_loop():
+            # The record names the file only once it is durable (calls.call_recorder).
+            recorded.when_settled(lambda: self._write({**fields, **recorded.cdr_fields()}))
+            return None
+        return self._write(fields)
+
+    def _write(self, fields: dict[str, Any]) -> CdrRecord | None:
+        """Make the record of ``fields`` and hand it to the sink."""
         try:
             # A recorded call's uuid names its file (calls.call_recorder).
             record = CdrRecord(uuid=fields.pop("uuid", None) or str(uuid.uuid4()), **fields)
@@ -305,6 +323,15 @@ def _e164(number: str) -> str | None:
     except ValueError:
         return None
     return key[1:] if key.startswith("+") else None
+
+
+def _on_loop() -> bool:
+    """True inside a running event loop (the server's): a record may wait for its file."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _other(reason: str) -> str:

@@ -225,6 +225,9 @@ class CdrRecord:
     # milliseconds (to its answer, or to its leaving); ``answered_by`` names the agent.
     queue: str | None = None
     queue_wait: int | None = None
+    # A recorded call whose file could not be made durable (a full disk, a failed fsync or
+    # rename): why; ``recording_path`` and ``recording_seconds`` are then empty.
+    recording_error: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -331,6 +334,7 @@ _OPTIONAL_TEXT = (
     "monitored_by",
     "campaign",
     "queue",
+    "recording_error",
 )
 _OPTIONAL_INT = (
     *("q850_cause", "sip_code", "billed_units", "billed_seconds"),

@@ -32,11 +32,15 @@ from typing import BinaryIO, Literal
 
 from callserver.media.recording import discard_part, open_part, publish_part
 
-__all__ = ["CallRecording", "CallRecordingResult", "RecordingMode", "RecordingWriter"]
+__all__ = ["CallRecording", "CallRecordingResult", "Publish", "RecordingMode", "RecordingWriter"]
 
 RecordingMode = Literal["mixed", "stereo"]
 _CHANNELS = {"mixed": 1, "stereo": 2}
 _SAMPLE_BYTES = 2
+
+
+Publish = Callable[[wave.Wave_write, BinaryIO, Path], None]
+"""Makes a finished ``open_part`` file durable under its name (``recording.publish_part``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,11 +105,11 @@ class CallRecording:
         self._wav.writeframesraw(data)
         self.written += len(data) // (_SAMPLE_BYTES * self.channels)
 
-    def _finish(self) -> None:
+    def _finish(self, publish: Publish) -> None:
         wav, file = self._wav, self._file
         self._wav = self._file = None
         if self.error is None and wav is not None and file is not None:
-            publish_part(wav, file, self.path)
+            publish(wav, file, self.path)
         path = self.path if self.error is None else None
         seconds = self.written / self.rate if path is not None else 0.0
         self.done.set_result(
@@ -137,11 +141,14 @@ class RecordingWriter:
 
     Args:
         max_batches: Ticks of frames that may wait for the disk (250: 5 s at 20 ms).
+        publish: How a finished file is made durable under its name (patched, fsync'd,
+            renamed); an ``OSError`` from it fails the recording.
     """
 
-    def __init__(self, max_batches: int = 250) -> None:
+    def __init__(self, max_batches: int = 250, *, publish: Publish = publish_part) -> None:
         if max_batches < 1:
             raise ValueError(f"max_batches must be at least 1, not {max_batches}")
+        self._publish = publish
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(max_batches)
         self._thread: threading.Thread | None = None
@@ -181,8 +188,19 @@ class RecordingWriter:
                 for recording, data in what:
                     _safely(recording, recording._write, data)
                 self._slots.release()
+            elif isinstance(what, CallRecording) and kind == "open":
+                _safely(what, what._open)
             elif isinstance(what, CallRecording):
-                _safely(what, what._open if kind == "open" else what._finish)
+                self._finish(what)
+
+    def _finish(self, recording: CallRecording) -> None:
+        """Publish ``recording``'s file; a failure still settles ``done`` (no path, why)."""
+        try:
+            recording._finish(self._publish)
+        except OSError as exc:
+            recording._fail(exc)
+            if not recording.done.done():
+                recording._finish(self._publish)
 
 
 def _safely(recording: CallRecording, work: Callable[..., None], *args: bytes) -> None:
@@ -191,5 +209,3 @@ def _safely(recording: CallRecording, work: Callable[..., None], *args: bytes) -
         work(*args)
     except OSError as exc:
         recording._fail(exc)
-        if not recording.done.done() and work == recording._finish:
-            recording._finish()

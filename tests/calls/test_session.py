@@ -16,7 +16,7 @@ from callserver.calls.call_recorder import RecordedCall, RecordingPolicy
 from callserver.calls.session import CallSession, Collected, Recorded
 from callserver.media.prompts import Play, PlaylistItem
 from callserver.media.recording import RecordingResult
-from callserver.media.recording_writer import CallRecording, RecordingMode
+from callserver.media.recording_writer import CallRecording, CallRecordingResult, RecordingMode
 from callserver.media.settings import RecordingSettings
 from callserver.policy.caller import CallerId
 
@@ -505,6 +505,12 @@ async def test_a_customer_that_records_hears_the_announcement_then_the_call_is_r
     assert host.plays == [([Play("n")], False)] and host.call_recordings == ["stereo"]
     assert await call.record_call(mode="mixed")  # recorded already: stays as it is
     assert host.call_recordings == ["stereo"]
+    assert call.cdr_fields() == {**call.cdr_fields(), "uuid": "u-1"}  # not published yet
+    assert "recording_path" not in call.cdr_fields()
+    recording = call.recorded.recording  # type: ignore[union-attr]
+    recording.done.set_result(  # the writer published the file
+        CallRecordingResult(path=recording.path, seconds=5.0, frames=250, dropped=0)
+    )
     fields = call.cdr_fields()
     assert (fields["uuid"], fields["recording_path"], fields["recording_seconds"]) == (
         "u-1",
@@ -520,8 +526,13 @@ async def test_a_failed_recording_leaves_the_cdr_without_a_file() -> None:
     await call.answer()
     assert await call.record_call(mode="mixed")
     assert call.recorded is not None
-    call.recorded.recording.error = "No space left on device"
+    recording = call.recorded.recording
     call.stop_call_recording()
     assert host.call_recordings == ["mixed", "stopped"]
+    error = "No space left on device"
+    recording.done.set_result(
+        CallRecordingResult(path=None, seconds=0.0, frames=250, dropped=0, error=error)
+    )
     fields = call.cdr_fields()
     assert fields["uuid"] == "u-1" and "recording_path" not in fields
+    assert fields["recording_error"] == error

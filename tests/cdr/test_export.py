@@ -34,7 +34,7 @@ HEADER = (
     '"payer","cost","vat","currency","end_detail","charges","subscriber",'
     '"diversion_reason","diverted_from","conference",'
     '"answered_by","malicious","transferred_from","monitored_call","monitor_mode","monitored_by",'
-    '"recording_seconds","campaign","queue","queue_wait"\n'
+    '"recording_seconds","campaign","queue","queue_wait","recording_error"\n'
 )
 ROW = (
     '"acme","061234567","033123456","38733123456.yaml","061234567","SIP/pbx-1","","menu","",'
@@ -48,7 +48,7 @@ ROW = (
     '""cost"":""0.0508"",""vat"":""0.0086""},{""payer"":""called"",""tariff"":""local"",'
     '""billed_units"":61,""billed_seconds"":61,""cost"":""0.0203"",""vat"":""0.0035""}]",'
     '"+38733100201","user-busy","+38733100202","100",'
-    '"+38733100203","","c0","","","",42,"","",""\n'
+    '"+38733100203","","c0","","","",42,"","","",""\n'
 )
 CHARGES = [
     {

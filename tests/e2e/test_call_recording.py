@@ -160,4 +160,5 @@ def test_a_disk_error_ends_the_recording_and_the_call_goes_on(sipp: str, tmp_pat
     legs = {r["leg"]: r for r in exported_cdrs(server.data_dir)}
     assert legs["a"]["disposition"] == legs["b"]["disposition"] == "ANSWERED", legs
     assert legs["a"]["recording_path"] is None and legs["a"]["recording_seconds"] is None
+    assert "Errno" in str(legs["a"]["recording_error"]), legs["a"]
     assert legs["a"]["end_reason"] == "normal", legs
