@@ -19,12 +19,13 @@ Each path an operator names is one of the operator files (docs/operations.md):
 A settings file brings everything it names: trunks, tariffs, centrex, prompts, blacklist,
 every dialplan and the campaigns the server runs (``<data_dir>/campaigns/``, neither stopped
 nor done: their copies, checked as ``callserver campaign start`` checks a campaign file).
-The centrex file is checked against the trunks' customers and the numbers that have a
-dialplan file. A dialplan, trunks, tariffs, centrex, blacklist or campaign file named alone
-is checked in the context of the settings in force (``--config``, else
-config/callserver.yaml): its prompts, tariffs (caps a dialplan may only shorten), routes,
-customers and dialplans. A campaign file is known by its keys (``numbers``, ``customer``,
-``plan``, ``window`` ...) and is checked with its numbers.
+The trunks file's customers' recording announcements must be among the prompts (in the
+default language, or one its chain falls back to). The centrex file is checked against the
+trunks' customers and the numbers that have a dialplan file. A dialplan, trunks, tariffs,
+centrex, blacklist or campaign file named alone is checked in the context of the settings in
+force (``--config``, else config/callserver.yaml): its prompts, tariffs (caps a dialplan may
+only shorten), routes, customers and dialplans. A campaign file is known by its keys
+(``numbers``, ``customer``, ``plan``, ``window`` ...) and is checked with its numbers.
 
 ``check`` returns one ``Checked`` per path (in order), each with its errors and warnings, so
 the command prints ``PATH: ok (kind)`` or the errors of each.
@@ -166,7 +167,18 @@ def _check_settings(path: Path | None) -> Checked:
 
 
 def _check_trunks(path: Path, settings: Settings) -> Checked:
-    return Checked(path=path, kind="trunks", errors=_config_errors(load_trunks, path))
+    """config/trunks.yaml, its customers' recording announcements against the prompts."""
+    media = settings.media
+    prompts = PromptStore(media.prompts_dir, media.language_chain)
+    language = media.default_language
+
+    def missing(name: str) -> list[str]:
+        return [] if prompts.exists(name, language) else [language]
+
+    def load(file: Path) -> object:
+        return load_trunks(file, missing_prompt=missing)
+
+    return Checked(path=path, kind="trunks", errors=_config_errors(load, path))
 
 
 def _check_tariffs(path: Path, settings: Settings) -> Checked:

@@ -40,6 +40,7 @@ on reload leaves the previous table in force.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from itertools import chain
 from pathlib import Path
 from typing import Annotated, Literal
@@ -147,7 +148,21 @@ def _prompts(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-_PromptName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_/.-]{0,127}$")]
+def _prompt_found(name: str, info: ValidationInfo) -> str:
+    """With a ``missing_prompt`` check in the context (``callserver check``), the prompt
+    must be among the prompts."""
+    missing_prompt = (info.context or {}).get("missing_prompt")
+    missing = missing_prompt(name) if missing_prompt is not None else []
+    if missing:
+        raise ValueError(f"prompt {name!r} is missing for language {', '.join(missing)}")
+    return name
+
+
+_PromptName = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_/.-]{0,127}$"),
+    AfterValidator(_prompt_found),
+]
 
 
 class CallRecordingConfig(BaseModel):
@@ -421,8 +436,12 @@ def _covers(
     return same_family and address in network and match_port in (None, port)
 
 
-def load_trunks(path: Path) -> TrunksFile:
+def load_trunks(
+    path: Path, *, missing_prompt: Callable[[str], list[str]] | None = None
+) -> TrunksFile:
     """Load and validate ``path`` (config/trunks.yaml); a missing file means no trunks.
+    ``missing_prompt`` (``callserver check``'s): the languages a prompt name is missing
+    for, which makes a customer's recording announcement that names no prompt an error.
 
     Raises:
         OperatorFileError: every error as ``file:line: field: message``.
@@ -431,7 +450,9 @@ def load_trunks(path: Path) -> TrunksFile:
         return TrunksFile()
     data, lines = read_yaml(path)
     routes = data.get("routes") or {} if isinstance(data, dict) else None
-    context = {"routes": list(routes)} if isinstance(routes, dict) else None
+    context: dict[str, object] = {"missing_prompt": missing_prompt}
+    if isinstance(routes, dict):
+        context["routes"] = list(routes)
     try:
         return TrunksFile.model_validate(data, context=context)
     except ValidationError as exc:

@@ -245,3 +245,25 @@ def test_service_codes_of_a_centrex_file_are_checked(tmp_path: Path) -> None:
     assert result.errors == (
         f"{bad}:1: service_codes: dnd and call_waiting both have the code '26'",
     )
+
+
+def test_a_customers_recording_announcement_must_be_among_the_prompts(tmp_path: Path) -> None:
+    """A trunks file whose customer's announcement names no prompt fails, named alone and
+    through the settings, with its file:line: field; a prompt that exists passes."""
+    trunks = tmp_path / "trunks.yaml"
+    trunks.write_text(
+        "customers:\n  acme:\n    recording:\n      calls: all\n"
+        "      announcement: [goodbye, recording_notise]\n"
+    )
+    settings = _settings(tmp_path).read_text().replace(str(ROOT / "config" / "trunks.yaml"), "")
+    settings_file = tmp_path / "callserver.yaml"
+    settings_file.write_text(settings.replace("trunks: \n", f"trunks: {trunks}\n"))
+    alone, through = check([trunks, settings_file], settings_file)[1:]
+    expected = (
+        f"{trunks}:5: customers.acme.recording.announcement.1: prompt 'recording_notise' is "
+        "missing for language en"
+    )
+    assert (alone.kind, alone.errors) == ("trunks", (expected,))
+    assert through.kind == "settings" and expected in through.errors
+    trunks.write_text(trunks.read_text().replace("recording_notise", "goodbye"))
+    assert check([trunks], settings_file)[1].errors == ()

@@ -1,7 +1,8 @@
 """The trunks.yaml bad-file corpus: each file in tests/trunks/bad fails with its message.
 
 Files are named for their mistake: route prefixes, the emergency section and a trunk's main
-number, the fields originating calls read; a customer's call recording and retention.
+number, the fields originating calls read; a customer's call recording (and, as ``callserver
+check`` loads it, its announcement's prompts) and retention.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import pytest
 
 from callserver.config.errors import OperatorFileError
 from callserver.config.trunks import load_trunks
+from callserver.media.prompts import PromptStore
 
 BAD_DIR = Path(__file__).resolve().parents[1] / "trunks" / "bad"
+PROMPTS = PromptStore(Path(__file__).resolve().parents[2] / "prompts", lambda language: [language])
 HINT = "write digits after an optional +, 00 or 0 ('+387 33'; '+' is every number)"
 
 BAD: dict[str, list[str]] = {
@@ -25,6 +28,10 @@ BAD: dict[str, list[str]] = {
         ":5: customers.acme.numbers.1: '+387 33 100 250-259' reads as +38733100250259, which "
         "is not a possible number: write one number each (a block of numbers belongs to a "
         "group in centrex.yaml)"
+    ],
+    "customer-recording-announcement-missing": [
+        ":6: customers.acme.recording.announcement.1: prompt 'recording_notice_typo' is "
+        "missing for language en"
     ],
     "customer-recording-calls": [
         ":3: customers.acme.recording.calls: Input should be 'all' or 'none'"
@@ -79,5 +86,18 @@ def test_bad_file_fails_with_its_message(name: str) -> None:
     """Loading the bad file raises OperatorFileError with exactly its file:line: field lines."""
     path = BAD_DIR / f"{name}.yaml"
     with pytest.raises(OperatorFileError) as caught:
-        load_trunks(path)
+        load_trunks(path, missing_prompt=_shipped_missing)
     assert caught.value.errors == [f"{path}{line}" for line in BAD[name]]
+
+
+def _shipped_missing(name: str) -> list[str]:
+    """The languages a prompt is missing for among the shipped English prompts, as
+    ``callserver check`` asks (the default language, en)."""
+    return [] if PROMPTS.exists(name, "en") else ["en"]
+
+
+def test_without_the_prompts_an_announcement_is_not_looked_for() -> None:
+    """The server's load (no prompt check) takes the file: a missing prompt is skipped."""
+    trunks = load_trunks(BAD_DIR / "customer-recording-announcement-missing.yaml")
+    recording = trunks.customers["acme"].recording
+    assert recording.announcement == ["goodbye", "recording_notice_typo"]
