@@ -23,6 +23,15 @@ oldest audio is dropped, so what the supervisor hears (and what it whispers) sta
 few frames behind. The supervisor's stream is ``mixed`` for as long as it monitors: it sends
 nothing of its own, and its received audio is queued (``capture_rx``) for the tick.
 
+A party on hold hears the hold music the tick sends it, not relayed packets, so the voice
+meant for it would find no packet to ride on. While a party the supervisor speaks to is held
+(``held``: the other side holds it), the monitor sends that party's packets itself: the
+stream is ``mixed`` (the tick sends nothing of its own) and each tick the monitor takes the
+next frame of its hold music (``RtpSender.held_frame``), mixes the supervisor's voice in and
+stamps it (``mixed_packet``); when the hold ends the stream is handed back. A party that holds
+the call itself (it asked for no audio: ``sendonly``/``inactive``) is sent nothing, whisper
+included (RFC 3264 §6.1).
+
 Modes (the names of the service codes): ``listen`` the supervisor hears both parties and
 neither hears it; ``whisper`` the agent hears the other party and the supervisor, the other
 party the agent only; ``barge`` each of the three hears the other two.
@@ -83,7 +92,17 @@ class _Feed:
 class Monitor:
     """One supervisor's stream on one bridged call; see the module docstring."""
 
-    __slots__ = ("_heard", "_voice", "agent", "frame", "mode", "other", "supervisor")
+    __slots__ = (
+        "_heard",
+        "_holding",
+        "_into",
+        "_voice",
+        "agent",
+        "frame",
+        "mode",
+        "other",
+        "supervisor",
+    )
 
     def __init__(
         self,
@@ -99,9 +118,15 @@ class Monitor:
         self.frame = frame
         # What the supervisor hears of each side, by the stream the side's audio arrives on.
         self._heard = {agent.stream_id: _Feed(frame), other.stream_id: _Feed(frame)}
-        # The supervisor's voice, by the stream whose relayed packets carry it.
-        into = {"listen": (), "whisper": (other,), "barge": (other, agent)}[mode]
-        self._voice = {stream.stream_id: _Feed(frame) for stream in into}
+        # The supervisor's voice, by the stream whose relayed packets carry it, and the
+        # party those packets reach.
+        self._into: tuple[tuple[MediaStream, MediaStream], ...] = {
+            "listen": (),
+            "whisper": ((other, agent),),
+            "barge": ((other, agent), (agent, other)),
+        }[mode]
+        self._voice = {source.stream_id: _Feed(frame) for source, _ in self._into}
+        self._holding: list[MediaStream] = []  # held parties whose packets the monitor sends
 
     def passing(self, source: MediaStream, codec: str, payload: bytes) -> bytes:
         """A packet ``source`` received on its way across the bridge: kept for the
@@ -116,7 +141,49 @@ class Monitor:
             return payload
         return g711.encode(codec, mix(samples, said))
 
-    def tick(self, tick: int) -> tuple[int, bytes, Address] | None:
+    def tick(self, tick: int) -> list[tuple[int, bytes, Address]]:
+        """Take what the supervisor said; its frame of both parties mixed, and the packets
+        of the held parties it speaks to (their music with its voice), as packets."""
+        out = []
+        heard = self._heard_packet(tick)
+        if heard is not None:
+            out.append(heard)
+        for source, party in self._into:
+            packet = self._to_held(source, party, tick)
+            if packet is not None:
+                out.append(packet)
+        return out
+
+    def release(self) -> None:
+        """Hand the held parties' sending back to their streams (the monitor ends)."""
+        for party in self._holding:
+            party.mixed = False
+        self._holding.clear()
+
+    def _to_held(
+        self, source: MediaStream, party: MediaStream, tick: int
+    ) -> tuple[int, bytes, Address] | None:
+        """While ``party`` is held, its next frame of music with the supervisor's voice."""
+        taken = party in self._holding
+        if not party.held or party.peer is None:
+            if taken:
+                self._holding.remove(party)
+                party.mixed = False
+            return None
+        if not taken:  # from the next tick: this one's music has gone already
+            self._holding.append(party)
+            party.mixed = True
+            return None
+        payload = party.held_frame()
+        said = self._voice[source.stream_id].take(self.frame)
+        if said is not None:
+            payload = g711.encode(party.codec, mix(g711.decode(party.codec, payload), said))
+        packet = party.mixed_packet(payload, tick)
+        if packet is None or party.remote is None:
+            return None
+        return (party.stream_id, packet, party.remote)
+
+    def _heard_packet(self, tick: int) -> tuple[int, bytes, Address] | None:
         """Take what the supervisor said; its frame of both parties mixed, as a packet."""
         supervisor = self.supervisor
         queue = supervisor.rx_audio
@@ -168,6 +235,7 @@ class Monitors:
         for stream in (monitor.agent, monitor.other, monitor.supervisor):
             if stream.monitor is monitor:
                 stream.monitor = None
+        monitor.release()
         supervisor = monitor.supervisor
         supervisor.mixed = False
         supervisor.capture_rx = supervisor.inband
@@ -177,7 +245,5 @@ class Monitors:
         """One packet for every monitoring supervisor."""
         out = []
         for monitor in self._monitors.values():
-            packet = monitor.tick(tick)
-            if packet is not None:
-                out.append(packet)
+            out += monitor.tick(tick)
         return out

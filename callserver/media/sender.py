@@ -202,6 +202,14 @@ class RtpSender:
         assert self._te_pt is not None
         return self._packet(self._te_pt, marker, self._dtmf_ts, payload)
 
+    def held_frame(self) -> bytes:
+        """The next frame of the looped hold music (it never ends), or silence; for a held
+        stream whose packets another sends (a supervisor's whisper, ``monitoring``)."""
+        play = self._play
+        if play is None or not play.loop:
+            return self._silence
+        return play.next_frame(self._silence)[0]
+
     def _next_frame(self, now: float) -> bytes:
         play = self._play
         if play is None:

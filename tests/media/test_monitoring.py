@@ -112,3 +112,39 @@ def test_the_supervisor_hears_silence_until_two_frames_are_buffered() -> None:
     _send(streams[AGENT], 2)
     ((_, packet, _),) = monitors.tick(2)
     assert _near(_level(packet), 1000)
+
+
+def test_whisper_reaches_an_agent_on_hold_over_its_music() -> None:
+    """The other party holds the agent: after the tick that notices it, the monitor sends the
+    agent its music with the supervisor's voice (one packet a tick, none from the agent's own
+    tick); off hold the relay carries the whisper again and the stream is handed back."""
+    monitors, _monitor, streams = _call("whisper")
+    agent = streams[AGENT]
+    agent.hold(g711.encode("PCMU", np.full(800, 500, np.int16)), 0.0)
+    heard = []
+    for seq in range(1, 6):
+        _send(streams[SUPERVISOR], seq)
+        own = agent.next_packet(seq, 0.0)  # what the engine's tick sends the agent itself
+        packets = {sid: packet for sid, packet, _ in monitors.tick(seq)}
+        assert (own is None) == (AGENT in packets), (seq, own, packets)
+        heard.append(_level(own if own is not None else packets[AGENT]))
+    assert _near(heard[0], 500) and _near(heard[-1], 4500), heard
+    agent.resume(0.0)
+    _send(streams[SUPERVISOR], 6)
+    assert AGENT not in {sid for sid, _, _ in monitors.tick(6)} and not agent.mixed
+    to_agent = _send(streams[OTHER], 7)
+    assert to_agent is not None and _near(_level(to_agent), 6000)
+
+
+def test_stopping_a_monitor_hands_a_held_agent_back_to_its_music() -> None:
+    """A monitor that ends while the agent is held leaves the agent's tick sending its music."""
+    monitors, monitor, streams = _call("barge")
+    agent = streams[AGENT]
+    agent.hold(g711.encode("PCMU", np.full(800, 500, np.int16)), 0.0)
+    for seq in (1, 2):
+        agent.next_packet(seq, 0.0)
+        monitors.tick(seq)
+    assert agent.mixed and agent.next_packet(3, 0.0) is None
+    monitors.stop(monitor)
+    packet = agent.next_packet(4, 0.0)
+    assert not agent.mixed and packet is not None and _near(_level(packet), 500)
