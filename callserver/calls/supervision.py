@@ -13,8 +13,14 @@ hears it too and the other party does not, in ``barge`` all three hear one anoth
 bridged call's packets are relayed as before, at the moment they arrive.
 
 It lasts until either end: the supervisor hangs up (the bridged call goes on untouched), or
-the bridge closes (the monitored call ended, or a transfer replaced it): the supervisor's
-call gets BYE.
+the agent's leg leaves the call: the supervisor's call gets BYE. A transfer that moves the
+agent's own leg to another party (the other side transferred the agent, or an attended
+transfer put the agent's leg in its place) closes the bridge but not the leg: the
+supervisor follows it into its new bridge (``_FOLLOW`` seconds at most for it to open), in
+the same mode, logged as ``call.supervision_followed``, and the new parties' records get
+``monitored_by``. It follows the leg, never the phone: a new call of the agent's phone is
+another conversation, not monitored without a new code; and a transfer by which the agent
+hands its caller on ends the agent's leg, and the supervision with it.
 
 Refusals are sent after a prompt in early media (183), with the final response and the
 CDR's ``end_detail``:
@@ -24,8 +30,8 @@ what happened                           the phone hears        final response, `
 ======================================  =====================  ===============================
 the caller's subscriber is no           ``service_not_allowed``  403, ``not a supervisor``
 supervisor
-EXT is no extension of its group        ``service_invalid``    404, ``no extension EXT``
-EXT's phone is in no bridged call       ``service_invalid``    480, ``EXT is not in a call``
+EXT is no extension of its group        ``supervise_no_agent``   404, ``no extension EXT``
+EXT's phone is in no bridged call       ``supervise_not_in_call``  480, ``EXT is not in a call``
 another supervisor monitors that call   ``service_not_allowed``  486, ``EXT is monitored already``
 ======================================  =====================  ===============================
 
@@ -36,6 +42,7 @@ supervisor's record has ``monitored_call`` (the Call-ID of the monitored call's 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -52,6 +59,8 @@ from callserver.policy.service_codes import supervision
 __all__ = ["SUPERVISOR", "Supervision"]
 
 SUPERVISOR = "supervisor"  # centrex.yaml's role of a subscriber that may monitor calls
+_FOLLOW = 2.0  # seconds a transferred agent's leg may take to be bridged anew
+_FOLLOW_POLL = 0.02  # how often the registry is looked at meanwhile (once a media tick)
 
 
 class Supervision:
@@ -113,10 +122,10 @@ class Supervision:
             return "service_not_allowed", 403, 21, "not a supervisor"
         agent = self._centrex().extension(supervisor.group, extension)
         if agent is None or agent is supervisor:
-            return "service_invalid", 404, 1, f"no extension {extension}"
+            return "supervise_no_agent", 404, 1, f"no extension {extension}"
         found = self.calls.phone_side(agent.number)
         if found is None:
-            return "service_invalid", 480, 18, f"{extension} is not in a call"
+            return "supervise_not_in_call", 480, 18, f"{extension} is not in a call"
         if found[1].stream.monitor is not None:
             return "service_not_allowed", 486, 17, f"{extension} is monitored already"
         return None
@@ -133,26 +142,68 @@ class Supervision:
     async def _monitor(
         self, call: Call, supervisor: Subscriber, mode: Mode, bridge: Bridge, side: Side
     ) -> None:
-        """Monitor ``bridge`` (``side`` the agent's) from ``call`` until either ends."""
+        """Monitor ``bridge`` (``side`` the agent's) from ``call`` until the supervisor hangs
+        up or the agent's leg leaves the call, following the leg through transfers."""
         assert call.stream is not None and call.facts is not None
-        media = self.services.media
         monitored = self.calls.facts_of(bridge.a)
         monitored_call = None if monitored is None else monitored.call_id
         call.facts.extra.update(monitored_call=monitored_call, monitor_mode=mode)
-        for facts in (monitored, self.calls.facts_of(bridge.b)):
-            if facts is not None:
-                facts.extra["monitored_by"] = supervisor.number
+        self._mark(bridge, supervisor)
+        call.log.info(
+            "call.supervising", mode=mode, monitored_call=monitored_call, rtp_port=call.stream.port
+        )
+        by = "supervisor"
+        try:
+            while True:
+                await self._watch(call, mode, bridge, side)
+                moved = await self._moved(call, side)
+                if moved is None:
+                    by = "monitored call"
+                    return
+                bridge, side = moved
+                self._mark(bridge, supervisor)
+                followed = self.calls.facts_of(bridge.other(side))
+                call.log.info(
+                    "call.supervision_followed",
+                    mode=mode,
+                    other_call=None if followed is None else followed.call_id,
+                )
+        finally:
+            call.log.info("call.supervision_ended", mode=mode, monitored_call=monitored_call, by=by)
+
+    async def _watch(self, call: Call, mode: Mode, bridge: Bridge, side: Side) -> None:
+        """Monitor ``bridge`` from ``call``'s stream until it closes (or the task is
+        cancelled: the supervisor hung up)."""
+        assert call.stream is not None
+        media = self.services.media
         closed = self.calls.watch(bridge)
         monitor = media.monitor(
             mode, agent=side.stream, other=bridge.other(side).stream, supervisor=call.stream
-        )
-        call.log.info(
-            "call.supervising", mode=mode, monitored_call=monitored_call, rtp_port=call.stream.port
         )
         try:
             await closed.wait()
         finally:
             self.calls.unwatch(bridge)
             media.monitors.stop(monitor)
-            by = "monitored call" if closed.is_set() else "supervisor"
-            call.log.info("call.supervision_ended", mode=mode, monitored_call=monitored_call, by=by)
+
+    async def _moved(self, call: Call, side: Side) -> tuple[Bridge, Side] | None:
+        """The agent's leg (its stream) in a new bridge, unmonitored, within ``_FOLLOW``
+        seconds of the old one closing; None when it left the call (or the supervisor's)."""
+        media, stream = self.services.media, side.stream
+        deadline = self.services.loop.time() + _FOLLOW
+        while self.services.loop.time() < deadline:
+            if not (media.is_open(stream) and call.stream is not None and call.phase.in_dialog):
+                return None
+            found = self.calls.side_by_stream(stream.stream_id)
+            if found is not None:
+                bridge, moved = found
+                free = bridge.other(moved).stream.monitor is None and stream.monitor is None
+                return found if free else None
+            await asyncio.sleep(_FOLLOW_POLL)
+        return None
+
+    def _mark(self, bridge: Bridge, supervisor: Subscriber) -> None:
+        """Both records of ``bridge``'s call name the supervisor (``monitored_by``)."""
+        for facts in (self.calls.facts_of(bridge.a), self.calls.facts_of(bridge.b)):
+            if facts is not None:
+                facts.extra["monitored_by"] = supervisor.number

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from callserver.media.rtp import RtpPacket
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -26,6 +27,8 @@ from tests.e2e.conftest import (
 from tests.e2e.rooms import magnitude, received_samples
 from tests.e2e.rtp_party import RtpParty, tone_party
 from tests.e2e.subscribers import CALLING, write_group
+from tests.e2e.test_service_codes import _frames
+from tests.e2e.test_service_codes import _heard as _heard_prompt
 from tests.e2e.transfers import (
     ANSWERS,
     as_phone,
@@ -95,18 +98,27 @@ def _agent_call(
     return procs
 
 
-def _refused(sipp: str, tmp_path: Path, server: ServerProcess, ext: str, code: str) -> None:
-    """Phone ``ext`` dials ``code``, hears a prompt and is refused (403, 404, 480 or 486)."""
-    proc = popen_sipp(
-        [
-            sipp,
-            *("-sf", str(SCENARIOS / "uac-phone-call-refused-after-prompt.xml")),
-            *("-s", code, *as_phone(ext, code, server), "-i", HOST, "-m", "1"),
-            *("-nostdin", "-timeout", "40s", "-timeout_error", f"{HOST}:{server.port}"),
-        ],
-        tmp_path,
-    )
-    finished_all([proc], server)
+def _refused(
+    sipp: str, tmp_path: Path, server: ServerProcess, ext: str, code: str
+) -> list[RtpPacket]:
+    """Phone ``ext`` dials ``code``, hears a prompt and is refused (403, 404, 480 or 486);
+    the packets its media received."""
+    party = RtpParty(0xFF)
+    try:
+        proc = popen_sipp(
+            [
+                sipp,
+                *("-sf", str(SCENARIOS / "uac-phone-call-refused-after-prompt.xml")),
+                *("-key", "rtp_port", str(party.port)),
+                *("-s", code, *as_phone(ext, code, server), "-i", HOST, "-m", "1"),
+                *("-nostdin", "-timeout", "40s", "-timeout_error", f"{HOST}:{server.port}"),
+            ],
+            tmp_path,
+        )
+        finished_all([proc], server)
+    finally:
+        party.close()
+    return party.received
 
 
 def _window(parties: dict[str, RtpParty]) -> dict[str, tuple[int, int]]:
@@ -255,11 +267,16 @@ def _check_records(server: ServerProcess, mode: str) -> None:
 
 def test_refusals_say_why(sipp: str, tmp_path: Path) -> None:
     """202 is no supervisor (403), 201 names an extension that does not exist (404) and one
-    whose phone is in no call (480): each hears a prompt first, each CDR says why."""
+    whose phone is in no call (480): each hears its own prompt first (no supervisor, no such
+    extension, not in a call), each CDR says why."""
     refusals = [("202", "*222201", 403), ("201", "*222299", 404), ("201", "*224202", 480)]
+    prompts = ["service_not_allowed", "supervise_no_agent", "supervise_not_in_call"]
     with stopped_on_exit(_server(tmp_path)) as server:
-        for ext, code, _status in refusals:
-            _refused(sipp, tmp_path, server, ext, code)
+        for (ext, code, _status), prompt in zip(refusals, prompts, strict=True):
+            heard = _refused(sipp, tmp_path, server, ext, code)
+            assert _heard_prompt(heard, prompt, "en") >= _frames(prompt, "en") * 0.8, prompt
+            for other in set(prompts) - {prompt}:  # each refusal its own prompt
+                assert _heard_prompt(heard, other, "en") < _frames(other, "en") * 0.2, other
         server.wait_for("call.ended")
         refused = server.events("call.supervision_refused")
     assert [(e["code"], e["status"]) for e in refused] == [(c, s) for _e, c, s in refusals]
