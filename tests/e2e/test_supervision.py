@@ -290,3 +290,51 @@ def test_refusals_say_why(sipp: str, tmp_path: Path) -> None:
         "*224202": (480, "202 is not in a call"),
     }
     assert all(records[code]["monitored_call"] is None for _, code, _ in refusals)
+
+
+def test_a_whisper_reaches_the_agent_the_caller_holds(sipp: str, tmp_path: Path) -> None:
+    """The caller puts the agent on hold while the supervisor whispers: the agent hears the
+    music on hold with the supervisor's voice on it."""
+    parties = _parties()
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with stopped_on_exit(_server(tmp_path)) as server:
+            port = register_ext(sipp, tmp_path, server, "202")
+            procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port, parties["agent"]))
+            procs.append(_holding_caller(sipp, tmp_path, server, parties["caller"]))
+            parties["caller"].send_to(int(str(server.wait_for("call.answered")["rtp_port"])))
+            parties["agent"].send_to(forwarding_ports(server, 1)[0])
+            wait_event(server, "call.bridged")
+            keys = ("-key", "rtp_port", str(parties["supervisor"].port))
+            scenario = "uac-phone-picks-up-then-expects-bye.xml"
+            procs.append(_supervisor(sipp, tmp_path, server, CODES["whisper"], scenario, *keys))
+            supervising = wait_event(server, "call.supervising")
+            parties["supervisor"].send_to(int(str(supervising["rtp_port"])))
+            wait_event(server, "call.held")
+            time.sleep(1.0)  # the hold music and the whisper's play-out under way
+            window = _window(parties)
+            finished_all(procs, server)
+            wait_event(server, "call.supervision_ended")
+    finally:
+        for party in parties.values():
+            party.close()
+        reap(procs)
+    heard = _heard(parties["agent"], window["agent"])
+    assert heard[SUPERVISOR] > 1e6, heard  # the whisper, over the music (no 1 kHz in it)
+
+
+def _holding_caller(
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
+) -> subprocess.Popen[str]:
+    """SIPp on the trunk calling the agent 202; 4 s after the answer it holds (sendonly) for
+    6 s, then hangs up."""
+    return popen_sipp(
+        [
+            sipp,
+            *("-sf", str(SCENARIOS / "uac-bridged-holds-then-bye.xml")),
+            *("-key", "rtp_port", str(rtp.port), "-i", HOST, "-m", "1"),
+            *("-nostdin", "-timeout", "40s", "-timeout_error", "-s", "38733100202"),
+            f"{HOST}:{server.port}",
+        ],
+        tmp_path,
+    )
