@@ -143,15 +143,16 @@ def calling_phone(
     *,
     ext: str = "201",
     service: str = "202",
+    talk_ms: int = 1000,
 ) -> subprocess.Popen[str]:
     """Phone ``ext`` (SIPp, digest as ``ext``) calls ``service`` and REFERs that call to
-    ``to``, its media at ``rtp_port``."""
+    ``to`` after ``talk_ms``, its media at ``rtp_port``."""
     return popen_sipp(
         [
             sipp,
             *("-sf", str(SCENARIOS / "uac-phone-calls-then-refers.xml"), "-s", service),
             *as_phone(ext, service, server),
-            *("-key", "refer_to", to),
+            *("-key", "refer_to", to, "-d", str(talk_ms)),
             *("-key", "rtp_port", str(rtp_port), "-i", HOST, "-m", "1", "-nostdin"),
             *("-timeout", "40s", "-timeout_error", "-trace_err", f"{HOST}:{server.port}"),
         ],
