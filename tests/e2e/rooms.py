@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,3 +88,15 @@ def magnitude(samples: npt.NDArray[np.int16], frequency: float) -> float:
     """The Hann-windowed spectrum's magnitude at ``frequency`` (whole-signal FFT)."""
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(spectrum[round(frequency * len(samples) / 8000)])
+
+
+def louder(samples: npt.NDArray[np.int16], tone: float, other: float) -> bool:
+    """``tone`` stands at least 20 dB above ``other`` in ``samples``."""
+    return magnitude(samples, tone) > 10 * magnitude(samples, other)
+
+
+def read_wav(path: Path) -> tuple[int, npt.NDArray[np.int16]]:
+    """A recording's channel count and its 16-bit samples (interleaved), checked to be 8 kHz."""
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getsampwidth(), wav.getframerate()) == (2, 8000)
+        return wav.getnchannels(), np.frombuffer(wav.readframes(wav.getnframes()), "<i2")

@@ -11,14 +11,10 @@ file, under acme's folder, named by the caller's CDR.
 from __future__ import annotations
 
 import subprocess
-import wave
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
 from tests.e2e.conftest import ServerProcess, exported_cdrs, plan_dir, start_server
-from tests.e2e.rooms import magnitude
+from tests.e2e.rooms import louder, read_wav
 from tests.e2e.rtp_party import tone_party
 from tests.e2e.subscribers import write_group
 from tests.e2e.test_queue_calls import QUEUE_NUMBER, TRUNKS, logged_in, queue_caller
@@ -51,17 +47,6 @@ def _server(tmp_path: Path) -> ServerProcess:
     return start_server(tmp_path, trunks=TRUNKS, dialplans=plan_dir(tmp_path, QUEUE_NUMBER, PLAN))
 
 
-def _read(path: Path) -> tuple[int, npt.NDArray[np.int16]]:
-    with wave.open(str(path), "rb") as wav:
-        assert (wav.getsampwidth(), wav.getframerate()) == (2, 8000)
-        return wav.getnchannels(), np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
-
-
-def _louder(samples: npt.NDArray[np.int16], tone: float, other: float) -> bool:
-    """``tone`` stands at least 20 dB above ``other`` in ``samples``."""
-    return magnitude(samples, tone) > 10 * magnitude(samples, other)
-
-
 def test_a_recorded_queue_call_holds_the_caller_left_and_the_agent_right(
     sipp: str, tmp_path: Path
 ) -> None:
@@ -88,12 +73,12 @@ def test_a_recorded_queue_call_holds_the_caller_left_and_the_agent_right(
     relative = str(record["recording_path"])
     assert relative.startswith("recordings/acme/"), record
     assert relative.endswith(f"/{record['uuid']}.wav"), record
-    channels, samples = _read(server.data_dir / relative)
+    channels, samples = read_wav(server.data_dir / relative)
     assert channels == 2
     left, right = samples[0::2], samples[1::2]
     talked = slice(len(left) - 6 * 8000, len(left) - 8000)  # well inside the bridged call
-    assert _louder(left[talked], CALLER_HZ, AGENT_HZ)
-    assert _louder(right[talked], AGENT_HZ, CALLER_HZ)
+    assert louder(left[talked], CALLER_HZ, AGENT_HZ)
+    assert louder(right[talked], AGENT_HZ, CALLER_HZ)
     seconds = len(left) / 8000
     assert record["recording_seconds"] == int(seconds), record
     assert seconds < 12, record  # from the answer on: not the notice nor the greeting
