@@ -25,6 +25,14 @@ the others still run.
 Every call into the centre, from the driver and from whoever holds ``centre``, is timed
 (``calls.centre_timings``); ``timings`` holds the figures for the control channel.
 
+Callback requests (``queues.callbacks``) have no live call, so the driver keeps them on disk
+(``queues.callback_store``, in ``agents.sqlite``, by the same writer thread): a
+``CallbackRequested`` or ``CallbackFailed`` writes the request as it is now, a
+``CallbackAnswered`` or ``CallbackDropped`` deletes it; :meth:`open` puts the stored requests
+back in their queues (defining a queue from the stored settings when no caller has run its
+step yet). A request whose queue's agents changed meanwhile (``define`` refuses them) is
+logged (``queues.callback_not_restored``) and stays on disk.
+
 At start :meth:`open` loads ``agents.sqlite`` and restores the agents (``CallCentre.restore``):
 an agent beyond its customer's licences (lowered meanwhile) is logged out and logged as
 ``queues.agent_no_licence``. The Directory (centrex.yaml's ``Centrex``) and the licences
@@ -50,9 +58,18 @@ import structlog
 from callserver.calls.centre_timings import TimedCentre, Timings
 from callserver.process.alarm import Alarm
 from callserver.queues.agents import Agent, Agents, AgentStateChanged, Directory
+from callserver.queues.callback_store import SqliteCallbackStore
+from callserver.queues.callbacks import StoredCallback
 from callserver.queues.centre import CallCentre
 from callserver.queues.eventlog import QueueEventLog
-from callserver.queues.events import CentreEvent, Offer
+from callserver.queues.events import (
+    CallbackAnswered,
+    CallbackDropped,
+    CallbackFailed,
+    CallbackRequested,
+    CentreEvent,
+    Offer,
+)
 from callserver.queues.log_records import log_records
 from callserver.queues.records import QueueLogRecord
 from callserver.queues.store import SqliteAgentStore
@@ -85,6 +102,24 @@ def _drained(
     return events, records, [centre.agents.get(number) for number in numbers]
 
 
+def _requests(
+    centre: CallCentre, events: list[CentreEvent]
+) -> tuple[list[StoredCallback], list[str]]:
+    """The callback requests ``events`` made or changed (as they are now), and those they
+    ended."""
+    kept: dict[str, StoredCallback] = {}
+    ended: list[str] = []
+    for event in events:
+        if isinstance(event, CallbackRequested | CallbackFailed):
+            stored = centre.stored_callback(event.caller)
+            if stored is not None:
+                kept[event.caller] = stored
+        elif isinstance(event, CallbackAnswered | CallbackDropped):
+            kept.pop(event.caller, None)
+            ended.append(event.caller)
+    return list(kept.values()), ended
+
+
 class CentreDriver:
     """The call centre of a running server (module docstring).
 
@@ -115,6 +150,7 @@ class CentreDriver:
         self._ringers: list[Ringer] = []
         self._events: QueueEventLog | None = None
         self._store: SqliteAgentStore | None = None
+        self._callbacks: SqliteCallbackStore | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._busy = self._again = self._closed = False
 
@@ -147,6 +183,8 @@ class CentreDriver:
                 customer=refused.customer,
                 licences=refused.licences,
             )
+        self._callbacks = SqliteCallbackStore.open(data_dir, threads=True)
+        self._restore_callbacks(self._callbacks, now, at)
         self.changed()
 
     def reload(self) -> None:
@@ -164,6 +202,22 @@ class CentreDriver:
                 licences=departure.licences,
             )
         self.changed()
+
+    def _restore_callbacks(self, store: SqliteCallbackStore, now: float, at: datetime) -> None:
+        stored, unreadable = store.load()
+        for caller in unreadable:
+            log.error("queues.callback_not_restored", caller=caller, error="unreadable row")
+        centre, restored = self.centre, 0
+        for request in stored:
+            try:
+                if centre.config_of(request.config.key) is None:
+                    centre.define(request.config)
+                centre.restore_callback(request, now, at)
+                restored += 1
+            except (LookupError, ValueError) as exc:
+                log.error("queues.callback_not_restored", caller=request.caller, error=str(exc))
+        if restored:
+            log.info("queues.callbacks_restored", count=restored)
 
     def changed(self) -> None:
         """Log, save and hand on what the centre did; ring its offers; re-arm the timer."""
@@ -189,6 +243,9 @@ class CentreDriver:
         if agents and self._store is not None and self._writer is not None:
             now, at = self.moment()
             self._writer.submit(self._save, self._store, agents, now, at)
+        kept, ended = _requests(self.centre, events)
+        if (kept or ended) and self._callbacks is not None and self._writer is not None:
+            self._writer.submit(self._keep, self._callbacks, kept, ended)
         for event in events:
             for listener in self._listeners:
                 self._tell(listener, event)
@@ -217,6 +274,14 @@ class CentreDriver:
         except Exception:
             log.exception("queues.agent_store_failed", agents=[a.number for a in agents])
 
+    @staticmethod
+    def _keep(store: SqliteCallbackStore, kept: list[StoredCallback], ended: list[str]) -> None:
+        try:
+            store.put(kept)
+            store.delete(ended)
+        except Exception:
+            log.exception("queues.callback_store_failed", callers=[r.caller for r in kept])
+
     def _on_timer(self, deadline: float) -> None:
         now = max(deadline, self._loop.time())
         self.centre.handle_timer(now, self._wall())
@@ -233,3 +298,6 @@ class CentreDriver:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._callbacks is not None:
+            self._callbacks.close()
+            self._callbacks = None

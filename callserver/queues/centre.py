@@ -21,6 +21,9 @@ caller are cancelled), the agent's ring timeout (a deadline), :meth:`~CallCentre
 (its phone refused), or the caller leaving (:meth:`~CallCentre.abandon`,
 :meth:`~CallCentre.leave`, the queue's ``max_wait`` deadline: ``CallerTimedOut``).
 
+A waiting caller may leave a callback request in its place (``callbacks``): the entry stays in
+the queue with no live call and is offered to the agents like a caller.
+
 No ring-again storm: an agent that let a caller's ring go unanswered (or refused it) is not
 offered that caller again in the same *round*. When no agent of the queue that could serve the
 caller (logged in, unpaused, with its skills) is left untried, the round is over: the caller's
@@ -41,6 +44,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from callserver.queues.agents import Agent, AgentEvent, AgentState, AgentStateChanged, NoLicence
+from callserver.queues.callbacks import Callbacks
 from callserver.queues.departures import Departures
 from callserver.queues.events import (
     CallerAbandoned,
@@ -60,9 +64,9 @@ from callserver.queues.ringing import SERVING
 __all__ = ["CallCentre"]
 
 
-class CallCentre(Departures):
+class CallCentre(Callbacks, Departures):
     """The queues and agents of every customer (module docstring); built as ``Ringing``, with
-    the reload's ``Departures``."""
+    ``Callbacks`` (callback requests) and the reload's ``Departures``."""
 
     # -- queues and callers -------------------------------------------------------------
 
@@ -171,10 +175,12 @@ class CallCentre(Departures):
 
     def call_ended(self, agent: str, now: float, at: datetime) -> bool:
         """The queue call ``agent`` answered ended (either side hung up): its wrap-up
-        starts. False when the agent was on no queue call."""
+        starts; a callback request it was still calling waits again (``callback_failed``).
+        False when the agent was on no queue call."""
         talk = self._talks.pop(agent, None)
         if talk is None:
             return False
+        self.callback_failed(agent, "agent_hung_up", now, at)  # a request still being dialled
         q, wrap_up = talk.queue, talk.queue.config.wrap_up
         q.handled(now - talk.since + wrap_up)
         self._events.append(
@@ -297,9 +303,10 @@ class CallCentre(Departures):
         )
 
     def _gone(self, caller: str, kind: str, now: float, at: datetime, reason: str = "") -> bool:
-        q = self._callers.pop(caller, None)
-        if q is None:
-            return False
+        q = self._callers.get(caller)
+        if q is None or q.callers[caller].callback is not None:
+            return False  # not waiting, or a callback request: its call is over already
+        del self._callers[caller]
         entry = q.callers[caller]
         self._cancel_rings(entry, q, kind, now, at)
         position = q.remove(entry)

@@ -5,7 +5,9 @@ adapter joined it with), ``now`` (monotonic) and ``at`` (UTC) and, where it appl
 ``agent``, the caller's ``wait`` so far (seconds), its ``position`` (1-based, just before the
 event) and a ``reason``. ``kind`` is the name the event log writes: ``join``, ``refused``,
 ``ring``, ``ring_noanswer``, ``ring_cancelled``, ``answer``, ``abandon``, ``leave``,
-``timeout``, ``call_end``; agent changes are ``agents.AgentStateChanged`` (``agent``).
+``timeout``, ``call_end``, and for callback requests ``callback_requested``,
+``callback_dialled``, ``callback_answered``, ``callback_failed``, ``callback_dropped``; agent
+changes are ``agents.AgentStateChanged`` (``agent``).
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ from datetime import datetime
 from typing import ClassVar
 
 from callserver.queues.agents import AgentStateChanged
+from callserver.queues.queue import CallbackTarget
 
 __all__ = [
     "AgentRung",
+    "CallbackAnswered",
+    "CallbackDialled",
+    "CallbackDropped",
+    "CallbackFailed",
+    "CallbackRequested",
     "CallerAbandoned",
     "CallerAnswered",
     "CallerJoined",
@@ -150,6 +158,64 @@ class QueueCallEnded(QueueEvent):
     talk: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackRequested(QueueEvent):
+    """The caller asked to be called back at ``number`` after waiting ``wait`` seconds at
+    ``position``: its live wait ends, the request keeps its place."""
+
+    kind: ClassVar[str] = "callback_requested"
+    number: str
+    wait: float
+    position: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackDialled(QueueEvent):
+    """``agent`` answered the request's ring: ``number`` is called (``attempt``, from 1)."""
+
+    kind: ClassVar[str] = "callback_dialled"
+    agent: str
+    number: str
+    attempt: int
+    wait: float
+    position: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackAnswered(QueueEvent):
+    """``number`` answered and talks with ``agent``; ``wait`` from the caller's join."""
+
+    kind: ClassVar[str] = "callback_answered"
+    agent: str
+    number: str
+    wait: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackFailed(QueueEvent):
+    """The call to ``number`` for ``agent`` was not answered (``reason``: ``busy``,
+    ``no_answer``, ``failed``, ``barred``, ``agent_hung_up``): the request waits again, or is
+    dropped after it (``CallbackDropped``)."""
+
+    kind: ClassVar[str] = "callback_failed"
+    agent: str
+    number: str
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackDropped(QueueEvent):
+    """The request is given up after ``attempts`` calls (``reason``: the last failure's, or
+    ``attempts`` when they are used up)."""
+
+    kind: ClassVar[str] = "callback_dropped"
+    number: str
+    attempts: int
+    wait: float
+    reason: str
+
+
 CentreEvent = (
     CallerJoined
     | CallerRefused
@@ -161,6 +227,11 @@ CentreEvent = (
     | CallerLeft
     | CallerTimedOut
     | QueueCallEnded
+    | CallbackRequested
+    | CallbackDialled
+    | CallbackAnswered
+    | CallbackFailed
+    | CallbackDropped
     | AgentStateChanged
 )
 
@@ -187,9 +258,11 @@ class NoAgents:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Offer:
-    """Ring ``agents`` for ``caller`` of ``queue`` now (several only for ``ring_all``)."""
+    """Ring ``agents`` for ``caller`` of ``queue`` now (several only for ``ring_all``);
+    ``callback``: the caller is a callback request (no live call), whom it calls."""
 
     queue: str
     customer: str
     caller: str
     agents: tuple[str, ...]
+    callback: CallbackTarget | None = None

@@ -18,6 +18,9 @@ centre event                      log lines
 ``CallerAbandoned``               ``abandon``; ``CallerLeft`` ``leave``; ``CallerTimedOut``
                                   ``timeout`` (each with wait and position)
 ``QueueCallEnded``                ``call_end``
+``CallbackRequested``             ``callback_requested`` (wait, position; ``caller`` the number)
+``CallbackDialled`` ...           ``callback_dialled``, ``callback_answered``,
+                                  ``callback_failed`` and ``callback_dropped`` (with reasons)
 agent ``login`` / ``logout``      ``login`` / ``logout`` (a logout in wrap-up: ``wrapup_end``
                                   first; one a reload made names why: ``licence``,
                                   ``removed``)
@@ -42,6 +45,11 @@ from collections.abc import Callable
 from callserver.queues.agents import AgentEvent, AgentState, AgentStateChanged
 from callserver.queues.events import (
     AgentRung,
+    CallbackAnswered,
+    CallbackDialled,
+    CallbackDropped,
+    CallbackFailed,
+    CallbackRequested,
     CallerAbandoned,
     CallerAnswered,
     CallerJoined,
@@ -64,6 +72,13 @@ _WAIT_ENDS: dict[type[QueueEvent], QueueEventKind] = {
     CallerAbandoned: K.ABANDON,
     CallerLeft: K.LEAVE,
     CallerTimedOut: K.TIMEOUT,
+    CallbackRequested: K.CALLBACK_REQUESTED,
+}
+_CALLBACK_KINDS: dict[type[QueueEvent], QueueEventKind] = {
+    CallbackDialled: K.CALLBACK_DIALLED,
+    CallbackAnswered: K.CALLBACK_ANSWERED,
+    CallbackFailed: K.CALLBACK_FAILED,
+    CallbackDropped: K.CALLBACK_DROPPED,
 }
 _AGENT_KINDS = {
     AgentEvent.LOGIN: K.LOGIN,
@@ -117,13 +132,13 @@ def _caller_kind(event: QueueEvent) -> QueueEventKind | None:
         return K.RING_CANCELLED
     if isinstance(event, QueueCallEnded):
         return K.CALL_END
-    return _WAIT_ENDS.get(type(event))
+    return _WAIT_ENDS.get(type(event)) or _CALLBACK_KINDS.get(type(event))
 
 
 def _caller_reason(event: QueueEvent) -> str | None:
-    if isinstance(event, RingNoAnswer | RingCancelled | CallerLeft):
+    if isinstance(event, RingNoAnswer | RingCancelled | CallerLeft | CallbackFailed):
         return event.reason
-    return None
+    return event.reason if isinstance(event, CallbackDropped) else None
 
 
 def _agent_lines(event: AgentStateChanged, uuid: Callable[[], str]) -> list[QueueLogRecord]:

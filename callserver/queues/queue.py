@@ -40,7 +40,7 @@ from types import MappingProxyType
 
 from callserver.queues.agents import Agent
 
-__all__ = ["Caller", "Queue", "QueueAgent", "QueueConfig", "Strategy", "choose"]
+__all__ = ["CallbackTarget", "Caller", "Queue", "QueueAgent", "QueueConfig", "Strategy", "choose"]
 
 HANDLE_HISTORY = 20  # calls the estimated wait's handle time is the mean of
 
@@ -83,7 +83,9 @@ class QueueAgent:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueConfig:
     """A queue's settings (module docstring). ``retry``: the seconds before a caller whose
-    every agent let its ring go unanswered is offered again.
+    every agent let its ring go unanswered is offered again; ``callback_attempts``: the calls
+    made to a callback request's number before it is dropped, ``callback_retry`` the seconds
+    between them.
 
     Raises:
         ValueError: an agent listed twice, or a limit out of its range.
@@ -99,6 +101,8 @@ class QueueConfig:
     max_wait: float | None = None
     retry: float = 5.0
     handle_seconds: float = 180.0
+    callback_attempts: int = 3
+    callback_retry: float = 300.0
 
     def __post_init__(self) -> None:
         numbers = [agent.number for agent in self.agents]
@@ -111,6 +115,8 @@ class QueueConfig:
             (self.max_wait is None or self.max_wait > 0, "max_wait must be above 0 seconds"),
             (self.retry >= 1, "retry must be 1 second or more"),
             (self.handle_seconds > 0, "handle_seconds must be above 0"),
+            (1 <= self.callback_attempts <= 20, "callback_attempts must be from 1 to 20"),
+            (self.callback_retry >= 1, "callback_retry must be 1 second or more"),
         ]
         for ok, message in checks:
             if not ok:
@@ -126,12 +132,26 @@ class QueueConfig:
         return self.ring_timeout if agent.ring_timeout is None else agent.ring_timeout
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackTarget:
+    """Whom a callback request calls: ``number`` (E.164 with ``+``), presenting ``caller_id``
+    (the number the caller had called); ``display`` goes before the number on the agent's
+    phone."""
+
+    number: str
+    caller_id: str
+    display: str = "Callback: "
+
+
 class Caller:
     """A caller waiting in a queue. ``ringing``: the agents ringing for it now; ``tried``:
     the agents that let its ring go unanswered in this round; ``not_before``: no offer before
-    this time (a new round's wait)."""
+    this time (a new round's wait). ``callback``: a callback request that keeps the caller's
+    place with no live call, ``attempts`` the calls made to its number so far."""
 
     __slots__ = (
+        "attempts",
+        "callback",
         "deadline",
         "id",
         "joined",
@@ -163,6 +183,8 @@ class Caller:
         self.ringing: set[str] = set()
         self.tried: set[str] = set()
         self.not_before = now
+        self.callback: CallbackTarget | None = None
+        self.attempts = 0
 
 
 class Queue:

@@ -9,9 +9,12 @@ Caller events (``join`` ... ``no_agents``) name the queue and the caller's Call-
 end a wait (``answer``, ``abandon``, ``timeout``, ``leave``) carry the wait, the seconds from
 the caller's ``join``; the rings (``ring``, ``ring_noanswer``, ``ring_cancelled``) name the
 agent, and a cancelled ring its reason (``answered_elsewhere``, ``abandon``, ``leave``,
-``timeout``). Agent events (``login`` ... ``call_end``) name the agent; a pause names its
-reason code, or none (null) when the agent paused without one; the call events and wrap-up
-name the queue and the Call-ID of the call.
+``timeout``, ``callback``). A callback request (``callback_requested`` ...
+``callback_dropped``) names the number to call in ``caller``; its ``callback_requested`` ends
+the live wait (with the wait), its calls name the agent, a failure or a drop its reason.
+Agent events (``login`` ... ``call_end``) name the agent; a pause names its reason code, or
+none (null) when the agent paused without one; the call events and wrap-up name the queue and
+the Call-ID of the call.
 ``from_json`` checks all of that and raises ``ValueError`` with one sentence, so a reader can
 report a bad line by file and line and go on.
 """
@@ -29,6 +32,7 @@ from callserver.cdr.stamps import parse_stamp, utc_stamp
 
 __all__ = [
     "AGENT_EVENTS",
+    "CALLBACK_EVENTS",
     "CALLER_EVENTS",
     "WAIT_ENDS",
     "QueueEventKind",
@@ -59,16 +63,29 @@ class QueueEventKind(StrEnum):
     WRAPUP_END = "wrapup_end"
     CALL_START = "call_start"  # the agent's talk time starts
     CALL_END = "call_end"
+    CALLBACK_REQUESTED = "callback_requested"  # the caller's key: its live wait ends
+    CALLBACK_DIALLED = "callback_dialled"  # an agent took the request: its number is called
+    CALLBACK_ANSWERED = "callback_answered"  # the number answered: it talks with the agent
+    CALLBACK_FAILED = "callback_failed"  # busy, no answer ...: tried again later, or dropped
+    CALLBACK_DROPPED = "callback_dropped"  # the request is given up
 
 
 K = QueueEventKind
-CALLER_EVENTS = frozenset(
-    {K.JOIN, K.RING, K.RING_NOANSWER, K.RING_CANCELLED, K.ANSWER, K.ABANDON, K.TRANSFER, K.LEAVE}
-    | {K.TIMEOUT, K.FULL, K.NO_AGENTS}
+CALLBACK_EVENTS = frozenset(
+    {K.CALLBACK_REQUESTED, K.CALLBACK_DIALLED, K.CALLBACK_ANSWERED, K.CALLBACK_FAILED}
+    | {K.CALLBACK_DROPPED}
+)
+CALLER_EVENTS = (
+    frozenset(
+        {K.JOIN, K.RING, K.RING_NOANSWER, K.RING_CANCELLED, K.ANSWER, K.ABANDON, K.TRANSFER}
+        | {K.LEAVE, K.TIMEOUT, K.FULL, K.NO_AGENTS}
+    )
+    | CALLBACK_EVENTS
 )
 AGENT_EVENTS = frozenset(K) - CALLER_EVENTS
-WAIT_ENDS = frozenset({K.ANSWER, K.ABANDON, K.TIMEOUT, K.LEAVE})
+WAIT_ENDS = frozenset({K.ANSWER, K.ABANDON, K.TIMEOUT, K.LEAVE, K.CALLBACK_REQUESTED})
 _NEEDS_AGENT = AGENT_EVENTS | {K.RING, K.RING_NOANSWER, K.RING_CANCELLED, K.ANSWER, K.TRANSFER}
+_NEEDS_AGENT |= {K.CALLBACK_DIALLED, K.CALLBACK_ANSWERED, K.CALLBACK_FAILED}
 _NEEDS_CALL = CALLER_EVENTS | {K.CALL_START, K.CALL_END, K.WRAPUP_START, K.WRAPUP_END}
 _TEXT_FIELDS = ("queue", "customer", "call_id", "caller", "agent", "reason", "uuid")
 _KINDS = {kind.value: kind for kind in QueueEventKind}
@@ -118,7 +135,8 @@ class QueueLogRecord:
         needs["call_id"] = self.kind in _NEEDS_CALL
         needs["agent"] = self.kind in _NEEDS_AGENT
         needs["wait"] = self.kind in WAIT_ENDS
-        needs["reason"] = self.kind is K.RING_CANCELLED
+        needs["reason"] = self.kind in (K.RING_CANCELLED, K.CALLBACK_FAILED, K.CALLBACK_DROPPED)
+        needs["caller"] = self.kind in CALLBACK_EVENTS
         # A wait of 0 s is a wait (a caller who hung up as it joined); "" names nothing.
         return [
             name for name, needed in needs.items() if needed and getattr(self, name) in ("", None)

@@ -24,6 +24,7 @@ from datetime import datetime
 from callserver.queues.agents import Agent, AgentEvent, Agents, AgentState, AgentStateChanged
 from callserver.queues.events import (
     AgentRung,
+    CallbackDialled,
     CallerAnswered,
     CentreEvent,
     Offer,
@@ -89,6 +90,7 @@ class Ringing:
         self._talks: dict[str, _Talk] = {}
         self._wraps: dict[str, _Wrap] = {}  # agent: its wrap-up's end and call
         self._leaving: dict[str, str] = {}  # agent: why it is logged out when its call ends
+        self._dialling: dict[str, tuple[Queue, Caller]] = {}  # agent: the callback it calls
         self._timers: list[tuple[float, int, str, str]] = []  # (when, n, kind, whose)
         self._sequence = itertools.count()
         self._events: list[CentreEvent] = []
@@ -137,18 +139,37 @@ class Ringing:
         q.answered[agent] += 1
         wait = now - entry.joined
         self._talks[agent] = _Talk(queue=q, caller=caller, since=now, wait=wait)
-        self._events.append(
-            CallerAnswered(
-                queue=q.config.name,
-                customer=q.config.customer,
-                caller=caller,
-                now=now,
-                at=at,
-                agent=agent,
-                wait=wait,
-                position=position,
+        name, customer = q.config.name, q.config.customer
+        if entry.callback is None:
+            self._events.append(
+                CallerAnswered(
+                    queue=name,
+                    customer=customer,
+                    caller=caller,
+                    now=now,
+                    at=at,
+                    agent=agent,
+                    wait=wait,
+                    position=position,
+                )
             )
-        )
+        else:  # the request's number is called now: the agent's call is that call
+            entry.attempts += 1
+            self._dialling[agent] = (q, entry)
+            self._events.append(
+                CallbackDialled(
+                    queue=name,
+                    customer=customer,
+                    caller=caller,
+                    now=now,
+                    at=at,
+                    agent=agent,
+                    number=entry.callback.number,
+                    attempt=entry.attempts,
+                    wait=wait,
+                    position=position,
+                )
+            )
         self._change(agent, AgentEvent.ANSWER, now, at, call=(q, caller))
         self._cancel_rings(entry, q, "answered_elsewhere", now, at)
         return True
@@ -196,7 +217,11 @@ class Ringing:
         for member in (m for m, _ in candidates if m.number in picked):
             self._ring(q, entry, member, now, at)
         return Offer(
-            queue=q.config.name, customer=q.config.customer, caller=entry.id, agents=tuple(chosen)
+            queue=q.config.name,
+            customer=q.config.customer,
+            caller=entry.id,
+            agents=tuple(chosen),
+            callback=entry.callback,
         )
 
     def _round_over(self, q: Queue, entry: Caller) -> bool:

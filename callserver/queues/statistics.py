@@ -14,16 +14,20 @@ Per queue, counting the queue's caller events whose ``at`` is in the period:
   calls the agent transferred;
 - ``abandon_wait_average`` = sum of the abandons' waits / abandoned; ``abandon_wait_max``;
   ``abandoned_within_5``/``_10``/``_30``: abandons whose wait was at most 5, 10, 30 s;
-- ``service_level`` = 100 * answered_within / (answered + abandoned + timed_out + left), where
-  ``answered_within`` counts the answers whose wait was at most ``service_level_seconds``
-  (default 20): the share of the waits that ended in the period that ended in a quick answer;
+- ``service_level`` = 100 * answered_within / (answered + abandoned + timed_out + left
+  + callbacks_requested), where ``answered_within`` counts the answers whose wait was at
+  most ``service_level_seconds`` (default 20): the share of the waits that ended in the
+  period that ended in a quick answer;
 - ``average_speed_of_answer`` = sum of the answered waits / answered;
 - ``average_handle_time`` = (talk_time + wrapup_time) / handled, where ``handled`` counts the
   agents' ``call_end`` events of the queue in the period, ``talk_time`` the agents' time in
   the queue's calls (``call_start`` → ``call_end``) and ``wrapup_time`` their wrap-up after
   them (``wrapup_start`` → ``wrapup_end``), both cut to the period;
-- ``longest_wait``: the longest wait that ended in the period (answered, abandoned, timed out
-  or left).
+- ``longest_wait``: the longest wait that ended in the period (answered, abandoned, timed out,
+  left, or a callback requested);
+- ``callbacks_requested``, ``callbacks_answered``, ``callbacks_dropped``: callback requests
+  made (a live wait that ended, so in the service level's waits), answered by their number
+  (talking with an agent), given up.
 
 Per agent (times cut to the period, see ``callserver.queues.agent_time``):
 - ``calls``: the agent's ``call_end`` events in the period;
@@ -95,6 +99,9 @@ class QueueFigures:
     abandoned_within_10: int
     abandoned_within_30: int
     longest_wait: float | None
+    callbacks_requested: int = 0
+    callbacks_answered: int = 0
+    callbacks_dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,6 +262,9 @@ def _queue(
         abandoned_within_10=sum(1 for wait in abandons if wait <= ABANDON_MARKS[1]),
         abandoned_within_30=sum(1 for wait in abandons if wait <= ABANDON_MARKS[2]),
         longest_wait=max(waits.ended, default=None),
+        callbacks_requested=waits.count(K.CALLBACK_REQUESTED),
+        callbacks_answered=waits.count(K.CALLBACK_ANSWERED),
+        callbacks_dropped=waits.count(K.CALLBACK_DROPPED),
     )
 
 

@@ -10,8 +10,11 @@ import structlog
 
 from callserver.calls.centre_driver import CentreDriver
 from callserver.queues.agents import AgentState, AgentStateChanged
+from callserver.queues.callback_store import SqliteCallbackStore
+from callserver.queues.callbacks import StoredCallback
 from callserver.queues.eventlog import QueueEventLog
 from callserver.queues.events import CentreEvent, Offer, RingNoAnswer
+from callserver.queues.queue import CallbackTarget, QueueAgent, QueueConfig
 from callserver.queues.store import SqliteAgentStore
 from tests.queues.support import QUEUE, START, agent, centrex, queue
 
@@ -210,3 +213,71 @@ async def test_a_reload_with_lowered_licences_logs_the_latest_login_out(tmp_path
         agent(1): AgentState.AVAILABLE,
         agent(2): AgentState.LOGGED_OUT,
     }
+
+
+async def test_a_callback_request_survives_a_restart_until_it_is_answered(tmp_path: Path) -> None:
+    """A request made, then a failed call to its number: after a restart (no caller has run the
+    queue's step) it waits in its queue with its attempts, its wait going on; once its number
+    answers it is gone from agents.sqlite, and a later restart finds nothing."""
+    config = queue(2, callback_attempts=3, callback_retry=1.0)
+    target = CallbackTarget(number="+38761123456", caller_id="+38733100200")
+    first = _driver()
+    first.open(tmp_path / "data", None)
+    now, at = first.moment()
+    first.centre.define(config)
+    first.centre.login(agent(1), now, at)
+    first.centre.join(QUEUE, "c1", now, at)
+    first.centre.request_callback("c1", target, now, at)
+    assert [o.caller for o in first.centre.offers(now, at)] == ["c1"]
+    assert first.centre.answered("c1", agent(1), now, at)
+    first.centre.callback_failed(agent(1), "busy", now, at)
+    first.changed()
+    await first.close()
+    again = _driver()
+    again.open(tmp_path / "data", None)
+    assert again.centre.waiting(QUEUE) == ["c1"]
+    stored = again.centre.stored_callback("c1")
+    assert stored is not None and (stored.target, stored.attempts) == (target, 1)
+    assert stored.config == config and stored.joined_at == START
+    now, at = again.moment()
+    again.centre.login(agent(2), now, at)
+    again.centre.handle_timer(now + 2.0, at)
+    (offer,) = again.centre.offers(now + 2.0, at)
+    again.centre.answered("c1", offer.agents[0], now + 2.0, at)
+    again.centre.callback_answered(offer.agents[0], now + 3.0, at)
+    again.changed()
+    await again.close()
+    third = _driver()
+    third.open(tmp_path / "data", None)
+    assert third.centre.config_of(QUEUE) is None  # nothing restored: not even its queue
+    await third.close()
+
+
+async def test_an_unrestorable_request_is_logged_and_kept(tmp_path: Path) -> None:
+    """A stored request whose queue's agent is no subscriber any more is logged as
+    ``queues.callback_not_restored`` and stays on disk."""
+    store = SqliteCallbackStore.open(tmp_path / "data")
+    gone = QueueAgent(number="+38733100299")  # not one of the 5 phones
+    config = QueueConfig(customer="acme", name="sales", agents=(gone,))
+    target = CallbackTarget(number="+38761123456", caller_id="+38733100200")
+    request = StoredCallback(
+        caller="c1",
+        config=config,
+        target=target,
+        priority=0,
+        skills=frozenset(),
+        joined_at=START,
+        attempts=0,
+    )
+    store.put([request])
+    store.close()
+    driver = _driver()
+    with structlog.testing.capture_logs() as logs:
+        driver.open(tmp_path / "data", None)
+    await driver.close()
+    assert [log["caller"] for log in logs if log["event"] == "queues.callback_not_restored"] == [
+        "c1"
+    ]
+    store = SqliteCallbackStore.open(tmp_path / "data")
+    assert store.load() == ([request], [])
+    store.close()

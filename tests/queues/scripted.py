@@ -113,6 +113,17 @@ def scripted_day() -> list[QueueLogRecord]:
         event("call_end", at("22:20:03"), "beta", queue="info", call_id="c9", agent="301"),
         event("wrapup_start", at("22:20:03"), "beta", queue="info", call_id="c9", agent="301"),
         event("wrapup_end", at("22:20:33"), "beta", queue="info", call_id="c9", agent="301"),
+        # beta: c13 asks to be called back after 20 s; 301 calls it back at the first try
+        event("join", at("22:40:00"), "beta", queue="info", call_id="c13", caller="061000013"),
+        *_callback("c13", "22:40:20", 20, "22:50:00", "+38761000013"),
+        event("callback_answered", at("22:50:10"), "beta", **_c13, wait=610),
+        *_agent_call("c13", "22:50:00", "22:55:10"),
+        # c14 asks after 5 s; the call to its number is barred: the request is dropped
+        event("join", at("22:42:00"), "beta", queue="info", call_id="c14"),
+        *_callback("c14", "22:42:05", 5, "22:43:00", "+38761000014"),
+        event("callback_failed", at("22:43:30"), "beta", **_c14, reason="barred"),
+        event("callback_dropped", at("22:43:30"), "beta", **_c14_request, reason="barred"),
+        *_agent_call("c14", "22:43:00", "22:43:30"),
         event("pause", at("23:30:00"), "beta", agent="301", reason="meeting"),
         event("join", at("23:55:00"), "beta", queue="info", call_id="c10"),
         event("abandon", at("00:00:20", after), "beta", queue="info", call_id="c10", wait=80),
@@ -181,3 +192,31 @@ def scripted_cdrs() -> list[CdrRecord]:
             call, customer, queue, agent, at(join, day), at(answer, day), at(end, end_day)
         )
     return out
+
+
+_c13 = {"queue": "info", "call_id": "c13", "caller": "+38761000013", "agent": "301"}
+_c14 = {"queue": "info", "call_id": "c14", "caller": "+38761000014", "agent": "301"}
+_c14_request = {"queue": "info", "call_id": "c14", "caller": "+38761000014"}
+
+
+def _callback(
+    call_id: str, asked: str, wait: float, dialled: str, number: str
+) -> list[QueueLogRecord]:
+    """beta's caller ``call_id`` asks for a callback; 301 takes it at ``dialled``."""
+    named = {"queue": "info", "call_id": call_id, "caller": number}
+    return [
+        event("callback_requested", at(asked), "beta", **named, wait=wait, position=1),
+        event("callback_dialled", at(dialled), "beta", **named, agent="301"),
+    ]
+
+
+def _agent_call(call_id: str, start: str, end: str) -> list[QueueLogRecord]:
+    """301's call for ``call_id`` from ``start`` to ``end``, then 30 s of wrap-up."""
+    named = {"queue": "info", "call_id": call_id, "agent": "301"}
+    wrapped = (datetime.fromisoformat(f"{DAY}T{end}") + timedelta(seconds=30)).time()
+    return [
+        event("call_start", at(start), "beta", **named),
+        event("call_end", at(end), "beta", **named),
+        event("wrapup_start", at(end), "beta", **named),
+        event("wrapup_end", at(wrapped.isoformat()), "beta", **named),
+    ]

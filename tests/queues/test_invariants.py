@@ -13,6 +13,7 @@ from callserver.queues.agents import AgentState, TransitionRefused
 from callserver.queues.centre import CallCentre
 from callserver.queues.events import (
     AgentRung,
+    CallbackDialled,
     CallerAnswered,
     CentreEvent,
     Joined,
@@ -21,7 +22,7 @@ from callserver.queues.events import (
     RingNoAnswer,
 )
 from callserver.queues.log_records import log_records
-from callserver.queues.queue import QueueAgent, QueueConfig, Strategy
+from callserver.queues.queue import CallbackTarget, QueueAgent, QueueConfig, Strategy
 
 from .support import agent, at, make_centre
 
@@ -45,6 +46,8 @@ def _members(numbers: range, strategy: Strategy, name: str) -> QueueConfig:
         max_waiting=6,
         max_wait=90.0,
         retry=3.0,
+        callback_attempts=2,
+        callback_retry=20.0,
     )
 
 
@@ -56,6 +59,7 @@ class World:
     busy: set[str] = field(default_factory=set)
     ringing: dict[str, str] = field(default_factory=dict)  # agent: caller, from the events
     priorities: dict[str, int] = field(default_factory=dict)
+    dialling: dict[str, str] = field(default_factory=dict)  # agent: the request it calls
     now: float = 0.0
     callers: int = 0
 
@@ -71,7 +75,10 @@ OPS = st.one_of(
         st.integers(0, 2),
         st.sampled_from([(), ("de",), ("en",)]),
     ),
-    st.tuples(st.sampled_from(["abandon", "answer", "refuse"]), st.integers(0, 40)),
+    st.tuples(
+        st.sampled_from(["abandon", "answer", "refuse", "callback", "reached", "unreached"]),
+        st.integers(0, 40),
+    ),
     st.tuples(st.just("wait"), st.floats(0.1, 12.0)),
     st.tuples(st.just("offers")),
 )
@@ -98,10 +105,13 @@ def _step(world: World, op: tuple[object, ...]) -> None:
                 centre.unpause(number, now, at(now))
             elif kind == "end":
                 centre.call_ended(number, now, at(now))
+                world.dialling.pop(number, None)
             else:
                 world.busy ^= {number}
     elif kind == "join":
         _join(world, op)
+    elif kind in ("callback", "reached", "unreached"):
+        _callback_op(world, str(kind), int(op[1]))  # type: ignore[call-overload]
     elif kind in ("abandon", "answer", "refuse"):
         _caller_op(world, str(kind), int(op[1]))  # type: ignore[call-overload]
     elif kind == "wait":
@@ -137,6 +147,27 @@ def _caller_op(world: World, kind: str, index: int) -> None:
         assert centre.ring_failed(caller, number, "busy", now, at(now))
 
 
+def _callback_op(world: World, kind: str, index: int) -> None:
+    """A waiting caller asks for a callback, or a dialled request's number answers or not."""
+    centre, now = world.centre, world.now
+    if kind == "callback":
+        waiting = sorted(world.priorities)
+        if waiting:
+            target = CallbackTarget(number="+38761000000", caller_id="+38733100200")
+            centre.request_callback(waiting[index % len(waiting)], target, now, at(now))
+        return
+    pairs = sorted(world.dialling)
+    if not pairs:
+        return
+    number = pairs[index % len(pairs)]
+    if kind == "reached":
+        assert centre.callback_answered(number, now, at(now))
+    else:
+        assert centre.callback_failed(number, "busy", now, at(now), again=index % 3 > 0)
+    del world.dialling[number]
+    centre.call_ended(number, now, at(now))
+
+
 def _offers(world: World) -> None:
     centre = world.centre
     free = {
@@ -156,15 +187,17 @@ def _seen(world: World, events: list[CentreEvent]) -> None:
         if isinstance(event, AgentRung):
             assert event.agent not in world.ringing, f"{event.agent} rings for two callers"
             world.ringing[event.agent] = event.caller
-        elif isinstance(event, (RingNoAnswer, RingCancelled, CallerAnswered)) and hasattr(
-            event, "agent"
-        ):
+        elif isinstance(event, (RingNoAnswer, RingCancelled, CallerAnswered, CallbackDialled)):
             assert world.ringing.pop(event.agent) == event.caller
+        if isinstance(event, CallbackDialled):
+            world.dialling[event.agent] = event.caller
         if isinstance(event, QueueEvent) and event.kind in (
             "answer",
             "abandon",
             "leave",
             "timeout",
+            "callback_answered",
+            "callback_dropped",
         ):
             world.priorities.pop(event.caller, None)
 
@@ -175,6 +208,9 @@ def _check(world: World) -> None:
     assert len(logged) == centre.agents.logged_in("acme") <= LICENCES
     for number, _ in world.ringing.items():
         assert centre.agents.state_of(number) is AgentState.RINGING
+    for number, caller in world.dialling.items():
+        assert centre.agents.state_of(number) is AgentState.IN_CALL
+        assert centre.status(caller) is None, "a request dialled and waiting at once"
     for name in ("front", "back"):
         waiting = centre.waiting(("acme", name))
         positions = [status.position for c in waiting if (status := centre.status(c)) is not None]
@@ -193,8 +229,9 @@ def test_invariants_hold_after_every_step(
     front: Strategy, back: Strategy, ops: list[tuple[object, ...]]
 ) -> None:
     """No agent rings for two callers, only free agents are offered, licences hold,
-    positions are 1..n, priority callers wait ahead of the others, and every event makes
-    valid queue log lines."""
+    positions are 1..n, priority callers wait ahead of the others (callback requests
+    included), a dialled request is not waiting too, and every event makes valid queue log
+    lines."""
     busy: set[str] = set()
     world = World(make_centre(licences={"acme": LICENCES}, phone_busy=busy.__contains__), busy)
     world.centre.define(_members(range(1, 5), front, "front"))

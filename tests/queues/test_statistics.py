@@ -57,6 +57,9 @@ SALES = {
     "abandoned_within_10": 1,
     "abandoned_within_30": 1,
     "longest_wait": 120.0,
+    "callbacks_requested": 0,
+    "callbacks_answered": 0,
+    "callbacks_dropped": 0,
 }
 # support (acme): c4 joined 12:59:50 and was answered after 10 s (and transferred); c12 joined
 # and was answered the evening before, so it is neither offered nor answered today; c11 found
@@ -84,21 +87,28 @@ SUPPORT = {
     "longest_wait": 10.0,
 }
 # info (beta): c9 joined 22:10:00, answered after 3 s; c10 joined 23:55 and abandoned after
-# midnight (not today): 2 offered, 1 answered, 1 wait ended -> SL 100. Handled c9: talk
-# 22:10:03-22:20:03 = 600, wrap-up 30: AHT = 630.
+# midnight (not today); c13 and c14 asked for a callback after 20 and 5 s (their live waits
+# end there): 4 offered, 1 answered, 3 waits ended -> SL 100 * 1 / 3 = 33.333, longest 20.
+# Handled: c9 (talk 22:10:03-22:20:03 = 600), the call back to c13 (22:50:00-22:55:10 = 310)
+# and the barred one to c14 (22:43:00-22:43:30 = 30), each with 30 s of wrap-up:
+# AHT = (940 + 90) / 3 = 343.333. Callbacks: 2 requested, c13's answered, c14's dropped.
 INFO = {
     **SUPPORT,
     "customer": "beta",
     "queue": "info",
-    "offered": 2,
+    "offered": 4,
     "refused": 0,
     "transferred": 0,
+    "service_level": 33.333,
     "average_speed_of_answer": 3.0,
-    "handled": 1,
-    "talk_time": 600.0,
-    "wrapup_time": 30.0,
-    "average_handle_time": 630.0,
-    "longest_wait": 3.0,
+    "handled": 3,
+    "talk_time": 940.0,
+    "wrapup_time": 90.0,
+    "average_handle_time": 343.333,
+    "longest_wait": 20.0,
+    "callbacks_requested": 2,
+    "callbacks_answered": 1,
+    "callbacks_dropped": 1,
 }
 # 201: logged in 08:00-16:00 = 28800; talk 240 + 600 = 840; wrap-up 30 + 60 = 90; pauses
 # lunch 12:00-12:30 = 1800, one without a reason code ("-") 15:00-15:10 = 600 (2400).
@@ -107,9 +117,9 @@ INFO = {
 # 110 (c12 cut) + 600 (c2) = 710; wrap-up 10 + 60 = 70; training 09:00-09:30 = 1800.
 # Occupancy = 100 * 780 / (36000 - 1800) = 78000 / 34200 = 2.281 %. Rung 2 times for c2, the
 # first rang out: 1 ring no answer.
-# 301: logged in 22:00, still at midnight = 7200; talk 600, wrap-up 30; the meeting pause from
-# 23:30 runs past midnight: 1800 counted. Occupancy = 100 * 630 / (7200 - 1800) = 11.667 %.
-# No ring of 301 is logged: 0 rings.
+# 301: logged in 22:00, still at midnight = 7200; talk 600 + 310 + 30 = 940 (c9 and the two
+# calls back), wrap-up 90; the meeting pause from 23:30 runs past midnight: 1800 counted.
+# Occupancy = 100 * 1030 / (7200 - 1800) = 19.074 %. No ring of 301 is logged: 0 rings.
 AGENTS = [
     {
         "customer": "acme",
@@ -142,13 +152,13 @@ AGENTS = [
     {
         "customer": "beta",
         "agent": "301",
-        "calls": 1,
+        "calls": 3,
         "logged_in": 7200.0,
-        "talk_time": 600.0,
-        "wrapup_time": 30.0,
+        "talk_time": 940.0,
+        "wrapup_time": 90.0,
         "pause_time": 1800.0,
         "pause_by_reason": {"meeting": 1800.0},
-        "occupancy": 11.667,
+        "occupancy": 19.074,
         "rings": 0,
         "ring_no_answer": 0,
         "rings_cancelled": 0,
@@ -161,7 +171,7 @@ Queues 2026-03-02 00:00 to 2026-03-03 00:00 (Europe/Sarajevo); service level: an
 customer  queue    offered  answered  abandoned  timed out  left  refused   SL %  ASA s  AHT s  longest s
 acme      sales          6         2          2          1     1        1   16.7   17.5  465.0      120.0
 acme      support        1         1          0          0     0        1  100.0   10.0  390.0       10.0
-beta      info           2         1          0          0     0        0  100.0    3.0  630.0        3.0
+beta      info           4         1          0          0     0        0   33.3    3.0  343.3       20.0
 
 Abandoned calls: their wait
 customer  queue    abandoned  average s  longest s  <= 5 s  <= 10 s  <= 30 s
@@ -173,9 +183,9 @@ Agents
 customer  agent  calls  rung  no answer  logged in     talk  wrap-up   paused  occupancy %  pauses
 acme      201        2     2          0    8:00:00  0:14:00  0:01:30  0:40:00          3.5  - 0:10:00, lunch 0:30:00
 acme      202        2     2          1   10:00:00  0:11:50  0:01:10  0:30:00          2.3  training 0:30:00
-beta      301        1     0          0    2:00:00  0:10:00  0:00:30  0:30:00         11.7  meeting 0:30:00
+beta      301        3     0          0    2:00:00  0:15:40  0:01:30  0:30:00         19.1  meeting 0:30:00
 
-Talk time: 5 call(s) from their CDRs, 0 from the queue log alone (no CDR)
+Talk time: 5 call(s) from their CDRs, 2 from the queue log alone (no CDR)
 """  # noqa: E501 - the table as the operator sees it
 
 
@@ -214,7 +224,8 @@ def test_json_output_matches_the_hand_computed_figures(
         "service_level_seconds": 20.0,
         "queues": [SALES, SUPPORT, INFO],
         "agents": AGENTS,
-        "talk_check": {"from_cdrs": 5, "log_only": 0, "differing": [], "cdr_only": []},
+        # the two calls back (c13, c14) have no leg-a CDR naming the queue: their talk is the log's
+        "talk_check": {"from_cdrs": 5, "log_only": 2, "differing": [], "cdr_only": []},
     }
 
 
@@ -231,7 +242,7 @@ def test_csv_output_matches_the_hand_computed_figures(
     assert list(agents[0]) == list(AGENTS[0])
     assert queues == [_csv_row(q) for q in (SALES, SUPPORT, INFO)]
     assert agents[0]["pause_by_reason"] == "-=600;lunch=1800"
-    assert [a["occupancy"] for a in agents] == ["3.523", "2.281", "11.667"]
+    assert [a["occupancy"] for a in agents] == ["3.523", "2.281", "19.074"]
     assert [a["logged_in"] for a in agents] == ["28800", "36000", "7200"]
 
 
@@ -383,8 +394,8 @@ def _talks_with_a_longer_c4_no_c9_and_a_c99() -> list[CdrRecord]:
 
 def test_the_cdrs_talk_time_wins_and_the_check_names_what_disagrees() -> None:
     """c4's CDR says 604 s of talk where the log says 600: 201's and support's talk take 604
-    and the check names c4; c9 without a CDR keeps the log's 600 s; c99, in the CDRs alone,
-    is named and not counted."""
+    and the check names c4; c9 without a CDR keeps the log's 600 s (and the calls back to c13
+    and c14 their 340 s); c99, in the CDRs alone, is named and not counted."""
     stats = queue_statistics(
         scripted_day(),
         since=SINCE,
@@ -395,10 +406,10 @@ def test_the_cdrs_talk_time_wins_and_the_check_names_what_disagrees() -> None:
     agents = {a.agent: a for a in stats.agents}
     assert (queues["support"].talk_time, queues["support"].average_handle_time) == (714.0, 392.0)
     assert (agents["201"].talk_time, agents["201"].calls) == (844.0, 2)
-    assert (queues["info"].talk_time, agents["301"].talk_time) == (600.0, 600.0)
+    assert (queues["info"].talk_time, agents["301"].talk_time) == (940.0, 940.0)
     assert stats.talk_check == TalkCheck(
         from_cdrs=4,
-        log_only=1,
+        log_only=3,
         differing=(
             TalkDifference(
                 call_id="c4", customer="acme", queue="support", agent="201", cdr=604.0, log=600.0
@@ -419,7 +430,7 @@ def test_the_text_report_ends_with_the_talk_check(
     code, out, _ = _stats(tmp_path, capsys, *DAY_ARGS)
     assert code == 0
     assert out.splitlines()[-3:] == [
-        "Talk time: 4 call(s) from their CDRs, 1 from the queue log alone (no CDR)",
+        "Talk time: 4 call(s) from their CDRs, 3 from the queue log alone (no CDR)",
         "  call c4 (acme support, agent 201): talk 604.0 s in its CDRs, 600.0 s in the queue log",
         "  call c99: a queue call in the CDRs, not in the queue log",
     ]
@@ -431,5 +442,5 @@ def test_without_cdrs_the_talk_comes_from_the_queue_log(tmp_path: Path) -> None:
         assert all(f.result(timeout=10) for f in [log.write(r) for r in scripted_day()])
     stats, problems = queue_report(tmp_path, since=SINCE, until=UNTIL)
     assert (problems, stats.talk_check) == ([], None)
-    assert [q.talk_time for q in stats.queues] == [840.0, 710.0, 600.0]
+    assert [q.talk_time for q in stats.queues] == [840.0, 710.0, 940.0]
     assert not (tmp_path / "cdr.sqlite").exists()
