@@ -39,7 +39,8 @@ its CDR (leg ``b``, linked to the inbound call's Call-ID).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from callserver.calls.branching import (
     cancel,
@@ -52,7 +53,9 @@ from callserver.calls.branching import (
 from callserver.calls.bridge import bridge_of
 from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call
+from callserver.calls.customer_calls import CustomerCall, call_as_customer
 from callserver.calls.diverted import OVER_CHANNEL_LIMIT, Diverted, channelled_by
+from callserver.calls.handover import first_ended, join_legs
 from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.leg_target import Target, leg_target
 from callserver.calls.originating import leg_from
@@ -81,6 +84,8 @@ from callserver.sip.offer_answer import AnswerConfig, build_offer
 from callserver.transport.resolver import SipResolver
 
 __all__ = ["ForwardOutcome", "Forwarder"]  # ForwardOutcome: calls.session's, for the verbs
+
+T = TypeVar("T")
 
 
 class Forwarder:
@@ -200,6 +205,20 @@ class Forwarder:
     async def bridge_agent(self, leg: Leg) -> None:
         """Bridge the caller with a queue agent's answered leg until one of them hangs up."""
         await self._connect(leg, 200)
+
+    async def call_out(
+        self, request: CustomerCall, use: Callable[[Leg], Awaitable[T]]
+    ) -> T | ForwardOutcome:
+        """Place ``request`` as its customer's own call out and hand the answered leg to
+        ``use`` (``customer_calls.call_as_customer``); else how it failed."""
+        return await call_as_customer(self.services, self, request, use)
+
+    async def join_legs(self, one: Leg, other: Leg) -> None:
+        """Bridge two answered legs of no SIP call to each other (a queue's callback: the
+        agent and the number called) until either hangs up; both are then to be released."""
+        bridges = self.bridges
+        join_legs(self.services, bridges.open, bridges.close, one, other)
+        await first_ended(one, other)
 
     def release(self, leg: Leg) -> None:
         """End a leg ``place_answered`` gave: BYE it, release its channel and stream, write

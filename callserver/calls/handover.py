@@ -141,7 +141,7 @@ class Handover:
         assert task is not None
         self._joined[task] = (leg, placed)
         try:
-            await _first_ended(leg, placed)
+            await first_ended(leg, placed)
         finally:
             del self._joined[task]
             self.release(leg)
@@ -187,22 +187,34 @@ class Handover:
 
     def _join(self, leg: Leg, placed: Leg) -> None:
         """Bridge the transferee's leg to the new one, each out of the bridge it was in."""
-        language = self.services.live.settings.media.default_language
-        for one in (placed, leg):  # the transferee's language last: it is the one kept
-            old = one.bridge
-            if old is not None:
-                one.sdp_version, language = old.b.version, old.language
-                self._close_bridge(old)
-        self.services.media.bridge(leg.stream, placed.stream)
-        assert leg.dialog_id is not None and placed.dialog_id is not None
-        bridge = Bridge(
-            self.services,
-            _side(leg, leg.dialog_id),
-            _side(placed, placed.dialog_id),
-            language=language,
-            log=leg.a.log,
-        )
-        leg.bridge = placed.bridge = self._open_bridge(bridge)
+        join_legs(self.services, self._open_bridge, self._close_bridge, leg, placed)
+
+
+def join_legs(
+    services: CallServices,
+    open_bridge: Callable[[Bridge], Bridge],
+    close_bridge: Callable[[Bridge], None],
+    leg: Leg,
+    placed: Leg,
+) -> None:
+    """Bridge two answered legs of no common call to each other (``Bridges.open``), each out
+    of the bridge it was in; ``leg``'s language is kept."""
+    language = services.live.settings.media.default_language
+    for one in (placed, leg):  # the transferee's language last: it is the one kept
+        old = one.bridge
+        if old is not None:
+            one.sdp_version, language = old.b.version, old.language
+            close_bridge(old)
+    services.media.bridge(leg.stream, placed.stream)
+    assert leg.dialog_id is not None and placed.dialog_id is not None
+    bridge = Bridge(
+        services,
+        _side(leg, leg.dialog_id),
+        _side(placed, placed.dialog_id),
+        language=language,
+        log=leg.a.log,
+    )
+    leg.bridge = placed.bridge = open_bridge(bridge)
 
 
 def _side(leg: Leg, dialog_id: DialogId) -> Side:
@@ -215,7 +227,7 @@ def _side(leg: Leg, dialog_id: DialogId) -> Side:
     )
 
 
-async def _first_ended(one: Leg, other: Leg) -> None:
+async def first_ended(one: Leg, other: Leg) -> None:
     """Return when either leg has ended."""
     waits = [asyncio.ensure_future(leg.ended.wait()) for leg in (one, other)]
     try:

@@ -2,12 +2,9 @@
 
 Theory of operation
 -------------------
-``OriginatedCalls.place`` places the call as the customer's own call out, through the
-``forward`` machinery (``calls.b2bua.Forwarder.place_answered``): a caller side that is no SIP
-call (``Call`` with no transaction, never in the registry) stands for the customer, so the
-leg is routed by its prefix, barred by the customer's classes, rated, and gets its own CDR
-(leg ``b``, direction outbound, ``campaign`` the campaign's name). It holds one channel of
-the customer's pool (``customer:<name>``) for its whole life, and the number's own pool.
+``OriginatedCalls.place`` places the call as the customer's own call out
+(``customer_calls.call_as_customer``: routed, barred, rated, one channel of the customer's
+pool, its own CDR with ``campaign`` the campaign's name).
 
 Once the leg is answered a ``CallSession`` runs the plan of ``plan`` on it, hosted by
 ``_LegHost``: the session's prompts play on the leg's stream, the leg's digits and playback
@@ -47,8 +44,9 @@ import structlog
 from callserver.calls.b2bua import Forwarder
 from callserver.calls.call import Call
 from callserver.calls.call_recorder import RecordedCall
+from callserver.calls.customer_calls import CustomerCall, call_as_customer
 from callserver.calls.hosting import SessionHosting
-from callserver.calls.leg import Leg, leg_facts
+from callserver.calls.leg import Leg
 from callserver.calls.phase import CallPhase
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices
@@ -59,9 +57,7 @@ from callserver.media.recording_writer import RecordingMode
 from callserver.media.settings import RecordingSettings
 from callserver.media.stream import MediaStream
 from callserver.policy.caller import caller_identity
-from callserver.policy.limits import Grant
 from callserver.sip.dialog import DialogId
-from callserver.sip.ids import new_call_id
 
 __all__ = ["Originate", "OriginatedCalls", "OriginatedRequest", "OriginatedResult"]
 
@@ -133,33 +129,22 @@ class OriginatedCalls:
     async def place(self, request: OriginatedRequest) -> OriginatedResult:
         """Call ``request.number`` and run ``request.plan`` on it once answered; return when
         the call is over (see the module docstring)."""
-        services = self.services
-        admission = services.admission
-        pool = admission.channels.acquire([f"customer:{request.customer}"])
-        if not isinstance(pool, Grant):
-            return OriginatedResult(result="failed", sip_code=503)
-        try:
-            side = _customer_side(request, services.now())
-            facts = leg_facts(
-                side,
-                request.number,
-                services.now(),
-                admission.inside_group(request.customer, request.number),
-            )
-            facts.originating, facts.forwarded_from = True, None
-            facts.extra["campaign"] = request.campaign
-            placed = await self.forwarder.place_answered(
-                side,
-                side.facts,
-                facts,
-                caller_id=request.caller_id,
-                ring_timeout=request.ring_timeout,
-            )
-            if isinstance(placed, ForwardOutcome):
-                return OriginatedResult(result=placed.result, sip_code=placed.sip_code)
-            return await self._run_plan(placed, request)
-        finally:
-            admission.release(pool)
+        call = CustomerCall(
+            customer=request.customer,
+            caller_id=request.caller_id,
+            number=request.number,
+            ring_timeout=request.ring_timeout,
+            extra={"campaign": request.campaign},
+            tags={"campaign": request.campaign},
+        )
+
+        async def run(leg: Leg) -> OriginatedResult:
+            return await self._run_plan(leg, request)
+
+        ended = await call_as_customer(self.services, self.forwarder, call, run)
+        if isinstance(ended, ForwardOutcome):
+            return OriginatedResult(result=ended.result, sip_code=ended.sip_code)
+        return ended
 
     async def _run_plan(self, leg: Leg, request: OriginatedRequest) -> OriginatedResult:
         services = self.services
@@ -200,19 +185,6 @@ def _answers(session: CallSession) -> dict[str, str]:
     """The survey answers the session's plan noted so far."""
     survey = session.cdr_fields()["survey"]
     return {str(k): str(v) for k, v in survey.items()} if isinstance(survey, dict) else {}
-
-
-def _customer_side(request: OriginatedRequest, now: float) -> Call:
-    """The caller side of an originated call: the customer, with no SIP call of its own."""
-    side = Call(call_id=new_call_id(), key=None, offered_at=now)
-    facts = CallFacts(
-        call_id=side.call_id, caller=request.caller_id, called=request.number, offered_at=now
-    )
-    facts.customer, facts.originating = request.customer, True
-    facts.caller_e164 = request.caller_id.lstrip("+")
-    side.facts = facts
-    side.log = log.bind(call_id=side.call_id, campaign=request.campaign)
-    return side
 
 
 async def _run(work: Awaitable[None]) -> None:

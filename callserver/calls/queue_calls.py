@@ -32,16 +32,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Protocol
 
 from callserver.calls.call import Call
 from callserver.calls.leg import Leg
+from callserver.calls.queue_callbacks import Calling, CentreDriver, QueueCallbacks
 from callserver.calls.session import CallSession
-from callserver.calls.session_host import QueueOutcome, QueueRequest, Shown
+from callserver.calls.session_host import QueueOutcome, QueueRequest
 from callserver.media.engine import MediaEngine
 from callserver.media.hold_music import Music
-from callserver.queues.centre import CallCentre
 from callserver.queues.events import (
     CallerTimedOut,
     CentreEvent,
@@ -57,38 +56,12 @@ _RING_SLACK = 2.0  # the leg's own ring limit beyond the centre's, which cancels
 _QUIET = 3600.0  # how long a caller who hears no announcements waits for the leave key at once
 
 
-class CentreDriver(Protocol):
-    """The server's driver of the call centre (its timer, event log and listeners)."""
-
-    centre: CallCentre
-
-    def moment(self) -> tuple[float, datetime]:
-        """The monotonic time and the UTC time now."""
-
-    def changed(self) -> None:
-        """Called after every input: drain the events, hand the offers over, re-arm."""
-
-    def on_event(self, listener: Callable[[CentreEvent], None]) -> None:
-        """Call ``listener`` with each event the centre gives."""
-
-    def on_offers(self, ringer: Callable[[list[Offer]], None]) -> None:
-        """Call ``ringer`` with the offers of each pass."""
-
-
-class Placing(Protocol):
-    """How a leg to a phone is placed and bridged (``b2bua.Forwarder``'s)."""
-
-    async def place_agent(
-        self, call: Call, target: str, ring_timeout: float, shown: Shown, lost: Callable[[], bool]
-    ) -> Leg | None:
-        """Ring ``target``'s phones for ``call``; the answered leg, or None (refused).
-        ``lost``: a ring cancelled because another agent answered."""
+class Placing(Calling, Protocol):
+    """How a leg to a phone is placed and bridged (``b2bua.Forwarder``'s), and numbers called
+    back (``queue_callbacks``)."""
 
     async def bridge_agent(self, leg: Leg) -> None:
         """Bridge the leg's caller with the answered ``leg`` until either side hangs up."""
-
-    def release(self, leg: Leg) -> None:
-        """Tear the leg down (CANCEL or BYE what of it is still up)."""
 
 
 @dataclass(slots=True)
@@ -128,6 +101,7 @@ class QueueCalls:
         self.music = music
         self.loop = loop
         self._waiting: dict[str, _Waiting] = {}
+        self.callbacks = QueueCallbacks(driver, placing, loop)
         driver.on_event(self._event)
         driver.on_offers(self._offers)
 
@@ -165,6 +139,8 @@ class QueueCalls:
             for ring in waiting.rings.values():
                 ring.cancel()
         if isinstance(ended, QueueOutcome):
+            if ended.result == "callback" and request.callback_confirm:
+                await session.play(request.callback_confirm, barge_in=False)
             return ended
         agent, leg, wait = ended
         answered = QueueOutcome(result="answered", wait=wait, agent=agent)
@@ -205,29 +181,43 @@ class QueueCalls:
     # What the caller hears ------------------------------------------------------------
 
     async def _hear(self, session: CallSession, waiting: _Waiting) -> None:
-        """Greeting, then music with announcements; the leave key ends the wait."""
+        """Greeting, then music with announcements; the leave key ends the wait, the callback
+        key too when the request is taken. A key pressed during a prompt stops it and is
+        read at the top of the loop."""
         request = waiting.request
-        keys = request.leave_key or ""
-        if request.greeting and await session.play(request.greeting, barge_in=bool(keys)):
-            self._leave(waiting)
-            return
+        keys = (request.leave_key or "") + (request.callback_key or "")
+        if request.greeting:
+            await session.play(request.greeting, barge_in=bool(keys))
         playing = False
         while not waiting.outcome.done():
             if not playing:
                 self._music(waiting.call, on=request.music)
                 playing = True
-            if await self._digit(session, keys, request.announce_every or _QUIET):
-                self._leave(waiting)
-                return
+            digit = await self._digit(session, keys, request.announce_every or _QUIET)
+            if digit is not None:
+                if await self._pressed(session, waiting, digit):
+                    return
+                playing = False  # a refusal was played: the music again
+                continue
             status = self.driver.centre.status(waiting.call.call_id)
             if request.announce_every is None or request.announcement is None or status is None:
                 continue
             self._music(waiting.call, on=False)
             playing = False
             items = request.announcement(status.position, status.estimated_wait)
-            if await session.play(items, barge_in=bool(keys)) is not None:
-                self._leave(waiting)
-                return
+            await session.play(items, barge_in=bool(keys))
+
+    async def _pressed(self, session: CallSession, waiting: _Waiting, digit: str) -> bool:
+        """The leave or callback key was pressed: whether the wait is over."""
+        if digit != waiting.request.callback_key:
+            self._leave(waiting)
+            return True
+        self._music(waiting.call, on=False)
+        asked = await self.callbacks.request(session, waiting.call, waiting.request)
+        if asked is None:
+            return False
+        _settle(waiting, QueueOutcome(result="callback", wait=asked - waiting.joined))
+        return True
 
     async def _digit(self, session: CallSession, keys: str, every: float) -> str | None:
         """The leave key if it is pressed within ``every`` seconds; other digits are
@@ -266,6 +256,9 @@ class QueueCalls:
 
     def _offers(self, offers: list[Offer]) -> None:
         for offer in offers:
+            if offer.callback is not None:  # a request: no live call to ring for
+                self.callbacks.offered(offer)
+                continue
             waiting = self._waiting.get(offer.caller)
             if waiting is None:
                 continue

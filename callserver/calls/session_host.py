@@ -114,6 +114,10 @@ class QueueRequest:
     wait, over ``music`` on hold (else silence); ``leave_key`` (None: none) leaves the queue.
     ``record`` (None: not) records the caller and the agent from the answer on, in that mode,
     after ``record_announcement`` is played to the caller before it joins.
+    ``callback_key`` (None: none) leaves a callback request in the caller's place: the caller
+    hears ``callback_confirm``; a caller whose number is not known (anonymous) hears
+    ``callback_refused`` instead and waits on. ``callback_display`` goes before the number
+    on the agent's phone when the request rings it.
     """
 
     config: QueueConfig
@@ -127,15 +131,20 @@ class QueueRequest:
     display: AgentDisplay = field(default_factory=AgentDisplay)
     record: RecordingMode | None = None
     record_announcement: Sequence[PlaylistItem] = ()
+    callback_key: str | None = None
+    callback_confirm: Sequence[PlaylistItem] = ()
+    callback_refused: Sequence[PlaylistItem] = ()
+    callback_display: str = "Callback: "
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueOutcome:
     """How a wait in a queue ended: ``answered`` (bridged to ``agent`` until the call ended),
-    ``timeout`` (the queue's max wait), ``full``, ``no_agents``, ``left`` (the leave key) or
-    ``abandoned`` (the caller hung up); ``wait`` in seconds (0 when it never joined)."""
+    ``timeout`` (the queue's max wait), ``full``, ``no_agents``, ``left`` (the leave key),
+    ``callback`` (a callback request left in the caller's place) or ``abandoned`` (the caller
+    hung up); ``wait`` in seconds (0 when it never joined)."""
 
-    result: Literal["answered", "timeout", "full", "no_agents", "left", "abandoned"]
+    result: Literal["answered", "timeout", "full", "no_agents", "left", "callback", "abandoned"]
     wait: float = 0.0
     agent: str | None = None
 

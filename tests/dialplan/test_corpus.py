@@ -116,6 +116,12 @@ BAD: dict[str, list[str]] = {
     "queue-leave-key-without-left": [
         ":3: steps.support: leave_key needs left: the step a caller who leaves goes to"
     ],
+    "queue-callback-key-is-leave-key": [
+        ":3: steps.support: callback_key and leave_key are both '9'"
+    ],
+    "queue-callback-retry-too-short": [
+        ":7: steps.support.callback_retry: Input should be greater than or equal to 10"
+    ],
     "queue-skill-level": [
         ":6: steps.support.agents.201.skills: skill en: level 150 is not from 1 to 100"
     ],

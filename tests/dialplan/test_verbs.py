@@ -612,6 +612,33 @@ async def test_queue_asks_for_the_wait_the_step_describes() -> None:
     assert call.noted("vip") == [True]
 
 
+async def test_queue_callback_key_asks_for_its_prompts_settings_and_branch() -> None:
+    """callback_key: the request carries the key, the prompts, the display; the queue's
+    settings its attempts and retry; the callback outcome takes the callback branch."""
+    call = FakeCall(queue_outcome=QueueOutcome(result="callback", wait=30.0))
+    raw = {
+        **QUEUE,
+        "callback_key": "1",
+        "callback_display": "Zovi: ",
+        "callback_attempts": 5,
+        "callback_retry": "10m",
+        "callback": "message",
+    }
+    assert await run_queue(call, raw) == "message"
+    (request,) = call.queues
+    assert (request.callback_key, request.callback_display) == ("1", "Zovi: ")
+    assert list(request.callback_confirm) == [Play(name="queue_callback")]
+    assert list(request.callback_refused) == [Play(name="queue_callback_anonymous")]
+    assert (request.config.callback_attempts, request.config.callback_retry) == (5, 600.0)
+    assert call.noted("end_detail") == ["queue support: callback"]
+
+
+async def test_queue_without_a_callback_branch_hangs_up_after_the_request() -> None:
+    """No callback branch: the plan ends (None) once the request is confirmed."""
+    call = FakeCall(queue_outcome=QueueOutcome(result="callback", wait=30.0))
+    assert await run_queue(call, {**QUEUE, "callback_key": "1"}) is None
+
+
 async def test_queue_announcement_says_the_position_and_the_minutes() -> None:
     """Position 3 and 61 s of estimated wait: "you are number 3 ... about 2 minutes"."""
     call = FakeCall()

@@ -20,6 +20,13 @@
       announce: [position, wait]       # which of the two (default shown)
       music: true                      # music on hold between announcements (default shown)
       leave_key: "9"                   # optional: the caller leaves to the left branch
+      callback_key: "1"                # optional: the caller leaves a callback request
+      callback_confirm: queue_callback # what it hears then (default shown), then the
+                                       # callback branch (default: hang up)
+      callback_refused: queue_callback_anonymous   # a withheld number hears this, waits on
+      callback_display: "Callback: "   # before the number on the agent's phone
+      callback_attempts: 3             # calls to the number before the request is dropped
+      callback_retry: 5m               # between them
       display: "Support: "             # before the caller's name on the agent's phone
       alert_info: "<urn:alert:service:call-waiting>"   # optional, as the phone knows it
       call_info: "<https://crm.example/c?n=${caller}>;purpose=info"   # optional
@@ -28,6 +35,7 @@
       full: voicemail
       no_agents: closed
       left: voicemail
+      callback: goodbye
       record: {mode: stereo, announcement: recording_notice}   # optional, see below
 
 Agents are checked at load time against config/centrex.yaml: each must be a subscriber of the
@@ -42,6 +50,14 @@ as ``record_call`` does (``mode`` mixed or stereo, caller left; ``record: stereo
 for ``{mode: stereo}``); its ``announcement`` is played to the caller before it joins the
 queue. A call already recorded (a ``record_call`` step, the customer's ``recording``) keeps its
 one recording and skips the announcement.
+
+A callback request (``callback_key``, which must differ from ``leave_key``) keeps the caller's
+place in the queue with no live call (``calls.queue_callbacks``): an agent it is offered to is
+rung showing ``callback_display`` and the number, and once the agent answers the number is
+called as the customer's call (its CDR names the queue and the agent); busy or not answered,
+the request waits again ``callback_retry`` later, ``callback_attempts`` calls in all. A caller
+whose number is withheld or unknown cannot leave one: it hears ``callback_refused`` and waits
+on.
 """
 
 from __future__ import annotations
@@ -81,7 +97,7 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _SKILL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
 Announced = Literal["position", "wait"]
 _ANNOUNCED: tuple[Announced, ...] = ("position", "wait")
-_BRANCHES = ("answered", "timeout", "full", "no_agents", "left")
+_BRANCHES = ("answered", "timeout", "full", "no_agents", "left", "callback")
 
 
 class AgentParams(BaseModel):
@@ -120,7 +136,7 @@ class Params(StepParams):
     """The queue, its agents and limits, what the caller hears, the agent's display, the
     branches."""
 
-    next_unused = "a queue continues with answered, timeout, full, no_agents or left"
+    next_unused = "a queue continues with answered, timeout, full, no_agents, left or callback"
 
     queue: str
     agents: dict[str, AgentParams]
@@ -137,6 +153,12 @@ class Params(StepParams):
     announce: list[Announced] = Field(default_factory=lambda: [*_ANNOUNCED], min_length=1)
     music: bool = True
     leave_key: str | None = Field(None, pattern=r"^[0-9*#]$")
+    callback_key: str | None = Field(None, pattern=r"^[0-9*#]$")
+    callback_confirm: PromptList | None = ["queue_callback"]
+    callback_refused: PromptList | None = ["queue_callback_anonymous"]
+    callback_display: str = Field("Callback: ", max_length=64)
+    callback_attempts: int = Field(3, ge=1, le=20)
+    callback_retry: Duration = Field(300.0, ge=10, le=86400)
     display: str | None = Field(None, max_length=64)
     alert_info: str | None = Field(None, max_length=512)
     call_info: str | None = Field(None, max_length=512)
@@ -146,6 +168,7 @@ class Params(StepParams):
     no_agents: StepName | None = None
     left: StepName | None = None
     record: QueueRecording | None = None
+    callback: StepName | None = None
 
     @field_validator("queue", mode="before")
     @classmethod
@@ -185,19 +208,21 @@ class Params(StepParams):
             raise ValueError("agents: a queue needs at least one agent")
         if self.leave_key is not None and self.left is None:
             raise ValueError("leave_key needs left: the step a caller who leaves goes to")
+        if self.callback_key is not None and self.callback_key == self.leave_key:
+            raise ValueError(f"callback_key and leave_key are both {self.callback_key!r}")
         return self
 
     def targets(self) -> dict[tuple[str | int, ...], str]:
-        """The answered, timeout, full, no_agents and left steps."""
+        """The answered, timeout, full, no_agents, left and callback steps."""
         named = {name: getattr(self, name) for name in _BRANCHES}
         return {(name,): step for name, step in named.items() if step is not None}
 
     def waits_for_caller(self) -> bool:
-        """A queue waits for the caller (an agent, the leave key, its hang-up)."""
+        """A queue waits for the caller (an agent, the leave or callback key, its hang-up)."""
         return True
 
     def prompts(self) -> dict[tuple[str | int, ...], list[PromptItem]]:
-        """The greeting and the announcement's words."""
+        """The greeting, the announcement's words and, with a callback key, its prompts."""
         words: list[PromptItem] = []
         if self.announce_every and "position" in self.announce:
             words += _POSITION_WORDS
@@ -208,6 +233,10 @@ class Params(StepParams):
             announced[("announce",)] = words
         if self.record is not None and self.record.announcement:
             announced[("record", "announcement")] = self.record.announcement
+        if self.callback_key is not None:
+            announced |= present(
+                callback_confirm=self.callback_confirm, callback_refused=self.callback_refused
+            )
         return {**present(greeting=self.greeting), **announced}
 
 
@@ -244,6 +273,8 @@ def prepare(params: Params, context: CompileContext) -> Prepared:
         wrap_up=params.wrap_up,
         max_waiting=params.max_waiting,
         max_wait=params.max_wait,
+        callback_attempts=params.callback_attempts,
+        callback_retry=params.callback_retry,
     )
     return Prepared(config=config, vip=vip)
 
@@ -328,6 +359,8 @@ def request_of(call: CallControl, params: Params, prepared: Prepared) -> QueueRe
         greeting = expand(params.greeting, variables)
     record = params.record
     notice = expand(record.announcement, variables) if record and record.announcement else []
+    confirm = expand(params.callback_confirm, variables) if params.callback_confirm else ()
+    refused = expand(params.callback_refused, variables) if params.callback_refused else ()
     return QueueRequest(
         config=prepared.config,
         priority=params.vip_priority if vip else 0,
@@ -340,6 +373,10 @@ def request_of(call: CallControl, params: Params, prepared: Prepared) -> QueueRe
         display=display,
         record=None if record is None else record.mode,
         record_announcement=notice,
+        callback_key=params.callback_key,
+        callback_confirm=confirm,
+        callback_refused=refused,
+        callback_display=params.callback_display,
     )
 
 
