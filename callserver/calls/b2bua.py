@@ -55,7 +55,6 @@ from callserver.calls.bridges import Bridges
 from callserver.calls.call import Call
 from callserver.calls.customer_calls import CustomerCall, call_as_customer
 from callserver.calls.diverted import OVER_CHANNEL_LIMIT, Diverted, channelled_by
-from callserver.calls.handover import first_ended, join_legs
 from callserver.calls.leg import Leg, leg_facts
 from callserver.calls.leg_target import Target, leg_target
 from callserver.calls.originating import leg_from
@@ -215,10 +214,9 @@ class Forwarder:
 
     async def join_legs(self, one: Leg, other: Leg) -> None:
         """Bridge two answered legs of no SIP call to each other (a queue's callback: the
-        agent and the number called) until either hangs up; both are then to be released."""
-        bridges = self.bridges
-        join_legs(self.services, bridges.open, bridges.close, one, other)
-        await first_ended(one, other)
+        agent and the number called) until either hangs up or the server stops
+        (``handover.Handover.hold``); both are then to be released."""
+        await self.transfers.handover.hold(one, other)
 
     def release(self, leg: Leg) -> None:
         """End a leg ``place_answered`` gave: BYE it, release its channel and stream, write

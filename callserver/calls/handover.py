@@ -23,7 +23,8 @@ An attended transfer from the calling side whose consultation call the caller pl
 (``calls.attended``) ends the same way: ``join`` bridges the two far legs to each other at
 once (both detached from their calls) and both of the caller's calls end ``transferred``.
 
-Such pairs belong to no call, so a shutdown ends them here (``hang_up_all``).
+Such pairs belong to no call, so a shutdown ends them here (``hang_up_all``); so are the pairs
+a queue's callback bridges (``hold``: the agent and the number called back).
 """
 
 from __future__ import annotations
@@ -141,11 +142,26 @@ class Handover:
         assert task is not None
         self._joined[task] = (leg, placed)
         try:
-            await first_ended(leg, placed)
+            await _first_ended(leg, placed)
         finally:
             del self._joined[task]
             self.release(leg)
             self.release(placed)
+
+    async def hold(self, one: Leg, other: Leg) -> None:
+        """Bridge two answered legs of no call to each other (a queue's callback: the agent
+        and the number called back) until either ends; a shutdown ends them as it ends a
+        transfer's pair (``hang_up_all``). Both are the caller's to release after."""
+        self._join(one, other)
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        self._joined[task] = (one, other)
+        try:
+            await _first_ended(one, other)
+        finally:
+            del self._joined[task]
+            self._running.discard(task)
 
     async def hang_up_all(self) -> None:
         """Shutdown: end every pair a transfer joined (BYE to both, CDRs ``shutdown``) and
@@ -187,34 +203,22 @@ class Handover:
 
     def _join(self, leg: Leg, placed: Leg) -> None:
         """Bridge the transferee's leg to the new one, each out of the bridge it was in."""
-        join_legs(self.services, self._open_bridge, self._close_bridge, leg, placed)
-
-
-def join_legs(
-    services: CallServices,
-    open_bridge: Callable[[Bridge], Bridge],
-    close_bridge: Callable[[Bridge], None],
-    leg: Leg,
-    placed: Leg,
-) -> None:
-    """Bridge two answered legs of no common call to each other (``Bridges.open``), each out
-    of the bridge it was in; ``leg``'s language is kept."""
-    language = services.live.settings.media.default_language
-    for one in (placed, leg):  # the transferee's language last: it is the one kept
-        old = one.bridge
-        if old is not None:
-            one.sdp_version, language = old.b.version, old.language
-            close_bridge(old)
-    services.media.bridge(leg.stream, placed.stream)
-    assert leg.dialog_id is not None and placed.dialog_id is not None
-    bridge = Bridge(
-        services,
-        _side(leg, leg.dialog_id),
-        _side(placed, placed.dialog_id),
-        language=language,
-        log=leg.a.log,
-    )
-    leg.bridge = placed.bridge = open_bridge(bridge)
+        language = self.services.live.settings.media.default_language
+        for one in (placed, leg):  # the transferee's language last: it is the one kept
+            old = one.bridge
+            if old is not None:
+                one.sdp_version, language = old.b.version, old.language
+                self._close_bridge(old)
+        self.services.media.bridge(leg.stream, placed.stream)
+        assert leg.dialog_id is not None and placed.dialog_id is not None
+        bridge = Bridge(
+            self.services,
+            _side(leg, leg.dialog_id),
+            _side(placed, placed.dialog_id),
+            language=language,
+            log=leg.a.log,
+        )
+        leg.bridge = placed.bridge = self._open_bridge(bridge)
 
 
 def _side(leg: Leg, dialog_id: DialogId) -> Side:
@@ -227,7 +231,7 @@ def _side(leg: Leg, dialog_id: DialogId) -> Side:
     )
 
 
-async def first_ended(one: Leg, other: Leg) -> None:
+async def _first_ended(one: Leg, other: Leg) -> None:
     """Return when either leg has ended."""
     waits = [asyncio.ensure_future(leg.ended.wait()) for leg in (one, other)]
     try:
