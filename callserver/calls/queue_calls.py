@@ -8,11 +8,13 @@ The caller joins the queue in the centre (``queues.CallCentre`` through its driv
 the listeners, hands the centre's offers to the ringer and keeps its timer). A caller refused
 as ``full`` or ``no_agents`` gets that outcome at once. A caller who waits hears the step's
 greeting, then music on hold (``media.hold_music``), and every ``announce_every`` seconds its
-position and estimated wait in its language; the leave key leaves the queue (``left``), a
-hang-up abandons it, the queue's maximum wait ends it (``timeout``). A recorded queue
-(``QueueRequest.record``) plays its recording notice before the caller joins and starts the
-call's recording (``CallSession.record_call``, filed under the queue's customer) when an agent
-answers, before the two are bridged.
+position and estimated wait in its language; the leave key leaves the queue (``left``), the
+callback key leaves a callback request in its place (``callback``, ``queue_callbacks``, which
+also rings the agents for such requests: their offers go there), a hang-up abandons it, the
+queue's maximum wait ends it (``timeout``). A recorded queue (``QueueRequest.record``) plays
+its recording notice before the caller joins and starts the call's recording
+(``CallSession.record_call``, filed under the queue's customer) when an agent answers, before
+the two are bridged.
 
 The ringing side: each offer (``queues.events.Offer``) becomes, for each agent it names, a leg
 to the agent's registered phones placed as ``b2bua.Forwarder.place_answered`` places a call
