@@ -1,5 +1,5 @@
 """The ``callserver`` command: run, check, reload, rate, passwd, subscribers, agents, cdr,
-stats, campaign, version, prompts synth."""
+stats, campaign, admin token, version, prompts synth."""
 
 from __future__ import annotations
 
@@ -62,7 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     passwd.add_argument("username", help="the subscriber's digest username")
     passwd.add_argument("realm", help="its group's realm (default in centrex.yaml: callserver)")
+    _add_admin_parser(sub)
     return parser
+
+
+def _add_admin_parser(sub: Any) -> None:
+    admin = sub.add_parser("admin", help="the admin API: tokens")
+    tools = admin.add_subparsers(dest="admin_command", required=True)
+    token = tools.add_parser(
+        "token", help="print a new bearer token once and its admin.tokens lines (its digest)"
+    )
+    token.add_argument("name", help="who holds it: its name in the audit log")
+    token.add_argument("--role", required=True, choices=("operator", "customer"))
+    token.add_argument("--customer", help="a customer token's customer (trunks.yaml)")
 
 
 def _add_prompts_parser(sub: Any) -> None:
@@ -313,6 +325,23 @@ def _passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from callserver.commands.admin_token import new_token
+
+    try:
+        token, lines = new_token(args.name, args.role, args.customer)
+    except ValidationError as exc:
+        for error in exc.errors():
+            print(f"callserver admin token: {error['msg']}", file=sys.stderr)
+        return 2
+    print(f"token (shown once, give it to {args.name}): {token}")
+    print("admin.tokens entry for config/callserver.yaml (only the digest is stored):")
+    sys.stdout.write(lines)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``callserver`` console script."""
     args = _parser().parse_args(argv)
@@ -333,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _passwd(args)
     if args.command == "subscribers":
         return _subscribers(args)
+    if args.command == "admin":
+        return _admin(args)
     if args.command in RUNNERS:
         return RUNNERS[args.command](args)
     return _run(args)

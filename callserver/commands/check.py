@@ -163,7 +163,25 @@ def _check_settings(path: Path | None) -> Checked:
     plans = _check_dialplans(settings.dialplans, settings)
     errors += plans.errors
     errors += check_started(settings)
+    errors += _admin_customer_errors(path or DEFAULT_CONFIG, settings)
     return Checked(path=path, kind="settings", errors=tuple(errors), warnings=plans.warnings)
+
+
+def _admin_customer_errors(path: Path, settings: Settings) -> list[str]:
+    """The admin tokens' customers that trunks.yaml does not have (its own errors are
+    reported by its check)."""
+    wanted = settings.admin.customers()
+    if not wanted:
+        return []
+    try:
+        known = load_trunks(settings.trunks).customers
+    except OperatorFileError:
+        return []
+    return [
+        f"{path}: admin.tokens: customer {name!r} is not one of {settings.trunks}'s customers "
+        f"({', '.join(sorted(known)) or 'none'})"
+        for name in sorted(wanted - set(known))
+    ]
 
 
 def _check_trunks(path: Path, settings: Settings) -> Checked:

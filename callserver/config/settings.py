@@ -31,6 +31,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from callserver.config.admin import AdminSettings
 from callserver.config.errors import OperatorFileError
 from callserver.config.positions import Origin, describe_errors, load_yaml_with_lines
 from callserver.config.registrar import RegistrarSettings
@@ -46,6 +47,7 @@ from callserver.sip.validate import UasPolicy
 from callserver.transport.settings import DnsSettings
 
 __all__ = [
+    "AdminSettings",
     "CallsSettings",
     "CdrSettings",
     "DnsSettings",
@@ -129,6 +131,7 @@ class Settings(BaseSettings):
     registrar: RegistrarSettings = Field(default_factory=RegistrarSettings)
     voicemail: VoicemailSettings = Field(default_factory=VoicemailSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")
@@ -295,6 +298,7 @@ _STARTUP_ONLY = {
     ),
     "media": ("rtp_port_min", "rtp_port_max", "ptime", "symmetric_rtp", "reorder_packets"),
     "cdr": ("ingest_interval",),
+    "admin": ("listen", "enabled"),
 }
 _STARTUP_ONLY_TOP = ("log_level", "log_format")
 
