@@ -317,6 +317,22 @@ class CallManager:
         self.endpoint.bye(call.dialog_id, self.loop.time())
         self.wake()
 
+    def hang_up_by_admin(self, call: Call) -> bool:
+        """The admin API's hang-up: BYE an answered call (RFC 3261 §15.1.1), 487 one whose
+        INVITE is pending (§9.2, as a CANCEL would); its CDR says ``admin``. False when the
+        call is already ending."""
+        if call.phase in (CallPhase.ENDING, CallPhase.ENDED):
+            return False
+        call.cause = "admin"
+        if call.phase.in_dialog:
+            self._hang_up(call)
+            return True
+        if self.endpoint.is_pending_invite(call.key):
+            self.endpoint.respond(call.key, 487, self.loop.time())
+        self.end_call(call, "admin", 487)
+        self.wake()
+        return True
+
     def end_call(self, call: Call, reason: str, sip_code: int | None = None) -> None:
         """Tear the call down once: timers, media, channels, its plan, then its CDR."""
         answered = call.phase.in_dialog

@@ -51,6 +51,8 @@ _UNANSWERED = {
     "loop": (Disposition.FAILED, "EXCHANGE_ROUTING_ERROR", 25),  # 483 Too Many Hops
     # Our 2xx was never ACKed (RFC 3261 §13.3.1.4): the caller never confirmed the answer.
     "ack_timeout": (Disposition.FAILED, "RECOVERY_ON_TIMER_EXPIRE", 102),
+    # Hung up through the admin API before the answer (487): FreeSWITCH's uuid_kill cause.
+    "admin": (Disposition.FAILED, "MANAGER_REQUEST", 16),
 }
 # An unanswered leg ended with a SIP final response (a dialplan's hangup, a forwarded leg's
 # answer): its disposition and Q.850 cause, after RFC 3398 §8.2.6.1 read backwards.
@@ -77,6 +79,7 @@ _END_REASONS = {
     "barred",
     "no_route",
     "transferred",
+    "admin",
 }
 # Refusals before any answer: REJECTED, with the Q.850 cause (21 call rejected, 34 no circuit).
 _REFUSED = {
@@ -198,7 +201,7 @@ class CdrReporter:
                     sip_code or 0, (Disposition.FAILED, "NORMAL_TEMPORARY_FAILURE", 41)
                 ),
             )
-            hangup_by = "caller" if reason == "cancelled" else "server"
+            hangup_by = {"cancelled": "caller", "admin": "admin"}.get(reason, "server")
             fields.update(disposition=disposition, hangup_cause=cause, q850_cause=q850)
             fields["hangup_by"] = hangup_by
         fields["end_reason"] = (
@@ -310,7 +313,10 @@ def _charge(rating: Rating) -> Charge:
 
 
 def _hangup_by(facts: CallFacts, reason: str) -> str:
-    """Who ended an answered leg: its far end when the BYE came from there, else the server."""
+    """Who ended an answered leg: its far end when the BYE came from there, the admin API's
+    hang-up, else the server."""
+    if reason == "admin":
+        return "admin"
     if reason != "bye_received":
         return "server"
     return "callee" if facts.leg == "b" else "caller"

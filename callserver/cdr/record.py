@@ -65,13 +65,13 @@ __all__ = [
 Leg = Literal["a", "b"]
 RecordStatus = Literal["final", "aborted"]
 Direction = Literal["inbound", "outbound", "internal"]
-HangupBy = Literal["caller", "callee", "server"]
+HangupBy = Literal["caller", "callee", "server", "admin"]  # admin: the admin API's hang-up
 SurveyValue = str | int
 
 _LEGS = ("a", "b")
 _STATUSES = ("final", "aborted")
 _DIRECTIONS = ("inbound", "outbound", "internal")
-_HANGUP_BY = ("caller", "callee", "server")
+_HANGUP_BY = ("caller", "callee", "server", "admin")
 _DIVERSION_REASONS = ("unconditional", "user-busy", "no-answer", "unavailable")
 _MS = timedelta(milliseconds=1)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # ensure_ascii: every line is pure ASCII
@@ -108,6 +108,7 @@ class EndReason(StrEnum):
     OVERLOAD = "overload"  # refused by overload control before any work (503, Retry-After)
     ABORTED = "aborted"  # the server died with the leg open; written by spool recovery
     TRANSFERRED = "transferred"  # the transferor's leg, released once its transfer answered
+    ADMIN = "admin"  # hung up through the admin API (DELETE /api/calls/{id})
 
 
 class CdrSink(Protocol):

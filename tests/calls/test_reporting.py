@@ -167,6 +167,25 @@ def test_a_200_never_acked_ends_with_ack_timeout() -> None:
     assert (record.hangup_by, record.cost) == ("server", None)
 
 
+def test_a_call_hung_up_through_the_admin_api_says_admin() -> None:
+    """The admin API's hang-up: hangup_by and end_reason admin, answered or not (487)."""
+    reporting, _ = reporter([130.0])
+    answered = facts("38733100200")
+    answered.answered_at = 110.0
+    record = reporting.ended(answered, "admin")
+    assert record is not None
+    assert (record.hangup_by, record.end_reason) == ("admin", EndReason.ADMIN)
+    assert (record.disposition, record.billsec) == (Disposition.ANSWERED, 20)
+    record = reporting.ended(facts("38733100200"), "admin", sip_code=487)
+    assert record is not None
+    assert (record.hangup_by, record.end_reason, record.sip_code) == ("admin", EndReason.ADMIN, 487)
+    assert (record.disposition, record.hangup_cause, record.q850_cause) == (
+        Disposition.FAILED,
+        "MANAGER_REQUEST",
+        16,
+    )
+
+
 def test_a_forwarded_leg_is_paid_by_the_subscriber_who_forwarded() -> None:
     """A b-leg to a mobile number is rated by that number's tariff, payer called."""
     reporting, _ = reporter([160.0])
