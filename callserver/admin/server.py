@@ -1,0 +1,192 @@
+"""``AdminServer``: the aiohttp application of the admin API on the server's running loop.
+
+Every request but ``/healthz``, ``/readyz`` and ``/metrics`` needs a bearer token of the
+settings (``auth``); the token's entry is ``auth.holder`` while the request is handled. Every error
+is JSON, ``{"error": "..."}``, saying what to do about it. Every change (a method other than
+GET or HEAD) is logged as ``admin.audit`` with the token's name, the method, the path and the
+status. Handlers read the server's state and never wait on I/O on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+)
+
+from callserver.admin.auth import bearer_token, find_token, holder
+from callserver.admin.calls_api import CallsApi, CallsView
+from callserver.config.admin import AdminToken
+
+__all__ = ["AdminServer", "error", "process_registry"]
+
+log = structlog.get_logger("callserver.admin")
+audit = structlog.get_logger("admin.audit")
+
+OPENAPI = Path(__file__).with_name("openapi.json")
+_PUBLIC = frozenset({"/healthz", "/readyz", "/metrics"})
+_READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def process_registry() -> CollectorRegistry:
+    """A registry with the process collector alone (CPU, memory, open files)."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def error(status: int, message: str, **headers: str) -> web.Response:
+    """A JSON error response: ``{"error": message}``."""
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+class AdminServer:
+    """The admin API, health checks and metrics on ``listen``; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        tokens: Callable[[], Sequence[AdminToken]],
+        calls: CallsView,
+        ready: Callable[[], Awaitable[list[str]]],
+        registry: CollectorRegistry | None = None,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        """``tokens`` is read at each request (a reload applies at once); ``ready`` returns
+        why the server is not ready (empty: ready); ``registry`` is what /metrics serves (None:
+        the process collector alone); ``monotonic`` is the calls' clock (the loop's)."""
+        self._tokens = tokens
+        self._ready = ready
+        self._registry = registry if registry is not None else process_registry()
+        self._openapi: bytes | None = None
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None  # the port bound (a listen port 0 picks one)
+        self.app = web.Application(middlewares=[self._audit, self._auth, self._errors])
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/api/openapi.json", self._openapi_document)
+        clock = monotonic or asyncio.get_running_loop().time
+        CallsApi(calls, clock).add_routes(self.app.router)
+
+    async def start(self, host: str, port: int) -> bool:
+        """Listen on ``host:port``; a failure to bind is logged and the server runs without
+        the admin API (False)."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            log.error("admin.unavailable", listen=f"{host}:{port}", error=str(exc))
+            await runner.cleanup()
+            return False
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        log.info("admin.listening", host=host, port=self.port)
+        return True
+
+    async def close(self) -> None:
+        """Stop listening and close the open connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- middlewares ------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every error as JSON with a message a person can act on."""
+        try:
+            return await handler(request)
+        except web.HTTPMethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            return error(
+                405,
+                f"{request.method} is not allowed on {request.path}; use {allowed}",
+                Allow=allowed,
+            )
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            if exc.text and not exc.text.startswith(f"{exc.status}:"):  # a handler's own words
+                return error(exc.status, exc.text)
+            if exc.status == 404:
+                return error(404, f"no such resource: {request.path} (see /api/openapi.json)")
+            return error(exc.status, f"{exc.reason}: {request.method} {request.path}")
+        except Exception:
+            log.exception("admin.handler_failed", method=request.method, path=request.path)
+            return error(500, "the server failed to handle this request; its log says why")
+
+    @web.middleware
+    async def _audit(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``admin.audit``: who changed what, and the answer, for every non-GET request."""
+        holder.set(None)  # a connection's requests share its task: none inherits a token
+        response = await handler(request)
+        if request.method not in _READ_ONLY:
+            token = holder.get()
+            audit.info(
+                "admin.audit",
+                token=token.name if token is not None else None,
+                role=token.role if token is not None else None,
+                method=request.method,
+                path=request.path,
+                status=response.status,
+            )
+        return response
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """RFC 6750 §3: 401 with ``WWW-Authenticate: Bearer`` without a known token."""
+        if request.path in _PUBLIC:
+            return await handler(request)
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            return error(
+                401,
+                "send a token: Authorization: Bearer <token> (callserver admin token)",
+                **{"WWW-Authenticate": 'Bearer realm="callserver"'},
+            )
+        entry = find_token(token, self._tokens())
+        if entry is None:
+            return error(
+                401,
+                "the token is not one of admin.tokens: check it, or make a new one",
+                **{"WWW-Authenticate": 'Bearer realm="callserver", error="invalid_token"'},
+            )
+        holder.set(entry)
+        return await handler(request)
+
+    # -- health, metrics, the document ------------------------------------------------------
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        """Alive: the loop answers."""
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        """Ready: SIP listening, dialplans loaded, the CDR spool writable (503 with why not)."""
+        reasons = await self._ready()
+        if reasons:
+            return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """The Prometheus text exposition of the registry, read now."""
+        body = generate_latest(self._registry)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def _openapi_document(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 document of this API, read from the package once, in a thread."""
+        if self._openapi is None:
+            self._openapi = await asyncio.to_thread(OPENAPI.read_bytes)
+        return web.Response(body=self._openapi, content_type="application/json")
