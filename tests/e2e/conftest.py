@@ -149,6 +149,7 @@ def start_server(
     overload: dict[str, object] | None = None,
     registrar: dict[str, object] | None = None,
     voicemail: dict[str, object] | None = None,
+    admin: dict[str, object] | None = None,
     ring: float = 0.0,
     hangup_after: float = 30.0,
     loop: bool = False,
@@ -156,7 +157,8 @@ def start_server(
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
-    ``sip``, ``overload``, ``registrar``, ``voicemail``) settings.
+    ``sip``, ``overload``, ``registrar``, ``voicemail``, ``admin``) settings; the admin API
+    listens on a free port (its ``admin.listening`` line names it).
 
     ``dialplans`` is the dialplan directory (default: one in ``tmp_path`` holding only the
     default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting
@@ -188,6 +190,7 @@ def start_server(
             "data_dir": str(tmp_path / "var"),
             "log_format": "json",
             "log_level": "info",
+            "admin": {"listen": f"{HOST}:0", **(admin or {})},
         }
         if blacklist is not None:
             config["blacklist"] = str(blacklist)
@@ -368,6 +371,7 @@ def start_server_on(tmp_path: Path, listen: list[str], **calls: object) -> Serve
         "data_dir": str(tmp_path / "var"),
         "log_format": "json",
         "log_level": "info",
+        "admin": {"listen": f"{HOST}:0"},
     }
     path = tmp_path / "callserver.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -1,0 +1,151 @@
+"""The admin API of a real `callserver run`: a SIPp call in progress is listed, scoped by the
+token's customer, and hung up (SIPp gets the BYE, the CDR says admin); health answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from callserver.config.admin import token_digest
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    exported_cdrs,
+    free_port,
+    popen_sipp,
+    start_server,
+    stopped_on_exit,
+)
+
+CALLED = "38733100200"
+OPERATOR, ACME, GLOBEX = "noc-token-e2e", "acme-token-e2e", "globex-token-e2e"
+TRUNKS: dict[str, object] = {
+    "customers": {"acme": {}, "globex": {}},
+    "trunks": {"acme-pbx": {"match": [HOST], "customer": "acme"}},
+    "numbers": {CALLED: {}},  # the operator's: a call to it is not routed out
+}
+ADMIN: dict[str, object] = {
+    "tokens": [
+        {"name": "noc", "role": "operator", "sha256": token_digest(OPERATOR)},
+        {"name": "acme", "role": "customer", "customer": "acme", "sha256": token_digest(ACME)},
+        {
+            "name": "globex",
+            "role": "customer",
+            "customer": "globex",
+            "sha256": token_digest(GLOBEX),
+        },
+    ]
+}
+
+
+def _request(
+    server: ServerProcess, method: str, path: str, token: str | None = None
+) -> tuple[int, Any]:
+    """The status and JSON body of one request to the server's admin port."""
+    port = server.wait_for("admin.listening")["port"]
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", method=method)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _hold_call(
+    sipp: str, server: ServerProcess, cwd: Path, scenario: str = "uac-expect-server-bye.xml"
+) -> subprocess.Popen[str]:
+    """SIPp placing one call of ``scenario``: by default answered until the server's BYE."""
+    cmd = [
+        sipp,
+        f"{HOST}:{server.port}",
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-sf", str(SCENARIOS / scenario), "-s", CALLED, "-m", "1"),
+        *("-nostdin", "-timeout", "40s", "-timeout_error"),
+    ]
+    return popen_sipp(cmd, cwd)
+
+
+def _listed(
+    server: ServerProcess, wanted: Callable[[dict[str, object]], bool], timeout: float = 10.0
+) -> dict[str, object]:
+    """The only call of the operator's list, once it is as ``wanted``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, data = _request(server, "GET", "/api/calls", OPERATOR)
+        assert status == 200
+        calls: list[dict[str, object]] = data["calls"]
+        if len(calls) == 1 and wanted(calls[0]):
+            return calls[0]
+        time.sleep(0.05)
+    raise AssertionError("no such call listed; server output:\n" + "\n".join(server.raw[-30:]))
+
+
+def test_a_call_in_progress_is_listed_scoped_and_hung_up_by_the_admin(
+    sipp: str, tmp_path: Path
+) -> None:
+    """Operator and acme see SIPp's call, globex does not (404); DELETE sends SIPp the BYE."""
+    server = start_server(tmp_path, trunks=TRUNKS, admin=ADMIN, hangup_after=60.0)
+    with stopped_on_exit(server):
+        assert _request(server, "GET", "/healthz") == (200, {"status": "ok"})
+        assert _request(server, "GET", "/readyz") == (200, {"status": "ready"})
+        assert _request(server, "GET", "/api/calls")[0] == 401
+        caller = _hold_call(sipp, server, tmp_path)
+        try:
+            call = _listed(server, lambda call: call["answered"] is True)
+            assert (call["called"], call["trunk"], call["customer"]) == (CALLED, "acme-pbx", "acme")
+            assert (call["direction"], call["state"]) == ("inbound", "answered")
+            path = "/api/calls/" + urllib.parse.quote(str(call["id"]), safe="@")
+            acme = _request(server, "GET", "/api/calls", ACME)[1]["calls"]
+            assert [c["id"] for c in acme] == [call["id"]]
+            assert _request(server, "GET", "/api/calls", GLOBEX) == (200, {"calls": []})
+            assert _request(server, "GET", path, GLOBEX)[0] == 404
+            assert _request(server, "DELETE", path, GLOBEX)[0] == 404
+            status, data = _request(server, "DELETE", path, OPERATOR)
+            assert (status, data["hung_up"]["id"]) == (202, call["id"])
+            assert caller.wait(timeout=30) == 0, caller.communicate()[0]
+        finally:
+            if caller.poll() is None:
+                caller.kill()
+                caller.wait()
+        audit = server.wait_for("admin.audit")
+        assert (audit["token"], audit["status"]) == ("globex", 404)
+        assert [(a["token"], a["status"]) for a in server.events("admin.audit")] == [
+            ("globex", 404),
+            ("noc", 202),
+        ]
+    (cdr,) = exported_cdrs(tmp_path / "var")
+    assert (cdr["hangup_by"], cdr["end_reason"], cdr["disposition"]) == (
+        "admin",
+        "admin",
+        "ANSWERED",
+    )
+
+
+def test_a_ringing_call_hung_up_by_the_admin_gets_487(sipp: str, tmp_path: Path) -> None:
+    """A call still ringing is answered 487 on DELETE; its CDR: unanswered, by admin."""
+    server = start_server(tmp_path, trunks=TRUNKS, admin=ADMIN, ring=60.0)
+    with stopped_on_exit(server):
+        caller = _hold_call(sipp, server, tmp_path, "uac-rings-expect-487.xml")
+        try:
+            call = _listed(server, lambda call: call["state"] == "ringing")
+            path = "/api/calls/" + urllib.parse.quote(str(call["id"]), safe="@")
+            assert _request(server, "DELETE", path, ACME)[0] == 202
+            assert caller.wait(timeout=30) == 0, caller.communicate()[0]
+        finally:
+            if caller.poll() is None:
+                caller.kill()
+                caller.wait()
+        assert _request(server, "GET", "/api/calls", OPERATOR) == (200, {"calls": []})
+    (cdr,) = exported_cdrs(tmp_path / "var")
+    assert (cdr["hangup_by"], cdr["end_reason"], cdr["sip_code"]) == ("admin", "admin", 487)
+    assert (cdr["disposition"], cdr["answer_stamp"]) == ("FAILED", None)
