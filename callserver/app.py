@@ -19,8 +19,7 @@ from typing import Any
 
 import structlog
 
-from callserver.admin.readiness import not_ready
-from callserver.admin.server import AdminServer
+from callserver.admin.server import AdminServer, open_admin
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
 from callserver.calls.originating import Outbound
@@ -168,7 +167,7 @@ class Server:
         self._watching = asyncio.Event()  # set: stop watching the dialplans directory
         self._watch: asyncio.Task[None] | None = None
         self.background = Background()  # reloads in progress: dialplans, prompts
-        self.admin: AdminServer | None = None  # the admin API, once it listens
+        self.admin: AdminServer | None = None  # the admin API (``admin.listen``), once started
 
     async def start(self, on_ready: Callable[[], None] | None = None) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0.
@@ -201,29 +200,10 @@ class Server:
         self.routing.load()
         self._watch = self._loop.create_task(self.routing.watch(self._watching))
         self.campaigns.scan()  # the campaigns started before, and while it was down
-        await self._open_admin()  # without it (a port taken), calls are still served
+        self.admin = await open_admin(self)  # None: disabled, or a port taken (calls go on)
         if on_ready is not None:
             on_ready()
         log.info("server.listening", addresses=self.sockets.describe())
-
-    async def _open_admin(self) -> None:
-        """The admin API on ``admin.listen``; its tokens are read at each request (SIGHUP)."""
-        if not self.settings.admin.enabled:
-            return
-        admin = AdminServer(
-            tokens=lambda: self.settings.admin.tokens,
-            calls=self.calls,
-            ready=lambda: not_ready(
-                listening=self.sockets.describe(),
-                plans=len(self.routing.dialplans.plans),
-                dialplans=self.settings.dialplans,
-                spool=None if self.cdr is None else self.cdr.directory,
-                draining=self.calls.draining,
-            ),
-            monotonic=self._loop.time,
-        )
-        if await admin.start(*self.settings.admin.address):
-            self.admin = admin
 
     # -- transport callbacks (asyncio names) ------------------------------------------------
 

@@ -5,25 +5,41 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["not_ready"]
+from callserver.calls.manager import CallManager
+from callserver.cdr.spool import CdrSpool
+from callserver.config.settings import Settings
+from callserver.dialplan.routing import Routing
+from callserver.transport.sockets import SipSockets
+
+__all__ = ["ServerState", "not_ready"]
 
 
-async def not_ready(
-    *, listening: list[str], plans: int, dialplans: Path, spool: Path | None, draining: bool
-) -> list[str]:
+class ServerState(Protocol):
+    """What readiness and the calls resources read of the running server."""
+
+    settings: Settings
+    sockets: SipSockets
+    routing: Routing
+    cdr: CdrSpool | None
+    calls: CallManager
+
+
+async def not_ready(server: ServerState) -> list[str]:
     """The reasons: no SIP socket open, no dialplan loaded, the CDR spool directory missing or
     not writable (checked in a thread: it asks the file system), or draining to stop."""
     reasons = []
-    if not listening:
+    if not server.sockets.describe():
         reasons.append("SIP is not listening: see the log's server.listening and sip errors")
-    if plans == 0:
-        reasons.append(f"no dialplan is loaded from {dialplans}: callserver check {dialplans}")
-    if spool is None:
+    if len(server.routing.dialplans.plans) == 0:
+        directory = server.settings.dialplans
+        reasons.append(f"no dialplan is loaded from {directory}: callserver check {directory}")
+    if server.cdr is None:
         reasons.append("the CDR spool is not open yet")
-    elif not await asyncio.to_thread(_writable, spool):
-        reasons.append(f"the CDR spool {spool} is not a writable directory: check its owner")
-    if draining:
+    elif not await asyncio.to_thread(_writable, server.cdr.directory):
+        reasons.append(f"the CDR spool {server.cdr.directory} is not a writable directory")
+    if server.calls.draining:
         reasons.append("the server is draining to stop")
     return reasons
 

@@ -24,9 +24,10 @@ from prometheus_client import (
 
 from callserver.admin.auth import bearer_token, find_token, holder
 from callserver.admin.calls_api import CallsApi, CallsView
+from callserver.admin.readiness import ServerState, not_ready
 from callserver.config.admin import AdminToken
 
-__all__ = ["AdminServer", "error", "process_registry"]
+__all__ = ["AdminServer", "error", "open_admin", "process_registry"]
 
 log = structlog.get_logger("callserver.admin")
 audit = structlog.get_logger("admin.audit")
@@ -42,6 +43,22 @@ def process_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     return registry
+
+
+async def open_admin(
+    server: ServerState, registry: CollectorRegistry | None = None
+) -> AdminServer | None:
+    """The admin API of ``server`` listening on ``admin.listen``, or None when it is disabled
+    or cannot listen (logged). Its tokens are read at each request (a SIGHUP applies them)."""
+    if not server.settings.admin.enabled:
+        return None
+    admin = AdminServer(
+        tokens=lambda: server.settings.admin.tokens,
+        calls=server.calls,
+        ready=lambda: not_ready(server),
+        registry=registry,
+    )
+    return admin if await admin.start(*server.settings.admin.address) else None
 
 
 def error(status: int, message: str, **headers: str) -> web.Response:

@@ -330,8 +330,9 @@ def launch(
     env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """Start ``python -m callserver ARGS`` without CALLSERVER_* variables (with ``env``'s);
-    wait until it listens."""
+    wait until it listens. Its admin API listens on a free port unless ``env`` says where."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CALLSERVER_")}
+    clean["CALLSERVER_ADMIN__LISTEN"] = f"{HOST}:0"  # never the shared default, 8080
     proc = subprocess.Popen(
         [sys.executable, "-m", "callserver", *args],
         stdout=subprocess.PIPE,
