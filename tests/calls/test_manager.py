@@ -206,6 +206,27 @@ async def test_shutdown_byes_answered_calls_and_refuses_ringing_ones(tmp_path: P
     assert not harness.manager.byes_answered.is_set()
 
 
+async def test_the_admin_hang_up_byes_an_answered_call_and_answers_a_ringing_one_487(
+    tmp_path: Path,
+) -> None:
+    """hang_up_by_admin: BYE to the answered call, 487 to the ringing one; both CDRs: admin."""
+    harness = await _answered(tmp_path)
+    harness.plan = ring_forever
+    ringing = harness.invite("c2")
+    await harness.settle()
+    answered = harness.manager.calls.by_dialog(dialog("c1"))
+    waiting = harness.manager.calls.by_key(ringing)  # type: ignore[arg-type]
+    assert answered is not None and waiting is not None
+    assert harness.manager.hang_up_by_admin(answered)
+    assert harness.manager.hang_up_by_admin(waiting)
+    assert not harness.manager.hang_up_by_admin(answered)  # already ending: nothing sent
+    assert harness.endpoint.byes == [dialog("c1")]
+    assert harness.endpoint.statuses(ringing) == [487]
+    harness.ended("c1", "bye_sent")
+    assert harness.sink.ends() == [("a", "admin", 487), ("a", "admin", 200)]
+    assert [r.hangup_by for r in harness.sink.records] == ["admin", "admin"]
+
+
 async def test_draining_refuses_new_invites_with_503(tmp_path: Path) -> None:
     """While draining a new INVITE gets 503 with Retry-After and is never tracked."""
     harness = Harness.create(tmp_path)
