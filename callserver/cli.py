@@ -334,7 +334,8 @@ def _admin(args: argparse.Namespace) -> int:
         token, lines = new_token(args.name, args.role, args.customer)
     except ValidationError as exc:
         for error in exc.errors():
-            print(f"callserver admin token: {error['msg']}", file=sys.stderr)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            print(f"callserver admin token: {message}", file=sys.stderr)
         return 2
     print(f"token (shown once, give it to {args.name}): {token}")
     print("admin.tokens entry for config/callserver.yaml (only the digest is stored):")

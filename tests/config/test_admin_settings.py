@@ -118,7 +118,10 @@ def test_the_command_refuses_a_customer_token_without_its_customer(
 ) -> None:
     """``callserver admin token x --role customer`` exits 2 naming what is missing."""
     assert main(["admin", "token", "x", "--role", "customer"]) == 2
-    assert "a customer token names its customer" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "callserver admin token: token 'x': a customer token names its customer "
+        "(customer: acme, one of trunks.yaml's customers)\n"
+    )
 
 
 def test_the_command_prints_the_token_once_and_the_entry(
