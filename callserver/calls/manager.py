@@ -140,6 +140,8 @@ class CallManager:
         self.subscriptions: Subscriptions | None = None  # SUBSCRIBE (voicemail MWI)
         self._byes: set[TransactionKey | None] = set()
         self.byes_answered = asyncio.Event()
+        self.rtp_timeouts = 0  # calls whose RTP stopped for media.rtp_timeout
+        self.dtmf_by_source: dict[str, int] = {}  # digits received: rfc4733, info, inband
         self.byes_answered.set()
 
     # The operator's files in force: a reload sets new ones for new calls.
@@ -302,7 +304,9 @@ class CallManager:
         self.host.session_event(call, event)
         if isinstance(event, DtmfReceived):
             call.log.info("call.dtmf", digit=event.digit, source=event.source)
+            self.dtmf_by_source[event.source] = self.dtmf_by_source.get(event.source, 0) + 1
         elif isinstance(event, RtpTimedOut):
+            self.rtp_timeouts += 1
             call.log.warning("call.rtp_timeout", idle=round(event.idle, 1))
             call.cause = "rtp_timeout"
             if call.phase.in_dialog:

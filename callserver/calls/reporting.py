@@ -91,6 +91,11 @@ _REFUSED = {
     "blacklist": 21,
     "barred": 21,
 }
+# The reasons ``ended_by_reason`` names; any other counts as "other" (a bounded set of labels).
+_COUNTED = frozenset(
+    {*_UNANSWERED, *_REFUSED, *_END_REASONS, "anonymous", "respond_failed"}
+    | {"bye_received", "bye_sent", "session_expired", "refresh_failed"}  # the dialog's end
+)
 _RENAMED = {"auth_failed": "unauthorized", "unknown_source": "unauthorized", "loop": "error"}
 
 
@@ -150,6 +155,7 @@ class CdrReporter:
         self.sink: CdrSink | None = None  # the spool, attached when the server starts
         self.tariffs = tariffs
         self._monotonic = monotonic
+        self.ended_by_reason: dict[tuple[str, str], int] = {}  # (leg, reason): legs ended
 
     def _offset(self) -> float:
         """Wall clock minus monotonic clock, read once for all the stamps of one record: two
@@ -184,6 +190,8 @@ class CdrReporter:
         ``cdr.record_invalid`` with every field, so billing can reconstruct it) or it waits
         for its recording.
         """
+        key = (facts.leg, reason if reason in _COUNTED else "other")
+        self.ended_by_reason[key] = self.ended_by_reason.get(key, 0) + 1
         now = self._monotonic()
         offset = time.time() - now  # as _offset(), with this reading of the clock as ``now``
         fields: dict[str, Any] = self._known(facts, offset)

@@ -107,6 +107,7 @@ class CdrIngester:
         self._runs = self._failures = 0
         self._total = IngestResult()
         self.worker_pid: int | None = None  # the process of the last run that succeeded
+        self.last_success: float | None = None  # the loop's time when that run ended
 
     def start(self) -> None:
         """Start the periodic task: a first run at once, then one every ``interval``.
@@ -148,6 +149,7 @@ class CdrIngester:
             self._failed(exc, traceback=True)
             return None
         self.worker_pid = pid
+        self.last_success = asyncio.get_running_loop().time()
         self._total += result
         log_ingested(result)
         return result

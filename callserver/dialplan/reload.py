@@ -92,6 +92,7 @@ class Dialplans:
         self._context = context
         self._share = share  # of the event loop's time, for a reload (callserver.process.pacing)
         self.plans = PlanSet()
+        self.reloads = 0  # swaps since start, the first load included
         self._reloading = asyncio.Lock()
 
     def plan_for(self, called: str) -> Plan | None:
@@ -122,6 +123,7 @@ class Dialplans:
         for warning in result.warnings:
             log.warning("dialplan.warning", warning=warning)
         self.plans = result.plans
+        self.reloads += 1
         log.info(
             "dialplan.loaded",
             directory=str(self.directory),

@@ -222,6 +222,10 @@ class ChannelLimits:
                 raise ValueError(f"channel limit of {profile!r} is {limit}, less than 0")
         self._limits = dict(limits)
 
+    def pools_in_use(self) -> dict[str, int]:
+        """Every profile with a channel held now, and how many (a snapshot)."""
+        return dict(self._counts)
+
     def in_use(self, profile: str) -> int:
         """How many channels of ``profile`` are held now."""
         return self._counts.get(profile, 0)

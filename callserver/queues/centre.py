@@ -160,6 +160,10 @@ class CallCentre(Callbacks, Departures):
             position=position, estimated_wait=q.estimate(position, self._serving(q, entry.skills))
         )
 
+    def waiting_counts(self) -> dict[tuple[str, str], int]:
+        """How many callers wait in each queue now, by ``(customer, queue)``."""
+        return {key: len(q.callers) for key, q in self._queues.items()}
+
     def waiting(self, queue: tuple[str, str]) -> list[str]:
         """The callers of ``queue`` in their order."""
         return [entry.id for entry in self._queue(queue).waiting()]

@@ -131,6 +131,10 @@ class Registrar:
         usable = [b for b in self._aors.get(aor, {}).values() if b.usable and b.expires > now]
         return sorted(usable, key=lambda b: -(1.0 if b.q is None else b.q))
 
+    def binding_counts(self) -> dict[str, int]:
+        """How many bindings each address-of-record holds now (RFC 3261 §10.3)."""
+        return {aor: len(bindings) for aor, bindings in self._aors.items()}
+
     def flow_closed(self, conn_id: int) -> list[Changed]:
         """The connection ``conn_id`` closed: its bindings become unusable (RFC 5626 §4.2)."""
         changes = []

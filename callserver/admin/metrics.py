@@ -1,0 +1,299 @@
+"""The Prometheus metrics of a running server, read from its state at scrape time.
+
+``server_registry`` gives the registry the admin server's ``GET /metrics`` serves
+(``prometheus_client.generate_latest``): prometheus-client's process, GC and platform
+collectors and :class:`ServerCollector`, whose ``collect`` builds every ``callserver_*``
+family from what the server holds when it is asked (calls, channel pools, the statistics of
+admission, overload control, the media engine, the CDR spool and ingester, the registrar, the
+call centre, the dialplans). Nothing on the call or media path updates a metric object: the
+counters are the server's own statistics, read here. A scrape runs on the event loop, reads
+plain attributes and takes no lock and does no I/O. Labels are bounded: trunks, customers,
+groups, queues, number classes and dialplan numbers are configuration, reasons are the
+server's own words; no call id or caller number is a label.
+
+docs/operations.md "Metrics" lists every family.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from callserver.admin.metric_sources import (
+    REJECTIONS,
+    bindings_per_customer,
+    calls_in_progress,
+    channel_pools,
+    ingest_lag,
+)
+
+__all__ = ["REJECTIONS", "Server", "ServerCollector", "server_registry"]
+
+if TYPE_CHECKING:
+    from callserver.calls.admission import Admission
+    from callserver.calls.manager import CallManager
+    from callserver.calls.reporting import CdrReporter
+    from callserver.cdr.ingester import CdrIngester
+    from callserver.cdr.spool import CdrSpool
+    from callserver.config.tariffs import Tariffs
+    from callserver.dialplan.routing import Routing
+    from callserver.media.engine import MediaEngine
+    from callserver.phone_services import PhoneServices
+    from callserver.policy.overload import OverloadControl
+
+
+class Server(Protocol):
+    """What the metrics read of a ``callserver.app.Server``."""
+
+    @property
+    def calls(self) -> CallManager: ...
+    @property
+    def admission(self) -> Admission: ...
+    @property
+    def tariffs(self) -> Tariffs: ...
+    @property
+    def reporter(self) -> CdrReporter: ...
+    @property
+    def overload(self) -> OverloadControl: ...
+    @property
+    def media(self) -> MediaEngine: ...
+    @property
+    def cdr(self) -> CdrSpool | None: ...
+    @property
+    def ingester(self) -> CdrIngester: ...
+    @property
+    def routing(self) -> Routing: ...
+    @property
+    def phones(self) -> PhoneServices: ...
+
+
+def server_registry(server: Server) -> CollectorRegistry:
+    """A registry of ``server``'s metrics with the process, GC and platform collectors."""
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    registry.register(ServerCollector(server))
+    return registry
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+def _counter(name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, labels=labels)
+
+
+class ServerCollector(Collector):
+    """Builds the ``callserver_*`` families from ``server`` at each scrape."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family, read now."""
+        yield from self._calls()
+        yield from self._channels()
+        yield from self._admission()
+        yield from self._registrations()
+        yield from self._queues()
+        yield from self._media()
+        yield from self._cdr()
+        yield from self._dialplans()
+
+    def _calls(self) -> Iterator[Metric]:
+        server = self.server
+        progress = _gauge(
+            "callserver_calls_in_progress",
+            "Calls in progress.",
+            ["trunk", "customer", "number_class", "direction"],
+        )
+        for labels, count in sorted(calls_in_progress(server.calls.calls, server.tariffs).items()):
+            progress.add_metric(list(labels), count)
+        yield progress
+        ended = server.reporter.ended_by_reason
+        attempts = sum(n for (leg, _), n in ended.items() if leg == "a")
+        yield CounterMetricFamily(
+            "callserver_call_attempts",
+            "Inbound calls offered: ended (refused included) plus in progress.",
+            value=attempts + len(server.calls.calls),
+        )
+        legs = _counter("callserver_call_legs_ended", "Call legs ended.", ["leg", "reason"])
+        rejections = _counter(
+            "callserver_call_rejections", "Inbound calls refused, by reason.", ["reason"]
+        )
+        for (leg, reason), count in sorted(ended.items()):
+            legs.add_metric([leg, reason], count)
+            if leg == "a" and reason in REJECTIONS:
+                rejections.add_metric([reason], count)
+        yield legs
+        yield rejections
+
+    def _channels(self) -> Iterator[Metric]:
+        in_use = _gauge("callserver_channels_in_use", "Channels held per pool.", ["kind", "pool"])
+        bought = _gauge("callserver_channels_bought", "Channel limit per pool.", ["kind", "pool"])
+        for (kind, pool), (used, limit) in sorted(channel_pools(self.server.admission).items()):
+            in_use.add_metric([kind, pool], used)
+            if limit is not None:
+                bought.add_metric([kind, pool], limit)
+        yield in_use
+        yield bought
+
+    def _admission(self) -> Iterator[Metric]:
+        admission, server = self.server.admission, self.server
+        channels = admission.channels.statistics()
+        yield _by_key(
+            "callserver_channel_refusals", "Calls over a channel limit.", "kind", channels.refused
+        )
+        rates = admission.rates.statistics()
+        yield _by_key("callserver_cps_refusals", "Calls over a call rate.", "kind", rates.refused)
+        overload = server.overload.statistics()
+        yield _by_key(
+            "callserver_overload_refusals",
+            "INVITEs refused by overload control.",
+            "reason",
+            overload.by_reason,
+        )
+        yield CounterMetricFamily(
+            "callserver_overload_episodes", "Overload episodes.", value=overload.episodes
+        )
+        yield GaugeMetricFamily(
+            "callserver_overload_shedding",
+            "1 while overload control refuses new calls.",
+            value=int(overload.shedding),
+        )
+        lockout = admission.auth.lockout.statistics()
+        yield CounterMetricFamily(
+            "callserver_auth_failures", "Digest authentications failed.", value=lockout.failures
+        )
+        yield _by_key(
+            "callserver_auth_lockout_refusals",
+            "Requests refused in a password-guessing penalty.",
+            "scope",
+            lockout.refused,
+        )
+
+    def _registrations(self) -> Iterator[Metric]:
+        family = _gauge("callserver_registrations", "Registered bindings.", ["customer"])
+        registration = self.server.calls.registration
+        if registration is not None:
+            counts = registration.registrar.binding_counts()
+            centrex = self.server.admission.centrex
+            for customer, count in sorted(bindings_per_customer(counts, centrex).items()):
+                family.add_metric([customer], count)
+        yield family
+
+    def _queues(self) -> Iterator[Metric]:
+        centre = self.server.phones.centre.centre
+        waiting = _gauge("callserver_queue_waiting", "Callers in a queue.", ["customer", "queue"])
+        for (customer, queue), count in sorted(centre.waiting_counts().items()):
+            waiting.add_metric([customer, queue], count)
+        yield waiting
+        states: dict[tuple[str, str], int] = {}
+        for agent in centre.agents:
+            key = (agent.customer, agent.state.value)
+            states[key] = states.get(key, 0) + 1
+        agents = _gauge("callserver_queue_agents", "Agents by state.", ["customer", "state"])
+        for (customer, state), count in sorted(states.items()):
+            agents.add_metric([customer, state], count)
+        yield agents
+
+    def _media(self) -> Iterator[Metric]:
+        stats = self.server.media.statistics()
+        clock = stats.clock
+        yield GaugeMetricFamily(
+            "callserver_media_streams", "RTP streams open.", value=stats.streams
+        )
+        yield GaugeMetricFamily(
+            "callserver_media_ports_in_use", "RTP port pairs in use.", value=stats.ports_in_use
+        )
+        yield CounterMetricFamily(
+            "callserver_rtp_packets_sent", "RTP packets sent.", value=stats.packets_sent
+        )
+        yield CounterMetricFamily(
+            "callserver_rtp_packets_received", "RTP packets received.", value=stats.packets_received
+        )
+        yield _by_key(
+            "callserver_rtp_packets_dropped", "RTP packets dropped.", "reason", stats.drops
+        )
+        tick = _gauge("callserver_media_tick_seconds", "Media tick duration.", ["quantile"])
+        late = _gauge("callserver_media_lateness_seconds", "Media tick lateness.", ["quantile"])
+        for quantile, duration, lateness in (
+            ("0.5", clock.tick_p50, clock.lateness_p50),
+            ("0.99", clock.tick_p99, clock.lateness_p99),
+        ):
+            tick.add_metric([quantile], duration)
+            late.add_metric([quantile], lateness)
+        yield tick
+        yield late
+        calls = self.server.calls
+        yield CounterMetricFamily(
+            "callserver_rtp_timeouts", "Calls whose RTP stopped.", value=calls.rtp_timeouts
+        )
+        yield _by_key("callserver_dtmf_digits", "DTMF digits.", "source", calls.dtmf_by_source)
+
+    def _cdr(self) -> Iterator[Metric]:
+        server = self.server
+        backlog = 0
+        if server.cdr is not None:
+            spool = server.cdr.statistics()
+            backlog = spool.journal_backlog + spool.retry_pending
+        yield GaugeMetricFamily(
+            "callserver_cdr_spool_backlog", "CDRs not yet written to the spool.", value=backlog
+        )
+        lag = ingest_lag(server.ingester.last_success, _loop_time())
+        lag_family = GaugeMetricFamily(
+            "callserver_cdr_ingest_lag_seconds",
+            "Seconds since the last CDR ingest into cdr.sqlite succeeded.",
+            labels=[],
+        )
+        if lag is not None:
+            lag_family.add_metric([], lag)
+        yield lag_family
+        ingester = server.ingester.statistics()
+        yield CounterMetricFamily(
+            "callserver_cdr_ingest_failures", "CDR ingest runs failed.", value=ingester.failures
+        )
+
+    def _dialplans(self) -> Iterator[Metric]:
+        dialplans = self.server.routing.dialplans
+        yield CounterMetricFamily(
+            "callserver_dialplan_reloads", "Dialplan sets loaded.", value=dialplans.reloads
+        )
+        info = InfoMetricFamily(
+            "callserver_dialplan", "The dialplan version in force per number.", labels=["number"]
+        )
+        for number, plan in sorted(dialplans.plans.plans.items()):
+            info.add_metric([number], {"version": plan.version})
+        yield info
+
+
+def _loop_time() -> float | None:
+    """The running loop's time (the ingester's clock); None outside a loop."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return None
+
+
+def _by_key(name: str, doc: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:
+    family = _counter(name, doc, [label])
+    for key, count in sorted(counts.items()):
+        family.add_metric([key], count)
+    return family

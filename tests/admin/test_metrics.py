@@ -1,0 +1,134 @@
+"""callserver.admin.metrics: the scrape of a real in-process server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from callserver.admin.metrics import server_registry
+from callserver.app import Server
+from callserver.config.settings import load_settings
+from callserver.sip.events import Peer
+
+PLANS = Path(__file__).resolve().parents[2] / "dialplans"
+PEER = Peer("udp", "127.0.0.1", 6000)
+INVITE = (
+    b"INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-m-1\r\n"
+    b"From: sipp <sip:sipp@127.0.0.1:6000>;tag=m1\r\n"
+    b"To: service <sip:service@127.0.0.1:5060>\r\n"
+    b"Call-ID: metrics-1@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: sip:sipp@127.0.0.1:6000\r\n"
+    b"Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: 129\r\n\r\n"
+    b"v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+IN_DIALOG = (
+    "{method} sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-m-{seq}\r\n"
+    "From: sipp <sip:sipp@127.0.0.1:6000>;tag=m1\r\n"
+    "To: service <sip:service@127.0.0.1:5060>;tag={tag}\r\n"
+    "Call-ID: metrics-1@127.0.0.1\r\nCSeq: {seq} {method}\r\n"
+    "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+class _Socket:
+    """Stands in for the server's UDP socket: keeps what is sent."""
+
+    local_address = ("127.0.0.1", 5060)
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, peer: Peer) -> None:
+        self.sent.append(data)
+
+    def receive_backlog(self) -> int:
+        return 0
+
+
+def _server(tmp_path: Path, plans: Path) -> tuple[Server, _Socket]:
+    overrides = {
+        "sip": {"listen": ["udp:127.0.0.1:0"]},
+        "dialplans": plans,
+        "data_dir": tmp_path / "data",
+    }
+    server = Server(load_settings(None, overrides))
+    server.routing.load()
+    socket = _Socket()
+    server.sockets.udp.append(socket)  # type: ignore[arg-type]
+    return server, socket
+
+
+def _samples(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The scrape, parsed back: each sample's value by its name and labels."""
+    text = generate_latest(server_registry(server)).decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _to_tag(response: bytes) -> str:
+    to_line = response.split(b"\r\nTo: ", 1)[1].split(b"\r\n", 1)[0]
+    return to_line.split(b";tag=", 1)[1].decode()
+
+
+async def test_a_server_without_calls_scrapes_to_valid_exposition_text(tmp_path: Path) -> None:
+    """A server with no call yields parseable text with zero calls and the process metrics."""
+    server, _ = _server(tmp_path, PLANS)
+    samples = _samples(server)
+    names = {name for name, _ in samples}
+    assert samples[("callserver_call_attempts_total", frozenset())] == 0
+    assert not any(name == "callserver_calls_in_progress" for name, _ in samples)
+    assert {"process_cpu_seconds_total", "python_gc_collections_total", "python_info"} <= names
+    assert samples[("callserver_dialplan_reloads_total", frozenset())] == 1
+    version = server.routing.dialplans.plans.plans["default"].version
+    info = frozenset({("number", "default"), ("version", version)})
+    assert samples[("callserver_dialplan_info", info)] == 1
+    bought = frozenset({("kind", "customer"), ("pool", "callcentre-demo")})
+    assert samples[("callserver_channels_bought", bought)] == 3
+
+
+async def test_an_answered_call_is_in_progress_until_its_bye(tmp_path: Path) -> None:
+    """An answered call shows in the gauge of calls in progress, and as an attempt once ended."""
+    server, socket = _server(tmp_path, PLANS)
+    server.datagram_received(INVITE, PEER)
+    await asyncio.sleep(0)  # the plan's task answers
+    ok = next(d for d in socket.sent if d.startswith(b"SIP/2.0 200"))
+    progress = frozenset(
+        {("trunk", "test"), ("customer", ""), ("number_class", ""), ("direction", "inbound")}
+    )
+    during = _samples(server)
+    assert during[("callserver_calls_in_progress", progress)] == 1
+    assert during[("callserver_call_attempts_total", frozenset())] == 1
+    assert during[("callserver_media_streams", frozenset())] == 1
+    trunk_pool = frozenset({("kind", "trunk"), ("pool", "test")})
+    assert during[("callserver_channels_in_use", trunk_pool)] == 1
+    tag = _to_tag(ok)
+    server.datagram_received(IN_DIALOG.format(method="ACK", seq=1, tag=tag).encode(), PEER)
+    server.datagram_received(IN_DIALOG.format(method="BYE", seq=2, tag=tag).encode(), PEER)
+    await asyncio.sleep(0)
+    after = _samples(server)
+    assert ("callserver_calls_in_progress", progress) not in after
+    assert after[("callserver_call_attempts_total", frozenset())] == 1
+    ended = frozenset({("leg", "a"), ("reason", "bye_received")})
+    assert after[("callserver_call_legs_ended_total", ended)] == 1
+    assert after[("callserver_channels_in_use", trunk_pool)] == 0
+
+
+async def test_a_call_without_a_plan_counts_as_a_no_route_rejection(tmp_path: Path) -> None:
+    """A call to a number no dialplan serves is refused and counted under reason no_route."""
+    empty = tmp_path / "plans"
+    empty.mkdir()
+    server, socket = _server(tmp_path, empty)
+    server.datagram_received(INVITE, PEER)
+    await asyncio.sleep(0)
+    assert any(d.startswith(b"SIP/2.0 404") for d in socket.sent)
+    samples = _samples(server)
+    assert samples[("callserver_call_rejections_total", frozenset({("reason", "no_route")}))] == 1
+    assert samples[("callserver_call_attempts_total", frozenset())] == 1
