@@ -18,6 +18,10 @@ RUN mkdir -p var && chown -R callserver:callserver var
 USER callserver
 
 EXPOSE 5060/udp 5060/tcp 20000-30000/udp
+# Alive: the admin server's /healthz on admin.listen (127.0.0.1:8080, inside the container).
+# The slim image has no curl: urlopen raises, and the check fails, on anything but a 2xx.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 ENV CALLSERVER_SIP__LISTEN='["udp:0.0.0.0:5060","tcp:0.0.0.0:5060"]'
 ENTRYPOINT ["callserver"]
 CMD ["run", "--config", "config/callserver.yaml"]

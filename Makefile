@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp baresip espeak sipvicious kamailio bench bench-quick clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp baresip espeak sipvicious systemd-analyze kamailio bench bench-quick clean
 
 install: $(STAMP)
 
@@ -69,6 +69,13 @@ espeak:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng) >/dev/null; \
 	  else echo "espeak-ng is missing: run 'sudo apt-get install espeak-ng'"; exit 1; fi; }
 
+# systemd-analyze (Debian systemd) verifies deploy/callserver.service in tests/admin/test_deploy.
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd) >/dev/null; \
+	  else echo "systemd-analyze is missing: run 'sudo apt-get install systemd'"; exit 1; fi; }
+
 lint: install
 	$(BIN)/ruff check callserver tests bench
 	$(BIN)/ruff format --check callserver tests bench
@@ -80,13 +87,13 @@ typecheck: install
 imports: install
 	$(BIN)/lint-imports
 
-unit: cc install espeak
+unit: cc install espeak systemd-analyze
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not e2e"
 
 e2e: cc install sipp baresip espeak sipvicious
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m e2e
 
-test: cc install sipp baresip espeak sipvicious lint typecheck imports
+test: cc install sipp baresip espeak sipvicious systemd-analyze lint typecheck imports
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 # The whole suite on another date and time zone: libfaketime moves the wall clock by one offset

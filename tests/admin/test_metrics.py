@@ -10,10 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from callserver.admin.metrics import server_registry
 from callserver.app import Server
-from callserver.config.settings import load_settings
 from callserver.sip.events import Peer
+from tests.admin.in_process import PLANS, in_process_server
 
-PLANS = Path(__file__).resolve().parents[2] / "dialplans"
 PEER = Peer("udp", "127.0.0.1", 6000)
 INVITE = (
     b"INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
@@ -35,34 +34,6 @@ IN_DIALOG = (
 )
 
 
-class _Socket:
-    """Stands in for the server's UDP socket: keeps what is sent."""
-
-    local_address = ("127.0.0.1", 5060)
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes, peer: Peer) -> None:
-        self.sent.append(data)
-
-    def receive_backlog(self) -> int:
-        return 0
-
-
-def _server(tmp_path: Path, plans: Path) -> tuple[Server, _Socket]:
-    overrides = {
-        "sip": {"listen": ["udp:127.0.0.1:0"]},
-        "dialplans": plans,
-        "data_dir": tmp_path / "data",
-    }
-    server = Server(load_settings(None, overrides))
-    server.routing.load()
-    socket = _Socket()
-    server.sockets.udp.append(socket)  # type: ignore[arg-type]
-    return server, socket
-
-
 def _samples(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """The scrape, parsed back: each sample's value by its name and labels."""
     text = generate_latest(server_registry(server)).decode()
@@ -80,7 +51,7 @@ def _to_tag(response: bytes) -> str:
 
 async def test_a_server_without_calls_scrapes_to_valid_exposition_text(tmp_path: Path) -> None:
     """A server with no call yields parseable text with zero calls and the process metrics."""
-    server, _ = _server(tmp_path, PLANS)
+    server, _ = in_process_server(tmp_path, PLANS)
     samples = _samples(server)
     names = {name for name, _ in samples}
     assert samples[("callserver_call_attempts_total", frozenset())] == 0
@@ -96,7 +67,7 @@ async def test_a_server_without_calls_scrapes_to_valid_exposition_text(tmp_path:
 
 async def test_an_answered_call_is_in_progress_until_its_bye(tmp_path: Path) -> None:
     """An answered call shows in the gauge of calls in progress, and as an attempt once ended."""
-    server, socket = _server(tmp_path, PLANS)
+    server, socket = in_process_server(tmp_path, PLANS)
     server.datagram_received(INVITE, PEER)
     await asyncio.sleep(0)  # the plan's task answers
     ok = next(d for d in socket.sent if d.startswith(b"SIP/2.0 200"))
@@ -125,7 +96,7 @@ async def test_a_call_without_a_plan_counts_as_a_no_route_rejection(tmp_path: Pa
     """A call to a number no dialplan serves is refused and counted under reason no_route."""
     empty = tmp_path / "plans"
     empty.mkdir()
-    server, socket = _server(tmp_path, empty)
+    server, socket = in_process_server(tmp_path, empty)
     server.datagram_received(INVITE, PEER)
     await asyncio.sleep(0)
     assert any(d.startswith(b"SIP/2.0 404") for d in socket.sent)
