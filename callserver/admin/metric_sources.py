@@ -103,8 +103,8 @@ def bindings_per_customer(counts: Mapping[str, int], centrex: Centrex) -> dict[s
 
 
 def _customer_of(aor: str, centrex: Centrex) -> str:
-    user = aor.removeprefix("sips:").removeprefix("sip:").partition("@")[0]
-    subscriber = centrex.subscriber(user) if user.lstrip("+").isdigit() else None
+    """A Centrex phone's bindings are kept under its E.164 number (``calls.registration``)."""
+    subscriber = centrex.subscriber(aor) if aor.lstrip("+").isdigit() else None
     if subscriber is None:
         return ""
     return centrex.groups[subscriber.group].customer or ""

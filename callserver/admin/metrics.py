@@ -253,7 +253,7 @@ class ServerCollector(Collector):
         backlog = 0
         if server.cdr is not None:
             spool = server.cdr.statistics()
-            backlog = spool.journal_backlog + spool.retry_pending
+            backlog = spool.queued + spool.journal_backlog + spool.retry_pending
         yield GaugeMetricFamily(
             "callserver_cdr_spool_backlog", "CDRs not yet written to the spool.", value=backlog
         )

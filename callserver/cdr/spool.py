@@ -76,8 +76,9 @@ log = structlog.get_logger("callserver.cdr")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpoolStatistics:
-    """Counters since the spool was opened (``retry_pending``, ``journal_backlog`` and
-    ``open_calls`` are current values)."""
+    """Counters since the spool was opened (``queued``, ``retry_pending``, ``journal_backlog``
+    and ``open_calls`` are current values; ``queued``: records and journal lines waiting for
+    the writer thread)."""
 
     records_written: int
     records_failed: int
@@ -90,6 +91,7 @@ class SpoolStatistics:
     open_calls: int
     recovered: int
     journal_malformed: int
+    queued: int
 
 
 @dataclass(slots=True)
@@ -232,6 +234,7 @@ class CdrSpool:
             open_calls=len(self._journal.calls),
             recovered=c["recovered"],
             journal_malformed=self._journal.malformed,
+            queued=self._writer.queued(),
         )
 
     def close(self, timeout: float | None = None) -> None:

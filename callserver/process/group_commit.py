@@ -90,6 +90,10 @@ class GroupCommit(Generic[ItemT]):
         """Start the writer thread."""
         self._thread.start()
 
+    def queued(self) -> int:
+        """About how many items wait for the writer thread now (``SimpleQueue.qsize``)."""
+        return self._queue.qsize()
+
     def submit(self, item: ItemT) -> bool:
         """Queue ``item`` for the next batch; False (nothing queued) once closed."""
         with self._lock:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from callserver.admin.metrics import server_registry
+from callserver.admin.metrics import ServerCollector, server_registry
 from callserver.config.settings import CallsSettings
 from tests.admin.in_process import PLANS, in_process_server
 
@@ -105,3 +105,16 @@ def test_the_docker_health_check_asks_the_admin_servers_healthz() -> None:
     instructions = (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
     [check] = [line for line in instructions if line.startswith("HEALTHCHECK ")]
     assert "http://127.0.0.1:8080/healthz" in check
+
+
+async def test_every_server_metric_is_in_the_operations_guide(tmp_path: Path) -> None:
+    """Each callserver_* family the collector yields has a row in docs/operations.md Metrics."""
+    server, _ = in_process_server(tmp_path, PLANS)
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        family.name
+        for family in ServerCollector(server).collect()
+        if not any(f"`{family.name}{suffix}`" in section for suffix in ("", "_total", "_info"))
+    ]
+    assert missing == []

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from callserver.admin.metric_sources import bindings_per_customer, ingest_lag
 from callserver.admin.metrics import server_registry
 from callserver.app import Server
+from callserver.config.centrex import load_customers
+from callserver.config.settings import load_settings
+from callserver.media.events import RtpTimedOut
+from callserver.queues.queue import QueueAgent, QueueConfig
 from callserver.sip.events import Peer
 from tests.admin.in_process import PLANS, in_process_server
 
@@ -103,3 +109,59 @@ async def test_a_call_without_a_plan_counts_as_a_no_route_rejection(tmp_path: Pa
     samples = _samples(server)
     assert samples[("callserver_call_rejections_total", frozenset({("reason", "no_route")}))] == 1
     assert samples[("callserver_call_attempts_total", frozenset())] == 1
+
+
+async def test_queue_callers_and_agents_are_counted_by_state(tmp_path: Path) -> None:
+    """A logged-in agent and a caller waiting in its queue show in the queue families."""
+    server, _ = in_process_server(tmp_path, PLANS)
+    centre = server.phones.centre.centre
+    agent = "+38733100201"
+    centre.define(
+        QueueConfig(customer="callcentre-demo", name="sales", agents=(QueueAgent(number=agent),))
+    )
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    centre.login(agent, 0.0, at)
+    centre.pause(agent, "lunch", 1.0, at)
+    centre.join(("callcentre-demo", "sales"), "caller-1", 2.0, at)
+    samples = _samples(server)
+    queue = frozenset({("customer", "callcentre-demo"), ("queue", "sales")})
+    assert samples[("callserver_queue_waiting", queue)] == 1
+    paused = frozenset({("customer", "callcentre-demo"), ("state", "paused")})
+    assert samples[("callserver_queue_agents", paused)] == 1
+
+
+def test_bindings_count_under_the_customer_of_their_phone() -> None:
+    """A Centrex phone's bindings count for its group's customer; any other AOR under ""."""
+    settings = load_settings(None, {})
+    centrex = load_customers(settings.trunks, settings.centrex, ())[1]
+    counts = {"+38733100201": 2, "+38733100202": 1, "alice": 1, "+38761000000": 1}
+    assert bindings_per_customer(counts, centrex) == {"callcentre-demo": 3, "": 2}
+
+
+def test_the_ingest_lag_is_the_time_since_the_last_good_run() -> None:
+    """The lag is now minus the last good run; unknown before the first run or off the loop."""
+    assert ingest_lag(100.0, 130.5) == 30.5
+    assert ingest_lag(None, 130.5) is None
+    assert ingest_lag(100.0, None) is None
+
+
+async def test_dtmf_by_source_and_rtp_timeouts_are_counted(tmp_path: Path) -> None:
+    """A digit sent by SIP INFO counts under source info; an RTP timeout counts once."""
+    server, socket = in_process_server(tmp_path, PLANS)
+    server.datagram_received(INVITE, PEER)
+    await asyncio.sleep(0)
+    tag = _to_tag(next(d for d in socket.sent if d.startswith(b"SIP/2.0 200")))
+    server.datagram_received(IN_DIALOG.format(method="ACK", seq=1, tag=tag).encode(), PEER)
+    info = IN_DIALOG.format(method="INFO", seq=2, tag=tag).replace(
+        "Content-Length: 0\r\n",
+        "Content-Type: application/dtmf-relay\r\nContent-Length: 24\r\n",
+    )
+    server.datagram_received((info + "Signal=5\r\nDuration=160\r\n").encode(), PEER)
+    [call] = server.calls.calls
+    assert call.stream is not None
+    server.calls.handle_media_event(
+        RtpTimedOut(stream_id=call.stream.stream_id, idle=30.0, rtime=0.0)
+    )
+    samples = _samples(server)
+    assert samples[("callserver_dtmf_digits_total", frozenset({("source", "info")}))] == 1
+    assert samples[("callserver_rtp_timeouts_total", frozenset())] == 1
