@@ -232,6 +232,15 @@ class ServerCollector(Collector):
         yield _by_key(
             "callserver_rtp_packets_dropped", "RTP packets dropped.", "reason", stats.drops
         )
+        yield CounterMetricFamily(
+            "callserver_rtp_packets_lost",
+            "RTP packets expected from the sources and never received.",
+            value=stats.packets_lost,
+        )
+        jitter = _gauge("callserver_rtp_jitter_seconds", "Jitter of open streams.", ["quantile"])
+        jitter.add_metric(["0.5"], stats.jitter_p50)
+        jitter.add_metric(["0.99"], stats.jitter_p99)
+        yield jitter
         tick = _gauge("callserver_media_tick_seconds", "Media tick duration.", ["quantile"])
         late = _gauge("callserver_media_lateness_seconds", "Media tick lateness.", ["quantile"])
         for quantile, duration, lateness in (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import structlog
 
 from callserver.media.clock import ClockStatistics
@@ -29,22 +30,26 @@ class MediaStatistics:
     packets_received: int
     send_errors: int
     drops: dict[str, int]
+    packets_lost: int  # expected from the sources and never received (RFC 3550 §6.4.1)
+    jitter_p50: float  # seconds: the interarrival jitter (RFC 3550 A.8) of the open streams
+    jitter_p99: float
     clock: ClockStatistics
 
 
 class StreamTotals:
     """The packets sent, received and dropped by the streams closed so far."""
 
-    __slots__ = ("drops", "received", "sent")
+    __slots__ = ("drops", "lost", "received", "sent")
 
     def __init__(self) -> None:
-        self.sent = self.received = 0
+        self.sent = self.received = self.lost = 0
         self.drops: dict[str, int] = {}
 
     def add(self, stream: MediaStream) -> None:
         """Count a closing stream's packets and drops."""
         self.sent += stream.packets_sent
         self.received += stream.packets_received
+        self.lost += stream.rtcp.stats.lost
         for reason, count in drops_of(stream).items():
             self.drops[reason] = self.drops.get(reason, 0) + count
 
@@ -68,8 +73,20 @@ class StreamTotals:
             packets_received=self.received + sum(s.packets_received for s in streams),
             send_errors=send_errors,
             drops=drops,
+            packets_lost=self.lost + sum(s.rtcp.stats.lost for s in streams),
+            **_jitter(streams),
             clock=clock,
         )
+
+
+def _jitter(streams: list[MediaStream]) -> dict[str, float]:
+    """The median and 99th percentile jitter in seconds of the streams that receive RTP
+    (arrival times are kept in 1/8000 s, the G.711 clock); 0 without one."""
+    values = [s.rtcp.stats.jitter / 8000 for s in streams if s.packets_received]
+    if not values:
+        return {"jitter_p50": 0.0, "jitter_p99": 0.0}
+    p50, p99 = np.percentile(values, [50, 99]).tolist()
+    return {"jitter_p50": p50, "jitter_p99": p99}
 
 
 def log_statistics(stats: MediaStatistics) -> None:

@@ -168,6 +168,15 @@ class ReceptionStats:
         self.received = 1
         return True
 
+    @property
+    def lost(self) -> int:
+        """Packets expected and not received so far, at least 0 (RFC 3550 §6.4.1, A.3: the
+        cumulative number lost, which duplicates can make negative); reading it changes no
+        report interval."""
+        if not self._valid:
+            return 0
+        return max(0, self._cycles + self._max_seq - self._base_seq + 1 - self.received)
+
     def report_block(self, ssrc: int, now: float, last_sr: tuple[int, float] | None) -> ReportBlock:
         """The report block for this source, and a new interval for the fraction lost (A.3).
 

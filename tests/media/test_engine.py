@@ -188,6 +188,23 @@ async def test_malformed_packets_are_counted_and_harmless(engine: MediaEngine, p
     assert stream.remote == peer.address
 
 
+async def test_packets_lost_counts_a_gap_in_a_peers_sequence(
+    engine: MediaEngine, peer: Peer
+) -> None:
+    """RTP with three sequence numbers skipped counts three packets lost, open and closed."""
+    stream = engine.open_stream()
+    engine.configure(stream, peer.config())
+    async with asyncio.timeout(WAIT):
+        for n in range(10):
+            if n == 5:
+                peer.seq += 3  # three packets never sent
+            peer.send(stream, b"\xff" * 160)
+        await wait_until(lambda: engine.statistics().packets_received == 10)
+    assert engine.statistics().packets_lost == 3
+    engine.close_stream(stream)
+    assert engine.statistics().packets_lost == 3
+
+
 async def test_bridge_relays_transcoded_audio(engine: MediaEngine) -> None:
     """Audio sent by peer A to stream A (PCMU) arrives at peer B from stream B as PCMA."""
     peer_a, peer_b = Peer(), Peer()

@@ -225,6 +225,15 @@ def test_fraction_lost_after_dropping_packets() -> None:
     assert (block.fraction_lost, block.cumulative_lost) == (0, 10)
 
 
+def test_lost_counts_the_gaps_and_leaves_the_report_interval_alone() -> None:
+    """``lost`` is the cumulative loss (RFC 3550 §6.4.1) and reading it starts no interval."""
+    stats = ReceptionStats()
+    assert stats.lost == 0
+    feed(stats, [seq for seq in range(100) if seq not in range(20, 30)])
+    assert stats.lost == 10
+    assert stats.report_block(0xBEEF, 10.0, None).fraction_lost == 10 * 256 // 99
+
+
 def test_jitter_is_zero_for_constant_spacing() -> None:
     """Packets arriving exactly as they were sent have no interarrival jitter (A.8)."""
     stats = ReceptionStats()
