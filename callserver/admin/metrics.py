@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
@@ -42,7 +43,7 @@ from callserver.admin.metric_sources import (
     ingest_lag,
 )
 
-__all__ = ["REJECTIONS", "Server", "ServerCollector", "server_registry"]
+__all__ = ["REJECTIONS", "OffLoop", "Server", "ServerCollector", "server_registry"]
 
 if TYPE_CHECKING:
     from callserver.calls.admission import Admission
@@ -85,11 +86,34 @@ class Server(Protocol):
 def server_registry(server: Server) -> CollectorRegistry:
     """A registry of ``server``'s metrics with the process, GC and platform collectors."""
     registry = CollectorRegistry(auto_describe=True)
-    ProcessCollector(registry=registry)
+    registry.register(OffLoop(ProcessCollector(registry=None)))
     GCCollector(registry=registry)
     PlatformCollector(registry=registry)
     registry.register(ServerCollector(server))
     return registry
+
+
+class OffLoop(Collector):
+    """``collector``'s families as a worker thread last read them: a scrape returns those and
+    starts the next read. The process collector reads /proc, and counting the open file
+    descriptors lists one entry per RTP socket: milliseconds the event loop does not wait
+    for. The first families are read at once, when the registry is made."""
+
+    def __init__(self, collector: Collector) -> None:
+        self._collector = collector
+        self._families = list(collector.collect())
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="metrics")
+        self._reading: Future[None] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """The families of the last read; the next read starts unless one is under way."""
+        families = self._families
+        if self._reading is None or self._reading.done():
+            self._reading = self._worker.submit(self._read)
+        return iter(families)
+
+    def _read(self) -> None:
+        self._families = list(self._collector.collect())
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from callserver.admin.metric_sources import bindings_per_customer, ingest_lag
-from callserver.admin.metrics import server_registry
+from callserver.admin.metrics import OffLoop, server_registry
 from callserver.app import Server
 from callserver.config.centrex import load_customers
 from callserver.config.settings import load_settings
@@ -165,3 +169,30 @@ async def test_dtmf_by_source_and_rtp_timeouts_are_counted(tmp_path: Path) -> No
     samples = _samples(server)
     assert samples[("callserver_dtmf_digits_total", frozenset({("source", "info")}))] == 1
     assert samples[("callserver_rtp_timeouts_total", frozenset())] == 1
+
+
+class _Reads(Collector):
+    """A collector whose one gauge is how many times it was read."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def collect(self) -> Iterator[Metric]:
+        self.reads += 1
+        yield GaugeMetricFamily("reads", "Times read.", value=self.reads)
+
+
+def test_off_loop_serves_the_last_read_and_reads_again_in_a_thread() -> None:
+    """A scrape gets the families read before (the first at once) and starts the next read."""
+    reads = _Reads()
+    off_loop = OffLoop(reads)
+    [first] = off_loop.collect()
+    assert first.samples[0].value == 1
+    values = set()
+    for _ in range(1000):  # the read in the worker thread ends in its own time
+        [family] = off_loop.collect()
+        values.add(family.samples[0].value)
+        if max(values) > 1:
+            break
+        time.sleep(0.01)
+    assert max(values) > 1
