@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from callserver.admin.metrics import server_registry
 from callserver.admin.server import AdminServer, open_admin
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
@@ -200,7 +201,8 @@ class Server:
         self.routing.load()
         self._watch = self._loop.create_task(self.routing.watch(self._watching))
         self.campaigns.scan()  # the campaigns started before, and while it was down
-        self.admin = await open_admin(self)  # None: disabled, or a port taken (calls go on)
+        # None: disabled, or a port taken (calls go on)
+        self.admin = await open_admin(self, server_registry(self))
         if on_ready is not None:
             on_ready()
         log.info("server.listening", addresses=self.sockets.describe())

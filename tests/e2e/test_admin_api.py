@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from callserver.config.admin import token_digest
 from tests.e2e.conftest import (
     HOST,
@@ -149,3 +151,70 @@ def test_a_ringing_call_hung_up_by_the_admin_gets_487(sipp: str, tmp_path: Path)
     (cdr,) = exported_cdrs(tmp_path / "var")
     assert (cdr["hangup_by"], cdr["end_reason"], cdr["sip_code"]) == ("admin", "admin", 487)
     assert (cdr["disposition"], cdr["answer_stamp"]) == ("FAILED", None)
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _scraped(server: ServerProcess) -> Samples:
+    """The server's /metrics, parsed: each sample's value by its name and labels."""
+    port = server.wait_for("admin.listening")["port"]
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=")
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of the ``name`` samples whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
+
+
+def _scraped_until(
+    server: ServerProcess, name: str, value: float, timeout: float = 10.0, **labels: str
+) -> Samples:
+    """Scrapes until the ``name`` samples with ``labels`` add up to ``value``; the last one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        samples = _scraped(server)
+        if _total(samples, name, **labels) == value:
+            return samples
+        time.sleep(0.05)
+    raise AssertionError(f"{name}{labels} never {value}: {_total(samples, name, **labels)}")
+
+
+def test_the_metrics_of_a_running_server_follow_a_sipp_call(sipp: str, tmp_path: Path) -> None:
+    """/metrics shows SIPp's call in progress on its trunk and pool, then as ended by our BYE."""
+    server = start_server(tmp_path, trunks=TRUNKS, admin=ADMIN, hangup_after=3.0)
+    with stopped_on_exit(server):
+        idle = _scraped(server)
+        assert idle[("callserver_call_attempts_total", frozenset())] == 0
+        caller = _hold_call(sipp, server, tmp_path)
+        try:
+            during = _scraped_until(
+                server,
+                "callserver_calls_in_progress",
+                1,
+                trunk="acme-pbx",
+                customer="acme",
+                direction="inbound",
+            )
+            pool = frozenset({("kind", "trunk"), ("pool", "acme-pbx")})
+            assert during[("callserver_channels_in_use", pool)] == 1
+            assert during[("callserver_media_streams", frozenset())] == 1
+            assert caller.wait(timeout=30) == 0, caller.communicate()[0]
+        finally:
+            if caller.poll() is None:
+                caller.kill()
+                caller.wait()
+        after = _scraped_until(
+            server, "callserver_call_legs_ended_total", 1, leg="a", reason="bye_sent"
+        )
+        assert _total(after, "callserver_calls_in_progress") == 0
+        assert after[("callserver_channels_in_use", pool)] == 0
+        assert after[("callserver_call_attempts_total", frozenset())] == 1
