@@ -7,9 +7,18 @@ import hmac
 from collections.abc import Iterable
 from contextvars import ContextVar
 
+from aiohttp import web
+
 from callserver.config.admin import AdminToken, token_digest
 
-__all__ = ["bearer_token", "find_token", "holder", "sees_customer"]
+__all__ = [
+    "bearer_token",
+    "find_token",
+    "holder",
+    "request_token",
+    "require_operator",
+    "sees_customer",
+]
 
 # The token of the request being handled: set by the server's middlewares for each request
 # (None until its token is known), read by the handlers and the audit log.
@@ -40,3 +49,20 @@ def find_token(token: str, tokens: Iterable[AdminToken]) -> AdminToken | None:
 def sees_customer(token: AdminToken, customer: str | None) -> bool:
     """An operator sees everything; a customer token only its own customer's objects."""
     return token.role == "operator" or (customer is not None and customer == token.customer)
+
+
+def request_token() -> AdminToken:
+    """The token of the request being handled (the server's middleware let it through)."""
+    token = holder.get()
+    assert token is not None, "a handler of /api runs behind the token check"
+    return token
+
+
+def require_operator(what: str) -> AdminToken:
+    """The request's token when it is an operator's; else 403 saying ``what`` needs one."""
+    token = request_token()
+    if token.role != "operator":
+        raise web.HTTPForbidden(
+            text=f"{what} needs an operator token; {token.name} is a token of {token.customer}"
+        )
+    return token

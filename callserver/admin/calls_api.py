@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from callserver.admin.auth import holder, sees_customer
+from callserver.admin.auth import request_token, sees_customer
 from callserver.calls.call import Call
 from callserver.config.admin import AdminToken
 
@@ -76,7 +76,7 @@ class CallsApi:
 
     async def list_calls(self, request: web.Request) -> web.Response:
         """The calls in progress the token may see, oldest first."""
-        token = _token()
+        token = request_token()
         now, offset = self._clocks()
         seen = [call for call in self._calls.calls if _visible(token, call)]
         seen.sort(key=lambda call: call.offered_at)
@@ -98,7 +98,7 @@ class CallsApi:
         return web.json_response({"hung_up": view}, status=202)
 
     def _find(self, request: web.Request) -> Call:
-        token = _token()
+        token = request_token()
         wanted = request.match_info["id"]
         for call in self._calls.calls:
             if call.call_id == wanted and _visible(token, call):
@@ -109,13 +109,6 @@ class CallsApi:
         """Monotonic now, and the wall clock's offset from it (read together)."""
         now = self._monotonic()
         return now, self._wall() - now
-
-
-def _token() -> AdminToken:
-    """The request's token (the server's middleware let it through)."""
-    token = holder.get()
-    assert token is not None
-    return token
 
 
 def _visible(token: AdminToken, call: Call) -> bool:

@@ -10,8 +10,9 @@ status. Handlers read the server's state and never wait on I/O on the loop.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from typing import Protocol
 
 import structlog
 from aiohttp import web
@@ -23,19 +24,26 @@ from prometheus_client import (
 )
 
 from callserver.admin.auth import bearer_token, find_token, holder
-from callserver.admin.calls_api import CallsApi, CallsView
+from callserver.admin.calls_api import CallsApi
+from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.config.admin import AdminToken
 
-__all__ = ["AdminServer", "error", "open_admin", "process_registry"]
+__all__ = ["AdminServer", "Resource", "error", "open_admin", "process_registry"]
 
 log = structlog.get_logger("callserver.admin")
 audit = structlog.get_logger("admin.audit")
 
-OPENAPI = Path(__file__).with_name("openapi.json")
 _PUBLIC = frozenset({"/healthz", "/readyz", "/metrics"})
 _READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Resource(Protocol):
+    """One part of the API (``CallsApi``, ...): its handlers on the router."""
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """Add the routes this part serves (its ``openapi/*.json`` fragment describes them)."""
 
 
 def process_registry() -> CollectorRegistry:
@@ -52,11 +60,12 @@ async def open_admin(
     or cannot listen (logged). Its tokens are read at each request (a SIGHUP applies them)."""
     if not server.settings.admin.enabled:
         return None
+    loop_time = asyncio.get_running_loop().time
     admin = AdminServer(
         tokens=lambda: server.settings.admin.tokens,
-        calls=server.calls,
         ready=lambda: not_ready(server),
         registry=registry,
+        resources=[CallsApi(server.calls, loop_time)],
     )
     return admin if await admin.start(*server.settings.admin.address) else None
 
@@ -73,14 +82,13 @@ class AdminServer:
         self,
         *,
         tokens: Callable[[], Sequence[AdminToken]],
-        calls: CallsView,
         ready: Callable[[], Awaitable[list[str]]],
         registry: CollectorRegistry | None = None,
-        monotonic: Callable[[], float] | None = None,
+        resources: Sequence[Resource] = (),
     ) -> None:
         """``tokens`` is read at each request (a reload applies at once); ``ready`` returns
         why the server is not ready (empty: ready); ``registry`` is what /metrics serves (None:
-        the process collector alone); ``monotonic`` is the calls' clock (the loop's)."""
+        the process collector alone); ``resources`` are the parts of the API under /api."""
         self._tokens = tokens
         self._ready = ready
         self._registry = registry if registry is not None else process_registry()
@@ -92,8 +100,8 @@ class AdminServer:
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/api/openapi.json", self._openapi_document)
-        clock = monotonic or asyncio.get_running_loop().time
-        CallsApi(calls, clock).add_routes(self.app.router)
+        for resource in resources:
+            resource.add_routes(self.app.router)
 
     async def start(self, host: str, port: int) -> bool:
         """Listen on ``host:port``; a failure to bind is logged and the server runs without
@@ -205,5 +213,6 @@ class AdminServer:
     async def _openapi_document(self, request: web.Request) -> web.Response:
         """The OpenAPI 3.1 document of this API, read from the package once, in a thread."""
         if self._openapi is None:
-            self._openapi = await asyncio.to_thread(OPENAPI.read_bytes)
+            document = await asyncio.to_thread(openapi_document)
+            self._openapi = json.dumps(document).encode()
         return web.Response(body=self._openapi, content_type="application/json")

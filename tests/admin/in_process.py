@@ -35,6 +35,7 @@ def in_process_server(tmp_path: Path, plans: Path) -> tuple[Server, StandInSocke
         "sip": {"listen": ["udp:127.0.0.1:0"]},
         "dialplans": plans,
         "data_dir": tmp_path / "data",
+        "admin": {"listen": "127.0.0.1:0"},
     }
     server = Server(load_settings(None, overrides))
     server.routing.load()
