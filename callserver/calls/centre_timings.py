@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 :class:`TimedCentre` is the ``queues.CallCentre`` the server's ``CentreDriver`` drives: each of
 its entry points (``ENTRY_POINTS``: a caller joining, whom to ring, an answer, a wrap-up's
-timer ...) runs between two ``perf_counter_ns`` readings and the duration goes to
-:class:`Timings`, which keeps the last ``window`` of each entry point and of all of them
+timer, a callback request ...) runs between two ``perf_counter_ns`` readings and the duration
+goes to :class:`Timings`, which keeps the last ``window`` of each entry point and of all of them
 together (bounded memory however long the server runs), and how many calls each had since
 the figures were last cleared. Nothing of it runs per RTP packet or per call that never
 reaches a queue. The control channel's ``centre.timings`` request answers
@@ -14,16 +14,14 @@ reaches a queue. The control channel's ``centre.timings`` request answers
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from time import perf_counter_ns
+from typing import Any
 
-from callserver.queues.agents import Agents, AgentStateChanged, NoLicence
+from callserver.queues.agents import Agents
 from callserver.queues.centre import CallCentre
-from callserver.queues.departures import Departure
-from callserver.queues.events import Full, Joined, NoAgents, Offer
-from callserver.queues.queue import QueueConfig
 
 __all__ = ["ENTRY_POINTS", "WINDOW", "TimedCentre", "Timings"]
 
@@ -44,6 +42,10 @@ ENTRY_POINTS = (
     "pause",
     "unpause",
     "refresh",
+    "request_callback",
+    "callback_answered",
+    "callback_failed",
+    "restore_callback",
 )
 
 
@@ -105,139 +107,38 @@ def _summary(kept: Iterable[int], calls: int) -> dict[str, float | int]:
 
 
 class TimedCentre(CallCentre):
-    """A ``CallCentre`` whose entry points are timed into ``timings`` (module docstring)."""
+    """A ``CallCentre`` whose entry points (``ENTRY_POINTS``) are timed into ``timings``
+    (module docstring): each is ``CallCentre``'s own, wrapped by ``_timed``."""
 
     def __init__(
         self, agents: Agents, phone_busy: Callable[[str], bool], *, timings: Timings
     ) -> None:
         super().__init__(agents, phone_busy)
         self.timings = timings
+        self._timing = False  # an entry point is running: one it calls is part of it
 
-    def define(self, config: QueueConfig) -> None:
-        """``CallCentre.define``, timed."""
+
+def _timed(name: str) -> Callable[..., Any]:
+    """``CallCentre.<name>`` run between two ``perf_counter_ns`` readings, the duration added
+    to the centre's ``timings`` under ``name`` (however the call ends). An entry point that
+    another one calls (``call_ended`` ends a callback with ``callback_failed``) is counted in
+    the outer one alone."""
+    plain = getattr(CallCentre, name)
+
+    @functools.wraps(plain)
+    def timed(self: TimedCentre, *args: Any, **kwargs: Any) -> Any:
+        if self._timing:
+            return plain(self, *args, **kwargs)
+        self._timing = True
         begin = perf_counter_ns()
         try:
-            super().define(config)
+            return plain(self, *args, **kwargs)
         finally:
-            self.timings.add("define", perf_counter_ns() - begin)
+            self.timings.add(name, perf_counter_ns() - begin)
+            self._timing = False
 
-    def join(
-        self,
-        queue: tuple[str, str],
-        caller: str,
-        now: float,
-        at: datetime,
-        priority: int = 0,
-        skills: Iterable[str] = (),
-        number: str | None = None,
-    ) -> Joined | Full | NoAgents:
-        """``CallCentre.join``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().join(queue, caller, now, at, priority, skills, number)
-        finally:
-            self.timings.add("join", perf_counter_ns() - begin)
+    return timed
 
-    def status(self, caller: str) -> Joined | None:
-        """``CallCentre.status``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().status(caller)
-        finally:
-            self.timings.add("status", perf_counter_ns() - begin)
 
-    def offers(self, now: float, at: datetime) -> list[Offer]:
-        """``CallCentre.offers``, timed: the strategy's decision whom to ring."""
-        begin = perf_counter_ns()
-        try:
-            return super().offers(now, at)
-        finally:
-            self.timings.add("offers", perf_counter_ns() - begin)
-
-    def answered(self, caller: str, agent: str, now: float, at: datetime) -> bool:
-        """``CallCentre.answered``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().answered(caller, agent, now, at)
-        finally:
-            self.timings.add("answered", perf_counter_ns() - begin)
-
-    def ring_failed(self, caller: str, agent: str, reason: str, now: float, at: datetime) -> bool:
-        """``CallCentre.ring_failed``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().ring_failed(caller, agent, reason, now, at)
-        finally:
-            self.timings.add("ring_failed", perf_counter_ns() - begin)
-
-    def abandon(self, caller: str, now: float, at: datetime) -> bool:
-        """``CallCentre.abandon``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().abandon(caller, now, at)
-        finally:
-            self.timings.add("abandon", perf_counter_ns() - begin)
-
-    def leave(self, caller: str, reason: str, now: float, at: datetime) -> bool:
-        """``CallCentre.leave``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().leave(caller, reason, now, at)
-        finally:
-            self.timings.add("leave", perf_counter_ns() - begin)
-
-    def call_ended(self, agent: str, now: float, at: datetime) -> bool:
-        """``CallCentre.call_ended``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().call_ended(agent, now, at)
-        finally:
-            self.timings.add("call_ended", perf_counter_ns() - begin)
-
-    def handle_timer(self, now: float, at: datetime) -> None:
-        """``CallCentre.handle_timer``, timed."""
-        begin = perf_counter_ns()
-        try:
-            super().handle_timer(now, at)
-        finally:
-            self.timings.add("handle_timer", perf_counter_ns() - begin)
-
-    def login(self, agent: str, now: float, at: datetime) -> AgentStateChanged | NoLicence:
-        """``CallCentre.login``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().login(agent, now, at)
-        finally:
-            self.timings.add("login", perf_counter_ns() - begin)
-
-    def logout(self, agent: str, now: float, at: datetime) -> AgentStateChanged:
-        """``CallCentre.logout``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().logout(agent, now, at)
-        finally:
-            self.timings.add("logout", perf_counter_ns() - begin)
-
-    def pause(self, agent: str, reason: str | None, now: float, at: datetime) -> AgentStateChanged:
-        """``CallCentre.pause``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().pause(agent, reason, now, at)
-        finally:
-            self.timings.add("pause", perf_counter_ns() - begin)
-
-    def unpause(self, agent: str, now: float, at: datetime) -> AgentStateChanged:
-        """``CallCentre.unpause``, timed."""
-        begin = perf_counter_ns()
-        try:
-            return super().unpause(agent, now, at)
-        finally:
-            self.timings.add("unpause", perf_counter_ns() - begin)
-
-    def refresh(self, now: float, at: datetime) -> list[Departure]:
-        """``CallCentre.refresh``, timed: a reload's agents checked again."""
-        begin = perf_counter_ns()
-        try:
-            return super().refresh(now, at)
-        finally:
-            self.timings.add("refresh", perf_counter_ns() - begin)
+for _name in ENTRY_POINTS:
+    setattr(TimedCentre, _name, _timed(_name))
