@@ -49,6 +49,7 @@ from callserver.media.prompts import PromptStore
 from callserver.phone_services import PhoneServices
 from callserver.policy.overload import EpisodeStarted, OverloadControl
 from callserver.process.alarm import Alarm
+from callserver.process.gcpauses import GcPauses
 from callserver.process.gctuning import FullCollections, tune_gc
 from callserver.process.pacing import Background, spare_share
 from callserver.queues.eventlog import EVENTS_DIR, QueueEventLog
@@ -80,6 +81,7 @@ class Server:
         self.sockets = SipSockets()
         self._alarm = Alarm(self._loop, self._on_timer)  # the endpoint's next deadline
         self.collections = FullCollections(self._loop)  # the scheduled full GC passes
+        self.gc_pauses = GcPauses()  # every pass timed, for /metrics
         self._stopped = asyncio.Event()
         first = settings.sip.listen[0]
         reached_at = advertised(settings.sip.advertised_address, first)
@@ -347,6 +349,7 @@ class Server:
         await self.start(on_ready)
         tune_gc()
         self.collections.start()
+        self.gc_pauses.install()
         self.overload.start(self._loop.time())
         self._poll_overload()
         await self._stopped.wait()
@@ -386,6 +389,7 @@ class Server:
             await self.admin.close()
         self._alarm.cancel()
         self.collections.stop()
+        self.gc_pauses.uninstall()
         if self._overload_timer is not None:
             self._overload_timer.cancel()
         self._watching.set()

@@ -30,6 +30,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -43,7 +44,14 @@ from callserver.admin.metric_sources import (
     ingest_lag,
 )
 
-__all__ = ["REJECTIONS", "OffLoop", "Server", "ServerCollector", "server_registry"]
+__all__ = [
+    "REJECTIONS",
+    "GcPauseCollector",
+    "OffLoop",
+    "Server",
+    "ServerCollector",
+    "server_registry",
+]
 
 if TYPE_CHECKING:
     from callserver.calls.admission import Admission
@@ -56,6 +64,7 @@ if TYPE_CHECKING:
     from callserver.media.engine import MediaEngine
     from callserver.phone_services import PhoneServices
     from callserver.policy.overload import OverloadControl
+    from callserver.process.gcpauses import GcPauses
 
 
 class Server(Protocol):
@@ -81,6 +90,8 @@ class Server(Protocol):
     def routing(self) -> Routing: ...
     @property
     def phones(self) -> PhoneServices: ...
+    @property
+    def gc_pauses(self) -> GcPauses: ...
 
 
 def server_registry(server: Server) -> CollectorRegistry:
@@ -90,7 +101,27 @@ def server_registry(server: Server) -> CollectorRegistry:
     GCCollector(registry=registry)
     PlatformCollector(registry=registry)
     registry.register(ServerCollector(server))
+    registry.register(GcPauseCollector(server.gc_pauses))
     return registry
+
+
+class GcPauseCollector(Collector):
+    """``callserver_gc_pause_seconds``: the collector's pauses by generation (``GcPauses``)."""
+
+    def __init__(self, pauses: GcPauses) -> None:
+        self.pauses = pauses
+
+    def collect(self) -> Iterator[Metric]:
+        """A histogram of each generation's pauses since the server started."""
+        family = HistogramMetricFamily(
+            "callserver_gc_pause_seconds",
+            "garbage-collector passes, by how long they held the process",
+            labels=["generation"],
+        )
+        for generation in range(len(self.pauses.sums)):
+            buckets, total = self.pauses.histogram(generation)
+            family.add_metric([str(generation)], buckets, total)
+        yield family
 
 
 class OffLoop(Collector):

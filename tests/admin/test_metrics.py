@@ -67,6 +67,8 @@ async def test_a_server_without_calls_scrapes_to_valid_exposition_text(tmp_path:
     assert samples[("callserver_call_attempts_total", frozenset())] == 0
     assert not any(name == "callserver_calls_in_progress" for name, _ in samples)
     assert {"process_cpu_seconds_total", "python_gc_collections_total", "python_info"} <= names
+    full_passes = frozenset({("generation", "2"), ("le", "+Inf")})
+    assert samples[("callserver_gc_pause_seconds_bucket", full_passes)] == 0
     assert samples[("callserver_dialplan_reloads_total", frozenset())] == 1
     version = server.routing.dialplans.plans.plans["default"].version
     info = frozenset({("number", "default"), ("version", version)})
