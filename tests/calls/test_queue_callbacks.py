@@ -68,11 +68,24 @@ async def _requested(calling: FakeCalling, session: FakeSession) -> tuple[Any, s
     return driver, agent
 
 
-async def test_a_request_rings_an_agent_and_the_answered_number_is_bridged() -> None:
-    """The key ends the wait (callback, the confirmation heard); an agent rings showing the
-    number; its answer calls the number as the customer's call presenting the number called,
-    the CDR naming queue and agent; answered, the two are bridged; then the agent wraps up
-    and the request is gone."""
+@dataclass
+class Answered:
+    """A request whose agent answered: the number is being called (``calling.outcome``)."""
+
+    calling: FakeCalling
+    driver: Any
+    agent: str
+    leg: Any  # the agent's
+    seen: list[CentreEvent]  # the centre's events from the agent's ring on
+
+    @property
+    def outcome(self) -> asyncio.Future[object]:
+        assert self.calling.outcome is not None
+        return self.calling.outcome
+
+
+async def _agent_answered() -> Answered:
+    """c1's request (``_requested``) rings an agent, who answers: the number is called."""
     calling, session = FakeCalling(), FakeSession()
     session.called = "38733100200"  # type: ignore[attr-defined]
     driver, agent = await _requested(calling, session)
@@ -81,14 +94,23 @@ async def test_a_request_rings_an_agent_and_the_answered_number_is_bridged() -> 
     leg = _agent_leg()
     calling.rings[agent].set_result(leg)
     await _settled(lambda: calling.outcome is not None)
+    return Answered(calling, driver, agent, leg, seen)
+
+
+async def test_a_request_rings_an_agent_and_the_answered_number_is_bridged() -> None:
+    """The key ends the wait (callback, the confirmation heard); an agent rings showing the
+    number; its answer calls the number as the customer's call presenting the number called,
+    the CDR naming queue and agent; answered, the two are bridged; then the agent wraps up
+    and the request is gone."""
+    answered = await _agent_answered()
+    calling, driver, agent, leg = answered.calling, answered.driver, answered.agent, answered.leg
     (out,) = calling.calls_out
     assert (out.customer, out.number, out.caller_id) == ("acme", "+38761123456", "+38733100200")
     assert dict(out.extra) == {"queue": "sales", "answered_by": agent}
-    assert calling.outcome is not None
-    calling.outcome.set_result("answered")
+    answered.outcome.set_result("answered")
     await _settled(lambda: bool(calling.joined))
     assert calling.joined == [(leg, "number-leg")]
-    assert [e.agent for e in seen if isinstance(e, CallbackAnswered)] == [agent]
+    assert [e.agent for e in answered.seen if isinstance(e, CallbackAnswered)] == [agent]
     calling.talked.set()
     await _settled(lambda: driver.centre.agents.state_of(agent) is AgentState.WRAP_UP)
     assert calling.released == ["number-leg", leg]
@@ -98,19 +120,13 @@ async def test_a_request_rings_an_agent_and_the_answered_number_is_bridged() -> 
 async def test_a_busy_number_puts_the_request_back_in_its_place() -> None:
     """Busy: the agent's leg is released and it wraps up; the request waits again, one
     attempt made."""
-    calling, session = FakeCalling(), FakeSession()
-    session.called = "38733100200"  # type: ignore[attr-defined]
-    driver, agent = await _requested(calling, session)
-    seen: list[CentreEvent] = []
-    driver.on_event(seen.append)
-    leg = _agent_leg()
-    calling.rings[agent].set_result(leg)
-    await _settled(lambda: calling.outcome is not None)
-    assert calling.outcome is not None
-    calling.outcome.set_result(ForwardOutcome(result="busy", sip_code=486))
+    answered = await _agent_answered()
+    driver, agent = answered.driver, answered.agent
+    answered.outcome.set_result(ForwardOutcome(result="busy", sip_code=486))
     await _settled(lambda: driver.centre.agents.state_of(agent) is AgentState.WRAP_UP)
-    assert calling.released == [leg]
-    assert [(e.reason, e.attempt) for e in seen if isinstance(e, CallbackFailed)] == [("busy", 1)]
+    assert answered.calling.released == [answered.leg]
+    failed = [(e.reason, e.attempt) for e in answered.seen if isinstance(e, CallbackFailed)]
+    assert failed == [("busy", 1)]
     stored = driver.centre.stored_callback("c1")
     assert driver.centre.waiting(QUEUE) == ["c1"] and stored is not None and stored.attempts == 1
 
@@ -118,17 +134,11 @@ async def test_a_busy_number_puts_the_request_back_in_its_place() -> None:
 async def test_the_agent_hanging_up_while_the_number_rings_cancels_the_call() -> None:
     """The agent's BYE before the number answers: the call back is cancelled, the request
     waits again (reason agent_hung_up), the agent wraps up."""
-    calling, session = FakeCalling(), FakeSession()
-    session.called = "38733100200"  # type: ignore[attr-defined]
-    driver, agent = await _requested(calling, session)
-    seen: list[CentreEvent] = []
-    driver.on_event(seen.append)
-    leg = _agent_leg()
-    calling.rings[agent].set_result(leg)
-    await _settled(lambda: calling.outcome is not None)
-    leg.ended.set()
+    answered = await _agent_answered()
+    driver, agent = answered.driver, answered.agent
+    answered.leg.ended.set()
     await _settled(lambda: driver.centre.agents.state_of(agent) is AgentState.WRAP_UP)
-    assert [e.reason for e in seen if isinstance(e, CallbackFailed)] == ["agent_hung_up"]
+    assert [e.reason for e in answered.seen if isinstance(e, CallbackFailed)] == ["agent_hung_up"]
     assert driver.centre.waiting(QUEUE) == ["c1"]
 
 
