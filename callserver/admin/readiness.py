@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
 from callserver.cdr.spool import CdrSpool
 from callserver.config.settings import Settings
@@ -24,6 +25,7 @@ class ServerState(Protocol):
     routing: Routing
     cdr: CdrSpool | None
     calls: CallManager
+    admission: Admission
 
 
 async def not_ready(server: ServerState) -> list[str]:

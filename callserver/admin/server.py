@@ -25,6 +25,7 @@ from prometheus_client import (
 
 from callserver.admin.auth import bearer_token, find_token, holder
 from callserver.admin.calls_api import CallsApi
+from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.config.admin import AdminToken
@@ -65,7 +66,13 @@ async def open_admin(
         tokens=lambda: server.settings.admin.tokens,
         ready=lambda: not_ready(server),
         registry=registry,
-        resources=[CallsApi(server.calls, loop_time)],
+        resources=[
+            CallsApi(server.calls, loop_time),
+            DialplansApi(
+                server.routing.dialplans,
+                lambda: number_owners(server.admission.table.config.customers),
+            ),
+        ],
     )
     return admin if await admin.start(*server.settings.admin.address) else None
 

@@ -46,7 +46,7 @@ from callserver.dialplan.verbs.base import (
     StepParams,
 )
 
-__all__ = ["PlanContext", "compile_file"]
+__all__ = ["PlanContext", "compile_file", "plan_version"]
 
 _FILE_NAME = re.compile(r"^(?:[1-9][0-9]{2,14}|default)$")  # E.164 digits: no trunk prefix 0
 Lines = dict[tuple[str | int, ...], int]
@@ -92,7 +92,7 @@ def compile_file(path: Path, context: PlanContext) -> Plan:
     _check_plan(source, top, steps, lines, context, errors)  # the steps that parsed
     if errors:
         raise OperatorFileError(_in_line_order(errors))
-    version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    version = plan_version(path.read_bytes())
     start = top.start or next(iter(top.steps))
     return Plan(
         number=path.stem,
@@ -105,6 +105,12 @@ def compile_file(path: Path, context: PlanContext) -> Plan:
         max_duration=top.max_duration,
         warnings=tuple(_unreachable(source, start, steps, lines)),
     )
+
+
+def plan_version(data: bytes) -> str:
+    """The version of a dialplan file's bytes: the first 12 hex digits of their SHA-256 (the
+    CDR's ``dialplan_version``, the ``callserver_dialplan_info`` metric's)."""
+    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def _name_error(source: str, path: Path) -> str:

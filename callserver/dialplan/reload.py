@@ -8,6 +8,8 @@ never disturbs a call in progress and applies to the next one.
 
 Reload happens on SIGHUP and ``callserver reload`` (through ``Server.reload``) and, with
 ``watch``, whenever a ``*.yaml`` file in the directory changes (watchfiles, debounced).
+``reload_file`` compiles one file again (a dialplan uploaded through the admin API) and swaps
+in the set with that number's plan replaced, so the upload is in force when it returns.
 
 In a running server the compiling must not stall the media clock: 300 files take about a
 second of CPU (a few ms each), and a worker thread would hold the interpreter lock the event
@@ -23,6 +25,7 @@ meanwhile get the previous set.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -99,6 +102,10 @@ class Dialplans:
         """The plan a new call to ``called`` runs (its own, else the default), or None."""
         return self.plans.plan_for(called)
 
+    def context(self) -> PlanContext:
+        """The compile context in force (prompts, tariffs, routes, agents), as a reload uses."""
+        return self._context()
+
     def reload(self) -> LoadResult:
         """Compile the directory again on this thread (start-up) and swap the new set in.
 
@@ -116,6 +123,19 @@ class Dialplans:
             async for path in paced(dialplan_files(self.directory), self._share):
                 loading.add(path)  # the clock, SIP and calls have the loop between two files
             return self._swap(loading.result())
+
+    async def reload_file(self, path: Path) -> LoadResult:
+        """Compile the one file ``path`` again, in a worker thread (it reads the file; a few
+        ms), and swap in the set with its number's plan replaced, the other plans as they are.
+        A bad file keeps its number's previous version in force, as a whole reload does. It
+        waits for a reload in progress (one at a time), so no reload that read the file before
+        it changed can swap in after it."""
+        async with self._reloading:
+            loading = PlanLoading(self._context(), self.plans)
+            await asyncio.to_thread(loading.add, path)
+            one = loading.result()
+            plans = PlanSet({**self.plans.plans, **one.plans.plans})
+            return self._swap(dataclasses.replace(one, plans=plans))
 
     def _swap(self, result: LoadResult) -> LoadResult:
         for error in result.errors:
