@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from callserver.app import Server
 from callserver.config.settings import load_settings
@@ -28,14 +29,18 @@ class StandInSocket:
         return 0
 
 
-def in_process_server(tmp_path: Path, plans: Path) -> tuple[Server, StandInSocket]:
+def in_process_server(
+    tmp_path: Path, plans: Path, settings: dict[str, Any] | None = None
+) -> tuple[Server, StandInSocket]:
     """A ``Server`` as ``bench/call_path`` builds one: not started, its dialplans loaded, its
-    UDP socket a stand-in that keeps what is sent; its data directory under ``tmp_path``."""
-    overrides = {
+    UDP socket a stand-in that keeps what is sent; its data directory under ``tmp_path``;
+    ``settings`` are added to (and win over) the test's own."""
+    overrides: dict[str, Any] = {
         "sip": {"listen": ["udp:127.0.0.1:0"]},
         "dialplans": plans,
         "data_dir": tmp_path / "data",
         "admin": {"listen": "127.0.0.1:0"},
+        **(settings or {}),
     }
     server = Server(load_settings(None, overrides))
     server.routing.load()
