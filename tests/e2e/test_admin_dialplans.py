@@ -1,0 +1,79 @@
+"""A dialplan uploaded through the admin API of a real `callserver run` is in force for the
+next SIPp call at once: refused with 480 before, answered and ended by the server after."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import (
+    HOST,
+    SCENARIOS,
+    ServerProcess,
+    SippResult,
+    exported_cdrs,
+    run_sipp,
+    start_server,
+)
+from tests.e2e.test_admin_api import ADMIN, CALLED, OPERATOR, TRUNKS
+
+REFUSING = "steps:\n  refuse:\n    hangup: 480\n"
+ANSWERING = "steps:\n  welcome:\n    play: greeting\n  goodbye:\n    hangup:\n    after: 0.5s\n"
+
+
+def _put(server: ServerProcess, path: str, body: dict[str, str]) -> tuple[int, Any]:
+    """The status and JSON answer of a PUT with the operator's token."""
+    port = server.wait_for("admin.listening")["port"]
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}{path}",
+        data=json.dumps(body).encode(),
+        method="PUT",
+        headers={"Authorization": f"Bearer {OPERATOR}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _call(sipp: str, tmp_path: Path, server: ServerProcess, scenario: str) -> SippResult:
+    result = run_sipp(
+        sipp,
+        tmp_path,
+        server.port,
+        *("-sf", str(SCENARIOS / scenario), "-s", CALLED, "-m", "1"),
+        *("-key", "caller", "+38761234567"),
+        timeout=20,
+    )
+    assert result.returncode == 0, result.output[-2000:] + "\n".join(server.raw[-30:])
+    return result
+
+
+def test_an_uploaded_dialplan_runs_the_next_call(sipp: str, tmp_path: Path) -> None:
+    """480 from the plan on disk; PUT a plan that answers; the next call is answered and ended
+    by the server, its CDR naming the uploaded version; the old file is kept."""
+    plans = tmp_path / "dialplans"
+    plans.mkdir()
+    (plans / f"{CALLED}.yaml").write_text(REFUSING)
+    server = start_server(tmp_path, trunks=TRUNKS, admin=ADMIN, dialplans=plans)
+    try:
+        _call(sipp, tmp_path, server, "uac-expect-480.xml")
+        status, data = _put(server, f"/api/dialplans/{CALLED}", {"text": ANSWERING})
+        assert status == 200, data
+        version = hashlib.sha256(ANSWERING.encode()).hexdigest()[:12]
+        assert data["version"] == version
+        assert Path(data["previous"]).read_text() == REFUSING
+        _call(sipp, tmp_path, server, "uac-expect-server-bye.xml")
+    finally:
+        server.stop()
+    refused, answered = sorted(exported_cdrs(server.data_dir), key=lambda r: str(r["start_stamp"]))
+    old = hashlib.sha256(REFUSING.encode()).hexdigest()[:12]
+    assert (refused["dialplan_version"], refused["steps"]) == (old, ["refuse"])
+    assert (refused["answer_stamp"], refused["hangup_cause"]) == (None, "NO_ANSWER")
+    assert (answered["dialplan_version"], answered["steps"]) == (version, ["welcome", "goodbye"])
+    assert (answered["hangup_cause"], answered["hangup_by"]) == ("NORMAL_CLEARING", "server")
