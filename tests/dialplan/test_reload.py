@@ -126,3 +126,29 @@ async def test_reloads_run_one_at_a_time(tmp_path: Path, monkeypatch: pytest.Mon
     assert compiled == numbers + numbers
     assert len(one.plans) == len(two.plans) == FILES
     assert dialplans.plans is two.plans
+
+
+async def test_reload_file_replaces_one_number_and_a_bad_file_keeps_its_version(
+    tmp_path: Path,
+) -> None:
+    """reload_file swaps in the one file's new plan, the other numbers' plans as they were
+    (the same objects, though their files changed too); a bad file keeps the version before."""
+    _write(tmp_path, GOOD)
+    dialplans = Dialplans(tmp_path, lambda: CONTEXT)
+    dialplans.reload()
+    before = dict(dialplans.plans.plans)
+    _write(tmp_path, EDITED)  # every file edited, only one reloaded
+    one = tmp_path / "38733100002.yaml"
+    result = await dialplans.reload_file(one)
+    assert result.errors == () and dialplans.plans is result.plans
+    after = dialplans.plans.plans
+    assert after["38733100002"].version == compile_file(one, CONTEXT).version
+    assert after["38733100002"].version != before["38733100002"].version
+    assert all(after[n] is plan for n, plan in before.items() if n != "38733100002")
+    one.write_text(BAD, encoding="utf-8")
+    with capture_logs() as logs:
+        result = await dialplans.reload_file(one)
+    assert result.kept == ("38733100002",)
+    assert dialplans.plans.plans["38733100002"] is after["38733100002"]
+    [invalid] = [line for line in logs if line["event"] == "dialplan.invalid"]
+    assert invalid["error"].startswith(f"{one}:4: steps.hello.next: ")
