@@ -137,9 +137,8 @@ class DialplansApi:
         customer = self._owners().get(name)
         if not sees_customer(request_token(), customer):
             raise self._not_found(name)
-        path = dialplan_file(self._dialplans.directory, name)
         try:
-            text, modified = await asyncio.to_thread(_read, path)
+            path, text, modified = await asyncio.to_thread(_read, self._dialplans.directory, name)
         except FileNotFoundError:
             raise self._not_found(name) from None
         plan = self._dialplans.plans.plans.get(name)
@@ -251,8 +250,9 @@ class DialplansApi:
         return web.HTTPNotFound(text=f"no dialplan {name}: GET /api/dialplans lists yours")
 
 
-def _read(path: Path) -> tuple[str, float]:
-    return path.read_bytes().decode("utf-8", errors="replace"), path.stat().st_mtime
+def _read(directory: Path, name: str) -> tuple[Path, str, float]:
+    path = dialplan_file(directory, name)
+    return path, path.read_bytes().decode("utf-8", errors="replace"), path.stat().st_mtime
 
 
 async def _text(request: web.Request) -> str:
