@@ -1,7 +1,8 @@
 """What the metrics read from the server's objects, grouped into label sets at scrape time.
 
-Pure functions over what ``admin.metrics`` hands them: the calls in progress, the channel
-limiter, the registrar's bindings; each returns counts keyed by bounded labels.
+Pure functions over what ``admin.metrics`` hands them: the calls in progress, the registrar's
+bindings; each returns counts keyed by bounded labels (the channel pools are ``admin.pools``,
+which the API reads too).
 """
 
 from __future__ import annotations
@@ -10,17 +11,15 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from callserver.calls.admission import Admission
     from callserver.calls.call import Call
     from callserver.config.centrex_groups import Centrex
     from callserver.config.tariffs import Tariffs
 
 __all__ = [
-    "POOL_KINDS",
     "REJECTIONS",
     "bindings_per_customer",
     "calls_in_progress",
-    "channel_pools",
+    "customer_of_aor",
     "ingest_lag",
 ]
 
@@ -39,9 +38,6 @@ REJECTIONS = frozenset(
         "rejected",
     }
 )
-# The channel pools shown whether or not they have a limit; a called number's pool
-# (``number:<digits>``) only when it has one, so the callers' numbers never become labels.
-POOL_KINDS = ("trunk", "customer", "group")
 
 
 def calls_in_progress(
@@ -72,42 +68,23 @@ def _class_of(called: str, tariffs: Tariffs, known: dict[str, str]) -> str:
     return found
 
 
-def channel_pools(admission: Admission) -> dict[tuple[str, str], tuple[int, int | None]]:
-    """Each pool's (channels in use, limit or None) by (kind, name): every configured trunk,
-    customer and Centrex group, and every other pool with a limit or a channel held."""
-    limiter = admission.channels
-    in_use = limiter.pools_in_use()
-    config = admission.table.config
-    configured = [
-        *(f"trunk:{name}" for name in config.trunks),
-        *(f"customer:{name}" for name in config.customers),
-        *(f"group:{gid}" for gid in admission.centrex.groups),
-    ]
-    pools: dict[tuple[str, str], tuple[int, int | None]] = {}
-    for profile in {*configured, *in_use, *limiter.limits}:
-        kind, _, name = profile.partition(":")
-        limit = limiter.limit(profile)
-        if kind in POOL_KINDS or limit is not None:
-            pools[(kind, name)] = (in_use.get(profile, 0), limit)
-    return pools
-
-
 def bindings_per_customer(counts: Mapping[str, int], centrex: Centrex) -> dict[str, int]:
     """The registrar's bindings by the customer of each address-of-record's phone ("" for
     an address that is no Centrex phone)."""
     customers: dict[str, int] = {}
     for aor, count in counts.items():
-        customer = _customer_of(aor, centrex)
+        customer = customer_of_aor(aor, centrex) or ""
         customers[customer] = customers.get(customer, 0) + count
     return customers
 
 
-def _customer_of(aor: str, centrex: Centrex) -> str:
-    """A Centrex phone's bindings are kept under its E.164 number (``calls.registration``)."""
+def customer_of_aor(aor: str, centrex: Centrex) -> str | None:
+    """The customer of the Centrex phone whose bindings are kept under ``aor`` (its E.164
+    number, ``calls.registration``); None for an address that is no Centrex phone."""
     subscriber = centrex.subscriber(aor) if aor.lstrip("+").isdigit() else None
     if subscriber is None:
-        return ""
-    return centrex.groups[subscriber.group].customer or ""
+        return None
+    return centrex.groups[subscriber.group].customer
 
 
 def ingest_lag(last_success: float | None, now: float | None) -> float | None:

@@ -40,9 +40,9 @@ from callserver.admin.metric_sources import (
     REJECTIONS,
     bindings_per_customer,
     calls_in_progress,
-    channel_pools,
     ingest_lag,
 )
+from callserver.admin.pools import channel_pools
 
 __all__ = [
     "REJECTIONS",
@@ -203,10 +203,10 @@ class ServerCollector(Collector):
     def _channels(self) -> Iterator[Metric]:
         in_use = _gauge("callserver_channels_in_use", "Channels held per pool.", ["kind", "pool"])
         bought = _gauge("callserver_channels_bought", "Channel limit per pool.", ["kind", "pool"])
-        for (kind, pool), (used, limit) in sorted(channel_pools(self.server.admission).items()):
-            in_use.add_metric([kind, pool], used)
-            if limit is not None:
-                bought.add_metric([kind, pool], limit)
+        for pool in channel_pools(self.server.admission):
+            in_use.add_metric([pool.kind, pool.name], pool.in_use)
+            if pool.channels is not None:
+                bought.add_metric([pool.kind, pool.name], pool.channels)
         yield in_use
         yield bought
 

@@ -28,6 +28,7 @@ from callserver.admin.calls_api import CallsApi
 from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
+from callserver.admin.state_resources import StateServer, state_resources
 from callserver.config.admin import AdminToken
 
 __all__ = ["AdminServer", "Resource", "error", "open_admin", "process_registry"]
@@ -54,8 +55,12 @@ def process_registry() -> CollectorRegistry:
     return registry
 
 
+class _Server(ServerState, StateServer, Protocol):
+    """What ``open_admin`` reads of the running server."""
+
+
 async def open_admin(
-    server: ServerState, registry: CollectorRegistry | None = None
+    server: _Server, registry: CollectorRegistry | None = None
 ) -> AdminServer | None:
     """The admin API of ``server`` listening on ``admin.listen``, or None when it is disabled
     or cannot listen (logged). Its tokens are read at each request (a SIGHUP applies them)."""
@@ -72,6 +77,7 @@ async def open_admin(
                 server.routing.dialplans,
                 lambda: number_owners(server.admission.table.config.customers),
             ),
+            *state_resources(server, loop_time),
         ],
     )
     return admin if await admin.start(*server.settings.admin.address) else None

@@ -170,6 +170,15 @@ class Registration:
         """The usable bindings of ``aor`` at ``now``, best first (``Registrar.lookup``)."""
         return self.registrar.lookup(aor, now)
 
+    def unregister(self, aor: str, now: float) -> int:
+        """Remove every binding of ``aor`` (``Registrar.unregister``), stored and logged as
+        ``registrar.bindings_removed``; how many there were."""
+        changes = self.registrar.unregister(aor)
+        if changes:
+            log.info("registrar.bindings_removed", aor=aor, contacts=len(changes))
+        self._changed(changes, now)
+        return len(changes)
+
     def handle_event(self, event: SipEvent, now: float) -> bool:
         """Take the outcome of an OPTIONS of ours (a final response, or Timer F); False for any
         other event."""

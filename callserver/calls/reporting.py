@@ -156,6 +156,8 @@ class CdrReporter:
         self.tariffs = tariffs
         self._monotonic = monotonic
         self.ended_by_reason: dict[tuple[str, str], int] = {}  # (leg, reason): legs ended
+        # The same for each customer's legs (the admin API shows a customer its own).
+        self.ended_by_customer: dict[str, dict[tuple[str, str], int]] = {}
 
     def _offset(self) -> float:
         """Wall clock minus monotonic clock, read once for all the stamps of one record: two
@@ -192,6 +194,9 @@ class CdrReporter:
         """
         key = (facts.leg, reason if reason in _COUNTED else "other")
         self.ended_by_reason[key] = self.ended_by_reason.get(key, 0) + 1
+        if facts.customer is not None:
+            own = self.ended_by_customer.setdefault(facts.customer, {})
+            own[key] = own.get(key, 0) + 1
         now = self._monotonic()
         offset = time.time() - now  # as _offset(), with this reading of the clock as ``now``
         fields: dict[str, Any] = self._known(facts, offset)

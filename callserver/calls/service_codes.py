@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from typing import Final
 
 import structlog
 
@@ -52,9 +53,9 @@ from callserver.policy.service_codes import (
     ServiceRequest,
     parse,
 )
-from callserver.policy.services import VOICEMAIL
+from callserver.policy.services import NO_ANSWER_SECONDS, VOICEMAIL
 
-__all__ = ["ServiceCodeCalls", "check_target"]
+__all__ = ["SETTABLE", "ServiceCodeCalls", "check_changes", "check_target"]
 
 log = structlog.get_logger("callserver.services")
 
@@ -63,6 +64,9 @@ DEACTIVATED = (Play("service_deactivated"),)
 NOT_ALLOWED = (Play("service_not_allowed"),)
 INVALID = (Play("service_invalid"),)
 Values = Mapping[str, str | bool | int | None]
+
+SETTABLE: Final = (*FORWARDING, "no_answer_seconds", "call_waiting", "dnd")
+"""What a phone changes with its codes (``ServiceSettings`` names), so what may be set for it."""
 
 
 def check_target(centrex: Centrex, subscriber: Subscriber, dialled: str) -> str | None:
@@ -78,6 +82,46 @@ def check_target(centrex: Centrex, subscriber: Subscriber, dialled: str) -> str 
     except ValueError:
         return None
     return None if number == subscriber.number else number
+
+
+def check_changes(centrex: Centrex, subscriber: Subscriber, asked: Mapping[str, object]) -> Values:
+    """``asked`` (setting: value) checked as the codes check it: a forwarding is None (off)
+    or a target :func:`check_target` accepts (kept as it gives it), ``no_answer_seconds`` a
+    whole number in ``NO_ANSWER_SECONDS``, ``call_waiting`` and ``dnd`` true or false.
+
+    Raises:
+        ValueError: the first setting that is not one of ``SETTABLE`` or has a value it
+            cannot take, in a sentence saying what it takes.
+    """
+    checked: dict[str, str | bool | int | None] = {}
+    for name, value in asked.items():
+        if name not in SETTABLE:
+            raise ValueError(f"{name!r} is not a service a phone sets: {', '.join(SETTABLE)}")
+        checked[name] = _checked(centrex, subscriber, name, value)
+    return checked
+
+
+def _checked(
+    centrex: Centrex, subscriber: Subscriber, name: str, value: object
+) -> str | bool | int | None:
+    if name in FORWARDING:
+        if value is None:
+            return None
+        target = check_target(centrex, subscriber, value) if isinstance(value, str) else None
+        if target is None:
+            raise ValueError(
+                f"{name}: {value!r} is not a target: write a number, an extension of group "
+                f"{subscriber.group} other than its own, {VOICEMAIL}, or null for off"
+            )
+        return target
+    if name == "no_answer_seconds":
+        low, high = NO_ANSWER_SECONDS
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"{name}: {value!r} is not a ring time: {low} to {high} seconds")
+        return value
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: {value!r} is not true or false")
+    return value
 
 
 class ServiceCodeCalls:
@@ -151,20 +195,24 @@ class ServiceCodeCalls:
         return ACTIVATED if request.procedure == "activate" else DEACTIVATED
 
     def _values(self, subscriber: Subscriber, request: ServiceChange) -> Values | None:
+        """What ``request`` sets, checked by :func:`check_changes` (as the admin API's
+        changes are); None when a target is refused."""
         service = request.service
+        asked: dict[str, object]
         if service == "all_forwarding":
-            return dict.fromkeys(FORWARDING)
-        if service not in FORWARDING:
-            return {service: request.procedure == "activate"}
-        if request.procedure != "activate":
-            return {service: None}
-        assert request.target is not None  # the parser gives a forwarding its target
-        target = check_target(self._centrex(), subscriber, request.target)
-        if target is None:
+            asked = dict.fromkeys(FORWARDING)
+        elif service not in FORWARDING:
+            asked = {service: request.procedure == "activate"}
+        elif request.procedure != "activate":
+            asked = {service: None}
+        else:
+            asked = {service: request.target}
+            if request.seconds is not None:
+                asked["no_answer_seconds"] = request.seconds
+        try:
+            return check_changes(self._centrex(), subscriber, asked)
+        except ValueError:
             return None
-        if request.seconds is None:
-            return {service: target}
-        return {service: target, "no_answer_seconds": request.seconds}
 
     def _read_back(self, subscriber: Subscriber, service: str) -> tuple[PlaylistItem, ...]:
         settings = self._services.settings_of(subscriber.number)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -30,11 +30,11 @@ from typing import Any, cast
 
 import structlog
 
-from callserver.config.centrex import Centrex
+from callserver.config.centrex import Centrex, Subscriber
 from callserver.policy.services import NO_ANSWER_SECONDS, ServiceSettings
 from callserver.process.sqlite import open_database, transaction
 
-__all__ = ["Override", "ServicesStore", "SqliteServiceStore", "fits", "laid_over"]
+__all__ = ["Override", "ServicesStore", "SqliteServiceStore", "fits", "laid_over", "locked"]
 
 log = structlog.get_logger("callserver.services")
 
@@ -68,6 +68,12 @@ def fits(service: str, value: object) -> bool:
         low, high = NO_ANSWER_SECONDS
         return type(value) is int and low <= value <= high
     return service in _SETTINGS and (value is None or isinstance(value, str))
+
+
+def locked(subscriber: Subscriber, names: Iterable[str]) -> list[str]:
+    """Which of ``names`` (ServiceSettings names) the phone of ``subscriber`` may not change:
+    its locks (``no_answer_seconds`` goes with ``forward_no_answer``)."""
+    return [name for name in names if _LOCKED_BY.get(name, name) in subscriber.locks]
 
 
 def laid_over(settings: ServiceSettings, overrides: Mapping[str, object]) -> ServiceSettings:
@@ -185,7 +191,7 @@ class ServicesStore:
         subscriber = self._centrex().subscriber(number)
         if subscriber is None:
             return False
-        if any(_LOCKED_BY.get(name, name) in subscriber.locks for name in values):
+        if locked(subscriber, values):
             return False
         own = self._overrides.setdefault(subscriber.number, {})
         self._laid.pop(subscriber.number, None)

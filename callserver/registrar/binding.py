@@ -92,7 +92,8 @@ class Binding:
 
     ``contact`` is the contact URI as registered, ``expires`` an absolute monotonic deadline,
     ``flow`` where the REGISTER came from; ``instance`` and ``reg_id`` are RFC 5626's
-    ``+sip.instance`` and ``reg-id`` Contact parameters when given.
+    ``+sip.instance`` and ``reg-id`` Contact parameters when given; ``user_agent`` the
+    User-Agent of the REGISTER that last wrote it.
     """
 
     aor: str
@@ -106,6 +107,7 @@ class Binding:
     instance: str | None = None
     reg_id: int | None = None
     state: BindingState = BindingState.ACTIVE
+    user_agent: str | None = None  # the REGISTER's User-Agent (RFC 3261 §20.41)
 
     @property
     def usable(self) -> bool:

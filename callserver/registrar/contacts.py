@@ -79,10 +79,12 @@ class ContactRequest:
     call_id: str
     cseq: int
     path: tuple[str, ...]
+    user_agent: str | None = None  # the User-Agent header (RFC 3261 §20.41), for display
 
 
 def read_register(request: Request, policy: ExpiryPolicy) -> ContactRequest:
-    """Read To, Contact, Expires and Path of ``request`` (RFC 3261 §10.3, RFC 3327 §5.3).
+    """Read To, Contact, Expires and Path of ``request`` (RFC 3261 §10.3, RFC 3327 §5.3),
+    and its User-Agent (§20.41: kept with the bindings, at most 256 characters).
 
     Raises:
         RegisterRejected: 400 for a malformed field, 423 for a too brief expiry.
@@ -97,6 +99,7 @@ def read_register(request: Request, policy: ExpiryPolicy) -> ContactRequest:
         return ContactRequest(
             aor=aor, bindings=(), star=True, call_id=call_id, cseq=cseq, path=path
         )
+    user_agent = request.headers.get("User-Agent")
     if any(v.strip() == "*" for v in values):
         raise RegisterRejected(400, "Contact '*' must be the only Contact")
     bindings = tuple(_binding(value, header, policy) for value in values)
@@ -104,7 +107,13 @@ def read_register(request: Request, policy: ExpiryPolicy) -> ContactRequest:
     if len(set(contacts)) != len(contacts):
         raise RegisterRejected(400, "The same Contact appears more than once")
     return ContactRequest(
-        aor=aor, bindings=bindings, star=False, call_id=call_id, cseq=cseq, path=path
+        aor=aor,
+        bindings=bindings,
+        star=False,
+        call_id=call_id,
+        cseq=cseq,
+        path=path,
+        user_agent=None if user_agent is None else user_agent.strip()[:256] or None,
     )
 
 

@@ -135,6 +135,21 @@ class Registrar:
         """How many bindings each address-of-record holds now (RFC 3261 §10.3)."""
         return {aor: len(bindings) for aor, bindings in self._aors.items()}
 
+    def bindings(self) -> list[Binding]:
+        """Every binding held now, unusable and not yet expired ones included, by AOR and
+        contact (a snapshot)."""
+        return sorted(
+            (b for bindings in self._aors.values() for b in bindings.values()),
+            key=lambda b: (b.aor, b.contact),
+        )
+
+    def unregister(self, aor: str) -> list[Changed]:
+        """Remove every binding of ``aor`` now, as ``Expires: 0`` for each would (RFC 3261
+        §10.2.2): the phone is no longer reached until it registers again. The operator's
+        remedy for a stale or unwanted registration; [] when ``aor`` has none."""
+        current = list(self._aors.get(aor, {}).values())
+        return [self._apply(binding, BindingChange.REMOVED) for binding in current]
+
     def flow_closed(self, conn_id: int) -> list[Changed]:
         """The connection ``conn_id`` closed: its bindings become unusable (RFC 5626 §4.2)."""
         changes = []
@@ -336,4 +351,5 @@ def _binding(
         path=asked.path,
         instance=wanted.instance,
         reg_id=wanted.reg_id,
+        user_agent=asked.user_agent,
     )

@@ -49,10 +49,15 @@ CREATE TABLE IF NOT EXISTS binding (
     path TEXT NOT NULL,
     instance TEXT,
     reg_id INTEGER,
+    user_agent TEXT,
     PRIMARY KEY (aor, contact)
 )
 """
-_UPSERT = "INSERT OR REPLACE INTO binding VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = (
+    "aor, contact, expires_at, q, call_id, cseq, transport, host, port, path, instance, reg_id,"
+    " user_agent"
+)
+_UPSERT = f"INSERT OR REPLACE INTO binding ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _DELETE = "DELETE FROM binding WHERE aor = ? AND contact = ?"
 _GONE = (BindingChange.REMOVED, BindingChange.EXPIRED)
 
@@ -82,12 +87,15 @@ class SqliteBindingStore:
         self._wall = wall
         # Loaded on the loop at start-up, then written from one worker thread at a time.
         self._db = open_database(path, _SCHEMA, threads=True)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(binding)")}
+        if "user_agent" not in columns:  # a file of a version before it was kept
+            self._db.execute("ALTER TABLE binding ADD COLUMN user_agent TEXT")
 
     def load(self, now: float) -> list[Binding]:
         """Every binding still valid at ``now``; expired rows are deleted, not returned."""
         wall = self._wall()
         self._db.execute("DELETE FROM binding WHERE expires_at <= ?", (wall,))
-        rows = self._db.execute("SELECT * FROM binding ORDER BY aor, contact").fetchall()
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM binding ORDER BY aor, contact").fetchall()
         return [_binding(row, now - wall) for row in rows]
 
     def apply(self, changes: Sequence[Changed], now: float) -> None:
@@ -111,12 +119,14 @@ class SqliteBindingStore:
         flow = b.flow
         path = json.dumps(list(b.path))
         row = (b.aor, b.contact, b.expires + offset, b.q, b.call_id, b.cseq, flow.transport)
-        self._db.execute(_UPSERT, (*row, flow.host, flow.port, path, b.instance, b.reg_id))
+        self._db.execute(
+            _UPSERT, (*row, flow.host, flow.port, path, b.instance, b.reg_id, b.user_agent)
+        )
 
 
 def _binding(row: Iterable[object], offset: float) -> Binding:
     """A row as a binding whose deadline is on the clock ``offset`` away from the wall's."""
-    aor, contact, expires_at, q, call_id, cseq, transport, host, port, path, inst, reg = row
+    aor, contact, expires_at, q, call_id, cseq, transport, host, port, path, inst, reg, ua = row
     flow = Peer(str(transport), str(host), int(str(port)))
     state = BindingState.FLOW_CLOSED if flow.reliable else BindingState.ACTIVE
     binding = Binding(
@@ -130,5 +140,6 @@ def _binding(row: Iterable[object], offset: float) -> Binding:
         path=tuple(json.loads(str(path))),
         instance=None if inst is None else str(inst),
         reg_id=None if reg is None else int(str(reg)),
+        user_agent=None if ua is None else str(ua),
     )
     return replace(binding, state=state)

@@ -65,6 +65,11 @@ class TtlCache(Generic[K, V]):
             self._entries.popitem(last=False)
             self._evicted += 1
 
+    def held(self, now: float) -> list[tuple[K, V, float]]:
+        """Every entry still good at ``now`` with its seconds left, for display: a hit is not
+        counted and nothing moves or is dropped."""
+        return [(key, value, at - now) for key, (at, value) in self._entries.items() if at > now]
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -20,6 +20,7 @@ does a URI that leads only to transports or address families this server cannot 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from callserver.transport.locating import (
     srv_name,
 )
 
-__all__ = ["ResolutionError", "ResolverStatistics", "SipResolver"]
+__all__ = ["CachedAnswer", "ResolutionError", "ResolverStatistics", "SipResolver"]
 
 _log = structlog.get_logger("callserver.transport")
 
@@ -78,6 +79,26 @@ class ResolverStatistics:
     cache_hits: int
     failures: int
     cached: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedAnswer:
+    """A DNS answer the resolver holds: ``records`` of type ``kind`` at ``name`` as text
+    (empty: a negative answer), kept ``expires_in`` seconds more."""
+
+    name: str
+    kind: str
+    records: tuple[str, ...]
+    expires_in: float
+
+    def view(self) -> dict[str, object]:
+        """As JSON: name, type, records, expires_in (whole seconds, rounded up)."""
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "records": list(self.records),
+            "expires_in": math.ceil(self.expires_in),
+        }
 
 
 class SipResolver:
@@ -150,6 +171,30 @@ class SipResolver:
             cache_hits=cache.hits,
             failures=self._failures,
             cached=cache.entries,
+        )
+
+    def cached(self, host: str) -> list[CachedAnswer]:
+        """The answers held now for ``host``: its own records, its SRV names' (RFC 3263 §4.1)
+        and the A/AAAA of the targets they name; none for an IP address."""
+        host = host.lower().removesuffix(".")
+        held = self._cache.held(self.clock())
+        names = {host}
+        for (name, _), records, _ in held:
+            if name == host or name.endswith(f".{host}"):
+                names.add(name)
+                names.update(_named(record) for record in records)
+        return sorted(
+            (
+                CachedAnswer(
+                    name=name,
+                    kind=kind,
+                    records=tuple(_text(record) for record in records),
+                    expires_in=left,
+                )
+                for (name, kind), records, left in held
+                if name in names
+            ),
+            key=lambda answer: (answer.name != host, answer.name, answer.kind),
         )
 
     # RFC 3263 §4.1 and §4.2 -----------------------------------------------------------------
@@ -298,6 +343,25 @@ def _record(rdata: object) -> _Record:
             target=rdata.target.to_text(omit_final_dot=True),
         )
     return str(getattr(rdata, "address", ""))
+
+
+def _named(record: _Record) -> str:
+    """The name a record leads to (an SRV target, a NAPTR replacement); an address: itself."""
+    if isinstance(record, SrvRecord):
+        return record.target.lower()
+    if isinstance(record, NaptrRecord):
+        return record.replacement.lower()
+    return record
+
+
+def _text(record: _Record) -> str:
+    """A record as a zone file writes its data (RFC 1035 §5.1, RFC 2782, RFC 3403 §4.1)."""
+    if isinstance(record, SrvRecord):
+        return f"{record.priority} {record.weight} {record.port} {record.target}"
+    if isinstance(record, NaptrRecord):
+        r = record
+        return f'{r.order} {r.preference} "{r.flags}" "{r.service}" "" {r.replacement}'
+    return record
 
 
 def _negative_ttl(exc: dns.resolver.NXDOMAIN) -> float:
