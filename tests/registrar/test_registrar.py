@@ -203,3 +203,21 @@ def test_a_replaced_contact_also_removed_by_name_is_removed_once() -> None:
     assert both.status == 200
     assert [c.change for c in both.changes] == [BindingChange.REMOVED, BindingChange.REGISTERED]
     assert [b.contact for b in reg.lookup(AOR, 3.0)] == ["sip:201@192.0.2.12:5060"]
+
+
+def test_unregister_removes_every_binding_of_the_address_at_once() -> None:
+    """unregister removes each contact of the AOR (REMOVED, ABSENT) and nothing of another;
+    bindings lists what is left, an unknown address changes nothing."""
+    reg = registrar()
+    registered(reg, 10.0, [PHONE, DESK], extra=[("User-Agent", "Yealink T46U")])
+    other = registered(
+        reg, 10.0, to="<sip:+38733100202@centrex.example.net>", username="202", password="pw202"
+    )
+    assert other.status == 200
+    assert [b.user_agent for b in reg.bindings()] == ["Yealink T46U", "Yealink T46U", None]
+    changes = reg.unregister(AOR)
+    assert [c.change for c in changes] == [BindingChange.REMOVED] * 2
+    assert {c.binding.state for c in changes} == {BindingState.ABSENT}
+    assert reg.lookup(AOR, 11.0) == []
+    assert [b.aor for b in reg.bindings()] == ["+38733100202"]
+    assert reg.unregister(AOR) == []

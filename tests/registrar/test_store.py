@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -94,3 +95,31 @@ def test_an_unreachable_binding_is_kept_and_loads_active(tmp_path: Path) -> None
     (binding,) = store.load(130.0)
     assert binding.state is BindingState.ACTIVE and binding.expires == 3700.0
     store.close()
+
+
+def test_the_user_agent_is_kept_and_an_older_file_gains_its_column(tmp_path: Path) -> None:
+    """A file written before the User-Agent was kept opens with the column added; a binding
+    written then loads with its User-Agent."""
+    path = tmp_path / "registrar.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE binding (aor TEXT NOT NULL, contact TEXT NOT NULL, expires_at REAL"
+        " NOT NULL, q REAL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL, transport TEXT"
+        " NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL, path TEXT NOT NULL, instance"
+        " TEXT, reg_id INTEGER, PRIMARY KEY (aor, contact))"
+    )
+    old.execute(
+        "INSERT INTO binding VALUES ('+38733100202', 'sip:202@192.0.2.20', ?, NULL, 'c', 1,"
+        " 'udp', '192.0.2.20', 5060, '[]', NULL, NULL)",
+        (WALL + 600,),
+    )
+    old.commit()
+    old.close()
+    store = SqliteBindingStore(path, wall=PinnedWall(WALL))
+    reg = registrar()
+    answer = registered(reg, 100.0, extra=[("User-Agent", "  Grandstream GXP2170 1.0.11  ")])
+    store.apply(answer.changes, 100.0)
+    loaded = {b.aor: b for b in store.load(100.0)}
+    store.close()
+    assert loaded[AOR].user_agent == "Grandstream GXP2170 1.0.11"
+    assert loaded["+38733100202"].user_agent is None

@@ -48,3 +48,14 @@ def test_a_cache_without_room_is_refused() -> None:
     """max_entries below 1 is a programming error, said at once."""
     with pytest.raises(ValueError, match="at least one"):
         TtlCache(0)
+
+
+def test_held_lists_live_entries_with_time_left_and_counts_nothing() -> None:
+    """held gives each entry not expired with its seconds left, and is no hit nor miss."""
+    cache: TtlCache[str, int] = TtlCache(4)
+    cache.put("a", 1, 10.0, 100.0)
+    cache.put("b", 2, 60.0, 100.0)
+    assert cache.held(105.0) == [("a", 1, 5.0), ("b", 2, 55.0)]
+    assert cache.held(120.0) == [("b", 2, 40.0)]
+    stats = cache.statistics()
+    assert (stats.hits, stats.misses, stats.entries) == (0, 0, 2)

@@ -196,3 +196,25 @@ async def test_naptr_of_a_transport_we_lack_falls_to_the_next() -> None:
             _uri("sip:1@pbx.test")
         )
     assert targets == (_t("udp", "127.0.0.2", 5070),)
+
+
+async def test_the_answers_held_for_a_name_are_listed_with_their_time_left() -> None:
+    """After a lookup, cached lists the name's NAPTR, the SRV it led to and the targets'
+    addresses, with the seconds left on the resolver's clock; an IP address has none."""
+    clock = Clock()
+    with ZoneServer(ZONE) as zone:
+        resolver = _resolver(zone, clock)
+        await resolver.resolve(_uri("sip:+38761200300@pbx.test"))
+    clock.now += 10
+    held = {(a.name, a.kind): (a.records, a.expires_in) for a in resolver.cached("PBX.test.")}
+    assert held[("pbx.test", "NAPTR")][1] == 290.0
+    assert '10 10 "s" "SIP+D2T" "" _sip._tcp.pbx.test' in held[("pbx.test", "NAPTR")][0]
+    records, left = held[("_sip._tcp.pbx.test", "SRV")]  # in the order DNS gave them
+    assert (sorted(records), left) == (
+        ["10 0 5071 main.pbx.test", "20 0 5072 backup.pbx.test"],
+        290.0,
+    )
+    assert held[("main.pbx.test", "A")] == (("127.0.0.2",), 50.0)
+    assert held[("backup.pbx.test", "A")] == (("127.0.0.3",), 50.0)
+    assert resolver.cached("pbx.test")[0].view()["expires_in"] == 290
+    assert resolver.cached("192.0.2.7") == []
