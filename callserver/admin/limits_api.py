@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from callserver.calls.call import Call
     from callserver.calls.reporting import CdrReporter
 
-__all__ = ["LimitsApi", "LimitsView", "ServerLimits", "pool_view"]
+__all__ = ["LimitsApi", "LimitsView", "ServerLimits", "pool_view", "rejections"]
 
 _KINDS = frozenset({*POOL_KINDS, "number"})
 

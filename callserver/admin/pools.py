@@ -85,9 +85,10 @@ def _owners(admission: Admission) -> dict[str, str]:
     owners.update(
         (f"group:{gid}", group.customer) for gid, group in admission.centrex.groups.items()
     )
+    table = admission.table
     for name in config.numbers:
         key = name if name.startswith("+") else f"+{name}"
-        owner = next((c for c, cust in config.customers.items() if key in cust.numbers), None)
+        owner = next((c for c in config.customers if key in table.customer_numbers(c)), None)
         if owner is not None:
             owners[f"number:{name.lstrip('+')}"] = owner
     return owners
