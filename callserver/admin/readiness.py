@@ -9,6 +9,7 @@ from typing import Protocol
 
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
+from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
 from callserver.config.settings import Settings
 from callserver.dialplan.routing import Routing
@@ -26,6 +27,7 @@ class ServerState(Protocol):
     cdr: CdrSpool | None
     calls: CallManager
     admission: Admission
+    ingester: CdrIngester
 
 
 async def not_ready(server: ServerState) -> list[str]:

@@ -25,6 +25,7 @@ from prometheus_client import (
 
 from callserver.admin.auth import bearer_token, find_token, holder
 from callserver.admin.calls_api import CallsApi
+from callserver.admin.cdrs_api import CdrsApi
 from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
@@ -78,9 +79,16 @@ async def open_admin(
                 lambda: number_owners(server.admission.table.config.customers),
             ),
             *state_resources(server, loop_time),
+            CdrsApi(lambda: server.settings.data_dir / "cdr.sqlite", _cdr_feed(server)),
         ],
     )
     return admin if await admin.start(*server.settings.admin.address) else None
+
+
+def _cdr_feed(server: ServerState) -> Callable[[], Awaitable[object]] | None:
+    """The server's ingest run, which the CDR reads wait for; None when the server does not
+    ingest (``cdr.ingest_interval: 0``)."""
+    return server.ingester.ingest if server.settings.cdr.ingest_interval > 0 else None
 
 
 def error(status: int, message: str, **headers: str) -> web.Response:

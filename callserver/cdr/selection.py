@@ -1,0 +1,116 @@
+"""Which CDRs a query picks (customer, number, disposition) and their totals per customer.
+
+Theory of operation
+-------------------
+``CdrStore.records`` picks the records of a period (by ``start_stamp``, ``since`` inclusive,
+``until`` exclusive) in the order ``callserver cdr export`` writes them; ``CdrFilter`` narrows
+them further, record by record, so that a list, an export and the totals of one query see the
+same records in the same order.
+
+``number`` matches the caller or the called number, as dialled or as E.164, with or without a
+leading ``+`` (``+38733100200``, ``38733100200`` and ``033100200`` as it was received).
+
+``customer_totals`` adds up what the records already say: each leg was rated when it ended
+(``calls.reporting`` with ``config.tariffs.Tariffs.charges``, i.e. ``cdr.rating.rate``), and a
+leg's price is the sum of its ``charges`` (every payer's share: "Who pays what" in
+docs/operations.md). Nothing is priced again here. ``calls`` counts legs (as ``cdr stats``
+does), ``answered`` the answered ones, ``seconds`` their billsec; ``cost`` and ``vat`` are
+exact sums of the 0.0001 KM amounts, ``total`` their sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from callserver.cdr.record import CdrRecord, Disposition
+
+__all__ = ["CdrFilter", "CustomerTotals", "customer_totals"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CdrFilter:
+    """What a record must be to be picked; None: anything."""
+
+    customer: str | None = None
+    number: str | None = None
+    disposition: Disposition | None = None
+
+    def matches(self, record: CdrRecord) -> bool:
+        """True when ``record`` is the customer's, has the number and the disposition."""
+        if self.customer is not None and record.customer != self.customer:
+            return False
+        if self.disposition is not None and record.disposition is not self.disposition:
+            return False
+        return self.number is None or self.number.lstrip("+") in _numbers(record)
+
+    def select(self, records: Iterable[CdrRecord]) -> Iterator[CdrRecord]:
+        """The records that match, in their order."""
+        return (record for record in records if self.matches(record))
+
+
+def _numbers(record: CdrRecord) -> set[str]:
+    found = (record.caller_raw, record.caller_e164, record.called_raw, record.called_e164)
+    return {number.lstrip("+") for number in found if number}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerTotals:
+    """One customer's legs of a period and what they cost (see the module docstring)."""
+
+    customer: str | None
+    calls: int
+    answered: int
+    seconds: int
+    cost: Decimal
+    vat: Decimal
+    currency: str | None
+
+    @property
+    def total(self) -> Decimal:
+        """Cost and VAT."""
+        return self.cost + self.vat
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: money as decimal strings (as in the CDRs), never floats."""
+        return {
+            "customer": self.customer,
+            "calls": self.calls,
+            "answered": self.answered,
+            "seconds": self.seconds,
+            "cost": str(self.cost),
+            "vat": str(self.vat),
+            "total": str(self.total),
+            "currency": self.currency,
+        }
+
+
+def customer_totals(records: Iterable[CdrRecord]) -> list[CustomerTotals]:
+    """The totals of ``records`` per customer, by customer name (legs of none first)."""
+    sums: dict[str | None, CustomerTotals] = {}
+    for record in records:
+        before = sums.get(record.customer) or CustomerTotals(
+            customer=record.customer,
+            calls=0,
+            answered=0,
+            seconds=0,
+            cost=Decimal("0.0000"),
+            vat=Decimal("0.0000"),
+            currency=None,
+        )
+        sums[record.customer] = _added(before, record)
+    return sorted(sums.values(), key=lambda t: (t.customer is not None, t.customer or ""))
+
+
+def _added(before: CustomerTotals, record: CdrRecord) -> CustomerTotals:
+    answered = record.disposition is Disposition.ANSWERED
+    return CustomerTotals(
+        customer=before.customer,
+        calls=before.calls + 1,
+        answered=before.answered + answered,
+        seconds=before.seconds + record.billsec,
+        cost=before.cost + sum((c.cost for c in record.charges), Decimal(0)),
+        vat=before.vat + sum((c.vat for c in record.charges), Decimal(0)),
+        currency=before.currency or record.currency,
+    )
