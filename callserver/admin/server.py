@@ -30,6 +30,7 @@ from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.admin.state_resources import StateServer, state_resources
+from callserver.admin.recordings_api import RecordingsApi
 from callserver.config.admin import AdminToken
 
 __all__ = ["AdminServer", "Resource", "error", "open_admin", "process_registry"]
@@ -80,6 +81,7 @@ async def open_admin(
             ),
             *state_resources(server, loop_time),
             CdrsApi(lambda: server.settings.data_dir / "cdr.sqlite", _cdr_feed(server)),
+            RecordingsApi(lambda: server.settings.data_dir),
         ],
     )
     return admin if await admin.start(*server.settings.admin.address) else None

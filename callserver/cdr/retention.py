@@ -34,6 +34,7 @@ __all__ = [
     "expired",
     "purge_day",
     "recordings_dir",
+    "remove_empty",
     "scan",
 ]
 
@@ -119,7 +120,7 @@ def purge_day(
     if not dry_run:
         for recording in doomed:
             recording.path.unlink(missing_ok=True)
-        _remove_empty(path, recordings_dir(data_dir) / customer)
+        remove_empty(path, recordings_dir(data_dir) / customer)
     return PurgeResult(deleted=doomed)
 
 
@@ -149,7 +150,7 @@ def _children(folder: Path, pattern: re.Pattern[str] | None = None) -> list[Path
     ]
 
 
-def _remove_empty(folder: Path, stop: Path) -> None:
+def remove_empty(folder: Path, stop: Path) -> None:
     """Remove ``folder`` and its parents below ``stop`` while they are empty."""
     while folder != stop and stop in folder.parents:
         try:

@@ -230,6 +230,19 @@ class CdrStore:
             record = CdrRecord.from_json(line)
             yield record if malicious is None else replace(record, malicious=malicious)
 
+    def calls_of(self, uuids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """The Call-ID and start stamp of each record of ``uuids`` in the store (a call
+        recording's file is named by its CDR's uuid)."""
+        wanted, found = list(uuids), {}
+        for at in range(0, len(wanted), 500):  # SQLite's bound parameters: a few hundred a go
+            part = wanted[at : at + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT uuid, call_id, start_stamp FROM cdr WHERE uuid IN ({marks})", part
+            )
+            found.update({uuid: (call_id, start) for uuid, call_id, start in rows})
+        return found
+
     def stats(self, since: datetime | None = None, until: datetime | None = None) -> CdrStats:
         """Calls, answered, ASR and ACD in ``[since, until)``: in all, per trunk, per number."""
         bounds = _bounds(since, until)

@@ -1,70 +1,35 @@
 """``callserver recordings list|export|purge``: the call recordings under the data directory.
 
-``select`` picks the recordings of a customer (``--customer``) made on days in
-``[--since, --until)`` (the day folder each is in: the day it started, UTC). ``list`` writes one
-line a recording: its day, customer, CDR uuid, seconds and path (relative to the data dir).
-``export`` copies them into a folder, keeping their ``<customer>/YYYY/MM/DD`` layout, or into a
-tar file (``.tar``, ``.tar.gz``, ``.tgz``), with ``index.csv`` beside them: one row a recording
-(path, customer, day, uuid, seconds, bytes), so that the CDRs (``uuid``) find their files.
-``purge`` runs the retention purge now (``cdr.purging.purge``); ``--dry-run`` only lists what
-would be deleted.
+``select`` (``cdr.recording_files``) picks the recordings of a customer (``--customer``) made
+on days in ``[--since, --until)`` (the day folder each is in: the day it started, UTC).
+``list`` writes one line a recording: its day, customer, CDR uuid, seconds and path (relative
+to the data dir). ``export`` copies them into a folder, keeping their ``<customer>/YYYY/MM/DD``
+layout, or into a tar file (``.tar``, ``.tar.gz``, ``.tgz``), with ``index.csv`` beside them:
+one row a recording (path, customer, day, uuid, seconds, bytes), so that the CDRs (``uuid``)
+find their files. ``purge`` runs the retention purge now (``cdr.purging.purge``);
+``--dry-run`` only lists what would be deleted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import shutil
 import tarfile
-import wave
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from callserver.cdr.export import parse_time
 from callserver.cdr.purging import purge
-from callserver.cdr.retention import StoredRecording, scan
+from callserver.cdr.recording_files import seconds, select
+from callserver.cdr.retention import StoredRecording
 
 __all__ = ["export_recordings", "list_recordings", "purge_recordings", "select"]
 
 INDEX = "index.csv"
 _INDEX_COLUMNS = ("path", "customer", "day", "uuid", "seconds", "bytes")
 _TAR_SUFFIXES = (".tar", ".gz", ".tgz")
-
-
-def select(
-    data_dir: Path,
-    *,
-    customer: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-) -> list[StoredRecording]:
-    """The recordings of ``customer`` (None: every one) made on days in [since, until).
-
-    Raises:
-        ValueError: ``since`` or ``until`` is not an ISO 8601 date or time.
-    """
-    first = _day(since)
-    last = _day(until)
-    return [
-        recording
-        for recording in scan(data_dir)
-        if (customer is None or recording.customer == customer)
-        and (first is None or recording.day >= first)
-        and (last is None or recording.day < last)
-    ]
-
-
-def seconds(recording: StoredRecording) -> float:
-    """The length of ``recording``'s audio (0.0 when its WAV header cannot be read)."""
-    with (
-        contextlib.suppress(OSError, wave.Error, EOFError),
-        wave.open(str(recording.path), "rb") as wav,
-    ):
-        return wav.getnframes() / wav.getframerate()
-    return 0.0
 
 
 def list_recordings(recordings: Iterable[StoredRecording], out: TextIO) -> int:
@@ -115,10 +80,6 @@ def purge_recordings(
         out.write(f"{verb} {recording.relative}\n")
     out.write(f"{verb} {len(result.deleted)} recording(s), {result.bytes} bytes\n")
     return len(result.deleted)
-
-
-def _day(text: str | None) -> date | None:
-    return None if text is None else parse_time(text).date()
 
 
 def _index(recordings: list[StoredRecording]) -> bytes:
