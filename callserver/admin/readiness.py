@@ -11,8 +11,10 @@ from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
+from callserver.config.centrex import Centrex
 from callserver.config.settings import Settings
 from callserver.dialplan.routing import Routing
+from callserver.phone_services import PhoneServices
 from callserver.transport.sockets import SipSockets
 
 __all__ = ["ServerState", "not_ready"]
@@ -28,6 +30,8 @@ class ServerState(Protocol):
     calls: CallManager
     admission: Admission
     ingester: CdrIngester
+    phones: PhoneServices
+    centrex: Centrex
 
 
 async def not_ready(server: ServerState) -> list[str]:

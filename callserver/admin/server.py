@@ -31,6 +31,7 @@ from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.admin.state_resources import StateServer, state_resources
 from callserver.admin.recordings_api import RecordingsApi
+from callserver.admin.voicemail_api import VoicemailApi, box_customer
 from callserver.config.admin import AdminToken
 
 __all__ = ["AdminServer", "Resource", "error", "open_admin", "process_registry"]
@@ -82,6 +83,11 @@ async def open_admin(
             *state_resources(server, loop_time),
             CdrsApi(lambda: server.settings.data_dir / "cdr.sqlite", _cdr_feed(server)),
             RecordingsApi(lambda: server.settings.data_dir),
+            VoicemailApi(
+                server.phones.voicemail,
+                lambda: server.settings.data_dir / "voicemail",
+                lambda box: box_customer(server.centrex, box),
+            ),
         ],
     )
     return admin if await admin.start(*server.settings.admin.address) else None

@@ -20,7 +20,8 @@ logged as ``cdr.ingest_malformed``; the offset moves past it so one bad line nev
 feed. A file shorter than its checkpoint, or whose checkpoint is not just after a newline, was
 rewritten under us: it is read again from the start (``UNIQUE(uuid)`` keeps that exact).
 
-``recording_purge`` notes each call recording the retention purge deleted (``cdr.retention``):
+``recording_purge`` notes each call recording the retention purge deleted (``cdr.retention``),
+or that was deleted on request (``cdr.recording_files.delete``, the admin API):
 its path, customer, day and size, and when; a CDR's ``recording_path`` found there names a file
 that is gone on purpose.
 
