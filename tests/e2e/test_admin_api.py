@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -219,3 +220,67 @@ def test_the_metrics_of_a_running_server_follow_a_sipp_call(sipp: str, tmp_path:
         assert _total(after, "callserver_calls_in_progress") == 0
         assert after[("callserver_channels_in_use", pool)] == 0
         assert after[("callserver_call_attempts_total", frozenset())] == 1
+
+
+def _download(server: ServerProcess, path: str, token: str) -> tuple[int, bytes, str]:
+    """The status, body and Content-Disposition of one GET to the server's admin port."""
+    port = server.wait_for("admin.listening")["port"]
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}")
+    request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.read(), response.headers["Content-Disposition"]
+
+
+def _cdr_listed(server: ServerProcess, timeout: float = 10.0) -> dict[str, Any]:
+    """The operator's /api/cdrs once it holds a record (the call's, written at its end)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, data = _request(server, "GET", "/api/cdrs", OPERATOR)
+        assert status == 200, data
+        if data["total"]:
+            return dict(data)
+        time.sleep(0.1)
+    raise AssertionError("no CDR listed; server output:\n" + "\n".join(server.raw[-30:]))
+
+
+def test_a_sipp_calls_cdr_is_listed_scoped_and_exported_as_the_command_does(
+    sipp: str, tmp_path: Path
+) -> None:
+    """SIPp's call ends; /api/cdrs lists its CDR (acme's: globex sees none), totals count it,
+    and the CSV export is byte for byte `callserver cdr export --format csv`."""
+    server = start_server(tmp_path, trunks=TRUNKS, admin=ADMIN, hangup_after=1.0)
+    with stopped_on_exit(server):
+        caller = _hold_call(sipp, server, tmp_path)
+        try:
+            assert caller.wait(timeout=30) == 0, caller.communicate()[0]
+        finally:
+            if caller.poll() is None:
+                caller.kill()
+                caller.wait()
+        data = _cdr_listed(server)
+        (cdr,) = data["cdrs"]
+        assert (cdr["customer"], cdr["trunk"], cdr["called_raw"]) == ("acme", "acme-pbx", CALLED)
+        assert (cdr["disposition"], data["total"]) == ("ANSWERED", 1)
+        assert _request(server, "GET", f"/api/cdrs?number={CALLED}", ACME)[1]["total"] == 1
+        assert _request(server, "GET", "/api/cdrs", GLOBEX)[1] == {
+            "cdrs": [],
+            "total": 0,
+            "offset": 0,
+        }
+        assert _request(server, "GET", "/api/cdrs?customer=acme", GLOBEX)[0] == 404
+        totals = _request(server, "GET", "/api/cdrs/totals", ACME)[1]["totals"]
+        assert [(t["customer"], t["calls"], t["answered"]) for t in totals] == [("acme", 1, 1)]
+        status, body, disposition = _download(server, "/api/cdrs/export?format=csv", OPERATOR)
+        assert (status, disposition) == (200, 'attachment; filename="cdrs.csv"')
+        command = subprocess.run(
+            [
+                *(sys.executable, "-m", "callserver", "cdr", "export", "--format", "csv"),
+                *("--data-dir", str(tmp_path / "var")),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+        assert command.returncode == 0, command.stderr
+        assert body == command.stdout
+        assert body.count(b"\n") == 2  # the header and the call's leg
+    assert exported_cdrs(tmp_path / "var") == data["cdrs"]
