@@ -5,9 +5,10 @@ Theory of operation
 Every request reads ``<data_dir>/cdr.sqlite`` in a worker thread with the code of
 ``callserver cdr export``: ``CdrStore.records`` of the period ``[from, to)`` (by start time,
 as ``--since``/``--until``), in its order (start time, then the order stored: oldest first),
-then ``cdr.selection.CdrFilter`` (customer, number, status). So ``/api/cdrs`` pages through
-exactly the records the export writes, in the same order, and the export's bytes are those of
-``callserver cdr export --format csv|jsonl`` for the same records (``cdr.export.export``).
+narrowed in the store's SQL by a ``cdr.selection.CdrFilter`` (customer, number, status).
+So ``/api/cdrs`` pages through exactly the records the export writes, in the same order, and
+the export's bytes are those of ``callserver cdr export --format csv|jsonl`` for the same
+records (``cdr.export.export``).
 
 What is shown: before it reads, the request has the server's ingester feed the spool into the
 store (``CdrIngester.ingest``, in its worker process, as each ``callserver cdr`` command
@@ -17,7 +18,9 @@ ingests before it reads), so a record on disk when the request came is in the an
 
 The export streams: a worker thread writes the records into chunks of about 64 KiB and hands
 each to the response on the loop, waiting until it is sent, so a large export never sits in
-memory whole and a slow client slows the thread down, not the server.
+memory whole and a slow client slows the thread down, not the server. A failure once the
+download has begun (the database, the disk) is logged as ``admin.export_failed`` and the
+connection closed: the client sees a download cut short, never a complete-looking one.
 
 Scope: a customer token sees only its customer's records; naming another customer is 404.
 """
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import structlog
 from aiohttp import web
 
 from callserver.admin.params import (
@@ -45,6 +50,8 @@ from callserver.cdr.selection import CdrFilter, customer_totals
 from callserver.cdr.store import CdrStore
 
 __all__ = ["CdrQuery", "CdrsApi"]
+
+log = structlog.get_logger("callserver.admin")
 
 _PERIOD = ("from", "to")
 _LIST = frozenset({*_PERIOD, "customer", "number", "status", "limit", "offset"})
@@ -75,9 +82,15 @@ class CdrQuery:
             disposition=_disposition(status),
         )
 
-    def records(self, store: CdrStore) -> Iterator[CdrRecord]:
-        """The store's records of the period that pass the filter, in the export's order."""
-        return self.filter.select(store.records(self.since, self.until))
+    def records(
+        self, store: CdrStore, limit: int | None = None, offset: int = 0
+    ) -> Iterator[CdrRecord]:
+        """The store's records of the period the filter picks, in the export's order."""
+        return store.records(self.since, self.until, where=self.filter, limit=limit, offset=offset)
+
+    def count(self, store: CdrStore) -> int:
+        """How many records ``records`` gives without a limit."""
+        return store.count(self.since, self.until, where=self.filter)
 
 
 def _disposition(status: str | None) -> Disposition | None:
@@ -131,7 +144,16 @@ class CdrsApi:
         )
         await response.prepare(request)
         writer = _ChunkWriter(response, asyncio.get_running_loop())
-        await asyncio.to_thread(self._export, query, "csv" if fmt == "csv" else "jsonl", writer)
+        try:
+            await asyncio.to_thread(self._export, query, "csv" if fmt == "csv" else "jsonl", writer)
+        except ConnectionResetError:  # the client went away: nothing more to send
+            return response
+        except (OSError, sqlite3.Error, ValueError) as exc:
+            # The status is sent: the client sees a download cut short (no last chunk).
+            log.error("admin.export_failed", path=request.path, error=str(exc))
+            if request.transport is not None:
+                request.transport.close()
+            return response
         await response.write_eof()
         return response
 
@@ -146,17 +168,14 @@ class CdrsApi:
         if self._ingest is not None:
             await self._ingest()
 
-    def _page(self, query: CdrQuery, offset: int, limit: int) -> tuple[list[object], int]:
+    def _page(
+        self, query: CdrQuery, offset: int, limit: int
+    ) -> tuple[list[dict[str, object]], int]:
         with _opened(self._database()) as store:
             if store is None:
                 return [], 0
-            page: list[object] = []
-            total = 0
-            for record in query.records(store):
-                if offset <= total < offset + limit:
-                    page.append(record.to_dict())
-                total += 1
-            return page, total
+            page = [record.to_dict() for record in query.records(store, limit, offset)]
+            return page, query.count(store)
 
     def _export(self, query: CdrQuery, fmt: ExportFormat, writer: _ChunkWriter) -> None:
         with _opened(self._database()) as store:

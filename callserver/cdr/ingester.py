@@ -21,8 +21,9 @@ server logs ``cdr.ingested`` with them when a run added records (or skipped malf
 nothing otherwise; the worker's own log lines (``cdr.ingest_malformed``...) go to the same
 output, configured as the server's.
 
-Runs never overlap: the periodic task runs them one after another, and ``close`` lets the run
-in progress finish before the last one starts; then the worker is shut down. A second process
+Runs never overlap: the periodic task runs them one after another, the runs the admin API asks
+for before it reads (``ingest``) queue behind them in the one worker, and ``close`` lets the
+run in progress finish before the last one starts; then the worker is shut down. A second process
 ingesting at the same time (``callserver cdr export``) is serialised by SQLite's write lock;
 the offset checkpoint is read and advanced inside that lock, so nothing is lost or counted
 twice whoever runs first.

@@ -3,12 +3,13 @@
 Theory of operation
 -------------------
 ``CdrStore.records`` picks the records of a period (by ``start_stamp``, ``since`` inclusive,
-``until`` exclusive) in the order ``callserver cdr export`` writes them; ``CdrFilter`` narrows
-them further, record by record, so that a list, an export and the totals of one query see the
-same records in the same order.
+``until`` exclusive) in the order ``callserver cdr export`` writes them; with a ``CdrFilter``
+the store picks only those of a customer, with a number, of a disposition (in SQL, so a page
+or a count reads only what it needs), and a list, an export and the totals of one query see
+the same records in the same order.
 
-``number`` matches the caller or the called number, as dialled or as E.164, with or without a
-leading ``+`` (``+38733100200``, ``38733100200`` and ``033100200`` as it was received).
+``number`` matches the caller or the called number, as received or as E.164, with or without
+a leading ``+`` (``+38733100200``, ``38733100200`` and ``033100200`` as it was received).
 
 ``customer_totals`` adds up what the records already say: each leg was rated when it ended
 (``calls.reporting`` with ``config.tariffs.Tariffs.charges``, i.e. ``cdr.rating.rate``), and a
@@ -20,7 +21,7 @@ exact sums of the 0.0001 KM amounts, ``total`` their sum.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -37,22 +38,25 @@ class CdrFilter:
     number: str | None = None
     disposition: Disposition | None = None
 
-    def matches(self, record: CdrRecord) -> bool:
-        """True when ``record`` is the customer's, has the number and the disposition."""
-        if self.customer is not None and record.customer != self.customer:
-            return False
-        if self.disposition is not None and record.disposition is not self.disposition:
-            return False
-        return self.number is None or self.number.lstrip("+") in _numbers(record)
+    def sql(self) -> tuple[list[str], list[object]]:
+        """The conditions on ``CdrStore``'s table (joined by AND) and their parameters."""
+        clauses, params = [], list[object]()
+        if self.customer is not None:
+            clauses.append("customer = ?")
+            params.append(self.customer)
+        if self.disposition is not None:
+            clauses.append("disposition = ?")
+            params.append(self.disposition.value)
+        if self.number is not None:
+            clauses.append(f"? IN ({_NUMBERS})")
+            params.append(self.number.lstrip("+"))
+        return clauses, params
 
-    def select(self, records: Iterable[CdrRecord]) -> Iterator[CdrRecord]:
-        """The records that match, in their order."""
-        return (record for record in records if self.matches(record))
 
-
-def _numbers(record: CdrRecord) -> set[str]:
-    found = (record.caller_raw, record.caller_e164, record.called_raw, record.called_e164)
-    return {number.lstrip("+") for number in found if number}
+_NUMBERS = ", ".join(  # a record's numbers (in its JSON), each without a leading "+"
+    f"ltrim(COALESCE(json_extract(record, '$.{name}'), ''), '+')"
+    for name in ("caller_raw", "caller_e164", "called_raw", "called_e164")
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

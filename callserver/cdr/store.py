@@ -30,9 +30,10 @@ that is gone on purpose.
 of a marked call its ``malicious`` stamp.
 
 Queries select on ``start_stamp`` (the call date, as Asterisk's ``calldate``), ``since``
-inclusive and ``until`` exclusive. ASR is answered calls over all calls in percent and ACD the
-mean billsec of answered calls (ASR as in ITU-T E.411); each record is one leg, so a forwarded
-call counts once per leg, each on its own trunk.
+inclusive and ``until`` exclusive, and ``records`` and ``count`` on a ``CdrFilter`` too
+(``cdr.selection``: customer, disposition, a caller or called number). ASR is answered
+calls over all calls in percent and ACD the mean billsec of answered calls (ASR as in ITU-T
+E.411); each record is one leg, so a forwarded call counts once per leg, each on its own trunk.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from callserver.cdr.journal import is_day_file
 from callserver.cdr.marks import MARKS_FILE, parse_mark
 from callserver.cdr.record import CdrRecord, utc_stamp
 from callserver.cdr.retention import StoredRecording
+from callserver.cdr.selection import CdrFilter
 from callserver.process.sqlite import open_database, transaction
 
 __all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult", "log_ingested"]
@@ -217,19 +219,40 @@ class CdrStore:
         return int(row[0]) if row else 0
 
     def records(
-        self, since: datetime | None = None, until: datetime | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        where: CdrFilter | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> Iterator[CdrRecord]:
-        """The records that started in ``[since, until)``, by start time then ingest order."""
+        """The records that started in ``[since, until)``, by start time then ingest order;
+        with ``where`` only those it picks, with ``limit`` that many from ``offset``."""
+        clause, params = _where(since, until, where)
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         rows = self._db.execute(
             "SELECT record, (SELECT MIN(malicious) FROM cdr_mark"
             " WHERE cdr_mark.call_id IN (cdr.call_id, cdr.linked_id))"
-            " FROM cdr WHERE start_stamp >= ? AND start_stamp < ?"
-            " ORDER BY start_stamp, id",
-            _bounds(since, until),
+            f" FROM cdr WHERE {clause} ORDER BY start_stamp, id{page}",
+            params,
         )
         for line, malicious in rows:
             record = CdrRecord.from_json(line)
             yield record if malicious is None else replace(record, malicious=malicious)
+
+    def count(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        where: CdrFilter | None = None,
+    ) -> int:
+        """How many records ``records`` gives for the same arguments (without a limit)."""
+        clause, params = _where(since, until, where)
+        return int(
+            self._db.execute(f"SELECT COUNT(*) FROM cdr WHERE {clause}", params).fetchone()[0]
+        )
 
     def calls_of(self, uuids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """The Call-ID and start stamp of each record of ``uuids`` in the store (a call
@@ -350,6 +373,17 @@ def _row(record: CdrRecord) -> tuple[object, ...]:
         *(record.trunk, record.customer, called, record.start_stamp, record.end_stamp),
         *(record.billsec, record.disposition.value, record.to_json()),
     )
+
+
+def _where(
+    since: datetime | None, until: datetime | None, where: CdrFilter | None
+) -> tuple[str, list[object]]:
+    """The WHERE clause and parameters of a period and a filter."""
+    clauses, params = where.sql() if where is not None else ([], [])
+    return " AND ".join(["start_stamp >= ?", "start_stamp < ?", *clauses]), [
+        *_bounds(since, until),
+        *params,
+    ]
 
 
 def _bounds(since: datetime | None, until: datetime | None) -> tuple[str, str]:

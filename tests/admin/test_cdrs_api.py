@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -10,7 +11,9 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from callserver.admin.cdrs_api import CdrsApi
 from callserver.cdr.charge import Charge
@@ -19,7 +22,7 @@ from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.record import CdrRecord
 from callserver.cdr.store import CdrStore
 from callserver.config.tariffs import load_tariffs
-from tests.admin.serving import ACME, GLOBEX, Client, serving
+from tests.admin.serving import ACME, GLOBEX, OPERATOR, Client, serving
 from tests.cdr import append_records, make_record
 
 TARIFFS = Path(__file__).parents[2] / "config" / "tariffs.yaml"
@@ -241,3 +244,19 @@ async def test_without_a_store_every_answer_is_empty(tmp_path: Path) -> None:
         csv_body = (await api.get("/api/cdrs/export?format=csv")).body
         assert csv_body.startswith(b'"accountcode"') and csv_body.count(b"\n") == 1
     assert not (tmp_path / "cdr.sqlite").exists()
+
+
+async def test_a_client_leaving_mid_export_ends_the_export_quietly(tmp_path: Path) -> None:
+    """A client that reads the first bytes of a large export and closes: the export's thread
+    stops, nothing is logged as failed, and the server answers the next request."""
+    append_records(tmp_path, *(make_record(n) for n in range(3000)))
+    with CdrStore(tmp_path / "cdr.sqlite") as store:
+        store.ingest(tmp_path / "cdr", report=False)
+    with capture_logs() as logs:
+        async with asyncio.timeout(10), serving(CdrsApi(lambda: tmp_path / "cdr.sqlite")) as api:
+            headers = {"Authorization": f"Bearer {OPERATOR}"}
+            url = api.url + "/api/cdrs/export?format=csv"
+            async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as r:
+                assert len(await r.content.read(1000)) == 1000
+            assert (await api.get("/api/cdrs?limit=1")).json["total"] == 3000
+    assert [e for e in logs if e["log_level"] == "error"] == []

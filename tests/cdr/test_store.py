@@ -6,12 +6,14 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from callserver.cdr.marks import MARKS_FILE, CdrMark, append_mark
-from callserver.cdr.record import CdrRecord
+from callserver.cdr.record import CdrRecord, Disposition
+from callserver.cdr.selection import CdrFilter
 from callserver.cdr.store import CdrStore, GroupStats, IngestResult
 from tests.cdr import make_record
 
@@ -243,3 +245,34 @@ def test_a_malicious_mark_flags_every_leg_of_its_call(store: CdrStore, tmp_path:
     with CdrStore(tmp_path / "rebuilt.sqlite") as rebuilt:
         rebuilt.ingest(spool, report=False)
         assert [r.malicious for r in rebuilt.records()] == [stamp, stamp, None]
+
+
+def test_a_filter_picks_by_customer_disposition_and_number_and_pages(
+    store: CdrStore, tmp_path: Path
+) -> None:
+    """``where`` picks a customer's legs, a disposition, a caller or called number (raw or
+    E.164, ``+`` or not); ``limit``/``offset`` page in the same order; ``count`` agrees."""
+    unanswered = {"answer_stamp": None, "disposition": "BUSY", "hangup_cause": "USER_BUSY"}
+    _append(
+        tmp_path / "cdr",
+        make_record(1),
+        make_record(2, customer="globex", caller_raw="+38762000111", caller_e164="38762000111"),
+        make_record(3, **unanswered),
+        make_record(4, called_raw="033999888", called_e164="38733999888"),
+    )
+    store.ingest(tmp_path / "cdr", report=False)
+
+    def picked(**where: Any) -> list[str]:
+        chosen = CdrFilter(**where)
+        uuids = [r.uuid for r in store.records(where=chosen)]
+        assert store.count(where=chosen) == len(uuids)
+        return uuids
+
+    assert picked(customer="acme") == ["u1", "u3", "u4"]
+    assert picked(disposition=Disposition.BUSY) == ["u3"]
+    assert picked(number="38762000111") == picked(number="+38762000111") == ["u2"]
+    assert picked(number="033999888") == picked(number="+38733999888") == ["u4"]
+    assert picked(customer="globex", number="033999888") == []
+    page = store.records(where=CdrFilter(customer="acme"), limit=2, offset=1)
+    assert [r.uuid for r in page] == ["u3", "u4"]
+    assert store.count() == 4
