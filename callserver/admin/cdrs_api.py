@@ -16,7 +16,7 @@ ingests before it reads), so a record on disk when the request came is in the an
 ``cdr.ingest_interval: 0`` (the server does not ingest) the store is read as the last
 ``callserver cdr`` command left it. No store yet: no records.
 
-The export streams: a worker thread writes the records into chunks of about 64 KiB and hands
+The export streams: a worker thread writes the records into chunks of about 256 KiB and hands
 each to the response on the loop, waiting until it is sent, so a large export never sits in
 memory whole and a slow client slows the thread down, not the server. A failure once the
 download has begun (the database, the disk) is logged as ``admin.export_failed`` and the
@@ -46,7 +46,7 @@ from callserver.admin.params import (
 )
 from callserver.cdr.export import ExportFormat, export
 from callserver.cdr.record import CdrRecord, Disposition
-from callserver.cdr.selection import CdrFilter, customer_totals
+from callserver.cdr.selection import CdrFilter, LegRow, customer_totals
 from callserver.cdr.store import CdrStore
 
 __all__ = ["CdrQuery", "CdrsApi"]
@@ -57,7 +57,7 @@ _PERIOD = ("from", "to")
 _LIST = frozenset({*_PERIOD, "customer", "number", "status", "limit", "offset"})
 _EXPORT = frozenset({*_PERIOD, "customer", "number", "status", "format"})
 _TOTALS = frozenset({*_PERIOD, "customer"})
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
 _MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
@@ -87,6 +87,10 @@ class CdrQuery:
     ) -> Iterator[CdrRecord]:
         """The store's records of the period the filter picks, in the export's order."""
         return store.records(self.since, self.until, where=self.filter, limit=limit, offset=offset)
+
+    def legs(self, store: CdrStore) -> Iterator[LegRow]:
+        """What the totals add up of the same records."""
+        return store.legs(self.since, self.until, where=self.filter)
 
     def count(self, store: CdrStore) -> int:
         """How many records ``records`` gives without a limit."""
@@ -186,7 +190,7 @@ class CdrsApi:
         with _opened(self._database()) as store:
             if store is None:
                 return []
-            return [row.to_dict() for row in customer_totals(query.records(store))]
+            return [row.to_dict() for row in customer_totals(query.legs(store))]
 
 
 class _opened:
@@ -205,7 +209,7 @@ class _opened:
 
 
 class _ChunkWriter(io.StringIO):
-    """What ``export`` writes into, in a worker thread: every ~64 KiB goes to the response on
+    """What ``export`` writes into, in a worker thread: every ~256 KiB goes to the response on
     the loop, the thread waiting until it is written (the client's pace)."""
 
     def __init__(self, response: web.StreamResponse, loop: asyncio.AbstractEventLoop) -> None:

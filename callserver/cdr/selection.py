@@ -11,23 +11,29 @@ the same records in the same order.
 ``number`` matches the caller or the called number, as received or as E.164, with or without
 a leading ``+`` (``+38733100200``, ``38733100200`` and ``033100200`` as it was received).
 
-``customer_totals`` adds up what the records already say: each leg was rated when it ended
-(``calls.reporting`` with ``config.tariffs.Tariffs.charges``, i.e. ``cdr.rating.rate``), and a
-leg's price is the sum of its ``charges`` (every payer's share: "Who pays what" in
-docs/operations.md). Nothing is priced again here. ``calls`` counts legs (as ``cdr stats``
-does), ``answered`` the answered ones, ``seconds`` their billsec; ``cost`` and ``vat`` are
-exact sums of the 0.0001 KM amounts, ``total`` their sum.
+``customer_totals`` adds up what the records already say, reading only the store's columns and
+each record's ``currency`` and ``charges`` (``CdrStore.legs``; no record is decoded whole).
+Each leg was rated when it ended (``calls.reporting`` with ``config.tariffs.Tariffs.charges``,
+i.e. ``cdr.rating.rate``), and a leg's price is the sum of its ``charges`` (every payer's
+share: "Who pays what" in docs/operations.md). Nothing is priced again here. ``calls`` counts
+legs (as ``cdr stats`` does), ``answered`` the answered ones, ``seconds`` their billsec;
+``cost`` and ``vat`` are exact sums of the 0.0001 KM amounts, ``total`` their sum.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from callserver.cdr.record import CdrRecord, Disposition
+from callserver.cdr.charge import Charge
+from callserver.cdr.record import Disposition
 
-__all__ = ["CdrFilter", "CustomerTotals", "customer_totals"]
+__all__ = ["CdrFilter", "CustomerTotals", "LegRow", "customer_totals"]
+
+# One leg as the totals read it: customer, disposition, billsec, currency, charges (JSON text).
+LegRow = tuple[str | None, str, int, str | None, str | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,12 +96,16 @@ class CustomerTotals:
         }
 
 
-def customer_totals(records: Iterable[CdrRecord]) -> list[CustomerTotals]:
-    """The totals of ``records`` per customer, by customer name (legs of none first)."""
+def customer_totals(legs: Iterable[LegRow]) -> list[CustomerTotals]:
+    """The totals of ``legs`` (``CdrStore.legs``) per customer, by name (none's first).
+
+    Raises:
+        ValueError: a charge that is not one (a damaged store).
+    """
     sums: dict[str | None, CustomerTotals] = {}
-    for record in records:
-        before = sums.get(record.customer) or CustomerTotals(
-            customer=record.customer,
+    for customer, disposition, billsec, currency, charges in legs:
+        before = sums.get(customer) or CustomerTotals(
+            customer=customer,
             calls=0,
             answered=0,
             seconds=0,
@@ -103,18 +113,14 @@ def customer_totals(records: Iterable[CdrRecord]) -> list[CustomerTotals]:
             vat=Decimal("0.0000"),
             currency=None,
         )
-        sums[record.customer] = _added(before, record)
+        priced = [Charge.from_dict(item) for item in json.loads(charges or "[]")]
+        sums[customer] = replace(
+            before,
+            calls=before.calls + 1,
+            answered=before.answered + (disposition == Disposition.ANSWERED.value),
+            seconds=before.seconds + billsec,
+            cost=before.cost + sum((c.cost for c in priced), Decimal(0)),
+            vat=before.vat + sum((c.vat for c in priced), Decimal(0)),
+            currency=before.currency or currency,
+        )
     return sorted(sums.values(), key=lambda t: (t.customer is not None, t.customer or ""))
-
-
-def _added(before: CustomerTotals, record: CdrRecord) -> CustomerTotals:
-    answered = record.disposition is Disposition.ANSWERED
-    return CustomerTotals(
-        customer=before.customer,
-        calls=before.calls + 1,
-        answered=before.answered + answered,
-        seconds=before.seconds + record.billsec,
-        cost=before.cost + sum((c.cost for c in record.charges), Decimal(0)),
-        vat=before.vat + sum((c.vat for c in record.charges), Decimal(0)),
-        currency=before.currency or record.currency,
-    )
