@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
+from callserver.admin.params import check_known
 from callserver.admin.pools import Pool, channel_pools
-from callserver.admin.query import only_parameters
 
 if TYPE_CHECKING:
     from callserver.calls.admission import Admission
@@ -81,7 +81,7 @@ class CustomersApi:
 
     async def list_customers(self, request: web.Request) -> web.Response:
         """The customers the token may see, by name."""
-        only_parameters(request, ())
+        check_known(request, ())
         token = request_token()
         in_use = self._in_use()
         names = sorted(self._view.trunks_file().customers)
@@ -95,7 +95,7 @@ class CustomersApi:
 
     async def get_customer(self, request: web.Request) -> web.Response:
         """One customer's package and use, else 404."""
-        only_parameters(request, ())
+        check_known(request, ())
         name = request.match_info["name"]
         config = self._view.trunks_file().customers.get(name)
         if config is None or not sees_customer(request_token(), name):

@@ -18,8 +18,8 @@ from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
 from callserver.admin.metric_sources import REJECTIONS
+from callserver.admin.params import check_known, choice
 from callserver.admin.pools import POOL_KINDS, Pool, channel_pools
-from callserver.admin.query import choice, only_parameters
 
 if TYPE_CHECKING:
     from callserver.calls.admission import Admission
@@ -101,7 +101,7 @@ class LimitsApi:
     async def get_limits(self, request: web.Request) -> web.Response:
         """The pools the token may see (``?kind=`` one kind), its calls in progress and its
         refusals since start."""
-        only_parameters(request, ("kind",))
+        check_known(request, ("kind",))
         kind = choice(request, "kind", _KINDS)
         token = request_token()
         operator = token.role == "operator"

@@ -16,7 +16,15 @@ from aiohttp import web
 from callserver.admin.auth import request_token
 from callserver.cdr.export import parse_time
 
-__all__ = ["bad", "check_known", "customer_scope", "query_int", "query_text", "query_time"]
+__all__ = [
+    "bad",
+    "check_known",
+    "choice",
+    "customer_scope",
+    "query_int",
+    "query_text",
+    "query_time",
+]
 
 
 def bad(name: str, message: str) -> web.HTTPBadRequest:
@@ -28,7 +36,7 @@ def check_known(request: web.Request, known: Collection[str]) -> None:
     """400 for a parameter not in ``known``, or one given twice."""
     for name in request.query:
         if name not in known:
-            expected = ", ".join(sorted(known))
+            expected = ", ".join(sorted(known)) or "no parameter"
             raise bad(name, f"unknown here; this request takes {expected}")
         if len(request.query.getall(name)) > 1:
             raise bad(name, "given more than once; give it once")
@@ -42,6 +50,14 @@ def query_text(request: web.Request, name: str) -> str | None:
     if not value.strip():
         raise bad(name, "is empty; leave it out or give a value")
     return value.strip()
+
+
+def choice(request: web.Request, name: str, choices: Collection[str]) -> str | None:
+    """The parameter's value, one of ``choices``; None when absent; else 400 naming them."""
+    value = query_text(request, name)
+    if value is None or value in choices:
+        return value
+    raise bad(name, f"{value!r} is not one of: {', '.join(sorted(choices))}")
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from callserver.admin.auth import request_token, require_operator, sees_customer
 from callserver.admin.metric_sources import customer_of_aor
-from callserver.admin.query import only_parameters
+from callserver.admin.params import check_known
 
 if TYPE_CHECKING:
     from callserver.calls.registration import Registration
@@ -100,7 +100,7 @@ class RegistrationsApi:
 
     async def list_registrations(self, request: web.Request) -> web.Response:
         """The bindings the token may see (``?aor=``: of one address), by address."""
-        only_parameters(request, ("aor",))
+        check_known(request, ("aor",))
         wanted = request.query.get("aor")
         token = request_token()
         centrex, now = self._view.centrex(), self._monotonic()
@@ -114,7 +114,7 @@ class RegistrationsApi:
     async def unregister(self, request: web.Request) -> web.Response:
         """Remove every binding of the address: 200 with those removed, 404 without any."""
         require_operator("unregistering a phone")
-        only_parameters(request, ())
+        check_known(request, ())
         aor = request.match_info["aor"]
         centrex, now = self._view.centrex(), self._monotonic()
         customer = customer_of_aor(aor, centrex)

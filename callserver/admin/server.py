@@ -29,8 +29,8 @@ from callserver.admin.cdrs_api import CdrsApi
 from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
-from callserver.admin.state_resources import StateServer, state_resources
 from callserver.admin.recordings_api import RecordingsApi
+from callserver.admin.state_resources import StateServer, state_resources
 from callserver.admin.voicemail_api import VoicemailApi, box_customer
 from callserver.config.admin import AdminToken
 

@@ -33,7 +33,7 @@ import structlog
 from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
-from callserver.admin.query import only_parameters
+from callserver.admin.params import check_known
 from callserver.calls.service_codes import check_changes
 from callserver.calls.services_store import locked
 
@@ -95,7 +95,7 @@ class SubscribersApi:
 
     async def list_subscribers(self, request: web.Request) -> web.Response:
         """The subscribers the token sees (``?group=``, ``?customer=``: of one), by number."""
-        only_parameters(request, ("group", "customer"))
+        check_known(request, ("group", "customer"))
         group, customer = request.query.get("group"), request.query.get("customer")
         centrex, store = self._view.centrex(), self._store()
         seen = [
@@ -109,7 +109,7 @@ class SubscribersApi:
 
     async def get_subscriber(self, request: web.Request) -> web.Response:
         """One subscriber the token sees, else 404."""
-        only_parameters(request, ())
+        check_known(request, ())
         centrex = self._view.centrex()
         subscriber = self._find(centrex, request.match_info["extension"])
         return web.json_response(_view(centrex, self._store(), subscriber))
@@ -117,7 +117,7 @@ class SubscribersApi:
     async def change_services(self, request: web.Request) -> web.Response:
         """Set the services of the body (setting: value, ``null`` turns a forwarding off) as
         the phone's codes would; the subscriber as it is then."""
-        only_parameters(request, ())
+        check_known(request, ())
         centrex = self._view.centrex()
         subscriber = self._find(centrex, request.match_info["extension"])
         asked = await _body(request)

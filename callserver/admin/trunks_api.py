@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import web
 
 from callserver.admin.auth import request_token, require_operator, sees_customer
-from callserver.admin.query import only_parameters
+from callserver.admin.params import check_known
 
 if TYPE_CHECKING:
     from callserver.calls.admission import Admission
@@ -115,7 +115,7 @@ class TrunksApi:
 
     async def list_trunks(self, request: web.Request) -> web.Response:
         """The trunks the token may see, by name."""
-        only_parameters(request, ())
+        check_known(request, ())
         token = request_token()
         trunks = self._view.trunks_file().trunks
         return web.json_response(
@@ -130,7 +130,7 @@ class TrunksApi:
 
     async def get_trunk(self, request: web.Request) -> web.Response:
         """One trunk the token may see, else 404."""
-        only_parameters(request, ())
+        check_known(request, ())
         name = request.match_info["name"]
         trunk = self._view.trunks_file().trunks.get(name)
         if trunk is None or not sees_customer(request_token(), trunk.customer):
@@ -140,7 +140,7 @@ class TrunksApi:
     async def list_routes(self, request: web.Request) -> web.Response:
         """The outbound routes in file order (operator only)."""
         require_operator("the outbound routes")
-        only_parameters(request, ())
+        check_known(request, ())
         config = self._view.trunks_file()
         routes = []
         for name, route in config.routes.items():
