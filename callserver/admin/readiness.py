@@ -12,6 +12,9 @@ from callserver.calls.manager import CallManager
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
 from callserver.config.centrex import Centrex
+from callserver.campaigns.runner import CampaignRunner
+from callserver.cdr.spool import CdrSpool
+from callserver.config.centrex_groups import Centrex
 from callserver.config.settings import Settings
 from callserver.dialplan.routing import Routing
 from callserver.phone_services import PhoneServices
@@ -21,7 +24,7 @@ __all__ = ["ServerState", "not_ready"]
 
 
 class ServerState(Protocol):
-    """What readiness and the calls resources read of the running server."""
+    """What readiness and the resources read of the running server."""
 
     settings: Settings
     sockets: SipSockets
@@ -32,6 +35,9 @@ class ServerState(Protocol):
     ingester: CdrIngester
     phones: PhoneServices
     centrex: Centrex
+    phones: PhoneServices  # the call centre and its agents' desk
+    centrex: Centrex
+    campaigns: CampaignRunner
 
 
 async def not_ready(server: ServerState) -> list[str]:

@@ -27,6 +27,7 @@ from callserver.admin.auth import bearer_token, find_token, holder
 from callserver.admin.calls_api import CallsApi
 from callserver.admin.cdrs_api import CdrsApi
 from callserver.admin.dialplans_api import DialplansApi, number_owners
+from callserver.admin.centre_resources import centre_resources
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.admin.recordings_api import RecordingsApi
@@ -89,6 +90,7 @@ async def open_admin(
                 lambda box: box_customer(server.centrex, box),
             ),
         ],
+        resources=[CallsApi(server.calls, loop_time), *centre_resources(server)],
     )
     return admin if await admin.start(*server.settings.admin.address) else None
 

@@ -25,6 +25,10 @@ the others still run.
 Every call into the centre, from the driver and from whoever holds ``centre``, is timed
 (``calls.centre_timings``); ``timings`` holds the figures for the control channel.
 
+Each log line also goes to ``tally`` (``queues.day_tally``), which keeps today's figures of
+each queue for the admin API's wallboard; :meth:`today` gives it, seeded once (in a thread)
+with what the event log held from before the start.
+
 Callback requests (``queues.callbacks``) have no live call, so the driver keeps them on disk
 (``queues.callback_store``, in ``agents.sqlite``, by the same writer thread): a
 ``CallbackRequested`` or ``CallbackFailed`` writes the request as it is now, a
@@ -49,7 +53,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -61,7 +65,8 @@ from callserver.queues.agents import Agent, Agents, AgentStateChanged, Directory
 from callserver.queues.callback_store import SqliteCallbackStore
 from callserver.queues.callbacks import StoredCallback
 from callserver.queues.centre import CallCentre
-from callserver.queues.eventlog import QueueEventLog
+from callserver.queues.day_tally import WINDOW, DayTally
+from callserver.queues.eventlog import QueueEventLog, read_events
 from callserver.queues.events import (
     CallbackAnswered,
     CallbackDropped,
@@ -153,6 +158,8 @@ class CentreDriver:
         self._callbacks: SqliteCallbackStore | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._busy = self._again = self._closed = False
+        self.tally = DayTally(started=wall())  # today's figures of each queue, fed as logged
+        self._seeding: asyncio.Future[DayTally] | None = None
 
     def on_event(self, listener: Listener) -> None:
         """Hand every centre event to ``listener`` (after it is logged and saved)."""
@@ -186,6 +193,27 @@ class CentreDriver:
         self._callbacks = SqliteCallbackStore.open(data_dir, threads=True)
         self._restore_callbacks(self._callbacks, now, at)
         self.changed()
+
+    async def today(self) -> DayTally:
+        """``tally``, seeded first (once, in a thread) with the event log's records of the
+        ``WINDOW`` before the start; an unreadable log is logged and leaves it unseeded."""
+        if self._seeding is None:
+            self._seeding = asyncio.ensure_future(self._seed())
+        return await asyncio.shield(self._seeding)
+
+    async def _seed(self) -> DayTally:
+        tally = self.tally
+        if self._events is not None:
+            directory, until = self._events.directory, tally.started
+            try:
+                records, _ = await asyncio.to_thread(
+                    read_events, directory, until - WINDOW, until, lookback=timedelta(0)
+                )
+            except OSError as exc:
+                log.error("queues.tally_not_seeded", path=str(directory), error=str(exc))
+                return tally
+            tally.seed(records)
+        return tally
 
     def reload(self) -> None:
         """centrex.yaml or trunks.yaml was reloaded: refresh the agents, log out those
@@ -237,9 +265,10 @@ class CentreDriver:
 
     def _drain(self) -> None:
         events, records, agents = _drained(self.centre)
-        if self._events is not None:
-            for record in records:
+        for record in records:
+            if self._events is not None:
                 self._events.write(record)  # durable; a failed write is logged and retried
+            self.tally.add(record)
         if agents and self._store is not None and self._writer is not None:
             now, at = self.moment()
             self._writer.submit(self._save, self._store, agents, now, at)

@@ -239,6 +239,15 @@ class Agents:
         Raises:
             UnknownAgent: ``number`` is not a Centrex subscriber.
         """
+        agent = self.find(number)
+        if agent is None:
+            raise UnknownAgent(number)
+        self._agents.setdefault(agent.number, agent)
+        return agent
+
+    def find(self, number: str) -> Agent | None:
+        """The agent of ``number`` as :meth:`get` gives it, without keeping one never seen
+        (a read); None when ``number`` is neither a known agent nor a subscriber."""
         key = number if number.startswith("+") else f"+{number}"
         agent = self._agents.get(key)
         if agent is not None:
@@ -246,11 +255,9 @@ class Agents:
         directory = self._centrex()
         subscriber = directory.subscriber(key)
         if subscriber is None:
-            raise UnknownAgent(number)
+            return None
         customer = directory.groups[subscriber.group].customer
-        agent = Agent(number=key, customer=customer, extension=subscriber.extension)
-        self._agents[key] = agent
-        return agent
+        return Agent(number=key, customer=customer, extension=subscriber.extension)
 
     def state_of(self, number: str) -> AgentState:
         """The state of a known agent (LOGGED_OUT for any other number)."""

@@ -127,6 +127,7 @@ class CallCentre(Callbacks, Departures):
             self._refused(q, caller, "full", now, at, number)
             return Full(max_waiting=limit)
         entry = Caller(caller, priority, required, (-priority, next(self._sequence)), now, at)
+        entry.number = number
         position = q.add(entry)
         self._callers[caller] = q
         if q.config.max_wait is not None:

@@ -147,7 +147,8 @@ class Caller:
     """A caller waiting in a queue. ``ringing``: the agents ringing for it now; ``tried``:
     the agents that let its ring go unanswered in this round; ``not_before``: no offer before
     this time (a new round's wait). ``callback``: a callback request that keeps the caller's
-    place with no live call, ``attempts`` the calls made to its number so far."""
+    place with no live call, ``attempts`` the calls made to its number so far. ``number``:
+    the caller's telephone number as it joined (None: not known), for the views of the queue."""
 
     __slots__ = (
         "attempts",
@@ -158,6 +159,7 @@ class Caller:
         "joined_at",
         "key",
         "not_before",
+        "number",
         "priority",
         "ringing",
         "skills",
@@ -185,6 +187,7 @@ class Caller:
         self.not_before = now
         self.callback: CallbackTarget | None = None
         self.attempts = 0
+        self.number: str | None = None
 
 
 class Queue:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
 from callserver.queues.agents import Agent, AgentEvent, Agents, AgentState, AgentStateChanged
 from callserver.queues.events import (
@@ -97,6 +98,11 @@ class Ringing:
         for agent in agents:
             if agent.state is AgentState.AVAILABLE:
                 self._free.add(agent.number)
+
+    @property
+    def queues(self) -> Mapping[tuple[str, str], Queue]:
+        """The defined queues by ``(customer, name)``, read-only (the views of the queues)."""
+        return MappingProxyType(self._queues)
 
     # -- offering and ringing -----------------------------------------------------------
 
