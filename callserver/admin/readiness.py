@@ -36,6 +36,7 @@ class ServerState(Protocol):
     phones: PhoneServices
     centrex: Centrex
     phones: PhoneServices  # the call centre and its agents' desk
+    admission: Admission  # the customers and their numbers in force
     centrex: Centrex
     campaigns: CampaignRunner
 

@@ -42,12 +42,14 @@ T = TypeVar("T")
 class CustomerCall:
     """Call ``number`` (E.164) as ``customer``'s call from ``caller_id`` (E.164 with ``+``),
     ringing ``ring_timeout`` seconds (None: the server's ``calls.outbound_ring_timeout``);
-    ``extra``: the leg's CDR fields, ``tags`` its log's."""
+    ``extra``: the leg's CDR fields, ``tags`` its log's; ``call_id``: the leg's Call-ID (its
+    CDR's ``call_id``; None: a new one), for whoever must name the call before it is placed."""
 
     customer: str
     caller_id: str
     number: str
     ring_timeout: float | None = None
+    call_id: str | None = None
     extra: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     tags: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -85,6 +87,8 @@ async def call_as_customer(
         side.log = side.log.bind(**request.tags)
         inside = admission.inside_group(request.customer, request.number)
         facts = leg_facts(side, request.number, now, inside)
+        if request.call_id is not None:
+            facts.call_id = request.call_id
         facts.originating, facts.forwarded_from = True, None
         facts.extra.update(request.extra)
         ring_timeout = request.ring_timeout

@@ -1,10 +1,11 @@
-"""A call the server originates for a campaign, which runs a number's dialplan once answered.
+"""A call the server originates (a campaign's, the admin API's): once answered it runs a number's
+dialplan, or is bridged to another number.
 
 Theory of operation
 -------------------
 ``OriginatedCalls.place`` places the call as the customer's own call out
 (``customer_calls.call_as_customer``: routed, barred, rated, one channel of the customer's
-pool, its own CDR with ``campaign`` the campaign's name).
+pool, its own CDR with ``campaign`` the campaign's name, if it is a campaign's).
 
 Once the leg is answered a ``CallSession`` runs the plan of ``plan`` on it, hosted by
 ``_LegHost``: the session's prompts play on the leg's stream, the leg's digits and playback
@@ -28,6 +29,11 @@ and rating), presenting which number, and which number's dialplan runs when it i
 answers it noted), ``busy`` (486/600), ``no_answer`` (no answer within ``ring_timeout``, or
 480), ``barred`` (the customer may not call the number: 403 with no INVITE sent) or
 ``failed`` (anything else: no route, no channel, an error response).
+
+``OriginatedCalls.connect`` (a ``ConnectRequest``) places the call the same way and, once
+answered, forwards the answered leg to ``target`` as a ``forward`` step would (a phone of the
+customer's is rung showing the called number; any other number is the customer's call out,
+barred, routed and rated), the two bridged until either hangs up.
 """
 
 from __future__ import annotations
@@ -59,7 +65,13 @@ from callserver.media.stream import MediaStream
 from callserver.policy.caller import caller_identity
 from callserver.sip.dialog import DialogId
 
-__all__ = ["Originate", "OriginatedCalls", "OriginatedRequest", "OriginatedResult"]
+__all__ = [
+    "ConnectRequest",
+    "Originate",
+    "OriginatedCalls",
+    "OriginatedRequest",
+    "OriginatedResult",
+]
 
 log = structlog.get_logger("callserver.calls")
 
@@ -67,11 +79,12 @@ log = structlog.get_logger("callserver.calls")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OriginatedRequest:
     """Call ``number`` (E.164) as ``customer``'s call from ``caller_id``; run ``plan``'s
-    dialplan on the answered call with ``variables``; ``campaign`` names it in the CDR.
-    ``answered`` is told the survey answers so far once the call is answered and again
-    with each new answer (the campaign writes them down before the call ends)."""
+    dialplan on the answered call with ``variables``; ``campaign`` names it in the CDR (None:
+    no campaign's). ``answered`` is told the survey answers so far once the call is answered
+    and again with each new answer (the campaign writes them down before the call ends).
+    ``call_id``: the Call-ID of the call (None: a new one)."""
 
-    campaign: str
+    campaign: str | None = None
     customer: str
     caller_id: str
     number: str
@@ -79,6 +92,23 @@ class OriginatedRequest:
     ring_timeout: float
     variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     answered: Callable[[Mapping[str, str]], None] | None = None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectRequest:
+    """Call ``number`` (E.164) as ``customer``'s call from ``caller_id``, ringing
+    ``ring_timeout`` seconds; once answered, bridge it to ``target`` (a number: ``inside``
+    when it is a phone of the customer's own Centrex, which is shown the called number).
+    ``call_id``: the Call-ID of the call (None: a new one)."""
+
+    customer: str
+    caller_id: str
+    number: str
+    target: str
+    ring_timeout: float
+    inside: bool = False
+    call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,13 +159,15 @@ class OriginatedCalls:
     async def place(self, request: OriginatedRequest) -> OriginatedResult:
         """Call ``request.number`` and run ``request.plan`` on it once answered; return when
         the call is over (see the module docstring)."""
+        named = {} if request.campaign is None else {"campaign": request.campaign}
         call = CustomerCall(
             customer=request.customer,
             caller_id=request.caller_id,
             number=request.number,
             ring_timeout=request.ring_timeout,
-            extra={"campaign": request.campaign},
-            tags={"campaign": request.campaign},
+            call_id=request.call_id,
+            extra=named,
+            tags=named,
         )
 
         async def run(leg: Leg) -> OriginatedResult:
@@ -145,6 +177,44 @@ class OriginatedCalls:
         if isinstance(ended, ForwardOutcome):
             return OriginatedResult(result=ended.result, sip_code=ended.sip_code)
         return ended
+
+    async def connect(self, request: ConnectRequest) -> OriginatedResult:
+        """Call ``request.number``, bridge it to ``request.target`` once answered; return
+        when the call is over (see the module docstring)."""
+        call = CustomerCall(
+            customer=request.customer,
+            caller_id=request.caller_id,
+            number=request.number,
+            ring_timeout=request.ring_timeout,
+            call_id=request.call_id,
+            tags={"connect_to": request.target},
+        )
+
+        async def bridge(leg: Leg) -> OriginatedResult:
+            callee = answered_call(leg, request.customer, request.target)
+            work = self.services.loop.create_task(self._forward(callee, request))
+            try:
+                await _until_either(work, leg.ended)
+            finally:
+                leg.sdp_version = callee.sdp_version  # a bridge's re-INVITEs moved it on
+                self.forwarder.release(leg)
+            return OriginatedResult(result="answered", sip_code=200)
+
+        ended = await call_as_customer(self.services, self.forwarder, call, bridge)
+        if isinstance(ended, ForwardOutcome):
+            return OriginatedResult(result=ended.result, sip_code=ended.sip_code)
+        return ended
+
+    async def _forward(self, callee: Call, request: ConnectRequest) -> None:
+        outcome = await self.forwarder.forward(
+            callee,
+            target=request.target,
+            route=None,
+            ring_timeout=request.ring_timeout,
+            caller_id=request.number if request.inside else request.caller_id,
+            originating=not request.inside,  # out: the customer's call, barred and rated
+        )
+        callee.log.info("call.connected", target=request.target, result=outcome.result)
 
     async def _run_plan(self, leg: Leg, request: OriginatedRequest) -> OriginatedResult:
         services = self.services
@@ -306,32 +376,38 @@ class _LegHost:
 
     def _callee(self, session: CallSession) -> Call:
         """The answered leg as the call of the called person (see the module docstring)."""
-        leg = self.leg
-        facts = CallFacts(
-            call_id=leg.facts.call_id,
-            caller=leg.facts.called,
-            called=session.called,
-            offered_at=leg.facts.offered_at,
-        )
-        facts.customer, facts.originating = self.customer, True
-        facts.caller_e164 = leg.facts.called.lstrip("+")
-        return Call(
-            call_id=leg.facts.call_id,
-            key=None,
-            offered_at=leg.facts.offered_at,
-            dialog_id=leg.dialog_id,
-            answered_at=leg.facts.answered_at,
-            stream=leg.stream,
-            facts=facts,
-            sdp_session=leg.stream.stream_id,
-            sdp_version=leg.sdp_version,
-            session=session,
-            log=log.bind(call_id=leg.facts.call_id),
-            phase=CallPhase.ANSWERED,
-        )
+        callee = answered_call(self.leg, self.customer, session.called)
+        callee.session = session
+        return callee
 
     def hang_up_session(
         self, session: CallSession, code: int, cause: int | None, reason: str
     ) -> None:
         self.leg.end_reason = "bye_sent"
         self.leg.ended.set()
+
+
+def answered_call(leg: Leg, customer: str, called: str) -> Call:
+    """The answered ``leg`` as the call of the person it called, to ``called``, paid by
+    ``customer`` (see the module docstring): never put in the registry."""
+    facts = CallFacts(
+        call_id=leg.facts.call_id,
+        caller=leg.facts.called,
+        called=called,
+        offered_at=leg.facts.offered_at,
+    )
+    facts.customer, facts.originating = customer, True
+    facts.caller_e164 = leg.facts.called.lstrip("+")
+    return Call(
+        call_id=leg.facts.call_id,
+        key=None,
+        offered_at=leg.facts.offered_at,
+        dialog_id=leg.dialog_id,
+        answered_at=leg.facts.answered_at,
+        stream=leg.stream,
+        facts=facts,
+        sdp_session=leg.stream.stream_id,
+        sdp_version=leg.sdp_version,
+        log=log.bind(call_id=leg.facts.call_id),
+        phase=CallPhase.ANSWERED,
+    )
