@@ -11,12 +11,18 @@ the next retry.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from callserver.campaigns.file import load_in_force
-from callserver.campaigns.schedule import RESULTS
+from callserver.campaigns.operations import (
+    CAMPAIGNS_DIR,
+    read_status,
+    start_campaign,
+    stop_campaign,
+)
 from callserver.campaigns.store import (
     CAMPAIGN_FILE,
     NUMBERS_FILE,
@@ -29,8 +35,6 @@ from callserver.config.trunks import load_trunks
 from callserver.process.pidfile import signal_reload
 
 __all__ = ["CAMPAIGNS_DIR", "check_file", "check_started", "folder_of", "start", "status", "stop"]
-
-CAMPAIGNS_DIR = "campaigns"
 
 
 def folder_of(settings: Settings, source: Path) -> CampaignFolder:
@@ -50,11 +54,8 @@ def start(settings: Settings, source: Path, out: TextIO) -> None:
         OperatorFileError: the campaign file, its numbers or trunks.yaml are invalid.
         ValueError: a campaign of that name is running already.
     """
-    campaign = load_in_force(source, load_trunks(settings.trunks), settings.dialplans)
-    folder = CampaignFolder(settings.data_dir / CAMPAIGNS_DIR, campaign.name)
-    if folder.in_force():
-        raise ValueError(f"campaign {campaign.name} is running; stop it first")
-    folder.start(source, campaign.numbers_file)
+    root, trunks = settings.data_dir / CAMPAIGNS_DIR, load_trunks(settings.trunks)
+    campaign = start_campaign(root, source, trunks, settings.dialplans)
     out.write(f"campaign {campaign.name}: {len(campaign.entries)} numbers, started\n")
     _tell_server(settings, out)
 
@@ -67,9 +68,7 @@ def stop(settings: Settings, source: Path, out: TextIO) -> None:
         ValueError: it was never started.
     """
     folder = folder_of(settings, source)
-    if not folder.started():
-        raise ValueError(f"campaign {folder.name} was never started")
-    folder.stop()
+    stop_campaign(folder)
     out.write(f"campaign {folder.name}: stopped\n")
     _tell_server(settings, out)
 
@@ -81,25 +80,19 @@ def status(settings: Settings, source: Path, out: TextIO) -> None:
         OperatorFileError: the file cannot be read.
         ValueError: it was never started.
     """
-    folder = folder_of(settings, source)
-    if not folder.started():
-        raise ValueError(f"campaign {folder.name} was never started")
-    progress: dict[str, Any] = folder.read_state().get("progress") or {}
-    state = "stopped" if folder.stopped() else progress.get("status", "waiting for the server")
-    results = progress.get("results") or {}
-    out.write(f"campaign {folder.name}: {state}\n")
-    for label, key in (
-        ("numbers", "numbers"),
-        ("dialled", "dialled"),
-        ("in progress", "in_progress"),
-        ("waiting", "waiting"),
+    shown = read_status(folder_of(settings, source))
+    out.write(f"campaign {shown.name}: {shown.state}\n")
+    for label, count in (
+        ("numbers", shown.numbers),
+        ("dialled", shown.dialled),
+        ("in progress", shown.in_progress),
+        ("waiting", shown.waiting),
+        *shown.results.items(),
     ):
-        out.write(f"  {label + ':':13} {progress.get(key, 0)}\n")
-    for kind in RESULTS:
-        out.write(f"  {kind + ':':13} {results.get(kind, 0)}\n")
-    out.write(f"  {'next retry:':13} {progress.get('next_retry') or '-'}\n")
-    out.write(f"  {'window:':13} {_window(progress.get('window'))}\n")
-    out.write(f"  {'results:':13} {folder.results_file}\n")
+        out.write(f"  {label + ':':13} {count}\n")
+    out.write(f"  {'next retry:':13} {shown.next_retry or '-'}\n")
+    out.write(f"  {'window:':13} {_window(shown.window)}\n")
+    out.write(f"  {'results:':13} {shown.results_file}\n")
 
 
 def check_file(settings: Settings, source: Path) -> tuple[str, ...]:
@@ -137,9 +130,9 @@ def check_started(settings: Settings) -> list[str]:
     return errors
 
 
-def _window(window: object) -> str:
+def _window(window: Mapping[str, Any] | None) -> str:
     """The window as the server last saw it: open, or why not and when it opens."""
-    if not isinstance(window, dict):
+    if window is None:
         return "-"
     status = str(window.get("status"))
     if status == "open":
