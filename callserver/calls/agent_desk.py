@@ -113,9 +113,10 @@ class AgentDesk:
             detail = f"no licence: {result.customer} has {result.licences} agent(s) logged in"
         elif isinstance(result, TransitionRefused):
             outcome, detail = "refused", str(result)
-        else:
-            logged_in = action == "login" and after.logged_in  # ringing or talking: it is
-            outcome = "logged_in" if logged_in else _OUTCOME.get(after.state, "refused")
+        else:  # the state the request left (an offer may have rung the agent since)
+            state = agent.state if result is None else result.state
+            logged_in = action == "login" and state is not AgentState.LOGGED_OUT
+            outcome = "logged_in" if logged_in else _OUTCOME.get(state, "refused")
             detail = f"agent {after.number} is {after.state.value}"
         log.info("queues.agent_request", agent=after.number, action=action, outcome=outcome)
         return AgentOutcome(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from callserver.queues.events import Offer
 from callserver.queues.records import QueueLogRecord
 from tests.admin.centre import Centre, centre_admin
 from tests.admin.test_server import ACME, GLOBEX
@@ -65,10 +66,12 @@ async def test_a_paused_agent_is_not_offered_a_caller_and_unpaused_it_is(centre:
     _join(centre, "c1@trunk", 0.0, "+38761000001")
     now, at = centre.driver.moment()
     assert centre.driver.centre.offers(now, at) == []
+    offered: list[Offer] = []
+    centre.driver.on_offers(offered.extend)  # as the queue calls ring the phones
     status, view = await centre.request("POST", f"/api/agents/{agent(1)}/unpause")
-    assert (status, view["state"], view["pause_reason"]) == (200, "available", None)
-    offers = centre.driver.centre.offers(now, at)
-    assert [(o.caller, o.agents) for o in offers] == [("c1@trunk", (agent(1),))]
+    assert (status, view["outcome"], view["pause_reason"]) == (200, "available", None)
+    assert view["state"] == "ringing"  # offered the caller at once
+    assert [(o.caller, o.agents) for o in offered] == [("c1@trunk", (agent(1),))]
 
 
 async def test_refusals_are_409_404_and_400_saying_what_to_do(centre: Centre) -> None:
