@@ -15,7 +15,7 @@ serves which queue); a ``"queues"`` body, when sent, must name exactly those.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -93,7 +93,7 @@ class AgentsApi:
             }
         )
 
-    def _handler(self, action: str) -> Callable[[web.Request], Any]:
+    def _handler(self, action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             return await self._act(request, action)
 

@@ -19,7 +19,7 @@ does not exist.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol
 
 import structlog
@@ -126,9 +126,9 @@ class OriginateApi:
         view = {"call_id": call_id, "customer": customer, "from": caller_id, "to": number}
         return web.json_response({**view, **answered}, status=202)
 
-    async def _follow(self, call_id: str, placing: Any) -> None:
+    async def _follow(self, call_id: str, placing: Awaitable[OriginatedResult]) -> None:
         try:
-            result: OriginatedResult = await placing
+            result = await placing
         except Exception:
             log.exception("admin.originate_failed", call_id=call_id)
             return
