@@ -2,8 +2,9 @@
 
 An agent logged in and paused through the API is not offered a queued SIPp caller; unpaused
 through the API, its registered phone (SIPp) rings, answers and is bridged to the caller.
-A call originated through the API as acme's rings a SIPp carrier, runs a plan once answered,
-and its CDR is acme's outbound call with the Call-ID the API answered.
+A call originated through the API as acme's rings a SIPp carrier and, once answered, runs a
+plan or is bridged to acme's phone (SIPp too); its CDR is acme's outbound call with the
+Call-ID the API answered.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tests.e2e.test_queue_calls import (
     queue_caller,
     queue_events,
 )
-from tests.e2e.transfers import finished_all, reap, register_ext, wait_event
+from tests.e2e.transfers import finished_all, reap, register_ext, sipp_phone, wait_event
 
 OPERATOR, ACME, GLOBEX = "noc-token-centre", "acme-token-centre", "globex-token-centre"
 ADMIN: dict[str, object] = {
@@ -177,3 +178,41 @@ def test_an_originated_call_rings_the_carrier_and_is_the_customers(
     assert (record["customer"], record["direction"], record["leg"]) == ("acme", "outbound", "b")
     assert (record["called_e164"], record["disposition"]) == ("38761200300", "ANSWERED")
     assert str(record["caller_e164"]).lstrip("+") == "38733100201"
+
+
+def test_an_originated_call_answered_is_bridged_to_the_extension(sipp: str, tmp_path: Path) -> None:
+    """acme originates to +387 61 200 300 with connect_to 202: the SIPp carrier answers, 202's
+    registered phone (SIPp) rings showing the called number, answers, talks 4 s and hangs up;
+    the server's BYE ends the carrier's side. The carrier leg's CDR is acme's."""
+    write_group(tmp_path)
+    carrier = free_port(both=False)
+    route = {"host": HOST, "port": carrier, "prefixes": ["+387"]}
+    trunks = {**CALLING, "customers": {"acme": {}, "globex": {}}, "routes": {"carrier": route}}
+    server = start_server(tmp_path, trunks=trunks, admin=ADMIN)
+    rtp = tone_party(700.0)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        phone = register_ext(sipp, tmp_path, server, "202")
+        scenarios = Path(__file__).parent / "scenarios"
+        talks = "uas-bridged-answers-talks-then-hangs-up.xml"
+        procs.append(sipp_phone(sipp, tmp_path, talks, phone, rtp))
+        procs.append(start_uas(sipp, tmp_path, "-sf", str(scenarios / RINGS), port=carrier)[0])
+        call = {"from": "+38733100200", "to": "+38761200300", "connect_to": "202"}
+        status, placed = _api(server, "POST", "/api/originate", ACME, call)
+        assert (status, placed["connect_to"]) == (202, "+38733100202"), placed
+        finished_all(procs, server)
+        ended = wait_event(server, "admin.originate_ended")
+        assert ended["result"] == "answered"
+    finally:
+        reap(procs)
+        server.stop()
+        rtp.close()
+    records = exported_cdrs(tmp_path / "var")
+    (out,) = [r for r in records if r["call_id"] == placed["call_id"]]
+    assert (out["customer"], out["direction"], out["called_e164"]) == (
+        "acme",
+        "outbound",
+        "38761200300",
+    )
+    assert out["disposition"] == "ANSWERED"
+    assert any(str(r["called_e164"]).lstrip("+") == "38733100202" for r in records), records
