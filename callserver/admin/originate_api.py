@@ -10,7 +10,8 @@ here (the Call-ID of the INVITE). Once the number answers it runs the dialplan o
 the customer's phones, rung showing the called number; any other number is the customer's
 call out too). ``from`` is the number presented: one of the customer's numbers, or an
 extension of its Centrex (that phone's number). The call's end is logged as
-``admin.originate_ended`` with its result (answered, busy, no_answer, barred, failed).
+``admin.originate_ended`` with its result (answered, busy, no_answer, barred, failed). When
+the server stops, the calls still going are ended with the admin server (``close``).
 
 A customer token originates for its own customer only: another customer is 404, as one that
 does not exist.
@@ -125,6 +126,13 @@ class OriginateApi:
         log.info("admin.originate", call_id=call_id, customer=customer, to=number, **answered)
         view = {"call_id": call_id, "customer": customer, "from": caller_id, "to": number}
         return web.json_response({**view, **answered}, status=202)
+
+    async def close(self) -> None:
+        """The server stops: the calls placed and still going are ended (CANCEL or BYE)."""
+        calls = list(self._calls)
+        for task in calls:
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
     async def _follow(self, call_id: str, placing: Awaitable[OriginatedResult]) -> None:
         try:

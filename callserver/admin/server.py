@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 from aiohttp import web
@@ -50,6 +50,14 @@ class Resource(Protocol):
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Add the routes this part serves (its ``openapi/*.json`` fragment describes them)."""
+
+
+@runtime_checkable
+class Closing(Protocol):
+    """A resource with work of its own to end when the server closes (calls it placed)."""
+
+    async def close(self) -> None:
+        """End that work."""
 
 
 def process_registry() -> CollectorRegistry:
@@ -131,6 +139,7 @@ class AdminServer:
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/api/openapi.json", self._openapi_document)
+        self._resources = tuple(resources)
         for resource in resources:
             resource.add_routes(self.app.router)
 
@@ -151,7 +160,10 @@ class AdminServer:
         return True
 
     async def close(self) -> None:
-        """Stop listening and close the open connections."""
+        """End the resources' own work, stop listening and close the open connections."""
+        for resource in self._resources:
+            if isinstance(resource, Closing):
+                await resource.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -157,3 +157,41 @@ async def test_another_customer_is_404_and_bad_fields_are_400(api: Api) -> None:
     api.draining[0] = True
     assert (await api.post(call))[0] == 503
     assert api.originator.placed == []
+
+
+async def test_closing_the_server_ends_the_calls_still_going() -> None:
+    """A call still ringing when the admin server closes is cancelled (its leg gets CANCEL
+    or BYE on the way out), not left running."""
+    ended: list[str] = []
+
+    class Ringing(FakeOriginator):
+        async def place(self, request: OriginatedRequest) -> OriginatedResult:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                ended.append(str(request.call_id))
+            raise AssertionError("unreachable")
+
+    resource = OriginateApi(
+        Ringing(),
+        customers=lambda: ("acme",),
+        owns=lambda customer, number: True,
+        centrex=lambda: PHONES,
+        plans=lambda: plan_queue("acme", "sales", "+38733100201"),
+        ring_timeout=lambda: 30.0,
+        draining=lambda: False,
+    )
+
+    async def ready() -> list[str]:
+        return []
+
+    server = AdminServer(tokens=lambda: TOKENS, ready=ready, resources=[resource])
+    assert await server.start("127.0.0.1", 0)
+    async with aiohttp.ClientSession() as session:
+        api = Api(f"http://127.0.0.1:{server.port}", FakeOriginator(), session, [False])
+        call = {"customer": "acme", "from": "+38733100200", "to": "+38761200300"}
+        status, placed = await api.post({**call, "plan": "38733101250"})
+        await asyncio.sleep(0)  # the call's task starts
+    assert status == 202
+    await server.close()
+    assert ended == [placed["call_id"]]
