@@ -9,12 +9,10 @@ from typing import Protocol
 
 from callserver.calls.admission import Admission
 from callserver.calls.manager import CallManager
+from callserver.campaigns.runner import CampaignRunner
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
 from callserver.config.centrex import Centrex
-from callserver.campaigns.runner import CampaignRunner
-from callserver.cdr.spool import CdrSpool
-from callserver.config.centrex_groups import Centrex
 from callserver.config.settings import Settings
 from callserver.dialplan.routing import Routing
 from callserver.phone_services import PhoneServices
@@ -31,12 +29,9 @@ class ServerState(Protocol):
     routing: Routing
     cdr: CdrSpool | None
     calls: CallManager
-    admission: Admission
-    ingester: CdrIngester
-    phones: PhoneServices
-    centrex: Centrex
-    phones: PhoneServices  # the call centre and its agents' desk
     admission: Admission  # the customers and their numbers in force
+    ingester: CdrIngester
+    phones: PhoneServices  # the call centre and its agents' desk, voicemail
     centrex: Centrex
     campaigns: CampaignRunner
 

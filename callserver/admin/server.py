@@ -26,8 +26,8 @@ from prometheus_client import (
 from callserver.admin.auth import bearer_token, find_token, holder
 from callserver.admin.calls_api import CallsApi
 from callserver.admin.cdrs_api import CdrsApi
-from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.centre_resources import centre_resources
+from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.admin.recordings_api import RecordingsApi
@@ -97,8 +97,8 @@ async def open_admin(
                 lambda: server.settings.data_dir / "voicemail",
                 lambda box: box_customer(server.centrex, box),
             ),
+            *centre_resources(server),
         ],
-        resources=[CallsApi(server.calls, loop_time), *centre_resources(server)],
     )
     return admin if await admin.start(*server.settings.admin.address) else None
 
