@@ -12,12 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from callserver.admin.agents_api import AgentsApi
 from callserver.admin.centre_view import PlanQueues
 from callserver.admin.queues_api import QueuesApi
-from callserver.admin.server import AdminServer
 from callserver.calls.agent_desk import AgentDesk
 from callserver.calls.centre_driver import CentreDriver
 from callserver.config.stats import StatsSettings
@@ -27,7 +24,8 @@ from callserver.dialplan.verbs.queue import Params, Prepared
 from callserver.policy.blacklist import NumberList
 from callserver.queues.eventlog import QueueEventLog
 from callserver.queues.queue import QueueAgent, QueueConfig
-from tests.admin.test_server import OPERATOR, TOKENS
+from tests.admin.serving import Client, serving
+from tests.admin.tokens import OPERATOR
 from tests.queues.support import START, agent, centrex, queue
 
 PHONES = centrex(5)
@@ -49,24 +47,18 @@ def plan_queue(customer: str, name: str, *members: str) -> PlanSet:
 
 @dataclass
 class Centre:
-    """The admin server, its driver and desk, and a client."""
+    """The driver and desk behind the admin server, and a client of it."""
 
-    server: AdminServer
-    url: str
+    client: Client
     driver: CentreDriver
     desk: AgentDesk
     events: QueueEventLog
-    session: aiohttp.ClientSession
 
     async def request(
         self, method: str, path: str, token: str = OPERATOR, body: object = None
     ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"}
-        data = None if body is None else json.dumps(body)
-        async with self.session.request(
-            method, self.url + path, headers=headers, data=data
-        ) as response:
-            return response.status, json.loads(await response.read())
+        """The status and JSON answer (``Client.json``)."""
+        return await self.client.json(method, path, token, body)
 
     def logged(self) -> list[tuple[str, str | None, str | None]]:
         """The queue event log's (kind, agent, reason), once written."""
@@ -99,16 +91,9 @@ async def centre_admin(tmp_path: Path) -> AsyncIterator[Centre]:
         QueuesApi(driver, queues, lambda: PHONES, lambda: STATS, lambda: NOON),
         AgentsApi(driver, desk, queues, lambda: PHONES),
     ]
-
-    async def ready() -> list[str]:
-        return []
-
-    server = AdminServer(tokens=lambda: TOKENS, ready=ready, resources=resources)
-    assert await server.start("127.0.0.1", 0)
     try:
-        async with aiohttp.ClientSession() as session:
-            yield Centre(server, f"http://127.0.0.1:{server.port}", driver, desk, events, session)
+        async with serving(*resources) as client:
+            yield Centre(client, driver, desk, events)
     finally:
-        await server.close()
         await driver.close()
         await asyncio.to_thread(events.close)

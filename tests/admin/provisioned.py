@@ -15,22 +15,11 @@ import aiohttp
 
 from callserver.admin.server import AdminServer, open_admin
 from callserver.app import Server
-from callserver.config.admin import token_digest
 from callserver.sip.auth import build_authorization, parse_challenge
 from callserver.sip.events import Peer
 from tests.admin.in_process import PLANS, StandInSocket, in_process_server
+from tests.admin.tokens import OPERATOR, TOKEN_SETTINGS
 
-OPERATOR, ACME, GLOBEX = "operator-secret", "acme-secret", "globex-secret"
-TOKENS = [
-    {"name": "noc", "role": "operator", "sha256": token_digest(OPERATOR)},
-    {"name": "acme-portal", "role": "customer", "customer": "acme", "sha256": token_digest(ACME)},
-    {
-        "name": "globex-portal",
-        "role": "customer",
-        "customer": "globex",
-        "sha256": token_digest(GLOBEX),
-    },
-]
 TRUNKS = """
 customers:
   acme: {channels: 3, agents: 2, barring: [premium]}
@@ -164,7 +153,7 @@ async def provisioned(
     overrides = {
         "trunks": tmp_path / "trunks.yaml",
         "centrex": tmp_path / "centrex.yaml",
-        "admin": {"listen": "127.0.0.1:0", "tokens": TOKENS},
+        "admin": {"listen": "127.0.0.1:0", "tokens": TOKEN_SETTINGS},
         **(settings or {}),
     }
     server, socket = in_process_server(tmp_path, PLANS, overrides)

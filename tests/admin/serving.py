@@ -12,16 +12,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from callserver.admin.server import AdminServer, Resource
-from callserver.config.admin import AdminToken, token_digest
-
-OPERATOR, ACME, GLOBEX = "operator-secret", "acme-secret", "globex-secret"
-TOKENS = (
-    AdminToken(name="noc", role="operator", sha256=token_digest(OPERATOR)),
-    AdminToken(name="acme-portal", role="customer", customer="acme", sha256=token_digest(ACME)),
-    AdminToken(
-        name="globex-portal", role="customer", customer="globex", sha256=token_digest(GLOBEX)
-    ),
-)
+from tests.admin.tokens import OPERATOR, TOKENS
 
 
 @dataclass(frozen=True)
@@ -55,6 +46,17 @@ class Client:
     async def get(self, path: str, token: str | None = OPERATOR) -> Answer:
         """The answer to ``GET path``."""
         return await self.request("GET", path, token)
+
+    async def json(
+        self, method: str, path: str, token: str = OPERATOR, body: object = None
+    ) -> tuple[int, Any]:
+        """The status and JSON answer to ``method path`` with ``body`` sent as JSON."""
+        headers = {"Authorization": f"Bearer {token}"}
+        data = None if body is None else json.dumps(body)
+        async with self.session.request(
+            method, self.url + path, headers=headers, data=data
+        ) as response:
+            return response.status, json.loads(await response.read())
 
 
 @contextlib.asynccontextmanager

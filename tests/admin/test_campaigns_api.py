@@ -5,7 +5,6 @@ stopped; scoped by customer; a bad file is 422 with its errors."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -13,17 +12,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from callserver.admin.campaigns_api import CampaignsApi
-from callserver.admin.server import AdminServer
 from callserver.calls.originated import OriginatedRequest, OriginatedResult
 from callserver.campaigns.file import Campaign, load_in_force
 from callserver.campaigns.runner import CampaignRunner
 from callserver.campaigns.store import CampaignFolder
 from callserver.config.trunks import TrunksFile
-from tests.admin.test_server import ACME, GLOBEX, OPERATOR, TOKENS
+from tests.admin.serving import Client, serving
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR
 from tests.campaigns.test_runner import CAMPAIGN, NUMBERS, PIN
 
 TRUNKS = TrunksFile.model_validate({"customers": {"acme": {"channels": 2}, "globex": {}}})
@@ -38,21 +36,15 @@ def _clock() -> Callable[[], datetime]:
 
 @dataclass
 class Api:
-    url: str
+    client: Client
     root: Path
     placed: list[OriginatedRequest]
     release: asyncio.Event
-    session: aiohttp.ClientSession
 
     async def request(
         self, method: str, path: str, token: str = OPERATOR, body: object = None
     ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"}
-        data = None if body is None else json.dumps(body)
-        async with self.session.request(
-            method, self.url + path, headers=headers, data=data
-        ) as response:
-            return response.status, json.loads(await response.read())
+        return await self.client.json(method, path, token, body)
 
 
 @pytest.fixture
@@ -91,19 +83,12 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         trunks=lambda: TRUNKS,
         dialplans=lambda: plans,
     )
-
-    async def ready() -> list[str]:
-        return []
-
-    server = AdminServer(tokens=lambda: TOKENS, ready=ready, resources=[resource])
-    assert await server.start("127.0.0.1", 0)
     try:
-        async with aiohttp.ClientSession() as session:
-            yield Api(f"http://127.0.0.1:{server.port}", root, placed, release, session)
+        async with serving(resource) as client:
+            yield Api(client, root, placed, release)
     finally:
         release.set()
         await runner.close()
-        await server.close()
 
 
 def _until(check: Callable[[], bool]) -> None:

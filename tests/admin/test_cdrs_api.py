@@ -22,7 +22,8 @@ from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.record import CdrRecord
 from callserver.cdr.store import CdrStore
 from callserver.config.tariffs import load_tariffs
-from tests.admin.serving import ACME, GLOBEX, OPERATOR, Client, serving
+from tests.admin.serving import Client, serving
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR
 from tests.cdr import append_records, make_record
 
 TARIFFS = Path(__file__).parents[2] / "config" / "tariffs.yaml"

@@ -20,23 +20,12 @@ from yarl import URL
 from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.server import AdminServer
 from callserver.app import Server
-from callserver.config.admin import token_digest
 from callserver.dialplan.compiler import plan_version
 from tests.admin.in_process import PLANS, in_process_server
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR, TOKEN_SETTINGS
 from tests.dialplan.test_corpus import BAD, VERBS
 
 CORPUS = Path(__file__).resolve().parents[1] / "dialplans"
-OPERATOR, ACME, GLOBEX = "noc-secret", "acme-secret", "globex-secret"
-TOKENS = [
-    {"name": "noc", "role": "operator", "sha256": token_digest(OPERATOR)},
-    {"name": "acme-portal", "role": "customer", "customer": "acme", "sha256": token_digest(ACME)},
-    {
-        "name": "globex-portal",
-        "role": "customer",
-        "customer": "globex",
-        "sha256": token_digest(GLOBEX),
-    },
-]
 TRUNKS = {
     "customers": {
         "acme": {"numbers": ["+38733100200", "+38733100201"]},  # 201 has no dialplan yet
@@ -79,7 +68,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Admin]:
     settings = {
         "trunks": trunks,
         "centrex": tmp_path / "centrex.yaml",  # none
-        "admin": {"listen": "127.0.0.1:0", "tokens": TOKENS},
+        "admin": {"listen": "127.0.0.1:0", "tokens": TOKEN_SETTINGS},
     }
     server, _ = in_process_server(tmp_path, directory, settings)
     assert len(server.routing.dialplans.plans) == 4

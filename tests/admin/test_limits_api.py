@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from callserver.admin.pools import channel_pools
-from tests.admin.provisioned import ACME, GLOBEX, provisioned
+from tests.admin.provisioned import provisioned
+from tests.admin.tokens import ACME, GLOBEX
 
 
 def _pool(body: dict[str, Any], kind: str, name: str) -> dict[str, Any]:

@@ -4,20 +4,18 @@ the server's originator with a Call-ID answered at once (202)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 import structlog
 
 from callserver.admin.originate_api import OriginateApi
-from callserver.admin.server import AdminServer
 from callserver.calls.originated import ConnectRequest, OriginatedRequest, OriginatedResult
 from tests.admin.centre import plan_queue
-from tests.admin.test_server import ACME, GLOBEX, OPERATOR, TOKENS
+from tests.admin.serving import Client, serving
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR
 from tests.queues.support import centrex
 
 PHONES = centrex(5)
@@ -40,17 +38,12 @@ class FakeOriginator:
 
 @dataclass
 class Api:
-    url: str
+    client: Client
     originator: FakeOriginator
-    session: aiohttp.ClientSession
     draining: list[bool]
 
     async def post(self, body: object, token: str = OPERATOR) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"}
-        async with self.session.post(
-            self.url + "/api/originate", headers=headers, data=json.dumps(body)
-        ) as response:
-            return response.status, json.loads(await response.read())
+        return await self.client.json("POST", "/api/originate", token, body)
 
 
 @pytest.fixture
@@ -67,17 +60,8 @@ async def api() -> AsyncIterator[Api]:
         ring_timeout=lambda: 30.0,
         draining=lambda: draining[0],
     )
-
-    async def ready() -> list[str]:
-        return []
-
-    server = AdminServer(tokens=lambda: TOKENS, ready=ready, resources=[resource])
-    assert await server.start("127.0.0.1", 0)
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Api(f"http://127.0.0.1:{server.port}", originator, session, draining)
-    finally:
-        await server.close()
+    async with serving(resource) as client:
+        yield Api(client, originator, draining)
 
 
 async def test_a_plan_call_is_placed_as_the_customers_with_the_answered_id(api: Api) -> None:
@@ -182,16 +166,11 @@ async def test_closing_the_server_ends_the_calls_still_going() -> None:
         draining=lambda: False,
     )
 
-    async def ready() -> list[str]:
-        return []
-
-    server = AdminServer(tokens=lambda: TOKENS, ready=ready, resources=[resource])
-    assert await server.start("127.0.0.1", 0)
-    async with aiohttp.ClientSession() as session:
-        api = Api(f"http://127.0.0.1:{server.port}", FakeOriginator(), session, [False])
-        call = {"customer": "acme", "from": "+38733100200", "to": "+38761200300"}
-        status, placed = await api.post({**call, "plan": "38733101250"})
+    call = {"customer": "acme", "from": "+38733100200", "to": "+38761200300"}
+    async with serving(resource) as client:
+        status, placed = await client.json(
+            "POST", "/api/originate", body={**call, "plan": "38733101250"}
+        )
         await asyncio.sleep(0)  # the call's task starts
-    assert status == 202
-    await server.close()
+        assert (status, ended) == (202, [])
     assert ended == [placed["call_id"]]

@@ -13,7 +13,7 @@ import structlog
 from callserver.queues.events import Offer
 from callserver.queues.records import QueueLogRecord
 from tests.admin.centre import Centre, centre_admin
-from tests.admin.test_server import ACME, GLOBEX
+from tests.admin.tokens import ACME, GLOBEX
 from tests.queues.support import QUEUE, START, agent
 
 SALES = ("acme", "sales")

@@ -13,7 +13,8 @@ import pytest
 from callserver.admin.recordings_api import RecordingsApi
 from callserver.cdr.store import CdrStore
 from callserver.commands.recordings import select
-from tests.admin.serving import ACME, GLOBEX, Client, serving
+from tests.admin.serving import Client, serving
+from tests.admin.tokens import ACME, GLOBEX
 from tests.cdr import append_records, make_record
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from callserver.registrar.binding import Binding
 from callserver.registrar.store import SqliteBindingStore
-from tests.admin.provisioned import ACME, GLOBEX, provisioned
+from tests.admin.provisioned import provisioned
+from tests.admin.tokens import ACME, GLOBEX
 
 
 async def test_registered_phones_are_listed_with_their_customer_and_agent(

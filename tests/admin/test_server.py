@@ -17,17 +17,9 @@ from callserver.admin.server import AdminServer
 from callserver.calls.call import Call
 from callserver.calls.phase import CallPhase
 from callserver.calls.reporting import CallFacts
-from callserver.config.admin import AdminToken, token_digest
 from tests.admin.routes import METHODS, served_routes
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR, TOKENS
 
-OPERATOR, ACME, GLOBEX = "operator-secret", "acme-secret", "globex-secret"
-TOKENS = (
-    AdminToken(name="noc", role="operator", sha256=token_digest(OPERATOR)),
-    AdminToken(name="acme-portal", role="customer", customer="acme", sha256=token_digest(ACME)),
-    AdminToken(
-        name="globex-portal", role="customer", customer="globex", sha256=token_digest(GLOBEX)
-    ),
-)
 NOW = 1000.0
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from callserver.calls.service_codes import ServiceCodeCalls
 from callserver.media.prompts import Play
 from callserver.policy.service_codes import ServiceChange
-from tests.admin.provisioned import ACME, GLOBEX, provisioned
+from tests.admin.provisioned import provisioned
+from tests.admin.tokens import ACME, GLOBEX
 
 
 async def test_the_list_gives_each_phone_its_id_customer_and_services(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from callserver.admin.trunks_api import match_text
 from callserver.config.trunks import parse_match
 from callserver.sip.uri import SipUri, parse_uri
-from tests.admin.provisioned import ACME, GLOBEX, provisioned
+from tests.admin.provisioned import provisioned
+from tests.admin.tokens import ACME, GLOBEX
 from tests.transport.dns_server import ZoneServer
 
 ZONE = """

@@ -20,7 +20,8 @@ from callserver.voicemail.box import Mailbox
 from callserver.voicemail.mwi import Mwi
 from callserver.voicemail.service import Voicemail
 from callserver.voicemail.subscription_store import SubscriptionStore
-from tests.admin.serving import ACME, GLOBEX, Client, serving
+from tests.admin.serving import Client, serving
+from tests.admin.tokens import ACME, GLOBEX
 from tests.calls.fakes import PinnedLoop
 from tests.registrar.support import AOR, registrar
 from tests.voicemail.messages import write_message

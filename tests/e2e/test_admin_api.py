@@ -3,7 +3,6 @@ token's customer, and hung up (SIPp gets the BYE, the CDR says admin); health an
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -16,7 +15,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from callserver.config.admin import token_digest
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR
+from tests.e2e.admin_client import ADMIN, api
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -29,39 +29,11 @@ from tests.e2e.conftest import (
 )
 
 CALLED = "38733100200"
-OPERATOR, ACME, GLOBEX = "noc-token-e2e", "acme-token-e2e", "globex-token-e2e"
 TRUNKS: dict[str, object] = {
     "customers": {"acme": {}, "globex": {}},
     "trunks": {"acme-pbx": {"match": [HOST], "customer": "acme"}},
     "numbers": {CALLED: {}},  # the operator's: a call to it is not routed out
 }
-ADMIN: dict[str, object] = {
-    "tokens": [
-        {"name": "noc", "role": "operator", "sha256": token_digest(OPERATOR)},
-        {"name": "acme", "role": "customer", "customer": "acme", "sha256": token_digest(ACME)},
-        {
-            "name": "globex",
-            "role": "customer",
-            "customer": "globex",
-            "sha256": token_digest(GLOBEX),
-        },
-    ]
-}
-
-
-def _request(
-    server: ServerProcess, method: str, path: str, token: str | None = None
-) -> tuple[int, Any]:
-    """The status and JSON body of one request to the server's admin port."""
-    port = server.wait_for("admin.listening")["port"]
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", method=method)
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _hold_call(
@@ -84,7 +56,7 @@ def _listed(
     """The only call of the operator's list, once it is as ``wanted``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, data = _request(server, "GET", "/api/calls", OPERATOR)
+        status, data = api(server, "GET", "/api/calls", OPERATOR)
         assert status == 200
         calls: list[dict[str, object]] = data["calls"]
         if len(calls) == 1 and wanted(calls[0]):
@@ -99,21 +71,21 @@ def test_a_call_in_progress_is_listed_scoped_and_hung_up_by_the_admin(
     """Operator and acme see SIPp's call, globex does not (404); DELETE sends SIPp the BYE."""
     server = start_server(tmp_path, trunks=TRUNKS, admin=ADMIN, hangup_after=60.0)
     with stopped_on_exit(server):
-        assert _request(server, "GET", "/healthz") == (200, {"status": "ok"})
-        assert _request(server, "GET", "/readyz") == (200, {"status": "ready"})
-        assert _request(server, "GET", "/api/calls")[0] == 401
+        assert api(server, "GET", "/healthz") == (200, {"status": "ok"})
+        assert api(server, "GET", "/readyz") == (200, {"status": "ready"})
+        assert api(server, "GET", "/api/calls")[0] == 401
         caller = _hold_call(sipp, server, tmp_path)
         try:
             call = _listed(server, lambda call: call["answered"] is True)
             assert (call["called"], call["trunk"], call["customer"]) == (CALLED, "acme-pbx", "acme")
             assert (call["direction"], call["state"]) == ("inbound", "answered")
             path = "/api/calls/" + urllib.parse.quote(str(call["id"]), safe="@")
-            acme = _request(server, "GET", "/api/calls", ACME)[1]["calls"]
+            acme = api(server, "GET", "/api/calls", ACME)[1]["calls"]
             assert [c["id"] for c in acme] == [call["id"]]
-            assert _request(server, "GET", "/api/calls", GLOBEX) == (200, {"calls": []})
-            assert _request(server, "GET", path, GLOBEX)[0] == 404
-            assert _request(server, "DELETE", path, GLOBEX)[0] == 404
-            status, data = _request(server, "DELETE", path, OPERATOR)
+            assert api(server, "GET", "/api/calls", GLOBEX) == (200, {"calls": []})
+            assert api(server, "GET", path, GLOBEX)[0] == 404
+            assert api(server, "DELETE", path, GLOBEX)[0] == 404
+            status, data = api(server, "DELETE", path, OPERATOR)
             assert (status, data["hung_up"]["id"]) == (202, call["id"])
             assert caller.wait(timeout=30) == 0, caller.communicate()[0]
         finally:
@@ -124,7 +96,7 @@ def test_a_call_in_progress_is_listed_scoped_and_hung_up_by_the_admin(
         while len(server.events("admin.audit")) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [(a["token"], a["status"]) for a in server.events("admin.audit")] == [
-            ("globex", 404),
+            ("globex-portal", 404),
             ("noc", 202),
         ]
     (cdr,) = exported_cdrs(tmp_path / "var")
@@ -143,13 +115,13 @@ def test_a_ringing_call_hung_up_by_the_admin_gets_487(sipp: str, tmp_path: Path)
         try:
             call = _listed(server, lambda call: call["state"] == "ringing")
             path = "/api/calls/" + urllib.parse.quote(str(call["id"]), safe="@")
-            assert _request(server, "DELETE", path, ACME)[0] == 202
+            assert api(server, "DELETE", path, ACME)[0] == 202
             assert caller.wait(timeout=30) == 0, caller.communicate()[0]
         finally:
             if caller.poll() is None:
                 caller.kill()
                 caller.wait()
-        assert _request(server, "GET", "/api/calls", OPERATOR) == (200, {"calls": []})
+        assert api(server, "GET", "/api/calls", OPERATOR) == (200, {"calls": []})
     (cdr,) = exported_cdrs(tmp_path / "var")
     assert (cdr["hangup_by"], cdr["end_reason"], cdr["sip_code"]) == ("admin", "admin", 487)
     assert (cdr["disposition"], cdr["answer_stamp"]) == ("FAILED", None)
@@ -235,7 +207,7 @@ def _cdr_listed(server: ServerProcess, timeout: float = 10.0) -> dict[str, Any]:
     """The operator's /api/cdrs once it holds a record (the call's, written at its end)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, data = _request(server, "GET", "/api/cdrs", OPERATOR)
+        status, data = api(server, "GET", "/api/cdrs", OPERATOR)
         assert status == 200, data
         if data["total"]:
             return dict(data)
@@ -261,14 +233,14 @@ def test_a_sipp_calls_cdr_is_listed_scoped_and_exported_as_the_command_does(
         (cdr,) = data["cdrs"]
         assert (cdr["customer"], cdr["trunk"], cdr["called_raw"]) == ("acme", "acme-pbx", CALLED)
         assert (cdr["disposition"], data["total"]) == ("ANSWERED", 1)
-        assert _request(server, "GET", f"/api/cdrs?number={CALLED}", ACME)[1]["total"] == 1
-        assert _request(server, "GET", "/api/cdrs", GLOBEX)[1] == {
+        assert api(server, "GET", f"/api/cdrs?number={CALLED}", ACME)[1]["total"] == 1
+        assert api(server, "GET", "/api/cdrs", GLOBEX)[1] == {
             "cdrs": [],
             "total": 0,
             "offset": 0,
         }
-        assert _request(server, "GET", "/api/cdrs?customer=acme", GLOBEX)[0] == 404
-        totals = _request(server, "GET", "/api/cdrs/totals", ACME)[1]["totals"]
+        assert api(server, "GET", "/api/cdrs?customer=acme", GLOBEX)[0] == 404
+        totals = api(server, "GET", "/api/cdrs/totals", ACME)[1]["totals"]
         assert [(t["customer"], t["calls"], t["answered"]) for t in totals] == [("acme", 1, 1)]
         status, body, disposition = _download(server, "/api/cdrs/export?format=csv", OPERATOR)
         assert (status, disposition) == (200, 'attachment; filename="cdrs.csv"')

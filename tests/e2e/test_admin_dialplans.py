@@ -4,14 +4,11 @@ next SIPp call at once: refused with 480 before, answered and ended by the serve
 from __future__ import annotations
 
 import hashlib
-import json
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
+from tests.admin.tokens import OPERATOR
+from tests.e2e.admin_client import ADMIN, api
 from tests.e2e.conftest import (
-    HOST,
     SCENARIOS,
     ServerProcess,
     SippResult,
@@ -19,26 +16,10 @@ from tests.e2e.conftest import (
     run_sipp,
     start_server,
 )
-from tests.e2e.test_admin_api import ADMIN, CALLED, OPERATOR, TRUNKS
+from tests.e2e.test_admin_api import CALLED, TRUNKS
 
 REFUSING = "steps:\n  refuse:\n    hangup: 480\n"
 ANSWERING = "steps:\n  welcome:\n    play: greeting\n  goodbye:\n    hangup:\n    after: 0.5s\n"
-
-
-def _put(server: ServerProcess, path: str, body: dict[str, str]) -> tuple[int, Any]:
-    """The status and JSON answer of a PUT with the operator's token."""
-    port = server.wait_for("admin.listening")["port"]
-    request = urllib.request.Request(
-        f"http://{HOST}:{port}{path}",
-        data=json.dumps(body).encode(),
-        method="PUT",
-        headers={"Authorization": f"Bearer {OPERATOR}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _call(sipp: str, tmp_path: Path, server: ServerProcess, scenario: str) -> SippResult:
@@ -63,7 +44,7 @@ def test_an_uploaded_dialplan_runs_the_next_call(sipp: str, tmp_path: Path) -> N
     server = start_server(tmp_path, trunks=TRUNKS, admin=ADMIN, dialplans=plans)
     try:
         _call(sipp, tmp_path, server, "uac-expect-480.xml")
-        status, data = _put(server, f"/api/dialplans/{CALLED}", {"text": ANSWERING})
+        status, data = api(server, "PUT", f"/api/dialplans/{CALLED}", OPERATOR, {"text": ANSWERING})
         assert status == 200, data
         version = hashlib.sha256(ANSWERING.encode()).hexdigest()[:12]
         assert data["version"] == version

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callserver.config.admin import token_digest
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR
+from tests.e2e.admin_client import ADMIN, api
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -23,30 +21,19 @@ from tests.e2e.conftest import (
 )
 
 CALLED = "38733100200"
-OPERATOR, ACME, GLOBEX = "noc-token-limits", "acme-token-limits", "globex-token-limits"
 TRUNKS: dict[str, object] = {
     "customers": {"acme": {"channels": 5}, "globex": {}},
     "trunks": {"acme-pbx": {"match": [HOST], "customer": "acme", "channels": 2, "cps": 10}},
     "numbers": {CALLED: {}},  # the operator's: a call to it is not routed out
 }
-ADMIN: dict[str, object] = {
-    "tokens": [
-        {"name": "noc", "role": "operator", "sha256": token_digest(OPERATOR)},
-        {"name": "acme", "role": "customer", "customer": "acme", "sha256": token_digest(ACME)},
-        {"name": "gx", "role": "customer", "customer": "globex", "sha256": token_digest(GLOBEX)},
-    ]
-}
 
 
 def _limits(server: ServerProcess, token: str) -> dict[str, Any]:
     """GET /api/limits with ``token``."""
-    port = server.wait_for("admin.listening")["port"]
-    request = urllib.request.Request(f"http://{HOST}:{port}/api/limits")
-    request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-        body: dict[str, Any] = json.loads(response.read())
-        return body
+    status, body = api(server, "GET", "/api/limits", token)
+    assert status == 200, body
+    limits: dict[str, Any] = body
+    return limits
 
 
 def _trunk(body: dict[str, Any]) -> dict[str, Any]:

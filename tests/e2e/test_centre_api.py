@@ -9,15 +9,13 @@ Call-ID the API answered.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from callserver.config.admin import token_digest
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR
+from tests.e2e.admin_client import ADMIN, api
 from tests.e2e.conftest import (
     HOST,
     ServerProcess,
@@ -38,43 +36,15 @@ from tests.e2e.test_queue_calls import (
 )
 from tests.e2e.transfers import finished_all, reap, register_ext, sipp_phone, wait_event
 
-OPERATOR, ACME, GLOBEX = "noc-token-centre", "acme-token-centre", "globex-token-centre"
-ADMIN: dict[str, object] = {
-    "tokens": [
-        {"name": "noc", "role": "operator", "sha256": token_digest(OPERATOR)},
-        {"name": "acme", "role": "customer", "customer": "acme", "sha256": token_digest(ACME)},
-        {
-            "name": "globex",
-            "role": "customer",
-            "customer": "globex",
-            "sha256": token_digest(GLOBEX),
-        },
-    ]
-}
 AGENT = "+38733100202"
 RINGS = "uas-rings-answers-expects-bye.xml"  # rings 1 s, answers, expects the server's BYE
-
-
-def _api(
-    server: ServerProcess, method: str, path: str, token: str, body: object = None
-) -> tuple[int, Any]:
-    """The status and JSON answer of one request to the server's admin port."""
-    port = server.wait_for("admin.listening")["port"]
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _waiting(server: ServerProcess) -> dict[str, Any]:
     """GET /api/queues/support (acme's token) once a caller waits in it (10 s at most)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        status, queue = _api(server, "GET", "/api/queues/support", ACME)
+        status, queue = api(server, "GET", "/api/queues/support", ACME)
         assert status == 200, queue
         if queue["waiting"] == 1:
             return queue
@@ -99,10 +69,10 @@ def test_a_paused_agent_gets_no_caller_and_unpaused_it_answers_one(
     procs: list[subprocess.Popen[str]] = []
     try:
         procs.append(phone_run(sipp, tmp_path, RINGS, register_ext(sipp, tmp_path, server, "202")))
-        status, agent = _api(server, "POST", f"/api/agents/{AGENT}/login", ACME)
+        status, agent = api(server, "POST", f"/api/agents/{AGENT}/login", ACME)
         assert (status, agent["state"], agent["queues"]) == (200, "available", ["support"])
-        assert _api(server, "POST", f"/api/agents/{AGENT}/login", GLOBEX)[0] == 404
-        status, agent = _api(server, "POST", f"/api/agents/{AGENT}/pause", ACME, {"reason": "7"})
+        assert api(server, "POST", f"/api/agents/{AGENT}/login", GLOBEX)[0] == 404
+        status, agent = api(server, "POST", f"/api/agents/{AGENT}/pause", ACME, {"reason": "7"})
         assert (status, agent["state"], agent["pause_reason"]) == (200, "paused", "7")
         procs.append(queue_caller(sipp, tmp_path, server, caller_rtp, 5000, "+38761000001"))
         queue = _waiting(server)
@@ -110,11 +80,11 @@ def test_a_paused_agent_gets_no_caller_and_unpaused_it_answers_one(
         assert [c["caller"] for c in queue["callers"]] == ["+38761000001"]
         time.sleep(1.0)  # long enough for an offer to ring, had the agent been free
         assert "ring" not in [event["kind"] for event in queue_events(tmp_path)]
-        status, agent = _api(server, "POST", f"/api/agents/{AGENT}/unpause", ACME)
+        status, agent = api(server, "POST", f"/api/agents/{AGENT}/unpause", ACME)
         assert (status, agent["outcome"]) == (200, "available")  # and rung at once
         wait_event(server, "call.bridged")
         finished_all(procs, server)
-        status, queues = _api(server, "GET", "/api/queues", OPERATOR)
+        status, queues = api(server, "GET", "/api/queues", OPERATOR)
         (support,) = queues["queues"]
         assert (support["answered_today"], support["waiting"]) == (1, 0)
     finally:
@@ -159,10 +129,8 @@ def test_an_originated_call_rings_the_carrier_and_is_the_customers(
     )
     call = {"from": "201", "to": "+387 61 200 300", "plan": "38733100260"}
     try:
-        assert (
-            _api(server, "POST", "/api/originate", GLOBEX, {**call, "customer": "acme"})[0] == 404
-        )
-        status, placed = _api(server, "POST", "/api/originate", ACME, call)
+        assert api(server, "POST", "/api/originate", GLOBEX, {**call, "customer": "acme"})[0] == 404
+        status, placed = api(server, "POST", "/api/originate", ACME, call)
         assert status == 202, placed
         assert (placed["customer"], placed["from"], placed["to"]) == (
             "acme",
@@ -198,7 +166,7 @@ def test_an_originated_call_answered_is_bridged_to_the_extension(sipp: str, tmp_
         procs.append(sipp_phone(sipp, tmp_path, talks, phone, rtp))
         procs.append(start_uas(sipp, tmp_path, "-sf", str(scenarios / RINGS), port=carrier)[0])
         call = {"from": "+38733100200", "to": "+38761200300", "connect_to": "202"}
-        status, placed = _api(server, "POST", "/api/originate", ACME, call)
+        status, placed = api(server, "POST", "/api/originate", ACME, call)
         assert (status, placed["connect_to"]) == (202, "+38733100202"), placed
         finished_all(procs, server)
         ended = wait_event(server, "admin.originate_ended")
