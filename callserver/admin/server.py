@@ -31,16 +31,20 @@ from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.admin.recordings_api import RecordingsApi
+from callserver.admin.softphone_api import SoftphoneApi
 from callserver.admin.state_resources import StateServer, state_resources
 from callserver.admin.voicemail_api import VoicemailApi, box_customer
 from callserver.config.admin import AdminToken
+from callserver.sip.events import Peer
 
 __all__ = ["AdminServer", "Resource", "error", "open_admin", "process_registry"]
 
 log = structlog.get_logger("callserver.admin")
 audit = structlog.get_logger("admin.audit")
 
-_PUBLIC = frozenset({"/healthz", "/readyz", "/metrics"})
+# /api/softphone is a WebSocket, to which a browser cannot give a header: its token comes in
+# its first message (admin.softphone_api).
+_PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/api/softphone"})
 _READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -98,6 +102,7 @@ async def open_admin(
                 lambda box: box_customer(server.centrex, box),
             ),
             *centre_resources(server),
+            softphone_api(server),
         ],
     )
     return admin if await admin.start(*server.settings.admin.address) else None
@@ -107,6 +112,30 @@ def _cdr_feed(server: ServerState) -> Callable[[], Awaitable[object]] | None:
     """The server's ingest run, which the CDR reads wait for; None when the server does not
     ingest (``cdr.ingest_interval: 0``)."""
     return server.ingester.ingest if server.settings.cdr.ingest_interval > 0 else None
+
+
+def softphone_api(server: ServerState) -> SoftphoneApi:
+    """The softphone's WebSocket over the running server: its Centrex, the agents' desk and
+    call centre, and its first SIP socket (a wildcard listen address is reached on loopback)."""
+    phones = server.phones
+
+    def states(number: str) -> tuple[str, str | None]:
+        agent = phones.centre.centre.agents.get(number)
+        return agent.state.value, agent.reason
+
+    def sip() -> Peer:
+        host = server.settings.sip.listen[0].host
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        return Peer("udp", host, server.sockets.first_port)
+
+    return SoftphoneApi(
+        tokens=lambda: server.settings.admin.tokens,
+        settings=lambda: server.settings.admin.softphone,
+        centrex=lambda: server.centrex,
+        desk=phones.agents,
+        states=states,
+        server=sip,
+    )
 
 
 def error(status: int, message: str, **headers: str) -> web.Response:

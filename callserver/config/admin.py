@@ -11,6 +11,9 @@ admin:
       role: customer
       customer: acme            # one of config/trunks.yaml's customers (``callserver check``)
       sha256: 9b2e...
+  softphone:                    # the agents' WebRTC softphone (/api/softphone)
+    address: 127.0.0.1          # the address of the ICE candidates offered to the browsers
+    max_sessions: 100
 
 A bearer token is looked up by its digest, so the settings file never holds a usable secret.
 """
@@ -18,6 +21,7 @@ A bearer token is looked up by its digest, so the settings file never holds a us
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from typing import Literal, Self
 
@@ -25,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from callserver.config.sip_settings import check_host
 
-__all__ = ["AdminSettings", "AdminToken", "Role", "parse_admin_listen", "token_digest"]
+__all__ = [
+    "AdminSettings",
+    "AdminToken",
+    "Role",
+    "SoftphoneSettings",
+    "parse_admin_listen",
+    "token_digest",
+]
 
 Role = Literal["operator", "customer"]
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -100,6 +111,28 @@ class AdminToken(BaseModel):
         return self
 
 
+class SoftphoneSettings(BaseModel):
+    """The agents' softphone: whether it is served, the one address its ICE host candidates
+    are offered on (the browsers must reach it; 127.0.0.1 keeps it on the machine), and how
+    many may be open at once."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    address: str = Field("127.0.0.1", description="an IP address the agents' browsers reach")
+    max_sessions: int = Field(100, ge=1)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address: give the address of this server the agents' "
+                "browsers reach (127.0.0.1 for a browser on this machine)"
+            ) from None
+
+
 class AdminSettings(BaseModel):
     """Where the admin API listens, whether it runs, and the bearer tokens it accepts."""
 
@@ -107,6 +140,7 @@ class AdminSettings(BaseModel):
     listen: str = Field("127.0.0.1:8080", description="HOST:PORT; port 0: a free port")
     enabled: bool = True
     tokens: tuple[AdminToken, ...] = ()
+    softphone: SoftphoneSettings = Field(default_factory=SoftphoneSettings)
 
     @field_validator("listen")
     @classmethod

@@ -47,6 +47,7 @@ __all__ = [
     "Challenge",
     "Credentials",
     "build_authorization",
+    "build_authorization_ha1",
     "build_challenge",
     "challenge_fields",
     "find_credentials",
@@ -120,6 +121,38 @@ def build_authorization(
     Raises:
         AuthError: for an unsupported algorithm or qop, or a nonce count outside 1..2**32-1.
     """
+    _digest(challenge.algorithm)
+    ha1 = password_ha1(username, challenge.realm, password, challenge.algorithm)
+    return build_authorization_ha1(
+        challenge,
+        method=method,
+        uri=uri,
+        username=username,
+        ha1=ha1,
+        cnonce=cnonce,
+        nonce_count=nonce_count,
+        body=body,
+    )
+
+
+def build_authorization_ha1(
+    challenge: Challenge,
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    ha1: str,
+    cnonce: str,
+    nonce_count: int = 1,
+    body: bytes = b"",
+) -> str:
+    """As :func:`build_authorization`, from the hex ``H(username:realm:password)`` of the
+    challenge's algorithm (RFC 7616 §3.4.2) instead of the password: what a UA holding only
+    the HA1 a registrar stores answers with.
+
+    Raises:
+        AuthError: for an unsupported algorithm or qop, or a nonce count outside 1..2**32-1.
+    """
     if not 0 < nonce_count < 2**32:
         raise AuthError(f"nonce count {nonce_count} is not in 1..2**32-1 (RFC 7616 §3.4)")
     _digest(challenge.algorithm)
@@ -137,8 +170,7 @@ def build_authorization(
         qop=qop,
         opaque=challenge.opaque,
     )
-    secret = password_ha1(username, challenge.realm, password, challenge.algorithm)
-    creds = replace(creds, response=_expected_response(creds, method, secret, body))
+    creds = replace(creds, response=_expected_response(creds, method, ha1, body))
     return format_credentials(creds)
 
 

@@ -1,0 +1,103 @@
+"""The agent softphone end to end with a Python WebRTC client (aiortc) as the browser: it
+says hello over /api/softphone, negotiates its audio, logs agent 201 in; a SIPp caller on the
+trunk calls the queue and rings it; it answers and the two hear each other's tones; it holds
+(the caller stops hearing it) and hangs up (the caller gets BYE); the CDR names the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+from tests.e2e.conftest import exported_cdrs
+from tests.e2e.rooms import louder, received_samples
+from tests.e2e.rtp_party import tone_party
+from tests.e2e.softphone_calls import (
+    ACME,
+    AGENT,
+    GLOBEX,
+    QUEUE_NUMBER,
+    admin_port,
+    queue_caller,
+    softphone_server,
+)
+from tests.e2e.softphone_client import SoftphoneClient
+from tests.e2e.transfers import reap, wait_event
+
+CALLER_TONE, AGENT_TONE = 440.0, 1000.0
+
+
+async def test_an_agent_answers_a_queue_call_from_the_softphone(sipp: str, tmp_path: Path) -> None:
+    """Login, ringing with the queue's display, answer, both tones heard each way, hold
+    silences the agent for the caller, the agent's hang-up sends BYE to the caller."""
+    server = softphone_server(tmp_path)
+    caller_rtp = tone_party(CALLER_TONE)
+    client = SoftphoneClient(admin_port(server), AGENT_TONE)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        ready = await client.connect(ACME, "201")
+        assert ready["type"] == "ready" and ready["agent"]["number"] == AGENT, ready
+        await client.wait_for(lambda m: m["type"] == "registration" and m["registered"])
+        await client.start_audio()
+        await client.send({"type": "login"})
+        login = await client.wait_for(lambda m: m["type"] == "agent")
+        assert login["outcome"] == "logged_in", login
+
+        procs.append(queue_caller(sipp, tmp_path, server, caller_rtp))
+        incoming = await client.wait_for(lambda m: m["type"] == "incoming", within=20)
+        assert incoming["display"] == "Support: +38761000001", incoming
+        await client.send({"type": "accept"})
+        await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "talking")
+        answered = await asyncio.to_thread(wait_event, server, "call.answered")
+        caller_rtp.send_to(int(str(answered["rtp_port"])))
+
+        heard_from, caller_from = len(client.heard), len(caller_rtp.received)
+        await asyncio.sleep(2.0)
+        agent_side = client.heard_since(heard_from)[4000:]  # after the first half second
+        caller_side = received_samples(caller_rtp, caller_from)[4000:]
+        assert len(agent_side) >= 8000 and len(caller_side) >= 8000
+        assert louder(agent_side, CALLER_TONE, AGENT_TONE), "the agent does not hear the caller"
+        assert louder(caller_side, AGENT_TONE, CALLER_TONE), "the caller does not hear the agent"
+
+        await client.send({"type": "hold"})
+        await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "held")
+        await asyncio.sleep(0.5)
+        held_from = len(caller_rtp.received)
+        await asyncio.sleep(1.0)
+        on_hold = received_samples(caller_rtp, held_from)
+        assert not louder(on_hold, AGENT_TONE, CALLER_TONE), "the caller still hears the agent"
+
+        await client.send({"type": "hangup"})
+        ended = await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "ended")
+        assert ended["detail"] == "hung up by the agent"
+        out, _ = await asyncio.to_thread(procs[0].communicate, timeout=20)
+        assert procs[0].returncode == 0, out[-3000:] + "\n".join(server.raw[-60:])
+    finally:
+        await client.close()
+        reap(procs)
+        server.stop()
+        caller_rtp.close()
+    caller = next(r for r in exported_cdrs(tmp_path / "var") if r["called_raw"] == QUEUE_NUMBER)
+    assert caller["answered_by"] == AGENT and caller["queue"] == "support"
+
+
+async def test_a_customer_token_acts_only_as_its_own_customers_agents(tmp_path: Path) -> None:
+    """globex's token cannot open acme's agent (4403, as a number that is no agent); a wrong
+    token is 4401; a second softphone of one agent is 4409."""
+    server = softphone_server(tmp_path)
+    clients = [SoftphoneClient(admin_port(server), AGENT_TONE) for _ in range(4)]
+    try:
+        refused = await clients[0].connect(GLOBEX, AGENT)
+        assert refused["type"] == "error" and "not an agent" in refused["error"]
+        closed = await clients[0].wait_for(lambda m: m["type"] == "closed")
+        assert closed["code"] == 4403
+        wrong = await clients[1].connect("not-a-token", AGENT)
+        assert wrong["type"] == "error" and "admin.tokens" in wrong["error"]
+        ready = await clients[2].connect(ACME, AGENT)
+        assert ready["type"] == "ready"
+        twice = await clients[3].connect(ACME, "201")
+        assert twice["type"] == "error" and "already" in twice["error"]
+    finally:
+        for client in clients:
+            await client.close()
+        server.stop()
