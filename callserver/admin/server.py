@@ -58,7 +58,8 @@ class Resource(Protocol):
 
 @runtime_checkable
 class Closing(Protocol):
-    """A resource with work of its own to end when the server closes (calls it placed)."""
+    """A resource with work of its own to end when the server closes (calls it placed, the
+    softphones' WebSockets)."""
 
     async def close(self) -> None:
         """End that work."""

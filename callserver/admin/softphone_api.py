@@ -79,10 +79,16 @@ class SoftphoneApi:
         self._tokens, self._settings, self._centrex = tokens, settings, centrex
         self._desk, self._states, self._server = desk, states, server
         self.sessions: dict[str, SoftphoneSession] = {}  # by agent number
+        self._sockets: set[web.WebSocketResponse] = set()
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """GET /api/softphone: the WebSocket."""
         router.add_get("/api/softphone", self.connect)
+
+    async def close(self) -> None:
+        """End every softphone (the server stops): each hangs up and unregisters."""
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"the server is stopping")
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         """Serve one softphone until the browser or the server closes it."""
@@ -98,7 +104,11 @@ class SoftphoneApi:
             await ws.close(code=code, message=text[:120].encode())
             return ws
         token, subscriber = opened
-        await self._serve(ws, token, subscriber)
+        self._sockets.add(ws)
+        try:
+            await self._serve(ws, token, subscriber)
+        finally:
+            self._sockets.discard(ws)
         return ws
 
     def _admit(self, hello: Mapping[str, Any] | None) -> tuple[AdminToken, Subscriber] | _Refusal:

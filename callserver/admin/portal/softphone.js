@@ -1,0 +1,147 @@
+// The agent softphone page: a WebSocket to the admin server's /api/softphone (the token in the
+// first message) and an RTCPeerConnection whose audio the server bridges into calls
+// (docs/operations.md, "Agent softphone"). No build step, no library.
+"use strict";
+
+const softphone = (() => {
+  const $ = (id) => document.getElementById(id);
+  const state = { ws: null, pc: null, stream: null, call: null };
+
+  // The admin server this page came from; ?server=http://host:port names another.
+  function socketUrl() {
+    const given = new URLSearchParams(location.search).get("server");
+    const base = new URL(given || location.href);
+    base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+    base.pathname = "/api/softphone";
+    base.search = "";
+    return base.toString();
+  }
+
+  function send(message) {
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(message));
+  }
+
+  function show(id, text) { $(id).textContent = text == null ? "" : text; }
+
+  function enable(ids, on) { for (const id of ids) $(id).disabled = !on; }
+
+  function callButtons(callState) {
+    state.call = callState;
+    enable(["accept"], callState === "ringing");
+    enable(["hold", "transfer"], callState === "talking");
+    enable(["resume"], callState === "held");
+    enable(["hangup"], ["ringing", "talking", "held", "transferring"].includes(callState));
+  }
+
+  async function startAudio() {
+    state.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    state.pc = pc;
+    for (const track of state.stream.getAudioTracks()) pc.addTrack(track, state.stream);
+    pc.ontrack = (event) => { $("remote").srcObject = event.streams[0] || new MediaStream([event.track]); };
+    pc.onconnectionstatechange = () => show("media", pc.connectionState);
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    send({ type: "offer", sdp: pc.localDescription.sdp });
+  }
+
+  // The server takes every candidate in the offer (no trickle): wait for the gathering's end.
+  function gathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (pc.iceGatheringState === "complete") {
+          pc.removeEventListener("icegatheringstatechange", done);
+          resolve();
+        }
+      };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 3000);
+    });
+  }
+
+  const handlers = {
+    ready(m) {
+      show("agent-state", m.agent.state);
+      show("agent-reason", m.agent.reason || "");
+      enable(["login", "pause", "unpause", "logout"], true);
+      startAudio().catch((e) => show("error", "microphone or WebRTC failed: " + e));
+    },
+    answer(m) { state.pc.setRemoteDescription({ type: "answer", sdp: m.sdp }); },
+    registration(m) { show("registration", m.registered ? "registered" : "not registered: " + m.detail); },
+    agent(m) {
+      show("agent-state", m.state);
+      show("agent-reason", m.reason || "");
+      if (m.outcome === "no_licence" || m.outcome === "refused") show("error", m.detail);
+    },
+    incoming(m) {
+      show("incoming", "Incoming: " + (m.display || m.caller));
+      show("call-state", "ringing");
+      show("call-detail", m.caller);
+      callButtons("ringing");
+    },
+    call(m) {
+      show("call-state", m.state);
+      show("call-detail", m.detail);
+      if (m.state === "ended") show("incoming", "");
+      callButtons(m.state === "ended" ? null : m.state);
+    },
+    error(m) { show("error", m.error); },
+  };
+
+  function connect() {
+    const token = $("token").value.trim();
+    const agent = $("agent").value.trim();
+    if (!token || !agent) { show("error", "give the API token and the agent's number"); return; }
+    sessionStorage.setItem("callserver.token", token);
+    sessionStorage.setItem("callserver.agent", agent);
+    show("error", "");
+    const ws = new WebSocket(socketUrl());
+    state.ws = ws;
+    ws.onopen = () => send({ type: "hello", token, agent });
+    ws.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      const handler = handlers[message.type];
+      if (handler) handler(message);
+    };
+    ws.onclose = (event) => {
+      show("registration", "not connected" + (event.reason ? ": " + event.reason : ""));
+      enable(["login", "pause", "unpause", "logout"], false);
+      callButtons(null);
+      hangUpMedia();
+      enable(["connect"], true);
+      enable(["disconnect"], false);
+    };
+    enable(["connect"], false);
+    enable(["disconnect"], true);
+  }
+
+  function hangUpMedia() {
+    if (state.pc) state.pc.close();
+    if (state.stream) for (const track of state.stream.getTracks()) track.stop();
+    state.pc = state.stream = null;
+    show("media", "not started");
+  }
+
+  function wire() {
+    $("token").value = sessionStorage.getItem("callserver.token") || "";
+    $("agent").value = sessionStorage.getItem("callserver.agent") || "";
+    $("connect").onclick = connect;
+    $("disconnect").onclick = () => state.ws && state.ws.close();
+    $("login").onclick = () => send({ type: "login" });
+    $("logout").onclick = () => send({ type: "logout" });
+    $("unpause").onclick = () => send({ type: "unpause" });
+    $("pause").onclick = () => {
+      const reason = $("pause-reason").value.trim();
+      send(reason ? { type: "pause", reason } : { type: "pause" });
+    };
+    $("accept").onclick = () => send({ type: "accept" });
+    $("hold").onclick = () => send({ type: "hold" });
+    $("resume").onclick = () => send({ type: "resume" });
+    $("hangup").onclick = () => send({ type: "hangup" });
+    $("transfer").onclick = () => send({ type: "transfer", to: $("transfer-to").value.trim() });
+  }
+
+  document.addEventListener("DOMContentLoaded", wire);
+  return { state };
+})();
