@@ -250,4 +250,8 @@ class _Outbox:
             if self._full:
                 await self._ws.close(code=1008, message=b"the browser stopped reading")
                 return
-            await self._ws.send_json(await self._queue.get())
+            message = await self._queue.get()
+            try:
+                await self._ws.send_json(message)
+            except ConnectionError:  # the browser went away: what is left is for nobody
+                return

@@ -27,6 +27,9 @@ it cannot do, saying why. Login, logout and pause are ``calls.agent_desk.AgentDe
 code the phones' ``*45`` codes and ``callserver agents`` run: the same licences, the same queue
 event log lines.
 
+An agent who logged in from the softphone is logged out when it closes (the page closed, the
+connection lost, the server stopping): the queues would otherwise ring a phone that is gone.
+
 The peer connection (aiortc: ICE, DTLS-SRTP) is answered with G.711 preferred when the
 browser offers it (Chromium offers PCMU and PCMA), its host candidates on
 ``admin.softphone.address`` only (``softphone.ice``); it carries the agent's audio for the
@@ -100,6 +103,7 @@ class SoftphoneSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self.rtp: RtpLeg | None = None
         self.agent: SipAgent | None = None
+        self.logged_in = False  # by this softphone: logged out again when it closes
 
     async def open(self) -> None:
         """Open the RTP socket and the SIP agent, which registers the agent's phone."""
@@ -109,7 +113,10 @@ class SoftphoneSession:
         await self.agent.open()
 
     async def close(self) -> None:
-        """Hang up, unregister, close the peer connection and the sockets."""
+        """Hang up, log the agent out if it logged in here, unregister, close the peer
+        connection and the sockets."""
+        if self.logged_in:
+            self._act("logout", None)
         if self.agent is not None:
             await self.agent.close()
         if self._pc is not None:
@@ -178,6 +185,8 @@ class SoftphoneSession:
         except (UnknownAgent, TransitionRefused, ValueError) as exc:
             self.refuse(str(exc))
             return
+        if action in ("login", "logout"):
+            self.logged_in = outcome.state != "logged_out"
         self._send({"type": "agent", **asdict(outcome)})
 
     def _call(self, action: str, target: object) -> None:

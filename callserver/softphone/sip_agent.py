@@ -10,10 +10,12 @@ every event, re-arm one timer at the earliest deadline). To the call server it i
 like any other: it REGISTERs the agent's subscriber (RFC 3261 §10.2) from its socket, answers
 the 401 with the subscriber's HA1 from centrex.yaml (RFC 7616 §3.4.2: the server never knows
 the password, and neither does the softphone), refreshes the binding at half its lifetime and
-removes it (Expires: 0) when the session ends. Queue calls and calls to the agent's number
-reach it through the registrar's binding as they reach any phone; what the call does is
-``agent_call.AgentCall``'s (answer, hold, transfer, hang up), which this class feeds with the
-endpoint's events.
+removes it (Expires: 0) when the session ends. A refresh answers the last challenge again with
+the next nonce count, so it costs one REGISTER, not two, of the registrar's per-AOR rate; a
+503 with Retry-After (that rate exceeded) is tried again after it. Queue calls and calls to
+the agent's number reach it through the registrar's binding as they reach any phone; what
+the call does is ``agent_call.AgentCall``'s (answer, hold, transfer, hang up), which this
+class feeds with the endpoint's events.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable
 import structlog
 
 from callserver.config.centrex import Subscriber
-from callserver.sip.auth import AuthError, build_authorization_ha1, parse_challenge
+from callserver.sip.auth import AuthError, Challenge, build_authorization_ha1, parse_challenge
 from callserver.sip.endpoint import EndpointConfig, SipEndpoint
 from callserver.sip.events import (
     Peer,
@@ -35,6 +37,7 @@ from callserver.sip.events import (
     Transmit,
 )
 from callserver.sip.headers import Address
+from callserver.sip.message import Response
 from callserver.sip.transaction import TransactionKey
 from callserver.sip.uri import SipUri
 from callserver.softphone.agent_call import AgentCall
@@ -47,6 +50,7 @@ log = structlog.get_logger("callserver.softphone")
 
 USER_AGENT = "callserver-softphone"
 _UNREGISTER_WAIT = 1.0  # seconds the session's end waits for the 200 to Expires: 0
+_RETRY_MAX = 300  # seconds at most before a REGISTER refused with Retry-After is tried again
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -89,7 +93,10 @@ class SipAgent:
         self._register_cseq = 0
         self._register_call_id = secrets.token_hex(12)
         self._tag = secrets.token_hex(6)
-        self._authorized = False  # this attempt answered a challenge already
+        self._challenge: Challenge | None = None  # the registrar's last, answered again
+        self._nonce_count = 0
+        self._challenged = False  # this attempt was challenged already
+        self._asked = expires
         self._unregistered: asyncio.Future[None] | None = None
         self.registered = False
 
@@ -107,8 +114,10 @@ class SipAgent:
     async def close(self) -> None:
         """End the call if any, remove the binding (waiting briefly for the answer), close."""
         self.call.hang_up()
-        if self.registered:
+        if self._register_cseq > 0:  # also one still unanswered: its binding must not stay
             self._unregistered = self._loop.create_future()
+            if self._refresh is not None:
+                self._refresh.cancel()
             self.register(0)
             try:
                 await asyncio.wait_for(self._unregistered, _UNREGISTER_WAIT)
@@ -122,10 +131,16 @@ class SipAgent:
 
     # -- registration (RFC 3261 §10.2) ----------------------------------------------------
 
-    def register(self, expires: int, authorization: str | None = None) -> None:
-        """Send REGISTER for the agent's AOR with this socket as its contact."""
-        self._authorized = authorization is not None
+    def register(self, expires: int) -> None:
+        """Send REGISTER for the agent's AOR with this socket as its contact, answering the
+        last challenge again (its nonce, the next nonce count: RFC 7616 §3.4.5) so that a
+        refresh needs no new 401; a stale nonce gets one, answered once."""
+        self._challenged = False
+        self._send_register(expires, self._authorization())
+
+    def _send_register(self, expires: int, authorization: str | None) -> None:
         self._register_cseq += 1
+        self._asked = expires
         config = self.endpoint.config
         aor = Address(SipUri("sip", self.server.host, user=self.subscriber.username))
         headers = [
@@ -152,58 +167,77 @@ class SipAgent:
 
     def _register_answered(self, event: ResponseReceived) -> None:
         response = event.response
-        expires = int(response.headers.get("Expires") or 0) if response.status < 300 else 0
-        if response.status in (401, 407) and not self._authorized:
-            authorization = self._answer_challenge(event)
+        if response.status in (401, 407) and not self._challenged:
+            self._challenged = True
+            self._challenge = self._usable_challenge(response)
+            self._nonce_count = 0
+            authorization = self._authorization()
             if authorization is not None:
-                self.register(0 if self._unregistered else self.expires, authorization)
+                self._send_register(self._asked, authorization)
                 return
-        if 200 <= response.status < 300:
-            self._registered(event, expires)
-            return
-        detail = f"the server answered {response.status} {response.reason} to REGISTER"
-        self._registration(False, detail)
-
-    def _registered(self, event: ResponseReceived, expires: int) -> None:
         if self._unregistered is not None:
-            self.registered = False
+            self._registration(False, "unregistered")
             if not self._unregistered.done():
                 self._unregistered.set_result(None)
-            return
+        elif 200 <= response.status < 300:
+            self._registered(response)
+        else:
+            self._refused(response)
+
+    def _registered(self, response: Response) -> None:
         lifetime = self.expires
-        for contact in event.response.headers.get_all("Contact"):
+        for contact in response.headers.get_all("Contact"):
             if self.endpoint.config.sent_by() in contact and "expires=" in contact:
                 lifetime = int(contact.rsplit("expires=", 1)[1].split(";")[0].strip() or 0)
-        lifetime = lifetime or expires or self.expires
-        if self._refresh is not None:
-            self._refresh.cancel()
-        self._refresh = self._loop.call_later(max(lifetime / 2, 1.0), self.register, self.expires)
+        self._again(max(lifetime / 2, 1.0))
         self._registration(True, f"registered for {lifetime} s")
 
-    def _answer_challenge(self, event: ResponseReceived) -> str | None:
-        """The Authorization for the first challenge whose algorithm the subscriber has an
-        HA1 for (centrex.yaml holds MD5 and/or SHA-256 ones)."""
-        field = "Proxy-Authenticate" if event.response.status == 407 else "WWW-Authenticate"
-        for value in event.response.headers.get_all(field):
+    def _refused(self, response: Response) -> None:
+        """Not registered; a 503 with Retry-After (the registrar's rate limit) is retried."""
+        detail = f"the server answered {response.status} {response.reason} to REGISTER"
+        retry = response.headers.get("Retry-After")
+        if response.status == 503 and retry is not None and retry.strip().isdigit():
+            delay = min(max(int(retry.strip()), 1), _RETRY_MAX)
+            self._again(delay)
+            detail += f"; trying again in {delay} s"
+        self._registration(False, detail)
+
+    def _again(self, delay: float) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+        self._refresh = self._loop.call_later(delay, self.register, self.expires)
+
+    def _usable_challenge(self, response: Response) -> Challenge | None:
+        """The first challenge whose algorithm the subscriber has an HA1 for (centrex.yaml
+        holds MD5 and/or SHA-256 ones)."""
+        field = "Proxy-Authenticate" if response.status == 407 else "WWW-Authenticate"
+        for value in response.headers.get_all(field):
             try:
                 challenge = parse_challenge(value)
             except AuthError:
                 continue
-            ha1 = self.subscriber.ha1.get(challenge.algorithm.removesuffix("-sess"))
-            if ha1 is None:
-                continue
-            try:
-                return build_authorization_ha1(
-                    challenge,
-                    method="REGISTER",
-                    uri=str(self._registrar_uri()),
-                    username=self.subscriber.username,
-                    ha1=ha1,
-                    cnonce=secrets.token_hex(8),
-                )
-            except AuthError:
-                continue
+            if challenge.algorithm.removesuffix("-sess") in self.subscriber.ha1:
+                return challenge
         return None
+
+    def _authorization(self) -> str | None:
+        """The Authorization answering the last challenge, with the next nonce count."""
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        self._nonce_count += 1
+        try:
+            return build_authorization_ha1(
+                challenge,
+                method="REGISTER",
+                uri=str(self._registrar_uri()),
+                username=self.subscriber.username,
+                ha1=self.subscriber.ha1[challenge.algorithm.removesuffix("-sess")],
+                cnonce=secrets.token_hex(8),
+                nonce_count=self._nonce_count,
+            )
+        except AuthError:
+            return None
 
     def _registration(self, registered: bool, detail: str) -> None:
         self.registered = registered

@@ -70,8 +70,9 @@ class SoftphoneClient:
         assert self._ws is not None
         await self._ws.send_json(message)
 
-    async def start_audio(self) -> None:
-        """Offer the tone and take the server's answer; its audio is kept in ``heard``."""
+    async def start_audio(self) -> str:
+        """Offer the tone and take the server's answer (returned: its SDP); its audio is kept
+        in ``heard``."""
         loop = asyncio.get_running_loop()
         self._pc = pc = RTCPeerConnection(rtc_configuration())
         pc.addTrack(ToneTrack(loop, self.tone))
@@ -81,6 +82,7 @@ class SoftphoneClient:
         await self.send({"type": "offer", "sdp": pc.localDescription.sdp})
         answer = await self.wait_for(lambda m: m["type"] == "answer")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        return str(answer["sdp"])
 
     def _track(self, track: MediaStreamTrack) -> None:
         task = asyncio.get_running_loop().create_task(browser_audio(track, self.heard.append))
@@ -116,7 +118,7 @@ class SoftphoneClient:
         self._arrived.set()
 
     async def close(self) -> None:
-        """Close the peer connection and the socket."""
+        """Close the peer connection and the socket (again: nothing)."""
         if self._pc is not None:
             await self._pc.close()
         if self._ws is not None:
@@ -125,3 +127,4 @@ class SoftphoneClient:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+        self._pc = self._ws = self._session = None

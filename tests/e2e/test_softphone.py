@@ -7,22 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from pathlib import Path
 
-from tests.e2e.conftest import exported_cdrs
+from tests.e2e.conftest import ServerProcess, exported_cdrs
 from tests.e2e.rooms import louder, received_samples
-from tests.e2e.rtp_party import tone_party
+from tests.e2e.rtp_party import RtpParty, tone_party
 from tests.e2e.softphone_calls import (
     ACME,
     AGENT,
     GLOBEX,
+    OPERATOR,
     QUEUE_NUMBER,
     admin_port,
     queue_caller,
     softphone_server,
 )
 from tests.e2e.softphone_client import SoftphoneClient
-from tests.e2e.transfers import reap, wait_event
+from tests.e2e.transfers import (
+    ANSWERS,
+    TARGET_FILL,
+    finished_all,
+    reap,
+    register_ext,
+    sipp_phone,
+    trunk_caller,
+    wait_event,
+)
 
 CALLER_TONE, AGENT_TONE = 440.0, 1000.0
 
@@ -38,7 +49,10 @@ async def test_an_agent_answers_a_queue_call_from_the_softphone(sipp: str, tmp_p
         ready = await client.connect(ACME, "201")
         assert ready["type"] == "ready" and ready["agent"]["number"] == AGENT, ready
         await client.wait_for(lambda m: m["type"] == "registration" and m["registered"])
-        await client.start_audio()
+        answer = await client.start_audio()
+        candidates = [line for line in answer.splitlines() if line.startswith("a=candidate:")]
+        assert candidates and all(line.split()[4] == "127.0.0.1" for line in candidates)
+        assert "PCMU/8000" in answer and "opus" not in answer  # G.711 preferred
         await client.send({"type": "login"})
         login = await client.wait_for(lambda m: m["type"] == "agent")
         assert login["outcome"] == "logged_in", login
@@ -79,6 +93,79 @@ async def test_an_agent_answers_a_queue_call_from_the_softphone(sipp: str, tmp_p
         caller_rtp.close()
     caller = next(r for r in exported_cdrs(tmp_path / "var") if r["called_raw"] == QUEUE_NUMBER)
     assert caller["answered_by"] == AGENT and caller["queue"] == "support"
+
+
+async def test_the_agent_transfers_its_caller_to_another_phone(sipp: str, tmp_path: Path) -> None:
+    """A call to agent 201's own number rings the softphone; its REFER puts the caller through
+    to phone 202, which answers; the softphone's call ends and 202 talks with the caller until
+    the caller hangs up."""
+    server = softphone_server(tmp_path)
+    caller_rtp, target_rtp = tone_party(CALLER_TONE), RtpParty(TARGET_FILL)
+    client = SoftphoneClient(admin_port(server), AGENT_TONE)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        port = await asyncio.to_thread(register_ext, sipp, tmp_path, server, "202")
+        procs.append(sipp_phone(sipp, tmp_path, ANSWERS, port, target_rtp))
+        await client.connect(ACME, "201")
+        await client.wait_for(lambda m: m["type"] == "registration" and m["registered"])
+        await client.start_audio()
+        procs.append(trunk_caller(sipp, tmp_path, server, caller_rtp))
+        await client.wait_for(lambda m: m["type"] == "incoming", within=20)
+        await client.send({"type": "accept"})
+        await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "talking")
+        await client.send({"type": "transfer", "to": "202"})
+        await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "transferring")
+        ended = await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "ended")
+        assert "bye_received" in ended["detail"], ended
+        await asyncio.to_thread(finished_all, procs, server)
+    finally:
+        await client.close()
+        reap(procs)
+        server.stop()
+        caller_rtp.close()
+        target_rtp.close()
+    legs = exported_cdrs(tmp_path / "var")
+    assert any(r.get("transferred_from") for r in legs), legs
+
+
+async def test_closing_the_softphone_logs_the_agent_out_and_unregisters(tmp_path: Path) -> None:
+    """An agent who logged in from the page and closes it is logged out (its queues stop
+    ringing a phone that is gone) and its binding is removed."""
+    server = softphone_server(tmp_path)
+    client = SoftphoneClient(admin_port(server), AGENT_TONE)
+    try:
+        await client.connect(OPERATOR, AGENT)
+        await client.wait_for(lambda m: m["type"] == "registration" and m["registered"])
+        await client.send({"type": "login"})
+        assert (await client.wait_for(lambda m: m["type"] == "agent"))["state"] == "available"
+        await client.close()
+        event = await asyncio.to_thread(wait_event, server, "queues.agent_request", action="logout")
+        assert event["outcome"] == "logged_out"
+        await asyncio.to_thread(wait_event, server, "softphone.closed")
+        again = SoftphoneClient(admin_port(server), AGENT_TONE)
+        try:
+            ready = await again.connect(OPERATOR, AGENT)
+            assert ready["agent"]["state"] == "logged_out", ready
+        finally:
+            await again.close()
+        await asyncio.to_thread(_logged, server, "softphone.registration", 2, detail="unregistered")
+    finally:
+        server.stop()
+    unregistered = [
+        e for e in server.events("softphone.registration") if e["detail"] == "unregistered"
+    ]
+    assert len(unregistered) == 2
+
+
+def _logged(server: ServerProcess, name: str, count: int, **match: str) -> None:
+    """Waits (10 s at most) until the server logged ``count`` ``name`` events matching."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [e for e in server.events(name) if all(e.get(k) == v for k, v in match.items())]
+        if len(found) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} {name} {match}\n" + "\n".join(server.raw[-30:]))
 
 
 async def test_a_customer_token_acts_only_as_its_own_customers_agents(tmp_path: Path) -> None:
