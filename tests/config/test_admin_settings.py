@@ -25,6 +25,13 @@ BAD: dict[str, list[str]] = {
     ],
     "listen-no-port": [":2: admin.listen: 'localhost' is not HOST:PORT (127.0.0.1:8080)"],
     "listen-port-too-big": [":2: admin.listen: '127.0.0.1:80800': port 80800 is above 65535"],
+    "softphone-address-not-an-ip": [
+        ":3: admin.softphone.address: 'pbx.example.com' is not an IP address: give the address "
+        "of this server the agents' browsers reach (127.0.0.1 for a browser on this machine)"
+    ],
+    "softphone-no-sessions": [
+        ":3: admin.softphone.max_sessions: Input should be greater than or equal to 1"
+    ],
     "token-customer-missing": [
         ":3: admin.tokens.0: token 'acme-portal': a customer token names its customer "
         "(customer: acme, one of trunks.yaml's customers)"

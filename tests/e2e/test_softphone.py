@@ -40,7 +40,8 @@ CALLER_TONE, AGENT_TONE = 440.0, 1000.0
 
 async def test_an_agent_answers_a_queue_call_from_the_softphone(sipp: str, tmp_path: Path) -> None:
     """Login, ringing with the queue's display, answer, both tones heard each way, hold
-    silences the agent for the caller, the agent's hang-up sends BYE to the caller."""
+    silences the agent for the caller and resume brings it back, the agent's hang-up sends
+    BYE to the caller."""
     server = softphone_server(tmp_path)
     caller_rtp = tone_party(CALLER_TONE)
     client = SoftphoneClient(admin_port(server), AGENT_TONE)
@@ -80,6 +81,13 @@ async def test_an_agent_answers_a_queue_call_from_the_softphone(sipp: str, tmp_p
         await asyncio.sleep(1.0)
         on_hold = received_samples(caller_rtp, held_from)
         assert not louder(on_hold, AGENT_TONE, CALLER_TONE), "the caller still hears the agent"
+        await client.send({"type": "resume"})
+        await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "talking")
+        await asyncio.sleep(0.5)
+        resumed_from = len(caller_rtp.received)
+        await asyncio.sleep(1.0)
+        resumed = received_samples(caller_rtp, resumed_from)
+        assert louder(resumed, AGENT_TONE, CALLER_TONE), "the caller does not hear the agent again"
 
         await client.send({"type": "hangup"})
         ended = await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "ended")
@@ -170,7 +178,8 @@ def _logged(server: ServerProcess, name: str, count: int, **match: str) -> None:
 
 async def test_a_customer_token_acts_only_as_its_own_customers_agents(tmp_path: Path) -> None:
     """globex's token cannot open acme's agent (4403, as a number that is no agent); a wrong
-    token is 4401; a second softphone of one agent is 4409."""
+    token is 4401; a second softphone of one agent is 4409; requests that cannot be done are
+    answered with an error saying why."""
     server = softphone_server(tmp_path)
     clients = [SoftphoneClient(admin_port(server), AGENT_TONE) for _ in range(4)]
     try:
@@ -184,6 +193,15 @@ async def test_a_customer_token_acts_only_as_its_own_customers_agents(tmp_path: 
         assert ready["type"] == "ready"
         twice = await clients[3].connect(ACME, "201")
         assert twice["type"] == "error" and "already" in twice["error"]
+        await clients[2].send({"type": "pause", "reason": "lunch"})
+        paused = await clients[2].wait_for(lambda m: m["type"] == "agent")
+        assert (paused["outcome"], paused["reason"]) == ("logged_out", None)  # never logged in
+        await clients[2].send({"type": "accept"})
+        refused = await clients[2].wait_for(lambda m: m["type"] == "error")
+        assert refused["error"] == "cannot accept: no call is ringing"
+        await clients[2].send({"type": "dial"})
+        unknown = await clients[2].wait_for(lambda m: m["type"] == "error")
+        assert unknown["error"].startswith("unknown message type 'dial'")
     finally:
         for client in clients:
             await client.close()

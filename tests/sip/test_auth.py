@@ -15,6 +15,7 @@ from callserver.sip.auth import (
     Challenge,
     Credentials,
     build_authorization,
+    build_authorization_ha1,
     build_challenge,
     names_uri,
     parse_authorization,
@@ -417,3 +418,19 @@ def test_names_uri_compares_as_rfc3261_leaving_out_the_transport(text: str, name
     """Credentials for the Request-URI with a transport parameter name it; another port, host
     or user, or an unparsable uri, does not."""
     assert names_uri(text, parse_uri("sip:127.0.0.1")) is named
+
+
+def test_the_ha1_form_gives_the_rfc2617_response_without_the_password() -> None:
+    """From H(username:realm:password) alone the RFC 2617 §3.5 example's response is the same
+    (what the softphone answers its registrar with: centrex.yaml holds only the HA1)."""
+    challenge = parse_challenge(RFC2617_CHALLENGE)
+    ha1 = password_ha1("Mufasa", "testrealm@host.com", "Circle Of Life", "MD5")
+    value = build_authorization_ha1(
+        challenge,
+        method="GET",
+        uri="/dir/index.html",
+        username="Mufasa",
+        ha1=ha1,
+        cnonce="0a4f113b",
+    )
+    assert parse_authorization(value).response == "6629fae49393a05397450978507c4ef1"
