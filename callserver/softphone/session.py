@@ -52,7 +52,7 @@ from callserver.calls.agent_desk import AgentOutcome
 from callserver.config.centrex import Subscriber
 from callserver.queues.agents import TransitionRefused, UnknownAgent
 from callserver.sip.events import Peer
-from callserver.softphone.events import AgentEvent, CallChanged, CallOffered, RegistrationChanged
+from callserver.softphone.events import AgentEvent, CallOffered, RegistrationChanged
 from callserver.softphone.ice import host_candidates_on, reachable_candidates, rtc_configuration
 from callserver.softphone.rtp_leg import RtpLeg
 from callserver.softphone.sip_agent import SipAgent
@@ -202,7 +202,7 @@ class SoftphoneSession:
             refused = call.hang_up()
         if refused is not None:
             self.refuse(f"cannot {action}: {refused}")
-        if action in ("hangup", "hold"):
+        if action == "hold":
             self.audio.clear()
 
     def _told(self, event: AgentEvent) -> None:
@@ -211,8 +211,10 @@ class SoftphoneSession:
         elif isinstance(event, CallOffered):
             message = {"type": "incoming", **asdict(event)}
         else:
-            if isinstance(event, CallChanged) and event.state == "ended":
-                self.audio.clear()
+            if event.state in ("talking", "held", "transferring"):
+                self.audio.resume()
+            else:
+                self.audio.pause()
             message = {"type": "call", **asdict(event)}
         self._send(message)
 

@@ -3,7 +3,10 @@
 ``ServerAudio`` is the track the server sends to the browser: each ``recv`` waits for the next
 20 ms deadline on the loop's clock (absolute, ``start + n * 20 ms``, so one late wake-up does
 not shift the next) and returns the oldest 160 samples fed from the call's RTP, or silence
-when none came (no call, hold, a late packet). At most ``_DEPTH`` chunks wait, the oldest
+when none came (a late packet, a held call). Between calls (``pause``) it gives nothing: no
+frame is encoded or sent, as a phone sends no RTP without a call; when it resumes, the frames'
+timestamps move on by the time it was paused (RFC 3550 §5.1: the timestamp follows the
+sampling clock), so the browser sees a gap, not a burst. At most ``_DEPTH`` chunks wait, the oldest
 dropped first, so a burst cannot build up delay. aiortc encodes the frames in the codec
 negotiated with the browser (G.711 preferred, ``session``).
 
@@ -45,7 +48,22 @@ class ServerAudio(MediaStreamTrack):
         self._clock = loop.time
         self._chunks: deque[Samples] = deque(maxlen=_DEPTH)
         self._start: float | None = None
-        self._sent = 0  # frames returned so far: the next one's pts is this times 160
+        self._sent = 0  # 20 ms periods since start: the next frame's pts is this times 160
+        self._live = asyncio.Event()
+
+    def resume(self) -> None:
+        """Send audio: a call is up."""
+        self._live.set()
+
+    def pause(self) -> None:
+        """Send nothing: no call."""
+        self._live.clear()
+        self._chunks.clear()
+
+    def stop(self) -> None:
+        """End the track (a ``recv`` waiting for a call ends too)."""
+        super().stop()
+        self._live.set()
 
     def feed(self, samples: Samples) -> None:
         """Queue 160 samples heard from the call."""
@@ -61,6 +79,8 @@ class ServerAudio(MediaStreamTrack):
         Raises:
             MediaStreamError: the track was stopped.
         """
+        if not self._live.is_set():
+            await self._live.wait()
         if self.readyState != "live":
             raise MediaStreamError
         now = self._clock()
@@ -69,8 +89,8 @@ class ServerAudio(MediaStreamTrack):
         deadline = self._start + self._sent * _PTIME
         if deadline > now:
             await asyncio.sleep(deadline - now)
-        elif now - deadline > 10 * _PTIME:  # stalled: start again from now, no burst
-            self._start = now - self._sent * _PTIME
+        elif now - deadline > 10 * _PTIME:  # paused or stalled: on from now, no burst
+            self._sent = int((now - self._start) / _PTIME)
         samples = self._chunks.popleft() if self._chunks else np.zeros(FRAME_SAMPLES, np.int16)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
@@ -91,7 +111,8 @@ async def browser_audio(track: MediaStreamTrack, sink: Callable[[Samples], None]
             return
         if not isinstance(frame, av.AudioFrame):
             continue
-        for converted in resampler.resample(frame):
+        as_is = frame.format.name == "s16" and frame.layout.name == "mono" and frame.rate == RATE
+        for converted in [frame] if as_is else resampler.resample(frame):  # G.711 comes as is
             pending = np.concatenate((pending, converted.to_ndarray().reshape(-1)))
         while len(pending) >= FRAME_SAMPLES:
             sink(pending[:FRAME_SAMPLES].astype(np.int16, copy=False))

@@ -33,6 +33,7 @@ class ToneTrack(ServerAudio):
         super().__init__(loop)
         self._tone = sine(frequency, 1000)
         self._at = 0
+        self.resume()
 
     async def recv(self) -> av.AudioFrame:
         """The tone's next 20 ms."""

@@ -25,8 +25,17 @@ const softphone = (() => {
 
   function enable(ids, on) { for (const id of ids) $(id).disabled = !on; }
 
+  // The microphone goes out only during a call: between calls the sender has no track and
+  // nothing is sent (the server sends nothing either).
+  function microphone(on) {
+    if (!state.pc || !state.stream) return;
+    const track = on ? state.stream.getAudioTracks()[0] : null;
+    for (const sender of state.pc.getSenders()) sender.replaceTrack(track);
+  }
+
   function callButtons(callState) {
     state.call = callState;
+    microphone(["talking", "held", "transferring"].includes(callState));
     enable(["accept"], callState === "ringing");
     enable(["hold", "transfer"], callState === "talking");
     enable(["resume"], callState === "held");
@@ -42,6 +51,7 @@ const softphone = (() => {
     pc.onconnectionstatechange = () => show("media", pc.connectionState);
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
+    microphone(state.call !== null && state.call !== undefined);
     send({ type: "offer", sdp: pc.localDescription.sdp });
   }
 
