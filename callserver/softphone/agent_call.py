@@ -18,8 +18,9 @@ ends our leg with BYE once the target answered, and a failed transfer leaves the
 was. CANCEL (the caller hung up, another agent answered), BYE and every other end of the
 dialog end the call: ``CallChanged`` ``ended``.
 
-Re-INVITEs from the server are answered with our current SDP (its direction: ``sendonly``
-while we hold); NOTIFY and INFO with 200; other requests with 405 (RFC 3261 §8.2.1).
+Re-INVITEs from the server are answered with our SDP in the direction RFC 3264 §6.1 asks
+(``answer_direction``: ``sendonly`` while we hold, ``recvonly`` to a party that holds us);
+NOTIFY and INFO with 200; other requests with 405 (RFC 3261 §8.2.1).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from callserver.sip.transaction import TransactionKey
 from callserver.softphone.events import AgentEvent, CallChanged, CallOffered
 from callserver.softphone.rtp_leg import RtpLeg
 
-__all__ = ["AgentCall"]
+__all__ = ["AgentCall", "answer_direction"]
 
 log = structlog.get_logger("callserver.softphone")
 
@@ -181,8 +182,8 @@ class AgentCall:
             if call is None:
                 self.endpoint.respond(key, 481, now)
                 return
-            self._reoffer(call, request.body)
-            direction = "sendonly" if call.state == "held" else "sendrecv"
+            offered = self._reoffer(call, request.body)
+            direction = answer_direction(offered, holding=call.state == "held")
             self.endpoint.respond(key, 200, now, body=self._sdp(call, direction))
         elif request.method in ("NOTIFY", "INFO"):
             self.endpoint.respond(key, 200, now)
@@ -196,12 +197,11 @@ class AgentCall:
         if self.current is not None:
             self.endpoint.respond(key, 486, now)
             return
-        offered = _g711_of(request.body)
+        offered = _offer_of(request.body)
         if offered is None:
             self.endpoint.respond(key, 488, now)
             return
-        codec, remote = offered
-        call = _Call(call_id=request.call_id(), key=key, codec=codec, remote=remote)
+        call = _Call(call_id=request.call_id(), key=key, codec=offered.codec, remote=offered.remote)
         self.current = call
         self.endpoint.respond(key, 180, now)
         caller = request.from_()
@@ -217,14 +217,19 @@ class AgentCall:
         )
         log.info("softphone.ringing", call_id=call.call_id, caller=user)
 
-    def _reoffer(self, call: _Call, body: bytes) -> None:
-        offered = _g711_of(body)
-        if offered is not None:
-            call.codec, call.remote = offered
-            if call.state in ("talking", "held", "transferring"):
-                sending = self.rtp.sending
-                self.rtp.start(call.codec, call.remote)
-                self.rtp.sending = sending
+    def _reoffer(self, call: _Call, body: bytes) -> str:
+        """A new offer in the call (RFC 3264 §8): its law and address taken; RTP goes out
+        unless we hold or the server's offer does not want it. Its direction, sendrecv
+        without an SDP (we offer in the 200 then)."""
+        offered = _offer_of(body)
+        if offered is None:
+            return "sendrecv"
+        call.codec, call.remote = offered.codec, offered.remote
+        if call.state in ("talking", "held", "transferring"):
+            self.rtp.start(call.codec, call.remote)
+            wanted = offered.direction in ("sendrecv", "recvonly")
+            self.rtp.sending = wanted and call.state != "held" and offered.remote[0] != "0.0.0.0"
+        return offered.direction
 
     def _response(self, call: _Call, event: ResponseReceived) -> None:
         status = event.response.status
@@ -282,8 +287,36 @@ class AgentCall:
 _ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, INFO"
 
 
-def _g711_of(body: bytes) -> tuple[str, tuple[str, int]] | None:
-    """The first G.711 law of an SDP offer's audio and where its RTP goes, else None."""
+_ANSWERS = {  # RFC 3264 §6.1: an offer's direction and whether we hold -> the answer's
+    ("sendrecv", False): "sendrecv",
+    ("sendrecv", True): "sendonly",
+    ("sendonly", False): "recvonly",
+    ("sendonly", True): "inactive",
+    ("recvonly", False): "sendonly",
+    ("recvonly", True): "sendonly",
+    ("inactive", False): "inactive",
+    ("inactive", True): "inactive",
+}
+
+
+def answer_direction(offered: str, *, holding: bool) -> str:
+    """The direction of our answer to an offer of ``offered`` (RFC 3264 §6.1: "If a stream
+    is offered as sendonly, the corresponding stream MUST be marked as recvonly or inactive
+    in the answer"; recvonly as sendonly or inactive; inactive as inactive), sending nothing
+    while we hold."""
+    return _ANSWERS.get((offered, holding), "sendonly" if holding else "sendrecv")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Offer:
+    codec: str
+    remote: tuple[str, int]
+    direction: str
+
+
+def _offer_of(body: bytes) -> _Offer | None:
+    """The first G.711 law of an SDP offer's audio, where its RTP goes and its direction,
+    else None."""
     try:
         sdp = parse_sdp(body)
     except (SdpError, ValueError):
@@ -297,5 +330,6 @@ def _g711_of(body: bytes) -> tuple[str, tuple[str, int]] | None:
             pt = int(fmt) if fmt.isdigit() else -1
             name = names.get(pt, ("PCMU" if pt == 0 else "PCMA" if pt == 8 else "", 0, 0))[0]
             if name.upper() in g711.PAYLOAD_TYPES:
-                return name.upper(), (address, media.port)
+                remote = (address, media.port)
+                return _Offer(codec=name.upper(), remote=remote, direction=sdp.direction_of(media))
     return None
