@@ -1,11 +1,53 @@
 // The agent softphone page: a WebSocket to the admin server's /api/softphone (the token in the
 // first message) and an RTCPeerConnection whose audio the server bridges into calls
-// (docs/operations.md, "Agent softphone"). No build step, no library.
-"use strict";
+// (docs/operations.md, "Agent softphone"). No build step, no library. It draws its own
+// controls into the page's <main id="main"> (a portal page shell, or softphone.html), and
+// takes the portal's token from sessionStorage when the person logged in there.
 
 const softphone = (() => {
   const $ = (id) => document.getElementById(id);
   const state = { ws: null, pc: null, stream: null, call: null };
+
+  // One element: tag, its attributes ({id, type, ...}; text goes in as text), its children.
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (name === "text") node.textContent = value;
+      else node.setAttribute(name, value);
+    }
+    node.append(...children);
+    return node;
+  }
+
+  const button = (id, text) => el("button", { id, type: "button", disabled: "", text });
+  const field = (id, label, attrs = {}) =>
+    el("p", {}, el("label", { for: id, text: label + " " }), el("input", { id, ...attrs }));
+
+  function draw(main) {
+    main.append(
+      el("fieldset", { id: "connect-form" }, el("legend", { text: "Sign in" }),
+        field("token", "API token", { type: "password", autocomplete: "off", size: "40" }),
+        field("agent", "Agent number", { size: "20", placeholder: "+38733100201 or 201" }),
+        el("button", { id: "connect", type: "button", text: "Connect" }),
+        button("disconnect", "Disconnect")),
+      el("fieldset", {}, el("legend", { text: "Agent" }),
+        el("p", {}, "Phone: ", el("strong", { id: "registration", text: "not connected" })),
+        el("p", {}, "Queues: ", el("strong", { id: "agent-state", text: "-" }), " ",
+          el("span", { id: "agent-reason" })),
+        button("login", "Log in"),
+        el("input", { id: "pause-reason", size: "10", placeholder: "reason code" }),
+        button("pause", "Pause"), button("unpause", "Unpause"), button("logout", "Log out")),
+      el("fieldset", {}, el("legend", { text: "Call" }),
+        el("p", {}, "Audio: ", el("strong", { id: "media", text: "not started" })),
+        el("p", { id: "incoming" }),
+        el("p", {}, "Call: ", el("strong", { id: "call-state", text: "none" }), " ",
+          el("span", { id: "call-detail" })),
+        button("accept", "Answer"), button("hold", "Hold"), button("resume", "Resume"),
+        el("input", { id: "transfer-to", size: "14", placeholder: "extension or number" }),
+        button("transfer", "Transfer"), button("hangup", "Hang up")),
+      el("p", { id: "error", role: "alert" }),
+      el("audio", { id: "remote", autoplay: "" }));
+  }
 
   // The admin server this page came from; ?server=http://host:port names another.
   function socketUrl() {
@@ -134,6 +176,7 @@ const softphone = (() => {
   }
 
   function wire() {
+    draw($("main"));
     $("token").value = sessionStorage.getItem("callserver.token") || "";
     $("agent").value = sessionStorage.getItem("callserver.agent") || "";
     $("connect").onclick = connect;
@@ -152,6 +195,9 @@ const softphone = (() => {
     $("transfer").onclick = () => send({ type: "transfer", to: $("transfer-to").value.trim() });
   }
 
-  document.addEventListener("DOMContentLoaded", wire);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wire);
+  else wire();
   return { state };
 })();
+
+window.softphone = softphone;  // for a test's look at the peer connection's statistics
