@@ -195,6 +195,11 @@ class SipAgent:
     def _refused(self, response: Response) -> None:
         """Not registered; a 503 with Retry-After (the registrar's rate limit) is retried."""
         detail = f"the server answered {response.status} {response.reason} to REGISTER"
+        if response.status in (401, 407) and self._challenge is None:
+            detail += (
+                f": centrex.yaml holds no HA1 of {self.subscriber.username} for the digest "
+                "algorithms the server asks (callserver passwd prints them)"
+            )
         retry = response.headers.get("Retry-After")
         if response.status == 503 and retry is not None and retry.strip().isdigit():
             delay = min(max(int(retry.strip()), 1), _RETRY_MAX)

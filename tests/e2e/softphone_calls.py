@@ -43,9 +43,11 @@ ADMIN: dict[str, object] = {
 }
 
 
-def softphone_server(tmp_path: Path) -> ServerProcess:
-    """The server with acme's phones, the queue plan and the tokens; no agent logged in."""
-    write_group(tmp_path)
+def softphone_server(tmp_path: Path, *, group: bool = True) -> ServerProcess:
+    """The server with acme's phones (unless ``group`` is False: the test wrote its own
+    centrex.yaml), the queue plan and the tokens; no agent logged in."""
+    if group:
+        write_group(tmp_path)
     plans = plan_dir(tmp_path, QUEUE_NUMBER, PLAN)
     trunks = {**CALLING, "customers": {"acme": {"agents": 2}, "globex": {}}}
     # Each test opens softphones of one agent in quick succession: more REGISTERs at once

@@ -10,6 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
+from callserver.sip.auth import password_ha1
 from tests.e2e.conftest import ServerProcess, exported_cdrs
 from tests.e2e.rooms import louder, received_samples
 from tests.e2e.rtp_party import RtpParty, tone_party
@@ -24,6 +27,7 @@ from tests.e2e.softphone_calls import (
     softphone_server,
 )
 from tests.e2e.softphone_client import SoftphoneClient
+from tests.e2e.subscribers import PHONES, REALM, write_group
 from tests.e2e.transfers import (
     ANSWERS,
     TARGET_FILL,
@@ -174,6 +178,33 @@ def _logged(server: ServerProcess, name: str, count: int, **match: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"fewer than {count} {name} {match}\n" + "\n".join(server.raw[-30:]))
+
+
+async def test_a_phone_without_the_ha1_the_server_asks_for_is_not_registered(
+    tmp_path: Path,
+) -> None:
+    """Phone 201 with only a SHA-256 HA1 against a server asking MD5: the page is told why
+    its phone is not registered, in words an operator can act on."""
+    write_group(tmp_path)
+    centrex = yaml.safe_load((tmp_path / "centrex.yaml").read_text())
+    phone = centrex["groups"]["acme-office"]["subscribers"]["+387 33 100 201"]
+    phone["ha1_sha256"] = password_ha1("38733100201", REALM, PHONES["201"], "SHA-256")
+    del phone["ha1_md5"]
+    (tmp_path / "centrex.yaml").write_text(yaml.safe_dump(centrex))
+    server = softphone_server(tmp_path, group=False)
+    client = SoftphoneClient(admin_port(server), AGENT_TONE)
+    try:
+        await client.connect(ACME, "201")
+        refused = await client.wait_for(lambda m: m["type"] == "registration")
+        assert not refused["registered"]
+        assert refused["detail"] == (
+            "the server answered 401 Unauthorized to REGISTER: centrex.yaml holds no HA1 of "
+            "38733100201 for the digest algorithms the server asks (callserver passwd prints "
+            "them)"
+        )
+    finally:
+        await client.close()
+        server.stop()
 
 
 async def test_a_customer_token_acts_only_as_its_own_customers_agents(tmp_path: Path) -> None:
