@@ -218,9 +218,15 @@ class Forwarder:
         (``handover.Handover.hold``); both are then to be released."""
         await self.transfers.handover.hold(one, other)
 
+    async def transferred(self, leg: Leg) -> Leg | None:
+        """After an agent's ``leg`` ended: the leg its transfer put in its place, or None."""
+        return await transferred_to(leg)
+
     def release(self, leg: Leg) -> None:
         """End a leg ``place_answered`` gave: BYE it, release its channel and stream, write
-        its CDR (``calls.originated``: a leg whose caller side is no SIP call)."""
+        its CDR (``calls.originated``: a leg whose caller side is no SIP call); a transfer
+        of it still attempted is stopped."""
+        abandon(leg, self._teardown)
         self._teardown(leg)
 
     async def _target(

@@ -65,6 +65,9 @@ class Placing(Calling, Protocol):
     async def bridge_agent(self, leg: Leg) -> None:
         """Bridge the leg's caller with the answered ``leg`` until either side hangs up."""
 
+    async def transferred(self, leg: Leg) -> Leg | None:
+        """After ``leg`` ended: the leg its transfer (REFER) put in its place, or None."""
+
 
 @dataclass(slots=True)
 class _Waiting:
@@ -171,14 +174,26 @@ class QueueCalls:
 
     async def _talk(self, agent: str, leg: Leg) -> None:
         """The caller and the agent who answered, bridged until one hangs up; then the
-        agent's wrap-up."""
+        agent's wrap-up. An agent who transferred the caller (REFER, ``calls.transfer``)
+        starts its wrap-up when its leg ends, and the caller talks on with the leg the
+        transfer put in its place, as a forwarded call's caller does (``b2bua``)."""
         try:
-            await self.placing.bridge_agent(leg)
+            successor = await self._bridged(leg)
         finally:
-            self.placing.release(leg)
             now, at = self.driver.moment()
             self.driver.centre.call_ended(agent, now, at)
             self.driver.changed()
+        while successor is not None:
+            successor = await self._bridged(successor)
+
+    async def _bridged(self, leg: Leg) -> Leg | None:
+        """``leg`` bridged to the caller until it ends, then released (a transfer the
+        caller's hang-up interrupts with it); the leg its transfer put in its place, if any."""
+        try:
+            await self.placing.bridge_agent(leg)
+            return await self.placing.transferred(leg)
+        finally:
+            self.placing.release(leg)
 
     # What the caller hears ------------------------------------------------------------
 

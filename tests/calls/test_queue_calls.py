@@ -35,13 +35,17 @@ CLOCK = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 @dataclass
 class FakePlacing:
     """Rings the test settles: ``rings[agent]`` is the future of the answered leg (None:
-    refused); released legs and bridges are recorded; a bridge lasts until ``hang_up``."""
+    refused); released legs and bridges are recorded; a bridge lasts until ``over`` is set
+    (a leg in ``held``: until its own event is); ``successors[leg]`` is the leg a transfer put
+    in ``leg``'s place."""
 
     rings: dict[str, asyncio.Future[object]] = field(default_factory=dict)
     shown: list[Shown] = field(default_factory=list)
     released: list[object] = field(default_factory=list)
     bridged: list[object] = field(default_factory=list)
     over: asyncio.Event = field(default_factory=asyncio.Event)
+    held: dict[object, asyncio.Event] = field(default_factory=dict)
+    successors: dict[object, object] = field(default_factory=dict)
 
     async def place_agent(
         self, call: Any, target: str, ring_timeout: float, shown: Shown, lost: Callable[[], bool]
@@ -52,7 +56,10 @@ class FakePlacing:
 
     async def bridge_agent(self, leg: Any) -> None:
         self.bridged.append(leg)
-        await self.over.wait()
+        await self.held.get(leg, self.over).wait()
+
+    async def transferred(self, leg: Any) -> Any:
+        return self.successors.pop(leg, None)
 
     def release(self, leg: Any) -> None:
         self.released.append(leg)
@@ -149,6 +156,28 @@ async def test_an_answered_caller_is_bridged_and_the_agent_wraps_up_after() -> N
     assert (outcome.result, outcome.agent) == ("answered", rung)
     assert placing.released == ["leg"]
     assert driver.centre.agents.state_of(rung) is AgentState.WRAP_UP
+
+
+async def test_an_agent_who_transfers_the_caller_wraps_up_while_the_caller_talks_on() -> None:
+    """The agent's leg ends with a transfer: the agent wraps up at once, the caller is
+    bridged to the leg the transfer put in its place, and the wait's outcome comes when that
+    one ends; each leg is released once."""
+    placing = FakePlacing(successors={"leg": "target"})
+    placing.held["target"] = target_over = asyncio.Event()
+    calls, driver = _calls(placing)
+    waiting = asyncio.create_task(calls.wait(_call(), FakeSession(), _request()))  # type: ignore[arg-type]
+    await _settled(lambda: bool(placing.rings))
+    (rung,) = placing.rings
+    placing.rings[rung].set_result("leg")
+    await _settled(lambda: bool(placing.bridged))
+    placing.over.set()  # the agent's leg ends: transferred
+    await _settled(lambda: placing.bridged == ["leg", "target"])
+    assert driver.centre.agents.state_of(rung) is AgentState.WRAP_UP
+    assert placing.released == ["leg"] and not waiting.done()
+    target_over.set()
+    outcome = await waiting
+    assert (outcome.result, outcome.agent) == ("answered", rung)
+    assert placing.released == ["leg", "target"]
 
 
 async def _hang_up(waiting: asyncio.Task[QueueOutcome]) -> None:

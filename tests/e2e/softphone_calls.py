@@ -62,13 +62,17 @@ def admin_port(server: ServerProcess) -> int:
 
 
 def queue_caller(
-    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty
+    sipp: str, tmp_path: Path, server: ServerProcess, rtp: RtpParty, stay_ms: int | None = None
 ) -> subprocess.Popen[str]:
-    """SIPp on the trunk calling the queue, its media at ``rtp``, until the server's BYE."""
+    """SIPp on the trunk calling the queue, its media at ``rtp``, until the server's BYE; with
+    ``stay_ms``, hanging up that long after the answer."""
+    scenario = "uac-queue-caller-talks-until-agent-hangs-up.xml"
+    if stay_ms is not None:
+        scenario = "uac-queue-caller-stays-then-bye.xml"
     return popen_sipp(
         [
             sipp,
-            *("-sf", str(SCENARIOS / "uac-queue-caller-talks-until-agent-hangs-up.xml")),
+            *("-sf", str(SCENARIOS / scenario), "-d", str(stay_ms or 0)),
             *("-key", "caller", "+38761000001", "-key", "rtp_port", str(rtp.port)),
             *("-i", HOST, "-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"),
             *("-s", QUEUE_NUMBER, f"{HOST}:{server.port}"),

@@ -35,7 +35,6 @@ from tests.e2e.transfers import (
     reap,
     register_ext,
     sipp_phone,
-    trunk_caller,
     wait_event,
 )
 
@@ -108,9 +107,9 @@ async def test_an_agent_answers_a_queue_call_from_the_softphone(sipp: str, tmp_p
 
 
 async def test_the_agent_transfers_its_caller_to_another_phone(sipp: str, tmp_path: Path) -> None:
-    """A call to agent 201's own number rings the softphone; its REFER puts the caller through
-    to phone 202, which answers; the softphone's call ends and 202 talks with the caller until
-    the caller hangs up."""
+    """The agent answers a queue call on the softphone and transfers it to phone 202 (a
+    REFER), which answers: the softphone's call ends, 202 talks with the caller until the
+    caller hangs up; a call to the agent's own number is transferred the same way."""
     server = softphone_server(tmp_path)
     caller_rtp, target_rtp = tone_party(CALLER_TONE), RtpParty(TARGET_FILL)
     client = SoftphoneClient(admin_port(server), AGENT_TONE)
@@ -121,14 +120,19 @@ async def test_the_agent_transfers_its_caller_to_another_phone(sipp: str, tmp_pa
         await client.connect(ACME, "201")
         await client.wait_for(lambda m: m["type"] == "registration" and m["registered"])
         await client.start_audio()
-        procs.append(trunk_caller(sipp, tmp_path, server, caller_rtp))
+        await client.send({"type": "login"})
+        await client.wait_for(lambda m: m["type"] == "agent")
+        procs.append(queue_caller(sipp, tmp_path, server, caller_rtp, stay_ms=6000))
         await client.wait_for(lambda m: m["type"] == "incoming", within=20)
         await client.send({"type": "accept"})
         await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "talking")
+        await asyncio.to_thread(wait_event, server, "call.bridged")  # the ACK came: bridged
         await client.send({"type": "transfer", "to": "202"})
         await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "transferring")
         ended = await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "ended")
         assert "bye_received" in ended["detail"], ended
+        accepted = await asyncio.to_thread(wait_event, server, "call.transfer_accepted")
+        assert (accepted["target"], accepted["transferor"]) == ("202", AGENT)
         await asyncio.to_thread(finished_all, procs, server)
     finally:
         await client.close()
@@ -138,6 +142,8 @@ async def test_the_agent_transfers_its_caller_to_another_phone(sipp: str, tmp_pa
         target_rtp.close()
     legs = exported_cdrs(tmp_path / "var")
     assert any(r.get("transferred_from") for r in legs), legs
+    caller = next(r for r in legs if r["called_raw"] == QUEUE_NUMBER and r["leg"] == "a")
+    assert caller["answered_by"] == AGENT
 
 
 async def test_closing_the_softphone_logs_the_agent_out_and_unregisters(tmp_path: Path) -> None:
