@@ -10,9 +10,11 @@ its Alert-Info and Call-Info. With a call already, 486 Busy Here (the queue coun
 ring not answered). An offer without PCMU or PCMA gets 488 (RFC 3264 §6).
 
 ``answer`` sends 200 with the SDP answer (the first G.711 law of the offer, the RTP socket's
-port) and starts the RTP; ``hang_up`` rejects a ringing call (603 Decline) or sends BYE;
-``hold`` re-INVITEs with ``a=sendonly`` (``sendrecv`` to resume), upon which the server plays
-its music on hold to the other party; ``transfer`` sends REFER with ``Refer-To`` the target
+port) and starts the RTP; the browser hears ``talking`` when the ACK confirms the dialog
+(RFC 3261 §13.3.1.4); ``hang_up`` rejects a
+ringing call (603 Decline) or sends BYE; ``hold`` re-INVITEs with ``a=sendonly``
+(``sendrecv`` to resume), upon which the server plays its music on hold to the other party;
+``transfer`` sends REFER with ``Refer-To`` the target
 (an extension or a number, RFC 5589 §6 blind transfer) and follows the NOTIFYs: the server
 ends our leg with BYE once the target answered, and a failed transfer leaves the call as it
 was. CANCEL (the caller hung up, another agent answered), BYE and every other end of the
@@ -64,6 +66,7 @@ class _Call:
     remote: tuple[str, int]
     dialog_id: DialogId | None = None
     state: str = "ringing"  # ringing, talking, held, transferring
+    confirmed: bool = False  # our 2xx was ACKed
     version: int = 1  # our SDP's o= version (RFC 3264 §8: one more for each new offer)
     hold_key: TransactionKey | None = None
     refer_key: TransactionKey | None = None
@@ -97,8 +100,7 @@ class AgentCall:
             call.key, 200, self._clock(), body=self._sdp(call, "sendrecv")
         )
         call.state = "talking"
-        self.rtp.start(call.codec, call.remote)
-        self._changed(call, "talking", "answered")
+        self.rtp.start(call.codec, call.remote)  # the browser is told once the ACK came
         self._wake()
         return None
 
@@ -168,8 +170,14 @@ class AgentCall:
                 self._ended(call, f"the call ended ({event.reason})")
         elif isinstance(event, ResponseReceived) and call is not None:
             self._response(call, event)
-        elif isinstance(event, DialogConfirmed):
-            pass  # the ACK of our 2xx: the call is up since the answer
+        elif isinstance(event, DialogConfirmed) and call is not None:
+            self._confirmed(call, event)
+
+    def _confirmed(self, call: _Call, event: DialogConfirmed) -> None:
+        """The ACK of our 2xx: the call is established (RFC 3261 §13.3.1.4)."""
+        if event.dialog_id == call.dialog_id and not call.confirmed:
+            call.confirmed = True
+            self._changed(call, call.state, "answered")
 
     def _request(self, event: RequestReceived) -> None:
         request, now, key = event.request, self._clock(), event.key
