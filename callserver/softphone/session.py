@@ -64,6 +64,7 @@ log = structlog.get_logger("callserver.softphone")
 
 Message = dict[str, Any]
 _G711 = ("audio/PCMU", "audio/PCMA")
+_LOGOUT_RETRY = 1.0  # seconds: the queue has seen the call's end by then
 
 
 class AgentActions(Protocol):
@@ -115,10 +116,10 @@ class SoftphoneSession:
     async def close(self) -> None:
         """Hang up, log the agent out if it logged in here, unregister, close the peer
         connection and the sockets."""
-        if self.logged_in:
-            self._act("logout", None)
         if self.agent is not None:
             await self.agent.close()
+        if self.logged_in:
+            self._log_out()
         if self._pc is not None:
             await self._pc.close()
         for task in list(self._tasks):
@@ -188,6 +189,24 @@ class SoftphoneSession:
         if action in ("login", "logout"):
             self.logged_in = outcome.state != "logged_out"
         self._send({"type": "agent", **asdict(outcome)})
+
+    def _log_out(self) -> None:
+        """Log the agent out as the softphone closes; when its call's end has not reached
+        the queue yet (the BYE just left: ``refused``), once more a moment later."""
+        number = self.subscriber.number
+        try:
+            refused = self._desk.act(number, "logout").outcome == "refused"
+        except (UnknownAgent, ValueError):  # no longer a subscriber after a reload
+            return
+        if refused:
+            self._loop.call_later(_LOGOUT_RETRY, self._log_out_again, number)
+
+    def _log_out_again(self, number: str) -> None:
+        try:
+            outcome = self._desk.act(number, "logout")
+        except (UnknownAgent, ValueError):
+            return
+        log.info("softphone.logged_out_on_close", agent=number, outcome=outcome.outcome)
 
     def _call(self, action: str, target: object) -> None:
         assert self.agent is not None  # opened before any message is handled

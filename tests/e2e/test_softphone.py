@@ -175,6 +175,38 @@ async def test_closing_the_softphone_logs_the_agent_out_and_unregisters(tmp_path
     assert len(unregistered) == 2
 
 
+async def test_an_agent_who_closes_the_page_in_a_call_hangs_up_and_is_logged_out(
+    sipp: str, tmp_path: Path
+) -> None:
+    """The page closes in the middle of a queue call: the caller gets BYE and the agent,
+    whose call the queue sees end, is logged out."""
+    server = softphone_server(tmp_path)
+    caller_rtp = tone_party(CALLER_TONE)
+    client = SoftphoneClient(admin_port(server), AGENT_TONE)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        await client.connect(ACME, "201")
+        await client.wait_for(lambda m: m["type"] == "registration" and m["registered"])
+        await client.start_audio()
+        await client.send({"type": "login"})
+        await client.wait_for(lambda m: m["type"] == "agent")
+        procs.append(queue_caller(sipp, tmp_path, server, caller_rtp))
+        await client.wait_for(lambda m: m["type"] == "incoming", within=20)
+        await client.send({"type": "accept"})
+        await client.wait_for(lambda m: m["type"] == "call" and m["state"] == "talking")
+        await client.close()
+        out, _ = await asyncio.to_thread(procs[0].communicate, timeout=20)
+        assert procs[0].returncode == 0, out[-3000:] + "\n".join(server.raw[-60:])
+        await asyncio.to_thread(
+            _logged, server, "queues.agent_request", 1, action="logout", outcome="logged_out"
+        )
+    finally:
+        await client.close()
+        reap(procs)
+        server.stop()
+        caller_rtp.close()
+
+
 def _logged(server: ServerProcess, name: str, count: int, **match: str) -> None:
     """Waits (10 s at most) until the server logged ``count`` ``name`` events matching."""
     deadline = time.monotonic() + 10
