@@ -1,0 +1,113 @@
+"""A real headless Chromium driven by selenium (Debian ``chromium`` and ``chromium-driver``).
+
+``chromium(...)`` starts the browser with a fresh profile in a temporary directory and the flags
+that keep it from reaching any outside host, and ends it after the block. ``Browser.screenshot``
+writes PNGs into ``$CALLSERVER_ARTIFACTS`` when it is set, else the repository's
+``build/artifacts/screenshots/`` (ignored by git). Extra Chromium arguments (fake media
+devices for WebRTC, ...) are passed through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+INSTALL_HINT = "apt-get install chromium chromium-driver (or: make test, which runs make chromium)"
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+# Headless as root, and nothing fetched from outside hosts at start (TESTING-NOTES "Chromium").
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+)
+
+T = TypeVar("T")
+
+
+def artifacts_directory() -> Path:
+    """Where screenshots go: ``$CALLSERVER_ARTIFACTS``, else build/artifacts/screenshots."""
+    chosen = os.environ.get("CALLSERVER_ARTIFACTS")
+    return Path(chosen) if chosen else REPOSITORY / "build" / "artifacts" / "screenshots"
+
+
+def require_chromium() -> None:
+    """Fail the test (with the install hint) when chromium or chromedriver is missing."""
+    for program in (CHROMIUM, CHROMEDRIVER):
+        if not (program.exists() and os.access(program, os.X_OK)):
+            pytest.fail(f"{program} not found: {INSTALL_HINT}")
+
+
+@dataclass
+class Browser:
+    """A running Chromium: the selenium driver, its downloads directory and its screenshots."""
+
+    driver: WebDriver
+    downloads: Path
+    prefix: str
+
+    def screenshot(self, name: str) -> Path:
+        """Write the page as ``<prefix>-<name>.png`` into the artifacts directory."""
+        directory = artifacts_directory()
+        directory.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{self.prefix}-{name}").strip("-")
+        path = directory / f"{safe}.png"
+        assert self.driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+        return path
+
+    def wait(self, condition: Callable[[WebDriver], T], timeout: float = 10.0) -> T:
+        """``condition``'s first truthy answer, polled by WebDriverWait (TimeoutException)."""
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition)
+
+
+@contextlib.contextmanager
+def chromium(
+    prefix: str, extra_arguments: Sequence[str] = (), downloads: Path | None = None
+) -> Iterator[Browser]:
+    """Headless Chromium with a fresh profile for the block; ``prefix`` names its screenshots,
+    ``extra_arguments`` are added to the command line, files download into ``downloads``
+    (default: a temporary directory)."""
+    require_chromium()
+    profile = Path(tempfile.mkdtemp(prefix="callserver-chromium-"))
+    into = downloads or profile / "downloads"
+    into.mkdir(parents=True, exist_ok=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (*FLAGS, f"--user-data-dir={profile / 'profile'}", *extra_arguments):
+        options.add_argument(argument)
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(into), "download.prompt_for_download": False},
+    )
+    service = Service(executable_path=str(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(into)}
+        )
+        yield Browser(driver, into, prefix)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
