@@ -9,6 +9,7 @@ devices for WebRTC, ...) are passed through.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -69,12 +70,19 @@ class Browser:
     prefix: str
 
     def screenshot(self, name: str) -> Path:
-        """Write the page as ``<prefix>-<name>.png`` into the artifacts directory."""
+        """Write the whole page (beyond the window too) as ``<prefix>-<name>.png`` into the
+        artifacts directory."""
         directory = artifacts_directory()
         directory.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{self.prefix}-{name}").strip("-")
         path = directory / f"{safe}.png"
-        assert self.driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
     def wait(self, condition: Callable[[WebDriver], T], timeout: float = 10.0) -> T:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -59,3 +64,18 @@ def banner(driver: WebDriver) -> str:
     """The error banner's text ('' while hidden)."""
     element = driver.find_element(By.ID, "banner")
     return element.text if element.is_displayed() else ""
+
+
+def api_request(
+    server: ServerProcess, path: str, token: str = OPERATOR, method: str = "GET"
+) -> tuple[int, Any]:
+    """The status and JSON answer of a request to ``server``'s admin API (the test's own look,
+    beside the page's)."""
+    port = server.wait_for("admin.listening")["port"]
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

@@ -54,7 +54,7 @@ async function search(offset = 0) {
   const data = await api("/api/cdrs?" + query);
   const last = Math.min(offset + data.cdrs.length, data.total);
   const pager = el("p", { attrs: { id: "cdr-total" } },
-    data.total === 0 ? "no record found" : "records " + (offset + 1) + "–" + last + " of " + data.total);
+    data.total === 0 ? "no record found" : "records " + (offset + 1) + " to " + last + " of " + data.total);
   if (offset > 0) pager.append(" ", button("Previous", () => search(Math.max(0, offset - PAGE)).catch(() => {}), "secondary"));
   if (last < data.total) pager.append(" ", button("Next", () => search(offset + PAGE).catch(() => {}), "secondary"));
   results.fill(pager, table(COLUMNS, data.cdrs, { empty: "no record found", rowAttrs: (r) => ({ "data-call-id": r.call_id, "data-uuid": r.uuid }) }));
