@@ -1,7 +1,8 @@
 """A real headless Chromium driven by selenium (Debian ``chromium`` and ``chromium-driver``).
 
-``chromium(...)`` starts the browser with a fresh profile in a temporary directory and the flags
-that keep it from reaching any outside host, and ends it after the block. ``Browser.screenshot``
+``headless_chromium(...)`` starts the browser with a fresh profile in a temporary directory and
+the flags that keep it from reaching any outside host, and ends it after the block; the
+``chromium`` fixture starts browsers for one test (``start(*extra)``). ``Browser.screenshot``
 writes PNGs into ``$CALLSERVER_ARTIFACTS`` when it is set, else the repository's
 ``build/artifacts/screenshots/`` (ignored by git). Extra Chromium arguments (fake media
 devices for WebRTC, ...) are passed through.
@@ -22,7 +23,9 @@ from typing import TypeVar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -86,36 +89,80 @@ class Browser:
         return path
 
     def wait(self, condition: Callable[[WebDriver], T], timeout: float = 10.0) -> T:
-        """``condition``'s first truthy answer, polled by WebDriverWait (TimeoutException)."""
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition)
+        """``condition``'s first truthy answer, polled by WebDriverWait (TimeoutException). An
+        element missing, or gone stale because the page drew its data anew, is polled again."""
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        wait = WebDriverWait(self.driver, timeout, 0.05, ignored_exceptions=ignored)
+        return wait.until(condition)
+
+    def click(self, css: str, timeout: float = 10.0) -> None:
+        """Click the element ``css`` selects once it is there (again if the page redrew it)."""
+
+        def clicked(driver: WebDriver) -> bool:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return True
+
+        self.wait(clicked, timeout)
 
 
-@contextlib.contextmanager
-def chromium(
-    prefix: str, extra_arguments: Sequence[str] = (), downloads: Path | None = None
-) -> Iterator[Browser]:
-    """Headless Chromium with a fresh profile for the block; ``prefix`` names its screenshots,
-    ``extra_arguments`` are added to the command line, files download into ``downloads``
-    (default: a temporary directory)."""
+Start = Callable[..., WebDriver]
+
+
+def start_chromium(profile: Path, *extra: str, downloads: Path | None = None) -> WebDriver:
+    """A headless Chromium with ``FLAGS``, ``extra`` and its profile in ``profile``; files
+    download into ``downloads`` (default: ``profile/downloads``)."""
     require_chromium()
-    profile = Path(tempfile.mkdtemp(prefix="callserver-chromium-"))
     into = downloads or profile / "downloads"
     into.mkdir(parents=True, exist_ok=True)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in (*FLAGS, f"--user-data-dir={profile / 'profile'}", *extra_arguments):
+    for argument in (*FLAGS, f"--user-data-dir={profile / 'profile'}", *extra):
         options.add_argument(argument)
     options.add_experimental_option(
         "prefs",
         {"download.default_directory": str(into), "download.prompt_for_download": False},
     )
-    service = Service(executable_path=str(CHROMEDRIVER))
-    driver = webdriver.Chrome(options=options, service=service)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     try:
         driver.execute_cdp_cmd(
             "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(into)}
         )
-        yield Browser(driver, into, prefix)
-    finally:
+    except Exception:
         driver.quit()
+        raise
+    return driver
+
+
+@contextlib.contextmanager
+def headless_chromium(
+    prefix: str, extra_arguments: Sequence[str] = (), downloads: Path | None = None
+) -> Iterator[Browser]:
+    """Headless Chromium with a fresh profile for the block; ``prefix`` names its screenshots,
+    ``extra_arguments`` are added to the command line, files download into ``downloads``
+    (default: a temporary directory). For a module's tests to share one browser."""
+    profile = Path(tempfile.mkdtemp(prefix="callserver-chromium-"))
+    try:
+        into = downloads or profile / "downloads"
+        driver = start_chromium(profile, *extra_arguments, downloads=into)
+        try:
+            yield Browser(driver, into, prefix)
+        finally:
+            driver.quit()
+    finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Start]:
+    """Starts browsers for one test (``start(*extra)``), each with its own profile under the
+    test's tmp dir; quits them after it."""
+    started: list[WebDriver] = []
+
+    def start(*extra: str) -> WebDriver:
+        driver = start_chromium(tmp_path / f"chromium-{len(started)}", *extra)
+        started.append(driver)
+        return driver
+
+    yield start
+    for driver in started:
+        driver.quit()

@@ -1,12 +1,14 @@
-"""Browser tests: a real ``callserver run`` per module and a real headless Chromium."""
+"""Browser tests: a real ``callserver run`` per module and a real headless Chromium
+(``tests.browser.chromium``), SIPp as the caller."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.browser.chromium import chromium
 from tests.e2e.conftest import sipp
 
-__all__ = ["sipp"]
+__all__ = ["chromium", "sipp"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.chromium import Browser, chromium
+from tests.browser.chromium import Browser, headless_chromium
 from tests.browser.portal import ADMIN, OPERATOR, api_request, banner, log_in, open_page
 from tests.e2e.conftest import HOST, ServerProcess, start_server
 
@@ -43,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the module."""
-    with chromium("dialplans") as running:
+    with headless_chromium("dialplans") as running:
         yield running
 
 
@@ -97,7 +97,7 @@ def test_a_corrected_plan_uploads_and_is_in_force(browser: Browser, server: Serv
     fixed = IN_FORCE.replace("0.5s", "1s")
     log_in(browser, server, OPERATOR)
     open_page(browser, server, "dialplans", "dp-list")
-    browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, f'button[data-open="{OTHER}"]')).click()
+    browser.click(f'button[data-open="{OTHER}"]')
     text = browser.wait(lambda d: d.find_element(By.ID, "dp-text"))
     browser.wait(lambda d: text.get_attribute("value") == IN_FORCE)
     text.send_keys(Keys.CONTROL, "a")

@@ -13,7 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.browser.chromium import Browser, chromium
+from tests.browser.chromium import Browser, headless_chromium
 from tests.browser.portal import ACME, ADMIN, GLOBEX, OPERATOR, banner, log_in, open_page
 from tests.e2e.conftest import (
     HOST,
@@ -46,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the module."""
-    with chromium("live-calls") as running:
+    with headless_chromium("live-calls") as running:
         yield running
 
 
@@ -122,7 +122,7 @@ def test_a_call_is_listed_by_customer_and_hung_up_from_the_page(
         log_in(browser, server, GLOBEX)
         open_page(browser, server, "calls", "calls-count")
         assert _listed(browser) == []
-        assert browser.driver.find_element(By.ID, "calls-count").text == "0 call(s) in progress"
+        browser.wait(lambda d: d.find_element(By.ID, "calls-count").text == "0 call(s) in progress")
         browser.screenshot("calls-other-customer")
         log_in(browser, server, ACME)
         open_page(browser, server, "calls", "calls-count")
@@ -130,7 +130,7 @@ def test_a_call_is_listed_by_customer_and_hung_up_from_the_page(
         browser.screenshot("calls-customer")
         log_in(browser, server, OPERATOR)
         open_page(browser, server, "calls", "calls-count")
-        browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, "button[data-call-id]")).click()
+        browser.click(f'button[data-call-id="{call_id}"]')
         browser.wait(lambda d: d.find_element(By.ID, "calls-count").text == "0 call(s) in progress")
         browser.screenshot("calls-hung-up")
         assert caller.wait(timeout=15) == 0, caller.communicate()[0]
