@@ -3,13 +3,14 @@
 
 export const COLORS = ["#1f5fbf", "#b3261e", "#1e7b34", "#a15c00", "#6a3fb5", "#00838f", "#ad1457", "#5d4037"];
 
-function niceMax(value) {
-  if (value <= 4) return 4;
-  const step = Math.pow(10, Math.floor(Math.log10(value)));
-  for (const m of [1, 2, 2.5, 5, 10]) {
-    if (m * step >= value) return m * step;
+// A grid step of 1, 2 or 5 times a power of ten: four steps hold ``value``.
+function gridStep(value) {
+  const rough = Math.max(1, value / 4);
+  const power = Math.pow(10, Math.floor(Math.log10(rough)));
+  for (const m of [1, 2, 5, 10]) {
+    if (m * power >= rough) return m * power;
   }
-  return 10 * step;
+  return 10 * power;
 }
 
 // series: [{label, values: [numbers, oldest first], limit: number|null}]; capacity: how many
@@ -28,7 +29,8 @@ export function drawChart(canvas, series, capacity) {
   const plotH = height - top - bottom;
   let highest = 0;
   for (const s of series) highest = Math.max(highest, ...s.values, s.limit || 0);
-  const maxY = niceMax(highest * 1.1);
+  const step = gridStep(highest * 1.1);
+  const maxY = 4 * step;
   const y = (v) => top + plotH - (v / maxY) * plotH;
   const x = (i) => left + (capacity <= 1 ? 0 : (i / (capacity - 1)) * plotW);
   g.font = "11px system-ui, sans-serif";
@@ -38,12 +40,12 @@ export function drawChart(canvas, series, capacity) {
   g.textAlign = "right";
   g.textBaseline = "middle";
   for (let i = 0; i <= 4; i++) {
-    const value = (maxY / 4) * i;
+    const value = step * i;
     g.beginPath();
     g.moveTo(left, y(value));
     g.lineTo(left + plotW, y(value));
     g.stroke();
-    g.fillText(String(Math.round(value * 10) / 10), left - 6, y(value));
+    g.fillText(String(value), left - 6, y(value));
   }
   g.textAlign = "left";
   g.fillText("now", left + plotW - 22, top + plotH + 12);

@@ -21,9 +21,15 @@ function queueCard(queue) {
       tile("Service level today", percent(queue.service_level_today), false, "service_level_today"),
       tile("Answered today", queue.answered_today, false, "answered_today"),
       tile("Abandoned today", queue.abandoned_today, queue.abandoned_today > 0, "abandoned_today")),
-    el("p", { className: "agent-states" }, "Agents: ",
-      ...(states.length === 0 ? ["none logged in"] : states.map(([state, count], i) =>
-        el("span", { className: "state-" + state, attrs: { "data-state": state } }, (i ? ", " : "") + count + " " + state)))));
+    el("p", { className: "agent-states" }, "Agents: ", ...agentStates(states)));
+}
+
+function agentStates(states) {
+  if (states.length === 0) return ["none"];
+  return states.flatMap(([state, count], i) => [
+    i ? ", " : "",
+    el("span", { className: "state-" + state, text: count + " " + state, attrs: { "data-state": state } }),
+  ]);
 }
 
 async function refresh() {
