@@ -95,6 +95,11 @@ class Browser:
         wait = WebDriverWait(self.driver, timeout, 0.05, ignored_exceptions=ignored)
         return wait.until(condition)
 
+    def console_errors(self) -> list[str]:
+        """The messages the page logged as errors (script errors, failed loads) since the
+        last call."""
+        return [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+
     def click(self, css: str, timeout: float = 10.0) -> None:
         """Click the element ``css`` selects once it is there (again if the page redrew it)."""
 
@@ -118,6 +123,7 @@ def start_chromium(profile: Path, *extra: str, downloads: Path | None = None) ->
     options.binary_location = str(CHROMIUM)
     for argument in (*FLAGS, f"--user-data-dir={profile / 'profile'}", *extra):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     options.add_experimental_option(
         "prefs",
         {"download.default_directory": str(into), "download.prompt_for_download": False},

@@ -10,6 +10,11 @@ function row(label, value) {
   return [el("dt", { text: label }), el("dd", { text: value === null || value === undefined ? "–" : value })];
 }
 
+function recording(settings) {
+  if (!settings) return null;
+  return settings.calls === "none" ? "none" : settings.calls + " (" + settings.mode + ")";
+}
+
 function bought(value) {
   return value === null || value === undefined ? "no limit" : String(value);
 }
@@ -24,7 +29,7 @@ async function show(name) {
       ...row("Trunks", (c.trunks || []).join(", ") || "none"),
       ...row("Numbers", (c.numbers || []).join(", ") || "none"),
       ...row("Barring", (c.barring || []).join(", ") || "none"),
-      ...row("Call recording", c.recording ? c.recording.calls + " (" + c.recording.mode + ")" : null),
+      ...row("Call recording", recording(c.recording)),
       ...row("Recordings kept (days)", c.recording_retention_days)),
   ];
   if (c.centrex_groups && c.centrex_groups.length) {

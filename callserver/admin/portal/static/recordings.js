@@ -1,6 +1,6 @@
 // Recordings: the calls recorded (GET /api/recordings, by customer and period), each played
 // in the page (the WAV fetched with the token, handed to <audio> as a blob: URL) or deleted.
-import { api, blobUrl, el, section, startPage, table } from "./api.js";
+import { api, blobUrl, el, seconds, section, startPage, table } from "./api.js";
 
 const me = startPage();
 const filter = section("rec-filter");
@@ -29,11 +29,14 @@ async function play(recording) {
   if (playing) URL.revokeObjectURL(playing);
   playing = url;
   const audio = el("audio", { attrs: { id: "rec-audio", controls: true, src: url } });
-  player.fill(el("p", { text: "Playing " + recording.id + " (call " + recording.call_id + ")" }), audio);
+  const call = recording.call_id ? " (call " + recording.call_id + ")" : "";
+  player.fill(el("p", { text: "Playing " + recording.id + call }), audio);
   await audio.play().catch(() => {}); // a browser may want a gesture first: the controls are there
 }
 
 async function remove(recording) {
+  // A deleted recording cannot be had back: the person says so first.
+  if (!confirm("Delete the recording " + recording.id + "? It cannot be restored.")) return;
   await api("/api/recordings/" + encodeURIComponent(recording.id), { method: "DELETE" });
   await load();
 }
@@ -46,9 +49,10 @@ async function load() {
   }
   const data = await api("/api/recordings" + (query.size ? "?" + query : ""));
   list.fill(table([
-    { title: "Start (UTC)", value: (r) => r.start },
+    { title: "Start (UTC)", value: (r) => r.start || r.day },
     { title: "Customer", value: (r) => r.customer },
     { title: "Call", value: (r) => r.call_id },
+    { title: "Length", value: (r) => (r.seconds === undefined ? null : seconds(r.seconds)), className: "num" },
     { title: "Size (kB)", value: (r) => Math.round(r.bytes / 1024), className: "num" },
     { title: "", value: (r) => button("Play", { "data-play": r.id }, () => play(r)) },
     { title: "", value: (r) => button("Delete", { "data-delete": r.id }, () => remove(r), "danger") },
