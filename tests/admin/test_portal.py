@@ -51,14 +51,16 @@ async def test_every_page_shell_is_served_without_a_token(
             body = await response.text()
         assert f"<title>{title} · callserver</title>" in body
         assert f'src="/portal/static/{page or "login"}.js"' in body
+        assert "$" not in body  # every placeholder of the template filled
         assert body.count('<a href="/portal/') == len(PAGES) - 1  # a link to every other page
 
 
 async def test_the_root_is_sent_on_to_the_portal(portal: tuple[aiohttp.ClientSession, str]) -> None:
-    """GET / answers 302 to /portal/ without a token."""
+    """GET / and GET /portal answer 302 to /portal/ without a token."""
     session, url = portal
-    async with session.get(f"{url}/", allow_redirects=False) as response:
-        assert (response.status, response.headers["Location"]) == (302, "/portal/")
+    for path in ("/", "/portal"):
+        async with session.get(f"{url}{path}", allow_redirects=False) as response:
+            assert (response.status, response.headers["Location"]) == (302, "/portal/")
 
 
 async def test_static_files_have_their_types_and_others_are_json_404(

@@ -1,5 +1,5 @@
 """``PortalResource``: the portal's page shells under ``/portal/`` and its static files under
-``/portal/static/``, and ``/`` sent on to ``/portal/``.
+``/portal/static/``, and ``/`` and ``/portal`` sent on to ``/portal/``.
 
 A shell is one HTML template (``shell.html``) with the page's title, the shared navigation and
 the page's own script module; it holds no data, so it is served without a token (``is_public``
@@ -33,7 +33,7 @@ PAGES: dict[str, str] = {
     "recordings": "Recordings",
     "package": "Package",
 }
-PUBLIC_PATHS = frozenset({"/", *(f"/portal/{page}" for page in PAGES)})
+PUBLIC_PATHS = frozenset({"/", "/portal", *(f"/portal/{page}" for page in PAGES)})
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 _STATIC_NAME = r"[a-z0-9_-]+\.(?:js|css|svg)"
 HEADERS = {
@@ -49,7 +49,8 @@ HEADERS = {
 
 
 def is_public(path: str) -> bool:
-    """True for the paths served without a token: ``/``, the shells and the static files."""
+    """True for the paths served without a token: ``/``, ``/portal``, the shells and the
+    static files."""
     return path in PUBLIC_PATHS or path.startswith("/portal/static/")
 
 
@@ -62,14 +63,17 @@ class PortalResource:
         self._files: dict[str, bytes] = {}
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        """GET ``/`` (a redirect), one GET per page, and GET of a static file by name."""
+        """GET ``/`` and ``/portal`` (redirects), one GET per page, and GET of a static file
+        by name."""
         router.add_get("/", self.root)
+        router.add_get("/portal", self.root)
         for page in PAGES:
             router.add_get(f"/portal/{page}", self.shell)
         router.add_get("/portal/static/{name:" + _STATIC_NAME + "}", self.static)
 
     async def root(self, request: web.Request) -> web.StreamResponse:
-        """The portal is the admin server's front page."""
+        """The portal is the admin server's front page (and its login page's path ends in
+        '/')."""
         raise web.HTTPFound("/portal/")
 
     async def shell(self, request: web.Request) -> web.Response:
