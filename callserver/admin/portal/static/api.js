@@ -166,16 +166,29 @@ export function section(id, title) {
   return { node, fill: (...parts) => node.replaceChildren(...children, ...parts) };
 }
 
-// Calls fn now and every ms milliseconds after it finished (errors are in the banner).
+// Calls fn now and every ms milliseconds after it finished (errors are in the banner); while
+// the tab is hidden it asks nothing, and asks at once when the tab is shown again.
 export function poll(fn, ms) {
+  let timer = null;
+  let running = false;
   const run = async () => {
+    timer = null;
+    if (document.hidden || running) return;
+    running = true;
     try {
       await fn();
     } catch (err) {
       if (!(err instanceof ApiError)) showError(String(err));
+    } finally {
+      running = false;
     }
-    setTimeout(run, ms);
+    timer = setTimeout(run, ms);
   };
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) return;
+    if (timer !== null) clearTimeout(timer);
+    run();
+  });
   run();
 }
 
