@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.select import Select
 
 from tests.browser.chromium import Browser, headless_chromium
 from tests.browser.portal import ACME, ADMIN, OPERATOR, log_in, open_page
@@ -111,3 +112,18 @@ def test_a_customer_sees_its_package(browser: Browser, server: ServerProcess) ->
     assert "0 / 2" in package.text
     assert "acme-pbx" in package.text
     browser.screenshot("package")
+
+
+def test_an_operator_picks_the_customer_whose_package_it_reads(
+    browser: Browser, server: ServerProcess
+) -> None:
+    """The operator's package page lists every customer; picking globex shows its package."""
+    log_in(browser, server, OPERATOR)
+    package = open_page(browser, server, "package", "package")
+    assert "0 / 4" in package.text  # acme, the first by name
+    picker = Select(browser.driver.find_element(By.ID, "customer"))
+    assert [option.text for option in picker.options] == ["acme", "globex"]
+    picker.select_by_visible_text("globex")
+    browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, "#pkg-view h2").text == "globex")
+    assert "0 / no limit" in browser.driver.find_element(By.ID, "package").text
+    browser.screenshot("package-operator")
