@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
 
-from callserver.config.admin import token_digest
+from tests.admin.tokens import ACME, GLOBEX, OPERATOR
 from tests.browser.chromium import Browser
+from tests.e2e.admin_client import ADMIN
 from tests.e2e.conftest import HOST, ServerProcess
 
-OPERATOR, ACME, GLOBEX = "noc-token-portal", "acme-token-portal", "globex-token-portal"
-ADMIN: dict[str, object] = {
-    "tokens": [
-        {"name": "noc", "role": "operator", "sha256": token_digest(OPERATOR)},
-        {"name": "acme", "role": "customer", "customer": "acme", "sha256": token_digest(ACME)},
-        {
-            "name": "globex",
-            "role": "customer",
-            "customer": "globex",
-            "sha256": token_digest(GLOBEX),
-        },
-    ]
-}
+__all__ = [
+    "ACME",
+    "ADMIN",
+    "GLOBEX",
+    "OPERATOR",
+    "banner",
+    "log_in",
+    "open_page",
+    "portal_url",
+    "server_until",
+]
+T = TypeVar("T")
+
+
+def server_until(
+    server: ServerProcess, condition: Callable[[ServerProcess], T], timeout: float = 10.0
+) -> T:
+    """``condition(server)``'s first truthy answer (what the server wrote, its API), polled as
+    the browser's waits poll the page."""
+    return WebDriverWait(server, timeout, poll_frequency=0.05).until(condition)
 
 
 def portal_url(server: ServerProcess, page: str = "") -> str:
@@ -64,18 +71,3 @@ def banner(driver: WebDriver) -> str:
     """The error banner's text ('' while hidden)."""
     element = driver.find_element(By.ID, "banner")
     return element.text if element.is_displayed() else ""
-
-
-def api_request(
-    server: ServerProcess, path: str, token: str = OPERATOR, method: str = "GET"
-) -> tuple[int, Any]:
-    """The status and JSON answer of a request to ``server``'s admin API (the test's own look,
-    beside the page's)."""
-    port = server.wait_for("admin.listening")["port"]
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())

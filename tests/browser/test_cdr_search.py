@@ -13,7 +13,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser.chromium import Browser, headless_chromium
-from tests.browser.portal import ADMIN, GLOBEX, OPERATOR, api_request, log_in, open_page
+from tests.browser.portal import ADMIN, GLOBEX, OPERATOR, log_in, open_page, server_until
+from tests.e2e.admin_client import api
 from tests.e2e.conftest import HOST, SCENARIOS, ServerProcess, run_sipp, start_server
 
 CALLED = "38733100200"
@@ -33,6 +34,8 @@ def server(sipp: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
     scenario = str(SCENARIOS / "uac-expect-server-bye.xml")
     result = run_sipp(sipp, tmp_path, process.port, "-sf", scenario, "-s", CALLED, "-m", "1")
     assert result.returncode == 0, result.output[-2000:]
+    # The CDR is written as the call ends, just after SIPp's last message.
+    server_until(process, lambda s: api(s, "GET", "/api/cdrs", OPERATOR)[1]["total"] == 1)
     yield process
     process.stop()
 
@@ -74,7 +77,7 @@ def test_the_call_is_found_and_its_downloads_are_the_exports(
 ) -> None:
     """The operator finds SIPp's call by the called number; Download CSV and Download JSONL
     give the bytes `callserver cdr export` writes."""
-    status, listed = api_request(server, "/api/cdrs")
+    status, listed = api(server, "GET", "/api/cdrs", OPERATOR)
     assert (status, listed["total"]) == (200, 1)
     (record,) = listed["cdrs"]
     log_in(browser, server, OPERATOR)

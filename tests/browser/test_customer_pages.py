@@ -1,6 +1,6 @@
-"""The portal's recordings and package pages in Chromium against a real `callserver run` as a
-customer: acme plays one of its recordings in the page and deletes it (globex's stays), and
-sees what it bought and uses."""
+"""The portal's recordings and package pages, and every page's load, in Chromium against a
+real `callserver run` as a customer: acme plays one of its recordings in the page and deletes
+it (globex's stays), sees what it bought and uses, and no page logs an error."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
 
+from callserver.admin.portal import PAGES
 from tests.browser.chromium import Browser, headless_chromium
-from tests.browser.portal import ACME, ADMIN, OPERATOR, log_in, open_page
+from tests.browser.portal import ACME, ADMIN, OPERATOR, banner, log_in, open_page
 from tests.e2e.conftest import HOST, ServerProcess, start_server
 
 TRUNKS: dict[str, object] = {
@@ -25,6 +26,17 @@ TRUNKS: dict[str, object] = {
 }
 ACME_RECORDING, GLOBEX_RECORDING = str(uuid.uuid4()), str(uuid.uuid4())
 SECONDS = 1.5
+# The element each page draws once it has its data.
+READY = {
+    "": "session-role",
+    "dashboard": "calls-in-progress",
+    "calls": "calls-count",
+    "cdrs": "cdr-search",
+    "wallboard": "wb-agents",
+    "dialplans": "dp-list",
+    "recordings": "rec-list",
+    "package": "package",
+}
 
 
 def _write_recording(data_dir: Path, customer: str, name: str) -> Path:
@@ -127,3 +139,16 @@ def test_an_operator_picks_the_customer_whose_package_it_reads(
     browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, "#pkg-view h2").text == "globex")
     assert "0 / no limit" in browser.driver.find_element(By.ID, "package").text
     browser.screenshot("package-operator")
+
+
+def test_every_page_loads_for_a_customer_without_an_error(
+    browser: Browser, server: ServerProcess
+) -> None:
+    """Each page, opened with acme's token, draws its data; no banner, no script error."""
+    log_in(browser, server, ACME)
+    browser.console_errors()
+    for page in PAGES:
+        open_page(browser, server, page, READY[page])
+        assert banner(browser.driver) == "", page
+        assert browser.console_errors() == [], page
+        browser.screenshot(f"page-{page or 'login'}")

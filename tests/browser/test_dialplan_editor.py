@@ -12,7 +12,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.chromium import Browser, headless_chromium
-from tests.browser.portal import ADMIN, OPERATOR, api_request, banner, log_in, open_page
+from tests.browser.portal import ADMIN, OPERATOR, banner, log_in, open_page
+from tests.e2e.admin_client import api
 from tests.e2e.conftest import HOST, ServerProcess, start_server
 
 CALLED, OTHER = "38733100200", "38733100201"
@@ -87,7 +88,7 @@ def test_a_mistake_is_shown_at_its_line_and_the_plan_before_stays(
     assert old_version in refused
     assert _error_line(browser)[0] == str(MISTAKE_LINE)
     browser.screenshot("upload-refused")
-    status, plan = api_request(server, f"/api/dialplans/{CALLED}")
+    status, plan = api(server, "GET", f"/api/dialplans/{CALLED}", OPERATOR)
     assert (status, plan["version"], plan["text"]) == (200, old_version, IN_FORCE)
     assert (server.data_dir.parent / "dialplans" / f"{CALLED}.yaml").read_text() == IN_FORCE
 
@@ -108,4 +109,4 @@ def test_a_corrected_plan_uploads_and_is_in_force(browser: Browser, server: Serv
     assert f"version {version} is in force" in said
     assert browser.driver.find_elements(By.CSS_SELECTOR, "#dp-gutter div.error") == []
     browser.screenshot("uploaded")
-    assert api_request(server, f"/api/dialplans/{OTHER}")[1]["version"] == version
+    assert api(server, "GET", f"/api/dialplans/{OTHER}", OPERATOR)[1]["version"] == version

@@ -1,6 +1,6 @@
-"""The portal's dashboard in Chromium against a real `callserver run`: a SIPp caller waiting in
-acme's queue (its agent logged in, its phone not registered) is a call in progress holding one
-of acme's channels, drawn on the chart."""
+"""The portal's queue wallboard and dashboard in Chromium against a real `callserver run`: a
+SIPp caller waiting in acme's queue (its agent logged in, its phone not registered) shows on
+the wallboard, and the dashboard shows the call in progress, its channel and the chart."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser.chromium import Browser, headless_chromium
-from tests.browser.portal import ADMIN, OPERATOR, log_in, open_page
+from tests.browser.portal import ACME, ADMIN, GLOBEX, OPERATOR, log_in, open_page
 from tests.e2e.conftest import ServerProcess, plan_dir, start_server
 from tests.e2e.rtp_party import RtpParty, tone_party
 from tests.e2e.subscribers import CALLING, write_group
@@ -59,6 +59,42 @@ def browser() -> Iterator[Browser]:
     """One headless Chromium for the module."""
     with headless_chromium("boards") as running:
         yield running
+
+
+def _figure(browser: Browser, queue: str, name: str, wanted: str) -> None:
+    """Wait until the wallboard's ``name`` figure of ``queue`` reads ``wanted``."""
+    css = f'[data-queue="{queue}"] [data-figure="{name}"] .value'
+    browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, css).text == wanted)
+
+
+def test_the_wallboard_shows_the_waiting_caller_by_customer(
+    browser: Browser, server: ServerProcess, waiting: subprocess.Popen[str]
+) -> None:
+    """The operator and acme see support's caller waiting (its wait growing) and agent 201;
+    globex sees no queue."""
+    log_in(browser, server, OPERATOR)
+    open_page(browser, server, "wallboard", "wb-queues")
+    _figure(browser, "support", "waiting", "1")
+    browser.wait(
+        lambda d: (
+            d.find_element(
+                By.CSS_SELECTOR, '[data-queue="support"] [data-figure="longest_wait"] .value'
+            ).text
+            not in ("0:00", "\u2013")
+        )
+    )
+    agent = browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, "#wb-agents tr[data-agent]"))
+    assert "201" in agent.text
+    browser.screenshot("wallboard-operator")
+    log_in(browser, server, ACME)
+    open_page(browser, server, "wallboard", "wb-queues")
+    _figure(browser, "support", "waiting", "1")
+    browser.screenshot("wallboard-customer")
+    log_in(browser, server, GLOBEX)
+    open_page(browser, server, "wallboard", "wb-queues")
+    browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, "#wb-queues .hint").text == "no queue")
+    assert browser.driver.find_elements(By.CSS_SELECTOR, "[data-queue]") == []
+    browser.screenshot("wallboard-other-customer")
 
 
 def test_the_dashboard_shows_the_call_its_channel_and_the_chart(

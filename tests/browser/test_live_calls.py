@@ -5,7 +5,6 @@ page (SIPp gets the BYE, the CDR says admin)."""
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.browser.chromium import Browser, headless_chromium
-from tests.browser.portal import ACME, ADMIN, GLOBEX, OPERATOR, banner, log_in, open_page
+from tests.browser.portal import (
+    ACME,
+    ADMIN,
+    GLOBEX,
+    OPERATOR,
+    banner,
+    log_in,
+    open_page,
+    server_until,
+)
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -61,7 +69,11 @@ def test_each_token_logs_in_with_its_role_and_customer(
         "customer": "all customers",
     }
     browser.screenshot("login-operator")
-    assert log_in(browser, server, ACME) == {"name": "acme", "role": "customer", "customer": "acme"}
+    assert log_in(browser, server, ACME) == {
+        "name": "acme-portal",
+        "role": "customer",
+        "customer": "acme",
+    }
     browser.screenshot("login-customer")
     browser.driver.execute_script("sessionStorage.clear()")
     browser.driver.refresh()
@@ -98,16 +110,6 @@ def _listed(browser: Browser, answered: bool = False) -> list[str]:
     return browser.wait(rows)[0]
 
 
-def _admin_cdr(data_dir: Path, timeout: float = 10.0) -> dict[str, object]:
-    """The server's one CDR, once `callserver cdr export` has it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        cdrs = exported_cdrs(data_dir)
-        if cdrs:
-            return cdrs[0]
-    raise AssertionError("no CDR written")
-
-
 def test_a_call_is_listed_by_customer_and_hung_up_from_the_page(
     sipp: str, browser: Browser, server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -138,5 +140,5 @@ def test_a_call_is_listed_by_customer_and_hung_up_from_the_page(
         if caller.poll() is None:
             caller.kill()
             caller.wait()
-    cdr = _admin_cdr(server.data_dir)
+    (cdr,) = server_until(server, lambda s: exported_cdrs(s.data_dir))
     assert (cdr["call_id"], cdr["hangup_by"], cdr["end_reason"]) == (call_id, "admin", "admin")
