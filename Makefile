@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp baresip espeak sipvicious systemd-analyze chromium kamailio bench bench-quick clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp baresip chromium espeak sipvicious systemd-analyze kamailio bench bench-quick clean
 
 install: $(STAMP)
 
@@ -46,6 +46,14 @@ baresip:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq baresip-core) >/dev/null; \
 	  else echo "baresip is missing: run 'sudo apt-get install baresip-core'"; exit 1; fi; }
 
+# Chromium and its WebDriver (Debian chromium, chromium-driver) run the web portal's browser
+# tests in tests/browser, headless, driven by selenium.
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium chromium-driver'"; exit 1; fi; }
+
 # svcrack (Debian sipvicious) guesses digest passwords in the lock-out test.
 sipvicious:
 	@command -v svcrack >/dev/null 2>&1 || command -v sipvicious_svcrack >/dev/null 2>&1 || { \
@@ -76,14 +84,6 @@ systemd-analyze:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd) >/dev/null; \
 	  else echo "systemd-analyze is missing: run 'sudo apt-get install systemd'"; exit 1; fi; }
 
-# Chromium and its WebDriver (Debian chromium, chromium-driver) run the portal's pages in the
-# browser tests (tests/browser: the agent softphone's WebRTC against the server).
-chromium:
-	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; \
-	  else echo "chromium is missing: run 'sudo apt-get install chromium chromium-driver'"; exit 1; fi; }
-
 lint: install
 	$(BIN)/ruff check callserver tests bench
 	$(BIN)/ruff format --check callserver tests bench
@@ -102,10 +102,10 @@ PYTEST = $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 unit: cc install espeak systemd-analyze
 	$(PYTEST) -m "not e2e"
 
-e2e: cc install sipp baresip espeak sipvicious chromium
+e2e: cc install sipp baresip chromium espeak sipvicious
 	$(PYTEST) -m e2e
 
-test: cc install sipp baresip espeak sipvicious systemd-analyze chromium lint typecheck imports
+test: cc install sipp baresip chromium espeak sipvicious systemd-analyze lint typecheck imports
 	$(PYTEST)
 
 # The whole suite on another date and time zone: libfaketime moves the wall clock by one offset
@@ -115,7 +115,7 @@ test: cc install sipp baresip espeak sipvicious systemd-analyze chromium lint ty
 # One process, no xdist workers.   make test-dates FAKE_DATE="2027-03-28 01:59" FAKE_TZ=Europe/Sarajevo
 FAKE_DATE ?= 2027-12-06 12:00:00
 FAKE_TZ   ?= UTC
-test-dates: cc install sipp baresip espeak sipvicious chromium
+test-dates: cc install sipp baresip chromium espeak sipvicious
 	@offset=$$(( $$(TZ=$(FAKE_TZ) date -d "$(FAKE_DATE)" +%s) - $$(date +%s) )); \
 	  [ $$offset -ge 0 ] && offset="+$$offset"; \
 	  echo "the clock reads $(FAKE_DATE) $(FAKE_TZ) (offset $$offset s)"; \

@@ -1,8 +1,9 @@
 """``AdminServer``: the aiohttp application of the admin API on the server's running loop.
 
-Every request but ``/healthz``, ``/readyz`` and ``/metrics`` needs a bearer token of the
-settings (``auth``); the token's entry is ``auth.holder`` while the request is handled. Every error
-is JSON, ``{"error": "..."}``, saying what to do about it. Every change (a method other than
+Every request but ``/healthz``, ``/readyz``, ``/metrics`` and the web portal's pages and files
+(``portal``: they hold no data) needs a bearer token of the settings (``auth``); the token's
+entry is ``auth.holder`` while the request is handled. Every error is JSON,
+``{"error": "..."}``, saying what to do about it. Every change (a method other than
 GET or HEAD) is logged as ``admin.audit`` with the token's name, the method, the path and the
 status. Handlers read the server's state and never wait on I/O on the loop.
 """
@@ -29,8 +30,10 @@ from callserver.admin.cdrs_api import CdrsApi
 from callserver.admin.centre_resources import centre_resources
 from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
+from callserver.admin.portal import PortalResource, is_public
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.admin.recordings_api import RecordingsApi
+from callserver.admin.session_api import SessionApi
 from callserver.admin.softphone_api import SoftphoneApi
 from callserver.admin.state_resources import StateServer, state_resources
 from callserver.admin.voicemail_api import VoicemailApi, box_customer
@@ -104,6 +107,8 @@ async def open_admin(
             ),
             *centre_resources(server),
             softphone_api(server),
+            SessionApi(),
+            PortalResource(),
         ],
     )
     return admin if await admin.start(*server.settings.admin.address) else None
@@ -244,7 +249,7 @@ class AdminServer:
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """RFC 6750 §3: 401 with ``WWW-Authenticate: Bearer`` without a known token."""
-        if request.path in _PUBLIC:
+        if request.path in _PUBLIC or is_public(request.path):
             return await handler(request)
         token = bearer_token(request.headers.get("Authorization"))
         if token is None:

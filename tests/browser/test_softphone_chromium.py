@@ -6,15 +6,10 @@ agent for the caller and the page's hang-up sends BYE to the caller."""
 
 from __future__ import annotations
 
-import functools
 import subprocess
-import threading
 import time
 import wave
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from callserver.media.tones import sine
-from tests.browser.chromium import Start
+from tests.browser.chromium import Browser, Start
 from tests.e2e.conftest import HOST
 from tests.e2e.rooms import louder, received_samples
 from tests.e2e.rtp_party import tone_party
@@ -32,7 +27,6 @@ from tests.e2e.transfers import reap, wait_event
 
 pytestmark = pytest.mark.e2e
 
-PORTAL = Path(__file__).parents[2] / "callserver" / "admin" / "portal"
 CALLER_TONE, BROWSER_TONE = 440.0, 1000.0
 WEBRTC = (
     "--use-fake-ui-for-media-stream",
@@ -81,23 +75,6 @@ def tone_wav(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def portal() -> Iterator[int]:
-    """The portal's files over HTTP on a free port of 127.0.0.1 (the page's own origin)."""
-    handler = functools.partial(_QuietHandler, directory=str(PORTAL))
-    httpd = ThreadingHTTPServer((HOST, 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield int(httpd.server_address[1])
-    httpd.shutdown()
-    httpd.server_close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log on the test's output."""
-
-
 def _text(driver: webdriver.Chrome, element: str, wanted: str, within: float = 15.0) -> None:
     """Waits until the element's text starts with ``wanted``."""
     try:
@@ -110,7 +87,7 @@ def _text(driver: webdriver.Chrome, element: str, wanted: str, within: float = 1
 
 
 def test_an_agent_answers_a_queue_call_in_chromium(
-    sipp: str, tmp_path: Path, chromium: Start, portal: int
+    sipp: str, tmp_path: Path, chromium: Start
 ) -> None:
     """Connect, log in, ring, answer (PCMU both ways, each tone heard), hold, hang up."""
     server = softphone_server(tmp_path)
@@ -119,9 +96,7 @@ def test_an_agent_answers_a_queue_call_in_chromium(
     try:
         wav = tone_wav(tmp_path / "tone.wav")
         driver = chromium(*WEBRTC, f"--use-file-for-fake-audio-capture={wav}")
-        driver.get(
-            f"http://{HOST}:{portal}/softphone.html?server=http://{HOST}:{admin_port(server)}"
-        )
+        driver.get(f"http://{HOST}:{admin_port(server)}/portal/softphone")
         driver.find_element(By.ID, "token").send_keys(ACME)
         driver.find_element(By.ID, "agent").send_keys("201")
         driver.find_element(By.ID, "connect").click()
@@ -135,6 +110,7 @@ def test_an_agent_answers_a_queue_call_in_chromium(
         assert driver.find_element(By.ID, "incoming").text == "Incoming: Support: +38761000001"
         driver.find_element(By.ID, "accept").click()
         _text(driver, "call-state", "talking")
+        Browser(driver, tmp_path, "softphone").screenshot("talking")
         caller_rtp.send_to(int(str(wait_event(server, "call.answered")["rtp_port"])))
 
         time.sleep(1.0)

@@ -1,7 +1,7 @@
 // The agent softphone page: a WebSocket to the admin server's /api/softphone (the token in the
 // first message) and an RTCPeerConnection whose audio the server bridges into calls
 // (docs/operations.md, "Agent softphone"). No build step, no library. It draws its own
-// controls into the page's <main id="main"> (a portal page shell, or softphone.html), and
+// controls into the page's <main id="main"> (the portal's page shell, /portal/softphone), and
 // takes the portal's token from sessionStorage when the person logged in there.
 
 const softphone = (() => {
