@@ -16,8 +16,11 @@ and exactly one frame (a ``ptime`` of audio: 160 samples at 20 ms) is taken from
 tick, padded with silence when a side sent nothing: the file runs at the clock's pace, the two
 channels stay aligned whatever the packet sizes or the jitter, and a side that sends faster
 than the clock has its oldest audio dropped beyond ``_CARRY_FRAMES`` frames rather than
-drifting. ``mixed`` writes the two frames
-summed (``mixer.mix``, saturating) as mono; ``stereo`` interleaves them, caller left.
+drifting. A tick that stands for ticks the clock skipped (a late loop resynchronises: see
+``clock``) takes a frame for each of them, from the audio that arrived meanwhile and then
+silence, so a recording keeps the call's length as RTP timestamps keep wall time. ``mixed``
+writes the two frames summed (``mixer.mix``, saturating) as mono; ``stereo`` interleaves them,
+caller left.
 
 The tick never touches the disk: it hands every recording's frame to ``RecordingWriter`` as one
 batch (see there: a bounded queue, a thread, the file fsync'd and published atomically). A batch
@@ -128,8 +131,10 @@ class CallRecordings:
         self,
         received: dict[int, npt.NDArray[np.int16]],
         sent: dict[int, npt.NDArray[np.int16]],
+        span: int = 1,
     ) -> list[MediaStream]:
-        """Hand this tick's frame of every recording to the writer; the streams whose
+        """Hand this tick's frames of every recording to the writer: ``span`` of them, one for
+        this tick and one for each tick the clock skipped before it; the streams whose
         recording the writer reports failed (they are stopped)."""
         batch: list[tuple[CallRecording, bytes]] = []
         failed: list[MediaStream] = []
@@ -139,26 +144,29 @@ class CallRecordings:
                 continue
             other = received if tap.peer is not None else sent
             other_id = (tap.peer or tap.stream).stream_id
-            batch.append((tap.recording, self._frame(tap, received, other, other_id)))
+            batch.append((tap.recording, self._frames(tap, received, other, other_id, span)))
         if batch and self.writer.frames(batch):
             for recording, _ in batch:
-                recording.frames += 1
+                recording.frames += span
         elif batch:
             self._dropped(batch)
         for stream in failed:
             self._failed(stream)
         return failed
 
-    def _frame(
+    def _frames(
         self,
         tap: _Tap,
         received: dict[int, npt.NDArray[np.int16]],
         other: dict[int, npt.NDArray[np.int16]],
         other_id: int,
+        span: int,
     ) -> bytes:
-        size = self.frame
-        tap.left, left = _take_frame(tap.left, received.get(tap.stream.stream_id, _EMPTY), size)
-        tap.right, right = _take_frame(tap.right, other.get(other_id, _EMPTY), size)
+        size, keep = self.frame * span, self.frame * _CARRY_FRAMES
+        tap.left, left = _take_frame(
+            tap.left, received.get(tap.stream.stream_id, _EMPTY), size, keep
+        )
+        tap.right, right = _take_frame(tap.right, other.get(other_id, _EMPTY), size, keep)
         if tap.recording.mode == "mixed":
             return mix(left, right).tobytes()
         both = np.empty(2 * size, dtype=np.int16)
@@ -192,11 +200,12 @@ class CallRecordings:
 
 
 def _take_frame(
-    carry: npt.NDArray[np.int16], new: npt.NDArray[np.int16], size: int
+    carry: npt.NDArray[np.int16], new: npt.NDArray[np.int16], size: int, keep: int
 ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
-    """(what stays for later ticks, this tick's frame of exactly ``size`` samples)."""
+    """(what stays for later ticks: the newest ``keep`` samples at most, this tick's frames:
+    exactly ``size`` samples)."""
     samples = np.concatenate((carry, new)) if len(carry) else new
     if len(samples) < size:
         return _EMPTY, np.pad(samples, (0, size - len(samples)))
-    rest, most = samples[size:], _CARRY_FRAMES * size
-    return rest[-most:] if len(rest) > most else rest, samples[:size]
+    rest = samples[size:]
+    return rest[-keep:] if len(rest) > keep else rest, samples[:size]

@@ -160,8 +160,10 @@ class AudioCapture:
         if not stream.capture_rx:
             stream.rx_audio.clear()
 
-    def tick(self, now: float) -> list[MediaStream]:
-        """Decode what arrived since the last tick, detect DTMF, write recordings.
+    def tick(self, now: float, span: int = 1) -> list[MediaStream]:
+        """Decode what arrived since the last tick, detect DTMF, write recordings; ``span``
+        is how many ticks this one stands for (more than 1 after the clock skipped ticks:
+        call recordings keep the call's length).
 
         Returns the streams that have events to report (digits, finished recordings).
         """
@@ -175,7 +177,7 @@ class AudioCapture:
                 if leg is not None and leg.stream_id not in decoded:
                     decoded[leg.stream_id] = _take_rx(leg)
         if self.calls:
-            self._record_calls(decoded)
+            self._record_calls(decoded, span)
         streams = [stream for stream, _slot in self._inband.values()]
         streams += [recording.stream for recording in self._recordings.values()]
         if self._inband:
@@ -184,7 +186,7 @@ class AudioCapture:
             self._record(decoded, now)
         return [stream for stream in streams if stream.events]
 
-    def _record_calls(self, decoded: dict[int, npt.NDArray[np.int16]]) -> None:
+    def _record_calls(self, decoded: dict[int, npt.NDArray[np.int16]], span: int) -> None:
         calls = self.calls
         for changed in calls.follow_peers():
             self._update_capture(changed)
@@ -193,7 +195,7 @@ class AudioCapture:
             if leg.stream_id not in decoded:
                 decoded[leg.stream_id] = _take_rx(leg)
         sent = {leg.stream_id: _take_tx(leg) for leg in legs if calls.sends(leg)}
-        for stream in calls.tick(decoded, sent):  # ended by a disk error: untapped already
+        for stream in calls.tick(decoded, sent, span):  # ended by a disk error: untapped already
             self._recapture(stream)
 
     def _detect(self, decoded: dict[int, npt.NDArray[np.int16]], now: float) -> None:

@@ -48,6 +48,7 @@ log = structlog.get_logger("callserver.media")
 _RECEIVE_SOCKETS = 256
 # Seconds the call recordings' writer gets at shutdown to publish what it was given.
 _WRITER_GRACE = 10.0
+_MAX_SPAN = 250  # ticks one tick may stand for (5 s at 20 ms): beyond, the clock restarted
 
 
 class MediaEngine:
@@ -71,6 +72,7 @@ class MediaEngine:
         self._entries, self._streams = table.entries, table.streams  # the table's, read here
         self._ports = table.ports
         self._clock = MediaClock(settings.ptime / 1000, self._tick, clock=clock)
+        self._last_tick = 0  # the number of the tick before (the clock's numbers skip on resync)
         self._capture = AudioCapture(settings)
         self.conferences = ConferenceMixer(settings.ptime)
         self.monitors = Monitors(settings.ptime)
@@ -344,7 +346,8 @@ class MediaEngine:
             batch += self.monitors.tick(n)
         if batch:
             self._send(batch)
-        reported += self._capture.tick(now)
+        span, self._last_tick = n - self._last_tick, n
+        reported += self._capture.tick(now, span if 0 < span <= _MAX_SPAN else 1)
         reported += self._periodic(n, now)
         # The sink may open or close streams: only now that no loop runs over them.
         for stream in reported:

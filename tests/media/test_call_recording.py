@@ -177,3 +177,28 @@ def test_a_30_ms_clock_writes_240_samples_a_tick(tmp_path: Path) -> None:
     assert result.seconds == pytest.approx(0.3)
     _params, samples = read_wav(tmp_path / "call.wav")
     assert len(samples) == 2 * 10 * 240
+
+
+def test_a_tick_after_skipped_ticks_keeps_the_calls_length(tmp_path: Path) -> None:
+    """The clock skipped 4 ticks (a late loop): the next tick stands for 5 and writes 5 frames,
+    the 5 packets of tone that arrived meanwhile first, so the file keeps wall time and the
+    audio; then each tick writes one frame again."""
+    a, _ = bridged()
+    capture = AudioCapture(SETTINGS)
+    recording = capture.record_call(a.stream, tmp_path / "call.wav", "stereo")  # type: ignore[arg-type]
+    capture.tick(1.0)
+    packets = a.packets(sine(440, 100))
+    for i, packet in enumerate(packets):  # 5 packets, none read by a tick
+        a.stream.receive(packet, PEER, 1.0 + 0.02 * (i + 1))
+    capture.tick(1.1, span=5)
+    capture.tick(1.12)
+    assert recording.frames == 1 + 5 + 1
+    capture.stop_call_recording(a.stream)
+    result = recording.done.result(timeout=10)
+    capture.calls.writer.close()
+    assert result.path is not None
+    _params, samples = read_wav(result.path)
+    left = samples[0::2]
+    assert len(left) == 7 * 160
+    assert abs(peak_hz(left[160 : 6 * 160]) - 440) < 10
+    assert not left[6 * 160 :].any()  # nothing arrived for the last tick: silence
