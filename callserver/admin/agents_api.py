@@ -14,6 +14,7 @@ serves which queue); a ``"queues"`` body, when sent, must name exactly those.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -140,12 +141,10 @@ class AgentsApi:
 async def _body(request: web.Request, action: str) -> dict[str, Any]:
     """The request's JSON object (none: ``{}``), checked for ``action``'s fields."""
     allowed = {"login": "queues", "pause": "reason"}.get(action)
-    text = await request.text()
-    if not text.strip():
-        return {}
     try:
-        body = await request.json()
-    except ValueError:
+        text = await request.text()
+        body = json.loads(text) if text.strip() else {}
+    except ValueError:  # UnicodeDecodeError too: bytes that are no UTF-8 text
         raise web.HTTPBadRequest(text="the body is not JSON: send {} or nothing") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="the body is a JSON object")

@@ -189,3 +189,16 @@ async def test_queues_are_scoped_and_a_bad_query_is_400(centre: Centre) -> None:
     assert (await centre.request("GET", "/api/queues/info?customer=beta"))[0] == 200
     status, data = await centre.request("GET", "/api/queues?limit=3")
     assert (status, data["error"]) == (400, "limit: /api/queues takes no query parameters")
+
+
+async def test_a_body_that_is_not_utf8_is_400_not_a_failure(centre: Centre) -> None:
+    """Bytes that are no UTF-8 text are a bad body (400 saying what to send), not a 500."""
+    client = centre.client
+    async with client.session.post(
+        f"{client.url}/api/agents/{agent(1)}/pause",
+        data=b'{"reason": "\xff"}',
+        headers={"Authorization": f"Bearer {ACME}", "Content-Type": "application/json"},
+    ) as response:
+        status, data = response.status, await response.json()
+    assert status == 400 and "not JSON" in data["error"], data
+    assert centre.driver.centre.agents.get(agent(1)).state.value != "paused"
