@@ -156,7 +156,7 @@ class DialplansApi:
     async def validate(self, request: web.Request) -> web.Response:
         """The loader's verdict on a text for this dialplan; nothing is written."""
         name = self._writable_name(request)
-        checked = await self._check(name, (await _text(request)).encode("utf-8"))
+        checked = await self._check(name, await _data(request))
         return web.json_response(
             {
                 "valid": not checked.errors,
@@ -169,7 +169,7 @@ class DialplansApi:
     async def upload(self, request: web.Request) -> web.Response:
         """Validate, keep the file replaced, write atomically, reload; 422 with the errors."""
         name = self._writable_name(request)
-        data = (await _text(request)).encode("utf-8")
+        data = await _data(request)
         async with self._writing:
             checked = await self._check(name, data)
             if checked.errors:
@@ -255,12 +255,18 @@ def _read(directory: Path, name: str) -> tuple[Path, str, float]:
     return path, path.read_bytes().decode("utf-8", errors="replace"), path.stat().st_mtime
 
 
-async def _text(request: web.Request) -> str:
+async def _data(request: web.Request) -> bytes:
+    """The body's ``text`` as the UTF-8 bytes of the file; 400 for anything else."""
     try:
         body = await request.json()
     except ValueError:
         raise web.HTTPBadRequest(text=f"the body is not JSON: {_BODY}") from None
     if not isinstance(body, dict) or not isinstance(body.get("text"), str):
         raise web.HTTPBadRequest(text=f"the body has no text: {_BODY}")
-    text: str = body["text"]
-    return text
+    try:
+        return str(body["text"]).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate (\ud800) JSON may hold
+        raise web.HTTPBadRequest(
+            text=f"the text is not UTF-8 at character {exc.start}: send the dialplan's YAML "
+            "as Unicode text"
+        ) from None

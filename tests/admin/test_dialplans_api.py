@@ -259,3 +259,16 @@ async def test_a_name_that_is_no_number_is_the_loaders_422_and_a_bad_body_400(
         status, data = await api.request("PUT", f"/api/dialplans/{ACME_PLAN}", body=body)
         assert status == 400
         assert '{"text":' in data["error"]
+
+
+async def test_a_text_that_is_no_unicode_is_400_and_nothing_is_written(api: Admin) -> None:
+    """A JSON text holding a lone surrogate (\\ud800) cannot be a file's UTF-8: 400 saying
+    so, for a validation and an upload alike, not a 500; the file is unchanged."""
+    before = (api.directory / f"{ACME_PLAN}.yaml").read_bytes()
+    for method, path in (
+        ("POST", f"/api/dialplans/{ACME_PLAN}/validate"),
+        ("PUT", f"/api/dialplans/{ACME_PLAN}"),
+    ):
+        status, data = await api.request(method, path, body={"text": "steps: \ud800\n"})
+        assert status == 400 and "UTF-8" in data["error"], data
+    assert (api.directory / f"{ACME_PLAN}.yaml").read_bytes() == before
