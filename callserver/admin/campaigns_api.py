@@ -105,12 +105,13 @@ class CampaignsApi:
     async def stop(self, request: web.Request) -> web.Response:
         """Stop a started campaign: no new call; its status."""
         name = request.match_info["name"]
+        missing = web.HTTPNotFound(text=f"no campaign {name} was started (GET /api/campaigns)")
+        if "/" in name or name.startswith("."):  # checked before any file is read
+            raise missing
         folder = CampaignFolder(self._root(), name)
         shown = await asyncio.to_thread(_status_or_none, folder)
-        if shown is None or "/" in name or name.startswith("."):
-            raise web.HTTPNotFound(text=f"no campaign {name} was started (GET /api/campaigns)")
-        if not sees_customer(request_token(), shown.customer):
-            raise web.HTTPNotFound(text=f"no campaign {name} was started (GET /api/campaigns)")
+        if shown is None or not sees_customer(request_token(), shown.customer):
+            raise missing
         await asyncio.to_thread(stop_campaign, folder)
         self._runner.scan()
         return web.json_response(_json(await asyncio.to_thread(read_status, folder)))

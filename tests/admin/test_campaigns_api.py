@@ -18,7 +18,7 @@ from callserver.admin.campaigns_api import CampaignsApi
 from callserver.calls.originated import OriginatedRequest, OriginatedResult
 from callserver.campaigns.file import Campaign, load_in_force
 from callserver.campaigns.runner import CampaignRunner
-from callserver.campaigns.store import CampaignFolder
+from callserver.campaigns.store import STATE_FILE, CampaignFolder
 from callserver.config.trunks import TrunksFile
 from tests.admin.serving import Client, serving
 from tests.admin.tokens import ACME, GLOBEX, OPERATOR
@@ -142,3 +142,17 @@ async def test_files_another_customer_and_bad_files_are_refused(api: Api) -> Non
     assert any("initech" in error for error in data["errors"]), data
     assert (await api.request("GET", "/api/campaigns"))[1] == {"campaigns": []}
     assert api.placed == []
+
+
+async def test_a_stop_names_a_folder_in_campaigns_only_and_reads_no_other(api: Api) -> None:
+    """A name reaching out of the campaigns folder (``..%2F``: a decoded '/') is 404 before
+    anything there is read: a folder beside it that looks started, with a damaged state, is
+    neither read (no 500) nor stopped."""
+    outside = CampaignFolder(api.root.parent, "outside")
+    outside.path.mkdir()
+    outside.campaign_file.write_text(CAMPAIGN)
+    (outside.path / STATE_FILE).write_text("{damaged")
+    for name in ("..%2Foutside", ".hidden"):
+        status, data = await api.request("POST", f"/api/campaigns/{name}/stop")
+        assert status == 404 and "was started" in data["error"], (name, data)
+    assert not outside.stopped()
