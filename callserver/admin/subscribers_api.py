@@ -33,7 +33,7 @@ import structlog
 from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
-from callserver.admin.params import check_known
+from callserver.admin.params import check_known, customer_scope, query_text
 from callserver.calls.service_codes import check_changes
 from callserver.calls.services_store import locked
 
@@ -94,9 +94,10 @@ class SubscribersApi:
         router.add_patch("/api/subscribers/{extension}/services", self.change_services)
 
     async def list_subscribers(self, request: web.Request) -> web.Response:
-        """The subscribers the token sees (``?group=``, ``?customer=``: of one), by number."""
+        """The subscribers the token sees (``?group=``, ``?customer=``: of one; a customer
+        token naming another customer is 404), by number."""
         check_known(request, ("group", "customer"))
-        group, customer = request.query.get("group"), request.query.get("customer")
+        group, customer = query_text(request, "group"), customer_scope(request)
         centrex, store = self._view.centrex(), self._store()
         seen = [
             s

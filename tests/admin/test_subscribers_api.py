@@ -156,3 +156,17 @@ async def test_list_filters_and_unknown_parameters(tmp_path: Path) -> None:
     assert [s["id"] for s in group["subscribers"]] == ["globex-office:201"]
     assert len(customer["subscribers"]) == 2
     assert bad[0] == 400 and "takes customer, group" in bad[1]["error"]
+
+
+async def test_a_customer_naming_another_customer_is_404_as_in_every_list(
+    tmp_path: Path,
+) -> None:
+    """acme's token asking for globex's subscribers is 404, as ?customer= is in the other
+    lists (admin.params.customer_scope); its own is its list; an empty one is 400."""
+    async with provisioned(tmp_path) as api:
+        other = await api.request("GET", "/api/subscribers?customer=globex", ACME)
+        own = await api.request("GET", "/api/subscribers?customer=acme", ACME)
+        empty = await api.request("GET", "/api/subscribers?customer=", ACME)
+    assert other[0] == 404 and "globex" in other[1]["error"], other
+    assert own[0] == 200 and {s["customer"] for s in own[1]["subscribers"]} == {"acme"}
+    assert empty[0] == 400 and empty[1]["error"].startswith("query parameter customer"), empty
