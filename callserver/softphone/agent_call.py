@@ -53,7 +53,7 @@ from callserver.sip.transaction import TransactionKey
 from callserver.softphone.events import AgentEvent, CallChanged, CallOffered
 from callserver.softphone.rtp_leg import RtpLeg
 
-__all__ = ["AgentCall", "answer_direction"]
+__all__ = ["AgentCall", "answer_direction", "refer_to"]
 
 log = structlog.get_logger("callserver.softphone")
 
@@ -129,14 +129,14 @@ class AgentCall:
         call = self.current
         if call is None or call.state not in ("talking", "held") or call.dialog_id is None:
             return "no call is answered"
-        if not target or not all(c.isdigit() or c in "+*#" for c in target):
+        target_uri = refer_to(target, self.server)
+        if target_uri is None:
             return f"{target!r} is not an extension or a number"
         dialog = self.endpoint.dialogs.get(call.dialog_id)
         if dialog is None:
             return "the call has ended"
-        refer_to = f"<sip:{target}@{self.server.host}:{self.server.port}>"
         call.refer_key = self.endpoint.send_in_dialog(
-            dialog, "REFER", self._clock(), headers=(("Refer-To", refer_to),)
+            dialog, "REFER", self._clock(), headers=(("Refer-To", target_uri),)
         )
         self._wake()
         return None
@@ -293,6 +293,19 @@ class AgentCall:
 
 
 _ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, INFO"
+_DIALLABLE = frozenset("0123456789+*#")  # as calls.transfer takes a Refer-To's user part
+_TARGET_MAX = 32  # characters: an E.164 number or a short code, with room for * and #
+
+
+def refer_to(target: str, server: Peer) -> str | None:
+    """The ``Refer-To`` of a blind transfer to ``target`` on ``server`` (RFC 3515 §2.1), or
+    None when ``target`` is no extension or number: ASCII digits, ``+``, ``*`` and ``#``
+    only (``str.isdigit`` would let other scripts' digits into the header), at most
+    ``_TARGET_MAX`` of them. ``#`` is escaped, as a URI's user part has no ``#`` (RFC 3261
+    §25.1); the server unescapes it (``calls.transfer.target_number``)."""
+    if not target or len(target) > _TARGET_MAX or not set(target) <= _DIALLABLE:
+        return None
+    return f"<sip:{target.replace('#', '%23')}@{server.host}:{server.port}>"
 
 
 _ANSWERS = {  # RFC 3264 §6.1: an offer's direction and whether we hold -> the answer's
