@@ -13,7 +13,8 @@ ring not answered). An offer without PCMU or PCMA gets 488 (RFC 3264 §6).
 port) and starts the RTP; the browser hears ``talking`` when the ACK confirms the dialog
 (RFC 3261 §13.3.1.4); ``hang_up`` rejects a
 ringing call (603 Decline) or sends BYE; ``hold`` re-INVITEs with ``a=sendonly``
-(``sendrecv`` to resume), upon which the server plays its music on hold to the other party;
+(``sendrecv`` to resume), upon which the server plays its music on hold to the other party
+(refused, the call stays as it was: RFC 3261 §14.1);
 ``transfer`` sends REFER with ``Refer-To`` the target
 (an extension or a number, RFC 5589 §6 blind transfer) and follows the NOTIFYs: the server
 ends our leg with BYE once the target answered, and a failed transfer leaves the call as it
@@ -243,6 +244,11 @@ class AgentCall:
         status = event.response.status
         if event.key == call.hold_key and status >= 200:
             call.hold_key = None
+            if status >= 300 and call.state in ("talking", "held"):  # RFC 3261 §14.1: as before
+                call.state = "talking" if call.state == "held" else "held"
+                self.rtp.sending = call.state == "talking"
+                refused = f"the server refused it: {status} {event.response.reason}"
+                self._changed(call, call.state, refused)
         elif event.key == call.refer_key and status >= 200:
             call.refer_key = None
             if status < 300:
