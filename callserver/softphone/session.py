@@ -165,6 +165,9 @@ class SoftphoneSession:
         except (OperationError, InvalidStateError, ValueError) as exc:
             self.refuse(f"the browser's offer cannot be answered: {exc}")
             return
+        except AssertionError:  # aiortc's SDP parser asserts on a malformed line
+            self.refuse("the browser's offer cannot be answered: its SDP is malformed")
+            return
         self._send({"type": "answer", "sdp": pc.localDescription.sdp})
 
     def _browser_track(self, track: MediaStreamTrack) -> None:
