@@ -189,8 +189,10 @@ class SoftphoneSession:
         except (UnknownAgent, TransitionRefused, ValueError) as exc:
             self.refuse(str(exc))
             return
-        if action in ("login", "logout"):
-            self.logged_in = outcome.state != "logged_out"
+        if action == "login" and outcome.outcome == "logged_in":
+            self.logged_in = True  # not when refused: logged in elsewhere, it stays so
+        elif action == "logout" and outcome.state == "logged_out":
+            self.logged_in = False
         self._send({"type": "agent", **asdict(outcome)})
 
     def _log_out(self) -> None:
