@@ -142,3 +142,29 @@ def test_a_call_is_listed_by_customer_and_hung_up_from_the_page(
             caller.wait()
     (cdr,) = server_until(server, lambda s: exported_cdrs(s.data_dir))
     assert (cdr["call_id"], cdr["hangup_by"], cdr["end_reason"]) == (call_id, "admin", "admin")
+
+
+def test_a_failed_hang_up_stays_in_the_banner_after_the_next_poll(
+    browser: Browser, server: ServerProcess
+) -> None:
+    """A hang-up the API refuses (a call that is gone) keeps its message in the banner after
+    the page's next successful poll of the list; the close button hides it."""
+    log_in(browser, server, OPERATOR)
+    drawn = open_page(browser, server, "calls", "calls-count")
+    browser.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('/portal/static/api.js').then(({ api }) =>"
+        " api('/api/calls/' + encodeURIComponent('gone/1#x@pbx'), { method: 'DELETE' }))"
+        ".then(() => done('answered'), () => done('refused'));"
+    )
+    message = browser.wait(lambda d: banner(d))
+    assert "gone/1#x@pbx" in message
+
+    def redrawn(driver: WebDriver) -> bool:
+        return driver.find_element(By.ID, "calls-count") != drawn
+
+    browser.wait(redrawn)
+    assert banner(browser.driver) == message
+    browser.screenshot("calls-hang-up-refused")
+    browser.click("#banner button")
+    browser.wait(lambda d: banner(d) == "")

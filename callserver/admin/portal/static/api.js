@@ -65,27 +65,36 @@ async function send(path, options = {}, bearer = token()) {
 
 // Sends a request; answers its JSON. An error is shown in the banner and thrown (ApiError),
 // unless options.quiet; a 401 sends the person to the login page (unless options.bearer).
+// A request's success clears only the error the same request (method and path) showed: a
+// poll's next answer must not hide a failed action's error before the person has read it.
 export async function api(path, options = {}) {
+  const source = requestKey(options.method, path);
   try {
     const response = await send(path, options, options.bearer || token());
-    clearError();
+    clearError(source);
     return response.status === 204 ? null : await response.json();
   } catch (err) {
     if (err.status === 401 && !options.bearer) loginAgain();
-    if (!options.quiet) showError(err.message);
+    if (!options.quiet) showError(err.message, source);
     throw err;
   }
 }
 
+// What a request is, for the banner: its method and path without the query.
+function requestKey(method, path) {
+  return (method || "GET") + " " + String(path).split("?")[0];
+}
+
 // A file of the API (a CSV, a recording) fetched with the token, as a blob: URL.
 export async function blobUrl(path, accept = "*/*") {
+  const source = requestKey("GET", path);
   try {
     const response = await send(path, { accept });
-    clearError();
+    clearError(source);
     return URL.createObjectURL(await response.blob());
   } catch (err) {
     if (err.status === 401) loginAgain();
-    showError(err.message);
+    showError(err.message, source);
     throw err;
   }
 }
@@ -100,21 +109,25 @@ export async function download(path, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
-export function showError(message) {
+// Shows message in the banner until it is closed, or (with source) until the request source
+// succeeds (see api).
+export function showError(message, source = "") {
   const banner = document.getElementById("banner");
   banner.replaceChildren(el("span", { text: message }));
   const close = el("button", { text: "×", attrs: { type: "button", "aria-label": "close" } });
-  close.addEventListener("click", clearError);
+  close.addEventListener("click", () => clearError());
   banner.append(close);
+  banner.dataset.source = source;
   banner.hidden = false;
 }
 
-export function clearError() {
+// Hides the banner: any error, or (with source) only the error that request showed.
+export function clearError(source = undefined) {
   const banner = document.getElementById("banner");
-  if (banner) {
-    banner.hidden = true;
-    banner.replaceChildren();
-  }
+  if (!banner || (source !== undefined && banner.dataset.source !== source)) return;
+  banner.hidden = true;
+  banner.replaceChildren();
+  delete banner.dataset.source;
 }
 
 // An element: props.text is its text, props.className its class, props.attrs attributes
