@@ -84,10 +84,11 @@ def browser() -> Iterator[Browser]:
 
 
 def _listed(browser: Browser) -> list[str]:
-    """The ids of the recordings listed, once the list is drawn."""
+    """The ids of the recordings listed, once the list is drawn (its table is made from the
+    API's answer; the section is there before it)."""
     rows = browser.wait(
         lambda d: (
-            d.find_element(By.ID, "rec-list")
+            d.find_element(By.CSS_SELECTOR, "#rec-list table")
             and (
                 [
                     row.get_attribute("data-recording")
