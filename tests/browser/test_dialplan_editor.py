@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -16,11 +17,11 @@ from tests.browser.portal import ADMIN, OPERATOR, banner, log_in, open_page
 from tests.e2e.admin_client import api
 from tests.e2e.conftest import HOST, ServerProcess, start_server
 
-CALLED, OTHER = "38733100200", "38733100201"
+CALLED, OTHER, NEW = "38733100200", "38733100201", "38733100202"
 TRUNKS: dict[str, object] = {
     "customers": {"acme": {}},
     "trunks": {"acme-pbx": {"match": [HOST], "customer": "acme"}},
-    "numbers": {CALLED: {}, OTHER: {}},
+    "numbers": {CALLED: {}, OTHER: {}, NEW: {}},
 }
 IN_FORCE = "steps:\n  welcome:\n    play: greeting\n  goodbye:\n    hangup:\n    after: 0.5s\n"
 # The step of line 7 names a verb that does not exist (the loader reports the step's line).
@@ -110,3 +111,31 @@ def test_a_corrected_plan_uploads_and_is_in_force(browser: Browser, server: Serv
     assert browser.driver.find_elements(By.CSS_SELECTOR, "#dp-gutter div.error") == []
     browser.screenshot("uploaded")
     assert api(server, "GET", f"/api/dialplans/{OTHER}", OPERATOR)[1]["version"] == version
+
+
+def test_a_new_dialplan_is_loaded_from_a_file_and_uploaded(
+    browser: Browser, server: ServerProcess, tmp_path: Path
+) -> None:
+    """A number without a dialplan: New opens an empty editor, a YAML file from the computer
+    fills it, Upload writes it and the list shows it in force."""
+    plan = IN_FORCE.replace("0.5s", "2s")
+    source = tmp_path / "new-plan.yaml"
+    source.write_text(plan)
+    log_in(browser, server, OPERATOR)
+    open_page(browser, server, "dialplans", "dp-list")
+    browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-dialplan="{CALLED}"]'))
+    browser.driver.find_element(By.ID, "dp-new-name").send_keys(NEW)
+    browser.driver.find_element(By.ID, "dp-new-open").click()
+    assert browser.wait(lambda d: d.find_element(By.ID, "dp-name")).text == NEW
+    browser.driver.find_element(By.ID, "dp-file").send_keys(str(source))
+    text = browser.driver.find_element(By.ID, "dp-text")
+    browser.wait(lambda d: text.get_attribute("value") == plan)
+    browser.driver.find_element(By.ID, "dp-upload").click()
+    version = hashlib.sha256(plan.encode()).hexdigest()[:12]
+    browser.wait(
+        lambda d: f"version {version} is in force" in d.find_element(By.ID, "dp-status").text
+    )
+    row = browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-dialplan="{NEW}"]'))
+    assert version in row.text
+    browser.screenshot("new-from-file")
+    assert (server.data_dir.parent / "dialplans" / f"{NEW}.yaml").read_text() == plan

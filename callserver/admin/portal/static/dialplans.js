@@ -1,11 +1,14 @@
 // The dialplan editor: the dialplans the token may see (GET /api/dialplans), one opened in a
-// text area with line numbers, checked by the server's loader (POST .../validate) and
-// uploaded (PUT). Each error is marked in the gutter at its line, its message beside the line.
-import { ApiError, api, el, section, startPage, table } from "./api.js";
+// text area with line numbers (or a new one for a number that has none, or a file loaded from
+// the computer), checked by the server's loader (POST .../validate) and uploaded (PUT). Each
+// error is marked in the gutter at its line, its message beside the line; warnings are listed.
+import { ApiError, api, el, section, showError, startPage, table } from "./api.js";
 
 startPage();
 const list = section("dp-list", "Dialplans");
+const creating = section("dp-new", "New dialplan");
 const editor = section("dp-editor");
+const STARTER = "steps:\n  welcome:\n    play: greeting\n";
 const LINE = 18; // px, as .editor's line-height in portal.css
 
 const gutter = el("div", { className: "gutter", attrs: { id: "dp-gutter", "aria-hidden": "true" } });
@@ -57,6 +60,14 @@ function goToLine(line) {
   followScroll();
 }
 
+function showWarnings(warnings) {
+  for (const w of warnings) {
+    const where = w.file + (w.line ? ":" + w.line : "");
+    problems.append(el("li", { className: "warning", attrs: { "data-line": w.line } },
+      el("code", { text: where }), " warning: ", (w.field ? w.field + ": " : "") + w.message));
+  }
+}
+
 function showErrors(errors) {
   marked = new Map();
   for (const e of errors) {
@@ -93,6 +104,7 @@ async function validate() {
     body: { text: text.value },
   });
   showErrors(verdict.errors);
+  showWarnings(verdict.warnings || []);
   say(verdict.valid ? "Valid: nothing to fix (not uploaded yet)." : verdict.errors.length + " error(s): see the marked lines.", verdict.valid);
 }
 
@@ -107,10 +119,8 @@ async function upload() {
     say("Uploaded: version " + done.version + " is in force" + (done.previous ? "; the previous file is kept as " + done.previous : "") + ".", true);
     await loadList();
   } catch (err) {
-    if (err instanceof ApiError && err.status === 422) {
-      showErrors(err.data.errors || []);
-      say(err.message, false);
-    }
+    if (err instanceof ApiError && err.status === 422) showErrors(err.data.errors || []);
+    say(err instanceof ApiError ? err.message : String(err), false);
   }
 }
 
@@ -120,8 +130,22 @@ function action(label, id, run, className = "") {
   return button;
 }
 
-async function open(name) {
-  const plan = await api("/api/dialplans/" + encodeURIComponent(name));
+// A file from the computer replaces the text (nothing is sent until Validate or Upload).
+function fileLoader() {
+  const input = el("input", { attrs: { type: "file", id: "dp-file", accept: ".yaml,.yml,text/yaml,text/plain" } });
+  input.addEventListener("change", async () => {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    text.value = await file.text();
+    marked = new Map();
+    problems.replaceChildren();
+    say("Loaded " + file.name + ": validate or upload it.", true);
+    drawLines();
+  });
+  return el("label", { attrs: { for: "dp-file" } }, "Load a file: ", input);
+}
+
+function show(plan) {
   current = { name: plan.name, file: plan.file, version: plan.version };
   text.value = plan.text;
   marked = new Map();
@@ -129,13 +153,34 @@ async function open(name) {
   say("", true);
   editor.fill(
     el("h2", { text: plan.name, attrs: { id: "dp-name" } }),
-    el("p", { className: "hint", text: plan.file + " · version in force: " + (plan.version || "none") }),
+    el("p", { className: "hint", text: (plan.file || "a new file") + " · version in force: " + (plan.version || "none") }),
+    el("p", {}, fileLoader()),
     el("div", { className: "editor" }, gutter, text, messages),
     el("p", {}, action("Validate", "dp-validate", validate, "secondary"), " ", action("Upload", "dp-upload", upload)),
     status,
     problems,
   );
   drawLines();
+}
+
+async function open(name) {
+  show(await api("/api/dialplans/" + encodeURIComponent(name)));
+}
+
+// The form for a dialplan of a number that has none yet: its E.164 digits (or "default").
+function newForm() {
+  const number = el("input", { attrs: { id: "dp-new-name", size: "16", placeholder: "38733100200", "aria-label": "number of the new dialplan" } });
+  const start = () => {
+    const name = number.value.trim().replace(/^\+/, "");
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+      showError("A new dialplan is named by its number's digits (38733100200) or default.");
+      return;
+    }
+    show({ name, file: null, version: null, text: STARTER });
+  };
+  const button = el("button", { text: "New", className: "secondary", attrs: { type: "button", id: "dp-new-open" } });
+  button.addEventListener("click", start);
+  creating.fill(el("p", {}, el("label", { attrs: { for: "dp-new-name" } }, "Number: "), number, " ", button));
 }
 
 async function loadList() {
@@ -163,4 +208,5 @@ text.addEventListener("keydown", (event) => {
     drawLines();
   }
 });
+newForm();
 loadList().catch(() => {});
