@@ -122,7 +122,8 @@ def _cdr_feed(server: ServerState) -> Callable[[], Awaitable[object]] | None:
 
 def softphone_api(server: ServerState) -> SoftphoneApi:
     """The softphone's WebSocket over the running server: its Centrex, the agents' desk and
-    call centre, and its first SIP socket (a wildcard listen address is reached on loopback)."""
+    call centre, and its first SIP socket (a wildcard listen address is reached on loopback,
+    so the softphones' own sockets are bound there: ``SoftphoneSession``'s ``bind_host``)."""
     phones = server.phones
 
     def states(number: str) -> tuple[str, str | None]:

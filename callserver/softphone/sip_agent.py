@@ -16,11 +16,16 @@ the next nonce count, so it costs one REGISTER, not two, of the registrar's per-
 the agent's number reach it through the registrar's binding as they reach any phone; what
 the call does is ``agent_call.AgentCall``'s (answer, hold, transfer, hang up), which this
 class feeds with the endpoint's events.
+
+The agent takes SIP only from the server it registers with (``server``: the address and
+port): a datagram from any other peer is dropped unread and counted (``foreign``), so that
+nobody else can ring, hold or hang up the agent's phone, whatever address its socket is on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 from collections.abc import Callable
 
@@ -99,6 +104,7 @@ class SipAgent:
         self._asked = expires
         self._unregistered: asyncio.Future[None] | None = None
         self.registered = False
+        self.foreign = 0  # datagrams from another peer than the server: dropped
 
     async def open(self) -> None:
         """Bind the socket (a free port on the RTP socket's host) and register."""
@@ -252,6 +258,16 @@ class SipAgent:
     # -- the pump (as app.Server's) -------------------------------------------------------
 
     def _received(self, data: bytes, peer: Peer) -> None:
+        if not _same_peer(peer, self.server):
+            self.foreign += 1
+            if self.foreign == 1 or self.foreign % 1000 == 0:
+                log.warning(
+                    "softphone.sip_foreign",
+                    agent=self.subscriber.number,
+                    peer=f"{peer.host}:{peer.port}",
+                    dropped=self.foreign,
+                )
+            return
         self.endpoint.receive_datagram(data, peer, self._loop.time())
         self._pump()
 
@@ -289,3 +305,13 @@ class SipAgent:
         deadline, self._timer, self._deadline = self._deadline, None, None
         self.endpoint.handle_timer(max(deadline or 0.0, self._loop.time()))
         self._pump()
+
+
+def _same_peer(peer: Peer, server: Peer) -> bool:
+    """Whether ``peer`` is the server's address and port (IP addresses compared as such)."""
+    if peer.port != server.port:
+        return False
+    try:
+        return ipaddress.ip_address(peer.host) == ipaddress.ip_address(server.host)
+    except ValueError:
+        return peer.host == server.host
