@@ -28,6 +28,7 @@ from callserver.admin.auth import bearer_token, find_token, holder
 from callserver.admin.calls_api import CallsApi
 from callserver.admin.cdrs_api import CdrsApi
 from callserver.admin.centre_resources import centre_resources
+from callserver.admin.centre_view import PlanQueues, memberships
 from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
 from callserver.admin.portal import PortalResource, is_public
@@ -135,6 +136,14 @@ def softphone_api(server: ServerState) -> SoftphoneApi:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
         return Peer("udp", host, server.sockets.first_port)
 
+    queues = PlanQueues(lambda: server.routing.dialplans.plans)
+
+    def is_agent(number: str) -> bool:
+        centre = phones.centre.centre
+        if any(agent.number == number for agent in centre.agents):
+            return True
+        return number in memberships(queues.configs(centre).values())
+
     return SoftphoneApi(
         tokens=lambda: server.settings.admin.tokens,
         settings=lambda: server.settings.admin.softphone,
@@ -142,6 +151,7 @@ def softphone_api(server: ServerState) -> SoftphoneApi:
         desk=phones.agents,
         states=states,
         server=sip,
+        agents=is_agent,
     )
 
 

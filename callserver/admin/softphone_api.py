@@ -3,13 +3,17 @@
 A browser cannot give a WebSocket an ``Authorization`` header, so this path passes the
 server's bearer-token check and the token comes in the first message instead:
 ``{"type": "hello", "token": "...", "agent": "+38733100201"}`` (the agent's number; a
-customer token may also name one of its customer's extensions). A customer token may act only
-as its own customer's agents: another customer's agent is refused exactly as a number that is
-no agent. The answer is ``ready`` (the agent, its state), or ``error`` and the socket closed
-(code 4401 for a token, 4403 for an agent, 4409 when the agent has a softphone open already,
-4503 when ``admin.softphone.max_sessions`` are open). After ``ready`` the messages are the
-session's (``softphone.session``). Every message that changes something (all but ``offer``)
-is logged as ``admin.audit`` with the token's name, as the API's writes are.
+customer token may also name one of its customer's extensions). Only an agent may open one:
+a subscriber a queue in force lists, or one the call centre knows as an agent (it logged in
+before), the agents ``GET /api/agents`` lists; another subscriber is refused, for an operator
+token too, since the softphone registers as its phone and takes its calls. A customer token
+may act only as its own customer's agents: another customer's agent is refused exactly as a
+number that is no subscriber. The answer is ``ready`` (the agent, its state), or ``error``
+and the socket closed (code 4401 for a token, 4403 for an agent, 4409 when the agent has a
+softphone open already, 4503 when ``admin.softphone.max_sessions`` are open). After ``ready``
+the messages are the session's (``softphone.session``). Every message that changes something
+(all but ``offer``) is logged as ``admin.audit`` with the token's name, as the API's writes
+are.
 """
 
 from __future__ import annotations
@@ -55,6 +59,14 @@ class AgentStates(Protocol):
         """``(state, reason)`` of the agent ``number``."""
 
 
+class AgentRoster(Protocol):
+    """Whether a subscriber is an agent (``admin.server.softphone_api`` asks the queues in
+    force and the call centre)."""
+
+    def __call__(self, number: str) -> bool:
+        """True when ``number`` (E.164 with ``+``) is an agent."""
+
+
 class SoftphoneApi:
     """The softphone's WebSocket (module docstring).
 
@@ -64,6 +76,7 @@ class SoftphoneApi:
         centrex: the subscribers in force; ``desk`` the agents' requests; ``states`` their
             states.
         server: where the call server's SIP listens (UDP), read once a session opens.
+        agents: whether a subscriber is an agent, asked at each hello.
     """
 
     def __init__(
@@ -75,9 +88,11 @@ class SoftphoneApi:
         desk: AgentActions,
         states: AgentStates,
         server: Callable[[], Peer],
+        agents: AgentRoster,
     ) -> None:
         self._tokens, self._settings, self._centrex = tokens, settings, centrex
         self._desk, self._states, self._server = desk, states, server
+        self._agents = agents
         self.sessions: dict[str, SoftphoneSession] = {}  # by agent number
         self._sockets: set[web.WebSocketResponse] = set()
 
@@ -125,6 +140,12 @@ class SoftphoneApi:
         subscriber = self._subscriber(entry, hello.get("agent"))
         if subscriber is None:
             return _Refusal(4403, f"{hello.get('agent')!r} is not an agent this token may act as")
+        if not self._agents(subscriber.number):
+            return _Refusal(
+                4403,
+                f"{subscriber.number} is a subscriber but no agent: only an agent opens a "
+                "softphone (list it in a queue's agents in its dialplan)",
+            )
         if subscriber.number in self.sessions:
             return _Refusal(
                 4409, f"agent {subscriber.number} has a softphone open already: close it first"
