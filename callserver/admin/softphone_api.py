@@ -204,11 +204,11 @@ class SoftphoneApi:
             await self._read(ws, token, session)
         finally:
             del self.sessions[subscriber.number]
-            await session.close()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            log.info("softphone.closed", agent=subscriber.number, token=token.name)
+            try:
+                await session.close()
+            finally:
+                await _stop(writer)
+                log.info("softphone.closed", agent=subscriber.number, token=token.name)
 
     async def _read(
         self, ws: web.WebSocketResponse, token: AdminToken, session: SoftphoneSession
@@ -234,6 +234,19 @@ class SoftphoneApi:
                     action=message.get("type"),
                 )
             await session.handle(message)
+
+
+async def _stop(writer: asyncio.Task[None]) -> None:
+    """Cancel the outbox's writer and wait for it; one that failed is logged, not raised
+    (the socket is closing anyway)."""
+    writer.cancel()
+    try:
+        await writer
+    except asyncio.CancelledError:
+        if not writer.cancelled():  # this task itself is being cancelled
+            raise
+    except Exception:
+        log.exception("softphone.writer_failed")
 
 
 async def _first_message(ws: web.WebSocketResponse) -> Mapping[str, Any] | None:

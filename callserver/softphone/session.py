@@ -119,7 +119,7 @@ class SoftphoneSession:
         if self.agent is not None:
             await self.agent.close()
         if self.logged_in:
-            self._log_out()
+            await self._log_out()
         if self._pc is not None:
             await self._pc.close()
         for task in list(self._tasks):
@@ -195,16 +195,19 @@ class SoftphoneSession:
             self.logged_in = False
         self._send({"type": "agent", **asdict(outcome)})
 
-    def _log_out(self) -> None:
+    async def _log_out(self) -> None:
         """Log the agent out as the softphone closes; when its call's end has not reached
-        the queue yet (the BYE just left: ``refused``), once more a moment later."""
+        the queue yet (the BYE just left: ``refused``), once more a moment later, before
+        ``close`` returns: no timer outlives the session (one that did could log out the
+        agent's next softphone, logged in meanwhile)."""
         number = self.subscriber.number
         try:
             refused = self._desk.act(number, "logout").outcome == "refused"
         except (UnknownAgent, ValueError):  # no longer a subscriber after a reload
             return
         if refused:
-            self._loop.call_later(_LOGOUT_RETRY, self._log_out_again, number)
+            await asyncio.sleep(_LOGOUT_RETRY)
+            self._log_out_again(number)
 
     def _log_out_again(self, number: str) -> None:
         try:

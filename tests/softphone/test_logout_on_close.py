@@ -59,3 +59,24 @@ async def test_a_login_from_the_page_is_undone_on_close() -> None:
     await session.handle({"type": "login"})
     await session.close()
     assert desk.actions == ["login", "logout"]
+
+
+class _BusyDesk(_Desk):
+    """The first logout refused (the queue has not seen the call's end yet), later ones done."""
+
+    def act(self, number: str, action: str, reason: str | None = None) -> AgentOutcome:
+        outcome = super().act(number, action, reason)
+        if action == "logout" and self.actions.count("logout") == 1:
+            return AgentOutcome(
+                agent=number, outcome="refused", state="in_call", reason=None, detail="busy"
+            )
+        return outcome
+
+
+async def test_a_refused_logout_is_retried_before_close_returns() -> None:
+    """No retry timer outlives the session: it could log out the agent's next softphone."""
+    desk, sent = _BusyDesk("logged_in"), []  # type: ignore[var-annotated]
+    session = _session(desk, sent)
+    await session.handle({"type": "login"})
+    await session.close()
+    assert desk.actions == ["login", "logout", "logout"]
