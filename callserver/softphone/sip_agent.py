@@ -194,9 +194,23 @@ class SipAgent:
         lifetime = self.expires
         for contact in response.headers.get_all("Contact"):
             if self.endpoint.config.sent_by() in contact and "expires=" in contact:
-                lifetime = int(contact.rsplit("expires=", 1)[1].split(";")[0].strip() or 0)
+                lifetime = self._granted(contact)
         self._again(max(lifetime / 2, 1.0))
         self._registration(True, f"registered for {lifetime} s")
+
+    def _granted(self, contact: str) -> int:
+        """The lifetime the registrar gave our Contact (its ``expires`` parameter, RFC 3261
+        §10.3 step 8); one that is no number of seconds is logged and taken as asked."""
+        written = contact.rsplit("expires=", 1)[1].split(";")[0].split(",")[0].strip()
+        if written.isdigit():
+            return int(written)
+        log.warning(
+            "softphone.bad_expires",
+            agent=self.subscriber.number,
+            contact=contact,
+            taken=self.expires,
+        )
+        return self.expires
 
     def _refused(self, response: Response) -> None:
         """Not registered; a 503 with Retry-After (the registrar's rate limit) is retried."""
