@@ -9,8 +9,10 @@ is sent, as a phone on hold sends nothing (RFC 3264 §8.4: sendonly towards a pa
 it is the server's to play music on).
 
 Only the server's RTP is heard: a packet is taken only from the address the server's SDP names
-(``start``'s ``remote``), and from the first port that address sends from, which the leg
-latches to (symmetric RTP, RFC 4961); a packet from anywhere else is dropped and counted
+(``start``'s ``remote``) or the server's own SIP address (``server_host``: a server with an
+``advertised_address`` names that in its SDP, yet its media sockets on a wildcard reach this
+loopback socket from loopback), and from the first port it sends from, which the leg latches
+to (symmetric RTP, RFC 4961); a packet from anywhere else is dropped and counted
 (``packets_foreign``). Between calls nothing is heard at all.
 """
 
@@ -59,6 +61,7 @@ class RtpLeg:
         self.packets_in = 0
         self.packets_out = 0
         self.packets_foreign = 0  # from another source than the server's SDP names: dropped
+        self.server_host: str | None = None  # the server's SIP address, heard from too
 
     @classmethod
     async def open(cls, host: str) -> RtpLeg:
@@ -110,7 +113,7 @@ class RtpLeg:
         source = (addr[0], addr[1])
         if self._latched is not None:
             return source == self._latched
-        if not _same_host(source[0], self._source):
+        if not any(_same_host(source[0], h) for h in (self._source, self.server_host) if h):
             return False
         self._latched = source
         return True

@@ -110,6 +110,7 @@ class SoftphoneSession:
         """Open the RTP socket and the SIP agent, which registers the agent's phone."""
         self.rtp = await RtpLeg.open(self._bind_host)
         self.rtp.hear = self.audio.feed
+        self.rtp.server_host = self._server.host
         self.agent = SipAgent(self.subscriber, self._server, self.rtp, self._told)
         await self.agent.open()
 

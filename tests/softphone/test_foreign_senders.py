@@ -53,6 +53,11 @@ async def test_rtp_only_from_the_sdp_address_and_the_port_it_latched() -> None:
         server.sendto(_packet(3), ("127.0.0.1", leg.port))
         await _settle()
         assert (len(heard), leg.packets_foreign) == (1, 2)
+        leg.server_host = "127.0.0.1"  # the SDP names the advertised address, not the source
+        leg.start("PCMU", ("192.0.2.8", 4000))
+        server.sendto(_packet(4), ("127.0.0.1", leg.port))
+        await _settle()
+        assert (len(heard), leg.packets_foreign) == (2, 2)
     finally:
         leg.close()
         server.close()
