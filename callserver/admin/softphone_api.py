@@ -23,7 +23,7 @@ import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -33,7 +33,9 @@ from callserver.config.admin import AdminToken, SoftphoneSettings
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.policy.numbering import e164
 from callserver.sip.events import Peer
-from callserver.softphone.session import AgentActions, SoftphoneSession
+
+if TYPE_CHECKING:  # aiortc and PyAV (30 MiB) load with the first softphone, not with the server
+    from callserver.softphone.session import AgentActions, SoftphoneSession
 
 __all__ = ["SoftphoneApi"]
 
@@ -177,6 +179,8 @@ class SoftphoneApi:
     async def _serve(
         self, ws: web.WebSocketResponse, token: AdminToken, subscriber: Subscriber
     ) -> None:
+        from callserver.softphone.session import SoftphoneSession
+
         outbox = _Outbox(ws)
         server = self._server()
         session = SoftphoneSession(
