@@ -14,7 +14,9 @@ extension of its Centrex (that phone's number). The call's end is logged as
 the server stops, the calls still going are ended with the admin server (``close``).
 
 A customer token originates for its own customer only: another customer is 404, as one that
-does not exist.
+does not exist. Its ``plan`` is one of its own numbers' (a plan's name is the number's E.164
+digits without ``+``): another customer's number is 404 (whether its plan exists or not), the
+operator's plans (``default``, numbers no customer has) are 403.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
-from callserver.admin.auth import request_token, sees_customer
+from callserver.admin.auth import request_token, require_operator, sees_customer
 from callserver.calls.originated import ConnectRequest, OriginatedRequest, OriginatedResult
 from callserver.config.centrex_groups import Centrex
 from callserver.dialplan.plan import PlanSet
+from callserver.dialplan.values import number_key
 from callserver.policy.numbering import e164
 from callserver.sip.ids import new_call_id
 
@@ -180,12 +183,32 @@ class OriginateApi:
         group = None if phone is None else self._centrex().groups.get(phone.group)
         return number, group is not None and group.customer == customer
 
-    def _plan(self, plan: str) -> str:
-        if self._plans().own_plan(plan) is None:
+    def _plan(self, written: str) -> str:
+        """The plan's name (E.164 digits without ``+``, or ``default``) when the token may run
+        it: a customer token only its own numbers' plans (another customer's is 404, as one
+        that does not exist; the operator's, ``default`` and numbers no customer has, 403)."""
+        name = number_key(written)
+        token = request_token()
+        if token.role != "operator":
+            owner = self._owner(name)
+            if owner is None:
+                require_operator(f"plan: the dialplan {name} (the operator's)")
+            elif owner != token.customer:
+                raise web.HTTPNotFound(
+                    text=f"plan: no dialplan for {name} of {token.customer}: name one of its "
+                    "numbers (GET /api/dialplans lists them)"
+                )
+        if self._plans().own_plan(name) is None:
             raise web.HTTPBadRequest(
-                text=f"plan: no dialplan for {plan} is in force (dialplans/<number>.yaml)"
+                text=f"plan: no dialplan for {name} is in force (dialplans/<number>.yaml)"
             )
-        return plan.lstrip("+")
+        return name
+
+    def _owner(self, name: str) -> str | None:
+        """The customer whose number the plan ``name`` is, None for the operator's."""
+        if not name.isdigit():
+            return None
+        return next((c for c in self._customers() if self._owns(c, f"+{name}")), None)
 
     def _ring(self, body: dict[str, Any]) -> float:
         value = body.get("ring_timeout")

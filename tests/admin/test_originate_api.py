@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -13,12 +13,21 @@ import structlog
 
 from callserver.admin.originate_api import OriginateApi
 from callserver.calls.originated import ConnectRequest, OriginatedRequest, OriginatedResult
+from callserver.dialplan.plan import PlanSet
 from tests.admin.centre import plan_queue
 from tests.admin.serving import Client, serving
 from tests.admin.tokens import ACME, GLOBEX, OPERATOR
 from tests.queues.support import centrex
 
 PHONES = centrex(5)
+OWN = {"acme": "+38733100", "globex": "+38744"}
+_QUEUE = plan_queue("acme", "sales", "+38733100201").plans["38733101250"]
+PLANS = PlanSet(
+    {
+        name: replace(_QUEUE, number=name)
+        for name in ("38733101250", "38733100500", "38744100500", "default")
+    }
+)
 
 
 @dataclass
@@ -49,14 +58,15 @@ class Api:
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
     """The originate resource for acme (its numbers +387 33 100 ..., phones 201-205) and
-    globex (no numbers), a plan for 38733101250, on a free port."""
+    globex (its numbers +387 44 ...), plans for 38733101250 (no customer's), acme's
+    38733100500, globex's 38744100500 and ``default``, on a free port."""
     originator, draining = FakeOriginator(), [False]
     resource = OriginateApi(
         originator,
         customers=lambda: ("acme", "globex"),
-        owns=lambda customer, number: customer == "acme" and number.startswith("+38733100"),
+        owns=lambda customer, number: number.startswith(OWN[customer]),
         centrex=lambda: PHONES,
-        plans=lambda: plan_queue("acme", "sales", "+38733100201"),
+        plans=lambda: PLANS,
         ring_timeout=lambda: 30.0,
         draining=lambda: draining[0],
     )
@@ -141,6 +151,34 @@ async def test_another_customer_is_404_and_bad_fields_are_400(api: Api) -> None:
     api.draining[0] = True
     assert (await api.post(call))[0] == 503
     assert api.originator.placed == []
+
+
+async def test_a_customer_token_runs_only_the_plans_of_its_own_numbers(api: Api) -> None:
+    """acme's token runs the plan of its number 38733100500 (as +387 33 100 500 too);
+    globex's plan is 404, as a plan of globex's that does not exist; the operator's plans
+    (``default``, 38733101250 of no customer) are 403. The operator's token runs any plan.
+    Only the allowed calls are placed."""
+    call = {"from": "+38733100200", "to": "+38761200300"}
+    assert (await api.post({**call, "plan": "38733100500"}, ACME))[0] == 202
+    assert (await api.post({**call, "plan": "+387 33 100 500"}, ACME))[0] == 202
+    taken = await api.post({**call, "plan": "38744100500"}, ACME)
+    missing = await api.post({**call, "plan": "38744999999"}, ACME)
+    assert (taken[0], missing[0]) == (404, 404)
+    assert taken[1]["error"].replace("38744100500", "N") == missing[1]["error"].replace(
+        "38744999999", "N"
+    )
+    for plan in ("default", "38733101250"):
+        status, data = await api.post({**call, "plan": plan}, ACME)
+        assert (status, "operator token" in data["error"]) == (403, True), data
+    for plan in ("38744100500", "default", "38733101250"):
+        assert (await api.post({**call, "customer": "acme", "plan": plan}))[0] == 202
+    assert [p.plan for p in api.originator.placed if isinstance(p, OriginatedRequest)] == [
+        "38733100500",
+        "38733100500",
+        "38744100500",
+        "default",
+        "38733101250",
+    ]
 
 
 async def test_closing_the_server_ends_the_calls_still_going() -> None:
