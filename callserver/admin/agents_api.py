@@ -14,7 +14,6 @@ serves which queue); a ``"queues"`` body, when sent, must name exactly those.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
+from callserver.admin.bodies import json_object
 from callserver.admin.centre_view import (
     CentreView,
     PlanQueues,
@@ -141,13 +141,8 @@ class AgentsApi:
 async def _body(request: web.Request, action: str) -> dict[str, Any]:
     """The request's JSON object (none: ``{}``), checked for ``action``'s fields."""
     allowed = {"login": "queues", "pause": "reason"}.get(action)
-    try:
-        text = await request.text()
-        body = json.loads(text) if text.strip() else {}
-    except ValueError:  # UnicodeDecodeError too: bytes that are no UTF-8 text
-        raise web.HTTPBadRequest(text="the body is not JSON: send {} or nothing") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="the body is a JSON object")
+    example = {"login": '{"queues": ["sales"]}', "pause": '{"reason": "lunch"}'}.get(action, "{}")
+    body = await json_object(request, f"{example} or nothing", optional=True)
     for name in body:
         if name != allowed:
             takes = f'takes only "{allowed}"' if allowed else "takes no fields"

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
+from callserver.admin.bodies import json_object
 from callserver.campaigns.operations import (
     CAMPAIGNS_DIR,
     CampaignStatus,
@@ -128,11 +129,8 @@ class CampaignsApi:
 
 
 async def _file(request: web.Request) -> str:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='the body is {"file": "spring.yaml"}') from None
-    if not isinstance(body, dict) or set(body) != {"file"} or not isinstance(body["file"], str):
+    body = await json_object(request, '{"file": "spring.yaml"}')
+    if set(body) != {"file"} or not isinstance(body["file"], str):
         raise web.HTTPBadRequest(text='file: the body is {"file": NAME}, NAME a .yaml file name')
     return body["file"]
 

@@ -28,6 +28,7 @@ import structlog
 from aiohttp import web
 
 from callserver.admin.auth import request_token, require_operator, sees_customer
+from callserver.admin.bodies import json_object
 from callserver.config.trunks import CustomerConfig
 from callserver.dialplan.compiler import PlanContext
 from callserver.dialplan.files import (
@@ -45,7 +46,7 @@ from callserver.dialplan.plan import PlanSet
 __all__ = ["DialplansApi", "DialplansView", "number_owners"]
 
 log = structlog.get_logger("callserver.admin")
-_BODY = 'send JSON {"text": "<the dialplan\'s YAML>"} with Content-Type: application/json'
+_BODY = '{"text": "<the dialplan\'s YAML>"}'
 
 
 class DialplansView(Protocol):
@@ -257,12 +258,9 @@ def _read(directory: Path, name: str) -> tuple[Path, str, float]:
 
 async def _data(request: web.Request) -> bytes:
     """The body's ``text`` as the UTF-8 bytes of the file; 400 for anything else."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"the body is not JSON: {_BODY}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-        raise web.HTTPBadRequest(text=f"the body has no text: {_BODY}")
+    body = await json_object(request, _BODY)
+    if not isinstance(body.get("text"), str):
+        raise web.HTTPBadRequest(text=f"the body has no text: send {_BODY}")
     try:
         return str(body["text"]).encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate (\ud800) JSON may hold

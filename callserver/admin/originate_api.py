@@ -29,6 +29,7 @@ import structlog
 from aiohttp import web
 
 from callserver.admin.auth import request_token, require_operator, sees_customer
+from callserver.admin.bodies import json_object
 from callserver.calls.originated import ConnectRequest, OriginatedRequest, OriginatedResult
 from callserver.config.centrex_groups import Centrex
 from callserver.dialplan.plan import PlanSet
@@ -40,6 +41,9 @@ __all__ = ["OriginateApi", "Originator"]
 
 log = structlog.get_logger("callserver.admin")
 
+_EXAMPLE = (
+    '{"customer": "acme", "from": "+38733100200", "to": "+38761200300", "plan": "38733100500"}'
+)
 _FIELDS = frozenset({"customer", "from", "to", "plan", "connect_to", "ring_timeout"})
 
 
@@ -220,14 +224,7 @@ class OriginateApi:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text='the body is a JSON object: {"customer", "from", "to", "plan" or "connect_to"}'
-        ) from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="the body is a JSON object")
+    body = await json_object(request, _EXAMPLE)
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
         raise web.HTTPBadRequest(text=f"{unknown[0]}: not a field ({', '.join(sorted(_FIELDS))})")

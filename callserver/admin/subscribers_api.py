@@ -24,7 +24,6 @@ A customer token sees its own customer's subscribers alone; another's is 404.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,6 +32,7 @@ import structlog
 from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
+from callserver.admin.bodies import json_object
 from callserver.admin.params import check_known, customer_scope, query_text
 from callserver.calls.service_codes import check_changes
 from callserver.calls.services_store import locked
@@ -207,11 +207,8 @@ def _view(centrex: Centrex, store: PhoneSettings, subscriber: Subscriber) -> dic
 async def _body(request: web.Request) -> dict[str, object]:
     """The request's JSON object of settings; 400 for anything else."""
     example = '{"forward_busy": "+38761100100", "dnd": false}'
-    try:
-        body = json.loads(await request.read() or b"null")
-    except ValueError as exc:
-        raise web.HTTPBadRequest(text=f"the body is not JSON ({exc}): send {example}") from None
-    if not isinstance(body, dict) or not body:
+    body = await json_object(request, f"of the settings to change, {example}")
+    if not body:
         raise web.HTTPBadRequest(text=f"send a JSON object of the settings to change: {example}")
     return body
 

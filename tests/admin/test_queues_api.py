@@ -200,5 +200,5 @@ async def test_a_body_that_is_not_utf8_is_400_not_a_failure(centre: Centre) -> N
         headers={"Authorization": f"Bearer {ACME}", "Content-Type": "application/json"},
     ) as response:
         status, data = response.status, await response.json()
-    assert status == 400 and "not JSON" in data["error"], data
+    assert status == 400 and "not UTF-8" in data["error"], data
     assert centre.driver.centre.agents.get(agent(1)).state.value != "paused"
