@@ -29,6 +29,7 @@ from callserver.admin.centre_view import (
     agents_of,
     memberships,
 )
+from callserver.admin.params import check_known
 from callserver.calls.agent_desk import ACTIONS, AgentOutcome
 from callserver.config.centrex_groups import Centrex
 from callserver.policy.numbering import e164
@@ -78,9 +79,7 @@ class AgentsApi:
 
     async def list_agents(self, request: web.Request) -> web.Response:
         """The agents the token may see, by number."""
-        if request.query:
-            name = next(iter(request.query))
-            raise web.HTTPBadRequest(text=f"{name}: /api/agents takes no query parameters")
+        check_known(request, ())
         token, centre = request_token(), self._driver.centre
         member = memberships(self._queues.configs(centre).values())
         centrex = self._centrex()

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
+from callserver.admin.params import check_known
 from callserver.calls.call import Call
 from callserver.config.admin import AdminToken
 
@@ -76,6 +77,7 @@ class CallsApi:
 
     async def list_calls(self, request: web.Request) -> web.Response:
         """The calls in progress the token may see, oldest first."""
+        check_known(request, ())
         token = request_token()
         now, offset = self._clocks()
         seen = [call for call in self._calls.calls if _visible(token, call)]
@@ -84,6 +86,7 @@ class CallsApi:
 
     async def get_call(self, request: web.Request) -> web.Response:
         """One call the token may see, else 404."""
+        check_known(request, ())
         call = self._find(request)
         now, offset = self._clocks()
         return web.json_response(call_view(call, now, offset))

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
 from callserver.admin.bodies import json_object
+from callserver.admin.params import check_known
 from callserver.campaigns.operations import (
     CAMPAIGNS_DIR,
     CampaignStatus,
@@ -78,6 +79,7 @@ class CampaignsApi:
 
     async def list_campaigns(self, request: web.Request) -> web.Response:
         """Every started campaign the token may see, by name."""
+        check_known(request, ())
         token = request_token()
         shown = await asyncio.to_thread(_statuses, self._root())
         mine = [_json(s) for s in shown if sees_customer(token, s.customer)]

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from callserver.admin.auth import request_token, require_operator, sees_customer
 from callserver.admin.bodies import json_object
+from callserver.admin.params import check_known
 from callserver.config.trunks import CustomerConfig
 from callserver.dialplan.compiler import PlanContext
 from callserver.dialplan.files import (
@@ -111,6 +112,7 @@ class DialplansApi:
 
     async def list_dialplans(self, request: web.Request) -> web.Response:
         """The dialplan files the token may see, by name, with the version in force."""
+        check_known(request, ())
         token = request_token()
         owners = self._owners()
         plans = self._dialplans.plans.plans
@@ -134,6 +136,7 @@ class DialplansApi:
 
     async def get_dialplan(self, request: web.Request) -> web.Response:
         """One dialplan's text as the file holds it, and the version in force."""
+        check_known(request, ())
         name = self._name(request)
         customer = self._owners().get(name)
         if not sees_customer(request_token(), customer):

@@ -30,6 +30,7 @@ from callserver.admin.centre_view import (
     agent_json,
     memberships,
 )
+from callserver.admin.params import check_known, query_text
 from callserver.config.centrex_groups import Centrex
 from callserver.config.stats import StatsSettings
 from callserver.queues.board import QueueNow, agent_key, callers_now, queue_now
@@ -79,7 +80,7 @@ class QueuesApi:
 
     async def list_queues(self, request: web.Request) -> web.Response:
         """Every queue the token may see, by customer then name."""
-        _no_parameters(request, ())
+        check_known(request, ())
         token = request_token()
         today = await self._today()
         centre, (now, _) = self._driver.centre, self._driver.moment()
@@ -92,7 +93,7 @@ class QueuesApi:
 
     async def get_queue(self, request: web.Request) -> web.Response:
         """One queue with its callers in order and its agents."""
-        _no_parameters(request, ("customer",))
+        check_known(request, ("customer",))
         centre, config = self._driver.centre, self._find(request)
         today = await self._today()
         now, _ = self._driver.moment()
@@ -119,7 +120,7 @@ class QueuesApi:
 
     def _find(self, request: web.Request) -> QueueConfig:
         token, name = request_token(), request.match_info["name"]
-        wanted = request.query.get("customer")
+        wanted = query_text(request, "customer")
         found = [
             config
             for config in self._queues.configs(self._driver.centre).values()
@@ -159,11 +160,3 @@ def _queue_json(now: QueueNow, today: dict[tuple[str, str], DayFigures]) -> dict
         "service_level_today": figures.service_level,
         "strategy": now.config.strategy.value,
     }
-
-
-def _no_parameters(request: web.Request, allowed: tuple[str, ...]) -> None:
-    """400 for a query parameter the route does not take."""
-    for name in request.query:
-        if name not in allowed:
-            takes = f"takes only {', '.join(allowed)}" if allowed else "takes no query parameters"
-            raise web.HTTPBadRequest(text=f"{name}: {request.path} {takes}")

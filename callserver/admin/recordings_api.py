@@ -89,6 +89,7 @@ class RecordingsApi:
 
     async def download(self, request: web.Request) -> web.FileResponse:
         """The recording's WAV, streamed from disk."""
+        check_known(request, ())
         recording = await self._find(request)
         name = recording.path.name
         return web.FileResponse(

@@ -31,6 +31,7 @@ from callserver.admin.centre_resources import centre_resources
 from callserver.admin.centre_view import PlanQueues, memberships
 from callserver.admin.dialplans_api import DialplansApi, number_owners
 from callserver.admin.openapi_document import openapi_document
+from callserver.admin.params import check_known
 from callserver.admin.portal import PortalResource, is_public
 from callserver.admin.readiness import ServerState, not_ready
 from callserver.admin.recordings_api import RecordingsApi
@@ -301,6 +302,7 @@ class AdminServer:
 
     async def _openapi_document(self, request: web.Request) -> web.Response:
         """The OpenAPI 3.1 document of this API, read from the package once, in a thread."""
+        check_known(request, ())
         if self._openapi is None:
             document = await asyncio.to_thread(openapi_document)
             self._openapi = json.dumps(document).encode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from callserver.admin.auth import request_token
+from callserver.admin.params import check_known
 
 __all__ = ["SessionApi"]
 
@@ -19,6 +20,7 @@ class SessionApi:
 
     async def whoami(self, request: web.Request) -> web.Response:
         """The token's name, role and customer (null for an operator)."""
+        check_known(request, ())
         token = request_token()
         return web.json_response(
             {"name": token.name, "role": token.role, "customer": token.customer}

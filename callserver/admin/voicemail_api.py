@@ -107,6 +107,7 @@ class VoicemailApi:
 
     async def download(self, request: web.Request) -> web.FileResponse:
         """The message's WAV, streamed from disk."""
+        check_known(request, ())
         _, message = await self._find(request)
         return web.FileResponse(
             message.wav,
