@@ -21,10 +21,13 @@ __all__ = [
     "check_known",
     "choice",
     "customer_scope",
+    "page_of",
     "query_int",
     "query_text",
     "query_time",
 ]
+
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 
 def bad(name: str, message: str) -> web.HTTPBadRequest:
@@ -79,6 +82,13 @@ def query_int(request: web.Request, name: str, *, default: int, low: int, high: 
     if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
         raise bad(name, f"{value!r} is not a whole number from {low} to {high}")
     return int(value)
+
+
+def page_of(request: web.Request) -> tuple[int, int]:
+    """A list's ``offset`` (from 0) and ``limit`` (1 to ``MAX_LIMIT``, ``DEFAULT_LIMIT``
+    when absent), as ``/api/cdrs`` pages its records."""
+    offset = query_int(request, "offset", default=0, low=0, high=10**9)
+    return offset, query_int(request, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
 
 
 def customer_scope(request: web.Request) -> str | None:

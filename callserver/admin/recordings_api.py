@@ -30,7 +30,14 @@ from pathlib import Path
 from aiohttp import web
 
 from callserver.admin.auth import request_token
-from callserver.admin.params import bad, check_known, customer_scope, query_text, query_time
+from callserver.admin.params import (
+    bad,
+    check_known,
+    customer_scope,
+    page_of,
+    query_text,
+    query_time,
+)
 from callserver.cdr.recording_files import delete, find, seconds, select
 from callserver.cdr.retention import StoredRecording
 from callserver.cdr.store import CdrStore
@@ -38,7 +45,7 @@ from callserver.cdr.store import CdrStore
 __all__ = ["RecordingsApi", "recording_view"]
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-_LIST = frozenset({"from", "to", "customer"})
+_LIST = frozenset({"from", "to", "customer", "limit", "offset"})
 
 
 def recording_view(
@@ -76,16 +83,17 @@ class RecordingsApi:
         router.add_delete("/api/recordings/{id}", self.delete)
 
     async def list_recordings(self, request: web.Request) -> web.Response:
-        """``{"recordings": [...]}`` the token may see, oldest day first."""
+        """``{"recordings": [...], "total": n, "offset": n}``: ``limit`` of those the token
+        may see from ``offset``, newest first (by day, then the file's time)."""
         check_known(request, _LIST)
         since, until = query_time(request, "from"), query_time(request, "to")
         if since and until and until <= since:
             raise bad("to", f"{until.isoformat()} is not after from")
         customer = customer_scope(request)
-        views = await asyncio.to_thread(
-            self._views, customer, query_text(request, "from"), query_text(request, "to")
-        )
-        return web.json_response({"recordings": views})
+        offset, limit = page_of(request)
+        period = query_text(request, "from"), query_text(request, "to")
+        views, total = await asyncio.to_thread(self._views, customer, *period, offset, limit)
+        return web.json_response({"recordings": views, "total": total, "offset": offset})
 
     async def download(self, request: web.Request) -> web.FileResponse:
         """The recording's WAV, streamed from disk."""
@@ -119,16 +127,28 @@ class RecordingsApi:
         return found
 
     def _views(
-        self, customer: str | None, since: str | None, until: str | None
-    ) -> list[dict[str, object]]:
+        self, customer: str | None, since: str | None, until: str | None, offset: int, limit: int
+    ) -> tuple[list[dict[str, object]], int]:
+        """One page of the recordings picked, newest first, and how many were picked."""
         data_dir = self._data_dir()
-        recordings = select(data_dir, customer=customer, since=since, until=until)
-        calls = _calls_of(data_dir / "cdr.sqlite", [r.path.stem for r in recordings])
-        return [recording_view(r, calls.get(r.path.stem), seconds(r)) for r in recordings]
+        picked = select(data_dir, customer=customer, since=since, until=until)
+        picked.sort(key=_newest_first)
+        page = picked[offset : offset + limit]
+        calls = _calls_of(data_dir / "cdr.sqlite", [r.path.stem for r in page])
+        views = [recording_view(r, calls.get(r.path.stem), seconds(r)) for r in page]
+        return views, len(picked)
 
     def _view(self, recording: StoredRecording) -> dict[str, object]:
         calls = _calls_of(self._data_dir() / "cdr.sqlite", [recording.path.stem])
         return recording_view(recording, calls.get(recording.path.stem), seconds(recording))
+
+
+def _newest_first(recording: StoredRecording) -> tuple[int, float, str]:
+    try:
+        written = recording.path.stat().st_mtime
+    except FileNotFoundError:  # deleted meanwhile: last, and not on the page's own read
+        written = 0.0
+    return -recording.day.toordinal(), -written, recording.path.stem
 
 
 def _calls_of(database: Path, uuids: list[str]) -> dict[str, tuple[str, str]]:

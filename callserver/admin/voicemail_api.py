@@ -30,7 +30,7 @@ from typing import Protocol
 from aiohttp import web
 
 from callserver.admin.auth import request_token, sees_customer
-from callserver.admin.params import bad, check_known, query_text
+from callserver.admin.params import bad, check_known, page_of, query_text
 from callserver.config.admin import AdminToken
 from callserver.config.centrex import Centrex
 from callserver.voicemail.box import Mailbox, Message
@@ -93,17 +93,19 @@ class VoicemailApi:
         router.add_delete("/api/voicemail/{id}", self.delete)
 
     async def list_messages(self, request: web.Request) -> web.Response:
-        """``{"messages": [...]}`` of ``box`` (else of every box the token sees), each box's
-        new messages first, each folder oldest first."""
-        check_known(request, ("box",))
+        """``{"messages": [...], "total": n, "offset": n}``: ``limit`` messages from
+        ``offset`` of ``box`` (else of every box the token sees), newest first."""
+        check_known(request, ("box", "limit", "offset"))
         wanted = query_text(request, "box")
         if wanted is not None and not _BOX.fullmatch(wanted):
             raise bad("box", f"{wanted!r} is not a box: its number (+38733100201) or name")
         boxes = [wanted.lstrip("+")] if wanted is not None else None
         if boxes is not None and not self._visible(boxes[0]):
             raise web.HTTPNotFound(text=f"no voicemail box {wanted}")
+        offset, limit = page_of(request)
         views = await asyncio.to_thread(self._messages, request_token(), boxes)
-        return web.json_response({"messages": views})
+        page = views[offset : offset + limit]
+        return web.json_response({"messages": page, "total": len(views), "offset": offset})
 
     async def download(self, request: web.Request) -> web.FileResponse:
         """The message's WAV, streamed from disk."""
@@ -142,14 +144,16 @@ class VoicemailApi:
         return sees_customer(request_token(), self._customer_of(box))
 
     def _messages(self, token: AdminToken, boxes: list[str] | None) -> list[dict[str, object]]:
+        """Every message of ``boxes`` (None: every box) the token sees, newest first."""
         if boxes is None:
             root = self._root()
             folders = sorted(root.iterdir()) if root.is_dir() else []
             boxes = [f.name for f in folders if f.is_dir() and _BOX.fullmatch(f.name)]
-        views = []
+        found: list[tuple[str, str | None, Message]] = []
         for box in boxes:
             customer = self._customer_of(box)
             if not sees_customer(token, customer):
                 continue
-            views += [message_view(box, customer, m) for m in self._voicemail.box(box).messages()]
-        return views
+            found += [(box, customer, m) for m in self._voicemail.box(box).messages()]
+        found.sort(key=lambda seen: (-seen[2].time.timestamp(), seen[0], seen[2].name))
+        return [message_view(box, customer, message) for box, customer, message in found]

@@ -143,15 +143,18 @@ def _ids(data: dict[str, list[dict[str, object]]]) -> list[str]:
     return [str(m["id"]) for m in data["messages"]]
 
 
-async def test_the_operator_lists_every_box_new_first(boxes: Boxes) -> None:
-    """Every box's messages, by box; each box's new one before its saved one."""
-    messages = (await boxes.api.get("/api/voicemail")).json["messages"]
+async def test_the_operator_lists_every_box_newest_first(boxes: Boxes) -> None:
+    """Every box's messages, newest first (those received together by box); ``total``
+    counts them."""
+    data = (await boxes.api.get("/api/voicemail")).json
+    messages = data["messages"]
     assert [(m["box"], m["customer"], m["new"]) for m in messages] == [
         (ACME_BOX, "acme", True),
-        (ACME_BOX, "acme", False),
         (GLOBEX_BOX, "globex", True),
         ("office", None, True),
+        (ACME_BOX, "acme", False),
     ]
+    assert (data["total"], data["offset"]) == (4, 0)
     first = messages[0]
     assert first["id"] == f"{ACME_BOX}-{first['id'].split('-', 1)[1]}"
     assert (first["caller"], first["received"], first["duration"]) == (
@@ -160,6 +163,23 @@ async def test_the_operator_lists_every_box_new_first(boxes: Boxes) -> None:
         0.5,
     )
     assert first["call_id"] == "a1"
+
+
+async def test_the_list_is_paged_with_the_total(boxes: Boxes) -> None:
+    """``limit`` (1 to 1000) messages from ``offset`` of every box, or of one box; the
+    total counts them all; a bad limit or offset is 400 naming it."""
+    every = _ids((await boxes.api.get("/api/voicemail")).json)
+    page = (await boxes.api.get("/api/voicemail?limit=2&offset=1")).json
+    assert (_ids(page), page["total"], page["offset"]) == (every[1:3], 4, 1)
+    acme = (await boxes.api.get(f"/api/voicemail?box={ACME_BOX}&offset=1", ACME)).json
+    assert (acme["total"], [m["new"] for m in acme["messages"]]) == (2, [False])
+    for query in ("limit=0", "limit=1001", "offset=-1"):
+        answer = await boxes.api.get(f"/api/voicemail?{query}")
+        name = query.split("=")[0]
+        assert (answer.status, answer.json["error"].split(":")[0]) == (
+            400,
+            f"query parameter {name}",
+        )
 
 
 async def test_a_customer_sees_only_its_boxes(boxes: Boxes) -> None:
@@ -219,4 +239,5 @@ async def test_a_dialplan_mailbox_message_is_deleted_without_mwi(boxes: Boxes) -
     assert (await boxes.api.request("DELETE", f"/api/voicemail/{office['id']}")).status == 200
     await asyncio.sleep(0.1)  # a NOTIFY asked for would be sent by now (see _notified)
     assert len(boxes.endpoint.sent) == before
-    assert (await boxes.api.get("/api/voicemail?box=office")).json == {"messages": []}
+    empty = {"messages": [], "total": 0, "offset": 0}
+    assert (await boxes.api.get("/api/voicemail?box=office")).json == empty

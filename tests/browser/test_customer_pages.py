@@ -103,12 +103,13 @@ def _listed(browser: Browser) -> list[str]:
 def test_a_customer_plays_its_recording_in_the_page_and_deletes_it(
     browser: Browser, server: ServerProcess
 ) -> None:
-    """acme lists its recording alone, plays it (the page's <audio> decodes the WAV fetched
-    with the token: SECONDS long) and deletes it once it said yes: gone from the list and the
-    disk, globex's still there for the operator."""
+    """acme lists its recording alone (the page's count: 1 to 1 of 1), plays it (the page's
+    <audio> decodes the WAV fetched with the token: SECONDS long) and deletes it once it said
+    yes: gone from the list and the disk, globex's still there for the operator."""
     log_in(browser, server, ACME)
     open_page(browser, server, "recordings", "rec-list")
     assert _listed(browser) == [ACME_RECORDING]
+    assert browser.driver.find_element(By.ID, "rec-total").text == "recordings 1 to 1 of 1"
     browser.click(f'button[data-play="{ACME_RECORDING}"]')
     audio = browser.wait(lambda d: d.find_element(By.ID, "rec-audio"))
     assert str(audio.get_attribute("src")).startswith("blob:")
@@ -120,6 +121,7 @@ def test_a_customer_plays_its_recording_in_the_page_and_deletes_it(
     browser.click(f'button[data-delete="{ACME_RECORDING}"]')
     browser.wait(expected_conditions.alert_is_present()).accept()
     browser.wait(lambda d: _listed(browser) == [])
+    assert browser.driver.find_element(By.ID, "rec-total").text == "no recording"
     assert list((server.data_dir / "recordings").rglob(f"{ACME_RECORDING}.wav")) == []
     log_in(browser, server, OPERATOR)
     open_page(browser, server, "recordings", "rec-list")
