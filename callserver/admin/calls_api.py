@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from callserver.admin.answers import iso_utc
 from callserver.admin.auth import request_token, sees_customer
 from callserver.admin.params import check_known
 from callserver.calls.call import Call
@@ -48,7 +49,7 @@ def call_view(call: Call, now: float, wall_offset: float) -> dict[str, Any]:
         "trunk": facts.trunk if facts is not None else None,
         "customer": facts.customer if facts is not None else None,
         "state": call.phase.value,
-        "start": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "start": iso_utc(started),
         "answered": answered_at is not None,
         "duration": round(max(0.0, now - call.offered_at), 3),
         "talk_time": None if answered_at is None else round(max(0.0, now - answered_at), 3),

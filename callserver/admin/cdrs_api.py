@@ -40,7 +40,7 @@ from callserver.admin.params import (
     bad,
     check_known,
     customer_scope,
-    query_int,
+    page_of,
     query_text,
     query_time,
 )
@@ -59,7 +59,6 @@ _EXPORT = frozenset({*_PERIOD, "customer", "number", "status", "format"})
 _TOTALS = frozenset({*_PERIOD, "customer"})
 _CHUNK = 256 * 1024
 _MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 Ingest = Callable[[], Awaitable[object]]
 
@@ -126,8 +125,7 @@ class CdrsApi:
         """``{"cdrs": [...], "total": n}``: ``limit`` records from ``offset``, as the export
         orders them (oldest first), each as ``callserver cdr export`` writes it."""
         query = CdrQuery(request, _LIST)
-        limit = query_int(request, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-        offset = query_int(request, "offset", default=0, low=0, high=10**9)
+        offset, limit = page_of(request)
         await self._fresh()
         page, total = await asyncio.to_thread(self._page, query, offset, limit)
         return web.json_response({"cdrs": page, "total": total, "offset": offset})

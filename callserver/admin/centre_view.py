@@ -10,9 +10,10 @@ agent is :func:`agent_json`; a queue's numbers come from ``queues.board``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
+from callserver.admin.answers import iso_utc
 from callserver.config.centrex_groups import Centrex
 from callserver.dialplan.plan import PlanSet
 from callserver.dialplan.verbs.queue import Prepared
@@ -22,7 +23,7 @@ from callserver.queues.centre import CallCentre
 from callserver.queues.day_tally import DayTally
 from callserver.queues.queue import QueueConfig
 
-__all__ = ["CentreView", "PlanQueues", "agent_json", "agents_of", "iso_utc", "memberships"]
+__all__ = ["CentreView", "PlanQueues", "agent_json", "agents_of", "memberships"]
 
 Key = tuple[str, str]
 
@@ -105,9 +106,3 @@ def agent_json(agent: Agent, centrex: Centrex, queues: list[str]) -> dict[str, A
         "since": None if agent.at is None else iso_utc(agent.at),
         "calls_answered": agent.calls_answered,
     }
-
-
-def iso_utc(moment: datetime) -> str:
-    """``moment`` as UTC ISO 8601 with a ``Z``, to the millisecond."""
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")

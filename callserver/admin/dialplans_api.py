@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
+from callserver.admin.answers import iso_utc
 from callserver.admin.auth import request_token, require_operator, sees_customer
 from callserver.admin.bodies import json_object
 from callserver.admin.params import check_known
@@ -77,10 +78,6 @@ def number_owners(customers: Mapping[str, CustomerConfig]) -> dict[str, str]:
     }
 
 
-def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _problems(problems: tuple[FileProblem, ...]) -> list[dict[str, Any]]:
     return [
         {"file": p.file, "line": p.line, "field": p.field, "message": p.message} for p in problems
@@ -129,7 +126,7 @@ class DialplansApi:
                     "file": str(path),
                     "customer": customer,
                     "version": None if plan is None else plan.version,
-                    "modified": _utc(modified),
+                    "modified": _modified(modified),
                 }
             )
         return web.json_response({"dialplans": listed})
@@ -153,7 +150,7 @@ class DialplansApi:
                 "customer": customer,
                 "text": text,
                 "version": None if plan is None else plan.version,
-                "modified": _utc(modified),
+                "modified": _modified(modified),
             }
         )
 
@@ -252,6 +249,10 @@ class DialplansApi:
 
     def _not_found(self, name: str) -> web.HTTPNotFound:
         return web.HTTPNotFound(text=f"no dialplan {name}: GET /api/dialplans lists yours")
+
+
+def _modified(epoch: float) -> str:
+    return iso_utc(datetime.fromtimestamp(epoch, UTC), timespec="seconds")
 
 
 def _read(directory: Path, name: str) -> tuple[Path, str, float]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from callserver.admin.answers import wav_download
 from callserver.admin.auth import request_token
 from callserver.admin.params import (
     bad,
@@ -98,15 +99,7 @@ class RecordingsApi:
     async def download(self, request: web.Request) -> web.FileResponse:
         """The recording's WAV, streamed from disk."""
         check_known(request, ())
-        recording = await self._find(request)
-        name = recording.path.name
-        return web.FileResponse(
-            recording.path,
-            headers={
-                "Content-Type": "audio/wav",
-                "Content-Disposition": f'attachment; filename="{name}"',
-            },
-        )
+        return wav_download((await self._find(request)).path)
 
     async def delete(self, request: web.Request) -> web.Response:
         """Delete the recording: 200 with it as it was."""

@@ -23,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from datetime import UTC
 from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
+from callserver.admin.answers import iso_utc, wav_download
 from callserver.admin.auth import request_token, sees_customer
 from callserver.admin.params import bad, check_known, page_of, query_text
 from callserver.config.admin import AdminToken
@@ -59,13 +59,12 @@ def box_customer(centrex: Centrex, box: str) -> str | None:
 
 def message_view(box: str, customer: str | None, message: Message) -> dict[str, object]:
     """The JSON of one message of ``box``."""
-    received = message.time.astimezone(UTC).isoformat(timespec="seconds")
     return {
         "id": f"{box}-{message.name}",
         "box": box,
         "customer": customer,
         "caller": message.caller,
-        "received": received.replace("+00:00", "Z"),
+        "received": iso_utc(message.time, timespec="seconds"),
         "duration": round(message.duration, 3),
         "new": message.folder == "new",
         "call_id": message.call_id or None,
@@ -111,13 +110,7 @@ class VoicemailApi:
         """The message's WAV, streamed from disk."""
         check_known(request, ())
         _, message = await self._find(request)
-        return web.FileResponse(
-            message.wav,
-            headers={
-                "Content-Type": "audio/wav",
-                "Content-Disposition": f'attachment; filename="{message.wav.name}"',
-            },
-        )
+        return wav_download(message.wav)
 
     async def delete(self, request: web.Request) -> web.Response:
         """Delete the message as the box's menu does, MWI following: 200 with it as it was."""
