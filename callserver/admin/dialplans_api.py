@@ -44,6 +44,7 @@ from callserver.dialplan.files import (
 )
 from callserver.dialplan.loader import LoadResult
 from callserver.dialplan.plan import PlanSet
+from callserver.policy.numbering import number_owners as owners_of
 
 __all__ = ["DialplansApi", "DialplansView", "number_owners"]
 
@@ -71,11 +72,7 @@ class DialplansView(Protocol):
 
 def number_owners(customers: Mapping[str, CustomerConfig]) -> dict[str, str]:
     """The customer of each number, by its dialplan name (E.164 digits without ``+``)."""
-    return {
-        number.lstrip("+"): name
-        for name, customer in customers.items()
-        for number in customer.numbers
-    }
+    return owners_of({name: customer.numbers for name, customer in customers.items()})
 
 
 def _problems(problems: tuple[FileProblem, ...]) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ from callserver.config.settings import read_yaml
 from callserver.config.trunks import TrunksFile
 from callserver.dialplan.hours import Hours, HoursError, compile_hours
 from callserver.dialplan.routing import plan_numbers
-from callserver.policy.numbering import e164, possible_e164
+from callserver.policy.numbering import e164, number_owners, possible_e164
 
 __all__ = [
     "Campaign",
@@ -122,6 +122,7 @@ def load_campaign(
     customers: Mapping[str, int | None],
     plans: Collection[str],
     numbers: Path | None = None,
+    owners: Mapping[str, str] | None = None,
 ) -> Campaign:
     """Read and check the campaign file ``source`` and its CSV.
 
@@ -130,6 +131,8 @@ def load_campaign(
         plans: the numbers that have a dialplan (E.164).
         numbers: read the numbers from here instead of the file's ``numbers`` (a started
             campaign's copy).
+        owners: the customer of each number that has one (``number_owners``): a campaign
+            runs a plan of its own customer's numbers, or of a number no customer has.
 
     Raises:
         OperatorFileError: every fault found, ``file:line: field: message`` each.
@@ -148,6 +151,10 @@ def load_campaign(
     _check_customer(fields, customers, fault)
     if fields.plan not in plans:
         fault(("plan",), f"{fields.plan} has no dialplan; name a number of the dialplans")
+    owner = (owners or {}).get(fields.plan.lstrip("+"))
+    if owner is not None and fields.customer in customers and owner != fields.customer:
+        mine = fields.customer
+        fault(("plan",), f"{fields.plan} is customer {owner!r}'s number: run one of {mine!r}'s")
     numbers_file = numbers or source.parent / fields.numbers
     entries = _entries(numbers_file, errors, lambda message: fault(("numbers",), message))
     if errors or window is None:
@@ -173,7 +180,8 @@ def load_in_force(
     """
     customers = {name: customer.channels for name, customer in trunks.customers.items()}
     plans = {f"+{number}" for number in plan_numbers(dialplans)}
-    return load_campaign(source, customers=customers, plans=plans, numbers=numbers)
+    owners = number_owners({name: c.numbers for name, c in trunks.customers.items()})
+    return load_campaign(source, customers=customers, plans=plans, numbers=numbers, owners=owners)
 
 
 def _window(fields: CampaignFile, fault: _Fault) -> Hours | None:

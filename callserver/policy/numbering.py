@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -62,6 +62,7 @@ __all__ = [
     "e164_region",
     "national_number",
     "normalise",
+    "number_owners",
     "parse_pattern",
     "possible_e164",
     "region_of",
@@ -308,3 +309,9 @@ class NumberingPlan(PatternTable[NumberClass]):
         if number_class.mobile_tariff is not None and is_mobile(key):
             return number_class.as_mobile()
         return number_class
+
+
+def number_owners(numbers: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """The owner of each number, keyed as its dialplan is named (E.164 digits without ``+``),
+    from each owner's E.164 numbers (trunks.yaml's ``customers.<name>.numbers``)."""
+    return {number.lstrip("+"): owner for owner, own in numbers.items() for number in own}

@@ -11,7 +11,8 @@ from callserver.config.errors import OperatorFileError
 
 BAD_DIR = Path(__file__).resolve().parent / "bad"
 CUSTOMERS = {"acme": 3, "beta": None}
-PLANS = {"+38733100500"}
+PLANS = {"+38733100500", "+38733100600"}
+OWNERS = {"38733100500": "acme", "38733100600": "beta"}  # the customers' numbers
 NOT_A_NUMBER = "is not a telephone number: use digits after an optional +"
 
 # file name: its error lines after the file's path, or a CSV's (from "@": the folder)
@@ -34,6 +35,9 @@ BAD: dict[str, list[str]] = {
         "customer 'acme'"
     ],
     "pacing-zero-rate": [":9: pacing.calls_per_second: Input should be greater than 0"],
+    "plan-of-another-customer": [
+        ":4: plan: +38733100600 is customer 'beta''s number: run one of 'acme''s"
+    ],
     "plan-without-dialplan": [
         ":4: plan: +38733100999 has no dialplan; name a number of the dialplans"
     ],
@@ -58,7 +62,7 @@ def test_bad_file_fails_with_its_message(name: str) -> None:
     """Loading the bad file raises OperatorFileError with exactly its file:line: field lines."""
     path = BAD_DIR / f"{name}.yaml"
     with pytest.raises(OperatorFileError) as caught:
-        load_campaign(path, customers=CUSTOMERS, plans=PLANS)
+        load_campaign(path, customers=CUSTOMERS, plans=PLANS, owners=OWNERS)
     lines = [line if line.startswith("@") else f"{path}{line}" for line in BAD[name]]
     expected = [line.replace("@", str(BAD_DIR)) for line in lines]
     assert caught.value.errors == expected

@@ -22,12 +22,16 @@ pacing: {max_in_progress: 2}
 
 
 def _settings(tmp_path: Path) -> Path:
-    """Settings whose trunks have the customers acme (3 channels) and beta, and whose
-    dialplans are +387 33 100 500's alone: the context of the bad campaign corpus."""
-    (tmp_path / "trunks.yaml").write_text("customers:\n  acme: {channels: 3}\n  beta: {}\n")
+    """Settings whose trunks have the customers acme (3 channels, +387 33 100 500) and beta
+    (+387 33 100 600), with those numbers' dialplans: the context of the bad campaign
+    corpus."""
+    (tmp_path / "trunks.yaml").write_text(
+        "customers:\n  acme: {channels: 3, numbers: ['+38733100500']}\n"
+        "  beta: {numbers: ['+38733100600']}\n"
+    )
     plans = tmp_path / "dialplans"
     plans.mkdir()
-    for number in ("38733100500", "default"):
+    for number in ("38733100500", "38733100600", "default"):
         (plans / f"{number}.yaml").write_text("steps:\n  bye:\n    hangup:\n")
     (tmp_path / "centrex.yaml").write_text("groups: {}\n")
     path = tmp_path / "callserver.yaml"
