@@ -41,8 +41,8 @@ from callserver.admin.params import (
     check_known,
     customer_scope,
     page_of,
+    query_period,
     query_text,
-    query_time,
 )
 from callserver.cdr.export import ExportFormat, export
 from callserver.cdr.record import CdrRecord, Disposition
@@ -70,10 +70,7 @@ class CdrQuery:
         """Read and check the request's parameters (400 naming a bad one; 404 for a customer
         the token may not see)."""
         check_known(request, known)
-        self.since = query_time(request, "from")
-        self.until = query_time(request, "to")
-        if self.since and self.until and self.until <= self.since:
-            raise bad("to", f"{self.until.isoformat()} is not after from")
+        self.since, self.until = query_period(request)
         status = query_text(request, "status")
         self.filter = CdrFilter(
             customer=customer_scope(request),

@@ -23,6 +23,7 @@ __all__ = [
     "customer_scope",
     "page_of",
     "query_int",
+    "query_period",
     "query_text",
     "query_time",
 ]
@@ -72,6 +73,14 @@ def query_time(request: web.Request, name: str) -> datetime | None:
         return parse_time(value)
     except ValueError as exc:
         raise bad(name, str(exc)) from None
+
+
+def query_period(request: web.Request) -> tuple[datetime | None, datetime | None]:
+    """``from`` and ``to`` (``query_time``); 400 when ``to`` is not after ``from``."""
+    since, until = query_time(request, "from"), query_time(request, "to")
+    if since and until and until <= since:
+        raise bad("to", f"{until.isoformat()} is not after from")
+    return since, until
 
 
 def query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:

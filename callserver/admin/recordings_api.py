@@ -32,12 +32,11 @@ from aiohttp import web
 from callserver.admin.answers import wav_download
 from callserver.admin.auth import request_token
 from callserver.admin.params import (
-    bad,
     check_known,
     customer_scope,
     page_of,
+    query_period,
     query_text,
-    query_time,
 )
 from callserver.cdr.recording_files import delete, find, seconds, select
 from callserver.cdr.retention import StoredRecording
@@ -87,9 +86,7 @@ class RecordingsApi:
         """``{"recordings": [...], "total": n, "offset": n}``: ``limit`` of those the token
         may see from ``offset``, newest first (by day, then the file's time)."""
         check_known(request, _LIST)
-        since, until = query_time(request, "from"), query_time(request, "to")
-        if since and until and until <= since:
-            raise bad("to", f"{until.isoformat()} is not after from")
+        query_period(request)  # checked; the files are picked by the texts, as the command does
         customer = customer_scope(request)
         offset, limit = page_of(request)
         period = query_text(request, "from"), query_text(request, "to")

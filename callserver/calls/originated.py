@@ -160,15 +160,7 @@ class OriginatedCalls:
         """Call ``request.number`` and run ``request.plan`` on it once answered; return when
         the call is over (see the module docstring)."""
         named = {} if request.campaign is None else {"campaign": request.campaign}
-        call = CustomerCall(
-            customer=request.customer,
-            caller_id=request.caller_id,
-            number=request.number,
-            ring_timeout=request.ring_timeout,
-            call_id=request.call_id,
-            extra=named,
-            tags=named,
-        )
+        call = _customer_call(request, tags=named, extra=named)
 
         async def run(leg: Leg) -> OriginatedResult:
             return await self._run_plan(leg, request)
@@ -181,14 +173,7 @@ class OriginatedCalls:
     async def connect(self, request: ConnectRequest) -> OriginatedResult:
         """Call ``request.number``, bridge it to ``request.target`` once answered; return
         when the call is over (see the module docstring)."""
-        call = CustomerCall(
-            customer=request.customer,
-            caller_id=request.caller_id,
-            number=request.number,
-            ring_timeout=request.ring_timeout,
-            call_id=request.call_id,
-            tags={"connect_to": request.target},
-        )
+        call = _customer_call(request, tags={"connect_to": request.target})
 
         async def bridge(leg: Leg) -> OriginatedResult:
             callee = answered_call(leg, request.customer, request.target)
@@ -410,4 +395,23 @@ def answered_call(leg: Leg, customer: str, called: str) -> Call:
         sdp_version=leg.sdp_version,
         log=log.bind(call_id=leg.facts.call_id),
         phase=CallPhase.ANSWERED,
+    )
+
+
+def _customer_call(
+    request: OriginatedRequest | ConnectRequest,
+    *,
+    tags: dict[str, str],
+    extra: dict[str, str] | None = None,
+) -> CustomerCall:
+    """The customer's own call out that ``request`` asks for: ``extra`` its CDR fields,
+    ``tags`` its log's."""
+    return CustomerCall(
+        customer=request.customer,
+        caller_id=request.caller_id,
+        number=request.number,
+        ring_timeout=request.ring_timeout,
+        call_id=request.call_id,
+        extra=extra or {},
+        tags=tags,
     )

@@ -14,15 +14,8 @@ from selenium.webdriver.common.by import By
 
 from tests.browser.chromium import Browser, headless_chromium
 from tests.browser.portal import ADMIN, GLOBEX, OPERATOR, log_in, open_page, server_until
-from tests.e2e.admin_client import api
-from tests.e2e.conftest import HOST, SCENARIOS, ServerProcess, run_sipp, start_server
-
-CALLED = "38733100200"
-TRUNKS: dict[str, object] = {
-    "customers": {"acme": {}, "globex": {}},
-    "trunks": {"acme-pbx": {"match": [HOST], "customer": "acme"}},
-    "numbers": {CALLED: {}},
-}
+from tests.e2e.admin_client import CALLED, TRUNKS, api
+from tests.e2e.conftest import SCENARIOS, ServerProcess, run_sipp, start_server
 
 
 @pytest.fixture(scope="module")

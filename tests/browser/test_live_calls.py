@@ -23,6 +23,7 @@ from tests.browser.portal import (
     open_page,
     server_until,
 )
+from tests.e2e.admin_client import CALLED, TRUNKS
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -32,13 +33,6 @@ from tests.e2e.conftest import (
     popen_sipp,
     start_server,
 )
-
-CALLED = "38733100200"
-TRUNKS: dict[str, object] = {
-    "customers": {"acme": {}, "globex": {}},
-    "trunks": {"acme-pbx": {"match": [HOST], "customer": "acme"}},
-    "numbers": {CALLED: {}},
-}
 
 
 @pytest.fixture(scope="module")

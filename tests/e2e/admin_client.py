@@ -1,5 +1,6 @@
 """Requests to the admin API of a `callserver run` (its ``admin.listening`` port), with the
-tokens of tests/admin/tokens.py in its settings (``ADMIN``)."""
+tokens of tests/admin/tokens.py in its settings (``ADMIN``), and the two customers most of
+those tests call as (``TRUNKS``: acme's PBX calls the operator's ``CALLED``; globex has none)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from tests.admin.tokens import TOKEN_SETTINGS
 from tests.e2e.conftest import HOST, ServerProcess
 
 ADMIN: dict[str, object] = {"tokens": TOKEN_SETTINGS}
+CALLED = "38733100200"
+TRUNKS: dict[str, object] = {
+    "customers": {"acme": {}, "globex": {}},
+    "trunks": {"acme-pbx": {"match": [HOST], "customer": "acme"}},
+    "numbers": {CALLED: {}},  # the operator's: a call to it is not routed out
+}
 
 
 def api(

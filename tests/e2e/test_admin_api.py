@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.admin.tokens import ACME, GLOBEX, OPERATOR
-from tests.e2e.admin_client import ADMIN, api
+from tests.e2e.admin_client import ADMIN, CALLED, TRUNKS, api
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -27,13 +27,6 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
-
-CALLED = "38733100200"
-TRUNKS: dict[str, object] = {
-    "customers": {"acme": {}, "globex": {}},
-    "trunks": {"acme-pbx": {"match": [HOST], "customer": "acme"}},
-    "numbers": {CALLED: {}},  # the operator's: a call to it is not routed out
-}
 
 
 def _hold_call(

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from tests.admin.tokens import OPERATOR
-from tests.e2e.admin_client import ADMIN, api
+from tests.e2e.admin_client import ADMIN, CALLED, TRUNKS, api
 from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
@@ -16,7 +16,6 @@ from tests.e2e.conftest import (
     run_sipp,
     start_server,
 )
-from tests.e2e.test_admin_api import CALLED, TRUNKS
 
 REFUSING = "steps:\n  refuse:\n    hangup: 480\n"
 ANSWERING = "steps:\n  welcome:\n    play: greeting\n  goodbye:\n    hangup:\n    after: 0.5s\n"

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.e2e.admin_client import ADMIN
+from tests.e2e.admin_client import ADMIN, CALLED, TRUNKS
 from tests.e2e.conftest import (
     HOST,
     SCENARIOS,
@@ -17,7 +17,7 @@ from tests.e2e.conftest import (
     start_server,
     stopped_on_exit,
 )
-from tests.e2e.test_admin_api import CALLED, TRUNKS, Samples, _scraped, _total
+from tests.e2e.test_admin_api import Samples, _scraped, _total
 
 RATE, CALLS = 200, 400  # two seconds of calls at 200 a second
 HELD = 8.0  # each call is up this long after its answer (the server's BYE ends it)
