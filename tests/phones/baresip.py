@@ -160,7 +160,9 @@ class Baresip:
             mwi=self.account.mwi,
         )
         (conf / "config").write_text(config)
-        (conf / "accounts").write_text(_account_line(self.account, self.sip_port) + "\n")
+        # An MWI account is added once baresip runs: see _add_mwi_account.
+        account = "" if self.account.mwi else _account_line(self.account, self.sip_port) + "\n"
+        (conf / "accounts").write_text(account)
         (conf / "contacts").write_text("")
 
     def start(self, timeout: float = 5.0) -> Baresip:
@@ -196,7 +198,19 @@ class Baresip:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.wait_for("ready", timeout)
+        if self.account.mwi:
+            self._add_mwi_account()
         return self
+
+    def _add_mwi_account(self) -> None:
+        """Add the account from the console (``/uanew``), after the mwi module's start timer.
+
+        baresip 1.0's mwi module subscribes, from a 1 ms timer started when it loads, for every
+        subscription it already has, appending to the list it walks: if the account's REGISTER
+        is answered before that timer fires, the walk never ends and the phone loops sending
+        SUBSCRIBEs. An account added well after the start has not registered when it fires."""
+        time.sleep(0.05)
+        self.send(f"/uanew {_account_line(self.account, self.sip_port)}\n")
 
     def _read(self) -> None:
         while True:
