@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp baresip chromium espeak sipvicious systemd-analyze kamailio bench bench-quick clean
+.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp baresip chromium espeak sipvicious systemd-analyze kamailio redis postgresql bench bench-quick clean
 
 install: $(STAMP)
 
@@ -61,14 +61,29 @@ sipvicious:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sipvicious) >/dev/null; \
 	  else echo "svcrack is missing: run 'sudo apt-get install sipvicious'"; exit 1; fi; }
 
-# Kamailio (Debian kamailio) is bench/sip_cps's stateless responder: the same SIPp load against
-# it, in the same run, gives the server's figures a reference (benchmarks only, not the tests).
+# Kamailio (Debian kamailio) is the SIP edge of several nodes (deploy/kamailio, tests/cluster)
+# and bench/sip_cps's stateless responder, the reference of the server's figures.
 kamailio:
 	@command -v kamailio >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio) >/dev/null; \
 	  else echo "kamailio is missing: run 'sudo apt-get install kamailio'"; exit 1; fi; }
 	@kamailio -v 2>/dev/null | grep -m1 version || true
+
+# Redis (Debian redis-server) holds what the nodes of a cluster share: limits, registrations.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null; \
+	  else echo "redis-server is missing: run 'sudo apt-get install redis-server'"; exit 1; fi; }
+
+# PostgreSQL (Debian postgresql: initdb, pg_ctl, postgres under /usr/lib/postgresql/*/bin) is
+# the cluster's central CDR store; the tests start their own server in a temp dir.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null; \
+	  else echo "postgresql is missing: run 'sudo apt-get install postgresql'"; exit 1; fi; }
 
 # espeak-ng synthesises the shipped prompts (`callserver prompts synth`); one test runs it.
 espeak:
@@ -102,10 +117,10 @@ PYTEST = $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 unit: cc install espeak systemd-analyze
 	$(PYTEST) -m "not e2e"
 
-e2e: cc install sipp baresip chromium espeak sipvicious
+e2e: cc install sipp baresip chromium espeak sipvicious kamailio redis postgresql
 	$(PYTEST) -m e2e
 
-test: cc install sipp baresip chromium espeak sipvicious systemd-analyze lint typecheck imports
+test: cc install sipp baresip chromium espeak sipvicious systemd-analyze kamailio redis postgresql lint typecheck imports
 	$(PYTEST)
 
 # The whole suite on another date and time zone: libfaketime moves the wall clock by one offset

@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from callserver.config.admin import AdminSettings
+from callserver.config.cluster import ClusterSettings
 from callserver.config.errors import OperatorFileError
 from callserver.config.positions import Origin, describe_errors, load_yaml_with_lines
 from callserver.config.registrar import RegistrarSettings
@@ -50,6 +51,7 @@ __all__ = [
     "AdminSettings",
     "CallsSettings",
     "CdrSettings",
+    "ClusterSettings",
     "DnsSettings",
     "MediaSettings",
     "RecordingSettings",
@@ -132,6 +134,7 @@ class Settings(BaseSettings):
     voicemail: VoicemailSettings = Field(default_factory=VoicemailSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     data_dir: Path = Path("var")
     dialplans: Path = Path("dialplans")
     trunks: Path = Path("config/trunks.yaml")

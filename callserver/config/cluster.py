@@ -1,0 +1,117 @@
+"""The ``cluster`` section of config/callserver.yaml: one node of several behind a SIP edge.
+
+cluster:
+  node: node-a                  # this node's name, unique in the cluster (default: host name)
+  redis: redis://127.0.0.1:6379/0      # shared limits, registrations, services (none: in-process)
+  postgres: postgresql://callserver@127.0.0.1:5432/callserver   # the central CDR store
+  lease: 15                     # seconds a node's channels count without its heartbeat
+  edge:
+    addresses: [127.0.0.1]      # the Kamailio edge's source addresses
+    only: true                  # take SIP only from the edge (not from anyone who can reach us)
+    source_header: X-Callserver-Source   # where the edge puts the caller's address
+
+Without ``redis`` and ``postgres`` (the default) the node is the embedded single process:
+in-process counters and registrations, CDRs in SQLite. docs/scaling.md describes the
+topology, what is shared and what each node keeps.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["ClusterSettings", "EdgeSettings"]
+
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def _default_node() -> str:
+    """The host name, cut to a node name's characters."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()).lstrip("-_.")
+    return name[:64] or "node"
+
+
+class EdgeSettings(BaseModel):
+    """The SIP edge (Kamailio) in front of the nodes.
+
+    A request from one of ``addresses`` is the edge's: the caller's own address is the value
+    of ``source_header`` (``host:port``), which the edge sets after removing any the caller
+    sent, so trunks are identified, rate-limited and locked out by the caller's address.
+    ``only`` refuses (drops, counted) every request that did not come through the edge.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    addresses: list[str] = Field(default_factory=list)
+    only: bool = False
+    source_header: str = "X-Callserver-Source"
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address") from None
+        return value
+
+    @field_validator("source_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not _HEADER.fullmatch(value):
+            raise ValueError(f"{value!r} is not a header name (letters, digits, '-')")
+        return value
+
+    @model_validator(mode="after")
+    def _only_with_addresses(self) -> Self:
+        if self.only and not self.addresses:
+            raise ValueError("only: true needs the edge's addresses")
+        return self
+
+
+class ClusterSettings(BaseModel):
+    """This node's place in a cluster; see the module docstring."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    node: str = Field(default_factory=_default_node)
+    redis: str | None = None
+    postgres: str | None = None
+    lease: float = Field(15.0, gt=0, le=3600)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        if not _NODE.fullmatch(value):
+            raise ValueError(f"{value!r}: a node name is letters, digits, '_', '.', '-'")
+        return value
+
+    @field_validator("redis")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        return _url(value, ("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0")
+
+    @field_validator("postgres")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        return _url(value, ("postgresql", "postgres"), "postgresql://user@127.0.0.1:5432/db")
+
+    @property
+    def heartbeat(self) -> float:
+        """Seconds between this node's lease renewals: a third of the lease."""
+        return self.lease / 3
+
+
+def _url(value: str | None, schemes: tuple[str, ...], example: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise ValueError(f"{value!r} is not a {schemes[0]} URL ({example})")
+    return value

@@ -1,0 +1,13 @@
+"""Tests of several nodes: real Redis, PostgreSQL and Kamailio (``tests.cluster.peers``)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/cluster carries the e2e and cluster markers."""
+    for item in items:
+        if "tests/cluster" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.cluster)
