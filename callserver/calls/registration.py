@@ -18,6 +18,12 @@ Expiry is on time: one ``loop.call_at`` on the registrar's earliest deadline, re
 each REGISTER and each expiry. A closed TCP connection (:meth:`Registration.stream_closed`)
 makes its bindings unusable (RFC 5626 §4.2).
 
+Several nodes (``cluster.redis``): the store is the shared one
+(``cluster.bindings.RedisBindingStore``), opened and loaded before the registrar; it brings
+the REGISTERs other nodes took to :meth:`Registration.changed_elsewhere`, which puts them in
+the registrar and re-arms the timer. They are not stored again. Changes are gathered for its
+shorter interval (``store_interval``), so another node sees a REGISTER within milliseconds.
+
 Qualify (``registrar.qualify`` seconds, 0 off): the same timer takes the bindings due an
 OPTIONS (RFC 3261 §11) from the registrar and sends each one through the UAC core on the
 binding's flow, to its contact, with its Path as the Route set (RFC 3327 §5.3).
@@ -56,7 +62,7 @@ from callserver.sip.headers import parse_address
 from callserver.sip.peer import Peer
 from callserver.sip.transaction_key import TransactionKey
 
-__all__ = ["Registration", "account_of"]
+__all__ = ["STORE_INTERVAL", "Registration", "account_of"]
 
 log = structlog.get_logger("callserver.registrar")
 
@@ -110,8 +116,11 @@ class Registration:
         screening: Screening,
         loop: asyncio.AbstractEventLoop,
         wake: Callable[[], None],
+        store: BindingStore | None = None,
+        store_interval: float = STORE_INTERVAL,
     ) -> Registration:
-        """The registrar of ``settings``, its bindings back from ``<data_dir>/registrar.sqlite``.
+        """The registrar of ``settings``, its bindings back from ``store`` (default:
+        ``<data_dir>/registrar.sqlite``), its changes gathered ``store_interval`` seconds.
 
         It shares the trunks' realm, algorithms, nonces and lockout (``auth``), so failed
         authentications of REGISTERs and INVITEs count toward the same per-source and
@@ -125,12 +134,19 @@ class Registration:
             algorithms=tuple(auth.settings.algorithms),
         )
         registrar = Registrar(digest)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = SqliteBindingStore(settings.data_dir / "registrar.sqlite")
+        if store is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            store = SqliteBindingStore(settings.data_dir / "registrar.sqlite")
         registrar.restore(store.load(loop.time()))
         _configure(registrar, settings, auth, loop.time())  # qualify books the restored ones
         registration = cls(
-            registrar, store, endpoint=endpoint, screening=screening, loop=loop, wake=wake
+            registrar,
+            store,
+            endpoint=endpoint,
+            screening=screening,
+            loop=loop,
+            wake=wake,
+            store_interval=store_interval,
         )
         registration._arm(loop.time())
         return registration
@@ -178,6 +194,13 @@ class Registration:
             log.info("registrar.bindings_removed", aor=aor, contacts=len(changes))
         self._changed(changes, now)
         return len(changes)
+
+    def changed_elsewhere(self, aor: str, contact: str, binding: Binding | None) -> None:
+        """Another node changed a binding (``Registrar.changed_elsewhere``): in force here at
+        once, its expiry on the timer; nothing is stored (it came from the store)."""
+        now = self.loop.time()
+        self.registrar.changed_elsewhere(aor, contact, binding, now)
+        self._arm(now)
 
     def handle_event(self, event: SipEvent, now: float) -> bool:
         """Take the outcome of an OPTIONS of ours (a final response, or Timer F); False for any

@@ -15,6 +15,11 @@ updates memory at once and queues the change for ``SqliteServiceStore``
 (``<data_dir>/services.sqlite``), written by one worker thread, the changes of one loop
 iteration in one transaction (WAL, ``synchronous=NORMAL``: as the registrar's store). They are
 read back on start, so settings survive a restart.
+
+Several nodes (``cluster.redis``): the store is ``cluster.services.RedisServiceStore`` instead,
+behind the same port (:class:`ServiceStore`): a change goes to Redis and to every other node,
+whose store hands it to :meth:`ServicesStore.changed_elsewhere`: in force there at once, not
+written again.
 """
 
 from __future__ import annotations
@@ -23,18 +28,26 @@ import asyncio
 import concurrent.futures
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import structlog
 
 from callserver.config.centrex import Centrex, Subscriber
-from callserver.policy.services import NO_ANSWER_SECONDS, ServiceSettings
+from callserver.policy.services import Override, ServiceSettings, fits
 from callserver.process.sqlite import open_database, transaction
 
-__all__ = ["Override", "ServicesStore", "SqliteServiceStore", "fits", "laid_over", "locked"]
+__all__ = [
+    "Override",
+    "ServiceStore",
+    "ServicesStore",
+    "SqliteServiceStore",
+    "fits",
+    "laid_over",
+    "locked",
+]
 
 log = structlog.get_logger("callserver.services")
 
@@ -47,27 +60,7 @@ CREATE TABLE IF NOT EXISTS service_setting (
 )
 """
 _UPSERT = "INSERT OR REPLACE INTO service_setting VALUES (?, ?, ?)"
-_SETTINGS = frozenset(f.name for f in fields(ServiceSettings))
 _LOCKED_BY = {"no_answer_seconds": "forward_no_answer"}  # the lock that guards a setting
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Override:
-    """A setting a phone changed: its subscriber's number, the setting, the new value."""
-
-    number: str
-    service: str
-    value: str | bool | int | None
-
-
-def fits(service: str, value: object) -> bool:
-    """Whether ``value`` is one ``service`` (a ServiceSettings name) can take."""
-    if service in ("call_waiting", "dnd"):
-        return isinstance(value, bool)
-    if service == "no_answer_seconds":
-        low, high = NO_ANSWER_SECONDS
-        return type(value) is int and low <= value <= high
-    return service in _SETTINGS and (value is None or isinstance(value, str))
 
 
 def locked(subscriber: Subscriber, names: Iterable[str]) -> list[str]:
@@ -86,6 +79,20 @@ def laid_over(settings: ServiceSettings, overrides: Mapping[str, object]) -> Ser
         if not fits(service, value):
             raise ValueError(f"{service} cannot be {value!r}")
     return replace(settings, **cast(dict[str, Any], overrides))
+
+
+class ServiceStore(Protocol):
+    """Where the phones' changes are kept (:class:`SqliteServiceStore`, or one shared by
+    several nodes); ``apply`` and ``close`` run in a worker thread."""
+
+    def load(self) -> list[Override]:
+        """Every override kept."""
+
+    def apply(self, overrides: Sequence[Override]) -> None:
+        """Keep ``overrides`` (made now, in order)."""
+
+    def close(self) -> None:
+        """Release the store."""
 
 
 class SqliteServiceStore:
@@ -133,7 +140,7 @@ class ServicesStore:
     def __init__(
         self,
         centrex: Callable[[], Centrex],
-        store: SqliteServiceStore,
+        store: ServiceStore,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._centrex = centrex
@@ -150,11 +157,18 @@ class ServicesStore:
 
     @classmethod
     def open(
-        cls, data_dir: Path, centrex: Callable[[], Centrex], loop: asyncio.AbstractEventLoop
+        cls,
+        data_dir: Path,
+        centrex: Callable[[], Centrex],
+        loop: asyncio.AbstractEventLoop,
+        store: ServiceStore | None = None,
     ) -> ServicesStore:
-        """The store of ``data_dir/services.sqlite`` (created when missing)."""
-        data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(centrex, SqliteServiceStore(data_dir / "services.sqlite"), loop)
+        """The overrides of ``store``, by default ``data_dir/services.sqlite`` (created when
+        missing)."""
+        if store is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            store = SqliteServiceStore(data_dir / "services.sqlite")
+        return cls(centrex, store, loop)
 
     def settings_of(self, number: str) -> ServiceSettings:
         """The ServiceSettings in force for the subscriber of ``number`` (E.164, ``+``
@@ -201,6 +215,11 @@ class ServicesStore:
         if self._flushing is None:
             self._flushing = self._loop.call_soon(self._flush)
         return True
+
+    def changed_elsewhere(self, override: Override) -> None:
+        """Another node's phone (or operator) changed a setting: in force here from now on."""
+        self._overrides.setdefault(override.number, {})[override.service] = override.value
+        self._laid.pop(override.number, None)
 
     async def close(self) -> None:
         """Write what is pending, stop the worker and close the database."""

@@ -19,7 +19,7 @@ Pure: values and functions, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Final, Literal
 
 __all__ = [
@@ -27,7 +27,9 @@ __all__ = [
     "NO_ANSWER_SECONDS",
     "VOICEMAIL",
     "DiversionReason",
+    "Override",
     "ServiceSettings",
+    "fits",
 ]
 
 VOICEMAIL: Final = "VM"
@@ -76,3 +78,25 @@ class ServiceSettings:
             forward_no_answer=None,
             forward_unreachable=None,
         )
+
+
+_SETTINGS = frozenset(f.name for f in fields(ServiceSettings))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Override:
+    """A setting a phone changed: its subscriber's number, the setting, the new value."""
+
+    number: str
+    service: str
+    value: str | bool | int | None
+
+
+def fits(service: str, value: object) -> bool:
+    """Whether ``value`` is one ``service`` (a ServiceSettings name) can take."""
+    if service in ("call_waiting", "dnd"):
+        return isinstance(value, bool)
+    if service == "no_answer_seconds":
+        low, high = NO_ANSWER_SECONDS
+        return type(value) is int and low <= value <= high
+    return service in _SETTINGS and (value is None or isinstance(value, str))

@@ -13,6 +13,10 @@ connection is gone, so requests can no longer reach the phone until it registers
 §17.1.2.2 Timer F). An unreachable binding is kept until it expires, is removed, or comes back
 to ``ACTIVE``: when the phone registers again or answers a later OPTIONS.
 
+In a cluster a binding may have been written by another node (``node`` names it): this node
+holds a copy, which the registrar replaces when that node's change arrives
+(:meth:`callserver.registrar.registrar.Registrar.changed_elsewhere`), not through the table.
+
 Every change is a :class:`BindingChange` put through :data:`TRANSITIONS`, the one
 ``{(state, change): next state}`` table; a pair missing from it is a bug of ours and raises
 ``LookupError`` (the registrar decides changes, never the peer directly).
@@ -93,7 +97,8 @@ class Binding:
     ``contact`` is the contact URI as registered, ``expires`` an absolute monotonic deadline,
     ``flow`` where the REGISTER came from; ``instance`` and ``reg_id`` are RFC 5626's
     ``+sip.instance`` and ``reg-id`` Contact parameters when given; ``user_agent`` the
-    User-Agent of the REGISTER that last wrote it.
+    User-Agent of the REGISTER that last wrote it; ``node`` the cluster node that received
+    that REGISTER when it was another (None: this node), which alone qualifies it.
     """
 
     aor: str
@@ -108,6 +113,7 @@ class Binding:
     reg_id: int | None = None
     state: BindingState = BindingState.ACTIVE
     user_agent: str | None = None  # the REGISTER's User-Agent (RFC 3261 §20.41)
+    node: str | None = None  # the cluster node that took its REGISTER, when not this one
 
     @property
     def usable(self) -> bool:

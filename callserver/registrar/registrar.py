@@ -37,6 +37,15 @@ binding becomes ``ACTIVE`` again (``QUALIFY_ANSWERED``). Timer F makes an ``ACTI
 in a 200 (it is a current binding until it expires) and still probed, and a REGISTER that
 refreshes it makes it ``ACTIVE`` again. An outcome for a binding a REGISTER wrote again (new
 Call-ID or CSeq) since its OPTIONS went out is stale and ignored.
+
+Several nodes (docs/scaling.md "Registrations and settings"): a REGISTER another node took
+reaches this one as :meth:`changed_elsewhere`, the binding as it stands there (its ``node``
+set) or None when it is gone. It takes the place of this node's copy in the same table the
+REGISTERs write, without a transition: the other node already went through its table. Such a
+binding expires here on its own deadline, is looked up and unregistered like any other, and
+is never qualified here: only the node that received its REGISTER sends it OPTIONS, and its
+outcome comes back as another change. A REGISTER here for the same contact makes it this
+node's again.
 """
 
 from __future__ import annotations
@@ -114,6 +123,24 @@ class Registrar:
         for binding in bindings:
             self._put(binding)
 
+    def changed_elsewhere(
+        self, aor: str, contact: str, binding: Binding | None, now: float
+    ) -> None:
+        """Another node of the cluster changed ``contact`` of ``aor``: ``binding`` is how it
+        stands there now (its deadline on this node's clock), None when it is gone. It
+        replaces this node's copy; a binding of another ``node`` is not qualified here, one of
+        this node (written by an earlier run of it) is."""
+        if binding is None or binding.state is BindingState.ABSENT:
+            current = self._aors.get(aor, {}).get(contact)
+            if current is not None:
+                self._drop(current)
+            return
+        self._put(binding)
+        if binding.node is None and not binding.flow.reliable:
+            self._qualify.add((aor, contact), now)
+        else:
+            self._qualify.discard((aor, contact))
+
     def register(self, request: Request, flow: Peer, now: float) -> RegisterAnswer:
         """Answer a REGISTER that came on ``flow`` at ``now`` (RFC 3261 §10.3)."""
         try:
@@ -181,7 +208,7 @@ class Registrar:
         due = []
         for aor, contact in self._qualify.pop_due(now):
             binding = self._aors.get(aor, {}).get(contact)
-            if binding is None or binding.flow.reliable or binding.expires <= now:
+            if binding is None or _not_ours_to_qualify(binding, now):
                 self._qualify.discard((aor, contact))
             else:
                 due.append(binding)
@@ -303,7 +330,7 @@ class Registrar:
             (b.aor, b.contact)
             for bindings in self._aors.values()
             for b in bindings.values()
-            if not b.flow.reliable
+            if not b.flow.reliable and b.node is None
         ]
 
     def _listing(self, aor: str, request: Request, now: float) -> tuple[tuple[str, str], ...]:
@@ -317,6 +344,12 @@ class Registrar:
         if "path" in supported:
             headers += [("Path", path) for path in request.headers.values("Path")]
         return tuple(headers)
+
+
+def _not_ours_to_qualify(binding: Binding, now: float) -> bool:
+    """A stream flow's (the connection tells), another node's (that node qualifies it), or
+    an expired binding: no OPTIONS from here (RFC 3261 §11)."""
+    return binding.flow.reliable or binding.node is not None or binding.expires <= now
 
 
 def _check_order(binding: Binding, asked: ContactRequest) -> None:
