@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import secrets
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from callserver.campaigns.runner import server_runner
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.purging import RetentionTask
 from callserver.cdr.spool import CdrSpool
+from callserver.cluster.link import RedisLink
+from callserver.cluster.phone_state import SharedPhoneState
 from callserver.config.centrex import load_customers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import (
@@ -171,6 +174,10 @@ class Server:
         self._watch: asyncio.Task[None] | None = None
         self.background = Background()  # reloads in progress: dialplans, prompts
         self.admin: AdminServer | None = None  # the admin API (``admin.listen``), once started
+        cluster = settings.cluster  # several nodes: what they share goes through Redis
+        self.link = None if cluster.redis is None else RedisLink(cluster.redis)
+        self.holder = f"{cluster.node}/{secrets.token_hex(4)}"  # this process among the nodes
+        self.shared: SharedPhoneState | None = None  # bindings, settings: start()
 
     async def start(self, on_ready: Callable[[], None] | None = None) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0.
@@ -190,7 +197,14 @@ class Server:
         await self.media.start()
         self.cdr = self.reporter.sink = CdrSpool(self.settings.data_dir / "cdr")
         self.queue_events = QueueEventLog(self.settings.data_dir / EVENTS_DIR)
-        opened = self.phones.open(self.cdr.directory, self._watching, self.queue_events)
+        if self.link is not None:
+            node, loop = self.settings.cluster.node, self._loop
+            self.shared = await SharedPhoneState.open(
+                self.link, node=node, holder=self.holder, loop=loop
+            )
+        opened = self.phones.open(
+            self.cdr.directory, self._watching, self.queue_events, self.shared
+        )
         self.background.run(opened)
         await self.phones.open_control()  # ``callserver agents ...`` reach the server
         aborted = self.cdr.recover(datetime.now(UTC))  # legs a crash left open
@@ -400,6 +414,10 @@ class Server:
                 await self._watch
         await self.media.stop()
         await self.phones.close()  # control socket closed; bindings, settings... on disk
+        if self.shared is not None:
+            await self.shared.close()  # bindings, settings: the last changes into Redis
+        if self.link is not None:
+            await self.link.close()
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite

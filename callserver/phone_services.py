@@ -12,7 +12,9 @@ Centrex phones, which log in and out with their codes (``agents``, ``calls.agent
 the operator's ``callserver agents`` commands on the control socket (``open_control``); the
 queue step's callers wait through it (``queues``, ``calls.queue_calls``). ``open`` starts
 them once the server listens (they write to the data dir), ``close`` puts them on disk for
-the next start.
+the next start. In a cluster (``cluster.redis``) the bindings and the settings are kept in
+Redis instead (``cluster.phone_state``): ``open`` takes the shared stores and attaches the
+registrar and the services store to the changes other nodes make.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ from callserver.calls.manager import CallManager
 from callserver.calls.phones import PhoneBook
 from callserver.calls.pickup import Pickup
 from callserver.calls.queue_calls import QueueCalls
-from callserver.calls.registration import Registration, account_of
+from callserver.calls.registration import STORE_INTERVAL, Registration, account_of
 from callserver.calls.replacing import Replacing
 from callserver.calls.service_codes import ServiceCodeCalls
 from callserver.calls.services_store import ServicesStore
 from callserver.calls.session import CallSession
 from callserver.calls.supervision import Supervision
 from callserver.calls.transfer_services import SubscriberTransfers
+from callserver.cluster.bindings import GATHER_INTERVAL
+from callserver.cluster.phone_state import SharedPhoneState
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.config.settings import Settings
 from callserver.policy.services import ServiceSettings
@@ -141,6 +145,7 @@ class PhoneServices:
         self.service_codes: ServiceCodeCalls | None = None
         self.malicious: MaliciousCalls | None = None  # the last incoming calls, for *39
         self.mwi: Mwi | None = None
+        self.shared: SharedPhoneState | None = None  # in Redis, with a cluster: open()
 
     def codes(self) -> tuple[Code, ...]:
         """What a phone may dial besides numbers, in the order the routing tries them."""
@@ -157,14 +162,21 @@ class PhoneServices:
         return None if self.service_codes is None else self.service_codes.route(session)
 
     def open(
-        self, cdr_directory: Path, stop: asyncio.Event, queue_events: QueueEventLog | None = None
+        self,
+        cdr_directory: Path,
+        stop: asyncio.Event,
+        queue_events: QueueEventLog | None = None,
+        shared: SharedPhoneState | None = None,
     ) -> Coroutine[None, None, None]:
         """Open the stores in the data dir and the registrar, restore the call centre's agents
-        (its events to ``queue_events``); returns the voicemail purges (run until ``stop`` is
-        set) for the server's background work."""
+        (its events to ``queue_events``); the bindings and settings from ``shared`` when
+        given (a cluster); returns the voicemail purges (run until ``stop`` is set) for the
+        server's background work."""
         settings, centrex, calls = self._settings(), self._centrex, self._calls
         self.centre.open(settings.data_dir, queue_events)
-        self.services = ServicesStore.open(settings.data_dir, centrex, self._loop)
+        self.shared = shared
+        services = None if shared is None else shared.services
+        self.services = ServicesStore.open(settings.data_dir, centrex, self._loop, services)
         self.malicious = MaliciousCalls(
             cdr_directory,
             SqliteIncomingStore(settings.data_dir / "mcid.sqlite"),
@@ -182,7 +194,12 @@ class PhoneServices:
             screening=calls.screening,
             loop=self._loop,
             wake=self._wake,
+            store=None if shared is None else shared.bindings,
+            store_interval=STORE_INTERVAL if shared is None else GATHER_INTERVAL,
         )
+        if shared is not None:
+            shared.bindings.attach(calls.registration.changed_elsewhere)
+            shared.services.attach(self.services.changed_elsewhere)
         self.mwi = calls.subscriptions = Mwi.open(
             self._settings,
             calls.registration,

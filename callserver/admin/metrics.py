@@ -167,6 +167,7 @@ class ServerCollector(Collector):
         yield from self._channels()
         yield from self._admission()
         yield from self._registrations()
+        yield from self._mirrors()
         yield from self._queues()
         yield from self._media()
         yield from self._cdr()
@@ -253,6 +254,25 @@ class ServerCollector(Collector):
             for customer, count in sorted(bindings_per_customer(counts, centrex).items()):
                 family.add_metric([customer], count)
         yield family
+
+    def _mirrors(self) -> Iterator[Metric]:
+        """What the cluster's shared mirrors did (bindings, settings); empty on a single node."""
+        labels = ["kind"]
+        up = _gauge("callserver_cluster_mirror_up", "1 while changes flow.", labels)
+        received = _counter(
+            "callserver_cluster_changes_received", "Changes of other nodes applied.", labels
+        )
+        written = _counter("callserver_cluster_changes_written", "Own changes written.", labels)
+        unsent = _gauge("callserver_cluster_changes_unsent", "Own changes not written.", labels)
+        resyncs = _counter("callserver_cluster_mirror_resyncs", "Re-reads after an outage.", labels)
+        shared = self.server.phones.shared
+        for stats in [] if shared is None else shared.statistics():
+            up.add_metric([stats.kind], int(stats.up))
+            received.add_metric([stats.kind], stats.received)
+            written.add_metric([stats.kind], stats.written)
+            unsent.add_metric([stats.kind], stats.unsent)
+            resyncs.add_metric([stats.kind], stats.resyncs)
+        yield from (up, received, written, unsent, resyncs)
 
     def _queues(self) -> Iterator[Metric]:
         centre = self.server.phones.centre.centre

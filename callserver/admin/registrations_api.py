@@ -82,6 +82,7 @@ def binding_view(binding: Binding, customer: str | None, now: float) -> dict[str
         "transport": flow.transport,
         "state": binding.state.value,
         "q": binding.q,
+        "node": binding.node,
     }
 
 

@@ -36,6 +36,7 @@ async def test_registered_phones_are_listed_with_their_customer_and_agent(
         "transport": "udp",
         "state": "active",
         "q": None,
+        "node": None,
     }
     assert (globex["aor"], globex["customer"]) == ("+38733200201", "globex")
 

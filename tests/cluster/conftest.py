@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.conftest import sipp
+
+__all__ = ["sipp"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/cluster carries the e2e and cluster markers."""

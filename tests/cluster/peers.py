@@ -98,12 +98,23 @@ class _Process:
         self.stop()
 
 
+def _pong(port: int) -> bool:
+    """True when a Redis on ``port`` of 127.0.0.1 answers PING (bound is not yet listening,
+    and a port another process holds is not ours)."""
+    try:
+        with socket.create_connection((HOST, port), timeout=1.0) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class Redis(_Process):
     """``redis-server`` on a free port, nothing saved to disk: ``url`` reaches it."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.port = free_port(both=False)
+        self.port = free_port()  # free for TCP, Redis's (and UDP)
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -118,7 +129,8 @@ class Redis(_Process):
         log = (self.workdir / "redis.log").open("ab")
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        _wait(lambda: port_bound(self.port, udp=False), self.proc, "redis-server", timeout)
+        proc = self.proc
+        _wait(lambda: proc.poll() is None and _pong(self.port), proc, "redis-server", timeout)
         return self
 
     def __enter__(self) -> Redis:
