@@ -293,6 +293,8 @@ def _rate(args: argparse.Namespace) -> int:
 
 
 def _subscribers(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
     from callserver.commands.subscribers import show
     from callserver.config.centrex import load_customers
     from callserver.dialplan.routing import plan_numbers
@@ -304,12 +306,20 @@ def _subscribers(args: argparse.Namespace) -> int:
         )
         data_dir = args.data_dir or settings.data_dir
         number = " ".join(args.number)  # written with spaces: +387 33 100 201
-        sys.stdout.write(show(centrex, data_dir, number, settings.media.default_language))
+        language, shared = settings.media.default_language, settings.cluster.redis
+        sys.stdout.write(show(centrex, data_dir, number, language, shared=shared))
     except OperatorFileError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 1
     except (ValueError, sqlite3.Error) as exc:
         print(f"callserver subscribers: {exc}", file=sys.stderr)
+        return 1
+    except RedisError as exc:
+        print(
+            f"callserver subscribers: the cluster's Redis ({shared}) cannot be read: {exc};"
+            " start it, or check cluster.redis",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

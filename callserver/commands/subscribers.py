@@ -6,6 +6,10 @@ extension, language, pickup group and role (a supervisor's); each service as the
 it, as its phone changed it (``<data_dir>/services.sqlite``, ``calls.services_store``) and so
 in force, with the locks; and its registrations (``<data_dir>/registrar.sqlite``) with the
 time each has left. Both databases are opened read-only: a missing one means nothing was stored yet.
+
+A node of a cluster (``cluster.redis``) keeps both in Redis instead (docs/scaling.md
+"Registrations and settings"): ``show`` given its URL reads them there (``shared_phone``), what
+every node has in force.
 """
 
 from __future__ import annotations
@@ -17,12 +21,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import redis
+
 from callserver.calls.services_store import fits, laid_over
+from callserver.cluster.bindings import KIND as BINDINGS
+from callserver.cluster.bindings import recorded_flow
+from callserver.cluster.records import Entry, decode, hash_key
+from callserver.cluster.services import KIND as SERVICES
 from callserver.config.centrex import Centrex, Subscriber
 from callserver.policy.numbering import e164
 from callserver.policy.services import ServiceSettings
 
-__all__ = ["Registered", "describe", "phone_changes", "registrations", "show"]
+__all__ = ["Registered", "describe", "phone_changes", "registrations", "shared_phone", "show"]
 
 _NO_VALUE = object()
 
@@ -91,6 +101,46 @@ def registrations(
     ]
 
 
+def shared_phone(
+    url: str, number: str, wall: Callable[[], float] = time.time
+) -> tuple[dict[str, object], list[Registered]]:
+    """What the phone of ``number`` changed and its unexpired registrations, from the
+    cluster's Redis at ``url``.
+
+    Raises:
+        redis.exceptions.RedisError: Redis cannot be reached or read.
+    """
+    client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    try:
+        settings = client.hgetall(hash_key(SERVICES, number))
+        bindings = client.hgetall(hash_key(BINDINGS, number))
+    finally:
+        client.close()
+    changes = {
+        e.field: e.value
+        for e in _entries(number, settings)
+        if not e.gone and fits(e.field, e.value)
+    }
+    now = wall()
+    registered = [
+        Registered(
+            contact=e.field,
+            transport=flow.transport,
+            source=f"{flow.host}:{flow.port} (node {e.node})",
+            expires_in=int(e.expires - now),
+        )
+        for e in _entries(number, bindings)
+        if e.expires is not None and e.expires > now and (flow := recorded_flow(e)) is not None
+    ]
+    return changes, sorted(registered, key=lambda r: r.contact)
+
+
+def _entries(key: str, fields: object) -> list[Entry]:
+    """The entries of a hash as the synchronous client returns it (bytes to bytes)."""
+    assert isinstance(fields, dict)  # redis-py's types also allow the asyncio client's
+    return [decode(key, field.decode(), record) for field, record in fields.items()]
+
+
 def _value(value: object) -> str:
     if value is _NO_VALUE:
         return "-"
@@ -141,18 +191,23 @@ def show(
     written: str,
     default_language: str,
     wall: Callable[[], float] = time.time,
+    shared: str | None = None,
 ) -> str:
-    """The report of the subscriber ``written`` names (a number, E.164 or national).
+    """The report of the subscriber ``written`` names (a number, E.164 or national), its
+    changes and registrations from the data dir, or from the cluster's Redis at ``shared``.
 
     Raises:
         ValueError: ``written`` is not a number, or no subscriber's.
         sqlite3.Error: a database of the data dir cannot be read.
+        redis.exceptions.RedisError: the cluster's Redis cannot be reached or read.
     """
     number = e164(written)
     subscriber = centrex.subscriber(number)
     if subscriber is None:
         raise ValueError(f"{number} is no subscriber of the centrex file")
-    changes = phone_changes(data_dir, subscriber.number)
-    return describe(
-        subscriber, changes, registrations(data_dir, subscriber.number, wall), default_language
-    )
+    if shared is not None:
+        changes, registered = shared_phone(shared, subscriber.number, wall)
+    else:
+        changes = phone_changes(data_dir, subscriber.number)
+        registered = registrations(data_dir, subscriber.number, wall)
+    return describe(subscriber, changes, registered, default_language)
