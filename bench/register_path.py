@@ -11,10 +11,21 @@ with the store's worker thread counted (process CPU time). It prints the CPU per
 (µs) of the best of --rounds rounds of --subscribers phones (a round registers every phone
 again, refreshing its binding), then the memory the bindings hold: Python's allocations
 (tracemalloc) once every transaction has ended and a full collection ran, per binding, and the
-allocation sites that hold the most.
+allocation sites that hold the most. A round's CPU includes waiting for its last changes to
+be stored.
+
+With --redis the bindings go to a private redis-server (bench/redis_nodes) through the
+cluster's shared store instead of SQLite (``cluster.bindings.RedisBindingStore``), as a node of
+several writes them: the CPU per registration then includes handing each change over, the
+pipelined write and the node's own change coming back on its subscription. --delay N (with
+--redis) instead registers N phones one at a time, each until a second node's registrar has the
+binding in force, and prints the delays (REGISTER's 200 on the first node to in force on the
+second: the gathering interval, the writer thread, Redis, pub/sub).
 
     .venv/bin/python bench/register_path.py --subscribers 20000
     .venv/bin/python bench/register_path.py --subscribers 5000 --profile   # cProfile's top
+    .venv/bin/python bench/register_path.py --subscribers 20000 --redis
+    .venv/bin/python bench/register_path.py --subscribers 1000 --redis --delay 1000
 """
 
 from __future__ import annotations
@@ -24,19 +35,25 @@ import asyncio
 import cProfile
 import gc
 import pstats
+import statistics
 import tempfile
 import time
 import tracemalloc
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 
 from harness import StandInSocket
+from redis_nodes import RedisServer, binding_node
 from register import Phones, write_phones
 
 from callserver.app import Server
-from callserver.calls.registration import Registration
+from callserver.calls.registration import STORE_INTERVAL, Registration
+from callserver.cluster.bindings import GATHER_INTERVAL, RedisBindingStore
 from callserver.config.settings import load_settings
 from callserver.process.gctuning import tune_gc
 from callserver.process.logs import configure_logging
+from callserver.registrar.binding import Binding
+from callserver.registrar.registrar import Registrar
 from callserver.sip.auth import build_authorization, select_challenge
 from callserver.sip.events import Peer
 
@@ -65,8 +82,14 @@ def _challenges(response: bytes) -> list[str]:
 class Driver:
     """A server without sockets and the phones that register with it."""
 
-    def __init__(self, server: Server, sink: StandInSocket, phones: Phones) -> None:
-        self.server, self.sink, self.phones = server, sink, phones
+    def __init__(
+        self,
+        server: Server,
+        sink: StandInSocket,
+        phones: Phones,
+        shared: RedisBindingStore | None = None,
+    ) -> None:
+        self.server, self.sink, self.phones, self.shared = server, sink, phones, shared
         self.peer = Peer("udp", "127.0.0.1", 6000)
         self.cpu = 0.0  # the server's CPU seconds so far
 
@@ -106,10 +129,21 @@ class Driver:
         before = self.cpu
         for user, password in credentials:
             await self.register(user, password, round_)
-        registration = self.server.calls.registration
-        assert registration is not None and registration._written is not None
-        await asyncio.wrap_future(registration._written)  # the last batch written
+        start = time.process_time()
+        await self.stored()
+        self.cpu += time.process_time() - start
         return 1e6 * (self.cpu - before) / len(credentials)
+
+    async def stored(self) -> None:
+        """Until the last batch is stored (in Redis: written, and its echo taken)."""
+        registration = self.server.calls.registration
+        assert registration is not None
+        await asyncio.sleep(2 * registration._store_interval)  # the last batch handed over
+        assert registration._written is not None
+        await asyncio.wrap_future(registration._written)
+        if self.shared is not None:
+            await self.shared.mirror.wait_written()
+            await asyncio.sleep(0.05)  # the node's own changes come back on its subscription
 
 
 def _credentials(phones: Phones) -> list[tuple[str, str]]:
@@ -117,7 +151,9 @@ def _credentials(phones: Phones) -> list[tuple[str, str]]:
     return [(user, password) for user, _, password in (line.partition(";") for line in lines)]
 
 
-async def _server(directory: Path) -> tuple[Server, StandInSocket]:
+async def _server(
+    directory: Path, shared: RedisBindingStore | None = None
+) -> tuple[Server, StandInSocket]:
     overrides = {
         "sip": {"listen": [f"udp:{SERVER[0]}:{SERVER[1]}"]},
         "trunks": directory / "trunks.yaml",
@@ -138,7 +174,11 @@ async def _server(directory: Path) -> tuple[Server, StandInSocket]:
         screening=server.calls.screening,
         loop=asyncio.get_running_loop(),
         wake=server.pump,
+        store=shared,
+        store_interval=STORE_INTERVAL if shared is None else GATHER_INTERVAL,
     )
+    if shared is not None:
+        shared.attach(server.calls.registration.changed_elsewhere)
     return server, sink
 
 
@@ -158,12 +198,58 @@ def _memory(driver: Driver, snapshot: tracemalloc.Snapshot, count: int) -> None:
         )
 
 
-async def _measure(args: argparse.Namespace, directory: Path) -> None:
+async def _delays(driver: Driver, credentials: list[tuple[str, str]], url: str) -> None:
+    """Each phone registers on the driver's node; the delay until node b has it in force."""
+    loop = asyncio.get_running_loop()
+    link, other = await binding_node(url, "bench-b")
+    registration = driver.server.calls.registration
+    assert registration is not None
+    registrar = Registrar(registration.registrar.digest)  # node b's, only to look up
+    arrived = asyncio.Event()
+
+    def changed(aor: str, contact: str, binding: Binding | None) -> None:
+        registrar.changed_elsewhere(aor, contact, binding, loop.time())
+        arrived.set()
+
+    other.attach(changed)
+    delays = []
+    for user, password in credentials:
+        arrived.clear()
+        await driver.register(user, password, 0)
+        start = time.perf_counter()
+        await arrived.wait()
+        delays.append(1e3 * (time.perf_counter() - start))
+        assert registrar.lookup(f"+{user}", loop.time())
+    await other.mirror.close()
+    await link.close()
+    quantiles = statistics.quantiles(delays, n=100)
+    print(
+        f"in force on node b after the 200 on node a: p50 {quantiles[49]:.2f} ms, "
+        f"p99 {quantiles[98]:.2f} ms, max {max(delays):.2f} ms ({len(delays)} registrations)"
+    )
+
+
+async def _measure(args: argparse.Namespace, directory: Path, url: str | None) -> None:
     phones = write_phones(directory, args.subscribers)
     credentials = _credentials(phones)
-    server, sink = await _server(directory)
-    tune_gc()  # as the server after its start-up
-    driver = Driver(server, sink, phones)
+    async with AsyncExitStack() as stack:
+        shared = None
+        if url is not None:
+            link, shared = await binding_node(url, "bench-a")
+            stack.push_async_callback(link.close)
+            stack.push_async_callback(shared.mirror.close)
+        server, sink = await _server(directory, shared)
+        tune_gc()  # as the server after its start-up
+        driver = Driver(server, sink, phones, shared)
+        if args.delay and url is not None:
+            await _delays(driver, credentials[: args.delay], url)
+            return
+        await _rounds(args, driver, credentials)
+
+
+async def _rounds(
+    args: argparse.Namespace, driver: Driver, credentials: list[tuple[str, str]]
+) -> None:
     if args.memory:
         gc.collect()
         tracemalloc.start()
@@ -195,9 +281,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile's top functions")
     parser.add_argument("--memory", action="store_true", help="one round, its memory held")
+    parser.add_argument("--redis", action="store_true", help="bindings in a private Redis")
+    parser.add_argument("--delay", type=int, default=0, help="with --redis: N delays to node b")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="register-path-") as tmp:
-        measured = _measure(args, Path(tmp))
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="register-path-")))
+        url = stack.enter_context(RedisServer(tmp)).url if args.redis else None
+        measured = _measure(args, tmp, url)
         try:
             import uvloop
         except ImportError:
