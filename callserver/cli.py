@@ -228,6 +228,11 @@ def _add_cdr_parser(sub: Any) -> None:
         tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
         tool.add_argument("--since", metavar="TIME", help="from this start time (ISO 8601, UTC)")
         tool.add_argument("--until", metavar="TIME", help="before this start time (ISO 8601, UTC)")
+        tool.add_argument(
+            "--local",
+            action="store_true",
+            help="this node's own cdr.sqlite, even with cluster.postgres (the cluster's CDRs)",
+        )
 
 
 def _cdr(args: argparse.Namespace) -> int:
@@ -241,15 +246,14 @@ def _cdr(args: argparse.Namespace) -> int:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
     try:
-        data_dir = load_settings(args.config, overrides).data_dir
+        settings = load_settings(args.config, overrides)
+        data_dir = settings.data_dir
+        postgres = None if args.local else settings.cluster.postgres  # the cluster's CDRs
+        period = {"since": args.since, "until": args.until, "postgres": postgres}
         if args.cdr_command == "export":
-            cdr_export_command(
-                data_dir, since=args.since, until=args.until, fmt=args.format, out=sys.stdout
-            )
+            cdr_export_command(data_dir, fmt=args.format, out=sys.stdout, **period)
         else:
-            cdr_stats_command(
-                data_dir, since=args.since, until=args.until, out=sys.stdout, top=args.top
-            )
+            cdr_stats_command(data_dir, out=sys.stdout, top=args.top, **period)
     except OperatorFileError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 1
