@@ -29,6 +29,7 @@ from callserver.campaigns.runner import server_runner
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.purging import RetentionTask
 from callserver.cdr.spool import CdrSpool
+from callserver.cluster.cdrs import CentralCdrStore, open_central_cdrs
 from callserver.config.centrex import load_customers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import (
@@ -101,6 +102,7 @@ class Server:
             log_level=settings.log_level,
             log_format=settings.log_format,
         )
+        self.central: CentralCdrStore | None = None  # cluster.postgres: CDRs shipped there
         self.reporter = CdrReporter(self.tariffs, self._loop.time)
         self.retention = RetentionTask(
             settings.data_dir, self._retention_days, share=self._spare_share
@@ -197,6 +199,7 @@ class Server:
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
+        self.central = open_central_cdrs(self.settings)
         self.background.run(self.retention.run())  # expired call recordings, hourly
         warm_prompts(self.prompts)  # no call decodes one on the loop
         self.calls.music = music_in_force(self.settings.media.hold_music_dir)
@@ -403,6 +406,8 @@ class Server:
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite
+        if self.central is not None:
+            await self.central.close()  # and into PostgreSQL, within a few seconds
         if self.queue_events is not None:
             await asyncio.to_thread(self.queue_events.close)  # every queued event on disk
         await self.sockets.close()

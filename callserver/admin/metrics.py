@@ -36,6 +36,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from callserver.admin.central_metrics import CentralCdrCollector
 from callserver.admin.metric_sources import (
     REJECTIONS,
     bindings_per_customer,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from callserver.calls.reporting import CdrReporter
     from callserver.cdr.ingester import CdrIngester
     from callserver.cdr.spool import CdrSpool
+    from callserver.cluster.cdrs import CentralCdrStore
     from callserver.config.tariffs import Tariffs
     from callserver.dialplan.routing import Routing
     from callserver.media.engine import MediaEngine
@@ -92,6 +94,8 @@ class Server(Protocol):
     def phones(self) -> PhoneServices: ...
     @property
     def gc_pauses(self) -> GcPauses: ...
+    @property
+    def central(self) -> CentralCdrStore | None: ...
 
 
 def server_registry(server: Server) -> CollectorRegistry:
@@ -102,6 +106,8 @@ def server_registry(server: Server) -> CollectorRegistry:
     PlatformCollector(registry=registry)
     registry.register(ServerCollector(server))
     registry.register(GcPauseCollector(server.gc_pauses))
+    if server.central is not None:  # cluster.postgres: the feeder of the central CDR store
+        registry.register(CentralCdrCollector(server.central.feeder))
     return registry
 
 

@@ -1,8 +1,13 @@
-"""Tests of several nodes: real Redis, PostgreSQL and Kamailio (``tests.cluster.peers``)."""
+"""Tests of several nodes: real Redis, PostgreSQL and Kamailio (``tests.cluster.peers``),
+SIPp as the caller."""
 
 from __future__ import annotations
 
 import pytest
+
+from tests.e2e.conftest import sipp
+
+__all__ = ["sipp"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
