@@ -15,8 +15,9 @@ commit and the feeder's checkpoint) adds nothing. ``cdr_mark`` holds the MCID ma
 (``cdr.marks``), first mark of a call kept, as in SQLite. The text columns that are compared
 or sorted use the "C" collation: byte order, as SQLite's, whatever the database's locale, so
 records and the per-trunk and per-number tables come in the same order from both stores.
-``ensure_schema`` creates what is missing, under an advisory lock (two nodes starting at once
-would otherwise race in PostgreSQL's catalog).
+``ensure_schema`` creates the tables when one is missing, under an advisory lock (two nodes
+starting at once would otherwise race in PostgreSQL's catalog); once they are there, a
+database user with only SELECT and INSERT on them is enough.
 
 Reads. ``CentralCdrs`` keeps a small asyncpg pool on the event loop that first uses it (the
 server's, or the one ``read_central`` runs for a command). ``CentralRows`` is its blocking
@@ -110,6 +111,7 @@ ON CONFLICT (call_id) DO NOTHING
 # What says PostgreSQL cannot be used now: not reached, gone, too slow, or refusing us.
 UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
+_TABLES_THERE = "SELECT to_regclass('cdr') IS NOT NULL AND to_regclass('cdr_mark') IS NOT NULL"
 _PAGE = 500
 _FAR_PAST, _FAR_FUTURE = "0000", "9999"
 _MALICIOUS = (
@@ -128,7 +130,10 @@ _GROUP = (
 
 
 async def ensure_schema(connection: asyncpg.Connection | PoolConnectionProxy) -> None:
-    """Create the tables and indexes that are missing (see the module docstring)."""
+    """Create the tables when one is missing (see the module docstring); with both there,
+    nothing is asked but whether they are (a user without CREATE can feed and read)."""
+    if await connection.fetchval(_TABLES_THERE):
+        return
     async with connection.transaction():
         await connection.execute(SCHEMA)
 

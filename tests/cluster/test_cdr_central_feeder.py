@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from callserver.cdr.central import read_central
 from callserver.cdr.feeder import CHECKPOINT
 from tests.cdr import DAY, events_named
 from tests.cluster.central_cdrs import NODE, central_uuids, feeder_of, numbered, spool, stop_fast
@@ -224,3 +225,26 @@ async def test_the_lines_are_parsed_in_a_worker_that_is_replaced_when_killed(
     assert replacement.pid != worker.pid
     assert sorted(central_uuids(postgres)) == sorted(f"u{n}" for n in range(20))
     assert feeder.statistics().delivered == 20
+
+
+async def test_a_user_that_may_only_select_and_insert_feeds_and_reads(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    """Once the first node made the tables, a database user with SELECT and INSERT on them
+    and no CREATE (PostgreSQL 15 gives none on the public schema) feeds and reads."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    spool(first, numbered(0, 3))
+    feeder = feeder_of(first, postgres.dsn)
+    await feeder.deliver(wait=20)
+    await feeder.close()
+    postgres.query("CREATE ROLE clerk LOGIN; GRANT SELECT, INSERT ON cdr, cdr_mark TO clerk")
+    clerk = postgres.dsn.replace("//callserver@", "//clerk@")
+    spool(second, numbered(3, 2))
+    limited = feeder_of(second, clerk)
+    await limited.deliver(wait=20)
+    await limited.close()
+    assert limited.statistics().delivered == 2
+    read = await asyncio.to_thread(
+        read_central, clerk, lambda rows: [r.uuid for r in rows.records()]
+    )
+    assert read == [f"u{n}" for n in range(5)]
