@@ -25,7 +25,7 @@ Off the call path. Reading the lines and making their rows (``CdrRecord.from_jso
 each, about 60 us a record, so that PostgreSQL holds exactly what ``cdr.sqlite`` holds) runs
 in a worker process (``cdr.central_rows``; a process as the ingester's, for its reason: a
 thread would hold the interpreter lock the loop needs for the media clock, and paced slices
-on the loop would cost it ten times more). The loop unpickles the rows (under 1 us each) and
+on the loop would cost it six times more). The loop unpickles the rows (under 1 us each) and
 asyncpg encodes a batch in one step, about 1 ms for 200 records: ``batch`` keeps that step
 short. Scans and checkpoint writes go to threads. docs/scaling.md has the figures.
 
