@@ -30,6 +30,7 @@ from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.purging import RetentionTask
 from callserver.cdr.spool import CdrSpool
 from callserver.cluster.cdrs import CentralCdrStore, open_central_cdrs
+from callserver.cluster.edge import open_edge
 from callserver.config.centrex import load_customers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import (
@@ -129,6 +130,8 @@ class Server:
             wake=self.pump,
         )
         self.admission.auth.accounts = self.phones.account  # INVITEs, as their REGISTERs
+        self.edge = open_edge(settings.cluster.edge, self.endpoint)  # None: no SIP edge
+        self.calls.screening.edge = self.edge
         outbound = Outbound(  # customers' numbers hold their Centrex blocks (load_customers)
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,

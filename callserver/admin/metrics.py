@@ -61,12 +61,14 @@ if TYPE_CHECKING:
     from callserver.cdr.ingester import CdrIngester
     from callserver.cdr.spool import CdrSpool
     from callserver.cluster.cdrs import CentralCdrStore
+    from callserver.cluster.edge import EdgeSources
     from callserver.config.tariffs import Tariffs
     from callserver.dialplan.routing import Routing
     from callserver.media.engine import MediaEngine
     from callserver.phone_services import PhoneServices
     from callserver.policy.overload import OverloadControl
     from callserver.process.gcpauses import GcPauses
+    from callserver.sip.endpoint import SipEndpoint
 
 
 class Server(Protocol):
@@ -96,6 +98,10 @@ class Server(Protocol):
     def gc_pauses(self) -> GcPauses: ...
     @property
     def central(self) -> CentralCdrStore | None: ...
+    @property
+    def endpoint(self) -> SipEndpoint: ...
+    @property
+    def edge(self) -> EdgeSources | None: ...
 
 
 def server_registry(server: Server) -> CollectorRegistry:
@@ -172,6 +178,7 @@ class ServerCollector(Collector):
         yield from self._calls()
         yield from self._channels()
         yield from self._admission()
+        yield from self._sip()
         yield from self._registrations()
         yield from self._queues()
         yield from self._media()
@@ -248,6 +255,27 @@ class ServerCollector(Collector):
             "Requests refused in a password-guessing penalty.",
             "scope",
             lockout.refused,
+        )
+
+    def _sip(self) -> Iterator[Metric]:
+        server = self.server
+        dropped = {"unanswerable": server.endpoint.statistics().messages_dropped}
+        refused: dict[str, int] = {}
+        if server.edge is not None:
+            edge = server.edge.statistics()
+            dropped.update(edge.dropped)
+            refused = edge.refused
+        yield _by_key(
+            "callserver_sip_dropped",
+            "SIP requests dropped unanswered: unanswerable, or not from the edge (edge.only).",
+            "reason",
+            dropped,
+        )
+        yield _by_key(
+            "callserver_sip_edge_refusals",
+            "Requests from the SIP edge answered 400: no valid source header.",
+            "reason",
+            refused,
         )
 
     def _registrations(self) -> Iterator[Metric]:

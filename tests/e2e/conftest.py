@@ -171,6 +171,7 @@ def start_server(
     registrar: dict[str, object] | None = None,
     voicemail: dict[str, object] | None = None,
     admin: dict[str, object] | None = None,
+    cluster: dict[str, object] | None = None,
     ring: float = 0.0,
     hangup_after: float = 30.0,
     loop: bool = False,
@@ -178,8 +179,8 @@ def start_server(
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
-    ``sip``, ``overload``, ``registrar``, ``voicemail``, ``admin``) settings; the admin API
-    listens on a free port (its ``admin.listening`` line names it).
+    ``sip``, ``overload``, ``registrar``, ``voicemail``, ``admin``, ``cluster``) settings;
+    the admin API listens on a free port (its ``admin.listening`` line names it).
 
     ``dialplans`` is the dialplan directory (default: one in ``tmp_path`` holding only the
     default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting
@@ -212,6 +213,7 @@ def start_server(
             "log_format": "json",
             "log_level": "info",
             "admin": {"listen": f"{HOST}:0", **(admin or {})},
+            "cluster": cluster or {},
         }
         if blacklist is not None:
             config["blacklist"] = str(blacklist)
