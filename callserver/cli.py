@@ -1,5 +1,5 @@
 """The ``callserver`` command: run, check, reload, rate, passwd, subscribers, agents, cdr,
-stats, campaign, admin token, version, prompts synth."""
+stats, campaign, admin token, version, prompts synth, cluster, edge-config."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from callserver import __version__
+from callserver.commands import cluster_cli
 from callserver.commands.centre_cli import RUNNERS, add_parsers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import Settings, load_settings, parse_listen
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_cdr_parser(sub)
     _add_rate_parser(sub)
     add_parsers(sub)
+    cluster_cli.add_parsers(sub)
     subscribers = sub.add_parser("subscribers", help="Centrex subscribers")
     tools = subscribers.add_subparsers(dest="subscribers_command", required=True)
     show = tools.add_parser("show", help="what is in force for NUMBER: services, registrations")
@@ -371,4 +373,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _admin(args)
     if args.command in RUNNERS:
         return RUNNERS[args.command](args)
+    if args.command in cluster_cli.RUNNERS:
+        return cluster_cli.RUNNERS[args.command](args)
     return _run(args)
