@@ -4,7 +4,7 @@
 
 * ``request_route``: Max-Forwards and sanity checks; retransmissions absorbed (tm); CANCEL
   follows its INVITE; any ``X-Callserver-Source`` is removed from every request. A request from
-  a node (``ds_is_from_list``: source address, port and transport of a dispatcher entry) is
+  a node (``ds_is_from_list``: the source address and port of a dispatcher entry) is
   relayed on its Route or Request-URI (``FROM_NODE``). Any other request is a caller's: pike
   counts it against its source address (over the density: dropped unanswered), it gets
   ``X-Callserver-Source: $si:$sp``, then an in-dialog request follows its Route
@@ -18,8 +18,11 @@
   does a 5xx without a ``Reason`` (a node shutting down, overloaded); a 5xx with a Reason (a
   channel limit the nodes share) is the answer for this call and goes back to the caller.
 * ``FROM_NODE``: a call to a phone carries the Route of the phone's Path (this edge, with the
-  phone's ``received`` address: the path module sends it there); an in-dialog request its
-  dialog's Route.
+  phone's ``received`` address: the path module sends it there), and is record-routed; an
+  in-dialog request follows its dialog's Route, or goes to its Request-URI (the phone's
+  Contact) when the phone left the edge out of its route set.
+* A node's 503 reaches the caller as a 503 (tm ``remap_503_500`` off), with its Reason and
+  Retry-After.
 * OPTIONS probing of every node (``ds_probing_mode=1``) each probe interval: a node that does
   not answer within the reply timeout is marked inactive; a node back is active after one
   answered probe. Transitions are logged (``event_route[dispatcher:dst-down|dst-up]``).
@@ -75,6 +78,9 @@ loadmodule "dispatcher.so"
 # A node that sends no reply within this many milliseconds has failed this request.
 modparam("tm", "fr_timer", %%REPLY_TIMEOUT)
 modparam("tm", "fr_inv_timer", 120000)
+# A node's 503 (over a channel limit: Reason Q.850 cause 34, Retry-After) reaches the caller as
+# a 503, not the 500 RFC 3261 §16.7 suggests: the caller's retry and overflow depend on it.
+modparam("tm", "remap_503_500", 0)
 modparam("rr", "enable_full_lr", 0)
 # Requests to a phone carry Route: <this edge;received=the phone's address>: send them there.
 modparam("path", "use_received", 1)
@@ -110,7 +116,7 @@ request_route {
 		t_check_trans();
 	}
 	remove_hf("%%SOURCE_HEADER");
-	if (ds_is_from_list("1", "0")) {
+	if (ds_is_from_list("1", "2")) {
 		route(FROM_NODE);
 	}
 	if (!pike_check_req()) {
@@ -161,17 +167,31 @@ route[WITHINDLG] {
 # A node's request: a call or a qualify OPTIONS to a phone (Route from the phone's Path), or a
 # request inside a dialog (its Route).
 route[FROM_NODE] {
-	if (!loose_route()) {
-		if (is_method("ACK")) {
-			if (t_check_trans()) {
-				t_relay();
-			}
-			exit;
+	if (has_totag()) {
+		if (loose_route()) {
+			route(RELAY);
 		}
-		sl_send_reply("403", "Nodes Route Through The Edge");
+		if (is_method("ACK") && t_check_trans()) {
+			route(RELAY);
+		}
+		# A phone that left this edge out of its dialog's route set (it did not copy the
+		# Record-Route): the node still sends on the phone's flow, here; on to its Contact.
+		if (uri != myself) {
+			route(RELAY);
+		}
+		if (!is_method("ACK")) {
+			sl_send_reply("404", "Not Here");
+		}
 		exit;
 	}
-	if (!has_totag() && is_method("INVITE|SUBSCRIBE|REFER")) {
+	# loose_route() takes this edge's entry off the Path's Route and the path module sends the
+	# request to its received address; a Route that ends here is "pre-loaded": it says false.
+	loose_route();
+	if (uri == myself && $du == $null) {
+		sl_send_reply("404", "Not Here");
+		exit;
+	}
+	if (is_method("INVITE|SUBSCRIBE|REFER")) {
 		record_route();
 	}
 	route(RELAY);

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from callserver.cluster.edge_config import NodeList, render
 from tests.cluster.peers import Kamailio
@@ -67,16 +68,24 @@ class EdgeCluster:
 
 
 @contextlib.contextmanager
-def edge_cluster(tmp_path: Path, **timing: object) -> Iterator[EdgeCluster]:
-    """Nodes ``a`` and ``b`` behind a Kamailio edge; ``timing`` goes into the node list
-    (``reply_timeout``, ``pike_requests``, ...). Everything is stopped when the block ends."""
+def edge_cluster(
+    tmp_path: Path,
+    settings: dict[str, dict[str, Any]] | None = None,
+    names: tuple[str, ...] = ("a", "b"),
+    **timing: object,
+) -> Iterator[EdgeCluster]:
+    """Nodes ``names`` (``a`` and ``b``) behind a Kamailio edge, each in its subdirectory of
+    ``tmp_path``; ``settings`` are a node's own ``start_server`` arguments by name, ``timing``
+    goes into the node list (``reply_timeout``, ``pike_requests``, ...). Everything is
+    stopped when the block ends."""
     edge_port = free_port()
     edge = {"addresses": [f"{HOST}:{edge_port}"], "only": True}
     nodes: dict[str, ServerProcess] = {}
     try:
-        for name in ("a", "b"):
+        for name in names:
             cluster = {"node": name, "edge": edge}
-            nodes[name] = start_server(tmp_path / name, cluster=cluster, hangup_after=60)
+            own = (settings or {}).get(name, {})
+            nodes[name] = start_server(tmp_path / name, cluster=cluster, hangup_after=60, **own)
         directory = tmp_path / "edge"
         directory.mkdir()
         ports = {name: node.port for name, node in nodes.items()}

@@ -89,7 +89,7 @@ def test_a_killed_node_gets_no_new_call_after_the_reply_timeout_and_none_fails(
         slowest = _slowest_answer(after)
         edge.nodes["b"].stop()
         cdrs = edge.cdrs()
-    assert avoided < 3.0 and slowest < 2.5, (avoided, slowest)
+    assert avoided < 3.0 and slowest < 4.0, (avoided, slowest)
     hung_up = [r for r in cdrs["b"] if (r["end_reason"], r["hangup_by"]) == ("normal", "caller")]
     assert len(hung_up) >= 40, len(hung_up)
     print(f"node a marked inactive {avoided:.2f} s after the kill; the slowest answer of a")
@@ -117,3 +117,36 @@ def _wait_for_calls_on_both(edge: EdgeCluster, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the held calls did not reach both nodes:\n" + edge.tail())
+
+
+def test_a_503_without_reason_goes_on_to_the_other_node(sipp: str, tmp_path: Path) -> None:
+    """Node a lets one call a minute in from the trunk: its 503s (over the call rate: Retry-After,
+    no Reason) go on to node b, and every call completes."""
+    slow = {"trunks": {"test": {"match": ["127.0.0.1"], "cps": 1 / 60, "cps_burst": 1}}}
+    with edge_cluster(tmp_path / "rate", {"a": {"trunks": slow}}, pike_requests=5000) as edge:
+        result = _calls(sipp, tmp_path, edge, 20, 20, 200)
+        assert result.returncode == 0, result.output[-2000:] + edge.tail()
+        for node in edge.nodes.values():
+            node.stop()
+        cdrs = edge.cdrs()
+    ended = sorted(r["end_reason"] for rs in cdrs.values() for r in rs)
+    assert ended.count("cps_limit") >= 1 and ended.count("normal") == 20, ended
+    assert {r["end_reason"] for r in cdrs["b"]} == {"normal"}
+    assert len(edge.log_lines("failed over")) == ended.count("cps_limit")
+
+
+def test_a_503_with_reason_goes_back_to_the_caller_as_it_is(sipp: str, tmp_path: Path) -> None:
+    """No channel on either node: each call's 503 with Reason Q.850 cause 34 and Retry-After
+    reaches the caller as a 503 (not remapped to 500), refused once, never sent on."""
+    full = {"trunks": {"test": {"match": ["127.0.0.1"], "channels": 0}}}
+    both = {"a": {"trunks": full}, "b": {"trunks": full}}
+    with edge_cluster(tmp_path / "full", both, pike_requests=5000) as edge:
+        scenario = str(SCENARIOS / "uac-expect-503-channel-limit.xml")
+        result = run_sipp(sipp, tmp_path, edge.port, "-sf", scenario, "-m", "10", "-r", "20")
+        assert result.returncode == 0, result.output[-2000:] + edge.tail()
+        for node in edge.nodes.values():
+            node.stop()
+        cdrs = edge.cdrs()
+    ended = [r["end_reason"] for rs in cdrs.values() for r in rs]
+    assert ended == ["channel_limit"] * 10, ended
+    assert edge.log_lines("failed over") == []
