@@ -21,10 +21,17 @@ import ipaddress
 import re
 import socket
 from functools import cached_property
-from typing import Self
+from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["ClusterSettings", "EdgeSettings"]
 
@@ -38,6 +45,37 @@ def _default_node() -> str:
     return name[:64] or "node"
 
 
+def _edge_address_text(address: str) -> str:
+    _edge_address(address)
+    return address
+
+
+def _edge_address(address: str) -> tuple[str, int | None]:
+    """``(ip, port)`` of an edge address: ``IP``, ``IPv4:PORT`` or ``[IPv6]:PORT``.
+
+    A port names the one source port the edge sends from (several edges on one host, or an
+    edge beside its callers on one address, as on a test machine's loopback)."""
+    host, port = address, None
+    if address.startswith("[") and "]:" in address:
+        host, _, text = address[1:].partition("]:")
+        port = _port(address, text)
+    elif address.count(":") == 1:
+        host, _, text = address.partition(":")
+        port = _port(address, text)
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        raise ValueError(
+            f"{address!r} is not an IP address (192.0.2.10, 192.0.2.10:5060, [2001:db8::1]:5060)"
+        ) from None
+
+
+def _port(address: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{address!r}: the port is a number from 1 to 65535")
+    return int(text)
+
+
 class EdgeSettings(BaseModel):
     """The SIP edge (Kamailio) in front of the nodes.
 
@@ -48,16 +86,11 @@ class EdgeSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    addresses: list[str] = Field(default_factory=list)
+    addresses: list[Annotated[str, AfterValidator(_edge_address_text)]] = Field(
+        default_factory=list
+    )
     only: bool = False
     source_header: str = "X-Callserver-Source"
-
-    @field_validator("addresses")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        for address in value:
-            _edge_address(address)
-        return value
 
     @cached_property
     def sources(self) -> frozenset[tuple[str, int | None]]:
@@ -75,7 +108,10 @@ class EdgeSettings(BaseModel):
     @model_validator(mode="after")
     def _only_with_addresses(self) -> Self:
         if self.only and not self.addresses:
-            raise ValueError("only: true needs the edge's addresses")
+            raise ValueError(
+                "only: true takes SIP from the edge alone: list the edge's addresses "
+                "(addresses: [192.0.2.10])"
+            )
         return self
 
 
@@ -110,32 +146,6 @@ class ClusterSettings(BaseModel):
     def heartbeat(self) -> float:
         """Seconds between this node's lease renewals: a third of the lease."""
         return self.lease / 3
-
-
-def _edge_address(address: str) -> tuple[str, int | None]:
-    """``(ip, port)`` of an edge address: ``IP``, ``IPv4:PORT`` or ``[IPv6]:PORT``.
-
-    A port names the one source port the edge sends from (several edges on one host, or an
-    edge beside its callers on one address, as on a test machine's loopback)."""
-    host, port = address, None
-    if address.startswith("[") and "]:" in address:
-        host, _, text = address[1:].partition("]:")
-        port = _port(address, text)
-    elif address.count(":") == 1:
-        host, _, text = address.partition(":")
-        port = _port(address, text)
-    try:
-        return str(ipaddress.ip_address(host)), port
-    except ValueError:
-        raise ValueError(
-            f"{address!r} is not an IP address (192.0.2.10, 192.0.2.10:5060, [2001:db8::1]:5060)"
-        ) from None
-
-
-def _port(address: str, text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"{address!r}: the port is a number from 1 to 65535")
-    return int(text)
 
 
 def _url(value: str | None, schemes: tuple[str, ...], example: str) -> str | None:
