@@ -85,12 +85,11 @@ class Screening:
         admission = self.services.admission
         if self.edge is None:
             peer = event.peer
-            host, port = peer.host, peer.port
+            screened = admission.screen(peer.host, peer.port, event.rtime, event.request)
         elif (found := self.edge.caller(event, now)) is not None:
-            host, port = found
+            screened = admission.screen(*found, event.rtime, event.request)
         else:  # refused for where it came from: answered 400 or dropped, no CDR
             return None
-        screened = admission.screen(host, port, event.rtime, event.request)
         result: Admitted | Rejected | Challenged | Blocked
         if isinstance(screened, Screened):
             if screened.claim is not None and self._refused_anyway(call, event, caller, facts, now):

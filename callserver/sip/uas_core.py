@@ -47,9 +47,6 @@ from callserver.sip.validate import check_request
 
 __all__ = ["UasCore"]
 
-# Requests whose 101-299 responses make a dialog (RFC 3261 §12.1, RFC 6665 §4.1.2.1, RFC 3515).
-_DIALOG_CREATING = ("INVITE", "SUBSCRIBE", "REFER")
-
 
 _TU_DIALOGS = frozenset({"SUBSCRIBE"})
 """Methods whose dialogs the TU keeps itself (RFC 6665 subscriptions): an in-dialog request
@@ -138,12 +135,6 @@ class UasCore:
         self, response: Response, request: Request, status: int, extra: tuple[tuple[str, str], ...]
     ) -> None:
         response.headers.add("Server", self._tu.config.user_agent)
-        if 100 < status < 300 and request.method in _DIALOG_CREATING:
-            # "When a UAS responds to a request with a response that establishes a dialog
-            # ..., the UAS MUST copy all Record-Route header field values from the request
-            # into the response" (RFC 3261 §12.1.1): the caller's route set, through a proxy.
-            for value in request.headers.get_all("Record-Route"):
-                response.headers.add("Record-Route", value)
         if request.method in ("INVITE", "UPDATE", "OPTIONS") and 100 < status < 300:
             transport = self._transport_of(request)
             contacts = self._tu.fields.contacts

@@ -388,8 +388,8 @@ def test_response_goes_back_per_rport_with_received_stamped() -> None:
 
 def test_provisional_and_final_answers_carry_the_record_route_of_the_invite() -> None:
     """A 180 and a 200 to an INVITE through a record-routing proxy copy its Record-Route
-    values in order (RFC 3261 §12.1.1), so the caller's route set reaches the proxy; a 100
-    makes no dialog and copies none."""
+    values in order (RFC 3261 §12.1.1), so the caller's route set reaches the proxy (the 100
+    copies them too: no UAC reads a route set from it)."""
     bob = SipEndpoint(EndpointConfig(host=BOB.host, port=BOB.port))
     invite = (
         b"INVITE sip:bob@127.0.0.1:5060 SIP/2.0\r\n"
@@ -412,4 +412,4 @@ def test_provisional_and_final_answers_carry_the_record_route_of_the_invite() ->
         assert isinstance(response, Response)
         routes.append((response.status, response.headers.get_all("Record-Route")))
     both = ["<sip:127.0.0.1:5090;lr>", "<sip:192.0.2.1;lr>"]
-    assert routes == [(100, []), (180, both), (200, both)]
+    assert routes == [(100, both), (180, both), (200, both)]
