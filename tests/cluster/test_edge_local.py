@@ -4,6 +4,7 @@ loopback; calls through its edge reach both nodes; Ctrl-C stops every part."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,10 +48,9 @@ def _ports(lines: list[str]) -> dict[str, int]:
     """Each part's port, from the ready lines (``sip:127.0.0.1:P``, ``redis://...:P/0``)."""
     ports = {}
     for line in lines:
-        name = line.split()[0]
-        for word in line.split():
-            if word.startswith(("sip:", "redis://", "postgresql://")):
-                ports[name] = int(word.rstrip("/0").rsplit(":", 1)[1].split("/")[0])
+        found = re.search(r"(?:sip:|redis://|postgresql://\w+@)127\.0\.0\.1:(\d+)", line)
+        if found is not None:
+            ports[line.split()[0]] = int(found.group(1))
     return ports
 
 
