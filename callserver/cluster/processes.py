@@ -58,9 +58,12 @@ def find_program(name: str) -> str:
 
 
 def port_bound(port: int, *, udp: bool, host: str = HOST) -> bool:
-    """True when some process has bound ``port`` on ``host`` (UDP or TCP)."""
+    """True when some process has bound ``port`` on ``host`` (UDP, or TCP: a listener;
+    connections left in TIME_WAIT by a server that stopped do not count)."""
     kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as probe:
+        if not udp:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
