@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-dates lint typecheck imports unit e2e cc sipp baresip chromium espeak sipvicious systemd-analyze kamailio redis postgresql bench bench-quick clean
+.PHONY: install run cluster test test-dates lint typecheck imports unit e2e cc sipp baresip chromium espeak sipvicious systemd-analyze kamailio redis postgresql bench bench-quick clean
 
 install: $(STAMP)
 
@@ -21,6 +21,15 @@ $(STAMP): pyproject.toml setup.py callserver/media/_rtpio.pyx
 
 run: install
 	$(BIN)/callserver run --config config/callserver.yaml
+
+# A cluster on this machine's loopback (docs/scaling.md, "Running a cluster"): Redis, PostgreSQL
+# (initdb into var/cluster/pg the first time), NODES callserver nodes and the Kamailio edge on
+# 127.0.0.1:EDGE_PORT, in the foreground until Ctrl-C, which stops them all.
+#   make cluster NODES=3 EDGE_PORT=5080
+NODES     ?= 2
+EDGE_PORT ?= 5060
+cluster: install redis postgresql kamailio
+	$(BIN)/callserver cluster --nodes $(NODES) --edge-port $(EDGE_PORT) --dir var/cluster
 
 # gcc compiles the media engine's C extension during make install (without it the server runs
 # the Python implementation; the tests of the compiled one fail with a hint).

@@ -30,6 +30,8 @@ from callserver.campaigns.runner import server_runner
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.purging import RetentionTask
 from callserver.cdr.spool import CdrSpool
+from callserver.cluster.cdrs import CentralCdrStore, open_central_cdrs
+from callserver.cluster.edge import open_edge
 from callserver.cluster.link import RedisLink
 from callserver.cluster.phone_state import SharedPhoneState
 from callserver.config.centrex import load_customers
@@ -104,6 +106,7 @@ class Server:
             log_level=settings.log_level,
             log_format=settings.log_format,
         )
+        self.central: CentralCdrStore | None = None  # cluster.postgres: CDRs shipped there
         self.reporter = CdrReporter(self.tariffs, self._loop.time)
         self.retention = RetentionTask(
             settings.data_dir, self._retention_days, share=self._spare_share
@@ -130,6 +133,8 @@ class Server:
             wake=self.pump,
         )
         self.admission.auth.accounts = self.phones.account  # INVITEs, as their REGISTERs
+        self.edge = open_edge(settings.cluster.edge, self.endpoint)  # None: no SIP edge
+        self.calls.screening.edge = self.edge
         outbound = Outbound(  # customers' numbers hold their Centrex blocks (load_customers)
             lambda n: self.admission.table.own_number(n),
             lambda: self.settings.calls.outbound_ring_timeout,
@@ -211,6 +216,7 @@ class Server:
         if aborted:
             log.warning("cdr.recovered_aborted", records=len(aborted))
         self.ingester.start()  # into cdr.sqlite now, then every cdr.ingest_interval
+        self.central = open_central_cdrs(self.settings)
         self.background.run(self.retention.run())  # expired call recordings, hourly
         warm_prompts(self.prompts)  # no call decodes one on the loop
         self.calls.music = music_in_force(self.settings.media.hold_music_dir)
@@ -421,6 +427,8 @@ class Server:
         if self.cdr is not None:
             await asyncio.to_thread(self.cdr.close)  # every queued CDR on disk before we exit
         await self.ingester.close()  # then the last of them into cdr.sqlite
+        if self.central is not None:
+            await self.central.close()  # and into PostgreSQL, within a few seconds
         if self.queue_events is not None:
             await asyncio.to_thread(self.queue_events.close)  # every queued event on disk
         await self.sockets.close()

@@ -1,5 +1,5 @@
 """The ``callserver`` command: run, check, reload, rate, passwd, subscribers, agents, cdr,
-stats, campaign, admin token, version, prompts synth."""
+stats, campaign, admin token, version, prompts synth, cluster, edge-config."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from callserver import __version__
+from callserver.commands import cluster_cli
 from callserver.commands.centre_cli import RUNNERS, add_parsers
 from callserver.config.errors import OperatorFileError
 from callserver.config.settings import Settings, load_settings, parse_listen
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_cdr_parser(sub)
     _add_rate_parser(sub)
     add_parsers(sub)
+    cluster_cli.add_parsers(sub)
     subscribers = sub.add_parser("subscribers", help="Centrex subscribers")
     tools = subscribers.add_subparsers(dest="subscribers_command", required=True)
     show = tools.add_parser("show", help="what is in force for NUMBER: services, registrations")
@@ -228,6 +230,11 @@ def _add_cdr_parser(sub: Any) -> None:
         tool.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
         tool.add_argument("--since", metavar="TIME", help="from this start time (ISO 8601, UTC)")
         tool.add_argument("--until", metavar="TIME", help="before this start time (ISO 8601, UTC)")
+        tool.add_argument(
+            "--local",
+            action="store_true",
+            help="this node's own cdr.sqlite, even with cluster.postgres (the cluster's CDRs)",
+        )
 
 
 def _cdr(args: argparse.Namespace) -> int:
@@ -241,15 +248,14 @@ def _cdr(args: argparse.Namespace) -> int:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
     try:
-        data_dir = load_settings(args.config, overrides).data_dir
+        settings = load_settings(args.config, overrides)
+        data_dir = settings.data_dir
+        postgres = None if args.local else settings.cluster.postgres  # the cluster's CDRs
+        period = {"since": args.since, "until": args.until, "postgres": postgres}
         if args.cdr_command == "export":
-            cdr_export_command(
-                data_dir, since=args.since, until=args.until, fmt=args.format, out=sys.stdout
-            )
+            cdr_export_command(data_dir, fmt=args.format, out=sys.stdout, **period)
         else:
-            cdr_stats_command(
-                data_dir, since=args.since, until=args.until, out=sys.stdout, top=args.top
-            )
+            cdr_stats_command(data_dir, out=sys.stdout, top=args.top, **period)
     except OperatorFileError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 1
@@ -377,4 +383,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _admin(args)
     if args.command in RUNNERS:
         return RUNNERS[args.command](args)
+    if args.command in cluster_cli.RUNNERS:
+        return cluster_cli.RUNNERS[args.command](args)
     return _run(args)

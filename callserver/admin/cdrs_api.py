@@ -22,16 +22,25 @@ memory whole and a slow client slows the thread down, not the server. A failure 
 download has begun (the database, the disk) is logged as ``admin.export_failed`` and the
 connection closed: the client sees a download cut short, never a complete-looking one.
 
+With ``cluster.postgres`` the records come from the cluster's central store instead
+(``cdr.central``: every node's records; ``CentralRows`` in the worker thread, its queries run
+on the loop), in the same order and the same bytes; before it reads, the request has this
+node's feeder deliver what it spooled (``CdrFeeder.deliver``). PostgreSQL unreachable: 503
+saying so, and how to read this node's own records.
+
 Scope: a customer token sees only its customer's records; naming another customer is 404.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -46,8 +55,12 @@ from callserver.admin.params import (
 )
 from callserver.cdr.export import ExportFormat, export
 from callserver.cdr.record import CdrRecord, Disposition
+from callserver.cdr.rows import CdrRows, StoreUnavailable
 from callserver.cdr.selection import CdrFilter, LegRow, customer_totals
 from callserver.cdr.store import CdrStore
+
+if TYPE_CHECKING:
+    from callserver.cdr.central import CentralCdrs
 
 __all__ = ["CdrQuery", "CdrsApi"]
 
@@ -61,6 +74,7 @@ _CHUNK = 256 * 1024
 _MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 Ingest = Callable[[], Awaitable[object]]
+Opener = Callable[[], AbstractContextManager[CdrRows | None]]  # called in the worker thread
 
 
 class CdrQuery:
@@ -79,16 +93,16 @@ class CdrQuery:
         )
 
     def records(
-        self, store: CdrStore, limit: int | None = None, offset: int = 0
+        self, store: CdrRows, limit: int | None = None, offset: int = 0
     ) -> Iterator[CdrRecord]:
         """The store's records of the period the filter picks, in the export's order."""
         return store.records(self.since, self.until, where=self.filter, limit=limit, offset=offset)
 
-    def legs(self, store: CdrStore) -> Iterator[LegRow]:
+    def legs(self, store: CdrRows) -> Iterator[LegRow]:
         """What the totals add up of the same records."""
         return store.legs(self.since, self.until, where=self.filter)
 
-    def count(self, store: CdrStore) -> int:
+    def count(self, store: CdrRows) -> int:
         """How many records ``records`` gives without a limit."""
         return store.count(self.since, self.until, where=self.filter)
 
@@ -106,11 +120,19 @@ def _disposition(status: str | None) -> Disposition | None:
 class CdrsApi:
     """The handlers of ``/api/cdrs``, ``/api/cdrs/export`` and ``/api/cdrs/totals``."""
 
-    def __init__(self, database: Callable[[], Path], ingest: Ingest | None = None) -> None:
+    def __init__(
+        self,
+        database: Callable[[], Path],
+        ingest: Ingest | None = None,
+        *,
+        central: CentralCdrs | None = None,
+    ) -> None:
         """``database``: ``<data_dir>/cdr.sqlite`` in force; ``ingest``: feeds the spool into
-        it before a read (None: read it as it is)."""
+        the store read before a read (None: read it as it is); ``central``: read the cluster's
+        PostgreSQL instead of ``database``."""
         self._database = database
         self._ingest = ingest
+        self._central = central
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """GET the page, the export and the totals."""
@@ -123,8 +145,9 @@ class CdrsApi:
         orders them (oldest first), each as ``callserver cdr export`` writes it."""
         query = CdrQuery(request, _LIST)
         offset, limit = page_of(request)
-        await self._fresh()
-        page, total = await asyncio.to_thread(self._page, query, offset, limit)
+        opener = await self._fresh()
+        with _unavailable_as_503():
+            page, total = await asyncio.to_thread(self._page, opener, query, offset, limit)
         return web.json_response({"cdrs": page, "total": total, "offset": offset})
 
     async def export_cdrs(self, request: web.Request) -> web.StreamResponse:
@@ -134,7 +157,7 @@ class CdrsApi:
         fmt = query_text(request, "format") or "jsonl"
         if fmt not in _MEDIA:
             raise bad("format", f"{fmt!r} is neither csv nor jsonl")
-        await self._fresh()
+        opener = await self._fresh()
         response = web.StreamResponse(
             headers={
                 "Content-Type": _MEDIA[fmt],
@@ -144,7 +167,9 @@ class CdrsApi:
         await response.prepare(request)
         writer = _ChunkWriter(response, asyncio.get_running_loop())
         try:
-            await asyncio.to_thread(self._export, query, "csv" if fmt == "csv" else "jsonl", writer)
+            await asyncio.to_thread(
+                self._export, opener, query, "csv" if fmt == "csv" else "jsonl", writer
+            )
         except ConnectionResetError:  # the client went away: nothing more to send
             return response
         except (OSError, sqlite3.Error, ValueError) as exc:
@@ -159,33 +184,56 @@ class CdrsApi:
     async def totals(self, request: web.Request) -> web.Response:
         """``{"totals": [...]}``: per customer, calls, answered, seconds, cost, VAT, total."""
         query = CdrQuery(request, _TOTALS)
-        await self._fresh()
-        rows = await asyncio.to_thread(self._totals, query)
+        opener = await self._fresh()
+        with _unavailable_as_503():
+            rows = await asyncio.to_thread(self._totals, opener, query)
         return web.json_response({"totals": rows})
 
-    async def _fresh(self) -> None:
+    async def _fresh(self) -> Opener:
+        """Have the spool fed into the store read, and what opens that store in the thread
+        (503 when PostgreSQL cannot be reached)."""
         if self._ingest is not None:
             await self._ingest()
+        central = self._central
+        if central is None:
+            path = self._database()
+            return lambda: _opened(path)
+        with _unavailable_as_503():
+            await central.check()
+        rows = central.rows(asyncio.get_running_loop())
+        return lambda: contextlib.nullcontext(rows)
 
+    @staticmethod
     def _page(
-        self, query: CdrQuery, offset: int, limit: int
+        opener: Opener, query: CdrQuery, offset: int, limit: int
     ) -> tuple[list[dict[str, object]], int]:
-        with _opened(self._database()) as store:
+        with opener() as store:
             if store is None:
                 return [], 0
             page = [record.to_dict() for record in query.records(store, limit, offset)]
             return page, query.count(store)
 
-    def _export(self, query: CdrQuery, fmt: ExportFormat, writer: _ChunkWriter) -> None:
-        with _opened(self._database()) as store:
+    @staticmethod
+    def _export(opener: Opener, query: CdrQuery, fmt: ExportFormat, writer: _ChunkWriter) -> None:
+        with opener() as store:
             export([] if store is None else query.records(store), fmt, writer)
         writer.send()
 
-    def _totals(self, query: CdrQuery) -> list[dict[str, object]]:
-        with _opened(self._database()) as store:
+    @staticmethod
+    def _totals(opener: Opener, query: CdrQuery) -> list[dict[str, object]]:
+        with opener() as store:
             if store is None:
                 return []
             return [row.to_dict() for row in customer_totals(query.legs(store))]
+
+
+@contextlib.contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    """A store that cannot be read (PostgreSQL down) is 503 with what to do."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise web.HTTPServiceUnavailable(text=str(exc)) from None
 
 
 class _opened:

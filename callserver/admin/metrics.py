@@ -36,6 +36,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from callserver.admin.central_metrics import CentralCdrCollector
 from callserver.admin.metric_sources import (
     REJECTIONS,
     bindings_per_customer,
@@ -59,12 +60,15 @@ if TYPE_CHECKING:
     from callserver.calls.reporting import CdrReporter
     from callserver.cdr.ingester import CdrIngester
     from callserver.cdr.spool import CdrSpool
+    from callserver.cluster.cdrs import CentralCdrStore
+    from callserver.cluster.edge import EdgeSources
     from callserver.config.tariffs import Tariffs
     from callserver.dialplan.routing import Routing
     from callserver.media.engine import MediaEngine
     from callserver.phone_services import PhoneServices
     from callserver.policy.overload import OverloadControl
     from callserver.process.gcpauses import GcPauses
+    from callserver.sip.endpoint import SipEndpoint
 
 
 class Server(Protocol):
@@ -92,6 +96,12 @@ class Server(Protocol):
     def phones(self) -> PhoneServices: ...
     @property
     def gc_pauses(self) -> GcPauses: ...
+    @property
+    def central(self) -> CentralCdrStore | None: ...
+    @property
+    def endpoint(self) -> SipEndpoint: ...
+    @property
+    def edge(self) -> EdgeSources | None: ...
 
 
 def server_registry(server: Server) -> CollectorRegistry:
@@ -102,6 +112,8 @@ def server_registry(server: Server) -> CollectorRegistry:
     PlatformCollector(registry=registry)
     registry.register(ServerCollector(server))
     registry.register(GcPauseCollector(server.gc_pauses))
+    if server.central is not None:  # cluster.postgres: the feeder of the central CDR store
+        registry.register(CentralCdrCollector(server.central.feeder))
     return registry
 
 
@@ -166,6 +178,7 @@ class ServerCollector(Collector):
         yield from self._calls()
         yield from self._channels()
         yield from self._admission()
+        yield from self._sip()
         yield from self._registrations()
         yield from self._mirrors()
         yield from self._queues()
@@ -243,6 +256,27 @@ class ServerCollector(Collector):
             "Requests refused in a password-guessing penalty.",
             "scope",
             lockout.refused,
+        )
+
+    def _sip(self) -> Iterator[Metric]:
+        server = self.server
+        dropped = {"unanswerable": server.endpoint.statistics().messages_dropped}
+        refused: dict[str, int] = {}
+        if server.edge is not None:
+            edge = server.edge.statistics()
+            dropped.update(edge.dropped)
+            refused = edge.refused
+        yield _by_key(
+            "callserver_sip_dropped",
+            "SIP requests dropped unanswered: unanswerable, or not from the edge (edge.only).",
+            "reason",
+            dropped,
+        )
+        yield _by_key(
+            "callserver_sip_edge_refusals",
+            "Requests from the SIP edge answered 400: no valid source header.",
+            "reason",
+            refused,
         )
 
     def _registrations(self) -> Iterator[Metric]:

@@ -12,6 +12,7 @@ from callserver.calls.manager import CallManager
 from callserver.campaigns.runner import CampaignRunner
 from callserver.cdr.ingester import CdrIngester
 from callserver.cdr.spool import CdrSpool
+from callserver.cluster.cdrs import CentralCdrStore
 from callserver.config.centrex import Centrex
 from callserver.config.settings import Settings
 from callserver.dialplan.routing import Routing
@@ -31,6 +32,7 @@ class ServerState(Protocol):
     calls: CallManager
     admission: Admission  # the customers and their numbers in force
     ingester: CdrIngester
+    central: CentralCdrStore | None  # cluster.postgres: the central CDR store
     phones: PhoneServices  # the call centre and its agents' desk, voicemail
     centrex: Centrex
     campaigns: CampaignRunner

@@ -100,7 +100,11 @@ async def open_admin(
                 lambda: number_owners(server.admission.table.config.customers),
             ),
             *state_resources(server, loop_time),
-            CdrsApi(lambda: server.settings.data_dir / "cdr.sqlite", _cdr_feed(server)),
+            CdrsApi(
+                lambda: server.settings.data_dir / "cdr.sqlite",
+                _cdr_feed(server),
+                central=server.central.reads if server.central is not None else None,
+            ),
             RecordingsApi(lambda: server.settings.data_dir),
             VoicemailApi(
                 server.phones.voicemail,
@@ -118,7 +122,10 @@ async def open_admin(
 
 def _cdr_feed(server: ServerState) -> Callable[[], Awaitable[object]] | None:
     """The server's ingest run, which the CDR reads wait for; None when the server does not
-    ingest (``cdr.ingest_interval: 0``)."""
+    ingest (``cdr.ingest_interval: 0``). With ``cluster.postgres``: a delivery of the
+    feeder's, the reads being PostgreSQL's."""
+    if server.central is not None:
+        return server.central.feeder.deliver
     return server.ingester.ingest if server.settings.cdr.ingest_interval > 0 else None
 
 

@@ -164,7 +164,10 @@ class Registration:
 
     def handle(self, event: RequestReceived, now: float) -> None:
         """Answer one REGISTER (RFC 3261 §10.3) and keep what it changed."""
-        answer = self.registrar.register(event.request, event.peer, now)
+        source = self.screening.source_of(event, now)
+        if source is None:  # behind the SIP edge, refused for where it came from
+            return
+        answer = self.registrar.register(event.request, event.peer, now, source=source[0])
         if answer.delay > 0:
             self.screening.respond(
                 event.key, answer.status, now, headers=answer.headers, delay=answer.delay
@@ -178,7 +181,7 @@ class Registration:
                 "registrar.bindings_changed",
                 aor=answer.changes[0].binding.aor,
                 changes=[c.change.value for c in answer.changes],
-                source=event.peer.host,
+                source=source[0],
             )
         self._changed(answer.changes, now)
 

@@ -13,6 +13,10 @@ password is neither checked nor counted: a guesser learns nothing from a request
 would not have taken. Calls from trunks known by their address carry no password: the
 blacklist, then the channels, then the offer (after admission, in ``CallManager``).
 
+Behind a SIP edge (``cluster.edge``) the caller is known by the address the edge names, not by
+the edge's own (``cluster.edge.EdgeSources``): a request the edge did not name a caller for is
+answered 400 (or, under ``edge.only``, forgotten) before anything else, with no CDR.
+
 Answers of authentication (401/407 challenges, 403) carry a ``delay`` once the source or the
 username has failed ``slow_after`` times (``policy.lockout``). They are held on the event loop
 (``loop.call_at``), never by blocking it, at most ``max_held`` at once; the server transaction
@@ -32,6 +36,7 @@ from callserver.calls.admission import Admitted, Blocked, Challenged, Rejected, 
 from callserver.calls.call import Call
 from callserver.calls.reporting import CallFacts
 from callserver.calls.services import CallServices, RefuseCall
+from callserver.cluster.edge import EdgeSources
 from callserver.policy.blacklist import NumberList, NumberListHit
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
@@ -68,6 +73,7 @@ class Screening:
         self._refuse = refuse
         self.max_held = max_held
         self.blacklist: Callable[[], NumberList] = NumberList  # the list in force (app.py)
+        self.edge: EdgeSources | None = None  # behind a SIP edge: who called (app.py)
         self._holding: dict[object, asyncio.TimerHandle] = {}
         self._held = self._dropped = 0
 
@@ -77,8 +83,13 @@ class Screening:
         """Admission of ``event``'s INVITE; None when it was answered here (a challenge, a
         source in its penalty, a digest claim refused before its password was looked at)."""
         admission = self.services.admission
-        peer = event.peer
-        screened = admission.screen(peer.host, peer.port, event.rtime, event.request)
+        if self.edge is None:
+            peer = event.peer
+            screened = admission.screen(peer.host, peer.port, event.rtime, event.request)
+        elif (found := self.edge.caller(event, now)) is not None:
+            screened = admission.screen(*found, event.rtime, event.request)
+        else:  # refused for where it came from: answered 400 or dropped, no CDR
+            return None
         result: Admitted | Rejected | Challenged | Blocked
         if isinstance(screened, Screened):
             if screened.claim is not None and self._refused_anyway(call, event, caller, facts, now):
@@ -96,6 +107,14 @@ class Screening:
             self.respond(event.key, result.status, now, headers=result.headers, delay=result.delay)
             return None
         return result
+
+    def source_of(self, event: RequestReceived, now: float) -> tuple[str, int] | None:
+        """The caller's address of ``event`` (a REGISTER, a SUBSCRIBE): its source, or behind
+        the SIP edge the address the edge names (``cluster.edge``); None when the request was
+        refused for where it came from (answered 400, or forgotten unanswered)."""
+        if self.edge is None:
+            return event.peer.host, event.peer.port
+        return self.edge.caller(event, now)
 
     def respond(
         self,

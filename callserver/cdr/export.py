@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal, TextIO, TypeVar
 
 from callserver.cdr.record import CdrRecord, Disposition
+from callserver.cdr.rows import CdrRows
 from callserver.cdr.store import CdrStats, CdrStore, GroupStats
 from callserver.process.logs import printable
 
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 ExportFormat = Literal["jsonl", "csv"]
+T = TypeVar("T")
 
 ASTERISK_COLUMNS = (
     *("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp"),
@@ -151,33 +153,58 @@ def format_stats(stats: CdrStats, *, top: int | None = 20) -> str:
 
 
 def cdr_export_command(
-    data_dir: Path, *, since: str | None, until: str | None, fmt: ExportFormat, out: TextIO
+    data_dir: Path,
+    *,
+    since: str | None,
+    until: str | None,
+    fmt: ExportFormat,
+    out: TextIO,
+    postgres: str | None = None,
 ) -> int:
-    """``callserver cdr export``: ingest the spool, then write the records; return the count.
+    """``callserver cdr export``: write the records; return the count. From the node's
+    ``cdr.sqlite`` (the spool ingested first), or with ``postgres`` from the cluster's central
+    store (``cdr.central``), in the same bytes for the same records.
 
     Raises:
         ValueError: for a bad ``since``/``until``.
+        OSError: a store that cannot be read (``cdr.rows.StoreUnavailable``: PostgreSQL).
     """
     start, end = _range(since, until)
-    with CdrStore(data_dir / "cdr.sqlite") as store:
-        store.ingest(data_dir / "cdr")
-        return export(store.records(start, end), fmt, out)
+    return _read(data_dir, postgres, lambda rows: export(rows.records(start, end), fmt, out))
 
 
 def cdr_stats_command(
-    data_dir: Path, *, since: str | None, until: str | None, out: TextIO, top: int | None = 20
+    data_dir: Path,
+    *,
+    since: str | None,
+    until: str | None,
+    out: TextIO,
+    top: int | None = 20,
+    postgres: str | None = None,
 ) -> CdrStats:
-    """``callserver cdr stats``: ingest the spool, then print the report; return the figures.
+    """``callserver cdr stats``: print the report; return the figures (from the store
+    ``cdr_export_command`` reads).
 
     Raises:
         ValueError: for a bad ``since``/``until``.
+        OSError: a store that cannot be read (``cdr.rows.StoreUnavailable``: PostgreSQL).
     """
     start, end = _range(since, until)
-    with CdrStore(data_dir / "cdr.sqlite") as store:
-        store.ingest(data_dir / "cdr")
-        stats = store.stats(start, end)
+    stats = _read(data_dir, postgres, lambda rows: rows.stats(start, end))
     out.write(format_stats(stats, top=top))
     return stats
+
+
+def _read(data_dir: Path, postgres: str | None, work: Callable[[CdrRows], T]) -> T:
+    """``work`` over the central store's rows (``postgres``), else over ``cdr.sqlite``'s
+    after ingesting the spool."""
+    if postgres is not None:
+        from callserver.cdr.central import read_central  # asyncpg only where it is used
+
+        return read_central(postgres, work)
+    with CdrStore(data_dir / "cdr.sqlite") as store:
+        store.ingest(data_dir / "cdr")
+        return work(store)
 
 
 def _range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:

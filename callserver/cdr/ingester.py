@@ -60,7 +60,7 @@ import structlog
 from callserver.cdr.store import CdrStore, IngestResult, log_ingested
 from callserver.process.logs import configure_logging
 
-__all__ = ["CdrIngester", "IngesterStatistics"]
+__all__ = ["CdrIngester", "IngesterStatistics", "worker_pool"]
 
 log = structlog.get_logger("callserver.cdr")
 
@@ -167,12 +167,7 @@ class CdrIngester:
 
     async def _in_worker(self) -> tuple[int, IngestResult]:
         if self._worker is None:
-            self._worker = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_started,
-                initargs=self._logging,
-            )
+            self._worker = worker_pool(*self._logging)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._worker, _ingest, self.spool_dir, self.database)
 
@@ -203,6 +198,18 @@ class CdrIngester:
             failures=self._failures,
             exc_info=traceback,
         )
+
+
+def worker_pool(log_level: str, log_format: str) -> ProcessPoolExecutor:
+    """A worker process as the ingester's (see the module docstring): started with 'spawn'
+    at its first job, niced, logging as the server, gone when the server is (the feeder of
+    the central store, ``cdr.feeder``, parses in one too)."""
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_started,
+        initargs=(log_level, log_format),
+    )
 
 
 def _worker_started(log_level: str, log_format: str) -> None:

@@ -52,7 +52,7 @@ from callserver.cdr.retention import StoredRecording
 from callserver.cdr.selection import CdrFilter, LegRow
 from callserver.process.sqlite import open_database, transaction
 
-__all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult", "log_ingested"]
+__all__ = ["CdrStats", "CdrStore", "GroupStats", "IngestResult", "log_ingested", "read_lines"]
 
 log = structlog.get_logger("callserver.cdr")
 
@@ -301,7 +301,7 @@ class CdrStore:
         """Ingest the next chunk of complete lines of ``path`` in one transaction, if any."""
         with transaction(self._db):  # nothing read: a transaction that wrote nothing
             offset = self.checkpoint(path.name)
-            data, offset = _read_lines(path, offset)
+            data, offset = read_lines(path, offset)
             if not data:
                 return None
             insert = self._insert_marks if path.name == MARKS_FILE else self._insert
@@ -360,8 +360,10 @@ def log_ingested(result: IngestResult) -> None:
         )
 
 
-def _read_lines(path: Path, offset: int) -> tuple[bytes, int]:
-    """Up to ``_CHUNK`` bytes of complete lines from ``offset``, and the offset used."""
+def read_lines(path: Path, offset: int, limit: int = _CHUNK) -> tuple[bytes, int]:
+    """Up to ``limit`` bytes of complete lines of a spool file from ``offset`` (one longer
+    line whole), and the offset used: 0 when the file is shorter than ``offset`` or
+    ``offset`` is not just after a newline (the file was rewritten: read it again)."""
     with path.open("rb") as file:
         size = file.seek(0, 2)
         if size < offset:
@@ -372,9 +374,9 @@ def _read_lines(path: Path, offset: int) -> tuple[bytes, int]:
             log.warning("cdr.checkpoint_misaligned", file=path.name, checkpoint=offset)
             offset = 0  # the file was rewritten under us: read it again, UNIQUE(uuid) dedups
         file.seek(offset)
-        data = file.read(_CHUNK)
+        data = file.read(limit)
     end = data.rfind(b"\n") + 1
-    if end == 0 and len(data) == _CHUNK:  # one line longer than a chunk: take it whole
+    if end == 0 and len(data) == limit:  # one line longer than a chunk: take it whole
         with path.open("rb") as file:
             file.seek(offset)
             data = file.readline()

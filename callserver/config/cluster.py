@@ -6,7 +6,7 @@ cluster:
   postgres: postgresql://callserver@127.0.0.1:5432/callserver   # the central CDR store
   lease: 15                     # seconds a node's channels count without its heartbeat
   edge:
-    addresses: [127.0.0.1]      # the Kamailio edge's source addresses
+    addresses: [192.0.2.10]     # the Kamailio edge's source addresses (IP, or IP:PORT)
     only: true                  # take SIP only from the edge (not from anyone who can reach us)
     source_header: X-Callserver-Source   # where the edge puts the caller's address
 
@@ -20,10 +20,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Self
+from functools import cached_property
+from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["ClusterSettings", "EdgeSettings"]
 
@@ -37,6 +45,37 @@ def _default_node() -> str:
     return name[:64] or "node"
 
 
+def _edge_address_text(address: str) -> str:
+    _edge_address(address)
+    return address
+
+
+def _edge_address(address: str) -> tuple[str, int | None]:
+    """``(ip, port)`` of an edge address: ``IP``, ``IPv4:PORT`` or ``[IPv6]:PORT``.
+
+    A port names the one source port the edge sends from (several edges on one host, or an
+    edge beside its callers on one address, as on a test machine's loopback)."""
+    host, port = address, None
+    if address.startswith("[") and "]:" in address:
+        host, _, text = address[1:].partition("]:")
+        port = _port(address, text)
+    elif address.count(":") == 1:
+        host, _, text = address.partition(":")
+        port = _port(address, text)
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        raise ValueError(
+            f"{address!r} is not an IP address (192.0.2.10, 192.0.2.10:5060, [2001:db8::1]:5060)"
+        ) from None
+
+
+def _port(address: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{address!r}: the port is a number from 1 to 65535")
+    return int(text)
+
+
 class EdgeSettings(BaseModel):
     """The SIP edge (Kamailio) in front of the nodes.
 
@@ -47,19 +86,17 @@ class EdgeSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    addresses: list[str] = Field(default_factory=list)
+    addresses: list[Annotated[str, AfterValidator(_edge_address_text)]] = Field(
+        default_factory=list
+    )
     only: bool = False
     source_header: str = "X-Callserver-Source"
 
-    @field_validator("addresses")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        for address in value:
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                raise ValueError(f"{address!r} is not an IP address") from None
-        return value
+    @cached_property
+    def sources(self) -> frozenset[tuple[str, int | None]]:
+        """The edge's addresses as ``(ip, port)`` pairs, the IP in its canonical text (as a
+        socket gives it); ``port`` None for an address without one (any port)."""
+        return frozenset(_edge_address(address) for address in self.addresses)
 
     @field_validator("source_header")
     @classmethod
@@ -71,7 +108,10 @@ class EdgeSettings(BaseModel):
     @model_validator(mode="after")
     def _only_with_addresses(self) -> Self:
         if self.only and not self.addresses:
-            raise ValueError("only: true needs the edge's addresses")
+            raise ValueError(
+                "only: true takes SIP from the edge alone: list the edge's addresses "
+                "(addresses: [192.0.2.10])"
+            )
         return self
 
 

@@ -288,7 +288,8 @@ def _yaml_error(source: Path, exc: yaml.YAMLError) -> str:
 
 
 # Settings read only at start-up (sockets, transaction timers, the RTP port pool, logging, the
-# CDR ingest interval): SIGHUP keeps their running values and logs that a restart is needed.
+# CDR ingest interval, the node's place in a cluster): SIGHUP keeps their running values and
+# logs that a restart is needed.
 _STARTUP_ONLY = {
     "sip": (
         "listen",
@@ -302,6 +303,7 @@ _STARTUP_ONLY = {
     "media": ("rtp_port_min", "rtp_port_max", "ptime", "symmetric_rtp", "reorder_packets"),
     "cdr": ("ingest_interval",),
     "admin": ("listen", "enabled"),
+    "cluster": ("node", "redis", "postgres", "lease", "edge"),
 }
 _STARTUP_ONLY_TOP = ("log_level", "log_format")
 

@@ -141,10 +141,16 @@ class Registrar:
         else:
             self._qualify.discard((aor, contact))
 
-    def register(self, request: Request, flow: Peer, now: float) -> RegisterAnswer:
-        """Answer a REGISTER that came on ``flow`` at ``now`` (RFC 3261 §10.3)."""
+    def register(
+        self, request: Request, flow: Peer, now: float, *, source: str | None = None
+    ) -> RegisterAnswer:
+        """Answer a REGISTER that came on ``flow`` at ``now`` (RFC 3261 §10.3).
+
+        ``source`` is the address the REGISTER's rate and the lockout count it against: the
+        phone's own behind a SIP edge (whose address is the flow's); default the flow's.
+        """
         try:
-            return self._register(request, flow, now)
+            return self._register(request, flow, now, flow.host if source is None else source)
         except RegisterRejected as refused:
             return RegisterAnswer(
                 status=refused.status,
@@ -238,10 +244,10 @@ class Registrar:
                 changes.append(self._apply(binding, BindingChange.EXPIRED))
         return changes
 
-    def _register(self, request: Request, flow: Peer, now: float) -> RegisterAnswer:
+    def _register(self, request: Request, flow: Peer, now: float, source: str) -> RegisterAnswer:
         asked = read_register(request, self.expiry)
-        self._take_token(asked.aor, flow.host, now)
-        authorized = self.digest.authorize(request, asked.aor, flow.host, now)
+        self._take_token(asked.aor, source, now)
+        authorized = self.digest.authorize(request, asked.aor, source, now)
         aor = authorized.account.aor
         planned = self._plan(aor, asked, flow, now)
         current = self._aors.get(aor, {})

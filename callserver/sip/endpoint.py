@@ -24,6 +24,7 @@ its ``Outbox``, which this facade drains: none of them calls back into the endpo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from callserver.sip.dialog import DialogId, DialogState
@@ -95,6 +96,9 @@ class SipEndpoint:
         self.is_pending_invite = self.uas.is_pending_invite
         self.send_in_dialog = tu.send_in_dialog
         self.gate: Gate | None = None  # asked about every new INVITE (overload control)
+        # Every parsed message goes here; ``filter_requests`` puts a filter in front of it.
+        self._dispatch: Callable[[Request | Response, Peer, float], None] = self._dispatch_message
+        self._accept: Callable[[Request, Peer], bool] | None = None
         self._refusals = StatelessRefusals(64 * config.timers.t1)
         self.refusal_acks = 0  # ACKs for refusals dropped before parsing
 
@@ -223,9 +227,22 @@ class SipEndpoint:
             return None  # sent once the ACK arrives (RFC 3261 §15)
         return self._tu.bye(dialog, now)
 
+    def filter_requests(self, accept: Callable[[Request, Peer], bool]) -> None:
+        """From now on a parsed request that ``accept`` refuses is forgotten before the
+        transaction layer sees it: no transaction, no answer, no event (the application counts
+        what it refused). Responses are not filtered. Without a filter nothing is asked."""
+        self._accept = accept
+        self._dispatch = self._filtered
+
+    def _filtered(self, message: Request | Response, peer: Peer, now: float) -> None:
+        assert self._accept is not None
+        if isinstance(message, Request) and not self._accept(message, peer):
+            return
+        self._dispatch_message(message, peer, now)
+
     # -- dispatch --------------------------------------------------------------------------
 
-    def _dispatch(self, message: Request | Response, peer: Peer, now: float) -> None:
+    def _dispatch_message(self, message: Request | Response, peer: Peer, now: float) -> None:
         if isinstance(message, Request):
             stamp_via(message, peer)
             key = self._new_invite_key(message) if self.gate is not None else None

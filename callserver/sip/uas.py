@@ -22,7 +22,8 @@ __all__ = [
     "stamp_via",
 ]
 
-_COPIED = ("Via", "From", "Call-ID", "CSeq")
+_PRIMED = ("Via", "From", "Call-ID", "CSeq")  # parsed in the request: the values are shared
+_COPIED = (*_PRIMED, "Record-Route")
 
 
 def build_response(
@@ -39,13 +40,20 @@ def build_response(
     response MUST equal the Via header field values in the request and MUST maintain the same
     ordering." A To tag is added when the request had none and ``to_tag`` is given; a 100
     (Trying) copies Timestamp (§8.2.6.1).
+
+    The Record-Route values are copied too, in order: "When a UAS responds to a request with a
+    response that establishes a dialog ..., the UAS MUST copy all Record-Route header field
+    values from the request into the response" (§12.1.1), so a caller behind a
+    record-routing proxy learns its route set. In any other response they change nothing (a
+    UAC reads a route set only from a response that makes a dialog, §12.1.2), and copying
+    them always costs a call nothing, where telling the responses apart would.
     """
     headers = Headers()
     source = request.headers
     for name, value in source:
         if name in _COPIED:
             headers.add(name, value)
-    for name in _COPIED:
+    for name in _PRIMED:
         parsed = source.primed(name)
         if parsed is not None:
             headers.prime(name, parsed)  # the same immutable values: no second parse

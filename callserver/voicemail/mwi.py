@@ -68,6 +68,12 @@ log = structlog.get_logger("callserver.mwi")
 MIN_EXPIRES = 60  # s: a shorter subscription gets 423 (RFC 6665 §4.2.1.1)
 Authorize = Callable[[Request, str, str, float], object]  # raises RegisterRejected
 Respond = Callable[..., None]
+Source = Callable[[RequestReceived, float], tuple[str, int] | None]
+
+
+def _source_of_peer(event: RequestReceived, now: float) -> tuple[str, int] | None:
+    """The address a request came from: the caller's, when no SIP edge stands between."""
+    return event.peer.host, event.peer.port
 
 
 class Mwi:
@@ -78,6 +84,8 @@ class Mwi:
         store: where subscriptions survive a restart (None: kept in memory only).
         authorize: the registrar's digest check of a request for an AOR from a host at now.
         respond: answers a request, holding it ``delay`` s when the lockout asks (screening).
+        source: the caller's address of a request, None when refused for where it came from
+            (screening's ``source_of``: behind a SIP edge, the address the edge names).
         subscriber: the subscriber of a number (the To user), or None.
         contacts: the usable bindings of an AOR at now (unsolicited NOTIFYs).
         summary: a box's counts, read off the loop.
@@ -92,6 +100,7 @@ class Mwi:
         store: SubscriptionStore | None,
         authorize: Authorize,
         respond: Respond,
+        source: Source = _source_of_peer,
         subscriber: Callable[[str], Subscriber | None],
         contacts: Callable[[str, float], list[Binding]],
         summary: Callable[[str], Awaitable[Summary]],
@@ -100,7 +109,7 @@ class Mwi:
         wake: Callable[[], None],
     ) -> None:
         self.endpoint, self.store = endpoint, store
-        self._authorize, self._respond = authorize, respond
+        self._authorize, self._respond, self._source = authorize, respond, source
         self._subscriber, self._contacts, self._summary = subscriber, contacts, summary
         self._expires, self.loop, self.wake = expires, loop, wake
         self.table = SubscriptionTable()
@@ -133,6 +142,7 @@ class Mwi:
             store=SubscriptionStore(data_dir / "mwi.sqlite"),
             authorize=registration.registrar.digest.authorize,
             respond=screening.respond,
+            source=screening.source_of,
             subscriber=subscriber,
             contacts=registration.lookup,
             summary=voicemail.summary,
@@ -167,8 +177,11 @@ class Mwi:
         subscriber = self._subscriber(user)
         contact = request.headers.get("Contact")
         aor = user if subscriber is None else subscriber.number
+        source = self._source(event, now)
+        if source is None:  # behind the SIP edge, refused for where it came from
+            return
         try:  # an unknown box is challenged and refused like a wrong password: no enumeration
-            self._authorize(request, aor, event.peer.host, now)
+            self._authorize(request, aor, source[0], now)
         except RegisterRejected as refused:
             self._respond(
                 event.key, refused.status, now, headers=refused.headers, delay=refused.delay
@@ -194,7 +207,7 @@ class Mwi:
             self._notify_later(subscription, terminated=True)
             return
         self._changed([self.table.apply(subscription, Change.SUBSCRIBED)], now)
-        log.info("mwi.subscribed", aor=subscriber.number, source=event.peer.host, expires=expires)
+        log.info("mwi.subscribed", aor=subscriber.number, source=source[0], expires=expires)
         self._notify_later(subscription)
 
     def _refresh(self, event: RequestReceived, expires: int, now: float) -> None:

@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
+    media_port,
     popen_sipp,
     start_server,
 )
@@ -84,7 +85,7 @@ def _hold_call(sipp: str, server: ServerProcess, cwd: Path) -> subprocess.Popen[
     cmd = [
         sipp,
         f"{HOST}:{server.port}",
-        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
         *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-s", CALLED, "-m", "1"),
         *("-nostdin", "-timeout", "40s", "-timeout_error"),
     ]

@@ -1,4 +1,5 @@
-"""Tests of several nodes: real Redis, PostgreSQL and Kamailio (``tests.cluster.peers``)."""
+"""Tests of several nodes: real Redis, PostgreSQL and Kamailio (``tests.cluster.peers``),
+SIPp as the caller."""
 
 from __future__ import annotations
 

@@ -60,6 +60,27 @@ def free_port(*, both: bool = True) -> int:
     raise RuntimeError("no free port pair found")
 
 
+def media_port() -> int:
+    """A SIPp media port (``-mp``) on 127.0.0.1: SIPp binds it and the next three (RTCP, then
+    video RTP and RTCP), so all four are free now (left unbound)."""
+    for _ in range(50):
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            first.bind((HOST, 0))
+            base = int(first.getsockname()[1])
+            if base > 65532:
+                continue
+            try:
+                for port in range(base + 1, base + 4):
+                    held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)).bind(
+                        (HOST, port)
+                    )
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no four free ports in a row found")
+
+
 @pytest.fixture(scope="session")
 def sipp() -> str:
     """Path of the sipp binary (installed by `make test` from Debian's sip-tester)."""
@@ -150,6 +171,7 @@ def start_server(
     registrar: dict[str, object] | None = None,
     voicemail: dict[str, object] | None = None,
     admin: dict[str, object] | None = None,
+    cluster: dict[str, object] | None = None,
     ring: float = 0.0,
     hangup_after: float = 30.0,
     loop: bool = False,
@@ -157,8 +179,8 @@ def start_server(
     **calls: object,
 ) -> ServerProcess:
     """Start `callserver run` on a free port with ``calls`` (``media``, ``trunks``, ``dns``,
-    ``sip``, ``overload``, ``registrar``, ``voicemail``, ``admin``) settings; the admin API
-    listens on a free port (its ``admin.listening`` line names it).
+    ``sip``, ``overload``, ``registrar``, ``voicemail``, ``admin``, ``cluster``) settings;
+    the admin API listens on a free port (its ``admin.listening`` line names it).
 
     ``dialplans`` is the dialplan directory (default: one in ``tmp_path`` holding only the
     default plan of ``tests.default_plan``: ``ring`` s of 180 before the answer, the greeting
@@ -191,6 +213,7 @@ def start_server(
             "log_format": "json",
             "log_level": "info",
             "admin": {"listen": f"{HOST}:0", **(admin or {})},
+            "cluster": cluster or {},
         }
         if blacklist is not None:
             config["blacklist"] = str(blacklist)
@@ -255,7 +278,7 @@ def _sipp_once(
     timeout: float,
     transport: str,
 ) -> SippResult:
-    media = free_port(both=False)
+    media = media_port()
     stat_file = tmp_path / f"sipp-{local}.csv"
     cmd = [
         sipp,
@@ -389,14 +412,12 @@ def start_uas(
     def command(local: int) -> list[str]:
         return [
             sipp,
-            *("-i", HOST, "-p", str(local), "-mp", str(free_port(both=False))),
+            *("-i", HOST, "-p", str(local), "-mp", str(media_port())),
             *("-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"),
             *args,
         ]
 
-    if port is not None:
-        return popen_sipp(command(port), tmp_path), port
-    return popen_bound(command, tmp_path)
+    return popen_bound(command, tmp_path, port)
 
 
 def popen_sipp(cmd: list[str], tmp_path: Path) -> subprocess.Popen[str]:
@@ -412,17 +433,19 @@ def popen_sipp(cmd: list[str], tmp_path: Path) -> subprocess.Popen[str]:
 
 
 def popen_bound(
-    command: Callable[[int], list[str]], tmp_path: Path
+    command: Callable[[int], list[str]], tmp_path: Path, port: int | None = None
 ) -> tuple[subprocess.Popen[str], int]:
-    """SIPp listening on a port from ``free_port``: started again on another one when it
-    exits at once because a test running beside bound the port between the two."""
+    """SIPp listening on ``port`` (default: one from ``free_port``): started again, on
+    another free port unless ``port`` is given, when it exits at once because a test running
+    beside bound one of its ports (SIP or media: ``command`` picks the media port) between the
+    two."""
     for _ in range(_BIND_ATTEMPTS - 1):
-        port = free_port(both=False)
-        proc = popen_sipp(command(port), tmp_path)
+        local = port or free_port(both=False)
+        proc = popen_sipp(command(local), tmp_path)
         if not _unbound(proc):
-            return proc, port
-    port = free_port(both=False)
-    return popen_sipp(command(port), tmp_path), port
+            return proc, local
+    local = port or free_port(both=False)
+    return popen_sipp(command(local), tmp_path), local
 
 
 def _unbound(proc: subprocess.Popen[str], settle: float = 0.3) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callserver.media import g711
-from tests.e2e.conftest import HOST, SCENARIOS, ServerProcess, free_port, popen_bound
+from tests.e2e.conftest import HOST, SCENARIOS, ServerProcess, media_port, popen_bound
 from tests.e2e.rtp_party import RtpParty
 
 ROOM, IVR = "38733100600", "38733100700"
@@ -54,7 +54,7 @@ def room_caller(
             sipp,
             *("-sf", str(SCENARIOS / "uac-conference-stays-then-bye.xml")),
             *("-key", "rtp_port", str(party.port), "-d", str(stay_ms), "-s", ROOM),
-            *("-i", HOST, "-p", str(port), "-mp", str(free_port(both=False)), "-m", "1"),
+            *("-i", HOST, "-p", str(port), "-mp", str(media_port()), "-m", "1"),
             *("-nostdin", "-timeout", "40s", "-timeout_error", f"{HOST}:{server.port}"),
         ]
 

@@ -24,6 +24,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     free_port,
+    media_port,
     popen_bound,
     run_sipp,
     start_uas,
@@ -149,7 +150,7 @@ def background_call(
         return [
             sipp,
             f"{HOST}:{server.port}",
-            *("-i", HOST, "-p", str(local), "-mp", str(free_port(both=False)), "-nostdin"),
+            *("-i", HOST, "-p", str(local), "-mp", str(media_port()), "-nostdin"),
             *("-timeout", "40s", "-timeout_error", "-sn", "uac", "-d", str(hold), *CALLER),
         ]
 

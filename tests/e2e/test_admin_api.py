@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
+    media_port,
     popen_sipp,
     start_server,
     stopped_on_exit,
@@ -36,7 +37,7 @@ def _hold_call(
     cmd = [
         sipp,
         f"{HOST}:{server.port}",
-        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
         *("-sf", str(SCENARIOS / scenario), "-s", CALLED, "-m", "1"),
         *("-nostdin", "-timeout", "40s", "-timeout_error"),
     ]

@@ -15,6 +15,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     free_port,
+    media_port,
     popen_sipp,
     start_server,
     stopped_on_exit,
@@ -65,7 +66,7 @@ def test_a_sipp_call_holds_one_of_the_trunks_two_channels_while_it_is_up(
         cmd = [
             sipp,
             f"{HOST}:{server.port}",
-            *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+            *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
             *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-s", CALLED, "-m", "1"),
             *("-nostdin", "-timeout", "30s", "-timeout_error"),
         ]

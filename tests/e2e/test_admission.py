@@ -13,6 +13,7 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
+    media_port,
     run_scenario,
     run_sipp,
     start_server,
@@ -30,7 +31,7 @@ def _hold_calls(sipp: str, server: ServerProcess, count: int, ms: int) -> subpro
     cmd = [
         sipp,
         f"{HOST}:{server.port}",
-        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
         *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", str(count), "-r", "50"),
         *("-set", "rtp_port", str(rtp_port), "-set", "codec", "0", "-d", str(ms)),
         *("-nostdin", "-timeout", "30s", "-timeout_error"),

@@ -30,7 +30,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
-    free_port,
+    media_port,
     plan_dir,
     popen_bound,
     start_server,
@@ -59,7 +59,7 @@ def _sipp(sipp: str, tmp_path: Path, scenario: str, rtp: RtpParty, *args: str) -
     return [
         sipp,
         *("-sf", str(SCENARIOS / scenario), "-key", "rtp_port", str(rtp.port)),
-        *("-i", HOST, "-mp", str(free_port(both=False)), "-m", "1", "-nostdin"),
+        *("-i", HOST, "-mp", str(media_port()), "-m", "1", "-nostdin"),
         *("-timeout", "40s", "-timeout_error", "-trace_err"),
         *("-error_file", str(tmp_path / f"{scenario}.errors")),
         *args,

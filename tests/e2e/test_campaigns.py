@@ -25,7 +25,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
-    free_port,
+    media_port,
     plan_dir,
     popen_bound,
     start_server,
@@ -69,7 +69,7 @@ def _peer(sipp: str, tmp_path: Path, scenario: str, *keys: str) -> Iterator[int]
     def command(port: int) -> list[str]:
         return [
             sipp,
-            *("-i", HOST, "-p", str(port), "-mp", str(free_port(both=False))),
+            *("-i", HOST, "-p", str(port), "-mp", str(media_port())),
             *("-m", "1000", "-nostdin", "-sf", str(SCENARIOS / scenario), *keys),
         ]
 

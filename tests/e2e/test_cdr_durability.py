@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
+    media_port,
     start_server,
 )
 
@@ -34,7 +35,7 @@ def _hold_calls(sipp: str, tmp_path: Path, port: int) -> subprocess.Popen[bytes]
     cmd = [
         sipp,
         f"{HOST}:{port}",
-        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
         *("-sf", str(SCENARIOS / "uac-hears-greeting.xml"), "-m", str(CALLS), "-r", "50"),
         *("-set", "rtp_port", str(free_port(both=False)), "-set", "codec", "0"),
         *("-d", str(HOLD_MS), "-nostdin", "-timeout", "120s"),

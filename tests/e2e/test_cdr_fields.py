@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     SippResult,
     free_port,
     launch,
+    media_port,
     run_sipp,
     start_server,
     start_uas,
@@ -130,7 +131,7 @@ def _hold(sipp: str, port: int, cwd: Path) -> subprocess.Popen[str]:
     cmd = [
         sipp,
         f"{HOST}:{port}",
-        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
         *("-sf", str(scenario), "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"),
     ]
     return subprocess.Popen(

@@ -14,6 +14,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     free_port,
+    media_port,
     start_server,
     stopped_on_exit,
 )
@@ -57,7 +58,7 @@ def _sipp(sipp: str, server: ServerProcess, cwd: Path, stat_file: Path) -> subpr
     cmd = [
         sipp,
         f"{HOST}:{server.port}",
-        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
         *("-sf", str(SCENARIOS / "uac-expect-server-bye.xml"), "-s", CALLED),
         *("-r", str(RATE), "-m", str(CALLS), "-l", str(CALLS)),
         *("-trace_stat", "-stf", str(stat_file), "-fd", "1"),

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     ServerProcess,
     exported_cdrs,
     free_port,
+    media_port,
     popen_sipp,
     run_sipp,
     start_server,
@@ -72,7 +73,7 @@ def _uac(
         [
             sipp,
             *("-sf", str(SCENARIOS / scenario), "-key", "rtp_port", str(rtp.port)),
-            *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+            *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
             *("-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"),
             *("-error_file", str(tmp_path / f"{name}.errors")),
             f"{HOST}:{server.port}",

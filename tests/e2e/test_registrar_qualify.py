@@ -16,7 +16,7 @@ from tests.e2e.conftest import (
     SCENARIOS,
     ServerProcess,
     exported_cdrs,
-    free_port,
+    media_port,
     run_scenario,
     start_server,
     stopped_on_exit,
@@ -37,7 +37,7 @@ def _answer_options(sipp: str, tmp_path: Path, port: int, count: int, status: in
         [
             sipp,
             *("-sf", str(scenario)),
-            *("-i", HOST, "-p", str(port), "-mp", str(free_port(both=False))),
+            *("-i", HOST, "-p", str(port), "-mp", str(media_port())),
             *("-m", str(count), "-nostdin", "-timeout", "30s", "-timeout_error"),
         ],
         capture_output=True,

@@ -117,7 +117,7 @@ def test_sigterm_drains_and_hangs_up_active_calls(sipp: str, tmp_path: Path) -> 
     try:
         import subprocess
 
-        from tests.e2e.conftest import HOST, free_port
+        from tests.e2e.conftest import HOST, free_port, media_port
 
         local = free_port(both=False)
         proc = subprocess.Popen(
@@ -129,7 +129,7 @@ def test_sigterm_drains_and_hangs_up_active_calls(sipp: str, tmp_path: Path) -> 
                 "-p",
                 str(local),
                 "-mp",
-                str(free_port(both=False)),
+                str(media_port()),
                 "-sf",
                 str(SCENARIOS / "uac-expect-server-bye.xml"),
                 "-m",

@@ -13,7 +13,7 @@ import yaml
 
 from callserver.media.prompts import PlaylistItem, PromptStore
 from callserver.sip.auth import password_ha1
-from tests.e2e.conftest import HOST, PROMPTS, SCENARIOS, ServerProcess, free_port
+from tests.e2e.conftest import HOST, PROMPTS, SCENARIOS, ServerProcess, free_port, media_port
 from tests.e2e.rtp_party import RtpParty
 from tests.e2e.subscribers import PHONES, REALM
 
@@ -51,7 +51,7 @@ def sipp_command(
         sipp,
         f"{HOST}:{server.port}",
         *("-sf", str(SCENARIOS / scenario), "-key", "rtp_port", str(party.port)),
-        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(free_port(both=False))),
+        *("-i", HOST, "-p", str(free_port(both=False)), "-mp", str(media_port())),
         *("-m", "1", "-nostdin", "-timeout", "90s", "-timeout_error", "-trace_err"),
         *("-error_file", str(tmp_path / f"{scenario}.errors")),
         *args,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.conftest import HOST, free_port
+from tests.e2e.conftest import HOST, free_port, media_port
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -46,7 +46,7 @@ def sipp_server(
         [
             sipp,
             *([target] if target else []),
-            *("-i", HOST, "-p", str(port), "-mp", str(free_port(both=False)), "-t", transport),
+            *("-i", HOST, "-p", str(port), "-mp", str(media_port()), "-t", transport),
             *("-sf", str(SCENARIOS / scenario), "-m", "1", "-nostdin"),
             *("-timeout", "15s", "-timeout_error", *args),
         ],

@@ -114,13 +114,18 @@ def registered(
     username: str = "201",
     password: str = "pw201",
     to: str = f"<sip:{AOR}@{REALM}>",
+    source: str | None = None,
 ) -> RegisterAnswer:
-    """The answer to a REGISTER sent again with credentials after its 401."""
+    """The answer to a REGISTER sent again with credentials after its 401 (both from
+    ``source`` behind a SIP edge when given)."""
     contacts, extra = tuple(contacts), tuple(extra)
     first = reg.register(
-        register(contacts, cseq=cseq, call_id=call_id, extra=extra, to=to), flow, now
+        register(contacts, cseq=cseq, call_id=call_id, extra=extra, to=to),
+        flow,
+        now,
+        source=source,
     )
     assert first.status == 401, first
     creds = authorization(first.headers, username=username, password=password)
     request = register(contacts, cseq=cseq + 1, call_id=call_id, extra=(*extra, creds), to=to)
-    return reg.register(request, flow, now)
+    return reg.register(request, flow, now, source=source)

@@ -194,6 +194,23 @@ def test_a_tight_loop_of_registers_is_throttled_before_any_digest_work() -> None
     assert reg.register(register(), elsewhere, 6.5).status == 401
 
 
+def test_behind_an_edge_the_rate_and_lockout_count_the_phone_not_the_flow() -> None:
+    """With ``source`` (the phone's address the SIP edge names) the REGISTER rate and the
+    lockout count that address: phones behind one edge do not share a bucket or a penalty,
+    and the binding's flow is still the edge."""
+    lockout = Lockout(LockoutPolicy(slow_after=1, refuse_after=1, penalty=60.0, delay=0.0))
+    reg = registrar(burst=2.0, lockout=lockout)
+    edge = Peer("udp", "192.0.2.99", 5060)
+    first = [reg.register(register(), edge, 5.0, source="198.51.100.1").status for _ in range(3)]
+    assert first == [401, 401, 503]
+    assert reg.register(register(), edge, 5.0, source="198.51.100.2").status == 401
+    assert registered(reg, 9.0, password="x", flow=edge, source="198.51.100.3").status == 403
+    blocked = reg.register(register(), edge, 10.0, source="198.51.100.3")
+    assert blocked.status == 403 and lockout.statistics().refused == {"source": 1}
+    answer = registered(registrar(), 10.0, [PHONE], flow=edge, source="198.51.100.4")
+    assert answer.status == 200 and answer.changes[0].binding.flow == edge
+
+
 def test_a_replaced_contact_also_removed_by_name_is_removed_once() -> None:
     """A contact replaced by instance and reg-id and also sent with expires=0 changes once."""
     reg = registrar()

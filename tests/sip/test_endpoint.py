@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callserver.sip.dialog import DialogState
+from callserver.sip.endpoint import EndpointConfig, SipEndpoint
 from callserver.sip.events import (
     DialogConfirmed,
     DialogTerminated,
@@ -383,3 +384,32 @@ def test_response_goes_back_per_rport_with_received_stamped() -> None:
     top, second = response.vias()
     assert (top.received, top.rport) == ("198.51.100.7", 40123)
     assert second.host == "10.9.9.9"
+
+
+def test_provisional_and_final_answers_carry_the_record_route_of_the_invite() -> None:
+    """A 180 and a 200 to an INVITE through a record-routing proxy copy its Record-Route
+    values in order (RFC 3261 §12.1.1), so the caller's route set reaches the proxy (the 100
+    copies them too: no UAC reads a route set from it)."""
+    bob = SipEndpoint(EndpointConfig(host=BOB.host, port=BOB.port))
+    invite = (
+        b"INVITE sip:bob@127.0.0.1:5060 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-proxy-1\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-alice-1\r\n"
+        b"Record-Route: <sip:127.0.0.1:5090;lr>\r\nRecord-Route: <sip:192.0.2.1;lr>\r\n"
+        b"From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\n"
+        b"Call-ID: rr-1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5061>\r\n"
+        b"Max-Forwards: 69\r\nContent-Length: 0\r\n\r\n"
+    )
+    bob.receive_datagram(invite, Peer("udp", "127.0.0.1", 5090), 1.0)
+    event = bob.next_event()
+    assert isinstance(event, RequestReceived)
+    for status in (100, 180, 200):
+        bob.respond(event.key, status, 1.0, body=ANSWER if status == 200 else b"")
+    routes = []
+    for action in bob.datagrams_to_send():
+        assert isinstance(action, Transmit)
+        response = parse_message(action.data)
+        assert isinstance(response, Response)
+        routes.append((response.status, response.headers.get_all("Record-Route")))
+    both = ["<sip:127.0.0.1:5090;lr>", "<sip:192.0.2.1;lr>"]
+    assert routes == [(100, both), (180, both), (200, both)]
