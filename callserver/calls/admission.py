@@ -49,7 +49,7 @@ from callserver.config.centrex import Centrex, Subscriber
 from callserver.config.tariffs import Tariffs
 from callserver.config.trunks import TrunksFile, TrunkTable
 from callserver.policy.barring import check_outbound, parse_barring
-from callserver.policy.cps import CallRateLimiter
+from callserver.policy.cps import CallRateLimiter, RateRefusal
 from callserver.policy.limits import (
     ChannelLimits,
     Grant,
@@ -115,6 +115,7 @@ class Admission:
         self.channels = ChannelLimits(self._channel_limits())
         self.rates = CallRateLimiter(default_rate=trunks.cps_per_source)
         self.rates.update_rates(self._rates(trunks))
+        self._trunk_rates_here = True  # False: a cluster's shared buckets hold them
         self.auth = DigestAuthenticator(trunks.digest)
         self.reloaded: list[Callable[[], object]] = []  # told after each reload
 
@@ -126,7 +127,8 @@ class Admission:
         self.outbound = OutboundPlan.of(trunks)
         self._over = _over_limit(trunks)
         self.channels.update_limits(self._channel_limits())
-        self.rates.update_rates(self._rates(trunks), default_rate=trunks.cps_per_source)
+        here = self._rates(trunks) if self._trunk_rates_here else {}
+        self.rates.update_rates(here, default_rate=trunks.cps_per_source)
         self.auth.update(trunks.digest)
         for listener in self.reloaded:
             listener()
@@ -139,6 +141,32 @@ class Admission:
             if group.channels is not None
         }
         return {**self.table.channel_limits(), **groups}
+
+    def share_trunk_rates(self) -> None:
+        """Leave the trunks' call rates to a cluster's shared buckets (``cluster.rates``, asked
+        after this admission with the trunk of the call): the local limiter keeps the
+        per-source buckets only."""
+        self._trunk_rates_here = False
+        self.rates.update_rates({})
+
+    def trunk_rates(self) -> dict[str, tuple[float, float]]:
+        """``(rate, burst)`` of each trunk with a call rate, by ``trunk:<id>``."""
+        return self._rates(self.table.config)
+
+    def pool_profiles(self) -> list[str]:
+        """Every configured trunk's, customer's and Centrex group's pool and every limited
+        one (the pools the admin API and the metrics show)."""
+        config = self.table.config
+        return list(
+            dict.fromkeys(
+                [
+                    *(f"trunk:{name}" for name in config.trunks),
+                    *(f"customer:{name}" for name in config.customers),
+                    *(f"group:{gid}" for gid in self.centrex.groups),
+                    *self.channels.limits,
+                ]
+            )
+        )
 
     @staticmethod
     def _rates(trunks: TrunksFile) -> dict[str, tuple[float, float]]:
@@ -187,7 +215,9 @@ class Admission:
     def complete(
         self, screened: Screened, called: str, now: float
     ) -> Admitted | Rejected | Challenged:
-        """Verify the screened claim (its trunk's call rate), then take the call's channels."""
+        """Verify the screened claim (its trunk's call rate), then take the call's channels
+        (``checked``: in a cluster the intake checks them across the nodes before the call
+        goes on, ``calls.shared_admission``)."""
         trunk = screened.trunk
         if screened.claim is not None:
             assert screened.request is not None
@@ -205,9 +235,9 @@ class Admission:
             if refused is not None:
                 return refused
         customer = self.customer_of(trunk)
-        granted = self.channels.acquire(self.table.profiles(trunk, called))
+        granted = self.channels.acquire(self.table.profiles(trunk, called), checked=True)
         if not isinstance(granted, Grant):
-            return self._channel_refusal(granted, trunk, customer)
+            return self.channel_refusal(granted, trunk, customer)
         return Admitted(trunk=trunk, customer=customer, grant=granted)
 
     def _admit_phone(self, aor: str, called: str) -> Admitted | Rejected:
@@ -217,9 +247,10 @@ class Admission:
         if subscriber is None:  # a reload took the phone away after its password was checked
             return Rejected(status=403, reason="auth_failed")
         customer = self.centrex.groups[subscriber.group].customer
-        granted = self.channels.acquire(_phone_profiles(subscriber.group, customer, called))
+        profiles = _phone_profiles(subscriber.group, customer, called)
+        granted = self.channels.acquire(profiles, checked=True)
         if not isinstance(granted, Grant):
-            return self._channel_refusal(granted, None, customer)
+            return self.channel_refusal(granted, None, customer)
         return Admitted(
             trunk=None,
             customer=customer,
@@ -228,9 +259,10 @@ class Admission:
             group=subscriber.group,
         )
 
-    def _channel_refusal(
+    def channel_refusal(
         self, refusal: Refusal, trunk: str | None, customer: str | None
     ) -> Rejected:
+        """The configured over-limit answer to a call refused by ``refusal``."""
         return Rejected(
             status=self._over.status,
             reason="channel_limit",
@@ -260,6 +292,10 @@ class Admission:
         limited = self.rates.admit(keys, now)
         if limited is None:
             return None
+        return self.rate_refusal(limited, trunk)
+
+    def rate_refusal(self, limited: RateRefusal, trunk: str | None) -> Rejected:
+        """The answer to a call of ``trunk`` over a call rate: 503 with Retry-After."""
         customer = self.customer_of(trunk)
         headers = refusal_headers(self._over, limited)
         return Rejected(

@@ -263,6 +263,11 @@ class CallRateLimiter:
             for bucket in self._sources.values():
                 bucket.reconfigure(*default)
 
+    def count_refusal(self, key: str) -> None:
+        """Count a refusal decided elsewhere (a cluster's shared bucket) as this limiter's."""
+        kind = key.partition(":")[0]
+        self._refused[kind] = self._refused.get(kind, 0) + 1
+
     def tokens(self, key: str, now: float) -> float | None:
         """The tokens in ``key``'s bucket at ``now``; None if no bucket is held for ``key``.
 

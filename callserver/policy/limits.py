@@ -23,6 +23,14 @@ its own profiles (the outbound trunk, the forward-to number), and keeps its own 
 progress are never cut; a limit lowered below the count in use refuses new calls until enough
 of them have ended for the count to drop below it.
 
+Several nodes (a cluster, ``cluster.channels``) keep this object as the node's own view: its
+``observer`` is told of every grant and release (``checked`` says the grant is a new call's,
+whose channels the shared layer checks against the other nodes before the call goes on), and
+``elsewhere`` holds the other nodes' channels per profile as last seen, which
+:meth:`ChannelLimits.in_use` and :meth:`ChannelLimits.pools_in_use` add to this node's own
+(:meth:`ChannelLimits.held` is this node's alone). Without a cluster there is no observer and
+nothing elsewhere.
+
 Over the limit the call is answered with :class:`OverLimitResponse`: by default 503 with
 ``Reason: Q.850;cause=34`` (no circuit/channel available, ITU-T Q.850 Table 1; carried as
 in RFC 3326 §2) and ``Retry-After`` (RFC 3261 §20.33). :func:`refusal_headers` builds the headers.
@@ -34,11 +42,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 
 from callserver.policy.cps import RateRefusal
 
 __all__ = [
     "ChannelLimits",
+    "ChannelObserver",
     "Grant",
     "LimitStatistics",
     "OverLimitResponse",
@@ -95,6 +105,16 @@ class OverLimitResponse:
     status: int = 503
     reason: str | None = _CAUSE_34
     retry_after: int | None = 30
+
+
+class ChannelObserver(Protocol):
+    """Told of every grant and release of a :class:`ChannelLimits` (a cluster's shared layer)."""
+
+    def acquired(self, grant: Grant, checked: bool) -> None:
+        """``grant`` was taken; ``checked``: a new call's, checked by the observer's owner."""
+
+    def released(self, grant: Grant) -> None:
+        """``grant`` was given back (once)."""
 
 
 def profile_kind(profile: str) -> str:
@@ -155,6 +175,8 @@ class ChannelLimits:
         self._released = 0
         self._double_releases = 0
         self._refused: dict[str, int] = {}
+        self.observer: ChannelObserver | None = None  # a cluster's shared layer
+        self.elsewhere: dict[str, int] = {}  # the other nodes' channels per profile, last seen
         self.update_limits(limits or {})
 
     @property
@@ -162,10 +184,11 @@ class ChannelLimits:
         """The limits in force (a read-only view)."""
         return MappingProxyType(self._limits)
 
-    def acquire(self, profiles: Sequence[str]) -> Grant | Refusal:
+    def acquire(self, profiles: Sequence[str], *, checked: bool = False) -> Grant | Refusal:
         """Take one channel in every profile of ``profiles``, or none at all.
 
         A profile named twice is taken once. Called when the INVITE is accepted: ringing counts.
+        ``checked`` marks a new call's channels for the ``observer`` (module docstring).
 
         Returns:
             A :class:`Grant` to keep with the call leg and pass to :meth:`release`, or a
@@ -185,6 +208,8 @@ class ChannelLimits:
         self._next_id += 1
         grant = Grant(id=self._next_id, profiles=wanted)
         self._active[grant.id] = grant
+        if self.observer is not None:
+            self.observer.acquired(grant, checked)
         return grant
 
     def release(self, grant: Grant) -> bool:
@@ -206,6 +231,8 @@ class ChannelLimits:
             else:
                 del self._counts[profile]
         self._released += 1
+        if self.observer is not None:
+            self.observer.released(grant)
         return True
 
     def update_limits(self, limits: Mapping[str, int]) -> None:
@@ -223,12 +250,33 @@ class ChannelLimits:
         self._limits = dict(limits)
 
     def pools_in_use(self) -> dict[str, int]:
-        """Every profile with a channel held now, and how many (a snapshot)."""
-        return dict(self._counts)
+        """Every profile with a channel held now (here and elsewhere), and how many."""
+        pools = dict(self._counts)
+        for profile, count in self.elsewhere.items():
+            if count > 0:
+                pools[profile] = pools.get(profile, 0) + count
+        return pools
 
     def in_use(self, profile: str) -> int:
-        """How many channels of ``profile`` are held now."""
+        """How many channels of ``profile`` are held now, here and elsewhere (as last seen)."""
+        return self._counts.get(profile, 0) + max(0, self.elsewhere.get(profile, 0))
+
+    def held(self, profile: str) -> int:
+        """How many channels of ``profile`` this node holds now."""
         return self._counts.get(profile, 0)
+
+    def pools_held(self) -> dict[str, int]:
+        """Every profile with a channel this node holds now, and how many (a snapshot)."""
+        return dict(self._counts)
+
+    def is_held(self, grant: Grant) -> bool:
+        """Whether ``grant`` (the very object issued) is held now: not released yet."""
+        return self._active.get(grant.id) is grant
+
+    def count_refusal(self, profile: str) -> None:
+        """Count a refusal decided elsewhere (the cluster's shared counters) as this node's."""
+        kind = profile_kind(profile)
+        self._refused[kind] = self._refused.get(kind, 0) + 1
 
     def limit(self, profile: str) -> int | None:
         """The limit of ``profile``; None if it is unlimited."""

@@ -229,3 +229,25 @@ def test_screen_leaves_the_password_to_complete() -> None:
     admitted = admission.complete(right, "387331", 2.0)
     assert isinstance(admitted, Admitted) and admitted.trunk == "branch"
     assert admission.auth.lockout.statistics().failures == 1
+
+
+def test_shared_trunk_rates_leave_the_source_buckets_here_and_follow_reloads() -> None:
+    """Shared with a cluster, the trunks' rates leave the local limiter (a reload too); the
+    per-source buckets stay; the pools shown are every trunk, customer and limited pool."""
+    rated = {"match": ["192.0.2.10"], "customer": "acme", "cps": 1}
+    file = trunks(
+        cps_per_source=1,
+        customers={"acme": {}},
+        trunks={"pbx": rated},
+        numbers={"38733123": {"channels": 1}},
+    )
+    admission = Admission(file)
+    assert admission.trunk_rates() == {"trunk:pbx": (1.0, 1.0)}
+    admission.share_trunk_rates()
+    admission.reload(file)
+    assert isinstance(admission.admit("192.0.2.10", 5060, "387331", 0.0), Admitted)
+    refused = admission.admit("192.0.2.10", 5060, "387332", 0.0)
+    assert isinstance(refused, Rejected) and refused.reason == "cps_limit"  # the source's
+    assert admission.rates.tokens("trunk:pbx", 0.0) is None
+    assert admission.rates.tokens("source:192.0.2.10", 0.0) == 0.0
+    assert admission.pool_profiles() == ["trunk:pbx", "customer:acme", "number:38733123"]

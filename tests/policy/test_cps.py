@@ -271,3 +271,10 @@ def test_one_simulated_second_at_fixed_rate() -> None:
     admitted = sum(limiter.admit(["trunk:a"], tick / 1024) is None for tick in range(1025))
     assert admitted == 12
     assert limiter.statistics().refused == {"trunk": 1025 - 12}
+
+
+def test_a_refusal_decided_elsewhere_counts_by_kind() -> None:
+    """A refusal by a cluster's shared bucket counts with the limiter's own, by kind."""
+    limiter = CallRateLimiter()
+    limiter.count_refusal("trunk:gw1")
+    assert limiter.statistics().refused == {"trunk": 1}

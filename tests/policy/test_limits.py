@@ -396,3 +396,51 @@ ChannelLimitsMachine.TestCase.settings = settings(
     deadline=None,
 )
 TestChannelLimitsMachine = ChannelLimitsMachine.TestCase
+
+
+class _Told:
+    """A ChannelObserver that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, int, bool]] = []
+
+    def acquired(self, grant: Grant, checked: bool) -> None:
+        self.told.append(("acquired", grant.id, checked))
+
+    def released(self, grant: Grant) -> None:
+        self.told.append(("released", grant.id, False))
+
+
+def test_the_observer_is_told_of_each_grant_and_release_once() -> None:
+    """An observer hears every grant (a new call's marked checked) and each release once;
+    a refusal and a second release tell it nothing."""
+    limits = ChannelLimits({"trunk:a": 1})
+    told = _Told()
+    limits.observer = told
+    call = limits.acquire(["trunk:a"], checked=True)
+    assert isinstance(call, Grant)
+    assert isinstance(limits.acquire(["trunk:a"]), Refusal)
+    leg = limits.acquire(["trunk:b"])
+    assert isinstance(leg, Grant)
+    limits.release(call)
+    limits.release(call)
+    assert told.told == [
+        ("acquired", call.id, True),
+        ("acquired", leg.id, False),
+        ("released", call.id, False),
+    ]
+    assert not limits.is_held(call) and limits.is_held(leg)
+
+
+def test_channels_elsewhere_count_in_use_but_not_held_here() -> None:
+    """The other nodes' channels as last seen add to in_use and the pools, not to held, and
+    do not refuse a local acquire; a refusal decided elsewhere is counted by kind."""
+    limits = ChannelLimits({"customer:acme": 3})
+    limits.elsewhere = {"customer:acme": 2, "trunk:gw": 0}
+    grant = limits.acquire(["customer:acme", "trunk:gw"])
+    assert isinstance(grant, Grant)
+    assert limits.in_use("customer:acme") == 3 and limits.held("customer:acme") == 1
+    assert limits.pools_in_use() == {"customer:acme": 3, "trunk:gw": 1}
+    assert limits.pools_held() == {"customer:acme": 1, "trunk:gw": 1}
+    limits.count_refusal("customer:acme")
+    assert limits.statistics().refused == {"customer": 1}
