@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import secrets
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,6 +31,8 @@ from callserver.cdr.purging import RetentionTask
 from callserver.cdr.spool import CdrSpool
 from callserver.cluster.cdrs import CentralCdrStore, open_central_cdrs
 from callserver.cluster.edge import open_edge
+from callserver.cluster.lease import Holder
+from callserver.cluster.limits import SharedLimits, open_shared_limits
 from callserver.cluster.link import RedisLink
 from callserver.cluster.phone_state import SharedPhoneState
 from callserver.config.centrex import load_customers
@@ -181,13 +182,15 @@ class Server:
         self.admin: AdminServer | None = None  # the admin API (``admin.listen``), once started
         cluster = settings.cluster  # several nodes: what they share goes through Redis
         self.link = None if cluster.redis is None else RedisLink(cluster.redis)
-        self.holder = f"{cluster.node}/{secrets.token_hex(4)}"  # this process among the nodes
+        self.holder = Holder.new(cluster.node)  # this process among the nodes
         self.shared: SharedPhoneState | None = None  # bindings, settings: start()
+        self.shared_limits: SharedLimits | None = None  # channels and call rates: start()
 
     async def start(self, on_ready: Callable[[], None] | None = None) -> None:
         """Open every listening socket; fixes the endpoint's port when it listened on port 0.
         ``on_ready`` (the pid file) runs before ``server.listening`` is logged, so whoever
         waits for that line finds it done."""
+        await self._open_cluster_limits()  # before the first INVITE can arrive
         sip = self.settings.sip
         await self.sockets.open(
             sip.listen,
@@ -205,7 +208,7 @@ class Server:
         if self.link is not None:
             node, loop = self.settings.cluster.node, self._loop
             self.shared = await SharedPhoneState.open(
-                self.link, node=node, holder=self.holder, loop=loop
+                self.link, node=node, holder=str(self.holder), loop=loop
             )
         opened = self.phones.open(
             self.cdr.directory, self._watching, self.queue_events, self.shared
@@ -228,6 +231,24 @@ class Server:
         if on_ready is not None:
             on_ready()
         log.info("server.listening", addresses=self.sockets.describe())
+
+    async def _open_cluster_limits(self) -> None:
+        """With ``cluster.redis``: the channels and trunk call rates shared through the link."""
+        if self.link is None:
+            return
+        shared = await open_shared_limits(
+            self.settings.cluster, self.link, self.admission, self.holder
+        )
+        self.calls.intake.share(shared.channels)
+        self.shared_limits = shared
+
+    async def _close_cluster_limits(self) -> None:
+        """The calls waiting for Redis refused, the last releases sent, the lease deleted
+        (the link closes after the shared phone state)."""
+        if self.calls.intake.shared is not None:
+            await self.calls.intake.shared.close()
+        if self.shared_limits is not None:
+            await self.shared_limits.close()
 
     # -- transport callbacks (asyncio names) ------------------------------------------------
 
@@ -407,6 +428,7 @@ class Server:
         """Close every socket and stop the timers."""
         if self.admin is not None:
             await self.admin.close()
+        await self._close_cluster_limits()  # while the CDR spool and the sockets are open
         self._alarm.cancel()
         self.collections.stop()
         self.gc_pauses.uninstall()

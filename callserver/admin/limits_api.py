@@ -2,7 +2,8 @@
 
 Every pool ``admin.pools`` reads (the same reading as the channel metrics): trunks,
 customers, Centrex groups and called numbers with a limit, each with the channels held and
-bought and its call rate. A customer token sees only its own customer's pools, calls and
+bought and its call rate (in a cluster, the channels held on every node as last seen, and this
+node's own). A customer token sees only its own customer's pools, calls and
 refusals; the operator's own pools (a trunk of no customer, a number of none) and the refusals
 of calls that never reached a customer (an unknown source, a failed password) are the
 operator's alone.
@@ -68,8 +69,9 @@ class ServerLimits:
 
 
 def pool_view(pool: Pool) -> dict[str, Any]:
-    """The JSON of one pool."""
-    return {
+    """The JSON of one pool; in a cluster ``channels_in_use`` is the cluster's (as last seen)
+    and ``channels_in_use_here`` this node's share."""
+    view: dict[str, Any] = {
         "kind": pool.kind,
         "name": pool.name,
         "customer": pool.customer,
@@ -77,6 +79,9 @@ def pool_view(pool: Pool) -> dict[str, Any]:
         "channels": pool.channels,
         "cps": pool.cps,
     }
+    if pool.here is not None:
+        view["channels_in_use_here"] = pool.here
+    return view
 
 
 def rejections(ended: Mapping[tuple[str, str], int]) -> dict[str, int]:

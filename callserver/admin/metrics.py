@@ -37,6 +37,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from callserver.admin.central_metrics import CentralCdrCollector
+from callserver.admin.cluster_metrics import ClusterCollector
 from callserver.admin.metric_sources import (
     REJECTIONS,
     bindings_per_customer,
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
     from callserver.cdr.spool import CdrSpool
     from callserver.cluster.cdrs import CentralCdrStore
     from callserver.cluster.edge import EdgeSources
+    from callserver.cluster.limits import SharedLimits
+    from callserver.cluster.link import RedisLink
     from callserver.config.tariffs import Tariffs
     from callserver.dialplan.routing import Routing
     from callserver.media.engine import MediaEngine
@@ -102,6 +105,10 @@ class Server(Protocol):
     def endpoint(self) -> SipEndpoint: ...
     @property
     def edge(self) -> EdgeSources | None: ...
+    @property
+    def link(self) -> RedisLink | None: ...
+    @property
+    def shared_limits(self) -> SharedLimits | None: ...
 
 
 def server_registry(server: Server) -> CollectorRegistry:
@@ -114,6 +121,8 @@ def server_registry(server: Server) -> CollectorRegistry:
     registry.register(GcPauseCollector(server.gc_pauses))
     if server.central is not None:  # cluster.postgres: the feeder of the central CDR store
         registry.register(CentralCdrCollector(server.central.feeder))
+    if server.link is not None and server.shared_limits is not None:
+        registry.register(ClusterCollector(server.link, server.shared_limits))
     return registry
 
 
@@ -217,12 +226,20 @@ class ServerCollector(Collector):
     def _channels(self) -> Iterator[Metric]:
         in_use = _gauge("callserver_channels_in_use", "Channels held per pool.", ["kind", "pool"])
         bought = _gauge("callserver_channels_bought", "Channel limit per pool.", ["kind", "pool"])
+        here = _gauge(
+            "callserver_channels_in_use_here",
+            "Channels this node holds per pool (a cluster's node).",
+            ["kind", "pool"],
+        )
         for pool in channel_pools(self.server.admission):
             in_use.add_metric([pool.kind, pool.name], pool.in_use)
             if pool.channels is not None:
                 bought.add_metric([pool.kind, pool.name], pool.channels)
+            if pool.here is not None:
+                here.add_metric([pool.kind, pool.name], pool.here)
         yield in_use
         yield bought
+        yield here
 
     def _admission(self) -> Iterator[Metric]:
         admission, server = self.server.admission, self.server

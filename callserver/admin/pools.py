@@ -7,6 +7,10 @@ held; any other pool only when it has a limit, so the callers' numbers never bec
 Each pool names its customer (None for the operator's own: a trunk of no customer, a number
 of none) and its call rate (a trunk's ``cps``; the other kinds have none).
 
+In a cluster (``cluster.redis``) a pool's ``in_use`` is the cluster's: this node's channels
+and the other nodes' as last seen (from the last admission in that pool or the last
+heartbeat, ``cluster.channels``); ``here`` is this node's alone.
+
 Pure: it reads the admission's limiter and files as they are when asked.
 """
 
@@ -28,7 +32,7 @@ POOL_KINDS = ("trunk", "customer", "group")
 class Pool:
     """One channel pool: ``in_use`` of ``channels`` (None: no limit) held now, its
     ``customer`` (None: the operator's own), and ``cps``, its new calls a second (None: no
-    limit)."""
+    limit); in a cluster ``here`` is this node's share of ``in_use``."""
 
     kind: str
     name: str
@@ -36,6 +40,7 @@ class Pool:
     in_use: int
     channels: int | None
     cps: float | None = None
+    here: int | None = None  # this node's own channels (None: the same as ``in_use``)
 
     @property
     def profile(self) -> str:
@@ -48,14 +53,9 @@ def channel_pools(admission: Admission) -> list[Pool]:
     limiter = admission.channels
     in_use = limiter.pools_in_use()
     config = admission.table.config
-    configured = [
-        *(f"trunk:{name}" for name in config.trunks),
-        *(f"customer:{name}" for name in config.customers),
-        *(f"group:{gid}" for gid in admission.centrex.groups),
-    ]
     owners = _owners(admission)
     pools = []
-    for profile in {*configured, *in_use, *limiter.limits}:
+    for profile in {*admission.pool_profiles(), *in_use}:
         kind, _, name = profile.partition(":")
         limit = limiter.limit(profile)
         if kind in POOL_KINDS or limit is not None:
@@ -68,6 +68,7 @@ def channel_pools(admission: Admission) -> list[Pool]:
                     in_use=in_use.get(profile, 0),
                     channels=limit,
                     cps=None if trunk is None else trunk.cps,
+                    here=None if limiter.observer is None else limiter.held(profile),
                 )
             )
     return sorted(pools, key=lambda pool: (pool.kind, pool.name))

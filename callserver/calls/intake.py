@@ -7,7 +7,8 @@ phone, call rate, blacklist, channels; the CDR journal's open line), gets an RTP
 common codec; an INVITE without one gets our offer in the 2xx: ``calls.negotiation``); then the
 called number's dialplan runs the call (``calls.hosting``). A number with no plan at all is
 refused with 404 and ``Reason: Q.850;cause=3`` (no route to destination, RFC 3398; CDR end
-reason ``no_route``).
+reason ``no_route``). In a cluster (``cluster.redis``) an admitted call first waits for the
+shared limits (``calls.shared_admission``); without one nothing waits.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import itertools
 
 import structlog
 
-from callserver.calls.admission import Admitted
+from callserver.calls.admission import Admitted, Rejected
 from callserver.calls.call import Call, caller_of, facts_of, max_forwards_of
 from callserver.calls.hosting import SessionHosting
 from callserver.calls.negotiation import Negotiation
 from callserver.calls.registry import Calls
+from callserver.calls.reporting import CallFacts
 from callserver.calls.screening import Screening
 from callserver.calls.services import CallOperations, CallServices
+from callserver.calls.shared_admission import SharedCheck, SharedWait
 from callserver.media.engine import PortsExhausted
 from callserver.policy.caller import CallerId
 from callserver.sip.events import RequestReceived
@@ -46,6 +49,7 @@ class Intake:
         screening: Screening,
         operations: CallOperations,
     ) -> None:
+        self.services = services
         self.endpoint = services.endpoint
         self.media = services.media
         self.admission = services.admission
@@ -58,24 +62,50 @@ class Intake:
         self.refuse = operations.refuse
         self.end_call = operations.end_call
         self.draining = False  # from SIGTERM: new INVITEs get 503
+        self.shared: SharedWait | None = None  # a cluster's wait for the shared limits
         self._session_ids = itertools.count(1)
 
-    def on_invite(self, event: RequestReceived, now: float) -> None:
-        """Refuse an initial INVITE, or admit it and start its plan (RFC 3261 §13.3.1)."""
+    def share(self, check: SharedCheck) -> SharedWait:
+        """Have each new call, once admitted here, wait for ``check`` (the cluster's shared
+        limits) before it goes on (``calls.shared_admission``)."""
+        self.shared = SharedWait(
+            self.services,
+            check,
+            resume=self.on_invite,
+            refused=self.refused,
+            draining=self._draining,
+        )
+        return self.shared
+
+    def _draining(self) -> bool:
+        return self.draining
+
+    def on_invite(self, event: RequestReceived, now: float, admitted: Call | None = None) -> None:
+        """Refuse an initial INVITE, or admit it and start its plan (RFC 3261 §13.3.1).
+
+        In a cluster the call waits for the shared limits after its local admission
+        (``calls.shared_admission``) and comes back here as ``admitted`` to go on.
+        """
         request = event.request
-        call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
-        call.max_forwards = max_forwards_of(event)
-        call.diversion = tuple(request.headers.get_all("Diversion"))
-        call.history_info = tuple(request.headers.get_all("History-Info"))
-        caller = caller_of(event)
-        if self.draining or len(self.calls) >= self.live.settings.calls.max_calls:
-            reason = "shutdown" if self.draining else "rejected"
-            self.reporter.ended(facts_of(call.call_id, event, caller), reason, sip_code=503)
-            self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "30"),))
-            return
-        call.log = log.bind(call_id=call.call_id)
-        if not self._admit(call, event, caller, now):
-            return
+        if admitted is None:
+            call = Call(call_id=request.call_id(), key=event.key, offered_at=event.rtime)
+            call.max_forwards = max_forwards_of(event)
+            call.diversion = tuple(request.headers.get_all("Diversion"))
+            call.history_info = tuple(request.headers.get_all("History-Info"))
+            caller = caller_of(event)
+            if self.draining or len(self.calls) >= self.live.settings.calls.max_calls:
+                reason = "shutdown" if self.draining else "rejected"
+                self.reporter.ended(facts_of(call.call_id, event, caller), reason, sip_code=503)
+                self.endpoint.respond(event.key, 503, now, headers=(("Retry-After", "30"),))
+                return
+            call.log = log.bind(call_id=call.call_id)
+            if not self._admit(call, event, caller, now):
+                return
+            if self.shared is not None:  # a cluster: the other nodes' channels count too
+                self.shared.start(call, event)
+                return
+        else:
+            call, caller = admitted, caller_of(event)
         try:
             call.stream = self.media.open_stream()
         except (PortsExhausted, OSError) as exc:
@@ -117,8 +147,16 @@ class Intake:
             call.log = call.log.bind(trunk=result.trunk, subscriber=result.subscriber)
             self.reporter.opened(facts)
             return True
+        self.refused(call, event, facts, result, now)
+        return False
+
+    def refused(
+        self, call: Call, event: RequestReceived, facts: CallFacts, result: Rejected, now: float
+    ) -> None:
+        """Refuse the INVITE as ``result`` says (the announcement first, when configured), with
+        its CDR and log line."""
         if result.announcement and self.host.announce_refusal(call, event, facts, result, now):
-            return False
+            return
         self.reporter.ended(facts, result.reason, sip_code=result.status)
         call.log.info(
             "call.rejected",
@@ -130,4 +168,3 @@ class Intake:
         self.screening.respond(
             event.key, result.status, now, headers=result.headers, delay=result.delay
         )
-        return False

@@ -187,6 +187,8 @@ class CallManager:
             call = self.calls.by_key(event.key)
             if call is not None:
                 self.end_call(call, "cancelled")
+            elif self.intake.shared is not None:  # waiting for the cluster's limits
+                self.intake.shared.cancelled(event.key)
         elif isinstance(event, ResponseReceived):
             if event.response.status >= 200:
                 self._bye_done(event.key)

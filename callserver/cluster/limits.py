@@ -1,7 +1,8 @@
 """A node's part in the cluster's limits, opened and closed as one (``app.py`` wires it).
 
-With ``cluster.redis`` set, :func:`open_shared_limits` makes this run of the node a holder
-(``cluster.lease``), moves the trunks' call rates from the admission's local limiter to the
+With ``cluster.redis`` set, :func:`open_shared_limits` takes this run of the node as a
+holder (``cluster.lease``; the same holder names its changes to the shared registrations),
+moves the trunks' call rates from the admission's local limiter to the
 shared buckets (``cluster.rates``; a reload updates them), makes the shared channel counters
 (``cluster.channels``) observe the admission's channel limits, and starts the lease, whose
 every renewal is followed by the channels' census. The intake awaits
@@ -70,10 +71,9 @@ class SharedLimits:
 
 
 async def open_shared_limits(
-    settings: ClusterSettings, link: RedisLink, admission: Admissions
+    settings: ClusterSettings, link: RedisLink, admission: Admissions, holder: Holder
 ) -> SharedLimits:
-    """Share ``admission``'s limits through ``link`` as this run of ``settings.node``."""
-    holder = Holder.new(settings.node)
+    """Share ``admission``'s limits through ``link`` as ``holder`` (this run of the node)."""
     rates = SharedRates(admission.rates)
     rates.update(admission.trunk_rates())
     admission.share_trunk_rates()

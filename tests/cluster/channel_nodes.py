@@ -15,6 +15,7 @@ import redis
 import redis.asyncio as aioredis
 
 from callserver.calls.admission import Admission
+from callserver.cluster.lease import Holder
 from callserver.cluster.limits import SharedLimits, open_shared_limits
 from callserver.cluster.link import RedisLink
 from callserver.config.cluster import ClusterSettings
@@ -75,7 +76,7 @@ async def open_node(
     admission = Admission(TrunksFile.model_validate(trunks or ACME))
     link = RedisLink(url, timeout=0.5, retry=0.1)
     settings = ClusterSettings(node=name, redis=url, lease=lease)
-    shared = await open_shared_limits(settings, link, admission)
+    shared = await open_shared_limits(settings, link, admission, Holder.new(name))
     return Node(admission=admission, link=link, shared=shared)
 
 
