@@ -71,6 +71,14 @@ class Postgres(PostgresServer):
         return [line.split("|") for line in self.psql("callserver", sql).splitlines()]
 
     def __enter__(self) -> Postgres:
+        # The port was free when chosen, before initdb: another process may have taken it.
+        for _ in range(2):
+            try:
+                return self.start()
+            except RuntimeError as exc:
+                if "Address already in use" not in str(exc):
+                    raise
+                self.port = free_port(both=False)
         return self.start()
 
     def __exit__(

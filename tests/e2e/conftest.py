@@ -369,7 +369,9 @@ def launch(
     server.reader = threading.Thread(target=_reader, args=(server,), daemon=True)
     server.reader.start()
     try:
-        server.wait_for("server.listening")
+        # Generous: a loaded machine (parallel tests, a benchmark beside) can take seconds
+        # to import and load a server; only a server that never listens waits it out.
+        server.wait_for("server.listening", timeout=30.0)
     except AssertionError as exc:
         server.stop()
         if any("cannot listen" in line for line in server.raw):
