@@ -40,14 +40,11 @@ Only the node that took the REGISTER qualifies a binding (OPTIONS, RFC 3261 §11
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from callserver.cluster.link import RedisLink
-from callserver.cluster.mirror import Mirror
+from callserver.cluster.mirrored import MirroredStore
 from callserver.cluster.records import Change, Entry
 from callserver.registrar.binding import Binding, BindingChange, BindingState, Changed
 from callserver.sip.errors import SipParseError
@@ -71,45 +68,17 @@ _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 ChangedElsewhere = Callable[[str, str, Binding | None], None]
 
 
-class RedisBindingStore:
-    """Bindings in Redis, shared by the nodes; see the module docstring.
+class RedisBindingStore(MirroredStore[ChangedElsewhere]):
+    """Bindings in Redis, shared by the nodes; see the module docstring (and
+    :class:`callserver.cluster.mirrored.MirroredStore` for its arguments)."""
 
-    Args:
-        link: the node's Redis link.
-        node: this node's name; ``holder`` this process's id.
-        loop: the event loop (``apply`` runs in a worker thread and hands over to it).
-        wall: the wall clock in seconds (tests pin it).
-    """
-
-    def __init__(
-        self,
-        link: RedisLink,
-        *,
-        node: str,
-        holder: str,
-        loop: asyncio.AbstractEventLoop,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.mirror = Mirror(link, KIND, node=node, holder=holder, wall=wall)
-        self._node, self._loop, self._wall = node, loop, wall
-        self._loaded: list[Entry] = []
-        self._changed: ChangedElsewhere | None = None
-
-    async def open(self) -> None:
-        """Read every binding (none while Redis is unreachable: they come when it answers)."""
-        self._loaded = await self.mirror.start()
+    kind = KIND
 
     def load(self, now: float) -> list[Binding]:
         """The bindings read by :meth:`open`, their deadlines on the clock of ``now``."""
         offset = now - self._wall()
-        loaded, self._loaded = self._loaded, []
+        loaded = self._take_loaded()
         return [b for e in loaded if (b := binding_of(e, offset, self._node)) is not None]
-
-    def attach(self, changed_elsewhere: ChangedElsewhere) -> None:
-        """Other nodes' changes go to ``changed_elsewhere`` (aor, contact, binding or None)
-        from now on, those that came since :meth:`open` first."""
-        self._changed = changed_elsewhere
-        self.mirror.attach(self._received)
 
     def apply(self, changes: Sequence[Changed], now: float) -> None:
         """Hand ``changes`` (made at ``now``) to the mirror, in order; any thread."""
@@ -119,11 +88,6 @@ class RedisBindingStore:
             (c.binding.aor, c.binding.contact) for c in changes if c.change is BindingChange.EXPIRED
         ]
         self._loop.call_soon_threadsafe(self._hand_over, written, expired)
-
-    def close(self) -> None:
-        """No more changes into the registrar (it is closing); the mirror is closed by whoever
-        opened the store."""
-        self._changed = None
 
     def _hand_over(self, written: list[Change], expired: list[tuple[str, str]]) -> None:
         self.mirror.forget(expired)

@@ -22,14 +22,11 @@ nodes only, until it is changed again.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Sequence
 
 import structlog
 
-from callserver.cluster.link import RedisLink
-from callserver.cluster.mirror import Mirror
+from callserver.cluster.mirrored import MirroredStore
 from callserver.cluster.records import Change, Entry
 from callserver.policy.services import Override, fits
 
@@ -40,54 +37,20 @@ log = structlog.get_logger("callserver.cluster")
 KIND = "services"
 
 
-class RedisServiceStore:
-    """The phones' settings in Redis, shared by the nodes; see the module docstring.
+class RedisServiceStore(MirroredStore[Callable[[Override], None]]):
+    """The phones' settings in Redis, shared by the nodes; see the module docstring (and
+    :class:`callserver.cluster.mirrored.MirroredStore` for its arguments)."""
 
-    Args:
-        link: the node's Redis link.
-        node: this node's name; ``holder`` this process's id.
-        loop: the event loop (``apply`` runs in a worker thread and hands over to it).
-        wall: the wall clock in seconds (tests pin it).
-    """
-
-    def __init__(
-        self,
-        link: RedisLink,
-        *,
-        node: str,
-        holder: str,
-        loop: asyncio.AbstractEventLoop,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.mirror = Mirror(link, KIND, node=node, holder=holder, wall=wall)
-        self._loop = loop
-        self._loaded: list[Entry] = []
-        self._changed: Callable[[Override], None] | None = None
-
-    async def open(self) -> None:
-        """Read every setting (none while Redis is unreachable: they come when it answers)."""
-        self._loaded = await self.mirror.start()
+    kind = KIND
 
     def load(self) -> list[Override]:
         """The settings read by :meth:`open`; a value a setting cannot take is skipped."""
-        loaded, self._loaded = self._loaded, []
-        return [o for entry in loaded if (o := _override(entry)) is not None]
-
-    def attach(self, changed_elsewhere: Callable[[Override], None]) -> None:
-        """Other nodes' changes go to ``changed_elsewhere`` from now on, those that came since
-        :meth:`open` first."""
-        self._changed = changed_elsewhere
-        self.mirror.attach(self._received)
+        return [o for entry in self._take_loaded() if (o := _override(entry)) is not None]
 
     def apply(self, overrides: Sequence[Override]) -> None:
         """Hand ``overrides`` to the mirror, in order; any thread."""
         changes = [Change(key=o.number, field=o.service, value=o.value) for o in overrides]
         self._loop.call_soon_threadsafe(self.mirror.write, changes)
-
-    def close(self) -> None:
-        """No more changes into the services store (it is closing); the mirror is closed by
-        whoever opened this store."""
-        self._changed = None
 
     def _received(self, entry: Entry) -> None:
         override = _override(entry)
