@@ -139,7 +139,7 @@ class GcPauseCollector(Collector):
             "garbage-collector passes, by how long they held the process",
             labels=["generation"],
         )
-        for generation in range(len(self.pauses.sums)):
+        for generation in range(len(self.pauses.generations)):
             buckets, total = self.pauses.histogram(generation)
             family.add_metric([str(generation)], buckets, total)
         yield family

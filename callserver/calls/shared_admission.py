@@ -167,10 +167,10 @@ class SharedWait:
     def _end(self, call: Call, status: int, reason: str) -> None:
         """Answer a waiting call ``status`` (503 with Retry-After), give its channels back and
         write its CDR."""
-        if self._waiting.pop(call.key, None) is None:
-            self._release(call)
-            return
+        waiting = self._waiting.pop(call.key, None) is not None
         self._release(call)
+        if not waiting:  # cancelled meanwhile: answered and reported already
+            return
         services = self.services
         if services.endpoint.is_pending_invite(call.key):
             headers = (("Retry-After", "30"),) if status == 503 else ()

@@ -39,7 +39,6 @@ and call rate", says what is conservative in that and what is not.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -55,6 +54,7 @@ from callserver.cluster.link import RedisLink
 from callserver.cluster.rates import Bucket, SharedRates
 from callserver.policy.cps import RateRefusal
 from callserver.policy.limits import ChannelLimits, Grant, Refusal, profile_kind
+from callserver.process.histogram import Histogram
 
 __all__ = ["ACQUIRE_BUCKETS", "CHANNEL_PREFIX", "SharedChannelStatistics", "SharedChannels"]
 
@@ -130,8 +130,7 @@ class SharedChannels:
         self._admitted = self._refused = self._restores = 0
         self._local_since_restore = 0  # new calls decided locally since the last rewrite
         self._local = {"admitted": 0, "refused": 0}
-        self._round_trips = [0] * (len(ACQUIRE_BUCKETS) + 1)
-        self._round_trip_sum = 0.0
+        self._round_trips = Histogram(ACQUIRE_BUCKETS)
 
     def attach(self) -> None:
         """Observe the limits, rewrite on the link's reconnection, start the writer."""
@@ -164,7 +163,7 @@ class SharedChannels:
             if answer is not None:  # our entries may be gone: put them back first
                 self.link.resync()
             return self._admit_locally(grant, trunk)
-        self._observe(self._clock() - started)
+        self._round_trips.observe(self._clock() - started)
         status = answer[0]
         if status == b"cps":
             assert bucket is not None
@@ -229,10 +228,6 @@ class SharedChannels:
             if profile_kind(profile) in _SHOWN_KINDS or self.limits.limit(profile) is not None:
                 elsewhere[profile] = total - own
         return totals
-
-    def _observe(self, seconds: float) -> None:
-        self._round_trips[bisect.bisect_left(ACQUIRE_BUCKETS, seconds)] += 1
-        self._round_trip_sum += seconds
 
     # -- published and withdrawn: the writer ------------------------------------------------
 
@@ -330,17 +325,13 @@ class SharedChannels:
 
     def statistics(self) -> SharedChannelStatistics:
         """The counters since start (see :class:`SharedChannelStatistics`)."""
-        cumulative, total = [], 0
-        for count in self._round_trips:
-            total += count
-            cumulative.append(total)
         return SharedChannelStatistics(
             admitted=self._admitted,
             refused=self._refused,
             local=dict(self._local),
             restores=self._restores,
-            round_trips=tuple(cumulative),
-            round_trip_sum=self._round_trip_sum,
+            round_trips=self._round_trips.cumulative(),
+            round_trip_sum=self._round_trips.sum,
         )
 
     async def close(self) -> None:

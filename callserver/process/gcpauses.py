@@ -9,9 +9,10 @@ about one young pass every eleven calls (bench/call_path's feed).
 from __future__ import annotations
 
 import gc
-from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from time import perf_counter
+
+from callserver.process.histogram import Histogram
 
 __all__ = ["BUCKETS", "GcPauses"]
 
@@ -25,9 +26,7 @@ class GcPauses:
     def __init__(self, clock: Callable[[], float] = perf_counter) -> None:
         self._clock = clock
         self._began = 0.0
-        # per generation: passes by bucket (the last one: over BUCKETS[-1]) and their sum
-        self.counts = [[0] * (len(BUCKETS) + 1) for _ in range(GENERATIONS)]
-        self.sums = [0.0] * GENERATIONS
+        self.generations = [Histogram(BUCKETS) for _ in range(GENERATIONS)]
 
     def install(self) -> None:
         """Time every pass from now on."""
@@ -45,15 +44,10 @@ class GcPauses:
             self._began = self._clock()
             return
         pause = self._clock() - self._began
-        generation = info["generation"]
-        self.counts[generation][bisect_left(BUCKETS, pause)] += 1
-        self.sums[generation] += pause
+        self.generations[info["generation"]].observe(pause)
 
     def histogram(self, generation: int) -> tuple[list[tuple[str, float]], float]:
         """The cumulative buckets of ``generation`` as Prometheus names them (``le``, the last
         ``+Inf``), and the sum of its pauses in seconds."""
-        cumulative, total = [], 0
-        for bound, count in zip((*map(str, BUCKETS), "+Inf"), self.counts[generation], strict=True):
-            total += count
-            cumulative.append((bound, float(total)))
-        return cumulative, self.sums[generation]
+        histogram = self.generations[generation]
+        return histogram.buckets(), histogram.sum
